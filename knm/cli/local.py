@@ -1,0 +1,215 @@
+"""Local commands: they run the server or act directly on its database."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import os
+import sys
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from knm.core.config import KnmConfig
+from knm.core.errors import KnmError
+
+
+def _config(args: argparse.Namespace) -> KnmConfig:
+    return KnmConfig.from_env(
+        host=getattr(args, "host", None),
+        port=getattr(args, "port", None),
+    )
+
+
+def serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from knm.core.app import create_app
+    from knm.core.runtime import Knm
+
+    overrides: dict[str, Any] = {"host": args.host, "port": args.port}
+    if args.no_runner:
+        overrides["runner"] = False
+    config = KnmConfig.from_env(**overrides)
+    _raise_open_files_limit()
+    app = create_app(knm=Knm(config))
+    print(f"knm: serving http://{config.host}:{config.port}{config.api_prefix}", file=sys.stderr)
+    uvicorn.run(
+        app,
+        host=config.host,
+        port=config.port,
+        log_level=config.log_level.lower(),
+        access_log=False,
+        ws_per_message_deflate=False,
+        timeout_graceful_shutdown=30,
+    )
+    return 0
+
+
+def _raise_open_files_limit() -> None:
+    # Fanning out to 1,000+ nodes holds a socket each; the usual soft limit of 1024 is too low.
+    try:
+        import resource
+
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        if soft < hard:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    except (ImportError, ValueError, OSError):
+        pass
+
+
+def _with_db(args: argparse.Namespace, action: Callable[[Any], Awaitable[int]]) -> int:
+    from knm.core.runtime import Knm
+
+    async def run() -> int:
+        knm = Knm(_config(args))
+        await knm.start(serve=False)
+        try:
+            return await action(knm)
+        finally:
+            await knm.stop()
+
+    try:
+        return asyncio.run(run())
+    except KnmError as exc:
+        print(f"knm: {exc.message}: {exc.error}", file=sys.stderr)
+        return 1
+
+
+def migrate(args: argparse.Namespace) -> int:
+    async def action(knm: Any) -> int:
+        print("migrations are up to date")
+        return 0
+
+    return _with_db(args, action)
+
+
+def _password(args: argparse.Namespace) -> str:
+    # Never from argv: it would show in `ps` and in shell history.
+    if args.password_stdin:
+        return sys.stdin.readline().rstrip("\n")
+    env = os.environ.get("KNM_NEW_PASSWORD")
+    if env:
+        return env
+    first = getpass.getpass("New password: ")
+    if first != getpass.getpass("Again: "):
+        raise SystemExit("knm: passwords do not match")
+    return first
+
+
+def user_create(args: argparse.Namespace) -> int:
+    from knm.core.auth import passwords, users
+
+    password = _password(args)
+
+    async def action(knm: Any) -> int:
+        passwords.check_password_rules(password)
+        async with knm.pool.acquire() as conn:
+            user = await users.create(conn, args.username, knm.hasher.hash(password), args.role)
+            await knm.audit_record(
+                conn, principal=None, username="(cli)", action="user.create", target=user.username
+            )
+        print(f"created user {user.username} ({user.role}), id {user.id}")
+        return 0
+
+    return _with_db(args, action)
+
+
+def user_reset_password(args: argparse.Namespace) -> int:
+    from knm.core.auth import passwords, users
+
+    password = _password(args)
+
+    async def action(knm: Any) -> int:
+        passwords.check_password_rules(password)
+        async with knm.pool.acquire() as conn:
+            row = await users.auth_row_by_name(conn, args.username)
+            if row is None:
+                print(f"knm: no user {args.username!r}", file=sys.stderr)
+                return 1
+            await users.update(conn, row.id, password_hash=knm.hasher.hash(password), disabled=False)
+            await conn.execute(
+                "DELETE FROM login_failures WHERE username = lower($1)", args.username
+            )
+            await knm.audit_record(
+                conn, principal=None, username="(cli)", action="user.reset_password",
+                target=row.username,
+            )
+        print(f"password of {row.username} reset; its existing tokens no longer work")
+        return 0
+
+    return _with_db(args, action)
+
+
+def user_list(args: argparse.Namespace) -> int:
+    from knm.core.auth import users
+
+    async def action(knm: Any) -> int:
+        async with knm.pool.acquire() as conn:
+            _, found = await users.list_users(conn, 1000, 0)
+        for user in found:
+            state = "disabled" if user.disabled else "active"
+            print(f"{user.id}\t{user.username}\t{user.role}\t{state}")
+        return 0
+
+    return _with_db(args, action)
+
+
+def user_set(args: argparse.Namespace) -> int:
+    from knm.core.auth import users
+
+    async def action(knm: Any) -> int:
+        async with knm.pool.acquire() as conn:
+            row = await users.auth_row_by_name(conn, args.username)
+            if row is None:
+                print(f"knm: no user {args.username!r}", file=sys.stderr)
+                return 1
+            disabled = {"disable": True, "enable": False}.get(args.user_command)
+            await users.update(conn, row.id, role=getattr(args, "role", None), disabled=disabled)
+            await knm.audit_record(
+                conn, principal=None, username="(cli)", action=f"user.{args.user_command}",
+                target=row.username,
+            )
+        print(f"{args.username}: {args.user_command} done")
+        return 0
+
+    return _with_db(args, action)
+
+
+def register(subparsers: argparse._SubParsersAction[Any]) -> None:
+    p = subparsers.add_parser("serve", help="run the API server (and the task runner)")
+    p.add_argument("--host", default=None, help="listen address (KNM_HOST, default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=None, help="listen port (KNM_PORT, default 8080)")
+    p.add_argument("--no-runner", action="store_true", help="serve the API only; tasks run in `knm worker`")
+    p.set_defaults(func=serve)
+
+    p = subparsers.add_parser("migrate", help="apply database migrations and exit")
+    p.set_defaults(func=migrate)
+
+    admin = subparsers.add_parser("admin", help="administer the server's database directly")
+    admin_sub = admin.add_subparsers(dest="admin_command", metavar="COMMAND", required=True)
+    user = admin_sub.add_parser("user", help="manage users")
+    user_sub = user.add_subparsers(dest="user_command", metavar="COMMAND", required=True)
+
+    p = user_sub.add_parser("create", help="create a user (password from a prompt or stdin)")
+    p.add_argument("username")
+    p.add_argument("--role", choices=["admin", "operator", "viewer"], default="viewer")
+    p.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
+    p.set_defaults(func=user_create)
+
+    p = user_sub.add_parser("reset-password", help="set a user's password and re-enable them")
+    p.add_argument("username")
+    p.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
+    p.set_defaults(func=user_reset_password)
+
+    p = user_sub.add_parser("list", help="list users")
+    p.set_defaults(func=user_list)
+
+    for name, text in (("disable", "disable a user"), ("enable", "enable a user")):
+        p = user_sub.add_parser(name, help=text)
+        p.add_argument("username")
+        p.set_defaults(func=user_set)
+    p = user_sub.add_parser("set-role", help="change a user's role")
+    p.add_argument("username")
+    p.add_argument("role", choices=["admin", "operator", "viewer"])
+    p.set_defaults(func=user_set)

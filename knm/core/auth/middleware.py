@@ -1,0 +1,55 @@
+"""Authentication of every knm request: a login JWT or an API token, from the ``Authorization``
+header (or ``?token=`` on the WebSocket, where browsers cannot set headers)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from litestar.connection import ASGIConnection
+from litestar.middleware import AbstractAuthenticationMiddleware, AuthenticationResult
+
+from knm.core.auth import tokens, users
+from knm.core.auth.principal import Principal
+from knm.core.errors import Unauthorized
+
+
+def bearer_token(connection: ASGIConnection[Any, Any, Any, Any]) -> str:
+    header = connection.headers.get("authorization")
+    if header:
+        scheme, _, value = header.partition(" ")
+        if scheme.lower() != "bearer" or not value.strip():
+            raise Unauthorized("malformed Authorization header; expected 'Bearer <token>'")
+        return value.strip()
+    if connection.scope["type"] == "websocket":
+        token = connection.query_params.get("token")
+        if token:
+            return token
+    raise Unauthorized("missing bearer token")
+
+
+async def authenticate(knm: Any, token: str) -> Principal:
+    async with knm.pool.acquire() as conn:
+        if token.startswith(tokens.API_TOKEN_PREFIX):
+            return await tokens.principal_for_api_token(conn, token)
+        claims = tokens.decode_jwt(knm.keys.jwt, token)
+        try:
+            user_id = int(str(claims["sub"]))
+        except ValueError:
+            raise Unauthorized("malformed token") from None
+        row = await users.auth_row(conn, user_id)
+    if row is None:
+        raise Unauthorized("user no longer exists")
+    if row.disabled:
+        raise Unauthorized("user disabled")
+    if claims.get("ep", 0) != row.session_epoch:
+        raise Unauthorized("token revoked (password changed)")
+    return Principal(user_id=row.id, username=row.username, role=row.role)
+
+
+class AuthMiddleware(AbstractAuthenticationMiddleware):
+    async def authenticate_request(
+        self, connection: ASGIConnection[Any, Any, Any, Any]
+    ) -> AuthenticationResult:
+        knm = connection.app.state["knm"]
+        principal = await authenticate(knm, bearer_token(connection))
+        return AuthenticationResult(user=principal, auth=None)

@@ -1,0 +1,148 @@
+"""Login tokens (JWT, HS256) and long-lived API tokens (opaque, stored hashed)."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import asyncpg
+import jwt
+import msgspec
+
+from knm.core.auth.principal import Principal
+from knm.core.errors import NotFound, Unauthorized
+
+API_TOKEN_PREFIX = "knm_"
+ALGORITHM = "HS256"
+
+
+def issue_jwt(key: bytes, *, user_id: int, role: str, epoch: int, ttl: int) -> tuple[str, datetime]:
+    now = datetime.now(UTC)
+    expires = now + timedelta(seconds=ttl)
+    claims = {
+        "sub": str(user_id),
+        "role": role,
+        "iat": int(now.timestamp()),
+        "exp": int(expires.timestamp()),
+        "jti": uuid.uuid4().hex,
+        "ep": epoch,
+    }
+    return jwt.encode(claims, key, algorithm=ALGORITHM), expires
+
+
+def decode_jwt(key: bytes, token: str) -> dict[str, object]:
+    try:
+        return jwt.decode(
+            token, key, algorithms=[ALGORITHM], options={"require": ["sub", "exp", "iat", "jti"]}
+        )
+    except jwt.ExpiredSignatureError:
+        raise Unauthorized("token expired") from None
+    except jwt.InvalidSignatureError:
+        raise Unauthorized("invalid token signature") from None
+    except jwt.DecodeError:
+        raise Unauthorized("malformed token") from None
+    except jwt.InvalidTokenError as exc:
+        raise Unauthorized(f"invalid token: {exc}") from None
+
+
+def hash_api_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+class ApiToken(msgspec.Struct):
+    id: int
+    name: str
+    user_id: int
+    role: str
+    prefix: str
+    expires_at: datetime | None
+    revoked_at: datetime | None
+    last_used_at: datetime | None
+    created_at: datetime
+
+
+class NewApiToken(msgspec.Struct):
+    """Returned once at creation: ``token`` is never shown again."""
+
+    id: int
+    name: str
+    role: str
+    token: str
+    expires_at: datetime | None
+    created_at: datetime
+
+
+_COLUMNS = "id, name, user_id, role, prefix, expires_at, revoked_at, last_used_at, created_at"
+
+
+async def create_api_token(
+    conn: asyncpg.Connection, *, name: str, user_id: int, role: str, expires_at: datetime | None
+) -> NewApiToken:
+    token = API_TOKEN_PREFIX + secrets.token_urlsafe(32)
+    row = await conn.fetchrow(
+        "INSERT INTO api_tokens (name, user_id, role, token_hash, prefix, expires_at) "
+        "VALUES ($1, $2, $3, $4, $5, $6) RETURNING id, created_at",
+        name,
+        user_id,
+        role,
+        hash_api_token(token),
+        token[:12],
+        expires_at,
+    )
+    return NewApiToken(
+        id=row["id"], name=name, role=role, token=token, expires_at=expires_at,
+        created_at=row["created_at"],
+    )
+
+
+async def list_api_tokens(
+    conn: asyncpg.Connection, user_id: int | None, limit: int, offset: int
+) -> tuple[int, list[ApiToken]]:
+    where = "" if user_id is None else "WHERE user_id = $3"
+    args: list[object] = [limit, offset] + ([] if user_id is None else [user_id])
+    total = await conn.fetchval(
+        f"SELECT count(*) FROM api_tokens {where.replace('$3', '$1')}", *args[2:]
+    )
+    rows = await conn.fetch(
+        f"SELECT {_COLUMNS} FROM api_tokens {where} ORDER BY id DESC LIMIT $1 OFFSET $2", *args
+    )
+    return total, [ApiToken(**dict(r)) for r in rows]
+
+
+async def revoke_api_token(conn: asyncpg.Connection, token_id: int, user_id: int | None) -> None:
+    row = await conn.fetchrow(
+        "UPDATE api_tokens SET revoked_at = coalesce(revoked_at, now()) "
+        "WHERE id = $1 AND ($2::bigint IS NULL OR user_id = $2) RETURNING id",
+        token_id,
+        user_id,
+    )
+    if row is None:
+        raise NotFound(f"Token ID {token_id} not found")
+
+
+async def principal_for_api_token(conn: asyncpg.Connection, token: str) -> Principal:
+    row = await conn.fetchrow(
+        """UPDATE api_tokens t SET last_used_at = now()
+           FROM users u
+           WHERE t.token_hash = $1 AND u.id = t.user_id
+           RETURNING t.id, t.role, t.expires_at, t.revoked_at, u.id AS user_id, u.username,
+                     u.role AS user_role, u.disabled""",
+        hash_api_token(token),
+    )
+    if row is None:
+        raise Unauthorized("invalid API token")
+    if row["revoked_at"] is not None:
+        raise Unauthorized("token revoked")
+    if row["expires_at"] is not None and row["expires_at"] <= datetime.now(UTC):
+        raise Unauthorized("token expired")
+    if row["disabled"]:
+        raise Unauthorized("user disabled")
+    # A token never grants more than its owner has now, even after the owner was demoted.
+    from knm.core.auth.principal import ROLES
+
+    role = min(row["role"], row["user_role"], key=ROLES.index)
+    return Principal(
+        user_id=row["user_id"], username=row["username"], role=role, via="api", token_id=row["id"]
+    )

@@ -1,0 +1,95 @@
+"""KnmConfig: every setting of a knm process, read from ``KNM_*`` variables or a TOML file.
+
+Precedence: keyword arguments, then ``KNM_*`` environment variables, then the TOML file named
+by ``KNM_CONFIG``, then defaults.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import platformdirs
+
+
+def default_data_dir() -> Path:
+    # The embedded PostgreSQL, run as root, widens the permissions of every parent of its data
+    # directory up to / (it must run as an unprivileged user that can reach it), so root's home
+    # must never be on that path.
+    if os.geteuid() == 0:
+        return Path("/var/lib/knm")
+    return Path(platformdirs.user_data_dir("knm"))
+
+
+class KnmConfig(msgspec.Struct, kw_only=True):
+    """Settings of one knm process. Field names are the ``KNM_`` variables in lower case."""
+
+    host: str = "127.0.0.1"
+    port: int = 8080
+    #: PostgreSQL URL; empty means the embedded server in ``data_dir``.
+    database_url: str = ""
+    data_dir: str = ""
+    #: The one secret every key derives from; generated into the data dir when embedded.
+    secret_key: str = ""
+    #: Password of the ``admin`` user created on first start; generated and printed if empty.
+    admin_password: str = ""
+    #: Where knm's routes live inside the ASGI app (``/api/v1`` and ``/schema`` go below it).
+    path_prefix: str = ""
+    #: JWT lifetime in seconds.
+    token_ttl: int = 86_400
+    argon2_time_cost: int = 3
+    argon2_memory_cost: int = 65_536
+    argon2_parallelism: int = 4
+    #: Failed logins per (username, client) allowed within ``login_window`` seconds.
+    login_max_failures: int = 5
+    login_window: int = 300
+    #: Plugin names never to load.
+    blocked_plugins: list[str] = msgspec.field(default_factory=list)
+    #: Load third-party plugins from the ``knm`` entry-point group.
+    load_entrypoints: bool = True
+    #: Run the task runner in this process.
+    runner: bool = True
+    #: Seconds a worker's lease on a task lasts before another may reap it.
+    lease_seconds: float = 30.0
+    #: Serve /metrics without a token.
+    metrics_public: bool = False
+    db_pool_min: int = 2
+    db_pool_max: int = 20
+    log_level: str = "INFO"
+    #: How long a feature-switch change may take to reach other processes (seconds).
+    settings_refresh: float = 2.0
+
+    def resolved_data_dir(self) -> Path:
+        return Path(self.data_dir) if self.data_dir else default_data_dir()
+
+    @property
+    def api_prefix(self) -> str:
+        return f"{self.path_prefix.rstrip('/')}/api/v1"
+
+    @classmethod
+    def from_env(cls, environ: dict[str, str] | None = None, **overrides: Any) -> KnmConfig:
+        env = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        toml_path = env.get("KNM_CONFIG")
+        if toml_path:
+            values.update(msgspec.toml.decode(Path(toml_path).read_bytes()))
+        for name, field_type in _field_types().items():
+            raw = env.get(f"KNM_{name.upper()}")
+            if raw is not None:
+                values[name] = _parse(raw, field_type)
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return msgspec.convert(values, cls, strict=False)
+
+
+def _field_types() -> dict[str, Any]:
+    return {f.name: f.type for f in msgspec.structs.fields(KnmConfig)}
+
+
+def _parse(raw: str, field_type: Any) -> Any:
+    if field_type == "bool" or field_type is bool:
+        return raw.strip().lower() in {"1", "true", "yes", "on"}
+    if field_type in ("list[str]",) or str(field_type).startswith("list"):
+        return [part.strip() for part in raw.split(",") if part.strip()]
+    return raw

@@ -1,0 +1,120 @@
+"""The response envelope of the contract: ``{code, message, data}`` and ``{code, message, error}``.
+
+Every answer under knm's routes, including ones Litestar produces itself (unknown route, wrong
+method, a body that does not decode), goes out in this shape; ``code`` always equals the HTTP
+status.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Generic, TypeVar
+
+import msgspec
+from litestar import Request, Response
+from litestar.exceptions import (
+    HTTPException,
+    NotAuthorizedException,
+    PermissionDeniedException,
+    ValidationException,
+)
+from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
+
+from knm.core.errors import KnmError
+
+T = TypeVar("T")
+log = logging.getLogger("knm")
+
+
+class Envelope(msgspec.Struct, Generic[T], omit_defaults=True):
+    """A successful answer."""
+
+    code: int
+    message: str
+    data: T | msgspec.UnsetType = msgspec.UNSET
+
+
+class ErrorEnvelope(msgspec.Struct):
+    """A failed answer; ``error`` says what exactly went wrong."""
+
+    code: int
+    message: str
+    error: str
+
+
+class Page(msgspec.Struct, kw_only=True):
+    """Query parameters every list takes."""
+
+    page: int = 1
+    page_size: int = 20
+
+    @property
+    def offset(self) -> int:
+        return (self.page - 1) * self.page_size
+
+
+def ok(data: Any = msgspec.UNSET, message: str = "ok") -> Envelope[Any]:
+    return Envelope(code=200, message=message, data=data)
+
+
+def created(data: Any, message: str = "created") -> Envelope[Any]:
+    return Envelope(code=201, message=message, data=data)
+
+
+def error_response(status: int, message: str, error: str, headers: dict[str, str] | None = None) -> Response[Any]:
+    return Response(
+        content=ErrorEnvelope(code=status, message=message, error=error),
+        status_code=status,
+        headers=headers,
+        media_type="application/json",
+    )
+
+
+def _validation_detail(exc: ValidationException) -> str:
+    extra = exc.extra
+    if isinstance(extra, list) and extra:
+        parts = []
+        for item in extra:
+            if isinstance(item, dict):
+                key = item.get("key")
+                msg = item.get("message", "")
+                parts.append(f"{key}: {msg}" if key else str(msg))
+            else:
+                parts.append(str(item))
+        return "; ".join(parts)
+    detail = str(exc.detail or "invalid request")
+    return detail
+
+
+def handle_knm_error(_: Request[Any, Any, Any], exc: KnmError) -> Response[Any]:
+    return error_response(exc.status_code, exc.message, exc.error or exc.message, exc.headers or None)
+
+
+def handle_http_exception(request: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
+    status = exc.status_code
+    if isinstance(exc, ValidationException):
+        return error_response(400, "invalid request", _validation_detail(exc))
+    if isinstance(exc, NotAuthorizedException):
+        return error_response(401, "unauthorized", str(exc.detail))
+    if isinstance(exc, PermissionDeniedException):
+        return error_response(403, "forbidden", str(exc.detail))
+    if status == 404:
+        return error_response(404, "not found", f"no route for {request.method} {request.url.path}")
+    if status == 405:
+        return error_response(405, "method not allowed", f"{request.method} is not allowed on {request.url.path}")
+    if status >= 500:
+        log.error("http error %s on %s %s: %s", status, request.method, request.url.path, exc.detail)
+        return error_response(status, "internal error", "internal server error")
+    return error_response(status, str(exc.detail) or "error", str(exc.detail) or "error", exc.headers)
+
+
+def handle_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    log.exception("unhandled error on %s %s", request.method, request.url.path)
+    return error_response(HTTP_500_INTERNAL_SERVER_ERROR, "internal error", "internal server error")
+
+
+EXCEPTION_HANDLERS: dict[type[Exception] | int, Any] = {
+    KnmError: handle_knm_error,
+    HTTPException: handle_http_exception,
+    Exception: handle_unexpected,
+}

@@ -1,0 +1,128 @@
+"""Every hook a knm plugin may implement. Each docstring is that hook's reference.
+
+Hooks are synchronous and declarative: they return objects, and the async work lives on
+methods of those objects (pluggy has no async support, and a coroutine is never ``None``).
+Every hook here collects the results of all implementations; none is ``firstresult``.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import pluggy
+
+if TYPE_CHECKING:
+    import argparse
+
+PROJECT = "knm"
+hookspec = pluggy.HookspecMarker(PROJECT)
+hookimpl = pluggy.HookimplMarker(PROJECT)
+
+
+@hookspec
+def knm_migrations() -> list[Any]:
+    """Return ``list[MigrationSet]``: folders of numbered ``.sql`` files, one namespace each.
+
+    Called once at startup and by ``knm migrate``; each namespace's files are applied in number
+    order, exactly once per database.
+    """
+
+
+@hookspec
+def knm_features() -> list[Any]:
+    """Return ``list[FeatureSpec]``: the feature switches and settings structs the plugin adds.
+
+    Called when the app is built. Each spec names a kind (``ssh``), the public switch name
+    (``ssh_enabled``) and a settings struct whose defaults apply until an admin changes them
+    through ``PUT /api/v1/features/automation/<kind>``.
+    """
+
+
+@hookspec
+def knm_routes() -> list[Any]:
+    """Return Litestar route handlers or controllers to mount under ``/api/v1``.
+
+    Called once when the app is built. Handlers get knm's authentication, envelope and
+    exception handling; mark public handlers with ``opt={"public": True}``.
+    """
+
+
+@hookspec
+def knm_executors() -> list[Any]:
+    """Return ``list[Executor]``: the execution kinds the plugin adds (``ssh``, ``ansible``...).
+
+    Called once when the app is built. Each executor gets the generic execute, status, cancel,
+    rerun and history routes under ``/api/v1/automation/<route>/``, and is also a workflow step
+    type. Duplicate kinds are an error.
+    """
+
+
+@hookspec
+def knm_step_types() -> list[Any]:
+    """Return ``list[StepType]``: workflow step types that are not executors (``approval``...).
+
+    Called once when the app is built. Duplicate names (including executors' kinds) are an error.
+    """
+
+
+@hookspec
+def knm_builtin_content() -> list[Any]:
+    """Return ``list[BuiltinContent]``: playbooks, scripts and workflows shipped as package data.
+
+    Called at startup; each item is upserted by ``(kind, name)``: it keeps its id, and gets a new
+    version when its body changed. Builtins are read-only over the API.
+    """
+
+
+@hookspec
+def knm_check_command(command: str, context: Any) -> list[Any]:
+    """Return ``list[Violation]`` for ``command`` (empty when the plugin has no objection).
+
+    Called before any task that runs a shell command is created, and again on commands rendered
+    inside workflows. ``context`` says who asks and for which executor. Every implementation must
+    pass: one violation blocks the command with 422.
+    """
+
+
+@hookspec
+def knm_cluster_providers() -> list[Any]:
+    """Return ``list[ClusterProvider]``: cluster kinds (``static``, ``kubernetes``) and how they
+    list their nodes and resolve a node name to an address.
+
+    Called once when the app is built. Duplicate kinds are an error.
+    """
+
+
+@hookspec
+def knm_transports() -> list[Any]:
+    """Return ``list[Transport]``: ways to reach a node and run a command there (SSH today).
+
+    Called once when the app is built.
+    """
+
+
+@hookspec
+def knm_cli(subparsers: argparse._SubParsersAction[Any]) -> None:
+    """Add subcommands to the ``knm`` command line through ``subparsers.add_parser``.
+
+    Called each time ``knm`` starts, before its arguments are parsed. Set ``func`` with
+    ``parser.set_defaults(func=...)``; it receives the parsed namespace and returns an exit code.
+    """
+
+
+@hookspec
+def knm_lifespan() -> list[Any]:
+    """Return ``list[Callable[[Knm], AsyncContextManager]]``: work started with the app.
+
+    Each factory is entered after the database is ready and exited at shutdown, in reverse
+    order (connection pools, background loops).
+    """
+
+
+@hookspec
+def knm_task_finished(task: Any) -> None:
+    """Called once after a task's terminal state is written, with its ``TaskStatus``.
+
+    For side effects such as notifications. The return value is ignored, and an exception is
+    logged and never changes the task.
+    """

@@ -1,0 +1,62 @@
+"""One secret, many keys: HKDF derives a key per purpose; a fingerprint guards against a wrong secret.
+
+The fingerprint is stored in the database on first start. A process started later with another
+secret would sign tokens nobody accepts and fail to decrypt every stored secret, so it refuses to
+start instead.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+
+import asyncpg
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+from knm.core.errors import KnmError
+
+SECRET_FILE = "secret_key"
+
+
+class WrongSecret(KnmError):
+    message = "wrong secret key"
+
+
+def derive_key(secret: str, purpose: str, length: int = 32) -> bytes:
+    return HKDF(
+        algorithm=hashes.SHA256(), length=length, salt=b"knm", info=purpose.encode()
+    ).derive(secret.encode())
+
+
+def fingerprint(secret: str) -> str:
+    return derive_key(secret, "fingerprint", 16).hex()
+
+
+def load_or_create_secret(data_dir: Path) -> str:
+    """The secret kept in the data dir (mode 0600), created on first use."""
+    path = data_dir / SECRET_FILE
+    if path.exists():
+        return path.read_text().strip()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    value = secrets.token_urlsafe(48)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(value + "\n")
+    return value
+
+
+async def check_fingerprint(conn: asyncpg.Connection, secret: str) -> None:
+    """Record the secret's fingerprint on first start; refuse a different secret later."""
+    mine = fingerprint(secret)
+    stored = await conn.fetchval(
+        "INSERT INTO knm_settings (key, value) VALUES ('secret_fingerprint', to_jsonb($1::text)) "
+        "ON CONFLICT (key) DO UPDATE SET key = EXCLUDED.key RETURNING value #>> '{}'",
+        mine,
+    )
+    if stored != mine:
+        raise WrongSecret(
+            "this database was set up with a different KNM_SECRET_KEY "
+            f"(fingerprint {stored}, this process has {mine}); start knm with the original secret"
+        )

@@ -1,0 +1,123 @@
+"""``KnmPlugin``: mounts knm into any Litestar app; the standalone server is built from it too.
+
+Everything knm adds lives under ``config.path_prefix``: the ``/api/v1`` tree, its WebSocket, its
+OpenAPI document and ``/metrics``. Authentication, the envelope and knm's exception handling
+are attached to knm's router only, so the host's own routes, handlers and dependencies are left
+as they were. App-level handlers (for unknown routes and wrong methods) are added only where the
+host has none.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from litestar import Litestar, Router, get
+from litestar.config.app import AppConfig
+from litestar.exceptions import HTTPException
+from litestar.middleware import DefineMiddleware
+from litestar.openapi.datastructures import ResponseSpec
+from litestar.plugins import InitPlugin
+from litestar.response import Response
+
+from knm.core import audit, features, plugins_route
+from knm.core.auth import routes as auth_routes
+from knm.core.auth.middleware import AuthMiddleware
+from knm.core.config import KnmConfig
+from knm.core.envelope import EXCEPTION_HANDLERS, ErrorEnvelope
+from knm.core.manager import collect
+from knm.core.runtime import Knm
+
+#: A little above the largest body any route takes (scripts: 1 MiB of content).
+MAX_BODY = 4 * 1024 * 1024
+
+_ERRORS = {
+    400: "malformed request or bad parameters",
+    401: "token missing, invalid or expired",
+    403: "role too low, or feature disabled",
+    404: "not found",
+    409: "conflict",
+    422: "validation failed",
+    429: "too many requests",
+    500: "internal error",
+}
+
+
+def _document_errors(handler: Any) -> None:
+    specs = {
+        code: ResponseSpec(data_container=ErrorEnvelope, description=text)
+        for code, text in _ERRORS.items()
+    }
+    handler.responses = {**specs, **(handler.responses or {})}
+
+
+class KnmPlugin(InitPlugin):
+    def __init__(self, config: KnmConfig | None = None, *, knm: Knm | None = None) -> None:
+        self.config = config or (knm.config if knm else KnmConfig.from_env())
+        self.knm = knm or Knm(self.config)
+
+    def route_handlers(self) -> list[Any]:
+        handlers: list[Any] = [
+            *auth_routes.ROUTES,
+            *features.ROUTES,
+            *audit.ROUTES,
+            plugins_route.list_plugins,
+            *collect(self.knm.pm.hook.knm_routes()),
+        ]
+        for handler in handlers:
+            _document_errors(handler)
+        return handlers
+
+    def on_app_init(self, app_config: AppConfig) -> AppConfig:
+        knm = self.knm
+        api = Router(
+            path=self.config.api_prefix,
+            route_handlers=self.route_handlers(),
+            middleware=[
+                DefineMiddleware(
+                    AuthMiddleware, exclude_from_auth_key="public", exclude_http_methods=["OPTIONS"]
+                )
+            ],
+            exception_handlers=dict(EXCEPTION_HANDLERS),
+            request_max_body_size=MAX_BODY,
+            tags=["knm"],
+        )
+        app_config.route_handlers.append(api)
+        app_config.state["knm"] = knm
+        for exc_type, handler in EXCEPTION_HANDLERS.items():
+            if exc_type is Exception or exc_type in app_config.exception_handlers:
+                continue
+            if exc_type is HTTPException and any(
+                key in app_config.exception_handlers for key in (404, 405, HTTPException)
+            ):
+                continue
+            app_config.exception_handlers[exc_type] = handler
+        if self.config.path_prefix and app_config.openapi_config is not None:
+            app_config.route_handlers.append(_schema_router(self.config.path_prefix))
+
+        @asynccontextmanager
+        async def lifespan(_: Litestar) -> AsyncIterator[None]:
+            await knm.start()
+            try:
+                yield
+            finally:
+                await knm.stop()
+
+        app_config.lifespan.append(lifespan)
+        return app_config
+
+
+def _schema_router(prefix: str) -> Router:
+    """knm's own OpenAPI document under its prefix, limited to knm's paths."""
+    api = f"{prefix.rstrip('/')}/api/v1"
+
+    @get("/openapi.json", include_in_schema=False, opt={"public": True})
+    async def knm_openapi(request: Any) -> Response[Any]:
+        document = request.app.openapi_schema.to_schema()
+        document["paths"] = {
+            path: item for path, item in document.get("paths", {}).items() if path.startswith(api)
+        }
+        return Response(document, media_type="application/json")
+
+    return Router(path=f"{prefix.rstrip('/')}/schema", route_handlers=[knm_openapi])

@@ -1,0 +1,194 @@
+"""``Knm``: the state of one running knm (config, plugins, database, keys), shared by every route.
+
+Built by ``KnmPlugin`` and kept in ``app.state["knm"]``; started and stopped by the app's lifespan.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import sys
+from contextlib import AsyncExitStack
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import msgspec
+import pluggy
+
+from knm.core import audit, db, keys
+from knm.core.auth import passwords, users
+from knm.core.config import KnmConfig
+from knm.core.embedded_pg import EmbeddedPostgres
+from knm.core.errors import KnmError
+from knm.core.features import FeatureSpec, FeatureStore
+from knm.core.manager import collect, make_plugin_manager
+
+log = logging.getLogger("knm")
+
+
+class StartupError(KnmError):
+    message = "knm cannot start"
+
+
+class Keys(msgspec.Struct, frozen=True):
+    """Keys derived from the one secret, each for one purpose."""
+
+    jwt: bytes
+    secrets: bytes
+    fingerprint: str
+
+    @classmethod
+    def from_secret(cls, secret: str) -> Keys:
+        return cls(
+            jwt=keys.derive_key(secret, "jwt-signing"),
+            secrets=keys.derive_key(secret, "secrets-at-rest"),
+            fingerprint=keys.fingerprint(secret),
+        )
+
+
+class Knm:
+    def __init__(self, config: KnmConfig, pm: pluggy.PluginManager | None = None) -> None:
+        self.config = config
+        self.pm = pm or make_plugin_manager(
+            blocked=config.blocked_plugins, load_entrypoints=config.load_entrypoints
+        )
+        self.feature_specs: list[FeatureSpec] = collect(self.pm.hook.knm_features())
+        self.hasher = passwords.make_hasher(config)
+        self.dummy_hash = passwords.dummy_hash(self.hasher)
+        self.embedded: EmbeddedPostgres | None = None
+        self._pool: asyncpg.Pool | None = None
+        self._keys: Keys | None = None
+        self.features: FeatureStore = None  # type: ignore[assignment]
+        self._stack = AsyncExitStack()
+
+    @property
+    def pool(self) -> asyncpg.Pool:
+        if self._pool is None:
+            raise StartupError("the database is not connected yet")
+        return self._pool
+
+    @property
+    def keys(self) -> Keys:
+        assert self._keys is not None
+        return self._keys
+
+    def migration_sets(self) -> list[db.MigrationSet]:
+        return [db.MigrationSet("core", db.CORE_MIGRATIONS), *collect(self.pm.hook.knm_migrations())]
+
+    def database_url(self) -> str:
+        if self.config.database_url:
+            return self.config.database_url
+        if self.embedded is None:
+            self.embedded = EmbeddedPostgres(self.config.resolved_data_dir())
+            return self.embedded.start()
+        return self.embedded.start()
+
+    def secret(self) -> str:
+        if self.config.secret_key:
+            return self.config.secret_key
+        if self.config.database_url:
+            raise StartupError(
+                "KNM_SECRET_KEY is required with an external database "
+                "(every process sharing it must use the same secret)"
+            )
+        return keys.load_or_create_secret(self.config.resolved_data_dir())
+
+    async def start(self, *, serve: bool = True) -> None:
+        """Connect, migrate and check the secret; with ``serve``, also start plugins' lifespans."""
+        secret = self.secret()
+        self._keys = Keys.from_secret(secret)
+        url = self.database_url()
+        self._pool = await db.connect(
+            url, min_size=self.config.db_pool_min, max_size=self.config.db_pool_max
+        )
+        async with self._pool.acquire() as conn:
+            await db.migrate(conn, self.migration_sets())
+            await keys.check_fingerprint(conn, secret)
+            await self._ensure_admin(conn)
+        self.features = FeatureStore(self._pool, self.feature_specs, self.config.settings_refresh)
+        if not serve:
+            return
+        for factory in collect(self.pm.hook.knm_lifespan()):
+            await self._stack.enter_async_context(factory(self))
+
+    async def stop(self) -> None:
+        try:
+            await self._stack.aclose()
+        finally:
+            if self._pool is not None:
+                await self._pool.close()
+                self._pool = None
+            if self.embedded is not None:
+                self.embedded.stop()
+                self.embedded = None
+
+    async def _ensure_admin(self, conn: asyncpg.Connection) -> None:
+        # Two replicas starting on an empty database must not both create an admin.
+        async with conn.transaction():
+            await conn.execute("SELECT pg_advisory_xact_lock($1)", db.MIGRATION_LOCK_KEY + 1)
+            if await users.exists_any(conn):
+                return
+            password = self.config.admin_password
+            generated = not password
+            if generated:
+                password = secrets.token_urlsafe(12)
+            await users.create(conn, "admin", self.hasher.hash(password), "admin")
+        if generated:
+            # Shown once, on the terminal that started knm, and never logged.
+            print(
+                f"knm: created user 'admin' with password {password} (shown only once; "
+                "change it with `knm admin user reset-password admin`)",
+                file=sys.stderr,
+                flush=True,
+            )
+        else:
+            log.info("created user 'admin' with the password from KNM_ADMIN_PASSWORD")
+
+    # --- audit ---------------------------------------------------------------------------
+
+    async def audit(
+        self,
+        request: Any,
+        action: str,
+        target: str,
+        *,
+        conn: Any = None,
+        outcome: str = "ok",
+        detail: dict[str, Any] | None = None,
+    ) -> None:
+        principal = request.scope.get("user")
+        await self.audit_record(
+            conn or self.pool,
+            principal=principal,
+            action=action,
+            target=target,
+            outcome=outcome,
+            client=request.client.host if request.client else "",
+            detail=detail,
+        )
+
+    async def audit_record(
+        self,
+        conn: Any,
+        *,
+        principal: Any,
+        action: str,
+        target: str,
+        outcome: str = "ok",
+        client: str = "",
+        username: str | None = None,
+        user_id: int | None = None,
+        role: str | None = None,
+        detail: dict[str, Any] | None = None,
+    ) -> None:
+        if principal is not None:
+            user_id, username, role = principal.user_id, principal.username, principal.role
+        await audit.record(
+            conn, action=action, target=target, outcome=outcome, client=client,
+            user_id=user_id, username=username, role=role, detail=detail,
+        )
+
+
+def data_dir_of(config: KnmConfig) -> Path:
+    return config.resolved_data_dir()

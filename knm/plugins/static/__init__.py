@@ -1,0 +1,1 @@
+"""The ``static`` cluster provider: clusters whose nodes are listed by hand."""

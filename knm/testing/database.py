@@ -1,0 +1,104 @@
+"""Test databases: one PostgreSQL server per test session, a migrated template database, and a
+cheap clone of it per test module (``CREATE DATABASE … TEMPLATE``), which also works for tests
+that start several knm processes on one database."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+
+from knm.core.config import KnmConfig
+from knm.core.embedded_pg import EmbeddedPostgres
+
+TEST_SECRET = "knm-test-secret-key-not-for-production"
+TEST_ADMIN_PASSWORD = "admin-password"
+TEST_DATABASE_ENV = "KNM_TEST_DATABASE_URL"
+
+
+def with_database(url: str, name: str) -> str:
+    """``url`` pointing at database ``name`` (keeps a ``?host=/socket/dir`` query)."""
+    parts = urlsplit(url)
+    return urlunsplit((parts.scheme, parts.netloc, f"/{name}", parts.query, parts.fragment))
+
+
+@contextmanager
+def test_server(base_dir: Path) -> Iterator[str]:
+    """The URL of a PostgreSQL server for tests: ``KNM_TEST_DATABASE_URL``, else embedded."""
+    external = os.environ.get(TEST_DATABASE_ENV)
+    if external:
+        yield external
+        return
+    server = EmbeddedPostgres(base_dir)
+    try:
+        yield server.start()
+    finally:
+        server.stop()
+
+
+def test_config(database_url: str, **overrides: object) -> KnmConfig:
+    """Settings for a knm under test: cheap hashing, short leases, fast settings refresh."""
+    values: dict[str, object] = {
+        "database_url": database_url,
+        "secret_key": TEST_SECRET,
+        "admin_password": TEST_ADMIN_PASSWORD,
+        "argon2_time_cost": 1,
+        "argon2_memory_cost": 8,
+        "argon2_parallelism": 1,
+        "lease_seconds": 2.0,
+        "settings_refresh": 0.2,
+        "load_entrypoints": False,
+        "db_pool_min": 1,
+        "db_pool_max": 10,
+        "log_level": "WARNING",
+    }
+    values.update(overrides)
+    return KnmConfig(**values)  # type: ignore[arg-type]
+
+
+async def create_template(server_url: str) -> str:
+    """A migrated database (admin user included) to clone per module; returns its name."""
+    from knm.core.runtime import Knm
+
+    name = f"knm_template_{uuid.uuid4().hex[:10]}"
+    admin = await asyncpg.connect(server_url)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    knm = Knm(test_config(with_database(server_url, name)))
+    await knm.start(serve=False)
+    await knm.stop()
+    return name
+
+
+async def clone_database(server_url: str, template: str) -> str:
+    name = f"knm_test_{uuid.uuid4().hex[:12]}"
+    admin = await asyncpg.connect(server_url)
+    try:
+        # CREATE DATABASE … TEMPLATE fails while any session is connected to the template.
+        for _ in range(50):
+            try:
+                await admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
+                break
+            except asyncpg.ObjectInUseError:
+                await asyncio.sleep(0.1)
+        else:
+            raise RuntimeError(f"template database {template} stayed in use")
+    finally:
+        await admin.close()
+    return name
+
+
+async def drop_database(server_url: str, name: str) -> None:
+    admin = await asyncpg.connect(server_url)
+    try:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await admin.close()

@@ -1,0 +1,106 @@
+"""knm's pytest plugin (entry point ``pytest11``): fixtures for knm's own tests and for
+third-party plugin authors.
+
+- ``knm_server_url``: a PostgreSQL server for the session (embedded, or ``KNM_TEST_DATABASE_URL``).
+- ``knm_database_url``: a fresh migrated database per test module.
+- ``knm_config``: settings for a knm under test on that database.
+- ``knm_app`` / ``knm_client``: the app, and an HTTP client that runs its lifespan.
+- ``admin_token``/``admin_headers``: logged in as the bootstrap admin.
+- ``knm_process``: a factory that starts real ``knm serve`` processes on free ports.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from knm.testing import database
+from knm.testing.client import ApiClient
+from knm.testing.process import KnmProcess, ProcessFactory
+
+
+@pytest.fixture(scope="session")
+def knm_server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    with database.test_server(tmp_path_factory.mktemp("knm-pg")) as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+async def knm_template_db(knm_server_url: str) -> AsyncIterator[str]:
+    name = await database.create_template(knm_server_url)
+    yield name
+    await database.drop_database(knm_server_url, name)
+
+
+@pytest.fixture(scope="module")
+async def knm_database_url(knm_server_url: str, knm_template_db: str) -> AsyncIterator[str]:
+    name = await database.clone_database(knm_server_url, knm_template_db)
+    yield database.with_database(knm_server_url, name)
+    await database.drop_database(knm_server_url, name)
+
+
+@pytest.fixture(scope="module")
+def knm_config_overrides() -> dict[str, Any]:
+    """Override in a test module to change the settings of ``knm_config``."""
+    return {}
+
+
+@pytest.fixture(scope="module")
+def knm_config(knm_database_url: str, knm_config_overrides: dict[str, Any]) -> Any:
+    return database.test_config(knm_database_url, **knm_config_overrides)
+
+
+@pytest.fixture(scope="module")
+def knm_extra_plugins() -> list[Any]:
+    """Override in a test module to register extra plugin objects (test executors, …)."""
+    return []
+
+
+@pytest.fixture(scope="module")
+def knm_app(knm_config: Any, knm_extra_plugins: list[Any]) -> Any:
+    from knm.core.app import create_app
+    from knm.core.manager import make_plugin_manager
+    from knm.core.runtime import Knm
+
+    pm = make_plugin_manager(
+        blocked=knm_config.blocked_plugins,
+        load_entrypoints=knm_config.load_entrypoints,
+        extra_plugins=knm_extra_plugins,
+    )
+    return create_app(knm=Knm(knm_config, pm))
+
+
+@pytest.fixture(scope="module")
+async def knm_client(knm_app: Any) -> AsyncIterator[ApiClient]:
+    from litestar.testing import AsyncTestClient
+
+    async with AsyncTestClient(app=knm_app, raise_server_exceptions=False) as client:
+        yield ApiClient(client, knm_app.state["knm"].config.api_prefix)
+
+
+@pytest.fixture(scope="module")
+async def admin_token(knm_client: ApiClient) -> str:
+    return await knm_client.login("admin", database.TEST_ADMIN_PASSWORD)
+
+
+@pytest.fixture(scope="module")
+def admin_headers(admin_token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {admin_token}"}
+
+
+@pytest.fixture
+def knm_process(tmp_path: Path, knm_database_url: str) -> Iterator[ProcessFactory]:
+    processes: list[KnmProcess] = []
+
+    def start(*args: str, **env: str) -> KnmProcess:
+        proc = KnmProcess(tmp_path / f"knm-{len(processes)}", knm_database_url, list(args), env)
+        processes.append(proc)
+        proc.start()
+        return proc
+
+    yield start
+    for proc in processes:
+        proc.stop()

@@ -1,0 +1,117 @@
+"""Real ``knm serve`` / ``knm worker`` processes for tests that need more than one process."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+
+from knm.testing.database import TEST_ADMIN_PASSWORD, TEST_SECRET
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        return sock.getsockname()[1]
+
+
+class KnmProcess:
+    """One knm process on a free loopback port, on the given database."""
+
+    def __init__(self, workdir: Path, database_url: str, args: list[str], env: dict[str, str]) -> None:
+        self.workdir = workdir
+        self.database_url = database_url
+        self.args = args or ["serve"]
+        self.extra_env = env
+        self.port = free_port()
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.log_path = workdir / "knm.log"
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def api(self) -> str:
+        return f"{self.base_url}/api/v1"
+
+    def env(self) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("KNM_")}
+        env.update(
+            KNM_DATABASE_URL=self.database_url,
+            KNM_SECRET_KEY=TEST_SECRET,
+            KNM_ADMIN_PASSWORD=TEST_ADMIN_PASSWORD,
+            KNM_HOST="127.0.0.1",
+            KNM_PORT=str(self.port),
+            KNM_DATA_DIR=str(self.workdir / "data"),
+            KNM_ARGON2_TIME_COST="1",
+            KNM_ARGON2_MEMORY_COST="8",
+            KNM_ARGON2_PARALLELISM="1",
+            KNM_LEASE_SECONDS="2",
+            KNM_SETTINGS_REFRESH="0.2",
+            KNM_LOG_LEVEL="INFO",
+        )
+        env.update(self.extra_env)
+        return env
+
+    def start(self, wait: bool = True) -> None:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        log = self.log_path.open("ab")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "knm.cli.main", *self.args],
+            env=self.env(),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        log.close()
+        if wait and self.args[0] == "serve":
+            self.wait_ready()
+
+    def wait_ready(self, deadline: float = 60.0) -> None:
+        end = time.monotonic() + deadline
+        while time.monotonic() < end:
+            if self.proc is not None and self.proc.poll() is not None:
+                raise RuntimeError(f"knm exited with {self.proc.returncode}:\n{self.log()}")
+            try:
+                if httpx.get(f"{self.api}/features", timeout=2).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        raise RuntimeError(f"knm did not become ready:\n{self.log()}")
+
+    def log(self) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")
+        except OSError:
+            return ""
+
+    def kill(self) -> None:
+        """SIGKILL, as a crash would."""
+        if self.proc is not None and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(10)
+
+    def stop(self, timeout: float = 30.0) -> int | None:
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(10)
+        return self.proc.returncode
+
+
+ProcessFactory = Callable[..., KnmProcess]

@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Installs everything the test suite needs, then runs the whole suite.
+# Usage: bash scripts/test.sh [pytest arguments]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# OS packages: OpenSSH's server for the SSH test fleet, sudo for its sudo tests.
+need=()
+command -v /usr/sbin/sshd >/dev/null 2>&1 || need+=(openssh-server)
+command -v sudo >/dev/null 2>&1 || need+=(sudo)
+if [ ${#need[@]} -gt 0 ]; then
+    if [ "$(id -u)" = 0 ]; then
+        export DEBIAN_FRONTEND=noninteractive
+        apt-get update -qq
+        apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+    else
+        echo "scripts/test.sh: please install: ${need[*]}" >&2
+        exit 1
+    fi
+fi
+
+python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore -e '.[dev]'
+exec python3 -m pytest "$@"
