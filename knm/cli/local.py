@@ -127,12 +127,17 @@ def user_reset_password(args: argparse.Namespace) -> int:
             if row is None:
                 print(f"knm: no user {args.username!r}", file=sys.stderr)
                 return 1
-            await users.update(conn, row.id, password_hash=knm.hasher.hash(password), disabled=False)
+            await users.update(
+                conn, row.id, password_hash=knm.hasher.hash(password), disabled=False
+            )
             await conn.execute(
                 "DELETE FROM login_failures WHERE username = lower($1)", args.username
             )
             await knm.audit_record(
-                conn, principal=None, username="(cli)", action="user.reset_password",
+                conn,
+                principal=None,
+                username="(cli)",
+                action="user.reset_password",
                 target=row.username,
             )
         print(f"password of {row.username} reset; its existing tokens no longer work")
@@ -167,7 +172,10 @@ def user_set(args: argparse.Namespace) -> int:
             disabled = {"disable": True, "enable": False}.get(args.user_command)
             await users.update(conn, row.id, role=getattr(args, "role", None), disabled=disabled)
             await knm.audit_record(
-                conn, principal=None, username="(cli)", action=f"user.{args.user_command}",
+                conn,
+                principal=None,
+                username="(cli)",
+                action=f"user.{args.user_command}",
                 target=row.username,
             )
         print(f"{args.username}: {args.user_command} done")
@@ -180,7 +188,9 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     p = subparsers.add_parser("serve", help="run the API server (and the task runner)")
     p.add_argument("--host", default=None, help="listen address (KNM_HOST, default 127.0.0.1)")
     p.add_argument("--port", type=int, default=None, help="listen port (KNM_PORT, default 8080)")
-    p.add_argument("--no-runner", action="store_true", help="serve the API only; tasks run in `knm worker`")
+    p.add_argument(
+        "--no-runner", action="store_true", help="serve the API only; tasks run in `knm worker`"
+    )
     p.set_defaults(func=serve)
 
     p = subparsers.add_parser("migrate", help="apply database migrations and exit")

@@ -6,15 +6,14 @@ Only names and ids go in; secrets never reach this table (callers pass targets, 
 from __future__ import annotations
 
 from datetime import date, datetime, timedelta
-from typing import Annotated, Any
+from typing import Any
 
 import asyncpg
 import msgspec
 from litestar import Request, get
-from litestar.params import Parameter
 
 from knm.core.auth.guards import ADMIN
-from knm.core.envelope import Envelope, ok
+from knm.core.envelope import Envelope, PageNo, PageSize, ok
 from knm.core.errors import BadRequest
 
 
@@ -70,8 +69,8 @@ async def list_audit(
     target: str | None = None,
     start_date: date | None = None,
     end_date: date | None = None,
-    page: Annotated[int, Parameter(ge=1, le=1_000_000)] = 1,
-    page_size: Annotated[int, Parameter(ge=1, le=100)] = 20,
+    page: PageNo = 1,
+    page_size: PageSize = 20,
 ) -> Envelope[AuditList]:
     if start_date and end_date and end_date < start_date:
         raise BadRequest("end_date is before start_date")
@@ -93,7 +92,10 @@ async def list_audit(
     if start_date:
         add("at >= ?", datetime.combine(start_date, datetime.min.time()).astimezone())
     if end_date:
-        add("at < ?", datetime.combine(end_date + timedelta(days=1), datetime.min.time()).astimezone())
+        add(
+            "at < ?",
+            datetime.combine(end_date + timedelta(days=1), datetime.min.time()).astimezone(),
+        )
     where = f"WHERE {' AND '.join(conditions)}" if conditions else ""
     pool = request.app.state["knm"].pool
     total = await pool.fetchval(f"SELECT count(*) FROM audit_log {where}", *args)

@@ -33,6 +33,8 @@ class KnmConfig(msgspec.Struct, kw_only=True):
     data_dir: str = ""
     #: The one secret every key derives from; generated into the data dir when embedded.
     secret_key: str = ""
+    #: Earlier secrets, still accepted for decrypting secrets stored before ``knm admin rotate-key``.
+    previous_secret_keys: list[str] = msgspec.field(default_factory=list)
     #: Password of the ``admin`` user created on first start; generated and printed if empty.
     admin_password: str = ""
     #: Where knm's routes live inside the ASGI app (``/api/v1`` and ``/schema`` go below it).

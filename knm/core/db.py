@@ -45,7 +45,11 @@ def _encode_timestamptz(value: datetime) -> str:
 def _decode_timestamptz(text: str) -> datetime:
     # The API speaks whole seconds in UTC; truncating here keeps every layer above consistent.
     if text in ("infinity", "-infinity"):
-        return datetime.max.replace(tzinfo=UTC) if text == "infinity" else datetime.min.replace(tzinfo=UTC)
+        return (
+            datetime.max.replace(tzinfo=UTC)
+            if text == "infinity"
+            else datetime.min.replace(tzinfo=UTC)
+        )
     return datetime.fromisoformat(text).astimezone(UTC).replace(microsecond=0)
 
 
@@ -75,7 +79,9 @@ async def connect(url: str, *, min_size: int = 2, max_size: int = 20) -> asyncpg
 
 
 async def connect_one(url: str) -> asyncpg.Connection:
-    conn = await asyncpg.connect(url, server_settings={"timezone": "UTC", "application_name": "knm"})
+    conn = await asyncpg.connect(
+        url, server_settings={"timezone": "UTC", "application_name": "knm"}
+    )
     await _init_connection(conn)
     return conn
 

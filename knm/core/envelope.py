@@ -8,7 +8,7 @@ status.
 from __future__ import annotations
 
 import logging
-from typing import Any, Generic, TypeVar
+from typing import Annotated, Any, Generic, TypeVar
 
 import msgspec
 from litestar import Request, Response
@@ -18,6 +18,7 @@ from litestar.exceptions import (
     PermissionDeniedException,
     ValidationException,
 )
+from litestar.params import Parameter
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 
 from knm.core.errors import KnmError
@@ -42,15 +43,13 @@ class ErrorEnvelope(msgspec.Struct):
     error: str
 
 
-class Page(msgspec.Struct, kw_only=True):
-    """Query parameters every list takes."""
+#: Query parameters every list takes: ``page`` from 1, ``page_size`` 1–100 (default 20).
+PageNo = Annotated[int, Parameter(ge=1, le=1_000_000, description="page number, from 1")]
+PageSize = Annotated[int, Parameter(ge=1, le=100, description="items per page, at most 100")]
 
-    page: int = 1
-    page_size: int = 20
 
-    @property
-    def offset(self) -> int:
-        return (self.page - 1) * self.page_size
+def offset(page: int, page_size: int) -> int:
+    return (page - 1) * page_size
 
 
 def ok(data: Any = msgspec.UNSET, message: str = "ok") -> Envelope[Any]:
@@ -61,7 +60,9 @@ def created(data: Any, message: str = "created") -> Envelope[Any]:
     return Envelope(code=201, message=message, data=data)
 
 
-def error_response(status: int, message: str, error: str, headers: dict[str, str] | None = None) -> Response[Any]:
+def error_response(
+    status: int, message: str, error: str, headers: dict[str, str] | None = None
+) -> Response[Any]:
     return Response(
         content=ErrorEnvelope(code=status, message=message, error=error),
         status_code=status,
@@ -87,7 +88,9 @@ def _validation_detail(exc: ValidationException) -> str:
 
 
 def handle_knm_error(_: Request[Any, Any, Any], exc: KnmError) -> Response[Any]:
-    return error_response(exc.status_code, exc.message, exc.error or exc.message, exc.headers or None)
+    return error_response(
+        exc.status_code, exc.message, exc.error or exc.message, exc.headers or None
+    )
 
 
 def handle_http_exception(request: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
@@ -101,11 +104,17 @@ def handle_http_exception(request: Request[Any, Any, Any], exc: HTTPException) -
     if status == 404:
         return error_response(404, "not found", f"no route for {request.method} {request.url.path}")
     if status == 405:
-        return error_response(405, "method not allowed", f"{request.method} is not allowed on {request.url.path}")
+        return error_response(
+            405, "method not allowed", f"{request.method} is not allowed on {request.url.path}"
+        )
     if status >= 500:
-        log.error("http error %s on %s %s: %s", status, request.method, request.url.path, exc.detail)
+        log.error(
+            "http error %s on %s %s: %s", status, request.method, request.url.path, exc.detail
+        )
         return error_response(status, "internal error", "internal server error")
-    return error_response(status, str(exc.detail) or "error", str(exc.detail) or "error", exc.headers)
+    return error_response(
+        status, str(exc.detail) or "error", str(exc.detail) or "error", exc.headers
+    )
 
 
 def handle_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:

@@ -21,7 +21,7 @@ from litestar.openapi.datastructures import ResponseSpec
 from litestar.plugins import InitPlugin
 from litestar.response import Response
 
-from knm.core import audit, features, plugins_route
+from knm.core import audit, features, plugins_route, strict_body
 from knm.core.auth import routes as auth_routes
 from knm.core.auth.middleware import AuthMiddleware
 from knm.core.config import KnmConfig
@@ -63,6 +63,7 @@ class KnmPlugin(InitPlugin):
             *features.ROUTES,
             *audit.ROUTES,
             plugins_route.list_plugins,
+            *_optional_core_routes(),
             *collect(self.knm.pm.hook.knm_routes()),
         ]
         for handler in handlers:
@@ -81,6 +82,7 @@ class KnmPlugin(InitPlugin):
             ],
             exception_handlers=dict(EXCEPTION_HANDLERS),
             request_max_body_size=MAX_BODY,
+            before_request=strict_body.check_body,
             tags=["knm"],
         )
         app_config.route_handlers.append(api)
@@ -106,6 +108,21 @@ class KnmPlugin(InitPlugin):
 
         app_config.lifespan.append(lifespan)
         return app_config
+
+
+def _optional_core_routes() -> list[Any]:
+    import importlib
+
+    found: list[Any] = []
+    for name in ("knm.core.credentials", "knm.core.clusters"):
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name != name:
+                raise
+            continue
+        found.extend(getattr(module, "ROUTES", []))
+    return found
 
 
 def _schema_router(prefix: str) -> Router:

@@ -186,7 +186,7 @@ def _dd(words: Sequence[str]) -> bool:
 
 
 def _tee_or_cp_to_device(words: Sequence[str]) -> bool:
-    options, operands = _split_options(words[1:])
+    _, operands = _split_options(words[1:])
     if words[0] == "tee":
         return any(_is_block_device(w) for w in operands)
     if words[0] == "cp" and len(operands) >= 2:
@@ -317,4 +317,3 @@ def check_script(
     """Every violation in a multi-line shell script (empty list = allowed)."""
     normalized = text.replace("\r\n", "\n").replace("\r", "\n")
     return check_command(normalized, extra_rules=extra_rules, allowed=allowed)
-

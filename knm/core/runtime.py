@@ -59,6 +59,7 @@ class Knm:
         self.embedded: EmbeddedPostgres | None = None
         self._pool: asyncpg.Pool | None = None
         self._keys: Keys | None = None
+        self._secret = ""
         self.features: FeatureStore = None  # type: ignore[assignment]
         self._stack = AsyncExitStack()
 
@@ -74,7 +75,10 @@ class Knm:
         return self._keys
 
     def migration_sets(self) -> list[db.MigrationSet]:
-        return [db.MigrationSet("core", db.CORE_MIGRATIONS), *collect(self.pm.hook.knm_migrations())]
+        return [
+            db.MigrationSet("core", db.CORE_MIGRATIONS),
+            *collect(self.pm.hook.knm_migrations()),
+        ]
 
     def database_url(self) -> str:
         if self.config.database_url:
@@ -97,6 +101,7 @@ class Knm:
     async def start(self, *, serve: bool = True) -> None:
         """Connect, migrate and check the secret; with ``serve``, also start plugins' lifespans."""
         secret = self.secret()
+        self._secret = secret
         self._keys = Keys.from_secret(secret)
         url = self.database_url()
         self._pool = await db.connect(
@@ -185,8 +190,15 @@ class Knm:
         if principal is not None:
             user_id, username, role = principal.user_id, principal.username, principal.role
         await audit.record(
-            conn, action=action, target=target, outcome=outcome, client=client,
-            user_id=user_id, username=username, role=role, detail=detail,
+            conn,
+            action=action,
+            target=target,
+            outcome=outcome,
+            client=client,
+            user_id=user_id,
+            username=username,
+            role=role,
+            detail=detail,
         )
 
 

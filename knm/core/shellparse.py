@@ -9,6 +9,7 @@ rather than waved through. Wrappers that only change *how* a program runs (``sud
 
 from __future__ import annotations
 
+import itertools
 import posixpath
 import re
 import shlex
@@ -114,8 +115,8 @@ class _Visitor:
 
     def _word(self, node: bashlex.ast.node) -> str:
         raw = self.text[node.pos[0] : node.pos[1]]
-        # bashlex mangles ANSI-C and locale quoting ($'/' becomes "$/"), an easy evasion.
-        return unquote(raw) if ("$'" in raw or '$"' in raw) else node.word
+        # bashlex mangles $'/' into "$/" and 'a'"b" into a'"b", both easy evasions.
+        return unquote(raw) if any(c in raw for c in "'\"\\") else node.word
 
     def _command(self, node: bashlex.ast.node, stdin_text: str | None) -> None:
         words: list[str] = []
@@ -389,11 +390,13 @@ def _expand(simple: SimpleCommand, depth: int, analysis: Analysis) -> None:
 _XARGS_LONG = frozenset(
     {"arg-file", "delimiter", "max-args", "max-procs", "max-chars", "process-slot-var"}
 )
+_SUDO_LONG = frozenset(
+    {"user", "group", "chdir", "prompt", "role", "type", "other-user", "close-from", "host",
+     "command-timeout", "chroot"}
+)  # fmt: skip
 # Wrapper -> (short options taking an argument, long options taking one, leading operands).
 _WRAPPERS: dict[str, tuple[str, frozenset[str], int]] = {
-    "sudo": ("ugCDprtUTR", frozenset({"user", "group", "chdir", "prompt", "role", "type",
-                                        "other-user", "close-from", "host", "command-timeout",
-                                        "chroot"}), 0),  # fmt: skip
+    "sudo": ("ugCDprtUTR", _SUDO_LONG, 0),
     "doas": ("uC", frozenset(), 0),
     "env": ("uC", frozenset({"unset", "chdir"}), 0),
     "nohup": ("", frozenset(), 0),
@@ -429,7 +432,9 @@ def unwrap(words: Sequence[str]) -> list[str]:
         if spec is None:
             return rest
         args = rest[1:]
-        if program == "command" and any(a in ("-v", "-V") for a in args[:2]):
+        if program == "command" and any(
+            "v" in a or "V" in a for a in itertools.takewhile(lambda a: a[:1] == "-", args)
+        ):
             return rest  # only looks the name up
         if program == "env":
             split = _option_value(args, "S", "split-string")
@@ -450,7 +455,9 @@ def _split(text: str) -> list[str]:
         return text.split()
 
 
-def _skip_options(args: Sequence[str], short_with_arg: str, long_with_arg: frozenset[str]) -> list[str]:
+def _skip_options(
+    args: Sequence[str], short_with_arg: str, long_with_arg: frozenset[str]
+) -> list[str]:
     i = 0
     while i < len(args):
         arg = args[i]

@@ -38,7 +38,9 @@ class ApiClient:
     async def headers_for(self, username: str, password: str) -> dict[str, str]:
         return {"Authorization": f"Bearer {await self.login(username, password)}"}
 
-    async def create_user(self, admin: dict[str, str], username: str, role: str, password: str = "password-123") -> dict[str, str]:
+    async def create_user(
+        self, admin: dict[str, str], username: str, role: str, password: str = "password-123"
+    ) -> dict[str, str]:
         """Create a user and return headers logged in as them."""
         response = await self.post(
             "/users", json={"username": username, "password": password, "role": role}, headers=admin

@@ -11,6 +11,8 @@ third-party plugin authors.
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -23,9 +25,15 @@ from knm.testing.process import KnmProcess, ProcessFactory
 
 
 @pytest.fixture(scope="session")
-def knm_server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    with database.test_server(tmp_path_factory.mktemp("knm-pg")) as url:
-        yield url
+def knm_server_url() -> Iterator[str]:
+    # Not under pytest's tmp_path: pytest prunes old base directories, and a concurrent session
+    # would delete this server's data directory under it.
+    base = Path(tempfile.mkdtemp(prefix="knm-test-pg-"))
+    try:
+        with database.test_server(base) as url:
+            yield url
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

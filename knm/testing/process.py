@@ -25,7 +25,9 @@ def free_port(host: str = "127.0.0.1") -> int:
 class KnmProcess:
     """One knm process on a free loopback port, on the given database."""
 
-    def __init__(self, workdir: Path, database_url: str, args: list[str], env: dict[str, str]) -> None:
+    def __init__(
+        self, workdir: Path, database_url: str, args: list[str], env: dict[str, str]
+    ) -> None:
         self.workdir = workdir
         self.database_url = database_url
         self.args = args or ["serve"]

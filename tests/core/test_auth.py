@@ -31,12 +31,16 @@ async def test_login_answers_the_contracts_shape(knm_client: ApiClient) -> None:
 async def test_wrong_password_is_401_without_saying_which_part_was_wrong(
     knm_client: ApiClient,
 ) -> None:
-    wrong = await knm_client.post("/auth/login", json={"username": "admin", "password": "nope-nope"})
+    wrong = await knm_client.post(
+        "/auth/login", json={"username": "admin", "password": "nope-nope"}
+    )
     unknown = await knm_client.post("/auth/login", json={"username": "ghost", "password": "nope"})
     assert assert_envelope(wrong, 401)["error"] == assert_envelope(unknown, 401)["error"]
 
 
-async def test_repeated_failed_logins_are_throttled_with_retry_after(knm_client: ApiClient, admin_headers: dict[str, str]) -> None:
+async def test_repeated_failed_logins_are_throttled_with_retry_after(
+    knm_client: ApiClient, admin_headers: dict[str, str]
+) -> None:
     await knm_client.create_user(admin_headers, "throttled", "viewer", "right-password")
     for _ in range(3):
         await knm_client.post("/auth/login", json={"username": "throttled", "password": "wrong"})
@@ -94,7 +98,10 @@ async def test_refresh_exchanges_a_valid_token_for_a_fresh_one(
 ) -> None:
     body = assert_envelope(await knm_client.post("/auth/refresh", headers=admin_headers), 200)
     fresh = {"Authorization": f"Bearer {body['data']['token']}"}
-    assert assert_envelope(await knm_client.get("/auth/me", headers=fresh), 200)["data"]["username"] == "admin"
+    assert (
+        assert_envelope(await knm_client.get("/auth/me", headers=fresh), 200)["data"]["username"]
+        == "admin"
+    )
 
 
 async def test_roles_admin_operator_viewer_are_ordered(
@@ -114,10 +121,16 @@ async def test_disabling_a_user_invalidates_their_live_tokens_at_once(
     headers = await knm_client.create_user(admin_headers, "dora", "operator")
     me = assert_envelope(await knm_client.get("/auth/me", headers=headers), 200)["data"]
     assert_envelope(
-        await knm_client.put(f"/users/{me['id']}", json={"disabled": True}, headers=admin_headers), 200
+        await knm_client.put(f"/users/{me['id']}", json={"disabled": True}, headers=admin_headers),
+        200,
     )
-    assert "disabled" in assert_envelope(await knm_client.get("/auth/me", headers=headers), 401)["error"]
-    login = await knm_client.post("/auth/login", json={"username": "dora", "password": "password-123"})
+    assert (
+        "disabled"
+        in assert_envelope(await knm_client.get("/auth/me", headers=headers), 401)["error"]
+    )
+    login = await knm_client.post(
+        "/auth/login", json={"username": "dora", "password": "password-123"}
+    )
     assert_envelope(login, 401)
 
 
@@ -134,7 +147,9 @@ async def test_resetting_a_password_revokes_tokens_issued_before(
     await knm_client.login("rita", "brand-new-pass")
 
 
-async def test_users_change_their_own_password(knm_client: ApiClient, admin_headers: dict[str, str]) -> None:
+async def test_users_change_their_own_password(
+    knm_client: ApiClient, admin_headers: dict[str, str]
+) -> None:
     headers = await knm_client.create_user(admin_headers, "paul", "viewer", "first-password")
     wrong = await knm_client.put(
         "/auth/password",
@@ -164,12 +179,16 @@ async def test_duplicate_usernames_conflict_and_short_passwords_are_refused(
     )
     assert_envelope(short, 422)
     bad_role = await knm_client.post(
-        "/users", json={"username": "r", "password": "password-123", "role": "root"}, headers=admin_headers
+        "/users",
+        json={"username": "r", "password": "password-123", "role": "root"},
+        headers=admin_headers,
     )
     assert "role" in assert_envelope(bad_role, 400)["error"]
 
 
-async def test_the_last_admin_cannot_be_demoted(knm_client: ApiClient, admin_headers: dict[str, str]) -> None:
+async def test_the_last_admin_cannot_be_demoted(
+    knm_client: ApiClient, admin_headers: dict[str, str]
+) -> None:
     response = await knm_client.put("/users/1", json={"role": "viewer"}, headers=admin_headers)
     assert_envelope(response, 409)
 
@@ -178,7 +197,9 @@ async def test_api_tokens_are_shown_once_work_and_stop_when_revoked(
     knm_client: ApiClient, admin_headers: dict[str, str]
 ) -> None:
     created = assert_envelope(
-        await knm_client.post("/tokens", json={"name": "prometheus", "role": "viewer"}, headers=admin_headers),
+        await knm_client.post(
+            "/tokens", json={"name": "prometheus", "role": "viewer"}, headers=admin_headers
+        ),
         201,
     )["data"]
     token_headers = {"Authorization": f"Bearer {created['token']}"}
@@ -193,13 +214,19 @@ async def test_api_tokens_are_shown_once_work_and_stop_when_revoked(
     assert "revoked" in body["error"]
 
 
-async def test_a_token_cannot_outrank_its_creator(knm_client: ApiClient, admin_headers: dict[str, str]) -> None:
+async def test_a_token_cannot_outrank_its_creator(
+    knm_client: ApiClient, admin_headers: dict[str, str]
+) -> None:
     viewer = await knm_client.create_user(admin_headers, "tina", "viewer")
-    response = await knm_client.post("/tokens", json={"name": "escalate", "role": "admin"}, headers=viewer)
+    response = await knm_client.post(
+        "/tokens", json={"name": "escalate", "role": "admin"}, headers=viewer
+    )
     assert_envelope(response, 403)
 
 
-async def test_expired_api_tokens_are_refused(knm_client: ApiClient, admin_headers: dict[str, str]) -> None:
+async def test_expired_api_tokens_are_refused(
+    knm_client: ApiClient, admin_headers: dict[str, str]
+) -> None:
     past = await knm_client.post(
         "/tokens", json={"name": "old", "expires_at": "2001-01-01T00:00:00Z"}, headers=admin_headers
     )

@@ -7,16 +7,13 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 from litestar import Request, delete, get, post, put
-from litestar.params import Parameter
 
 from knm.core.auth import passwords, throttle, tokens, users
 from knm.core.auth.guards import ADMIN, VIEWER, principal_of
 from knm.core.auth.principal import ROLES, Principal, role_at_least
-from knm.core.envelope import Envelope, created, ok
+from knm.core.envelope import Envelope, PageNo, PageSize, created, ok
 from knm.core.errors import Conflict, Forbidden, Invalid, Unauthorized
 
-PageNo = Annotated[int, Parameter(ge=1, le=1_000_000)]
-PageSize = Annotated[int, Parameter(ge=1, le=100)]
 Name = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
 
 
@@ -88,7 +85,11 @@ async def login(request: Request[Any, Any, Any], data: LoginRequest) -> Envelope
     client = client_address(request)
     async with knm.pool.acquire() as conn:
         await throttle.check(
-            conn, data.username, client, max_failures=cfg.login_max_failures, window=cfg.login_window
+            conn,
+            data.username,
+            client,
+            max_failures=cfg.login_max_failures,
+            window=cfg.login_window,
         )
         row = await users.auth_row_by_name(conn, data.username)
         good = passwords.verify(
@@ -97,8 +98,13 @@ async def login(request: Request[Any, Any, Any], data: LoginRequest) -> Envelope
         if row is None or not good or row.disabled:
             await throttle.record_failure(conn, data.username, client, window=cfg.login_window)
             await knm.audit_record(
-                conn, principal=None, username=data.username, action="auth.login",
-                target=data.username, outcome="failed", client=client,
+                conn,
+                principal=None,
+                username=data.username,
+                action="auth.login",
+                target=data.username,
+                outcome="failed",
+                client=client,
             )
             # One message for unknown user, wrong password and disabled user.
             raise Unauthorized("invalid username or password", message="login failed")
@@ -107,16 +113,30 @@ async def login(request: Request[Any, Any, Any], data: LoginRequest) -> Envelope
             knm.keys.jwt, user_id=row.id, role=row.role, epoch=row.session_epoch, ttl=cfg.token_ttl
         )
         await knm.audit_record(
-            conn, principal=None, username=row.username, action="auth.login",
-            target=row.username, outcome="ok", client=client, user_id=row.id, role=row.role,
+            conn,
+            principal=None,
+            username=row.username,
+            action="auth.login",
+            target=row.username,
+            outcome="ok",
+            client=client,
+            user_id=row.id,
+            role=row.role,
         )
     return ok(
-        LoginResponse(token=token, expires_at=expires, user=UserOut(row.id, row.username, row.role)),
+        LoginResponse(
+            token=token, expires_at=expires, user=UserOut(row.id, row.username, row.role)
+        ),
         "login successful",
     )
 
 
-@post("/auth/refresh", guards=[VIEWER], status_code=200, summary="Exchange a valid token for a fresh one")
+@post(
+    "/auth/refresh",
+    guards=[VIEWER],
+    status_code=200,
+    summary="Exchange a valid token for a fresh one",
+)
 async def refresh(request: Request[Any, Any, Any]) -> Envelope[LoginResponse]:
     knm = _knm(request)
     principal = principal_of(request)
@@ -126,9 +146,15 @@ async def refresh(request: Request[Any, Any, Any]) -> Envelope[LoginResponse]:
         row = await users.auth_row(conn, principal.user_id)
     assert row is not None
     token, expires = tokens.issue_jwt(
-        knm.keys.jwt, user_id=row.id, role=row.role, epoch=row.session_epoch, ttl=knm.config.token_ttl
+        knm.keys.jwt,
+        user_id=row.id,
+        role=row.role,
+        epoch=row.session_epoch,
+        ttl=knm.config.token_ttl,
     )
-    return ok(LoginResponse(token, expires, UserOut(row.id, row.username, row.role)), "token refreshed")
+    return ok(
+        LoginResponse(token, expires, UserOut(row.id, row.username, row.role)), "token refreshed"
+    )
 
 
 @get("/auth/me", guards=[VIEWER], summary="The caller")
@@ -145,9 +171,13 @@ async def change_password(request: Request[Any, Any, Any], data: PasswordChange)
     passwords.check_password_rules(data.new_password)
     async with knm.pool.acquire() as conn:
         row = await users.auth_row(conn, principal.user_id)
-        if row is None or not passwords.verify(knm.hasher, row.password_hash, data.current_password):
+        if row is None or not passwords.verify(
+            knm.hasher, row.password_hash, data.current_password
+        ):
             raise Invalid("current password is wrong")
-        await users.update(conn, principal.user_id, password_hash=knm.hasher.hash(data.new_password))
+        await users.update(
+            conn, principal.user_id, password_hash=knm.hasher.hash(data.new_password)
+        )
         await knm.audit(request, "user.password", principal.username, conn=conn)
     return ok(message="password changed; log in again")
 
@@ -218,7 +248,9 @@ async def list_tokens(
 
 
 @post("/tokens", guards=[VIEWER], summary="Create an API token (shown once)")
-async def create_token(request: Request[Any, Any, Any], data: TokenCreate) -> Envelope[tokens.NewApiToken]:
+async def create_token(
+    request: Request[Any, Any, Any], data: TokenCreate
+) -> Envelope[tokens.NewApiToken]:
     knm = _knm(request)
     principal: Principal = principal_of(request)
     role = data.role or principal.role
@@ -250,7 +282,17 @@ async def revoke_token(request: Request[Any, Any, Any], token_id: int) -> Envelo
 
 
 ROUTES = [
-    login, refresh, me, change_password, list_users, create_user, get_user, update_user,
-    reset_password, list_tokens, create_token, revoke_token,
+    login,
+    refresh,
+    me,
+    change_password,
+    list_users,
+    create_user,
+    get_user,
+    update_user,
+    reset_password,
+    list_tokens,
+    create_token,
+    revoke_token,
 ]
 assert ROLES

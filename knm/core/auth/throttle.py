@@ -11,7 +11,9 @@ import asyncpg
 from knm.core.errors import RateLimited
 
 
-async def check(conn: asyncpg.Connection, username: str, client: str, *, max_failures: int, window: int) -> None:
+async def check(
+    conn: asyncpg.Connection, username: str, client: str, *, max_failures: int, window: int
+) -> None:
     row = await conn.fetchrow(
         "SELECT failures, window_start FROM login_failures WHERE username = lower($1) AND client = $2",
         username,
@@ -28,7 +30,9 @@ async def check(conn: asyncpg.Connection, username: str, client: str, *, max_fai
     )
 
 
-async def record_failure(conn: asyncpg.Connection, username: str, client: str, *, window: int) -> None:
+async def record_failure(
+    conn: asyncpg.Connection, username: str, client: str, *, window: int
+) -> None:
     await conn.execute(
         """INSERT INTO login_failures (username, client, failures, window_start)
            VALUES (lower($1), $2, 1, now())

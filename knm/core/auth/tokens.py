@@ -92,7 +92,11 @@ async def create_api_token(
         expires_at,
     )
     return NewApiToken(
-        id=row["id"], name=name, role=role, token=token, expires_at=expires_at,
+        id=row["id"],
+        name=name,
+        role=role,
+        token=token,
+        expires_at=expires_at,
         created_at=row["created_at"],
     )
 

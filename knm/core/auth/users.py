@@ -34,7 +34,9 @@ _COLUMNS = "id, username, role, disabled, created_at, updated_at"
 
 
 def _user(row: asyncpg.Record) -> User:
-    return User(**{k: row[k] for k in ("id", "username", "role", "disabled", "created_at", "updated_at")})
+    return User(
+        **{k: row[k] for k in ("id", "username", "role", "disabled", "created_at", "updated_at")}
+    )
 
 
 async def create(conn: asyncpg.Connection, username: str, password_hash: str, role: str) -> User:

@@ -1,0 +1,105 @@
+"""Every answer is an envelope whose code equals the HTTP status; no stack trace ever leaks."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+import pytest
+from litestar import get, post
+
+from knm.core.errors import Invalid
+from knm.core.hookspecs import hookimpl
+from knm.testing.client import ApiClient, assert_envelope
+
+
+class Probe(msgspec.Struct, forbid_unknown_fields=True):
+    name: str
+    timeout: int
+
+
+@get("/test/explode", opt={"public": True})
+async def explode() -> None:
+    raise RuntimeError("secret internals /etc/shadow")
+
+
+@post("/test/probe", opt={"public": True}, status_code=200)
+async def probe(data: Probe) -> dict[str, Any]:
+    if data.timeout <= 0:
+        raise Invalid("timeout must be greater than 0")
+    return {"code": 200, "message": "ok", "data": {"name": data.name}}
+
+
+class ProbePlugin:
+    @hookimpl
+    def knm_routes(self) -> list[Any]:
+        return [explode, probe]
+
+
+@pytest.fixture(scope="module")
+def knm_extra_plugins() -> list[Any]:
+    return [ProbePlugin()]
+
+
+async def test_an_unhandled_error_is_a_500_envelope_without_details(knm_client: ApiClient) -> None:
+    response = await knm_client.get("/test/explode")
+    body = assert_envelope(response, 500)
+    assert body == {"code": 500, "message": "internal error", "error": "internal server error"}
+    assert "shadow" not in response.text
+
+
+async def test_unknown_routes_answer_404_in_the_envelope(knm_client: ApiClient) -> None:
+    assert_envelope(await knm_client.get("/no/such/route"), 404)
+    response = await knm_client.http.get("/definitely-not-knm")
+    assert_envelope(response, 404)
+
+
+async def test_a_wrong_method_answers_405_in_the_envelope(knm_client: ApiClient) -> None:
+    assert_envelope(await knm_client.delete("/features"), 405)
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"name": "x"}, "timeout"),
+        ({"name": "x", "timeout": "60"}, "timeout"),
+        ({"name": 5, "timeout": 60}, "name"),
+        ({"name": "x", "timeout": 60, "extra": 1}, "extra"),
+    ],
+)
+async def test_a_wrong_shape_is_400_naming_the_field(
+    knm_client: ApiClient, body: dict[str, Any], field: str
+) -> None:
+    error = assert_envelope(await knm_client.post("/test/probe", json=body), 400)["error"]
+    assert field in error
+
+
+@pytest.mark.parametrize("raw", [b"{", b"[]", b"null", b"\xff\xfe", b""])
+async def test_a_body_that_is_not_a_json_object_is_400(knm_client: ApiClient, raw: bytes) -> None:
+    response = await knm_client.post(
+        "/test/probe", content=raw, headers={"Content-Type": "application/json"}
+    )
+    assert_envelope(response, 400)
+
+
+async def test_a_well_formed_body_breaking_a_rule_is_422(knm_client: ApiClient) -> None:
+    body = assert_envelope(
+        await knm_client.post("/test/probe", json={"name": "x", "timeout": 0}), 422
+    )
+    assert body["error"] == "timeout must be greater than 0"
+
+
+async def test_the_openapi_document_describes_the_error_envelope(knm_client: ApiClient) -> None:
+    response = await knm_client.http.get("/schema/openapi.json")
+    assert response.status_code == 200
+    document = response.json()
+    login = document["paths"]["/api/v1/auth/login"]["post"]
+    assert {"400", "401", "422", "500"} <= login["responses"].keys()
+    assert "ErrorEnvelope" in document["components"]["schemas"]
+
+
+async def test_bad_query_parameters_are_400(
+    knm_client: ApiClient, admin_headers: dict[str, str]
+) -> None:
+    for query in ("page=0", "page=abc", "page_size=101", "page_size=0"):
+        assert_envelope(await knm_client.get(f"/users?{query}", headers=admin_headers), 400)
