@@ -46,6 +46,34 @@ def serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def worker(args: argparse.Namespace) -> int:
+    """Run tasks without serving HTTP (scale-out: N API replicas, M workers, one PostgreSQL)."""
+    import signal
+
+    from knm.core.runtime import Knm
+
+    config = KnmConfig.from_env(runner=True)
+    _raise_open_files_limit()
+
+    async def run() -> int:
+        knm = Knm(config)
+        await knm.start()
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        print(f"knm: worker {knm.runner.worker_id} running tasks", file=sys.stderr, flush=True)
+        await stop.wait()
+        await knm.stop()
+        return 0
+
+    try:
+        return asyncio.run(run())
+    except KnmError as exc:
+        print(f"knm: {exc.message}: {exc.error}", file=sys.stderr)
+        return 1
+
+
 def _raise_open_files_limit() -> None:
     # Fanning out to 1,000+ nodes holds a socket each; the usual soft limit of 1024 is too low.
     try:
@@ -192,6 +220,11 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
         "--no-runner", action="store_true", help="serve the API only; tasks run in `knm worker`"
     )
     p.set_defaults(func=serve)
+
+    p = subparsers.add_parser(
+        "worker", help="run tasks only (no HTTP); see `knm serve --no-runner`"
+    )
+    p.set_defaults(func=worker)
 
     p = subparsers.add_parser("migrate", help="apply database migrations and exit")
     p.set_defaults(func=migrate)

@@ -49,12 +49,18 @@ class KnmConfig(msgspec.Struct, kw_only=True):
     login_window: int = 300
     #: Plugin names never to load.
     blocked_plugins: list[str] = msgspec.field(default_factory=list)
+    #: Extra plugins to register, as ``module`` or ``module:attribute`` (a class is instantiated).
+    plugins: list[str] = msgspec.field(default_factory=list)
     #: Load third-party plugins from the ``knm`` entry-point group.
     load_entrypoints: bool = True
     #: Run the task runner in this process.
     runner: bool = True
     #: Seconds a worker's lease on a task lasts before another may reap it.
     lease_seconds: float = 30.0
+    #: Seconds running tasks get to finish at shutdown before they are cancelled.
+    shutdown_grace: float = 10.0
+    #: Bytes of output kept per node and stream; the rest is dropped and marked truncated.
+    output_cap: int = 1024 * 1024
     #: Serve /metrics without a token.
     metrics_public: bool = False
     db_pool_min: int = 2

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Iterable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -32,36 +32,53 @@ class MigrationSet(msgspec.Struct, frozen=True):
     path: Path
 
 
-def _encode_json(value: Any) -> str:
-    return msgspec.json.encode(value).decode()
+_PG_EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
+_INFINITY = 0x7FFFFFFFFFFFFFFF
 
 
-def _encode_timestamptz(value: datetime) -> str:
+def _encode_jsonb(value: Any) -> bytes:
+    return b"\x01" + msgspec.json.encode(value)
+
+
+def _decode_jsonb(data: bytes) -> Any:
+    return msgspec.json.decode(data[1:])
+
+
+def _encode_timestamptz(value: datetime) -> tuple[int]:
     if value.tzinfo is None:
         value = value.replace(tzinfo=UTC)
-    return value.isoformat()
+    delta = value - _PG_EPOCH
+    return ((delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds,)
 
 
-def _decode_timestamptz(text: str) -> datetime:
+def _decode_timestamptz(value: tuple[int]) -> datetime:
     # The API speaks whole seconds in UTC; truncating here keeps every layer above consistent.
-    if text in ("infinity", "-infinity"):
-        return (
-            datetime.max.replace(tzinfo=UTC)
-            if text == "infinity"
-            else datetime.min.replace(tzinfo=UTC)
-        )
-    return datetime.fromisoformat(text).astimezone(UTC).replace(microsecond=0)
+    micros = value[0]
+    if micros >= _INFINITY:
+        return datetime.max.replace(tzinfo=UTC)
+    if micros <= -_INFINITY:
+        return datetime.min.replace(tzinfo=UTC)
+    return _PG_EPOCH + timedelta(seconds=micros // 1_000_000)
 
 
 async def _init_connection(conn: asyncpg.Connection) -> None:
+    # Binary codecs, so that COPY (which speaks only binary) works with these types too.
     await conn.set_type_codec(
-        "timestamptz", encoder=_encode_timestamptz, decoder=_decode_timestamptz, schema="pg_catalog"
+        "timestamptz",
+        encoder=_encode_timestamptz,
+        decoder=_decode_timestamptz,
+        schema="pg_catalog",
+        format="tuple",
     )
     await conn.set_type_codec(
-        "jsonb", encoder=_encode_json, decoder=msgspec.json.decode, schema="pg_catalog"
+        "jsonb", encoder=_encode_jsonb, decoder=_decode_jsonb, schema="pg_catalog", format="binary"
     )
     await conn.set_type_codec(
-        "json", encoder=_encode_json, decoder=msgspec.json.decode, schema="pg_catalog"
+        "json",
+        encoder=msgspec.json.encode,
+        decoder=msgspec.json.decode,
+        schema="pg_catalog",
+        format="binary",
     )
 
 

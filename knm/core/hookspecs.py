@@ -75,6 +75,16 @@ def knm_builtin_content() -> list[Any]:
 
 
 @hookspec
+def knm_content_kinds() -> list[Any]:
+    """Return ``list[ContentKind]``: kinds of stored, versioned content (``playbook``, ``script``).
+
+    Called when the app is built, to mount each kind's list/get/create/update/delete/versions/
+    clone routes under its ``route``, and again whenever a kind's spec is needed (builtin sync at
+    startup, ``get_runnable``). Duplicate kinds, plurals or routes are an error.
+    """
+
+
+@hookspec
 def knm_check_command(command: str, context: Any) -> list[Any]:
     """Return ``list[Violation]`` for ``command`` (empty when the plugin has no objection).
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import secrets
+from collections.abc import Sequence
 from pathlib import Path
 
 import asyncpg
@@ -47,16 +48,32 @@ def load_or_create_secret(data_dir: Path) -> str:
     return value
 
 
-async def check_fingerprint(conn: asyncpg.Connection, secret: str) -> None:
-    """Record the secret's fingerprint on first start; refuse a different secret later."""
+async def check_fingerprint(
+    conn: asyncpg.Connection, secret: str, previous: Sequence[str] = ()
+) -> None:
+    """Record the secret's fingerprint on first start; refuse a different secret later.
+
+    During a key rotation the stored fingerprint may still be an earlier secret's: a process
+    that holds that secret in ``previous`` is accepted and records its current one instead.
+    """
     mine = fingerprint(secret)
     stored = await conn.fetchval(
         "INSERT INTO knm_settings (key, value) VALUES ('secret_fingerprint', to_jsonb($1::text)) "
         "ON CONFLICT (key) DO UPDATE SET key = EXCLUDED.key RETURNING value #>> '{}'",
         mine,
     )
-    if stored != mine:
-        raise WrongSecret(
-            "this database was set up with a different KNM_SECRET_KEY "
-            f"(fingerprint {stored}, this process has {mine}); start knm with the original secret"
+    if stored == mine:
+        return
+    if stored in {fingerprint(old) for old in previous if old}:
+        await conn.execute(
+            "UPDATE knm_settings SET value = to_jsonb($1::text), updated_at = now() "
+            "WHERE key = 'secret_fingerprint' AND value #>> '{}' = $2",
+            mine,
+            stored,
         )
+        return
+    raise WrongSecret(
+        "this database was set up with a different KNM_SECRET_KEY "
+        f"(fingerprint {stored}, this process has {mine}); start knm with the original secret, "
+        "or, when rotating it, with the old one in KNM_PREVIOUS_SECRET_KEYS"
+    )

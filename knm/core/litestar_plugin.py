@@ -21,13 +21,14 @@ from litestar.openapi.datastructures import ResponseSpec
 from litestar.plugins import InitPlugin
 from litestar.response import Response
 
-from knm.core import audit, features, plugins_route, strict_body
+from knm.core import audit, features, plugins_route, progress, strict_body
 from knm.core.auth import routes as auth_routes
 from knm.core.auth.middleware import AuthMiddleware
 from knm.core.config import KnmConfig
 from knm.core.envelope import EXCEPTION_HANDLERS, ErrorEnvelope
 from knm.core.manager import collect
 from knm.core.runtime import Knm
+from knm.core.tasks import routes as task_routes
 
 #: A little above the largest body any route takes (scripts: 1 MiB of content).
 MAX_BODY = 4 * 1024 * 1024
@@ -45,6 +46,8 @@ _ERRORS = {
 
 
 def _document_errors(handler: Any) -> None:
+    if not hasattr(handler, "responses"):
+        return  # WebSocket handlers have no HTTP responses to document
     specs = {
         code: ResponseSpec(data_container=ErrorEnvelope, description=text)
         for code, text in _ERRORS.items()
@@ -64,6 +67,10 @@ class KnmPlugin(InitPlugin):
             *audit.ROUTES,
             plugins_route.list_plugins,
             *_optional_core_routes(),
+            *task_routes.ROUTES,
+            *progress.ROUTES,
+            *(r for ex in self.knm.executors.values() for r in task_routes.executor_routes(ex)),
+            *_content_routes(self.knm.pm),
             *collect(self.knm.pm.hook.knm_routes()),
         ]
         for handler in handlers:
@@ -123,6 +130,12 @@ def _optional_core_routes() -> list[Any]:
             continue
         found.extend(getattr(module, "ROUTES", []))
     return found
+
+
+def _content_routes(pm: Any) -> list[Any]:
+    from knm.core.content import routes_for
+
+    return routes_for(pm)
 
 
 def _schema_router(prefix: str) -> Router:

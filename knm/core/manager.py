@@ -31,6 +31,7 @@ def make_plugin_manager(
     blocked: Iterable[str] = (),
     load_entrypoints: bool = True,
     extra_plugins: Iterable[Any] = (),
+    named_plugins: Iterable[str] = (),
 ) -> pluggy.PluginManager:
     pm = pluggy.PluginManager(hookspecs.PROJECT)
     pm.add_hookspecs(hookspecs)
@@ -53,8 +54,19 @@ def make_plugin_manager(
         pm.load_setuptools_entrypoints(hookspecs.PROJECT)
     for plugin in extra_plugins:
         pm.register(plugin)
+    for spec in named_plugins:
+        pm.register(load_object(spec), name=spec)
     pm.check_pending()
     return pm
+
+
+def load_object(spec: str) -> Any:
+    """``module`` or ``module:attribute``; a class is instantiated."""
+    module_path, _, attribute = spec.partition(":")
+    obj: Any = importlib.import_module(module_path)
+    for part in filter(None, attribute.split(".")):
+        obj = getattr(obj, part)
+    return obj() if isinstance(obj, type) else obj
 
 
 def plugin_version(pm: pluggy.PluginManager, plugin: Any) -> str:

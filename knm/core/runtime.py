@@ -16,7 +16,7 @@ import asyncpg
 import msgspec
 import pluggy
 
-from knm.core import audit, db, keys
+from knm.core import audit, content, db, keys
 from knm.core.auth import passwords, users
 from knm.core.config import KnmConfig
 from knm.core.embedded_pg import EmbeddedPostgres
@@ -51,7 +51,9 @@ class Knm:
     def __init__(self, config: KnmConfig, pm: pluggy.PluginManager | None = None) -> None:
         self.config = config
         self.pm = pm or make_plugin_manager(
-            blocked=config.blocked_plugins, load_entrypoints=config.load_entrypoints
+            blocked=config.blocked_plugins,
+            load_entrypoints=config.load_entrypoints,
+            named_plugins=config.plugins,
         )
         self.feature_specs: list[FeatureSpec] = collect(self.pm.hook.knm_features())
         self.hasher = passwords.make_hasher(config)
@@ -62,6 +64,15 @@ class Knm:
         self._secret = ""
         self.features: FeatureStore = None  # type: ignore[assignment]
         self._stack = AsyncExitStack()
+        self.executors: dict[str, Any] = {}
+        for executor in collect(self.pm.hook.knm_executors()):
+            if executor.kind in self.executors:
+                raise StartupError(f"two plugins provide executor kind {executor.kind!r}")
+            self.executors[executor.kind] = executor
+        self.events: Any = None
+        self.progress: Any = None
+        self.runner: Any = None
+        self._url = ""
 
     @property
     def pool(self) -> asyncpg.Pool:
@@ -103,7 +114,7 @@ class Knm:
         secret = self.secret()
         self._secret = secret
         self._keys = Keys.from_secret(secret)
-        url = self.database_url()
+        url = self._url = self.database_url()
         self._pool = await db.connect(
             url, min_size=self.config.db_pool_min, max_size=self.config.db_pool_max
         )
@@ -111,15 +122,49 @@ class Knm:
             await db.migrate(conn, self.migration_sets())
             await keys.check_fingerprint(conn, secret)
             await self._ensure_admin(conn)
+            await content.sync_builtins(self, conn)
         self.features = FeatureStore(self._pool, self.feature_specs, self.config.settings_refresh)
         if not serve:
             return
+        await self._start_engine()
         for factory in collect(self.pm.hook.knm_lifespan()):
             await self._stack.enter_async_context(factory(self))
+
+    async def _start_engine(self) -> None:
+        from knm.core.progress import ProgressHub
+        from knm.core.tasks.events import EventLog
+        from knm.core.tasks.runner import Runner
+
+        self.progress = ProgressHub(self.pool, self.connect_one)
+        await self.progress.start()
+        self.events = EventLog(self.pool, self.progress.deliver)
+        await self.events.start()
+        self.runner = Runner(self, claim=self.config.runner)
+        await self.runner.start()
+
+    async def connect_one(self) -> asyncpg.Connection:
+        """A connection of its own (for LISTEN), outside the pool."""
+        return await db.connect_one(self._url)
+
+    async def task_finished(self, task: Any) -> None:
+        for impl in self.pm.hook.knm_task_finished.get_hookimpls():
+            try:
+                impl.function(task=task)
+            except Exception:
+                # A notification that fails never changes the task.
+                log.exception(
+                    "knm_task_finished of %s failed for %s", impl.plugin_name, task.task_id
+                )
 
     async def stop(self) -> None:
         try:
             await self._stack.aclose()
+            if self.runner is not None:
+                await self.runner.stop(grace=self.config.shutdown_grace)
+            if self.events is not None:
+                await self.events.stop()
+            if self.progress is not None:
+                await self.progress.stop()
         finally:
             if self._pool is not None:
                 await self._pool.close()

@@ -29,9 +29,9 @@ from knm.core.errors import Invalid
 Operator = Literal["=", "!=", "exists", "!", "in", "notin"]
 
 MAX_SELECTOR_LENGTH = 4096
-_NAME = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9._-]{0,61}[A-Za-z0-9])?$")
+_NAME = re.compile(r"[A-Za-z0-9]([A-Za-z0-9._-]{0,61}[A-Za-z0-9])?")
 _DNS_LABEL = r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?"
-_DNS_SUBDOMAIN = re.compile(rf"^{_DNS_LABEL}(\.{_DNS_LABEL})*$")
+_DNS_SUBDOMAIN = re.compile(rf"{_DNS_LABEL}(\.{_DNS_LABEL})*")
 #: Characters that end a key or a value in selector text.
 _SPECIAL = frozenset("=!(),")
 
@@ -42,13 +42,12 @@ _SPECIAL = frozenset("=!(),")
 def label_key_problem(key: str) -> str | None:
     """Why ``key`` is not a valid label key, or None."""
     prefix, slash, name = key.rpartition("/")
-    if slash:
-        if not prefix or len(prefix) > 253 or not _DNS_SUBDOMAIN.match(prefix):
-            return (
-                f"label key {key!r}: the prefix must be a lowercase DNS subdomain "
-                "of at most 253 characters"
-            )
-    if not _NAME.match(name):
+    if slash and (not prefix or len(prefix) > 253 or not _DNS_SUBDOMAIN.fullmatch(prefix)):
+        return (
+            f"label key {key!r}: the prefix must be a lowercase DNS subdomain "
+            "of at most 253 characters"
+        )
+    if not _NAME.fullmatch(name):
         return (
             f"label key {key!r}: the name must be 1-63 characters of letters, digits, '-', '_' "
             "or '.', starting and ending with a letter or digit"
@@ -58,7 +57,7 @@ def label_key_problem(key: str) -> str | None:
 
 def label_value_problem(value: str) -> str | None:
     """Why ``value`` is not a valid label value (the empty value is valid), or None."""
-    if value and not _NAME.match(value):
+    if value and not _NAME.fullmatch(value):
         return (
             f"label value {value!r}: must be empty or 1-63 characters of letters, digits, '-', "
             "'_' or '.', starting and ending with a letter or digit"
@@ -201,20 +200,22 @@ class _Parser:
         if token in ("in", "notin"):
             self.take()
             return Requirement(key, token, self.value_set())  # type: ignore[arg-type]
-        raise self.fail(f"expected an operator (=, ==, !=, in, notin) after {key!r}, found {_shown(token)}")
+        raise self.fail(
+            f"expected an operator (=, ==, !=, in, notin) after {key!r}, found {_shown(token)}"
+        )
 
     def value_set(self) -> tuple[str, ...]:
         if self.take() != "(":
             raise self.fail("expected '(' after in/notin")
-        values = {self.value(allow_empty=True)}
+        if self.peek() == ")":
+            raise self.fail("in and notin need at least one value")
+        values = {self.value(allow_empty=False)}
         while self.peek() == ",":
             self.take()
-            values.add(self.value(allow_empty=True))
+            values.add(self.value(allow_empty=False))
         token = self.take()
         if token != ")":
             raise self.fail(f"expected ',' or ')' in a value set, found {_shown(token)}")
-        if values == {""} and self.tokens[self.at - 2] == "(":
-            raise self.fail("in/notin need at least one value")
         return tuple(sorted(values))
 
     def selector(self) -> Selector:

@@ -24,6 +24,11 @@ def _decoder(annotation: Any) -> msgspec.json.Decoder[Any] | None:
         return None
 
 
+def _optional(handler: Any) -> bool:
+    parameter = handler.parsed_fn_signature.parameters["data"]
+    return bool(parameter.is_optional or parameter.has_default)
+
+
 def _body_type(handler: Any) -> Any:
     parameter = handler.parsed_fn_signature.parameters.get("data")
     return None if parameter is None else parameter.annotation
@@ -38,6 +43,8 @@ async def check_body(request: Request[Any, Any, Any]) -> None:
         return
     body = await request.body()
     if not body.strip():
+        if _optional(request.route_handler):
+            return
         raise BadRequest("request body is empty; expected a JSON object")
     try:
         decoder.decode(body)

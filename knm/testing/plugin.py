@@ -77,6 +77,7 @@ def knm_app(knm_config: Any, knm_extra_plugins: list[Any]) -> Any:
         blocked=knm_config.blocked_plugins,
         load_entrypoints=knm_config.load_entrypoints,
         extra_plugins=knm_extra_plugins,
+        named_plugins=knm_config.plugins,
     )
     return create_app(knm=Knm(knm_config, pm))
 

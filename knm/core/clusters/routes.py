@@ -1,0 +1,299 @@
+"""``/clusters``: admins manage clusters, every role reads them and lists their nodes.
+
+A cluster's body is flat: the common fields (``name``, ``kind``, ``description``, ``bastion``)
+beside its provider's config fields (static: ``nodes``). The provider is known only once ``kind``
+is read, so the body is decoded here in two steps instead of by Litestar, with the same rules:
+bad shape or types → 400 naming the field, bad values → 422 listing every problem.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from typing import Any
+
+import msgspec
+from litestar import Request, delete, get, post, put
+
+from knm.core.auth.guards import ADMIN, VIEWER
+from knm.core.clusters import store
+from knm.core.clusters.provider import Bastion, Cluster, ClusterProvider, Node, config_fields
+from knm.core.clusters.registry import provider_for, providers_of
+from knm.core.envelope import Envelope, PageNo, PageSize, created, offset, ok
+from knm.core.errors import BadRequest, Conflict, Invalid, KnmError, NotFound
+from knm.core.selectors import parse_selector
+
+log = logging.getLogger("knm.clusters")
+
+_NAME = re.compile(r"[a-z0-9]([a-z0-9._-]{0,61}[a-z0-9])?")
+MAX_DESCRIPTION = 1024
+#: Problems listed in one 422 before the rest are counted.
+MAX_PROBLEMS = 20
+
+
+class ClusterFields(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    name: str
+    kind: str
+    description: str = ""
+    bastion: Bastion | None = None
+
+
+class ClusterChanges(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """A PUT: fields left out keep their value; ``"bastion": null`` removes the bastion."""
+
+    name: str | msgspec.UnsetType = msgspec.UNSET
+    kind: str | msgspec.UnsetType = msgspec.UNSET
+    description: str | msgspec.UnsetType = msgspec.UNSET
+    bastion: Bastion | msgspec.UnsetType | None = msgspec.UNSET
+
+
+class ClusterList(msgspec.Struct):
+    total: int
+    clusters: list[dict[str, Any]]
+
+
+class NodeList(msgspec.Struct):
+    total: int
+    nodes: list[Node]
+
+
+_COMMON = frozenset(f.encode_name for f in msgspec.structs.fields(ClusterFields))
+
+
+def _knm(request: Request[Any, Any, Any]) -> Any:
+    return request.app.state["knm"]
+
+
+# --- decoding and rules ------------------------------------------------------------------------
+
+
+def _readable(message: str) -> str:
+    # "Expected `int`, got `str` - at `$.nodes[0].port`" → "nodes[0].port: Expected `int`, ..."
+    text, sep, where = message.rpartition(" - at `")
+    if not sep:
+        return message
+    path = where.rstrip("`").removeprefix("$").lstrip(".")
+    return f"{path}: {text}" if path else text
+
+
+def _object(body: bytes) -> dict[str, Any]:
+    if not body.strip():
+        raise BadRequest("request body is empty; expected a JSON object")
+    try:
+        values = msgspec.json.decode(body)
+    except msgspec.DecodeError as exc:
+        raise BadRequest(f"body is not valid JSON: {exc}") from None
+    if not isinstance(values, dict):
+        raise BadRequest("body must be a JSON object")
+    return values
+
+
+def _convert(values: Any, target: type[Any]) -> Any:
+    try:
+        return msgspec.convert(values, target, strict=True)
+    except msgspec.ValidationError as exc:
+        raise BadRequest(_readable(str(exc))) from None
+
+
+def _config_part(provider: ClusterProvider, values: dict[str, Any]) -> dict[str, Any]:
+    """The body's provider fields; any field neither common nor the provider's is a 400."""
+    known = set(config_fields(provider))
+    rest = {key: value for key, value in values.items() if key not in _COMMON}
+    if unknown := sorted(set(rest) - known):
+        raise BadRequest(f"Object contains unknown field `{unknown[0]}`")
+    return rest
+
+
+def _problems(name: str, description: str, bastion: Bastion | None) -> list[str]:
+    found = []
+    if not _NAME.fullmatch(name):
+        found.append(
+            f"name {name!r} must be 1-63 characters of lowercase letters, digits, '.', '_' or "
+            "'-', starting and ending with a letter or digit"
+        )
+    if len(description) > MAX_DESCRIPTION:
+        found.append(f"description is longer than {MAX_DESCRIPTION} characters")
+    if "\x00" in description:
+        found.append("description must not contain NUL characters")
+    if bastion is not None:
+        found.extend(bastion.problems())
+    return found
+
+
+def _refuse(problems: list[str]) -> None:
+    if not problems:
+        return
+    shown = problems[:MAX_PROBLEMS]
+    if len(problems) > MAX_PROBLEMS:
+        shown.append(f"and {len(problems) - MAX_PROBLEMS} more problems")
+    raise Invalid("; ".join(shown))
+
+
+async def _check_bastion(conn: Any, bastion: Bastion | None) -> None:
+    if bastion is None or bastion.credential_id is None:
+        return
+    if not await store.credential_exists(conn, bastion.credential_id):
+        raise NotFound(f"Credential ID {bastion.credential_id} not found")
+
+
+def present(knm: Any, row: store.ClusterRow, config: Any = None) -> dict[str, Any]:
+    """A cluster as the API shows it: common fields and the provider's public config, flat."""
+    shown: dict[str, Any] = row.config
+    provider = providers_of(knm).get(row.kind)
+    if provider is not None:
+        try:
+            if config is None:
+                config = store.full_config(knm, provider, row)
+            shown = provider.public_config(config)
+        except KnmError as exc:
+            # Listing must not fail for one bad row; the stored part holds no secrets.
+            log.warning("cluster %s: showing the stored config only: %s", row.name, exc.error)
+    return {
+        "id": row.id,
+        "name": row.name,
+        "kind": row.kind,
+        "description": row.description,
+        **shown,
+        "bastion": row.bastion,
+        "created_at": row.created_at,
+        "updated_at": row.updated_at,
+    }
+
+
+# --- routes ------------------------------------------------------------------------------------
+
+
+@get("/clusters", guards=[VIEWER], summary="List clusters")
+async def list_clusters(
+    request: Request[Any, Any, Any], page: PageNo = 1, page_size: PageSize = 20
+) -> Envelope[ClusterList]:
+    knm = _knm(request)
+    total, rows = await store.list_rows(knm.pool, page_size, offset(page, page_size))
+    return ok(ClusterList(total, [present(knm, row) for row in rows]))
+
+
+@get("/clusters/{name:str}", guards=[VIEWER], summary="One cluster")
+async def get_cluster(request: Request[Any, Any, Any], name: str) -> Envelope[dict[str, Any]]:
+    knm = _knm(request)
+    return ok(present(knm, await store.get_row(knm.pool, name)))
+
+
+@post("/clusters", guards=[ADMIN], summary="Register a cluster")
+async def create_cluster(request: Request[Any, Any, Any]) -> Envelope[dict[str, Any]]:
+    knm = _knm(request)
+    values = _object(await request.body())
+    fields: ClusterFields = _convert(
+        {k: v for k, v in values.items() if k in _COMMON}, ClusterFields
+    )
+    provider = provider_for(knm, fields.kind)
+    config = _convert(_config_part(provider, values), provider.config_type)
+    _refuse(_problems(fields.name, fields.description, fields.bastion) + provider.validate(config))
+    async with knm.pool.acquire() as conn:
+        await _check_bastion(conn, fields.bastion)
+        if await conn.fetchval("SELECT 1 FROM clusters WHERE name = $1", fields.name):
+            raise Conflict(f"cluster {fields.name!r} already exists")
+        cluster = Cluster(
+            id=None, name=fields.name, kind=fields.kind, description=fields.description,
+            config=config, bastion=fields.bastion,
+        )  # fmt: skip
+        await provider.check(knm, cluster)
+        async with conn.transaction():
+            cluster_id = await store.next_id(conn)
+            shown, secret = store.split_config(provider, config)
+            row = await store.insert(
+                conn,
+                store.ClusterRow(
+                    id=cluster_id, name=fields.name, kind=fields.kind,
+                    description=fields.description, config=shown,
+                    secrets=store.seal(knm, cluster_id, secret),
+                    bastion=None if fields.bastion is None else msgspec.to_builtins(fields.bastion),
+                ),
+            )  # fmt: skip
+            await knm.audit(
+                request, "cluster.create", row.name, conn=conn, detail={"kind": row.kind}
+            )
+    return created(present(knm, row, config), "cluster created")
+
+
+@put("/clusters/{name:str}", guards=[ADMIN], summary="Change a cluster (fields left out are kept)")
+async def update_cluster(request: Request[Any, Any, Any], name: str) -> Envelope[dict[str, Any]]:
+    knm = _knm(request)
+    values = _object(await request.body())
+    changes: ClusterChanges = _convert(
+        {k: v for k, v in values.items() if k in _COMMON}, ClusterChanges
+    )
+    async with knm.pool.acquire() as conn, conn.transaction():
+        row = await store.get_row(conn, name, lock=True)
+        provider = provider_for(knm, row.kind)
+        if changes.kind is not msgspec.UNSET and changes.kind != row.kind:
+            raise Invalid(f"a cluster's kind cannot change: {row.name} is {row.kind}")
+        config_changes = _config_part(provider, values)
+        config = store.full_config(knm, provider, row)
+        if config_changes:
+            config = _convert(
+                {**msgspec.to_builtins(config), **config_changes}, provider.config_type
+            )
+        new_name = row.name if changes.name is msgspec.UNSET else changes.name
+        description = (
+            row.description if changes.description is msgspec.UNSET else changes.description
+        )
+        if changes.bastion is msgspec.UNSET:
+            bastion = None if row.bastion is None else msgspec.convert(row.bastion, Bastion)
+        else:
+            bastion = changes.bastion
+        _refuse(_problems(new_name, description, bastion) + provider.validate(config))
+        if changes.bastion is not msgspec.UNSET:
+            await _check_bastion(conn, bastion)
+        secrets = row.secrets
+        if config_changes:
+            cluster = Cluster(
+                id=row.id, name=new_name, kind=row.kind, description=description,
+                config=config, bastion=bastion,
+                created_at=row.created_at, updated_at=row.updated_at,
+            )  # fmt: skip
+            await provider.check(knm, cluster)
+            shown, secret = store.split_config(provider, config)
+            secrets = store.seal(knm, row.id, secret)
+        else:
+            shown = row.config
+        updated = await store.update(
+            conn,
+            msgspec.structs.replace(
+                row, name=new_name, description=description, config=shown, secrets=secrets,
+                bastion=None if bastion is None else msgspec.to_builtins(bastion),
+            ),
+        )  # fmt: skip
+        await knm.audit(
+            request, "cluster.update", row.name, conn=conn, detail={"fields": sorted(values)}
+        )
+    return ok(present(knm, updated, config), "cluster updated")
+
+
+@delete("/clusters/{name:str}", guards=[ADMIN], status_code=200, summary="Remove a cluster")
+async def delete_cluster(request: Request[Any, Any, Any], name: str) -> Envelope[Any]:
+    knm = _knm(request)
+    async with knm.pool.acquire() as conn, conn.transaction():
+        await store.delete(conn, name)
+        await knm.audit(request, "cluster.delete", name, conn=conn)
+    return ok(message="cluster deleted")
+
+
+@get("/clusters/{name:str}/nodes", guards=[VIEWER], summary="A cluster's nodes")
+async def list_nodes(
+    request: Request[Any, Any, Any],
+    name: str,
+    selector: str | None = None,
+    page: PageNo = 1,
+    page_size: PageSize = 20,
+) -> Envelope[NodeList]:
+    knm = _knm(request)
+    chosen = parse_selector(selector) if selector else None
+    cluster = await store.get_cluster(knm, name)
+    nodes = await provider_for(knm, cluster.kind).list_nodes(knm, cluster)
+    if chosen:
+        nodes = [node for node in nodes if chosen.matches(node.labels)]
+    start = offset(page, page_size)
+    return ok(NodeList(len(nodes), nodes[start : start + page_size]))
+
+
+ROUTES = [list_clusters, get_cluster, create_cluster, update_cluster, delete_cluster, list_nodes]

@@ -1,0 +1,237 @@
+"""Content operations with their rules: create, merge-update, delete, clone, and the look-ups
+executors use (``get_runnable``, ``get_by_name``)."""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any
+
+import msgspec
+
+from knm.core.content import store
+from knm.core.content.kinds import ContentDraft, ContentItem, ContentKind, kind_of
+from knm.core.errors import Conflict, Invalid, NotFound, PayloadTooLarge
+
+MAX_NAME = 200
+MAX_DESCRIPTION = 10_000
+MAX_LABEL = 64
+MAX_TAGS = 50
+
+
+def normalized(draft: ContentDraft) -> ContentDraft:
+    tags = list(dict.fromkeys(tag.strip() for tag in draft.tags))
+    return msgspec.structs.replace(
+        draft, name=draft.name.strip(), category=draft.category.strip(), tags=tags
+    )
+
+
+def _nul_fields(draft: ContentDraft) -> list[str]:
+    # PostgreSQL text and jsonb cannot hold U+0000; say so instead of failing on insert.
+    fields = {
+        "name": draft.name,
+        "description": draft.description,
+        "category": draft.category,
+        "tags": draft.tags,
+        "body": draft.body,
+        "extras": draft.extras,
+    }
+    return [name for name, value in fields.items() if b"\\u0000" in msgspec.json.encode(value)]
+
+
+def base_problems(kind: ContentKind, draft: ContentDraft) -> list[str]:
+    problems = []
+    if not draft.name:
+        problems.append("name must not be empty")
+    elif len(draft.name) > MAX_NAME:
+        problems.append(f"name must be at most {MAX_NAME} characters")
+    if len(draft.description) > MAX_DESCRIPTION:
+        problems.append(f"description must be at most {MAX_DESCRIPTION} characters")
+    if not draft.category:
+        problems.append("category must not be empty")
+    elif len(draft.category) > MAX_LABEL:
+        problems.append(f"category must be at most {MAX_LABEL} characters")
+    if len(draft.tags) > MAX_TAGS:
+        problems.append(f"at most {MAX_TAGS} tags are allowed")
+    if any(not tag or len(tag) > MAX_LABEL for tag in draft.tags):
+        problems.append(f"every tag must have 1 to {MAX_LABEL} characters")
+    for name in _nul_fields(draft):
+        problems.append(
+            f"{kind.body_field if name == 'body' else name} must not contain NUL characters"
+        )
+    return problems
+
+
+def check_size(kind: ContentKind, body: Any) -> None:
+    if kind.max_body_bytes is None:
+        return
+    size = kind.body_size(body)
+    if size > kind.max_body_bytes:
+        raise PayloadTooLarge(
+            f"{kind.body_field} is {size} bytes; at most {kind.max_body_bytes} are allowed"
+        )
+
+
+async def check(knm: Any, kind: ContentKind, draft: ContentDraft) -> ContentDraft:
+    """``draft`` normalized, or 413/422 with every problem found."""
+    check_size(kind, draft.body)
+    draft = normalized(draft)
+    problems = base_problems(kind, draft)
+    if kind.validate is not None and not problems:
+        found = kind.validate(knm, draft)
+        if inspect.isawaitable(found):
+            found = await found
+        problems.extend(found or [])
+    if problems:
+        raise Invalid("; ".join(problems))
+    return draft
+
+
+def draft_from_create(kind: ContentKind, data: msgspec.Struct) -> ContentDraft:
+    extras = None
+    if kind.extras is not None:
+        extras = kind.extras(**{name: getattr(data, name) for name in kind.extra_fields})
+    return ContentDraft(
+        kind=kind.kind,
+        id=None,
+        name=data.name,  # type: ignore[attr-defined]
+        description=data.description,  # type: ignore[attr-defined]
+        body=getattr(data, kind.body_field),
+        category=data.category,  # type: ignore[attr-defined]
+        tags=list(data.tags),  # type: ignore[attr-defined]
+        is_active=data.is_active,  # type: ignore[attr-defined]
+        extras=extras,
+    )
+
+
+def merged(kind: ContentKind, item: ContentItem, data: msgspec.Struct) -> ContentDraft:
+    """The item with the fields ``data`` carries (the others stay as they are)."""
+
+    def given(name: str, current: Any) -> Any:
+        value = getattr(data, name)
+        return current if value is msgspec.UNSET else value
+
+    extras = item.extras
+    if kind.extras is not None:
+        changes = {
+            name: getattr(data, name)
+            for name in kind.extra_fields
+            if getattr(data, name) is not msgspec.UNSET
+        }
+        extras = msgspec.structs.replace(item.extras, **changes)
+    return ContentDraft(
+        kind=kind.kind,
+        id=item.id,
+        name=given("name", item.name),
+        description=given("description", item.description),
+        body=given(kind.body_field, item.body),
+        category=given("category", item.category),
+        tags=list(given("tags", item.tags)),
+        is_active=given("is_active", item.is_active),
+        extras=extras,
+    )
+
+
+def read_only(kind: ContentKind, item: ContentItem) -> Conflict:
+    return Conflict(
+        f'{kind.label} "{item.name}" is builtin and read-only; clone it to make an editable copy',
+        message="builtin content is read-only",
+    )
+
+
+async def load(conn: Any, kind: ContentKind, item_id: int, *, lock: bool = False) -> ContentItem:
+    item = await store.fetch(conn, kind, item_id, lock=lock)
+    if item is None:
+        raise NotFound(kind.not_found(item_id))
+    return item
+
+
+async def create(
+    knm: Any, conn: Any, kind: ContentKind, draft: ContentDraft, username: str
+) -> ContentItem:
+    draft = await check(knm, kind, draft)
+    async with conn.transaction():
+        return await store.insert(conn, kind, draft, username=username)
+
+
+async def update(
+    knm: Any, conn: Any, kind: ContentKind, item_id: int, data: msgspec.Struct, username: str
+) -> ContentItem:
+    body = getattr(data, kind.body_field)
+    if body is not msgspec.UNSET:
+        check_size(kind, body)
+    async with conn.transaction():
+        item = await load(conn, kind, item_id, lock=True)
+        if item.is_builtin:
+            raise read_only(kind, item)
+        expected = data.version  # type: ignore[attr-defined]
+        if expected is not msgspec.UNSET and expected != item.version:
+            raise Conflict(
+                f"version mismatch: current is {item.version}", message="version mismatch"
+            )
+        draft = await check(knm, kind, merged(kind, item, data))
+        changed = store.versioned_state(kind, draft.body, draft.extras) != store.versioned_state(
+            kind, item.body, item.extras
+        )
+        return await store.update(
+            conn, kind, item_id, draft, new_version=changed, username=username
+        )
+
+
+async def delete(conn: Any, kind: ContentKind, item_id: int) -> ContentItem:
+    async with conn.transaction():
+        item = await load(conn, kind, item_id, lock=True)
+        if item.is_builtin:
+            raise read_only(kind, item)
+        await store.delete(conn, kind, item_id)
+    return item
+
+
+async def _copy_name(conn: Any, kind: ContentKind, name: str) -> str:
+    candidate = f"{name} (copy)"
+    number = 2
+    while await store.name_taken(conn, kind, candidate):
+        candidate = f"{name} (copy {number})"
+        number += 1
+    return candidate
+
+
+async def clone(
+    conn: Any, kind: ContentKind, item_id: int, name: str | None, username: str
+) -> ContentItem:
+    source = await load(conn, kind, item_id)
+    draft = ContentDraft(
+        kind=kind.kind,
+        id=None,
+        name=name if name is not None else await _copy_name(conn, kind, source.name),
+        description=source.description,
+        body=source.body,
+        category=source.category,
+        tags=source.tags,
+        is_active=source.is_active,
+        extras=source.extras,
+    )
+    # The source already passed the kind's rules; only the new name needs checking.
+    draft = normalized(draft)
+    problems = base_problems(kind, draft)
+    if problems:
+        raise Invalid("; ".join(problems))
+    async with conn.transaction():
+        return await store.insert(conn, kind, draft, username=username)
+
+
+async def get_by_name(knm: Any, kind: str | ContentKind, name: str) -> ContentItem:
+    """The item of ``kind`` named ``name`` (case-insensitive), or NotFound."""
+    spec = kind_of(knm.pm, kind)
+    item = await store.fetch_by_name(knm.pool, spec, name)
+    if item is None:
+        raise NotFound(f'{spec.label} "{name}" not found')
+    return item
+
+
+async def get_runnable(knm: Any, kind: str | ContentKind, item_id: int) -> ContentItem:
+    """The item to execute: NotFound ("Playbook ID 9 not found"), or Conflict when inactive."""
+    spec = kind_of(knm.pm, kind)
+    item = await load(knm.pool, spec, item_id)
+    if not item.is_active:
+        raise Conflict(f'{spec.label} "{item.name}" is inactive', message="content is inactive")
+    return item

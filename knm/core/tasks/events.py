@@ -1,0 +1,171 @@
+"""The per-task event log, written in batches and published to subscribers.
+
+Events are produced by the process that runs a task. They are buffered for a short interval,
+coalesced (consecutive output of one node and stream becomes one event), written to
+``task_events`` with one COPY, handed to this process's subscribers, and announced to other
+processes with one ``NOTIFY`` per task carrying only ``task_id:last_seq`` (payloads are limited
+to 8000 bytes, so subscribers elsewhere read the events themselves from the log).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import asyncpg
+import msgspec
+
+log = logging.getLogger("knm.events")
+
+CHANNEL = "knm_events"
+FLUSH_INTERVAL = 0.05
+MAX_BATCH = 5000
+
+
+class Event(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """One message of the progress stream, as stored and as sent."""
+
+    task_id: str
+    type: str
+    seq: int
+    progress: int
+    message: str = ""
+    data: dict[str, Any] = msgspec.field(default_factory=dict)
+    timestamp: datetime
+
+
+def now() -> datetime:
+    return datetime.now(UTC).replace(microsecond=0)
+
+
+class EventLog:
+    """Buffers, stores and publishes events of the tasks this process runs."""
+
+    def __init__(self, pool: asyncpg.Pool, deliver: Callable[[str, list[Event]], None]) -> None:
+        self.pool = pool
+        self.deliver = deliver
+        self._seq: dict[str, int] = {}
+        self._pending: list[Event] = []
+        self._wakeup = asyncio.Event()
+        self._flushed = asyncio.Condition()
+        self._task: asyncio.Task[None] | None = None
+        self._closing = False
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="knm-event-log")
+
+    async def stop(self) -> None:
+        self._closing = True
+        self._wakeup.set()
+        if self._task is not None:
+            await self._task
+        await self._flush()
+
+    async def open_task(self, task_id: str) -> None:
+        """Continue a task's sequence (a task taken over from a lost worker has events)."""
+        last = await self.pool.fetchval(
+            "SELECT coalesce(max(seq), 0) FROM task_events WHERE task_id = $1", task_id
+        )
+        self._seq[task_id] = max(self._seq.get(task_id, 0), last)
+
+    def close_task(self, task_id: str) -> None:
+        self._seq.pop(task_id, None)
+
+    def emit(
+        self,
+        task_id: str,
+        type: str,
+        progress: int,
+        message: str = "",
+        data: dict[str, Any] | None = None,
+    ) -> None:
+        data = data or {}
+        if type == "output" and self._pending:
+            last = self._pending[-1]
+            if (
+                last.task_id == task_id
+                and last.type == "output"
+                and last.data.get("node") == data.get("node")
+                and last.data.get("stream") == data.get("stream")
+            ):
+                last.data["text"] = last.data.get("text", "") + data.get("text", "")
+                last.progress = progress
+                return
+        seq = self._seq.get(task_id, 0) + 1
+        self._seq[task_id] = seq
+        self._pending.append(
+            Event(
+                task_id=task_id,
+                type=type,
+                seq=seq,
+                progress=max(0, min(100, int(progress))),
+                message=message,
+                data=data,
+                timestamp=now(),
+            )
+        )
+        if type == "complete" or len(self._pending) >= MAX_BATCH:
+            self._wakeup.set()
+
+    async def flush(self) -> None:
+        """Write everything emitted so far (used before a terminal state is reported)."""
+        self._wakeup.set()
+        async with self._flushed:
+            await asyncio.wait_for(self._flushed.wait_for(lambda: not self._pending), timeout=30)
+
+    async def _run(self) -> None:
+        while not self._closing:
+            try:
+                await asyncio.wait_for(self._wakeup.wait(), FLUSH_INTERVAL)
+            except TimeoutError:
+                pass
+            self._wakeup.clear()
+            try:
+                await self._flush()
+            except Exception:
+                log.exception("writing task events failed; retrying")
+                await asyncio.sleep(0.5)
+
+    async def _flush(self) -> None:
+        if not self._pending:
+            async with self._flushed:
+                self._flushed.notify_all()
+            return
+        batch, self._pending = self._pending, []
+        records = [
+            (e.task_id, e.seq, e.type, e.progress, e.message, e.data, e.timestamp) for e in batch
+        ]
+        async with self.pool.acquire() as conn:
+            await conn.copy_records_to_table(
+                "task_events",
+                records=records,
+                columns=["task_id", "seq", "type", "progress", "message", "data", "created_at"],
+            )
+            last: dict[str, int] = {}
+            for event in batch:
+                last[event.task_id] = event.seq
+            for task_id, seq in last.items():
+                await conn.execute("SELECT pg_notify($1, $2)", CHANNEL, f"{task_id}:{seq}")
+        by_task: dict[str, list[Event]] = {}
+        for event in batch:
+            by_task.setdefault(event.task_id, []).append(event)
+        for task_id, events in by_task.items():
+            self.deliver(task_id, events)
+        async with self._flushed:
+            self._flushed.notify_all()
+
+
+async def read_events(
+    conn: asyncpg.Connection | asyncpg.Pool, task_id: str, since: int = 0, limit: int = 10_000
+) -> list[Event]:
+    records = await conn.fetch(
+        """SELECT task_id, seq, type, progress, message, data, created_at AS timestamp
+           FROM task_events WHERE task_id = $1 AND seq > $2 ORDER BY seq LIMIT $3""",
+        task_id,
+        since,
+        limit,
+    )
+    return [Event(**dict(r)) for r in records]

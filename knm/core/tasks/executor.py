@@ -1,0 +1,289 @@
+"""What an executor plugin supplies, and the context its ``run`` gets.
+
+An executor declares its kind, its request struct (extending ``ExecRequest``) and implements
+``prepare`` (checks and the task's summary, before any task exists) and ``run(ctx)``. The
+engine does everything else: routes, the task row, claiming, leases, cancel, events, results.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import msgspec
+
+from knm.core.tasks.output import CHUNK, Masker, StreamBuffer, append_chunks
+from knm.core.tasks.schemas import ExecRequest, NodeResult, TaskRow
+
+if TYPE_CHECKING:
+    from knm.core.runtime import Knm
+
+
+class TargetNode(msgspec.Struct, kw_only=True):
+    """A resolved node as an executor sees it."""
+
+    name: str
+    address: str = ""
+    port: int | None = None
+    labels: dict[str, str] = msgspec.field(default_factory=dict)
+
+
+class Prepared(msgspec.Struct, kw_only=True):
+    """What ``prepare`` returns: the nodes, and what status answers should show."""
+
+    nodes: list[TargetNode]
+    #: Extra fields of the execute and status answers (``command``, ``playbook_name`` …).
+    summary: dict[str, Any] = msgspec.field(default_factory=dict)
+    #: The request as it should be stored (secrets removed); defaults to the request itself.
+    stored_request: dict[str, Any] | None = None
+
+
+class Executor:
+    """Base class of executors. Subclasses set the class attributes and implement ``run``."""
+
+    #: The id prefix and ``GET /tasks?kind=`` value (``ssh``, ``ansible``, ``script``).
+    kind: ClassVar[str]
+    #: The path segment of its routes: ``/automation/<route>/...`` (``scripts`` for ``script``).
+    route: ClassVar[str]
+    #: The feature switch guarding it (``knm.features.require(feature)``).
+    feature: ClassVar[str]
+    request_type: ClassVar[type[ExecRequest]] = ExecRequest
+    #: The last path segment of the start route (the spec says ``run`` for Ansible).
+    execute_path: ClassVar[str] = "execute"
+    requires_credential: ClassVar[bool] = True
+    #: Recoverable executors get ``recover(ctx)`` on another worker when their worker dies.
+    recoverable: ClassVar[bool] = False
+    #: Status answers include each node's stdout and stderr.
+    node_output_in_status: ClassVar[bool] = True
+    #: Status answers include the whole task's ``output`` (Ansible's play output).
+    task_output_in_status: ClassVar[bool] = False
+    #: Tasks of this kind running at once across all workers; more wait as ``pending``.
+    max_tasks: ClassVar[int] = 100
+
+    async def prepare(self, knm: Knm, request: Any, principal: Any) -> Prepared:
+        """Check the request (raise ``Invalid``/``NotFound``…) and return the nodes to run on.
+
+        The default resolves ``cluster_name`` and ``target_nodes``/``target_selector``."""
+        from knm.core.tasks.targets import resolve
+
+        return Prepared(nodes=await resolve(knm, request))
+
+    async def run(self, ctx: TaskContext) -> None:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    async def recover(self, ctx: TaskContext) -> None:
+        """Finish a task whose worker died (only for ``recoverable`` executors)."""
+
+    def status_fields(self, task: TaskRow) -> dict[str, Any]:
+        """Extra fields of the status answer, beyond ``summary``."""
+        return {}
+
+
+class Cancelled(Exception):
+    """Raised inside an executor's work when its task is cancelled."""
+
+
+class TaskContext:
+    """Everything ``run`` needs: nodes, credential, settings, and how to report."""
+
+    def __init__(
+        self,
+        *,
+        knm: Knm,
+        task: TaskRow,
+        executor: Executor,
+        request: Any,
+        nodes: list[TargetNode],
+        credential: Any,
+        settings: Any,
+        masker: Masker,
+    ) -> None:
+        self.knm = knm
+        self.task = task
+        self.task_id = task.task_id
+        self.executor = executor
+        self.request = request
+        self.nodes = nodes
+        self.credential = credential
+        self.settings = settings
+        self.mask = masker
+        self.cancelled = asyncio.Event()
+        self.cancel_reason = ""
+        self.progress_value = 0
+        self.output_cap: int = getattr(knm.config, "output_cap", 1024 * 1024)
+        self._streams: dict[tuple[str, str], StreamBuffer] = {}
+        self._chunks: list[tuple[str, str, str, int, str]] = []
+        self._finished: set[str] = set()
+        self._finished_count = 0
+        self.result: dict[str, Any] = dict(task.result)
+
+    # --- time -----------------------------------------------------------------------------
+
+    @property
+    def node_timeout(self) -> float:
+        timeout = self.request.timeout if self.request.timeout else self.settings.timeout
+        return float(timeout)
+
+    def remaining(self) -> float | None:
+        """Seconds left before the task's deadline, if it has one."""
+        if self.task.deadline_at is None:
+            return None
+        from datetime import UTC, datetime
+
+        return (self.task.deadline_at - datetime.now(UTC)).total_seconds()
+
+    # --- reporting ------------------------------------------------------------------------
+
+    def emit(self, type: str, message: str = "", data: dict[str, Any] | None = None) -> None:
+        self.knm.events.emit(self.task_id, type, self.progress_value, message, data)
+
+    async def progress(self, percent: float, message: str = "", **data: Any) -> None:
+        self.progress_value = max(0, min(100, int(percent)))
+        self.emit("progress", message, data)
+
+    async def node_started(self, node: str) -> None:
+        from knm.core.tasks import store
+
+        await store.node_started(self.knm.pool, self.task_id, node)
+        self.emit("node", f"{node} started", {"node": node, "status": "running"})
+
+    def output(self, node: str, stream: str, text: str, *, final: bool = False) -> None:
+        buffer = self._streams.get((node, stream))
+        if buffer is None:
+            buffer = self._streams[(node, stream)] = StreamBuffer(self.output_cap, self.mask)
+        if buffer.truncated:
+            return
+        safe = buffer.feed(text, final=final)
+        if not safe:
+            return
+        for start in range(0, len(safe), CHUNK):
+            piece = safe[start : start + CHUNK]
+            self._chunks.append((self.task_id, node, stream, buffer.seq, piece))
+            buffer.seq += 1
+        self.emit("output", "", {"node": node, "stream": stream, "text": safe})
+
+    async def flush_output(self) -> None:
+        chunks, self._chunks = self._chunks, []
+        await append_chunks(self.knm.pool, chunks)
+
+    async def node_finished(self, node: str, result: NodeResult) -> None:
+        from knm.core.tasks import store
+
+        for (name, stream), buffer in self._streams.items():
+            if name == node and buffer.carry:
+                self.output(node, stream, "", final=True)
+        await self.flush_output()
+        sizes = {
+            stream: (buffer.stored, buffer.truncated)
+            for (name, stream), buffer in self._streams.items()
+            if name == node
+        }
+        result.message = self.mask(result.message)
+        if not await store.node_finished(self.knm.pool, self.task_id, node, result, sizes):
+            return
+        self._finished.add(node)
+        self._finished_count += 1
+        total = max(1, len(self.nodes))
+        self.progress_value = int(100 * self._finished_count / total)
+        data: dict[str, Any] = {"node": node, "status": result.status}
+        if result.reason:
+            data["reason"] = result.reason
+        if result.exit_code is not None:
+            data["exit_code"] = result.exit_code
+        self.emit("node", result.message or f"{node} {result.status}", data)
+
+    def finished(self, node: str) -> bool:
+        return node in self._finished
+
+    async def save_result(self, **fields: Any) -> None:
+        """Task-level results beyond nodes (workflow steps …), shown in status answers."""
+        from knm.core.tasks import store
+
+        self.result.update(fields)
+        await store.set_result(self.knm.pool, self.task_id, self.result)
+
+    def check_cancelled(self) -> None:
+        if self.cancelled.is_set():
+            raise Cancelled(self.cancel_reason or "cancelled")
+
+    # --- fan-out --------------------------------------------------------------------------
+
+    async def fan_out(
+        self,
+        work: Callable[[TargetNode], Awaitable[NodeResult]],
+        *,
+        nodes: Sequence[TargetNode] | None = None,
+        concurrency: int | None = None,
+    ) -> None:
+        """Run ``work`` on every node with the request's ``batch_size`` and ``max_failures``,
+        each node bounded by the node timeout, all of it by cancellation.
+
+        A node's timeout starts when its work starts, so nodes waiting for a free slot never
+        time out. Exceptions from ``work`` fail that node only."""
+        targets = list(nodes if nodes is not None else self.nodes)
+        limit = self.request.batch_size or concurrency or len(targets) or 1
+        if concurrency:
+            limit = min(limit, concurrency)
+        max_failures = self.request.max_failures
+        slots = asyncio.Semaphore(limit)
+        failures = 0
+        stop_starting = asyncio.Event()
+
+        async def one(node: TargetNode) -> None:
+            nonlocal failures
+            async with slots:
+                if self.finished(node.name):
+                    return
+                if self.cancelled.is_set():
+                    return
+                if stop_starting.is_set():
+                    await self.node_finished(
+                        node.name,
+                        NodeResult.failure(
+                            "skipped", f"not started: more than {max_failures} nodes failed"
+                        ),
+                    )
+                    return
+                await self.node_started(node.name)
+                started = time.monotonic()
+                result = await self._bounded(work, node)
+                if result.status == "failed":
+                    failures += 1
+                    if max_failures is not None and failures > max_failures:
+                        stop_starting.set()
+                result.data.setdefault("elapsed", round(time.monotonic() - started, 3))
+                await self.node_finished(node.name, result)
+
+        await asyncio.gather(*(one(node) for node in targets))
+
+    async def _bounded(
+        self, work: Callable[[TargetNode], Awaitable[NodeResult]], node: TargetNode
+    ) -> NodeResult:
+        timeout = self.node_timeout
+        remaining = self.remaining()
+        if remaining is not None:
+            timeout = min(timeout, max(remaining, 0.001))
+        job = asyncio.ensure_future(work(node))
+        cancel_wait = asyncio.ensure_future(self.cancelled.wait())
+        try:
+            done, _ = await asyncio.wait(
+                {job, cancel_wait}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
+            )
+            if job in done:
+                try:
+                    return job.result()
+                except Cancelled as exc:
+                    return NodeResult.failure("cancelled", str(exc))
+                except Exception as exc:  # one node's failure never fails the others
+                    return NodeResult.failure("error", f"{type(exc).__name__}: {exc}")
+            job.cancel()
+            with contextlib.suppress(BaseException):
+                await asyncio.wait_for(job, 10)
+            if cancel_wait in done:
+                return NodeResult.failure("cancelled", self.cancel_reason or "cancelled")
+            return NodeResult.failure("timeout", f"timed out after {timeout:g} s")
+        finally:
+            cancel_wait.cancel()

@@ -1,0 +1,279 @@
+"""The routes every executor gets (execute, status, cancel, rerun, history) and ``/tasks``."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any, Literal
+
+import msgspec
+from litestar import Request, Response, get, post
+from litestar.response import Stream
+
+from knm.core.auth.guards import OPERATOR, VIEWER, principal_of
+from knm.core.envelope import Envelope, PageNo, PageSize, offset, ok
+from knm.core.errors import BadRequest, Invalid, NotFound
+from knm.core.tasks import events, output, service, store
+from knm.core.tasks.executor import Executor
+from knm.core.tasks.schemas import HistoryPage
+
+
+class RerunRequest(msgspec.Struct, forbid_unknown_fields=True):
+    only_failed: bool = True
+
+
+class EventList(msgspec.Struct):
+    total: int
+    entries: list[events.Event]
+
+
+def _knm(request: Request[Any, Any, Any]) -> Any:
+    return request.app.state["knm"]
+
+
+def _check_dates(start_date: date | None, end_date: date | None) -> None:
+    if start_date and end_date and end_date < start_date:
+        raise BadRequest("end_date is before start_date")
+
+
+def executor_routes(executor: Executor) -> list[Any]:
+    """The generic routes of one executor, under ``/automation/<route>/``."""
+    base = f"/automation/{executor.route}"
+    kind = executor.kind
+    tag = [executor.route]
+
+    async def feature_on(connection: Any, _: Any) -> None:
+        await connection.app.state["knm"].features.require(executor.feature)
+
+    async def execute(request: Request[Any, Any, Any], data: Any) -> Envelope[dict[str, Any]]:
+        knm = _knm(request)
+        principal = principal_of(request)
+        task = await service.start_task(
+            knm,
+            executor,
+            data,
+            principal,
+            idempotency_key=request.headers.get("idempotency-key"),
+        )
+        await knm.audit(request, "task.start", task.task_id, detail={"kind": kind})
+        return ok(service.start_answer(task), "task started")
+
+    execute.__annotations__ = {
+        "request": Request[Any, Any, Any],
+        "data": executor.request_type,
+        "return": Envelope[dict[str, Any]],
+    }
+
+    async def status(request: Request[Any, Any, Any], task_id: str) -> Envelope[dict[str, Any]]:
+        knm = _knm(request)
+        task = await service.find_task(knm, task_id, kind)
+        return ok(await service.status_of(knm, executor, task))
+
+    async def cancel(request: Request[Any, Any, Any], task_id: str) -> Envelope[dict[str, Any]]:
+        knm = _knm(request)
+        task = await service.find_task(knm, task_id, kind)
+        principal = principal_of(request)
+        updated = await service.cancel_task(knm, task, f"cancelled by {principal.username}")
+        await knm.audit(request, "task.cancel", task_id)
+        return ok({"task_id": task_id, "status": updated.status}, "cancel requested")
+
+    async def rerun(
+        request: Request[Any, Any, Any], task_id: str, data: RerunRequest | None = None
+    ) -> Envelope[dict[str, Any]]:
+        knm = _knm(request)
+        original = await service.find_task(knm, task_id, kind)
+        if not original.finished:
+            raise Invalid(f"task {task_id} is still {original.status}")
+        nodes = original.target_nodes
+        if data is None or data.only_failed:
+            records = await store.nodes_of(knm.pool, task_id)
+            nodes = [n.node for n in records if n.status == "failed"]
+            if not nodes:
+                raise Invalid(f"task {task_id} has no failed nodes to rerun")
+        body = {k: v for k, v in original.request.items() if not k.startswith("_")}
+        body.update(target_nodes=nodes, target_selector=None)
+        try:
+            again = msgspec.convert(body, executor.request_type, strict=False)
+        except msgspec.ValidationError as exc:
+            raise Invalid(f"the original request cannot be replayed: {exc}") from None
+        task = await service.start_task(
+            knm,
+            executor,
+            again,
+            principal_of(request),
+            rerun_of=task_id,
+            idempotency_key=request.headers.get("idempotency-key"),
+        )
+        await knm.audit(request, "task.rerun", task.task_id, detail={"rerun_of": task_id})
+        return ok(service.start_answer(task) | {"rerun_of": task_id}, "task started")
+
+    async def history(
+        request: Request[Any, Any, Any],
+        cluster_name: str | None = None,
+        status: Literal["pending", "running", "completed", "failed", "cancelled"] | None = None,
+        start_date: date | None = None,
+        end_date: date | None = None,
+        include_children: bool = False,
+        page: PageNo = 1,
+        page_size: PageSize = 20,
+    ) -> Envelope[HistoryPage]:
+        _check_dates(start_date, end_date)
+        where = store.HistoryFilter(
+            kind=kind,
+            cluster_name=cluster_name,
+            status=status,
+            start_date=start_date,
+            end_date=end_date,
+            include_children=include_children,
+        )
+        total, items = await store.history(
+            _knm(request).pool, where, page_size, offset(page, page_size)
+        )
+        return ok(HistoryPage(total, items))
+
+    return [
+        post(
+            f"{base}/{executor.execute_path}",
+            guards=[OPERATOR, feature_on],
+            status_code=200,
+            name=f"{kind}-execute",
+            operation_id=f"{kind}Execute",
+            tags=tag,
+            summary=f"Start a {kind} task",
+        )(execute),
+        get(
+            f"{base}/status/{{task_id:str}}",
+            guards=[VIEWER, feature_on],
+            name=f"{kind}-status",
+            operation_id=f"{kind}Status",
+            tags=tag,
+            summary=f"Status of a {kind} task",
+        )(status),
+        post(
+            f"{base}/cancel/{{task_id:str}}",
+            guards=[OPERATOR, feature_on],
+            status_code=200,
+            name=f"{kind}-cancel",
+            operation_id=f"{kind}Cancel",
+            tags=tag,
+            summary=f"Cancel a {kind} task",
+        )(cancel),
+        post(
+            f"{base}/rerun/{{task_id:str}}",
+            guards=[OPERATOR, feature_on],
+            status_code=200,
+            name=f"{kind}-rerun",
+            operation_id=f"{kind}Rerun",
+            tags=tag,
+            summary=f"Run a {kind} task again",
+        )(rerun),
+        get(
+            f"{base}/history",
+            guards=[VIEWER, feature_on],
+            name=f"{kind}-history",
+            operation_id=f"{kind}History",
+            tags=tag,
+            summary=f"{kind} tasks, newest first",
+        )(history),
+    ]
+
+
+@get("/tasks", guards=[VIEWER], summary="Tasks of every kind, newest first")
+async def list_tasks(
+    request: Request[Any, Any, Any],
+    kind: str | None = None,
+    cluster_name: str | None = None,
+    status: Literal["pending", "running", "completed", "failed", "cancelled"] | None = None,
+    start_date: date | None = None,
+    end_date: date | None = None,
+    include_children: bool = False,
+    parent_task_id: str | None = None,
+    page: PageNo = 1,
+    page_size: PageSize = 20,
+) -> Envelope[HistoryPage]:
+    _check_dates(start_date, end_date)
+    where = store.HistoryFilter(
+        kind=kind,
+        cluster_name=cluster_name,
+        status=status,
+        start_date=start_date,
+        end_date=end_date,
+        include_children=include_children,
+        parent_task_id=parent_task_id,
+    )
+    total, items = await store.history(
+        _knm(request).pool, where, page_size, offset(page, page_size)
+    )
+    return ok(HistoryPage(total, items))
+
+
+@get("/tasks/{task_id:str}", guards=[VIEWER], summary="Status of any task")
+async def get_task(request: Request[Any, Any, Any], task_id: str) -> Envelope[dict[str, Any]]:
+    knm = _knm(request)
+    task = await service.find_task(knm, task_id)
+    return ok(await service.status_of(knm, knm.executors.get(task.kind), task))
+
+
+@get("/tasks/{task_id:str}/events", guards=[VIEWER], summary="A task's event log")
+async def task_events(
+    request: Request[Any, Any, Any], task_id: str, since: int = 0, limit: int = 1000
+) -> Envelope[EventList]:
+    if since < 0 or not 1 <= limit <= 10_000:
+        raise BadRequest("since must be ≥ 0 and limit 1–10000")
+    knm = _knm(request)
+    await service.find_task(knm, task_id)
+    found = await events.read_events(knm.pool, task_id, since, limit)
+    return ok(EventList(len(found), found))
+
+
+@get("/tasks/{task_id:str}/output", guards=[VIEWER], summary="Download a node's output")
+async def task_output(
+    request: Request[Any, Any, Any],
+    task_id: str,
+    node: str,
+    stream: Literal["stdout", "stderr"] = "stdout",
+) -> Response[Any]:
+    knm = _knm(request)
+    await service.find_task(knm, task_id)
+    total = await knm.pool.fetchval(
+        f"SELECT {stream}_bytes FROM task_nodes WHERE task_id = $1 AND node = $2", task_id, node
+    )
+    if total is None:
+        raise NotFound(f"node {node} is not part of task {task_id}")
+    start, end = _range(request.headers.get("range"), total)
+    headers = {
+        "Accept-Ranges": "bytes",
+        "Content-Disposition": f'attachment; filename="{task_id}-{node}.{stream}"',
+    }
+    status_code = 200
+    if request.headers.get("range"):
+        status_code = 206
+        headers["Content-Range"] = f"bytes {start}-{max(start, end - 1)}/{total}"
+    return Stream(
+        output.stream_output(knm.pool, task_id, node, stream, start, end),
+        media_type="text/plain; charset=utf-8",
+        headers=headers,
+        status_code=status_code,
+    )
+
+
+def _range(header: str | None, total: int) -> tuple[int, int]:
+    if not header:
+        return 0, total
+    unit, _, spec = header.partition("=")
+    first, _, last = spec.partition("-")
+    try:
+        if unit.strip() != "bytes" or "," in spec:
+            raise ValueError
+        if first == "":
+            start, end = max(0, total - int(last)), total
+        else:
+            start = int(first)
+            end = total if last == "" else min(total, int(last) + 1)
+    except ValueError:
+        raise BadRequest(f"unsupported Range header {header!r}") from None
+    if start > end or start < 0:
+        raise BadRequest(f"unsatisfiable range {header!r} for {total} bytes")
+    return start, end
+
+
+ROUTES = [list_tasks, get_task, task_events, task_output]

@@ -1,0 +1,328 @@
+"""The runner: claims pending tasks, runs them under a lease, hears cancels, reaps the lost.
+
+Claims use ``FOR UPDATE SKIP LOCKED`` so any number of workers share one PostgreSQL. A worker
+renews the leases of the tasks it runs; when a worker dies its leases expire and any process
+reaps them: the task ends ``failed`` ("worker lost") — at most once, never silently re-run —
+unless its executor is recoverable, in which case another worker takes it over and calls
+``recover(ctx)``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+import uuid
+from typing import TYPE_CHECKING, Any
+
+import asyncpg
+import msgspec
+
+from knm.core.errors import KnmError
+from knm.core.tasks import store
+from knm.core.tasks.executor import Executor, TargetNode, TaskContext
+from knm.core.tasks.output import Masker
+from knm.core.tasks.schemas import TaskRow
+
+if TYPE_CHECKING:
+    from knm.core.runtime import Knm
+
+log = logging.getLogger("knm.runner")
+
+WAKE_CHANNEL = "knm_tasks"
+CANCEL_CHANNEL = "knm_cancel"
+
+
+class Running(msgspec.Struct):
+    ctx: TaskContext
+    job: asyncio.Task[None]
+
+
+class Runner:
+    def __init__(self, knm: Knm, *, claim: bool = True) -> None:
+        self.knm = knm
+        self.claim_enabled = claim
+        self.worker_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+        self.lease = float(knm.config.lease_seconds)
+        self.running: dict[str, Running] = {}
+        self._wake = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._listen: asyncpg.Connection | None = None
+        self._stopping = False
+        self.reaped = 0
+
+    @property
+    def executors(self) -> dict[str, Executor]:
+        return self.knm.executors
+
+    # --- lifecycle ------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        self._listen = await self.knm.connect_one()
+        await self._listen.add_listener(CANCEL_CHANNEL, self._on_cancel)
+        if self.claim_enabled:
+            await self._listen.add_listener(WAKE_CHANNEL, self._on_wake)
+            self._tasks.append(asyncio.create_task(self._claim_loop(), name="knm-claim"))
+        self._tasks.append(asyncio.create_task(self._lease_loop(), name="knm-lease"))
+        self._tasks.append(asyncio.create_task(self._reap_loop(), name="knm-reap"))
+
+    async def stop(self, grace: float = 10.0) -> None:
+        """Stop claiming; let running tasks finish within ``grace``, then cancel them."""
+        self._stopping = True
+        self._wake.set()
+        if self.running:
+            jobs = [r.job for r in self.running.values()]
+            _, pending = await asyncio.wait(jobs, timeout=grace)
+            if pending:
+                for running in list(self.running.values()):
+                    self._cancel_local(running.ctx, "shutdown")
+                await asyncio.wait(pending, timeout=30)
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        if self._listen is not None:
+            with contextlib.suppress(Exception):
+                await self._listen.close()
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def _on_wake(self, *_: Any) -> None:
+        self._wake.set()
+
+    def _on_cancel(self, _conn: Any, _pid: int, _channel: str, payload: str) -> None:
+        running = self.running.get(payload)
+        if running is not None:
+            self._cancel_local(running.ctx, running.ctx.task.cancel_reason or "cancelled by user")
+
+    def _cancel_local(self, ctx: TaskContext, reason: str) -> None:
+        if not ctx.cancelled.is_set():
+            ctx.cancel_reason = reason
+            ctx.cancelled.set()
+
+    # --- claiming -------------------------------------------------------------------------
+
+    def _limits(self) -> dict[str, int]:
+        return {kind: ex.max_tasks for kind, ex in self.executors.items()}
+
+    async def try_claim(self, task_id: str) -> TaskRow | None:
+        """Claim one just-created task for this process (so the answer can say ``running``)."""
+        if not self.claim_enabled or self._stopping:
+            return None
+        async with self.knm.pool.acquire() as conn:
+            claimed = await store.claim(
+                conn,
+                worker_id=self.worker_id,
+                lease=self.lease,
+                limits=self._limits(),
+                task_id=task_id,
+                max_claims=1,
+            )
+        for task in claimed:
+            self._launch(task)
+        return claimed[0] if claimed else None
+
+    async def _claim_loop(self) -> None:
+        while not self._stopping:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=1.0)
+            self._wake.clear()
+            if self._stopping:
+                return
+            try:
+                async with self.knm.pool.acquire() as conn:
+                    claimed = await store.claim(
+                        conn, worker_id=self.worker_id, lease=self.lease, limits=self._limits()
+                    )
+                for task in claimed:
+                    self._launch(task)
+                if claimed:
+                    self._wake.set()
+            except Exception:
+                log.exception("claiming tasks failed")
+                await asyncio.sleep(1)
+
+    def _launch(self, task: TaskRow, *, recover: bool = False) -> None:
+        job = asyncio.create_task(self._execute(task, recover=recover), name=task.task_id)
+        # The context is filled in by _execute; a placeholder keeps cancels from being lost.
+        self.running[task.task_id] = Running(ctx=_Placeholder(task), job=job)  # type: ignore[arg-type]
+
+    # --- executing ------------------------------------------------------------------------
+
+    async def _context(self, task: TaskRow) -> TaskContext:
+        executor = self.executors[task.kind]
+        request = msgspec.convert(task.request, executor.request_type, strict=False)
+        nodes_records = await store.nodes_of(self.knm.pool, task.task_id)
+        nodes = [
+            TargetNode(name=n.node, address=n.address, port=n.port, labels=n.data.get("labels", {}))
+            for n in nodes_records
+        ]
+        credential = None
+        masker = Masker(task.request.get("_mask", []))
+        if task.credential_id is not None:
+            from knm.core.credentials import load_credential
+
+            credential = await load_credential(self.knm, task.credential_id)
+            masker.add(*credential.secret_values())
+        settings = await self.knm.features.settings(executor.feature)
+        ctx = TaskContext(
+            knm=self.knm,
+            task=task,
+            executor=executor,
+            request=request,
+            nodes=nodes,
+            credential=credential,
+            settings=settings,
+            masker=masker,
+        )
+        for record in nodes_records:
+            if record.status in ("success", "failed"):
+                ctx._finished.add(record.node)
+                ctx._finished_count += 1
+        return ctx
+
+    async def _execute(self, task: TaskRow, *, recover: bool = False) -> None:
+        ctx: TaskContext | None = None
+        error: str | None = None
+        try:
+            await self.knm.events.open_task(task.task_id)
+            ctx = await self._context(task)
+            placeholder = self.running.get(task.task_id)
+            if placeholder is not None:
+                if placeholder.ctx.cancelled.is_set():
+                    self._cancel_local(ctx, placeholder.ctx.cancel_reason)
+                placeholder.ctx = ctx
+            if task.cancel_requested:
+                self._cancel_local(ctx, task.cancel_reason or "cancelled by user")
+            if not recover:
+                ctx.emit("progress", "started", {"status": "running"})
+            executor = self.executors[task.kind]
+            if recover:
+                await executor.recover(ctx)
+            else:
+                await executor.run(ctx)
+        except asyncio.CancelledError:
+            error = "interrupted"
+        except KnmError as exc:
+            error = exc.error or exc.message
+        except Exception as exc:
+            log.exception("task %s failed", task.task_id)
+            error = f"internal error: {type(exc).__name__}"
+        finally:
+            await self._finish(task, ctx, error)
+
+    async def _finish(self, task: TaskRow, ctx: TaskContext | None, error: str | None) -> None:
+        try:
+            cancelled = bool(ctx and ctx.cancelled.is_set())
+            reason = "cancelled" if cancelled else ("error" if error else "skipped")
+            message = ctx.cancel_reason if (ctx and cancelled) else (error or "not run")
+            if ctx is not None:
+                await ctx.flush_output()
+            async with self.knm.pool.acquire() as conn:
+                final = await store.finish(
+                    conn,
+                    task.task_id,
+                    cancelled=cancelled,
+                    open_reason=reason,
+                    open_message=message,
+                    error=None if cancelled else error,
+                    message=(ctx.cancel_reason if cancelled and ctx else ""),
+                    result=ctx.result if ctx else None,
+                )
+            if final is not None:
+                await self.announce_end(final)
+        except Exception:
+            log.exception("writing the end of task %s failed", task.task_id)
+        finally:
+            self.running.pop(task.task_id, None)
+            self.knm.events.close_task(task.task_id)
+            self._wake.set()
+
+    async def announce_end(self, final: TaskRow) -> None:
+        """The one ``complete`` event, then the ``knm_task_finished`` hook."""
+        self.knm.events.emit(
+            final.task_id,
+            "complete",
+            100,
+            final.message or final.status,
+            {
+                "status": final.status,
+                "success_count": final.success_count,
+                "failed_count": final.failed_count,
+                **({"error": final.error} if final.error else {}),
+            },
+        )
+        await self.knm.events.flush()
+        await self.knm.task_finished(final)
+
+    # --- leases ---------------------------------------------------------------------------
+
+    async def _lease_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.lease / 3)
+            if not self.running:
+                continue
+            try:
+                async with self.knm.pool.acquire() as conn:
+                    cancels = await store.renew(
+                        conn, self.worker_id, self.lease, list(self.running)
+                    )
+                for task_id, wanted in cancels.items():
+                    running = self.running.get(task_id)
+                    if wanted and running is not None:
+                        self._cancel_local(running.ctx, "cancelled by user")
+            except Exception:
+                log.exception("renewing leases failed")
+
+    async def _reap_loop(self) -> None:
+        while True:
+            await asyncio.sleep(max(0.5, self.lease / 2))
+            try:
+                await self.reap()
+            except Exception:
+                log.exception("reaping expired leases failed")
+
+    async def reap(self) -> None:
+        async with self.knm.pool.acquire() as conn:
+            lost = await store.expired(conn)
+            for task in lost:
+                if task.task_id in self.running:
+                    continue
+                executor = self.executors.get(task.kind)
+                if executor is not None and executor.recoverable and self.claim_enabled:
+                    taken = await store.take_over(
+                        conn, task.task_id, task.worker_id, self.worker_id, self.lease
+                    )
+                    if taken is not None:
+                        log.warning(
+                            "taking over %s from lost worker %s", task.task_id, task.worker_id
+                        )
+                        self._launch(taken, recover=True)
+                    continue
+                final = await store.finish(
+                    conn,
+                    task.task_id,
+                    open_reason="worker_lost",
+                    open_message=f"worker {task.worker_id} lost",
+                    error="worker lost",
+                    message="worker lost",
+                )
+                if final is not None:
+                    self.reaped += 1
+                    log.warning("task %s failed: worker %s lost", task.task_id, task.worker_id)
+                    await self.knm.events.open_task(final.task_id)
+                    await self.announce_end(final)
+                    self.knm.events.close_task(final.task_id)
+
+
+class _Placeholder:
+    """Stands in for a context until it is built, remembering a cancel that arrives early."""
+
+    def __init__(self, task: TaskRow) -> None:
+        self.task = task
+        self.cancelled = asyncio.Event()
+        self.cancel_reason = ""

@@ -1,0 +1,149 @@
+"""Structs of the task engine: the shared request base, node results and status answers."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+import msgspec
+
+TaskState = Literal["pending", "running", "completed", "failed", "cancelled"]
+TERMINAL: frozenset[str] = frozenset({"completed", "failed", "cancelled"})
+NodeState = Literal["success", "failed"]
+
+
+class ExecRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """What every execute request carries; an executor's request struct extends it."""
+
+    cluster_name: str
+    target_nodes: list[str] = msgspec.field(default_factory=list)
+    #: A Kubernetes-style label selector, instead of ``target_nodes``.
+    target_selector: str | None = None
+    credential_id: int | None = None
+    #: Seconds each node's work may take (the executor's setting when absent).
+    timeout: int | None = None
+    #: Seconds the whole task may take.
+    deadline: int | None = None
+    #: At most this many nodes in flight at once.
+    batch_size: int | None = None
+    #: After this many failed nodes, start no more; the rest fail as ``skipped``.
+    max_failures: int | None = None
+
+    def problems(self) -> list[str]:
+        found = []
+        for name in ("timeout", "deadline", "batch_size"):
+            value = getattr(self, name)
+            if value is not None and value <= 0:
+                found.append(f"{name} must be greater than 0")
+        if self.max_failures is not None and self.max_failures < 0:
+            found.append("max_failures must be 0 or more")
+        if self.timeout is not None and self.timeout > 7 * 86_400:
+            found.append("timeout must be at most 604800 seconds (7 days)")
+        return found
+
+
+class NodeResult(msgspec.Struct, kw_only=True):
+    """How one node's work ended, as an executor reports it."""
+
+    status: NodeState
+    reason: str | None = None
+    message: str = ""
+    exit_code: int | None = None
+    data: dict[str, Any] = msgspec.field(default_factory=dict)
+
+    @classmethod
+    def success(cls, message: str = "", exit_code: int | None = 0, **data: Any) -> NodeResult:
+        return cls(status="success", message=message, exit_code=exit_code, data=data)
+
+    @classmethod
+    def failure(
+        cls, reason: str, message: str = "", exit_code: int | None = None, **data: Any
+    ) -> NodeResult:
+        return cls(status="failed", reason=reason, message=message, exit_code=exit_code, data=data)
+
+
+class NodeOut(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """One entry of a status answer's ``results``."""
+
+    node: str
+    status: NodeState
+    reason: str | None = None
+    message: str = ""
+    exit_code: int | None = None
+    stdout: str | msgspec.UnsetType = msgspec.UNSET
+    stderr: str | msgspec.UnsetType = msgspec.UNSET
+    stdout_truncated: bool = False
+    stderr_truncated: bool = False
+    address: str = ""
+    start_time: datetime | None = None
+    end_time: datetime | None = None
+    duration: int | None = None
+
+
+class TaskRow(msgspec.Struct, kw_only=True):
+    """A task as stored."""
+
+    id: int
+    task_id: str
+    kind: str
+    status: str
+    cluster_name: str
+    target_nodes: list[str]
+    request: dict[str, Any]
+    summary: dict[str, Any]
+    result: dict[str, Any]
+    credential_id: int | None
+    user_id: int | None
+    username: str | None
+    parent_task_id: str | None
+    rerun_of: str | None
+    success_count: int
+    failed_count: int
+    progress: int
+    message: str
+    error: str | None
+    timeout: int | None
+    deadline_at: datetime | None
+    cancel_requested: bool
+    cancel_reason: str | None
+    worker_id: str | None
+    lease_until: datetime | None
+    created_at: datetime
+    start_time: datetime | None
+    end_time: datetime | None
+    idempotency_key: str | None = None
+
+    @property
+    def finished(self) -> bool:
+        return self.status in TERMINAL
+
+    @property
+    def duration(self) -> int | None:
+        if self.start_time is None:
+            return None
+        end = self.end_time or datetime.now(self.start_time.tzinfo)
+        return max(0, int((end - self.start_time).total_seconds()))
+
+
+class HistoryItem(msgspec.Struct, kw_only=True):
+    id: int
+    task_id: str
+    kind: str
+    status: str
+    cluster_name: str
+    target_nodes: list[str]
+    success_count: int
+    failed_count: int
+    start_time: datetime | None
+    end_time: datetime | None
+    duration: int | None
+    user_id: int | None
+    username: str | None
+    parent_task_id: str | None = None
+    created_at: datetime | None = None
+    summary: dict[str, Any] = msgspec.field(default_factory=dict)
+
+
+class HistoryPage(msgspec.Struct):
+    total: int
+    executions: list[HistoryItem]

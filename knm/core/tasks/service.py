@@ -1,0 +1,204 @@
+"""Starting, cancelling and describing tasks: the one path every execution takes."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import asyncpg
+import msgspec
+
+from knm.core.errors import Conflict, Invalid, NotFound
+from knm.core.tasks import output, store
+from knm.core.tasks.executor import Executor
+from knm.core.tasks.ids import kind_of, new_task_id
+from knm.core.tasks.schemas import TERMINAL, ExecRequest, NodeOut, TaskRow
+
+if TYPE_CHECKING:
+    from knm.core.auth.principal import Principal
+    from knm.core.runtime import Knm
+
+
+async def start_task(
+    knm: Knm,
+    executor: Executor,
+    request: ExecRequest,
+    principal: Principal | None,
+    *,
+    idempotency_key: str | None = None,
+    parent_task_id: str | None = None,
+    rerun_of: str | None = None,
+) -> TaskRow:
+    """Check, prepare and record a task, then hand it to a runner. Returns it as stored."""
+    problems = request.problems()
+    if problems:
+        raise Invalid("; ".join(problems))
+    if executor.requires_credential and request.credential_id is None:
+        raise Invalid("credential_id is required")
+    user_id = principal.user_id if principal else None
+    if idempotency_key and user_id is not None:
+        if len(idempotency_key) > 200:
+            raise Invalid("Idempotency-Key must be at most 200 characters")
+        existing = await store.by_idempotency_key(knm.pool, user_id, executor.kind, idempotency_key)
+        if existing is not None:
+            return existing
+    if request.credential_id is not None:
+        from knm.core.credentials import load_credential
+
+        await load_credential(knm, request.credential_id)  # 404 when it does not exist
+    prepared = await executor.prepare(knm, request, principal)
+    if not prepared.nodes:
+        raise Invalid("no target nodes")
+    stored = prepared.stored_request or msgspec.to_builtins(request)
+    task_id = new_task_id(executor.kind)
+    async with knm.pool.acquire() as conn:
+        try:
+            async with conn.transaction():
+                task = await store.insert_task(
+                    conn,
+                    task_id=task_id,
+                    kind=executor.kind,
+                    cluster_name=request.cluster_name,
+                    nodes=[
+                        store.NewNode(n.name, n.address, n.port, n.labels) for n in prepared.nodes
+                    ],
+                    request=stored,
+                    summary=prepared.summary,
+                    credential_id=request.credential_id,
+                    user_id=user_id,
+                    username=principal.username if principal else None,
+                    parent_task_id=parent_task_id,
+                    rerun_of=rerun_of,
+                    idempotency_key=idempotency_key if user_id is not None else None,
+                    timeout=request.timeout,
+                    deadline=request.deadline,
+                )
+        except asyncpg.UniqueViolationError:
+            if idempotency_key and user_id is not None:
+                existing = await store.by_idempotency_key(
+                    conn, user_id, executor.kind, idempotency_key
+                )
+                if existing is not None:
+                    return existing
+            raise
+    claimed = await knm.runner.try_claim(task_id) if knm.runner is not None else None
+    if claimed is not None:
+        return claimed
+    # Behind a limit, or no runner here: a worker elsewhere (or later) claims it.
+    await knm.pool.execute("SELECT pg_notify('knm_tasks', $1)", task_id)
+    return await store.get_task(knm.pool, task_id) or task
+
+
+async def find_task(knm: Knm, task_id: str, kind: str | None = None) -> TaskRow:
+    """The task, or 404 — also when the id belongs to another kind than the URL's."""
+    if kind is not None and kind_of(task_id) != kind:
+        raise NotFound(f"Task {task_id} not found")
+    task = await store.get_task(knm.pool, task_id)
+    if task is None or (kind is not None and task.kind != kind):
+        raise NotFound(f"Task {task_id} not found")
+    return task
+
+
+async def cancel_task(knm: Knm, task: TaskRow, reason: str = "cancelled by user") -> TaskRow:
+    if task.status in TERMINAL:
+        raise Conflict(f"task {task.task_id} is already {task.status}")
+    async with knm.pool.acquire() as conn:
+        updated = await store.request_cancel(conn, task.task_id, reason)
+        if updated is None:
+            fresh = await store.get_task(conn, task.task_id)
+            raise Conflict(f"task {task.task_id} is already {fresh.status if fresh else 'gone'}")
+        if updated.status == "pending":
+            final = await store.finish(
+                conn,
+                task.task_id,
+                cancelled=True,
+                open_reason="cancelled",
+                open_message=reason,
+                message=reason,
+            )
+            if final is not None:
+                await knm.events.open_task(final.task_id)
+                if knm.runner is not None:
+                    await knm.runner.announce_end(final)
+                knm.events.close_task(final.task_id)
+                return final
+        await conn.execute("SELECT pg_notify('knm_cancel', $1)", task.task_id)
+    return updated
+
+
+async def node_results(knm: Knm, task: TaskRow, *, with_output: bool) -> list[NodeOut]:
+    nodes = await store.nodes_of(knm.pool, task.task_id)
+    texts = await output.read_all_output(knm.pool, task.task_id) if with_output else {}
+    results = []
+    for node in nodes:
+        if node.status not in ("success", "failed"):
+            # The contract's node status has two values; unfinished nodes appear once finished.
+            continue
+        duration = None
+        if node.start_time and node.end_time:
+            duration = max(0, int((node.end_time - node.start_time).total_seconds()))
+        item = NodeOut(
+            node=node.node,
+            status=node.status,  # type: ignore[arg-type]
+            reason=node.reason,
+            message=node.message,
+            exit_code=node.exit_code,
+            address=node.address,
+            start_time=node.start_time,
+            end_time=node.end_time,
+            duration=duration,
+            stdout_truncated=node.stdout_truncated,
+            stderr_truncated=node.stderr_truncated,
+        )
+        if with_output:
+            item.stdout = texts.get((node.node, "stdout"), "")
+            item.stderr = texts.get((node.node, "stderr"), "")
+        results.append(item)
+    return results
+
+
+async def status_of(knm: Knm, executor: Executor | None, task: TaskRow) -> dict[str, Any]:
+    """The status answer: the contract's common fields, the executor's, and ``results``."""
+    with_output = executor.node_output_in_status if executor else True
+    results = await node_results(knm, task, with_output=with_output)
+    data: dict[str, Any] = {
+        "task_id": task.task_id,
+        "kind": task.kind,
+        "status": task.status,
+        "cluster_name": task.cluster_name,
+        "target_nodes": task.target_nodes,
+        "success_count": task.success_count,
+        "failed_count": task.failed_count,
+        "progress": task.progress,
+        "message": task.message,
+        "start_time": task.start_time,
+        "end_time": task.end_time,
+        "duration": task.duration,
+        "created_at": task.created_at,
+        "user_id": task.user_id,
+        "username": task.username,
+        "parent_task_id": task.parent_task_id,
+        "rerun_of": task.rerun_of,
+        "error": task.error,
+        **task.summary,
+        "results": results,
+    }
+    if task.status == "running":
+        # While running, counts come from the nodes finished so far.
+        data["success_count"] = sum(1 for r in results if r.status == "success")
+        data["failed_count"] = sum(1 for r in results if r.status == "failed")
+    if executor is not None:
+        data.update(executor.status_fields(task))
+        if executor.task_output_in_status:
+            data["output"] = await output.read_output(knm.pool, task.task_id, "", "log")
+    return data
+
+
+def start_answer(task: TaskRow) -> dict[str, Any]:
+    return {
+        "task_id": task.task_id,
+        "status": task.status,
+        "cluster_name": task.cluster_name,
+        "target_nodes": task.target_nodes,
+        "start_time": task.start_time or task.created_at,
+        **task.summary,
+    }

@@ -1,0 +1,393 @@
+"""SQL of the ``tasks`` and ``task_nodes`` tables."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import date, datetime, timedelta
+from typing import Any
+
+import asyncpg
+import msgspec
+
+from knm.core.tasks.schemas import HistoryItem, NodeResult, TaskRow
+
+_TASK_COLUMNS = ", ".join(f.name for f in msgspec.structs.fields(TaskRow))
+
+
+def _row(record: asyncpg.Record) -> TaskRow:
+    return TaskRow(**dict(record))
+
+
+class NewNode(msgspec.Struct):
+    name: str
+    address: str = ""
+    port: int | None = None
+    labels: dict[str, str] = msgspec.field(default_factory=dict)
+
+
+async def insert_task(
+    conn: asyncpg.Connection,
+    *,
+    task_id: str,
+    kind: str,
+    cluster_name: str,
+    nodes: Sequence[NewNode],
+    request: dict[str, Any],
+    summary: dict[str, Any],
+    credential_id: int | None,
+    user_id: int | None,
+    username: str | None,
+    parent_task_id: str | None = None,
+    rerun_of: str | None = None,
+    idempotency_key: str | None = None,
+    timeout: int | None = None,
+    deadline: int | None = None,
+) -> TaskRow:
+    record = await conn.fetchrow(
+        f"""INSERT INTO tasks (task_id, kind, cluster_name, target_nodes, request, summary,
+                credential_id, user_id, username, parent_task_id, rerun_of, idempotency_key,
+                timeout, deadline_at)
+            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13,
+                    CASE WHEN $14::int IS NULL THEN NULL ELSE now() + make_interval(secs => $14) END)
+            RETURNING {_TASK_COLUMNS}""",
+        task_id,
+        kind,
+        cluster_name,
+        [node.name for node in nodes],
+        request,
+        summary,
+        credential_id,
+        user_id,
+        username,
+        parent_task_id,
+        rerun_of,
+        idempotency_key,
+        timeout,
+        deadline,
+    )
+    await conn.execute(
+        """INSERT INTO task_nodes (task_id, node, position, address, port, data)
+           SELECT $1, n.name, n.position - 1, n.address, n.port, jsonb_build_object('labels', n.labels)
+           FROM unnest($2::text[], $3::text[], $4::int[], $5::jsonb[])
+                WITH ORDINALITY AS n(name, address, port, labels, position)""",
+        task_id,
+        [n.name for n in nodes],
+        [n.address for n in nodes],
+        [n.port for n in nodes],
+        [n.labels for n in nodes],
+    )
+    return _row(record)
+
+
+async def get_task(conn: asyncpg.Connection | asyncpg.Pool, task_id: str) -> TaskRow | None:
+    record = await conn.fetchrow(f"SELECT {_TASK_COLUMNS} FROM tasks WHERE task_id = $1", task_id)
+    return None if record is None else _row(record)
+
+
+async def by_idempotency_key(
+    conn: asyncpg.Connection, user_id: int, kind: str, key: str
+) -> TaskRow | None:
+    record = await conn.fetchrow(
+        f"SELECT {_TASK_COLUMNS} FROM tasks WHERE user_id = $1 AND kind = $2 AND idempotency_key = $3",
+        user_id,
+        kind,
+        key,
+    )
+    return None if record is None else _row(record)
+
+
+async def claim(
+    conn: asyncpg.Connection,
+    *,
+    worker_id: str,
+    lease: float,
+    limits: dict[str, int],
+    task_id: str | None = None,
+    max_claims: int = 20,
+) -> list[TaskRow]:
+    """Move pending tasks this worker may run to ``running``, oldest first, within each kind's
+    ``max_tasks`` across all workers."""
+    claimed: list[TaskRow] = []
+    async with conn.transaction():
+        # Serialises claims so two workers cannot both take the last free slot of a kind.
+        await conn.execute("SELECT pg_advisory_xact_lock(7005001)")
+        running = {
+            r["kind"]: r["n"]
+            for r in await conn.fetch(
+                "SELECT kind, count(*) AS n FROM tasks WHERE status = 'running' GROUP BY kind"
+            )
+        }
+        for kind, limit in limits.items():
+            free = min(limit - running.get(kind, 0), max_claims - len(claimed))
+            if free <= 0:
+                continue
+            records = await conn.fetch(
+                f"""UPDATE tasks SET status = 'running', worker_id = $1,
+                           lease_until = now() + make_interval(secs => $2),
+                           start_time = coalesce(start_time, now())
+                    WHERE id IN (
+                        SELECT id FROM tasks
+                        WHERE status = 'pending' AND kind = $3 AND NOT cancel_requested
+                          AND ($5::text IS NULL OR task_id = $5)
+                        ORDER BY id LIMIT $4 FOR UPDATE SKIP LOCKED)
+                    RETURNING {_TASK_COLUMNS}""",
+                worker_id,
+                lease,
+                kind,
+                free,
+                task_id,
+            )
+            claimed.extend(_row(r) for r in records)
+    claimed.sort(key=lambda t: t.id)
+    return claimed
+
+
+async def renew(
+    conn: asyncpg.Connection, worker_id: str, lease: float, task_ids: Sequence[str]
+) -> dict[str, bool]:
+    """Extend this worker's leases; returns task id → cancel requested."""
+    records = await conn.fetch(
+        """UPDATE tasks SET lease_until = now() + make_interval(secs => $2)
+           WHERE worker_id = $1 AND status = 'running' AND task_id = ANY($3)
+           RETURNING task_id, cancel_requested""",
+        worker_id,
+        lease,
+        list(task_ids),
+    )
+    return {r["task_id"]: r["cancel_requested"] for r in records}
+
+
+async def expired(conn: asyncpg.Connection, limit: int = 50) -> list[TaskRow]:
+    records = await conn.fetch(
+        f"""SELECT {_TASK_COLUMNS} FROM tasks
+            WHERE status = 'running' AND lease_until < now()
+            ORDER BY lease_until LIMIT $1""",
+        limit,
+    )
+    return [_row(r) for r in records]
+
+
+async def take_over(
+    conn: asyncpg.Connection, task_id: str, old_worker: str | None, worker_id: str, lease: float
+) -> TaskRow | None:
+    """Take an expired lease; None when another worker was quicker."""
+    record = await conn.fetchrow(
+        f"""UPDATE tasks SET worker_id = $3, lease_until = now() + make_interval(secs => $4)
+            WHERE task_id = $1 AND status = 'running' AND lease_until < now()
+              AND worker_id IS NOT DISTINCT FROM $2
+            RETURNING {_TASK_COLUMNS}""",
+        task_id,
+        old_worker,
+        worker_id,
+        lease,
+    )
+    return None if record is None else _row(record)
+
+
+async def node_started(conn: asyncpg.Connection | asyncpg.Pool, task_id: str, node: str) -> None:
+    await conn.execute(
+        "UPDATE task_nodes SET status = 'running', start_time = coalesce(start_time, now()) "
+        "WHERE task_id = $1 AND node = $2 AND status = 'pending'",
+        task_id,
+        node,
+    )
+
+
+async def node_finished(
+    conn: asyncpg.Connection | asyncpg.Pool,
+    task_id: str,
+    node: str,
+    result: NodeResult,
+    output: dict[str, tuple[int, bool]],
+) -> bool:
+    """Record a node's end once; False when it had already ended."""
+    stdout = output.get("stdout", (0, False))
+    stderr = output.get("stderr", (0, False))
+    status = await conn.fetchval(
+        """UPDATE task_nodes SET status = $3, reason = $4, message = $5, exit_code = $6, data = $7,
+                  stdout_bytes = $8, stdout_truncated = $9, stderr_bytes = $10,
+                  stderr_truncated = $11, start_time = coalesce(start_time, now()),
+                  end_time = now()
+           WHERE task_id = $1 AND node = $2 AND status IN ('pending', 'running')
+           RETURNING status""",
+        task_id,
+        node,
+        result.status,
+        result.reason,
+        result.message,
+        result.exit_code,
+        result.data,
+        stdout[0],
+        stdout[1],
+        stderr[0],
+        stderr[1],
+    )
+    return status is not None
+
+
+async def finish(
+    conn: asyncpg.Connection,
+    task_id: str,
+    *,
+    cancelled: bool = False,
+    open_reason: str = "cancelled",
+    open_message: str = "",
+    error: str | None = None,
+    message: str = "",
+    result: dict[str, Any] | None = None,
+) -> TaskRow | None:
+    """Write the terminal state: unfinished nodes fail with ``open_reason``; the task is
+    ``cancelled``, else ``completed`` when every node succeeded, else ``failed``. None when the
+    task had already finished."""
+    async with conn.transaction():
+        current = await conn.fetchrow(
+            "SELECT status FROM tasks WHERE task_id = $1 FOR UPDATE", task_id
+        )
+        if current is None or current["status"] in ("completed", "failed", "cancelled"):
+            return None
+        await conn.execute(
+            """UPDATE task_nodes SET status = 'failed', reason = $2, message = $3,
+                      end_time = now()
+               WHERE task_id = $1 AND status IN ('pending', 'running')""",
+            task_id,
+            open_reason,
+            open_message or open_reason.replace("_", " "),
+        )
+        counts = await conn.fetchrow(
+            """SELECT count(*) FILTER (WHERE status = 'success') AS ok,
+                      count(*) FILTER (WHERE status = 'failed') AS bad
+               FROM task_nodes WHERE task_id = $1""",
+            task_id,
+        )
+        if cancelled:
+            status = "cancelled"
+        elif error is not None or counts["bad"] > 0:
+            status = "failed"
+        else:
+            status = "completed"
+        record = await conn.fetchrow(
+            f"""UPDATE tasks SET status = $2, success_count = $3, failed_count = $4,
+                       error = $5, message = $6, progress = 100, end_time = now(),
+                       start_time = coalesce(start_time, now()), lease_until = NULL,
+                       result = CASE WHEN $7::jsonb IS NULL THEN result ELSE $7::jsonb END
+                WHERE task_id = $1 RETURNING {_TASK_COLUMNS}""",
+            task_id,
+            status,
+            counts["ok"],
+            counts["bad"],
+            error,
+            message or status,
+            result,
+        )
+        return _row(record)
+
+
+async def request_cancel(conn: asyncpg.Connection, task_id: str, reason: str) -> TaskRow | None:
+    record = await conn.fetchrow(
+        f"""UPDATE tasks SET cancel_requested = true, cancel_reason = $2
+            WHERE task_id = $1 AND status IN ('pending', 'running')
+            RETURNING {_TASK_COLUMNS}""",
+        task_id,
+        reason,
+    )
+    return None if record is None else _row(record)
+
+
+async def set_progress(
+    conn: asyncpg.Connection | asyncpg.Pool, task_id: str, progress: int, message: str
+) -> None:
+    await conn.execute(
+        "UPDATE tasks SET progress = $2, message = $3 WHERE task_id = $1 AND status = 'running'",
+        task_id,
+        progress,
+        message,
+    )
+
+
+async def set_result(
+    conn: asyncpg.Connection | asyncpg.Pool, task_id: str, result: dict[str, Any]
+) -> None:
+    await conn.execute(
+        "UPDATE tasks SET result = $2 WHERE task_id = $1 AND status IN ('pending', 'running')",
+        task_id,
+        result,
+    )
+
+
+class NodeRecord(msgspec.Struct, kw_only=True):
+    node: str
+    position: int
+    address: str
+    port: int | None
+    status: str
+    reason: str | None
+    message: str
+    exit_code: int | None
+    data: dict[str, Any]
+    stdout_truncated: bool
+    stderr_truncated: bool
+    start_time: datetime | None
+    end_time: datetime | None
+
+
+async def nodes_of(conn: asyncpg.Connection | asyncpg.Pool, task_id: str) -> list[NodeRecord]:
+    records = await conn.fetch(
+        """SELECT node, position, address, port, status, reason, message, exit_code, data,
+                  stdout_truncated, stderr_truncated, start_time, end_time
+           FROM task_nodes WHERE task_id = $1 ORDER BY position""",
+        task_id,
+    )
+    return [NodeRecord(**dict(r)) for r in records]
+
+
+class HistoryFilter(msgspec.Struct, kw_only=True):
+    kind: str | None = None
+    cluster_name: str | None = None
+    status: str | None = None
+    start_date: date | None = None
+    end_date: date | None = None
+    include_children: bool = False
+    parent_task_id: str | None = None
+
+
+async def history(
+    conn: asyncpg.Connection | asyncpg.Pool, where: HistoryFilter, limit: int, offset: int
+) -> tuple[int, list[HistoryItem]]:
+    conditions: list[str] = []
+    args: list[Any] = []
+
+    def add(sql: str, value: Any) -> None:
+        args.append(value)
+        conditions.append(sql.replace("?", f"${len(args)}"))
+
+    if where.parent_task_id is not None:
+        add("parent_task_id = ?", where.parent_task_id)
+    elif not where.include_children:
+        conditions.append("parent_task_id IS NULL")
+    if where.kind:
+        add("kind = ?", where.kind)
+    if where.cluster_name:
+        add("cluster_name = ?", where.cluster_name)
+    if where.status:
+        add("status = ?", where.status)
+    if where.start_date:
+        add("created_at >= ?", datetime.combine(where.start_date, datetime.min.time()))
+    if where.end_date:
+        add(
+            "created_at < ?",
+            datetime.combine(where.end_date + timedelta(days=1), datetime.min.time()),
+        )
+    sql_where = f"WHERE {' AND '.join(conditions)}" if conditions else ""
+    total = await conn.fetchval(f"SELECT count(*) FROM tasks {sql_where}", *args)
+    records = await conn.fetch(
+        f"""SELECT id, task_id, kind, status, cluster_name, target_nodes, success_count,
+                   failed_count, start_time, end_time, user_id, username, parent_task_id,
+                   created_at, summary,
+                   CASE WHEN start_time IS NULL THEN NULL
+                        ELSE extract(epoch FROM coalesce(end_time, now()) - start_time)::int
+                   END AS duration
+            FROM tasks {sql_where}
+            ORDER BY created_at DESC, id DESC LIMIT {int(limit)} OFFSET {int(offset)}""",
+        *args,
+    )
+    return total, [HistoryItem(**dict(r)) for r in records]

@@ -1,0 +1,19 @@
+"""The task engine's tests run on the test executor (kind ``test``), no SSH needed."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from knm.testing.executor import TestExecutorPlugin
+
+
+@pytest.fixture(scope="module")
+def test_plugin() -> TestExecutorPlugin:
+    return TestExecutorPlugin()
+
+
+@pytest.fixture(scope="module")
+def knm_extra_plugins(test_plugin: TestExecutorPlugin) -> list[Any]:
+    return [test_plugin]
