@@ -10,6 +10,7 @@ import sys
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from knm.cli import rotate_key
 from knm.core.config import KnmConfig
 from knm.core.errors import KnmError
 
@@ -231,6 +232,7 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
 
     admin = subparsers.add_parser("admin", help="administer the server's database directly")
     admin_sub = admin.add_subparsers(dest="admin_command", metavar="COMMAND", required=True)
+    rotate_key.register(admin_sub)
     user = admin_sub.add_parser("user", help="manage users")
     user_sub = user.add_subparsers(dest="user_command", metavar="COMMAND", required=True)
 

@@ -90,8 +90,9 @@ class Keyring:
         if cipher is None:
             raise DecryptionError(
                 f"a stored secret was encrypted with key {sealed.key_id}, which this process does "
-                f"not have (it has {', '.join(self._ciphers)}); add the old secret that key derives "
-                "from to KNM_PREVIOUS_SECRET_KEYS, or run `knm admin rotate-key` while it is there"
+                f"not have (it has {', '.join(self._ciphers)}); add the old secret that key "
+                "derives from to KNM_PREVIOUS_SECRET_KEYS (then `knm admin rotate-key` "
+                "re-encrypts it under the current key)"
             )
         try:
             return cipher.decrypt(sealed.nonce, sealed.ciphertext, aad).decode()
@@ -186,7 +187,8 @@ async def rotate(
         ids = [
             r[0]
             for r in await pool.fetch(
-                f"SELECT {i} FROM {t} WHERE {c} IS NOT NULL AND {k} IS DISTINCT FROM $1 ORDER BY {i}",
+                f"SELECT {i} FROM {t} WHERE {c} IS NOT NULL AND {k} IS DISTINCT FROM $1 "
+                f"ORDER BY {i}",
                 keyring.current_id,
             )
         ]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from typing import Annotated, Any, Generic, TypeVar
 
+import asyncpg
 import msgspec
 from litestar import Request, Response
 from litestar.exceptions import (
@@ -117,6 +118,11 @@ def handle_http_exception(request: Request[Any, Any, Any], exc: HTTPException) -
     )
 
 
+def handle_bad_text(_: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    # PostgreSQL text cannot hold NUL characters; such input is malformed, not a server fault.
+    return error_response(400, "invalid request", "text must not contain NUL (\\u0000) characters")
+
+
 def handle_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
     log.exception("unhandled error on %s %s", request.method, request.url.path)
     return error_response(HTTP_500_INTERNAL_SERVER_ERROR, "internal error", "internal server error")
@@ -124,6 +130,8 @@ def handle_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Respon
 
 EXCEPTION_HANDLERS: dict[type[Exception] | int, Any] = {
     KnmError: handle_knm_error,
+    asyncpg.CharacterNotInRepertoireError: handle_bad_text,
+    asyncpg.UntranslatableCharacterError: handle_bad_text,
     HTTPException: handle_http_exception,
     Exception: handle_unexpected,
 }

@@ -95,7 +95,7 @@ class KnmPlugin(InitPlugin):
         app_config.route_handlers.append(api)
         app_config.state["knm"] = knm
         for exc_type, handler in EXCEPTION_HANDLERS.items():
-            if exc_type is Exception or exc_type in app_config.exception_handlers:
+            if exc_type is not HTTPException or exc_type in app_config.exception_handlers:
                 continue
             if exc_type is HTTPException and any(
                 key in app_config.exception_handlers for key in (404, 405, HTTPException)

@@ -35,14 +35,12 @@ class Keys(msgspec.Struct, frozen=True):
     """Keys derived from the one secret, each for one purpose."""
 
     jwt: bytes
-    secrets: bytes
     fingerprint: str
 
     @classmethod
     def from_secret(cls, secret: str) -> Keys:
         return cls(
             jwt=keys.derive_key(secret, "jwt-signing"),
-            secrets=keys.derive_key(secret, "secrets-at-rest"),
             fingerprint=keys.fingerprint(secret),
         )
 
@@ -120,7 +118,7 @@ class Knm:
         )
         async with self._pool.acquire() as conn:
             await db.migrate(conn, self.migration_sets())
-            await keys.check_fingerprint(conn, secret)
+            await keys.check_fingerprint(conn, secret, self.config.previous_secret_keys)
             await self._ensure_admin(conn)
             await content.sync_builtins(self, conn)
         self.features = FeatureStore(self._pool, self.feature_specs, self.config.settings_refresh)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import httpx
@@ -29,6 +31,14 @@ class ApiClient:
 
     async def delete(self, path: str, **kwargs: Any) -> httpx.Response:
         return await self.request("DELETE", path, **kwargs)
+
+    async def on_app(self, fn: Callable[..., Awaitable[Any]], *args: Any) -> Any:
+        """Run ``fn(*args)`` on the app's own event loop (the one that owns its database pool);
+        the test client serves the app from another thread."""
+        portal = getattr(self.http, "blocking_portal", None)
+        if portal is None:
+            return await fn(*args)
+        return await asyncio.to_thread(portal.call, fn, *args)
 
     async def login(self, username: str, password: str) -> str:
         response = await self.post("/auth/login", json={"username": username, "password": password})

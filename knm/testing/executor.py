@@ -29,7 +29,7 @@ class TestRequest(ExecRequest, kw_only=True, forbid_unknown_fields=True):
     events: int = 0
     fail_nodes: list[str] = msgspec.field(default_factory=list)
     hang_nodes: list[str] = msgspec.field(default_factory=list)
-    #: A secret the output contains; it must be masked.
+    #: A secret; ``{secret}`` in ``echo`` prints it, and it must come out masked.
     secret: str = ""
 
 
@@ -55,10 +55,12 @@ class TestExecutor(Executor):
     async def prepare(self, knm: Any, request: TestRequest, principal: Any) -> Prepared:
         nodes = [TargetNode(name=name, address="127.0.0.1") for name in request.target_nodes]
         stored = msgspec.to_builtins(request)
-        if request.secret:
-            # Values an executor marks secret are masked everywhere and not stored in clear.
-            stored["_mask"] = [request.secret]
-        return Prepared(nodes=nodes, summary={"echo": request.echo}, stored_request=stored)
+        # Values an executor marks secret are sealed with the task and masked everywhere.
+        stored["secret"] = ""
+        secrets = {"secret": request.secret} if request.secret else {}
+        return Prepared(
+            nodes=nodes, summary={"echo": request.echo}, stored_request=stored, secrets=secrets
+        )
 
     async def run(self, ctx: TaskContext) -> None:
         request: TestRequest = ctx.request
@@ -73,7 +75,9 @@ class TestExecutor(Executor):
             if request.sleep:
                 await asyncio.sleep(request.sleep)
             if request.echo:
-                ctx.output(node.name, "stdout", request.echo.replace("{node}", node.name) + "\n")
+                text = request.echo.replace("{node}", node.name)
+                text = text.replace("{secret}", ctx.secrets.get("secret", ""))
+                ctx.output(node.name, "stdout", text + "\n")
             for line in range(request.output_lines):
                 ctx.output(node.name, "stdout", f"{node.name} line {line}\n")
             if node.name in request.fail_nodes:

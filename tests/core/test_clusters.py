@@ -34,6 +34,41 @@ async def create(
     return assert_envelope(await client.post("/clusters", json=body, headers=headers), 201)["data"]
 
 
+class SecretiveConfig(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    endpoint: str
+    token: str
+
+
+class SecretiveProvider(ClusterProvider):
+    """A provider with a secret, the way the kubernetes one has its kubeconfig."""
+
+    kind = "secretive"
+    config_type = SecretiveConfig
+    secret_fields = ("token",)
+
+    def validate(self, config: Any) -> list[str]:
+        return [] if config.token else ["token must not be empty"]
+
+    async def check(self, knm: Any, cluster: Any) -> None:
+        if cluster.config.endpoint == "unreachable":
+            raise Invalid(f"cannot reach {cluster.config.endpoint}")
+
+    async def list_nodes(self, knm: Any, cluster: Any) -> list[Node]:
+        token = cluster.config.token
+        return [Node(name="only", address="10.3.0.1", info={"token_length": str(len(token))})]
+
+
+class SecretivePlugin:
+    @hookimpl
+    def knm_cluster_providers(self) -> list[ClusterProvider]:
+        return [SecretiveProvider()]
+
+
+@pytest.fixture(scope="module")
+def knm_extra_plugins() -> list[Any]:
+    return [SecretivePlugin()]
+
+
 @pytest.fixture(scope="module")
 async def viewer(knm_client: ApiClient, admin_headers: dict[str, str]) -> dict[str, str]:
     return await knm_client.create_user(admin_headers, "vic", "viewer")
@@ -133,7 +168,7 @@ async def test_an_unknown_kind_is_422_listing_the_known_kinds(
         "/clusters", json={"name": "k", "kind": "openstack"}, headers=admin_headers
     )
     assert (
-        "unknown cluster kind 'openstack'; known kinds: static"
+        "unknown cluster kind 'openstack'; known kinds: secretive, static"
         in assert_envelope(response, 422)["error"]
     )
 
@@ -328,6 +363,64 @@ async def test_a_bastion_credential_that_does_not_exist_is_404_when_credentials_
         assert assert_envelope(response, 404)["error"] == "Credential ID 999 not found"
 
 
+# --- secret config fields --------------------------------------------------------------------
+
+
+async def test_secret_config_fields_are_sealed_and_never_shown(
+    knm_client: ApiClient, admin_headers: dict[str, str], knm: Any
+) -> None:
+    token = "s3cr3t-token-value"
+    body = {"name": "vault", "kind": "secretive", "endpoint": "https://api", "token": token}
+    made = await create(knm_client, admin_headers, body)
+    assert "token" not in made and made["endpoint"] == "https://api"
+    shown = await knm_client.get("/clusters/vault", headers=admin_headers)
+    assert token not in shown.text and "token" not in assert_envelope(shown, 200)["data"]
+    row = await on_app_loop(
+        knm_client, knm.pool.fetchrow, "SELECT * FROM clusters WHERE name = 'vault'"
+    )
+    assert "token" not in row["config"] and row["secrets_ciphertext"] is not None
+    assert token.encode() not in bytes(row["secrets_ciphertext"])
+    nodes = assert_envelope(
+        await knm_client.get("/clusters/vault/nodes", headers=admin_headers), 200
+    )
+    assert nodes["data"]["nodes"][0]["info"] == {"token_length": str(len(token))}
+    audit = await knm_client.get("/audit?target=vault", headers=admin_headers)
+    assert token not in audit.text
+
+
+async def test_a_put_without_the_secret_keeps_it_and_with_it_replaces_it(
+    knm_client: ApiClient, admin_headers: dict[str, str]
+) -> None:
+    body = {"name": "vault2", "kind": "secretive", "endpoint": "https://a", "token": "abc"}
+    await create(knm_client, admin_headers, body)
+    moved = await knm_client.put(
+        "/clusters/vault2", json={"endpoint": "https://b"}, headers=admin_headers
+    )
+    assert assert_envelope(moved, 200)["data"]["endpoint"] == "https://b"
+    nodes = await knm_client.get("/clusters/vault2/nodes", headers=admin_headers)
+    assert assert_envelope(nodes, 200)["data"]["nodes"][0]["info"]["token_length"] == "3"
+    await knm_client.put("/clusters/vault2", json={"token": "abcdefg"}, headers=admin_headers)
+    nodes = await knm_client.get("/clusters/vault2/nodes", headers=admin_headers)
+    assert assert_envelope(nodes, 200)["data"]["nodes"][0]["info"]["token_length"] == "7"
+    empty = await knm_client.put("/clusters/vault2", json={"token": ""}, headers=admin_headers)
+    assert "token must not be empty" in assert_envelope(empty, 422)["error"]
+
+
+async def test_the_providers_check_can_refuse_a_cluster(
+    knm_client: ApiClient, admin_headers: dict[str, str]
+) -> None:
+    body = {"name": "far", "kind": "secretive", "endpoint": "unreachable", "token": "t"}
+    response = await knm_client.post("/clusters", json=body, headers=admin_headers)
+    assert assert_envelope(response, 422)["error"] == "cannot reach unreachable"
+    assert_envelope(await knm_client.get("/clusters/far", headers=admin_headers), 404)
+    missing = await knm_client.post(
+        "/clusters",
+        json={"name": "far", "kind": "secretive", "endpoint": "x"},
+        headers=admin_headers,
+    )
+    assert "missing required field `token`" in assert_envelope(missing, 400)["error"]
+
+
 # --- nodes -------------------------------------------------------------------------------------
 
 FLEET = [
@@ -514,7 +607,7 @@ def test_two_providers_of_one_kind_are_an_error_at_first_use(knm: Any) -> None:
 
     with pytest.raises(ProviderConflict, match="'static' is provided twice"):
         providers_of(Shell())
-    assert list(providers_of(knm)) == ["static"]
+    assert sorted(providers_of(knm)) == ["secretive", "static"]
 
 
 # --- never a 500 -------------------------------------------------------------------------------

@@ -169,7 +169,6 @@ async def test_an_encrypted_key_with_a_wrong_or_missing_passphrase_is_422(
 async def test_an_encrypted_openssh_key_is_checked_with_its_passphrase(
     api: Api, ssh_key: asyncssh.SSHKey
 ) -> None:
-    pytest.importorskip("bcrypt", reason="asyncssh needs bcrypt for encrypted OpenSSH keys")
     key = ssh_key.export_private_key(passphrase=PASSPHRASE).decode()
     body = {
         "name": "key-openssh-enc",
@@ -505,7 +504,8 @@ async def test_a_credential_used_by_a_pending_or_running_task_cannot_be_deleted(
     assert "2 pending or running" in body["error"]
     await knm.pool.execute("DELETE FROM tasks WHERE task_id LIKE 'cred-test-%'")
     await knm.pool.execute(
-        "INSERT INTO tasks (task_id, kind, status, credential_id) VALUES ('cred-test-done', 'ssh', 'completed', $1)",
+        "INSERT INTO tasks (task_id, kind, status, credential_id) "
+        "VALUES ('cred-test-done', 'ssh', 'completed', $1)",
         cid,
     )
     assert_envelope(await knm_client.delete(f"/credentials/{cid}", headers=admin_headers), 200)
@@ -634,7 +634,8 @@ async def test_secrets_appear_in_no_response_log_audit_entry_or_column(
     places += [("log", caplog.text)]
     places += [("log", repr(r.args) + r.getMessage()) for r in caplog.records]
     places += await _text_everywhere(knm)
-    assert len(places) > 20
+    scanned = {where for where, _ in places}
+    assert {'"public"."credentials"."ciphertext"', '"public"."audit_log"."detail"'} <= scanned
     for where, text in places:
         for secret in secrets:
             assert secret not in text, f"a secret leaked into {where}"
@@ -644,7 +645,11 @@ async def test_secrets_appear_in_no_response_log_audit_entry_or_column(
 # --- random bodies ---------------------------------------------------------------------------
 
 JSON = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=40),
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=40),
     lambda inner: (
         st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3)
     ),

@@ -52,7 +52,7 @@ async def test_the_master_switch_turns_everything_off(
     from knm.core.errors import FeatureDisabled
 
     with pytest.raises(FeatureDisabled, match=r"automation\.enabled"):
-        await knm.features.require("ssh")
+        await knm_client.on_app(knm.features.require, "ssh")
     assert_envelope(
         await knm_client.put(
             "/features/automation/enabled", json={"enabled": True}, headers=admin_headers
@@ -91,7 +91,7 @@ async def test_an_executor_switch_off_names_that_switch(
     from knm.core.errors import FeatureDisabled
 
     with pytest.raises(FeatureDisabled, match="ssh_enabled"):
-        await knm.features.require("ssh")
+        await knm_client.on_app(knm.features.require, "ssh")
     assert_envelope(
         await knm_client.put(
             "/features/automation/ssh", json={"enabled": True}, headers=admin_headers

@@ -15,8 +15,11 @@ MAX_KEY = 64 * 1024
 Name = Annotated[str, msgspec.Meta(max_length=128)]
 Description = Annotated[str, msgspec.Meta(max_length=1024)]
 Username = Annotated[str, msgspec.Meta(max_length=256)]
-Secret = Annotated[str, msgspec.Meta(max_length=4096)]
-PrivateKey = Annotated[str, msgspec.Meta(max_length=MAX_KEY)]
+Secret = Annotated[str, msgspec.Meta(max_length=4096, description="write-only: never returned")]
+PrivateKey = Annotated[
+    str,
+    msgspec.Meta(max_length=MAX_KEY, description="OpenSSH or PEM; write-only: never returned"),
+]
 DEFAULT_PORT = 22
 
 
@@ -51,7 +54,7 @@ class Credential(msgspec.Struct, kw_only=True):
     name: str
     description: str
     username: str
-    auth_type: str
+    auth_type: AuthType
     port: int
     has_password: bool
     has_private_key: bool

@@ -22,6 +22,10 @@ CREATE TABLE tasks (
     error text,
     timeout integer,
     deadline_at timestamptz,
+    -- Values the executor marked secret (script parameters …), sealed like credentials.
+    key_id text,
+    nonce bytea,
+    ciphertext bytea,
     cancel_requested boolean NOT NULL DEFAULT false,
     cancel_reason text,
     worker_id text,
@@ -44,7 +48,10 @@ CREATE UNIQUE INDEX tasks_idempotency_idx ON tasks (user_id, kind, idempotency_k
 -- A finished task never changes again: enforced here, not only in Python.
 CREATE FUNCTION knm_tasks_frozen() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    IF OLD.status IN ('completed', 'failed', 'cancelled') THEN
+    -- Re-sealing secrets under a new key (knm admin rotate-key) is the one change allowed.
+    IF OLD.status IN ('completed', 'failed', 'cancelled')
+       AND (to_jsonb(NEW) - 'key_id' - 'nonce' - 'ciphertext')
+           IS DISTINCT FROM (to_jsonb(OLD) - 'key_id' - 'nonce' - 'ciphertext') THEN
         RAISE EXCEPTION 'task % is finished (%) and cannot change', OLD.task_id, OLD.status
             USING ERRCODE = 'check_violation';
     END IF;

@@ -39,6 +39,8 @@ class Prepared(msgspec.Struct, kw_only=True):
     summary: dict[str, Any] = msgspec.field(default_factory=dict)
     #: The request as it should be stored (secrets removed); defaults to the request itself.
     stored_request: dict[str, Any] | None = None
+    #: Values kept sealed with the task (``ctx.secrets`` at run time), masked in all output.
+    secrets: dict[str, str] = msgspec.field(default_factory=dict)
 
 
 class Executor:
@@ -100,6 +102,7 @@ class TaskContext:
         credential: Any,
         settings: Any,
         masker: Masker,
+        secrets: dict[str, str] | None = None,
     ) -> None:
         self.knm = knm
         self.task = task
@@ -110,6 +113,7 @@ class TaskContext:
         self.credential = credential
         self.settings = settings
         self.mask = masker
+        self.secrets = secrets or {}
         self.cancelled = asyncio.Event()
         self.cancel_reason = ""
         self.progress_value = 0

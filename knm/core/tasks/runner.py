@@ -162,7 +162,15 @@ class Runner:
             for n in nodes_records
         ]
         credential = None
-        masker = Masker(task.request.get("_mask", []))
+        masker = Masker()
+        secrets: dict[str, str] = {}
+        sealed = await store.sealed_secrets(self.knm.pool, task.task_id)
+        if sealed is not None:
+            from knm.core.crypto import keyring_of
+
+            opened = store.SECRETS.open(keyring_of(self.knm), sealed, task.task_id)
+            secrets = msgspec.json.decode(opened, type=dict[str, str])
+            masker.add(*secrets.values())
         if task.credential_id is not None:
             from knm.core.credentials import load_credential
 
@@ -178,6 +186,7 @@ class Runner:
             credential=credential,
             settings=settings,
             masker=masker,
+            secrets=secrets,
         )
         for record in nodes_records:
             if record.status in ("success", "failed"):

@@ -7,21 +7,18 @@ from typing import Any, Literal
 
 import msgspec
 
+from knm.core.targets import TargetRequest
+
 TaskState = Literal["pending", "running", "completed", "failed", "cancelled"]
 TERMINAL: frozenset[str] = frozenset({"completed", "failed", "cancelled"})
 NodeState = Literal["success", "failed"]
 
 
-class ExecRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
-    """What every execute request carries; an executor's request struct extends it."""
+class ExecRequest(TargetRequest, kw_only=True, forbid_unknown_fields=True):
+    """What every execute request carries (``cluster_name``, ``target_nodes`` or
+    ``target_selector``, ``credential_id``, ``timeout`` from ``TargetRequest``); an executor's
+    request struct extends it."""
 
-    cluster_name: str
-    target_nodes: list[str] = msgspec.field(default_factory=list)
-    #: A Kubernetes-style label selector, instead of ``target_nodes``.
-    target_selector: str | None = None
-    credential_id: int | None = None
-    #: Seconds each node's work may take (the executor's setting when absent).
-    timeout: int | None = None
     #: Seconds the whole task may take.
     deadline: int | None = None
     #: At most this many nodes in flight at once.

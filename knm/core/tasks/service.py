@@ -50,6 +50,13 @@ async def start_task(
         raise Invalid("no target nodes")
     stored = prepared.stored_request or msgspec.to_builtins(request)
     task_id = new_task_id(executor.kind)
+    sealed = None
+    if prepared.secrets:
+        from knm.core.crypto import keyring_of
+
+        sealed = store.SECRETS.seal(
+            keyring_of(knm), msgspec.json.encode(prepared.secrets).decode(), task_id
+        )
     async with knm.pool.acquire() as conn:
         try:
             async with conn.transaction():
@@ -71,6 +78,7 @@ async def start_task(
                     idempotency_key=idempotency_key if user_id is not None else None,
                     timeout=request.timeout,
                     deadline=request.deadline,
+                    sealed=sealed,
                 )
         except asyncpg.UniqueViolationError:
             if idempotency_key and user_id is not None:

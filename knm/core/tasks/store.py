@@ -9,9 +9,13 @@ from typing import Any
 import asyncpg
 import msgspec
 
+from knm.core.crypto import EncryptedColumn, Sealed, register_encrypted_column
 from knm.core.tasks.schemas import HistoryItem, NodeResult, TaskRow
 
 _TASK_COLUMNS = ", ".join(f.name for f in msgspec.structs.fields(TaskRow))
+SECRETS = register_encrypted_column(
+    EncryptedColumn(table="tasks", purpose="task-secrets", id_column="task_id")
+)
 
 
 def _row(record: asyncpg.Record) -> TaskRow:
@@ -42,13 +46,15 @@ async def insert_task(
     idempotency_key: str | None = None,
     timeout: int | None = None,
     deadline: int | None = None,
+    sealed: Sealed | None = None,
 ) -> TaskRow:
     record = await conn.fetchrow(
         f"""INSERT INTO tasks (task_id, kind, cluster_name, target_nodes, request, summary,
                 credential_id, user_id, username, parent_task_id, rerun_of, idempotency_key,
-                timeout, deadline_at)
+                timeout, deadline_at, key_id, nonce, ciphertext)
             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13,
-                    CASE WHEN $14::int IS NULL THEN NULL ELSE now() + make_interval(secs => $14) END)
+                    CASE WHEN $14::int IS NULL THEN NULL ELSE now() + make_interval(secs => $14) END,
+                    $15, $16, $17)
             RETURNING {_TASK_COLUMNS}""",
         task_id,
         kind,
@@ -64,6 +70,9 @@ async def insert_task(
         idempotency_key,
         timeout,
         deadline,
+        sealed.key_id if sealed else None,
+        sealed.nonce if sealed else None,
+        sealed.ciphertext if sealed else None,
     )
     await conn.execute(
         """INSERT INTO task_nodes (task_id, node, position, address, port, data)
@@ -82,6 +91,14 @@ async def insert_task(
 async def get_task(conn: asyncpg.Connection | asyncpg.Pool, task_id: str) -> TaskRow | None:
     record = await conn.fetchrow(f"SELECT {_TASK_COLUMNS} FROM tasks WHERE task_id = $1", task_id)
     return None if record is None else _row(record)
+
+
+async def sealed_secrets(conn: asyncpg.Connection | asyncpg.Pool, task_id: str) -> Sealed | None:
+    record = await conn.fetchrow(
+        "SELECT key_id, nonce, ciphertext FROM tasks WHERE task_id = $1 AND ciphertext IS NOT NULL",
+        task_id,
+    )
+    return None if record is None else Sealed(**dict(record))
 
 
 async def by_idempotency_key(

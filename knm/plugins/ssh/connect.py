@@ -1,0 +1,120 @@
+"""Opening one asyncssh client connection, and turning its failures into node reasons."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import socket
+from typing import Any
+
+import asyncssh
+
+from knm.plugins.ssh.errors import TransportError
+from knm.plugins.ssh.hostkeys import HostKeyCheck
+
+_keys: dict[str, asyncio.Future[asyncssh.SSHKey]] = {}
+_MAX_CACHED_KEYS = 256
+
+
+def secret_digest(credential: Any) -> str:
+    """A digest of the credential's login material: a changed secret never reuses a connection
+    opened with the old one."""
+    material = "\x00".join(
+        [credential.username, credential.password or "", credential.private_key or "",
+         credential.passphrase or ""]
+    )  # fmt: skip
+    return hashlib.sha256(material.encode()).hexdigest()
+
+
+async def private_key(credential: Any) -> asyncssh.SSHKey:
+    """The credential's private key, opened once per process (an encrypted key runs a slow KDF,
+    which 1,000 nodes must not repeat)."""
+    digest = hashlib.sha256(
+        f"{credential.private_key}\x00{credential.passphrase or ''}".encode()
+    ).hexdigest()
+    future = _keys.get(digest)
+    if future is None or future.get_loop() is not asyncio.get_running_loop():
+        if len(_keys) >= _MAX_CACHED_KEYS:
+            _keys.clear()
+        future = asyncio.ensure_future(
+            asyncio.to_thread(
+                asyncssh.import_private_key, credential.private_key, credential.passphrase or None
+            )
+        )
+        _keys[digest] = future
+    try:
+        return await asyncio.shield(future)
+    except (asyncssh.KeyImportError, asyncssh.KeyEncryptionError, ValueError):
+        _keys.pop(digest, None)
+        raise TransportError(
+            "auth_failed", f"the private key of credential {credential.name} cannot be opened"
+        ) from None
+
+
+async def open_connection(
+    *,
+    address: str,
+    port: int,
+    credential: Any,
+    check: HostKeyCheck,
+    connect_timeout: float,
+    tunnel: asyncssh.SSHClientConnection | None = None,
+    via: str = "",
+) -> asyncssh.SSHClientConnection:
+    """A logged-in connection whose host key passed ``check``; ``TransportError`` otherwise.
+
+    Nothing of the local user's SSH setup is used (no ~/.ssh/config, agent or default keys):
+    the credential is the only identity."""
+    where = f"{address}:{port}{via}"
+    options: dict[str, Any] = {
+        "port": port,
+        "username": credential.username,
+        "known_hosts": await check.known_hosts(),
+        "connect_timeout": connect_timeout,
+        "config": None,
+        "agent_path": None,
+        "client_keys": None,
+        "password": credential.password or None,
+        "tunnel": tunnel,
+        "keepalive_interval": 30,
+        "keepalive_count_max": 3,
+    }
+    if credential.auth_type == "private_key" and credential.private_key:
+        options["client_keys"] = [await private_key(credential)]
+    try:
+        conn = await asyncssh.connect(address, **options)
+    except TransportError:
+        raise
+    except asyncssh.HostKeyNotVerifiable:
+        raise check.rejected() from None
+    except asyncssh.PermissionDenied:
+        raise TransportError(
+            "auth_failed",
+            f"authentication failed for user {credential.username} on {where} "
+            f"(credential {credential.name})",
+        ) from None
+    except TimeoutError:
+        raise TransportError(
+            "unreachable", f"connection to {where} timed out after {connect_timeout:g} s"
+        ) from None
+    except ConnectionRefusedError:
+        raise TransportError("unreachable", f"connection refused by {where}") from None
+    except socket.gaierror as exc:
+        raise TransportError("unreachable", f"cannot resolve {address}: {exc.strerror}") from None
+    except asyncssh.ChannelOpenError as exc:
+        # A bastion that cannot reach the node answers the tunnel request with this.
+        raise TransportError("unreachable", f"cannot reach {where}: {exc.reason}") from None
+    except asyncssh.DisconnectError as exc:
+        raise TransportError(
+            "unreachable", f"{where} closed the connection during login: {exc.reason}"
+        ) from None
+    except OSError as exc:
+        raise TransportError(
+            "unreachable", f"cannot connect to {where}: {exc.strerror or exc}"
+        ) from None
+    try:
+        await check.accept(conn.get_server_host_key())
+    except BaseException:
+        conn.abort()
+        raise
+    return conn

@@ -1,0 +1,176 @@
+"""Cancel, timeouts, batch size, failure limits, reruns, idempotency and queueing."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from knm.testing.client import ApiClient, assert_envelope
+from knm.testing.executor import TestExecutorPlugin
+from knm.testing.tasks import eventually, start_task, wait_for_task
+
+NODES = ["n1", "n2", "n3", "n4"]
+
+
+@pytest.fixture(scope="module")
+def test_plugin() -> TestExecutorPlugin:
+    # One task of kind ``test`` at a time, so queueing can be seen.
+    return TestExecutorPlugin(max_tasks=1)
+
+
+async def start(client: ApiClient, headers: dict[str, str], **body: Any) -> dict[str, Any]:
+    return await start_task(
+        client, headers, **{"cluster_name": "lab", "target_nodes": NODES, **body}
+    )
+
+
+def by_node(status: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {r["node"]: r for r in status["results"]}
+
+
+async def test_cancel_stops_a_running_task_and_fails_unfinished_nodes_as_cancelled(
+    knm_client: ApiClient, admin_headers: dict[str, str]
+) -> None:
+    data = await start(knm_client, admin_headers, hang_nodes=["n3", "n4"])
+    task_id = data["task_id"]
+
+    async def two_done() -> bool:
+        status = (await knm_client.get(f"/tasks/{task_id}", headers=admin_headers)).json()["data"]
+        return len(status["results"]) == 2
+
+    await eventually(two_done)
+    response = await knm_client.post(f"/automation/test/cancel/{task_id}", headers=admin_headers)
+    assert_envelope(response, 200)
+    status = await wait_for_task(knm_client, admin_headers, task_id)
+    assert status["status"] == "cancelled"
+    nodes = by_node(status)
+    assert nodes["n1"]["status"] == "success"
+    assert (nodes["n3"]["status"], nodes["n3"]["reason"]) == ("failed", "cancelled")
+    assert status["success_count"] + status["failed_count"] == 4
+
+
+async def test_cancelling_a_finished_task_is_409_and_an_unknown_one_404(
+    knm_client: ApiClient, admin_headers: dict[str, str]
+) -> None:
+    data = await start(knm_client, admin_headers)
+    await wait_for_task(knm_client, admin_headers, data["task_id"])
+    assert_envelope(
+        await knm_client.post(f"/automation/test/cancel/{data['task_id']}", headers=admin_headers),
+        409,
+    )
+    missing = "test-exec-1700000000-zzzzzz"
+    assert_envelope(
+        await knm_client.post(f"/automation/test/cancel/{missing}", headers=admin_headers), 404
+    )
+
+
+async def test_a_task_behind_the_kinds_limit_waits_pending_then_runs(
+    knm_client: ApiClient, admin_headers: dict[str, str]
+) -> None:
+    first = await start(knm_client, admin_headers, target_nodes=["n1"], sleep=1.0)
+    second = await start(knm_client, admin_headers, target_nodes=["n1"])
+    assert first["status"] == "running"
+    assert second["status"] == "pending"
+    assert (await wait_for_task(knm_client, admin_headers, second["task_id"]))[
+        "status"
+    ] == "completed"
+
+
+async def test_cancelling_a_pending_task_ends_it_without_running(
+    knm_client: ApiClient, admin_headers: dict[str, str]
+) -> None:
+    blocker = await start(knm_client, admin_headers, target_nodes=["n1"], hang_nodes=["n1"])
+    queued = await start(knm_client, admin_headers, target_nodes=["n1", "n2"])
+    assert queued["status"] == "pending"
+    assert_envelope(
+        await knm_client.post(
+            f"/automation/test/cancel/{queued['task_id']}", headers=admin_headers
+        ),
+        200,
+    )
+    status = await wait_for_task(knm_client, admin_headers, queued["task_id"])
+    assert status["status"] == "cancelled"
+    assert {r["reason"] for r in status["results"]} == {"cancelled"}
+    await knm_client.post(f"/automation/test/cancel/{blocker['task_id']}", headers=admin_headers)
+    await wait_for_task(knm_client, admin_headers, blocker["task_id"])
+
+
+async def test_a_node_that_outlives_its_timeout_fails_with_reason_timeout(
+    knm_client: ApiClient, admin_headers: dict[str, str]
+) -> None:
+    data = await start(knm_client, admin_headers, hang_nodes=["n2"], timeout=1)
+    status = await wait_for_task(knm_client, admin_headers, data["task_id"])
+    nodes = by_node(status)
+    assert (nodes["n2"]["status"], nodes["n2"]["reason"]) == ("failed", "timeout")
+    assert nodes["n1"]["status"] == "success"
+
+
+async def test_nodes_waiting_for_a_slot_do_not_time_out(
+    knm_client: ApiClient, admin_headers: dict[str, str]
+) -> None:
+    # Four nodes of 0.6 s, one at a time: 2.4 s in all, but each node's own 2 s is enough.
+    data = await start(knm_client, admin_headers, sleep=0.6, batch_size=1, timeout=2)
+    status = await wait_for_task(knm_client, admin_headers, data["task_id"])
+    assert status["status"] == "completed"
+
+
+async def test_batch_size_keeps_at_most_n_nodes_in_flight(
+    knm_client: ApiClient, admin_headers: dict[str, str]
+) -> None:
+    data = await start(knm_client, admin_headers, sleep=0.2, batch_size=2)
+    status = await wait_for_task(knm_client, admin_headers, data["task_id"])
+    spans = sorted((r["start_time"], r["end_time"]) for r in status["results"])
+    events = (
+        await knm_client.get(f"/tasks/{data['task_id']}/events", headers=admin_headers)
+    ).json()["data"]
+    in_flight = peak = 0
+    for event in events["entries"]:
+        if event["type"] == "node" and event["data"]["status"] == "running":
+            in_flight += 1
+        elif event["type"] == "node":
+            in_flight -= 1
+        peak = max(peak, in_flight)
+    assert peak == 2
+    assert len(spans) == 4
+
+
+async def test_after_max_failures_the_remaining_nodes_are_skipped(
+    knm_client: ApiClient, admin_headers: dict[str, str]
+) -> None:
+    data = await start(
+        knm_client, admin_headers, fail_nodes=["n1", "n2"], batch_size=1, max_failures=1
+    )
+    status = await wait_for_task(knm_client, admin_headers, data["task_id"])
+    nodes = by_node(status)
+    assert [nodes[n]["reason"] for n in NODES] == ["exit_code", "exit_code", "skipped", "skipped"]
+
+
+async def test_rerun_only_failed_starts_a_new_task_over_the_failed_nodes(
+    knm_client: ApiClient, admin_headers: dict[str, str]
+) -> None:
+    data = await start(knm_client, admin_headers, fail_nodes=["n2", "n4"])
+    await wait_for_task(knm_client, admin_headers, data["task_id"])
+    response = await knm_client.post(
+        f"/automation/test/rerun/{data['task_id']}",
+        json={"only_failed": True},
+        headers=admin_headers,
+    )
+    again = assert_envelope(response, 200)["data"]
+    assert again["target_nodes"] == ["n2", "n4"] and again["rerun_of"] == data["task_id"]
+    status = await wait_for_task(knm_client, admin_headers, again["task_id"])
+    assert status["rerun_of"] == data["task_id"]
+
+
+async def test_an_idempotency_key_returns_the_original_task(
+    knm_client: ApiClient, admin_headers: dict[str, str]
+) -> None:
+    headers = {**admin_headers, "Idempotency-Key": "deploy-42"}
+    body = {"cluster_name": "lab", "target_nodes": ["n1"]}
+    first = await knm_client.post("/automation/test/execute", json=body, headers=headers)
+    second = await knm_client.post("/automation/test/execute", json=body, headers=headers)
+    assert (
+        assert_envelope(first, 200)["data"]["task_id"]
+        == assert_envelope(second, 200)["data"]["task_id"]
+    )
+    await wait_for_task(knm_client, admin_headers, first.json()["data"]["task_id"])
