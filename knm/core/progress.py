@@ -186,15 +186,17 @@ async def progress_ws(socket: WebSocket[Any, Any, Any]) -> None:
     header = socket.headers.get("authorization", "")
     if not token and header.lower().startswith("bearer "):
         token = header[7:].strip()
-    try:
-        await authenticate(knm, token) if token else None
-    except KnmError:
-        await socket.close(code=4401, reason="unauthorized")
-        return
+    # Accept first: a close before the handshake is an HTTP 403 that clients cannot tell apart
+    # from other failures; 4401 after accepting says "your token" plainly.
+    await socket.accept()
     if not token:
         await socket.close(code=4401, reason="missing token")
         return
-    await socket.accept()
+    try:
+        await authenticate(knm, token)
+    except KnmError as exc:
+        await socket.close(code=4401, reason=(exc.error or "unauthorized")[:120])
+        return
     subscriber = Subscriber()
     sender = asyncio.create_task(_send_loop(socket, subscriber))
     checker = asyncio.create_task(_token_check(knm, socket, token))

@@ -110,3 +110,12 @@ class TestExecutorPlugin:
     @hookimpl
     def knm_features(self) -> list[FeatureSpec]:
         return [FeatureSpec("test", TestSettings, description="the test executor")]
+
+
+class RecoverableTestExecutorPlugin(TestExecutorPlugin):
+    """The test executor declared recoverable: a lost worker's task is taken over, not failed."""
+
+    __test__ = False
+
+    def __init__(self) -> None:
+        super().__init__(recoverable=True)

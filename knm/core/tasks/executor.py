@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -252,13 +251,11 @@ class TaskContext:
                     )
                     return
                 await self.node_started(node.name)
-                started = time.monotonic()
                 result = await self._bounded(work, node)
                 if result.status == "failed":
                     failures += 1
                     if max_failures is not None and failures > max_failures:
                         stop_starting.set()
-                result.data.setdefault("elapsed", round(time.monotonic() - started, 3))
                 await self.node_finished(node.name, result)
 
         await asyncio.gather(*(one(node) for node in targets))

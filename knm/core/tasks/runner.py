@@ -302,7 +302,12 @@ class Runner:
                 if task.task_id in self.running:
                     continue
                 executor = self.executors.get(task.kind)
-                if executor is not None and executor.recoverable and self.claim_enabled:
+                recoverable = executor is not None and executor.recoverable
+                if recoverable and not self.claim_enabled and not self._abandoned(task):
+                    # Leave it to a worker, which can recover it; fail it here only when no
+                    # worker has taken it for a long while.
+                    continue
+                if recoverable and self.claim_enabled:
                     taken = await store.take_over(
                         conn, task.task_id, task.worker_id, self.worker_id, self.lease
                     )
@@ -326,6 +331,12 @@ class Runner:
                     await self.knm.events.open_task(final.task_id)
                     await self.announce_end(final)
                     self.knm.events.close_task(final.task_id)
+
+    def _abandoned(self, task: TaskRow) -> bool:
+        from datetime import UTC, datetime, timedelta
+
+        assert task.lease_until is not None
+        return datetime.now(UTC) - task.lease_until > timedelta(seconds=10 * self.lease)
 
 
 class _Placeholder:

@@ -133,7 +133,11 @@ async def cancel_task(knm: Knm, task: TaskRow, reason: str = "cancelled by user"
     return updated
 
 
-async def node_results(knm: Knm, task: TaskRow, *, with_output: bool) -> list[NodeOut]:
+#: Keys of a node's stored data that are the engine's own, not an executor's result fields.
+_INTERNAL_DATA = frozenset({"labels"})
+
+
+async def node_results(knm: Knm, task: TaskRow, *, with_output: bool) -> list[dict[str, Any]]:
     nodes = await store.nodes_of(knm.pool, task.task_id)
     texts = await output.read_all_output(knm.pool, task.task_id) if with_output else {}
     results = []
@@ -160,7 +164,12 @@ async def node_results(knm: Knm, task: TaskRow, *, with_output: bool) -> list[No
         if with_output:
             item.stdout = texts.get((node.node, "stdout"), "")
             item.stderr = texts.get((node.node, "stderr"), "")
-        results.append(item)
+        entry = msgspec.to_builtins(item)
+        # An executor's own per-node fields (Ansible's ok/changed counts …) sit beside the rest.
+        for key, value in node.data.items():
+            if key not in _INTERNAL_DATA and key not in entry:
+                entry[key] = value
+        results.append(entry)
     return results
 
 
@@ -192,8 +201,8 @@ async def status_of(knm: Knm, executor: Executor | None, task: TaskRow) -> dict[
     }
     if task.status == "running":
         # While running, counts come from the nodes finished so far.
-        data["success_count"] = sum(1 for r in results if r.status == "success")
-        data["failed_count"] = sum(1 for r in results if r.status == "failed")
+        data["success_count"] = sum(1 for r in results if r["status"] == "success")
+        data["failed_count"] = sum(1 for r in results if r["status"] == "failed")
     if executor is not None:
         data.update(executor.status_fields(task))
         if executor.task_output_in_status:

@@ -129,9 +129,10 @@ class HostKeyCheck:
                 log.warning("SSH host key checking is off: any host key is accepted")
             return None
         self.pinned = await get_pin(self.pool, self.cluster, self.node)
-        trusted = [self.pinned.public_key] if self.pinned else []
+        # Key objects, not text: asyncssh reads a string in these lists as a file name.
+        trusted = [asyncssh.import_public_key(self.pinned.public_key)] if self.pinned else []
         if self.policy == "strict":
-            authorities = [ca.public_key for ca in self.authorities]
+            authorities = [asyncssh.import_public_key(ca.public_key) for ca in self.authorities]
             if not trusted and not authorities:
                 raise TransportError(
                     "host_key_unknown",

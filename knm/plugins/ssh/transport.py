@@ -1,0 +1,468 @@
+"""The SSH transport every plugin that runs shell on nodes shares (ssh, scripts, ansible…).
+
+Get it from the ``knm_transports`` hook (the item whose ``name`` is ``"ssh"``) or import
+``knm.plugins.ssh.transport.TRANSPORT``. One object per process: its session limiter and its
+connection pool are shared by every task and every kind. Use::
+
+    transport = TRANSPORT
+    bastion = await transport.bastion_of(ctx.knm, ctx.task.cluster_name)
+    try:
+        async with transport.session(ctx, node, ctx.credential, bastion=bastion) as conn:
+            result = await transport.run(
+                conn, "bash -s", stdin=script_text,
+                on_stdout=lambda text: ctx.output(node.name, "stdout", text),
+                on_stderr=lambda text: ctx.output(node.name, "stderr", text),
+            )
+    except TransportError as exc:
+        return NodeResult.failure(exc.reason, exc.message)
+    finally:
+        ...
+    # once the whole task is done (closes its bastion connections):
+    await transport.release_task(ctx.task_id)
+
+``session(ctx, node, credential, *, bastion=None)`` — ``ctx`` is the task's ``TaskContext``
+(its ``knm``, ``task_id`` and cluster name are used); ``node`` a ``TargetNode``; ``credential`` a
+``DecryptedCredential``; ``bastion`` the cluster's ``Bastion`` or None. It waits for one of the
+``max_concurrent`` session slots (shared fairly between tasks), then yields an ``SshConnection``
+— a pooled one when an idle connection to the same (address, port, user, credential) is alive,
+else a new one, its host key checked against the ``host_key_policy``. Raises ``TransportError``
+(``unreachable``, ``auth_failed``, ``host_key_changed``, ``host_key_unknown``).
+
+``run(conn, command, *, stdin=None, on_stdout=None, on_stderr=None, timeout=None, pty=False,
+env=None) -> RunResult(exit_code, signal)`` runs one command: ``stdin`` (text) is sent and then
+closed — stdin is always closed, so a command reading it never hangs; output is passed to the
+callbacks as it arrives (decoded UTF-8 text, in pieces of any size); ``pty`` asks for a
+terminal (stdout and stderr merge, and the remote side gets SIGHUP when the channel closes).
+When cancelled, or when ``timeout`` passes (``TransportError("timeout")``), the remote command
+is sent SIGTERM and its channel closed. A connection dropping mid-command raises
+``TransportError("connection_lost")``. ``sudo_command(command, credential)`` gives the command
+and stdin that run ``command`` as root.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import resource
+import time
+import weakref
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import asyncssh
+import msgspec
+
+from knm.plugins.ssh.connect import open_connection, secret_digest
+from knm.plugins.ssh.errors import TransportError
+from knm.plugins.ssh.hostkeys import BASTION, HostKeyCheck
+from knm.plugins.ssh.limiter import FairLimiter
+from knm.plugins.ssh.sudo import sudo_command
+
+__all__ = [
+    "TRANSPORT",
+    "RunResult",
+    "SshConnection",
+    "SshTransport",
+    "TransportError",
+    "sudo_command",
+]
+
+log = logging.getLogger("knm.ssh")
+
+_LOST = (asyncssh.ConnectionLost, asyncssh.DisconnectError, BrokenPipeError, ConnectionError)
+#: Seconds to wait for a killed command's channel to close before giving up on the connection.
+_CLOSE_GRACE = 3.0
+_READ = 64 * 1024
+
+
+class RunResult(msgspec.Struct):
+    #: None when the command was killed by a signal.
+    exit_code: int | None
+    #: The signal's name without "SIG" (``TERM``), when one killed the command.
+    signal: str | None = None
+
+
+class TransportStats(msgspec.Struct):
+    """Counters, for tests and ``/metrics``-style introspection."""
+
+    connects: int = 0
+    reuses: int = 0
+    dead_replaced: int = 0
+    bastion_connects: int = 0
+    idle_closed: int = 0
+
+
+class PoolKey(msgspec.Struct, frozen=True):
+    owner: int
+    address: str
+    port: int
+    username: str
+    credential_id: int
+    secret: str
+
+
+class _Idle(msgspec.Struct):
+    conn: Any
+    since: float
+    ttl: float
+
+
+class SshConnection:
+    """A connection checked out to one node for the length of a ``session``."""
+
+    def __init__(
+        self,
+        raw: asyncssh.SSHClientConnection,
+        *,
+        node: Any,
+        reused: bool,
+        reconnect: Callable[[], Any],
+        pool_key: PoolKey | None = None,
+    ) -> None:
+        self.raw = raw
+        self.node = node
+        self.reused = reused
+        self.pool_key = pool_key
+        #: Set when a killed command's channel did not close: never pool this connection.
+        self.dirty = False
+        self._reconnect = reconnect
+
+    async def replace(self) -> None:
+        """Swaps a pooled connection found dead for a new one (before any command ran)."""
+        with contextlib.suppress(Exception):
+            self.raw.abort()
+        self.raw = await self._reconnect()
+        self.reused = False
+
+
+class SshTransport:
+    name = "ssh"
+    kind = "ssh"
+
+    def __init__(self) -> None:
+        self.limiter = FairLimiter(50)
+        self.stats = TransportStats()
+        self._idle: dict[PoolKey, list[_Idle]] = {}
+        self._bastions: dict[tuple[str, str], Any] = {}
+        self._bastion_locks: dict[tuple[str, str], asyncio.Lock] = {}
+        self._owners: weakref.WeakKeyDictionary[Any, int] = weakref.WeakKeyDictionary()
+        self._next_owner = 0
+        self._users = 0
+        self._reaper: asyncio.Task[None] | None = None
+
+    # --- lifecycle ------------------------------------------------------------------------
+
+    @contextlib.asynccontextmanager
+    async def lifespan(self, knm: Any) -> AsyncIterator[None]:
+        """Started with each app; the last app to stop closes every connection."""
+        raise_open_files_limit()
+        self._users += 1
+        if self._reaper is None or self._reaper.done():
+            self._reaper = asyncio.create_task(self._reap_idle(), name="knm-ssh-pool-reaper")
+        try:
+            yield
+        finally:
+            self._users -= 1
+            await self.close_owner(self._owner(knm))
+            if self._users <= 0 and self._reaper is not None:
+                self._reaper.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await self._reaper
+                self._reaper = None
+
+    def _owner(self, knm: Any) -> int:
+        # Pool keys carry the app: two apps in one process never share a connection.
+        owner = self._owners.get(knm)
+        if owner is None:
+            self._next_owner += 1
+            owner = self._owners[knm] = self._next_owner
+        return owner
+
+    async def close_owner(self, owner: int) -> None:
+        for key in [k for k in self._idle if k.owner == owner]:
+            for idle in self._idle.pop(key):
+                idle.conn.close()
+        for key in [k for k in self._bastions if k[1].startswith(f"{owner}|")]:
+            await self._close_bastion(key)
+
+    def idle_count(self) -> int:
+        return sum(len(items) for items in self._idle.values())
+
+    async def _reap_idle(self) -> None:
+        while True:
+            await asyncio.sleep(1.0)
+            now = time.monotonic()
+            for key in list(self._idle):
+                keep = []
+                for idle in self._idle[key]:
+                    if now - idle.since > idle.ttl or idle.conn.is_closed():
+                        idle.conn.close()
+                        self.stats.idle_closed += 1
+                    else:
+                        keep.append(idle)
+                if keep:
+                    self._idle[key] = keep
+                else:
+                    del self._idle[key]
+
+    # --- sessions -------------------------------------------------------------------------
+
+    async def bastion_of(self, knm: Any, cluster_name: str) -> Any:
+        """The cluster's ``Bastion``, or None."""
+        from knm.core.clusters import get_cluster
+
+        return (await get_cluster(knm, cluster_name)).bastion
+
+    @contextlib.asynccontextmanager
+    async def session(
+        self, ctx: Any, node: Any, credential: Any, *, bastion: Any = None
+    ) -> AsyncIterator[SshConnection]:
+        knm = ctx.knm
+        settings = await knm.features.settings("ssh")
+        self.limiter.resize(settings.max_concurrent)
+        async with self.limiter.slot(ctx.task_id):
+            conn = await self._checkout(ctx, settings, node, credential, bastion)
+            try:
+                yield conn
+            finally:
+                self._checkin(conn, settings, pooled=bastion is None)
+
+    async def _checkout(
+        self, ctx: Any, settings: Any, node: Any, credential: Any, bastion: Any
+    ) -> SshConnection:
+        knm = ctx.knm
+        cluster = ctx.task.cluster_name
+        port = node.port or credential.port or 22
+        key = PoolKey(
+            self._owner(knm), node.address, port, credential.username, credential.id,
+            secret_digest(credential),
+        )  # fmt: skip
+
+        def check() -> HostKeyCheck:
+            return HostKeyCheck(knm.pool, settings, cluster, node.name, node.address, port)
+
+        async def connect() -> asyncssh.SSHClientConnection:
+            tunnel, via = None, ""
+            if bastion is not None:
+                tunnel = await self._bastion(ctx, settings, bastion, credential)
+                via = f" through bastion {bastion.address}:{bastion.port}"
+            raw = await open_connection(
+                address=node.address, port=port, credential=credential, check=check(),
+                connect_timeout=settings.connect_timeout, tunnel=tunnel, via=via,
+            )  # fmt: skip
+            self.stats.connects += 1
+            return raw
+
+        if bastion is None:
+            while (idle := self._pop_idle(key)) is not None:
+                if idle.is_closed():
+                    self.stats.dead_replaced += 1
+                    continue
+                if not await check().matches(idle.get_server_host_key()):
+                    idle.close()
+                    continue
+                self.stats.reuses += 1
+                return SshConnection(idle, node=node, reused=True, reconnect=connect, pool_key=key)
+        return SshConnection(
+            await connect(), node=node, reused=False, reconnect=connect, pool_key=key
+        )
+
+    def _pop_idle(self, key: PoolKey) -> asyncssh.SSHClientConnection | None:
+        items = self._idle.get(key)
+        if not items:
+            return None
+        idle = items.pop()
+        if not items:
+            del self._idle[key]
+        return idle.conn
+
+    def _checkin(self, conn: SshConnection, settings: Any, *, pooled: bool) -> None:
+        raw, key = conn.raw, conn.pool_key
+        size = settings.connection_pool_size
+        if not pooled or conn.dirty or raw.is_closed() or key is None or size <= 0:
+            raw.close()
+            return
+        while self.idle_count() >= size:
+            self._evict_oldest()
+        self._idle.setdefault(key, []).append(
+            _Idle(conn=raw, since=time.monotonic(), ttl=float(settings.pool_idle_ttl))
+        )
+
+    def _evict_oldest(self) -> None:
+        oldest_key = min(self._idle, key=lambda k: self._idle[k][0].since)
+        items = self._idle[oldest_key]
+        items.pop(0).conn.close()
+        if not items:
+            del self._idle[oldest_key]
+
+    # --- bastions -------------------------------------------------------------------------
+
+    async def _bastion(
+        self, ctx: Any, settings: Any, bastion: Any, credential: Any
+    ) -> asyncssh.SSHClientConnection:
+        """The task's one connection to its cluster's bastion, opened on first use."""
+        if bastion.credential_id is not None and bastion.credential_id != credential.id:
+            from knm.core.credentials import load_credential
+
+            credential = await load_credential(ctx.knm, bastion.credential_id)
+            if getattr(ctx, "mask", None) is not None:
+                ctx.mask.add(*credential.secret_values())
+        owner = self._owner(ctx.knm)
+        key = (ctx.task_id, f"{owner}|{bastion.address}|{bastion.port}|{credential.id}")
+        lock = self._bastion_locks.setdefault(key, asyncio.Lock())
+        async with lock:
+            held = self._bastions.get(key)
+            if isinstance(held, TransportError):
+                raise TransportError(held.reason, held.message)
+            if held is not None and not held.is_closed():
+                return held
+            check = HostKeyCheck(
+                ctx.knm.pool, settings, ctx.task.cluster_name, BASTION, bastion.address,
+                bastion.port,
+            )  # fmt: skip
+            try:
+                conn = await open_connection(
+                    address=bastion.address, port=bastion.port, credential=credential,
+                    check=check, connect_timeout=settings.connect_timeout,
+                )  # fmt: skip
+            except TransportError as exc:
+                failed = TransportError(exc.reason, f"bastion: {exc.message}")
+                # Every other node of the task fails the same way, without 1,000 more tries.
+                self._bastions[key] = failed
+                raise failed from None
+            self.stats.bastion_connects += 1
+            self._bastions[key] = conn
+            return conn
+
+    async def release_task(self, task_id: str) -> None:
+        """Closes the task's bastion connections; call once the task's work is over."""
+        for key in [k for k in self._bastions if k[0] == task_id]:
+            await self._close_bastion(key)
+
+    async def _close_bastion(self, key: tuple[str, str]) -> None:
+        held = self._bastions.pop(key, None)
+        self._bastion_locks.pop(key, None)
+        if held is not None and not isinstance(held, TransportError):
+            held.close()
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(held.wait_closed(), _CLOSE_GRACE)
+
+    # --- running --------------------------------------------------------------------------
+
+    async def run(
+        self,
+        conn: SshConnection,
+        command: str,
+        *,
+        stdin: str | None = None,
+        on_stdout: Callable[[str], Any] | None = None,
+        on_stderr: Callable[[str], Any] | None = None,
+        timeout: float | None = None,
+        pty: bool = False,
+        env: dict[str, str] | None = None,
+    ) -> RunResult:
+        process = await self._open(conn, command, pty=pty, env=env)
+        try:
+            async with asyncio.timeout(timeout):
+                await asyncio.gather(
+                    _feed(process, stdin),
+                    _pump(process.stdout, on_stdout),
+                    _pump(process.stderr, on_stderr),
+                )
+                completed = await process.wait(check=False)
+        except TimeoutError:
+            await _kill(conn, process)
+            raise TransportError("timeout", f"timed out after {timeout:g} s") from None
+        except _LOST:
+            raise _lost(conn) from None
+        except BaseException:
+            await _kill(conn, process)
+            raise
+        if completed.exit_signal:
+            return RunResult(exit_code=None, signal=str(completed.exit_signal[0]))
+        if completed.exit_status is None:
+            raise _lost(conn)
+        return RunResult(exit_code=completed.exit_status)
+
+    async def _open(
+        self, conn: SshConnection, command: str, *, pty: bool, env: dict[str, str] | None
+    ) -> asyncssh.SSHClientProcess[str]:
+        options: dict[str, Any] = {
+            "encoding": "utf-8", "errors": "replace", "env": env or {},
+            "term_type": "xterm" if pty else None,
+        }  # fmt: skip
+        try:
+            return await conn.raw.create_process(command, **options)
+        except (asyncssh.ChannelOpenError, *_LOST) as exc:
+            if not conn.reused:
+                raise TransportError(
+                    "connection_lost", f"the connection to {conn.node.name} closed: {exc}"
+                ) from None
+        # A pooled connection that died while idle: nothing ran yet, so a new one is safe.
+        self.stats.dead_replaced += 1
+        await conn.replace()
+        try:
+            return await conn.raw.create_process(command, **options)
+        except (asyncssh.ChannelOpenError, *_LOST) as exc:
+            raise TransportError(
+                "connection_lost", f"the connection to {conn.node.name} closed: {exc}"
+            ) from None
+
+
+def _lost(conn: SshConnection) -> TransportError:
+    conn.dirty = True
+    return TransportError(
+        "connection_lost", f"the connection to {conn.node.name} was lost during the command"
+    )
+
+
+async def _feed(process: asyncssh.SSHClientProcess[str], stdin: str | None) -> None:
+    if stdin:
+        process.stdin.write(stdin)
+        with contextlib.suppress(*_LOST):
+            await process.stdin.drain()
+    with contextlib.suppress(*_LOST, OSError):
+        process.stdin.write_eof()
+
+
+async def _pump(reader: asyncssh.SSHReader[str], callback: Callable[[str], Any] | None) -> None:
+    while True:
+        text = await reader.read(_READ)
+        if not text:
+            return
+        if callback is not None:
+            outcome = callback(text)
+            if asyncio.iscoroutine(outcome):
+                await outcome
+
+
+async def _kill(conn: SshConnection, process: asyncssh.SSHClientProcess[str]) -> None:
+    """Stops the remote command: SIGTERM, then close the channel; never waits on a dead link."""
+    with contextlib.suppress(Exception):
+        process.send_signal("TERM")
+    with contextlib.suppress(Exception):
+        process.close()
+    if conn.raw.is_closed():
+        return
+    try:
+        await asyncio.wait_for(process.wait_closed(), _CLOSE_GRACE)
+    except (TimeoutError, Exception):
+        conn.dirty = True
+    except asyncio.CancelledError:
+        conn.dirty = True
+        raise
+
+
+def raise_open_files_limit() -> None:
+    """Each connection is a file descriptor: lift the soft limit to the hard one."""
+    with contextlib.suppress(ValueError, OSError):
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        if hard == resource.RLIM_INFINITY:
+            hard = max(soft, 1_048_576)
+        if soft < hard:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+#: The process's transport, shared by every app and task.
+TRANSPORT = SshTransport()

@@ -1,0 +1,146 @@
+"""The WebSocket progress stream, on a real server over loopback."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+import httpx
+import pytest
+import websockets
+
+from knm.testing.process import KnmProcess
+
+PLUGIN = "knm.testing.executor:TestExecutorPlugin"
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory, knm_database_url: str) -> Any:
+    proc = KnmProcess(
+        tmp_path_factory.mktemp("ws"), knm_database_url, ["serve"], {"KNM_PLUGINS": PLUGIN}
+    )
+    proc.start()
+    yield proc
+    proc.stop()
+
+
+@pytest.fixture(scope="module")
+def token(server: KnmProcess) -> str:
+    response = httpx.post(
+        f"{server.api}/auth/login", json={"username": "admin", "password": "admin-password"}
+    )
+    return response.json()["data"]["token"]
+
+
+def ws_url(server: KnmProcess, token: str) -> str:
+    return f"ws://127.0.0.1:{server.port}/api/v1/progress/ws?token={token}"
+
+
+async def start(server: KnmProcess, token: str, **body: Any) -> str:
+    async with httpx.AsyncClient() as client:
+        response = await client.post(
+            f"{server.api}/automation/test/execute",
+            json={"cluster_name": "lab", "target_nodes": ["n1", "n2"], **body},
+            headers={"Authorization": f"Bearer {token}"},
+        )
+    assert response.status_code == 200, response.text
+    return response.json()["data"]["task_id"]
+
+
+async def collect(socket: Any, task_id: str, deadline: float = 30) -> list[dict[str, Any]]:
+    messages: list[dict[str, Any]] = []
+    async with asyncio.timeout(deadline):
+        while True:
+            message = json.loads(await socket.recv())
+            if message["task_id"] != task_id:
+                continue
+            messages.append(message)
+            if message["type"] == "complete":
+                return messages
+
+
+async def test_a_subscriber_sees_every_event_in_order_and_one_complete(
+    server: KnmProcess, token: str
+) -> None:
+    async with websockets.connect(ws_url(server, token)) as socket:
+        task_id = await start(server, token, sleep=0.5, events=5, echo="hi {node}")
+        await socket.send(json.dumps({"action": "subscribe", "task_id": task_id, "since": 0}))
+        messages = await collect(socket, task_id)
+    seqs = [m["seq"] for m in messages]
+    assert seqs == list(range(1, len(seqs) + 1))
+    assert all(0 <= m["progress"] <= 100 for m in messages)
+    assert [m["type"] for m in messages].count("complete") == 1
+    assert messages[-1]["data"]["status"] == "completed"
+    assert {m["type"] for m in messages} >= {"progress", "node", "output", "complete"}
+
+
+async def test_subscribing_to_a_finished_task_replays_it(server: KnmProcess, token: str) -> None:
+    task_id = await start(server, token, fail_nodes=["n2"])
+    async with httpx.AsyncClient() as client:
+        for _ in range(200):
+            status = (
+                await client.get(
+                    f"{server.api}/tasks/{task_id}", headers={"Authorization": f"Bearer {token}"}
+                )
+            ).json()
+            if status["data"]["status"] in ("completed", "failed", "cancelled"):
+                break
+            await asyncio.sleep(0.05)
+    async with websockets.connect(ws_url(server, token)) as socket:
+        await socket.send(json.dumps({"action": "subscribe", "task_id": task_id}))
+        messages = await collect(socket, task_id)
+    assert messages[-1]["data"]["status"] == "failed"
+    assert messages[0]["seq"] == 1
+
+
+async def test_since_skips_what_the_client_already_has(server: KnmProcess, token: str) -> None:
+    task_id = await start(server, token, events=4)
+    async with websockets.connect(ws_url(server, token)) as socket:
+        await socket.send(json.dumps({"action": "subscribe", "task_id": task_id}))
+        everything = await collect(socket, task_id)
+    async with websockets.connect(ws_url(server, token)) as socket:
+        await socket.send(json.dumps({"action": "subscribe", "task_id": task_id, "since": 3}))
+        rest = await collect(socket, task_id)
+    assert [m["seq"] for m in rest] == [m["seq"] for m in everything if m["seq"] > 3]
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        "not json",
+        json.dumps({"action": "dance", "task_id": "x"}),
+        json.dumps({"task_id": "x"}),
+        json.dumps({"action": "subscribe", "task_id": "test-exec-1-zzzzzz"}),
+        json.dumps([1, 2]),
+    ],
+)
+async def test_bad_messages_get_an_error_and_the_connection_stays_open(
+    server: KnmProcess, token: str, message: str
+) -> None:
+    async with websockets.connect(ws_url(server, token)) as socket:
+        await socket.send(message)
+        reply = json.loads(await asyncio.wait_for(socket.recv(), 10))
+        assert reply["type"] == "error" and reply["progress"] == 0
+        task_id = await start(server, token)
+        await socket.send(json.dumps({"action": "subscribe", "task_id": task_id}))
+        assert (await collect(socket, task_id))[-1]["type"] == "complete"
+
+
+@pytest.mark.parametrize("bad", ["", "forged", "knm_nope"])
+async def test_a_bad_token_closes_the_socket_with_4401(server: KnmProcess, bad: str) -> None:
+    async with websockets.connect(
+        f"ws://127.0.0.1:{server.port}/api/v1/progress/ws?token={bad}"
+    ) as socket:
+        with pytest.raises(websockets.ConnectionClosed) as closed:
+            await asyncio.wait_for(socket.recv(), 10)
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == 4401
+
+
+async def test_a_star_subscription_sees_every_task(server: KnmProcess, token: str) -> None:
+    async with websockets.connect(ws_url(server, token)) as socket:
+        await socket.send(json.dumps({"action": "subscribe", "task_id": "*"}))
+        await asyncio.sleep(0.2)
+        task_id = await start(server, token)
+        messages = await collect(socket, task_id)
+    assert messages[-1]["type"] == "complete"
