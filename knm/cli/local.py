@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import getpass
 import os
+import signal
 import sys
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -35,6 +36,10 @@ def serve(args: argparse.Namespace) -> int:
     _raise_open_files_limit()
     app = create_app(knm=Knm(config))
     print(f"knm: serving http://{config.host}:{config.port}{config.api_prefix}", file=sys.stderr)
+    # uvicorn shuts down gracefully on SIGTERM/SIGINT, then re-raises the signal with the handler
+    # found at start; this one turns that into a clean exit instead of death by signal.
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: sys.exit(0))
     uvicorn.run(
         app,
         host=config.host,
@@ -49,8 +54,6 @@ def serve(args: argparse.Namespace) -> int:
 
 def worker(args: argparse.Namespace) -> int:
     """Run tasks without serving HTTP (scale-out: N API replicas, M workers, one PostgreSQL)."""
-    import signal
-
     from knm.core.runtime import Knm
 
     config = KnmConfig.from_env(runner=True)
@@ -213,6 +216,20 @@ def user_set(args: argparse.Namespace) -> int:
     return _with_db(args, action)
 
 
+def prune(args: argparse.Namespace) -> int:
+    from knm.core.tasks.retention import prune_with
+
+    async def action(knm: Any) -> int:
+        report = await prune_with(knm)
+        print(
+            f"pruned {report.tasks} tasks, {report.events} event logs, "
+            f"output of {report.output_tasks} tasks"
+        )
+        return 0
+
+    return _with_db(args, action)
+
+
 def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     p = subparsers.add_parser("serve", help="run the API server (and the task runner)")
     p.add_argument("--host", default=None, help="listen address (KNM_HOST, default 127.0.0.1)")
@@ -233,6 +250,8 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     admin = subparsers.add_parser("admin", help="administer the server's database directly")
     admin_sub = admin.add_subparsers(dest="admin_command", metavar="COMMAND", required=True)
     rotate_key.register(admin_sub)
+    p = admin_sub.add_parser("prune", help="delete tasks, events and output past their retention")
+    p.set_defaults(func=prune)
     user = admin_sub.add_parser("user", help="manage users")
     user_sub = user.add_subparsers(dest="user_command", metavar="COMMAND", required=True)
 

@@ -59,6 +59,14 @@ class KnmConfig(msgspec.Struct, kw_only=True):
     lease_seconds: float = 30.0
     #: Seconds running tasks get to finish at shutdown before they are cancelled.
     shutdown_grace: float = 10.0
+    #: Finished tasks older than this many days are deleted (with their nodes and output).
+    task_retention_days: int = 90
+    #: Event logs of finished tasks older than this many days are deleted.
+    event_retention_days: int = 30
+    #: Stored output beyond this total (MiB) is dropped, oldest finished tasks first.
+    output_retention_mb: int = 10_240
+    #: Seconds between prunes.
+    prune_interval: float = 3600.0
     #: Bytes of output kept per node and stream; the rest is dropped and marked truncated.
     output_cap: int = 1024 * 1024
     #: Serve /metrics without a token.

@@ -21,7 +21,7 @@ from litestar.openapi.datastructures import ResponseSpec
 from litestar.plugins import InitPlugin
 from litestar.response import Response
 
-from knm.core import audit, features, plugins_route, progress, strict_body
+from knm.core import audit, features, metrics, plugins_route, progress, strict_body
 from knm.core.auth import routes as auth_routes
 from knm.core.auth.middleware import AuthMiddleware
 from knm.core.config import KnmConfig
@@ -93,6 +93,13 @@ class KnmPlugin(InitPlugin):
             tags=["knm"],
         )
         app_config.route_handlers.append(api)
+        app_config.route_handlers.append(
+            Router(
+                path=self.config.path_prefix.rstrip("/") or "/",
+                route_handlers=[metrics.metrics],
+                exception_handlers=dict(EXCEPTION_HANDLERS),
+            )
+        )
         app_config.state["knm"] = knm
         for exc_type, handler in EXCEPTION_HANDLERS.items():
             if exc_type is not HTTPException or exc_type in app_config.exception_handlers:

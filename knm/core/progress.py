@@ -35,7 +35,8 @@ ALL = "*"
 class Subscriber:
     """One WebSocket connection's view: the tasks it follows and what it still has to send."""
 
-    def __init__(self, limit: int = QUEUE_LIMIT) -> None:
+    def __init__(self, hub: ProgressHub | None = None, limit: int = QUEUE_LIMIT) -> None:
+        self.hub = hub
         self.queue: asyncio.Queue[Event] = asyncio.Queue()
         self.limit = limit
         self.last_seq: dict[str, int] = {}
@@ -45,6 +46,8 @@ class Subscriber:
         if event.seq <= self.last_seq.get(event.task_id, 0):
             return
         if self.queue.qsize() >= self.limit and event.type in DROPPABLE:
+            if self.hub is not None:
+                self.hub.dropped += 1
             if event.task_id not in self.lagged:
                 self.lagged.add(event.task_id)
                 resume = self.last_seq.get(event.task_id, 0)
@@ -62,6 +65,8 @@ class Subscriber:
             return
         self.last_seq[event.task_id] = event.seq
         self.queue.put_nowait(event)
+        if self.hub is not None:
+            self.hub.delivered += 1
 
 
 class ProgressHub:
@@ -75,6 +80,7 @@ class ProgressHub:
         self.published = 0
         self.delivered = 0
         self.dropped = 0
+        self.connections = 0
 
     async def start(self) -> None:
         self._conn = await self._connect()
@@ -197,7 +203,8 @@ async def progress_ws(socket: WebSocket[Any, Any, Any]) -> None:
     except KnmError as exc:
         await socket.close(code=4401, reason=(exc.error or "unauthorized")[:120])
         return
-    subscriber = Subscriber()
+    subscriber = Subscriber(knm.progress)
+    knm.progress.connections += 1
     sender = asyncio.create_task(_send_loop(socket, subscriber))
     checker = asyncio.create_task(_token_check(knm, socket, token))
     try:
@@ -226,6 +233,7 @@ async def progress_ws(socket: WebSocket[Any, Any, Any]) -> None:
                     _error(f"unknown action {message.action!r}", message.task_id)
                 )
     finally:
+        knm.progress.connections -= 1
         knm.progress.drop(subscriber)
         sender.cancel()
         checker.cancel()

@@ -109,6 +109,14 @@ class Knm:
 
     async def start(self, *, serve: bool = True) -> None:
         """Connect, migrate and check the secret; with ``serve``, also start plugins' lifespans."""
+        try:
+            await self._start(serve=serve)
+        except BaseException:
+            # Whatever started (the embedded PostgreSQL above all) must not outlive a failed start.
+            await self.stop()
+            raise
+
+    async def _start(self, *, serve: bool) -> None:
         secret = self.secret()
         self._secret = secret
         self._keys = Keys.from_secret(secret)

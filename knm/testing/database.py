@@ -29,7 +29,7 @@ def with_database(url: str, name: str) -> str:
 
 
 @contextmanager
-def test_server(base_dir: Path) -> Iterator[str]:
+def server_for_tests(base_dir: Path) -> Iterator[str]:
     """The URL of a PostgreSQL server for tests: ``KNM_TEST_DATABASE_URL``, else embedded."""
     external = os.environ.get(TEST_DATABASE_ENV)
     if external:
@@ -42,7 +42,7 @@ def test_server(base_dir: Path) -> Iterator[str]:
         server.stop()
 
 
-def test_config(database_url: str, **overrides: object) -> KnmConfig:
+def config_for_tests(database_url: str, **overrides: object) -> KnmConfig:
     """Settings for a knm under test: cheap hashing, short leases, fast settings refresh."""
     values: dict[str, object] = {
         "database_url": database_url,
@@ -72,7 +72,7 @@ async def create_template(server_url: str) -> str:
         await admin.execute(f'CREATE DATABASE "{name}"')
     finally:
         await admin.close()
-    knm = Knm(test_config(with_database(server_url, name)))
+    knm = Knm(config_for_tests(with_database(server_url, name)))
     await knm.start(serve=False)
     await knm.stop()
     return name

@@ -30,7 +30,7 @@ def knm_server_url() -> Iterator[str]:
     # would delete this server's data directory under it.
     base = Path(tempfile.mkdtemp(prefix="knm-test-pg-"))
     try:
-        with database.test_server(base) as url:
+        with database.server_for_tests(base) as url:
             yield url
     finally:
         shutil.rmtree(base, ignore_errors=True)
@@ -58,7 +58,7 @@ def knm_config_overrides() -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def knm_config(knm_database_url: str, knm_config_overrides: dict[str, Any]) -> Any:
-    return database.test_config(knm_database_url, **knm_config_overrides)
+    return database.config_for_tests(knm_database_url, **knm_config_overrides)
 
 
 @pytest.fixture(scope="module")

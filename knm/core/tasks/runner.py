@@ -67,6 +67,9 @@ class Runner:
             self._tasks.append(asyncio.create_task(self._claim_loop(), name="knm-claim"))
         self._tasks.append(asyncio.create_task(self._lease_loop(), name="knm-lease"))
         self._tasks.append(asyncio.create_task(self._reap_loop(), name="knm-reap"))
+        from knm.core.tasks.retention import prune_loop
+
+        self._tasks.append(asyncio.create_task(prune_loop(self.knm), name="knm-prune"))
 
     async def stop(self, grace: float = 10.0) -> None:
         """Stop claiming; let running tasks finish within ``grace``, then cancel them."""

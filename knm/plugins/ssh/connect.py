@@ -101,6 +101,13 @@ async def open_connection(
         raise TransportError("unreachable", f"connection refused by {where}") from None
     except socket.gaierror as exc:
         raise TransportError("unreachable", f"cannot resolve {address}: {exc.strerror}") from None
+    except asyncssh.KeyExchangeFailed as exc:
+        if "host key" in exc.reason.lower() and check.policy != "off":
+            # Only the pinned key's or the CAs' algorithms were offered, and the node has none.
+            raise check.rejected() from None
+        raise TransportError(
+            "unreachable", f"key exchange with {where} failed: {exc.reason}"
+        ) from None
     except asyncssh.ChannelOpenError as exc:
         # A bastion that cannot reach the node answers the tunnel request with this.
         raise TransportError("unreachable", f"cannot reach {where}: {exc.reason}") from None

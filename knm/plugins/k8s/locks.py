@@ -1,0 +1,122 @@
+"""Per-node locks of disruptive actions, and the ``max_unavailable`` bound, in PostgreSQL.
+
+A lock is keyed by (cluster, node) and held by a root task id (a workflow's id for its steps,
+else the task's own). Taking one runs under a per-cluster advisory lock, so the count of nodes
+knm has out of service (locked now, or left cordoned by knm) cannot be raced by another worker.
+Locks whose holder is no longer pending or running are deleted whenever locks are taken: a
+worker that died leaves no lock behind once the engine has reaped its task.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import msgspec
+
+_ACTIVE = "('pending', 'running')"
+_REAP = (
+    "DELETE FROM k8s_node_locks l WHERE NOT EXISTS "
+    f"(SELECT 1 FROM tasks t WHERE t.task_id = l.holder AND t.status IN {_ACTIVE})"
+)
+
+
+class Refusal(msgspec.Struct, kw_only=True):
+    """Why a lock was not given: ``reason`` is ``locked`` or ``max_unavailable``."""
+
+    reason: str
+    message: str
+
+
+async def _cluster_lock(conn: Any, cluster: str) -> None:
+    await conn.execute(
+        "SELECT pg_advisory_xact_lock(hashtext('knm.k8s.locks'), hashtext($1))", cluster
+    )
+
+
+async def acquire(
+    pool: Any,
+    *,
+    cluster: str,
+    node: str,
+    holder: str,
+    task_id: str,
+    max_unavailable: int,
+    cordoned_by_knm: Callable[[], Awaitable[set[str]]],
+) -> Refusal | None:
+    """Take the node's lock for ``holder`` (again, if it has it already); None when taken.
+
+    ``cordoned_by_knm`` lists the cluster's nodes knm keeps cordoned; it is read under the
+    cluster's advisory lock, so a cordon that just finished elsewhere is seen."""
+    async with pool.acquire() as conn, conn.transaction():
+        await _cluster_lock(conn, cluster)
+        await conn.execute(_REAP)
+        rows = await conn.fetch(
+            "SELECT node, holder FROM k8s_node_locks WHERE cluster_name = $1", cluster
+        )
+        held = {row["node"]: row["holder"] for row in rows}
+        current = held.get(node)
+        if current == holder:
+            return None
+        if current is not None:
+            return Refusal(reason="locked", message=f"node {node} is locked by task {current}")
+        busy = (set(held) | await cordoned_by_knm()) - {node}
+        if len(busy) >= max_unavailable:
+            return Refusal(
+                reason="max_unavailable",
+                message=(
+                    f"cluster {cluster} allows {max_unavailable} node(s) out of service at "
+                    f"once (max_unavailable) and knm already has: {', '.join(sorted(busy))}"
+                ),
+            )
+        await conn.execute(
+            "INSERT INTO k8s_node_locks (cluster_name, node, holder, task_id) "
+            "VALUES ($1, $2, $3, $4)",
+            cluster,
+            node,
+            holder,
+            task_id,
+        )
+        return None
+
+
+async def holder_of(pool: Any, cluster: str, node: str) -> str | None:
+    """The active task holding the node's lock, if any."""
+    return await pool.fetchval(
+        "SELECT l.holder FROM k8s_node_locks l JOIN tasks t ON t.task_id = l.holder "
+        f"WHERE l.cluster_name = $1 AND l.node = $2 AND t.status IN {_ACTIVE}",
+        cluster,
+        node,
+    )
+
+
+async def release(pool: Any, cluster: str, node: str, holder: str) -> None:
+    async with pool.acquire() as conn, conn.transaction():
+        await _cluster_lock(conn, cluster)
+        await conn.execute(
+            "DELETE FROM k8s_node_locks WHERE cluster_name = $1 AND node = $2 AND holder = $3",
+            cluster,
+            node,
+            holder,
+        )
+
+
+async def release_all(pool: Any, holder: str) -> None:
+    """Every lock ``holder`` has (called when the holder task ends)."""
+    clusters = await pool.fetch(
+        "SELECT DISTINCT cluster_name FROM k8s_node_locks WHERE holder = $1", holder
+    )
+    for row in clusters:
+        async with pool.acquire() as conn, conn.transaction():
+            await _cluster_lock(conn, row["cluster_name"])
+            await conn.execute(
+                "DELETE FROM k8s_node_locks WHERE cluster_name = $1 AND holder = $2",
+                row["cluster_name"],
+                holder,
+            )
+
+
+async def reap(pool: Any) -> int:
+    """Delete locks whose holder task is finished; how many."""
+    status = await pool.execute(_REAP)
+    return int(status.split()[-1])

@@ -1,0 +1,143 @@
+"""`knm serve` on its embedded PostgreSQL: first start, stop, crash recovery, the wrong secret."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import psutil
+import pytest
+
+from knm.core.config import default_data_dir
+from knm.core.embedded_pg import running_postmaster_pid
+from knm.testing.process import free_port
+
+pytestmark = pytest.mark.timeout(240)
+
+
+@pytest.fixture
+def data_dir() -> Iterator[Path]:
+    # As root, beside the default /var/lib/knm: the same parents, so the same permission story.
+    base = Path("/var/lib") if os.geteuid() == 0 else Path(os.environ.get("TMPDIR", "/tmp"))
+    path = base / f"knm-test-{uuid.uuid4().hex[:8]}"
+    yield path
+    pid = running_postmaster_pid(path)
+    if pid:
+        psutil.Process(pid).kill()
+    shutil.rmtree(path, ignore_errors=True)
+
+
+class Serve:
+    def __init__(self, data_dir: Path, **env: str) -> None:
+        self.port = free_port()
+        self.log = data_dir.parent / f"{data_dir.name}-{self.port}.log"
+        environment = {k: v for k, v in os.environ.items() if not k.startswith("KNM_")}
+        environment.update(KNM_DATA_DIR=str(data_dir), KNM_PORT=str(self.port), **env)
+        with self.log.open("wb") as out:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "knm.cli.main", "serve"],
+                env=environment,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+            )
+
+    @property
+    def api(self) -> str:
+        return f"http://127.0.0.1:{self.port}/api/v1"
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def ready(self, deadline: float = 90) -> None:
+        end = time.monotonic() + deadline
+        while time.monotonic() < end:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"knm exited:\n{self.output()}")
+            try:
+                if httpx.get(f"{self.api}/features", timeout=2).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+        raise AssertionError(f"knm never answered:\n{self.output()}")
+
+    def stop(self) -> int:
+        self.proc.send_signal(signal.SIGTERM)
+        return self.proc.wait(60)
+
+    def kill(self) -> None:
+        self.proc.kill()
+        self.proc.wait(10)
+
+
+def test_the_default_data_dir_of_root_is_var_lib_knm() -> None:
+    if os.geteuid() != 0:
+        pytest.skip("the default for ordinary users is their data dir")
+    assert default_data_dir() == Path("/var/lib/knm")
+
+
+def test_first_start_creates_admin_prints_the_password_once_and_stop_stops_postgres(
+    data_dir: Path,
+) -> None:
+    first = Serve(data_dir)
+    first.ready()
+    printed = [
+        line for line in first.output().splitlines() if "created user 'admin' with password" in line
+    ]
+    assert len(printed) == 1
+    password = printed[0].split("with password ")[1].split(" ")[0]
+    login = httpx.post(f"{first.api}/auth/login", json={"username": "admin", "password": password})
+    assert login.status_code == 200
+    assert (data_dir / "secret_key").stat().st_mode & 0o777 == 0o600
+    assert running_postmaster_pid(data_dir) is not None
+    assert first.stop() == 0
+    assert running_postmaster_pid(data_dir) is None
+
+    second = Serve(data_dir)
+    second.ready()
+    assert "created user 'admin'" not in second.output()
+    assert (
+        httpx.post(
+            f"{second.api}/auth/login", json={"username": "admin", "password": password}
+        ).status_code
+        == 200
+    )
+    second.stop()
+
+
+def test_a_start_after_a_crash_adopts_the_running_postgres(data_dir: Path) -> None:
+    first = Serve(data_dir, KNM_ADMIN_PASSWORD="admin-password")
+    first.ready()
+    postmaster = running_postmaster_pid(data_dir)
+    first.kill()
+    assert running_postmaster_pid(data_dir) == postmaster  # left running by the crash
+    second = Serve(data_dir)
+    second.ready()
+    assert running_postmaster_pid(data_dir) == postmaster
+    postgres_for_dir = [
+        p
+        for p in psutil.process_iter(["name", "cmdline"])
+        if p.info["name"] == "postgres" and str(data_dir) in " ".join(p.info["cmdline"] or [])
+    ]
+    assert len(postgres_for_dir) == 1
+    second.stop()
+    assert running_postmaster_pid(data_dir) is None
+
+
+def test_a_different_secret_refuses_to_start_with_a_clear_message(data_dir: Path) -> None:
+    first = Serve(data_dir, KNM_ADMIN_PASSWORD="admin-password")
+    first.ready()
+    first.stop()
+    wrong = Serve(data_dir, KNM_SECRET_KEY="not-the-secret-this-database-knows")
+    assert wrong.proc.wait(90) != 0
+    assert "different KNM_SECRET_KEY" in wrong.output()
+    assert running_postmaster_pid(data_dir) is None

@@ -1,0 +1,93 @@
+"""The fair session limiter: owners are served in turn, the capacity always holds."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from knm.plugins.ssh.limiter import FairLimiter
+
+
+async def settle() -> None:
+    for _ in range(5):
+        await asyncio.sleep(0)
+
+
+async def test_a_small_task_is_served_between_the_grants_of_a_big_one() -> None:
+    limiter = FairLimiter(1)
+    order: list[str] = []
+    await limiter.acquire("holder")
+
+    async def one(owner: str) -> None:
+        async with limiter.slot(owner):
+            order.append(owner)
+            await asyncio.sleep(0)
+
+    big = [asyncio.create_task(one("big")) for _ in range(6)]
+    await settle()
+    small = [asyncio.create_task(one("small")) for _ in range(2)]
+    await settle()
+    limiter.release()
+    await asyncio.gather(*big, *small)
+    assert order == ["big", "small", "big", "small", "big", "big", "big", "big"]
+
+
+async def test_the_capacity_is_never_exceeded_and_every_waiter_is_served() -> None:
+    limiter = FairLimiter(3)
+    inside = peak = 0
+
+    async def one(owner: str) -> None:
+        nonlocal inside, peak
+        async with limiter.slot(owner):
+            inside += 1
+            peak = max(peak, inside)
+            await asyncio.sleep(0.001)
+            inside -= 1
+
+    await asyncio.gather(*(one(f"task{i % 4}") for i in range(40)))
+    assert peak == 3
+    assert (limiter.in_use, limiter.waiting) == (0, 0)
+
+
+async def test_a_cancelled_waiter_gives_up_its_place_without_losing_a_slot() -> None:
+    limiter = FairLimiter(1)
+    await limiter.acquire("holder")
+    waiter = asyncio.create_task(limiter.acquire("quitter"))
+    await settle()
+    waiter.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await waiter
+    assert limiter.waiting == 0
+    limiter.release()
+    assert limiter.in_use == 0
+    await asyncio.wait_for(limiter.acquire("next"), 5)
+    assert limiter.in_use == 1
+
+
+async def test_growing_the_capacity_admits_waiters_at_once() -> None:
+    limiter = FairLimiter(1)
+    await limiter.acquire("holder")
+    waiters = [asyncio.create_task(limiter.acquire("t")) for _ in range(2)]
+    await settle()
+    limiter.resize(3)
+    await asyncio.wait_for(asyncio.gather(*waiters), 5)
+    assert limiter.in_use == 3
+
+
+async def test_one_owner_is_served_first_come_first_served() -> None:
+    limiter = FairLimiter(1)
+    order: list[int] = []
+    await limiter.acquire("holder")
+
+    async def one(i: int) -> None:
+        async with limiter.slot("task"):
+            order.append(i)
+
+    tasks = []
+    for i in range(5):
+        tasks.append(asyncio.create_task(one(i)))
+        await settle()
+    limiter.release()
+    await asyncio.gather(*tasks)
+    assert order == [0, 1, 2, 3, 4]

@@ -1,0 +1,169 @@
+"""The shared SSH transport: pooled connections, dead ones replaced, bastions, stdin, timeouts."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from types import SimpleNamespace
+from typing import Any
+
+import psutil
+import pytest
+
+from knm.core.credentials import DecryptedCredential
+from knm.core.tasks import TargetNode
+from knm.plugins.ssh.errors import TransportError
+from knm.plugins.ssh.schemas import SshSettings
+from knm.plugins.ssh.transport import TRANSPORT, SshTransport
+from knm.testing.client import ApiClient
+from knm.testing.fleet import FleetCluster, create_fleet_cluster
+
+Runner = Callable[..., Awaitable[dict[str, Any]]]
+
+
+def by_node(status: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {result["node"]: result for result in status["results"]}
+
+
+def kill_fleet_connections(fleet: FleetCluster) -> int:
+    """Kills every SSH connection to the fleet from the server side (not the listeners)."""
+    killed = 0
+    for pid in fleet.fleet.sshd_pids():
+        for child in psutil.Process(pid).children():
+            child.kill()
+            killed += 1
+    psutil.wait_procs(
+        [c for pid in fleet.fleet.sshd_pids() for c in psutil.Process(pid).children()], timeout=5
+    )
+    return killed
+
+
+class _Features:
+    def __init__(self, settings: SshSettings) -> None:
+        self._settings = settings
+
+    async def settings(self, kind: str) -> SshSettings:
+        return self._settings
+
+
+class _Knm:
+    pool = None
+
+    def __init__(self, settings: SshSettings) -> None:
+        self.features = _Features(settings)
+
+
+@pytest.fixture
+async def direct(
+    fleet: FleetCluster,
+) -> AsyncIterator[tuple[SshTransport, Any, DecryptedCredential]]:
+    """A transport of its own, used directly (no task), with host key checking off."""
+    knm = _Knm(SshSettings(host_key_policy="off"))
+    context = SimpleNamespace(
+        knm=knm, task_id="ssh-exec-direct", task=SimpleNamespace(cluster_name="direct"), mask=None
+    )
+    credential = DecryptedCredential(
+        id=1, name="direct", username=fleet.fleet.username, auth_type="password", port=22,
+        password=fleet.fleet.password,
+    )  # fmt: skip
+    transport = SshTransport()
+    async with transport.lifespan(knm):
+        yield transport, context, credential
+
+
+def node(fleet: FleetCluster, index: int = 0) -> TargetNode:
+    found = fleet.fleet.nodes[index]
+    return TargetNode(name=found.name, address=found.address, port=found.port)
+
+
+async def test_a_later_task_reuses_a_pooled_connection(run_ssh: Runner) -> None:
+    await run_ssh(command="true", target_nodes=["node1"])
+    connects, reuses = TRANSPORT.stats.connects, TRANSPORT.stats.reuses
+    status = await run_ssh(command="echo again", target_nodes=["node1"])
+    assert status["status"] == "completed"
+    assert TRANSPORT.stats.reuses == reuses + 1
+    assert TRANSPORT.stats.connects == connects
+
+
+async def test_a_dead_pooled_connection_is_replaced_transparently(
+    run_ssh: Runner, fleet: FleetCluster
+) -> None:
+    await run_ssh(command="true")
+    assert TRANSPORT.idle_count() >= 3
+    assert kill_fleet_connections(fleet) >= 3
+    replaced, connects = TRANSPORT.stats.dead_replaced, TRANSPORT.stats.connects
+    status = await run_ssh(command="echo alive")
+    assert status["status"] == "completed", status
+    assert {r["stdout"] for r in status["results"]} == {"alive\n"}
+    assert TRANSPORT.stats.dead_replaced >= replaced + 3
+    assert TRANSPORT.stats.connects == connects + 3
+
+
+async def test_nodes_behind_a_bastion_are_reached_through_one_bastion_connection(
+    run_ssh: Runner, fleet: FleetCluster, knm_client: ApiClient, admin_headers: dict[str, str]
+) -> None:
+    first = fleet.fleet.nodes[0]
+    nodes = [{"name": n.name, "address": n.address, "port": n.port} for n in fleet.fleet.nodes[1:]]
+    cluster = await create_fleet_cluster(
+        knm_client, admin_headers, fleet.fleet, "behind-bastion", nodes=nodes,
+        bastion={"address": first.address, "port": first.port},
+    )  # fmt: skip
+    bastions = TRANSPORT.stats.bastion_connects
+    status = await run_ssh(
+        command="echo tunnelled", cluster_name=cluster, target_nodes=["node2", "node3"]
+    )
+    assert status["status"] == "completed", status
+    assert {r["stdout"] for r in status["results"]} == {"tunnelled\n"}
+    assert TRANSPORT.stats.bastion_connects == bastions + 1
+    pins = (
+        await knm_client.get(f"/automation/ssh/host-keys?cluster={cluster}", headers=admin_headers)
+    ).json()
+    assert {p["node"] for p in pins["data"]["host_keys"]} == {"@bastion", "node2", "node3"}
+
+
+async def test_an_unreachable_bastion_fails_every_node_saying_so(
+    run_ssh: Runner, fleet: FleetCluster, knm_client: ApiClient, admin_headers: dict[str, str]
+) -> None:
+    refused = fleet.fleet.refused_node()
+    nodes = [{"name": n.name, "address": n.address, "port": n.port} for n in fleet.fleet.nodes]
+    cluster = await create_fleet_cluster(
+        knm_client, admin_headers, fleet.fleet, "dead-bastion", nodes=nodes,
+        bastion={"address": refused.address, "port": refused.port},
+    )  # fmt: skip
+    status = await run_ssh(command="true", cluster_name=cluster)
+    for result in status["results"]:
+        assert result["reason"] == "unreachable"
+        assert result["message"].startswith("bastion: connection refused")
+
+
+async def test_run_sends_a_script_on_stdin_and_streams_output(
+    direct: Any, fleet: FleetCluster
+) -> None:
+    transport, context, credential = direct
+    out: list[str] = []
+    err: list[str] = []
+    script = "echo one\necho two >&2\nexit 3\n"
+    async with transport.session(context, node(fleet), credential) as conn:
+        result = await transport.run(
+            conn, "/bin/sh -s", stdin=script, on_stdout=out.append, on_stderr=err.append
+        )
+    assert (result.exit_code, result.signal) == (3, None)
+    assert "".join(out) == "one\n" and "".join(err) == "two\n"
+
+
+async def test_run_times_out_and_the_command_is_stopped(direct: Any, fleet: FleetCluster) -> None:
+    transport, context, credential = direct
+    async with transport.session(context, node(fleet, 2), credential) as conn:
+        with pytest.raises(TransportError) as caught:
+            await transport.run(conn, "sleep 3600", timeout=0.5)
+        assert caught.value.reason == "timeout"
+        again = await transport.run(conn, "echo still usable", on_stdout=lambda text: None)
+    assert again.exit_code == 0
+
+
+async def test_run_with_a_pty_merges_the_streams(direct: Any, fleet: FleetCluster) -> None:
+    transport, context, credential = direct
+    out: list[str] = []
+    async with transport.session(context, node(fleet, 1), credential) as conn:
+        result = await transport.run(conn, "echo to-stderr >&2", pty=True, on_stdout=out.append)
+    assert result.exit_code == 0
+    assert "to-stderr" in "".join(out)
