@@ -1,10 +1,19 @@
-"""Ansible plugin settings and request/response structs."""
+"""Ansible plugin settings and request structs."""
 
 from __future__ import annotations
 
+import re
 import shutil
+from typing import Annotated, Any
+
+import msgspec
 
 from knm.core.features import ExecutorSettings, executable_problem
+from knm.core.tasks import ExecRequest
+
+#: Forks never exceed this, whatever ``--forks`` or the node count ask for.
+MAX_FORKS = 50
+_USER_NAME = re.compile(r"[a-z_][a-z0-9_-]{0,31}")
 
 
 def _default_binary() -> str:
@@ -12,12 +21,22 @@ def _default_binary() -> str:
 
 
 class AnsibleSettings(ExecutorSettings, kw_only=True, forbid_unknown_fields=True):
-    """``max_concurrent``: ansible-playbook runs at once in one process."""
+    """``max_concurrent``: ansible-playbook runs at once in one process; ``timeout``: seconds a
+    whole run may take. Each run gets a directory in ``temp_dir``, removed afterwards unless
+    ``keep_artifacts``. ``run_user``: the unprivileged OS user ansible-playbook runs as
+    (created with ``useradd --system`` when knm runs as root). ``pipelining``: faster, but a
+    cancelled run's remote commands then run on to their end (without a terminal, sshd does not
+    signal them when the connection drops), so it is off by default."""
 
     binary_path: str = ""
     temp_dir: str = "/tmp/ansible-runs"
     timeout: int = 3600
     max_concurrent: int = 10
+    keep_artifacts: bool = False
+    run_user: str = "knm-ansible"
+    pipelining: bool = False
+    #: Seconds ``ansible-playbook --syntax-check`` may take when a playbook is saved.
+    syntax_check_timeout: int = 30
 
     def __post_init__(self) -> None:
         if not self.binary_path:
@@ -27,8 +46,22 @@ class AnsibleSettings(ExecutorSettings, kw_only=True, forbid_unknown_fields=True
         found = super().problems()
         if not self.temp_dir.startswith("/"):
             found.append("temp_dir must be an absolute path")
+        if not _USER_NAME.fullmatch(self.run_user) or self.run_user == "root":
+            found.append("run_user must be a plain user name, not root")
+        if not 1 <= self.syntax_check_timeout <= 600:
+            found.append("syntax_check_timeout must be between 1 and 600 seconds")
         if self.enabled:
             problem = executable_problem(self.binary_path)
             if problem:
                 found.append(f"binary_path: {problem}; ansible cannot be enabled")
         return found
+
+
+class AnsibleRequest(ExecRequest, kw_only=True, forbid_unknown_fields=True):
+    """``POST /automation/ansible/run``: a stored playbook run against a cluster's nodes.
+
+    ``timeout`` bounds the whole run (default: the settings' ``timeout``)."""
+
+    playbook_id: int
+    extra_args: Annotated[str, msgspec.Meta(max_length=4096)] = ""
+    extra_vars: dict[str, Any] = msgspec.field(default_factory=dict)

@@ -97,8 +97,11 @@ class SshExecutor(Executor):
                 return NodeResult.failure(exc.reason, exc.message)
             return node_result(result)
 
+        settings = await ctx.knm.features.settings("ssh")
         try:
-            await ctx.fan_out(work)
+            # No more nodes in flight than sessions exist: a node's timeout starts with its
+            # work, and should not tick while it waits for the transport's limiter.
+            await ctx.fan_out(work, concurrency=settings.max_concurrent)
         finally:
             await transport.release_task(ctx.task_id)
 

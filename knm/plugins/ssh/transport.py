@@ -45,7 +45,6 @@ import asyncio
 import contextlib
 import logging
 import resource
-import time
 import weakref
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -57,6 +56,8 @@ from knm.plugins.ssh.connect import open_connection, secret_digest
 from knm.plugins.ssh.errors import TransportError
 from knm.plugins.ssh.hostkeys import BASTION, HostKeyCheck
 from knm.plugins.ssh.limiter import FairLimiter
+from knm.plugins.ssh.pool import ConnectionPool, PoolKey
+from knm.plugins.ssh.process import RunResult, SshConnection, open_process, run_process
 from knm.plugins.ssh.sudo import sudo_command
 
 __all__ = [
@@ -69,71 +70,16 @@ __all__ = [
 ]
 
 log = logging.getLogger("knm.ssh")
-
-_LOST = (asyncssh.ConnectionLost, asyncssh.DisconnectError, BrokenPipeError, ConnectionError)
-#: Seconds to wait for a killed command's channel to close before giving up on the connection.
 _CLOSE_GRACE = 3.0
-_READ = 64 * 1024
-
-
-class RunResult(msgspec.Struct):
-    #: None when the command was killed by a signal.
-    exit_code: int | None
-    #: The signal's name without "SIG" (``TERM``), when one killed the command.
-    signal: str | None = None
 
 
 class TransportStats(msgspec.Struct):
-    """Counters, for tests and ``/metrics``-style introspection."""
+    """Counters, for tests and introspection."""
 
     connects: int = 0
     reuses: int = 0
     dead_replaced: int = 0
     bastion_connects: int = 0
-    idle_closed: int = 0
-
-
-class PoolKey(msgspec.Struct, frozen=True):
-    owner: int
-    address: str
-    port: int
-    username: str
-    credential_id: int
-    secret: str
-
-
-class _Idle(msgspec.Struct):
-    conn: Any
-    since: float
-    ttl: float
-
-
-class SshConnection:
-    """A connection checked out to one node for the length of a ``session``."""
-
-    def __init__(
-        self,
-        raw: asyncssh.SSHClientConnection,
-        *,
-        node: Any,
-        reused: bool,
-        reconnect: Callable[[], Any],
-        pool_key: PoolKey | None = None,
-    ) -> None:
-        self.raw = raw
-        self.node = node
-        self.reused = reused
-        self.pool_key = pool_key
-        #: Set when a killed command's channel did not close: never pool this connection.
-        self.dirty = False
-        self._reconnect = reconnect
-
-    async def replace(self) -> None:
-        """Swaps a pooled connection found dead for a new one (before any command ran)."""
-        with contextlib.suppress(Exception):
-            self.raw.abort()
-        self.raw = await self._reconnect()
-        self.reused = False
 
 
 class SshTransport:
@@ -143,12 +89,14 @@ class SshTransport:
     def __init__(self) -> None:
         self.limiter = FairLimiter(50)
         self.stats = TransportStats()
-        self._idle: dict[PoolKey, list[_Idle]] = {}
+        self.pool = ConnectionPool()
         self._bastions: dict[tuple[str, str], Any] = {}
         self._bastion_locks: dict[tuple[str, str], asyncio.Lock] = {}
         self._owners: weakref.WeakKeyDictionary[Any, int] = weakref.WeakKeyDictionary()
         self._next_owner = 0
         self._users = 0
+        #: Owners (apps) whose lifespan is running: only their connections go back to the pool.
+        self._live: set[int] = set()
         self._reaper: asyncio.Task[None] | None = None
 
     # --- lifecycle ------------------------------------------------------------------------
@@ -157,6 +105,8 @@ class SshTransport:
     async def lifespan(self, knm: Any) -> AsyncIterator[None]:
         """Started with each app; the last app to stop closes every connection."""
         raise_open_files_limit()
+        owner = self._owner(knm)
+        self._live.add(owner)
         self._users += 1
         if self._reaper is None or self._reaper.done():
             self._reaper = asyncio.create_task(self._reap_idle(), name="knm-ssh-pool-reaper")
@@ -164,7 +114,8 @@ class SshTransport:
             yield
         finally:
             self._users -= 1
-            await self.close_owner(self._owner(knm))
+            self._live.discard(owner)
+            await self.close_owner(owner)
             if self._users <= 0 and self._reaper is not None:
                 self._reaper.cancel()
                 with contextlib.suppress(asyncio.CancelledError, Exception):
@@ -180,31 +131,17 @@ class SshTransport:
         return owner
 
     async def close_owner(self, owner: int) -> None:
-        for key in [k for k in self._idle if k.owner == owner]:
-            for idle in self._idle.pop(key):
-                idle.conn.close()
+        self.pool.close_owner(owner)
         for key in [k for k in self._bastions if k[1].startswith(f"{owner}|")]:
             await self._close_bastion(key)
 
     def idle_count(self) -> int:
-        return sum(len(items) for items in self._idle.values())
+        return len(self.pool)
 
     async def _reap_idle(self) -> None:
         while True:
             await asyncio.sleep(1.0)
-            now = time.monotonic()
-            for key in list(self._idle):
-                keep = []
-                for idle in self._idle[key]:
-                    if now - idle.since > idle.ttl or idle.conn.is_closed():
-                        idle.conn.close()
-                        self.stats.idle_closed += 1
-                    else:
-                        keep.append(idle)
-                if keep:
-                    self._idle[key] = keep
-                else:
-                    del self._idle[key]
+            self.pool.expire()
 
     # --- sessions -------------------------------------------------------------------------
 
@@ -255,11 +192,16 @@ class SshTransport:
             return raw
 
         if bastion is None:
-            while (idle := self._pop_idle(key)) is not None:
+            while (idle := self.pool.take(key)) is not None:
                 if idle.is_closed():
                     self.stats.dead_replaced += 1
                     continue
-                if not await check().matches(idle.get_server_host_key()):
+                try:
+                    usable = await check().matches(idle.get_server_host_key())
+                except BaseException:
+                    idle.close()
+                    raise
+                if not usable:
                     idle.close()
                     continue
                 self.stats.reuses += 1
@@ -268,33 +210,14 @@ class SshTransport:
             await connect(), node=node, reused=False, reconnect=connect, pool_key=key
         )
 
-    def _pop_idle(self, key: PoolKey) -> asyncssh.SSHClientConnection | None:
-        items = self._idle.get(key)
-        if not items:
-            return None
-        idle = items.pop()
-        if not items:
-            del self._idle[key]
-        return idle.conn
-
     def _checkin(self, conn: SshConnection, settings: Any, *, pooled: bool) -> None:
         raw, key = conn.raw, conn.pool_key
         size = settings.connection_pool_size
-        if not pooled or conn.dirty or raw.is_closed() or key is None or size <= 0:
+        live = key is not None and key.owner in self._live
+        if not pooled or not live or conn.dirty or raw.is_closed() or size <= 0:
             raw.close()
             return
-        while self.idle_count() >= size:
-            self._evict_oldest()
-        self._idle.setdefault(key, []).append(
-            _Idle(conn=raw, since=time.monotonic(), ttl=float(settings.pool_idle_ttl))
-        )
-
-    def _evict_oldest(self) -> None:
-        oldest_key = min(self._idle, key=lambda k: self._idle[k][0].since)
-        items = self._idle[oldest_key]
-        items.pop(0).conn.close()
-        if not items:
-            del self._idle[oldest_key]
+        self.pool.put(key, raw, size, float(settings.pool_idle_ttl))
 
     # --- bastions -------------------------------------------------------------------------
 
@@ -362,96 +285,12 @@ class SshTransport:
         pty: bool = False,
         env: dict[str, str] | None = None,
     ) -> RunResult:
-        process = await self._open(conn, command, pty=pty, env=env)
-        try:
-            async with asyncio.timeout(timeout):
-                await asyncio.gather(
-                    _feed(process, stdin),
-                    _pump(process.stdout, on_stdout),
-                    _pump(process.stderr, on_stderr),
-                )
-                completed = await process.wait(check=False)
-        except TimeoutError:
-            await _kill(conn, process)
-            raise TransportError("timeout", f"timed out after {timeout:g} s") from None
-        except _LOST:
-            raise _lost(conn) from None
-        except BaseException:
-            await _kill(conn, process)
-            raise
-        if completed.exit_signal:
-            return RunResult(exit_code=None, signal=str(completed.exit_signal[0]))
-        if completed.exit_status is None:
-            raise _lost(conn)
-        return RunResult(exit_code=completed.exit_status)
-
-    async def _open(
-        self, conn: SshConnection, command: str, *, pty: bool, env: dict[str, str] | None
-    ) -> asyncssh.SSHClientProcess[str]:
-        options: dict[str, Any] = {
-            "encoding": "utf-8", "errors": "replace", "env": env or {},
-            "term_type": "xterm" if pty else None,
-        }  # fmt: skip
-        try:
-            return await conn.raw.create_process(command, **options)
-        except (asyncssh.ChannelOpenError, *_LOST) as exc:
-            if not conn.reused:
-                raise TransportError(
-                    "connection_lost", f"the connection to {conn.node.name} closed: {exc}"
-                ) from None
-        # A pooled connection that died while idle: nothing ran yet, so a new one is safe.
-        self.stats.dead_replaced += 1
-        await conn.replace()
-        try:
-            return await conn.raw.create_process(command, **options)
-        except (asyncssh.ChannelOpenError, *_LOST) as exc:
-            raise TransportError(
-                "connection_lost", f"the connection to {conn.node.name} closed: {exc}"
-            ) from None
-
-
-def _lost(conn: SshConnection) -> TransportError:
-    conn.dirty = True
-    return TransportError(
-        "connection_lost", f"the connection to {conn.node.name} was lost during the command"
-    )
-
-
-async def _feed(process: asyncssh.SSHClientProcess[str], stdin: str | None) -> None:
-    if stdin:
-        process.stdin.write(stdin)
-        with contextlib.suppress(*_LOST):
-            await process.stdin.drain()
-    with contextlib.suppress(*_LOST, OSError):
-        process.stdin.write_eof()
-
-
-async def _pump(reader: asyncssh.SSHReader[str], callback: Callable[[str], Any] | None) -> None:
-    while True:
-        text = await reader.read(_READ)
-        if not text:
-            return
-        if callback is not None:
-            outcome = callback(text)
-            if asyncio.iscoroutine(outcome):
-                await outcome
-
-
-async def _kill(conn: SshConnection, process: asyncssh.SSHClientProcess[str]) -> None:
-    """Stops the remote command: SIGTERM, then close the channel; never waits on a dead link."""
-    with contextlib.suppress(Exception):
-        process.send_signal("TERM")
-    with contextlib.suppress(Exception):
-        process.close()
-    if conn.raw.is_closed():
-        return
-    try:
-        await asyncio.wait_for(process.wait_closed(), _CLOSE_GRACE)
-    except (TimeoutError, Exception):
-        conn.dirty = True
-    except asyncio.CancelledError:
-        conn.dirty = True
-        raise
+        process, replaced = await open_process(conn, command, pty=pty, env=env)
+        if replaced:
+            self.stats.dead_replaced += 1
+        return await run_process(
+            conn, process, stdin=stdin, on_stdout=on_stdout, on_stderr=on_stderr, timeout=timeout
+        )
 
 
 def raise_open_files_limit() -> None:

@@ -167,3 +167,33 @@ async def test_run_with_a_pty_merges_the_streams(direct: Any, fleet: FleetCluste
         result = await transport.run(conn, "echo to-stderr >&2", pty=True, on_stdout=out.append)
     assert result.exit_code == 0
     assert "to-stderr" in "".join(out)
+
+
+async def test_a_name_that_does_not_resolve_is_unreachable_saying_so(direct: Any) -> None:
+    transport, context, credential = direct
+    nowhere = TargetNode(name="ghost", address="no-such-host.invalid", port=22)
+    with pytest.raises(TransportError) as caught:
+        async with transport.session(context, nowhere, credential):
+            pass
+    assert caught.value.reason == "unreachable"
+    assert caught.value.message.startswith("cannot resolve no-such-host.invalid")
+
+
+async def test_connections_of_a_stopped_app_are_not_pooled(fleet: FleetCluster) -> None:
+    knm = _Knm(SshSettings(host_key_policy="off"))
+    context = SimpleNamespace(
+        knm=knm, task_id="t", task=SimpleNamespace(cluster_name="c"), mask=None
+    )
+    credential = DecryptedCredential(
+        id=1, name="c", username=fleet.fleet.username, auth_type="password", port=22,
+        password=fleet.fleet.password,
+    )  # fmt: skip
+    transport = SshTransport()
+    async with transport.lifespan(knm):
+        async with transport.session(context, node(fleet), credential):
+            pass
+        assert transport.idle_count() == 1
+    assert transport.idle_count() == 0
+    async with transport.session(context, node(fleet), credential):
+        pass
+    assert transport.idle_count() == 0

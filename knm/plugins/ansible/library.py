@@ -1,0 +1,163 @@
+"""The playbook library: the ``playbook`` content kind, its validation and the builtins.
+
+A playbook's ``content`` must parse as YAML into a list of plays, and pass
+``ansible-playbook --syntax-check``. The check runs as the run user in a scratch directory
+(a playbook can import files, and its errors quote them) and costs about a second, so results
+are cached by content hash.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import OrderedDict
+from importlib import resources
+from typing import Any
+
+import msgspec
+import yaml
+
+from knm.core.content import BuiltinContent, ContentDraft, ContentKind
+from knm.plugins.ansible import runner
+from knm.plugins.ansible.schemas import AnsibleSettings
+
+_PLAY_BODIES = ("tasks", "roles", "pre_tasks", "post_tasks", "handlers")
+_CACHE_SIZE = 512
+_MESSAGE_CAP = 2000
+#: content hash → the syntax check's problem ("" when the playbook passed).
+_checked: OrderedDict[str, str] = OrderedDict()
+
+
+def structure_problems(content: str) -> list[str]:
+    """Why ``content`` is not a list of plays (empty when it is)."""
+    try:
+        plays = yaml.safe_load(content)
+    except yaml.YAMLError as exc:
+        return [f"content is not valid YAML: {exc}"]
+    if not isinstance(plays, list) or not plays:
+        return ["content must be a YAML list of plays"]
+    problems = []
+    for number, play in enumerate(plays, 1):
+        if not isinstance(play, dict):
+            problems.append(f"play {number} must be a mapping")
+        elif "import_playbook" in play or "ansible.builtin.import_playbook" in play:
+            continue
+        elif "hosts" not in play:
+            problems.append(f"play {number} has no hosts")
+        elif not any(key in play for key in _PLAY_BODIES):
+            problems.append(f"play {number} has no tasks or roles")
+    return problems
+
+
+def count_tasks(content: str) -> int:
+    """Tasks a run of ``content`` is expected to start per host (roles count as one)."""
+    try:
+        plays = yaml.safe_load(content)
+    except yaml.YAMLError:
+        return 1
+
+    def tasks_in(items: Any) -> int:
+        if not isinstance(items, list):
+            return 0
+        total = 0
+        for item in items:
+            if isinstance(item, dict) and "block" in item:
+                total += tasks_in(item.get("block")) + tasks_in(item.get("always"))
+            else:
+                total += 1
+        return total
+
+    total = 0
+    for play in plays if isinstance(plays, list) else []:
+        if not isinstance(play, dict):
+            continue
+        total += 1 if play.get("gather_facts", True) not in (False, "false", "no") else 0
+        total += len(play.get("roles") or []) if isinstance(play.get("roles"), list) else 0
+        for key in ("pre_tasks", "tasks", "post_tasks"):
+            total += tasks_in(play.get(key))
+    return max(total, 1)
+
+
+async def syntax_problem(settings: AnsibleSettings, content: str) -> str:
+    """Ansible's complaint about ``content`` ("" when it passes), cached by content hash."""
+    key = hashlib.sha256(f"{settings.binary_path}\0{content}".encode()).hexdigest()
+    if key in _checked:
+        _checked.move_to_end(key)
+        return _checked[key]
+    problem = await runner.syntax_check(settings, content)
+    if problem is None:  # the check itself could not run to its end: do not remember that
+        return "the syntax check did not finish in time; try again"
+    _checked[key] = problem
+    while len(_checked) > _CACHE_SIZE:
+        _checked.popitem(last=False)
+    return problem
+
+
+async def validate_playbook(knm: Any, draft: ContentDraft) -> list[str]:
+    content: str = draft.body
+    problems = structure_problems(content)
+    if problems:
+        return problems
+    settings: AnsibleSettings = await knm.features.settings("ansible")
+    problem = await syntax_problem(settings, content)
+    if problem:
+        return [f"ansible-playbook --syntax-check: {problem[:_MESSAGE_CAP]}"]
+    return []
+
+
+PLAYBOOK = ContentKind(
+    kind="playbook",
+    plural="playbooks",
+    route="/automation/ansible/playbooks",
+    label="Playbook",
+    validate=validate_playbook,
+    max_body_bytes=1024 * 1024,
+    feature="ansible",
+)
+
+
+class _Shipped(msgspec.Struct, frozen=True):
+    file: str
+    name: str
+    description: str
+    category: str
+    tags: tuple[str, ...]
+
+
+BUILTINS = (
+    _Shipped("system_upgrade.yml", "System upgrade",
+             "Upgrade every package (apt or dnf/yum); reboots only when reboot_if_needed is true.",
+             "maintenance", ("upgrade", "packages")),
+    _Shipped("security_patches.yml", "Security patches",
+             "Install security updates only (unattended-upgrades on apt, dnf/yum --security).",
+             "security", ("security", "packages")),
+    _Shipped("kernel_upgrade.yml", "Kernel upgrade",
+             "Upgrade the kernel packages; reboots when needed if reboot_if_needed is true.",
+             "maintenance", ("kernel", "reboot")),
+    _Shipped("container_runtime_restart.yml", "Container runtime restart",
+             "Restart containerd or docker (whichever runs) and wait until it answers again.",
+             "kubernetes", ("containerd", "docker")),
+    _Shipped("time_sync.yml", "Time sync",
+             "Point chrony (or ntpd) at ntp_server and wait until the clock is synchronised.",
+             "system", ("ntp", "chrony")),
+    _Shipped("node_diagnostics.yml", "Node diagnostics",
+             "Read-only facts: OS, kernel, uptime, load, memory, disks, kubelet and runtime state.",
+             "diagnostics", ("read-only", "diagnostics")),
+)  # fmt: skip
+
+
+def builtin_text(file: str) -> str:
+    return resources.files("knm.plugins.ansible").joinpath("builtin", file).read_text()
+
+
+def builtin_playbooks() -> list[BuiltinContent]:
+    return [
+        BuiltinContent(
+            kind=PLAYBOOK.kind,
+            name=item.name,
+            body=builtin_text(item.file),
+            description=item.description,
+            category=item.category,
+            tags=list(item.tags),
+        )
+        for item in BUILTINS
+    ]

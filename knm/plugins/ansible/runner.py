@@ -1,0 +1,258 @@
+"""Running Ansible as the unprivileged run user: the user, the environment, the processes.
+
+ansible-playbook never runs as knm's own user. When knm runs as root, every run (and every
+``--syntax-check``) runs as ``settings.run_user`` (created with ``useradd --system`` on first
+use), with a clean environment — none of knm's variables, so not ``KNM_SECRET_KEY`` — and a
+HOME inside the run's directory. Not root, knm cannot switch users and runs Ansible as itself
+(still with a clean environment); that is logged once.
+
+The run is ``ansible-runner run`` as a subprocess (ansible-runner cannot switch users when run
+in-process): it lays out the private data dir, spawns ansible-playbook with its event
+callback, and writes every event to ``artifacts/<ident>/job_events``, which ``events.py`` reads.
+
+Cancelling kills the whole process tree: ansible's workers and ssh's ControlPersist masters
+detach into their own sessions, so a process group is not enough. Every process of a run
+carries ``KNM_ANSIBLE_RUN=<id>`` in its environment; a kill takes the tree *and* every process
+of the run user carrying the mark.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import pwd
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import msgspec
+import psutil
+
+from knm.plugins.ansible.schemas import AnsibleSettings
+
+log = logging.getLogger("knm.ansible")
+
+MARK = "KNM_ANSIBLE_RUN"
+_users_lock = threading.Lock()
+_warned_not_root = False
+
+
+class RunUser(msgspec.Struct, frozen=True):
+    name: str
+    uid: int
+    gid: int
+    #: False when knm is not root and Ansible runs as knm's own user.
+    switched: bool
+
+    def popen_kwargs(self) -> dict[str, object]:
+        if not self.switched:
+            return {}
+        return {"user": self.uid, "group": self.gid, "extra_groups": []}
+
+
+def ensure_run_user(name: str) -> RunUser:
+    """The run user, created when missing (root only); knm's own user when not root."""
+    global _warned_not_root
+    if os.geteuid() != 0:
+        if not _warned_not_root:
+            _warned_not_root = True
+            log.warning("knm is not root: ansible-playbook runs as knm's own user, not %s", name)
+        me = pwd.getpwuid(os.geteuid())
+        return RunUser(name=me.pw_name, uid=me.pw_uid, gid=me.pw_gid, switched=False)
+    with _users_lock:
+        try:
+            entry = pwd.getpwnam(name)
+        except KeyError:
+            completed = subprocess.run(
+                ["useradd", "--system", "--user-group", "--no-create-home",
+                 "--home-dir", "/nonexistent", "--shell", "/usr/sbin/nologin",
+                 "--comment", "knm ansible runs", name],
+                capture_output=True, text=True, check=False, timeout=60,
+            )  # fmt: skip
+            # 9: created meanwhile by another process.
+            if completed.returncode not in (0, 9):
+                raise RuntimeError(f"useradd {name} failed: {completed.stderr.strip()}")
+            entry = pwd.getpwnam(name)
+    if entry.pw_uid == 0:
+        raise RuntimeError(f"run_user {name} is a root account")
+    return RunUser(name=name, uid=entry.pw_uid, gid=entry.pw_gid, switched=True)
+
+
+def protect(path: Path) -> None:
+    """Takes group and other access away from knm's own directory (the data dir)."""
+    with contextlib.suppress(OSError):
+        info = path.stat()
+        if info.st_uid == os.geteuid() and info.st_mode & 0o077:
+            path.chmod(info.st_mode & 0o700)
+            log.info("made %s private to knm's user (it was readable by others)", path)
+
+
+def runs_root(settings: AnsibleSettings) -> Path:
+    """``temp_dir``: the run user may pass through it, not list it."""
+    root = Path(settings.temp_dir)
+    root.mkdir(parents=True, exist_ok=True)
+    with contextlib.suppress(OSError):
+        if root.stat().st_uid == os.geteuid():
+            root.chmod(0o711)
+    return root
+
+
+def environment(settings: AnsibleSettings, run_dir: Path, mark: str) -> dict[str, str]:
+    """The run's whole environment: nothing inherited from knm's process but PATH and LANG."""
+    home, tmp = run_dir / "home", run_dir / "tmp"
+    binary_dir = str(Path(settings.binary_path).parent)
+    path = os.pathsep.join([binary_dir, str(Path(sys.executable).parent),
+                            "/usr/local/bin", "/usr/bin", "/bin"])  # fmt: skip
+    return {
+        "PATH": path,
+        "LANG": os.environ.get("LANG", "C.UTF-8"),
+        "HOME": str(home),
+        "TMPDIR": str(tmp),
+        "USER": "",
+        "ANSIBLE_HOME": str(home / ".ansible"),
+        "ANSIBLE_LOCAL_TEMP": str(tmp / "ansible-local"),
+        "ANSIBLE_SSH_CONTROL_PATH_DIR": str(tmp / "cp"),
+        "ANSIBLE_PERSISTENT_CONTROL_PATH_DIR": str(tmp / "pcp"),
+        "ANSIBLE_PIPELINING": "True" if settings.pipelining else "False",
+        "ANSIBLE_NOCOLOR": "1",
+        "ANSIBLE_FORCE_COLOR": "0",
+        "ANSIBLE_RETRY_FILES_ENABLED": "False",
+        "ANSIBLE_INVENTORY_UNPARSED_WARNING": "False",
+        "ANSIBLE_LOCALHOST_WARNING": "False",
+        "ANSIBLE_DEPRECATION_WARNINGS": "False",
+        "ANSIBLE_PYTHON_INTERPRETER": "auto_silent",
+        "PYTHONDONTWRITEBYTECODE": "1",
+        MARK: mark,
+    }
+
+
+def make_dirs(run_dir: Path) -> None:
+    run_dir.mkdir(mode=0o700)
+    for name in ("project", "inventory", "env", "artifacts", "home", "tmp", "tmp/cp", "keys"):
+        (run_dir / name).mkdir(mode=0o700, parents=True, exist_ok=True)
+
+
+def write_private(path: Path, text: str) -> None:
+    """A file only its owner (the run user, after ``hand_over``) can read."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(text)
+
+
+def hand_over(run_dir: Path, user: RunUser) -> None:
+    """The run directory becomes the run user's, for the run's life."""
+    if not user.switched:
+        return
+    for path in [run_dir, *run_dir.rglob("*")]:
+        os.lchown(path, user.uid, user.gid)
+
+
+def take_back(run_dir: Path, user: RunUser) -> None:
+    """Kept artifacts return to knm's user; the run user keeps nothing."""
+    if user.switched:
+        for path in [run_dir, *run_dir.rglob("*")]:
+            with contextlib.suppress(OSError):
+                os.lchown(path, os.geteuid(), os.getegid())
+
+
+def runner_argv(settings: AnsibleSettings, run_dir: Path, ident: str) -> list[str]:
+    # -p satisfies the CLI; with -b (the configured binary) the playbook comes from env/cmdline.
+    return [sys.executable, "-m", "ansible_runner", "run", str(run_dir), "--ident", ident,
+            "-p", "main.yml", "-b", settings.binary_path, "-q"]  # fmt: skip
+
+
+async def start(
+    argv: list[str], env: dict[str, str], cwd: Path, user: RunUser
+) -> asyncio.subprocess.Process:
+    return await asyncio.create_subprocess_exec(
+        *argv,
+        cwd=str(cwd),
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+        **user.popen_kwargs(),  # type: ignore[arg-type]
+    )
+
+
+def run_processes(pid: int | None, mark: str, user: RunUser) -> list[psutil.Process]:
+    """Every live process of a run: the tree under ``pid`` and the run user's marked ones."""
+    found: dict[int, psutil.Process] = {}
+    if pid is not None:
+        with contextlib.suppress(psutil.Error):
+            root = psutil.Process(pid)
+            found[root.pid] = root
+            for child in root.children(recursive=True):
+                found[child.pid] = child
+    for proc in psutil.process_iter(["uids"]):
+        uids = proc.info.get("uids")
+        if uids is None or proc.pid in found or uids.real != user.uid:
+            continue
+        with contextlib.suppress(psutil.Error):
+            if proc.environ().get(MARK) == mark:
+                found[proc.pid] = proc
+    alive = []
+    for proc in found.values():
+        with contextlib.suppress(psutil.Error):
+            if proc.status() != psutil.STATUS_ZOMBIE:
+                alive.append(proc)
+    return alive
+
+
+def kill_run(pid: int | None, mark: str, user: RunUser, timeout: float = 10.0) -> None:
+    """SIGKILL every process of the run, again until none is left (blocking: use a thread)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        victims = run_processes(pid, mark, user)
+        if not victims or time.monotonic() > deadline:
+            break
+        for proc in victims:
+            with contextlib.suppress(psutil.Error):
+                proc.kill()
+        psutil.wait_procs(victims, timeout=1.0)
+
+
+async def syntax_check(settings: AnsibleSettings, content: str) -> str | None:
+    """ansible-playbook's complaint about ``content``, "" when it passes, None on timeout."""
+    user = await asyncio.to_thread(ensure_run_user, settings.run_user)
+    root = runs_root(settings)
+    scratch = Path(tempfile.mkdtemp(prefix="syntax-", dir=root))
+    mark = f"syntax-{scratch.name}"
+    proc: asyncio.subprocess.Process | None = None
+    try:
+        for name in ("home", "tmp"):
+            (scratch / name).mkdir(mode=0o700)
+        (scratch / "playbook.yml").write_text(content)
+        hand_over(scratch, user)
+        argv = [settings.binary_path, "--syntax-check", "-i", "localhost,", "playbook.yml"]
+        proc = await start(argv, environment(settings, scratch, mark), scratch, user)
+        try:
+            out, _ = await asyncio.wait_for(proc.communicate(), settings.syntax_check_timeout)
+        except TimeoutError:
+            return None
+        if proc.returncode == 0:
+            return ""
+        return _complaint(out.decode(errors="replace"), scratch)
+    finally:
+        await asyncio.to_thread(kill_run, proc.pid if proc else None, mark, user)
+        if proc is not None and proc.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                await proc.wait()
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _complaint(text: str, scratch: Path) -> str:
+    text = text.replace(f"{scratch}/", "").replace(str(scratch), ".")
+    lines = [line.rstrip() for line in text.splitlines()]
+    kept = [line for line in lines if line and not line.startswith("[WARNING]")]
+    message = "\n".join(kept).strip()
+    for prefix in ("[ERROR]: ", "ERROR! "):
+        message = message.removeprefix(prefix)
+    return message or f"ansible-playbook --syntax-check failed with no message ({text[:200]})"

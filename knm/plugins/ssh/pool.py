@@ -1,0 +1,85 @@
+"""Idle SSH connections kept for reuse, keyed by everything that makes a login the same.
+
+The key is (app, address, port, user, credential id, digest of the credential's secrets) —
+never host:port alone, so a connection is only reused for the very login that opened it. Each
+idle connection lives at most ``pool_idle_ttl`` seconds; the pool holds at most
+``connection_pool_size`` of them (the oldest goes first).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import asyncssh
+import msgspec
+
+
+class PoolKey(msgspec.Struct, frozen=True):
+    owner: int
+    address: str
+    port: int
+    username: str
+    credential_id: int
+    secret: str
+
+
+class _Idle(msgspec.Struct):
+    conn: Any
+    since: float
+    ttl: float
+
+
+class ConnectionPool:
+    def __init__(self) -> None:
+        self._idle: dict[PoolKey, list[_Idle]] = {}
+        self.closed_idle = 0
+
+    def __len__(self) -> int:
+        return sum(len(items) for items in self._idle.values())
+
+    def take(self, key: PoolKey) -> asyncssh.SSHClientConnection | None:
+        """The most recently used idle connection for ``key`` (alive or not: check it)."""
+        items = self._idle.get(key)
+        if not items:
+            return None
+        idle = items.pop()
+        if not items:
+            del self._idle[key]
+        return idle.conn
+
+    def put(self, key: PoolKey, conn: asyncssh.SSHClientConnection, size: int, ttl: float) -> None:
+        if size <= 0:
+            conn.close()
+            return
+        while len(self) >= size:
+            self._evict_oldest()
+        self._idle.setdefault(key, []).append(_Idle(conn=conn, since=time.monotonic(), ttl=ttl))
+
+    def _evict_oldest(self) -> None:
+        oldest = min(self._idle, key=lambda k: self._idle[k][0].since)
+        items = self._idle[oldest]
+        items.pop(0).conn.close()
+        if not items:
+            del self._idle[oldest]
+
+    def expire(self) -> None:
+        """Closes connections idle beyond their TTL, and forgets the ones found closed."""
+        now = time.monotonic()
+        for key in list(self._idle):
+            keep = []
+            for idle in self._idle[key]:
+                if now - idle.since > idle.ttl or idle.conn.is_closed():
+                    idle.conn.close()
+                    self.closed_idle += 1
+                else:
+                    keep.append(idle)
+            if keep:
+                self._idle[key] = keep
+            else:
+                del self._idle[key]
+
+    def close_owner(self, owner: int) -> None:
+        for key in [k for k in self._idle if k.owner == owner]:
+            for idle in self._idle.pop(key):
+                idle.conn.close()
