@@ -12,19 +12,39 @@ API (as an admin) and returns the cluster's name.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
+import msgspec
 import pytest
 
 from knm.testing.client import ApiClient, assert_envelope
 from knm.testing.k8s_standin import KubeStandin, Timings
 
-__all__ = ["FAST_TIMINGS", "KUBE_TOKEN", "kube_standin", "register_kube_cluster", "standin"]
+__all__ = [
+    "FAST_TIMINGS",
+    "KUBE_TOKEN",
+    "KubeCluster",
+    "Run",
+    "kube_standin",
+    "register_kube_cluster",
+    "standin",
+]
 
 KUBE_TOKEN = "knm-test-kube-token"
 WORKER = "node-role.kubernetes.io/worker"
 CONTROL_PLANE = "node-role.kubernetes.io/control-plane"
+
+
+#: Starts (or runs to its end) a task and returns the answer's (or final status's) ``data``.
+Run = Callable[..., Awaitable[dict[str, Any]]]
+
+
+class KubeCluster(msgspec.Struct, kw_only=True):
+    """A stand-in registered as a cluster."""
+
+    name: str
+    kube: KubeStandin
 
 
 def fast_timings() -> Timings:

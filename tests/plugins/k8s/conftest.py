@@ -3,26 +3,17 @@
 from __future__ import annotations
 
 import itertools
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
-import msgspec
 import pytest
 
 from knm.testing.client import ApiClient
 from knm.testing.k8s_standin import KubeStandin
-from knm.testing.kube import kube_standin, register_kube_cluster  # noqa: F401
+from knm.testing.kube import KubeCluster, Run, kube_standin, register_kube_cluster  # noqa: F401
 from knm.testing.tasks import start_task, wait_for_task
 
 _names = itertools.count(1)
-
-
-class KubeCluster(msgspec.Struct, kw_only=True):
-    name: str
-    kube: KubeStandin
-
-
-Run = Callable[..., Awaitable[dict[str, Any]]]
 
 
 @pytest.fixture
@@ -60,7 +51,3 @@ def run_k8s(knm_client: ApiClient, admin_headers: dict[str, str], start_k8s: Run
         return await wait_for_task(knm_client, admin_headers, data["task_id"], deadline=60)
 
     return run
-
-
-def by_node(status: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    return {result["node"]: result for result in status["results"]}

@@ -211,7 +211,7 @@ async def test_strict_accepts_a_host_certificate_signed_by_a_trusted_ca(
         results = by_node(status)
         assert results["signed"]["status"] == "success", results["signed"]
         assert results["signed"]["stdout"] == "certified\n"
-        assert results["unsigned"]["reason"] == "host_key_unknown"
+        assert results["unsigned"]["reason"] == "host_key_unknown", results["unsigned"]
     finally:
         for server in servers:
             server.close()

@@ -1,0 +1,104 @@
+"""Host key checking for Ansible runs, following the SSH plugin's ``host_key_policy``.
+
+- ``off``: no checking.
+- ``tofu``: each node's key pinned by the SSH plugin goes into the run's ``known_hosts``; a
+  node with no pin yet is scanned (asyncssh) and its key pinned through the SSH plugin's pin
+  store, so SSH tasks and Ansible runs trust the same key.
+- ``strict``: pinned keys and the cert authorities covering the cluster; nothing is scanned.
+
+ssh then runs with ``StrictHostKeyChecking=yes`` against that file only. Without the SSH
+plugin (no pin store), ``tofu`` scans every node for this run alone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Any
+
+import asyncssh
+import msgspec
+
+from knm.core.tasks import TargetNode
+
+log = logging.getLogger("knm.ansible")
+SCAN_TIMEOUT = 10.0
+
+
+class HostKeys(msgspec.Struct, kw_only=True):
+    policy: str
+    #: known_hosts text ("" under ``off``).
+    text: str = ""
+    #: Nodes whose key was pinned before (a mismatch there is ``host_key_changed``).
+    pinned: set[str] = msgspec.field(default_factory=set)
+
+
+def host_pattern(address: str, port: int) -> str:
+    return address if port == 22 else f"[{address}]:{port}"
+
+
+async def _ssh_settings(knm: Any) -> Any:
+    with contextlib.suppress(Exception):
+        return await knm.features.settings("ssh")
+    return None
+
+
+async def _scan(address: str, port: int) -> asyncssh.SSHKey | None:
+    try:
+        return await asyncio.wait_for(
+            asyncssh.get_server_host_key(address, port), SCAN_TIMEOUT
+        )
+    except (OSError, asyncssh.Error, TimeoutError):
+        return None
+
+
+async def host_keys(knm: Any, cluster: str, nodes: list[TargetNode]) -> HostKeys:
+    settings = await _ssh_settings(knm)
+    policy = getattr(settings, "host_key_policy", "tofu")
+    if policy == "off":
+        return HostKeys(policy="off")
+    try:
+        from knm.plugins.ssh import hostkeys as pins
+    except ImportError:  # pragma: no cover - the ssh plugin ships with knm
+        pins = None
+    store = pins if settings is not None else None
+    lines: list[str] = []
+    pinned: set[str] = set()
+
+    async def one(node: TargetNode) -> None:
+        port = node.port or 22
+        pattern = host_pattern(node.address, port)
+        pin = await store.get_pin(knm.pool, cluster, node.name) if store else None
+        if pin is not None:
+            pinned.add(node.name)
+            lines.append(f"{pattern} {pin.public_key}")
+            return
+        if policy == "strict":
+            return
+        key = await _scan(node.address, port)
+        if key is None:
+            return  # unreachable now; ssh will say so
+        if store is not None:
+            held = await store.pin(knm.pool, cluster, node.name, key, node.address, port)
+            if held.public_key != store.key_line(key):
+                pinned.add(node.name)
+            lines.append(f"{pattern} {held.public_key}")
+        else:
+            lines.append(f"{pattern} {' '.join(key.export_public_key().decode().split()[:2])}")
+
+    await asyncio.gather(*(one(node) for node in nodes))
+    if policy == "strict":
+        for authority in getattr(settings, "cert_authorities", []):
+            if authority.covers(cluster):
+                lines.append(f"@cert-authority * {authority.public_key.strip()}")
+    return HostKeys(policy=policy, text="".join(f"{line}\n" for line in lines), pinned=pinned)
+
+
+def ssh_args(keys: HostKeys, known_hosts_path: str) -> str:
+    if keys.policy == "off":
+        return "-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null"
+    return (
+        f"-o StrictHostKeyChecking=yes -o UserKnownHostsFile={known_hosts_path} "
+        "-o GlobalKnownHostsFile=/dev/null"
+    )
