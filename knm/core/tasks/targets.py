@@ -17,7 +17,7 @@ async def credential_port(knm: Any, credential_id: int | None) -> int | None:
 
 async def resolve(knm: Any, request: Any) -> list[TargetNode]:
     """The request's nodes with addresses and ports (node's port, else credential's, else 22)."""
-    from knm.core.clusters import resolve_targets
+    from knm.core.targets import resolve_targets
 
     port = await credential_port(knm, getattr(request, "credential_id", None))
     resolution = await resolve_targets(knm, request, credential_port=port)

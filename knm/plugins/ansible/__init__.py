@@ -1,12 +1,32 @@
-"""The Ansible executor: stored playbooks run with ansible-runner."""
+"""The Ansible executor: stored playbooks run with ansible-runner as an unprivileged user."""
 
 from __future__ import annotations
 
+from knm.core.content import BuiltinContent, ContentKind
 from knm.core.features import FeatureSpec
 from knm.core.hookspecs import hookimpl
+from knm.plugins.ansible.executor import AnsibleExecutor
+from knm.plugins.ansible.library import PLAYBOOK, builtin_playbooks
 from knm.plugins.ansible.schemas import AnsibleSettings
+
+_EXECUTOR = AnsibleExecutor()
 
 
 @hookimpl
 def knm_features() -> list[FeatureSpec]:
     return [FeatureSpec("ansible", AnsibleSettings, description="Ansible playbook runs")]
+
+
+@hookimpl
+def knm_executors() -> list[AnsibleExecutor]:
+    return [_EXECUTOR]
+
+
+@hookimpl
+def knm_content_kinds() -> list[ContentKind]:
+    return [PLAYBOOK]
+
+
+@hookimpl
+def knm_builtin_content() -> list[BuiltinContent]:
+    return builtin_playbooks()

@@ -46,9 +46,7 @@ async def _ssh_settings(knm: Any) -> Any:
 
 async def _scan(address: str, port: int) -> asyncssh.SSHKey | None:
     try:
-        return await asyncio.wait_for(
-            asyncssh.get_server_host_key(address, port), SCAN_TIMEOUT
-        )
+        return await asyncio.wait_for(asyncssh.get_server_host_key(address, port), SCAN_TIMEOUT)
     except (OSError, asyncssh.Error, TimeoutError):
         return None
 

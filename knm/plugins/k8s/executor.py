@@ -154,7 +154,10 @@ class K8sExecutor(Executor):
                 refusal = await self._lock(job, params.wait_for_lock)
                 if refusal is not None:
                     return refusal
-            return await ACTIONS[action](job, params)
+            result = await ACTIONS[action](job, params)
+            # API actions have no exit code; NodeResult.success() defaults one.
+            result.exit_code = None
+            return result
         except KubeError as exc:
             reason = exc.reason if exc.reason in _REASONS else "api_error"
             if reason == "not_found" and f'"{job.node}"' in exc.message:

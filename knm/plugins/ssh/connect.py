@@ -79,6 +79,8 @@ async def open_connection(
         "keepalive_interval": 30,
         "keepalive_count_max": 3,
     }
+    if check.algorithms:
+        options["server_host_key_algs"] = check.algorithms
     if credential.auth_type == "private_key" and credential.private_key:
         options["client_keys"] = [await private_key(credential)]
     try:

@@ -101,6 +101,23 @@ async def list_pins(
     return total, [_pin(r) for r in records]
 
 
+def _offer(trusted: list[asyncssh.SSHKey], authorities: list[Any]) -> list[str]:
+    """Host key algorithms to offer: the trusted ones first, then every other one.
+
+    Offering only the pinned key's algorithm would make a node rebuilt with another key type
+    fail the key exchange (an "unreachable" node) instead of failing the key check."""
+    from asyncssh.public_key import get_default_certificate_algs, get_default_public_key_algs
+
+    first = [alg for key in trusted for alg in key.sig_algorithms]
+    if authorities:
+        first = [*get_default_certificate_algs(), *first]
+    rest = list(get_default_public_key_algs())
+    if not authorities:
+        # Without a CA a certificate can never verify: never ask a node for one.
+        first = [alg for alg in first if b"-cert-" not in alg]
+    return list(dict.fromkeys(alg.decode() for alg in [*first, *rest]))
+
+
 class HostKeyCheck:
     """The host key rules for one connection to (cluster, node): what asyncssh is told to trust
     before connecting, and what is pinned or compared once it is connected."""
@@ -116,6 +133,8 @@ class HostKeyCheck:
         self.address = address
         self.port = port
         self.pinned: HostKeyPin | None = None
+        #: ``server_host_key_algs`` for asyncssh (None: its default).
+        self.algorithms: list[str] | None = None
 
     def _label(self) -> str:
         return "the bastion" if self.node == BASTION else f"node {self.node}"
@@ -141,8 +160,12 @@ class HostKeyCheck:
                     f"(PUT /api/v1/automation/ssh/host-keys/{self.cluster}/{self.node}) or "
                     "configure a cert authority",
                 )
+            self.algorithms = _offer(trusted, authorities)
             return (trusted, authorities, [])
-        return (trusted, [], []) if trusted else None
+        if not trusted:
+            return None
+        self.algorithms = _offer(trusted, [])
+        return (trusted, [], [])
 
     def rejected(self) -> TransportError:
         """The error for asyncssh's ``HostKeyNotVerifiable``."""

@@ -63,10 +63,10 @@ class ConnectionPool:
         if not items:
             del self._idle[oldest]
 
-    def expire(self) -> None:
-        """Closes connections idle beyond their TTL, and forgets the ones found closed."""
+    def expire(self, owner: int) -> None:
+        """Closes ``owner``'s connections idle beyond their TTL; forgets the ones found closed."""
         now = time.monotonic()
-        for key in list(self._idle):
+        for key in [k for k in self._idle if k.owner == owner]:
             keep = []
             for idle in self._idle[key]:
                 if now - idle.since > idle.ttl or idle.conn.is_closed():

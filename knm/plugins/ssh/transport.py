@@ -6,19 +6,23 @@ connection pool are shared by every task and every kind. Use::
 
     transport = TRANSPORT
     bastion = await transport.bastion_of(ctx.knm, ctx.task.cluster_name)
+
+    async def work(node: TargetNode) -> NodeResult:
+        try:
+            async with transport.session(ctx, node, ctx.credential, bastion=bastion) as conn:
+                result = await transport.run(
+                    conn, "bash -s", stdin=script_text,
+                    on_stdout=lambda text: ctx.output(node.name, "stdout", text),
+                    on_stderr=lambda text: ctx.output(node.name, "stderr", text),
+                )
+        except TransportError as exc:
+            return NodeResult.failure(exc.reason, exc.message)
+        return knm.plugins.ssh.executor.node_result(result)
+
     try:
-        async with transport.session(ctx, node, ctx.credential, bastion=bastion) as conn:
-            result = await transport.run(
-                conn, "bash -s", stdin=script_text,
-                on_stdout=lambda text: ctx.output(node.name, "stdout", text),
-                on_stderr=lambda text: ctx.output(node.name, "stderr", text),
-            )
-    except TransportError as exc:
-        return NodeResult.failure(exc.reason, exc.message)
+        await ctx.fan_out(work)
     finally:
-        ...
-    # once the whole task is done (closes its bastion connections):
-    await transport.release_task(ctx.task_id)
+        await transport.release_task(ctx.task_id)  # closes the task's bastion connections
 
 ``session(ctx, node, credential, *, bastion=None)`` — ``ctx`` is the task's ``TaskContext``
 (its ``knm``, ``task_id`` and cluster name are used); ``node`` a ``TargetNode``; ``credential`` a
@@ -94,33 +98,29 @@ class SshTransport:
         self._bastion_locks: dict[tuple[str, str], asyncio.Lock] = {}
         self._owners: weakref.WeakKeyDictionary[Any, int] = weakref.WeakKeyDictionary()
         self._next_owner = 0
-        self._users = 0
         #: Owners (apps) whose lifespan is running: only their connections go back to the pool.
         self._live: set[int] = set()
-        self._reaper: asyncio.Task[None] | None = None
 
     # --- lifecycle ------------------------------------------------------------------------
 
     @contextlib.asynccontextmanager
     async def lifespan(self, knm: Any) -> AsyncIterator[None]:
-        """Started with each app; the last app to stop closes every connection."""
+        """Entered with each app (``knm_lifespan``); on exit, closes that app's connections.
+
+        Each app expires its own idle connections from its own event loop. The limiter is
+        shared by every app of the process, which must therefore share one event loop."""
         raise_open_files_limit()
         owner = self._owner(knm)
         self._live.add(owner)
-        self._users += 1
-        if self._reaper is None or self._reaper.done():
-            self._reaper = asyncio.create_task(self._reap_idle(), name="knm-ssh-pool-reaper")
+        reaper = asyncio.create_task(self._reap_idle(owner), name="knm-ssh-pool-reaper")
         try:
             yield
         finally:
-            self._users -= 1
             self._live.discard(owner)
+            reaper.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await reaper
             await self.close_owner(owner)
-            if self._users <= 0 and self._reaper is not None:
-                self._reaper.cancel()
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await self._reaper
-                self._reaper = None
 
     def _owner(self, knm: Any) -> int:
         # Pool keys carry the app: two apps in one process never share a connection.
@@ -138,10 +138,10 @@ class SshTransport:
     def idle_count(self) -> int:
         return len(self.pool)
 
-    async def _reap_idle(self) -> None:
+    async def _reap_idle(self, owner: int) -> None:
         while True:
             await asyncio.sleep(1.0)
-            self.pool.expire()
+            self.pool.expire(owner)
 
     # --- sessions -------------------------------------------------------------------------
 

@@ -1,8 +1,13 @@
-"""Workflow plugin settings and definition structs."""
+"""Workflow settings, definitions and request structs."""
 
 from __future__ import annotations
 
+from typing import Any, Literal
+
+import msgspec
+
 from knm.core.features import ExecutorSettings
+from knm.core.tasks import ExecRequest
 
 
 class WorkflowsSettings(ExecutorSettings, kw_only=True, forbid_unknown_fields=True):
@@ -17,3 +22,76 @@ class WorkflowsSettings(ExecutorSettings, kw_only=True, forbid_unknown_fields=Tr
         if not 1 <= self.max_steps <= 10_000:
             found.append("max_steps must be between 1 and 10000")
         return found
+
+
+class Parameter(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    name: str
+    description: str = ""
+    default: str | None = None
+    required: bool = False
+
+
+class Retry(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    max_attempts: int = 1
+    #: Seconds before the second attempt.
+    delay: float = 0.0
+    #: Each later delay is the previous one times this.
+    backoff: float = 2.0
+
+
+class Strategy(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    mode: Literal["all", "rolling"] = "all"
+    batch_size: int = 1
+    #: Failed batches tolerated before the roll stops (untouched nodes stay untouched).
+    max_failed_batches: int = 0
+    #: Seconds between batches.
+    pause_between: float = 0.0
+
+
+class StepCommon(msgspec.Struct, kw_only=True):
+    """The fields every step has; the rest of a step belongs to its type."""
+
+    id: str
+    type: str
+    name: str = ""
+    depends_on: list[str] = msgspec.field(default_factory=list)
+    timeout: int | None = None
+    when: Literal["on_success", "on_failure", "always"] = "on_success"
+    continue_on_error: bool = False
+    retry: Retry = msgspec.field(default_factory=Retry)
+    #: Node names, or a label selector, narrowing the workflow's nodes for this step.
+    targets: list[str] | str | None = None
+
+
+COMMON_FIELDS = frozenset(f.name for f in msgspec.structs.fields(StepCommon))
+
+
+class WorkflowDefinition(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """What a workflow's ``definition`` holds. Steps stay as objects because each step type adds
+    its own fields (``"type": "k8s", "action": "cordon"``)."""
+
+    steps: list[dict[str, Any]] = msgspec.field(default_factory=list)
+    parameters: list[Parameter] = msgspec.field(default_factory=list)
+    strategy: Strategy = msgspec.field(default_factory=Strategy)
+    #: Take knm's per-node disruption locks for each batch, whatever the step types.
+    disruptive: bool = False
+
+
+class StepCount(msgspec.Struct):
+    step_count: int
+
+
+class WorkflowRequest(ExecRequest, kw_only=True, forbid_unknown_fields=True):
+    workflow_id: int
+    parameters: dict[str, str] = msgspec.field(default_factory=dict)
+    #: A workflow task to resume: steps it completed are skipped (set by the resume route).
+    resumed_from: str | None = None
+
+
+class Decision(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    step_id: str
+    comment: str = ""
+
+
+class ResumeRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    parameters: dict[str, str] | None = None

@@ -8,7 +8,7 @@ from knm.testing.client import ApiClient, assert_envelope
 from knm.testing.k8s.api import Request, Response
 from knm.testing.k8s_standin import KubeStandin
 from knm.testing.kube import KubeCluster, Run, register_kube_cluster, standin
-from knm.testing.tasks import eventually, start_task, wait_for_task
+from knm.testing.tasks import start_task, wait_for_task
 
 CORDONED_BY = "knm.io/cordoned-by"
 
@@ -155,7 +155,10 @@ async def test_wait_ready_after_a_reboot_waits_for_a_new_boot_id(
     unrecorded = await run_k8s("wait_ready", ["w2"], params={"after_reboot": True})
     assert by_node(unrecorded)["w2"]["reason"] == "no_boot_id"
     never = await run_k8s(
-        "wait_ready", ["w1"], params={"after_reboot": True, "boot_id": cluster.kube.node("w1").info.boot_id}, timeout=2
+        "wait_ready",
+        ["w1"],
+        params={"after_reboot": True, "boot_id": cluster.kube.node("w1").info.boot_id},
+        timeout=2,
     )
     assert by_node(never)["w1"]["reason"] == "not_ready"
 
@@ -165,7 +168,9 @@ async def test_a_waiting_task_is_cancelled(
 ) -> None:
     cluster.kube.set_ready("w2", False)
     task = await start_k8s("wait_ready", ["w2"], timeout=120)
-    cancel = await knm_client.post(f"/automation/k8s/cancel/{task['task_id']}", headers=admin_headers)
+    cancel = await knm_client.post(
+        f"/automation/k8s/cancel/{task['task_id']}", headers=admin_headers
+    )
     assert_envelope(cancel, 200)
     status = await wait_for_task(knm_client, admin_headers, task["task_id"])
     assert status["status"] == "cancelled"

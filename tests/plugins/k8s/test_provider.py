@@ -103,7 +103,9 @@ async def test_a_kubeconfig_that_runs_a_command_needs_the_setting(
     assert "allow_kubeconfig_exec" in refused["error"]
     provider = kube_standin.kubeconfig_dict()
     provider["users"][0]["user"] = {"auth-provider": {"name": "oidc", "config": {}}}
-    other = await create(knm_client, admin_headers, name="oidc", kubeconfig=yaml.safe_dump(provider))
+    other = await create(
+        knm_client, admin_headers, name="oidc", kubeconfig=yaml.safe_dump(provider)
+    )
     assert "allow_kubeconfig_exec" in assert_envelope(other, 422)["error"]
 
     settings = "/features/automation/k8s"
@@ -167,13 +169,17 @@ async def test_unknown_fields_and_wrong_types_are_400(
     config = kube_standin.kubeconfig()
     unknown = await create(knm_client, admin_headers, name="x", kubeconfig=config, extra=1)
     assert "extra" in assert_envelope(unknown, 400)["error"]
-    typed = await create(knm_client, admin_headers, name="x", kubeconfig=config, max_unavailable="2")
+    typed = await create(
+        knm_client, admin_headers, name="x", kubeconfig=config, max_unavailable="2"
+    )
     assert "max_unavailable" in assert_envelope(typed, 400)["error"]
 
 
 def test_kubeconfigs_naming_server_files_are_refused() -> None:
     doc = {
-        "clusters": [{"name": "c", "cluster": {"server": "https://k", "certificate-authority": "/ca"}}],
+        "clusters": [
+            {"name": "c", "cluster": {"server": "https://k", "certificate-authority": "/ca"}}
+        ],
         "users": [{"name": "u", "user": {"tokenFile": "/var/run/token"}}],
         "contexts": [{"name": "x", "context": {"cluster": "c", "user": "u"}}],
         "current-context": "x",

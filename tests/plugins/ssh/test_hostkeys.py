@@ -40,9 +40,11 @@ def by_node(status: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {result["node"]: result for result in status["results"]}
 
 
-async def pin_other_key(db: asyncpg.Connection, cluster: str, node: str) -> None:
+async def pin_other_key(
+    db: asyncpg.Connection, cluster: str, node: str, algorithm: str = "ssh-ed25519"
+) -> None:
     """Makes the pin differ from the node's key, as if the node had been rebuilt."""
-    other = asyncssh.generate_private_key("ssh-ed25519").convert_to_public()
+    other = asyncssh.generate_private_key(algorithm).convert_to_public()
     line = " ".join(other.export_public_key().decode().split()[:2])
     updated = await db.execute(
         "UPDATE ssh_host_keys SET public_key = $3, fingerprint = $4 WHERE cluster_name = $1 AND node = $2",
@@ -234,4 +236,17 @@ async def test_off_accepts_any_key(
     assert status["results"][0]["status"] == "success"
     await db.execute(
         "DELETE FROM ssh_host_keys WHERE cluster_name = $1 AND node = 'node1'", fleet.cluster_name
+    )
+
+
+async def test_a_pin_of_another_key_type_is_still_host_key_changed(
+    run_ssh: Runner, fleet: FleetCluster, db: asyncpg.Connection,
+    knm_client: ApiClient, admin_headers: dict[str, str],
+) -> None:  # fmt: skip
+    await run_ssh(command="true", target_nodes=["node2"])
+    await pin_other_key(db, fleet.cluster_name, "node2", "ecdsa-sha2-nistp256")
+    status = await run_ssh(command="true", target_nodes=["node2"])
+    assert status["results"][0]["reason"] == "host_key_changed", status["results"][0]
+    await knm_client.delete(
+        f"/automation/ssh/host-keys/{fleet.cluster_name}/node2", headers=admin_headers
     )

@@ -16,6 +16,7 @@ from knm.plugins.ssh.schemas import SshSettings
 from knm.plugins.ssh.transport import TRANSPORT, SshTransport
 from knm.testing.client import ApiClient
 from knm.testing.fleet import FleetCluster, create_fleet_cluster
+from knm.testing.tasks import eventually
 
 Runner = Callable[..., Awaitable[dict[str, Any]]]
 
@@ -197,3 +198,27 @@ async def test_connections_of_a_stopped_app_are_not_pooled(fleet: FleetCluster) 
     async with transport.session(context, node(fleet), credential):
         pass
     assert transport.idle_count() == 0
+
+
+async def test_idle_connections_close_after_their_ttl_and_the_pool_keeps_its_size(
+    fleet: FleetCluster,
+) -> None:
+    knm = _Knm(SshSettings(host_key_policy="off", pool_idle_ttl=1, connection_pool_size=2))
+    context = SimpleNamespace(
+        knm=knm, task_id="t", task=SimpleNamespace(cluster_name="c"), mask=None
+    )
+    credential = DecryptedCredential(
+        id=1, name="c", username=fleet.fleet.username, auth_type="password", port=22,
+        password=fleet.fleet.password,
+    )  # fmt: skip
+    transport = SshTransport()
+    async with transport.lifespan(knm):
+        for index in range(3):
+            async with transport.session(context, node(fleet, index), credential):
+                pass
+        assert transport.idle_count() == 2
+
+        async def emptied() -> bool:
+            return transport.idle_count() == 0
+
+        await eventually(emptied, deadline=30)

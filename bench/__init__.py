@@ -1,0 +1,1 @@
+"""Reproducible benchmarks of knm; see bench/README.md."""

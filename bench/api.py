@@ -1,0 +1,361 @@
+"""API benchmark: a task's status under concurrent load from ``wrk``, beside a bare Litestar +
+asyncpg route fetching one row of the same table, both served the same way (uvicorn, one
+process, same pool size and codecs), in the same run.
+
+Also measured, to see what a status answer costs: ``/auth/me`` (authentication alone),
+``/tasks/{id}`` (no feature guard), knm with asyncpg's per-release pool reset turned off (loaded
+as ``KNM_PLUGINS=bench.api:NoPoolReset``, no engine change), and each query of the status
+route timed serially on one connection.
+
+Needs ``wrk`` (Debian/Ubuntu: ``apt-get install -y wrk``). Run from the repository root:
+``python -m bench.api`` (``--smoke`` for a quick check).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+
+from bench.common import (
+    TEST_PLUGIN,
+    login,
+    machine,
+    mark,
+    median,
+    process_env,
+    say,
+    start_knm,
+    stop_all,
+    table,
+    throwaway_database,
+    wait_finished,
+)
+from knm.testing.process import KnmProcess, free_port
+
+RPS_TARGET = 5_000
+P99_TARGET_MS = 25.0
+POOL_MIN, POOL_MAX = 2, 20  # knm's defaults (KnmConfig.db_pool_min/max)
+
+
+async def _no_reset(_conn: asyncpg.Connection) -> None:
+    """Skip the ``RESET ALL; UNLISTEN *; CLOSE ALL; pg_advisory_unlock_all()`` round trip."""
+
+
+class NoPoolReset:
+    """A knm plugin with no hooks: loading it makes every asyncpg pool of the process skip the
+    reset query on release — the engine change this benchmark measures before anyone makes it."""
+
+    def __init__(self) -> None:
+        original = asyncpg.create_pool
+
+        def create_pool(*args: Any, **kwargs: Any) -> Any:
+            kwargs.setdefault("reset", _no_reset)
+            return original(*args, **kwargs)
+
+        asyncpg.create_pool = create_pool  # type: ignore[assignment]
+
+
+# --- the bare app ---------------------------------------------------------------------------
+
+
+def bare_app(database_url: str, reset: bool) -> Any:
+    from litestar import Litestar, get
+
+    from knm.core import db
+
+    pools: list[asyncpg.Pool] = []
+
+    async def startup() -> None:
+        if not reset:
+            NoPoolReset()
+        pools.append(await db.connect(database_url, min_size=POOL_MIN, max_size=POOL_MAX))
+
+    async def shutdown() -> None:
+        for pool in pools:
+            await pool.close()
+
+    @get("/bare/tasks/{task_id:str}")
+    async def one_task(task_id: str) -> dict[str, Any]:
+        record = await pools[0].fetchrow("SELECT * FROM tasks WHERE task_id = $1", task_id)
+        return {"code": 200, "message": "ok", "data": dict(record) if record else None}
+
+    return Litestar([one_task], on_startup=[startup], on_shutdown=[shutdown])
+
+
+def serve_bare(port: int, database_url: str, reset: bool) -> None:
+    import uvicorn
+
+    # The same uvicorn settings as `knm serve` (knm/cli/local.py).
+    uvicorn.run(
+        bare_app(database_url, reset),
+        host="127.0.0.1",
+        port=port,
+        log_level="warning",
+        access_log=False,
+        ws_per_message_deflate=False,
+    )
+
+
+class BareProcess:
+    def __init__(self, database_url: str, reset: bool) -> None:
+        self.port = free_port()
+        mode = "on" if reset else "off"
+        command = [sys.executable, "-m", "bench.api", "--serve-bare", str(self.port), database_url, mode]
+        env = process_env([])
+        self.proc = subprocess.Popen(
+            command,
+            env={**_environ(), **env},
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        end = time.monotonic() + 60
+        while time.monotonic() < end:
+            if self.proc.poll() is not None:
+                raise RuntimeError("the bare app exited")
+            try:
+                httpx.get(f"http://127.0.0.1:{self.port}/bare/tasks/x", timeout=2)
+                return
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        raise RuntimeError("the bare app did not start")
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+
+
+def _environ() -> dict[str, str]:
+    import os
+
+    return {k: v for k, v in os.environ.items() if not k.startswith("KNM_")}
+
+
+# --- wrk ------------------------------------------------------------------------------------
+
+
+@dataclass
+class Load:
+    rps: float
+    p50_ms: float
+    p99_ms: float
+    errors: int
+
+
+_UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
+
+
+def _ms(text: str) -> float:
+    match = re.fullmatch(r"([\d.]+)(us|ms|s)", text)
+    if not match:
+        raise ValueError(f"unreadable latency {text!r}")
+    return float(match.group(1)) * _UNITS[match.group(2)]
+
+
+def wrk(url: str, token: str | None, seconds: float, connections: int, threads: int) -> Load:
+    command = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{max(1, round(seconds))}s", "--latency"]
+    if token:
+        command += ["-H", f"Authorization: Bearer {token}"]
+    out = subprocess.run(
+        [*command, url], capture_output=True, text=True, timeout=seconds + 60, check=True
+    ).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    p50 = _ms(re.search(r"^\s+50%\s+(\S+)", out, re.M).group(1))  # type: ignore[union-attr]
+    p99 = _ms(re.search(r"^\s+99%\s+(\S+)", out, re.M).group(1))  # type: ignore[union-attr]
+    errors = 0
+    for pattern in (r"Non-2xx or 3xx responses:\s+(\d+)", r"Socket errors:.*?timeout (\d+)"):
+        found = re.search(pattern, out)
+        if found:
+            errors += int(found.group(1))
+    found = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+)", out)
+    if found:
+        errors += sum(int(g) for g in found.groups())
+    return Load(rps, p50, p99, errors)
+
+
+# --- per-query timings ----------------------------------------------------------------------
+
+
+async def time_queries(database_url: str, task_id: str, count: int) -> list[tuple[str, float]]:
+    """Mean µs of each query the status route makes, serially on one pooled connection, and the
+    cost of a pool acquire/release with and without the reset query."""
+    from knm.core import db
+    from knm.core.auth import users
+    from knm.core.tasks import output, store
+
+    pool = await db.connect(database_url, min_size=1, max_size=1)
+    calls = {
+        "auth: users row (auth_row)": lambda c: users.auth_row(c, 1),
+        "tasks row (get_task)": lambda c: store.get_task(c, task_id),
+        "task_nodes rows (nodes_of)": lambda c: store.nodes_of(c, task_id),
+        "output aggregation (read_all_output)": lambda c: output.read_all_output(c, task_id),
+    }
+    found: list[tuple[str, float]] = []
+    try:
+        async with pool.acquire() as conn:
+            for name, call in calls.items():
+                for _ in range(50):
+                    await call(conn)
+                start = time.perf_counter()
+                for _ in range(count):
+                    await call(conn)
+                found.append((name, 1e6 * (time.perf_counter() - start) / count))
+        for label, reset in (("pool acquire+release, default reset", None), ("pool acquire+release, no reset", _no_reset)):
+            kwargs = {"reset": reset} if reset else {}
+            one = await asyncpg.create_pool(database_url, min_size=1, max_size=1, **kwargs)
+            try:
+                for _ in range(50):
+                    async with one.acquire():
+                        pass
+                start = time.perf_counter()
+                for _ in range(count):
+                    async with one.acquire():
+                        pass
+                found.append((label, 1e6 * (time.perf_counter() - start) / count))
+            finally:
+                await one.close()
+    finally:
+        await pool.close()
+    return found
+
+
+# --- the benchmark --------------------------------------------------------------------------
+
+
+def make_task(proc: KnmProcess, token: str) -> str:
+    """A finished test task with two nodes, some output and a few events: a typical status."""
+    headers = {"Authorization": f"Bearer {token}"}
+    body = {
+        "cluster_name": "bench",
+        "target_nodes": ["n1", "n2"],
+        "echo": "hello from {node}",
+        "output_lines": 20,
+        "events": 5,
+    }
+    response = httpx.post(f"{proc.api}/automation/test/execute", json=body, headers=headers, timeout=30)
+    response.raise_for_status()
+    task_id = str(response.json()["data"]["task_id"])
+    wait_finished(proc, token, task_id, 60)
+    return task_id
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.api", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--smoke", action="store_true", help="a quick, small run (for tests)")
+    parser.add_argument("--seconds", type=float, default=10.0, help="wrk duration per measurement")
+    parser.add_argument("--connections", type=int, default=50)
+    parser.add_argument("--threads", type=int, default=1, help="wrk threads (1 leaves a core to the server)")
+    parser.add_argument("--repeat", type=int, default=3, help="measurements per target (medians)")
+    parser.add_argument("--serve-bare", nargs=3, metavar=("PORT", "URL", "RESET"), help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.serve_bare:
+        port, url, reset = args.serve_bare
+        serve_bare(int(port), url, reset == "on")
+        return 0
+    if shutil.which("wrk") is None:
+        print("bench.api needs wrk: apt-get install -y wrk (Debian/Ubuntu), brew install wrk (macOS)", file=sys.stderr)
+        return 2
+    if args.smoke:
+        args.seconds, args.repeat = 1.0, 1
+    warmup = 1.0 if args.smoke else 3.0
+
+    say(f"bench.api: {machine()}")
+    env = process_env([TEST_PLUGIN], KNM_SETTINGS_REFRESH="2")
+    rows: list[list[Any]] = []
+    measured: dict[str, Load] = {}
+    with tempfile.TemporaryDirectory(prefix="knm-bench-") as tmp:
+        workdir = Path(tmp)
+        with throwaway_database(workdir) as database_url:
+            knm = start_knm(workdir / "knm", database_url, ["serve"], env)
+            procs: list[Any] = [knm]
+            try:
+                token = login(knm)
+                task_id = make_task(knm, token)
+                targets: list[tuple[str, str, str | None]] = [
+                    ("bare Litestar+asyncpg, 1 row (pool reset on)", "bare-reset", None),
+                    ("bare Litestar+asyncpg, 1 row (pool reset off)", "bare-noreset", None),
+                    ("knm GET /auth/me (auth only)", f"{knm.api}/auth/me", token),
+                    ("knm GET /tasks/{id}", f"{knm.api}/tasks/{task_id}", token),
+                    ("knm GET /automation/test/status/{id}", f"{knm.api}/automation/test/status/{task_id}", token),
+                    ("knm status, pool reset off (NoPoolReset)", "knm-noreset", token),
+                ]
+                if args.smoke:
+                    targets = [targets[0], targets[4]]
+                bare = {"bare-reset": BareProcess(database_url, True)}
+                procs.append(bare["bare-reset"])
+                if not args.smoke:
+                    bare["bare-noreset"] = BareProcess(database_url, False)
+                    procs.append(bare["bare-noreset"])
+                    noreset = start_knm(
+                        workdir / "knm-noreset",
+                        database_url,
+                        ["serve", "--no-runner"],
+                        process_env([TEST_PLUGIN, "bench.api:NoPoolReset"], KNM_SETTINGS_REFRESH="2"),
+                    )
+                    procs.append(noreset)
+                for label, where, auth in targets:
+                    if where in bare:
+                        url = f"http://127.0.0.1:{bare[where].port}/bare/tasks/{task_id}"
+                    elif where == "knm-noreset":
+                        url = f"{noreset.api}/automation/test/status/{task_id}"
+                    else:
+                        url = where
+                    check = httpx.get(url, headers={"Authorization": f"Bearer {auth}"} if auth else {}, timeout=10)
+                    if check.status_code != 200:
+                        raise RuntimeError(f"{url} answered {check.status_code}: {check.text[:200]}")
+                    wrk(url, auth, warmup, args.connections, args.threads)
+                    loads = [wrk(url, auth, args.seconds, args.connections, args.threads) for _ in range(args.repeat)]
+                    load = Load(
+                        median([x.rps for x in loads]),
+                        median([x.p50_ms for x in loads]),
+                        median([x.p99_ms for x in loads]),
+                        sum(x.errors for x in loads),
+                    )
+                    measured[label] = load
+                    say(f"  {label}: {load.rps:,.0f} req/s, p50 {load.p50_ms:.1f} ms, p99 {load.p99_ms:.1f} ms")
+                query_times = asyncio.run(time_queries(database_url, task_id, 200 if args.smoke else 2000))
+            finally:
+                stop_all([p for p in procs if isinstance(p, KnmProcess)])
+                for proc in procs:
+                    if isinstance(proc, BareProcess):
+                        proc.stop()
+
+    baseline = measured[targets[0][0]].rps
+    status_label = "knm GET /automation/test/status/{id}"
+    for label, load in measured.items():
+        is_status = label.startswith("knm status") or label == status_label
+        target = f"≥{RPS_TARGET:,}/s, p99≤{P99_TARGET_MS:g}ms" if is_status else ""
+        verdict = mark(load.rps >= RPS_TARGET and load.p99_ms <= P99_TARGET_MS and not load.errors) if is_status else ""
+        rows.append([label, load.rps, load.p50_ms, load.p99_ms, f"{load.rps / baseline:.2f}", load.errors, target, verdict])
+    print(
+        f"API under wrk: {args.connections} connections, {args.threads} wrk thread(s), {args.seconds:g} s "
+        f"per measurement, medians of {args.repeat}; ratio = req/s ÷ bare (pool reset on)"
+    )
+    print(table(["route", "req/s", "p50 ms", "p99 ms", "ratio", "errors", "target", ""], rows))
+    print()
+    print("serial cost on one connection (what a status request is made of)")
+    print(table(["step", "µs"], [[name, value] for name, value in query_times]))
+    failed = any(load.errors for load in measured.values())
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

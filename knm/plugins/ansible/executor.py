@@ -1,0 +1,273 @@
+"""The ``ansible`` executor: a stored playbook run against a cluster's nodes.
+
+One run is one ``ansible-runner run`` subprocess as the run user (see ``runner.py``) over a
+private directory in ``temp_dir``: the playbook, an inventory of the nodes (``inventory.py``),
+host keys (``known_hosts.py``), ``extra_vars`` in ``env/extravars`` and the allow-listed
+``extra_args`` in ``env/cmdline``. Its job events give the live output, progress and the
+per-node results (``events.py``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import shlex
+import shutil
+import time
+from typing import Any
+
+from knm.core.content import get_runnable
+from knm.core.tasks import Executor, NodeResult, Prepared, TaskContext
+from knm.plugins.ansible import inventory, known_hosts, runner
+from knm.plugins.ansible.events import EventReader, PlayState
+from knm.plugins.ansible.library import PLAYBOOK, count_tasks
+from knm.plugins.ansible.options import RunOptions, check_extra_vars, parse_extra_args
+from knm.plugins.ansible.schemas import MAX_FORKS, AnsibleRequest, AnsibleSettings
+
+IDENT = "run"
+POLL = 0.25
+_TAIL = 4000
+
+
+class _Slots:
+    """At most ``max_concurrent`` runs at once in this process (the current setting wins)."""
+
+    def __init__(self) -> None:
+        self.limit = 0
+        self.semaphore: asyncio.Semaphore | None = None
+
+    def get(self, limit: int) -> asyncio.Semaphore:
+        if self.semaphore is None or limit != self.limit:
+            self.limit, self.semaphore = limit, asyncio.Semaphore(limit)
+        return self.semaphore
+
+
+class AnsibleExecutor(Executor):
+    kind = "ansible"
+    route = "ansible"
+    feature = "ansible"
+    request_type = AnsibleRequest
+    execute_path = "run"
+    node_output_in_status = False
+    task_output_in_status = True
+
+    def __init__(self) -> None:
+        self.slots = _Slots()
+
+    async def prepare(self, knm: Any, request: AnsibleRequest, principal: Any) -> Prepared:
+        playbook = await get_runnable(knm, PLAYBOOK, request.playbook_id)
+        check_extra_vars(request.extra_vars)
+        prepared = await super().prepare(knm, request, principal)
+        parse_extra_args(request.extra_args, [node.name for node in prepared.nodes])
+        prepared.summary = {
+            "playbook_id": playbook.id,
+            "playbook_name": playbook.name,
+            "playbook_version": playbook.version,
+        }
+        if request.extra_args:
+            prepared.summary["extra_args"] = request.extra_args
+        return prepared
+
+    async def run(self, ctx: TaskContext) -> None:
+        settings: AnsibleSettings = ctx.settings
+        slots = self.slots.get(settings.max_concurrent)
+        waiting = asyncio.ensure_future(slots.acquire())
+        cancelled = asyncio.ensure_future(ctx.cancelled.wait())
+        try:
+            await asyncio.wait({waiting, cancelled}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            cancelled.cancel()
+        if not waiting.done() or ctx.cancelled.is_set():
+            waiting.cancel()
+            if waiting.done() and not waiting.cancelled():
+                slots.release()
+            return
+        try:
+            await _Run(ctx, settings).execute()
+        finally:
+            slots.release()
+
+
+class _Run:
+    def __init__(self, ctx: TaskContext, settings: AnsibleSettings) -> None:
+        self.ctx = ctx
+        self.settings = settings
+        self.request: AnsibleRequest = ctx.request
+        self.names = [node.name for node in ctx.nodes]
+        self.run_dir = runner.runs_root(settings) / ctx.task_id
+        self.mark = ctx.task_id
+        self.tail = ""
+        self.events = EventReader(self.run_dir / "artifacts" / IDENT / "job_events")
+
+    async def execute(self) -> None:
+        ctx = self.ctx
+        playbook = await get_runnable(ctx.knm, PLAYBOOK, self.request.playbook_id)
+        options = parse_extra_args(self.request.extra_args, self.names)
+        user = await asyncio.to_thread(runner.ensure_run_user, self.settings.run_user)
+        runner.protect(ctx.knm.config.resolved_data_dir())
+        keys = await known_hosts.host_keys(ctx.knm, ctx.task.cluster_name, ctx.nodes)
+        shutil.rmtree(self.run_dir, ignore_errors=True)
+        runner.make_dirs(self.run_dir)
+        proc: asyncio.subprocess.Process | None = None
+        try:
+            env = self._write(playbook.body, options, keys)
+            runner.hand_over(self.run_dir, user)
+            for name in self.names:
+                await ctx.node_started(name)
+            state = PlayState(self.names, count_tasks(playbook.body))
+            argv = runner.runner_argv(self.settings, self.run_dir, IDENT)
+            proc = await runner.start(argv, env, self.run_dir, user)
+            ended = await self._follow(proc, state)
+            await asyncio.to_thread(runner.kill_run, proc.pid, self.mark, user)
+            await self._read_events(state, final=True)
+            if ended == "cancelled":
+                return  # the engine marks every open node cancelled
+            await self._finish(state, options, keys, ended, proc.returncode)
+        finally:
+            if proc is not None:
+                await asyncio.to_thread(runner.kill_run, proc.pid, self.mark, user)
+                if proc.returncode is None:
+                    with contextlib.suppress(ProcessLookupError):
+                        await proc.wait()
+            await asyncio.to_thread(self._clean, user)
+
+    def _write(
+        self, content: str, options: RunOptions, keys: known_hosts.HostKeys
+    ) -> dict[str, str]:
+        run_dir = self.run_dir
+        (run_dir / "project" / "main.yml").write_text(content)
+        built = inventory.build(self.ctx.nodes, self.ctx.credential)
+        (run_dir / "inventory" / "hosts.yml").write_text(json.dumps(built.hosts, indent=1))
+        # Implicit localhost takes host_vars/localhost: its temp files stay in the run dir
+        # (the run user's passwd home does not exist).
+        (run_dir / "inventory" / "host_vars").mkdir(mode=0o700)
+        local_tmp = json.dumps({"ansible_remote_tmp": str(run_dir / "tmp" / "remote")})
+        (run_dir / "inventory" / "host_vars" / "localhost.yml").write_text(local_tmp)
+        if built.secret_vars:
+            (run_dir / "inventory" / "group_vars").mkdir(mode=0o700)
+            runner.write_private(
+                run_dir / "inventory" / "group_vars" / "all.yml", built.secret_vars
+            )
+        if built.agent_key:
+            runner.write_private(run_dir / "env" / "ssh_key", built.agent_key)
+        runner.write_private(run_dir / "env" / "extravars", json.dumps(self.request.extra_vars))
+        forks = options.forks or min(len(self.names), MAX_FORKS)
+        if self.request.batch_size:
+            forks = min(forks, self.request.batch_size)
+        args = ["main.yml", *options.argv(), "--forks", str(max(1, forks))]
+        if options.limit:
+            args += ["--limit", ",".join(options.limit)]
+        (run_dir / "env" / "cmdline").write_text(shlex.join(args))
+        known = run_dir / "known_hosts"
+        known.write_text(keys.text)
+        env = runner.environment(self.settings, run_dir, self.mark)
+        env["ANSIBLE_HOST_KEY_CHECKING"] = "False" if keys.policy == "off" else "True"
+        env["ANSIBLE_SSH_COMMON_ARGS"] = known_hosts.ssh_args(keys, str(known))
+        return env
+
+    def _deadline(self) -> float:
+        timeout = self.ctx.node_timeout
+        remaining = self.ctx.remaining()
+        if remaining is not None:
+            timeout = min(timeout, max(remaining, 0.001))
+        return time.monotonic() + timeout
+
+    async def _follow(self, proc: asyncio.subprocess.Process, state: PlayState) -> str:
+        """Streams events until the run ends: "exited", "cancelled" or "timeout"."""
+        assert proc.stdout is not None
+        drain = asyncio.ensure_future(self._drain(proc.stdout))
+        exited = asyncio.ensure_future(proc.wait())
+        cancel = asyncio.ensure_future(self.ctx.cancelled.wait())
+        deadline = self._deadline()
+        outcome = "exited"
+        try:
+            while True:
+                await self._read_events(state)
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    outcome = "timeout"
+                    break
+                done, _ = await asyncio.wait(
+                    {exited, cancel}, timeout=min(POLL, left), return_when=asyncio.FIRST_COMPLETED
+                )
+                if cancel in done:
+                    outcome = "cancelled"
+                    break
+                if exited in done:
+                    break
+        finally:
+            cancel.cancel()
+            if outcome != "exited":
+                exited.cancel()
+            with contextlib.suppress(BaseException):
+                await asyncio.wait_for(drain, 5)
+        return outcome
+
+    async def _drain(self, stream: asyncio.StreamReader) -> None:
+        # ansible-runner echoes the play on stdout; the events carry it already. Keep a tail
+        # for errors of ansible-runner itself.
+        while chunk := await stream.read(65536):
+            self.tail = (self.tail + chunk.decode(errors="replace"))[-_TAIL:]
+
+    async def _read_events(self, state: PlayState, *, final: bool = False) -> None:
+        started = state.tasks_started
+        for event in await asyncio.to_thread(self.events.read, time.monotonic(), final=final):
+            text = state.feed(event)
+            if text:
+                self.ctx.output("", "log", text.replace("\r\n", "\n") + "\n")
+        if state.tasks_started != started:
+            await self.ctx.progress(
+                state.percent,
+                f"Executing task {state.tasks_started} of {state.expected}: {state.current_task}",
+            )
+
+    async def _finish(
+        self,
+        state: PlayState,
+        options: RunOptions,
+        keys: known_hosts.HostKeys,
+        ended: str,
+        returncode: int | None,
+    ) -> None:
+        ctx = self.ctx
+        run_error = ""
+        if ended == "timeout":
+            run_error = f"the run timed out after {ctx.node_timeout:g} s"
+        elif state.stats is None:
+            run_error = self._runner_error(returncode)
+        for name in self.names:
+            if ctx.finished(name):
+                continue
+            if ended == "timeout" and state.stats is None:
+                result = NodeResult.failure("timeout", run_error)
+            else:
+                excluded = bool(options.limit) and name not in options.limit
+                result = state.result(
+                    name, excluded=excluded, run_error=run_error, pinned=name in keys.pinned
+                )
+            await ctx.node_finished(name, result)
+        await ctx.progress(100, "finished")
+
+    def _runner_error(self, returncode: int | None) -> str:
+        stdout = self.run_dir / "artifacts" / IDENT / "stdout"
+        text = ""
+        with contextlib.suppress(OSError):
+            text = stdout.read_text(errors="replace")[-_TAIL:]
+        lines = [line for line in (text or self.tail).splitlines() if line.strip()]
+        detail = " ".join(lines[-3:])[-500:]
+        return f"ansible-playbook ended with code {returncode}: {detail}".strip()
+
+    def _clean(self, user: runner.RunUser) -> None:
+        if not self.settings.keep_artifacts:
+            shutil.rmtree(self.run_dir, ignore_errors=True)
+            return
+        # Artifacts stay, secrets do not.
+        for secret in (
+            self.run_dir / "inventory" / "group_vars" / "all.yml",
+            self.run_dir / "env" / "ssh_key",
+            self.run_dir / "artifacts" / IDENT / "ssh_key_data",
+        ):
+            with contextlib.suppress(OSError):
+                secret.unlink()
+        runner.take_back(self.run_dir, user)

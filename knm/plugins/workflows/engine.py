@@ -1,0 +1,335 @@
+"""Running a workflow's DAG over one batch of nodes.
+
+Every step whose dependencies are settled starts at once (bounded by ``max_concurrent``) and is
+awaited to its real end: an executor step is a child task of that executor. ``when`` decides what
+runs after a failure; ``always`` steps run even after a cancel, with a fresh cancel signal and
+their own timeout.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+import msgspec
+
+from knm.core.errors import KnmError
+from knm.core.selectors import parse_selector
+from knm.core.tasks import TargetNode, TaskContext
+from knm.core.tasks.steps import StepOutcome, StepRun, StepType, step_types
+from knm.plugins.workflows.definition import Step, resolve_references
+from knm.plugins.workflows.templates import RenderError, render
+
+SETTLED = frozenset({"success", "failed", "skipped", "cancelled"})
+
+
+def now() -> datetime:
+    return datetime.now(UTC).replace(microsecond=0)
+
+
+class StepState(msgspec.Struct, kw_only=True, omit_defaults=False):
+    """One step in one batch, as status answers show it."""
+
+    id: str
+    name: str
+    type: str
+    batch: int
+    status: str = "pending"
+    start_time: datetime | None = None
+    end_time: datetime | None = None
+    duration: int | None = None
+    result: dict[str, Any] = msgspec.field(default_factory=dict)
+    progress: int = 0
+    attempts: int = 0
+    error: str | None = None
+    task_id: str | None = None
+    nodes: list[str] = msgspec.field(default_factory=list)
+
+
+class Journal:
+    """The workflow's step states, written to the task as they change (coalesced briefly)."""
+
+    def __init__(self, ctx: TaskContext, states: list[StepState]) -> None:
+        self.ctx = ctx
+        self.states = states
+        self._dirty = asyncio.Event()
+        self._writer: asyncio.Task[None] | None = None
+        self.current_step: str | None = None
+        self._started: list[str] = []
+
+    def start(self) -> None:
+        self._writer = asyncio.create_task(self._write_loop())
+
+    async def close(self) -> None:
+        if self._writer is not None:
+            self._writer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._writer
+        await self.flush()
+
+    def changed(self, state: StepState) -> None:
+        if state.status == "running":
+            self._started.append(state.id)
+        running = [s.id for s in self.states if s.status == "running"]
+        started_running = [i for i in self._started if i in running]
+        self.current_step = started_running[-1] if started_running else state.id
+        self._dirty.set()
+        self.ctx.emit(
+            "step",
+            f"step {state.id} {state.status}"
+            + (f" (batch {state.batch + 1})" if state.batch else ""),
+            {
+                "step_id": state.id,
+                "status": state.status,
+                "batch": state.batch,
+                **({"task_id": state.task_id} if state.task_id else {}),
+                **({"error": state.error} if state.error else {}),
+            },
+        )
+
+    async def flush(self) -> None:
+        self._dirty.clear()
+        await self.ctx.save_result(
+            steps=[msgspec.to_builtins(s) for s in self.states], current_step=self.current_step
+        )
+
+    async def _write_loop(self) -> None:
+        while True:
+            await self._dirty.wait()
+            await asyncio.sleep(0.1)
+            await self.flush()
+
+
+class BatchRunner:
+    def __init__(
+        self,
+        *,
+        ctx: TaskContext,
+        journal: Journal,
+        steps: list[Step],
+        batch: int,
+        nodes: list[TargetNode],
+        params: dict[str, str],
+        completed: set[str],
+        cancelled: asyncio.Event,
+    ) -> None:
+        self.ctx = ctx
+        self.knm = ctx.knm
+        self.journal = journal
+        self.steps = {s.common.id: s for s in steps}
+        self.order = [s.common.id for s in steps]
+        self.batch = batch
+        self.nodes = nodes
+        self.params = params
+        self.completed = completed
+        self.cancelled = cancelled
+        self.types = step_types(ctx.knm)
+        self.states = {s.id: s for s in journal.states if s.batch == batch}
+        self.results: dict[str, dict[str, Any]] = {}
+        #: node → (reason, message) for nodes a failed step failed.
+        self.failed_nodes: dict[str, tuple[str, str]] = {}
+        self.failed = False
+
+    # --- scheduling -----------------------------------------------------------------------
+
+    def _decide(self, step: Step) -> str | None:
+        """``run`` or ``skipped``, or None while dependencies are unsettled."""
+        deps = [self.states[d] for d in step.common.depends_on]
+        if any(d.status not in SETTLED for d in deps):
+            return None
+        if self.cancelled.is_set() and step.common.when != "always":
+            return "skipped"
+        ok = all(
+            d.status == "success"
+            or (d.status == "failed" and self.steps[d.id].common.continue_on_error)
+            for d in deps
+        )
+        any_failed = any(d.status in ("failed", "cancelled") for d in deps)
+        if step.common.when == "always":
+            return "run"
+        if step.common.when == "on_failure":
+            return "run" if any_failed else "skipped"
+        return "run" if ok else "skipped"
+
+    async def run(self, limit: int) -> None:
+        slots = asyncio.Semaphore(limit)
+        running: dict[str, asyncio.Task[None]] = {}
+        while True:
+            for step_id in self.order:
+                state = self.states[step_id]
+                if state.status != "pending" or step_id in running:
+                    continue
+                if step_id in self.completed:
+                    state.status = "success"
+                    state.error = None
+                    state.result = {**state.result, "resumed": True}
+                    self.results[step_id] = state.result
+                    self.journal.changed(state)
+                    continue
+                decision = self._decide(self.steps[step_id])
+                if decision == "skipped":
+                    state.status = "skipped"
+                    self.journal.changed(state)
+                elif decision == "run":
+                    running[step_id] = asyncio.create_task(self._guarded(step_id, slots))
+            if all(self.states[i].status in SETTLED for i in self.order):
+                return
+            if not running:
+                # Nothing runs and nothing can start: dependencies that can never settle.
+                for step_id in self.order:
+                    if self.states[step_id].status == "pending":
+                        self.states[step_id].status = "skipped"
+                        self.journal.changed(self.states[step_id])
+                continue
+            done, _ = await asyncio.wait(running.values(), return_when=asyncio.FIRST_COMPLETED)
+            for step_id in [i for i, t in running.items() if t in done]:
+                running.pop(step_id)
+
+    async def _guarded(self, step_id: str, slots: asyncio.Semaphore) -> None:
+        async with slots:
+            await self._run_step(self.steps[step_id])
+
+    # --- one step -------------------------------------------------------------------------
+
+    def _targets(self, step: Step) -> list[TargetNode]:
+        targets = step.common.targets
+        if targets is None:
+            return list(self.nodes)
+        if isinstance(targets, list):
+            return [n for n in self.nodes if n.name in targets]
+        selector = parse_selector(targets)
+        return [n for n in self.nodes if selector.matches(n.labels)]
+
+    def incomplete_for(self, node: str) -> bool:
+        """Whether a step meant for ``node`` failed, or did not run because another failed."""
+        for step_id, step in self.steps.items():
+            state = self.states[step_id]
+            try:
+                targeted = node in {n.name for n in self._targets(step)}
+            except KnmError:
+                targeted = True
+            if not targeted:
+                continue
+            if state.status in ("failed", "cancelled") and not step.common.continue_on_error:
+                return True
+            if (
+                state.status == "skipped"
+                and step.common.when == "on_success"
+                and state.error is None
+            ):
+                return True
+        return False
+
+    async def _run_step(self, step: Step) -> None:
+        common = step.common
+        state = self.states[common.id]
+        step_type = self.types[common.type]
+        nodes = self._targets(step)
+        state.nodes = [n.name for n in nodes]
+        if not nodes:
+            state.status = "skipped"
+            state.error = "no target nodes in this batch"
+            self.journal.changed(state)
+            return
+        # An ``always`` step still runs after a cancel, so it gets a signal of its own.
+        cancel = asyncio.Event() if common.when == "always" else self.cancelled
+        state.status = "running"
+        state.start_time = now()
+        started = time.monotonic()
+        self.journal.changed(state)
+        outcome = StepOutcome(status="failed", message="not run")
+        delay = common.retry.delay
+        for attempt in range(1, common.retry.max_attempts + 1):
+            state.attempts = attempt
+            outcome = await self._attempt(step, step_type, nodes, cancel)
+            if (
+                outcome.status != "failed"
+                or attempt == common.retry.max_attempts
+                or cancel.is_set()
+            ):
+                break
+            state.error = f"attempt {attempt} failed: {outcome.message}"
+            self.journal.changed(state)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(cancel.wait(), timeout=delay)
+            delay *= common.retry.backoff
+        state.status = outcome.status if outcome.status in SETTLED else "failed"
+        state.end_time = now()
+        state.duration = int(time.monotonic() - started)
+        state.task_id = outcome.task_id or state.task_id
+        state.result = outcome.result
+        state.progress = 100
+        state.error = None if outcome.status == "success" else outcome.message
+        self.results[common.id] = {
+            **outcome.result,
+            "status": state.status,
+            "message": outcome.message,
+        }
+        if state.status in ("failed", "cancelled") and not common.continue_on_error:
+            self.failed = self.failed or state.status == "failed"
+            bad = [n for n, s in outcome.nodes.items() if s != "success"] or state.nodes
+            for node in bad:
+                self.failed_nodes.setdefault(
+                    node, ("step_failed", f"step {common.id} {state.status}: {outcome.message}")
+                )
+        self.journal.changed(state)
+
+    def _child_started(self, step_id: str, task_id: str) -> None:
+        state = self.states[step_id]
+        state.task_id = task_id
+        self.journal.changed(state)
+
+    async def _attempt(
+        self, step: Step, step_type: StepType, nodes: list[TargetNode], cancel: asyncio.Event
+    ) -> StepOutcome:
+        common = step.common
+        try:
+            fields = render(step.fields, self.params, self.results)
+            fields = await resolve_references(self.knm, fields)
+            violation = await _policy(self.knm, fields)
+            if violation:
+                return StepOutcome(status="failed", message=violation)
+            run = StepRun(
+                workflow_task_id=self.ctx.task_id,
+                step_id=common.id,
+                batch=self.batch,
+                cluster_name=self.ctx.task.cluster_name,
+                nodes=nodes,
+                credential_id=self.ctx.request.credential_id,
+                timeout=common.timeout,
+                params=fields,
+                user_id=self.ctx.task.user_id,
+                username=self.ctx.task.username,
+                on_task=lambda task_id: self._child_started(common.id, task_id),
+            )
+            work = step_type.run(self.knm, run, cancel)
+            if common.timeout and not hasattr(step_type, "executor"):
+                return await asyncio.wait_for(work, timeout=common.timeout)
+            return await work
+        except RenderError as exc:
+            return StepOutcome(status="failed", message=f"template: {exc}")
+        except TimeoutError:
+            return StepOutcome(status="failed", message=f"timed out after {common.timeout} s")
+        except KnmError as exc:
+            return StepOutcome(status="failed", message=exc.error or exc.message)
+        except Exception as exc:
+            return StepOutcome(status="failed", message=f"{type(exc).__name__}: {exc}")
+
+
+async def _policy(knm: Any, fields: dict[str, Any]) -> str | None:
+    """The command policy again, on the rendered command."""
+    command = fields.get("command")
+    if not isinstance(command, str):
+        return None
+    from knm.core.manager import collect
+    from knm.core.policy import check_command
+
+    violations = check_command(command) + collect(
+        knm.pm.hook.knm_check_command(command=command, context={"executor": "workflow"})
+    )
+    if violations:
+        return f"dangerous command blocked: {violations[0].matched}"
+    return None

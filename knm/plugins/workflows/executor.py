@@ -1,0 +1,274 @@
+"""The workflow executor: checks a run, rolls the DAG through batches, recovers after a lost
+worker."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import Any
+
+import msgspec
+
+from knm.core.content import get_runnable
+from knm.core.errors import FeatureDisabled, Invalid, NotFound
+from knm.core.tasks import Executor, NodeResult, Prepared, TargetNode, TaskContext
+from knm.core.tasks import store as task_store
+from knm.core.tasks.steps import step_types
+from knm.core.tasks.targets import resolve
+from knm.plugins.workflows.definition import problems, steps_of
+from knm.plugins.workflows.engine import BatchRunner, Journal, StepState
+from knm.plugins.workflows.schemas import WorkflowDefinition, WorkflowRequest
+
+
+def batches_of(nodes: list[TargetNode], definition: WorkflowDefinition) -> list[list[TargetNode]]:
+    if definition.strategy.mode == "all":
+        return [nodes]
+    size = max(1, definition.strategy.batch_size)
+    return [nodes[i : i + size] for i in range(0, len(nodes), size)]
+
+
+def parameters_of(definition: WorkflowDefinition, given: dict[str, str]) -> dict[str, str]:
+    declared = {p.name: p for p in definition.parameters}
+    unknown = sorted(set(given) - set(declared))
+    if unknown:
+        raise Invalid(f"undeclared parameters: {', '.join(unknown)}")
+    values: dict[str, str] = {}
+    missing = []
+    for name, param in declared.items():
+        if name in given:
+            values[name] = given[name]
+        elif param.default is not None:
+            values[name] = param.default
+        elif param.required:
+            missing.append(name)
+        else:
+            values[name] = ""
+    if missing:
+        raise Invalid(f"missing required parameters: {', '.join(missing)}")
+    return values
+
+
+class WorkflowExecutor(Executor):
+    kind = "workflow"
+    route = "workflows"
+    feature = "workflows"
+    request_type = WorkflowRequest
+    requires_credential = False
+    recoverable = True
+    node_output_in_status = False
+
+    async def prepare(self, knm: Any, request: WorkflowRequest, principal: Any) -> Prepared:
+        item = await get_runnable(knm, "workflow", request.workflow_id)
+        definition: WorkflowDefinition = item.body
+        found = await problems(knm, definition)
+        if found:
+            raise Invalid("; ".join(found), message="workflow definition is invalid")
+        params = parameters_of(definition, request.parameters)
+        types = step_types(knm)
+        steps = steps_of(definition)
+        for step in steps:
+            step_type = types[step.common.type]
+            if step_type.feature:
+                await knm.features.require(step_type.feature)
+            if step_type.needs_credential and request.credential_id is None:
+                raise Invalid(f"step {step.common.id} ({step.common.type}) needs a credential_id")
+        nodes = await resolve(knm, request)
+        resumed: dict[str, Any] = {}
+        if request.resumed_from:
+            original = await task_store.get_task(knm.pool, request.resumed_from)
+            if original is None or original.kind != "workflow":
+                raise NotFound(f"Task {request.resumed_from} not found")
+            resumed = {"resumed_from": request.resumed_from}
+        return Prepared(
+            nodes=nodes,
+            summary={
+                "workflow_id": item.id,
+                "workflow_name": item.name,
+                "workflow_version": item.version,
+                "total_steps": len(steps),
+                "current_step": None,
+                "parameters": params,
+                **resumed,
+            },
+        )
+
+    def status_fields(self, task: Any) -> dict[str, Any]:
+        result = task.result or {}
+        return {
+            "current_step": result.get("current_step"),
+            "total_steps": task.summary.get("total_steps"),
+            "steps": result.get("steps", []),
+        }
+
+    async def _load(self, ctx: TaskContext) -> tuple[WorkflowDefinition, dict[str, str]]:
+        from knm.core.content import kind_of
+        from knm.core.content.service import load
+
+        spec = kind_of(ctx.knm.pm, "workflow")
+        item = await load(ctx.knm.pool, spec, ctx.request.workflow_id)
+        definition = item.body
+        if item.version != ctx.task.summary.get("workflow_version"):
+            # The workflow was edited after this task started: run the version it started with.
+            from knm.core.content import store as content_store
+
+            row = await content_store.version(
+                ctx.knm.pool, item.id, ctx.task.summary["workflow_version"]
+            )
+            if row is not None:
+                definition = msgspec.convert(row["body"], WorkflowDefinition)
+        return definition, dict(ctx.task.summary.get("parameters", {}))
+
+    async def _completed_before(self, ctx: TaskContext) -> dict[int, set[str]]:
+        origin = ctx.request.resumed_from
+        if not origin:
+            return {}
+        original = await task_store.get_task(ctx.knm.pool, origin)
+        done: dict[int, set[str]] = {}
+        for state in (original.result if original else {}).get("steps", []):
+            if state.get("status") == "success":
+                done.setdefault(state.get("batch", 0), set()).add(state["id"])
+        return done
+
+    async def run(self, ctx: TaskContext) -> None:
+        definition, params = await self._load(ctx)
+        steps = steps_of(definition)
+        batches = batches_of(ctx.nodes, definition)
+        states = [
+            StepState(
+                id=s.common.id, name=s.common.name or s.common.id, type=s.common.type, batch=b
+            )
+            for b in range(len(batches))
+            for s in steps
+        ]
+        journal = Journal(ctx, states)
+        journal.start()
+        completed = await self._completed_before(ctx)
+        failed_batches = 0
+        limit = ctx.settings.max_concurrent
+        try:
+            for index, nodes in enumerate(batches):
+                if (
+                    ctx.cancelled.is_set()
+                    or failed_batches > definition.strategy.max_failed_batches
+                ):
+                    break
+                if index and definition.strategy.pause_between > 0:
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(
+                            ctx.cancelled.wait(), definition.strategy.pause_between
+                        )
+                for node in nodes:
+                    await ctx.node_started(node.name)
+                runner = BatchRunner(
+                    ctx=ctx,
+                    journal=journal,
+                    steps=steps,
+                    batch=index,
+                    nodes=nodes,
+                    params=params,
+                    completed=completed.get(index, set()),
+                    cancelled=ctx.cancelled,
+                )
+                await runner.run(limit)
+                if runner.failed:
+                    failed_batches += 1
+                await self._settle(ctx, runner, nodes)
+                await ctx.progress(
+                    100 * (index + 1) / len(batches), f"batch {index + 1} of {len(batches)} done"
+                )
+        finally:
+            await journal.close()
+        for nodes in batches:
+            for node in nodes:
+                if not ctx.finished(node.name):
+                    message = (
+                        "cancelled" if ctx.cancelled.is_set() else "not reached: the roll stopped"
+                    )
+                    reason = "cancelled" if ctx.cancelled.is_set() else "skipped"
+                    await ctx.node_finished(node.name, NodeResult.failure(reason, message))
+
+    async def _settle(self, ctx: TaskContext, runner: BatchRunner, nodes: list[TargetNode]) -> None:
+        for node in nodes:
+            if node.name in runner.failed_nodes:
+                reason, message = runner.failed_nodes[node.name]
+                await ctx.node_finished(node.name, NodeResult.failure(reason, message))
+            elif ctx.cancelled.is_set():
+                await ctx.node_finished(
+                    node.name, NodeResult.failure("cancelled", "workflow cancelled")
+                )
+            elif runner.incomplete_for(node.name):
+                await ctx.node_finished(
+                    node.name,
+                    NodeResult.failure("skipped", "later steps did not run after a failure"),
+                )
+            else:
+                await ctx.node_finished(node.name, NodeResult.success("all steps done"))
+
+    async def recover(self, ctx: TaskContext) -> None:
+        """The worker running this workflow died: steps it ran are lost; finalizers still run."""
+        definition, params = await self._load(ctx)
+        steps = steps_of(definition)
+        batches = batches_of(ctx.nodes, definition)
+        saved = {(s["batch"], s["id"]): s for s in ctx.task.result.get("steps", [])}
+        states = []
+        for b in range(len(batches)):
+            for s in steps:
+                old = saved.get((b, s.common.id), {})
+                state = msgspec.convert(
+                    old
+                    or {
+                        "id": s.common.id,
+                        "name": s.common.name or s.common.id,
+                        "type": s.common.type,
+                        "batch": b,
+                    },
+                    StepState,
+                )
+                if state.status == "running":
+                    state.status = "failed"
+                    state.error = "worker lost"
+                states.append(state)
+        journal = Journal(ctx, states)
+        journal.start()
+        try:
+            for index, nodes in enumerate(batches):
+                batch_states = [s for s in states if s.batch == index]
+                if all(s.status == "pending" for s in batch_states):
+                    continue  # never reached
+                if all(s.status in ("success", "skipped") for s in batch_states):
+                    for node in nodes:
+                        if not ctx.finished(node.name):
+                            await ctx.node_finished(node.name, NodeResult.success("all steps done"))
+                    continue
+                # Run what is left of the interrupted batch as if cancelled: only ``always`` steps.
+                lost = asyncio.Event()
+                lost.set()
+                runner = BatchRunner(
+                    ctx=ctx,
+                    journal=journal,
+                    steps=steps,
+                    batch=index,
+                    nodes=nodes,
+                    params=params,
+                    completed=set(),
+                    cancelled=lost,
+                )
+                await runner.run(ctx.settings.max_concurrent)
+                for node in nodes:
+                    if not ctx.finished(node.name):
+                        await ctx.node_finished(
+                            node.name,
+                            NodeResult.failure("worker_lost", "worker lost; finalizers ran"),
+                        )
+        finally:
+            await journal.close()
+        for nodes in batches:
+            for node in nodes:
+                if not ctx.finished(node.name):
+                    await ctx.node_finished(
+                        node.name, NodeResult.failure("worker_lost", "worker lost")
+                    )
+
+
+def feature_problem(error: FeatureDisabled) -> str:
+    return error.error

@@ -1,0 +1,153 @@
+"""Fixtures of the Ansible plugin's tests: a real sshd fleet, a cluster of it, run helpers."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Awaitable, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import pytest
+
+import knm.core.clusters
+from knm.testing.client import ApiClient, assert_envelope
+from knm.testing.sshfleet import SshdNotInstalledError, SshFleet, find_sshd
+from knm.testing.tasks import start_task, wait_for_task
+
+if not hasattr(knm.core.clusters, "resolve_targets"):
+    # Until knm.core.clusters exports the resolver that knm.core.tasks.targets expects.
+    from knm.core.targets import resolve_targets
+
+    knm.core.clusters.resolve_targets = resolve_targets  # type: ignore[attr-defined]
+
+Runner = Callable[..., Awaitable[dict[str, Any]]]
+CLUSTER = "ansible-fleet"
+
+
+class Fleet(msgspec.Struct, kw_only=True):
+    sshd: Any
+    cluster_name: str
+    credential_id: int
+    key_credential_id: int
+    nodes: list[str]
+    refused: str
+
+
+@pytest.fixture(scope="module")
+def outside_tmp() -> Iterator[Path]:
+    """A directory the run user can reach (pytest's own tmp dirs are root's alone)."""
+    path = Path(tempfile.mkdtemp(prefix="knm-ansible-test-"))
+    path.chmod(0o711)
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def data_dir(outside_tmp: Path) -> Path:
+    """knm's data dir as a careless install leaves it: readable by everyone, secret inside."""
+    path = outside_tmp / "data"
+    path.mkdir(mode=0o755)
+    path.chmod(0o755)
+    secret = path / "secret.txt"
+    secret.write_text("knm-data-dir-secret\n")
+    secret.chmod(0o644)
+    return path
+
+
+@pytest.fixture(scope="module")
+def knm_config_overrides(data_dir: Path) -> dict[str, Any]:
+    return {"data_dir": str(data_dir)}
+
+
+@pytest.fixture(scope="module")
+def sshd_fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SshFleet]:
+    if os.geteuid() != 0:
+        pytest.skip("the SSH fleet needs root (it starts sshd and creates a user)")
+    try:
+        find_sshd()
+    except SshdNotInstalledError as exc:
+        pytest.skip(str(exc))
+    with SshFleet(tmp_path_factory.mktemp("ansible-fleet"), nodes=3) as fleet:
+        yield fleet
+
+
+@pytest.fixture(scope="module")
+async def fleet(
+    sshd_fleet: SshFleet, knm_client: ApiClient, admin_headers: dict[str, str], outside_tmp: Path
+) -> Fleet:
+    settings = {"temp_dir": str(outside_tmp / "runs"), "timeout": 120}
+    assert_envelope(
+        await knm_client.put("/features/automation/ansible", json=settings, headers=admin_headers),
+        200,
+    )
+    password = {"name": "fleet-password", "username": sshd_fleet.username,
+                "auth_type": "password", "password": sshd_fleet.password}  # fmt: skip
+    key = {"name": "fleet-encrypted-key", "username": sshd_fleet.username,
+           "auth_type": "private_key", "private_key": sshd_fleet.encrypted_private_key_pem,
+           "passphrase": sshd_fleet.key_passphrase}  # fmt: skip
+    ids = []
+    for body in (password, key):
+        response = await knm_client.post("/credentials", json=body, headers=admin_headers)
+        ids.append(assert_envelope(response, 201)["data"]["id"])
+    roles = ["control-plane", "worker", "worker"]
+    nodes = [
+        {"name": n.name, "address": n.address, "port": n.port,
+         "labels": {f"node-role.kubernetes.io/{role}": "", "zone": f"z{i}"}}
+        for i, (n, role) in enumerate(zip(sshd_fleet.nodes, roles, strict=True))
+    ]  # fmt: skip
+    refused = sshd_fleet.refused_node()
+    nodes.append({"name": refused.name, "address": refused.address, "port": refused.port})
+    body = {"name": CLUSTER, "kind": "static", "nodes": nodes}
+    assert_envelope(await knm_client.post("/clusters", json=body, headers=admin_headers), 201)
+    return Fleet(
+        sshd=sshd_fleet,
+        cluster_name=CLUSTER,
+        credential_id=ids[0],
+        key_credential_id=ids[1],
+        nodes=[n.name for n in sshd_fleet.nodes],
+        refused=refused.name,
+    )
+
+
+@pytest.fixture(scope="module")
+def add_playbook(
+    knm_client: ApiClient, admin_headers: dict[str, str], fleet: Fleet
+) -> Callable[..., Any]:
+    async def add(name: str, content: str) -> int:
+        body = {"name": name, "content": content, "category": "test"}
+        response = await knm_client.post(
+            "/automation/ansible/playbooks", json=body, headers=admin_headers
+        )
+        return assert_envelope(response, 201)["data"]["id"]
+
+    return add
+
+
+@pytest.fixture(scope="module")
+def start_run(knm_client: ApiClient, admin_headers: dict[str, str], fleet: Fleet) -> Runner:
+    async def start(**body: Any) -> dict[str, Any]:
+        request = {
+            "cluster_name": fleet.cluster_name,
+            "credential_id": fleet.credential_id,
+            "target_nodes": fleet.nodes,
+            **body,
+        }
+        return await start_task(knm_client, admin_headers, "ansible", "run", **request)
+
+    return start
+
+
+@pytest.fixture(scope="module")
+def run_playbook(knm_client: ApiClient, admin_headers: dict[str, str], start_run: Runner) -> Runner:
+    async def run(**body: Any) -> dict[str, Any]:
+        data = await start_run(**body)
+        await wait_for_task(knm_client, admin_headers, data["task_id"], deadline=100)
+        response = await knm_client.get(
+            f"/automation/ansible/status/{data['task_id']}", headers=admin_headers
+        )
+        return assert_envelope(response, 200)["data"]
+
+    return run

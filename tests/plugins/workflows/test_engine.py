@@ -1,0 +1,429 @@
+"""The workflow engine on the test executor: DAGs, failure rules, approvals, cancel, rolling,
+resume — without SSH or Kubernetes."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+from knm.testing.client import ApiClient, assert_envelope
+from knm.testing.executor import TestExecutorPlugin
+from knm.testing.tasks import eventually, wait_for_task
+
+NODES = ["n1", "n2", "n3"]
+
+
+@pytest.fixture(scope="module")
+def knm_extra_plugins() -> list[Any]:
+    return [TestExecutorPlugin()]
+
+
+@pytest.fixture(scope="module", autouse=True)
+async def lab(knm_client: ApiClient, admin_headers: dict[str, str]) -> None:
+    nodes = [
+        {"name": n, "address": f"127.0.0.{i + 2}", "labels": {"rack": "a" if i < 2 else "b"}}
+        for i, n in enumerate(NODES)
+    ]
+    response = await knm_client.post(
+        "/clusters", json={"name": "lab", "kind": "static", "nodes": nodes}, headers=admin_headers
+    )
+    assert_envelope(response, 201)
+
+
+async def create(
+    client: ApiClient,
+    headers: dict[str, str],
+    name: str,
+    steps: list[dict[str, Any]],
+    **definition: Any,
+) -> int:
+    body = {"name": name, "description": "", "definition": {"steps": steps, **definition}}
+    response = await client.post("/automation/workflows", json=body, headers=headers)
+    return assert_envelope(response, 201)["data"]["id"]
+
+
+async def run(
+    client: ApiClient,
+    headers: dict[str, str],
+    workflow_id: int,
+    nodes: list[str] = NODES,
+    **body: Any,
+) -> dict[str, Any]:
+    response = await client.post(
+        "/automation/workflows/execute",
+        json={"workflow_id": workflow_id, "cluster_name": "lab", "target_nodes": nodes, **body},
+        headers=headers,
+    )
+    return assert_envelope(response, 200)["data"]
+
+
+def steps_by_id(status: dict[str, Any], batch: int = 0) -> dict[str, dict[str, Any]]:
+    return {s["id"]: s for s in status["steps"] if s["batch"] == batch}
+
+
+async def step_events(
+    client: ApiClient, headers: dict[str, str], task_id: str
+) -> list[tuple[str, str]]:
+    events = (await client.get(f"/tasks/{task_id}/events", headers=headers)).json()["data"][
+        "entries"
+    ]
+    return [(e["data"]["step_id"], e["data"]["status"]) for e in events if e["type"] == "step"]
+
+
+async def test_a_diamond_runs_parallel_branches_and_each_step_is_a_child_task(
+    knm_client: ApiClient, admin_headers: dict[str, str]
+) -> None:
+    wf = await create(
+        knm_client,
+        admin_headers,
+        "diamond",
+        [
+            {"id": "a", "type": "test", "echo": "a"},
+            {"id": "b", "type": "test", "depends_on": ["a"], "sleep": 0.5},
+            {"id": "c", "type": "test", "depends_on": ["a"], "sleep": 0.5},
+            {"id": "d", "type": "test", "depends_on": ["b", "c"]},
+        ],
+    )
+    started = await run(knm_client, admin_headers, wf)
+    assert started["task_id"].startswith("workflow-exec-")
+    assert started["workflow_name"] == "diamond" and started["total_steps"] == 4
+    status = await wait_for_task(knm_client, admin_headers, started["task_id"])
+    assert status["status"] == "completed", status
+    steps = steps_by_id(status)
+    assert [steps[i]["status"] for i in "abcd"] == ["success"] * 4
+    assert status["total_steps"] == 4 and status["current_step"] == "d"
+    child = await knm_client.get(f"/tasks/{steps['b']['task_id']}", headers=admin_headers)
+    assert child.json()["data"]["parent_task_id"] == started["task_id"]
+    order = await step_events(knm_client, admin_headers, started["task_id"])
+    assert order.index(("c", "running")) < order.index(("b", "success"))
+    assert order.index(("b", "running")) < order.index(("c", "success"))
+    history = (await knm_client.get("/tasks", headers=admin_headers)).json()["data"]["executions"]
+    assert all(e["parent_task_id"] is None for e in history)
+    children = (
+        await knm_client.get(f"/tasks?parent_task_id={started['task_id']}", headers=admin_headers)
+    ).json()
+    assert children["data"]["total"] == 4
+
+
+async def test_a_failed_step_skips_its_dependents_and_runs_failure_and_always_steps(
+    knm_client: ApiClient, admin_headers: dict[str, str]
+) -> None:
+    wf = await create(
+        knm_client,
+        admin_headers,
+        "failing",
+        [
+            {"id": "work", "type": "test", "fail_nodes": ["n2"]},
+            {"id": "next", "type": "test", "depends_on": ["work"]},
+            {"id": "alert", "type": "test", "depends_on": ["work"], "when": "on_failure"},
+            {"id": "cleanup", "type": "test", "depends_on": ["next"], "when": "always"},
+        ],
+    )
+    status = await wait_for_task(
+        knm_client, admin_headers, (await run(knm_client, admin_headers, wf))["task_id"]
+    )
+    steps = steps_by_id(status)
+    assert [steps[i]["status"] for i in ("work", "next", "alert", "cleanup")] == [
+        "failed",
+        "skipped",
+        "success",
+        "success",
+    ]
+    assert status["status"] == "failed"
+    results = {r["node"]: r for r in status["results"]}
+    assert results["n2"]["reason"] == "step_failed"
+
+
+async def test_continue_on_error_lets_dependents_run_and_retries_are_counted(
+    knm_client: ApiClient, admin_headers: dict[str, str]
+) -> None:
+    wf = await create(
+        knm_client,
+        admin_headers,
+        "tolerant",
+        [
+            {
+                "id": "flaky",
+                "type": "test",
+                "fail_nodes": ["n1"],
+                "continue_on_error": True,
+                "retry": {"max_attempts": 2, "delay": 0.1},
+            },
+            {"id": "after", "type": "test", "depends_on": ["flaky"]},
+        ],
+    )
+    status = await wait_for_task(
+        knm_client, admin_headers, (await run(knm_client, admin_headers, wf))["task_id"]
+    )
+    steps = steps_by_id(status)
+    assert steps["flaky"]["attempts"] == 2 and steps["flaky"]["status"] == "failed"
+    assert steps["after"]["status"] == "success"
+    assert status["status"] == "completed"
+
+
+async def test_parameters_and_earlier_results_render_into_steps(
+    knm_client: ApiClient, admin_headers: dict[str, str]
+) -> None:
+    wf = await create(
+        knm_client,
+        admin_headers,
+        "templated",
+        [
+            {"id": "first", "type": "test", "echo": "{{ params.greeting }} {node}"},
+            {
+                "id": "second",
+                "type": "test",
+                "depends_on": ["first"],
+                "echo": "after {{ steps.first.status }} {{ not.ours }}",
+            },
+        ],
+        parameters=[{"name": "greeting", "default": "hello"}],
+    )
+    started = await run(knm_client, admin_headers, wf, parameters={"greeting": "hi there"})
+    status = await wait_for_task(knm_client, admin_headers, started["task_id"])
+    steps = steps_by_id(status)
+    first = (
+        await knm_client.get(f"/tasks/{steps['first']['task_id']}", headers=admin_headers)
+    ).json()["data"]
+    assert first["results"][0]["stdout"] == "hi there n1\n"
+    second = (
+        await knm_client.get(f"/tasks/{steps['second']['task_id']}", headers=admin_headers)
+    ).json()["data"]
+    assert second["results"][0]["stdout"] == "after success {{ not.ours }}\n"
+    bad = await knm_client.post(
+        "/automation/workflows/execute",
+        json={
+            "workflow_id": wf,
+            "cluster_name": "lab",
+            "target_nodes": NODES,
+            "parameters": {"nope": "x"},
+        },
+        headers=admin_headers,
+    )
+    assert "nope" in assert_envelope(bad, 422)["error"]
+
+
+async def test_every_validation_problem_comes_back_in_one_422(
+    knm_client: ApiClient, admin_headers: dict[str, str]
+) -> None:
+    body = {
+        "name": "broken",
+        "definition": {
+            "steps": [
+                {"id": "a", "type": "test", "depends_on": ["c"]},
+                {"id": "b", "type": "test", "depends_on": ["a"]},
+                {"id": "c", "type": "test", "depends_on": ["b"]},
+                {"id": "a", "type": "test"},
+                {"id": "d", "type": "teleport"},
+                {"id": "e", "type": "test", "depends_on": ["ghost"], "timeout": 0},
+                {"id": "f", "type": "test", "sleep": "long"},
+                {"id": "g", "type": "test", "echo": "{{ params.undeclared }}"},
+            ]
+        },
+    }
+    error = assert_envelope(
+        await knm_client.post("/automation/workflows", json=body, headers=admin_headers), 422
+    )["error"]
+    for expected in (
+        "cycle in depends_on: ",
+        "'a' is used more than once",
+        "unknown type 'teleport'",
+        "names no step 'ghost'",
+        "timeout must be greater than 0",
+        "step f (test)",
+        "undeclared parameter 'undeclared'",
+    ):
+        assert expected in error, (expected, error)
+
+
+async def test_the_list_shows_step_counts(
+    knm_client: ApiClient, admin_headers: dict[str, str]
+) -> None:
+    await create(
+        knm_client,
+        admin_headers,
+        "counted",
+        [{"id": "x", "type": "test"}, {"id": "y", "type": "test"}],
+    )
+    listed = assert_envelope(
+        await knm_client.get("/automation/workflows?q=counted", headers=admin_headers), 200
+    )
+    assert listed["data"]["workflows"][0]["step_count"] == 2
+
+
+async def test_an_approval_step_waits_for_approve_and_reject_fails_the_workflow(
+    knm_client: ApiClient, admin_headers: dict[str, str]
+) -> None:
+    wf = await create(
+        knm_client,
+        admin_headers,
+        "gated",
+        [
+            {"id": "gate", "type": "approval", "message": "go?"},
+            {"id": "after", "type": "test", "depends_on": ["gate"]},
+        ],
+    )
+    for decision, expected in (("approve", "completed"), ("reject", "failed")):
+        task_id = (await run(knm_client, admin_headers, wf))["task_id"]
+
+        async def waiting() -> bool:
+            data = (
+                await knm_client.get(
+                    f"/automation/workflows/status/{task_id}", headers=admin_headers
+                )
+            ).json()["data"]
+            return any(s["id"] == "gate" and s["status"] == "running" for s in data["steps"])
+
+        await eventually(waiting)
+        wrong = await knm_client.post(
+            f"/automation/workflows/{decision}/{task_id}",
+            json={"step_id": "after"},
+            headers=admin_headers,
+        )
+        assert_envelope(wrong, 404)
+        response = await knm_client.post(
+            f"/automation/workflows/{decision}/{task_id}",
+            json={"step_id": "gate", "comment": "ok by me"},
+            headers=admin_headers,
+        )
+        assert_envelope(response, 200)
+        status = await wait_for_task(knm_client, admin_headers, task_id)
+        assert status["status"] == expected
+
+
+async def test_cancel_stops_running_steps_and_still_runs_the_finalizer(
+    knm_client: ApiClient, admin_headers: dict[str, str]
+) -> None:
+    wf = await create(
+        knm_client,
+        admin_headers,
+        "cancellable",
+        [
+            {"id": "long", "type": "test", "hang_nodes": NODES},
+            {"id": "never", "type": "test", "depends_on": ["long"]},
+            {
+                "id": "finally",
+                "type": "test",
+                "depends_on": ["never"],
+                "when": "always",
+                "echo": "cleaned",
+            },
+        ],
+    )
+    task_id = (await run(knm_client, admin_headers, wf))["task_id"]
+
+    async def long_running() -> bool:
+        data = (await knm_client.get(f"/tasks/{task_id}", headers=admin_headers)).json()["data"]
+        return any(
+            s["id"] == "long" and s["status"] == "running" and s["task_id"] for s in data["steps"]
+        )
+
+    await eventually(long_running)
+    assert_envelope(
+        await knm_client.post(f"/automation/workflows/cancel/{task_id}", headers=admin_headers), 200
+    )
+    status = await wait_for_task(knm_client, admin_headers, task_id)
+    steps = steps_by_id(status)
+    assert status["status"] == "cancelled"
+    assert steps["long"]["status"] == "cancelled"
+    assert steps["never"]["status"] == "skipped"
+    assert steps["finally"]["status"] == "success"
+
+
+async def test_a_rolling_workflow_stops_at_the_first_failed_batch_leaving_the_rest_untouched(
+    knm_client: ApiClient, admin_headers: dict[str, str]
+) -> None:
+    wf = await create(
+        knm_client,
+        admin_headers,
+        "rolling",
+        [
+            {"id": "work", "type": "test", "fail_nodes": ["n2"]},
+            {"id": "finalize", "type": "test", "depends_on": ["work"], "when": "always"},
+        ],
+        strategy={"mode": "rolling", "batch_size": 1, "max_failed_batches": 0},
+    )
+    task_id = (await run(knm_client, admin_headers, wf))["task_id"]
+    status = await wait_for_task(knm_client, admin_headers, task_id)
+    results = {r["node"]: r for r in status["results"]}
+    assert results["n1"]["status"] == "success"
+    assert results["n2"]["reason"] == "step_failed"
+    assert results["n3"]["reason"] == "skipped"
+    batches = {(s["batch"], s["id"]): s for s in status["steps"]}
+    assert batches[(1, "finalize")]["status"] == "success"
+    assert batches[(2, "work")]["status"] == "pending" and batches[(2, "work")]["task_id"] is None
+    children = (
+        await knm_client.get(f"/tasks?parent_task_id={task_id}", headers=admin_headers)
+    ).json()["data"]
+    assert all("n3" not in child["target_nodes"] for child in children["executions"])
+
+
+async def test_resume_starts_a_new_task_that_skips_completed_steps(
+    knm_client: ApiClient, admin_headers: dict[str, str]
+) -> None:
+    wf = await create(
+        knm_client,
+        admin_headers,
+        "resumable",
+        [
+            {"id": "done", "type": "test"},
+            {"id": "blocked", "type": "approval", "depends_on": ["done"]},
+            {"id": "last", "type": "test", "depends_on": ["blocked"]},
+        ],
+    )
+    first = (await run(knm_client, admin_headers, wf))["task_id"]
+
+    async def gated() -> bool:
+        data = (await knm_client.get(f"/tasks/{first}", headers=admin_headers)).json()["data"]
+        return any(s["id"] == "blocked" and s["status"] == "running" for s in data["steps"])
+
+    await eventually(gated)
+    await knm_client.post(
+        f"/automation/workflows/reject/{first}", json={"step_id": "blocked"}, headers=admin_headers
+    )
+    assert (await wait_for_task(knm_client, admin_headers, first))["status"] == "failed"
+    resumed = assert_envelope(
+        await knm_client.post(f"/automation/workflows/resume/{first}", headers=admin_headers), 200
+    )["data"]
+    assert resumed["resumed_from"] == first
+    second = resumed["task_id"]
+    await eventually(lambda: _step_running(knm_client, admin_headers, second, "blocked"))
+    await knm_client.post(
+        f"/automation/workflows/approve/{second}",
+        json={"step_id": "blocked"},
+        headers=admin_headers,
+    )
+    status = await wait_for_task(knm_client, admin_headers, second)
+    steps = steps_by_id(status)
+    assert status["status"] == "completed"
+    assert steps["done"]["result"].get("resumed") is True and steps["done"]["task_id"] is None
+
+
+async def _step_running(
+    client: ApiClient, headers: dict[str, str], task_id: str, step_id: str
+) -> bool:
+    data = (await client.get(f"/tasks/{task_id}", headers=headers)).json()["data"]
+    await asyncio.sleep(0)
+    return any(s["id"] == step_id and s["status"] == "running" for s in data["steps"])
+
+
+async def test_a_step_type_whose_switch_is_off_makes_execute_403(
+    knm_client: ApiClient, admin_headers: dict[str, str]
+) -> None:
+    wf = await create(knm_client, admin_headers, "switched", [{"id": "x", "type": "test"}])
+    await knm_client.put(
+        "/features/automation/test", json={"enabled": False}, headers=admin_headers
+    )
+    try:
+        response = await knm_client.post(
+            "/automation/workflows/execute",
+            json={"workflow_id": wf, "cluster_name": "lab", "target_nodes": NODES},
+            headers=admin_headers,
+        )
+        assert "test_enabled" in assert_envelope(response, 403)["error"]
+    finally:
+        await knm_client.put(
+            "/features/automation/test", json={"enabled": True}, headers=admin_headers
+        )
