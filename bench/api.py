@@ -30,6 +30,7 @@ import httpx
 
 from bench.common import (
     TEST_PLUGIN,
+    load_average,
     login,
     machine,
     mark,
@@ -112,7 +113,15 @@ class BareProcess:
     def __init__(self, database_url: str, reset: bool) -> None:
         self.port = free_port()
         mode = "on" if reset else "off"
-        command = [sys.executable, "-m", "bench.api", "--serve-bare", str(self.port), database_url, mode]
+        command = [
+            sys.executable,
+            "-m",
+            "bench.api",
+            "--serve-bare",
+            str(self.port),
+            database_url,
+            mode,
+        ]
         env = process_env([])
         self.proc = subprocess.Popen(
             command,
@@ -171,7 +180,13 @@ def _ms(text: str) -> float:
 
 
 def wrk(url: str, token: str | None, seconds: float, connections: int, threads: int) -> Load:
-    command = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{max(1, round(seconds))}s", "--latency"]
+    command = [
+        "wrk",
+        f"-t{threads}",
+        f"-c{connections}",
+        f"-d{max(1, round(seconds))}s",
+        "--latency",
+    ]
     if token:
         command += ["-H", f"Authorization: Bearer {token}"]
     out = subprocess.run(
@@ -218,7 +233,10 @@ async def time_queries(database_url: str, task_id: str, count: int) -> list[tupl
                 for _ in range(count):
                     await call(conn)
                 found.append((name, 1e6 * (time.perf_counter() - start) / count))
-        for label, reset in (("pool acquire+release, default reset", None), ("pool acquire+release, no reset", _no_reset)):
+        for label, reset in (
+            ("pool acquire+release, default reset", None),
+            ("pool acquire+release, no reset", _no_reset),
+        ):
             kwargs = {"reset": reset} if reset else {}
             one = await asyncpg.create_pool(database_url, min_size=1, max_size=1, **kwargs)
             try:
@@ -250,7 +268,9 @@ def make_task(proc: KnmProcess, token: str) -> str:
         "output_lines": 20,
         "events": 5,
     }
-    response = httpx.post(f"{proc.api}/automation/test/execute", json=body, headers=headers, timeout=30)
+    response = httpx.post(
+        f"{proc.api}/automation/test/execute", json=body, headers=headers, timeout=30
+    )
     response.raise_for_status()
     task_id = str(response.json()["data"]["task_id"])
     wait_finished(proc, token, task_id, 60)
@@ -258,24 +278,33 @@ def make_task(proc: KnmProcess, token: str) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.api", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.api", description=__doc__.split("\n\n")[0]
+    )
     parser.add_argument("--smoke", action="store_true", help="a quick, small run (for tests)")
     parser.add_argument("--seconds", type=float, default=10.0, help="wrk duration per measurement")
     parser.add_argument("--connections", type=int, default=50)
-    parser.add_argument("--threads", type=int, default=1, help="wrk threads (1 leaves a core to the server)")
+    parser.add_argument(
+        "--threads", type=int, default=1, help="wrk threads (1 leaves a core to the server)"
+    )
     parser.add_argument("--repeat", type=int, default=3, help="measurements per target (medians)")
-    parser.add_argument("--serve-bare", nargs=3, metavar=("PORT", "URL", "RESET"), help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--serve-bare", nargs=3, metavar=("PORT", "URL", "RESET"), help=argparse.SUPPRESS
+    )
     args = parser.parse_args(argv)
     if args.serve_bare:
         port, url, reset = args.serve_bare
         serve_bare(int(port), url, reset == "on")
         return 0
     if shutil.which("wrk") is None:
-        print("bench.api needs wrk: apt-get install -y wrk (Debian/Ubuntu), brew install wrk (macOS)", file=sys.stderr)
+        print(
+            "bench.api needs wrk: apt-get install -y wrk (Debian/Ubuntu), brew install wrk (macOS)",
+            file=sys.stderr,
+        )
         return 2
     if args.smoke:
         args.seconds, args.repeat = 1.0, 1
-    warmup = 1.0 if args.smoke else 3.0
+    warmup = 0.0 if args.smoke else 3.0
 
     say(f"bench.api: {machine()}")
     env = process_env([TEST_PLUGIN], KNM_SETTINGS_REFRESH="2")
@@ -294,7 +323,11 @@ def main(argv: list[str] | None = None) -> int:
                     ("bare Litestar+asyncpg, 1 row (pool reset off)", "bare-noreset", None),
                     ("knm GET /auth/me (auth only)", f"{knm.api}/auth/me", token),
                     ("knm GET /tasks/{id}", f"{knm.api}/tasks/{task_id}", token),
-                    ("knm GET /automation/test/status/{id}", f"{knm.api}/automation/test/status/{task_id}", token),
+                    (
+                        "knm GET /automation/test/status/{id}",
+                        f"{knm.api}/automation/test/status/{task_id}",
+                        token,
+                    ),
                     ("knm status, pool reset off (NoPoolReset)", "knm-noreset", token),
                 ]
                 if args.smoke:
@@ -308,7 +341,9 @@ def main(argv: list[str] | None = None) -> int:
                         workdir / "knm-noreset",
                         database_url,
                         ["serve", "--no-runner"],
-                        process_env([TEST_PLUGIN, "bench.api:NoPoolReset"], KNM_SETTINGS_REFRESH="2"),
+                        process_env(
+                            [TEST_PLUGIN, "bench.api:NoPoolReset"], KNM_SETTINGS_REFRESH="2"
+                        ),
                     )
                     procs.append(noreset)
                 for label, where, auth in targets:
@@ -318,11 +353,19 @@ def main(argv: list[str] | None = None) -> int:
                         url = f"{noreset.api}/automation/test/status/{task_id}"
                     else:
                         url = where
-                    check = httpx.get(url, headers={"Authorization": f"Bearer {auth}"} if auth else {}, timeout=10)
+                    check = httpx.get(
+                        url, headers={"Authorization": f"Bearer {auth}"} if auth else {}, timeout=10
+                    )
                     if check.status_code != 200:
-                        raise RuntimeError(f"{url} answered {check.status_code}: {check.text[:200]}")
-                    wrk(url, auth, warmup, args.connections, args.threads)
-                    loads = [wrk(url, auth, args.seconds, args.connections, args.threads) for _ in range(args.repeat)]
+                        raise RuntimeError(
+                            f"{url} answered {check.status_code}: {check.text[:200]}"
+                        )
+                    if warmup:
+                        wrk(url, auth, warmup, args.connections, args.threads)
+                    loads = [
+                        wrk(url, auth, args.seconds, args.connections, args.threads)
+                        for _ in range(args.repeat)
+                    ]
                     load = Load(
                         median([x.rps for x in loads]),
                         median([x.p50_ms for x in loads]),
@@ -330,21 +373,41 @@ def main(argv: list[str] | None = None) -> int:
                         sum(x.errors for x in loads),
                     )
                     measured[label] = load
-                    say(f"  {label}: {load.rps:,.0f} req/s, p50 {load.p50_ms:.1f} ms, p99 {load.p99_ms:.1f} ms")
-                query_times = asyncio.run(time_queries(database_url, task_id, 200 if args.smoke else 2000))
+                    say(
+                        f"  {label}: {load.rps:,.0f} req/s, p50 {load.p50_ms:.1f} ms, p99 {load.p99_ms:.1f} ms"
+                    )
+                query_times = asyncio.run(
+                    time_queries(database_url, task_id, 100 if args.smoke else 2000)
+                )
             finally:
                 stop_all([p for p in procs if isinstance(p, KnmProcess)])
                 for proc in procs:
                     if isinstance(proc, BareProcess):
                         proc.stop()
 
+    say(f"bench.api: done; {load_average()}")
     baseline = measured[targets[0][0]].rps
     status_label = "knm GET /automation/test/status/{id}"
     for label, load in measured.items():
         is_status = label.startswith("knm status") or label == status_label
         target = f"≥{RPS_TARGET:,}/s, p99≤{P99_TARGET_MS:g}ms" if is_status else ""
-        verdict = mark(load.rps >= RPS_TARGET and load.p99_ms <= P99_TARGET_MS and not load.errors) if is_status else ""
-        rows.append([label, load.rps, load.p50_ms, load.p99_ms, f"{load.rps / baseline:.2f}", load.errors, target, verdict])
+        verdict = (
+            mark(load.rps >= RPS_TARGET and load.p99_ms <= P99_TARGET_MS and not load.errors)
+            if is_status
+            else ""
+        )
+        rows.append(
+            [
+                label,
+                load.rps,
+                load.p50_ms,
+                load.p99_ms,
+                f"{load.rps / baseline:.2f}",
+                load.errors,
+                target,
+                verdict,
+            ]
+        )
     print(
         f"API under wrk: {args.connections} connections, {args.threads} wrk thread(s), {args.seconds:g} s "
         f"per measurement, medians of {args.repeat}; ratio = req/s ÷ bare (pool reset on)"

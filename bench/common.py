@@ -171,9 +171,7 @@ def process_env(plugins: Sequence[str], **extra: str) -> dict[str, str]:
     }
 
 
-def start_knm(
-    workdir: Path, database_url: str, args: list[str], env: dict[str, str]
-) -> KnmProcess:
+def start_knm(workdir: Path, database_url: str, args: list[str], env: dict[str, str]) -> KnmProcess:
     proc = KnmProcess(workdir, database_url, args, env)
     proc.start()
     if args[0] == "worker":
@@ -227,7 +225,9 @@ async def query(database_url: str, sql: str, *args: Any) -> list[asyncpg.Record]
 
 
 def task_result(database_url: str, task_id: str) -> dict[str, Any]:
-    rows = asyncio.run(query(database_url, "SELECT result::text FROM tasks WHERE task_id = $1", task_id))
+    rows = asyncio.run(
+        query(database_url, "SELECT result::text FROM tasks WHERE task_id = $1", task_id)
+    )
     return dict(msgspec.json.decode(rows[0][0])) if rows else {}
 
 
@@ -256,7 +256,7 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
     lines = []
     for index, row in enumerate(cells):
-        lines.append("| " + " | ".join(c.ljust(w) for c, w in zip(row, widths)) + " |")
+        lines.append("| " + " | ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) + " |")
         if index == 0:
             lines.append("|" + "|".join("-" * (w + 2) for w in widths) + "|")
     return "\n".join(lines)
@@ -276,8 +276,14 @@ def machine() -> str:
     cpu = platform.processor() or platform.machine()
     return (
         f"{datetime.now(UTC):%Y-%m-%d}, {os.cpu_count()} CPUs ({cpu}), Python "
-        f"{platform.python_version()}, {platform.system()} {platform.release()}"
+        f"{platform.python_version()}, {platform.system()} {platform.release()}; {load_average()}"
     )
+
+
+def load_average() -> str:
+    """Other work on the machine skews every figure; the load average says how much there was."""
+    one, five, _ = os.getloadavg()
+    return f"load average {one:.2f} (1 min), {five:.2f} (5 min)"
 
 
 def say(*parts: Any) -> None:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import multiprocessing
 import sys
 import tempfile
@@ -34,6 +35,7 @@ import msgspec
 
 from bench.common import (
     BENCH_PLUGIN,
+    load_average,
     machine,
     mark,
     median,
@@ -118,8 +120,8 @@ class Tally:
         if int(first_n) != self.next_n:
             self.errors.append(f"line {first_n} where {self.next_n} was due")
         if int(last_n) - int(first_n) + 1 != count:
-            # Progress events interleave with lines, so a gap here is only legal when some
-            # are in between; those arrive as their own messages and are checked there.
+            # A progress event ends a coalesced run of lines, so one message's lines are
+            # always consecutive.
             self.errors.append(f"lines {first_n}..{last_n} arrived as {count}")
         self.next_n = int(last_n) + 1
         self.lines += count
@@ -162,21 +164,27 @@ async def _subscribers(url: str, count: int, pipe: Connection) -> None:
             tallies = [Tally() for _ in sockets]
             decoder = msgspec.json.Decoder(Message)
 
-            async def follow(socket: Any, tally: Tally, task_id: str = task_id) -> None:
+            async def follow(
+                socket: Any, tally: Tally, task_id: str = task_id, decoder: Any = decoder
+            ) -> None:
                 subscribe = {"action": "subscribe", "task_id": task_id, "since": 0}
                 await socket.send(msgspec.json.encode(subscribe).decode())
                 while not tally.take(await socket.recv(), task_id, decoder):
                     pass
 
-            jobs = [asyncio.ensure_future(follow(s, t)) for s, t in zip(sockets, tallies)]
+            jobs = [
+                asyncio.ensure_future(follow(s, t)) for s, t in zip(sockets, tallies, strict=True)
+            ]
             done, pending = await asyncio.wait(jobs, timeout=deadline)
             for job in pending:
                 job.cancel()
             for job in done:
                 if job.exception() is not None:
                     tallies[jobs.index(job)].errors.append(repr(job.exception()))
-            for tally, socket in zip(tallies, sockets):
-                await socket.send(msgspec.json.encode({"action": "unsubscribe", "task_id": task_id}).decode())
+            for socket in sockets:
+                await socket.send(
+                    msgspec.json.encode({"action": "unsubscribe", "task_id": task_id}).decode()
+                )
             pipe.send([t.summary() for t in tallies])
     finally:
         for socket in sockets:
@@ -188,7 +196,9 @@ class Crowd:
 
     def __init__(self, url: str, subscribers: int, processes: int) -> None:
         ctx = multiprocessing.get_context("spawn")
-        shares = [subscribers // processes + (i < subscribers % processes) for i in range(processes)]
+        shares = [
+            subscribers // processes + (i < subscribers % processes) for i in range(processes)
+        ]
         self.pipes: list[Connection] = []
         self.procs: list[Any] = []
         for share in shares:
@@ -217,10 +227,8 @@ class Crowd:
 
     def close(self) -> None:
         for pipe in self.pipes:
-            try:
+            with contextlib.suppress(OSError):
                 pipe.send(None)
-            except OSError:
-                pass
         for proc in self.procs:
             proc.join(10)
             if proc.is_alive():
@@ -247,7 +255,12 @@ class Run:
 
 
 def one_run(
-    api: KnmProcess, token: str, database_url: str, crowd: Crowd, args: argparse.Namespace, rate: int
+    api: KnmProcess,
+    token: str,
+    database_url: str,
+    crowd: Crowd,
+    args: argparse.Namespace,
+    rate: int,
 ) -> Run:
     body = {
         "cluster_name": "bench",
@@ -259,7 +272,9 @@ def one_run(
         "max_events": args.max_events,
     }
     headers = {"Authorization": f"Bearer {token}"}
-    response = httpx.post(f"{api.api}/automation/bench/execute", json=body, headers=headers, timeout=30)
+    response = httpx.post(
+        f"{api.api}/automation/bench/execute", json=body, headers=headers, timeout=30
+    )
     response.raise_for_status()
     task_id = response.json()["data"]["task_id"]
     deadline = args.delay + args.seconds + 120
@@ -269,7 +284,11 @@ def one_run(
 
     result = task_result(database_url, task_id)
     rows = asyncio.run(
-        query(database_url, "SELECT seq, type, data::text FROM task_events WHERE task_id = $1 ORDER BY seq", task_id)
+        query(
+            database_url,
+            "SELECT seq, type, data::text FROM task_events WHERE task_id = $1 ORDER BY seq",
+            task_id,
+        )
     )
     db_seqs = [r[0] for r in rows]
     db_lines = db_progress = 0
@@ -294,7 +313,9 @@ def one_run(
     if final["status"] != "completed":
         problems.append(f"task {final['status']}")
     if db_lines != lines or db_progress != progress:
-        problems.append(f"event log has {db_lines} lines/{db_progress} progress of {lines}/{progress}")
+        problems.append(
+            f"event log has {db_lines} lines/{db_progress} progress of {lines}/{progress}"
+        )
     if stored != lines:
         problems.append(f"task_output has {stored} lines of {lines}")
     late = 0
@@ -335,7 +356,9 @@ def one_run(
 # --- the benchmark --------------------------------------------------------------------------
 
 
-def setup_processes(setup: str, workdir: Path, database_url: str) -> tuple[KnmProcess, list[KnmProcess]]:
+def setup_processes(
+    setup: str, workdir: Path, database_url: str
+) -> tuple[KnmProcess, list[KnmProcess]]:
     env = process_env([BENCH_PLUGIN], KNM_OUTPUT_CAP=str(1 << 30))
     if setup == "one":
         api = start_knm(workdir / "one", database_url, ["serve"], env)
@@ -350,22 +373,28 @@ def setup_processes(setup: str, workdir: Path, database_url: str) -> tuple[KnmPr
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.progress", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.progress", description=__doc__.split("\n\n")[0]
+    )
     parser.add_argument("--smoke", action="store_true", help="a quick, small run (for tests)")
     parser.add_argument("--subscribers", type=int, default=100)
     parser.add_argument("--client-processes", type=int, default=2)
     parser.add_argument("--seconds", type=float, default=5.0, help="production time per run")
-    parser.add_argument("--delay", type=float, default=1.5, help="time for subscribers to subscribe")
+    parser.add_argument(
+        "--delay", type=float, default=1.5, help="time for subscribers to subscribe"
+    )
     parser.add_argument("--repeat", type=int, default=3, help="runs per setup and mode (medians)")
     parser.add_argument("--setups", default="one,split")
     parser.add_argument(
-        "--modes", default="max,target", help="max: as fast as possible; target: paced at the target"
+        "--modes",
+        default="max,target",
+        help="max: as fast as possible; target: paced at the target",
     )
     parser.add_argument("--progress-every", type=int, default=1000, help="lines per progress event")
     parser.add_argument("--max-events", type=int, default=2_000_000)
     args = parser.parse_args(argv)
     if args.smoke:
-        args.subscribers, args.seconds, args.delay, args.repeat = 10, 1.0, 0.7, 1
+        args.subscribers, args.seconds, args.delay, args.repeat = 10, 0.5, 0.5, 1
         args.modes = "max"
     setups = [s for s in args.setups.split(",") if s]
     modes = [m for m in args.modes.split(",") if m]
@@ -383,7 +412,9 @@ def main(argv: list[str] | None = None) -> int:
 
                     token = login(api)
                     url = f"ws://127.0.0.1:{api.port}/api/v1/progress/ws?token={token}"
-                    crowd = Crowd(url, args.subscribers, min(args.client_processes, args.subscribers))
+                    crowd = Crowd(
+                        url, args.subscribers, min(args.client_processes, args.subscribers)
+                    )
                     for mode in modes:
                         rate = 0 if mode == "max" else TARGETS[setup]
                         for attempt in range(args.repeat):
@@ -399,6 +430,7 @@ def main(argv: list[str] | None = None) -> int:
                         crowd.close()
                     stop_all(procs)
 
+    say(f"bench.progress: done; {load_average()}")
     print(report(results, args))
     failed = [key for key, runs in results.items() if not all(r.lossless for r in runs)]
     return 1 if failed else 0
@@ -436,24 +468,28 @@ def report(results: dict[tuple[str, str], list[Run]], args: argparse.Namespace) 
         f"progress stream: {args.subscribers} subscribers, {args.seconds:g} s of production per run, "
         f"1 progress event per {args.progress_every} lines; medians of runs\n"
     )
-    return head + table(
-        [
-            "setup",
-            "mode",
-            "runs",
-            "events",
-            "produced/s",
-            "persisted/s",
-            "recv/s/sub (min)",
-            "p50 ms",
-            "p99 ms",
-            "max ms",
-            "lossless",
-            "target",
-            "",
-        ],
-        rows,
-    ) + "\n(received/s counts from production start to the subscriber's last event; latency is the oldest line per message)"
+    return (
+        head
+        + table(
+            [
+                "setup",
+                "mode",
+                "runs",
+                "events",
+                "produced/s",
+                "persisted/s",
+                "recv/s/sub (min)",
+                "p50 ms",
+                "p99 ms",
+                "max ms",
+                "lossless",
+                "target",
+                "",
+            ],
+            rows,
+        )
+        + "\n(received/s counts from production start to the subscriber's last event; latency is the oldest line per message)"
+    )
 
 
 if __name__ == "__main__":

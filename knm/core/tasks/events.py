@@ -10,6 +10,7 @@ to 8000 bytes, so subscribers elsewhere read the events themselves from the log)
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -118,10 +119,8 @@ class EventLog:
 
     async def _run(self) -> None:
         while not self._closing:
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wakeup.wait(), FLUSH_INTERVAL)
-            except TimeoutError:
-                pass
             self._wakeup.clear()
             try:
                 await self._flush()

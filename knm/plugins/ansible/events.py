@@ -170,6 +170,10 @@ class PlayState:
             reason = _host_key_reason(tally.last_error, pinned) or "unreachable"
             return NodeResult.failure(reason, tally.last_error or "unreachable", **counts)
         if tally.failed:
+            reason = _host_key_reason(tally.last_error, pinned)
+            if reason and reason.startswith("host_key"):
+                # With a password, ssh's host key refusal surfaces as a failed task.
+                return NodeResult.failure(reason, tally.last_error, **counts)
             where = f"task {tally.failed_task!r} failed" if tally.failed_task else "a task failed"
             message = f"{where}: {tally.last_error}" if tally.last_error else where
             return NodeResult.failure("task_failed", message[:_MESSAGE_CAP], **counts)
@@ -181,9 +185,16 @@ class PlayState:
         return NodeResult.success(summary, exit_code=None, **counts)
 
 
+_HOST_KEY_SIGNS = (
+    "host key verification failed",
+    "remote host identification",
+    "host key checking is enabled",
+)
+
+
 def _host_key_reason(message: str, pinned: bool) -> str | None:
     lowered = message.lower()
-    if "host key verification failed" in lowered or "remote host identification" in lowered:
+    if any(sign in lowered for sign in _HOST_KEY_SIGNS):
         return "host_key_changed" if pinned else "host_key_unknown"
     if "permission denied" in lowered or "authentication fail" in lowered:
         return "auth_failed"

@@ -274,21 +274,21 @@ async def test_stored_output_never_holds_the_password_even_when_a_play_prints_it
 
 
 async def test_a_changed_host_key_fails_that_node_only(
-    knm_app: Any, run_playbook: Runner, hello_id: int, fleet: Fleet
-) -> None:
+    knm_client: ApiClient, admin_headers: dict[str, str], run_playbook: Runner, hello_id: int,
+    fleet: Fleet,
+) -> None:  # fmt: skip
     import asyncssh
 
-    from knm.plugins.ssh import hostkeys
-
-    knm = knm_app.state["knm"]
-    other = asyncssh.generate_private_key("ssh-ed25519")
-    await hostkeys.set_pin(knm.pool, fleet.cluster_name, "node2", other)
+    other = asyncssh.generate_private_key("ssh-ed25519").export_public_key().decode()
+    pin = f"/automation/ssh/host-keys/{fleet.cluster_name}/node2"
+    response = await knm_client.put(pin, json={"public_key": other}, headers=admin_headers)
+    assert response.status_code < 300, response.text
     try:
         status = await run_playbook(playbook_id=hello_id)
     finally:
-        await hostkeys.forget(knm.pool, fleet.cluster_name, "node2")
+        await knm_client.delete(pin, headers=admin_headers)
     results = by_node(status)
     assert (results["node2"]["status"], results["node2"]["reason"]) == (
         "failed", "host_key_changed"
-    )  # fmt: skip
+    ), results["node2"]["message"]  # fmt: skip
     assert results["node1"]["status"] == results["node3"]["status"] == "success"

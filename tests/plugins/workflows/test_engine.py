@@ -268,7 +268,7 @@ async def test_an_approval_step_waits_for_approve_and_reject_fails_the_workflow(
     for decision, expected in (("approve", "completed"), ("reject", "failed")):
         task_id = (await run(knm_client, admin_headers, wf))["task_id"]
 
-        async def waiting() -> bool:
+        async def waiting(task_id: str = task_id) -> bool:
             data = (
                 await knm_client.get(
                     f"/automation/workflows/status/{task_id}", headers=admin_headers

@@ -1,0 +1,52 @@
+"""Each benchmark's ``--smoke`` mode runs end to end and prints its table (no timing asserts)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def run_smoke(module: str) -> subprocess.CompletedProcess[str]:
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("KNM_") or k == "KNM_TEST_DATABASE_URL"
+    }
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH")) if p)
+    return subprocess.run(
+        [sys.executable, "-m", module, "--smoke"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+
+
+@pytest.mark.timeout(300)
+def test_the_progress_benchmark_checks_every_event_and_prints_its_table() -> None:
+    done = run_smoke("bench.progress")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "| setup | mode" in done.stdout
+    lines = done.stdout.splitlines()
+    assert any(line.startswith("| one ") and "| yes " in line for line in lines), done.stdout
+    assert any(line.startswith("| split ") and "| yes " in line for line in lines), done.stdout
+
+
+@pytest.mark.timeout(300)
+@pytest.mark.skipif(
+    shutil.which("wrk") is None, reason="wrk is not installed (apt-get install wrk)"
+)
+def test_the_api_benchmark_measures_knm_beside_a_bare_route_and_prints_its_table() -> None:
+    done = run_smoke("bench.api")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "| route" in done.stdout
+    assert "bare Litestar+asyncpg" in done.stdout
+    assert "knm GET /automation/test/status/{id}" in done.stdout

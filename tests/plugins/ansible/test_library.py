@@ -1,0 +1,146 @@
+"""The playbook library: validation with Ansible's own syntax check, and the builtins — each
+passes the check, the read-only one runs for real, the upgrades run in check mode only."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from knm.plugins.ansible import library
+from knm.plugins.ansible.schemas import AnsibleSettings
+from knm.testing.client import ApiClient, assert_envelope
+
+from .conftest import Fleet, Runner
+
+PLAYBOOKS = "/automation/ansible/playbooks"
+
+
+async def _create(client: ApiClient, headers: dict[str, str], content: str) -> Any:
+    body = {"name": f"p-{hashlib.sha1(content.encode()).hexdigest()[:8]}", "content": content}
+    return await client.post(PLAYBOOKS, json=body, headers=headers)
+
+
+@pytest.mark.parametrize(
+    ("content", "said"),
+    [
+        ("- hosts: all\n  tasks: [", "content is not valid YAML"),
+        ("hosts: all\ntasks: []\n", "content must be a YAML list of plays"),
+        ("- tasks:\n  - debug: msg=hi\n", "play 1 has no hosts"),
+        ("- hosts: all\n", "play 1 has no tasks or roles"),
+    ],
+)
+async def test_content_that_is_not_a_list_of_plays_is_422(
+    knm_client: ApiClient, admin_headers: dict[str, str], fleet: Fleet, content: str, said: str
+) -> None:
+    response = await _create(knm_client, admin_headers, content)
+    assert said in assert_envelope(response, 422)["error"]
+
+
+async def test_ansibles_syntax_check_refuses_with_its_own_message(
+    knm_client: ApiClient, admin_headers: dict[str, str], fleet: Fleet
+) -> None:
+    content = "- hosts: all\n  tasks:\n    - no_such_module_knm: a=1\n"
+    response = await _create(knm_client, admin_headers, content)
+    error = assert_envelope(response, 422)["error"]
+    assert "ansible-playbook --syntax-check" in error
+    assert "no_such_module_knm" in error
+    assert "/runs/syntax-" not in error  # the scratch directory is not shown
+
+
+async def test_the_syntax_check_is_cached_by_content(
+    fleet: Fleet, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls: list[str] = []
+
+    async def counting(settings: AnsibleSettings, content: str) -> str:
+        calls.append(content)
+        return ""
+
+    monkeypatch.setattr(library.runner, "syntax_check", counting)
+    settings = AnsibleSettings()
+    content = "- hosts: all\n  tasks:\n    - debug: msg=cached-once\n"
+    assert await library.syntax_problem(settings, content) == ""
+    assert await library.syntax_problem(settings, content) == ""
+    assert calls == [content]
+
+
+async def test_an_update_is_validated_too(
+    knm_client: ApiClient, admin_headers: dict[str, str], fleet: Fleet
+) -> None:
+    response = await _create(knm_client, admin_headers, "- hosts: all\n  tasks: []\n")
+    playbook = assert_envelope(response, 201)["data"]
+    response = await knm_client.put(
+        f"{PLAYBOOKS}/{playbook['id']}", json={"content": "- hosts: all\n"}, headers=admin_headers
+    )
+    assert "no tasks or roles" in assert_envelope(response, 422)["error"]
+
+
+@pytest.mark.parametrize("shipped", library.BUILTINS, ids=lambda s: s.file)
+async def test_every_builtin_passes_the_syntax_check(shipped: Any, outside_tmp: Path) -> None:
+    settings = AnsibleSettings(temp_dir=str(outside_tmp / "syntax"))
+    content = library.builtin_text(shipped.file)
+    assert library.structure_problems(content) == []
+    assert await library.runner.syntax_check(settings, content) == ""
+
+
+async def test_builtins_are_listed_and_protected(
+    knm_client: ApiClient, admin_headers: dict[str, str], fleet: Fleet
+) -> None:
+    response = await knm_client.get(
+        f"{PLAYBOOKS}?is_builtin=true&page_size=100", headers=admin_headers
+    )
+    data = assert_envelope(response, 200)["data"]
+    names = {p["name"] for p in data["playbooks"]}
+    assert names == {s.name for s in library.BUILTINS}
+    diagnostics = next(p for p in data["playbooks"] if p["name"] == "Node diagnostics")
+    response = await knm_client.delete(f"{PLAYBOOKS}/{diagnostics['id']}", headers=admin_headers)
+    assert response.status_code == 409
+
+
+async def _builtin_id(client: ApiClient, headers: dict[str, str], name: str) -> int:
+    response = await client.get(f"{PLAYBOOKS}?is_builtin=true&page_size=100", headers=headers)
+    playbooks = assert_envelope(response, 200)["data"]["playbooks"]
+    return next(p["id"] for p in playbooks if p["name"] == name)
+
+
+async def test_node_diagnostics_runs_for_real_with_a_passphrase_protected_key(
+    knm_client: ApiClient, admin_headers: dict[str, str], fleet: Fleet, run_playbook: Runner
+) -> None:
+    playbook = await _builtin_id(knm_client, admin_headers, "Node diagnostics")
+    status = await run_playbook(playbook_id=playbook, credential_id=fleet.key_credential_id)
+    assert status["status"] == "completed", status["output"]
+    assert all(r["changed"] == 0 and r["ok"] >= 5 for r in status["results"])
+    assert "kernel" in status["output"] and "uptime" in status["output"]
+    assert fleet.sshd.key_passphrase not in status["output"]
+
+
+def _packages_state() -> str:
+    # What an upgrade would change on this machine (the fleet's nodes are this machine).
+    status = Path("/var/lib/dpkg/status")
+    return status.read_text() if status.exists() else ""
+
+
+@pytest.mark.parametrize("name", ["System upgrade", "Security patches", "Kernel upgrade"])
+async def test_upgrades_in_check_mode_finish_with_results_and_change_nothing(
+    knm_client: ApiClient, admin_headers: dict[str, str], fleet: Fleet, run_playbook: Runner,
+    name: str,
+) -> None:  # fmt: skip
+    """The fleet's user may not become root (its sudoers allow only id, whoami and true), so
+    these runs fail at the first privileged step: the honest claim is that they finish with a
+    result per node saying why, and that nothing changed."""
+    before = _packages_state()
+    playbook = await _builtin_id(knm_client, admin_headers, name)
+    status = await run_playbook(
+        playbook_id=playbook, target_nodes=["node1", "node2"], extra_args="--check"
+    )
+    assert status["status"] in ("completed", "failed")
+    assert [r["node"] for r in status["results"]] == ["node1", "node2"]
+    for result in status["results"]:
+        assert result["changed"] == 0
+        if result["status"] == "failed":
+            assert result["reason"] == "task_failed"
+            assert "sudo" in result["message"].lower() or "password" in result["message"].lower()
+    assert _packages_state() == before

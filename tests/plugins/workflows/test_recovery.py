@@ -1,0 +1,100 @@
+"""A workflow whose worker dies is taken over: lost steps fail, finalizers still run."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from knm.testing.process import KnmProcess
+
+PLUGIN = "knm.testing.executor:TestExecutorPlugin"
+
+
+@pytest.mark.timeout(240)
+def test_a_killed_worker_mid_workflow_hands_over_to_another_that_runs_the_finalizer(
+    tmp_path: Path, knm_database_url: str
+) -> None:
+    env = {"KNM_PLUGINS": PLUGIN}
+    api = KnmProcess(tmp_path / "api", knm_database_url, ["serve", "--no-runner"], env)
+    worker = KnmProcess(tmp_path / "w1", knm_database_url, ["worker"], env)
+    procs = [api, worker]
+    try:
+        api.start()
+        worker.start()
+        token = httpx.post(
+            f"{api.api}/auth/login", json={"username": "admin", "password": "admin-password"}
+        ).json()
+        headers = {"Authorization": f"Bearer {token['data']['token']}"}
+        httpx.post(
+            f"{api.api}/clusters",
+            headers=headers,
+            json={
+                "name": "lab",
+                "kind": "static",
+                "nodes": [
+                    {"name": "n1", "address": "127.0.0.2"},
+                    {"name": "n2", "address": "127.0.0.3"},
+                ],
+            },
+        ).raise_for_status()
+        created = httpx.post(
+            f"{api.api}/automation/workflows",
+            headers=headers,
+            json={
+                "name": "maintenance",
+                "definition": {
+                    "steps": [
+                        {"id": "long", "type": "test", "hang_nodes": ["n1", "n2"]},
+                        {
+                            "id": "finalizer",
+                            "type": "test",
+                            "depends_on": ["long"],
+                            "when": "always",
+                            "echo": "done",
+                        },
+                    ]
+                },
+            },
+        )
+        assert created.status_code == 201, created.text
+        started = httpx.post(
+            f"{api.api}/automation/workflows/execute",
+            headers=headers,
+            json={
+                "workflow_id": created.json()["data"]["id"],
+                "cluster_name": "lab",
+                "target_nodes": ["n1", "n2"],
+            },
+        ).json()["data"]
+        task_id = started["task_id"]
+
+        def status() -> dict[str, Any]:
+            return httpx.get(f"{api.api}/tasks/{task_id}", headers=headers).json()["data"]
+
+        deadline = time.monotonic() + 60
+        while not any(
+            s["id"] == "long" and s["status"] == "running" and s["task_id"]
+            for s in status()["steps"]
+        ):
+            assert time.monotonic() < deadline
+            time.sleep(0.2)
+        worker.kill()
+        rescuer = KnmProcess(tmp_path / "w2", knm_database_url, ["worker"], env)
+        procs.append(rescuer)
+        rescuer.start()
+        deadline = time.monotonic() + 120
+        while (final := status())["status"] not in ("completed", "failed", "cancelled"):
+            assert time.monotonic() < deadline, final
+            time.sleep(0.3)
+        steps = {s["id"]: s for s in final["steps"]}
+        assert final["status"] == "failed"
+        assert steps["long"]["status"] == "failed" and steps["long"]["error"] == "worker lost"
+        assert steps["finalizer"]["status"] == "success"
+        assert {r["reason"] for r in final["results"]} == {"worker_lost"}
+    finally:
+        for proc in procs:
+            proc.stop()
