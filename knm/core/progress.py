@@ -77,6 +77,7 @@ class ProgressHub:
         self._delivered: dict[str, int] = {}
         self._conn: asyncpg.Connection | None = None
         self._fetching: set[str] = set()
+        self._notified: dict[str, int] = {}
         self.published = 0
         self.delivered = 0
         self.dropped = 0
@@ -118,6 +119,7 @@ class ProgressHub:
                 subscriber.offer(event)
         if events[-1].type == "complete":
             self._delivered.pop(task_id, None)
+            self._notified.pop(task_id, None)
 
     def _on_notify(self, _conn: Any, _pid: int, _channel: str, payload: str) -> None:
         task_id, _, seq_text = payload.rpartition(":")
@@ -127,15 +129,24 @@ class ProgressHub:
             return
         if task_id not in self.subscribers and ALL not in self.subscribers:
             return
+        self._notified[task_id] = max(self._notified.get(task_id, 0), seq)
         if seq <= self._delivered.get(task_id, 0) or task_id in self._fetching:
             return
         self._fetching.add(task_id)
         asyncio.get_running_loop().create_task(self._fetch(task_id))
 
     async def _fetch(self, task_id: str) -> None:
+        # Loops until everything announced is delivered: a NOTIFY arriving during a read is
+        # not lost.
         try:
-            events = await read_events(self.pool, task_id, self._delivered.get(task_id, 0))
-            self.deliver(task_id, events)
+            while (
+                task_id in self._notified
+                and self._delivered.get(task_id, 0) < self._notified[task_id]
+            ):
+                events = await read_events(self.pool, task_id, self._delivered.get(task_id, 0))
+                if not events:
+                    break
+                self.deliver(task_id, events)
         except Exception:
             log.exception("reading events of %s failed", task_id)
         finally:
@@ -242,6 +253,20 @@ async def progress_ws(socket: WebSocket[Any, Any, Any]) -> None:
 
 
 _encoder = msgspec.json.Encoder()
+_encoded: dict[int, tuple[Event, str]] = {}
+
+
+def encoded(event: Event) -> str:
+    """The event's JSON, encoded once however many subscribers send it."""
+    key = id(event)
+    cached = _encoded.get(key)
+    if cached is not None and cached[0] is event:
+        return cached[1]
+    text = _encoder.encode(event).decode()
+    if len(_encoded) > 50_000:
+        _encoded.clear()
+    _encoded[key] = (event, text)
+    return text
 
 
 async def _send_loop(socket: WebSocket[Any, Any, Any], subscriber: Subscriber) -> None:
@@ -254,7 +279,7 @@ async def _send_loop(socket: WebSocket[Any, Any, Any], subscriber: Subscriber) -
             for item in batch:
                 if item.type == "lagged":
                     subscriber.lagged.discard(item.task_id)
-                await socket.send_text(_encoder.encode(item).decode())
+                await socket.send_text(encoded(item))
 
 
 async def _token_check(knm: Any, socket: WebSocket[Any, Any, Any], token: str) -> None:

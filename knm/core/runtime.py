@@ -164,9 +164,10 @@ class Knm:
 
     async def stop(self) -> None:
         try:
-            await self._stack.aclose()
+            # Tasks first: plugins' lifespans (SSH connections …) serve them until they end.
             if self.runner is not None:
                 await self.runner.stop(grace=self.config.shutdown_grace)
+            await self._stack.aclose()
             if self.events is not None:
                 await self.events.stop()
             if self.progress is not None:

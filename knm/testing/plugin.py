@@ -7,6 +7,9 @@ third-party plugin authors.
 - ``knm_app`` / ``knm_client``: the app, and an HTTP client that runs its lifespan.
 - ``admin_token``/``admin_headers``: logged in as the bootstrap admin.
 - ``knm_process``: a factory that starts real ``knm serve`` processes on free ports.
+- ``ssh_fleet``/``ssh_fleet_cluster``: real OpenSSH nodes on loopback addresses, and a cluster
+  and credential for them (``knm.testing.fleet``).
+- ``kube_standin``: a Kubernetes API stand-in over a real socket (``knm.testing.kube``).
 """
 
 from __future__ import annotations
@@ -20,6 +23,8 @@ from typing import Any
 import pytest
 
 from knm.testing import database
+from knm.testing.fleet import ssh_fleet, ssh_fleet_cluster
+from knm.testing.kube import kube_standin
 from knm.testing.client import ApiClient
 from knm.testing.process import KnmProcess, ProcessFactory
 
@@ -113,3 +118,6 @@ def knm_process(tmp_path: Path, knm_database_url: str) -> Iterator[ProcessFactor
     yield start
     for proc in processes:
         proc.stop()
+
+
+__all__ = ["kube_standin", "ssh_fleet", "ssh_fleet_cluster"]

@@ -168,7 +168,7 @@ async def test_an_unknown_kind_is_422_listing_the_known_kinds(
         "/clusters", json={"name": "k", "kind": "openstack"}, headers=admin_headers
     )
     assert (
-        "unknown cluster kind 'openstack'; known kinds: secretive, static"
+        "unknown cluster kind 'openstack'; known kinds: kubernetes, secretive, static"
         in assert_envelope(response, 422)["error"]
     )
 
@@ -607,7 +607,7 @@ def test_two_providers_of_one_kind_are_an_error_at_first_use(knm: Any) -> None:
 
     with pytest.raises(ProviderConflict, match="'static' is provided twice"):
         providers_of(Shell())
-    assert sorted(providers_of(knm)) == ["secretive", "static"]
+    assert sorted(providers_of(knm)) == ["kubernetes", "secretive", "static"]
 
 
 # --- never a 500 -------------------------------------------------------------------------------

@@ -137,17 +137,29 @@ class EventLog:
         records = [
             (e.task_id, e.seq, e.type, e.progress, e.message, e.data, e.timestamp) for e in batch
         ]
-        async with self.pool.acquire() as conn:
-            await conn.copy_records_to_table(
-                "task_events",
-                records=records,
-                columns=["task_id", "seq", "type", "progress", "message", "data", "created_at"],
-            )
-            last: dict[str, int] = {}
-            for event in batch:
-                last[event.task_id] = event.seq
-            for task_id, seq in last.items():
-                await conn.execute("SELECT pg_notify($1, $2)", CHANNEL, f"{task_id}:{seq}")
+        try:
+            async with self.pool.acquire() as conn:
+                await conn.copy_records_to_table(
+                    "task_events",
+                    records=records,
+                    columns=["task_id", "seq", "type", "progress", "message", "data", "created_at"],
+                )
+        except asyncpg.IntegrityConstraintViolationError:
+            # A task deleted meanwhile (pruned): its events have nowhere to go.
+            log.warning("dropped %d events of deleted tasks", len(batch))
+            return
+        except Exception:
+            # Put the batch back (its seqs are assigned, so order holds) and let the loop retry.
+            self._pending[:0] = batch
+            raise
+        last: dict[str, int] = {}
+        for event in batch:
+            last[event.task_id] = event.seq
+        await self.pool.execute(
+            "SELECT pg_notify($1, x) FROM unnest($2::text[]) AS x",
+            CHANNEL,
+            [f"{task_id}:{seq}" for task_id, seq in last.items()],
+        )
         by_task: dict[str, list[Event]] = {}
         for event in batch:
             by_task.setdefault(event.task_id, []).append(event)

@@ -30,9 +30,10 @@ async def prune(
     output_max_bytes: int,
 ) -> PruneReport:
     report = PruneReport()
-    if not await conn.fetchval("SELECT pg_try_advisory_lock($1)", PRUNE_LOCK):
-        return report
-    try:
+    # A transaction-scoped lock: nothing is left behind on a pooled connection.
+    async with conn.transaction():
+        if not await conn.fetchval("SELECT pg_try_advisory_xact_lock($1)", PRUNE_LOCK):
+            return report
         report.tasks = _count(
             await conn.execute(
                 "DELETE FROM tasks WHERE status IN ('completed', 'failed', 'cancelled') "
@@ -62,8 +63,6 @@ async def prune(
             await conn.execute("DELETE FROM task_output WHERE task_id = $1", victim["task_id"])
             total -= victim["size"]
             report.output_tasks += 1
-    finally:
-        await conn.execute("SELECT pg_advisory_unlock($1)", PRUNE_LOCK)
     return report
 
 

@@ -80,11 +80,15 @@ def _failure_text(res: Any) -> str:
     if not isinstance(res, dict):
         return str(res)[:_MESSAGE_CAP]
     parts = [str(res.get("msg") or "").strip()]
-    for key in ("stderr", "module_stderr", "stdout"):
-        text = str(res.get(key) or "").strip()
-        if text and text not in parts[0]:
-            parts.append(text)
+    for inner in (res.get("failed_modules") or {}).values():
+        # Fact gathering reports each module's own failure inside.
+        if isinstance(inner, dict) and inner.get("msg"):
+            parts.append(_failure_text(inner))
             break
+    for key in ("stderr", "module_stdout", "module_stderr", "stdout"):
+        text = str(res.get(key) or "").strip()
+        if text and not any(text in part for part in parts):
+            parts.append(text)
     return ": ".join(part for part in parts if part)[:_MESSAGE_CAP]
 
 
@@ -93,6 +97,7 @@ class PlayState:
 
     def __init__(self, hosts: list[str], expected_tasks: int) -> None:
         self.hosts = {host: HostTally() for host in hosts}
+        self._targets = set(hosts)
         self.expected = max(1, expected_tasks)
         self.tasks_started = 0
         self.stats: dict[str, dict[str, int]] | None = None
@@ -104,7 +109,8 @@ class PlayState:
         kind = event.get("event", "")
         data = event.get("event_data") or {}
         host = data.get("host")
-        tally = self.hosts.get(host) if host else None
+        # Hosts beyond the targets (an implicit localhost) are tallied too.
+        tally = self.hosts.setdefault(host, HostTally()) if host else None
         if kind == "playbook_on_play_start":
             self.plays += 1
         elif kind == "playbook_on_task_start":
@@ -160,6 +166,16 @@ class PlayState:
             ignored=stats["ignored"].get(host, 0),
         )
 
+    def _other_failure(self, host: str) -> str:
+        """Why a play on a host that is not a target (localhost) failed, if one did."""
+        assert self.stats is not None
+        for other, tally in self.hosts.items():
+            if other in self._targets:
+                continue
+            if self.stats["failures"].get(other) or self.stats["dark"].get(other):
+                return f"a play on {other} failed: {tally.last_error}"
+        return ""
+
     def result(self, host: str, *, excluded: bool, run_error: str, pinned: bool) -> NodeResult:
         """The node's result once the run has ended."""
         if excluded:
@@ -180,6 +196,9 @@ class PlayState:
         if self.stats is None:
             return NodeResult.failure("error", run_error or "the run ended early", **counts)
         if host not in self.stats["ok"] and not any(counts.values()):
+            other = self._other_failure(host)
+            if other:
+                return NodeResult.failure("task_failed", other[:_MESSAGE_CAP], **counts)
             return NodeResult.success("no play targets this node", exit_code=None, **counts)
         summary = " ".join(f"{k}={v}" for k, v in counts.items())
         return NodeResult.success(summary, exit_code=None, **counts)

@@ -77,7 +77,7 @@ def ensure_run_user(name: str) -> RunUser:
             )  # fmt: skip
             # 9: created meanwhile by another process.
             if completed.returncode not in (0, 9):
-                raise RuntimeError(f"useradd {name} failed: {completed.stderr.strip()}")
+                raise RuntimeError(f"useradd {name} failed: {completed.stderr.strip()}") from None
             entry = pwd.getpwnam(name)
     if entry.pw_uid == 0:
         raise RuntimeError(f"run_user {name} is a root account")

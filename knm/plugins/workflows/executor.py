@@ -10,7 +10,7 @@ from typing import Any
 import msgspec
 
 from knm.core.content import get_runnable
-from knm.core.errors import FeatureDisabled, Invalid, NotFound
+from knm.core.errors import Invalid, NotFound
 from knm.core.tasks import Executor, NodeResult, Prepared, TargetNode, TaskContext
 from knm.core.tasks import store as task_store
 from knm.core.tasks.steps import step_types
@@ -173,11 +173,13 @@ class WorkflowExecutor(Executor):
                 if runner.failed:
                     failed_batches += 1
                 await self._settle(ctx, runner, nodes)
+                await _release_node_locks(ctx, nodes)
                 await ctx.progress(
                     100 * (index + 1) / len(batches), f"batch {index + 1} of {len(batches)} done"
                 )
         finally:
             await journal.close()
+            await _release_node_locks(ctx, None)
         for nodes in batches:
             for node in nodes:
                 if not ctx.finished(node.name):
@@ -262,6 +264,7 @@ class WorkflowExecutor(Executor):
                         )
         finally:
             await journal.close()
+            await _release_node_locks(ctx, None)
         for nodes in batches:
             for node in nodes:
                 if not ctx.finished(node.name):
@@ -270,5 +273,15 @@ class WorkflowExecutor(Executor):
                     )
 
 
-def feature_problem(error: FeatureDisabled) -> str:
-    return error.error
+async def _release_node_locks(ctx: TaskContext, nodes: list[TargetNode] | None) -> None:
+    """Kubernetes node locks taken by this workflow's steps are held for their batch only, so
+    ``max_unavailable`` lets the next batch proceed (a node left cordoned still counts)."""
+    if "k8s" not in ctx.knm.executors:
+        return
+    from knm.plugins.k8s import locks
+
+    if nodes is None:
+        await locks.release_all(ctx.knm.pool, ctx.task_id)
+        return
+    for node in nodes:
+        await locks.release(ctx.knm.pool, ctx.task.cluster_name, node.name, ctx.task_id)

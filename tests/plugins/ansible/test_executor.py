@@ -184,7 +184,25 @@ async def test_a_localhost_play_cannot_read_knms_data_dir(
     assert "knm-data-dir-secret" not in status["output"], status["output"]
     assert "knm-ansible" in status["output"]
     assert "Permission denied" in status["output"], status["output"]
+    (result,) = status["results"]
+    assert (result["status"], result["reason"]) == ("failed", "task_failed")
+    assert result["message"].startswith("a play on localhost failed")
     assert secret.read_text() == "knm-data-dir-secret\n"  # still there: the run was refused
+
+
+async def test_a_run_past_its_timeout_is_stopped_and_its_nodes_fail_with_timeout(
+    run_playbook: Runner, add_playbook: Any, fleet: Fleet
+) -> None:
+    playbook = await add_playbook("slow", """
+- hosts: all
+  gather_facts: false
+  tasks:
+    - ansible.builtin.command: sleep 3600
+""")  # fmt: skip
+    status = await run_playbook(playbook_id=playbook, target_nodes=["node3"], timeout=3)
+    (result,) = status["results"]
+    assert (result["status"], result["reason"]) == ("failed", "timeout")
+    assert "timed out after 3 s" in result["message"]
 
 
 def _run_processes(task_id: str) -> list[psutil.Process]:
@@ -230,12 +248,16 @@ async def test_cancel_kills_the_run_and_its_remote_commands_with_no_secret_in_si
     running = _run_processes(task_id)
     assert running, "the run's processes carry the mark"
     password = fleet.sshd.password
-    for proc in psutil.process_iter():
+    # Every process of ours: this test process's descendants, and all of the run user's.
+    ours = {p.pid: p for p in psutil.Process().children(recursive=True)}
+    ours.update({p.pid: p for p in running})
+    ours.update({p.pid: p for p in psutil.process_iter(["username"])
+                 if p.info["username"] == "knm-ansible"})  # fmt: skip
+    assert len(ours) > 3
+    for proc in ours.values():
         try:
             assert password not in " ".join(proc.cmdline())
-            environ = proc.environ()
-            if environ.get(MARK) == task_id:
-                assert password not in str(environ)
+            assert password not in str(proc.environ())
         except psutil.Error:
             continue
     response = await knm_client.post(f"/automation/ansible/cancel/{task_id}", headers=admin_headers)

@@ -7,16 +7,9 @@ from typing import Any
 
 import pytest
 
-import knm.core.clusters
 from knm.testing.client import ApiClient, assert_envelope
-from knm.testing.fleet import FleetCluster, ssh_fleet, ssh_fleet_cluster  # noqa: F401
+from knm.testing.fleet import FleetCluster
 from knm.testing.tasks import start_task, wait_for_task
-
-if not hasattr(knm.core.clusters, "resolve_targets"):
-    # Until knm.core.clusters exports the resolver that knm.core.tasks.targets expects.
-    from knm.core.targets import resolve_targets
-
-    knm.core.clusters.resolve_targets = resolve_targets  # type: ignore[attr-defined]
 
 Runner = Callable[..., Awaitable[dict[str, Any]]]
 
@@ -26,7 +19,7 @@ FAST_SETTINGS = {"connect_timeout": 3}
 
 @pytest.fixture(scope="module")
 async def fleet(
-    ssh_fleet_cluster: FleetCluster,  # noqa: F811
+    ssh_fleet_cluster: FleetCluster,
     knm_client: ApiClient,
     admin_headers: dict[str, str],
 ) -> FleetCluster:
