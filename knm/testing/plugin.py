@@ -23,9 +23,9 @@ from typing import Any
 import pytest
 
 from knm.testing import database
+from knm.testing.client import ApiClient
 from knm.testing.fleet import ssh_fleet, ssh_fleet_cluster
 from knm.testing.kube import kube_standin
-from knm.testing.client import ApiClient
 from knm.testing.process import KnmProcess, ProcessFactory
 
 

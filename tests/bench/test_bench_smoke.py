@@ -50,3 +50,10 @@ def test_the_api_benchmark_measures_knm_beside_a_bare_route_and_prints_its_table
     assert "| route" in done.stdout
     assert "bare Litestar+asyncpg" in done.stdout
     assert "knm GET /automation/test/status/{id}" in done.stdout
+
+
+@pytest.mark.timeout(300)
+def test_the_workflow_engine_benchmark_runs_and_prints_its_table() -> None:
+    done = run_smoke("bench.workflow_engine")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "| chain of 200 " in done.stdout and "| fan-out of 200 " in done.stdout

@@ -17,7 +17,9 @@ import shutil
 import time
 from typing import Any
 
+from knm.core.clusters import get_cluster
 from knm.core.content import get_runnable
+from knm.core.errors import Invalid
 from knm.core.tasks import Executor, NodeResult, Prepared, TaskContext
 from knm.plugins.ansible import inventory, known_hosts, runner
 from knm.plugins.ansible.events import EventReader, PlayState
@@ -58,6 +60,12 @@ class AnsibleExecutor(Executor):
     async def prepare(self, knm: Any, request: AnsibleRequest, principal: Any) -> Prepared:
         playbook = await get_runnable(knm, PLAYBOOK, request.playbook_id)
         check_extra_vars(request.extra_vars)
+        if (await get_cluster(knm, request.cluster_name)).bastion is not None:
+            # Connecting straight to the nodes would bypass the jump host the cluster needs.
+            raise Invalid(
+                f"cluster {request.cluster_name} is reached through a bastion, which Ansible "
+                "runs do not support yet"
+            )
         prepared = await super().prepare(knm, request, principal)
         parse_extra_args(request.extra_args, [node.name for node in prepared.nodes])
         prepared.summary = {
@@ -270,4 +278,12 @@ class _Run:
         ):
             with contextlib.suppress(OSError):
                 secret.unlink()
+        # A play may print a secret; kept events and output are masked like the stored output.
+        artifacts = self.run_dir / "artifacts" / IDENT
+        for path in [artifacts / "stdout", *artifacts.glob("job_events/*.json")]:
+            with contextlib.suppress(OSError):
+                text = path.read_text(errors="replace")
+                masked = self.ctx.mask(text)
+                if masked != text:
+                    path.write_text(masked)
         runner.take_back(self.run_dir, user)

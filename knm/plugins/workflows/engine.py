@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections import deque
 from datetime import UTC, datetime
 from typing import Any
 
@@ -58,7 +59,8 @@ class Journal:
         self._dirty = asyncio.Event()
         self._writer: asyncio.Task[None] | None = None
         self.current_step: str | None = None
-        self._started: list[str] = []
+        #: Running steps in the order they started (a dict keeps insertion order).
+        self._running: dict[tuple[int, str], None] = {}
 
     def start(self) -> None:
         self._writer = asyncio.create_task(self._write_loop())
@@ -71,11 +73,12 @@ class Journal:
         await self.flush()
 
     def changed(self, state: StepState) -> None:
+        key = (state.batch, state.id)
         if state.status == "running":
-            self._started.append(state.id)
-        running = [s.id for s in self.states if s.status == "running"]
-        started_running = [i for i in self._started if i in running]
-        self.current_step = started_running[-1] if started_running else state.id
+            self._running[key] = None
+        elif state.status in SETTLED:
+            self._running.pop(key, None)
+        self.current_step = next(reversed(self._running))[1] if self._running else state.id
         self._dirty.set()
         self.ctx.emit(
             "step",
@@ -155,12 +158,31 @@ class BatchRunner:
         return "run" if ok else "skipped"
 
     async def run(self, limit: int) -> None:
+        """Start every step as its dependencies settle; linear in the number of steps (each
+        settled step only looks at its own dependents)."""
         slots = asyncio.Semaphore(limit)
-        running: dict[str, asyncio.Task[None]] = {}
-        while True:
-            for step_id in self.order:
+        dependents: dict[str, list[str]] = {i: [] for i in self.order}
+        waiting: dict[str, int] = {}
+        for step_id in self.order:
+            deps = self.steps[step_id].common.depends_on
+            waiting[step_id] = len(deps)
+            for dep in deps:
+                dependents[dep].append(step_id)
+        ready = deque(i for i in self.order if waiting[i] == 0)
+        running: dict[asyncio.Task[None], str] = {}
+
+        def settled(step_id: str) -> None:
+            for follower in dependents[step_id]:
+                waiting[follower] -= 1
+                if waiting[follower] == 0:
+                    ready.append(follower)
+
+        while ready or running:
+            while ready:
+                step_id = ready.popleft()
                 state = self.states[step_id]
-                if state.status != "pending" or step_id in running:
+                if state.status in SETTLED:
+                    settled(step_id)
                     continue
                 if step_id in self.completed:
                     state.status = "success"
@@ -168,25 +190,26 @@ class BatchRunner:
                     state.result = {**state.result, "resumed": True}
                     self.results[step_id] = state.result
                     self.journal.changed(state)
+                    settled(step_id)
                     continue
-                decision = self._decide(self.steps[step_id])
-                if decision == "skipped":
+                if self._decide(self.steps[step_id]) == "skipped":
                     state.status = "skipped"
                     self.journal.changed(state)
-                elif decision == "run":
-                    running[step_id] = asyncio.create_task(self._guarded(step_id, slots))
-            if all(self.states[i].status in SETTLED for i in self.order):
-                return
+                    settled(step_id)
+                    continue
+                running[asyncio.create_task(self._guarded(step_id, slots))] = step_id
             if not running:
-                # Nothing runs and nothing can start: dependencies that can never settle.
-                for step_id in self.order:
-                    if self.states[step_id].status == "pending":
-                        self.states[step_id].status = "skipped"
-                        self.journal.changed(self.states[step_id])
-                continue
-            done, _ = await asyncio.wait(running.values(), return_when=asyncio.FIRST_COMPLETED)
-            for step_id in [i for i, t in running.items() if t in done]:
-                running.pop(step_id)
+                break
+            done, _ = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
+            for task in done:
+                settled(running.pop(task))
+        # A step left pending here depends on one that never settled (cannot happen in a DAG
+        # that passed validation); say so rather than leave it pending forever.
+        for step_id in self.order:
+            if self.states[step_id].status == "pending":
+                self.states[step_id].status = "skipped"
+                self.states[step_id].error = "dependencies never settled"
+                self.journal.changed(self.states[step_id])
 
     async def _guarded(self, step_id: str, slots: asyncio.Semaphore) -> None:
         async with slots:

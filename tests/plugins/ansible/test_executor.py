@@ -314,3 +314,30 @@ async def test_a_changed_host_key_fails_that_node_only(
         "failed", "host_key_changed"
     ), results["node2"]["message"]  # fmt: skip
     assert results["node1"]["status"] == results["node3"]["status"] == "success"
+
+
+async def test_kept_artifacts_hold_no_secret_and_are_no_longer_the_run_users(
+    knm_client: ApiClient, admin_headers: dict[str, str], run_playbook: Runner, add_playbook: Any,
+    fleet: Fleet, outside_tmp: Path,
+) -> None:  # fmt: skip
+    playbook = await add_playbook("print the password", """
+- hosts: all
+  gather_facts: false
+  tasks:
+    - ansible.builtin.debug:
+        msg: "{{ ansible_password }}"
+""")  # fmt: skip
+    keep = {"keep_artifacts": True}
+    features = "/features/automation/ansible"
+    assert_envelope(await knm_client.put(features, json=keep, headers=admin_headers), 200)
+    try:
+        status = await run_playbook(playbook_id=playbook, target_nodes=["node1"])
+    finally:
+        reset = {"keep_artifacts": False}
+        assert_envelope(await knm_client.put(features, json=reset, headers=admin_headers), 200)
+    run_dir = outside_tmp / "runs" / status["task_id"]
+    files = [p for p in run_dir.rglob("*") if p.is_file()]
+    assert any(p.match("job_events/*.json") for p in files)
+    assert not [p for p in files if p.name in ("all.yml", "ssh_key", "ssh_key_data")]
+    assert all(p.stat().st_uid == 0 for p in [run_dir, *files])
+    assert not [p for p in files if fleet.sshd.password in p.read_text(errors="replace")]
