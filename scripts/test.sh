@@ -4,11 +4,14 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# OS packages: OpenSSH's server for the SSH test fleet, sudo for its sudo tests.
+# OS packages: OpenSSH's server for the SSH test fleet, sudo for its sudo tests, wrk for the
+# API benchmark's smoke test.
 need=()
 command -v /usr/sbin/sshd >/dev/null 2>&1 || need+=(openssh-server)
 command -v sudo >/dev/null 2>&1 || need+=(sudo)
 command -v wrk >/dev/null 2>&1 || need+=(wrk)
+# Ansible's password authentication over ssh.
+command -v sshpass >/dev/null 2>&1 || need+=(sshpass)
 if [ ${#need[@]} -gt 0 ]; then
     if [ "$(id -u)" = 0 ]; then
         export DEBIAN_FRONTEND=noninteractive

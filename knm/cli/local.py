@@ -46,7 +46,7 @@ def serve(args: argparse.Namespace) -> int:
         port=config.port,
         log_level=config.log_level.lower(),
         access_log=False,
-        ws_per_message_deflate=False,
+        ws_per_message_deflate=config.ws_compression,
         timeout_graceful_shutdown=30,
     )
     return 0

@@ -84,9 +84,8 @@ async def list_audit(
         add("username = ?", user)
     if action:
         # An action family: "user" matches "user.create" and "user.update".
-        add("(action = ? OR action LIKE ? || '.%')", action)
         args.append(action)
-        conditions[-1] = conditions[-1].replace("? ||", f"${len(args)} ||")
+        conditions.append(f"(action = ${len(args)} OR action LIKE ${len(args)} || '.%')")
     if target:
         add("target = ?", target)
     if start_date:

@@ -74,6 +74,9 @@ class KnmConfig(msgspec.Struct, kw_only=True):
     db_pool_min: int = 2
     db_pool_max: int = 20
     log_level: str = "INFO"
+    #: permessage-deflate on the progress WebSocket: off by default, since the server compresses
+    #: every message once per connection and fan-out to many subscribers halves.
+    ws_compression: bool = False
     #: How long a feature-switch change may take to reach other processes (seconds).
     settings_refresh: float = 2.0
 

@@ -57,3 +57,12 @@ def test_the_workflow_engine_benchmark_runs_and_prints_its_table() -> None:
     done = run_smoke("bench.workflow_engine")
     assert done.returncode == 0, done.stdout + done.stderr
     assert "| chain of 200 " in done.stdout and "| fan-out of 200 " in done.stdout
+
+
+@pytest.mark.timeout(300)
+def test_the_ansible_overhead_benchmark_runs_and_prints_its_table() -> None:
+    if os.geteuid() != 0:
+        pytest.skip("the benchmark's sshd fleet needs root")
+    done = run_smoke("bench.ansible_overhead")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "| bare " in done.stdout and "| knm " in done.stdout

@@ -106,13 +106,14 @@ class _Run:
         self.run_dir = runner.runs_root(settings) / ctx.task_id
         self.mark = ctx.task_id
         self.tail = ""
+        self.user: runner.RunUser | None = None
         self.events = EventReader(self.run_dir / "artifacts" / IDENT / "job_events")
 
     async def execute(self) -> None:
         ctx = self.ctx
         playbook = await get_runnable(ctx.knm, PLAYBOOK, self.request.playbook_id)
         options = parse_extra_args(self.request.extra_args, self.names)
-        user = await asyncio.to_thread(runner.ensure_run_user, self.settings.run_user)
+        user = self.user = await asyncio.to_thread(runner.ensure_run_user, self.settings.run_user)
         runner.protect(ctx.knm.config.resolved_data_dir())
         keys = await known_hosts.host_keys(ctx.knm, ctx.task.cluster_name, ctx.nodes)
         shutil.rmtree(self.run_dir, ignore_errors=True)
@@ -208,6 +209,9 @@ class _Run:
             cancel.cancel()
             if outcome != "exited":
                 exited.cancel()
+                # Stop it before waiting for its output to end.
+                assert self.user is not None
+                await asyncio.to_thread(runner.kill_run, proc.pid, self.mark, self.user)
             with contextlib.suppress(BaseException):
                 await asyncio.wait_for(drain, 5)
         return outcome

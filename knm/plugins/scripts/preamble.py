@@ -55,7 +55,7 @@ _PICK = {
 _SOURCE = {"shell": ("/dev/fd/3", "3<<"), "python": ("-", "<<")}
 _TAIL = """\
 knm_pid=$!
-trap 'kill -TERM -- "-$knm_pid" 2>/dev/null || kill -TERM "$knm_pid" 2>/dev/null' TERM HUP INT
+trap 'kill -TERM "-$knm_pid" 2>/dev/null || kill -TERM "$knm_pid" 2>/dev/null' TERM HUP INT
 wait "$knm_pid"; knm_rc=$?
 # A trapped signal interrupts wait; wait again until the script is really gone.
 while kill -0 "$knm_pid" 2>/dev/null; do wait "$knm_pid"; knm_rc=$?; done

@@ -153,7 +153,8 @@ async def _reference_problems(knm: Any, where: str, fields: dict[str, Any]) -> l
         try:
             if isinstance(fields.get(id_field), int) and fields[id_field] > 0:
                 await get_runnable(knm, ref, fields[id_field])
-            elif isinstance(fields.get(ref), str):
+            elif isinstance(fields.get(ref), str) and "{{" not in fields[ref]:
+                # A templated name (``{{ params.playbook }}``) is checked when it is rendered.
                 item = await get_by_name(knm, ref, fields[ref])
                 await get_runnable(knm, ref, item.id)
         except KnmError as exc:

@@ -22,7 +22,7 @@ from knm.core.selectors import parse_selector
 from knm.core.tasks import TargetNode, TaskContext
 from knm.core.tasks.steps import StepOutcome, StepRun, StepType, step_types
 from knm.plugins.workflows.definition import Step, resolve_references
-from knm.plugins.workflows.templates import RenderError, render
+from knm.plugins.workflows.templates import RenderError, references, render
 
 SETTLED = frozenset({"success", "failed", "skipped", "cancelled"})
 
@@ -300,6 +300,20 @@ class BatchRunner:
                 )
         self.journal.changed(state)
 
+    def _command_values(self, step: Step) -> list[str]:
+        """Values rendered into a step's command: each is checked as a command too, since a
+        command may hand one to a shell (``sh -c "$0" {{ params.reboot_command }}``)."""
+        command = step.fields.get("command")
+        if not isinstance(command, str):
+            return []
+        found = []
+        for namespace, name in references(command):
+            try:
+                found.append(render(f"{{{{ {namespace}.{name} }}}}", self.params, self.results))
+            except RenderError:
+                continue
+        return found
+
     def _child_started(self, step_id: str, task_id: str) -> None:
         state = self.states[step_id]
         state.task_id = task_id
@@ -312,7 +326,7 @@ class BatchRunner:
         try:
             fields = render(step.fields, self.params, self.results)
             fields = await resolve_references(self.knm, fields)
-            violation = await _policy(self.knm, fields)
+            violation = await _policy(self.knm, fields, self._command_values(step))
             if violation:
                 return StepOutcome(status="failed", message=violation)
             run = StepRun(

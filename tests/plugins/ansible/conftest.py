@@ -12,16 +12,9 @@ from typing import Any
 import msgspec
 import pytest
 
-import knm.core.clusters
 from knm.testing.client import ApiClient, assert_envelope
 from knm.testing.sshfleet import SshdNotInstalledError, SshFleet, find_sshd
 from knm.testing.tasks import start_task, wait_for_task
-
-if not hasattr(knm.core.clusters, "resolve_targets"):
-    # Until knm.core.clusters exports the resolver that knm.core.tasks.targets expects.
-    from knm.core.targets import resolve_targets
-
-    knm.core.clusters.resolve_targets = resolve_targets  # type: ignore[attr-defined]
 
 Runner = Callable[..., Awaitable[dict[str, Any]]]
 CLUSTER = "ansible-fleet"

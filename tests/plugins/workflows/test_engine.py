@@ -427,3 +427,35 @@ async def test_a_step_type_whose_switch_is_off_makes_execute_403(
         await knm_client.put(
             "/features/automation/test", json={"enabled": True}, headers=admin_headers
         )
+
+
+async def test_a_dangerous_value_rendered_into_a_command_fails_the_step(
+    knm_client: ApiClient, admin_headers: dict[str, str]
+) -> None:
+    from knm.core.policy import check_command
+
+    # The command hands its parameter to a shell; the policy checks the value as a command too.
+    assert not check_command("nohup sh -c 'sleep 2; exec sh -c \"$0\"' x >/dev/null 2>&1 &")
+    wf = await create(
+        knm_client,
+        admin_headers,
+        "reboot-ish",
+        [{"id": "r", "type": "ssh", "command": 'sh -c "$0" {{ params.cmd }}'}],
+        parameters=[{"name": "cmd", "default": "true"}],
+    )
+    credential = await knm_client.post(
+        "/credentials",
+        json={"name": "c", "username": "u", "auth_type": "password", "password": "p-123456"},
+        headers=admin_headers,
+    )
+    started = await run(
+        knm_client,
+        admin_headers,
+        wf,
+        parameters={"cmd": "rm -rf /"},
+        credential_id=assert_envelope(credential, 201)["data"]["id"],
+    )
+    status = await wait_for_task(knm_client, admin_headers, started["task_id"])
+    step = steps_by_id(status)["r"]
+    assert step["status"] == "failed" and "dangerous command blocked: rm -rf /" in step["error"]
+    assert step["task_id"] is None

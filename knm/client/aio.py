@@ -1,0 +1,131 @@
+"""``AsyncClient``: the asynchronous SDK, over ``httpx.AsyncClient``. Every endpoint method of
+``Client`` exists here too and returns an awaitable of the same result."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Awaitable
+from typing import Any, TypeVar
+
+import httpx
+import msgspec
+
+from knm.client import models as m
+from knm.client.base import DEFAULT_PREFIX, DEFAULT_URL, Call, Endpoints, check_raw, parse
+from knm.client.errors import TransportError
+from knm.client.families import Families
+from knm.client.sync import normalize_prefix
+from knm.client.watch import watch_async
+
+T = TypeVar("T")
+
+
+class AsyncClient(Endpoints, Families):
+    """Like ``Client``; use ``async with AsyncClient(...) as client`` and ``await`` each call."""
+
+    def __init__(
+        self,
+        url: str = DEFAULT_URL,
+        token: str | None = None,
+        *,
+        prefix: str = DEFAULT_PREFIX,
+        timeout: float = 30,
+        transport: httpx.AsyncBaseTransport | None = None,
+        verify: bool | str = True,
+    ) -> None:
+        self.url = url.rstrip("/")
+        self.prefix = normalize_prefix(prefix)
+        self.token = token
+        kwargs: dict[str, Any] = {"timeout": timeout, "verify": verify}
+        if transport is not None:
+            kwargs["transport"] = transport
+        self._http = httpx.AsyncClient(base_url=self.url, **kwargs)
+        self._families()
+
+    async def __aenter__(self) -> AsyncClient:
+        return self
+
+    async def __aexit__(self, *_: Any) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        await self._http.aclose()
+
+    def _path(self, call: Call[Any]) -> str:
+        root = self.prefix.removesuffix("/api/v1") if call.outside_api else self.prefix
+        return root + call.path
+
+    def _headers(self, extra: dict[str, str]) -> dict[str, str]:
+        headers = {"Accept": "application/json", **extra}
+        if self.token:
+            headers["Authorization"] = f"Bearer {self.token}"
+        return headers
+
+    def _do(self, call: Call[T]) -> T:
+        # Endpoints are written once for both clients; here each returns an awaitable.
+        return self._perform(call)  # type: ignore[return-value]
+
+    async def _perform(self, call: Call[T]) -> T:
+        headers = self._headers(call.headers)
+        content = None
+        if call.json is not None:
+            content = msgspec.json.encode(call.json)
+            headers["Content-Type"] = "application/json"
+        try:
+            response = await self._http.request(
+                call.method, self._path(call), params=call.params, content=content, headers=headers
+            )
+        except httpx.HTTPError as exc:
+            raise TransportError(str(exc) or type(exc).__name__) from exc
+        retry_after = response.headers.get("retry-after")
+        if call.raw:
+            check_raw(response.status_code, response.content, response.reason_phrase, retry_after)
+            return call.decode(response.text)
+        data = parse(response.status_code, response.content, response.reason_phrase, retry_after)
+        return call.decode(data)
+
+    async def stream_output(
+        self, task_id: str, node: str, stream: str = "stdout", *, start: int = 0
+    ) -> AsyncIterator[bytes]:
+        """A node's stored output in chunks, from byte ``start`` (a ``Range`` request)."""
+        headers = self._headers({"Range": f"bytes={start}-"} if start else {})
+        params = {"node": node, "stream": stream}
+        path = f"{self.prefix}/tasks/{task_id}/output"
+        try:
+            async with self._http.stream("GET", path, params=params, headers=headers) as response:
+                if response.status_code >= 400:
+                    await response.aread()
+                    check_raw(
+                        response.status_code,
+                        response.content,
+                        response.reason_phrase,
+                        response.headers.get("retry-after"),
+                    )
+                async for chunk in response.aiter_bytes():
+                    yield chunk
+        except httpx.HTTPError as exc:
+            raise TransportError(str(exc) or type(exc).__name__) from exc
+
+    async def wait(
+        self, task_id: str, *, timeout: float | None = None, interval: float = 0.5
+    ) -> m.TaskStatus:
+        """Poll until the task is finished; ``TimeoutError`` after ``timeout`` seconds."""
+        end = None if timeout is None else time.monotonic() + timeout
+        while True:
+            status: m.TaskStatus = await self._awaited(self.task(task_id))
+            if status.finished:
+                return status
+            if end is not None and time.monotonic() + interval > end:
+                raise TimeoutError(f"task {task_id} is still {status.status} after {timeout} s")
+            await asyncio.sleep(interval)
+
+    def watch(
+        self, task_id: str, *, since: int = 0, interval: float = 0.5, websocket: bool = True
+    ) -> AsyncIterator[m.Event]:
+        """The task's events after ``since``, live, ending with ``complete``."""
+        return watch_async(self, task_id, since, interval, websocket)
+
+    @staticmethod
+    async def _awaited(value: Awaitable[T] | T) -> T:
+        return await value  # type: ignore[misc]

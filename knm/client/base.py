@@ -1,0 +1,404 @@
+"""What the sync and async clients share: requests described as ``Call`` values, the envelope
+parsing, and every endpoint that is one request and one answer.
+
+An endpoint method builds a ``Call`` and hands it to ``self._do``: the sync client performs it
+and returns the result, the async client returns an awaitable of it. So each endpoint is written
+once; its annotation names the result the sync client returns (the async one awaits to it).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Any, Generic, TypeVar
+
+import msgspec
+
+from knm.client import models as m
+from knm.client.errors import KnmError, error_for
+
+T = TypeVar("T")
+
+DEFAULT_URL = "http://127.0.0.1:8080"
+DEFAULT_PREFIX = "/api/v1"
+
+#: Executor routes whose name differs from the task kind (``script-exec-…`` runs under
+#: ``/automation/scripts``); any other kind's route is its name.
+ROUTE_OF_KIND = {"script": "scripts", "workflow": "workflows"}
+
+
+def route_of(task_id: str) -> str:
+    """The executor route of a task, from its id (``<kind>-exec-<seconds>-<random>``)."""
+    kind, sep, _ = task_id.partition("-exec-")
+    if not sep or not kind:
+        raise ValueError(f"{task_id!r} is not a task id")
+    return ROUTE_OF_KIND.get(kind, kind)
+
+
+@dataclass
+class Call(Generic[T]):
+    """One request and how to turn its answer's ``data`` (or text, when ``raw``) into a result."""
+
+    method: str
+    path: str
+    decode: Callable[[Any], T]
+    params: dict[str, Any] | None = None
+    json: Any = None
+    headers: dict[str, str] = field(default_factory=dict)
+    raw: bool = False
+    #: The path is relative to the mount point (``/metrics``), not to the API prefix.
+    outside_api: bool = False
+
+
+def query(**params: Any) -> dict[str, Any]:
+    """Query parameters without the ones left out (None); booleans and dates as the API reads
+    them."""
+    out: dict[str, Any] = {}
+    for key, value in params.items():
+        if value is None:
+            continue
+        if isinstance(value, bool):
+            out[key] = "true" if value else "false"
+        elif isinstance(value, date | datetime):
+            out[key] = value.isoformat()
+        else:
+            out[key] = value
+    return out
+
+
+def body(**fields: Any) -> dict[str, Any]:
+    return {k: v for k, v in fields.items() if v is not None}
+
+
+def parse(status: int, content: bytes, reason: str, retry_after: str | None) -> Any:
+    """The envelope's ``data``, or the ``KnmError`` its error envelope describes."""
+    try:
+        envelope = msgspec.json.decode(content) if content else None
+    except msgspec.DecodeError:
+        envelope = None
+    if status >= 400:
+        if isinstance(envelope, dict) and "message" in envelope:
+            raise error_for(
+                status, str(envelope["message"]), str(envelope.get("error", "")), retry_after
+            )
+        text = content[:200].decode(errors="replace").strip()
+        raise error_for(status, reason or "error", text or reason, retry_after)
+    if not isinstance(envelope, dict):
+        raise KnmError(status, "unexpected answer", "the server did not answer with JSON")
+    return envelope.get("data")
+
+
+def check_raw(status: int, content: bytes, reason: str, retry_after: str | None) -> None:
+    """Raise for an error answer to a request whose success is not an envelope."""
+    if status >= 400:
+        parse(status, content, reason, retry_after)
+
+
+def one(type_: type[T]) -> Callable[[Any], T]:
+    return lambda data: msgspec.convert(data, type_)
+
+
+def paged(type_: type[T], key: str) -> Callable[[Any], m.Page[T]]:
+    return lambda data: m.Page(data["total"], msgspec.convert(data[key], list[type_]))
+
+
+def nothing(_: Any) -> None:
+    return None
+
+
+def same(data: Any) -> Any:
+    return data
+
+
+def cluster(data: Any) -> m.Cluster:
+    return m.with_extra(data, m.Cluster)
+
+
+class Endpoints:
+    """Every endpoint that is one request and one answer (see the module docstring)."""
+
+    token: str | None
+
+    def _do(self, call: Call[T]) -> T:  # pragma: no cover - the clients implement it
+        raise NotImplementedError
+
+    # --- auth -----------------------------------------------------------------------------
+
+    def _logged_in(self, data: Any) -> m.Login:
+        login = msgspec.convert(data, m.Login)
+        self.token = login.token
+        return login
+
+    def login(self, username: str, password: str) -> m.Login:
+        """Log in; the client then uses the token (the password is not kept)."""
+        return self._do(
+            Call(
+                "POST",
+                "/auth/login",
+                self._logged_in,
+                json={"username": username, "password": password},
+            )
+        )
+
+    def refresh(self) -> m.Login:
+        """A fresh JWT for the current one (not for API tokens); the client switches to it."""
+        return self._do(Call("POST", "/auth/refresh", self._logged_in))
+
+    def me(self) -> m.User:
+        return self._do(Call("GET", "/auth/me", one(m.User)))
+
+    def change_password(self, current_password: str, new_password: str) -> None:
+        payload = {"current_password": current_password, "new_password": new_password}
+        return self._do(Call("PUT", "/auth/password", nothing, json=payload))
+
+    # --- users and tokens -----------------------------------------------------------------
+
+    def users(self, *, page: int = 1, page_size: int = 20) -> m.Page[m.User]:
+        params = query(page=page, page_size=page_size)
+        return self._do(Call("GET", "/users", paged(m.User, "users"), params=params))
+
+    def user(self, user_id: int) -> m.User:
+        return self._do(Call("GET", f"/users/{user_id}", one(m.User)))
+
+    def create_user(self, username: str, password: str, role: str = "viewer") -> m.User:
+        payload = {"username": username, "password": password, "role": role}
+        return self._do(Call("POST", "/users", one(m.User), json=payload))
+
+    def update_user(
+        self, user_id: int, *, role: str | None = None, disabled: bool | None = None
+    ) -> m.User:
+        payload = body(role=role, disabled=disabled)
+        return self._do(Call("PUT", f"/users/{user_id}", one(m.User), json=payload))
+
+    def reset_password(self, user_id: int, password: str) -> m.User:
+        payload = {"password": password}
+        return self._do(Call("PUT", f"/users/{user_id}/password", one(m.User), json=payload))
+
+    def tokens(self, *, page: int = 1, page_size: int = 20) -> m.Page[m.ApiToken]:
+        params = query(page=page, page_size=page_size)
+        return self._do(Call("GET", "/tokens", paged(m.ApiToken, "tokens"), params=params))
+
+    def create_token(
+        self, name: str, *, role: str | None = None, expires_at: datetime | None = None
+    ) -> m.NewApiToken:
+        payload = body(name=name, role=role, expires_at=expires_at and expires_at.isoformat())
+        return self._do(Call("POST", "/tokens", one(m.NewApiToken), json=payload))
+
+    def revoke_token(self, token_id: int) -> None:
+        return self._do(Call("DELETE", f"/tokens/{token_id}", nothing))
+
+    # --- features -------------------------------------------------------------------------
+
+    def features(self) -> dict[str, dict[str, bool]]:
+        """The public switches (no token needed)."""
+        return self._do(Call("GET", "/features", same))
+
+    def settings(self) -> dict[str, Any]:
+        """Every switch and executor setting (admin)."""
+        return self._do(Call("GET", "/features/automation", same))
+
+    def set_enabled(self, enabled: bool) -> dict[str, Any]:
+        """The master switch (admin)."""
+        payload = {"enabled": enabled}
+        return self._do(Call("PUT", "/features/automation/enabled", same, json=payload))
+
+    def update_settings(self, kind: str, **fields: Any) -> dict[str, Any]:
+        """Change an executor's settings (``enabled``, ``timeout``, ...); admin."""
+        return self._do(Call("PUT", f"/features/automation/{kind}", same, json=fields))
+
+    # --- credentials ----------------------------------------------------------------------
+
+    def credentials(self, *, page: int = 1, page_size: int = 20) -> m.Page[m.Credential]:
+        params = query(page=page, page_size=page_size)
+        return self._do(
+            Call("GET", "/credentials", paged(m.Credential, "credentials"), params=params)
+        )
+
+    def credential(self, credential_id: int) -> m.Credential:
+        return self._do(Call("GET", f"/credentials/{credential_id}", one(m.Credential)))
+
+    def create_credential(
+        self,
+        name: str,
+        username: str,
+        auth_type: str,
+        *,
+        password: str | None = None,
+        private_key: str | None = None,
+        passphrase: str | None = None,
+        port: int | None = None,
+        description: str = "",
+    ) -> m.Credential:
+        payload = body(
+            name=name,
+            username=username,
+            auth_type=auth_type,
+            password=password,
+            private_key=private_key,
+            passphrase=passphrase,
+            port=port,
+            description=description,
+        )
+        return self._do(Call("POST", "/credentials", one(m.Credential), json=payload))
+
+    def update_credential(self, credential_id: int, **fields: Any) -> m.Credential:
+        """Change what is given; a secret given as None or "" is removed."""
+        return self._do(
+            Call("PUT", f"/credentials/{credential_id}", one(m.Credential), json=fields)
+        )
+
+    def delete_credential(self, credential_id: int) -> None:
+        return self._do(Call("DELETE", f"/credentials/{credential_id}", nothing))
+
+    # --- clusters -------------------------------------------------------------------------
+
+    def clusters(self, *, page: int = 1, page_size: int = 20) -> m.Page[m.Cluster]:
+        params = query(page=page, page_size=page_size)
+
+        def decode(data: Any) -> m.Page[m.Cluster]:
+            return m.Page(data["total"], [cluster(item) for item in data["clusters"]])
+
+        return self._do(Call("GET", "/clusters", decode, params=params))
+
+    def cluster(self, name: str) -> m.Cluster:
+        return self._do(Call("GET", f"/clusters/{name}", cluster))
+
+    def create_cluster(self, name: str, kind: str, **fields: Any) -> m.Cluster:
+        """Register a cluster: ``kind`` names its provider; its fields (static: ``nodes``)
+        follow."""
+        payload = {"name": name, "kind": kind, **fields}
+        return self._do(Call("POST", "/clusters", cluster, json=payload))
+
+    def update_cluster(self, name: str, **fields: Any) -> m.Cluster:
+        return self._do(Call("PUT", f"/clusters/{name}", cluster, json=fields))
+
+    def delete_cluster(self, name: str) -> None:
+        return self._do(Call("DELETE", f"/clusters/{name}", nothing))
+
+    def nodes(
+        self, cluster_name: str, *, selector: str | None = None, page: int = 1, page_size: int = 100
+    ) -> m.Page[m.Node]:
+        params = query(selector=selector, page=page, page_size=page_size)
+        return self._do(
+            Call("GET", f"/clusters/{cluster_name}/nodes", paged(m.Node, "nodes"), params=params)
+        )
+
+    # --- tasks of every kind --------------------------------------------------------------
+
+    def tasks(
+        self,
+        *,
+        kind: str | None = None,
+        cluster_name: str | None = None,
+        status: str | None = None,
+        start_date: date | None = None,
+        end_date: date | None = None,
+        include_children: bool | None = None,
+        parent_task_id: str | None = None,
+        page: int = 1,
+        page_size: int = 20,
+    ) -> m.Page[m.TaskSummary]:
+        params = query(
+            kind=kind,
+            cluster_name=cluster_name,
+            status=status,
+            start_date=start_date,
+            end_date=end_date,
+            include_children=include_children,
+            parent_task_id=parent_task_id,
+            page=page,
+            page_size=page_size,
+        )
+        return self._do(Call("GET", "/tasks", paged(m.TaskSummary, "executions"), params=params))
+
+    def task(self, task_id: str) -> m.TaskStatus:
+        return self._do(Call("GET", f"/tasks/{task_id}", task_status))
+
+    def events(self, task_id: str, *, since: int = 0, limit: int = 1000) -> list[m.Event]:
+        params = query(since=since, limit=limit)
+
+        def decode(data: Any) -> list[m.Event]:
+            return msgspec.convert(data["entries"], list[m.Event])
+
+        return self._do(Call("GET", f"/tasks/{task_id}/events", decode, params=params))
+
+    def output(
+        self,
+        task_id: str,
+        node: str,
+        stream: str = "stdout",
+        *,
+        start: int | None = None,
+        end: int | None = None,
+    ) -> str:
+        """A node's stored output; ``start``/``end`` (bytes, end exclusive) ask for a range."""
+        headers = {}
+        if start is not None or end is not None:
+            last = "" if end is None else str(end - 1)
+            headers["Range"] = f"bytes={start or 0}-{last}"
+        return self._do(
+            Call(
+                "GET",
+                f"/tasks/{task_id}/output",
+                same,
+                params=query(node=node, stream=stream),
+                headers=headers,
+                raw=True,
+            )
+        )
+
+    def cancel(self, task_id: str) -> m.CancelResult:
+        """Cancel any task (its executor's route is found from the id)."""
+        path = f"/automation/{route_of(task_id)}/cancel/{task_id}"
+        return self._do(Call("POST", path, one(m.CancelResult)))
+
+    def rerun(
+        self, task_id: str, *, only_failed: bool = True, idempotency_key: str | None = None
+    ) -> m.TaskStarted:
+        """A new task over the failed nodes (``only_failed``) or every node of a finished one."""
+        path = f"/automation/{route_of(task_id)}/rerun/{task_id}"
+        headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
+        payload = {"only_failed": only_failed}
+        return self._do(Call("POST", path, started, json=payload, headers=headers))
+
+    # --- administration -------------------------------------------------------------------
+
+    def audit(
+        self,
+        *,
+        user: str | None = None,
+        action: str | None = None,
+        target: str | None = None,
+        start_date: date | None = None,
+        end_date: date | None = None,
+        page: int = 1,
+        page_size: int = 20,
+    ) -> m.Page[m.AuditEntry]:
+        params = query(
+            user=user,
+            action=action,
+            target=target,
+            start_date=start_date,
+            end_date=end_date,
+            page=page,
+            page_size=page_size,
+        )
+        return self._do(Call("GET", "/audit", paged(m.AuditEntry, "entries"), params=params))
+
+    def plugins(self) -> list[m.PluginInfo]:
+        return self._do(
+            Call("GET", "/plugins", lambda d: msgspec.convert(d["plugins"], list[m.PluginInfo]))
+        )
+
+    def metrics(self) -> str:
+        """The Prometheus text (``/metrics`` beside the API)."""
+        return self._do(Call("GET", "/metrics", same, raw=True, outside_api=True))
+
+
+def task_status(data: Any) -> m.TaskStatus:
+    return m.with_extra(data, m.TaskStatus)
+
+
+def started(data: Any) -> m.TaskStarted:
+    return m.with_extra(data, m.TaskStarted)

@@ -1,0 +1,145 @@
+"""``Client``: the synchronous SDK, over ``httpx.Client``."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO, Any, TypeVar
+
+import httpx
+import msgspec
+
+from knm.client import models as m
+from knm.client.base import DEFAULT_PREFIX, DEFAULT_URL, Call, Endpoints, check_raw, parse
+from knm.client.errors import TransportError
+from knm.client.families import Families
+from knm.client.watch import watch_sync
+
+T = TypeVar("T")
+
+
+def normalize_prefix(prefix: str) -> str:
+    return "/" + prefix.strip("/") if prefix.strip("/") else ""
+
+
+class Client(Endpoints, Families):
+    """A knm server's API. ``prefix`` is where the API is mounted (``/knm/api/v1`` when knm is
+    embedded under ``/knm``); ``token`` is a JWT or an API token (``login`` sets one)."""
+
+    def __init__(
+        self,
+        url: str = DEFAULT_URL,
+        token: str | None = None,
+        *,
+        prefix: str = DEFAULT_PREFIX,
+        timeout: float = 30,
+        transport: httpx.BaseTransport | None = None,
+        verify: bool | str = True,
+    ) -> None:
+        self.url = url.rstrip("/")
+        self.prefix = normalize_prefix(prefix)
+        self.token = token
+        kwargs: dict[str, Any] = {"timeout": timeout, "verify": verify}
+        if transport is not None:
+            kwargs["transport"] = transport
+        self._http = httpx.Client(base_url=self.url, **kwargs)
+        self._families()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *_: Any) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._http.close()
+
+    def _path(self, call: Call[Any]) -> str:
+        root = self.prefix.removesuffix("/api/v1") if call.outside_api else self.prefix
+        return root + call.path
+
+    def _headers(self, extra: dict[str, str]) -> dict[str, str]:
+        headers = {"Accept": "application/json", **extra}
+        if self.token:
+            headers["Authorization"] = f"Bearer {self.token}"
+        return headers
+
+    def _do(self, call: Call[T]) -> T:
+        headers = self._headers(call.headers)
+        content = None
+        if call.json is not None:
+            content = msgspec.json.encode(call.json)
+            headers["Content-Type"] = "application/json"
+        try:
+            response = self._http.request(
+                call.method, self._path(call), params=call.params, content=content, headers=headers
+            )
+        except httpx.HTTPError as exc:
+            raise TransportError(str(exc) or type(exc).__name__) from exc
+        retry_after = response.headers.get("retry-after")
+        if call.raw:
+            check_raw(response.status_code, response.content, response.reason_phrase, retry_after)
+            return call.decode(response.text)
+        data = parse(response.status_code, response.content, response.reason_phrase, retry_after)
+        return call.decode(data)
+
+    # --- streams and long waits -----------------------------------------------------------
+
+    def stream_output(
+        self, task_id: str, node: str, stream: str = "stdout", *, start: int = 0
+    ) -> Iterator[bytes]:
+        """A node's stored output in chunks, from byte ``start`` (a ``Range`` request)."""
+        headers = self._headers({"Range": f"bytes={start}-"} if start else {})
+        params = {"node": node, "stream": stream}
+        path = f"{self.prefix}/tasks/{task_id}/output"
+        try:
+            with self._http.stream("GET", path, params=params, headers=headers) as response:
+                if response.status_code >= 400:
+                    response.read()
+                    check_raw(
+                        response.status_code,
+                        response.content,
+                        response.reason_phrase,
+                        response.headers.get("retry-after"),
+                    )
+                yield from response.iter_bytes()
+        except httpx.HTTPError as exc:
+            raise TransportError(str(exc) or type(exc).__name__) from exc
+
+    def download_output(
+        self, task_id: str, node: str, target: str | Path | IO[bytes], stream: str = "stdout"
+    ) -> int:
+        """Save a node's output; a path that already holds part of it is continued (``Range``).
+        Returns the bytes written."""
+        if not isinstance(target, str | Path):
+            return sum(
+                target.write(chunk) or 0 for chunk in self.stream_output(task_id, node, stream)
+            )
+        path = Path(target)
+        start = path.stat().st_size if path.exists() else 0
+        written = 0
+        with path.open("ab") as out:
+            for chunk in self.stream_output(task_id, node, stream, start=start):
+                written += out.write(chunk)
+        return written
+
+    def wait(
+        self, task_id: str, *, timeout: float | None = None, interval: float = 0.5
+    ) -> m.TaskStatus:
+        """Poll until the task is finished; ``TimeoutError`` after ``timeout`` seconds."""
+        end = None if timeout is None else time.monotonic() + timeout
+        while True:
+            status = self.task(task_id)
+            if status.finished:
+                return status
+            if end is not None and time.monotonic() + interval > end:
+                raise TimeoutError(f"task {task_id} is still {status.status} after {timeout} s")
+            time.sleep(interval)
+
+    def watch(
+        self, task_id: str, *, since: int = 0, interval: float = 0.5, websocket: bool = True
+    ) -> Iterator[m.Event]:
+        """The task's events after ``since``, live, ending with ``complete`` (see
+        ``knm.client.watch``); ``websocket=False`` polls the event log instead."""
+        return watch_sync(self, task_id, since, interval, websocket)

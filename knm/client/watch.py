@@ -1,0 +1,240 @@
+"""Watching a task's events live: over the progress WebSocket, resumed with ``since`` after a
+dropped connection (reconnects back off and are bounded), and by polling
+``/tasks/{id}/events?since=`` when no WebSocket can be had (a proxy that refuses the upgrade).
+Either way every event is yielded once, in ``seq`` order, and the watch ends after ``complete``.
+
+The bookkeeping is ``WatchState``; ``watch_sync`` and ``watch_async`` are the two loops over it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from typing import Any
+from urllib.parse import quote
+
+import msgspec
+from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
+
+from knm.client.errors import KnmError, NotFound, TransportError, Unauthorized
+from knm.client.models import Event, TaskStatus
+
+#: Consecutive failed connection attempts before the watch gives up on the WebSocket.
+MAX_ATTEMPTS = 8
+#: Seconds without a message after which the event log is read over HTTP, in case a
+#: notification went missing; also bounds how long a vanished server goes unnoticed.
+IDLE = 10.0
+#: The close code the server uses for a missing, expired or revoked token.
+CLOSE_UNAUTHORIZED = 4401
+
+_decoder = msgspec.json.Decoder(Event)
+
+
+def ws_url(http_url: str, prefix: str, token: str | None) -> str:
+    scheme, sep, rest = http_url.partition("://")
+    ws_scheme = {"https": "wss", "http": "ws"}.get(scheme, scheme)
+    return f"{ws_scheme}{sep}{rest}{prefix}/progress/ws?token={quote(token or '', safe='')}"
+
+
+class WatchState:
+    """What the watch has yielded so far and how it reconnects."""
+
+    def __init__(self, task_id: str, since: int, max_attempts: int = MAX_ATTEMPTS) -> None:
+        self.task_id = task_id
+        self.last_seq = since
+        self.done = False
+        self.failures = 0
+        self.max_attempts = max_attempts
+        self.empty_polls = 0
+
+    def subscribe_message(self) -> str:
+        return msgspec.json.encode(
+            {"action": "subscribe", "task_id": self.task_id, "since": self.last_seq}
+        ).decode()
+
+    def accept(self, event: Event) -> bool:
+        """Whether to yield ``event`` (not seen yet); notes a ``complete``."""
+        if event.task_id != self.task_id or event.seq <= self.last_seq:
+            return False
+        self.last_seq = event.seq
+        if event.type == "complete":
+            self.done = True
+        return True
+
+    def on_message(self, text: str | bytes) -> tuple[Event | None, bool]:
+        """The event a message carries (if new) and whether to resubscribe (``lagged``)."""
+        event = _decoder.decode(text)
+        if event.task_id != self.task_id:
+            return None, False
+        if event.type == "lagged":
+            return None, True
+        if event.type == "error":
+            if "not found" in event.message:
+                raise NotFound(404, "not found", event.message)
+            raise KnmError(0, "progress stream error", event.message)
+        return (event if self.accept(event) else None), False
+
+    def failed(self) -> float | None:
+        """Seconds to wait before the next attempt, or None when attempts are exhausted."""
+        self.failures += 1
+        if self.failures >= self.max_attempts:
+            return None
+        return min(5.0, 0.2 * 2 ** (self.failures - 1)) * (0.75 + random.random() / 2)
+
+    def connected(self) -> None:
+        self.failures = 0
+
+    def polled(self, events: list[Event], status: Callable[[], TaskStatus] | None) -> list[Event]:
+        """The new events of one poll; after empty polls of a finished task whose log lacks
+        ``complete`` (it never should), a stand-in ``complete`` built from its status ends the
+        watch."""
+        fresh = [e for e in events if self.accept(e)]
+        if fresh:
+            self.empty_polls = 0
+            return fresh
+        self.empty_polls += 1
+        if status is not None and self.empty_polls >= 3:
+            found = status()
+            if found.finished:
+                self.done = True
+                return [complete_of(found, self.last_seq)]
+        return []
+
+
+def complete_of(status: TaskStatus, seq: int) -> Event:
+    from knm.core.tasks.events import now
+
+    return Event(
+        task_id=status.task_id,
+        type="complete",
+        seq=seq,
+        progress=100,
+        message=status.message or status.status,
+        data={
+            "status": status.status,
+            "success_count": status.success_count,
+            "failed_count": status.failed_count,
+        },
+        timestamp=now(),
+    )
+
+
+def _closed_unauthorized(exc: ConnectionClosed) -> Unauthorized | None:
+    received = exc.rcvd
+    if received is not None and received.code == CLOSE_UNAUTHORIZED:
+        return Unauthorized(401, "unauthorized", received.reason or "token refused")
+    return None
+
+
+def watch_sync(
+    client: Any, task_id: str, since: int, interval: float, websocket: bool = True
+) -> Iterator[Event]:
+    from websockets.sync.client import connect
+
+    state = WatchState(task_id, since)
+    url = ws_url(client.url, client.prefix, client.token)
+    while websocket and not state.done:
+        try:
+            with connect(url, open_timeout=10, close_timeout=1, max_size=None) as socket:
+                socket.send(state.subscribe_message())
+                while not state.done:
+                    try:
+                        text = socket.recv(timeout=IDLE)
+                    except TimeoutError:
+                        yield from state.polled(client.events(task_id, since=state.last_seq), None)
+                        continue
+                    state.connected()
+                    event, resubscribe = state.on_message(text)
+                    if resubscribe:
+                        socket.send(state.subscribe_message())
+                    elif event is not None:
+                        yield event
+            return
+        except (InvalidHandshake, InvalidURI):
+            break  # no WebSocket here: poll instead
+        except ConnectionClosed as exc:
+            if (refused := _closed_unauthorized(exc)) is not None:
+                raise refused from None
+            delay = state.failed()
+        except (OSError, TransportError):
+            delay = state.failed()
+        if delay is None:
+            break
+        time.sleep(delay)
+    yield from _poll_sync(client, state, interval)
+
+
+def _poll_sync(client: Any, state: WatchState, interval: float) -> Iterator[Event]:
+    state.failures = 0
+    while not state.done:
+        try:
+            events = client.events(state.task_id, since=state.last_seq)
+            fresh = state.polled(events, lambda: client.task(state.task_id))
+        except TransportError:
+            delay = state.failed()
+            if delay is None:
+                raise
+            time.sleep(delay)
+            continue
+        state.connected()
+        yield from fresh
+        if not fresh and not state.done:
+            time.sleep(interval)
+
+
+async def watch_async(
+    client: Any, task_id: str, since: int, interval: float, websocket: bool = True
+) -> AsyncIterator[Event]:
+    from websockets.asyncio.client import connect
+
+    state = WatchState(task_id, since)
+    url = ws_url(client.url, client.prefix, client.token)
+    while websocket and not state.done:
+        try:
+            async with connect(url, open_timeout=10, close_timeout=1, max_size=None) as socket:
+                await socket.send(state.subscribe_message())
+                while not state.done:
+                    try:
+                        text = await asyncio.wait_for(socket.recv(), IDLE)
+                    except TimeoutError:
+                        events = await client.events(task_id, since=state.last_seq)
+                        for event in state.polled(events, None):
+                            yield event
+                        continue
+                    state.connected()
+                    event, resubscribe = state.on_message(text)
+                    if resubscribe:
+                        await socket.send(state.subscribe_message())
+                    elif event is not None:
+                        yield event
+            return
+        except (InvalidHandshake, InvalidURI):
+            break
+        except ConnectionClosed as exc:
+            if (refused := _closed_unauthorized(exc)) is not None:
+                raise refused from None
+            delay = state.failed()
+        except (OSError, TransportError):
+            delay = state.failed()
+        if delay is None:
+            break
+        await asyncio.sleep(delay)
+    state.failures = 0
+    while not state.done:
+        try:
+            events = await client.events(task_id, since=state.last_seq)
+            status = await client.task(task_id) if not events and state.empty_polls >= 2 else None
+            fresh = state.polled(events, None if status is None else lambda found=status: found)
+        except TransportError:
+            delay = state.failed()
+            if delay is None:
+                raise
+            await asyncio.sleep(delay)
+            continue
+        state.connected()
+        for event in fresh:
+            yield event
+        if not fresh and not state.done:
+            await asyncio.sleep(interval)

@@ -1,0 +1,204 @@
+"""The ``script`` executor: a stored script, with its parameters, run on nodes over SSH.
+
+``prepare`` pins the script's version, checks the parameters (undeclared, missing required,
+failing their pattern: 422) and the command policy for shell scripts. Secret parameter values
+go to ``Prepared.secrets`` (sealed with the task, masked in output); the stored request holds
+``********`` in their place, which is why a rerun of such a task asks for them again (422).
+``run`` sends each node the program of ``preamble.py`` on stdin of ``sh -s``.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import msgspec
+
+from knm.core.content import ContentItem, get_by_name, get_runnable
+from knm.core.content import store as content_store
+from knm.core.errors import Invalid, KnmError
+from knm.core.tasks import Executor, NodeResult, Prepared, TargetNode, TaskContext
+from knm.core.tasks.output import MASK
+from knm.plugins.scripts.library import SCRIPT
+from knm.plugins.scripts.preamble import MISSING_MARK, SH_FALLBACK_MARK, command_for, program
+from knm.plugins.scripts.schemas import (
+    ParameterValue,
+    ScriptExtras,
+    ScriptParameter,
+    ScriptRequest,
+    ScriptsSettings,
+)
+from knm.plugins.ssh.errors import TransportError
+from knm.plugins.ssh.executor import CommandContext, check_policy, node_result
+from knm.plugins.ssh.transport import TRANSPORT, SshTransport
+
+MAX_VALUE = 64 * 1024
+_HEAD = 4096
+# What sudo says when it refuses to run a command (any locale-independent part of it).
+_SUDO_REFUSED = re.compile(
+    r"is not allowed to execute|a password is required|incorrect password|"
+    r"is not in the sudoers file|no tty present|a terminal is required"
+)
+
+
+def text_of(value: ParameterValue) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def resolve_parameters(declared: list[ScriptParameter], given: dict[str, str]) -> dict[str, str]:
+    """The values the script gets: given ones checked, defaults filled in; or 422."""
+    known = {param.name: param for param in declared}
+    problems = []
+    if undeclared := sorted(set(given) - set(known)):
+        problems.append(f"undeclared parameters: {', '.join(undeclared)}")
+    values: dict[str, str] = {}
+    missing = []
+    for param in declared:
+        value = given.get(param.name, param.default)
+        if value is None:
+            if param.required:
+                missing.append(param.name)
+            continue
+        if "\x00" in value:
+            problems.append(f"parameter {param.name} must not contain NUL characters")
+        elif len(value) > MAX_VALUE:
+            problems.append(f"parameter {param.name} must be at most {MAX_VALUE} characters")
+        elif param.pattern is not None and not re.fullmatch(param.pattern, value):
+            problems.append(f"parameter {param.name} does not match {param.pattern}")
+        elif param.secret and param.name in given and value == MASK:
+            problems.append(
+                f"parameter {param.name} is secret and was not kept: give its value again"
+            )
+        values[param.name] = value
+    if missing:
+        problems.insert(0, f"missing required parameters: {', '.join(missing)}")
+    if problems:
+        raise Invalid("; ".join(problems), message="invalid script parameters")
+    return values
+
+
+class ScriptExecutor(Executor):
+    kind = "script"
+    route = "scripts"
+    feature = "scripts"
+    request_type = ScriptRequest
+
+    def __init__(self, transport: SshTransport = TRANSPORT) -> None:
+        self.transport = transport
+
+    async def _script(self, knm: Any, request: ScriptRequest) -> ContentItem:
+        if request.script_id is not None:
+            return await get_runnable(knm, SCRIPT, request.script_id)
+        found = await get_by_name(knm, SCRIPT, request.script or "")
+        return await get_runnable(knm, SCRIPT, found.id)
+
+    async def prepare(self, knm: Any, request: ScriptRequest, principal: Any) -> Prepared:
+        script = await self._script(knm, request)
+        extras: ScriptExtras = script.extras
+        given = {name: text_of(value) for name, value in request.parameters.items()}
+        values = resolve_parameters(extras.parameters, given)
+        if extras.language == "shell":
+            context = CommandContext(
+                kind=self.kind,
+                cluster_name=request.cluster_name,
+                username=getattr(principal, "username", None),
+                role=getattr(principal, "role", None),
+                sudo=request.sudo,
+            )
+            await check_policy(knm, script.body.replace("\r\n", "\n"), context)
+        prepared = await super().prepare(knm, request, principal)
+        secret_names = {param.name for param in extras.parameters if param.secret}
+        secrets = {name: value for name, value in values.items() if name in secret_names}
+        shown = {name: MASK if name in secrets else value for name, value in values.items()}
+        # A secret given in the request is kept as ******** (a rerun must give it again); one
+        # that came from its default is left out, so a rerun takes the default again.
+        kept = {
+            name: value for name, value in shown.items() if name not in secrets or name in given
+        }
+        stored = msgspec.to_builtins(request)
+        stored.update(script_id=script.id, script=None, parameters=kept)
+        prepared.stored_request = stored
+        prepared.secrets = secrets
+        prepared.summary = {
+            "script_id": script.id,
+            "script_name": script.name,
+            "script_version": script.version,
+            "language": extras.language,
+            "parameters": shown,
+        }
+        if request.sudo:
+            prepared.summary["sudo"] = True
+        return prepared
+
+    async def _pinned(self, ctx: TaskContext, request: ScriptRequest) -> tuple[str, ScriptExtras]:
+        """The content and extras of the version ``prepare`` saw."""
+        script_id = request.script_id or 0
+        version = ctx.task.summary.get("script_version")
+        row = None
+        if isinstance(version, int):
+            row = await content_store.version(ctx.knm.pool, script_id, version)
+        if row is None:
+            item = await get_runnable(ctx.knm, SCRIPT, script_id)
+            return item.body, item.extras
+        return row["body"], SCRIPT.decode_extras(row["extras"])
+
+    async def run(self, ctx: TaskContext) -> None:
+        request: ScriptRequest = ctx.request
+        transport = self.transport
+        try:
+            content, extras = await self._pinned(ctx, request)
+        except KnmError as exc:
+            raise KnmError(f"script {request.script_id} cannot run: {exc.error}") from None
+        values = {name: text_of(value) for name, value in request.parameters.items()}
+        values.update(ctx.secrets)
+        command, head = command_for(request.sudo, ctx.credential)
+        stdin = head + program(extras.language, content, values)
+        bastion = await transport.bastion_of(ctx.knm, ctx.task.cluster_name)
+
+        async def work(node: TargetNode) -> NodeResult:
+            stderr_head: list[str] = []
+
+            def on_stderr(text: str) -> None:
+                if sum(map(len, stderr_head)) < _HEAD:
+                    stderr_head.append(text)
+                ctx.output(node.name, "stderr", text)
+
+            try:
+                async with transport.session(ctx, node, ctx.credential, bastion=bastion) as conn:
+                    result = await transport.run(
+                        conn,
+                        command,
+                        stdin=stdin,
+                        on_stdout=lambda text: ctx.output(node.name, "stdout", text),
+                        on_stderr=on_stderr,
+                    )
+            except TransportError as exc:
+                return NodeResult.failure(exc.reason, exc.message)
+            return outcome(node_result(result), "".join(stderr_head), sudo=request.sudo)
+
+        settings: ScriptsSettings = ctx.settings
+        ssh_settings = await ctx.knm.features.settings("ssh")
+        try:
+            await ctx.fan_out(
+                work, concurrency=min(settings.max_concurrent, ssh_settings.max_concurrent)
+            )
+        finally:
+            await transport.release_task(ctx.task_id)
+
+
+def outcome(result: NodeResult, stderr: str, *, sudo: bool) -> NodeResult:
+    """The SSH result, told more precisely from what the wrapper and sudo said on stderr."""
+    if result.exit_code == 127 and MISSING_MARK in stderr:
+        line = next(ln for ln in stderr.splitlines() if MISSING_MARK in ln)
+        return NodeResult.failure(
+            "interpreter_missing", line.removeprefix("knm: ").strip(), exit_code=127
+        )
+    if sudo and result.exit_code == 1 and (refused := _SUDO_REFUSED.search(stderr)):
+        return NodeResult.failure(
+            "sudo_failed", f"sudo refused to run the script: {refused.group(0)}", exit_code=1
+        )
+    if SH_FALLBACK_MARK in stderr:
+        result.message += " (bash is not installed: the script ran with sh)"
+    return result

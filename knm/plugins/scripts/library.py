@@ -1,0 +1,168 @@
+"""The script library: the ``script`` content kind, its validation and the builtins.
+
+On create and update a script must pass its language's syntax check (``bash -n`` with the
+content on stdin, or Python's ``compile()``), a shell script the command policy (the SSH
+settings' rules and every plugin's ``knm_check_command``), and its parameters must be
+well-formed. Content over 1 MiB is refused with 413 by the content kind's ``max_body_bytes``
+before any of that runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+from importlib import resources
+from typing import Any
+
+import msgspec
+
+from knm.core.content import BuiltinContent, ContentDraft, ContentKind
+from knm.core.manager import collect
+from knm.core.policy import check_script
+from knm.plugins.scripts.preamble import NAME
+from knm.plugins.scripts.schemas import ScriptExtras, ScriptParameter
+
+MAX_BODY = 1024 * 1024
+MAX_PARAMETERS = 100
+SYNTAX_TIMEOUT = 10.0
+_MESSAGE_CAP = 2000
+
+
+async def shell_syntax_problem(content: str) -> str:
+    """``bash -n``'s complaint about ``content`` ("" when it parses)."""
+    try:
+        proc = await asyncio.create_subprocess_exec(
+            "bash", "-n", stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+    except FileNotFoundError:
+        return "bash is not installed here, so the script cannot be checked"
+    try:
+        _, err = await asyncio.wait_for(proc.communicate(content.encode()), SYNTAX_TIMEOUT)
+    except TimeoutError:
+        proc.kill()
+        await proc.wait()
+        return f"bash -n did not finish within {SYNTAX_TIMEOUT:g} s"
+    if proc.returncode == 0:
+        return ""
+    # bash names its stdin "bash: line N"; keep the line numbers, drop the program name.
+    text = err.decode(errors="replace").strip().replace("bash: ", "")
+    return f"bash -n: {text[:_MESSAGE_CAP]}"
+
+
+def python_syntax_problem(content: str) -> str:
+    try:
+        compile(content, "<script>", "exec", dont_inherit=True)
+    except SyntaxError as exc:
+        return f"python syntax error: {exc.msg} (line {exc.lineno})"
+    except ValueError as exc:
+        return f"python syntax error: {exc}"
+    return ""
+
+
+def parameter_problems(parameters: list[ScriptParameter]) -> list[str]:
+    problems = []
+    if len(parameters) > MAX_PARAMETERS:
+        problems.append(f"at most {MAX_PARAMETERS} parameters are allowed")
+    seen: set[str] = set()
+    for param in parameters:
+        where = f"parameter {param.name!r}"
+        if not NAME.match(param.name):
+            problems.append(f"{where}: names must match ^[A-Z_][A-Z0-9_]*$")
+        elif param.name in seen:
+            problems.append(f"{where} is declared twice")
+        seen.add(param.name)
+        if param.pattern is None:
+            continue
+        try:
+            regex = re.compile(param.pattern)
+        except re.error as exc:
+            problems.append(f"{where}: pattern is not a valid regular expression: {exc}")
+            continue
+        if param.default is not None and not regex.fullmatch(param.default):
+            problems.append(f"{where}: the default does not match its pattern")
+    return problems
+
+
+async def policy_violations(knm: Any, content: str) -> list[str]:
+    """What the command policy blocks in a shell script, as problem texts."""
+    from knm.plugins.ssh.executor import CommandContext
+
+    settings = await knm.features.settings("ssh")
+    try:
+        found = check_script(content, extra_rules=settings.deny_rules, allowed=settings.allow_rules)
+    except re.error:
+        return ["a deny rule of the SSH settings is not a valid regular expression"]
+    context = CommandContext(kind="script", cluster_name="")
+    normalized = content.replace("\r\n", "\n").replace("\r", "\n")
+    found.extend(collect(knm.pm.hook.knm_check_command(command=normalized, context=context)))
+    return [f"dangerous command blocked: {violation.matched}" for violation in found]
+
+
+async def validate_script(knm: Any, draft: ContentDraft) -> list[str]:
+    extras: ScriptExtras = draft.extras
+    content: str = draft.body
+    problems = parameter_problems(extras.parameters)
+    if not content.strip():
+        return [*problems, "content must not be empty"]
+    if extras.language == "python":
+        problem = python_syntax_problem(content)
+    else:
+        problem = await shell_syntax_problem(content)
+    if problem:
+        problems.append(problem)
+    elif extras.language == "shell":
+        problems.extend(await policy_violations(knm, content))
+    return problems
+
+
+SCRIPT = ContentKind(
+    kind="script",
+    plural="scripts",
+    route="/automation/scripts",
+    label="Script",
+    list_includes_body=False,
+    extras=ScriptExtras,
+    versioned=("language", "parameters"),
+    filters=("language",),
+    validate=validate_script,
+    max_body_bytes=MAX_BODY,
+    feature="scripts",
+)
+
+
+class Shipped(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """One entry of ``builtin/manifest.json``."""
+
+    file: str
+    name: str
+    description: str
+    category: str
+    tags: list[str] = msgspec.field(default_factory=list)
+    language: str = "shell"
+    parameters: list[ScriptParameter] = msgspec.field(default_factory=list)
+
+
+def manifest() -> list[Shipped]:
+    raw = resources.files("knm.plugins.scripts").joinpath("builtin", "manifest.json").read_text()
+    return msgspec.convert(json.loads(raw), list[Shipped])
+
+
+def builtin_text(file: str) -> str:
+    return resources.files("knm.plugins.scripts").joinpath("builtin", file).read_text()
+
+
+def builtin_scripts() -> list[BuiltinContent]:
+    return [
+        BuiltinContent(
+            kind=SCRIPT.kind,
+            name=item.name,
+            body=builtin_text(item.file),
+            description=item.description,
+            category=item.category,
+            tags=list(item.tags),
+            extras={"language": item.language, "parameters": msgspec.to_builtins(item.parameters)},
+        )
+        for item in manifest()
+    ]
