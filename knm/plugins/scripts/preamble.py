@@ -1,7 +1,7 @@
 """What a script run sends to a node: one fixed command line, and a program on its stdin.
 
-The command line is ``sh -s`` (with sudo: ``sudo … /bin/sh -c '<skip to the start marker>;
-exec sh -s'``) and carries nothing of the script or its parameters: argv is visible to every
+The command line is ``exec sh -s`` (with sudo: ``exec sudo … /bin/sh -c '<skip to the start
+marker>; exec sh -s'``) and carries nothing of the script or its parameters: argv is visible to every
 user of the node (``ps``), stdin is not. The program on stdin is a small POSIX sh wrapper:
 
 1. It picks the interpreter: ``bash`` for shell scripts (``sh`` when bash is absent, saying so
@@ -115,8 +115,10 @@ def command_for(sudo: bool, credential: Any) -> tuple[str, str]:
     With sudo, ``sudo -S`` reads the password line from stdin and leaves the rest to the
     shell; the shell skips every line up to ``SUDO_START`` first, so a ``NOPASSWD`` rule (sudo
     reads no password) never makes it run the password line as a command."""
+    # ``exec``: the login shell steps aside, so a signal that kills the script is what the
+    # SSH server reports, as for any command.
     if not sudo:
-        return "sh -s", ""
+        return "exec sh -s", ""
     skip = f'while IFS= read -r knm_line; do [ "$knm_line" = {SUDO_START} ] && break; done'
     command, secret = sudo_command(f"{skip}; exec sh -s", credential)
-    return command, (secret or "") + SUDO_START + "\n"
+    return f"exec {command}", (secret or "") + SUDO_START + "\n"

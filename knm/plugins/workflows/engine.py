@@ -356,17 +356,18 @@ class BatchRunner:
             return StepOutcome(status="failed", message=f"{type(exc).__name__}: {exc}")
 
 
-async def _policy(knm: Any, fields: dict[str, Any]) -> str | None:
-    """The command policy again, on the rendered command."""
+async def _policy(knm: Any, fields: dict[str, Any], values: list[str]) -> str | None:
+    """The command policy again, on the rendered command and on each value rendered into it."""
     command = fields.get("command")
     if not isinstance(command, str):
         return None
     from knm.core.manager import collect
     from knm.core.policy import check_command
 
-    violations = check_command(command) + collect(
-        knm.pm.hook.knm_check_command(command=command, context={"executor": "workflow"})
-    )
-    if violations:
-        return f"dangerous command blocked: {violations[0].matched}"
+    for text in (command, *values):
+        violations = check_command(text) + collect(
+            knm.pm.hook.knm_check_command(command=text, context={"executor": "workflow"})
+        )
+        if violations:
+            return f"dangerous command blocked: {violations[0].matched}"
     return None

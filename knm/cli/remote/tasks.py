@@ -1,0 +1,268 @@
+"""``knm task list|show|watch|cancel|rerun|output|start``, and following a task to its end
+(the live view, Ctrl-C handling, the exit code) for every command that starts one."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from knm.client import Client, Conflict
+from knm.client.models import TaskStarted, TaskStatus
+from knm.cli.remote import render
+from knm.cli.remote.session import (
+    CANCELLED,
+    FAILED,
+    OK,
+    UsageError,
+    command,
+    emit_json,
+    error,
+    key_values,
+)
+
+
+def exit_code(status: TaskStatus) -> int:
+    if status.status == "cancelled":
+        return CANCELLED
+    if status.status == "failed" or status.failed_count:
+        return FAILED
+    return OK
+
+
+def _interrupt_choice(args: argparse.Namespace) -> str:
+    choice = getattr(args, "on_interrupt", None) or "ask"
+    if choice != "ask":
+        return choice
+    if not (sys.stdin.isatty() and sys.stderr.isatty()):
+        return "detach"
+    while True:
+        try:
+            answer = input("\nInterrupted. [c]ancel the task, [d]etach, or keep [w]atching? ")
+        except (EOFError, KeyboardInterrupt):
+            return "detach"
+        picked = {"c": "cancel", "d": "detach", "w": "watch"}.get(answer.strip().lower()[:1])
+        if picked:
+            return picked
+
+
+def follow(args: argparse.Namespace, client: Client, task_id: str) -> int:
+    """Watch ``task_id`` to its end and answer with the exit code its outcome means."""
+    last = 0
+    while True:
+        try:
+            if args.json:
+                status = client.wait(task_id)
+            else:
+                with render.LiveView(task_id, getattr(args, "follow", False)) as view:
+                    for event in client.watch(task_id, since=last):
+                        last = event.seq
+                        view.update(event)
+                status = client.task(task_id)
+            break
+        except KeyboardInterrupt:
+            choice = _interrupt_choice(args)
+            if choice == "watch":
+                continue
+            if choice == "detach":
+                error(f"detached; {task_id} keeps running (follow it: knm task watch {task_id})")
+                if args.json:
+                    emit_json(client.task(task_id))
+                return OK
+            try:
+                client.cancel(task_id)
+                error(f"cancelling {task_id}")
+            except Conflict:
+                pass  # it finished meanwhile
+            status = client.wait(task_id, timeout=120)
+            break
+    if args.json:
+        emit_json(status)
+    else:
+        render.print_task(status)
+    return exit_code(status)
+
+
+def started(args: argparse.Namespace, client: Client, task: TaskStarted) -> int:
+    """After a start: print the task id, then follow it unless told to detach."""
+    if args.detach:
+        if args.json:
+            emit_json(task)
+        else:
+            print(task.task_id)
+        return OK
+    if not args.json:
+        render.err().print(f"started {task.task_id} ({task.status})", highlight=False)
+    return follow(args, client, task.task_id)
+
+
+def add_follow_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--follow", action="store_true", help="print node output as it comes")
+    parser.add_argument(
+        "--on-interrupt",
+        choices=["ask", "cancel", "detach"],
+        default="ask",
+        help="what Ctrl-C does (default: ask on a terminal, else detach)",
+    )
+
+
+@command
+def list_tasks(args: argparse.Namespace, client: Client) -> int:
+    found = client.tasks(
+        kind=args.kind,
+        cluster_name=args.cluster,
+        status=args.status,
+        include_children=args.all or None,
+        page=args.page,
+        page_size=args.page_size,
+    )
+    if args.json:
+        emit_json({"total": found.total, "executions": found.items})
+        return OK
+    columns = ["task_id", "status", "cluster_name", "success_count", "failed_count"]
+    render.print_table(found.items, [*columns, "start_time", "duration", "username"], found.total)
+    return OK
+
+
+@command
+def show(args: argparse.Namespace, client: Client) -> int:
+    status = client.task(args.task_id)
+    if args.json:
+        emit_json(status)
+    else:
+        render.print_task(status, with_output=args.output)
+    return OK
+
+
+@command
+def watch(args: argparse.Namespace, client: Client) -> int:
+    return follow(args, client, args.task_id)
+
+
+@command
+def cancel(args: argparse.Namespace, client: Client) -> int:
+    result = client.cancel(args.task_id)
+    if args.json:
+        emit_json(result)
+    else:
+        print(f"{result.task_id}: cancel requested ({result.status})")
+    return OK
+
+
+@command
+def rerun(args: argparse.Namespace, client: Client) -> int:
+    task = client.rerun(args.task_id, only_failed=not args.all_nodes)
+    return started(args, client, task)
+
+
+@command
+def output(args: argparse.Namespace, client: Client) -> int:
+    nodes = [args.node] if args.node else client.task(args.task_id).target_nodes
+    sink = sys.stdout.buffer
+    if args.output_file:
+        written = client.download_output(args.task_id, nodes[0], args.output_file, args.stream)
+        print(f"{written} bytes written to {args.output_file}", file=sys.stderr)
+        return OK
+    for node in nodes:
+        if len(nodes) > 1:
+            sink.write(f"==> {node} <==\n".encode())
+        for chunk in client.stream_output(args.task_id, node, args.stream):
+            sink.write(chunk)
+        sink.flush()
+    return OK
+
+
+@command
+def start(args: argparse.Namespace, client: Client) -> int:
+    payload: dict[str, Any] = {"cluster_name": args.cluster}
+    payload.update(targets(args))
+    payload.update(key_values(args.field, typed=True))
+    task = client.executor(args.route, args.start_path).start(
+        payload, idempotency_key=args.idempotency_key
+    )
+    return started(args, client, task)
+
+
+def targets(args: argparse.Namespace) -> dict[str, Any]:
+    """The target and limit options of a run command, as request fields."""
+    nodes = [n for part in args.nodes or [] for n in part.split(",") if n]
+    if not nodes and not args.selector:
+        raise UsageError("give the target nodes (-n node1,node2) or a selector (--selector)")
+    fields: dict[str, Any] = {"target_nodes": nodes} if nodes else {}
+    if args.selector:
+        fields["target_selector"] = args.selector
+    for name in ("timeout", "deadline", "batch_size", "max_failures"):
+        value = getattr(args, name, None)
+        if value is not None:
+            fields[name] = value
+    return fields
+
+
+def add_target_options(parser: argparse.ArgumentParser, *, credential: bool = True) -> None:
+    parser.add_argument("-c", "--cluster", required=True, help="the cluster's name")
+    parser.add_argument(
+        "-n", "--nodes", action="append", metavar="NODES", help="node names, comma-separated"
+    )
+    parser.add_argument("--selector", help="a label selector instead of names (role=worker)")
+    if credential:
+        parser.add_argument("--credential", help="credential id or name")
+    parser.add_argument("--timeout", type=int, help="seconds per node")
+    parser.add_argument("--deadline", type=int, help="seconds for the whole task")
+    parser.add_argument("--batch-size", type=int, help="nodes in flight at once")
+    parser.add_argument("--max-failures", type=int, help="stop starting nodes after this many fail")
+    parser.add_argument("--idempotency-key", help="a repeated key returns the first task")
+    parser.add_argument(
+        "--detach", action="store_true", help="print the task id and return at once"
+    )
+    add_follow_options(parser)
+
+
+def register(nouns: dict[str, Any], parent: argparse.ArgumentParser) -> None:
+    sub = nouns["task"]
+    p = sub.add_parser("list", parents=[parent], help="tasks of every kind, newest first")
+    p.add_argument("--kind")
+    p.add_argument("--cluster")
+    p.add_argument("--status", choices=["pending", "running", "completed", "failed", "cancelled"])
+    p.add_argument("--all", action="store_true", help="include workflow steps' child tasks")
+    p.add_argument("--page", type=int, default=1)
+    p.add_argument("--page-size", type=int, default=20)
+    p.set_defaults(func=list_tasks)
+
+    p = sub.add_parser("show", parents=[parent], help="a task's status and per-node results")
+    p.add_argument("task_id")
+    p.add_argument("--output", action="store_true", help="also print each node's output")
+    p.set_defaults(func=show)
+
+    p = sub.add_parser("watch", parents=[parent], help="follow a task live until it ends")
+    p.add_argument("task_id")
+    add_follow_options(p)
+    p.set_defaults(func=watch, on_interrupt="detach")
+
+    p = sub.add_parser("cancel", parents=[parent], help="cancel a pending or running task")
+    p.add_argument("task_id")
+    p.set_defaults(func=cancel)
+
+    p = sub.add_parser("rerun", parents=[parent], help="run a finished task's failed nodes again")
+    p.add_argument("task_id")
+    p.add_argument("--all-nodes", action="store_true", help="every node, not only failed ones")
+    p.add_argument("--detach", action="store_true", help="print the task id and return at once")
+    add_follow_options(p)
+    p.set_defaults(func=rerun)
+
+    p = sub.add_parser("output", parents=[parent], help="download a node's stored output")
+    p.add_argument("task_id")
+    p.add_argument("--node", help="the node (default: every node, one after another)")
+    p.add_argument("--stream", choices=["stdout", "stderr"], default="stdout")
+    p.add_argument(
+        "-o", "--output-file", help="save to this file (continues a partial download)"
+    )
+    p.set_defaults(func=output)
+
+    p = sub.add_parser(
+        "start", parents=[parent], help="start a task of any executor (plugins' too) by route"
+    )
+    p.add_argument("route", help="the executor's route (ssh, test, ...)")
+    p.add_argument("--start-path", default="execute", help="execute (ansible: run)")
+    p.add_argument("-f", "--field", action="append", metavar="KEY=VALUE", help="request field")
+    add_target_options(p, credential=False)
+    p.set_defaults(func=start)

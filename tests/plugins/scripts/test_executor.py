@@ -1,0 +1,308 @@
+"""Scripts run on real sshd nodes: parameters as environment, values that stay data, secrets
+that never show, big scripts, python, timeouts, cancel, sudo and unreachable nodes."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import pytest
+
+from knm.testing.client import ApiClient, assert_envelope
+from knm.testing.fleet import FleetCluster
+from knm.testing.tasks import eventually, wait_for_task
+
+from .conftest import SCRIPTS, Maker, Runner, by_node
+
+
+@pytest.fixture(scope="module")
+async def echo_script(make_script: Maker) -> dict[str, Any]:
+    params = [
+        {"name": "PORT", "required": True, "pattern": "[0-9]{1,5}"},
+        {"name": "HOST", "default": "localhost"},
+        {"name": "NOTE"},
+    ]
+    return await make_script('echo "port=$PORT host=$HOST note=${NOTE-unset}"\n', parameters=params)
+
+
+async def _execute(client: ApiClient, headers: dict[str, str], fleet: FleetCluster, **body: Any) -> Any:
+    request = {"cluster_name": fleet.cluster_name, "credential_id": fleet.credential_id,
+               "target_nodes": ["node1"], **body}  # fmt: skip
+    return await client.post(f"{SCRIPTS}/execute", json=request, headers=headers)
+
+
+async def test_a_script_runs_on_every_node_with_its_parameters_and_defaults(
+    start_script: Runner,
+    knm_client: ApiClient,
+    admin_headers: dict[str, str],
+    fleet: FleetCluster,
+    echo_script: dict[str, Any],
+) -> None:
+    data = await start_script(script_id=echo_script["id"], parameters={"PORT": 8080})
+    assert data["task_id"].startswith("script-exec-")
+    assert data["status"] == "running"
+    assert (data["script_id"], data["script_name"]) == (echo_script["id"], echo_script["name"])
+    status = await wait_for_task(knm_client, admin_headers, data["task_id"])
+    assert status["status"] == "completed"
+    assert status["script_version"] == 1 and status["language"] == "shell"
+    for result in status["results"]:
+        assert (result["status"], result["exit_code"]) == ("success", 0)
+        assert result["stdout"] == "port=8080 host=localhost note=unset\n"
+        assert result["stderr"] == ""
+    listed = await knm_client.get(f"{SCRIPTS}/history", headers=admin_headers)
+    assert data["task_id"] in {e["task_id"] for e in assert_envelope(listed, 200)["data"]["executions"]}
+
+
+async def test_a_script_can_be_named_instead_of_given_by_id(
+    run_script: Runner, echo_script: dict[str, Any]
+) -> None:
+    status = await run_script(
+        script=echo_script["name"].upper(), parameters={"PORT": "1", "NOTE": ""}, target_nodes=["node2"]
+    )
+    assert status["results"][0]["stdout"] == "port=1 host=localhost note=\n"
+
+
+@pytest.mark.parametrize(
+    ("parameters", "said"),
+    [
+        ({}, "missing required parameters: PORT"),
+        ({"PORT": "80", "OTHER": "x", "MORE": "y"}, "undeclared parameters: MORE, OTHER"),
+        ({"PORT": "80; id"}, "parameter PORT does not match [0-9]{1,5}"),
+        ({"PORT": "123456"}, "parameter PORT does not match"),
+    ],
+)
+async def test_bad_parameters_are_422_naming_them(
+    knm_client: ApiClient,
+    admin_headers: dict[str, str],
+    fleet: FleetCluster,
+    echo_script: dict[str, Any],
+    parameters: dict[str, str],
+    said: str,
+) -> None:
+    response = await _execute(
+        knm_client, admin_headers, fleet, script_id=echo_script["id"], parameters=parameters
+    )
+    assert said in assert_envelope(response, 422)["error"]
+
+
+async def test_unknown_or_inactive_scripts_and_both_or_neither_reference(
+    knm_client: ApiClient, admin_headers: dict[str, str], fleet: FleetCluster, make_script: Maker
+) -> None:
+    response = await _execute(knm_client, admin_headers, fleet, script_id=99999)
+    assert assert_envelope(response, 404)["error"] == "Script ID 99999 not found"
+    response = await _execute(knm_client, admin_headers, fleet, script="no such script")
+    assert_envelope(response, 404)
+    inactive = await make_script("true\n", is_active=False)
+    assert_envelope(await _execute(knm_client, admin_headers, fleet, script_id=inactive["id"]), 409)
+    both = await _execute(knm_client, admin_headers, fleet, script_id=1, script="x")
+    assert "either script_id or script" in assert_envelope(both, 422)["error"]
+
+
+async def test_injection_attempts_in_values_run_nothing_on_the_nodes(
+    run_script: Runner, make_script: Maker
+) -> None:
+    marker = Path(f"/tmp/knm-pwned-{uuid.uuid4().hex}")
+    values = [f"$(touch {marker})", f"'; touch {marker}; '", f"`touch {marker}`",
+              f"a\ntouch {marker}\n", f'"; touch {marker}; "']  # fmt: skip
+    params = [{"name": f"V{i}"} for i in range(len(values))]
+    shell = await make_script('printf "%s|" "$V0" "$V1" "$V2" "$V3" "$V4"\n', parameters=params)
+    python = await make_script(
+        "import os\nprint('|'.join(os.environ['V%d' % i] for i in range(5)))\n",
+        language="python", parameters=params,
+    )  # fmt: skip
+    given = {f"V{i}": value for i, value in enumerate(values)}
+    try:
+        for script, end in ((shell, "|"), (python, "\n")):
+            status = await run_script(script_id=script["id"], parameters=given, target_nodes=["node1"])
+            assert status["results"][0]["stdout"] == "|".join(values) + end
+            assert not marker.exists()
+    finally:
+        marker.unlink(missing_ok=True)
+
+
+async def test_a_secret_is_masked_never_stored_and_never_in_argv(
+    start_script: Runner,
+    knm_client: ApiClient,
+    admin_headers: dict[str, str],
+    fleet: FleetCluster,
+    make_script: Maker,
+    knm_database_url: str,
+) -> None:
+    secret = f"hunter-{uuid.uuid4().hex}"
+    script = await make_script(
+        'echo "token is $TOKEN"; echo "again $TOKEN" >&2; sleep 3\n',
+        parameters=[{"name": "TOKEN", "secret": True, "required": True}],
+    )
+    data = await start_script(script_id=script["id"], parameters={"TOKEN": secret},
+                              target_nodes=["node1"])  # fmt: skip
+    seen_running = False
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        args = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
+        assert secret not in args
+        if "sleep 3" in args:
+            seen_running = True
+            break
+        time.sleep(0.05)
+    assert seen_running
+    status = await wait_for_task(knm_client, admin_headers, data["task_id"])
+    (result,) = status["results"]
+    assert result["stdout"] == "token is ********\n"
+    assert result["stderr"] == "again ********\n"
+    assert status["parameters"] == {"TOKEN": "********"}
+    conn = await asyncpg.connect(knm_database_url)
+    try:
+        stored = await conn.fetchval("SELECT request::text FROM tasks WHERE task_id = $1", data["task_id"])
+        output = await conn.fetchval("SELECT string_agg(data, '') FROM task_output")
+        audit = await conn.fetchval("SELECT string_agg(detail::text, ' ') FROM audit_log")
+    finally:
+        await conn.close()
+    for text in (stored, output, audit, str(status)):
+        assert secret not in (text or "")
+    rerun = await knm_client.post(
+        f"{SCRIPTS}/rerun/{data['task_id']}", json={"only_failed": False}, headers=admin_headers
+    )
+    assert "TOKEN is secret and was not kept" in assert_envelope(rerun, 422)["error"]
+
+
+async def test_a_200_kilobyte_script_runs(run_script: Runner, make_script: Maker) -> None:
+    lines = [f"x{i}=$((RANDOM % 7))  # padding padding padding padding padding\n" for i in range(3500)]
+    content = "".join(lines) + 'echo "done $COUNT"\n'
+    assert len(content) > 200_000
+    script = await make_script(content, parameters=[{"name": "COUNT", "default": "3500"}])
+    status = await run_script(script_id=script["id"])
+    assert {r["stdout"] for r in status["results"]} == {"done 3500\n"}
+
+
+async def test_a_python_script_gets_its_parameters(run_script: Runner, make_script: Maker) -> None:
+    script = await make_script(
+        "import os, sys\nprint(int(os.environ['N']) * 2, os.environ['WHO'], sys.stdin.read() == '')\n"
+        "sys.exit(int(os.environ['CODE']))\n",
+        language="python",
+        parameters=[{"name": "N", "pattern": "[0-9]+", "required": True},
+                    {"name": "WHO", "default": "py"}, {"name": "CODE", "default": "0"}],
+    )  # fmt: skip
+    status = await run_script(script_id=script["id"], parameters={"N": 21})
+    assert status["status"] == "completed"
+    assert {r["stdout"] for r in status["results"]} == {"42 py True\n"}
+    failed = await run_script(script_id=script["id"], parameters={"N": 1, "CODE": "4"},
+                              target_nodes=["node1"])  # fmt: skip
+    (result,) = failed["results"]
+    assert (result["reason"], result["exit_code"], result["message"]) == ("exit_code", 4, "exit code 4")
+
+
+async def test_exit_codes_and_signals_are_reported_like_ssh(
+    run_script: Runner, make_script: Maker
+) -> None:
+    script = await make_script("echo before; kill -TERM $$\n")
+    (result,) = (await run_script(script_id=script["id"], target_nodes=["node1"]))["results"]
+    assert (result["reason"], result["message"]) == ("signal", "killed by signal TERM")
+    assert result["stdout"] == "before\n"
+
+
+def _leftovers(tag: str) -> list[str]:
+    args = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
+    return [line for line in args.splitlines() if tag in line]
+
+
+async def test_a_timeout_fails_the_node_and_stops_what_the_script_started(
+    run_script: Runner, make_script: Maker
+) -> None:
+    tag = f"knm-timeout-{uuid.uuid4().hex[:8]}"
+    script = await make_script(f"sleep 3600 &\nexec -a {tag} sleep 3600\n")
+    status = await run_script(script_id=script["id"], target_nodes=["node1"], timeout=2)
+    (result,) = status["results"]
+    assert result["reason"] == "timeout"
+
+    async def gone() -> bool:
+        return not _leftovers(tag)
+
+    await eventually(gone, deadline=20)
+
+
+async def test_cancel_stops_the_script_on_every_node(
+    start_script: Runner, knm_client: ApiClient, admin_headers: dict[str, str], make_script: Maker
+) -> None:
+    tag = f"knm-cancel-{uuid.uuid4().hex[:8]}"
+    script = await make_script(f"echo going\nexec -a {tag} sleep 3600\n")
+    data = await start_script(script_id=script["id"], timeout=600)
+
+    async def running() -> bool:
+        return len(_leftovers(tag)) == 3
+
+    await eventually(running)
+    response = await knm_client.post(f"{SCRIPTS}/cancel/{data['task_id']}", headers=admin_headers)
+    assert_envelope(response, 200)
+    status = await wait_for_task(knm_client, admin_headers, data["task_id"])
+    assert status["status"] == "cancelled"
+    assert {r["reason"] for r in status["results"]} == {"cancelled"}
+
+    async def gone() -> bool:
+        return not _leftovers(tag)
+
+    await eventually(gone, deadline=20)
+
+
+async def test_an_unreachable_node_fails_alone(
+    run_script: Runner, fleet: FleetCluster, echo_script: dict[str, Any]
+) -> None:
+    status = await run_script(
+        script_id=echo_script["id"], parameters={"PORT": "1"},
+        target_nodes=["node1", fleet.refused],
+    )  # fmt: skip
+    results = by_node(status)
+    assert results["node1"]["status"] == "success"
+    assert (results[fleet.refused]["status"], results[fleet.refused]["reason"]) == (
+        "failed",
+        "unreachable",
+    )
+    assert (status["success_count"], status["failed_count"]) == (1, 1)
+
+
+async def test_batch_size_and_max_failures_apply(
+    run_script: Runner, fleet: FleetCluster, echo_script: dict[str, Any]
+) -> None:
+    status = await run_script(
+        script_id=echo_script["id"], parameters={"PORT": "1"},
+        target_nodes=[fleet.refused, "node1", "node2"], batch_size=1, max_failures=0,
+    )  # fmt: skip
+    results = by_node(status)
+    assert results[fleet.refused]["reason"] == "unreachable"
+    assert {results[n]["reason"] for n in ("node1", "node2")} == {"skipped"}
+
+
+async def test_sudo_the_nodes_refuse_fails_clearly_and_never_shows_the_password(
+    run_script: Runner, fleet: FleetCluster, make_script: Maker, knm_database_url: str
+) -> None:
+    # The fleet's sudoers allows only id, whoami and true: a shell as root is refused there.
+    script = await make_script("id -u\n")
+    status = await run_script(script_id=script["id"], sudo=True, target_nodes=["node1"])
+    (result,) = status["results"]
+    assert result["reason"] == "sudo_failed", result
+    assert "not allowed to execute" in result["message"]
+    assert status["sudo"] is True
+    conn = await asyncpg.connect(knm_database_url)
+    try:
+        stored = await conn.fetchval("SELECT string_agg(data, '') FROM task_output")
+        requests = await conn.fetchval("SELECT string_agg(request::text, ' ') FROM tasks")
+    finally:
+        await conn.close()
+    for text in (stored, requests, str(status)):
+        assert fleet.fleet.password not in (text or "")
+
+
+async def test_the_policy_is_checked_again_at_execute(
+    knm_client: ApiClient, admin_headers: dict[str, str], fleet: FleetCluster, make_script: Maker
+) -> None:
+    script = await make_script("echo forbidden-word\n")
+    rules = {"deny_rules": [{"name": "no-forbidden", "pattern": "forbidden-word"}]}
+    assert_envelope(await knm_client.put("/features/automation/ssh", json=rules, headers=admin_headers), 200)
+    try:
+        response = await _execute(knm_client, admin_headers, fleet, script_id=script["id"])
+        assert "dangerous command blocked" in assert_envelope(response, 422)["error"]
+    finally:
+        await knm_client.put("/features/automation/ssh", json={"deny_rules": []}, headers=admin_headers)
