@@ -20,7 +20,7 @@ from typing import Any
 
 import msgspec
 
-from bench.common import machine, mark, say, table, throwaway_database
+from bench.common import machine, mark, table, throwaway_database
 from knm.core.hookspecs import hookimpl
 from knm.core.tasks.steps import StepOutcome, StepRun, StepType
 from knm.testing.database import TEST_ADMIN_PASSWORD, config_for_tests
@@ -160,10 +160,10 @@ def main() -> None:
         throwaway_database(Path(workdir)) as url,
     ):
         rows = asyncio.run(measure(url, args.smoke))
-    say(
+    print(
         f"workflow engine overhead ({machine()}); no-op steps; time from POST to the terminal state"
     )
-    say(
+    print(
         table(
             ["workload", "steps", "seconds (median)", "steps/s", "target: 1,000 steps < 2 s"], rows
         )

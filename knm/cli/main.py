@@ -7,7 +7,7 @@ import sys
 from collections.abc import Sequence
 
 from knm import __version__
-from knm.cli import local
+from knm.cli import local, remote
 from knm.core.manager import make_plugin_manager
 
 
@@ -18,6 +18,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"knm {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     local.register(subparsers)
+    remote.register(subparsers)
     make_plugin_manager().hook.knm_cli(subparsers=subparsers)
     return parser
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import inspect
 import io
 import os
 import stat
@@ -20,7 +19,6 @@ from knm.core.config import KnmConfig
 from knm.core.credentials import store
 from knm.core.credentials.models import Secrets
 from knm.core.crypto import DecryptionError, Keyring, key_id_of
-from knm.core.runtime import Knm
 from knm.testing.database import TEST_SECRET
 
 OLD = TEST_SECRET
@@ -192,13 +190,6 @@ async def test_a_missing_secret_file_is_an_error_not_a_traceback(
     assert "Traceback" not in capsys.readouterr().err
 
 
-_RUNTIME_PASSES_PREVIOUS = "previous_secret_keys" in inspect.getsource(Knm.start)
-
-
-@pytest.mark.skipif(
-    not _RUNTIME_PASSES_PREVIOUS,
-    reason="needs Knm.start to pass config.previous_secret_keys to keys.check_fingerprint",
-)
 async def test_a_stopped_deployment_rotates_without_restarting_servers_first(
     pool: asyncpg.Pool, knm_env: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:

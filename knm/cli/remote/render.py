@@ -163,7 +163,11 @@ class LiveView:
         self.progress.update(self.bar, completed=event.progress)
         if event.type == "output":
             if self.follow:
-                self.output(event.data.get("node", ""), event.data.get("stream", ""), event.data.get("text", ""))
+                self.output(
+                    event.data.get("node", ""),
+                    event.data.get("stream", ""),
+                    event.data.get("text", ""),
+                )
             return
         if event.type in ("progress", "step") and event.message:
             self.message.plain = event.message

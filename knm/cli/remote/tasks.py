@@ -7,8 +7,6 @@ import argparse
 import sys
 from typing import Any
 
-from knm.client import Client, Conflict
-from knm.client.models import TaskStarted, TaskStatus
 from knm.cli.remote import render
 from knm.cli.remote.session import (
     CANCELLED,
@@ -20,6 +18,8 @@ from knm.cli.remote.session import (
     error,
     key_values,
 )
+from knm.client import Client, Conflict
+from knm.client.models import TaskStarted, TaskStatus
 
 
 def exit_code(status: TaskStatus) -> int:
@@ -253,9 +253,7 @@ def register(nouns: dict[str, Any], parent: argparse.ArgumentParser) -> None:
     p.add_argument("task_id")
     p.add_argument("--node", help="the node (default: every node, one after another)")
     p.add_argument("--stream", choices=["stdout", "stderr"], default="stdout")
-    p.add_argument(
-        "-o", "--output-file", help="save to this file (continues a partial download)"
-    )
+    p.add_argument("-o", "--output-file", help="save to this file (continues a partial download)")
     p.set_defaults(func=output)
 
     p = sub.add_parser(

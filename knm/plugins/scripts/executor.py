@@ -19,7 +19,7 @@ from knm.core.content import store as content_store
 from knm.core.errors import Invalid, KnmError
 from knm.core.tasks import Executor, NodeResult, Prepared, TargetNode, TaskContext
 from knm.core.tasks.output import MASK
-from knm.plugins.scripts.library import SCRIPT
+from knm.plugins.scripts.library import SCRIPT, policy_violations
 from knm.plugins.scripts.preamble import MISSING_MARK, SH_FALLBACK_MARK, command_for, program
 from knm.plugins.scripts.schemas import (
     ParameterValue,
@@ -29,7 +29,7 @@ from knm.plugins.scripts.schemas import (
     ScriptsSettings,
 )
 from knm.plugins.ssh.errors import TransportError
-from knm.plugins.ssh.executor import CommandContext, check_policy, node_result
+from knm.plugins.ssh.executor import CommandContext, node_result
 from knm.plugins.ssh.transport import TRANSPORT, SshTransport
 
 MAX_VALUE = 64 * 1024
@@ -107,7 +107,11 @@ class ScriptExecutor(Executor):
                 role=getattr(principal, "role", None),
                 sudo=request.sudo,
             )
-            await check_policy(knm, script.body.replace("\r\n", "\n"), context)
+            if found := await policy_violations(knm, script.body, context):
+                raise Invalid(
+                    f"dangerous command blocked: {found[0].matched}",
+                    message="command validation failed",
+                )
         prepared = await super().prepare(knm, request, principal)
         secret_names = {param.name for param in extras.parameters if param.secret}
         secrets = {name: value for name, value in values.items() if name in secret_names}

@@ -1,8 +1,8 @@
 """What a script run sends to a node: one fixed command line, and a program on its stdin.
 
 The command line is ``exec sh -s`` (with sudo: ``exec sudo … /bin/sh -c '<skip to the start
-marker>; exec sh -s'``) and carries nothing of the script or its parameters: argv is visible to every
-user of the node (``ps``), stdin is not. The program on stdin is a small POSIX sh wrapper:
+marker>; exec sh -s'``) and carries nothing of the script or its parameters: argv is visible
+to every user of the node (``ps``), stdin is not. The program on stdin is a small POSIX sh wrapper:
 
 1. It picks the interpreter: ``bash`` for shell scripts (``sh`` when bash is absent, saying so
    on stderr), ``python3`` for python; a missing python3 exits 127 with ``MISSING_MARK``.

@@ -12,6 +12,9 @@ from typing import Any
 import asyncpg
 import pytest
 
+from knm.core.tasks import NodeResult
+from knm.plugins.scripts.executor import outcome
+from knm.plugins.scripts.preamble import MISSING_MARK, SH_FALLBACK_MARK
 from knm.testing.client import ApiClient, assert_envelope
 from knm.testing.fleet import FleetCluster
 from knm.testing.tasks import eventually, wait_for_task
@@ -29,7 +32,9 @@ async def echo_script(make_script: Maker) -> dict[str, Any]:
     return await make_script('echo "port=$PORT host=$HOST note=${NOTE-unset}"\n', parameters=params)
 
 
-async def _execute(client: ApiClient, headers: dict[str, str], fleet: FleetCluster, **body: Any) -> Any:
+async def _execute(
+    client: ApiClient, headers: dict[str, str], fleet: FleetCluster, **body: Any
+) -> Any:
     request = {"cluster_name": fleet.cluster_name, "credential_id": fleet.credential_id,
                "target_nodes": ["node1"], **body}  # fmt: skip
     return await client.post(f"{SCRIPTS}/execute", json=request, headers=headers)
@@ -54,14 +59,18 @@ async def test_a_script_runs_on_every_node_with_its_parameters_and_defaults(
         assert result["stdout"] == "port=8080 host=localhost note=unset\n"
         assert result["stderr"] == ""
     listed = await knm_client.get(f"{SCRIPTS}/history", headers=admin_headers)
-    assert data["task_id"] in {e["task_id"] for e in assert_envelope(listed, 200)["data"]["executions"]}
+    assert data["task_id"] in {
+        e["task_id"] for e in assert_envelope(listed, 200)["data"]["executions"]
+    }
 
 
 async def test_a_script_can_be_named_instead_of_given_by_id(
     run_script: Runner, echo_script: dict[str, Any]
 ) -> None:
     status = await run_script(
-        script=echo_script["name"].upper(), parameters={"PORT": "1", "NOTE": ""}, target_nodes=["node2"]
+        script=echo_script["name"].upper(),
+        parameters={"PORT": "1", "NOTE": ""},
+        target_nodes=["node2"],
     )
     assert status["results"][0]["stdout"] == "port=1 host=localhost note=\n"
 
@@ -117,7 +126,9 @@ async def test_injection_attempts_in_values_run_nothing_on_the_nodes(
     given = {f"V{i}": value for i, value in enumerate(values)}
     try:
         for script, end in ((shell, "|"), (python, "\n")):
-            status = await run_script(script_id=script["id"], parameters=given, target_nodes=["node1"])
+            status = await run_script(
+                script_id=script["id"], parameters=given, target_nodes=["node1"]
+            )
             assert status["results"][0]["stdout"] == "|".join(values) + end
             assert not marker.exists()
     finally:
@@ -156,7 +167,9 @@ async def test_a_secret_is_masked_never_stored_and_never_in_argv(
     assert status["parameters"] == {"TOKEN": "********"}
     conn = await asyncpg.connect(knm_database_url)
     try:
-        stored = await conn.fetchval("SELECT request::text FROM tasks WHERE task_id = $1", data["task_id"])
+        stored = await conn.fetchval(
+            "SELECT request::text FROM tasks WHERE task_id = $1", data["task_id"]
+        )
         output = await conn.fetchval("SELECT string_agg(data, '') FROM task_output")
         audit = await conn.fetchval("SELECT string_agg(detail::text, ' ') FROM audit_log")
     finally:
@@ -170,7 +183,9 @@ async def test_a_secret_is_masked_never_stored_and_never_in_argv(
 
 
 async def test_a_200_kilobyte_script_runs(run_script: Runner, make_script: Maker) -> None:
-    lines = [f"x{i}=$((RANDOM % 7))  # padding padding padding padding padding\n" for i in range(3500)]
+    lines = [
+        f"x{i}=$((RANDOM % 7))  # padding padding padding padding padding\n" for i in range(3500)
+    ]
     content = "".join(lines) + 'echo "done $COUNT"\n'
     assert len(content) > 200_000
     script = await make_script(content, parameters=[{"name": "COUNT", "default": "3500"}])
@@ -180,7 +195,8 @@ async def test_a_200_kilobyte_script_runs(run_script: Runner, make_script: Maker
 
 async def test_a_python_script_gets_its_parameters(run_script: Runner, make_script: Maker) -> None:
     script = await make_script(
-        "import os, sys\nprint(int(os.environ['N']) * 2, os.environ['WHO'], sys.stdin.read() == '')\n"
+        "import os, sys\n"
+        "print(int(os.environ['N']) * 2, os.environ['WHO'], sys.stdin.read() == '')\n"
         "sys.exit(int(os.environ['CODE']))\n",
         language="python",
         parameters=[{"name": "N", "pattern": "[0-9]+", "required": True},
@@ -192,7 +208,11 @@ async def test_a_python_script_gets_its_parameters(run_script: Runner, make_scri
     failed = await run_script(script_id=script["id"], parameters={"N": 1, "CODE": "4"},
                               target_nodes=["node1"])  # fmt: skip
     (result,) = failed["results"]
-    assert (result["reason"], result["exit_code"], result["message"]) == ("exit_code", 4, "exit code 4")
+    assert (result["reason"], result["exit_code"], result["message"]) == (
+        "exit_code",
+        4,
+        "exit code 4",
+    )
 
 
 async def test_exit_codes_and_signals_are_reported_like_ssh(
@@ -300,9 +320,58 @@ async def test_the_policy_is_checked_again_at_execute(
 ) -> None:
     script = await make_script("echo forbidden-word\n")
     rules = {"deny_rules": [{"name": "no-forbidden", "pattern": "forbidden-word"}]}
-    assert_envelope(await knm_client.put("/features/automation/ssh", json=rules, headers=admin_headers), 200)
+    assert_envelope(
+        await knm_client.put("/features/automation/ssh", json=rules, headers=admin_headers), 200
+    )
     try:
         response = await _execute(knm_client, admin_headers, fleet, script_id=script["id"])
         assert "dangerous command blocked" in assert_envelope(response, 422)["error"]
     finally:
-        await knm_client.put("/features/automation/ssh", json={"deny_rules": []}, headers=admin_headers)
+        await knm_client.put(
+            "/features/automation/ssh", json={"deny_rules": []}, headers=admin_headers
+        )
+
+
+async def test_a_workflow_step_runs_a_builtin_script_by_name(
+    knm_client: ApiClient, admin_headers: dict[str, str], fleet: FleetCluster
+) -> None:
+    node = fleet.fleet.nodes[0]
+    steps = [{"id": "probe", "type": "script", "script": "port check",
+              "parameters": {"PORT": str(node.port), "HOST": node.address}}]  # fmt: skip
+    body = {"name": "probe ssh", "definition": {"steps": steps}}
+    created = await knm_client.post("/automation/workflows", json=body, headers=admin_headers)
+    workflow_id = assert_envelope(created, 201)["data"]["id"]
+    started = await knm_client.post(
+        "/automation/workflows/execute",
+        json={"workflow_id": workflow_id, "cluster_name": fleet.cluster_name,
+              "target_nodes": ["node1"], "credential_id": fleet.credential_id},
+        headers=admin_headers,
+    )  # fmt: skip
+    data = assert_envelope(started, 200)["data"]
+    status = await wait_for_task(knm_client, admin_headers, data["task_id"], deadline=90)
+    assert status["status"] == "completed", status
+    (step,) = status["steps"]
+    child = await wait_for_task(knm_client, admin_headers, step["task_id"])
+    assert child["script_name"] == "port check"
+    assert child["results"][0]["stdout"].endswith(
+        f"open: {node.address}:{node.port} accepts connections\n"
+    )
+
+
+def test_the_wrappers_notes_make_the_result_more_precise() -> None:
+    missing = outcome(
+        NodeResult.failure("exit_code", "exit code 127", exit_code=127),
+        f"{MISSING_MARK} python3 is not on this node\n",
+        sudo=False,
+    )
+    assert (missing.reason, missing.exit_code) == ("interpreter_missing", 127)
+    assert missing.message == "interpreter not installed: python3 is not on this node"
+    plain_127 = outcome(
+        NodeResult.failure("exit_code", "exit code 127", exit_code=127),
+        "bash: line 1: nosuch: command not found\n",
+        sudo=False,
+    )
+    assert plain_127.reason == "exit_code"
+    with_sh = outcome(NodeResult.success("exit code 0"), f"{SH_FALLBACK_MARK}\n", sudo=False)
+    assert with_sh.status == "success"
+    assert with_sh.message == "exit code 0 (bash is not installed: the script ran with sh)"

@@ -14,9 +14,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from knm.core.credentials import DecryptedCredential
 from knm.plugins.scripts.preamble import (
     MISSING_MARK,
     SH_FALLBACK_MARK,
+    command_for,
     delimiter_for,
     exports,
     program,
@@ -135,3 +137,22 @@ def test_sigterm_to_the_wrapper_stops_everything_the_script_started() -> None:
     while any(f"knm-{tag}" in line for line in sleepers()):
         assert time.monotonic() < deadline, sleepers()
         time.sleep(0.05)
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or shutil.which("sudo") is None, reason="needs root and sudo")
+def test_with_sudo_a_password_sudo_does_not_read_is_skipped_not_run(tmp_path: Path) -> None:
+    # Root is never asked for a password, like a NOPASSWD rule: the password line stays on
+    # stdin, and the shell must skip it rather than run it.
+    marker = tmp_path / "ran-the-password"
+    credential = DecryptedCredential(
+        id=1, name="c", username="root", auth_type="password", port=22,
+        password=f"touch {marker}", private_key=None,
+    )  # fmt: skip
+    command, head = command_for(True, credential)
+    assert credential.password not in command
+    result = subprocess.run(
+        ["/bin/sh", "-c", command], input=head + program("shell", "id -u", {}),
+        capture_output=True, text=True, timeout=30,
+    )  # fmt: skip
+    assert (result.returncode, result.stdout) == (0, "0\n"), result.stderr
+    assert not marker.exists()

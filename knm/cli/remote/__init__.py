@@ -1,0 +1,41 @@
+"""Remote commands: they speak HTTP to a knm server through ``knm.client``.
+
+``register(subparsers)`` adds ``login``, ``logout`` and the nouns ``ssh``, ``ansible``,
+``script``, ``workflow``, ``k8s``, ``task``, ``playbook``, ``cluster`` and ``credential``.
+Exit codes are listed in ``knm.cli.remote.session``.
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from knm.cli.remote import auth, clusters, content, credentials, run, session, tasks
+
+NOUNS = {
+    "ssh": "run commands over SSH",
+    "ansible": "run playbooks",
+    "script": "the script library and script runs",
+    "workflow": "workflows: definitions, runs, approvals",
+    "k8s": "Kubernetes node actions",
+    "task": "tasks of every kind",
+    "playbook": "the playbook library",
+    "cluster": "clusters and their nodes",
+    "credential": "SSH credentials",
+}
+
+
+def register(subparsers: argparse._SubParsersAction[Any]) -> None:
+    parent = session.common_parent()
+    auth.register(subparsers, parent)
+    nouns = {}
+    for name, text in NOUNS.items():
+        parser = subparsers.add_parser(name, help=text)
+        nouns[name] = parser.add_subparsers(
+            dest=f"{name}_command", metavar="COMMAND", required=True
+        )
+    run.register(nouns, parent)
+    content.register(nouns, parent)
+    tasks.register(nouns, parent)
+    clusters.register(nouns, parent)
+    credentials.register(nouns, parent)

@@ -1,0 +1,122 @@
+"""``knm credential list|show|create|delete``. Secrets come from files (``--password-file``,
+``--private-key-file``, ``--passphrase-file``; ``-`` is stdin) or a prompt, never from argv,
+where ``ps`` and shell history would show them."""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import sys
+from pathlib import Path
+from typing import Any
+
+from knm.cli.remote import render
+from knm.cli.remote.session import OK, UsageError, command, emit_json
+from knm.client import Client, NotFound
+
+COLUMNS = ["id", "name", "username", "auth_type", "port", "has_password", "has_private_key"]
+
+
+def resolve_credential(client: Client, ref: str) -> int:
+    if ref.isdigit():
+        return int(ref)
+    page = 1
+    while True:
+        found = client.credentials(page=page, page_size=100)
+        for credential in found.items:
+            if credential.name == ref:
+                return credential.id
+        if page * 100 >= found.total:
+            raise NotFound(404, "not found", f"Credential {ref!r} not found")
+        page += 1
+
+
+def _secret_file(path: str | None) -> str | None:
+    if path is None:
+        return None
+    text = sys.stdin.read() if path == "-" else Path(path).read_text()
+    # A password file usually ends with a newline that is not part of the password.
+    return text if "PRIVATE KEY" in text else text.rstrip("\r\n")
+
+
+@command
+def list_credentials(args: argparse.Namespace, client: Client) -> int:
+    found = client.credentials(page=args.page, page_size=args.page_size)
+    if args.json:
+        emit_json({"total": found.total, "credentials": found.items})
+    else:
+        render.print_table(found.items, COLUMNS, found.total)
+    return OK
+
+
+@command
+def show(args: argparse.Namespace, client: Client) -> int:
+    credential = client.credential(resolve_credential(client, args.credential))
+    if args.json:
+        emit_json(credential)
+    else:
+        render.print_fields({k: getattr(credential, k) for k in credential.__struct_fields__})
+    return OK
+
+
+@command
+def create(args: argparse.Namespace, client: Client) -> int:
+    password = _secret_file(args.password_file)
+    private_key = _secret_file(args.private_key_file)
+    passphrase = _secret_file(args.passphrase_file)
+    if args.auth_type == "password" and password is None:
+        if not sys.stdin.isatty():
+            raise UsageError("give --password-file (no terminal to ask for the password)")
+        password = getpass.getpass(f"Password of {args.username}: ")
+    if args.auth_type == "private_key" and private_key is None:
+        raise UsageError("give --private-key-file")
+    credential = client.create_credential(
+        args.name,
+        args.username,
+        args.auth_type,
+        password=password,
+        private_key=private_key,
+        passphrase=passphrase,
+        port=args.port,
+        description=args.description,
+    )
+    if args.json:
+        emit_json(credential)
+    else:
+        print(f"created credential {credential.id} ({credential.name})")
+    return OK
+
+
+@command
+def delete(args: argparse.Namespace, client: Client) -> int:
+    credential_id = resolve_credential(client, args.credential)
+    client.delete_credential(credential_id)
+    if args.json:
+        emit_json({"deleted": credential_id})
+    else:
+        print(f"deleted credential {credential_id}")
+    return OK
+
+
+def register(nouns: dict[str, Any], parent: argparse.ArgumentParser) -> None:
+    sub = nouns["credential"]
+    p = sub.add_parser("list", parents=[parent], help="list credentials (never their secrets)")
+    p.add_argument("--page", type=int, default=1)
+    p.add_argument("--page-size", type=int, default=20)
+    p.set_defaults(func=list_credentials)
+    p = sub.add_parser("show", parents=[parent], help="one credential")
+    p.add_argument("credential", help="id or name")
+    p.set_defaults(func=show)
+    p = sub.add_parser("create", parents=[parent], help="store an SSH credential")
+    p.add_argument("--name", required=True)
+    p.add_argument("--username", required=True, help="the SSH user")
+    p.add_argument("--auth-type", choices=["password", "private_key"], default="password")
+    p.add_argument("--password-file", help="file holding the password ('-': stdin)")
+    p.add_argument("--private-key-file", help="file holding the private key ('-': stdin)")
+    p.add_argument("--passphrase-file", help="file holding the key's passphrase")
+    p.add_argument("--port", type=int)
+    p.add_argument("--description", default="")
+    p.set_defaults(func=create)
+    p = sub.add_parser("delete", parents=[parent], help="delete a credential")
+    p.add_argument("credential", help="id or name")
+    p.set_defaults(func=delete)

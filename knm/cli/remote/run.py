@@ -1,0 +1,157 @@
+"""Commands that start tasks: ``knm ssh run``, ``knm ansible run``, ``knm script run``,
+``knm workflow run|approve|reject|resume`` and ``knm k8s drain|cordon|uncordon``.
+
+Each follows its task to the end (see ``tasks.follow``) unless ``--detach``.
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from knm.cli.remote import content
+from knm.cli.remote.credentials import resolve_credential
+from knm.cli.remote.session import OK, command, emit_json, key_values
+from knm.cli.remote.tasks import add_target_options, started, targets
+from knm.client import Client
+
+
+def _common(args: argparse.Namespace, client: Client) -> dict[str, Any]:
+    fields = targets(args)
+    if getattr(args, "credential", None):
+        fields["credential_id"] = resolve_credential(client, args.credential)
+    return fields
+
+
+@command
+def ssh_run(args: argparse.Namespace, client: Client) -> int:
+    task = client.ssh.execute(
+        args.cluster,
+        " ".join(args.remote_command),
+        sudo=args.sudo or None,
+        idempotency_key=args.idempotency_key,
+        **_common(args, client),
+    )
+    return started(args, client, task)
+
+
+@command
+def ansible_run(args: argparse.Namespace, client: Client) -> int:
+    playbook_id = content.resolve(client.playbooks, args.playbook)
+    task = client.ansible.run(
+        playbook_id,
+        args.cluster,
+        extra_vars=key_values(args.extra_var, typed=True) or None,
+        extra_args=args.extra_args,
+        idempotency_key=args.idempotency_key,
+        **_common(args, client),
+    )
+    return started(args, client, task)
+
+
+@command
+def script_run(args: argparse.Namespace, client: Client) -> int:
+    script_id = content.resolve(client.scripts, args.script)
+    task = client.scripts.execute(
+        script_id,
+        args.cluster,
+        parameters=key_values(args.param) or None,
+        idempotency_key=args.idempotency_key,
+        **_common(args, client),
+    )
+    return started(args, client, task)
+
+
+@command
+def workflow_run(args: argparse.Namespace, client: Client) -> int:
+    workflow_id = content.resolve(client.workflows, args.workflow)
+    task = client.workflows.execute(
+        workflow_id,
+        args.cluster,
+        parameters=key_values(args.param) or None,
+        idempotency_key=args.idempotency_key,
+        **_common(args, client),
+    )
+    return started(args, client, task)
+
+
+@command
+def workflow_decide(args: argparse.Namespace, client: Client) -> int:
+    decide = client.workflows.approve if args.decision == "approve" else client.workflows.reject
+    decision = decide(args.task_id, args.step_id, args.comment)
+    if args.json:
+        emit_json(decision)
+    else:
+        print(f"{decision.task_id}: step {decision.step_id} {decision.decision}")
+    return OK
+
+
+@command
+def workflow_resume(args: argparse.Namespace, client: Client) -> int:
+    task = client.workflows.resume(args.task_id, key_values(args.param) or None)
+    return started(args, client, task)
+
+
+@command
+def k8s_action(args: argparse.Namespace, client: Client) -> int:
+    args.nodes = [*(args.nodes or []), *args.node_names]
+    task = client.k8s.execute(
+        args.action,
+        args.cluster,
+        params=key_values(args.param, typed=True) or None,
+        idempotency_key=args.idempotency_key,
+        **targets(args),
+    )
+    return started(args, client, task)
+
+
+def register(nouns: dict[str, Any], parent: argparse.ArgumentParser) -> None:
+    p = nouns["ssh"].add_parser(
+        "run", parents=[parent], help="run a command on nodes: knm ssh run -c C -n N -- df -h"
+    )
+    add_target_options(p)
+    p.add_argument("--sudo", action="store_true", help="run as root through sudo")
+    p.add_argument("remote_command", nargs="+", metavar="COMMAND", help="after --")
+    p.set_defaults(func=ssh_run)
+
+    p = nouns["ansible"].add_parser("run", parents=[parent], help="run a stored playbook")
+    p.add_argument("playbook", help="playbook id or name")
+    add_target_options(p)
+    p.add_argument("-e", "--extra-var", action="append", metavar="KEY=VALUE")
+    p.add_argument("--extra-args", help="extra ansible-playbook arguments (--check)")
+    p.set_defaults(func=ansible_run)
+
+    p = nouns["script"].add_parser("run", parents=[parent], help="run a stored script")
+    p.add_argument("script", help="script id or name")
+    add_target_options(p)
+    p.add_argument("-p", "--param", action="append", metavar="KEY=VALUE")
+    p.set_defaults(func=script_run)
+
+    wf = nouns["workflow"]
+    p = wf.add_parser("run", parents=[parent], help="run a workflow")
+    p.add_argument("workflow", help="workflow id or name")
+    add_target_options(p)
+    p.add_argument("-p", "--param", action="append", metavar="KEY=VALUE")
+    p.set_defaults(func=workflow_run)
+    for decision in ("approve", "reject"):
+        p = wf.add_parser(decision, parents=[parent], help=f"{decision} a waiting approval step")
+        p.add_argument("task_id")
+        p.add_argument("step_id")
+        p.add_argument("--comment", default="")
+        p.set_defaults(func=workflow_decide, decision=decision)
+    p = wf.add_parser(
+        "resume", parents=[parent], help="run a failed workflow again from where it stopped"
+    )
+    p.add_argument("task_id")
+    p.add_argument("-p", "--param", action="append", metavar="KEY=VALUE")
+    p.add_argument("--detach", action="store_true", help="print the task id and return at once")
+    p.add_argument("--follow", action="store_true")
+    p.add_argument("--on-interrupt", choices=["ask", "cancel", "detach"], default="ask")
+    p.set_defaults(func=workflow_resume)
+
+    for action in ("drain", "cordon", "uncordon"):
+        p = nouns["k8s"].add_parser(action, parents=[parent], help=f"{action} nodes")
+        p.add_argument("node_names", nargs="*", metavar="NODE")
+        add_target_options(p, credential=False)
+        p.add_argument("--param", action="append", metavar="KEY=VALUE", help="action parameter")
+        p.set_defaults(func=k8s_action, action=action)

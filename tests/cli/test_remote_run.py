@@ -1,0 +1,166 @@
+"""Commands that start tasks, in real subprocesses: the exit code reflects the task, ``--follow``
+prints node output, and Ctrl-C (SIGINT) cancels or detaches as ``--on-interrupt`` says."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from knm.client import Client
+from knm.testing.database import TEST_ADMIN_PASSWORD
+from knm.testing.process import KnmProcess
+
+PLUGIN = "knm.testing.executor:TestExecutorPlugin"
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory, knm_database_url: str) -> Iterator[KnmProcess]:
+    proc = KnmProcess(
+        tmp_path_factory.mktemp("cli-run"), knm_database_url, ["serve"], {"KNM_PLUGINS": PLUGIN}
+    )
+    proc.start()
+    yield proc
+    proc.stop()
+
+
+@pytest.fixture(scope="module")
+def admin(server: KnmProcess) -> Iterator[Client]:
+    with Client(server.base_url) as client:
+        client.login("admin", TEST_ADMIN_PASSWORD)
+        # Nodes on loopback ports where nothing listens: SSH to them fails at once.
+        nodes = [{"name": f"n{i}", "address": f"127.0.0.{i + 1}", "port": 1} for i in (1, 2)]
+        client.create_cluster("lab", "static", nodes=nodes)
+        client.create_credential("lab-root", "root", "password", password="pw-123456")
+        yield client
+
+
+def env_for(server: KnmProcess, admin: Client) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KNM_")}
+    return env | {"KNM_URL": server.base_url, "KNM_TOKEN": admin.token or ""}
+
+
+def knm(server: KnmProcess, admin: Client, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "knm.cli.main", *args],
+        env=env_for(server, admin),
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
+        timeout=90,
+    )
+
+
+def test_a_task_that_succeeds_exits_0_and_follow_prints_its_output(
+    server: KnmProcess, admin: Client
+) -> None:
+    result = knm(server, admin, "task", "start", "test", "-c", "lab", "-n", "n1,n2",
+                 "-f", "echo=hello from {node}", "-f", "events=3", "--follow")  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "[n1] hello from n1" in result.stdout and "[n2] hello from n2" in result.stdout
+    assert "completed" in result.stdout and "2 succeeded, 0 failed" in result.stdout
+
+
+def test_ssh_run_to_unreachable_nodes_exits_1_with_a_per_node_table(
+    server: KnmProcess, admin: Client
+) -> None:
+    result = knm(server, admin, "ssh", "run", "-c", "lab", "-n", "n1,n2",
+                 "--credential", "lab-root", "--timeout", "5", "--", "df", "-h")  # fmt: skip
+    assert result.returncode == 1, result.stderr
+    assert "failed" in result.stdout and "unreachable" in result.stdout
+    assert "n1" in result.stdout and "n2" in result.stdout
+
+
+def test_a_refused_command_exits_4_with_the_servers_reason(
+    server: KnmProcess, admin: Client
+) -> None:
+    result = knm(server, admin, "ssh", "run", "-c", "lab", "-n", "n1",
+                 "--credential", "lab-root", "--json", "--", "rm", "-rf", "/")  # fmt: skip
+    assert result.returncode == 4
+    assert json.loads(result.stdout)["code"] == 422
+    assert "dangerous command blocked" in result.stderr
+
+
+def test_workflow_run_approve_and_watch(server: KnmProcess, admin: Client) -> None:
+    flow = admin.workflows.create(
+        "gated",
+        {
+            "steps": [
+                {"id": "gate", "type": "approval"},
+                {"id": "go", "type": "test", "depends_on": ["gate"]},
+            ]
+        },
+    )
+    started = knm(server, admin, "workflow", "run", str(flow.id), "-c", "lab", "-n", "n1",
+                  "--detach", "--json")  # fmt: skip
+    assert started.returncode == 0, started.stderr
+    task_id = json.loads(started.stdout)["task_id"]
+    assert task_id.startswith("workflow-exec-")
+    deadline = time.monotonic() + 30
+    while not any(
+        s["id"] == "gate" and s["status"] == "running"
+        for s in admin.workflows.status(task_id).steps or []
+    ):
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    approved = knm(server, admin, "workflow", "approve", task_id, "gate", "--comment", "go")
+    assert approved.returncode == 0 and "approved" in approved.stdout
+    watched = knm(server, admin, "task", "watch", task_id)
+    assert watched.returncode == 0, watched.stderr
+    assert "completed" in watched.stdout and "gate" in watched.stdout
+
+
+def interrupted(
+    server: KnmProcess, admin: Client, *extra: str
+) -> tuple[subprocess.Popen[str], str]:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "knm.cli.main", "task", "start", "test", "-c", "lab", "-n", "n1",
+         "-f", "sleep=60", *extra],
+        env=env_for(server, admin),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
+        text=True,
+    )  # fmt: skip
+    deadline = time.monotonic() + 60
+    task_id = ""
+    while not task_id:
+        running = admin.tasks(kind="test", status="running").items
+        fresh = [t.task_id for t in running if t.task_id not in seen]
+        task_id = fresh[0] if fresh else ""
+        assert time.monotonic() < deadline and proc.poll() is None
+        time.sleep(0.2)
+    seen.add(task_id)
+    time.sleep(1)  # let it reach the watch
+    proc.send_signal(signal.SIGINT)
+    return proc, task_id
+
+
+seen: set[str] = set()
+
+
+def test_ctrl_c_with_on_interrupt_cancel_cancels_the_task_and_exits_3(
+    server: KnmProcess, admin: Client
+) -> None:
+    proc, task_id = interrupted(server, admin, "--on-interrupt=cancel")
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 3, err
+    assert admin.task(task_id).status == "cancelled"
+    assert "cancelled" in out
+
+
+def test_ctrl_c_without_a_terminal_detaches_and_the_task_keeps_running(
+    server: KnmProcess, admin: Client
+) -> None:
+    proc, task_id = interrupted(server, admin, "--json")
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    assert "detached" in err and json.loads(out)["task_id"] == task_id
+    assert admin.task(task_id).status == "running"
+    admin.cancel(task_id)
