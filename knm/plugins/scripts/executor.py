@@ -65,12 +65,12 @@ def resolve_parameters(declared: list[ScriptParameter], given: dict[str, str]) -
             problems.append(f"parameter {param.name} must not contain NUL characters")
         elif len(value) > MAX_VALUE:
             problems.append(f"parameter {param.name} must be at most {MAX_VALUE} characters")
-        elif param.pattern is not None and not re.fullmatch(param.pattern, value):
-            problems.append(f"parameter {param.name} does not match {param.pattern}")
         elif param.secret and param.name in given and value == MASK:
             problems.append(
                 f"parameter {param.name} is secret and was not kept: give its value again"
             )
+        elif param.pattern is not None and not re.fullmatch(param.pattern, value):
+            problems.append(f"parameter {param.name} does not match {param.pattern}")
         values[param.name] = value
     if missing:
         problems.insert(0, f"missing required parameters: {', '.join(missing)}")

@@ -4,6 +4,8 @@ the stand-in simulates — nothing on this machine is upgraded or rebooted."""
 
 from __future__ import annotations
 
+import asyncio
+import base64
 import json
 from collections.abc import Iterator
 from typing import Any
@@ -12,7 +14,6 @@ import pytest
 
 from knm.testing import sshfleet
 from knm.testing.client import ApiClient, assert_envelope
-from knm.testing.fleet import create_fleet_credential
 from knm.testing.k8s_standin import KubeStandin
 from knm.testing.kube import standin
 from knm.testing.tasks import eventually, wait_for_task
@@ -28,10 +29,15 @@ UPGRADE = """\
     - name: pretend to upgrade
       ansible.builtin.command: /bin/true
       changed_when: false
-    - name: fail where asked
+"""
+FAILING_UPGRADE = """\
+- hosts: all
+  gather_facts: false
+  tasks:
+    - name: fail on one node
       ansible.builtin.fail:
         msg: upgrade failed on {{ inventory_hostname }}
-      when: inventory_hostname in (fail_on | default('')).split(',')
+      when: inventory_hostname == "FAIL_ON"
 """
 
 
@@ -42,7 +48,8 @@ def kube(ssh_fleet: sshfleet.SshFleet) -> Iterator[KubeStandin]:
         kube.add_node(name, labels={WORKER: ""}, addresses={"InternalIP": node.address})
     for i, name in enumerate(NODES, start=1):
         kube.add_pod("default", f"web-{i}", name, labels={"app": "web"}, owner_name="web")
-    # No pod of "web" may go until its replacement is Ready: every drain waits on this budget.
+    # A fourth replica still starting: until it is Ready the budget allows no eviction at all.
+    kube.add_pod("default", "web-4", "node3", labels={"app": "web"}, owner_name="web", ready=False)
     kube.add_pdb("default", "web", {"app": "web"}, min_available=3)
     try:
         yield kube
@@ -52,14 +59,15 @@ def kube(ssh_fleet: sshfleet.SshFleet) -> Iterator[KubeStandin]:
 
 def reboot_command(kube: KubeStandin, fleet: sshfleet.SshFleet) -> str:
     """What the nodes run to "reboot": ask the stand-in to reboot the node this SSH session is on
-    (found from the server address of the connection)."""
-    names = json.dumps({node.address: name for name, node in zip(NODES, fleet.nodes, strict=False)})
+    (found from the server address of the connection). Base64 keeps the code clear of quoting."""
+    names = {node.address: name for name, node in zip(NODES, fleet.nodes, strict=False)}
     code = (
-        "import json, os, urllib.request as u; "
-        f"name = json.loads({names!r})[os.environ['SSH_CONNECTION'].split()[2]]; "
-        f"u.urlopen(u.Request('{kube.url}/_standin/nodes/' + name + '/reboot', method='POST'))"
+        "import os, urllib.request as u\n"
+        f"name = {names!r}[os.environ['SSH_CONNECTION'].split()[2]]\n"
+        f"u.urlopen(u.Request('{kube.url}/_standin/nodes/' + name + '/reboot', method='POST'))\n"
     )
-    return f'python3 -c "{code}"'
+    encoded = base64.b64encode(code.encode()).decode()
+    return f"python3 -c 'import base64; exec(base64.b64decode(\"{encoded}\"))'"
 
 
 @pytest.fixture(scope="module")
@@ -69,9 +77,19 @@ async def setup(
     kube: KubeStandin,
     ssh_fleet: sshfleet.SshFleet,
 ) -> dict[str, Any]:
-    credential = await create_fleet_credential(
-        knm_client, admin_headers, ssh_fleet, name="maintenance"
+    # Kubernetes nodes carry no SSH port: the credential's applies.
+    created = await knm_client.post(
+        "/credentials",
+        json={
+            "name": "maintenance",
+            "username": ssh_fleet.username,
+            "auth_type": "password",
+            "password": ssh_fleet.password,
+            "port": ssh_fleet.port,
+        },
+        headers=admin_headers,
     )
+    credential = assert_envelope(created, 201)["data"]["id"]
     response = await knm_client.post(
         "/clusters",
         json={
@@ -89,6 +107,16 @@ async def setup(
         headers=admin_headers,
     )
     assert_envelope(playbook, 201)
+    for node in ("node1", "node2"):
+        failing = await knm_client.post(
+            "/automation/ansible/playbooks",
+            json={
+                "name": f"upgrade failing on {node}",
+                "content": FAILING_UPGRADE.replace("FAIL_ON", node),
+            },
+            headers=admin_headers,
+        )
+        assert_envelope(failing, 201)
     listed = await knm_client.get(
         "/automation/workflows?q=Node maintenance&is_builtin=true", headers=admin_headers
     )
@@ -113,15 +141,31 @@ async def maintain(
             "target_nodes": NODES,
             "credential_id": setup["credential_id"],
             "parameters": {
-                "upgrade_playbook": "pretend upgrade",
-                "upgrade_args": f"--check -e fail_on={fail_on}" if fail_on else "--check",
+                "upgrade_playbook": f"upgrade failing on {fail_on}"
+                if fail_on
+                else "pretend upgrade",
+                "upgrade_args": "--check",
                 "reboot_command": reboot_command(kube, fleet),
             },
         },
         headers=headers,
     )
     started = assert_envelope(response, 200)["data"]
-    return await wait_for_task(client, headers, started["task_id"], deadline=400)
+    try:
+        return await wait_for_task(client, headers, started["task_id"], deadline=100)
+    except AssertionError:
+        status = (await client.get(f"/tasks/{started['task_id']}", headers=headers)).json()["data"]
+        running = [s for s in status["steps"] if s["status"] == "running" and s["task_id"]]
+        if running:
+            events = (
+                await client.get(f"/tasks/{running[0]['task_id']}/events", headers=headers)
+            ).json()
+            raise AssertionError(
+                json.dumps([e["message"] for e in events["data"]["entries"]][-15:], indent=1)
+            )
+        raise AssertionError(
+            json.dumps([s for s in status["steps"] if s["status"] != "pending"], indent=1)
+        ) from None
 
 
 async def test_maintenance_rolls_through_every_node_honouring_the_budget(
@@ -132,8 +176,26 @@ async def test_maintenance_rolls_through_every_node_honouring_the_budget(
     ssh_fleet: sshfleet.SshFleet,
 ) -> None:
     boot_ids = {name: kube.node(name).info.boot_id for name in NODES}
+
+    async def replica_starts_once_a_drain_is_refused() -> None:
+        def refused() -> bool:
+            return any(r.path.endswith("/eviction") and r.status == 429 for r in kube.requests)
+
+        async def check() -> bool:
+            return refused()
+
+        await eventually(check, deadline=120)
+        kube.cluster.set_pod_ready("default", "web-4", True)
+
+    unblock = asyncio.create_task(replica_starts_once_a_drain_is_refused())
     status = await maintain(knm_client, admin_headers, setup, kube, ssh_fleet)
-    assert status["status"] == "completed", json.dumps(status["steps"], indent=1)
+    await unblock
+    if status["status"] != "completed":
+        failed = [s for s in status["steps"] if s["status"] == "failed"]
+        child = (
+            await knm_client.get(f"/tasks/{failed[0]['task_id']}", headers=admin_headers)
+        ).json()["data"]
+        raise AssertionError(json.dumps(child, indent=1)[:6000])
     assert [r["status"] for r in status["results"]] == ["success"] * 3
     for name in NODES:
         node = kube.node(name)
@@ -142,11 +204,13 @@ async def test_maintenance_rolls_through_every_node_honouring_the_budget(
     # One node at a time: each batch's drain finished before the next batch's cordon.
     steps = {(s["batch"], s["id"]): s for s in status["steps"]}
     assert all(steps[(b, "uncordon")]["status"] == "success" for b in range(3))
-    # The budget held throughout: at no time were fewer than 3 web pods healthy; evictions that it
-    # refused came back as 429 and were retried.
+    # The budget held: the first drain was refused (429) until the fourth replica was Ready, then
+    # went on; nothing was deleted around it.
     evictions = [r for r in kube.requests if r.path.endswith("/eviction")]
+    assert evictions[0].status == 429
     assert {r.status for r in evictions} <= {201, 429}
     assert sum(1 for r in evictions if r.status == 201) >= 3
+    assert not [r for r in kube.requests if r.method == "DELETE" and "/pods/" in r.path]
 
 
 async def test_a_failure_on_node2_stops_the_roll_and_leaves_node3_untouched(
@@ -156,6 +220,7 @@ async def test_a_failure_on_node2_stops_the_roll_and_leaves_node3_untouched(
     kube: KubeStandin,
     ssh_fleet: sshfleet.SshFleet,
 ) -> None:
+    kube.cluster.set_pod_ready("default", "web-4", True)
     before = kube.node("node3").resource_version
     status = await maintain(knm_client, admin_headers, setup, kube, ssh_fleet, fail_on="node2")
     results = {r["node"]: r for r in status["results"]}
@@ -184,7 +249,8 @@ async def test_a_node_cordoned_by_hand_stays_cordoned_after_a_failure(
     from kubernetes import client as k8s
     from kubernetes import config
 
-    api = config.new_client_from_config_dict(json.loads(json.dumps(kube.kubeconfig_dict())))
+    kube.cluster.set_pod_ready("default", "web-4", True)
+    api = config.new_client_from_config_dict(kube.kubeconfig_dict())
     try:
         k8s.CoreV1Api(api).patch_node("node1", {"spec": {"unschedulable": True}})
     finally:
@@ -193,10 +259,10 @@ async def test_a_node_cordoned_by_hand_stays_cordoned_after_a_failure(
     assert status["status"] == "failed"
     assert kube.node("node1").unschedulable, "knm must never uncordon a node cordoned by hand"
 
-    async def give_back_ran() -> bool:
-        return any(
-            s["id"] == "give_back" and s["batch"] == 0 and s["status"] in ("success", "failed")
-            for s in status["steps"]
-        )
-
-    await eventually(give_back_ran)
+    give_back = next(x for x in status["steps"] if x["id"] == "give_back" and x["batch"] == 0)
+    # The finalizer ran and was refused: the cordon was not knm's to undo.
+    assert give_back["status"] == "failed"
+    child = (await knm_client.get(f"/tasks/{give_back['task_id']}", headers=admin_headers)).json()[
+        "data"
+    ]
+    assert child["results"][0]["reason"] == "refused", child["results"]
