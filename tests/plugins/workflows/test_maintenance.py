@@ -57,6 +57,13 @@ def kube(ssh_fleet: sshfleet.SshFleet) -> Iterator[KubeStandin]:
         kube.stop()
 
 
+def ready_all(kube: KubeStandin) -> None:
+    """Every web replica Ready, whatever an earlier test left starting."""
+    for pod in kube.cluster.pods("default"):
+        if not pod.ready:
+            kube.cluster.set_pod_ready("default", pod.name, True)
+
+
 def reboot_command(kube: KubeStandin, fleet: sshfleet.SshFleet) -> str:
     """What the nodes run to "reboot": ask the stand-in to reboot the node this SSH session is on
     (found from the server address of the connection). Base64 keeps the code clear of quoting."""
@@ -220,7 +227,7 @@ async def test_a_failure_on_node2_stops_the_roll_and_leaves_node3_untouched(
     kube: KubeStandin,
     ssh_fleet: sshfleet.SshFleet,
 ) -> None:
-    kube.cluster.set_pod_ready("default", "web-4", True)
+    ready_all(kube)
     before = kube.node("node3").resource_version
     status = await maintain(knm_client, admin_headers, setup, kube, ssh_fleet, fail_on="node2")
     results = {r["node"]: r for r in status["results"]}
@@ -249,7 +256,7 @@ async def test_a_node_cordoned_by_hand_stays_cordoned_after_a_failure(
     from kubernetes import client as k8s
     from kubernetes import config
 
-    kube.cluster.set_pod_ready("default", "web-4", True)
+    ready_all(kube)
     api = config.new_client_from_config_dict(kube.kubeconfig_dict())
     try:
         k8s.CoreV1Api(api).patch_node("node1", {"spec": {"unschedulable": True}})
