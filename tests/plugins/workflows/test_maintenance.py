@@ -169,7 +169,7 @@ async def maintain(
             ).json()
             raise AssertionError(
                 json.dumps([e["message"] for e in events["data"]["entries"]][-15:], indent=1)
-            )
+            ) from None
         raise AssertionError(
             json.dumps([s for s in status["steps"] if s["status"] != "pending"], indent=1)
         ) from None
