@@ -30,9 +30,15 @@ def _knm(request: Request[Any, Any, Any]) -> Any:
     return request.app.state["knm"]
 
 
-def _check_dates(start_date: date | None, end_date: date | None) -> None:
-    if start_date and end_date and end_date < start_date:
+async def _history_page(
+    request: Request[Any, Any, Any], where: store.HistoryFilter, page: int, page_size: int
+) -> Envelope[HistoryPage]:
+    if where.start_date and where.end_date and where.end_date < where.start_date:
         raise BadRequest("end_date is before start_date")
+    total, items = await store.history(
+        _knm(request).pool, where, page_size, offset(page, page_size)
+    )
+    return ok(HistoryPage(total, items))
 
 
 def executor_routes(executor: Executor) -> list[Any]:
@@ -116,7 +122,6 @@ def executor_routes(executor: Executor) -> list[Any]:
         page: PageNo = 1,
         page_size: PageSize = 20,
     ) -> Envelope[HistoryPage]:
-        _check_dates(start_date, end_date)
         where = store.HistoryFilter(
             kind=kind,
             cluster_name=cluster_name,
@@ -125,10 +130,7 @@ def executor_routes(executor: Executor) -> list[Any]:
             end_date=end_date,
             include_children=include_children,
         )
-        total, items = await store.history(
-            _knm(request).pool, where, page_size, offset(page, page_size)
-        )
-        return ok(HistoryPage(total, items))
+        return await _history_page(request, where, page, page_size)
 
     return [
         post(
@@ -190,7 +192,6 @@ async def list_tasks(
     page: PageNo = 1,
     page_size: PageSize = 20,
 ) -> Envelope[HistoryPage]:
-    _check_dates(start_date, end_date)
     where = store.HistoryFilter(
         kind=kind,
         cluster_name=cluster_name,
@@ -200,10 +201,7 @@ async def list_tasks(
         include_children=include_children,
         parent_task_id=parent_task_id,
     )
-    total, items = await store.history(
-        _knm(request).pool, where, page_size, offset(page, page_size)
-    )
-    return ok(HistoryPage(total, items))
+    return await _history_page(request, where, page, page_size)
 
 
 @get("/tasks/{task_id:str}", guards=[VIEWER], summary="Status of any task")

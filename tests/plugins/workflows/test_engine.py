@@ -459,3 +459,27 @@ async def test_a_dangerous_value_rendered_into_a_command_fails_the_step(
     step = steps_by_id(status)["r"]
     assert step["status"] == "failed" and "dangerous command blocked: rm -rf /" in step["error"]
     assert step["task_id"] is None
+
+
+async def test_step_targets_narrow_the_nodes_by_name_or_by_selector(
+    knm_client: ApiClient, admin_headers: dict[str, str]
+) -> None:
+    wf = await create(
+        knm_client,
+        admin_headers,
+        "narrowed",
+        [
+            {"id": "named", "type": "test", "targets": ["n2"]},
+            {"id": "selected", "type": "test", "targets": "rack=a"},
+            {"id": "nobody", "type": "test", "targets": ["ghost"]},
+        ],
+    )
+    status = await wait_for_task(
+        knm_client, admin_headers, (await run(knm_client, admin_headers, wf))["task_id"]
+    )
+    steps = steps_by_id(status)
+    assert steps["named"]["nodes"] == ["n2"]
+    assert steps["selected"]["nodes"] == ["n1", "n2"]
+    assert steps["nobody"]["status"] == "skipped"
+    assert steps["nobody"]["error"] == "no target nodes in this batch"
+    assert status["status"] == "completed"
