@@ -1,103 +1,559 @@
-"""SSH fan-out benchmark: one command on N nodes through knm's SSH transport.
+"""SSH fan-out benchmark: one command on N nodes through knm's API, beside its peers.
 
 The nodes are :class:`knm.testing.fleet_server.FleetServer` addresses (one asyncssh server
-process on N loopback addresses), so the client side — knm's transport: fair limiter,
-connection pool, host key handling off, output callbacks — is what is measured. Two rounds:
+process on N loopback addresses, key auth), so every runner faces the same cheap server and
+what differs is the client side. Runners, all at concurrency 200 (Ansible: ``--ansible-forks``):
 
-* ``cold``: every node needs a new connection (key exchange + password login);
-* ``warm``: the same nodes again, each reusing its pooled connection.
+* ``knm cold``: a real ``knm serve``; ``POST /automation/ssh/execute`` on a static cluster of the
+  N addresses, polled on ``/tasks/{id}`` every 50 ms until terminal; every node must succeed.
+  ``knm warm``: the same task again, each node reusing its pooled connection. knm is restarted
+  before each repeat, so that every cold round really connects.
+* ``floor``: a bare asyncssh ``gather`` under a semaphore (connect, run, close), in-process.
+* ``parallel-ssh``: ``pssh.clients.ParallelSSHClient`` (libssh2), in a child process (gevent),
+  timed around ``run_command`` + ``join`` + reading the output.
+* ``ansible``: ``ansible all -m raw -o`` as a subprocess, timed as a user would see it.
 
-Run from the repository root: ``python -m bench.ssh_fanout --nodes 500 --concurrency 100``
-(``--smoke`` for a quick check). Reports wall time, nodes per second and failures per round.
+A peer that is not installed is skipped with a note. Rerun from the repository root:
+``python -m bench.ssh_fanout`` (N = 100, 500, 1000; 3 repeats) or ``--smoke`` (N = 50, once).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib.util
+import json
+import os
+import shutil
+import subprocess
+import sys
 import tempfile
+import threading
 import time
-from types import SimpleNamespace
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
-from knm.core.credentials import DecryptedCredential
-from knm.core.tasks import TargetNode
-from knm.plugins.ssh.errors import TransportError
-from knm.plugins.ssh.schemas import SshSettings
-from knm.plugins.ssh.transport import SshTransport
-from knm.testing.fleet_server import FleetServer
+import asyncssh
+import httpx
+import psutil
+
+from bench.common import (
+    REPO_ROOT,
+    login,
+    machine,
+    mark,
+    median,
+    process_env,
+    say,
+    start_knm,
+    table,
+    throwaway_database,
+)
+from knm.testing.fleet_server import FleetServer, raise_nofile_limit
+from knm.testing.process import KnmProcess
+
+POLL_SECONDS = 0.05
+RSS_SAMPLE_SECONDS = 0.05
+#: Upper bound of one round of any runner, so that a stuck peer cannot hang the benchmark.
+ROUND_DEADLINE = 900.0
+CREDENTIAL = "bench-fanout"
+
+# Targets from the issue.
+FLOOR_RATIO = 1.25
+PSSH_RATIO = 1.0
+ANSIBLE_SPEEDUP = 5.0
+RSS_NODES = 1000
+RSS_LIMIT_MB = 300.0
 
 
-class _Features:
-    def __init__(self, settings: SshSettings) -> None:
-        self._settings = settings
-
-    async def settings(self, kind: str) -> SshSettings:
-        return self._settings
-
-
-class _Knm:
-    pool = None
-
-    def __init__(self, settings: SshSettings) -> None:
-        self.features = _Features(settings)
+@dataclass
+class Round:
+    seconds: float
+    succeeded: int
+    peak_rss_mb: float = float("nan")
 
 
-async def _round(
-    transport: SshTransport, context: Any, nodes: list[TargetNode], credential: Any, command: str
-) -> tuple[float, int]:
-    failures = 0
+@dataclass
+class Runner:
+    name: str
+    rounds: list[Round] = field(default_factory=list)
 
-    async def one(node: TargetNode) -> None:
-        nonlocal failures
+    @property
+    def seconds(self) -> float:
+        return median([r.seconds for r in self.rounds])
+
+    @property
+    def succeeded(self) -> int:
+        return min((r.succeeded for r in self.rounds), default=0)
+
+    @property
+    def peak_rss_mb(self) -> float:
+        return max((r.peak_rss_mb for r in self.rounds), default=float("nan"))
+
+
+@dataclass
+class Fleet:
+    server: FleetServer
+    key_path: Path
+
+    def addresses(self, n: int) -> list[str]:
+        return self.server.addresses[:n]
+
+
+# --- knm through its API ----------------------------------------------------------------------
+
+
+class RssSampler:
+    """Peak resident memory of a process and its children, sampled in a thread."""
+
+    def __init__(self, pid: int) -> None:
+        self._process = psutil.Process(pid)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self.peak = 0
+
+    def _sample(self) -> None:
+        total = 0
         try:
-            async with transport.session(context, node, credential) as conn:
-                result = await transport.run(conn, command, on_stdout=lambda _: None)
-            failures += result.exit_code != 0
-        except TransportError:
-            failures += 1
+            total = self._process.memory_info().rss
+            for child in self._process.children(recursive=True):
+                try:
+                    total += child.memory_info().rss
+                except psutil.Error:
+                    pass
+        except psutil.Error:
+            return
+        self.peak = max(self.peak, total)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self._sample()
+            self._stop.wait(RSS_SAMPLE_SECONDS)
+
+    def __enter__(self) -> RssSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(5)
+        self._sample()
+
+    @property
+    def peak_mb(self) -> float:
+        return self.peak / 2**20
+
+
+def _api(client: httpx.Client, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
+    response = client.request(method, path, **kwargs)
+    if response.status_code >= 400:
+        raise RuntimeError(f"{method} {path}: {response.status_code} {response.text[:500]}")
+    return dict(response.json()["data"])
+
+
+def prepare_knm(client: httpx.Client, fleet: Fleet, sizes: list[int]) -> int:
+    """The key credential and one static cluster per size; returns the credential id."""
+    credential = _api(
+        client,
+        "POST",
+        "/credentials",
+        json={
+            "name": CREDENTIAL,
+            "username": fleet.server.username,
+            "auth_type": "private_key",
+            "private_key": fleet.server.private_key_pem,
+            "port": fleet.server.port,
+        },
+    )
+    for n in sizes:
+        nodes = [
+            {"name": f"node{i + 1}", "address": address}
+            for i, address in enumerate(fleet.addresses(n))
+        ]
+        _api(
+            client,
+            "POST",
+            "/clusters",
+            json={"name": f"bench-{n}", "kind": "static", "nodes": nodes},
+        )
+    return int(credential["id"])
+
+
+def knm_round(
+    client: httpx.Client, knm: KnmProcess, n: int, credential_id: int, command: str
+) -> Round:
+    body = {
+        "cluster_name": f"bench-{n}",
+        "target_nodes": [f"node{i + 1}" for i in range(n)],
+        "credential_id": credential_id,
+        "command": command,
+        "timeout": 300,
+    }
+    assert knm.proc is not None
+    with RssSampler(knm.proc.pid) as rss:
+        started = time.perf_counter()
+        task_id = _api(client, "POST", "/automation/ssh/execute", json=body)["task_id"]
+        end = time.monotonic() + ROUND_DEADLINE
+        while True:
+            data = _api(client, "GET", f"/tasks/{task_id}")
+            if data["status"] in ("completed", "failed", "cancelled"):
+                break
+            if time.monotonic() > end:
+                raise RuntimeError(f"knm task {task_id} not finished after {ROUND_DEADLINE:g} s")
+            time.sleep(POLL_SECONDS)
+        seconds = time.perf_counter() - started
+    succeeded = sum(1 for r in data.get("results", []) if r.get("status") == "success")
+    if succeeded != n:
+        failed = [r for r in data.get("results", []) if r.get("status") != "success"][:3]
+        say(f"  knm: {n - succeeded} of {n} nodes failed, e.g. {failed}")
+    return Round(seconds, succeeded, rss.peak_mb)
+
+
+@contextmanager
+def knm_server(workdir: Path, database_url: str) -> Iterator[tuple[KnmProcess, httpx.Client]]:
+    env = process_env([], KNM_LOG_LEVEL="WARNING", KNM_LEASE_SECONDS="60")
+    knm = start_knm(workdir, database_url, ["serve"], env)
+    try:
+        token = login(knm)
+        headers = {"Authorization": f"Bearer {token}"}
+        with httpx.Client(base_url=knm.api, headers=headers, timeout=60) as client:
+            yield knm, client
+    finally:
+        knm.stop(timeout=30)
+
+
+def run_knm(
+    workdir: Path, database_url: str, n: int, concurrency: int, credential_id: int, command: str
+) -> tuple[Round, Round]:
+    """A fresh ``knm serve`` (empty pool): the cold round, then the warm one."""
+    with knm_server(workdir, database_url) as (knm, client):
+        settings = {
+            "max_concurrent": concurrency,
+            "host_key_policy": "off",
+            "connection_pool_size": n,
+            "pool_idle_ttl": 600,
+            "connect_timeout": 60,
+        }
+        _api(client, "PUT", "/features/automation/ssh", json=settings)
+        cold = knm_round(client, knm, n, credential_id, command)
+        warm = knm_round(client, knm, n, credential_id, command)
+        return cold, warm
+
+
+# --- the floor: bare asyncssh -----------------------------------------------------------------
+
+
+async def _floor(fleet: Fleet, n: int, concurrency: int, command: str) -> Round:
+    key = asyncssh.import_private_key(fleet.server.private_key_pem)
+    limit = asyncio.Semaphore(concurrency)
+    options = asyncssh.SSHClientConnectionOptions(
+        username=fleet.server.username, client_keys=[key], known_hosts=None,
+        connect_timeout=60,
+    )  # fmt: skip
+
+    async def one(address: str) -> bool:
+        async with limit:
+            try:
+                async with asyncssh.connect(
+                    address, port=fleet.server.port, options=options
+                ) as conn:
+                    result = await conn.run(command, check=False)
+                    return result.exit_status == 0 and bool(result.stdout)
+            except (OSError, asyncssh.Error):
+                return False
 
     started = time.perf_counter()
-    await asyncio.gather(*(one(node) for node in nodes))
-    return time.perf_counter() - started, failures
+    done = await asyncio.wait_for(
+        asyncio.gather(*(one(a) for a in fleet.addresses(n))), ROUND_DEADLINE
+    )
+    return Round(time.perf_counter() - started, sum(done))
 
 
-async def bench(nodes: int, concurrency: int, command: str) -> None:
-    with FleetServer(tempfile.mkdtemp(prefix="knm-bench-ssh-"), nodes=nodes) as server:
-        settings = SshSettings(
-            host_key_policy="off", max_concurrent=concurrency, connection_pool_size=nodes,
-            pool_idle_ttl=600, connect_timeout=60,
-        )  # fmt: skip
-        knm = _Knm(settings)
-        context = SimpleNamespace(
-            knm=knm, task_id="bench", task=SimpleNamespace(cluster_name="bench"), mask=None
-        )
-        credential = DecryptedCredential(
-            id=1, name="bench", username=server.username, auth_type="password", port=22,
-            password=server.password,
-        )  # fmt: skip
-        targets = [TargetNode(name=n.name, address=n.address, port=n.port) for n in server.nodes]
-        transport = SshTransport()
-        print(f"{nodes} nodes, max_concurrent {concurrency}, command {command!r}")
-        print(f"{'round':<6} {'seconds':>8} {'nodes/s':>9} {'failed':>7}")
-        async with transport.lifespan(knm):
-            for name in ("cold", "warm"):
-                seconds, failed = await _round(transport, context, targets, credential, command)
-                print(f"{name:<6} {seconds:>8.2f} {nodes / seconds:>9.1f} {failed:>7}")
-        stats = transport.stats
-        print(f"connects {stats.connects}, reuses {stats.reuses}")
+def run_floor(fleet: Fleet, n: int, concurrency: int, command: str) -> Round:
+    return asyncio.run(_floor(fleet, n, concurrency, command))
 
 
-def main() -> None:
+# --- parallel-ssh (in a child process: it runs on gevent) ------------------------------------
+
+
+def pssh_child(spec_path: str) -> None:
+    """Entry point of the child: runs once, prints ``{"seconds", "succeeded"}`` as JSON."""
+    from pssh.clients import ParallelSSHClient
+
+    spec = json.loads(Path(spec_path).read_text())
+    client = ParallelSSHClient(
+        spec["hosts"], port=spec["port"], user=spec["user"], pkey=spec["key"],
+        pool_size=spec["concurrency"], num_retries=1, timeout=60, allow_agent=False,
+    )  # fmt: skip
+    started = time.perf_counter()
+    output = client.run_command(spec["command"], stop_on_errors=False)
+    client.join(output)
+    succeeded = 0
+    for host_output in output:
+        if host_output.exception is not None:
+            continue
+        lines = list(host_output.stdout or [])
+        succeeded += host_output.exit_code == 0 and bool(lines)
+    seconds = time.perf_counter() - started
+    print(json.dumps({"seconds": seconds, "succeeded": succeeded}), flush=True)
+
+
+def run_pssh(fleet: Fleet, n: int, concurrency: int, command: str, workdir: Path) -> Round:
+    spec = workdir / f"pssh-{n}.json"
+    spec.write_text(
+        json.dumps({
+            "hosts": fleet.addresses(n), "port": fleet.server.port,
+            "user": fleet.server.username, "key": str(fleet.key_path),
+            "concurrency": concurrency, "command": command,
+        })
+    )  # fmt: skip
+    code = f"from bench.ssh_fanout import pssh_child; pssh_child({str(spec)!r})"
+    done = _bounded([sys.executable, "-c", code], workdir)
+    if done.returncode != 0:
+        say(f"  parallel-ssh exited {done.returncode}: {done.stderr.strip()[-800:]}")
+        return Round(float("nan"), 0)
+    figures = json.loads(done.stdout.strip().splitlines()[-1])
+    return Round(float(figures["seconds"]), int(figures["succeeded"]))
+
+
+# --- ansible ----------------------------------------------------------------------------------
+
+
+def write_inventory(fleet: Fleet, n: int, workdir: Path) -> Path:
+    path = workdir / f"inventory-{n}.ini"
+    lines = ["[fleet]"]
+    lines += [f"node{i + 1} ansible_host={a}" for i, a in enumerate(fleet.addresses(n))]
+    lines += [
+        "",
+        "[fleet:vars]",
+        f"ansible_port={fleet.server.port}",
+        f"ansible_user={fleet.server.username}",
+        f"ansible_ssh_private_key_file={fleet.key_path}",
+        "ansible_ssh_common_args='-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null'",
+    ]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def run_ansible(fleet: Fleet, n: int, forks: int, command: str, workdir: Path) -> Round:
+    inventory = write_inventory(fleet, n, workdir)
+    home = workdir / "ansible-home"
+    # Short control path directory: ssh refuses socket paths over ~100 characters.
+    control = Path(tempfile.mkdtemp(prefix="kab-", dir="/tmp"))
+    env = {
+        **os.environ,
+        "ANSIBLE_HOST_KEY_CHECKING": "False",
+        "ANSIBLE_HOME": str(home),
+        "ANSIBLE_LOCAL_TEMP": str(home / "tmp"),
+        "ANSIBLE_SSH_CONTROL_PATH_DIR": str(control),
+        "ANSIBLE_NOCOLOR": "1",
+        "ANSIBLE_TIMEOUT": "60",
+    }
+    argv = ["ansible", "all", "-i", str(inventory), "-m", "raw", "-a", command]
+    argv += ["-f", str(forks), "-o"]
+    started = time.perf_counter()
+    try:
+        done = _bounded(argv, workdir, env)
+    finally:
+        seconds = time.perf_counter() - started
+        shutil.rmtree(control, ignore_errors=True)
+    lines = done.stdout.splitlines()
+    succeeded = sum(1 for line in lines if "| CHANGED |" in line or "| SUCCESS |" in line)
+    if succeeded != n:
+        say(f"  ansible: {succeeded} of {n} succeeded; {(done.stdout + done.stderr)[-800:]}")
+    return Round(seconds, succeeded)
+
+
+def _bounded(
+    argv: list[str], cwd: Path, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    if env is None:
+        env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO_ROOT), env.get("PYTHONPATH")) if p)
+    proc = subprocess.Popen(
+        argv, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        stdin=subprocess.DEVNULL, start_new_session=True,
+    )  # fmt: skip
+    try:
+        out, err = proc.communicate(timeout=ROUND_DEADLINE)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, 9)
+        out, err = proc.communicate(timeout=30)
+        err += f"\nkilled after {ROUND_DEADLINE:g} s"
+    return subprocess.CompletedProcess(argv, proc.returncode, out, err)
+
+
+# --- the benchmark ----------------------------------------------------------------------------
+
+
+def available_peers(wanted: list[str]) -> tuple[list[str], list[str]]:
+    notes = []
+    peers = []
+    for peer in wanted:
+        if peer == "parallel-ssh" and importlib.util.find_spec("pssh") is None:
+            notes.append("parallel-ssh skipped: not installed (pip install parallel-ssh)")
+        elif peer == "ansible" and shutil.which("ansible") is None:
+            notes.append("ansible skipped: not installed (pip install ansible-core)")
+        else:
+            peers.append(peer)
+    return peers, notes
+
+
+def timed(label: str, run: Callable[[], Round]) -> Round:
+    result = run()
+    rss = (
+        ""
+        if result.peak_rss_mb != result.peak_rss_mb
+        else f", peak RSS {result.peak_rss_mb:.0f} MB"
+    )
+    say(f"  {label}: {result.seconds:.2f} s, {result.succeeded} ok{rss}")
+    return result
+
+
+def bench(args: argparse.Namespace, sizes: list[int], repeat: int) -> int:
+    peers, notes = available_peers(args.peers)
+    for note in notes:
+        say(note)
+    say(machine())
+    workdir = Path(tempfile.mkdtemp(prefix="knm-bench-fanout-"))
+    results: dict[int, dict[str, Runner]] = {}
+    try:
+        with (
+            FleetServer(workdir / "fleet", nodes=max(sizes)) as server,
+            throwaway_database(workdir) as database_url,
+        ):
+            key_path = workdir / "client_key"
+            key_path.write_text(server.private_key_pem)
+            key_path.chmod(0o600)
+            fleet = Fleet(server, key_path)
+            with knm_server(workdir / "knm", database_url) as (_, client):
+                credential_id = prepare_knm(client, fleet, sizes)
+            for n in sizes:
+                runners = {name: Runner(name) for name in ("knm cold", "knm warm", "floor", *peers)}
+                results[n] = runners
+                for index in range(repeat):
+                    say(f"{n} nodes, repeat {index + 1}/{repeat}")
+                    runners["floor"].rounds.append(
+                        timed("floor", lambda: run_floor(fleet, n, args.concurrency, args.command))
+                    )
+                    if "parallel-ssh" in peers:
+                        runners["parallel-ssh"].rounds.append(
+                            timed(
+                                "parallel-ssh",
+                                lambda: run_pssh(fleet, n, args.concurrency, args.command, workdir),
+                            )
+                        )
+                    cold, warm = run_knm(
+                        workdir / "knm", database_url, n, args.concurrency, credential_id,
+                        args.command,
+                    )  # fmt: skip
+                    runners["knm cold"].rounds.append(timed("knm cold", lambda: cold))
+                    runners["knm warm"].rounds.append(timed("knm warm", lambda: warm))
+                    if "ansible" in peers:
+                        runners["ansible"].rounds.append(
+                            timed(
+                                "ansible",
+                                lambda: run_ansible(
+                                    fleet, n, args.ansible_forks, args.command, workdir
+                                ),
+                            )
+                        )
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    print(report(results, args, repeat, notes))
+    incomplete = [
+        f"{name} at {n}"
+        for n, runners in results.items()
+        for name in ("knm cold", "knm warm", "floor")
+        if runners[name].succeeded != n
+    ]
+    if incomplete:
+        say("FAILED nodes: " + ", ".join(incomplete))
+        return 1
+    return 0
+
+
+def report(
+    results: dict[int, dict[str, Runner]], args: argparse.Namespace, repeat: int, notes: list[str]
+) -> str:
+    nan = float("nan")
+    rows = []
+    targets = []
+    for n, runners in results.items():
+        floor = runners["floor"].seconds
+        pssh = runners["parallel-ssh"].seconds if "parallel-ssh" in runners else nan
+        for runner in runners.values():
+            s = runner.seconds
+            rows.append([
+                n, runner.name, s, n / s if s == s else nan, s / floor,
+                s / pssh if pssh == pssh else nan, runner.peak_rss_mb,
+                f"{runner.succeeded}/{n}",
+            ])  # fmt: skip
+        cold = runners["knm cold"]
+        targets.append([n, f"knm cold ≤ {FLOOR_RATIO:g}× floor", f"{cold.seconds / floor:.2f}×",
+                        mark(cold.seconds <= FLOOR_RATIO * floor)])  # fmt: skip
+        if pssh == pssh:
+            ratio = cold.seconds / pssh
+            targets.append([n, f"knm cold ≤ {PSSH_RATIO:g}× parallel-ssh", f"{ratio:.2f}×",
+                            mark(ratio <= PSSH_RATIO)])  # fmt: skip
+        if "ansible" in runners:
+            speedup = runners["ansible"].seconds / cold.seconds
+            targets.append([n, f"knm cold ≥ {ANSIBLE_SPEEDUP:g}× faster than ansible",
+                            f"{speedup:.1f}×", mark(speedup >= ANSIBLE_SPEEDUP)])  # fmt: skip
+        if n == RSS_NODES:
+            peak = max(cold.peak_rss_mb, runners["knm warm"].peak_rss_mb)
+            targets.append([n, f"knm peak RSS ≤ {RSS_LIMIT_MB:g} MB", f"{peak:.0f} MB",
+                            mark(peak <= RSS_LIMIT_MB)])  # fmt: skip
+    header = (
+        f"`{args.command}` on N fleet-server nodes, key auth, concurrency {args.concurrency} "
+        f"(ansible -f {args.ansible_forks}); median of {repeat}"
+    )
+    parts = [
+        header,
+        "",
+        table(
+            [
+                "nodes",
+                "runner",
+                "seconds",
+                "nodes/s",
+                "× floor",
+                "× parallel-ssh",
+                "knm peak RSS MB",
+                "succeeded",
+            ],
+            rows,
+        ),  # fmt: skip
+        "",
+        table(["nodes", "target", "measured", ""], targets),
+    ]
+    if notes:
+        parts += ["", *notes]
+    return "\n".join(parts)
+
+
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--nodes", type=int, default=200)
-    parser.add_argument("--concurrency", type=int, default=50)
-    parser.add_argument("--command", default="true")
-    parser.add_argument("--smoke", action="store_true", help="10 nodes, to check it runs")
-    args = parser.parse_args()
-    nodes = 10 if args.smoke else args.nodes
-    asyncio.run(bench(nodes, args.concurrency, args.command))
+    parser.add_argument("--nodes", default="100,500,1000", help="comma-separated node counts")
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--concurrency", type=int, default=200)
+    parser.add_argument("--ansible-forks", type=int, default=100)
+    parser.add_argument("--command", default="uname -n")
+    parser.add_argument(
+        "--peers", default="parallel-ssh,ansible", help="comma-separated: parallel-ssh,ansible"
+    )
+    parser.add_argument("--smoke", action="store_true", help="50 nodes, once")
+    args = parser.parse_args(argv)
+    args.peers = [p for p in args.peers.split(",") if p]
+    sizes = [50] if args.smoke else [int(n) for n in args.nodes.split(",")]
+    repeat = 1 if args.smoke else args.repeat
+    # Every node is a connection on both ends (the fleet server raises its own limit).
+    raise_nofile_limit()
+    return bench(args, sizes, repeat)
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

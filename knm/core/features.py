@@ -29,6 +29,8 @@ class ExecutorSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True)
     enabled: bool = True
     timeout: int = 300
     max_concurrent: int = 10
+    #: Tasks of this kind running at once across all workers; more wait as ``pending`` (FIFO).
+    max_tasks: int = 100
 
     def problems(self) -> list[str]:
         """Value rules beyond the types; each problem is one sentence."""
@@ -37,6 +39,8 @@ class ExecutorSettings(msgspec.Struct, kw_only=True, forbid_unknown_fields=True)
             found.append("timeout must be greater than 0")
         if not 1 <= self.max_concurrent <= 10_000:
             found.append("max_concurrent must be between 1 and 10000")
+        if not 1 <= self.max_tasks <= 10_000:
+            found.append("max_tasks must be between 1 and 10000")
         return found
 
 

@@ -61,8 +61,9 @@ class Executor:
     node_output_in_status: ClassVar[bool] = True
     #: Status answers include the whole task's ``output`` (Ansible's play output).
     task_output_in_status: ClassVar[bool] = False
-    #: Tasks of this kind running at once across all workers; more wait as ``pending``.
-    max_tasks: ClassVar[int] = 100
+    #: A hard cap on tasks of this kind running at once; the ``max_tasks`` setting (default 100)
+    #: is what admins change, and the lower of the two applies.
+    max_tasks: ClassVar[int] = 10_000
 
     async def prepare(self, knm: Knm, request: Any, principal: Any) -> Prepared:
         """Check the request (raise ``Invalid``/``NotFound``…) and return the nodes to run on.

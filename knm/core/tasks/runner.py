@@ -109,19 +109,26 @@ class Runner:
 
     # --- claiming -------------------------------------------------------------------------
 
-    def _limits(self) -> dict[str, int]:
-        return {kind: ex.max_tasks for kind, ex in self.executors.items()}
+    async def _limits(self) -> dict[str, int]:
+        limits = {}
+        for kind, executor in self.executors.items():
+            settings = await self.knm.features.settings(executor.feature)
+            limits[kind] = min(
+                executor.max_tasks, getattr(settings, "max_tasks", executor.max_tasks)
+            )
+        return limits
 
     async def try_claim(self, task_id: str) -> TaskRow | None:
         """Claim one just-created task for this process (so the answer can say ``running``)."""
         if not self.claim_enabled or self._stopping:
             return None
+        limits = await self._limits()
         async with self.knm.pool.acquire() as conn:
             claimed = await store.claim(
                 conn,
                 worker_id=self.worker_id,
                 lease=self.lease,
-                limits=self._limits(),
+                limits=limits,
                 task_id=task_id,
                 max_claims=1,
             )
@@ -137,9 +144,10 @@ class Runner:
             if self._stopping:
                 return
             try:
+                limits = await self._limits()
                 async with self.knm.pool.acquire() as conn:
                     claimed = await store.claim(
-                        conn, worker_id=self.worker_id, lease=self.lease, limits=self._limits()
+                        conn, worker_id=self.worker_id, lease=self.lease, limits=limits
                     )
                 for task in claimed:
                     self._launch(task)

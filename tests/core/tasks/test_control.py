@@ -174,3 +174,16 @@ async def test_an_idempotency_key_returns_the_original_task(
         == assert_envelope(second, 200)["data"]["task_id"]
     )
     await wait_for_task(knm_client, admin_headers, first.json()["data"]["task_id"])
+
+
+async def test_max_tasks_is_a_setting_with_its_own_bounds(
+    knm_client: ApiClient, admin_headers: dict[str, str]
+) -> None:
+    response = await knm_client.put(
+        "/features/automation/test", json={"max_tasks": 0}, headers=admin_headers
+    )
+    assert_envelope(response, 422)
+    settings = assert_envelope(
+        await knm_client.get("/features/automation", headers=admin_headers), 200
+    )
+    assert settings["data"]["test"]["max_tasks"] == 100
