@@ -30,8 +30,8 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -120,10 +120,8 @@ class RssSampler:
         try:
             total = self._process.memory_info().rss
             for child in self._process.children(recursive=True):
-                try:
+                with suppress(psutil.Error):
                     total += child.memory_info().rss
-                except psutil.Error:
-                    pass
         except psutil.Error:
             return
         self.peak = max(self.peak, total)
@@ -402,15 +400,31 @@ def available_peers(wanted: list[str]) -> tuple[list[str], list[str]]:
     return peers, notes
 
 
-def timed(label: str, run: Callable[[], Round]) -> Round:
-    result = run()
+def record(runner: Runner, result: Round) -> None:
+    runner.rounds.append(result)
     rss = (
         ""
         if result.peak_rss_mb != result.peak_rss_mb
         else f", peak RSS {result.peak_rss_mb:.0f} MB"
     )
-    say(f"  {label}: {result.seconds:.2f} s, {result.succeeded} ok{rss}")
-    return result
+    say(f"  {runner.name}: {result.seconds:.2f} s, {result.succeeded} ok{rss}")
+
+
+def one_repeat(
+    args: argparse.Namespace, fleet: Fleet, n: int, runners: dict[str, Runner],
+    workdir: Path, database_url: str, credential_id: int,
+) -> None:  # fmt: skip
+    """Every runner once on ``n`` nodes, in a fixed order."""
+    record(runners["floor"], run_floor(fleet, n, args.concurrency, args.command))
+    if "parallel-ssh" in runners:
+        record(runners["parallel-ssh"], run_pssh(fleet, n, args.concurrency, args.command, workdir))
+    cold, warm = run_knm(
+        workdir / "knm", database_url, n, args.concurrency, credential_id, args.command
+    )
+    record(runners["knm cold"], cold)
+    record(runners["knm warm"], warm)
+    if "ansible" in runners:
+        record(runners["ansible"], run_ansible(fleet, n, args.ansible_forks, args.command, workdir))
 
 
 def bench(args: argparse.Namespace, sizes: list[int], repeat: int) -> int:
@@ -432,35 +446,11 @@ def bench(args: argparse.Namespace, sizes: list[int], repeat: int) -> int:
             with knm_server(workdir / "knm", database_url) as (_, client):
                 credential_id = prepare_knm(client, fleet, sizes)
             for n in sizes:
-                runners = {name: Runner(name) for name in ("knm cold", "knm warm", "floor", *peers)}
-                results[n] = runners
+                names = ("knm cold", "knm warm", "floor", *peers)
+                results[n] = {name: Runner(name) for name in names}
                 for index in range(repeat):
                     say(f"{n} nodes, repeat {index + 1}/{repeat}")
-                    runners["floor"].rounds.append(
-                        timed("floor", lambda: run_floor(fleet, n, args.concurrency, args.command))
-                    )
-                    if "parallel-ssh" in peers:
-                        runners["parallel-ssh"].rounds.append(
-                            timed(
-                                "parallel-ssh",
-                                lambda: run_pssh(fleet, n, args.concurrency, args.command, workdir),
-                            )
-                        )
-                    cold, warm = run_knm(
-                        workdir / "knm", database_url, n, args.concurrency, credential_id,
-                        args.command,
-                    )  # fmt: skip
-                    runners["knm cold"].rounds.append(timed("knm cold", lambda: cold))
-                    runners["knm warm"].rounds.append(timed("knm warm", lambda: warm))
-                    if "ansible" in peers:
-                        runners["ansible"].rounds.append(
-                            timed(
-                                "ansible",
-                                lambda: run_ansible(
-                                    fleet, n, args.ansible_forks, args.command, workdir
-                                ),
-                            )
-                        )
+                    one_repeat(args, fleet, n, results[n], workdir, database_url, credential_id)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     print(report(results, args, repeat, notes))
@@ -526,7 +516,7 @@ def report(
                 "succeeded",
             ],
             rows,
-        ),  # fmt: skip
+        ),
         "",
         table(["nodes", "target", "measured", ""], targets),
     ]

@@ -66,3 +66,15 @@ def test_the_ansible_overhead_benchmark_runs_and_prints_its_table() -> None:
     done = run_smoke("bench.ansible_overhead")
     assert done.returncode == 0, done.stdout + done.stderr
     assert "| bare " in done.stdout and "| knm " in done.stdout
+
+
+@pytest.mark.timeout(300)
+def test_the_ssh_fanout_benchmark_runs_knm_beside_the_floor_and_prints_its_table() -> None:
+    done = run_smoke("bench.ssh_fanout")
+    assert done.returncode == 0, done.stdout + done.stderr
+    lines = done.stdout.splitlines()
+    # Peers (parallel-ssh, ansible) appear only when installed: not asserted.
+    for runner in ("knm cold", "knm warm", "floor"):
+        assert any(line.startswith("| 50 ") and f"| {runner} " in line for line in lines), (
+            done.stdout
+        )
