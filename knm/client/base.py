@@ -8,6 +8,7 @@ once; its annotation names the result the sync client returns (the async one awa
 
 from __future__ import annotations
 
+import abc
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -115,13 +116,14 @@ def cluster(data: Any) -> m.Cluster:
     return m.with_extra(data, m.Cluster)
 
 
-class Endpoints:
+class Endpoints(abc.ABC):
     """Every endpoint that is one request and one answer (see the module docstring)."""
 
     token: str | None
 
-    def _do(self, call: Call[T]) -> T:  # pragma: no cover - the clients implement it
-        raise NotImplementedError
+    @abc.abstractmethod
+    def _do(self, call: Call[T]) -> T:
+        """Send one request: the sync client returns the result, the async one an awaitable."""
 
     # --- auth -----------------------------------------------------------------------------
 

@@ -8,6 +8,7 @@ stored encrypted and never shown: a GET leaves them out and a PUT that omits the
 
 from __future__ import annotations
 
+import abc
 import ipaddress
 import re
 from datetime import datetime
@@ -79,7 +80,7 @@ class Cluster(msgspec.Struct, kw_only=True):
     updated_at: datetime | None = None
 
 
-class ClusterProvider:
+class ClusterProvider(abc.ABC):
     """Serves one kind of cluster. Subclass it; return instances from ``knm_cluster_providers``.
 
     Every method gets the config already decoded into ``config_type``. Methods that can fail for
@@ -101,10 +102,11 @@ class ClusterProvider:
     async def check(self, knm: Knm, cluster: Cluster) -> None:
         """Called before a cluster is stored (created, or its config changed): a reachability
         check, for example. Raise ``Invalid`` to refuse it."""
+        return None
 
+    @abc.abstractmethod
     async def list_nodes(self, knm: Knm, cluster: Cluster) -> list[Node]:
         """The cluster's nodes, in a stable order (the order selectors resolve to)."""
-        raise NotImplementedError
 
     def public_config(self, config: Any) -> dict[str, Any]:
         """What GET shows of the config. The default drops ``secret_fields``."""

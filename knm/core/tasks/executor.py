@@ -7,6 +7,7 @@ engine does everything else: routes, the task row, claiming, leases, cancel, eve
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable, Sequence
@@ -42,7 +43,7 @@ class Prepared(msgspec.Struct, kw_only=True):
     secrets: dict[str, str] = msgspec.field(default_factory=dict)
 
 
-class Executor:
+class Executor(abc.ABC):
     """Base class of executors. Subclasses set the class attributes and implement ``run``."""
 
     #: The id prefix and ``GET /tasks?kind=`` value (``ssh``, ``ansible``, ``script``).
@@ -73,11 +74,13 @@ class Executor:
 
         return Prepared(nodes=await resolve(knm, request))
 
-    async def run(self, ctx: TaskContext) -> None:  # pragma: no cover - abstract
-        raise NotImplementedError
+    @abc.abstractmethod
+    async def run(self, ctx: TaskContext) -> None:
+        """Do the work on ``ctx.nodes`` and report through ``ctx``; ``ctx.fan_out`` helps."""
 
     async def recover(self, ctx: TaskContext) -> None:
         """Finish a task whose worker died (only for ``recoverable`` executors)."""
+        return None
 
     def status_fields(self, task: TaskRow) -> dict[str, Any]:
         """Extra fields of the status answer, beyond ``summary``."""

@@ -8,6 +8,7 @@ that executor (``parent_task_id`` is the workflow's task) and waits for its term
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import contextlib
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -56,7 +57,7 @@ class StepRun(msgspec.Struct, kw_only=True):
     on_task: Any = None
 
 
-class StepType:
+class StepType(abc.ABC):
     """Base of step types that are not executors (``approval``, third parties' ``http``)."""
 
     name: ClassVar[str]
@@ -71,8 +72,9 @@ class StepType:
         """Value problems of a step's fields, checked when a workflow is saved."""
         return []
 
+    @abc.abstractmethod
     async def run(self, knm: Knm, run: StepRun, cancelled: asyncio.Event) -> StepOutcome:
-        raise NotImplementedError
+        """Run the step over ``run.nodes``; return when it has ended (or ``cancelled`` is set)."""
 
 
 def _params_type(executor: Executor) -> type[msgspec.Struct]:
