@@ -132,50 +132,24 @@ def executor_routes(executor: Executor) -> list[Any]:
         )
         return await _history_page(request, where, page, page_size)
 
+    def route(method: Any, path: str, action: str, fn: Any, guard: Any, summary: str) -> Any:
+        extra = {"status_code": 200} if method is post else {}
+        return method(
+            f"{base}/{path}",
+            guards=[guard, feature_on],
+            name=f"{kind}-{action}",
+            operation_id=f"{kind}{action.title()}",
+            tags=tag,
+            summary=summary,
+            **extra,
+        )(fn)
+
     return [
-        post(
-            f"{base}/{executor.execute_path}",
-            guards=[OPERATOR, feature_on],
-            status_code=200,
-            name=f"{kind}-execute",
-            operation_id=f"{kind}Execute",
-            tags=tag,
-            summary=f"Start a {kind} task",
-        )(execute),
-        get(
-            f"{base}/status/{{task_id:str}}",
-            guards=[VIEWER, feature_on],
-            name=f"{kind}-status",
-            operation_id=f"{kind}Status",
-            tags=tag,
-            summary=f"Status of a {kind} task",
-        )(status),
-        post(
-            f"{base}/cancel/{{task_id:str}}",
-            guards=[OPERATOR, feature_on],
-            status_code=200,
-            name=f"{kind}-cancel",
-            operation_id=f"{kind}Cancel",
-            tags=tag,
-            summary=f"Cancel a {kind} task",
-        )(cancel),
-        post(
-            f"{base}/rerun/{{task_id:str}}",
-            guards=[OPERATOR, feature_on],
-            status_code=200,
-            name=f"{kind}-rerun",
-            operation_id=f"{kind}Rerun",
-            tags=tag,
-            summary=f"Run a {kind} task again",
-        )(rerun),
-        get(
-            f"{base}/history",
-            guards=[VIEWER, feature_on],
-            name=f"{kind}-history",
-            operation_id=f"{kind}History",
-            tags=tag,
-            summary=f"{kind} tasks, newest first",
-        )(history),
+        route(post, executor.execute_path, "execute", execute, OPERATOR, f"Start a {kind} task"),
+        route(get, "status/{task_id:str}", "status", status, VIEWER, f"Status of a {kind} task"),
+        route(post, "cancel/{task_id:str}", "cancel", cancel, OPERATOR, f"Cancel a {kind} task"),
+        route(post, "rerun/{task_id:str}", "rerun", rerun, OPERATOR, f"Run a {kind} task again"),
+        route(get, "history", "history", history, VIEWER, f"{kind} tasks, newest first"),
     ]
 
 
