@@ -1,7 +1,8 @@
 """Remote commands: they speak HTTP to a knm server through ``knm.client``.
 
 ``register(subparsers)`` adds ``login``, ``logout`` and the nouns ``ssh``, ``ansible``,
-``script``, ``workflow``, ``k8s``, ``task``, ``playbook``, ``cluster`` and ``credential``.
+``script``, ``workflow``, ``k8s``, ``task``, ``playbook``, ``cluster``, ``credential``, ``user``,
+``token`` and ``audit``.
 Exit codes are listed in ``knm.cli.remote.session``.
 """
 
@@ -10,7 +11,18 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from knm.cli.remote import auth, clusters, content, credentials, run, session, tasks
+from knm.cli.remote import (
+    audit,
+    auth,
+    clusters,
+    content,
+    credentials,
+    run,
+    session,
+    tasks,
+    tokens,
+    users,
+)
 
 NOUNS = {
     "ssh": "run commands over SSH",
@@ -22,6 +34,9 @@ NOUNS = {
     "playbook": "the playbook library",
     "cluster": "clusters and their nodes",
     "credential": "SSH credentials",
+    "user": "users and their roles",
+    "token": "API tokens",
+    "audit": "the audit log",
 }
 
 
@@ -32,10 +47,13 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     for name, text in NOUNS.items():
         parser = subparsers.add_parser(name, help=text)
         nouns[name] = parser.add_subparsers(
-            dest=f"{name}_command", metavar="COMMAND", required=True
+            dest=f"{name}_command", metavar="COMMAND", required=True, parser_class=session.Parser
         )
     run.register(nouns, parent)
     content.register(nouns, parent)
     tasks.register(nouns, parent)
     clusters.register(nouns, parent)
     credentials.register(nouns, parent)
+    users.register(nouns, parent)
+    tokens.register(nouns, parent)
+    audit.register(nouns, parent)

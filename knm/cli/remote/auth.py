@@ -70,7 +70,9 @@ def logout(args: argparse.Namespace) -> int:
 
 
 def register(subparsers: Any, parent: argparse.ArgumentParser) -> None:
-    p = subparsers.add_parser("login", parents=[parent], help="log in to a knm server")
+    p = subparsers.add_parser(
+        "login", parents=[parent], help="log in to a knm server", allow_abbrev=False
+    )
     p.add_argument("--user", "-u", required=True)
     p.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
     p.set_defaults(func=login)

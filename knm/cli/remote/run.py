@@ -118,7 +118,7 @@ def register(nouns: dict[str, Any], parent: argparse.ArgumentParser) -> None:
     p.add_argument("playbook", help="playbook id or name")
     add_target_options(p)
     p.add_argument("-e", "--extra-var", action="append", metavar="KEY=VALUE")
-    p.add_argument("--extra-args", help="extra ansible-playbook arguments (--check)")
+    p.add_argument("--extra-args", help="extra ansible-playbook arguments, as --extra-args=--check")
     p.set_defaults(func=ansible_run)
 
     p = nouns["script"].add_parser("run", parents=[parent], help="run a stored script")

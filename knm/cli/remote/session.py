@@ -114,9 +114,23 @@ def client_for(args: argparse.Namespace) -> Client:
     return client
 
 
+def as_sent(value: Any) -> Any:
+    """``value`` with each struct's ``extra`` (the fields an executor or a cluster provider adds,
+    gathered by the SDK) back beside the struct's own fields, as the API sent them."""
+    if isinstance(value, msgspec.Struct):
+        fields = {name: as_sent(getattr(value, name)) for name in value.__struct_fields__}
+        extra = fields.pop("extra", None) if "extra" in value.__struct_fields__ else None
+        return {**fields, **extra} if isinstance(extra, dict) else fields
+    if isinstance(value, dict):
+        return {key: as_sent(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [as_sent(item) for item in value]
+    return value
+
+
 def emit_json(value: Any) -> None:
-    """One JSON document on stdout."""
-    sys.stdout.write(msgspec.json.encode(msgspec.to_builtins(value)).decode() + "\n")
+    """One JSON document on stdout, shaped as the API answered."""
+    sys.stdout.write(msgspec.json.encode(msgspec.to_builtins(as_sent(value))).decode() + "\n")
     sys.stdout.flush()
 
 
@@ -154,6 +168,12 @@ def command(fn: Handler) -> Callable[[argparse.Namespace], int]:
         except KeyboardInterrupt:
             error("interrupted")
             return 130
+        except OSError as exc:
+            if exc.filename is None:
+                raise
+            # A file named in the arguments (-f, --password-file) that cannot be read.
+            error(f"{exc.filename}: {exc.strerror}")
+            return USAGE
 
     return run
 
@@ -173,6 +193,15 @@ def key_values(pairs: list[str] | None, *, typed: bool = False) -> dict[str, Any
                 pass
         out[key] = value
     return out
+
+
+class Parser(argparse.ArgumentParser):
+    """A parser that takes options only by their full names: with abbreviations, a mistyped
+    ``--password SECRET`` would be taken for ``--password-file`` and the secret for a path."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
 
 
 def common_parent() -> argparse.ArgumentParser:

@@ -1,0 +1,114 @@
+"""Ctrl-C while a command follows its task, on a real terminal (a pty): ``knm`` asks whether to
+cancel the task, detach from it or keep watching, and the answer decides the task's fate and the
+exit code. ``knm task watch`` detaches without asking (watching never cancels by default).
+Without a terminal nothing is asked: see ``test_remote_run``."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+
+import pexpect
+import pytest
+
+from knm.client import Client
+from knm.testing.process import KnmProcess
+
+PROMPT = r"\[c\]ancel the task, \[d\]etach, or keep \[w\]atching\? "
+LONG_TASK = ["task", "start", "test", "-c", "lab", "-n", "n1", "-f", "sleep=60"]
+
+
+@pytest.fixture(scope="module")
+def lab(admin: Client) -> str:
+    admin.create_cluster("lab", "static", nodes=[{"name": "n1", "address": "127.0.0.2"}])
+    return "lab"
+
+
+def env_for(server: KnmProcess, admin: Client) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KNM_")}
+    return env | {"KNM_URL": server.base_url, "KNM_TOKEN": admin.token or ""}
+
+
+def spawn(server: KnmProcess, admin: Client, *args: str) -> pexpect.spawn:
+    return pexpect.spawn(
+        sys.executable,
+        ["-m", "knm.cli.main", *args],
+        env=env_for(server, admin),
+        encoding="utf-8",
+        timeout=60,
+        dimensions=(40, 160),
+    )
+
+
+def wait_running(admin: Client, task_id: str) -> None:
+    deadline = time.monotonic() + 30
+    while admin.task(task_id).status != "running":
+        assert time.monotonic() < deadline, f"{task_id} never ran"
+        time.sleep(0.1)
+    time.sleep(1)  # and let the command reach its live view
+
+
+def started(child: pexpect.spawn, admin: Client) -> str:
+    child.expect(r"started (test-exec-[0-9]+-[a-z0-9]{6})")
+    task_id = child.match.group(1)
+    wait_running(admin, task_id)
+    return task_id
+
+
+def ended(child: pexpect.spawn) -> tuple[int | None, str]:
+    child.expect(pexpect.EOF)
+    output = child.before or ""
+    child.close()
+    return child.exitstatus, output
+
+
+def test_ctrl_c_asks_and_cancel_cancels_the_task_and_exits_3(
+    server: KnmProcess, admin: Client, lab: str
+) -> None:
+    child = spawn(server, admin, *LONG_TASK)
+    task_id = started(child, admin)
+    child.sendintr()
+    child.expect(PROMPT)
+    child.sendline("w")  # keep watching: the task is untouched and Ctrl-C asks again
+    time.sleep(1)
+    assert admin.task(task_id).status == "running"
+    child.sendintr()
+    child.expect(PROMPT)
+    child.sendline("c")
+    code, output = ended(child)
+    assert code == 3, output
+    assert f"cancelling {task_id}" in output and "cancelled" in output
+    assert admin.task(task_id).status == "cancelled"
+
+
+def test_ctrl_c_asks_and_detach_leaves_the_task_running_and_exits_0(
+    server: KnmProcess, admin: Client, lab: str
+) -> None:
+    child = spawn(server, admin, *LONG_TASK)
+    task_id = started(child, admin)
+    child.sendintr()
+    child.expect(PROMPT)
+    child.sendline("d")
+    code, output = ended(child)
+    assert code == 0, output
+    assert f"knm task watch {task_id}" in output
+    assert admin.task(task_id).status == "running"
+    admin.cancel(task_id)
+
+
+def test_ctrl_c_in_task_watch_detaches_without_asking(
+    server: KnmProcess, admin: Client, lab: str
+) -> None:
+    body = {"cluster_name": lab, "target_nodes": ["n1"], "sleep": 60}
+    task_id = admin.executor("test").start(body).task_id
+    wait_running(admin, task_id)
+    child = spawn(server, admin, "task", "watch", task_id)
+    child.expect(task_id)  # the live view's progress bar
+    time.sleep(0.5)
+    child.sendintr()
+    code, output = ended(child)
+    assert code == 0, output
+    assert "detached" in output and "[c]ancel" not in output
+    assert admin.task(task_id).status == "running"
+    admin.cancel(task_id)
