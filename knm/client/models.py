@@ -3,6 +3,7 @@ break an older client; fields an executor or provider adds beyond these land in 
 
 from __future__ import annotations
 
+import functools
 from datetime import datetime
 from typing import Any, Generic, TypeVar
 
@@ -275,9 +276,15 @@ class PluginInfo(msgspec.Struct, kw_only=True):
     contributes: dict[str, list[str]] = {}
 
 
+@functools.cache
+def _encode_names(type_: Any) -> frozenset[str]:
+    # msgspec.structs.fields resolves annotations on every call; this runs per decoded item.
+    return frozenset(f.encode_name for f in msgspec.structs.fields(type_))
+
+
 def with_extra(data: Any, type_: type[T]) -> T:
     """``data`` as ``type_``, keys it does not declare gathered into its ``extra`` field."""
-    known = {f.encode_name for f in msgspec.structs.fields(type_)}  # type: ignore[arg-type]
+    known = _encode_names(type_)
     own = {k: v for k, v in data.items() if k in known and k != "extra"}
     own["extra"] = {k: v for k, v in data.items() if k not in known}
     return msgspec.convert(own, type_)

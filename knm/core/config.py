@@ -79,6 +79,10 @@ class KnmConfig(msgspec.Struct, kw_only=True):
     ws_compression: bool = False
     #: How long a feature-switch change may take to reach other processes (seconds).
     settings_refresh: float = 2.0
+    #: Seconds a token's authentication is remembered in a process, so repeated requests skip
+    #: the users query; changes to a user and token revocations reach every process at once
+    #: through PostgreSQL NOTIFY, and this bounds the rest. 0 turns the cache off.
+    auth_cache_seconds: float = 5.0
 
     def resolved_data_dir(self) -> Path:
         return Path(self.data_dir) if self.data_dir else default_data_dir()

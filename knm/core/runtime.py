@@ -10,7 +10,7 @@ import secrets
 import sys
 from contextlib import AsyncExitStack
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import asyncpg
 import msgspec
@@ -18,11 +18,16 @@ import pluggy
 
 from knm.core import audit, content, db, keys
 from knm.core.auth import passwords, users
+from knm.core.auth.cache import PrincipalCache
 from knm.core.config import KnmConfig
 from knm.core.embedded_pg import EmbeddedPostgres
 from knm.core.errors import KnmError
 from knm.core.features import FeatureSpec, FeatureStore
+from knm.core.listen import Listener
 from knm.core.manager import collect, make_plugin_manager
+
+if TYPE_CHECKING:
+    from knm.core.tasks.status_cache import StatusCache
 
 log = logging.getLogger("knm")
 
@@ -69,6 +74,9 @@ class Knm:
             self.executors[executor.kind] = executor
         self.events: Any = None
         self.progress: Any = None
+        self.listener: Listener | None = None
+        self.auth_cache: PrincipalCache | None = None
+        self.status_cache: StatusCache | None = None
         self.runner: Any = None
         self._url = ""
 
@@ -140,7 +148,12 @@ class Knm:
         from knm.core.progress import ProgressHub
         from knm.core.tasks.events import EventLog
         from knm.core.tasks.runner import Runner
+        from knm.core.tasks.status_cache import StatusCache
 
+        self.listener = Listener(self.connect_one)
+        self.auth_cache = PrincipalCache(self.config.auth_cache_seconds, self.listener)
+        self.status_cache = StatusCache(self.listener)
+        await self.listener.start()
         self.progress = ProgressHub(self.pool, self.connect_one)
         await self.progress.start()
         self.events = EventLog(self.pool, self.progress.deliver)
@@ -151,6 +164,12 @@ class Knm:
     async def connect_one(self) -> asyncpg.Connection:
         """A connection of its own (for LISTEN), outside the pool."""
         return await db.connect_one(self._url)
+
+    def forget_user(self, user_id: int) -> None:
+        """Drop the user's cached authentications here at once (other processes hear it
+        through ``knm_auth``)."""
+        if self.auth_cache is not None:
+            self.auth_cache.forget_user(user_id)
 
     async def task_finished(self, task: Any) -> None:
         for impl in self.pm.hook.knm_task_finished.get_hookimpls():
@@ -172,6 +191,8 @@ class Knm:
                 await self.events.stop()
             if self.progress is not None:
                 await self.progress.stop()
+            if self.listener is not None:
+                await self.listener.stop()
         finally:
             if self._pool is not None:
                 await self._pool.close()

@@ -28,6 +28,20 @@ def bearer_token(connection: ASGIConnection[Any, Any, Any, Any]) -> str:
 
 
 async def authenticate(knm: Any, token: str) -> Principal:
+    cache = knm.auth_cache
+    if cache is None:
+        return (await _authenticate(knm, token))[0]
+    known = cache.get(token)
+    if known is not None:
+        return known
+    generation = cache.generation
+    principal, expires_at = await _authenticate(knm, token)
+    cache.put(token, principal, expires_at, generation)
+    return principal
+
+
+async def _authenticate(knm: Any, token: str) -> tuple[Principal, float | None]:
+    """The caller and when their token expires (``time.time()``), from the database."""
     async with knm.pool.acquire() as conn:
         if token.startswith(tokens.API_TOKEN_PREFIX):
             return await tokens.principal_for_api_token(conn, token)
@@ -43,7 +57,9 @@ async def authenticate(knm: Any, token: str) -> Principal:
         raise Unauthorized("user disabled")
     if claims.get("ep", 0) != row.session_epoch:
         raise Unauthorized("token revoked (password changed)")
-    return Principal(user_id=row.id, username=row.username, role=row.role)
+    expires = claims.get("exp")
+    principal = Principal(user_id=row.id, username=row.username, role=row.role)
+    return principal, float(expires) if isinstance(expires, int | float) else None
 
 
 class AuthMiddleware(AbstractAuthenticationMiddleware):

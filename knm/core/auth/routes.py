@@ -179,6 +179,7 @@ async def change_password(request: Request[Any, Any, Any], data: PasswordChange)
             conn, principal.user_id, password_hash=knm.hasher.hash(data.new_password)
         )
         await knm.audit(request, "user.password", principal.username, conn=conn)
+    knm.forget_user(principal.user_id)
     return ok(message="password changed; log in again")
 
 
@@ -221,6 +222,7 @@ async def update_user(
             raise Conflict("the last active admin cannot be demoted or disabled")
         user = await users.update(conn, user_id, role=data.role, disabled=data.disabled)
         await knm.audit(request, "user.update", current.username, conn=conn)
+    knm.forget_user(user_id)
     return ok(user, "user updated")
 
 
@@ -233,6 +235,7 @@ async def reset_password(
     async with knm.pool.acquire() as conn:
         user = await users.update(conn, user_id, password_hash=knm.hasher.hash(data.password))
         await knm.audit(request, "user.reset_password", user.username, conn=conn)
+    knm.forget_user(user_id)
     return ok(user, "password reset")
 
 
@@ -276,8 +279,9 @@ async def revoke_token(request: Request[Any, Any, Any], token_id: int) -> Envelo
     principal = principal_of(request)
     owner = None if principal.role == "admin" else principal.user_id
     async with knm.pool.acquire() as conn:
-        await tokens.revoke_api_token(conn, token_id, owner)
+        owner_id = await tokens.revoke_api_token(conn, token_id, owner)
         await knm.audit(request, "token.revoke", str(token_id), conn=conn)
+    knm.forget_user(owner_id)
     return ok(message="token revoked")
 
 

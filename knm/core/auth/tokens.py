@@ -11,6 +11,7 @@ import asyncpg
 import jwt
 import msgspec
 
+from knm.core.auth import cache
 from knm.core.auth.principal import Principal
 from knm.core.errors import NotFound, Unauthorized
 
@@ -115,18 +116,27 @@ async def list_api_tokens(
     return total, [ApiToken(**dict(r)) for r in rows]
 
 
-async def revoke_api_token(conn: asyncpg.Connection, token_id: int, user_id: int | None) -> None:
-    row = await conn.fetchrow(
+async def revoke_api_token(conn: asyncpg.Connection, token_id: int, user_id: int | None) -> int:
+    """Revoke the token (of ``user_id`` unless None); answers its owner's user id."""
+    owner = await conn.fetchval(
         "UPDATE api_tokens SET revoked_at = coalesce(revoked_at, now()) "
-        "WHERE id = $1 AND ($2::bigint IS NULL OR user_id = $2) RETURNING id",
+        "WHERE id = $1 AND ($2::bigint IS NULL OR user_id = $2) RETURNING user_id",
         token_id,
         user_id,
     )
-    if row is None:
+    if owner is None:
         raise NotFound(f"Token ID {token_id} not found")
+    await cache.announce(conn, owner)
+    return int(owner)
 
 
-async def principal_for_api_token(conn: asyncpg.Connection, token: str) -> Principal:
+async def principal_for_api_token(
+    conn: asyncpg.Connection, token: str
+) -> tuple[Principal, float | None]:
+    """The token's principal and when the token expires (``time.time()``, or None).
+
+    ``last_used_at`` is written here, so with the authentication cache it is exact to within
+    ``auth_cache_seconds``."""
     row = await conn.fetchrow(
         """UPDATE api_tokens t SET last_used_at = now()
            FROM users u
@@ -147,6 +157,8 @@ async def principal_for_api_token(conn: asyncpg.Connection, token: str) -> Princ
     from knm.core.auth.principal import ROLES
 
     role = min(row["role"], row["user_role"], key=ROLES.index)
-    return Principal(
+    principal = Principal(
         user_id=row["user_id"], username=row["username"], role=role, via="api", token_id=row["id"]
     )
+    expires_at = row["expires_at"]
+    return principal, expires_at.timestamp() if expires_at is not None else None

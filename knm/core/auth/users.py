@@ -7,6 +7,7 @@ from datetime import datetime
 import asyncpg
 import msgspec
 
+from knm.core.auth import cache
 from knm.core.errors import Conflict, NotFound
 
 
@@ -107,6 +108,7 @@ async def update(
     )
     if row is None:
         raise NotFound(f"User ID {user_id} not found")
+    await cache.announce(conn, user_id)
     return _user(row)
 
 

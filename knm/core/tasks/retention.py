@@ -10,6 +10,8 @@ from typing import Any
 import asyncpg
 import msgspec
 
+from knm.core.tasks import status_cache
+
 log = logging.getLogger("knm.retention")
 
 #: Only one process prunes at a time; the others skip that round.
@@ -73,12 +75,18 @@ def _count(status: str) -> int:
 async def prune_with(knm: Any) -> PruneReport:
     cfg = knm.config
     async with knm.pool.acquire() as conn:
-        return await prune(
+        report = await prune(
             conn,
             task_days=cfg.task_retention_days,
             event_days=cfg.event_retention_days,
             output_max_bytes=cfg.output_retention_mb * 1024 * 1024,
         )
+        if report.tasks or report.output_tasks:
+            # Cached status answers of the pruned tasks are stale in every process.
+            await status_cache.announce_prune(conn)
+    if knm.status_cache is not None:
+        knm.status_cache.clear()
+    return report
 
 
 async def prune_loop(knm: Any) -> None:

@@ -9,7 +9,7 @@ import msgspec
 from litestar import Request, Response, get, post
 from litestar.response import Stream
 
-from knm.core.auth.guards import OPERATOR, VIEWER, principal_of
+from knm.core.auth.guards import OPERATOR, VIEWER, Guard, principal_of
 from knm.core.envelope import Envelope, PageNo, PageSize, offset, ok
 from knm.core.errors import BadRequest, Invalid, NotFound
 from knm.core.tasks import events, output, service, store
@@ -47,8 +47,13 @@ def executor_routes(executor: Executor) -> list[Any]:
     kind = executor.kind
     tag = [executor.route]
 
-    async def feature_on(connection: Any, _: Any) -> None:
-        await connection.app.state["knm"].features.require(executor.feature)
+    def gate(role: Guard) -> Guard:
+        # One guard for role and feature: Litestar copies the handler for every guard it calls.
+        async def guard(connection: Any, handler: Any) -> None:
+            await role(connection, handler)
+            await connection.app.state["knm"].features.require(executor.feature)
+
+        return guard
 
     async def execute(request: Request[Any, Any, Any], data: Any) -> Envelope[dict[str, Any]]:
         knm = _knm(request)
@@ -71,8 +76,7 @@ def executor_routes(executor: Executor) -> list[Any]:
 
     async def status(request: Request[Any, Any, Any], task_id: str) -> Envelope[dict[str, Any]]:
         knm = _knm(request)
-        task = await service.find_task(knm, task_id, kind)
-        return ok(await service.status_of(knm, executor, task))
+        return ok(await service.status_of(knm, task_id, kind))
 
     async def cancel(request: Request[Any, Any, Any], task_id: str) -> Envelope[dict[str, Any]]:
         knm = _knm(request)
@@ -136,7 +140,7 @@ def executor_routes(executor: Executor) -> list[Any]:
         extra = {"status_code": 200} if method is post else {}
         return method(
             f"{base}/{path}",
-            guards=[guard, feature_on],
+            guards=[gate(guard)],
             name=f"{kind}-{action}",
             operation_id=f"{kind}{action.title()}",
             tags=tag,
@@ -181,8 +185,7 @@ async def list_tasks(
 @get("/tasks/{task_id:str}", guards=[VIEWER], summary="Status of any task")
 async def get_task(request: Request[Any, Any, Any], task_id: str) -> Envelope[dict[str, Any]]:
     knm = _knm(request)
-    task = await service.find_task(knm, task_id)
-    return ok(await service.status_of(knm, knm.executors.get(task.kind), task))
+    return ok(await service.status_of(knm, task_id))
 
 
 @get("/tasks/{task_id:str}/events", guards=[VIEWER], summary="A task's event log")

@@ -137,9 +137,9 @@ async def cancel_task(knm: Knm, task: TaskRow, reason: str = "cancelled by user"
 _INTERNAL_DATA = frozenset({"labels"})
 
 
-async def node_results(knm: Knm, task: TaskRow, *, with_output: bool) -> list[dict[str, Any]]:
-    nodes = await store.nodes_of(knm.pool, task.task_id)
-    texts = await output.read_all_output(knm.pool, task.task_id) if with_output else {}
+def node_results(
+    nodes: list[store.NodeRecord], texts: dict[tuple[str, str], str], *, with_output: bool
+) -> list[dict[str, Any]]:
     results = []
     for node in nodes:
         if node.status not in ("success", "failed"):
@@ -173,10 +173,25 @@ async def node_results(knm: Knm, task: TaskRow, *, with_output: bool) -> list[di
     return results
 
 
-async def status_of(knm: Knm, executor: Executor | None, task: TaskRow) -> dict[str, Any]:
-    """The status answer: the contract's common fields, the executor's, and ``results``."""
+async def status_of(knm: Knm, task_id: str, kind: str | None = None) -> dict[str, Any]:
+    """The status answer: the contract's common fields, the executor's, and ``results`` — or
+    404, also when the id belongs to another kind than the URL's."""
+    if kind is not None and kind_of(task_id) != kind:
+        raise NotFound(f"Task {task_id} not found")
+    cache = knm.status_cache
+    if cache is not None:
+        known = cache.get(task_id)
+        if known is not None:
+            return known
+        generation = cache.generation
+    # Ids start with their executor's kind, so the executor is known before the read.
+    executor = knm.executors.get(kind_of(task_id) or "")
     with_output = executor.node_output_in_status if executor else True
-    results = await node_results(knm, task, with_output=with_output)
+    found = await store.snapshot(knm.pool, task_id, with_output=with_output)
+    if found is None or (kind is not None and found.task.kind != kind):
+        raise NotFound(f"Task {task_id} not found")
+    task = found.task
+    results = node_results(found.nodes, found.output, with_output=with_output)
     data: dict[str, Any] = {
         "task_id": task.task_id,
         "kind": task.kind,
@@ -207,6 +222,8 @@ async def status_of(knm: Knm, executor: Executor | None, task: TaskRow) -> dict[
         data.update(executor.status_fields(task))
         if executor.task_output_in_status:
             data["output"] = await output.read_output(knm.pool, task.task_id, "", "log")
+    if cache is not None and task.status in TERMINAL:
+        cache.put(task_id, data, generation)
     return data
 
 

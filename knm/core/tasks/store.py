@@ -357,6 +357,47 @@ async def nodes_of(conn: asyncpg.Connection | asyncpg.Pool, task_id: str) -> lis
     return [NodeRecord(**dict(r)) for r in records]
 
 
+_NODE_FIELDS = tuple(f.name for f in msgspec.structs.fields(NodeRecord))
+_NODE_COLUMNS = ", ".join(f"n.{name}" for name in _NODE_FIELDS)
+
+
+class Snapshot(msgspec.Struct):
+    """A task with its nodes and (optionally) their stored output, read in one statement."""
+
+    task: TaskRow
+    nodes: list[NodeRecord]
+    #: ``(node, stream) → text``; empty when output was not asked for.
+    output: dict[tuple[str, str], str]
+
+
+async def snapshot(
+    conn: asyncpg.Connection | asyncpg.Pool, task_id: str, *, with_output: bool
+) -> Snapshot | None:
+    # One round trip instead of three: a status poll is the API's most frequent request, and
+    # each statement costs a pool acquire and a socket write in each direction.
+    record = await conn.fetchrow(
+        f"""SELECT {_TASK_COLUMNS},
+              ARRAY(SELECT ROW({_NODE_COLUMNS}) FROM task_nodes n
+                    WHERE n.task_id = t.task_id ORDER BY n.position) AS snapshot_nodes,
+              ARRAY(SELECT ROW(o.node, o.stream, string_agg(o.data, '' ORDER BY o.seq))
+                    FROM task_output o WHERE $2 AND o.task_id = t.task_id
+                    GROUP BY o.node, o.stream) AS snapshot_output
+            FROM tasks t WHERE t.task_id = $1""",
+        task_id,
+        with_output,
+    )
+    if record is None:
+        return None
+    values = dict(record)
+    nodes = values.pop("snapshot_nodes")
+    texts = values.pop("snapshot_output")
+    return Snapshot(
+        task=TaskRow(**values),
+        nodes=[NodeRecord(**dict(zip(_NODE_FIELDS, node, strict=True))) for node in nodes],
+        output={(node, stream): text for node, stream, text in texts},
+    )
+
+
 class HistoryFilter(msgspec.Struct, kw_only=True):
     kind: str | None = None
     cluster_name: str | None = None

@@ -1,0 +1,74 @@
+"""Status answers of finished tasks, kept in the process that built them.
+
+A terminal task never changes again (``tasks`` enforces it in SQL), so its status answer is the
+same on every poll — and dashboards and ``wait()`` loops poll. Only a prune can change it
+(deleting the task or its output); every prune announces itself on ``knm_pruned`` and each
+process empties its cache when it hears it. Entries also expire after ``TTL`` seconds and big
+answers (much output) are not kept, so the memory held stays small.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import OrderedDict
+from typing import Any
+
+import asyncpg
+
+from knm.core.listen import Listener
+
+CHANNEL = "knm_pruned"
+#: Answers kept at most, least recently used first out.
+MAX_ENTRIES = 1024
+#: Answers carrying more output text than this (characters) are not kept.
+MAX_TEXT = 32 * 1024
+#: Seconds an answer is kept.
+TTL = 60.0
+
+
+async def announce_prune(conn: asyncpg.Connection | asyncpg.Pool) -> None:
+    await conn.execute("SELECT pg_notify($1, '')", CHANNEL)
+
+
+def text_size(data: dict[str, Any]) -> int:
+    size = len(data.get("output") or "")
+    for result in data.get("results", ()):
+        size += len(result.get("stdout") or "") + len(result.get("stderr") or "")
+    return size
+
+
+class StatusCache:
+    def __init__(self, listener: Listener) -> None:
+        self._listener = listener
+        self._entries: OrderedDict[str, tuple[float, dict[str, Any]]] = OrderedDict()
+        self.hits = 0
+        #: Bumped by every clear: an answer read before a prune must not be kept after it.
+        self.generation = 0
+        listener.on(CHANNEL, lambda _payload: self.clear())
+        listener.on_reset(self.clear)
+
+    def get(self, task_id: str) -> dict[str, Any] | None:
+        """The cached answer (shared: callers must not change it)."""
+        if not self._listener.live:
+            return None
+        entry = self._entries.get(task_id)
+        if entry is None:
+            return None
+        if entry[0] <= time.monotonic():
+            del self._entries[task_id]
+            return None
+        self._entries.move_to_end(task_id)
+        self.hits += 1
+        return entry[1]
+
+    def put(self, task_id: str, data: dict[str, Any], generation: int) -> None:
+        if not self._listener.live or generation != self.generation or text_size(data) > MAX_TEXT:
+            return
+        self._entries[task_id] = (time.monotonic() + TTL, data)
+        self._entries.move_to_end(task_id)
+        while len(self._entries) > MAX_ENTRIES:
+            self._entries.popitem(last=False)
+
+    def clear(self) -> None:
+        self.generation += 1
+        self._entries.clear()
