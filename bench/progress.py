@@ -445,7 +445,10 @@ def report(results: dict[tuple[str, str], list[Run]], args: argparse.Namespace) 
         p99 = median([r.p99_ms for r in runs])
         lossless = all(r.lossless for r in runs)
         checks = [produced >= target * 0.99, received >= target * 0.95, lossless]
-        if setup == "one":
+        # The latency target holds at the target rate; `max` runs the producer flat out (two
+        # or more times that rate), where latency measures how far the machine is saturated.
+        latency_judged = setup == "one" and mode != "max"
+        if latency_judged:
             checks.append(p99 < P99_TARGET_MS)
         rows.append(
             [
@@ -460,7 +463,7 @@ def report(results: dict[tuple[str, str], list[Run]], args: argparse.Namespace) 
                 p99,
                 median([r.max_ms for r in runs]),
                 "yes" if lossless else "NO",
-                f"≥{target:,}/s" + (f", p99<{P99_TARGET_MS:.0f}ms" if setup == "one" else ""),
+                f"≥{target:,}/s" + (f", p99<{P99_TARGET_MS:.0f}ms" if latency_judged else ""),
                 mark(all(checks)),
             ]
         )
