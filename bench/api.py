@@ -280,6 +280,27 @@ def make_task(proc: KnmProcess, token: str) -> str:
     return task_id
 
 
+async def add_history(database_url: str, rows: int) -> None:
+    """``rows`` finished test tasks over 50 clusters, a tenth failed: a history at scale."""
+    conn = await asyncpg.connect(database_url)
+    try:
+        await conn.execute(
+            """INSERT INTO tasks (task_id, kind, status, cluster_name, target_nodes,
+                                  success_count, failed_count, created_at, start_time, end_time)
+               SELECT 'test-exec-' || g || '-bulk' || lpad((g % 100)::text, 2, '0'), 'test',
+                      CASE WHEN g % 10 = 0 THEN 'failed' ELSE 'completed' END,
+                      'c' || (g % 50), ARRAY['n1', 'n2'], 2, 0,
+                      now() - make_interval(secs => g), now() - make_interval(secs => g),
+                      now() - make_interval(secs => g - 1)
+               FROM generate_series(1, $1::int) g""",
+            rows,
+        )
+        # The steady state autovacuum keeps: visibility map set, so counts scan the index only.
+        await conn.execute("VACUUM ANALYZE tasks")
+    finally:
+        await conn.close()
+
+
 def make_running_task(proc: KnmProcess, token: str) -> str:
     """A task that stays running: one node finished with output, one hanging."""
     headers = {"Authorization": f"Bearer {token}"}
@@ -320,6 +341,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--repeat", type=int, default=3, help="measurements per target (medians)")
     parser.add_argument(
+        "--history-rows", type=int, default=100_000, help="finished tasks in the history"
+    )
+    parser.add_argument(
         "--serve-bare", nargs=3, metavar=("PORT", "URL", "RESET"), help=argparse.SUPPRESS
     )
     args = parser.parse_args(argv)
@@ -350,6 +374,8 @@ def main(argv: list[str] | None = None) -> int:
                 token = login(knm)
                 task_id = make_task(knm, token)
                 running_id = make_running_task(knm, token)
+                asyncio.run(add_history(database_url, 1_000 if args.smoke else args.history_rows))
+                rows_label = f"{1_000 if args.smoke else args.history_rows:,}"
                 targets: list[tuple[str, str, str | None]] = [
                     ("bare Litestar+asyncpg, 1 row (pool reset on)", "bare-reset", None),
                     ("bare Litestar+asyncpg, 1 row (pool reset off)", "bare-noreset", None),
@@ -363,6 +389,16 @@ def main(argv: list[str] | None = None) -> int:
                     (
                         "knm status of a running task (uncached)",
                         f"{knm.api}/automation/test/status/{running_id}",
+                        token,
+                    ),
+                    (
+                        f"knm GET /automation/test/history, page 1 of {rows_label} tasks",
+                        f"{knm.api}/automation/test/history",
+                        token,
+                    ),
+                    (
+                        f"knm history ?cluster_name=c7&status=failed ({rows_label} tasks)",
+                        f"{knm.api}/automation/test/history?cluster_name=c7&status=failed",
                         token,
                     ),
                 ]
