@@ -2,26 +2,26 @@
 
 One run is one ``ansible-runner run`` subprocess as the run user (see ``runner.py``) over a
 private directory in ``temp_dir``: the playbook, an inventory of the nodes (``inventory.py``),
-host keys (``known_hosts.py``), ``extra_vars`` in ``env/extravars`` and the allow-listed
-``extra_args`` in ``env/cmdline``. Its job events give the live output, progress and the
-per-node results (``events.py``).
+host keys (``known_hosts.py``), the bastion's ProxyCommand (``bastion.py``), ``extra_vars`` in
+``env/extravars`` and the allow-listed ``extra_args`` in ``env/cmdline``. Its job events give
+the live output, progress and the per-node results (``events.py``). A cancelled or timed-out
+run is killed locally, then on the nodes (``remote.py``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
-import shlex
 import shutil
 import time
+from pathlib import Path
 from typing import Any
 
 from knm.core.clusters import get_cluster
 from knm.core.content import get_runnable
-from knm.core.errors import Invalid
+from knm.core.credentials import load_credential
 from knm.core.tasks import Executor, NodeResult, Prepared, TaskContext
-from knm.plugins.ansible import inventory, known_hosts, runner
+from knm.plugins.ansible import bastion, known_hosts, layout, remote, runner
 from knm.plugins.ansible.events import EventReader, PlayState
 from knm.plugins.ansible.library import PLAYBOOK, count_tasks
 from knm.plugins.ansible.options import RunOptions, check_extra_vars, parse_extra_args
@@ -60,13 +60,11 @@ class AnsibleExecutor(Executor):
     async def prepare(self, knm: Any, request: AnsibleRequest, principal: Any) -> Prepared:
         playbook = await get_runnable(knm, PLAYBOOK, request.playbook_id)
         check_extra_vars(request.extra_vars)
-        if (await get_cluster(knm, request.cluster_name)).bastion is not None:
-            # Connecting straight to the nodes would bypass the jump host the cluster needs.
-            raise Invalid(
-                f"cluster {request.cluster_name} is reached through a bastion, which Ansible "
-                "runs do not support yet"
-            )
         prepared = await super().prepare(knm, request, principal)
+        jump_host = (await get_cluster(knm, request.cluster_name)).bastion
+        if jump_host is not None and request.credential_id is not None:
+            credential = await load_credential(knm, request.credential_id)
+            bastion.check(await _jump(knm, jump_host, credential), credential)
         parse_extra_args(request.extra_args, [node.name for node in prepared.nodes])
         prepared.summary = {
             "playbook_id": playbook.id,
@@ -97,6 +95,16 @@ class AnsibleExecutor(Executor):
             slots.release()
 
 
+async def _jump(knm: Any, host: Any, credential: Any, mask: Any = None) -> bastion.Jump:
+    """The cluster's bastion ``host`` with the credential it logs in with."""
+    shared = host.credential_id is None or host.credential_id == credential.id
+    if not shared:
+        credential = await load_credential(knm, host.credential_id)
+        if mask is not None:
+            mask.add(*credential.secret_values())
+    return bastion.Jump(address=host.address, port=host.port, credential=credential, shared=shared)
+
+
 class _Run:
     def __init__(self, ctx: TaskContext, settings: AnsibleSettings) -> None:
         self.ctx = ctx
@@ -105,8 +113,9 @@ class _Run:
         self.names = [node.name for node in ctx.nodes]
         self.run_dir = runner.runs_root(settings) / ctx.task_id
         self.mark = ctx.task_id
-        self.tail = ""
         self.user: runner.RunUser | None = None
+        self.jump_host: Any = None
+        self.jump: bastion.Jump | None = None
         self.events = EventReader(self.run_dir / "artifacts" / IDENT / "job_events")
 
     async def execute(self) -> None:
@@ -115,10 +124,14 @@ class _Run:
         options = parse_extra_args(self.request.extra_args, self.names)
         user = self.user = await asyncio.to_thread(runner.ensure_run_user, self.settings.run_user)
         runner.protect(ctx.knm.config.resolved_data_dir())
-        keys = await known_hosts.host_keys(ctx.knm, ctx.task.cluster_name, ctx.nodes)
+        self.jump_host = (await get_cluster(ctx.knm, ctx.task.cluster_name)).bastion
+        if self.jump_host is not None:
+            self.jump = await _jump(ctx.knm, self.jump_host, ctx.credential, ctx.mask)
+            bastion.check(self.jump, ctx.credential)
+        keys = await known_hosts.host_keys(ctx.knm, ctx.task.cluster_name, ctx.nodes, self.jump)
         shutil.rmtree(self.run_dir, ignore_errors=True)
         runner.make_dirs(self.run_dir)
-        proc: asyncio.subprocess.Process | None = None
+        proc: runner.RunProcess | None = None
         try:
             env = self._write(playbook.body, options, keys)
             runner.hand_over(self.run_dir, user)
@@ -126,9 +139,12 @@ class _Run:
                 await ctx.node_started(name)
             state = PlayState(self.names, count_tasks(playbook.body))
             argv = runner.runner_argv(self.settings, self.run_dir, IDENT)
-            proc = await runner.start(argv, env, self.run_dir, user)
+            proc = await runner.start(argv, env, self.run_dir, user, self._output_path)
             ended = await self._follow(proc, state)
             await asyncio.to_thread(runner.kill_run, proc.pid, self.mark, user)
+            if ended != "exited":
+                # Without a terminal (pipelining), remote commands outlive their connection.
+                await remote.kill_remote(ctx, ctx.nodes, self.jump_host, self.mark)
             await self._read_events(state, final=True)
             if ended == "cancelled":
                 return  # the engine marks every open node cancelled
@@ -136,44 +152,29 @@ class _Run:
         finally:
             if proc is not None:
                 await asyncio.to_thread(runner.kill_run, proc.pid, self.mark, user)
-                if proc.returncode is None:
-                    with contextlib.suppress(ProcessLookupError):
-                        await proc.wait()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(proc.wait(), 10)
             await asyncio.to_thread(self._clean, user)
+
+    @property
+    def _output_path(self) -> Path:
+        """ansible-runner's own stdout and stderr (the play's output is in its events)."""
+        return self.run_dir / "runner.out"
 
     def _write(
         self, content: str, options: RunOptions, keys: known_hosts.HostKeys
     ) -> dict[str, str]:
-        run_dir = self.run_dir
-        (run_dir / "project" / "main.yml").write_text(content)
-        built = inventory.build(self.ctx.nodes, self.ctx.credential)
-        (run_dir / "inventory" / "hosts.yml").write_text(json.dumps(built.hosts, indent=1))
-        # Implicit localhost takes host_vars/localhost: its temp files stay in the run dir
-        # (the run user's passwd home does not exist).
-        (run_dir / "inventory" / "host_vars").mkdir(mode=0o700)
-        local_tmp = json.dumps({"ansible_remote_tmp": str(run_dir / "tmp" / "remote")})
-        (run_dir / "inventory" / "host_vars" / "localhost.yml").write_text(local_tmp)
-        if built.secret_vars:
-            (run_dir / "inventory" / "group_vars").mkdir(mode=0o700)
-            runner.write_private(
-                run_dir / "inventory" / "group_vars" / "all.yml", built.secret_vars
-            )
-        if built.agent_key:
-            runner.write_private(run_dir / "env" / "ssh_key", built.agent_key)
-        runner.write_private(run_dir / "env" / "extravars", json.dumps(self.request.extra_vars))
         forks = options.forks or min(len(self.names), MAX_FORKS)
         if self.request.batch_size:
             forks = min(forks, self.request.batch_size)
         args = ["main.yml", *options.argv(), "--forks", str(max(1, forks))]
         if options.limit:
             args += ["--limit", ",".join(options.limit)]
-        (run_dir / "env" / "cmdline").write_text(shlex.join(args))
-        known = run_dir / "known_hosts"
-        known.write_text(keys.text)
-        env = runner.environment(self.settings, run_dir, self.mark)
-        env["ANSIBLE_HOST_KEY_CHECKING"] = "False" if keys.policy == "off" else "True"
-        env["ANSIBLE_SSH_COMMON_ARGS"] = known_hosts.ssh_args(keys, str(known))
-        return env
+        return layout.lay_out(
+            self.run_dir, playbook=content, nodes=self.ctx.nodes, credential=self.ctx.credential,
+            keys=keys, jump=self.jump, args=args, extra_vars=self.request.extra_vars,
+            settings=self.settings, mark=self.mark,
+        )  # fmt: skip
 
     def _deadline(self) -> float:
         timeout = self.ctx.node_timeout
@@ -182,10 +183,8 @@ class _Run:
             timeout = min(timeout, max(remaining, 0.001))
         return time.monotonic() + timeout
 
-    async def _follow(self, proc: asyncio.subprocess.Process, state: PlayState) -> str:
+    async def _follow(self, proc: runner.RunProcess, state: PlayState) -> str:
         """Streams events until the run ends: "exited", "cancelled" or "timeout"."""
-        assert proc.stdout is not None
-        drain = asyncio.ensure_future(self._drain(proc.stdout))
         exited = asyncio.ensure_future(proc.wait())
         cancel = asyncio.ensure_future(self.ctx.cancelled.wait())
         deadline = self._deadline()
@@ -209,18 +208,9 @@ class _Run:
             cancel.cancel()
             if outcome != "exited":
                 exited.cancel()
-                # Stop it before waiting for its output to end.
                 assert self.user is not None
                 await asyncio.to_thread(runner.kill_run, proc.pid, self.mark, self.user)
-            with contextlib.suppress(BaseException):
-                await asyncio.wait_for(drain, 5)
         return outcome
-
-    async def _drain(self, stream: asyncio.StreamReader) -> None:
-        # ansible-runner echoes the play on stdout; the events carry it already. Keep a tail
-        # for errors of ansible-runner itself.
-        while chunk := await stream.read(65536):
-            self.tail = (self.tail + chunk.decode(errors="replace"))[-_TAIL:]
 
     async def _read_events(self, state: PlayState, *, final: bool = False) -> None:
         started = state.tasks_started
@@ -263,10 +253,8 @@ class _Run:
 
     def _runner_error(self, returncode: int | None) -> str:
         stdout = self.run_dir / "artifacts" / IDENT / "stdout"
-        text = ""
-        with contextlib.suppress(OSError):
-            text = stdout.read_text(errors="replace")[-_TAIL:]
-        lines = [line for line in (text or self.tail).splitlines() if line.strip()]
+        text = runner.read_tail(stdout, _TAIL) or runner.read_tail(self._output_path, _TAIL)
+        lines = [line for line in text.splitlines() if line.strip()]
         detail = " ".join(lines[-3:])[-500:]
         return f"ansible-playbook ended with code {returncode}: {detail}".strip()
 
@@ -279,6 +267,9 @@ class _Run:
             self.run_dir / "inventory" / "group_vars" / "all.yml",
             self.run_dir / "env" / "ssh_key",
             self.run_dir / "artifacts" / IDENT / "ssh_key_data",
+            self.run_dir / "keys" / "node",
+            self.run_dir / bastion.KEY_FILE,
+            self.run_dir / bastion.PASSWORD_FILE,
         ):
             with contextlib.suppress(OSError):
                 secret.unlink()

@@ -7,9 +7,14 @@ Each node is a host named after the node, with ``ansible_host``/``ansible_port``
 after the role (``control-plane`` → ``control_plane``).
 
 Secrets never go into the host file: a password goes into ``group_vars/all.yml`` (0600, the run
-user's) marked ``!unsafe`` so Ansible never templates it; a private key is handed to
-ansible-runner's ssh-agent (``env/ssh_key``, read through a FIFO, never written to disk),
-decrypted here first when it has a passphrase.
+user's) marked ``!unsafe`` so Ansible never templates it. A private key without a passphrase is
+written to the run's key file (``keys/node``, 0600, the run user's, removed with the run); one
+with a passphrase is decrypted here and handed to ansible-runner's ssh-agent (``env/ssh_key``,
+read through a FIFO, so the decrypted key is never on disk) — starting an agent costs every
+run time, so only a passphrase is worth it.
+
+Every host uses knm's shell plugin (``ansible_shell_type``, see ``remote.py``), which marks the
+run's processes on the nodes.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ import asyncssh
 import msgspec
 
 from knm.core.tasks import TargetNode
+from knm.plugins.ansible.remote import SHELL_TYPE
 
 ROLE_PREFIX = "node-role.kubernetes.io/"
 _RESERVED_GROUPS = frozenset({"all", "ungrouped", "localhost"})
@@ -32,8 +38,10 @@ class Inventory(msgspec.Struct, kw_only=True):
     hosts: dict[str, Any]
     #: ``group_vars/all.yml`` text (secrets), "" when there are none.
     secret_vars: str = ""
-    #: An unencrypted private key for ssh-agent, "" when the credential has none.
+    #: A decrypted private key for ssh-agent (it had a passphrase), "" when none.
     agent_key: str = ""
+    #: A private key without passphrase for the key file, "" when none.
+    key_file: str = ""
 
 
 def safe_name(text: str) -> str:
@@ -78,7 +86,9 @@ def unlocked_key(private_key: str, passphrase: str | None) -> str:
 
 def build(nodes: list[TargetNode], credential: Any) -> Inventory:
     hosts = {node.name: host_vars(node, credential.username) for node in nodes}
-    inventory: dict[str, Any] = {"all": {"hosts": hosts}}
+    inventory: dict[str, Any] = {
+        "all": {"hosts": hosts, "vars": {"ansible_shell_type": SHELL_TYPE}}
+    }
     children = groups_of(nodes)
     if children:
         inventory["all"]["children"] = children
@@ -88,11 +98,14 @@ def build(nodes: list[TargetNode], credential: Any) -> Inventory:
         quoted = json.dumps(credential.password)
         secret_lines.append(f"ansible_password: !unsafe {quoted}")
         secret_lines.append(f"ansible_become_password: !unsafe {quoted}")
-    agent_key = ""
-    if credential.private_key:
+    agent_key = key_file = ""
+    if credential.private_key and credential.passphrase:
         agent_key = unlocked_key(credential.private_key, credential.passphrase)
+    elif credential.private_key:
+        key_file = unlocked_key(credential.private_key, None)
     return Inventory(
         hosts=inventory,
         secret_vars="\n".join(secret_lines) + "\n" if secret_lines else "",
         agent_key=agent_key,
+        key_file=key_file,
     )

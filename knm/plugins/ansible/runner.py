@@ -10,10 +10,14 @@ The run is ``ansible-runner run`` as a subprocess (ansible-runner cannot switch 
 in-process): it lays out the private data dir, spawns ansible-playbook with its event
 callback, and writes every event to ``artifacts/<ident>/job_events``, which ``events.py`` reads.
 
+The process is started with ``subprocess.Popen`` in a thread, not asyncio's subprocess support:
+uvloop's cannot switch users. A thread per process waits for its exit; its output goes to a
+file, read only when the run failed, so nothing blocks whichever event loop knm runs on.
+
 Cancelling kills the whole process tree: ansible's workers and ssh's ControlPersist masters
 detach into their own sessions, so a process group is not enough. Every process of a run
 carries ``KNM_ANSIBLE_RUN=<id>`` in its environment; a kill takes the tree *and* every process
-of the run user carrying the mark.
+of the run user carrying the mark. (The same mark on the nodes: ``remote.py``.)
 """
 
 from __future__ import annotations
@@ -167,19 +171,68 @@ def runner_argv(settings: AnsibleSettings, run_dir: Path, ident: str) -> list[st
             "-p", "main.yml", "-b", settings.binary_path, "-q"]  # fmt: skip
 
 
+class RunProcess:
+    """A process started with ``subprocess.Popen`` (uvloop cannot switch users in its own
+    subprocess support), awaited from any event loop: a thread waits for its exit."""
+
+    def __init__(self, popen: subprocess.Popen[bytes]) -> None:
+        self.popen = popen
+        self.pid = popen.pid
+        loop = asyncio.get_running_loop()
+        self._exited: asyncio.Future[int] = loop.create_future()
+
+        def wait() -> None:
+            code = popen.wait()
+            with contextlib.suppress(RuntimeError):  # the loop has closed
+                loop.call_soon_threadsafe(_settle, self._exited, code)
+
+        threading.Thread(target=wait, name=f"knm-ansible-wait-{self.pid}", daemon=True).start()
+
+    @property
+    def returncode(self) -> int | None:
+        return self.popen.returncode
+
+    async def wait(self) -> int:
+        return await asyncio.shield(self._exited)
+
+
+def _settle(future: asyncio.Future[int], code: int) -> None:
+    if not future.done():
+        future.set_result(code)
+
+
 async def start(
-    argv: list[str], env: dict[str, str], cwd: Path, user: RunUser
-) -> asyncio.subprocess.Process:
-    return await asyncio.create_subprocess_exec(
-        *argv,
-        cwd=str(cwd),
-        env=env,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-        **user.popen_kwargs(),  # type: ignore[arg-type]
-    )
+    argv: list[str], env: dict[str, str], cwd: Path, user: RunUser, output: Path
+) -> RunProcess:
+    """Starts ``argv`` as the run user, its stdout and stderr going to ``output`` (knm's file,
+    read afterwards: nothing needs reading while it runs)."""
+
+    def spawn() -> subprocess.Popen[bytes]:
+        fd = os.open(
+            output, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600
+        )
+        try:
+            return subprocess.Popen(
+                argv,
+                cwd=str(cwd),
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=fd,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                **user.popen_kwargs(),  # type: ignore[arg-type]
+            )
+        finally:
+            os.close(fd)
+
+    return RunProcess(await asyncio.to_thread(spawn))
+
+
+def read_tail(path: Path, size: int) -> str:
+    with contextlib.suppress(OSError), path.open("rb") as handle:
+        handle.seek(max(0, path.stat().st_size - size))
+        return handle.read().decode(errors="replace")
+    return ""
 
 
 def run_processes(pid: int | None, mark: str, user: RunUser) -> list[psutil.Process]:
@@ -225,26 +278,28 @@ async def syntax_check(settings: AnsibleSettings, content: str) -> str | None:
     root = runs_root(settings)
     scratch = Path(tempfile.mkdtemp(prefix="syntax-", dir=root))
     mark = f"syntax-{scratch.name}"
-    proc: asyncio.subprocess.Process | None = None
+    proc: RunProcess | None = None
     try:
         for name in ("home", "tmp"):
             (scratch / name).mkdir(mode=0o700)
         (scratch / "playbook.yml").write_text(content)
         hand_over(scratch, user)
         argv = [settings.binary_path, "--syntax-check", "-i", "localhost,", "playbook.yml"]
-        proc = await start(argv, environment(settings, scratch, mark), scratch, user)
+        output = scratch / "output"
+        env = environment(settings, scratch, mark)
+        proc = await start(argv, env, scratch, user, output)
         try:
-            out, _ = await asyncio.wait_for(proc.communicate(), settings.syntax_check_timeout)
+            code = await asyncio.wait_for(proc.wait(), settings.syntax_check_timeout)
         except TimeoutError:
             return None
-        if proc.returncode == 0:
+        if code == 0:
             return ""
-        return _complaint(out.decode(errors="replace"), scratch)
+        return _complaint(read_tail(output, 64 * 1024), scratch)
     finally:
         await asyncio.to_thread(kill_run, proc.pid if proc else None, mark, user)
-        if proc is not None and proc.returncode is None:
-            with contextlib.suppress(ProcessLookupError):
-                await proc.wait()
+        if proc is not None:
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(proc.wait(), 5)
         shutil.rmtree(scratch, ignore_errors=True)
 
 

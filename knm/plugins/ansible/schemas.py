@@ -24,9 +24,11 @@ class AnsibleSettings(ExecutorSettings, kw_only=True, forbid_unknown_fields=True
     """``max_concurrent``: ansible-playbook runs at once in one process; ``timeout``: seconds a
     whole run may take. Each run gets a directory in ``temp_dir``, removed afterwards unless
     ``keep_artifacts``. ``run_user``: the unprivileged OS user ansible-playbook runs as
-    (created with ``useradd --system`` when knm runs as root). ``pipelining``: faster, but a
-    cancelled run's remote commands then run on to their end (without a terminal, sshd does not
-    signal them when the connection drops), so it is off by default."""
+    (created with ``useradd --system`` when knm runs as root). ``pipelining``: modules are fed
+    to the remote Python on stdin instead of copied first (one SSH round trip per task instead
+    of several); it needs no ``requiretty`` in the nodes' sudoers for ``become``. Without a
+    terminal a remote command outlives its connection, so a cancelled run's remote processes
+    are killed by knm itself (see ``remote.py``)."""
 
     binary_path: str = ""
     temp_dir: str = "/tmp/ansible-runs"
@@ -34,7 +36,7 @@ class AnsibleSettings(ExecutorSettings, kw_only=True, forbid_unknown_fields=True
     max_concurrent: int = 10
     keep_artifacts: bool = False
     run_user: str = "knm-ansible"
-    pipelining: bool = False
+    pipelining: bool = True
     #: Seconds ``ansible-playbook --syntax-check`` may take when a playbook is saved.
     syntax_check_timeout: int = 30
 

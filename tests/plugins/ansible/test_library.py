@@ -140,8 +140,13 @@ async def test_upgrades_in_check_mode_finish_with_results_and_change_nothing(
     assert [r["node"] for r in status["results"]] == ["node1", "node2"]
     for result in status["results"]:
         assert result["changed"] == 0
-        if result["status"] == "failed":
-            assert result["reason"] == "task_failed"
+        if result["status"] == "failed" and result["reason"] == "unreachable":
+            # With pipelining, sudo may refuse and exit before ansible has written the module to
+            # its stdin; ansible then reports "Data could not be sent to remote host" as
+            # unreachable. Still a result per node saying why.
+            assert result["message"], result
+        elif result["status"] == "failed":
+            assert result["reason"] == "task_failed", result["message"]
             # The first privileged step: fact gathering as root.
             assert result["message"].startswith("task 'Gathering Facts' failed")
     assert _packages_state() == before
