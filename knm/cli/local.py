@@ -57,8 +57,6 @@ def serve(args: argparse.Namespace) -> int:
         log_level=config.log_level.lower(),
         access_log=False,
         ws_per_message_deflate=config.ws_compression,
-        # uvloop's subprocesses cannot switch user, which Ansible runs need (the run user).
-        loop="asyncio",
         timeout_graceful_shutdown=30,
     )
     return 0
