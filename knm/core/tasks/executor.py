@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import msgspec
 
-from knm.core.tasks.output import CHUNK, Masker, StreamBuffer, append_chunks
+from knm.core.tasks.nodewriter import NodeWriter
+from knm.core.tasks.output import CHUNK, Masker, StreamBuffer
 from knm.core.tasks.schemas import ExecRequest, NodeResult, TaskRow
 
 if TYPE_CHECKING:
@@ -121,11 +122,15 @@ class TaskContext:
         self.cancel_reason = ""
         self.progress_value = 0
         self.output_cap: int = getattr(knm.config, "output_cap", 1024 * 1024)
-        self._streams: dict[tuple[str, str], StreamBuffer] = {}
-        self._chunks: list[tuple[str, str, str, int, str]] = []
+        #: Per node, per stream.
+        self._streams: dict[str, dict[str, StreamBuffer]] = {}
+        self._writer = NodeWriter(knm.pool, task.task_id)
         self._finished: set[str] = set()
         self._finished_count = 0
         self.result: dict[str, Any] = dict(task.result)
+        #: Whatever plugins keep for the length of the task (the SSH transport's host key pins),
+        #: under keys they own; dropped with the context.
+        self.cache: dict[Any, Any] = {}
 
     # --- time -----------------------------------------------------------------------------
 
@@ -152,44 +157,42 @@ class TaskContext:
         self.emit("progress", message, data)
 
     async def node_started(self, node: str) -> None:
-        from knm.core.tasks import store
-
-        await store.node_started(self.knm.pool, self.task_id, node)
+        """Marks the node running: written with the next batch, not awaited."""
+        self._writer.start(node)
         self.emit("node", f"{node} started", {"node": node, "status": "running"})
 
     def output(self, node: str, stream: str, text: str, *, final: bool = False) -> None:
-        buffer = self._streams.get((node, stream))
+        streams = self._streams.get(node)
+        if streams is None:
+            streams = self._streams[node] = {}
+        buffer = streams.get(stream)
         if buffer is None:
-            buffer = self._streams[(node, stream)] = StreamBuffer(self.output_cap, self.mask)
+            buffer = streams[stream] = StreamBuffer(self.output_cap, self.mask)
         if buffer.truncated:
             return
         safe = buffer.feed(text, final=final)
         if not safe:
             return
+        rows = []
         for start in range(0, len(safe), CHUNK):
-            piece = safe[start : start + CHUNK]
-            self._chunks.append((self.task_id, node, stream, buffer.seq, piece))
+            rows.append((self.task_id, node, stream, buffer.seq, safe[start : start + CHUNK]))
             buffer.seq += 1
+        self._writer.chunks(rows)
         self.emit("output", "", {"node": node, "stream": stream, "text": safe})
 
     async def flush_output(self) -> None:
-        chunks, self._chunks = self._chunks, []
-        await append_chunks(self.knm.pool, chunks)
+        """Writes every pending node start, output chunk and node end now."""
+        await self._writer.flush()
 
     async def node_finished(self, node: str, result: NodeResult) -> None:
-        from knm.core.tasks import store
-
-        for (name, stream), buffer in self._streams.items():
-            if name == node and buffer.carry:
+        """Records the node's end (once) with its output; returns once both are stored."""
+        streams = self._streams.get(node, {})
+        for stream, buffer in list(streams.items()):
+            if buffer.carry:
                 self.output(node, stream, "", final=True)
-        await self.flush_output()
-        sizes = {
-            stream: (buffer.stored, buffer.truncated)
-            for (name, stream), buffer in self._streams.items()
-            if name == node
-        }
+        sizes = {stream: (buffer.stored, buffer.truncated) for stream, buffer in streams.items()}
         result.message = self.mask(result.message)
-        if not await store.node_finished(self.knm.pool, self.task_id, node, result, sizes):
+        if not await self._writer.end(node, result, sizes):
             return
         self._finished.add(node)
         self._finished_count += 1
@@ -247,48 +250,50 @@ class TaskContext:
                 if self.cancelled.is_set():
                     return
                 if stop_starting.is_set():
-                    await self.node_finished(
-                        node.name,
-                        NodeResult.failure(
-                            "skipped", f"not started: more than {max_failures} nodes failed"
-                        ),
+                    result = NodeResult.failure(
+                        "skipped", f"not started: more than {max_failures} nodes failed"
                     )
-                    return
-                await self.node_started(node.name)
-                result = await self._bounded(work, node)
-                if result.status == "failed":
-                    failures += 1
-                    if max_failures is not None and failures > max_failures:
-                        stop_starting.set()
+                else:
+                    await self.node_started(node.name)
+                    result = await self._bounded(work, node, cancel_wait)
+                    if result.status == "failed":
+                        failures += 1
+                        if max_failures is not None and failures > max_failures:
+                            stop_starting.set()
+                # Inside the slot: a node counts as in flight until its end is stored.
                 await self.node_finished(node.name, result)
 
-        await asyncio.gather(*(one(node) for node in targets))
+        # One waiter on the cancel event for the whole fan-out, not one per node.
+        cancel_wait = asyncio.ensure_future(self.cancelled.wait())
+        try:
+            await asyncio.gather(*(one(node) for node in targets))
+        finally:
+            cancel_wait.cancel()
 
     async def _bounded(
-        self, work: Callable[[TargetNode], Awaitable[NodeResult]], node: TargetNode
+        self,
+        work: Callable[[TargetNode], Awaitable[NodeResult]],
+        node: TargetNode,
+        cancel_wait: asyncio.Future[Any],
     ) -> NodeResult:
         timeout = self.node_timeout
         remaining = self.remaining()
         if remaining is not None:
             timeout = min(timeout, max(remaining, 0.001))
         job = asyncio.ensure_future(work(node))
-        cancel_wait = asyncio.ensure_future(self.cancelled.wait())
-        try:
-            done, _ = await asyncio.wait(
-                {job, cancel_wait}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
-            )
-            if job in done:
-                try:
-                    return job.result()
-                except Cancelled as exc:
-                    return NodeResult.failure("cancelled", str(exc))
-                except Exception as exc:  # one node's failure never fails the others
-                    return NodeResult.failure("error", f"{type(exc).__name__}: {exc}")
-            job.cancel()
-            with contextlib.suppress(BaseException):
-                await asyncio.wait_for(job, 10)
-            if cancel_wait in done:
-                return NodeResult.failure("cancelled", self.cancel_reason or "cancelled")
-            return NodeResult.failure("timeout", f"timed out after {timeout:g} s")
-        finally:
-            cancel_wait.cancel()
+        done, _ = await asyncio.wait(
+            {job, cancel_wait}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
+        )
+        if job in done:
+            try:
+                return job.result()
+            except Cancelled as exc:
+                return NodeResult.failure("cancelled", str(exc))
+            except Exception as exc:  # one node's failure never fails the others
+                return NodeResult.failure("error", f"{type(exc).__name__}: {exc}")
+        job.cancel()
+        with contextlib.suppress(BaseException):
+            await asyncio.wait_for(job, 10)
+        if cancel_wait in done:
+            return NodeResult.failure("cancelled", self.cancel_reason or "cancelled")
+        return NodeResult.failure("timeout", f"timed out after {timeout:g} s")

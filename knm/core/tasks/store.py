@@ -242,6 +242,73 @@ async def node_finished(
     return status is not None
 
 
+class NodeEnd(msgspec.Struct, frozen=True):
+    """One node's end as ``write_nodes`` stores it."""
+
+    node: str
+    result: NodeResult
+    #: Per stream: (bytes stored, truncated).
+    output: dict[str, tuple[int, bool]]
+
+
+async def write_nodes(
+    conn: asyncpg.Connection,
+    task_id: str,
+    *,
+    started: Sequence[str] = (),
+    chunks: Sequence[tuple[str, str, str, int, str]] = (),
+    ended: Sequence[NodeEnd] = (),
+) -> set[str]:
+    """Many nodes' starts, output chunks and ends in one transaction (the task context's group
+    commit); returns the nodes whose end was recorded now (not ended before).
+
+    The rules are those of ``node_started``/``node_finished``: only a pending node starts, a
+    node ends once, and starts are written first, so one started and ended within the same
+    batch ends with its start time set."""
+    async with conn.transaction():
+        if started:
+            await conn.execute(
+                "UPDATE task_nodes SET status = 'running', start_time = coalesce(start_time, now()) "
+                "WHERE task_id = $1 AND node = ANY($2::text[]) AND status = 'pending'",
+                task_id,
+                list(started),
+            )
+        if chunks:
+            await conn.copy_records_to_table(
+                "task_output",
+                records=chunks,
+                columns=["task_id", "node", "stream", "seq", "data"],
+            )
+        if not ended:
+            return set()
+        empty = (0, False)
+        records = await conn.fetch(
+            """UPDATE task_nodes AS t SET status = e.status, reason = e.reason,
+                      message = e.message, exit_code = e.exit_code, data = e.data,
+                      stdout_bytes = e.stdout_bytes, stdout_truncated = e.stdout_truncated,
+                      stderr_bytes = e.stderr_bytes, stderr_truncated = e.stderr_truncated,
+                      start_time = coalesce(t.start_time, now()), end_time = now()
+               FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::int[],
+                           $7::jsonb[], $8::bigint[], $9::bool[], $10::bigint[], $11::bool[])
+                    AS e(node, status, reason, message, exit_code, data, stdout_bytes,
+                         stdout_truncated, stderr_bytes, stderr_truncated)
+               WHERE t.task_id = $1 AND t.node = e.node AND t.status IN ('pending', 'running')
+               RETURNING t.node""",
+            task_id,
+            [e.node for e in ended],
+            [e.result.status for e in ended],
+            [e.result.reason for e in ended],
+            [e.result.message for e in ended],
+            [e.result.exit_code for e in ended],
+            [e.result.data for e in ended],
+            [e.output.get("stdout", empty)[0] for e in ended],
+            [e.output.get("stdout", empty)[1] for e in ended],
+            [e.output.get("stderr", empty)[0] for e in ended],
+            [e.output.get("stderr", empty)[1] for e in ended],
+        )
+        return {r["node"] for r in records}
+
+
 async def finish(
     conn: asyncpg.Connection,
     task_id: str,

@@ -8,6 +8,7 @@ certificates signed by a configured CA; ``off`` accepts anything (with one warni
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
@@ -41,6 +42,38 @@ async def get_pin(conn: Any, cluster: str, node: str) -> HostKeyPin | None:
         f"SELECT {_COLUMNS} FROM ssh_host_keys WHERE cluster_name = $1 AND node = $2", cluster, node
     )
     return None if record is None else _pin(record)
+
+
+async def cluster_pins(conn: Any, cluster: str) -> dict[str, HostKeyPin]:
+    records = await conn.fetch(
+        f"SELECT {_COLUMNS} FROM ssh_host_keys WHERE cluster_name = $1", cluster
+    )
+    return {r["node"]: _pin(r) for r in records}
+
+
+class PinCache:
+    """One cluster's pins as one task sees them: read with one query on first use, instead of
+    one query per node (and per pooled connection reused), and kept up to date with the pins
+    this task makes. A pin an admin changes while the task runs applies from the next task."""
+
+    def __init__(self, pool: Any, cluster: str) -> None:
+        self.pool = pool
+        self.cluster = cluster
+        self._pins: asyncio.Future[dict[str, HostKeyPin]] | None = None
+
+    def _loaded(self) -> bool:
+        pins = self._pins
+        return pins is not None and pins.done() and not pins.cancelled() and not pins.exception()
+
+    async def get(self, node: str) -> HostKeyPin | None:
+        if self._pins is None or (self._pins.done() and not self._loaded()):
+            # First use, or the last read failed: (re)read, once for every node waiting.
+            self._pins = asyncio.ensure_future(cluster_pins(self.pool, self.cluster))
+        return (await asyncio.shield(self._pins)).get(node)
+
+    def put(self, pinned: HostKeyPin) -> None:
+        if self._pins is not None and self._loaded():
+            self._pins.result()[pinned.node] = pinned
 
 
 async def pin(
@@ -123,9 +156,12 @@ class HostKeyCheck:
     before connecting, and what is pinned or compared once it is connected."""
 
     def __init__(
-        self, pool: Any, settings: SshSettings, cluster: str, node: str, address: str, port: int
-    ) -> None:
+        self, pool: Any, settings: SshSettings, cluster: str, node: str, address: str, port: int,
+        pins: PinCache | None = None,
+    ) -> None:  # fmt: skip
         self.pool = pool
+        #: The task's pins of the cluster; None reads this node's pin from the database.
+        self.pins = pins
         self.policy = settings.host_key_policy
         self.authorities = [ca for ca in settings.cert_authorities if ca.covers(cluster)]
         self.cluster = cluster
@@ -139,6 +175,17 @@ class HostKeyCheck:
     def _label(self) -> str:
         return "the bastion" if self.node == BASTION else f"node {self.node}"
 
+    async def _current(self) -> HostKeyPin | None:
+        if self.pins is not None:
+            return await self.pins.get(self.node)
+        return await get_pin(self.pool, self.cluster, self.node)
+
+    async def _pin(self, key: asyncssh.SSHKey) -> HostKeyPin:
+        held = await pin(self.pool, self.cluster, self.node, key, self.address, self.port)
+        if self.pins is not None:
+            self.pins.put(held)
+        return held
+
     async def known_hosts(self) -> KnownHosts:
         """The ``known_hosts`` argument for ``asyncssh.connect``; raises when strict refuses."""
         global _warned_off
@@ -147,7 +194,7 @@ class HostKeyCheck:
                 _warned_off = True
                 log.warning("SSH host key checking is off: any host key is accepted")
             return None
-        self.pinned = await get_pin(self.pool, self.cluster, self.node)
+        self.pinned = await self._current()
         # Key objects, not text: asyncssh reads a string in these lists as a file name.
         trusted = [asyncssh.import_public_key(self.pinned.public_key)] if self.pinned else []
         if self.policy == "strict":
@@ -190,7 +237,7 @@ class HostKeyCheck:
             return  # asyncssh checked the key against the pin
         if self.policy == "strict":
             return  # no pin, so a trusted CA signed it
-        held = await pin(self.pool, self.cluster, self.node, key, self.address, self.port)
+        held = await self._pin(key)
         if held.public_key != key_line(key):
             self.pinned = held
             raise self.rejected()
@@ -199,10 +246,10 @@ class HostKeyCheck:
         """Whether an already open (pooled) connection may serve (cluster, node) now."""
         if self.policy == "off":
             return True
-        current = await get_pin(self.pool, self.cluster, self.node)
+        current = await self._current()
         if current is None:
             if self.policy == "strict" or key is None:
                 return False
-            held = await pin(self.pool, self.cluster, self.node, key, self.address, self.port)
+            held = await self._pin(key)
             return held.public_key == key_line(key)
         return key is not None and current.public_key == key_line(key)

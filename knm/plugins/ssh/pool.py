@@ -34,9 +34,11 @@ class ConnectionPool:
     def __init__(self) -> None:
         self._idle: dict[PoolKey, list[_Idle]] = {}
         self.closed_idle = 0
+        # Kept, not summed: ``put`` asks for it once per connection of a 1,000-node task.
+        self._count = 0
 
     def __len__(self) -> int:
-        return sum(len(items) for items in self._idle.values())
+        return self._count
 
     def take(self, key: PoolKey) -> asyncssh.SSHClientConnection | None:
         """The most recently used idle connection for ``key`` (alive or not: check it)."""
@@ -44,6 +46,7 @@ class ConnectionPool:
         if not items:
             return None
         idle = items.pop()
+        self._count -= 1
         if not items:
             del self._idle[key]
         return idle.conn
@@ -52,14 +55,16 @@ class ConnectionPool:
         if size <= 0:
             conn.close()
             return
-        while len(self) >= size:
+        while self._count >= size:
             self._evict_oldest()
         self._idle.setdefault(key, []).append(_Idle(conn=conn, since=time.monotonic(), ttl=ttl))
+        self._count += 1
 
     def _evict_oldest(self) -> None:
         oldest = min(self._idle, key=lambda k: self._idle[k][0].since)
         items = self._idle[oldest]
         items.pop(0).conn.close()
+        self._count -= 1
         if not items:
             del self._idle[oldest]
 
@@ -72,6 +77,7 @@ class ConnectionPool:
                 if now - idle.since > idle.ttl or idle.conn.is_closed():
                     idle.conn.close()
                     self.closed_idle += 1
+                    self._count -= 1
                 else:
                     keep.append(idle)
             if keep:
@@ -83,3 +89,4 @@ class ConnectionPool:
         for key in [k for k in self._idle if k.owner == owner]:
             for idle in self._idle.pop(key):
                 idle.conn.close()
+                self._count -= 1

@@ -58,7 +58,7 @@ import msgspec
 
 from knm.plugins.ssh.connect import open_connection, secret_digest
 from knm.plugins.ssh.errors import TransportError
-from knm.plugins.ssh.hostkeys import BASTION, HostKeyCheck
+from knm.plugins.ssh.hostkeys import BASTION, HostKeyCheck, PinCache
 from knm.plugins.ssh.limiter import FairLimiter
 from knm.plugins.ssh.pool import ConnectionPool, PoolKey
 from knm.plugins.ssh.process import RunResult, SshConnection, open_process, run_process
@@ -176,8 +176,10 @@ class SshTransport:
             secret_digest(credential),
         )  # fmt: skip
 
+        pins = self._pins(ctx, cluster)
+
         def check() -> HostKeyCheck:
-            return HostKeyCheck(knm.pool, settings, cluster, node.name, node.address, port)
+            return HostKeyCheck(knm.pool, settings, cluster, node.name, node.address, port, pins)
 
         async def connect() -> asyncssh.SSHClientConnection:
             tunnel, via = None, ""
@@ -209,6 +211,18 @@ class SshTransport:
         return SshConnection(
             await connect(), node=node, reused=False, reconnect=connect, pool_key=key
         )
+
+    @staticmethod
+    def _pins(ctx: Any, cluster: str) -> PinCache | None:
+        """The task's pin cache of ``cluster``, kept on its context (gone with the task)."""
+        cache = getattr(ctx, "cache", None)
+        if cache is None:
+            return None
+        key = ("ssh.pins", cluster)
+        pins = cache.get(key)
+        if pins is None:
+            pins = cache[key] = PinCache(ctx.knm.pool, cluster)
+        return pins  # type: ignore[no-any-return]
 
     def _checkin(self, conn: SshConnection, settings: Any, *, pooled: bool) -> None:
         raw, key = conn.raw, conn.pool_key

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 
 import asyncpg
 import pytest
 
 from knm.testing.client import ApiClient, assert_envelope
-from knm.testing.tasks import start_task, wait_for_task
+from knm.testing.tasks import eventually, start_task, wait_for_task
 
 
 async def start(client: ApiClient, headers: dict[str, str], **body: object) -> dict[str, object]:
@@ -172,7 +173,14 @@ async def test_the_finished_hook_fires_once_and_a_failing_hook_changes_nothing(
     try:
         data = await start(knm_client, admin_headers)
         status = await wait_for(knm_client, admin_headers, data["task_id"])
+        # The hook follows the complete event, which follows the terminal row a poll can see.
+        await eventually(lambda: _true(seen))
+        await asyncio.sleep(0.2)
     finally:
         pm.unregister(notifier)
     assert status["status"] == "completed"
     assert seen == [data["task_id"]]
+
+
+async def _true(value: object) -> bool:
+    return bool(value)

@@ -250,3 +250,51 @@ async def test_a_pin_of_another_key_type_is_still_host_key_changed(
     await knm_client.delete(
         f"/automation/ssh/host-keys/{fleet.cluster_name}/node2", headers=admin_headers
     )
+
+
+class CountingPool:
+    """A pool that counts the queries the pin cache sends."""
+
+    def __init__(self, conn: asyncpg.Connection) -> None:
+        self.conn = conn
+        self.queries = 0
+
+    async def fetch(self, *args: Any) -> list[asyncpg.Record]:
+        self.queries += 1
+        return await self.conn.fetch(*args)
+
+    async def fetchrow(self, *args: Any) -> asyncpg.Record | None:
+        self.queries += 1
+        return await self.conn.fetchrow(*args)
+
+
+async def test_a_task_reads_its_clusters_pins_once_and_sees_the_pins_it_makes(
+    db: asyncpg.Connection,
+) -> None:
+    import asyncio
+
+    from knm.plugins.ssh.hostkeys import HostKeyCheck, PinCache, key_line, set_pin
+    from knm.plugins.ssh.schemas import SshSettings
+
+    known = asyncssh.generate_private_key("ssh-ed25519")
+    await set_pin(db, "pin-cache", "a", known)
+    pool = CountingPool(db)
+    pins = PinCache(pool, "pin-cache")
+    found = await asyncio.gather(*(pins.get(node) for node in ["a", "b", "a", "c"]))
+    assert [p.public_key if p else None for p in found] == [key_line(known), None] * 2
+    assert pool.queries == 1
+
+    fresh = asyncssh.generate_private_key("ssh-ed25519")
+    settings = SshSettings(host_key_policy="tofu")
+    check = HostKeyCheck(pool, settings, "pin-cache", "b", "127.0.0.9", 22, pins)
+    assert await check.known_hosts() is None
+    await check.accept(fresh)  # first contact: pinned in the database and in the cache
+    queries = pool.queries
+    again = HostKeyCheck(pool, settings, "pin-cache", "b", "127.0.0.9", 22, pins)
+    assert await again.matches(fresh) is True
+    assert await again.matches(known) is False
+    assert pool.queries == queries
+    stored = await db.fetchval(
+        "SELECT public_key FROM ssh_host_keys WHERE cluster_name = 'pin-cache' AND node = 'b'"
+    )
+    assert stored == key_line(fresh)

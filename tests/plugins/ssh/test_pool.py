@@ -1,0 +1,44 @@
+"""The idle connection pool: bounded, oldest out first, expired by TTL, counted as it goes."""
+
+from __future__ import annotations
+
+import time
+
+from knm.plugins.ssh.pool import ConnectionPool, PoolKey
+
+
+class FakeConn:
+    def __init__(self) -> None:
+        self.closed = False
+
+    def close(self) -> None:
+        self.closed = True
+
+    def is_closed(self) -> bool:
+        return self.closed
+
+
+def key(address: str, owner: int = 1) -> PoolKey:
+    return PoolKey(owner, address, 22, "user", 1, "digest")
+
+
+def test_the_pool_counts_what_it_holds_through_put_take_evict_and_expire() -> None:
+    pool = ConnectionPool()
+    conns = [FakeConn() for _ in range(4)]
+    for i, conn in enumerate(conns[:3]):
+        pool.put(key(f"10.0.0.{i}"), conn, size=3, ttl=60)  # type: ignore[arg-type]
+    assert len(pool) == 3
+    pool.put(key("10.0.0.9"), conns[3], size=3, ttl=60)  # type: ignore[arg-type]
+    assert len(pool) == 3 and conns[0].closed  # the oldest made room
+    assert pool.take(key("10.0.0.1")) is conns[1]
+    assert pool.take(key("10.0.0.1")) is None
+    assert len(pool) == 2
+    conns[2].close()
+    pool.expire(owner=1)  # the closed one is forgotten
+    assert len(pool) == 1
+    pool.put(key("10.0.0.5"), FakeConn(), size=10, ttl=0.0)  # type: ignore[arg-type]
+    time.sleep(0.01)
+    pool.expire(owner=1)
+    assert len(pool) == 1
+    pool.close_owner(1)
+    assert len(pool) == 0 and conns[3].closed
