@@ -77,7 +77,9 @@ class FeatureStore:
         self.refresh = refresh
         self._cache: dict[str, msgspec.Struct] = {}
         self._loaded_at = 0.0
-        self._lock = asyncio.Lock()
+        #: The read under way and the generation it started in; bumped by invalidate().
+        self._reading: tuple[int, asyncio.Future[dict[str, msgspec.Struct]]] | None = None
+        self._generation = 0
 
     def spec(self, kind: str) -> FeatureSpec:
         try:
@@ -88,24 +90,39 @@ class FeatureStore:
     async def _load(self) -> dict[str, msgspec.Struct]:
         if time.monotonic() - self._loaded_at < self.refresh:
             return self._cache
-        async with self._lock:
-            if time.monotonic() - self._loaded_at < self.refresh:
-                return self._cache
+        # Every caller waits on one shared read. (A lock would hand itself from waiter to waiter
+        # one event-loop turn at a time: with 50 requests in flight, the last waited ~50 turns —
+        # the status route's p99 was 170 ms for it, its p50 6 ms.)
+        if self._reading is None or self._reading[0] != self._generation:
+            future = asyncio.ensure_future(self._read(self._generation))
+            # Its callers may all be gone (cancelled requests) when it fails.
+            future.add_done_callback(lambda f: f.cancelled() or f.exception())
+            self._reading = (self._generation, future)
+        return await asyncio.shield(self._reading[1])
+
+    async def _read(self, generation: int) -> dict[str, msgspec.Struct]:
+        try:
             rows = await self.pool.fetch("SELECT kind, settings FROM feature_settings")
-            stored = {r["kind"]: r["settings"] for r in rows}
-            cache: dict[str, msgspec.Struct] = {
-                MASTER: msgspec.convert(stored.get(MASTER, {}), MasterSettings)
-            }
-            for kind, spec in self.specs.items():
-                try:
-                    cache[kind] = msgspec.convert(stored.get(kind, {}), spec.settings_type)
-                except msgspec.ValidationError:
-                    # Settings stored by an older version with fields since removed: defaults.
-                    cache[kind] = spec.settings_type()
+        finally:
+            if self._reading is not None and self._reading[0] == generation:
+                self._reading = None
+        stored = {r["kind"]: r["settings"] for r in rows}
+        cache: dict[str, msgspec.Struct] = {
+            MASTER: msgspec.convert(stored.get(MASTER, {}), MasterSettings)
+        }
+        for kind, spec in self.specs.items():
+            try:
+                cache[kind] = msgspec.convert(stored.get(kind, {}), spec.settings_type)
+            except msgspec.ValidationError:
+                # Settings stored by an older version with fields since removed: defaults.
+                cache[kind] = spec.settings_type()
+        if generation == self._generation:
+            # A read that began before an invalidate() answers its own callers only.
             self._cache, self._loaded_at = cache, time.monotonic()
-            return cache
+        return cache
 
     def invalidate(self) -> None:
+        self._generation += 1
         self._loaded_at = 0.0
 
     async def master(self) -> MasterSettings:

@@ -12,6 +12,7 @@ revoked token alive.
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 import asyncpg
@@ -43,6 +44,8 @@ class PrincipalCache:
         self.ttl = ttl
         self._listener = listener
         self._entries: dict[str, _Entry] = {}
+        #: Database lookups under way, by token, with the generation each started in.
+        self.lookups: dict[str, tuple[int, asyncio.Future[tuple[Principal, float | None]]]] = {}
         self.hits = 0
         self.misses = 0
         #: Bumped by every forget: a lookup that started before one must not cache its answer

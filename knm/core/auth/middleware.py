@@ -3,6 +3,7 @@ header (or ``?token=`` on the WebSocket, where browsers cannot set headers)."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from litestar.connection import ASGIConnection
@@ -34,9 +35,24 @@ async def authenticate(knm: Any, token: str) -> Principal:
     known = cache.get(token)
     if known is not None:
         return known
-    generation = cache.generation
-    principal, expires_at = await _authenticate(knm, token)
-    cache.put(token, principal, expires_at, generation)
+    # When a token's entry expires, every request in flight with it misses at once: one of
+    # them reads the database, the others wait for that answer (and its refusal, if any).
+    lookup = cache.lookups.get(token)
+    if lookup is None or lookup[0] != cache.generation:
+        generation = cache.generation
+        future = asyncio.ensure_future(_authenticate(knm, token))
+        future.add_done_callback(lambda f: f.cancelled() or f.exception())
+        lookup = cache.lookups[token] = (generation, future)
+
+        def done(f: asyncio.Future[tuple[Principal, float | None]]) -> None:
+            if cache.lookups.get(token) is lookup:
+                del cache.lookups[token]
+            if not f.cancelled() and f.exception() is None:
+                principal, expires_at = f.result()
+                cache.put(token, principal, expires_at, generation)
+
+        future.add_done_callback(done)
+    principal, _ = await asyncio.shield(lookup[1])
     return principal
 
 
