@@ -125,6 +125,8 @@ class TaskContext:
         #: Per node, per stream.
         self._streams: dict[str, dict[str, StreamBuffer]] = {}
         self._writer = NodeWriter(knm.pool, task.task_id)
+        #: Nodes started and not yet finished.
+        self._working: set[str] = set()
         self._finished: set[str] = set()
         self._finished_count = 0
         self.result: dict[str, Any] = dict(task.result)
@@ -159,6 +161,7 @@ class TaskContext:
     async def node_started(self, node: str) -> None:
         """Marks the node running: written with the next batch, not awaited."""
         self._writer.start(node)
+        self._working.add(node)
         self.emit("node", f"{node} started", {"node": node, "status": "running"})
 
     def output(self, node: str, stream: str, text: str, *, final: bool = False) -> None:
@@ -192,7 +195,10 @@ class TaskContext:
                 self.output(node, stream, "", final=True)
         sizes = {stream: (buffer.stored, buffer.truncated) for stream, buffer in streams.items()}
         result.message = self.mask(result.message)
-        if not await self._writer.end(node, result, sizes):
+        self._working.discard(node)
+        # No other node is working: nothing will join this batch, so waiting for one would only
+        # delay the end of a small task or of a batch_size wave.
+        if not await self._writer.end(node, result, sizes, urgent=not self._working):
             return
         self._finished.add(node)
         self._finished_count += 1

@@ -71,12 +71,22 @@ class NodeWriter:
         self._pending.chunks.extend(rows)
         self._kick()
 
-    async def end(self, node: str, result: NodeResult, output: dict[str, tuple[int, bool]]) -> bool:
-        """Stores the node's end with everything pending; False when the node had ended."""
+    async def end(
+        self,
+        node: str,
+        result: NodeResult,
+        output: dict[str, tuple[int, bool]],
+        *,
+        urgent: bool = False,
+    ) -> bool:
+        """Stores the node's end with everything pending; False when the node had ended.
+        ``urgent``: write without waiting for the interval (nothing else is coming)."""
         batch = self._pending
         if node in batch.ended:
             return False
         batch.ended[node] = store.NodeEnd(node, result, output)
+        if urgent:
+            self._urgent.set()
         self._kick()
         recorded = await asyncio.shield(batch.done)
         return node in recorded
