@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import stat
 import subprocess
 import sys
@@ -256,3 +257,22 @@ def test_usage_errors_exit_2(knm: Any) -> None:
     assert knm("task", "start", "test", "-c", "lab").code == 2
     assert knm("ssh", "run", "-c", "lab").code == 2
     assert knm("task", "start", "test", "-c", "lab", "-n", "n1", "-f", "novalue").code == 2
+
+
+def test_too_many_failed_logins_are_refused_with_429_and_exit_4(
+    knm: Any, server: KnmProcess, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    import io
+
+    answers = []
+    for _ in range(8):  # the server allows login_max_failures (5) per user and client
+        monkeypatch.setattr("sys.stdin", io.StringIO("wrong-password\n"))
+        answers.append(
+            knm("login", "--url", server.base_url, "--user", "throttled", "--password-stdin")
+        )
+    assert all(a.code == 4 for a in answers)
+    assert "login failed" in answers[0].err
+    limited = answers[-1]
+    assert "too many failed logins" in limited.err, limited.err
+    assert re.search(r"retry in \d+ s", limited.err), limited.err
+    assert not (tmp_path / "config" / "knm" / "credentials.json").exists()

@@ -25,7 +25,7 @@ from urllib.parse import urlsplit
 
 import msgspec
 
-from knm.client import Client, KnmError
+from knm.client import Client, KnmError, RateLimited
 
 OK, FAILED, USAGE, CANCELLED, API_ERROR = 0, 1, 2, 3, 4
 #: A stored JWT closer than this to expiring is exchanged for a fresh one before use.
@@ -139,9 +139,12 @@ def error(text: str) -> None:
 
 
 def describe(exc: KnmError) -> str:
+    text = exc.message
     if exc.error and exc.error != exc.message:
-        return f"{exc.message}: {exc.error}"
-    return exc.message
+        text = f"{exc.message}: {exc.error}"
+    if isinstance(exc, RateLimited) and exc.retry_after:
+        text += f" (retry in {exc.retry_after} s)"
+    return text
 
 
 Handler = Callable[[argparse.Namespace, Client], int]
