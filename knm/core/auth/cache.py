@@ -58,21 +58,28 @@ class PrincipalCache:
     def live(self) -> bool:
         return self.ttl > 0 and self._listener.live
 
-    def get(self, token: str) -> Principal | None:
+    def get(self, token: str) -> tuple[Principal | None, bool]:
+        """The cached principal (or None) and whether it is due for a re-read.
+
+        An entry past its lifetime but within twice it is still answered — it cannot be wrong
+        about anything announced, since announcements delete entries — while the caller
+        re-reads it in the background; so an expiry never stalls every request in flight with
+        that token for a database round trip."""
         if not self.live:
-            return None
+            return None, True
         entry = self._entries.get(token)
         if entry is None:
             self.misses += 1
-            return None
-        if entry.fresh_until <= time.monotonic() or (
-            entry.expires_at is not None and entry.expires_at <= time.time()
+            return None, True
+        now = time.monotonic()
+        if (entry.expires_at is not None and entry.expires_at <= time.time()) or (
+            entry.fresh_until + self.ttl <= now
         ):
             del self._entries[token]
             self.misses += 1
-            return None
+            return None, True
         self.hits += 1
-        return entry.principal
+        return entry.principal, entry.fresh_until <= now
 
     def put(
         self, token: str, principal: Principal, expires_at: float | None, generation: int
@@ -82,6 +89,9 @@ class PrincipalCache:
         if len(self._entries) >= MAX_ENTRIES:
             del self._entries[next(iter(self._entries))]
         self._entries[token] = _Entry(principal, time.monotonic() + self.ttl, expires_at)
+
+    def forget_token(self, token: str) -> None:
+        self._entries.pop(token, None)
 
     def forget_user(self, user_id: int) -> None:
         self.generation += 1

@@ -137,8 +137,8 @@ def test_a_token_is_never_answered_from_the_cache_past_its_own_expiry() -> None:
     someone = Principal(user_id=7, username="someone", role="viewer")
     cache.put("expired", someone, time.time() - 1, cache.generation)
     cache.put("valid", someone, time.time() + 60, cache.generation)
-    assert cache.get("expired") is None
-    assert cache.get("valid") == someone
+    assert cache.get("expired") == (None, True)
+    assert cache.get("valid") == (someone, False)
 
 
 def test_an_answer_read_before_a_change_is_not_kept_after_it() -> None:
@@ -147,10 +147,23 @@ def test_an_answer_read_before_a_change_is_not_kept_after_it() -> None:
     started = cache.generation
     cache.forget_user(7)  # the change lands while the lookup is reading the old row
     cache.put("token", someone, None, started)
-    assert cache.get("token") is None
+    assert cache.get("token") == (None, True)
 
 
 def test_a_zero_lifetime_turns_the_cache_off() -> None:
     cache = PrincipalCache(0, _Live())  # type: ignore[arg-type]
     cache.put("token", Principal(user_id=1, username="a", role="admin"), None, cache.generation)
-    assert cache.get("token") is None
+    assert cache.get("token") == (None, True)
+
+
+def test_an_entry_past_its_lifetime_is_answered_while_it_is_read_again(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    cache = PrincipalCache(5, _Live())  # type: ignore[arg-type]
+    someone = Principal(user_id=7, username="someone", role="viewer")
+    now = time.monotonic()
+    cache.put("token", someone, None, cache.generation)
+    monkeypatch.setattr(time, "monotonic", lambda: now + 6)
+    assert cache.get("token") == (someone, True)
+    monkeypatch.setattr(time, "monotonic", lambda: now + 11)
+    assert cache.get("token") == (None, True)
