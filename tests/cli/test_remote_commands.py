@@ -11,7 +11,6 @@ import re
 import stat
 import subprocess
 import sys
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,18 +22,7 @@ from knm.client import Client
 from knm.testing.database import TEST_ADMIN_PASSWORD
 from knm.testing.process import KnmProcess
 
-PLUGIN = "knm.testing.executor:TestExecutorPlugin"
 PLAYBOOK = "- hosts: all\n  tasks:\n    - ansible.builtin.ping:\n"
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory, knm_database_url: str) -> Iterator[KnmProcess]:
-    proc = KnmProcess(
-        tmp_path_factory.mktemp("cli"), knm_database_url, ["serve"], {"KNM_PLUGINS": PLUGIN}
-    )
-    proc.start()
-    yield proc
-    proc.stop()
 
 
 @pytest.fixture(scope="module")

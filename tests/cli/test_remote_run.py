@@ -17,18 +17,6 @@ from knm.client import Client
 from knm.testing.database import TEST_ADMIN_PASSWORD
 from knm.testing.process import KnmProcess
 
-PLUGIN = "knm.testing.executor:TestExecutorPlugin"
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory, knm_database_url: str) -> Iterator[KnmProcess]:
-    proc = KnmProcess(
-        tmp_path_factory.mktemp("cli-run"), knm_database_url, ["serve"], {"KNM_PLUGINS": PLUGIN}
-    )
-    proc.start()
-    yield proc
-    proc.stop()
-
 
 @pytest.fixture(scope="module")
 def admin(server: KnmProcess) -> Iterator[Client]:
