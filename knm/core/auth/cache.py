@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable, Coroutine
+from typing import Any
 
 import asyncpg
 import msgspec
@@ -31,6 +33,10 @@ async def announce(conn: asyncpg.Connection | asyncpg.Pool, user_id: int) -> Non
     await conn.execute("SELECT pg_notify($1, $2)", CHANNEL, str(user_id))
 
 
+#: A lookup's answer: the principal and when its token expires (``time.time()``), if ever.
+Lookup = tuple[Principal, float | None]
+
+
 class _Entry(msgspec.Struct):
     principal: Principal
     #: ``time.monotonic()`` after which the entry is stale.
@@ -45,7 +51,7 @@ class PrincipalCache:
         self._listener = listener
         self._entries: dict[str, _Entry] = {}
         #: Database lookups under way, by token, with the generation each started in.
-        self.lookups: dict[str, tuple[int, asyncio.Future[tuple[Principal, float | None]]]] = {}
+        self._lookups: dict[str, tuple[int, asyncio.Future[Lookup]]] = {}
         self.hits = 0
         self.misses = 0
         #: Bumped by every forget: a lookup that started before one must not cache its answer
@@ -90,8 +96,32 @@ class PrincipalCache:
             del self._entries[next(iter(self._entries))]
         self._entries[token] = _Entry(principal, time.monotonic() + self.ttl, expires_at)
 
-    def forget_token(self, token: str) -> None:
-        self._entries.pop(token, None)
+    def lookup(
+        self, token: str, read: Callable[[], Coroutine[Any, Any, Lookup]]
+    ) -> asyncio.Future[Lookup]:
+        """The database lookup of ``token`` under way, started with ``read`` if none is: when a
+        token's entry expires, every request in flight with it shares one query (and its
+        refusal, if any). Its answer is cached; a refusal drops the token's entry at once."""
+        found = self._lookups.get(token)
+        if found is not None and found[0] == self.generation:
+            return found[1]
+        generation = self.generation
+        future = asyncio.ensure_future(read())
+        entry = self._lookups[token] = (generation, future)
+
+        def done(f: asyncio.Future[Lookup]) -> None:
+            if self._lookups.get(token) is entry:
+                del self._lookups[token]
+            if f.cancelled():
+                return
+            if f.exception() is not None:
+                self._entries.pop(token, None)
+                return
+            principal, expires_at = f.result()
+            self.put(token, principal, expires_at, generation)
+
+        future.add_done_callback(done)
+        return future
 
     def forget_user(self, user_id: int) -> None:
         self.generation += 1

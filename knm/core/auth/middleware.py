@@ -35,37 +35,11 @@ async def authenticate(knm: Any, token: str) -> Principal:
     known, due = cache.get(token)
     if known is not None and not due:
         return known
-    lookup = _lookup(knm, cache, token)
+    lookup = cache.lookup(token, lambda: _authenticate(knm, token))
     if known is not None:
         return known  # the lookup refreshes the entry in the background
     principal, _ = await asyncio.shield(lookup)
     return principal
-
-
-def _lookup(knm: Any, cache: Any, token: str) -> asyncio.Future[tuple[Principal, float | None]]:
-    """The database lookup of ``token`` under way, started if none is: when a token's entry
-    expires, every request in flight with it shares one query (and its refusal, if any)."""
-    lookup = cache.lookups.get(token)
-    if lookup is not None and lookup[0] == cache.generation:
-        return lookup[1]
-    generation = cache.generation
-    future = asyncio.ensure_future(_authenticate(knm, token))
-    entry = cache.lookups[token] = (generation, future)
-
-    def done(f: asyncio.Future[tuple[Principal, float | None]]) -> None:
-        if cache.lookups.get(token) is entry:
-            del cache.lookups[token]
-        if f.cancelled():
-            return
-        if f.exception() is not None:
-            # A refused token loses its entry at once, whoever was answered from it meanwhile.
-            cache.forget_token(token)
-            return
-        principal, expires_at = f.result()
-        cache.put(token, principal, expires_at, generation)
-
-    future.add_done_callback(done)
-    return future
 
 
 async def _authenticate(knm: Any, token: str) -> tuple[Principal, float | None]:
