@@ -3,7 +3,8 @@
 Against a real sshd fleet (``knm.testing.sshfleet``, N loopback nodes; needs root), one small
 playbook (ping, a command, a debug) runs in three ways, each ``--repeat`` times, in turn:
 
-- ``bare``: ``ansible-playbook`` as root with a static inventory, key file, pipelining on;
+- ``bare``: ``ansible-playbook`` as root with a static inventory, key file, pipelining on, and
+  its own ssh control directory (its ssh masters are stopped after each run, off the clock);
 - ``knm``: what the executor does minus the API and database: the run directory laid out by
   ``knm.plugins.ansible.layout`` (key file, knm's shell plugin, pipelining on: the defaults),
   ``ansible-runner run`` as the run user, job events read while it runs (every 0.25 s, like the
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import shutil
@@ -28,6 +30,8 @@ import tempfile
 import time
 from pathlib import Path
 from types import SimpleNamespace
+
+import psutil
 
 from bench.common import load_average, machine, say, table
 from knm.core.tasks import TargetNode
@@ -71,12 +75,30 @@ def _bare(fleet: SshFleet, work: Path) -> float:
         "ANSIBLE_PIPELINING": "True",
         "ANSIBLE_HOME": str(work / "home"),
         "ANSIBLE_PRIVATE_KEY_FILE": str(fleet.private_key_path),
+        # Its own, like every knm run: by default every bare run would share ~/.ansible/cp and
+        # reuse the ssh masters (ControlPersist, 60 s) of the previous round's run.
+        "ANSIBLE_SSH_CONTROL_PATH_DIR": str(work / "cp"),
     }
     binary = AnsibleSettings().binary_path
     argv = [binary, "-i", "inventory.yml", "main.yml", "--forks", str(len(fleet.nodes))]
     began = time.perf_counter()
     subprocess.run(argv, cwd=work, env=env, check=True, capture_output=True, timeout=600)
-    return time.perf_counter() - began
+    elapsed = time.perf_counter() - began
+    _stop_masters(work / "cp")
+    return elapsed
+
+
+def _stop_masters(control_dir: Path) -> None:
+    """Ends the run's ssh masters (after the clock stopped: a user does not wait for them)."""
+    masters = [
+        proc
+        for proc in psutil.process_iter(["cmdline"])
+        if any(str(control_dir) in arg for arg in proc.info.get("cmdline") or [])
+    ]
+    for proc in masters:
+        with contextlib.suppress(psutil.Error):
+            proc.kill()
+    psutil.wait_procs(masters, timeout=5)
 
 
 async def _knm(fleet: SshFleet, root: Path, ident: str, agent: bool) -> tuple[float, int, float]:
@@ -135,7 +157,7 @@ async def _knm(fleet: SshFleet, root: Path, ident: str, agent: bool) -> tuple[fl
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--nodes", type=int, default=20)
-    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--smoke", action="store_true", help="2 nodes, 1 run: checks it works")
     args = parser.parse_args()
     if args.smoke:
