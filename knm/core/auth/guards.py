@@ -21,13 +21,19 @@ def principal_of(connection: ASGIConnection[Any, Any, Any, Any]) -> Principal:
     return user
 
 
+def check_role(connection: ASGIConnection[Any, Any, Any, Any], role: str) -> Principal:
+    """The caller, when it has at least ``role``; Unauthorized or Forbidden otherwise."""
+    principal = principal_of(connection)
+    if not role_at_least(principal.role, role):
+        raise Forbidden(f"requires role {role}; you are {principal.role}")
+    return principal
+
+
 def require_role(role: str) -> Guard:
     # Async on purpose: Litestar runs a synchronous guard in a worker thread, a thread hop per
     # request for a dictionary lookup.
     async def guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
-        principal = principal_of(connection)
-        if not role_at_least(principal.role, role):
-            raise Forbidden(f"requires role {role}; you are {principal.role}")
+        check_role(connection, role)
 
     guard.__name__ = f"require_{role}"
     return guard

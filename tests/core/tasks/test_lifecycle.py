@@ -129,6 +129,9 @@ async def test_viewers_may_read_but_not_start_tasks(
     )
     assert_envelope(response, 403)
     assert_envelope(await knm_client.get("/automation/test/history", headers=viewer), 200)
+    for path in ("/automation/test/status/test-exec-1-abcdef", "/tasks/test-exec-1-abcdef"):
+        assert_envelope(await knm_client.get(path, headers=viewer), 404)
+        assert_envelope(await knm_client.get(path), 401)
 
 
 async def test_an_executor_whose_switch_is_off_answers_403(
@@ -148,6 +151,11 @@ async def test_an_executor_whose_switch_is_off_answers_403(
         )
         body = assert_envelope(response, 403)
         assert body["message"] == "feature disabled" and "test_enabled" in body["error"]
+        # The status route checks in its handler, not through a guard: the same answer.
+        status = await knm_client.get(
+            "/automation/test/status/test-exec-1-abcdef", headers=admin_headers
+        )
+        assert "test_enabled" in assert_envelope(status, 403)["error"]
     finally:
         await knm_client.put(
             "/features/automation/test", json={"enabled": True}, headers=admin_headers
