@@ -269,7 +269,25 @@ def kill_run(pid: int | None, mark: str, user: RunUser, timeout: float = 10.0) -
         for proc in victims:
             with contextlib.suppress(psutil.Error):
                 proc.kill()
-        psutil.wait_procs(victims, timeout=1.0)
+        _wait_dead(victims, 1.0)
+
+
+def _wait_dead(victims: list[psutil.Process], timeout: float) -> None:
+    """Waits until each victim is gone or a zombie. Not ``psutil.wait_procs``: that waits for
+    the pid to disappear, and an orphan (ssh-agent's daemon, ssh's ControlPersist masters) is
+    reaped only when init gets to it, so every run waited out the whole timeout."""
+    deadline = time.monotonic() + timeout
+    alive = victims
+    while alive and time.monotonic() < deadline:
+        time.sleep(0.005)
+        alive = [proc for proc in alive if _running(proc)]
+
+
+def _running(proc: psutil.Process) -> bool:
+    try:
+        return proc.status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
 
 
 async def syntax_check(settings: AnsibleSettings, content: str) -> str | None:
