@@ -11,9 +11,12 @@ playbook (ping, a command, a debug) runs in three ways, each ``--repeat`` times,
   executor) and fed into per-node results (checked: every node succeeds);
 - ``knm-agent``: the same with a passphrase-protected key, which goes through ssh-agent.
 
-Prints a Markdown table: median wall time, the ratio to ``bare`` (target ≤ 1.10), the job
-events knm read and how fast it processed them (events per second of knm's own reading and
-parsing time), and the load average.
+Each round starts with a different mode, so none always follows another. Prints a Markdown
+table: median wall time, the ratio to ``bare`` (target ≤ 1.10), the median CPU seconds of the
+bench process and its reaped descendants (ansible-playbook, its forks and ssh clients,
+ansible-runner; steadier than wall time on a shared machine) and their ratio, the job events knm
+read and how fast it processed them (events per second of knm's own reading and parsing time),
+and the load average.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ import asyncio
 import contextlib
 import json
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -59,6 +63,15 @@ class Timing:
         self.seconds: list[float] = []
         self.events: list[int] = []
         self.parse_seconds: list[float] = []
+        self.cpu: list[float] = []
+
+
+def _cpu() -> float:
+    """CPU seconds of this process and its reaped descendants: ansible-playbook, its forks and
+    ssh clients, ansible-runner (not the fleet's sshd, whose sessions are not reaped here)."""
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
 def _bare(fleet: SshFleet, work: Path) -> float:
@@ -173,25 +186,36 @@ def main() -> None:
             # One untimed round of each: the page cache, sshd's first logins, .pyc files.
             _bare(fleet, base / "warm-bare")
             asyncio.run(_knm(fleet, base / "runs", "warm", False))
+            modes = list(times)
             for i in range(args.repeat):
-                times["bare"].seconds.append(_bare(fleet, base / f"bare-{i}"))
-                for mode, agent in (("knm", False), ("knm-agent", True)):
-                    seconds, events, parse = asyncio.run(
-                        _knm(fleet, base / "runs", f"{mode}-{i}", agent)
-                    )
-                    times[mode].seconds.append(seconds)
-                    times[mode].events.append(events)
-                    times[mode].parse_seconds.append(parse)
+                # Each round starts with another mode: no mode always runs right after another.
+                for mode in modes[i % len(modes) :] + modes[: i % len(modes)]:
+                    before = _cpu()
+                    if mode == "bare":
+                        times[mode].seconds.append(_bare(fleet, base / f"bare-{i}"))
+                    else:
+                        seconds, events, parse = asyncio.run(
+                            _knm(fleet, base / "runs", f"{mode}-{i}", mode == "knm-agent")
+                        )
+                        times[mode].seconds.append(seconds)
+                        times[mode].events.append(events)
+                        times[mode].parse_seconds.append(parse)
+                    times[mode].cpu.append(_cpu() - before)
                 say(
                     f"round {i + 1}: "
-                    + ", ".join(f"{k} {v.seconds[-1]:.2f} s" for k, v in times.items())
+                    + ", ".join(
+                        f"{k} {v.seconds[-1]:.2f} s ({v.cpu[-1]:.2f} s CPU)"
+                        for k, v in times.items()
+                    )
                 )
     finally:
         shutil.rmtree(base, ignore_errors=True)
     bare = statistics.median(times["bare"].seconds)
+    bare_cpu = statistics.median(times["bare"].cpu)
     rows = []
     for mode, timing in times.items():
         median = statistics.median(timing.seconds)
+        cpu = statistics.median(timing.cpu)
         events = round(statistics.median(timing.events)) if timing.events else "-"
         rate = (
             f"{sum(timing.events) / sum(timing.parse_seconds):,.0f}"
@@ -200,8 +224,14 @@ def main() -> None:
         )
         ratio = median / bare
         verdict = "" if mode == "bare" else ("pass" if ratio <= TARGET else "MISS")
-        rows.append([mode, args.nodes, f"{median:.2f}", f"{ratio:.2f}", verdict, events, rate])
-    headers = ["mode", "nodes", "median s", "× bare", f"≤ {TARGET}", "events", "events/s"]
+        rows.append([
+            mode, args.nodes, f"{median:.2f}", f"{ratio:.2f}", verdict,
+            f"{cpu:.2f}", f"{cpu / bare_cpu:.2f}", events, rate,
+        ])  # fmt: skip
+    headers = [
+        "mode", "nodes", "median s", "× bare", f"≤ {TARGET}",
+        "CPU s", "CPU × bare", "events", "events/s",
+    ]  # fmt: skip
     print(table(headers, rows))
     say(load_average())
 
