@@ -12,6 +12,8 @@ command -v sudo >/dev/null 2>&1 || need+=(sudo)
 command -v wrk >/dev/null 2>&1 || need+=(wrk)
 # Ansible's password authentication over ssh.
 command -v sshpass >/dev/null 2>&1 || need+=(sshpass)
+# The README's first session, which tests/test_readme.py runs as written.
+command -v curl >/dev/null 2>&1 || need+=(curl)
 if [ ${#need[@]} -gt 0 ]; then
     if [ "$(id -u)" = 0 ]; then
         export DEBIAN_FRONTEND=noninteractive
