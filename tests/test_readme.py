@@ -14,7 +14,7 @@ import pytest
 
 from knm.testing.database import TEST_ADMIN_PASSWORD
 from knm.testing.process import KnmProcess
-from knm.testing.sshfleet import SshdNotInstalledError, SshFleet, find_sshd
+from knm.testing.sshfleet import SshFleet
 
 README = Path(__file__).parents[1] / "README.md"
 
@@ -22,18 +22,6 @@ README = Path(__file__).parents[1] / "README.md"
 def first_session() -> str:
     section = README.read_text().split("## A first session", 1)[1]
     return section.split("```sh\n", 1)[1].split("```", 1)[0]
-
-
-@pytest.fixture(scope="module")
-def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SshFleet]:
-    if os.geteuid() != 0:
-        pytest.skip("the SSH fleet needs root (it starts sshd and creates a user)")
-    try:
-        find_sshd()
-    except SshdNotInstalledError as exc:
-        pytest.skip(str(exc))
-    with SshFleet(tmp_path_factory.mktemp("readme-fleet"), nodes=2) as started:
-        yield started
 
 
 @pytest.fixture(scope="module")
@@ -46,16 +34,16 @@ def server(tmp_path_factory: pytest.TempPathFactory, knm_database_url: str) -> I
 
 
 @pytest.mark.timeout(180)
-def test_the_first_session_runs_as_written(fleet: SshFleet, server: KnmProcess) -> None:
+def test_the_first_session_runs_as_written(ssh_fleet: SshFleet, server: KnmProcess) -> None:
     if shutil.which("curl") is None:
         pytest.skip("curl is not installed (scripts/test.sh installs it)")
     script = first_session()
-    first, second = fleet.nodes[0].address, fleet.nodes[1].address
+    first, second = ssh_fleet.nodes[0].address, ssh_fleet.nodes[1].address
     for old, new in {
         "http://127.0.0.1:8080/api/v1": server.api,
-        '"username": "ops"': json.dumps({"username": fleet.username})[1:-1],
-        '"password": "s3cret"': json.dumps({"password": fleet.password})[1:-1],
-        '"port": 22': f'"port": {fleet.port}',
+        '"username": "ops"': json.dumps({"username": ssh_fleet.username})[1:-1],
+        '"password": "s3cret"': json.dumps({"password": ssh_fleet.password})[1:-1],
+        '"port": 22': f'"port": {ssh_fleet.port}',
         '"10.0.0.5"': json.dumps(first),
         '"10.0.0.6"': json.dumps(second),
     }.items():
