@@ -78,3 +78,11 @@ def test_the_ssh_fanout_benchmark_runs_knm_beside_the_floor_and_prints_its_table
         assert any(line.startswith("| 50 ") and f"| {runner} " in line for line in lines), (
             done.stdout
         )
+
+
+@pytest.mark.timeout(300)
+def test_the_channels_benchmark_delivers_every_announcement_and_prints_its_table() -> None:
+    done = run_smoke("bench.channels")
+    assert done.returncode == 0, done.stdout + done.stderr
+    rows = [line for line in done.stdout.splitlines() if line.startswith(("| litestar", "| knm"))]
+    assert len(rows) == 3 and all(row.rstrip(" |").endswith("yes") for row in rows), done.stdout
