@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
+import sys
+from pathlib import Path
 from typing import Annotated, Any
 
 import msgspec
@@ -17,6 +20,12 @@ _USER_NAME = re.compile(r"[a-z_][a-z0-9_-]{0,31}")
 
 
 def _default_binary() -> str:
+    """The ansible-core installed with knm (a dependency), beside the running interpreter; else
+    the first on PATH. PATH's may be another version, or a shim: pyenv's runs ~0.15 s of bash
+    before every playbook."""
+    beside = Path(sys.executable).parent / "ansible-playbook"
+    if os.access(beside, os.X_OK):
+        return str(beside)
     return shutil.which("ansible-playbook") or "/usr/bin/ansible-playbook"
 
 
