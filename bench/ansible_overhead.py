@@ -38,6 +38,7 @@ from types import SimpleNamespace
 import psutil
 
 from bench.common import load_average, machine, say, table
+from knm.core.processes import wait_until_gone
 from knm.core.tasks import TargetNode
 from knm.plugins.ansible import known_hosts, layout, runner
 from knm.plugins.ansible.events import EventReader, PlayState
@@ -111,7 +112,7 @@ def _stop_masters(control_dir: Path) -> None:
     for proc in masters:
         with contextlib.suppress(psutil.Error):
             proc.kill()
-    psutil.wait_procs(masters, timeout=5)
+    wait_until_gone(masters, 5.0)
 
 
 async def _knm(fleet: SshFleet, root: Path, ident: str, agent: bool) -> tuple[float, int, float]:

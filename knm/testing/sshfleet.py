@@ -62,6 +62,8 @@ import asyncssh
 import msgspec
 import psutil
 
+from knm.core.processes import wait_until_gone
+
 DEFAULT_USERNAME = "knmtest"
 DEFAULT_PASSWORD = "knm-Test-passw0rd"
 DEFAULT_KEY_PASSPHRASE = "knm-test-key-passphrase"
@@ -330,28 +332,6 @@ def _sshd_version(sshd: Path) -> tuple[int, int]:
     )
     match = re.search(r"OpenSSH_(\d+)\.(\d+)", completed.stderr + completed.stdout)
     return (int(match.group(1)), int(match.group(2))) if match else (0, 0)
-
-
-def process_gone(proc: psutil.Process) -> bool:
-    """Dead: gone, or a zombie (whether and when it is reaped is up to this machine's init)."""
-    try:
-        return proc.status() == psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:
-        return True
-
-
-def wait_until_gone(procs: Sequence[psutil.Process], timeout: float) -> list[psutil.Process]:
-    """Waits for ``procs`` to die; returns those still alive after ``timeout``.
-
-    Unlike psutil.wait_procs, a zombie counts as dead: killed sessions of a killed sshd are
-    reparented to init, which may reap them late or never.
-    """
-    deadline = time.monotonic() + timeout
-    alive = [proc for proc in procs if not process_gone(proc)]
-    while alive and time.monotonic() < deadline:
-        time.sleep(0.02)
-        alive = [proc for proc in alive if not process_gone(proc)]
-    return alive
 
 
 OWNER_FILE = "owner"

@@ -13,8 +13,9 @@ import asyncssh
 import psutil
 import pytest
 
+from knm.core.processes import process_gone
 from knm.testing.fleet_server import FleetServer, parse_addresses
-from knm.testing.sshfleet import FleetNode, process_gone
+from knm.testing.sshfleet import FleetNode
 
 CONNECT_TIMEOUT = 30.0
 EVENTUALLY = 30.0

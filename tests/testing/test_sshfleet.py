@@ -13,6 +13,7 @@ import asyncssh
 import psutil
 import pytest
 
+from knm.core.processes import process_gone
 from knm.testing.sshfleet import (
     FleetNode,
     SshdNotInstalledError,
@@ -20,7 +21,6 @@ from knm.testing.sshfleet import (
     active_fleet_dirs,
     loopback_address,
     loopback_index,
-    process_gone,
     ssh_fleet,
 )
 

@@ -38,6 +38,7 @@ from pathlib import Path
 import msgspec
 import psutil
 
+from knm.core.processes import process_gone, wait_until_gone
 from knm.plugins.ansible.schemas import AnsibleSettings
 
 log = logging.getLogger("knm.ansible")
@@ -251,12 +252,7 @@ def run_processes(pid: int | None, mark: str, user: RunUser) -> list[psutil.Proc
         with contextlib.suppress(psutil.Error):
             if proc.environ().get(MARK) == mark:
                 found[proc.pid] = proc
-    alive = []
-    for proc in found.values():
-        with contextlib.suppress(psutil.Error):
-            if proc.status() != psutil.STATUS_ZOMBIE:
-                alive.append(proc)
-    return alive
+    return [proc for proc in found.values() if not process_gone(proc)]
 
 
 def kill_run(pid: int | None, mark: str, user: RunUser, timeout: float = 10.0) -> None:
@@ -269,25 +265,7 @@ def kill_run(pid: int | None, mark: str, user: RunUser, timeout: float = 10.0) -
         for proc in victims:
             with contextlib.suppress(psutil.Error):
                 proc.kill()
-        _wait_dead(victims, 1.0)
-
-
-def _wait_dead(victims: list[psutil.Process], timeout: float) -> None:
-    """Waits until each victim is gone or a zombie. Not ``psutil.wait_procs``: that waits for
-    the pid to disappear, and an orphan (ssh-agent's daemon, ssh's ControlPersist masters) is
-    reaped only when init gets to it, so every run waited out the whole timeout."""
-    deadline = time.monotonic() + timeout
-    alive = victims
-    while alive and time.monotonic() < deadline:
-        time.sleep(0.005)
-        alive = [proc for proc in alive if _running(proc)]
-
-
-def _running(proc: psutil.Process) -> bool:
-    try:
-        return proc.status() != psutil.STATUS_ZOMBIE
-    except psutil.Error:
-        return False
+        wait_until_gone(victims, 1.0)
 
 
 async def syntax_check(settings: AnsibleSettings, content: str) -> str | None:
