@@ -113,7 +113,6 @@ class _Run:
         self.names = [node.name for node in ctx.nodes]
         self.run_dir = runner.runs_root(settings) / ctx.task_id
         self.mark = ctx.task_id
-        self.user: runner.RunUser | None = None
         self.jump_host: Any = None
         self.jump: bastion.Jump | None = None
         self.events = EventReader(self.run_dir / "artifacts" / IDENT / "job_events")
@@ -122,7 +121,7 @@ class _Run:
         ctx = self.ctx
         playbook = await get_runnable(ctx.knm, PLAYBOOK, self.request.playbook_id)
         options = parse_extra_args(self.request.extra_args, self.names)
-        user = self.user = await asyncio.to_thread(runner.ensure_run_user, self.settings.run_user)
+        user = await asyncio.to_thread(runner.ensure_run_user, self.settings.run_user)
         runner.protect(ctx.knm.config.resolved_data_dir())
         self.jump_host = (await get_cluster(ctx.knm, ctx.task.cluster_name)).bastion
         if self.jump_host is not None:
@@ -132,6 +131,7 @@ class _Run:
         shutil.rmtree(self.run_dir, ignore_errors=True)
         runner.make_dirs(self.run_dir)
         proc: runner.RunProcess | None = None
+        swept = False
         try:
             env = self._write(playbook.body, options, keys)
             runner.hand_over(self.run_dir, user)
@@ -141,7 +141,9 @@ class _Run:
             argv = runner.runner_argv(self.settings, self.run_dir, IDENT)
             proc = await runner.start(argv, env, self.run_dir, user, self._output_path)
             ended = await self._follow(proc, state)
+            # The run's end or its stop: what it left (ssh masters, agents) or all of it.
             await asyncio.to_thread(runner.kill_run, proc.pid, self.mark, user)
+            swept = True
             if ended != "exited":
                 # Without a terminal (pipelining), remote commands outlive their connection.
                 await remote.kill_remote(ctx, ctx.nodes, self.jump_host, self.mark)
@@ -151,7 +153,8 @@ class _Run:
             await self._finish(state, options, keys, ended, proc.returncode)
         finally:
             if proc is not None:
-                await asyncio.to_thread(runner.kill_run, proc.pid, self.mark, user)
+                if not swept:
+                    await asyncio.to_thread(runner.kill_run, proc.pid, self.mark, user)
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(proc.wait(), 10)
             await asyncio.to_thread(self._clean, user)
@@ -208,8 +211,6 @@ class _Run:
             cancel.cancel()
             if outcome != "exited":
                 exited.cancel()
-                assert self.user is not None
-                await asyncio.to_thread(runner.kill_run, proc.pid, self.mark, self.user)
         return outcome
 
     async def _read_events(self, state: PlayState, *, final: bool = False) -> None:

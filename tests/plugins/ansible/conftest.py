@@ -10,8 +10,10 @@ from pathlib import Path
 from typing import Any
 
 import msgspec
+import psutil
 import pytest
 
+from knm.core.processes import process_gone
 from knm.testing.client import ApiClient, assert_envelope
 from knm.testing.sshfleet import SshdNotInstalledError, SshFleet, find_sshd
 from knm.testing.tasks import start_task, wait_for_task
@@ -144,3 +146,15 @@ def run_playbook(knm_client: ApiClient, admin_headers: dict[str, str], start_run
         return assert_envelope(response, 200)["data"]
 
     return run
+
+
+def sleeping_on(fleet: Fleet) -> list[psutil.Process]:
+    """The live ``sleep 3600`` commands the cancel tests' playbooks started on the fleet."""
+    found = []
+    for proc in fleet.sshd.session_processes():
+        try:
+            if proc.cmdline()[:2] == ["sleep", "3600"] and not process_gone(proc):
+                found.append(proc)
+        except psutil.Error:
+            continue
+    return found

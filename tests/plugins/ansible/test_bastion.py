@@ -11,7 +11,7 @@ from knm.plugins.ansible.runner import MARK
 from knm.testing.client import ApiClient, assert_envelope
 from knm.testing.tasks import eventually, wait_for_task
 
-from .conftest import Fleet, Runner
+from .conftest import Fleet, Runner, sleeping_on
 
 HELLO = """
 - hosts: all
@@ -134,17 +134,6 @@ async def test_two_different_passphrase_keys_cannot_share_the_agent_and_are_422(
     assert "passphrase-protected" in assert_envelope(response, 422)["error"]
 
 
-def _sleeping(fleet: Fleet) -> list[psutil.Process]:
-    found = []
-    for proc in fleet.sshd.session_processes():
-        try:
-            if proc.cmdline()[:2] == ["sleep", "3600"] and proc.status() != psutil.STATUS_ZOMBIE:
-                found.append(proc)
-        except psutil.Error:
-            continue
-    return found
-
-
 def _jumps(task_id: str) -> list[list[str]]:
     """The command lines of the run's ssh processes going through a jump host."""
     found = []
@@ -170,7 +159,7 @@ async def test_cancel_through_the_bastion_stops_the_remote_commands(
     task_id = data["task_id"]
 
     async def both_sleeping() -> bool:
-        return len(_sleeping(fleet)) == 2
+        return len(sleeping_on(fleet)) == 2
 
     await eventually(both_sleeping, deadline=60)
     jumps = _jumps(task_id)
@@ -181,6 +170,6 @@ async def test_cancel_through_the_bastion_stops_the_remote_commands(
     await wait_for_task(knm_client, admin_headers, task_id)
 
     async def remote_gone() -> bool:
-        return not _sleeping(fleet)
+        return not sleeping_on(fleet)
 
     await eventually(remote_gone, deadline=15)

@@ -15,7 +15,7 @@ from knm.plugins.ansible.runner import MARK
 from knm.testing.client import ApiClient, assert_envelope
 from knm.testing.tasks import eventually, wait_for_task
 
-from .conftest import Fleet, Runner
+from .conftest import Fleet, Runner, sleeping_on
 
 HELLO = """
 - name: hello
@@ -216,17 +216,6 @@ def _run_processes(task_id: str) -> list[psutil.Process]:
     return found
 
 
-def _sleeping(fleet: Fleet) -> list[psutil.Process]:
-    found = []
-    for proc in fleet.sshd.session_processes():
-        try:
-            if proc.cmdline()[:2] == ["sleep", "3600"] and proc.status() != psutil.STATUS_ZOMBIE:
-                found.append(proc)
-        except psutil.Error:
-            continue
-    return found
-
-
 async def test_cancel_kills_the_run_and_its_remote_commands_with_no_secret_in_sight(
     start_run: Runner, add_playbook: Any, fleet: Fleet, knm_client: ApiClient,
     admin_headers: dict[str, str], caplog: pytest.LogCaptureFixture,
@@ -242,7 +231,7 @@ async def test_cancel_kills_the_run_and_its_remote_commands_with_no_secret_in_si
     task_id = data["task_id"]
 
     async def all_sleeping() -> bool:
-        return len(_sleeping(fleet)) == 3
+        return len(sleeping_on(fleet)) == 3
 
     await eventually(all_sleeping, deadline=60)
     running = _run_processes(task_id)
@@ -271,7 +260,7 @@ async def test_cancel_kills_the_run_and_its_remote_commands_with_no_secret_in_si
     assert _run_processes(task_id) == []
 
     async def remote_gone() -> bool:
-        return not _sleeping(fleet)
+        return not sleeping_on(fleet)
 
     await eventually(remote_gone, deadline=15)
     assert "TASK [ansible.builtin.command]" in status["output"]
