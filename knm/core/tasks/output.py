@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Iterable, Sequence
 
 import asyncpg
 
@@ -68,7 +68,7 @@ class StreamBuffer:
 
 async def append_chunks(
     conn: asyncpg.Connection | asyncpg.Pool,
-    rows: list[tuple[str, str, str, int, str]],
+    rows: Sequence[tuple[str, str, str, int, str]],
 ) -> None:
     if rows:
         await conn.copy_records_to_table(

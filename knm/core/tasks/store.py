@@ -10,6 +10,7 @@ import asyncpg
 import msgspec
 
 from knm.core.crypto import EncryptedColumn, Sealed, register_encrypted_column
+from knm.core.tasks import output
 from knm.core.tasks.schemas import HistoryItem, NodeResult, TaskRow
 
 _TASK_COLUMNS = ", ".join(f.name for f in msgspec.structs.fields(TaskRow))
@@ -201,47 +202,6 @@ async def take_over(
     return None if record is None else _row(record)
 
 
-async def node_started(conn: asyncpg.Connection | asyncpg.Pool, task_id: str, node: str) -> None:
-    await conn.execute(
-        "UPDATE task_nodes SET status = 'running', start_time = coalesce(start_time, now()) "
-        "WHERE task_id = $1 AND node = $2 AND status = 'pending'",
-        task_id,
-        node,
-    )
-
-
-async def node_finished(
-    conn: asyncpg.Connection | asyncpg.Pool,
-    task_id: str,
-    node: str,
-    result: NodeResult,
-    output: dict[str, tuple[int, bool]],
-) -> bool:
-    """Record a node's end once; False when it had already ended."""
-    stdout = output.get("stdout", (0, False))
-    stderr = output.get("stderr", (0, False))
-    status = await conn.fetchval(
-        """UPDATE task_nodes SET status = $3, reason = $4, message = $5, exit_code = $6, data = $7,
-                  stdout_bytes = $8, stdout_truncated = $9, stderr_bytes = $10,
-                  stderr_truncated = $11, start_time = coalesce(start_time, now()),
-                  end_time = now()
-           WHERE task_id = $1 AND node = $2 AND status IN ('pending', 'running')
-           RETURNING status""",
-        task_id,
-        node,
-        result.status,
-        result.reason,
-        result.message,
-        result.exit_code,
-        result.data,
-        stdout[0],
-        stdout[1],
-        stderr[0],
-        stderr[1],
-    )
-    return status is not None
-
-
 class NodeEnd(msgspec.Struct, frozen=True):
     """One node's end as ``write_nodes`` stores it."""
 
@@ -262,9 +222,8 @@ async def write_nodes(
     """Many nodes' starts, output chunks and ends in one transaction (the task context's group
     commit); returns the nodes whose end was recorded now (not ended before).
 
-    The rules are those of ``node_started``/``node_finished``: only a pending node starts, a
-    node ends once, and starts are written first, so one started and ended within the same
-    batch ends with its start time set."""
+    Only a pending node starts, a node ends once, and starts are written first, so one started
+    and ended within the same batch ends with its start time set."""
     async with conn.transaction():
         if started:
             await conn.execute(
@@ -273,12 +232,7 @@ async def write_nodes(
                 task_id,
                 list(started),
             )
-        if chunks:
-            await conn.copy_records_to_table(
-                "task_output",
-                records=chunks,
-                columns=["task_id", "node", "stream", "seq", "data"],
-            )
+        await output.append_chunks(conn, chunks)
         if not ended:
             return set()
         empty = (0, False)
