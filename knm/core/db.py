@@ -158,3 +158,20 @@ async def migrate(conn: asyncpg.Connection, sets: Iterable[MigrationSet]) -> lis
     finally:
         await conn.execute("SELECT pg_advisory_unlock($1)", MIGRATION_LOCK_KEY)
     return applied
+
+
+async def pending_migrations(
+    conn: asyncpg.Connection, sets: Iterable[MigrationSet], *, timeout: float | None = None
+) -> list[str]:
+    """The declared migrations (``namespace/file``) not applied yet; reads, never writes."""
+    try:
+        rows = await conn.fetch("SELECT namespace, version FROM knm_migrations", timeout=timeout)
+    except asyncpg.UndefinedTableError:
+        rows = []
+    applied = {(row["namespace"], row["version"]) for row in rows}
+    return [
+        f"{migration_set.namespace}/{path.name}"
+        for migration_set in sets
+        for version, path in _files(migration_set)
+        if (migration_set.namespace, version) not in applied
+    ]

@@ -1,10 +1,10 @@
 """``KnmPlugin``: mounts knm into any Litestar app; the standalone server is built from it too.
 
 Everything knm adds lives under ``config.path_prefix``: the ``/api/v1`` tree, its WebSocket, its
-OpenAPI document and ``/metrics``. Authentication, the envelope and knm's exception handling
-are attached to knm's router only, so the host's own routes, handlers and dependencies are left
-as they were. App-level handlers (for unknown routes and wrong methods) are added only where the
-host has none.
+OpenAPI document, ``/metrics`` and the probes ``/healthz`` and ``/readyz``. Authentication, the
+envelope and knm's exception handling are attached to knm's router only, so the host's own
+routes, handlers and dependencies are left as they were. App-level handlers (for unknown routes
+and wrong methods) are added only where the host has none.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from litestar.openapi.datastructures import ResponseSpec
 from litestar.plugins import InitPlugin
 from litestar.response import Response
 
-from knm.core import audit, features, metrics, plugins_route, progress, strict_body
+from knm.core import audit, features, health, metrics, plugins_route, progress, strict_body
 from knm.core.auth import routes as auth_routes
 from knm.core.auth.middleware import AuthMiddleware
 from knm.core.config import KnmConfig
@@ -66,6 +66,7 @@ class KnmPlugin(InitPlugin):
             *features.ROUTES,
             *audit.ROUTES,
             plugins_route.list_plugins,
+            health.version,
             *_optional_core_routes(),
             *task_routes.ROUTES,
             *progress.ROUTES,
@@ -96,7 +97,7 @@ class KnmPlugin(InitPlugin):
         app_config.route_handlers.append(
             Router(
                 path=self.config.path_prefix.rstrip("/") or "/",
-                route_handlers=[metrics.metrics],
+                route_handlers=[metrics.metrics, health.healthz, health.readyz],
                 exception_handlers=dict(EXCEPTION_HANDLERS),
             )
         )

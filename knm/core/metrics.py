@@ -3,10 +3,12 @@ usual choice for a scraper) unless ``metrics_public`` is set."""
 
 from __future__ import annotations
 
+import platform
 from typing import Any
 
 from litestar import Request, Response, get
 
+from knm import __version__
 from knm.core.auth.middleware import authenticate, bearer_token
 from knm.core.envelope import error_response
 from knm.core.errors import KnmError
@@ -26,6 +28,8 @@ async def render(knm: Any) -> str:
         lines.append(f"# HELP {name} {text}")
         lines.append(f"# TYPE {name} {kind}")
 
+    family("knm_build_info", "gauge", "Always 1; the labels say which knm and Python run.")
+    lines.append(_line("knm_build_info", 1, version=__version__, python=platform.python_version()))
     pool = knm.pool
     family("knm_tasks", "gauge", "Tasks by kind and state.")
     for row in await pool.fetch(

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import platform
+import re
 from typing import Any
 
 import pytest
 
+import knm
 from knm.testing.client import ApiClient, assert_envelope
 from knm.testing.executor import TestExecutorPlugin
 from knm.testing.tasks import start_task, wait_for_task
@@ -42,3 +45,37 @@ async def test_metrics_need_a_token_and_a_viewer_api_token_is_enough(
         "knm_lease_reaps_total",
     ):
         assert f"# TYPE {family}" in text
+
+
+def _parse(text: str) -> dict[str, list[tuple[dict[str, str], float]]]:
+    """Prometheus text by hand (prometheus_client is not a dependency): every sample line must
+    parse, and each sample's family must have been declared by a ``# TYPE`` line before it."""
+    sample = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)$")
+    label = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"(?:,|$)')
+    declared: set[str] = set()
+    samples: dict[str, list[tuple[dict[str, str], float]]] = {}
+    for line in text.splitlines():
+        if line.startswith("# TYPE "):
+            declared.add(line.split()[2])
+            continue
+        if not line or line.startswith("#"):
+            continue
+        match = sample.match(line)
+        assert match, f"not a sample: {line!r}"
+        name, inner, value = match.groups()
+        labels = dict(label.findall(inner or ""))
+        assert any(name == f or name.startswith(f"{f}_") for f in declared), line
+        samples.setdefault(name, []).append((labels, float(value)))
+    return samples
+
+
+async def test_build_info_names_the_knm_and_python_versions(
+    knm_client: ApiClient, admin_headers: dict[str, str]
+) -> None:
+    response = await knm_client.http.get("/metrics", headers=admin_headers)
+    assert response.status_code == 200
+    assert "# TYPE knm_build_info gauge" in response.text
+    samples = _parse(response.text)
+    assert samples["knm_build_info"] == [
+        ({"python": platform.python_version(), "version": knm.__version__}, 1.0)
+    ]

@@ -14,6 +14,7 @@ import contextlib
 import logging
 import os
 import socket
+import time
 import uuid
 from typing import TYPE_CHECKING, Any
 
@@ -33,6 +34,8 @@ log = logging.getLogger("knm.runner")
 
 WAKE_CHANNEL = "knm_tasks"
 CANCEL_CHANNEL = "knm_cancel"
+#: Seconds the claim loop waits for a wake-up before it looks for work anyway.
+CLAIM_POLL = 1.0
 
 
 class Running(msgspec.Struct):
@@ -52,6 +55,8 @@ class Runner:
         self._listen: asyncpg.Connection | None = None
         self._stopping = False
         self.reaped = 0
+        #: ``time.monotonic()`` of the last turn of the loop that beats (see ``stalled``).
+        self.heartbeat = time.monotonic()
 
     @property
     def executors(self) -> dict[str, Executor]:
@@ -93,6 +98,24 @@ class Runner:
 
     def wake(self) -> None:
         self._wake.set()
+
+    @property
+    def beat_interval(self) -> float:
+        """Seconds between heartbeats: the claim loop's poll, or (not claiming) the reap loop's."""
+        return CLAIM_POLL if self.claim_enabled else max(0.5, self.lease / 2)
+
+    def stalled(self, beats: float = 5) -> str | None:
+        """Why this runner is not alive (stopping, a loop ended, or no heartbeat for ``beats``
+        intervals), or None when it is."""
+        if self._stopping:
+            return "stopping"
+        for task in self._tasks:
+            if task.done():
+                return f"{task.get_name()} loop ended"
+        age = time.monotonic() - self.heartbeat
+        if age > beats * self.beat_interval:
+            return f"no heartbeat for {age:.0f}s"
+        return None
 
     def _on_wake(self, *_: Any) -> None:
         self._wake.set()
@@ -138,8 +161,9 @@ class Runner:
 
     async def _claim_loop(self) -> None:
         while not self._stopping:
+            self.heartbeat = time.monotonic()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=1.0)
+                await asyncio.wait_for(self._wake.wait(), timeout=CLAIM_POLL)
             self._wake.clear()
             if self._stopping:
                 return
@@ -300,6 +324,8 @@ class Runner:
 
     async def _reap_loop(self) -> None:
         while True:
+            if not self.claim_enabled:
+                self.heartbeat = time.monotonic()
             await asyncio.sleep(max(0.5, self.lease / 2))
             try:
                 await self.reap()
