@@ -43,22 +43,34 @@ def serve(args: argparse.Namespace) -> int:
         overrides["runner"] = False
     config = KnmConfig.from_env(**overrides)
     _raise_open_files_limit()
-    app = create_app(knm=Knm(config))
+    knm = Knm(config)
+    try:
+        # Before the server: a data dir or database that cannot work is one clear line.
+        knm.database_url()
+    except KnmError as exc:
+        print(f"knm: cannot start: {exc.error or exc.message}", file=sys.stderr)
+        return 1
+    app = create_app(knm=knm)
     app.on_startup.append(_freeze_heap)
     print(f"knm: serving http://{config.host}:{config.port}{config.api_prefix}", file=sys.stderr)
     # uvicorn shuts down gracefully on SIGTERM/SIGINT, then re-raises the signal with the handler
     # found at start; this one turns that into a clean exit instead of death by signal.
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: sys.exit(0))
-    uvicorn.run(
-        app,
-        host=config.host,
-        port=config.port,
-        log_level=config.log_level.lower(),
-        access_log=False,
-        ws_per_message_deflate=config.ws_compression,
-        timeout_graceful_shutdown=30,
-    )
+    try:
+        uvicorn.run(
+            app,
+            host=config.host,
+            port=config.port,
+            log_level=config.log_level.lower(),
+            access_log=False,
+            ws_per_message_deflate=config.ws_compression,
+            timeout_graceful_shutdown=30,
+        )
+    finally:
+        # The lifespan stops it; this covers a server that never got that far (port in use).
+        if knm.embedded is not None:
+            knm.embedded.stop()
     return 0
 
 

@@ -15,9 +15,8 @@ import platformdirs
 
 
 def default_data_dir() -> Path:
-    # The embedded PostgreSQL, run as root, widens the permissions of every parent of its data
-    # directory up to / (it must run as an unprivileged user that can reach it), so root's home
-    # must never be on that path.
+    # As root, the embedded PostgreSQL runs as an unprivileged user that must reach its data
+    # dir; root's home is usually 0700, and knm never opens directories it does not own.
     if os.geteuid() == 0:
         return Path("/var/lib/knm")
     return Path(platformdirs.user_data_dir("knm"))

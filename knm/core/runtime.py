@@ -5,6 +5,8 @@ Built by ``KnmPlugin`` and kept in ``app.state["knm"]``; started and stopped by 
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import secrets
 import sys
@@ -30,6 +32,11 @@ if TYPE_CHECKING:
     from knm.core.tasks.status_cache import StatusCache
 
 log = logging.getLogger("knm")
+
+#: Seconds between checks that the embedded PostgreSQL still runs, and the longest wait
+#: between attempts to start it again.
+SUPERVISE_INTERVAL = 1.0
+SUPERVISE_MAX_BACKOFF = 30.0
 
 
 class StartupError(KnmError):
@@ -79,6 +86,7 @@ class Knm:
         self.status_cache: StatusCache | None = None
         self.runner: Any = None
         self._url = ""
+        self._supervisor: asyncio.Task[None] | None = None
 
     @property
     def pool(self) -> asyncpg.Pool:
@@ -98,11 +106,11 @@ class Knm:
         ]
 
     def database_url(self) -> str:
+        """The configured database, else the embedded one (started or adopted: blocking)."""
         if self.config.database_url:
             return self.config.database_url
         if self.embedded is None:
             self.embedded = EmbeddedPostgres(self.config.resolved_data_dir())
-            return self.embedded.start()
         return self.embedded.start()
 
     def secret(self) -> str:
@@ -128,7 +136,7 @@ class Knm:
         secret = self.secret()
         self._secret = secret
         self._keys = Keys.from_secret(secret)
-        url = self._url = self.database_url()
+        url = self._url = await asyncio.to_thread(self.database_url)
         self._pool = await db.connect(
             url, min_size=self.config.db_pool_min, max_size=self.config.db_pool_max
         )
@@ -141,6 +149,10 @@ class Knm:
         if not serve:
             return
         await self._start_engine()
+        if self.embedded is not None:
+            self._supervisor = asyncio.get_running_loop().create_task(
+                self._supervise_database(self.embedded), name="knm-embedded-pg-supervisor"
+            )
         for factory in collect(self.pm.hook.knm_lifespan()):
             await self._stack.enter_async_context(factory(self))
 
@@ -160,6 +172,35 @@ class Knm:
         await self.events.start()
         self.runner = Runner(self, claim=self.config.runner)
         await self.runner.start()
+
+    async def _supervise_database(self, embedded: EmbeddedPostgres) -> None:
+        """Starts the embedded PostgreSQL again when it dies, with bounded backoff. The pool
+        replaces broken connections by itself, the listener listens again, and the runner's
+        leases carry tasks over (or reap them as lost)."""
+        backoff = SUPERVISE_INTERVAL
+        down_since: float | None = None
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(SUPERVISE_INTERVAL if down_since is None else backoff)
+            try:
+                restarted = await asyncio.to_thread(embedded.ensure_running)
+            except Exception as exc:
+                if down_since is None:
+                    down_since = loop.time()
+                log.error(
+                    "the embedded PostgreSQL is down and did not start again (retrying in "
+                    "%.0f s): %s",
+                    min(backoff * 2, SUPERVISE_MAX_BACKOFF),
+                    getattr(exc, "error", None) or exc,
+                )
+                backoff = min(backoff * 2, SUPERVISE_MAX_BACKOFF)
+                continue
+            if restarted:
+                log.warning("the embedded PostgreSQL had stopped; started it again")
+            elif down_since is not None:
+                log.info("the embedded PostgreSQL runs again")
+            down_since = None
+            backoff = SUPERVISE_INTERVAL
 
     async def connect_one(self) -> asyncpg.Connection:
         """A connection of its own (for LISTEN), outside the pool."""
@@ -183,6 +224,11 @@ class Knm:
 
     async def stop(self) -> None:
         try:
+            if self._supervisor is not None:
+                self._supervisor.cancel()
+                with contextlib.suppress(BaseException):
+                    await self._supervisor
+                self._supervisor = None
             # Tasks first: plugins' lifespans (SSH connections …) serve them until they end.
             if self.runner is not None:
                 await self.runner.stop(grace=self.config.shutdown_grace)
@@ -198,7 +244,7 @@ class Knm:
                 await self._pool.close()
                 self._pool = None
             if self.embedded is not None:
-                self.embedded.stop()
+                await asyncio.to_thread(self.embedded.stop)
                 self.embedded = None
 
     async def _ensure_admin(self, conn: asyncpg.Connection) -> None:

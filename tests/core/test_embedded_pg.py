@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from collections.abc import Iterator
@@ -141,3 +143,135 @@ def test_a_different_secret_refuses_to_start_with_a_clear_message(data_dir: Path
     assert wrong.proc.wait(90) != 0
     assert "different KNM_SECRET_KEY" in wrong.output()
     assert running_postmaster_pid(data_dir) is None
+
+
+def _login(api: str, password: str = "admin-password") -> dict[str, str]:
+    answer = httpx.post(f"{api}/auth/login", json={"username": "admin", "password": password})
+    assert answer.status_code == 200, answer.text
+    return {"Authorization": f"Bearer {answer.json()['data']['token']}"}
+
+
+def _admin(data_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("KNM_")}
+    environment["KNM_DATA_DIR"] = str(data_dir)
+    return subprocess.run(
+        [sys.executable, "-m", "knm.cli.main", "admin", *args],
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_knm_admin_beside_a_running_server_leaves_its_database_running(data_dir: Path) -> None:
+    server = Serve(data_dir, KNM_ADMIN_PASSWORD="admin-password")
+    server.ready()
+    postmaster = running_postmaster_pid(data_dir)
+    listed = _admin(data_dir, "user", "list")
+    assert listed.returncode == 0, listed.stderr
+    assert "admin" in listed.stdout
+    assert running_postmaster_pid(data_dir) == postmaster
+    headers = _login(server.api)
+    assert httpx.get(f"{server.api}/auth/me", headers=headers).status_code == 200
+    server.stop()
+    assert running_postmaster_pid(data_dir) is None
+
+
+def test_knm_admin_alone_stops_the_database_it_started(data_dir: Path) -> None:
+    first = Serve(data_dir, KNM_ADMIN_PASSWORD="admin-password")
+    first.ready()
+    first.stop()
+    listed = _admin(data_dir, "user", "list")
+    assert listed.returncode == 0, listed.stderr
+    assert running_postmaster_pid(data_dir) is None
+
+
+def test_a_killed_database_is_started_again_and_requests_succeed(data_dir: Path) -> None:
+    server = Serve(data_dir, KNM_ADMIN_PASSWORD="admin-password")
+    server.ready()
+    headers = _login(server.api)
+    postmaster = running_postmaster_pid(data_dir)
+    assert postmaster is not None
+    psutil.Process(postmaster).kill()
+    deadline = time.monotonic() + 60
+    answered = False
+    while time.monotonic() < deadline and not answered:
+        with contextlib.suppress(httpx.HTTPError):
+            answered = httpx.get(f"{server.api}/auth/me", headers=headers, timeout=5).is_success
+        time.sleep(0.2)
+    assert answered, server.output()
+    assert running_postmaster_pid(data_dir) not in (None, postmaster)
+    assert server.stop() == 0
+
+
+def test_the_server_never_changes_the_mode_of_the_data_dirs_parents(data_dir: Path) -> None:
+    parents = {parent: parent.stat().st_mode for parent in data_dir.parents}
+    server = Serve(data_dir, KNM_ADMIN_PASSWORD="admin-password")
+    server.ready()
+    server.stop()
+    assert {parent: parent.stat().st_mode for parent in data_dir.parents} == parents
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="only root runs the database as another user")
+def test_a_data_dir_the_database_user_cannot_reach_is_a_clear_start_up_error() -> None:
+    private = Path(tempfile.mkdtemp(prefix="knm-private-"))  # mode 0700, root's
+    try:
+        server = Serve(private / "data")
+        assert server.proc.wait(90) == 1
+        output = server.output()
+        assert "cannot pass through" in output and str(private) in output, output
+        assert "Traceback" not in output
+        assert private.stat().st_mode & 0o777 == 0o700
+    finally:
+        shutil.rmtree(private, ignore_errors=True)
+
+
+def _in_private_mount(options: str, script: str) -> subprocess.CompletedProcess[str]:
+    """``script`` run by bash in a mount namespace of its own with a tmpfs at ``$MNT``."""
+    mount_point = Path(tempfile.mkdtemp(prefix="knm-mnt-"))
+    mount_point.chmod(0o755)
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("KNM_")}
+    environment.update(MNT=str(mount_point), PYTHON=sys.executable)
+    try:
+        return subprocess.run(
+            ["unshare", "-m", "--propagation", "private", "bash", "-c",
+             f"mount -t tmpfs -o {options} tmpfs \"$MNT\" && {script}"],
+            env=environment, capture_output=True, text=True, timeout=150, check=False,
+        )  # fmt: skip
+    finally:
+        shutil.rmtree(mount_point, ignore_errors=True)
+
+
+def _unshare_works() -> bool:
+    if os.geteuid() != 0 or shutil.which("unshare") is None:
+        return False
+    probe = subprocess.run(["unshare", "-m", "true"], capture_output=True, check=False)
+    return probe.returncode == 0
+
+
+needs_unshare = pytest.mark.skipif(not _unshare_works(), reason="needs root and unshare -m")
+
+
+@needs_unshare
+def test_a_read_only_data_dir_is_a_clear_start_up_error() -> None:
+    done = _in_private_mount(
+        "ro,size=1m,mode=0755",
+        'KNM_DATA_DIR="$MNT/knm" KNM_PORT=1 "$PYTHON" -m knm.cli.main serve',
+    )
+    output = done.stdout + done.stderr
+    assert done.returncode == 1, output
+    assert "knm: cannot start:" in output and "Read-only file system" in output, output
+    assert "Traceback" not in output
+
+
+@needs_unshare
+def test_a_full_data_dir_is_a_clear_start_up_error() -> None:
+    done = _in_private_mount(
+        "size=2m,mode=0755",
+        'mkdir "$MNT/knm" && KNM_DATA_DIR="$MNT/knm" KNM_PORT=1 "$PYTHON" -m knm.cli.main serve',
+    )
+    output = done.stdout + done.stderr
+    assert done.returncode == 1, output
+    assert "knm: cannot start:" in output and "No space left on device" in output, output
+    assert "Traceback" not in output
