@@ -214,6 +214,23 @@ async def test_readyz_answers_503_naming_database_when_it_cannot_be_reached(
         await database.drop_database(knm_server_url, name)
 
 
+async def test_a_process_that_does_not_claim_tasks_is_ready_on_its_reapers_heartbeat(
+    knm_database_url: str,
+) -> None:
+    app = create_app(database.config_for_tests(knm_database_url, runner=False))
+    async with AsyncTestClient(app=app, raise_server_exceptions=False) as http:
+        runner = app.state["knm"].runner
+        assert not runner.claim_enabled
+        beat = runner.heartbeat
+
+        async def beaten() -> bool:
+            return runner.heartbeat > beat
+
+        await eventually(beaten, deadline=30)
+        await _until_ready(http)
+        assert (await _checks(http)) == (200, EVERY_CHECK_OK)
+
+
 @pytest.fixture
 async def embedded(knm_database_url: str) -> AsyncIterator[AsyncTestClient[Litestar]]:
     app = Litestar(
