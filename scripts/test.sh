@@ -25,5 +25,15 @@ if [ ${#need[@]} -gt 0 ]; then
     fi
 fi
 
+# The install tests' non-root user (tests/install): a home of mode 0700, as useradd makes one.
+if [ "$(id -u)" = 0 ] && ! id knm-install-test >/dev/null 2>&1; then
+    useradd --create-home --shell /bin/bash --comment "knm install tests" knm-install-test
+    chmod 700 "$(getent passwd knm-install-test | cut -d: -f6)"
+fi
+# A venv made from the system Python (the install tests): Debian splits venv out.
+if [ "$(id -u)" = 0 ] && [ -x /usr/bin/python3 ] && ! /usr/bin/python3 -c 'import ensurepip' 2>/dev/null; then
+    apt-get install -y -qq --no-install-recommends python3-venv >/dev/null
+fi
+
 python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore -e '.[dev]'
 exec python3 -m pytest "$@"
