@@ -71,3 +71,10 @@ class RateLimited(KnmError):
 class ServiceUnavailable(KnmError):
     status_code = 503
     message = "service unavailable"
+
+
+class FeatureUnavailable(ServiceUnavailable):
+    """A feature that is switched on but cannot work on this host; ``error`` says why and what
+    to change (Ansible whose interpreter its run user cannot reach)."""
+
+    message = "feature unavailable"

@@ -1,7 +1,16 @@
-"""``GET /plugins``: what is loaded and what each plugin contributes."""
+"""``GET /plugins``: what is loaded, what each plugin contributes, and whether it can work.
+
+A plugin that depends on something outside knm (Ansible needs an interpreter its run user can
+reach) may say why it cannot work in this app: its plugin object (the module, for a module
+plugin) defines ``unavailable(knm) -> str | None`` (or a coroutine function), returning the
+reason, naming the cause and the fix, or None. It is not a hook: a plugin answers only for
+itself, and only this route asks (the plugin's own routes answer 503 with the same reason).
+"""
 
 from __future__ import annotations
 
+import inspect
+import logging
 from typing import Any
 
 import msgspec
@@ -10,6 +19,8 @@ from litestar import Request, get
 from knm.core.auth.guards import ADMIN
 from knm.core.envelope import Envelope, ok
 from knm.core.manager import plugin_version
+
+log = logging.getLogger("knm.plugins")
 
 # The hooks whose results are lists of named things worth listing per plugin.
 _CONTRIBUTIONS = {
@@ -28,6 +39,9 @@ class PluginInfo(msgspec.Struct):
     version: str
     hooks: list[str]
     contributes: dict[str, list[str]]
+    #: False when the plugin says it cannot work here; ``reason`` says why and what to do.
+    available: bool = True
+    reason: str | None = None
 
 
 class PluginList(msgspec.Struct):
@@ -56,7 +70,26 @@ def describe(pm: Any) -> list[PluginInfo]:
     return infos
 
 
-@get("/plugins", guards=[ADMIN], summary="Loaded plugins and their contributions")
+async def unavailable(knm: Any, plugin: Any) -> str | None:
+    """The plugin's own ``unavailable(knm)`` answer; a failing check is a reason too."""
+    check = getattr(plugin, "unavailable", None)
+    if not callable(check):
+        return None
+    try:
+        reason = check(knm)
+        if inspect.isawaitable(reason):
+            reason = await reason
+    except Exception as exc:
+        log.exception("checking whether plugin %r can work failed", plugin)
+        return f"its availability check failed: {type(exc).__name__}: {exc}"
+    return str(reason) if reason else None
+
+
+@get("/plugins", guards=[ADMIN], summary="Loaded plugins, their contributions and availability")
 async def list_plugins(request: Request[Any, Any, Any]) -> Envelope[PluginList]:
-    infos = describe(request.app.state["knm"].pm)
+    knm = request.app.state["knm"]
+    infos = describe(knm.pm)
+    for info in infos:
+        reason = await unavailable(knm, knm.pm.get_plugin(info.name))
+        info.available, info.reason = reason is None, reason
     return ok(PluginList(len(infos), infos))

@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
+from typing import Any
+
 from knm.core.content import BuiltinContent, ContentKind
 from knm.core.features import FeatureSpec
 from knm.core.hookspecs import hookimpl
 from knm.plugins.ansible.executor import AnsibleExecutor
 from knm.plugins.ansible.library import PLAYBOOK, builtin_playbooks
 from knm.plugins.ansible.schemas import AnsibleSettings
+
+# ``GET /plugins`` asks a plugin module's ``unavailable(knm)`` why it cannot work.
+from knm.plugins.ansible.toolchain import lifespan, unavailable  # noqa: F401
 
 _EXECUTOR = AnsibleExecutor()
 
@@ -30,3 +37,8 @@ def knm_content_kinds() -> list[ContentKind]:
 @hookimpl
 def knm_builtin_content() -> list[BuiltinContent]:
     return builtin_playbooks()
+
+
+@hookimpl
+def knm_lifespan() -> list[Callable[[Any], AbstractAsyncContextManager[None]]]:
+    return [lifespan]

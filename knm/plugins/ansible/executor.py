@@ -20,8 +20,9 @@ from typing import Any
 from knm.core.clusters import get_cluster
 from knm.core.content import get_runnable
 from knm.core.credentials import load_credential
+from knm.core.errors import FeatureUnavailable
 from knm.core.tasks import Executor, NodeResult, Prepared, TaskContext
-from knm.plugins.ansible import bastion, known_hosts, layout, remote, runner
+from knm.plugins.ansible import bastion, known_hosts, layout, remote, runner, toolchain
 from knm.plugins.ansible.events import EventReader, PlayState
 from knm.plugins.ansible.library import PLAYBOOK, count_tasks
 from knm.plugins.ansible.options import RunOptions, check_extra_vars, parse_extra_args
@@ -58,6 +59,8 @@ class AnsibleExecutor(Executor):
         self.slots = _Slots()
 
     async def prepare(self, knm: Any, request: AnsibleRequest, principal: Any) -> Prepared:
+        # 503 before anything is stored when Ansible cannot run here.
+        await toolchain.for_app(knm).get(await knm.features.settings(self.feature))
         playbook = await get_runnable(knm, PLAYBOOK, request.playbook_id)
         check_extra_vars(request.extra_vars)
         prepared = await super().prepare(knm, request, principal)
@@ -121,8 +124,9 @@ class _Run:
         ctx = self.ctx
         playbook = await get_runnable(ctx.knm, PLAYBOOK, self.request.playbook_id)
         options = parse_extra_args(self.request.extra_args, self.names)
-        user = await asyncio.to_thread(runner.ensure_run_user, self.settings.run_user)
-        runner.protect(ctx.knm.config.resolved_data_dir())
+        # Unavailable: every node fails with the reason (the engine's KnmError path).
+        tools = await toolchain.for_app(ctx.knm).get(self.settings)
+        user = tools.user or await asyncio.to_thread(runner.ensure_run_user, self.settings.run_user)
         self.jump_host = (await get_cluster(ctx.knm, ctx.task.cluster_name)).bastion
         if self.jump_host is not None:
             self.jump = await _jump(ctx.knm, self.jump_host, ctx.credential, ctx.mask)
@@ -133,13 +137,17 @@ class _Run:
         proc: runner.RunProcess | None = None
         swept = False
         try:
-            env = self._write(playbook.body, options, keys)
+            env = self._write(playbook.body, options, keys, tools)
             runner.hand_over(self.run_dir, user)
             for name in self.names:
                 await ctx.node_started(name)
             state = PlayState(self.names, count_tasks(playbook.body))
-            argv = runner.runner_argv(self.settings, self.run_dir, IDENT)
-            proc = await runner.start(argv, env, self.run_dir, user, self._output_path)
+            argv = runner.runner_argv(self.settings, self.run_dir, IDENT, tools)
+            try:
+                proc = await runner.start(argv, env, self.run_dir, user, self._output_path)
+            except FeatureUnavailable:
+                toolchain.for_app(ctx.knm).forget(self.settings)
+                raise
             ended = await self._follow(proc, state)
             # The run's end or its stop: what it left (ssh masters, agents) or all of it.
             await asyncio.to_thread(runner.kill_run, proc.pid, self.mark, user)
@@ -165,7 +173,11 @@ class _Run:
         return self.run_dir / "runner.out"
 
     def _write(
-        self, content: str, options: RunOptions, keys: known_hosts.HostKeys
+        self,
+        content: str,
+        options: RunOptions,
+        keys: known_hosts.HostKeys,
+        tools: toolchain.Toolchain,
     ) -> dict[str, str]:
         forks = options.forks or min(len(self.names), MAX_FORKS)
         if self.request.batch_size:
@@ -176,7 +188,7 @@ class _Run:
         return layout.lay_out(
             self.run_dir, playbook=content, nodes=self.ctx.nodes, credential=self.ctx.credential,
             keys=keys, jump=self.jump, args=args, extra_vars=self.request.extra_vars,
-            settings=self.settings, mark=self.mark,
+            settings=self.settings, mark=self.mark, tools=tools,
         )  # fmt: skip
 
     def _deadline(self) -> float:

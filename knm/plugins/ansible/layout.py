@@ -18,11 +18,14 @@ from __future__ import annotations
 import json
 import shlex
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from knm.core.tasks import TargetNode
 from knm.plugins.ansible import bastion, inventory, known_hosts, remote, runner
 from knm.plugins.ansible.schemas import AnsibleSettings
+
+if TYPE_CHECKING:
+    from knm.plugins.ansible.toolchain import Toolchain
 
 
 def lay_out(
@@ -37,6 +40,7 @@ def lay_out(
     extra_vars: dict[str, Any],
     settings: AnsibleSettings,
     mark: str,
+    tools: Toolchain | None = None,
 ) -> dict[str, str]:
     """Writes the run's files; returns the run's whole environment."""
     (run_dir / "project" / "main.yml").write_text(playbook)
@@ -74,7 +78,7 @@ def lay_out(
     runner.write_private(run_dir / "env" / "extravars", json.dumps(extra_vars))
     (run_dir / "env" / "cmdline").write_text(shlex.join(args))
     (run_dir / "known_hosts").write_text(keys.text)
-    env = runner.environment(settings, run_dir, mark)
+    env = runner.environment(settings, run_dir, mark, tools)
     env["ANSIBLE_HOST_KEY_CHECKING"] = "False" if keys.policy == "off" else "True"
     env["ANSIBLE_SSH_COMMON_ARGS"] = ssh_args
     if node_key:

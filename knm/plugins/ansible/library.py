@@ -17,8 +17,10 @@ import msgspec
 import yaml
 
 from knm.core.content import BuiltinContent, ContentDraft, ContentKind
-from knm.plugins.ansible import runner
+from knm.core.errors import FeatureUnavailable
+from knm.plugins.ansible import runner, toolchain
 from knm.plugins.ansible.schemas import AnsibleSettings
+from knm.plugins.ansible.toolchain import Toolchain
 
 _PLAY_BODIES = ("tasks", "roles", "pre_tasks", "post_tasks", "handlers")
 _CACHE_SIZE = 512
@@ -77,13 +79,16 @@ def count_tasks(content: str) -> int:
     return max(total, 1)
 
 
-async def syntax_problem(settings: AnsibleSettings, content: str) -> str:
+async def syntax_problem(
+    settings: AnsibleSettings, content: str, tools: Toolchain | None = None
+) -> str:
     """Ansible's complaint about ``content`` ("" when it passes), cached by content hash."""
-    key = hashlib.sha256(f"{settings.binary_path}\0{content}".encode()).hexdigest()
+    playbook = tools.playbook if tools is not None else settings.binary_path
+    key = hashlib.sha256(f"{playbook}\0{content}".encode()).hexdigest()
     if key in _checked:
         _checked.move_to_end(key)
         return _checked[key]
-    problem = await runner.syntax_check(settings, content)
+    problem = await runner.syntax_check(settings, content, tools)
     if problem is None:  # the check itself could not run to its end: do not remember that
         return "the syntax check did not finish in time; try again"
     _checked[key] = problem
@@ -98,7 +103,13 @@ async def validate_playbook(knm: Any, draft: ContentDraft) -> list[str]:
     if problems:
         return problems
     settings: AnsibleSettings = await knm.features.settings("ansible")
-    problem = await syntax_problem(settings, content)
+    tools = toolchain.for_app(knm)
+    chain = await tools.get(settings)  # 503 when Ansible cannot run here
+    try:
+        problem = await syntax_problem(settings, content, chain)
+    except FeatureUnavailable:  # it could not start after all: 503, and checked again
+        tools.forget(settings)
+        raise
     if problem:
         return [f"ansible-playbook --syntax-check: {problem[:_MESSAGE_CAP]}"]
     return []

@@ -2,9 +2,10 @@
 
 ansible-playbook never runs as knm's own user. When knm runs as root, every run (and every
 ``--syntax-check``) runs as ``settings.run_user`` (created with ``useradd --system`` on first
-use), with a clean environment — none of knm's variables, so not ``KNM_SECRET_KEY`` — and a
-HOME inside the run's directory. Not root, knm cannot switch users and runs Ansible as itself
-(still with a clean environment); that is logged once.
+use, or ``adduser`` where there is no ``useradd``), with a clean environment — none of knm's
+variables, so not ``KNM_SECRET_KEY`` — and a HOME inside the run's directory. Not root, knm
+cannot switch users and runs Ansible as itself (still with a clean environment); that is
+logged once. Which interpreter and ansible-playbook it runs is ``toolchain.py``'s answer.
 
 The run is ``ansible-runner run`` as a subprocess (ansible-runner cannot switch users when run
 in-process): it lays out the private data dir, spawns ansible-playbook with its event
@@ -29,17 +30,21 @@ import os
 import pwd
 import shutil
 import subprocess
-import sys
 import tempfile
 import threading
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import msgspec
 import psutil
 
+from knm.core.errors import FeatureUnavailable
 from knm.core.processes import process_gone, wait_until_gone
 from knm.plugins.ansible.schemas import AnsibleSettings
+
+if TYPE_CHECKING:
+    from knm.plugins.ansible.toolchain import Toolchain
 
 log = logging.getLogger("knm.ansible")
 
@@ -61,6 +66,10 @@ class RunUser(msgspec.Struct, frozen=True):
         return {"user": self.uid, "group": self.gid, "extra_groups": []}
 
 
+class RunUserError(RuntimeError):
+    """The run user cannot be had; the message says what to do instead."""
+
+
 def ensure_run_user(name: str) -> RunUser:
     """The run user, created when missing (root only); knm's own user when not root."""
     global _warned_not_root
@@ -74,28 +83,41 @@ def ensure_run_user(name: str) -> RunUser:
         try:
             entry = pwd.getpwnam(name)
         except KeyError:
-            completed = subprocess.run(
-                ["useradd", "--system", "--user-group", "--no-create-home",
-                 "--home-dir", "/nonexistent", "--shell", "/usr/sbin/nologin",
-                 "--comment", "knm ansible runs", name],
-                capture_output=True, text=True, check=False, timeout=60,
-            )  # fmt: skip
-            # 9: created meanwhile by another process.
-            if completed.returncode not in (0, 9):
-                raise RuntimeError(f"useradd {name} failed: {completed.stderr.strip()}") from None
-            entry = pwd.getpwnam(name)
+            entry = _create_user(name)
     if entry.pw_uid == 0:
-        raise RuntimeError(f"run_user {name} is a root account")
+        raise RunUserError(f"run_user {name} is a root account")
     return RunUser(name=name, uid=entry.pw_uid, gid=entry.pw_gid, switched=True)
 
 
-def protect(path: Path) -> None:
-    """Takes group and other access away from knm's own directory (the data dir)."""
-    with contextlib.suppress(OSError):
-        info = path.stat()
-        if info.st_uid == os.geteuid() and info.st_mode & 0o077:
-            path.chmod(info.st_mode & 0o700)
-            log.info("made %s private to knm's user (it was readable by others)", path)
+def _creators(name: str) -> list[list[str]]:
+    """Ways to add a system user without a home or a login shell: shadow's ``useradd``, then
+    Debian's ``adduser``, then BusyBox's (Alpine)."""
+    shell = next((p for p in ("/usr/sbin/nologin", "/sbin/nologin") if os.path.exists(p)),
+                 "/bin/false")  # fmt: skip
+    return [
+        ["useradd", "--system", "--user-group", "--no-create-home", "--home-dir", "/nonexistent",
+         "--shell", shell, "--comment", "knm ansible runs", name],
+        ["adduser", "--system", "--group", "--no-create-home", "--home", "/nonexistent",
+         "--shell", shell, "--gecos", "knm ansible runs", "--quiet", name],
+        ["adduser", "-S", "-D", "-H", "-h", "/nonexistent", "-s", shell, name],
+    ]  # fmt: skip
+
+
+def _create_user(name: str) -> pwd.struct_passwd:
+    tried: list[str] = []
+    for argv in _creators(name):
+        if shutil.which(argv[0]) is None:
+            tried.append(f"{argv[0]}: not installed")
+            continue
+        completed = subprocess.run(argv, capture_output=True, text=True, check=False, timeout=60)
+        with contextlib.suppress(KeyError):  # made now, or meanwhile by another process
+            return pwd.getpwnam(name)
+        detail = " ".join((completed.stderr or completed.stdout).split())
+        tried.append(f"{argv[0]} exited {completed.returncode}: {detail[-200:]}")
+    raise RunUserError(
+        f"cannot create the run user {name} ({'; '.join(tried)}); create a system user named "
+        f"{name} without a login shell, or set run_user to an existing unprivileged user"
+    )
 
 
 def runs_root(settings: AnsibleSettings) -> Path:
@@ -108,13 +130,17 @@ def runs_root(settings: AnsibleSettings) -> Path:
     return root
 
 
-def environment(settings: AnsibleSettings, run_dir: Path, mark: str) -> dict[str, str]:
-    """The run's whole environment: nothing inherited from knm's process but PATH and LANG."""
+def environment(
+    settings: AnsibleSettings, run_dir: Path, mark: str, tools: Toolchain | None = None
+) -> dict[str, str]:
+    """The run's whole environment: nothing inherited from knm's process but LANG. ``tools``
+    (default: knm's own interpreter and the configured ansible-playbook) adds its PATH entries
+    and variables."""
     home, tmp = run_dir / "home", run_dir / "tmp"
-    binary_dir = str(Path(settings.binary_path).parent)
-    path = os.pathsep.join([binary_dir, str(Path(sys.executable).parent),
-                            "/usr/local/bin", "/usr/bin", "/bin"])  # fmt: skip
+    chain = _tools(settings, tools)
+    path = os.pathsep.join([*chain.path, "/usr/local/bin", "/usr/bin", "/bin"])
     return {
+        **chain.env,
         "PATH": path,
         "LANG": os.environ.get("LANG", "C.UTF-8"),
         "HOME": str(home),
@@ -166,10 +192,19 @@ def take_back(run_dir: Path, user: RunUser) -> None:
                 os.lchown(path, os.geteuid(), os.getegid())
 
 
-def runner_argv(settings: AnsibleSettings, run_dir: Path, ident: str) -> list[str]:
+def _tools(settings: AnsibleSettings, tools: Toolchain | None) -> Toolchain:
+    from knm.plugins.ansible.toolchain import direct
+
+    return tools if tools is not None else direct(settings)
+
+
+def runner_argv(
+    settings: AnsibleSettings, run_dir: Path, ident: str, tools: Toolchain | None = None
+) -> list[str]:
     # -p satisfies the CLI; with -b (the configured binary) the playbook comes from env/cmdline.
-    return [sys.executable, "-m", "ansible_runner", "run", str(run_dir), "--ident", ident,
-            "-p", "main.yml", "-b", settings.binary_path, "-q"]  # fmt: skip
+    chain = _tools(settings, tools)
+    return [chain.python, "-m", "ansible_runner", "run", str(run_dir), "--ident", ident,
+            "-p", "main.yml", "-b", chain.playbook, "-q"]  # fmt: skip
 
 
 class RunProcess:
@@ -213,20 +248,33 @@ async def start(
             output, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600
         )
         try:
-            return subprocess.Popen(
-                argv,
-                cwd=str(cwd),
-                env=env,
-                stdin=subprocess.DEVNULL,
-                stdout=fd,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-                **user.popen_kwargs(),  # type: ignore[arg-type]
-            )
+            return _popen(argv, env, cwd, user, fd)
         finally:
             os.close(fd)
 
     return RunProcess(await asyncio.to_thread(spawn))
+
+
+def _popen(
+    argv: list[str], env: dict[str, str], cwd: Path, user: RunUser, fd: int
+) -> subprocess.Popen[bytes]:
+    """Popen; a failure to start (the run user cannot execute ``argv[0]``) said in words."""
+    try:
+        return subprocess.Popen(
+            argv,
+            cwd=str(cwd),
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=fd,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            **user.popen_kwargs(),  # type: ignore[arg-type]
+        )
+    except OSError as exc:
+        raise FeatureUnavailable(
+            f"ansible unavailable: {user.name} cannot start {argv[0]}: "
+            f"{exc.strerror or exc} ({exc.filename or argv[0]})"
+        ) from None
 
 
 def read_tail(path: Path, size: int) -> str:
@@ -268,9 +316,12 @@ def kill_run(pid: int | None, mark: str, user: RunUser, timeout: float = 10.0) -
         wait_until_gone(victims, 1.0)
 
 
-async def syntax_check(settings: AnsibleSettings, content: str) -> str | None:
+async def syntax_check(
+    settings: AnsibleSettings, content: str, tools: Toolchain | None = None
+) -> str | None:
     """ansible-playbook's complaint about ``content``, "" when it passes, None on timeout."""
-    user = await asyncio.to_thread(ensure_run_user, settings.run_user)
+    chain = _tools(settings, tools)
+    user = chain.user or await asyncio.to_thread(ensure_run_user, settings.run_user)
     root = runs_root(settings)
     scratch = Path(tempfile.mkdtemp(prefix="syntax-", dir=root))
     mark = f"syntax-{scratch.name}"
@@ -280,9 +331,9 @@ async def syntax_check(settings: AnsibleSettings, content: str) -> str | None:
             (scratch / name).mkdir(mode=0o700)
         (scratch / "playbook.yml").write_text(content)
         hand_over(scratch, user)
-        argv = [settings.binary_path, "--syntax-check", "-i", "localhost,", "playbook.yml"]
+        argv = [chain.playbook, "--syntax-check", "-i", "localhost,", "playbook.yml"]
         output = scratch / "output"
-        env = environment(settings, scratch, mark)
+        env = environment(settings, scratch, mark, chain)
         proc = await start(argv, env, scratch, user, output)
         try:
             code = await asyncio.wait_for(proc.wait(), settings.syntax_check_timeout)

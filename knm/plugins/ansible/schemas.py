@@ -19,7 +19,7 @@ MAX_FORKS = 50
 _USER_NAME = re.compile(r"[a-z_][a-z0-9_-]{0,31}")
 
 
-def _default_binary() -> str:
+def default_binary() -> str:
     """The ansible-core installed with knm (a dependency), beside the running interpreter; else
     the first on PATH. PATH's may be another version, or a shim: pyenv's runs ~0.15 s of bash
     before every playbook."""
@@ -51,7 +51,7 @@ class AnsibleSettings(ExecutorSettings, kw_only=True, forbid_unknown_fields=True
 
     def __post_init__(self) -> None:
         if not self.binary_path:
-            self.binary_path = _default_binary()
+            self.binary_path = default_binary()
 
     def problems(self) -> list[str]:
         found = super().problems()

@@ -14,6 +14,9 @@ import psutil
 import pytest
 
 from knm.core.processes import process_gone
+from knm.plugins.ansible import toolchain
+from knm.plugins.ansible.schemas import AnsibleSettings
+from knm.plugins.ansible.toolchain import Toolchain
 from knm.testing.client import ApiClient, assert_envelope
 from knm.testing.sshfleet import SshdNotInstalledError, SshFleet, find_sshd
 from knm.testing.tasks import start_task, wait_for_task
@@ -42,14 +45,21 @@ def outside_tmp() -> Iterator[Path]:
 
 @pytest.fixture(scope="module")
 def data_dir(outside_tmp: Path) -> Path:
-    """knm's data dir as a careless install leaves it: readable by everyone, secret inside."""
+    """knm's data dir as knm keeps it as root: others may pass through it (to the mirrored
+    Python in ``runtime/``), not list it; its secrets are 0600."""
     path = outside_tmp / "data"
-    path.mkdir(mode=0o755)
-    path.chmod(0o755)
+    path.mkdir(mode=0o711)
+    path.chmod(0o711)
     secret = path / "secret.txt"
     secret.write_text("knm-data-dir-secret\n")
-    secret.chmod(0o644)
+    secret.chmod(0o600)
     return path
+
+
+@pytest.fixture(scope="module")
+def tools(data_dir: Path) -> Toolchain:
+    """What the run user runs here, as the app decides it (a mirror when /root is 0700)."""
+    return toolchain.resolve(AnsibleSettings(), data_dir)
 
 
 @pytest.fixture(scope="module")

@@ -4,6 +4,7 @@ cancel, and secrets kept out of argv, logs and output."""
 from __future__ import annotations
 
 import logging
+import stat
 import uuid
 from pathlib import Path
 from typing import Any
@@ -167,7 +168,7 @@ async def test_limit_runs_on_a_subset_and_skips_the_rest(
     assert (results["node2"]["status"], results["node2"]["reason"]) == ("failed", "skipped")
 
 
-async def test_a_localhost_play_cannot_read_knms_data_dir(
+async def test_a_localhost_play_can_neither_list_nor_read_knms_data_dir(
     run_playbook: Runner, add_playbook: Any, data_dir: Path, fleet: Fleet
 ) -> None:
     secret = data_dir / "secret.txt"
@@ -177,6 +178,9 @@ async def test_a_localhost_play_cannot_read_knms_data_dir(
   tasks:
     - ansible.builtin.command: id -un
       changed_when: false
+    - ansible.builtin.command: ls {data_dir}
+      changed_when: false
+      ignore_errors: true
     - ansible.builtin.command: cat {secret}
       changed_when: false
 """)  # fmt: skip
@@ -188,6 +192,9 @@ async def test_a_localhost_play_cannot_read_knms_data_dir(
     assert (result["status"], result["reason"]) == ("failed", "task_failed")
     assert result["message"].startswith("a play on localhost failed")
     assert secret.read_text() == "knm-data-dir-secret\n"  # still there: the run was refused
+    assert "runtime" not in status["output"]  # the listing was refused too
+    # The run did not close the data dir: the mirrored Python in it stays reachable.
+    assert stat.S_IMODE(data_dir.stat().st_mode) == 0o711
 
 
 async def test_a_run_past_its_timeout_is_stopped_and_its_nodes_fail_with_timeout(

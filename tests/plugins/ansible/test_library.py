@@ -11,6 +11,7 @@ import pytest
 
 from knm.plugins.ansible import library
 from knm.plugins.ansible.schemas import AnsibleSettings
+from knm.plugins.ansible.toolchain import Toolchain
 from knm.testing.client import ApiClient, assert_envelope
 
 from .conftest import Fleet, Runner
@@ -55,7 +56,7 @@ async def test_the_syntax_check_is_cached_by_content(
 ) -> None:
     calls: list[str] = []
 
-    async def counting(settings: AnsibleSettings, content: str) -> str:
+    async def counting(settings: AnsibleSettings, content: str, tools: Any = None) -> str:
         calls.append(content)
         return ""
 
@@ -79,11 +80,13 @@ async def test_an_update_is_validated_too(
 
 
 @pytest.mark.parametrize("shipped", library.BUILTINS, ids=lambda s: s.file)
-async def test_every_builtin_passes_the_syntax_check(shipped: Any, outside_tmp: Path) -> None:
+async def test_every_builtin_passes_the_syntax_check(
+    shipped: Any, outside_tmp: Path, tools: Toolchain
+) -> None:
     settings = AnsibleSettings(temp_dir=str(outside_tmp / "syntax"))
     content = library.builtin_text(shipped.file)
     assert library.structure_problems(content) == []
-    assert await library.runner.syntax_check(settings, content) == ""
+    assert await library.runner.syntax_check(settings, content, tools) == ""
 
 
 async def test_builtins_are_listed_and_protected(

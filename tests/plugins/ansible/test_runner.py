@@ -15,6 +15,7 @@ from knm.core.tasks import TargetNode
 from knm.plugins.ansible import known_hosts, layout, runner
 from knm.plugins.ansible.events import EventReader, PlayState
 from knm.plugins.ansible.schemas import AnsibleSettings
+from knm.plugins.ansible.toolchain import Toolchain
 from knm.testing.sshfleet import SshFleet
 
 GOOD = """
@@ -50,7 +51,9 @@ async def _loop_name() -> str:
     return type(asyncio.get_running_loop()).__module__
 
 
-async def _run(fleet: SshFleet, root: Path, ident: str) -> tuple[str, list[Any], int]:
+async def _run(
+    fleet: SshFleet, root: Path, ident: str, tools: Toolchain
+) -> tuple[str, list[Any], int]:
     """A playbook run on the fleet as the executor lays it out (no API, no database)."""
     settings = AnsibleSettings(temp_dir=str(root))
     nodes = [TargetNode(name=n.name, address=n.address, port=n.port) for n in fleet.nodes]
@@ -63,10 +66,10 @@ async def _run(fleet: SshFleet, root: Path, ident: str) -> tuple[str, list[Any],
     env = layout.lay_out(
         run_dir, playbook=GOOD, nodes=nodes, credential=credential,
         keys=known_hosts.HostKeys(policy="off"), jump=None, args=["main.yml"], extra_vars={},
-        settings=settings, mark=ident,
+        settings=settings, mark=ident, tools=tools,
     )  # fmt: skip
     runner.hand_over(run_dir, user)
-    argv = runner.runner_argv(settings, run_dir, "run")
+    argv = runner.runner_argv(settings, run_dir, "run", tools)
     proc = await runner.start(argv, env, run_dir, user, run_dir / "runner.out")
     code = await proc.wait()
     await asyncio.to_thread(runner.kill_run, proc.pid, ident, user)
@@ -77,12 +80,14 @@ async def _run(fleet: SshFleet, root: Path, ident: str) -> tuple[str, list[Any],
     return await _loop_name(), results, code
 
 
-def test_a_syntax_check_runs_as_the_run_user_under_uvloop(outside_tmp: Path) -> None:
+def test_a_syntax_check_runs_as_the_run_user_under_uvloop(
+    outside_tmp: Path, tools: Toolchain
+) -> None:
     settings = AnsibleSettings(temp_dir=str(outside_tmp / "syntax"))
 
     async def check() -> tuple[str, str | None, str | None]:
-        good = await runner.syntax_check(settings, GOOD)
-        bad = await runner.syntax_check(settings, "- hosts: all\n  tasks:\n    - nope: {}\n")
+        good = await runner.syntax_check(settings, GOOD, tools)
+        bad = await runner.syntax_check(settings, "- hosts: all\n  tasks:\n    - nope: {}\n", tools)
         return await _loop_name(), good, bad
 
     loop, good, bad = _in_uvloop(check)
@@ -91,8 +96,11 @@ def test_a_syntax_check_runs_as_the_run_user_under_uvloop(outside_tmp: Path) -> 
     assert bad and "nope" in bad
 
 
-def test_a_playbook_runs_on_the_fleet_under_uvloop(sshd_fleet: SshFleet, outside_tmp: Path) -> None:
-    loop, results, code = _in_uvloop(lambda: _run(sshd_fleet, outside_tmp / "runs", "uvloop-run"))
+def test_a_playbook_runs_on_the_fleet_under_uvloop(
+    sshd_fleet: SshFleet, outside_tmp: Path, tools: Toolchain
+) -> None:
+    runs = outside_tmp / "runs"
+    loop, results, code = _in_uvloop(lambda: _run(sshd_fleet, runs, "uvloop-run", tools))
     assert loop.startswith("uvloop")
     assert code == 0
     assert [r.status for r in results] == ["success"] * len(sshd_fleet.nodes)
