@@ -44,6 +44,15 @@ class Listener:
         """Call ``callback(payload)`` for each NOTIFY on ``channel`` (register before start)."""
         self._channels.setdefault(channel, []).append(callback)
 
+    async def subscribe(self, channel: str, callback: Callback) -> None:
+        """``on`` for a listener that already listens: the channel is added to the live
+        connection at once, and to every connection after it."""
+        new = channel not in self._channels
+        self.on(channel, callback)
+        conn = self._conn
+        if new and conn is not None and not conn.is_closed():
+            await conn.add_listener(channel, self._dispatch)
+
     def on_reset(self, callback: Callable[[], None]) -> None:
         """Call ``callback()`` whenever announcements may have been missed."""
         self._resets.append(callback)

@@ -87,6 +87,8 @@ class Knm:
         self.runner: Any = None
         self._url = ""
         self._supervisor: asyncio.Task[None] | None = None
+        #: ``loop.time()`` since the supervisor found the embedded PostgreSQL down, else None.
+        self.embedded_down_since: float | None = None
 
     @property
     def pool(self) -> asyncpg.Pool:
@@ -186,7 +188,7 @@ class Knm:
                 restarted = await asyncio.to_thread(embedded.ensure_running)
             except Exception as exc:
                 if down_since is None:
-                    down_since = loop.time()
+                    down_since = self.embedded_down_since = loop.time()
                 log.error(
                     "the embedded PostgreSQL is down and did not start again (retrying in "
                     "%.0f s): %s",
@@ -199,7 +201,7 @@ class Knm:
                 log.warning("the embedded PostgreSQL had stopped; started it again")
             elif down_since is not None:
                 log.info("the embedded PostgreSQL runs again")
-            down_since = None
+            down_since = self.embedded_down_since = None
             backoff = SUPERVISE_INTERVAL
 
     async def connect_one(self) -> asyncpg.Connection:

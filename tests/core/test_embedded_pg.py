@@ -11,8 +11,9 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import psutil
@@ -21,6 +22,7 @@ import pytest
 from knm.core.config import default_data_dir
 from knm.core.embedded_pg import running_postmaster_pid
 from knm.testing.process import free_port
+from knm.testing.sshfleet import SshFleet
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -275,3 +277,65 @@ def test_a_full_data_dir_is_a_clear_start_up_error() -> None:
     assert done.returncode == 1, output
     assert "knm: cannot start:" in output and "No space left on device" in output, output
     assert "Traceback" not in output
+
+
+def _wait_for(predicate: Callable[[], bool], deadline: float) -> bool:
+    end = time.monotonic() + deadline
+    while time.monotonic() < end:
+        with contextlib.suppress(httpx.HTTPError):
+            if predicate():
+                return True
+        time.sleep(0.05)
+    return False
+
+
+def _ssh_task(api: str, headers: dict[str, str], command: str) -> str:
+    answer = httpx.post(
+        f"{api}/automation/ssh/execute",
+        headers=headers,
+        json={"cluster_name": "lab", "target_nodes": ["node1"], "credential_id": 1,
+              "command": command, "timeout": 60},
+    )  # fmt: skip
+    assert answer.status_code == 200, answer.text
+    return answer.json()["data"]["task_id"]
+
+
+def _status(api: str, headers: dict[str, str], task: str) -> dict[str, Any]:
+    return httpx.get(f"{api}/tasks/{task}", headers=headers, timeout=5).json()["data"]
+
+
+def test_a_database_killed_mid_task_turns_readyz_503_then_200_and_no_task_stays_running(
+    data_dir: Path, ssh_fleet: SshFleet
+) -> None:
+    server = Serve(data_dir, KNM_ADMIN_PASSWORD="admin-password", KNM_LEASE_SECONDS="3")
+    server.ready()
+    api, readyz = server.api, server.api.removesuffix("/api/v1") + "/readyz"
+    headers = _login(api)
+    node = ssh_fleet.nodes[0]
+    assert httpx.post(f"{api}/credentials", headers=headers, json={
+        "name": "fleet", "username": ssh_fleet.username, "auth_type": "password",
+        "password": ssh_fleet.password}).status_code == 201  # fmt: skip
+    assert httpx.post(f"{api}/clusters", headers=headers, json={
+        "name": "lab", "kind": "static",
+        "nodes": [{"name": "node1", "address": node.address, "port": node.port}]},
+    ).status_code == 201  # fmt: skip
+    assert httpx.get(readyz).status_code == 200
+    task = _ssh_task(api, headers, "sleep 3; echo slept")
+    assert _wait_for(lambda: _status(api, headers, task)["status"] == "running", 30)
+
+    postmaster = running_postmaster_pid(data_dir)
+    assert postmaster is not None
+    os.kill(postmaster, signal.SIGKILL)
+    assert _wait_for(lambda: httpx.get(readyz, timeout=2).status_code == 503, 5), server.output()
+    assert _wait_for(lambda: httpx.get(readyz, timeout=2).status_code == 200, 60), server.output()
+
+    assert _wait_for(
+        lambda: _status(api, headers, task)["status"] not in ("pending", "running"), 60
+    ), server.output()
+    ended = _status(api, headers, task)
+    assert ended["status"] in ("completed", "failed"), ended
+    if ended["status"] == "failed":
+        assert all(r["message"] or r["reason"] for r in ended["results"]), ended
+    again = _ssh_task(api, headers, "echo again")
+    assert _wait_for(lambda: _status(api, headers, again)["status"] == "completed", 60)
+    assert server.stop() == 0

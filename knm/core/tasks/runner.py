@@ -18,7 +18,6 @@ import time
 import uuid
 from typing import TYPE_CHECKING, Any
 
-import asyncpg
 import msgspec
 
 from knm.core.errors import KnmError
@@ -52,7 +51,6 @@ class Runner:
         self.running: dict[str, Running] = {}
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
-        self._listen: asyncpg.Connection | None = None
         self._stopping = False
         self.reaped = 0
         #: ``time.monotonic()`` of the last turn of the loop that beats (see ``stalled``).
@@ -65,10 +63,13 @@ class Runner:
     # --- lifecycle ------------------------------------------------------------------------
 
     async def start(self) -> None:
-        self._listen = await self.knm.connect_one()
-        await self._listen.add_listener(CANCEL_CHANNEL, self._on_cancel)
+        # The process's one LISTEN connection, which listens again after the database
+        # restarts; a cancel missed meanwhile still arrives with the next lease renewal.
+        listener = self.knm.listener
+        await listener.subscribe(CANCEL_CHANNEL, self._on_cancel)
         if self.claim_enabled:
-            await self._listen.add_listener(WAKE_CHANNEL, self._on_wake)
+            await listener.subscribe(WAKE_CHANNEL, self._on_wake)
+            listener.on_reset(self._wake.set)
             self._tasks.append(asyncio.create_task(self._claim_loop(), name="knm-claim"))
         self._tasks.append(asyncio.create_task(self._lease_loop(), name="knm-lease"))
         self._tasks.append(asyncio.create_task(self._reap_loop(), name="knm-reap"))
@@ -92,9 +93,6 @@ class Runner:
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
-        if self._listen is not None:
-            with contextlib.suppress(Exception):
-                await self._listen.close()
 
     def wake(self) -> None:
         self._wake.set()
@@ -120,7 +118,7 @@ class Runner:
     def _on_wake(self, *_: Any) -> None:
         self._wake.set()
 
-    def _on_cancel(self, _conn: Any, _pid: int, _channel: str, payload: str) -> None:
+    def _on_cancel(self, payload: str) -> None:
         running = self.running.get(payload)
         if running is not None:
             self._cancel_local(running.ctx, running.ctx.task.cancel_reason or "cancelled by user")
