@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import logging
 from collections import defaultdict
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import asyncpg
@@ -30,43 +31,135 @@ log = logging.getLogger("knm.progress")
 QUEUE_LIMIT = 2000
 DROPPABLE = frozenset({"progress", "output"})
 ALL = "*"
+#: Events read from the log per round trip of a replay (at most what the queue has room for).
+REPLAY_BATCH = 1000
+
+_encoder = msgspec.json.Encoder()
+
+
+def encoded(event: Event) -> str:
+    """The event's JSON (the hub encodes each event once, however many subscribers send it)."""
+    return _encoder.encode(event).decode()
+
+
+Reader = Callable[[int, int], Awaitable[list[Event]]]
 
 
 class Subscriber:
-    """One WebSocket connection's view: the tasks it follows and what it still has to send."""
+    """One WebSocket connection's view: the tasks it follows and what it still has to send.
+
+    Per task it keeps only a cursor (``last_seq``, the seq to resume from); what it queues are
+    the hub's events, shared with every other subscriber and released once sent. A task
+    subscribed with ``since`` is first *replayed* from the log in PostgreSQL, read as fast as
+    the client takes it; live events of that task are not queued meanwhile, only the highest
+    seq among them is noted, and the replay hands over to the live stream only once the log
+    has been read to the end and past that seq. (Queuing live events during the replay made
+    the replay's older events look like duplicates: they were skipped, issue #16.)
+    """
 
     def __init__(self, hub: ProgressHub | None = None, limit: int = QUEUE_LIMIT) -> None:
         self.hub = hub
-        self.queue: asyncio.Queue[Event] = asyncio.Queue()
+        self.queue: asyncio.Queue[tuple[Event, str]] = asyncio.Queue()
         self.limit = limit
         self.last_seq: dict[str, int] = {}
         self.lagged: set[str] = set()
+        #: Tasks being replayed from the log, and the highest live seq seen meanwhile.
+        self.replaying: dict[str, int] = {}
+        self._replays: dict[str, asyncio.Task[None]] = {}
+        self._room = asyncio.Event()
 
-    def offer(self, event: Event) -> None:
-        if event.seq <= self.last_seq.get(event.task_id, 0):
+    def offer(self, event: Event, text: str | None = None) -> None:
+        """A live event (or a replayed one, from ``_put``)."""
+        task_id = event.task_id
+        if task_id in self.replaying:
+            self.replaying[task_id] = max(self.replaying[task_id], event.seq)
+            return
+        if event.seq <= self.last_seq.get(task_id, 0):
             return
         if self.queue.qsize() >= self.limit and event.type in DROPPABLE:
             if self.hub is not None:
                 self.hub.dropped += 1
-            if event.task_id not in self.lagged:
-                self.lagged.add(event.task_id)
-                resume = self.last_seq.get(event.task_id, 0)
-                self.queue.put_nowait(
-                    Event(
-                        task_id=event.task_id,
-                        type="lagged",
-                        seq=resume,
-                        progress=event.progress,
-                        message="too slow: events dropped; resubscribe with since to catch up",
-                        data={"since": resume},
-                        timestamp=now(),
-                    )
-                )
+            if task_id not in self.lagged:
+                self.lagged.add(task_id)
+                self._lag(task_id, event.progress)
             return
+        self._put(event, text)
+
+    def _put(self, event: Event, text: str | None) -> None:
         self.last_seq[event.task_id] = event.seq
-        self.queue.put_nowait(event)
+        self.queue.put_nowait((event, text if text is not None else encoded(event)))
         if self.hub is not None:
             self.hub.delivered += 1
+
+    def _lag(self, task_id: str, progress: int) -> None:
+        resume = self.last_seq.get(task_id, 0)
+        lagged = Event(
+            task_id=task_id,
+            type="lagged",
+            seq=resume,
+            progress=progress,
+            message="too slow: events dropped; resubscribe with since to catch up",
+            data={"since": resume},
+            timestamp=now(),
+        )
+        self.queue.put_nowait((lagged, encoded(lagged)))
+
+    def replay(self, task_id: str, since: int, read: Reader) -> asyncio.Task[None]:
+        """Follow ``task_id`` from ``since``: the log first, then (once caught up) live.
+        Call before the hub hands this subscriber the task's live events."""
+        self.forget(task_id)
+        self.last_seq[task_id] = since
+        self.replaying[task_id] = since
+        job = asyncio.get_running_loop().create_task(self._replay(task_id, read))
+        self._replays[task_id] = job
+        job.add_done_callback(lambda done: self._finished(task_id, done))
+        return job
+
+    def _finished(self, task_id: str, job: asyncio.Task[None]) -> None:
+        if self._replays.get(task_id) is job:
+            del self._replays[task_id]
+
+    async def _replay(self, task_id: str, read: Reader) -> None:
+        try:
+            while True:
+                while self.queue.qsize() >= self.limit:
+                    self._room.clear()
+                    await self._room.wait()
+                want = min(REPLAY_BATCH, self.limit - self.queue.qsize())
+                events = await read(self.last_seq[task_id], want)
+                for event in events:
+                    self._put(event, None)
+                # Every event the hub handed out before this subscriber was registered was
+                # committed before the read began; those handed out since are noted in
+                # ``replaying``. Caught up once the read came back short and past them all.
+                if len(events) < want and self.last_seq[task_id] >= self.replaying[task_id]:
+                    del self.replaying[task_id]
+                    return
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("replaying the events of %s failed", task_id)
+            self.replaying.pop(task_id, None)
+            self.lagged.add(task_id)
+            self._lag(task_id, 0)
+
+    def sent(self) -> None:
+        """The sender took events off the queue: a waiting replay may read on."""
+        if self.queue.qsize() < self.limit:
+            self._room.set()
+
+    def forget(self, task_id: str) -> None:
+        """Stop following ``task_id`` (its replay included)."""
+        job = self._replays.pop(task_id, None)
+        if job is not None:
+            job.cancel()
+        self.replaying.pop(task_id, None)
+        self.lagged.discard(task_id)
+        self.last_seq.pop(task_id, None)
+
+    def close(self) -> None:
+        for task_id in list(self._replays):
+            self.forget(task_id)
 
 
 class ProgressHub:
@@ -114,9 +207,11 @@ class ProgressHub:
         self.published += len(events)
         self._delivered[task_id] = max(self._delivered.get(task_id, 0), events[-1].seq)
         targets = self.subscribers.get(task_id, set()) | self.subscribers.get(ALL, set())
-        for subscriber in targets:
-            for event in events:
-                subscriber.offer(event)
+        if targets:
+            texts = [encoded(event) for event in events]
+            for subscriber in targets:
+                for event, text in zip(events, texts, strict=True):
+                    subscriber.offer(event, text)
         if events[-1].type == "complete":
             self._delivered.pop(task_id, None)
             self._notified.pop(task_id, None)
@@ -128,6 +223,10 @@ class ProgressHub:
         except ValueError:
             return
         if task_id not in self.subscribers and ALL not in self.subscribers:
+            # Nobody here follows it: a subscriber that comes later replays these from the
+            # log, so a later read need not start before them.
+            if task_id in self._delivered:
+                self._delivered[task_id] = max(self._delivered[task_id], seq)
             return
         self._notified[task_id] = max(self._notified.get(task_id, 0), seq)
         if seq <= self._delivered.get(task_id, 0) or task_id in self._fetching:
@@ -171,12 +270,6 @@ def _error(message: str, task_id: str = "") -> dict[str, Any]:
     }
 
 
-async def _replay(knm: Any, subscriber: Subscriber, task_id: str, since: int) -> None:
-    events = await read_events(knm.pool, task_id, since)
-    for event in events:
-        subscriber.offer(event)
-
-
 async def _subscribe(
     knm: Any, subscriber: Subscriber, task_id: str, since: int | None
 ) -> str | None:
@@ -187,12 +280,14 @@ async def _subscribe(
     task = await store.get_task(knm.pool, task_id)
     if task is None:
         return f"task {task_id} not found"
-    subscriber.last_seq[task_id] = since or 0
-    subscriber.lagged.discard(task_id)
+
+    async def read(after: int, limit: int) -> list[Event]:
+        return await read_events(knm.pool, task_id, after, limit)
+
+    # Replay first, registered before its first read: live events it sees meanwhile tell it
+    # how far the log must be read before the live stream takes over.
+    subscriber.replay(task_id, since or 0, read)
     hub.subscribe(task_id, subscriber)
-    # Live events are already queued from here on; the replay fills what came before and the
-    # subscriber's seq bookkeeping drops duplicates.
-    await _replay(knm, subscriber, task_id, since or 0)
     return None
 
 
@@ -238,7 +333,7 @@ async def progress_ws(socket: WebSocket[Any, Any, Any]) -> None:
                     await socket.send_json(_error(problem, message.task_id))
             elif message.action == "unsubscribe" and message.task_id:
                 knm.progress.unsubscribe(message.task_id, subscriber)
-                subscriber.last_seq.pop(message.task_id, None)
+                subscriber.forget(message.task_id)
             else:
                 await socket.send_json(
                     _error(f"unknown action {message.action!r}", message.task_id)
@@ -246,40 +341,26 @@ async def progress_ws(socket: WebSocket[Any, Any, Any]) -> None:
     finally:
         knm.progress.connections -= 1
         knm.progress.drop(subscriber)
+        subscriber.close()
         sender.cancel()
         checker.cancel()
         with contextlib.suppress(Exception):
             await socket.close()
 
 
-_encoder = msgspec.json.Encoder()
-_encoded: dict[int, tuple[Event, str]] = {}
-
-
-def encoded(event: Event) -> str:
-    """The event's JSON, encoded once however many subscribers send it."""
-    key = id(event)
-    cached = _encoded.get(key)
-    if cached is not None and cached[0] is event:
-        return cached[1]
-    text = _encoder.encode(event).decode()
-    if len(_encoded) > 50_000:
-        _encoded.clear()
-    _encoded[key] = (event, text)
-    return text
-
-
 async def _send_loop(socket: WebSocket[Any, Any, Any], subscriber: Subscriber) -> None:
     with contextlib.suppress(Exception):
         while True:
-            event = await subscriber.queue.get()
-            batch = [event]
+            item = await subscriber.queue.get()
+            batch = [item]
             while not subscriber.queue.empty() and len(batch) < 500:
                 batch.append(subscriber.queue.get_nowait())
-            for item in batch:
-                if item.type == "lagged":
-                    subscriber.lagged.discard(item.task_id)
-                await socket.send_text(encoded(item))
+            subscriber.sent()
+            for event, text in batch:
+                if event.type == "lagged":
+                    subscriber.lagged.discard(event.task_id)
+                await socket.send_text(text)
+            del batch, item
 
 
 async def _token_check(knm: Any, socket: WebSocket[Any, Any, Any], token: str) -> None:

@@ -54,6 +54,8 @@ class EventLog:
         self._flushed = asyncio.Condition()
         self._task: asyncio.Task[None] | None = None
         self._closing = False
+        #: A batch is being written (taken off ``_pending``, not yet stored and handed out).
+        self._writing = False
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="knm-event-log")
@@ -115,7 +117,9 @@ class EventLog:
         """Write everything emitted so far (used before a terminal state is reported)."""
         self._wakeup.set()
         async with self._flushed:
-            await asyncio.wait_for(self._flushed.wait_for(lambda: not self._pending), timeout=30)
+            await asyncio.wait_for(
+                self._flushed.wait_for(lambda: not self._pending and not self._writing), timeout=30
+            )
 
     async def _run(self) -> None:
         while not self._closing:
@@ -134,6 +138,18 @@ class EventLog:
                 self._flushed.notify_all()
             return
         batch, self._pending = self._pending, []
+        self._writing = True
+        try:
+            await self._write(batch)
+        finally:
+            self._writing = False
+        async with self._flushed:
+            self._flushed.notify_all()
+
+    async def _write(self, batch: list[Event]) -> None:
+        # Only this job writes (one batch at a time, seqs in order), and a batch is announced
+        # after its COPY committed, so a reader of "everything after seq N" never meets a gap
+        # that a later commit fills.
         records = [
             (e.task_id, e.seq, e.type, e.progress, e.message, e.data, e.timestamp) for e in batch
         ]
@@ -152,21 +168,19 @@ class EventLog:
             # Put the batch back (its seqs are assigned, so order holds) and let the loop retry.
             self._pending[:0] = batch
             raise
-        last: dict[str, int] = {}
-        for event in batch:
-            last[event.task_id] = event.seq
-        await self.pool.execute(
-            "SELECT pg_notify($1, x) FROM unnest($2::text[]) AS x",
-            CHANNEL,
-            [f"{task_id}:{seq}" for task_id, seq in last.items()],
-        )
         by_task: dict[str, list[Event]] = {}
         for event in batch:
             by_task.setdefault(event.task_id, []).append(event)
+        # Stored: hand the batch to this process's subscribers before announcing it, so a
+        # failed announcement cannot leave them a gap, and this process's hub does not read
+        # back from the log what it already has.
         for task_id, events in by_task.items():
             self.deliver(task_id, events)
-        async with self._flushed:
-            self._flushed.notify_all()
+        await self.pool.execute(
+            "SELECT pg_notify($1, x) FROM unnest($2::text[]) AS x",
+            CHANNEL,
+            [f"{task_id}:{events[-1].seq}" for task_id, events in by_task.items()],
+        )
 
 
 async def read_events(
