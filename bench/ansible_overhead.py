@@ -40,7 +40,7 @@ import psutil
 from bench.common import load_average, machine, say, table
 from knm.core.processes import wait_until_gone
 from knm.core.tasks import TargetNode
-from knm.plugins.ansible import known_hosts, layout, runner
+from knm.plugins.ansible import known_hosts, layout, runner, toolchain
 from knm.plugins.ansible.events import EventReader, PlayState
 from knm.plugins.ansible.schemas import AnsibleSettings
 from knm.testing.sshfleet import SshFleet
@@ -128,17 +128,20 @@ async def _knm(fleet: SshFleet, root: Path, ident: str, agent: bool) -> tuple[fl
         username=fleet.username, password=None, private_key=key, passphrase=passphrase
     )
     began = time.perf_counter()
-    user = runner.ensure_run_user(settings.run_user)
+    # What knm runs: its Python, or a mirror of it when the run user cannot reach the install
+    # (stamped, so only the first run builds it).
+    tools = toolchain.resolve(settings, root.parent / "data")
+    user = tools.user or runner.ensure_run_user(settings.run_user)
     run_dir = runner.runs_root(settings) / ident
     runner.make_dirs(run_dir)
     env = layout.lay_out(
         run_dir, playbook=PLAYBOOK, nodes=nodes, credential=credential,
         keys=known_hosts.HostKeys(policy="off"), jump=None,
         args=["main.yml", "--forks", str(len(nodes))], extra_vars={}, settings=settings,
-        mark=ident,
+        mark=ident, tools=tools,
     )  # fmt: skip
     runner.hand_over(run_dir, user)
-    argv = runner.runner_argv(settings, run_dir, "run")
+    argv = runner.runner_argv(settings, run_dir, "run", tools)
     proc = await runner.start(argv, env, run_dir, user, run_dir / "runner.out")
     reader = EventReader(run_dir / "artifacts" / "run" / "job_events")
     state = PlayState([n.name for n in nodes], 3)

@@ -188,9 +188,7 @@ class EmbeddedPostgres:
     def _prepare(self) -> None:
         try:
             existed = self.data_dir.is_dir()
-            # Other OS users pass through (PostgreSQL to its files, Ansible's runs to their
-            # runtime) but cannot list it; its own secrets are files of mode 0600.
-            reach.own_dir(self.data_dir, 0o711 if os.geteuid() == 0 else 0o700)
+            reach.data_dir(self.data_dir)
             if not existed:
                 log.info("created the data dir %s", self.data_dir)
             probe = self.data_dir / f".write-test-{os.getpid()}"
@@ -232,7 +230,7 @@ class EmbeddedPostgres:
         libs = wheel.parent / f"{wheel.name}.libs"
         if libs.is_dir():
             pairs += reach.tree(libs, libs.name)
-        runtime = reach.own_dir(self.data_dir / "runtime", 0o755)
+        runtime = reach.own_dir(self.data_dir / "runtime", 0o711)
         name = f"pg{version}-{reach.stamp(str(install.resolve()), install.stat().st_mtime_ns)}"
         try:
             mirrored = reach.mirror(pairs, runtime / name)

@@ -95,6 +95,13 @@ def own_dir(path: Path, mode: int) -> Path:
     return path
 
 
+def data_dir(path: Path) -> Path:
+    """knm's data dir, created if missing: as root mode 0711 (PostgreSQL's and Ansible's
+    users pass through to what is theirs or is mirrored for them; no one else can list it),
+    otherwise 0700. Its secrets are files of mode 0600."""
+    return own_dir(path, 0o711 if os.geteuid() == 0 else 0o700)
+
+
 def stamp(*parts: object) -> str:
     """A short name for a set of sources: a new install or version gives a new mirror."""
     digest = hashlib.sha256()

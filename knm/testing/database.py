@@ -5,7 +5,11 @@ that start several knm processes on one database."""
 from __future__ import annotations
 
 import asyncio
+import atexit
+import functools
 import os
+import shutil
+import tempfile
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -42,10 +46,20 @@ def server_for_tests(base_dir: Path) -> Iterator[str]:
         server.stop()
 
 
+@functools.cache
+def data_dir_for_tests() -> str:
+    """A data dir for this test process, removed at exit: a knm under test keeps what it
+    writes (Ansible's mirrored runtime, say) out of the machine's ``/var/lib/knm``."""
+    path = tempfile.mkdtemp(prefix="knm-test-data-")
+    atexit.register(shutil.rmtree, path, True)
+    return path
+
+
 def config_for_tests(database_url: str, **overrides: object) -> KnmConfig:
     """Settings for a knm under test: cheap hashing, short leases, fast settings refresh."""
     values: dict[str, object] = {
         "database_url": database_url,
+        "data_dir": data_dir_for_tests(),
         "secret_key": TEST_SECRET,
         "admin_password": TEST_ADMIN_PASSWORD,
         "argon2_time_cost": 1,

@@ -37,6 +37,8 @@ def data_dir() -> Iterator[Path]:
     if pid:
         psutil.Process(pid).kill()
     shutil.rmtree(path, ignore_errors=True)
+    for log in path.parent.glob(f"{path.name}-*.log"):
+        log.unlink(missing_ok=True)
 
 
 class Serve:

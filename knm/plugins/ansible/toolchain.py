@@ -105,8 +105,7 @@ def resolve(settings: AnsibleSettings, data_dir: Path) -> Toolchain:
         )
     runtime = data_dir / "runtime"
     try:
-        if not data_dir.exists():
-            data_dir.mkdir(mode=0o711, parents=True)
+        reach.data_dir(data_dir)
         reach.own_dir(runtime, 0o711)
         chain = mirrored(settings, user, runtime)
     except (mirror.MissingDistribution, OSError, subprocess.SubprocessError) as exc:
