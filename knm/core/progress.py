@@ -4,7 +4,9 @@ tasks running in other processes, by ``LISTEN knm_events`` plus a read of the ev
 ``/api/v1/progress/ws`` speaks the contract's protocol: ``subscribe``/``unsubscribe`` actions;
 messages ``{task_id, type, seq, progress, message, data, timestamp}``. A slow consumer gets a
 bounded queue: on overflow its progress and output events are dropped and it is told ``lagged``
-with the seq to resume from; ``complete`` is never dropped.
+with the seq to resume from; ``complete`` is never dropped. A subscription (with or without
+``since``) is replayed from the log in PostgreSQL, paced by the client, before the live stream
+takes over; nothing but a cursor per task is kept for it.
 """
 
 from __future__ import annotations
@@ -29,6 +31,8 @@ from knm.core.tasks.events import CHANNEL, Event, now, read_events
 log = logging.getLogger("knm.progress")
 
 QUEUE_LIMIT = 2000
+#: Bytes of JSON a subscriber may have queued (events of a fast task are ~25 KB each).
+QUEUE_BYTES = 16 << 20
 DROPPABLE = frozenset({"progress", "output"})
 ALL = "*"
 #: Events read from the log per round trip of a replay (at most what the queue has room for).
@@ -61,6 +65,9 @@ class Subscriber:
         self.hub = hub
         self.queue: asyncio.Queue[tuple[Event, str]] = asyncio.Queue()
         self.limit = limit
+        self.byte_limit = QUEUE_BYTES
+        #: Bytes of JSON queued and not yet taken by the sender.
+        self.bytes = 0
         self.last_seq: dict[str, int] = {}
         self.lagged: set[str] = set()
         #: Tasks being replayed from the log, and the highest live seq seen meanwhile.
@@ -76,7 +83,7 @@ class Subscriber:
             return
         if event.seq <= self.last_seq.get(task_id, 0):
             return
-        if self.queue.qsize() >= self.limit and event.type in DROPPABLE:
+        if self.full() and event.type in DROPPABLE:
             if self.hub is not None:
                 self.hub.dropped += 1
             if task_id not in self.lagged:
@@ -87,7 +94,9 @@ class Subscriber:
 
     def _put(self, event: Event, text: str | None) -> None:
         self.last_seq[event.task_id] = event.seq
-        self.queue.put_nowait((event, text if text is not None else encoded(event)))
+        text = text if text is not None else encoded(event)
+        self.bytes += len(text)
+        self.queue.put_nowait((event, text))
         if self.hub is not None:
             self.hub.delivered += 1
 
@@ -122,7 +131,7 @@ class Subscriber:
     async def _replay(self, task_id: str, read: Reader) -> None:
         try:
             while True:
-                while self.queue.qsize() >= self.limit:
+                while self.full():
                     self._room.clear()
                     await self._room.wait()
                 want = min(REPLAY_BATCH, self.limit - self.queue.qsize())
@@ -143,9 +152,18 @@ class Subscriber:
             self.lagged.add(task_id)
             self._lag(task_id, 0)
 
+    def full(self) -> bool:
+        return self.queue.qsize() >= self.limit or self.bytes >= self.byte_limit
+
+    def take(self) -> tuple[Event, str]:
+        """The next queued event and its JSON (the queue must not be empty)."""
+        item = self.queue.get_nowait()
+        self.bytes -= len(item[1])
+        return item
+
     def sent(self) -> None:
         """The sender took events off the queue: a waiting replay may read on."""
-        if self.queue.qsize() < self.limit:
+        if not self.full():
             self._room.set()
 
     def forget(self, task_id: str) -> None:
@@ -352,9 +370,10 @@ async def _send_loop(socket: WebSocket[Any, Any, Any], subscriber: Subscriber) -
     with contextlib.suppress(Exception):
         while True:
             item = await subscriber.queue.get()
+            subscriber.bytes -= len(item[1])
             batch = [item]
             while not subscriber.queue.empty() and len(batch) < 500:
-                batch.append(subscriber.queue.get_nowait())
+                batch.append(subscriber.take())
             subscriber.sent()
             for event, text in batch:
                 if event.type == "lagged":

@@ -18,7 +18,7 @@ def event(seq: int, type: str = "output", task_id: str = "t") -> Event:
 
 
 def queued(subscriber: Subscriber) -> list[Event]:
-    return [subscriber.queue.get_nowait()[0] for _ in range(subscriber.queue.qsize())]
+    return [subscriber.take()[0] for _ in range(subscriber.queue.qsize())]
 
 
 def test_an_overflowing_subscriber_is_told_lagged_once_and_still_gets_the_end() -> None:
@@ -33,6 +33,17 @@ def test_an_overflowing_subscriber_is_told_lagged_once_and_still_gets_the_end() 
     assert lagged.data["since"] == 5
     assert types[-1] == "complete"
     assert len(received) == 7
+
+
+def test_a_subscriber_with_too_many_bytes_queued_is_told_lagged() -> None:
+    subscriber = Subscriber()
+    subscriber.byte_limit = 1000
+    big = {"text": "x" * 600}
+    for seq in range(1, 5):
+        subscriber.offer(Event(task_id="t", type="output", seq=seq, progress=0, data=big,
+                               timestamp=datetime.now(UTC)))  # fmt: skip
+    subscriber.offer(event(5, "complete"))
+    assert [e.type for e in queued(subscriber)] == ["output", "output", "lagged", "complete"]
 
 
 def test_duplicates_and_old_events_are_not_delivered_twice() -> None:
@@ -134,7 +145,9 @@ async def test_a_replay_waits_for_room_instead_of_overflowing(monkeypatch: Any) 
     received: list[Event] = []
     async with asyncio.timeout(10):
         while not received or received[-1].type != "complete":
-            received.append((await subscriber.queue.get())[0])
+            item = await subscriber.queue.get()
+            subscriber.bytes -= len(item[1])
+            received.append(item[0])
             subscriber.sent()
             assert subscriber.queue.qsize() <= 10
     assert [e.seq for e in received] == list(range(1, 52))
