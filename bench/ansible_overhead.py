@@ -132,7 +132,7 @@ async def _knm(fleet: SshFleet, root: Path, ident: str, agent: bool) -> tuple[fl
     # (stamped, so only the first run builds it).
     tools = toolchain.resolve(settings, root.parent / "data")
     user = tools.user or runner.ensure_run_user(settings.run_user)
-    run_dir = runner.runs_root(settings) / ident
+    run_dir = runner.runs_root_of(settings) / ident
     runner.make_dirs(run_dir)
     env = layout.lay_out(
         run_dir, playbook=PLAYBOOK, nodes=nodes, credential=credential,

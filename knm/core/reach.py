@@ -23,6 +23,7 @@ import os
 import shutil
 import stat
 import subprocess
+import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -138,9 +139,8 @@ def mirror(pairs: Iterable[tuple[Path, Path]], dest: Path) -> Path:
     if dest.is_dir():
         return dest
     dest.parent.mkdir(parents=True, exist_ok=True)
-    building = dest.with_name(f".{dest.name}.{os.getpid()}")
-    shutil.rmtree(building, ignore_errors=True)
-    building.mkdir(mode=0o755)
+    # Unique per build: another process, or another thread of this one, may build it too.
+    building = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
     try:
         for source, relative in pairs:
             target = building / relative

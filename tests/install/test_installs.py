@@ -173,7 +173,9 @@ def _api(server: Server, method: str, path: str, token: str = "", **kwargs: obje
     answer = httpx.request(
         method, f"{server.base}/api/v1{path}", headers=headers, timeout=60, **kwargs
     )  # type: ignore[arg-type]
-    assert answer.status_code in (200, 201), f"{method} {path}: {answer.status_code} {answer.text}"
+    assert answer.status_code in (200, 201), (
+        f"{method} {path}: {answer.status_code} {answer.text}\n{server.output()}"
+    )
     return answer.json()["data"]
 
 
@@ -212,7 +214,11 @@ def _runs_a_playbook(install: Install, fleet: SshFleet) -> None:
         while status["status"] in ("pending", "running") and time.monotonic() < end:
             time.sleep(0.5)
             status = _api(server, "GET", f"/automation/ansible/status/{task}", token)
-        assert status["status"] == "completed", (status, server.output())
+        failures = "; ".join(
+            f"{r['node']}: {r.get('reason')} {r.get('message')} {r.get('stderr', '')[-500:]}"
+            for r in status["results"]
+        )
+        assert status["status"] == "completed", f"{failures}\n{server.output()[-3000:]}"
         assert sorted(r["status"] for r in status["results"]) == ["success", "success"]
         _checkpoint(install.data_dir)
         # A checkpoint that cannot write pg_control PANICs the server at once.

@@ -114,11 +114,9 @@ class _Run:
         self.settings = settings
         self.request: AnsibleRequest = ctx.request
         self.names = [node.name for node in ctx.nodes]
-        self.run_dir = runner.runs_root(settings) / ctx.task_id
         self.mark = ctx.task_id
         self.jump_host: Any = None
         self.jump: bastion.Jump | None = None
-        self.events = EventReader(self.run_dir / "artifacts" / IDENT / "job_events")
 
     async def execute(self) -> None:
         ctx = self.ctx
@@ -127,6 +125,8 @@ class _Run:
         # Unavailable: every node fails with the reason (the engine's KnmError path).
         tools = await toolchain.for_app(ctx.knm).get(self.settings)
         user = tools.user or await asyncio.to_thread(runner.ensure_run_user, self.settings.run_user)
+        self.run_dir = runner.runs_root_of(self.settings, tools) / ctx.task_id
+        self.events = EventReader(self.run_dir / "artifacts" / IDENT / "job_events")
         self.jump_host = (await get_cluster(ctx.knm, ctx.task.cluster_name)).bastion
         if self.jump_host is not None:
             self.jump = await _jump(ctx.knm, self.jump_host, ctx.credential, ctx.mask)
@@ -272,6 +272,7 @@ class _Run:
         return f"ansible-playbook ended with code {returncode}: {detail}".strip()
 
     def _clean(self, user: runner.RunUser) -> None:
+        runner.remove_control_dir(self.run_dir)
         if not self.settings.keep_artifacts:
             shutil.rmtree(self.run_dir, ignore_errors=True)
             return

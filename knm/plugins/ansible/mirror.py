@@ -21,11 +21,11 @@ and version, so an upgrade gets a new mirror; older ones are removed.
 from __future__ import annotations
 
 import importlib.metadata as metadata
-import os
 import shutil
 import subprocess
 import sys
 import sysconfig
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -92,9 +92,9 @@ def build(runtime: Path) -> Path:
     name = name_for(dists)
     dest = runtime / name
     if not dest.is_dir():
-        scratch = runtime / f".gen-{os.getpid()}"
-        shutil.rmtree(scratch, ignore_errors=True)
-        scratch.mkdir(mode=0o700, parents=True)
+        runtime.mkdir(parents=True, exist_ok=True)
+        # Unique per build: two apps of one process may build at once, in two threads.
+        scratch = Path(tempfile.mkdtemp(prefix=".gen-", dir=runtime))
         try:
             reach.mirror(_pairs(dest, dists, scratch), dest)
         finally:

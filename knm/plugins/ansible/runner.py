@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
 import os
 import pwd
@@ -120,14 +121,24 @@ def _create_user(name: str) -> pwd.struct_passwd:
     )
 
 
-def runs_root(settings: AnsibleSettings) -> Path:
-    """``temp_dir``: the run user may pass through it, not list it."""
-    root = Path(settings.temp_dir)
+def runs_root(root: Path) -> Path:
+    """The directory runs get their directories in (``temp_dir``): the run user may pass
+    through it, not list it."""
     root.mkdir(parents=True, exist_ok=True)
     with contextlib.suppress(OSError):
         if root.stat().st_uid == os.geteuid():
             root.chmod(0o711)
     return root
+
+
+def runs_root_of(settings: AnsibleSettings, tools: Toolchain | None = None) -> Path:
+    """Where this run's directory goes: the toolchain's (resolved with the data dir), else
+    ``temp_dir``, else a directory of this user's own in the system's temp dir."""
+    if tools is not None and tools.runs:
+        return runs_root(Path(tools.runs))
+    if settings.temp_dir:
+        return runs_root(Path(settings.temp_dir))
+    return runs_root(Path(tempfile.gettempdir()) / f"knm-ansible-runs-{os.geteuid()}")
 
 
 def environment(
@@ -148,7 +159,7 @@ def environment(
         "USER": "",
         "ANSIBLE_HOME": str(home / ".ansible"),
         "ANSIBLE_LOCAL_TEMP": str(tmp / "ansible-local"),
-        "ANSIBLE_SSH_CONTROL_PATH_DIR": str(tmp / "cp"),
+        "ANSIBLE_SSH_CONTROL_PATH_DIR": str(control_dir(run_dir)),
         "ANSIBLE_PERSISTENT_CONTROL_PATH_DIR": str(tmp / "pcp"),
         "ANSIBLE_PIPELINING": "True" if settings.pipelining else "False",
         "ANSIBLE_NOCOLOR": "1",
@@ -163,10 +174,41 @@ def environment(
     }
 
 
+#: ssh's control sockets are bound at ``<dir>/<10-char hash>.<17-char temp suffix>``, and a
+#: Unix socket's path has 107 bytes: a deeper run dir gets a short directory of its own.
+_CONTROL_DIR_MAX = 72
+
+
+def control_dir(run_dir: Path) -> Path:
+    """Where ssh keeps the run's control sockets: inside the run dir when the path is short
+    enough, else ``/tmp/knm-cp-<hash of the run dir>`` (made, handed over and removed with
+    the run dir)."""
+    inside = run_dir / "tmp" / "cp"
+    if len(str(inside)) <= _CONTROL_DIR_MAX:
+        return inside
+    digest = hashlib.sha256(str(run_dir).encode()).hexdigest()[:20]
+    base = Path("/tmp") if Path("/tmp").is_dir() else Path(tempfile.gettempdir())
+    return base / f"knm-cp-{digest}"
+
+
 def make_dirs(run_dir: Path) -> None:
     run_dir.mkdir(mode=0o700)
-    for name in ("project", "inventory", "env", "artifacts", "home", "tmp", "tmp/cp", "keys"):
+    for name in ("project", "inventory", "env", "artifacts", "home", "tmp", "keys"):
         (run_dir / name).mkdir(mode=0o700, parents=True, exist_ok=True)
+    control = control_dir(run_dir)
+    if not control.is_relative_to(run_dir):
+        remove_control_dir(run_dir)
+    control.mkdir(mode=0o700)
+
+
+def remove_control_dir(run_dir: Path) -> None:
+    """Removes a control directory kept outside the run dir (the run dir's own goes with it)."""
+    control = control_dir(run_dir)
+    if not control.is_relative_to(run_dir):
+        if control.is_symlink():
+            control.unlink()
+        else:
+            shutil.rmtree(control, ignore_errors=True)
 
 
 def write_private(path: Path, text: str) -> None:
@@ -180,7 +222,9 @@ def hand_over(run_dir: Path, user: RunUser) -> None:
     """The run directory becomes the run user's, for the run's life."""
     if not user.switched:
         return
-    for path in [run_dir, *run_dir.rglob("*")]:
+    control = control_dir(run_dir)
+    outside = [] if control.is_relative_to(run_dir) else [control]
+    for path in [run_dir, *run_dir.rglob("*"), *outside]:
         os.lchown(path, user.uid, user.gid)
 
 
@@ -322,7 +366,7 @@ async def syntax_check(
     """ansible-playbook's complaint about ``content``, "" when it passes, None on timeout."""
     chain = _tools(settings, tools)
     user = chain.user or await asyncio.to_thread(ensure_run_user, settings.run_user)
-    root = runs_root(settings)
+    root = runs_root_of(settings, chain)
     scratch = Path(tempfile.mkdtemp(prefix="syntax-", dir=root))
     mark = f"syntax-{scratch.name}"
     proc: RunProcess | None = None

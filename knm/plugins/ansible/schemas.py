@@ -40,7 +40,8 @@ class AnsibleSettings(ExecutorSettings, kw_only=True, forbid_unknown_fields=True
     are killed by knm itself (see ``remote.py``)."""
 
     binary_path: str = ""
-    temp_dir: str = "/tmp/ansible-runs"
+    #: Where runs get their directories; empty: ``<data_dir>/ansible-runs``.
+    temp_dir: str = ""
     timeout: int = 3600
     max_concurrent: int = 10
     keep_artifacts: bool = False
@@ -55,7 +56,7 @@ class AnsibleSettings(ExecutorSettings, kw_only=True, forbid_unknown_fields=True
 
     def problems(self) -> list[str]:
         found = super().problems()
-        if not self.temp_dir.startswith("/"):
+        if self.temp_dir and not self.temp_dir.startswith("/"):
             found.append("temp_dir must be an absolute path")
         if not _USER_NAME.fullmatch(self.run_user) or self.run_user == "root":
             found.append("run_user must be a plain user name, not root")

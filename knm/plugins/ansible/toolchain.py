@@ -56,6 +56,8 @@ class Toolchain(msgspec.Struct, frozen=True, kw_only=True):
     #: The mirror in use, "" for knm's own install.
     mirror: str = ""
     user: runner.RunUser | None = None
+    #: Where runs get their directories: ``temp_dir``, else ``<data_dir>/ansible-runs``.
+    runs: str = ""
 
 
 class Unavailable(Exception):
@@ -89,6 +91,42 @@ def resolve(settings: AnsibleSettings, data_dir: Path) -> Toolchain:
         user = runner.ensure_run_user(settings.run_user)
     except (runner.RunUserError, OSError, subprocess.SubprocessError) as exc:
         raise Unavailable(f"ansible unavailable: {exc}") from None
+    runs = runs_dir(settings, data_dir, user)
+    return msgspec.structs.replace(_interpreter(settings, data_dir, user), runs=runs)
+
+
+def runs_dir(settings: AnsibleSettings, data_dir: Path, user: runner.RunUser) -> str:
+    """``temp_dir`` (else ``<data_dir>/ansible-runs``), made if missing, or ``Unavailable``.
+
+    Runs hold secrets while they last, so only a directory of knm's own user will do (a
+    shared ``/tmp`` path another user made first is refused), and the run user must be able to
+    pass through to it."""
+    path = Path(settings.temp_dir) if settings.temp_dir else data_dir / "ansible-runs"
+    fix = "set temp_dir to a directory of knm's own (empty: <data_dir>/ansible-runs)"
+    try:
+        if not settings.temp_dir:
+            reach.data_dir(data_dir)
+        runner.runs_root(path)
+        owner = path.stat().st_uid
+    except OSError as exc:
+        raise Unavailable(
+            f"ansible unavailable: cannot use temp_dir {path}: {exc.strerror or exc}; {fix}"
+        ) from None
+    if owner != os.geteuid():
+        raise Unavailable(
+            f"ansible unavailable: temp_dir {reach.describe(path)} belongs to another user; {fix}"
+        )
+    if user.switched:
+        blocked = reach.first_blocked(user.uid, user.gid, path)
+        if blocked is not None:
+            raise Unavailable(
+                f"ansible unavailable: {user.name} cannot pass through "
+                f"{reach.describe(blocked)} to reach temp_dir {path}; {fix}"
+            )
+    return str(path)
+
+
+def _interpreter(settings: AnsibleSettings, data_dir: Path, user: runner.RunUser) -> Toolchain:
     own = direct(settings, user)
     problem = problem_with(own, user)
     if problem is None:
@@ -195,11 +233,11 @@ class Tools:
 
     def __init__(self, data_dir: Path) -> None:
         self.data_dir = data_dir
-        self._answers: dict[tuple[str, str], tuple[float, Toolchain | str]] = {}
-        self._checking: dict[tuple[str, str], asyncio.Future[Toolchain | str]] = {}
+        self._answers: dict[tuple[str, ...], tuple[float, Toolchain | str]] = {}
+        self._checking: dict[tuple[str, ...], asyncio.Future[Toolchain | str]] = {}
 
     async def check(self, settings: AnsibleSettings) -> Toolchain | str:
-        key = (settings.binary_path, settings.run_user)
+        key = _key(settings)
         known = self._answers.get(key)
         if known is not None and _still_good(*known):
             return known[1]
@@ -218,9 +256,9 @@ class Tools:
 
     def forget(self, settings: AnsibleSettings) -> None:
         """Checks again next time (a start failed although the check had passed)."""
-        self._answers.pop((settings.binary_path, settings.run_user), None)
+        self._answers.pop(_key(settings), None)
 
-    async def _check(self, key: tuple[str, str], settings: AnsibleSettings) -> Toolchain | str:
+    async def _check(self, key: tuple[str, ...], settings: AnsibleSettings) -> Toolchain | str:
         answer: Toolchain | str
         try:
             answer = await asyncio.to_thread(resolve, settings, self.data_dir)
@@ -231,6 +269,10 @@ class Tools:
             log.warning("%s", answer)
         self._answers[key] = (time.monotonic(), answer)
         return answer
+
+
+def _key(settings: AnsibleSettings) -> tuple[str, ...]:
+    return (settings.binary_path, settings.run_user, settings.temp_dir)
 
 
 def _still_good(when: float, answer: Toolchain | str) -> bool:

@@ -61,7 +61,7 @@ async def _run(
         username=fleet.username, password=None, private_key=fleet.private_key_pem, passphrase=None
     )
     user = runner.ensure_run_user(settings.run_user)
-    run_dir = runner.runs_root(settings) / ident
+    run_dir = runner.runs_root_of(settings) / ident
     runner.make_dirs(run_dir)
     env = layout.lay_out(
         run_dir, playbook=GOOD, nodes=nodes, credential=credential,
@@ -106,3 +106,13 @@ def test_a_playbook_runs_on_the_fleet_under_uvloop(
     assert [r.status for r in results] == ["success"] * len(sshd_fleet.nodes)
     user = runner.ensure_run_user(AnsibleSettings().run_user)
     assert runner.run_processes(None, "uvloop-run", user) == []
+
+
+def test_a_deep_run_dir_gets_ssh_control_sockets_a_path_short_enough_for_a_socket() -> None:
+    shallow = Path("/var/lib/knm/ansible-runs/ansible-exec-1796287990-tugftd")
+    assert runner.control_dir(shallow) == shallow / "tmp" / "cp"
+    deep = Path("/var/lib/a-rather-long-data-dir-name/ansible-runs/ansible-exec-1796287990-x")
+    control = runner.control_dir(deep)
+    # ssh binds "<dir>/<10-char hash>.<17-char suffix>"; sun_path holds 107 bytes.
+    assert len(str(control)) + 1 + 10 + 17 <= 107
+    assert runner.control_dir(deep) == control
