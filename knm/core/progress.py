@@ -25,12 +25,18 @@ from litestar.exceptions import WebSocketDisconnect
 
 from knm.core.auth.middleware import authenticate
 from knm.core.errors import KnmError
+from knm.core.listen import Listener
 from knm.core.tasks import store
 from knm.core.tasks.events import CHANNEL, Event, now, read_events
 
 log = logging.getLogger("knm.progress")
 
 QUEUE_LIMIT = 2000
+#: Seconds back a ``*`` subscriber's catch-up looks for events after LISTEN was lost: the
+#: database was down or the connection was being made again, rarely longer than this.
+RESYNC_WINDOW = 300.0
+#: What a request meets while the database restarts.
+_DATABASE_DOWN = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError)
 #: Bytes of JSON a subscriber may have queued (events of a fast task are ~25 KB each).
 QUEUE_BYTES = 16 << 20
 DROPPABLE = frozenset({"progress", "output"})
@@ -155,6 +161,14 @@ class Subscriber:
     def full(self) -> bool:
         return self.queue.qsize() >= self.limit or self.bytes >= self.byte_limit
 
+    async def next_event(self) -> Event:
+        """The next queued event, waiting for one (for in-process followers, such as a
+        workflow waiting for its step's task)."""
+        event, text = await self.queue.get()
+        self.bytes -= len(text)
+        self.sent()
+        return event
+
     def take(self) -> tuple[Event, str]:
         """The next queued event and its JSON (the queue must not be empty)."""
         item = self.queue.get_nowait()
@@ -181,12 +195,12 @@ class Subscriber:
 
 
 class ProgressHub:
-    def __init__(self, pool: asyncpg.Pool, database_url_connect: Any) -> None:
+    def __init__(self, pool: asyncpg.Pool, listener: Listener | None = None) -> None:
         self.pool = pool
-        self._connect = database_url_connect
+        self.listener = listener
+        self._resyncing: asyncio.Task[None] | None = None
         self.subscribers: dict[str, set[Subscriber]] = defaultdict(set)
         self._delivered: dict[str, int] = {}
-        self._conn: asyncpg.Connection | None = None
         self._fetching: set[str] = set()
         self._notified: dict[str, int] = {}
         self.published = 0
@@ -195,14 +209,45 @@ class ProgressHub:
         self.connections = 0
 
     async def start(self) -> None:
-        self._conn = await self._connect()
-        await self._conn.add_listener(CHANNEL, self._on_notify)
+        # The process's one LISTEN connection: it listens again after the database restarts,
+        # and its reset tells us that announcements may have been missed meanwhile.
+        assert self.listener is not None
+        await self.listener.subscribe(CHANNEL, self._on_payload)
+        self.listener.on_reset(self._missed)
 
     async def stop(self) -> None:
-        if self._conn is not None:
-            with contextlib.suppress(Exception):
-                await self._conn.close()
-            self._conn = None
+        job = self._resyncing
+        if job is not None:
+            job.cancel()
+            with contextlib.suppress(BaseException):
+                await job
+
+    def _missed(self) -> None:
+        if not self.subscribers or self._resyncing is not None:
+            return
+        with contextlib.suppress(RuntimeError):  # no loop: the process is stopping
+            self._resyncing = asyncio.get_running_loop().create_task(self._resync())
+
+    async def _resync(self) -> None:
+        """After the LISTEN connection was lost: what was logged meanwhile for the tasks
+        followed here (and, for ``*``, any task), as if it had been announced."""
+        try:
+            followed = [task for task in self.subscribers if task != ALL]
+            rows = await self.pool.fetch(
+                """SELECT task_id, max(seq) AS seq FROM task_events
+                   WHERE task_id = ANY($1::text[])
+                      OR ($2 AND created_at > now() - make_interval(secs => $3))
+                   GROUP BY task_id""",
+                followed,
+                ALL in self.subscribers,
+                RESYNC_WINDOW,
+            )
+            for row in rows:
+                self._on_payload(f"{row['task_id']}:{row['seq']}")
+        except _DATABASE_DOWN as exc:
+            log.warning("catching up on events after the LISTEN connection returned: %s", exc)
+        finally:
+            self._resyncing = None
 
     def subscribe(self, task_id: str, subscriber: Subscriber) -> None:
         self.subscribers[task_id].add(subscriber)
@@ -234,7 +279,7 @@ class ProgressHub:
             self._delivered.pop(task_id, None)
             self._notified.pop(task_id, None)
 
-    def _on_notify(self, _conn: Any, _pid: int, _channel: str, payload: str) -> None:
+    def _on_payload(self, payload: str) -> None:
         task_id, _, seq_text = payload.rpartition(":")
         try:
             seq = int(seq_text)
@@ -327,6 +372,10 @@ async def progress_ws(socket: WebSocket[Any, Any, Any]) -> None:
     except KnmError as exc:
         await socket.close(code=4401, reason=(exc.error or "unauthorized")[:120])
         return
+    except _DATABASE_DOWN:
+        # 1013, "try again later": the database is restarting; clients reconnect.
+        await socket.close(code=1013, reason="database unavailable; reconnect shortly")
+        return
     subscriber = Subscriber(knm.progress)
     knm.progress.connections += 1
     sender = asyncio.create_task(_send_loop(socket, subscriber))
@@ -346,7 +395,12 @@ async def progress_ws(socket: WebSocket[Any, Any, Any]) -> None:
                 if message.since is not None and message.since < 0:
                     await socket.send_json(_error("since must be 0 or more", message.task_id))
                     continue
-                problem = await _subscribe(knm, subscriber, message.task_id, message.since)
+                try:
+                    problem = await _subscribe(knm, subscriber, message.task_id, message.since)
+                except _DATABASE_DOWN as exc:
+                    # The database restarting: the client subscribes again, as after a drop.
+                    log.warning("subscribing to %s failed: %s", message.task_id, exc)
+                    problem = "the database is unavailable; subscribe again shortly"
                 if problem:
                     await socket.send_json(_error(problem, message.task_id))
             elif message.action == "unsubscribe" and message.task_id:

@@ -168,7 +168,7 @@ class Knm:
         self.auth_cache = PrincipalCache(self.config.auth_cache_seconds, self.listener)
         self.status_cache = StatusCache(self.listener)
         await self.listener.start()
-        self.progress = ProgressHub(self.pool, self.connect_one)
+        self.progress = ProgressHub(self.pool, self.listener)
         await self.progress.start()
         self.events = EventLog(self.pool, self.progress.deliver)
         await self.events.start()

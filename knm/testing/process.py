@@ -13,7 +13,7 @@ from pathlib import Path
 
 import httpx
 
-from knm.testing.database import TEST_ADMIN_PASSWORD, TEST_SECRET
+from knm.testing.database import TEST_ADMIN_PASSWORD, TEST_SECRET, data_dir_for_tests
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -52,7 +52,9 @@ class KnmProcess:
             KNM_ADMIN_PASSWORD=TEST_ADMIN_PASSWORD,
             KNM_HOST="127.0.0.1",
             KNM_PORT=str(self.port),
-            KNM_DATA_DIR=str(self.workdir / "data"),
+            # The test process's own data dir (not the workdir, which pytest keeps private):
+            # like /var/lib/knm, Ansible's run user can pass through it.
+            KNM_DATA_DIR=data_dir_for_tests(),
             KNM_ARGON2_TIME_COST="1",
             KNM_ARGON2_MEMORY_COST="8",
             KNM_ARGON2_PARALLELISM="1",

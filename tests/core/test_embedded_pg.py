@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -18,6 +20,8 @@ from typing import Any
 import httpx
 import psutil
 import pytest
+from websockets.exceptions import ConnectionClosed
+from websockets.sync.client import connect
 
 from knm.core.config import default_data_dir
 from knm.core.embedded_pg import running_postmaster_pid
@@ -302,6 +306,38 @@ def _ssh_task(api: str, headers: dict[str, str], command: str) -> str:
     return answer.json()["data"]["task_id"]
 
 
+def _watch(api: str, headers: dict[str, str], task: str, into: list[dict[str, Any]]) -> None:
+    """Every event of ``task`` from the progress WebSocket, until ``complete``, as a client
+    does it: connect and subscribe again after a drop or an error, from ``since`` after
+    ``lagged``."""
+    token = headers["Authorization"].removeprefix("Bearer ")
+    url = api.replace("http://", "ws://") + f"/progress/ws?token={token}"
+    end = time.monotonic() + 60
+    while time.monotonic() < end:
+        with (
+            contextlib.suppress(ConnectionClosed, OSError),
+            connect(url, open_timeout=10, proxy=None) as socket,
+        ):
+
+            def subscribe() -> None:
+                since = max((e["seq"] for e in into if e["type"] != "lagged"), default=0)
+                socket.send(json.dumps({"action": "subscribe", "task_id": task, "since": since}))
+
+            subscribe()
+            while time.monotonic() < end:
+                message = json.loads(socket.recv(timeout=max(0.1, end - time.monotonic())))
+                if message.get("type") == "error":
+                    time.sleep(0.5)
+                    subscribe()
+                elif message.get("task_id") == task and message.get("type") == "lagged":
+                    subscribe()
+                elif message.get("task_id") == task:
+                    into.append(message)
+                    if message["type"] == "complete":
+                        return
+        time.sleep(0.5)
+
+
 def _status(api: str, headers: dict[str, str], task: str) -> dict[str, Any]:
     return httpx.get(f"{api}/tasks/{task}", headers=headers, timeout=5).json()["data"]
 
@@ -324,6 +360,10 @@ def test_a_database_killed_mid_task_turns_readyz_503_then_200_and_no_task_stays_
     assert httpx.get(readyz).status_code == 200
     task = _ssh_task(api, headers, "sleep 3; echo slept")
     assert _wait_for(lambda: _status(api, headers, task)["status"] == "running", 30)
+    # A dashboard watching the task through the restart still sees it end.
+    watched: list[dict[str, Any]] = []
+    watcher = threading.Thread(target=_watch, args=(api, headers, task, watched), daemon=True)
+    watcher.start()
 
     postmaster = running_postmaster_pid(data_dir)
     assert postmaster is not None
@@ -338,6 +378,10 @@ def test_a_database_killed_mid_task_turns_readyz_503_then_200_and_no_task_stays_
     assert ended["status"] in ("completed", "failed"), ended
     if ended["status"] == "failed":
         assert all(r["message"] or r["reason"] for r in ended["results"]), ended
+    watcher.join(60)
+    assert watched and watched[-1]["type"] == "complete", server.output()[-4000:]
+    seqs = [event["seq"] for event in watched if event["type"] != "lagged"]
+    assert seqs == sorted(set(seqs)), seqs
     again = _ssh_task(api, headers, "echo again")
     assert _wait_for(lambda: _status(api, headers, again)["status"] == "completed", 60)
     assert server.stop() == 0

@@ -104,7 +104,7 @@ async def test_a_live_event_during_the_replay_does_not_hide_the_replayed_ones(
 ) -> None:
     # Issue #16: the hub had handed out seq 1 before this subscriber came; seq 2 is committed
     # and handed out while the replay's read (whose snapshot has only seq 1) is under way.
-    hub = ProgressHub(pool=None, database_url_connect=None)  # type: ignore[arg-type]
+    hub = ProgressHub(pool=None)  # type: ignore[arg-type]
     log = Log()
     hub.deliver("t", log.append(1, type="progress"))
     subscriber = Subscriber(hub)
@@ -119,7 +119,7 @@ async def test_a_live_event_during_the_replay_does_not_hide_the_replayed_ones(
 async def test_the_replay_reads_the_log_to_the_end_before_the_live_stream_takes_over(
     monkeypatch: Any,
 ) -> None:
-    hub = ProgressHub(pool=None, database_url_connect=None)  # type: ignore[arg-type]
+    hub = ProgressHub(pool=None)  # type: ignore[arg-type]
     log = Log()
     log.append(*range(1, 2501))
     subscriber = Subscriber(hub, limit=10_000)
@@ -135,7 +135,7 @@ async def test_the_replay_reads_the_log_to_the_end_before_the_live_stream_takes_
 
 
 async def test_a_replay_waits_for_room_instead_of_overflowing(monkeypatch: Any) -> None:
-    hub = ProgressHub(pool=None, database_url_connect=None)  # type: ignore[arg-type]
+    hub = ProgressHub(pool=None)  # type: ignore[arg-type]
     log = Log()
     log.append(*range(1, 51))
     log.append(51, type="complete")

@@ -205,7 +205,7 @@ async def wait_for_task(knm: Knm, task_id: str, cancelled: asyncio.Event) -> Any
 
 async def _until_complete(subscriber: Any) -> None:
     while True:
-        event = await subscriber.queue.get()
+        event = await subscriber.next_event()
         if event.type == "complete":
             return
 
