@@ -149,6 +149,9 @@ class BenchPlugin:
 def throwaway_database(workdir: Path) -> Iterator[str]:
     """A migrated database (admin user included) on a PostgreSQL started for this run — or on
     ``KNM_TEST_DATABASE_URL`` when set — gone afterwards."""
+    # The run's own directory (mkdtemp makes it 0700): the database's OS user, as root, must
+    # pass through it to its data dir.
+    workdir.chmod(0o711)
     with server_for_tests(workdir / "postgres") as server_url:
         name = asyncio.run(create_template(server_url))
         try:
