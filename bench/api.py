@@ -154,9 +154,9 @@ class BareProcess:
 
 
 def _environ() -> dict[str, str]:
-    import os
+    from knm.testing.process import clean_environ
 
-    return {k: v for k, v in os.environ.items() if not k.startswith("KNM_")}
+    return clean_environ()
 
 
 # --- wrk ------------------------------------------------------------------------------------

@@ -22,6 +22,13 @@ log = logging.getLogger("knm.db")
 CORE_MIGRATIONS = Path(__file__).with_name("migrations")
 #: Any constant works, as long as every knm process uses the same one.
 MIGRATION_LOCK_KEY = 0x6B6E6D  # "knm"
+#: What a query meets while the database is down or restarting (not a query's own error).
+UNAVAILABLE: tuple[type[BaseException], ...] = (
+    OSError,
+    asyncpg.InterfaceError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.OperatorInterventionError,
+)
 _MIGRATION_FILE = re.compile(r"^(\d{4})_[\w-]+\.sql$")
 
 

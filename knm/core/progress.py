@@ -24,6 +24,7 @@ from litestar import WebSocket, websocket
 from litestar.exceptions import WebSocketDisconnect
 
 from knm.core.auth.middleware import authenticate
+from knm.core.db import UNAVAILABLE
 from knm.core.errors import KnmError
 from knm.core.listen import Listener
 from knm.core.tasks import store
@@ -35,8 +36,7 @@ QUEUE_LIMIT = 2000
 #: Seconds back a ``*`` subscriber's catch-up looks for events after LISTEN was lost: the
 #: database was down or the connection was being made again, rarely longer than this.
 RESYNC_WINDOW = 300.0
-#: What a request meets while the database restarts.
-_DATABASE_DOWN = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError)
+_DATABASE_DOWN = UNAVAILABLE
 #: Bytes of JSON a subscriber may have queued (events of a fast task are ~25 KB each).
 QUEUE_BYTES = 16 << 20
 DROPPABLE = frozenset({"progress", "output"})

@@ -16,6 +16,14 @@ import httpx
 from knm.testing.database import TEST_ADMIN_PASSWORD, TEST_SECRET, data_dir_for_tests
 
 
+def clean_environ() -> dict[str, str]:
+    """This process's environment without its ``KNM_*`` settings, but with the test
+    process's own data dir: a knm started from it never writes to ``/var/lib/knm``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KNM_")}
+    env["KNM_DATA_DIR"] = data_dir_for_tests()
+    return env
+
+
 def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket() as sock:
         sock.bind((host, 0))
@@ -45,16 +53,13 @@ class KnmProcess:
         return f"{self.base_url}/api/v1"
 
     def env(self) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("KNM_")}
+        env = clean_environ()
         env.update(
             KNM_DATABASE_URL=self.database_url,
             KNM_SECRET_KEY=TEST_SECRET,
             KNM_ADMIN_PASSWORD=TEST_ADMIN_PASSWORD,
             KNM_HOST="127.0.0.1",
             KNM_PORT=str(self.port),
-            # The test process's own data dir (not the workdir, which pytest keeps private):
-            # like /var/lib/knm, Ansible's run user can pass through it.
-            KNM_DATA_DIR=data_dir_for_tests(),
             KNM_ARGON2_TIME_COST="1",
             KNM_ARGON2_MEMORY_COST="8",
             KNM_ARGON2_PARALLELISM="1",

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 
@@ -10,13 +9,13 @@ import httpx
 import pytest
 
 from knm.testing.database import TEST_SECRET
-from knm.testing.process import ProcessFactory
+from knm.testing.process import ProcessFactory, clean_environ
 
 pytestmark = pytest.mark.timeout(180)
 
 
 def knm(database_url: str, *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("KNM_")}
+    env = clean_environ()
     env.update(
         KNM_DATABASE_URL=database_url,
         KNM_SECRET_KEY=TEST_SECRET,

@@ -19,7 +19,7 @@ from knm.core.config import KnmConfig
 from knm.core.credentials import store
 from knm.core.credentials.models import Secrets
 from knm.core.crypto import DecryptionError, Keyring, key_id_of
-from knm.testing.database import TEST_SECRET
+from knm.testing.database import TEST_SECRET, data_dir_for_tests
 
 OLD = TEST_SECRET
 NEW = "the-new-secret-after-rotation"
@@ -39,6 +39,7 @@ def knm_env(monkeypatch: pytest.MonkeyPatch, knm_database_url: str) -> pytest.Mo
         if name.startswith("KNM_"):
             monkeypatch.delenv(name)
     monkeypatch.setenv("KNM_DATABASE_URL", knm_database_url)
+    monkeypatch.setenv("KNM_DATA_DIR", data_dir_for_tests())
     monkeypatch.setenv("KNM_LOAD_ENTRYPOINTS", "false")
     monkeypatch.setenv("KNM_DB_POOL_MIN", "1")
     monkeypatch.setenv("KNM_DB_POOL_MAX", "4")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import time
@@ -12,7 +11,7 @@ import httpx
 import pytest
 
 from knm.testing.database import TEST_ADMIN_PASSWORD, TEST_SECRET
-from knm.testing.process import free_port
+from knm.testing.process import clean_environ, free_port
 
 CONTRIB = Path(__file__).resolve().parents[2] / "contrib" / "knm-step-http"
 
@@ -45,7 +44,7 @@ def test_a_pip_installed_step_plugin_runs_in_a_workflow(
         timeout=240,
     )
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("KNM_")}
+    env = clean_environ()
     env.update(
         KNM_DATABASE_URL=knm_database_url,
         KNM_SECRET_KEY=TEST_SECRET,

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
+from knm.core.db import UNAVAILABLE
 from knm.core.errors import KnmError
 from knm.core.tasks import store
 from knm.core.tasks.executor import Executor, TargetNode, TaskContext
@@ -35,6 +36,15 @@ WAKE_CHANNEL = "knm_tasks"
 CANCEL_CHANNEL = "knm_cancel"
 #: Seconds the claim loop waits for a wake-up before it looks for work anyway.
 CLAIM_POLL = 1.0
+
+
+#: Tries at writing a task's end while the database is unavailable (about a minute).
+FINISH_ATTEMPTS = 15
+
+
+def _database_down(doing: str, exc: BaseException) -> None:
+    """One line, not a traceback: the database restarting is an expected condition."""
+    log.warning("%s: the database is unavailable (%s: %s)", doing, type(exc).__name__, exc)
 
 
 class Running(msgspec.Struct):
@@ -175,6 +185,9 @@ class Runner:
                     self._launch(task)
                 if claimed:
                     self._wake.set()
+            except UNAVAILABLE as exc:
+                _database_down("claiming tasks", exc)
+                await asyncio.sleep(1)
             except Exception:
                 log.exception("claiming tasks failed")
                 await asyncio.sleep(1)
@@ -264,17 +277,27 @@ class Runner:
             message = ctx.cancel_reason if (ctx and cancelled) else (error or "not run")
             if ctx is not None:
                 await ctx.flush_output()
-            async with self.knm.pool.acquire() as conn:
-                final = await store.finish(
-                    conn,
-                    task.task_id,
-                    cancelled=cancelled,
-                    open_reason=reason,
-                    open_message=message,
-                    error=None if cancelled else error,
-                    message=(ctx.cancel_reason if cancelled and ctx else ""),
-                    result=ctx.result if ctx else None,
-                )
+            # The end is worth waiting for while the database restarts: otherwise the task
+            # would be reaped as "worker lost" once its lease ran out.
+            for attempt in range(FINISH_ATTEMPTS):
+                try:
+                    async with self.knm.pool.acquire() as conn:
+                        final = await store.finish(
+                            conn,
+                            task.task_id,
+                            cancelled=cancelled,
+                            open_reason=reason,
+                            open_message=message,
+                            error=None if cancelled else error,
+                            message=(ctx.cancel_reason if cancelled and ctx else ""),
+                            result=ctx.result if ctx else None,
+                        )
+                    break
+                except UNAVAILABLE as exc:
+                    if attempt + 1 == FINISH_ATTEMPTS:
+                        raise
+                    _database_down(f"writing the end of task {task.task_id}", exc)
+                    await asyncio.sleep(min(2.0**attempt, 5.0))
             if final is not None:
                 await self.announce_end(final)
         except Exception:
@@ -317,6 +340,8 @@ class Runner:
                     running = self.running.get(task_id)
                     if wanted and running is not None:
                         self._cancel_local(running.ctx, "cancelled by user")
+            except UNAVAILABLE as exc:
+                _database_down("renewing leases", exc)
             except Exception:
                 log.exception("renewing leases failed")
 
@@ -327,6 +352,8 @@ class Runner:
             await asyncio.sleep(max(0.5, self.lease / 2))
             try:
                 await self.reap()
+            except UNAVAILABLE as exc:
+                _database_down("reaping expired leases", exc)
             except Exception:
                 log.exception("reaping expired leases failed")
 
