@@ -24,7 +24,9 @@ from litestar.response import Response
 from knm.core import audit, features, health, metrics, plugins_route, progress, strict_body
 from knm.core.auth import routes as auth_routes
 from knm.core.auth.middleware import AuthMiddleware
+from knm.core.clusters import routes as cluster_routes
 from knm.core.config import KnmConfig
+from knm.core.credentials import routes as credential_routes
 from knm.core.envelope import EXCEPTION_HANDLERS, ErrorEnvelope
 from knm.core.manager import collect
 from knm.core.runtime import Knm
@@ -67,7 +69,8 @@ class KnmPlugin(InitPlugin):
             *audit.ROUTES,
             plugins_route.list_plugins,
             health.version,
-            *_optional_core_routes(),
+            *credential_routes.ROUTES,
+            *cluster_routes.ROUTES,
             *task_routes.ROUTES,
             *progress.ROUTES,
             *(r for ex in self.knm.executors.values() for r in task_routes.executor_routes(ex)),
@@ -123,21 +126,6 @@ class KnmPlugin(InitPlugin):
 
         app_config.lifespan.append(lifespan)
         return app_config
-
-
-def _optional_core_routes() -> list[Any]:
-    import importlib
-
-    found: list[Any] = []
-    for name in ("knm.core.credentials", "knm.core.clusters"):
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name != name:
-                raise
-            continue
-        found.extend(getattr(module, "ROUTES", []))
-    return found
 
 
 def _content_routes(pm: Any) -> list[Any]:

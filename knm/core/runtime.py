@@ -11,7 +11,6 @@ import logging
 import secrets
 import sys
 from contextlib import AsyncExitStack
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import asyncpg
@@ -321,7 +320,3 @@ class Knm:
             role=role,
             detail=detail,
         )
-
-
-def data_dir_of(config: KnmConfig) -> Path:
-    return config.resolved_data_dir()
