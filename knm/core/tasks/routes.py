@@ -15,15 +15,15 @@ from knm.core.errors import BadRequest, Invalid, NotFound
 from knm.core.tasks import events, output, service, store
 from knm.core.tasks.executor import Executor
 from knm.core.tasks.schemas import HistoryPage
+from knm.wire import CancelResult, Event, page_of
 
 
 class RerunRequest(msgspec.Struct, forbid_unknown_fields=True):
     only_failed: bool = True
 
 
-class EventList(msgspec.Struct):
-    total: int
-    entries: list[events.Event]
+#: ``GET /tasks/{id}/events``: a page of events, sent as ``entries``.
+EventList = page_of("entries", Event)
 
 
 def _knm(request: Request[Any, Any, Any]) -> Any:
@@ -83,13 +83,13 @@ def executor_routes(executor: Executor) -> list[Any]:
         await knm.features.require(executor.feature)
         return ok(await service.status_of(knm, task_id, kind))
 
-    async def cancel(request: Request[Any, Any, Any], task_id: str) -> Envelope[dict[str, Any]]:
+    async def cancel(request: Request[Any, Any, Any], task_id: str) -> Envelope[CancelResult]:
         knm = _knm(request)
         task = await service.find_task(knm, task_id, kind)
         principal = principal_of(request)
         updated = await service.cancel_task(knm, task, f"cancelled by {principal.username}")
         await knm.audit(request, "task.cancel", task_id)
-        return ok({"task_id": task_id, "status": updated.status}, "cancel requested")
+        return ok(CancelResult(task_id, updated.status), "cancel requested")  # type: ignore[arg-type]
 
     async def rerun(
         request: Request[Any, Any, Any], task_id: str, data: RerunRequest | None = None
