@@ -86,7 +86,9 @@ def parse(status: int, content: bytes, reason: str, retry_after: str | None) -> 
         text = content[:200].decode(errors="replace").strip()
         raise error_for(status, reason or "error", text or reason, retry_after)
     if not isinstance(envelope, dict):
-        raise KnmError(status, "unexpected answer", "the server did not answer with JSON")
+        raise KnmError(
+            "the server did not answer with JSON", message="unexpected answer", code=status
+        )
     return envelope.get("data")
 
 
@@ -399,7 +401,7 @@ class Endpoints(abc.ABC):
 
 
 def task_status(data: Any) -> m.TaskStatus:
-    return m.with_extra(data, m.TaskStatus)
+    return m.TaskStatus.from_wire(data)
 
 
 def started(data: Any) -> m.TaskStarted:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from knm.cli.remote import render
 from knm.cli.remote.session import (
@@ -18,8 +18,11 @@ from knm.cli.remote.session import (
     error,
     key_values,
 )
-from knm.client import Client, Conflict
+from knm.client import Conflict
 from knm.client.models import TaskStarted, TaskStatus
+
+if TYPE_CHECKING:
+    from knm.client.sync import Client
 
 
 def exit_code(status: TaskStatus) -> int:
