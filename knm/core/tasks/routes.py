@@ -15,7 +15,7 @@ from knm.core.errors import BadRequest, Invalid, NotFound
 from knm.core.tasks import events, output, service, store
 from knm.core.tasks.executor import Executor
 from knm.core.tasks.schemas import HistoryPage
-from knm.wire import CancelResult, Event, page_of
+from knm.wire import CancelResult, Event, TaskState, page_of
 
 
 class RerunRequest(msgspec.Struct, forbid_unknown_fields=True):
@@ -124,7 +124,7 @@ def executor_routes(executor: Executor) -> list[Any]:
     async def history(
         request: Request[Any, Any, Any],
         cluster_name: str | None = None,
-        status: Literal["pending", "running", "completed", "failed", "cancelled"] | None = None,
+        status: TaskState | None = None,
         start_date: date | None = None,
         end_date: date | None = None,
         include_children: bool = False,
@@ -169,7 +169,7 @@ async def list_tasks(
     request: Request[Any, Any, Any],
     kind: str | None = None,
     cluster_name: str | None = None,
-    status: Literal["pending", "running", "completed", "failed", "cancelled"] | None = None,
+    status: TaskState | None = None,
     start_date: date | None = None,
     end_date: date | None = None,
     include_children: bool = False,
