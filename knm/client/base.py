@@ -314,7 +314,7 @@ class Endpoints(abc.ABC):
             page=page,
             page_size=page_size,
         )
-        return self._do(Call("GET", "/tasks", paged(m.TaskSummary, "executions"), params=params))
+        return self._do(Call("GET", "/tasks", history_page, params=params))
 
     def task(self, task_id: str) -> m.TaskStatus:
         return self._do(Call("GET", f"/tasks/{task_id}", task_status))
@@ -398,6 +398,10 @@ class Endpoints(abc.ABC):
     def metrics(self) -> str:
         """The Prometheus text (``/metrics`` beside the API)."""
         return self._do(Call("GET", "/metrics", same, raw=True, outside_api=True))
+
+
+def history_page(data: Any) -> m.Page[m.TaskSummary]:
+    return m.Page(data["total"], [m.TaskSummary.from_wire(row) for row in data["executions"]])
 
 
 def task_status(data: Any) -> m.TaskStatus:

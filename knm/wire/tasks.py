@@ -98,8 +98,10 @@ class TaskStarted(Open, kw_only=True, omit_defaults=True):
     resumed_from: str | None = None
 
 
-class TaskSummary(msgspec.Struct, kw_only=True):
-    """One row of a history or ``/tasks`` list."""
+class TaskSummary(Open, kw_only=True):
+    """One row of a history or ``/tasks`` list. The kind's display fields (``command``,
+    ``playbook_name``, ``script_name``, ``workflow_name`` …) sit at the top level, as in the
+    status answer (``extra``); ``summary`` holds them too, as it always has."""
 
     id: int
     task_id: str
@@ -117,6 +119,13 @@ class TaskSummary(msgspec.Struct, kw_only=True):
     parent_task_id: str | None = None
     created_at: datetime | None = None
     summary: dict[str, Any] = {}
+
+    def to_wire(self) -> dict[str, Any]:
+        return flatten(msgspec.to_builtins(self))
+
+    @classmethod
+    def from_wire(cls, data: dict[str, Any]) -> TaskSummary:
+        return split_extra(data, cls)
 
 
 class CancelResult(msgspec.Struct):

@@ -103,6 +103,15 @@ def test_a_history_page_names_its_items_executions() -> None:
     assert msgspec.json.decode(encoded, type=page_type).items == [row]
 
 
+def test_a_history_row_sends_its_display_fields_at_the_top_level() -> None:
+    row = TaskSummary(id=1, task_id="ssh-exec-1-abcdef", status="completed", kind="ssh")
+    row.summary = row.extra = {"command": "uptime"}
+    sent = row.to_wire()
+    assert sent["command"] == "uptime" and sent["summary"] == {"command": "uptime"}
+    assert "extra" not in sent
+    assert TaskSummary.from_wire(sent).extra == {"command": "uptime"}
+
+
 def test_validation_messages_name_the_field_first() -> None:
     message = "Expected `int`, got `str` - at `$.nodes[0].port`"
     assert field_message(message) == "nodes[0].port: Expected `int`, got `str`"

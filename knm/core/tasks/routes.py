@@ -38,7 +38,12 @@ async def _history_page(
     total, items = await store.history(
         _knm(request).pool, where, page_size, offset(page, page_size)
     )
-    return ok(HistoryPage(total, items))
+    # Encoded here: each row's display fields go beside its own (``TaskSummary.to_wire``).
+    page = {"total": total, "executions": [item.to_wire() for item in items]}
+    return ok(msgspec.Raw(_encoder.encode(page)))
+
+
+_encoder = msgspec.json.Encoder()
 
 
 def executor_routes(executor: Executor) -> list[Any]:

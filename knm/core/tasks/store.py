@@ -470,4 +470,8 @@ async def history(
             ORDER BY created_at DESC, id DESC LIMIT {int(limit)} OFFSET {int(offset)}""",
         *args,
     )
-    return total, [HistoryItem(**dict(r)) for r in records]
+    items = [HistoryItem(**dict(r)) for r in records]
+    for item in items:
+        # The contract puts the kind's display fields at the top level of each row.
+        item.extra = item.summary
+    return total, items
