@@ -8,7 +8,6 @@ The bookkeeping is ``WatchState``; ``watch_sync`` and ``watch_async`` are the tw
 
 from __future__ import annotations
 
-import asyncio
 import random
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -185,6 +184,8 @@ def _poll_sync(client: Any, state: WatchState, interval: float) -> Iterator[Even
 async def watch_async(
     client: Any, task_id: str, since: int, interval: float, websocket: bool = True
 ) -> AsyncIterator[Event]:
+    import asyncio
+
     from websockets.asyncio.client import connect
 
     state = WatchState(task_id, since)
