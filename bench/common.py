@@ -36,6 +36,7 @@ from knm.testing.database import (
     with_database,
 )
 from knm.testing.process import KnmProcess
+from knm.wire import TERMINAL
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 BENCH_PLUGIN = "bench.common:BenchPlugin"
@@ -213,7 +214,7 @@ def wait_finished(proc: KnmProcess, token: str, task_id: str, deadline: float) -
     headers = {"Authorization": f"Bearer {token}"}
     while time.monotonic() < end:
         data = httpx.get(f"{proc.api}/tasks/{task_id}", headers=headers, timeout=30).json()["data"]
-        if data["status"] in ("completed", "failed", "cancelled"):
+        if data["status"] in TERMINAL:
             return dict(data)
         time.sleep(0.1)
     raise RuntimeError(f"task {task_id} did not finish within {deadline:g} s")

@@ -21,10 +21,10 @@ __all__ = [
     "hookimpl",
 ]
 
-from knm.core.hookspecs import hookimpl
-
-# Heavier imports are resolved lazily so that `import knm` (done by every plugin) stays cheap.
+# Resolved lazily so that `import knm` (done by every plugin, and by `knm.client`) imports
+# nothing: not pluggy, not the server.
 _LAZY = {
+    "hookimpl": "knm.core.hookspecs",
     "KnmConfig": "knm.core.config",
     "KnmPlugin": "knm.core.litestar_plugin",
     "create_app": "knm.core.app",
@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     from knm.core.config import KnmConfig
     from knm.core.db import MigrationSet
     from knm.core.features import ExecutorSettings, FeatureSpec
+    from knm.core.hookspecs import hookimpl
     from knm.core.litestar_plugin import KnmPlugin
 
 

@@ -3,21 +3,23 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import gc
 import getpass
 import os
 import signal
 import sys
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from knm.cli import rotate_key
-from knm.core.config import KnmConfig
-from knm.core.errors import KnmError
+
+if TYPE_CHECKING:
+    from knm.core.config import KnmConfig
 
 
 def _config(args: argparse.Namespace) -> KnmConfig:
+    from knm.core.config import KnmConfig
+
     return KnmConfig.from_env(
         host=getattr(args, "host", None),
         port=getattr(args, "port", None),
@@ -36,6 +38,8 @@ def serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from knm.core.app import create_app
+    from knm.core.config import KnmConfig
+    from knm.core.errors import KnmError
     from knm.core.runtime import Knm
 
     overrides: dict[str, Any] = {"host": args.host, "port": args.port}
@@ -76,6 +80,10 @@ def serve(args: argparse.Namespace) -> int:
 
 def worker(args: argparse.Namespace) -> int:
     """Run tasks without serving HTTP (scale-out: N API replicas, M workers, one PostgreSQL)."""
+    import asyncio
+
+    from knm.core.config import KnmConfig
+    from knm.core.errors import KnmError
     from knm.core.runtime import Knm
 
     config = KnmConfig.from_env(runner=True)
@@ -113,6 +121,9 @@ def _raise_open_files_limit() -> None:
 
 
 def _with_db(args: argparse.Namespace, action: Callable[[Any], Awaitable[int]]) -> int:
+    import asyncio
+
+    from knm.core.errors import KnmError
     from knm.core.runtime import Knm
 
     async def run() -> int:

@@ -1,32 +1,90 @@
-"""Entry point of the ``knm`` command."""
+"""Entry point of the ``knm`` command.
+
+Start-up imports the argument parsers only: remote commands load the SDK's HTTP client when
+they run, local ones (``serve``, ``worker``, ``migrate``, ``admin``) the server when they run.
+Plugins load only for a command knm does not know itself — a plugin's ``knm_cli`` hook may add
+it — chosen by the server's settings (``KNM_PLUGINS``, ``KNM_BLOCKED_PLUGINS``, ...), so a
+blocked plugin is never imported; ``knm --help`` and ``knm task list`` stay fast.
+"""
 
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from knm import __version__
-from knm.cli import local, remote
-from knm.core.manager import make_plugin_manager
+
+EPILOG = (
+    "Plugins may add commands: `knm <command>` loads them when knm does not know <command> "
+    "itself (KNM_BLOCKED_PLUGINS keeps a plugin out)."
+)
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(*, plugins: bool = False) -> argparse.ArgumentParser:
+    """The ``knm`` parser; with ``plugins``, also the commands plugins add (``knm_cli``)."""
+    from knm.cli import local, remote
+
     parser = argparse.ArgumentParser(
-        prog="knm", description="Kube Node Manager: automation for the nodes of Kubernetes clusters"
+        prog="knm",
+        description="Kube Node Manager: automation for the nodes of Kubernetes clusters",
+        epilog=EPILOG,
     )
     parser.add_argument("--version", action="version", version=f"knm {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     local.register(subparsers)
     remote.register(subparsers)
-    make_plugin_manager().hook.knm_cli(subparsers=subparsers)
+    if plugins:
+        # The server's own settings choose the plugins, so the CLI offers what the server runs.
+        from knm.core.config import KnmConfig
+        from knm.core.manager import make_plugin_manager
+
+        config = KnmConfig.from_env()
+        pm = make_plugin_manager(
+            blocked=config.blocked_plugins,
+            load_entrypoints=config.load_entrypoints,
+            named_plugins=config.plugins,
+        )
+        pm.hook.knm_cli(subparsers=subparsers)
     return parser
 
 
+def _command_of(parser: argparse.ArgumentParser, argv: Sequence[str]) -> str | None:
+    """The first positional argument (the command), if there is one."""
+    for arg in argv:
+        if not arg.startswith("-"):
+            return arg
+        if arg == "--":
+            return None
+    return None
+
+
+def _known(parser: argparse.ArgumentParser) -> set[str]:
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            return set(action.choices)
+    return set()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    # Ctrl-C while starting (or in a command that does not handle it): no traceback, 130.
+    try:
+        return _main(sys.argv[1:] if argv is None else list(argv))
+    except KeyboardInterrupt:
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        print(file=sys.stderr)
+        return 130
+
+
+def _main(argv: list[str]) -> int:
     parser = build_parser()
+    command = _command_of(parser, argv)
+    if command is not None and command not in _known(parser):
+        parser = build_parser(plugins=True)
     args = parser.parse_args(argv)
-    func = getattr(args, "func", None)
+    func: Any = getattr(args, "func", None)
     if func is None:
         parser.print_help()
         return 2

@@ -21,19 +21,18 @@ it.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import getpass
 import importlib
 import os
 import sys
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
-import msgspec
+from knm.wire.errors import KnmError
 
-from knm.core import crypto, keys
-from knm.core.config import KnmConfig
-from knm.core.errors import KnmError
+if TYPE_CHECKING:
+    from knm.core import crypto
+    from knm.core.config import KnmConfig
 
 #: Core modules owning encrypted columns; importing one registers its columns for rotation.
 #: Plugins register theirs when the plugin manager loads them.
@@ -77,6 +76,10 @@ def read_new_secret(path: str | None, stdin: IO[str] | None = None) -> str:
 def rotation_config(config: KnmConfig, new_secret: str) -> tuple[KnmConfig, Path | None]:
     """Settings with the new secret current and every configured one previous; and the data
     dir's secret file to replace afterwards, when the secret in use comes from there."""
+    import msgspec
+
+    from knm.core import keys
+
     secret_file: Path | None = None
     in_use = config.secret_key
     if not in_use:
@@ -116,6 +119,8 @@ def _register_stores() -> None:
 
 async def rotate_database(knm: Any, out: IO[str] | None = None) -> crypto.RotationReport:
     """Re-seal every registered encrypted column of ``knm``'s database under its current key."""
+    from knm.core import crypto
+
     _register_stores()
     out = out or sys.stdout
     keyring = crypto.keyring_of(knm)
@@ -137,6 +142,8 @@ async def rotate_database(knm: Any, out: IO[str] | None = None) -> crypto.Rotati
 
 
 def rotate_key(args: argparse.Namespace) -> int:
+    import asyncio
+
     from knm.cli.local import _config
     from knm.core.runtime import Knm
 

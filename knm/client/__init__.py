@@ -10,9 +10,14 @@ results (``knm.client.models``), and one exception class per error status
         for event in knm.watch(task.task_id):
             print(event.type, event.message)
         print(knm.wait(task.task_id).status)
+
+Importing this package imports ``knm.wire`` and msgspec only; ``Client`` and ``AsyncClient``
+(httpx, asyncio, websockets) load on first use, so a command that only parses its arguments
+(``knm --help``) pays for none of them.
 """
 
-from knm.client.aio import AsyncClient
+from typing import TYPE_CHECKING, Any
+
 from knm.client.errors import (
     BadRequest,
     Conflict,
@@ -28,7 +33,10 @@ from knm.client.errors import (
     ValidationFailed,
 )
 from knm.client.models import TERMINAL, Event, TaskStarted, TaskStatus
-from knm.client.sync import Client
+
+if TYPE_CHECKING:
+    from knm.client.aio import AsyncClient
+    from knm.client.sync import Client
 
 __all__ = [
     "TERMINAL",
@@ -50,3 +58,17 @@ __all__ = [
     "Unauthorized",
     "ValidationFailed",
 ]
+
+
+_LAZY = {"Client": "knm.client.sync", "AsyncClient": "knm.client.aio"}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'knm.client' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value

@@ -86,7 +86,9 @@ def parse(status: int, content: bytes, reason: str, retry_after: str | None) -> 
         text = content[:200].decode(errors="replace").strip()
         raise error_for(status, reason or "error", text or reason, retry_after)
     if not isinstance(envelope, dict):
-        raise KnmError(status, "unexpected answer", "the server did not answer with JSON")
+        raise KnmError(
+            "the server did not answer with JSON", message="unexpected answer", code=status
+        )
     return envelope.get("data")
 
 
@@ -312,7 +314,7 @@ class Endpoints(abc.ABC):
             page=page,
             page_size=page_size,
         )
-        return self._do(Call("GET", "/tasks", paged(m.TaskSummary, "executions"), params=params))
+        return self._do(Call("GET", "/tasks", history_page, params=params))
 
     def task(self, task_id: str) -> m.TaskStatus:
         return self._do(Call("GET", f"/tasks/{task_id}", task_status))
@@ -398,8 +400,12 @@ class Endpoints(abc.ABC):
         return self._do(Call("GET", "/metrics", same, raw=True, outside_api=True))
 
 
+def history_page(data: Any) -> m.Page[m.TaskSummary]:
+    return m.Page(data["total"], [m.TaskSummary.from_wire(row) for row in data["executions"]])
+
+
 def task_status(data: Any) -> m.TaskStatus:
-    return m.with_extra(data, m.TaskStatus)
+    return m.TaskStatus.from_wire(data)
 
 
 def started(data: Any) -> m.TaskStarted:

@@ -11,7 +11,17 @@ from datetime import date
 from typing import Any, Protocol, TypeVar
 
 from knm.client import models as m
-from knm.client.base import Call, body, nothing, one, paged, query, started, task_status
+from knm.client.base import (
+    Call,
+    body,
+    history_page,
+    nothing,
+    one,
+    paged,
+    query,
+    started,
+    task_status,
+)
 
 T = TypeVar("T")
 
@@ -170,9 +180,7 @@ class ExecutorApi:
             page=page,
             page_size=page_size,
         )
-        return self._do(
-            Call("GET", f"{self.base}/history", paged(m.TaskSummary, "executions"), params=params)
-        )
+        return self._do(Call("GET", f"{self.base}/history", history_page, params=params))
 
 
 class SshApi(ExecutorApi):

@@ -1,27 +1,30 @@
 """Typed results of the SDK. Unknown fields in answers are ignored, so a newer server does not
-break an older client; fields an executor or provider adds beyond these land in ``extra``."""
+break an older client; fields an executor or provider adds beyond these land in ``extra``.
+
+Tasks, their events and pages are the server's own wire structs (``knm.wire``); the rest are
+the SDK's views of the other answers."""
 
 from __future__ import annotations
 
-import functools
 from datetime import datetime
-from typing import Any, Generic, TypeVar
+from typing import Any, TypeVar
 
 import msgspec
 
-from knm.core.tasks.events import Event
+from knm.wire import (
+    TERMINAL,
+    CancelResult,
+    Event,
+    NodeResult,
+    Open,
+    Page,
+    TaskStarted,
+    TaskStatus,
+    TaskSummary,
+)
+from knm.wire import split_extra as with_extra
 
 T = TypeVar("T")
-
-#: Task states after which a task never changes again.
-TERMINAL = frozenset({"completed", "failed", "cancelled"})
-
-
-class Page(msgspec.Struct, Generic[T]):
-    """One page of a list: ``total`` across every page, and this page's ``items``."""
-
-    total: int
-    items: list[T]
 
 
 class UserRef(msgspec.Struct):
@@ -84,7 +87,7 @@ class Credential(msgspec.Struct, kw_only=True):
     updated_at: datetime | None = None
 
 
-class Cluster(msgspec.Struct, kw_only=True):
+class Cluster(Open, kw_only=True):
     """A cluster: common fields, and its provider's fields (static: ``nodes``) in ``extra``."""
 
     id: int
@@ -94,7 +97,6 @@ class Cluster(msgspec.Struct, kw_only=True):
     bastion: dict[str, Any] | None = None
     created_at: datetime | None = None
     updated_at: datetime | None = None
-    extra: dict[str, Any] = {}
 
 
 class Node(msgspec.Struct, kw_only=True):
@@ -158,97 +160,6 @@ class ContentVersion(msgspec.Struct, kw_only=True):
     parameters: list[dict[str, Any]] | None = None
 
 
-class TaskStarted(msgspec.Struct, kw_only=True):
-    """The answer of execute/run/rerun/resume; the executor's summary is in ``extra``."""
-
-    task_id: str
-    status: str
-    cluster_name: str = ""
-    target_nodes: list[str] = []
-    start_time: datetime | None = None
-    rerun_of: str | None = None
-    resumed_from: str | None = None
-    extra: dict[str, Any] = {}
-
-
-class NodeResult(msgspec.Struct, kw_only=True):
-    """How one node's work ended: ``status`` is ``success`` or ``failed``; ``reason`` says why."""
-
-    node: str
-    status: str
-    reason: str | None = None
-    message: str = ""
-    exit_code: int | None = None
-    stdout: str | None = None
-    stderr: str | None = None
-    stdout_truncated: bool = False
-    stderr_truncated: bool = False
-    address: str = ""
-    start_time: datetime | None = None
-    end_time: datetime | None = None
-    duration: int | None = None
-
-
-class TaskStatus(msgspec.Struct, kw_only=True):
-    """A task's status answer; an executor's own fields (``command``, ``playbook_name``, ...)
-    are in ``extra``."""
-
-    task_id: str
-    status: str
-    kind: str = ""
-    cluster_name: str = ""
-    target_nodes: list[str] = []
-    success_count: int = 0
-    failed_count: int = 0
-    progress: int = 0
-    message: str = ""
-    start_time: datetime | None = None
-    end_time: datetime | None = None
-    duration: int | None = None
-    created_at: datetime | None = None
-    user_id: int | None = None
-    username: str | None = None
-    parent_task_id: str | None = None
-    rerun_of: str | None = None
-    error: str | None = None
-    results: list[NodeResult] = []
-    output: str | None = None
-    current_step: str | None = None
-    total_steps: int | None = None
-    steps: list[dict[str, Any]] | None = None
-    extra: dict[str, Any] = {}
-
-    @property
-    def finished(self) -> bool:
-        return self.status in TERMINAL
-
-
-class TaskSummary(msgspec.Struct, kw_only=True):
-    """One entry of a history or ``/tasks`` list."""
-
-    id: int
-    task_id: str
-    status: str
-    kind: str = ""
-    cluster_name: str = ""
-    target_nodes: list[str] = []
-    success_count: int = 0
-    failed_count: int = 0
-    start_time: datetime | None = None
-    end_time: datetime | None = None
-    duration: int | None = None
-    user_id: int | None = None
-    username: str | None = None
-    parent_task_id: str | None = None
-    created_at: datetime | None = None
-    summary: dict[str, Any] = {}
-
-
-class CancelResult(msgspec.Struct):
-    task_id: str
-    status: str
-
-
 class Decision(msgspec.Struct, kw_only=True):
     task_id: str
     step_id: str
@@ -276,20 +187,6 @@ class PluginInfo(msgspec.Struct, kw_only=True):
     contributes: dict[str, list[str]] = {}
 
 
-@functools.cache
-def _encode_names(type_: Any) -> frozenset[str]:
-    # msgspec.structs.fields resolves annotations on every call; this runs per decoded item.
-    return frozenset(f.encode_name for f in msgspec.structs.fields(type_))
-
-
-def with_extra(data: Any, type_: type[T]) -> T:
-    """``data`` as ``type_``, keys it does not declare gathered into its ``extra`` field."""
-    known = _encode_names(type_)
-    own = {k: v for k, v in data.items() if k in known and k != "extra"}
-    own["extra"] = {k: v for k, v in data.items() if k not in known}
-    return msgspec.convert(own, type_)
-
-
 __all__ = [
     "TERMINAL",
     "ApiToken",
@@ -313,4 +210,5 @@ __all__ = [
     "TaskSummary",
     "User",
     "UserRef",
+    "with_extra",
 ]

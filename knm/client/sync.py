@@ -14,7 +14,6 @@ from knm.client import models as m
 from knm.client.base import DEFAULT_PREFIX, DEFAULT_URL, Call, Endpoints, check_raw, parse
 from knm.client.errors import TransportError
 from knm.client.families import Families
-from knm.client.watch import watch_sync
 
 T = TypeVar("T")
 
@@ -142,4 +141,6 @@ class Client(Endpoints, Families):
     ) -> Iterator[m.Event]:
         """The task's events after ``since``, live, ending with ``complete`` (see
         ``knm.client.watch``); ``websocket=False`` polls the event log instead."""
+        from knm.client.watch import watch_sync  # websockets: only when watching
+
         return watch_sync(self, task_id, since, interval, websocket)

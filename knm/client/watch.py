@@ -8,7 +8,6 @@ The bookkeeping is ``WatchState``; ``watch_sync`` and ``watch_async`` are the tw
 
 from __future__ import annotations
 
-import asyncio
 import random
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -20,6 +19,7 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 
 from knm.client.errors import KnmError, NotFound, TransportError, Unauthorized
 from knm.client.models import Event, TaskStatus
+from knm.wire import CompleteEvent, now
 
 #: Consecutive failed connection attempts before the watch gives up on the WebSocket.
 MAX_ATTEMPTS = 8
@@ -72,8 +72,8 @@ class WatchState:
             return None, True
         if event.type == "error":
             if "not found" in event.message:
-                raise NotFound(404, "not found", event.message)
-            raise KnmError(0, "progress stream error", event.message)
+                raise NotFound(event.message)
+            raise KnmError(event.message, message="progress stream error", code=0)
         return (event if self.accept(event) else None), False
 
     def failed(self) -> float | None:
@@ -104,11 +104,8 @@ class WatchState:
 
 
 def complete_of(status: TaskStatus, seq: int) -> Event:
-    from knm.core.tasks.events import now
-
-    return Event(
+    return CompleteEvent(
         task_id=status.task_id,
-        type="complete",
         seq=seq,
         progress=100,
         message=status.message or status.status,
@@ -124,7 +121,7 @@ def complete_of(status: TaskStatus, seq: int) -> Event:
 def _closed_unauthorized(exc: ConnectionClosed) -> Unauthorized | None:
     received = exc.rcvd
     if received is not None and received.code == CLOSE_UNAUTHORIZED:
-        return Unauthorized(401, "unauthorized", received.reason or "token refused")
+        return Unauthorized(received.reason or "token refused")
     return None
 
 
@@ -187,6 +184,8 @@ def _poll_sync(client: Any, state: WatchState, interval: float) -> Iterator[Even
 async def watch_async(
     client: Any, task_id: str, since: int, interval: float, websocket: bool = True
 ) -> AsyncIterator[Event]:
+    import asyncio
+
     from websockets.asyncio.client import connect
 
     state = WatchState(task_id, since)

@@ -115,7 +115,9 @@ def knm_transports() -> list[Any]:
 def knm_cli(subparsers: argparse._SubParsersAction[Any]) -> None:
     """Add subcommands to the ``knm`` command line through ``subparsers.add_parser``.
 
-    Called each time ``knm`` starts, before its arguments are parsed. Set ``func`` with
+    Called only when the command line names a command knm does not know itself (so ``knm
+    --help`` and knm's own commands start without importing plugins), with the plugins the
+    server's settings choose; a blocked plugin is never imported. Set ``func`` with
     ``parser.set_defaults(func=...)``; it receives the parsed namespace and returns an exit code.
     """
 

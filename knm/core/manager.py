@@ -55,7 +55,8 @@ def make_plugin_manager(
     for plugin in extra_plugins:
         pm.register(plugin)
     for spec in named_plugins:
-        pm.register(load_object(spec), name=spec)
+        if not pm.is_blocked(spec):  # blocked: not even imported
+            pm.register(load_object(spec), name=spec)
     pm.check_pending()
     return pm
 

@@ -29,6 +29,7 @@ from knm.core.errors import KnmError
 from knm.core.listen import Listener
 from knm.core.tasks import store
 from knm.core.tasks.events import CHANNEL, Event, now, read_events
+from knm.wire import ErrorEvent, LaggedEvent
 
 log = logging.getLogger("knm.progress")
 
@@ -108,9 +109,8 @@ class Subscriber:
 
     def _lag(self, task_id: str, progress: int) -> None:
         resume = self.last_seq.get(task_id, 0)
-        lagged = Event(
+        lagged = LaggedEvent(
             task_id=task_id,
-            type="lagged",
             seq=resume,
             progress=progress,
             message="too slow: events dropped; resubscribe with since to catch up",
@@ -321,16 +321,9 @@ class ClientMessage(msgspec.Struct, forbid_unknown_fields=False):
     since: int | None = None
 
 
-def _error(message: str, task_id: str = "") -> dict[str, Any]:
-    return {
-        "task_id": task_id,
-        "type": "error",
-        "seq": 0,
-        "progress": 0,
-        "message": message,
-        "data": {},
-        "timestamp": now().isoformat().replace("+00:00", "Z"),
-    }
+def _error(message: str, task_id: str = "") -> str:
+    event = ErrorEvent(task_id=task_id, seq=0, progress=0, message=message, timestamp=now())
+    return encoded(event)
 
 
 async def _subscribe(
@@ -389,11 +382,11 @@ async def progress_ws(socket: WebSocket[Any, Any, Any]) -> None:
             try:
                 message = msgspec.json.decode(raw, type=ClientMessage)
             except msgspec.MsgspecError:
-                await socket.send_json(_error("bad message: expected {action, task_id}"))
+                await socket.send_text(_error("bad message: expected {action, task_id}"))
                 continue
             if message.action == "subscribe" and message.task_id:
                 if message.since is not None and message.since < 0:
-                    await socket.send_json(_error("since must be 0 or more", message.task_id))
+                    await socket.send_text(_error("since must be 0 or more", message.task_id))
                     continue
                 try:
                     problem = await _subscribe(knm, subscriber, message.task_id, message.since)
@@ -402,12 +395,12 @@ async def progress_ws(socket: WebSocket[Any, Any, Any]) -> None:
                     log.warning("subscribing to %s failed: %s", message.task_id, exc)
                     problem = "the database is unavailable; subscribe again shortly"
                 if problem:
-                    await socket.send_json(_error(problem, message.task_id))
+                    await socket.send_text(_error(problem, message.task_id))
             elif message.action == "unsubscribe" and message.task_id:
                 knm.progress.unsubscribe(message.task_id, subscriber)
                 subscriber.forget(message.task_id)
             else:
-                await socket.send_json(
+                await socket.send_text(
                     _error(f"unknown action {message.action!r}", message.task_id)
                 )
     finally:

@@ -14,6 +14,7 @@ import msgspec
 from litestar import Request
 
 from knm.core.errors import BadRequest
+from knm.wire.errors import field_message
 
 
 @cache
@@ -49,15 +50,6 @@ async def check_body(request: Request[Any, Any, Any]) -> None:
     try:
         decoder.decode(body)
     except msgspec.ValidationError as exc:
-        raise BadRequest(_readable(str(exc))) from None
+        raise BadRequest(field_message(str(exc))) from None
     except msgspec.DecodeError as exc:
         raise BadRequest(f"body is not valid JSON: {exc}") from None
-
-
-def _readable(message: str) -> str:
-    # "Expected `int`, got `str` - at `$.timeout`" → "timeout: Expected `int`, got `str`"
-    text, sep, where = message.rpartition(" - at `")
-    if not sep:
-        return message
-    path = where.rstrip("`").removeprefix("$").lstrip(".")
-    return f"{path}: {text}" if path else text

@@ -8,8 +8,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from knm.testing.client import ApiClient, assert_envelope
-
-TERMINAL = {"completed", "failed", "cancelled"}
+from knm.wire import TERMINAL
 
 
 async def start_task(

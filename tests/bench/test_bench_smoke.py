@@ -86,3 +86,11 @@ def test_the_channels_benchmark_delivers_every_announcement_and_prints_its_table
     assert done.returncode == 0, done.stdout + done.stderr
     rows = [line for line in done.stdout.splitlines() if line.startswith(("| litestar", "| knm"))]
     assert len(rows) == 3 and all(row.rstrip(" |").endswith("yes") for row in rows), done.stdout
+
+
+@pytest.mark.timeout(300)
+def test_the_startup_benchmark_times_the_client_and_the_cli_beside_a_bare_python() -> None:
+    done = run_smoke("bench.startup")
+    assert done.returncode == 0, done.stdout + done.stderr
+    for case in ("python -c pass", "import knm.client", "knm --help", "knm task list"):
+        assert f"| {case} |" in done.stdout

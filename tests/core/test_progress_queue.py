@@ -11,10 +11,11 @@ from typing import Any
 from knm.core import progress
 from knm.core.progress import ProgressHub, Subscriber
 from knm.core.tasks.events import Event
+from knm.wire import OutputEvent, make_event
 
 
 def event(seq: int, type: str = "output", task_id: str = "t") -> Event:
-    return Event(task_id=task_id, type=type, seq=seq, progress=0, timestamp=datetime.now(UTC))
+    return make_event(type, task_id=task_id, seq=seq, progress=0, timestamp=datetime.now(UTC))
 
 
 def queued(subscriber: Subscriber) -> list[Event]:
@@ -40,8 +41,9 @@ def test_a_subscriber_with_too_many_bytes_queued_is_told_lagged() -> None:
     subscriber.byte_limit = 1000
     big = {"text": "x" * 600}
     for seq in range(1, 5):
-        subscriber.offer(Event(task_id="t", type="output", seq=seq, progress=0, data=big,
-                               timestamp=datetime.now(UTC)))  # fmt: skip
+        subscriber.offer(
+            OutputEvent(task_id="t", seq=seq, progress=0, data=big, timestamp=datetime.now(UTC))
+        )
     subscriber.offer(event(5, "complete"))
     assert [e.type for e in queued(subscriber)] == ["output", "output", "lagged", "complete"]
 

@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import argparse
 from datetime import date
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from knm.cli.remote import render
 from knm.cli.remote.session import OK, command, emit_json
-from knm.client import Client
+
+if TYPE_CHECKING:
+    from knm.client.sync import Client
 
 COLUMNS = ["id", "at", "username", "role", "action", "target", "outcome", "client", "detail"]
 

@@ -22,7 +22,7 @@ from knm.cli.remote.session import (
     save_stored,
     split_url,
 )
-from knm.client import Client, KnmError
+from knm.client import KnmError
 
 
 def login(args: argparse.Namespace) -> int:
@@ -37,6 +37,8 @@ def login(args: argparse.Namespace) -> int:
     else:
         error("no terminal to ask for the password: use --password-stdin")
         return USAGE
+    from knm.client.sync import Client
+
     try:
         server, prefix = split_url(url)
         with Client(server, prefix=prefix) as client:

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from knm.cli.remote import render
 from knm.cli.remote.content import read_document
 from knm.cli.remote.session import OK, UsageError, command, emit_json
-from knm.client import Client
+
+if TYPE_CHECKING:
+    from knm.client.sync import Client
 
 
 def _flat(cluster: Any) -> dict[str, Any]:

@@ -16,14 +16,15 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
-from typing import Any
-
-import yaml
+from typing import TYPE_CHECKING, Any
 
 from knm.cli.remote import render
 from knm.cli.remote.session import OK, UsageError, command, emit_json
-from knm.client import Client, NotFound
+from knm.client import NotFound
 from knm.client.families import ContentApi
+
+if TYPE_CHECKING:
+    from knm.client.sync import Client
 
 ITEM_FIELDS = frozenset(
     {"name", "description", "category", "tags", "is_active", "content", "definition"}
@@ -44,11 +45,13 @@ def resolve(api: ContentApi, ref: str) -> int:
         if item.name == ref:
             return item.id
     label = api.plural[:-1].capitalize()
-    raise NotFound(404, "not found", f"{label} {ref!r} not found")
+    raise NotFound(f"{label} {ref!r} not found")
 
 
 def read_document(path: str) -> tuple[str, Any]:
     """The file's text and its parsed value (None when it is not YAML or JSON)."""
+    import yaml
+
     text = sys.stdin.read() if path == "-" else Path(path).read_text()
     try:
         return text, yaml.safe_load(text)
@@ -98,7 +101,7 @@ def _print_item(item: Any, noun: str) -> None:
     render.print_fields(values)
     body = item.body
     if body is not None:
-        text = body if isinstance(body, str) else yaml.safe_dump(body, sort_keys=False)
+        text = body if isinstance(body, str) else _yaml_dump(body)
         render.out().rule(style="dim")
         print(text.rstrip("\n"))
 
@@ -140,9 +143,21 @@ def create(args: argparse.Namespace, client: Client) -> int:
     return OK
 
 
+def _yaml_dump(body: Any) -> str:
+    import yaml
+
+    return yaml.safe_dump(body, sort_keys=False)
+
+
+def _yaml_load(text: str) -> Any:
+    import yaml
+
+    return yaml.safe_load(text)
+
+
 def _edit_in_editor(body: Any) -> Any | None:
     """The body after the user's editor, or None when it did not change."""
-    as_text = body if isinstance(body, str) else yaml.safe_dump(body, sort_keys=False)
+    as_text = body if isinstance(body, str) else _yaml_dump(body)
     editor = os.environ.get("VISUAL") or os.environ.get("EDITOR") or "vi"
     with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False) as handle:
         handle.write(as_text)
@@ -153,7 +168,7 @@ def _edit_in_editor(body: Any) -> Any | None:
         os.unlink(handle.name)
     if edited == as_text:
         return None
-    return edited if isinstance(body, str) else yaml.safe_load(edited)
+    return edited if isinstance(body, str) else _yaml_load(edited)
 
 
 @command
@@ -212,7 +227,7 @@ def versions(args: argparse.Namespace, client: Client) -> int:
             emit_json(version)
         else:
             body = version.definition if version.definition is not None else version.content
-            text = body if isinstance(body, str) else yaml.safe_dump(body, sort_keys=False)
+            text = body if isinstance(body, str) else _yaml_dump(body)
             print(text.rstrip("\n"))
         return OK
     found = api.versions(item_id, page_size=100)

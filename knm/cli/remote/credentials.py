@@ -8,11 +8,14 @@ import argparse
 import getpass
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from knm.cli.remote import render
 from knm.cli.remote.session import OK, UsageError, command, emit_json
-from knm.client import Client, NotFound
+from knm.client import NotFound
+
+if TYPE_CHECKING:
+    from knm.client.sync import Client
 
 COLUMNS = ["id", "name", "username", "auth_type", "port", "has_password", "has_private_key"]
 
@@ -27,7 +30,7 @@ def resolve_credential(client: Client, ref: str) -> int:
             if credential.name == ref:
                 return credential.id
         if page * 100 >= found.total:
-            raise NotFound(404, "not found", f"Credential {ref!r} not found")
+            raise NotFound(f"Credential {ref!r} not found")
         page += 1
 
 

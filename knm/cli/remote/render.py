@@ -1,7 +1,8 @@
 """What remote commands print: tables, a task's per-node summary, and the live view of a
 running task (a progress bar and nodes as they finish, with their output under ``--follow``).
 
-Results go to stdout; the live view goes to stderr, and only when stderr is a terminal.
+Results go to stdout; the live view goes to stderr, and only when stderr is a terminal. rich
+is imported when something is printed, not when a command's parser is built.
 """
 
 from __future__ import annotations
@@ -9,15 +10,15 @@ from __future__ import annotations
 import sys
 from collections.abc import Iterable, Sequence
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from rich.console import Console, Group
-from rich.live import Live
-from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
-from rich.table import Table
-from rich.text import Text
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.live import Live
+    from rich.table import Table
+    from rich.text import Text
 
-from knm.client.models import Event, NodeResult, TaskStatus
+    from knm.client.models import Event, NodeResult, TaskStatus
 
 STATE_STYLE = {
     "completed": "green",
@@ -30,12 +31,16 @@ STATE_STYLE = {
 
 
 def out() -> Console:
+    from rich.console import Console
+
     # Not a terminal (a pipe, a file): wide, so tables are not squeezed into 80 columns.
     tty = sys.stdout.isatty()
     return Console(width=None if tty else 200, highlight=False, soft_wrap=not tty)
 
 
 def err() -> Console:
+    from rich.console import Console
+
     return Console(stderr=True, highlight=False)
 
 
@@ -54,11 +59,15 @@ def cell(value: Any) -> str:
 
 
 def styled(state: str) -> Text:
+    from rich.text import Text
+
     return Text(state, style=STATE_STYLE.get(state, ""))
 
 
 def table(rows: Iterable[Any], columns: Sequence[str], title: str | None = None) -> Table:
     """A table of ``rows`` (structs or dicts), one column per name."""
+    from rich.table import Table
+
     grid = Table(title=title, show_edge=False, header_style="bold")
     for name in columns:
         grid.add_column(name.upper().replace("_", " "))
@@ -96,6 +105,8 @@ def node_table(results: Sequence[NodeResult]) -> Table:
 
 def print_task(status: TaskStatus, *, with_output: bool = False) -> None:
     """A finished (or running) task: its summary line and one row per node."""
+    from rich.text import Text
+
     console = out()
     line = Text.assemble(
         (status.task_id, "bold"),
@@ -124,6 +135,16 @@ class LiveView:
     """The view of a running task, fed one event at a time."""
 
     def __init__(self, task_id: str, follow: bool) -> None:
+        from rich.progress import (
+            BarColumn,
+            Progress,
+            TaskProgressColumn,
+            TextColumn,
+            TimeElapsedColumn,
+        )
+        from rich.table import Table
+        from rich.text import Text
+
         self.follow = follow
         self.console = err()
         self.interactive = self.console.is_terminal
@@ -144,6 +165,9 @@ class LiveView:
 
     def __enter__(self) -> LiveView:
         if self.interactive:
+            from rich.console import Group
+            from rich.live import Live
+
             self.live = Live(
                 Group(self.progress, self.message, self.nodes),
                 console=self.console,

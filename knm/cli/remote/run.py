@@ -7,13 +7,15 @@ Each follows its task to the end (see ``tasks.follow``) unless ``--detach``.
 from __future__ import annotations
 
 import argparse
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from knm.cli.remote import content
 from knm.cli.remote.credentials import resolve_credential
 from knm.cli.remote.session import OK, command, emit_json, key_values
 from knm.cli.remote.tasks import add_target_options, started, targets
-from knm.client import Client
+
+if TYPE_CHECKING:
+    from knm.client.sync import Client
 
 
 def _common(args: argparse.Namespace, client: Client) -> dict[str, Any]:

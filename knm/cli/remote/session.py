@@ -20,12 +20,15 @@ import sys
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import msgspec
 
-from knm.client import Client, KnmError, RateLimited
+from knm.client import KnmError, RateLimited
+
+if TYPE_CHECKING:
+    from knm.client.sync import Client
 
 OK, FAILED, USAGE, CANCELLED, API_ERROR = 0, 1, 2, 3, 4
 #: A stored JWT closer than this to expiring is exchanged for a fresh one before use.
@@ -99,6 +102,8 @@ def client_for(args: argparse.Namespace) -> Client:
         token = stored.token
         refreshable = True
     server, prefix = split_url(url)
+    from knm.client.sync import Client
+
     client = Client(server, token, prefix=prefix)
     if refreshable and stored is not None and stored.expires_at is not None:
         left = stored.expires_at - datetime.now(UTC)
@@ -118,7 +123,11 @@ def as_sent(value: Any) -> Any:
     """``value`` with each struct's ``extra`` (the fields an executor or a cluster provider adds,
     gathered by the SDK) back beside the struct's own fields, as the API sent them."""
     if isinstance(value, msgspec.Struct):
-        fields = {name: as_sent(getattr(value, name)) for name in value.__struct_fields__}
+        fields = {
+            name: as_sent(getattr(value, name))
+            for name in value.__struct_fields__
+            if getattr(value, name) is not msgspec.UNSET
+        }
         extra = fields.pop("extra", None) if "extra" in value.__struct_fields__ else None
         return {**fields, **extra} if isinstance(extra, dict) else fields
     if isinstance(value, dict):
@@ -147,7 +156,7 @@ def describe(exc: KnmError) -> str:
     return text
 
 
-Handler = Callable[[argparse.Namespace, Client], int]
+Handler = Callable[[argparse.Namespace, "Client"], int]
 
 
 def command(fn: Handler) -> Callable[[argparse.Namespace], int]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from knm.cli.remote import render
 from knm.cli.remote.session import (
@@ -18,8 +18,12 @@ from knm.cli.remote.session import (
     error,
     key_values,
 )
-from knm.client import Client, Conflict
+from knm.client import Conflict
 from knm.client.models import TaskStarted, TaskStatus
+from knm.wire import TASK_STATES
+
+if TYPE_CHECKING:
+    from knm.client.sync import Client
 
 
 def exit_code(status: TaskStatus) -> int:
@@ -222,7 +226,7 @@ def register(nouns: dict[str, Any], parent: argparse.ArgumentParser) -> None:
     p = sub.add_parser("list", parents=[parent], help="tasks of every kind, newest first")
     p.add_argument("--kind")
     p.add_argument("--cluster")
-    p.add_argument("--status", choices=["pending", "running", "completed", "failed", "cancelled"])
+    p.add_argument("--status", choices=TASK_STATES)
     p.add_argument("--all", action="store_true", help="include workflow steps' child tasks")
     p.add_argument("--page", type=int, default=1)
     p.add_argument("--page-size", type=int, default=20)

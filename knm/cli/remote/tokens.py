@@ -7,13 +7,16 @@ from __future__ import annotations
 import argparse
 import sys
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from knm.cli.remote import render
 from knm.cli.remote.session import OK, UsageError, command, emit_json
 from knm.cli.remote.users import ROLES
-from knm.client import Client, NotFound
+from knm.client import NotFound
 from knm.client.models import ApiToken
+
+if TYPE_CHECKING:
+    from knm.client.sync import Client
 
 COLUMNS = ["id", "name", "role", "user_id", "prefix", "expires_at", "last_used_at", "revoked_at"]
 
@@ -35,7 +38,7 @@ def resolve_token(client: Client, ref: str) -> int:
     named = [t for t in _all_tokens(client) if t.name == ref]
     live = [t for t in named if t.revoked_at is None] or named
     if not live:
-        raise NotFound(404, "not found", f"API token {ref!r} not found")
+        raise NotFound(f"API token {ref!r} not found")
     if len(live) > 1:
         ids = ", ".join(str(t.id) for t in live)
         raise UsageError(f"several tokens are named {ref!r} (ids {ids}): give the id")

@@ -12,12 +12,15 @@ import argparse
 import getpass
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from knm.cli.remote import render
 from knm.cli.remote.session import OK, UsageError, command, emit_json
-from knm.client import Client, NotFound
+from knm.client import NotFound
 from knm.client.models import User
+
+if TYPE_CHECKING:
+    from knm.client.sync import Client
 
 ROLES = ["viewer", "operator", "admin"]
 COLUMNS = ["id", "username", "role", "disabled", "created_at", "updated_at"]
@@ -48,7 +51,7 @@ def resolve_user(client: Client, ref: str) -> int:
             if user.username == ref:
                 return user.id
         if page * 100 >= found.total:
-            raise NotFound(404, "not found", f"User {ref!r} not found")
+            raise NotFound(f"User {ref!r} not found")
         page += 1
 
 

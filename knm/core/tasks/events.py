@@ -13,11 +13,11 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable
-from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
-import msgspec
+
+from knm.wire import BaseEvent, make_event, now
 
 log = logging.getLogger("knm.events")
 
@@ -26,20 +26,9 @@ FLUSH_INTERVAL = 0.05
 MAX_BATCH = 5000
 
 
-class Event(msgspec.Struct, kw_only=True, omit_defaults=True):
-    """One message of the progress stream, as stored and as sent."""
-
-    task_id: str
-    type: str
-    seq: int
-    progress: int
-    message: str = ""
-    data: dict[str, Any] = msgspec.field(default_factory=dict)
-    timestamp: datetime
-
-
-def now() -> datetime:
-    return datetime.now(UTC).replace(microsecond=0)
+#: The stream's messages are ``knm.wire`` events (a tagged union on ``type``); this is their base.
+Event = BaseEvent
+__all__ = ["CHANNEL", "Event", "EventLog", "now", "read_events"]
 
 
 class EventLog:
@@ -100,9 +89,9 @@ class EventLog:
         seq = self._seq.get(task_id, 0) + 1
         self._seq[task_id] = seq
         self._pending.append(
-            Event(
+            make_event(
+                type,
                 task_id=task_id,
-                type=type,
                 seq=seq,
                 progress=max(0, min(100, int(progress))),
                 message=message,
@@ -193,4 +182,8 @@ async def read_events(
         since,
         limit,
     )
-    return [Event(**dict(r)) for r in records]
+    events = []
+    for record in records:
+        fields = dict(record)
+        events.append(make_event(fields.pop("type"), **fields))
+    return events

@@ -15,15 +15,15 @@ from knm.core.errors import BadRequest, Invalid, NotFound
 from knm.core.tasks import events, output, service, store
 from knm.core.tasks.executor import Executor
 from knm.core.tasks.schemas import HistoryPage
+from knm.wire import CancelResult, Event, TaskState, page_of
 
 
 class RerunRequest(msgspec.Struct, forbid_unknown_fields=True):
     only_failed: bool = True
 
 
-class EventList(msgspec.Struct):
-    total: int
-    entries: list[events.Event]
+#: ``GET /tasks/{id}/events``: a page of events, sent as ``entries``.
+EventList = page_of("entries", Event)
 
 
 def _knm(request: Request[Any, Any, Any]) -> Any:
@@ -38,7 +38,12 @@ async def _history_page(
     total, items = await store.history(
         _knm(request).pool, where, page_size, offset(page, page_size)
     )
-    return ok(HistoryPage(total, items))
+    # Encoded here: each row's display fields go beside its own (``TaskSummary.to_wire``).
+    page = {"total": total, "executions": [item.to_wire() for item in items]}
+    return ok(msgspec.Raw(_encoder.encode(page)))
+
+
+_encoder = msgspec.json.Encoder()
 
 
 def executor_routes(executor: Executor) -> list[Any]:
@@ -83,13 +88,13 @@ def executor_routes(executor: Executor) -> list[Any]:
         await knm.features.require(executor.feature)
         return ok(await service.status_of(knm, task_id, kind))
 
-    async def cancel(request: Request[Any, Any, Any], task_id: str) -> Envelope[dict[str, Any]]:
+    async def cancel(request: Request[Any, Any, Any], task_id: str) -> Envelope[CancelResult]:
         knm = _knm(request)
         task = await service.find_task(knm, task_id, kind)
         principal = principal_of(request)
         updated = await service.cancel_task(knm, task, f"cancelled by {principal.username}")
         await knm.audit(request, "task.cancel", task_id)
-        return ok({"task_id": task_id, "status": updated.status}, "cancel requested")
+        return ok(CancelResult(task_id, updated.status), "cancel requested")  # type: ignore[arg-type]
 
     async def rerun(
         request: Request[Any, Any, Any], task_id: str, data: RerunRequest | None = None
@@ -124,7 +129,7 @@ def executor_routes(executor: Executor) -> list[Any]:
     async def history(
         request: Request[Any, Any, Any],
         cluster_name: str | None = None,
-        status: Literal["pending", "running", "completed", "failed", "cancelled"] | None = None,
+        status: TaskState | None = None,
         start_date: date | None = None,
         end_date: date | None = None,
         include_children: bool = False,
@@ -169,7 +174,7 @@ async def list_tasks(
     request: Request[Any, Any, Any],
     kind: str | None = None,
     cluster_name: str | None = None,
-    status: Literal["pending", "running", "completed", "failed", "cancelled"] | None = None,
+    status: TaskState | None = None,
     start_date: date | None = None,
     end_date: date | None = None,
     include_children: bool = False,

@@ -1,17 +1,29 @@
-"""Structs of the task engine: the shared request base, node results and status answers."""
+"""Structs of the task engine: the shared request base, node reports and stored tasks.
+
+What the API sends (states, ``TERMINAL``, status answers, history rows) is in ``knm.wire``."""
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any
 
 import msgspec
 
 from knm.core.targets import TargetRequest
+from knm.wire import TERMINAL, NodeState, Page, TaskState, TaskSummary, page_of
+from knm.wire import NodeResult as NodeOut
 
-TaskState = Literal["pending", "running", "completed", "failed", "cancelled"]
-TERMINAL: frozenset[str] = frozenset({"completed", "failed", "cancelled"})
-NodeState = Literal["success", "failed"]
+__all__ = [
+    "TERMINAL",
+    "ExecRequest",
+    "HistoryItem",
+    "HistoryPage",
+    "NodeOut",
+    "NodeResult",
+    "NodeState",
+    "TaskRow",
+    "TaskState",
+]
 
 
 class ExecRequest(TargetRequest, kw_only=True, forbid_unknown_fields=True):
@@ -59,24 +71,6 @@ class NodeResult(msgspec.Struct, kw_only=True):
         return cls(status="failed", reason=reason, message=message, exit_code=exit_code, data=data)
 
 
-class NodeOut(msgspec.Struct, kw_only=True, omit_defaults=True):
-    """One entry of a status answer's ``results``."""
-
-    node: str
-    status: NodeState
-    reason: str | None = None
-    message: str = ""
-    exit_code: int | None = None
-    stdout: str | msgspec.UnsetType = msgspec.UNSET
-    stderr: str | msgspec.UnsetType = msgspec.UNSET
-    stdout_truncated: bool = False
-    stderr_truncated: bool = False
-    address: str = ""
-    start_time: datetime | None = None
-    end_time: datetime | None = None
-    duration: int | None = None
-
-
 class TaskRow(msgspec.Struct, kw_only=True):
     """A task as stored."""
 
@@ -122,25 +116,6 @@ class TaskRow(msgspec.Struct, kw_only=True):
         return max(0, int((end - self.start_time).total_seconds()))
 
 
-class HistoryItem(msgspec.Struct, kw_only=True):
-    id: int
-    task_id: str
-    kind: str
-    status: str
-    cluster_name: str
-    target_nodes: list[str]
-    success_count: int
-    failed_count: int
-    start_time: datetime | None
-    end_time: datetime | None
-    duration: int | None
-    user_id: int | None
-    username: str | None
-    parent_task_id: str | None = None
-    created_at: datetime | None = None
-    summary: dict[str, Any] = msgspec.field(default_factory=dict)
-
-
-class HistoryPage(msgspec.Struct):
-    total: int
-    executions: list[HistoryItem]
+#: A history row (``knm.wire.TaskSummary``) and a page of them, sent as ``executions``.
+HistoryItem = TaskSummary
+HistoryPage: type[Page[TaskSummary]] = page_of("executions", TaskSummary)

@@ -11,7 +11,8 @@ from knm.core.errors import Conflict, Invalid, NotFound
 from knm.core.tasks import output, store
 from knm.core.tasks.executor import Executor
 from knm.core.tasks.ids import kind_of, new_task_id
-from knm.core.tasks.schemas import TERMINAL, ExecRequest, NodeOut, TaskRow
+from knm.core.tasks.schemas import ExecRequest, TaskRow
+from knm.wire import TERMINAL, NodeResult, TaskStarted, TaskStatus, flatten
 
 if TYPE_CHECKING:
     from knm.core.auth.principal import Principal
@@ -139,7 +140,7 @@ _INTERNAL_DATA = frozenset({"labels"})
 
 def node_results(
     nodes: list[store.NodeRecord], texts: dict[tuple[str, str], str], *, with_output: bool
-) -> list[dict[str, Any]]:
+) -> list[NodeResult]:
     results = []
     for node in nodes:
         if node.status not in ("success", "failed"):
@@ -148,7 +149,7 @@ def node_results(
         duration = None
         if node.start_time and node.end_time:
             duration = max(0, int((node.end_time - node.start_time).total_seconds()))
-        item = NodeOut(
+        item = NodeResult(
             node=node.node,
             status=node.status,  # type: ignore[arg-type]
             reason=node.reason,
@@ -164,18 +165,18 @@ def node_results(
         if with_output:
             item.stdout = texts.get((node.node, "stdout"), "")
             item.stderr = texts.get((node.node, "stderr"), "")
-        entry = msgspec.to_builtins(item)
         # An executor's own per-node fields (Ansible's ok/changed counts …) sit beside the rest.
-        for key, value in node.data.items():
-            if key not in _INTERNAL_DATA and key not in entry:
-                entry[key] = value
-        results.append(entry)
+        own = {k: v for k, v in node.data.items() if k not in _INTERNAL_DATA}
+        if own:
+            item.extra = own
+        results.append(item)
     return results
 
 
-async def status_of(knm: Knm, task_id: str, kind: str | None = None) -> dict[str, Any]:
-    """The status answer: the contract's common fields, the executor's, and ``results`` — or
-    404, also when the id belongs to another kind than the URL's."""
+async def status_of(knm: Knm, task_id: str, kind: str | None = None) -> msgspec.Raw:
+    """The status answer, encoded (``knm.wire.TaskStatus`` as sent): the contract's common
+    fields, the executor's, and ``results`` — or 404, also when the id belongs to another kind
+    than the URL's."""
     if kind is not None and kind_of(task_id) != kind:
         raise NotFound(f"Task {task_id} not found")
     cache = knm.status_cache
@@ -191,48 +192,61 @@ async def status_of(knm: Knm, task_id: str, kind: str | None = None) -> dict[str
     if found is None or (kind is not None and found.task.kind != kind):
         raise NotFound(f"Task {task_id} not found")
     task = found.task
-    results = node_results(found.nodes, found.output, with_output=with_output)
-    data: dict[str, Any] = {
-        "task_id": task.task_id,
-        "kind": task.kind,
-        "status": task.status,
-        "cluster_name": task.cluster_name,
-        "target_nodes": task.target_nodes,
-        "success_count": task.success_count,
-        "failed_count": task.failed_count,
-        "progress": task.progress,
-        "message": task.message,
-        "start_time": task.start_time,
-        "end_time": task.end_time,
-        "duration": task.duration,
-        "created_at": task.created_at,
-        "user_id": task.user_id,
-        "username": task.username,
-        "parent_task_id": task.parent_task_id,
-        "rerun_of": task.rerun_of,
-        "error": task.error,
-        **task.summary,
-        "results": results,
-    }
+    answer = TaskStatus(
+        task_id=task.task_id,
+        kind=task.kind,
+        status=task.status,  # type: ignore[arg-type]
+        cluster_name=task.cluster_name,
+        target_nodes=task.target_nodes,
+        success_count=task.success_count,
+        failed_count=task.failed_count,
+        progress=task.progress,
+        message=task.message,
+        start_time=task.start_time,
+        end_time=task.end_time,
+        duration=task.duration,
+        created_at=task.created_at,
+        user_id=task.user_id,
+        username=task.username,
+        parent_task_id=task.parent_task_id,
+        rerun_of=task.rerun_of,
+        error=task.error,
+        results=node_results(found.nodes, found.output, with_output=with_output),
+    )
+    answer.extend(task.summary)
     if task.status == "running":
         # While running, counts come from the nodes finished so far.
-        data["success_count"] = sum(1 for r in results if r["status"] == "success")
-        data["failed_count"] = sum(1 for r in results if r["status"] == "failed")
+        answer.success_count = sum(1 for r in answer.results if r.status == "success")
+        answer.failed_count = sum(1 for r in answer.results if r.status == "failed")
     if executor is not None:
-        data.update(executor.status_fields(task))
+        answer.extend(executor.status_fields(task))
         if executor.task_output_in_status:
-            data["output"] = await output.read_output(knm.pool, task.task_id, "", "log")
+            answer.output = await output.read_output(knm.pool, task.task_id, "", "log")
+    encoded = msgspec.Raw(_encoder.encode(answer.to_wire()))
     if cache is not None and task.status in TERMINAL:
-        cache.put(task_id, data, generation)
-    return data
+        cache.put(task_id, encoded, text_size(answer), generation)
+    return encoded
+
+
+_encoder = msgspec.json.Encoder()
+
+
+def text_size(answer: TaskStatus) -> int:
+    """Characters of output text an answer carries (big ones are not cached)."""
+    size = len(answer.output or "")
+    for result in answer.results:
+        size += len(result.stdout or "") + len(result.stderr or "")
+    return size
 
 
 def start_answer(task: TaskRow) -> dict[str, Any]:
-    return {
-        "task_id": task.task_id,
-        "status": task.status,
-        "cluster_name": task.cluster_name,
-        "target_nodes": task.target_nodes,
-        "start_time": task.start_time or task.created_at,
-        **task.summary,
-    }
+    """The answer of execute/rerun (``knm.wire.TaskStarted`` as sent)."""
+    answer = TaskStarted(
+        task_id=task.task_id,
+        status=task.status,  # type: ignore[arg-type]
+        cluster_name=task.cluster_name,
+        target_nodes=task.target_nodes,
+        start_time=task.start_time or task.created_at,
+    )
+    answer.extend(task.summary)
+    return flatten(msgspec.to_builtins(answer))

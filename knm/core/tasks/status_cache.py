@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import time
 from collections import OrderedDict
-from typing import Any
 
 import asyncpg
+import msgspec
 
 from knm.core.listen import Listener
 
@@ -30,25 +30,18 @@ async def announce_prune(conn: asyncpg.Connection | asyncpg.Pool) -> None:
     await conn.execute("SELECT pg_notify($1, '')", CHANNEL)
 
 
-def text_size(data: dict[str, Any]) -> int:
-    size = len(data.get("output") or "")
-    for result in data.get("results", ()):
-        size += len(result.get("stdout") or "") + len(result.get("stderr") or "")
-    return size
-
-
 class StatusCache:
     def __init__(self, listener: Listener) -> None:
         self._listener = listener
-        self._entries: OrderedDict[str, tuple[float, dict[str, Any]]] = OrderedDict()
+        self._entries: OrderedDict[str, tuple[float, msgspec.Raw]] = OrderedDict()
         self.hits = 0
         #: Bumped by every clear: an answer read before a prune must not be kept after it.
         self.generation = 0
         listener.on(CHANNEL, lambda _payload: self.clear())
         listener.on_reset(self.clear)
 
-    def get(self, task_id: str) -> dict[str, Any] | None:
-        """The cached answer (shared: callers must not change it)."""
+    def get(self, task_id: str) -> msgspec.Raw | None:
+        """The cached answer, encoded."""
         if not self._listener.live:
             return None
         entry = self._entries.get(task_id)
@@ -61,10 +54,11 @@ class StatusCache:
         self.hits += 1
         return entry[1]
 
-    def put(self, task_id: str, data: dict[str, Any], generation: int) -> None:
-        if not self._listener.live or generation != self.generation or text_size(data) > MAX_TEXT:
+    def put(self, task_id: str, answer: msgspec.Raw, text_size: int, generation: int) -> None:
+        """Keep ``answer`` unless it carries more than ``MAX_TEXT`` characters of output."""
+        if not self._listener.live or generation != self.generation or text_size > MAX_TEXT:
             return
-        self._entries[task_id] = (time.monotonic() + TTL, data)
+        self._entries[task_id] = (time.monotonic() + TTL, answer)
         self._entries.move_to_end(task_id)
         while len(self._entries) > MAX_ENTRIES:
             self._entries.popitem(last=False)

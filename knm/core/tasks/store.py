@@ -12,6 +12,7 @@ import msgspec
 from knm.core.crypto import EncryptedColumn, Sealed, register_encrypted_column
 from knm.core.tasks import output
 from knm.core.tasks.schemas import HistoryItem, NodeResult, TaskRow
+from knm.wire import TERMINAL
 
 _TASK_COLUMNS = ", ".join(f.name for f in msgspec.structs.fields(TaskRow))
 SECRETS = register_encrypted_column(
@@ -281,7 +282,7 @@ async def finish(
         current = await conn.fetchrow(
             "SELECT status FROM tasks WHERE task_id = $1 FOR UPDATE", task_id
         )
-        if current is None or current["status"] in ("completed", "failed", "cancelled"):
+        if current is None or current["status"] in TERMINAL:
             return None
         await conn.execute(
             """UPDATE task_nodes SET status = 'failed', reason = $2, message = $3,
@@ -469,4 +470,8 @@ async def history(
             ORDER BY created_at DESC, id DESC LIMIT {int(limit)} OFFSET {int(offset)}""",
         *args,
     )
-    return total, [HistoryItem(**dict(r)) for r in records]
+    items = [HistoryItem(**dict(r)) for r in records]
+    for item in items:
+        # The contract puts the kind's display fields at the top level of each row.
+        item.extra = item.summary
+    return total, items

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import msgspec
+
 from knm.core.db import connect_one
 from knm.core.tasks import status_cache
 from knm.core.tasks.retention import prune, prune_with
@@ -111,9 +113,9 @@ def test_answers_with_much_output_are_not_kept() -> None:
         def on_reset(self, *_: Any) -> None: ...
 
     cache = status_cache.StatusCache(Live())  # type: ignore[arg-type]
-    big = {"results": [{"stdout": "x" * (status_cache.MAX_TEXT + 1), "stderr": ""}]}
-    small = {"results": [{"stdout": "x", "stderr": ""}]}
-    cache.put("big", big, cache.generation)
-    cache.put("small", small, cache.generation)
+    big = msgspec.Raw(b'{"results": []}')
+    small = msgspec.Raw(b'{"results": []}')
+    cache.put("big", big, status_cache.MAX_TEXT + 1, cache.generation)
+    cache.put("small", small, 1, cache.generation)
     assert cache.get("big") is None
     assert cache.get("small") is small

@@ -1,0 +1,120 @@
+"""Start-up of the ``knm`` command: parsers only, plugins on demand, never a blocked one."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+#: What ``knm --help`` and a remote command must not import while starting.
+SERVER = ("litestar", "asyncpg", "pluggy", "uvicorn", "knm.core.", "knm.plugins")
+
+#: Runs ``knm <argv>`` as the console script does, then prints the modules it imported.
+WRAPPER = """
+import atexit, json, sys
+atexit.register(lambda: print(json.dumps(sorted(sys.modules)), file=sys.__stderr__))
+from knm.cli.main import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+#: A third-party plugin adding ``knm hello``; importing it leaves a mark.
+PLUGIN = """
+import os
+from pathlib import Path
+
+from knm import hookimpl
+
+Path(os.environ["MARK"]).write_text("imported")
+
+
+def hello(args):
+    print("hello from a plugin")
+    return 0
+
+
+@hookimpl
+def knm_cli(subparsers):
+    subparsers.add_parser("hello", help="say hello").set_defaults(func=hello)
+"""
+
+BUILTINS = "static,ssh,ansible,scripts,k8s,workflows"
+
+
+def run_knm(*argv: str, env: dict[str, str] | None = None) -> tuple[int, str, list[str]]:
+    done = subprocess.run(
+        [sys.executable, "-c", WRAPPER, *argv],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "KNM_URL": "http://127.0.0.1:9", **(env or {})},
+    )
+    modules = json.loads(done.stderr.strip().splitlines()[-1])
+    return done.returncode, done.stdout, modules
+
+
+def server_modules(modules: list[str]) -> list[str]:
+    return [m for m in modules if m.startswith(SERVER) or m.split(".")[0] in SERVER]
+
+
+def test_help_imports_no_server_module_and_no_plugin() -> None:
+    code, out, modules = run_knm("--help")
+    assert code == 0 and "task" in out
+    assert server_modules(modules) == []
+
+
+def test_a_remote_command_starts_without_the_server() -> None:
+    # Nothing listens on port 9: the command fails to connect, having imported only the client.
+    code, _, modules = run_knm("task", "list")
+    assert code != 0
+    assert "httpx" in modules
+    assert server_modules(modules) == []
+
+
+@pytest.fixture
+def plugin(tmp_path: Path) -> dict[str, str]:
+    (tmp_path / "hello_plugin.py").write_text(PLUGIN)
+    path = os.pathsep.join(filter(None, [str(tmp_path), os.environ.get("PYTHONPATH")]))
+    return {
+        "PYTHONPATH": path,
+        "MARK": str(tmp_path / "mark"),
+        "KNM_PLUGINS": "hello_plugin",
+        "KNM_LOAD_ENTRYPOINTS": "false",
+    }
+
+
+def test_a_plugins_command_loads_the_plugin_when_it_is_used(plugin: dict[str, str]) -> None:
+    code, out, _ = run_knm("hello", env={**plugin, "KNM_BLOCKED_PLUGINS": BUILTINS})
+    assert (code, out) == (0, "hello from a plugin\n")
+    assert Path(plugin["MARK"]).exists()
+
+
+def test_help_does_not_import_plugins(plugin: dict[str, str]) -> None:
+    code, _, modules = run_knm("--help", env=plugin)
+    assert code == 0 and "hello_plugin" not in modules
+    assert not Path(plugin["MARK"]).exists()
+
+
+def test_a_blocked_plugins_module_is_never_imported(plugin: dict[str, str]) -> None:
+    blocked = {**plugin, "KNM_BLOCKED_PLUGINS": f"{BUILTINS},hello_plugin"}
+    code, _, modules = run_knm("hello", env=blocked)
+    assert code == 2  # argparse: no such command
+    assert "hello_plugin" not in modules
+    assert not Path(plugin["MARK"]).exists()
+
+
+def test_ctrl_c_exits_130_without_a_traceback() -> None:
+    code = (
+        "import signal, sys\n"
+        "from knm.cli import main as m\n"
+        "def interrupted(argv):\n"
+        "    raise KeyboardInterrupt\n"
+        "m._main = interrupted\n"
+        "sys.exit(m.main([]))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 130
+    assert "Traceback" not in done.stderr
