@@ -14,6 +14,7 @@ third-party plugin authors.
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 from collections.abc import AsyncIterator, Iterator
@@ -27,6 +28,12 @@ from knm.testing.client import ApiClient
 from knm.testing.fleet import ssh_fleet, ssh_fleet_cluster
 from knm.testing.kube import kube_standin
 from knm.testing.process import KnmProcess, ProcessFactory
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # Whatever starts a knm without saying where its data goes (a settings file read from the
+    # environment, a subprocess) writes it in the session's temp dir, not in /var/lib/knm.
+    os.environ.setdefault("KNM_DATA_DIR", database.data_dir_for_tests())
 
 
 @pytest.fixture(scope="session")

@@ -45,8 +45,23 @@ def data_dir() -> Iterator[Path]:
         log.unlink(missing_ok=True)
 
 
+#: Every server a test started, stopped after the test whatever happened in it.
+_STARTED: list[Serve] = []
+
+
+@pytest.fixture(autouse=True)
+def _stop_servers() -> Iterator[None]:
+    yield
+    while _STARTED:
+        server = _STARTED.pop()
+        if server.proc.poll() is None:
+            server.kill()
+        server.log.unlink(missing_ok=True)
+
+
 class Serve:
     def __init__(self, data_dir: Path, **env: str) -> None:
+        _STARTED.append(self)
         self.port = free_port()
         self.log = data_dir.parent / f"{data_dir.name}-{self.port}.log"
         environment = {k: v for k, v in os.environ.items() if not k.startswith("KNM_")}
