@@ -55,6 +55,8 @@ class Resolution(msgspec.Struct, kw_only=True):
     nodes: list[ResolvedNode]
     #: The jump host to reach the nodes through, if the cluster has one.
     bastion: Bastion | None = None
+    #: The whole ``Cluster`` as read (its config, for executors that need more than nodes).
+    source: Any = None
 
     @property
     def node_names(self) -> list[str]:
@@ -80,7 +82,7 @@ def _by_names(cluster: str, nodes: list[Node], names: list[str]) -> list[Node]:
 
 
 async def resolve_targets(
-    knm: Any, request: TargetRequest, *, credential_port: int | None
+    knm: Any, request: TargetRequest, *, credential_port: int | None, cluster: Any = None
 ) -> Resolution:
     """The request's nodes with addresses and SSH ports, in the request's order for names and
     the cluster's order for a selector.
@@ -88,7 +90,8 @@ async def resolve_targets(
     Raises ``NotFound`` for an unknown cluster, ``Invalid`` when both or neither of
     ``target_nodes``/``target_selector`` are given, for duplicate or unknown node names (every
     unknown one is named), a bad selector, or a selector that matches no node. SSH port: the
-    node's when the provider knows one, else ``credential_port``, else 22.
+    node's when the provider knows one, else ``credential_port``, else 22. ``cluster``: the
+    ``Cluster`` when the caller has read it already.
     """
     selector_text = (request.target_selector or "").strip()
     if request.target_nodes and selector_text:
@@ -96,7 +99,8 @@ async def resolve_targets(
     if not request.target_nodes and not selector_text:
         raise Invalid("give target_nodes (node names) or target_selector (a label selector)")
     selector = parse_selector(selector_text) if selector_text else None
-    cluster = await get_cluster(knm, request.cluster_name)
+    if cluster is None:
+        cluster = await get_cluster(knm, request.cluster_name)
     nodes = await provider_for(knm, cluster.kind).list_nodes(knm, cluster)
     if selector is None:
         chosen = _by_names(cluster.name, nodes, request.target_nodes)
@@ -111,4 +115,5 @@ async def resolve_targets(
         cluster=ClusterRef(id=cluster.id, name=cluster.name, kind=cluster.kind),
         nodes=[_resolved(node, credential_port) for node in chosen],
         bastion=cluster.bastion,
+        source=cluster,
     )
