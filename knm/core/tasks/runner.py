@@ -94,9 +94,6 @@ class Runner:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
 
-    def wake(self) -> None:
-        self._wake.set()
-
     @property
     def beat_interval(self) -> float:
         """Seconds between heartbeats: the claim loop's poll, or (not claiming) the reap loop's."""

@@ -331,17 +331,6 @@ async def request_cancel(conn: asyncpg.Connection, task_id: str, reason: str) ->
     return None if record is None else _row(record)
 
 
-async def set_progress(
-    conn: asyncpg.Connection | asyncpg.Pool, task_id: str, progress: int, message: str
-) -> None:
-    await conn.execute(
-        "UPDATE tasks SET progress = $2, message = $3 WHERE task_id = $1 AND status = 'running'",
-        task_id,
-        progress,
-        message,
-    )
-
-
 async def set_result(
     conn: asyncpg.Connection | asyncpg.Pool, task_id: str, result: dict[str, Any]
 ) -> None:
