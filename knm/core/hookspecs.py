@@ -105,9 +105,11 @@ def knm_cluster_providers() -> list[Any]:
 
 @hookspec
 def knm_transports() -> list[Any]:
-    """Return ``list[Transport]``: ways to reach a node and run a command there (SSH today).
+    """Return ``list[Transport]`` (``knm.core.transport.Transport``): ways to reach a node and
+    run a command there, each under its ``name``.
 
-    Called once when the app is built.
+    Read once per app, on first use; ``transport_for`` picks the one for a cluster (``ssh`` for
+    every cluster today, served by the ssh plugin). ``TaskContext.run_shell`` runs through it.
     """
 
 
