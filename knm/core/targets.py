@@ -37,22 +37,10 @@ class ClusterRef(msgspec.Struct, kw_only=True):
     kind: str
 
 
-class ResolvedNode(msgspec.Struct, kw_only=True):
-    """A target node with the SSH port already decided."""
-
-    name: str
-    address: str
-    port: int
-    labels: dict[str, str] = {}
-    roles: list[str] = []
-    ready: bool | None = None
-    schedulable: bool | None = None
-    info: dict[str, str] = {}
-
-
 class Resolution(msgspec.Struct, kw_only=True):
     cluster: ClusterRef
-    nodes: list[ResolvedNode]
+    #: The chosen nodes, each with its SSH port decided.
+    nodes: list[Node]
     #: The jump host to reach the nodes through, if the cluster has one.
     bastion: Bastion | None = None
     #: The whole ``Cluster`` as read (its config, for executors that need more than nodes).
@@ -63,13 +51,10 @@ class Resolution(msgspec.Struct, kw_only=True):
         return [node.name for node in self.nodes]
 
 
-def _resolved(node: Node, credential_port: int | None) -> ResolvedNode:
+def _resolved(node: Node, credential_port: int | None) -> Node:
     # The node's own port wins: a provider that knows one knows better than a shared credential.
     port = node.port or credential_port or DEFAULT_SSH_PORT
-    return ResolvedNode(
-        name=node.name, address=node.address, port=port, labels=node.labels, roles=node.roles,
-        ready=node.ready, schedulable=node.schedulable, info=node.info,
-    )  # fmt: skip
+    return node if node.port == port else msgspec.structs.replace(node, port=port)
 
 
 def _by_names(cluster: str, nodes: list[Node], names: list[str]) -> list[Node]:

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import msgspec
 
+from knm.core.clusters.provider import Node
 from knm.core.tasks.nodewriter import NodeWriter
 from knm.core.tasks.output import CHUNK, Masker, StreamBuffer
 from knm.core.tasks.schemas import ExecRequest, NodeResult, TaskRow
@@ -24,13 +25,9 @@ if TYPE_CHECKING:
     from knm.core.runtime import Knm
 
 
-class TargetNode(msgspec.Struct, kw_only=True):
-    """A resolved node as an executor sees it."""
-
-    name: str
-    address: str = ""
-    port: int | None = None
-    labels: dict[str, str] = msgspec.field(default_factory=dict)
+#: A resolved node as an executor sees it: the provider's ``Node``, its port decided. One
+#: struct from the provider to the executor; the stored row (``store.NodeRecord``) is the other.
+TargetNode = Node
 
 
 class Prepared(msgspec.Struct, kw_only=True):
@@ -68,6 +65,9 @@ class Executor(abc.ABC):
     node_output_in_status: ClassVar[bool] = True
     #: Status answers include the whole task's ``output`` (Ansible's play output).
     task_output_in_status: ClassVar[bool] = False
+    #: Its tasks (and its workflow steps) take each node's lock (``knm.core.tasks.locks``) for
+    #: their length and count against the cluster's ``max_unavailable``: reboots, drains.
+    disruptive: ClassVar[bool] = False
     #: A hard cap on tasks of this kind running at once; the ``max_tasks`` setting (default 100)
     #: is what admins change, and the lower of the two applies.
     max_tasks: ClassVar[int] = 10_000

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 
 from knm.core.errors import KnmError
-from knm.core.tasks import store
+from knm.core.tasks import locks, store
 from knm.core.tasks.executor import Executor, Prepared, TargetNode, TaskContext
 from knm.core.tasks.output import Masker
 from knm.core.tasks.schemas import TaskRow
@@ -35,6 +35,22 @@ WAKE_CHANNEL = "knm_tasks"
 CANCEL_CHANNEL = "knm_cancel"
 #: Seconds the claim loop waits for a wake-up before it looks for work anyway.
 CLAIM_POLL = 1.0
+
+
+async def _lock_nodes(ctx: TaskContext) -> None:
+    """A disruptive executor's task holds its nodes' locks (for its workflow, when it is a
+    step) and counts against the cluster's ``max_unavailable``; refused, it does not run."""
+    root = ctx.task.parent_task_id or ctx.task_id
+    refusal = await locks.acquire_nodes(
+        ctx.knm.pool,
+        cluster=ctx.task.cluster_name,
+        nodes=[node.name for node in ctx.nodes],
+        holder=root,
+        task_id=ctx.task_id,
+        max_unavailable=locks.budget_of(await ctx.cluster()),
+    )
+    if refusal is not None:
+        raise KnmError(refusal.message)
 
 
 class Running(msgspec.Struct):
@@ -259,6 +275,8 @@ class Runner:
             if recover:
                 await executor.recover(ctx)
             else:
+                if executor.disruptive:
+                    await _lock_nodes(ctx)
                 await executor.run(ctx)
         except asyncio.CancelledError:
             error = "interrupted"
@@ -268,6 +286,11 @@ class Runner:
             log.exception("task %s failed", task.task_id)
             error = f"internal error: {type(exc).__name__}"
         finally:
+            if ctx is not None and self.executors[task.kind].disruptive:
+                root = task.parent_task_id or task.task_id
+                if root == task.task_id:  # a workflow releases its own after each batch
+                    with contextlib.suppress(Exception):
+                        await locks.release_all(self.knm.pool, root)
             await self._finish(task, ctx, error)
 
     async def _finish(self, task: TaskRow, ctx: TaskContext | None, error: str | None) -> None:

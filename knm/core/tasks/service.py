@@ -66,9 +66,7 @@ async def start_task(
                     task_id=task_id,
                     kind=executor.kind,
                     cluster_name=request.cluster_name,
-                    nodes=[
-                        store.NewNode(n.name, n.address, n.port, n.labels) for n in prepared.nodes
-                    ],
+                    nodes=prepared.nodes,
                     request=stored,
                     summary=prepared.summary,
                     credential_id=request.credential_id,

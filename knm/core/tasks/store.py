@@ -9,6 +9,7 @@ from typing import Any
 import asyncpg
 import msgspec
 
+from knm.core.clusters.provider import Node
 from knm.core.crypto import EncryptedColumn, Sealed, register_encrypted_column
 from knm.core.tasks import output
 from knm.core.tasks.schemas import HistoryItem, NodeResult, TaskRow
@@ -23,20 +24,13 @@ def _row(record: asyncpg.Record) -> TaskRow:
     return TaskRow(**dict(record))
 
 
-class NewNode(msgspec.Struct):
-    name: str
-    address: str = ""
-    port: int | None = None
-    labels: dict[str, str] = msgspec.field(default_factory=dict)
-
-
 async def insert_task(
     conn: asyncpg.Connection,
     *,
     task_id: str,
     kind: str,
     cluster_name: str,
-    nodes: Sequence[NewNode],
+    nodes: Sequence[Node],
     request: dict[str, Any],
     summary: dict[str, Any],
     credential_id: int | None,

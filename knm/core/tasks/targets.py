@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from knm.core.tasks.executor import Prepared, TargetNode
+from knm.core.tasks.executor import Prepared
 
 
 async def prepare_targets(knm: Any, request: Any) -> Prepared:
@@ -21,15 +21,7 @@ async def prepare_targets(knm: Any, request: Any) -> Prepared:
     port = credential.port if credential is not None else None
     resolution = await resolve_targets(knm, request, credential_port=port)
     return Prepared(
-        nodes=[
-            TargetNode(name=n.name, address=n.address, port=n.port, labels=dict(n.labels))
-            for n in resolution.nodes
-        ],
+        nodes=resolution.nodes,
         credential=credential,
         cluster=resolution.source,
     )
-
-
-async def resolve(knm: Any, request: Any) -> list[TargetNode]:
-    """The request's nodes (see ``prepare_targets``)."""
-    return (await prepare_targets(knm, request)).nodes

@@ -10,8 +10,9 @@ import asyncpg
 import msgspec
 import pytest
 
+from knm.core.features import ExecutorSettings, FeatureSpec
 from knm.core.hookspecs import hookimpl
-from knm.core.tasks import locks
+from knm.core.tasks import ExecRequest, Executor, NodeResult, TaskContext, locks
 from knm.core.tasks.steps import StepOutcome, StepRun, StepType
 from knm.testing.client import ApiClient, assert_envelope
 from knm.testing.executor import TestExecutorPlugin
@@ -38,10 +39,42 @@ class Reboot(StepType):
         return StepOutcome(status="success", nodes={n.name: "success" for n in run.nodes})
 
 
+class NapRequest(ExecRequest, kw_only=True, forbid_unknown_fields=True):
+    pass
+
+
+class Nap(Executor):
+    """A disruptive executor: its tasks (and its workflow steps) hold their nodes' locks."""
+
+    kind = "nap"
+    route = "nap"
+    feature = "nap"
+    request_type = NapRequest
+    requires_credential = False
+    disruptive = True
+    holders: ClassVar[dict[str, str | None]] = {}
+
+    async def run(self, ctx: TaskContext) -> None:
+        async def work(node: Any) -> NodeResult:
+            pool, cluster = ctx.knm.pool, ctx.task.cluster_name
+            self.holders[node.name] = await locks.holder_of(pool, cluster, node.name)
+            return NodeResult.success("napped")
+
+        await ctx.fan_out(work)
+
+
 class RebootPlugin:
     @hookimpl
     def knm_step_types(self) -> list[StepType]:
         return [Reboot()]
+
+    @hookimpl
+    def knm_executors(self) -> list[Executor]:
+        return [Nap()]
+
+    @hookimpl
+    def knm_features(self) -> list[FeatureSpec]:
+        return [FeatureSpec("nap", ExecutorSettings)]
 
 
 @pytest.fixture(scope="module")
@@ -144,3 +177,21 @@ async def test_a_disruptive_step_on_a_node_another_task_has_locked_fails_without
     assert step["status"] == "failed"
     assert f"node n1 is locked by task {other['task_id']}" in step["error"]
     assert Reboot.holders == {}
+
+
+async def test_a_disruptive_executor_holds_its_nodes_locks_for_the_task_or_its_workflow(
+    knm_client: ApiClient, admin_headers: dict[str, str], pool: Any
+) -> None:
+    Nap.holders.clear()
+    data = await start_task(
+        knm_client, admin_headers, "nap", cluster_name="lab", target_nodes=NODES
+    )
+    status = await wait_for_task(knm_client, admin_headers, data["task_id"])
+    assert status["status"] == "completed", status
+    assert Nap.holders == {node: data["task_id"] for node in NODES}
+    assert [await locks.holder_of(pool, "lab", node) for node in NODES] == [None, None]
+    Nap.holders.clear()
+    status = await _run(knm_client, admin_headers, "nap-step", [{"id": "z", "type": "nap"}])
+    assert status["status"] == "completed", status
+    assert Nap.holders == {node: status["task_id"] for node in NODES}
+    assert [await locks.holder_of(pool, "lab", node) for node in NODES] == [None, None]
