@@ -88,8 +88,10 @@ def knm_content_kinds() -> list[Any]:
 def knm_check_command(command: str, context: Any) -> list[Any]:
     """Return ``list[Violation]`` for ``command`` (empty when the plugin has no objection).
 
-    Called before any task that runs a shell command is created, and again on commands rendered
-    inside workflows. ``context`` says who asks and for which executor. Every implementation must
+    Called (through ``knm.core.policy.check``) before any task that runs a shell command is
+    created, on stored shell scripts when they are saved, and again on commands rendered inside
+    workflows. ``context`` is a ``knm.core.policy.CommandContext``: the executor or step type
+    (``kind``), ``cluster_name``, ``username``, ``role`` and ``sudo``. Every implementation must
     pass: one violation blocks the command with 422.
     """
 
