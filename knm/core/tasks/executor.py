@@ -44,6 +44,9 @@ class Prepared(msgspec.Struct, kw_only=True):
     #: this process runs with them instead of reading and decrypting them again.
     credential: Any = None
     cluster: Any = None
+    #: Anything else ``prepare`` loaded that ``run`` needs (``ctx.carried``), under keys the
+    #: executor owns. Only a task claimed in this process gets it: ``run`` loads what is absent.
+    carried: dict[str, Any] = msgspec.field(default_factory=dict)
 
 
 class Executor(abc.ABC):
@@ -118,6 +121,7 @@ class TaskContext:
         masker: Masker,
         secrets: dict[str, str] | None = None,
         cluster: Any = None,
+        carried: dict[str, Any] | None = None,
     ) -> None:
         self.knm = knm
         self.task = task
@@ -131,6 +135,8 @@ class TaskContext:
         self.secrets = secrets or {}
         #: The task's ``Cluster`` as ``prepare`` loaded it (read on first use otherwise).
         self._cluster = cluster
+        #: What ``prepare`` carried beyond the credential and cluster (``Prepared.carried``).
+        self.carried: dict[str, Any] = carried or {}
         self.cancelled = asyncio.Event()
         self.cancel_reason = ""
         self.progress_value = 0

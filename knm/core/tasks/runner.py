@@ -247,6 +247,7 @@ class Runner:
             masker=masker,
             secrets=secrets,
             cluster=prepared.cluster if prepared is not None else None,
+            carried=prepared.carried if prepared is not None else None,
         )
         for record in nodes_records:
             if record.status in ("success", "failed"):

@@ -67,7 +67,10 @@ class AnsibleExecutor(Executor):
         jump_host = prepared.cluster.bastion
         if jump_host is not None and prepared.credential is not None:
             credential = prepared.credential
-            bastion.check(await _jump(knm, jump_host, credential), credential)
+            jump = await _jump(knm, jump_host, credential)
+            bastion.check(jump, credential)
+            # The bastion's own credential, decrypted once for the whole task.
+            prepared.carried["ansible.jump"] = jump
         parse_extra_args(request.extra_args, [node.name for node in prepared.nodes])
         prepared.summary = {
             "playbook_id": playbook.id,
@@ -98,13 +101,11 @@ class AnsibleExecutor(Executor):
             slots.release()
 
 
-async def _jump(knm: Any, host: Any, credential: Any, mask: Any = None) -> bastion.Jump:
+async def _jump(knm: Any, host: Any, credential: Any) -> bastion.Jump:
     """The cluster's bastion ``host`` with the credential it logs in with."""
     shared = host.credential_id is None or host.credential_id == credential.id
     if not shared:
         credential = await load_credential(knm, host.credential_id)
-        if mask is not None:
-            mask.add(*credential.secret_values())
     return bastion.Jump(address=host.address, port=host.port, credential=credential, shared=shared)
 
 
@@ -133,7 +134,10 @@ class _Run:
         cluster = await ctx.cluster()
         self.jump_host = cluster.bastion
         if self.jump_host is not None:
-            self.jump = await _jump(ctx.knm, self.jump_host, ctx.credential, ctx.mask)
+            self.jump = ctx.carried.get("ansible.jump") or await _jump(
+                ctx.knm, self.jump_host, ctx.credential
+            )
+            ctx.mask.add(*self.jump.credential.secret_values())
             bastion.check(self.jump, ctx.credential)
         keys = await transport_for(ctx.knm, cluster).host_keys(ctx, ctx.nodes, self.jump)
         shutil.rmtree(self.run_dir, ignore_errors=True)
