@@ -40,7 +40,8 @@ import psutil
 from bench.common import load_average, machine, say, table
 from knm.core.processes import wait_until_gone
 from knm.core.tasks import TargetNode
-from knm.plugins.ansible import known_hosts, layout, runner, toolchain
+from knm.core.transport import HostKeys
+from knm.plugins.ansible import layout, runner, toolchain
 from knm.plugins.ansible.events import EventReader, PlayState
 from knm.plugins.ansible.schemas import AnsibleSettings
 from knm.testing.sshfleet import SshFleet
@@ -136,7 +137,7 @@ async def _knm(fleet: SshFleet, root: Path, ident: str, agent: bool) -> tuple[fl
     runner.make_dirs(run_dir)
     env = layout.lay_out(
         run_dir, playbook=PLAYBOOK, nodes=nodes, credential=credential,
-        keys=known_hosts.HostKeys(policy="off"), jump=None,
+        keys=HostKeys(policy="off"), jump=None,
         args=["main.yml", "--forks", str(len(nodes))], extra_vars={}, settings=settings,
         mark=ident, tools=tools,
     )  # fmt: skip

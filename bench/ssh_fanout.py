@@ -16,8 +16,14 @@ what differs is the client side. Runners, all at concurrency 200 (Ansible: ``--a
   timed around ``run_command`` + ``join`` + reading the output.
 * ``ansible``: ``ansible all -m raw -o`` as a subprocess, timed as a user would see it.
 
+Beside wall time, each knm round reports the ``knm serve`` process's CPU seconds (user +
+system, children included) per 1,000 nodes, its peak RSS, and the time from the POST to the
+first node's result on the WebSocket; the floor rounds report the CPU seconds of the process
+running the bare asyncssh loop (this one), so the two CPU figures sit side by side.
+
 A peer that is not installed is skipped with a note. Rerun from the repository root:
-``python -m bench.ssh_fanout`` (N = 100, 500, 1000; 3 repeats) or ``--smoke`` (N = 50, once).
+``python -m bench.ssh_fanout`` (N = 100, 500, 1000; 3 repeats) or ``--smoke`` (N = 50, once);
+the README's table: ``--nodes 1000,5000 --repeat 1 --peers ""``.
 """
 
 from __future__ import annotations
@@ -76,11 +82,18 @@ RSS_LIMIT_MB = 300.0
 FLOOR_GCM = "floor aes-gcm"
 
 
+NAN = float("nan")
+
+
 @dataclass
 class Round:
     seconds: float
     succeeded: int
-    peak_rss_mb: float = float("nan")
+    peak_rss_mb: float = NAN
+    #: CPU seconds (user + system) of the process doing the client side of the round.
+    cpu_seconds: float = NAN
+    #: Seconds from the POST to the first node's result on the WebSocket (knm rounds).
+    first_result: float = NAN
 
 
 @dataclass
@@ -98,7 +111,21 @@ class Runner:
 
     @property
     def peak_rss_mb(self) -> float:
-        return max((r.peak_rss_mb for r in self.rounds), default=float("nan"))
+        return max((r.peak_rss_mb for r in self.rounds), default=NAN)
+
+    @property
+    def cpu_seconds(self) -> float:
+        return median([r.cpu_seconds for r in self.rounds])
+
+    @property
+    def first_result(self) -> float:
+        return median([r.first_result for r in self.rounds])
+
+
+def cpu_of(process: psutil.Process) -> float:
+    """CPU seconds (user + system) of ``process`` and its children, so far."""
+    times = process.cpu_times()
+    return times.user + times.system + times.children_user + times.children_system
 
 
 @dataclass
@@ -203,23 +230,27 @@ def knm_round(
         "timeout": 300,
     }
     assert knm.proc is not None
+    process = psutil.Process(knm.proc.pid)
+    first = NAN
     with RssSampler(knm.proc.pid) as rss:
+        cpu_before = cpu_of(process)
         started = time.perf_counter()
         task_id = _api(client, "POST", "/automation/ssh/execute", json=body)["task_id"]
         if wait == "ws":
-            _wait_websocket(client, task_id)
+            first = _wait_websocket(client, task_id) - started
         else:
             _wait_polling(client, task_id)
         # The results as a user reads them once the task is over, inside the timed window.
         data = _api(client, "GET", f"/tasks/{task_id}")
         seconds = time.perf_counter() - started
+        cpu = cpu_of(process) - cpu_before
     if data["status"] not in ("completed", "failed", "cancelled"):
         raise RuntimeError(f"knm task {task_id} is {data['status']} after its complete event")
     succeeded = sum(1 for r in data.get("results", []) if r.get("status") == "success")
     if succeeded != n:
         failed = [r for r in data.get("results", []) if r.get("status") != "success"][:3]
         say(f"  knm: {n - succeeded} of {n} nodes failed, e.g. {failed}")
-    return Round(seconds, succeeded, rss.peak_mb)
+    return Round(seconds, succeeded, rss.peak_mb, cpu, first)
 
 
 def _wait_polling(client: httpx.Client, task_id: str) -> None:
@@ -232,14 +263,16 @@ def _wait_polling(client: httpx.Client, task_id: str) -> None:
         time.sleep(POLL_SECONDS)
 
 
-def _wait_websocket(client: httpx.Client, task_id: str) -> None:
-    """Until the task's ``complete`` event, over the progress WebSocket (as ``knm`` watches)."""
+def _wait_websocket(client: httpx.Client, task_id: str) -> float:
+    """Until the task's ``complete`` event, over the progress WebSocket (as ``knm`` watches);
+    returns the ``perf_counter`` at which the first node's result arrived."""
     from websockets.sync.client import connect
 
     token = client.headers["Authorization"].removeprefix("Bearer ")
     url = ws_url(str(client.base_url).rstrip("/"), "", token)
     subscribe = {"action": "subscribe", "task_id": task_id, "since": 0}
     end = time.monotonic() + ROUND_DEADLINE
+    first = NAN
     with connect(url, open_timeout=30, close_timeout=1, max_size=None) as socket:
         socket.send(json.dumps(subscribe))
         while True:
@@ -253,7 +286,13 @@ def _wait_websocket(client: httpx.Client, task_id: str) -> None:
             elif message.get("type") == "error":
                 raise RuntimeError(f"progress stream: {message.get('message')}")
             elif message.get("type") == "complete" and message.get("task_id") == task_id:
-                return
+                return first
+            elif (
+                first != first
+                and message.get("type") == "node"
+                and message.get("data", {}).get("status") in ("success", "failed")
+            ):
+                first = time.perf_counter()
 
 
 @contextmanager
@@ -313,11 +352,14 @@ async def _floor(
             except (OSError, asyncssh.Error):
                 return False
 
+    process = psutil.Process()
+    cpu_before = cpu_of(process)
     started = time.perf_counter()
     done = await asyncio.wait_for(
         asyncio.gather(*(one(a) for a in fleet.addresses(n))), ROUND_DEADLINE
     )
-    return Round(time.perf_counter() - started, sum(done))
+    seconds = time.perf_counter() - started
+    return Round(seconds, sum(done), cpu_seconds=cpu_of(process) - cpu_before)
 
 
 def run_floor(
@@ -538,8 +580,8 @@ def report(
             s = runner.seconds
             rows.append([
                 n, runner.name, s, n / s if s == s else nan, s / floor,
-                s / pssh if pssh == pssh else nan, runner.peak_rss_mb,
-                f"{runner.succeeded}/{n}",
+                s / pssh if pssh == pssh else nan, 1000 * runner.cpu_seconds / n,
+                runner.peak_rss_mb, runner.first_result, f"{runner.succeeded}/{n}",
             ])  # fmt: skip
         cold = runners["knm cold"]
         targets.append([n, f"knm cold ≤ {FLOOR_RATIO:g}× floor", f"{cold.seconds / floor:.2f}×",
@@ -574,7 +616,9 @@ def report(
                 "nodes/s",
                 "× floor",
                 "× parallel-ssh",
+                "CPU s / 1k nodes",
                 "knm peak RSS MB",
+                "POST → first result s",
                 "succeeded",
             ],
             rows,

@@ -11,11 +11,26 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 
 __all__ = [
+    "CommandContext",
+    "ExecRequest",
+    "Executor",
     "ExecutorSettings",
     "FeatureSpec",
+    "HostKeys",
     "KnmConfig",
     "KnmPlugin",
     "MigrationSet",
+    "NodeResult",
+    "Prepared",
+    "RunResult",
+    "StepOutcome",
+    "StepRun",
+    "StepType",
+    "TargetNode",
+    "TaskContext",
+    "Transport",
+    "TransportError",
+    "Violation",
     "__version__",
     "create_app",
     "hookimpl",
@@ -31,6 +46,22 @@ _LAZY = {
     "FeatureSpec": "knm.core.features",
     "ExecutorSettings": "knm.core.features",
     "MigrationSet": "knm.core.db",
+    # Writing executors and step types, and running shell on nodes (``ctx.run_shell``).
+    "ExecRequest": "knm.core.tasks",
+    "Executor": "knm.core.tasks",
+    "NodeResult": "knm.core.tasks",
+    "Prepared": "knm.core.tasks",
+    "TargetNode": "knm.core.tasks",
+    "TaskContext": "knm.core.tasks",
+    "StepOutcome": "knm.core.tasks.steps",
+    "StepRun": "knm.core.tasks.steps",
+    "StepType": "knm.core.tasks.steps",
+    "CommandContext": "knm.core.policy",
+    "Violation": "knm.core.policy",
+    "HostKeys": "knm.core.transport",
+    "RunResult": "knm.core.transport",
+    "Transport": "knm.core.transport",
+    "TransportError": "knm.core.transport",
 }
 
 if TYPE_CHECKING:
@@ -40,6 +71,10 @@ if TYPE_CHECKING:
     from knm.core.features import ExecutorSettings, FeatureSpec
     from knm.core.hookspecs import hookimpl
     from knm.core.litestar_plugin import KnmPlugin
+    from knm.core.policy import CommandContext, Violation
+    from knm.core.tasks import ExecRequest, Executor, NodeResult, Prepared, TargetNode, TaskContext
+    from knm.core.tasks.steps import StepOutcome, StepRun, StepType
+    from knm.core.transport import HostKeys, RunResult, Transport, TransportError
 
 
 def __getattr__(name: str) -> Any:

@@ -139,6 +139,9 @@ class EncryptedColumn(msgspec.Struct, frozen=True):
         return keyring.encrypt(plaintext, self.aad(row_id))
 
     def open(self, keyring: Keyring, sealed: Sealed, row_id: object) -> str:
+        from knm.core.counters import decrypted
+
+        decrypted(f"{self.table}:{self.purpose}:{row_id}")
         return keyring.decrypt(sealed, self.aad(row_id))
 
 

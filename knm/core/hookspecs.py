@@ -88,8 +88,10 @@ def knm_content_kinds() -> list[Any]:
 def knm_check_command(command: str, context: Any) -> list[Any]:
     """Return ``list[Violation]`` for ``command`` (empty when the plugin has no objection).
 
-    Called before any task that runs a shell command is created, and again on commands rendered
-    inside workflows. ``context`` says who asks and for which executor. Every implementation must
+    Called (through ``knm.core.policy.check``) before any task that runs a shell command is
+    created, on stored shell scripts when they are saved, and again on commands rendered inside
+    workflows. ``context`` is a ``knm.core.policy.CommandContext``: the executor or step type
+    (``kind``), ``cluster_name``, ``username``, ``role`` and ``sudo``. Every implementation must
     pass: one violation blocks the command with 422.
     """
 
@@ -105,9 +107,11 @@ def knm_cluster_providers() -> list[Any]:
 
 @hookspec
 def knm_transports() -> list[Any]:
-    """Return ``list[Transport]``: ways to reach a node and run a command there (SSH today).
+    """Return ``list[Transport]`` (``knm.core.transport.Transport``): ways to reach a node and
+    run a command there, each under its ``name``.
 
-    Called once when the app is built.
+    Read once per app, on first use; ``transport_for`` picks the one for a cluster (``ssh`` for
+    every cluster today, served by the ssh plugin). ``TaskContext.run_shell`` runs through it.
     """
 
 

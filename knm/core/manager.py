@@ -40,15 +40,7 @@ def make_plugin_manager(
     for name, module_path in DEFAULT_PLUGINS:
         if pm.is_blocked(name) or pm.has_plugin(name):
             continue
-        try:
-            module = importlib.import_module(module_path)
-        except ModuleNotFoundError as exc:
-            # A builtin plugin that is not written yet must not stop the service.
-            if exc.name != module_path:
-                raise
-            log.debug("builtin plugin %s not present", name)
-            continue
-        pm.register(module, name=name)
+        pm.register(importlib.import_module(module_path), name=name)
     if load_entrypoints:
         # Builtins are listed under the same names in the entry-point group; already registered.
         pm.load_setuptools_entrypoints(hookspecs.PROJECT)

@@ -16,21 +16,37 @@ Decisions worth knowing:
 * ``wipefs`` without an erase option only lists signatures and is allowed; ``mkswap`` is
   only blocked on a block device (swap files are routine).
 * Admins may skip a built-in rule by name (``allowed``) and add site rules (``extra_rules``).
+
+``check(knm, command, context)`` is the one way anything that runs shell on nodes applies the
+policy: the built-in rules, the site's rules (the SSH settings' ``deny_rules``/``allow_rules``)
+and every plugin's ``knm_check_command``, told who asks in a ``CommandContext``. The ssh and
+scripts executors, workflow steps and third-party plugins all call it; none re-implements it.
 """
 
 from __future__ import annotations
 
+import asyncio
 import fnmatch
 import functools
 import posixpath
 import re
 from collections.abc import Callable, Collection, Iterator, Sequence
+from typing import Any
 
 import msgspec
 
 from knm.core.shellparse import Command, analyze, find_exec_commands, unwrap
 
-__all__ = ["BUILTIN_RULES", "DenyRule", "Violation", "check_command", "check_script"]
+__all__ = [
+    "BUILTIN_RULES",
+    "CommandContext",
+    "DenyRule",
+    "Violation",
+    "check",
+    "check_command",
+    "check_script",
+    "violations",
+]
 
 
 class DenyRule(msgspec.Struct, frozen=True):
@@ -51,6 +67,17 @@ class Violation(msgspec.Struct, frozen=True):
     @property
     def message(self) -> str:
         return f"dangerous command blocked: {self.matched}"
+
+
+class CommandContext(msgspec.Struct, kw_only=True):
+    """What ``knm_check_command`` implementations are told about who asks, and where."""
+
+    #: The executor or step type running the command (``ssh``, ``script``, ``workflow`` …).
+    kind: str
+    cluster_name: str
+    username: str | None = None
+    role: str | None = None
+    sudo: bool = False
 
 
 SYSTEM_DIRS = frozenset(
@@ -317,3 +344,47 @@ def check_script(
     """Every violation in a multi-line shell script (empty list = allowed)."""
     normalized = text.replace("\r\n", "\n").replace("\r", "\n")
     return check_command(normalized, extra_rules=extra_rules, allowed=allowed)
+
+
+# --- the one entry point ------------------------------------------------------------------
+
+#: Commands longer than this are parsed in a thread (about 2 s per 100 KB).
+_THREAD_OVER = 4096
+
+
+async def site_rules(knm: Any) -> tuple[list[DenyRule], list[str]]:
+    """The site's ``(deny_rules, allow_rules)``: today they live in the SSH settings, and none
+    apply when no plugin provides those settings."""
+    try:
+        settings = await knm.features.settings("ssh")
+    except Exception:  # the ssh plugin is blocked: no site rules
+        return [], []
+    return list(getattr(settings, "deny_rules", [])), list(getattr(settings, "allow_rules", []))
+
+
+async def violations(knm: Any, command: str, context: CommandContext) -> list[Violation]:
+    """Every violation of ``command`` (a command line or a whole shell script): built-in rules,
+    the site's rules and every plugin's ``knm_check_command``."""
+    from knm.core.manager import collect
+
+    deny, allow = await site_rules(knm)
+    text = command.replace("\r\n", "\n").replace("\r", "\n")
+    try:
+        if len(text) > _THREAD_OVER:
+            found = await asyncio.to_thread(check_command, text, extra_rules=deny, allowed=allow)
+        else:
+            found = check_command(text, extra_rules=deny, allowed=allow)
+    except re.error:
+        # Settings are checked when saved; one stored by hand must not let commands through.
+        found = [Violation("invalid-deny-rule", "a deny rule of the SSH settings is invalid")]
+    found.extend(collect(knm.pm.hook.knm_check_command(command=text, context=context)))
+    return found
+
+
+async def check(knm: Any, command: str, context: CommandContext) -> None:
+    """Raises the spec's 422 (``Invalid``) when the policy blocks ``command``."""
+    found = await violations(knm, command, context)
+    if found:
+        from knm.core.errors import Invalid
+
+        raise Invalid(found[0].message, message="command validation failed")

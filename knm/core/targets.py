@@ -37,37 +37,24 @@ class ClusterRef(msgspec.Struct, kw_only=True):
     kind: str
 
 
-class ResolvedNode(msgspec.Struct, kw_only=True):
-    """A target node with the SSH port already decided."""
-
-    name: str
-    address: str
-    port: int
-    labels: dict[str, str] = {}
-    roles: list[str] = []
-    ready: bool | None = None
-    schedulable: bool | None = None
-    info: dict[str, str] = {}
-
-
 class Resolution(msgspec.Struct, kw_only=True):
     cluster: ClusterRef
-    nodes: list[ResolvedNode]
+    #: The chosen nodes, each with its SSH port decided.
+    nodes: list[Node]
     #: The jump host to reach the nodes through, if the cluster has one.
     bastion: Bastion | None = None
+    #: The whole ``Cluster`` as read (its config, for executors that need more than nodes).
+    source: Any = None
 
     @property
     def node_names(self) -> list[str]:
         return [node.name for node in self.nodes]
 
 
-def _resolved(node: Node, credential_port: int | None) -> ResolvedNode:
+def _resolved(node: Node, credential_port: int | None) -> Node:
     # The node's own port wins: a provider that knows one knows better than a shared credential.
     port = node.port or credential_port or DEFAULT_SSH_PORT
-    return ResolvedNode(
-        name=node.name, address=node.address, port=port, labels=node.labels, roles=node.roles,
-        ready=node.ready, schedulable=node.schedulable, info=node.info,
-    )  # fmt: skip
+    return node if node.port == port else msgspec.structs.replace(node, port=port)
 
 
 def _by_names(cluster: str, nodes: list[Node], names: list[str]) -> list[Node]:
@@ -80,7 +67,7 @@ def _by_names(cluster: str, nodes: list[Node], names: list[str]) -> list[Node]:
 
 
 async def resolve_targets(
-    knm: Any, request: TargetRequest, *, credential_port: int | None
+    knm: Any, request: TargetRequest, *, credential_port: int | None, cluster: Any = None
 ) -> Resolution:
     """The request's nodes with addresses and SSH ports, in the request's order for names and
     the cluster's order for a selector.
@@ -88,7 +75,8 @@ async def resolve_targets(
     Raises ``NotFound`` for an unknown cluster, ``Invalid`` when both or neither of
     ``target_nodes``/``target_selector`` are given, for duplicate or unknown node names (every
     unknown one is named), a bad selector, or a selector that matches no node. SSH port: the
-    node's when the provider knows one, else ``credential_port``, else 22.
+    node's when the provider knows one, else ``credential_port``, else 22. ``cluster``: the
+    ``Cluster`` when the caller has read it already.
     """
     selector_text = (request.target_selector or "").strip()
     if request.target_nodes and selector_text:
@@ -96,7 +84,8 @@ async def resolve_targets(
     if not request.target_nodes and not selector_text:
         raise Invalid("give target_nodes (node names) or target_selector (a label selector)")
     selector = parse_selector(selector_text) if selector_text else None
-    cluster = await get_cluster(knm, request.cluster_name)
+    if cluster is None:
+        cluster = await get_cluster(knm, request.cluster_name)
     nodes = await provider_for(knm, cluster.kind).list_nodes(knm, cluster)
     if selector is None:
         chosen = _by_names(cluster.name, nodes, request.target_nodes)
@@ -111,4 +100,5 @@ async def resolve_targets(
         cluster=ClusterRef(id=cluster.id, name=cluster.name, kind=cluster.kind),
         nodes=[_resolved(node, credential_port) for node in chosen],
         bastion=cluster.bastion,
+        source=cluster,
     )

@@ -204,10 +204,6 @@ def test_workflows_wait_for_approval_and_resume(admin: Client, lab: str) -> None
 
 
 def test_scripts_content_and_runs(admin: Client, lab: str) -> None:
-    try:
-        admin.scripts.list()
-    except NotFound:
-        pytest.skip("the scripts plugin serves no routes yet")
     script = admin.scripts.create("hello", "echo hello $WHO", language="shell",
                                   parameters=[{"name": "WHO", "default": "world"}])  # fmt: skip
     assert admin.scripts.get(script.id).content == "echo hello $WHO"

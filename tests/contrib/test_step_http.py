@@ -13,7 +13,8 @@ import pytest
 from knm.testing.database import TEST_ADMIN_PASSWORD, TEST_SECRET
 from knm.testing.process import clean_environ, free_port
 
-CONTRIB = Path(__file__).resolve().parents[2] / "contrib" / "knm-step-http"
+ROOT = Path(__file__).resolve().parents[2]
+CONTRIB = ROOT / "contrib" / "knm-step-http"
 
 
 @pytest.mark.timeout(300)
@@ -53,6 +54,8 @@ def test_a_pip_installed_step_plugin_runs_in_a_workflow(
         KNM_ARGON2_TIME_COST="1",
         KNM_ARGON2_MEMORY_COST="8",
         KNM_ARGON2_PARALLELISM="1",
+        # The plugin is tested against this tree's knm, not whichever one is installed.
+        PYTHONPATH=os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH")) if p),
     )
     log = (tmp_path / "knm.log").open("wb")
     server = subprocess.Popen(

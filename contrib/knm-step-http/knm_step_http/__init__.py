@@ -2,6 +2,10 @@
 
 {"id": "health", "type": "http", "url": "https://app.example/healthz",
  "method": "GET", "expect_status": 200, "timeout": 10}
+
+And ``uptime``, an executor (so also a step type) that runs shell on nodes through knm's public
+contract: the command policy in ``prepare``, ``ctx.run_shell`` in ``run`` — no import of another
+plugin. ``POST /api/v1/automation/uptime/execute`` or ``{"id": "up", "type": "uptime"}``.
 """
 
 from __future__ import annotations
@@ -13,8 +17,21 @@ from typing import Any, Literal
 import httpx
 import msgspec
 
-from knm import hookimpl
-from knm.core.tasks.steps import StepOutcome, StepRun, StepType
+from knm import (
+    CommandContext,
+    ExecRequest,
+    Executor,
+    ExecutorSettings,
+    FeatureSpec,
+    NodeResult,
+    Prepared,
+    StepOutcome,
+    StepRun,
+    StepType,
+    TaskContext,
+    hookimpl,
+)
+from knm.core import policy
 
 
 class HttpFields(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -62,6 +79,52 @@ class HttpStep(StepType):
         return StepOutcome(status="failed", message=f"{last}; expected {fields.expect_status}")
 
 
+class UptimeRequest(ExecRequest, kw_only=True, forbid_unknown_fields=True):
+    """No fields of its own: cluster, nodes, credential and timeout are every request's."""
+
+
+UPTIME = "cat /proc/uptime"
+
+
+def _uptime(result: NodeResult, stderr: str) -> NodeResult:
+    if result.status == "success" and stderr:
+        result.message += f" ({stderr.strip()[:200]})"
+    return result
+
+
+class UptimeExecutor(Executor):
+    kind = "uptime"
+    route = "uptime"
+    feature = "uptime"
+    request_type = UptimeRequest
+
+    async def prepare(self, knm: Any, request: UptimeRequest, principal: Any) -> Prepared:
+        context = CommandContext(
+            kind=self.kind,
+            cluster_name=request.cluster_name,
+            username=getattr(principal, "username", None),
+            role=getattr(principal, "role", None),
+        )
+        await policy.check(knm, UPTIME, context)  # the site's rules and every plugin's checks
+        prepared = await super().prepare(knm, request, principal)  # nodes, credential, cluster
+        prepared.summary = {"command": UPTIME}
+        return prepared
+
+    async def run(self, ctx: TaskContext) -> None:
+        # Batches, max_failures, timeouts, cancel, streamed output and node results: the core's.
+        await ctx.run_shell(None, UPTIME, judge=_uptime)
+
+
 @hookimpl
 def knm_step_types() -> list[StepType]:
     return [HttpStep()]
+
+
+@hookimpl
+def knm_executors() -> list[Executor]:
+    return [UptimeExecutor()]
+
+
+@hookimpl
+def knm_features() -> list[FeatureSpec]:
+    return [FeatureSpec("uptime", ExecutorSettings, description="Uptime of nodes over SSH")]

@@ -28,11 +28,12 @@ _ROLE_PREFIX = "node-role.kubernetes.io/"
 
 
 class Node(msgspec.Struct, kw_only=True):
-    """A node as a provider lists it. ``port`` is the SSH port when the provider knows one;
+    """A node as a provider lists it, and — resolved (``port`` decided) — as executors get it
+    (``TaskContext.nodes``). ``port`` is the SSH port when the provider knows one;
     ``ready``/``schedulable`` are None when the provider cannot tell (a static inventory)."""
 
     name: str
-    address: str
+    address: str = ""
     port: int | None = None
     labels: dict[str, str] = {}
     ready: bool | None = None

@@ -16,6 +16,7 @@ import msgspec
 
 from knm.core.clusters.provider import Bastion, Cluster, ClusterProvider
 from knm.core.clusters.registry import provider_for
+from knm.core.counters import row_read
 from knm.core.crypto import EncryptedColumn, Sealed, keyring_of, register_encrypted_column
 from knm.core.errors import Conflict, KnmError, NotFound
 
@@ -74,6 +75,7 @@ def not_found(name: str) -> NotFound:
 
 
 async def get_row(conn: Any, name: str, *, lock: bool = False) -> ClusterRow:
+    row_read(f"clusters:{name}")
     record = await conn.fetchrow(
         f"SELECT {_COLUMNS} FROM clusters WHERE name = $1{' FOR UPDATE' if lock else ''}", name
     )

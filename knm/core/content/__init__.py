@@ -22,7 +22,7 @@ from knm.core.content.kinds import (
 )
 from knm.core.content.routes import content_routes, kind_routes
 from knm.core.content.schemas import schemas_for
-from knm.core.content.service import get_by_name, get_runnable
+from knm.core.content.service import get_by_name, get_pinned, get_runnable
 
 __all__ = [
     "BuiltinContent",
@@ -31,6 +31,7 @@ __all__ = [
     "ContentKind",
     "content_routes",
     "get_by_name",
+    "get_pinned",
     "get_runnable",
     "kind_of",
     "kind_routes",

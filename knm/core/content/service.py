@@ -235,3 +235,19 @@ async def get_runnable(knm: Any, kind: str | ContentKind, item_id: int) -> Conte
     if not item.is_active:
         raise Conflict(f'{spec.label} "{item.name}" is inactive', message="content is inactive")
     return item
+
+
+async def get_pinned(knm: Any, kind: str | ContentKind, item_id: int, version: int) -> ContentItem:
+    """The item as it was at ``version``: what a task created with that version runs, whatever
+    was saved since (NotFound when the item is gone)."""
+    spec = kind_of(knm.pm, kind)
+    item = await load(knm.pool, spec, item_id)
+    if item.version == version:
+        return item
+    row = await store.version(knm.pool, item_id, version)
+    if row is None:
+        raise NotFound(f"{spec.label} ID {item_id} has no version {version}")
+    body = row["body"] if spec.body_type is str else msgspec.convert(row["body"], spec.body_type)
+    return msgspec.structs.replace(
+        item, body=body, extras=spec.decode_extras(row["extras"]), version=version
+    )

@@ -12,6 +12,7 @@ from typing import Any
 import asyncpg
 import msgspec
 
+from knm.core.counters import row_read
 from knm.core.credentials.models import Credential, DecryptedCredential, Secrets
 from knm.core.crypto import EncryptedColumn, Keyring, Sealed, register_encrypted_column
 from knm.core.errors import Conflict, NotFound
@@ -182,6 +183,7 @@ async def load(
     *,
     lock: bool = False,
 ) -> DecryptedCredential:
+    row_read(f"credentials:{credential_id}")
     lock_clause = " FOR KEY SHARE" if lock else ""
     row = await conn.fetchrow(
         f"SELECT * FROM credentials WHERE id = $1{lock_clause}", credential_id

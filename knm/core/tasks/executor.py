@@ -10,11 +10,13 @@ from __future__ import annotations
 import abc
 import asyncio
 import contextlib
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import msgspec
 
+from knm.core.clusters.provider import Node
 from knm.core.tasks.nodewriter import NodeWriter
 from knm.core.tasks.output import CHUNK, Masker, StreamBuffer
 from knm.core.tasks.schemas import ExecRequest, NodeResult, TaskRow
@@ -23,13 +25,9 @@ if TYPE_CHECKING:
     from knm.core.runtime import Knm
 
 
-class TargetNode(msgspec.Struct, kw_only=True):
-    """A resolved node as an executor sees it."""
-
-    name: str
-    address: str = ""
-    port: int | None = None
-    labels: dict[str, str] = msgspec.field(default_factory=dict)
+#: A resolved node as an executor sees it: the provider's ``Node``, its port decided. One
+#: struct from the provider to the executor; the stored row (``store.NodeRecord``) is the other.
+TargetNode = Node
 
 
 class Prepared(msgspec.Struct, kw_only=True):
@@ -42,6 +40,13 @@ class Prepared(msgspec.Struct, kw_only=True):
     stored_request: dict[str, Any] | None = None
     #: Values kept sealed with the task (``ctx.secrets`` at run time), masked in all output.
     secrets: dict[str, str] = msgspec.field(default_factory=dict)
+    #: The request's ``DecryptedCredential`` and ``Cluster``, loaded once: a task started in
+    #: this process runs with them instead of reading and decrypting them again.
+    credential: Any = None
+    cluster: Any = None
+    #: Anything else ``prepare`` loaded that ``run`` needs (``ctx.carried``), under keys the
+    #: executor owns. Only a task claimed in this process gets it: ``run`` loads what is absent.
+    carried: dict[str, Any] = msgspec.field(default_factory=dict)
 
 
 class Executor(abc.ABC):
@@ -63,6 +68,9 @@ class Executor(abc.ABC):
     node_output_in_status: ClassVar[bool] = True
     #: Status answers include the whole task's ``output`` (Ansible's play output).
     task_output_in_status: ClassVar[bool] = False
+    #: Its tasks (and its workflow steps) take each node's lock (``knm.core.tasks.locks``) for
+    #: their length and count against the cluster's ``max_unavailable``: reboots, drains.
+    disruptive: ClassVar[bool] = False
     #: A hard cap on tasks of this kind running at once; the ``max_tasks`` setting (default 100)
     #: is what admins change, and the lower of the two applies.
     max_tasks: ClassVar[int] = 10_000
@@ -70,10 +78,11 @@ class Executor(abc.ABC):
     async def prepare(self, knm: Knm, request: Any, principal: Any) -> Prepared:
         """Check the request (raise ``Invalid``/``NotFound``…) and return the nodes to run on.
 
-        The default resolves ``cluster_name`` and ``target_nodes``/``target_selector``."""
-        from knm.core.tasks.targets import resolve
+        The default loads the credential and the cluster once and resolves
+        ``target_nodes``/``target_selector``; keep its ``credential`` and ``cluster``."""
+        from knm.core.tasks.targets import prepare_targets
 
-        return Prepared(nodes=await resolve(knm, request))
+        return await prepare_targets(knm, request)
 
     @abc.abstractmethod
     async def run(self, ctx: TaskContext) -> None:
@@ -86,6 +95,10 @@ class Executor(abc.ABC):
     def status_fields(self, task: TaskRow) -> dict[str, Any]:
         """Extra fields of the status answer, beyond ``summary``."""
         return {}
+
+
+#: How much of a node's stderr ``run_shell`` hands its ``judge``.
+_STDERR_HEAD = 4096
 
 
 class Cancelled(Exception):
@@ -107,6 +120,8 @@ class TaskContext:
         settings: Any,
         masker: Masker,
         secrets: dict[str, str] | None = None,
+        cluster: Any = None,
+        carried: dict[str, Any] | None = None,
     ) -> None:
         self.knm = knm
         self.task = task
@@ -118,6 +133,10 @@ class TaskContext:
         self.settings = settings
         self.mask = masker
         self.secrets = secrets or {}
+        #: The task's ``Cluster`` as ``prepare`` loaded it (read on first use otherwise).
+        self._cluster = cluster
+        #: What ``prepare`` carried beyond the credential and cluster (``Prepared.carried``).
+        self.carried: dict[str, Any] = carried or {}
         self.cancelled = asyncio.Event()
         self.cancel_reason = ""
         self.progress_value = 0
@@ -148,6 +167,30 @@ class TaskContext:
         from datetime import UTC, datetime
 
         return (self.task.deadline_at - datetime.now(UTC)).total_seconds()
+
+    def node_time_limit(self) -> float:
+        """Seconds a node's work, starting now, may take: the node timeout, cut short by the
+        task's deadline."""
+        timeout = self.node_timeout
+        remaining = self.remaining()
+        if remaining is not None:
+            timeout = min(timeout, max(remaining, 0.001))
+        return timeout
+
+    def node_deadline(self) -> float:
+        """The ``time.monotonic()`` by which a node's work, starting now, must end."""
+        return time.monotonic() + self.node_time_limit()
+
+    # --- the cluster ----------------------------------------------------------------------
+
+    async def cluster(self) -> Any:
+        """The task's ``Cluster`` (its config, its bastion): the one ``prepare`` loaded when the
+        task started in this process, else read once."""
+        if self._cluster is None:
+            from knm.core.clusters import get_cluster
+
+            self._cluster = await get_cluster(self.knm, self.task.cluster_name)
+        return self._cluster
 
     # --- reporting ------------------------------------------------------------------------
 
@@ -276,16 +319,77 @@ class TaskContext:
         finally:
             cancel_wait.cancel()
 
+    async def run_shell(
+        self,
+        nodes: Sequence[TargetNode] | None,
+        command: str,
+        *,
+        stdin: str | None = None,
+        sudo: bool = False,
+        env: dict[str, str] | None = None,
+        pty: bool = False,
+        concurrency: int | None = None,
+        judge: Callable[[NodeResult, str], NodeResult] | None = None,
+    ) -> None:
+        """Run ``command`` on ``nodes`` (None: every node of the task) through the cluster's
+        transport, with ``fan_out``'s batch, failure, timeout and cancel rules.
+
+        Output streams to ``output`` as it arrives; each node's result is recorded: success on
+        exit code 0, else ``exit_code``/``signal``, or the transport's reason (``unreachable``,
+        ``auth_failed`` …). ``stdin`` is sent and then closed; ``sudo`` runs the command as root
+        with the task's credential (its password on stdin, never in argv); ``judge(result,
+        stderr_head)`` may refine a node's result from the first 4 KB of its stderr. Check
+        the command with ``knm.core.policy.check`` in ``prepare``, before the task exists."""
+        from knm.core.transport import TransportError, node_result, sudo_command, transport_for
+
+        cluster = await self.cluster()
+        transport = transport_for(self.knm, cluster)
+        credential = self.credential
+        if sudo:
+            command, password = sudo_command(command, credential)
+            if password:
+                stdin = password + (stdin or "")
+        # No more nodes in flight than sessions exist: a node's timeout starts with its work,
+        # and should not tick while it waits for the transport's limiter.
+        limit = await transport.concurrency(self.knm)
+        if concurrency is not None:
+            limit = min(limit, concurrency) if limit else concurrency
+        bastion = getattr(cluster, "bastion", None)
+
+        async def work(node: TargetNode) -> NodeResult:
+            head: list[str] = []
+
+            def on_stdout(text: str) -> None:
+                self.output(node.name, "stdout", text)
+
+            def on_stderr(text: str) -> None:
+                if judge is not None and sum(map(len, head)) < _STDERR_HEAD:
+                    head.append(text)
+                self.output(node.name, "stderr", text)
+
+            try:
+                async with transport.session(self, node, credential, bastion=bastion) as conn:
+                    result = await transport.run(
+                        conn, command, stdin=stdin, env=env, pty=pty,
+                        on_stdout=on_stdout, on_stderr=on_stderr,
+                    )  # fmt: skip
+            except TransportError as exc:
+                return NodeResult.failure(exc.reason, exc.message)
+            outcome = node_result(result)
+            return judge(outcome, "".join(head)) if judge is not None else outcome
+
+        try:
+            await self.fan_out(work, nodes=nodes, concurrency=limit)
+        finally:
+            await transport.release_task(self.task_id)
+
     async def _bounded(
         self,
         work: Callable[[TargetNode], Awaitable[NodeResult]],
         node: TargetNode,
         cancel_wait: asyncio.Future[Any],
     ) -> NodeResult:
-        timeout = self.node_timeout
-        remaining = self.remaining()
-        if remaining is not None:
-            timeout = min(timeout, max(remaining, 0.001))
+        timeout = self.node_time_limit()
         job = asyncio.ensure_future(work(node))
         done, _ = await asyncio.wait(
             {job, cancel_wait}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED

@@ -22,8 +22,8 @@ import msgspec
 
 from knm.core.db import UNAVAILABLE
 from knm.core.errors import KnmError
-from knm.core.tasks import store
-from knm.core.tasks.executor import Executor, TargetNode, TaskContext
+from knm.core.tasks import locks, store
+from knm.core.tasks.executor import Executor, Prepared, TargetNode, TaskContext
 from knm.core.tasks.output import Masker
 from knm.core.tasks.schemas import TaskRow
 
@@ -45,6 +45,22 @@ FINISH_ATTEMPTS = 15
 def _database_down(doing: str, exc: BaseException) -> None:
     """One line, not a traceback: the database restarting is an expected condition."""
     log.warning("%s: the database is unavailable (%s: %s)", doing, type(exc).__name__, exc)
+
+
+async def _lock_nodes(ctx: TaskContext) -> None:
+    """A disruptive executor's task holds its nodes' locks (for its workflow, when it is a
+    step) and counts against the cluster's ``max_unavailable``; refused, it does not run."""
+    root = ctx.task.parent_task_id or ctx.task_id
+    refusal = await locks.acquire_nodes(
+        ctx.knm.pool,
+        cluster=ctx.task.cluster_name,
+        nodes=[node.name for node in ctx.nodes],
+        holder=root,
+        task_id=ctx.task_id,
+        max_unavailable=locks.budget_of(await ctx.cluster()),
+    )
+    if refusal is not None:
+        raise KnmError(refusal.message)
 
 
 class Running(msgspec.Struct):
@@ -104,9 +120,6 @@ class Runner:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
 
-    def wake(self) -> None:
-        self._wake.set()
-
     @property
     def beat_interval(self) -> float:
         """Seconds between heartbeats: the claim loop's poll, or (not claiming) the reap loop's."""
@@ -149,7 +162,7 @@ class Runner:
             )
         return limits
 
-    async def try_claim(self, task_id: str) -> TaskRow | None:
+    async def try_claim(self, task_id: str, prepared: Prepared | None = None) -> TaskRow | None:
         """Claim one just-created task for this process (so the answer can say ``running``)."""
         if not self.claim_enabled or self._stopping:
             return None
@@ -164,7 +177,7 @@ class Runner:
                 max_claims=1,
             )
         for task in claimed:
-            self._launch(task)
+            self._launch(task, prepared=prepared)
         return claimed[0] if claimed else None
 
     async def _claim_loop(self) -> None:
@@ -192,35 +205,48 @@ class Runner:
                 log.exception("claiming tasks failed")
                 await asyncio.sleep(1)
 
-    def _launch(self, task: TaskRow, *, recover: bool = False) -> None:
-        job = asyncio.create_task(self._execute(task, recover=recover), name=task.task_id)
+    def _launch(
+        self, task: TaskRow, *, recover: bool = False, prepared: Prepared | None = None
+    ) -> None:
+        job = asyncio.create_task(
+            self._execute(task, recover=recover, prepared=prepared), name=task.task_id
+        )
         # The context is filled in by _execute; a placeholder keeps cancels from being lost.
         self.running[task.task_id] = Running(ctx=_Placeholder(task), job=job)  # type: ignore[arg-type]
 
     # --- executing ------------------------------------------------------------------------
 
-    async def _context(self, task: TaskRow) -> TaskContext:
+    async def _context(self, task: TaskRow, prepared: Prepared | None = None) -> TaskContext:
+        """The task's context: from what ``prepare`` carried when the task was created in this
+        process (nothing is read or decrypted again), else from the database."""
         executor = self.executors[task.kind]
         request = msgspec.convert(task.request, executor.request_type, strict=False)
-        nodes_records = await store.nodes_of(self.knm.pool, task.task_id)
-        nodes = [
-            TargetNode(name=n.node, address=n.address, port=n.port, labels=n.data.get("labels", {}))
-            for n in nodes_records
-        ]
-        credential = None
         masker = Masker()
-        secrets: dict[str, str] = {}
-        sealed = await store.sealed_secrets(self.knm.pool, task.task_id)
-        if sealed is not None:
-            from knm.core.crypto import keyring_of
+        if prepared is not None:
+            nodes = list(prepared.nodes)
+            nodes_records: list[Any] = []
+            credential, secrets = prepared.credential, dict(prepared.secrets)
+        else:
+            nodes_records = await store.nodes_of(self.knm.pool, task.task_id)
+            nodes = [
+                TargetNode(
+                    name=n.node, address=n.address, port=n.port, labels=n.data.get("labels", {})
+                )
+                for n in nodes_records
+            ]
+            credential, secrets = None, {}
+            sealed = await store.sealed_secrets(self.knm.pool, task.task_id)
+            if sealed is not None:
+                from knm.core.crypto import keyring_of
 
-            opened = store.SECRETS.open(keyring_of(self.knm), sealed, task.task_id)
-            secrets = msgspec.json.decode(opened, type=dict[str, str])
-            masker.add(*secrets.values())
-        if task.credential_id is not None:
-            from knm.core.credentials import load_credential
+                opened = store.SECRETS.open(keyring_of(self.knm), sealed, task.task_id)
+                secrets = msgspec.json.decode(opened, type=dict[str, str])
+            if task.credential_id is not None:
+                from knm.core.credentials import load_credential
 
-            credential = await load_credential(self.knm, task.credential_id)
+                credential = await load_credential(self.knm, task.credential_id)
+        masker.add(*secrets.values())
+        if credential is not None:
             masker.add(*credential.secret_values())
         settings = await self.knm.features.settings(executor.feature)
         ctx = TaskContext(
@@ -233,6 +259,8 @@ class Runner:
             settings=settings,
             masker=masker,
             secrets=secrets,
+            cluster=prepared.cluster if prepared is not None else None,
+            carried=prepared.carried if prepared is not None else None,
         )
         for record in nodes_records:
             if record.status in ("success", "failed"):
@@ -240,12 +268,14 @@ class Runner:
                 ctx._finished_count += 1
         return ctx
 
-    async def _execute(self, task: TaskRow, *, recover: bool = False) -> None:
+    async def _execute(
+        self, task: TaskRow, *, recover: bool = False, prepared: Prepared | None = None
+    ) -> None:
         ctx: TaskContext | None = None
         error: str | None = None
         try:
             await self.knm.events.open_task(task.task_id)
-            ctx = await self._context(task)
+            ctx = await self._context(task, prepared)
             placeholder = self.running.get(task.task_id)
             if placeholder is not None:
                 if placeholder.ctx.cancelled.is_set():
@@ -259,6 +289,8 @@ class Runner:
             if recover:
                 await executor.recover(ctx)
             else:
+                if executor.disruptive:
+                    await _lock_nodes(ctx)
                 await executor.run(ctx)
         except asyncio.CancelledError:
             error = "interrupted"
@@ -268,6 +300,11 @@ class Runner:
             log.exception("task %s failed", task.task_id)
             error = f"internal error: {type(exc).__name__}"
         finally:
+            if ctx is not None and self.executors[task.kind].disruptive:
+                root = task.parent_task_id or task.task_id
+                if root == task.task_id:  # a workflow releases its own after each batch
+                    with contextlib.suppress(Exception):
+                        await locks.release_all(self.knm.pool, root)
             await self._finish(task, ctx, error)
 
     async def _finish(self, task: TaskRow, ctx: TaskContext | None, error: str | None) -> None:

@@ -42,13 +42,14 @@ async def start_task(
         existing = await store.by_idempotency_key(knm.pool, user_id, executor.kind, idempotency_key)
         if existing is not None:
             return existing
-    if request.credential_id is not None:
-        from knm.core.credentials import load_credential
-
-        await load_credential(knm, request.credential_id)  # 404 when it does not exist
     prepared = await executor.prepare(knm, request, principal)
     if not prepared.nodes:
         raise Invalid("no target nodes")
+    if request.credential_id is not None and prepared.credential is None:
+        from knm.core.credentials import load_credential
+
+        # 404 when it does not exist; decrypted once, here, for the whole task.
+        prepared.credential = await load_credential(knm, request.credential_id)
     stored = prepared.stored_request or msgspec.to_builtins(request)
     task_id = new_task_id(executor.kind)
     sealed = None
@@ -66,9 +67,7 @@ async def start_task(
                     task_id=task_id,
                     kind=executor.kind,
                     cluster_name=request.cluster_name,
-                    nodes=[
-                        store.NewNode(n.name, n.address, n.port, n.labels) for n in prepared.nodes
-                    ],
+                    nodes=prepared.nodes,
                     request=stored,
                     summary=prepared.summary,
                     credential_id=request.credential_id,
@@ -89,7 +88,8 @@ async def start_task(
                 if existing is not None:
                     return existing
             raise
-    claimed = await knm.runner.try_claim(task_id) if knm.runner is not None else None
+    # Claimed here, the task runs with what ``prepare`` loaded (nodes, credential, cluster).
+    claimed = await knm.runner.try_claim(task_id, prepared) if knm.runner is not None else None
     if claimed is not None:
         return claimed
     # Behind a limit, or no runner here: a worker elsewhere (or later) claims it.

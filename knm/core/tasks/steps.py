@@ -116,7 +116,7 @@ class ExecutorStep(StepType):
         self.name = executor.kind  # type: ignore[misc]
         self.params_type = _params_type(executor)  # type: ignore[misc]
         self.feature = executor.feature  # type: ignore[misc]
-        self.disruptive = getattr(executor, "disruptive", False)  # type: ignore[misc]
+        self.disruptive = executor.disruptive  # type: ignore[misc]
         self.needs_credential = executor.requires_credential  # type: ignore[misc]
 
     def request(self, run: StepRun) -> ExecRequest:

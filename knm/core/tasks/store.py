@@ -9,6 +9,7 @@ from typing import Any
 import asyncpg
 import msgspec
 
+from knm.core.clusters.provider import Node
 from knm.core.crypto import EncryptedColumn, Sealed, register_encrypted_column
 from knm.core.tasks import output
 from knm.core.tasks.schemas import HistoryItem, NodeResult, TaskRow
@@ -24,20 +25,13 @@ def _row(record: asyncpg.Record) -> TaskRow:
     return TaskRow(**dict(record))
 
 
-class NewNode(msgspec.Struct):
-    name: str
-    address: str = ""
-    port: int | None = None
-    labels: dict[str, str] = msgspec.field(default_factory=dict)
-
-
 async def insert_task(
     conn: asyncpg.Connection,
     *,
     task_id: str,
     kind: str,
     cluster_name: str,
-    nodes: Sequence[NewNode],
+    nodes: Sequence[Node],
     request: dict[str, Any],
     summary: dict[str, Any],
     credential_id: int | None,
@@ -330,17 +324,6 @@ async def request_cancel(conn: asyncpg.Connection, task_id: str, reason: str) ->
         reason,
     )
     return None if record is None else _row(record)
-
-
-async def set_progress(
-    conn: asyncpg.Connection | asyncpg.Pool, task_id: str, progress: int, message: str
-) -> None:
-    await conn.execute(
-        "UPDATE tasks SET progress = $2, message = $3 WHERE task_id = $1 AND status = 'running'",
-        task_id,
-        progress,
-        message,
-    )
 
 
 async def set_result(

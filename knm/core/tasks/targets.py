@@ -4,24 +4,24 @@ from __future__ import annotations
 
 from typing import Any
 
-from knm.core.tasks.executor import TargetNode
+from knm.core.tasks.executor import Prepared
 
 
-async def credential_port(knm: Any, credential_id: int | None) -> int | None:
-    if credential_id is None:
-        return None
-    from knm.core.credentials import load_credential
-
-    return (await load_credential(knm, credential_id)).port
-
-
-async def resolve(knm: Any, request: Any) -> list[TargetNode]:
-    """The request's nodes with addresses and ports (node's port, else credential's, else 22)."""
+async def prepare_targets(knm: Any, request: Any) -> Prepared:
+    """The request's credential (decrypted once), cluster (read once) and nodes with addresses
+    and ports (node's port, else credential's, else 22): what ``prepare`` carries to ``run``."""
     from knm.core.targets import resolve_targets
 
-    port = await credential_port(knm, getattr(request, "credential_id", None))
+    credential = None
+    credential_id = getattr(request, "credential_id", None)
+    if credential_id is not None:
+        from knm.core.credentials import load_credential
+
+        credential = await load_credential(knm, credential_id)
+    port = credential.port if credential is not None else None
     resolution = await resolve_targets(knm, request, credential_port=port)
-    return [
-        TargetNode(name=n.name, address=n.address, port=n.port, labels=dict(n.labels))
-        for n in resolution.nodes
-    ]
+    return Prepared(
+        nodes=resolution.nodes,
+        credential=credential,
+        cluster=resolution.source,
+    )

@@ -2,7 +2,7 @@
 
 One run is one ``ansible-runner run`` subprocess as the run user (see ``runner.py``) over a
 private directory in ``temp_dir``: the playbook, an inventory of the nodes (``inventory.py``),
-host keys (``known_hosts.py``), the bastion's ProxyCommand (``bastion.py``), ``extra_vars`` in
+host keys (the transport's ``host_keys``), the bastion's ProxyCommand (``bastion.py``), ``extra_vars`` in
 ``env/extravars`` and the allow-listed ``extra_args`` in ``env/cmdline``. Its job events give
 the live output, progress and the per-node results (``events.py``). A cancelled or timed-out
 run is killed locally, then on the nodes (``remote.py``).
@@ -17,12 +17,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-from knm.core.clusters import get_cluster
-from knm.core.content import get_runnable
+from knm.core.content import get_pinned, get_runnable
 from knm.core.credentials import load_credential
 from knm.core.errors import FeatureUnavailable
 from knm.core.tasks import Executor, NodeResult, Prepared, TaskContext
-from knm.plugins.ansible import bastion, known_hosts, layout, remote, runner, toolchain
+from knm.core.transport import HostKeys, transport_for
+from knm.plugins.ansible import bastion, layout, remote, runner, toolchain
 from knm.plugins.ansible.events import EventReader, PlayState
 from knm.plugins.ansible.library import PLAYBOOK, count_tasks
 from knm.plugins.ansible.options import RunOptions, check_extra_vars, parse_extra_args
@@ -64,10 +64,13 @@ class AnsibleExecutor(Executor):
         playbook = await get_runnable(knm, PLAYBOOK, request.playbook_id)
         check_extra_vars(request.extra_vars)
         prepared = await super().prepare(knm, request, principal)
-        jump_host = (await get_cluster(knm, request.cluster_name)).bastion
-        if jump_host is not None and request.credential_id is not None:
-            credential = await load_credential(knm, request.credential_id)
-            bastion.check(await _jump(knm, jump_host, credential), credential)
+        jump_host = prepared.cluster.bastion
+        if jump_host is not None and prepared.credential is not None:
+            credential = prepared.credential
+            jump = await _jump(knm, jump_host, credential)
+            bastion.check(jump, credential)
+            # The bastion's own credential, decrypted once for the whole task.
+            prepared.carried["ansible.jump"] = jump
         parse_extra_args(request.extra_args, [node.name for node in prepared.nodes])
         prepared.summary = {
             "playbook_id": playbook.id,
@@ -98,13 +101,11 @@ class AnsibleExecutor(Executor):
             slots.release()
 
 
-async def _jump(knm: Any, host: Any, credential: Any, mask: Any = None) -> bastion.Jump:
+async def _jump(knm: Any, host: Any, credential: Any) -> bastion.Jump:
     """The cluster's bastion ``host`` with the credential it logs in with."""
     shared = host.credential_id is None or host.credential_id == credential.id
     if not shared:
         credential = await load_credential(knm, host.credential_id)
-        if mask is not None:
-            mask.add(*credential.secret_values())
     return bastion.Jump(address=host.address, port=host.port, credential=credential, shared=shared)
 
 
@@ -120,18 +121,25 @@ class _Run:
 
     async def execute(self) -> None:
         ctx = self.ctx
-        playbook = await get_runnable(ctx.knm, PLAYBOOK, self.request.playbook_id)
+        # The version the task was created with, even if the playbook was edited since.
+        playbook = await get_pinned(
+            ctx.knm, PLAYBOOK, self.request.playbook_id, ctx.task.summary["playbook_version"]
+        )
         options = parse_extra_args(self.request.extra_args, self.names)
         # Unavailable: every node fails with the reason (the engine's KnmError path).
         tools = await toolchain.for_app(ctx.knm).get(self.settings)
         user = tools.user or await asyncio.to_thread(runner.ensure_run_user, self.settings.run_user)
         self.run_dir = runner.runs_root_of(self.settings, tools) / ctx.task_id
         self.events = EventReader(self.run_dir / "artifacts" / IDENT / "job_events")
-        self.jump_host = (await get_cluster(ctx.knm, ctx.task.cluster_name)).bastion
+        cluster = await ctx.cluster()
+        self.jump_host = cluster.bastion
         if self.jump_host is not None:
-            self.jump = await _jump(ctx.knm, self.jump_host, ctx.credential, ctx.mask)
+            self.jump = ctx.carried.get("ansible.jump") or await _jump(
+                ctx.knm, self.jump_host, ctx.credential
+            )
+            ctx.mask.add(*self.jump.credential.secret_values())
             bastion.check(self.jump, ctx.credential)
-        keys = await known_hosts.host_keys(ctx.knm, ctx.task.cluster_name, ctx.nodes, self.jump)
+        keys = await transport_for(ctx.knm, cluster).host_keys(ctx, ctx.nodes, self.jump)
         shutil.rmtree(self.run_dir, ignore_errors=True)
         runner.make_dirs(self.run_dir)
         proc: runner.RunProcess | None = None
@@ -176,7 +184,7 @@ class _Run:
         self,
         content: str,
         options: RunOptions,
-        keys: known_hosts.HostKeys,
+        keys: HostKeys,
         tools: toolchain.Toolchain,
     ) -> dict[str, str]:
         forks = options.forks or min(len(self.names), MAX_FORKS)
@@ -191,18 +199,11 @@ class _Run:
             settings=self.settings, mark=self.mark, tools=tools,
         )  # fmt: skip
 
-    def _deadline(self) -> float:
-        timeout = self.ctx.node_timeout
-        remaining = self.ctx.remaining()
-        if remaining is not None:
-            timeout = min(timeout, max(remaining, 0.001))
-        return time.monotonic() + timeout
-
     async def _follow(self, proc: runner.RunProcess, state: PlayState) -> str:
         """Streams events until the run ends: "exited", "cancelled" or "timeout"."""
         exited = asyncio.ensure_future(proc.wait())
         cancel = asyncio.ensure_future(self.ctx.cancelled.wait())
-        deadline = self._deadline()
+        deadline = self.ctx.node_deadline()
         outcome = "exited"
         try:
             while True:
@@ -241,7 +242,7 @@ class _Run:
         self,
         state: PlayState,
         options: RunOptions,
-        keys: known_hosts.HostKeys,
+        keys: HostKeys,
         ended: str,
         returncode: int | None,
     ) -> None:

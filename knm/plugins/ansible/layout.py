@@ -21,11 +21,22 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from knm.core.tasks import TargetNode
-from knm.plugins.ansible import bastion, inventory, known_hosts, remote, runner
+from knm.core.transport import HostKeys
+from knm.plugins.ansible import bastion, inventory, remote, runner
 from knm.plugins.ansible.schemas import AnsibleSettings
 
 if TYPE_CHECKING:
     from knm.plugins.ansible.toolchain import Toolchain
+
+
+def ssh_args_for(keys: HostKeys, known_hosts_path: str) -> str:
+    """ssh's options checking host keys against the run's ``known_hosts`` only (or not at all)."""
+    if keys.policy == "off":
+        return "-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null"
+    return (
+        f"-o StrictHostKeyChecking=yes -o UserKnownHostsFile={known_hosts_path} "
+        "-o GlobalKnownHostsFile=/dev/null"
+    )
 
 
 def lay_out(
@@ -34,7 +45,7 @@ def lay_out(
     playbook: str,
     nodes: list[TargetNode],
     credential: Any,
-    keys: known_hosts.HostKeys,
+    keys: HostKeys,
     jump: bastion.Jump | None,
     args: list[str],
     extra_vars: dict[str, Any],
@@ -64,7 +75,7 @@ def lay_out(
     if built.key_file:
         node_key = str(run_dir / "keys" / "node")
         runner.write_private(Path(node_key), built.key_file)
-    ssh_args = known_hosts.ssh_args(keys, str(run_dir / "known_hosts"))
+    ssh_args = ssh_args_for(keys, str(run_dir / "known_hosts"))
     agent_key = built.agent_key
     if jump is not None:
         proxy = bastion.setup(jump, str(run_dir), node_key, ssh_args)

@@ -19,7 +19,9 @@ import logging
 import shlex
 from typing import Any
 
+from knm.core.errors import KnmError
 from knm.core.tasks import TargetNode
+from knm.core.transport import TransportError, sudo_command, transport_for
 
 log = logging.getLogger("knm.ansible")
 
@@ -76,21 +78,21 @@ exit 0
 
 
 async def kill_remote(ctx: Any, nodes: list[TargetNode], bastion: Any, mark: str) -> None:
-    """Kills the run's processes on ``nodes`` (best effort, bounded by ``CLEANUP_TIMEOUT``)."""
+    """Kills the run's processes on ``nodes`` (best effort, bounded by ``CLEANUP_TIMEOUT``),
+    through the cluster's transport (the core contract, not the ssh plugin's modules)."""
     try:
-        from knm.plugins.ssh.errors import TransportError
-        from knm.plugins.ssh.transport import TRANSPORT, sudo_command
-    except ImportError:  # pragma: no cover - the ssh plugin ships with knm
+        transport = transport_for(ctx.knm, await ctx.cluster())
+    except KnmError:
         return
     script = kill_command(mark)
     as_root, password = sudo_command(script, ctx.credential)
 
     async def one(node: TargetNode) -> None:
         try:
-            async with TRANSPORT.session(ctx, node, ctx.credential, bastion=bastion) as conn:
-                await TRANSPORT.run(conn, script, timeout=10)
+            async with transport.session(ctx, node, ctx.credential, bastion=bastion) as conn:
+                await transport.run(conn, script, timeout=10)
                 # become: root's processes; a login without sudo rights just fails here.
-                await TRANSPORT.run(conn, as_root, stdin=password, timeout=10)
+                await transport.run(conn, as_root, stdin=password, timeout=10)
         except TransportError as exc:
             log.info("could not stop run %s on %s: %s", mark, node.name, exc.message)
 
@@ -100,4 +102,4 @@ async def kill_remote(ctx: Any, nodes: list[TargetNode], bastion: Any, mark: str
         log.warning("stopping run %s on its nodes took over %g s", mark, CLEANUP_TIMEOUT)
     finally:
         with contextlib.suppress(Exception):
-            await TRANSPORT.release_task(ctx.task_id)
+            await transport.release_task(ctx.task_id)

@@ -21,8 +21,8 @@ from typing import Any
 import msgspec
 
 from knm.core.clusters import Cluster
-from knm.core.tasks import Cancelled, NodeResult, TaskContext
-from knm.plugins.k8s import locks, objects
+from knm.core.tasks import Cancelled, NodeResult, TaskContext, locks
+from knm.plugins.k8s import objects
 from knm.plugins.k8s.client import Kube, KubeError
 from knm.plugins.k8s.provider import BOOT_ID, CORDONED_AT, CORDONED_BY
 from knm.plugins.k8s.schemas import (

@@ -3,7 +3,7 @@
 ``POST /automation/k8s/execute {"cluster_name", "target_nodes"|"target_selector", "action",
 "params", "timeout"}``. ``params`` is checked against the action's struct (bad shape 400, bad
 values 422). Disruptive actions (cordon, drain) take the node's lock first (see
-:mod:`knm.plugins.k8s.locks`); a task releases the locks it holds when it ends, unless it is a
+:mod:`knm.core.tasks.locks`); a task releases the locks it holds when it ends, unless it is a
 step of a workflow — then the workflow (the root task) holds them until it ends.
 """
 
@@ -21,8 +21,8 @@ import msgspec
 from knm.core.clusters import Cluster, get_cluster
 from knm.core.errors import BadRequest, Invalid, KnmError
 from knm.core.targets import resolve_targets
-from knm.core.tasks import Executor, NodeResult, Prepared, TargetNode, TaskContext
-from knm.plugins.k8s import actions, locks
+from knm.core.tasks import Executor, NodeResult, Prepared, TargetNode, TaskContext, locks
+from knm.plugins.k8s import actions
 from knm.plugins.k8s.actions import Job
 from knm.plugins.k8s.client import Kube, KubeError, hub_of
 from knm.plugins.k8s.drain import drain
@@ -84,7 +84,7 @@ class K8sExecutor(Executor):
                 "k8s actions need a kubernetes cluster"
             )
         try:
-            resolution = await resolve_targets(knm, request, credential_port=None)
+            resolution = await resolve_targets(knm, request, credential_port=None, cluster=cluster)
         except ApiUnreachable:
             if request.target_selector or not request.target_nodes:
                 raise
@@ -97,13 +97,13 @@ class K8sExecutor(Executor):
                 TargetNode(name=n.name, address=n.address, labels=dict(n.labels))
                 for n in resolution.nodes
             ]
-        return Prepared(nodes=nodes, summary={"action": request.action})
+        return Prepared(nodes=nodes, summary={"action": request.action}, cluster=cluster)
 
     async def run(self, ctx: TaskContext) -> None:
         request: K8sRequest = ctx.request
         params = parse_params(request)
         root = ctx.task.parent_task_id or ctx.task_id
-        cluster = await get_cluster(ctx.knm, request.cluster_name)
+        cluster = await ctx.cluster()
         hub = hub_of(ctx.knm)
         try:
             kube = await self._connect(ctx, cluster)
@@ -111,10 +111,7 @@ class K8sExecutor(Executor):
                 return
 
             async def work(node: TargetNode) -> NodeResult:
-                timeout = ctx.node_timeout
-                remaining = ctx.remaining()
-                if remaining is not None:
-                    timeout = min(timeout, remaining)
+                timeout = ctx.node_time_limit()
                 job = Job(
                     ctx=ctx, kube=kube, cluster=cluster, node=node.name, root=root,
                     deadline=time.monotonic() + timeout - _margin(timeout),

@@ -14,12 +14,12 @@ from typing import Any
 
 import msgspec
 
-from knm.core.content import ContentItem, get_by_name, get_runnable
-from knm.core.content import store as content_store
+from knm.core import policy
+from knm.core.content import ContentItem, get_by_name, get_pinned, get_runnable
 from knm.core.errors import Invalid, KnmError
-from knm.core.tasks import Executor, NodeResult, Prepared, TargetNode, TaskContext
+from knm.core.tasks import Executor, NodeResult, Prepared, TaskContext
 from knm.core.tasks.output import MASK
-from knm.plugins.scripts.library import SCRIPT, policy_violations
+from knm.plugins.scripts.library import SCRIPT
 from knm.plugins.scripts.preamble import MISSING_MARK, SH_FALLBACK_MARK, command_for, program
 from knm.plugins.scripts.schemas import (
     ParameterValue,
@@ -28,12 +28,8 @@ from knm.plugins.scripts.schemas import (
     ScriptRequest,
     ScriptsSettings,
 )
-from knm.plugins.ssh.errors import TransportError
-from knm.plugins.ssh.executor import CommandContext, node_result
-from knm.plugins.ssh.transport import TRANSPORT, SshTransport
 
 MAX_VALUE = 64 * 1024
-_HEAD = 4096
 # What sudo says when it refuses to run a command (any locale-independent part of it).
 _SUDO_REFUSED = re.compile(
     r"is not allowed to execute|a password is required|incorrect password|"
@@ -85,9 +81,6 @@ class ScriptExecutor(Executor):
     feature = "scripts"
     request_type = ScriptRequest
 
-    def __init__(self, transport: SshTransport = TRANSPORT) -> None:
-        self.transport = transport
-
     async def _script(self, knm: Any, request: ScriptRequest) -> ContentItem:
         if request.script_id is not None:
             return await get_runnable(knm, SCRIPT, request.script_id)
@@ -100,18 +93,14 @@ class ScriptExecutor(Executor):
         given = {name: text_of(value) for name, value in request.parameters.items()}
         values = resolve_parameters(extras.parameters, given)
         if extras.language == "shell":
-            context = CommandContext(
+            context = policy.CommandContext(
                 kind=self.kind,
                 cluster_name=request.cluster_name,
                 username=getattr(principal, "username", None),
                 role=getattr(principal, "role", None),
                 sudo=request.sudo,
             )
-            if found := await policy_violations(knm, script.body, context):
-                raise Invalid(
-                    f"dangerous command blocked: {found[0].matched}",
-                    message="command validation failed",
-                )
+            await policy.check(knm, script.body, context)
         prepared = await super().prepare(knm, request, principal)
         secret_names = {param.name for param in extras.parameters if param.secret}
         secrets = {name: value for name, value in values.items() if name in secret_names}
@@ -136,60 +125,26 @@ class ScriptExecutor(Executor):
             prepared.summary["sudo"] = True
         return prepared
 
-    async def _pinned(self, ctx: TaskContext, request: ScriptRequest) -> tuple[str, ScriptExtras]:
-        """The content and extras of the version ``prepare`` saw."""
-        script_id = request.script_id or 0
-        version = ctx.task.summary.get("script_version")
-        row = None
-        if isinstance(version, int):
-            row = await content_store.version(ctx.knm.pool, script_id, version)
-        if row is None:
-            item = await get_runnable(ctx.knm, SCRIPT, script_id)
-            return item.body, item.extras
-        return row["body"], SCRIPT.decode_extras(row["extras"])
-
     async def run(self, ctx: TaskContext) -> None:
         request: ScriptRequest = ctx.request
-        transport = self.transport
         try:
-            content, extras = await self._pinned(ctx, request)
+            script = await get_pinned(
+                ctx.knm, SCRIPT, request.script_id or 0, ctx.task.summary["script_version"]
+            )
         except KnmError as exc:
             raise KnmError(f"script {request.script_id} cannot run: {exc.error}") from None
+        extras: ScriptExtras = script.extras
         values = {name: text_of(value) for name, value in request.parameters.items()}
         values.update(ctx.secrets)
         command, head = command_for(request.sudo, ctx.credential)
-        stdin = head + program(extras.language, content, values)
-        bastion = await transport.bastion_of(ctx.knm, ctx.task.cluster_name)
-
-        async def work(node: TargetNode) -> NodeResult:
-            stderr_head: list[str] = []
-
-            def on_stderr(text: str) -> None:
-                if sum(map(len, stderr_head)) < _HEAD:
-                    stderr_head.append(text)
-                ctx.output(node.name, "stderr", text)
-
-            try:
-                async with transport.session(ctx, node, ctx.credential, bastion=bastion) as conn:
-                    result = await transport.run(
-                        conn,
-                        command,
-                        stdin=stdin,
-                        on_stdout=lambda text: ctx.output(node.name, "stdout", text),
-                        on_stderr=on_stderr,
-                    )
-            except TransportError as exc:
-                return NodeResult.failure(exc.reason, exc.message)
-            return outcome(node_result(result), "".join(stderr_head), sudo=request.sudo)
-
         settings: ScriptsSettings = ctx.settings
-        ssh_settings = await ctx.knm.features.settings("ssh")
-        try:
-            await ctx.fan_out(
-                work, concurrency=min(settings.max_concurrent, ssh_settings.max_concurrent)
-            )
-        finally:
-            await transport.release_task(ctx.task_id)
+        await ctx.run_shell(
+            None,
+            command,
+            stdin=head + program(extras.language, script.body, values),
+            concurrency=settings.max_concurrent,
+            judge=lambda result, stderr: outcome(result, stderr, sudo=request.sudo),
+        )
 
 
 def outcome(result: NodeResult, stderr: str, *, sudo: bool) -> NodeResult:

@@ -17,9 +17,9 @@ from typing import Any
 
 import msgspec
 
+from knm.core import policy
 from knm.core.content import BuiltinContent, ContentDraft, ContentKind
-from knm.core.manager import collect
-from knm.core.policy import Violation, check_script
+from knm.core.policy import CommandContext
 from knm.plugins.scripts.preamble import NAME
 from knm.plugins.scripts.schemas import ScriptExtras, ScriptParameter
 
@@ -85,25 +85,6 @@ def parameter_problems(parameters: list[ScriptParameter]) -> list[str]:
     return problems
 
 
-async def policy_violations(knm: Any, content: str, context: Any = None) -> list[Violation]:
-    """What the command policy (the SSH settings' rules and every plugin's check) blocks in a
-    shell script. Parsing takes about 2 s per 100 KB, so it runs in a thread."""
-    from knm.plugins.ssh.executor import CommandContext
-
-    settings = await knm.features.settings("ssh")
-    normalized = content.replace("\r\n", "\n").replace("\r", "\n")
-    try:
-        found = await asyncio.to_thread(
-            check_script, normalized, extra_rules=settings.deny_rules, allowed=settings.allow_rules
-        )
-    except re.error:
-        # Settings are checked when saved; one stored by hand must not let scripts through.
-        return [Violation("invalid-deny-rule", "a deny rule of the SSH settings is invalid")]
-    context = context or CommandContext(kind="script", cluster_name="")
-    found.extend(collect(knm.pm.hook.knm_check_command(command=normalized, context=context)))
-    return found
-
-
 async def validate_script(knm: Any, draft: ContentDraft) -> list[str]:
     extras: ScriptExtras = draft.extras
     content: str = draft.body
@@ -117,7 +98,9 @@ async def validate_script(knm: Any, draft: ContentDraft) -> list[str]:
     if problem:
         problems.append(problem)
     elif extras.language == "shell":
-        found = await policy_violations(knm, content)
+        found = await policy.violations(
+            knm, content, CommandContext(kind="script", cluster_name="")
+        )
         problems.extend(f"dangerous command blocked: {v.matched}" for v in found)
     return problems
 

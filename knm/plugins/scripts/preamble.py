@@ -29,7 +29,7 @@ import secrets
 import shlex
 from typing import Any
 
-from knm.plugins.ssh.sudo import sudo_command
+from knm.core.sudo import sudo_command
 
 #: What the wrapper prints on stderr when bash is absent and sh runs the script instead.
 SH_FALLBACK_MARK = "knm: bash is not installed; running the script with sh"

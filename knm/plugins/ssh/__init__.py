@@ -15,7 +15,7 @@ from knm.plugins.ssh.routes import ROUTES
 from knm.plugins.ssh.schemas import SshSettings
 from knm.plugins.ssh.transport import TRANSPORT, SshTransport
 
-_EXECUTOR = SshExecutor(TRANSPORT)
+_EXECUTOR = SshExecutor()
 
 
 @hookimpl

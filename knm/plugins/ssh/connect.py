@@ -9,7 +9,7 @@ from typing import Any
 
 import asyncssh
 
-from knm.plugins.ssh.errors import TransportError
+from knm.core.transport import TransportError
 from knm.plugins.ssh.hostkeys import HostKeyCheck
 
 _keys: dict[str, asyncio.Future[asyncssh.SSHKey]] = {}

@@ -14,7 +14,7 @@ from typing import Any
 
 import asyncssh
 
-from knm.plugins.ssh.errors import TransportError
+from knm.core.transport import TransportError
 from knm.plugins.ssh.schemas import HostKeyPin, SshSettings
 
 log = logging.getLogger("knm.ssh")

@@ -8,21 +8,13 @@ from collections.abc import Callable
 from typing import Any
 
 import asyncssh
-import msgspec
 
-from knm.plugins.ssh.errors import TransportError
+from knm.core.transport import RunResult, TransportError
 
 LOST = (asyncssh.ConnectionLost, asyncssh.DisconnectError, BrokenPipeError, ConnectionError)
 #: Seconds to wait for a killed command's channel to close before giving up on the connection.
 _CLOSE_GRACE = 3.0
 _READ = 64 * 1024
-
-
-class RunResult(msgspec.Struct):
-    #: None when the command was killed by a signal.
-    exit_code: int | None
-    #: The signal's name without "SIG" (``TERM``), when one killed the command.
-    signal: str | None = None
 
 
 class SshConnection:

@@ -1,31 +1,9 @@
-"""The SSH transport every plugin that runs shell on nodes shares (ssh, scripts, ansible…).
-
-Get it from the ``knm_transports`` hook (the item whose ``name`` is ``"ssh"``) or import
-``knm.plugins.ssh.transport.TRANSPORT``. One object per process: its session limiter and its
-connection pool are shared by every task and every kind. Use::
-
-    transport = TRANSPORT
-    bastion = await transport.bastion_of(ctx.knm, ctx.task.cluster_name)
-
-    async def work(node: TargetNode) -> NodeResult:
-        try:
-            async with transport.session(ctx, node, ctx.credential, bastion=bastion) as conn:
-                result = await transport.run(
-                    conn, "bash -s", stdin=script_text,
-                    on_stdout=lambda text: ctx.output(node.name, "stdout", text),
-                    on_stderr=lambda text: ctx.output(node.name, "stderr", text),
-                )
-        except TransportError as exc:
-            return NodeResult.failure(exc.reason, exc.message)
-        return knm.plugins.ssh.executor.node_result(result)
-
-    try:
-        await ctx.fan_out(work)
-    finally:
-        await transport.release_task(ctx.task_id)  # closes the task's bastion connections
+"""The SSH transport: the ssh plugin serves it through ``knm_transports`` (``knm.core.transport``
+says the contract). One object per process: its session limiter and its connection pool are
+shared by every task and every kind.
 
 ``session(ctx, node, credential, *, bastion=None)`` — ``ctx`` is the task's ``TaskContext``
-(its ``knm``, ``task_id`` and cluster name are used); ``node`` a ``TargetNode``; ``credential`` a
+(its ``knm``, ``task_id`` and cluster name are used); ``node`` a resolved node; ``credential`` a
 ``DecryptedCredential``; ``bastion`` the cluster's ``Bastion`` or None. It waits for one of the
 ``max_concurrent`` session slots (shared fairly between tasks), then yields an ``SshConnection``
 — a pooled one when an idle connection to the same (address, port, user, credential) is alive,
@@ -39,8 +17,7 @@ callbacks as it arrives (decoded UTF-8 text, in pieces of any size); ``pty`` ask
 terminal (stdout and stderr merge, and the remote side gets SIGHUP when the channel closes).
 When cancelled, or when ``timeout`` passes (``TransportError("timeout")``), the remote command
 is sent SIGTERM and its channel closed. A connection dropping mid-command raises
-``TransportError("connection_lost")``. ``sudo_command(command, credential)`` gives the command
-and stdin that run ``command`` as root.
+``TransportError("connection_lost")``.
 """
 
 from __future__ import annotations
@@ -56,22 +33,15 @@ from typing import Any
 import asyncssh
 import msgspec
 
+from knm.core.transport import HostKeys, RunResult, TransportError
+from knm.plugins.ssh import known_hosts
 from knm.plugins.ssh.connect import open_connection, secret_digest
-from knm.plugins.ssh.errors import TransportError
 from knm.plugins.ssh.hostkeys import BASTION, HostKeyCheck, PinCache
 from knm.plugins.ssh.limiter import FairLimiter
 from knm.plugins.ssh.pool import ConnectionPool, PoolKey
-from knm.plugins.ssh.process import RunResult, SshConnection, open_process, run_process
-from knm.plugins.ssh.sudo import sudo_command
+from knm.plugins.ssh.process import SshConnection, open_process, run_process
 
-__all__ = [
-    "TRANSPORT",
-    "RunResult",
-    "SshConnection",
-    "SshTransport",
-    "TransportError",
-    "sudo_command",
-]
+__all__ = ["TRANSPORT", "SshConnection", "SshTransport"]
 
 log = logging.getLogger("knm.ssh")
 _CLOSE_GRACE = 3.0
@@ -145,11 +115,13 @@ class SshTransport:
 
     # --- sessions -------------------------------------------------------------------------
 
-    async def bastion_of(self, knm: Any, cluster_name: str) -> Any:
-        """The cluster's ``Bastion``, or None."""
-        from knm.core.clusters import get_cluster
+    async def concurrency(self, knm: Any) -> int:
+        """The SSH settings' ``max_concurrent``: sessions open at once, every task together."""
+        return int((await knm.features.settings("ssh")).max_concurrent)
 
-        return (await get_cluster(knm, cluster_name)).bastion
+    async def host_keys(self, ctx: Any, nodes: Any, jump: Any = None) -> HostKeys:
+        """The keys an external ssh client (Ansible's) must trust, by the host key policy."""
+        return await known_hosts.host_keys(ctx.knm, ctx.task.cluster_name, nodes, jump)
 
     @contextlib.asynccontextmanager
     async def session(

@@ -17,9 +17,11 @@ from typing import Any
 
 import msgspec
 
+from knm.core import policy
 from knm.core.errors import KnmError
+from knm.core.policy import CommandContext
 from knm.core.selectors import parse_selector
-from knm.core.tasks import TargetNode, TaskContext
+from knm.core.tasks import TargetNode, TaskContext, locks
 from knm.core.tasks.steps import StepOutcome, StepRun, StepType, step_types
 from knm.plugins.workflows.definition import Step, resolve_references
 from knm.plugins.workflows.templates import RenderError, references, render
@@ -314,6 +316,19 @@ class BatchRunner:
                 continue
         return found
 
+    async def _lock(self, nodes: list[TargetNode]) -> locks.Refusal | None:
+        """A disruptive step's nodes are locked for the workflow (released after the batch), and
+        count against the cluster's ``max_unavailable``."""
+        ctx = self.ctx
+        return await locks.acquire_nodes(
+            ctx.knm.pool,
+            cluster=ctx.task.cluster_name,
+            nodes=[node.name for node in nodes],
+            holder=ctx.task_id,
+            task_id=ctx.task_id,
+            max_unavailable=locks.budget_of(await ctx.cluster()),
+        )
+
     def _child_started(self, step_id: str, task_id: str) -> None:
         state = self.states[step_id]
         state.task_id = task_id
@@ -326,9 +341,19 @@ class BatchRunner:
         try:
             fields = render(step.fields, self.params, self.results)
             fields = await resolve_references(self.knm, fields)
-            violation = await _policy(self.knm, fields, self._command_values(step))
+            context = CommandContext(
+                kind=step_type.name,
+                cluster_name=self.ctx.task.cluster_name,
+                username=self.ctx.task.username,
+                sudo=bool(fields.get("sudo")),
+            )
+            violation = await _policy(self.knm, fields, self._command_values(step), context)
             if violation:
                 return StepOutcome(status="failed", message=violation)
+            if step_type.disruptive:
+                refusal = await self._lock(nodes)
+                if refusal is not None:
+                    return StepOutcome(status="failed", message=refusal.message)
             run = StepRun(
                 workflow_task_id=self.ctx.task_id,
                 step_id=common.id,
@@ -356,18 +381,16 @@ class BatchRunner:
             return StepOutcome(status="failed", message=f"{type(exc).__name__}: {exc}")
 
 
-async def _policy(knm: Any, fields: dict[str, Any], values: list[str]) -> str | None:
-    """The command policy again, on the rendered command and on each value rendered into it."""
+async def _policy(
+    knm: Any, fields: dict[str, Any], values: list[str], context: CommandContext
+) -> str | None:
+    """The command policy again (the core's one ``check``, site rules included), on the
+    rendered command and on each value rendered into it."""
     command = fields.get("command")
     if not isinstance(command, str):
         return None
-    from knm.core.manager import collect
-    from knm.core.policy import check_command
-
     for text in (command, *values):
-        violations = check_command(text) + collect(
-            knm.pm.hook.knm_check_command(command=text, context={"executor": "workflow"})
-        )
-        if violations:
-            return f"dangerous command blocked: {violations[0].matched}"
+        found = await policy.violations(knm, text, context)
+        if found:
+            return found[0].message
     return None

@@ -9,12 +9,12 @@ from typing import Any
 
 import msgspec
 
-from knm.core.content import get_runnable
+from knm.core.content import get_pinned, get_runnable
 from knm.core.errors import Invalid, NotFound
-from knm.core.tasks import Executor, NodeResult, Prepared, TargetNode, TaskContext
+from knm.core.tasks import Executor, NodeResult, Prepared, TargetNode, TaskContext, locks
 from knm.core.tasks import store as task_store
 from knm.core.tasks.steps import step_types
-from knm.core.tasks.targets import resolve
+from knm.core.tasks.targets import prepare_targets
 from knm.plugins.workflows.definition import problems, steps_of
 from knm.plugins.workflows.engine import BatchRunner, Journal, StepState
 from knm.plugins.workflows.schemas import WorkflowDefinition, WorkflowRequest
@@ -72,25 +72,23 @@ class WorkflowExecutor(Executor):
                 await knm.features.require(step_type.feature)
             if step_type.needs_credential and request.credential_id is None:
                 raise Invalid(f"step {step.common.id} ({step.common.type}) needs a credential_id")
-        nodes = await resolve(knm, request)
+        prepared = await prepare_targets(knm, request)
         resumed: dict[str, Any] = {}
         if request.resumed_from:
             original = await task_store.get_task(knm.pool, request.resumed_from)
             if original is None or original.kind != "workflow":
                 raise NotFound(f"Task {request.resumed_from} not found")
             resumed = {"resumed_from": request.resumed_from}
-        return Prepared(
-            nodes=nodes,
-            summary={
-                "workflow_id": item.id,
-                "workflow_name": item.name,
-                "workflow_version": item.version,
-                "total_steps": len(steps),
-                "current_step": None,
-                "parameters": params,
-                **resumed,
-            },
-        )
+        prepared.summary = {
+            "workflow_id": item.id,
+            "workflow_name": item.name,
+            "workflow_version": item.version,
+            "total_steps": len(steps),
+            "current_step": None,
+            "parameters": params,
+            **resumed,
+        }
+        return prepared
 
     def status_fields(self, task: Any) -> dict[str, Any]:
         result = task.result or {}
@@ -101,22 +99,11 @@ class WorkflowExecutor(Executor):
         }
 
     async def _load(self, ctx: TaskContext) -> tuple[WorkflowDefinition, dict[str, str]]:
-        from knm.core.content import kind_of
-        from knm.core.content.service import load
-
-        spec = kind_of(ctx.knm.pm, "workflow")
-        item = await load(ctx.knm.pool, spec, ctx.request.workflow_id)
-        definition = item.body
-        if item.version != ctx.task.summary.get("workflow_version"):
-            # The workflow was edited after this task started: run the version it started with.
-            from knm.core.content import store as content_store
-
-            row = await content_store.version(
-                ctx.knm.pool, item.id, ctx.task.summary["workflow_version"]
-            )
-            if row is not None:
-                definition = msgspec.convert(row["body"], WorkflowDefinition)
-        return definition, dict(ctx.task.summary.get("parameters", {}))
+        # The version this task started with, even if the workflow was edited since.
+        item = await get_pinned(
+            ctx.knm, "workflow", ctx.request.workflow_id, ctx.task.summary["workflow_version"]
+        )
+        return item.body, dict(ctx.task.summary.get("parameters", {}))
 
     async def _completed_before(self, ctx: TaskContext) -> dict[int, set[str]]:
         origin = ctx.request.resumed_from
@@ -274,12 +261,9 @@ class WorkflowExecutor(Executor):
 
 
 async def _release_node_locks(ctx: TaskContext, nodes: list[TargetNode] | None) -> None:
-    """Kubernetes node locks taken by this workflow's steps are held for their batch only, so
-    ``max_unavailable`` lets the next batch proceed (a node left cordoned still counts)."""
-    if "k8s" not in ctx.knm.executors:
-        return
-    from knm.plugins.k8s import locks
-
+    """Node locks taken for this workflow's steps (its disruptive steps, its k8s actions) are
+    held for their batch only, so ``max_unavailable`` lets the next batch proceed (a node left
+    cordoned still counts)."""
     if nodes is None:
         await locks.release_all(ctx.knm.pool, ctx.task_id)
         return

@@ -10,6 +10,7 @@ from typing import Any
 import asyncpg
 import pytest
 
+from knm.core.clusters.provider import Node
 from knm.core.db import connect
 from knm.core.tasks import nodewriter, store
 from knm.core.tasks.nodewriter import NodeWriter
@@ -42,7 +43,7 @@ async def new_task(pool: asyncpg.Pool, nodes: int) -> str:
     async with pool.acquire() as conn:
         await store.insert_task(
             conn, task_id=task_id, kind="test", cluster_name="lab",
-            nodes=[store.NewNode(name=f"n{i}") for i in range(nodes)], request={}, summary={},
+            nodes=[Node(name=f"n{i}") for i in range(nodes)], request={}, summary={},
             credential_id=None, user_id=None, username=None,
         )  # fmt: skip
     return task_id

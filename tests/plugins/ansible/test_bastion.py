@@ -7,6 +7,7 @@ from typing import Any
 import psutil
 import pytest
 
+from knm.core.counters import counting
 from knm.plugins.ansible.runner import MARK
 from knm.testing.client import ApiClient, assert_envelope
 from knm.testing.tasks import eventually, wait_for_task
@@ -89,12 +90,16 @@ async def test_a_playbook_reaches_the_nodes_through_the_bastion(
         knm_client, admin_headers, fleet, name, fleet.sshd.nodes[0], bastion_id
     )
     playbook = await add_playbook(f"hello {name}", HELLO)
-    status = await run_playbook(
-        playbook_id=playbook, cluster_name=cluster, target_nodes=["node2", "node3"],
-        credential_id=credentials[node_credential],
-    )  # fmt: skip
+    with counting() as counts:
+        status = await run_playbook(
+            playbook_id=playbook, cluster_name=cluster, target_nodes=["node2", "node3"],
+            credential_id=credentials[node_credential],
+        )  # fmt: skip
     assert status["status"] == "completed", status
     assert "hello from node3" in status["output"]
+    # The bastion's own credential too: read and decrypted once from request to run.
+    assert all(times == 1 for times in counts.rows.values()), counts.rows
+    assert all(times == 1 for times in counts.decrypts.values()), counts.decrypts
     response = await knm_client.get(
         f"/automation/ssh/host-keys?cluster={cluster}", headers=admin_headers
     )

@@ -12,7 +12,8 @@ from typing import Any
 import pytest
 
 from knm.core.tasks import TargetNode
-from knm.plugins.ansible import known_hosts, layout, runner
+from knm.core.transport import HostKeys
+from knm.plugins.ansible import layout, runner
 from knm.plugins.ansible.events import EventReader, PlayState
 from knm.plugins.ansible.schemas import AnsibleSettings
 from knm.plugins.ansible.toolchain import Toolchain
@@ -65,7 +66,7 @@ async def _run(
     runner.make_dirs(run_dir)
     env = layout.lay_out(
         run_dir, playbook=GOOD, nodes=nodes, credential=credential,
-        keys=known_hosts.HostKeys(policy="off"), jump=None, args=["main.yml"], extra_vars={},
+        keys=HostKeys(policy="off"), jump=None, args=["main.yml"], extra_vars={},
         settings=settings, mark=ident, tools=tools,
     )  # fmt: skip
     runner.hand_over(run_dir, user)

@@ -11,7 +11,7 @@ import pytest
 
 from knm.core.credentials import DecryptedCredential
 from knm.core.tasks import TargetNode
-from knm.plugins.ssh.errors import TransportError
+from knm.core.transport import TransportError
 from knm.plugins.ssh.schemas import SshSettings
 from knm.plugins.ssh.transport import TRANSPORT, SshTransport
 from knm.testing.client import ApiClient

@@ -5,7 +5,7 @@ from __future__ import annotations
 import shlex
 
 from knm.core.credentials import DecryptedCredential
-from knm.plugins.ssh.sudo import sudo_command
+from knm.core.sudo import sudo_command
 
 PASSWORD = "s3cret-Pass"
 

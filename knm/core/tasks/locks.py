@@ -1,4 +1,8 @@
-"""Per-node locks of disruptive actions, and the ``max_unavailable`` bound, in PostgreSQL.
+"""Per-node locks of disruptive work, and the ``max_unavailable`` bound, in PostgreSQL.
+
+Any disruptive action or step takes them: the k8s plugin's cordon and drain, and every step of a
+step type declaring ``disruptive = True`` (the workflow engine takes them for its batch). The
+table keeps the name its first migration gave it (``k8s_node_locks``).
 
 A lock is keyed by (cluster, node) and held by a root task id (a workflow's id for its steps,
 else the task's own). Taking one runs under a per-cluster advisory lock, so the count of nodes
@@ -41,11 +45,12 @@ async def acquire(
     node: str,
     holder: str,
     task_id: str,
-    max_unavailable: int,
-    cordoned_by_knm: Callable[[], Awaitable[set[str]]],
+    max_unavailable: int | None,
+    cordoned_by_knm: Callable[[], Awaitable[set[str]]] | None = None,
 ) -> Refusal | None:
     """Take the node's lock for ``holder`` (again, if it has it already); None when taken.
 
+    ``max_unavailable`` None: the cluster sets no budget, only one holder per node.
     ``cordoned_by_knm`` lists the cluster's nodes knm keeps cordoned; it is read under the
     cluster's advisory lock, so a cordon that just finished elsewhere is seen."""
     async with pool.acquire() as conn, conn.transaction():
@@ -60,8 +65,9 @@ async def acquire(
             return None
         if current is not None:
             return Refusal(reason="locked", message=f"node {node} is locked by task {current}")
-        busy = (set(held) | await cordoned_by_knm()) - {node}
-        if len(busy) >= max_unavailable:
+        cordoned = await cordoned_by_knm() if cordoned_by_knm is not None else set()
+        busy = (set(held) | cordoned) - {node}
+        if max_unavailable is not None and len(busy) >= max_unavailable:
             return Refusal(
                 reason="max_unavailable",
                 message=(
@@ -120,3 +126,30 @@ async def reap(pool: Any) -> int:
     """Delete locks whose holder task is finished; how many."""
     status = await pool.execute(_REAP)
     return int(status.split()[-1])
+
+
+async def acquire_nodes(
+    pool: Any,
+    *,
+    cluster: str,
+    nodes: list[str],
+    holder: str,
+    task_id: str,
+    max_unavailable: int | None,
+) -> Refusal | None:
+    """Take every node's lock for ``holder``, in order; the first refusal, or None. Locks
+    taken before a refusal stay with ``holder`` until it releases them."""
+    for node in nodes:
+        refusal = await acquire(
+            pool, cluster=cluster, node=node, holder=holder, task_id=task_id,
+            max_unavailable=max_unavailable,
+        )  # fmt: skip
+        if refusal is not None:
+            return refusal
+    return None
+
+
+def budget_of(cluster: Any) -> int | None:
+    """The cluster's ``max_unavailable``, when its kind has one (kubernetes clusters do)."""
+    value = getattr(getattr(cluster, "config", None), "max_unavailable", None)
+    return value if isinstance(value, int) else None

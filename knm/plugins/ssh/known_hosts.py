@@ -1,54 +1,36 @@
-"""Host key checking for Ansible runs, following the SSH plugin's ``host_key_policy``.
+"""Host keys for an external ssh client (Ansible's), following the ``host_key_policy``;
+served as ``SshTransport.host_keys`` (the core ``Transport`` contract).
 
 - ``off``: no checking.
-- ``tofu``: each node's key pinned by the SSH plugin goes into the run's ``known_hosts``; a
-  node with no pin yet is scanned (asyncssh) and its key pinned through the SSH plugin's pin
-  store, so SSH tasks and Ansible runs trust the same key.
+- ``tofu``: each node's pinned key goes into the ``known_hosts`` text; a node with no pin yet
+  is scanned (asyncssh) and its key pinned, so SSH tasks and Ansible runs trust the same key.
 - ``strict``: pinned keys and the cert authorities covering the cluster; nothing is scanned.
 
-ssh then runs with ``StrictHostKeyChecking=yes`` against that file only. Without the SSH
-plugin (no pin store), ``tofu`` scans every node for this run alone.
-
-A cluster's bastion is one more host, pinned as ``@bastion`` like the SSH plugin does. Its
-nodes may be out of knm's reach, so under ``tofu`` the ones with no pin are scanned through
-the bastion (an asyncssh connection with the bastion's credential, its key checked and pinned
-by the SSH plugin's rules).
+A cluster's bastion is one more host, pinned as ``@bastion``. Its nodes may be out of knm's
+reach, so under ``tofu`` the ones with no pin are scanned through the bastion (an asyncssh
+connection with the bastion's credential, its key checked and pinned by the same rules).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from typing import Any
 
 import asyncssh
-import msgspec
 
 from knm.core.tasks import TargetNode
+from knm.core.transport import HostKeys, TransportError
+from knm.plugins.ssh import hostkeys as store
+from knm.plugins.ssh.connect import open_connection
+from knm.plugins.ssh.hostkeys import BASTION, HostKeyCheck
 
-log = logging.getLogger("knm.ansible")
+log = logging.getLogger("knm.ssh")
 SCAN_TIMEOUT = 10.0
-#: The SSH plugin's node name for a cluster's bastion.
-BASTION = "@bastion"
-
-
-class HostKeys(msgspec.Struct, kw_only=True):
-    policy: str
-    #: known_hosts text ("" under ``off``).
-    text: str = ""
-    #: Nodes whose key was pinned before (a mismatch there is ``host_key_changed``).
-    pinned: set[str] = msgspec.field(default_factory=set)
 
 
 def host_pattern(address: str, port: int) -> str:
     return address if port == 22 else f"[{address}]:{port}"
-
-
-async def _ssh_settings(knm: Any) -> Any:
-    with contextlib.suppress(Exception):
-        return await knm.features.settings("ssh")
-    return None
 
 
 async def _scan(address: str, port: int, tunnel: Any = None) -> asyncssh.SSHKey | None:
@@ -62,14 +44,6 @@ async def _scan(address: str, port: int, tunnel: Any = None) -> asyncssh.SSHKey 
 
 async def _tunnel(knm: Any, settings: Any, cluster: str, jump: Any) -> Any:
     """A logged-in connection to the bastion to scan nodes through, or None."""
-    if settings is None:
-        return None
-    try:
-        from knm.plugins.ssh.connect import open_connection
-        from knm.plugins.ssh.errors import TransportError
-        from knm.plugins.ssh.hostkeys import BASTION, HostKeyCheck
-    except ImportError:  # pragma: no cover - the ssh plugin ships with knm
-        return None
     check = HostKeyCheck(knm.pool, settings, cluster, BASTION, jump.address, jump.port)
     try:
         return await open_connection(
@@ -83,15 +57,10 @@ async def _tunnel(knm: Any, settings: Any, cluster: str, jump: Any) -> Any:
 
 async def host_keys(knm: Any, cluster: str, nodes: list[TargetNode], jump: Any = None) -> HostKeys:
     """The run's host keys; ``jump`` is the cluster's ``bastion.Jump`` or None."""
-    settings = await _ssh_settings(knm)
-    policy = getattr(settings, "host_key_policy", "tofu")
+    settings = await knm.features.settings("ssh")
+    policy = settings.host_key_policy
     if policy == "off":
         return HostKeys(policy="off")
-    try:
-        from knm.plugins.ssh import hostkeys as pins
-    except ImportError:  # pragma: no cover - the ssh plugin ships with knm
-        pins = None
-    store = pins if settings is not None else None
     lines: list[str] = []
     pinned: set[str] = set()
     tunnel: Any = None
@@ -111,7 +80,7 @@ async def host_keys(knm: Any, cluster: str, nodes: list[TargetNode], jump: Any =
     async def one(node: TargetNode) -> None:
         port = node.port or 22
         pattern = host_pattern(node.address, port)
-        pin = await store.get_pin(knm.pool, cluster, node.name) if store else None
+        pin = await store.get_pin(knm.pool, cluster, node.name)
         if pin is not None:
             pinned.add(node.name)
             lines.append(f"{pattern} {pin.public_key}")
@@ -121,13 +90,10 @@ async def host_keys(knm: Any, cluster: str, nodes: list[TargetNode], jump: Any =
         key = await scan(node, port)
         if key is None:
             return  # unreachable now; ssh will say so
-        if store is not None:
-            held = await store.pin(knm.pool, cluster, node.name, key, node.address, port)
-            if held.public_key != store.key_line(key):
-                pinned.add(node.name)
-            lines.append(f"{pattern} {held.public_key}")
-        else:
-            lines.append(f"{pattern} {' '.join(key.export_public_key().decode().split()[:2])}")
+        held = await store.pin(knm.pool, cluster, node.name, key, node.address, port)
+        if held.public_key != store.key_line(key):
+            pinned.add(node.name)
+        lines.append(f"{pattern} {held.public_key}")
 
     try:
         if jump is not None:
@@ -138,16 +104,7 @@ async def host_keys(knm: Any, cluster: str, nodes: list[TargetNode], jump: Any =
         if tunnel:
             tunnel.close()
     if policy == "strict":
-        for authority in getattr(settings, "cert_authorities", []):
+        for authority in settings.cert_authorities:
             if authority.covers(cluster):
                 lines.append(f"@cert-authority * {authority.public_key.strip()}")
     return HostKeys(policy=policy, text="".join(f"{line}\n" for line in lines), pinned=pinned)
-
-
-def ssh_args(keys: HostKeys, known_hosts_path: str) -> str:
-    if keys.policy == "off":
-        return "-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null"
-    return (
-        f"-o StrictHostKeyChecking=yes -o UserKnownHostsFile={known_hosts_path} "
-        "-o GlobalKnownHostsFile=/dev/null"
-    )
