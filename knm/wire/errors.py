@@ -4,15 +4,17 @@ in one: ``"<field>: <what is wrong>"``."""
 from __future__ import annotations
 
 
-def field_message(message: str) -> str:
+def field_message(message: str, under: str = "") -> str:
     """A msgspec validation message as the API says it: the field first.
 
     ``"Expected `int`, got `str` - at `$.nodes[0].port`"`` → ``"nodes[0].port: Expected `int`,
-    got `str`"``; a message without a location is returned as it is."""
+    got `str`"``; a message without a location is returned as it is. ``under`` names the
+    field the validated value sits in (``params`` → ``"params.grace_period: …"``)."""
     text, sep, where = message.rpartition(" - at `")
     if not sep:
-        return message
-    path = where.rstrip("`").removeprefix("$").lstrip(".")
+        return f"{under}: {message}" if under else message
+    path = where.rstrip("`").removeprefix("$")
+    path = under + path if under else path.lstrip(".")
     return f"{path}: {text}" if path else text
 
 

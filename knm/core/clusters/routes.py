@@ -22,6 +22,7 @@ from knm.core.clusters.registry import provider_for, providers_of
 from knm.core.envelope import Envelope, PageNo, PageSize, created, offset, ok
 from knm.core.errors import BadRequest, Conflict, Invalid, KnmError, NotFound
 from knm.core.selectors import parse_selector
+from knm.wire.errors import field_message
 
 log = logging.getLogger("knm.clusters")
 
@@ -67,15 +68,6 @@ def _knm(request: Request[Any, Any, Any]) -> Any:
 # --- decoding and rules ------------------------------------------------------------------------
 
 
-def _readable(message: str) -> str:
-    # "Expected `int`, got `str` - at `$.nodes[0].port`" → "nodes[0].port: Expected `int`, ..."
-    text, sep, where = message.rpartition(" - at `")
-    if not sep:
-        return message
-    path = where.rstrip("`").removeprefix("$").lstrip(".")
-    return f"{path}: {text}" if path else text
-
-
 def _object(body: bytes) -> dict[str, Any]:
     if not body.strip():
         raise BadRequest("request body is empty; expected a JSON object")
@@ -92,7 +84,7 @@ def _convert(values: Any, target: type[Any]) -> Any:
     try:
         return msgspec.convert(values, target, strict=True)
     except msgspec.ValidationError as exc:
-        raise BadRequest(_readable(str(exc))) from None
+        raise BadRequest(field_message(str(exc))) from None
 
 
 def _config_part(provider: ClusterProvider, values: dict[str, Any]) -> dict[str, Any]:

@@ -28,6 +28,7 @@ from knm.plugins.k8s.client import Kube, KubeError, hub_of
 from knm.plugins.k8s.drain import drain
 from knm.plugins.k8s.provider import CORDONED_BY, ApiUnreachable, refuse_commands
 from knm.plugins.k8s.schemas import DISRUPTIVE, PARAMS, K8sRequest, LockParams, Params
+from knm.wire.errors import field_message
 
 log = logging.getLogger("knm.k8s")
 
@@ -52,11 +53,7 @@ def parse_params(request: K8sRequest) -> Params:
     try:
         params = msgspec.convert(request.params, PARAMS[request.action], strict=True)
     except msgspec.ValidationError as exc:
-        text, sep, where = str(exc).rpartition(" - at `")
-        if sep:
-            field = where.rstrip("`").removeprefix("$")
-            raise BadRequest(f"params{field}: {text}") from None
-        raise BadRequest(f"params: {exc}") from None
+        raise BadRequest(field_message(str(exc), under="params")) from None
     if problems := params.problems():
         raise Invalid("; ".join(problems))
     return params
