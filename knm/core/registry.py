@@ -148,6 +148,11 @@ class Registry:
             value = self._state[key] = factory()
             return value
 
+    def drop_state(self, key: Any) -> Any:
+        """Forget this app's value under ``key`` and return it (None when there was none), so
+        a plugin's lifespan can close it at shutdown and a restarted app makes a fresh one."""
+        return self._state.pop(key, None)
+
     # --- building -----------------------------------------------------------------------------
 
     def _collect(self, hook_name: str) -> list[tuple[str, Any]]:

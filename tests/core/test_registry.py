@@ -140,6 +140,8 @@ def test_plugins_keep_per_app_state_in_its_own_slot() -> None:
     assert one.state_for(_Counting, factory) is one.state_for(_Counting, factory)
     assert two.state_for(_Counting, factory) is not one.state_for(_Counting, factory)
     assert len(made) == 2
+    assert one.drop_state(_Counting) is made[0]
+    assert one.state_for(_Counting, factory) is made[2]
 
 
 def test_an_unknown_cluster_kind_lists_the_known_ones() -> None:
