@@ -2,7 +2,10 @@
 
 Hooks are synchronous and declarative: they return objects, and the async work lives on
 methods of those objects (pluggy has no async support, and a coroutine is never ``None``).
-Every hook here collects the results of all implementations; none is ``firstresult``.
+Every hook here collects the results of all implementations; none is ``firstresult``. The
+contribution hooks are called once per app, by the core's registry (``knm.core.registry``):
+code looks contributions up in ``knm.registry``, and a name given twice is refused at start-up
+naming both plugins.
 """
 
 from __future__ import annotations
@@ -91,9 +94,8 @@ def knm_builtin_content() -> list[BuiltinContent]:
 def knm_content_kinds() -> list[ContentKind]:
     """Return ``list[ContentKind]``: kinds of stored, versioned content (``playbook``, ``script``).
 
-    Called when the app is built, to mount each kind's list/get/create/update/delete/versions/
-    clone routes under its ``route``, and again whenever a kind's spec is needed (builtin sync at
-    startup, ``get_runnable``). Duplicate kinds, plurals or routes are an error.
+    Called once when the app is built; each kind's list/get/create/update/delete/versions/clone
+    routes are mounted under its ``route``. Duplicate kinds, plurals or routes are an error.
     """
 
 
@@ -123,7 +125,8 @@ def knm_transports() -> list[Transport]:
     """Return ``list[Transport]`` (``knm.core.transport.Transport``): ways to reach a node and
     run a command there, each under its ``name``.
 
-    Read once per app, on first use; ``transport_for`` picks the one for a cluster (``ssh`` for
+    Called once when the app is built. Duplicate names are an error.
+    ``knm.registry.transport_for`` picks the one for a cluster (``ssh`` for
     every cluster today, served by the ssh plugin). ``TaskContext.run_shell`` runs through it.
     """
 
