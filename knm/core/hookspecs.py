@@ -2,7 +2,10 @@
 
 Hooks are synchronous and declarative: they return objects, and the async work lives on
 methods of those objects (pluggy has no async support, and a coroutine is never ``None``).
-Every hook here collects the results of all implementations; none is ``firstresult``.
+Every hook here collects the results of all implementations; none is ``firstresult``. The
+contribution hooks are called once per app, by the core's registry (``knm.core.registry``):
+code looks contributions up in ``knm.registry``, and a name given twice is refused at start-up
+naming both plugins.
 """
 
 from __future__ import annotations
@@ -13,6 +16,19 @@ import pluggy
 
 if TYPE_CHECKING:
     import argparse
+    from collections.abc import Callable
+    from contextlib import AbstractAsyncContextManager
+
+    from knm.core.clusters.provider import ClusterProvider
+    from knm.core.content.kinds import BuiltinContent, ContentKind
+    from knm.core.db import MigrationSet
+    from knm.core.features import FeatureSpec
+    from knm.core.policy import CommandContext, Violation
+    from knm.core.runtime import Knm
+    from knm.core.tasks.executor import Executor
+    from knm.core.tasks.steps import StepType
+    from knm.core.transport import Transport
+    from knm.wire.tasks import TaskStatus
 
 PROJECT = "knm"
 hookspec = pluggy.HookspecMarker(PROJECT)
@@ -20,7 +36,7 @@ hookimpl = pluggy.HookimplMarker(PROJECT)
 
 
 @hookspec
-def knm_migrations() -> list[Any]:
+def knm_migrations() -> list[MigrationSet]:
     """Return ``list[MigrationSet]``: folders of numbered ``.sql`` files, one namespace each.
 
     Called once at startup and by ``knm migrate``; each namespace's files are applied in number
@@ -29,7 +45,7 @@ def knm_migrations() -> list[Any]:
 
 
 @hookspec
-def knm_features() -> list[Any]:
+def knm_features() -> list[FeatureSpec]:
     """Return ``list[FeatureSpec]``: the feature switches and settings structs the plugin adds.
 
     Called when the app is built. Each spec names a kind (``ssh``), the public switch name
@@ -48,7 +64,7 @@ def knm_routes() -> list[Any]:
 
 
 @hookspec
-def knm_executors() -> list[Any]:
+def knm_executors() -> list[Executor]:
     """Return ``list[Executor]``: the execution kinds the plugin adds (``ssh``, ``ansible``...).
 
     Called once when the app is built. Each executor gets the generic execute, status, cancel,
@@ -58,7 +74,7 @@ def knm_executors() -> list[Any]:
 
 
 @hookspec
-def knm_step_types() -> list[Any]:
+def knm_step_types() -> list[StepType]:
     """Return ``list[StepType]``: workflow step types that are not executors (``approval``...).
 
     Called once when the app is built. Duplicate names (including executors' kinds) are an error.
@@ -66,7 +82,7 @@ def knm_step_types() -> list[Any]:
 
 
 @hookspec
-def knm_builtin_content() -> list[Any]:
+def knm_builtin_content() -> list[BuiltinContent]:
     """Return ``list[BuiltinContent]``: playbooks, scripts and workflows shipped as package data.
 
     Called at startup; each item is upserted by ``(kind, name)``: it keeps its id, and gets a new
@@ -75,17 +91,16 @@ def knm_builtin_content() -> list[Any]:
 
 
 @hookspec
-def knm_content_kinds() -> list[Any]:
+def knm_content_kinds() -> list[ContentKind]:
     """Return ``list[ContentKind]``: kinds of stored, versioned content (``playbook``, ``script``).
 
-    Called when the app is built, to mount each kind's list/get/create/update/delete/versions/
-    clone routes under its ``route``, and again whenever a kind's spec is needed (builtin sync at
-    startup, ``get_runnable``). Duplicate kinds, plurals or routes are an error.
+    Called once when the app is built; each kind's list/get/create/update/delete/versions/clone
+    routes are mounted under its ``route``. Duplicate kinds, plurals or routes are an error.
     """
 
 
 @hookspec
-def knm_check_command(command: str, context: Any) -> list[Any]:
+def knm_check_command(command: str, context: CommandContext) -> list[Violation]:
     """Return ``list[Violation]`` for ``command`` (empty when the plugin has no objection).
 
     Called (through ``knm.core.policy.check``) before any task that runs a shell command is
@@ -97,7 +112,7 @@ def knm_check_command(command: str, context: Any) -> list[Any]:
 
 
 @hookspec
-def knm_cluster_providers() -> list[Any]:
+def knm_cluster_providers() -> list[ClusterProvider]:
     """Return ``list[ClusterProvider]``: cluster kinds (``static``, ``kubernetes``) and how they
     list their nodes and resolve a node name to an address.
 
@@ -106,11 +121,12 @@ def knm_cluster_providers() -> list[Any]:
 
 
 @hookspec
-def knm_transports() -> list[Any]:
+def knm_transports() -> list[Transport]:
     """Return ``list[Transport]`` (``knm.core.transport.Transport``): ways to reach a node and
     run a command there, each under its ``name``.
 
-    Read once per app, on first use; ``transport_for`` picks the one for a cluster (``ssh`` for
+    Called once when the app is built. Duplicate names are an error.
+    ``knm.registry.transport_for`` picks the one for a cluster (``ssh`` for
     every cluster today, served by the ssh plugin). ``TaskContext.run_shell`` runs through it.
     """
 
@@ -127,7 +143,7 @@ def knm_cli(subparsers: argparse._SubParsersAction[Any]) -> None:
 
 
 @hookspec
-def knm_lifespan() -> list[Any]:
+def knm_lifespan() -> list[Callable[[Knm], AbstractAsyncContextManager[None]]]:
     """Return ``list[Callable[[Knm], AsyncContextManager]]``: work started with the app.
 
     Each factory is entered after the database is ready and exited at shutdown, in reverse
@@ -136,7 +152,7 @@ def knm_lifespan() -> list[Any]:
 
 
 @hookspec
-def knm_task_finished(task: Any) -> None:
+def knm_task_finished(task: TaskStatus) -> None:
     """Called once after a task's terminal state is written, with its ``TaskStatus``.
 
     For side effects such as notifications. The return value is ignored, and an exception is

@@ -74,7 +74,7 @@ class KnmPlugin(InitPlugin):
             *task_routes.ROUTES,
             *progress.ROUTES,
             *(r for ex in self.knm.executors.values() for r in task_routes.executor_routes(ex)),
-            *_content_routes(self.knm.pm),
+            *_content_routes(self.knm.registry),
             *collect(self.knm.pm.hook.knm_routes()),
         ]
         for handler in handlers:
@@ -128,10 +128,10 @@ class KnmPlugin(InitPlugin):
         return app_config
 
 
-def _content_routes(pm: Any) -> list[Any]:
+def _content_routes(registry: Any) -> list[Any]:
     from knm.core.content import routes_for
 
-    return routes_for(pm)
+    return routes_for(registry)
 
 
 def _schema_router(prefix: str) -> Router:

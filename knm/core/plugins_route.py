@@ -19,19 +19,9 @@ from litestar import Request, get
 from knm.core.auth.guards import ADMIN
 from knm.core.envelope import Envelope, ok
 from knm.core.manager import plugin_version
+from knm.core.registry import CONTRIBUTIONS
 
 log = logging.getLogger("knm.plugins")
-
-# The hooks whose results are lists of named things worth listing per plugin.
-_CONTRIBUTIONS = {
-    "knm_executors": "executors",
-    "knm_step_types": "step_types",
-    "knm_features": "features",
-    "knm_cluster_providers": "cluster_providers",
-    "knm_transports": "transports",
-    "knm_builtin_content": "builtin_content",
-    "knm_migrations": "migrations",
-}
 
 
 class PluginInfo(msgspec.Struct):
@@ -49,23 +39,16 @@ class PluginList(msgspec.Struct):
     plugins: list[PluginInfo]
 
 
-def _label(item: Any) -> str:
-    for attr in ("kind", "name", "namespace"):
-        value = getattr(item, attr, None)
-        if isinstance(value, str):
-            return value
-    return type(item).__name__
-
-
-def describe(pm: Any) -> list[PluginInfo]:
+def describe(knm: Any) -> list[PluginInfo]:
+    """Each loaded plugin, with what it gave as the registry recorded it (no hook is called)."""
+    pm = knm.pm
     infos = []
     for name, plugin in sorted(pm.list_name_plugin(), key=lambda pair: pair[0]):
         hooks = sorted(caller.name for caller in pm.get_hookcallers(plugin) or [])
-        contributes: dict[str, list[str]] = {}
-        for hook_name, label in _CONTRIBUTIONS.items():
-            impl = getattr(plugin, hook_name, None)
-            if hook_name in hooks and callable(impl):
-                contributes[label] = [_label(item) for item in impl() or []]
+        given = knm.registry.contributions.get(name, {})
+        contributes = {
+            label: list(given[label]) for label in CONTRIBUTIONS.values() if label in given
+        }
         infos.append(PluginInfo(name, plugin_version(pm, plugin), hooks, contributes))
     return infos
 
@@ -88,7 +71,7 @@ async def unavailable(knm: Any, plugin: Any) -> str | None:
 @get("/plugins", guards=[ADMIN], summary="Loaded plugins, their contributions and availability")
 async def list_plugins(request: Request[Any, Any, Any]) -> Envelope[PluginList]:
     knm = request.app.state["knm"]
-    infos = describe(knm.pm)
+    infos = describe(knm)
     for info in infos:
         reason = await unavailable(knm, knm.pm.get_plugin(info.name))
         info.available, info.reason = reason is None, reason

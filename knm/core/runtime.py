@@ -22,10 +22,10 @@ from knm.core.auth import passwords, users
 from knm.core.auth.cache import PrincipalCache
 from knm.core.config import KnmConfig
 from knm.core.embedded_pg import EmbeddedPostgres
-from knm.core.errors import KnmError
 from knm.core.features import FeatureSpec, FeatureStore
 from knm.core.listen import Listener
 from knm.core.manager import collect, make_plugin_manager
+from knm.core.registry import Registry, StartupError
 
 if TYPE_CHECKING:
     from knm.core.tasks.status_cache import StatusCache
@@ -36,10 +36,6 @@ log = logging.getLogger("knm")
 #: between attempts to start it again.
 SUPERVISE_INTERVAL = 1.0
 SUPERVISE_MAX_BACKOFF = 30.0
-
-
-class StartupError(KnmError):
-    message = "knm cannot start"
 
 
 class Keys(msgspec.Struct, frozen=True):
@@ -64,7 +60,9 @@ class Knm:
             load_entrypoints=config.load_entrypoints,
             named_plugins=config.plugins,
         )
-        self.feature_specs: list[FeatureSpec] = collect(self.pm.hook.knm_features())
+        #: What the plugins contribute, collected once here; see ``knm.core.registry``.
+        self.registry = Registry(self.pm)
+        self.feature_specs: list[FeatureSpec] = self.registry.features
         self.hasher = passwords.make_hasher(config)
         self.dummy_hash = passwords.dummy_hash(self.hasher)
         self.embedded: EmbeddedPostgres | None = None
@@ -73,11 +71,7 @@ class Knm:
         self._secret = ""
         self.features: FeatureStore = None  # type: ignore[assignment]
         self._stack = AsyncExitStack()
-        self.executors: dict[str, Any] = {}
-        for executor in collect(self.pm.hook.knm_executors()):
-            if executor.kind in self.executors:
-                raise StartupError(f"two plugins provide executor kind {executor.kind!r}")
-            self.executors[executor.kind] = executor
+        self.executors = self.registry.executors
         self.events: Any = None
         self.progress: Any = None
         self.listener: Listener | None = None
@@ -103,7 +97,7 @@ class Knm:
     def migration_sets(self) -> list[db.MigrationSet]:
         return [
             db.MigrationSet("core", db.CORE_MIGRATIONS),
-            *collect(self.pm.hook.knm_migrations()),
+            *self.registry.migrations,
         ]
 
     def database_url(self) -> str:

@@ -11,7 +11,6 @@ from typing import Annotated, Any
 import msgspec
 
 from knm.core.clusters.provider import Bastion, Node
-from knm.core.clusters.registry import provider_for
 from knm.core.clusters.store import get_cluster
 from knm.core.errors import Invalid
 from knm.core.selectors import parse_selector
@@ -86,7 +85,7 @@ async def resolve_targets(
     selector = parse_selector(selector_text) if selector_text else None
     if cluster is None:
         cluster = await get_cluster(knm, request.cluster_name)
-    nodes = await provider_for(knm, cluster.kind).list_nodes(knm, cluster)
+    nodes = await knm.registry.provider_for(cluster.kind).list_nodes(knm, cluster)
     if selector is None:
         chosen = _by_names(cluster.name, nodes, request.target_nodes)
     else:

@@ -1,7 +1,7 @@
 """How knm reaches a node and runs a command there: the ``Transport`` contract.
 
 A transport comes from the ``knm_transports`` hook; the core picks the one for a cluster with
-``transport_for`` (SSH is the only one today: the ssh plugin serves it). Executors rarely touch a
+``knm.registry.transport_for`` (SSH is the only one today: the ssh plugin serves it). Executors rarely touch a
 transport directly: ``TaskContext.run_shell`` fans a command out through it with the engine's
 batch, failure, timeout and cancel rules. A plugin needing more (Ansible's host keys and its
 remote clean-up) uses the methods below, never the ssh plugin's modules.
@@ -15,7 +15,6 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import msgspec
 
-from knm.core.errors import FeatureUnavailable
 from knm.core.sudo import sudo_command
 from knm.core.tasks.schemas import NodeResult
 
@@ -29,7 +28,6 @@ __all__ = [
     "TransportError",
     "node_result",
     "sudo_command",
-    "transport_for",
 ]
 
 
@@ -80,7 +78,7 @@ def node_result(result: RunResult) -> NodeResult:
 class Transport(Protocol):
     """A way to reach nodes. ``node`` is a resolved ``Node``; ``ctx`` the task's context."""
 
-    #: The name ``transport_for`` picks it by (``ssh``).
+    #: The name ``knm.registry.transport_for`` picks it by (``ssh``).
     name: str
 
     def session(
@@ -116,24 +114,3 @@ class Transport(Protocol):
         """The keys an external SSH client must trust for ``nodes`` (and ``jump``, the
         cluster's bastion with its credential), by the transport's host key policy."""
         ...
-
-
-def transports(knm: Any) -> dict[str, Transport]:
-    """Every transport the plugins serve, by name."""
-    cached = knm.__dict__.get("_transports")
-    if cached is None:
-        from knm.core.manager import collect
-
-        cached = {t.name: t for t in collect(knm.pm.hook.knm_transports())}
-        knm.__dict__["_transports"] = cached
-    return cached
-
-
-def transport_for(knm: Any, cluster: Any = None) -> Transport:
-    """The transport that reaches ``cluster``'s nodes: SSH for every cluster today."""
-    found = transports(knm).get("ssh")
-    if found is None:
-        raise FeatureUnavailable(
-            "no plugin provides the ssh transport (is the ssh plugin blocked?)"
-        )
-    return found

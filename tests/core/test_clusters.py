@@ -11,7 +11,7 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from knm.core.clusters import ClusterProvider, Node, ProviderConflict, providers_of
+from knm.core.clusters import ClusterProvider, Node
 from knm.core.errors import Invalid, NotFound
 from knm.core.hookspecs import hookimpl
 from knm.core.targets import Resolution, TargetRequest, resolve_targets
@@ -599,15 +599,14 @@ class _TwinPlugin:
         return [_Twin()]
 
 
-def test_two_providers_of_one_kind_are_an_error_at_first_use(knm: Any) -> None:
+def test_two_providers_of_one_kind_are_an_error_at_start_up(knm: Any) -> None:
     from knm.core.manager import make_plugin_manager
+    from knm.core.registry import Registry, StartupError
 
-    class Shell:
-        pm = make_plugin_manager(load_entrypoints=False, extra_plugins=[_TwinPlugin()])
-
-    with pytest.raises(ProviderConflict, match="'static' is provided twice"):
-        providers_of(Shell())
-    assert sorted(providers_of(knm)) == ["kubernetes", "secretive", "static"]
+    pm = make_plugin_manager(load_entrypoints=False, extra_plugins=[_TwinPlugin()])
+    with pytest.raises(StartupError, match="cluster kind 'static' is given twice"):
+        Registry(pm)
+    assert sorted(knm.registry.cluster_providers) == ["kubernetes", "secretive", "static"]
 
 
 # --- never a 500 -------------------------------------------------------------------------------

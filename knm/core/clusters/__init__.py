@@ -15,7 +15,6 @@ from knm.core.clusters.provider import (
     address_problem,
     roles_from_labels,
 )
-from knm.core.clusters.registry import ProviderConflict, provider_for, providers_of
 from knm.core.clusters.routes import ROUTES
 from knm.core.clusters.store import get_cluster
 
@@ -25,10 +24,7 @@ __all__ = [
     "Cluster",
     "ClusterProvider",
     "Node",
-    "ProviderConflict",
     "address_problem",
     "get_cluster",
-    "provider_for",
-    "providers_of",
     "roles_from_labels",
 ]

@@ -18,7 +18,6 @@ from litestar import Request, delete, get, post, put
 from knm.core.auth.guards import ADMIN, VIEWER
 from knm.core.clusters import store
 from knm.core.clusters.provider import Bastion, Cluster, ClusterProvider, Node, config_fields
-from knm.core.clusters.registry import provider_for, providers_of
 from knm.core.envelope import Envelope, PageNo, PageSize, created, offset, ok
 from knm.core.errors import BadRequest, Conflict, Invalid, KnmError, NotFound
 from knm.core.selectors import parse_selector
@@ -131,7 +130,7 @@ async def _check_bastion(conn: Any, bastion: Bastion | None) -> None:
 def present(knm: Any, row: store.ClusterRow, config: Any = None) -> dict[str, Any]:
     """A cluster as the API shows it: common fields and the provider's public config, flat."""
     shown: dict[str, Any] = row.config
-    provider = providers_of(knm).get(row.kind)
+    provider = knm.registry.cluster_providers.get(row.kind)
     if provider is not None:
         try:
             if config is None:
@@ -177,7 +176,7 @@ async def create_cluster(request: Request[Any, Any, Any]) -> Envelope[dict[str, 
     fields: ClusterFields = _convert(
         {k: v for k, v in values.items() if k in _COMMON}, ClusterFields
     )
-    provider = provider_for(knm, fields.kind)
+    provider = knm.registry.provider_for(fields.kind)
     config = _convert(_config_part(provider, values), provider.config_type)
     _refuse(_problems(fields.name, fields.description, fields.bastion) + provider.validate(config))
     async with knm.pool.acquire() as conn:
@@ -216,7 +215,7 @@ async def update_cluster(request: Request[Any, Any, Any], name: str) -> Envelope
     )
     async with knm.pool.acquire() as conn, conn.transaction():
         row = await store.get_row(conn, name, lock=True)
-        provider = provider_for(knm, row.kind)
+        provider = knm.registry.provider_for(row.kind)
         if changes.kind is not msgspec.UNSET and changes.kind != row.kind:
             raise Invalid(f"a cluster's kind cannot change: {row.name} is {row.kind}")
         config_changes = _config_part(provider, values)
@@ -281,7 +280,7 @@ async def list_nodes(
     knm = _knm(request)
     chosen = parse_selector(selector) if selector else None
     cluster = await store.get_cluster(knm, name)
-    nodes = await provider_for(knm, cluster.kind).list_nodes(knm, cluster)
+    nodes = await knm.registry.provider_for(cluster.kind).list_nodes(knm, cluster)
     if chosen:
         nodes = [node for node in nodes if chosen.matches(node.labels)]
     start = offset(page, page_size)

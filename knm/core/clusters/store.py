@@ -15,7 +15,6 @@ import asyncpg
 import msgspec
 
 from knm.core.clusters.provider import Bastion, Cluster, ClusterProvider
-from knm.core.clusters.registry import provider_for
 from knm.core.counters import row_read
 from knm.core.crypto import EncryptedColumn, Sealed, keyring_of, register_encrypted_column
 from knm.core.errors import Conflict, KnmError, NotFound
@@ -195,4 +194,4 @@ async def get_cluster(knm: Any, name: str, *, conn: Any = None) -> Cluster:
     """The cluster ``name`` with its config decoded (404 when unknown, 422 when no loaded plugin
     serves its kind)."""
     row = await get_row(conn or knm.pool, name)
-    return to_cluster(knm, provider_for(knm, row.kind), row)
+    return to_cluster(knm, knm.registry.provider_for(row.kind), row)

@@ -9,16 +9,12 @@ from __future__ import annotations
 
 from typing import Any
 
-import pluggy
-
 from knm.core.content.builtins import sync_builtins
 from knm.core.content.kinds import (
     BuiltinContent,
     ContentDraft,
     ContentItem,
     ContentKind,
-    kind_of,
-    kinds_of,
 )
 from knm.core.content.routes import content_routes, kind_routes
 from knm.core.content.schemas import schemas_for
@@ -33,15 +29,13 @@ __all__ = [
     "get_by_name",
     "get_pinned",
     "get_runnable",
-    "kind_of",
     "kind_routes",
-    "kinds_of",
     "routes_for",
     "schemas_for",
     "sync_builtins",
 ]
 
 
-def routes_for(pm: pluggy.PluginManager) -> list[Any]:
-    """The routes of every kind registered with ``pm``."""
-    return content_routes(list(kinds_of(pm).values()))
+def routes_for(registry: Any) -> list[Any]:
+    """The routes of every content kind in ``registry`` (a ``knm.core.registry.Registry``)."""
+    return content_routes(list(registry.content_kinds.values()))

@@ -14,7 +14,6 @@ from knm.core.content.kinds import (
     ContentDraft,
     ContentItem,
     ContentKind,
-    kinds_of,
 )
 from knm.core.manager import collect
 
@@ -82,7 +81,7 @@ async def sync_builtins(knm: Any, conn: Any = None) -> None:
 
 
 async def _sync(knm: Any, conn: Any) -> None:
-    kinds = kinds_of(knm.pm)
+    kinds = knm.registry.content_kinds
     shipped: list[BuiltinContent] = collect(knm.pm.hook.knm_builtin_content())
     async with conn.transaction():
         await conn.execute("SELECT pg_advisory_xact_lock($1)", SYNC_LOCK_KEY)

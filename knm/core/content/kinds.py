@@ -9,9 +9,6 @@ from datetime import datetime
 from typing import Any
 
 import msgspec
-import pluggy
-
-from knm.core.manager import collect
 
 #: Fields every kind has; a kind's body field and extras must not reuse these names.
 BASE_FIELDS = frozenset(
@@ -182,33 +179,3 @@ class BuiltinContent(msgspec.Struct, kw_only=True):
     tags: list[str] = msgspec.field(default_factory=list)
     extras: Any = None
     is_active: bool = True
-
-
-def kinds_of(pm: pluggy.PluginManager) -> dict[str, ContentKind]:
-    """Every registered kind by name; duplicate kinds, plurals, routes or labels are an error."""
-    found: dict[str, ContentKind] = {}
-    seen: dict[str, str] = {}
-    for spec in collect(pm.hook.knm_content_kinds()):
-        if not isinstance(spec, ContentKind):
-            raise TypeError(f"knm_content_kinds returned {spec!r}, not a ContentKind")
-        keys = (
-            spec.kind,
-            f"plural:{spec.plural}",
-            f"route:{spec.route}",
-            f"type:{spec.type_prefix}",
-        )
-        for key in keys:
-            if key in seen:
-                raise ValueError(f"content kinds {seen[key]} and {spec.kind} clash on {key}")
-            seen[key] = spec.kind
-        found[spec.kind] = spec
-    return found
-
-
-def kind_of(pm: pluggy.PluginManager, kind: str | ContentKind) -> ContentKind:
-    if isinstance(kind, ContentKind):
-        return kind
-    try:
-        return kinds_of(pm)[kind]
-    except KeyError:
-        raise LookupError(f"no content kind {kind!r} is registered") from None

@@ -9,7 +9,7 @@ from typing import Any
 import msgspec
 
 from knm.core.content import store
-from knm.core.content.kinds import ContentDraft, ContentItem, ContentKind, kind_of
+from knm.core.content.kinds import ContentDraft, ContentItem, ContentKind
 from knm.core.errors import Conflict, Invalid, NotFound, PayloadTooLarge
 
 MAX_NAME = 200
@@ -221,7 +221,7 @@ async def clone(
 
 async def get_by_name(knm: Any, kind: str | ContentKind, name: str) -> ContentItem:
     """The item of ``kind`` named ``name`` (case-insensitive), or NotFound."""
-    spec = kind_of(knm.pm, kind)
+    spec = knm.registry.content_kind(kind)
     item = await store.fetch_by_name(knm.pool, spec, name)
     if item is None:
         raise NotFound(f'{spec.label} "{name}" not found')
@@ -230,7 +230,7 @@ async def get_by_name(knm: Any, kind: str | ContentKind, name: str) -> ContentIt
 
 async def get_runnable(knm: Any, kind: str | ContentKind, item_id: int) -> ContentItem:
     """The item to execute: NotFound ("Playbook ID 9 not found"), or Conflict when inactive."""
-    spec = kind_of(knm.pm, kind)
+    spec = knm.registry.content_kind(kind)
     item = await load(knm.pool, spec, item_id)
     if not item.is_active:
         raise Conflict(f'{spec.label} "{item.name}" is inactive', message="content is inactive")
@@ -240,7 +240,7 @@ async def get_runnable(knm: Any, kind: str | ContentKind, item_id: int) -> Conte
 async def get_pinned(knm: Any, kind: str | ContentKind, item_id: int, version: int) -> ContentItem:
     """The item as it was at ``version``: what a task created with that version runs, whatever
     was saved since (NotFound when the item is gone)."""
-    spec = kind_of(knm.pm, kind)
+    spec = knm.registry.content_kind(kind)
     item = await load(knm.pool, spec, item_id)
     if item.version == version:
         return item

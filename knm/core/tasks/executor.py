@@ -340,10 +340,10 @@ class TaskContext:
         with the task's credential (its password on stdin, never in argv); ``judge(result,
         stderr_head)`` may refine a node's result from the first 4 KB of its stderr. Check
         the command with ``knm.core.policy.check`` in ``prepare``, before the task exists."""
-        from knm.core.transport import TransportError, node_result, sudo_command, transport_for
+        from knm.core.transport import TransportError, node_result, sudo_command
 
         cluster = await self.cluster()
-        transport = transport_for(self.knm, cluster)
+        transport = self.knm.registry.transport_for(cluster)
         credential = self.credential
         if sudo:
             command, password = sudo_command(command, credential)

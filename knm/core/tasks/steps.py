@@ -208,22 +208,3 @@ async def _until_complete(subscriber: Any) -> None:
         event = await subscriber.next_event()
         if event.type == "complete":
             return
-
-
-def step_types(knm: Knm) -> dict[str, StepType]:
-    """Every registered step type by name: one per executor, plus ``knm_step_types``."""
-    cached = knm.__dict__.get("_step_types")
-    if cached is not None:
-        return cached
-    from knm.core.manager import collect
-
-    # A workflow is not a step of another: a workflow could then run itself without end.
-    found: dict[str, StepType] = {
-        kind: ExecutorStep(ex) for kind, ex in knm.executors.items() if kind != "workflow"
-    }
-    for step_type in collect(knm.pm.hook.knm_step_types()):
-        if step_type.name in found:
-            raise KnmError(f"two plugins provide step type {step_type.name!r}")
-        found[step_type.name] = step_type
-    knm.__dict__["_step_types"] = found
-    return found

@@ -21,7 +21,7 @@ from knm.core.content import get_pinned, get_runnable
 from knm.core.credentials import load_credential
 from knm.core.errors import FeatureUnavailable
 from knm.core.tasks import Executor, NodeResult, Prepared, TaskContext
-from knm.core.transport import HostKeys, transport_for
+from knm.core.transport import HostKeys
 from knm.plugins.ansible import bastion, layout, remote, runner, toolchain
 from knm.plugins.ansible.events import EventReader, PlayState
 from knm.plugins.ansible.library import PLAYBOOK, count_tasks
@@ -139,7 +139,7 @@ class _Run:
             )
             ctx.mask.add(*self.jump.credential.secret_values())
             bastion.check(self.jump, ctx.credential)
-        keys = await transport_for(ctx.knm, cluster).host_keys(ctx, ctx.nodes, self.jump)
+        keys = await ctx.knm.registry.transport_for(cluster).host_keys(ctx, ctx.nodes, self.jump)
         shutil.rmtree(self.run_dir, ignore_errors=True)
         runner.make_dirs(self.run_dir)
         proc: runner.RunProcess | None = None

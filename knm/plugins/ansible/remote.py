@@ -21,7 +21,7 @@ from typing import Any
 
 from knm.core.errors import KnmError
 from knm.core.tasks import TargetNode
-from knm.core.transport import TransportError, sudo_command, transport_for
+from knm.core.transport import TransportError, sudo_command
 
 log = logging.getLogger("knm.ansible")
 
@@ -81,7 +81,7 @@ async def kill_remote(ctx: Any, nodes: list[TargetNode], bastion: Any, mark: str
     """Kills the run's processes on ``nodes`` (best effort, bounded by ``CLEANUP_TIMEOUT``),
     through the cluster's transport (the core contract, not the ssh plugin's modules)."""
     try:
-        transport = transport_for(ctx.knm, await ctx.cluster())
+        transport = ctx.knm.registry.transport_for(await ctx.cluster())
     except KnmError:
         return
     script = kill_command(mark)

@@ -26,7 +26,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import weakref
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -281,14 +280,9 @@ def _still_good(when: float, answer: Toolchain | str) -> bool:
     return not answer.mirror or os.path.isdir(answer.mirror)
 
 
-_APPS: weakref.WeakKeyDictionary[Any, Tools] = weakref.WeakKeyDictionary()
-
-
 def for_app(knm: Any) -> Tools:
-    tools = _APPS.get(knm)
-    if tools is None:
-        tools = _APPS[knm] = Tools(knm.config.resolved_data_dir())
-    return tools
+    """This app's toolchain checks, kept in its registry's state slot."""
+    return knm.registry.state_for(Tools, lambda: Tools(knm.config.resolved_data_dir()))
 
 
 async def unavailable(knm: Any) -> str | None:

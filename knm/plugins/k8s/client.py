@@ -19,7 +19,6 @@ import contextlib
 import functools
 import hashlib
 import time
-import weakref
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
@@ -321,14 +320,9 @@ class Hub:
         self.pool.shutdown(wait=False, cancel_futures=True)
 
 
-_HUBS: weakref.WeakKeyDictionary[Any, Hub] = weakref.WeakKeyDictionary()
-
-
 def hub_of(knm: Any) -> Hub:
-    hub = _HUBS.get(knm)
-    if hub is None:
-        hub = _HUBS[knm] = Hub()
-    return hub
+    """This app's hub, kept in its registry's state slot."""
+    return knm.registry.state_for(Hub, Hub)
 
 
 @contextlib.asynccontextmanager
@@ -336,6 +330,6 @@ async def lifespan(knm: Any) -> AsyncIterator[None]:
     try:
         yield
     finally:
-        hub = _HUBS.pop(knm, None)
+        hub: Hub | None = knm.registry.drop_state(Hub)
         if hub is not None:
             hub.close()

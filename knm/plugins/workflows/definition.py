@@ -8,7 +8,7 @@ from typing import Any
 import msgspec
 
 from knm.core.errors import KnmError
-from knm.core.tasks.steps import ExecutorStep, StepType, step_types
+from knm.core.tasks.steps import ExecutorStep, StepType
 from knm.plugins.workflows.schemas import COMMON_FIELDS, StepCommon, WorkflowDefinition
 from knm.plugins.workflows.templates import references
 
@@ -84,7 +84,7 @@ async def problems(knm: Any, definition: WorkflowDefinition) -> list[str]:
         found.append("a workflow needs at least one step")
     if len(definition.steps) > settings.max_steps:
         found.append(f"{len(definition.steps)} steps; at most {settings.max_steps} (max_steps)")
-    registered = step_types(knm)
+    registered = knm.registry.step_types
     steps: list[Step] = []
     for index, raw in enumerate(definition.steps):
         where = f"steps[{index}]"
@@ -143,9 +143,9 @@ async def problems(knm: Any, definition: WorkflowDefinition) -> list[str]:
 
 
 async def _reference_problems(knm: Any, where: str, fields: dict[str, Any]) -> list[str]:
-    from knm.core.content import get_by_name, get_runnable, kinds_of
+    from knm.core.content import get_by_name, get_runnable
 
-    kinds = kinds_of(knm.pm)
+    kinds = knm.registry.content_kinds
     found = []
     for ref, id_field in REFERENCES.items():
         if ref not in kinds:
@@ -164,10 +164,10 @@ async def _reference_problems(knm: Any, where: str, fields: dict[str, Any]) -> l
 
 async def resolve_references(knm: Any, fields: dict[str, Any]) -> dict[str, Any]:
     """Content names (``"playbook": "node diagnostics"``) become ids at run time."""
-    from knm.core.content import get_by_name, kinds_of
+    from knm.core.content import get_by_name
 
     values = dict(fields)
-    kinds = kinds_of(knm.pm)
+    kinds = knm.registry.content_kinds
     for ref, id_field in REFERENCES.items():
         if ref in kinds and isinstance(values.get(ref), str) and id_field not in values:
             values[id_field] = (await get_by_name(knm, ref, values.pop(ref))).id

@@ -22,7 +22,7 @@ from knm.core.errors import KnmError
 from knm.core.policy import CommandContext
 from knm.core.selectors import parse_selector
 from knm.core.tasks import TargetNode, TaskContext, locks
-from knm.core.tasks.steps import StepOutcome, StepRun, StepType, step_types
+from knm.core.tasks.steps import StepOutcome, StepRun, StepType
 from knm.plugins.workflows.definition import Step, resolve_references
 from knm.plugins.workflows.templates import RenderError, references, render
 
@@ -131,7 +131,7 @@ class BatchRunner:
         self.params = params
         self.completed = completed
         self.cancelled = cancelled
-        self.types = step_types(ctx.knm)
+        self.types = ctx.knm.registry.step_types
         self.states = {s.id: s for s in journal.states if s.batch == batch}
         self.results: dict[str, dict[str, Any]] = {}
         #: node → (reason, message) for nodes a failed step failed.

@@ -13,7 +13,6 @@ from knm.core.content import get_pinned, get_runnable
 from knm.core.errors import Invalid, NotFound
 from knm.core.tasks import Executor, NodeResult, Prepared, TargetNode, TaskContext, locks
 from knm.core.tasks import store as task_store
-from knm.core.tasks.steps import step_types
 from knm.core.tasks.targets import prepare_targets
 from knm.plugins.workflows.definition import problems, steps_of
 from knm.plugins.workflows.engine import BatchRunner, Journal, StepState
@@ -64,7 +63,7 @@ class WorkflowExecutor(Executor):
         if found:
             raise Invalid("; ".join(found), message="workflow definition is invalid")
         params = parameters_of(definition, request.parameters)
-        types = step_types(knm)
+        types = knm.registry.step_types
         steps = steps_of(definition)
         for step in steps:
             step_type = types[step.common.type]

@@ -7,8 +7,9 @@ from typing import Any
 import msgspec
 import pytest
 
-from knm.core.clusters import Cluster, providers_of
+from knm.core.clusters import Cluster
 from knm.core.manager import make_plugin_manager
+from knm.core.registry import Registry
 from knm.plugins.static.provider import MAX_NODES, StaticConfig, StaticNode, StaticProvider
 
 WORKER = "node-role.kubernetes.io/worker"
@@ -19,10 +20,8 @@ def config(*nodes: dict[str, Any]) -> StaticConfig:
 
 
 def test_the_builtin_plugin_provides_the_static_kind() -> None:
-    class Shell:
-        pm = make_plugin_manager(load_entrypoints=False)
-
-    assert isinstance(providers_of(Shell())["static"], StaticProvider)
+    registry = Registry(make_plugin_manager(load_entrypoints=False))
+    assert isinstance(registry.cluster_providers["static"], StaticProvider)
 
 
 def test_a_well_formed_inventory_has_no_problems() -> None:
