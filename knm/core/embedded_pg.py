@@ -137,8 +137,6 @@ class EmbeddedPostgres:
     def __init__(self, data_dir: Path) -> None:
         self.data_dir = Path(data_dir).absolute()
         self.pgdata = self.data_dir / "pg"
-        #: This process launched the running postmaster (so it may stop it).
-        self.started = False
         self._users_fd: int | None = None
         self._user: DbUser | None = None
         self._bin: Path | None = None
@@ -359,7 +357,6 @@ class EmbeddedPostgres:
                 "-l", str(self.pgdata / "log"), "-o", f"-h '' -k {socket_dir}",
                 timeout=START_TIMEOUT + 10,
             )  # fmt: skip
-            self.started = True
             (self.data_dir / "pg.owner").write_text(f"{os.getpid()}\n")
         socket_dir = self._wait_ready()
         if socket_dir is None:

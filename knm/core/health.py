@@ -85,7 +85,7 @@ async def _read_migrations(knm: Any) -> list[str]:
 
 def _embedded_note(knm: Any) -> str:
     # Set by the runtime's supervisor while the embedded PostgreSQL is down (loop.time()).
-    since = getattr(knm, "embedded_down_since", None)
+    since = knm.embedded_down_since
     if not isinstance(since, int | float):
         return ""
     return f" (embedded PostgreSQL down for {asyncio.get_running_loop().time() - since:.0f}s)"

@@ -173,15 +173,14 @@ class Knm:
         replaces broken connections by itself, the listener listens again, and the runner's
         leases carry tasks over (or reap them as lost)."""
         backoff = SUPERVISE_INTERVAL
-        down_since: float | None = None
         loop = asyncio.get_running_loop()
         while True:
-            await asyncio.sleep(SUPERVISE_INTERVAL if down_since is None else backoff)
+            await asyncio.sleep(SUPERVISE_INTERVAL if self.embedded_down_since is None else backoff)
             try:
                 restarted = await asyncio.to_thread(embedded.ensure_running)
             except Exception as exc:
-                if down_since is None:
-                    down_since = self.embedded_down_since = loop.time()
+                if self.embedded_down_since is None:
+                    self.embedded_down_since = loop.time()
                 log.error(
                     "the embedded PostgreSQL is down and did not start again (retrying in "
                     "%.0f s): %s",
@@ -192,9 +191,9 @@ class Knm:
                 continue
             if restarted:
                 log.warning("the embedded PostgreSQL had stopped; started it again")
-            elif down_since is not None:
+            elif self.embedded_down_since is not None:
                 log.info("the embedded PostgreSQL runs again")
-            down_since = self.embedded_down_since = None
+            self.embedded_down_since = None
             backoff = SUPERVISE_INTERVAL
 
     async def connect_one(self) -> asyncpg.Connection:
