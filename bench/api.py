@@ -531,7 +531,7 @@ def main(argv: list[str] | None = None) -> int:
             want, p99 = RATIO_TARGETS[label]
             target = f"≥{want:g}×" + (f", p99≤{p99:g}ms" if p99 else "")
             verdict = mark(ratio >= want and (not p99 or load.p99_ms <= p99) and not load.errors)
-        elif (label.startswith("knm GET /tasks") and "tasks)" in label) or "page 1 of" in label:
+        elif label.startswith(HISTORY_PREFIX) and rows_label in label:
             target = f"≥{HISTORY_RATIO:g}×, p99≤{HISTORY_P99_MS:g}ms"
             verdict = mark(
                 ratio >= HISTORY_RATIO and load.p99_ms <= HISTORY_P99_MS and not load.errors

@@ -16,8 +16,18 @@ CREATE TABLE task_counts (
     n bigint NOT NULL,
     PRIMARY KEY (day, kind, cluster_name, status, is_child)
 );
-CREATE INDEX task_counts_kind_idx ON task_counts (kind, day);
+-- A cluster's days (the usual filter beside dates) without reading every cluster's.
 CREATE INDEX task_counts_cluster_idx ON task_counts (cluster_name, day);
+
+-- The same without the day, for filters without dates: a few hundred rows at most.
+CREATE TABLE task_totals (
+    kind text NOT NULL,
+    cluster_name text NOT NULL,
+    status text NOT NULL,
+    is_child boolean NOT NULL,
+    n bigint NOT NULL,
+    PRIMARY KEY (kind, cluster_name, status, is_child)
+);
 
 CREATE TABLE task_count_changes (
     day date NOT NULL,
@@ -71,3 +81,5 @@ INSERT INTO task_counts
 SELECT (created_at AT TIME ZONE 'UTC')::date, kind, cluster_name, status,
        parent_task_id IS NOT NULL, count(*)
 FROM tasks GROUP BY 1, 2, 3, 4, 5;
+INSERT INTO task_totals
+SELECT kind, cluster_name, status, is_child, sum(n) FROM task_counts GROUP BY 1, 2, 3, 4;

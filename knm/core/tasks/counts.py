@@ -58,11 +58,14 @@ async def total(
     if where.parent_task_id is not None:
         return int(await conn.fetchval(f"SELECT count(*) FROM tasks {sql_where}", *args))
     condition, values = _conditions(where)
+    # Without dates, the day-less totals: a few hundred rows whatever the history's length.
+    folded = "task_counts" if where.start_date or where.end_date else "task_totals"
+    day = "day" if folded == "task_counts" else "NULL::date AS day"
     # One statement, one snapshot: a fold running meanwhile is seen entirely or not at all.
     return int(
         await conn.fetchval(
             f"""SELECT coalesce(sum(n), 0) FROM (
-                    SELECT n, day, kind, cluster_name, status, is_child FROM task_counts
+                    SELECT n, {day}, kind, cluster_name, status, is_child FROM {folded}
                     UNION ALL
                     SELECT n, day, kind, cluster_name, status, is_child FROM task_count_changes
                 ) c {condition}""",
@@ -77,15 +80,23 @@ async def fold(conn: asyncpg.Connection) -> bool:
         if not await conn.fetchval("SELECT pg_try_advisory_xact_lock($1)", FOLD_LOCK):
             return False
         await conn.execute(
-            """WITH moved AS (DELETE FROM task_count_changes RETURNING *)
-               INSERT INTO task_counts AS c (day, kind, cluster_name, status, is_child, n)
-               SELECT day, kind, cluster_name, status, is_child, sum(n) FROM moved
-               GROUP BY day, kind, cluster_name, status, is_child
-               ON CONFLICT (day, kind, cluster_name, status, is_child)
-               DO UPDATE SET n = c.n + excluded.n"""
+            """WITH moved AS (DELETE FROM task_count_changes RETURNING *),
+               by_day AS (
+                   INSERT INTO task_counts AS c (day, kind, cluster_name, status, is_child, n)
+                   SELECT day, kind, cluster_name, status, is_child, sum(n) FROM moved
+                   GROUP BY day, kind, cluster_name, status, is_child
+                   ON CONFLICT (day, kind, cluster_name, status, is_child)
+                   DO UPDATE SET n = c.n + excluded.n
+               )
+               INSERT INTO task_totals AS t (kind, cluster_name, status, is_child, n)
+               SELECT kind, cluster_name, status, is_child, sum(n) FROM moved
+               GROUP BY kind, cluster_name, status, is_child
+               ON CONFLICT (kind, cluster_name, status, is_child)
+               DO UPDATE SET n = t.n + excluded.n"""
         )
         # Groups emptied by pruning or status changes: nothing to keep.
         await conn.execute("DELETE FROM task_counts WHERE n = 0")
+        await conn.execute("DELETE FROM task_totals WHERE n = 0")
     return True
 
 

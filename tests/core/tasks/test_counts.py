@@ -123,6 +123,7 @@ async def test_totals_equal_a_real_count_through_inserts_status_changes_deletes_
     assert await counts.fold(conn)
     await _check_every_filter(conn, rng)
     assert await conn.fetchval("SELECT count(*) FROM task_counts WHERE n = 0") == 0
+    assert await conn.fetchval("SELECT count(*) FROM task_totals WHERE n = 0") == 0
 
 
 async def test_a_fold_skips_its_turn_while_another_process_folds(
