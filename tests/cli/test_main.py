@@ -119,3 +119,20 @@ def test_ctrl_c_exits_130_without_a_traceback() -> None:
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert done.returncode == 130
     assert "Traceback" not in done.stderr
+
+
+def test_ctrl_c_while_the_parsers_load_exits_130_without_a_traceback() -> None:
+    # The interrupt lands while ``knm task list`` imports its commands.
+    code = (
+        "import sys\n"
+        "class Interrupt:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name == 'knm.cli.remote':\n"
+        "            raise KeyboardInterrupt\n"
+        "sys.meta_path.insert(0, Interrupt())\n"
+        "from knm.cli.main import main\n"
+        "sys.exit(main(['task', 'list']))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 130
+    assert "Traceback" not in done.stderr
