@@ -4,7 +4,7 @@ usual choice for a scraper) unless ``metrics_public`` is set."""
 from __future__ import annotations
 
 import platform
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from litestar import Request, Response, get
 
@@ -12,6 +12,9 @@ from knm import __version__
 from knm.core.auth.middleware import authenticate, bearer_token
 from knm.core.envelope import error_response
 from knm.core.errors import KnmError
+
+if TYPE_CHECKING:
+    from knm.core.state import Knm
 
 
 def _line(name: str, value: float, **labels: str) -> str:
@@ -21,7 +24,7 @@ def _line(name: str, value: float, **labels: str) -> str:
     return f"{name} {value}"
 
 
-async def render(knm: Any) -> str:
+async def render(knm: Knm) -> str:
     lines: list[str] = []
 
     def family(name: str, kind: str, text: str) -> None:

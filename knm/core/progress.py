@@ -16,7 +16,7 @@ import contextlib
 import logging
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import asyncpg
 import msgspec
@@ -30,6 +30,9 @@ from knm.core.listen import Listener
 from knm.core.tasks import store
 from knm.core.tasks.events import CHANNEL, Event, now, read_events
 from knm.wire import ErrorEvent, LaggedEvent
+
+if TYPE_CHECKING:
+    from knm.core.state import Knm
 
 log = logging.getLogger("knm.progress")
 
@@ -327,7 +330,7 @@ def _error(message: str, task_id: str = "") -> str:
 
 
 async def _subscribe(
-    knm: Any, subscriber: Subscriber, task_id: str, since: int | None
+    knm: Knm, subscriber: Subscriber, task_id: str, since: int | None
 ) -> str | None:
     hub: ProgressHub = knm.progress
     if task_id == ALL:
@@ -429,7 +432,7 @@ async def _send_loop(socket: WebSocket[Any, Any, Any], subscriber: Subscriber) -
             del batch, item
 
 
-async def _token_check(knm: Any, socket: WebSocket[Any, Any, Any], token: str) -> None:
+async def _token_check(knm: Knm, socket: WebSocket[Any, Any, Any], token: str) -> None:
     # An expired or revoked token closes the stream, as it would refuse any other request.
     with contextlib.suppress(asyncio.CancelledError):
         while True:

@@ -22,7 +22,7 @@ from knm.core.tasks.output import CHUNK, Masker, StreamBuffer
 from knm.core.tasks.schemas import ExecRequest, NodeResult, TaskRow
 
 if TYPE_CHECKING:
-    from knm.core.runtime import Knm
+    from knm.core.state import Knm
 
 
 #: A resolved node as an executor sees it: the provider's ``Node``, its port decided. One

@@ -16,6 +16,7 @@ import os
 import socket
 import time
 import uuid
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 import msgspec
@@ -28,7 +29,7 @@ from knm.core.tasks.output import Masker
 from knm.core.tasks.schemas import TaskRow
 
 if TYPE_CHECKING:
-    from knm.core.runtime import Knm
+    from knm.core.state import Knm
 
 log = logging.getLogger("knm.runner")
 
@@ -83,7 +84,7 @@ class Runner:
         self.heartbeat = time.monotonic()
 
     @property
-    def executors(self) -> dict[str, Executor]:
+    def executors(self) -> Mapping[str, Executor]:
         return self.knm.executors
 
     # --- lifecycle ------------------------------------------------------------------------
@@ -92,6 +93,7 @@ class Runner:
         # The process's one LISTEN connection, which listens again after the database
         # restarts; a cancel missed meanwhile still arrives with the next lease renewal.
         listener = self.knm.listener
+        assert listener is not None, "the engine starts its listener before the runner"
         await listener.subscribe(CANCEL_CHANNEL, self._on_cancel)
         if self.claim_enabled:
             await listener.subscribe(WAKE_CHANNEL, self._on_wake)

@@ -16,7 +16,7 @@ from knm.wire import TERMINAL, NodeResult, TaskStarted, TaskStatus, flatten
 
 if TYPE_CHECKING:
     from knm.core.auth.principal import Principal
-    from knm.core.runtime import Knm
+    from knm.core.state import Knm
 
 
 async def start_task(

@@ -21,7 +21,7 @@ from knm.core.tasks.executor import Executor, TargetNode
 from knm.core.tasks.schemas import TERMINAL, ExecRequest
 
 if TYPE_CHECKING:
-    from knm.core.runtime import Knm
+    from knm.core.state import Knm
 
 #: Fields every executor request has that a workflow supplies, not the step.
 WORKFLOW_SUPPLIED = frozenset(f.name for f in msgspec.structs.fields(ExecRequest))

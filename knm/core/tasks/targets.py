@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from knm.core.tasks.executor import Prepared
 
+if TYPE_CHECKING:
+    from knm.core.state import Knm
 
-async def prepare_targets(knm: Any, request: Any) -> Prepared:
+
+async def prepare_targets(knm: Knm, request: Any) -> Prepared:
     """The request's credential (decrypted once), cluster (read once) and nodes with addresses
     and ports (node's port, else credential's, else 22): what ``prepare`` carries to ``run``."""
     from knm.core.targets import resolve_targets
