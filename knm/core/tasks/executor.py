@@ -25,8 +25,9 @@ if TYPE_CHECKING:
     from knm.core.state import Knm
 
 
-#: A resolved node as an executor sees it: the provider's ``Node``, its port decided. One
-#: struct from the provider to the executor; the stored row (``store.NodeRecord``) is the other.
+#: A resolved node as an executor sees it: the provider's ``Node``, its port decided. The one
+#: struct from the provider to the executor (and back from ``task_nodes`` when a task is
+#: recovered); a status answer reads the row straight into the wire's ``NodeResult``.
 TargetNode = Node
 
 
