@@ -20,7 +20,7 @@ import pytest
 
 from knm.client import Client, TransportError
 from knm.client.base import Call, same
-from knm.client.http import bypasses, environment_proxies, proxy_for, target_of
+from knm.client.http import target_of
 
 
 class Server(socketserver.ThreadingTCPServer):
@@ -267,37 +267,3 @@ def test_an_unsupported_proxy_scheme_is_a_transport_error(monkeypatch: pytest.Mo
     with Client("http://knm.example") as client, pytest.raises(TransportError) as refused:
         client.features()
     assert "socks5" in refused.value.error
-
-
-@pytest.mark.parametrize(
-    ("host", "no_proxy", "bypassed"),
-    [
-        ("knm.example", "*", True),
-        ("knm.example", "other.example", False),
-        ("knm.example", "knm.example", True),
-        ("api.knm.example", "knm.example", True),
-        ("knm.example", ".knm.example", False),
-        ("api.knm.example", ".knm.example", True),
-        ("xknm.example", "knm.example", False),
-        ("10.1.2.3", "10.0.0.0/8", True),
-        ("11.1.2.3", "10.0.0.0/8", False),
-        ("10.1.2.3", "10.1.2.3", True),
-        ("::1", "::1", True),
-        ("[::1]", "[::1]:8080", True),
-        ("knm.example", "knm.example:9090", False),
-        ("knm.example", "knm.example:8080", True),
-        ("knm.example", " , http://knm.example", True),
-    ],
-)
-def test_no_proxy_entries_read_as_curl_and_httpx_read_them(
-    host: str, no_proxy: str, bypassed: bool
-) -> None:
-    assert bypasses(host, 8080, no_proxy) is bypassed
-
-
-def test_a_lower_case_proxy_variable_wins_and_an_empty_one_removes_it() -> None:
-    environ = {"HTTP_PROXY": "http://upper:1", "http_proxy": "http://lower:1", "HTTPS_PROXY": "p:2"}
-    assert environment_proxies(environ) == {"http": "http://lower:1", "https": "p:2"}
-    assert environment_proxies({"HTTPS_PROXY": "p:2", "https_proxy": ""}) == {}
-    assert proxy_for("https", "h", 443, {"HTTPS_PROXY": "p:2"}) == "http://p:2"
-    assert proxy_for("http", "h", 80, {"HTTP_PROXY": "x:1", "REQUEST_METHOD": "GET"}) is None
