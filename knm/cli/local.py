@@ -15,6 +15,7 @@ from knm.cli import rotate_key
 
 if TYPE_CHECKING:
     from knm.core.config import KnmConfig
+    from knm.core.state import Knm
 
 
 def _config(args: argparse.Namespace) -> KnmConfig:
@@ -120,7 +121,7 @@ def _raise_open_files_limit() -> None:
         pass
 
 
-def _with_db(args: argparse.Namespace, action: Callable[[Any], Awaitable[int]]) -> int:
+def _with_db(args: argparse.Namespace, action: Callable[[Knm], Awaitable[int]]) -> int:
     import asyncio
 
     from knm.core.errors import KnmError
@@ -142,7 +143,7 @@ def _with_db(args: argparse.Namespace, action: Callable[[Any], Awaitable[int]]) 
 
 
 def migrate(args: argparse.Namespace) -> int:
-    async def action(knm: Any) -> int:
+    async def action(knm: Knm) -> int:
         print("migrations are up to date")
         return 0
 
@@ -167,7 +168,7 @@ def user_create(args: argparse.Namespace) -> int:
 
     password = _password(args)
 
-    async def action(knm: Any) -> int:
+    async def action(knm: Knm) -> int:
         passwords.check_password_rules(password)
         async with knm.pool.acquire() as conn:
             user = await users.create(conn, args.username, knm.hasher.hash(password), args.role)
@@ -185,7 +186,7 @@ def user_reset_password(args: argparse.Namespace) -> int:
 
     password = _password(args)
 
-    async def action(knm: Any) -> int:
+    async def action(knm: Knm) -> int:
         passwords.check_password_rules(password)
         async with knm.pool.acquire() as conn:
             row = await users.auth_row_by_name(conn, args.username)
@@ -214,7 +215,7 @@ def user_reset_password(args: argparse.Namespace) -> int:
 def user_list(args: argparse.Namespace) -> int:
     from knm.core.auth import users
 
-    async def action(knm: Any) -> int:
+    async def action(knm: Knm) -> int:
         async with knm.pool.acquire() as conn:
             _, found = await users.list_users(conn, 1000, 0)
         for user in found:
@@ -228,7 +229,7 @@ def user_list(args: argparse.Namespace) -> int:
 def user_set(args: argparse.Namespace) -> int:
     from knm.core.auth import users
 
-    async def action(knm: Any) -> int:
+    async def action(knm: Knm) -> int:
         async with knm.pool.acquire() as conn:
             row = await users.auth_row_by_name(conn, args.username)
             if row is None:
@@ -252,7 +253,7 @@ def user_set(args: argparse.Namespace) -> int:
 def prune(args: argparse.Namespace) -> int:
     from knm.core.tasks.retention import prune_with
 
-    async def action(knm: Any) -> int:
+    async def action(knm: Knm) -> int:
         report = await prune_with(knm)
         print(
             f"pruned {report.tasks} tasks, {report.events} event logs, "

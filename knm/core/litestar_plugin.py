@@ -21,7 +21,7 @@ from litestar.openapi.datastructures import ResponseSpec
 from litestar.plugins import InitPlugin
 from litestar.response import Response
 
-from knm.core import audit, features, health, metrics, plugins_route, progress, strict_body
+from knm.core import audit, features, health, metrics, plugins_route, progress_route, strict_body
 from knm.core.auth import routes as auth_routes
 from knm.core.auth.middleware import AuthMiddleware
 from knm.core.clusters import routes as cluster_routes
@@ -72,7 +72,7 @@ class KnmPlugin(InitPlugin):
             *credential_routes.ROUTES,
             *cluster_routes.ROUTES,
             *task_routes.ROUTES,
-            *progress.ROUTES,
+            *progress_route.ROUTES,
             *(r for ex in self.knm.executors.values() for r in task_routes.executor_routes(ex)),
             *_content_routes(self.knm.registry),
             *collect(self.knm.pm.hook.knm_routes()),

@@ -4,7 +4,7 @@ header (or ``?token=`` on the WebSocket, where browsers cannot set headers)."""
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from litestar.connection import ASGIConnection
 from litestar.middleware import AbstractAuthenticationMiddleware, AuthenticationResult
@@ -12,6 +12,9 @@ from litestar.middleware import AbstractAuthenticationMiddleware, Authentication
 from knm.core.auth import tokens, users
 from knm.core.auth.principal import Principal
 from knm.core.errors import Unauthorized
+
+if TYPE_CHECKING:
+    from knm.core.state import Knm
 
 
 def bearer_token(connection: ASGIConnection[Any, Any, Any, Any]) -> str:
@@ -28,7 +31,7 @@ def bearer_token(connection: ASGIConnection[Any, Any, Any, Any]) -> str:
     raise Unauthorized("missing bearer token")
 
 
-async def authenticate(knm: Any, token: str) -> Principal:
+async def authenticate(knm: Knm, token: str) -> Principal:
     cache = knm.auth_cache
     if cache is None:
         return (await _authenticate(knm, token))[0]
@@ -42,7 +45,7 @@ async def authenticate(knm: Any, token: str) -> Principal:
     return principal
 
 
-async def _authenticate(knm: Any, token: str) -> tuple[Principal, float | None]:
+async def _authenticate(knm: Knm, token: str) -> tuple[Principal, float | None]:
     """The caller and when their token expires (``time.time()``), from the database."""
     async with knm.pool.acquire() as conn:
         if token.startswith(tokens.API_TOKEN_PREFIX):
