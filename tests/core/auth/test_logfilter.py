@@ -35,9 +35,7 @@ def test_the_servers_and_knms_loggers_redact_what_they_print(
     logger = logging.getLogger(name)
     with caplog.at_level(logging.INFO, logger=name):
         # uvicorn's shapes: the access line, and the WebSocket handshake line.
-        logger.info(
-            '%s - "%s %s HTTP/%s" %d', "1.2.3.4:5", "GET", f"/ws?token={TOKEN}", "1.1", 101
-        )
+        logger.info('%s - "%s %s HTTP/%s" %d', "1.2.3.4:5", "GET", f"/ws?token={TOKEN}", "1.1", 101)
         logger.info('%s - "WebSocket %s" [accepted]', "1.2.3.4:5", f"/ws?token={TOKEN}")
         logger.info(f"plain message /ws?token={TOKEN}")
     assert len(caplog.records) == 3
