@@ -24,6 +24,7 @@ from litestar import WebSocket, websocket
 from litestar.exceptions import WebSocketDisconnect
 
 from knm.core.auth.middleware import authenticate, selected_subprotocol, subprotocol_token
+from knm.core.bounds import BIGINT_MAX
 from knm.core.db import UNAVAILABLE
 from knm.core.errors import KnmError
 from knm.core.listen import Listener
@@ -423,8 +424,10 @@ async def progress_ws(socket: WebSocket[Any, Any, Any]) -> None:
                 await socket.send_text(_error("bad message: expected {action, task_id}"))
                 continue
             if message.action == "subscribe" and message.task_id:
-                if message.since is not None and message.since < 0:
-                    await socket.send_text(_error("since must be 0 or more", message.task_id))
+                if message.since is not None and not 0 <= message.since <= BIGINT_MAX:
+                    await socket.send_text(
+                        _error(f"since must be 0 to {BIGINT_MAX}", message.task_id)
+                    )
                     continue
                 try:
                     problem = await _subscribe(knm, subscriber, message.task_id, message.since)

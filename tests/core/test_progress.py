@@ -114,6 +114,8 @@ async def test_since_skips_what_the_client_already_has(server: KnmProcess, token
         json.dumps({"action": "dance", "task_id": "x"}),
         json.dumps({"task_id": "x"}),
         json.dumps({"action": "subscribe", "task_id": "test-exec-1-zzzzzz"}),
+        json.dumps({"action": "subscribe", "task_id": "test-exec-1-zzzzzz", "since": 2**63}),
+        json.dumps({"action": "subscribe", "task_id": "*", "since": 10**30}),
         json.dumps([1, 2]),
     ],
 )

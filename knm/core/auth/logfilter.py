@@ -7,11 +7,23 @@ from __future__ import annotations
 import logging
 import re
 
-#: Query parameters whose values are credentials.
-_SECRET_QUERY = re.compile(r"([?&;](?:token|access_token|api_key)=)[^&;#\s\"']*", re.IGNORECASE)
+#: Query parameters whose values are credentials, wherever the query shows: in a URL
+#: (``?token=…``), or as the bare query string of an ASGI scope (``b'token=…'``).
+_SECRET_QUERY = re.compile(
+    r"((?<![A-Za-z0-9_-])(?:token|access_token|api_key)=)[^&;#\s\"']*", re.IGNORECASE
+)
 REDACTED = "[redacted]"
 #: Loggers that may print a request's URL.
-LOGGERS = ("uvicorn.access", "uvicorn.error", "uvicorn", "litestar", "knm")
+LOGGERS = (
+    "uvicorn",
+    "uvicorn.access",
+    "uvicorn.error",
+    "uvicorn.asgi",
+    "websockets",
+    "websockets.server",
+    "litestar",
+    "knm",
+)
 
 
 def redact(text: str) -> str:
@@ -22,14 +34,15 @@ class TokenRedactor(logging.Filter):
     """Rewrites a record's message and string arguments; never drops a record."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if isinstance(record.msg, str):
+        if record.args:
+            # Formatted here, once: an argument of any type (an ASGI scope, bytes) may hold one.
+            try:
+                message = record.getMessage()
+            except (TypeError, ValueError):
+                return True  # logging reports the bad format itself
+            record.msg, record.args = redact(message), ()
+        elif isinstance(record.msg, str):
             record.msg = redact(record.msg)
-        if isinstance(record.args, tuple):
-            record.args = tuple(redact(a) if isinstance(a, str) else a for a in record.args)
-        elif isinstance(record.args, dict):
-            record.args = {
-                k: redact(v) if isinstance(v, str) else v for k, v in record.args.items()
-            }
         return True
 
 

@@ -19,14 +19,17 @@ TOKEN = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.c2lnbmF0dXJl"
         (f"/ws?TOKEN={TOKEN} HTTP/1.1", "/ws?TOKEN=[redacted] HTTP/1.1"),
         (f'"GET /x?access_token={TOKEN}"', '"GET /x?access_token=[redacted]"'),
         ("/api/v1/tasks?page=2", "/api/v1/tasks?page=2"),
-        ("a token=plain word", "a token=plain word"),
+        ("{'query_string': b'token=" + TOKEN + "'}", "{'query_string': b'token=[redacted]'}"),
+        ("a mytoken=1 stays", "a mytoken=1 stays"),
     ],
 )
 def test_query_tokens_are_redacted(text: str, expected: str) -> None:
     assert logfilter.redact(text) == expected
 
 
-@pytest.mark.parametrize("name", ["uvicorn.access", "uvicorn.error", "knm", "knm.progress"])
+@pytest.mark.parametrize(
+    "name", ["uvicorn.access", "uvicorn.error", "uvicorn.asgi", "knm", "knm.progress"]
+)
 def test_the_servers_and_knms_loggers_redact_what_they_print(
     name: str, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -38,6 +41,7 @@ def test_the_servers_and_knms_loggers_redact_what_they_print(
         logger.info('%s - "%s %s HTTP/%s" %d', "1.2.3.4:5", "GET", f"/ws?token={TOKEN}", "1.1", 101)
         logger.info('%s - "WebSocket %s" [accepted]', "1.2.3.4:5", f"/ws?token={TOKEN}")
         logger.info(f"plain message /ws?token={TOKEN}")
-    assert len(caplog.records) == 3
+        logger.info("ASGI [1] Started scope=%s", {"query_string": f"token={TOKEN}".encode()})
+    assert len(caplog.records) == 4
     assert TOKEN not in caplog.text
-    assert caplog.text.count("token=[redacted]") == 3
+    assert caplog.text.count("token=[redacted]") == 4
