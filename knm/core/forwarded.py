@@ -57,7 +57,7 @@ def client_address(scope: Any, trusted: TrustedProxies) -> str:
         for name, value in scope.get("headers") or ()
         if name.lower() == b"x-forwarded-for"
     ]
-    hops = [hop.strip() for hop in ",".join(forwarded).split(",") if hop.strip()]
+    hops = [_host(hop) for hop in ",".join(forwarded).split(",") if hop.strip()]
     if not hops:
         return peer
     # The rightmost hop was added by the proxy we trust; walk left past every trusted proxy.
@@ -65,6 +65,16 @@ def client_address(scope: Any, trusted: TrustedProxies) -> str:
         if hop not in trusted:
             return hop
     return hops[0]
+
+
+def _host(hop: str) -> str:
+    """The address of one hop, without a port (``1.2.3.4:80``, ``[2001:db8::1]:80``)."""
+    hop = hop.strip()
+    if hop.startswith("["):
+        return hop[1:].partition("]")[0]
+    if hop.count(":") == 1:
+        return hop.partition(":")[0]
+    return hop
 
 
 def uvicorn_options(entries: list[str]) -> dict[str, Any]:
