@@ -244,6 +244,7 @@ class Knm:
             if self.listener is not None:
                 await self.listener.stop()
         finally:
+            self.passwords.close()
             if self._pool is not None:
                 await self._pool.close()
                 self._pool = None

@@ -40,7 +40,7 @@ class HashPool:
     def __init__(self, hasher: PasswordHasher, workers: int) -> None:
         self.hasher = hasher
         self.workers = workers
-        self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="knm-hash")
+        self._executor: ThreadPoolExecutor | None = None
 
     async def hash(self, password: str) -> str:
         return await self._run(self.hasher.hash, password)
@@ -49,7 +49,17 @@ class HashPool:
         return await self._run(verify, self.hasher, stored_hash, password)
 
     async def _run(self, fn: Callable[..., T], *args: object) -> T:
+        if self._executor is None:
+            self._executor = ThreadPoolExecutor(
+                max_workers=self.workers, thread_name_prefix="knm-hash"
+            )
         return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+
+    def close(self) -> None:
+        """Let the threads go (a later hash starts them again)."""
+        if self._executor is not None:
+            self._executor.shutdown(wait=False)
+            self._executor = None
 
 
 def verify(hasher: PasswordHasher, stored_hash: str, password: str) -> bool:
