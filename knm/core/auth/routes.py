@@ -174,13 +174,24 @@ async def change_password(request: Request[Any, Any, Any], data: PasswordChange)
     knm = _knm(request)
     principal = principal_of(request)
     passwords.check_password_rules(data.new_password)
+    client = client_address(request)
     async with knm.pool.acquire() as conn:
+        # Guessing the current password here counts like failed logins: a stolen session
+        # gets no faster way to learn the password.
+        await throttle.attempt(
+            conn,
+            principal.username,
+            client,
+            max_failures=knm.config.login_max_failures,
+            window=knm.config.login_window,
+        )
         row = await users.auth_row(conn, principal.user_id)
     if row is None or not await knm.passwords.verify(row.password_hash, data.current_password):
         raise Invalid("current password is wrong")
     new_hash = await knm.passwords.hash(data.new_password)
     keep = principal.session if principal.via == "jwt" else None
     async with knm.pool.acquire() as conn:
+        await throttle.clear(conn, principal.username, client)
         await users.update(conn, principal.user_id, password_hash=new_hash, keep_session=keep)
         await knm.audit(request, "user.password", principal.username, conn=conn)
     knm.forget_user(principal.user_id)

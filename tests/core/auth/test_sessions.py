@@ -210,3 +210,18 @@ async def test_a_login_token_carries_its_session_and_login_time(knm_client: ApiC
     refreshed = assert_envelope(await knm_client.post("/auth/refresh", headers=bearer(token)), 200)
     again = jwt.decode(refreshed["data"]["token"], options={"verify_signature": False})
     assert (again["sid"], again["auth_time"]) == (claims["sid"], claims["auth_time"])
+
+
+async def test_guessing_the_current_password_is_throttled_like_logins(
+    knm_client: ApiClient, admin_headers: dict[str, str]
+) -> None:
+    session = await knm_client.create_user(admin_headers, "gus", "viewer", "the-password")
+    codes = []
+    for _ in range(7):
+        response = await knm_client.put(
+            "/auth/password",
+            json={"current_password": "a-guess-1", "new_password": "whatever-2"},
+            headers=session,
+        )
+        codes.append(response.status_code)
+    assert codes == [422] * 5 + [429] * 2
