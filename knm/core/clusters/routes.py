@@ -16,6 +16,7 @@ import msgspec
 from litestar import Request, delete, get, post, put
 
 from knm.core.auth.guards import ADMIN, VIEWER
+from knm.core.bounds import fits_bigint
 from knm.core.clusters import store
 from knm.core.clusters.provider import Bastion, Cluster, ClusterProvider, Node, config_fields
 from knm.core.envelope import Envelope, PageNo, PageSize, created, offset, ok
@@ -126,7 +127,9 @@ def _refuse(problems: list[str]) -> None:
 async def _check_bastion(conn: Any, bastion: Bastion | None) -> None:
     if bastion is None or bastion.credential_id is None:
         return
-    if not await store.credential_exists(conn, bastion.credential_id):
+    if not fits_bigint(bastion.credential_id) or not await store.credential_exists(
+        conn, bastion.credential_id
+    ):
         raise NotFound(f"Credential ID {bastion.credential_id} not found")
 
 

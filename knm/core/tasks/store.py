@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from typing import Any
 
 import asyncpg
@@ -457,13 +457,11 @@ async def history(
         add("cluster_name = ?", where.cluster_name)
     if where.status:
         add("status = ?", where.status)
+    # Day arithmetic in SQL: PostgreSQL's dates reach far past Python's (9999-12-31 + 1 day).
     if where.start_date:
-        add("created_at >= ?", datetime.combine(where.start_date, datetime.min.time()))
+        add("created_at >= ?::date", where.start_date)
     if where.end_date:
-        add(
-            "created_at < ?",
-            datetime.combine(where.end_date + timedelta(days=1), datetime.min.time()),
-        )
+        add("created_at < ?::date + 1", where.end_date)
     sql_where = f"WHERE {' AND '.join(conditions)}" if conditions else ""
     total = await counts.total(conn, where, sql_where, args)
     records = await conn.fetch(
