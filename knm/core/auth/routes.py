@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import msgspec
 from litestar import Request, delete, get, post, put
@@ -14,6 +14,9 @@ from knm.core.auth.guards import ADMIN, VIEWER, principal_of
 from knm.core.auth.principal import ROLES, Principal, role_at_least
 from knm.core.envelope import Envelope, PageNo, PageSize, created, ok
 from knm.core.errors import Forbidden, Invalid, Unauthorized
+
+if TYPE_CHECKING:
+    from knm.core.state import Knm
 
 Name = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
 
@@ -79,7 +82,7 @@ def client_address(request: Request[Any, Any, Any]) -> str:
     return _knm(request).client_of(request)
 
 
-def _login_response(knm: Any, row: users.UserRow, session: tokens.Session) -> LoginResponse:
+def _login_response(knm: Knm, row: users.UserRow, session: tokens.Session) -> LoginResponse:
     token, expires = tokens.issue_jwt(
         knm.keys.jwt,
         user_id=row.id,
