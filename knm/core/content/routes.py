@@ -160,6 +160,7 @@ def kind_routes(kind: ContentKind) -> list[Any]:
         item = await service.load(pool, kind, params["item_id"])
         total, rows = await store.versions(
             pool,
+            kind,
             item.id,
             limit=params["page_size"],
             offset=offset(params["page"], params["page_size"]),
@@ -176,7 +177,7 @@ def kind_routes(kind: ContentKind) -> list[Any]:
     async def read_version(request: Request[Any, Any, Any], item_id: int, version: int) -> Any:
         pool = _knm(request).pool
         item = await service.load(pool, kind, item_id)
-        row = await store.version(pool, item.id, version)
+        row = await store.version(pool, kind, item.id, version)
         if row is None:
             raise NotFound(f"{label} ID {item_id} has no version {version}")
         values = {

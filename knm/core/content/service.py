@@ -169,12 +169,8 @@ async def update(
                 f"version mismatch: current is {item.version}", message="version mismatch"
             )
         draft = await check(knm, kind, merged(kind, item, data))
-        changed = store.versioned_state(kind, draft.body, draft.extras) != store.versioned_state(
-            kind, item.body, item.extras
-        )
-        return await store.update(
-            conn, kind, item_id, draft, new_version=changed, username=username
-        )
+        # Every successful PUT answers version + 1 (the wire contract), whatever it changed.
+        return await store.update(conn, kind, item_id, draft, new_version=True, username=username)
 
 
 async def delete(conn: Any, kind: ContentKind, item_id: int) -> ContentItem:
@@ -244,7 +240,7 @@ async def get_pinned(knm: Any, kind: str | ContentKind, item_id: int, version: i
     item = await load(knm.pool, spec, item_id)
     if item.version == version:
         return item
-    row = await store.version(knm.pool, item_id, version)
+    row = await store.version(knm.pool, spec, item_id, version)
     if row is None:
         raise NotFound(f"{spec.label} ID {item_id} has no version {version}")
     body = row["body"] if spec.body_type is str else msgspec.convert(row["body"], spec.body_type)

@@ -134,7 +134,12 @@ class _Shipped(msgspec.Struct, frozen=True):
     tags: tuple[str, ...]
 
 
+#: In id order on a fresh install: the read-only one first, so a client example that runs
+#: "playbook 1" changes nothing.
 BUILTINS = (
+    _Shipped("node_diagnostics.yml", "Node diagnostics",
+             "Read-only facts: OS, kernel, uptime, load, memory, disks, kubelet and runtime state.",
+             "diagnostics", ("read-only", "diagnostics")),
     _Shipped("system_upgrade.yml", "System upgrade",
              "Upgrade every package (apt or dnf/yum); reboots only when reboot_if_needed is true.",
              "maintenance", ("upgrade", "packages")),
@@ -150,9 +155,6 @@ BUILTINS = (
     _Shipped("time_sync.yml", "Time sync",
              "Point chrony (or ntpd) at ntp_server and wait until the clock is synchronised.",
              "system", ("ntp", "chrony")),
-    _Shipped("node_diagnostics.yml", "Node diagnostics",
-             "Read-only facts: OS, kernel, uptime, load, memory, disks, kubelet and runtime state.",
-             "diagnostics", ("read-only", "diagnostics")),
 )  # fmt: skip
 
 
