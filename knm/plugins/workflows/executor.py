@@ -47,6 +47,34 @@ def parameters_of(definition: WorkflowDefinition, given: dict[str, str]) -> dict
     return values
 
 
+def first_step(steps: list[Any]) -> str | None:
+    """The id of the step that starts first: the first one depending on nothing that does
+    not wait for a failure."""
+    for step in steps:
+        if not step.common.depends_on and step.common.when != "on_failure":
+            return step.common.id
+    return steps[0].common.id if steps else None
+
+
+#: How the engine's step states read on the wire (the contract's step status values).
+_WIRE_STEP_STATUS = {"success": "completed"}
+#: A finished step's ``result`` on the wire: the contract's string. Pending, running and
+#: skipped steps have none.
+_WIRE_STEP_RESULT = {"success": "success", "failed": "failed", "cancelled": "failed"}
+
+
+def step_on_wire(state: dict[str, Any]) -> dict[str, Any]:
+    """A stored step state as status answers show it: ``status`` one of the contract's values,
+    ``result`` ``"success"``/``"failed"`` (null until the step has run), and the values the
+    step produced (what ``{{ steps.<id>.<key> }}`` reads) under ``outputs``."""
+    status = state.get("status", "pending")
+    shown = {k: v for k, v in state.items() if k != "result"}
+    shown["status"] = _WIRE_STEP_STATUS.get(status, status)
+    shown["result"] = _WIRE_STEP_RESULT.get(status)
+    shown["outputs"] = state.get("result") or {}
+    return shown
+
+
 class WorkflowExecutor(Executor):
     kind = "workflow"
     route = "workflows"
@@ -83,7 +111,7 @@ class WorkflowExecutor(Executor):
             "workflow_name": item.name,
             "workflow_version": item.version,
             "total_steps": len(steps),
-            "current_step": None,
+            "current_step": first_step(steps),
             "parameters": params,
             **resumed,
         }
@@ -92,9 +120,10 @@ class WorkflowExecutor(Executor):
     def status_fields(self, task: Any) -> dict[str, Any]:
         result = task.result or {}
         return {
-            "current_step": result.get("current_step"),
+            # Until a step has started, the one that will (as the execute answer said).
+            "current_step": result.get("current_step") or task.summary.get("current_step"),
             "total_steps": task.summary.get("total_steps"),
-            "steps": result.get("steps", []),
+            "steps": [step_on_wire(state) for state in result.get("steps", [])],
         }
 
     async def _load(self, ctx: TaskContext) -> tuple[WorkflowDefinition, dict[str, str]]:
