@@ -76,6 +76,9 @@ class TaskStatus(Open, kw_only=True):
         data = flatten(msgspec.to_builtins(self))
         for result in data["results"]:
             flatten(result)
+            # Always present (the contract's shape): null for a node that ended without one
+            # (a timeout, a cancel, a lost connection, an unreachable node).
+            result.setdefault("exit_code", None)
         return data
 
     @classmethod
@@ -101,7 +104,7 @@ class TaskStarted(Open, kw_only=True, omit_defaults=True):
 class TaskSummary(Open, kw_only=True):
     """One row of a history or ``/tasks`` list. The kind's display fields (``command``,
     ``playbook_name``, ``script_name``, ``workflow_name`` …) sit at the top level, as in the
-    status answer (``extra``); ``summary`` holds them too, as it always has."""
+    status answer and the contract's rows (``extra``)."""
 
     id: int
     task_id: str
@@ -118,7 +121,6 @@ class TaskSummary(Open, kw_only=True):
     username: str | None = None
     parent_task_id: str | None = None
     created_at: datetime | None = None
-    summary: dict[str, Any] = {}
 
     def to_wire(self) -> dict[str, Any]:
         return flatten(msgspec.to_builtins(self))

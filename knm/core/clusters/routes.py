@@ -36,6 +36,8 @@ class ClusterFields(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     kind: str
     description: str = ""
     bastion: Bastion | None = None
+    #: Used by execute requests of this cluster that name no ``credential_id``.
+    default_credential_id: int | None = None
 
 
 class ClusterChanges(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -45,6 +47,7 @@ class ClusterChanges(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     kind: str | msgspec.UnsetType = msgspec.UNSET
     description: str | msgspec.UnsetType = msgspec.UNSET
     bastion: Bastion | msgspec.UnsetType | None = msgspec.UNSET
+    default_credential_id: int | msgspec.UnsetType | None = msgspec.UNSET
 
 
 class ClusterList(msgspec.Struct):
@@ -127,6 +130,13 @@ async def _check_bastion(conn: Any, bastion: Bastion | None) -> None:
         raise NotFound(f"Credential ID {bastion.credential_id} not found")
 
 
+async def _check_default_credential(conn: Any, credential_id: int | None) -> None:
+    if credential_id is None:
+        return
+    if credential_id < 1 or not await store.credential_exists(conn, credential_id):
+        raise NotFound(f"Credential ID {credential_id} not found")
+
+
 def present(knm: Any, row: store.ClusterRow, config: Any = None) -> dict[str, Any]:
     """A cluster as the API shows it: common fields and the provider's public config, flat."""
     shown: dict[str, Any] = row.config
@@ -146,6 +156,7 @@ def present(knm: Any, row: store.ClusterRow, config: Any = None) -> dict[str, An
         "description": row.description,
         **shown,
         "bastion": row.bastion,
+        "default_credential_id": row.default_credential_id,
         "created_at": row.created_at,
         "updated_at": row.updated_at,
     }
@@ -181,6 +192,7 @@ async def create_cluster(request: Request[Any, Any, Any]) -> Envelope[dict[str, 
     _refuse(_problems(fields.name, fields.description, fields.bastion) + provider.validate(config))
     async with knm.pool.acquire() as conn:
         await _check_bastion(conn, fields.bastion)
+        await _check_default_credential(conn, fields.default_credential_id)
         if await conn.fetchval("SELECT 1 FROM clusters WHERE name = $1", fields.name):
             raise Conflict(f"cluster {fields.name!r} already exists")
         cluster = Cluster(
@@ -198,6 +210,7 @@ async def create_cluster(request: Request[Any, Any, Any]) -> Envelope[dict[str, 
                     description=fields.description, config=shown,
                     secrets=store.seal(knm, cluster_id, secret),
                     bastion=None if fields.bastion is None else msgspec.to_builtins(fields.bastion),
+                    default_credential_id=fields.default_credential_id,
                 ),
             )  # fmt: skip
             await knm.audit(
@@ -235,6 +248,10 @@ async def update_cluster(request: Request[Any, Any, Any], name: str) -> Envelope
         _refuse(_problems(new_name, description, bastion) + provider.validate(config))
         if changes.bastion is not msgspec.UNSET:
             await _check_bastion(conn, bastion)
+        default_credential_id = row.default_credential_id
+        if changes.default_credential_id is not msgspec.UNSET:
+            default_credential_id = changes.default_credential_id
+            await _check_default_credential(conn, default_credential_id)
         secrets = row.secrets
         if config_changes:
             cluster = Cluster(
@@ -252,6 +269,7 @@ async def update_cluster(request: Request[Any, Any, Any], name: str) -> Envelope
             msgspec.structs.replace(
                 row, name=new_name, description=description, config=shown, secrets=secrets,
                 bastion=None if bastion is None else msgspec.to_builtins(bastion),
+                default_credential_id=default_credential_id,
             ),
         )  # fmt: skip
         await knm.audit(

@@ -62,6 +62,9 @@ class Executor(abc.ABC):
     #: The last path segment of the start route (the spec says ``run`` for Ansible).
     execute_path: ClassVar[str] = "execute"
     requires_credential: ClassVar[bool] = True
+    #: A request naming no ``credential_id`` gets its cluster's ``default_credential_id``
+    #: (False for executors that never log in to nodes, such as k8s).
+    uses_credential: ClassVar[bool] = True
     #: Recoverable executors get ``recover(ctx)`` on another worker when their worker dies.
     recoverable: ClassVar[bool] = False
     #: Status answers include each node's stdout and stderr.

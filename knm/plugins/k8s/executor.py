@@ -70,6 +70,7 @@ class K8sExecutor(Executor):
     feature = "k8s"
     request_type = K8sRequest
     requires_credential = False
+    uses_credential = False
     node_output_in_status = False
 
     async def prepare(self, knm: Any, request: K8sRequest, principal: Any) -> Prepared:

@@ -13,6 +13,7 @@ from knm.core.content import get_pinned, get_runnable
 from knm.core.errors import Invalid, NotFound
 from knm.core.tasks import Executor, NodeResult, Prepared, TargetNode, TaskContext, locks
 from knm.core.tasks import store as task_store
+from knm.core.tasks.service import missing_credential
 from knm.core.tasks.targets import prepare_targets
 from knm.plugins.workflows.definition import problems, steps_of
 from knm.plugins.workflows.engine import BatchRunner, Journal, StepState
@@ -98,7 +99,9 @@ class WorkflowExecutor(Executor):
             if step_type.feature:
                 await knm.features.require(step_type.feature)
             if step_type.needs_credential and request.credential_id is None:
-                raise Invalid(f"step {step.common.id} ({step.common.type}) needs a credential_id")
+                raise missing_credential(
+                    request.cluster_name, f" by step {step.common.id} ({step.common.type})"
+                )
         prepared = await prepare_targets(knm, request)
         resumed: dict[str, Any] = {}
         if request.resumed_from:

@@ -108,7 +108,9 @@ async def test_unknown_or_inactive_scripts_and_both_or_neither_reference(
     inactive = await make_script("true\n", is_active=False)
     assert_envelope(await _execute(knm_client, admin_headers, fleet, script_id=inactive["id"]), 409)
     both = await _execute(knm_client, admin_headers, fleet, script_id=1, script="x")
-    assert "either script_id or script" in assert_envelope(both, 422)["error"]
+    assert "either script_id or script" in assert_envelope(both, 400)["error"]
+    neither = await _execute(knm_client, admin_headers, fleet)
+    assert "script_id: give either" in assert_envelope(neither, 400)["error"]
 
 
 async def test_injection_attempts_in_values_run_nothing_on_the_nodes(
