@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 from typing import Any
 
 import msgspec
@@ -15,7 +16,7 @@ from knm.core.tasks import Executor, NodeResult, Prepared, TargetNode, TaskConte
 from knm.core.tasks import store as task_store
 from knm.core.tasks.service import missing_credential
 from knm.core.tasks.targets import prepare_targets
-from knm.plugins.workflows.definition import problems, steps_of
+from knm.plugins.workflows.definition import problems, steps_of, used_parameters
 from knm.plugins.workflows.engine import BatchRunner, Journal, StepState
 from knm.plugins.workflows.schemas import WorkflowDefinition, WorkflowRequest
 
@@ -27,11 +28,41 @@ def batches_of(nodes: list[TargetNode], definition: WorkflowDefinition) -> list[
     return [nodes[i : i + size] for i in range(0, len(nodes), size)]
 
 
-def parameters_of(definition: WorkflowDefinition, given: dict[str, str]) -> dict[str, str]:
+#: A parameter name a workflow that declares none accepts (``params.<name>`` in its steps).
+FREE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+#: Parameters such a workflow may be given.
+MAX_FREE = 100
+
+
+def free_parameters(used: set[str], given: dict[str, str]) -> dict[str, str]:
+    """A workflow that declares no parameters takes any with a valid name; the ones its steps
+    use must be given. 422 otherwise."""
+    problems = []
+    if bad := sorted(name for name in given if not FREE_NAME.fullmatch(name)):
+        problems.append(
+            f"invalid parameter names: {', '.join(bad)} (names must match ^[A-Za-z_][A-Za-z0-9_]*$)"
+        )
+    if len(given) > MAX_FREE:
+        problems.append(f"at most {MAX_FREE} parameters are allowed")
+    if missing := sorted(used - set(given)):
+        problems.append(f"missing parameters the steps use: {', '.join(missing)}")
+    if problems:
+        raise Invalid("; ".join(problems))
+    return dict(given)
+
+
+def parameters_of(
+    definition: WorkflowDefinition, given: dict[str, str], used: set[str] | None = None
+) -> dict[str, str]:
+    if not definition.parameters:
+        return free_parameters(used or set(), given)
     declared = {p.name: p for p in definition.parameters}
     unknown = sorted(set(given) - set(declared))
     if unknown:
-        raise Invalid(f"undeclared parameters: {', '.join(unknown)}")
+        raise Invalid(
+            f"undeclared parameters: {', '.join(unknown)} "
+            f"(this workflow takes: {', '.join(declared)})"
+        )
     values: dict[str, str] = {}
     missing = []
     for name, param in declared.items():
@@ -91,9 +122,9 @@ class WorkflowExecutor(Executor):
         found = await problems(knm, definition)
         if found:
             raise Invalid("; ".join(found), message="workflow definition is invalid")
-        params = parameters_of(definition, request.parameters)
         types = knm.registry.step_types
         steps = steps_of(definition)
+        params = parameters_of(definition, request.parameters, used_parameters(steps))
         for step in steps:
             step_type = types[step.common.type]
             if step_type.feature:

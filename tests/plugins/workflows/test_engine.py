@@ -210,7 +210,39 @@ async def test_parameters_and_earlier_results_render_into_steps(
         },
         headers=admin_headers,
     )
-    assert "nope" in assert_envelope(bad, 422)["error"]
+    error = assert_envelope(bad, 422)["error"]
+    assert error == "undeclared parameters: nope (this workflow takes: greeting)"
+
+
+async def test_a_workflow_declaring_no_parameters_takes_any_and_needs_those_it_uses(
+    knm_client: ApiClient, admin_headers: dict[str, str]
+) -> None:
+    wf = await create(
+        knm_client,
+        admin_headers,
+        "undeclared parameters",
+        [{"id": "say", "type": "test", "echo": "{{ params.word }} {node}"}],
+    )
+    started = await run(
+        knm_client, admin_headers, wf, nodes=["n1"],
+        parameters={"word": "hello", "global_param1": "value1"},
+    )  # fmt: skip
+    status = await wait_for_task(knm_client, admin_headers, started["task_id"])
+    child = steps_by_id(status)["say"]["task_id"]
+    said = (await knm_client.get(f"/tasks/{child}", headers=admin_headers)).json()["data"]
+    assert said["results"][0]["stdout"] == "hello n1\n"
+    assert status["parameters"] == {"word": "hello", "global_param1": "value1"}
+    for parameters, error in [
+        ({"global_param1": "value1"}, "missing parameters the steps use: word"),
+        ({"word": "x", "bad-name": "y"}, "invalid parameter names: bad-name"),
+    ]:
+        response = await knm_client.post(
+            "/automation/workflows/execute",
+            json={"workflow_id": wf, "cluster_name": "lab", "target_nodes": ["n1"],
+                  "parameters": parameters},
+            headers=admin_headers,
+        )  # fmt: skip
+        assert error in assert_envelope(response, 422)["error"]
 
 
 async def test_every_validation_problem_comes_back_in_one_422(
@@ -228,7 +260,8 @@ async def test_every_validation_problem_comes_back_in_one_422(
                 {"id": "e", "type": "test", "depends_on": ["ghost"], "timeout": 0},
                 {"id": "f", "type": "test", "sleep": "long"},
                 {"id": "g", "type": "test", "echo": "{{ params.undeclared }}"},
-            ]
+            ],
+            "parameters": [{"name": "declared"}],
         },
     }
     error = assert_envelope(
