@@ -118,9 +118,17 @@ def handle_http_exception(request: Request[Any, Any, Any], exc: HTTPException) -
     )
 
 
-def handle_bad_text(_: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
-    # PostgreSQL text cannot hold NUL characters; such input is malformed, not a server fault.
-    return error_response(400, "invalid request", "text must not contain NUL (\\u0000) characters")
+def handle_bad_text(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    # PostgreSQL text cannot hold NUL characters; such input is the client's fault, not the
+    # server's. In the URL (a query parameter) it is a bad parameter, 400; in a body it is a
+    # well-formed value that breaks a rule, 422 — as the checks that catch it earlier say.
+    if "\x00" in request.url.path or "%00" in request.url.query.lower():
+        return error_response(
+            400, "bad request", "query parameters must not contain NUL (\\u0000) characters"
+        )
+    return error_response(
+        422, "validation failed", "text must not contain NUL (\\u0000) characters"
+    )
 
 
 def handle_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:

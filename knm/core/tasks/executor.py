@@ -227,7 +227,11 @@ class TaskContext:
             rows.append((self.task_id, node, stream, buffer.seq, safe[start : start + CHUNK]))
             buffer.seq += 1
         self._writer.chunks(rows)
-        self.emit("output", "", {"node": node, "stream": stream, "text": safe})
+        self.emit(
+            "output",
+            f"output from {node} ({stream})",
+            {"node": node, "stream": stream, "text": safe},
+        )
 
     async def flush_output(self) -> None:
         """Writes every pending node start, output chunk and node end now."""
