@@ -23,6 +23,7 @@ from litestar.params import Parameter
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 
 from knm.core.errors import KnmError
+from knm.wire.errors import ErrorDetail
 
 T = TypeVar("T")
 log = logging.getLogger("knm")
@@ -37,11 +38,13 @@ class Envelope(msgspec.Struct, Generic[T], omit_defaults=True):
 
 
 class ErrorEnvelope(msgspec.Struct):
-    """A failed answer; ``error`` says what exactly went wrong."""
+    """A failed answer; ``error`` says what exactly went wrong, and ``details`` (content
+    validation only) where each problem is."""
 
     code: int
     message: str
     error: str
+    details: list[ErrorDetail] | msgspec.UnsetType = msgspec.UNSET
 
 
 #: Query parameters every list takes: ``page`` from 1, ``page_size`` 1–100 (default 20).
@@ -62,10 +65,17 @@ def created(data: Any, message: str = "created") -> Envelope[Any]:
 
 
 def error_response(
-    status: int, message: str, error: str, headers: dict[str, str] | None = None
+    status: int,
+    message: str,
+    error: str,
+    headers: dict[str, str] | None = None,
+    details: list[ErrorDetail] | None = None,
 ) -> Response[Any]:
+    envelope = ErrorEnvelope(code=status, message=message, error=error)
+    if details:
+        envelope.details = details
     return Response(
-        content=ErrorEnvelope(code=status, message=message, error=error),
+        content=envelope,
         status_code=status,
         headers=headers,
         media_type="application/json",
@@ -90,7 +100,7 @@ def _validation_detail(exc: ValidationException) -> str:
 
 def handle_knm_error(_: Request[Any, Any, Any], exc: KnmError) -> Response[Any]:
     return error_response(
-        exc.status_code, exc.message, exc.error or exc.message, exc.headers or None
+        exc.status_code, exc.message, exc.error or exc.message, exc.headers or None, exc.details
     )
 
 

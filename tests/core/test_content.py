@@ -844,3 +844,18 @@ async def test_migrating_an_install_with_shared_ids_keeps_them_and_continues_per
             await conn.close()
     finally:
         await drop_database(knm_server_url, name)
+
+
+async def test_every_problem_comes_with_its_field_in_details(
+    knm_client: ApiClient, operator: dict[str, str]
+) -> None:
+    body = {"name": "bad name", "content": "forbidden", "tags": [""]}
+    answer = assert_envelope(await knm_client.post(NOTES, json=body, headers=operator), 422)
+    assert [d["field"] for d in answer["details"]] == ["tags"]
+    body = {"name": "bad name", "content": "forbidden words"}
+    answer = assert_envelope(await knm_client.post(NOTES, json=body, headers=operator), 422)
+    assert [(d["field"], d["line"], d["column"]) for d in answer["details"]] == [
+        ("content", None, None),
+        ("name", None, None),
+    ]
+    assert "; ".join(d["message"] for d in answer["details"]) == answer["error"]

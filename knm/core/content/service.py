@@ -10,7 +10,7 @@ import msgspec
 
 from knm.core.content import store
 from knm.core.content.kinds import ContentDraft, ContentItem, ContentKind
-from knm.core.errors import Conflict, Invalid, NotFound, PayloadTooLarge
+from knm.core.errors import Conflict, ErrorDetail, Invalid, NotFound, PayloadTooLarge
 
 MAX_NAME = 200
 MAX_DESCRIPTION = 10_000
@@ -71,18 +71,41 @@ def check_size(kind: ContentKind, body: Any) -> None:
         )
 
 
+_BASE_FIELDS = ("name", "description", "category", "tags")
+
+
+def detail_of(kind: ContentKind, problem: str | ErrorDetail) -> ErrorDetail:
+    """A problem with its place: a sentence goes to the field it names first (``name must not
+    be empty``; ``every tag …`` is ``tags``), else to the kind's body field."""
+    if isinstance(problem, ErrorDetail):
+        return problem
+    first = problem.split(" ", 1)[0].rstrip(":")
+    fields = (*_BASE_FIELDS, kind.body_field, *kind.extra_fields)
+    if first in fields:
+        return ErrorDetail(field=first, message=problem)
+    if " tag" in f" {problem}":
+        return ErrorDetail(field="tags", message=problem)
+    return ErrorDetail(field=kind.body_field, message=problem)
+
+
+def refuse(kind: ContentKind, problems: list[str | ErrorDetail]) -> Invalid:
+    """The 422 listing every problem, in ``error`` and with its place in ``details``."""
+    details = [detail_of(kind, problem) for problem in problems]
+    return Invalid("; ".join(d.message for d in details), details=details)
+
+
 async def check(knm: Any, kind: ContentKind, draft: ContentDraft) -> ContentDraft:
     """``draft`` normalized, or 413/422 with every problem found."""
     check_size(kind, draft.body)
     draft = normalized(draft)
-    problems = base_problems(kind, draft)
+    problems: list[str | ErrorDetail] = list(base_problems(kind, draft))
     if kind.validate is not None and not problems:
         found = kind.validate(knm, draft)
         if inspect.isawaitable(found):
             found = await found
         problems.extend(found or [])
     if problems:
-        raise Invalid("; ".join(problems))
+        raise refuse(kind, problems)
     return draft
 
 
@@ -210,7 +233,7 @@ async def clone(
     draft = normalized(draft)
     problems = base_problems(kind, draft)
     if problems:
-        raise Invalid("; ".join(problems))
+        raise refuse(kind, list(problems))
     async with conn.transaction():
         return await store.insert(conn, kind, draft, username=username)
 

@@ -277,6 +277,14 @@ async def test_every_validation_problem_comes_back_in_one_422(
         "undeclared parameter 'undeclared'",
     ):
         assert expected in error, (expected, error)
+    details = assert_envelope(
+        await knm_client.post("/automation/workflows", json=body, headers=admin_headers), 422
+    )["details"]
+    assert "; ".join(d["message"] for d in details) == error
+    fields = {d["message"]: d["field"] for d in details}
+    assert fields["step g: uses undeclared parameter 'undeclared'"] == "definition.steps[7]"
+    assert any(f == "definition.steps[4]" and "teleport" in m for m, f in fields.items())
+    assert any(f == "definition.steps" and m.startswith("cycle") for m, f in fields.items())
 
 
 async def test_the_list_shows_step_counts(
