@@ -37,6 +37,13 @@ class Envelope(msgspec.Struct, Generic[T], omit_defaults=True):
     data: T | msgspec.UnsetType = msgspec.UNSET
 
 
+class Done(msgspec.Struct):
+    """A successful answer without data (a delete): ``{code, message}``."""
+
+    code: int
+    message: str
+
+
 class ErrorEnvelope(msgspec.Struct):
     """A failed answer; ``error`` says what exactly went wrong, and ``details`` (content
     validation only) where each problem is."""

@@ -225,7 +225,7 @@ async def test_every_value_problem_is_reported_at_once(
         (static("x", extra=1), "unknown field `extra`"),
         (static("x", [{**node("n1"), "role": "x"}]), "unknown field `role`"),
         (static("x", bastion={"port": 22}), "bastion: Object missing required field `address`"),
-        ([1, 2], "body must be a JSON object"),
+        ([1, 2], "Expected `object`, got `array`"),
     ],
 )
 async def test_a_body_of_the_wrong_shape_is_400_naming_the_field(

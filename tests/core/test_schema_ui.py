@@ -69,3 +69,38 @@ async def test_every_operation_has_an_area_tag_and_a_unique_id_free_of_the_mount
 
 async def test_the_document_is_valid_openapi(document: dict[str, Any]) -> None:
     openapi_spec_validator.validate(document)
+
+
+def _data_schema(document: dict[str, Any], method: str, path: str) -> dict[str, Any]:
+    """The schema of ``data`` in the operation's success answer, references followed."""
+    schemas = document["components"]["schemas"]
+    responses = document["paths"][path][method]["responses"]
+    answer = responses.get("200") or responses["201"]
+    envelope = answer["content"]["application/json"]["schema"]
+    envelope = schemas[envelope["$ref"].rsplit("/", 1)[-1]]
+    data = envelope["properties"]["data"]
+    if "$ref" not in data:
+        data = next(d for d in data.get("oneOf", data.get("anyOf", [])) if "$ref" in d)
+    return schemas[data["$ref"].rsplit("/", 1)[-1]]
+
+
+@pytest.mark.parametrize(
+    ("route", "own"),
+    [("ssh", "command"), ("ansible", "playbook_name"), ("scripts", "script_name"),
+     ("workflows", "workflow_name")],
+)  # fmt: skip
+async def test_execute_and_status_are_typed_with_each_kinds_own_fields(
+    document: dict[str, Any], route: str, own: str
+) -> None:
+    execute = "run" if route == "ansible" else "execute"
+    started = _data_schema(document, "post", f"/api/v1/automation/{route}/{execute}")
+    assert {"task_id", "status", "start_time", own} <= started["properties"].keys()
+    status = _data_schema(document, "get", f"/api/v1/automation/{route}/status/{{task_id}}")
+    assert {"task_id", "status", "results", "duration", own} <= status["properties"].keys()
+
+
+async def test_clusters_document_their_bodies_and_answers(document: dict[str, Any]) -> None:
+    for method, path in (("post", "/api/v1/clusters"), ("put", "/api/v1/clusters/{name}")):
+        assert "requestBody" in document["paths"][path][method], (method, path)
+        answer = _data_schema(document, method, path)
+        assert "default_credential_id" in answer["properties"]

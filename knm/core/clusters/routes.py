@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import re
+from datetime import datetime
 from typing import Any
 
 import msgspec
@@ -18,7 +19,7 @@ from litestar import Request, delete, get, post, put
 from knm.core.auth.guards import ADMIN, VIEWER
 from knm.core.clusters import store
 from knm.core.clusters.provider import Bastion, Cluster, ClusterProvider, Node, config_fields
-from knm.core.envelope import Envelope, PageNo, PageSize, created, offset, ok
+from knm.core.envelope import Done, Envelope, PageNo, PageSize, created, offset, ok
 from knm.core.errors import BadRequest, Conflict, Invalid, KnmError, NotFound
 from knm.core.selectors import parse_selector
 from knm.wire.errors import field_message
@@ -50,9 +51,47 @@ class ClusterChanges(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     default_credential_id: int | msgspec.UnsetType | None = msgspec.UNSET
 
 
+class ClusterBody(msgspec.Struct, kw_only=True):
+    """``POST /clusters``, as the OpenAPI document shows it: the common fields, and the
+    provider's config fields beside them (static: ``nodes: [{name, address, port, labels}]``).
+    The handler decodes the body itself, once ``kind`` says which provider's fields are
+    allowed; this struct only checks the common part's shape first."""
+
+    name: str
+    kind: str
+    description: str = ""
+    bastion: Bastion | None = None
+    default_credential_id: int | None = None
+
+
+class ClusterChangesBody(msgspec.Struct, kw_only=True):
+    """``PUT /clusters/{name}``: any of the common fields and the provider's; those left out
+    keep their value."""
+
+    name: str | msgspec.UnsetType = msgspec.UNSET
+    kind: str | msgspec.UnsetType = msgspec.UNSET
+    description: str | msgspec.UnsetType = msgspec.UNSET
+    bastion: Bastion | msgspec.UnsetType | None = msgspec.UNSET
+    default_credential_id: int | msgspec.UnsetType | None = msgspec.UNSET
+
+
+class ClusterOut(msgspec.Struct, kw_only=True):
+    """A cluster as the API shows it: these fields and the provider's public config fields
+    (static: ``nodes``) beside them; never its secret fields."""
+
+    id: int
+    name: str
+    kind: str
+    description: str
+    bastion: Bastion | None
+    default_credential_id: int | None
+    created_at: datetime | None
+    updated_at: datetime | None
+
+
 class ClusterList(msgspec.Struct):
     total: int
-    clusters: list[dict[str, Any]]
+    clusters: list[ClusterOut]
 
 
 class NodeList(msgspec.Struct):
@@ -171,17 +210,20 @@ async def list_clusters(
 ) -> Envelope[ClusterList]:
     knm = _knm(request)
     total, rows = await store.list_rows(knm.pool, page_size, offset(page, page_size))
-    return ok(ClusterList(total, [present(knm, row) for row in rows]))
+    # Sent as built: each cluster's provider fields sit beside the common ones.
+    return ok({"total": total, "clusters": [present(knm, row) for row in rows]})
 
 
 @get("/clusters/{name:str}", guards=[VIEWER], summary="One cluster")
-async def get_cluster(request: Request[Any, Any, Any], name: str) -> Envelope[dict[str, Any]]:
+async def get_cluster(request: Request[Any, Any, Any], name: str) -> Envelope[ClusterOut]:
     knm = _knm(request)
     return ok(present(knm, await store.get_row(knm.pool, name)))
 
 
 @post("/clusters", guards=[ADMIN], summary="Register a cluster")
-async def create_cluster(request: Request[Any, Any, Any]) -> Envelope[dict[str, Any]]:
+async def create_cluster(
+    request: Request[Any, Any, Any], data: ClusterBody
+) -> Envelope[ClusterOut]:
     knm = _knm(request)
     values = _object(await request.body())
     fields: ClusterFields = _convert(
@@ -220,7 +262,9 @@ async def create_cluster(request: Request[Any, Any, Any]) -> Envelope[dict[str, 
 
 
 @put("/clusters/{name:str}", guards=[ADMIN], summary="Change a cluster (fields left out are kept)")
-async def update_cluster(request: Request[Any, Any, Any], name: str) -> Envelope[dict[str, Any]]:
+async def update_cluster(
+    request: Request[Any, Any, Any], name: str, data: ClusterChangesBody
+) -> Envelope[ClusterOut]:
     knm = _knm(request)
     values = _object(await request.body())
     changes: ClusterChanges = _convert(
@@ -279,7 +323,7 @@ async def update_cluster(request: Request[Any, Any, Any], name: str) -> Envelope
 
 
 @delete("/clusters/{name:str}", guards=[ADMIN], status_code=200, summary="Remove a cluster")
-async def delete_cluster(request: Request[Any, Any, Any], name: str) -> Envelope[Any]:
+async def delete_cluster(request: Request[Any, Any, Any], name: str) -> Done:
     knm = _knm(request)
     async with knm.pool.acquire() as conn, conn.transaction():
         await store.delete(conn, name)

@@ -21,7 +21,7 @@ from knm.core.auth.guards import OPERATOR, VIEWER, Guard, principal_of
 from knm.core.content import service, store
 from knm.core.content.kinds import ContentKind
 from knm.core.content.schemas import CloneRequest, item_out, list_item_out, schemas_for
-from knm.core.envelope import Envelope, PageNo, PageSize, created, offset, ok
+from knm.core.envelope import Done, Envelope, PageNo, PageSize, created, offset, ok
 from knm.core.errors import BadRequest, NotFound
 
 _KW = inspect.Parameter.KEYWORD_ONLY
@@ -153,7 +153,7 @@ def kind_routes(kind: ContentKind) -> list[Any]:
 
     delete_handler = delete(
         one, guards=writers, status_code=200, summary=f"Delete a {lower}", **meta("delete")
-    )(_signed(delete_item, [_REQUEST, _ITEM_ID], Envelope[Any]))
+    )(_signed(delete_item, [_REQUEST, _ITEM_ID], Done))
 
     async def list_versions(request: Request[Any, Any, Any], **params: Any) -> Any:
         pool = _knm(request).pool

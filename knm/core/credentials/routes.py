@@ -17,7 +17,7 @@ from knm.core.credentials.models import (
     Secrets,
 )
 from knm.core.crypto import keyring_of
-from knm.core.envelope import Envelope, PageNo, PageSize, created, offset, ok
+from knm.core.envelope import Done, Envelope, PageNo, PageSize, created, offset, ok
 from knm.core.errors import BadRequest
 
 _PLAIN = ("name", "description", "username", "auth_type", "port")
@@ -141,7 +141,7 @@ async def update_credential(
     status_code=200,
     summary="Delete a credential (not while a pending or running task uses it)",
 )
-async def delete_credential(request: Request[Any, Any, Any], credential_id: int) -> Envelope[Any]:
+async def delete_credential(request: Request[Any, Any, Any], credential_id: int) -> Done:
     knm = _knm(request)
     async with knm.pool.acquire() as conn:
         name = await store.delete(conn, credential_id)

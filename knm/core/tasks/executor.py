@@ -65,6 +65,10 @@ class Executor(abc.ABC):
     #: A request naming no ``credential_id`` gets its cluster's ``default_credential_id``
     #: (False for executors that never log in to nodes, such as k8s).
     uses_credential: ClassVar[bool] = True
+    #: The executor's own fields in its execute and status answers and history rows (what
+    #: ``prepare`` puts in ``summary``, and ``status_fields``), by type: the OpenAPI document
+    #: shows them (``{"command": str}``).
+    answer_fields: ClassVar[dict[str, Any]] = {}
     #: Recoverable executors get ``recover(ctx)`` on another worker when their worker dies.
     recoverable: ClassVar[bool] = False
     #: Status answers include each node's stdout and stderr.

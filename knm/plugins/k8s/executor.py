@@ -69,6 +69,7 @@ class K8sExecutor(Executor):
     route = "k8s"
     feature = "k8s"
     request_type = K8sRequest
+    answer_fields = {"action": str}
     requires_credential = False
     uses_credential = False
     node_output_in_status = False

@@ -130,6 +130,14 @@ class ScriptExecutor(Executor):
     route = "scripts"
     feature = "scripts"
     request_type = ScriptRequest
+    answer_fields = {
+        "script_id": int,
+        "script_name": str,
+        "script_version": int,
+        "language": str,
+        "parameters": dict[str, str],
+        "sudo": bool,
+    }
 
     async def _script(self, knm: Any, request: ScriptRequest) -> ContentItem:
         if request.script_id is not None:

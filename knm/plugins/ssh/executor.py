@@ -14,6 +14,7 @@ class SshExecutor(Executor):
     route = "ssh"
     feature = "ssh"
     request_type = SshRequest
+    answer_fields = {"command": str, "sudo": bool}
 
     async def prepare(self, knm: Any, request: SshRequest, principal: Any) -> Prepared:
         context = policy.CommandContext(

@@ -112,6 +112,15 @@ class WorkflowExecutor(Executor):
     route = "workflows"
     feature = "workflows"
     request_type = WorkflowRequest
+    answer_fields = {
+        "workflow_id": int,
+        "workflow_name": str,
+        "workflow_version": int,
+        "current_step": str,
+        "total_steps": int,
+        "parameters": dict[str, str],
+        "resumed_from": str,
+    }
     requires_credential = False
     recoverable = True
     node_output_in_status = False
