@@ -35,6 +35,11 @@ async def start_task(
         raise Invalid("; ".join(problems))
     if executor.requires_credential and request.credential_id is None:
         raise Invalid("credential_id is required")
+    if request.credential_id is not None:
+        from knm.core.credentials import use
+
+        # Who may use the credential, and where: 403 before anything is prepared or stored.
+        await use.require(knm, request.credential_id, principal, request.cluster_name)
     user_id = principal.user_id if principal else None
     if idempotency_key and user_id is not None:
         if len(idempotency_key) > 200:
