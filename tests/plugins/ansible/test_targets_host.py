@@ -29,9 +29,7 @@ REFUSED = {
     "set_fact ansible_connection": play(
         "hosts: all", "    - set_fact:\n        ansible_connection: local\n"
     ),
-    "add_host free form": play(
-        "hosts: all", "    - add_host: name=x ansible_connection=local\n"
-    ),
+    "add_host free form": play("hosts: all", "    - add_host: name=x ansible_connection=local\n"),
     "ansible_host loopback": play("hosts: all\n  vars:\n    ansible_host: 127.0.0.1"),
     "delegate_to localhost": play(
         "hosts: all", "    - command: id\n      delegate_to: localhost\n"
@@ -49,7 +47,8 @@ REFUSED = {
         "            module: ansible.builtin.command\n            cmd: id\n",
     ),
     "delegate_to in a handler": (
-        "- hosts: all\n  tasks:\n" + TASK
+        "- hosts: all\n  tasks:\n"
+        + TASK
         + "  handlers:\n    - name: h\n      command: id\n      delegate_to: localhost\n"
     ),
     "pipe lookup": play(
