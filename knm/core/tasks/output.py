@@ -94,14 +94,23 @@ class Masker:
         when none may): the text from there on is a proper prefix of a secret."""
         end = len(text)
         earliest = end
-        lowest = max(0, end - self.longest + 1)
         for secret in self.secrets:
-            at = text.find(secret[0], max(lowest, end - len(secret) + 1))
-            while at != -1 and at < earliest:
+            start = max(0, end - len(secret) + 1)
+            if start >= earliest:
+                continue
+            # Where at least the head fits, the head must be there: found by a C-level search.
+            head = secret[:16]
+            at = text.find(head, start, earliest + len(head) - 1)
+            while at != -1:
                 if text.startswith(secret[: end - at], at):
                     earliest = at
                     break
-                at = text.find(secret[0], at + 1)
+                at = text.find(head, at + 1, earliest + len(head) - 1)
+            # The last few positions, where less than the head is left.
+            for at in range(max(start, end - len(head) + 1), earliest):
+                if secret.startswith(text[at:]):
+                    earliest = at
+                    break
         return earliest
 
 
