@@ -61,9 +61,10 @@ async def test_a_local_play_an_admin_allowed_finds_no_secret_in_the_run_director
   gather_facts: false
   tasks:
     - name: no file of the run holds a key or a password
-      ansible.builtin.shell: >-
-        ! grep -rqsP --devices=skip -e 'PRIVATE KEY' -e "$KNM_LOOK_FOR"
-        {{ playbook_dir }}/.. /tmp/knm-agent-* 2>/dev/null
+      ansible.builtin.shell: |
+        test -n "$KNM_LOOK_FOR" && grep -rqs 'gather_facts' {{ playbook_dir }}/.. || exit 3
+        found=$(grep -rlsP --devices=skip "$KNM_LOOK_FOR" {{ playbook_dir }}/..)
+        test -z "$found" || { echo "found in: $found"; exit 1; }
       environment:
         KNM_LOOK_FOR: "{{ look_for }}"
       delegate_to: localhost
@@ -73,6 +74,6 @@ async def test_a_local_play_an_admin_allowed_finds_no_secret_in_the_run_director
     for credential in (fleet.credential_id, fleet.key_credential_id):
         status = await run_playbook(
             playbook_id=playbook, credential_id=credential, target_nodes=["node1"],
-            extra_vars={"look_for": spelled_out(fleet.sshd.password)},
+            extra_vars={"look_for": spelled_out("PRIVATE KEY") + "|" + spelled_out(fleet.sshd.password)},
         )  # fmt: skip
         assert status["status"] == "completed", status["output"]
