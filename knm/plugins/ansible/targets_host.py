@@ -5,8 +5,10 @@ it targets the implicit ``localhost`` (``hosts: localhost``, ``127.0.0.1``, ``::
 loopback address), runs with a local connection (``connection: local``, ``ansible_connection``
 set to ``local`` anywhere, ``add_host`` included), delegates there (``delegate_to`` a loopback
 name, ``local_action``, ``run_once`` with either), points a host at a loopback address
-(``ansible_host``), or runs commands on the controller through lookups (``pipe``, ``lines``,
-``with_pipe``, ``with_lines``).
+(``ansible_host``), runs commands on the controller through lookups (``pipe``, ``lines``,
+``with_pipe``, ``with_lines``), or sets the ssh options and programs the controller runs
+(``ansible_ssh_common_args``/``_extra_args``/``_executable``, ``ansible_scp_extra_args`` …,
+where a ``ProxyCommand`` or ``LocalCommand`` is a command on the knm host).
 
 Where the value is a template (``{{ … }}``), what it becomes is unknown when the playbook is
 saved, and may be chosen by whoever runs it: a templated ``hosts``, ``delegate_to``,
@@ -36,11 +38,21 @@ _LOCAL_ACTION = frozenset({"local_action", "ansible.builtin.local_action"})
 _CONTROLLER_LOOPS = frozenset({"with_pipe", "with_lines"})
 _CONNECTION_KEYS = frozenset({"connection", "ansible_connection"})
 _HOST_KEYS = frozenset({"ansible_host", "ansible_ssh_host"})
+#: Variables whose value the controller's ssh runs or passes on as options.
+_CONTROLLER_VARS = frozenset(
+    {"ansible_ssh_common_args", "ansible_ssh_extra_args", "ansible_ssh_args",
+     "ansible_sftp_extra_args", "ansible_scp_extra_args", "ansible_ssh_executable",
+     "ansible_sftp_executable", "ansible_scp_executable", "ansible_ssh_askpass"}
+)  # fmt: skip
 _CONTROLLER_LOOKUP = re.compile(
     r"\b(?:lookup|query|q)\s*\(\s*['\"](?:ansible\.(?:builtin|legacy)\.)?(?:pipe|lines)['\"]"
 )
 _FREE_FORM = re.compile(
     r"\b(ansible_connection|ansible_host|ansible_ssh_host|connection)\s*=\s*(\S+)"
+)
+_FREE_FORM_CONTROLLER = re.compile(
+    r"\b(ansible_(?:ssh_common_args|ssh_extra_args|ssh_args|sftp_extra_args|scp_extra_args"
+    r"|ssh_executable|sftp_executable|scp_executable|ssh_askpass))\s*="
 )
 _SETTING = "turn on the Ansible setting allow_local_plays (admins only) to allow it"
 
@@ -124,6 +136,8 @@ class _Walk:
                 self.host(here, key_text, value)
             elif key_text in _CONTROLLER_LOOPS:
                 self.refuse(here, f"{key_text} runs commands on the knm host")
+            elif key_text in _CONTROLLER_VARS:
+                self.refuse(here, f"{key_text} is run or passed on by ssh on the knm host")
             self.node(where, value)
 
     def connection(self, where: str, key: str, value: Any) -> None:
@@ -141,12 +155,30 @@ class _Walk:
     def text(self, where: str, text: str) -> None:
         if _CONTROLLER_LOOKUP.search(text):
             self.refuse(where, "a pipe or lines lookup runs commands on the knm host")
+        for match in _FREE_FORM_CONTROLLER.finditer(text):
+            self.refuse(where, f"{match.group(1)} is run or passed on by ssh on the knm host")
         for match in _FREE_FORM.finditer(text):
             key, value = match.group(1), match.group(2).strip("'\"")
             if key in _CONNECTION_KEYS:
                 self.connection(where, key, value)
             else:
                 self.host(where, key, value)
+
+
+class _TaggedLoader(yaml.SafeLoader):
+    """A safe loader that reads Ansible's tags (``!unsafe``, ``!vault``) as the plain value
+    they tag, so ``connection: !unsafe local`` is seen as ``local``."""
+
+
+def _untagged(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> Any:
+    if isinstance(node, yaml.MappingNode):
+        return loader.construct_mapping(node, deep=True)
+    if isinstance(node, yaml.SequenceNode):
+        return loader.construct_sequence(node, deep=True)
+    return loader.construct_scalar(node)  # type: ignore[arg-type]
+
+
+_TaggedLoader.add_multi_constructor("!", _untagged)
 
 
 def refusals(content: str, allowed: bool = False) -> list[str]:
@@ -156,9 +188,9 @@ def refusals(content: str, allowed: bool = False) -> list[str]:
     if allowed:
         return []
     try:
-        plays = yaml.safe_load(content)
+        plays = yaml.load(content, Loader=_TaggedLoader)
     except yaml.YAMLError:
-        return []
+        return [f"the playbook is not valid YAML, so where it runs cannot be checked; {_SETTING}"]
     if not isinstance(plays, list):
         return []
     walk = _Walk()

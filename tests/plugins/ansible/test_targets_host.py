@@ -57,6 +57,16 @@ REFUSED = {
     "builtin lines query": play(
         "hosts: all", "    - debug:\n        msg: \"{{ query('ansible.builtin.lines', 'id') }}\"\n"
     ),
+    "a ProxyCommand through ssh args": play(
+        "hosts: all\n  vars:\n    ansible_ssh_common_args: -o ProxyCommand='sh -c id'"
+    ),
+    "ssh executable in set_fact": play(
+        "hosts: all", "    - set_fact: ansible_ssh_executable=/tmp/x\n"
+    ),
+    "unsafe tagged connection": play("hosts: all\n  connection: !unsafe local"),
+    "unsafe tagged delegate_to": play(
+        "hosts: all", "    - command: id\n      delegate_to: !unsafe localhost\n"
+    ),
     "with_pipe": play("hosts: all", "    - debug: msg={{ item }}\n      with_pipe: id\n"),
 }
 
