@@ -18,11 +18,18 @@ MIN_ENCODED = 4
 
 def encodings(secret: str) -> set[str]:
     """How output commonly shows ``secret`` besides itself: base64 (standard and URL-safe) of
-    it and of it with a trailing newline (``echo "$X" | base64``) — whole, and the part fixed
-    whatever precedes it at each of the three byte offsets —, hex in both cases, URL-encoded."""
+    it and of it with a trailing newline (``echo "$X" | base64``) — whole, wrapped at 76
+    columns as ``base64`` prints it, and the part fixed whatever precedes it at each of the
+    three byte offsets —, hex in both cases, URL-encoded.
+
+    Not recognised: base64 of a secret longer than 57 bytes that starts mid-line and is wrapped
+    (each line is a fragment), and any other transformation."""
     found: set[str] = set()
     raw = secret.encode("utf-8", "surrogatepass")
     for data in (raw, raw + b"\n"):
+        # As ``base64`` prints it, wrapped at 76 columns (a key piped through it).
+        whole = base64.b64encode(data).decode()
+        found.add("\n".join(whole[i : i + 76] for i in range(0, len(whole), 76)))
         for encode in (base64.b64encode, base64.urlsafe_b64encode):
             found.add(encode(data).decode())
             for skip in range(3):

@@ -52,6 +52,15 @@ def test_base64_of_a_secret_is_masked_at_every_offset_and_with_a_trailing_newlin
     assert masker(base64.b64encode((secret + "\n").encode()).decode()) == MASK
 
 
+def test_a_long_secret_piped_through_base64_is_masked_across_its_wrapped_lines() -> None:
+    import asyncssh
+
+    key = asyncssh.generate_private_key("ssh-ed25519").export_private_key().decode()
+    wrapped = base64.encodebytes(key.encode()).decode()
+    assert wrapped.count("\n") > 2
+    assert streamed(Masker([key]), [wrapped[:100], wrapped[100:]]) == MASK + "\n"
+
+
 def test_hex_and_url_encodings_of_a_secret_are_masked() -> None:
     secret = "p@ss word/with&stuff"
     masker = Masker([secret])
