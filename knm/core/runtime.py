@@ -26,6 +26,7 @@ from knm.core.features import FeatureSpec, FeatureStore
 from knm.core.listen import Listener
 from knm.core.manager import collect, make_plugin_manager
 from knm.core.registry import Registry, StartupError
+from knm.core.telemetry import Telemetry
 
 if TYPE_CHECKING:
     from knm.core.tasks.status_cache import StatusCache
@@ -78,6 +79,7 @@ class Knm:
         self.auth_cache: PrincipalCache | None = None
         self.status_cache: StatusCache | None = None
         self.runner: Any = None
+        self.telemetry = Telemetry()
         self._url = ""
         self._supervisor: asyncio.Task[None] | None = None
         #: ``loop.time()`` since the supervisor found the embedded PostgreSQL down, else None.
