@@ -154,7 +154,8 @@ class _Run:
         swept = False
         served = Served()
         try:
-            laid = self._write(playbook.body, options, keys, tools)
+            # Off the loop: opening a passphrase-protected key runs a deliberately slow KDF.
+            laid = await asyncio.to_thread(self._write, playbook.body, options, keys, tools)
             runner.hand_over(self.run_dir, user)
             await served.start(self.run_dir, laid, user, self.mark)
             for name in self.names:
