@@ -19,7 +19,7 @@ import yaml
 
 from knm.core.content import BuiltinContent, ContentDraft, ContentKind
 from knm.core.errors import ErrorDetail, FeatureUnavailable
-from knm.plugins.ansible import runner, toolchain
+from knm.plugins.ansible import runner, targets_host, toolchain
 from knm.plugins.ansible.schemas import AnsibleSettings
 from knm.plugins.ansible.toolchain import Toolchain
 
@@ -136,6 +136,8 @@ async def validate_playbook(knm: Knm, draft: ContentDraft) -> list[ErrorDetail]:
     if problems:
         return problems
     settings: AnsibleSettings = await knm.features.settings("ansible")
+    if found := targets_host.refusals(content, settings.allow_local_plays):
+        return [ErrorDetail(field="content", message=message) for message in found]
     tools = toolchain.for_app(knm)
     chain = await tools.get(settings)  # 503 when Ansible cannot run here
     try:
