@@ -92,6 +92,8 @@ class Violation(msgspec.Struct, frozen=True):
 
     @property
     def message(self) -> str:
+        if self.rule == "too-long":
+            return self.matched
         return f"dangerous command blocked: {self.matched}"
 
 
@@ -796,7 +798,9 @@ def check_command(
     if size > limit:
         if "too-long" in skip:
             return []
-        return [Violation("too-long", f"the command is {size} bytes; at most {limit} are checked")]
+        return [
+            Violation("too-long", f"command too long: {size} bytes, at most {limit} are accepted")
+        ]
     text = command.replace("\r\n", "\n").replace("\r", "\n")
     deny = [(rule, compile_pattern(rule.pattern)) for rule in extra_rules if rule.name not in skip]
     allow = [compile_pattern(rule.pattern) for rule in allow_patterns if rule.name not in skip]
@@ -885,7 +889,9 @@ async def run_check(
     rules = rules or SiteRules()
     size = len(text.encode("utf-8", "surrogatepass"))
     if size > limit and "too-long" not in rules.allow:
-        return [Violation("too-long", f"the command is {size} bytes; at most {limit} are checked")]
+        return [
+            Violation("too-long", f"command too long: {size} bytes, at most {limit} are accepted")
+        ]
     call = functools.partial(
         check_command, text, variables=variables, deferred=deferred, extra_rules=rules.deny,
         allow_patterns=rules.allow_patterns, allowed=rules.allow, limit=limit,

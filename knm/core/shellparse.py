@@ -27,11 +27,12 @@ from __future__ import annotations
 import functools
 import posixpath
 import re
+import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
 import tree_sitter_bash
-from tree_sitter import Language, Node, Parser
+from tree_sitter import Language, Node, Parser, Tree
 
 #: An unknown part of a word's value.
 U = "\x00"
@@ -67,9 +68,29 @@ _BRACES = re.compile(r"\{([^{}]*,[^{}]*)\}")
 _SPECIAL_WORD = re.compile(r"[\\~{$`]")
 
 
+_LOCAL = threading.local()
+# tree-sitter-bash's scanner can crash the process on some characters outside the Basic
+# Multilingual Plane (found by fuzzing); no command, path or option the checks look at holds one.
+_ASTRAL = re.compile("[\U00010000-\U0010ffff]")
+
+
 @functools.cache
+def _language() -> Language:
+    return Language(tree_sitter_bash.language())
+
+
 def _parser() -> Parser:
-    return Parser(Language(tree_sitter_bash.language()))
+    """One parser per thread: a tree-sitter parser is not safe to share between threads."""
+    parser = getattr(_LOCAL, "parser", None)
+    if parser is None:
+        parser = _LOCAL.parser = Parser(_language())
+    return parser
+
+
+def _parse(text: str) -> Tree:
+    if not text.isascii():
+        text = _ASTRAL.sub("\ufffd", text)
+    return _parser().parse(text.encode("utf-8", "surrogatepass"))
 
 
 # --- values -------------------------------------------------------------------------------
@@ -239,8 +260,8 @@ class _Walker:
         if depth > MAX_DEPTH:
             self.finding("nesting-too-deep", "nested shell code")
             return UNKNOWN_STREAM
-        source = text.encode("utf-8", "surrogatepass")
-        tree = _parser().parse(source)
+        tree = _parse(text)
+        source = b""
         saved = env.source
         env.source = source
         try:
@@ -1651,7 +1672,7 @@ def _eval_of_env_setup(code: Word) -> bool:
 
 def _unknown_command_position(text: str) -> bool:
     """Whether an unknown value (``$__knm_unknown``) would be run as a command in ``text``."""
-    tree = _parser().parse(text.encode("utf-8", "surrogatepass"))
+    tree = _parse(text)
     for node in _walk(tree.root_node):
         if node.type == "command_name" and "$__knm_unknown" in _text(node):
             return True
@@ -1680,7 +1701,7 @@ def _walk(node: Node) -> Iterator[Node]:
 
 
 def _text(node: Node) -> str:
-    return node.text.decode("utf-8", "surrogatepass") if node.text is not None else ""
+    return node.text.decode("utf-8", "replace") if node.text is not None else ""
 
 
 def _heredoc(node: Node, source: bytes) -> tuple[str, list[Node]]:

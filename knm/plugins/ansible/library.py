@@ -1,7 +1,8 @@
 """The playbook library: the ``playbook`` content kind, its validation and the builtins.
 
-A playbook's ``content`` must parse as YAML into a list of plays, and pass
-``ansible-playbook --syntax-check``. The check runs as the run user in a scratch directory
+A playbook's ``content`` must parse as YAML into a list of plays, every task that runs shell
+(``command``, ``shell``, ``raw``, ``script``, ``expect`` ...: ``shell_tasks.py``) must pass the
+command guard-rail, and it must pass ``ansible-playbook --syntax-check``. The check runs as the run user in a scratch directory
 (a playbook can import files, and its errors quote them) and costs about a second, so results
 are cached by content hash.
 """
@@ -16,10 +17,13 @@ from typing import Any
 import msgspec
 import yaml
 
+from knm.core import policy
 from knm.core.content import BuiltinContent, ContentDraft, ContentKind
 from knm.core.errors import FeatureUnavailable
+from knm.core.policy import CommandContext
 from knm.plugins.ansible import runner, toolchain
 from knm.plugins.ansible.schemas import AnsibleSettings
+from knm.plugins.ansible.shell_tasks import shell_tasks
 from knm.plugins.ansible.toolchain import Toolchain
 
 _PLAY_BODIES = ("tasks", "roles", "pre_tasks", "post_tasks", "handlers")
@@ -97,9 +101,23 @@ async def syntax_problem(
     return problem
 
 
+async def shell_problems(
+    knm: Any, content: str, context: CommandContext, extra_vars: dict[str, Any] | None = None
+) -> list[str]:
+    """The command guard-rail on every task of ``content`` that runs shell."""
+    found = []
+    for task in shell_tasks(content, extra_vars):
+        violations = await policy.violations(knm, task.command, context)
+        found.extend(f"{v.message} ({task.module} task, {task.where})" for v in violations[:1])
+    return found
+
+
 async def validate_playbook(knm: Any, draft: ContentDraft) -> list[str]:
     content: str = draft.body
     problems = structure_problems(content)
+    if problems:
+        return problems
+    problems = await shell_problems(knm, content, CommandContext(kind="ansible", cluster_name=""))
     if problems:
         return problems
     settings: AnsibleSettings = await knm.features.settings("ansible")

@@ -98,8 +98,14 @@ async def validate_script(knm: Any, draft: ContentDraft) -> list[str]:
     if problem:
         problems.append(problem)
     elif extras.language == "shell":
+        # A declared parameter's value is not known until a run, which checks the script
+        # again with it: here its expansions are deferred.
         found = await policy.violations(
-            knm, content, CommandContext(kind="script", cluster_name="")
+            knm,
+            content,
+            CommandContext(kind="script", cluster_name=""),
+            deferred=[param.name for param in extras.parameters],
+            limit=policy.MAX_SCRIPT_BYTES,
         )
         problems.extend(f"dangerous command blocked: {v.matched}" for v in found)
     return problems
