@@ -20,7 +20,10 @@ def compile_pattern(pattern: str) -> Any:
     try:
         return re2.compile(pattern, options=_OPTIONS)
     except re2.error as exc:
-        raise ValueError(str(exc) or "invalid pattern") from None
+        reason = exc.args[0] if exc.args else "invalid pattern"
+        if isinstance(reason, bytes):
+            reason = reason.decode(errors="replace")
+        raise ValueError(str(reason)) from None
 
 
 def pattern_problem(pattern: str) -> str:

@@ -250,6 +250,8 @@ class _Walker:
         self.steps = 0
         self.exhausted = False
         self.level = 0
+        #: The pipeline being walked: findings about what flows into a stage name all of it.
+        self.pipe: Node | None = None
 
     def finding(self, rule: str, matched: str) -> None:
         self.analysis.findings.append(Finding(rule, matched.strip()[:500]))
@@ -268,6 +270,9 @@ class _Walker:
             return self.statements(list(tree.root_node.named_children), env, depth, stdin)
         finally:
             env.source = saved
+
+    def pipe_text(self, cmd: Cmd) -> str:
+        return _text(self.pipe) if self.pipe is not None else cmd.written
 
     def step(self) -> bool:
         self.steps += 1
@@ -450,8 +455,14 @@ class _Walker:
         stages = [s for s in stages if s.type != "comment"]
         out = stdin
         many = len(stages) > 1
-        for stage in stages:
-            out = self.statement(stage, env, depth, out, background or many)
+        saved = self.pipe
+        if stages and stages[0].parent is not None and stages[0].parent.type == "pipeline":
+            self.pipe = stages[0].parent
+        try:
+            for stage in stages:
+                out = self.statement(stage, env, depth, out, background or many)
+        finally:
+            self.pipe = saved
         return out
 
     def loop(self, node: Node, env: _Env, depth: int, stdin: Stream, background: bool) -> Stream:
@@ -630,7 +641,7 @@ class _Walker:
         if unwrapped.stdin_code and not unwrapped.code:
             if stdin.tainted or stdin.opaque:
                 # Code fetched or decoded, or another program's output: not known here.
-                self.finding("remote-code", cmd.written)
+                self.finding("remote-code", self.pipe_text(cmd))
             elif stdin.text is not None:
                 self.run_code(stdin.text, env.child(), depth + 1)
         if program in INTERPRETERS or program in ("source", "."):
@@ -662,7 +673,7 @@ class _Walker:
         script = operands[0] if operands else None
         if script is None or script.value in ("-", "/dev/stdin"):
             if cmd.stdin.tainted:
-                self.finding("remote-code", cmd.written)
+                self.finding("remote-code", self.pipe_text(cmd))
             elif (
                 cmd.stdin.text is not None
                 and (program in SHELLS or program in (".", "source"))
@@ -967,8 +978,10 @@ class _Walker:
             if env.positional is not None:
                 return (" ".join(w.alts[0] for w in env.positional),)
             return (U,)
-        if name in ("$", "!", "?", "#", "RANDOM", "LINENO", "SECONDS", "PPID", "UID", "EUID"):
-            return ("1",)
+        if name in ("$", "!", "PPID", "BASHPID", "RANDOM"):
+            return ("4242",)  # a process id, never init's
+        if name in ("?", "#", "LINENO", "SECONDS", "UID", "EUID"):
+            return ("0",)
         if name == "PWD":
             return (env.cwd,)
         if name == "-":

@@ -77,14 +77,16 @@ class SshSettings(ExecutorSettings, kw_only=True, forbid_unknown_fields=True):
             names.add(rule.name)
             problem = pattern_problem(rule.pattern)
             if problem:
-                found.append(f"deny_rules[{i}]: pattern is not a valid RE2 expression: {problem}")
+                found.append(
+                    f"deny_rules[{i}]: pattern is not a valid regular expression (RE2): {problem}"
+                )
         for i, allow in enumerate(self.allow_patterns):
             if not allow.name.strip():
                 found.append(f"allow_patterns[{i}]: name must not be blank")
             problem = pattern_problem(allow.pattern)
             if problem:
                 found.append(
-                    f"allow_patterns[{i}]: pattern is not a valid RE2 expression: {problem}"
+                    f"allow_patterns[{i}]: pattern is not a valid regular expression (RE2): {problem}"
                 )
         known = names | set(BUILTIN_RULES)
         for name in self.allow_rules:
