@@ -37,12 +37,15 @@ import functools
 import re
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import TYPE_CHECKING
 
 import msgspec
 
 from knm.core.patterns import compile_pattern
 from knm.core.shellparse import Cmd, U, Word, analyze, matches_everything, normalize
+
+if TYPE_CHECKING:
+    from knm.core.state import Knm
 
 __all__ = [
     "BUILTIN_RULES",
@@ -863,7 +866,7 @@ class SiteRules(msgspec.Struct, kw_only=True):
     allow_patterns: list[AllowPattern] = msgspec.field(default_factory=list)
 
 
-async def site_rules(knm: Any) -> SiteRules:
+async def site_rules(knm: Knm) -> SiteRules:
     """The site's rules: they live in the SSH settings, and none apply when no plugin provides
     those settings."""
     try:
@@ -904,7 +907,7 @@ async def run_check(
 
 
 async def violations(
-    knm: Any,
+    knm: Knm,
     command: str,
     context: CommandContext,
     *,
@@ -927,7 +930,7 @@ async def violations(
 
 
 async def check(
-    knm: Any,
+    knm: Knm,
     command: str,
     context: CommandContext,
     *,

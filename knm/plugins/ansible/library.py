@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 from collections import OrderedDict
 from importlib import resources
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 import yaml
@@ -25,6 +25,9 @@ from knm.plugins.ansible import runner, toolchain
 from knm.plugins.ansible.schemas import AnsibleSettings
 from knm.plugins.ansible.shell_tasks import shell_tasks
 from knm.plugins.ansible.toolchain import Toolchain
+
+if TYPE_CHECKING:
+    from knm.core.state import Knm
 
 _PLAY_BODIES = ("tasks", "roles", "pre_tasks", "post_tasks", "handlers")
 _CACHE_SIZE = 512
@@ -102,7 +105,7 @@ async def syntax_problem(
 
 
 async def shell_problems(
-    knm: Any, content: str, context: CommandContext, extra_vars: dict[str, Any] | None = None
+    knm: Knm, content: str, context: CommandContext, extra_vars: dict[str, Any] | None = None
 ) -> list[str]:
     """The command guard-rail on every task of ``content`` that runs shell."""
     found = []
@@ -112,7 +115,7 @@ async def shell_problems(
     return found
 
 
-async def validate_playbook(knm: Any, draft: ContentDraft) -> list[str]:
+async def validate_playbook(knm: Knm, draft: ContentDraft) -> list[str]:
     content: str = draft.body
     problems = structure_problems(content)
     if problems:
