@@ -203,18 +203,21 @@ LARGE: dict[str, str] = {
 }
 
 
-def timing(repeat: int) -> dict[str, float]:
+def timing(repeat: int) -> dict[str, tuple[float, float]]:
+    """Median wall and CPU milliseconds per large command (CPU time is what the check costs; on
+    a machine busy with other work the wall time is longer)."""
     from knm.core.policy import check_command
 
     medians = {}
     for name, text in LARGE.items():
         check_command(text)  # warm the caches
-        times = []
+        walls, cpus = [], []
         for _ in range(repeat):
-            start = time.perf_counter()
+            wall, cpu = time.perf_counter(), time.process_time()
             check_command(text)
-            times.append(time.perf_counter() - start)
-        medians[name] = statistics.median(times) * 1000
+            walls.append(time.perf_counter() - wall)
+            cpus.append(time.process_time() - cpu)
+        medians[name] = (statistics.median(walls) * 1000, statistics.median(cpus) * 1000)
     return medians
 
 
@@ -263,10 +266,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  refused ({case.source}): {case.text[:120]!r} -- {why[0]}", file=sys.stderr)
     print()
     medians = timing(repeat)
-    print(f"| 64 KiB command | median ms ({repeat} runs) | target |")
-    print("|---|---:|---|")
-    for name, ms in medians.items():
-        print(f"| {name} | {ms:.1f} | ≤ {TARGET_MS:.0f} ms |")
+    print(f"| 64 KiB command | median wall ms ({repeat} runs) | median CPU ms | target |")
+    print("|---|---:|---:|---|")
+    for name, (wall, cpu) in medians.items():
+        print(f"| {name} | {wall:.1f} | {cpu:.1f} | ≤ {TARGET_MS:.0f} ms |")
     load = os.getloadavg()
     print(f"load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}", file=sys.stderr)
     return 1 if failed else 0

@@ -66,6 +66,7 @@ _ASSIGNMENT = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)(?:\[[^\]]*\])?\+?=(.*)$", r
 _EXPANSION = re.compile(r"^\$\{(#?)([A-Za-z_][A-Za-z0-9_]*|[0-9]+|[@*#?$!-])(.*)\}$", re.S)
 _BRACES = re.compile(r"\{([^{}]*,[^{}]*)\}")
 _SPECIAL_WORD = re.compile(r"[\\~{$`]")
+_PLAIN_COMMAND = re.compile(r"[A-Za-z0-9_./:,+@%^-]+(?:[ \t]+[A-Za-z0-9_./:,+@%^=-]+)*")
 
 
 _LOCAL = threading.local()
@@ -576,6 +577,12 @@ class _Walker:
         self, node: Node, env: _Env, depth: int, stdin: Stream, background: bool,
         redirects: list[tuple[str, Word]],
     ) -> Stream:  # fmt: skip
+        text = _text(node)
+        if _PLAIN_COMMAND.fullmatch(text):
+            # No quoting, expansion, glob or redirection: the words are the text split on blanks
+            # (most of any long input; walking its tree node by node costs several times more).
+            plain = [Word((part,), part) for part in text.split()]
+            return self.run(plain, text, env, depth, stdin, background, list(redirects))
         words: list[Word] = []
         assignments: list[Node] = []
         redirects = list(redirects)
