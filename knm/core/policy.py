@@ -131,7 +131,7 @@ CRITICAL_DIRS: tuple[str, ...] = (
                         "opt", "proc", "root", "run", "sbin", "srv", "sys", "usr", "var", "snap")),
     *(f"/usr/{d}" for d in ("bin", "sbin", "lib", "lib32", "lib64", "libexec", "include",
                             "share", "local", "local/bin", "local/sbin", "local/lib")),
-    "/var/lib", "/var/spool", "/var/opt", "/var/log/journal",
+    "/var/lib", "/var/spool", "/var/opt",
     *(f"/var/lib/{d}" for d in ("etcd", "kubelet", "containerd", "docker", "dpkg", "rpm", "apt",
                                 "cni", "calico", "rancher", "systemd", "kubernetes", "crio",
                                 "containers", "k3s", "rook", "longhorn", "mysql", "postgresql")),
@@ -434,10 +434,15 @@ def _system_paths(cmd: Cmd) -> bool:
         if program == "chmod" and parsed.options and not parsed.operands[1:]:
             operands = parsed.operands  # ``chmod -x file``: the mode was an option
         recursive = parsed.has("R", "recursive")
+        # ``chmod 000 /bin/*`` breaks a node; ``chmod +x /usr/local/bin/*`` does not.
+        takes_away = program in ("setfacl", "chattr") or (
+            program == "chmod"
+            and _removes_access(parsed.operands[0].value if parsed.operands else "")
+        )
         for word in operands:
             if recursive and _any(word, cwd, critical_dir):
                 return True
-            if _any(word, cwd, critical_children):
+            if takes_away and _any(word, cwd, critical_children):
                 return True
         return False
     if program == "tar":
@@ -455,6 +460,13 @@ def _system_paths(cmd: Cmd) -> bool:
             return False
         return any(_any(w, cwd, critical_file) for w in parsed.operands)
     return False
+
+
+def _removes_access(mode: str) -> bool:
+    """Whether a chmod mode can take read or execute access away from the owner."""
+    if mode.isdigit():
+        return int(mode[-3], 8) < 5 if len(mode) >= 3 else True
+    return "-" in mode or "=" in mode
 
 
 def _strip(word: Word, n: int) -> Word:
@@ -698,7 +710,7 @@ def _kill_all(cmd: Cmd) -> bool:
         for pid in pids:
             if pid.pids:
                 return True
-            if pid.literal == "-1":
+            if pid.literal == "-1" and signal not in ("0", "SIG0"):
                 return True
             if pid.literal == "1" and signal.upper() not in _BENIGN_SIGNALS:
                 return True

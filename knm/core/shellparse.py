@@ -60,7 +60,7 @@ DECODERS = frozenset({"base64", "base32", "basenc", "xxd", "openssl", "gzip", "g
 #: Programs whose output is routinely ``eval``-ed to set up a shell's environment.
 ENV_SETUP = frozenset({"ssh-agent", "gpg-agent", "dircolors", "direnv", "pyenv", "rbenv",
                        "nodenv", "brew", "opam", "keychain", "locale", "resize", "starship",
-                       "zoxide", "conda", "mise", "rtx"})  # fmt: skip
+                       "zoxide", "conda", "mise", "rtx", "minikube", "docker-machine"})  # fmt: skip
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _ASSIGNMENT = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)(?:\[[^\]]*\])?\+?=(.*)$", re.S)
 _EXPANSION = re.compile(r"^\$\{(#?)([A-Za-z_][A-Za-z0-9_]*|[0-9]+|[@*#?$!-])(.*)\}$", re.S)
@@ -496,6 +496,8 @@ class _Walker:
         header = text[: text.find("))") + 2] if "))" in text else text
         parts = header.strip()[len("for") :].strip().strip("()").split(";")
         forever = condition is None and len(parts) >= 2 and not parts[1].strip()
+        bound = re.search(r"[<>]=?\s*(\d+)", parts[1]) if len(parts) >= 2 else None
+        forever = forever or (bound is not None and int(bound.group(1)) > _MANY)
         if body is not None:
             self.loop_body(node, body, env, depth, forever, background)
         return UNKNOWN_STREAM
@@ -520,7 +522,9 @@ class _Walker:
             else:
                 env.vars[name] = tuple(dict.fromkeys(values))[:MAX_ALTS] or ("",)
         if body is not None:
-            self.statement(body, env, depth, UNKNOWN_STREAM, background)
+            # ``for i in {1..100000}`` or ``$(seq 1 100000)`` starting jobs is a fork loop too.
+            many = any(_many_values(_text(c)) for c in node.children_by_field_name("value"))
+            self.loop_body(node, body, env, depth, many, background)
         return UNKNOWN_STREAM
 
     def assign(self, node: Node, env: _Env, depth: int) -> None:
@@ -1083,6 +1087,18 @@ def _find_narrowed(values: Sequence[str]) -> bool:
             if pattern.strip("*."):
                 return True
     return False
+
+
+#: A loop over more values than this that starts background jobs without waiting is a fork loop.
+_MANY = 1000
+
+
+def _many_values(text: str) -> bool:
+    braces = re.search(r"\{(-?\d+)\.\.(-?\d+)(?:\.\.\d+)?\}", text)
+    if braces and abs(int(braces.group(2)) - int(braces.group(1))) > _MANY:
+        return True
+    seq = re.search(r"\bseq\b[^)`]*?(\d+)\s*[)`]", text)
+    return bool(seq and int(seq.group(1)) > _MANY)
 
 
 def _sub_env(env: _Env) -> _Env:

@@ -138,6 +138,8 @@ def test_a_script_written_then_run_is_checked() -> None:
         ("dd if=/dev/zero of=/dev/$DEV", "block-devices"),
         ("f() { f & f; }; f", "fork-bombs"),
         ("while :; do sleep 9 & done", "fork-bombs"),
+        ("for i in {1..100000}; do bash & done", "fork-bombs"),
+        ("kill -STOP -1", "kill-all"),
         ("kill -9 -1", "kill-all"),
         ("pkill -9 .", "kill-all"),
         ("kill -9 $(ps -e -o pid=)", "kill-all"),
@@ -169,6 +171,8 @@ def test_each_class_is_reported_by_its_name(command: str, rule: str) -> None:
         "eval \"$(ssh-agent -s)\"", "echo 'ls -la' | sh", "curl -s https://x.example | jq .",
         "cd /tmp && rm -rf *", "while true; do date; sleep 5; done",
         "walk() { for d in \"$@\"; do walk \"$d\"/*; done; }",
+        "chmod +x /usr/local/bin/*", "kill -0 -1", "cat script.sh | bash",
+        "for n in $(cat nodes); do ssh $n uptime & done; wait", "cd /var/log && rm -rf *",
     ],
 )  # fmt: skip
 def test_dry_runs_listings_and_cleanups_pass(command: str) -> None:
