@@ -238,7 +238,6 @@ class _Env:
     calls: dict[str, int] = field(default_factory=dict)
     #: Names of the functions whose bodies are being walked (no endless recursion).
     active: tuple[str, ...] = ()
-    source: bytes = b""
 
     def child(self) -> _Env:
         """A new shell (``sh -c``): variables and files carry over, functions do not."""
@@ -264,13 +263,7 @@ class _Walker:
             self.finding("nesting-too-deep", "nested shell code")
             return UNKNOWN_STREAM
         tree = _parse(text)
-        source = b""
-        saved = env.source
-        env.source = source
-        try:
-            return self.statements(list(tree.root_node.named_children), env, depth, stdin)
-        finally:
-            env.source = saved
+        return self.statements(list(tree.root_node.named_children), env, depth, stdin)
 
     def pipe_text(self, cmd: Cmd) -> str:
         return _text(self.pipe) if self.pipe is not None else cmd.written
@@ -395,7 +388,7 @@ class _Walker:
                     elif op == "<" and (target.tainted or target.unknown):
                         stdin = Stream(tainted=target.tainted)
             elif child.type == "heredoc_redirect":
-                text, rest = _heredoc(child, env.source)
+                text, rest = _heredoc(child)
                 stdin = Stream(text=text)
                 trailing.extend(rest)
             elif child.type == "herestring_redirect":
@@ -467,13 +460,11 @@ class _Walker:
         return out
 
     def loop(self, node: Node, env: _Env, depth: int, stdin: Stream, background: bool) -> Stream:
-        condition = node.child_by_field_name("condition")
         body = node.child_by_field_name("body")
-        conditions = [c for c in node.named_children if c is not body and c != body]
+        conditions = [c for c in node.named_children if c != body]
         for cond in conditions:
             self.statement(cond, env, depth, stdin, background)
         forever = _always(conditions, node.type == "until_statement", stdin)
-        del condition
         if body is not None:
             self.loop_body(node, body, env, depth, forever, background)
         return UNKNOWN_STREAM
@@ -807,7 +798,7 @@ class _Walker:
             return Stream(tainted=True) if cmd.stdin.tainted else OPAQUE_STREAM
         words = cmd.words
         args = words[1:]
-        if program in env.functions and program not in _NOT_FUNCTIONS:
+        if program in env.functions:
             return self.call_function(
                 program, env.functions[program], env, depth, args, cmd.stdin, cmd.asynchronous
             )
@@ -1057,7 +1048,6 @@ class _Walker:
         return Word((U,), text, **taint)
 
 
-_NOT_FUNCTIONS: frozenset[str] = frozenset()
 #: Programs whose effect on the walk (directory, variables, streams) is followed.
 _EFFECTS = frozenset(
     {"cd", "pushd", "chdir", "set", "read", "mapfile", "readarray", "echo", "printf", "cat",
@@ -1104,8 +1094,7 @@ def _many_values(text: str) -> bool:
 def _sub_env(env: _Env) -> _Env:
     """A command substitution runs in a subshell: its assignments do not leak out."""
     return _Env(vars=dict(env.vars), positional=env.positional, cwd=env.cwd,
-                functions=env.functions, files=env.files, calls=env.calls, active=env.active,
-                source=env.source)  # fmt: skip
+                functions=env.functions, files=env.files, calls=env.calls, active=env.active)  # fmt: skip
 
 
 # --- unwrapping ---------------------------------------------------------------------------
@@ -1461,12 +1450,6 @@ def _shell_code(args: Sequence[Word]) -> tuple[Word | None, list[Word]]:
     return None, []
 
 
-def shell_positional(args: Sequence[Word]) -> list[Word] | None:
-    """``sh -c CODE a b c``: the words that become ``$0 $1 ...`` inside CODE."""
-    code, after = _shell_code(args)
-    return after if code is not None else None
-
-
 def _option_word(args: Sequence[Word], short: str, long: tuple[str, ...]) -> Word | None:
     for i, word in enumerate(args):
         value = word.value
@@ -1740,18 +1723,16 @@ def _text(node: Node) -> str:
     return node.text.decode("utf-8", "replace") if node.text is not None else ""
 
 
-def _heredoc(node: Node, source: bytes) -> tuple[str, list[Node]]:
+def _heredoc(node: Node) -> tuple[str, list[Node]]:
+    """A here-doc's body (as written: an unquoted one's ``$X`` stays an unknown value when the
+    body is walked as code) and what tree-sitter nests after it (``cat <<EOF | sh``)."""
     body = ""
     rest: list[Node] = []
-    quoted = False
     for child in node.named_children:
         if child.type == "heredoc_body":
             body = _text(child)
-        elif child.type == "heredoc_start":
-            quoted = any(c in _text(child) for c in "'\"\\")
-        elif child.type not in ("heredoc_end",):
+        elif child.type not in ("heredoc_start", "heredoc_end"):
             rest.append(child)
-    del quoted
     return body, rest
 
 
