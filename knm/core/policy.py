@@ -520,6 +520,8 @@ _CRYPT_WRITES = frozenset({"luksformat", "erase", "lukserase", "lukskillslot", "
                           - {"tcryptdump"})  # fmt: skip
 _MDADM_WRITES = ("zero-superblock", "create", "build", "fail", "remove", "set-faulty", "grow")
 _LVM_WRITES = frozenset({"lvremove", "vgremove", "pvremove", "lvreduce", "vgreduce"})
+_NON_EXT_TYPES = ("xfs", "btrfs", "vfat", "fat", "msdos", "ntfs", "exfat", "f2fs", "minix",
+                  "bfs", "cramfs", "jfs", "reiserfs", "nilfs2", "udf", "swap")  # fmt: skip
 _MKFS = re.compile(r"^(?:mkfs(?:\.[\w.-]+)?|mke2fs|mkdosfs|mkntfs|mkexfatfs|mkreiserfs|mkfs_\w+|"
                    r"mkudffs|newfs(?:_\w+)?|mkswap)$")  # fmt: skip
 
@@ -552,9 +554,13 @@ def _block_devices(cmd: Cmd) -> bool:
         parsed = _Args(args)
         if program == "mkswap":
             return any(_device_target(w, cwd) for w in parsed.operands)
-        xfs = program == "mkfs.xfs" or "xfs" in [w.value for w in parsed.operands]
-        if ("n" in parsed.short and not xfs) or ("N" in parsed.short and xfs):
-            return False  # mke2fs -n, mkfs.xfs -N: a dry run
+        types = [w.value for w in parsed.operands]
+        xfs = program == "mkfs.xfs" or "xfs" in types
+        ext = program in ("mke2fs", "mkfs.ext2", "mkfs.ext3", "mkfs.ext4", "mkfs.ext4dev") or (
+            program == "mkfs" and not any(t in types for t in _NON_EXT_TYPES)
+        )
+        if ("n" in parsed.short and ext) or ("N" in parsed.short and xfs):
+            return False  # mke2fs -n, mkfs.xfs -N: a dry run (-n means other things elsewhere)
         if "no-act" in parsed.long or "dry-run" in parsed.long:
             return False
         return any(_device_target(w, cwd) for w in parsed.operands if not w.value.isdigit())
@@ -726,6 +732,8 @@ def _kill_all(cmd: Cmd) -> bool:
             return "root" in patterns or "0" in patterns or bool(users & {"root", "0"})
         if any(matches_everything(p) or p in ("systemd", "init") for p in patterns):
             return True
+        if program == "pkill" and parsed.has("v", "inverse"):
+            return True  # everything but what the pattern matches
         return not patterns and bool(users & {"root", "0"})
     if program == "killall":
         parsed = _Args(args, "usoyn", ("user", "signal", "older-than", "younger-than", "ns"))

@@ -140,6 +140,8 @@ def test_a_script_written_then_run_is_checked() -> None:
         ("while :; do sleep 9 & done", "fork-bombs"),
         ("for i in {1..100000}; do bash & done", "fork-bombs"),
         ("kill -STOP -1", "kill-all"),
+        ("pkill -9 -v sshd", "kill-all"),
+        ("mkfs.vfat -n LABEL /dev/sdb1", "block-devices"),  # -n is a dry run for ext only
         ("kill -9 -1", "kill-all"),
         ("pkill -9 .", "kill-all"),
         ("kill -9 $(ps -e -o pid=)", "kill-all"),
