@@ -132,12 +132,14 @@ CRITICAL_DIRS: tuple[str, ...] = (
     *(f"/usr/{d}" for d in ("bin", "sbin", "lib", "lib32", "lib64", "libexec", "include",
                             "share", "local", "local/bin", "local/sbin", "local/lib")),
     "/var/lib", "/var/spool", "/var/opt",
+    # Not /var/lib/cni, /var/lib/calico, /var/lib/rook or /etc/cni: removing them is a documented
+    # clean-up step (kubeadm reset, CNI and Rook removal).
     *(f"/var/lib/{d}" for d in ("etcd", "kubelet", "containerd", "docker", "dpkg", "rpm", "apt",
-                                "cni", "calico", "rancher", "systemd", "kubernetes", "crio",
-                                "containers", "k3s", "rook", "longhorn", "mysql", "postgresql")),
+                                "rancher", "systemd", "kubernetes", "crio", "containers", "k3s",
+                                "longhorn", "mysql", "postgresql")),
     *(f"/etc/{d}" for d in ("kubernetes", "kubernetes/pki", "kubernetes/pki/etcd",
                             "kubernetes/manifests", "ssh", "systemd", "systemd/system", "default",
-                            "pam.d", "sudoers.d", "cni", "cni/net.d", "containerd", "apt",
+                            "pam.d", "sudoers.d", "containerd", "apt",
                             "yum.repos.d", "ssl", "pki", "security", "sysconfig", "network",
                             "netplan", "init.d", "modprobe.d", "sysctl.d", "crio", "docker")),
     "/boot/grub", "/boot/grub2", "/boot/efi",
@@ -147,7 +149,8 @@ CRITICAL_DIRS: tuple[str, ...] = (
 CRITICAL_FILES: tuple[str, ...] = (
     "/etc/passwd", "/etc/shadow", "/etc/group", "/etc/gshadow", "/etc/sudoers", "/etc/fstab",
     "/etc/crypttab", "/etc/hostname", "/etc/machine-id", "/etc/ld.so.preload",
-    "/etc/kubernetes/*.conf", "/etc/kubernetes/pki/*", "/etc/kubernetes/pki/etcd/*",
+    "/etc/kubernetes/*.conf", "/etc/kubernetes/pki/ca.*", "/etc/kubernetes/pki/etcd/ca.*",
+    "/etc/kubernetes/pki/sa.*",
     "/var/lib/kubelet/config.yaml", "/var/lib/kubelet/kubeconfig", "/var/lib/kubelet/pki/*",
     "/boot/vmlinuz*", "/boot/initrd*", "/boot/initramfs*", "/boot/grub/grub.cfg",
     "/boot/grub2/grub.cfg", "/boot/efi/EFI/*",
@@ -190,8 +193,7 @@ def _matches_all(component: str) -> bool:
 
 
 #: Directories every part of which is critical (deleting any of it breaks the node).
-CRITICAL_TREES: tuple[str, ...] = ("/var/lib/etcd", "/etc/kubernetes/pki", "/boot/grub",
-                                   "/boot/grub2", "/boot/efi", "/root/.ssh")  # fmt: skip
+CRITICAL_TREES: tuple[str, ...] = ("/var/lib/etcd", "/boot/grub", "/boot/grub2", "/boot/efi")
 _TREE_PARTS = tuple(tuple(t.strip("/").split("/")) for t in CRITICAL_TREES)
 
 
