@@ -546,7 +546,7 @@ def _block_devices(cmd: Cmd) -> bool:
         return any(w.value.startswith("of=") and _device_target(_strip(w, 3), cwd) for w in args)
     if program == "tee":
         return any(_any(w, cwd, block_device) for w in _Args(args).operands)
-    if program in ("cp", "install", "ddrescue", "pv", "cat", "rsync", "ln"):
+    if program in ("cp", "install", "ddrescue", "rsync", "ln"):
         operands = _Args(args, "tmogS").operands
         if program == "ln":
             return False
@@ -780,7 +780,7 @@ _COMMAND_CLASSES: tuple[tuple[str, Callable[[Cmd], bool]], ...] = (
 #: Programs some class judges (any command with a redirection or an unknown name is judged too).
 _RELEVANT = frozenset(
     {"rm", "unlink", "find", "rsync", "truncate", "shred", "cp", "install", "ln", "mv", "chmod",
-     "chown", "chgrp", "setfacl", "chattr", "chcon", "tar", "dd", "tee", "ddrescue", "pv", "cat",
+     "chown", "chgrp", "setfacl", "chattr", "chcon", "tar", "dd", "tee", "ddrescue",
      "wipefs", "sg_format", "sg_sanitize", "badblocks", "sgdisk", "sfdisk", "parted", "fdisk",
      "gdisk", "cfdisk", "cgdisk", "fixparts", "nvme", "hdparm", "cryptsetup", "mdadm", "lvm",
      "lvresize", "lvextend", "zpool", "zfs", "debugfs", "dmsetup", "kill", "killall5", "pkill",

@@ -830,7 +830,13 @@ class _Walker:
                        "jq", "yq", "dd", "pv", "stdbuf", "cat", "busybox"):  # fmt: skip
             files = [w for w in args if w.literal and not w.value.startswith("-")]
             tainted = cmd.stdin.tainted or any(w.tainted for w in args)
-            if program == "cat" and files:
+            if (
+                program == "cat"
+                and files
+                and (
+                    env.files or any(w.value.startswith(("/dev/tcp/", "/dev/udp/")) for w in files)
+                )
+            ):
                 streams = [env.files.get(_normalize(w.value, env.cwd)) for w in files]
                 if any(s is not None and s.tainted for s in streams) or any(
                     w.value.startswith(("/dev/tcp/", "/dev/udp/")) for w in files
