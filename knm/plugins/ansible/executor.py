@@ -55,6 +55,12 @@ class AnsibleExecutor(Executor):
     route = "ansible"
     feature = "ansible"
     request_type = AnsibleRequest
+    answer_fields = {
+        "playbook_id": int,
+        "playbook_name": str,
+        "playbook_version": int,
+        "extra_args": str,
+    }
     execute_path = "run"
     node_output_in_status = False
     task_output_in_status = True
@@ -76,7 +82,7 @@ class AnsibleExecutor(Executor):
         )
         refused = await shell_problems(knm, playbook.body, context, request.extra_vars)
         if refused:
-            raise Invalid(refused[0], message="command validation failed")
+            raise Invalid(refused[0].message, message="command validation failed")
         prepared = await super().prepare(knm, request, principal)
         jump_host = prepared.cluster.bastion
         if jump_host is not None and prepared.credential is not None:
