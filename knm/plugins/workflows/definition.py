@@ -209,7 +209,7 @@ def command_for_check(command: str, parameters: list[Any]) -> str:
     return PATTERN.sub(value, command)
 
 
-async def _command_problems(knm: Any, steps: list[Step], parameters: list[Any]) -> list[str]:
+async def _command_problems(knm: Knm, steps: list[Step], parameters: list[Any]) -> list[str]:
     """The command guard-rail at save: a step whose command is refused is a 422 now, not a
     failed step later."""
     found = []
