@@ -27,6 +27,11 @@ if TYPE_CHECKING:
 WORKFLOW_SUPPLIED = frozenset(f.name for f in msgspec.structs.fields(ExecRequest))
 
 
+class NodeDetail(msgspec.Struct, kw_only=True):
+    reason: str
+    message: str = ""
+
+
 class StepOutcome(msgspec.Struct, kw_only=True):
     """How a step ended on its nodes."""
 
@@ -35,6 +40,8 @@ class StepOutcome(msgspec.Struct, kw_only=True):
     task_id: str | None = None
     #: Per node: "success" or "failed".
     nodes: dict[str, str] = msgspec.field(default_factory=dict)
+    #: Per failed node: why (``reason``) and what happened (``message``), as its task said.
+    details: dict[str, NodeDetail] = msgspec.field(default_factory=dict)
     #: Values later steps can use as ``{{ steps.<id>.<key> }}``.
     result: dict[str, Any] = msgspec.field(default_factory=dict)
 
@@ -155,7 +162,13 @@ class ExecutorStep(StepType):
         if run.on_task is not None:
             run.on_task(task.task_id)
         final = await wait_for_task(knm, task.task_id, cancelled)
-        nodes = {n.node: n.status for n in await store.nodes_of(knm.pool, task.task_id)}
+        records = await store.nodes_of(knm.pool, task.task_id)
+        nodes = {n.node: n.status for n in records}
+        details = {
+            n.node: NodeDetail(reason=n.reason or "failed", message=n.message or "")
+            for n in records
+            if n.status != "success"
+        }
         status = {"completed": "success", "cancelled": "cancelled"}.get(final.status, "failed")
         failed = [name for name, state in nodes.items() if state != "success"]
         message = final.error or (f"failed on {', '.join(failed)}" if failed else final.status)
@@ -164,6 +177,7 @@ class ExecutorStep(StepType):
             message=message,
             task_id=task.task_id,
             nodes=nodes,
+            details=details,
             result={
                 "task_status": final.status,
                 "task_id": task.task_id,

@@ -286,15 +286,19 @@ async def finish(
             open_reason,
             open_message or open_reason.replace("_", " "),
         )
+        # A node an executor failed as ``tolerated`` (a workflow skipping a node cordoned by
+        # hand) still counts as failed, but does not by itself make the task ``failed``.
         counts = await conn.fetchrow(
             """SELECT count(*) FILTER (WHERE status = 'success') AS ok,
-                      count(*) FILTER (WHERE status = 'failed') AS bad
+                      count(*) FILTER (WHERE status = 'failed') AS bad,
+                      count(*) FILTER (WHERE status = 'failed'
+                                       AND coalesce(data->>'tolerated', '') <> 'true') AS blocking
                FROM task_nodes WHERE task_id = $1""",
             task_id,
         )
         if cancelled:
             status = "cancelled"
-        elif error is not None or counts["bad"] > 0:
+        elif error is not None or counts["blocking"] > 0:
             status = "failed"
         else:
             status = "completed"

@@ -233,7 +233,9 @@ async def test_a_failure_on_node2_stops_the_roll_and_leaves_node3_untouched(
     results = {r["node"]: r for r in status["results"]}
     assert status["status"] == "failed"
     assert results["node1"]["status"] == "success"
-    assert results["node2"]["reason"] == "step_failed"
+    # The upgrade step's own reason for the node, and its message, at the workflow level.
+    assert results["node2"]["reason"] == "task_failed"
+    assert results["node2"]["message"].startswith("step upgrade: ")
     assert results["node3"]["reason"] == "skipped"
     # knm cordoned node2, so its finalizer gave it back; node3 was never touched.
     assert not kube.node("node2").unschedulable
