@@ -151,7 +151,11 @@ def cordon_message(doc: objects.NodeDoc, changed: bool) -> str:
 
 
 async def cordon(job: Job, params: Any) -> NodeResult:
+    adopted = await _finished_holder(job)
     doc, changed = await cordon_node(job)
+    if adopted and doc.metadata.annotations.get(CORDONED_BY) == job.root:
+        message = f"already cordoned by knm (task {adopted}, which has ended); now this task's"
+        return NodeResult.success(message, changed=changed)
     return NodeResult.success(cordon_message(doc, changed), changed=changed)
 
 

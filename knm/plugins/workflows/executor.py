@@ -9,6 +9,7 @@ from typing import Any
 
 import msgspec
 
+from knm.core import policy
 from knm.core.content import get_pinned, get_runnable
 from knm.core.errors import Invalid, NotFound
 from knm.core.tasks import Executor, NodeResult, Prepared, TargetNode, TaskContext, locks
@@ -19,6 +20,7 @@ from knm.plugins.workflows.definition import Step, problems, steps_of
 from knm.plugins.workflows.engine import BatchRunner, Journal, StepState
 from knm.plugins.workflows.gate import BootRecord, Gate, Probe, hand_cordoned, probe_for
 from knm.plugins.workflows.schemas import WorkflowDefinition, WorkflowRequest
+from knm.plugins.workflows.templates import RenderError, typed
 
 
 def batches_of(nodes: list[TargetNode], definition: WorkflowDefinition) -> list[list[TargetNode]]:
@@ -46,6 +48,12 @@ def parameters_of(definition: WorkflowDefinition, given: dict[str, str]) -> dict
             values[name] = ""
     if missing:
         raise Invalid(f"missing required parameters: {', '.join(missing)}")
+    for name, param in declared.items():
+        if param.type in ("integer", "boolean"):
+            try:
+                typed(param.type, name, values[name])
+            except RenderError as exc:
+                raise Invalid(str(exc)) from None
     return values
 
 
@@ -65,6 +73,15 @@ class WorkflowExecutor(Executor):
         if found:
             raise Invalid("; ".join(found), message="workflow definition is invalid")
         params = parameters_of(definition, request.parameters)
+        for param in definition.parameters:
+            # A whole-command parameter is a command: the guard-rail checks it as one.
+            if param.type == "command" and params[param.name].strip():
+                context = policy.CommandContext(
+                    kind="workflow",
+                    cluster_name=request.cluster_name,
+                    username=getattr(principal, "username", None),
+                )
+                await policy.check(knm, params[param.name], context)
         types = knm.registry.step_types
         steps = steps_of(definition)
         for step in steps:

@@ -499,3 +499,100 @@ async def test_two_disruptive_runs_never_work_on_one_node_at_once(
     assert results(status)["node2"]["reason"] == "max_unavailable"
     await knm_client.post(f"/automation/workflows/cancel/{first}", headers=admin_headers)
     await wait_for_task(knm_client, admin_headers, first, deadline=60)
+
+
+# --- save-time checks ------------------------------------------------------------------------
+
+
+async def save(client: ApiClient, headers: dict[str, str], definition: dict[str, Any]) -> Any:
+    body = {"name": f"checked {next(_names)}", "definition": definition}
+    return await client.post("/automation/workflows", json=body, headers=headers)
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        "sudo systemctl reboot",
+        "nohup sh -c 'sleep 2; shutdown -r now' >/dev/null 2>&1 &",
+        "init 6",
+        "echo b | sudo tee /proc/sysrq-trigger; echo b > /proc/sysrq-trigger",
+        "timeout 5 sudo reboot",
+    ],
+)
+async def test_a_step_that_reboots_without_saying_so_is_refused_at_save(
+    knm_client: ApiClient, admin_headers: dict[str, str], command: str
+) -> None:
+    response = await save(
+        knm_client, admin_headers, {"steps": [{"id": "r", "type": "ssh", "command": command}]}
+    )
+    body = assert_envelope(response, 422)
+    assert '"reboots": true' in str(body), body
+    said = await save(
+        knm_client,
+        admin_headers,
+        {"steps": [{"id": "r", "type": "ssh", "command": command, "reboots": True}]},
+    )
+    assert_envelope(said, 201)
+
+
+async def test_a_whole_command_parameter_is_refused_anywhere_but_a_whole_command(
+    knm_client: ApiClient, admin_headers: dict[str, str]
+) -> None:
+    parameters = [{"name": "cmd", "type": "command", "default": "uptime"}]
+    inside = await save(
+        knm_client,
+        admin_headers,
+        {"parameters": parameters,
+         "steps": [{"id": "s", "type": "ssh", "command": "nohup {{ params.cmd }} &"}]},
+    )  # fmt: skip
+    assert "type: command" in str(assert_envelope(inside, 422))
+    whole = await save(
+        knm_client,
+        admin_headers,
+        {"parameters": parameters,
+         "steps": [{"id": "s", "type": "ssh", "command": "{{ params.cmd }}"}]},
+    )  # fmt: skip
+    assert_envelope(whole, 201)
+    dangerous = await save(
+        knm_client,
+        admin_headers,
+        {"parameters": [{"name": "cmd", "type": "command", "default": "rm -rf /"}],
+         "steps": [{"id": "s", "type": "ssh", "command": "{{ params.cmd }}"}]},
+    )  # fmt: skip
+    assert "dangerous command" in str(assert_envelope(dangerous, 422))
+    rebooting = await save(
+        knm_client,
+        admin_headers,
+        {"parameters": [{"name": "cmd", "type": "command", "default": "sudo reboot"}],
+         "steps": [{"id": "s", "type": "ssh", "command": "{{ params.cmd }}"}]},
+    )  # fmt: skip
+    assert '"reboots": true' in str(assert_envelope(rebooting, 422))
+
+
+async def test_typed_parameters_are_checked_at_save_and_at_execute(
+    knm_client: ApiClient, admin_headers: dict[str, str], lab: Lab
+) -> None:
+    bad = await save(
+        knm_client,
+        admin_headers,
+        {"parameters": [{"name": "n", "type": "integer", "default": "soon"}],
+         "steps": [{"id": "s", "type": "test"}]},
+    )  # fmt: skip
+    assert "must be an integer" in str(assert_envelope(bad, 422))
+    workflow = await create(
+        knm_client,
+        admin_headers,
+        [{"id": "s", "type": "test"}],
+        parameters=[
+            {"name": "n", "type": "integer", "default": "5"},
+            {"name": "cmd", "type": "command", "default": "uptime"},
+        ],
+    )
+    for parameters, said in (({"n": "soon"}, "must be an integer"), ({"cmd": "rm -rf /"}, "")):
+        response = await knm_client.post(
+            "/automation/workflows/execute",
+            json={"workflow_id": workflow, "cluster_name": lab.cluster,
+                  "target_nodes": ["node1"], "parameters": parameters},
+            headers=admin_headers,
+        )  # fmt: skip
+        assert said in str(assert_envelope(response, 422))

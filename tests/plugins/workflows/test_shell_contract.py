@@ -135,7 +135,7 @@ async def test_a_site_deny_rule_blocks_a_workflow_ssh_step_before_its_task_exist
     try:
         status = await _run(
             knm_client, admin_headers, "site-rule",
-            [{"id": "r", "type": "ssh", "command": "reboot now"}],
+            [{"id": "r", "type": "ssh", "command": "reboot now", "reboots": True}],
             credential_id=assert_envelope(credential, 201)["data"]["id"],
         )  # fmt: skip
     finally:
