@@ -16,7 +16,7 @@ import yaml
 
 from knm.testing.k8s import errors
 from knm.testing.k8s.api import KubeApi, Request, Response
-from knm.testing.k8s.cluster import Cluster, RequestRecord, Timings
+from knm.testing.k8s.cluster import Cluster, HistoryEntry, RequestRecord, Timings
 from knm.testing.k8s.objects import Node, Pdb, Pod, Taint
 
 
@@ -278,8 +278,13 @@ class KubeStandin:
     def set_ready(self, node: str, ready: bool) -> None:
         self.cluster.set_ready(node, ready)
 
-    def reboot(self, node: str, duration: float | None = None) -> None:
-        self.cluster.reboot(node, duration)
+    def reboot(self, node: str, duration: float | None = None, *, by: str = "test") -> None:
+        self.cluster.reboot(node, duration, by=by)
+
+    @property
+    def history(self) -> list[HistoryEntry]:
+        """Every node state change, eviction, deletion and reboot, in order."""
+        return self.cluster.history
 
     def node(self, name: str) -> Node:
         return self.cluster.node(name)
