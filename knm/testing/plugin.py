@@ -34,6 +34,9 @@ def pytest_configure(config: pytest.Config) -> None:
     # Whatever starts a knm without saying where its data goes (a settings file read from the
     # environment, a subprocess) writes it in the session's temp dir, not in /var/lib/knm.
     os.environ.setdefault("KNM_DATA_DIR", database.data_dir_for_tests())
+    config.addinivalue_line(
+        "markers", "slow: long property runs (the maintenance state machine); -m 'not slow' skips"
+    )
 
 
 @pytest.fixture(scope="session")

@@ -94,3 +94,12 @@ def test_the_startup_benchmark_times_the_client_and_the_cli_beside_a_bare_python
     assert done.returncode == 0, done.stdout + done.stderr
     for case in ("python -c pass", "import knm.client", "knm --help", "knm task list"):
         assert f"| {case} |" in done.stdout
+
+
+@pytest.mark.timeout(300)
+def test_the_maintenance_soak_runs_its_machine_and_prints_its_table() -> None:
+    if os.geteuid() != 0:
+        pytest.skip("the SSH fleet needs root")
+    done = run_smoke("bench.maintenance_soak")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "| examples | runs | steps" in done.stdout and "| ok |" in done.stdout

@@ -171,6 +171,7 @@ class WorkflowExecutor(Executor):
             steps={s.common.id: s for s in steps},
             boots=journal.boots,
             changed=journal.boots_changed,
+            persist=journal.flush,
         )
 
     async def _admit_batch(

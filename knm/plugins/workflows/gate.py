@@ -9,7 +9,9 @@ mirror and finished pods do not count), and the node's boot id.
 Boot ids are recorded per node immediately before each step that reboots runs there, kept with
 the run (the task's result, so a resumed run inherits them), and used by ``wait_ready`` with
 ``after_reboot`` and by an ``uncordon`` after that step, which waits (up to its timeout) for a
-new boot id before giving the node back.
+new boot id before giving the node back. A node still on the same boot and Ready when that wait
+ends was not rebooted at all (its rebooting step was cut short, say): it goes back then, so a
+run never strands a node out of service; one that is not Ready stays cordoned.
 
 On clusters that are not Kubernetes clusters nothing schedules onto nodes: the conditions hold.
 """
@@ -18,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import msgspec
@@ -50,6 +53,7 @@ class NodeState(msgspec.Struct, kw_only=True):
     cordoned_by: str | None
     boot_id: str
     pods_left: list[str]
+    ready: bool = False
 
 
 class Probe:
@@ -70,6 +74,7 @@ class Probe:
             cordoned_by=doc.metadata.annotations.get(CORDONED_BY),
             boot_id=doc.status.node_info.boot_id,
             pods_left=left,
+            ready=doc.ready,
         )
 
     async def cordoned_by_knm(self) -> set[str]:
@@ -105,13 +110,15 @@ class Gate:
         probe: Probe | None,
         steps: dict[str, Step],
         boots: list[BootRecord],
-        changed: Any,
+        changed: Callable[[], None],
+        persist: Callable[[], Awaitable[None]],
     ) -> None:
         self.root = root
         self.probe = probe
         self.steps = steps
         self.boots = boots
         self._changed = changed
+        self._persist = persist
 
     def latest_boot(self, node: str) -> BootRecord | None:
         for record in reversed(self.boots):
@@ -151,9 +158,15 @@ class Gate:
             if state.boot_id and state.boot_id != record.boot_id:
                 return None
             if time.monotonic() >= until:
+                if state.ready:
+                    # Up, Ready and on the same boot for the whole wait: no reboot is coming
+                    # (a reboot asked for takes the node down well within it), so the node
+                    # goes back rather than stay out of service for good.
+                    return None
                 return (
                     f"step {step.common.id} gives node {node} back only after its reboot: its "
-                    f"boot id is still {record.boot_id} (recorded before step {record.step_id})"
+                    f"boot id is still {record.boot_id} (recorded before step {record.step_id}) "
+                    "and it is not Ready"
                 )
             await asyncio.sleep(BOOT_POLL)
 
@@ -189,7 +202,9 @@ class Gate:
                     )
                 )
         if step.common.reboots and admitted:
-            self._changed()
+            # Stored before the step runs: a worker that dies during the reboot leaves the boot
+            # ids to the one that recovers the run, whose finalizer waits for new ones.
+            await self._persist()
         return admitted, refused
 
     def step_ended(self, step: Step, batch: int, failed_nodes: set[str]) -> None:
