@@ -325,21 +325,21 @@ async def test_drain_timeout_gives_up_naming_the_blocking_budget(
     kube: KubeStandin,
     ssh_fleet: sshfleet.SshFleet,
 ) -> None:
-    """With the budget allowing no eviction, a 1 s drain_timeout ends the drain (the drain
-    step itself may take two hours); the node's result names the budget; the node is given
-    back."""
+    """With a budget allowing no eviction, a 1 s drain_timeout ends the drain (the drain step
+    itself may take two hours); the node's result names the budget; the node is given back."""
     ready_all(kube)
-    # One replica elsewhere not Ready: the budget (3 of 4 available) allows no eviction.
-    elsewhere = next(p for p in kube.cluster.pods("default") if p.node != "node1")
-    kube.cluster.set_pod_ready("default", elsewhere.name, False)
+    # The only replica of "db", on node1, must stay available: never evictable.
+    kube.add_pod("default", "db-1", "node1", labels={"app": "db"}, owner_name="db")
+    kube.add_pdb("default", "db", {"app": "db"}, min_available=1)
     try:
         status = await maintain(
             knm_client, admin_headers, setup, kube, ssh_fleet, nodes=["node1"], drain_timeout="1"
         )
     finally:
-        ready_all(kube)
+        kube.cluster.remove_pdb("default", "db")
+        kube.cluster.delete_pod("default", "db-1", 0)
     node = status["results"][0]
     assert status["status"] == "failed"
     assert node["reason"] == "drain_timeout", node
-    assert "step drain:" in node["message"] and "budget default/web" in node["message"]
+    assert "step drain:" in node["message"] and "budget default/db" in node["message"]
     assert not kube.node("node1").unschedulable

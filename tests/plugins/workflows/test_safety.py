@@ -596,3 +596,24 @@ async def test_typed_parameters_are_checked_at_save_and_at_execute(
             headers=admin_headers,
         )  # fmt: skip
         assert said in str(assert_envelope(response, 422))
+
+
+def test_every_parameter_of_every_builtin_workflow_is_used_and_has_its_test() -> None:
+    """A parameter no step uses changes nothing. Each one's test: upgrade_playbook —
+    test_a_failure_on_node2_stops_the_roll_and_leaves_node3_untouched; upgrade_args —
+    test_upgrade_args_reach_ansible_playbook; reboot_command —
+    test_maintenance_rolls_through_every_node_honouring_the_budget (the nodes reboot only through
+    it); drain_timeout — test_drain_timeout_gives_up_naming_the_blocking_budget (all in
+    test_maintenance.py)."""
+    from knm.plugins.workflows.builtins import builtin_workflows
+    from knm.plugins.workflows.templates import references
+
+    tested = {"upgrade_playbook", "upgrade_args", "reboot_command", "drain_timeout"}
+    declared: set[str] = set()
+    for item in builtin_workflows():
+        body: dict[str, Any] = item.body  # type: ignore[assignment]
+        names = {p["name"] for p in body.get("parameters", [])}
+        used = {name for ns, name in references(body["steps"]) if ns == "params"}
+        assert names <= used, f"{item.name}: unused parameters {names - used}"
+        declared |= names
+    assert declared == tested
