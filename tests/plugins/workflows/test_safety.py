@@ -321,6 +321,43 @@ async def test_resume_recordons_and_redrains_before_it_reboots(
     assert not lab.kube.node("node1").unschedulable
 
 
+async def test_resume_reestablishes_even_for_a_workflow_that_declares_nothing(
+    knm_client: ApiClient, admin_headers: dict[str, str], lab: Lab
+) -> None:
+    """The old shape of the builtin (a boot id recorded up front, nothing declared): resume
+    still runs cordon and drain again, so the reboot finds the node cordoned and empty."""
+    steps = [
+        {"id": "record", "type": "k8s", "action": "record_boot_id"},
+        {**CORDON, "depends_on": ["record"]},
+        DRAIN,
+        {"id": "upgrade", "type": "standin", "fail": "{{ params.fail }}", "depends_on": ["drain"]},
+        {"id": "reboot", "type": "standin", "reboot": "now", "depends_on": ["upgrade"]},
+        {"id": "wait_ready", "type": "k8s", "action": "wait_ready", "depends_on": ["reboot"],
+         "params": {"after_reboot": True}, "timeout": 60},
+        {"id": "uncordon", "type": "k8s", "action": "uncordon", "depends_on": ["wait_ready"]},
+        give_back("uncordon"),
+    ]  # fmt: skip
+    workflow = await create(
+        knm_client, admin_headers, steps, parameters=[{"name": "fail", "default": ""}]
+    )
+    task = await start(
+        knm_client, admin_headers, lab, workflow, ["node1"], parameters={"fail": "node1"}
+    )
+    status = await wait_for_task(knm_client, admin_headers, task, deadline=60)
+    assert status["status"] == "failed"
+    lab.kube.add_pod(NS, "web-back", "node1", labels={"app": "web"}, owner_name="web")
+    resumed = await knm_client.post(
+        f"/automation/workflows/resume/{task}", json={"parameters": {"fail": ""}},
+        headers=admin_headers,
+    )  # fmt: skip
+    again = assert_envelope(resumed, 200)["data"]["task_id"]
+    status = await wait_for_task(knm_client, admin_headers, again, deadline=120)
+    assert [(s.unschedulable, s.knm_cordon, s.pods) for s in StandinStep.sightings] == [
+        (True, True, [])
+    ], "the resumed run rebooted a schedulable node with pods on it"
+    assert status["status"] == "completed", status
+
+
 # --- finding 3: a resumed run that fails leaves no knm cordon --------------------------------
 
 
@@ -360,11 +397,11 @@ async def test_a_resumed_run_that_fails_still_runs_its_finalizer(
     again = assert_envelope(resumed, 200)["data"]["task_id"]
     status = await wait_for_task(knm_client, admin_headers, again, deadline=60)
     assert status["status"] == "failed"
-    assert step(status, "drain")["status"] == "success"
-    assert results(status)["node1"]["reason"] == "not_ready"
-    assert step(status, "give_back")["status"] == "success"
-    assert not kube.node("node1").unschedulable
+    assert not kube.node("node1").unschedulable, "the resumed run left node1 cordoned"
     assert CORDONED_BY not in kube.node("node1").annotations
+    assert step(status, "drain")["status"] == "success"
+    assert step(status, "give_back")["status"] == "success"
+    assert results(status)["node1"]["reason"] == "not_ready"
 
 
 # --- findings 4 and 5: drain_timeout honoured; the budget named at the workflow level --------
