@@ -21,7 +21,8 @@ from litestar.openapi.datastructures import ResponseSpec
 from litestar.plugins import InitPlugin
 from litestar.response import Response
 
-from knm.core import audit, features, health, metrics, plugins_route, progress, strict_body
+from knm.core import audit, bounds, features, health, metrics, plugins_route, progress_route
+from knm.core.auth import logfilter
 from knm.core.auth import routes as auth_routes
 from knm.core.auth.middleware import AuthMiddleware
 from knm.core.clusters import routes as cluster_routes
@@ -72,7 +73,7 @@ class KnmPlugin(InitPlugin):
             *credential_routes.ROUTES,
             *cluster_routes.ROUTES,
             *task_routes.ROUTES,
-            *progress.ROUTES,
+            *progress_route.ROUTES,
             *(r for ex in self.knm.executors.values() for r in task_routes.executor_routes(ex)),
             *_content_routes(self.knm.registry),
             *collect(self.knm.pm.hook.knm_routes()),
@@ -83,17 +84,19 @@ class KnmPlugin(InitPlugin):
 
     def on_app_init(self, app_config: AppConfig) -> AppConfig:
         knm = self.knm
+        logfilter.install()
         api = Router(
             path=self.config.api_prefix,
             route_handlers=self.route_handlers(),
             middleware=[
+                knm.telemetry.middleware(),
                 DefineMiddleware(
                     AuthMiddleware, exclude_from_auth_key="public", exclude_http_methods=["OPTIONS"]
-                )
+                ),
             ],
             exception_handlers=dict(EXCEPTION_HANDLERS),
             request_max_body_size=MAX_BODY,
-            before_request=strict_body.check_body,
+            before_request=bounds.before_request,
             tags=["knm"],
         )
         app_config.route_handlers.append(api)
@@ -101,6 +104,7 @@ class KnmPlugin(InitPlugin):
             Router(
                 path=self.config.path_prefix.rstrip("/") or "/",
                 route_handlers=[metrics.metrics, health.healthz, health.readyz],
+                middleware=[knm.telemetry.middleware()],
                 exception_handlers=dict(EXCEPTION_HANDLERS),
             )
         )

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 from collections import OrderedDict
 from importlib import resources
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 import yaml
@@ -21,6 +21,9 @@ from knm.core.errors import FeatureUnavailable
 from knm.plugins.ansible import runner, toolchain
 from knm.plugins.ansible.schemas import AnsibleSettings
 from knm.plugins.ansible.toolchain import Toolchain
+
+if TYPE_CHECKING:
+    from knm.core.state import Knm
 
 _PLAY_BODIES = ("tasks", "roles", "pre_tasks", "post_tasks", "handlers")
 _CACHE_SIZE = 512
@@ -97,7 +100,7 @@ async def syntax_problem(
     return problem
 
 
-async def validate_playbook(knm: Any, draft: ContentDraft) -> list[str]:
+async def validate_playbook(knm: Knm, draft: ContentDraft) -> list[str]:
     content: str = draft.body
     problems = structure_problems(content)
     if problems:

@@ -10,7 +10,7 @@ go to ``Prepared.secrets`` (sealed with the task, masked in output); the stored 
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 
@@ -28,6 +28,9 @@ from knm.plugins.scripts.schemas import (
     ScriptRequest,
     ScriptsSettings,
 )
+
+if TYPE_CHECKING:
+    from knm.core.state import Knm
 
 MAX_VALUE = 64 * 1024
 # What sudo says when it refuses to run a command (any locale-independent part of it).
@@ -81,13 +84,13 @@ class ScriptExecutor(Executor):
     feature = "scripts"
     request_type = ScriptRequest
 
-    async def _script(self, knm: Any, request: ScriptRequest) -> ContentItem:
+    async def _script(self, knm: Knm, request: ScriptRequest) -> ContentItem:
         if request.script_id is not None:
             return await get_runnable(knm, SCRIPT, request.script_id)
         found = await get_by_name(knm, SCRIPT, request.script or "")
         return await get_runnable(knm, SCRIPT, found.id)
 
-    async def prepare(self, knm: Any, request: ScriptRequest, principal: Any) -> Prepared:
+    async def prepare(self, knm: Knm, request: ScriptRequest, principal: Any) -> Prepared:
         script = await self._script(knm, request)
         extras: ScriptExtras = script.extras
         given = {name: text_of(value) for name, value in request.parameters.items()}

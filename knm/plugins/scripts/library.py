@@ -13,7 +13,7 @@ import asyncio
 import json
 import re
 from importlib import resources
-from typing import Any
+from typing import TYPE_CHECKING
 
 import msgspec
 
@@ -22,6 +22,9 @@ from knm.core.content import BuiltinContent, ContentDraft, ContentKind
 from knm.core.policy import CommandContext
 from knm.plugins.scripts.preamble import NAME
 from knm.plugins.scripts.schemas import ScriptExtras, ScriptParameter
+
+if TYPE_CHECKING:
+    from knm.core.state import Knm
 
 MAX_BODY = 1024 * 1024
 MAX_PARAMETERS = 100
@@ -85,7 +88,7 @@ def parameter_problems(parameters: list[ScriptParameter]) -> list[str]:
     return problems
 
 
-async def validate_script(knm: Any, draft: ContentDraft) -> list[str]:
+async def validate_script(knm: Knm, draft: ContentDraft) -> list[str]:
     extras: ScriptExtras = draft.extras
     content: str = draft.body
     problems = parameter_problems(extras.parameters)

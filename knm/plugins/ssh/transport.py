@@ -28,7 +28,7 @@ import logging
 import resource
 import weakref
 from collections.abc import AsyncIterator, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import asyncssh
 import msgspec
@@ -37,9 +37,12 @@ from knm.core.transport import HostKeys, RunResult, TransportError
 from knm.plugins.ssh import known_hosts
 from knm.plugins.ssh.connect import open_connection, secret_digest
 from knm.plugins.ssh.hostkeys import BASTION, HostKeyCheck, PinCache
-from knm.plugins.ssh.limiter import FairLimiter
+from knm.plugins.ssh.limiter import FairLimiter, HandshakeRamp
 from knm.plugins.ssh.pool import ConnectionPool, PoolKey
 from knm.plugins.ssh.process import SshConnection, open_process, run_process
+
+if TYPE_CHECKING:
+    from knm.core.state import Knm
 
 __all__ = ["TRANSPORT", "SshConnection", "SshTransport"]
 
@@ -62,6 +65,7 @@ class SshTransport:
 
     def __init__(self) -> None:
         self.limiter = FairLimiter(50)
+        self.ramp = HandshakeRamp()
         self.stats = TransportStats()
         self.pool = ConnectionPool()
         self._bastions: dict[tuple[str, str], Any] = {}
@@ -74,7 +78,7 @@ class SshTransport:
     # --- lifecycle ------------------------------------------------------------------------
 
     @contextlib.asynccontextmanager
-    async def lifespan(self, knm: Any) -> AsyncIterator[None]:
+    async def lifespan(self, knm: Knm) -> AsyncIterator[None]:
         """Entered with each app (``knm_lifespan``); on exit, closes that app's connections.
 
         Each app expires its own idle connections from its own event loop. The limiter is
@@ -92,7 +96,7 @@ class SshTransport:
                 await reaper
             await self.close_owner(owner)
 
-    def _owner(self, knm: Any) -> int:
+    def _owner(self, knm: Knm) -> int:
         # Pool keys carry the app: two apps in one process never share a connection.
         owner = self._owners.get(knm)
         if owner is None:
@@ -115,7 +119,7 @@ class SshTransport:
 
     # --- sessions -------------------------------------------------------------------------
 
-    async def concurrency(self, knm: Any) -> int:
+    async def concurrency(self, knm: Knm) -> int:
         """The SSH settings' ``max_concurrent``: sessions open at once, every task together."""
         return int((await knm.features.settings("ssh")).max_concurrent)
 
@@ -158,10 +162,11 @@ class SshTransport:
             if bastion is not None:
                 tunnel = await self._bastion(ctx, settings, bastion, credential)
                 via = f" through bastion {bastion.address}:{bastion.port}"
-            raw = await open_connection(
-                address=node.address, port=port, credential=credential, check=check(),
-                connect_timeout=settings.connect_timeout, tunnel=tunnel, via=via,
-            )  # fmt: skip
+            async with self.ramp.handshake():
+                raw = await open_connection(
+                    address=node.address, port=port, credential=credential, check=check(),
+                    connect_timeout=settings.connect_timeout, tunnel=tunnel, via=via,
+                )  # fmt: skip
             self.stats.connects += 1
             return raw
 
@@ -271,7 +276,10 @@ class SshTransport:
         pty: bool = False,
         env: dict[str, str] | None = None,
     ) -> RunResult:
-        process, replaced = await open_process(conn, command, pty=pty, env=env)
+        # Opening the channel and starting the command are a few round trips of CPU work on
+        # both ends, ramped like handshakes so the first nodes start without waiting for all.
+        async with self.ramp.handshake():
+            process, replaced = await open_process(conn, command, pty=pty, env=env)
         if replaced:
             self.stats.dead_replaced += 1
         return await run_process(

@@ -13,7 +13,7 @@ import contextlib
 import time
 from collections import deque
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 
@@ -28,6 +28,9 @@ from knm.plugins.workflows.conditions import k8s_action
 from knm.plugins.workflows.definition import Step, resolve_references
 from knm.plugins.workflows.gate import BootRecord, Gate
 from knm.plugins.workflows.templates import RenderError, render, render_command
+
+if TYPE_CHECKING:
+    from knm.core.state import Knm
 
 SETTLED = frozenset({"success", "failed", "skipped", "cancelled"})
 #: Node ends after which a rebooting step may or may not have rebooted the node.
@@ -466,7 +469,7 @@ def _with_refused(outcome: StepOutcome, refused: dict[str, NodeDetail]) -> StepO
     )
 
 
-async def _policy(knm: Any, texts: list[str], context: CommandContext) -> str | None:
+async def _policy(knm: Knm, texts: list[str], context: CommandContext) -> str | None:
     """The command policy again (the core's one ``check``, site rules included), on the
     rendered command (values inlined as words) and on each value rendered into it, since a
     command may hand one to a shell."""

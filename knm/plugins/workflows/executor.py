@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 
@@ -21,6 +21,9 @@ from knm.plugins.workflows.engine import BatchRunner, Journal, StepState
 from knm.plugins.workflows.gate import BootRecord, Gate, Probe, hand_cordoned, probe_for
 from knm.plugins.workflows.schemas import WorkflowDefinition, WorkflowRequest
 from knm.plugins.workflows.templates import RenderError, typed
+
+if TYPE_CHECKING:
+    from knm.core.state import Knm
 
 
 def batches_of(nodes: list[TargetNode], definition: WorkflowDefinition) -> list[list[TargetNode]]:
@@ -66,7 +69,7 @@ class WorkflowExecutor(Executor):
     recoverable = True
     node_output_in_status = False
 
-    async def prepare(self, knm: Any, request: WorkflowRequest, principal: Any) -> Prepared:
+    async def prepare(self, knm: Knm, request: WorkflowRequest, principal: Any) -> Prepared:
         item = await get_runnable(knm, "workflow", request.workflow_id)
         definition: WorkflowDefinition = item.body
         found = await problems(knm, definition)

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 from knm.core.content import ContentDraft, ContentItem, ContentKind
 from knm.plugins.workflows.definition import problems
 from knm.plugins.workflows.schemas import StepCount, WorkflowDefinition
 
+if TYPE_CHECKING:
+    from knm.core.state import Knm
 
-async def validate_workflow(knm: Any, draft: ContentDraft) -> list[str]:
+
+async def validate_workflow(knm: Knm, draft: ContentDraft) -> list[str]:
     return await problems(knm, draft.body)
 
 
