@@ -62,14 +62,14 @@ def main() -> None:
                 break
             elapsed = time.monotonic() - started
             print(
-                f"batch {batch}: {lab.counters} after {elapsed:.0f} s; load {load_average()}",
+                f"batch {batch}: {lab.counters} after {elapsed:.0f} s; {load_average()}",
                 file=sys.stderr,
             )
             if until is None or time.monotonic() >= until:
                 break
         minutes = max(1e-9, (time.monotonic() - started) / 60)
         c = lab.counters
-        print(f"machine: {machine()}; load {load_average()}", file=sys.stderr)
+        print(f"machine: {machine()}; {load_average()}", file=sys.stderr)
         headers = [
             "examples", "runs", "steps", "rules", "invariant checks", "worker kills",
             "minutes", "runs/min", "steps/min", "checks/min", "result",

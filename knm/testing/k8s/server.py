@@ -92,6 +92,14 @@ class _Server(ThreadingHTTPServer):
             self._connections.discard(request)
         super().shutdown_request(request)
 
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A client that dies mid-request (a SIGKILLed knm worker) is not the stand-in's error.
+        import sys
+
+        if isinstance(sys.exc_info()[1], ConnectionError):
+            return
+        super().handle_error(request, client_address)
+
     def drop_connections(self) -> None:
         # Keep-alive handler threads would otherwise keep serving after stop().
         with self._connections_lock:
