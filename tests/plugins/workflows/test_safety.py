@@ -23,7 +23,7 @@ from knm.testing.client import ApiClient, assert_envelope
 from knm.testing.executor import TestExecutorPlugin
 from knm.testing.k8s_standin import KubeStandin
 from knm.testing.kube import register_kube_cluster, standin
-from knm.testing.tasks import eventually, wait_for_task
+from knm.testing.tasks import eventually, start_task, wait_for_task
 
 pytestmark = pytest.mark.timeout(180)
 NODES = ["node1", "node2", "node3"]
@@ -70,7 +70,7 @@ class StandinStep(StepType):
                 pods=pods,
             )
         )
-        cls.kube.reboot(node)
+        cls.kube.reboot(node, by="node")  # knm's reboot, as a command on the node asks it
 
     async def run(self, knm: Any, run: StepRun, cancelled: asyncio.Event) -> StepOutcome:
         fields = msgspec.convert(run.params, StandinFields)
@@ -228,6 +228,67 @@ async def test_a_node_goes_back_into_service_only_after_its_own_reboot(
         ("node1", True, True),
     ]
     assert not lab.kube.node("node1").unschedulable
+
+
+def uncordoned_after_its_reboot(kube: KubeStandin, node: str) -> bool:
+    """In the stand-in's history: knm's last uncordon of ``node`` came after the boot that
+    ended the last reboot knm asked for."""
+    history = [e for e in kube.history if e.node == node]
+    reboot = max(e.seq for e in history if e.kind == "reboot" and e.by == "node")
+    boot = min(e.seq for e in history if e.kind == "boot" and e.seq > reboot)
+    uncordon = max(e.seq for e in history if e.kind == "node" and not e.unschedulable)
+    return uncordon > boot
+
+
+async def test_a_boot_id_is_taken_after_a_lock_wait_not_before_it(
+    knm_client: ApiClient, admin_headers: dict[str, str], lab: Lab
+) -> None:
+    """The roll waits for a max_unavailable slot (another task's cordon) and the node reboots
+    meanwhile; the boot id that counts is the one taken right before the rebooting step."""
+    kube = lab.kube
+    blocker = await start_task(
+        knm_client, admin_headers, "k8s", cluster_name=lab.cluster, target_nodes=["node1"],
+        action="cordon",
+    )  # fmt: skip
+    await wait_for_task(knm_client, admin_headers, blocker["task_id"])
+    workflow = await create(
+        knm_client,
+        admin_headers,
+        [
+            {"id": "record", "type": "k8s", "action": "record_boot_id"},
+            {**CORDON, "depends_on": ["record"], "params": {"wait_for_lock": True},
+             "timeout": 60},
+            DRAIN,
+            {"id": "reboot", "type": "standin", "reboot": "later", "reboots": True,
+             "depends_on": ["drain"]},
+            {"id": "wait_ready", "type": "k8s", "action": "wait_ready", "depends_on": ["reboot"],
+             "params": {"after_reboot": True}, "timeout": 60},
+            {"id": "uncordon", "type": "k8s", "action": "uncordon", "depends_on": ["wait_ready"]},
+            give_back("uncordon"),
+        ],
+    )  # fmt: skip
+    task = await start(knm_client, admin_headers, lab, workflow, ["node2"])
+
+    async def waiting() -> bool:
+        status = (await knm_client.get(f"/tasks/{task}", headers=admin_headers)).json()["data"]
+        return any(s["id"] == "cordon" and s["status"] == "running" for s in status["steps"])
+
+    await eventually(waiting, deadline=30)
+    kube.reboot("node2")  # not knm's
+    await eventually(lambda: _booted(kube, "node2"), deadline=30)
+    released = await start_task(
+        knm_client, admin_headers, "k8s", cluster_name=lab.cluster, target_nodes=["node1"],
+        action="uncordon",
+    )  # fmt: skip
+    await wait_for_task(knm_client, admin_headers, released["task_id"])
+    status = await wait_for_task(knm_client, admin_headers, task, deadline=120)
+    assert status["status"] == "completed", status
+    assert uncordoned_after_its_reboot(kube, "node2")
+    assert kube.cluster.violations() == []
+
+
+async def _booted(kube: KubeStandin, node: str) -> bool:
+    return any(e.kind == "boot" and e.node == node for e in kube.history)
 
 
 # --- the preconditions, checked by the engine ------------------------------------------------
