@@ -715,3 +715,23 @@ def test_every_parameter_of_every_builtin_workflow_is_used_and_has_its_test() ->
         assert names <= used, f"{item.name}: unused parameters {names - used}"
         declared |= names
     assert declared == tested
+
+
+async def test_a_script_or_playbook_that_reboots_needs_the_declaration_too(
+    knm_client: ApiClient, admin_headers: dict[str, str]
+) -> None:
+    script = await knm_client.post(
+        "/automation/scripts",
+        json={"name": f"rebooter {next(_names)}", "content": "#!/bin/sh\nsync\nsudo reboot\n"},
+        headers=admin_headers,
+    )
+    name = assert_envelope(script, 201)["data"]["name"]
+    for step in (
+        {"id": "s", "type": "script", "script": name},
+        # The builtin upgrade playbook reboots when reboot_if_needed is set.
+        {"id": "s", "type": "ansible", "playbook": "System upgrade"},
+    ):
+        refused = await save(knm_client, admin_headers, {"steps": [step]})
+        assert '"reboots": true' in str(assert_envelope(refused, 422)), step
+        said = await save(knm_client, admin_headers, {"steps": [{**step, "reboots": True}]})
+        assert_envelope(said, 201)
