@@ -362,6 +362,15 @@ async def node_states(conn: asyncpg.Connection | asyncpg.Pool, task_id: str) -> 
     return {r["node"]: r["status"] for r in records}
 
 
+async def open_children(conn: asyncpg.Connection | asyncpg.Pool, parent_task_id: str) -> list[str]:
+    """The child tasks of ``parent_task_id`` that have not ended."""
+    records = await conn.fetch(
+        "SELECT task_id FROM tasks WHERE parent_task_id = $1 AND status IN ('pending', 'running')",
+        parent_task_id,
+    )
+    return [r["task_id"] for r in records]
+
+
 async def node_failures(
     conn: asyncpg.Connection | asyncpg.Pool, task_id: str
 ) -> dict[str, tuple[str, str]]:

@@ -336,6 +336,7 @@ class WorkflowExecutor(Executor):
 
     async def recover(self, ctx: TaskContext) -> None:
         """The worker running this workflow died: steps it ran are lost; finalizers still run."""
+        await _end_children(ctx)
         definition, params = await self._load(ctx)
         steps = steps_of(definition)
         batches = batches_of(ctx.nodes, definition)
@@ -354,7 +355,11 @@ class WorkflowExecutor(Executor):
                     },
                     StepState,
                 )
-                if state.status == "running":
+                if s.common.when == "always" and state.status != "success":
+                    # A finalizer the lost worker did not finish (it may have died during an
+                    # earlier recovery) runs again: they are written to be idempotent.
+                    state.status, state.error, state.task_id = "pending", None, None
+                elif state.status == "running":
                     state.status = "failed"
                     state.error = "worker lost"
                 states.append(state)
@@ -405,6 +410,18 @@ class WorkflowExecutor(Executor):
                     await ctx.node_finished(
                         node.name, NodeResult.failure("worker_lost", "worker lost")
                     )
+
+
+async def _end_children(ctx: TaskContext) -> None:
+    """Step tasks the lost worker started, or left queued, end before the finalizers run: a
+    queued cordon must not run later, for a workflow that is over, and cordon a node then."""
+    from knm.core.tasks.steps import wait_for_task
+
+    stop = asyncio.Event()
+    stop.set()
+    for child in await task_store.open_children(ctx.knm.pool, ctx.task_id):
+        # Cancels it and waits for its end (a dead worker's child ends when it is reaped).
+        await wait_for_task(ctx.knm, child, stop)
 
 
 async def _release_node_locks(ctx: TaskContext, nodes: list[TargetNode] | None) -> None:
