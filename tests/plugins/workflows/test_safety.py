@@ -460,8 +460,8 @@ async def test_a_resumed_run_that_fails_still_runs_its_finalizer(
     assert status["status"] == "failed"
     assert not kube.node("node1").unschedulable, "the resumed run left node1 cordoned"
     assert CORDONED_BY not in kube.node("node1").annotations
-    assert step(status, "drain")["status"] == "success"
-    assert step(status, "give_back")["status"] == "success"
+    assert step(status, "drain")["status"] == "completed"
+    assert step(status, "give_back")["status"] == "completed"
     assert results(status)["node1"]["reason"] == "not_ready"
 
 
