@@ -108,3 +108,12 @@ def test_the_policy_benchmark_prints_every_class_the_everyday_share_and_the_timi
         assert f"| {name} |" in done.stdout
     assert "| admin commands |" in done.stdout
     assert "| fork-bomb shape |" in done.stdout
+
+
+@pytest.mark.timeout(300)
+def test_the_maintenance_soak_runs_its_machine_and_prints_its_table() -> None:
+    if os.geteuid() != 0:
+        pytest.skip("the SSH fleet needs root")
+    done = run_smoke("bench.maintenance_soak")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "| examples | runs | steps" in done.stdout and "| ok |" in done.stdout

@@ -25,6 +25,7 @@ from knm.testing.k8s_standin import KubeStandin, Timings
 T = TypeVar("T")
 TOKEN = "standin-test-token"
 NS = "default"
+KNM = "knm.io/cordoned-by"
 
 
 def wait_for(predicate: Callable[[], T | None], timeout: float = 15.0) -> T:
@@ -488,3 +489,57 @@ def test_runs_as_a_separate_process() -> None:
         assert proc.wait(timeout=10) == 0
         if proc.stdout is not None:
             proc.stdout.close()
+
+
+def test_the_history_records_every_change_in_order(
+    kube: KubeStandin, core: client.CoreV1Api
+) -> None:
+    kube.add_pod(NS, "web-1", "n1", labels={"app": "web"}, owner_name="web")
+    kube.add_pod(NS, "web-2", "n2", labels={"app": "web"}, owner_name="web")
+    core.patch_node(
+        "n1",
+        {"spec": {"unschedulable": True}, "metadata": {"annotations": {KNM: "workflow-1"}}},
+    )
+    evict(core, "web-1")
+    wait_for(lambda: gone(core, "web-1"))
+    core.delete_namespaced_pod("web-2", NS)
+    kube.reboot("n1")
+    wait_for(lambda: node_if(core, "n1", ready=True) if kube.history[-1].kind == "boot" else None)
+    core.patch_node(
+        "n1", {"spec": {"unschedulable": False}, "metadata": {"annotations": {KNM: None}}}
+    )
+    kinds = [(e.kind, e.node) for e in kube.history if e.kind != "deletion" or e.pod]
+    assert kinds[:2] == [("node", "n1"), ("eviction", "n1")]
+    assert ("deletion", "n2") in kinds
+    assert kinds[-3:] == [("reboot", "n1"), ("boot", "n1"), ("node", "n1")]
+    reboot = next(e for e in kube.history if e.kind == "reboot")
+    assert reboot.by == "test" and reboot.unschedulable and reboot.cordoned_by == "workflow-1"
+    assert [e.seq for e in kube.history] == list(range(len(kube.history)))
+    assert kube.cluster.violations() == []
+
+
+def test_a_reboot_a_node_asks_for_with_a_budget_at_its_limit_is_a_violation(
+    kube: KubeStandin,
+) -> None:
+    for i, node in enumerate(("n1", "n2"), start=1):
+        kube.add_pod(NS, f"db-{i}", node, labels={"app": "db"}, owner_name="db")
+    kube.add_pdb(NS, "db", {"app": "db"}, min_available=2)
+    kube.reboot("n3")  # no budgeted pods there
+    kube.reboot("n2")  # the test's own: never counted against knm
+    request = urllib.request.Request(f"{kube.url}/_standin/nodes/n1/reboot", method="POST")
+    with urllib.request.urlopen(request, timeout=5) as response:
+        assert response.status == 200
+    (violation,) = kube.cluster.violations()
+    assert violation.kind == "reboot" and violation.node == "n1" and violation.by == "node"
+    assert violation.pods == (f"{NS}/db-1",)
+    assert violation.violations[0].startswith(f"{NS}/db:")
+
+
+def test_deleting_a_pod_its_budget_cannot_spare_is_a_violation(
+    kube: KubeStandin, core: client.CoreV1Api
+) -> None:
+    kube.add_pod(NS, "db-1", "n1", labels={"app": "db"}, owner_name="db")
+    kube.add_pdb(NS, "db", {"app": "db"}, min_available=1)
+    core.delete_namespaced_pod("db-1", NS)
+    (violation,) = kube.cluster.violations()
+    assert violation.kind == "deletion" and violation.pod == f"{NS}/db-1"

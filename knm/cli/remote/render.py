@@ -103,6 +103,11 @@ def node_table(results: Sequence[NodeResult]) -> Table:
     return grid
 
 
+def _skipped(status: TaskStatus) -> int:
+    """Failed nodes that were skipped (a workflow leaving a node cordoned by hand alone)."""
+    return sum(1 for r in status.results or [] if r.status == "failed" and r.reason == "skipped")
+
+
 def print_task(status: TaskStatus, *, with_output: bool = False) -> None:
     """A finished (or running) task: its summary line and one row per node."""
     from rich.text import Text
@@ -113,6 +118,7 @@ def print_task(status: TaskStatus, *, with_output: bool = False) -> None:
         "  ",
         styled(status.status),
         f"  {status.success_count} succeeded, {status.failed_count} failed",
+        f" ({skipped} skipped)" if (skipped := _skipped(status)) else "",
         f"  ({status.duration}s)" if status.duration is not None else "",
     )
     console.print(line)

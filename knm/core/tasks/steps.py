@@ -27,6 +27,11 @@ if TYPE_CHECKING:
 WORKFLOW_SUPPLIED = frozenset(f.name for f in msgspec.structs.fields(ExecRequest))
 
 
+class NodeDetail(msgspec.Struct, kw_only=True):
+    reason: str
+    message: str = ""
+
+
 class StepOutcome(msgspec.Struct, kw_only=True):
     """How a step ended on its nodes."""
 
@@ -35,6 +40,8 @@ class StepOutcome(msgspec.Struct, kw_only=True):
     task_id: str | None = None
     #: Per node: "success" or "failed".
     nodes: dict[str, str] = msgspec.field(default_factory=dict)
+    #: Per failed node: why (``reason``) and what happened (``message``), as its task said.
+    details: dict[str, NodeDetail] = msgspec.field(default_factory=dict)
     #: Values later steps can use as ``{{ steps.<id>.<key> }}``.
     result: dict[str, Any] = msgspec.field(default_factory=dict)
 
@@ -160,6 +167,12 @@ class ExecutorStep(StepType):
             run.on_task(task.task_id)
         final = await wait_for_task(knm, task.task_id, cancelled)
         nodes = await store.node_states(knm.pool, task.task_id)
+        details = {
+            node: NodeDetail(reason=reason, message=message)
+            for node, (reason, message) in (
+                await store.node_failures(knm.pool, task.task_id)
+            ).items()
+        }
         status = {"completed": "success", "cancelled": "cancelled"}.get(final.status, "failed")
         failed = [name for name, state in nodes.items() if state != "success"]
         message = final.error or (f"failed on {', '.join(failed)}" if failed else final.status)
@@ -168,6 +181,7 @@ class ExecutorStep(StepType):
             message=message,
             task_id=task.task_id,
             nodes=nodes,
+            details=details,
             result={
                 "task_status": final.status,
                 "task_id": task.task_id,

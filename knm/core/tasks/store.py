@@ -286,15 +286,19 @@ async def finish(
             open_reason,
             open_message or open_reason.replace("_", " "),
         )
+        # A node an executor failed as ``tolerated`` (a workflow skipping a node cordoned by
+        # hand) still counts as failed, but does not by itself make the task ``failed``.
         counts = await conn.fetchrow(
             """SELECT count(*) FILTER (WHERE status = 'success') AS ok,
-                      count(*) FILTER (WHERE status = 'failed') AS bad
+                      count(*) FILTER (WHERE status = 'failed') AS bad,
+                      count(*) FILTER (WHERE status = 'failed'
+                                       AND coalesce(data->>'tolerated', '') <> 'true') AS blocking
                FROM task_nodes WHERE task_id = $1""",
             task_id,
         )
         if cancelled:
             status = "cancelled"
-        elif error is not None or counts["bad"] > 0:
+        elif error is not None or counts["blocking"] > 0:
             status = "failed"
         else:
             status = "completed"
@@ -356,6 +360,27 @@ async def node_states(conn: asyncpg.Connection | asyncpg.Pool, task_id: str) -> 
         "SELECT node, status FROM task_nodes WHERE task_id = $1 ORDER BY position", task_id
     )
     return {r["node"]: r["status"] for r in records}
+
+
+async def open_children(conn: asyncpg.Connection | asyncpg.Pool, parent_task_id: str) -> list[str]:
+    """The child tasks of ``parent_task_id`` that have not ended."""
+    records = await conn.fetch(
+        "SELECT task_id FROM tasks WHERE parent_task_id = $1 AND status IN ('pending', 'running')",
+        parent_task_id,
+    )
+    return [r["task_id"] for r in records]
+
+
+async def node_failures(
+    conn: asyncpg.Connection | asyncpg.Pool, task_id: str
+) -> dict[str, tuple[str, str]]:
+    """Each failed node's (reason, message), in task order (a workflow shows a step's own)."""
+    records = await conn.fetch(
+        """SELECT node, reason, message FROM task_nodes
+           WHERE task_id = $1 AND status = 'failed' ORDER BY position""",
+        task_id,
+    )
+    return {r["node"]: (r["reason"] or "failed", r["message"] or "") for r in records}
 
 
 #: A finished node's columns, in the order ``result_of`` reads them; ``data`` less the engine's

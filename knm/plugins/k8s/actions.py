@@ -112,9 +112,26 @@ def _unmark() -> dict[str, Any]:
 # --- cordon -------------------------------------------------------------------------------------
 
 
+async def _finished_holder(job: Job) -> str | None:
+    """The task whose knm cordon the node carries, when that task has ended (a resumed
+    workflow takes over its original's cordon, so its steps see the node cordoned by it)."""
+    from knm.core.tasks import store
+
+    doc = await job.kube.node(job.node)
+    by = doc.metadata.annotations.get(CORDONED_BY)
+    if not doc.spec.unschedulable or not by or by == job.root:
+        return None
+    task = await store.get_task(job.ctx.knm.pool, by)
+    return by if task is None or task.status not in ("pending", "running") else None
+
+
 async def cordon_node(job: Job) -> tuple[objects.NodeDoc, bool]:
+    adopt = await _finished_holder(job)
+
     def change(doc: objects.NodeDoc) -> dict[str, Any] | None:
         if doc.spec.unschedulable:
+            if adopt is not None and doc.metadata.annotations.get(CORDONED_BY) == adopt:
+                return {"metadata": {"annotations": {CORDONED_BY: job.root}}}
             return None
         return {
             "spec": {"unschedulable": True},
@@ -134,7 +151,11 @@ def cordon_message(doc: objects.NodeDoc, changed: bool) -> str:
 
 
 async def cordon(job: Job, params: Any) -> NodeResult:
+    adopted = await _finished_holder(job)
     doc, changed = await cordon_node(job)
+    if adopted and doc.metadata.annotations.get(CORDONED_BY) == job.root:
+        message = f"already cordoned by knm (task {adopted}, which has ended); now this task's"
+        return NodeResult.success(message, changed=changed)
     return NodeResult.success(cordon_message(doc, changed), changed=changed)
 
 
@@ -261,7 +282,7 @@ async def record_boot_id(job: Job, params: RecordBootIdParams) -> NodeResult:
 
 async def wait_ready(job: Job, params: WaitReadyParams) -> NodeResult:
     doc = await job.kube.node(job.node)
-    before = params.boot_id
+    before = (params.boot_ids or {}).get(job.node) or params.boot_id
     if params.after_reboot and not before:
         before = doc.metadata.annotations.get(BOOT_ID)
         if not before:

@@ -113,7 +113,10 @@ async def evict_all(
                         gone.append(pending.pop(uid).ref)
                         blocked.pop(pod.ref, None)
                     elif exc.status == 429 or "PodDisruptionBudget" in exc.message:
-                        blocked[pod.ref] = _budget_of(exc)
+                        budget = _budget_of(exc)
+                        if not budget.startswith("("):
+                            budget = f"{pod.metadata.namespace}/{budget}"
+                        blocked[pod.ref] = budget
                     else:
                         raise
                 else:

@@ -22,6 +22,7 @@ from knm.core.clusters import Cluster, get_cluster
 from knm.core.errors import BadRequest, Invalid, KnmError
 from knm.core.targets import resolve_targets
 from knm.core.tasks import Executor, NodeResult, Prepared, TargetNode, TaskContext, locks
+from knm.core.tasks import store as task_store
 from knm.plugins.k8s import actions
 from knm.plugins.k8s.actions import Job
 from knm.plugins.k8s.client import Kube, KubeError, hub_of
@@ -105,6 +106,16 @@ class K8sExecutor(Executor):
         request: K8sRequest = ctx.request
         params = parse_params(request)
         root = ctx.task.parent_task_id or ctx.task_id
+        if root != ctx.task_id:
+            parent = await task_store.get_task(ctx.knm.pool, root)
+            if parent is None or parent.status not in ("pending", "running"):
+                # A step task left behind by a workflow that is over changes nothing.
+                for node in ctx.nodes:
+                    await ctx.node_finished(
+                        node.name,
+                        NodeResult.failure("cancelled", f"workflow {root} has ended"),
+                    )
+                return
         cluster = await ctx.cluster()
         hub = hub_of(ctx.knm)
         try:

@@ -141,6 +141,9 @@ class WaitReadyParams(Params, kw_only=True, forbid_unknown_fields=True):
     after_reboot: bool = False
     #: The boot id before the reboot; by default the one ``record_boot_id`` stored on the node.
     boot_id: str | None = None
+    #: Per node, the boot id before its reboot (a workflow passes the ones it recorded right
+    #: before its rebooting step); a node not named here falls back to ``boot_id``.
+    boot_ids: dict[str, str] | None = None
 
 
 class RecordBootIdParams(Params, kw_only=True, forbid_unknown_fields=True):

@@ -152,6 +152,9 @@ async def problems(knm: Knm, definition: WorkflowDefinition) -> list[str]:
                 found.append(f"step {step.common.id}: uses undeclared parameter {name!r}")
             if namespace == "steps" and name.split(".")[0] not in known:
                 found.append(f"step {step.common.id}: refers to no step {name.split('.')[0]!r}")
+    from knm.plugins.workflows.checks import safety_problems
+
+    found.extend(await safety_problems(knm, definition, steps))
     return found
 
 

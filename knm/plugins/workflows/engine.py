@@ -22,14 +22,19 @@ from knm.core.errors import KnmError
 from knm.core.policy import CommandContext
 from knm.core.selectors import parse_selector
 from knm.core.tasks import TargetNode, TaskContext, locks
-from knm.core.tasks.steps import StepOutcome, StepRun, StepType
+from knm.core.tasks.steps import NodeDetail, StepOutcome, StepRun, StepType
+from knm.plugins.workflows.checks import run_time_reboots
+from knm.plugins.workflows.conditions import k8s_action
 from knm.plugins.workflows.definition import Step, resolve_references
-from knm.plugins.workflows.templates import RenderError, references, render
+from knm.plugins.workflows.gate import BootRecord, Gate
+from knm.plugins.workflows.templates import RenderError, render, render_command
 
 if TYPE_CHECKING:
     from knm.core.state import Knm
 
 SETTLED = frozenset({"success", "failed", "skipped", "cancelled"})
+#: Node ends after which a rebooting step may or may not have rebooted the node.
+UNCERTAIN = frozenset({"cancelled", "timeout", "worker_lost", "connection_lost", "error"})
 
 
 def now() -> datetime:
@@ -58,9 +63,13 @@ class StepState(msgspec.Struct, kw_only=True, omit_defaults=False):
 class Journal:
     """The workflow's step states, written to the task as they change (coalesced briefly)."""
 
-    def __init__(self, ctx: TaskContext, states: list[StepState]) -> None:
+    def __init__(
+        self, ctx: TaskContext, states: list[StepState], boots: list[BootRecord] | None = None
+    ) -> None:
         self.ctx = ctx
         self.states = states
+        #: Boot ids recorded before each rebooting step, per node, kept with the run.
+        self.boots: list[BootRecord] = boots if boots is not None else []
         self._dirty = asyncio.Event()
         self._writer: asyncio.Task[None] | None = None
         self.current_step: str | None = None
@@ -101,8 +110,13 @@ class Journal:
     async def flush(self) -> None:
         self._dirty.clear()
         await self.ctx.save_result(
-            steps=[msgspec.to_builtins(s) for s in self.states], current_step=self.current_step
+            steps=[msgspec.to_builtins(s) for s in self.states],
+            current_step=self.current_step,
+            boot_ids=[msgspec.to_builtins(b) for b in self.boots],
         )
+
+    def boots_changed(self) -> None:
+        self._dirty.set()
 
     async def _write_loop(self) -> None:
         while True:
@@ -123,7 +137,14 @@ class BatchRunner:
         params: dict[str, str],
         completed: set[str],
         cancelled: asyncio.Event,
+        gate: Gate,
+        types: dict[str, str] | None = None,
+        keep_failed_cordoned: bool = False,
     ) -> None:
+        self.gate = gate
+        #: Declared parameter types (``integer``, ``boolean``, ``command``).
+        self.types = types or {}
+        self.keep_failed_cordoned = keep_failed_cordoned
         self.ctx = ctx
         self.knm = ctx.knm
         self.journal = journal
@@ -134,7 +155,7 @@ class BatchRunner:
         self.params = params
         self.completed = completed
         self.cancelled = cancelled
-        self.types = ctx.knm.registry.step_types
+        self.step_types = ctx.knm.registry.step_types
         self.states = {s.id: s for s in journal.states if s.batch == batch}
         self.results: dict[str, dict[str, Any]] = {}
         #: node → (reason, message) for nodes a failed step failed.
@@ -189,16 +210,18 @@ class BatchRunner:
                 if state.status in SETTLED:
                     settled(step_id)
                     continue
+                # A step re-run to re-establish a resumed batch may fail: what follows it is
+                # skipped even where the original run completed it.
+                if self._decide(self.steps[step_id]) == "skipped":
+                    state.status = "skipped"
+                    self.journal.changed(state)
+                    settled(step_id)
+                    continue
                 if step_id in self.completed:
                     state.status = "success"
                     state.error = None
                     state.result = {**state.result, "resumed": True}
                     self.results[step_id] = state.result
-                    self.journal.changed(state)
-                    settled(step_id)
-                    continue
-                if self._decide(self.steps[step_id]) == "skipped":
-                    state.status = "skipped"
                     self.journal.changed(state)
                     settled(step_id)
                     continue
@@ -254,12 +277,21 @@ class BatchRunner:
     async def _run_step(self, step: Step) -> None:
         common = step.common
         state = self.states[common.id]
-        step_type = self.types[common.type]
+        step_type = self.step_types[common.type]
         nodes = self._targets(step)
         state.nodes = [n.name for n in nodes]
         if not nodes:
             state.status = "skipped"
             state.error = "no target nodes in this batch"
+            self.journal.changed(state)
+            return
+        if (
+            self.keep_failed_cordoned
+            and k8s_action(step) == "uncordon"
+            and (self.failed or self.cancelled.is_set())
+        ):
+            state.status = "skipped"
+            state.error = "kept cordoned: the request asked for keep_failed_cordoned"
             self.journal.changed(state)
             return
         # An ``always`` step still runs after a cancel, so it gets a signal of its own.
@@ -296,28 +328,31 @@ class BatchRunner:
             "status": state.status,
             "message": outcome.message,
         }
+        if common.reboots:
+            bad_nodes = {
+                n
+                for n, s in outcome.nodes.items()
+                if s != "success"
+                and (outcome.details.get(n) or NodeDetail(reason="")).reason not in UNCERTAIN
+            }
+            if outcome.status == "failed" and not outcome.nodes:
+                bad_nodes = set(state.nodes)  # nothing ran
+            self.gate.step_ended(step, self.batch, bad_nodes)
         if state.status in ("failed", "cancelled") and not common.continue_on_error:
             self.failed = self.failed or state.status == "failed"
             bad = [n for n, s in outcome.nodes.items() if s != "success"] or state.nodes
             for node in bad:
-                self.failed_nodes.setdefault(
-                    node, ("step_failed", f"step {common.id} {state.status}: {outcome.message}")
-                )
+                # The node's own reason (``drain_timeout`` naming the budget, ``refused``,
+                # ``not_ready``, ``locked``, ``precondition`` …) is the workflow's for it.
+                detail = outcome.details.get(node)
+                if detail is not None:
+                    reason = detail.reason
+                    message = f"step {common.id}: {detail.message or detail.reason}"
+                else:
+                    reason = "step_failed"
+                    message = f"step {common.id} {state.status}: {outcome.message}"
+                self.failed_nodes.setdefault(node, (reason, message))
         self.journal.changed(state)
-
-    def _command_values(self, step: Step) -> list[str]:
-        """Values rendered into a step's command: each is checked as a command too, since a
-        command may hand one to a shell (``sh -c "$0" {{ params.reboot_command }}``)."""
-        command = step.fields.get("command")
-        if not isinstance(command, str):
-            return []
-        found = []
-        for namespace, name in references(command):
-            try:
-                found.append(render(f"{{{{ {namespace}.{name} }}}}", self.params, self.results))
-            except RenderError:
-                continue
-        return found
 
     async def _lock(self, nodes: list[TargetNode]) -> locks.Refusal | None:
         """A disruptive step's nodes are locked for the workflow (released after the batch), and
@@ -342,7 +377,13 @@ class BatchRunner:
     ) -> StepOutcome:
         common = step.common
         try:
-            fields = render(step.fields, self.params, self.results)
+            raw = dict(step.fields)
+            template = raw.pop("command", None)
+            fields = render(raw, self.params, self.results, types=self.types)
+            command = None
+            if isinstance(template, str):
+                command = render_command(template, self.params, self.results, types=self.types)
+                fields["command"] = command.run
             fields = await resolve_references(self.knm, fields)
             context = CommandContext(
                 kind=step_type.name,
@@ -350,19 +391,36 @@ class BatchRunner:
                 username=self.ctx.task.username,
                 sudo=bool(fields.get("sudo")),
             )
-            violation = await _policy(self.knm, fields, self._command_values(step), context)
-            if violation:
-                return StepOutcome(status="failed", message=violation)
+            if command is not None:
+                violation = await _policy(self.knm, [command.checked, *command.values], context)
+                if violation:
+                    return StepOutcome(status="failed", message=violation)
+            refusal_text = await run_time_reboots(
+                self.knm, step, fields, command.checked if command else None
+            )
+            if refusal_text:
+                return StepOutcome(status="failed", message=refusal_text)
             if step_type.disruptive:
                 refusal = await self._lock(nodes)
                 if refusal is not None:
                     return StepOutcome(status="failed", message=refusal.message)
+            # The node's live state, right before the step runs on it (after any lock wait).
+            admitted, refused = await self.gate.admit(step, nodes, self.batch)
+            if not admitted:
+                return _refused(refused)
+            if k8s_action(step) == "wait_ready":
+                params = dict(fields.get("params") or {})
+                if params.get("after_reboot") and "boot_id" not in params:
+                    boots = self.gate.boot_ids(admitted)
+                    if boots:
+                        params["boot_ids"] = boots
+                    fields["params"] = params
             run = StepRun(
                 workflow_task_id=self.ctx.task_id,
                 step_id=common.id,
                 batch=self.batch,
                 cluster_name=self.ctx.task.cluster_name,
-                nodes=nodes,
+                nodes=admitted,
                 credential_id=self.ctx.request.credential_id,
                 timeout=common.timeout,
                 params=fields,
@@ -372,8 +430,10 @@ class BatchRunner:
             )
             work = step_type.run(self.knm, run, cancel)
             if common.timeout and not hasattr(step_type, "executor"):
-                return await asyncio.wait_for(work, timeout=common.timeout)
-            return await work
+                outcome = await asyncio.wait_for(work, timeout=common.timeout)
+            else:
+                outcome = await work
+            return _with_refused(outcome, refused)
         except RenderError as exc:
             return StepOutcome(status="failed", message=f"template: {exc}")
         except TimeoutError:
@@ -384,15 +444,36 @@ class BatchRunner:
             return StepOutcome(status="failed", message=f"{type(exc).__name__}: {exc}")
 
 
-async def _policy(
-    knm: Knm, fields: dict[str, Any], values: list[str], context: CommandContext
-) -> str | None:
+def _refused(refused: dict[str, NodeDetail]) -> StepOutcome:
+    first = next(iter(refused.values()))
+    return StepOutcome(
+        status="failed",
+        message=first.message,
+        nodes=dict.fromkeys(refused, "failed"),
+        details=refused,
+    )
+
+
+def _with_refused(outcome: StepOutcome, refused: dict[str, NodeDetail]) -> StepOutcome:
+    """A step that ran on some nodes failed on those whose conditions did not hold."""
+    if not refused:
+        return outcome
+    first = next(iter(refused.values()))
+    return StepOutcome(
+        status="failed" if outcome.status == "success" else outcome.status,
+        message=outcome.message if outcome.status != "success" else first.message,
+        task_id=outcome.task_id,
+        nodes={**outcome.nodes, **dict.fromkeys(refused, "failed")},
+        details={**outcome.details, **refused},
+        result=outcome.result,
+    )
+
+
+async def _policy(knm: Knm, texts: list[str], context: CommandContext) -> str | None:
     """The command policy again (the core's one ``check``, site rules included), on the
-    rendered command and on each value rendered into it."""
-    command = fields.get("command")
-    if not isinstance(command, str):
-        return None
-    for text in (command, *values):
+    rendered command (values inlined as words) and on each value rendered into it, since a
+    command may hand one to a shell."""
+    for text in texts:
         found = await policy.violations(knm, text, context)
         if found:
             return found[0].message

@@ -10,15 +10,19 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
+from knm.core import policy
 from knm.core.content import get_pinned, get_runnable
 from knm.core.errors import Invalid, NotFound
 from knm.core.tasks import Executor, NodeResult, Prepared, TargetNode, TaskContext, locks
 from knm.core.tasks import store as task_store
 from knm.core.tasks.service import missing_credential
 from knm.core.tasks.targets import prepare_targets
-from knm.plugins.workflows.definition import problems, steps_of, used_parameters
+from knm.plugins.workflows.conditions import establishes, touches_cordons
+from knm.plugins.workflows.definition import Step, problems, steps_of, used_parameters
 from knm.plugins.workflows.engine import BatchRunner, Journal, StepState
+from knm.plugins.workflows.gate import BootRecord, Gate, Probe, hand_cordoned, probe_for
 from knm.plugins.workflows.schemas import WorkflowDefinition, WorkflowRequest
+from knm.plugins.workflows.templates import RenderError, typed
 
 if TYPE_CHECKING:
     from knm.core.state import Knm
@@ -79,6 +83,12 @@ def parameters_of(
             values[name] = ""
     if missing:
         raise Invalid(f"missing required parameters: {', '.join(missing)}")
+    for name, param in declared.items():
+        if param.type in ("integer", "boolean"):
+            try:
+                typed(param.type, name, values[name])
+            except RenderError as exc:
+                raise Invalid(str(exc)) from None
     return values
 
 
@@ -137,6 +147,15 @@ class WorkflowExecutor(Executor):
         types = knm.registry.step_types
         steps = steps_of(definition)
         params = parameters_of(definition, request.parameters, used_parameters(steps))
+        for param in definition.parameters:
+            # A whole-command parameter is a command: the guard-rail checks it as one.
+            if param.type == "command" and params[param.name].strip():
+                context = policy.CommandContext(
+                    kind="workflow",
+                    cluster_name=request.cluster_name,
+                    username=getattr(principal, "username", None),
+                )
+                await policy.check(knm, params[param.name], context)
         for step in steps:
             step_type = types[step.common.type]
             if step_type.feature:
@@ -179,16 +198,113 @@ class WorkflowExecutor(Executor):
         )
         return item.body, dict(ctx.task.summary.get("parameters", {}))
 
-    async def _completed_before(self, ctx: TaskContext) -> dict[int, set[str]]:
+    async def _original(self, ctx: TaskContext) -> dict[str, Any]:
         origin = ctx.request.resumed_from
         if not origin:
             return {}
         original = await task_store.get_task(ctx.knm.pool, origin)
+        return original.result if original else {}
+
+    @staticmethod
+    def _completed_before(original: dict[str, Any], steps: list[Step]) -> dict[int, set[str]]:
+        """Per batch, the steps a resumed run does not run again.
+
+        A batch the original finished (every step succeeded) is done. In any other batch the
+        resumed run re-establishes before it continues: steps that establish node conditions
+        (``cordon``, ``drain``) run again (at no cost where the state held), and finalizers
+        (``when: always``) always run; every step is checked against the node's live state
+        anyway."""
+        by_batch: dict[int, list[dict[str, Any]]] = {}
+        for state in original.get("steps", []):
+            by_batch.setdefault(state.get("batch", 0), []).append(state)
+        when = {s.common.id: s.common.when for s in steps}
+        again = {s.common.id for s in steps if establishes(s) or s.common.when == "always"}
         done: dict[int, set[str]] = {}
-        for state in (original.result if original else {}).get("steps", []):
-            if state.get("status") == "success":
-                done.setdefault(state.get("batch", 0), set()).add(state["id"])
+        for batch, found in by_batch.items():
+
+            def finished(state: dict[str, Any]) -> bool:
+                if state.get("status") == "success":
+                    return True
+                # Skipped for a reason other than a failure or a cancel elsewhere.
+                return state.get("status") == "skipped" and (
+                    when.get(state["id"]) != "on_success"
+                    or state.get("error") == "no target nodes in this batch"
+                )
+
+            if all(finished(state) for state in found):
+                done[batch] = {state["id"] for state in found}
+            else:
+                succeeded = {s["id"] for s in found if s.get("status") == "success"}
+                done[batch] = succeeded - again
         return done
+
+    async def _gate(self, ctx: TaskContext, steps: list[Step], journal: Journal) -> Gate:
+        probe: Probe | None = await probe_for(ctx)
+        return Gate(
+            root=ctx.task_id,
+            probe=probe,
+            steps={s.common.id: s for s in steps},
+            boots=journal.boots,
+            changed=journal.boots_changed,
+            persist=journal.flush,
+        )
+
+    async def _admit_batch(
+        self,
+        ctx: TaskContext,
+        definition: WorkflowDefinition,
+        steps: list[Step],
+        gate: Gate,
+        nodes: list[TargetNode],
+    ) -> tuple[list[TargetNode], bool]:
+        """The batch's nodes that go ahead, and whether one was refused in a way that fails the
+        batch. A node cordoned by hand is skipped or refused (``on_hand_cordoned``) in a
+        workflow that cordons; a ``disruptive`` workflow takes each node's lock, counting
+        against the cluster's ``max_unavailable``."""
+        going: list[TargetNode] = []
+        failed = False
+        probe = gate.probe
+        for node in nodes:
+            if probe is not None and touches_cordons(steps):
+                state = await probe.state(node.name)
+                if hand_cordoned(state):
+                    message = (
+                        f"node {node.name} was cordoned by hand (it has no knm.io/cordoned-by "
+                        "annotation); knm leaves it alone"
+                    )
+                    if definition.strategy.on_hand_cordoned == "skip":
+                        await ctx.node_finished(
+                            node.name,
+                            NodeResult.failure(
+                                "skipped", f"{message}: skipped (on_hand_cordoned: skip)",
+                                tolerated=True,
+                            ),
+                        )  # fmt: skip
+                    else:
+                        failed = True
+                        await ctx.node_finished(
+                            node.name,
+                            NodeResult.failure("refused", f"{message} (on_hand_cordoned: fail)"),
+                        )
+                    continue
+            if definition.disruptive:
+                refusal = await locks.acquire(
+                    ctx.knm.pool,
+                    cluster=ctx.task.cluster_name,
+                    node=node.name,
+                    holder=ctx.task_id,
+                    task_id=ctx.task_id,
+                    max_unavailable=locks.budget_of(await ctx.cluster()),
+                    cordoned_by_knm=probe.cordoned_by_knm if probe is not None else None,
+                )
+                if refusal is not None:
+                    failed = True
+                    await ctx.node_finished(
+                        node.name, NodeResult.failure(refusal.reason, refusal.message)
+                    )
+                    continue
+            going.append(node)
+        return going, failed
 
     async def run(self, ctx: TaskContext) -> None:
         definition, params = await self._load(ctx)
@@ -201,12 +317,16 @@ class WorkflowExecutor(Executor):
             for b in range(len(batches))
             for s in steps
         ]
-        journal = Journal(ctx, states)
+        original = await self._original(ctx)
+        boots = [msgspec.convert(b, BootRecord) for b in original.get("boot_ids", [])]
+        journal = Journal(ctx, states, boots)
         journal.start()
-        completed = await self._completed_before(ctx)
+        completed = self._completed_before(original, steps)
+        types = {p.name: p.type for p in definition.parameters}
         failed_batches = 0
         limit = ctx.settings.max_concurrent
         try:
+            gate = await self._gate(ctx, steps, journal)
             for index, nodes in enumerate(batches):
                 if (
                     ctx.cancelled.is_set()
@@ -220,20 +340,39 @@ class WorkflowExecutor(Executor):
                         )
                 for node in nodes:
                     await ctx.node_started(node.name)
-                runner = BatchRunner(
-                    ctx=ctx,
-                    journal=journal,
-                    steps=steps,
-                    batch=index,
-                    nodes=nodes,
-                    params=params,
-                    completed=completed.get(index, set()),
-                    cancelled=ctx.cancelled,
+                done = completed.get(index, set())
+                batch_done = bool(steps) and all(s.common.id in done for s in steps)
+                going, refused = (
+                    (nodes, False)
+                    if batch_done
+                    else await self._admit_batch(ctx, definition, steps, gate, nodes)
                 )
-                await runner.run(limit)
-                if runner.failed:
+                if refused:
                     failed_batches += 1
-                await self._settle(ctx, runner, nodes)
+                if going:
+                    runner = BatchRunner(
+                        ctx=ctx,
+                        journal=journal,
+                        steps=steps,
+                        batch=index,
+                        nodes=going,
+                        params=params,
+                        completed=done,
+                        cancelled=ctx.cancelled,
+                        gate=gate,
+                        types=types,
+                        keep_failed_cordoned=ctx.request.keep_failed_cordoned,
+                    )
+                    await runner.run(limit)
+                    if runner.failed and not refused:
+                        failed_batches += 1
+                    await self._settle(ctx, runner, going)
+                else:
+                    for state in states:
+                        if state.batch == index and state.status == "pending":
+                            state.status = "skipped"
+                            state.error = "no node of this batch went ahead"
+                            journal.changed(state)
                 await _release_node_locks(ctx, nodes)
                 await ctx.progress(
                     100 * (index + 1) / len(batches), f"batch {index + 1} of {len(batches)} done"
@@ -269,6 +408,7 @@ class WorkflowExecutor(Executor):
 
     async def recover(self, ctx: TaskContext) -> None:
         """The worker running this workflow died: steps it ran are lost; finalizers still run."""
+        await _end_children(ctx)
         definition, params = await self._load(ctx)
         steps = steps_of(definition)
         batches = batches_of(ctx.nodes, definition)
@@ -287,13 +427,20 @@ class WorkflowExecutor(Executor):
                     },
                     StepState,
                 )
-                if state.status == "running":
+                if s.common.when == "always" and state.status != "success":
+                    # A finalizer the lost worker did not finish (it may have died during an
+                    # earlier recovery) runs again: they are written to be idempotent.
+                    state.status, state.error, state.task_id = "pending", None, None
+                elif state.status == "running":
                     state.status = "failed"
                     state.error = "worker lost"
                 states.append(state)
-        journal = Journal(ctx, states)
+        boots = [msgspec.convert(b, BootRecord) for b in ctx.task.result.get("boot_ids", [])]
+        journal = Journal(ctx, states, boots)
         journal.start()
+        types = {p.name: p.type for p in definition.parameters}
         try:
+            gate = await self._gate(ctx, steps, journal)
             for index, nodes in enumerate(batches):
                 batch_states = [s for s in states if s.batch == index]
                 if all(s.status == "pending" for s in batch_states):
@@ -315,6 +462,9 @@ class WorkflowExecutor(Executor):
                     params=params,
                     completed=set(),
                     cancelled=lost,
+                    gate=gate,
+                    types=types,
+                    keep_failed_cordoned=ctx.request.keep_failed_cordoned,
                 )
                 await runner.run(ctx.settings.max_concurrent)
                 for node in nodes:
@@ -332,6 +482,18 @@ class WorkflowExecutor(Executor):
                     await ctx.node_finished(
                         node.name, NodeResult.failure("worker_lost", "worker lost")
                     )
+
+
+async def _end_children(ctx: TaskContext) -> None:
+    """Step tasks the lost worker started, or left queued, end before the finalizers run: a
+    queued cordon must not run later, for a workflow that is over, and cordon a node then."""
+    from knm.core.tasks.steps import wait_for_task
+
+    stop = asyncio.Event()
+    stop.set()
+    for child in await task_store.open_children(ctx.knm.pool, ctx.task_id):
+        # Cancels it and waits for its end (a dead worker's child ends when it is reaped).
+        await wait_for_task(ctx.knm, child, stop)
 
 
 async def _release_node_locks(ctx: TaskContext, nodes: list[TargetNode] | None) -> None:

@@ -29,6 +29,11 @@ class Parameter(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     description: str = ""
     default: str | None = None
     required: bool = False
+    #: ``string``: a value (reaches a command as one word, never as shell syntax).
+    #: ``integer``/``boolean``: a value checked as such; a field that is exactly this one
+    #: reference gets the typed value. ``command``: a whole command, checked by the guard-rail,
+    #: allowed only as a ``command`` field's entire text.
+    type: Literal["string", "integer", "boolean", "command"] = "string"
 
 
 class Retry(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -46,6 +51,10 @@ class Strategy(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     max_failed_batches: int = 0
     #: Seconds between batches.
     pause_between: float = 0.0
+    #: A node someone cordoned by hand, in a workflow that cordons: ``skip`` it (its result is
+    #: ``failed`` with reason ``skipped``; the roll goes on and it alone does not fail the task)
+    #: or ``fail`` it (reason ``refused``; the batch fails).
+    on_hand_cordoned: Literal["skip", "fail"] = "skip"
 
 
 class StepCommon(msgspec.Struct, kw_only=True):
@@ -61,6 +70,13 @@ class StepCommon(msgspec.Struct, kw_only=True):
     retry: Retry = msgspec.field(default_factory=Retry)
     #: Node names, or a label selector, narrowing the workflow's nodes for this step.
     targets: list[str] | str | None = None
+    #: Node conditions the engine checks on each node right before the step runs there:
+    #: ``cordoned`` (by this run) and ``drained`` (no evictable pods left).
+    requires: list[Literal["cordoned", "drained"]] = msgspec.field(default_factory=list)
+    #: The step may reboot its nodes: it requires ``cordoned`` and ``drained``, the engine
+    #: records each node's boot id right before it runs, and a later ``uncordon`` waits for a
+    #: new one.
+    reboots: bool = False
 
 
 COMMON_FIELDS = frozenset(f.name for f in msgspec.structs.fields(StepCommon))
@@ -86,6 +102,8 @@ class WorkflowRequest(ExecRequest, kw_only=True, forbid_unknown_fields=True):
     parameters: dict[str, str] = msgspec.field(default_factory=dict)
     #: A workflow task to resume: steps it completed are skipped (set by the resume route).
     resumed_from: str | None = None
+    #: Leave nodes of a failed batch cordoned: ``uncordon`` finalizers skip them.
+    keep_failed_cordoned: bool = False
 
 
 class Decision(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):

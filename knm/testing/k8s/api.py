@@ -399,7 +399,8 @@ class KubeApi:
         body = _json_body(request, allow_empty=True) or {}
         duration = body.get("duration") if isinstance(body, dict) else None
         try:
-            self.cluster.reboot(p["name"], None if duration is None else float(duration))
+            # Asked through the API: by a command on the node (the way knm reboots it).
+            self.cluster.reboot(p["name"], None if duration is None else float(duration), by="node")
         except KeyError:
             raise errors.not_found("nodes", p["name"]) from None
         return Response(200, errors.status_success(200))

@@ -77,6 +77,34 @@ class RequestRecord:
     status: int
 
 
+#: The annotation knm marks its own cordons with (the stand-in only reads it for its history).
+KNM_CORDON = "knm.io/cordoned-by"
+
+
+@dataclass(frozen=True)
+class HistoryEntry:
+    """One change, in the order it happened (``seq``), with what it touched at that moment.
+
+    ``kind``: ``node`` (schedulability or knm's cordon mark changed), ``eviction``,
+    ``deletion``, ``reboot`` (the node goes down), ``boot`` (it is back with a new boot id).
+    A ``reboot`` says who asked (``by``: ``test`` for the test's own :meth:`Cluster.reboot`,
+    ``node`` for a command on the node, through the ``/_standin`` endpoint), the node's state and
+    the pods on it; ``violations`` names budgets it broke (a reboot a node asked for while pods
+    of a budget with none to spare were on it; a deletion of a pod whose budget had none)."""
+
+    seq: int
+    at: float
+    kind: str
+    node: str | None
+    pod: str | None = None
+    unschedulable: bool | None = None
+    cordoned_by: str | None = None
+    boot_id: str | None = None
+    pods: tuple[str, ...] = ()
+    by: str = ""
+    violations: tuple[str, ...] = ()
+
+
 class Cluster:
     def __init__(
         self,
@@ -100,6 +128,7 @@ class Cluster:
         self._node_index = itertools.count(1)
         self._ip_counter: dict[str, itertools.count[int]] = {}
         self._requests: list[RequestRecord] = []
+        self._history: list[HistoryEntry] = []
 
     # ----------------------------------------------------------------- plumbing
 
@@ -148,6 +177,38 @@ class Cluster:
     def requests(self) -> list[RequestRecord]:
         with self.lock:
             return list(self._requests)
+
+    def _record(self, kind: str, node: str | None, **fields: Any) -> None:
+        self._history.append(
+            HistoryEntry(seq=len(self._history), at=self._clock(), kind=kind, node=node, **fields)
+        )
+
+    @property
+    def history(self) -> list[HistoryEntry]:
+        with self.lock:
+            self.tick()
+            return list(self._history)
+
+    def violations(self) -> list[HistoryEntry]:
+        """Entries that broke a disruption budget."""
+        return [entry for entry in self.history if entry.violations]
+
+    def _spare_violations(self, pods: Sequence[Pod]) -> tuple[str, ...]:
+        """Budgets that cannot lose all of ``pods`` at once (healthy ones they select)."""
+        broken = []
+        for pdb in self._pdbs.values():
+            selector = _pdb_selector(pdb)
+            mine = [
+                p
+                for p in pods
+                if p.namespace == pdb.namespace and selector.matches(p.labels) and p.healthy
+            ]
+            allowed = self._pdb_status(pdb).disruptions_allowed
+            if len(mine) > allowed:
+                broken.append(
+                    f"{pdb.namespace}/{pdb.name}: {len(mine)} pod(s) down, {allowed} allowed"
+                )
+        return tuple(broken)
 
     def clear_requests(self) -> None:
         with self.lock:
@@ -293,13 +354,32 @@ class Cluster:
             else:
                 self._schedule(pods_ready_delay, self._pod_ready_action(pod.uid), base=at)
 
-    def reboot(self, name: str, duration: float | None = None) -> None:
-        """NotReady (kubelet silent) for ``duration``, then Ready with a new bootID."""
+    def reboot(self, name: str, duration: float | None = None, *, by: str = "test") -> None:
+        """NotReady (kubelet silent) for ``duration``, then Ready with a new bootID.
+
+        ``by``: who asked — ``test`` (the test itself; never a violation) or ``node`` (a
+        command run on the node, which knm ran)."""
         with self.lock:
             self.tick()
             node = self._get_node(name)
             if node.rebooting:
                 return
+            on_node = [
+                p
+                for p in self._pods.values()
+                if p.node == name and not p.mirror and not _daemonset(p) and not p.terminating
+                and p.phase in ("Running", "Pending")
+            ]  # fmt: skip
+            self._record(
+                "reboot",
+                name,
+                unschedulable=node.unschedulable,
+                cordoned_by=node.annotations.get(KNM_CORDON),
+                boot_id=node.info.boot_id,
+                pods=tuple(f"{p.namespace}/{p.name}" for p in on_node),
+                by=by,
+                violations=self._spare_violations(on_node) if by != "test" else (),
+            )
             node.rebooting = True
             now = self._clock()
             self._set_node_ready(
@@ -313,6 +393,7 @@ class Cluster:
                     return
                 current.rebooting = False
                 current.info = msgspec.structs.replace(current.info, boot_id=self._uid())
+                self._record("boot", name, boot_id=current.info.boot_id)
                 for pod in self._pods.values():
                     if pod.node == name and not pod.terminating and pod.phase == "Running":
                         pod.restart_count += 1
@@ -408,9 +489,18 @@ class Cluster:
             candidate.unschedulable, candidate.taints = unschedulable, taints
             if render_node(candidate) == render_node(node) or dry_run:
                 return render_node(candidate)
+            before = (node.unschedulable, node.annotations.get(KNM_CORDON))
             node.labels, node.annotations = labels, annotations
             node.unschedulable, node.taints = unschedulable, taints
             node.resource_version = self._next_rv()
+            if (unschedulable, annotations.get(KNM_CORDON)) != before:
+                self._record(
+                    "node",
+                    name,
+                    unschedulable=unschedulable,
+                    cordoned_by=annotations.get(KNM_CORDON),
+                    boot_id=node.info.boot_id,
+                )
             self.tick()
             return render_node(node)
 
@@ -666,6 +756,12 @@ class Cluster:
                 grace_period = 0
             if dry_run:
                 return render_pod(pod)
+            self._record(
+                "deletion",
+                pod.node,
+                pod=f"{namespace}/{name}",
+                violations=self._spare_violations([pod]) if not pod.terminating else (),
+            )
             self._delete(pod, grace_period, self._clock())
             doc = render_pod(pod)
             self.tick()
@@ -842,6 +938,7 @@ class Cluster:
                         ],
                     )
             if not dry_run:
+                self._record("eviction", pod.node, pod=f"{namespace}/{name}")
                 self._delete(pod, grace_period, self._clock())
                 self.tick()
 
@@ -1025,6 +1122,10 @@ class Cluster:
             if status != workload.last_status:
                 workload.last_status = status
                 workload.resource_version = self._next_rv()
+
+
+def _daemonset(pod: Pod) -> bool:
+    return pod.owner is not None and pod.owner.kind == "DaemonSet"
 
 
 def _pdb_selector(pdb: Pdb) -> LabelSelector:

@@ -16,7 +16,7 @@ import yaml
 
 from knm.testing.k8s import errors
 from knm.testing.k8s.api import KubeApi, Request, Response
-from knm.testing.k8s.cluster import Cluster, RequestRecord, Timings
+from knm.testing.k8s.cluster import Cluster, HistoryEntry, RequestRecord, Timings
 from knm.testing.k8s.objects import Node, Pdb, Pod, Taint
 
 
@@ -91,6 +91,14 @@ class _Server(ThreadingHTTPServer):
         with self._connections_lock:
             self._connections.discard(request)
         super().shutdown_request(request)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A client that dies mid-request (a SIGKILLed knm worker) is not the stand-in's error.
+        import sys
+
+        if isinstance(sys.exc_info()[1], ConnectionError):
+            return
+        super().handle_error(request, client_address)
 
     def drop_connections(self) -> None:
         # Keep-alive handler threads would otherwise keep serving after stop().
@@ -278,8 +286,13 @@ class KubeStandin:
     def set_ready(self, node: str, ready: bool) -> None:
         self.cluster.set_ready(node, ready)
 
-    def reboot(self, node: str, duration: float | None = None) -> None:
-        self.cluster.reboot(node, duration)
+    def reboot(self, node: str, duration: float | None = None, *, by: str = "test") -> None:
+        self.cluster.reboot(node, duration, by=by)
+
+    @property
+    def history(self) -> list[HistoryEntry]:
+        """Every node state change, eviction, deletion and reboot, in order."""
+        return self.cluster.history
 
     def node(self, name: str) -> Node:
         return self.cluster.node(name)

@@ -35,7 +35,10 @@ async def test_cordon_marks_the_node_as_knms_and_uncordon_undoes_it(
 
     again = await run_k8s("cordon", ["w2"])
     assert by_node(again)["w2"]["status"] == "success"
-    assert by_node(again)["w2"]["message"] == f"already cordoned by knm (task {status['task_id']})"
+    # The first task has ended: the second takes its cordon over (a resumed workflow does).
+    assert by_node(again)["w2"]["message"].startswith(
+        f"already cordoned by knm (task {status['task_id']}, which has ended)"
+    )
 
     back = await run_k8s("uncordon", ["w2", "w3"])
     assert back["success_count"] == 2
@@ -161,6 +164,36 @@ async def test_wait_ready_after_a_reboot_waits_for_a_new_boot_id(
         timeout=2,
     )
     assert by_node(never)["w1"]["reason"] == "not_ready"
+
+
+async def test_wait_ready_compares_each_node_with_its_own_boot_id(
+    cluster: KubeCluster, run_k8s: Run
+) -> None:
+    """``boot_ids`` (what a workflow recorded right before its rebooting step) wins over the
+    node's older annotation."""
+    kube = cluster.kube
+    await run_k8s("record_boot_id", ["w1", "w2"])
+    kube.reboot("w1")
+    kube.reboot("w2")
+    await run_k8s("wait_ready", ["w1", "w2"], params={"after_reboot": True}, timeout=30)
+    # Both rebooted once since the annotation; only w1 reboots again, after a new record.
+    ids = {"w1": kube.node("w1").info.boot_id, "w2": kube.node("w2").info.boot_id}
+    kube.reboot("w1")
+    status = await run_k8s(
+        "wait_ready", ["w1", "w2"], params={"after_reboot": True, "boot_ids": ids}, timeout=3
+    )
+    assert by_node(status)["w1"]["status"] == "success"
+    assert by_node(status)["w2"]["reason"] == "not_ready"
+
+
+async def test_cordon_takes_over_the_knm_cordon_of_a_finished_task(
+    cluster: KubeCluster, run_k8s: Run
+) -> None:
+    first = await run_k8s("cordon", ["w2"])
+    assert cluster.kube.node("w2").annotations["knm.io/cordoned-by"] == first["task_id"]
+    second = await run_k8s("cordon", ["w2"])
+    assert cluster.kube.node("w2").annotations["knm.io/cordoned-by"] == second["task_id"]
+    await run_k8s("uncordon", ["w2"])
 
 
 async def test_a_waiting_task_is_cancelled(

@@ -73,7 +73,7 @@ async def test_drain_waits_for_a_budget_and_never_violates_it(
     assert healthy and min(healthy) >= 1
     events = await knm_client.get(f"/tasks/{status['task_id']}/events", headers=admin_headers)
     blocked = [e for e in events.json()["data"]["entries"] if "blocked" in e.get("data", {})]
-    assert blocked and blocked[0]["data"]["blocked"][0]["budget"] == "web-pdb"
+    assert blocked and blocked[0]["data"]["blocked"][0]["budget"] == "default/web-pdb"
     assert "web-pdb" in blocked[0]["message"]
 
 
@@ -84,8 +84,8 @@ async def test_a_drain_that_times_out_fails_and_leaves_the_node_cordoned(
     status = await run_k8s("drain", ["w1"], timeout=10, params={"drain_timeout": 1})
     result = by_node(status)["w1"]
     assert (result["status"], result["reason"]) == ("failed", "drain_timeout")
-    assert "default/web-1 (blocked by budget web-pdb)" in result["message"]
-    assert result["remaining"] == ["default/web-1 (blocked by budget web-pdb)"]
+    assert "default/web-1 (blocked by budget default/web-pdb)" in result["message"]
+    assert result["remaining"] == ["default/web-1 (blocked by budget default/web-pdb)"]
     assert "stays cordoned" in result["message"]
     assert cluster.kube.node("w1").unschedulable
     assert "web-1" in names_on(cluster, "w1")

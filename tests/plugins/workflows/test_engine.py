@@ -141,7 +141,9 @@ async def test_a_failed_step_skips_its_dependents_and_runs_failure_and_always_st
     ]
     assert status["status"] == "failed"
     results = {r["node"]: r for r in status["results"]}
-    assert results["n2"]["reason"] == "step_failed"
+    # The node's own reason from the step's task, and the step named in the message.
+    assert results["n2"]["reason"] == "exit_code"
+    assert results["n2"]["message"].startswith("step work: ")
 
 
 async def test_continue_on_error_lets_dependents_run_and_retries_are_counted(
@@ -399,7 +401,7 @@ async def test_a_rolling_workflow_stops_at_the_first_failed_batch_leaving_the_re
     status = await wait_for_task(knm_client, admin_headers, task_id)
     results = {r["node"]: r for r in status["results"]}
     assert results["n1"]["status"] == "success"
-    assert results["n2"]["reason"] == "step_failed"
+    assert results["n2"]["reason"] == "exit_code"
     assert results["n3"]["reason"] == "skipped"
     batches = {(s["batch"], s["id"]): s for s in status["steps"]}
     assert batches[(1, "finalize")]["status"] == "completed"

@@ -139,21 +139,23 @@ async def maintain(
     kube: KubeStandin,
     fleet: sshfleet.SshFleet,
     fail_on: str = "",
+    nodes: list[str] = NODES,
+    **parameters: str,
 ) -> dict[str, Any]:
+    given = {
+        "upgrade_playbook": f"upgrade failing on {fail_on}" if fail_on else "pretend upgrade",
+        "upgrade_args": "--check",
+        "reboot_command": reboot_command(kube, fleet),
+        **parameters,
+    }
     response = await client.post(
         "/automation/workflows/execute",
         json={
             "workflow_id": setup["workflow_id"],
             "cluster_name": "prod",
-            "target_nodes": NODES,
+            "target_nodes": nodes,
             "credential_id": setup["credential_id"],
-            "parameters": {
-                "upgrade_playbook": f"upgrade failing on {fail_on}"
-                if fail_on
-                else "pretend upgrade",
-                "upgrade_args": "--check",
-                "reboot_command": reboot_command(kube, fleet),
-            },
+            "parameters": given,
         },
         headers=headers,
     )
@@ -233,7 +235,9 @@ async def test_a_failure_on_node2_stops_the_roll_and_leaves_node3_untouched(
     results = {r["node"]: r for r in status["results"]}
     assert status["status"] == "failed"
     assert results["node1"]["status"] == "success"
-    assert results["node2"]["reason"] == "step_failed"
+    # The upgrade step's own reason for the node, and its message, at the workflow level.
+    assert results["node2"]["reason"] == "task_failed"
+    assert results["node2"]["message"].startswith("step upgrade: ")
     assert results["node3"]["reason"] == "skipped"
     # knm cordoned node2, so its finalizer gave it back; node3 was never touched.
     assert not kube.node("node2").unschedulable
@@ -246,7 +250,7 @@ async def test_a_failure_on_node2_stops_the_roll_and_leaves_node3_untouched(
     assert all("node3" not in child["target_nodes"] for child in children["data"]["executions"])
 
 
-async def test_a_node_cordoned_by_hand_stays_cordoned_after_a_failure(
+async def test_a_node_cordoned_by_hand_is_skipped_and_the_roll_goes_on(
     knm_client: ApiClient,
     admin_headers: dict[str, str],
     setup: dict[str, Any],
@@ -260,16 +264,82 @@ async def test_a_node_cordoned_by_hand_stays_cordoned_after_a_failure(
     api = config.new_client_from_config_dict(kube.kubeconfig_dict())
     try:
         k8s.CoreV1Api(api).patch_node("node1", {"spec": {"unschedulable": True}})
+        status = await maintain(knm_client, admin_headers, setup, kube, ssh_fleet, fail_on="node1")
+        assert kube.node("node1").unschedulable, "knm must never uncordon a node cordoned by hand"
     finally:
+        k8s.CoreV1Api(api).patch_node("node1", {"spec": {"unschedulable": False}})
         api.close()
-    status = await maintain(knm_client, admin_headers, setup, kube, ssh_fleet, fail_on="node1")
-    assert status["status"] == "failed"
-    assert kube.node("node1").unschedulable, "knm must never uncordon a node cordoned by hand"
+    results = {r["node"]: r for r in status["results"]}
+    # node1 was left alone (the failing upgrade never ran there); the others were maintained.
+    assert status["status"] == "completed", status
+    assert results["node1"]["reason"] == "skipped"
+    assert "cordoned by hand" in results["node1"]["message"]
+    assert results["node2"]["status"] == results["node3"]["status"] == "success"
+    assert all(s["status"] == "skipped" for s in status["steps"] if s["batch"] == 0)
 
-    give_back = next(x for x in status["steps"] if x["id"] == "give_back" and x["batch"] == 0)
-    # The finalizer ran and was refused: the cordon was not knm's to undo.
-    assert give_back["status"] == "failed"
-    child = (await knm_client.get(f"/tasks/{give_back['task_id']}", headers=admin_headers)).json()[
-        "data"
-    ]
-    assert child["results"][0]["reason"] == "refused", child["results"]
+
+CHECK_MODE_ONLY = """\
+- hosts: all
+  gather_facts: false
+  tasks:
+    - name: refuse to change anything for real
+      ansible.builtin.fail:
+        msg: not in check mode
+      when: not ansible_check_mode
+"""
+
+
+async def test_upgrade_args_reach_ansible_playbook(
+    knm_client: ApiClient,
+    admin_headers: dict[str, str],
+    setup: dict[str, Any],
+    kube: KubeStandin,
+    ssh_fleet: sshfleet.SshFleet,
+) -> None:
+    ready_all(kube)
+    created = await knm_client.post(
+        "/automation/ansible/playbooks",
+        json={"name": "check mode only", "content": CHECK_MODE_ONLY},
+        headers=admin_headers,
+    )
+    assert_envelope(created, 201)
+    without = await maintain(
+        knm_client, admin_headers, setup, kube, ssh_fleet, nodes=["node1"],
+        upgrade_playbook="check mode only", upgrade_args="",
+    )  # fmt: skip
+    assert without["status"] == "failed"
+    assert without["results"][0]["message"].startswith("step upgrade: ")
+    assert not kube.node("node1").unschedulable
+    ready_all(kube)
+    with_check = await maintain(
+        knm_client, admin_headers, setup, kube, ssh_fleet, nodes=["node1"],
+        upgrade_playbook="check mode only", upgrade_args="--check",
+    )  # fmt: skip
+    assert with_check["status"] == "completed", with_check
+
+
+async def test_drain_timeout_gives_up_naming_the_blocking_budget(
+    knm_client: ApiClient,
+    admin_headers: dict[str, str],
+    setup: dict[str, Any],
+    kube: KubeStandin,
+    ssh_fleet: sshfleet.SshFleet,
+) -> None:
+    """With a budget allowing no eviction, a 1 s drain_timeout ends the drain (the drain step
+    itself may take two hours); the node's result names the budget; the node is given back."""
+    ready_all(kube)
+    # The only replica of "db", on node1, must stay available: never evictable.
+    kube.add_pod("default", "db-1", "node1", labels={"app": "db"}, owner_name="db")
+    kube.add_pdb("default", "db", {"app": "db"}, min_available=1)
+    try:
+        status = await maintain(
+            knm_client, admin_headers, setup, kube, ssh_fleet, nodes=["node1"], drain_timeout="1"
+        )
+    finally:
+        kube.cluster.remove_pdb("default", "db")
+        kube.cluster.delete_pod("default", "db-1", 0)
+    node = status["results"][0]
+    assert status["status"] == "failed"
+    assert node["reason"] == "drain_timeout", node
+    assert "step drain:" in node["message"] and "budget default/db" in node["message"]
+    assert not kube.node("node1").unschedulable

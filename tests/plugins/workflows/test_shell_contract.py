@@ -124,7 +124,7 @@ def _step(status: dict[str, Any], step_id: str) -> dict[str, Any]:
 async def test_a_site_deny_rule_blocks_a_workflow_ssh_step_at_save_and_before_its_task_exists(
     knm_client: ApiClient, admin_headers: dict[str, str]
 ) -> None:
-    definition = {"steps": [{"id": "r", "type": "ssh", "command": "reboot now"}]}
+    definition = {"steps": [{"id": "r", "type": "ssh", "command": "reboot now", "reboots": True}]}
     response = await knm_client.post(
         "/automation/workflows",
         json={"name": "site-rule", "description": "", "definition": definition},
