@@ -36,4 +36,6 @@ if [ "$(id -u)" = 0 ] && [ -x /usr/bin/python3 ] && ! /usr/bin/python3 -c 'impor
 fi
 
 python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore -e '.[dev]'
+# Deterministic, bounded property tests unless asked otherwise (knm.testing.plugin).
+export KNM_HYPOTHESIS_PROFILE="${KNM_HYPOTHESIS_PROFILE:-ci}"
 exec python3 -m pytest "$@"

@@ -87,9 +87,10 @@ class KnmPlugin(InitPlugin):
             path=self.config.api_prefix,
             route_handlers=self.route_handlers(),
             middleware=[
+                knm.telemetry.middleware(),
                 DefineMiddleware(
                     AuthMiddleware, exclude_from_auth_key="public", exclude_http_methods=["OPTIONS"]
-                )
+                ),
             ],
             exception_handlers=dict(EXCEPTION_HANDLERS),
             request_max_body_size=MAX_BODY,
@@ -101,6 +102,7 @@ class KnmPlugin(InitPlugin):
             Router(
                 path=self.config.path_prefix.rstrip("/") or "/",
                 route_handlers=[metrics.metrics, health.healthz, health.readyz],
+                middleware=[knm.telemetry.middleware()],
                 exception_handlers=dict(EXCEPTION_HANDLERS),
             )
         )

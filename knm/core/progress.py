@@ -101,6 +101,8 @@ class Subscriber:
             self.hub.delivered += 1
 
     def _lag(self, task_id: str, progress: int) -> None:
+        if self.hub is not None:
+            self.hub.lagged += 1
         resume = self.last_seq.get(task_id, 0)
         lagged = LaggedEvent(
             task_id=task_id,
@@ -199,6 +201,8 @@ class ProgressHub:
         self.published = 0
         self.delivered = 0
         self.dropped = 0
+        #: ``lagged`` notices sent (one per subscriber and task each time it falls behind).
+        self.lagged = 0
         self.connections = 0
 
     async def start(self) -> None:

@@ -26,6 +26,7 @@ from knm.core.keys import Keys
 from knm.core.listen import Listener
 from knm.core.manager import collect, make_plugin_manager
 from knm.core.registry import Registry, StartupError
+from knm.core.telemetry import Telemetry
 
 if TYPE_CHECKING:
     from knm.core.progress import ProgressHub
@@ -71,6 +72,7 @@ class Knm:
         self.auth_cache: PrincipalCache | None = None
         self.status_cache: StatusCache | None = None
         self.runner: Runner = None  # type: ignore[assignment]
+        self.telemetry = Telemetry()
         self._url = ""
         self._supervisor: asyncio.Task[None] | None = None
         #: ``loop.time()`` since the supervisor found the embedded PostgreSQL down, else None.

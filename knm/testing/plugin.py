@@ -29,11 +29,45 @@ from knm.testing.fleet import ssh_fleet, ssh_fleet_cluster
 from knm.testing.kube import kube_standin
 from knm.testing.process import KnmProcess, ProcessFactory
 
+#: Hypothesis profiles for knm's suite and for plugin authors' (``--hypothesis-profile`` or
+#: ``KNM_HYPOTHESIS_PROFILE``): ``ci`` is deterministic and bounded (the same examples every
+#: run, no example database to carry state between runs), ``dev`` explores new examples each
+#: run, ``soak`` runs long. Tests that set ``max_examples`` themselves keep their own bound.
+HYPOTHESIS_PROFILES: dict[str, dict[str, Any]] = {
+    "ci": {"derandomize": True, "database": None, "deadline": None, "print_blob": True},
+    "dev": {"deadline": None, "max_examples": 50},
+    "soak": {"deadline": None, "max_examples": 5_000},
+}
+
+
+def _register_hypothesis_profiles() -> None:
+    try:
+        from hypothesis import settings
+    except ImportError:  # a plugin author's suite without hypothesis
+        return
+    for name, options in HYPOTHESIS_PROFILES.items():
+        settings.register_profile(name, **options)
+
+
+# At import, before hypothesis's own plugin reads ``--hypothesis-profile`` in its configure.
+_register_hypothesis_profiles()
+
 
 def pytest_configure(config: pytest.Config) -> None:
     # Whatever starts a knm without saying where its data goes (a settings file read from the
     # environment, a subprocess) writes it in the session's temp dir, not in /var/lib/knm.
     os.environ.setdefault("KNM_DATA_DIR", database.data_dir_for_tests())
+    config.addinivalue_line(
+        "markers",
+        "slow: minutes of real servers (installs, benchmarks' smokes, scale-out, rolls); "
+        'left out with -m "not slow"',
+    )
+    profile = os.environ.get("KNM_HYPOTHESIS_PROFILE")
+    chosen = config.getoption("hypothesis_profile", default=None)
+    if profile and not chosen:
+        from hypothesis import settings
+
+        settings.load_profile(profile)
 
 
 @pytest.fixture(scope="session")

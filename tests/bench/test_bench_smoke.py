@@ -12,6 +12,9 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 
+# Each smoke starts real servers and peers: minutes together, left out of a quick local run.
+pytestmark = pytest.mark.slow
+
 
 def run_smoke(module: str) -> subprocess.CompletedProcess[str]:
     env = {

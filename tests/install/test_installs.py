@@ -48,6 +48,7 @@ PLAYBOOK = """\
 """
 
 pytestmark = [
+    pytest.mark.slow,
     pytest.mark.timeout(900),
     pytest.mark.skipif(os.geteuid() != 0, reason="install tests need root (users, sshd)"),
 ]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import asyncpg
 import msgspec
@@ -27,34 +27,60 @@ class PruneReport(msgspec.Struct):
     output_tasks: int = 0
 
 
+#: Rows deleted per transaction: small enough that no statement holds locks, WAL or I/O for
+#: long while the API serves, large enough that a million tasks go in a few hundred rounds.
+PRUNE_BATCH = 5_000
+
+
 async def prune(
     conn: asyncpg.Connection,
     *,
     task_days: int,
     event_days: int,
     output_max_bytes: int,
+    batch: int = PRUNE_BATCH,
 ) -> PruneReport:
+    """Delete what retention no longer keeps, in batches of ``batch`` rows, each its own
+    transaction (one statement deleting a million tasks with their nodes, output and events
+    stalled the API). Another process pruning at the same time makes this one stop."""
     report = PruneReport()
-    # A transaction-scoped lock: nothing is left behind on a pooled connection.
+
+    async def rounds(sql: str, *args: Any) -> int | None:
+        deleted = 0
+        while True:
+            # A transaction-scoped lock: nothing is left behind on a pooled connection.
+            async with conn.transaction():
+                if not await conn.fetchval("SELECT pg_try_advisory_xact_lock($1)", PRUNE_LOCK):
+                    return None
+                n = _count(await conn.execute(sql, *args, batch))
+            deleted += n
+            if n < batch:
+                return deleted
+            await asyncio.sleep(0)  # let this process's own requests in between rounds
+
+    tasks = await rounds(
+        """DELETE FROM tasks WHERE id IN (
+               SELECT id FROM tasks WHERE status IN ('completed', 'failed', 'cancelled')
+                 AND end_time < now() - make_interval(days => $1) LIMIT $2)""",
+        task_days,
+    )
+    if tasks is None:
+        return report
+    report.tasks = tasks
+    events = await rounds(
+        """DELETE FROM task_events WHERE ctid IN (
+               SELECT e.ctid FROM task_events e JOIN tasks t ON t.task_id = e.task_id
+               WHERE t.status IN ('completed', 'failed', 'cancelled')
+                 AND t.end_time < now() - make_interval(days => $1) LIMIT $2)""",
+        event_days,
+    )
+    if events is None:
+        return report
+    report.events = events
+    # Beyond the size budget, the output of the oldest finished tasks goes first.
     async with conn.transaction():
         if not await conn.fetchval("SELECT pg_try_advisory_xact_lock($1)", PRUNE_LOCK):
             return report
-        report.tasks = _count(
-            await conn.execute(
-                "DELETE FROM tasks WHERE status IN ('completed', 'failed', 'cancelled') "
-                "AND end_time < now() - make_interval(days => $1)",
-                task_days,
-            )
-        )
-        report.events = _count(
-            await conn.execute(
-                """DELETE FROM task_events e USING tasks t
-                   WHERE e.task_id = t.task_id AND t.status IN ('completed', 'failed', 'cancelled')
-                     AND t.end_time < now() - make_interval(days => $1)""",
-                event_days,
-            )
-        )
-        # Beyond the size budget, the output of the oldest finished tasks goes first.
         total = await conn.fetchval("SELECT coalesce(sum(octet_length(data)), 0) FROM task_output")
         while total > output_max_bytes:
             victim = await conn.fetchrow(

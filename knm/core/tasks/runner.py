@@ -23,7 +23,7 @@ import msgspec
 
 from knm.core.db import UNAVAILABLE
 from knm.core.errors import KnmError
-from knm.core.tasks import locks, store
+from knm.core.tasks import counts, locks, store
 from knm.core.tasks.executor import Executor, Prepared, TaskContext
 from knm.core.tasks.output import Masker
 from knm.core.tasks.schemas import TaskRow
@@ -104,6 +104,9 @@ class Runner:
         from knm.core.tasks.retention import prune_loop
 
         self._tasks.append(asyncio.create_task(prune_loop(self.knm), name="knm-prune"))
+        self._tasks.append(
+            asyncio.create_task(counts.fold_loop(self.knm.pool), name="knm-fold-counts")
+        )
 
     async def stop(self, grace: float = 10.0) -> None:
         """Stop claiming; let running tasks finish within ``grace``, then cancel them."""

@@ -11,7 +11,7 @@ import msgspec
 
 from knm.core.clusters.provider import Node
 from knm.core.crypto import EncryptedColumn, Sealed, register_encrypted_column
-from knm.core.tasks import output
+from knm.core.tasks import counts, output
 from knm.core.tasks.schemas import HistoryItem, NodeOut, NodeResult, TaskRow
 from knm.wire import TERMINAL
 
@@ -465,7 +465,7 @@ async def history(
             datetime.combine(where.end_date + timedelta(days=1), datetime.min.time()),
         )
     sql_where = f"WHERE {' AND '.join(conditions)}" if conditions else ""
-    total = await conn.fetchval(f"SELECT count(*) FROM tasks {sql_where}", *args)
+    total = await counts.total(conn, where, sql_where, args)
     records = await conn.fetch(
         f"""SELECT id, task_id, kind, status, cluster_name, target_nodes, success_count,
                    failed_count, start_time, end_time, user_id, username, parent_task_id,

@@ -76,3 +76,80 @@ class FairLimiter:
                 continue
             self.in_use += 1
             future.set_result(None)
+
+
+class HandshakeRamp:
+    """How many SSH handshakes may be in progress at once: few at first, then more with every
+    handshake that completes and at least twice as many every ``step`` seconds (slow start,
+    as TCP's congestion window), without limit once the window passes ``ceiling``.
+
+    A handshake is mostly CPU on both ends. Started all at once on one event loop, 200 of them
+    interleave and the first finishes only when nearly all do, so the first node's result came
+    seconds after the POST. With a small starting window the first handshakes finish at once
+    while the CPU stays just as busy. The window grows by one per completed handshake (it
+    doubles every handshake round trip, so a link with real latency loses a few round trips)
+    and doubles every ``step`` regardless, so handshakes that hang (a blackholed node) hold
+    the others back for a few steps at most. Once no handshake is in progress, the next burst
+    starts small again.
+    """
+
+    def __init__(self, start: int = 16, step: float = 0.1, ceiling: int = 4096) -> None:
+        self.start = max(1, start)
+        self.step = step
+        self.ceiling = ceiling
+        self.window = self.start
+        self.in_progress = 0
+        self._waiters: deque[asyncio.Future[None]] = deque()
+        self._timer: asyncio.TimerHandle | None = None
+
+    async def acquire(self) -> None:
+        if self.in_progress < self.window and not self._waiters:
+            self.in_progress += 1
+            return
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[None] = loop.create_future()
+        self._waiters.append(future)
+        if self._timer is None:
+            self._timer = loop.call_later(self.step, self._double)
+        try:
+            await future
+        except asyncio.CancelledError:
+            if future.done() and not future.cancelled():
+                self.release(completed=False)
+            else:
+                with contextlib.suppress(ValueError):
+                    self._waiters.remove(future)
+            raise
+
+    def release(self, *, completed: bool) -> None:
+        self.in_progress -= 1
+        if completed:
+            self.window = min(self.ceiling, self.window + 1)
+        if self.in_progress == 0 and not self._waiters:
+            self.window = self.start
+        self._grant()
+
+    def _double(self) -> None:
+        self._timer = None
+        self.window = min(self.ceiling, self.window * 2)
+        self._grant()
+        if self._waiters:
+            self._timer = asyncio.get_running_loop().call_later(self.step, self._double)
+
+    def _grant(self) -> None:
+        while self._waiters and self.in_progress < self.window:
+            future = self._waiters.popleft()
+            if future.done():
+                continue
+            self.in_progress += 1
+            future.set_result(None)
+
+    @contextlib.asynccontextmanager
+    async def handshake(self) -> AsyncIterator[None]:
+        await self.acquire()
+        completed = False
+        try:
+            yield
+            completed = True
+        finally:
+            self.release(completed=completed)

@@ -37,7 +37,7 @@ from knm.core.transport import HostKeys, RunResult, TransportError
 from knm.plugins.ssh import known_hosts
 from knm.plugins.ssh.connect import open_connection, secret_digest
 from knm.plugins.ssh.hostkeys import BASTION, HostKeyCheck, PinCache
-from knm.plugins.ssh.limiter import FairLimiter
+from knm.plugins.ssh.limiter import FairLimiter, HandshakeRamp
 from knm.plugins.ssh.pool import ConnectionPool, PoolKey
 from knm.plugins.ssh.process import SshConnection, open_process, run_process
 
@@ -65,6 +65,7 @@ class SshTransport:
 
     def __init__(self) -> None:
         self.limiter = FairLimiter(50)
+        self.ramp = HandshakeRamp()
         self.stats = TransportStats()
         self.pool = ConnectionPool()
         self._bastions: dict[tuple[str, str], Any] = {}
@@ -161,10 +162,11 @@ class SshTransport:
             if bastion is not None:
                 tunnel = await self._bastion(ctx, settings, bastion, credential)
                 via = f" through bastion {bastion.address}:{bastion.port}"
-            raw = await open_connection(
-                address=node.address, port=port, credential=credential, check=check(),
-                connect_timeout=settings.connect_timeout, tunnel=tunnel, via=via,
-            )  # fmt: skip
+            async with self.ramp.handshake():
+                raw = await open_connection(
+                    address=node.address, port=port, credential=credential, check=check(),
+                    connect_timeout=settings.connect_timeout, tunnel=tunnel, via=via,
+                )  # fmt: skip
             self.stats.connects += 1
             return raw
 
@@ -274,7 +276,10 @@ class SshTransport:
         pty: bool = False,
         env: dict[str, str] | None = None,
     ) -> RunResult:
-        process, replaced = await open_process(conn, command, pty=pty, env=env)
+        # Opening the channel and starting the command are a few round trips of CPU work on
+        # both ends, ramped like handshakes so the first nodes start without waiting for all.
+        async with self.ramp.handshake():
+            process, replaced = await open_process(conn, command, pty=pty, env=env)
         if replaced:
             self.stats.dead_replaced += 1
         return await run_process(

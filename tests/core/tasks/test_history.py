@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -97,6 +98,7 @@ async def test_no_history_filter_makes_a_500(
     assert response.json()["code"] == response.status_code
 
 
+@pytest.mark.slow
 async def test_history_queries_use_indexes_at_scale(
     knm_client: ApiClient, knm_database_url: str
 ) -> None:

@@ -171,6 +171,7 @@ def test_a_recoverable_task_is_taken_over_by_another_worker(
         stop_all(apis, crew)
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(300)
 def test_five_hundred_tasks_on_three_workers_each_run_exactly_once(
     tmp_path: Path, knm_database_url: str

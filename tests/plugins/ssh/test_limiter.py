@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from knm.plugins.ssh.limiter import FairLimiter
+from knm.plugins.ssh.limiter import FairLimiter, HandshakeRamp
 
 
 async def settle() -> None:
@@ -91,3 +91,57 @@ async def test_one_owner_is_served_first_come_first_served() -> None:
     limiter.release()
     await asyncio.gather(*tasks)
     assert order == [0, 1, 2, 3, 4]
+
+
+async def test_the_handshake_ramp_lets_the_first_handshakes_through_and_widens_with_each_completion() -> (
+    None
+):
+    ramp = HandshakeRamp(start=2, step=60.0)
+    await ramp.acquire()
+    await ramp.acquire()
+    waiting = [asyncio.ensure_future(ramp.acquire()) for _ in range(3)]
+    await asyncio.sleep(0)
+    assert not any(w.done() for w in waiting)
+    # One completion frees its place and opens one more: two of the three start.
+    ramp.release(completed=True)
+    await asyncio.sleep(0)
+    assert [w.done() for w in waiting] == [True, True, False]
+    assert ramp.window == 3
+    for w in waiting:
+        w.cancel()
+
+
+async def test_hung_handshakes_hold_the_others_back_only_until_the_window_doubles() -> None:
+    ramp = HandshakeRamp(start=1, step=0.01)
+    await ramp.acquire()  # a handshake to a blackholed node: never completes
+    late = asyncio.ensure_future(ramp.acquire())
+    await asyncio.wait_for(late, timeout=30)
+    assert ramp.window >= 2
+    assert ramp.in_progress == 2
+
+
+async def test_a_failed_handshake_does_not_widen_the_window_and_an_idle_ramp_starts_small_again() -> (
+    None
+):
+    ramp = HandshakeRamp(start=2, step=60.0)
+    async with ramp.handshake():
+        pass
+    assert ramp.window == 2  # back to the start: nothing was in progress any more
+    await ramp.acquire()
+    await ramp.acquire()
+    ramp.release(completed=False)
+    assert ramp.window == 2
+    ramp.release(completed=True)
+    assert ramp.window == 2 and ramp.in_progress == 0
+
+
+async def test_a_cancelled_waiter_gives_up_its_place_in_the_ramp() -> None:
+    ramp = HandshakeRamp(start=1, step=60.0)
+    await ramp.acquire()
+    first = asyncio.ensure_future(ramp.acquire())
+    second = asyncio.ensure_future(ramp.acquire())
+    await asyncio.sleep(0)
+    first.cancel()
+    ramp.release(completed=False)
+    await asyncio.wait_for(second, timeout=30)
+    assert ramp.in_progress == 1

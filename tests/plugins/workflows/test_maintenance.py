@@ -18,7 +18,7 @@ from knm.testing.k8s_standin import KubeStandin
 from knm.testing.kube import standin
 from knm.testing.tasks import eventually, wait_for_task
 
-pytestmark = pytest.mark.timeout(600)
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 NODES = ["node1", "node2", "node3"]
 WORKER = "node-role.kubernetes.io/worker"
 
