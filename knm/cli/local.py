@@ -41,6 +41,7 @@ def serve(args: argparse.Namespace) -> int:
     from knm.core.app import create_app
     from knm.core.config import KnmConfig
     from knm.core.errors import KnmError
+    from knm.core.forwarded import uvicorn_options
     from knm.core.runtime import Knm
 
     overrides: dict[str, Any] = {"host": args.host, "port": args.port}
@@ -71,6 +72,8 @@ def serve(args: argparse.Namespace) -> int:
             access_log=False,
             ws_per_message_deflate=config.ws_compression,
             timeout_graceful_shutdown=30,
+            # The same proxies knm's own client address believes (none by default).
+            **uvicorn_options(config.forwarded_allow_ips),
         )
     finally:
         # The lifespan stops it; this covers a server that never got that far (port in use).
@@ -193,8 +196,9 @@ def user_reset_password(args: argparse.Namespace) -> int:
             if row is None:
                 print(f"knm: no user {args.username!r}", file=sys.stderr)
                 return 1
+            # Revokes every session and API token of the user (users.update).
             await users.update(
-                conn, row.id, password_hash=knm.hasher.hash(password), disabled=False
+                conn, row.id, password_hash=await knm.passwords.hash(password), disabled=False
             )
             await conn.execute(
                 "DELETE FROM login_failures WHERE username = lower($1)", args.username

@@ -15,7 +15,8 @@ import msgspec
 from litestar import WebSocket, websocket
 from litestar.exceptions import WebSocketDisconnect
 
-from knm.core.auth.middleware import authenticate
+from knm.core.auth.middleware import authenticate, selected_subprotocol, subprotocol_token
+from knm.core.bounds import BIGINT_MAX
 from knm.core.db import UNAVAILABLE
 from knm.core.errors import KnmError
 from knm.core.progress import ALL, ProgressHub, Subscriber, encoded
@@ -35,6 +36,39 @@ class ClientMessage(msgspec.Struct, forbid_unknown_fields=False):
     action: str
     task_id: str = ""
     since: int | None = None
+
+
+class AuthMessage(msgspec.Struct, forbid_unknown_fields=False):
+    """The first message of a connection that brought no token: ``{"action": "auth",
+    "token": "…"}``."""
+
+    action: str
+    token: str = ""
+
+
+#: Seconds a connection without a token has to send it in its first message.
+AUTH_TIMEOUT = 10.0
+
+
+async def _token_of(socket: WebSocket[Any, Any, Any]) -> str:
+    """The connection's token: from ``?token=``, the Authorization header, a subprotocol, or
+    (when none of them is there) the first message. Empty when missing."""
+    token = socket.query_params.get("token")
+    if token is not None:
+        return token  # ``?token=`` given empty is a missing token, not a wait for one
+    header = socket.headers.get("authorization", "")
+    if header.lower().startswith("bearer "):
+        return header[7:].strip()
+    found = subprotocol_token(socket.scope)
+    if found:
+        return found
+    try:
+        async with asyncio.timeout(AUTH_TIMEOUT):
+            raw = await socket.receive_text()
+        message = msgspec.json.decode(raw, type=AuthMessage)
+        return message.token if message.action == "auth" else ""
+    except (TimeoutError, WebSocketDisconnect, msgspec.MsgspecError):
+        return ""
 
 
 def _error(message: str, task_id: str = "") -> str:
@@ -66,13 +100,14 @@ async def _subscribe(
 @websocket("/progress/ws", opt={"public": True})
 async def progress_ws(socket: WebSocket[Any, Any, Any]) -> None:
     knm = socket.app.state["knm"]
-    token = socket.query_params.get("token") or ""
-    header = socket.headers.get("authorization", "")
-    if not token and header.lower().startswith("bearer "):
-        token = header[7:].strip()
     # Accept first: a close before the handshake is an HTTP 403 that clients cannot tell apart
     # from other failures; 4401 after accepting says "your token" plainly.
-    await socket.accept()
+    await socket.accept(subprotocols=selected_subprotocol(socket.scope))
+    try:
+        token = await _token_of(socket)
+    except KnmError as exc:
+        await socket.close(code=4401, reason=(exc.error or "unauthorized")[:120])
+        return
     if not token:
         await socket.close(code=4401, reason="missing token")
         return
@@ -101,8 +136,10 @@ async def progress_ws(socket: WebSocket[Any, Any, Any]) -> None:
                 await socket.send_text(_error("bad message: expected {action, task_id}"))
                 continue
             if message.action == "subscribe" and message.task_id:
-                if message.since is not None and message.since < 0:
-                    await socket.send_text(_error("since must be 0 or more", message.task_id))
+                if message.since is not None and not 0 <= message.since <= BIGINT_MAX:
+                    await socket.send_text(
+                        _error(f"since must be 0 to {BIGINT_MAX}", message.task_id)
+                    )
                     continue
                 try:
                     problem = await _subscribe(knm, subscriber, message.task_id, message.since)

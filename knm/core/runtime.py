@@ -22,6 +22,7 @@ from knm.core.auth.cache import PrincipalCache
 from knm.core.config import KnmConfig
 from knm.core.embedded_pg import EmbeddedPostgres
 from knm.core.features import FeatureSpec, FeatureStore
+from knm.core.forwarded import TrustedProxies, client_address
 from knm.core.keys import Keys
 from knm.core.listen import Listener
 from knm.core.manager import collect, make_plugin_manager
@@ -57,6 +58,9 @@ class Knm:
         self.feature_specs: list[FeatureSpec] = self.registry.features
         self.hasher = passwords.make_hasher(config)
         self.dummy_hash = passwords.dummy_hash(self.hasher)
+        #: Where requests hash and verify passwords: off the event loop.
+        self.passwords = passwords.HashPool(self.hasher, passwords.pool_size(config))
+        self.trusted_proxies = TrustedProxies(config.forwarded_allow_ips)
         self.embedded: EmbeddedPostgres | None = None
         self._pool: asyncpg.Pool | None = None
         self._keys: Keys | None = None
@@ -195,6 +199,10 @@ class Knm:
         """A connection of its own (for LISTEN), outside the pool."""
         return await db.connect_one(self._url)
 
+    def client_of(self, request: Any) -> str:
+        """The client's address: the peer, or what a trusted proxy forwarded (``forwarded``)."""
+        return client_address(request.scope, self.trusted_proxies)
+
     def forget_user(self, user_id: int) -> None:
         """Drop the user's cached authentications here at once (other processes hear it
         through ``knm_auth``)."""
@@ -229,6 +237,7 @@ class Knm:
             if self.listener is not None:
                 await self.listener.stop()
         finally:
+            self.passwords.close()
             if self._pool is not None:
                 await self._pool.close()
                 self._pool = None
@@ -277,7 +286,7 @@ class Knm:
             action=action,
             target=target,
             outcome=outcome,
-            client=request.client.host if request.client else "",
+            client=self.client_of(request),
             detail=detail,
         )
 

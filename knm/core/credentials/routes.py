@@ -17,9 +17,11 @@ from knm.core.credentials.models import (
     Secrets,
 )
 from knm.core.crypto import keyring_of
-from knm.core.envelope import Envelope, PageNo, PageSize, created, offset, ok
+from knm.core.envelope import Done, Envelope, PageNo, PageSize, created, offset, ok
+from knm.core.errors import BadRequest
 
 _PLAIN = ("name", "description", "username", "auth_type", "port")
+_LIMITS = store.USE_FIELDS
 _SECRET = ("password", "private_key", "passphrase")
 
 
@@ -39,6 +41,11 @@ async def create_credential(
     request: Request[Any, Any, Any], data: CredentialCreate
 ) -> Envelope[Credential]:
     knm = _knm(request)
+    # The secret its auth_type needs, left out (or null): a missing field, so 400 (an empty
+    # one is a value breaking a rule, 422, from check_secrets).
+    needed = "password" if data.auth_type == "password" else "private_key"
+    if getattr(data, needed) is None:
+        raise BadRequest(f"{needed}: required when auth_type is {data.auth_type}")
     _check_plain(data.name, data.description, data.username, data.port)
     secrets = Secrets(
         password=data.password or "",
@@ -60,6 +67,7 @@ async def create_credential(
             auth_type=data.auth_type,
             port=data.port,
             secrets=secrets,
+            limits=rules.check_limits({f: getattr(data, f) for f in _LIMITS}),
         )
         await knm.audit(
             request, "credential.create", credential.name, conn=conn, detail={"id": credential.id}
@@ -92,8 +100,11 @@ async def update_credential(
 ) -> Envelope[Credential]:
     knm = _knm(request)
     sent = {
-        f: getattr(data, f) for f in (*_PLAIN, *_SECRET) if getattr(data, f) is not msgspec.UNSET
+        f: getattr(data, f)
+        for f in (*_PLAIN, *_SECRET, *_LIMITS)
+        if getattr(data, f) is not msgspec.UNSET
     }
+    limits = rules.check_limits({f: sent[f] for f in _LIMITS if f in sent})
     async with knm.pool.acquire() as conn, conn.transaction():
         row = await store.row_for_update(conn, credential_id)
         plain = {f: sent.get(f, row[f]) for f in _PLAIN}
@@ -116,6 +127,7 @@ async def update_credential(
         ):
             await rules.check_private_key(secrets.private_key, secrets.passphrase)
         changed = {f: plain[f] for f in _PLAIN if plain[f] != row[f]}
+        changed.update({f: value for f, value in limits.items() if value != row[f]})
         credential = await store.update(
             conn, keyring_of(knm), credential_id, fields=changed, secrets=secrets
         )
@@ -135,7 +147,7 @@ async def update_credential(
     status_code=200,
     summary="Delete a credential (not while a pending or running task uses it)",
 )
-async def delete_credential(request: Request[Any, Any, Any], credential_id: int) -> Envelope[Any]:
+async def delete_credential(request: Request[Any, Any, Any], credential_id: int) -> Done:
     knm = _knm(request)
     async with knm.pool.acquire() as conn:
         name = await store.delete(conn, credential_id)

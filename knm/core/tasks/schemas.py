@@ -26,6 +26,10 @@ __all__ = [
 ]
 
 
+#: The longest deadline a task may have (seconds).
+MAX_DEADLINE = 366 * 86_400
+
+
 class ExecRequest(TargetRequest, kw_only=True, forbid_unknown_fields=True):
     """What every execute request carries (``cluster_name``, ``target_nodes`` or
     ``target_selector``, ``credential_id``, ``timeout`` from ``TargetRequest``); an executor's
@@ -38,7 +42,20 @@ class ExecRequest(TargetRequest, kw_only=True, forbid_unknown_fields=True):
     #: After this many failed nodes, start no more; the rest fail as ``skipped``.
     max_failures: int | None = None
 
+    def shape_problems(self) -> list[str]:
+        """Fields missing, or given together where one excludes the other: a 400 (the body's
+        shape is wrong), each naming its field first."""
+        found = []
+        if self.target_nodes and self.target_selector and self.target_selector.strip():
+            found.append("target_nodes: give either target_nodes or target_selector, not both")
+        if not self.target_nodes and not (self.target_selector or "").strip():
+            found.append(
+                "target_nodes: required (node names), or target_selector (a label selector)"
+            )
+        return found
+
     def problems(self) -> list[str]:
+        """Values that break a rule: a 422."""
         found = []
         for name in ("timeout", "deadline", "batch_size"):
             value = getattr(self, name)
@@ -48,6 +65,8 @@ class ExecRequest(TargetRequest, kw_only=True, forbid_unknown_fields=True):
             found.append("max_failures must be 0 or more")
         if self.timeout is not None and self.timeout > 7 * 86_400:
             found.append("timeout must be at most 604800 seconds (7 days)")
+        if self.deadline is not None and self.deadline > MAX_DEADLINE:
+            found.append(f"deadline must be at most {MAX_DEADLINE} seconds (366 days)")
         return found
 
 

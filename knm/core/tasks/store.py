@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import date, datetime, timedelta
+from datetime import date
 from typing import Any
 
 import asyncpg
@@ -460,18 +460,17 @@ async def history(
         add("cluster_name = ?", where.cluster_name)
     if where.status:
         add("status = ?", where.status)
+    # Day arithmetic in SQL: PostgreSQL's dates reach far past Python's (9999-12-31 + 1 day).
     if where.start_date:
-        add("created_at >= ?", datetime.combine(where.start_date, datetime.min.time()))
+        add("created_at >= ?::date", where.start_date)
     if where.end_date:
-        add(
-            "created_at < ?",
-            datetime.combine(where.end_date + timedelta(days=1), datetime.min.time()),
-        )
+        add("created_at < ?::date + 1", where.end_date)
     sql_where = f"WHERE {' AND '.join(conditions)}" if conditions else ""
     total = await counts.total(conn, where, sql_where, args)
     records = await conn.fetch(
         f"""SELECT id, task_id, kind, status, cluster_name, target_nodes, success_count,
-                   failed_count, start_time, end_time, user_id, username, parent_task_id,
+                   failed_count, coalesce(start_time, created_at) AS start_time, end_time,
+                   user_id, username, parent_task_id,
                    created_at, summary,
                    CASE WHEN start_time IS NULL THEN NULL
                         ELSE extract(epoch FROM coalesce(end_time, now()) - start_time)::int
@@ -480,8 +479,10 @@ async def history(
             ORDER BY created_at DESC, id DESC LIMIT {int(limit)} OFFSET {int(offset)}""",
         *args,
     )
-    items = [HistoryItem(**dict(r)) for r in records]
-    for item in items:
+    items = []
+    for record in records:
+        values = dict(record)
         # The contract puts the kind's display fields at the top level of each row.
-        item.extra = item.summary
+        summary = values.pop("summary")
+        items.append(HistoryItem(**values, extra=summary))
     return total, items

@@ -45,7 +45,12 @@ async def prepare_targets(knm: Knm, request: Any) -> Prepared:
     credential = None
     credential_id = getattr(request, "credential_id", None)
     if credential_id is not None:
+        from knm.core.bounds import fits_bigint
         from knm.core.credentials import load_credential
+        from knm.core.errors import NotFound
+
+        if not fits_bigint(credential_id):
+            raise NotFound(f"Credential ID {credential_id} not found")
 
         credential = await load_credential(knm, credential_id)
     port = credential.port if credential is not None else None
