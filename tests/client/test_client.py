@@ -42,11 +42,14 @@ def test_users_and_api_tokens(server: KnmProcess, admin: Client) -> None:
     assert "olga" in [u.username for u in admin.users(page_size=100).items]
     assert admin.update_user(user.id, role="viewer").role == "viewer"
     admin.reset_password(user.id, "olga-password-2")
-    with Client(server.base_url) as olga:
+    with Client(server.base_url) as olga, Client(server.base_url) as elsewhere:
         olga.login("olga", "olga-password-2")
+        elsewhere.login("olga", "olga-password-2")
         olga.change_password("olga-password-2", "olga-password-3")
+        # The session that changed the password goes on; every other one is revoked.
+        assert olga.me().username == "olga"
         with pytest.raises(Unauthorized):
-            olga.me()
+            elsewhere.me()
         olga.login("olga", "olga-password-3")
         new = olga.create_token("ci")
         assert new.token.startswith("knm_") and new.role == "viewer"
