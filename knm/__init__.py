@@ -17,6 +17,7 @@ __all__ = [
     "ExecutorSettings",
     "FeatureSpec",
     "HostKeys",
+    "Knm",
     "KnmConfig",
     "KnmPlugin",
     "MigrationSet",
@@ -46,6 +47,8 @@ _LAZY = {
     "FeatureSpec": "knm.core.features",
     "ExecutorSettings": "knm.core.features",
     "MigrationSet": "knm.core.db",
+    # The type of the running knm that hooks, executors and providers are handed.
+    "Knm": "knm.core.state",
     # Writing executors and step types, and running shell on nodes (``ctx.run_shell``).
     "ExecRequest": "knm.core.tasks",
     "Executor": "knm.core.tasks",
@@ -72,6 +75,7 @@ if TYPE_CHECKING:
     from knm.core.hookspecs import hookimpl
     from knm.core.litestar_plugin import KnmPlugin
     from knm.core.policy import CommandContext, Violation
+    from knm.core.state import Knm
     from knm.core.tasks import ExecRequest, Executor, NodeResult, Prepared, TargetNode, TaskContext
     from knm.core.tasks.steps import StepOutcome, StepRun, StepType
     from knm.core.transport import HostKeys, RunResult, Transport, TransportError

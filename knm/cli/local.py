@@ -15,6 +15,7 @@ from knm.cli import rotate_key
 
 if TYPE_CHECKING:
     from knm.core.config import KnmConfig
+    from knm.core.state import Knm
 
 
 def _config(args: argparse.Namespace) -> KnmConfig:
@@ -40,6 +41,7 @@ def serve(args: argparse.Namespace) -> int:
     from knm.core.app import create_app
     from knm.core.config import KnmConfig
     from knm.core.errors import KnmError
+    from knm.core.forwarded import uvicorn_options
     from knm.core.runtime import Knm
 
     overrides: dict[str, Any] = {"host": args.host, "port": args.port}
@@ -70,6 +72,8 @@ def serve(args: argparse.Namespace) -> int:
             access_log=False,
             ws_per_message_deflate=config.ws_compression,
             timeout_graceful_shutdown=30,
+            # The same proxies knm's own client address believes (none by default).
+            **uvicorn_options(config.forwarded_allow_ips),
         )
     finally:
         # The lifespan stops it; this covers a server that never got that far (port in use).
@@ -120,7 +124,7 @@ def _raise_open_files_limit() -> None:
         pass
 
 
-def _with_db(args: argparse.Namespace, action: Callable[[Any], Awaitable[int]]) -> int:
+def _with_db(args: argparse.Namespace, action: Callable[[Knm], Awaitable[int]]) -> int:
     import asyncio
 
     from knm.core.errors import KnmError
@@ -142,7 +146,7 @@ def _with_db(args: argparse.Namespace, action: Callable[[Any], Awaitable[int]]) 
 
 
 def migrate(args: argparse.Namespace) -> int:
-    async def action(knm: Any) -> int:
+    async def action(knm: Knm) -> int:
         print("migrations are up to date")
         return 0
 
@@ -167,7 +171,7 @@ def user_create(args: argparse.Namespace) -> int:
 
     password = _password(args)
 
-    async def action(knm: Any) -> int:
+    async def action(knm: Knm) -> int:
         passwords.check_password_rules(password)
         async with knm.pool.acquire() as conn:
             user = await users.create(conn, args.username, knm.hasher.hash(password), args.role)
@@ -185,15 +189,16 @@ def user_reset_password(args: argparse.Namespace) -> int:
 
     password = _password(args)
 
-    async def action(knm: Any) -> int:
+    async def action(knm: Knm) -> int:
         passwords.check_password_rules(password)
         async with knm.pool.acquire() as conn:
             row = await users.auth_row_by_name(conn, args.username)
             if row is None:
                 print(f"knm: no user {args.username!r}", file=sys.stderr)
                 return 1
+            # Revokes every session and API token of the user (users.update).
             await users.update(
-                conn, row.id, password_hash=knm.hasher.hash(password), disabled=False
+                conn, row.id, password_hash=await knm.passwords.hash(password), disabled=False
             )
             await conn.execute(
                 "DELETE FROM login_failures WHERE username = lower($1)", args.username
@@ -214,7 +219,7 @@ def user_reset_password(args: argparse.Namespace) -> int:
 def user_list(args: argparse.Namespace) -> int:
     from knm.core.auth import users
 
-    async def action(knm: Any) -> int:
+    async def action(knm: Knm) -> int:
         async with knm.pool.acquire() as conn:
             _, found = await users.list_users(conn, 1000, 0)
         for user in found:
@@ -228,7 +233,7 @@ def user_list(args: argparse.Namespace) -> int:
 def user_set(args: argparse.Namespace) -> int:
     from knm.core.auth import users
 
-    async def action(knm: Any) -> int:
+    async def action(knm: Knm) -> int:
         async with knm.pool.acquire() as conn:
             row = await users.auth_row_by_name(conn, args.username)
             if row is None:
@@ -252,7 +257,7 @@ def user_set(args: argparse.Namespace) -> int:
 def prune(args: argparse.Namespace) -> int:
     from knm.core.tasks.retention import prune_with
 
-    async def action(knm: Any) -> int:
+    async def action(knm: Knm) -> int:
         report = await prune_with(knm)
         print(
             f"pruned {report.tasks} tasks, {report.events} event logs, "

@@ -9,13 +9,18 @@ blocked plugin is never imported; ``knm --help`` and ``knm task list`` stay fast
 
 from __future__ import annotations
 
-import argparse
 import signal
 import sys
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from knm import __version__
+
+if TYPE_CHECKING:
+    import argparse
+
+# Everything else is imported inside ``main``, under its Ctrl-C guard: an interrupt while the
+# parsers (or, for a plugin's command, the plugins) load exits 130 without a traceback.
 
 EPILOG = (
     "Plugins may add commands: `knm <command>` loads them when knm does not know <command> "
@@ -25,6 +30,8 @@ EPILOG = (
 
 def build_parser(*, plugins: bool = False) -> argparse.ArgumentParser:
     """The ``knm`` parser; with ``plugins``, also the commands plugins add (``knm_cli``)."""
+    import argparse
+
     from knm.cli import local, remote
 
     parser = argparse.ArgumentParser(
@@ -62,6 +69,8 @@ def _command_of(parser: argparse.ArgumentParser, argv: Sequence[str]) -> str | N
 
 
 def _known(parser: argparse.ArgumentParser) -> set[str]:
+    import argparse
+
     for action in parser._actions:
         if isinstance(action, argparse._SubParsersAction):
             return set(action.choices)

@@ -33,6 +33,7 @@ from knm.wire.errors import KnmError
 if TYPE_CHECKING:
     from knm.core import crypto
     from knm.core.config import KnmConfig
+    from knm.core.state import Knm
 
 #: Core modules owning encrypted columns; importing one registers its columns for rotation.
 #: Plugins register theirs when the plugin manager loads them.
@@ -117,7 +118,7 @@ def _register_stores() -> None:
                 raise
 
 
-async def rotate_database(knm: Any, out: IO[str] | None = None) -> crypto.RotationReport:
+async def rotate_database(knm: Knm, out: IO[str] | None = None) -> crypto.RotationReport:
     """Re-seal every registered encrypted column of ``knm``'s database under its current key."""
     from knm.core import crypto
 
@@ -144,12 +145,13 @@ async def rotate_database(knm: Any, out: IO[str] | None = None) -> crypto.Rotati
 def rotate_key(args: argparse.Namespace) -> int:
     import asyncio
 
-    from knm.cli.local import _config
+    from knm.core.config import KnmConfig
     from knm.core.runtime import Knm
 
     try:
         new_secret = read_new_secret(args.new_secret_file)
-        config, secret_file = rotation_config(_config(args), new_secret)
+        # The server's own settings (an admin command takes no --host/--port).
+        config, secret_file = rotation_config(KnmConfig.from_env(), new_secret)
     except (KnmError, OSError) as exc:
         print(f"knm: {getattr(exc, 'error', '') or exc}", file=sys.stderr)
         return 2

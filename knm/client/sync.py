@@ -1,19 +1,23 @@
-"""``Client``: the synchronous SDK, over ``httpx.Client``."""
+"""``Client``: the synchronous SDK, over the standard library's HTTP (``knm.client.http``)."""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, Any, TypeVar
+from typing import IO, TYPE_CHECKING, Any, TypeVar
 
-import httpx
 import msgspec
 
 from knm.client import models as m
 from knm.client.base import DEFAULT_PREFIX, DEFAULT_URL, Call, Endpoints, check_raw, parse
-from knm.client.errors import TransportError
 from knm.client.families import Families
+from knm.client.http import HttpSession, HttpxSession, Session
+
+if TYPE_CHECKING:
+    import ssl
+
+    import httpx
 
 T = TypeVar("T")
 
@@ -24,7 +28,13 @@ def normalize_prefix(prefix: str) -> str:
 
 class Client(Endpoints, Families):
     """A knm server's API. ``prefix`` is where the API is mounted (``/knm/api/v1`` when knm is
-    embedded under ``/knm``); ``token`` is a JWT or an API token (``login`` sets one)."""
+    embedded under ``/knm``); ``token`` is a JWT or an API token (``login`` sets one).
+
+    ``timeout`` bounds the connection and each read (seconds; None waits forever). ``verify``
+    checks the server's certificate: True against ``SSL_CERT_FILE``/``SSL_CERT_DIR`` or
+    certifi's bundle, a path to a CA bundle (file or directory), an ``ssl.SSLContext``, or
+    False. Proxies come from ``HTTP_PROXY``/``HTTPS_PROXY``/``ALL_PROXY``/``NO_PROXY``. An httpx
+    ``transport`` sends the requests through httpx instead (tests, special set-ups)."""
 
     def __init__(
         self,
@@ -32,17 +42,18 @@ class Client(Endpoints, Families):
         token: str | None = None,
         *,
         prefix: str = DEFAULT_PREFIX,
-        timeout: float = 30,
+        timeout: float | None = 30,
         transport: httpx.BaseTransport | None = None,
-        verify: bool | str = True,
+        verify: bool | str | ssl.SSLContext = True,
     ) -> None:
         self.url = url.rstrip("/")
         self.prefix = normalize_prefix(prefix)
         self.token = token
-        kwargs: dict[str, Any] = {"timeout": timeout, "verify": verify}
-        if transport is not None:
-            kwargs["transport"] = transport
-        self._http = httpx.Client(base_url=self.url, **kwargs)
+        self._http: Session
+        if transport is None:
+            self._http = HttpSession(self.url, timeout=timeout, verify=verify)
+        else:
+            self._http = HttpxSession(self.url, transport=transport, timeout=timeout, verify=verify)
         self._families()
 
     def __enter__(self) -> Client:
@@ -70,17 +81,14 @@ class Client(Endpoints, Families):
         if call.json is not None:
             content = msgspec.json.encode(call.json)
             headers["Content-Type"] = "application/json"
-        try:
-            response = self._http.request(
-                call.method, self._path(call), params=call.params, content=content, headers=headers
-            )
-        except httpx.HTTPError as exc:
-            raise TransportError(str(exc) or type(exc).__name__) from exc
+        response = self._http.request(
+            call.method, self._path(call), params=call.params, content=content, headers=headers
+        )
         retry_after = response.headers.get("retry-after")
         if call.raw:
-            check_raw(response.status_code, response.content, response.reason_phrase, retry_after)
+            check_raw(response.status, response.content, response.reason, retry_after)
             return call.decode(response.text)
-        data = parse(response.status_code, response.content, response.reason_phrase, retry_after)
+        data = parse(response.status, response.content, response.reason, retry_after)
         return call.decode(data)
 
     # --- streams and long waits -----------------------------------------------------------
@@ -92,19 +100,15 @@ class Client(Endpoints, Families):
         headers = self._headers({"Range": f"bytes={start}-"} if start else {})
         params = {"node": node, "stream": stream}
         path = f"{self.prefix}/tasks/{task_id}/output"
-        try:
-            with self._http.stream("GET", path, params=params, headers=headers) as response:
-                if response.status_code >= 400:
-                    response.read()
-                    check_raw(
-                        response.status_code,
-                        response.content,
-                        response.reason_phrase,
-                        response.headers.get("retry-after"),
-                    )
-                yield from response.iter_bytes()
-        except httpx.HTTPError as exc:
-            raise TransportError(str(exc) or type(exc).__name__) from exc
+        with self._http.stream("GET", path, params=params, headers=headers) as response:
+            if response.status >= 400:
+                check_raw(
+                    response.status,
+                    response.read(),
+                    response.reason,
+                    response.headers.get("retry-after"),
+                )
+            yield from response.iter_bytes()
 
     def download_output(
         self, task_id: str, node: str, target: str | Path | IO[bytes], stream: str = "stdout"

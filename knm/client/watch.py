@@ -132,9 +132,11 @@ def watch_sync(
 
     state = WatchState(task_id, since)
     url = ws_url(client.url, client.prefix, client.token)
+    # wss: the client's own TLS settings (``verify``), not websockets' defaults.
+    tls = getattr(client._http, "ssl_context", None) if url.startswith("wss:") else None
     while websocket and not state.done:
         try:
-            with connect(url, open_timeout=10, close_timeout=1, max_size=None) as socket:
+            with connect(url, ssl=tls, open_timeout=10, close_timeout=1, max_size=None) as socket:
                 socket.send(state.subscribe_message())
                 while not state.done:
                     try:

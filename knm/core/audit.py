@@ -5,7 +5,7 @@ Only names and ids go in; secrets never reach this table (callers pass targets, 
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from typing import Any
 
 import asyncpg
@@ -88,13 +88,11 @@ async def list_audit(
         conditions.append(f"(action = ${len(args)} OR action LIKE ${len(args)} || '.%')")
     if target:
         add("target = ?", target)
+    # Day arithmetic in SQL: PostgreSQL's dates reach far past Python's (9999-12-31 + 1 day).
     if start_date:
-        add("at >= ?", datetime.combine(start_date, datetime.min.time()).astimezone())
+        add("at >= ?::date", start_date)
     if end_date:
-        add(
-            "at < ?",
-            datetime.combine(end_date + timedelta(days=1), datetime.min.time()).astimezone(),
-        )
+        add("at < ?::date + 1", end_date)
     where = f"WHERE {' AND '.join(conditions)}" if conditions else ""
     pool = request.app.state["knm"].pool
     total = await pool.fetchval(f"SELECT count(*) FROM audit_log {where}", *args)

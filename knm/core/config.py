@@ -40,12 +40,22 @@ class KnmConfig(msgspec.Struct, kw_only=True):
     path_prefix: str = ""
     #: JWT lifetime in seconds.
     token_ttl: int = 86_400
+    #: A login session's absolute lifetime in seconds: refreshing extends a session's tokens up
+    #: to this long after its login, never further; then the user logs in again.
+    session_max_age: int = 7 * 86_400
     argon2_time_cost: int = 3
     argon2_memory_cost: int = 65_536
     argon2_parallelism: int = 4
+    #: Threads hashing and verifying passwords (off the event loop); 0 means one per CPU, at
+    #: most 4. Logins beyond them wait their turn.
+    hash_workers: int = 0
     #: Failed logins per (username, client) allowed within ``login_window`` seconds.
     login_max_failures: int = 5
     login_window: int = 300
+    #: Addresses (or CIDR networks) of reverse proxies whose ``X-Forwarded-For`` and
+    #: ``X-Forwarded-Proto`` are believed; ``*`` trusts every peer. Empty (the default) trusts
+    #: none: the client is the TCP peer, for the login throttle and the audit log alike.
+    forwarded_allow_ips: list[str] = msgspec.field(default_factory=list)
     #: Plugin names never to load.
     blocked_plugins: list[str] = msgspec.field(default_factory=list)
     #: Extra plugins to register, as ``module`` or ``module:attribute`` (a class is instantiated).

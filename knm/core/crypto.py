@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING
 
 import asyncpg
 import msgspec
@@ -32,6 +32,9 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from knm.core import keys
 from knm.core.errors import KnmError
+
+if TYPE_CHECKING:
+    from knm.core.state import Knm
 
 #: The HKDF purpose of the keys that seal secrets at rest.
 PURPOSE = "secrets-at-rest"
@@ -103,7 +106,7 @@ class Keyring:
             ) from None
 
 
-def keyring_of(knm: Any) -> Keyring:
+def keyring_of(knm: Knm) -> Keyring:
     """The keyring of a running ``Knm``, built once from its secret and the previous ones."""
     previous = tuple(knm.config.previous_secret_keys)
     source = (knm._secret, previous)

@@ -12,6 +12,7 @@ from typing import Annotated, Any, Generic, TypeVar
 
 import asyncpg
 import msgspec
+from asyncpg.exceptions._base import DataError as ArgumentOutOfRange
 from litestar import Request, Response
 from litestar.exceptions import (
     HTTPException,
@@ -148,6 +149,19 @@ def handle_bad_text(request: Request[Any, Any, Any], exc: Exception) -> Response
     )
 
 
+def handle_too_deep(_: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    # msgspec and anything walking the decoded value stop at Python's recursion limit: input
+    # nested that deep is malformed, not a server fault.
+    return error_response(400, "invalid request", "the JSON is nested too deeply")
+
+
+def handle_out_of_range(_: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    # A number or date beyond what Python's dates or PostgreSQL's types hold (class 22 errors,
+    # and query arguments asyncpg cannot encode). Ids are answered 404 before this
+    # (``knm.core.bounds``); whatever else gets here is input out of range.
+    return error_response(400, "invalid request", "a number or date in the request is out of range")
+
+
 def handle_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
     log.exception("unhandled error on %s %s", request.method, request.url.path)
     return error_response(HTTP_500_INTERNAL_SERVER_ERROR, "internal error", "internal server error")
@@ -158,5 +172,9 @@ EXCEPTION_HANDLERS: dict[type[Exception] | int, Any] = {
     asyncpg.CharacterNotInRepertoireError: handle_bad_text,
     asyncpg.UntranslatableCharacterError: handle_bad_text,
     HTTPException: handle_http_exception,
+    RecursionError: handle_too_deep,
+    OverflowError: handle_out_of_range,
+    asyncpg.DataError: handle_out_of_range,
+    ArgumentOutOfRange: handle_out_of_range,
     Exception: handle_unexpected,
 }

@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import platform
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 from litestar import Request, Response, get
@@ -27,6 +27,9 @@ from knm.core import db
 from knm.core.auth.guards import VIEWER
 from knm.core.envelope import Envelope, ok
 from knm.core.manager import plugin_version
+
+if TYPE_CHECKING:
+    from knm.core.state import Knm
 
 log = logging.getLogger("knm.health")
 
@@ -78,12 +81,12 @@ def _forget(task: asyncio.Task[Any]) -> None:
         task.exception()
 
 
-async def _read_migrations(knm: Any) -> list[str]:
+async def _read_migrations(knm: Knm) -> list[str]:
     async with knm.pool.acquire(timeout=READY_TIMEOUT) as conn:
         return await db.pending_migrations(conn, knm.migration_sets(), timeout=READY_TIMEOUT)
 
 
-def _embedded_note(knm: Any) -> str:
+def _embedded_note(knm: Knm) -> str:
     # Set by the runtime's supervisor while the embedded PostgreSQL is down (loop.time()).
     since = knm.embedded_down_since
     if not isinstance(since, int | float):
@@ -91,7 +94,7 @@ def _embedded_note(knm: Any) -> str:
     return f" (embedded PostgreSQL down for {asyncio.get_running_loop().time() - since:.0f}s)"
 
 
-async def _database_checks(knm: Any) -> dict[str, str]:
+async def _database_checks(knm: Knm) -> dict[str, str]:
     """``database`` (a round trip through the pool) and ``migrations`` (all declared applied)."""
     task = asyncio.get_running_loop().create_task(_read_migrations(knm))
     done, _ = await asyncio.wait({task}, timeout=READY_TIMEOUT)
@@ -118,7 +121,7 @@ async def _database_checks(knm: Any) -> dict[str, str]:
     return {"database": OK, "migrations": f"pending: {named}{more}"}
 
 
-def _listen_check(knm: Any) -> str:
+def _listen_check(knm: Knm) -> str:
     listener = knm.listener
     if listener is None:
         return "down: not started"
@@ -143,7 +146,7 @@ def _guarded(name: str, check: Any, subject: Any) -> str:
         return f"down: {_kind(exc)}"
 
 
-async def readiness(knm: Any) -> dict[str, str]:
+async def readiness(knm: Knm) -> dict[str, str]:
     """Every readiness check by name (``runner`` only where a runner runs); never raises."""
     try:
         checks = await _database_checks(knm)

@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from knm.core.db import MigrationSet
     from knm.core.features import FeatureSpec
     from knm.core.policy import CommandContext, Violation
-    from knm.core.runtime import Knm
+    from knm.core.state import Knm
     from knm.core.tasks.executor import Executor
     from knm.core.tasks.steps import StepType
     from knm.core.transport import Transport

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import asyncpg
+import msgspec
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
@@ -23,6 +24,17 @@ SECRET_FILE = "secret_key"
 
 class WrongSecret(KnmError):
     message = "wrong secret key"
+
+
+class Keys(msgspec.Struct, frozen=True):
+    """Keys derived from the one secret, each for one purpose."""
+
+    jwt: bytes
+    fingerprint: str
+
+    @classmethod
+    def from_secret(cls, secret: str) -> Keys:
+        return cls(jwt=derive_key(secret, "jwt-signing"), fingerprint=fingerprint(secret))
 
 
 def derive_key(secret: str, purpose: str, length: int = 32) -> bytes:

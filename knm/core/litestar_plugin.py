@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from litestar import Litestar, Router, get
 from litestar.config.app import AppConfig
@@ -23,7 +23,8 @@ from litestar.openapi.spec import Components, SecurityScheme
 from litestar.plugins import InitPlugin
 from litestar.response import Response
 
-from knm.core import audit, features, health, metrics, plugins_route, progress, strict_body
+from knm.core import audit, bounds, features, health, metrics, plugins_route, progress_route
+from knm.core.auth import logfilter
 from knm.core.auth import routes as auth_routes
 from knm.core.auth.middleware import AuthMiddleware
 from knm.core.clusters import routes as cluster_routes
@@ -33,6 +34,9 @@ from knm.core.envelope import EXCEPTION_HANDLERS, ErrorEnvelope
 from knm.core.manager import collect
 from knm.core.runtime import Knm
 from knm.core.tasks import routes as task_routes
+
+if TYPE_CHECKING:
+    from knm.core.state import Knm
 
 #: A little above the largest body any route takes (scripts: 1 MiB of content).
 MAX_BODY = 4 * 1024 * 1024
@@ -116,7 +120,7 @@ class KnmPlugin(InitPlugin):
             *credential_routes.ROUTES,
             *cluster_routes.ROUTES,
             *task_routes.ROUTES,
-            *progress.ROUTES,
+            *progress_route.ROUTES,
             *(r for ex in self.knm.executors.values() for r in task_routes.executor_routes(ex)),
             *_content_routes(self.knm.registry),
             *collect(self.knm.pm.hook.knm_routes()),
@@ -127,6 +131,7 @@ class KnmPlugin(InitPlugin):
 
     def on_app_init(self, app_config: AppConfig) -> AppConfig:
         knm = self.knm
+        logfilter.install()
         api = Router(
             path=self.config.api_prefix,
             route_handlers=self.route_handlers(),
@@ -138,7 +143,7 @@ class KnmPlugin(InitPlugin):
             ],
             exception_handlers=dict(EXCEPTION_HANDLERS),
             request_max_body_size=MAX_BODY,
-            before_request=strict_body.check_body,
+            before_request=bounds.before_request,
         )
         app_config.route_handlers.append(api)
         app_config.route_handlers.append(

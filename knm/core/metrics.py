@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import itertools
 import platform
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from litestar import Request, Response, get
 from prometheus_client import generate_latest
@@ -24,6 +24,9 @@ from knm.core.envelope import error_response
 from knm.core.errors import KnmError
 from knm.core.metric_store import Series
 from knm.core.telemetry import Telemetry
+
+if TYPE_CHECKING:
+    from knm.core.state import Knm
 
 
 def _histograms(
@@ -47,7 +50,7 @@ def _histograms(
     return family
 
 
-async def _database_families(knm: Any) -> list[Metric]:
+async def _database_families(knm: Knm) -> list[Metric]:
     pool = knm.pool
     async with pool.acquire() as conn:
         series = await metric_store.read(conn)
@@ -107,7 +110,7 @@ async def _database_families(knm: Any) -> list[Metric]:
     ]
 
 
-def _process_families(knm: Any) -> list[Metric]:
+def _process_families(knm: Knm) -> list[Metric]:
     build = GaugeMetricFamily(
         "knm_build_info",
         "Always 1; the labels say which knm and Python run.",
@@ -148,7 +151,7 @@ def _process_families(knm: Any) -> list[Metric]:
     return families
 
 
-async def render(knm: Any) -> bytes:
+async def render(knm: Knm) -> bytes:
     telemetry: Telemetry = knm.telemetry
     families = _process_families(knm) + await _database_families(knm)
     # No await between setting the snapshot and rendering it: concurrent scrapes cannot mix.

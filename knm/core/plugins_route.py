@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import inspect
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 from litestar import Request, get
@@ -20,6 +20,9 @@ from knm.core.auth.guards import ADMIN
 from knm.core.envelope import Envelope, ok
 from knm.core.manager import plugin_version
 from knm.core.registry import CONTRIBUTIONS
+
+if TYPE_CHECKING:
+    from knm.core.state import Knm
 
 log = logging.getLogger("knm.plugins")
 
@@ -39,7 +42,7 @@ class PluginList(msgspec.Struct):
     plugins: list[PluginInfo]
 
 
-def describe(knm: Any) -> list[PluginInfo]:
+def describe(knm: Knm) -> list[PluginInfo]:
     """Each loaded plugin, with what it gave as the registry recorded it (no hook is called)."""
     pm = knm.pm
     infos = []
@@ -53,7 +56,7 @@ def describe(knm: Any) -> list[PluginInfo]:
     return infos
 
 
-async def unavailable(knm: Any, plugin: Any) -> str | None:
+async def unavailable(knm: Knm, plugin: Any) -> str | None:
     """The plugin's own ``unavailable(knm)`` answer; a failing check is a reason too."""
     check = getattr(plugin, "unavailable", None)
     if not callable(check):

@@ -31,11 +31,14 @@ import functools
 import posixpath
 import re
 from collections.abc import Callable, Collection, Iterator, Sequence
-from typing import Any
+from typing import TYPE_CHECKING
 
 import msgspec
 
 from knm.core.shellparse import Command, analyze, find_exec_commands, unwrap
+
+if TYPE_CHECKING:
+    from knm.core.state import Knm
 
 __all__ = [
     "BUILTIN_RULES",
@@ -352,7 +355,7 @@ def check_script(
 _THREAD_OVER = 4096
 
 
-async def site_rules(knm: Any) -> tuple[list[DenyRule], list[str]]:
+async def site_rules(knm: Knm) -> tuple[list[DenyRule], list[str]]:
     """The site's ``(deny_rules, allow_rules)``: today they live in the SSH settings, and none
     apply when no plugin provides those settings."""
     try:
@@ -362,7 +365,7 @@ async def site_rules(knm: Any) -> tuple[list[DenyRule], list[str]]:
     return list(getattr(settings, "deny_rules", [])), list(getattr(settings, "allow_rules", []))
 
 
-async def violations(knm: Any, command: str, context: CommandContext) -> list[Violation]:
+async def violations(knm: Knm, command: str, context: CommandContext) -> list[Violation]:
     """Every violation of ``command`` (a command line or a whole shell script): built-in rules,
     the site's rules and every plugin's ``knm_check_command``."""
     from knm.core.manager import collect
@@ -381,7 +384,7 @@ async def violations(knm: Any, command: str, context: CommandContext) -> list[Vi
     return found
 
 
-async def check(knm: Any, command: str, context: CommandContext) -> None:
+async def check(knm: Knm, command: str, context: CommandContext) -> None:
     """Raises the spec's 422 (``Invalid``) when the policy blocks ``command``."""
     found = await violations(knm, command, context)
     if found:

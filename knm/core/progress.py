@@ -1,12 +1,11 @@
 """Live progress: subscribers per task in this process, fed by the local event log and, for
 tasks running in other processes, by ``LISTEN knm_events`` plus a read of the event log.
 
-``/api/v1/progress/ws`` speaks the contract's protocol: ``subscribe``/``unsubscribe`` actions;
-messages ``{task_id, type, seq, progress, message, data, timestamp}``. A slow consumer gets a
-bounded queue: on overflow its progress and output events are dropped and it is told ``lagged``
-with the seq to resume from; ``complete`` is never dropped. A subscription (with or without
-``since``) is replayed from the log in PostgreSQL, paced by the client, before the live stream
-takes over; nothing but a cursor per task is kept for it.
+A slow consumer gets a bounded queue: on overflow its progress and output events are dropped
+and it is told ``lagged`` with the seq to resume from; ``complete`` is never dropped. A
+subscription (with or without ``since``) is replayed from the log in PostgreSQL, paced by the
+client, before the live stream takes over; nothing but a cursor per task is kept for it. The
+WebSocket that serves subscribers is ``knm.core.progress_route``.
 """
 
 from __future__ import annotations
@@ -16,20 +15,14 @@ import contextlib
 import logging
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
-from typing import Any
 
 import asyncpg
 import msgspec
-from litestar import WebSocket, websocket
-from litestar.exceptions import WebSocketDisconnect
 
-from knm.core.auth.middleware import authenticate
 from knm.core.db import UNAVAILABLE
-from knm.core.errors import KnmError
 from knm.core.listen import Listener
-from knm.core.tasks import store
 from knm.core.tasks.events import CHANNEL, Event, now, read_events
-from knm.wire import ErrorEvent, LaggedEvent
+from knm.wire import LaggedEvent
 
 log = logging.getLogger("knm.progress")
 
@@ -317,134 +310,3 @@ class ProgressHub:
             log.exception("reading events of %s failed", task_id)
         finally:
             self._fetching.discard(task_id)
-
-
-class ClientMessage(msgspec.Struct, forbid_unknown_fields=False):
-    action: str
-    task_id: str = ""
-    since: int | None = None
-
-
-def _error(message: str, task_id: str = "") -> str:
-    event = ErrorEvent(task_id=task_id, seq=0, progress=0, message=message, timestamp=now())
-    return encoded(event)
-
-
-async def _subscribe(
-    knm: Any, subscriber: Subscriber, task_id: str, since: int | None
-) -> str | None:
-    hub: ProgressHub = knm.progress
-    if task_id == ALL:
-        hub.subscribe(ALL, subscriber)
-        return None
-    task = await store.get_task(knm.pool, task_id)
-    if task is None:
-        return f"task {task_id} not found"
-
-    async def read(after: int, limit: int) -> list[Event]:
-        return await read_events(knm.pool, task_id, after, limit)
-
-    # Replay first, registered before its first read: live events it sees meanwhile tell it
-    # how far the log must be read before the live stream takes over.
-    subscriber.replay(task_id, since or 0, read)
-    hub.subscribe(task_id, subscriber)
-    return None
-
-
-@websocket("/progress/ws", opt={"public": True})
-async def progress_ws(socket: WebSocket[Any, Any, Any]) -> None:
-    knm = socket.app.state["knm"]
-    token = socket.query_params.get("token") or ""
-    header = socket.headers.get("authorization", "")
-    if not token and header.lower().startswith("bearer "):
-        token = header[7:].strip()
-    # Accept first: a close before the handshake is an HTTP 403 that clients cannot tell apart
-    # from other failures; 4401 after accepting says "your token" plainly.
-    await socket.accept()
-    if not token:
-        await socket.close(code=4401, reason="missing token")
-        return
-    try:
-        await authenticate(knm, token)
-    except KnmError as exc:
-        await socket.close(code=4401, reason=(exc.error or "unauthorized")[:120])
-        return
-    except _DATABASE_DOWN:
-        # 1013, "try again later": the database is restarting; clients reconnect.
-        await socket.close(code=1013, reason="database unavailable; reconnect shortly")
-        return
-    subscriber = Subscriber(knm.progress)
-    knm.progress.connections += 1
-    sender = asyncio.create_task(_send_loop(socket, subscriber))
-    checker = asyncio.create_task(_token_check(knm, socket, token))
-    try:
-        while True:
-            try:
-                raw = await socket.receive_text()
-            except WebSocketDisconnect:
-                break
-            try:
-                message = msgspec.json.decode(raw, type=ClientMessage)
-            except msgspec.MsgspecError:
-                await socket.send_text(_error("bad message: expected {action, task_id}"))
-                continue
-            if message.action == "subscribe" and message.task_id:
-                if message.since is not None and message.since < 0:
-                    await socket.send_text(_error("since must be 0 or more", message.task_id))
-                    continue
-                try:
-                    problem = await _subscribe(knm, subscriber, message.task_id, message.since)
-                except _DATABASE_DOWN as exc:
-                    # The database restarting: the client subscribes again, as after a drop.
-                    log.warning("subscribing to %s failed: %s", message.task_id, exc)
-                    problem = "the database is unavailable; subscribe again shortly"
-                if problem:
-                    await socket.send_text(_error(problem, message.task_id))
-            elif message.action == "unsubscribe" and message.task_id:
-                knm.progress.unsubscribe(message.task_id, subscriber)
-                subscriber.forget(message.task_id)
-            else:
-                await socket.send_text(
-                    _error(f"unknown action {message.action!r}", message.task_id)
-                )
-    finally:
-        knm.progress.connections -= 1
-        knm.progress.drop(subscriber)
-        subscriber.close()
-        sender.cancel()
-        checker.cancel()
-        with contextlib.suppress(Exception):
-            await socket.close()
-
-
-async def _send_loop(socket: WebSocket[Any, Any, Any], subscriber: Subscriber) -> None:
-    with contextlib.suppress(Exception):
-        while True:
-            item = await subscriber.queue.get()
-            subscriber.bytes -= len(item[1])
-            batch = [item]
-            while not subscriber.queue.empty() and len(batch) < 500:
-                batch.append(subscriber.take())
-            subscriber.sent()
-            for event, text in batch:
-                if event.type == "lagged":
-                    subscriber.lagged.discard(event.task_id)
-                await socket.send_text(text)
-            del batch, item
-
-
-async def _token_check(knm: Any, socket: WebSocket[Any, Any, Any], token: str) -> None:
-    # An expired or revoked token closes the stream, as it would refuse any other request.
-    with contextlib.suppress(asyncio.CancelledError):
-        while True:
-            await asyncio.sleep(5)
-            try:
-                await authenticate(knm, token)
-            except KnmError:
-                await socket.close(code=4401, reason="token expired or revoked")
-                return
-            except Exception:
-                continue
-
-
-ROUTES = [progress_ws]

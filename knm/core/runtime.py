@@ -14,7 +14,6 @@ from contextlib import AsyncExitStack
 from typing import TYPE_CHECKING, Any
 
 import asyncpg
-import msgspec
 import pluggy
 
 from knm.core import audit, content, db, keys
@@ -23,12 +22,17 @@ from knm.core.auth.cache import PrincipalCache
 from knm.core.config import KnmConfig
 from knm.core.embedded_pg import EmbeddedPostgres
 from knm.core.features import FeatureSpec, FeatureStore
+from knm.core.forwarded import TrustedProxies, client_address
+from knm.core.keys import Keys
 from knm.core.listen import Listener
 from knm.core.manager import collect, make_plugin_manager
 from knm.core.registry import Registry, StartupError
 from knm.core.telemetry import Telemetry
 
 if TYPE_CHECKING:
+    from knm.core.progress import ProgressHub
+    from knm.core.tasks.events import EventLog
+    from knm.core.tasks.runner import Runner
     from knm.core.tasks.status_cache import StatusCache
 
 log = logging.getLogger("knm")
@@ -39,21 +43,9 @@ SUPERVISE_INTERVAL = 1.0
 SUPERVISE_MAX_BACKOFF = 30.0
 
 
-class Keys(msgspec.Struct, frozen=True):
-    """Keys derived from the one secret, each for one purpose."""
-
-    jwt: bytes
-    fingerprint: str
-
-    @classmethod
-    def from_secret(cls, secret: str) -> Keys:
-        return cls(
-            jwt=keys.derive_key(secret, "jwt-signing"),
-            fingerprint=keys.fingerprint(secret),
-        )
-
-
 class Knm:
+    """The running knm. Code it calls names its type, ``knm.core.state.Knm``, not this class."""
+
     def __init__(self, config: KnmConfig, pm: pluggy.PluginManager | None = None) -> None:
         self.config = config
         self.pm = pm or make_plugin_manager(
@@ -66,6 +58,9 @@ class Knm:
         self.feature_specs: list[FeatureSpec] = self.registry.features
         self.hasher = passwords.make_hasher(config)
         self.dummy_hash = passwords.dummy_hash(self.hasher)
+        #: Where requests hash and verify passwords: off the event loop.
+        self.passwords = passwords.HashPool(self.hasher, passwords.pool_size(config))
+        self.trusted_proxies = TrustedProxies(config.forwarded_allow_ips)
         self.embedded: EmbeddedPostgres | None = None
         self._pool: asyncpg.Pool | None = None
         self._keys: Keys | None = None
@@ -73,12 +68,14 @@ class Knm:
         self.features: FeatureStore = None  # type: ignore[assignment]
         self._stack = AsyncExitStack()
         self.executors = self.registry.executors
-        self.events: Any = None
-        self.progress: Any = None
+        # The engine: started by ``start(serve=True)``, None in a process that only migrates or
+        # administers (nothing there reaches for them).
+        self.events: EventLog = None  # type: ignore[assignment]
+        self.progress: ProgressHub = None  # type: ignore[assignment]
         self.listener: Listener | None = None
         self.auth_cache: PrincipalCache | None = None
         self.status_cache: StatusCache | None = None
-        self.runner: Any = None
+        self.runner: Runner = None  # type: ignore[assignment]
         self.telemetry = Telemetry()
         self._url = ""
         self._supervisor: asyncio.Task[None] | None = None
@@ -202,6 +199,10 @@ class Knm:
         """A connection of its own (for LISTEN), outside the pool."""
         return await db.connect_one(self._url)
 
+    def client_of(self, request: Any) -> str:
+        """The client's address: the peer, or what a trusted proxy forwarded (``forwarded``)."""
+        return client_address(request.scope, self.trusted_proxies)
+
     def forget_user(self, user_id: int) -> None:
         """Drop the user's cached authentications here at once (other processes hear it
         through ``knm_auth``)."""
@@ -236,6 +237,7 @@ class Knm:
             if self.listener is not None:
                 await self.listener.stop()
         finally:
+            self.passwords.close()
             if self._pool is not None:
                 await self._pool.close()
                 self._pool = None
@@ -284,7 +286,7 @@ class Knm:
             action=action,
             target=target,
             outcome=outcome,
-            client=request.client.host if request.client else "",
+            client=self.client_of(request),
             detail=detail,
         )
 

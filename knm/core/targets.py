@@ -6,7 +6,7 @@ to addresses through the cluster's provider. Every executor's request struct ext
 from __future__ import annotations
 
 from collections import Counter
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import msgspec
 
@@ -14,6 +14,9 @@ from knm.core.clusters.provider import Bastion, Node
 from knm.core.clusters.store import get_cluster
 from knm.core.errors import BadRequest, Invalid
 from knm.core.selectors import parse_selector
+
+if TYPE_CHECKING:
+    from knm.core.state import Knm
 
 DEFAULT_SSH_PORT = 22
 
@@ -66,7 +69,7 @@ def _by_names(cluster: str, nodes: list[Node], names: list[str]) -> list[Node]:
 
 
 async def resolve_targets(
-    knm: Any, request: TargetRequest, *, credential_port: int | None, cluster: Any = None
+    knm: Knm, request: TargetRequest, *, credential_port: int | None, cluster: Any = None
 ) -> Resolution:
     """The request's nodes with addresses and SSH ports, in the request's order for names and
     the cluster's order for a selector.

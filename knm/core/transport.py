@@ -20,6 +20,7 @@ from knm.core.tasks.schemas import NodeResult
 
 if TYPE_CHECKING:
     from knm.core.clusters.provider import Node
+    from knm.core.state import Knm
 
 __all__ = [
     "HostKeys",
@@ -102,7 +103,7 @@ class Transport(Protocol):
         """Runs ``command`` on the session's node; stdin is sent, then always closed."""
         ...
 
-    async def concurrency(self, knm: Any) -> int | None:
+    async def concurrency(self, knm: Knm) -> int | None:
         """How many sessions may be open at once (None: no limit of its own)."""
         ...
 

@@ -7,13 +7,16 @@ names are taken as given (no cluster needed); each node sleeps, echoes, fails or
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 
 from knm.core.features import ExecutorSettings, FeatureSpec
 from knm.core.hookspecs import hookimpl
 from knm.core.tasks import ExecRequest, Executor, NodeResult, Prepared, TargetNode, TaskContext
+
+if TYPE_CHECKING:
+    from knm.core.state import Knm
 
 
 class TestRequest(ExecRequest, kw_only=True, forbid_unknown_fields=True):
@@ -52,7 +55,7 @@ class TestExecutor(Executor):
         self.recoverable = recoverable  # type: ignore[misc]
         self.recovered: list[str] = []
 
-    async def prepare(self, knm: Any, request: TestRequest, principal: Any) -> Prepared:
+    async def prepare(self, knm: Knm, request: TestRequest, principal: Any) -> Prepared:
         nodes = [TargetNode(name=name, address="127.0.0.1") for name in request.target_nodes]
         stored = msgspec.to_builtins(request)
         # Values an executor marks secret are sealed with the task and masked everywhere.

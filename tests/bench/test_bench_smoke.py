@@ -95,5 +95,6 @@ def test_the_channels_benchmark_delivers_every_announcement_and_prints_its_table
 def test_the_startup_benchmark_times_the_client_and_the_cli_beside_a_bare_python() -> None:
     done = run_smoke("bench.startup")
     assert done.returncode == 0, done.stdout + done.stderr
-    for case in ("python -c pass", "import knm.client", "knm --help", "knm task list"):
+    cases = ("python -c pass", "import knm.client", "knm --help", "knm task list")
+    for case in (*cases, "knm task list (nothing listens)"):
         assert f"| {case} |" in done.stdout

@@ -790,7 +790,7 @@ async def test_migrating_an_install_with_shared_ids_keeps_them_and_continues_per
     before = tmp_path / "core"
     before.mkdir()
     for path in db.CORE_MIGRATIONS.iterdir():
-        if path.suffix == ".sql" and path.name < "0010":
+        if path.suffix == ".sql" and path.name < "0011":
             (before / path.name).write_text(path.read_text())
     name = f"knm_ids_{uuid.uuid4().hex[:8]}"
     admin = await asyncpg.connect(knm_server_url)
@@ -812,7 +812,7 @@ async def test_migrating_an_install_with_shared_ids_keeps_them_and_continues_per
                     item_id,
                 )
             applied = await db.migrate(conn, [db.MigrationSet("core", db.CORE_MIGRATIONS)])
-            assert "core/0010_content_ids_per_kind.sql" in applied
+            assert "core/0011_content_ids_per_kind.sql" in applied
             rows = await conn.fetch("SELECT kind, name, id FROM content_items ORDER BY id")
             assert [tuple(r) for r in rows] == [
                 ("playbook", "p", 1),

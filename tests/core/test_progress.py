@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 from typing import Any
 
@@ -11,6 +12,7 @@ import pytest
 import websockets
 
 from knm.testing.process import KnmProcess
+from knm.testing.tasks import eventually
 
 PLUGIN = "knm.testing.executor:TestExecutorPlugin"
 
@@ -115,6 +117,8 @@ async def test_since_skips_what_the_client_already_has(server: KnmProcess, token
         json.dumps({"action": "dance", "task_id": "x"}),
         json.dumps({"task_id": "x"}),
         json.dumps({"action": "subscribe", "task_id": "test-exec-1-zzzzzz"}),
+        json.dumps({"action": "subscribe", "task_id": "test-exec-1-zzzzzz", "since": 2**63}),
+        json.dumps({"action": "subscribe", "task_id": "*", "since": 10**30}),
         json.dumps([1, 2]),
     ],
 )
@@ -138,6 +142,72 @@ async def test_a_bad_token_closes_the_socket_with_4401(server: KnmProcess, bad: 
         with pytest.raises(websockets.ConnectionClosed) as closed:
             await asyncio.wait_for(socket.recv(), 10)
     assert closed.value.rcvd is not None and closed.value.rcvd.code == 4401
+
+
+def bare_url(server: KnmProcess) -> str:
+    return f"ws://127.0.0.1:{server.port}/api/v1/progress/ws"
+
+
+def k8s_style(token: str) -> str:
+    return "base64url.bearer.knm." + base64.urlsafe_b64encode(token.encode()).decode().rstrip("=")
+
+
+@pytest.mark.parametrize(
+    "protocols",
+    [
+        lambda token: ["knm", k8s_style(token)],
+        lambda token: ["bearer", token],
+    ],
+    ids=["base64url.bearer.knm", "bearer-then-token"],
+)
+async def test_the_token_can_come_in_a_subprotocol_and_is_never_echoed(
+    server: KnmProcess, token: str, protocols: Any
+) -> None:
+    offered = protocols(token)
+    async with websockets.connect(bare_url(server), subprotocols=offered) as socket:
+        assert socket.subprotocol == offered[0]
+        task_id = await start(server, token)
+        await socket.send(json.dumps({"action": "subscribe", "task_id": task_id}))
+        assert (await collect(socket, task_id))[-1]["type"] == "complete"
+
+
+async def test_the_token_can_come_in_the_first_message(server: KnmProcess, token: str) -> None:
+    async with websockets.connect(bare_url(server)) as socket:
+        await socket.send(json.dumps({"action": "auth", "token": token}))
+        task_id = await start(server, token)
+        await socket.send(json.dumps({"action": "subscribe", "task_id": task_id}))
+        assert (await collect(socket, task_id))[-1]["type"] == "complete"
+
+
+@pytest.mark.parametrize(
+    "first",
+    [
+        json.dumps({"action": "subscribe", "task_id": "*"}),
+        json.dumps({"action": "auth", "token": "forged"}),
+        "not json",
+    ],
+)
+async def test_a_first_message_without_a_good_token_closes_the_socket_with_4401(
+    server: KnmProcess, first: str
+) -> None:
+    async with websockets.connect(bare_url(server)) as socket:
+        await socket.send(first)
+        with pytest.raises(websockets.ConnectionClosed) as closed:
+            await asyncio.wait_for(socket.recv(), 10)
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == 4401
+
+
+async def test_a_query_token_never_reaches_the_log(server: KnmProcess, token: str) -> None:
+    async with websockets.connect(ws_url(server, token)) as socket:
+        await socket.send(json.dumps({"action": "dance"}))
+        await asyncio.wait_for(socket.recv(), 10)
+
+    async def logged() -> bool:
+        return "progress/ws?token=[redacted]" in server.log()
+
+    await eventually(logged)
+    assert token not in server.log()
+    assert token.split(".")[-1] not in server.log()
 
 
 async def test_a_star_subscription_sees_every_task(server: KnmProcess, token: str) -> None:

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from types import SimpleNamespace
 from typing import Any
 
-from knm.core import progress
+from knm.core import progress_route
 from knm.core.progress import ProgressHub, Subscriber
 from knm.core.tasks.events import Event
 from knm.wire import OutputEvent, make_event
@@ -84,10 +84,10 @@ async def subscribed(
     async def get_task(_pool: Any, task_id: str) -> Any:
         return SimpleNamespace(task_id=task_id)
 
-    monkeypatch.setattr(progress.store, "get_task", get_task)
-    monkeypatch.setattr(progress, "read_events", log.read)
+    monkeypatch.setattr(progress_route.store, "get_task", get_task)
+    monkeypatch.setattr(progress_route, "read_events", log.read)
     knm = SimpleNamespace(pool=None, progress=hub)
-    assert await progress._subscribe(knm, subscriber, "t", since) is None
+    assert await progress_route._subscribe(knm, subscriber, "t", since) is None
 
 
 async def settled(subscriber: Subscriber, log: Log) -> list[Event]:

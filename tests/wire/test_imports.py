@@ -33,4 +33,5 @@ def test_importing_the_client_defers_its_http_stack_to_first_use() -> None:
     modules = imported_after("import knm.client")
     assert "httpx" not in modules and "websockets" not in modules
     used = imported_after("from knm.client import Client")
-    assert "httpx" in used and server_modules(used) == []
+    assert "knm.client.http" in used and server_modules(used) == []
+    assert "httpx" not in used  # the async client's; the sync one speaks http.client

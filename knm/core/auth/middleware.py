@@ -1,10 +1,15 @@
 """Authentication of every knm request: a login JWT or an API token, from the ``Authorization``
-header (or ``?token=`` on the WebSocket, where browsers cannot set headers)."""
+header. On a WebSocket, where browsers cannot set headers, also from a subprotocol
+(``base64url.bearer.knm.<token, base64url without padding>``, or ``bearer`` followed by the
+token as the next protocol), from ``?token=`` (redacted from every log) or from the first
+message."""
 
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+import base64
+import binascii
+from typing import TYPE_CHECKING, Any
 
 from litestar.connection import ASGIConnection
 from litestar.middleware import AbstractAuthenticationMiddleware, AuthenticationResult
@@ -12,6 +17,16 @@ from litestar.middleware import AbstractAuthenticationMiddleware, Authentication
 from knm.core.auth import tokens, users
 from knm.core.auth.principal import Principal
 from knm.core.errors import Unauthorized
+
+if TYPE_CHECKING:
+    from knm.core.state import Knm
+
+#: A WebSocket subprotocol carrying a token, as Kubernetes does with
+#: ``base64url.bearer.authorization.k8s.io.<token>``.
+WS_TOKEN_PREFIX = "base64url.bearer.knm."
+#: The subprotocol the server selects when a client offers it (offer it beside the token:
+#: browsers fail a handshake whose server selects none of the offered protocols).
+WS_PROTOCOL = "knm"
 
 
 def bearer_token(connection: ASGIConnection[Any, Any, Any, Any]) -> str:
@@ -22,13 +37,37 @@ def bearer_token(connection: ASGIConnection[Any, Any, Any, Any]) -> str:
             raise Unauthorized("malformed Authorization header; expected 'Bearer <token>'")
         return value.strip()
     if connection.scope["type"] == "websocket":
-        token = connection.query_params.get("token")
+        token = connection.query_params.get("token") or subprotocol_token(connection.scope)
         if token:
             return token
     raise Unauthorized("missing bearer token")
 
 
-async def authenticate(knm: Any, token: str) -> Principal:
+def subprotocol_token(scope: Any) -> str | None:
+    """The token a WebSocket handshake offers as a subprotocol, if any."""
+    offered = [str(p).strip() for p in scope.get("subprotocols") or ()]
+    for i, protocol in enumerate(offered):
+        if protocol.startswith(WS_TOKEN_PREFIX):
+            encoded = protocol[len(WS_TOKEN_PREFIX) :]
+            try:
+                return base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4)).decode()
+            except (binascii.Error, UnicodeDecodeError, ValueError):
+                raise Unauthorized("malformed token subprotocol") from None
+        if protocol.lower() == "bearer" and i + 1 < len(offered):
+            return offered[i + 1]
+    return None
+
+
+def selected_subprotocol(scope: Any) -> str | None:
+    """The subprotocol to accept: never one that carries the token."""
+    offered = [str(p).strip() for p in scope.get("subprotocols") or ()]
+    for choice in (WS_PROTOCOL, "bearer"):
+        if choice in offered:
+            return choice
+    return None
+
+
+async def authenticate(knm: Knm, token: str) -> Principal:
     cache = knm.auth_cache
     if cache is None:
         return (await _authenticate(knm, token))[0]
@@ -42,7 +81,11 @@ async def authenticate(knm: Any, token: str) -> Principal:
     return principal
 
 
-async def _authenticate(knm: Any, token: str) -> tuple[Principal, float | None]:
+#: User ids are PostgreSQL bigints: a ``sub`` outside them names no user.
+_MAX_ID = 2**63 - 1
+
+
+async def _authenticate(knm: Knm, token: str) -> tuple[Principal, float | None]:
     """The caller and when their token expires (``time.time()``), from the database."""
     async with knm.pool.acquire() as conn:
         if token.startswith(tokens.API_TOKEN_PREFIX):
@@ -52,15 +95,27 @@ async def _authenticate(knm: Any, token: str) -> tuple[Principal, float | None]:
             user_id = int(str(claims["sub"]))
         except ValueError:
             raise Unauthorized("malformed token") from None
+        if not 0 < user_id <= _MAX_ID:
+            raise Unauthorized("user no longer exists")
         row = await users.auth_row(conn, user_id)
     if row is None:
         raise Unauthorized("user no longer exists")
     if row.disabled:
         raise Unauthorized("user disabled")
-    if claims.get("ep", 0) != row.session_epoch:
-        raise Unauthorized("token revoked (password changed)")
+    session = claims.get("sid")
+    kept = row.kept_session is not None and session == row.kept_session
+    if claims.get("ep", 0) != row.session_epoch and not kept:
+        raise Unauthorized("token revoked (password changed or user disabled)")
     expires = claims.get("exp")
-    principal = Principal(user_id=row.id, username=row.username, role=row.role)
+    issued = claims.get("iat")
+    auth_time = claims.get("auth_time", issued)
+    principal = Principal(
+        user_id=row.id,
+        username=row.username,
+        role=row.role,
+        session=session if isinstance(session, str) else None,
+        auth_time=auth_time if isinstance(auth_time, int) else None,
+    )
     return principal, float(expires) if isinstance(expires, int | float) else None
 
 

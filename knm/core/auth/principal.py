@@ -23,3 +23,7 @@ class Principal(msgspec.Struct, frozen=True):
     #: ``jwt`` for login tokens, ``api`` for API tokens.
     via: str = "jwt"
     token_id: int | None = None
+    #: Login tokens: the session (``sid``) and when its login happened (``auth_time``, Unix
+    #: seconds); every JWT a refresh issues carries them on, so they bound its lifetime.
+    session: str | None = None
+    auth_time: int | None = None

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import msgspec
 from litestar import Request, delete, get, post, put
@@ -12,7 +13,10 @@ from knm.core.auth import passwords, throttle, tokens, users
 from knm.core.auth.guards import ADMIN, VIEWER, principal_of
 from knm.core.auth.principal import ROLES, Principal, role_at_least
 from knm.core.envelope import Envelope, PageNo, PageSize, created, ok
-from knm.core.errors import Conflict, Forbidden, Invalid, Unauthorized
+from knm.core.errors import Forbidden, Invalid, Unauthorized
+
+if TYPE_CHECKING:
+    from knm.core.state import Knm
 
 Name = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
 
@@ -75,7 +79,20 @@ def _knm(request: Request[Any, Any, Any]) -> Any:
 
 
 def client_address(request: Request[Any, Any, Any]) -> str:
-    return request.client.host if request.client else "unknown"
+    return _knm(request).client_of(request)
+
+
+def _login_response(knm: Knm, row: users.UserRow, session: tokens.Session) -> LoginResponse:
+    token, expires = tokens.issue_jwt(
+        knm.keys.jwt,
+        user_id=row.id,
+        role=row.role,
+        epoch=row.session_epoch,
+        ttl=knm.config.token_ttl,
+        session=session,
+        max_age=knm.config.session_max_age,
+    )
+    return LoginResponse(token, expires, UserOut(row.id, row.username, row.role))
 
 
 @post("/auth/login", opt={"public": True}, status_code=200, summary="Log in; returns a JWT")
@@ -84,7 +101,7 @@ async def login(request: Request[Any, Any, Any], data: LoginRequest) -> Envelope
     cfg = knm.config
     client = client_address(request)
     async with knm.pool.acquire() as conn:
-        await throttle.check(
+        await throttle.attempt(
             conn,
             data.username,
             client,
@@ -92,11 +109,9 @@ async def login(request: Request[Any, Any, Any], data: LoginRequest) -> Envelope
             window=cfg.login_window,
         )
         row = await users.auth_row_by_name(conn, data.username)
-        good = passwords.verify(
-            knm.hasher, row.password_hash if row else knm.dummy_hash, data.password
-        )
+    good = await knm.passwords.verify(row.password_hash if row else knm.dummy_hash, data.password)
+    async with knm.pool.acquire() as conn:
         if row is None or not good or row.disabled:
-            await throttle.record_failure(conn, data.username, client, window=cfg.login_window)
             await knm.audit_record(
                 conn,
                 principal=None,
@@ -109,9 +124,7 @@ async def login(request: Request[Any, Any, Any], data: LoginRequest) -> Envelope
             # One message for unknown user, wrong password and disabled user.
             raise Unauthorized("invalid username or password", message="login failed")
         await throttle.clear(conn, data.username, client)
-        token, expires = tokens.issue_jwt(
-            knm.keys.jwt, user_id=row.id, role=row.role, epoch=row.session_epoch, ttl=cfg.token_ttl
-        )
+        answer = _login_response(knm, row, tokens.Session.new())
         await knm.audit_record(
             conn,
             principal=None,
@@ -123,12 +136,7 @@ async def login(request: Request[Any, Any, Any], data: LoginRequest) -> Envelope
             user_id=row.id,
             role=row.role,
         )
-    return ok(
-        LoginResponse(
-            token=token, expires_at=expires, user=UserOut(row.id, row.username, row.role)
-        ),
-        "login successful",
-    )
+    return ok(answer, "login successful")
 
 
 @post(
@@ -138,23 +146,21 @@ async def login(request: Request[Any, Any, Any], data: LoginRequest) -> Envelope
     summary="Exchange a valid token for a fresh one",
 )
 async def refresh(request: Request[Any, Any, Any]) -> Envelope[LoginResponse]:
+    """A fresh JWT of the same session: it expires ``token_ttl`` from now, but never later than
+    ``session_max_age`` after the session's login (401 once that has passed)."""
     knm = _knm(request)
     principal = principal_of(request)
     if principal.via != "jwt":
         raise Forbidden("API tokens cannot be refreshed")
     async with knm.pool.acquire() as conn:
         row = await users.auth_row(conn, principal.user_id)
-    assert row is not None
-    token, expires = tokens.issue_jwt(
-        knm.keys.jwt,
-        user_id=row.id,
-        role=row.role,
-        epoch=row.session_epoch,
-        ttl=knm.config.token_ttl,
+    if row is None:
+        raise Unauthorized("user no longer exists")
+    session = tokens.Session(
+        principal.session or uuid.uuid4().hex,
+        principal.auth_time if principal.auth_time is not None else 0,
     )
-    return ok(
-        LoginResponse(token, expires, UserOut(row.id, row.username, row.role)), "token refreshed"
-    )
+    return ok(_login_response(knm, row, session), "token refreshed")
 
 
 @get("/auth/me", guards=[VIEWER], summary="The caller")
@@ -166,21 +172,38 @@ async def me(request: Request[Any, Any, Any]) -> Envelope[users.User]:
 
 @put("/auth/password", guards=[VIEWER], summary="Change your own password")
 async def change_password(request: Request[Any, Any, Any], data: PasswordChange) -> Envelope[Any]:
+    """The session the change is made from goes on; every other session of the user and every
+    API token of theirs is revoked."""
     knm = _knm(request)
     principal = principal_of(request)
     passwords.check_password_rules(data.new_password)
+    client = client_address(request)
     async with knm.pool.acquire() as conn:
-        row = await users.auth_row(conn, principal.user_id)
-        if row is None or not passwords.verify(
-            knm.hasher, row.password_hash, data.current_password
-        ):
-            raise Invalid("current password is wrong")
-        await users.update(
-            conn, principal.user_id, password_hash=knm.hasher.hash(data.new_password)
+        # Guessing the current password here counts like failed logins: a stolen session
+        # gets no faster way to learn the password.
+        await throttle.attempt(
+            conn,
+            principal.username,
+            client,
+            max_failures=knm.config.login_max_failures,
+            window=knm.config.login_window,
         )
+        row = await users.auth_row(conn, principal.user_id)
+    if row is None or not await knm.passwords.verify(row.password_hash, data.current_password):
+        raise Invalid("current password is wrong")
+    new_hash = await knm.passwords.hash(data.new_password)
+    keep = principal.session if principal.via == "jwt" else None
+    async with knm.pool.acquire() as conn:
+        await throttle.clear(conn, principal.username, client)
+        await users.update(conn, principal.user_id, password_hash=new_hash, keep_session=keep)
         await knm.audit(request, "user.password", principal.username, conn=conn)
     knm.forget_user(principal.user_id)
-    return ok(message="password changed; log in again")
+    message = (
+        "password changed; this session goes on, every other session and API token is revoked"
+        if keep
+        else "password changed; every session and API token is revoked"
+    )
+    return ok(message=message)
 
 
 @get("/users", guards=[ADMIN], summary="List users")
@@ -196,8 +219,9 @@ async def list_users(
 async def create_user(request: Request[Any, Any, Any], data: UserCreate) -> Envelope[users.User]:
     knm = _knm(request)
     passwords.check_password_rules(data.password)
+    password_hash = await knm.passwords.hash(data.password)
     async with knm.pool.acquire() as conn:
-        user = await users.create(conn, data.username, knm.hasher.hash(data.password), data.role)
+        user = await users.create(conn, data.username, password_hash, data.role)
         await knm.audit(request, "user.create", data.username, conn=conn)
     return created(user, "user created")
 
@@ -215,11 +239,7 @@ async def update_user(
     knm = _knm(request)
     async with knm.pool.acquire() as conn, conn.transaction():
         current = await users.get(conn, user_id)
-        demoting = current.role == "admin" and (
-            (data.role is not None and data.role != "admin") or data.disabled
-        )
-        if demoting and await users.count_admins(conn) <= 1 and not current.disabled:
-            raise Conflict("the last active admin cannot be demoted or disabled")
+        # users.update refuses to leave no active admin, under a lock: see _keep_an_admin.
         user = await users.update(conn, user_id, role=data.role, disabled=data.disabled)
         await knm.audit(request, "user.update", current.username, conn=conn)
     knm.forget_user(user_id)
@@ -232,8 +252,10 @@ async def reset_password(
 ) -> Envelope[users.User]:
     knm = _knm(request)
     passwords.check_password_rules(data.password)
+    password_hash = await knm.passwords.hash(data.password)
     async with knm.pool.acquire() as conn:
-        user = await users.update(conn, user_id, password_hash=knm.hasher.hash(data.password))
+        # Every session and API token of the user is revoked with the old password.
+        user = await users.update(conn, user_id, password_hash=password_hash)
         await knm.audit(request, "user.reset_password", user.username, conn=conn)
     knm.forget_user(user_id)
     return ok(user, "password reset")
@@ -266,8 +288,14 @@ async def create_token(
     else:
         expires = None
     async with knm.pool.acquire() as conn:
+        # A token minted with an API token is its child: no later expiry, revoked with it.
         new = await tokens.create_api_token(
-            conn, name=data.name, user_id=principal.user_id, role=role, expires_at=expires
+            conn,
+            name=data.name,
+            user_id=principal.user_id,
+            role=role,
+            expires_at=expires,
+            parent_id=principal.token_id if principal.via == "api" else None,
         )
         await knm.audit(request, "token.create", data.name, conn=conn)
     return created(new, "token created; it is shown only once")

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import msgspec
 
 if TYPE_CHECKING:
-    from knm.core.runtime import Knm
+    from knm.core.state import Knm
 
 #: Field names of the common part of a cluster's body; a provider's config may not reuse them.
 COMMON_FIELDS = frozenset(

@@ -11,18 +11,22 @@ from __future__ import annotations
 import logging
 import re
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 from litestar import Request, delete, get, post, put
 
 from knm.core.auth.guards import ADMIN, VIEWER
+from knm.core.bounds import fits_bigint
 from knm.core.clusters import store
 from knm.core.clusters.provider import Bastion, Cluster, ClusterProvider, Node, config_fields
 from knm.core.envelope import Done, Envelope, PageNo, PageSize, created, offset, ok
 from knm.core.errors import BadRequest, Conflict, Invalid, KnmError, NotFound
 from knm.core.selectors import parse_selector
 from knm.wire.errors import field_message
+
+if TYPE_CHECKING:
+    from knm.core.state import Knm
 
 log = logging.getLogger("knm.clusters")
 
@@ -165,7 +169,9 @@ def _refuse(problems: list[str]) -> None:
 async def _check_bastion(conn: Any, bastion: Bastion | None) -> None:
     if bastion is None or bastion.credential_id is None:
         return
-    if not await store.credential_exists(conn, bastion.credential_id):
+    if not fits_bigint(bastion.credential_id) or not await store.credential_exists(
+        conn, bastion.credential_id
+    ):
         raise NotFound(f"Credential ID {bastion.credential_id} not found")
 
 
@@ -176,7 +182,7 @@ async def _check_default_credential(conn: Any, credential_id: int | None) -> Non
         raise NotFound(f"Credential ID {credential_id} not found")
 
 
-def present(knm: Any, row: store.ClusterRow, config: Any = None) -> dict[str, Any]:
+def present(knm: Knm, row: store.ClusterRow, config: Any = None) -> dict[str, Any]:
     """A cluster as the API shows it: common fields and the provider's public config, flat."""
     shown: dict[str, Any] = row.config
     provider = knm.registry.cluster_providers.get(row.kind)

@@ -9,7 +9,7 @@ secrets leave them null.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import asyncpg
 import msgspec
@@ -18,6 +18,9 @@ from knm.core.clusters.provider import Bastion, Cluster, ClusterProvider
 from knm.core.counters import row_read
 from knm.core.crypto import EncryptedColumn, Sealed, keyring_of, register_encrypted_column
 from knm.core.errors import Conflict, KnmError, NotFound
+
+if TYPE_CHECKING:
+    from knm.core.state import Knm
 
 
 class ClusterRow(msgspec.Struct, kw_only=True):
@@ -152,14 +155,14 @@ async def credential_exists(conn: Any, credential_id: int) -> bool:
 # --- secrets -----------------------------------------------------------------------------------
 
 
-def seal(knm: Any, cluster_id: int, values: dict[str, Any]) -> Sealed | None:
+def seal(knm: Knm, cluster_id: int, values: dict[str, Any]) -> Sealed | None:
     """The sealed form of the secret fields ``values`` (None when there are none)."""
     if not values:
         return None
     return SECRETS.seal(keyring_of(knm), msgspec.json.encode(values).decode(), cluster_id)
 
 
-def unseal(knm: Any, cluster_id: int, sealed: Sealed | None) -> dict[str, Any]:
+def unseal(knm: Knm, cluster_id: int, sealed: Sealed | None) -> dict[str, Any]:
     if sealed is None:
         return {}
     return msgspec.json.decode(SECRETS.open(keyring_of(knm), sealed, cluster_id))
@@ -172,7 +175,7 @@ def split_config(provider: ClusterProvider, config: Any) -> tuple[dict[str, Any]
     return values, secret
 
 
-def full_config(knm: Any, provider: ClusterProvider, row: ClusterRow) -> Any:
+def full_config(knm: Knm, provider: ClusterProvider, row: ClusterRow) -> Any:
     """The row's config decoded into the provider's ``config_type``, secrets included."""
     values = {**row.config, **unseal(knm, row.id, row.secrets)}
     try:
@@ -184,7 +187,7 @@ def full_config(knm: Any, provider: ClusterProvider, row: ClusterRow) -> Any:
         ) from None
 
 
-def to_cluster(knm: Any, provider: ClusterProvider, row: ClusterRow) -> Cluster:
+def to_cluster(knm: Knm, provider: ClusterProvider, row: ClusterRow) -> Cluster:
     return Cluster(
         id=row.id,
         name=row.name,
@@ -198,7 +201,7 @@ def to_cluster(knm: Any, provider: ClusterProvider, row: ClusterRow) -> Cluster:
     )
 
 
-async def get_cluster(knm: Any, name: str, *, conn: Any = None) -> Cluster:
+async def get_cluster(knm: Knm, name: str, *, conn: Any = None) -> Cluster:
     """The cluster ``name`` with its config decoded (404 when unknown, 422 when no loaded plugin
     serves its kind)."""
     row = await get_row(conn or knm.pool, name)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 
@@ -16,6 +16,9 @@ from knm.core.content.kinds import (
     ContentKind,
 )
 from knm.core.manager import collect
+
+if TYPE_CHECKING:
+    from knm.core.state import Knm
 
 log = logging.getLogger("knm.content")
 
@@ -66,7 +69,7 @@ async def _upsert(conn: Any, kind: ContentKind, draft: ContentDraft) -> None:
         await store.update(conn, kind, current.id, draft, new_version=new_version, username=None)
 
 
-async def sync_builtins(knm: Any, conn: Any = None) -> None:
+async def sync_builtins(knm: Knm, conn: Any = None) -> None:
     """Upsert every plugin's builtin content by ``(kind, name)``: ids stay, a changed body makes
     a new version. Items a plugin no longer ships are left in place.
 
@@ -80,7 +83,7 @@ async def sync_builtins(knm: Any, conn: Any = None) -> None:
         await _sync(knm, conn)
 
 
-async def _sync(knm: Any, conn: Any) -> None:
+async def _sync(knm: Knm, conn: Any) -> None:
     kinds = knm.registry.content_kinds
     shipped: list[BuiltinContent] = collect(knm.pm.hook.knm_builtin_content())
     async with conn.transaction():

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import msgspec
 from litestar import Request, delete, get, post, put
@@ -23,6 +23,9 @@ from knm.core.content.kinds import ContentKind
 from knm.core.content.schemas import CloneRequest, item_out, list_item_out, schemas_for
 from knm.core.envelope import Done, Envelope, PageNo, PageSize, created, offset, ok
 from knm.core.errors import BadRequest, NotFound
+
+if TYPE_CHECKING:
+    from knm.core.state import Knm
 
 _KW = inspect.Parameter.KEYWORD_ONLY
 _REQUEST = inspect.Parameter("request", _KW, annotation=Request[Any, Any, Any])
@@ -246,7 +249,7 @@ def _opt(name: str, annotation: Any, description: str) -> inspect.Parameter:
     )
 
 
-async def _audit(knm: Any, request: Any, action: str, item: Any, conn: Any, **detail: Any) -> None:
+async def _audit(knm: Knm, request: Any, action: str, item: Any, conn: Any, **detail: Any) -> None:
     # Names and ids only: bodies may hold anything.
     await knm.audit(
         request,

@@ -4,13 +4,16 @@ executors use (``get_runnable``, ``get_by_name``)."""
 from __future__ import annotations
 
 import inspect
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 
 from knm.core.content import store
 from knm.core.content.kinds import ContentDraft, ContentItem, ContentKind
 from knm.core.errors import Conflict, ErrorDetail, Invalid, NotFound, PayloadTooLarge
+
+if TYPE_CHECKING:
+    from knm.core.state import Knm
 
 MAX_NAME = 200
 MAX_DESCRIPTION = 10_000
@@ -94,7 +97,7 @@ def refuse(kind: ContentKind, problems: list[str | ErrorDetail]) -> Invalid:
     return Invalid("; ".join(d.message for d in details), details=details)
 
 
-async def check(knm: Any, kind: ContentKind, draft: ContentDraft) -> ContentDraft:
+async def check(knm: Knm, kind: ContentKind, draft: ContentDraft) -> ContentDraft:
     """``draft`` normalized, or 413/422 with every problem found."""
     check_size(kind, draft.body)
     draft = normalized(draft)
@@ -169,7 +172,7 @@ async def load(conn: Any, kind: ContentKind, item_id: int, *, lock: bool = False
 
 
 async def create(
-    knm: Any, conn: Any, kind: ContentKind, draft: ContentDraft, username: str
+    knm: Knm, conn: Any, kind: ContentKind, draft: ContentDraft, username: str
 ) -> ContentItem:
     draft = await check(knm, kind, draft)
     async with conn.transaction():
@@ -177,7 +180,7 @@ async def create(
 
 
 async def update(
-    knm: Any, conn: Any, kind: ContentKind, item_id: int, data: msgspec.Struct, username: str
+    knm: Knm, conn: Any, kind: ContentKind, item_id: int, data: msgspec.Struct, username: str
 ) -> ContentItem:
     body = getattr(data, kind.body_field)
     if body is not msgspec.UNSET:
@@ -238,7 +241,7 @@ async def clone(
         return await store.insert(conn, kind, draft, username=username)
 
 
-async def get_by_name(knm: Any, kind: str | ContentKind, name: str) -> ContentItem:
+async def get_by_name(knm: Knm, kind: str | ContentKind, name: str) -> ContentItem:
     """The item of ``kind`` named ``name`` (case-insensitive), or NotFound."""
     spec = knm.registry.content_kind(kind)
     item = await store.fetch_by_name(knm.pool, spec, name)
@@ -247,7 +250,7 @@ async def get_by_name(knm: Any, kind: str | ContentKind, name: str) -> ContentIt
     return item
 
 
-async def get_runnable(knm: Any, kind: str | ContentKind, item_id: int) -> ContentItem:
+async def get_runnable(knm: Knm, kind: str | ContentKind, item_id: int) -> ContentItem:
     """The item to execute: NotFound ("Playbook ID 9 not found"), or Conflict when inactive."""
     spec = knm.registry.content_kind(kind)
     item = await load(knm.pool, spec, item_id)
@@ -256,7 +259,7 @@ async def get_runnable(knm: Any, kind: str | ContentKind, item_id: int) -> Conte
     return item
 
 
-async def get_pinned(knm: Any, kind: str | ContentKind, item_id: int, version: int) -> ContentItem:
+async def get_pinned(knm: Knm, kind: str | ContentKind, item_id: int, version: int) -> ContentItem:
     """The item as it was at ``version``: what a task created with that version runs, whatever
     was saved since (NotFound when the item is gone)."""
     spec = knm.registry.content_kind(kind)

@@ -22,7 +22,7 @@ Executors get the secrets through ``load_credential``.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 import asyncpg
 
@@ -31,11 +31,14 @@ from knm.core.credentials.models import Credential, DecryptedCredential
 from knm.core.credentials.routes import ROUTES
 from knm.core.crypto import keyring_of
 
+if TYPE_CHECKING:
+    from knm.core.state import Knm
+
 __all__ = ["ROUTES", "Credential", "DecryptedCredential", "load_credential"]
 
 
 async def load_credential(
-    knm: Any, credential_id: int, *, conn: asyncpg.Connection | None = None
+    knm: Knm, credential_id: int, *, conn: asyncpg.Connection | None = None
 ) -> DecryptedCredential:
     """The credential with its secrets decrypted; ``NotFound`` ("Credential ID N not found").
 

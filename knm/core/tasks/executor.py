@@ -14,39 +14,13 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
-import msgspec
-
-from knm.core.clusters.provider import Node
 from knm.core.tasks.nodewriter import NodeWriter
 from knm.core.tasks.output import CHUNK, Masker, StreamBuffer
 from knm.core.tasks.schemas import ExecRequest, NodeResult, TaskRow
+from knm.core.tasks.targets import Prepared, TargetNode, prepare_targets
 
 if TYPE_CHECKING:
-    from knm.core.runtime import Knm
-
-
-#: A resolved node as an executor sees it: the provider's ``Node``, its port decided. One
-#: struct from the provider to the executor; the stored row (``store.NodeRecord``) is the other.
-TargetNode = Node
-
-
-class Prepared(msgspec.Struct, kw_only=True):
-    """What ``prepare`` returns: the nodes, and what status answers should show."""
-
-    nodes: list[TargetNode]
-    #: Extra fields of the execute and status answers (``command``, ``playbook_name`` …).
-    summary: dict[str, Any] = msgspec.field(default_factory=dict)
-    #: The request as it should be stored (secrets removed); defaults to the request itself.
-    stored_request: dict[str, Any] | None = None
-    #: Values kept sealed with the task (``ctx.secrets`` at run time), masked in all output.
-    secrets: dict[str, str] = msgspec.field(default_factory=dict)
-    #: The request's ``DecryptedCredential`` and ``Cluster``, loaded once: a task started in
-    #: this process runs with them instead of reading and decrypting them again.
-    credential: Any = None
-    cluster: Any = None
-    #: Anything else ``prepare`` loaded that ``run`` needs (``ctx.carried``), under keys the
-    #: executor owns. Only a task claimed in this process gets it: ``run`` loads what is absent.
-    carried: dict[str, Any] = msgspec.field(default_factory=dict)
+    from knm.core.state import Knm
 
 
 class Executor(abc.ABC):
@@ -89,8 +63,6 @@ class Executor(abc.ABC):
 
         The default loads the credential and the cluster once and resolves
         ``target_nodes``/``target_selector``; keep its ``credential`` and ``cluster``."""
-        from knm.core.tasks.targets import prepare_targets
-
         return await prepare_targets(knm, request)
 
     @abc.abstractmethod

@@ -5,12 +5,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import asyncpg
 import msgspec
 
 from knm.core.tasks import status_cache
+
+if TYPE_CHECKING:
+    from knm.core.state import Knm
 
 log = logging.getLogger("knm.retention")
 
@@ -98,7 +101,7 @@ def _count(status: str) -> int:
     return int(status.split()[-1]) if status and status.split()[-1].isdigit() else 0
 
 
-async def prune_with(knm: Any) -> PruneReport:
+async def prune_with(knm: Knm) -> PruneReport:
     cfg = knm.config
     async with knm.pool.acquire() as conn:
         report = await prune(
@@ -115,7 +118,7 @@ async def prune_with(knm: Any) -> PruneReport:
     return report
 
 
-async def prune_loop(knm: Any) -> None:
+async def prune_loop(knm: Knm) -> None:
     while True:
         await asyncio.sleep(knm.config.prune_interval)
         with contextlib.suppress(asyncio.CancelledError):

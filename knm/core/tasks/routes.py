@@ -123,8 +123,8 @@ def executor_routes(executor: Executor) -> list[Any]:
             raise Invalid(f"task {task_id} is still {original.status}")
         nodes = original.target_nodes
         if data is None or data.only_failed:
-            records = await store.nodes_of(knm.pool, task_id)
-            nodes = [n.node for n in records if n.status == "failed"]
+            states = await store.node_states(knm.pool, task_id)
+            nodes = [node for node, state in states.items() if state == "failed"]
             if not nodes:
                 raise Invalid(f"task {task_id} has no failed nodes to rerun")
         body = {k: v for k, v in original.request.items() if not k.startswith("_")}

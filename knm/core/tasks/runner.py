@@ -16,6 +16,7 @@ import os
 import socket
 import time
 import uuid
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 import msgspec
@@ -23,12 +24,12 @@ import msgspec
 from knm.core.db import UNAVAILABLE
 from knm.core.errors import KnmError
 from knm.core.tasks import counts, locks, store
-from knm.core.tasks.executor import Executor, Prepared, TargetNode, TaskContext
+from knm.core.tasks.executor import Executor, Prepared, TaskContext
 from knm.core.tasks.output import Masker
 from knm.core.tasks.schemas import TaskRow
 
 if TYPE_CHECKING:
-    from knm.core.runtime import Knm
+    from knm.core.state import Knm
 
 log = logging.getLogger("knm.runner")
 
@@ -83,7 +84,7 @@ class Runner:
         self.heartbeat = time.monotonic()
 
     @property
-    def executors(self) -> dict[str, Executor]:
+    def executors(self) -> Mapping[str, Executor]:
         return self.knm.executors
 
     # --- lifecycle ------------------------------------------------------------------------
@@ -92,6 +93,7 @@ class Runner:
         # The process's one LISTEN connection, which listens again after the database
         # restarts; a cancel missed meanwhile still arrives with the next lease renewal.
         listener = self.knm.listener
+        assert listener is not None, "the engine starts its listener before the runner"
         await listener.subscribe(CANCEL_CHANNEL, self._on_cancel)
         if self.claim_enabled:
             await listener.subscribe(WAKE_CHANNEL, self._on_wake)
@@ -225,18 +227,14 @@ class Runner:
         executor = self.executors[task.kind]
         request = msgspec.convert(task.request, executor.request_type, strict=False)
         masker = Masker()
+        finished: list[str] = []
         if prepared is not None:
             nodes = list(prepared.nodes)
-            nodes_records: list[Any] = []
             credential, secrets = prepared.credential, dict(prepared.secrets)
         else:
-            nodes_records = await store.nodes_of(self.knm.pool, task.task_id)
-            nodes = [
-                TargetNode(
-                    name=n.node, address=n.address, port=n.port, labels=n.data.get("labels", {})
-                )
-                for n in nodes_records
-            ]
+            nodes = await store.nodes_of(self.knm.pool, task.task_id)
+            states = await store.node_states(self.knm.pool, task.task_id)
+            finished = [node for node, state in states.items() if state in ("success", "failed")]
             credential, secrets = None, {}
             sealed = await store.sealed_secrets(self.knm.pool, task.task_id)
             if sealed is not None:
@@ -265,10 +263,9 @@ class Runner:
             cluster=prepared.cluster if prepared is not None else None,
             carried=prepared.carried if prepared is not None else None,
         )
-        for record in nodes_records:
-            if record.status in ("success", "failed"):
-                ctx._finished.add(record.node)
-                ctx._finished_count += 1
+        # A recovered task's nodes that already ended are not run again.
+        ctx._finished.update(finished)
+        ctx._finished_count += len(finished)
         return ctx
 
     async def _execute(

@@ -26,6 +26,10 @@ __all__ = [
 ]
 
 
+#: The longest deadline a task may have (seconds).
+MAX_DEADLINE = 366 * 86_400
+
+
 class ExecRequest(TargetRequest, kw_only=True, forbid_unknown_fields=True):
     """What every execute request carries (``cluster_name``, ``target_nodes`` or
     ``target_selector``, ``credential_id``, ``timeout`` from ``TargetRequest``); an executor's
@@ -61,6 +65,8 @@ class ExecRequest(TargetRequest, kw_only=True, forbid_unknown_fields=True):
             found.append("max_failures must be 0 or more")
         if self.timeout is not None and self.timeout > 7 * 86_400:
             found.append("timeout must be at most 604800 seconds (7 days)")
+        if self.deadline is not None and self.deadline > MAX_DEADLINE:
+            found.append(f"deadline must be at most {MAX_DEADLINE} seconds (366 days)")
         return found
 
 

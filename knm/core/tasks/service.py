@@ -12,11 +12,11 @@ from knm.core.tasks import output, store
 from knm.core.tasks.executor import Executor
 from knm.core.tasks.ids import kind_of, new_task_id
 from knm.core.tasks.schemas import ExecRequest, TaskRow
-from knm.wire import TERMINAL, NodeResult, TaskStarted, TaskStatus, flatten
+from knm.wire import TERMINAL, TaskStarted, TaskStatus, flatten
 
 if TYPE_CHECKING:
     from knm.core.auth.principal import Principal
-    from knm.core.runtime import Knm
+    from knm.core.state import Knm
 
 
 async def start_task(
@@ -154,45 +154,6 @@ async def cancel_task(knm: Knm, task: TaskRow, reason: str = "cancelled by user"
     return updated
 
 
-#: Keys of a node's stored data that are the engine's own, not an executor's result fields.
-_INTERNAL_DATA = frozenset({"labels"})
-
-
-def node_results(
-    nodes: list[store.NodeRecord], texts: dict[tuple[str, str], str], *, with_output: bool
-) -> list[NodeResult]:
-    results = []
-    for node in nodes:
-        if node.status not in ("success", "failed"):
-            # The contract's node status has two values; unfinished nodes appear once finished.
-            continue
-        duration = None
-        if node.start_time and node.end_time:
-            duration = max(0, int((node.end_time - node.start_time).total_seconds()))
-        item = NodeResult(
-            node=node.node,
-            status=node.status,  # type: ignore[arg-type]
-            reason=node.reason,
-            message=node.message,
-            exit_code=node.exit_code,
-            address=node.address,
-            start_time=node.start_time,
-            end_time=node.end_time,
-            duration=duration,
-            stdout_truncated=node.stdout_truncated,
-            stderr_truncated=node.stderr_truncated,
-        )
-        if with_output:
-            item.stdout = texts.get((node.node, "stdout"), "")
-            item.stderr = texts.get((node.node, "stderr"), "")
-        # An executor's own per-node fields (Ansible's ok/changed counts …) sit beside the rest.
-        own = {k: v for k, v in node.data.items() if k not in _INTERNAL_DATA}
-        if own:
-            item.extra = own
-        results.append(item)
-    return results
-
-
 async def status_of(knm: Knm, task_id: str, kind: str | None = None) -> msgspec.Raw:
     """The status answer, encoded (``knm.wire.TaskStatus`` as sent): the contract's common
     fields, the executor's, and ``results`` — or 404, also when the id belongs to another kind
@@ -232,7 +193,7 @@ async def status_of(knm: Knm, task_id: str, kind: str | None = None) -> msgspec.
         parent_task_id=task.parent_task_id,
         rerun_of=task.rerun_of,
         error=task.error,
-        results=node_results(found.nodes, found.output, with_output=with_output),
+        results=found.results,
     )
     answer.extend(task.summary)
     if task.status == "running":

@@ -21,7 +21,7 @@ from knm.core.tasks.executor import Executor, TargetNode
 from knm.core.tasks.schemas import TERMINAL, ExecRequest
 
 if TYPE_CHECKING:
-    from knm.core.runtime import Knm
+    from knm.core.state import Knm
 
 #: Fields every executor request has that a workflow supplies, not the step.
 WORKFLOW_SUPPLIED = frozenset(f.name for f in msgspec.structs.fields(ExecRequest))
@@ -155,7 +155,7 @@ class ExecutorStep(StepType):
         if run.on_task is not None:
             run.on_task(task.task_id)
         final = await wait_for_task(knm, task.task_id, cancelled)
-        nodes = {n.node: n.status for n in await store.nodes_of(knm.pool, task.task_id)}
+        nodes = await store.node_states(knm.pool, task.task_id)
         status = {"completed": "success", "cancelled": "cancelled"}.get(final.status, "failed")
         failed = [name for name, state in nodes.items() if state != "success"]
         message = final.error or (f"failed on {', '.join(failed)}" if failed else final.status)

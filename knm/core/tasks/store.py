@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import date, datetime, timedelta
+from datetime import date
 from typing import Any
 
 import asyncpg
@@ -12,7 +12,7 @@ import msgspec
 from knm.core.clusters.provider import Node
 from knm.core.crypto import EncryptedColumn, Sealed, register_encrypted_column
 from knm.core.tasks import counts, output
-from knm.core.tasks.schemas import HistoryItem, NodeResult, TaskRow
+from knm.core.tasks.schemas import HistoryItem, NodeOut, NodeResult, TaskRow
 from knm.wire import TERMINAL
 
 _TASK_COLUMNS = ", ".join(f.name for f in msgspec.structs.fields(TaskRow))
@@ -336,43 +336,69 @@ async def set_result(
     )
 
 
-class NodeRecord(msgspec.Struct, kw_only=True):
-    node: str
-    position: int
-    address: str
-    port: int | None
-    status: str
-    reason: str | None
-    message: str
-    exit_code: int | None
-    data: dict[str, Any]
-    stdout_truncated: bool
-    stderr_truncated: bool
-    start_time: datetime | None
-    end_time: datetime | None
-
-
-async def nodes_of(conn: asyncpg.Connection | asyncpg.Pool, task_id: str) -> list[NodeRecord]:
+async def nodes_of(conn: asyncpg.Connection | asyncpg.Pool, task_id: str) -> list[Node]:
+    """A stored task's nodes as its executor gets them (``TaskContext.nodes``): the provider's
+    ``Node`` with its port decided, in the task's order."""
     records = await conn.fetch(
-        """SELECT node, position, address, port, status, reason, message, exit_code, data,
-                  stdout_truncated, stderr_truncated, start_time, end_time
+        """SELECT node, address, port, COALESCE(data->'labels', '{}') AS labels
            FROM task_nodes WHERE task_id = $1 ORDER BY position""",
         task_id,
     )
-    return [NodeRecord(**dict(r)) for r in records]
+    return [
+        Node(name=r["node"], address=r["address"], port=r["port"], labels=r["labels"])
+        for r in records
+    ]
 
 
-_NODE_FIELDS = tuple(f.name for f in msgspec.structs.fields(NodeRecord))
-_NODE_COLUMNS = ", ".join(f"n.{name}" for name in _NODE_FIELDS)
+async def node_states(conn: asyncpg.Connection | asyncpg.Pool, task_id: str) -> dict[str, str]:
+    """Each node's status (``pending``, ``running``, ``success``, ``failed``), in task order."""
+    records = await conn.fetch(
+        "SELECT node, status FROM task_nodes WHERE task_id = $1 ORDER BY position", task_id
+    )
+    return {r["node"]: r["status"] for r in records}
+
+
+#: A finished node's columns, in the order ``result_of`` reads them; ``data`` less the engine's
+#: own keys (``labels``) is the executor's per-node fields.
+_RESULT_COLUMNS = (
+    "n.node, n.status, n.reason, n.message, n.exit_code, n.address, n.start_time, n.end_time, "
+    "n.stdout_truncated, n.stderr_truncated, n.data - 'labels'"
+)
+
+
+def result_of(row: Sequence[Any], output: dict[tuple[str, str], str] | None) -> NodeOut:
+    """A status answer's ``results`` entry straight from the node's row; ``output`` holds the
+    nodes' stored text when the executor's answers carry it (None: they do not)."""
+    node, status, reason, message, exit_code, address, start, end, out_cut, err_cut, own = row
+    result = NodeOut(
+        node=node,
+        status=status,
+        reason=reason,
+        message=message,
+        exit_code=exit_code,
+        address=address,
+        start_time=start,
+        end_time=end,
+        duration=max(0, int((end - start).total_seconds())) if start and end else None,
+        stdout_truncated=out_cut,
+        stderr_truncated=err_cut,
+    )
+    if output is not None:
+        result.stdout = output.get((node, "stdout"), "")
+        result.stderr = output.get((node, "stderr"), "")
+    if own:
+        # An executor's own per-node fields (Ansible's ok/changed counts …) sit beside the rest.
+        result.extra = own
+    return result
 
 
 class Snapshot(msgspec.Struct):
-    """A task with its nodes and (optionally) their stored output, read in one statement."""
+    """A task with its finished nodes' results (and their stored output when asked for), read
+    in one statement."""
 
     task: TaskRow
-    nodes: list[NodeRecord]
-    #: ``(node, stream) → text``; empty when output was not asked for.
-    output: dict[tuple[str, str], str]
+    #: The contract's node status has two values: unfinished nodes appear once finished.
+    results: list[NodeOut]
 
 
 async def snapshot(
@@ -382,8 +408,9 @@ async def snapshot(
     # each statement costs a pool acquire and a socket write in each direction.
     record = await conn.fetchrow(
         f"""SELECT {_TASK_COLUMNS},
-              ARRAY(SELECT ROW({_NODE_COLUMNS}) FROM task_nodes n
-                    WHERE n.task_id = t.task_id ORDER BY n.position) AS snapshot_nodes,
+              ARRAY(SELECT ROW({_RESULT_COLUMNS}) FROM task_nodes n
+                    WHERE n.task_id = t.task_id AND n.status IN ('success', 'failed')
+                    ORDER BY n.position) AS snapshot_nodes,
               ARRAY(SELECT ROW(o.node, o.stream, string_agg(o.data, '' ORDER BY o.seq))
                     FROM task_output o WHERE $2 AND o.task_id = t.task_id
                     GROUP BY o.node, o.stream) AS snapshot_output
@@ -394,13 +421,10 @@ async def snapshot(
     if record is None:
         return None
     values = dict(record)
-    nodes = values.pop("snapshot_nodes")
+    rows = values.pop("snapshot_nodes")
     texts = values.pop("snapshot_output")
-    return Snapshot(
-        task=TaskRow(**values),
-        nodes=[NodeRecord(**dict(zip(_NODE_FIELDS, node, strict=True))) for node in nodes],
-        output={(node, stream): text for node, stream, text in texts},
-    )
+    output = {(node, stream): text for node, stream, text in texts} if with_output else None
+    return Snapshot(task=TaskRow(**values), results=[result_of(row, output) for row in rows])
 
 
 class HistoryFilter(msgspec.Struct, kw_only=True):
@@ -433,13 +457,11 @@ async def history(
         add("cluster_name = ?", where.cluster_name)
     if where.status:
         add("status = ?", where.status)
+    # Day arithmetic in SQL: PostgreSQL's dates reach far past Python's (9999-12-31 + 1 day).
     if where.start_date:
-        add("created_at >= ?", datetime.combine(where.start_date, datetime.min.time()))
+        add("created_at >= ?::date", where.start_date)
     if where.end_date:
-        add(
-            "created_at < ?",
-            datetime.combine(where.end_date + timedelta(days=1), datetime.min.time()),
-        )
+        add("created_at < ?::date + 1", where.end_date)
     sql_where = f"WHERE {' AND '.join(conditions)}" if conditions else ""
     total = await counts.total(conn, where, sql_where, args)
     records = await conn.fetch(

@@ -15,7 +15,7 @@ import contextlib
 import shutil
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from knm.core.content import get_pinned, get_runnable
 from knm.core.credentials import load_credential
@@ -27,6 +27,9 @@ from knm.plugins.ansible.events import EventReader, PlayState
 from knm.plugins.ansible.library import PLAYBOOK, count_tasks
 from knm.plugins.ansible.options import RunOptions, check_extra_vars, parse_extra_args
 from knm.plugins.ansible.schemas import MAX_FORKS, AnsibleRequest, AnsibleSettings
+
+if TYPE_CHECKING:
+    from knm.core.state import Knm
 
 IDENT = "run"
 POLL = 0.25
@@ -68,7 +71,7 @@ class AnsibleExecutor(Executor):
     def __init__(self) -> None:
         self.slots = _Slots()
 
-    async def prepare(self, knm: Any, request: AnsibleRequest, principal: Any) -> Prepared:
+    async def prepare(self, knm: Knm, request: AnsibleRequest, principal: Any) -> Prepared:
         # 503 before anything is stored when Ansible cannot run here.
         await toolchain.for_app(knm).get(await knm.features.settings(self.feature))
         playbook = await get_runnable(knm, PLAYBOOK, request.playbook_id)
@@ -111,7 +114,7 @@ class AnsibleExecutor(Executor):
             slots.release()
 
 
-async def _jump(knm: Any, host: Any, credential: Any) -> bastion.Jump:
+async def _jump(knm: Knm, host: Any, credential: Any) -> bastion.Jump:
     """The cluster's bastion ``host`` with the credential it logs in with."""
     shared = host.credential_id is None or host.credential_id == credential.id
     if not shared:

@@ -12,7 +12,7 @@ import hashlib
 import re
 from collections import OrderedDict
 from importlib import resources
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 import yaml
@@ -22,6 +22,9 @@ from knm.core.errors import ErrorDetail, FeatureUnavailable
 from knm.plugins.ansible import runner, toolchain
 from knm.plugins.ansible.schemas import AnsibleSettings
 from knm.plugins.ansible.toolchain import Toolchain
+
+if TYPE_CHECKING:
+    from knm.core.state import Knm
 
 _PLAY_BODIES = ("tasks", "roles", "pre_tasks", "post_tasks", "handlers")
 _CACHE_SIZE = 512
@@ -127,7 +130,7 @@ async def syntax_problem(
     return problem
 
 
-async def validate_playbook(knm: Any, draft: ContentDraft) -> list[ErrorDetail]:
+async def validate_playbook(knm: Knm, draft: ContentDraft) -> list[ErrorDetail]:
     content: str = draft.body
     problems = located_structure_problems(content)
     if problems:

@@ -28,7 +28,7 @@ import tempfile
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import msgspec
 
@@ -36,6 +36,9 @@ from knm.core import reach
 from knm.core.errors import FeatureUnavailable
 from knm.plugins.ansible import mirror, runner
 from knm.plugins.ansible.schemas import AnsibleSettings, default_binary
+
+if TYPE_CHECKING:
+    from knm.core.state import Knm
 
 log = logging.getLogger("knm.ansible")
 
@@ -280,12 +283,12 @@ def _still_good(when: float, answer: Toolchain | str) -> bool:
     return not answer.mirror or os.path.isdir(answer.mirror)
 
 
-def for_app(knm: Any) -> Tools:
+def for_app(knm: Knm) -> Tools:
     """This app's toolchain checks, kept in its registry's state slot."""
     return knm.registry.state_for(Tools, lambda: Tools(knm.config.resolved_data_dir()))
 
 
-async def unavailable(knm: Any) -> str | None:
+async def unavailable(knm: Knm) -> str | None:
     """Why Ansible cannot run in this app now (None when it can, or while it is off)."""
     settings: AnsibleSettings = await knm.features.settings("ansible")
     if not settings.enabled:
@@ -295,7 +298,7 @@ async def unavailable(knm: Any) -> str | None:
 
 
 @contextlib.asynccontextmanager
-async def lifespan(knm: Any) -> AsyncIterator[None]:
+async def lifespan(knm: Knm) -> AsyncIterator[None]:
     """Checks at start-up, in the background, so the first playbook saved need not wait."""
     check: asyncio.Future[str | None] = asyncio.ensure_future(unavailable(knm))
     try:

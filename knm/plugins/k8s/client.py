@@ -21,7 +21,7 @@ import hashlib
 import time
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import msgspec
 import urllib3
@@ -33,6 +33,9 @@ from kubernetes.client.exceptions import ApiException
 from knm.core.clusters import Cluster
 from knm.plugins.k8s import objects
 from knm.plugins.k8s.schemas import KubernetesConfig
+
+if TYPE_CHECKING:
+    from knm.core.state import Knm
 
 T = TypeVar("T")
 
@@ -320,13 +323,13 @@ class Hub:
         self.pool.shutdown(wait=False, cancel_futures=True)
 
 
-def hub_of(knm: Any) -> Hub:
+def hub_of(knm: Knm) -> Hub:
     """This app's hub, kept in its registry's state slot."""
     return knm.registry.state_for(Hub, Hub)
 
 
 @contextlib.asynccontextmanager
-async def lifespan(knm: Any) -> AsyncIterator[None]:
+async def lifespan(knm: Knm) -> AsyncIterator[None]:
     try:
         yield
     finally:

@@ -14,7 +14,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 
@@ -29,6 +29,9 @@ from knm.plugins.k8s.drain import drain
 from knm.plugins.k8s.provider import CORDONED_BY, ApiUnreachable, refuse_commands
 from knm.plugins.k8s.schemas import DISRUPTIVE, PARAMS, K8sRequest, LockParams, Params
 from knm.wire.errors import field_message
+
+if TYPE_CHECKING:
+    from knm.core.state import Knm
 
 log = logging.getLogger("knm.k8s")
 
@@ -74,7 +77,7 @@ class K8sExecutor(Executor):
     uses_credential = False
     node_output_in_status = False
 
-    async def prepare(self, knm: Any, request: K8sRequest, principal: Any) -> Prepared:
+    async def prepare(self, knm: Knm, request: K8sRequest, principal: Any) -> Prepared:
         parse_params(request)
         cluster = await get_cluster(knm, request.cluster_name)
         if cluster.kind != "kubernetes":

@@ -9,13 +9,16 @@ setting ``allow_kubeconfig_exec`` is on; a kubeconfig naming files on the server
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from knm.core.clusters import Cluster, ClusterProvider, Node, roles_from_labels
 from knm.core.errors import Invalid, ServiceUnavailable
 from knm.plugins.k8s import objects
 from knm.plugins.k8s.client import KubeError, hub_of, kubeconfig_problems, runs_commands
 from knm.plugins.k8s.schemas import ADDRESS_TYPES, KubernetesConfig
+
+if TYPE_CHECKING:
+    from knm.core.state import Knm
 
 CORDONED_BY = "knm.io/cordoned-by"
 CORDONED_AT = "knm.io/cordoned-at"
@@ -57,7 +60,7 @@ class KubernetesProvider(ClusterProvider):
             problems.append("max_unavailable must be between 1 and 10000")
         return problems
 
-    async def check(self, knm: Any, cluster: Cluster) -> None:
+    async def check(self, knm: Knm, cluster: Cluster) -> None:
         config: KubernetesConfig = cluster.config
         await refuse_commands(knm, config)
         hub = hub_of(knm)
@@ -73,13 +76,13 @@ class KubernetesProvider(ClusterProvider):
                 message="cluster check failed",
             ) from None
 
-    async def list_nodes(self, knm: Any, cluster: Cluster) -> list[Node]:
+    async def list_nodes(self, knm: Knm, cluster: Cluster) -> list[Node]:
         config: KubernetesConfig = cluster.config
         docs = await cluster_nodes(knm, cluster)
         return [to_node(doc, config.address_order) for doc in docs]
 
 
-async def refuse_commands(knm: Any, config: KubernetesConfig) -> None:
+async def refuse_commands(knm: Knm, config: KubernetesConfig) -> None:
     """``Invalid`` when the kubeconfig runs commands and the setting does not allow it."""
     if not config.kubeconfig:
         return
@@ -91,7 +94,7 @@ async def refuse_commands(knm: Any, config: KubernetesConfig) -> None:
         )
 
 
-async def cluster_nodes(knm: Any, cluster: Cluster) -> list[objects.NodeDoc]:
+async def cluster_nodes(knm: Knm, cluster: Cluster) -> list[objects.NodeDoc]:
     """The cluster's nodes (cached briefly); ``ApiUnreachable`` (503) when the API fails."""
     await refuse_commands(knm, cluster.config)
     try:

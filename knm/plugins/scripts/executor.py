@@ -10,7 +10,7 @@ go to ``Prepared.secrets`` (sealed with the task, masked in output); the stored 
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 
@@ -34,6 +34,9 @@ from knm.plugins.scripts.schemas import (
     ScriptRequest,
     ScriptsSettings,
 )
+
+if TYPE_CHECKING:
+    from knm.core.state import Knm
 
 MAX_VALUE = 64 * 1024
 #: Parameters a script that declares none may be given.
@@ -143,13 +146,13 @@ class ScriptExecutor(Executor):
         "sudo": bool,
     }
 
-    async def _script(self, knm: Any, request: ScriptRequest) -> ContentItem:
+    async def _script(self, knm: Knm, request: ScriptRequest) -> ContentItem:
         if request.script_id is not None:
             return await get_runnable(knm, SCRIPT, request.script_id)
         found = await get_by_name(knm, SCRIPT, request.script or "")
         return await get_runnable(knm, SCRIPT, found.id)
 
-    async def prepare(self, knm: Any, request: ScriptRequest, principal: Any) -> Prepared:
+    async def prepare(self, knm: Knm, request: ScriptRequest, principal: Any) -> Prepared:
         script = await self._script(knm, request)
         extras: ScriptExtras = script.extras
         given = {name: text_of(value) for name, value in request.parameters.items()}

@@ -13,7 +13,7 @@ import asyncio
 import json
 import re
 from importlib import resources
-from typing import Any
+from typing import TYPE_CHECKING
 
 import msgspec
 
@@ -23,6 +23,9 @@ from knm.core.errors import ErrorDetail
 from knm.core.policy import CommandContext
 from knm.plugins.scripts.preamble import NAME
 from knm.plugins.scripts.schemas import ScriptExtras, ScriptParameter
+
+if TYPE_CHECKING:
+    from knm.core.state import Knm
 
 MAX_BODY = 1024 * 1024
 MAX_PARAMETERS = 100
@@ -116,7 +119,7 @@ def place_of(content: str, text: str) -> tuple[int | None, int | None]:
     return before.count("\n") + 1, at - (before.rfind("\n") + 1) + 1
 
 
-async def validate_script(knm: Any, draft: ContentDraft) -> list[str | ErrorDetail]:
+async def validate_script(knm: Knm, draft: ContentDraft) -> list[str | ErrorDetail]:
     extras: ScriptExtras = draft.extras
     content: str = draft.body
     problems: list[str | ErrorDetail] = [

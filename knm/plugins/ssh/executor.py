@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from knm.core import policy
 from knm.core.tasks import Executor, Prepared, TaskContext
 from knm.plugins.ssh.schemas import SshRequest
+
+if TYPE_CHECKING:
+    from knm.core.state import Knm
 
 
 class SshExecutor(Executor):
@@ -20,7 +23,7 @@ class SshExecutor(Executor):
     }  # fmt: skip
     answer_fields = {"command": str, "sudo": bool}
 
-    async def prepare(self, knm: Any, request: SshRequest, principal: Any) -> Prepared:
+    async def prepare(self, knm: Knm, request: SshRequest, principal: Any) -> Prepared:
         context = policy.CommandContext(
             kind=self.kind,
             cluster_name=request.cluster_name,

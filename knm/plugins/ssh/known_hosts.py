@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import asyncssh
 
@@ -24,6 +24,9 @@ from knm.core.transport import HostKeys, TransportError
 from knm.plugins.ssh import hostkeys as store
 from knm.plugins.ssh.connect import open_connection
 from knm.plugins.ssh.hostkeys import BASTION, HostKeyCheck
+
+if TYPE_CHECKING:
+    from knm.core.state import Knm
 
 log = logging.getLogger("knm.ssh")
 SCAN_TIMEOUT = 10.0
@@ -42,7 +45,7 @@ async def _scan(address: str, port: int, tunnel: Any = None) -> asyncssh.SSHKey 
         return None
 
 
-async def _tunnel(knm: Any, settings: Any, cluster: str, jump: Any) -> Any:
+async def _tunnel(knm: Knm, settings: Any, cluster: str, jump: Any) -> Any:
     """A logged-in connection to the bastion to scan nodes through, or None."""
     check = HostKeyCheck(knm.pool, settings, cluster, BASTION, jump.address, jump.port)
     try:
@@ -55,7 +58,7 @@ async def _tunnel(knm: Any, settings: Any, cluster: str, jump: Any) -> Any:
         return None
 
 
-async def host_keys(knm: Any, cluster: str, nodes: list[TargetNode], jump: Any = None) -> HostKeys:
+async def host_keys(knm: Knm, cluster: str, nodes: list[TargetNode], jump: Any = None) -> HostKeys:
     """The run's host keys; ``jump`` is the cluster's ``bastion.Jump`` or None."""
     settings = await knm.features.settings("ssh")
     policy = settings.host_key_policy

@@ -28,7 +28,7 @@ import logging
 import resource
 import weakref
 from collections.abc import AsyncIterator, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import asyncssh
 import msgspec
@@ -40,6 +40,9 @@ from knm.plugins.ssh.hostkeys import BASTION, HostKeyCheck, PinCache
 from knm.plugins.ssh.limiter import FairLimiter, HandshakeRamp
 from knm.plugins.ssh.pool import ConnectionPool, PoolKey
 from knm.plugins.ssh.process import SshConnection, open_process, run_process
+
+if TYPE_CHECKING:
+    from knm.core.state import Knm
 
 __all__ = ["TRANSPORT", "SshConnection", "SshTransport"]
 
@@ -75,7 +78,7 @@ class SshTransport:
     # --- lifecycle ------------------------------------------------------------------------
 
     @contextlib.asynccontextmanager
-    async def lifespan(self, knm: Any) -> AsyncIterator[None]:
+    async def lifespan(self, knm: Knm) -> AsyncIterator[None]:
         """Entered with each app (``knm_lifespan``); on exit, closes that app's connections.
 
         Each app expires its own idle connections from its own event loop. The limiter is
@@ -93,7 +96,7 @@ class SshTransport:
                 await reaper
             await self.close_owner(owner)
 
-    def _owner(self, knm: Any) -> int:
+    def _owner(self, knm: Knm) -> int:
         # Pool keys carry the app: two apps in one process never share a connection.
         owner = self._owners.get(knm)
         if owner is None:
@@ -116,7 +119,7 @@ class SshTransport:
 
     # --- sessions -------------------------------------------------------------------------
 
-    async def concurrency(self, knm: Any) -> int:
+    async def concurrency(self, knm: Knm) -> int:
         """The SSH settings' ``max_concurrent``: sessions open at once, every task together."""
         return int((await knm.features.settings("ssh")).max_concurrent)
 

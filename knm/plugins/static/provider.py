@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 
 from knm.core.clusters import Cluster, ClusterProvider, Node, address_problem, roles_from_labels
 from knm.core.selectors import label_problems
+
+if TYPE_CHECKING:
+    from knm.core.state import Knm
 
 MAX_NODES = 10_000
 _NODE_NAME = re.compile(r"[a-z0-9]([a-z0-9._-]{0,251}[a-z0-9])?")
@@ -59,7 +62,7 @@ class StaticProvider(ClusterProvider):
             problems.append(f"duplicate node names: {', '.join(duplicates)}")
         return problems
 
-    async def list_nodes(self, knm: Any, cluster: Cluster) -> list[Node]:
+    async def list_nodes(self, knm: Knm, cluster: Cluster) -> list[Node]:
         config: StaticConfig = cluster.config
         return [
             Node(

@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from typing import Any
+from typing import TYPE_CHECKING
 
 import msgspec
 
 from knm.core.tasks.steps import StepOutcome, StepRun, StepType
+
+if TYPE_CHECKING:
+    from knm.core.state import Knm
 
 
 class ApprovalFields(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -17,7 +20,7 @@ class ApprovalFields(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     message: str = ""
 
 
-async def _status(knm: Any, run: StepRun, batch: int) -> str:
+async def _status(knm: Knm, run: StepRun, batch: int) -> str:
     return await knm.pool.fetchval(
         "SELECT status FROM workflow_approvals WHERE task_id = $1 AND step_id = $2 AND batch = $3",
         run.workflow_task_id,
@@ -30,7 +33,7 @@ class ApprovalStep(StepType):
     name = "approval"
     params_type = ApprovalFields
 
-    async def run(self, knm: Any, run: StepRun, cancelled: asyncio.Event) -> StepOutcome:
+    async def run(self, knm: Knm, run: StepRun, cancelled: asyncio.Event) -> StepOutcome:
         batch = run.batch
         await knm.pool.execute(
             """INSERT INTO workflow_approvals (task_id, step_id, batch, message) VALUES ($1, $2, $3, $4)

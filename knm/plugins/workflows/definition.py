@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 
@@ -11,6 +11,9 @@ from knm.core.errors import KnmError
 from knm.core.tasks.steps import ExecutorStep, StepType
 from knm.plugins.workflows.schemas import COMMON_FIELDS, StepCommon, WorkflowDefinition
 from knm.plugins.workflows.templates import references
+
+if TYPE_CHECKING:
+    from knm.core.state import Knm
 
 STEP_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 #: A step may name content instead of giving its id, so definitions travel between installations.
@@ -81,7 +84,7 @@ def _type_fields(step_type: StepType, fields: dict[str, Any]) -> dict[str, Any]:
     return values
 
 
-async def problems(knm: Any, definition: WorkflowDefinition) -> list[str]:
+async def problems(knm: Knm, definition: WorkflowDefinition) -> list[str]:
     """Every problem of a definition, so one 422 lists them all."""
     found: list[str] = []
     settings = await knm.features.settings("workflows")
@@ -149,7 +152,7 @@ async def problems(knm: Any, definition: WorkflowDefinition) -> list[str]:
     return found
 
 
-async def _reference_problems(knm: Any, where: str, fields: dict[str, Any]) -> list[str]:
+async def _reference_problems(knm: Knm, where: str, fields: dict[str, Any]) -> list[str]:
     from knm.core.content import get_by_name, get_runnable
 
     kinds = knm.registry.content_kinds
@@ -169,7 +172,7 @@ async def _reference_problems(knm: Any, where: str, fields: dict[str, Any]) -> l
     return found
 
 
-async def resolve_references(knm: Any, fields: dict[str, Any]) -> dict[str, Any]:
+async def resolve_references(knm: Knm, fields: dict[str, Any]) -> dict[str, Any]:
     """Content names (``"playbook": "node diagnostics"``) become ids at run time."""
     from knm.core.content import get_by_name
 

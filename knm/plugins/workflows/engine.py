@@ -13,7 +13,7 @@ import contextlib
 import time
 from collections import deque
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 
@@ -25,6 +25,9 @@ from knm.core.tasks import TargetNode, TaskContext, locks
 from knm.core.tasks.steps import StepOutcome, StepRun, StepType
 from knm.plugins.workflows.definition import Step, resolve_references
 from knm.plugins.workflows.templates import RenderError, references, render
+
+if TYPE_CHECKING:
+    from knm.core.state import Knm
 
 SETTLED = frozenset({"success", "failed", "skipped", "cancelled"})
 
@@ -382,7 +385,7 @@ class BatchRunner:
 
 
 async def _policy(
-    knm: Any, fields: dict[str, Any], values: list[str], context: CommandContext
+    knm: Knm, fields: dict[str, Any], values: list[str], context: CommandContext
 ) -> str | None:
     """The command policy again (the core's one ``check``, site rules included), on the
     rendered command and on each value rendered into it."""

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 
@@ -19,6 +19,9 @@ from knm.core.tasks.targets import prepare_targets
 from knm.plugins.workflows.definition import problems, steps_of, used_parameters
 from knm.plugins.workflows.engine import BatchRunner, Journal, StepState
 from knm.plugins.workflows.schemas import WorkflowDefinition, WorkflowRequest
+
+if TYPE_CHECKING:
+    from knm.core.state import Knm
 
 
 def batches_of(nodes: list[TargetNode], definition: WorkflowDefinition) -> list[list[TargetNode]]:
@@ -129,7 +132,7 @@ class WorkflowExecutor(Executor):
     recoverable = True
     node_output_in_status = False
 
-    async def prepare(self, knm: Any, request: WorkflowRequest, principal: Any) -> Prepared:
+    async def prepare(self, knm: Knm, request: WorkflowRequest, principal: Any) -> Prepared:
         item = await get_runnable(knm, "workflow", request.workflow_id)
         definition: WorkflowDefinition = item.body
         found = await problems(knm, definition)

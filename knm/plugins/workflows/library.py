@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import TYPE_CHECKING
 
 from knm.core.content import ContentDraft, ContentItem, ContentKind
 from knm.core.errors import ErrorDetail
 from knm.plugins.workflows.definition import problems
 from knm.plugins.workflows.schemas import StepCount, WorkflowDefinition
+
+if TYPE_CHECKING:
+    from knm.core.state import Knm
 
 _STEP_AT = re.compile(r"^steps\[(\d+)\]")
 _STEP_NAMED = re.compile(r"^step (\S+?)(?: \([^)]*\))?:")
@@ -28,7 +31,7 @@ def detail_of(definition: WorkflowDefinition, problem: str) -> ErrorDetail:
     return ErrorDetail(field=field, message=problem)
 
 
-async def validate_workflow(knm: Any, draft: ContentDraft) -> list[ErrorDetail]:
+async def validate_workflow(knm: Knm, draft: ContentDraft) -> list[ErrorDetail]:
     definition: WorkflowDefinition = draft.body
     return [detail_of(definition, problem) for problem in await problems(knm, definition)]
 
