@@ -83,6 +83,10 @@ class Credential(msgspec.Struct, kw_only=True):
     has_password: bool = False
     has_private_key: bool = False
     has_passphrase: bool = False
+    #: Who may use it and where; None is no limit.
+    allowed_roles: list[str] | None = None
+    allowed_users: list[str] | None = None
+    allowed_clusters: list[str] | None = None
     created_at: datetime | None = None
     updated_at: datetime | None = None
 

@@ -30,6 +30,9 @@ SHOWN = {
     "has_password",
     "has_private_key",
     "has_passphrase",
+    "allowed_roles",
+    "allowed_users",
+    "allowed_clusters",
     "created_at",
     "updated_at",
 }

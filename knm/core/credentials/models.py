@@ -21,6 +21,13 @@ PrivateKey = Annotated[
     msgspec.Meta(max_length=MAX_KEY, description="OpenSSH or PEM; write-only: never returned"),
 ]
 DEFAULT_PORT = 22
+#: Roles a credential may be limited to (viewers cannot start tasks).
+UseRole = Literal["operator", "admin"]
+UserName = Annotated[str, msgspec.Meta(max_length=256)]
+ClusterName = Annotated[str, msgspec.Meta(max_length=256)]
+RoleList = Annotated[list[UseRole], msgspec.Meta(max_length=2)]
+UserList = Annotated[list[UserName], msgspec.Meta(max_length=1000)]
+ClusterList = Annotated[list[ClusterName], msgspec.Meta(max_length=1000)]
 
 
 class CredentialCreate(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -32,6 +39,12 @@ class CredentialCreate(msgspec.Struct, kw_only=True, forbid_unknown_fields=True)
     private_key: PrivateKey | None = None
     passphrase: Secret | None = None
     port: int = DEFAULT_PORT
+    #: Who may use it: null for both (the default) is every operator and admin; else admins
+    #: and the listed roles and users (``knm.core.credentials.use``).
+    allowed_roles: RoleList | None = None
+    allowed_users: UserList | None = None
+    #: Where it may be used: null (the default) is every cluster.
+    allowed_clusters: ClusterList | None = None
 
 
 class CredentialUpdate(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -45,6 +58,10 @@ class CredentialUpdate(msgspec.Struct, kw_only=True, forbid_unknown_fields=True)
     private_key: PrivateKey | msgspec.UnsetType | None = msgspec.UNSET
     passphrase: Secret | msgspec.UnsetType | None = msgspec.UNSET
     port: int | msgspec.UnsetType = msgspec.UNSET
+    #: null lifts the limit.
+    allowed_roles: RoleList | msgspec.UnsetType | None = msgspec.UNSET
+    allowed_users: UserList | msgspec.UnsetType | None = msgspec.UNSET
+    allowed_clusters: ClusterList | msgspec.UnsetType | None = msgspec.UNSET
 
 
 class Credential(msgspec.Struct, kw_only=True):
@@ -59,6 +76,9 @@ class Credential(msgspec.Struct, kw_only=True):
     has_password: bool
     has_private_key: bool
     has_passphrase: bool
+    allowed_roles: list[str] | None
+    allowed_users: list[str] | None
+    allowed_clusters: list[str] | None
     created_at: datetime
     updated_at: datetime
 
@@ -100,6 +120,9 @@ class DecryptedCredential(msgspec.Struct, kw_only=True, frozen=True):
     password: str | None = None
     private_key: str | None = None
     passphrase: str | None = None
+    allowed_roles: list[str] | None = None
+    allowed_users: list[str] | None = None
+    allowed_clusters: list[str] | None = None
 
     def secret_values(self) -> list[str]:
         return [v for v in (self.password, self.private_key, self.passphrase) if v]

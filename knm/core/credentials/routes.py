@@ -21,6 +21,7 @@ from knm.core.envelope import Done, Envelope, PageNo, PageSize, created, offset,
 from knm.core.errors import BadRequest
 
 _PLAIN = ("name", "description", "username", "auth_type", "port")
+_LIMITS = store.USE_FIELDS
 _SECRET = ("password", "private_key", "passphrase")
 
 
@@ -66,6 +67,7 @@ async def create_credential(
             auth_type=data.auth_type,
             port=data.port,
             secrets=secrets,
+            limits=rules.check_limits({f: getattr(data, f) for f in _LIMITS}),
         )
         await knm.audit(
             request, "credential.create", credential.name, conn=conn, detail={"id": credential.id}
@@ -98,8 +100,11 @@ async def update_credential(
 ) -> Envelope[Credential]:
     knm = _knm(request)
     sent = {
-        f: getattr(data, f) for f in (*_PLAIN, *_SECRET) if getattr(data, f) is not msgspec.UNSET
+        f: getattr(data, f)
+        for f in (*_PLAIN, *_SECRET, *_LIMITS)
+        if getattr(data, f) is not msgspec.UNSET
     }
+    limits = rules.check_limits({f: sent[f] for f in _LIMITS if f in sent})
     async with knm.pool.acquire() as conn, conn.transaction():
         row = await store.row_for_update(conn, credential_id)
         plain = {f: sent.get(f, row[f]) for f in _PLAIN}
@@ -122,6 +127,7 @@ async def update_credential(
         ):
             await rules.check_private_key(secrets.private_key, secrets.passphrase)
         changed = {f: plain[f] for f in _PLAIN if plain[f] != row[f]}
+        changed.update({f: value for f, value in limits.items() if value != row[f]})
         credential = await store.update(
             conn, keyring_of(knm), credential_id, fields=changed, secrets=secrets
         )

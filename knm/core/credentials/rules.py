@@ -31,6 +31,23 @@ def check_free_text(field: str, value: str) -> None:
         raise Invalid(f"{field} must not contain NUL characters")
 
 
+def check_limits(limits: dict[str, list[str] | None]) -> dict[str, list[str] | None]:
+    """Who may use a credential and where, as stored: each name a valid line, each once.
+    ``allowed_clusters`` may not be empty (a credential no cluster may use is deleted, not
+    limited); empty ``allowed_roles``/``allowed_users`` mean only admins."""
+    cleaned: dict[str, list[str] | None] = {}
+    for field, names in limits.items():
+        if names is None:
+            cleaned[field] = None
+            continue
+        for name in names:
+            check_line(f"{field} entries", name)
+        if field == "allowed_clusters" and not names:
+            raise Invalid("allowed_clusters must name at least one cluster, or be null for any")
+        cleaned[field] = list(dict.fromkeys(names))
+    return cleaned
+
+
 def check_port(port: int) -> None:
     if not 1 <= port <= 65535:
         raise Invalid("port must be between 1 and 65535")

@@ -21,8 +21,10 @@ SECRETS = register_encrypted_column(EncryptedColumn(table="credentials", purpose
 
 _SHOWN = (
     "id, name, description, username, auth_type, port, has_password, has_private_key, "
-    "has_passphrase, created_at, updated_at"
+    "has_passphrase, allowed_roles, allowed_users, allowed_clusters, created_at, updated_at"
 )
+#: Who may use a credential and where (``use.py``): plain columns, null for no limit.
+USE_FIELDS = ("allowed_roles", "allowed_users", "allowed_clusters")
 _decode_secrets = msgspec.json.Decoder(Secrets).decode
 
 
@@ -57,6 +59,7 @@ async def insert(
     auth_type: str,
     port: int,
     secrets: Secrets,
+    limits: dict[str, list[str] | None] | None = None,
 ) -> Credential:
     credential_id = await conn.fetchval(
         "SELECT nextval(pg_get_serial_sequence('credentials', 'id'))"
@@ -65,8 +68,10 @@ async def insert(
     try:
         row = await conn.fetchrow(
             "INSERT INTO credentials (id, name, description, username, auth_type, port, "
-            "has_password, has_private_key, has_passphrase, key_id, nonce, ciphertext) "
-            f"VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING {_SHOWN}",
+            "has_password, has_private_key, has_passphrase, key_id, nonce, ciphertext, "
+            "allowed_roles, allowed_users, allowed_clusters) "
+            "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) "
+            f"RETURNING {_SHOWN}",
             credential_id,
             name,
             description,
@@ -77,6 +82,7 @@ async def insert(
             sealed.key_id,
             sealed.nonce,
             sealed.ciphertext,
+            *((limits or {}).get(field) for field in USE_FIELDS),
         )
     except asyncpg.UniqueViolationError:
         raise Conflict(f"a credential named {name!r} already exists") from None
@@ -212,4 +218,7 @@ async def load(
         password=secrets.password or None,
         private_key=secrets.private_key or None,
         passphrase=secrets.passphrase or None,
+        allowed_roles=row["allowed_roles"],
+        allowed_users=row["allowed_users"],
+        allowed_clusters=row["allowed_clusters"],
     )

@@ -40,6 +40,11 @@ async def start_task(
         request.credential_id = await default_credential(knm, request.cluster_name)
     if executor.requires_credential and request.credential_id is None:
         raise missing_credential(request.cluster_name)
+    if request.credential_id is not None:
+        from knm.core.credentials import use
+
+        # Who may use the credential, and where: 403 before anything is prepared or stored.
+        await use.require(knm, request.credential_id, principal, request.cluster_name)
     user_id = principal.user_id if principal else None
     if idempotency_key and user_id is not None:
         if len(idempotency_key) > 200:

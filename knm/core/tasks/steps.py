@@ -137,11 +137,15 @@ class ExecutorStep(StepType):
         from knm.core.auth.principal import Principal
         from knm.core.tasks import service
 
-        principal = (
-            Principal(user_id=run.user_id, username=run.username or "", role="operator")
-            if run.user_id is not None
-            else None
-        )
+        principal = None
+        if run.user_id is not None:
+            from knm.core.auth.users import auth_row
+
+            # The starter's role now, not when the workflow began: the credential's limits
+            # (``knm.core.credentials.use``) see who they are today.
+            row = await auth_row(knm.pool, run.user_id)
+            role = row.role if row is not None else "operator"
+            principal = Principal(user_id=run.user_id, username=run.username or "", role=role)
         try:
             task = await service.start_task(
                 knm,

@@ -3,7 +3,9 @@
 One run is one ``ansible-runner run`` subprocess as the run user (see ``runner.py``) over a
 private directory in ``temp_dir``: the playbook, an inventory of the nodes (``inventory.py``),
 host keys (the transport's ``host_keys``), the bastion's ProxyCommand (``bastion.py``), ``extra_vars`` in
-``env/extravars`` and the allow-listed ``extra_args`` in ``env/cmdline``. Its job events give
+``env/extravars`` and the allow-listed ``extra_args`` in ``env/cmdline``. Keys reach it only
+through the run's own ssh-agent (``agent.py``), passwords through a pipe or a socket
+(``passwords.py``): nothing secret is a file of the run. Its job events give
 the live output, progress and the per-node results (``events.py``). A cancelled or timed-out
 run is killed locally, then on the nodes (``remote.py``).
 """
@@ -17,16 +19,18 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from knm.core import policy
 from knm.core.content import get_pinned, get_runnable
 from knm.core.credentials import load_credential
-from knm.core.errors import FeatureUnavailable
+from knm.core.errors import FeatureUnavailable, Invalid
 from knm.core.tasks import Executor, NodeResult, Prepared, TaskContext
 from knm.core.transport import HostKeys
-from knm.plugins.ansible import bastion, layout, remote, runner, toolchain
+from knm.plugins.ansible import bastion, layout, remote, runner, targets_host, toolchain
 from knm.plugins.ansible.events import EventReader, PlayState
-from knm.plugins.ansible.library import PLAYBOOK, count_tasks
+from knm.plugins.ansible.library import PLAYBOOK, count_tasks, shell_problems
 from knm.plugins.ansible.options import RunOptions, check_extra_vars, parse_extra_args
 from knm.plugins.ansible.schemas import MAX_FORKS, AnsibleRequest, AnsibleSettings
+from knm.plugins.ansible.served import Served
 
 if TYPE_CHECKING:
     from knm.core.state import Knm
@@ -73,9 +77,22 @@ class AnsibleExecutor(Executor):
 
     async def prepare(self, knm: Knm, request: AnsibleRequest, principal: Any) -> Prepared:
         # 503 before anything is stored when Ansible cannot run here.
-        await toolchain.for_app(knm).get(await knm.features.settings(self.feature))
+        settings: AnsibleSettings = await knm.features.settings(self.feature)
+        await toolchain.for_app(knm).get(settings)
         playbook = await get_runnable(knm, PLAYBOOK, request.playbook_id)
+        # Saved before the setting was turned off, or before this check existed: 422 now.
+        targets_host.check(playbook.body, settings.allow_local_plays)
         check_extra_vars(request.extra_vars)
+        # The guard-rail again at run, with this run's extra_vars (and the site's rules today).
+        context = policy.CommandContext(
+            kind=self.kind,
+            cluster_name=request.cluster_name,
+            username=getattr(principal, "username", None),
+            role=getattr(principal, "role", None),
+        )
+        refused = await shell_problems(knm, playbook.body, context, request.extra_vars)
+        if refused:
+            raise Invalid(refused[0].message, message="command validation failed")
         prepared = await super().prepare(knm, request, principal)
         jump_host = prepared.cluster.bastion
         if jump_host is not None and prepared.credential is not None:
@@ -138,6 +155,8 @@ class _Run:
         playbook = await get_pinned(
             ctx.knm, PLAYBOOK, self.request.playbook_id, ctx.task.summary["playbook_version"]
         )
+        # The pinned body, with the setting as it is now.
+        targets_host.check(playbook.body, self.settings.allow_local_plays)
         options = parse_extra_args(self.request.extra_args, self.names)
         # Unavailable: every node fails with the reason (the engine's KnmError path).
         tools = await toolchain.for_app(ctx.knm).get(self.settings)
@@ -157,15 +176,18 @@ class _Run:
         runner.make_dirs(self.run_dir)
         proc: runner.RunProcess | None = None
         swept = False
+        served = Served()
         try:
-            env = self._write(playbook.body, options, keys, tools)
+            # Off the loop: opening a passphrase-protected key runs a deliberately slow KDF.
+            laid = await asyncio.to_thread(self._write, playbook.body, options, keys, tools)
             runner.hand_over(self.run_dir, user)
+            await served.start(self.run_dir, laid, user, self.mark)
             for name in self.names:
                 await ctx.node_started(name)
             state = PlayState(self.names, count_tasks(playbook.body))
             argv = runner.runner_argv(self.settings, self.run_dir, IDENT, tools)
             try:
-                proc = await runner.start(argv, env, self.run_dir, user, self._output_path)
+                proc = await runner.start(argv, laid.env, self.run_dir, user, self._output_path)
             except FeatureUnavailable:
                 toolchain.for_app(ctx.knm).forget(self.settings)
                 raise
@@ -186,6 +208,8 @@ class _Run:
                     await asyncio.to_thread(runner.kill_run, proc.pid, self.mark, user)
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(proc.wait(), 10)
+            # The keys leave with the agent, however the run ended.
+            await served.stop()
             await asyncio.to_thread(self._clean, user)
 
     @property
@@ -199,7 +223,7 @@ class _Run:
         options: RunOptions,
         keys: HostKeys,
         tools: toolchain.Toolchain,
-    ) -> dict[str, str]:
+    ) -> layout.Layout:
         forks = options.forks or min(len(self.names), MAX_FORKS)
         if self.request.batch_size:
             forks = min(forks, self.request.batch_size)
@@ -290,17 +314,6 @@ class _Run:
         if not self.settings.keep_artifacts:
             shutil.rmtree(self.run_dir, ignore_errors=True)
             return
-        # Artifacts stay, secrets do not.
-        for secret in (
-            self.run_dir / "inventory" / "group_vars" / "all.yml",
-            self.run_dir / "env" / "ssh_key",
-            self.run_dir / "artifacts" / IDENT / "ssh_key_data",
-            self.run_dir / "keys" / "node",
-            self.run_dir / bastion.KEY_FILE,
-            self.run_dir / bastion.PASSWORD_FILE,
-        ):
-            with contextlib.suppress(OSError):
-                secret.unlink()
         # A play may print a secret; kept events and output are masked like the stored output.
         artifacts = self.run_dir / "artifacts" / IDENT
         for path in [artifacts / "stdout", *artifacts.glob("job_events/*.json")]:

@@ -6,12 +6,9 @@ Each node is a host named after the node, with ``ansible_host``/``ansible_port``
 ``/`` and ``-`` turned into ``_``). ``node-role.kubernetes.io/<role>`` labels make groups named
 after the role (``control-plane`` → ``control_plane``).
 
-Secrets never go into the host file: a password goes into ``group_vars/all.yml`` (0600, the run
-user's) marked ``!unsafe`` so Ansible never templates it. A private key without a passphrase is
-written to the run's key file (``keys/node``, 0600, the run user's, removed with the run); one
-with a passphrase is decrypted here and handed to ansible-runner's ssh-agent (``env/ssh_key``,
-read through a FIFO, so the decrypted key is never on disk) — starting an agent costs every
-run time, so only a passphrase is worth it.
+Secrets are never a file of the run: a private key (decrypted here when it has a passphrase)
+goes to the run's own ssh-agent (``agent.py``), a password to ansible-playbook's
+``--ask-pass``/``--ask-become-pass`` prompts (``passwords.py``).
 
 Every host uses knm's shell plugin (``ansible_shell_type``, see ``remote.py``), which marks the
 run's processes on the nodes.
@@ -19,7 +16,6 @@ run's processes on the nodes.
 
 from __future__ import annotations
 
-import json
 import re
 from typing import Any
 
@@ -36,12 +32,13 @@ _RESERVED_GROUPS = frozenset({"all", "ungrouped", "localhost"})
 class Inventory(msgspec.Struct, kw_only=True):
     #: The host file (no secrets), as YAML-compatible JSON.
     hosts: dict[str, Any]
-    #: ``group_vars/all.yml`` text (secrets), "" when there are none.
-    secret_vars: str = ""
-    #: A decrypted private key for ssh-agent (it had a passphrase), "" when none.
+    #: The private key without a passphrase, for the run's ssh-agent; "" when none.
     agent_key: str = ""
-    #: A private key without passphrase for the key file, "" when none.
-    key_file: str = ""
+    #: The password ansible-playbook asks for (login and become); "" when none.
+    password: str = ""
+
+    def __repr__(self) -> str:
+        return f"Inventory(hosts={self.hosts!r}, <secrets hidden>)"
 
 
 def safe_name(text: str) -> str:
@@ -92,20 +89,7 @@ def build(nodes: list[TargetNode], credential: Any) -> Inventory:
     children = groups_of(nodes)
     if children:
         inventory["all"]["children"] = children
-    secret_lines = []
-    if credential.password:
-        # JSON strings are valid YAML double-quoted scalars; !unsafe stops templating.
-        quoted = json.dumps(credential.password)
-        secret_lines.append(f"ansible_password: !unsafe {quoted}")
-        secret_lines.append(f"ansible_become_password: !unsafe {quoted}")
-    agent_key = key_file = ""
-    if credential.private_key and credential.passphrase:
+    agent_key = ""
+    if credential.private_key:
         agent_key = unlocked_key(credential.private_key, credential.passphrase)
-    elif credential.private_key:
-        key_file = unlocked_key(credential.private_key, None)
-    return Inventory(
-        hosts=inventory,
-        secret_vars="\n".join(secret_lines) + "\n" if secret_lines else "",
-        agent_key=agent_key,
-        key_file=key_file,
-    )
+    return Inventory(hosts=inventory, agent_key=agent_key, password=credential.password or "")

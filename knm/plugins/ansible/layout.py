@@ -6,23 +6,30 @@
     project/shell_plugins/knm_sh.py      the shell plugin marking remote processes (remote.py)
     inventory/hosts.yml                  the nodes (no secrets)
     inventory/host_vars/localhost.yml    implicit localhost: temp files in the run dir
-    inventory/group_vars/all.yml         a password (0600)
-    keys/node, keys/bastion*             key files and the bastion's password (0600)
-    env/ssh_key                          a key for ansible-runner's ssh-agent (0600)
     env/extravars, env/cmdline           extra_vars; the allow-listed arguments
+    env/passwords                        a FIFO: the password prompts' answers, read once
+    project/knm_askpass                  the bastion's SSH_ASKPASS (no secret in it)
+    agent/                               the run's ssh-agent and askpass sockets (0700)
     known_hosts                          the host keys ssh checks against
+
+No secret is a file: keys are in the run's ssh-agent (``agent.py``), passwords are answered
+through a pipe or a socket (``passwords.py``). ``Layout`` carries them to the executor, which
+starts the agent and the answers around the run.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import shlex
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import msgspec
+
 from knm.core.tasks import TargetNode
 from knm.core.transport import HostKeys
-from knm.plugins.ansible import bastion, inventory, remote, runner
+from knm.plugins.ansible import agent, bastion, inventory, passwords, remote, runner
 from knm.plugins.ansible.schemas import AnsibleSettings
 
 if TYPE_CHECKING:
@@ -39,6 +46,22 @@ def ssh_args_for(keys: HostKeys, known_hosts_path: str) -> str:
     )
 
 
+class Layout(msgspec.Struct, kw_only=True):
+    """What a laid-out run needs besides its files: the environment and the secrets to serve."""
+
+    env: dict[str, str]
+    #: Unencrypted keys for the run's ssh-agent (the nodes', the bastion's).
+    agent_keys: list[str] = msgspec.field(default_factory=list)
+    #: The nodes' password, answering ``--ask-pass``/``--ask-become-pass``; "" when none.
+    password: str = ""
+    #: The bastion's password, answered on ``askpass_socket``; "" when none.
+    bastion_password: str = ""
+    askpass_socket: str = ""
+
+    def __repr__(self) -> str:
+        return "Layout(<secrets hidden>)"
+
+
 def lay_out(
     run_dir: Path,
     *,
@@ -52,8 +75,8 @@ def lay_out(
     settings: AnsibleSettings,
     mark: str,
     tools: Toolchain | None = None,
-) -> dict[str, str]:
-    """Writes the run's files; returns the run's whole environment."""
+) -> Layout:
+    """Writes the run's files (none of them secret); returns the environment and secrets."""
     (run_dir / "project" / "main.yml").write_text(playbook)
     shell_plugins = run_dir / "project" / "shell_plugins"
     shell_plugins.mkdir(mode=0o700)
@@ -68,30 +91,36 @@ def lay_out(
         "ansible_shell_type": remote.SHELL_TYPE,
     }
     (run_dir / "inventory" / "host_vars" / "localhost.yml").write_text(json.dumps(local_vars))
-    if built.secret_vars:
-        (run_dir / "inventory" / "group_vars").mkdir(mode=0o700)
-        runner.write_private(run_dir / "inventory" / "group_vars" / "all.yml", built.secret_vars)
-    node_key = ""
-    if built.key_file:
-        node_key = str(run_dir / "keys" / "node")
-        runner.write_private(Path(node_key), built.key_file)
+    laid = Layout(env={}, password=built.password)
+    if built.agent_key:
+        laid.agent_keys.append(built.agent_key)
     ssh_args = ssh_args_for(keys, str(run_dir / "known_hosts"))
-    agent_key = built.agent_key
+    socket_dir = agent.socket_dir(run_dir)
     if jump is not None:
-        proxy = bastion.setup(jump, str(run_dir), node_key, ssh_args)
-        for name, text in proxy.files.items():
-            runner.write_private(run_dir / name, text)
+        laid.askpass_socket = str(socket_dir / "askpass.sock")
+        proxy = bastion.setup(jump, str(run_dir), ssh_args, laid.askpass_socket)
         ssh_args = f"{ssh_args} {proxy.ssh_args}"
-        # bastion.check made sure at most one of them needs the agent.
-        agent_key = agent_key or proxy.agent_key
-    if agent_key:
-        runner.write_private(run_dir / "env" / "ssh_key", agent_key)
+        if proxy.agent_key:
+            laid.agent_keys.append(proxy.agent_key)
+        if proxy.password:
+            laid.bastion_password = proxy.password
+            script = run_dir / passwords.ASKPASS_PROGRAM
+            script.write_text(passwords.askpass_script(_python(settings, tools)))
+            os.chmod(script, 0o700)
+    if built.password:
+        # ansible-playbook asks; ansible-runner answers from env/passwords (a FIFO).
+        args = [*args, "--ask-pass", "--ask-become-pass"]
     runner.write_private(run_dir / "env" / "extravars", json.dumps(extra_vars))
     (run_dir / "env" / "cmdline").write_text(shlex.join(args))
     (run_dir / "known_hosts").write_text(keys.text)
     env = runner.environment(settings, run_dir, mark, tools)
     env["ANSIBLE_HOST_KEY_CHECKING"] = "False" if keys.policy == "off" else "True"
     env["ANSIBLE_SSH_COMMON_ARGS"] = ssh_args
-    if node_key:
-        env["ANSIBLE_PRIVATE_KEY_FILE"] = node_key
-    return env
+    if laid.agent_keys:
+        env["SSH_AUTH_SOCK"] = str(socket_dir / "agent.sock")
+    laid.env = env
+    return laid
+
+
+def _python(settings: AnsibleSettings, tools: Toolchain | None) -> str:
+    return runner._tools(settings, tools).python

@@ -49,6 +49,9 @@ class AnsibleSettings(ExecutorSettings, kw_only=True, forbid_unknown_fields=True
     pipelining: bool = True
     #: Seconds ``ansible-playbook --syntax-check`` may take when a playbook is saved.
     syntax_check_timeout: int = 30
+    #: Plays that run on the knm host itself (``hosts: localhost``, ``connection: local``,
+    #: ``delegate_to: localhost`` …, see ``targets_host.py``) are refused unless this is true.
+    allow_local_plays: bool = False
 
     def __post_init__(self) -> None:
         if not self.binary_path:

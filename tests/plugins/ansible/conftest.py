@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -168,3 +168,17 @@ def sleeping_on(fleet: Fleet) -> list[psutil.Process]:
         except psutil.Error:
             continue
     return found
+
+
+@pytest.fixture
+async def local_plays_allowed(
+    knm_client: ApiClient, admin_headers: dict[str, str], fleet: Fleet
+) -> AsyncIterator[None]:
+    """The admin setting ``allow_local_plays`` on for one test (plays on the knm host run)."""
+    features = "/features/automation/ansible"
+    on, off = {"allow_local_plays": True}, {"allow_local_plays": False}
+    assert_envelope(await knm_client.put(features, json=on, headers=admin_headers), 200)
+    try:
+        yield
+    finally:
+        assert_envelope(await knm_client.put(features, json=off, headers=admin_headers), 200)

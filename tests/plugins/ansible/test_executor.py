@@ -169,7 +169,7 @@ async def test_limit_runs_on_a_subset_and_skips_the_rest(
 
 
 async def test_a_localhost_play_can_neither_list_nor_read_knms_data_dir(
-    run_playbook: Runner, add_playbook: Any, data_dir: Path, fleet: Fleet
+    run_playbook: Runner, add_playbook: Any, data_dir: Path, fleet: Fleet, local_plays_allowed: None
 ) -> None:
     secret = data_dir / "secret.txt"
     playbook = await add_playbook("peek", f"""

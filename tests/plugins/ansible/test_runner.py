@@ -16,6 +16,7 @@ from knm.core.transport import HostKeys
 from knm.plugins.ansible import layout, runner
 from knm.plugins.ansible.events import EventReader, PlayState
 from knm.plugins.ansible.schemas import AnsibleSettings
+from knm.plugins.ansible.served import Served
 from knm.plugins.ansible.toolchain import Toolchain
 from knm.testing.sshfleet import SshFleet
 
@@ -64,16 +65,21 @@ async def _run(
     user = runner.ensure_run_user(settings.run_user)
     run_dir = runner.runs_root_of(settings) / ident
     runner.make_dirs(run_dir)
-    env = layout.lay_out(
+    laid = layout.lay_out(
         run_dir, playbook=GOOD, nodes=nodes, credential=credential,
         keys=HostKeys(policy="off"), jump=None, args=["main.yml"], extra_vars={},
         settings=settings, mark=ident, tools=tools,
     )  # fmt: skip
     runner.hand_over(run_dir, user)
-    argv = runner.runner_argv(settings, run_dir, "run", tools)
-    proc = await runner.start(argv, env, run_dir, user, run_dir / "runner.out")
-    code = await proc.wait()
-    await asyncio.to_thread(runner.kill_run, proc.pid, ident, user)
+    served = Served()
+    await served.start(run_dir, laid, user, ident)
+    try:
+        argv = runner.runner_argv(settings, run_dir, "run", tools)
+        proc = await runner.start(argv, laid.env, run_dir, user, run_dir / "runner.out")
+        code = await proc.wait()
+        await asyncio.to_thread(runner.kill_run, proc.pid, ident, user)
+    finally:
+        await served.stop()
     state = PlayState([n.name for n in nodes], 1)
     for event in EventReader(run_dir / "artifacts" / "run" / "job_events").read(0, final=True):
         state.feed(event)

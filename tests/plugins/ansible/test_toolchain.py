@@ -150,7 +150,7 @@ async def test_plugins_show_ansible_available_when_it_can_run(
 
 
 async def test_a_playbook_saved_and_run_through_the_api_runs_from_the_mirror_as_the_run_user(
-    add_playbook: Any, run_playbook: Runner, data_dir: Path, fleet: Fleet
+    add_playbook: Any, run_playbook: Runner, data_dir: Path, fleet: Fleet, local_plays_allowed: None
 ) -> None:
     require_private_root()
     playbook = await add_playbook("where-from", """
