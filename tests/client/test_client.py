@@ -107,8 +107,11 @@ def test_playbooks_have_versions_and_clones(admin: Client) -> None:
     assert copy.name == "ping-copy" and not copy.is_builtin
     assert {"ping", "ping-copy"} <= {p.name for p in admin.playbooks.list(q="ping").items}
     admin.playbooks.delete(copy.id)
-    with pytest.raises(ValidationFailed):
+    with pytest.raises(ValidationFailed) as refused:
         admin.playbooks.create("broken", "{not: [valid")
+    # Where the problem is comes along (an editor shows it at its line).
+    (detail,) = refused.value.details or []
+    assert (detail.field, detail.line) == ("content", 1)
 
 
 def test_a_task_runs_and_every_generic_route_answers(admin: Client, lab: str) -> None:

@@ -58,6 +58,10 @@ class AnsibleExecutor(Executor):
     route = "ansible"
     feature = "ansible"
     request_type = AnsibleRequest
+    request_example = {
+        "playbook_id": 1, "cluster_name": "production", "target_nodes": ["node1", "node2"],
+        "credential_id": 1, "extra_args": "--check", "extra_vars": {"ntp_server": "pool.ntp.org"},
+    }  # fmt: skip
     answer_fields = {
         "playbook_id": int,
         "playbook_name": str,

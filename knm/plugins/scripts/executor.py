@@ -133,6 +133,10 @@ class ScriptExecutor(Executor):
     route = "scripts"
     feature = "scripts"
     request_type = ScriptRequest
+    request_example = {
+        "script_id": 1, "cluster_name": "production", "target_nodes": ["node1"],
+        "credential_id": 1, "parameters": {"PORT": "8080"}, "timeout": 300,
+    }  # fmt: skip
     answer_fields = {
         "script_id": int,
         "script_name": str,
