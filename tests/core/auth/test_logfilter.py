@@ -45,3 +45,16 @@ def test_the_servers_and_knms_loggers_redact_what_they_print(
     assert len(caplog.records) == 4
     assert TOKEN not in caplog.text
     assert caplog.text.count("token=[redacted]") == 4
+
+
+def test_uvicorns_access_formatter_still_formats_a_redacted_access_line() -> None:
+    from uvicorn.logging import AccessFormatter
+
+    record = logging.LogRecord(
+        "uvicorn.access", logging.INFO, __file__, 1, '%s - "%s %s HTTP/%s" %d',
+        ("1.2.3.4:5", "GET", f"/ws?token={TOKEN}", "1.1", 101), None,
+    )  # fmt: skip
+    assert logfilter.TokenRedactor().filter(record)
+    line = AccessFormatter('%(client_addr)s "%(request_line)s" %(status_code)s').format(record)
+    assert line.startswith('1.2.3.4:5 "GET /ws?token=[redacted] HTTP/1.1" 101')
+    assert TOKEN not in line
