@@ -18,6 +18,7 @@ import msgspec
 
 from knm.client import models as m
 from knm.client.errors import KnmError, error_for
+from knm.wire.errors import ErrorDetail
 
 T = TypeVar("T")
 
@@ -72,6 +73,13 @@ def body(**fields: Any) -> dict[str, Any]:
     return {k: v for k, v in fields.items() if v is not None}
 
 
+def _details(value: Any) -> list[ErrorDetail] | None:
+    try:
+        return None if value is None else msgspec.convert(value, list[ErrorDetail])
+    except msgspec.ValidationError:
+        return None  # a server of another version: the error text still says it all
+
+
 def parse(status: int, content: bytes, reason: str, retry_after: str | None) -> Any:
     """The envelope's ``data``, or the ``KnmError`` its error envelope describes."""
     try:
@@ -81,7 +89,11 @@ def parse(status: int, content: bytes, reason: str, retry_after: str | None) -> 
     if status >= 400:
         if isinstance(envelope, dict) and "message" in envelope:
             raise error_for(
-                status, str(envelope["message"]), str(envelope.get("error", "")), retry_after
+                status,
+                str(envelope["message"]),
+                str(envelope.get("error", "")),
+                retry_after,
+                _details(envelope.get("details")),
             )
         text = content[:200].decode(errors="replace").strip()
         raise error_for(status, reason or "error", text or reason, retry_after)

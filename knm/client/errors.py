@@ -7,6 +7,7 @@ from __future__ import annotations
 from knm.wire.errors import (
     BadRequest,
     Conflict,
+    ErrorDetail,
     FeatureDisabled,
     FeatureUnavailable,
     Forbidden,
@@ -43,8 +44,20 @@ _BY_STATUS: dict[int, type[KnmError]] = {
 }
 
 
-def error_for(status: int, message: str, error: str, retry_after: str | None = None) -> KnmError:
-    """The exception for an error envelope of ``status``."""
+def error_for(
+    status: int,
+    message: str,
+    error: str,
+    retry_after: str | None = None,
+    details: list[ErrorDetail] | None = None,
+) -> KnmError:
+    """The exception for an error envelope of ``status`` (with its ``details``, if any)."""
+    found = _error_for(status, message, error, retry_after)
+    found.details = details
+    return found
+
+
+def _error_for(status: int, message: str, error: str, retry_after: str | None) -> KnmError:
     if status == 429:
         try:
             seconds = int(retry_after or 0)

@@ -5,9 +5,9 @@ from __future__ import annotations
 from litestar import Litestar
 from litestar.logging import LoggingConfig
 from litestar.openapi import OpenAPIConfig
-from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
 
 from knm import __version__
+from knm.core import schema_ui
 from knm.core.config import KnmConfig
 from knm.core.litestar_plugin import KnmPlugin
 from knm.core.runtime import Knm
@@ -17,13 +17,15 @@ def create_app(config: KnmConfig | None = None, *, knm: Knm | None = None) -> Li
     config = config or (knm.config if knm else KnmConfig.from_env())
     plugin = KnmPlugin(config, knm=knm)
     prefix = config.path_prefix.rstrip("/")
+    schema_path = f"{prefix}/schema"
     return Litestar(
+        route_handlers=[schema_ui.assets_router(schema_path)],
         plugins=[plugin],
         openapi_config=OpenAPIConfig(
             title="knm — Kube Node Manager automation API",
             version=__version__,
-            path=f"{prefix}/schema",
-            render_plugins=[ScalarRenderPlugin(), SwaggerRenderPlugin(path="/swagger")],
+            path=schema_path,
+            render_plugins=[schema_ui.render_plugin(schema_path)],
         ),
         logging_config=LoggingConfig(
             root={"level": config.log_level.upper(), "handlers": ["queue_listener"]},

@@ -24,6 +24,7 @@ from litestar.params import Parameter
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 
 from knm.core.errors import KnmError
+from knm.wire.errors import ErrorDetail
 
 T = TypeVar("T")
 log = logging.getLogger("knm")
@@ -37,12 +38,21 @@ class Envelope(msgspec.Struct, Generic[T], omit_defaults=True):
     data: T | msgspec.UnsetType = msgspec.UNSET
 
 
+class Done(msgspec.Struct):
+    """A successful answer without data (a delete): ``{code, message}``."""
+
+    code: int
+    message: str
+
+
 class ErrorEnvelope(msgspec.Struct):
-    """A failed answer; ``error`` says what exactly went wrong."""
+    """A failed answer; ``error`` says what exactly went wrong, and ``details`` (content
+    validation only) where each problem is."""
 
     code: int
     message: str
     error: str
+    details: list[ErrorDetail] | msgspec.UnsetType = msgspec.UNSET
 
 
 #: Query parameters every list takes: ``page`` from 1, ``page_size`` 1–100 (default 20).
@@ -63,10 +73,17 @@ def created(data: Any, message: str = "created") -> Envelope[Any]:
 
 
 def error_response(
-    status: int, message: str, error: str, headers: dict[str, str] | None = None
+    status: int,
+    message: str,
+    error: str,
+    headers: dict[str, str] | None = None,
+    details: list[ErrorDetail] | None = None,
 ) -> Response[Any]:
+    envelope = ErrorEnvelope(code=status, message=message, error=error)
+    if details:
+        envelope.details = details
     return Response(
-        content=ErrorEnvelope(code=status, message=message, error=error),
+        content=envelope,
         status_code=status,
         headers=headers,
         media_type="application/json",
@@ -91,7 +108,7 @@ def _validation_detail(exc: ValidationException) -> str:
 
 def handle_knm_error(_: Request[Any, Any, Any], exc: KnmError) -> Response[Any]:
     return error_response(
-        exc.status_code, exc.message, exc.error or exc.message, exc.headers or None
+        exc.status_code, exc.message, exc.error or exc.message, exc.headers or None, exc.details
     )
 
 
@@ -119,9 +136,17 @@ def handle_http_exception(request: Request[Any, Any, Any], exc: HTTPException) -
     )
 
 
-def handle_bad_text(_: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
-    # PostgreSQL text cannot hold NUL characters; such input is malformed, not a server fault.
-    return error_response(400, "invalid request", "text must not contain NUL (\\u0000) characters")
+def handle_bad_text(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    # PostgreSQL text cannot hold NUL characters; such input is the client's fault, not the
+    # server's. In the URL (a query parameter) it is a bad parameter, 400; in a body it is a
+    # well-formed value that breaks a rule, 422 — as the checks that catch it earlier say.
+    if "\x00" in request.url.path or "%00" in request.url.query.lower():
+        return error_response(
+            400, "bad request", "query parameters must not contain NUL (\\u0000) characters"
+        )
+    return error_response(
+        422, "validation failed", "text must not contain NUL (\\u0000) characters"
+    )
 
 
 def handle_too_deep(_: Request[Any, Any, Any], exc: Exception) -> Response[Any]:

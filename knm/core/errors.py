@@ -8,6 +8,7 @@ from __future__ import annotations
 from knm.wire.errors import (
     BadRequest,
     Conflict,
+    ErrorDetail,
     FeatureDisabled,
     FeatureUnavailable,
     Forbidden,
@@ -24,6 +25,7 @@ from knm.wire.errors import (
 __all__ = [
     "BadRequest",
     "Conflict",
+    "ErrorDetail",
     "FeatureDisabled",
     "FeatureUnavailable",
     "Forbidden",

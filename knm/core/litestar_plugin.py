@@ -11,13 +11,15 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from litestar import Litestar, Router, get
 from litestar.config.app import AppConfig
 from litestar.exceptions import HTTPException
 from litestar.middleware import DefineMiddleware
+from litestar.openapi import OpenAPIConfig
 from litestar.openapi.datastructures import ResponseSpec
+from litestar.openapi.spec import Components, SecurityScheme
 from litestar.plugins import InitPlugin
 from litestar.response import Response
 
@@ -32,6 +34,9 @@ from knm.core.envelope import EXCEPTION_HANDLERS, ErrorEnvelope
 from knm.core.manager import collect
 from knm.core.runtime import Knm
 from knm.core.tasks import routes as task_routes
+
+if TYPE_CHECKING:
+    from knm.core.state import Knm
 
 #: A little above the largest body any route takes (scripts: 1 MiB of content).
 MAX_BODY = 4 * 1024 * 1024
@@ -48,7 +53,43 @@ _ERRORS = {
 }
 
 
-def _document_errors(handler: Any) -> None:
+#: The name of the security scheme every route but the public ones requires.
+BEARER = "bearerAuth"
+SECURITY_SCHEME = SecurityScheme(
+    type="http",
+    scheme="bearer",
+    bearer_format="JWT",
+    description="A JWT from POST /auth/login, or an API token (knm_…) from POST /tokens.",
+)
+
+
+def _documented(handlers: list[Any]) -> list[Any]:
+    """The routes beside ``/api/v1``: the probes are public; ``/metrics`` checks a token
+    itself (unless ``KNM_METRICS_PUBLIC``), so it is documented as needing one."""
+    for handler in handlers:
+        _document(handler)
+        if handler is metrics.metrics:
+            handler.security = [{BEARER: []}]
+        elif handler in (health.healthz, health.readyz):
+            handler.tags = ["health"]
+    return handlers
+
+
+def _camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(part.title() for part in rest)
+
+
+def _area(handler: Any) -> str:
+    """The API area a route belongs to: its first path segment (``clusters``, ``auth``)."""
+    path = next(iter(handler.paths), "/").strip("/")
+    return path.split("/", 1)[0] or "knm"
+
+
+def _document(handler: Any) -> None:
+    """What knm's OpenAPI document says of a route: the error envelopes it answers, the bearer
+    token it needs (public routes: none), its area's tag, and an operation id that does not
+    depend on where knm is mounted."""
     if not hasattr(handler, "responses"):
         return  # WebSocket handlers have no HTTP responses to document
     specs = {
@@ -56,6 +97,12 @@ def _document_errors(handler: Any) -> None:
         for code, text in _ERRORS.items()
     }
     handler.responses = {**specs, **(handler.responses or {})}
+    # ``[{}]``: anyone may call it (an empty list would inherit a host's global requirement).
+    handler.security = [{}] if handler.opt.get("public") else [{BEARER: []}]
+    if not handler.tags:
+        handler.tags = [_area(handler)]
+    if handler.operation_id is None:
+        handler.operation_id = _camel(handler.handler_name)
 
 
 class KnmPlugin(InitPlugin):
@@ -79,7 +126,7 @@ class KnmPlugin(InitPlugin):
             *collect(self.knm.pm.hook.knm_routes()),
         ]
         for handler in handlers:
-            _document_errors(handler)
+            _document(handler)
         return handlers
 
     def on_app_init(self, app_config: AppConfig) -> AppConfig:
@@ -97,13 +144,12 @@ class KnmPlugin(InitPlugin):
             exception_handlers=dict(EXCEPTION_HANDLERS),
             request_max_body_size=MAX_BODY,
             before_request=bounds.before_request,
-            tags=["knm"],
         )
         app_config.route_handlers.append(api)
         app_config.route_handlers.append(
             Router(
                 path=self.config.path_prefix.rstrip("/") or "/",
-                route_handlers=[metrics.metrics, health.healthz, health.readyz],
+                route_handlers=_documented([metrics.metrics, health.healthz, health.readyz]),
                 middleware=[knm.telemetry.middleware()],
                 exception_handlers=dict(EXCEPTION_HANDLERS),
             )
@@ -117,6 +163,8 @@ class KnmPlugin(InitPlugin):
             ):
                 continue
             app_config.exception_handlers[exc_type] = handler
+        if app_config.openapi_config is not None:
+            _add_security_scheme(app_config.openapi_config)
         if self.config.path_prefix and app_config.openapi_config is not None:
             app_config.route_handlers.append(_schema_router(self.config.path_prefix))
 
@@ -130,6 +178,17 @@ class KnmPlugin(InitPlugin):
 
         app_config.lifespan.append(lifespan)
         return app_config
+
+
+def _add_security_scheme(config: OpenAPIConfig) -> None:
+    """knm's bearer scheme beside the host's own components (the ``/schema`` UI's Authorize)."""
+    components = config.components
+    if isinstance(components, list):
+        components.append(Components(security_schemes={BEARER: SECURITY_SCHEME}))
+        return
+    schemes = dict(components.security_schemes or {})
+    schemes.setdefault(BEARER, SECURITY_SCHEME)
+    components.security_schemes = schemes
 
 
 def _content_routes(registry: Any) -> list[Any]:

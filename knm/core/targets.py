@@ -12,7 +12,7 @@ import msgspec
 
 from knm.core.clusters.provider import Bastion, Node
 from knm.core.clusters.store import get_cluster
-from knm.core.errors import Invalid
+from knm.core.errors import BadRequest, Invalid
 from knm.core.selectors import parse_selector
 
 if TYPE_CHECKING:
@@ -74,17 +74,20 @@ async def resolve_targets(
     """The request's nodes with addresses and SSH ports, in the request's order for names and
     the cluster's order for a selector.
 
-    Raises ``NotFound`` for an unknown cluster, ``Invalid`` when both or neither of
-    ``target_nodes``/``target_selector`` are given, for duplicate or unknown node names (every
+    Raises ``NotFound`` for an unknown cluster, ``BadRequest`` when both or neither of
+    ``target_nodes``/``target_selector`` are given, ``Invalid`` for duplicate or unknown node names (every
     unknown one is named), a bad selector, or a selector that matches no node. SSH port: the
     node's when the provider knows one, else ``credential_port``, else 22. ``cluster``: the
     ``Cluster`` when the caller has read it already.
     """
     selector_text = (request.target_selector or "").strip()
+    # The body's shape (400), for callers that did not check ``ExecRequest.shape_problems``.
     if request.target_nodes and selector_text:
-        raise Invalid("give either target_nodes or target_selector, not both")
+        raise BadRequest("target_nodes: give either target_nodes or target_selector, not both")
     if not request.target_nodes and not selector_text:
-        raise Invalid("give target_nodes (node names) or target_selector (a label selector)")
+        raise BadRequest(
+            "target_nodes: required (node names), or target_selector (a label selector)"
+        )
     selector = parse_selector(selector_text) if selector_text else None
     if cluster is None:
         cluster = await get_cluster(knm, request.cluster_name)

@@ -3,6 +3,21 @@ in one: ``"<field>: <what is wrong>"``."""
 
 from __future__ import annotations
 
+import msgspec
+
+
+class ErrorDetail(msgspec.Struct, kw_only=True):
+    """Where one problem is, beside the envelope's ``error`` (``details: [...]``), so an editor
+    can show it at its place: ``field`` is the body field (``content``,
+    ``definition.steps[2]``), ``line`` and ``column`` count from 1 inside that field's text
+    (null when the problem has no place there), ``message`` is the problem as ``error`` says
+    it."""
+
+    field: str
+    line: int | None = None
+    column: int | None = None
+    message: str
+
 
 def field_message(message: str, under: str = "") -> str:
     """A msgspec validation message as the API says it: the field first.
@@ -30,7 +45,12 @@ class KnmError(Exception):
     message: str = "internal error"
 
     def __init__(
-        self, error: str = "", *, message: str | None = None, code: int | None = None
+        self,
+        error: str = "",
+        *,
+        message: str | None = None,
+        code: int | None = None,
+        details: list[ErrorDetail] | None = None,
     ) -> None:
         super().__init__(error or message or self.message)
         self.error = error
@@ -39,6 +59,8 @@ class KnmError(Exception):
         if code is not None:
             self.status_code = code
         self.headers: dict[str, str] = {}
+        #: Where each problem is (content validation), sent as the envelope's ``details``.
+        self.details = details
 
     @property
     def code(self) -> int:

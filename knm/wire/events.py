@@ -1,12 +1,14 @@
 """The progress stream's messages: one struct per ``type``, a tagged union.
 
-Every message has the same shape, ``{task_id, type, seq, progress, message, data, timestamp}``
-(``message`` and ``data`` left out when empty); ``type`` says which one it is:
+Every message has the same shape, ``{task_id, type, seq, progress, message, data, timestamp}``,
+every field always present (``message`` a short human-readable line, ``data`` an object);
+``type`` says which one it is:
 
 - ``progress``: the task's percentage moved (``data`` is the executor's);
 - ``node``: a node started (``status: running``) or finished (``status``, ``reason``,
   ``exit_code``);
-- ``output``: text a node wrote (``node``, ``stream``, ``text``);
+- ``output``: text a node wrote (``node``, ``stream``, ``text``; ``message``: "output from
+  node1 (stdout)");
 - ``step``: a workflow step changed (``step_id``, ``status``, ``batch``, ``task_id``, ``error``);
 - ``complete``: the task finished (``status``, ``success_count``, ``failed_count``, ``error``);
   the last message of a task;
@@ -23,7 +25,7 @@ from typing import Any
 import msgspec
 
 
-class BaseEvent(msgspec.Struct, kw_only=True, omit_defaults=True, tag_field="type"):
+class BaseEvent(msgspec.Struct, kw_only=True, tag_field="type"):
     task_id: str
     seq: int
     #: 0–100, on every message.
@@ -61,8 +63,8 @@ class LaggedEvent(BaseEvent, tag="lagged"):
     """Events were dropped for this subscriber; resubscribe with ``since``."""
 
 
-class ErrorEvent(BaseEvent, tag="error", omit_defaults=False):
-    """A protocol error; ``message`` says which (sent with every field, ``data`` empty)."""
+class ErrorEvent(BaseEvent, tag="error"):
+    """A protocol error; ``message`` says which (``data`` empty)."""
 
 
 Event = (

@@ -143,7 +143,7 @@ def test_a_pip_installed_step_plugin_runs_in_a_workflow(
             assert time.monotonic() < deadline
             time.sleep(0.2)
         steps = {s["id"]: s for s in status["steps"]}
-        assert steps["health"]["status"] == "success"
+        assert steps["health"]["status"] == "completed"
         assert steps["wrong"]["status"] == "failed" and "expected 204" in steps["wrong"]["error"]
     finally:
         server.terminate()

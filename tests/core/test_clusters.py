@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from knm.core.clusters import ClusterProvider, Node
-from knm.core.errors import Invalid, NotFound
+from knm.core.errors import BadRequest, Invalid, NotFound
 from knm.core.hookspecs import hookimpl
 from knm.core.targets import Resolution, TargetRequest, resolve_targets
 from knm.testing.client import ApiClient, assert_envelope
@@ -225,7 +225,7 @@ async def test_every_value_problem_is_reported_at_once(
         (static("x", extra=1), "unknown field `extra`"),
         (static("x", [{**node("n1"), "role": "x"}]), "unknown field `role`"),
         (static("x", bastion={"port": 22}), "bastion: Object missing required field `address`"),
-        ([1, 2], "body must be a JSON object"),
+        ([1, 2], "Expected `object`, got `array`"),
     ],
 )
 async def test_a_body_of_the_wrong_shape_is_400_naming_the_field(
@@ -361,6 +361,52 @@ async def test_a_bastion_credential_that_does_not_exist_is_404_when_credentials_
         assert_envelope(response, 201)  # no credential store to ask
     else:
         assert assert_envelope(response, 404)["error"] == "Credential ID 999 not found"
+
+
+async def test_a_default_credential_is_set_by_admins_checked_and_kept_from_deletion(
+    knm_client: ApiClient, admin_headers: dict[str, str], operator: dict[str, str]
+) -> None:
+    made = await knm_client.post(
+        "/credentials",
+        json={"name": "default-cred", "username": "root", "auth_type": "password",
+              "password": "pw"},
+        headers=admin_headers,
+    )  # fmt: skip
+    credential_id = assert_envelope(made, 201)["data"]["id"]
+    plain = await create(knm_client, admin_headers, static("no-default"))
+    assert plain["default_credential_id"] is None
+    missing = static("bad-default", default_credential_id=99999)
+    response = await knm_client.post("/clusters", json=missing, headers=admin_headers)
+    assert assert_envelope(response, 404)["error"] == "Credential ID 99999 not found"
+    wrong_type = static("bad-default", default_credential_id="1")
+    response = await knm_client.post("/clusters", json=wrong_type, headers=admin_headers)
+    assert "default_credential_id" in assert_envelope(response, 400)["error"]
+    body = static("with-default", default_credential_id=credential_id)
+    cluster = await create(knm_client, admin_headers, body)
+    assert cluster["default_credential_id"] == credential_id
+    refused = await knm_client.put(
+        "/clusters/no-default", json={"default_credential_id": credential_id}, headers=operator
+    )
+    assert_envelope(refused, 403)
+    changed = await knm_client.put(
+        "/clusters/no-default", json={"default_credential_id": credential_id},
+        headers=admin_headers,
+    )  # fmt: skip
+    assert assert_envelope(changed, 200)["data"]["default_credential_id"] == credential_id
+    response = await knm_client.put(
+        "/clusters/no-default", json={"default_credential_id": 99999}, headers=admin_headers
+    )
+    assert_envelope(response, 404)
+    deleting = await knm_client.delete(f"/credentials/{credential_id}", headers=admin_headers)
+    error = assert_envelope(deleting, 409)["error"]
+    assert "no-default" in error and "with-default" in error
+    for name in ("no-default", "with-default"):
+        cleared = await knm_client.put(
+            f"/clusters/{name}", json={"default_credential_id": None}, headers=admin_headers
+        )
+        assert assert_envelope(cleared, 200)["data"]["default_credential_id"] is None
+    deleted = await knm_client.delete(f"/credentials/{credential_id}", headers=admin_headers)
+    assert_envelope(deleted, 200)
 
 
 # --- secret config fields --------------------------------------------------------------------
@@ -521,9 +567,22 @@ async def test_selected_targets_resolve_in_the_clusters_order(resolve: Resolve) 
 @pytest.mark.parametrize(
     ("fields", "detail"),
     [
-        ({"target_nodes": ["w1"], "target_selector": "zone=a"}, "not both"),
-        ({}, "give target_nodes (node names) or target_selector"),
-        ({"target_selector": "  "}, "give target_nodes (node names) or target_selector"),
+        ({"target_nodes": ["w1"], "target_selector": "zone=a"}, "target_nodes: give either"),
+        ({}, "target_nodes: required (node names), or target_selector"),
+        ({"target_selector": "  "}, "target_nodes: required (node names), or target_selector"),
+    ],
+)
+async def test_targets_missing_or_given_twice_are_a_bad_request(
+    resolve: Resolve, fields: dict[str, Any], detail: str
+) -> None:
+    with pytest.raises(BadRequest) as caught:
+        await resolve(**fields)
+    assert detail in caught.value.error
+
+
+@pytest.mark.parametrize(
+    ("fields", "detail"),
+    [
         (
             {"target_nodes": ["w1", "node7", "cp1", "node9"]},
             "unknown nodes in cluster fleet: node7, node9",

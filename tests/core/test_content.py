@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
+from pathlib import Path
 from typing import Any, Literal
 
+import asyncpg
 import msgspec
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -21,6 +24,7 @@ from knm.core.content import (
     get_runnable,
     sync_builtins,
 )
+from knm.core.content import store as content_store
 from knm.core.errors import Conflict, NotFound
 from knm.core.hookspecs import hookimpl
 from knm.testing.client import ApiClient, assert_envelope
@@ -362,7 +366,7 @@ async def test_put_changes_only_the_fields_it_carries(
     assert (updated["content"], updated["description"], updated["tags"]) == ("body", "d", ["a"])
 
 
-async def test_version_goes_up_only_when_the_body_changes(
+async def test_every_successful_put_answers_version_plus_one(
     knm_client: ApiClient, operator: dict[str, str]
 ) -> None:
     note = await _create(knm_client, operator, name="Versioned", content="v1")
@@ -373,15 +377,21 @@ async def test_version_goes_up_only_when_the_body_changes(
         ),
         200,
     )["data"]
-    assert meta["version"] == 1
+    assert meta["version"] == 2
     same = assert_envelope(
         await knm_client.put(path, json={"content": "v1"}, headers=operator), 200
     )
-    assert same["data"]["version"] == 1
+    assert same["data"]["version"] == 3
     bumped = assert_envelope(
         await knm_client.put(path, json={"content": "v2"}, headers=operator), 200
     )
-    assert bumped["data"]["version"] == 2 and bumped["data"]["updated_by"] == "olga"
+    assert bumped["data"]["version"] == 4 and bumped["data"]["updated_by"] == "olga"
+    refused = await knm_client.put(path, json={"name": ""}, headers=operator)
+    assert_envelope(refused, 422)
+    current = assert_envelope(await knm_client.get(path, headers=operator), 200)["data"]
+    assert current["version"] == 4
+    versions = assert_envelope(await knm_client.get(f"{path}/versions", headers=operator), 200)
+    assert [v["version"] for v in versions["data"]["versions"]] == [4, 3, 2, 1]
 
 
 async def test_versions_keep_every_body_newest_first(
@@ -704,3 +714,148 @@ async def test_no_list_query_makes_a_500(
     response = await knm_client.get(route, params=params, headers=viewer)
     assert response.status_code in (200, 400), response.text
     assert response.json()["code"] == response.status_code
+
+
+# --- ids per kind -------------------------------------------------------------------------------
+
+
+async def test_each_kind_numbers_its_items_from_1_builtins_first(
+    knm_client: ApiClient, operator: dict[str, str]
+) -> None:
+    notes = assert_envelope(
+        await knm_client.get(NOTES, params={"is_builtin": "true"}, headers=operator), 200
+    )["data"]["notes"]
+    recipes = assert_envelope(
+        await knm_client.get(RECIPES, params={"is_builtin": "true"}, headers=operator), 200
+    )["data"]["recipes"]
+    assert [(n["name"], n["id"]) for n in notes] == [("Builtin Note", 1)]
+    assert [(r["name"], r["id"]) for r in recipes] == [("Builtin Recipe", 1)]
+    note = await _create(knm_client, operator, name="Numbered note", content="x")
+    recipe = await _create(knm_client, operator, RECIPES, **_recipe("Numbered recipe"))
+    gated = await _create(knm_client, operator, "/test/gated", name="First gated", content="x")
+    assert gated["id"] == 1
+    # Same id, other kind: each URL finds its own kind's item.
+    both = await _create(knm_client, operator, name="Twin note", content="x")
+    twin = await _create(knm_client, operator, RECIPES, **_recipe("Twin recipe"))
+    assert both["id"] > note["id"] and twin["id"] > recipe["id"]
+    shared = min(both["id"], twin["id"])
+    got_note = assert_envelope(await knm_client.get(f"{NOTES}/{shared}", headers=operator), 200)
+    got_recipe = assert_envelope(await knm_client.get(f"{RECIPES}/{shared}", headers=operator), 200)
+    assert "content" in got_note["data"] and "definition" in got_recipe["data"]
+
+
+async def test_a_refused_create_does_not_use_up_an_id(
+    knm_client: ApiClient, operator: dict[str, str]
+) -> None:
+    first = await _create(knm_client, operator, name="Gapless one", content="x")
+    assert_envelope(
+        await knm_client.post(
+            NOTES, json={"name": "gapless ONE", "content": "x"}, headers=operator
+        ),
+        409,
+    )
+    second = await _create(knm_client, operator, name="Gapless two", content="x")
+    assert second["id"] == first["id"] + 1
+
+
+async def test_versions_of_items_sharing_an_id_stay_apart(
+    knm_client: ApiClient, operator: dict[str, str]
+) -> None:
+    note = await _create(knm_client, operator, name="Versioned twin", content="note v1")
+    await knm_client.put(f"{NOTES}/{note['id']}", json={"content": "note v2"}, headers=operator)
+    # Recipes are made until one has the note's id (recipe ids lag behind note ids here).
+    number = 0
+    while True:
+        number += 1
+        recipe = await _create(knm_client, operator, RECIPES, **_recipe(f"Twin filler {number}"))
+        if recipe["id"] >= note["id"]:
+            break
+    assert recipe["id"] == note["id"]
+    versions = assert_envelope(
+        await knm_client.get(f"{RECIPES}/{recipe['id']}/versions", headers=operator), 200
+    )["data"]
+    assert versions["total"] == 1
+    old = assert_envelope(
+        await knm_client.get(f"{NOTES}/{note['id']}/versions/1", headers=operator), 200
+    )["data"]
+    assert old["content"] == "note v1"
+
+
+async def test_migrating_an_install_with_shared_ids_keeps_them_and_continues_per_kind(
+    knm_server_url: str, tmp_path: Path
+) -> None:
+    from knm.core import db
+    from knm.testing.database import drop_database, with_database
+
+    before = tmp_path / "core"
+    before.mkdir()
+    for path in db.CORE_MIGRATIONS.iterdir():
+        if path.suffix == ".sql" and path.name < "0011":
+            (before / path.name).write_text(path.read_text())
+    name = f"knm_ids_{uuid.uuid4().hex[:8]}"
+    admin = await asyncpg.connect(knm_server_url)
+    await admin.execute(f'CREATE DATABASE "{name}"')
+    await admin.close()
+    try:
+        conn = await db.connect_one(with_database(knm_server_url, name))
+        try:
+            await db.migrate(conn, [db.MigrationSet("core", before)])
+            for kind, item in [("playbook", "p"), ("script", "s"), ("playbook", "q")]:
+                item_id = await conn.fetchval(
+                    "INSERT INTO content_items (kind, name, body) VALUES ($1, $2, '\"x\"') "
+                    "RETURNING id",
+                    kind,
+                    item,
+                )
+                await conn.execute(
+                    "INSERT INTO content_versions (item_id, version, body) VALUES ($1, 1, '\"x\"')",
+                    item_id,
+                )
+            applied = await db.migrate(conn, [db.MigrationSet("core", db.CORE_MIGRATIONS)])
+            assert "core/0011_content_ids_per_kind.sql" in applied
+            rows = await conn.fetch("SELECT kind, name, id FROM content_items ORDER BY id")
+            assert [tuple(r) for r in rows] == [
+                ("playbook", "p", 1),
+                ("script", "s", 2),
+                ("playbook", "q", 3),
+            ]
+            kinds = {
+                k: ContentKind(kind=k, plural=f"{k}s", route=f"/{k}s", label=k)
+                for k in ("playbook", "script", "workflow")
+            }
+            async with conn.transaction():
+                draft = ContentDraft(kind="x", id=None, name="new", description="", body="y",
+                                     category="general", tags=[], is_active=True, extras=None)  # fmt: skip
+                added = {
+                    k: (await content_store.insert(conn, spec, draft, username=None)).id
+                    for k, spec in kinds.items()
+                }
+            assert added == {"playbook": 4, "script": 3, "workflow": 1}
+            versions = await conn.fetch(
+                "SELECT kind, item_id, version FROM content_versions ORDER BY kind, item_id"
+            )
+            assert ("script", 2, 1) in [tuple(v) for v in versions]
+            assert ("script", 3, 1) in [tuple(v) for v in versions]
+            await conn.execute("DELETE FROM content_items WHERE kind = 'script' AND id = 2")
+            assert not await conn.fetchval(
+                "SELECT count(*) FROM content_versions WHERE kind = 'script' AND item_id = 2"
+            )
+        finally:
+            await conn.close()
+    finally:
+        await drop_database(knm_server_url, name)
+
+
+async def test_every_problem_comes_with_its_field_in_details(
+    knm_client: ApiClient, operator: dict[str, str]
+) -> None:
+    body = {"name": "bad name", "content": "forbidden", "tags": [""]}
+    answer = assert_envelope(await knm_client.post(NOTES, json=body, headers=operator), 422)
+    assert [d["field"] for d in answer["details"]] == ["tags"]
+    body = {"name": "bad name", "content": "forbidden words"}
+    answer = assert_envelope(await knm_client.post(NOTES, json=body, headers=operator), 422)
+    assert [(d["field"], d["line"], d["column"]) for d in answer["details"]] == [
+        ("content", None, None),
+        ("name", None, None),
+    ]
+    assert "; ".join(d["message"] for d in answer["details"]) == answer["error"]

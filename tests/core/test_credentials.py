@@ -211,10 +211,23 @@ async def test_a_public_key_is_not_a_private_key(api: Api, ssh_key: asyncssh.SSH
 @pytest.mark.parametrize(
     ("body", "needle"),
     [
-        ({"auth_type": "password"}, "needs a password"),
+        ({"auth_type": "password"}, "password: required when auth_type is password"),
+        ({"auth_type": "password", "password": None}, "password: required"),
+        ({"auth_type": "private_key"}, "private_key: required when auth_type is private_key"),
+        ({"auth_type": "private_key", "password": "x"}, "private_key: required"),
+    ],
+)
+async def test_a_missing_secret_is_400_naming_the_field(
+    api: Api, body: dict[str, Any], needle: str
+) -> None:
+    full = {"name": "missing-secret", "username": "root", **body}
+    assert needle in assert_envelope(await api.create(**full), 400)["error"]
+
+
+@pytest.mark.parametrize(
+    ("body", "needle"),
+    [
         ({"auth_type": "password", "password": ""}, "needs a password"),
-        ({"auth_type": "password", "password": None}, "needs a password"),
-        ({"auth_type": "private_key"}, "needs a private_key"),
         ({"auth_type": "private_key", "private_key": "", "password": "x"}, "needs a private_key"),
         ({"auth_type": "password", "password": "x", "passphrase": "y"}, "passphrase"),
         ({"auth_type": "password", "password": "x", "port": 0}, "port"),

@@ -6,7 +6,7 @@ from typing import Any
 
 import msgspec
 import pytest
-from litestar import get, post
+from litestar import Request, get, post
 
 from knm.core.errors import Invalid
 from knm.core.hookspecs import hookimpl
@@ -30,10 +30,23 @@ async def probe(data: Probe) -> dict[str, Any]:
     return {"code": 200, "message": "ok", "data": {"name": data.name}}
 
 
+@post("/test/store", opt={"public": True}, status_code=200)
+async def store_text(request: Request[Any, Any, Any], data: dict[str, str]) -> dict[str, Any]:
+    # Unchecked text straight to PostgreSQL, which cannot hold NUL.
+    await request.app.state["knm"].pool.fetchval("SELECT $1::text", data["text"])
+    return {"code": 200, "message": "ok", "data": {}}
+
+
+@get("/test/lookup", opt={"public": True})
+async def lookup_text(request: Request[Any, Any, Any], text: str) -> dict[str, Any]:
+    await request.app.state["knm"].pool.fetchval("SELECT $1::text", text)
+    return {"code": 200, "message": "ok", "data": {}}
+
+
 class ProbePlugin:
     @hookimpl
     def knm_routes(self) -> list[Any]:
-        return [explode, probe]
+        return [explode, probe, store_text, lookup_text]
 
 
 @pytest.fixture(scope="module")
@@ -103,3 +116,12 @@ async def test_bad_query_parameters_are_400(
 ) -> None:
     for query in ("page=0", "page=abc", "page_size=101", "page_size=0"):
         assert_envelope(await knm_client.get(f"/users?{query}", headers=admin_headers), 400)
+
+
+async def test_nul_in_a_body_value_is_422_and_in_a_query_parameter_400(
+    knm_client: ApiClient,
+) -> None:
+    body = await knm_client.post("/test/store", json={"text": "a\x00b"})
+    assert "NUL" in assert_envelope(body, 422)["error"]
+    query = await knm_client.get("/test/lookup", params={"text": "a\x00b"})
+    assert "NUL" in assert_envelope(query, 400)["error"]

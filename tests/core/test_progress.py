@@ -75,6 +75,9 @@ async def test_a_subscriber_sees_every_event_in_order_and_one_complete(
     assert [m["type"] for m in messages].count("complete") == 1
     assert messages[-1]["data"]["status"] == "completed"
     assert {m["type"] for m in messages} >= {"progress", "node", "output", "complete"}
+    assert all(isinstance(m["message"], str) and isinstance(m["data"], dict) for m in messages)
+    output = next(m for m in messages if m["type"] == "output")
+    assert output["message"] == f"output from {output['data']['node']} (stdout)"
 
 
 async def test_subscribing_to_a_finished_task_replays_it(server: KnmProcess, token: str) -> None:

@@ -46,11 +46,13 @@ def test_an_event_is_sent_as_the_contract_shows_and_decodes_to_its_type() -> Non
     assert msgspec.json.decode(msgspec.json.encode(event)) == sent
 
 
-def test_empty_message_and_data_are_left_out_except_on_errors() -> None:
+def test_every_message_carries_every_field_message_and_data_included() -> None:
+    every = {"task_id", "type", "seq", "progress", "message", "data", "timestamp"}
     output = OutputEvent(task_id="t", seq=1, progress=0, timestamp=AT)
-    assert set(msgspec.to_builtins(output)) == {"task_id", "type", "seq", "progress", "timestamp"}
+    assert set(msgspec.to_builtins(output)) == every
     error = ErrorEvent(task_id="t", seq=0, progress=0, message="unknown action", timestamp=AT)
     assert msgspec.to_builtins(error)["data"] == {}
+    assert set(msgspec.to_builtins(error)) == every
 
 
 def test_make_event_builds_the_struct_of_its_type_and_refuses_unknown_types() -> None:

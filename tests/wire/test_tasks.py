@@ -105,9 +105,9 @@ def test_a_history_page_names_its_items_executions() -> None:
 
 def test_a_history_row_sends_its_display_fields_at_the_top_level() -> None:
     row = TaskSummary(id=1, task_id="ssh-exec-1-abcdef", status="completed", kind="ssh")
-    row.summary = row.extra = {"command": "uptime"}
+    row.extra = {"command": "uptime"}
     sent = row.to_wire()
-    assert sent["command"] == "uptime" and sent["summary"] == {"command": "uptime"}
+    assert sent["command"] == "uptime" and "summary" not in sent
     assert "extra" not in sent
     assert TaskSummary.from_wire(sent).extra == {"command": "uptime"}
 
@@ -121,3 +121,13 @@ def test_validation_messages_name_the_field_first() -> None:
     assert field_message("Expected `object`, got `array` - at `$`") == (
         "Expected `object`, got `array`"
     )
+
+
+def test_a_node_that_ended_without_an_exit_code_shows_exit_code_null() -> None:
+    status = TaskStatus.from_wire(SSH_STATUS)
+    status.results.append(
+        NodeResult(node="node3", status="failed", reason="timeout", message="timed out")
+    )
+    sent = status.to_wire()["results"][2]
+    assert "exit_code" in sent and sent["exit_code"] is None
+    assert sent["reason"] == "timeout"

@@ -21,8 +21,9 @@ if TYPE_CHECKING:
 
 #: Field names of the common part of a cluster's body; a provider's config may not reuse them.
 COMMON_FIELDS = frozenset(
-    {"id", "name", "kind", "description", "bastion", "created_at", "updated_at"}
-)
+    {"id", "name", "kind", "description", "bastion", "default_credential_id", "created_at",
+     "updated_at"}
+)  # fmt: skip
 _HOST_LABEL = re.compile(r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?")
 _ROLE_PREFIX = "node-role.kubernetes.io/"
 
@@ -77,6 +78,8 @@ class Cluster(msgspec.Struct, kw_only=True):
     description: str = ""
     config: Any = None
     bastion: Bastion | None = None
+    #: The credential an execute request naming none uses (None: requests must name one).
+    default_credential_id: int | None = None
     created_at: datetime | None = None
     updated_at: datetime | None = None
 

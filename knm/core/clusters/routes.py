@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import re
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import msgspec
@@ -19,7 +20,7 @@ from knm.core.auth.guards import ADMIN, VIEWER
 from knm.core.bounds import fits_bigint
 from knm.core.clusters import store
 from knm.core.clusters.provider import Bastion, Cluster, ClusterProvider, Node, config_fields
-from knm.core.envelope import Envelope, PageNo, PageSize, created, offset, ok
+from knm.core.envelope import Done, Envelope, PageNo, PageSize, created, offset, ok
 from knm.core.errors import BadRequest, Conflict, Invalid, KnmError, NotFound
 from knm.core.selectors import parse_selector
 from knm.wire.errors import field_message
@@ -40,6 +41,8 @@ class ClusterFields(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     kind: str
     description: str = ""
     bastion: Bastion | None = None
+    #: Used by execute requests of this cluster that name no ``credential_id``.
+    default_credential_id: int | None = None
 
 
 class ClusterChanges(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -49,11 +52,50 @@ class ClusterChanges(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     kind: str | msgspec.UnsetType = msgspec.UNSET
     description: str | msgspec.UnsetType = msgspec.UNSET
     bastion: Bastion | msgspec.UnsetType | None = msgspec.UNSET
+    default_credential_id: int | msgspec.UnsetType | None = msgspec.UNSET
+
+
+class ClusterBody(msgspec.Struct, kw_only=True):
+    """``POST /clusters``, as the OpenAPI document shows it: the common fields, and the
+    provider's config fields beside them (static: ``nodes: [{name, address, port, labels}]``).
+    The handler decodes the body itself, once ``kind`` says which provider's fields are
+    allowed; this struct only checks the common part's shape first."""
+
+    name: str
+    kind: str
+    description: str = ""
+    bastion: Bastion | None = None
+    default_credential_id: int | None = None
+
+
+class ClusterChangesBody(msgspec.Struct, kw_only=True):
+    """``PUT /clusters/{name}``: any of the common fields and the provider's; those left out
+    keep their value."""
+
+    name: str | msgspec.UnsetType = msgspec.UNSET
+    kind: str | msgspec.UnsetType = msgspec.UNSET
+    description: str | msgspec.UnsetType = msgspec.UNSET
+    bastion: Bastion | msgspec.UnsetType | None = msgspec.UNSET
+    default_credential_id: int | msgspec.UnsetType | None = msgspec.UNSET
+
+
+class ClusterOut(msgspec.Struct, kw_only=True):
+    """A cluster as the API shows it: these fields and the provider's public config fields
+    (static: ``nodes``) beside them; never its secret fields."""
+
+    id: int
+    name: str
+    kind: str
+    description: str
+    bastion: Bastion | None
+    default_credential_id: int | None
+    created_at: datetime | None
+    updated_at: datetime | None
 
 
 class ClusterList(msgspec.Struct):
     total: int
-    clusters: list[dict[str, Any]]
+    clusters: list[ClusterOut]
 
 
 class NodeList(msgspec.Struct):
@@ -133,6 +175,13 @@ async def _check_bastion(conn: Any, bastion: Bastion | None) -> None:
         raise NotFound(f"Credential ID {bastion.credential_id} not found")
 
 
+async def _check_default_credential(conn: Any, credential_id: int | None) -> None:
+    if credential_id is None:
+        return
+    if credential_id < 1 or not await store.credential_exists(conn, credential_id):
+        raise NotFound(f"Credential ID {credential_id} not found")
+
+
 def present(knm: Knm, row: store.ClusterRow, config: Any = None) -> dict[str, Any]:
     """A cluster as the API shows it: common fields and the provider's public config, flat."""
     shown: dict[str, Any] = row.config
@@ -152,6 +201,7 @@ def present(knm: Knm, row: store.ClusterRow, config: Any = None) -> dict[str, An
         "description": row.description,
         **shown,
         "bastion": row.bastion,
+        "default_credential_id": row.default_credential_id,
         "created_at": row.created_at,
         "updated_at": row.updated_at,
     }
@@ -166,17 +216,20 @@ async def list_clusters(
 ) -> Envelope[ClusterList]:
     knm = _knm(request)
     total, rows = await store.list_rows(knm.pool, page_size, offset(page, page_size))
-    return ok(ClusterList(total, [present(knm, row) for row in rows]))
+    # Sent as built: each cluster's provider fields sit beside the common ones.
+    return ok({"total": total, "clusters": [present(knm, row) for row in rows]})
 
 
 @get("/clusters/{name:str}", guards=[VIEWER], summary="One cluster")
-async def get_cluster(request: Request[Any, Any, Any], name: str) -> Envelope[dict[str, Any]]:
+async def get_cluster(request: Request[Any, Any, Any], name: str) -> Envelope[ClusterOut]:
     knm = _knm(request)
     return ok(present(knm, await store.get_row(knm.pool, name)))
 
 
 @post("/clusters", guards=[ADMIN], summary="Register a cluster")
-async def create_cluster(request: Request[Any, Any, Any]) -> Envelope[dict[str, Any]]:
+async def create_cluster(
+    request: Request[Any, Any, Any], data: ClusterBody
+) -> Envelope[ClusterOut]:
     knm = _knm(request)
     values = _object(await request.body())
     fields: ClusterFields = _convert(
@@ -187,6 +240,7 @@ async def create_cluster(request: Request[Any, Any, Any]) -> Envelope[dict[str, 
     _refuse(_problems(fields.name, fields.description, fields.bastion) + provider.validate(config))
     async with knm.pool.acquire() as conn:
         await _check_bastion(conn, fields.bastion)
+        await _check_default_credential(conn, fields.default_credential_id)
         if await conn.fetchval("SELECT 1 FROM clusters WHERE name = $1", fields.name):
             raise Conflict(f"cluster {fields.name!r} already exists")
         cluster = Cluster(
@@ -204,6 +258,7 @@ async def create_cluster(request: Request[Any, Any, Any]) -> Envelope[dict[str, 
                     description=fields.description, config=shown,
                     secrets=store.seal(knm, cluster_id, secret),
                     bastion=None if fields.bastion is None else msgspec.to_builtins(fields.bastion),
+                    default_credential_id=fields.default_credential_id,
                 ),
             )  # fmt: skip
             await knm.audit(
@@ -213,7 +268,9 @@ async def create_cluster(request: Request[Any, Any, Any]) -> Envelope[dict[str, 
 
 
 @put("/clusters/{name:str}", guards=[ADMIN], summary="Change a cluster (fields left out are kept)")
-async def update_cluster(request: Request[Any, Any, Any], name: str) -> Envelope[dict[str, Any]]:
+async def update_cluster(
+    request: Request[Any, Any, Any], name: str, data: ClusterChangesBody
+) -> Envelope[ClusterOut]:
     knm = _knm(request)
     values = _object(await request.body())
     changes: ClusterChanges = _convert(
@@ -241,6 +298,10 @@ async def update_cluster(request: Request[Any, Any, Any], name: str) -> Envelope
         _refuse(_problems(new_name, description, bastion) + provider.validate(config))
         if changes.bastion is not msgspec.UNSET:
             await _check_bastion(conn, bastion)
+        default_credential_id = row.default_credential_id
+        if changes.default_credential_id is not msgspec.UNSET:
+            default_credential_id = changes.default_credential_id
+            await _check_default_credential(conn, default_credential_id)
         secrets = row.secrets
         if config_changes:
             cluster = Cluster(
@@ -258,6 +319,7 @@ async def update_cluster(request: Request[Any, Any, Any], name: str) -> Envelope
             msgspec.structs.replace(
                 row, name=new_name, description=description, config=shown, secrets=secrets,
                 bastion=None if bastion is None else msgspec.to_builtins(bastion),
+                default_credential_id=default_credential_id,
             ),
         )  # fmt: skip
         await knm.audit(
@@ -267,7 +329,7 @@ async def update_cluster(request: Request[Any, Any, Any], name: str) -> Envelope
 
 
 @delete("/clusters/{name:str}", guards=[ADMIN], status_code=200, summary="Remove a cluster")
-async def delete_cluster(request: Request[Any, Any, Any], name: str) -> Envelope[Any]:
+async def delete_cluster(request: Request[Any, Any, Any], name: str) -> Done:
     knm = _knm(request)
     async with knm.pool.acquire() as conn, conn.transaction():
         await store.delete(conn, name)

@@ -31,6 +31,7 @@ class ClusterRow(msgspec.Struct, kw_only=True):
     config: dict[str, Any]
     secrets: Sealed | None
     bastion: dict[str, Any] | None
+    default_credential_id: int | None = None
     #: Set by the database.
     created_at: datetime | None = None
     updated_at: datetime | None = None
@@ -51,7 +52,7 @@ SECRETS = register_encrypted_column(
 )
 _COLUMNS = (
     "id, name, kind, description, config, secrets_key_id, secrets_nonce, secrets_ciphertext, "
-    "bastion, created_at, updated_at"
+    "bastion, default_credential_id, created_at, updated_at"
 )
 
 
@@ -86,6 +87,11 @@ async def get_row(conn: Any, name: str, *, lock: bool = False) -> ClusterRow:
     return _row(record)
 
 
+async def default_credential_id(conn: Any, name: str) -> int | None:
+    """The cluster's ``default_credential_id`` (None also when there is no such cluster)."""
+    return await conn.fetchval("SELECT default_credential_id FROM clusters WHERE name = $1", name)
+
+
 async def list_rows(conn: Any, limit: int, offset: int) -> tuple[int, list[ClusterRow]]:
     total = await conn.fetchval("SELECT count(*) FROM clusters")
     records = await conn.fetch(
@@ -103,10 +109,10 @@ async def insert(conn: Any, row: ClusterRow) -> ClusterRow:
     try:
         record = await conn.fetchrow(
             "INSERT INTO clusters (id, name, kind, description, config, secrets_key_id, "
-            "secrets_nonce, secrets_ciphertext, bastion) "
-            f"VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING {_COLUMNS}",
+            "secrets_nonce, secrets_ciphertext, bastion, default_credential_id) "
+            f"VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING {_COLUMNS}",
             row.id, row.name, row.kind, row.description, row.config,
-            *_sealed_parts(row.secrets), row.bastion,
+            *_sealed_parts(row.secrets), row.bastion, row.default_credential_id,
         )  # fmt: skip
     except asyncpg.UniqueViolationError:
         raise Conflict(f"cluster {row.name!r} already exists") from None
@@ -117,10 +123,11 @@ async def update(conn: Any, row: ClusterRow) -> ClusterRow:
     try:
         record = await conn.fetchrow(
             "UPDATE clusters SET name = $2, description = $3, config = $4, secrets_key_id = $5, "
-            "secrets_nonce = $6, secrets_ciphertext = $7, bastion = $8, updated_at = now() "
+            "secrets_nonce = $6, secrets_ciphertext = $7, bastion = $8, "
+            "default_credential_id = $9, updated_at = now() "
             f"WHERE id = $1 RETURNING {_COLUMNS}",
             row.id, row.name, row.description, row.config,
-            *_sealed_parts(row.secrets), row.bastion,
+            *_sealed_parts(row.secrets), row.bastion, row.default_credential_id,
         )  # fmt: skip
     except asyncpg.UniqueViolationError:
         raise Conflict(f"cluster {row.name!r} already exists") from None
@@ -188,6 +195,7 @@ def to_cluster(knm: Knm, provider: ClusterProvider, row: ClusterRow) -> Cluster:
         description=row.description,
         config=full_config(knm, provider, row),
         bastion=None if row.bastion is None else msgspec.convert(row.bastion, Bastion),
+        default_credential_id=row.default_credential_id,
         created_at=row.created_at,
         updated_at=row.updated_at,
     )

@@ -10,6 +10,8 @@ from typing import Any
 
 import msgspec
 
+from knm.wire.errors import ErrorDetail
+
 #: Fields every kind has; a kind's body field and extras must not reuse these names.
 BASE_FIELDS = frozenset(
     [
@@ -68,7 +70,9 @@ class ContentItem(msgspec.Struct, kw_only=True):
     updated_by: str | None = None
 
 
-Problems = list[str]
+#: A validator's findings: sentences, or ``ErrorDetail``s that also say where (the field, and
+#: the line and column inside its text) so an editor can show them at their place.
+Problems = list["str | ErrorDetail"]
 Validator = Callable[[Any, ContentDraft], "Problems | Awaitable[Problems]"]
 
 
@@ -93,8 +97,9 @@ class ContentKind(msgspec.Struct, frozen=True, kw_only=True):
       type must be a ``str`` or a ``Literal`` of strings).
     - ``summary_type`` / ``summary``: fields computed for list items (``step_count``): a Struct,
       and a callable building it from the ``ContentItem`` (body included).
-    - ``validate``: ``(knm, draft) -> list[str]`` (or a coroutine), the value rules; every
-      problem is reported together in one 422.
+    - ``validate``: ``(knm, draft) -> list[str | ErrorDetail]`` (or a coroutine), the value
+      rules; every problem is reported together in one 422, each also in ``details`` (a plain
+      sentence is placed in the field it starts with, else in the body field).
     - ``max_body_bytes``: a larger body (UTF-8 or JSON-encoded) is refused with 413.
     - ``feature``: a feature switch kind (``ansible``); while it is off the routes answer 403.
     """

@@ -21,7 +21,7 @@ from knm.core.auth.guards import OPERATOR, VIEWER, Guard, principal_of
 from knm.core.content import service, store
 from knm.core.content.kinds import ContentKind
 from knm.core.content.schemas import CloneRequest, item_out, list_item_out, schemas_for
-from knm.core.envelope import Envelope, PageNo, PageSize, created, offset, ok
+from knm.core.envelope import Done, Envelope, PageNo, PageSize, created, offset, ok
 from knm.core.errors import BadRequest, NotFound
 
 if TYPE_CHECKING:
@@ -156,13 +156,14 @@ def kind_routes(kind: ContentKind) -> list[Any]:
 
     delete_handler = delete(
         one, guards=writers, status_code=200, summary=f"Delete a {lower}", **meta("delete")
-    )(_signed(delete_item, [_REQUEST, _ITEM_ID], Envelope[Any]))
+    )(_signed(delete_item, [_REQUEST, _ITEM_ID], Done))
 
     async def list_versions(request: Request[Any, Any, Any], **params: Any) -> Any:
         pool = _knm(request).pool
         item = await service.load(pool, kind, params["item_id"])
         total, rows = await store.versions(
             pool,
+            kind,
             item.id,
             limit=params["page_size"],
             offset=offset(params["page"], params["page_size"]),
@@ -179,7 +180,7 @@ def kind_routes(kind: ContentKind) -> list[Any]:
     async def read_version(request: Request[Any, Any, Any], item_id: int, version: int) -> Any:
         pool = _knm(request).pool
         item = await service.load(pool, kind, item_id)
-        row = await store.version(pool, item.id, version)
+        row = await store.version(pool, kind, item.id, version)
         if row is None:
             raise NotFound(f"{label} ID {item_id} has no version {version}")
         values = {

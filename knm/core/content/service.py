@@ -10,7 +10,7 @@ import msgspec
 
 from knm.core.content import store
 from knm.core.content.kinds import ContentDraft, ContentItem, ContentKind
-from knm.core.errors import Conflict, Invalid, NotFound, PayloadTooLarge
+from knm.core.errors import Conflict, ErrorDetail, Invalid, NotFound, PayloadTooLarge
 
 if TYPE_CHECKING:
     from knm.core.state import Knm
@@ -74,18 +74,41 @@ def check_size(kind: ContentKind, body: Any) -> None:
         )
 
 
+_BASE_FIELDS = ("name", "description", "category", "tags")
+
+
+def detail_of(kind: ContentKind, problem: str | ErrorDetail) -> ErrorDetail:
+    """A problem with its place: a sentence goes to the field it names first (``name must not
+    be empty``; ``every tag …`` is ``tags``), else to the kind's body field."""
+    if isinstance(problem, ErrorDetail):
+        return problem
+    first = problem.split(" ", 1)[0].rstrip(":")
+    fields = (*_BASE_FIELDS, kind.body_field, *kind.extra_fields)
+    if first in fields:
+        return ErrorDetail(field=first, message=problem)
+    if " tag" in f" {problem}":
+        return ErrorDetail(field="tags", message=problem)
+    return ErrorDetail(field=kind.body_field, message=problem)
+
+
+def refuse(kind: ContentKind, problems: list[str | ErrorDetail]) -> Invalid:
+    """The 422 listing every problem, in ``error`` and with its place in ``details``."""
+    details = [detail_of(kind, problem) for problem in problems]
+    return Invalid("; ".join(d.message for d in details), details=details)
+
+
 async def check(knm: Knm, kind: ContentKind, draft: ContentDraft) -> ContentDraft:
     """``draft`` normalized, or 413/422 with every problem found."""
     check_size(kind, draft.body)
     draft = normalized(draft)
-    problems = base_problems(kind, draft)
+    problems: list[str | ErrorDetail] = list(base_problems(kind, draft))
     if kind.validate is not None and not problems:
         found = kind.validate(knm, draft)
         if inspect.isawaitable(found):
             found = await found
         problems.extend(found or [])
     if problems:
-        raise Invalid("; ".join(problems))
+        raise refuse(kind, problems)
     return draft
 
 
@@ -172,12 +195,8 @@ async def update(
                 f"version mismatch: current is {item.version}", message="version mismatch"
             )
         draft = await check(knm, kind, merged(kind, item, data))
-        changed = store.versioned_state(kind, draft.body, draft.extras) != store.versioned_state(
-            kind, item.body, item.extras
-        )
-        return await store.update(
-            conn, kind, item_id, draft, new_version=changed, username=username
-        )
+        # Every successful PUT answers version + 1 (the wire contract), whatever it changed.
+        return await store.update(conn, kind, item_id, draft, new_version=True, username=username)
 
 
 async def delete(conn: Any, kind: ContentKind, item_id: int) -> ContentItem:
@@ -217,7 +236,7 @@ async def clone(
     draft = normalized(draft)
     problems = base_problems(kind, draft)
     if problems:
-        raise Invalid("; ".join(problems))
+        raise refuse(kind, list(problems))
     async with conn.transaction():
         return await store.insert(conn, kind, draft, username=username)
 
@@ -247,7 +266,7 @@ async def get_pinned(knm: Knm, kind: str | ContentKind, item_id: int, version: i
     item = await load(knm.pool, spec, item_id)
     if item.version == version:
         return item
-    row = await store.version(knm.pool, item_id, version)
+    row = await store.version(knm.pool, spec, item_id, version)
     if row is None:
         raise NotFound(f"{spec.label} ID {item_id} has no version {version}")
     body = row["body"] if spec.body_type is str else msgspec.convert(row["body"], spec.body_type)

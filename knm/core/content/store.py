@@ -1,4 +1,7 @@
-"""SQL over ``content_items`` and ``content_versions``: every kind in one pair of tables."""
+"""SQL over ``content_items`` and ``content_versions``: every kind in one pair of tables.
+
+Ids are per kind (``(kind, id)`` is the key): each kind's next id comes from its row of
+``content_ids``, so a fresh install has playbook 1, script 1 and workflow 1."""
 
 from __future__ import annotations
 
@@ -129,8 +132,10 @@ async def search(
 async def _add_version(conn: Conn, kind: ContentKind, item: ContentItem) -> None:
     body, extras = versioned_state(kind, item.body, item.extras)
     await conn.execute(
-        "INSERT INTO content_versions (item_id, version, body, extras, created_by, created_at) "
-        "VALUES ($1, $2, $3, $4, $5, $6)",
+        "INSERT INTO content_versions "
+        "(kind, item_id, version, body, extras, created_by, created_at) "
+        "VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        kind.kind,
         item.id,
         item.version,
         body,
@@ -152,12 +157,17 @@ async def insert(
     username: str | None,
     is_builtin: bool = False,
 ) -> ContentItem:
-    """Insert an item and its version 1 (call inside a transaction)."""
+    """Insert an item with the kind's next id, and its version 1 (call inside a transaction:
+    the kind's counter row stays locked until it ends, and a failed insert gives its id back)."""
     try:
         row = await conn.fetchrow(
-            "INSERT INTO content_items (kind, name, description, body, extras, category, tags, "
-            "is_builtin, is_active, created_by, updated_by) "
-            f"VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10) RETURNING {_ALL}",
+            "WITH next AS (INSERT INTO content_ids (kind, last_id) VALUES ($1, 1) "
+            "ON CONFLICT (kind) DO UPDATE SET last_id = content_ids.last_id + 1 "
+            "RETURNING last_id) "
+            "INSERT INTO content_items (id, kind, name, description, body, extras, category, "
+            "tags, is_builtin, is_active, created_by, updated_by) "
+            "SELECT next.last_id, $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10 FROM next "
+            f"RETURNING {_ALL}",
             kind.kind,
             draft.name,
             draft.description,
@@ -217,23 +227,32 @@ async def delete(conn: Conn, kind: ContentKind, item_id: int) -> None:
 
 
 async def versions(
-    conn: Conn, item_id: int, *, limit: int, offset: int
+    conn: Conn, kind: ContentKind, item_id: int, *, limit: int, offset: int
 ) -> tuple[int, list[asyncpg.Record]]:
-    total = await conn.fetchval("SELECT count(*) FROM content_versions WHERE item_id = $1", item_id)
+    total = await conn.fetchval(
+        "SELECT count(*) FROM content_versions WHERE kind = $1 AND item_id = $2",
+        kind.kind,
+        item_id,
+    )
     rows = await conn.fetch(
-        "SELECT version, created_at, created_by FROM content_versions WHERE item_id = $1 "
+        "SELECT version, created_at, created_by FROM content_versions "
+        "WHERE kind = $1 AND item_id = $2 "
         f"ORDER BY version DESC LIMIT {int(limit)} OFFSET {int(offset)}",
+        kind.kind,
         item_id,
     )
     return total, rows
 
 
-async def version(conn: Conn, item_id: int, number: int) -> asyncpg.Record | None:
+async def version(
+    conn: Conn, kind: ContentKind, item_id: int, number: int
+) -> asyncpg.Record | None:
     if not 1 <= number < 2**31:
         return None
     return await conn.fetchrow(
         "SELECT version, created_at, created_by, body, extras FROM content_versions "
-        "WHERE item_id = $1 AND version = $2",
+        "WHERE kind = $1 AND item_id = $2 AND version = $3",
+        kind.kind,
         item_id,
         number,
     )

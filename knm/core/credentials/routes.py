@@ -17,7 +17,8 @@ from knm.core.credentials.models import (
     Secrets,
 )
 from knm.core.crypto import keyring_of
-from knm.core.envelope import Envelope, PageNo, PageSize, created, offset, ok
+from knm.core.envelope import Done, Envelope, PageNo, PageSize, created, offset, ok
+from knm.core.errors import BadRequest
 
 _PLAIN = ("name", "description", "username", "auth_type", "port")
 _LIMITS = store.USE_FIELDS
@@ -40,6 +41,11 @@ async def create_credential(
     request: Request[Any, Any, Any], data: CredentialCreate
 ) -> Envelope[Credential]:
     knm = _knm(request)
+    # The secret its auth_type needs, left out (or null): a missing field, so 400 (an empty
+    # one is a value breaking a rule, 422, from check_secrets).
+    needed = "password" if data.auth_type == "password" else "private_key"
+    if getattr(data, needed) is None:
+        raise BadRequest(f"{needed}: required when auth_type is {data.auth_type}")
     _check_plain(data.name, data.description, data.username, data.port)
     secrets = Secrets(
         password=data.password or "",
@@ -141,7 +147,7 @@ async def update_credential(
     status_code=200,
     summary="Delete a credential (not while a pending or running task uses it)",
 )
-async def delete_credential(request: Request[Any, Any, Any], credential_id: int) -> Envelope[Any]:
+async def delete_credential(request: Request[Any, Any, Any], credential_id: int) -> Done:
     knm = _knm(request)
     async with knm.pool.acquire() as conn:
         name = await store.delete(conn, credential_id)

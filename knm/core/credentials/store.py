@@ -178,7 +178,19 @@ async def delete(conn: asyncpg.Connection, credential_id: int) -> str:
                 f"credential {row['name']!r} is used by {busy} pending or running task(s); "
                 "delete it once they finish"
             )
-        await conn.execute("DELETE FROM credentials WHERE id = $1", credential_id)
+        try:
+            async with conn.transaction():
+                await conn.execute("DELETE FROM credentials WHERE id = $1", credential_id)
+        except asyncpg.ForeignKeyViolationError:
+            clusters = await conn.fetch(
+                "SELECT name FROM clusters WHERE default_credential_id = $1 ORDER BY name",
+                credential_id,
+            )
+            names = ", ".join(r["name"] for r in clusters) or "a cluster"
+            raise Conflict(
+                f"credential {row['name']!r} is the default_credential_id of {names}; "
+                "change that first"
+            ) from None
     return row["name"]
 
 

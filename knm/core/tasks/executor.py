@@ -36,6 +36,13 @@ class Executor(abc.ABC):
     #: The last path segment of the start route (the spec says ``run`` for Ansible).
     execute_path: ClassVar[str] = "execute"
     requires_credential: ClassVar[bool] = True
+    #: A request naming no ``credential_id`` gets its cluster's ``default_credential_id``
+    #: (False for executors that never log in to nodes, such as k8s).
+    uses_credential: ClassVar[bool] = True
+    #: The executor's own fields in its execute and status answers and history rows (what
+    #: ``prepare`` puts in ``summary``, and ``status_fields``), by type: the OpenAPI document
+    #: shows them (``{"command": str}``).
+    answer_fields: ClassVar[dict[str, Any]] = {}
     #: Recoverable executors get ``recover(ctx)`` on another worker when their worker dies.
     recoverable: ClassVar[bool] = False
     #: Status answers include each node's stdout and stderr.
@@ -196,7 +203,11 @@ class TaskContext:
             rows.append((self.task_id, node, stream, buffer.seq, safe[start : start + CHUNK]))
             buffer.seq += 1
         self._writer.chunks(rows)
-        self.emit("output", "", {"node": node, "stream": stream, "text": safe})
+        self.emit(
+            "output",
+            f"output from {node} ({stream})",
+            {"node": node, "stream": stream, "text": safe},
+        )
 
     async def flush_output(self) -> None:
         """Writes every pending node start, output chunk and node end now."""

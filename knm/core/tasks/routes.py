@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import date
 from typing import Any, Literal
 
@@ -16,6 +17,7 @@ from knm.core.tasks import events, output, service, store
 from knm.core.tasks.executor import Executor
 from knm.core.tasks.schemas import HistoryPage
 from knm.wire import CancelResult, Event, TaskState, page_of
+from knm.wire.tasks import answer_shapes
 
 
 class RerunRequest(msgspec.Struct, forbid_unknown_fields=True):
@@ -51,6 +53,10 @@ def executor_routes(executor: Executor) -> list[Any]:
     base = f"/automation/{executor.route}"
     kind = executor.kind
     tag = [executor.route]
+    # What the answers look like, for the OpenAPI document (they are sent as built).
+    started_type, status_type = answer_shapes(
+        re.sub(r"\W", "", kind.title()), executor.answer_fields
+    )
 
     def gate(role: Guard) -> Guard:
         # One guard for role and feature: Litestar copies the handler for every guard it calls.
@@ -76,7 +82,7 @@ def executor_routes(executor: Executor) -> list[Any]:
     execute.__annotations__ = {
         "request": Request[Any, Any, Any],
         "data": executor.request_type,
-        "return": Envelope[dict[str, Any]],
+        "return": Envelope[started_type],  # type: ignore[valid-type]
     }
 
     async def status(request: Request[Any, Any, Any], task_id: str) -> Envelope[dict[str, Any]]:
@@ -87,6 +93,12 @@ def executor_routes(executor: Executor) -> list[Any]:
         knm = _knm(request)
         await knm.features.require(executor.feature)
         return ok(await service.status_of(knm, task_id, kind))
+
+    status.__annotations__ = {
+        "request": Request[Any, Any, Any],
+        "task_id": str,
+        "return": Envelope[status_type],  # type: ignore[valid-type]
+    }
 
     async def cancel(request: Request[Any, Any, Any], task_id: str) -> Envelope[CancelResult]:
         knm = _knm(request)
@@ -125,6 +137,13 @@ def executor_routes(executor: Executor) -> list[Any]:
         )
         await knm.audit(request, "task.rerun", task.task_id, detail={"rerun_of": task_id})
         return ok(service.start_answer(task) | {"rerun_of": task_id}, "task started")
+
+    rerun.__annotations__ = {
+        "request": Request[Any, Any, Any],
+        "task_id": str,
+        "data": RerunRequest | None,
+        "return": Envelope[started_type],  # type: ignore[valid-type]
+    }
 
     async def history(
         request: Request[Any, Any, Any],
@@ -194,8 +213,12 @@ async def list_tasks(
     return await _history_page(request, where, page, page_size)
 
 
+#: Any task's status answer: the common fields (and its kind's own beside them).
+_, AnyTaskStatus = answer_shapes("AnyTask", {})
+
+
 @get("/tasks/{task_id:str}", summary="Status of any task")
-async def get_task(request: Request[Any, Any, Any], task_id: str) -> Envelope[dict[str, Any]]:
+async def get_task(request: Request[Any, Any, Any], task_id: str) -> Envelope[AnyTaskStatus]:  # type: ignore[valid-type]
     check_role(request, "viewer")  # not a guard: see ``status`` in executor_routes
     knm = _knm(request)
     return ok(await service.status_of(knm, task_id))

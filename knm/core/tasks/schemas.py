@@ -42,7 +42,20 @@ class ExecRequest(TargetRequest, kw_only=True, forbid_unknown_fields=True):
     #: After this many failed nodes, start no more; the rest fail as ``skipped``.
     max_failures: int | None = None
 
+    def shape_problems(self) -> list[str]:
+        """Fields missing, or given together where one excludes the other: a 400 (the body's
+        shape is wrong), each naming its field first."""
+        found = []
+        if self.target_nodes and self.target_selector and self.target_selector.strip():
+            found.append("target_nodes: give either target_nodes or target_selector, not both")
+        if not self.target_nodes and not (self.target_selector or "").strip():
+            found.append(
+                "target_nodes: required (node names), or target_selector (a label selector)"
+            )
+        return found
+
     def problems(self) -> list[str]:
+        """Values that break a rule: a 422."""
         found = []
         for name in ("timeout", "deadline", "batch_size"):
             value = getattr(self, name)

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 import asyncpg
 import msgspec
 
-from knm.core.errors import Conflict, Invalid, NotFound
+from knm.core.errors import BadRequest, Conflict, Invalid, NotFound
 from knm.core.tasks import output, store
 from knm.core.tasks.executor import Executor
 from knm.core.tasks.ids import kind_of, new_task_id
@@ -30,15 +30,21 @@ async def start_task(
     rerun_of: str | None = None,
 ) -> TaskRow:
     """Check, prepare and record a task, then hand it to a runner. Returns it as stored."""
+    shape = request.shape_problems()
+    if shape:
+        raise BadRequest("; ".join(shape))
     problems = request.problems()
     if problems:
         raise Invalid("; ".join(problems))
+    if request.credential_id is None and executor.uses_credential:
+        request.credential_id = await default_credential(knm, request.cluster_name)
     if executor.requires_credential and request.credential_id is None:
-        raise Invalid("credential_id is required")
+        raise missing_credential(request.cluster_name)
     if request.credential_id is not None:
         from knm.core.credentials import use
 
-        # Who may use the credential, and where: 403 before anything is prepared or stored.
+        # Who may use the credential (the cluster's default too), and where: 403 before
+        # anything is prepared or stored.
         await use.require(knm, request.credential_id, principal, request.cluster_name)
     user_id = principal.user_id if principal else None
     if idempotency_key and user_id is not None:
@@ -100,6 +106,21 @@ async def start_task(
     # Behind a limit, or no runner here: a worker elsewhere (or later) claims it.
     await knm.pool.execute("SELECT pg_notify('knm_tasks', $1)", task_id)
     return await store.get_task(knm.pool, task_id) or task
+
+
+async def default_credential(knm: Knm, cluster_name: str) -> int | None:
+    """The cluster's ``default_credential_id``; None also for an unknown cluster (``prepare``
+    says 404 about that when it needs the cluster)."""
+    from knm.core.clusters.store import default_credential_id
+
+    return await default_credential_id(knm.pool, cluster_name)
+
+
+def missing_credential(cluster_name: str, needed_by: str = "") -> BadRequest:
+    """400: no ``credential_id`` in the request, and none to stand in for it."""
+    return BadRequest(
+        f"credential_id: required{needed_by} (cluster {cluster_name} has no default_credential_id)"
+    )
 
 
 async def find_task(knm: Knm, task_id: str, kind: str | None = None) -> TaskRow:
@@ -168,7 +189,8 @@ async def status_of(knm: Knm, task_id: str, kind: str | None = None) -> msgspec.
         failed_count=task.failed_count,
         progress=task.progress,
         message=task.message,
-        start_time=task.start_time,
+        # A pending task shows when it was accepted, as its execute answer did.
+        start_time=task.start_time or task.created_at,
         end_time=task.end_time,
         duration=task.duration,
         created_at=task.created_at,

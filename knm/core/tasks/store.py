@@ -466,7 +466,8 @@ async def history(
     total = await counts.total(conn, where, sql_where, args)
     records = await conn.fetch(
         f"""SELECT id, task_id, kind, status, cluster_name, target_nodes, success_count,
-                   failed_count, start_time, end_time, user_id, username, parent_task_id,
+                   failed_count, coalesce(start_time, created_at) AS start_time, end_time,
+                   user_id, username, parent_task_id,
                    created_at, summary,
                    CASE WHEN start_time IS NULL THEN NULL
                         ELSE extract(epoch FROM coalesce(end_time, now()) - start_time)::int
@@ -475,8 +476,10 @@ async def history(
             ORDER BY created_at DESC, id DESC LIMIT {int(limit)} OFFSET {int(offset)}""",
         *args,
     )
-    items = [HistoryItem(**dict(r)) for r in records]
-    for item in items:
+    items = []
+    for record in records:
+        values = dict(record)
         # The contract puts the kind's display fields at the top level of each row.
-        item.extra = item.summary
+        summary = values.pop("summary")
+        items.append(HistoryItem(**values, extra=summary))
     return total, items

@@ -57,6 +57,12 @@ class AnsibleExecutor(Executor):
     route = "ansible"
     feature = "ansible"
     request_type = AnsibleRequest
+    answer_fields = {
+        "playbook_id": int,
+        "playbook_name": str,
+        "playbook_version": int,
+        "extra_args": str,
+    }
     execute_path = "run"
     node_output_in_status = False
     task_output_in_status = True

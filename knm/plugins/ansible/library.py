@@ -9,6 +9,7 @@ are cached by content hash.
 from __future__ import annotations
 
 import hashlib
+import re
 from collections import OrderedDict
 from importlib import resources
 from typing import TYPE_CHECKING, Any
@@ -17,7 +18,7 @@ import msgspec
 import yaml
 
 from knm.core.content import BuiltinContent, ContentDraft, ContentKind
-from knm.core.errors import FeatureUnavailable
+from knm.core.errors import ErrorDetail, FeatureUnavailable
 from knm.plugins.ansible import runner, targets_host, toolchain
 from knm.plugins.ansible.schemas import AnsibleSettings
 from knm.plugins.ansible.toolchain import Toolchain
@@ -32,25 +33,54 @@ _MESSAGE_CAP = 2000
 _checked: OrderedDict[str, str] = OrderedDict()
 
 
-def structure_problems(content: str) -> list[str]:
-    """Why ``content`` is not a list of plays (empty when it is)."""
+#: Where Ansible's messages say a problem is ("… line 4, column 7, but may be elsewhere").
+_ANSIBLE_PLACE = re.compile(r"line (\d+), column (\d+)")
+
+
+def _at(message: str, mark: Any = None) -> ErrorDetail:
+    """A problem in ``content``, at a YAML mark (0-based) when there is one."""
+    if mark is None:
+        return ErrorDetail(field="content", message=message)
+    return ErrorDetail(field="content", line=mark.line + 1, column=mark.column + 1, message=message)
+
+
+def located_structure_problems(content: str) -> list[ErrorDetail]:
+    """Why ``content`` is not a list of plays (empty when it is), each at its line."""
     try:
         plays = yaml.safe_load(content)
+        # The same text composed again keeps each play's place.
+        root = yaml.compose(content, Loader=yaml.SafeLoader)
     except yaml.YAMLError as exc:
-        return [f"content is not valid YAML: {exc}"]
+        return [_at(f"content is not valid YAML: {exc}", getattr(exc, "problem_mark", None))]
     if not isinstance(plays, list) or not plays:
-        return ["content must be a YAML list of plays"]
+        return [_at("content must be a YAML list of plays", root.start_mark if root else None)]
+    marks = [node.start_mark for node in root.value] if isinstance(root, yaml.SequenceNode) else []
     problems = []
     for number, play in enumerate(plays, 1):
+        mark = marks[number - 1] if number <= len(marks) else None
         if not isinstance(play, dict):
-            problems.append(f"play {number} must be a mapping")
+            problems.append(_at(f"play {number} must be a mapping", mark))
         elif "import_playbook" in play or "ansible.builtin.import_playbook" in play:
             continue
         elif "hosts" not in play:
-            problems.append(f"play {number} has no hosts")
+            problems.append(_at(f"play {number} has no hosts", mark))
         elif not any(key in play for key in _PLAY_BODIES):
-            problems.append(f"play {number} has no tasks or roles")
+            problems.append(_at(f"play {number} has no tasks or roles", mark))
     return problems
+
+
+def structure_problems(content: str) -> list[str]:
+    """Why ``content`` is not a list of plays (empty when it is)."""
+    return [problem.message for problem in located_structure_problems(content)]
+
+
+def syntax_detail(message: str) -> ErrorDetail:
+    """The syntax check's complaint, at the line and column Ansible names (if it does)."""
+    found = _ANSIBLE_PLACE.search(message)
+    if found is None:
+        return ErrorDetail(field="content", message=message)
+    line, column = int(found.group(1)), int(found.group(2))
+    return ErrorDetail(field="content", line=line, column=column, message=message)
 
 
 def count_tasks(content: str) -> int:
@@ -100,14 +130,14 @@ async def syntax_problem(
     return problem
 
 
-async def validate_playbook(knm: Knm, draft: ContentDraft) -> list[str]:
+async def validate_playbook(knm: Knm, draft: ContentDraft) -> list[ErrorDetail]:
     content: str = draft.body
-    problems = structure_problems(content)
+    problems = located_structure_problems(content)
     if problems:
         return problems
     settings: AnsibleSettings = await knm.features.settings("ansible")
     if found := targets_host.refusals(content, settings.allow_local_plays):
-        return found
+        return [ErrorDetail(field="content", message=reason) for reason in found]
     tools = toolchain.for_app(knm)
     chain = await tools.get(settings)  # 503 when Ansible cannot run here
     try:
@@ -116,7 +146,7 @@ async def validate_playbook(knm: Knm, draft: ContentDraft) -> list[str]:
         tools.forget(settings)
         raise
     if problem:
-        return [f"ansible-playbook --syntax-check: {problem[:_MESSAGE_CAP]}"]
+        return [syntax_detail(f"ansible-playbook --syntax-check: {problem[:_MESSAGE_CAP]}")]
     return []
 
 
@@ -139,7 +169,12 @@ class _Shipped(msgspec.Struct, frozen=True):
     tags: tuple[str, ...]
 
 
+#: In id order on a fresh install: the read-only one first, so a client example that runs
+#: "playbook 1" changes nothing.
 BUILTINS = (
+    _Shipped("node_diagnostics.yml", "Node diagnostics",
+             "Read-only facts: OS, kernel, uptime, load, memory, disks, kubelet and runtime state.",
+             "diagnostics", ("read-only", "diagnostics")),
     _Shipped("system_upgrade.yml", "System upgrade",
              "Upgrade every package (apt or dnf/yum); reboots only when reboot_if_needed is true.",
              "maintenance", ("upgrade", "packages")),
@@ -155,9 +190,6 @@ BUILTINS = (
     _Shipped("time_sync.yml", "Time sync",
              "Point chrony (or ntpd) at ntp_server and wait until the clock is synchronised.",
              "system", ("ntp", "chrony")),
-    _Shipped("node_diagnostics.yml", "Node diagnostics",
-             "Read-only facts: OS, kernel, uptime, load, memory, disks, kubelet and runtime state.",
-             "diagnostics", ("read-only", "diagnostics")),
 )  # fmt: skip
 
 

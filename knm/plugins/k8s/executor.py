@@ -72,7 +72,9 @@ class K8sExecutor(Executor):
     route = "k8s"
     feature = "k8s"
     request_type = K8sRequest
+    answer_fields = {"action": str}
     requires_credential = False
+    uses_credential = False
     node_output_in_status = False
 
     async def prepare(self, knm: Knm, request: K8sRequest, principal: Any) -> Prepared:

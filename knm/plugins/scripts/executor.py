@@ -1,7 +1,7 @@
 """The ``script`` executor: a stored script, with its parameters, run on nodes over SSH.
 
 ``prepare`` pins the script's version, checks the parameters (undeclared, missing required,
-failing their pattern: 422) and the command policy for shell scripts. Secret parameter values
+failing their pattern: 422; a script that declares none takes any with a valid name) and the command policy for shell scripts. Secret parameter values
 go to ``Prepared.secrets`` (sealed with the task, masked in output); the stored request holds
 ``********`` in their place, which is why a rerun of such a task asks for them again (422).
 ``run`` sends each node the program of ``preamble.py`` on stdin of ``sh -s``.
@@ -20,7 +20,13 @@ from knm.core.errors import Invalid, KnmError
 from knm.core.tasks import Executor, NodeResult, Prepared, TaskContext
 from knm.core.tasks.output import MASK
 from knm.plugins.scripts.library import SCRIPT
-from knm.plugins.scripts.preamble import MISSING_MARK, SH_FALLBACK_MARK, command_for, program
+from knm.plugins.scripts.preamble import (
+    MISSING_MARK,
+    NAME,
+    SH_FALLBACK_MARK,
+    command_for,
+    program,
+)
 from knm.plugins.scripts.schemas import (
     ParameterValue,
     ScriptExtras,
@@ -33,6 +39,8 @@ if TYPE_CHECKING:
     from knm.core.state import Knm
 
 MAX_VALUE = 64 * 1024
+#: Parameters a script that declares none may be given.
+MAX_FREE = 100
 # What sudo says when it refuses to run a command (any locale-independent part of it).
 _SUDO_REFUSED = re.compile(
     r"is not allowed to execute|a password is required|incorrect password|"
@@ -46,12 +54,54 @@ def text_of(value: ParameterValue) -> str:
     return str(value)
 
 
+#: Variables that change how the shell, the interpreter or the loader behave: a script that
+#: declares no parameters takes any other name, never these (the script's author did not ask
+#: for them, and they could run code the command policy never saw).
+RESERVED_NAMES = frozenset(
+    {"PATH", "IFS", "ENV", "BASH_ENV", "SHELLOPTS", "BASHOPTS", "CDPATH", "GLOBIGNORE", "PS4",
+     "PROMPT_COMMAND", "HOME", "SHELL", "TMPDIR"}
+)  # fmt: skip
+RESERVED_PREFIXES = ("LD_", "BASH_FUNC_", "PYTHON", "KNM_", "SUDO_")
+
+
+def _reserved(name: str) -> bool:
+    return name in RESERVED_NAMES or name.startswith(RESERVED_PREFIXES)
+
+
+def free_parameters(given: dict[str, str]) -> dict[str, str]:
+    """A script that declares no parameters gets every given one with a valid environment
+    variable name (``^[A-Z_][A-Z0-9_]*$``, not reserved); or 422 naming the others."""
+    problems = []
+    if bad := sorted(name for name in given if not NAME.match(name)):
+        problems.append(
+            f"invalid parameter names: {', '.join(bad)} (names must match ^[A-Z_][A-Z0-9_]*$)"
+        )
+    if reserved := sorted(name for name in given if NAME.match(name) and _reserved(name)):
+        problems.append(f"reserved parameter names: {', '.join(reserved)}")
+    for name, value in given.items():
+        if "\x00" in value:
+            problems.append(f"parameter {name} must not contain NUL characters")
+        elif len(value) > MAX_VALUE:
+            problems.append(f"parameter {name} must be at most {MAX_VALUE} characters")
+    if len(given) > MAX_FREE:
+        problems.append(f"at most {MAX_FREE} parameters are allowed")
+    if problems:
+        raise Invalid("; ".join(problems), message="invalid script parameters")
+    return dict(given)
+
+
 def resolve_parameters(declared: list[ScriptParameter], given: dict[str, str]) -> dict[str, str]:
-    """The values the script gets: given ones checked, defaults filled in; or 422."""
+    """The values the script gets: given ones checked, defaults filled in; or 422. A script
+    that declares no parameters takes any with a valid name (``free_parameters``)."""
+    if not declared:
+        return free_parameters(given)
     known = {param.name: param for param in declared}
     problems = []
     if undeclared := sorted(set(given) - set(known)):
-        problems.append(f"undeclared parameters: {', '.join(undeclared)}")
+        problems.append(
+            f"undeclared parameters: {', '.join(undeclared)} "
+            f"(this script takes: {', '.join(known)})"
+        )
     values: dict[str, str] = {}
     missing = []
     for param in declared:
@@ -83,6 +133,14 @@ class ScriptExecutor(Executor):
     route = "scripts"
     feature = "scripts"
     request_type = ScriptRequest
+    answer_fields = {
+        "script_id": int,
+        "script_name": str,
+        "script_version": int,
+        "language": str,
+        "parameters": dict[str, str],
+        "sudo": bool,
+    }
 
     async def _script(self, knm: Knm, request: ScriptRequest) -> ContentItem:
         if request.script_id is not None:

@@ -19,6 +19,7 @@ import msgspec
 
 from knm.core import policy
 from knm.core.content import BuiltinContent, ContentDraft, ContentKind
+from knm.core.errors import ErrorDetail
 from knm.core.policy import CommandContext
 from knm.plugins.scripts.preamble import NAME
 from knm.plugins.scripts.schemas import ScriptExtras, ScriptParameter
@@ -58,7 +59,8 @@ def python_syntax_problem(content: str) -> str:
     try:
         compile(content, "<script>", "exec", dont_inherit=True)
     except SyntaxError as exc:
-        return f"python syntax error: {exc.msg} (line {exc.lineno})"
+        column = f", column {exc.offset}" if exc.offset else ""
+        return f"python syntax error: {exc.msg} (line {exc.lineno}{column})"
     except ValueError as exc:
         return f"python syntax error: {exc}"
     return ""
@@ -88,10 +90,42 @@ def parameter_problems(parameters: list[ScriptParameter]) -> list[str]:
     return problems
 
 
-async def validate_script(knm: Knm, draft: ContentDraft) -> list[str]:
+#: Where ``bash -n`` says a problem is ("line 3: syntax error near unexpected token").
+_BASH_LINE = re.compile(r"^(?:bash -n: )?line (\d+):")
+#: Where ``python_syntax_problem`` says it is.
+_PYTHON_LINE = re.compile(r"\(line (\d+)(?:, column (\d+))?\)$")
+
+
+def syntax_detail(problem: str) -> ErrorDetail:
+    """A syntax complaint about ``content``, at the line (and column) it names."""
+    found = _BASH_LINE.match(problem) or _PYTHON_LINE.search(problem)
+    if found is None:
+        return ErrorDetail(field="content", message=problem)
+    column = found.group(2) if found.re is _PYTHON_LINE else None
+    return ErrorDetail(
+        field="content",
+        line=int(found.group(1)),
+        column=int(column) if column else None,
+        message=problem,
+    )
+
+
+def place_of(content: str, text: str) -> tuple[int | None, int | None]:
+    """Line and column (from 1) where ``text`` first appears in ``content``."""
+    at = content.find(text)
+    if at < 0:
+        return None, None
+    before = content[:at]
+    return before.count("\n") + 1, at - (before.rfind("\n") + 1) + 1
+
+
+async def validate_script(knm: Knm, draft: ContentDraft) -> list[str | ErrorDetail]:
     extras: ScriptExtras = draft.extras
     content: str = draft.body
-    problems = parameter_problems(extras.parameters)
+    problems: list[str | ErrorDetail] = [
+        ErrorDetail(field="parameters", message=problem)
+        for problem in parameter_problems(extras.parameters)
+    ]
     if not content.strip():
         return [*problems, "content must not be empty"]
     if extras.language == "python":
@@ -99,12 +133,21 @@ async def validate_script(knm: Knm, draft: ContentDraft) -> list[str]:
     else:
         problem = await shell_syntax_problem(content)
     if problem:
-        problems.append(problem)
+        problems.append(syntax_detail(problem))
     elif extras.language == "shell":
         found = await policy.violations(
             knm, content, CommandContext(kind="script", cluster_name="")
         )
-        problems.extend(f"dangerous command blocked: {v.matched}" for v in found)
+        for violation in found:
+            line, column = place_of(content, violation.matched)
+            problems.append(
+                ErrorDetail(
+                    field="content",
+                    line=line,
+                    column=column,
+                    message=f"dangerous command blocked: {violation.matched}",
+                )
+            )
     return problems
 
 

@@ -52,10 +52,14 @@ class ScriptRequest(ExecRequest, kw_only=True, forbid_unknown_fields=True):
     #: Run the script as root through ``sudo`` (the credential's password is fed on stdin).
     sudo: bool = False
 
+    def shape_problems(self) -> list[str]:
+        found = super().shape_problems()
+        if (self.script_id is None) == (self.script is None):
+            found.append("script_id: give either script_id or script (a script's name)")
+        return found
+
     def problems(self) -> list[str]:
         found = super().problems()
-        if (self.script_id is None) == (self.script is None):
-            found.append("give either script_id or script (a script's name)")
         if self.script_id is not None and self.script_id <= 0:
             found.append("script_id must be greater than 0")
         return found

@@ -17,6 +17,7 @@ class SshExecutor(Executor):
     route = "ssh"
     feature = "ssh"
     request_type = SshRequest
+    answer_fields = {"command": str, "sudo": bool}
 
     async def prepare(self, knm: Knm, request: SshRequest, principal: Any) -> Prepared:
         context = policy.CommandContext(

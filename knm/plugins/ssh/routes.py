@@ -13,7 +13,7 @@ import msgspec
 from litestar import Request, delete, get, put
 
 from knm.core.auth.guards import ADMIN, VIEWER
-from knm.core.envelope import Envelope, PageNo, PageSize, offset, ok
+from knm.core.envelope import Done, Envelope, PageNo, PageSize, offset, ok
 from knm.core.errors import Invalid, NotFound
 from knm.plugins.ssh import hostkeys
 from knm.plugins.ssh.schemas import HostKeyList, HostKeyPin
@@ -69,9 +69,7 @@ async def pin_host_key(
     tags=_TAGS,
     summary="Forget a node's pinned host key",
 )
-async def forget_host_key(
-    request: Request[Any, Any, Any], cluster: str, node: str
-) -> Envelope[Any]:
+async def forget_host_key(request: Request[Any, Any, Any], cluster: str, node: str) -> Done:
     knm = request.app.state["knm"]
     async with knm.pool.acquire() as conn:
         if not await hostkeys.forget(conn, cluster, node):

@@ -17,9 +17,18 @@ class _Shipped(msgspec.Struct, kw_only=True):
     definition: dict[str, object]
 
 
+#: Installed first, so on a fresh install workflow 1 is read-only (client examples run
+#: "workflow 1"); the rest follow by file name.
+FIRST = ("node_diagnostics.json",)
+
+
+def _order(path: Path) -> tuple[int, str]:
+    return (FIRST.index(path.name) if path.name in FIRST else len(FIRST), path.name)
+
+
 def builtin_workflows() -> list[BuiltinContent]:
     found = []
-    for path in sorted(Path(__file__).with_name("builtin").glob("*.json")):
+    for path in sorted(Path(__file__).with_name("builtin").glob("*.json"), key=_order):
         shipped = msgspec.json.decode(path.read_bytes(), type=_Shipped)
         found.append(
             BuiltinContent(

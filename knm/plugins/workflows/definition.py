@@ -35,6 +35,11 @@ def steps_of(definition: WorkflowDefinition) -> list[Step]:
     return [split(raw) for raw in definition.steps]
 
 
+def used_parameters(steps: list[Step]) -> set[str]:
+    """The names every ``{{ params.<name> }}`` in the steps refers to."""
+    return {name for step in steps for ns, name in references(step.fields) if ns == "params"}
+
+
 def find_cycle(steps: list[Step]) -> list[str] | None:
     """A cycle through ``depends_on`` as a list of step ids (first id repeated last), or None."""
     graph: dict[str, list[str]] = {}
@@ -138,7 +143,9 @@ async def problems(knm: Knm, definition: WorkflowDefinition) -> list[str]:
         found.append(f"parameter {duplicate!r} is declared more than once")
     for step in steps:
         for namespace, name in references(step.fields):
-            if namespace == "params" and name not in declared:
+            # A workflow declaring no parameters takes any (each one it uses must be given
+            # when it runs); one that declares them uses only those.
+            if namespace == "params" and declared and name not in declared:
                 found.append(f"step {step.common.id}: uses undeclared parameter {name!r}")
             if namespace == "steps" and name.split(".")[0] not in known:
                 found.append(f"step {step.common.id}: refers to no step {name.split('.')[0]!r}")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 from typing import TYPE_CHECKING, Any
 
 import msgspec
@@ -13,8 +14,9 @@ from knm.core.content import get_pinned, get_runnable
 from knm.core.errors import Invalid, NotFound
 from knm.core.tasks import Executor, NodeResult, Prepared, TargetNode, TaskContext, locks
 from knm.core.tasks import store as task_store
+from knm.core.tasks.service import missing_credential
 from knm.core.tasks.targets import prepare_targets
-from knm.plugins.workflows.definition import problems, steps_of
+from knm.plugins.workflows.definition import problems, steps_of, used_parameters
 from knm.plugins.workflows.engine import BatchRunner, Journal, StepState
 from knm.plugins.workflows.schemas import WorkflowDefinition, WorkflowRequest
 
@@ -29,11 +31,41 @@ def batches_of(nodes: list[TargetNode], definition: WorkflowDefinition) -> list[
     return [nodes[i : i + size] for i in range(0, len(nodes), size)]
 
 
-def parameters_of(definition: WorkflowDefinition, given: dict[str, str]) -> dict[str, str]:
+#: A parameter name a workflow that declares none accepts (``params.<name>`` in its steps).
+FREE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+#: Parameters such a workflow may be given.
+MAX_FREE = 100
+
+
+def free_parameters(used: set[str], given: dict[str, str]) -> dict[str, str]:
+    """A workflow that declares no parameters takes any with a valid name; the ones its steps
+    use must be given. 422 otherwise."""
+    problems = []
+    if bad := sorted(name for name in given if not FREE_NAME.fullmatch(name)):
+        problems.append(
+            f"invalid parameter names: {', '.join(bad)} (names must match ^[A-Za-z_][A-Za-z0-9_]*$)"
+        )
+    if len(given) > MAX_FREE:
+        problems.append(f"at most {MAX_FREE} parameters are allowed")
+    if missing := sorted(used - set(given)):
+        problems.append(f"missing parameters the steps use: {', '.join(missing)}")
+    if problems:
+        raise Invalid("; ".join(problems))
+    return dict(given)
+
+
+def parameters_of(
+    definition: WorkflowDefinition, given: dict[str, str], used: set[str] | None = None
+) -> dict[str, str]:
+    if not definition.parameters:
+        return free_parameters(used or set(), given)
     declared = {p.name: p for p in definition.parameters}
     unknown = sorted(set(given) - set(declared))
     if unknown:
-        raise Invalid(f"undeclared parameters: {', '.join(unknown)}")
+        raise Invalid(
+            f"undeclared parameters: {', '.join(unknown)} "
+            f"(this workflow takes: {', '.join(declared)})"
+        )
     values: dict[str, str] = {}
     missing = []
     for name, param in declared.items():
@@ -50,11 +82,48 @@ def parameters_of(definition: WorkflowDefinition, given: dict[str, str]) -> dict
     return values
 
 
+def first_step(steps: list[Any]) -> str | None:
+    """The id of the step that starts first: the first one depending on nothing that does
+    not wait for a failure."""
+    for step in steps:
+        if not step.common.depends_on and step.common.when != "on_failure":
+            return step.common.id
+    return steps[0].common.id if steps else None
+
+
+#: How the engine's step states read on the wire (the contract's step status values).
+_WIRE_STEP_STATUS = {"success": "completed"}
+#: A finished step's ``result`` on the wire: the contract's string. Pending, running and
+#: skipped steps have none.
+_WIRE_STEP_RESULT = {"success": "success", "failed": "failed", "cancelled": "failed"}
+
+
+def step_on_wire(state: dict[str, Any]) -> dict[str, Any]:
+    """A stored step state as status answers show it: ``status`` one of the contract's values,
+    ``result`` ``"success"``/``"failed"`` (null until the step has run), and the values the
+    step produced (what ``{{ steps.<id>.<key> }}`` reads) under ``outputs``."""
+    status = state.get("status", "pending")
+    shown = {k: v for k, v in state.items() if k != "result"}
+    shown["status"] = _WIRE_STEP_STATUS.get(status, status)
+    shown["result"] = _WIRE_STEP_RESULT.get(status)
+    shown["outputs"] = state.get("result") or {}
+    return shown
+
+
 class WorkflowExecutor(Executor):
     kind = "workflow"
     route = "workflows"
     feature = "workflows"
     request_type = WorkflowRequest
+    answer_fields = {
+        "workflow_id": int,
+        "workflow_name": str,
+        "workflow_version": int,
+        "current_step": str,
+        "total_steps": int,
+        "parameters": dict[str, str],
+        "resumed_from": str,
+    }
     requires_credential = False
     recoverable = True
     node_output_in_status = False
@@ -65,15 +134,17 @@ class WorkflowExecutor(Executor):
         found = await problems(knm, definition)
         if found:
             raise Invalid("; ".join(found), message="workflow definition is invalid")
-        params = parameters_of(definition, request.parameters)
         types = knm.registry.step_types
         steps = steps_of(definition)
+        params = parameters_of(definition, request.parameters, used_parameters(steps))
         for step in steps:
             step_type = types[step.common.type]
             if step_type.feature:
                 await knm.features.require(step_type.feature)
             if step_type.needs_credential and request.credential_id is None:
-                raise Invalid(f"step {step.common.id} ({step.common.type}) needs a credential_id")
+                raise missing_credential(
+                    request.cluster_name, f" by step {step.common.id} ({step.common.type})"
+                )
         prepared = await prepare_targets(knm, request)
         resumed: dict[str, Any] = {}
         if request.resumed_from:
@@ -86,7 +157,7 @@ class WorkflowExecutor(Executor):
             "workflow_name": item.name,
             "workflow_version": item.version,
             "total_steps": len(steps),
-            "current_step": None,
+            "current_step": first_step(steps),
             "parameters": params,
             **resumed,
         }
@@ -95,9 +166,10 @@ class WorkflowExecutor(Executor):
     def status_fields(self, task: Any) -> dict[str, Any]:
         result = task.result or {}
         return {
-            "current_step": result.get("current_step"),
+            # Until a step has started, the one that will (as the execute answer said).
+            "current_step": result.get("current_step") or task.summary.get("current_step"),
             "total_steps": task.summary.get("total_steps"),
-            "steps": result.get("steps", []),
+            "steps": [step_on_wire(state) for state in result.get("steps", [])],
         }
 
     async def _load(self, ctx: TaskContext) -> tuple[WorkflowDefinition, dict[str, str]]:

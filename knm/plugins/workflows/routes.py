@@ -2,24 +2,40 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
+import msgspec
 from litestar import Request, post
 
 from knm.core.auth.guards import OPERATOR, principal_of
 from knm.core.envelope import Envelope, ok
 from knm.core.errors import Conflict, NotFound
 from knm.core.tasks import service
+from knm.plugins.workflows.executor import WorkflowExecutor
 from knm.plugins.workflows.schemas import Decision, ResumeRequest
+from knm.wire.tasks import answer_shapes
 
 
 async def _feature_on(connection: Any, _: Any) -> None:
     await connection.app.state["knm"].features.require("workflows")
 
 
+class DecisionResult(msgspec.Struct):
+    """What an approve or reject answers."""
+
+    task_id: str
+    step_id: str
+    batch: int
+    decision: Literal["approved", "rejected"]
+
+
+#: The resume answer is a workflow's execute answer.
+WorkflowStarted, _ = answer_shapes("Workflow", WorkflowExecutor.answer_fields)
+
+
 async def _decide(
     request: Request[Any, Any, Any], task_id: str, data: Decision, decision: str
-) -> Envelope[Any]:
+) -> Envelope[DecisionResult]:
     knm = request.app.state["knm"]
     task = await service.find_task(knm, task_id, "workflow")
     if task.finished:
@@ -47,7 +63,7 @@ async def _decide(
         detail={"step_id": data.step_id},
     )
     return ok(
-        {"task_id": task_id, "step_id": data.step_id, "batch": row["batch"], "decision": decision},
+        DecisionResult(task_id, data.step_id, row["batch"], decision),  # type: ignore[arg-type]
         f"step {decision}",
     )
 
@@ -59,7 +75,9 @@ async def _decide(
     summary="Approve a workflow's waiting approval step",
     tags=["workflows"],
 )
-async def approve(request: Request[Any, Any, Any], task_id: str, data: Decision) -> Envelope[Any]:
+async def approve(
+    request: Request[Any, Any, Any], task_id: str, data: Decision
+) -> Envelope[DecisionResult]:
     return await _decide(request, task_id, data, "approved")
 
 
@@ -70,7 +88,9 @@ async def approve(request: Request[Any, Any, Any], task_id: str, data: Decision)
     summary="Reject a workflow's waiting approval step",
     tags=["workflows"],
 )
-async def reject(request: Request[Any, Any, Any], task_id: str, data: Decision) -> Envelope[Any]:
+async def reject(
+    request: Request[Any, Any, Any], task_id: str, data: Decision
+) -> Envelope[DecisionResult]:
     return await _decide(request, task_id, data, "rejected")
 
 
@@ -83,9 +103,7 @@ async def reject(request: Request[Any, Any, Any], task_id: str, data: Decision) 
 )
 async def resume(
     request: Request[Any, Any, Any], task_id: str, data: ResumeRequest | None = None
-) -> Envelope[Any]:
-    import msgspec
-
+) -> Envelope[WorkflowStarted]:  # type: ignore[valid-type]
     knm = request.app.state["knm"]
     original = await service.find_task(knm, task_id, "workflow")
     if not original.finished:

@@ -153,3 +153,31 @@ async def test_upgrades_in_check_mode_finish_with_results_and_change_nothing(
             # The first privileged step: fact gathering as root.
             assert result["message"].startswith("task 'Gathering Facts' failed")
     assert _packages_state() == before
+
+
+@pytest.mark.parametrize(
+    ("content", "places"),
+    [
+        ("- hosts: [unclosed\n", [(2, 1)]),
+        ("- hosts: all\n  tasks: []\n- name: no hosts\n  tasks: []\n- 3\n", [(3, 3), (5, 3)]),
+        ("just: a mapping\n", [(1, 1)]),
+    ],
+)
+def test_structure_problems_say_the_line_and_column_of_each_play(
+    content: str, places: list[tuple[int, int]]
+) -> None:
+    found = library.located_structure_problems(content)
+    assert [(p.field, p.line, p.column) for p in found] == [("content", *at) for at in places]
+    assert library.structure_problems(content) == [p.message for p in found]
+
+
+def test_a_syntax_check_complaint_is_placed_where_ansible_says() -> None:
+    message = (
+        "ansible-playbook --syntax-check: ERROR! conflicting action statements\n"
+        "The error appears to be in '/x/playbook.yml': line 4, column 7, but may be elsewhere"
+    )
+    detail = library.syntax_detail(message)
+    assert (detail.field, detail.line, detail.column, detail.message) == (
+        "content", 4, 7, message,
+    )  # fmt: skip
+    assert library.syntax_detail("no place given").line is None

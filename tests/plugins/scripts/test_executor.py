@@ -79,7 +79,10 @@ async def test_a_script_can_be_named_instead_of_given_by_id(
     ("parameters", "said"),
     [
         ({}, "missing required parameters: PORT"),
-        ({"PORT": "80", "OTHER": "x", "MORE": "y"}, "undeclared parameters: MORE, OTHER"),
+        (
+            {"PORT": "80", "OTHER": "x", "MORE": "y"},
+            "undeclared parameters: MORE, OTHER (this script takes: PORT, HOST, NOTE)",
+        ),
         ({"PORT": "80; id"}, "parameter PORT does not match [0-9]{1,5}"),
         ({"PORT": "123456"}, "parameter PORT does not match"),
     ],
@@ -108,7 +111,9 @@ async def test_unknown_or_inactive_scripts_and_both_or_neither_reference(
     inactive = await make_script("true\n", is_active=False)
     assert_envelope(await _execute(knm_client, admin_headers, fleet, script_id=inactive["id"]), 409)
     both = await _execute(knm_client, admin_headers, fleet, script_id=1, script="x")
-    assert "either script_id or script" in assert_envelope(both, 422)["error"]
+    assert "either script_id or script" in assert_envelope(both, 400)["error"]
+    neither = await _execute(knm_client, admin_headers, fleet)
+    assert "script_id: give either" in assert_envelope(neither, 400)["error"]
 
 
 async def test_injection_attempts_in_values_run_nothing_on_the_nodes(
@@ -375,3 +380,42 @@ def test_the_wrappers_notes_make_the_result_more_precise() -> None:
     with_sh = outcome(NodeResult.success("exit code 0"), f"{SH_FALLBACK_MARK}\n", sudo=False)
     assert with_sh.status == "success"
     assert with_sh.message == "exit code 0 (bash is not installed: the script ran with sh)"
+
+
+async def test_a_script_declaring_no_parameters_takes_any_with_a_valid_name(
+    run_script: Runner, make_script: Maker
+) -> None:
+    script = await make_script('echo "port=$PORT mode=$MODE_2"\n')
+    status = await run_script(
+        script_id=script["id"], parameters={"PORT": "8080", "MODE_2": "x y"},
+        target_nodes=["node1"],
+    )  # fmt: skip
+    assert status["results"][0]["stdout"] == "port=8080 mode=x y\n"
+
+
+@pytest.mark.parametrize(
+    ("parameters", "said"),
+    [
+        ({"port": "1"}, "invalid parameter names: port"),
+        ({"A-B": "1", "1X": "2"}, "invalid parameter names: 1X, A-B"),
+        ({"PATH": "/tmp"}, "reserved parameter names: PATH"),
+        (
+            {"LD_PRELOAD": "/x.so", "BASH_ENV": "/x"},
+            "reserved parameter names: BASH_ENV, LD_PRELOAD",
+        ),
+        ({"V": "a\x00b"}, "parameter V must not contain NUL characters"),
+    ],
+)
+async def test_a_script_declaring_no_parameters_refuses_bad_or_reserved_names(
+    knm_client: ApiClient,
+    admin_headers: dict[str, str],
+    fleet: FleetCluster,
+    make_script: Maker,
+    parameters: dict[str, str],
+    said: str,
+) -> None:
+    script = await make_script("true\n")
+    response = await _execute(
+        knm_client, admin_headers, fleet, script_id=script["id"], parameters=parameters
+    )
+    assert said in assert_envelope(response, 422)["error"]

@@ -141,3 +141,28 @@ async def test_an_update_is_validated_and_a_new_parameter_list_is_a_new_version(
     assert assert_envelope(ok, 200)["data"]["version"] == 2
     old = assert_envelope(await knm_client.get(f"{path}/versions/1", headers=admin_headers), 200)
     assert old["data"]["parameters"] == []
+
+
+@pytest.mark.parametrize(
+    ("body", "detail"),
+    [
+        ({"content": "echo hi\nfi\n"}, {"field": "content", "line": 2, "column": None}),
+        ({"content": "x = 1\ndef f(:\n    pass\n", "language": "python"},
+         {"field": "content", "line": 2, "column": 7}),
+        ({"content": "echo start\n  rm -rf /\n"}, {"field": "content", "line": 2, "column": 3}),
+        ({"parameters": [{"name": "port"}]}, {"field": "parameters", "line": None,
+                                              "column": None}),
+        ({"name": ""}, {"field": "name", "line": None, "column": None}),
+    ],
+)  # fmt: skip
+async def test_a_refused_script_says_where_each_problem_is(
+    knm_client: ApiClient,
+    admin_headers: dict[str, str],
+    body: dict[str, Any],
+    detail: dict[str, Any],
+) -> None:
+    response = await _post(knm_client, admin_headers, **body)
+    answer = assert_envelope(response, 422)
+    (first,) = answer["details"]
+    assert {k: first[k] for k in ("field", "line", "column")} == detail
+    assert first["message"] == answer["error"]

@@ -336,3 +336,31 @@ async def _no_session_left(fleet: FleetCluster, cmdline: str) -> None:
         return not _sessions(fleet, cmdline)
 
     await eventually(gone, deadline=30)
+
+
+async def test_without_credential_id_the_clusters_default_is_used_and_without_one_it_is_400(
+    knm_client: ApiClient, admin_headers: dict[str, str], fleet: FleetCluster
+) -> None:
+    body = {"cluster_name": fleet.cluster_name, "target_nodes": ["node1"], "command": "echo hi"}
+    response = await knm_client.post("/automation/ssh/execute", json=body, headers=admin_headers)
+    error = assert_envelope(response, 400)["error"]
+    assert error.startswith("credential_id: required") and "default_credential_id" in error
+    cluster = f"/clusters/{fleet.cluster_name}"
+    changed = await knm_client.put(
+        cluster, json={"default_credential_id": fleet.credential_id}, headers=admin_headers
+    )
+    assert_envelope(changed, 200)
+    try:
+        response = await knm_client.post(
+            "/automation/ssh/execute", json=body, headers=admin_headers
+        )
+        task_id = assert_envelope(response, 200)["data"]["task_id"]
+        status = await wait_for_task(knm_client, admin_headers, task_id)
+        assert status["results"][0]["stdout"] == "hi\n"
+        # A credential named in the request still wins over the default.
+        named = await knm_client.post(
+            "/automation/ssh/execute", json={**body, "credential_id": 999}, headers=admin_headers
+        )
+        assert_envelope(named, 404)
+    finally:
+        await knm_client.put(cluster, json={"default_credential_id": None}, headers=admin_headers)

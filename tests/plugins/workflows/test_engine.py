@@ -89,10 +89,12 @@ async def test_a_diamond_runs_parallel_branches_and_each_step_is_a_child_task(
     started = await run(knm_client, admin_headers, wf)
     assert started["task_id"].startswith("workflow-exec-")
     assert started["workflow_name"] == "diamond" and started["total_steps"] == 4
+    assert started["current_step"] == "a"
     status = await wait_for_task(knm_client, admin_headers, started["task_id"])
     assert status["status"] == "completed", status
     steps = steps_by_id(status)
-    assert [steps[i]["status"] for i in "abcd"] == ["success"] * 4
+    assert [steps[i]["status"] for i in "abcd"] == ["completed"] * 4
+    assert [steps[i]["result"] for i in "abcd"] == ["success"] * 4
     assert status["total_steps"] == 4 and status["current_step"] == "d"
     child = await knm_client.get(f"/tasks/{steps['b']['task_id']}", headers=admin_headers)
     assert child.json()["data"]["parent_task_id"] == started["task_id"]
@@ -128,6 +130,12 @@ async def test_a_failed_step_skips_its_dependents_and_runs_failure_and_always_st
     assert [steps[i]["status"] for i in ("work", "next", "alert", "cleanup")] == [
         "failed",
         "skipped",
+        "completed",
+        "completed",
+    ]
+    assert [steps[i]["result"] for i in ("work", "next", "alert", "cleanup")] == [
+        "failed",
+        None,
         "success",
         "success",
     ]
@@ -159,7 +167,7 @@ async def test_continue_on_error_lets_dependents_run_and_retries_are_counted(
     )
     steps = steps_by_id(status)
     assert steps["flaky"]["attempts"] == 2 and steps["flaky"]["status"] == "failed"
-    assert steps["after"]["status"] == "success"
+    assert steps["after"]["status"] == "completed"
     assert status["status"] == "completed"
 
 
@@ -202,7 +210,39 @@ async def test_parameters_and_earlier_results_render_into_steps(
         },
         headers=admin_headers,
     )
-    assert "nope" in assert_envelope(bad, 422)["error"]
+    error = assert_envelope(bad, 422)["error"]
+    assert error == "undeclared parameters: nope (this workflow takes: greeting)"
+
+
+async def test_a_workflow_declaring_no_parameters_takes_any_and_needs_those_it_uses(
+    knm_client: ApiClient, admin_headers: dict[str, str]
+) -> None:
+    wf = await create(
+        knm_client,
+        admin_headers,
+        "undeclared parameters",
+        [{"id": "say", "type": "test", "echo": "{{ params.word }} {node}"}],
+    )
+    started = await run(
+        knm_client, admin_headers, wf, nodes=["n1"],
+        parameters={"word": "hello", "global_param1": "value1"},
+    )  # fmt: skip
+    status = await wait_for_task(knm_client, admin_headers, started["task_id"])
+    child = steps_by_id(status)["say"]["task_id"]
+    said = (await knm_client.get(f"/tasks/{child}", headers=admin_headers)).json()["data"]
+    assert said["results"][0]["stdout"] == "hello n1\n"
+    assert status["parameters"] == {"word": "hello", "global_param1": "value1"}
+    for parameters, error in [
+        ({"global_param1": "value1"}, "missing parameters the steps use: word"),
+        ({"word": "x", "bad-name": "y"}, "invalid parameter names: bad-name"),
+    ]:
+        response = await knm_client.post(
+            "/automation/workflows/execute",
+            json={"workflow_id": wf, "cluster_name": "lab", "target_nodes": ["n1"],
+                  "parameters": parameters},
+            headers=admin_headers,
+        )  # fmt: skip
+        assert error in assert_envelope(response, 422)["error"]
 
 
 async def test_every_validation_problem_comes_back_in_one_422(
@@ -220,7 +260,8 @@ async def test_every_validation_problem_comes_back_in_one_422(
                 {"id": "e", "type": "test", "depends_on": ["ghost"], "timeout": 0},
                 {"id": "f", "type": "test", "sleep": "long"},
                 {"id": "g", "type": "test", "echo": "{{ params.undeclared }}"},
-            ]
+            ],
+            "parameters": [{"name": "declared"}],
         },
     }
     error = assert_envelope(
@@ -236,6 +277,14 @@ async def test_every_validation_problem_comes_back_in_one_422(
         "undeclared parameter 'undeclared'",
     ):
         assert expected in error, (expected, error)
+    details = assert_envelope(
+        await knm_client.post("/automation/workflows", json=body, headers=admin_headers), 422
+    )["details"]
+    assert "; ".join(d["message"] for d in details) == error
+    fields = {d["message"]: d["field"] for d in details}
+    assert fields["step g: uses undeclared parameter 'undeclared'"] == "definition.steps[7]"
+    assert any(f == "definition.steps[4]" and "teleport" in m for m, f in fields.items())
+    assert any(f == "definition.steps" and m.startswith("cycle") for m, f in fields.items())
 
 
 async def test_the_list_shows_step_counts(
@@ -329,7 +378,8 @@ async def test_cancel_stops_running_steps_and_still_runs_the_finalizer(
     assert status["status"] == "cancelled"
     assert steps["long"]["status"] == "cancelled"
     assert steps["never"]["status"] == "skipped"
-    assert steps["finally"]["status"] == "success"
+    assert steps["finally"]["status"] == "completed"
+    assert steps["long"]["result"] == "failed" and steps["finally"]["result"] == "success"
 
 
 async def test_a_rolling_workflow_stops_at_the_first_failed_batch_leaving_the_rest_untouched(
@@ -352,7 +402,7 @@ async def test_a_rolling_workflow_stops_at_the_first_failed_batch_leaving_the_re
     assert results["n2"]["reason"] == "step_failed"
     assert results["n3"]["reason"] == "skipped"
     batches = {(s["batch"], s["id"]): s for s in status["steps"]}
-    assert batches[(1, "finalize")]["status"] == "success"
+    assert batches[(1, "finalize")]["status"] == "completed"
     assert batches[(2, "work")]["status"] == "pending" and batches[(2, "work")]["task_id"] is None
     children = (
         await knm_client.get(f"/tasks?parent_task_id={task_id}", headers=admin_headers)
@@ -398,7 +448,8 @@ async def test_resume_starts_a_new_task_that_skips_completed_steps(
     status = await wait_for_task(knm_client, admin_headers, second)
     steps = steps_by_id(status)
     assert status["status"] == "completed"
-    assert steps["done"]["result"].get("resumed") is True and steps["done"]["task_id"] is None
+    assert steps["done"]["outputs"].get("resumed") is True and steps["done"]["task_id"] is None
+    assert (steps["done"]["status"], steps["done"]["result"]) == ("completed", "success")
 
 
 async def _step_running(

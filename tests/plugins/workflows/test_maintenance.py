@@ -210,7 +210,7 @@ async def test_maintenance_rolls_through_every_node_honouring_the_budget(
         assert not node.unschedulable and "knm.io/cordoned-by" not in node.annotations
     # One node at a time: each batch's drain finished before the next batch's cordon.
     steps = {(s["batch"], s["id"]): s for s in status["steps"]}
-    assert all(steps[(b, "uncordon")]["status"] == "success" for b in range(3))
+    assert all(steps[(b, "uncordon")]["status"] == "completed" for b in range(3))
     # The budget held: the first drain was refused (429) until the fourth replica was Ready, then
     # went on; nothing was deleted around it.
     evictions = [r for r in kube.requests if r.path.endswith("/eviction")]

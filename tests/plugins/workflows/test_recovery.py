@@ -93,7 +93,7 @@ def test_a_killed_worker_mid_workflow_hands_over_to_another_that_runs_the_finali
         steps = {s["id"]: s for s in final["steps"]}
         assert final["status"] == "failed"
         assert steps["long"]["status"] == "failed" and steps["long"]["error"] == "worker lost"
-        assert steps["finalizer"]["status"] == "success"
+        assert steps["finalizer"]["status"] == "completed"
         assert {r["reason"] for r in final["results"]} == {"worker_lost"}
     finally:
         for proc in procs:
