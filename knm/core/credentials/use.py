@@ -17,9 +17,12 @@ starter's current role) — before anything is prepared or stored.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from knm.core.errors import Forbidden
+
+if TYPE_CHECKING:
+    from knm.core.state import Knm
 
 
 def refusal(credential: Any, principal: Any, cluster_name: str) -> str | None:
@@ -54,7 +57,7 @@ def check(credential: Any, principal: Any, cluster_name: str) -> None:
         raise Forbidden(reason, message="credential not allowed")
 
 
-async def require(knm: Any, credential_id: int, principal: Any, cluster_name: str) -> None:
+async def require(knm: Knm, credential_id: int, principal: Any, cluster_name: str) -> None:
     """``check`` on the stored credential (its plain columns: nothing is decrypted); 404 when
     it does not exist."""
     from knm.core.credentials import store

@@ -161,7 +161,11 @@ class ScriptExecutor(Executor):
                 role=getattr(principal, "role", None),
                 sudo=request.sudo,
             )
-            await policy.check(knm, script.body, context)
+            # The parameters reach the script as environment variables: checked with their
+            # values, so ``rm -rf "$DIR"`` with DIR=/ is refused here.
+            await policy.check(
+                knm, script.body, context, variables=values, limit=policy.MAX_SCRIPT_BYTES
+            )
         prepared = await super().prepare(knm, request, principal)
         secret_names = {param.name for param in extras.parameters if param.secret}
         secrets = {name: value for name, value in values.items() if name in secret_names}

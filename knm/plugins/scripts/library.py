@@ -135,8 +135,14 @@ async def validate_script(knm: Knm, draft: ContentDraft) -> list[str | ErrorDeta
     if problem:
         problems.append(syntax_detail(problem))
     elif extras.language == "shell":
+        # A declared parameter's value is not known until a run, which checks the script
+        # again with it: here its expansions are deferred.
         found = await policy.violations(
-            knm, content, CommandContext(kind="script", cluster_name="")
+            knm,
+            content,
+            CommandContext(kind="script", cluster_name=""),
+            deferred=[param.name for param in extras.parameters],
+            limit=policy.MAX_SCRIPT_BYTES,
         )
         for violation in found:
             line, column = place_of(content, violation.matched)
