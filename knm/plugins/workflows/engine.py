@@ -27,6 +27,7 @@ from knm.plugins.workflows.checks import run_time_reboots
 from knm.plugins.workflows.conditions import k8s_action
 from knm.plugins.workflows.definition import Step, resolve_references
 from knm.plugins.workflows.gate import BootRecord, Gate
+from knm.plugins.workflows.schemas import WIRE_STEP_RESULT, WIRE_STEP_STATUS
 from knm.plugins.workflows.templates import RenderError, render, render_command
 
 if TYPE_CHECKING:
@@ -96,11 +97,12 @@ class Journal:
         self._dirty.set()
         self.ctx.emit(
             "step",
-            f"step {state.id} {state.status}"
+            f"step {state.id} {WIRE_STEP_STATUS.get(state.status, state.status)}"
             + (f" (batch {state.batch + 1})" if state.batch else ""),
             {
                 "step_id": state.id,
-                "status": state.status,
+                "status": WIRE_STEP_STATUS.get(state.status, state.status),
+                "result": WIRE_STEP_RESULT.get(state.status),
                 "batch": state.batch,
                 **({"task_id": state.task_id} if state.task_id else {}),
                 **({"error": state.error} if state.error else {}),

@@ -21,7 +21,12 @@ from knm.plugins.workflows.conditions import establishes, touches_cordons
 from knm.plugins.workflows.definition import Step, problems, steps_of, used_parameters
 from knm.plugins.workflows.engine import BatchRunner, Journal, StepState
 from knm.plugins.workflows.gate import BootRecord, Gate, Probe, hand_cordoned, probe_for
-from knm.plugins.workflows.schemas import WorkflowDefinition, WorkflowRequest
+from knm.plugins.workflows.schemas import (
+    WIRE_STEP_RESULT,
+    WIRE_STEP_STATUS,
+    WorkflowDefinition,
+    WorkflowRequest,
+)
 from knm.plugins.workflows.templates import RenderError, typed
 
 if TYPE_CHECKING:
@@ -101,21 +106,14 @@ def first_step(steps: list[Any]) -> str | None:
     return steps[0].common.id if steps else None
 
 
-#: How the engine's step states read on the wire (the contract's step status values).
-_WIRE_STEP_STATUS = {"success": "completed"}
-#: A finished step's ``result`` on the wire: the contract's string. Pending, running and
-#: skipped steps have none.
-_WIRE_STEP_RESULT = {"success": "success", "failed": "failed", "cancelled": "failed"}
-
-
 def step_on_wire(state: dict[str, Any]) -> dict[str, Any]:
     """A stored step state as status answers show it: ``status`` one of the contract's values,
     ``result`` ``"success"``/``"failed"`` (null until the step has run), and the values the
     step produced (what ``{{ steps.<id>.<key> }}`` reads) under ``outputs``."""
     status = state.get("status", "pending")
     shown = {k: v for k, v in state.items() if k != "result"}
-    shown["status"] = _WIRE_STEP_STATUS.get(status, status)
-    shown["result"] = _WIRE_STEP_RESULT.get(status)
+    shown["status"] = WIRE_STEP_STATUS.get(status, status)
+    shown["result"] = WIRE_STEP_RESULT.get(status)
     shown["outputs"] = state.get("result") or {}
     return shown
 

@@ -113,3 +113,11 @@ class Decision(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
 
 class ResumeRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     parameters: dict[str, str] | None = None
+
+
+#: A step's status as the contract shows it (status answers and ``step`` events): knm keeps
+#: ``success`` internally, the contract says ``completed``.
+WIRE_STEP_STATUS = {"success": "completed"}
+#: A finished step's ``result`` on the wire: the contract's string. Pending, running and
+#: skipped steps have none.
+WIRE_STEP_RESULT = {"success": "success", "failed": "failed", "cancelled": "failed"}

@@ -99,8 +99,8 @@ async def test_a_diamond_runs_parallel_branches_and_each_step_is_a_child_task(
     child = await knm_client.get(f"/tasks/{steps['b']['task_id']}", headers=admin_headers)
     assert child.json()["data"]["parent_task_id"] == started["task_id"]
     order = await step_events(knm_client, admin_headers, started["task_id"])
-    assert order.index(("c", "running")) < order.index(("b", "success"))
-    assert order.index(("b", "running")) < order.index(("c", "success"))
+    assert order.index(("c", "running")) < order.index(("b", "completed"))
+    assert order.index(("b", "running")) < order.index(("c", "completed"))
     history = (await knm_client.get("/tasks", headers=admin_headers)).json()["data"]["executions"]
     assert all(e["parent_task_id"] is None for e in history)
     children = (
