@@ -12,7 +12,8 @@ import httpx
 import msgspec
 
 from knm.client import models as m
-from knm.client.base import DEFAULT_PREFIX, DEFAULT_URL, Call, Endpoints, check_raw, parse
+from knm.client.base import Endpoints
+from knm.client.calls import DEFAULT_PREFIX, DEFAULT_URL, Call, check_raw, parse
 from knm.client.errors import TransportError
 from knm.client.families import Families
 from knm.client.sync import normalize_prefix

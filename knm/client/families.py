@@ -11,7 +11,7 @@ from datetime import date
 from typing import Any, Protocol, TypeVar
 
 from knm.client import models as m
-from knm.client.base import (
+from knm.client.calls import (
     Call,
     body,
     history_page,

@@ -10,7 +10,8 @@ from typing import IO, TYPE_CHECKING, Any, TypeVar
 import msgspec
 
 from knm.client import models as m
-from knm.client.base import DEFAULT_PREFIX, DEFAULT_URL, Call, Endpoints, check_raw, parse
+from knm.client.base import Endpoints
+from knm.client.calls import DEFAULT_PREFIX, DEFAULT_URL, Call, check_raw, parse
 from knm.client.families import Families
 from knm.client.http import HttpSession, HttpxSession, Session
 

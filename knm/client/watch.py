@@ -8,6 +8,7 @@ The bookkeeping is ``WatchState``; ``watch_sync`` and ``watch_async`` are the tw
 
 from __future__ import annotations
 
+import base64
 import random
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -32,10 +33,22 @@ CLOSE_UNAUTHORIZED = 4401
 _decoder = msgspec.json.Decoder(Event)
 
 
-def ws_url(http_url: str, prefix: str, token: str | None) -> str:
+def ws_url(http_url: str, prefix: str, token: str | None = None) -> str:
+    """The progress WebSocket's URL; with ``token``, carrying it as ``?token=`` (proxies may log
+    that: the watch sends it as a subprotocol instead, see ``token_subprotocols``)."""
     scheme, sep, rest = http_url.partition("://")
     ws_scheme = {"https": "wss", "http": "ws"}.get(scheme, scheme)
-    return f"{ws_scheme}{sep}{rest}{prefix}/progress/ws?token={quote(token or '', safe='')}"
+    url = f"{ws_scheme}{sep}{rest}{prefix}/progress/ws"
+    return url if token is None else f"{url}?token={quote(token, safe='')}"
+
+
+def token_subprotocols(token: str | None) -> list[Any] | None:
+    """The token as the handshake's subprotocols (``knm``, ``base64url.bearer.knm.<token>``):
+    never in a URL, so never in a proxy's access log. The server selects ``knm``."""
+    if not token:
+        return None
+    encoded = base64.urlsafe_b64encode(token.encode()).decode().rstrip("=")
+    return ["knm", f"base64url.bearer.knm.{encoded}"]
 
 
 class WatchState:
@@ -131,12 +144,16 @@ def watch_sync(
     from websockets.sync.client import connect
 
     state = WatchState(task_id, since)
-    url = ws_url(client.url, client.prefix, client.token)
+    url = ws_url(client.url, client.prefix)
+    protocols = token_subprotocols(client.token)
     # wss: the client's own TLS settings (``verify``), not websockets' defaults.
     tls = getattr(client._http, "ssl_context", None) if url.startswith("wss:") else None
     while websocket and not state.done:
         try:
-            with connect(url, ssl=tls, open_timeout=10, close_timeout=1, max_size=None) as socket:
+            with connect(
+                url, ssl=tls, subprotocols=protocols, open_timeout=10, close_timeout=1,
+                max_size=None,
+            ) as socket:  # fmt: skip
                 socket.send(state.subscribe_message())
                 while not state.done:
                     try:
@@ -191,10 +208,13 @@ async def watch_async(
     from websockets.asyncio.client import connect
 
     state = WatchState(task_id, since)
-    url = ws_url(client.url, client.prefix, client.token)
+    url = ws_url(client.url, client.prefix)
+    protocols = token_subprotocols(client.token)
     while websocket and not state.done:
         try:
-            async with connect(url, open_timeout=10, close_timeout=1, max_size=None) as socket:
+            async with connect(
+                url, subprotocols=protocols, open_timeout=10, close_timeout=1, max_size=None
+            ) as socket:
                 await socket.send(state.subscribe_message())
                 while not state.done:
                     try:

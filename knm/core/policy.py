@@ -1,26 +1,32 @@
-"""The dangerous-command policy every executor consults before running shell on nodes.
+"""The command guard-rail every path that runs shell on nodes goes through.
 
-This is a guard-rail, not a sandbox: it stops the classic node-destroying mistakes
-(``rm -rf /``, ``mkfs`` on a disk, a fork bomb, ``dd`` onto ``/dev/sda`` ...) wherever they
-hide in a command line -- pipelines, lists, subshells, ``$(...)``, ``sh -c``, ``eval``,
-``xargs``, ``find -exec``, behind ``sudo``/``env``/``timeout`` and friends. A determined
-user with a shell can always get around it (variables, scripts on disk, other languages);
-real isolation belongs to RBAC and the node itself.
+It is a guard-rail against mistakes and careless pastes, not a sandbox: it refuses commands
+whose *effect* falls in one of these classes, however they are spelled (``docs/design.md``,
+"The command guard-rail", says what it cannot see):
 
-Decisions worth knowing:
+* ``system-paths``: recursive delete, overwrite, truncation, move or recursive permission change
+  of ``/``, the top-level system directories, the home directory and the paths a Kubernetes node
+  lives on (``/etc/kubernetes``, ``/var/lib/etcd``, ``/var/lib/kubelet`` ...), and of the files
+  whose loss stops a node (``/etc/passwd``, ``/etc/fstab``, the cluster's kubeconfigs ...);
+* ``block-devices``: any write to a block device and every destructive disk, partition,
+  encryption, RAID, LVM and ZFS tool, unless it is asked for a dry run or a listing;
+* ``fork-bombs``: functions that start themselves asynchronously, endless loops that start
+  background jobs without waiting, scripts that start copies of themselves;
+* ``kill-all``: signalling every process (``kill -9 -1``, ``killall5``, ``pkill .``, every pid
+  of ``ps -e``) or init;
+* ``sysrq``: writing to ``/proc/sysrq-trigger``;
+* ``remote-code``: code fetched or decoded and handed to an interpreter (``curl | sh``,
+  ``base64 -d | bash``, ``sh <(curl ..)``, ``eval "$(curl ..)"``), and ``eval``/``sh -c`` of
+  text whose commands cannot be known here.
 
-* Recursive removal of ``/``, a top-level system directory or the home directory is blocked
-  with or without ``-f``: executors are non-interactive, so ``rm -r`` never asks anyway.
-* Quoted data is data: ``echo "rm -rf /"`` and ``grep -r "mkfs" .`` pass, while
-  ``bash -c "rm -rf /"`` and ``echo "rm -rf /" | sh`` are blocked.
-* ``wipefs`` without an erase option only lists signatures and is allowed; ``mkswap`` is
-  only blocked on a block device (swap files are routine).
-* Admins may skip a built-in rule by name (``allowed``) and add site rules (``extra_rules``).
+``knm.core.shellparse`` works out what the text would run; the checks below judge each command.
+Sites add deny rules and allow rules (names of classes or rules, and patterns that let a command
+through) in the SSH settings; their patterns run on RE2, linear in the text.
 
 ``check(knm, command, context)`` is the one way anything that runs shell on nodes applies the
-policy: the built-in rules, the site's rules (the SSH settings' ``deny_rules``/``allow_rules``)
-and every plugin's ``knm_check_command``, told who asks in a ``CommandContext``. The ssh and
-scripts executors, workflow steps and third-party plugins all call it; none re-implements it.
+policy: the built-in classes, the site's rules and every plugin's ``knm_check_command``. The work
+runs in a small thread pool, never on the event loop, and text over ``MAX_COMMAND_BYTES`` is
+refused before it is parsed.
 """
 
 from __future__ import annotations
@@ -28,20 +34,25 @@ from __future__ import annotations
 import asyncio
 import fnmatch
 import functools
-import posixpath
 import re
-from collections.abc import Callable, Collection, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
 import msgspec
 
-from knm.core.shellparse import Command, analyze, find_exec_commands, unwrap
+from knm.core.patterns import compile_pattern
+from knm.core.shellparse import Cmd, U, Word, analyze, matches_everything, normalize
 
 if TYPE_CHECKING:
     from knm.core.state import Knm
 
 __all__ = [
     "BUILTIN_RULES",
+    "CLASSES",
+    "MAX_COMMAND_BYTES",
+    "MAX_SCRIPT_BYTES",
+    "AllowPattern",
     "CommandContext",
     "DenyRule",
     "Violation",
@@ -51,9 +62,24 @@ __all__ = [
     "violations",
 ]
 
+#: A command longer than this is refused before it is parsed.
+MAX_COMMAND_BYTES = 64 * 1024
+#: Scripts and playbooks are stored content, bounded by their own size limit (1 MiB).
+MAX_SCRIPT_BYTES = 1024 * 1024
+
 
 class DenyRule(msgspec.Struct, frozen=True):
-    """A site rule: `pattern` is searched in each simple command, words joined by spaces."""
+    """A site rule: ``pattern`` (RE2 syntax) is searched in each command that would run, both as
+    written (wrappers included) and unwrapped, words joined by spaces."""
+
+    name: str
+    pattern: str
+    description: str = ""
+
+
+class AllowPattern(msgspec.Struct, frozen=True):
+    """A site exception: a command matching ``pattern`` (RE2, searched like a deny rule) is
+    not judged by the built-in classes. Structural findings (fork bombs, fetched code) stay."""
 
     name: str
     pattern: str
@@ -69,6 +95,8 @@ class Violation(msgspec.Struct, frozen=True):
 
     @property
     def message(self) -> str:
+        if self.rule == "too-long":
+            return self.matched
         return f"dangerous command blocked: {self.matched}"
 
 
@@ -83,310 +111,859 @@ class CommandContext(msgspec.Struct, kw_only=True):
     sudo: bool = False
 
 
-SYSTEM_DIRS = frozenset(
-    {"bin", "boot", "dev", "etc", "home", "lib", "lib32", "lib64", "opt", "proc", "root",
-     "sbin", "srv", "sys", "usr", "var"}
-)  # fmt: skip
-_BLOCK_DEVICE = re.compile(
-    r"^/dev/(?:(?:sd|hd|vd|xvd)[a-z]|nvme\d|mmcblk\d|dm-\d|md\d|loop\d|mapper/|disk/|root$)"
+CLASSES: tuple[str, ...] = (
+    "system-paths",
+    "block-devices",
+    "fork-bombs",
+    "kill-all",
+    "sysrq",
+    "remote-code",
 )
-_HOME = re.compile(r"^(?:~[\w.-]*|\$HOME|\$\{HOME\})(?:/+[*.]?)?$")
-_BRACES = re.compile(r"\{([^{}]*,[^{}]*)\}")
-_WRITE_REDIRECTS = frozenset({">", ">>", ">|", "&>", "&>>", ">&", "<>"})
+#: Rules a site may name in ``allow_rules``: the classes and the checker's own limits.
+BUILTIN_RULES: tuple[str, ...] = (*CLASSES, "nesting-too-deep", "too-complex", "too-long")
+_FINDING_CLASS = {"fork-bomb": "fork-bombs", "remote-code": "remote-code"}
 
 
-# --- targets ------------------------------------------------------------------------------
+# --- paths ----------------------------------------------------------------------------------
+
+CRITICAL_DIRS: tuple[str, ...] = (
+    *(f"/{d}" for d in ("bin", "boot", "dev", "etc", "home", "lib", "lib32", "lib64", "libx32",
+                        "opt", "proc", "root", "run", "sbin", "srv", "sys", "usr", "var", "snap")),
+    *(f"/usr/{d}" for d in ("bin", "sbin", "lib", "lib32", "lib64", "libexec", "include",
+                            "share", "local", "local/bin", "local/sbin", "local/lib")),
+    "/var/lib", "/var/spool", "/var/opt",
+    # Not /var/lib/cni, /var/lib/calico, /var/lib/rook or /etc/cni: removing them is a documented
+    # clean-up step (kubeadm reset, CNI and Rook removal).
+    *(f"/var/lib/{d}" for d in ("etcd", "kubelet", "containerd", "docker", "dpkg", "rpm", "apt",
+                                "rancher", "systemd", "kubernetes", "crio", "containers", "k3s",
+                                "longhorn", "mysql", "postgresql")),
+    *(f"/etc/{d}" for d in ("kubernetes", "kubernetes/pki", "kubernetes/pki/etcd",
+                            "kubernetes/manifests", "ssh", "systemd", "systemd/system", "default",
+                            "pam.d", "sudoers.d", "containerd", "apt",
+                            "yum.repos.d", "ssl", "pki", "security", "sysconfig", "network",
+                            "netplan", "init.d", "modprobe.d", "sysctl.d", "crio", "docker")),
+    "/boot/grub", "/boot/grub2", "/boot/efi",
+    "/lib/modules", "/lib/systemd", "/lib/firmware", "/usr/lib/modules", "/usr/lib/systemd",
+    "/usr/lib/firmware", "/opt/cni", "/opt/cni/bin", "/root/.ssh",
+)  # fmt: skip
+CRITICAL_FILES: tuple[str, ...] = (
+    "/etc/passwd", "/etc/shadow", "/etc/group", "/etc/gshadow", "/etc/sudoers", "/etc/fstab",
+    "/etc/crypttab", "/etc/hostname", "/etc/machine-id", "/etc/ld.so.preload",
+    "/etc/kubernetes/*.conf", "/etc/kubernetes/pki/ca.*", "/etc/kubernetes/pki/etcd/ca.*",
+    "/etc/kubernetes/pki/sa.*",
+    "/var/lib/kubelet/config.yaml", "/var/lib/kubelet/kubeconfig", "/var/lib/kubelet/pki/*",
+    "/boot/vmlinuz*", "/boot/initrd*", "/boot/initramfs*", "/boot/grub/grub.cfg",
+    "/boot/grub2/grub.cfg", "/boot/efi/EFI/*",
+    "/bin/sh", "/bin/bash", "/bin/dash", "/usr/bin/sh", "/usr/bin/bash", "/usr/bin/dash",
+    "/usr/bin/sudo", "/usr/bin/env", "/sbin/init", "/usr/sbin/init", "/lib/systemd/systemd",
+    "/usr/lib/systemd/systemd", "/lib64/ld-linux*", "/lib/ld-linux*", "/usr/lib64/ld-linux*",
+    "/lib/x86_64-linux-gnu/libc.so*", "/usr/lib/x86_64-linux-gnu/libc.so*",
+    "/lib/aarch64-linux-gnu/libc.so*", "/usr/lib/aarch64-linux-gnu/libc.so*",
+    "/root/.ssh/authorized_keys", "/etc/ssh/sshd_config", "/etc/pam.d/*",
+)  # fmt: skip
+_DIR_PARTS = tuple(tuple(d.strip("/").split("/")) for d in CRITICAL_DIRS)
+_FILE_PARTS = tuple(tuple(f.strip("/").split("/")) for f in CRITICAL_FILES)
+_GLOB = re.compile(r"[*?\[]")
 
 
-def _brace_expand(word: str, limit: int = 64) -> list[str]:
-    match = _BRACES.search(word)
-    if match is None:
-        return [word]
-    head, tail = word[: match.start()], word[match.end() :]
-    results: list[str] = []
-    for option in match.group(1).split(","):
-        results.extend(_brace_expand(head + option + tail, limit))
-        if len(results) >= limit:
-            break
-    return results[:limit]
+def _parts(path: str) -> tuple[str, ...]:
+    return tuple(p for p in path.split("/") if p)
 
 
-def _system_path(word: str) -> str | None:
-    """`word` as "/" or "/<top-level system dir>" if it names one, else None."""
-    for candidate in _brace_expand(word):
-        if not candidate.startswith("/"):
+def _match(pattern: Sequence[str], name: Sequence[str]) -> bool:
+    """Component-wise glob match: ``pattern`` may hold globs (a command's operand), ``name``
+    too (a table entry such as ``/etc/kubernetes/*.conf``)."""
+    if len(pattern) != len(name):
+        return False
+    for p, n in zip(pattern, name, strict=True):
+        if p == n:
             continue
-        path = candidate[:-2] or "/" if candidate.endswith("/*") else candidate
-        path = "/" + posixpath.normpath(path).lstrip("/")
-        if path == "/":
-            return "/"
-        name = path[1:]
-        if "/" in name:
+        if _GLOB.search(p) and fnmatch.fnmatchcase(n, p):
             continue
-        if name in SYSTEM_DIRS or (
-            any(c in name for c in "*?[") and fnmatch.filter(SYSTEM_DIRS, name)
-        ):
-            return path
+        if _GLOB.search(n) and (fnmatch.fnmatchcase(p, n) or _GLOB.search(p)):
+            continue
+        return False
+    return True
+
+
+def _matches_all(component: str) -> bool:
+    return bool(_GLOB.search(component)) and all(
+        fnmatch.fnmatchcase(name, component) for name in ("a", "etc", "lib64", "x.conf")
+    )
+
+
+#: Directories every part of which is critical (deleting any of it breaks the node).
+CRITICAL_TREES: tuple[str, ...] = ("/var/lib/etcd", "/boot/grub", "/boot/grub2", "/boot/efi")
+_TREE_PARTS = tuple(tuple(t.strip("/").split("/")) for t in CRITICAL_TREES)
+
+
+@functools.lru_cache(maxsize=4096)
+def critical_dir(path: str) -> str | None:
+    """The critical directory ``path`` names, or whose whole content it globs (``/etc/*``)."""
+    parts = _parts(path)
+    if not parts:
+        return "/"
+    for tree in _TREE_PARTS:
+        if len(parts) > len(tree) and _match(parts[: len(tree)], tree):
+            return "/" + "/".join(tree)
+    for crit in _DIR_PARTS:
+        if _match(parts, crit):
+            return "/" + "/".join(crit)
+    if _matches_all(parts[-1]):
+        parent = parts[:-1]
+        if not parent:
+            return "/*"
+        for crit in _DIR_PARTS:
+            if _match(parent, crit):
+                return "/" + "/".join(crit) + "/*"
     return None
 
 
-def _home_path(word: str) -> bool:
-    return any(_HOME.match(candidate) for candidate in _brace_expand(word))
+@functools.lru_cache(maxsize=4096)
+def critical_children(path: str) -> str | None:
+    """``path`` globs the whole content of a critical directory (``/usr/bin/*``, ``/*``)."""
+    parts = _parts(path)
+    if not parts or not _matches_all(parts[-1]):
+        return None
+    parent = parts[:-1]
+    if not parent:
+        return "/*"
+    for crit in _DIR_PARTS:
+        if _match(parent, crit):
+            return "/" + "/".join(crit) + "/*"
+    return None
 
 
-def _critical(word: str) -> bool:
-    return _system_path(word) is not None or _home_path(word)
+@functools.lru_cache(maxsize=4096)
+def critical_file(path: str) -> str | None:
+    parts = _parts(path)
+    for crit in _FILE_PARTS:
+        if _match(parts, crit):
+            return "/" + "/".join(crit)
+    return None
 
 
-def _is_block_device(word: str) -> bool:
-    if not word.startswith("/dev/"):
+_DEVICE = re.compile(
+    r"^/dev/(?:(?:sd|hd|vd|xvd|ubd)[a-z]+\d*|nvme\d+(?:n\d+(?:p\d+)?)?|mmcblk\d+(?:p\d+|boot\d+)?"
+    r"|dm-\d+|md\d+(?:p\d+)?|md/[^/]+|mapper/[^/]+|disk/.+|block/.+|loop\d+(?:p\d+)?|root|sr\d+"
+    r"|sg\d+|st\d+|n?st\d+|rbd\d+(?:p\d+)?|nbd\d+(?:p\d+)?|zd\d+|drbd\d+|bcache\d+|mtd(?:block)?\d+"
+    r"|ram\d+|zram\d+|pmem\d+|fd\d+|mem|kmem|port|nvram|[^/]+/[^/]+)$"
+)
+_NOT_DEVICE_DIRS = frozenset({"pts", "shm", "mqueue", "fd", "tcp", "udp", "hugepages", "net",
+                              "snd", "input", "bus", "char", "cpu", "dri", "usb", "vfio",
+                              "serial", "v4l", "hidraw", "lp", "log", "stdin", "stdout",
+                              "stderr", "core", "cuse", "fuse"})  # fmt: skip
+_DEVICE_SAMPLES = ("/dev/sda", "/dev/sda1", "/dev/vda", "/dev/xvda", "/dev/hda", "/dev/nvme0n1",
+                   "/dev/nvme0n1p1", "/dev/nvme0", "/dev/mmcblk0", "/dev/mmcblk0p1", "/dev/dm-0",
+                   "/dev/md0", "/dev/md127", "/dev/mapper/root", "/dev/disk/by-id/x",
+                   "/dev/loop0", "/dev/root", "/dev/sg0", "/dev/vg0/root")  # fmt: skip
+
+
+@functools.lru_cache(maxsize=4096)
+def block_device(path: str) -> bool:
+    if not path.startswith("/dev/"):
         return False
-    return bool(_BLOCK_DEVICE.match("/" + posixpath.normpath(word).lstrip("/")))
-
-
-def _split_options(args: Sequence[str]) -> tuple[list[str], list[str]]:
-    """(options, operands); GNU tools accept options after operands, so do we."""
-    options: list[str] = []
-    operands: list[str] = []
-    for i, arg in enumerate(args):
-        if arg == "--":
-            operands.extend(args[i + 1 :])
-            break
-        (options if arg.startswith("-") and len(arg) > 1 else operands).append(arg)
-    return options, operands
-
-
-def _has_flag(options: Sequence[str], short: str, long: str) -> bool:
-    for option in options:
-        if option.startswith("--"):
-            name = option[2:].partition("=")[0]
-            if name and long.startswith(name):  # getopt accepts unambiguous prefixes
-                return True
-        elif any(c in option[1:] for c in short):
-            return True
-    return False
-
-
-# --- built-in rules -----------------------------------------------------------------------
-# Each check takes the unwrapped words of one command and returns the offending text or None.
-
-
-def _recursive_rm(words: Sequence[str], target: Callable[[str], bool]) -> bool:
-    options, operands = _split_options(words[1:])
-    return _has_flag(options, "rR", "recursive") and any(target(w) for w in operands)
-
-
-def _rm_root(words: Sequence[str]) -> bool:
-    return words[0] == "rm" and _recursive_rm(words, lambda w: _system_path(w) is not None)
-
-
-def _rm_home(words: Sequence[str]) -> bool:
-    return words[0] == "rm" and _recursive_rm(words, _home_path)
-
-
-def _mkfs(words: Sequence[str]) -> bool:
-    program = words[0]
-    if program == "mkswap":
-        return any(_is_block_device(w) for w in words[1:])
-    if program in ("mkfs", "mke2fs") or program.startswith("mkfs."):
-        return not (words[1:] and set(words[1:]) <= {"--help", "--version"})
-    return False
-
-
-def _wipe(words: Sequence[str]) -> bool:
-    options, operands = _split_options(words[1:])
-    if words[0] == "wipefs":
-        erases = _has_flag(options, "ao", "all") or _has_flag(options, "", "offset")
-        return erases and not _has_flag(options, "n", "no-act")
-    if words[0] in ("blkdiscard", "sgdisk"):
-        if words[0] == "sgdisk" and not _has_flag(options, "Zo", "zap-all"):
-            return False
-        return any(_is_block_device(w) for w in operands)
-    return False
-
-
-def _shred(words: Sequence[str]) -> bool:
-    return words[0] == "shred" and any(_is_block_device(w) for w in words[1:])
-
-
-def _dd(words: Sequence[str]) -> bool:
-    return words[0] == "dd" and any(
-        w.startswith("of=") and _is_block_device(w[3:]) for w in words[1:]
-    )
-
-
-def _tee_or_cp_to_device(words: Sequence[str]) -> bool:
-    _, operands = _split_options(words[1:])
-    if words[0] == "tee":
-        return any(_is_block_device(w) for w in operands)
-    if words[0] == "cp" and len(operands) >= 2:
-        return _is_block_device(operands[-1])
-    return False
-
-
-def _recursive_mode(programs: tuple[str, ...]) -> Callable[[Sequence[str]], bool]:
-    def check(words: Sequence[str]) -> bool:
-        if words[0] not in programs:
-            return False
-        options, operands = _split_options(words[1:])
-        # chmod -r means "remove read permission", so only -R counts as recursive.
-        return _has_flag(options, "R", "recursive") and any(_critical(w) for w in operands)
-
-    return check
-
-
-def _find_delete(words: Sequence[str]) -> bool:
-    if words[0] != "find":
+    parts = _parts(path)
+    if len(parts) >= 2 and parts[1] in _NOT_DEVICE_DIRS:
         return False
-    args = list(words[1:])
-    while args and (args[0] in ("-H", "-L", "-P") or args[0].startswith(("-O", "-D"))):
-        args = args[2:] if args[0] == "-D" else args[1:]
-    starts = []
-    for arg in args:
-        if arg.startswith("-") or arg in ("(", "!", ","):
-            break
-        starts.append(arg)
-    if not any(_critical(s) for s in starts):
-        return False
-    if "-delete" in args:
+    if _GLOB.search(path):
+        return any(_match(parts, _parts(sample)) for sample in _DEVICE_SAMPLES)
+    return bool(_DEVICE.match(path))
+
+
+def _is_sysrq(path: str) -> bool:
+    return _match(_parts(path), ("proc", "sysrq-trigger"))
+
+
+def probes(word: Word, cwd: str) -> list[str]:
+    """The absolute paths a target word may name, unknown parts tried as empty, ``/`` and (inside
+    an absolute path) any single name."""
+    out: list[str] = []
+    for alt in word.alts:
+        fulls = [alt] if alt.startswith("/") else [f"{cwd}/{alt}" if alt else cwd]
+        if alt.startswith(U):
+            fulls.append(alt)  # ``$PREFIX/etc``: the prefix may be empty
+        # Inside an absolute path an unknown part may be any single name (``/dev/$X``).
+        inside = "/" in alt.split(U, 1)[0]
+        for full in fulls:
+            if U not in full:
+                out.append(normalize(full, "/root"))
+                continue
+            replacements = ["", "/", "*"] if inside else ["", "/"]
+            for rep in replacements:
+                out.append(normalize(full.replace(U, rep), "/root"))
+    return list(dict.fromkeys(out))
+
+
+def _any(word: Word, cwd: str, test: Callable[[str], object]) -> bool:
+    return any(test(p) for p in probes(word, cwd))
+
+
+def _device_target(word: Word, cwd: str) -> bool:
+    """A disk tool's target: a block device, or a value unknown here (it may be one)."""
+    if word.unknown:
         return True
-    return any(
-        (inner := unwrap(cmd)) and inner[0] in ("rm", "shred", "unlink")
-        for cmd in find_exec_commands(args)
-    )
+    return _any(word, cwd, block_device)
 
 
-def _move_system_dir(words: Sequence[str]) -> bool:
-    if words[0] != "mv":
+# --- options ----------------------------------------------------------------------------------
+
+
+class _Args:
+    """A command's arguments split the way GNU tools read them."""
+
+    def __init__(
+        self, words: Sequence[Word], with_value: str = "", long_with_value: Iterable[str] = ()
+    ):
+        self.short: set[str] = set()
+        self.long: set[str] = set()
+        self.options: list[str] = []
+        self.operands: list[Word] = []
+        self.values: dict[str, str] = {}
+        long_values = set(long_with_value)
+        i = 0
+        words = list(words)
+        while i < len(words):
+            word = words[i]
+            value = word.value
+            if value == "--":
+                self.operands.extend(words[i + 1 :])
+                break
+            if value.startswith("--") and len(value) > 2:
+                name, eq, rest = value[2:].partition("=")
+                self.long.add(name)
+                self.options.append(value)
+                if eq:
+                    self.values[name] = rest
+                elif name in long_values and i + 1 < len(words):
+                    self.values[name] = words[i + 1].value
+                    i += 1
+            elif value.startswith("-") and len(value) > 1 and not word.unknown:
+                self.options.append(value)
+                for j, flag in enumerate(value[1:], start=1):
+                    self.short.add(flag)
+                    if flag in with_value:
+                        if j < len(value) - 1:
+                            self.values[flag] = value[j + 1 :]
+                        elif i + 1 < len(words):
+                            self.values[flag] = words[i + 1].value
+                            i += 1
+                        break
+            else:
+                self.operands.append(word)
+            i += 1
+
+    def has(self, short: str = "", *long: str) -> bool:
+        return any(c in self.short for c in short) or any(
+            any(opt == name or (len(opt) >= 3 and name.startswith(opt)) for opt in self.long)
+            for name in long
+        )
+
+
+# --- the classes ----------------------------------------------------------------------------
+
+_WRITES = frozenset({">", ">>", ">|", "&>", "&>>", "<>", ">&", "&>|"})
+_TRUNCATES = frozenset({">", ">|", "&>", ">&", "&>|"})
+
+
+def _system_paths(cmd: Cmd) -> bool:
+    program, cwd = cmd.program, cmd.cwd
+    args = cmd.words[1:]
+    for op, target in cmd.redirects:
+        if (
+            op in _TRUNCATES
+            and not target.value.isdigit()
+            and target.value != "-"
+            and _any(target, cwd, critical_file)
+        ):
+            return True
+    if program in ("rm", "unlink") or (
+        cmd.words and cmd.words[0].unknown and not cmd.words[0].value
+    ):
+        parsed = _Args(args)
+        recursive = parsed.has("rR", "recursive")
+        for word in parsed.operands:
+            if recursive and _any(word, cwd, critical_dir):
+                return True
+            if _any(word, cwd, critical_children) or _any(word, cwd, critical_file):
+                return True
         return False
-    options, operands = _split_options(words[1:])
-    sources = operands if _has_flag(options, "t", "target-directory") else operands[:-1]
-    return any(_system_path(w) is not None for w in sources)
+    if program == "find":
+        values = [w.value for w in args]
+        from knm.core.shellparse import _find_narrowed, _find_starts
+
+        if "-delete" in values and not _find_narrowed(values):
+            starts = [w for w in args if w.value in _find_starts(values)][:8]
+            return any(_any(w, cwd, critical_dir) for w in starts)
+        return False
+    if program == "rsync":
+        parsed = _Args(args, "efT", ("rsh", "exclude", "include", "filter", "temp-dir",
+                                     "files-from", "password-file", "log-file"))  # fmt: skip
+        if not any(opt.startswith("delete") or opt in ("del", "remove-source-files")
+                   for opt in parsed.long) or len(parsed.operands) < 2:  # fmt: skip
+            return False
+        dest = parsed.operands[-1]
+        if ":" in dest.value:
+            return False
+        return _any(dest, cwd, critical_dir)
+    if program in ("truncate", "shred"):
+        parsed = _Args(
+            args, "sronc" if program == "truncate" else "ns", ("size", "reference", "iterations")
+        )
+        return any(_any(w, cwd, critical_file) or _any(w, cwd, critical_dir)
+                   for w in parsed.operands)  # fmt: skip
+    if program in ("cp", "install", "ln", "mv"):
+        parsed = _Args(
+            args,
+            "tSmogb" if program != "ln" else "tSb",
+            ("target-directory", "suffix", "mode", "owner", "group", "backup"),
+        )
+        if program == "ln" and not parsed.has("f", "force"):
+            return False
+        target_dir = parsed.values.get("t") or parsed.values.get("target-directory")
+        operands = parsed.operands
+        dest = [] if target_dir else operands[-1:]
+        sources = operands if target_dir else operands[:-1]
+        if any(_any(w, cwd, critical_file) for w in dest):
+            return True
+        if program == "mv":
+            return any(_any(w, cwd, critical_dir) or _any(w, cwd, critical_file) for w in sources)
+        return False
+    if program in ("chmod", "chown", "chgrp", "setfacl", "chattr", "chcon"):
+        parsed = _Args(args, "" if program != "setfacl" else "mMxX",
+                       ("reference", "from", "modify", "set", "remove"))  # fmt: skip
+        operands = parsed.operands if program == "setfacl" else parsed.operands[1:]
+        if program == "chmod" and parsed.options and not parsed.operands[1:]:
+            operands = parsed.operands  # ``chmod -x file``: the mode was an option
+        recursive = parsed.has("R", "recursive")
+        # ``chmod 000 /bin/*`` breaks a node; ``chmod +x /usr/local/bin/*`` does not.
+        takes_away = program in ("setfacl", "chattr") or (
+            program == "chmod"
+            and _removes_access(parsed.operands[0].value if parsed.operands else "")
+        )
+        for word in operands:
+            if recursive and _any(word, cwd, critical_dir):
+                return True
+            if takes_away and _any(word, cwd, critical_children):
+                return True
+        return False
+    if program == "tar":
+        parsed = _Args(args, "fCTX", ("file", "directory", "files-from", "exclude-from"))
+        if "remove-files" in parsed.long:
+            return any(_any(w, cwd, critical_dir) for w in parsed.operands)
+        return False
+    if program == "dd":
+        return any(
+            w.value.startswith("of=") and _any(_strip(w, 3), cwd, critical_file) for w in args
+        )
+    if program == "tee":
+        parsed = _Args(args)
+        if parsed.has("a", "append"):
+            return False
+        return any(_any(w, cwd, critical_file) for w in parsed.operands)
+    return False
 
 
-_WORD_RULES: dict[str, Callable[[Sequence[str]], bool]] = {
-    "recursive-delete-root": _rm_root,
-    "recursive-delete-home": _rm_home,
-    "make-filesystem": _mkfs,
-    "wipe-device": _wipe,
-    "shred-device": _shred,
-    "dd-to-block-device": _dd,
-    "write-to-block-device": _tee_or_cp_to_device,
-    "recursive-chmod-root": _recursive_mode(("chmod",)),
-    "recursive-chown-root": _recursive_mode(("chown", "chgrp")),
-    "find-delete-root": _find_delete,
-    "move-system-dir": _move_system_dir,
-}
-BUILTIN_RULES: tuple[str, ...] = (
-    *_WORD_RULES,
-    "redirect-to-block-device",
-    "fork-bomb",
-    "nesting-too-deep",
+def _removes_access(mode: str) -> bool:
+    """Whether a chmod mode can take read or execute access away from the owner."""
+    if mode.isdigit():
+        return int(mode[-3], 8) < 5 if len(mode) >= 3 else True
+    return "-" in mode or "=" in mode
+
+
+def _strip(word: Word, n: int) -> Word:
+    return Word(tuple(a[n:] for a in word.alts), word.text[n:], word.tainted)
+
+
+_DISK_WRITERS = frozenset({"shred", "wipe", "scrub", "zerofree", "blkdiscard", "sg_sanitize",
+                           "sg_unmap", "sg_write_same"})  # fmt: skip
+_PARTED_WRITES = frozenset({"mklabel", "mktable", "mkpart", "mkpartfs", "rm", "resize",
+                            "resizepart", "mkfs", "move", "cp", "rescue", "set", "toggle",
+                            "disk_set", "disk_toggle", "name", "type"})  # fmt: skip
+_SFDISK_READS = (
+    "ldsVJgFv",
+    "list",
+    "dump",
+    "show-size",
+    "verify",
+    "json",
+    "show-geometry",
+    "list-free",
+    "no-act",
+    "help",
+    "version",
+    "list-types",
+    "show-pt-geometry",
+)
+_SGDISK_READ = frozenset({"p", "i", "v", "b", "V", "?", "O", "L", "D", "P", "print", "info",
+                          "verify", "backup", "version", "help", "print-mbr", "list-types",
+                          "display-alignment", "pretend"})  # fmt: skip
+_NVME_WRITES = frozenset({"format", "sanitize", "delete-ns", "detach-ns", "write-zeroes", "write",
+                          "write-uncor", "dsm", "security-send", "fw-download", "fw-commit",
+                          "set-feature", "ns-rescan"}) - {"ns-rescan"}  # fmt: skip
+_HDPARM_WRITES = (
+    "security-erase",
+    "security-erase-enhanced",
+    "security-set-pass",
+    "security-disable",
+    "trim-sector-ranges",
+    "trim-sector-ranges-stdin",
+    "write-sector",
+    "make-bad-sector",
+    "fwdownload",
+    "fwdownload-mode3",
+    "fwdownload-mode3-max",
+    "fwdownload-mode7",
+    "dco-restore",
+    "dco-setmax",
+)
+_CRYPT_WRITES = frozenset({"luksformat", "erase", "lukserase", "lukskillslot", "luksremovekey",
+                           "reencrypt", "luksconvertkey", "convert", "repair", "tcryptdump"}
+                          - {"tcryptdump"})  # fmt: skip
+_MDADM_WRITES = ("zero-superblock", "create", "build", "fail", "remove", "set-faulty", "grow")
+_LVM_WRITES = frozenset({"lvremove", "vgremove", "pvremove", "lvreduce", "vgreduce"})
+_NON_EXT_TYPES = ("xfs", "btrfs", "vfat", "fat", "msdos", "ntfs", "exfat", "f2fs", "minix",
+                  "bfs", "cramfs", "jfs", "reiserfs", "nilfs2", "udf", "swap")  # fmt: skip
+_MKFS = re.compile(r"^(?:mkfs(?:\.[\w.-]+)?|mke2fs|mkdosfs|mkntfs|mkexfatfs|mkreiserfs|mkfs_\w+|"
+                   r"mkudffs|newfs(?:_\w+)?|mkswap)$")  # fmt: skip
+
+
+def _block_devices(cmd: Cmd) -> bool:
+    program, cwd = cmd.program, cmd.cwd
+    args = cmd.words[1:]
+    for op, target in cmd.redirects:
+        if (
+            op in _WRITES
+            and not target.value.isdigit()
+            and target.value != "-"
+            and _any(target, cwd, block_device)
+        ):
+            return True
+    if not program:
+        return False
+    values = [w.value for w in args]
+    if program == "dd":
+        return any(w.value.startswith("of=") and _device_target(_strip(w, 3), cwd) for w in args)
+    if program == "tee":
+        return any(_any(w, cwd, block_device) for w in _Args(args).operands)
+    if program in ("cp", "install", "ddrescue", "rsync", "ln"):
+        operands = _Args(args, "tmogS").operands
+        if program == "ln":
+            return False
+        return len(operands) >= 2 and _any(operands[-1], cwd, block_device)
+    if _MKFS.match(program):
+        # Option values (a type, a label) are not devices, so reading them as operands is safe.
+        parsed = _Args(args)
+        if program == "mkswap":
+            return any(_device_target(w, cwd) for w in parsed.operands)
+        types = [w.value for w in parsed.operands]
+        xfs = program == "mkfs.xfs" or "xfs" in types
+        ext = program in ("mke2fs", "mkfs.ext2", "mkfs.ext3", "mkfs.ext4", "mkfs.ext4dev") or (
+            program == "mkfs" and not any(t in types for t in _NON_EXT_TYPES)
+        )
+        if ("n" in parsed.short and ext) or ("N" in parsed.short and xfs):
+            return False  # mke2fs -n, mkfs.xfs -N: a dry run (-n means other things elsewhere)
+        if "no-act" in parsed.long or "dry-run" in parsed.long:
+            return False
+        return any(_device_target(w, cwd) for w in parsed.operands if not w.value.isdigit())
+    if program == "wipefs":
+        parsed = _Args(args, "ot", ("offset", "types", "backup"))
+        erases = parsed.has("ao", "all", "offset")
+        if not erases or parsed.has("n", "no-act"):
+            return False
+        return any(_device_target(w, cwd) for w in parsed.operands) or not parsed.operands
+    if program in _DISK_WRITERS:
+        parsed = _Args(args, "nsoN", ("iterations", "size", "offset", "length", "step"))
+        if parsed.has("", "help", "version") or (program == "shred" and not parsed.operands):
+            return False
+        return any(_device_target(w, cwd) for w in parsed.operands)
+    if program in ("sg_format", "sg_sanitize"):
+        return any(v.startswith(("--format", "-F", "--crypto", "--block", "--overwrite"))
+                   for v in values)  # fmt: skip
+    if program == "badblocks":
+        parsed = _Args(args, "bcdeiopt")
+        return "w" in parsed.short and any(_device_target(w, cwd) for w in parsed.operands)
+    if program == "sgdisk":
+        parsed = _Args(args, "ibBcdnrtuATxlGUsaEF", ("info", "backup", "load-backup"))
+        names = parsed.short | parsed.long
+        if not names or names <= _SGDISK_READ or "P" in names or "pretend" in names:
+            return False
+        return any(_device_target(w, cwd) for w in parsed.operands)
+    if program == "sfdisk":
+        parsed = _Args(
+            args,
+            "NoOXYuw",
+            (
+                "label",
+                "label-nested",
+                "backup-file",
+                "wipe",
+                "wipe-partitions",
+                "sector-size",
+                "unit",
+            ),
+        )
+        short, *long = _SFDISK_READS
+        if parsed.has(short, *long):
+            return False
+        return any(_device_target(w, cwd) for w in parsed.operands)
+    if program == "parted":
+        parsed = _Args(args, "a", ("align",))
+        if parsed.has("lvh", "list", "version", "help"):
+            return False
+        if not parsed.operands:
+            return False
+        words = [w.value.lower() for w in parsed.operands[1:]]
+        if any(w in _PARTED_WRITES for w in words):
+            return True
+        device = _device_target(parsed.operands[0], cwd)
+        return device and not words and (cmd.stdin.text is not None or cmd.stdin.tainted)
+    if program in ("fdisk", "gdisk", "cfdisk", "cgdisk", "sgdisk", "fixparts"):
+        parsed = _Args(
+            args,
+            "bcCHSuLoxtw",
+            ("sector-size", "color", "type", "output", "wipe", "wipe-partitions", "units"),
+        )
+        if parsed.has("lsVhx" if program == "fdisk" else "lVh", "list", "list-details",
+                      "getsz", "version", "help"):  # fmt: skip
+            return False
+        return any(_device_target(w, cwd) for w in parsed.operands)
+    if program == "nvme":
+        return bool(values) and values[0] in _NVME_WRITES
+    if program == "hdparm":
+        parsed = _Args(args)
+        return any(name in parsed.long for name in _HDPARM_WRITES) or "N" in parsed.short
+    if program == "cryptsetup":
+        return any(v.lower() in _CRYPT_WRITES for v in values)
+    if program == "mdadm":
+        parsed = _Args(args)
+        return parsed.has("CBG", *_MDADM_WRITES)
+    if program in _LVM_WRITES or (program == "lvm" and values and values[0] in _LVM_WRITES):
+        parsed = _Args(args)
+        return not parsed.has("th", "test", "help", "version")
+    if program in ("lvresize", "lvextend") and any(v.startswith("-L-") or v.startswith("--size=-")
+                                                   for v in values):  # fmt: skip
+        return True
+    if program == "zpool":
+        return bool(values) and (values[0] in ("destroy", "labelclear")
+                                 or (values[0] == "create" and "-f" in values))  # fmt: skip
+    if program == "zfs":
+        return bool(values) and values[0] == "destroy" and "-n" not in values
+    if program == "debugfs":
+        parsed = _Args(args, "bsfRdDcz", ("request",))
+        return "w" in parsed.short and any(_device_target(w, cwd) for w in parsed.operands)
+    if program in ("dmsetup",):
+        return bool(values) and values[0] in ("remove_all", "wipe_table")
+    if program == "blockdev":
+        return False
+    return False
+
+
+_BENIGN_SIGNALS = frozenset(
+    {
+        "0",
+        "1",
+        "HUP",
+        "SIGHUP",
+        "10",
+        "USR1",
+        "SIGUSR1",
+        "12",
+        "USR2",
+        "SIGUSR2",
+        "CONT",
+        "SIGCONT",
+        "18",
+        "WINCH",
+        "SIGWINCH",
+        "28",
+    }
 )
 
 
-# --- checking -----------------------------------------------------------------------------
+def _kill_all(cmd: Cmd) -> bool:
+    program = cmd.program
+    args = cmd.words[1:]
+    values = [w.value for w in args]
+    if program == "kill":
+        signal = "TERM"
+        pids: list[Word] = []
+        i = 0
+        while i < len(args):
+            value = values[i]
+            if not pids and value in ("-l", "-L", "--list", "--table"):
+                return False
+            if not pids and value in ("-s", "-n", "--signal") and i + 1 < len(args):
+                signal = values[i + 1].upper()
+                i += 2
+                continue
+            if value == "--":
+                pids.extend(args[i + 1 :])
+                break
+            if (not pids and signal == "TERM" and value.startswith("-") and value != "-1") or (
+                not pids and value.startswith("-") and value[1:].isalpha()
+            ):
+                signal = value[1:].upper()
+            elif (
+                not pids
+                and value.startswith("-")
+                and value[1:].isdigit()
+                and signal == "TERM"
+                and (i + 1 < len(args))
+            ):
+                signal = value[1:]
+            else:
+                pids.append(args[i])
+            i += 1
+        for pid in pids:
+            if pid.pids:
+                return True
+            if pid.literal == "-1" and signal not in ("0", "SIG0"):
+                return True
+            if pid.literal == "1" and signal.upper() not in _BENIGN_SIGNALS:
+                return True
+        return False
+    if program == "killall5":
+        return "--help" not in values
+    if (program in ("pkill", "pgrep") and program == "pkill") or program == "skill":
+        parsed = _Args(args, "ugGPsFtUc", ("euid", "uid", "group", "parent", "session",
+                                           "pidfile", "terminal", "signal"))  # fmt: skip
+        patterns = [w.value for w in parsed.operands]
+        users = {parsed.values.get(k) for k in ("u", "U", "euid", "uid")} - {None}
+        if program == "skill":
+            return "root" in patterns or "0" in patterns or bool(users & {"root", "0"})
+        if any(matches_everything(p) or p in ("systemd", "init") for p in patterns):
+            return True
+        if program == "pkill" and parsed.has("v", "inverse"):
+            return True  # everything but what the pattern matches
+        return not patterns and bool(users & {"root", "0"})
+    if program == "killall":
+        parsed = _Args(args, "usoyn", ("user", "signal", "older-than", "younger-than", "ns"))
+        names = [w.value for w in parsed.operands]
+        if parsed.has("r", "regexp") and any(matches_everything(n) for n in names):
+            return True
+        if any(n in ("systemd", "init", "/sbin/init") for n in names):
+            return True
+        user = parsed.values.get("u") or parsed.values.get("user")
+        return not names and user in ("root", "0")
+    if program == "slay":
+        return "root" in values
+    return False
 
 
-@functools.lru_cache(maxsize=256)
-def _compiled(pattern: str) -> re.Pattern[str]:
-    return re.compile(pattern)
+def _sysrq(cmd: Cmd) -> bool:
+    cwd = cmd.cwd
+    for op, target in cmd.redirects:
+        if op in _WRITES and _any(target, cwd, _is_sysrq):
+            return True
+    args = cmd.words[1:]
+    if cmd.program == "dd":
+        return any(w.value.startswith("of=") and _any(_strip(w, 3), cwd, _is_sysrq) for w in args)
+    if cmd.program in ("tee", "cp", "install", "dd", "ln"):
+        operands = _Args(args).operands
+        if cmd.program == "tee":
+            return any(_any(w, cwd, _is_sysrq) for w in operands)
+        return len(operands) >= 2 and _any(operands[-1], cwd, _is_sysrq)
+    return False
 
 
-def _command_violations(
-    command: Command, extra_rules: Sequence[DenyRule], skip: Collection[str]
-) -> Iterator[Violation]:
-    words = command.words
-    if words:
-        for name, check in _WORD_RULES.items():
-            if name not in skip and check(words):
-                yield Violation(name, command.text)
-    if "redirect-to-block-device" not in skip:
-        for op, target in command.redirects:
-            if op in _WRITE_REDIRECTS and _is_block_device(target):
-                yield Violation("redirect-to-block-device", f"{command.text} {op} {target}".strip())
-    views = dict.fromkeys((command.written_text, command.text))
-    for rule in extra_rules:
-        if rule.name in skip:
-            continue
-        regex = _compiled(rule.pattern)
-        hit = next((view for view in views if regex.search(view)), None)
-        if hit is not None:
-            yield Violation(rule.name, hit)
+_COMMAND_CLASSES: tuple[tuple[str, Callable[[Cmd], bool]], ...] = (
+    ("system-paths", _system_paths),
+    ("block-devices", _block_devices),
+    ("kill-all", _kill_all),
+    ("sysrq", _sysrq),
+)
+
+
+# --- checking -------------------------------------------------------------------------------
+
+#: Programs some class judges (any command with a redirection or an unknown name is judged too).
+_RELEVANT = frozenset(
+    {"rm", "unlink", "find", "rsync", "truncate", "shred", "cp", "install", "ln", "mv", "chmod",
+     "chown", "chgrp", "setfacl", "chattr", "chcon", "tar", "dd", "tee", "ddrescue",
+     "wipefs", "sg_format", "sg_sanitize", "badblocks", "sgdisk", "sfdisk", "parted", "fdisk",
+     "gdisk", "cfdisk", "cgdisk", "fixparts", "nvme", "hdparm", "cryptsetup", "mdadm", "lvm",
+     "lvresize", "lvextend", "zpool", "zfs", "debugfs", "dmsetup", "kill", "killall5", "pkill",
+     "skill", "killall", "slay", ":"}
+) | _DISK_WRITERS | _LVM_WRITES  # fmt: skip
+
+
+def _matched(cmd: Cmd) -> str:
+    text = cmd.text
+    written = cmd.written.strip()
+    if "$?" in text or not text.strip():
+        return written[:500]
+    return text[:500]
+
+
+def _redirect_text(cmd: Cmd) -> str:
+    base = _matched(cmd) if cmd.words and cmd.program != ":" else ""
+    extra = " ".join(f"{op} {t.alts[0].replace(U, '$?')}" for op, t in cmd.redirects)
+    return f"{base} {extra}".strip() if base else extra or cmd.written.strip()
 
 
 def check_command(
     command: str,
     *,
+    variables: Mapping[str, str] | None = None,
+    deferred: Collection[str] = (),
     extra_rules: Sequence[DenyRule] = (),
+    allow_patterns: Sequence[AllowPattern] = (),
     allowed: Collection[str] = (),
+    limit: int = MAX_COMMAND_BYTES,
 ) -> list[Violation]:
-    """Every violation in `command` (empty list = allowed).
+    """Every violation in ``command`` (a command line or a whole script; empty = allowed).
 
-    `allowed` holds rule names (built-in or extra) to skip. Raises ``re.error`` if an extra
-    rule's pattern is not a valid regular expression.
-    """
+    ``variables`` are values known for this run (a script's parameters, given as environment);
+    ``deferred`` names variables whose values are checked when they are known. ``allowed`` holds
+    rule names (classes or the site's) to skip. Raises ``ValueError`` if a site pattern is not
+    valid RE2."""
     skip = frozenset(allowed)
-    analysis = analyze(command)
-    violations: list[Violation] = []
-    for command_ in analysis.commands:
-        violations.extend(_command_violations(command_, extra_rules, skip))
-    if "fork-bomb" not in skip:
-        violations.extend(Violation("fork-bomb", bomb) for bomb in analysis.fork_bombs)
-    if analysis.too_deep and "nesting-too-deep" not in skip:
-        violations.append(Violation("nesting-too-deep", "nested shell invocations"))
-    return list(dict.fromkeys(violations))
+    size = len(command.encode("utf-8", "surrogatepass"))
+    if size > limit:
+        if "too-long" in skip:
+            return []
+        return [
+            Violation("too-long", f"command too long: {size} bytes, at most {limit} are accepted")
+        ]
+    text = command.replace("\r\n", "\n").replace("\r", "\n")
+    deny = [(rule, compile_pattern(rule.pattern)) for rule in extra_rules if rule.name not in skip]
+    allow = [compile_pattern(rule.pattern) for rule in allow_patterns if rule.name not in skip]
+    analysis = analyze(text, dict(variables or {}), tuple(deferred))
+    found: list[Violation] = []
+    for cmd in analysis.commands:
+        views = dict.fromkeys((cmd.written.strip(), cmd.text)) if deny or allow else {}
+        excepted = any(regex.search(view) for regex in allow for view in views)
+        relevant = (
+            cmd.program in _RELEVANT
+            or bool(cmd.redirects)
+            or bool(cmd.words and cmd.words[0].unknown)
+            or _MKFS.match(cmd.program) is not None
+        )
+        if relevant and not excepted:
+            for name, test in _COMMAND_CLASSES:
+                if name not in skip and test(cmd):
+                    redirected = any(op in _WRITES for op, _ in cmd.redirects)
+                    matched = (
+                        _redirect_text(cmd) if redirected and name != "kill-all" else _matched(cmd)
+                    )
+                    found.append(Violation(name, matched))
+        for rule, regex in deny:
+            hit = next((view for view in views if regex.search(view)), None)
+            if hit is not None:
+                found.append(Violation(rule.name, hit))
+    for finding in analysis.findings:
+        rule = _FINDING_CLASS.get(finding.rule, finding.rule)
+        if rule not in skip:
+            found.append(Violation(rule, finding.matched))
+    return list(dict.fromkeys(found))
 
 
 def check_script(
     text: str,
     *,
+    variables: Mapping[str, str] | None = None,
+    deferred: Collection[str] = (),
     extra_rules: Sequence[DenyRule] = (),
+    allow_patterns: Sequence[AllowPattern] = (),
     allowed: Collection[str] = (),
 ) -> list[Violation]:
-    """Every violation in a multi-line shell script (empty list = allowed)."""
-    normalized = text.replace("\r\n", "\n").replace("\r", "\n")
-    return check_command(normalized, extra_rules=extra_rules, allowed=allowed)
+    """Every violation in a stored script (up to ``MAX_SCRIPT_BYTES``)."""
+    return check_command(
+        text, variables=variables, deferred=deferred, extra_rules=extra_rules,
+        allow_patterns=allow_patterns, allowed=allowed, limit=MAX_SCRIPT_BYTES,
+    )  # fmt: skip
 
 
-# --- the one entry point ------------------------------------------------------------------
+# --- the one entry point --------------------------------------------------------------------
 
-#: Commands longer than this are parsed in a thread (about 2 s per 100 KB).
-_THREAD_OVER = 4096
+#: Checks run here, never on the event loop: two threads (the machine's cores are for the
+#: executors), so a burst of huge commands queues instead of starving the server.
+_POOL = ThreadPoolExecutor(max_workers=2, thread_name_prefix="knm-policy")
 
 
-async def site_rules(knm: Knm) -> tuple[list[DenyRule], list[str]]:
-    """The site's ``(deny_rules, allow_rules)``: today they live in the SSH settings, and none
-    apply when no plugin provides those settings."""
+class SiteRules(msgspec.Struct, kw_only=True):
+    deny: list[DenyRule] = msgspec.field(default_factory=list)
+    allow: list[str] = msgspec.field(default_factory=list)
+    allow_patterns: list[AllowPattern] = msgspec.field(default_factory=list)
+
+
+async def site_rules(knm: Knm) -> SiteRules:
+    """The site's rules: they live in the SSH settings, and none apply when no plugin provides
+    those settings."""
     try:
         settings = await knm.features.settings("ssh")
     except Exception:  # the ssh plugin is blocked: no site rules
-        return [], []
-    return list(getattr(settings, "deny_rules", [])), list(getattr(settings, "allow_rules", []))
+        return SiteRules()
+    return SiteRules(
+        deny=list(getattr(settings, "deny_rules", [])),
+        allow=list(getattr(settings, "allow_rules", [])),
+        allow_patterns=list(getattr(settings, "allow_patterns", [])),
+    )
 
 
-async def violations(knm: Knm, command: str, context: CommandContext) -> list[Violation]:
-    """Every violation of ``command`` (a command line or a whole shell script): built-in rules,
+async def run_check(
+    text: str,
+    *,
+    rules: SiteRules | None = None,
+    variables: Mapping[str, str] | None = None,
+    deferred: Collection[str] = (),
+    limit: int = MAX_COMMAND_BYTES,
+) -> list[Violation]:
+    """``check_command`` in the policy's thread pool (the size limit is applied first, here)."""
+    rules = rules or SiteRules()
+    size = len(text.encode("utf-8", "surrogatepass"))
+    if size > limit and "too-long" not in rules.allow:
+        return [
+            Violation("too-long", f"command too long: {size} bytes, at most {limit} are accepted")
+        ]
+    call = functools.partial(
+        check_command, text, variables=variables, deferred=deferred, extra_rules=rules.deny,
+        allow_patterns=rules.allow_patterns, allowed=rules.allow, limit=limit,
+    )  # fmt: skip
+    try:
+        return await asyncio.get_running_loop().run_in_executor(_POOL, call)
+    except ValueError:
+        # Settings are checked when saved; one stored by hand must not let commands through.
+        return [Violation("invalid-site-rule", "a rule of the SSH settings is not valid RE2")]
+
+
+async def violations(
+    knm: Knm,
+    command: str,
+    context: CommandContext,
+    *,
+    variables: Mapping[str, str] | None = None,
+    deferred: Collection[str] = (),
+    limit: int = MAX_COMMAND_BYTES,
+) -> list[Violation]:
+    """Every violation of ``command`` (a command line or a whole shell script): built-in classes,
     the site's rules and every plugin's ``knm_check_command``."""
     from knm.core.manager import collect
 
-    deny, allow = await site_rules(knm)
     text = command.replace("\r\n", "\n").replace("\r", "\n")
-    try:
-        if len(text) > _THREAD_OVER:
-            found = await asyncio.to_thread(check_command, text, extra_rules=deny, allowed=allow)
-        else:
-            found = check_command(text, extra_rules=deny, allowed=allow)
-    except re.error:
-        # Settings are checked when saved; one stored by hand must not let commands through.
-        found = [Violation("invalid-deny-rule", "a deny rule of the SSH settings is invalid")]
+    found = await run_check(
+        text, rules=await site_rules(knm), variables=variables, deferred=deferred, limit=limit
+    )
+    if any(v.rule == "too-long" for v in found):
+        return found
     found.extend(collect(knm.pm.hook.knm_check_command(command=text, context=context)))
     return found
 
 
-async def check(knm: Knm, command: str, context: CommandContext) -> None:
+async def check(
+    knm: Knm,
+    command: str,
+    context: CommandContext,
+    *,
+    variables: Mapping[str, str] | None = None,
+    deferred: Collection[str] = (),
+    limit: int = MAX_COMMAND_BYTES,
+) -> None:
     """Raises the spec's 422 (``Invalid``) when the policy blocks ``command``."""
-    found = await violations(knm, command, context)
+    found = await violations(
+        knm, command, context, variables=variables, deferred=deferred, limit=limit
+    )
     if found:
         from knm.core.errors import Invalid
 

@@ -1,336 +1,1829 @@
-"""Find every simple command a piece of shell would run, for the command policy.
+"""What a piece of shell would run, for the command guard-rail (``knm.core.policy``).
 
-bashlex does the parsing; where it gives up (``case``, ``[[ ]]``, ``$(( ))``, ``time`` ...)
-a conservative shlex tokenizer takes over, so that an unparsable command is still checked
-rather than waved through. Wrappers that only change *how* a program runs (``sudo``, ``env``,
-``timeout``, ...) are peeled off, and the code hidden in ``sh -c``, ``eval``, ``xargs``,
-``find -exec``, here-docs and ``echo ... | sh`` is expanded recursively.
+tree-sitter's bash grammar parses the text (in C, linear time, every construct bash has: ``case``,
+``[[ ]]``, ``$(( ))``, here-docs ...; it recovers from syntax errors instead of giving up). The
+walker below then follows the text the way bash would, pessimistically:
+
+* every word becomes the set of values it may take (``Word.alts``). A part whose value cannot be
+  known here -- ``$VAR`` never assigned, ``$(cmd)``, ``$1`` -- is the marker ``U`` ("anything,
+  including empty or ``/``"); ``${X:-/}`` may be ``/`` as well as whatever ``X`` holds;
+  ``$(echo /)`` is ``/``. Assignments, ``for`` lists, ``cd`` and function arguments are tracked.
+* wrappers that only change *how* a program runs (``sudo``, ``env``, ``timeout``, ``chroot``,
+  ``systemd-run``, ``strace``, ``flock`` ...) are peeled off; code that runs elsewhere
+  (``sh -c``, ``eval``, ``su -c``, ``watch``, ``xargs``, ``find -exec``, ``parallel``, here-docs
+  and literal text piped into a shell, a file written by the same text and then run) is walked
+  as code in its turn.
+* what flows through pipes is followed far enough to tell fetched or decoded data (``curl``,
+  ``base64 -d`` ...), literal text and process listings apart.
+
+The result, ``Analysis``, lists every command that would run (``Cmd``) and the findings that
+only the structure shows (fork bombs, code fetched into an interpreter, eval of unknown text).
+The work is bounded: nesting deeper than ``MAX_DEPTH`` and walks longer than ``MAX_STEPS`` are
+findings too, never a hang.
 """
 
 from __future__ import annotations
 
-import itertools
+import functools
 import posixpath
 import re
-import shlex
-import warnings
+import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
-import bashlex
+import tree_sitter_bash
+from tree_sitter import Language, Node, Parser, Tree
 
-# Deeper nesting than this is treated as an evasion attempt rather than parsed forever.
+#: An unknown part of a word's value.
+U = "\x00"
+#: Nested code (``sh -c`` inside ``eval`` inside ...) deeper than this is a finding.
 MAX_DEPTH = 8
+#: Tree nodes one analysis may visit (function bodies count once per call).
+MAX_STEPS = 100_000
+#: Statements nested deeper than this (``((((...))))``) are a finding, not a deep recursion.
+MAX_NESTING = 120
+#: Alternatives kept per word (brace expansion, defaults, for lists).
+MAX_ALTS = 32
 
-SHELLS = frozenset({"sh", "bash", "zsh", "dash", "ksh", "mksh", "ash", "rbash"})
-_ASSIGNMENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\[[^\]]*\])?\+?=")
-_SEPARATORS = frozenset(";&|()\n")
-_LEADING_KEYWORDS = frozenset(
-    {"{", "}", "!", "if", "then", "else", "elif", "do", "while", "until", "fi", "done", "esac"}
-)
-_FORK_BOMB = re.compile(
-    r"(?:function\s+)?([^\s(){}|&;<>'\"]+)\s*(?:\(\s*\))?\s*\{[^}]*?"
-    r"(?<![\w.:-])\1\s*\|\s*\1(?![\w.:-])[^}]*&"
-)
+SHELLS = frozenset({"sh", "bash", "zsh", "dash", "ksh", "mksh", "ash", "rbash", "fish", "yash",
+                    "posh", "tcsh", "csh"})  # fmt: skip
+INTERPRETERS = SHELLS | frozenset(
+    {"python", "python2", "python3", "perl", "ruby", "node", "nodejs", "php", "lua", "Rscript",
+     "tclsh", "pwsh", "irb", "jshell", "osascript"}
+)  # fmt: skip
+FETCHERS = frozenset({"curl", "wget", "fetch", "nc", "ncat", "netcat", "socat", "http", "https",
+                      "aria2c", "lynx", "links", "w3m", "ftp", "tftp", "scp", "rsync"})  # fmt: skip
+DECODERS = frozenset({"base64", "base32", "basenc", "xxd", "openssl", "gzip", "gunzip", "zcat",
+                      "bzcat", "bunzip2", "bzip2", "xz", "unxz", "xzcat", "zstd", "zstdcat",
+                      "unzstd", "lz4", "lz4cat", "uudecode", "tr", "rev", "gpg", "age",
+                      "unzip", "funzip"})  # fmt: skip
+#: Programs whose output is routinely ``eval``-ed to set up a shell's environment.
+ENV_SETUP = frozenset({"ssh-agent", "gpg-agent", "dircolors", "direnv", "pyenv", "rbenv",
+                       "nodenv", "brew", "opam", "keychain", "locale", "resize", "starship",
+                       "zoxide", "conda", "mise", "rtx", "minikube", "docker-machine"})  # fmt: skip
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_ASSIGNMENT = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)(?:\[[^\]]*\])?\+?=(.*)$", re.S)
+_EXPANSION = re.compile(r"^\$\{(#?)([A-Za-z_][A-Za-z0-9_]*|[0-9]+|[@*#?$!-])(.*)\}$", re.S)
+_BRACES = re.compile(r"\{([^{}]*,[^{}]*)\}")
+_SPECIAL_WORD = re.compile(r"[\\~{$`]")
+_PLAIN_COMMAND = re.compile(r"[A-Za-z0-9_./:,+@%^-]+(?:[ \t]+[A-Za-z0-9_./:,+@%^=-]+)*")
+
+
+_LOCAL = threading.local()
+# tree-sitter-bash's scanner can crash the process on some characters outside the Basic
+# Multilingual Plane (found by fuzzing); no command, path or option the checks look at holds one.
+_ASTRAL = re.compile("[\U00010000-\U0010ffff]")
+
+
+@functools.cache
+def _language() -> Language:
+    return Language(tree_sitter_bash.language())
+
+
+def _parser() -> Parser:
+    """One parser per thread: a tree-sitter parser is not safe to share between threads."""
+    parser = getattr(_LOCAL, "parser", None)
+    if parser is None:
+        parser = _LOCAL.parser = Parser(_language())
+    return parser
+
+
+def _parse(text: str) -> Tree:
+    if not text.isascii():
+        text = _ASTRAL.sub("\ufffd", text)
+    return _parser().parse(text.encode("utf-8", "surrogatepass"))
+
+
+# --- values -------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True, slots=True)
-class SimpleCommand:
-    """One simple command as written: its words (unquoted) and its output redirections."""
+class Stream:
+    """What flows out of a command (or into one): known text, fetched or decoded data, a list
+    of every process id, a listing of paths."""
 
-    words: tuple[str, ...]
-    redirects: tuple[tuple[str, str], ...] = ()
-    # Text fed to the command's stdin by a here-doc, here-string or ``echo ... |``.
-    stdin_text: str | None = None
+    text: str | None = None
+    tainted: bool = False
+    pids: bool = False
+    paths: tuple[str, ...] = ()
+    #: Never ends (``yes``): a ``while read`` loop fed by it runs forever.
+    endless: bool = False
+    #: Some program's output, not known here (as opposed to a local file or nothing).
+    opaque: bool = False
 
 
-@dataclass(frozen=True, slots=True)
-class Command:
-    """A command that would actually run, after peeling wrappers such as ``sudo``."""
+UNKNOWN_STREAM = Stream()
+OPAQUE_STREAM = Stream(opaque=True)
 
-    words: tuple[str, ...]
-    written: tuple[str, ...]
-    redirects: tuple[tuple[str, str], ...] = ()
+
+class Word:
+    """One word of a command: every value it may take (``U`` marks an unknown part)."""
+
+    __slots__ = ("alts", "literal", "pids", "producers", "tainted", "text", "unknown", "value")
+
+    def __init__(
+        self, alts: tuple[str, ...], text: str, tainted: bool = False, pids: bool = False,
+        producers: tuple[str, ...] = (),
+    ) -> None:  # fmt: skip
+        self.alts = alts
+        self.text = text
+        #: Holds fetched or decoded data (``"$(curl ...)"``, ``<(base64 -d ...)``).
+        self.tainted = tainted
+        #: Holds a list of every process id (``$(ps -e -o pid=)``).
+        self.pids = pids
+        #: The programs of a command substitution, for ``eval "$(ssh-agent -s)"``.
+        self.producers = producers
+        first = alts[0] if alts else ""
+        self.unknown = U in first if len(alts) == 1 else any(U in alt for alt in alts)
+        #: The value, if it is known and single.
+        self.literal = first if len(alts) == 1 and not self.unknown else None
+        #: The first alternative with unknown parts blanked, for matching options.
+        self.value = first.replace(U, "") if self.unknown else first
+
+    def with_alts(self, alts: tuple[str, ...]) -> Word:
+        return Word(alts, self.text, self.tainted, self.pids, self.producers)
+
+    def __repr__(self) -> str:
+        return f"Word({self.alts!r})"
+
+
+def lit(value: str) -> Word:
+    return Word((value,), value)
+
+
+class Cmd:
+    """One program that would run, wrappers peeled off (``words[0]`` is the program)."""
+
+    __slots__ = ("_written", "asynchronous", "cwd", "program", "redirects", "stdin", "words")
+
+    def __init__(
+        self, words: list[Word], written: str | Node, redirects: list[tuple[str, Word]] | None = None,
+        stdin: Stream = UNKNOWN_STREAM, cwd: str = "/root", asynchronous: bool = False,
+    ) -> None:  # fmt: skip
+        self.words = words
+        #: The command as written (wrappers included): text, or the node it is read from.
+        self._written = written
+        self.redirects = redirects or []
+        self.stdin = stdin
+        self.cwd = cwd
+        self.asynchronous = asynchronous
+        self.program = program_name(words[0].value) if words else ""
+
+    @property
+    def written(self) -> str:
+        if not isinstance(self._written, str):
+            self._written = _text(self._written)
+        return self._written
 
     @property
     def text(self) -> str:
-        return " ".join(self.words)
+        return " ".join(w.alts[0].replace(U, "$?") if w.alts else "" for w in self.words)
 
-    @property
-    def written_text(self) -> str:
-        return " ".join(self.written)
+
+@dataclass(slots=True)
+class Finding:
+    rule: str
+    matched: str
 
 
 @dataclass(slots=True)
 class Analysis:
-    commands: list[Command] = field(default_factory=list)
-    fork_bombs: list[str] = field(default_factory=list)  # their definitions, as written
-    too_deep: bool = False
+    commands: list[Cmd] = field(default_factory=list)
+    findings: list[Finding] = field(default_factory=list)
 
 
-def analyze(text: str) -> Analysis:
-    """Every command `text` would run, including nested and wrapped ones."""
-    analysis = Analysis()
-    _expand_script(text, 0, analysis)
-    return analysis
+def analyze(
+    text: str,
+    variables: dict[str, str] | None = None,
+    deferred: Sequence[str] = (),
+) -> Analysis:
+    """Every command ``text`` would run and every structural finding.
+
+    ``variables`` are values known for this run (a script's parameters); ``deferred`` names
+    variables whose value is checked later, so they count as harmless placeholders now."""
+    walker = _Walker()
+    env = _Env()
+    for name in deferred:
+        env.vars[name] = (f"knm-deferred-{name}",)
+    for name, value in (variables or {}).items():
+        env.vars[name] = (value,)
+    walker.run_code(text, env, depth=0)
+    return walker.analysis
 
 
-# --- parsing ------------------------------------------------------------------------------
+def program_name(word: str) -> str:
+    if word[:1] == "\\":
+        word = word.lstrip("\\")
+    return (word.rsplit("/", 1)[-1] or word) if "/" in word else word
 
 
-def parse(text: str) -> tuple[list[SimpleCommand], list[str]]:
-    """The simple commands in `text` and the fork-bomb function definitions in it."""
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            trees = bashlex.parse(text)
-    except Exception:  # bashlex raises a zoo of types on syntax it does not support
-        return _fallback_parse(text)
-    visitor = _Visitor(text)
-    try:
-        for tree in trees:
-            visitor.visit(tree)
-    except RecursionError:
-        return _fallback_parse(text)
-    return visitor.commands, visitor.fork_bombs
+# --- the walk -----------------------------------------------------------------------------
 
 
-class _Visitor:
-    def __init__(self, text: str) -> None:
-        self.text = text
-        self.commands: list[SimpleCommand] = []
-        self.fork_bombs: list[str] = []
+@dataclass(slots=True)
+class _Env:
+    vars: dict[str, tuple[str, ...]] = field(
+        default_factory=lambda: {
+            "HOME": ("/root",),
+            "BASH": ("/bin/bash",),
+            "SHELL": ("/bin/bash",),
+            "0": ("bash",),
+        }
+    )
+    positional: list[Word] | None = None
+    cwd: str = "/root"
+    functions: dict[str, Node] = field(default_factory=dict)
+    #: Files this text wrote: literal contents, or fetched/decoded data.
+    files: dict[str, Stream] = field(default_factory=dict)
+    calls: dict[str, int] = field(default_factory=dict)
+    #: Names of the functions whose bodies are being walked (no endless recursion).
+    active: tuple[str, ...] = ()
 
-    def visit(self, node: bashlex.ast.node, stdin_text: str | None = None) -> None:
-        kind = node.kind
-        if kind == "command":
-            self._command(node, stdin_text)
-        elif kind == "pipeline":
-            self._pipeline(node)
-        else:
-            if kind == "function":
-                self._function(node)
-            for child in _children(node):
-                self.visit(child)
+    def child(self) -> _Env:
+        """A new shell (``sh -c``): variables and files carry over, functions do not."""
+        return _Env(vars=dict(self.vars), positional=None, cwd=self.cwd, files=self.files)
 
-    def _word(self, node: bashlex.ast.node) -> str:
-        raw = self.text[node.pos[0] : node.pos[1]]
-        # bashlex mangles $'/' into "$/" and 'a'"b" into a'"b", both easy evasions.
-        return unquote(raw) if any(c in raw for c in "'\"\\") else node.word
 
-    def _command(self, node: bashlex.ast.node, stdin_text: str | None) -> None:
-        words: list[str] = []
-        redirects: list[tuple[str, str]] = []
-        for part in node.parts:
-            if part.kind == "word":
-                words.append(self._word(part))
-            elif part.kind == "redirect":
-                target = part.output
-                if isinstance(target, bashlex.ast.node) and target.kind == "word":
-                    if part.type == "<<<":
-                        stdin_text = self._word(target)
-                    elif part.type != "<<":
-                        redirects.append((part.type, self._word(target)))
-                heredoc = getattr(part, "heredoc", None)
-                if heredoc is not None:
-                    stdin_text = heredoc.value.rsplit("\n", 1)[0]
-            for child in _children(part):  # $(...) inside words, assignments and redirects
-                self.visit(child)
-        self.commands.append(SimpleCommand(tuple(words), tuple(redirects), stdin_text))
+class _Walker:
+    def __init__(self) -> None:
+        self.analysis = Analysis()
+        self.steps = 0
+        self.exhausted = False
+        self.level = 0
+        #: The pipeline being walked: findings about what flows into a stage name all of it.
+        self.pipe: Node | None = None
 
-    def _pipeline(self, node: bashlex.ast.node) -> None:
-        fed: str | None = None
-        for part in node.parts:
-            if part.kind == "pipe":
+    def finding(self, rule: str, matched: str) -> None:
+        self.analysis.findings.append(Finding(rule, matched.strip()[:500]))
+
+    # --- entry points -----------------------------------------------------------------
+
+    def run_code(self, text: str, env: _Env, depth: int, stdin: Stream = UNKNOWN_STREAM) -> Stream:
+        if depth > MAX_DEPTH:
+            self.finding("nesting-too-deep", "nested shell code")
+            return UNKNOWN_STREAM
+        tree = _parse(text)
+        return self.statements(list(tree.root_node.named_children), env, depth, stdin)
+
+    def pipe_text(self, cmd: Cmd) -> str:
+        return _text(self.pipe) if self.pipe is not None else cmd.written
+
+    def step(self) -> bool:
+        self.steps += 1
+        if self.steps > MAX_STEPS:
+            if not self.exhausted:
+                self.exhausted = True
+                self.finding("too-complex", "the command is too large to check")
+            return False
+        return True
+
+    # --- statements -------------------------------------------------------------------
+
+    def statements(
+        self, nodes: list[Node], env: _Env, depth: int, stdin: Stream = UNKNOWN_STREAM,
+        asynchronous: bool = False,
+    ) -> Stream:  # fmt: skip
+        """Walk a sequence of statements; the output of the last one is returned."""
+        out = UNKNOWN_STREAM
+        for node in nodes:
+            if node.type == "comment":
                 continue
-            self.visit(part, stdin_text=fed)
-            fed = None
-            if part.kind == "command" and self.commands:
-                words = self.commands[-1].words
-                if words and posixpath.basename(words[0]) in ("echo", "printf"):
-                    fed = " ".join(w for w in words[1:] if not w.startswith("-"))
-                    fed = fed.replace("\\n", "\n")
+            background = asynchronous or _followed_by_amp(node)
+            out = self.statement(node, env, depth, stdin, background)
+        return out
 
-    def _function(self, node: bashlex.ast.node) -> None:
-        name = node.name.word
-        self_calls = 0
-        concurrent = False
-        for sub in _walk(node.body):
-            if sub.kind == "command":
-                first = next((p for p in sub.parts if p.kind == "word"), None)
-                self_calls += first is not None and first.word == name
-            elif (sub.kind == "operator" and sub.op == "&") or sub.kind == "pipe":
-                concurrent = True
-        # Recursion alone is fine (tree walks); doubling *and* running concurrently is a bomb.
-        if self_calls >= 2 and concurrent:
-            self.fork_bombs.append(self.text[node.pos[0] : node.pos[1]])
+    def statement(
+        self, node: Node, env: _Env, depth: int, stdin: Stream, background: bool
+    ) -> Stream:
+        if not self.step():
+            return UNKNOWN_STREAM
+        if self.level >= MAX_NESTING:
+            if not any(f.rule == "nesting-too-deep" for f in self.analysis.findings):
+                self.finding("nesting-too-deep", "statements nested too deeply")
+            return UNKNOWN_STREAM
+        self.level += 1
+        try:
+            return self._statement(node, env, depth, stdin, background)
+        finally:
+            self.level -= 1
 
+    def _statement(
+        self, node: Node, env: _Env, depth: int, stdin: Stream, background: bool
+    ) -> Stream:
+        kind = node.type
+        if kind == "command":
+            return self.command(node, env, depth, stdin, background, [])
+        if kind == "redirected_statement":
+            return self.redirected(node, env, depth, stdin, background)
+        if kind == "pipeline":
+            return self.pipeline(list(node.named_children), env, depth, stdin, background)
+        if kind == "list":
+            return self.statements(list(node.named_children), env, depth, stdin, background)
+        if kind == "variable_assignment":
+            self.assign(node, env, depth)
+            return UNKNOWN_STREAM
+        if kind == "variable_assignments":
+            for child in node.named_children:
+                self.assign(child, env, depth)
+            return UNKNOWN_STREAM
+        if kind == "declaration_command":
+            for child in node.named_children:
+                if child.type == "variable_assignment":
+                    self.assign(child, env, depth)
+                else:
+                    self.word(child, env, depth)
+            return UNKNOWN_STREAM
+        if kind == "function_definition":
+            self.define(node, env, depth)
+            return UNKNOWN_STREAM
+        if kind in ("while_statement", "until_statement"):
+            return self.loop(node, env, depth, stdin, background)
+        if kind == "c_style_for_statement":
+            return self.c_for(node, env, depth, stdin, background)
+        if kind == "for_statement":
+            return self.for_in(node, env, depth, stdin, background)
+        if kind == "case_statement":
+            value = node.child_by_field_name("value")
+            if value is not None:
+                self.word(value, env, depth)
+            out = UNKNOWN_STREAM
+            for item in node.named_children:
+                if item.type == "case_item":
+                    body = [c for c in item.named_children if _is_statement(c)]
+                    out = self.statements(body, env, depth, stdin, background)
+            return out
+        if kind in ("test_command", "unset_command"):
+            for sub in _walk(node):
+                if sub.type in ("command_substitution", "process_substitution"):
+                    self.word(sub, env, depth)
+            return UNKNOWN_STREAM
+        if kind == "negated_command":
+            return self.statements(list(node.named_children), env, depth, stdin, background)
+        if kind in ("word", "concatenation", "string", "simple_expansion", "expansion",
+                    "command_substitution", "raw_string", "arithmetic_expansion"):  # fmt: skip
+            self.word(node, env, depth)
+            return UNKNOWN_STREAM
+        # compound_statement, subshell, if/elif/else, do_group, ERROR, program ...
+        children = [c for c in node.named_children if c.type != "comment"]
+        return self.statements(children, env, depth, stdin, background)
 
-def _children(node: bashlex.ast.node) -> Iterator[bashlex.ast.node]:
-    for attr in ("parts", "list"):
-        for child in getattr(node, attr, None) or ():
-            if isinstance(child, bashlex.ast.node):
-                yield child
-    for attr in ("command", "output"):
-        child = getattr(node, attr, None)
-        if isinstance(child, bashlex.ast.node):
-            yield child
+    def redirected(
+        self, node: Node, env: _Env, depth: int, stdin: Stream, background: bool
+    ) -> Stream:
+        body = node.child_by_field_name("body")
+        redirects: list[tuple[str, Word]] = []
+        trailing: list[Node] = []
+        if body is not None and body.type in ("file_redirect", "heredoc_redirect",
+                                              "herestring_redirect"):  # fmt: skip
+            body = None
+        for child in node.named_children:
+            if child is body or child == body:
+                continue
+            if child.type == "file_redirect":
+                op, target = self.redirect(child, env, depth)
+                if target is not None:
+                    redirects.append((op, target))
+                    if op in ("<", "<&") and target.literal is not None:
+                        stdin = self.read_file(target, env)
+                    elif op == "<" and (target.tainted or target.unknown):
+                        stdin = Stream(tainted=target.tainted)
+            elif child.type == "heredoc_redirect":
+                text, rest = _heredoc(child)
+                stdin = Stream(text=text)
+                trailing.extend(rest)
+            elif child.type == "herestring_redirect":
+                value = next((c for c in child.named_children), None)
+                if value is not None:
+                    word = self.word(value, env, depth)
+                    stdin = Stream(text=word.literal, tainted=word.tainted)
+        if body is None:  # ``> /dev/sda`` alone truncates its target
+            if redirects:
+                self.emit(Cmd([lit(":")], _text(node), redirects, stdin, env.cwd), env)
+            return UNKNOWN_STREAM
+        if trailing:
+            # ``cat <<EOF | sh``: tree-sitter keeps the rest of the pipeline in the here-doc.
+            first = self.statement_with(body, env, depth, stdin, background, redirects)
+            out = first
+            for extra in trailing:
+                if extra.type == "pipeline":
+                    out = self.pipeline(list(extra.named_children), env, depth, out, background)
+                else:
+                    out = self.statement(extra, env, depth, UNKNOWN_STREAM, background)
+            return out
+        return self.statement_with(body, env, depth, stdin, background, redirects)
 
+    def statement_with(
+        self, body: Node, env: _Env, depth: int, stdin: Stream, background: bool,
+        redirects: list[tuple[str, Word]],
+    ) -> Stream:  # fmt: skip
+        if body.type == "command":
+            return self.command(body, env, depth, stdin, background, redirects)
+        out = self.statement(body, env, depth, stdin, background)
+        if redirects:  # ``{ ...; } > /dev/sda``: the group's output lands there
+            self.emit(Cmd([lit(":")], _text(body)[:200], redirects, stdin, env.cwd), env)
+        return out
 
-def _walk(node: bashlex.ast.node) -> Iterator[bashlex.ast.node]:
-    yield node
-    for child in _children(node):
-        yield from _walk(child)
+    def redirect(self, node: Node, env: _Env, depth: int) -> tuple[str, Word | None]:
+        op = "".join(
+            c.text.decode(errors="replace")
+            for c in node.children
+            if not c.is_named or c.type == "ERROR"
+        )
+        target = node.child_by_field_name("destination")
+        if target is None:
+            named = [c for c in node.named_children if c.type not in ("file_descriptor", "ERROR")]
+            target = named[-1] if named else None
+        if target is None:
+            return op, None
+        return op, self.word(target, env, depth)
 
+    def read_file(self, target: Word, env: _Env) -> Stream:
+        path = target.literal or ""
+        if path.startswith(("/dev/tcp/", "/dev/udp/")):
+            return Stream(tainted=True)
+        return env.files.get(_normalize(path, env.cwd), UNKNOWN_STREAM)
 
-# --- conservative fallback ----------------------------------------------------------------
+    def pipeline(
+        self, stages: list[Node], env: _Env, depth: int, stdin: Stream, background: bool
+    ) -> Stream:
+        stages = [s for s in stages if s.type != "comment"]
+        out = stdin
+        many = len(stages) > 1
+        saved = self.pipe
+        if stages and stages[0].parent is not None and stages[0].parent.type == "pipeline":
+            self.pipe = stages[0].parent
+        try:
+            for stage in stages:
+                out = self.statement(stage, env, depth, out, background or many)
+        finally:
+            self.pipe = saved
+        return out
 
+    def loop(self, node: Node, env: _Env, depth: int, stdin: Stream, background: bool) -> Stream:
+        body = node.child_by_field_name("body")
+        conditions = [c for c in node.named_children if c != body]
+        for cond in conditions:
+            self.statement(cond, env, depth, stdin, background)
+        forever = _always(conditions, node.type == "until_statement", stdin)
+        if body is not None:
+            self.loop_body(node, body, env, depth, forever, background)
+        return UNKNOWN_STREAM
 
-def _fallback_parse(text: str) -> tuple[list[SimpleCommand], list[str]]:
-    fork_bombs = [m.group(0) + " }" for m in _FORK_BOMB.finditer(text)]
-    cleaned, bodies = _prescan(text)
-    commands: list[SimpleCommand] = []
-    for body in bodies:
-        nested, bombs = parse(body)
-        commands.extend(nested)
-        fork_bombs.extend(bombs)
-    commands.extend(_group(_tokens(cleaned)))
-    return commands, fork_bombs
+    def loop_body(
+        self, loop: Node, body: Node, env: _Env, depth: int, forever: bool, background: bool
+    ) -> None:
+        before = len(self.analysis.commands)
+        self.statement(body, env, depth, UNKNOWN_STREAM, background)
+        if not forever:
+            return
+        spawned = [c for c in self.analysis.commands[before:] if c.asynchronous]
+        if spawned and not _throttled(body):
+            self.finding("fork-bomb", _text(loop))
 
+    def c_for(self, node: Node, env: _Env, depth: int, stdin: Stream, background: bool) -> Stream:
+        body = node.child_by_field_name("body")
+        condition = node.child_by_field_name("condition")
+        text = _text(node)
+        header = text[: text.find("))") + 2] if "))" in text else text
+        parts = header.strip()[len("for") :].strip().strip("()").split(";")
+        forever = condition is None and len(parts) >= 2 and not parts[1].strip()
+        bound = re.search(r"[<>]=?\s*(\d+)", parts[1]) if len(parts) >= 2 else None
+        forever = forever or (bound is not None and int(bound.group(1)) > _MANY)
+        if body is not None:
+            self.loop_body(node, body, env, depth, forever, background)
+        return UNKNOWN_STREAM
 
-def _prescan(text: str) -> tuple[str, list[str]]:
-    """Drop comments, decode $'...', and lift $(...) / backtick bodies out as commands."""
-    out: list[str] = []
-    bodies: list[str] = []
-    i, n = 0, len(text)
-    quote = ""
-    while i < n:
-        c = text[i]
-        if c == "\\" and quote != "'":
-            out.append(text[i : i + 2] if text[i + 1 : i + 2] != "\n" else "")
-            i += 2
-        elif quote == "'":
-            out.append(c)
-            quote = "" if c == "'" else quote
-            i += 1
-        elif text.startswith("$(", i):
-            end = _matching_paren(text, i + 1)
-            bodies.append(text[i + 2 : end])
-            out.append("SUBST")
-            i = end + 1
-        elif c == "`":
-            end = text.find("`", i + 1)
-            end = n if end < 0 else end
-            bodies.append(text[i + 1 : end])
-            out.append("SUBST")
-            i = end + 1
-        elif quote == '"':
-            out.append(c)
-            quote = "" if c == '"' else quote
-            i += 1
-        elif text.startswith("$'", i):
-            end = text.find("'", i + 2)
-            while end > 0 and text[end - 1] == "\\":
-                end = text.find("'", end + 1)
-            end = n if end < 0 else end
-            out.append(shlex.quote(unquote(text[i : end + 1])))
-            i = end + 1
-        elif c in "'\"":
-            quote = c
-            out.append(c)
-            i += 1
-        elif c == "#" and (i == 0 or text[i - 1] in " \t\n;&|()"):
-            end = text.find("\n", i)
-            i = n if end < 0 else end
+    def for_in(self, node: Node, env: _Env, depth: int, stdin: Stream, background: bool) -> Stream:
+        variable = node.child_by_field_name("variable")
+        body = node.child_by_field_name("body")
+        values: list[str] = []
+        tainted = False
+        has_values = False
+        for child in node.children_by_field_name("value"):
+            has_values = True
+            word = self.word(child, env, depth)
+            tainted = tainted or word.tainted
+            for alt in word.alts:
+                values.extend(_split_unquoted(alt) if child.type not in ("string", "raw_string")
+                              else [alt])  # fmt: skip
+        if variable is not None:
+            name = _text(variable)
+            if not has_values:
+                env.vars[name] = tuple(w.alts[0] for w in env.positional or []) or (U,)
+            else:
+                env.vars[name] = tuple(dict.fromkeys(values))[:MAX_ALTS] or ("",)
+        if body is not None:
+            # ``for i in {1..100000}`` or ``$(seq 1 100000)`` starting jobs is a fork loop too.
+            many = any(_many_values(_text(c)) for c in node.children_by_field_name("value"))
+            self.loop_body(node, body, env, depth, many, background)
+        return UNKNOWN_STREAM
+
+    def assign(self, node: Node, env: _Env, depth: int) -> None:
+        name_node = node.child_by_field_name("name")
+        value_node = node.child_by_field_name("value")
+        if name_node is None:
+            return
+        name = _text(name_node)
+        if value_node is None:
+            env.vars[name] = ("",)
+            return
+        word = self.word(value_node, env, depth)
+        env.vars[name] = word.alts
+        if word.tainted:
+            env.vars[name] = (U,)
+            env.files[f"$var:{name}"] = Stream(tainted=True)
         else:
-            out.append(c)
+            env.files.pop(f"$var:{name}", None)
+
+    def define(self, node: Node, env: _Env, depth: int) -> None:
+        name_node = node.child_by_field_name("name")
+        body = node.child_by_field_name("body")
+        if name_node is None or body is None:
+            return
+        name = _text(name_node)
+        env.functions[name] = body
+        if _self_spawning(name, body):
+            self.finding("fork-bomb", _text(node))
+        # The body runs only when called; walk it once now with unknown arguments so that
+        # code in a function nobody calls here (or that a later script calls) is seen too.
+        saved = env.positional
+        env.positional = None
+        self.call_function(name, body, env, depth, [], UNKNOWN_STREAM, False)
+        env.positional = saved
+
+    def call_function(
+        self, name: str, body: Node, env: _Env, depth: int, args: list[Word], stdin: Stream,
+        background: bool,
+    ) -> Stream:  # fmt: skip
+        if name in env.active or env.calls.get(name, 0) >= 8:
+            return UNKNOWN_STREAM
+        env.calls[name] = env.calls.get(name, 0) + 1
+        saved_positional, saved_active = env.positional, env.active
+        env.positional = list(args) if args or saved_positional is not None else None
+        env.active = (*env.active, name)
+        try:
+            return self.statement(body, env, depth, stdin, background)
+        finally:
+            env.positional, env.active = saved_positional, saved_active
+
+    # --- simple commands ----------------------------------------------------------------
+
+    def command(
+        self, node: Node, env: _Env, depth: int, stdin: Stream, background: bool,
+        redirects: list[tuple[str, Word]],
+    ) -> Stream:  # fmt: skip
+        text = _text(node)
+        if _PLAIN_COMMAND.fullmatch(text):
+            # No quoting, expansion, glob or redirection: the words are the text split on blanks
+            # (most of any long input; walking its tree node by node costs several times more).
+            plain = [Word((part,), part) for part in text.split()]
+            return self.run(plain, text, env, depth, stdin, background, list(redirects))
+        words: list[Word] = []
+        assignments: list[Node] = []
+        redirects = list(redirects)
+        for child in node.named_children:
+            kind = child.type
+            if kind == "variable_assignment":
+                assignments.append(child)
+            elif kind == "command_name":
+                inner = child.named_children[0] if child.named_children else child
+                words.extend(self.words(inner, env, depth))
+            elif kind == "file_redirect":
+                op, target = self.redirect(child, env, depth)
+                if target is not None:
+                    redirects.append((op, target))
+                    if op == "<":
+                        stdin = (
+                            self.read_file(target, env)
+                            if target.literal
+                            else Stream(tainted=target.tainted)
+                        )
+            elif kind == "herestring_redirect":
+                value = next(iter(child.named_children), None)
+                if value is not None:
+                    word = self.word(value, env, depth)
+                    stdin = Stream(text=word.literal, tainted=word.tainted)
+            elif kind == "comment":
+                continue
+            else:
+                words.extend(self.words(child, env, depth))
+        if not words:
+            for child in assignments:
+                self.assign(child, env, depth)
+            for op, target in redirects:  # ``> /dev/sda`` alone truncates the target
+                self.emit(Cmd([lit(":")], _text(node), [(op, target)], stdin, env.cwd), env)
+            return UNKNOWN_STREAM
+        for child in assignments:  # ``FOO=1 cmd``: visible to cmd only, but walk the values
+            self.word(child.child_by_field_name("value") or child, env, depth)
+        return self.run(words, node, env, depth, stdin, background, redirects)
+
+    def run(
+        self, words: list[Word], written: str | Node, env: _Env, depth: int, stdin: Stream,
+        background: bool, redirects: list[tuple[str, Word]],
+    ) -> Stream:  # fmt: skip
+        """The command ``words`` runs: peel wrappers, follow nested code, record it."""
+        if not self.step():
+            return UNKNOWN_STREAM
+        self_spawn = bool(words) and words[0].text.strip('"') in ("$0", "${0}")
+        unwrapped = unwrap(_strip_assignments(words))
+        words = unwrapped.words
+        cwd = env.cwd if unwrapped.cwd is None else _normalize(unwrapped.cwd, env.cwd)
+        cmd = Cmd(words, written, redirects, stdin, cwd, background)
+        if words:
+            self.emit(cmd, env)
+        program = cmd.program
+        if background:
+            operands = [w for w in words[1:] if not w.value.startswith("-") or w.value == "-"]
+            if self_spawn or (program in SHELLS and operands
+                              and operands[0].text.strip('"') in ("$0", "${0}")):  # fmt: skip
+                self.finding("fork-bomb", cmd.written)  # the script starts copies of itself
+        for code, positional in unwrapped.code:
+            self.nested_code(code, env, depth, stdin if unwrapped.stdin_code else UNKNOWN_STREAM,
+                             cmd, positional)  # fmt: skip
+        if unwrapped.stdin_code and not unwrapped.code:
+            if stdin.tainted or stdin.opaque:
+                # Code fetched or decoded, or another program's output: not known here.
+                self.finding("remote-code", self.pipe_text(cmd))
+            elif stdin.text is not None:
+                self.run_code(stdin.text, env.child(), depth + 1)
+        if program in INTERPRETERS or program in ("source", "."):
+            self.interpreter(cmd, env, depth, unwrapped)
+        if program == "xargs":
+            self.xargs(cmd, env, depth)
+        elif program == "find":
+            self.find_exec(cmd, env, depth)
+        if not words:
+            return UNKNOWN_STREAM
+        return self.effects(cmd, env, depth, unwrapped)
+
+    def interpreter(self, cmd: Cmd, env: _Env, depth: int, unwrapped: Unwrapped) -> None:
+        """Code an interpreter reads from a file or its stdin: fetched or decoded is a
+        finding; a file this text wrote with known shell code is walked."""
+        program = cmd.program
+        args = cmd.words[1:]
+        if unwrapped.code:
+            return
+        if program in ("python", "python2", "python3") and any(
+            w.value in ("-c", "-m") for w in args
+        ):
+            return
+        if program in ("perl", "ruby", "node", "nodejs", "php") and any(
+            w.value in ("-e", "-E", "-r", "--eval") for w in args
+        ):
+            return
+        operands = [w for w in args if not w.value.startswith("-") or w.value == "-"]
+        script = operands[0] if operands else None
+        if script is None or script.value in ("-", "/dev/stdin"):
+            if cmd.stdin.tainted:
+                self.finding("remote-code", self.pipe_text(cmd))
+            elif (
+                cmd.stdin.text is not None
+                and (program in SHELLS or program in (".", "source"))
+                and script is not None  # ``bash /dev/stdin``; ``sh`` alone is handled by unwrap
+            ):
+                self.run_code(cmd.stdin.text, env.child(), depth + 1)
+            return
+        if script.tainted:
+            self.finding("remote-code", cmd.written)
+            return
+        if script.literal is None:
+            return
+        stored = env.files.get(_normalize(script.literal, cmd.cwd))
+        if stored is None:
+            return
+        if stored.tainted:
+            self.finding("remote-code", cmd.written)
+        elif stored.text is not None and (program in SHELLS or program in (".", "source")):
+            child = env.child() if program not in (".", "source") else env
+            saved = child.vars.get("0")
+            child.vars["0"] = (script.literal,)
+            child.positional = list(operands[1:])
+            self.run_code(stored.text, child, depth + 1)
+            if saved is not None:
+                child.vars["0"] = saved
+
+    def xargs(self, cmd: Cmd, env: _Env, depth: int) -> None:
+        """``... | xargs CMD``: CMD runs with words read from stdin."""
+        args = cmd.words[1:]
+        inner = _skip_options(args, "adEILnPsei", frozenset({"arg-file", "delimiter",
+                              "max-args", "max-procs", "max-chars", "process-slot-var",
+                              "eof", "replace", "max-lines"}))  # fmt: skip
+        if not inner:
+            inner = [lit("echo")]
+        replace_str = _option_word(args, "I", ("replace",))
+        if replace_str is None and any(w.value.startswith("-i") for w in args):
+            replace_str = lit("{}")
+        stdin = cmd.stdin
+        if stdin.text is not None:
+            fed = [lit(v) for v in stdin.text.split()] or [lit("")]
+        elif stdin.paths:
+            fed = [lit(posixpath.join(p, "*")) for p in stdin.paths]
+        elif stdin.pids:
+            fed = [Word((U,), "$(ps)", pids=True)]
+        else:
+            fed = [Word((U,), "<stdin>", tainted=stdin.tainted)]
+        if replace_str is not None:
+            token = replace_str.value
+            words = [_substitute(w, token, fed[0]) for w in inner]
+        else:
+            words = [*inner, *fed[:MAX_ALTS]]
+        self.run(words, cmd.written, env, depth + 1, UNKNOWN_STREAM, cmd.asynchronous, [])
+
+    def find_exec(self, cmd: Cmd, env: _Env, depth: int) -> None:
+        """``find START ... -exec CMD {} ;``: CMD runs on what find matched -- with no
+        narrowing test, everything under START, which reads as ``START/*``."""
+        values = [w.value for w in cmd.words[1:]]
+        starts = _find_starts(values)
+        narrowed = _find_narrowed(values)
+        matched = (
+            lit("/knm-found/file")
+            if narrowed
+            else Word(
+                tuple(dict.fromkeys(posixpath.join(_normalize(s, cmd.cwd), "*") for s in starts)),
+                "{}",
+            )
+        )
+        args = cmd.words[1:]
+        i = 0
+        while i < len(args):
+            if args[i].value in ("-exec", "-execdir", "-ok", "-okdir"):
+                j = i + 1
+                while j < len(args) and args[j].value not in (";", "+"):
+                    j += 1
+                inner = [_substitute(w, "{}", matched) for w in args[i + 1 : j]]
+                if inner:
+                    self.run(inner, cmd.written, env, depth + 1, UNKNOWN_STREAM,
+                             cmd.asynchronous, [])  # fmt: skip
+                i = j
             i += 1
-    return "".join(out), bodies
+
+    def emit(self, cmd: Cmd, env: _Env) -> None:
+        self.analysis.commands.append(cmd)
+        for op, target in cmd.redirects:
+            if op in (">", ">|", "&>", ">>", "&>>") and target.literal is not None:
+                path = _normalize(target.literal, env.cwd)
+                if cmd.stdin.tainted or _produces_taint(cmd):
+                    env.files[path] = Stream(tainted=True)
+                elif cmd.program in ("echo", "printf") and op in (">", ">|"):
+                    text = _echo_output(cmd.words)
+                    env.files[path] = Stream(text=text) if text is not None else UNKNOWN_STREAM
+
+    def nested_code(
+        self, code: Word, env: _Env, depth: int, stdin: Stream, cmd: Cmd,
+        positional: list[Word] | None = None,
+    ) -> None:  # fmt: skip
+        """Code a command runs as shell (``sh -c CODE``, ``eval``): walk it; code that is not
+        known text (fetched, decoded or unknown at its command position) is a finding."""
+        if code.tainted:
+            self.finding("remote-code", cmd.written)
+            return
+        if code.unknown and _eval_of_env_setup(code):
+            return
+        child = env.child()
+        if positional is not None:
+            child.vars["0"] = positional[0].alts if positional else ("sh",)
+            child.positional = list(positional[1:])
+        child.functions = dict(env.functions)
+        for alt in code.alts:
+            text = alt.replace(U, "$__knm_unknown")
+            if alt.strip() == U or _unknown_command_position(text):
+                self.finding("remote-code", cmd.written)
+                continue
+            self.run_code(text, child, depth + 1, stdin)
+
+    def effects(self, cmd: Cmd, env: _Env, depth: int, unwrapped: Unwrapped) -> Stream:
+        """Follow what the command does to the walk's state and to its output."""
+        program = cmd.program
+        if program not in _EFFECTS and program not in env.functions:
+            return Stream(tainted=True) if cmd.stdin.tainted else OPAQUE_STREAM
+        words = cmd.words
+        args = words[1:]
+        if program in env.functions:
+            return self.call_function(
+                program, env.functions[program], env, depth, args, cmd.stdin, cmd.asynchronous
+            )
+        if program in ("cd", "pushd", "chdir"):
+            operands = [w for w in args if not w.value.startswith("-") or w.value == "-"]
+            if not operands:
+                env.cwd = env.vars.get("HOME", ("/root",))[0]
+            else:
+                target = operands[0]
+                env.cwd = _normalize(target.alts[0], env.cwd) if target.value != "-" else U
+            return UNKNOWN_STREAM
+        if program == "set" and args and args[0].value == "--":
+            env.positional = list(args[1:])
+            return UNKNOWN_STREAM
+        if program in ("read", "mapfile", "readarray"):
+            for word in args:
+                if _NAME.fullmatch(word.value):
+                    env.vars[word.value] = (U,)
+            return UNKNOWN_STREAM
+        if program in ("echo", "printf"):
+            text = _echo_output(words)
+            tainted = any(w.tainted for w in args)
+            pids = any(w.pids for w in args)
+            return Stream(text=text, tainted=tainted, pids=pids)
+        if program == "cat" and len(args) == 0:
+            return cmd.stdin
+        if program in ("cat", "tee", "head", "tail", "less", "more", "sort", "uniq", "cut",
+                       "awk", "sed", "grep", "egrep", "fgrep", "xargs", "tac", "column",
+                       "jq", "yq", "dd", "pv", "stdbuf", "cat", "busybox"):  # fmt: skip
+            files = [w for w in args if w.literal and not w.value.startswith("-")]
+            tainted = cmd.stdin.tainted or any(w.tainted for w in args)
+            if (
+                program == "cat"
+                and files
+                and (
+                    env.files or any(w.value.startswith(("/dev/tcp/", "/dev/udp/")) for w in files)
+                )
+            ):
+                streams = [env.files.get(_normalize(w.value, env.cwd)) for w in files]
+                if any(s is not None and s.tainted for s in streams) or any(
+                    w.value.startswith(("/dev/tcp/", "/dev/udp/")) for w in files
+                ):
+                    tainted = True
+                if len(streams) == 1 and streams[0] is not None and streams[0].text is not None:
+                    return streams[0]
+            pids = cmd.stdin.pids and not (
+                program in ("grep", "egrep", "fgrep") and "-v" not in [w.value for w in args]
+            )
+            opaque = cmd.stdin.opaque or (program in ("awk", "sed") and not files)
+            return Stream(tainted=tainted, pids=pids, paths=cmd.stdin.paths, opaque=opaque)
+        if program in FETCHERS:
+            if _fetch_to_stdout(program, args):
+                return Stream(tainted=True)
+            target = _fetch_output_file(program, args)
+            if target is not None:
+                env.files[_normalize(target, env.cwd)] = Stream(tainted=True)
+            return UNKNOWN_STREAM
+        if _is_decoder(program, args):
+            return Stream(tainted=True)
+        if program == "yes":
+            return Stream(endless=True)
+        if program in ("ps", "pgrep", "pidof") and _lists_every_process(program, args):
+            return Stream(pids=True)
+        if program in ("ls", "find") and args:
+            starts = [w.alts[0] for w in args if not w.value.startswith("-")][:1]
+            if program == "find":
+                values = [w.value for w in args]
+                starts = _find_starts(values)[:1]
+                if _find_narrowed(values):
+                    starts = [posixpath.join(s, "knm-found") for s in starts]
+            return Stream(paths=tuple(_normalize(s, env.cwd) for s in starts))
+        if cmd.stdin.tainted:
+            return Stream(tainted=True)
+        return OPAQUE_STREAM
+
+    # --- words --------------------------------------------------------------------------
+
+    def words(self, node: Node, env: _Env, depth: int) -> list[Word]:
+        """The words one argument node becomes (``"$@"`` and unquoted ``$CMD`` may split)."""
+        kind = node.type
+        if kind == "word":
+            return [self.word(node, env, depth)]
+        text = _text(node)
+        if text in ('"$@"', "$@", '"$*"', "$*", "${@}", '"${@}"') and env.positional is not None:
+            return list(env.positional)
+        word = self.word(node, env, depth)
+        if node.type in ("simple_expansion", "expansion") and word.literal is not None:
+            parts = word.literal.split()
+            if len(parts) > 1:
+                return [Word((p,), p) for p in parts]
+        return [word]
+
+    def word(self, node: Node, env: _Env, depth: int) -> Word:
+        if not self.step():
+            return Word((U,), "")
+        kind = node.type
+        text = _text(node)
+        if kind == "word" and not _SPECIAL_WORD.search(text):
+            return Word((text,), text)
+        if kind in ("word", "number", "regex", "extglob_pattern", "test_operator",
+                    "special_variable_name", "variable_name", "file_descriptor"):  # fmt: skip
+            value = _unescape(text)
+            if kind == "word":
+                if value[:1] == "~":
+                    value = _tilde(value, env)
+                return Word(tuple(_brace_expand(value)) if "{" in value else (value,), text)
+            return Word((value,), text)
+        if kind == "raw_string":
+            return Word((text[1:-1],), text)
+        if kind == "ansi_c_string":
+            return Word((_ansi_c(text[2:-1]),), text)
+        if kind in ("string", "translated_string"):
+            return self.concat([c for c in node.named_children], env, depth, text, quoted=True)
+        if kind == "string_content":
+            return Word((_unescape_dq(text),), text)
+        if kind == "concatenation":
+            word = self.concat(list(node.named_children), env, depth, text, quoted=False)
+            alts = tuple(dict.fromkeys(a for alt in word.alts for a in _brace_expand(alt)))
+            return word.with_alts(alts[:MAX_ALTS])
+        if kind == "simple_expansion":
+            name = text[1:]
+            return Word(self.lookup(name, env), text, **self.taint_of(name, env))
+        if kind == "expansion":
+            return self.expansion(node, env, depth, text)
+        if kind == "arithmetic_expansion":
+            for sub in _walk(node):
+                if sub.type == "command_substitution" and sub != node:
+                    self.word(sub, env, depth)
+            return Word(("0",), text)
+        if kind == "command_substitution":
+            body = [c for c in node.named_children if _is_statement(c)]
+            before = len(self.analysis.commands)
+            out = self.statements(body, _sub_env(env), depth, UNKNOWN_STREAM)
+            producers = tuple(c.program for c in self.analysis.commands[before:])
+            if out.text is not None and not out.tainted:
+                return Word((out.text.rstrip("\n"),), text, producers=producers)
+            return Word((U,), text, tainted=out.tainted, pids=out.pids, producers=producers)
+        if kind == "process_substitution":
+            body = [c for c in node.named_children if _is_statement(c)]
+            out = self.statements(body, _sub_env(env), depth, UNKNOWN_STREAM)
+            return Word(("/dev/fd/63",), text, tainted=out.tainted)
+        if kind in ("array", "brace_expression"):
+            parts = [self.word(c, env, depth) for c in node.named_children]
+            alts = tuple(a for p in parts for a in p.alts)[:MAX_ALTS] or ("",)
+            return Word(alts, text, tainted=any(p.tainted for p in parts))
+        # Anything else (ERROR, binary_expression ...): walk substitutions, value unknown.
+        for sub in node.named_children:
+            if sub.type in ("command_substitution", "process_substitution"):
+                self.word(sub, env, depth)
+        return Word((_unescape(text),) if "$" not in text and "`" not in text else (U,), text)
+
+    def concat(self, nodes: list[Node], env: _Env, depth: int, text: str, quoted: bool) -> Word:
+        # Runs of single-valued parts are joined once; only parts with alternatives multiply
+        # (at most 16 of them: the rest count with their first value), so this stays linear.
+        groups: list[list[str]] = [[]]
+        choices: list[tuple[str, ...]] = []
+        tainted = pids = False
+        producers: tuple[str, ...] = ()
+        for child in nodes:
+            if child.type == '"':
+                continue
+            part = self.word(child, env, depth)
+            tainted = tainted or part.tainted
+            pids = pids or part.pids
+            if part.producers and len(producers) < 16:
+                producers += part.producers
+            if len(part.alts) == 1 or len(choices) >= 16:
+                groups[-1].append(part.alts[0])
+            else:
+                choices.append(part.alts)
+                groups.append([])
+        alts: tuple[str, ...] = ("".join(groups[0]),)
+        for options, group in zip(choices, groups[1:], strict=True):
+            tail = "".join(group)
+            alts = tuple(dict.fromkeys(a + b + tail for a in alts for b in options))[:MAX_ALTS]
+        return Word(alts, text, tainted=tainted, pids=pids, producers=producers)
+
+    def lookup(self, name: str, env: _Env) -> tuple[str, ...]:
+        if name.isdigit() and name != "0":
+            index = int(name) - 1
+            if env.positional is not None:
+                return env.positional[index].alts if index < len(env.positional) else ("",)
+            return (U,)
+        if name in ("@", "*"):
+            if env.positional is not None:
+                return (" ".join(w.alts[0] for w in env.positional),)
+            return (U,)
+        if name in ("$", "!", "PPID", "BASHPID", "RANDOM"):
+            return ("4242",)  # a process id, never init's
+        if name in ("?", "#", "LINENO", "SECONDS", "UID", "EUID"):
+            return ("0",)
+        if name == "PWD":
+            return (env.cwd,)
+        if name == "-":
+            return ("hB",)
+        return env.vars.get(name, (U,))
+
+    def taint_of(self, name: str, env: _Env) -> dict[str, bool]:
+        return {"tainted": True} if f"$var:{name}" in env.files else {}
+
+    def expansion(self, node: Node, env: _Env, depth: int, text: str) -> Word:
+        match = _EXPANSION.match(text)
+        if match is None:
+            for sub in _walk(node):
+                if sub.type == "command_substitution" and sub != node:
+                    self.word(sub, env, depth)
+            return Word((U,), text)
+        length, name, rest = match.groups()
+        if length:
+            return Word(("1",), text)
+        value = self.lookup(name, env)
+        taint = self.taint_of(name, env)
+        if not rest:
+            return Word(value, text, **taint)
+        op = re.match(r"^(:?[-=+?])", rest)
+        if op:
+            operand_nodes = [
+                c for c in node.named_children if c.type not in ("variable_name",
+                                                                 "special_variable_name")
+            ]  # fmt: skip
+            operand = (
+                self.concat(operand_nodes, env, depth, rest, quoted=False)
+                if operand_nodes
+                else Word((rest[len(op.group(1)) :],), rest)
+            )
+            kind = op.group(1).lstrip(":")
+            if kind in ("-", "="):
+                known = [v for v in value if U not in v and v]
+                alts = (*known, *operand.alts) if known else (*value, *operand.alts)
+                if kind == "=" and U in "".join(value):
+                    env.vars[name] = tuple(dict.fromkeys(alts))[:MAX_ALTS]
+                return Word(tuple(dict.fromkeys(alts))[:MAX_ALTS], text,
+                            tainted=operand.tainted or bool(taint))  # fmt: skip
+            if kind == "+":
+                return Word(tuple(dict.fromkeys(("", *operand.alts))), text,
+                            tainted=operand.tainted)  # fmt: skip
+            return Word(value, text, **taint)
+        strip = re.match(r"^(%%|%|##|#)(.*)$", rest, re.S)
+        if (
+            strip
+            and all(U not in v for v in value)
+            and not any(c in strip.group(2) for c in "*?[$`")
+        ):
+            pattern = strip.group(2)
+            out = []
+            for v in value:
+                if strip.group(1).startswith("%") and v.endswith(pattern):
+                    v = v[: len(v) - len(pattern)] if pattern else v
+                elif strip.group(1).startswith("#") and v.startswith(pattern):
+                    v = v[len(pattern) :]
+                out.append(v)
+            return Word(tuple(out), text)
+        return Word((U,), text, **taint)
 
 
-def _matching_paren(text: str, start: int) -> int:
-    depth = 0
-    for j in range(start, len(text)):
-        if text[j] == "(":
-            depth += 1
-        elif text[j] == ")":
-            depth -= 1
-            if depth == 0:
-                return j
-    return len(text)
+#: Programs whose effect on the walk (directory, variables, streams) is followed.
+_EFFECTS = frozenset(
+    {"cd", "pushd", "chdir", "set", "read", "mapfile", "readarray", "echo", "printf", "cat",
+     "tee", "head", "tail", "less", "more", "sort", "uniq", "cut", "awk", "sed", "grep", "egrep",
+     "fgrep", "xargs", "tac", "column", "jq", "yq", "dd", "pv", "stdbuf", "busybox", "yes", "ps",
+     "pgrep", "pidof", "ls", "find"}
+) | FETCHERS | DECODERS  # fmt: skip
 
 
-def _tokens(text: str) -> list[str]:
-    lexer = shlex.shlex(text, posix=True, punctuation_chars=";&|()<>\n")
-    lexer.whitespace = " \t\r"
-    lexer.whitespace_split = True
-    lexer.commenters = ""
-    try:
-        return list(lexer)
-    except ValueError:  # unbalanced quotes: split crudely rather than give up
-        return [t.strip("'\"") for t in re.findall(r"[;&|()<>\n]+|[^\s;&|()<>]+", text)]
+def _substitute(word: Word, token: str, value: Word) -> Word:
+    if not any(token in alt for alt in word.alts):
+        return word
+    alts = tuple(dict.fromkeys(a.replace(token, v) for a in word.alts for v in value.alts))
+    return Word(alts[:MAX_ALTS], word.text, tainted=word.tainted or value.tainted,
+                pids=value.pids)  # fmt: skip
 
 
-def _group(tokens: Sequence[str]) -> Iterator[SimpleCommand]:
-    words: list[str] = []
-    redirects: list[tuple[str, str]] = []
+def _find_narrowed(values: Sequence[str]) -> bool:
+    """A name or path test that does not match everything narrows what find acts on."""
+    for i, value in enumerate(values[:-1]):
+        if value in ("-name", "-iname", "-path", "-ipath", "-wholename", "-iwholename",
+                     "-regex", "-iregex", "-lname", "-ilname", "-newer", "-samefile",
+                     "-inum"):  # fmt: skip
+            pattern = values[i + 1]
+            if value in ("-regex", "-iregex") and pattern in (".*", ".+", "^.*$"):
+                continue
+            if pattern.strip("*."):
+                return True
+    return False
+
+
+#: A loop over more values than this that starts background jobs without waiting is a fork loop.
+_MANY = 1000
+
+
+def _many_values(text: str) -> bool:
+    braces = re.search(r"\{(-?\d+)\.\.(-?\d+)(?:\.\.\d+)?\}", text)
+    if braces and abs(int(braces.group(2)) - int(braces.group(1))) > _MANY:
+        return True
+    seq = re.search(r"\bseq\b[^)`]*?(\d+)\s*[)`]", text)
+    return bool(seq and int(seq.group(1)) > _MANY)
+
+
+def _sub_env(env: _Env) -> _Env:
+    """A command substitution runs in a subshell: its assignments do not leak out."""
+    return _Env(vars=dict(env.vars), positional=env.positional, cwd=env.cwd,
+                functions=env.functions, files=env.files, calls=env.calls, active=env.active)  # fmt: skip
+
+
+# --- unwrapping ---------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class Unwrapped:
+    words: list[Word]
+    #: Shell code the command runs (``sh -c CODE``, ``eval``, ``watch``, ``su -c`` ...), with
+    #: the words that become ``$0 $1 ...`` in it (None: the caller's).
+    code: list[tuple[Word, list[Word] | None]] = field(default_factory=list)
+    #: The command runs shell code read from its stdin (``sh``, ``bash -s``, ``at``).
+    stdin_code: bool = False
+    cwd: str | None = None
+
+
+# Wrapper -> (short options taking a value, long options taking a value, leading operands).
+_WRAPPERS: dict[str, tuple[str, frozenset[str], int]] = {
+    "sudo": (
+        "ugCDprtUThRc",
+        frozenset(
+            {
+                "user",
+                "group",
+                "chdir",
+                "prompt",
+                "role",
+                "type",
+                "other-user",
+                "close-from",
+                "host",
+                "command-timeout",
+                "chroot",
+                "login-class",
+            }
+        ),
+        0,
+    ),
+    "doas": ("uC", frozenset(), 0),
+    "pkexec": ("", frozenset({"user"}), 0),
+    "env": (
+        "uCS",
+        frozenset(
+            {"unset", "chdir", "split-string", "block-signal", "default-signal", "ignore-signal"}
+        ),
+        0,
+    ),
+    "nohup": ("", frozenset(), 0),
+    "setsid": ("", frozenset(), 0),
+    "nice": ("n", frozenset({"adjustment"}), 0),
+    "ionice": ("cnpPut", frozenset({"class", "classdata", "pid", "pgid", "uid"}), 0),
+    "timeout": ("sk", frozenset({"signal", "kill-after"}), 1),
+    "stdbuf": ("ioe", frozenset({"input", "output", "error"}), 0),
+    "chrt": ("T", frozenset({"sched-runtime", "sched-deadline", "sched-period"}), 1),
+    "taskset": ("", frozenset(), 1),
+    "numactl": (
+        "mNCipPw",
+        frozenset({"membind", "cpunodebind", "physcpubind", "interleave", "preferred", "cpubind"}),
+        0,
+    ),
+    "exec": ("a", frozenset(), 0),
+    "command": ("", frozenset(), 0),
+    "builtin": ("", frozenset(), 0),
+    "time": ("fo", frozenset({"format", "output"}), 0),
+    "nsenter": (
+        "tSGrw",
+        frozenset(
+            {
+                "target",
+                "setuid",
+                "setgid",
+                "root",
+                "wd",
+                "mount",
+                "uts",
+                "ipc",
+                "net",
+                "pid",
+                "user",
+                "cgroup",
+                "time",
+            }
+        ),
+        0,
+    ),
+    "unshare": (
+        "RwSGl",
+        frozenset(
+            {
+                "root",
+                "wd",
+                "setuid",
+                "setgid",
+                "propagation",
+                "setgroups",
+                "map-user",
+                "map-group",
+                "map-users",
+                "map-groups",
+                "load-interp",
+                "mount",
+                "uts",
+                "ipc",
+                "net",
+                "pid",
+                "user",
+                "cgroup",
+                "time",
+                "monotonic",
+                "boottime",
+            }
+        ),
+        0,
+    ),
+    "chroot": ("", frozenset({"userspec", "groups"}), 1),
+    "systemd-run": (
+        "uMHpEsG",
+        frozenset(
+            {
+                "unit",
+                "property",
+                "description",
+                "slice",
+                "setenv",
+                "uid",
+                "gid",
+                "nice",
+                "working-directory",
+                "on-active",
+                "on-boot",
+                "on-startup",
+                "on-unit-active",
+                "on-unit-inactive",
+                "on-calendar",
+                "on-clock-change",
+                "on-timezone-change",
+                "timer-property",
+                "path-property",
+                "socket-property",
+                "service-type",
+                "machine",
+                "host",
+                "expand-environment",
+                "slice-inherit",
+                "json",
+            }
+        ),
+        0,
+    ),
+    "systemd-inhibit": ("", frozenset({"what", "who", "why", "mode"}), 0),
+    "strace": (
+        "oeEpPsuaIbXSO",
+        frozenset(
+            {
+                "output",
+                "expr",
+                "env",
+                "attach",
+                "path",
+                "string-limit",
+                "user",
+                "columns",
+                "trace",
+                "signal",
+                "status",
+                "trace-path",
+                "summary-sort-by",
+                "decode-fds",
+                "quiet",
+                "seccomp-bpf",
+            }
+        ),
+        0,
+    ),
+    "ltrace": ("oeEpsuaAnlS", frozenset({"output", "library"}), 0),
+    "flock": ("wEc", frozenset({"timeout", "wait", "conflict-exit-code", "command"}), 1),
+    "setpriv": (
+        "",
+        frozenset(
+            {
+                "reuid",
+                "regid",
+                "groups",
+                "inh-caps",
+                "ambient-caps",
+                "bounding-set",
+                "securebits",
+                "pdeathsig",
+                "selinux-label",
+                "apparmor-profile",
+                "landlock-access",
+                "landlock-rule",
+                "reset-env",
+            }
+        ),
+        0,
+    ),
+    "cgexec": ("g", frozenset(), 0),
+    "sg": ("", frozenset(), 1),
+    "runuser": (
+        "ugGsw",
+        frozenset({"user", "group", "supp-group", "shell", "whitelist-environment"}),
+        0,
+    ),
+    "busybox": ("", frozenset(), 0),
+    "faketime": ("f", frozenset(), 1),
+    "proxychains": ("f", frozenset(), 0),
+    "proxychains4": ("f", frozenset(), 0),
+    "torsocks": ("uapi", frozenset(), 0),
+    "catchsegv": ("", frozenset(), 0),
+    "valgrind": ("", frozenset(), 0),
+    "firejail": ("", frozenset(), 0),
+    "xvfb-run": ("nsfe", frozenset(), 0),
+    "dbus-run-session": ("", frozenset(), 0),
+    "then": ("", frozenset(), 0),
+    "do": ("", frozenset(), 0),
+    "else": ("", frozenset(), 0),
+    "!": ("", frozenset(), 0),
+    "caffeinate": ("t", frozenset(), 0),
+    "daemonize": ("acEeopluv", frozenset(), 0),
+}
+
+
+_UNWRAPS = frozenset(_WRAPPERS) | SHELLS | frozenset(
+    {"eval", "su", "runuser", "watch", "script", "flock", "at", "batch", "parallel", "trap",
+     "command", "sudo", "env", "busybox"}
+)  # fmt: skip
+
+
+def unwrap(words: list[Word]) -> Unwrapped:
+    """Peel wrappers off ``words`` until the program that really runs is first."""
+    result = Unwrapped(words=list(words))
+    for _ in range(64):
+        rest = _strip_assignments(result.words)
+        result.words = rest
+        if not rest:
+            return result
+        program = program_name(rest[0].value)
+        if rest[0].unknown and rest[0].value == "":
+            return result
+        if program not in _UNWRAPS:
+            return result
+        args = rest[1:]
+        values = [w.value for w in args]
+        if program in SHELLS or (program in ("busybox",) and values[:1] and values[0] in SHELLS):
+            if program == "busybox":
+                args, values = args[1:], values[1:]
+            code, after = _shell_code(args)
+            if code is not None:
+                result.code.append((code, after))
+                result.words = [rest[0], *args]
+                return result
+            operands = [w for w in args if not w.value.startswith(("-", "+"))]
+            if not operands or "-s" in values:
+                result.stdin_code = True
+            return result
+        if program == "eval":
+            if args:
+                result.code.append((_join(args), None))
+            return result
+        if (program in ("su", "runuser") and "-c" in values) or any(
+            v.startswith(("--command", "--session-command")) for v in values
+        ):
+            code = _option_word(args, "c", ("command", "session-command"))
+            if code is not None:
+                result.code.append((code, []))
+                return result
+        if program in ("watch",):
+            inner = _skip_options(args, "ndgqp", frozenset({"interval", "differences"}))
+            if "-x" in values or "--exec" in values:
+                result.words = inner
+                continue
+            if inner:
+                result.code.append((_join(inner), []))
+            return result
+        if program == "script":
+            code = _option_word(args, "c", ("command",))
+            if code is not None:
+                result.code.append((code, []))
+            return result
+        if program == "flock":
+            code = _option_word(args, "c", ("command",))
+            if code is not None:
+                result.code.append((code, []))
+                return result
+        if program in ("at", "batch"):
+            if "-f" not in values and not any(v in ("-l", "-c", "-r", "-d") for v in values):
+                result.stdin_code = True
+            return result
+        if program == "parallel":
+            result.code.extend((c, []) for c in _parallel_code(args))
+            return result
+        if program == "trap" and args:
+            if values[0] not in ("-l", "-p", "--", "-"):
+                result.code.append((args[0], None))
+            return result
+        if program == "command" and any(v.startswith("-") and ("v" in v or "V" in v)
+                                        for v in values[:1]):  # fmt: skip
+            return result
+        if program == "sudo" and any(v in ("-e", "-l", "-v", "-k", "-K", "-V", "--list",
+                                           "--edit", "--validate") for v in values):  # fmt: skip
+            return result
+        own = values[: len(values) - len(_skip_options(args, *_WRAPPERS["sudo"][:2]))]
+        if program == "sudo" and any(v in ("-s", "-i", "--shell", "--login") for v in own):
+            inner = _skip_options(args, *_WRAPPERS["sudo"][:2])
+            if inner:
+                result.code.append((_join(inner), []))
+            return result
+        if program == "env":
+            split = _option_word(args, "S", ("split-string",))
+            chdir = _option_word(args, "C", ("chdir",))
+            if chdir is not None:
+                result.cwd = chdir.alts[0]
+            if split is not None:
+                inner = _skip_options(args, "uCS", _WRAPPERS["env"][1], assignments=True)
+                result.words = [*(lit(p) for p in _split_unquoted(split.value)), *inner]
+                continue
+        if program == "su" or (program == "runuser" and "-u" not in values):
+            return result  # an interactive shell as another user: nothing to follow
+        spec = _WRAPPERS.get(program)
+        if spec is None:
+            return result
+        if program == "flock" and values and values[0].isdigit():
+            return result
+        inner = _skip_options(args, spec[0], spec[1], assignments=program == "env")[spec[2] :]
+        if program == "chroot" and inner and inner[0].value.startswith("-"):
+            inner = inner[1:]
+        if not inner:
+            return result
+        result.words = inner
+    return result
+
+
+def _shell_code(args: Sequence[Word]) -> tuple[Word | None, list[Word]]:
+    """A shell's ``-c`` code, and the words after it (``$0``, ``$1`` ...)."""
+    has_c = False
     i = 0
-    while i <= len(tokens):
-        token = tokens[i] if i < len(tokens) else "\n"
-        is_punct = bool(token) and set(token) <= _SEPARATORS | {"<", ">"}
-        if is_punct and ("<" in token or ">" in token):
-            if i + 1 < len(tokens) and ">" in token:
-                redirects.append((token, tokens[i + 1]))
+    while i < len(args):
+        value = args[i].value
+        if value == "--":
+            i += 1
+            break
+        if value in ("-o", "+o", "--rcfile", "--init-file", "-O", "+O"):
             i += 2
             continue
-        if is_punct:
-            if words or redirects:
-                yield SimpleCommand(tuple(words), tuple(redirects))
-            words, redirects = [], []
-        elif not words and token in _LEADING_KEYWORDS:
-            pass
+        if value[:1] in "-+" and len(value) > 1:
+            has_c = has_c or (not value.startswith("--") and "c" in value) or value == "--command"
+            i += 1
+            continue
+        break
+    if has_c and i < len(args):
+        return args[i], list(args[i + 1 :])
+    return None, []
+
+
+def _option_word(args: Sequence[Word], short: str, long: tuple[str, ...]) -> Word | None:
+    for i, word in enumerate(args):
+        value = word.value
+        if value == "--":
+            return None
+        for name in long:
+            if value.startswith(f"--{name}="):
+                return Word((value.partition("=")[2],), word.text, tainted=word.tainted)
+            if value == f"--{name}":
+                return args[i + 1] if i + 1 < len(args) else None
+        if value.startswith("-") and not value.startswith("--") and short:
+            flags = value[1:]
+            pos = flags.find(short)
+            if pos >= 0 and all(c.isalpha() for c in flags[:pos]):
+                rest = flags[pos + 1 :]
+                if rest:
+                    return Word((rest,), word.text)
+                return args[i + 1] if i + 1 < len(args) else None
+    return None
+
+
+def _skip_options(
+    args: Sequence[Word], short_with_arg: str, long_with_arg: frozenset[str],
+    assignments: bool = False,
+) -> list[Word]:  # fmt: skip
+    i = 0
+    while i < len(args):
+        value = args[i].value
+        if value == "--":
+            return list(args[i + 1 :])
+        if value.startswith("--"):
+            name, eq, _ = value[2:].partition("=")
+            i += 2 if (not eq and name in long_with_arg) else 1
+        elif value.startswith("-") and len(value) > 1:
+            i += 1
+            for j, flag in enumerate(value[1:], start=1):
+                if flag in short_with_arg:
+                    i += j == len(value) - 1
+                    break
+        elif assignments and _ASSIGNMENT.match(value):
+            i += 1  # env NAME=value
         else:
-            words.append(token)
+            break
+    return list(args[i:])
+
+
+def _parallel_code(args: Sequence[Word]) -> list[Word]:
+    values = [w.value for w in args]
+    separators = [i for i, v in enumerate(values) if v in (":::", "::::", ":::+", "::::+")]
+    head = list(args[: separators[0]]) if separators else list(args)
+    inputs = list(args[separators[0] + 1 :]) if separators else []
+    template = _skip_options(
+        head, "jSNnLlXsIeaE", frozenset({"jobs", "sshlogin", "halt", "results", "joblog", "delay"})
+    )
+    if not template:
+        return inputs if inputs else [Word((U,), "parallel")]
+    joined = _join(template)
+    if not inputs:
+        return [joined.with_alts(tuple(a.replace("{}", U) for a in joined.alts))]
+    out = []
+    for arg in inputs[:MAX_ALTS]:
+        out.append(
+            Word(
+                tuple(
+                    a.replace("{}", arg.alts[0]) if "{}" in a else f"{a} {arg.alts[0]}"
+                    for a in joined.alts
+                ),
+                joined.text,
+            )
+        )
+    return out
+
+
+def _join(words: Sequence[Word]) -> Word:
+    alts: tuple[str, ...] = ("",)
+    for i, word in enumerate(words):
+        sep = " " if i else ""
+        alts = tuple(dict.fromkeys(a + sep + b for a in alts for b in word.alts))[:MAX_ALTS]
+    return Word(alts, " ".join(w.text for w in words), tainted=any(w.tainted for w in words),
+                producers=tuple(p for w in words for p in w.producers))  # fmt: skip
+
+
+def _strip_assignments(words: list[Word]) -> list[Word]:
+    i = 0
+    while (
+        i < len(words)
+        and "=" in words[i].value
+        and _ASSIGNMENT.match(words[i].value)
+        and words[i].text[:1] not in "\"'"
+    ):
         i += 1
+    return words[i:] if i else words
+
+
+# --- stream helpers -----------------------------------------------------------------------
+
+
+def _produces_taint(cmd: Cmd) -> bool:
+    program = cmd.program
+    args = cmd.words[1:]
+    return (program in FETCHERS and _fetch_to_stdout(program, args)) or _is_decoder(program, args)
+
+
+def _fetch_to_stdout(program: str, args: Sequence[Word]) -> bool:
+    values = [w.value for w in args]
+    if program == "curl":
+        return not any(v in ("-o", "-O", "--output", "--remote-name", "--remote-name-all")
+                       or (v.startswith("-") and not v.startswith("--") and ("o" in v or "O" in v))
+                       or v.startswith("--output=") for v in values)  # fmt: skip
+    if program == "wget":
+        for i, v in enumerate(values):
+            if v in ("-O", "--output-document") and i + 1 < len(values):
+                return values[i + 1] == "-"
+            if v.startswith("--output-document="):
+                return v.endswith("=-")
+            if v.startswith("-") and not v.startswith("--") and "O" in v:
+                if v.endswith("O-"):
+                    return True
+                if v.endswith("O") and i + 1 < len(values):
+                    return values[i + 1] == "-"
+        return False
+    if program in ("scp", "rsync", "ftp", "tftp", "aria2c"):
+        return False
+    if program in ("lynx", "links", "w3m"):
+        return any(v in ("-dump", "-source") for v in values)
+    return True
+
+
+def _fetch_output_file(program: str, args: Sequence[Word]) -> str | None:
+    values = [w.value for w in args]
+    for i, v in enumerate(values):
+        if program == "curl" and v in ("-o", "--output") and i + 1 < len(values):
+            return values[i + 1]
+        if program == "wget" and v in ("-O", "--output-document") and i + 1 < len(values):
+            return values[i + 1]
+        if program == "wget" and v.startswith("-") and v.endswith("O") and i + 1 < len(values):
+            return values[i + 1]
+    return None
+
+
+def _is_decoder(program: str, args: Sequence[Word]) -> bool:
+    values = [w.value for w in args]
+    flags = "".join(v[1:] for v in values if v.startswith("-") and not v.startswith("--"))
+    if program in ("base64", "base32", "basenc"):
+        return "d" in flags or "D" in flags or "--decode" in values
+    if program == "xxd":
+        return "r" in flags or "--revert" in values
+    if program == "openssl":
+        return (
+            bool(values)
+            and values[0] in ("enc", "base64", "smime", "cms", "des", "aes-256-cbc")
+            and ("-d" in values or (values[0] == "base64" and "-d" in values))
+        )
+    if program in ("gzip", "bzip2", "xz", "zstd", "lz4"):
+        return "d" in flags or "--decompress" in values or "--uncompress" in values
+    if program in ("gunzip", "zcat", "bzcat", "bunzip2", "unxz", "xzcat", "zstdcat", "unzstd",
+                   "lz4cat", "uudecode", "funzip"):  # fmt: skip
+        return True
+    if program == "unzip":
+        return "p" in flags
+    if program in ("gpg", "age"):
+        return "d" in flags or "--decrypt" in values
+    return program in ("tr", "rev")
+
+
+def _lists_every_process(program: str, args: Sequence[Word]) -> bool:
+    values = [w.value for w in args]
+    if program == "ps":
+        flags = "".join(v.lstrip("-") for v in values if not v.startswith("--"))
+        return bool(set(flags) & {"e", "A"}) or "ax" in "".join(sorted(flags)) or "aux" in values
+    if program == "pidof":
+        return any(v in ("systemd", "init", "/sbin/init", "/lib/systemd/systemd") for v in values)
+    if program == "pgrep":
+        operands = [v for v in values if not v.startswith("-")]
+        return (
+            not operands
+            or any(matches_everything(v) for v in operands)
+            or any(v in ("systemd", "init") for v in operands)
+        )
+    return False
+
+
+def matches_everything(pattern: str) -> bool:
+    """Whether a process-name regular expression matches every process name (linear-time RE2)."""
+    from knm.core.patterns import compile_pattern
+
+    try:
+        regex = compile_pattern(pattern)
+    except ValueError:
+        return False
+    names = ("systemd", "sshd", "bash", "kworker/0:1", "containerd", "kubelet", "x")
+    return all(regex.search(name) for name in names)
+
+
+def _echo_output(words: Sequence[Word]) -> str | None:
+    """The text ``echo``/``printf`` with these words prints, if it is known."""
+    if not words:
+        return None
+    program = program_name(words[0].value)
+    args = list(words[1:])
+    if any(w.unknown or w.tainted for w in args):
+        return None
+    values = [w.alts[0] for w in args]
+    if program == "echo":
+        escapes = False
+        newline = True
+        while values and re.fullmatch(r"-[neE]+", values[0]):
+            escapes = escapes or "e" in values[0]
+            newline = newline and "n" not in values[0]
+            values = values[1:]
+        text = " ".join(values)
+        return (_ansi_c(text) if escapes else text) + ("\n" if newline else "")
+    if not values:
+        return None
+    fmt, rest = values[0], values[1:]
+    if "%" in fmt.replace("%%", ""):
+        pieces = re.split(r"%[-0-9.]*[sbdq]", fmt)
+        if len(pieces) - 1 >= 1 and rest:
+            out = []
+            for i, piece in enumerate(pieces):
+                out.append(_ansi_c(piece))
+                if i < len(pieces) - 1:
+                    out.append(_ansi_c(rest[i]) if i < len(rest) else "")
+            return "".join(out)
+        return _ansi_c(re.sub(r"%[-0-9.]*[sbdq]", "", fmt))
+    return _ansi_c(fmt.replace("%%", "%"))
+
+
+def _eval_of_env_setup(code: Word) -> bool:
+    return (
+        bool(code.producers)
+        and all(
+            p in ENV_SETUP or p in ("kubectl", "helm", "echo", "printf") for p in code.producers
+        )
+        and not code.tainted
+        and code.producers[0] in ENV_SETUP | {"kubectl", "helm"}
+    )
+
+
+def _unknown_command_position(text: str) -> bool:
+    """Whether an unknown value (``$__knm_unknown``) would be run as a command in ``text``."""
+    tree = _parse(text)
+    for node in _walk(tree.root_node):
+        if node.type == "command_name" and "$__knm_unknown" in _text(node):
+            return True
+    return False
+
+
+# --- structure helpers --------------------------------------------------------------------
+
+
+def _followed_by_amp(node: Node) -> bool:
+    sibling = node.next_sibling
+    return sibling is not None and sibling.type == "&"
+
+
+def _is_statement(node: Node) -> bool:
+    return node.is_named and node.type not in ("comment", "heredoc_body", "heredoc_start",
+                                               "heredoc_end", "word")  # fmt: skip
+
+
+def _walk(node: Node) -> Iterator[Node]:
+    stack = [node]
+    while stack:
+        current = stack.pop()
+        yield current
+        stack.extend(reversed(current.children))
+
+
+def _text(node: Node) -> str:
+    return node.text.decode("utf-8", "replace") if node.text is not None else ""
+
+
+def _heredoc(node: Node) -> tuple[str, list[Node]]:
+    """A here-doc's body (as written: an unquoted one's ``$X`` stays an unknown value when the
+    body is walked as code) and what tree-sitter nests after it (``cat <<EOF | sh``)."""
+    body = ""
+    rest: list[Node] = []
+    for child in node.named_children:
+        if child.type == "heredoc_body":
+            body = _text(child)
+        elif child.type not in ("heredoc_start", "heredoc_end"):
+            rest.append(child)
+    return body, rest
+
+
+_ALWAYS_TRUE = re.compile(r"^(?:true|:|/bin/true|/usr/bin/true|\[\s*\S+\s*\]|\[\[\s*\S+\s*\]\]|"
+                          r"\(\(\s*[1-9][0-9]*\s*\)\)|test\s+\S+|let\s+1)$")  # fmt: skip
+_ALWAYS_FALSE = re.compile(r"^(?:false|/bin/false|/usr/bin/false|!\s*true|!\s*:)$")
+
+
+def _always(conditions: list[Node], until: bool, stdin: Stream) -> bool:
+    if not conditions:
+        return False
+    text = _text(conditions[-1]).strip().rstrip(";").strip()
+    if until:
+        return bool(_ALWAYS_FALSE.match(text))
+    if _ALWAYS_TRUE.match(text) and not re.match(r"^\[\s*-", text):
+        return True
+    return text.startswith("read") and stdin.endless
+
+
+def _throttled(body: Node) -> bool:
+    """A loop body that waits (``sleep``, ``wait``, ``read``) or leaves is no fork loop."""
+    for child in body.named_children:
+        node = child
+        if node.type == "command" and _followed_by_amp(node):
+            continue
+        text = _text(node).lstrip()
+        if re.match(r"^(?:sleep|wait|read|break|exit|return|timeout\s+\S+\s+sleep)\b", text):
+            return True
+    return False
+
+
+def _self_spawning(name: str, body: Node) -> bool:
+    """A function that starts itself asynchronously (``f(){ f|f& }``, ``f(){ f & f; }``):
+    a fork bomb whatever it is called. Plain recursion (tree walks) is fine."""
+    for node in _walk(body):
+        if node.type != "command":
+            continue
+        head = node.child_by_field_name("name")
+        if head is None or _text(head) != name:
+            continue
+        parent = node.parent
+        current = node
+        while current is not None and current != body:
+            if _followed_by_amp(current):
+                return True
+            parent = current.parent
+            if parent is not None and parent.type == "pipeline":
+                return True
+            current = parent
+    return False
+
+
+def _find_starts(values: Sequence[str]) -> list[str]:
+    args = list(values)
+    while args and (args[0] in ("-H", "-L", "-P") or args[0].startswith(("-O", "-D"))):
+        args = args[2:] if args[0] == "-D" else args[1:]
+    starts = []
+    for arg in args:
+        if arg.startswith("-") or arg in ("(", "!", ","):
+            break
+        starts.append(arg)
+    return starts or ["."]
 
 
 # --- quoting helpers ----------------------------------------------------------------------
 
 
-def unquote(raw: str) -> str:
-    """Remove shell quoting from one word, decoding ``$'...'`` the way bash does."""
-    out: list[str] = []
-    i, n = 0, len(raw)
-    while i < n:
-        c = raw[i]
-        if c == "\\":
-            out.append(raw[i + 1 : i + 2])
+def _unescape(text: str) -> str:
+    if "\\" not in text:
+        return text
+    out = []
+    i = 0
+    while i < len(text):
+        if text[i] == "\\" and i + 1 < len(text):
+            if text[i + 1] != "\n":
+                out.append(text[i + 1])
             i += 2
-        elif raw.startswith("$'", i):
-            j = i + 2
-            while j < n and raw[j] != "'":
-                j += 2 if raw[j] == "\\" else 1
-            out.append(_ansi_c(raw[i + 2 : j]))
-            i = j + 1
-        elif c == "'":
-            j = raw.find("'", i + 1)
-            j = n if j < 0 else j
-            out.append(raw[i + 1 : j])
-            i = j + 1
-        elif raw.startswith('$"', i):
-            i += 1
-        elif c == '"':
-            j = i + 1
-            while j < n and raw[j] != '"':
-                if raw[j] == "\\" and j + 1 < n and raw[j + 1] in '"\\$`':
-                    j += 1
-                out.append(raw[j])
-                j += 1
-            i = j + 1
         else:
-            out.append(c)
+            out.append(text[i])
             i += 1
     return "".join(out)
+
+
+def _unescape_dq(text: str) -> str:
+    return re.sub(r'\\([\\"$`\n])', lambda m: "" if m.group(1) == "\n" else m.group(1), text)
 
 
 def _ansi_c(body: str) -> str:
@@ -340,191 +1833,56 @@ def _ansi_c(body: str) -> str:
         return body
 
 
-# --- expansion of wrappers and nested code ------------------------------------------------
+def _tilde(value: str, env: _Env) -> str:
+    if value == "~" or value.startswith("~/"):
+        return env.vars.get("HOME", ("/root",))[0] + value[1:]
+    match = re.match(r"^~([A-Za-z_][\w.-]*)(/.*)?$", value)
+    if match:
+        return f"/home/{match.group(1)}{match.group(2) or ''}"
+    return value
 
 
-def _expand_script(text: str, depth: int, analysis: Analysis) -> None:
-    if depth > MAX_DEPTH:
-        analysis.too_deep = True
-        return
-    try:
-        simple_commands, fork_bombs = parse(text)
-    except RecursionError:
-        analysis.too_deep = True
-        return
-    analysis.fork_bombs.extend(fork_bombs)
-    for simple in simple_commands:
-        _expand(simple, depth, analysis)
-
-
-def _expand(simple: SimpleCommand, depth: int, analysis: Analysis) -> None:
-    if depth > MAX_DEPTH:
-        analysis.too_deep = True
-        return
-    words = unwrap(simple.words)
-    analysis.commands.append(Command(tuple(words), simple.words, simple.redirects))
-    if not words:
-        return
-    program, args = words[0], words[1:]
-    if program in SHELLS:
-        code = _shell_code(args)
-        if code is None and _reads_stdin(args):
-            code = simple.stdin_text
-        if code is not None:
-            _expand_script(code, depth + 1, analysis)
-    elif program == "su":
-        code = _option_value(args, "c", "command")
-        if code is not None:
-            _expand_script(code, depth + 1, analysis)
-    elif program == "eval":
-        _expand_script(" ".join(args), depth + 1, analysis)
-    elif program == "xargs":
-        inner = _skip_options(args, "adEILnPs", _XARGS_LONG)
-        if inner:
-            _expand(SimpleCommand(tuple(inner)), depth + 1, analysis)
-    elif program == "find":
-        for inner in find_exec_commands(args):
-            _expand(SimpleCommand(tuple(inner)), depth + 1, analysis)
-
-
-_XARGS_LONG = frozenset(
-    {"arg-file", "delimiter", "max-args", "max-procs", "max-chars", "process-slot-var"}
-)
-_SUDO_LONG = frozenset(
-    {"user", "group", "chdir", "prompt", "role", "type", "other-user", "close-from", "host",
-     "command-timeout", "chroot"}
-)  # fmt: skip
-# Wrapper -> (short options taking an argument, long options taking one, leading operands).
-_WRAPPERS: dict[str, tuple[str, frozenset[str], int]] = {
-    "sudo": ("ugCDprtUTR", _SUDO_LONG, 0),
-    "doas": ("uC", frozenset(), 0),
-    "env": ("uC", frozenset({"unset", "chdir"}), 0),
-    "nohup": ("", frozenset(), 0),
-    "timeout": ("sk", frozenset({"signal", "kill-after"}), 1),
-    "nice": ("n", frozenset({"adjustment"}), 0),
-    "ionice": ("cnpPu", frozenset({"class", "classdata", "pid", "pgid", "uid"}), 0),
-    "stdbuf": ("ioe", frozenset({"input", "output", "error"}), 0),
-    "exec": ("a", frozenset(), 0),
-    "command": ("", frozenset(), 0),
-    "builtin": ("", frozenset(), 0),
-    "time": ("fo", frozenset({"format", "output"}), 0),
-    "setsid": ("", frozenset(), 0),
-    "nsenter": ("tSG", frozenset({"target", "setuid", "setgid"}), 0),
-    "busybox": ("", frozenset(), 0),
-}
-
-
-def program_name(word: str) -> str:
-    return posixpath.basename(word.lstrip("\\")) or word
-
-
-def unwrap(words: Sequence[str]) -> list[str]:
-    """Strip assignments and wrapper programs, leaving the program that really runs."""
-    rest = list(words)
-    while True:
-        while rest and _ASSIGNMENT.match(rest[0]):
-            rest = rest[1:]
-        if not rest:
-            return rest
-        program = program_name(rest[0])
-        rest = [program, *rest[1:]]
-        spec = _WRAPPERS.get(program)
-        if spec is None:
-            return rest
-        args = rest[1:]
-        if program == "command" and any(
-            "v" in a or "V" in a for a in itertools.takewhile(lambda a: a[:1] == "-", args)
-        ):
-            return rest  # only looks the name up
-        if program == "env":
-            split = _option_value(args, "S", "split-string")
-            if split is not None:
-                inner = _skip_options(args, "uCS", frozenset({"unset", "chdir", "split-string"}))
-                rest = [*_split(split), *inner]
+def _brace_expand(word: str, limit: int = MAX_ALTS) -> list[str]:
+    """Bash's ``{a,b}`` expansion, at most ``limit`` results and 8 brace groups deep (the rest
+    stays as written)."""
+    results = [word]
+    for _ in range(8):
+        expanded: list[str] = []
+        changed = False
+        for item in results:
+            match = _BRACES.search(item)
+            if match is None:
+                expanded.append(item)
                 continue
-        inner = _skip_options(args, spec[0], spec[1])[spec[2] :]
-        if not inner:
-            return rest
-        rest = inner
-
-
-def _split(text: str) -> list[str]:
-    try:
-        return shlex.split(text)
-    except ValueError:
-        return text.split()
-
-
-def _skip_options(
-    args: Sequence[str], short_with_arg: str, long_with_arg: frozenset[str]
-) -> list[str]:
-    i = 0
-    while i < len(args):
-        arg = args[i]
-        if arg == "--":
-            return list(args[i + 1 :])
-        if arg.startswith("--"):
-            name, eq, _ = arg[2:].partition("=")
-            i += 2 if (not eq and name in long_with_arg) else 1
-        elif arg.startswith("-") and len(arg) > 1:
-            i += 1
-            for j, flag in enumerate(arg[1:], start=1):
-                if flag in short_with_arg:
-                    i += j == len(arg) - 1  # the value is the next word, not attached
-                    break
-        else:
+            changed = True
+            head, tail = item[: match.start()], item[match.end() :]
+            expanded.extend(head + option + tail for option in match.group(1).split(","))
+        results = list(dict.fromkeys(expanded))[:limit]
+        if not changed:
             break
-    return list(args[i:])
+    return results
 
 
-def _option_value(args: Sequence[str], short: str, long: str) -> str | None:
-    for i, arg in enumerate(args):
-        if arg == "--":
-            return None
-        if arg.startswith(f"--{long}="):
-            return arg.partition("=")[2]
-        if arg == f"--{long}" or (
-            arg.startswith("-") and not arg.startswith("--") and arg.endswith(short)
-        ):
-            return args[i + 1] if i + 1 < len(args) else None
-        if arg.startswith(f"-{short}") and len(arg) > 2:
-            return arg[2:]
-    return None
+def _split_unquoted(text: str) -> list[str]:
+    return text.split() or [""]
 
 
-def _shell_code(args: Sequence[str]) -> str | None:
-    """The ``-c`` string of a shell invocation, if any."""
-    has_c = False
-    i = 0
-    while i < len(args):
-        arg = args[i]
-        if arg == "--":
-            i += 1
-            break
-        if arg in ("-o", "+o", "--rcfile", "--init-file", "-O", "+O"):
-            i += 2
+def _normalize(path: str, cwd: str) -> str:
+    """``path`` made absolute against ``cwd`` and lexically normalised (unknown parts kept)."""
+    if not path.startswith("/") and not path.startswith(U):
+        path = f"{cwd}/{path}" if path else cwd
+    if path.startswith(U):
+        return path
+    parts: list[str] = []
+    for part in path.split("/"):
+        if part in ("", "."):
             continue
-        if arg[:1] in "-+" and len(arg) > 1:
-            has_c = has_c or (not arg.startswith("--") and "c" in arg)
-            i += 1
+        if part == "..":
+            if parts:
+                parts.pop()
             continue
-        break
-    return args[i] if has_c and i < len(args) else None
+        parts.append(part)
+    return "/" + "/".join(parts)
 
 
-def _reads_stdin(args: Sequence[str]) -> bool:
-    operands = [a for a in args if not a.startswith(("-", "+"))]
-    return not operands or "-s" in args
-
-
-def find_exec_commands(args: Sequence[str]) -> Iterator[list[str]]:
-    """The commands run by ``find ... -exec CMD {} ;`` (and -execdir, -ok, -okdir)."""
-    i = 0
-    while i < len(args):
-        if args[i] in ("-exec", "-execdir", "-ok", "-okdir"):
-            j = i + 1
-            while j < len(args) and args[j] not in (";", "+"):
-                j += 1
-            yield list(args[i + 1 : j])
-            i = j
-        i += 1
+normalize = _normalize

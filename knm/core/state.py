@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from knm.core.tasks.executor import Executor
     from knm.core.tasks.runner import Runner
     from knm.core.tasks.status_cache import StatusCache
+    from knm.core.telemetry import Telemetry
 
 
 class Knm(Protocol):
@@ -56,6 +57,8 @@ class Knm(Protocol):
     listener: Listener | None
     auth_cache: PrincipalCache | None
     status_cache: StatusCache | None
+    #: This process's HTTP and process series for ``/metrics``.
+    telemetry: Telemetry
     #: The secret in use (``knm.core.crypto.keyring_of`` builds the keyring from it).
     _secret: str
 

@@ -101,6 +101,16 @@ def test_the_startup_benchmark_times_the_client_and_the_cli_beside_a_bare_python
 
 
 @pytest.mark.timeout(300)
+def test_the_policy_benchmark_prints_every_class_the_everyday_share_and_the_timing() -> None:
+    done = run_smoke("bench.policy")
+    assert done.returncode == 0, done.stdout + done.stderr
+    for name in ("system-paths", "block-devices", "fork-bombs", "kill-all", "sysrq", "remote-code"):
+        assert f"| {name} |" in done.stdout
+    assert "| admin commands |" in done.stdout
+    assert "| fork-bomb shape |" in done.stdout
+
+
+@pytest.mark.timeout(300)
 def test_the_maintenance_soak_runs_its_machine_and_prints_its_table() -> None:
     if os.geteuid() != 0:
         pytest.skip("the SSH fleet needs root")

@@ -81,7 +81,8 @@ def test_a_password_comes_from_stdin_and_users_reset_and_change_passwords(
         changed = knm("user", "change-password", "--current-password-file", "-",
                       "--new-password-file", new, token=bob.token, stdin="reset-by-admin\n")  # fmt: skip
         assert changed.code == 0, changed.err
-        assert "log in again" in changed.out
+        assert "this session stays signed in" in changed.out
+        assert knm("user", "me", "--json", token=bob.token).json()["username"] == "bob"
     login(server, "bob", "chosen-by-bob").close()
 
 

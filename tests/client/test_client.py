@@ -42,11 +42,14 @@ def test_users_and_api_tokens(server: KnmProcess, admin: Client) -> None:
     assert "olga" in [u.username for u in admin.users(page_size=100).items]
     assert admin.update_user(user.id, role="viewer").role == "viewer"
     admin.reset_password(user.id, "olga-password-2")
-    with Client(server.base_url) as olga:
+    with Client(server.base_url) as olga, Client(server.base_url) as elsewhere:
         olga.login("olga", "olga-password-2")
+        elsewhere.login("olga", "olga-password-2")
         olga.change_password("olga-password-2", "olga-password-3")
+        # The session that changed the password goes on; every other one is revoked.
+        assert olga.me().username == "olga"
         with pytest.raises(Unauthorized):
-            olga.me()
+            elsewhere.me()
         olga.login("olga", "olga-password-3")
         new = olga.create_token("ci")
         assert new.token.startswith("knm_") and new.role == "viewer"
@@ -104,8 +107,11 @@ def test_playbooks_have_versions_and_clones(admin: Client) -> None:
     assert copy.name == "ping-copy" and not copy.is_builtin
     assert {"ping", "ping-copy"} <= {p.name for p in admin.playbooks.list(q="ping").items}
     admin.playbooks.delete(copy.id)
-    with pytest.raises(ValidationFailed):
+    with pytest.raises(ValidationFailed) as refused:
         admin.playbooks.create("broken", "{not: [valid")
+    # Where the problem is comes along (an editor shows it at its line).
+    (detail,) = refused.value.details or []
+    assert (detail.field, detail.line) == ("content", 1)
 
 
 def test_a_task_runs_and_every_generic_route_answers(admin: Client, lab: str) -> None:

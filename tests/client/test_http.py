@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from knm.client import Client, TransportError
-from knm.client.base import Call, same
+from knm.client.calls import Call, same
 from knm.client.http import target_of
 
 

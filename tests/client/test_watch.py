@@ -86,7 +86,9 @@ def test_watch_polls_the_event_log_when_the_websocket_is_refused(
     client: Client, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(
-        watch_module, "ws_url", lambda url, prefix, token: f"{url.replace('http', 'ws')}/nowhere"
+        watch_module,
+        "ws_url",
+        lambda url, prefix, token=None: f"{url.replace('http', 'ws')}/nowhere",
     )
     task_id = start(client, sleep=0.5, events=3)
     events = list(client.watch(task_id, interval=0.1))
@@ -105,3 +107,15 @@ def test_watching_an_unknown_task_or_with_a_bad_token_fails(
         list(client.watch("test-exec-1-zzzzzz"))
     with Client(api.base_url, "not-a-token") as stranger, pytest.raises(Unauthorized):
         list(stranger.watch("test-exec-1-zzzzzz"))
+
+
+def test_the_watch_sends_its_token_as_a_subprotocol_never_in_the_url() -> None:
+    import base64
+
+    url = watch_module.ws_url("https://knm.example:8443", "/api/v1")
+    assert url == "wss://knm.example:8443/api/v1/progress/ws"
+    protocols = watch_module.token_subprotocols("knm_tok.secret/+=")
+    assert protocols is not None and protocols[0] == "knm"
+    encoded = protocols[1].removeprefix("base64url.bearer.knm.")
+    assert base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4)) == b"knm_tok.secret/+="
+    assert watch_module.token_subprotocols(None) is None

@@ -104,3 +104,12 @@ async def test_clusters_document_their_bodies_and_answers(document: dict[str, An
         assert "requestBody" in document["paths"][path][method], (method, path)
         answer = _data_schema(document, method, path)
         assert "default_credential_id" in answer["properties"]
+
+
+async def test_execute_bodies_show_the_contracts_examples(document: dict[str, Any]) -> None:
+    for route, field in (("ssh/execute", "command"), ("ansible/run", "playbook_id"),
+                         ("scripts/execute", "script_id"),
+                         ("workflows/execute", "workflow_id")):  # fmt: skip
+        body = document["paths"][f"/api/v1/automation/{route}"]["post"]["requestBody"]
+        (example,) = body["content"]["application/json"]["schema"]["examples"]
+        assert example["cluster_name"] == "production" and field in example, route

@@ -120,10 +120,17 @@ def change_password(args: argparse.Namespace, client: Client) -> int:
     current = read_password(args.current_password_file, "Current password", confirm=False)
     new = read_password(args.new_password_file, "New password")
     client.change_password(current, new)
+    # The server keeps the session the change came from and signs out every other session and
+    # every API token of the user — this one too when it is an API token (``knm_…``).
+    kept = not (client.token or "").startswith("knm_")
     if args.json:
-        emit_json({"password_changed": True})
+        emit_json({"password_changed": True, "this_session_kept": kept})
+    elif kept:
+        print("password changed; this session stays signed in, your other sessions and API tokens"
+              " were signed out")  # fmt: skip
     else:
-        print("password changed; log in again with `knm login`")
+        print("password changed; every session and API token of yours was signed out, this one"
+              " too: log in again with `knm login`")  # fmt: skip
     return OK
 
 

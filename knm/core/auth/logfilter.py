@@ -34,16 +34,33 @@ class TokenRedactor(logging.Filter):
     """Rewrites a record's message and string arguments; never drops a record."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if record.args:
-            # Formatted here, once: an argument of any type (an ASGI scope, bytes) may hold one.
+        if isinstance(record.msg, str):
+            record.msg = redact(record.msg)
+        if isinstance(record.args, tuple):
+            # Argument by argument, keeping the tuple's shape: uvicorn's access formatter unpacks
+            # exactly five (client, method, path, version, status).
+            record.args = tuple(_redacted(arg) for arg in record.args)
+        elif record.args:
+            # One mapping argument (an ASGI scope logged with ``%s``): formatted here, once.
             try:
                 message = record.getMessage()
-            except (TypeError, ValueError):
+            except (TypeError, ValueError, KeyError):
                 return True  # logging reports the bad format itself
             record.msg, record.args = redact(message), ()
-        elif isinstance(record.msg, str):
-            record.msg = redact(record.msg)
         return True
+
+
+def _redacted(arg: object) -> object:
+    if isinstance(arg, str):
+        return redact(arg)
+    if isinstance(arg, bytes):
+        return redact(arg.decode("latin-1")).encode("latin-1")
+    if isinstance(arg, int | float) or arg is None:
+        return arg  # ``%d`` needs a number, and a number holds no token
+    # Anything else (an ASGI scope, headers) is replaced by its text only when it held one.
+    text = str(arg)
+    cleaned = redact(text)
+    return arg if cleaned == text else cleaned
 
 
 _FILTER = TokenRedactor()

@@ -12,6 +12,8 @@ from knm.core.clusters.provider import (
     Cluster,
     ClusterProvider,
     Node,
+    NodeCondition,
+    NodeInspector,
     address_problem,
     roles_from_labels,
 )
@@ -24,6 +26,8 @@ __all__ = [
     "Cluster",
     "ClusterProvider",
     "Node",
+    "NodeCondition",
+    "NodeInspector",
     "address_problem",
     "get_cluster",
     "roles_from_labels",

@@ -12,7 +12,7 @@ import abc
 import ipaddress
 import re
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 import msgspec
 
@@ -84,6 +84,28 @@ class Cluster(msgspec.Struct, kw_only=True):
     updated_at: datetime | None = None
 
 
+class NodeCondition(msgspec.Struct, kw_only=True):
+    """A node's live state, as the engine checks it right before a step runs there (the
+    workflow safety gate): who cordoned it, what is left on it, which boot it is on."""
+
+    name: str
+    unschedulable: bool
+    #: The task that cordoned it (the ``knm.io/cordoned-by`` annotation on Kubernetes), if knm did.
+    cordoned_by: str | None
+    boot_id: str
+    #: Pods that would have to be evicted (DaemonSet, mirror and finished pods do not count).
+    pods_left: list[str]
+    ready: bool = False
+
+
+class NodeInspector(Protocol):
+    """Reads the live state of one cluster's nodes (see ``ClusterProvider.inspector``)."""
+
+    async def state(self, node: str) -> NodeCondition: ...
+
+    async def cordoned_by_knm(self) -> set[str]: ...
+
+
 class ClusterProvider(abc.ABC):
     """Serves one kind of cluster. Subclass it; return instances from ``knm_cluster_providers``.
 
@@ -111,6 +133,12 @@ class ClusterProvider(abc.ABC):
     @abc.abstractmethod
     async def list_nodes(self, knm: Knm, cluster: Cluster) -> list[Node]:
         """The cluster's nodes, in a stable order (the order selectors resolve to)."""
+
+    async def inspector(self, knm: Knm, cluster: Cluster) -> NodeInspector | None:
+        """How to read the cluster's nodes' live state, for kinds where something schedules
+        onto nodes (Kubernetes); None (the default) where nothing does, so a node is always
+        fit for any step."""
+        return None
 
     def public_config(self, config: Any) -> dict[str, Any]:
         """What GET shows of the config. The default drops ``secret_fields``."""

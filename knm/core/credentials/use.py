@@ -60,6 +60,10 @@ def check(credential: Any, principal: Any, cluster_name: str) -> None:
 async def require(knm: Knm, credential_id: int, principal: Any, cluster_name: str) -> None:
     """``check`` on the stored credential (its plain columns: nothing is decrypted); 404 when
     it does not exist."""
+    from knm.core.bounds import fits_bigint
     from knm.core.credentials import store
+    from knm.core.errors import NotFound
 
+    if not fits_bigint(credential_id):  # no stored id is that large (PostgreSQL's bigint)
+        raise NotFound(f"Credential ID {credential_id} not found")
     check(await store.get(knm.pool, credential_id), principal, cluster_name)

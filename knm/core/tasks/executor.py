@@ -43,6 +43,8 @@ class Executor(abc.ABC):
     #: ``prepare`` puts in ``summary``, and ``status_fields``), by type: the OpenAPI document
     #: shows them (``{"command": str}``).
     answer_fields: ClassVar[dict[str, Any]] = {}
+    #: An execute request the OpenAPI document shows as the example (the contract's own).
+    request_example: ClassVar[dict[str, Any] | None] = None
     #: Recoverable executors get ``recover(ctx)`` on another worker when their worker dies.
     recoverable: ClassVar[bool] = False
     #: Status answers include each node's stdout and stderr.

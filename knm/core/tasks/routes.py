@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import re
 from datetime import date
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import msgspec
 from litestar import Request, Response, get, post
+from litestar.openapi.spec import Example
+from litestar.params import Body
 from litestar.response import Stream
 
 from knm.core.auth.guards import OPERATOR, VIEWER, Guard, check_role, principal_of
@@ -79,9 +81,13 @@ def executor_routes(executor: Executor) -> list[Any]:
         await knm.audit(request, "task.start", task.task_id, detail={"kind": kind})
         return ok(service.start_answer(task), "task started")
 
+    body: Any = executor.request_type
+    if executor.request_example is not None:
+        example = Example(summary="the wire contract's example", value=executor.request_example)
+        body = Annotated[body, Body(examples=[example])]
     execute.__annotations__ = {
         "request": Request[Any, Any, Any],
-        "data": executor.request_type,
+        "data": body,
         "return": Envelope[started_type],  # type: ignore[valid-type]
     }
 

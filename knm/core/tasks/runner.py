@@ -232,9 +232,9 @@ class Runner:
             nodes = list(prepared.nodes)
             credential, secrets = prepared.credential, dict(prepared.secrets)
         else:
-            nodes = await store.nodes_of(self.knm.pool, task.task_id)
-            states = await store.node_states(self.knm.pool, task.task_id)
-            finished = [node for node, state in states.items() if state in ("success", "failed")]
+            stored = await store.nodes_of(self.knm.pool, task.task_id)
+            nodes = [node for node, _ in stored]
+            finished = [node.name for node, state in stored if state in ("success", "failed")]
             credential, secrets = None, {}
             sealed = await store.sealed_secrets(self.knm.pool, task.task_id)
             if sealed is not None:

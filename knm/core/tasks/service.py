@@ -43,7 +43,8 @@ async def start_task(
     if request.credential_id is not None:
         from knm.core.credentials import use
 
-        # Who may use the credential, and where: 403 before anything is prepared or stored.
+        # Who may use the credential (the cluster's default too), and where: 403 before
+        # anything is prepared or stored.
         await use.require(knm, request.credential_id, principal, request.cluster_name)
     user_id = principal.user_id if principal else None
     if idempotency_key and user_id is not None:

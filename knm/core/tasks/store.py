@@ -340,16 +340,19 @@ async def set_result(
     )
 
 
-async def nodes_of(conn: asyncpg.Connection | asyncpg.Pool, task_id: str) -> list[Node]:
-    """A stored task's nodes as its executor gets them (``TaskContext.nodes``): the provider's
-    ``Node`` with its port decided, in the task's order."""
+async def nodes_of(conn: asyncpg.Connection | asyncpg.Pool, task_id: str) -> list[tuple[Node, str]]:
+    """A stored task's nodes as its executor gets them (``TaskContext.nodes``: the provider's
+    ``Node``, its port decided), in the task's order, each with its status."""
     records = await conn.fetch(
-        """SELECT node, address, port, COALESCE(data->'labels', '{}') AS labels
+        """SELECT node, address, port, COALESCE(data->'labels', '{}') AS labels, status
            FROM task_nodes WHERE task_id = $1 ORDER BY position""",
         task_id,
     )
     return [
-        Node(name=r["node"], address=r["address"], port=r["port"], labels=r["labels"])
+        (
+            Node(name=r["node"], address=r["address"], port=r["port"], labels=r["labels"]),
+            r["status"],
+        )
         for r in records
     ]
 

@@ -19,14 +19,15 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from knm.core import policy
 from knm.core.content import get_pinned, get_runnable
 from knm.core.credentials import load_credential
-from knm.core.errors import FeatureUnavailable
+from knm.core.errors import FeatureUnavailable, Invalid
 from knm.core.tasks import Executor, NodeResult, Prepared, TaskContext
 from knm.core.transport import HostKeys
 from knm.plugins.ansible import bastion, layout, remote, runner, targets_host, toolchain
 from knm.plugins.ansible.events import EventReader, PlayState
-from knm.plugins.ansible.library import PLAYBOOK, count_tasks
+from knm.plugins.ansible.library import PLAYBOOK, count_tasks, shell_problems
 from knm.plugins.ansible.options import RunOptions, check_extra_vars, parse_extra_args
 from knm.plugins.ansible.schemas import MAX_FORKS, AnsibleRequest, AnsibleSettings
 from knm.plugins.ansible.served import Served
@@ -57,6 +58,10 @@ class AnsibleExecutor(Executor):
     route = "ansible"
     feature = "ansible"
     request_type = AnsibleRequest
+    request_example = {
+        "playbook_id": 1, "cluster_name": "production", "target_nodes": ["node1", "node2"],
+        "credential_id": 1, "extra_args": "--check", "extra_vars": {"ntp_server": "pool.ntp.org"},
+    }  # fmt: skip
     answer_fields = {
         "playbook_id": int,
         "playbook_name": str,
@@ -78,6 +83,16 @@ class AnsibleExecutor(Executor):
         # Saved before the setting was turned off, or before this check existed: 422 now.
         targets_host.check(playbook.body, settings.allow_local_plays)
         check_extra_vars(request.extra_vars)
+        # The guard-rail again at run, with this run's extra_vars (and the site's rules today).
+        context = policy.CommandContext(
+            kind=self.kind,
+            cluster_name=request.cluster_name,
+            username=getattr(principal, "username", None),
+            role=getattr(principal, "role", None),
+        )
+        refused = await shell_problems(knm, playbook.body, context, request.extra_vars)
+        if refused:
+            raise Invalid(refused[0].message, message="command validation failed")
         prepared = await super().prepare(knm, request, principal)
         jump_host = prepared.cluster.bastion
         if jump_host is not None and prepared.credential is not None:

@@ -1,7 +1,8 @@
 """The playbook library: the ``playbook`` content kind, its validation and the builtins.
 
-A playbook's ``content`` must parse as YAML into a list of plays, and pass
-``ansible-playbook --syntax-check``. The check runs as the run user in a scratch directory
+A playbook's ``content`` must parse as YAML into a list of plays, every task that runs shell
+(``command``, ``shell``, ``raw``, ``script``, ``expect`` ...: ``shell_tasks.py``) must pass the
+command guard-rail, and it must pass ``ansible-playbook --syntax-check``. The check runs as the run user in a scratch directory
 (a playbook can import files, and its errors quote them) and costs about a second, so results
 are cached by content hash.
 """
@@ -17,10 +18,13 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 import yaml
 
+from knm.core import policy
 from knm.core.content import BuiltinContent, ContentDraft, ContentKind
 from knm.core.errors import ErrorDetail, FeatureUnavailable
+from knm.core.policy import CommandContext
 from knm.plugins.ansible import runner, targets_host, toolchain
 from knm.plugins.ansible.schemas import AnsibleSettings
+from knm.plugins.ansible.shell_tasks import shell_tasks
 from knm.plugins.ansible.toolchain import Toolchain
 
 if TYPE_CHECKING:
@@ -130,9 +134,34 @@ async def syntax_problem(
     return problem
 
 
+async def shell_problems(
+    knm: Knm, content: str, context: CommandContext, extra_vars: dict[str, Any] | None = None
+) -> list[ErrorDetail]:
+    """The command guard-rail on every task of ``content`` that runs shell, each at the line
+    where its command is written (when it is written there as is)."""
+    found = []
+    for task in shell_tasks(content, extra_vars):
+        for violation in (await policy.violations(knm, task.command, context))[:1]:
+            line, column = _place_of(content, task.command.splitlines()[0] if task.command else "")
+            message = f"{violation.message} ({task.module} task, {task.where})"
+            found.append(ErrorDetail(field="content", line=line, column=column, message=message))
+    return found
+
+
+def _place_of(content: str, text: str) -> tuple[int | None, int | None]:
+    at = content.find(text) if text else -1
+    if at < 0:
+        return None, None
+    before = content[:at]
+    return before.count("\n") + 1, at - (before.rfind("\n") + 1) + 1
+
+
 async def validate_playbook(knm: Knm, draft: ContentDraft) -> list[ErrorDetail]:
     content: str = draft.body
     problems = located_structure_problems(content)
+    if problems:
+        return problems
+    problems = await shell_problems(knm, content, CommandContext(kind="ansible", cluster_name=""))
     if problems:
         return problems
     settings: AnsibleSettings = await knm.features.settings("ansible")

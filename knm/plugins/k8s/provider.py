@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from knm.core.clusters import Cluster, ClusterProvider, Node, roles_from_labels
+from knm.core.clusters import Cluster, ClusterProvider, Node, NodeCondition, roles_from_labels
 from knm.core.errors import Invalid, ServiceUnavailable
 from knm.plugins.k8s import objects
 from knm.plugins.k8s.client import KubeError, hub_of, kubeconfig_problems, runs_commands
@@ -80,6 +80,37 @@ class KubernetesProvider(ClusterProvider):
         config: KubernetesConfig = cluster.config
         docs = await cluster_nodes(knm, cluster)
         return [to_node(doc, config.address_order) for doc in docs]
+
+    async def inspector(self, knm: Knm, cluster: Cluster) -> NodeProbe:
+        await refuse_commands(knm, cluster.config)
+        return NodeProbe(await hub_of(knm).kube(cluster))
+
+
+class NodeProbe:
+    """Reads nodes of one Kubernetes cluster for the engine's safety gate."""
+
+    def __init__(self, kube: Any) -> None:
+        self.kube = kube
+
+    async def state(self, node: str) -> NodeCondition:
+        doc = await self.kube.node(node)
+        pods = await self.kube.pods_on(node)
+        left = [p.ref for p in pods if not (p.mirror or p.daemonset or p.finished)]
+        return NodeCondition(
+            name=node,
+            unschedulable=bool(doc.spec.unschedulable),
+            cordoned_by=doc.metadata.annotations.get(CORDONED_BY),
+            boot_id=doc.status.node_info.boot_id,
+            pods_left=left,
+            ready=doc.ready,
+        )
+
+    async def cordoned_by_knm(self) -> set[str]:
+        return {
+            doc.name
+            for doc in await self.kube.list_nodes()
+            if doc.spec.unschedulable and CORDONED_BY in doc.metadata.annotations
+        }
 
 
 async def refuse_commands(knm: Knm, config: KubernetesConfig) -> None:

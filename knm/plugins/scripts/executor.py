@@ -17,6 +17,7 @@ import msgspec
 from knm.core import policy
 from knm.core.content import ContentItem, get_by_name, get_pinned, get_runnable
 from knm.core.errors import Invalid, KnmError
+from knm.core.patterns import compile_pattern
 from knm.core.tasks import Executor, NodeResult, Prepared, TaskContext
 from knm.core.tasks.output import MASK
 from knm.plugins.scripts.library import SCRIPT
@@ -118,7 +119,7 @@ def resolve_parameters(declared: list[ScriptParameter], given: dict[str, str]) -
             problems.append(
                 f"parameter {param.name} is secret and was not kept: give its value again"
             )
-        elif param.pattern is not None and not re.fullmatch(param.pattern, value):
+        elif param.pattern is not None and not _matches(param.pattern, value):
             problems.append(f"parameter {param.name} does not match {param.pattern}")
         values[param.name] = value
     if missing:
@@ -133,6 +134,10 @@ class ScriptExecutor(Executor):
     route = "scripts"
     feature = "scripts"
     request_type = ScriptRequest
+    request_example = {
+        "script_id": 1, "cluster_name": "production", "target_nodes": ["node1"],
+        "credential_id": 1, "parameters": {"PORT": "8080"}, "timeout": 300,
+    }  # fmt: skip
     answer_fields = {
         "script_id": int,
         "script_name": str,
@@ -161,7 +166,11 @@ class ScriptExecutor(Executor):
                 role=getattr(principal, "role", None),
                 sudo=request.sudo,
             )
-            await policy.check(knm, script.body, context)
+            # The parameters reach the script as environment variables: checked with their
+            # values, so ``rm -rf "$DIR"`` with DIR=/ is refused here.
+            await policy.check(
+                knm, script.body, context, variables=values, limit=policy.MAX_SCRIPT_BYTES
+            )
         prepared = await super().prepare(knm, request, principal)
         secret_names = {param.name for param in extras.parameters if param.secret}
         secrets = {name: value for name, value in values.items() if name in secret_names}
@@ -222,3 +231,12 @@ def outcome(result: NodeResult, stderr: str, *, sudo: bool) -> NodeResult:
     if SH_FALLBACK_MARK in stderr:
         result.message += " (bash is not installed: the script ran with sh)"
     return result
+
+
+def _matches(pattern: str, value: str) -> bool:
+    """Whether all of ``value`` matches ``pattern``, in linear time (RE2). A pattern RE2 cannot
+    take (saved before patterns were checked with it) matches nothing."""
+    try:
+        return compile_pattern(pattern).fullmatch(value) is not None
+    except ValueError:
+        return False

@@ -17,6 +17,10 @@ class SshExecutor(Executor):
     route = "ssh"
     feature = "ssh"
     request_type = SshRequest
+    request_example = {
+        "cluster_name": "production", "target_nodes": ["node1", "node2"], "credential_id": 1,
+        "command": "df -h", "timeout": 60,
+    }  # fmt: skip
     answer_fields = {"command": str, "sudo": bool}
 
     async def prepare(self, knm: Knm, request: SshRequest, principal: Any) -> Prepared:

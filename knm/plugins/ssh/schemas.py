@@ -2,17 +2,25 @@
 
 from __future__ import annotations
 
-import re
 from datetime import datetime
 from typing import Annotated, Literal
 
 import msgspec
 
 from knm.core.features import ExecutorSettings
-from knm.core.policy import BUILTIN_RULES, DenyRule
+from knm.core.patterns import pattern_problem
+from knm.core.policy import BUILTIN_RULES, AllowPattern, DenyRule
 from knm.core.tasks import ExecRequest
 
-__all__ = ["CertAuthority", "DenyRule", "HostKeyList", "HostKeyPin", "SshRequest", "SshSettings"]
+__all__ = [
+    "AllowPattern",
+    "CertAuthority",
+    "DenyRule",
+    "HostKeyList",
+    "HostKeyPin",
+    "SshRequest",
+    "SshSettings",
+]
 
 HostKeyPolicy = Literal["tofu", "strict", "off"]
 
@@ -36,9 +44,10 @@ class SshSettings(ExecutorSettings, kw_only=True, forbid_unknown_fields=True):
 
     ``host_key_policy``: ``tofu`` pins the first key a node shows and refuses another one later,
     ``strict`` accepts only pinned keys or certificates of a ``cert_authorities`` key, ``off``
-    accepts anything. ``deny_rules`` are the site's own command-policy rules (a regular
-    expression searched in each simple command); ``allow_rules`` names rules (built-in or the
-    site's) that are not applied."""
+    accepts anything. ``deny_rules`` are the site's own command guard-rail rules (an RE2
+    pattern searched in each command that would run); ``allow_rules`` names rules (the built-in
+    classes or the site's) that are not applied; a command matching one of ``allow_patterns``
+    is not judged by the built-in classes."""
 
     timeout: int = 300
     max_concurrent: int = 50
@@ -49,6 +58,7 @@ class SshSettings(ExecutorSettings, kw_only=True, forbid_unknown_fields=True):
     cert_authorities: list[CertAuthority] = msgspec.field(default_factory=list)
     deny_rules: list[DenyRule] = msgspec.field(default_factory=list)
     allow_rules: list[str] = msgspec.field(default_factory=list)
+    allow_patterns: list[AllowPattern] = msgspec.field(default_factory=list)
 
     def problems(self) -> list[str]:
         found = super().problems()
@@ -65,10 +75,19 @@ class SshSettings(ExecutorSettings, kw_only=True, forbid_unknown_fields=True):
             if rule.name in names or rule.name in BUILTIN_RULES:
                 found.append(f"deny_rules[{i}]: name {rule.name!r} is already taken")
             names.add(rule.name)
-            try:
-                re.compile(rule.pattern)
-            except re.error as exc:
-                found.append(f"deny_rules[{i}]: pattern is not a valid regular expression: {exc}")
+            problem = pattern_problem(rule.pattern)
+            if problem:
+                found.append(
+                    f"deny_rules[{i}]: pattern is not a valid regular expression (RE2): {problem}"
+                )
+        for i, allow in enumerate(self.allow_patterns):
+            if not allow.name.strip():
+                found.append(f"allow_patterns[{i}]: name must not be blank")
+            problem = pattern_problem(allow.pattern)
+            if problem:
+                found.append(
+                    f"allow_patterns[{i}]: pattern is not a valid regular expression (RE2): {problem}"
+                )
         known = names | set(BUILTIN_RULES)
         for name in self.allow_rules:
             if name not in known:
@@ -83,7 +102,9 @@ class SshSettings(ExecutorSettings, kw_only=True, forbid_unknown_fields=True):
         return found
 
 
-Command = Annotated[str, msgspec.Meta(max_length=64 * 1024)]
+# The guard-rail refuses a command over 64 KiB (422) before parsing it; the decoder's bound
+# only keeps absurd bodies out.
+Command = Annotated[str, msgspec.Meta(max_length=1024 * 1024)]
 
 
 class SshRequest(ExecRequest, kw_only=True, forbid_unknown_fields=True):

@@ -3,7 +3,7 @@ reboot check at run time on what a step actually runs."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from knm.core import policy
 from knm.core.errors import KnmError
@@ -18,6 +18,9 @@ from knm.plugins.workflows.templates import (
     typed,
     whole_reference,
 )
+
+if TYPE_CHECKING:
+    from knm.core.state import Knm
 
 #: Content a step names, by step type: (content kind, name field, id field).
 CONTENT = {
@@ -43,7 +46,7 @@ def _uses(fields: Any, name: str, where: str = "") -> list[str]:
     return found
 
 
-async def _content_body(knm: Any, step_type: str, fields: dict[str, Any]) -> tuple[str, str] | None:
+async def _content_body(knm: Knm, step_type: str, fields: dict[str, Any]) -> tuple[str, str] | None:
     """(kind, body) of the playbook or script a step names, when it is known before run time."""
     from knm.core.content import get_by_name, get_runnable
 
@@ -68,7 +71,7 @@ def _reboots_in(kind: str, body: str) -> list[str]:
     return playbook_reboots(body) if kind == "playbook" else reboot_commands(body)
 
 
-async def safety_problems(knm: Any, definition: WorkflowDefinition, steps: list[Step]) -> list[str]:
+async def safety_problems(knm: Knm, definition: WorkflowDefinition, steps: list[Step]) -> list[str]:
     found: list[str] = []
     params = {p.name: p for p in definition.parameters}
     for param in definition.parameters:
@@ -118,7 +121,7 @@ async def safety_problems(knm: Any, definition: WorkflowDefinition, steps: list[
 
 
 async def run_time_reboots(
-    knm: Any, step: Step, fields: dict[str, Any], command: str | None
+    knm: Knm, step: Step, fields: dict[str, Any], command: str | None
 ) -> str | None:
     """Why a step that does not declare ``reboots: true`` is refused as rendered, or None."""
     if step.common.reboots:

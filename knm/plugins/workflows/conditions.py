@@ -15,7 +15,6 @@ without ``reboots: true`` is refused when the workflow is saved, and again as re
 
 from __future__ import annotations
 
-import posixpath
 from collections.abc import Iterable, Iterator
 from typing import Any
 
@@ -89,11 +88,9 @@ def touches_cordons(steps: Iterable[Step]) -> bool:
 # --- reading what a command does -----------------------------------------------------------
 
 
-def _reboots(words: tuple[str, ...]) -> bool:
-    if not words:
+def _reboots(program: str, args: list[str]) -> bool:
+    if not program:
         return False
-    program = posixpath.basename(words[0])
-    args = words[1:]
     if program in ("reboot", "poweroff", "halt"):
         return "--help" not in args
     if program == "shutdown":
@@ -111,12 +108,13 @@ def reboot_commands(text: str) -> list[str]:
     """The commands in ``text`` (a command line or a script) that reboot or power off."""
     found = []
     for command in shellparse.analyze(text).commands:
-        if _reboots(command.words):
+        # Words are what each may be; an unknown part is blanked (``value``), wrappers peeled.
+        if _reboots(command.program, [word.value for word in command.words[1:]]):
             found.append(command.text)
             continue
         for _, target in command.redirects:
-            if target.rstrip("/") == "/proc/sysrq-trigger":
-                found.append(f"{command.text} > {target}")
+            if any(alt.rstrip("/") == "/proc/sysrq-trigger" for alt in target.alts):
+                found.append(f"{command.text} > {target.value}")
     return found
 
 

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import re
+import shlex
 from typing import TYPE_CHECKING, Any
 
 import msgspec
 
+from knm.core import policy
 from knm.core.errors import KnmError
 from knm.core.tasks.steps import ExecutorStep, StepType
 from knm.plugins.workflows.schemas import COMMON_FIELDS, StepCommon, WorkflowDefinition
-from knm.plugins.workflows.templates import references
+from knm.plugins.workflows.templates import PATTERN, references
 
 if TYPE_CHECKING:
     from knm.core.state import Knm
@@ -138,6 +140,7 @@ async def problems(knm: Knm, definition: WorkflowDefinition) -> list[str]:
     if cycle and len(cycle) > 2:
         found.append(f"cycle in depends_on: {' -> '.join(cycle)}")
     declared = {p.name for p in definition.parameters}
+    found.extend(await _command_problems(knm, steps, definition.parameters))
     names = [p.name for p in definition.parameters]
     for duplicate in sorted({n for n in names if names.count(n) > 1}):
         found.append(f"parameter {duplicate!r} is declared more than once")
@@ -185,3 +188,39 @@ async def resolve_references(knm: Knm, fields: dict[str, Any]) -> dict[str, Any]
         if ref in kinds and isinstance(values.get(ref), str) and id_field not in values:
             values[id_field] = (await get_by_name(knm, ref, values.pop(ref))).id
     return values
+
+
+def command_for_check(command: str, parameters: list[Any]) -> str:
+    """A step's command as the guard-rail sees it at save: a parameter with a default renders
+    as that default (quoted, as at run); other values are not known until the run, which checks
+    the rendered command again, so they render as a harmless placeholder."""
+    defaults = {}
+    for param in parameters:
+        name = param.get("name") if isinstance(param, dict) else getattr(param, "name", None)
+        default = (
+            param.get("default") if isinstance(param, dict) else getattr(param, "default", None)
+        )
+        if isinstance(name, str) and default is not None:
+            defaults[name] = str(default)
+
+    def value(match: re.Match[str]) -> str:
+        namespace, name = match.group(1), match.group(2)
+        if namespace == "params" and name in defaults:
+            return shlex.quote(defaults[name])
+        return "knm-deferred-value"
+
+    return PATTERN.sub(value, command)
+
+
+async def _command_problems(knm: Knm, steps: list[Step], parameters: list[Any]) -> list[str]:
+    """The command guard-rail at save: a step whose command is refused is a 422 now, not a
+    failed step later."""
+    found = []
+    for step in steps:
+        command = step.fields.get("command")
+        if not isinstance(command, str) or not command.strip():
+            continue
+        context = policy.CommandContext(kind=step.common.type, cluster_name="")
+        violations = await policy.violations(knm, command_for_check(command, parameters), context)
+        found.extend(f"step {step.common.id}: {v.message}" for v in violations[:1])
+    return found

@@ -125,6 +125,10 @@ class WorkflowExecutor(Executor):
     route = "workflows"
     feature = "workflows"
     request_type = WorkflowRequest
+    request_example = {
+        "workflow_id": 1, "cluster_name": "production", "target_nodes": ["node1"],
+        "credential_id": 1, "parameters": {"global_param1": "value1"},
+    }  # fmt: skip
     answer_fields = {
         "workflow_id": int,
         "workflow_name": str,

@@ -21,10 +21,10 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
 
 import msgspec
 
+from knm.core.clusters import NodeCondition, NodeInspector
 from knm.core.tasks import TargetNode, TaskContext
 from knm.core.tasks.steps import NodeDetail
 from knm.plugins.workflows.conditions import CORDONED, DRAINED, needs_new_boot, required
@@ -47,55 +47,18 @@ class BootRecord(msgspec.Struct, kw_only=True):
     outcome: str = "running"
 
 
-class NodeState(msgspec.Struct, kw_only=True):
-    name: str
-    unschedulable: bool
-    cordoned_by: str | None
-    boot_id: str
-    pods_left: list[str]
-    ready: bool = False
-
-
-class Probe:
-    """Reads nodes of a Kubernetes cluster (None from :func:`probe_for` for other kinds)."""
-
-    def __init__(self, kube: Any) -> None:
-        self.kube = kube
-
-    async def state(self, node: str) -> NodeState:
-        from knm.plugins.k8s.provider import CORDONED_BY
-
-        doc = await self.kube.node(node)
-        pods = await self.kube.pods_on(node)
-        left = [p.ref for p in pods if not (p.mirror or p.daemonset or p.finished)]
-        return NodeState(
-            name=node,
-            unschedulable=bool(doc.spec.unschedulable),
-            cordoned_by=doc.metadata.annotations.get(CORDONED_BY),
-            boot_id=doc.status.node_info.boot_id,
-            pods_left=left,
-            ready=doc.ready,
-        )
-
-    async def cordoned_by_knm(self) -> set[str]:
-        from knm.plugins.k8s.provider import CORDONED_BY
-
-        return {
-            doc.name
-            for doc in await self.kube.list_nodes()
-            if doc.spec.unschedulable and CORDONED_BY in doc.metadata.annotations
-        }
+#: A node's live state (the core's contract; the cluster's provider reads it).
+NodeState = NodeCondition
+#: What reads it: the provider's ``inspector`` (Kubernetes; None where nothing schedules).
+Probe = NodeInspector
 
 
 async def probe_for(ctx: TaskContext) -> Probe | None:
     cluster = await ctx.cluster()
-    if cluster.kind != "kubernetes":
+    provider = ctx.knm.registry.cluster_providers.get(cluster.kind)
+    if provider is None:
         return None
-    from knm.plugins.k8s.client import hub_of
-    from knm.plugins.k8s.provider import refuse_commands
-
-    await refuse_commands(ctx.knm, cluster.config)
-    return Probe(await hub_of(ctx.knm).kube(cluster))
+    return await provider.inspector(ctx.knm, cluster)
 
 
 def hand_cordoned(state: NodeState) -> bool:

@@ -83,6 +83,16 @@ async def test_cancelling_a_pending_task_ends_it_without_running(
     blocker = await start(knm_client, admin_headers, target_nodes=["n1"], hang_nodes=["n1"])
     queued = await start(knm_client, admin_headers, target_nodes=["n1", "n2"])
     assert queued["status"] == "pending"
+    # While it waits, its status says the start_time its execute answer said.
+    for path in (f"/tasks/{queued['task_id']}", f"/automation/test/status/{queued['task_id']}"):
+        waiting = assert_envelope(await knm_client.get(path, headers=admin_headers), 200)["data"]
+        assert waiting["status"] == "pending"
+        assert waiting["start_time"] == queued["start_time"] is not None
+    history = assert_envelope(
+        await knm_client.get("/automation/test/history", headers=admin_headers), 200
+    )["data"]["executions"]
+    (row,) = [r for r in history if r["task_id"] == queued["task_id"]]
+    assert row["start_time"] == queued["start_time"]
     assert_envelope(
         await knm_client.post(
             f"/automation/test/cancel/{queued['task_id']}", headers=admin_headers

@@ -101,6 +101,31 @@ async def test_bad_parameters_are_422_naming_them(
     assert said in assert_envelope(response, 422)["error"]
 
 
+@pytest.mark.timeout(60)
+async def test_a_pathological_parameter_pattern_is_checked_in_linear_time(
+    knm_client: ApiClient, admin_headers: dict[str, str], fleet: FleetCluster, make_script: Maker
+) -> None:
+    # With Python's re, (a|a)+ took 2 s at 24 characters and four times more per two more:
+    # 48 characters would hold the event loop for days. RE2 answers at once.
+    script = await make_script("echo $X\n", parameters=[{"name": "X", "pattern": "(a|a)+"}])
+    response = await _execute(
+        knm_client, admin_headers, fleet, script_id=script["id"], parameters={"X": "a" * 48 + "!"}
+    )
+    assert "parameter X does not match" in assert_envelope(response, 422)["error"]
+
+
+async def test_a_parameter_pattern_re2_cannot_run_is_refused_at_save(
+    knm_client: ApiClient, admin_headers: dict[str, str]
+) -> None:
+    response = await knm_client.post(
+        SCRIPTS,
+        json={"name": f"backref-{uuid.uuid4().hex[:6]}", "content": "echo $X\n",
+              "parameters": [{"name": "X", "pattern": "(a)\\1"}]},
+        headers=admin_headers,
+    )  # fmt: skip
+    assert "pattern is not a usable regular expression" in assert_envelope(response, 422)["error"]
+
+
 async def test_unknown_or_inactive_scripts_and_both_or_neither_reference(
     knm_client: ApiClient, admin_headers: dict[str, str], fleet: FleetCluster, make_script: Maker
 ) -> None:

@@ -87,7 +87,7 @@ async def test_a_builtin_is_read_only_and_can_be_cloned(
         ({"parameters": [{"name": "1X"}]}, "names must match"),
         ({"parameters": [{"name": "A-B"}]}, "names must match"),
         ({"parameters": [{"name": "A"}, {"name": "A"}]}, "'A' is declared twice"),
-        ({"parameters": [{"name": "A", "pattern": "([0-9"}]}, "not a valid regular expression"),
+        ({"parameters": [{"name": "A", "pattern": "([0-9"}]}, "not a usable regular expression"),
         ({"parameters": [{"name": "A", "pattern": "[0-9]+", "default": "x"}]},
          "the default does not match its pattern"),
         ({"content": "echo start\nrm -rf /\n"}, "dangerous command blocked: rm -rf /"),

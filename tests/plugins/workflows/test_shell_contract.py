@@ -121,9 +121,16 @@ def _step(status: dict[str, Any], step_id: str) -> dict[str, Any]:
     return next(s for s in status["steps"] if s["id"] == step_id)
 
 
-async def test_a_site_deny_rule_blocks_a_workflow_ssh_step_before_its_task_exists(
+async def test_a_site_deny_rule_blocks_a_workflow_ssh_step_at_save_and_before_its_task_exists(
     knm_client: ApiClient, admin_headers: dict[str, str]
 ) -> None:
+    definition = {"steps": [{"id": "r", "type": "ssh", "command": "reboot now", "reboots": True}]}
+    response = await knm_client.post(
+        "/automation/workflows",
+        json={"name": "site-rule", "description": "", "definition": definition},
+        headers=admin_headers,
+    )
+    workflow = assert_envelope(response, 201)["data"]["id"]  # saved before the rule existed
     rules = {"deny_rules": [{"name": "no-reboot", "pattern": "^reboot"}]}
     response = await knm_client.put("/features/automation/ssh", json=rules, headers=admin_headers)
     assert_envelope(response, 200)
@@ -133,18 +140,26 @@ async def test_a_site_deny_rule_blocks_a_workflow_ssh_step_before_its_task_exist
         headers=admin_headers,
     )
     try:
-        status = await _run(
-            knm_client, admin_headers, "site-rule",
-            [{"id": "r", "type": "ssh", "command": "reboot now", "reboots": True}],
-            credential_id=assert_envelope(credential, 201)["data"]["id"],
+        again = await knm_client.post(
+            "/automation/workflows",
+            json={"name": "site-rule-2", "description": "", "definition": definition},
+            headers=admin_headers,
+        )
+        assert (
+            "step r: dangerous command blocked: reboot now" in assert_envelope(again, 422)["error"]
+        )
+        # A definition saved before the rule is checked again when it starts: refused before
+        # any task exists (steps rendered with run values are checked again by the engine).
+        response = await knm_client.post(
+            "/automation/workflows/execute",
+            json={"workflow_id": workflow, "cluster_name": "lab", "target_nodes": NODES,
+                  "credential_id": assert_envelope(credential, 201)["data"]["id"]},
+            headers=admin_headers,
         )  # fmt: skip
+        assert "dangerous command blocked: reboot now" in assert_envelope(response, 422)["error"]
     finally:
         reset = {"deny_rules": []}
         await knm_client.put("/features/automation/ssh", json=reset, headers=admin_headers)
-    step = _step(status, "r")
-    assert step["status"] == "failed"
-    assert "dangerous command blocked: reboot now" in step["error"]
-    assert step["task_id"] is None
 
 
 async def test_a_disruptive_step_holds_each_nodes_lock_for_its_workflow_until_the_batch_ends(

@@ -1,0 +1,279 @@
+"""The command guard-rail against its corpora: per class, how many destructive commands it
+refuses (hand-written and generated variants apart), how many everyday admin commands it refuses
+(with every builtin script, playbook task, workflow command and documented example), and how
+long a 64 KiB command takes to check.
+
+- Destructive commands: ``tests/core/corpora/destructive.yaml`` (hand-written, by class) plus
+  variants generated here by putting a hand-written command behind a wrapper or inside nested
+  code (``sudo``, ``chroot /``, ``bash -c '...'``, ``eval``, ``echo '...' | sh`` ...). A class
+  gets at most half as many generated variants as it has hand-written commands.
+- Everyday commands: ``tests/core/corpora/everyday.txt`` plus every builtin script (checked as at
+  save, parameters deferred, and as at run with their defaults), every command line of the
+  builtin playbooks and workflows, and every example in ``README.md`` and ``docs/``.
+- Timing: the median of ``--repeat`` checks of each 64 KiB command in ``LARGE`` (a plain script,
+  the fork-bomb shape that stalled the old regex, deep nesting, a long word list).
+
+Targets: >= 98 % refused overall, >= 95 % in every class, <= 1 % of everyday commands refused
+and none of the builtins; a 64 KiB command in <= 50 ms.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shlex
+import statistics
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+CORPORA = ROOT / "tests" / "core" / "corpora"
+TARGET_OVERALL = 0.98
+TARGET_CLASS = 0.95
+TARGET_EVERYDAY = 0.01
+TARGET_MS = 50.0
+
+
+@dataclass(frozen=True)
+class Case:
+    text: str
+    generated: bool = False
+    source: str = "corpus"
+    variables: dict[str, str] = field(default_factory=dict)
+    deferred: tuple[str, ...] = ()
+    builtin: bool = False
+
+
+# --- destructive ------------------------------------------------------------------------------
+
+_SIMPLE_WRAPPERS = (
+    "sudo {}", "env LC_ALL=C {}", "timeout 60 {}", "nohup {}", "nice -n 5 {}", "ionice -c3 {}",
+    "setsid {}", "chroot / {}", "runuser -u root -- {}", "systemd-run --scope -q {}",
+    "strace -f -o /dev/null {}", "flock /tmp/knm.lock {}", "unshare -m {}", "doas {}",
+    "stdbuf -oL {}", "command {}", "sudo -u root env FOO=1 nice {}", "busybox {}",
+    "taskset -c 0 {}", "setpriv --reuid=0 {}", "nsenter -t 1 -m -- {}", "time {}",
+)  # fmt: skip
+_CODE_WRAPPERS = (
+    "bash -c {q}", "sh -c {q}", "eval {q}", "su -c {q}", "su root -c {q}", "echo {q} | bash",
+    "bash <<< {q}", "flock /tmp/knm.lock -c {q}", "find /tmp -maxdepth 0 -exec sh -c {q} \\;",
+    "parallel ::: {q}", "sudo sh -c {q}", "$BASH -c {q}", "at now <<< {q}", "watch -n 60 {q}",
+    "script -qc {q} /dev/null", "( {} )", "{{ {}; }}", "if true; then {}; fi", "true && {}",
+    "runuser -l root -c {q}", "printf '%s\\n' {q} | sh", "dash -c {q}",
+    "xargs -0 -I{{}} sh -c {q} < /dev/null", "sudo -s {q}",
+)  # fmt: skip
+_META = re.compile(r"[;&|<>(){}\n`]|^\s*[:>]|\$\(")
+
+
+def _wrap(command: str, index: int) -> str:
+    simple = not _META.search(command)
+    wrappers = _SIMPLE_WRAPPERS + _CODE_WRAPPERS if simple else _CODE_WRAPPERS
+    wrapper = wrappers[index % len(wrappers)]
+    if wrapper.startswith("xargs"):  # xargs needs input to run its command at all
+        return f"echo x | xargs -I{{}} sh -c {shlex.quote(command)}"
+    return (
+        wrapper.replace("{q}", shlex.quote(command))
+        .replace("{{", "\0")
+        .replace("}}", "\1")
+        .replace("{}", command)
+        .replace("\0", "{")
+        .replace("\1", "}")
+    )
+
+
+def destructive() -> dict[str, list[Case]]:
+    """Every destructive case by class: the hand-written ones, then generated variants."""
+    raw = yaml.safe_load((CORPORA / "destructive.yaml").read_text())
+    out: dict[str, list[Case]] = {}
+    for name, commands in raw.items():
+        hand = [Case(str(c)) for c in commands]
+        count = len(hand) // 2  # at most half of the hand-written count: a third of the class
+        step = max(1, len(hand) // max(count, 1))
+        generated = [
+            Case(_wrap(hand[(i * step) % len(hand)].text, i), generated=True) for i in range(count)
+        ]
+        out[name] = hand + generated
+    return out
+
+
+# --- everyday ---------------------------------------------------------------------------------
+
+
+def _lines(text: str) -> list[str]:
+    out: list[str] = []
+    buffer = ""
+    for line in text.splitlines():
+        if not buffer and (line.startswith("#") or not line.strip()):
+            continue
+        if line.endswith("\\"):
+            buffer += line[:-1] + "\n"
+            continue
+        out.append(buffer + line)
+        buffer = ""
+    return out
+
+
+def builtin_cases() -> list[Case]:
+    """Every builtin script (as at save and as at run), playbook command line and workflow
+    command (rendered with the parameters' defaults, quoted as the engine quotes them)."""
+    from knm.plugins.ansible.library import BUILTINS, builtin_text
+    from knm.plugins.ansible.shell_tasks import shell_tasks
+    from knm.plugins.scripts.library import builtin_text as script_text
+    from knm.plugins.scripts.library import manifest
+    from knm.plugins.workflows.builtins import builtin_workflows
+    from knm.plugins.workflows.definition import command_for_check
+
+    cases: list[Case] = []
+    for item in manifest():
+        if item.language != "shell":
+            continue
+        body = script_text(item.file)
+        names = tuple(p.name for p in item.parameters)
+        defaults = {p.name: p.default for p in item.parameters if p.default is not None}
+        cases.append(Case(body, source=f"script {item.name} (save)", deferred=names, builtin=True))
+        cases.append(Case(body, source=f"script {item.name} (run)", variables=defaults,
+                          builtin=True))  # fmt: skip
+    for shipped in BUILTINS:
+        for task in shell_tasks(builtin_text(shipped.file)):
+            cases.append(Case(task.command, source=f"playbook {shipped.name}: {task.where}",
+                              builtin=True))  # fmt: skip
+    for workflow in builtin_workflows():
+        body = workflow.body
+        parameters = body.get("parameters", []) if isinstance(body, dict) else []
+        for step in body.get("steps", []) if isinstance(body, dict) else []:
+            command = step.get("command")
+            if isinstance(command, str):
+                cases.append(Case(command_for_check(command, parameters),
+                                  source=f"workflow {workflow.name}: {step.get('id')}",
+                                  builtin=True))  # fmt: skip
+    return cases
+
+
+_FENCE = re.compile(r"```(?:sh|bash|shell|console)\n(.*?)```", re.S)
+_JSON_COMMAND = re.compile(r'"command":\s*"((?:[^"\\]|\\.)*)"')
+
+
+def doc_cases() -> list[Case]:
+    """Every shell example in README.md and docs/: fenced blocks whole, the node commands of
+    ``knm ssh run ... -- CMD`` lines and the ``"command"`` of JSON examples (except those the
+    text shows being refused with 422)."""
+    cases: list[Case] = []
+    for path in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]:
+        text = path.read_text()
+        for block in _FENCE.findall(text):
+            cases.append(Case(block, source=f"{path.name} example"))
+            for line in block.splitlines():
+                if re.match(r"^\s*knm ssh run .* -- ", line):
+                    node = line.split(" -- ", 1)[1].split("#", 1)[0].strip()
+                    cases.append(Case(node, source=f"{path.name} knm ssh run"))
+        for match in _JSON_COMMAND.finditer(text):
+            after = text[match.end() : match.end() + 200]
+            if "422" in after.split("\n\n", 1)[0]:
+                continue
+            cases.append(Case(json.loads(f'"{match.group(1)}"'), source=f"{path.name} JSON"))
+    return cases
+
+
+def everyday() -> list[Case]:
+    hand = [Case(line) for line in _lines((CORPORA / "everyday.txt").read_text())]
+    return hand + builtin_cases() + doc_cases()
+
+
+# --- checking ---------------------------------------------------------------------------------
+
+
+def refused(case: Case) -> list[str]:
+    from knm.core.policy import check_script
+
+    found = check_script(case.text, variables=case.variables, deferred=case.deferred)
+    return [f"{v.rule}: {v.matched}" for v in found]
+
+
+LARGE: dict[str, str] = {
+    "plain script": ("echo hello world; ls -la /tmp | grep x && rm -rf /tmp/a\n" * 1200)[:65536],
+    "fork-bomb shape": ("[[ 1 ]]; f(){ " + "f" * 70000)[:65536],
+    "nested subshells": ("(" * 20000 + "ls" + ")" * 20000)[:65536],
+    "one long word list": ("echo " + "a " * 40000)[:65536],
+    "pipes": ("cat x | " * 9000)[:65530] + "cat",
+}
+
+
+def timing(repeat: int) -> dict[str, tuple[float, float]]:
+    """Median wall and CPU milliseconds per large command (CPU time is what the check costs; on
+    a machine busy with other work the wall time is longer)."""
+    from knm.core.policy import check_command
+
+    medians = {}
+    for name, text in LARGE.items():
+        check_command(text)  # warm the caches
+        walls, cpus = [], []
+        for _ in range(repeat):
+            wall, cpu = time.perf_counter(), time.process_time()
+            check_command(text)
+            walls.append(time.perf_counter() - wall)
+            cpus.append(time.process_time() - cpu)
+        medians[name] = (statistics.median(walls) * 1000, statistics.median(cpus) * 1000)
+    return medians
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--repeat", type=int, default=21, help="timing runs per large command")
+    parser.add_argument("--smoke", action="store_true", help="3 timing runs")
+    parser.add_argument("--verbose", action="store_true", help="list every miss")
+    args = parser.parse_args(argv)
+    repeat = 3 if args.smoke else args.repeat
+    classes = destructive()
+    print("| class | total | hand-written | generated | refused % | hand % | generated % |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
+    total = hits = 0
+    failed = False
+    for name, cases in classes.items():
+        results = [(case, bool(refused(case))) for case in cases]
+        hand = [r for c, r in results if not c.generated]
+        gen = [r for c, r in results if c.generated]
+        share = sum(r for _, r in results) / len(results)
+        total += len(results)
+        hits += sum(r for _, r in results)
+        failed |= share < TARGET_CLASS
+        print(f"| {name} | {len(results)} | {len(hand)} | {len(gen)} | {share * 100:.1f} "
+              f"| {sum(hand) / len(hand) * 100:.1f} | "
+              f"{(sum(gen) / len(gen) * 100 if gen else 100):.1f} |")  # fmt: skip
+        if args.verbose:
+            for case, r in results:
+                if not r:
+                    print(f"  missed: {case.text!r}", file=sys.stderr)
+    overall = hits / total
+    failed |= overall < TARGET_OVERALL
+    print(f"| **all** | {total} | | | {overall * 100:.1f} | | |")
+    cases = everyday()
+    bad = [(case, refused(case)) for case in cases]
+    bad = [(case, why) for case, why in bad if why]
+    builtin_bad = [case for case, _ in bad if case.builtin]
+    share = len(bad) / len(cases)
+    failed |= share > TARGET_EVERYDAY or bool(builtin_bad)
+    print()
+    print("| everyday | total | builtins | refused | refused % | builtins refused |")
+    print("|---|---:|---:|---:|---:|---:|")
+    print(f"| admin commands | {len(cases)} | {sum(c.builtin for c in cases)} | {len(bad)} "
+          f"| {share * 100:.2f} | {len(builtin_bad)} |")  # fmt: skip
+    for case, why in bad:
+        print(f"  refused ({case.source}): {case.text[:120]!r} -- {why[0]}", file=sys.stderr)
+    print()
+    medians = timing(repeat)
+    print(f"| 64 KiB command | median wall ms ({repeat} runs) | median CPU ms | target |")
+    print("|---|---:|---:|---|")
+    for name, (wall, cpu) in medians.items():
+        print(f"| {name} | {wall:.1f} | {cpu:.1f} | ≤ {TARGET_MS:.0f} ms |")
+    load = os.getloadavg()
+    print(f"load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}", file=sys.stderr)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

