@@ -44,6 +44,7 @@ from knm.core.transport import HostKeys
 from knm.plugins.ansible import layout, runner, toolchain
 from knm.plugins.ansible.events import EventReader, PlayState
 from knm.plugins.ansible.schemas import AnsibleSettings
+from knm.plugins.ansible.served import Served
 from knm.testing.sshfleet import SshFleet
 
 PLAYBOOK = """
@@ -135,15 +136,19 @@ async def _knm(fleet: SshFleet, root: Path, ident: str, agent: bool) -> tuple[fl
     user = tools.user or runner.ensure_run_user(settings.run_user)
     run_dir = runner.runs_root_of(settings) / ident
     runner.make_dirs(run_dir)
-    env = layout.lay_out(
+    laid = layout.lay_out(
         run_dir, playbook=PLAYBOOK, nodes=nodes, credential=credential,
         keys=HostKeys(policy="off"), jump=None,
         args=["main.yml", "--forks", str(len(nodes))], extra_vars={}, settings=settings,
         mark=ident, tools=tools,
     )  # fmt: skip
     runner.hand_over(run_dir, user)
+    # What the executor does: the key reaches ansible only through the run's own ssh-agent,
+    # passwords through a pipe (no secret file in the run dir); stopped when the run ends.
+    served = Served()
+    await served.start(run_dir, laid, user, ident)
     argv = runner.runner_argv(settings, run_dir, "run", tools)
-    proc = await runner.start(argv, env, run_dir, user, run_dir / "runner.out")
+    proc = await runner.start(argv, laid.env, run_dir, user, run_dir / "runner.out")
     reader = EventReader(run_dir / "artifacts" / "run" / "job_events")
     state = PlayState([n.name for n in nodes], 3)
     events, parse = 0, 0.0
@@ -161,6 +166,7 @@ async def _knm(fleet: SshFleet, root: Path, ident: str, agent: bool) -> tuple[fl
         await asyncio.wait({exited}, timeout=POLL)
         await asyncio.to_thread(read)
     await asyncio.to_thread(runner.kill_run, proc.pid, ident, user)
+    await served.stop()
     read(final=True)
     results = [state.result(n.name, excluded=False, run_error="", pinned=False) for n in nodes]
     elapsed = time.perf_counter() - began
