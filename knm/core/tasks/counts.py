@@ -27,29 +27,6 @@ FOLD_LOCK = 0x6B6E6D_636E74  # "knm" "cnt"
 FOLD_INTERVAL = 5.0
 
 
-def _conditions(where: HistoryFilter) -> tuple[str, list[Any]]:
-    conditions: list[str] = []
-    args: list[Any] = []
-
-    def add(sql: str, value: Any) -> None:
-        args.append(value)
-        conditions.append(sql.replace("?", f"${len(args)}"))
-
-    if not where.include_children:
-        conditions.append("NOT is_child")
-    if where.kind:
-        add("kind = ?", where.kind)
-    if where.cluster_name:
-        add("cluster_name = ?", where.cluster_name)
-    if where.status:
-        add("status = ?", where.status)
-    if where.start_date:
-        add("day >= ?", where.start_date)
-    if where.end_date:
-        add("day <= ?", where.end_date)
-    return (f"WHERE {' AND '.join(conditions)}" if conditions else ""), args
-
-
 async def total(
     conn: asyncpg.Connection | asyncpg.Pool, where: HistoryFilter, sql_where: str, args: list[Any]
 ) -> int:
@@ -57,7 +34,7 @@ async def total(
     for the one case counted directly)."""
     if where.parent_task_id is not None:
         return int(await conn.fetchval(f"SELECT count(*) FROM tasks {sql_where}", *args))
-    condition, values = _conditions(where)
+    condition, values = where.sql(not_child="NOT is_child", since="day >= ?", until="day <= ?")
     # Without dates, the day-less totals: a few hundred rows whatever the history's length.
     folded = "task_counts" if where.start_date or where.end_date else "task_totals"
     day = "day" if folded == "task_counts" else "NULL::date AS day"

@@ -464,33 +464,43 @@ class HistoryFilter(msgspec.Struct, kw_only=True):
     include_children: bool = False
     parent_task_id: str | None = None
 
+    def sql(self, *, not_child: str, since: str, until: str) -> tuple[str, list[Any]]:
+        """This filter as a ``WHERE`` clause and its arguments, over a table that says a task
+        is not a child with ``not_child`` and bounds days with ``since``/``until`` (``?`` for
+        the date): ``tasks`` itself, or the per-day counts of ``counts``."""
+        conditions: list[str] = []
+        args: list[Any] = []
+
+        def add(sql: str, value: Any) -> None:
+            args.append(value)
+            conditions.append(sql.replace("?", f"${len(args)}"))
+
+        if self.parent_task_id is not None:
+            add("parent_task_id = ?", self.parent_task_id)
+        elif not self.include_children:
+            conditions.append(not_child)
+        if self.kind:
+            add("kind = ?", self.kind)
+        if self.cluster_name:
+            add("cluster_name = ?", self.cluster_name)
+        if self.status:
+            add("status = ?", self.status)
+        if self.start_date:
+            add(since, self.start_date)
+        if self.end_date:
+            add(until, self.end_date)
+        return (f"WHERE {' AND '.join(conditions)}" if conditions else ""), args
+
 
 async def history(
     conn: asyncpg.Connection | asyncpg.Pool, where: HistoryFilter, limit: int, offset: int
 ) -> tuple[int, list[HistoryItem]]:
-    conditions: list[str] = []
-    args: list[Any] = []
-
-    def add(sql: str, value: Any) -> None:
-        args.append(value)
-        conditions.append(sql.replace("?", f"${len(args)}"))
-
-    if where.parent_task_id is not None:
-        add("parent_task_id = ?", where.parent_task_id)
-    elif not where.include_children:
-        conditions.append("parent_task_id IS NULL")
-    if where.kind:
-        add("kind = ?", where.kind)
-    if where.cluster_name:
-        add("cluster_name = ?", where.cluster_name)
-    if where.status:
-        add("status = ?", where.status)
     # Day arithmetic in SQL: PostgreSQL's dates reach far past Python's (9999-12-31 + 1 day).
-    if where.start_date:
-        add("created_at >= ?::date", where.start_date)
-    if where.end_date:
-        add("created_at < ?::date + 1", where.end_date)
-    sql_where = f"WHERE {' AND '.join(conditions)}" if conditions else ""
+    sql_where, args = where.sql(
+        not_child="parent_task_id IS NULL",
+        since="created_at >= ?::date",
+        until="created_at < ?::date + 1",
+    )
     total = await counts.total(conn, where, sql_where, args)
     records = await conn.fetch(
         f"""SELECT id, task_id, kind, status, cluster_name, target_nodes, success_count,
