@@ -187,7 +187,9 @@ async def test_a_disruptive_step_on_a_node_another_task_has_locked_fails_without
     try:
         status = await _run(knm_client, admin_headers, "blocked", [{"id": "r", "type": "reboot"}])
     finally:
+        # The lock is the other task's until it has ended, and cancelling is asynchronous.
         await knm_client.post(f"/automation/test/cancel/{other['task_id']}", headers=admin_headers)
+        await wait_for_task(knm_client, admin_headers, other["task_id"])
     step = _step(status, "r")
     assert step["status"] == "failed"
     assert f"node n1 is locked by task {other['task_id']}" in step["error"]
