@@ -24,6 +24,23 @@ def clean_environ() -> dict[str, str]:
     return env
 
 
+#: Settings for a process whose lease expiry a test checks by killing it (``KnmProcess(...,
+#: env={**SHORT_LEASE})``): its tasks are reaped two seconds after it dies. Every other process
+#: gets knm's own 30 s lease, so a stall of a loaded machine never reaps a live task.
+SHORT_LEASE = {"KNM_LEASE_SECONDS": "2"}
+
+
+def hold_port(host: str = "127.0.0.1") -> socket.socket:
+    """A socket bound (not listening) to a free port, with ``SO_REUSEADDR``: while it is open no
+    other process gets that port, yet a server that binds it with ``SO_REUSEADDR`` too (uvicorn
+    does) can. Close it once the server listens. ``free_port`` instead lets the port go before
+    the server binds it, and a clash then reaches another suite's server."""
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, 0))
+    return sock
+
+
 def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket() as sock:
         sock.bind((host, 0))
@@ -40,7 +57,9 @@ class KnmProcess:
         self.database_url = database_url
         self.args = args or ["serve"]
         self.extra_env = env
-        self.port = free_port()
+        #: ``serve``'s port, held by ``_hold`` until the server is up (see ``hold_port``).
+        self._hold: socket.socket | None = hold_port() if self.args[0] == "serve" else None
+        self.port: int = self._hold.getsockname()[1] if self._hold is not None else 0
         self.proc: subprocess.Popen[bytes] | None = None
         self.log_path = workdir / "knm.log"
 
@@ -63,7 +82,7 @@ class KnmProcess:
             KNM_ARGON2_TIME_COST="1",
             KNM_ARGON2_MEMORY_COST="8",
             KNM_ARGON2_PARALLELISM="1",
-            KNM_LEASE_SECONDS="2",
+            KNM_LEASE_SECONDS="30",
             KNM_SETTINGS_REFRESH="0.2",
             KNM_LOG_LEVEL="INFO",
         )
@@ -92,11 +111,36 @@ class KnmProcess:
                 raise RuntimeError(f"knm exited with {self.proc.returncode}:\n{self.log()}")
             try:
                 if httpx.get(f"{self.api}/features", timeout=2).status_code == 200:
+                    self.release_port()
                     return
             except httpx.HTTPError:
                 pass
             time.sleep(0.1)
         raise RuntimeError(f"knm did not become ready:\n{self.log()}")
+
+    def wait_for_watchers(
+        self, count: int, headers: dict[str, str], deadline: float = 60.0
+    ) -> None:
+        """Until at least ``count`` progress WebSockets are open on this server (its
+        ``knm_websocket_connections`` gauge): a client's watch is connected."""
+        end = time.monotonic() + deadline
+        while True:
+            response = httpx.get(f"{self.base_url}/metrics", headers=headers, timeout=30)
+            assert response.status_code == 200, response.text
+            text = response.text
+            for line in text.splitlines():
+                name, _, value = line.partition(" ")
+                if name == "knm_websocket_connections" and float(value) >= count:
+                    return
+            if time.monotonic() > end:
+                raise AssertionError(f"fewer than {count} watchers within {deadline} s")
+            time.sleep(0.05)
+
+    def release_port(self) -> None:
+        """Stop holding the port (the server has it now; a restart binds it again)."""
+        if self._hold is not None:
+            self._hold.close()
+            self._hold = None
 
     def log(self) -> str:
         try:
@@ -111,6 +155,7 @@ class KnmProcess:
             self.proc.wait(10)
 
     def stop(self, timeout: float = 30.0) -> int | None:
+        self.release_port()
         if self.proc is None:
             return None
         if self.proc.poll() is None:

@@ -7,13 +7,13 @@ from __future__ import annotations
 
 import os
 import sys
-import time
 
 import pexpect
 import pytest
 
 from knm.client import Client
 from knm.testing.process import KnmProcess
+from knm.testing.tasks import event_of, wait_for_event_sync
 
 PROMPT = r"\[c\]ancel the task, \[d\]etach, or keep \[w\]atching\? "
 LONG_TASK = ["task", "start", "test", "-c", "lab", "-n", "n1", "-f", "sleep=60"]
@@ -42,18 +42,24 @@ def spawn(server: KnmProcess, admin: Client, *args: str) -> pexpect.spawn:
 
 
 def wait_running(admin: Client, task_id: str) -> None:
-    deadline = time.monotonic() + 30
-    while admin.task(task_id).status != "running":
-        assert time.monotonic() < deadline, f"{task_id} never ran"
-        time.sleep(0.1)
-    time.sleep(1)  # and let the command reach its live view
+    wait_for_event_sync(admin, task_id, event_of("progress", status="running"))
 
 
 def started(child: pexpect.spawn, admin: Client) -> str:
     child.expect(r"started (test-exec-[0-9]+-[a-z0-9]{6})")
     task_id = child.match.group(1)
     wait_running(admin, task_id)
+    in_live_view(child, task_id)
     return task_id
+
+
+def in_live_view(child: pexpect.spawn, task_id: str) -> None:
+    """Until the command is in its live view, where it handles Ctrl-C: the view drawn twice
+    (its bar names the task). The first drawing comes from inside rich's ``Live.start``, before
+    its refresh thread starts; a Ctrl-C that early leaves that thread drawing over the prompt.
+    The second comes from the refresh thread, started last."""
+    child.expect(task_id)
+    child.expect(task_id)
 
 
 def ended(child: pexpect.spawn) -> tuple[int | None, str]:
@@ -71,7 +77,7 @@ def test_ctrl_c_asks_and_cancel_cancels_the_task_and_exits_3(
     child.sendintr()
     child.expect(PROMPT)
     child.sendline("w")  # keep watching: the task is untouched and Ctrl-C asks again
-    time.sleep(1)
+    in_live_view(child, task_id)
     assert admin.task(task_id).status == "running"
     child.sendintr()
     child.expect(PROMPT)
@@ -104,8 +110,7 @@ def test_ctrl_c_in_task_watch_detaches_without_asking(
     task_id = admin.executor("test").start(body).task_id
     wait_running(admin, task_id)
     child = spawn(server, admin, "task", "watch", task_id)
-    child.expect(task_id)  # the live view's progress bar
-    time.sleep(0.5)
+    in_live_view(child, task_id)
     child.sendintr()
     code, output = ended(child)
     assert code == 0, output

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -23,6 +22,7 @@ import websockets
 from knm.core.keys import derive_key
 from knm.testing.database import TEST_ADMIN_PASSWORD, TEST_SECRET
 from knm.testing.sshfleet import SshFleet
+from knm.testing.tasks import is_complete, wait_for_event_sync
 
 from .conftest import CLUSTER, Api
 
@@ -56,14 +56,11 @@ def is_time(value: Any) -> bool:
 
 
 def wait(api: Api, path: str, deadline: float = 240.0) -> dict[str, Any]:
-    """A task's status once it is finished (polled; never asserts on time)."""
-    end = time.monotonic() + deadline
-    while time.monotonic() < end:
-        status = data(api.get(path))
-        if status["status"] in TERMINAL:
-            return status
-        time.sleep(0.2)
-    raise AssertionError(f"{path} did not finish within {deadline} s")
+    """A task's status (``path``) once its ``complete`` event is out (never asserts on time)."""
+    task_id = path.rstrip("/").rpartition("/")[2]
+    headers = {"Authorization": f"Bearer {api.token}"}
+    wait_for_event_sync(api.server.api, task_id, is_complete, headers, deadline)
+    return data(api.get(path))
 
 
 def check_status_common(status: dict[str, Any], nodes: list[str]) -> None:

@@ -11,8 +11,9 @@ import httpx
 import pytest
 import websockets
 
+from knm.testing.database import TEST_ADMIN_PASSWORD
 from knm.testing.process import KnmProcess
-from knm.testing.tasks import eventually
+from knm.testing.tasks import eventually, wait_for_task_sync
 
 PLUGIN = "knm.testing.executor:TestExecutorPlugin"
 
@@ -30,7 +31,7 @@ def server(tmp_path_factory: pytest.TempPathFactory, knm_database_url: str) -> A
 @pytest.fixture(scope="module")
 def token(server: KnmProcess) -> str:
     response = httpx.post(
-        f"{server.api}/auth/login", json={"username": "admin", "password": "admin-password"}
+        f"{server.api}/auth/login", json={"username": "admin", "password": TEST_ADMIN_PASSWORD}
     )
     return response.json()["data"]["token"]
 
@@ -82,16 +83,8 @@ async def test_a_subscriber_sees_every_event_in_order_and_one_complete(
 
 async def test_subscribing_to_a_finished_task_replays_it(server: KnmProcess, token: str) -> None:
     task_id = await start(server, token, fail_nodes=["n2"])
-    async with httpx.AsyncClient() as client:
-        for _ in range(200):
-            status = (
-                await client.get(
-                    f"{server.api}/tasks/{task_id}", headers={"Authorization": f"Bearer {token}"}
-                )
-            ).json()
-            if status["data"]["status"] in ("completed", "failed", "cancelled"):
-                break
-            await asyncio.sleep(0.05)
+    headers = {"Authorization": f"Bearer {token}"}
+    await asyncio.to_thread(wait_for_task_sync, server.api, task_id, headers)
     async with websockets.connect(ws_url(server, token)) as socket:
         await socket.send(json.dumps({"action": "subscribe", "task_id": task_id}))
         messages = await collect(socket, task_id)
@@ -213,7 +206,10 @@ async def test_a_query_token_never_reaches_the_log(server: KnmProcess, token: st
 async def test_a_star_subscription_sees_every_task(server: KnmProcess, token: str) -> None:
     async with websockets.connect(ws_url(server, token)) as socket:
         await socket.send(json.dumps({"action": "subscribe", "task_id": "*"}))
-        await asyncio.sleep(0.2)
+        # A subscription is not acknowledged, but the server reads a connection's messages in
+        # order: once a later message is answered, the ``*`` subscription is in place.
+        await socket.send(json.dumps({"action": "ping"}))
+        assert json.loads(await asyncio.wait_for(socket.recv(), 10))["type"] == "error"
         task_id = await start(server, token)
         messages = await collect(socket, task_id)
     assert messages[-1]["type"] == "complete"

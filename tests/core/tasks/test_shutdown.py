@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import asyncio
-import time
 from pathlib import Path
 
 import asyncpg
 import httpx
 import pytest
 
+from knm.testing.database import TEST_ADMIN_PASSWORD
 from knm.testing.process import KnmProcess
+from knm.testing.tasks import event_of, wait_for_event_sync
 
 PLUGIN = "knm.testing.executor:TestExecutorPlugin"
+RUNNING = event_of("node", status="running")
 
 
 @pytest.mark.timeout(180)
@@ -23,11 +25,13 @@ def test_a_task_outliving_the_grace_period_ends_cancelled_by_shutdown(
         tmp_path / "knm",
         knm_database_url,
         ["serve"],
-        {"KNM_PLUGINS": PLUGIN, "KNM_SHUTDOWN_GRACE": "1"},
+        # A grace a 0.3 s task ends well within however loaded the machine, and a hanging one
+        # outlives.
+        {"KNM_PLUGINS": PLUGIN, "KNM_SHUTDOWN_GRACE": "5"},
     )
     proc.start()
     login = httpx.post(
-        f"{proc.api}/auth/login", json={"username": "admin", "password": "admin-password"}
+        f"{proc.api}/auth/login", json={"username": "admin", "password": TEST_ADMIN_PASSWORD}
     )
     headers = {"Authorization": f"Bearer {login.json()['data']['token']}"}
     quick = httpx.post(
@@ -41,7 +45,9 @@ def test_a_task_outliving_the_grace_period_ends_cancelled_by_shutdown(
         headers=headers,
     ).json()["data"]
     assert slow["status"] == "running"
-    time.sleep(0.1)
+    # Both running on their node before SIGTERM (a task still pending is not this test's case).
+    for task in (quick, slow):
+        wait_for_event_sync(proc.api, task["task_id"], RUNNING, headers)
     assert proc.stop() == 0
 
     async def statuses() -> dict[str, asyncpg.Record]:

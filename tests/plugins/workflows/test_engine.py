@@ -10,7 +10,7 @@ import pytest
 
 from knm.testing.client import ApiClient, assert_envelope
 from knm.testing.executor import TestExecutorPlugin
-from knm.testing.tasks import eventually, wait_for_task
+from knm.testing.tasks import event_of, eventually, wait_for_event, wait_for_task
 
 NODES = ["n1", "n2", "n3"]
 
@@ -81,8 +81,8 @@ async def test_a_diamond_runs_parallel_branches_and_each_step_is_a_child_task(
         "diamond",
         [
             {"id": "a", "type": "test", "echo": "a"},
-            {"id": "b", "type": "test", "depends_on": ["a"], "sleep": 0.5},
-            {"id": "c", "type": "test", "depends_on": ["a"], "sleep": 0.5},
+            {"id": "b", "type": "test", "depends_on": ["a"]},
+            {"id": "c", "type": "test", "depends_on": ["a"]},
             {"id": "d", "type": "test", "depends_on": ["b", "c"]},
         ],
     )
@@ -98,15 +98,38 @@ async def test_a_diamond_runs_parallel_branches_and_each_step_is_a_child_task(
     assert status["total_steps"] == 4 and status["current_step"] == "d"
     child = await knm_client.get(f"/tasks/{steps['b']['task_id']}", headers=admin_headers)
     assert child.json()["data"]["parent_task_id"] == started["task_id"]
-    order = await step_events(knm_client, admin_headers, started["task_id"])
-    assert order.index(("c", "running")) < order.index(("b", "completed"))
-    assert order.index(("b", "running")) < order.index(("c", "completed"))
     history = (await knm_client.get("/tasks", headers=admin_headers)).json()["data"]["executions"]
     assert all(e["parent_task_id"] is None for e in history)
     children = (
         await knm_client.get(f"/tasks?parent_task_id={started['task_id']}", headers=admin_headers)
     ).json()
     assert children["data"]["total"] == 4
+
+
+async def test_parallel_branches_run_at_the_same_time(
+    knm_client: ApiClient, admin_headers: dict[str, str]
+) -> None:
+    # ``b`` hangs until cancelled: ``c`` completes while ``b`` runs only if they overlap.
+    wf = await create(
+        knm_client,
+        admin_headers,
+        "overlap",
+        [
+            {"id": "a", "type": "test"},
+            {"id": "b", "type": "test", "depends_on": ["a"], "hang_nodes": NODES},
+            {"id": "c", "type": "test", "depends_on": ["a"]},
+        ],
+    )
+    task_id = (await run(knm_client, admin_headers, wf))["task_id"]
+    c_done = event_of("step", step_id="c", status="completed")
+    await wait_for_event(knm_client, admin_headers, task_id, c_done)
+    order = await step_events(knm_client, admin_headers, task_id)
+    assert ("b", "running") in order
+    assert not {"completed", "failed"} & {status for step, status in order if step == "b"}
+    cancel = f"/automation/workflows/cancel/{task_id}"
+    assert_envelope(await knm_client.post(cancel, headers=admin_headers), 200)
+    status = await wait_for_task(knm_client, admin_headers, task_id)
+    assert steps_by_id(status)["b"]["status"] == "cancelled"
 
 
 async def test_a_failed_step_skips_its_dependents_and_runs_failure_and_always_steps(

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
 
-from knm.testing.process import KnmProcess
+from knm.testing.database import TEST_ADMIN_PASSWORD
+from knm.testing.process import SHORT_LEASE, KnmProcess
+from knm.testing.tasks import event_of, wait_for_event_sync, wait_for_task_sync
 
 PLUGIN = "knm.testing.executor:TestExecutorPlugin"
 
@@ -18,7 +19,8 @@ PLUGIN = "knm.testing.executor:TestExecutorPlugin"
 def test_a_killed_worker_mid_workflow_hands_over_to_another_that_runs_the_finalizer(
     tmp_path: Path, knm_database_url: str
 ) -> None:
-    env = {"KNM_PLUGINS": PLUGIN}
+    # Short leases: the killed worker's run out soon, and the rescuer reaps soon after.
+    env = {"KNM_PLUGINS": PLUGIN, **SHORT_LEASE}
     api = KnmProcess(tmp_path / "api", knm_database_url, ["serve", "--no-runner"], env)
     worker = KnmProcess(tmp_path / "w1", knm_database_url, ["worker"], env)
     procs = [api, worker]
@@ -26,7 +28,7 @@ def test_a_killed_worker_mid_workflow_hands_over_to_another_that_runs_the_finali
         api.start()
         worker.start()
         token = httpx.post(
-            f"{api.api}/auth/login", json={"username": "admin", "password": "admin-password"}
+            f"{api.api}/auth/login", json={"username": "admin", "password": TEST_ADMIN_PASSWORD}
         ).json()
         headers = {"Authorization": f"Bearer {token['data']['token']}"}
         httpx.post(
@@ -72,24 +74,26 @@ def test_a_killed_worker_mid_workflow_hands_over_to_another_that_runs_the_finali
         ).json()["data"]
         task_id = started["task_id"]
 
-        def status() -> dict[str, Any]:
-            return httpx.get(f"{api.api}/tasks/{task_id}", headers=headers).json()["data"]
+        def stored_running() -> bool:
+            # The stored step state, not the step event: recovery reads what was stored, and
+            # the event comes out before the engine writes it.
+            steps = httpx.get(f"{api.api}/tasks/{task_id}", headers=headers).json()["data"]["steps"]
+            return any(
+                s["id"] == "long" and s["status"] == "running" and s["task_id"] for s in steps
+            )
 
+        wait_for_event_sync(
+            api.api, task_id, event_of("step", step_id="long", status="running"), headers
+        )
         deadline = time.monotonic() + 60
-        while not any(
-            s["id"] == "long" and s["status"] == "running" and s["task_id"]
-            for s in status()["steps"]
-        ):
+        while not stored_running():
             assert time.monotonic() < deadline
             time.sleep(0.2)
         worker.kill()
         rescuer = KnmProcess(tmp_path / "w2", knm_database_url, ["worker"], env)
         procs.append(rescuer)
         rescuer.start()
-        deadline = time.monotonic() + 120
-        while (final := status())["status"] not in ("completed", "failed", "cancelled"):
-            assert time.monotonic() < deadline, final
-            time.sleep(0.3)
+        final = wait_for_task_sync(api.api, task_id, headers, deadline=120)
         steps = {s["id"]: s for s in final["steps"]}
         assert final["status"] == "failed"
         assert steps["long"]["status"] == "failed" and steps["long"]["error"] == "worker lost"
