@@ -19,7 +19,8 @@ import msgspec
 import pytest
 
 from knm.testing.client import ApiClient, assert_envelope
-from knm.testing.k8s_standin import KubeStandin, Timings
+from knm.testing.k8s.cluster import Timings
+from knm.testing.k8s.server import KubeStandin
 
 __all__ = [
     "FAST_TIMINGS",

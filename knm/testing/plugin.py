@@ -7,6 +7,12 @@ third-party plugin authors.
 - ``knm_app`` / ``knm_client``: the app, and an HTTP client that runs its lifespan.
 - ``admin_token``/``admin_headers``: logged in as the bootstrap admin.
 - ``knm_process``: a factory that starts real ``knm serve`` processes on free ports.
+- ``knm_server``: one real ``knm serve`` for the module (settings from ``knm_server_env``;
+  the test executor, route ``test``, by default), and ``sdk_admin``: an SDK client
+  (``knm.client.Client``) of it, logged in as the bootstrap admin.
+- ``knm_fleet_runner``: ``knm_fleet_runner(route, fleet)`` makes a ``FleetRunner`` whose
+  ``start(**body)``/``run(**body)`` start a task of that executor on the fleet and run it to
+  its end (``knm.testing.tasks``; waits follow the task's events, never poll).
 - ``ssh_fleet``/``ssh_fleet_cluster``: real OpenSSH nodes on loopback addresses, and a cluster
   and credential for them (``knm.testing.fleet``).
 - ``kube_standin``: a Kubernetes API stand-in over a real socket (``knm.testing.kube``).
@@ -17,7 +23,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,9 +31,14 @@ import pytest
 
 from knm.testing import database
 from knm.testing.client import ApiClient
-from knm.testing.fleet import ssh_fleet, ssh_fleet_cluster
-from knm.testing.kube import kube_standin
+from knm.testing.k8s import kube_standin
 from knm.testing.process import KnmProcess, ProcessFactory
+from knm.testing.ssh import ssh_fleet, ssh_fleet_cluster
+from knm.testing.tasks import FleetRunner
+
+#: The plugin ``knm_server`` loads unless ``knm_server_env`` says otherwise: an executor whose
+#: tasks sleep, echo, fail or hang as their body asks, with no SSH (route ``test``).
+TEST_EXECUTOR = "knm.testing.executor:TestExecutorPlugin"
 
 #: Hypothesis profiles for knm's suite and for plugin authors' (``--hypothesis-profile`` or
 #: ``KNM_HYPOTHESIS_PROFILE``): ``ci`` is deterministic and bounded (the same examples every
@@ -53,14 +64,26 @@ def _register_hypothesis_profiles() -> None:
 _register_hypothesis_profiles()
 
 
+#: Fixtures that start real servers (sshd fleets, ``knm serve`` processes): a test that uses
+#: one, directly or through another fixture, is marked ``slow``.
+SLOW_FIXTURES = frozenset({"ssh_fleet", "knm_process", "knm_server"})
+
+
+@pytest.hookimpl(tryfirst=True)  # before -m deselects by mark
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if SLOW_FIXTURES.intersection(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
+
+
 def pytest_configure(config: pytest.Config) -> None:
     # Whatever starts a knm without saying where its data goes (a settings file read from the
     # environment, a subprocess) writes it in the session's temp dir, not in /var/lib/knm.
     os.environ.setdefault("KNM_DATA_DIR", database.data_dir_for_tests())
     config.addinivalue_line(
         "markers",
-        "slow: minutes of real servers (installs, benchmarks' smokes, scale-out, rolls); "
-        'left out with -m "not slow"',
+        "slow: real servers (sshd fleets, knm processes, installs, benchmarks' smokes, "
+        'scale-out, rolls); left out with -m "not slow"',
     )
     profile = os.environ.get("KNM_HYPOTHESIS_PROFILE")
     chosen = config.getoption("hypothesis_profile", default=None)
@@ -159,6 +182,47 @@ def knm_process(tmp_path: Path, knm_database_url: str) -> Iterator[ProcessFactor
     yield start
     for proc in processes:
         proc.stop()
+
+
+@pytest.fixture(scope="module")
+def knm_fleet_runner(
+    knm_client: ApiClient, admin_headers: dict[str, str]
+) -> Callable[..., FleetRunner]:
+    """``knm_fleet_runner(route, fleet, path="execute", status_path=…, deadline=90)``: a
+    ``FleetRunner`` for the executor at ``/automation/{route}/{path}``, as the admin."""
+
+    def make(route: str, target: Any, **options: Any) -> FleetRunner:
+        return FleetRunner(knm_client, admin_headers, route, target, **options)
+
+    return make
+
+
+@pytest.fixture(scope="module")
+def knm_server_env() -> dict[str, str]:
+    """Override in a test module to give ``knm_server`` other settings (``KNM_*``)."""
+    return {"KNM_PLUGINS": TEST_EXECUTOR}
+
+
+@pytest.fixture(scope="module")
+def knm_server(
+    tmp_path_factory: pytest.TempPathFactory, knm_database_url: str, knm_server_env: dict[str, str]
+) -> Iterator[KnmProcess]:
+    """A real ``knm serve`` over loopback on the module's database (``.base_url``, ``.api``)."""
+    proc = KnmProcess(tmp_path_factory.mktemp("knm-server"), knm_database_url, ["serve"],
+                      knm_server_env)  # fmt: skip
+    proc.start()
+    yield proc
+    proc.stop()
+
+
+@pytest.fixture(scope="module")
+def sdk_admin(knm_server: KnmProcess) -> Iterator[Any]:
+    """An SDK client (``knm.client.Client``) of ``knm_server``, logged in as the admin."""
+    from knm.client import Client
+
+    with Client(knm_server.base_url) as client:
+        client.login("admin", database.TEST_ADMIN_PASSWORD)
+        yield client
 
 
 __all__ = ["kube_standin", "ssh_fleet", "ssh_fleet_cluster"]

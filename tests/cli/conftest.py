@@ -2,7 +2,8 @@
 executor), an admin client of it, and ``knm``, which runs a command in-process through
 ``knm.cli.main.main`` (the same code as the ``knm`` program, without a Python start per command).
 
-A module may override ``server`` (other plugins, settings) and keep the rest.
+``server`` and ``admin`` are knm.testing's ``knm_server`` and ``sdk_admin``; a module may
+override ``knm_server_env`` (other plugins, settings) and keep the rest.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 import io
 import json
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,10 +20,7 @@ import pytest
 
 from knm.cli.main import main
 from knm.client import Client
-from knm.testing.database import TEST_ADMIN_PASSWORD
 from knm.testing.process import KnmProcess
-
-TEST_PLUGIN = "knm.testing.executor:TestExecutorPlugin"
 
 
 @dataclass
@@ -40,20 +38,14 @@ Knm = Callable[..., Result]
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory, knm_database_url: str) -> Iterator[KnmProcess]:
-    proc = KnmProcess(
-        tmp_path_factory.mktemp("cli"), knm_database_url, ["serve"], {"KNM_PLUGINS": TEST_PLUGIN}
-    )
-    proc.start()
-    yield proc
-    proc.stop()
+def server(knm_server: KnmProcess) -> KnmProcess:
+    """knm.testing's ``knm_server`` (the test executor; override ``knm_server_env`` for more)."""
+    return knm_server
 
 
 @pytest.fixture(scope="module")
-def admin(server: KnmProcess) -> Iterator[Client]:
-    with Client(server.base_url) as client:
-        client.login("admin", TEST_ADMIN_PASSWORD)
-        yield client
+def admin(sdk_admin: Client) -> Client:
+    return sdk_admin
 
 
 @pytest.fixture

@@ -3,36 +3,28 @@ so tasks run without SSH, and a static cluster ``lab``."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 
 from knm.client import Client
-from knm.testing.database import TEST_ADMIN_PASSWORD
+from knm.testing.plugin import TEST_EXECUTOR
 from knm.testing.process import KnmProcess
 
-PLUGIN = "knm.testing.executor:TestExecutorPlugin"
 NODES = ["n1", "n2", "n3"]
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory, knm_database_url: str) -> Iterator[KnmProcess]:
-    proc = KnmProcess(
-        tmp_path_factory.mktemp("sdk"),
-        knm_database_url,
-        ["serve"],
-        {"KNM_PLUGINS": PLUGIN, "KNM_LOGIN_MAX_FAILURES": "2"},
-    )
-    proc.start()
-    yield proc
-    proc.stop()
+def knm_server_env() -> dict[str, str]:
+    return {"KNM_PLUGINS": TEST_EXECUTOR, "KNM_LOGIN_MAX_FAILURES": "2"}
 
 
 @pytest.fixture(scope="module")
-def admin(server: KnmProcess) -> Iterator[Client]:
-    with Client(server.base_url) as client:
-        client.login("admin", TEST_ADMIN_PASSWORD)
-        yield client
+def server(knm_server: KnmProcess) -> KnmProcess:
+    return knm_server
+
+
+@pytest.fixture(scope="module")
+def admin(sdk_admin: Client) -> Client:
+    return sdk_admin
 
 
 @pytest.fixture(scope="module")

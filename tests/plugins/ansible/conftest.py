@@ -18,8 +18,8 @@ from knm.plugins.ansible import toolchain
 from knm.plugins.ansible.schemas import AnsibleSettings
 from knm.plugins.ansible.toolchain import Toolchain
 from knm.testing.client import ApiClient, assert_envelope
-from knm.testing.sshfleet import SshdNotInstalledError, SshFleet, find_sshd
-from knm.testing.tasks import start_task, wait_for_task
+from knm.testing.ssh import SshdNotInstalledError, SshFleet, find_sshd
+from knm.testing.tasks import FleetRunner
 
 Runner = Callable[..., Awaitable[dict[str, Any]]]
 CLUSTER = "ansible-fleet"
@@ -132,30 +132,21 @@ def add_playbook(
 
 
 @pytest.fixture(scope="module")
-def start_run(knm_client: ApiClient, admin_headers: dict[str, str], fleet: Fleet) -> Runner:
-    async def start(**body: Any) -> dict[str, Any]:
-        request = {
-            "cluster_name": fleet.cluster_name,
-            "credential_id": fleet.credential_id,
-            "target_nodes": fleet.nodes,
-            **body,
-        }
-        return await start_task(knm_client, admin_headers, "ansible", "run", **request)
-
-    return start
+def ansible_runner(knm_fleet_runner: Callable[..., FleetRunner], fleet: Fleet) -> FleetRunner:
+    return knm_fleet_runner(
+        "ansible", fleet, path="run", status_path="/automation/ansible/status/{task_id}",
+        deadline=100,
+    )  # fmt: skip
 
 
 @pytest.fixture(scope="module")
-def run_playbook(knm_client: ApiClient, admin_headers: dict[str, str], start_run: Runner) -> Runner:
-    async def run(**body: Any) -> dict[str, Any]:
-        data = await start_run(**body)
-        await wait_for_task(knm_client, admin_headers, data["task_id"], deadline=100)
-        response = await knm_client.get(
-            f"/automation/ansible/status/{data['task_id']}", headers=admin_headers
-        )
-        return assert_envelope(response, 200)["data"]
+def start_run(ansible_runner: FleetRunner) -> Runner:
+    return ansible_runner.start
 
-    return run
+
+@pytest.fixture(scope="module")
+def run_playbook(ansible_runner: FleetRunner) -> Runner:
+    return ansible_runner.run
 
 
 def sleeping_on(fleet: Fleet) -> list[psutil.Process]:

@@ -9,8 +9,7 @@ from typing import Any
 import pytest
 
 from knm.testing.client import ApiClient
-from knm.testing.k8s_standin import KubeStandin
-from knm.testing.kube import KubeCluster, Run, kube_standin, register_kube_cluster  # noqa: F401
+from knm.testing.k8s import KubeCluster, KubeStandin, Run, kube_standin, register_kube_cluster  # noqa: F401
 from knm.testing.tasks import start_task, wait_for_task
 
 _names = itertools.count(1)

@@ -9,7 +9,7 @@ import pytest
 
 from knm.testing.client import ApiClient, assert_envelope
 from knm.testing.fleet import FleetCluster
-from knm.testing.tasks import start_task, wait_for_task
+from knm.testing.tasks import FleetRunner
 
 Runner = Callable[..., Awaitable[dict[str, Any]]]
 Maker = Callable[..., Awaitable[dict[str, Any]]]
@@ -44,34 +44,20 @@ def make_script(knm_client: ApiClient, admin_headers: dict[str, str]) -> Maker:
 
 
 @pytest.fixture(scope="module")
-def start_script(
-    knm_client: ApiClient, admin_headers: dict[str, str], fleet: FleetCluster
-) -> Runner:
-    """Starts a script task on the fleet's healthy nodes (fields override); returns ``data``."""
-
-    async def start(**body: Any) -> dict[str, Any]:
-        request = {
-            "cluster_name": fleet.cluster_name,
-            "credential_id": fleet.credential_id,
-            "target_nodes": fleet.nodes,
-            **body,
-        }
-        return await start_task(knm_client, admin_headers, "scripts", **request)
-
-    return start
+def script_runner(knm_fleet_runner: Callable[..., FleetRunner], fleet: FleetCluster) -> FleetRunner:
+    return knm_fleet_runner("scripts", fleet)
 
 
 @pytest.fixture(scope="module")
-def run_script(
-    knm_client: ApiClient, admin_headers: dict[str, str], start_script: Runner
-) -> Runner:
+def start_script(script_runner: FleetRunner) -> Runner:
+    """Starts a script task on the fleet's healthy nodes (fields override); returns ``data``."""
+    return script_runner.start
+
+
+@pytest.fixture(scope="module")
+def run_script(script_runner: FleetRunner) -> Runner:
     """Runs a script task to its end; returns its final status."""
-
-    async def run(**body: Any) -> dict[str, Any]:
-        data = await start_script(**body)
-        return await wait_for_task(knm_client, admin_headers, data["task_id"], deadline=90)
-
-    return run
+    return script_runner.run
 
 
 def by_node(status: dict[str, Any]) -> dict[str, dict[str, Any]]:

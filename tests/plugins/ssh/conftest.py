@@ -9,7 +9,7 @@ import pytest
 
 from knm.testing.client import ApiClient, assert_envelope
 from knm.testing.fleet import FleetCluster
-from knm.testing.tasks import start_task, wait_for_task
+from knm.testing.tasks import FleetRunner
 
 Runner = Callable[..., Awaitable[dict[str, Any]]]
 
@@ -32,27 +32,17 @@ async def fleet(
 
 
 @pytest.fixture(scope="module")
-def start_ssh(knm_client: ApiClient, admin_headers: dict[str, str], fleet: FleetCluster) -> Runner:
-    """Starts an SSH task on the fleet (body fields override the defaults); returns ``data``."""
-
-    async def start(**body: Any) -> dict[str, Any]:
-        request = {
-            "cluster_name": fleet.cluster_name,
-            "credential_id": fleet.credential_id,
-            "target_nodes": fleet.nodes,
-            **body,
-        }
-        return await start_task(knm_client, admin_headers, "ssh", **request)
-
-    return start
+def ssh_runner(knm_fleet_runner: Callable[..., FleetRunner], fleet: FleetCluster) -> FleetRunner:
+    return knm_fleet_runner("ssh", fleet)
 
 
 @pytest.fixture(scope="module")
-def run_ssh(knm_client: ApiClient, admin_headers: dict[str, str], start_ssh: Runner) -> Runner:
+def start_ssh(ssh_runner: FleetRunner) -> Runner:
+    """Starts an SSH task on the fleet (body fields override the defaults); returns ``data``."""
+    return ssh_runner.start
+
+
+@pytest.fixture(scope="module")
+def run_ssh(ssh_runner: FleetRunner) -> Runner:
     """Runs an SSH task on the fleet to its end; returns its final status."""
-
-    async def run(**body: Any) -> dict[str, Any]:
-        data = await start_ssh(**body)
-        return await wait_for_task(knm_client, admin_headers, data["task_id"], deadline=90)
-
-    return run
+    return ssh_runner.run
