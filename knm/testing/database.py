@@ -8,6 +8,7 @@ import asyncio
 import atexit
 import functools
 import os
+import secrets
 import shutil
 import tempfile
 import uuid
@@ -21,8 +22,11 @@ import asyncpg
 from knm.core.config import KnmConfig
 from knm.core.embedded_pg import EmbeddedPostgres
 
-TEST_SECRET = "knm-test-secret-key-not-for-production"
-TEST_ADMIN_PASSWORD = "admin-password"
+#: This test session's own token secret and admin password (every knm it starts uses them):
+#: a test that reaches another session's server by mistake (a port taken over meanwhile) is
+#: refused, instead of passing against the wrong server.
+TEST_SECRET = f"knm-test-secret-{secrets.token_hex(16)}"
+TEST_ADMIN_PASSWORD = f"admin-{secrets.token_urlsafe(12)}"
 TEST_DATABASE_ENV = "KNM_TEST_DATABASE_URL"
 
 

@@ -14,7 +14,6 @@ from litestar import Litestar, get
 from knm import KnmPlugin
 from knm.client import AsyncClient, Client, Conflict, NotFound, Unauthorized
 from knm.testing.database import TEST_ADMIN_PASSWORD, config_for_tests
-from knm.testing.process import free_port
 
 PLUGIN = "knm.testing.executor:TestExecutorPlugin"
 PREFIX = "/knm/api/v1"
@@ -29,9 +28,9 @@ async def host_home() -> dict[str, str]:
 def embedded(knm_database_url: str) -> Iterator[str]:
     config = config_for_tests(knm_database_url, path_prefix="/knm", plugins=[PLUGIN])
     app = Litestar(route_handlers=[host_home], plugins=[KnmPlugin(config)])
-    port = free_port()
+    # Port 0, read back once bound: no other process can take it between choice and bind.
     server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+        uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="on")
     )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
@@ -39,6 +38,7 @@ def embedded(knm_database_url: str) -> Iterator[str]:
     while not server.started:
         assert thread.is_alive() and time.monotonic() < end, "uvicorn did not start"
         time.sleep(0.05)
+    port = server.servers[0].sockets[0].getsockname()[1]
     yield f"http://127.0.0.1:{port}"
     server.should_exit = True
     thread.join(30)

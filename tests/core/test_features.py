@@ -8,6 +8,7 @@ import httpx
 import pytest
 
 from knm.testing.client import ApiClient, assert_envelope
+from knm.testing.database import TEST_ADMIN_PASSWORD
 
 
 async def test_features_are_public_and_show_only_booleans(knm_client: ApiClient) -> None:
@@ -41,24 +42,20 @@ async def test_only_admins_change_switches(
 async def test_the_master_switch_turns_everything_off(
     knm_client: ApiClient, admin_headers: dict[str, str]
 ) -> None:
-    assert_envelope(
-        await knm_client.put(
-            "/features/automation/enabled", json={"enabled": False}, headers=admin_headers
-        ),
-        200,
-    )
-    assert (await knm_client.get("/features")).json()["data"]["automation"]["enabled"] is False
-    knm = knm_client.http.app.state["knm"]  # type: ignore[attr-defined]
-    from knm.core.errors import FeatureDisabled
+    switch = "/features/automation/enabled"
+    try:
+        off = await knm_client.put(switch, json={"enabled": False}, headers=admin_headers)
+        assert_envelope(off, 200)
+        features = (await knm_client.get("/features")).json()["data"]
+        assert features["automation"]["enabled"] is False
+        knm = knm_client.http.app.state["knm"]  # type: ignore[attr-defined]
+        from knm.core.errors import FeatureDisabled
 
-    with pytest.raises(FeatureDisabled, match=r"automation\.enabled"):
-        await knm_client.on_app(knm.features.require, "ssh")
-    assert_envelope(
-        await knm_client.put(
-            "/features/automation/enabled", json={"enabled": True}, headers=admin_headers
-        ),
-        200,
-    )
+        with pytest.raises(FeatureDisabled, match=r"automation\.enabled"):
+            await knm_client.on_app(knm.features.require, "ssh")
+    finally:  # on again whatever failed: the module's other tests need it
+        on = await knm_client.put(switch, json={"enabled": True}, headers=admin_headers)
+        assert_envelope(on, 200)
 
 
 async def test_ssh_settings_accept_the_specs_body_without_enabled(
@@ -80,24 +77,20 @@ async def test_ssh_settings_accept_the_specs_body_without_enabled(
 async def test_an_executor_switch_off_names_that_switch(
     knm_client: ApiClient, admin_headers: dict[str, str]
 ) -> None:
-    assert_envelope(
-        await knm_client.put(
-            "/features/automation/ssh", json={"enabled": False}, headers=admin_headers
-        ),
-        200,
-    )
-    assert (await knm_client.get("/features")).json()["data"]["automation"]["ssh_enabled"] is False
-    knm = knm_client.http.app.state["knm"]  # type: ignore[attr-defined]
-    from knm.core.errors import FeatureDisabled
+    switch = "/features/automation/ssh"
+    try:
+        off = await knm_client.put(switch, json={"enabled": False}, headers=admin_headers)
+        assert_envelope(off, 200)
+        features = (await knm_client.get("/features")).json()["data"]
+        assert features["automation"]["ssh_enabled"] is False
+        knm = knm_client.http.app.state["knm"]  # type: ignore[attr-defined]
+        from knm.core.errors import FeatureDisabled
 
-    with pytest.raises(FeatureDisabled, match="ssh_enabled"):
-        await knm_client.on_app(knm.features.require, "ssh")
-    assert_envelope(
-        await knm_client.put(
-            "/features/automation/ssh", json={"enabled": True}, headers=admin_headers
-        ),
-        200,
-    )
+        with pytest.raises(FeatureDisabled, match="ssh_enabled"):
+            await knm_client.on_app(knm.features.require, "ssh")
+    finally:
+        on = await knm_client.put(switch, json={"enabled": True}, headers=admin_headers)
+        assert_envelope(on, 200)
 
 
 @pytest.mark.parametrize(
@@ -162,24 +155,25 @@ def test_a_change_through_one_process_reaches_another(knm_process) -> None:  # t
     first = knm_process()
     second = knm_process()
     login = httpx.post(
-        f"{first.api}/auth/login", json={"username": "admin", "password": "admin-password"}
+        f"{first.api}/auth/login", json={"username": "admin", "password": TEST_ADMIN_PASSWORD}
     )
     headers = {"Authorization": f"Bearer {login.json()['data']['token']}"}
     assert (
         httpx.get(f"{second.api}/features").json()["data"]["automation"]["scripts_enabled"] is True
     )
-    response = httpx.put(
-        f"{first.api}/features/automation/scripts", json={"enabled": False}, headers=headers
-    )
-    assert response.status_code == 200
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if (
-            httpx.get(f"{second.api}/features").json()["data"]["automation"]["scripts_enabled"]
-            is False
-        ):
-            break
-        time.sleep(0.1)
-    else:
-        pytest.fail("the other process never saw the change")
-    httpx.put(f"{first.api}/features/automation/scripts", json={"enabled": True}, headers=headers)
+    switch = f"{first.api}/features/automation/scripts"
+    try:
+        response = httpx.put(switch, json={"enabled": False}, headers=headers)
+        assert response.status_code == 200
+        # The other process hears of it (NOTIFY) or rereads its cache: no event a test can
+        # follow, so the wait is on the answer itself, bounded.
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            features = httpx.get(f"{second.api}/features").json()["data"]
+            if features["automation"]["scripts_enabled"] is False:
+                break
+            time.sleep(0.1)
+        else:
+            pytest.fail("the other process never saw the change")
+    finally:
+        httpx.put(switch, json={"enabled": True}, headers=headers)

@@ -21,6 +21,7 @@ import msgspec
 import pytest
 import websockets
 
+from knm.testing.database import TEST_ADMIN_PASSWORD
 from knm.testing.process import KnmProcess
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -67,7 +68,7 @@ def split(tmp_path_factory: pytest.TempPathFactory, knm_database_url: str) -> An
         worker.start()
         wait_for_log(worker, "running tasks")
         token = httpx.post(
-            f"{api.api}/auth/login", json={"username": "admin", "password": "admin-password"}
+            f"{api.api}/auth/login", json={"username": "admin", "password": TEST_ADMIN_PASSWORD}
         ).json()["data"]["token"]
         yield api, token
     finally:
