@@ -22,7 +22,11 @@ PASSWORD = "correct-horse-battery"
 
 def login(server: KnmProcess, username: str, password: str) -> Client:
     client = Client(server.base_url)
-    client.login(username, password)
+    try:
+        client.login(username, password)
+    except BaseException:
+        client.close()  # a refused login leaves no open connection behind
+        raise
     return client
 
 
