@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from knm.testing.database import TEST_ADMIN_PASSWORD, TEST_SECRET
-from knm.testing.process import clean_environ, free_port
+from knm.testing.process import clean_environ, hold_port
 
 ROOT = Path(__file__).resolve().parents[2]
 CONTRIB = ROOT / "contrib" / "knm-step-http"
@@ -45,7 +45,9 @@ def test_a_pip_installed_step_plugin_runs_in_a_workflow(
         check=True,
         timeout=240,
     )
-    port = free_port()
+    # Held until the server is up (it binds it too, with SO_REUSEADDR): no one else takes it.
+    held = hold_port()
+    port = held.getsockname()[1]
     env = clean_environ()
     env.update(
         KNM_DATABASE_URL=knm_database_url,
@@ -73,13 +75,16 @@ def test_a_pip_installed_step_plugin_runs_in_a_workflow(
             assert server.poll() is None, (tmp_path / "knm.log").read_text()
             try:
                 if httpx.get(f"{api}/features", timeout=2).status_code == 200:
+                    held.close()
                     break
             except httpx.HTTPError:
                 pass
             assert time.monotonic() < deadline
             time.sleep(0.2)
         token = httpx.post(
-            f"{api}/auth/login", json={"username": "admin", "password": TEST_ADMIN_PASSWORD}
+            f"{api}/auth/login",
+            json={"username": "admin", "password": TEST_ADMIN_PASSWORD},
+            timeout=30,  # a password hash on a loaded machine takes more than httpx's 5 s
         ).json()
         headers = {"Authorization": f"Bearer {token['data']['token']}"}
         plugins = httpx.get(f"{api}/plugins", headers=headers).json()["data"]["plugins"]
@@ -149,3 +154,4 @@ def test_a_pip_installed_step_plugin_runs_in_a_workflow(
         server.terminate()
         server.wait(30)
         log.close()
+        held.close()
