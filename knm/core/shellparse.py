@@ -34,6 +34,9 @@ from dataclasses import dataclass, field
 import tree_sitter_bash
 from tree_sitter import Language, Node, Parser, Tree
 
+from knm.core.shell.split import RESERVED
+from knm.core.shell.split import split as split_statements
+
 #: An unknown part of a word's value.
 U = "\x00"
 #: Nested code (``sh -c`` inside ``eval`` inside ...) deeper than this is a finding.
@@ -196,12 +199,14 @@ def analyze(
     text: str,
     variables: dict[str, str] | None = None,
     deferred: Sequence[str] = (),
+    *,
+    split: bool = True,
 ) -> Analysis:
     """Every command ``text`` would run and every structural finding.
 
     ``variables`` are values known for this run (a script's parameters); ``deferred`` names
     variables whose value is checked later, so they count as harmless placeholders now."""
-    walker = _Walker()
+    walker = _Walker(split)
     env = _Env()
     for name in deferred:
         env.vars[name] = (f"knm-deferred-{name}",)
@@ -244,14 +249,33 @@ class _Env:
         return _Env(vars=dict(self.vars), positional=None, cwd=self.cwd, files=self.files)
 
 
+#: First words the parser reads as syntax, not as a command name.
+_NOT_PLAIN = RESERVED | {"export", "declare", "typeset", "local", "readonly", "unset"}
+#: A piece of text the walk runs: a parsed statement, or a plain command's text (no parse).
+Unit = Node | str
+
+
 class _Walker:
-    def __init__(self) -> None:
+    def __init__(self, split: bool = True) -> None:
         self.analysis = Analysis()
         self.steps = 0
         self.exhausted = False
         self.level = 0
-        #: The pipeline being walked: findings about what flows into a stage name all of it.
-        self.pipe: Node | None = None
+        #: The pipeline being walked (its node, or its text when the walk split it itself):
+        #: findings about what flows into a stage name all of it.
+        self.pipe: Node | str | None = None
+        #: Split text at its top-level boundaries first (``knm.core.shell.split``); off, the
+        #: whole text goes to the parser (the reference the split walk is compared with).
+        self.split = split
+        #: Each distinct piece parsed once per analysis: its statement, or None (an error).
+        self.pieces: dict[str, Node | None] = {}
+        #: Bumped whenever the walk changes what a later statement may see (a variable, the
+        #: directory, a function, a file, the positional parameters, a call count).
+        self.version = 0
+        #: Walks that read the commands recorded under them (loop bodies, ``$( )``).
+        self.watching = 0
+        #: Top-level statements already walked in an unchanged state (see ``memo_statement``).
+        self.memo: dict[tuple[object, ...], tuple[int, list[Cmd], Stream, _Env]] = {}
 
     def finding(self, rule: str, matched: str) -> None:
         self.analysis.findings.append(Finding(rule, matched.strip()[:500]))
@@ -262,11 +286,133 @@ class _Walker:
         if depth > MAX_DEPTH:
             self.finding("nesting-too-deep", "nested shell code")
             return UNKNOWN_STREAM
-        tree = _parse(text)
-        return self.statements(list(tree.root_node.named_children), env, depth, stdin)
+        plan = self.plan(text) if self.split else None
+        if plan is None:
+            tree = _parse(text)
+            return self.statements(list(tree.root_node.named_children), env, depth, stdin)
+        out = UNKNOWN_STREAM
+        for key, pipelines, background in plan:
+            out = self.memo_statement(key, pipelines, background, env, depth, stdin)
+        return out
+
+    def memo_statement(
+        self, key: str, pipelines: list[tuple[list[Unit], str]], background: bool, env: _Env,
+        depth: int, stdin: Stream,
+    ) -> Stream:  # fmt: skip
+        """A top-level statement, walked once per distinct text and state: a statement that
+        changed nothing, met again in the same state (``version``), records what it did again
+        without another walk -- same steps counted, its commands again only if a loop or a
+        ``$( )`` around it reads them (elsewhere they would only repeat the same verdicts)."""
+        # The memo holds ``env`` itself, so its id is never reused during the walk.
+        memo_key = (key, background, self.version, id(env), stdin, depth, self.level, self.pipe)
+        hit = self.memo.get(memo_key)
+        if hit is not None and self.steps + hit[0] <= MAX_STEPS:
+            steps, commands, out, _ = hit
+            self.steps += steps
+            if self.watching:
+                self.analysis.commands.extend(commands)
+            return out
+        version, steps, before = self.version, self.steps, len(self.analysis.commands)
+        out = self.chain(pipelines, len(pipelines), env, depth, stdin, background)
+        if self.version == version and not self.exhausted:
+            self.memo[memo_key] = (self.steps - steps, self.analysis.commands[before:], out, env)
+        return out
+
+    def plan(self, text: str) -> list[tuple[str, list[tuple[list[Unit], str]], bool]] | None:
+        """``text`` as top-level statements, each a list of pipelines joined by ``&&``/``||``
+        (a pipeline: its stages and its text), or None when the whole text must be parsed:
+        the splitter cannot follow it, or the parser finds an error in a piece."""
+        items = split_statements(text)
+        if items is None:
+            return None
+        plan = []
+        for item in items:
+            pipelines = item.pipelines
+            if (
+                item.whole
+                or (len(pipelines) == 1 and len(pipelines[0].stages) == 1)
+                # tree-sitter-bash nests ``a | b | c && d`` as ``a | (b | c && d)``: walked
+                # as the parser reads it, whole, as before.
+                or (len(pipelines) > 1 and len(pipelines[0].stages) > 2)
+            ):
+                unit = self.piece(text[item.start : item.end], ended=True)
+                if unit is None:
+                    return None
+                plan.append((text[item.start : item.end], [([unit], "")], item.background))
+                continue
+            pipelines = []
+            for pipeline in item.pipelines:
+                stages = []
+                for start, end in pipeline.stages:
+                    unit = self.piece(text[start:end])
+                    if unit is None:
+                        return None
+                    stages.append(unit)
+                span = text[pipeline.stages[0][0] : pipeline.stages[-1][1]]
+                pipelines.append((stages, span))
+            plan.append((text[item.start : item.end], pipelines, item.background))
+        return plan
+
+    def piece(self, text: str, ended: bool = False) -> Unit | None:
+        """A plain command stays text; anything else is parsed (once per distinct text).
+        A whole statement is parsed ``ended`` by ``;``: tree-sitter-bash reads a long
+        pipeline in an and-or list differently at the end of the text."""
+        if _PLAIN_COMMAND.fullmatch(text) and text.split(None, 1)[0] not in _NOT_PLAIN:
+            return text
+        source = f"{text};" if ended and "<<" not in text else text
+        if source in self.pieces:
+            return self.pieces[source]
+        root = _parse(source).root_node
+        nodes = [c for c in root.named_children if c.type != "comment"]
+        node = nodes[0] if len(nodes) == 1 and not root.has_error else None
+        self.pieces[source] = node
+        return node
+
+    def chain(
+        self, pipelines: list[tuple[list[Unit], str]], count: int, env: _Env, depth: int,
+        stdin: Stream, background: bool,
+    ) -> Stream:  # fmt: skip
+        """The first ``count`` pipelines of an and-or list, walked as the parser nests them
+        (``a && b || c`` is ``list(list(a, b), c)``: one statement, and one level, per
+        operator)."""
+        if count == 1:
+            stages, span = pipelines[0]
+            if len(stages) == 1:
+                return self.unit(stages[0], env, depth, stdin, background)
+            if not self.enter():
+                return UNKNOWN_STREAM
+            saved = self.pipe
+            self.pipe = span
+            try:
+                out = stdin
+                for stage in stages:
+                    out = self.unit(stage, env, depth, out, True)
+                return out
+            finally:
+                self.pipe = saved
+                self.level -= 1
+        if not self.enter():
+            return UNKNOWN_STREAM
+        try:
+            self.chain(pipelines, count - 1, env, depth, stdin, background)
+            return self.chain([pipelines[count - 1]], 1, env, depth, stdin, background)
+        finally:
+            self.level -= 1
+
+    def unit(self, unit: Unit, env: _Env, depth: int, stdin: Stream, background: bool) -> Stream:
+        if not isinstance(unit, str):
+            return self.statement(unit, env, depth, stdin, background)
+        if not self.enter():
+            return UNKNOWN_STREAM
+        try:
+            return self.plain(unit, env, depth, stdin, background, [])
+        finally:
+            self.level -= 1
 
     def pipe_text(self, cmd: Cmd) -> str:
-        return _text(self.pipe) if self.pipe is not None else cmd.written
+        if self.pipe is None:
+            return cmd.written
+        return self.pipe if isinstance(self.pipe, str) else _text(self.pipe)
 
     def step(self) -> bool:
         self.steps += 1
@@ -292,16 +438,22 @@ class _Walker:
             out = self.statement(node, env, depth, stdin, background)
         return out
 
-    def statement(
-        self, node: Node, env: _Env, depth: int, stdin: Stream, background: bool
-    ) -> Stream:
+    def enter(self) -> bool:
+        """One more statement, one level deeper: False past the limits (a finding then)."""
         if not self.step():
-            return UNKNOWN_STREAM
+            return False
         if self.level >= MAX_NESTING:
             if not any(f.rule == "nesting-too-deep" for f in self.analysis.findings):
                 self.finding("nesting-too-deep", "statements nested too deeply")
-            return UNKNOWN_STREAM
+            return False
         self.level += 1
+        return True
+
+    def statement(
+        self, node: Node, env: _Env, depth: int, stdin: Stream, background: bool
+    ) -> Stream:
+        if not self.enter():
+            return UNKNOWN_STREAM
         try:
             return self._statement(node, env, depth, stdin, background)
         finally:
@@ -473,7 +625,11 @@ class _Walker:
         self, loop: Node, body: Node, env: _Env, depth: int, forever: bool, background: bool
     ) -> None:
         before = len(self.analysis.commands)
-        self.statement(body, env, depth, UNKNOWN_STREAM, background)
+        self.watching += 1
+        try:
+            self.statement(body, env, depth, UNKNOWN_STREAM, background)
+        finally:
+            self.watching -= 1
         if not forever:
             return
         spawned = [c for c in self.analysis.commands[before:] if c.asynchronous]
@@ -507,6 +663,7 @@ class _Walker:
                 values.extend(_split_unquoted(alt) if child.type not in ("string", "raw_string")
                               else [alt])  # fmt: skip
         if variable is not None:
+            self.version += 1
             name = _text(variable)
             if not has_values:
                 env.vars[name] = tuple(w.alts[0] for w in env.positional or []) or (U,)
@@ -523,6 +680,7 @@ class _Walker:
         value_node = node.child_by_field_name("value")
         if name_node is None:
             return
+        self.version += 1
         name = _text(name_node)
         if value_node is None:
             env.vars[name] = ("",)
@@ -541,6 +699,7 @@ class _Walker:
         if name_node is None or body is None:
             return
         name = _text(name_node)
+        self.version += 1
         env.functions[name] = body
         if _self_spawning(name, body):
             self.finding("fork-bomb", _text(node))
@@ -557,6 +716,7 @@ class _Walker:
     ) -> Stream:  # fmt: skip
         if name in env.active or env.calls.get(name, 0) >= 8:
             return UNKNOWN_STREAM
+        self.version += 1
         env.calls[name] = env.calls.get(name, 0) + 1
         saved_positional, saved_active = env.positional, env.active
         env.positional = list(args) if args or saved_positional is not None else None
@@ -574,10 +734,7 @@ class _Walker:
     ) -> Stream:  # fmt: skip
         text = _text(node)
         if _PLAIN_COMMAND.fullmatch(text):
-            # No quoting, expansion, glob or redirection: the words are the text split on blanks
-            # (most of any long input; walking its tree node by node costs several times more).
-            plain = [Word((part,), part) for part in text.split()]
-            return self.run(plain, text, env, depth, stdin, background, list(redirects))
+            return self.plain(text, env, depth, stdin, background, redirects)
         words: list[Word] = []
         assignments: list[Node] = []
         redirects = list(redirects)
@@ -616,6 +773,15 @@ class _Walker:
         for child in assignments:  # ``FOO=1 cmd``: visible to cmd only, but walk the values
             self.word(child.child_by_field_name("value") or child, env, depth)
         return self.run(words, node, env, depth, stdin, background, redirects)
+
+    def plain(
+        self, text: str, env: _Env, depth: int, stdin: Stream, background: bool,
+        redirects: list[tuple[str, Word]],
+    ) -> Stream:  # fmt: skip
+        """A command with no quoting, expansion, glob or redirection: its words are the text
+        split on blanks (most of any long input; walking its tree costs several times more)."""
+        plain = [Word((part,), part) for part in text.split()]
+        return self.run(plain, text, env, depth, stdin, background, list(redirects))
 
     def run(
         self, words: list[Word], written: str | Node, env: _Env, depth: int, stdin: Stream,
@@ -695,6 +861,7 @@ class _Walker:
             self.finding("remote-code", cmd.written)
         elif stored.text is not None and (program in SHELLS or program in (".", "source")):
             child = env.child() if program not in (".", "source") else env
+            self.version += 1
             saved = child.vars.get("0")
             child.vars["0"] = (script.literal,)
             child.positional = list(operands[1:])
@@ -761,6 +928,7 @@ class _Walker:
         self.analysis.commands.append(cmd)
         for op, target in cmd.redirects:
             if op in (">", ">|", "&>", ">>", "&>>") and target.literal is not None:
+                self.version += 1
                 path = _normalize(target.literal, env.cwd)
                 if cmd.stdin.tainted or _produces_taint(cmd):
                     env.files[path] = Stream(tainted=True)
@@ -802,6 +970,10 @@ class _Walker:
             return self.call_function(
                 program, env.functions[program], env, depth, args, cmd.stdin, cmd.asynchronous
             )
+        if program in ("cd", "pushd", "chdir", "set", "read", "mapfile", "readarray") or (
+            program in FETCHERS
+        ):
+            self.version += 1
         if program in ("cd", "pushd", "chdir"):
             operands = [w for w in args if not w.value.startswith("-") or w.value == "-"]
             if not operands:
@@ -931,7 +1103,11 @@ class _Walker:
         if kind == "command_substitution":
             body = [c for c in node.named_children if _is_statement(c)]
             before = len(self.analysis.commands)
-            out = self.statements(body, _sub_env(env), depth, UNKNOWN_STREAM)
+            self.watching += 1
+            try:
+                out = self.statements(body, _sub_env(env), depth, UNKNOWN_STREAM)
+            finally:
+                self.watching -= 1
             producers = tuple(c.program for c in self.analysis.commands[before:])
             if out.text is not None and not out.tainted:
                 return Word((out.text.rstrip("\n"),), text, producers=producers)
@@ -1029,6 +1205,7 @@ class _Walker:
                 known = [v for v in value if U not in v and v]
                 alts = (*known, *operand.alts) if known else (*value, *operand.alts)
                 if kind == "=" and U in "".join(value):
+                    self.version += 1
                     env.vars[name] = tuple(dict.fromkeys(alts))[:MAX_ALTS]
                 return Word(tuple(dict.fromkeys(alts))[:MAX_ALTS], text,
                             tainted=operand.tainted or bool(taint))  # fmt: skip
