@@ -274,6 +274,8 @@ class _Walker:
         self.version = 0
         #: Walks that read the commands recorded under them (loop bodies, ``$( )``).
         self.watching = 0
+        #: Whether the last ``memo_statement`` recorded all its ``times`` at once.
+        self.bulk = False
         #: Top-level statements already walked in an unchanged state (see ``memo_statement``).
         self.memo: dict[tuple[object, ...], tuple[int, list[Cmd], Stream, _Env]] = {}
 
@@ -291,26 +293,34 @@ class _Walker:
             tree = _parse(text)
             return self.statements(list(tree.root_node.named_children), env, depth, stdin)
         out = UNKNOWN_STREAM
-        for key, pipelines, background in plan:
+        for key, pipelines, background, count in plan:
             out = self.memo_statement(key, pipelines, background, env, depth, stdin)
+            while count > 1:  # ``a; a; a``: the same statement again, in the state it left
+                count -= 1
+                out = self.memo_statement(key, pipelines, background, env, depth, stdin, count)
+                count = 1 if self.bulk else count
         return out
 
     def memo_statement(
         self, key: str, pipelines: list[tuple[list[Unit], str]], background: bool, env: _Env,
-        depth: int, stdin: Stream,
+        depth: int, stdin: Stream, times: int = 1,
     ) -> Stream:  # fmt: skip
         """A top-level statement, walked once per distinct text and state: a statement that
         changed nothing, met again in the same state (``version``), records what it did again
         without another walk -- same steps counted, its commands again only if a loop or a
-        ``$( )`` around it reads them (elsewhere they would only repeat the same verdicts)."""
+        ``$( )`` around it reads them (elsewhere they would only repeat the same verdicts).
+        ``times`` such statements in a row are recorded at once (``bulk``) when they fit in
+        the step limit."""
         # The memo holds ``env`` itself, so its id is never reused during the walk.
         memo_key = (key, background, self.version, id(env), stdin, depth, self.level, self.pipe)
         hit = self.memo.get(memo_key)
-        if hit is not None and self.steps + hit[0] <= MAX_STEPS:
+        self.bulk = hit is not None and self.steps + hit[0] * times <= MAX_STEPS
+        if hit is not None and (self.bulk or self.steps + hit[0] <= MAX_STEPS):
             steps, commands, out, _ = hit
-            self.steps += steps
+            repeat = times if self.bulk else 1
+            self.steps += steps * repeat
             if self.watching:
-                self.analysis.commands.extend(commands)
+                self.analysis.commands.extend(commands * repeat)
             return out
         version, steps, before = self.version, self.steps, len(self.analysis.commands)
         out = self.chain(pipelines, len(pipelines), env, depth, stdin, background)
@@ -318,7 +328,7 @@ class _Walker:
             self.memo[memo_key] = (self.steps - steps, self.analysis.commands[before:], out, env)
         return out
 
-    def plan(self, text: str) -> list[tuple[str, list[tuple[list[Unit], str]], bool]] | None:
+    def plan(self, text: str) -> list[tuple[str, list[tuple[list[Unit], str]], bool, int]] | None:
         """``text`` as top-level statements, each a list of pipelines joined by ``&&``/``||``
         (a pipeline: its stages and its text), or None when the whole text must be parsed:
         the splitter cannot follow it, or the parser finds an error in a piece."""
@@ -338,7 +348,8 @@ class _Walker:
                 unit = self.piece(text[item.start : item.end], ended=True)
                 if unit is None:
                     return None
-                plan.append((text[item.start : item.end], [([unit], "")], item.background))
+                key = text[item.start : item.end]
+                plan.append((key, [([unit], "")], item.background, item.count))
                 continue
             pipelines = []
             for pipeline in item.pipelines:
@@ -350,7 +361,7 @@ class _Walker:
                     stages.append(unit)
                 span = text[pipeline.stages[0][0] : pipeline.stages[-1][1]]
                 pipelines.append((stages, span))
-            plan.append((text[item.start : item.end], pipelines, item.background))
+            plan.append((text[item.start : item.end], pipelines, item.background, item.count))
         return plan
 
     def piece(self, text: str, ended: bool = False) -> Unit | None:

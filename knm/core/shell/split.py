@@ -58,6 +58,14 @@ _TOKEN = re.compile(
 _DQ = re.compile(r'[^"\\$`]+|\\.|\$\(\(|\$\(|\$\{|\$|`|"', re.S)
 #: Inside ``${ }``.
 _PARAM = re.compile(r"[^}'\"\\$`]+|\\.|\$\(\(|\$\(|\$\{|\$|`|'[^']*'|\"|\}", re.S)
+#: Runs of text with no quoting, expansion, grouping or redirection at all.
+_PLAIN_RUN = re.compile(r"[A-Za-z0-9_./:,+@%^=\- \t\n;&|]+")
+_PLAIN_SPLIT = re.compile(r"(&&|\|\||[;&|\n])")
+#: A reserved word where a command starts: the text from there is scanned token by token.
+_RESERVED_WORD = re.compile(
+    r"(?:^|(?<=[;&|\n]))[ \t]*(?:case|coproc|do|done|elif|else|esac|fi|for|function|if|in|"
+    r"select|then|time|until|while)(?=[ \t\n;&|]|$)"
+)
 _DELIMITER = re.compile(r"[^\s;&|()<>]+")
 _NAME_ASSIGN = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(?:\[[^\]]*\])?\+?=")
 
@@ -83,6 +91,8 @@ class Item:
     background: bool = False
     #: Holds something only the parser follows (a top-level redirection, ``!`` ...).
     whole: bool = False
+    #: How many times in a row the statement is written (``a; a; a``: one item, 3).
+    count: int = 1
 
 
 def split(text: str) -> list[Item] | None:
@@ -108,6 +118,9 @@ class _Lexer:
         self.function_name = False
         #: Constructs open around this lexer (``$( )`` is scanned by a lexer of its own).
         self.outer = 0
+        #: The end of the run of plain characters last looked at (``_plain_run``).
+        self.plain_end = -1
+        self.plain_until = 0
 
     # --- the top level ---------------------------------------------------------------------
 
@@ -141,6 +154,17 @@ class _Lexer:
             pipeline = Pipeline()
 
         while pos < self.n:
+            if (
+                pos >= self.plain_until
+                and stage[0] < 0
+                and not self.stack
+                and not continuation
+                and not pipeline.stages
+                and not item.pipelines
+            ):
+                pos = self._plain_run(pos)
+                if pos >= self.n:
+                    break
             match = _TOKEN.match(text, pos)
             if match is None:
                 raise _GiveUp
@@ -255,6 +279,72 @@ class _Lexer:
             return pos, True, False
         # sq, ansi, esc: part of a word
         return pos, False, False
+
+    def _plain_run(self, pos: int) -> int:
+        """Statements made only of plain words and operators (most of a long script), cut in
+        C (``re.split``) rather than token by token; consecutive equal ones are counted, not
+        repeated. Returns where the token-by-token scan goes on."""
+        text = self.text
+        if pos >= self.plain_end:
+            match = _PLAIN_RUN.match(text, pos)
+            self.plain_end = match.end() if match else pos
+        end = self.plain_end
+        reserved = _RESERVED_WORD.search(text, pos, end)
+        limit = reserved.start() if reserved is not None else end
+        cut = max(text.rfind("\n", pos, limit), text.rfind(";", pos, limit)) + 1
+        if cut - pos < 16 or text.find("|&", pos, cut) >= 0:
+            self.plain_until = limit + 1 if reserved is None else reserved.end()
+            return pos
+        self.plain_until = cut
+        items = self.items
+        parts = _PLAIN_SPLIT.split(text[pos:cut])
+        offset = pos
+        stages: list[tuple[int, int]] = []
+        pipelines: list[Pipeline] = []
+        start = -1
+        pending = False  # after | && ||: a stage must follow (newlines may come first)
+        clean = pos  # where the last complete statement ended
+        for i, part in enumerate(parts):
+            if i % 2 == 0:  # words
+                stripped = part.strip()
+                if stripped:
+                    lead = offset + len(part) - len(part.lstrip())
+                    stages.append((lead, lead + len(stripped)))
+                    start = lead if start < 0 else start
+                    pending = False
+                offset += len(part)
+                continue
+            op = part
+            offset += len(op)
+            if op == "\n" and (pending or not stages):
+                continue  # a newline after | && ||, or a blank line
+            if pending or not stages:
+                raise _GiveUp  # ``a | ;``, ``; ;``, ``&& b``
+            if op == "|":
+                pending = True
+                continue
+            pipelines.append(Pipeline(stages))
+            stages = []
+            if op in ("&&", "||"):
+                pending = True
+                continue
+            item_end = pipelines[-1].stages[-1][1]
+            background = op == "&"
+            last = items[-1] if items else None
+            if (
+                last is not None
+                and last.background == background
+                and last.end - last.start == item_end - start
+                and text[last.start : last.end] == text[start:item_end]
+            ):
+                last.count += 1
+            else:
+                items.append(Item(start, item_end, pipelines, background))
+            pipelines, start = [], -1
+            clean = offset
+        if stages or pipelines or pending:
+            return clean  # the last statement goes on past the run: scanned token by token
+        return cut
 
     def _word_start(self, start: int) -> bool:
         return start == 0 or self.text[start - 1] in " \t\n;&|()<>"
