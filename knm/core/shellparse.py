@@ -28,7 +28,7 @@ import functools
 import posixpath
 import re
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 import tree_sitter_bash
@@ -305,14 +305,23 @@ class _Walker:
         self, key: str, pipelines: list[tuple[list[Unit], str]], background: bool, env: _Env,
         depth: int, stdin: Stream, times: int = 1,
     ) -> Stream:  # fmt: skip
-        """A top-level statement, walked once per distinct text and state: a statement that
-        changed nothing, met again in the same state (``version``), records what it did again
-        without another walk -- same steps counted, its commands again only if a loop or a
-        ``$( )`` around it reads them (elsewhere they would only repeat the same verdicts).
-        ``times`` such statements in a row are recorded at once (``bulk``) when they fit in
-        the step limit."""
+        """A top-level statement, through ``memoized``."""
+        return self.memoized(
+            (key, background, stdin, depth), env, times,
+            lambda: self.chain(pipelines, len(pipelines), env, depth, stdin, background),
+        )  # fmt: skip
+
+    def memoized(
+        self, key: tuple[object, ...], env: _Env, times: int, walk: Callable[[], Stream]
+    ) -> Stream:
+        """``walk()``, done once per distinct ``key`` and state: a statement that changed
+        nothing, met again in the same state (``version``), records what it did again without
+        another walk -- same steps counted, its commands again only if a loop or a ``$( )``
+        around it reads them (elsewhere they would only repeat the same verdicts). ``times``
+        such statements in a row are recorded at once (``bulk``) when they fit in the step
+        limit."""
         # The memo holds ``env`` itself, so its id is never reused during the walk.
-        memo_key = (key, background, self.version, id(env), stdin, depth, self.level, self.pipe)
+        memo_key = (*key, self.version, id(env), self.level, self.pipe)
         hit = self.memo.get(memo_key)
         self.bulk = hit is not None and self.steps + hit[0] * times <= MAX_STEPS
         if hit is not None and (self.bulk or self.steps + hit[0] <= MAX_STEPS):
@@ -323,9 +332,10 @@ class _Walker:
                 self.analysis.commands.extend(commands * repeat)
             return out
         version, steps, before = self.version, self.steps, len(self.analysis.commands)
-        out = self.chain(pipelines, len(pipelines), env, depth, stdin, background)
+        out = walk()
         if self.version == version and not self.exhausted:
             self.memo[memo_key] = (self.steps - steps, self.analysis.commands[before:], out, env)
+        self.bulk = False
         return out
 
     def plan(self, text: str) -> list[tuple[str, list[tuple[list[Unit], str]], bool, int]] | None:
@@ -395,10 +405,7 @@ class _Walker:
             saved = self.pipe
             self.pipe = span
             try:
-                out = stdin
-                for stage in stages:
-                    out = self.unit(stage, env, depth, out, True)
-                return out
+                return self.stages(stages, env, depth, stdin)
             finally:
                 self.pipe = saved
                 self.level -= 1
@@ -409,6 +416,27 @@ class _Walker:
             return self.chain([pipelines[count - 1]], 1, env, depth, stdin, background)
         finally:
             self.level -= 1
+
+    def stages(self, stages: list[Unit], env: _Env, depth: int, stdin: Stream) -> Stream:
+        """The stages of a pipeline (all asynchronous), each fed the one before. A stage
+        written again right after itself (``a | a | a``) that gives out what it was fed is
+        recorded at once for all of its run (``memoized``)."""
+        out = stdin
+        i = 0
+        while i < len(stages):
+            stage = stages[i]
+            run = 1
+            while i + run < len(stages) and stages[i + run] == stage:
+                run += 1
+            i += run
+            while run:
+                fed = out
+                out = self.memoized(
+                    ("|", stage, fed, depth), env, run,
+                    lambda s=stage, f=fed: self.unit(s, env, depth, f, True),
+                )  # fmt: skip
+                run = 0 if self.bulk and out == fed else run - 1
+        return out
 
     def unit(self, unit: Unit, env: _Env, depth: int, stdin: Stream, background: bool) -> Stream:
         if not isinstance(unit, str):
@@ -939,13 +967,17 @@ class _Walker:
         self.analysis.commands.append(cmd)
         for op, target in cmd.redirects:
             if op in (">", ">|", "&>", ">>", "&>>") and target.literal is not None:
-                self.version += 1
                 path = _normalize(target.literal, env.cwd)
                 if cmd.stdin.tainted or _produces_taint(cmd):
-                    env.files[path] = Stream(tainted=True)
+                    stored = Stream(tainted=True)
                 elif cmd.program in ("echo", "printf") and op in (">", ">|"):
                     text = _echo_output(cmd.words)
-                    env.files[path] = Stream(text=text) if text is not None else UNKNOWN_STREAM
+                    stored = Stream(text=text) if text is not None else UNKNOWN_STREAM
+                else:
+                    continue
+                if env.files.get(path) != stored:
+                    self.version += 1
+                    env.files[path] = stored
 
     def nested_code(
         self, code: Word, env: _Env, depth: int, stdin: Stream, cmd: Cmd,
@@ -965,7 +997,7 @@ class _Walker:
         child.functions = dict(env.functions)
         for alt in code.alts:
             text = alt.replace(U, "$__knm_unknown")
-            if alt.strip() == U or _unknown_command_position(text):
+            if alt.strip() == U or (U in alt and _unknown_command_position(text)):
                 self.finding("remote-code", cmd.written)
                 continue
             self.run_code(text, child, depth + 1, stdin)

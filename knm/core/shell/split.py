@@ -149,7 +149,16 @@ class _Lexer:
             close_stage()
             item.pipelines.append(pipeline)
             item.background = background
-            self.items.append(item)
+            last = self.items[-1] if self.items else None
+            if (
+                last is not None
+                and last.background == background
+                and last.end - last.start == item.end - item.start
+                and text[last.start : last.end] == text[item.start : item.end]
+            ):
+                last.count += 1
+            else:
+                self.items.append(item)
             item = Item()
             pipeline = Pipeline()
 
@@ -265,8 +274,7 @@ class _Lexer:
             return self._param(pos), False, False
         if kind == "lparen":
             self.stack.append(")")
-            if self.outer + len(self.stack) > MAX_OPEN:
-                raise _GiveUp
+            self._deeper()
             return pos, True, False
         if kind == "rparen":
             stack = self.stack
@@ -346,6 +354,10 @@ class _Lexer:
             return clean  # the last statement goes on past the run: scanned token by token
         return cut
 
+    def _deeper(self) -> None:
+        if self.outer + len(self.stack) > MAX_OPEN:
+            raise _GiveUp
+
     def _word_start(self, start: int) -> bool:
         return start == 0 or self.text[start - 1] in " \t\n;&|()<>"
 
@@ -359,6 +371,7 @@ class _Lexer:
         if word in ("if", "then", "else", "elif", "!", "time", "coproc"):
             if word == "if":
                 stack.append("fi")
+                self._deeper()
             elif word in ("then", "else", "elif") and (not stack or stack[-1] != "fi"):
                 raise _GiveUp
             if item is not None and word in ("!", "time", "coproc"):
@@ -370,6 +383,7 @@ class _Lexer:
             return True
         if word in ("while", "until"):
             stack.append("done")
+            self._deeper()
             return True
         if word in ("fi", "done", "esac", "}", "]]"):
             if not stack or stack[-1] != word:
@@ -380,18 +394,19 @@ class _Lexer:
             return False
         if word == "{":
             stack.append("}")
-            if self.outer + len(stack) > MAX_OPEN:
-                raise _GiveUp
+            self._deeper()
             return True
         if word == "[[":
             stack.append("]]")
             return False
         if word == "case":
             stack.append("esac")
+            self._deeper()
             self.case_state.append("head")
             return False
         if word in ("for", "select"):
             stack.append("done")
+            self._deeper()
             return False
         if word in ("function", "in"):
             return False
