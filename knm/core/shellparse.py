@@ -143,6 +143,16 @@ class Word:
         #: The first alternative with unknown parts blanked, for matching options.
         self.value = first.replace(U, "") if self.unknown else first
 
+    @classmethod
+    def plain(cls, text: str) -> Word:
+        """A word written with no quoting or expansion: its one value is its text."""
+        word = object.__new__(cls)
+        word.alts = (text,)
+        word.text = word.literal = word.value = text
+        word.tainted = word.pids = word.unknown = False
+        word.producers = ()
+        return word
+
     def with_alts(self, alts: tuple[str, ...]) -> Word:
         return Word(alts, self.text, self.tainted, self.pids, self.producers)
 
@@ -274,7 +284,9 @@ class _Walker:
         self.version = 0
         #: Walks that read the commands recorded under them (loop bodies, ``$( )``).
         self.watching = 0
-        #: Whether the last ``memo_statement`` recorded all its ``times`` at once.
+        #: Words of plain commands, one object per distinct text (words are never changed).
+        self.plain_words: dict[str, Word] = {}
+        #: Whether the last ``memoized`` recorded all its ``times`` at once.
         self.bulk = False
         #: Top-level statements already walked in an unchanged state (see ``memo_statement``).
         self.memo: dict[tuple[object, ...], tuple[int, list[Cmd], Stream, _Env]] = {}
@@ -819,8 +831,14 @@ class _Walker:
     ) -> Stream:  # fmt: skip
         """A command with no quoting, expansion, glob or redirection: its words are the text
         split on blanks (most of any long input; walking its tree costs several times more)."""
-        plain = [Word((part,), part) for part in text.split()]
-        return self.run(plain, text, env, depth, stdin, background, list(redirects))
+        cache = self.plain_words
+        words = []
+        for part in text.split():
+            word = cache.get(part)
+            if word is None:
+                word = cache[part] = Word.plain(part)
+            words.append(word)
+        return self.run(words, text, env, depth, stdin, background, list(redirects))
 
     def run(
         self, words: list[Word], written: str | Node, env: _Env, depth: int, stdin: Stream,

@@ -300,6 +300,8 @@ class _Lexer:
         reserved = _RESERVED_WORD.search(text, pos, end)
         limit = reserved.start() if reserved is not None else end
         cut = max(text.rfind("\n", pos, limit), text.rfind(";", pos, limit)) + 1
+        final = limit == self.n  # the text ends the last statement
+        cut = self.n if final else cut
         if cut - pos < 16 or text.find("|&", pos, cut) >= 0:
             self.plain_until = limit + 1 if reserved is None else reserved.end()
             return pos
@@ -350,6 +352,10 @@ class _Lexer:
                 items.append(Item(start, item_end, pipelines, background))
             pipelines, start = [], -1
             clean = offset
+        if final and stages and not pending:
+            pipelines.append(Pipeline(stages))
+            items.append(Item(start, pipelines[-1].stages[-1][1], pipelines, False))
+            return cut
         if stages or pipelines or pending:
             return clean  # the last statement goes on past the run: scanned token by token
         return cut
