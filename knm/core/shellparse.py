@@ -1355,6 +1355,12 @@ class Unwrapped:
     cwd: str | None = None
 
 
+#: Options of ``nsenter`` and ``unshare`` that take a value (a namespace file, an id, a path).
+_NAMESPACE_OPTIONS = frozenset({"setuid", "setgid", "root", "wd", "mount", "uts", "ipc", "net",
+                                "pid", "user", "cgroup", "time"})  # fmt: skip
+_UNSHARE_OPTIONS = frozenset({"propagation", "setgroups", "map-user", "map-group", "map-users",
+                              "map-groups", "load-interp", "monotonic", "boottime"})  # fmt: skip
+
 # Wrapper -> (short options taking a value, long options taking a value, leading operands).
 _WRAPPERS: dict[str, tuple[str, frozenset[str], int]] = {
     "sudo": (
@@ -1403,56 +1409,8 @@ _WRAPPERS: dict[str, tuple[str, frozenset[str], int]] = {
     "command": ("", frozenset(), 0),
     "builtin": ("", frozenset(), 0),
     "time": ("fo", frozenset({"format", "output"}), 0),
-    "nsenter": (
-        "tSGrw",
-        frozenset(
-            {
-                "target",
-                "setuid",
-                "setgid",
-                "root",
-                "wd",
-                "mount",
-                "uts",
-                "ipc",
-                "net",
-                "pid",
-                "user",
-                "cgroup",
-                "time",
-            }
-        ),
-        0,
-    ),
-    "unshare": (
-        "RwSGl",
-        frozenset(
-            {
-                "root",
-                "wd",
-                "setuid",
-                "setgid",
-                "propagation",
-                "setgroups",
-                "map-user",
-                "map-group",
-                "map-users",
-                "map-groups",
-                "load-interp",
-                "mount",
-                "uts",
-                "ipc",
-                "net",
-                "pid",
-                "user",
-                "cgroup",
-                "time",
-                "monotonic",
-                "boottime",
-            }
-        ),
-        0,
-    ),
+    "nsenter": ("tSGrw", _NAMESPACE_OPTIONS | {"target"}, 0),
+    "unshare": ("RwSGl", _NAMESPACE_OPTIONS | _UNSHARE_OPTIONS, 0),
     "chroot": ("", frozenset({"userspec", "groups"}), 1),
     "systemd-run": (
         "uMHpEsG",

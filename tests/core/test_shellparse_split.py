@@ -17,7 +17,7 @@ from bench.policy import LARGE, destructive, everyday
 from knm.core import policy
 from knm.core.policy import check_command, check_script
 from knm.core.shell.split import split
-from knm.core.shellparse import U, _Walker, analyze
+from knm.core.shellparse import _Walker, analyze
 
 
 def _full_walk(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -112,11 +112,15 @@ def test_repeated_statements_in_changing_states_run_the_same_commands_as_in_the_
     assert _signature(text, True) == _signature(text, False), text
 
 
+#: Shapes tree-sitter-bash parses in quadratic time when it is given them whole.
+_QUADRATIC = {"quoted words pipeline", "arithmetic commands"}
+
+
 @pytest.mark.parametrize("name", sorted(LARGE))
 def test_each_64_kib_shape_runs_the_same_commands_as_in_the_full_walk(name: str) -> None:
+    if name in _QUADRATIC:
+        pytest.skip("the parse of the whole of this shape takes seconds")
     text = LARGE[name]
-    if "quoted words" in name:
-        pytest.skip("the full parse of this shape is what takes seconds")
     assert _signature(text, True) == _signature(text, False)
 
 
@@ -145,19 +149,21 @@ def test_a_statement_met_again_after_the_state_changed_is_walked_again() -> None
 
 @pytest.mark.parametrize("name", sorted(LARGE))
 def test_a_destructive_command_anywhere_in_a_64_kib_shape_is_refused(name: str) -> None:
+    if name in _QUADRATIC:
+        pytest.skip("the parse of the whole of this shape takes seconds")
     text = LARGE[name]
-    rng = random.Random(name)
-    for _ in range(3):
-        cut = rng.randrange(len(text) // 2)
-        # at a line start or after a separator (where a command can start), or at the end
-        line = text.rfind("\n", 0, cut) + 1
-        candidate = text[:line] + "rm -rf /etc\n" + text[line:]
-        candidate = candidate[: policy.MAX_COMMAND_BYTES]
-        if "rm -rf /etc" in candidate and "\n" in text:
-            assert {v.rule for v in check_command(candidate)} & {"system-paths", "too-complex",
-                                                                 "nesting-too-deep"}, name  # fmt: skip
-    tail = text[: policy.MAX_COMMAND_BYTES - 20] + "\nrm -rf /etc\n"
-    assert check_command(tail[: policy.MAX_COMMAND_BYTES]) or U not in tail
+    items = split(text) or []
+    starts = [0, *random.Random(name).sample([i.start for i in items], min(2, len(items)))]
+    for start in starts:  # where a statement starts: before it, or after all of it
+        for candidate in (
+            text[:start] + "rm -rf /etc\n" + text[start:],
+            text[:start] + "rm -rf /etc; " + text[start:],
+        ):
+            found = {v.rule for v in check_command(candidate[: policy.MAX_COMMAND_BYTES])}
+            assert found & {"system-paths", "nesting-too-deep", "too-complex"}, (name, start)
+    tail = text[: policy.MAX_COMMAND_BYTES - 16] + "\nrm -rf /etc\n"
+    if split(tail) is not None:  # the text ends a statement there (not inside a here-doc)
+        assert {v.rule for v in check_command(tail)} & {"system-paths", "too-complex"}, name
 
 
 def test_a_repeated_dangerous_statement_is_reported_once_per_distinct_violation() -> None:

@@ -473,62 +473,39 @@ class _Lexer:
         raise _GiveUp
 
     def _dq(self, pos: int) -> int:
-        self.outer += 1
-        if self.outer + len(self.stack) > MAX_OPEN:
-            raise _GiveUp
-        try:
-            return self._dq_body(pos)
-        finally:
-            self.outer -= 1
-
-    def _dq_body(self, pos: int) -> int:
-        text = self.text
-        while pos < self.n:
-            match = _DQ.match(text, pos)
-            if match is None:
-                raise _GiveUp
-            token, pos = match.group(), match.end()
-            if token == '"':
-                return pos
-            if token == "$((":
-                pos = self._arith(pos)
-            elif token == "$(":
-                pos = self._code(pos, ")")
-            elif token == "${":
-                pos = self._param(pos)
-            elif token == "`":
-                pos = self._code(pos, "`")
-        raise _GiveUp
+        """Past the ``"`` closing a double-quoted string opened just before ``pos``."""
+        return self._quoted(pos, _DQ, '"')
 
     def _param(self, pos: int) -> int:
+        """Past the ``}`` closing ``${`` (opened just before ``pos``)."""
+        return self._quoted(pos, _PARAM, "}")
+
+    def _quoted(self, pos: int, tokens: re.Pattern[str], closer: str) -> int:
         self.outer += 1
         if self.outer + len(self.stack) > MAX_OPEN:
             raise _GiveUp
+        text = self.text
         try:
-            return self._param_body(pos)
+            while pos < self.n:
+                match = tokens.match(text, pos)
+                if match is None:
+                    raise _GiveUp
+                token, pos = match.group(), match.end()
+                if token == closer:
+                    return pos
+                if token == '"':
+                    pos = self._dq(pos)
+                elif token == "$((":
+                    pos = self._arith(pos)
+                elif token == "$(":
+                    pos = self._code(pos, ")")
+                elif token == "${":
+                    pos = self._param(pos)
+                elif token == "`":
+                    pos = self._code(pos, "`")
+            raise _GiveUp
         finally:
             self.outer -= 1
-
-    def _param_body(self, pos: int) -> int:
-        text = self.text
-        while pos < self.n:
-            match = _PARAM.match(text, pos)
-            if match is None:
-                raise _GiveUp
-            token, pos = match.group(), match.end()
-            if token == "}":
-                return pos
-            if token == '"':
-                pos = self._dq(pos)
-            elif token == "$((":
-                pos = self._arith(pos)
-            elif token == "$(":
-                pos = self._code(pos, ")")
-            elif token == "${":
-                pos = self._param(pos)
-            elif token == "`":
-                pos = self._code(pos, "`")
-        raise _GiveUp
 
     def _arith(self, pos: int) -> int:
         """Past the ``))`` closing ``$((``/``((`` (opened just before ``pos``)."""
