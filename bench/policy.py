@@ -201,6 +201,11 @@ def _fit(text: str, tail: str = "") -> str:
     return text[: 65536 - len(tail)] + tail
 
 
+def _repeat(head: str, unit: str, tail: str = "") -> str:
+    """``head``, ``unit`` as many times as fit in 64 KiB with ``tail``, and ``tail``."""
+    return head + unit * ((65536 - len(head) - len(tail)) // len(unit)) + tail
+
+
 #: 64 KiB commands in the shapes that cost a checker most: many statements, long pipelines and
 #: and-or lists, deep nesting (to the checker's limit and past it), long here-docs, strings and
 #: word lists, many assignments, functions, redirections, and what tree-sitter-bash parses in
@@ -214,14 +219,14 @@ LARGE: dict[str, str] = {
     "short statements": _fit("ls\n" * 30000),
     "distinct short statements": _fit("".join(f"a{i};" for i in range(20000))),
     "one huge pipeline": _fit("a|" * 40000, "b"),
-    "quoted words pipeline": _fit('"a"|' * 17000, '"b"'),
-    "and-or chain": _fit("a && " * 16000, "b"),
+    "quoted words pipeline": _repeat("", '"a"|', '"b"'),
+    "and-or chain": _repeat("", "a && ", "b"),
     "nested groups": _fit("{ " * 10000 + "ls; " + "}; " * 10000),
     "nested $( )": _fit("echo " + "$(" * 8000 + "ls" + ")" * 8000),
     "nested if": _fit("if true; then " * 3000 + "ls; " + "fi; " * 3000),
     "nested to the limit": "if true; then " * 110 + "ls -la /tmp; " * 4000 + "fi; " * 110,
-    "long here-doc": _fit("cat <<'EOF'\n" + "some text line here\n" * 4000, "EOF\n"),
-    "here-doc into sh": _fit("sh <<'EOF'\n" + "echo hello; ls -la /tmp\n" * 3000, "EOF\n"),
+    "long here-doc": _repeat("cat <<'EOF'\n", "some text line here\n", "EOF\n"),
+    "here-doc into sh": _repeat("sh <<'EOF'\n", "echo hello; ls -la /tmp\n", "EOF\n"),
     "long quoted string": 'echo "' + "a" * 65520 + '"',
     "quoted expansions": _fit('echo "' + "$a" * 40000, '"'),
     "sh -c script": "sh -c '" + ("echo hi; ls /tmp; " * 4000)[:65500] + "'",
