@@ -397,6 +397,12 @@ def main(argv: list[str] | None = None) -> int:
         "--history-rows", type=int, default=1_000_000, help="finished tasks in the history"
     )
     parser.add_argument(
+        "--only",
+        default="",
+        help="comma-separated words: measure only the routes whose label holds one of them "
+        "(and 'prune' for the prune), beside the bare route (pool reset off); for iterating",
+    )
+    parser.add_argument(
         "--serve-bare", nargs=3, metavar=("PORT", "URL", "RESET"), help=argparse.SUPPRESS
     )
     args = parser.parse_args(argv)
@@ -462,8 +468,17 @@ def main(argv: list[str] | None = None) -> int:
                 ]
                 if args.smoke:
                     targets = [targets[0], targets[5], targets[6]]
-                bare = {"bare-reset": BareProcess(database_url, True)}
-                procs.append(bare["bare-reset"])
+                only = [word for word in args.only.split(",") if word]
+                if only:
+                    targets = [
+                        t
+                        for t in targets
+                        if t[1] == "bare-noreset" or any(word in t[0] for word in only)
+                    ]
+                bare: dict[str, BareProcess] = {}
+                if any(t[1] == "bare-reset" for t in targets):
+                    bare["bare-reset"] = BareProcess(database_url, True)
+                    procs.append(bare["bare-reset"])
                 if not args.smoke:
                     bare["bare-noreset"] = BareProcess(database_url, False)
                     procs.append(bare["bare-noreset"])
@@ -499,21 +514,22 @@ def main(argv: list[str] | None = None) -> int:
                     time_queries(database_url, task_id, 100 if args.smoke else 2000)
                 )
                 # The running task's status while retention deletes every finished task.
-                with concurrent.futures.ThreadPoolExecutor(1) as pool:
-                    pruning = pool.submit(asyncio.run, prune_everything(database_url))
-                    during = wrk(
-                        f"{knm.api}/automation/test/status/{running_id}",
-                        token,
-                        args.seconds,
-                        args.connections,
-                        args.threads,
+                if not only or "prune" in only:
+                    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+                        pruning = pool.submit(asyncio.run, prune_everything(database_url))
+                        during = wrk(
+                            f"{knm.api}/automation/test/status/{running_id}",
+                            token,
+                            args.seconds,
+                            args.connections,
+                            args.threads,
+                        )
+                        prune_seconds = pruning.result()
+                    measured[PRUNE_LABEL] = during
+                    say(
+                        f"  {PRUNE_LABEL}: {during.rps:,.0f} req/s, p50 {during.p50_ms:.1f} ms, "
+                        f"p99 {during.p99_ms:.1f} ms; the prune took {prune_seconds:.1f} s"
                     )
-                    prune_seconds = pruning.result()
-                measured[PRUNE_LABEL] = during
-                say(
-                    f"  {PRUNE_LABEL}: {during.rps:,.0f} req/s, p50 {during.p50_ms:.1f} ms, "
-                    f"p99 {during.p99_ms:.1f} ms; the prune took {prune_seconds:.1f} s"
-                )
             finally:
                 stop_all([p for p in procs if isinstance(p, KnmProcess)])
                 for proc in procs:
