@@ -12,7 +12,7 @@ from litestar import Request, delete, get, post, put
 from knm.core.auth import passwords, throttle, tokens, users
 from knm.core.auth.guards import ADMIN, VIEWER, principal_of
 from knm.core.auth.principal import ROLES, Principal, role_at_least
-from knm.core.envelope import Envelope, PageNo, PageSize, created, ok
+from knm.core.envelope import Done, Envelope, PageNo, PageSize, created, ok
 from knm.core.errors import Forbidden, Invalid, Unauthorized
 
 if TYPE_CHECKING:
@@ -188,7 +188,7 @@ async def me(request: Request[Any, Any, Any]) -> Envelope[users.User]:
 
 
 @put("/auth/password", guards=[VIEWER], summary="Change your own password")
-async def change_password(request: Request[Any, Any, Any], data: PasswordChange) -> Envelope[Any]:
+async def change_password(request: Request[Any, Any, Any], data: PasswordChange) -> Done:
     """The session the change is made from goes on; every other session of the user and every
     API token of theirs is revoked."""
     knm = _knm(request)
@@ -220,7 +220,7 @@ async def change_password(request: Request[Any, Any, Any], data: PasswordChange)
         if keep
         else "password changed; every session and API token is revoked"
     )
-    return ok(message=message)
+    return Done(code=200, message=message)
 
 
 @get("/users", guards=[ADMIN], summary="List users")
@@ -319,7 +319,7 @@ async def create_token(
 
 
 @delete("/tokens/{token_id:int}", guards=[VIEWER], status_code=200, summary="Revoke an API token")
-async def revoke_token(request: Request[Any, Any, Any], token_id: int) -> Envelope[Any]:
+async def revoke_token(request: Request[Any, Any, Any], token_id: int) -> Done:
     knm = _knm(request)
     principal = principal_of(request)
     owner = None if principal.role == "admin" else principal.user_id
@@ -327,7 +327,7 @@ async def revoke_token(request: Request[Any, Any, Any], token_id: int) -> Envelo
         owner_id = await tokens.revoke_api_token(conn, token_id, owner)
         await knm.audit(request, "token.revoke", str(token_id), conn=conn)
     knm.forget_user(owner_id)
-    return ok(message="token revoked")
+    return Done(code=200, message="token revoked")
 
 
 ROUTES = [
