@@ -2,10 +2,11 @@
 asyncpg route fetching one row of the same table, both served the same way (uvicorn, one
 process, same pool size and codecs), in the same run.
 
-Also measured, to see what a status answer costs: ``/auth/me`` (authentication alone, then one
-query), ``/tasks/{id}`` (no feature guard), the status of a task that is still running (never
-served from the finished-task cache: one statement per request), and each query of the status
-route timed serially on one connection.
+Also measured, to see what a status answer costs: ``/auth/me`` (authentication and the user's
+row, both from memory while nothing announced a change), ``/tasks/{id}`` (no feature guard), the
+status of a task that is still running (its last answer, after one primary-key query finds its
+version unchanged), history pages over the issue's 1,000,000 tasks, that status during a prune
+of every finished task, and each query of the status route timed serially on one connection.
 
 Needs ``wrk`` (Debian/Ubuntu: ``apt-get install -y wrk``). Run from the repository root:
 ``python -m bench.api`` (``--smoke`` for a quick check).
@@ -47,7 +48,7 @@ from bench.common import (
 )
 from knm.testing.process import KnmProcess, free_port
 
-RUNNING_LABEL = "knm status of a running task (uncached)"
+RUNNING_LABEL = "knm status of a running task (one version check)"
 PRUNE_LABEL = "knm status of a running task, during a prune of every finished task"
 #: The issue's targets, as ratios to the bare route with the pool reset off (knm's setting).
 RATIO_TARGETS: dict[str, tuple[float, float | None]] = {
@@ -240,6 +241,7 @@ async def time_queries(database_url: str, task_id: str, count: int) -> list[tupl
         "all three in one statement (snapshot)": lambda c: store.snapshot(
             c, task_id, with_output=True
         ),
+        "a running task's version check (version_of)": lambda c: store.version_of(c, task_id),
     }
     found: list[tuple[str, float]] = []
     try:
