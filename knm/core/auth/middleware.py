@@ -125,6 +125,8 @@ def header_token(scope: Any) -> str | None:
     of the token); None without the header. The first header counts, as in ``Headers.get``."""
     for name, value in scope["headers"]:
         if name.lower() == b"authorization":
+            if not value:
+                return None  # an empty header is a missing one, as in ``bearer_token``
             scheme, _, token = value.decode("latin-1").partition(" ")
             if scheme.lower() != "bearer" or not token.strip():
                 raise Unauthorized("malformed Authorization header; expected 'Bearer <token>'")
