@@ -37,7 +37,7 @@ from knm.core.transport import HostKeys, RunResult, TransportError
 from knm.plugins.ssh import known_hosts
 from knm.plugins.ssh.connect import open_connection, secret_digest
 from knm.plugins.ssh.hostkeys import BASTION, HostKeyCheck, PinCache
-from knm.plugins.ssh.limiter import FairLimiter, HandshakeRamp
+from knm.plugins.ssh.limiter import FairLimiter, StartRamp
 from knm.plugins.ssh.pool import ConnectionPool, PoolKey
 from knm.plugins.ssh.process import SshConnection, open_process, run_process
 
@@ -65,7 +65,7 @@ class SshTransport:
 
     def __init__(self) -> None:
         self.limiter = FairLimiter(50)
-        self.ramp = HandshakeRamp()
+        self.ramp = StartRamp()
         self.stats = TransportStats()
         self.pool = ConnectionPool()
         self._bastions: dict[tuple[str, str], Any] = {}
@@ -135,10 +135,19 @@ class SshTransport:
         settings = await knm.features.settings("ssh")
         self.limiter.resize(settings.max_concurrent)
         async with self.limiter.slot(ctx.task_id):
-            conn = await self._checkout(ctx, settings, node, credential, bastion)
+            # One place in the start ramp from before the handshake (or the reuse) until the
+            # command runs (``run`` releases it): a node never queues twice.
+            start = await self.ramp.acquire()
+            try:
+                conn = await self._checkout(ctx, settings, node, credential, bastion)
+            except BaseException:
+                start.release(completed=False)
+                raise
+            conn.start = start
             try:
                 yield conn
             finally:
+                start.release(completed=False)  # a no-op once ``run`` released it
                 self._checkin(conn, settings, pooled=bastion is None)
 
     async def _checkout(
@@ -149,7 +158,7 @@ class SshTransport:
         port = node.port or credential.port or 22
         key = PoolKey(
             self._owner(knm), node.address, port, credential.username, credential.id,
-            secret_digest(credential),
+            self._secret_digest(ctx, credential),
         )  # fmt: skip
 
         pins = self._pins(ctx, cluster)
@@ -162,11 +171,10 @@ class SshTransport:
             if bastion is not None:
                 tunnel = await self._bastion(ctx, settings, bastion, credential)
                 via = f" through bastion {bastion.address}:{bastion.port}"
-            async with self.ramp.handshake():
-                raw = await open_connection(
-                    address=node.address, port=port, credential=credential, check=check(),
-                    connect_timeout=settings.connect_timeout, tunnel=tunnel, via=via,
-                )  # fmt: skip
+            raw = await open_connection(
+                address=node.address, port=port, credential=credential, check=check(),
+                connect_timeout=settings.connect_timeout, tunnel=tunnel, via=via,
+            )  # fmt: skip
             self.stats.connects += 1
             return raw
 
@@ -188,6 +196,18 @@ class SshTransport:
         return SshConnection(
             await connect(), node=node, reused=False, reconnect=connect, pool_key=key
         )
+
+    @staticmethod
+    def _secret_digest(ctx: Any, credential: Any) -> str:
+        """``secret_digest`` of the task's credential, computed once per task, not per node."""
+        cache = getattr(ctx, "cache", None)
+        if cache is None:
+            return secret_digest(credential)
+        key = ("ssh.secret", id(credential))
+        held = cache.get(key)
+        if held is None or held[0] is not credential:
+            held = cache[key] = (credential, secret_digest(credential))
+        return held[1]  # type: ignore[no-any-return]
 
     @staticmethod
     def _pins(ctx: Any, cluster: str) -> PinCache | None:
@@ -276,10 +296,17 @@ class SshTransport:
         pty: bool = False,
         env: dict[str, str] | None = None,
     ) -> RunResult:
-        # Opening the channel and starting the command are a few round trips of CPU work on
-        # both ends, ramped like handshakes so the first nodes start without waiting for all.
-        async with self.ramp.handshake():
+        # The session's place in the start ramp ends once its first command runs; a second
+        # command on the same session is not ramped.
+        start, conn.start = conn.start, None
+        try:
             process, replaced = await open_process(conn, command, pty=pty, env=env)
+        except BaseException:
+            if start is not None:
+                start.release(completed=False)
+            raise
+        if start is not None:
+            start.release(completed=True)
         if replaced:
             self.stats.dead_replaced += 1
         return await run_process(

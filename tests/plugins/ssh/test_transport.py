@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from types import SimpleNamespace
 from typing import Any
@@ -12,6 +13,7 @@ import pytest
 from knm.core.credentials import DecryptedCredential
 from knm.core.tasks import TargetNode
 from knm.core.transport import TransportError
+from knm.plugins.ssh.limiter import StartRamp
 from knm.plugins.ssh.schemas import SshSettings
 from knm.plugins.ssh.transport import TRANSPORT, SshTransport
 from knm.testing.client import ApiClient
@@ -168,6 +170,47 @@ async def test_run_with_a_pty_merges_the_streams(direct: Any, fleet: FleetCluste
         result = await transport.run(conn, "echo to-stderr >&2", pty=True, on_stdout=out.append)
     assert result.exit_code == 0
     assert "to-stderr" in "".join(out)
+
+
+async def test_a_session_holds_one_start_place_from_its_handshake_until_its_command_runs(
+    direct: Any, fleet: FleetCluster
+) -> None:
+    transport, context, credential = direct
+    transport.ramp = StartRamp(start=1, step=3600, stale=0)
+
+    async def second() -> int | None:
+        async with transport.session(context, node(fleet, 1), credential) as conn:
+            return (await transport.run(conn, "true")).exit_code
+
+    async with transport.session(context, node(fleet, 0), credential) as conn:
+        assert transport.ramp.in_progress == 1
+        later = asyncio.ensure_future(second())
+        while not transport.ramp.waiting:
+            await asyncio.sleep(0)
+        # Connected, this node is not queued again behind the next node's handshake.
+        first = await transport.run(conn, "true")
+        assert await asyncio.wait_for(later, 60) == 0
+        # A second command on the same session takes no place.
+        assert (await transport.run(conn, "true")).exit_code == 0
+    assert first.exit_code == 0
+    assert transport.ramp.in_progress == 0 and transport.ramp.waiting == 0
+
+
+async def test_a_session_that_runs_nothing_or_cannot_connect_gives_its_start_place_back(
+    direct: Any, fleet: FleetCluster
+) -> None:
+    transport, context, credential = direct
+    transport.ramp = StartRamp(start=1, step=3600, stale=0)
+    async with transport.session(context, node(fleet, 0), credential):
+        assert transport.ramp.in_progress == 1
+    assert transport.ramp.in_progress == 0
+    nowhere = TargetNode(name="ghost", address="no-such-host.invalid", port=22)
+    with pytest.raises(TransportError):
+        async with transport.session(context, nowhere, credential):
+            pass
+    assert transport.ramp.in_progress == 0
+    async with transport.session(context, node(fleet, 0), credential) as conn:
+        assert (await transport.run(conn, "true")).exit_code == 0
 
 
 async def test_a_name_that_does_not_resolve_is_unreachable_saying_so(direct: Any) -> None:
