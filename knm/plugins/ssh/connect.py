@@ -37,6 +37,12 @@ ENCRYPTION_ALGS = [
 #: hybrid one (or the next default).
 KEX_ALGS = "^curve25519-sha256,curve25519-sha256@libssh.org"
 
+#: A connection in use sends a keepalive after this many seconds without a packet from the node
+#: and gives up after this many unanswered ones. An idle pooled connection sends none (see
+#: ``knm.plugins.ssh.pool``).
+KEEPALIVE_INTERVAL = 30
+KEEPALIVE_COUNT_MAX = 3
+
 
 def secret_digest(credential: Any) -> str:
     """A digest of the credential's login material: a changed secret never reuses a connection
@@ -98,8 +104,8 @@ async def open_connection(
         "client_keys": None,
         "password": credential.password or None,
         "tunnel": tunnel,
-        "keepalive_interval": 30,
-        "keepalive_count_max": 3,
+        "keepalive_interval": KEEPALIVE_INTERVAL,
+        "keepalive_count_max": KEEPALIVE_COUNT_MAX,
         "encryption_algs": ENCRYPTION_ALGS,
         "kex_algs": KEX_ALGS,
         # Never compress (asyncssh's default too, said here): small outputs, CPU on both ends.

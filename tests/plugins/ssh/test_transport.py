@@ -13,6 +13,7 @@ import pytest
 from knm.core.credentials import DecryptedCredential
 from knm.core.tasks import TargetNode
 from knm.core.transport import TransportError
+from knm.plugins.ssh.connect import KEEPALIVE_INTERVAL
 from knm.plugins.ssh.limiter import StartRamp
 from knm.plugins.ssh.schemas import SshSettings
 from knm.plugins.ssh.transport import TRANSPORT, SshTransport
@@ -211,6 +212,21 @@ async def test_a_session_that_runs_nothing_or_cannot_connect_gives_its_start_pla
     assert transport.ramp.in_progress == 0
     async with transport.session(context, node(fleet, 0), credential) as conn:
         assert (await transport.run(conn, "true")).exit_code == 0
+
+
+async def test_a_pooled_connection_sends_keepalives_only_while_it_is_checked_out(
+    direct: Any, fleet: FleetCluster
+) -> None:
+    transport, context, credential = direct
+    # asyncssh has no getter for the keepalive interval: its attribute is read.
+    async with transport.session(context, node(fleet, 2), credential) as conn:
+        raw = conn.raw
+        assert raw._keepalive_interval == KEEPALIVE_INTERVAL
+    assert raw._keepalive_interval == 0
+    async with transport.session(context, node(fleet, 2), credential) as again:
+        assert again.raw is raw and again.reused
+        assert raw._keepalive_interval == KEEPALIVE_INTERVAL
+        assert (await transport.run(again, "true")).exit_code == 0
 
 
 async def test_a_name_that_does_not_resolve_is_unreachable_saying_so(direct: Any) -> None:
