@@ -28,14 +28,30 @@ ENCRYPTION_ALGS = [
     "aes128-ctr",
 ]
 
-#: Key exchange: curve25519-sha256 first, then asyncssh's defaults (``^`` prepends, as in
-#: OpenSSH's ``KexAlgorithms``). An explicit choice of speed over post-quantum protection:
-#: asyncssh's first choice, mlkem768x25519-sha256 (the same X25519 plus ML-KEM-768, against
-#: a future quantum computer decrypting recorded sessions), costs ~190 µs of CPU more per
-#: connection on each end (~5 % of knm's CPU in a 1,000-node fan-out). curve25519-sha256 is
-#: OpenSSH's default before 9.0 and is not weak; a server without it still negotiates the
-#: hybrid one (or the next default).
-KEX_ALGS = "^curve25519-sha256,curve25519-sha256@libssh.org"
+#: Key exchanges knm never offers: SHA-1 (OpenSSH dropped it from its client's defaults).
+_WEAK_KEX = frozenset({b"diffie-hellman-group14-sha1", b"diffie-hellman-group1-sha1"})
+_FIRST_KEX = ["curve25519-sha256", "curve25519-sha256@libssh.org"]
+
+
+def _kex_algs() -> list[str]:
+    """Key exchange: curve25519-sha256 first, then asyncssh's defaults without SHA-1 (and
+    without GSS, never used here). An explicit choice of speed over post-quantum protection:
+    asyncssh's first choice, mlkem768x25519-sha256 (the same X25519 plus ML-KEM-768, against a
+    future quantum computer decrypting recorded sessions), costs ~190 µs of CPU more per
+    connection on each end (~5 % of knm's CPU in a 1,000-node fan-out). curve25519-sha256 was
+    OpenSSH's default before 9.0 and is not weak; a server without it still negotiates the
+    hybrid one (or the next default)."""
+    from asyncssh.kex import get_default_kex_algs
+
+    rest = [
+        alg.decode()
+        for alg in get_default_kex_algs()
+        if alg not in _WEAK_KEX and not alg.startswith(b"gss-")
+    ]
+    return _FIRST_KEX + [alg for alg in rest if alg not in _FIRST_KEX]
+
+
+KEX_ALGS = _kex_algs()
 
 #: A connection in use sends a keepalive after this many seconds without a packet from the node
 #: and gives up after this many unanswered ones. An idle pooled connection sends none (see
