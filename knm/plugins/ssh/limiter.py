@@ -84,10 +84,11 @@ class FairLimiter:
 class RampSlot:
     """One session start's place in a ``StartRamp``; ``release`` it once (more calls are no-ops)."""
 
-    __slots__ = ("_ramp", "_stale", "counted", "released")
+    __slots__ = ("_ramp", "_stale", "counted", "generation", "released")
 
     def __init__(self, ramp: StartRamp) -> None:
         self._ramp = ramp
+        self.generation = ramp.generation
         #: Still holds a place in the window (not yet released, not yet presumed stalled).
         self.counted = True
         self.released = False
@@ -143,6 +144,24 @@ class StartRamp:
         self._completed_in_step = 0
         self._waiters: deque[asyncio.Future[None]] = deque()
         self._timer: asyncio.TimerHandle | None = None
+        #: The event loop the state belongs to, and a count of the resets it caused.
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self.generation = 0
+
+    def _bind(self) -> asyncio.AbstractEventLoop:
+        """The running loop; the state of a loop that is gone is dropped (one process may run
+        several loops in turn, as tests do): its starts will never release their places, nor
+        its timers fire."""
+        loop = asyncio.get_running_loop()
+        if loop is not self._loop:
+            self._loop = loop
+            self.generation += 1
+            self.window = self.start
+            self.in_progress = 0
+            self._completed_in_step = 0
+            self._waiters = deque()
+            self._timer = None
+        return loop
 
     @property
     def waiting(self) -> int:
@@ -150,8 +169,8 @@ class StartRamp:
         return sum(1 for future in self._waiters if not future.done())
 
     async def acquire(self) -> RampSlot:
+        loop = self._bind()
         if not (self.in_progress < self.window and not self._waiters):
-            loop = asyncio.get_running_loop()
             future: asyncio.Future[None] = loop.create_future()
             self._waiters.append(future)
             if self._timer is None:
@@ -172,15 +191,19 @@ class StartRamp:
             self.in_progress += 1
         slot = RampSlot(self)
         if self.stale > 0:
-            slot._stale = asyncio.get_running_loop().call_later(self.stale, slot._stalled)
+            slot._stale = loop.call_later(self.stale, slot._stalled)
         return slot
 
     def _uncount(self, slot: RampSlot) -> None:
         slot.counted = False
+        if slot.generation != self.generation:
+            return
         self.in_progress -= 1
         self._grant()
 
     def _release(self, slot: RampSlot, *, completed: bool) -> None:
+        if slot.generation != self.generation:
+            return  # a place of a loop that is gone: its state was dropped
         if slot.counted:
             slot.counted = False
             self.in_progress -= 1

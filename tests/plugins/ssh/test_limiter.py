@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import pytest
 
@@ -180,3 +181,26 @@ async def test_a_cancelled_waiter_gives_up_its_place_in_the_ramp() -> None:
     held.release(completed=False)
     await asyncio.wait_for(second, timeout=30)
     assert ramp.in_progress == 1
+
+
+def test_a_ramp_used_from_a_new_event_loop_drops_the_places_the_old_one_never_gave_back() -> None:
+    ramp = StartRamp(start=1, step=3600, stale=3600)
+
+    async def leave_a_start_and_a_waiter_behind() -> Any:
+        held = await ramp.acquire()
+        waiter = asyncio.ensure_future(ramp.acquire())
+        await asyncio.sleep(0)
+        assert not waiter.done()  # left waiting when the loop ends
+        return held
+
+    held = asyncio.run(leave_a_start_and_a_waiter_behind())
+    assert ramp.in_progress == 1
+
+    async def start_again() -> None:
+        slot = await asyncio.wait_for(ramp.acquire(), 30)
+        held.release(completed=True)  # the old loop's place: not counted again
+        assert ramp.in_progress == 1 and ramp.window == 1
+        slot.release(completed=True)
+
+    asyncio.run(start_again())
+    assert ramp.in_progress == 0
