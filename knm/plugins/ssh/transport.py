@@ -25,6 +25,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+import pwd
 import resource
 import weakref
 from collections.abc import AsyncIterator, Callable
@@ -84,6 +86,7 @@ class SshTransport:
         Each app expires its own idle connections from its own event loop. The limiter is
         shared by every app of the process, which must therefore share one event loop."""
         raise_open_files_limit()
+        name_local_user()
         owner = self._owner(knm)
         self._live.add(owner)
         reaper = asyncio.create_task(self._reap_idle(owner), name="knm-ssh-pool-reaper")
@@ -312,6 +315,18 @@ class SshTransport:
         return await run_process(
             conn, process, stdin=stdin, on_stdout=on_stdout, on_stderr=on_stderr, timeout=timeout
         )
+
+
+def name_local_user() -> None:
+    """Sets ``LOGNAME`` to the process's user when no login variable names it (a service's
+    environment often has none). asyncssh asks ``getpass.getuser()`` for every connection,
+    which without them reads the password database each time (~4 % of knm's CPU samples in a
+    1,000-node fan-out); with it, an environment lookup. The value is what ``getuser`` returns
+    anyway, so nothing in the process or its children sees a different user."""
+    if any(os.environ.get(name) for name in ("LOGNAME", "USER", "LNAME", "USERNAME")):
+        return
+    with contextlib.suppress(KeyError, OSError):
+        os.environ["LOGNAME"] = pwd.getpwuid(os.getuid()).pw_name
 
 
 def raise_open_files_limit() -> None:

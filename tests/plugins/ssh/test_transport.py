@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import getpass
+import os
+import pwd
 from collections.abc import AsyncIterator, Awaitable, Callable
 from types import SimpleNamespace
 from typing import Any
@@ -16,7 +19,7 @@ from knm.core.transport import TransportError
 from knm.plugins.ssh.connect import KEEPALIVE_INTERVAL
 from knm.plugins.ssh.limiter import StartRamp
 from knm.plugins.ssh.schemas import SshSettings
-from knm.plugins.ssh.transport import TRANSPORT, SshTransport
+from knm.plugins.ssh.transport import TRANSPORT, SshTransport, name_local_user
 from knm.testing.client import ApiClient
 from knm.testing.fleet import FleetCluster, create_fleet_cluster
 from knm.testing.tasks import eventually
@@ -281,3 +284,23 @@ async def test_idle_connections_close_after_their_ttl_and_the_pool_keeps_its_siz
             return transport.idle_count() == 0
 
         await eventually(emptied, deadline=30)
+
+
+_LOGIN_VARIABLES = ("LOGNAME", "USER", "LNAME", "USERNAME")
+
+
+def test_without_a_login_variable_logname_names_the_user_getuser_would_find(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for name in _LOGIN_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    name_local_user()
+    assert os.environ["LOGNAME"] == pwd.getpwuid(os.getuid()).pw_name == getpass.getuser()
+
+
+def test_a_login_variable_already_set_is_left_alone(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in _LOGIN_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("USER", "someone-else")
+    name_local_user()
+    assert "LOGNAME" not in os.environ and os.environ["USER"] == "someone-else"
