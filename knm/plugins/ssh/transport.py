@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 import os
 import pwd
@@ -50,6 +51,9 @@ __all__ = ["TRANSPORT", "SshConnection", "SshTransport"]
 
 log = logging.getLogger("knm.ssh")
 _CLOSE_GRACE = 3.0
+#: Seconds between the reaper's scans of every idle connection (it expires the due ones every
+#: second).
+_SWEEP_EVERY = 30
 
 
 class TransportStats(msgspec.Struct):
@@ -116,9 +120,13 @@ class SshTransport:
         return len(self.pool)
 
     async def _reap_idle(self, owner: int) -> None:
-        while True:
+        for tick in itertools.count(1):
             await asyncio.sleep(1.0)
-            self.pool.expire(owner)
+            if tick % _SWEEP_EVERY:
+                self.pool.expire_due(owner)
+            else:
+                # Now and then, every idle connection: the ones the node closed go too.
+                self.pool.expire(owner)
 
     # --- sessions -------------------------------------------------------------------------
 

@@ -57,3 +57,32 @@ def test_an_idle_connection_sends_no_keepalives_until_it_is_taken_again() -> Non
     assert conn.keepalive[0] == 0
     assert pool.take(key("10.0.0.1")) is conn
     assert conn.keepalive == (KEEPALIVE_INTERVAL, KEEPALIVE_COUNT_MAX)
+
+
+def test_expiring_the_due_closes_only_what_outlived_its_ttl_and_skips_what_was_taken_since() -> (
+    None
+):
+    pool = ConnectionPool()
+    old, fresh, taken = FakeConn(), FakeConn(), FakeConn()
+    pool.put(key("10.0.0.1"), old, size=10, ttl=0.0)  # type: ignore[arg-type]
+    pool.put(key("10.0.0.2"), fresh, size=10, ttl=3600)  # type: ignore[arg-type]
+    pool.put(key("10.0.0.3"), taken, size=10, ttl=0.0)  # type: ignore[arg-type]
+    assert pool.take(key("10.0.0.3")) is taken
+    # Back in the pool for longer: its first, overdue entry must not close it.
+    pool.put(key("10.0.0.3"), taken, size=10, ttl=3600)  # type: ignore[arg-type]
+    time.sleep(0.01)
+    pool.expire_due(owner=1)
+    assert old.closed and not fresh.closed and not taken.closed
+    assert len(pool) == 2 and pool.closed_idle == 1
+    assert pool.take(key("10.0.0.1")) is None
+    assert pool.take(key("10.0.0.3")) is taken
+
+
+def test_a_pool_whose_connections_keep_coming_back_does_not_grow_its_expiry_heap() -> None:
+    pool = ConnectionPool()
+    conn = FakeConn()
+    for _ in range(1000):
+        pool.put(key("10.0.0.1"), conn, size=10, ttl=3600)  # type: ignore[arg-type]
+        assert pool.take(key("10.0.0.1")) is conn
+    pool.put(key("10.0.0.1"), conn, size=10, ttl=3600)  # type: ignore[arg-type]
+    assert len(pool._due[1]) <= 4 * len(pool) + 65
