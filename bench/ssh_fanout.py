@@ -11,8 +11,8 @@ what differs is the client side. Runners, all at concurrency 200 (Ansible: ``--a
   ``knm warm``: the same task again, each node reusing its pooled connection. knm is restarted
   before each repeat, so that every cold round really connects.
 * ``floor``: a bare asyncssh ``gather`` under a semaphore (connect, run, close), in-process;
-  ``floor knm-algs``: the same with knm's algorithm choice (AES-GCM first, curve25519-sha256
-  key exchange), as a control: how much of a difference is the algorithms alone.
+  ``floor knm-algs``: the same with knm's algorithm choice (AES-GCM first, no SHA-1 key
+  exchange), as a control: how much of a difference is the algorithms alone.
 * ``parallel-ssh``: ``pssh.clients.ParallelSSHClient`` (libssh2), in a child process (gevent),
   timed around ``run_command`` + ``join`` + reading the output.
 * ``ansible``: ``ansible all -m raw -o`` as a subprocess, timed as a user would see it.
