@@ -366,6 +366,9 @@ class _Walker:
                 # tree-sitter-bash nests ``a | b | c && d`` as ``a | (b | c && d)``: walked
                 # as the parser reads it, whole, as before.
                 or (len(pipelines) > 1 and len(pipelines[0].stages) > 2)
+                # The walk stops at MAX_NESTING levels of ``&&``/``||`` anyway: the parser
+                # builds that nesting faster than the pieces would be prepared.
+                or len(pipelines) > MAX_NESTING
             ):
                 unit = self.piece(text[item.start : item.end], ended=True)
                 if unit is None:
