@@ -23,8 +23,8 @@ Used by ``tests/plugins/workflows/test_maintenance_machine.py`` (bounded, ``slow
 
 from __future__ import annotations
 
-import base64
 import contextlib
+import os
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -32,14 +32,17 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from hypothesis import HealthCheck, Phase, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
+import knm
 from knm.testing import sshfleet
 from knm.testing.database import TEST_ADMIN_PASSWORD
 from knm.testing.k8s.cluster import HistoryEntry
 from knm.testing.k8s_standin import KubeStandin
 from knm.testing.kube import standin
+from knm.testing.maintenance_nodes import NodeAgent, Upgrade
 from knm.testing.process import KnmProcess
 
 NODE_COUNT = 6
@@ -48,24 +51,20 @@ NS = "default"
 KNM_CORDON = "knm.io/cordoned-by"
 TERMINAL = frozenset({"completed", "failed", "cancelled"})
 ACTIVE = frozenset({"pending", "running"})
+#: The finalizer's timeout, which bounds how long it waits for a node's new boot id after a
+#: rebooting step that may have rebooted it (cancelled, lost, or one that did not reboot): a
+#: reboot the lab's nodes were asked for begins within ``REBOOT_DELAY`` (1 s), so 5 s is ample
+#: (a later reboot would break an invariant, not pass unseen); 30 s made every interrupted
+#: batch cost 30 s.
+GIVE_BACK_TIMEOUT = 5
+#: Settings the lab's knm processes run with, beyond :class:`KnmProcess`'s own.
+LAB_ENV: dict[str, str] = {}
 
 
-def reboot_command(kube: KubeStandin, addresses: dict[str, str]) -> str:
-    """A whole command that asks the stand-in to reboot the node this SSH session is on (found
-    from the connection's server address), as ``reboot`` would."""
-    code = (
-        "import os, urllib.request as u\n"
-        f"name = {addresses!r}[os.environ['SSH_CONNECTION'].split()[2]]\n"
-        f"u.urlopen(u.Request('{kube.url}/_standin/nodes/' + name + '/reboot', method='POST'))\n"
-    )
-    encoded = base64.b64encode(code.encode()).decode()
-    return f"python3 -c 'import base64; exec(base64.b64decode(\"{encoded}\"))'"
-
-
-def definition(lab_reboot: str) -> dict[str, Any]:
+def definition(upgrade: str, reboot: str) -> dict[str, Any]:
     return {
         "parameters": [
-            {"name": "reboot_command", "type": "command", "default": lab_reboot},
+            {"name": "reboot_command", "type": "command", "default": reboot},
             {"name": "drain_timeout", "type": "integer", "default": "3"},
         ],
         "strategy": {"mode": "rolling", "batch_size": 1, "max_failed_batches": 0},
@@ -75,7 +74,7 @@ def definition(lab_reboot: str) -> dict[str, Any]:
             {"id": "drain", "type": "k8s", "action": "drain", "depends_on": ["cordon"],
              "params": {"on_timeout": "fail", "drain_timeout": "{{ params.drain_timeout }}"},
              "timeout": 60},
-            {"id": "upgrade", "type": "ssh", "command": "true", "reboots": True,
+            {"id": "upgrade", "type": "ssh", "command": upgrade, "reboots": True,
              "depends_on": ["drain"], "timeout": 30},
             {"id": "reboot", "type": "ssh", "command": "{{ params.reboot_command }}",
              "reboots": True, "depends_on": ["upgrade"], "timeout": 30},
@@ -83,7 +82,7 @@ def definition(lab_reboot: str) -> dict[str, Any]:
              "params": {"after_reboot": True}, "depends_on": ["reboot"], "timeout": 30},
             {"id": "uncordon", "type": "k8s", "action": "uncordon", "depends_on": ["wait_ready"]},
             {"id": "give_back", "type": "k8s", "action": "uncordon", "depends_on": ["uncordon"],
-             "when": "always", "continue_on_error": True, "timeout": 30},
+             "when": "always", "continue_on_error": True, "timeout": GIVE_BACK_TIMEOUT},
         ],
     }  # fmt: skip
 
@@ -96,6 +95,27 @@ class Counters:
     rules: int = 0
     examples: int = 0
     kills: int = 0
+    #: Wall seconds by what the machine was doing (a rule's name, ``settle``, ``check`` …).
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    def summary(self) -> str:
+        spent = ", ".join(
+            f"{name} {secs:.0f} s"
+            for name, secs in sorted(self.seconds.items(), key=lambda i: -i[1])
+        )
+        return (
+            f"examples {self.examples}, runs {self.runs}, steps {self.steps}, rules {self.rules}, "
+            f"checks {self.checks}, worker kills {self.kills}; time: {spent}"
+        )
+
+
+@dataclass(frozen=True)
+class Failure:
+    """The first invariant the machine broke: its message, in which example, after how long."""
+
+    message: str
+    examples: int
+    seconds: float
 
 
 @dataclass
@@ -106,6 +126,7 @@ class Lab:
     database_url: str
     kube: KubeStandin
     fleet: sshfleet.SshFleet
+    agent: NodeAgent
     nodes: list[str]
     api: KnmProcess
     worker: KnmProcess
@@ -122,6 +143,19 @@ class Lab:
     knm_cordoned: dict[str, str] = field(default_factory=dict)
     awaiting_boot: set[str] = field(default_factory=set)
     workers: int = 1
+    first_failure: Failure | None = None
+    started: float = field(default_factory=time.monotonic)
+    #: Environment of the knm processes beyond :class:`KnmProcess`'s own (test-side knobs).
+    env: dict[str, str] = field(default_factory=dict)
+
+    @contextlib.contextmanager
+    def timed(self, what: str) -> Iterator[None]:
+        started = time.monotonic()
+        try:
+            yield
+        finally:
+            spent = self.counters.seconds
+            spent[what] = spent.get(what, 0.0) + time.monotonic() - started
 
     # --- HTTP ------------------------------------------------------------------------------
 
@@ -152,12 +186,12 @@ class Lab:
             json={"name": self.cluster, "kind": "kubernetes", "kubeconfig": self.kube.kubeconfig(),
                   "max_unavailable": MAX_UNAVAILABLE},
         )  # fmt: skip
-        addresses = {n.address: name for name, n in zip(self.nodes, self.fleet.nodes, strict=True)}
         self.workflow_id = self.data(
             "POST",
             "/automation/workflows",
             json={"name": "lab maintenance",
-                  "definition": definition(reboot_command(self.kube, addresses))},
+                  "definition": definition(self.agent.command("upgrade"),
+                                           self.agent.command("reboot"))},
         )["id"]  # fmt: skip
 
     # --- what the machine does ------------------------------------------------------------
@@ -207,7 +241,7 @@ class Lab:
         self.worker.kill()
         self.workers += 1
         self.worker = KnmProcess(
-            self.workdir / f"worker{self.workers}", self.database_url, ["worker"], {}
+            self.workdir / f"worker{self.workers}", self.database_url, ["worker"], self.env
         )
         self.worker.start()
         self.counters.kills += 1
@@ -236,7 +270,7 @@ class Lab:
         while True:
             statuses = self.statuses()
             open_ = [t for t, s in statuses.items() if s["status"] not in TERMINAL]
-            if not open_:
+            if not open_ and self.agent.settled():
                 self.counters.steps += sum(
                     1
                     for s in statuses.values()
@@ -256,12 +290,26 @@ class Lab:
 
     def check(self) -> None:
         self.counters.checks += 1
-        history = self.kube.history
-        for entry in history[self.checked :]:
-            self._check_entry(entry)
-        self.checked = len(history)
-        if self.tasks and not self.active():
-            self.check_no_cordon_left()
+        try:
+            history = self.kube.history
+            for entry in history[self.checked :]:
+                self._check_entry(entry)
+            self.checked = len(history)
+            if self.tasks and not self.active():
+                self.check_no_cordon_left()
+        except AssertionError as exc:
+            self.broke(exc)
+            raise
+
+    def broke(self, exc: AssertionError) -> None:
+        """Keep the first invariant broken, with when (hypothesis replays a failing example
+        to report it; with real processes and real time, the replay may not fail alike)."""
+        if self.first_failure is None:
+            self.first_failure = Failure(
+                message=str(exc).splitlines()[0] if str(exc) else repr(exc),
+                examples=self.counters.examples,
+                seconds=time.monotonic() - self.started,
+            )
 
     def _check_entry(self, entry: HistoryEntry) -> None:
         assert not entry.violations, f"budget broken: {entry}"
@@ -296,9 +344,30 @@ class Lab:
         assert not left, f"knm cordons left after every task ended: {left}"
 
 
+def mutant_env(workdir: Path, mutant: str) -> dict[str, str]:
+    """Environment under which a knm process runs with ``mutant`` applied
+    (:mod:`knm.testing.maintenance_mutants`): a ``sitecustomize`` on ``PYTHONPATH``, ahead of
+    the checkout this test process imports knm from, so the process runs the same code."""
+    from knm.testing import maintenance_mutants
+
+    maintenance_mutants.MUTANTS[mutant]  # a KeyError here, not in a worker's log
+    shim = workdir / "mutant-shim"
+    shim.mkdir(parents=True, exist_ok=True)
+    (shim / "sitecustomize.py").write_text(
+        "from knm.testing.maintenance_mutants import apply_from_env\n\napply_from_env()\n"
+    )
+    checkout = Path(knm.__file__).resolve().parent.parent
+    path = [str(shim), str(checkout), *filter(None, [os.environ.get("PYTHONPATH")])]
+    return {"PYTHONPATH": os.pathsep.join(path), maintenance_mutants.ENV: mutant}
+
+
 @contextlib.contextmanager
-def maintenance_lab(workdir: Path, database_url: str) -> Iterator[Lab]:
-    """Fleet, stand-in and knm processes, set up; all stopped on exit."""
+def maintenance_lab(workdir: Path, database_url: str, mutant: str | None = None) -> Iterator[Lab]:
+    """Fleet, stand-in, node agent and knm processes, set up; all stopped on exit. With
+    ``mutant``, the knm processes run with that mutant applied (the test process does not)."""
+    env = dict(LAB_ENV)
+    if mutant:
+        env.update(mutant_env(workdir, mutant))
     with sshfleet.ssh_fleet(workdir / "fleet", nodes=NODE_COUNT) as fleet:
         kube = standin(populate=False)
         nodes = [f"node{i}" for i in range(1, NODE_COUNT + 1)]
@@ -308,11 +377,13 @@ def maintenance_lab(workdir: Path, database_url: str) -> Iterator[Lab]:
         for i, name in enumerate(nodes, start=1):
             kube.add_pod(NS, f"web-{i}", name, labels={"app": "web"}, owner_name="web")
         kube.add_pdb(NS, "web", {"app": "web"}, max_unavailable=1)
-        api = KnmProcess(workdir / "api", database_url, ["serve", "--no-runner"], {})
-        worker = KnmProcess(workdir / "worker1", database_url, ["worker"], {})
+        addresses = {n.address: name for name, n in zip(nodes, fleet.nodes, strict=True)}
+        agent = NodeAgent(kube, addresses).start()
+        api = KnmProcess(workdir / "api", database_url, ["serve", "--no-runner"], env)
+        worker = KnmProcess(workdir / "worker1", database_url, ["worker"], env)
         lab = Lab(
-            workdir=workdir, database_url=database_url, kube=kube, fleet=fleet, nodes=nodes,
-            api=api, worker=worker,
+            workdir=workdir, database_url=database_url, kube=kube, fleet=fleet, agent=agent,
+            nodes=nodes, api=api, worker=worker, env=env,
         )  # fmt: skip
         try:
             api.start()
@@ -323,7 +394,11 @@ def maintenance_lab(workdir: Path, database_url: str) -> Iterator[Lab]:
             for proc in (lab.worker, api):
                 with contextlib.suppress(Exception):
                     proc.stop()
+            agent.stop()
             kube.stop()
+
+
+NODE_LISTS = st.lists(st.integers(0, NODE_COUNT - 1), min_size=3, max_size=NODE_COUNT, unique=True)
 
 
 class MaintenanceMachine(RuleBasedStateMachine):
@@ -331,42 +406,43 @@ class MaintenanceMachine(RuleBasedStateMachine):
 
     lab: Lab
 
-    @initialize(
-        nodes=st.lists(st.integers(0, NODE_COUNT - 1), min_size=3, max_size=NODE_COUNT, unique=True)
-    )
+    @initialize(nodes=NODE_LISTS)
     def begin(self, nodes: list[int]) -> None:
         """Every example starts with a roll, so each one exercises a maintenance."""
         self.lab.counters.examples += 1
         self.lab.forget_tasks()
-        self.lab.start_roll([self.lab.nodes[i] for i in nodes])
+        with self.lab.timed("start_roll"):
+            self.lab.start_roll([self.lab.nodes[i] for i in nodes])
 
-    @rule(
-        nodes=st.lists(st.integers(0, NODE_COUNT - 1), min_size=3, max_size=NODE_COUNT, unique=True)
-    )
+    @rule(nodes=NODE_LISTS)
     def start_roll(self, nodes: list[int]) -> None:
-        self.lab.start_roll([self.lab.nodes[i] for i in nodes])
+        with self.lab.timed("start_roll"):
+            self.lab.start_roll([self.lab.nodes[i] for i in nodes])
 
     # Which task a rule picks is an index drawn up front: the draws never depend on how far
     # the (real, timed) tasks got, so hypothesis can replay and shrink an example.
     @precondition(lambda self: bool(self.lab.tasks))
     @rule(pick=st.integers(0, 1000))
     def cancel(self, pick: int) -> None:
-        active = self.lab.active()
-        if active:
-            self.lab.cancel(active[pick % len(active)])
+        with self.lab.timed("cancel"):
+            active = self.lab.active()
+            if active:
+                self.lab.cancel(active[pick % len(active)])
 
     @precondition(lambda self: bool(self.lab.tasks))
     @rule()
     def kill_worker(self) -> None:
-        self.lab.kill_worker()
+        with self.lab.timed("kill_worker"):
+            self.lab.kill_worker()
 
     @precondition(lambda self: bool(self.lab.tasks))
     @rule(pick=st.integers(0, 1000), how=st.sampled_from(["resume", "rerun"]))
     def again(self, pick: int, how: str) -> None:
-        finished = self.lab.finished()
-        if finished:
-            task = finished[pick % len(finished)]
-            (self.lab.resume if how == "resume" else self.lab.rerun)(task)
+        with self.lab.timed("again"):
+            finished = self.lab.finished()
+            if finished:
+                task = finished[pick % len(finished)]
+                (self.lab.resume if how == "resume" else self.lab.rerun)(task)
 
     @rule(node=st.integers(0, NODE_COUNT - 1), on=st.booleans())
     def hand_cordon(self, node: int, on: bool) -> None:
@@ -376,25 +452,79 @@ class MaintenanceMachine(RuleBasedStateMachine):
     def reboot(self, node: int) -> None:
         self.lab.kube.reboot(self.lab.nodes[node])
 
+    @rule(node=st.integers(0, NODE_COUNT - 1), what=st.sampled_from(["fail", "reboot"]))
+    def next_upgrade(self, node: int, what: Upgrade) -> None:
+        """The node's next upgrade fails, or reboots it (``reboot_if_needed``)."""
+        self.lab.agent.next_upgrade[self.lab.nodes[node]] = what
+
     @rule(tight=st.booleans())
     def budget(self, tight: bool) -> None:
         self.lab.budget(tight)
 
     @rule(seconds=st.sampled_from([0.2, 0.5, 1.0, 2.0]))
     def let_time_pass(self, seconds: float) -> None:
-        time.sleep(seconds)
+        with self.lab.timed("let_time_pass"):
+            time.sleep(seconds)
 
     @invariant()
     def safe(self) -> None:
         self.lab.counters.rules += 1
-        self.lab.check()
+        with self.lab.timed("check"):
+            self.lab.check()
 
     def teardown(self) -> None:
         lab = self.lab
         lab.budget(False)
-        lab.settle()
-        lab.check()
-        if lab.tasks:
-            lab.check_no_cordon_left()
+        lab.agent.next_upgrade.clear()
+        try:
+            with lab.timed("settle"):
+                lab.settle()
+            with lab.timed("check"):
+                lab.check()
+                if lab.tasks:
+                    lab.check_no_cordon_left()
+        except AssertionError as exc:
+            lab.broke(exc)
+            raise
         for node in lab.nodes:
             lab.hand_cordon(node, False)
+
+
+def machine_settings(
+    examples: int, steps: int, *, shrink: bool = True, derandomize: bool = False
+) -> settings:
+    """Hypothesis settings for the machine over real processes: no deadline, no health checks
+    (an example takes seconds), nothing stored between runs; without ``shrink`` a failure is
+    reported as found (shrinking replays real, timed examples, for minutes)."""
+    phases = list(Phase) if shrink else [Phase.explicit, Phase.reuse, Phase.generate]
+    return settings(
+        max_examples=examples,
+        stateful_step_count=steps,
+        deadline=None,
+        suppress_health_check=list(HealthCheck),
+        database=None,
+        phases=phases,
+        derandomize=derandomize,
+        report_multiple_bugs=False,
+    )
+
+
+def hunt(lab: Lab, *, examples: int, steps: int = 8, minutes: float = 0.0) -> Failure | None:
+    """Run the machine (without shrinking) until an invariant breaks, ``examples`` examples
+    ran, or (with ``minutes``) that much time passed; the first invariant broken, or None."""
+    MaintenanceMachine.lab = lab
+    until = time.monotonic() + minutes * 60 if minutes else None
+    while lab.first_failure is None:
+        case = MaintenanceMachine.TestCase
+        case.settings = machine_settings(
+            examples if until is None else min(examples, 10), steps, shrink=False
+        )
+        try:
+            case().runTest()
+        except Exception as exc:  # hypothesis wraps what it could not replay (Flaky…)
+            if lab.first_failure is None:
+                raise
+            del exc
+        if until is None or time.monotonic() >= until or lab.counters.examples >= examples:
+            break
+    return lab.first_failure
