@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -144,6 +145,8 @@ class Lab:
     awaiting_boot: set[str] = field(default_factory=set)
     workers: int = 1
     first_failure: Failure | None = None
+    #: Say on stderr when each example starts.
+    progress: bool = False
     started: float = field(default_factory=time.monotonic)
     #: Environment of the knm processes beyond :class:`KnmProcess`'s own (test-side knobs).
     env: dict[str, str] = field(default_factory=dict)
@@ -409,8 +412,16 @@ class MaintenanceMachine(RuleBasedStateMachine):
     @initialize(nodes=NODE_LISTS)
     def begin(self, nodes: list[int]) -> None:
         """Every example starts with a roll, so each one exercises a maintenance."""
-        self.lab.counters.examples += 1
+        lab = self.lab
+        lab.counters.examples += 1
+        if lab.progress:
+            print(
+                f"example {lab.counters.examples} after {time.monotonic() - lab.started:.0f} s",
+                file=sys.stderr,
+            )
         self.lab.forget_tasks()
+        # What the last example asked of upgrades that never ran is not this one's.
+        self.lab.agent.next_upgrade.clear()
         with self.lab.timed("start_roll"):
             self.lab.start_roll([self.lab.nodes[i] for i in nodes])
 
@@ -475,7 +486,6 @@ class MaintenanceMachine(RuleBasedStateMachine):
     def teardown(self) -> None:
         lab = self.lab
         lab.budget(False)
-        lab.agent.next_upgrade.clear()
         try:
             with lab.timed("settle"):
                 lab.settle()

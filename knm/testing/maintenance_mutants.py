@@ -28,8 +28,8 @@ class Mutant:
     finding: int
     #: What the engine does wrong, as the issue's finding describes it.
     old_behaviour: str
-    #: A piece of the invariant's message the machine is expected to break with.
-    breaks: str
+    #: Pieces of the messages of the invariants the machine is expected to break (any one).
+    breaks: tuple[str, ...]
     apply: Callable[[], None]
 
 
@@ -138,7 +138,10 @@ MUTANTS: dict[str, Mutant] = {
                 "rebooting step: a reboot by an earlier step (the upgrade's reboot_if_needed) "
                 "satisfies them"
             ),
-            breaks="which was schedulable or not cordoned by knm",
+            breaks=(
+                "which was schedulable or not cordoned by knm",
+                "before its reboot was confirmed",
+            ),
             apply=_boot_ids_at_batch_start,
         ),
         Mutant(
@@ -149,7 +152,7 @@ MUTANTS: dict[str, Mutant] = {
                 "before the steps after them, so it reboots a node the failed run's clean-up "
                 "gave back"
             ),
-            breaks="which was schedulable or not cordoned by knm",
+            breaks=("which was schedulable or not cordoned by knm", "with pods on it"),
             apply=_resume_trusts_cordon_and_drain,
         ),
         Mutant(
@@ -159,7 +162,7 @@ MUTANTS: dict[str, Mutant] = {
                 "resume skips the finalizers (when: always) of a batch whose finalizers ran "
                 "before, so a resumed run that fails after re-cordoning leaves the cordon"
             ),
-            breaks="knm cordons left after every task ended",
+            breaks=("knm cordons left after every task ended",),
             apply=_resume_skips_finalizers,
         ),
     )
