@@ -4,21 +4,34 @@ The lab: a Kubernetes stand-in whose nodes are an SSH fleet's loopback addresses
 Deployment with a replica on every node guarded by a PodDisruptionBudget, and knm as real
 processes (``knm serve --no-runner`` plus one ``knm worker`` that can be SIGKILLed and started
 again) on a given database. The workflow under test is a rolling maintenance: cordon, drain
-(``drain_timeout``), an SSH "upgrade" and an SSH "reboot" that both say ``reboots: true`` (the
-reboot asks the stand-in, from the node, to reboot that node), ``wait_ready`` after the reboot,
-uncordon, and a finalizer.
+(``drain_timeout``), an SSH "upgrade" and an SSH "reboot" that both say ``reboots: true``,
+``wait_ready`` after the reboot, uncordon, and a finalizer. What the SSH steps do on a node is
+the node agent's (:mod:`knm.testing.maintenance_nodes`): the reboot returns before the node goes
+down, as a real ``systemctl reboot`` does; an upgrade may fail or reboot the node
+(``reboot_if_needed``), as the machine asks.
 
 :class:`MaintenanceMachine` (hypothesis ``RuleBasedStateMachine``) interleaves starting rolls
 over 3–6 nodes, cancel, SIGKILL and restart of the worker, resume, rerun, hand cordons, reboots
-at arbitrary moments and budgets tightened and relaxed. After every rule its invariants are
-checked against the stand-in's complete recorded history (:meth:`Lab.check`), not against
-snapshots: knm-cordoned nodes never more than ``max_unavailable``; no budget broken; no reboot
-knm asked for on a node that was schedulable or still had pods; no node uncordoned by knm
-before its own reboot was confirmed by a new boot id; no knm cordon left once every task has
-ended; no task left running.
+at arbitrary moments, upgrades that fail or reboot, and budgets tightened and relaxed. After
+every rule its invariants are checked against the stand-in's complete recorded history
+(:meth:`Lab.check`), not against snapshots: knm-cordoned nodes never more than
+``max_unavailable``; no budget broken; no reboot knm asked for on a node that was schedulable
+or still had pods; no node uncordoned by knm before its own reboot was confirmed by a new boot
+id; no knm cordon left once every task has ended; no task left running.
 
-Used by ``tests/plugins/workflows/test_maintenance_machine.py`` (bounded, ``slow``) and
-``python -m bench.maintenance_soak``.
+Used by ``tests/plugins/workflows/test_maintenance_machine.py`` (bounded, ``slow``),
+``python -m bench.maintenance_soak``, and, with the engine's old behaviour put back
+(:mod:`knm.testing.maintenance_mutants`), ``tests/plugins/workflows/test_maintenance_mutants.py``
+and ``python -m bench.maintenance_mutants``.
+
+Where an example's time goes (``Counters.seconds``): nearly all of it is :meth:`Lab.settle`,
+waiting for the rolls the rules started to end, at roughly 4–5 s per node (seven steps, each a
+child task; the reboot's 1 s delay and the stand-in's 0.5 s reboot) and a few seconds per worker
+SIGKILL (a new process, then the 2 s lease). The lab's own knobs: the finalizer's timeout
+(:data:`GIVE_BACK_TIMEOUT`), :data:`~knm.testing.maintenance_nodes.REBOOT_DELAY`, the stand-in's
+fast timings, and the 2 s lease :class:`~knm.testing.process.KnmProcess` gives every test
+process (a shorter one risks a live worker's task being reaped under load); production defaults
+are untouched.
 """
 
 from __future__ import annotations
@@ -58,8 +71,8 @@ ACTIVE = frozenset({"pending", "running"})
 #: (a later reboot would break an invariant, not pass unseen); 30 s made every interrupted
 #: batch cost 30 s.
 GIVE_BACK_TIMEOUT = 5
-#: Settings the lab's knm processes run with, beyond :class:`KnmProcess`'s own.
-LAB_ENV: dict[str, str] = {}
+#: How long resume/rerun waits for a task to end (a roll of six nodes takes about 30 s).
+AGAIN_WAIT = 20.0
 
 
 def definition(upgrade: str, reboot: str) -> dict[str, Any]:
@@ -223,6 +236,15 @@ class Lab:
     def finished(self) -> list[str]:
         return [t for t, s in self.statuses().items() if s["status"] in ("failed", "cancelled")]
 
+    def until_one_ended(self, deadline: float = AGAIN_WAIT) -> None:
+        """Until some task this example started has ended (or ``deadline`` seconds passed):
+        resume and rerun need one, and the rules alone take far less time than a roll."""
+        end = time.monotonic() + deadline
+        while time.monotonic() < end:
+            if any(s["status"] in TERMINAL for s in self.statuses().values()):
+                return
+            time.sleep(0.2)
+
     def cancel(self, task: str) -> None:
         self.call("POST", f"/automation/workflows/cancel/{task}")
 
@@ -368,7 +390,7 @@ def mutant_env(workdir: Path, mutant: str) -> dict[str, str]:
 def maintenance_lab(workdir: Path, database_url: str, mutant: str | None = None) -> Iterator[Lab]:
     """Fleet, stand-in, node agent and knm processes, set up; all stopped on exit. With
     ``mutant``, the knm processes run with that mutant applied (the test process does not)."""
-    env = dict(LAB_ENV)
+    env: dict[str, str] = {}
     if mutant:
         env.update(mutant_env(workdir, mutant))
     with sshfleet.ssh_fleet(workdir / "fleet", nodes=NODE_COUNT) as fleet:
@@ -450,6 +472,7 @@ class MaintenanceMachine(RuleBasedStateMachine):
     @rule(pick=st.integers(0, 1000), how=st.sampled_from(["resume", "rerun"]))
     def again(self, pick: int, how: str) -> None:
         with self.lab.timed("again"):
+            self.lab.until_one_ended()
             finished = self.lab.finished()
             if finished:
                 task = finished[pick % len(finished)]
@@ -484,8 +507,9 @@ class MaintenanceMachine(RuleBasedStateMachine):
             self.lab.check()
 
     def teardown(self) -> None:
+        # The rolls end in the world the rules left (a tight budget fails their drains); the
+        # budget is relaxed for the next example only after.
         lab = self.lab
-        lab.budget(False)
         try:
             with lab.timed("settle"):
                 lab.settle()
@@ -496,6 +520,7 @@ class MaintenanceMachine(RuleBasedStateMachine):
         except AssertionError as exc:
             lab.broke(exc)
             raise
+        lab.budget(False)
         for node in lab.nodes:
             lab.hand_cordon(node, False)
 
