@@ -64,7 +64,6 @@ MAX_UNAVAILABLE = 2
 NS = "default"
 KNM_CORDON = "knm.io/cordoned-by"
 TERMINAL = frozenset({"completed", "failed", "cancelled"})
-ACTIVE = frozenset({"pending", "running"})
 #: The finalizer's timeout, which bounds how long it waits for a node's new boot id after a
 #: rebooting step that may have rebooted it (cancelled, lost, or one that did not reboot): a
 #: reboot the lab's nodes were asked for begins within ``REBOOT_DELAY`` (1 s), so 5 s is ample
@@ -231,7 +230,15 @@ class Lab:
         return found
 
     def active(self) -> list[str]:
-        return [t for t, s in self.statuses().items() if s["status"] in ACTIVE]
+        """This example's tasks still pending or running, in the order they started: two list
+        requests, not one per task (it runs after every rule)."""
+        found: set[str] = set()
+        for status in ("pending", "running"):  # in this order, so none slips between them
+            page = self.data(
+                "GET", "/tasks", params={"status": status, "kind": "workflow", "page_size": 100}
+            )
+            found.update(item["task_id"] for item in page["executions"])
+        return [task for task in self.tasks if task in found]
 
     def finished(self) -> list[str]:
         return [t for t, s in self.statuses().items() if s["status"] in ("failed", "cancelled")]
@@ -293,12 +300,11 @@ class Lab:
         """Until every task has ended (no task stays running)."""
         end = time.monotonic() + deadline
         while True:
-            statuses = self.statuses()
-            open_ = [t for t, s in statuses.items() if s["status"] not in TERMINAL]
+            open_ = self.active()
             if not open_ and self.agent.settled():
                 self.counters.steps += sum(
                     1
-                    for s in statuses.values()
+                    for s in self.statuses().values()
                     for step in s.get("steps", [])
                     if step.get("task_id")
                 )
@@ -548,7 +554,8 @@ def hunt(lab: Lab, *, examples: int, steps: int = 8, minutes: float = 0.0) -> Fa
     """Run the machine (without shrinking) until an invariant breaks, ``examples`` examples
     ran, or (with ``minutes``) that much time passed; the first invariant broken, or None."""
     MaintenanceMachine.lab = lab
-    until = time.monotonic() + minutes * 60 if minutes else None
+    lab.started = time.monotonic()  # the failure's seconds count the hunt, not the setup
+    until = lab.started + minutes * 60 if minutes else None
     while lab.first_failure is None:
         case = MaintenanceMachine.TestCase
         case.settings = machine_settings(
