@@ -6,7 +6,7 @@ many examples and seconds.
 
     python -m bench.maintenance_mutants                         # every mutant, then the control
     python -m bench.maintenance_mutants --mutant resume_skips_finalizers --examples 100
-    python -m bench.maintenance_mutants --no-control --minutes 10   # per mutant
+    python -m bench.maintenance_mutants --mutant control --minutes 10   # the control alone
 
 Needs root (the fleet starts sshd and creates a user).
 """
@@ -45,18 +45,21 @@ def run_one(
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--mutant", action="append", choices=sorted(MUTANTS), help="(repeatable)")
+    parser.add_argument(
+        "--mutant",
+        action="append",
+        choices=[*sorted(MUTANTS), CONTROL],
+        help=f"(repeatable; {CONTROL}: the engine as it is) default: every mutant, then {CONTROL}",
+    )
     parser.add_argument("--examples", type=int, default=200, help="at most, per run")
     parser.add_argument("--minutes", type=float, default=0.0, help="at most, per run")
     parser.add_argument("--steps", type=int, default=8, help="rules per example at most")
-    parser.add_argument("--no-control", action="store_true", help="skip the unmutated run")
     parser.add_argument("--control-examples", type=int, default=0, help="default: --examples")
     args = parser.parse_args()
     if os.geteuid() != 0:
         sys.exit("the SSH fleet needs root")
-    runs: list[str | None] = list(args.mutant or sorted(MUTANTS, key=lambda n: MUTANTS[n].finding))
-    if not args.no_control:
-        runs.append(None)
+    names = args.mutant or [*sorted(MUTANTS, key=lambda n: MUTANTS[n].finding), CONTROL]
+    runs: list[str | None] = [None if name == CONTROL else name for name in names]
     rows = []
     missed = False
     for mutant in runs:

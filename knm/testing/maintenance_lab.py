@@ -241,7 +241,16 @@ class Lab:
         return [task for task in self.tasks if task in found]
 
     def finished(self) -> list[str]:
-        return [t for t, s in self.statuses().items() if s["status"] in ("failed", "cancelled")]
+        """Failed and cancelled tasks, those that got as far as running a step first (most
+        failed rolls are ones refused outright, by a lock or ``max_unavailable``: resuming
+        those repeats nothing)."""
+        ended = {t: s for t, s in self.statuses().items() if s["status"] in ("failed", "cancelled")}
+        went = [
+            t
+            for t, s in ended.items()
+            if any(step.get("status") not in ("pending", "skipped") for step in s.get("steps", []))
+        ]
+        return went or list(ended)
 
     def until_one_ended(self, deadline: float = AGAIN_WAIT) -> None:
         """Until some task this example started has ended (or ``deadline`` seconds passed):
