@@ -240,26 +240,28 @@ class Lab:
             found.update(item["task_id"] for item in page["executions"])
         return [task for task in self.tasks if task in found]
 
-    def finished(self) -> list[str]:
-        """Failed and cancelled tasks, those that got as far as running a step first (most
-        failed rolls are ones refused outright, by a lock or ``max_unavailable``: resuming
-        those repeats nothing)."""
-        ended = {t: s for t, s in self.statuses().items() if s["status"] in ("failed", "cancelled")}
-        went = [
-            t
-            for t, s in ended.items()
-            if any(step.get("status") not in ("pending", "skipped") for step in s.get("steps", []))
-        ]
-        return went or list(ended)
-
-    def until_one_ended(self, deadline: float = AGAIN_WAIT) -> None:
-        """Until some task this example started has ended (or ``deadline`` seconds passed):
-        resume and rerun need one, and the rules alone take far less time than a roll."""
+    def finished(self, deadline: float = AGAIN_WAIT) -> list[str]:
+        """Failed and cancelled tasks, for resume and rerun. Those that got as far as running a
+        step come first, and are waited for (up to ``deadline`` seconds, while a task is still
+        active): most failed rolls are ones refused outright, by a lock or
+        ``max_unavailable``, and resuming those repeats nothing; and the rules alone take far
+        less time than a roll."""
         end = time.monotonic() + deadline
-        while time.monotonic() < end:
-            if any(s["status"] in TERMINAL for s in self.statuses().values()):
-                return
-            time.sleep(0.2)
+        while True:
+            statuses = self.statuses()
+            ended = [t for t, s in statuses.items() if s["status"] in ("failed", "cancelled")]
+            went = [
+                t
+                for t in ended
+                if any(
+                    step.get("status") not in ("pending", "skipped")
+                    for step in statuses[t].get("steps", [])
+                )
+            ]
+            open_ = any(s["status"] not in TERMINAL for s in statuses.values())
+            if went or not open_ or time.monotonic() >= end:
+                return went or ended
+            time.sleep(0.3)
 
     def cancel(self, task: str) -> None:
         self.call("POST", f"/automation/workflows/cancel/{task}")
@@ -487,7 +489,6 @@ class MaintenanceMachine(RuleBasedStateMachine):
     @rule(pick=st.integers(0, 1000), how=st.sampled_from(["resume", "rerun"]))
     def again(self, pick: int, how: str) -> None:
         with self.lab.timed("again"):
-            self.lab.until_one_ended()
             finished = self.lab.finished()
             if finished:
                 task = finished[pick % len(finished)]
