@@ -220,27 +220,30 @@ class Knm:
                 )
 
     async def stop(self) -> None:
+        # Every step is bounded: a plugin lifespan, a loop or a pooled connection that never
+        # lets go must not keep the process (or a test's teardown) from ending.
         try:
             if self._supervisor is not None:
                 self._supervisor.cancel()
                 with contextlib.suppress(BaseException):
-                    await self._supervisor
+                    await _bounded("the supervisor", self._supervisor)
                 self._supervisor = None
             # Tasks first: plugins' lifespans (SSH connections …) serve them until they end.
             if self.runner is not None:
                 await self.runner.stop(grace=self.config.shutdown_grace)
-            await self._stack.aclose()
+            await _bounded("the plugins' lifespans", self._stack.aclose())
             if self.events is not None:
-                await self.events.stop()
+                await _bounded("the event log", self.events.stop())
             if self.progress is not None:
-                await self.progress.stop()
+                await _bounded("the progress hub", self.progress.stop())
             if self.listener is not None:
-                await self.listener.stop()
+                await _bounded("the listener", self.listener.stop())
         finally:
             self.passwords.close()
             if self._pool is not None:
-                await self._pool.close()
-                self._pool = None
+                pool, self._pool = self._pool, None
+                if not await _bounded("the database pool", pool.close()):
+                    pool.terminate()
             if self.embedded is not None:
                 await asyncio.to_thread(self.embedded.stop)
                 self.embedded = None
@@ -317,3 +320,23 @@ class Knm:
             role=role,
             detail=detail,
         )
+
+
+#: Seconds each step of :meth:`Knm.stop` may take before it is abandoned.
+STOP_STEP_TIMEOUT = 15.0
+
+
+async def _bounded(what: str, step: Any, timeout: float | None = None) -> bool:
+    """Await one shutdown step for at most ``timeout`` seconds; False (and a warning naming
+    the step) when it had to be abandoned."""
+    # Not wait_for: it waits for the cancelled step to end, which a stuck step may never do.
+    timeout = STOP_STEP_TIMEOUT if timeout is None else timeout
+    task = asyncio.ensure_future(step)
+    done, _ = await asyncio.wait([task], timeout=timeout)
+    if not done:
+        task.cancel()
+        log.warning("shutdown: %s did not finish within %.0f s; going on", what, timeout)
+        return False
+    if not task.cancelled() and task.exception() is not None:
+        log.warning("shutdown: %s failed: %r", what, task.exception())
+    return True

@@ -121,9 +121,14 @@ class Runner:
                 await asyncio.wait(pending, timeout=30)
         for task in self._tasks:
             task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        if self._tasks:
+            # A loop stuck in a call that ignores cancellation must not hold shutdown forever.
+            done, stuck = await asyncio.wait(self._tasks, timeout=15)
+            for task in done:
+                if not task.cancelled():
+                    task.exception()  # retrieved: it ended the way stop() wanted
+            for task in stuck:
+                log.warning("shutdown: %s did not stop within 15 s", task.get_name())
 
     @property
     def beat_interval(self) -> float:
