@@ -26,7 +26,7 @@ and ``python -m bench.maintenance_mutants``.
 
 Where an example's time goes (``Counters.seconds``): nearly all of it is :meth:`Lab.settle`,
 waiting for the rolls the rules started to end, at roughly 4–5 s per node (seven steps, each a
-child task; the reboot's 1 s delay and the stand-in's 0.5 s reboot) and a few seconds per worker
+child task; the reboot's 2 s delay and the stand-in's 0.5 s reboot) and a few seconds per worker
 SIGKILL (a new process, then the 2 s lease). The lab's own knobs: the finalizer's timeout
 (:data:`GIVE_BACK_TIMEOUT`), :data:`~knm.testing.maintenance_nodes.REBOOT_DELAY`, the stand-in's
 fast timings, and the 2 s lease :class:`~knm.testing.process.KnmProcess` gives every test
@@ -66,7 +66,7 @@ KNM_CORDON = "knm.io/cordoned-by"
 TERMINAL = frozenset({"completed", "failed", "cancelled"})
 #: The finalizer's timeout, which bounds how long it waits for a node's new boot id after a
 #: rebooting step that may have rebooted it (cancelled, lost, or one that did not reboot): a
-#: reboot the lab's nodes were asked for begins within ``REBOOT_DELAY`` (1 s), so 5 s is ample
+#: reboot the lab's nodes were asked for begins within ``REBOOT_DELAY`` (2 s), so 5 s is ample
 #: (a later reboot would break an invariant, not pass unseen); 30 s made every interrupted
 #: batch cost 30 s.
 GIVE_BACK_TIMEOUT = 5
