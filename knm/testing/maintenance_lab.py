@@ -25,7 +25,7 @@ Used by ``tests/plugins/workflows/test_maintenance_machine.py`` (bounded, ``slow
 and ``python -m bench.maintenance_mutants``.
 
 Where an example's time goes (``Counters.seconds``): nearly all of it is :meth:`Lab.settle`,
-waiting for the rolls the rules started to end, at roughly 4–5 s per node (seven steps, each a
+waiting for the rolls the rules started to end, at roughly 5–6 s per node (seven steps, each a
 child task; the reboot's 2 s delay and the stand-in's 0.5 s reboot) and a few seconds per worker
 SIGKILL (a new process, then the 2 s lease). The lab's own knobs: the finalizer's timeout
 (:data:`GIVE_BACK_TIMEOUT`), :data:`~knm.testing.maintenance_nodes.REBOOT_DELAY`, the stand-in's
@@ -70,7 +70,7 @@ TERMINAL = frozenset({"completed", "failed", "cancelled"})
 #: (a later reboot would break an invariant, not pass unseen); 30 s made every interrupted
 #: batch cost 30 s.
 GIVE_BACK_TIMEOUT = 5
-#: How long resume/rerun waits for a task to end (a roll of six nodes takes about 30 s).
+#: How long resume and rerun wait for a roll that ran a step to fail or be cancelled.
 AGAIN_WAIT = 20.0
 
 
