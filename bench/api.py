@@ -2,10 +2,11 @@
 asyncpg route fetching one row of the same table, both served the same way (uvicorn, one
 process, same pool size and codecs), in the same run.
 
-Also measured, to see what a status answer costs: ``/auth/me`` (authentication alone, then one
-query), ``/tasks/{id}`` (no feature guard), the status of a task that is still running (never
-served from the finished-task cache: one statement per request), and each query of the status
-route timed serially on one connection.
+Also measured, to see what a status answer costs: ``/auth/me`` (authentication and the user's
+row, both from memory while nothing announced a change), ``/tasks/{id}`` (no feature guard), the
+status of a task that is still running (its last answer, after one primary-key query finds its
+version unchanged), history pages over the issue's 1,000,000 tasks, that status during a prune
+of every finished task, and each query of the status route timed serially on one connection.
 
 Needs ``wrk`` (Debian/Ubuntu: ``apt-get install -y wrk``). Run from the repository root:
 ``python -m bench.api`` (``--smoke`` for a quick check).
@@ -47,7 +48,7 @@ from bench.common import (
 )
 from knm.testing.process import KnmProcess, free_port
 
-RUNNING_LABEL = "knm status of a running task (uncached)"
+RUNNING_LABEL = "knm status of a running task (one version check)"
 PRUNE_LABEL = "knm status of a running task, during a prune of every finished task"
 #: The issue's targets, as ratios to the bare route with the pool reset off (knm's setting).
 RATIO_TARGETS: dict[str, tuple[float, float | None]] = {
@@ -240,6 +241,7 @@ async def time_queries(database_url: str, task_id: str, count: int) -> list[tupl
         "all three in one statement (snapshot)": lambda c: store.snapshot(
             c, task_id, with_output=True
         ),
+        "a running task's version check (version_of)": lambda c: store.version_of(c, task_id),
     }
     found: list[tuple[str, float]] = []
     try:
@@ -397,6 +399,12 @@ def main(argv: list[str] | None = None) -> int:
         "--history-rows", type=int, default=1_000_000, help="finished tasks in the history"
     )
     parser.add_argument(
+        "--only",
+        default="",
+        help="comma-separated words: measure only the routes whose label holds one of them "
+        "(and 'prune' for the prune), beside the bare route (pool reset off); for iterating",
+    )
+    parser.add_argument(
         "--serve-bare", nargs=3, metavar=("PORT", "URL", "RESET"), help=argparse.SUPPRESS
     )
     args = parser.parse_args(argv)
@@ -462,8 +470,17 @@ def main(argv: list[str] | None = None) -> int:
                 ]
                 if args.smoke:
                     targets = [targets[0], targets[5], targets[6]]
-                bare = {"bare-reset": BareProcess(database_url, True)}
-                procs.append(bare["bare-reset"])
+                only = [word for word in args.only.split(",") if word]
+                if only:
+                    targets = [
+                        t
+                        for t in targets
+                        if t[1] == "bare-noreset" or any(word in t[0] for word in only)
+                    ]
+                bare: dict[str, BareProcess] = {}
+                if any(t[1] == "bare-reset" for t in targets):
+                    bare["bare-reset"] = BareProcess(database_url, True)
+                    procs.append(bare["bare-reset"])
                 if not args.smoke:
                     bare["bare-noreset"] = BareProcess(database_url, False)
                     procs.append(bare["bare-noreset"])
@@ -499,21 +516,22 @@ def main(argv: list[str] | None = None) -> int:
                     time_queries(database_url, task_id, 100 if args.smoke else 2000)
                 )
                 # The running task's status while retention deletes every finished task.
-                with concurrent.futures.ThreadPoolExecutor(1) as pool:
-                    pruning = pool.submit(asyncio.run, prune_everything(database_url))
-                    during = wrk(
-                        f"{knm.api}/automation/test/status/{running_id}",
-                        token,
-                        args.seconds,
-                        args.connections,
-                        args.threads,
+                if not only or "prune" in only:
+                    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+                        pruning = pool.submit(asyncio.run, prune_everything(database_url))
+                        during = wrk(
+                            f"{knm.api}/automation/test/status/{running_id}",
+                            token,
+                            args.seconds,
+                            args.connections,
+                            args.threads,
+                        )
+                        prune_seconds = pruning.result()
+                    measured[PRUNE_LABEL] = during
+                    say(
+                        f"  {PRUNE_LABEL}: {during.rps:,.0f} req/s, p50 {during.p50_ms:.1f} ms, "
+                        f"p99 {during.p99_ms:.1f} ms; the prune took {prune_seconds:.1f} s"
                     )
-                    prune_seconds = pruning.result()
-                measured[PRUNE_LABEL] = during
-                say(
-                    f"  {PRUNE_LABEL}: {during.rps:,.0f} req/s, p50 {during.p50_ms:.1f} ms, "
-                    f"p99 {during.p99_ms:.1f} ms; the prune took {prune_seconds:.1f} s"
-                )
             finally:
                 stop_all([p for p in procs if isinstance(p, KnmProcess)])
                 for proc in procs:

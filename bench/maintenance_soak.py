@@ -20,11 +20,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from hypothesis import HealthCheck, settings
 from hypothesis.errors import Flaky
 
 from bench.common import load_average, machine, table, throwaway_database
-from knm.testing.maintenance_lab import MaintenanceMachine, maintenance_lab
+from knm.testing.maintenance_lab import MaintenanceMachine, machine_settings, maintenance_lab
 
 
 def main() -> None:
@@ -38,22 +37,19 @@ def main() -> None:
         sys.exit("the SSH fleet needs root")
     examples = 2 if args.smoke else args.examples
     workdir = Path(tempfile.mkdtemp(prefix="knm-soak-"))
-    started = time.monotonic()
+    setup_started = time.monotonic()
     failed = False
     with throwaway_database(workdir) as database_url, maintenance_lab(workdir, database_url) as lab:
         MaintenanceMachine.lab = lab
+        # Rates count from here: the lab's setup (fleet, database, processes) is once per soak.
+        started = time.monotonic()
+        print(f"lab set up in {started - setup_started:.0f} s", file=sys.stderr)
         until = started + args.minutes * 60 if args.minutes else None
         batch = 0
         while True:
             batch += 1
             case = MaintenanceMachine.TestCase
-            case.settings = settings(
-                max_examples=examples if until is None else 25,
-                stateful_step_count=args.steps,
-                deadline=None,
-                suppress_health_check=list(HealthCheck),
-                database=None,
-            )
+            case.settings = machine_settings(examples if until is None else 25, args.steps)
             try:
                 case().runTest()
             except (AssertionError, Flaky) as exc:
@@ -62,7 +58,7 @@ def main() -> None:
                 break
             elapsed = time.monotonic() - started
             print(
-                f"batch {batch}: {lab.counters} after {elapsed:.0f} s; {load_average()}",
+                f"batch {batch} after {elapsed:.0f} s: {lab.counters.summary()}; {load_average()}",
                 file=sys.stderr,
             )
             if until is None or time.monotonic() >= until:
@@ -70,12 +66,14 @@ def main() -> None:
         minutes = max(1e-9, (time.monotonic() - started) / 60)
         c = lab.counters
         print(f"machine: {machine()}; {load_average()}", file=sys.stderr)
+        print(f"{c.summary()}; on the nodes: {lab.agent.done}", file=sys.stderr)
         headers = [
             "examples", "runs", "steps", "rules", "invariant checks", "worker kills",
-            "minutes", "runs/min", "steps/min", "checks/min", "result",
+            "minutes", "s/example", "runs/min", "steps/min", "checks/min", "result",
         ]  # fmt: skip
         row = [
             c.examples, c.runs, c.steps, c.rules, c.checks, c.kills, f"{minutes:.1f}",
+            f"{minutes * 60 / max(1, c.examples):.1f}",
             f"{c.runs / minutes:.1f}", f"{c.steps / minutes:.1f}", f"{c.checks / minutes:.1f}",
             "FAILED" if failed else "ok",
         ]  # fmt: skip

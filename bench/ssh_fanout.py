@@ -11,7 +11,8 @@ what differs is the client side. Runners, all at concurrency 200 (Ansible: ``--a
   ``knm warm``: the same task again, each node reusing its pooled connection. knm is restarted
   before each repeat, so that every cold round really connects.
 * ``floor``: a bare asyncssh ``gather`` under a semaphore (connect, run, close), in-process;
-  ``floor aes-gcm``: the same with knm's cipher preference (AES-GCM first), as a control.
+  ``floor knm-algs``: the same with knm's algorithm choice (AES-GCM first, no SHA-1 key
+  exchange), as a control: how much of a difference is the algorithms alone.
 * ``parallel-ssh``: ``pssh.clients.ParallelSSHClient`` (libssh2), in a child process (gevent),
   timed around ``run_command`` + ``join`` + reading the output.
 * ``ansible``: ``ansible all -m raw -o`` as a subprocess, timed as a user would see it.
@@ -20,6 +21,10 @@ Beside wall time, each knm round reports the ``knm serve`` process's CPU seconds
 system, children included) per 1,000 nodes, its peak RSS, and the time from the POST to the
 first node's result on the WebSocket; the floor rounds report the CPU seconds of the process
 running the bare asyncssh loop (this one), so the two CPU figures sit side by side.
+
+``--profile DIR`` samples the ``knm serve`` process with py-spy during every knm round (and this
+process during the floor's rounds) and prints each round's top functions by self and by
+cumulative share of the samples; the raw stacks stay in ``DIR``.
 
 A peer that is not installed is skipped with a note. Rerun from the repository root:
 ``python -m bench.ssh_fanout`` (N = 100, 500, 1000; 3 repeats) or ``--smoke`` (N = 50, once);
@@ -40,7 +45,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager, nullcontext, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -51,6 +56,7 @@ import psutil
 
 from bench.common import (
     REPO_ROOT,
+    load_average,
     login,
     machine,
     mark,
@@ -62,7 +68,7 @@ from bench.common import (
     throwaway_database,
 )
 from knm.client.watch import ws_url
-from knm.plugins.ssh.connect import ENCRYPTION_ALGS
+from knm.plugins.ssh.connect import ENCRYPTION_ALGS, KEX_ALGS
 from knm.testing.fleet_server import FleetServer, raise_nofile_limit
 from knm.testing.process import KnmProcess
 
@@ -78,8 +84,19 @@ PSSH_RATIO = 1.0
 ANSIBLE_SPEEDUP = 5.0
 RSS_NODES = 1000
 RSS_LIMIT_MB = 300.0
+# Issue #17's speed targets.
+CPU_RATIO = 0.6
+COLD_RATIO = 1.10
+WARM_RATIO = 0.5
+FIRST_RESULT = 0.5
+RSS_NODES_17 = 5000
+RSS_LIMIT_17_MB = 400.0
 #: The floor again with knm's cipher preference (not a target of the issue: a control).
-FLOOR_GCM = "floor aes-gcm"
+FLOOR_GCM = "floor knm-algs"
+#: knm's transport algorithm choice (``knm.plugins.ssh.connect``), for the control.
+KNM_ALGS: dict[str, Any] = {
+    "encryption_algs": ENCRYPTION_ALGS, "kex_algs": KEX_ALGS, "compression_algs": None,
+}  # fmt: skip
 
 
 NAN = float("nan")
@@ -94,6 +111,11 @@ class Round:
     cpu_seconds: float = NAN
     #: Seconds from the POST to the first node's result on the WebSocket (knm rounds).
     first_result: float = NAN
+    #: Seconds from the POST to its answer, to the first node ``running`` and to the first
+    #: output on the WebSocket (knm rounds, ``--wait ws``): where the first result's time goes.
+    answered: float = NAN
+    first_running: float = NAN
+    first_output: float = NAN
 
 
 @dataclass
@@ -126,6 +148,80 @@ def cpu_of(process: psutil.Process) -> float:
     """CPU seconds (user + system) of ``process`` and its children, so far."""
     times = process.cpu_times()
     return times.user + times.system + times.children_user + times.children_system
+
+
+class Profiler:
+    """py-spy sampling one process for the length of a ``with`` block (``--profile``)."""
+
+    RATE = 100
+    #: Seconds to sample from the start of the round (0: the whole round); ``--profile-seconds``.
+    SECONDS = 0.0
+
+    def __init__(self, directory: Path | None, pid: int, name: str) -> None:
+        self.path = directory / f"{name}.txt" if directory is not None else None
+        self._pid = pid
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    def __enter__(self) -> Profiler:
+        if self.path is not None:
+            self._proc = subprocess.Popen(
+                ["py-spy", "record", "--pid", str(self._pid), "--format", "raw", "--function",
+                 "--nonblocking", "--rate", str(self.RATE), "--output", str(self.path),
+                 *(["--duration", str(max(1, round(self.SECONDS)))] if self.SECONDS else [])],
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            )  # fmt: skip
+            time.sleep(0.5)  # py-spy attaches before the round starts
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._proc is None or self.path is None:
+            return
+        self._proc.send_signal(2)  # SIGINT: py-spy writes its file and exits
+        with suppress(subprocess.TimeoutExpired):
+            self._proc.wait(30)
+        if self._proc.poll() is None:
+            self._proc.kill()
+        if self.path.exists():
+            say(profile_summary(self.path))
+
+
+def _frame_name(frame: str) -> str:
+    """``func (path/to/module.py:12)`` as ``module.func`` (the package part of the path kept)."""
+    name, _, where = frame.rpartition(" (")
+    module = where.split(":")[0].removesuffix(".py").replace("/", ".")
+    for prefix in ("site-packages.", "lib.python3.11."):
+        module = module.rpartition(prefix)[2] if prefix in module else module
+    return f"{module}.{name}" if name else frame
+
+
+def profile_summary(path: Path, top: int = 15) -> str:
+    """The ``top`` functions of py-spy's raw stacks by self share and by cumulative share."""
+    own: dict[str, int] = {}
+    cumulative: dict[str, int] = {}
+    total = 0
+    for line in path.read_text().splitlines():
+        stack, _, count_text = line.rpartition(" ")
+        if not stack or not count_text.isdigit():
+            continue
+        count = int(count_text)
+        total += count
+        frames = [_frame_name(f) for f in stack.split(";")]
+        if frames:
+            own[frames[-1]] = own.get(frames[-1], 0) + count
+        for name in set(frames):
+            cumulative[name] = cumulative.get(name, 0) + count
+    if not total:
+        return f"{path.name}: no samples"
+
+    def rows(counts: dict[str, int]) -> list[list[Any]]:
+        best = sorted(counts.items(), key=lambda item: -item[1])[:top]
+        return [[f"{100 * n / total:.1f}", name] for name, n in best]
+
+    return "\n".join([
+        f"{path.name}: {total} samples at {Profiler.RATE} Hz", "",
+        table(["self %", "function"], rows(own)), "",
+        table(["cumulative %", "function"], rows(cumulative)),
+    ])  # fmt: skip
 
 
 @dataclass
@@ -221,6 +317,7 @@ def knm_round(
     credential_id: int,
     command: str,
     wait: str = "ws",
+    profile: Profiler | None = None,
 ) -> Round:
     body = {
         "cluster_name": f"bench-{n}",
@@ -231,26 +328,32 @@ def knm_round(
     }
     assert knm.proc is not None
     process = psutil.Process(knm.proc.pid)
-    first = NAN
-    with RssSampler(knm.proc.pid) as rss:
+    with profile or nullcontext(), RssSampler(knm.proc.pid) as rss:
         cpu_before = cpu_of(process)
         started = time.perf_counter()
         task_id = _api(client, "POST", "/automation/ssh/execute", json=body)["task_id"]
+        answered = time.perf_counter() - started
+        firsts: dict[str, float] = {}
         if wait == "ws":
-            first = _wait_websocket(client, task_id) - started
+            firsts = {k: v - started for k, v in _wait_websocket(client, task_id).items()}
         else:
             _wait_polling(client, task_id)
         # The results as a user reads them once the task is over, inside the timed window.
         data = _api(client, "GET", f"/tasks/{task_id}")
         seconds = time.perf_counter() - started
         cpu = cpu_of(process) - cpu_before
+    if firsts:
+        say("  WebSocket: " + ", ".join(f"{k} {v:.2f} s" for k, v in firsts.items()))
     if data["status"] not in ("completed", "failed", "cancelled"):
         raise RuntimeError(f"knm task {task_id} is {data['status']} after its complete event")
     succeeded = sum(1 for r in data.get("results", []) if r.get("status") == "success")
     if succeeded != n:
         failed = [r for r in data.get("results", []) if r.get("status") != "success"][:3]
         say(f"  knm: {n - succeeded} of {n} nodes failed, e.g. {failed}")
-    return Round(seconds, succeeded, rss.peak_mb, cpu, first)
+    return Round(
+        seconds, succeeded, rss.peak_mb, cpu, firsts.get("result", NAN), answered,
+        firsts.get("running", NAN), firsts.get("output", NAN),
+    )  # fmt: skip
 
 
 def _wait_polling(client: httpx.Client, task_id: str) -> None:
@@ -263,36 +366,41 @@ def _wait_polling(client: httpx.Client, task_id: str) -> None:
         time.sleep(POLL_SECONDS)
 
 
-def _wait_websocket(client: httpx.Client, task_id: str) -> float:
+def _wait_websocket(client: httpx.Client, task_id: str) -> dict[str, float]:
     """Until the task's ``complete`` event, over the progress WebSocket (as ``knm`` watches);
-    returns the ``perf_counter`` at which the first node's result arrived."""
+    returns the ``perf_counter`` at which the first node ``running``, the first ``output`` and
+    the first node's ``result`` arrived."""
     from websockets.sync.client import connect
 
     token = client.headers["Authorization"].removeprefix("Bearer ")
     url = ws_url(str(client.base_url).rstrip("/"), "", token)
     subscribe = {"action": "subscribe", "task_id": task_id, "since": 0}
     end = time.monotonic() + ROUND_DEADLINE
-    first = NAN
+    firsts: dict[str, float] = {}
     with connect(url, open_timeout=30, close_timeout=1, max_size=None) as socket:
         socket.send(json.dumps(subscribe))
+        firsts["open"] = time.perf_counter()
         while True:
             left = end - time.monotonic()
             if left <= 0:
                 raise RuntimeError(f"knm task {task_id} not finished after {ROUND_DEADLINE:g} s")
             message = json.loads(socket.recv(timeout=left))
-            if message.get("type") == "lagged":
+            firsts.setdefault("message", time.perf_counter())
+            kind = message.get("type")
+            if kind == "lagged":
                 subscribe["since"] = int(message.get("data", {}).get("since", 0))
                 socket.send(json.dumps(subscribe))
-            elif message.get("type") == "error":
+            elif kind == "error":
                 raise RuntimeError(f"progress stream: {message.get('message')}")
-            elif message.get("type") == "complete" and message.get("task_id") == task_id:
-                return first
-            elif (
-                first != first
-                and message.get("type") == "node"
-                and message.get("data", {}).get("status") in ("success", "failed")
-            ):
-                first = time.perf_counter()
+            elif kind == "complete" and message.get("task_id") == task_id:
+                return firsts
+            elif kind == "output":
+                firsts.setdefault("output", time.perf_counter())
+            elif kind == "node":
+                status = message.get("data", {}).get("status")
+                which = "running" if status == "running" else "result"
+                if status in ("running", "success", "failed"):
+                    firsts.setdefault(which, time.perf_counter())
 
 
 @contextmanager
@@ -310,7 +418,7 @@ def knm_server(workdir: Path, database_url: str) -> Iterator[tuple[KnmProcess, h
 
 def run_knm(
     workdir: Path, database_url: str, n: int, concurrency: int, credential_id: int, command: str,
-    wait: str = "ws",
+    wait: str = "ws", profile: Path | None = None,
 ) -> tuple[Round, Round]:  # fmt: skip
     """A fresh ``knm serve`` (empty pool): the cold round, then the warm one."""
     with knm_server(workdir, database_url) as (knm, client):
@@ -322,8 +430,17 @@ def run_knm(
             "connect_timeout": 60,
         }
         _api(client, "PUT", "/features/automation/ssh", json=settings)
-        cold = knm_round(client, knm, n, credential_id, command, wait)
-        warm = knm_round(client, knm, n, credential_id, command, wait)
+        assert knm.proc is not None
+        pid = knm.proc.pid
+        stamp = time.strftime("%H%M%S")
+        cold = knm_round(
+            client, knm, n, credential_id, command, wait,
+            Profiler(profile, pid, f"knm-cold-{n}-{stamp}"),
+        )  # fmt: skip
+        warm = knm_round(
+            client, knm, n, credential_id, command, wait,
+            Profiler(profile, pid, f"knm-warm-{n}-{stamp}"),
+        )  # fmt: skip
         return cold, warm
 
 
@@ -331,11 +448,11 @@ def run_knm(
 
 
 async def _floor(
-    fleet: Fleet, n: int, concurrency: int, command: str, ciphers: list[str] | None
+    fleet: Fleet, n: int, concurrency: int, command: str, algs: dict[str, Any] | None
 ) -> Round:
     key = asyncssh.import_private_key(fleet.server.private_key_pem)
     limit = asyncio.Semaphore(concurrency)
-    extra: dict[str, Any] = {"encryption_algs": ciphers} if ciphers else {}
+    extra: dict[str, Any] = algs or {}
     options = asyncssh.SSHClientConnectionOptions(
         username=fleet.server.username, client_keys=[key], known_hosts=None,
         connect_timeout=60, **extra,
@@ -363,10 +480,13 @@ async def _floor(
 
 
 def run_floor(
-    fleet: Fleet, n: int, concurrency: int, command: str, ciphers: list[str] | None = None
-) -> Round:
-    """The bare asyncssh loop; ``ciphers``: its cipher preference instead of asyncssh's."""
-    return asyncio.run(_floor(fleet, n, concurrency, command, ciphers))
+    fleet: Fleet, n: int, concurrency: int, command: str, algs: dict[str, Any] | None = None,
+    profile: Path | None = None,
+) -> Round:  # fmt: skip
+    """The bare asyncssh loop; ``algs``: algorithm options instead of asyncssh's defaults."""
+    name = f"floor{'-knm-algs' if algs else ''}-{n}-{time.strftime('%H%M%S')}"
+    with Profiler(profile, os.getpid(), name):
+        return asyncio.run(_floor(fleet, n, concurrency, command, algs))
 
 
 # --- parallel-ssh (in a child process: it runs on gevent) ------------------------------------
@@ -502,7 +622,15 @@ def record(runner: Runner, result: Round) -> None:
         if result.peak_rss_mb != result.peak_rss_mb
         else f", peak RSS {result.peak_rss_mb:.0f} MB"
     )
-    say(f"  {runner.name}: {result.seconds:.2f} s, {result.succeeded} ok{rss}")
+    firsts = ""
+    if result.first_result == result.first_result:
+        firsts = (
+            f"; POST answered {result.answered:.2f} s, first running "
+            f"{result.first_running:.2f} s, first output {result.first_output:.2f} s, first "
+            f"result {result.first_result:.2f} s"
+        )
+    cpu = f", CPU {result.cpu_seconds:.2f} s" if result.cpu_seconds == result.cpu_seconds else ""
+    say(f"  {runner.name}: {result.seconds:.2f} s, {result.succeeded} ok{rss}{cpu}{firsts}")
 
 
 def one_repeat(
@@ -510,17 +638,23 @@ def one_repeat(
     workdir: Path, database_url: str, credential_id: int,
 ) -> None:  # fmt: skip
     """Every runner once on ``n`` nodes, in a fixed order."""
-    record(runners["floor"], run_floor(fleet, n, args.concurrency, args.command))
-    # The floor with knm's cipher preference: how much of knm's lead is the cipher alone.
-    record(
-        runners[FLOOR_GCM],
-        run_floor(fleet, n, args.concurrency, args.command, ciphers=ENCRYPTION_ALGS),
-    )
+    profile = args.profile
+    chosen = args.runners
+    if "floor" in chosen:
+        record(runners["floor"], run_floor(fleet, n, args.concurrency, args.command, None, profile))
+    if "floor-knm-algs" in chosen:
+        # The floor with knm's algorithm choice: how much of a difference is the algorithms.
+        record(
+            runners[FLOOR_GCM],
+            run_floor(fleet, n, args.concurrency, args.command, KNM_ALGS, profile),
+        )
     if "parallel-ssh" in runners:
         record(runners["parallel-ssh"], run_pssh(fleet, n, args.concurrency, args.command, workdir))
+    if "knm" not in chosen:
+        return
     cold, warm = run_knm(
         workdir / "knm", database_url, n, args.concurrency, credential_id, args.command,
-        args.wait,
+        args.wait, profile,
     )  # fmt: skip
     record(runners["knm cold"], cold)
     record(runners["knm warm"], warm)
@@ -552,6 +686,7 @@ def bench(args: argparse.Namespace, sizes: list[int], repeat: int) -> int:
                 for index in range(repeat):
                     say(f"{n} nodes, repeat {index + 1}/{repeat}")
                     one_repeat(args, fleet, n, results[n], workdir, database_url, credential_id)
+                    say(load_average())
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     print(report(results, args, repeat, notes))
@@ -559,7 +694,7 @@ def bench(args: argparse.Namespace, sizes: list[int], repeat: int) -> int:
         f"{name} at {n}"
         for n, runners in results.items()
         for name in ("knm cold", "knm warm", "floor", FLOOR_GCM)
-        if runners[name].succeeded != n
+        if runners[name].rounds and runners[name].succeeded != n
     ]
     if incomplete:
         say("FAILED nodes: " + ", ".join(incomplete))
@@ -577,6 +712,8 @@ def report(
         floor = runners["floor"].seconds
         pssh = runners["parallel-ssh"].seconds if "parallel-ssh" in runners else nan
         for runner in runners.values():
+            if not runner.rounds:
+                continue  # not chosen (``--runners``)
             s = runner.seconds
             rows.append([
                 n, runner.name, s, n / s if s == s else nan, s / floor,
@@ -587,8 +724,9 @@ def report(
         targets.append([n, f"knm cold ≤ {FLOOR_RATIO:g}× floor", f"{cold.seconds / floor:.2f}×",
                         mark(cold.seconds <= FLOOR_RATIO * floor)])  # fmt: skip
         gcm = runners[FLOOR_GCM].seconds
-        targets.append([n, f"(knm cold ≤ {FLOOR_RATIO:g}× {FLOOR_GCM})",
-                        f"{cold.seconds / gcm:.2f}×", mark(cold.seconds <= FLOOR_RATIO * gcm)])  # fmt: skip
+        if gcm == gcm:
+            targets.append([n, f"(knm cold ≤ {FLOOR_RATIO:g}× {FLOOR_GCM})",
+                            f"{cold.seconds / gcm:.2f}×", mark(cold.seconds <= FLOOR_RATIO * gcm)])  # fmt: skip
         if pssh == pssh:
             ratio = cold.seconds / pssh
             targets.append([n, f"knm cold ≤ {PSSH_RATIO:g}× parallel-ssh", f"{ratio:.2f}×",
@@ -597,6 +735,24 @@ def report(
             speedup = runners["ansible"].seconds / cold.seconds
             targets.append([n, f"knm cold ≥ {ANSIBLE_SPEEDUP:g}× faster than ansible",
                             f"{speedup:.1f}×", mark(speedup >= ANSIBLE_SPEEDUP)])  # fmt: skip
+        # Issue #17's speed targets.
+        warm = runners["knm warm"]
+        floor_cpu = runners["floor"].cpu_seconds
+        if cold.rounds and floor == floor:
+            cpu_ratio = cold.cpu_seconds / floor_cpu
+            targets.append([n, f"knm cold CPU ≤ {CPU_RATIO:g}× floor's", f"{cpu_ratio:.2f}×",
+                            mark(cpu_ratio <= CPU_RATIO)])  # fmt: skip
+            targets.append([n, f"knm cold ≤ {COLD_RATIO:g}× floor", f"{cold.seconds / floor:.2f}×",
+                            mark(cold.seconds <= COLD_RATIO * floor)])  # fmt: skip
+            targets.append([n, f"knm warm ≤ {WARM_RATIO:g}× floor", f"{warm.seconds / floor:.2f}×",
+                            mark(warm.seconds <= WARM_RATIO * floor)])  # fmt: skip
+        if cold.rounds:
+            targets.append([n, f"first result ≤ {FIRST_RESULT:g} s (cold)",
+                            f"{cold.first_result:.2f} s", mark(cold.first_result <= FIRST_RESULT)])  # fmt: skip
+        if n == RSS_NODES_17 and cold.rounds:
+            peak = max(cold.peak_rss_mb, warm.peak_rss_mb)
+            targets.append([n, f"knm peak RSS ≤ {RSS_LIMIT_17_MB:g} MB", f"{peak:.0f} MB",
+                            mark(peak <= RSS_LIMIT_17_MB)])  # fmt: skip
         if n == RSS_NODES:
             peak = max(cold.peak_rss_mb, runners["knm warm"].peak_rss_mb)
             targets.append([n, f"knm peak RSS ≤ {RSS_LIMIT_MB:g} MB", f"{peak:.0f} MB",
@@ -646,7 +802,25 @@ def main(argv: list[str] | None = None) -> int:
         help="how knm rounds see the end: the progress WebSocket, or polling /tasks/{id}",
     )  # fmt: skip
     parser.add_argument("--smoke", action="store_true", help="50 nodes, once")
+    parser.add_argument(
+        "--profile", type=Path, default=None,
+        help="sample every knm and floor round with py-spy; raw stacks and summaries in DIR",
+    )  # fmt: skip
+    parser.add_argument(
+        "--profile-seconds", type=float, default=0.0,
+        help="with --profile: sample only the first SECONDS of each round (the start-up)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--runners", default="",
+        help="comma-separated subset of floor,floor-knm-algs,knm (default: all)",
+    )  # fmt: skip
     args = parser.parse_args(argv)
+    if args.profile is not None:
+        if shutil.which("py-spy") is None:
+            parser.error("--profile needs py-spy (pip install py-spy)")
+        args.profile.mkdir(parents=True, exist_ok=True)
+    Profiler.SECONDS = args.profile_seconds
+    args.runners = set(args.runners.split(",")) - {""} or {"floor", "floor-knm-algs", "knm"}
     args.peers = [p for p in args.peers.split(",") if p]
     sizes = [50] if args.smoke else [int(n) for n in args.nodes.split(",")]
     repeat = 1 if args.smoke else args.repeat

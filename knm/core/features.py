@@ -186,32 +186,69 @@ async def read_features(request: Request[Any, Any, Any]) -> Envelope[dict[str, d
     return ok(await store.public())
 
 
-@get("/features/automation", guards=[ADMIN], summary="Every switch and executor setting")
-async def read_settings(request: Request[Any, Any, Any]) -> Envelope[dict[str, Any]]:
-    store: FeatureStore = request.app.state["knm"].features
-    data: dict[str, Any] = {"enabled": (await store.master()).enabled}
-    for kind in sorted(store.specs):
-        data[kind] = msgspec.to_builtins(await store.settings(kind))
-    return ok(data)
+def settings_routes(specs: list[FeatureSpec]) -> list[Any]:
+    """``GET``/``PUT /features/automation[/{kind}]``, their answers typed with the settings of
+    the executors this knm has (each plugin brings its own), for the OpenAPI document."""
+    ordered = sorted(specs, key=lambda spec: spec.kind)
+    everything: Any = msgspec.defstruct(
+        "AutomationSettings",
+        [("enabled", bool), *((spec.kind, spec.settings_type) for spec in ordered)],
+        kw_only=True,
+    )
+    one: Any = MasterSettings
+    for spec in ordered:
+        one = one | spec.settings_type
 
+    async def read_settings(request: Request[Any, Any, Any]) -> Envelope[dict[str, Any]]:
+        store: FeatureStore = request.app.state["knm"].features
+        data: dict[str, Any] = {"enabled": (await store.master()).enabled}
+        for kind in sorted(store.specs):
+            data[kind] = msgspec.to_builtins(await store.settings(kind))
+        return ok(data)
 
-@put("/features/automation/{kind:str}", guards=[ADMIN], summary="Change a switch or settings")
-async def update_settings(request: Request[Any, Any, Any], kind: str) -> Envelope[dict[str, Any]]:
-    store: FeatureStore = request.app.state["knm"].features
-    body = await request.body()
-    if kind == "enabled":
-        new: Any = _merge(await store.master(), body, MasterSettings)
-        await store.save(MASTER, new)
-        await _audit(request, "features.update", MASTER)
-        return ok({"enabled": new.enabled}, "feature updated")
-    spec = store.spec(kind)
-    new = _merge(await store.settings(kind), body, spec.settings_type)
-    problems = new.problems()
-    if problems:
-        raise Invalid("; ".join(problems))
-    await store.save(kind, new)
-    await _audit(request, "features.update", kind)
-    return ok(msgspec.to_builtins(new), "settings updated")
+    async def update_settings(
+        request: Request[Any, Any, Any], kind: str
+    ) -> Envelope[dict[str, Any]]:
+        """``enabled`` (the master switch) answers ``{"enabled": …}``; an executor's kind, its
+        settings."""
+        store: FeatureStore = request.app.state["knm"].features
+        body = await request.body()
+        if kind == "enabled":
+            new: Any = _merge(await store.master(), body, MasterSettings)
+            await store.save(MASTER, new)
+            await _audit(request, "features.update", MASTER)
+            return ok({"enabled": new.enabled}, "feature updated")
+        spec = store.spec(kind)
+        new = _merge(await store.settings(kind), body, spec.settings_type)
+        problems = new.problems()
+        if problems:
+            raise Invalid("; ".join(problems))
+        await store.save(kind, new)
+        await _audit(request, "features.update", kind)
+        return ok(msgspec.to_builtins(new), "settings updated")
+
+    # Sent as built (dicts); the annotations say what they hold.
+    read_settings.__annotations__ = {
+        "request": Request[Any, Any, Any],
+        "return": Envelope[everything],
+    }
+    update_settings.__annotations__ = {
+        "request": Request[Any, Any, Any],
+        "kind": str,
+        "return": Envelope[one],
+    }
+    return [
+        get(
+            "/features/automation",
+            guards=[ADMIN],
+            summary="Every switch and executor setting",
+        )(read_settings),
+        put(
+            "/features/automation/{kind:str}",
+            guards=[ADMIN],
+            summary="Change a switch or settings",
+        )(update_settings),
+    ]
 
 
 async def _audit(request: Request[Any, Any, Any], action: str, target: str) -> None:
@@ -220,4 +257,4 @@ async def _audit(request: Request[Any, Any, Any], action: str, target: str) -> N
         await hook(request, action, target)
 
 
-ROUTES = [read_features, read_settings, update_settings]
+ROUTES = [read_features]

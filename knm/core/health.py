@@ -180,7 +180,7 @@ async def healthz() -> Response[Envelope[Health]]:
     ),
     responses={503: ResponseSpec(data_container=NotReady, description="not ready")},
 )
-async def readyz(request: Request[Any, Any, Any]) -> Response[Any]:
+async def readyz(request: Request[Any, Any, Any]) -> Response[Envelope[Health]]:
     checks = await readiness(request.app.state["knm"])
     failing = {name: value for name, value in checks.items() if value != OK}
     if not failing:

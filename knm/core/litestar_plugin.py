@@ -114,6 +114,7 @@ class KnmPlugin(InitPlugin):
         handlers: list[Any] = [
             *auth_routes.ROUTES,
             *features.ROUTES,
+            *features.settings_routes(self.knm.feature_specs),
             *audit.ROUTES,
             plugins_route.list_plugins,
             health.version,

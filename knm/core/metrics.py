@@ -8,6 +8,7 @@ import platform
 from typing import TYPE_CHECKING, Any
 
 from litestar import Request, Response, get
+from litestar.openapi.datastructures import ResponseSpec
 from prometheus_client import generate_latest
 from prometheus_client.core import (
     CounterMetricFamily,
@@ -159,7 +160,19 @@ async def render(knm: Knm) -> bytes:
     return generate_latest(telemetry.registry)
 
 
-@get("/metrics", opt={"public": True}, include_in_schema=True, summary="Prometheus metrics")
+@get(
+    "/metrics",
+    opt={"public": True},
+    include_in_schema=True,
+    summary="Prometheus metrics",
+    responses={
+        200: ResponseSpec(
+            data_container=str,
+            media_type="text/plain; version=0.0.4; charset=utf-8",
+            description="Prometheus text exposition format 0.0.4",
+        )
+    },
+)
 async def metrics(request: Request[Any, Any, Any]) -> Response[Any]:
     knm = request.app.state["knm"]
     if not knm.config.metrics_public:

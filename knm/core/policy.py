@@ -209,14 +209,7 @@ def critical_dir(path: str) -> str | None:
     for crit in _DIR_PARTS:
         if _match(parts, crit):
             return "/" + "/".join(crit)
-    if _matches_all(parts[-1]):
-        parent = parts[:-1]
-        if not parent:
-            return "/*"
-        for crit in _DIR_PARTS:
-            if _match(parent, crit):
-                return "/" + "/".join(crit) + "/*"
-    return None
+    return critical_children(path)
 
 
 @functools.lru_cache(maxsize=4096)

@@ -28,11 +28,14 @@ import functools
 import posixpath
 import re
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 import tree_sitter_bash
 from tree_sitter import Language, Node, Parser, Tree
+
+from knm.core.shell.split import RESERVED
+from knm.core.shell.split import split as split_statements
 
 #: An unknown part of a word's value.
 U = "\x00"
@@ -140,6 +143,16 @@ class Word:
         #: The first alternative with unknown parts blanked, for matching options.
         self.value = first.replace(U, "") if self.unknown else first
 
+    @classmethod
+    def plain(cls, text: str) -> Word:
+        """A word written with no quoting or expansion: its one value is its text."""
+        word = object.__new__(cls)
+        word.alts = (text,)
+        word.text = word.literal = word.value = text
+        word.tainted = word.pids = word.unknown = False
+        word.producers = ()
+        return word
+
     def with_alts(self, alts: tuple[str, ...]) -> Word:
         return Word(alts, self.text, self.tainted, self.pids, self.producers)
 
@@ -196,12 +209,14 @@ def analyze(
     text: str,
     variables: dict[str, str] | None = None,
     deferred: Sequence[str] = (),
+    *,
+    split: bool = True,
 ) -> Analysis:
     """Every command ``text`` would run and every structural finding.
 
     ``variables`` are values known for this run (a script's parameters); ``deferred`` names
     variables whose value is checked later, so they count as harmless placeholders now."""
-    walker = _Walker()
+    walker = _Walker(split)
     env = _Env()
     for name in deferred:
         env.vars[name] = (f"knm-deferred-{name}",)
@@ -244,14 +259,37 @@ class _Env:
         return _Env(vars=dict(self.vars), positional=None, cwd=self.cwd, files=self.files)
 
 
+#: First words the parser reads as syntax, not as a command name.
+_NOT_PLAIN = RESERVED | {"export", "declare", "typeset", "local", "readonly", "unset"}
+#: A piece of text the walk runs: a parsed statement, or a plain command's text (no parse).
+Unit = Node | str
+
+
 class _Walker:
-    def __init__(self) -> None:
+    def __init__(self, split: bool = True) -> None:
         self.analysis = Analysis()
         self.steps = 0
         self.exhausted = False
         self.level = 0
-        #: The pipeline being walked: findings about what flows into a stage name all of it.
-        self.pipe: Node | None = None
+        #: The pipeline being walked (its node, or its text when the walk split it itself):
+        #: findings about what flows into a stage name all of it.
+        self.pipe: Node | str | None = None
+        #: Split text at its top-level boundaries first (``knm.core.shell.split``); off, the
+        #: whole text goes to the parser (the reference the split walk is compared with).
+        self.split = split
+        #: Each distinct piece parsed once per analysis: its statement, or None (an error).
+        self.pieces: dict[str, Node | None] = {}
+        #: Bumped whenever the walk changes what a later statement may see (a variable, the
+        #: directory, a function, a file, the positional parameters, a call count).
+        self.version = 0
+        #: Walks that read the commands recorded under them (loop bodies, ``$( )``).
+        self.watching = 0
+        #: Words of plain commands, one object per distinct text (words are never changed).
+        self.plain_words: dict[str, Word] = {}
+        #: Whether the last ``memoized`` recorded all its ``times`` at once.
+        self.bulk = False
+        #: Top-level statements already walked in an unchanged state (see ``memo_statement``).
+        self.memo: dict[tuple[object, ...], tuple[int, list[Cmd], Stream, _Env]] = {}
 
     def finding(self, rule: str, matched: str) -> None:
         self.analysis.findings.append(Finding(rule, matched.strip()[:500]))
@@ -262,11 +300,173 @@ class _Walker:
         if depth > MAX_DEPTH:
             self.finding("nesting-too-deep", "nested shell code")
             return UNKNOWN_STREAM
-        tree = _parse(text)
-        return self.statements(list(tree.root_node.named_children), env, depth, stdin)
+        plan = self.plan(text) if self.split else None
+        if plan is None:
+            tree = _parse(text)
+            return self.statements(list(tree.root_node.named_children), env, depth, stdin)
+        out = UNKNOWN_STREAM
+        for key, pipelines, background, count in plan:
+            out = self.memo_statement(key, pipelines, background, env, depth, stdin)
+            while count > 1:  # ``a; a; a``: the same statement again, in the state it left
+                count -= 1
+                out = self.memo_statement(key, pipelines, background, env, depth, stdin, count)
+                count = 1 if self.bulk else count
+        return out
+
+    def memo_statement(
+        self, key: str, pipelines: list[tuple[list[Unit], str]], background: bool, env: _Env,
+        depth: int, stdin: Stream, times: int = 1,
+    ) -> Stream:  # fmt: skip
+        """A top-level statement, through ``memoized``."""
+        return self.memoized(
+            (key, background, stdin, depth), env, times,
+            lambda: self.chain(pipelines, len(pipelines), env, depth, stdin, background),
+        )  # fmt: skip
+
+    def memoized(
+        self, key: tuple[object, ...], env: _Env, times: int, walk: Callable[[], Stream]
+    ) -> Stream:
+        """``walk()``, done once per distinct ``key`` and state: a statement that changed
+        nothing, met again in the same state (``version``), records what it did again without
+        another walk -- same steps counted, its commands again only if a loop or a ``$( )``
+        around it reads them (elsewhere they would only repeat the same verdicts). ``times``
+        such statements in a row are recorded at once (``bulk``) when they fit in the step
+        limit."""
+        # The memo holds ``env`` itself, so its id is never reused during the walk.
+        memo_key = (*key, self.version, id(env), self.level, self.pipe)
+        hit = self.memo.get(memo_key)
+        self.bulk = hit is not None and self.steps + hit[0] * times <= MAX_STEPS
+        if hit is not None and (self.bulk or self.steps + hit[0] <= MAX_STEPS):
+            steps, commands, out, _ = hit
+            repeat = times if self.bulk else 1
+            self.steps += steps * repeat
+            if self.watching:
+                self.analysis.commands.extend(commands * repeat)
+            return out
+        version, steps, before = self.version, self.steps, len(self.analysis.commands)
+        out = walk()
+        if self.version == version and not self.exhausted:
+            self.memo[memo_key] = (self.steps - steps, self.analysis.commands[before:], out, env)
+        self.bulk = False
+        return out
+
+    def plan(self, text: str) -> list[tuple[str, list[tuple[list[Unit], str]], bool, int]] | None:
+        """``text`` as top-level statements, each a list of pipelines joined by ``&&``/``||``
+        (a pipeline: its stages and its text), or None when the whole text must be parsed:
+        the splitter cannot follow it, or the parser finds an error in a piece."""
+        items = split_statements(text)
+        if items is None:
+            return None
+        plan = []
+        for item in items:
+            pipelines = item.pipelines
+            if (
+                item.whole
+                or (len(pipelines) == 1 and len(pipelines[0].stages) == 1)
+                # tree-sitter-bash nests ``a | b | c && d`` as ``a | (b | c && d)``: walked
+                # as the parser reads it, whole, as before.
+                or (len(pipelines) > 1 and len(pipelines[0].stages) > 2)
+                # The walk stops at MAX_NESTING levels of ``&&``/``||`` anyway: the parser
+                # builds that nesting faster than the pieces would be prepared.
+                or len(pipelines) > MAX_NESTING
+            ):
+                unit = self.piece(text[item.start : item.end], ended=True)
+                if unit is None:
+                    return None
+                key = text[item.start : item.end]
+                plan.append((key, [([unit], "")], item.background, item.count))
+                continue
+            pipelines = []
+            for pipeline in item.pipelines:
+                stages = []
+                for start, end in pipeline.stages:
+                    unit = self.piece(text[start:end])
+                    if unit is None:
+                        return None
+                    stages.append(unit)
+                span = text[pipeline.stages[0][0] : pipeline.stages[-1][1]]
+                pipelines.append((stages, span))
+            plan.append((text[item.start : item.end], pipelines, item.background, item.count))
+        return plan
+
+    def piece(self, text: str, ended: bool = False) -> Unit | None:
+        """A plain command stays text; anything else is parsed (once per distinct text).
+        A whole statement is parsed ``ended`` by ``;``: tree-sitter-bash reads a long
+        pipeline in an and-or list differently at the end of the text."""
+        if _PLAIN_COMMAND.fullmatch(text) and text.split(None, 1)[0] not in _NOT_PLAIN:
+            return text
+        source = f"{text};" if ended and "<<" not in text else text
+        if source in self.pieces:
+            return self.pieces[source]
+        root = _parse(source).root_node
+        nodes = [c for c in root.named_children if c.type != "comment"]
+        node = nodes[0] if len(nodes) == 1 and not root.has_error else None
+        self.pieces[source] = node
+        return node
+
+    def chain(
+        self, pipelines: list[tuple[list[Unit], str]], count: int, env: _Env, depth: int,
+        stdin: Stream, background: bool,
+    ) -> Stream:  # fmt: skip
+        """The first ``count`` pipelines of an and-or list, walked as the parser nests them
+        (``a && b || c`` is ``list(list(a, b), c)``: one statement, and one level, per
+        operator)."""
+        if count == 1:
+            stages, span = pipelines[0]
+            if len(stages) == 1:
+                return self.unit(stages[0], env, depth, stdin, background)
+            if not self.enter():
+                return UNKNOWN_STREAM
+            saved = self.pipe
+            self.pipe = span
+            try:
+                return self.stages(stages, env, depth, stdin)
+            finally:
+                self.pipe = saved
+                self.level -= 1
+        if not self.enter():
+            return UNKNOWN_STREAM
+        try:
+            self.chain(pipelines, count - 1, env, depth, stdin, background)
+            return self.chain([pipelines[count - 1]], 1, env, depth, stdin, background)
+        finally:
+            self.level -= 1
+
+    def stages(self, stages: list[Unit], env: _Env, depth: int, stdin: Stream) -> Stream:
+        """The stages of a pipeline (all asynchronous), each fed the one before. A stage
+        written again right after itself (``a | a | a``) that gives out what it was fed is
+        recorded at once for all of its run (``memoized``)."""
+        out = stdin
+        i = 0
+        while i < len(stages):
+            stage = stages[i]
+            run = 1
+            while i + run < len(stages) and stages[i + run] == stage:
+                run += 1
+            i += run
+            while run:
+                fed = out
+                out = self.memoized(
+                    ("|", stage, fed, depth), env, run,
+                    lambda s=stage, f=fed: self.unit(s, env, depth, f, True),
+                )  # fmt: skip
+                run = 0 if self.bulk and out == fed else run - 1
+        return out
+
+    def unit(self, unit: Unit, env: _Env, depth: int, stdin: Stream, background: bool) -> Stream:
+        if not isinstance(unit, str):
+            return self.statement(unit, env, depth, stdin, background)
+        if not self.enter():
+            return UNKNOWN_STREAM
+        try:
+            return self.plain(unit, env, depth, stdin, background, [])
+        finally:
+            self.level -= 1
 
     def pipe_text(self, cmd: Cmd) -> str:
-        return _text(self.pipe) if self.pipe is not None else cmd.written
+        if self.pipe is None:
+            return cmd.written
+        return self.pipe if isinstance(self.pipe, str) else _text(self.pipe)
 
     def step(self) -> bool:
         self.steps += 1
@@ -292,16 +492,22 @@ class _Walker:
             out = self.statement(node, env, depth, stdin, background)
         return out
 
-    def statement(
-        self, node: Node, env: _Env, depth: int, stdin: Stream, background: bool
-    ) -> Stream:
+    def enter(self) -> bool:
+        """One more statement, one level deeper: False past the limits (a finding then)."""
         if not self.step():
-            return UNKNOWN_STREAM
+            return False
         if self.level >= MAX_NESTING:
             if not any(f.rule == "nesting-too-deep" for f in self.analysis.findings):
                 self.finding("nesting-too-deep", "statements nested too deeply")
-            return UNKNOWN_STREAM
+            return False
         self.level += 1
+        return True
+
+    def statement(
+        self, node: Node, env: _Env, depth: int, stdin: Stream, background: bool
+    ) -> Stream:
+        if not self.enter():
+            return UNKNOWN_STREAM
         try:
             return self._statement(node, env, depth, stdin, background)
         finally:
@@ -473,7 +679,11 @@ class _Walker:
         self, loop: Node, body: Node, env: _Env, depth: int, forever: bool, background: bool
     ) -> None:
         before = len(self.analysis.commands)
-        self.statement(body, env, depth, UNKNOWN_STREAM, background)
+        self.watching += 1
+        try:
+            self.statement(body, env, depth, UNKNOWN_STREAM, background)
+        finally:
+            self.watching -= 1
         if not forever:
             return
         spawned = [c for c in self.analysis.commands[before:] if c.asynchronous]
@@ -507,6 +717,7 @@ class _Walker:
                 values.extend(_split_unquoted(alt) if child.type not in ("string", "raw_string")
                               else [alt])  # fmt: skip
         if variable is not None:
+            self.version += 1
             name = _text(variable)
             if not has_values:
                 env.vars[name] = tuple(w.alts[0] for w in env.positional or []) or (U,)
@@ -523,6 +734,7 @@ class _Walker:
         value_node = node.child_by_field_name("value")
         if name_node is None:
             return
+        self.version += 1
         name = _text(name_node)
         if value_node is None:
             env.vars[name] = ("",)
@@ -541,6 +753,7 @@ class _Walker:
         if name_node is None or body is None:
             return
         name = _text(name_node)
+        self.version += 1
         env.functions[name] = body
         if _self_spawning(name, body):
             self.finding("fork-bomb", _text(node))
@@ -557,6 +770,7 @@ class _Walker:
     ) -> Stream:  # fmt: skip
         if name in env.active or env.calls.get(name, 0) >= 8:
             return UNKNOWN_STREAM
+        self.version += 1
         env.calls[name] = env.calls.get(name, 0) + 1
         saved_positional, saved_active = env.positional, env.active
         env.positional = list(args) if args or saved_positional is not None else None
@@ -574,10 +788,7 @@ class _Walker:
     ) -> Stream:  # fmt: skip
         text = _text(node)
         if _PLAIN_COMMAND.fullmatch(text):
-            # No quoting, expansion, glob or redirection: the words are the text split on blanks
-            # (most of any long input; walking its tree node by node costs several times more).
-            plain = [Word((part,), part) for part in text.split()]
-            return self.run(plain, text, env, depth, stdin, background, list(redirects))
+            return self.plain(text, env, depth, stdin, background, redirects)
         words: list[Word] = []
         assignments: list[Node] = []
         redirects = list(redirects)
@@ -616,6 +827,21 @@ class _Walker:
         for child in assignments:  # ``FOO=1 cmd``: visible to cmd only, but walk the values
             self.word(child.child_by_field_name("value") or child, env, depth)
         return self.run(words, node, env, depth, stdin, background, redirects)
+
+    def plain(
+        self, text: str, env: _Env, depth: int, stdin: Stream, background: bool,
+        redirects: list[tuple[str, Word]],
+    ) -> Stream:  # fmt: skip
+        """A command with no quoting, expansion, glob or redirection: its words are the text
+        split on blanks (most of any long input; walking its tree costs several times more)."""
+        cache = self.plain_words
+        words = []
+        for part in text.split():
+            word = cache.get(part)
+            if word is None:
+                word = cache[part] = Word.plain(part)
+            words.append(word)
+        return self.run(words, text, env, depth, stdin, background, list(redirects))
 
     def run(
         self, words: list[Word], written: str | Node, env: _Env, depth: int, stdin: Stream,
@@ -695,6 +921,7 @@ class _Walker:
             self.finding("remote-code", cmd.written)
         elif stored.text is not None and (program in SHELLS or program in (".", "source")):
             child = env.child() if program not in (".", "source") else env
+            self.version += 1
             saved = child.vars.get("0")
             child.vars["0"] = (script.literal,)
             child.positional = list(operands[1:])
@@ -763,10 +990,15 @@ class _Walker:
             if op in (">", ">|", "&>", ">>", "&>>") and target.literal is not None:
                 path = _normalize(target.literal, env.cwd)
                 if cmd.stdin.tainted or _produces_taint(cmd):
-                    env.files[path] = Stream(tainted=True)
+                    stored = Stream(tainted=True)
                 elif cmd.program in ("echo", "printf") and op in (">", ">|"):
                     text = _echo_output(cmd.words)
-                    env.files[path] = Stream(text=text) if text is not None else UNKNOWN_STREAM
+                    stored = Stream(text=text) if text is not None else UNKNOWN_STREAM
+                else:
+                    continue
+                if env.files.get(path) != stored:
+                    self.version += 1
+                    env.files[path] = stored
 
     def nested_code(
         self, code: Word, env: _Env, depth: int, stdin: Stream, cmd: Cmd,
@@ -786,7 +1018,7 @@ class _Walker:
         child.functions = dict(env.functions)
         for alt in code.alts:
             text = alt.replace(U, "$__knm_unknown")
-            if alt.strip() == U or _unknown_command_position(text):
+            if alt.strip() == U or (U in alt and _unknown_command_position(text)):
                 self.finding("remote-code", cmd.written)
                 continue
             self.run_code(text, child, depth + 1, stdin)
@@ -802,6 +1034,10 @@ class _Walker:
             return self.call_function(
                 program, env.functions[program], env, depth, args, cmd.stdin, cmd.asynchronous
             )
+        if program in ("cd", "pushd", "chdir", "set", "read", "mapfile", "readarray") or (
+            program in FETCHERS
+        ):
+            self.version += 1
         if program in ("cd", "pushd", "chdir"):
             operands = [w for w in args if not w.value.startswith("-") or w.value == "-"]
             if not operands:
@@ -931,7 +1167,11 @@ class _Walker:
         if kind == "command_substitution":
             body = [c for c in node.named_children if _is_statement(c)]
             before = len(self.analysis.commands)
-            out = self.statements(body, _sub_env(env), depth, UNKNOWN_STREAM)
+            self.watching += 1
+            try:
+                out = self.statements(body, _sub_env(env), depth, UNKNOWN_STREAM)
+            finally:
+                self.watching -= 1
             producers = tuple(c.program for c in self.analysis.commands[before:])
             if out.text is not None and not out.tainted:
                 return Word((out.text.rstrip("\n"),), text, producers=producers)
@@ -1029,6 +1269,7 @@ class _Walker:
                 known = [v for v in value if U not in v and v]
                 alts = (*known, *operand.alts) if known else (*value, *operand.alts)
                 if kind == "=" and U in "".join(value):
+                    self.version += 1
                     env.vars[name] = tuple(dict.fromkeys(alts))[:MAX_ALTS]
                 return Word(tuple(dict.fromkeys(alts))[:MAX_ALTS], text,
                             tainted=operand.tainted or bool(taint))  # fmt: skip
@@ -1117,6 +1358,12 @@ class Unwrapped:
     cwd: str | None = None
 
 
+#: Options of ``nsenter`` and ``unshare`` that take a value (a namespace file, an id, a path).
+_NAMESPACE_OPTIONS = frozenset({"setuid", "setgid", "root", "wd", "mount", "uts", "ipc", "net",
+                                "pid", "user", "cgroup", "time"})  # fmt: skip
+_UNSHARE_OPTIONS = frozenset({"propagation", "setgroups", "map-user", "map-group", "map-users",
+                              "map-groups", "load-interp", "monotonic", "boottime"})  # fmt: skip
+
 # Wrapper -> (short options taking a value, long options taking a value, leading operands).
 _WRAPPERS: dict[str, tuple[str, frozenset[str], int]] = {
     "sudo": (
@@ -1165,56 +1412,8 @@ _WRAPPERS: dict[str, tuple[str, frozenset[str], int]] = {
     "command": ("", frozenset(), 0),
     "builtin": ("", frozenset(), 0),
     "time": ("fo", frozenset({"format", "output"}), 0),
-    "nsenter": (
-        "tSGrw",
-        frozenset(
-            {
-                "target",
-                "setuid",
-                "setgid",
-                "root",
-                "wd",
-                "mount",
-                "uts",
-                "ipc",
-                "net",
-                "pid",
-                "user",
-                "cgroup",
-                "time",
-            }
-        ),
-        0,
-    ),
-    "unshare": (
-        "RwSGl",
-        frozenset(
-            {
-                "root",
-                "wd",
-                "setuid",
-                "setgid",
-                "propagation",
-                "setgroups",
-                "map-user",
-                "map-group",
-                "map-users",
-                "map-groups",
-                "load-interp",
-                "mount",
-                "uts",
-                "ipc",
-                "net",
-                "pid",
-                "user",
-                "cgroup",
-                "time",
-                "monotonic",
-                "boottime",
-            }
-        ),
-        0,
-    ),
+    "nsenter": ("tSGrw", _NAMESPACE_OPTIONS | {"target"}, 0),
+    "unshare": ("RwSGl", _NAMESPACE_OPTIONS | _UNSHARE_OPTIONS, 0),
     "chroot": ("", frozenset({"userspec", "groups"}), 1),
     "systemd-run": (
         "uMHpEsG",

@@ -53,7 +53,7 @@ def test_the_api_benchmark_measures_knm_beside_a_bare_route_and_prints_its_table
     assert done.returncode == 0, done.stdout + done.stderr
     assert "| route" in done.stdout
     assert "bare Litestar+asyncpg" in done.stdout
-    assert "knm status of a running task (uncached)" in done.stdout
+    assert "knm status of a running task (one version check)" in done.stdout
     assert "knm GET /tasks, page 1 of" in done.stdout
 
 

@@ -113,3 +113,59 @@ async def test_execute_bodies_show_the_contracts_examples(document: dict[str, An
         body = document["paths"][f"/api/v1/automation/{route}"]["post"]["requestBody"]
         (example,) = body["content"]["application/json"]["schema"]["examples"]
         assert example["cluster_name"] == "production" and field in example, route
+
+
+def _untyped(document: dict[str, Any]) -> list[tuple[str, str, str]]:
+    """Success responses whose body (or the envelope's ``data``) has no schema a client could
+    generate a type from."""
+    schemas = document["components"]["schemas"]
+
+    def resolve(schema: dict[str, Any]) -> dict[str, Any]:
+        while "$ref" in schema:
+            schema = schemas[schema["$ref"].rsplit("/", 1)[-1]]
+        return schema
+
+    def typed(schema: dict[str, Any] | None) -> bool:
+        if not schema:
+            return False
+        schema = resolve(schema)
+        for key in ("oneOf", "anyOf"):
+            if key in schema:
+                return all(typed(choice) for choice in schema[key])
+        if schema.get("type") == "object":
+            return bool(schema.get("properties") or schema.get("additionalProperties"))
+        return any(key in schema for key in ("type", "enum", "const"))
+
+    found = []
+    for method, path, operation in _operations(document):
+        for code, answer in operation["responses"].items():
+            if not code.startswith("2"):
+                continue
+            contents = answer.get("content") or {"": {}}
+            for media, body in contents.items():
+                schema = body.get("schema")
+                if not typed(schema):
+                    found.append((method, path, f"{code} {media or 'no content'}"))
+                    continue
+                data = resolve(schema).get("properties", {}).get("data", "absent")
+                if data != "absent" and not typed(data):
+                    found.append((method, path, f"{code} data"))
+    return found
+
+
+async def test_every_success_response_is_typed(document: dict[str, Any]) -> None:
+    found = _untyped(document)
+    assert not found, "\n".join(map(str, found))
+
+
+async def test_settings_name_each_executors_own_fields_and_text_answers_say_text(
+    document: dict[str, Any],
+) -> None:
+    settings = _data_schema(document, "get", "/api/v1/features/automation")
+    assert {"enabled", "ssh"} <= settings["properties"].keys()
+    assert settings["properties"]["ssh"]["$ref"].endswith("/SshSettings")
+    for path, codes in (("/api/v1/tasks/{task_id}/output", ("200", "206")),
+                        ("/metrics", ("200",))):  # fmt: skip
+        for code in codes:
+            (media,) = document["paths"][path]["get"]["responses"][code]["content"]
+            assert media.startswith("text/plain"), (path, code)

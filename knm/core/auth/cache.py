@@ -1,13 +1,16 @@
 """Recently authenticated callers, so a request with a token seen a moment ago skips the
-database.
+database; and the users' rows ``/auth/me`` answers with, under the same invalidation.
 
 Authentication is the one query every request makes; dashboards poll status with the same token
 many times a second. An entry lives at most ``auth_cache_seconds`` and never past its token's
 own expiry. Whatever changes who a user is (role, disabled, password — see ``users.update``) or
 revokes a token announces the user id on the ``knm_auth`` channel in the same transaction, and
-every process forgets that user's entries when it hears it (``knm.core.listen``). While the
-listening connection is down the cache is bypassed, so a missed announcement can never keep a
-revoked token alive.
+every process forgets that user's entries — tokens and row — when it hears it
+(``knm.core.listen``). While the listening connection is down the cache is bypassed, so a missed
+announcement can never keep a revoked token alive or a changed user's row shown.
+
+A user's row has no lifetime of its own: it changes only through ``users.update``, which
+announces, so it stays until an announcement, the listener's reset, or eviction.
 """
 
 from __future__ import annotations
@@ -15,13 +18,16 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable, Coroutine
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import asyncpg
 import msgspec
 
 from knm.core.auth.principal import Principal
 from knm.core.listen import Listener
+
+if TYPE_CHECKING:
+    from knm.core.auth.users import User
 
 CHANNEL = "knm_auth"
 #: Entries kept at most; the oldest go first.
@@ -50,6 +56,8 @@ class PrincipalCache:
         self.ttl = ttl
         self._listener = listener
         self._entries: dict[str, _Entry] = {}
+        #: Users' rows as ``/auth/me`` shows them, by id.
+        self._users: dict[int, User] = {}
         #: Database lookups under way, by token, with the generation each started in.
         self._lookups: dict[str, tuple[int, asyncio.Future[Lookup]]] = {}
         self.hits = 0
@@ -96,6 +104,21 @@ class PrincipalCache:
             del self._entries[next(iter(self._entries))]
         self._entries[token] = _Entry(principal, time.monotonic() + self.ttl, expires_at)
 
+    def user(self, user_id: int) -> User | None:
+        """The user's row, if known (and the cache is live)."""
+        if not self.live:
+            return None
+        return self._users.get(user_id)
+
+    def put_user(self, user: User, generation: int) -> None:
+        """Remember a row read in ``generation``: a read that began before an announcement may
+        have seen the row before the change, so it is dropped."""
+        if not self.live or generation != self.generation:
+            return
+        if len(self._users) >= MAX_ENTRIES:
+            del self._users[next(iter(self._users))]
+        self._users[user.id] = user
+
     def lookup(
         self, token: str, read: Callable[[], Coroutine[Any, Any, Lookup]]
     ) -> asyncio.Future[Lookup]:
@@ -128,10 +151,12 @@ class PrincipalCache:
         stale = [k for k, e in self._entries.items() if e.principal.user_id == user_id]
         for token in stale:
             del self._entries[token]
+        self._users.pop(user_id, None)
 
     def clear(self) -> None:
         self.generation += 1
         self._entries.clear()
+        self._users.clear()
 
     def _on_notify(self, payload: str) -> None:
         try:

@@ -119,7 +119,44 @@ async def _authenticate(knm: Knm, token: str) -> tuple[Principal, float | None]:
     return principal, float(expires) if isinstance(expires, int | float) else None
 
 
+def header_token(scope: Any) -> str | None:
+    """The bearer token of an HTTP request's ``Authorization`` header, read from the raw ASGI
+    headers (building Litestar's ``Headers`` for one header cost as much as the cached lookup
+    of the token); None without the header. The first header counts, as in ``Headers.get``."""
+    for name, value in scope["headers"]:
+        if name.lower() == b"authorization":
+            if not value:
+                return None  # an empty header is a missing one, as in ``bearer_token``
+            scheme, _, token = value.decode("latin-1").partition(" ")
+            if scheme.lower() != "bearer" or not token.strip():
+                raise Unauthorized("malformed Authorization header; expected 'Bearer <token>'")
+            return token.strip()
+    return None
+
+
 class AuthMiddleware(AbstractAuthenticationMiddleware):
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        # HTTP requests take the short way: the same decisions as the base class (the
+        # ``exclude_from_auth_key`` opt, the excluded methods), without building an
+        # ``ASGIConnection`` and its ``Headers`` on every request. WebSockets (their token may
+        # come from a subprotocol or the query) go the long way.
+        if scope["type"] != "http" or self.exclude:
+            await super().__call__(scope, receive, send)
+            return
+        handler = scope.get("route_handler")
+        public = (
+            self.exclude_opt_key is not None
+            and handler is not None
+            and handler.opt.get(self.exclude_opt_key)
+        )
+        if not public and scope.get("method") not in (self.exclude_http_methods or ()):
+            token = header_token(scope)
+            if token is None:
+                raise Unauthorized("missing bearer token")
+            scope["user"] = await authenticate(scope["litestar_app"].state["knm"], token)
+            scope["auth"] = None
+        await self.app(scope, receive, send)
+
     async def authenticate_request(
         self, connection: ASGIConnection[Any, Any, Any, Any]
     ) -> AuthenticationResult:

@@ -12,7 +12,7 @@ from litestar import Request, delete, get, post, put
 from knm.core.auth import passwords, throttle, tokens, users
 from knm.core.auth.guards import ADMIN, VIEWER, principal_of
 from knm.core.auth.principal import ROLES, Principal, role_at_least
-from knm.core.envelope import Envelope, PageNo, PageSize, created, ok
+from knm.core.envelope import Done, Envelope, PageNo, PageSize, created, ok
 from knm.core.errors import Forbidden, Invalid, Unauthorized
 
 if TYPE_CHECKING:
@@ -163,15 +163,32 @@ async def refresh(request: Request[Any, Any, Any]) -> Envelope[LoginResponse]:
     return ok(_login_response(knm, row, session), "token refreshed")
 
 
-@get("/auth/me", guards=[VIEWER], summary="The caller")
+@get("/auth/me", summary="The caller")
 async def me(request: Request[Any, Any, Any]) -> Envelope[users.User]:
+    """From memory while the authentication cache is live: a user's row changes only through
+    ``users.update``, whose announcement drops it in every process (``knm.core.auth.cache``).
+
+    No guard: any caller the middleware let through may ask, and ``principal_of`` refuses the
+    rest; a guard would cost a copy of the route handler per request (Litestar's
+    ``authorize_connection``)."""
     principal = principal_of(request)
-    async with _knm(request).pool.acquire() as conn:
-        return ok(await users.get(conn, principal.user_id))
+    knm = _knm(request)
+    cache = knm.auth_cache
+    if cache is None:
+        async with knm.pool.acquire() as conn:
+            return ok(await users.get(conn, principal.user_id))
+    known = cache.user(principal.user_id)
+    if known is not None:
+        return ok(known)
+    generation = cache.generation
+    async with knm.pool.acquire() as conn:
+        user = await users.get(conn, principal.user_id)
+    cache.put_user(user, generation)
+    return ok(user)
 
 
 @put("/auth/password", guards=[VIEWER], summary="Change your own password")
-async def change_password(request: Request[Any, Any, Any], data: PasswordChange) -> Envelope[Any]:
+async def change_password(request: Request[Any, Any, Any], data: PasswordChange) -> Done:
     """The session the change is made from goes on; every other session of the user and every
     API token of theirs is revoked."""
     knm = _knm(request)
@@ -203,7 +220,7 @@ async def change_password(request: Request[Any, Any, Any], data: PasswordChange)
         if keep
         else "password changed; every session and API token is revoked"
     )
-    return ok(message=message)
+    return Done(code=200, message=message)
 
 
 @get("/users", guards=[ADMIN], summary="List users")
@@ -302,7 +319,7 @@ async def create_token(
 
 
 @delete("/tokens/{token_id:int}", guards=[VIEWER], status_code=200, summary="Revoke an API token")
-async def revoke_token(request: Request[Any, Any, Any], token_id: int) -> Envelope[Any]:
+async def revoke_token(request: Request[Any, Any, Any], token_id: int) -> Done:
     knm = _knm(request)
     principal = principal_of(request)
     owner = None if principal.role == "admin" else principal.user_id
@@ -310,7 +327,7 @@ async def revoke_token(request: Request[Any, Any, Any], token_id: int) -> Envelo
         owner_id = await tokens.revoke_api_token(conn, token_id, owner)
         await knm.audit(request, "token.revoke", str(token_id), conn=conn)
     knm.forget_user(owner_id)
-    return ok(message="token revoked")
+    return Done(code=200, message="token revoked")
 
 
 ROUTES = [

@@ -125,6 +125,12 @@ class ClusterProvider(abc.ABC):
         """Every problem with the config's values, one sentence each (the API answers 422)."""
         return []
 
+    def missing(self, config: Any) -> list[str]:
+        """The required fields the body left out, by name, where what is required depends on
+        other fields (a field always required is simply a field without a default). The API
+        answers 400 naming the first, as for any other missing field."""
+        return []
+
     async def check(self, knm: Knm, cluster: Cluster) -> None:
         """Called before a cluster is stored (created, or its config changed): a reachability
         check, for example. Raise ``Invalid`` to refuse it."""

@@ -157,6 +157,12 @@ def _problems(name: str, description: str, bastion: Bastion | None) -> list[str]
     return found
 
 
+def _require(provider: ClusterProvider, config: Any) -> None:
+    """A required field left out is a malformed body (400), as msgspec says it for the rest."""
+    if missing := provider.missing(config):
+        raise BadRequest(f"Object missing required field `{missing[0]}`")
+
+
 def _refuse(problems: list[str]) -> None:
     if not problems:
         return
@@ -237,6 +243,7 @@ async def create_cluster(
     )
     provider = knm.registry.provider_for(fields.kind)
     config = _convert(_config_part(provider, values), provider.config_type)
+    _require(provider, config)
     _refuse(_problems(fields.name, fields.description, fields.bastion) + provider.validate(config))
     async with knm.pool.acquire() as conn:
         await _check_bastion(conn, fields.bastion)
@@ -295,6 +302,7 @@ async def update_cluster(
             bastion = None if row.bastion is None else msgspec.convert(row.bastion, Bastion)
         else:
             bastion = changes.bastion
+        _require(provider, config)
         _refuse(_problems(new_name, description, bastion) + provider.validate(config))
         if changes.bastion is not msgspec.UNSET:
             await _check_bastion(conn, bastion)

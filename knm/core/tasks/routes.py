@@ -8,6 +8,7 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 from litestar import Request, Response, get, post
+from litestar.openapi.datastructures import ResponseSpec
 from litestar.openapi.spec import Example
 from litestar.params import Body
 from litestar.response import Stream
@@ -242,7 +243,20 @@ async def task_events(
     return ok(EventList(len(found), found))
 
 
-@get("/tasks/{task_id:str}/output", guards=[VIEWER], summary="Download a node's output")
+_OUTPUT = "text/plain; charset=utf-8"
+
+
+@get(
+    "/tasks/{task_id:str}/output",
+    guards=[VIEWER],
+    summary="Download a node's output",
+    responses={
+        200: ResponseSpec(data_container=str, media_type=_OUTPUT, description="the whole stream"),
+        206: ResponseSpec(
+            data_container=str, media_type=_OUTPUT, description="the bytes a Range asked for"
+        ),
+    },
+)
 async def task_output(
     request: Request[Any, Any, Any],
     task_id: str,
@@ -267,7 +281,7 @@ async def task_output(
         headers["Content-Range"] = f"bytes {start}-{max(start, end - 1)}/{total}"
     return Stream(
         output.stream_output(knm.pool, task_id, node, stream, start, end),
-        media_type="text/plain; charset=utf-8",
+        media_type=_OUTPUT,
         headers=headers,
         status_code=status_code,
     )

@@ -12,6 +12,7 @@ from knm.core.tasks import output, store
 from knm.core.tasks.executor import Executor
 from knm.core.tasks.ids import kind_of, new_task_id
 from knm.core.tasks.schemas import ExecRequest, TaskRow
+from knm.core.tasks.status_cache import LiveAnswer
 from knm.wire import TERMINAL, TaskStarted, TaskStatus, flatten
 
 if TYPE_CHECKING:
@@ -172,6 +173,11 @@ async def status_of(knm: Knm, task_id: str, kind: str | None = None) -> msgspec.
         if known is not None:
             return known
         generation = cache.generation
+        live = cache.get_live(task_id)
+        # An unfinished task: its last answer, if nothing it was read from changed since.
+        if live is not None and await store.version_of(knm.pool, task_id) == live.version:
+            cache.live_hits += 1
+            return live.encode()
     # Ids start with their executor's kind, so the executor is known before the read.
     executor = knm.executors.get(kind_of(task_id) or "")
     with_output = executor.node_output_in_status if executor else True
@@ -210,9 +216,15 @@ async def status_of(knm: Knm, task_id: str, kind: str | None = None) -> msgspec.
         answer.extend(executor.status_fields(task))
         if executor.task_output_in_status:
             answer.output = await output.read_output(knm.pool, task.task_id, "", "log")
-    encoded = msgspec.Raw(_encoder.encode(answer.to_wire()))
-    if cache is not None and task.status in TERMINAL:
-        cache.put(task_id, encoded, text_size(answer), generation)
+    data = answer.to_wire()
+    encoded = msgspec.Raw(_encoder.encode(data))
+    if cache is not None:
+        if task.status in TERMINAL:
+            cache.drop_live(task_id)
+            cache.put(task_id, encoded, text_size(answer), generation)
+        else:
+            live = LiveAnswer(found.version, data, task.start_time, task.end_time)
+            cache.put_live(task_id, live, text_size(answer))
     return encoded
 
 

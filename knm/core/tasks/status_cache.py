@@ -5,12 +5,20 @@ same on every poll — and dashboards and ``wait()`` loops poll. Only a prune ca
 (deleting the task or its output); every prune announces itself on ``knm_pruned`` and each
 process empties its cache when it hears it. Entries also expire after ``TTL`` seconds and big
 answers (much output) are not kept, so the memory held stays small.
+
+Unfinished tasks' answers are kept too, each with the :data:`~knm.core.tasks.store.Version` it
+was read at, and answered again only after one cheap query finds that version unchanged
+(``store.version_of``): a running task's status is polled far more often than it changes. Its
+``duration`` grows with the clock, so it is recomputed on every answer. This check asks the
+database every time, so it needs no announcement and holds across processes.
 """
 
 from __future__ import annotations
 
 import time
 from collections import OrderedDict
+from datetime import datetime
+from typing import Any
 
 import asyncpg
 import msgspec
@@ -30,11 +38,33 @@ async def announce_prune(conn: asyncpg.Connection | asyncpg.Pool) -> None:
     await conn.execute("SELECT pg_notify($1, '')", CHANNEL)
 
 
+_encoder = msgspec.json.Encoder()
+
+
+class LiveAnswer(msgspec.Struct):
+    """An unfinished task's answer (``TaskStatus.to_wire()``) and what it was read from."""
+
+    version: tuple[str, int | None]
+    data: dict[str, Any]
+    start_time: datetime | None
+    end_time: datetime | None
+
+    def encode(self) -> msgspec.Raw:
+        data = self.data
+        if self.start_time is not None and "duration" in data:
+            end = self.end_time or datetime.now(self.start_time.tzinfo)
+            data = {**data, "duration": max(0, int((end - self.start_time).total_seconds()))}
+        return msgspec.Raw(_encoder.encode(data))
+
+
 class StatusCache:
     def __init__(self, listener: Listener) -> None:
         self._listener = listener
         self._entries: OrderedDict[str, tuple[float, msgspec.Raw]] = OrderedDict()
+        self._live: OrderedDict[str, LiveAnswer] = OrderedDict()
         self.hits = 0
+        #: Unfinished tasks' answers given again after their version check.
+        self.live_hits = 0
         #: Bumped by every clear: an answer read before a prune must not be kept after it.
         self.generation = 0
         listener.on(CHANNEL, lambda _payload: self.clear())
@@ -63,6 +93,23 @@ class StatusCache:
         while len(self._entries) > MAX_ENTRIES:
             self._entries.popitem(last=False)
 
+    def get_live(self, task_id: str) -> LiveAnswer | None:
+        """An unfinished task's last answer: to be checked against its version before use."""
+        return self._live.get(task_id)
+
+    def put_live(self, task_id: str, answer: LiveAnswer, text_size: int) -> None:
+        if text_size > MAX_TEXT:
+            self._live.pop(task_id, None)
+            return
+        self._live[task_id] = answer
+        self._live.move_to_end(task_id)
+        while len(self._live) > MAX_ENTRIES:
+            self._live.popitem(last=False)
+
+    def drop_live(self, task_id: str) -> None:
+        self._live.pop(task_id, None)
+
     def clear(self) -> None:
         self.generation += 1
         self._entries.clear()
+        self._live.clear()

@@ -427,6 +427,8 @@ class Snapshot(msgspec.Struct):
     task: TaskRow
     #: The contract's node status has two values: unfinished nodes appear once finished.
     results: list[NodeOut]
+    #: The :data:`Version` read with them.
+    version: tuple[str, int | None] = ("", None)
 
 
 async def snapshot(
@@ -441,7 +443,9 @@ async def snapshot(
                     ORDER BY n.position) AS snapshot_nodes,
               ARRAY(SELECT ROW(o.node, o.stream, string_agg(o.data, '' ORDER BY o.seq))
                     FROM task_output o WHERE $2 AND o.task_id = t.task_id
-                    GROUP BY o.node, o.stream) AS snapshot_output
+                    GROUP BY o.node, o.stream) AS snapshot_output,
+              t.xmin::text AS snapshot_xmin,
+              (SELECT r.rev FROM task_revisions r WHERE r.task_id = t.task_id) AS snapshot_rev
             FROM tasks t WHERE t.task_id = $1""",
         task_id,
         with_output,
@@ -451,8 +455,27 @@ async def snapshot(
     values = dict(record)
     rows = values.pop("snapshot_nodes")
     texts = values.pop("snapshot_output")
+    version = (values.pop("snapshot_xmin"), values.pop("snapshot_rev"))
     output = {(node, stream): text for node, stream, text in texts} if with_output else None
-    return Snapshot(task=TaskRow(**values), results=[result_of(row, output) for row in rows])
+    return Snapshot(
+        task=TaskRow(**values), results=[result_of(row, output) for row in rows], version=version
+    )
+
+
+#: What a status answer was read from, as of one snapshot: the task row's version (its xmin:
+#: every update makes a new one) and its nodes' and output's revision (``task_revisions``).
+Version = tuple[str, int | None]
+
+
+async def version_of(conn: asyncpg.Connection | asyncpg.Pool, task_id: str) -> Version | None:
+    """The task's :data:`Version` now (None: no such task) — two primary-key lookups, to tell
+    whether an answer built from an earlier :func:`snapshot` still holds."""
+    record = await conn.fetchrow(
+        """SELECT t.xmin::text, r.rev FROM tasks t
+           LEFT JOIN task_revisions r ON r.task_id = t.task_id WHERE t.task_id = $1""",
+        task_id,
+    )
+    return None if record is None else (record[0], record[1])
 
 
 class HistoryFilter(msgspec.Struct, kw_only=True):

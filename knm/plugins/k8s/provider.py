@@ -42,6 +42,7 @@ class KubernetesProvider(ClusterProvider):
         if config.in_cluster and config.kubeconfig:
             problems.append("give kubeconfig or in_cluster, not both")
         elif not config.in_cluster and not config.kubeconfig:
+            # Left out entirely it is a missing field (400, ``missing``); this is an empty one.
             problems.append("give kubeconfig (YAML) or in_cluster: true")
         elif config.kubeconfig:
             if len(config.kubeconfig) > MAX_KUBECONFIG:
@@ -59,6 +60,10 @@ class KubernetesProvider(ClusterProvider):
         if not 1 <= config.max_unavailable <= 10_000:
             problems.append("max_unavailable must be between 1 and 10000")
         return problems
+
+    def missing(self, config: Any) -> list[str]:
+        assert isinstance(config, KubernetesConfig)
+        return ["kubeconfig"] if config.kubeconfig is None and not config.in_cluster else []
 
     async def check(self, knm: Knm, cluster: Cluster) -> None:
         config: KubernetesConfig = cluster.config

@@ -28,6 +28,34 @@ ENCRYPTION_ALGS = [
     "aes128-ctr",
 ]
 
+#: Key exchanges knm never offers: SHA-1 (OpenSSH dropped it from its client's defaults).
+_WEAK_KEX = frozenset({b"diffie-hellman-group14-sha1", b"diffie-hellman-group1-sha1"})
+
+
+def _kex_algs() -> list[str]:
+    """Key exchange: asyncssh's defaults in its order, without SHA-1 (and without GSS, never
+    used here). The post-quantum hybrid (mlkem768x25519-sha256) stays first although plain
+    curve25519-sha256 would save ~190 µs of CPU per connection on each end (~5 % of knm's CPU
+    in a 1,000-node fan-out): sessions carry credentials and command output, and a recorded
+    session must not become readable to a future quantum computer for 5 %. OpenSSH (9.9+)
+    makes the same choice."""
+    from asyncssh.kex import get_default_kex_algs
+
+    return [
+        alg.decode()
+        for alg in get_default_kex_algs()
+        if alg not in _WEAK_KEX and not alg.startswith(b"gss-")
+    ]
+
+
+KEX_ALGS = _kex_algs()
+
+#: A connection in use sends a keepalive after this many seconds without a packet from the node
+#: and gives up after this many unanswered ones. An idle pooled connection sends none (see
+#: ``knm.plugins.ssh.pool``).
+KEEPALIVE_INTERVAL = 30
+KEEPALIVE_COUNT_MAX = 3
+
 
 def secret_digest(credential: Any) -> str:
     """A digest of the credential's login material: a changed secret never reuses a connection
@@ -89,9 +117,12 @@ async def open_connection(
         "client_keys": None,
         "password": credential.password or None,
         "tunnel": tunnel,
-        "keepalive_interval": 30,
-        "keepalive_count_max": 3,
+        "keepalive_interval": KEEPALIVE_INTERVAL,
+        "keepalive_count_max": KEEPALIVE_COUNT_MAX,
         "encryption_algs": ENCRYPTION_ALGS,
+        "kex_algs": KEX_ALGS,
+        # Never compress (asyncssh's default too, said here): small outputs, CPU on both ends.
+        "compression_algs": None,
         # Nothing of Kerberos or X.509 is ever used: skip asyncssh's lookups for them (files
         # under ~/.ssh, GSS algorithms), which it repeats for every connection.
         "gss_kex": False,

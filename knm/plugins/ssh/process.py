@@ -35,6 +35,8 @@ class SshConnection:
         self.pool_key = pool_key
         #: Set when a killed command's channel did not close: never pool this connection.
         self.dirty = False
+        #: The session's place in the transport's start ramp, until its first command runs.
+        self.start: Any = None
         self._reconnect = reconnect
 
     async def replace(self) -> None:

@@ -4,6 +4,7 @@ its user or its revocation is honoured at once, in this process and in any other
 from __future__ import annotations
 
 import time
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -167,3 +168,72 @@ def test_an_entry_past_its_lifetime_is_answered_while_it_is_read_again(
     assert cache.get("token") == (someone, True)
     monkeypatch.setattr(time, "monotonic", lambda: now + 11)
     assert cache.get("token") == (None, True)
+
+
+async def test_auth_me_is_answered_from_memory_and_shows_a_change_at_once(
+    knm_client: ApiClient, admin_headers: dict[str, str]
+) -> None:
+    knm = _knm(knm_client)
+    headers = await knm_client.create_user(admin_headers, "cached-me", "operator")
+    first = (await knm_client.get("/auth/me", headers=headers)).json()["data"]
+    assert knm.auth_cache.user(first["id"]) is not None
+    await knm_client.put(f"/users/{first['id']}", json={"role": "viewer"}, headers=admin_headers)
+    after = (await knm_client.get("/auth/me", headers=headers)).json()["data"]
+    assert after["role"] == "viewer" and after["updated_at"] >= first["updated_at"]
+
+
+async def test_auth_me_shows_a_change_made_by_another_process(
+    knm_client: ApiClient, admin_headers: dict[str, str], knm_database_url: str
+) -> None:
+    headers = await knm_client.create_user(admin_headers, "cached-me-elsewhere", "operator")
+    me = (await knm_client.get("/auth/me", headers=headers)).json()["data"]
+    conn = await connect_one(knm_database_url)
+    try:
+        await users.update(conn, me["id"], role="viewer")
+    finally:
+        await conn.close()
+
+    async def demoted() -> bool:
+        answer = await knm_client.get("/auth/me", headers=headers)
+        return answer.status_code == 200 and answer.json()["data"]["role"] == "viewer"
+
+    await eventually(demoted, deadline=10)
+
+
+async def test_auth_me_refuses_a_missing_or_malformed_authorization(
+    knm_client: ApiClient,
+) -> None:
+    for headers in ({}, {"Authorization": "Basic abc"}, {"Authorization": "Bearer "}):
+        answer = await knm_client.get("/auth/me", headers=headers)
+        assert answer.status_code == 401, headers
+        assert answer.json()["code"] == 401
+
+
+def test_a_users_row_read_before_a_change_is_not_kept_after_it() -> None:
+    cache = PrincipalCache(3600, _Live())  # type: ignore[arg-type]
+    row = users.User(
+        id=7,
+        username="someone",
+        role="admin",
+        disabled=False,
+        created_at=datetime.now(UTC),
+        updated_at=datetime.now(UTC),
+    )
+    started = cache.generation
+    cache.forget_user(7)
+    cache.put_user(row, started)
+    assert cache.user(7) is None
+    cache.put_user(row, cache.generation)
+    assert cache.user(7) == row
+    cache.forget_user(7)
+    assert cache.user(7) is None
+    cache.put_user(row, cache.generation)
+    cache.clear()
+    assert cache.user(7) is None
+
+
+def test_no_users_row_is_kept_while_the_cache_is_off() -> None:
+    cache = PrincipalCache(0, _Live())  # type: ignore[arg-type]
+    row = users.User(7, "someone", "admin", False, datetime.now(UTC), datetime.now(UTC))
+    cache.put_user(row, cache.generation)
+    assert cache.user(7) is None

@@ -1,13 +1,15 @@
-"""Status answers of finished tasks come from memory; running tasks and pruned ones never do."""
+"""Status answers of finished tasks come from memory; running tasks' answers too, after one
+cheap check that nothing they show changed; pruned ones never do."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import msgspec
 
 from knm.core.db import connect_one
-from knm.core.tasks import status_cache
+from knm.core.tasks import output, status_cache, store
 from knm.core.tasks.retention import prune, prune_with
 from knm.testing.client import ApiClient
 from knm.testing.tasks import eventually, start_task, wait_for_task
@@ -38,8 +40,8 @@ async def test_a_finished_tasks_status_is_answered_from_memory_unchanged(
     assert "line" in again["data"]["results"][0]["stdout"] or again["data"]["results"][0]["stdout"]
 
 
-async def test_a_running_tasks_status_is_read_afresh_every_time(
-    knm_client: ApiClient, admin_headers: dict[str, str]
+async def test_a_running_tasks_status_is_answered_again_only_while_nothing_it_shows_changed(
+    knm_client: ApiClient, admin_headers: dict[str, str], knm_database_url: str
 ) -> None:
     cache = _knm(knm_client).status_cache
     data = await start_task(
@@ -52,9 +54,29 @@ async def test_a_running_tasks_status_is_read_afresh_every_time(
         return found["status"] == "running" and len(found["results"]) == 1
 
     await eventually(one_node_done)
-    hits = cache.hits
-    await _status(knm_client, admin_headers, task_id)
-    assert cache.hits == hits
+    first = (await _status(knm_client, admin_headers, task_id)).json()["data"]
+    hits = cache.live_hits
+    again = (await _status(knm_client, admin_headers, task_id)).json()["data"]
+    assert cache.live_hits == hits + 1
+    assert again["results"] == first["results"] and again["message"] == first["message"]
+    # Changes written elsewhere (another process's writer: its own connection), one per table
+    # the answer reads, each seen on the next request.
+    conn = await connect_one(knm_database_url)
+    try:
+        await conn.execute(
+            "UPDATE task_nodes SET message = 'node note' WHERE task_id = $1 AND node = 'n1'",
+            task_id,
+        )
+        found = (await _status(knm_client, admin_headers, task_id)).json()["data"]
+        assert found["results"][0]["message"] == "node note"
+        await output.append_chunks(conn, [(task_id, "n1", "stdout", 1_000_000, "\nappended")])
+        found = (await _status(knm_client, admin_headers, task_id)).json()["data"]
+        assert found["results"][0]["stdout"].endswith("\nappended")
+        await conn.execute("UPDATE tasks SET message = 'task note' WHERE task_id = $1", task_id)
+        found = (await _status(knm_client, admin_headers, task_id)).json()["data"]
+        assert found["message"] == "task note"
+    finally:
+        await conn.close()
     await knm_client.post(f"/automation/test/cancel/{task_id}", headers=admin_headers)
     done = await wait_for_task(knm_client, admin_headers, task_id)
     # The terminal answer replaces what was seen while it ran.
@@ -62,6 +84,47 @@ async def test_a_running_tasks_status_is_read_afresh_every_time(
     assert (await _status(knm_client, admin_headers, task_id)).json()["data"]["status"] == (
         "cancelled"
     )
+    assert cache.get_live(task_id) is None
+
+
+async def test_every_statement_on_a_tasks_nodes_or_output_bumps_its_revision(
+    knm_client: ApiClient, admin_headers: dict[str, str], knm_database_url: str
+) -> None:
+    data = await start_task(
+        knm_client, admin_headers, cluster_name="lab", target_nodes=["n1", "n2"], hang_nodes=["n2"]
+    )
+    task_id = data["task_id"]
+    conn = await connect_one(knm_database_url)
+    try:
+        before = await store.version_of(conn, task_id)
+        assert before is not None and before[1] is not None  # its nodes were inserted
+        await conn.execute("UPDATE task_nodes SET message = 'x' WHERE task_id = $1", task_id)
+        after_update = await store.version_of(conn, task_id)
+        assert after_update is not None and after_update[1] > before[1]
+        await output.append_chunks(
+            conn, [(task_id, "n2", "stderr", 1_000_000 + i, "x") for i in range(3)]
+        )
+        after_copy = await store.version_of(conn, task_id)
+        assert after_copy is not None and after_copy[1] > after_update[1]
+        assert after_copy[0] == after_update[0]  # the task row itself did not change
+        await conn.execute("UPDATE tasks SET message = 'y' WHERE task_id = $1", task_id)
+        after_task = await store.version_of(conn, task_id)
+        assert after_task is not None and after_task[0] != after_copy[0]
+        assert await store.version_of(conn, "test-no-such-task") is None
+    finally:
+        await conn.close()
+    await knm_client.post(f"/automation/test/cancel/{task_id}", headers=admin_headers)
+    await wait_for_task(knm_client, admin_headers, task_id)
+
+
+def test_a_kept_running_answer_shows_the_duration_as_of_now() -> None:
+    started = datetime.now(UTC) - timedelta(seconds=90)
+    live = status_cache.LiveAnswer(
+        ("1", 1), {"task_id": "t", "duration": 0, "results": []}, started, None
+    )
+    assert msgspec.json.decode(live.encode())["duration"] >= 90
+    pending = status_cache.LiveAnswer(("1", 1), {"task_id": "t", "duration": None}, None, None)
+    assert msgspec.json.decode(pending.encode())["duration"] is None
 
 
 async def test_a_prune_in_this_process_empties_the_cache(

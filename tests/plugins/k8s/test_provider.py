@@ -140,7 +140,7 @@ async def test_a_cluster_whose_api_does_not_answer_is_refused(
 @pytest.mark.parametrize(
     ("fields", "problem"),
     [
-        ({}, "give kubeconfig (YAML) or in_cluster: true"),
+        ({"kubeconfig": ""}, "give kubeconfig (YAML) or in_cluster: true"),
         ({"in_cluster": True, "kubeconfig": "x"}, "not both"),
         ({"kubeconfig": "a: [b"}, "kubeconfig is not valid YAML"),
         ({"kubeconfig": "- a"}, "kubeconfig must be a YAML mapping"),
@@ -158,9 +158,15 @@ async def test_bad_values_are_refused_with_422(
     problem: str,
 ) -> None:
     body: dict[str, Any] = {"name": "bad", "kubeconfig": kube_standin.kubeconfig(), **fields}
-    if not fields:
-        del body["kubeconfig"]
     assert problem in assert_envelope(await create(knm_client, admin_headers, **body), 422)["error"]
+
+
+async def test_a_cluster_without_kubeconfig_or_in_cluster_is_a_missing_field_400(
+    knm_client: ApiClient, admin_headers: dict[str, str]
+) -> None:
+    response = await create(knm_client, admin_headers, name="no-kubeconfig")
+    assert "`kubeconfig`" in assert_envelope(response, 400)["error"]
+    assert_envelope(await knm_client.get("/clusters/no-kubeconfig", headers=admin_headers), 404)
 
 
 async def test_unknown_fields_and_wrong_types_are_400(

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import getpass
+import os
+import pwd
 from collections.abc import AsyncIterator, Awaitable, Callable
 from types import SimpleNamespace
 from typing import Any
@@ -12,8 +16,10 @@ import pytest
 from knm.core.credentials import DecryptedCredential
 from knm.core.tasks import TargetNode
 from knm.core.transport import TransportError
+from knm.plugins.ssh.connect import KEEPALIVE_INTERVAL
+from knm.plugins.ssh.limiter import StartRamp
 from knm.plugins.ssh.schemas import SshSettings
-from knm.plugins.ssh.transport import TRANSPORT, SshTransport
+from knm.plugins.ssh.transport import TRANSPORT, SshTransport, name_local_user
 from knm.testing.client import ApiClient
 from knm.testing.fleet import FleetCluster, create_fleet_cluster
 from knm.testing.tasks import eventually
@@ -186,6 +192,62 @@ async def test_run_with_a_pty_merges_the_streams(direct: Any, fleet: FleetCluste
     assert "to-stderr" in "".join(out)
 
 
+async def test_a_session_holds_one_start_place_from_its_handshake_until_its_command_runs(
+    direct: Any, fleet: FleetCluster
+) -> None:
+    transport, context, credential = direct
+    transport.ramp = StartRamp(start=1, step=3600, stale=0)
+
+    async def second() -> int | None:
+        async with transport.session(context, node(fleet, 1), credential) as conn:
+            return (await transport.run(conn, "true")).exit_code
+
+    async with transport.session(context, node(fleet, 0), credential) as conn:
+        assert transport.ramp.in_progress == 1
+        later = asyncio.ensure_future(second())
+        while not transport.ramp.waiting:
+            await asyncio.sleep(0)
+        # Connected, this node is not queued again behind the next node's handshake.
+        first = await transport.run(conn, "true")
+        assert await asyncio.wait_for(later, 60) == 0
+        # A second command on the same session takes no place.
+        assert (await transport.run(conn, "true")).exit_code == 0
+    assert first.exit_code == 0
+    assert transport.ramp.in_progress == 0 and transport.ramp.waiting == 0
+
+
+async def test_a_session_that_runs_nothing_or_cannot_connect_gives_its_start_place_back(
+    direct: Any, fleet: FleetCluster
+) -> None:
+    transport, context, credential = direct
+    transport.ramp = StartRamp(start=1, step=3600, stale=0)
+    async with transport.session(context, node(fleet, 0), credential):
+        assert transport.ramp.in_progress == 1
+    assert transport.ramp.in_progress == 0
+    nowhere = TargetNode(name="ghost", address="no-such-host.invalid", port=22)
+    with pytest.raises(TransportError):
+        async with transport.session(context, nowhere, credential):
+            pass
+    assert transport.ramp.in_progress == 0
+    async with transport.session(context, node(fleet, 0), credential) as conn:
+        assert (await transport.run(conn, "true")).exit_code == 0
+
+
+async def test_a_pooled_connection_sends_keepalives_only_while_it_is_checked_out(
+    direct: Any, fleet: FleetCluster
+) -> None:
+    transport, context, credential = direct
+    # asyncssh has no getter for the keepalive interval: its attribute is read.
+    async with transport.session(context, node(fleet, 2), credential) as conn:
+        raw = conn.raw
+        assert raw._keepalive_interval == KEEPALIVE_INTERVAL
+    assert raw._keepalive_interval == 0
+    async with transport.session(context, node(fleet, 2), credential) as again:
+        assert again.raw is raw and again.reused
+        assert raw._keepalive_interval == KEEPALIVE_INTERVAL
+        assert (await transport.run(again, "true")).exit_code == 0
+
+
 async def test_a_name_that_does_not_resolve_is_unreachable_saying_so(direct: Any) -> None:
     transport, context, credential = direct
     nowhere = TargetNode(name="ghost", address="no-such-host.invalid", port=22)
@@ -238,3 +300,23 @@ async def test_idle_connections_close_after_their_ttl_and_the_pool_keeps_its_siz
             return transport.idle_count() == 0
 
         await eventually(emptied, deadline=30)
+
+
+_LOGIN_VARIABLES = ("LOGNAME", "USER", "LNAME", "USERNAME")
+
+
+def test_without_a_login_variable_logname_names_the_user_getuser_would_find(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for name in _LOGIN_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    name_local_user()
+    assert os.environ["LOGNAME"] == pwd.getpwuid(os.getuid()).pw_name == getpass.getuser()
+
+
+def test_a_login_variable_already_set_is_left_alone(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in _LOGIN_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("USER", "someone-else")
+    name_local_user()
+    assert "LOGNAME" not in os.environ and os.environ["USER"] == "someone-else"

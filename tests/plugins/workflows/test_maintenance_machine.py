@@ -9,9 +9,8 @@ import os
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, settings
 
-from knm.testing.maintenance_lab import MaintenanceMachine, maintenance_lab
+from knm.testing.maintenance_lab import MaintenanceMachine, machine_settings, maintenance_lab
 
 EXAMPLES = int(os.environ.get("KNM_MACHINE_EXAMPLES", "50"))
 
@@ -27,14 +26,10 @@ def test_maintenance_stays_safe_through_any_interleaving(
     with maintenance_lab(tmp_path, knm_database_url) as lab:
         MaintenanceMachine.lab = lab
         machine = MaintenanceMachine.TestCase
-        machine.settings = settings(
-            max_examples=EXAMPLES,
-            stateful_step_count=6,
-            deadline=None,
-            suppress_health_check=list(HealthCheck),
-            derandomize=os.environ.get("KNM_MACHINE_RANDOM") != "1",
+        machine.settings = machine_settings(
+            EXAMPLES, 6, derandomize=os.environ.get("KNM_MACHINE_RANDOM") != "1"
         )
         machine().runTest()
-        print(f"maintenance machine: {lab.counters}")
+        print(f"maintenance machine: {lab.counters.summary()}")
         assert lab.counters.examples >= EXAMPLES
         assert lab.counters.runs > 0 and lab.counters.checks > lab.counters.examples

@@ -1,0 +1,564 @@
+"""The top-level structure of shell text, found without the full parser.
+
+tree-sitter-bash parses in C, but some 64 KiB shapes cost it far more than their size suggests:
+every pipeline stage costs several times a statement, and a pipeline of quoted words (``"a" |
+"a" | ...``) or a run of ``((1)) ((1)) ...`` is *quadratic* (seconds for 64 KiB). This lexer
+finds, in one linear pass, the boundaries bash itself sees at the top level -- statements
+(``;``, ``&``, newline), and-or lists (``&&``, ``||``) and pipeline stages (``|``, ``|&``) --
+so that the checker hands the parser only small, separate pieces (and each distinct piece
+once), and runs plain commands (no quoting, expansion or redirection) with no parse at all.
+
+It only has to be right where it splits: quotes, escapes, comments, ``$( )``, ``( )``,
+``${ }``, back-quotes, ``$(( ))``, ``{ }`` groups, ``if``/``case``/``do`` blocks, ``[[ ]]`` and
+here-documents are followed, and a piece that holds anything it does not follow exactly (a
+redirection or here-doc at the top level, ``!``/``time``/``coproc`` before a pipeline) is left
+whole, as the parser would see it. Text it cannot follow at all gives ``None``: the caller then
+parses the whole text as before. A piece the parser finds an error in also sends the caller back
+to the whole text (error recovery depends on context), so the result never differs from the
+parse of the whole text (``tests/core/test_shellparse_split.py`` compares the two).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+#: Words that are syntax at the start of a command; a piece starting with one is never "plain".
+RESERVED = frozenset({"!", "case", "coproc", "do", "done", "elif", "else", "esac", "fi", "for",
+                      "function", "if", "in", "select", "then", "time", "until", "while", "{",
+                      "}", "[[", "]]"})  # fmt: skip
+
+#: Constructs open at once beyond which the text goes to the parser whole (the checker's own
+#: nesting limit, ``shellparse.MAX_NESTING``, then refuses it quickly).
+MAX_OPEN = 100
+
+_TOKEN = re.compile(
+    r"""
+    (?P<ws>[ \t]+)
+    |(?P<nl>\n)
+    |(?P<esc>\\.)
+    |(?P<sq>'[^']*')
+    |(?P<ansi>\$'(?:[^'\\]|\\.)*')
+    |(?P<dq>")
+    |(?P<arith>\$\(\(|\(\()
+    |(?P<cmdsub>\$\()
+    |(?P<param>\$\{)
+    |(?P<bt>`)
+    |(?P<procsub>[<>]\()
+    |(?P<heredoc>[0-9]*<<-?(?!<))
+    |(?P<redir>[0-9]*(?:&>>|&>|>&|<&|>>|>\||<>|<<<|>|<))
+    |(?P<op>\|\||&&|;;&|;;|;&|\|&|[;&|])
+    |(?P<lparen>\()
+    |(?P<rparen>\))
+    |(?P<word>[^\s'"\\`$()<>;&|]+|\$)
+    """,
+    re.X | re.S,
+)
+#: Inside double quotes only these matter.
+_DQ = re.compile(r'[^"\\$`]+|\\.|\$\(\(|\$\(|\$\{|\$|`|"', re.S)
+#: Inside ``${ }``.
+_PARAM = re.compile(r"[^}'\"\\$`]+|\\.|\$\(\(|\$\(|\$\{|\$|`|'[^']*'|\"|\}", re.S)
+#: Runs of text with no quoting, expansion, grouping or redirection at all.
+_PLAIN_RUN = re.compile(r"[A-Za-z0-9_./:,+@%^=\- \t\n;&|]+")
+_PLAIN_SPLIT = re.compile(r"(&&|\|\||[;&|\n])")
+#: A reserved word where a command starts: the text from there is scanned token by token.
+_RESERVED_WORD = re.compile(
+    r"(?:^|(?<=[;&|\n]))[ \t]*(?:case|coproc|do|done|elif|else|esac|fi|for|function|if|in|"
+    r"select|then|time|until|while)(?=[ \t\n;&|]|$)"
+)
+_DELIMITER = re.compile(r"[^\s;&|()<>]+")
+_NAME_ASSIGN = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(?:\[[^\]]*\])?\+?=")
+
+
+class _GiveUp(Exception):
+    pass
+
+
+@dataclass(slots=True)
+class Pipeline:
+    #: ``(start, end)`` of each stage in the text (trimmed).
+    stages: list[tuple[int, int]] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class Item:
+    """One top-level statement: ``pipelines`` joined by ``&&``/``||`` (or, when ``whole``,
+    one piece to parse as it is), run in the background when ``background``."""
+
+    start: int = -1
+    end: int = -1
+    pipelines: list[Pipeline] = field(default_factory=list)
+    background: bool = False
+    #: Holds something only the parser follows (a top-level redirection, ``!`` ...).
+    whole: bool = False
+    #: How many times in a row the statement is written (``a; a; a``: one item, 3).
+    count: int = 1
+
+
+def split(text: str) -> list[Item] | None:
+    """The top-level statements of ``text``, or ``None`` if it cannot be split here."""
+    try:
+        return _Lexer(text).run()
+    except _GiveUp:
+        return None
+
+
+class _Lexer:
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.n = len(text)
+        #: Open constructs: ")" (``( )``, ``$( )``), "}" (a group), "`", "fi", "done",
+        #: "esac", "]]".
+        self.stack: list[str] = []
+        #: ``case``: between ``case`` and ``in`` ("head"), in a pattern ("pattern"), in code.
+        self.case_state: list[str] = []
+        self.heredocs: list[tuple[str, bool]] = []
+        self.items: list[Item] = []
+        #: After ``function``: the next word is the name, and a command (``{``) follows it.
+        self.function_name = False
+        #: Constructs open around this lexer (``$( )`` is scanned by a lexer of its own).
+        self.outer = 0
+        #: The end of the run of plain characters last looked at (``_plain_run``).
+        self.plain_end = -1
+        self.plain_until = 0
+
+    # --- the top level ---------------------------------------------------------------------
+
+    def run(self) -> list[Item]:
+        text = self.text
+        pos = 0
+        cmdpos = True
+        after_redirect = False
+        continuation = False  # after | && ||: a newline does not end the statement
+        item = Item()
+        pipeline = Pipeline()
+        stage = [-1, -1]
+
+        def close_stage() -> None:
+            if stage[0] < 0:
+                raise _GiveUp  # ``| b``, ``a | | b``, ``a && ;``
+            pipeline.stages.append((stage[0], stage[1]))
+            stage[0] = stage[1] = -1
+
+        def close_item(background: bool, operator: bool = True) -> None:
+            nonlocal item, pipeline
+            if stage[0] < 0 and not pipeline.stages and not item.pipelines:
+                if operator:
+                    raise _GiveUp  # ``;`` or ``&`` with no statement before it
+                return
+            close_stage()
+            item.pipelines.append(pipeline)
+            item.background = background
+            last = self.items[-1] if self.items else None
+            if (
+                last is not None
+                and last.background == background
+                and last.end - last.start == item.end - item.start
+                and text[last.start : last.end] == text[item.start : item.end]
+            ):
+                last.count += 1
+            else:
+                self.items.append(item)
+            item = Item()
+            pipeline = Pipeline()
+
+        while pos < self.n:
+            if (
+                pos >= self.plain_until
+                and stage[0] < 0
+                and not self.stack
+                and not continuation
+                and not pipeline.stages
+                and not item.pipelines
+            ):
+                pos = self._plain_run(pos)
+                if pos >= self.n:
+                    break
+            match = _TOKEN.match(text, pos)
+            if match is None:
+                raise _GiveUp
+            kind = match.lastgroup
+            start, pos = pos, match.end()
+            if kind == "ws":
+                continue
+            top = not self.stack
+            if kind == "nl":
+                if self.heredocs:
+                    pos = self._heredoc_bodies(pos)
+                    if top:  # the statement ends with its here-doc's delimiter line
+                        stage[1] = item.end = pos - 1 if text[pos - 1] == "\n" else pos
+                if top and not continuation:
+                    close_item(False, operator=False)
+                cmdpos = True
+                continue
+            if kind == "word" and match.group()[0] == "#" and self._word_start(start):
+                end = text.find("\n", start)
+                pos = self.n if end < 0 else end
+                continue
+            if kind == "op":
+                op = match.group()
+                cmdpos = True
+                if not top:
+                    self._op_inside(op)
+                    continue
+                if op in (";;", ";;&", ";&") or (self.heredocs and op in (";", "&")):
+                    raise _GiveUp  # a here-doc's body would follow a later statement
+                if op in ("|", "|&"):
+                    # tree-sitter-bash reads ``a |& b | c <newline> d`` as ``c d``: left whole,
+                    # it is walked as the parser reads it, as before.
+                    item.whole = item.whole or op == "|&"
+                    close_stage()
+                    continuation = True
+                elif op in ("&&", "||"):
+                    close_stage()
+                    item.pipelines.append(pipeline)
+                    pipeline = Pipeline()
+                    continuation = True
+                else:
+                    close_item(op == "&")
+                continue
+            # Anything else belongs to the current stage.
+            continuation = False
+            if top:
+                if stage[0] < 0:
+                    stage[0] = start
+                if item.start < 0:
+                    item.start = start
+            pos, cmdpos, after_redirect = self._token(
+                match, kind, start, pos, cmdpos, after_redirect, item if top else None
+            )
+            if not self.stack:
+                stage[1] = item.end = pos
+        if self.stack or self.heredocs or continuation:
+            raise _GiveUp
+        close_item(False, operator=False)
+        return self.items
+
+    def _token(
+        self, match: re.Match[str], kind: str | None, start: int, pos: int, cmdpos: bool,
+        after_redirect: bool, item: Item | None,
+    ) -> tuple[int, bool, bool]:  # fmt: skip
+        """One token that is not a blank, newline, operator or comment: follow what it opens
+        or closes. Returns the position after it, whether a command starts next and whether
+        a redirection's target does. ``item`` is given at the top level."""
+        if kind == "word":
+            word = match.group()
+            if self.function_name:
+                self.function_name = False
+                return pos, True, False  # ``function NAME {``
+            if cmdpos and not after_redirect:
+                cmdpos = self._command_word(word, item, pos)
+                self.function_name = word == "function" and cmdpos is False
+                return pos, cmdpos, False
+            if word == "]]" and self.stack and self.stack[-1] == "]]":
+                self.stack.pop()
+            elif word == "in" and self.case_state and self.case_state[-1] == "head":
+                self.case_state[-1] = "pattern"
+                return pos, True, False
+            return pos, cmdpos and after_redirect, False
+        if kind in ("redir", "heredoc", "procsub") and item is not None:
+            item.whole = True
+        if kind == "redir":
+            return pos, cmdpos, True
+        if kind == "heredoc":
+            return self._heredoc_start(pos), cmdpos, False
+        if kind in ("procsub", "cmdsub"):
+            return self._code(pos, ")"), cmdpos and kind == "procsub", False
+        if kind == "bt":
+            return self._code(pos, "`"), False, False
+        if kind == "dq":
+            return self._dq(pos), False, False
+        if kind == "arith":
+            return self._arith(pos), False, False
+        if kind == "param":
+            return self._param(pos), False, False
+        if kind == "lparen":
+            self.stack.append(")")
+            self._deeper()
+            return pos, True, False
+        if kind == "rparen":
+            stack = self.stack
+            if self.case_state and self.case_state[-1] == "pattern" and stack[-1] == "esac":
+                self.case_state[-1] = "code"
+            elif not stack or stack[-1] != ")":
+                raise _GiveUp
+            else:
+                stack.pop()
+            return pos, True, False
+        # sq, ansi, esc: part of a word
+        return pos, False, False
+
+    def _plain_run(self, pos: int) -> int:
+        """Statements made only of plain words and operators (most of a long script), cut in
+        C (``re.split``) rather than token by token; consecutive equal ones are counted, not
+        repeated. Returns where the token-by-token scan goes on."""
+        text = self.text
+        if pos >= self.plain_end:
+            match = _PLAIN_RUN.match(text, pos)
+            self.plain_end = match.end() if match else pos
+        end = self.plain_end
+        reserved = _RESERVED_WORD.search(text, pos, end)
+        limit = reserved.start() if reserved is not None else end
+        cut = max(text.rfind("\n", pos, limit), text.rfind(";", pos, limit)) + 1
+        final = limit == self.n  # the text ends the last statement
+        cut = self.n if final else cut
+        if cut - pos < 16 or text.find("|&", pos, cut) >= 0:
+            self.plain_until = limit + 1 if reserved is None else reserved.end()
+            return pos
+        self.plain_until = cut
+        items = self.items
+        parts = _PLAIN_SPLIT.split(text[pos:cut])
+        offset = pos
+        stages: list[tuple[int, int]] = []
+        pipelines: list[Pipeline] = []
+        start = -1
+        pending = False  # after | && ||: a stage must follow (newlines may come first)
+        clean = pos  # where the last complete statement ended
+        for i, part in enumerate(parts):
+            if i % 2 == 0:  # words
+                stripped = part.strip()
+                if stripped:
+                    lead = offset + len(part) - len(part.lstrip())
+                    stages.append((lead, lead + len(stripped)))
+                    start = lead if start < 0 else start
+                    pending = False
+                offset += len(part)
+                continue
+            op = part
+            offset += len(op)
+            if op == "\n" and (pending or not stages):
+                continue  # a newline after | && ||, or a blank line
+            if pending or not stages:
+                raise _GiveUp  # ``a | ;``, ``; ;``, ``&& b``
+            if op == "|":
+                pending = True
+                continue
+            pipelines.append(Pipeline(stages))
+            stages = []
+            if op in ("&&", "||"):
+                pending = True
+                continue
+            item_end = pipelines[-1].stages[-1][1]
+            background = op == "&"
+            last = items[-1] if items else None
+            if (
+                last is not None
+                and last.background == background
+                and last.end - last.start == item_end - start
+                and text[last.start : last.end] == text[start:item_end]
+            ):
+                last.count += 1
+            else:
+                items.append(Item(start, item_end, pipelines, background))
+            pipelines, start = [], -1
+            clean = offset
+        if final and stages and not pending:
+            pipelines.append(Pipeline(stages))
+            items.append(Item(start, pipelines[-1].stages[-1][1], pipelines, False))
+            return cut
+        if stages or pipelines or pending:
+            return clean  # the last statement goes on past the run: scanned token by token
+        return cut
+
+    def _deeper(self) -> None:
+        if self.outer + len(self.stack) > MAX_OPEN:
+            raise _GiveUp
+
+    def _word_start(self, start: int) -> bool:
+        return start == 0 or self.text[start - 1] in " \t\n;&|()<>"
+
+    def _command_word(self, word: str, item: Item | None, pos: int) -> bool:
+        """A word at the start of a command; returns whether the next word starts one too."""
+        text = self.text
+        follows = pos >= self.n or text[pos] in " \t\n;&|()<>"
+        if not follows:
+            return False  # ``if"x"``, ``{a,b}``: not a reserved word
+        stack = self.stack
+        if word in ("if", "then", "else", "elif", "!", "time", "coproc"):
+            if word == "if":
+                stack.append("fi")
+                self._deeper()
+            elif word in ("then", "else", "elif") and (not stack or stack[-1] != "fi"):
+                raise _GiveUp
+            if item is not None and word in ("!", "time", "coproc"):
+                item.whole = True
+            return True
+        if word == "do":
+            if not stack or stack[-1] != "done":
+                raise _GiveUp
+            return True
+        if word in ("while", "until"):
+            stack.append("done")
+            self._deeper()
+            return True
+        if word in ("fi", "done", "esac", "}", "]]"):
+            if not stack or stack[-1] != word:
+                raise _GiveUp
+            stack.pop()
+            if word == "esac":
+                self.case_state.pop()
+            return False
+        if word == "{":
+            stack.append("}")
+            self._deeper()
+            return True
+        if word == "[[":
+            stack.append("]]")
+            return False
+        if word == "case":
+            stack.append("esac")
+            self._deeper()
+            self.case_state.append("head")
+            return False
+        if word in ("for", "select"):
+            stack.append("done")
+            self._deeper()
+            return False
+        if word in ("function", "in"):
+            return False
+        return bool(_NAME_ASSIGN.match(word))
+
+    def _op_inside(self, op: str) -> None:
+        if op in (";;", ";;&", ";&"):
+            if not self.case_state or self.stack[-1] != "esac":
+                raise _GiveUp
+            self.case_state[-1] = "pattern"
+
+    # --- nested constructs -----------------------------------------------------------------
+
+    def _code(self, pos: int, closer: str) -> int:
+        """Code up to ``closer`` (the ``)`` of ``$( )``/``<( )``, or a back-quote), scanned
+        with the same rules; returns the position after the closer."""
+        sub = _Lexer(self.text)
+        sub.stack = [closer]
+        sub.heredocs = self.heredocs
+        sub.outer = self.outer + len(self.stack) + 1
+        if sub.outer > MAX_OPEN:
+            raise _GiveUp
+        return sub._nested(pos)
+
+    def _nested(self, pos: int) -> int:
+        text = self.text
+        closer = self.stack[0]
+        cmdpos = True
+        after_redirect = False
+        while pos < self.n:
+            match = _TOKEN.match(text, pos)
+            if match is None:
+                raise _GiveUp
+            kind = match.lastgroup
+            start, pos = pos, match.end()
+            if kind == "ws":
+                continue
+            if kind == "nl":
+                if self.heredocs:
+                    pos = self._heredoc_bodies(pos)
+                cmdpos = True
+                continue
+            if kind == "word" and match.group()[0] == "#" and self._word_start(start):
+                end = text.find("\n", start)
+                pos = self.n if end < 0 else end
+                continue
+            if kind == "op":
+                self._op_inside(match.group())
+                cmdpos = True
+                continue
+            if len(self.stack) == 1 and (
+                (kind == "bt" and closer == "`") or (kind == "rparen" and closer == ")")
+            ):
+                return pos
+            pos, cmdpos, after_redirect = self._token(
+                match, kind, start, pos, cmdpos, after_redirect, None
+            )
+        raise _GiveUp
+
+    def _dq(self, pos: int) -> int:
+        """Past the ``"`` closing a double-quoted string opened just before ``pos``."""
+        return self._quoted(pos, _DQ, '"')
+
+    def _param(self, pos: int) -> int:
+        """Past the ``}`` closing ``${`` (opened just before ``pos``)."""
+        return self._quoted(pos, _PARAM, "}")
+
+    def _quoted(self, pos: int, tokens: re.Pattern[str], closer: str) -> int:
+        self.outer += 1
+        if self.outer + len(self.stack) > MAX_OPEN:
+            raise _GiveUp
+        text = self.text
+        try:
+            while pos < self.n:
+                match = tokens.match(text, pos)
+                if match is None:
+                    raise _GiveUp
+                token, pos = match.group(), match.end()
+                if token == closer:
+                    return pos
+                if token == '"':
+                    pos = self._dq(pos)
+                elif token == "$((":
+                    pos = self._arith(pos)
+                elif token == "$(":
+                    pos = self._code(pos, ")")
+                elif token == "${":
+                    pos = self._param(pos)
+                elif token == "`":
+                    pos = self._code(pos, "`")
+            raise _GiveUp
+        finally:
+            self.outer -= 1
+
+    def _arith(self, pos: int) -> int:
+        """Past the ``))`` closing ``$((``/``((`` (opened just before ``pos``)."""
+        text = self.text
+        depth = 2
+        while pos < self.n:
+            index = min(
+                (i for i in (text.find("(", pos), text.find(")", pos)) if i >= 0), default=-1
+            )
+            if index < 0:
+                raise _GiveUp
+            if text[pos:index].find("\n") >= 0 and self.heredocs:
+                raise _GiveUp
+            depth += 1 if text[index] == "(" else -1
+            if depth > MAX_OPEN:
+                raise _GiveUp
+            pos = index + 1
+            if depth == 0:
+                return pos
+        raise _GiveUp
+
+    # --- here-documents ----------------------------------------------------------------------
+
+    def _heredoc_start(self, pos: int) -> int:
+        """After ``<<``/``<<-``: read the delimiter word, remember it; returns past it."""
+        text = self.text
+        strip = text[pos - 1] == "-"
+        while pos < self.n and text[pos] in " \t":
+            pos += 1
+        match = _DELIMITER.match(text, pos)
+        if match is None:
+            raise _GiveUp
+        word = match.group()
+        if "$" in word or "`" in word:
+            raise _GiveUp
+        delimiter = word.replace("'", "").replace('"', "").replace("\\", "")
+        if not delimiter:
+            raise _GiveUp
+        self.heredocs.append((delimiter, strip))
+        return match.end()
+
+    def _heredoc_bodies(self, pos: int) -> int:
+        """The bodies of the pending here-docs, which start at ``pos`` (after a newline);
+        returns the position after the last delimiter line's newline."""
+        text = self.text
+        for delimiter, strip in self.heredocs:
+            while True:
+                if pos >= self.n:
+                    raise _GiveUp
+                end = text.find("\n", pos)
+                line = text[pos:] if end < 0 else text[pos:end]
+                pos = self.n if end < 0 else end + 1
+                if (line.lstrip("\t") if strip else line) == delimiter:
+                    break
+        self.heredocs.clear()
+        return pos

@@ -1,0 +1,214 @@
+"""The checker splits text at its top-level boundaries before parsing, runs plain commands
+without a parse and walks a repeated statement once per state (``knm.core.shell.split``,
+``knm.core.shellparse``). Those are shortcuts: whatever the text, the verdict is the one the
+full walk of the whole parse gives, which these tests compare on the corpora and on generated
+shell."""
+
+from __future__ import annotations
+
+import functools
+import random
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from bench.policy import LARGE, destructive, everyday
+from knm.core import policy
+from knm.core.policy import check_command, check_script
+from knm.core.shell.split import split
+from knm.core.shellparse import _Walker, analyze
+
+
+def _full_walk(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(policy, "analyze", functools.partial(analyze, split=False))
+
+
+def _explicit(text: str) -> str:
+    """``text`` with a ``;`` ending each statement that a newline ends: tree-sitter-bash joins
+    some lines that bash keeps apart (``a | b | c <newline> d && e`` becomes ``c d``), which
+    the splitter does not (see ``test_the_line_after_a_long_pipeline_is_a_command_of_its_own``);
+    with the ends explicit, the parse of the whole text is the reference."""
+    items = split(text)
+    if items is None or _Walker().plan(text) is None:
+        return text  # the split walk falls back to the whole text itself
+    out = []
+    last = 0
+    for item in items:
+        after = text[item.end :].lstrip(" \t")
+        out.append(text[last : item.end])
+        last = item.end
+        if "<<" not in text[item.start : item.end] and after[:1] in ("", "\n", "#"):
+            out.append(";")
+    out.append(text[last:])
+    return "".join(out)
+
+
+def _signature(text: str, split_text: bool) -> tuple[list[object], list[object]]:
+    analysis = analyze(text if split_text else _explicit(text), split=split_text)
+    commands = [
+        (c.program, c.text, c.written.strip(), c.cwd, c.stdin, c.asynchronous,
+         tuple((op, t.alts) for op, t in c.redirects))
+        for c in analysis.commands
+    ]  # fmt: skip
+    findings = [(f.rule, f.matched) for f in analysis.findings]
+    return list(dict.fromkeys(commands)), list(dict.fromkeys(findings))
+
+
+# --- the same verdicts as the full walk -------------------------------------------------------
+
+
+def test_every_corpus_command_gets_the_verdict_of_the_full_walk(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    cases = [c for cases in destructive().values() for c in cases] + everyday()
+    fast = [check_script(c.text, variables=c.variables, deferred=c.deferred) for c in cases]
+    _full_walk(monkeypatch)
+    full = [check_script(c.text, variables=c.variables, deferred=c.deferred) for c in cases]
+    differ = [(c.text[:80], f, s) for c, f, s in zip(cases, fast, full, strict=True) if f != s]
+    assert not differ
+
+
+def test_every_corpus_command_runs_the_same_commands_as_in_the_full_walk() -> None:
+    cases = [c for cases in destructive().values() for c in cases] + everyday()
+    for case in cases:
+        assert _signature(case.text, True) == _signature(case.text, False), case.text
+
+
+_SHELLISH = ["rm", "-rf", "/", "$(", ")", "`", "'", '"', "${", "}", "{", "(", ";", "&", "|", "<",
+             ">", "<<", "EOF", "\n", "$X", "$1", "sh", "-c", "eval", "f()", "f", "while", "true",
+             "do", "done", "case", "in", "esac", "a)", ";;", "((", "))", "[[", "]]", "if", "then",
+             "fi", "xargs", "find", "{}", "cd", "*", "x=", "x=/", "curl", "base64", "-d",
+             "of=/dev/sda", "dd", "<(", "sudo", "&&", "||", "|&", "!", "time", "#", "2>&1",
+             "> /dev/sda", "kill", "-9", "-1", "mkfs", "/dev/sda", "\\", " ", "for", "x",
+             "function", "echo"]  # fmt: skip
+
+
+@settings(max_examples=600, deadline=None)
+@given(tokens=st.lists(st.sampled_from(_SHELLISH), max_size=40))
+def test_generated_shell_runs_the_same_commands_as_in_the_full_walk(tokens: list[str]) -> None:
+    text = " ".join(tokens)
+    assert _signature(text, True) == _signature(text, False)
+
+
+_STATEMENTS = ["ls -la /tmp", "echo hi", "cd /", "cd /tmp", "x=/", "x=/tmp/a", "rm -rf $x",
+               "rm -rf *", "f() { rm -rf $1; }", "f /", "f /tmp/x", "cat x | sh",
+               "echo rm -rf / > /tmp/s", "sh /tmp/s", "set -- /", "rm -rf $1", "kill -9 -1 &",
+               "while true; do f & done", "echo 'a;b' | grep a && true || false",
+               "cat <<EOF | sh\nrm -rf /\nEOF", "true && rm -rf /etc"]  # fmt: skip
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    statements=st.lists(st.sampled_from(_STATEMENTS), max_size=30),
+    separators=st.lists(
+        st.sampled_from(["\n", "; ", " & ", " && ", " | "]), min_size=30, max_size=30
+    ),
+)
+def test_repeated_statements_in_changing_states_run_the_same_commands_as_in_the_full_walk(
+    statements: list[str], separators: list[str]
+) -> None:
+    text = "".join(s + sep for s, sep in zip(statements, separators, strict=False))
+    assert _signature(text, True) == _signature(text, False), text
+
+
+#: Shapes tree-sitter-bash parses in quadratic time when it is given them whole.
+_QUADRATIC = {"quoted words pipeline", "arithmetic commands"}
+
+
+@pytest.mark.parametrize("name", sorted(LARGE))
+def test_each_64_kib_shape_runs_the_same_commands_as_in_the_full_walk(name: str) -> None:
+    if name in _QUADRATIC:
+        pytest.skip("the parse of the whole of this shape takes seconds")
+    text = LARGE[name]
+    assert _signature(text, True) == _signature(text, False)
+
+
+# --- what the shortcuts must not hide ---------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "echo a | cat | echo\nrm -rf / && true",
+        "ps aux | grep x | awk '{print $2}' # pids\n\nmkfs.ext4 /dev/sda || true",
+        "X=1 Y=2\nrm -rf /etc",
+    ],
+)
+def test_the_line_after_a_long_pipeline_is_a_command_of_its_own(text: str) -> None:
+    # tree-sitter-bash parses the whole text as ``echo rm -rf / && true`` inside the pipeline
+    # (the walk of the whole parse let the first one through); bash runs ``rm -rf /``.
+    assert check_command(text)
+
+
+def test_a_statement_met_again_after_the_state_changed_is_walked_again() -> None:
+    assert check_command("x=/tmp/a; rm -rf $x; x=/; rm -rf $x")
+    assert check_command("cd /tmp; rm -rf *; cd /; rm -rf *")
+    assert check_command("f() { rm -rf $1; }; f /tmp/a; f /tmp/a; f /")
+
+
+@pytest.mark.parametrize("name", sorted(LARGE))
+def test_a_destructive_command_anywhere_in_a_64_kib_shape_is_refused(name: str) -> None:
+    if name in _QUADRATIC:
+        pytest.skip("the parse of the whole of this shape takes seconds")
+    text = LARGE[name]
+    items = split(text) or []
+    starts = [0, *random.Random(name).sample([i.start for i in items], min(2, len(items)))]
+    for start in starts:  # where a statement starts: before it, or after all of it
+        for candidate in (
+            text[:start] + "rm -rf /etc\n" + text[start:],
+            text[:start] + "rm -rf /etc; " + text[start:],
+        ):
+            found = {v.rule for v in check_script(candidate)}  # a few bytes over 64 KiB
+            assert found & {"system-paths", "nesting-too-deep", "too-complex"}, (name, start)
+    tail = text + "\nrm -rf /etc\n"
+    if split(tail) is not None:  # the text ends a statement there (not inside a here-doc)
+        assert {v.rule for v in check_script(tail)} & {"system-paths", "too-complex"}, name
+
+
+def test_a_repeated_dangerous_statement_is_reported_once_per_distinct_violation() -> None:
+    violations = check_command("rm -rf /etc\n" * 1000)
+    assert [v.rule for v in violations] == ["system-paths"]
+
+
+# --- the splitter -----------------------------------------------------------------------------
+
+
+def _pieces(text: str) -> list[list[list[str]]] | None:
+    items = split(text)
+    if items is None:
+        return None
+    return [[[text[s:e] for s, e in p.stages] for p in item.pipelines] for item in items]
+
+
+@pytest.mark.parametrize(
+    ("text", "pieces"),
+    [
+        ("a; b & c", [[["a"]], [["b"]], [["c"]]]),
+        ("a | b && c || d | e", [[["a", "b"], ["c"], ["d", "e"]]]),
+        ("if a; then b; fi; c", [[["if a; then b; fi"]], [["c"]]]),
+        ("while true; do f & done; g", [[["while true; do f & done"]], [["g"]]]),
+        ("case x in a) b;; c|d) e;; esac; f", [[["case x in a) b;; c|d) e;; esac"]], [["f"]]]),
+        ("echo \"$(a; b)\" 'c;d' $'e;f'; g", [[["echo \"$(a; b)\" 'c;d' $'e;f'"]], [["g"]]]),
+        ("f() { a; }; function g { b; }", [[["f() { a; }"]], [["function g { b; }"]]]),
+        ("[[ a && b ]] && c", [[["[[ a && b ]]"], ["c"]]]),
+        ("a # b; c\nd", [[["a"]], [["d"]]]),
+        ("a |\n b", [[["a", "b"]]]),
+        ("x=$(( 1 + (2) )); y", [[["x=$(( 1 + (2) ))"]], [["y"]]]),
+    ],
+)
+def test_the_splitter_cuts_where_bash_ends_a_statement_or_a_stage(
+    text: str, pieces: list[list[list[str]]]
+) -> None:
+    assert _pieces(text) == pieces
+
+
+def test_a_statement_with_a_top_level_redirection_or_here_doc_is_left_whole() -> None:
+    items = split("a > x | b; cat <<E | sh\nrm\nE\nls")
+    assert items is not None
+    assert [item.whole for item in items] == [True, True, False]
+
+
+@pytest.mark.parametrize("text", ["fi", "a; ; b", "& a", "echo 'open", "a |", "(" * 200 + "a"])
+def test_text_the_splitter_cannot_follow_goes_to_the_parser_whole(text: str) -> None:
+    assert split(text) is None
