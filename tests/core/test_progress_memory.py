@@ -1,6 +1,11 @@
 """A fast ``*`` subscriber costs the server no memory beyond what is in flight, and what it
-cost is given back when it leaves (issue #16: every sent event was kept until 50,000 piled
-up, +77 MB per 36 MB streamed, and stayed after the subscriber left)."""
+cost does not pile up from one task to the next (issue #16: every sent event was kept until
+50,000 piled up, +77 MB per 36 MB streamed, and stayed after the subscriber left).
+
+What the allocator keeps after the first full-rate task is its high-water mark, not a leak:
+glibc does not hand fragmented heap back to the kernel (a CI machine kept +60 MB after one
+32 MB task; on another it rose for four tasks, then stayed). So the baseline is taken after a few
+tasks, and as many again must not raise it: a leak of what was sent grows with every task."""
 
 from __future__ import annotations
 
@@ -19,7 +24,9 @@ from knm.testing.process import KnmProcess
 
 ROOT = Path(__file__).resolve().parents[2]
 MB = 1 << 20
-SECONDS = 6.0
+SECONDS = 3.0
+#: Tasks run before the baseline (the allocator's high-water settles over a few) and after it.
+TASKS = 3
 
 
 class Message(msgspec.Struct):
@@ -98,12 +105,14 @@ async def settled_rss(pid: int) -> int:
     return min(samples)
 
 
-@pytest.mark.timeout(120)
-async def test_a_fast_star_subscriber_keeps_memory_flat_and_gives_it_back(server: Any) -> None:
+@pytest.mark.timeout(180)
+async def test_a_fast_star_subscriber_keeps_memory_flat_from_task_to_task(server: Any) -> None:
     proc, token = server
     assert proc.proc is not None
     pid = proc.proc.pid
-    await stream_one_task(proc, token, 0.5)  # warm up: imports, pools, first allocations
+    # Warm up with tasks of full size: imports, pools, and the allocator's high-water mark.
+    for _ in range(TASKS):
+        await stream_one_task(proc, token, SECONDS)
     before = await settled_rss(pid)
 
     peak = before
@@ -117,7 +126,9 @@ async def test_a_fast_star_subscriber_keeps_memory_flat_and_gives_it_back(server
 
     sampler = asyncio.create_task(sample())
     try:
-        streamed = await stream_one_task(proc, token, SECONDS)
+        streamed = 0
+        for _ in range(TASKS):
+            streamed += await stream_one_task(proc, token, SECONDS)
     finally:
         stop.set()
         await sampler
@@ -127,8 +138,9 @@ async def test_a_fast_star_subscriber_keeps_memory_flat_and_gives_it_back(server
         f"{streamed / MB:.0f} MB streamed"
     )
     print(report)
-    assert streamed > 4 * MB, report  # the task did stream at full rate
+    assert streamed > 2 * TASKS * MB, report  # the tasks did stream at full rate
     # Generous bounds. The peak includes the full-rate task itself, run by this same process
     # (its event and output batches, socket buffers): ~+60-120 MB here, not the subscriber's.
     assert peak - before < 200 * MB, report
-    assert after - before < 40 * MB, report
+    # A kept copy of what was sent would add twice what was streamed (~+70 MB here).
+    assert after - before < 30 * MB, report
