@@ -74,10 +74,20 @@ class StepType(abc.ABC):
     #: Steps of this type take knm's per-node disruption locks for their batch.
     disruptive: ClassVar[bool] = False
     needs_credential: ClassVar[bool] = False
+    #: A step of this type waits for a client (an approval's decision): the engine calls
+    #: :meth:`open` after the step's checks and announces the step running only once it has
+    #: returned, so a client acting on that announcement finds what it acts on. Other steps
+    #: are announced running as soon as their checks begin.
+    waits_for_client: ClassVar[bool] = False
 
     def problems(self, knm: Knm, params: Any) -> list[str]:
         """Value problems of a step's fields, checked when a workflow is saved."""
         return []
+
+    async def open(self, knm: Knm, run: StepRun) -> None:
+        """Store what a client may act on once the step is announced (an approval's pending
+        request), before :meth:`run`; each attempt opens the step again."""
+        return None
 
     @abc.abstractmethod
     async def run(self, knm: Knm, run: StepRun, cancelled: asyncio.Event) -> StepOutcome:

@@ -32,18 +32,24 @@ async def _status(knm: Knm, run: StepRun, batch: int) -> str:
 class ApprovalStep(StepType):
     name = "approval"
     params_type = ApprovalFields
+    waits_for_client = True
 
-    async def run(self, knm: Knm, run: StepRun, cancelled: asyncio.Event) -> StepOutcome:
-        batch = run.batch
+    async def open(self, knm: Knm, run: StepRun) -> None:
+        """The pending request, stored before the engine announces the step: an operator who
+        approves on that announcement finds it."""
         await knm.pool.execute(
             """INSERT INTO workflow_approvals (task_id, step_id, batch, message) VALUES ($1, $2, $3, $4)
                ON CONFLICT (task_id, step_id, batch) DO UPDATE SET status = 'pending',
+                   message = EXCLUDED.message,
                    requested_at = now(), decided_at = NULL, decided_by = NULL, comment = ''""",
             run.workflow_task_id,
             run.step_id,
-            batch,
+            run.batch,
             str(run.params.get("message", "")),
         )
+
+    async def run(self, knm: Knm, run: StepRun, cancelled: asyncio.Event) -> StepOutcome:
+        batch = run.batch
         final = "pending"
         try:
             while final == "pending":

@@ -62,7 +62,15 @@ class StepState(msgspec.Struct, kw_only=True, omit_defaults=False):
 
 
 class Journal:
-    """The workflow's step states, written to the task as they change (coalesced briefly)."""
+    """The workflow's step states, written to the task as they change, and announced (``step``
+    events) only once written: a client that acts on an event, or a worker that recovers the
+    run, never finds the announced state missing from the store.
+
+    :meth:`changed` is write-behind: writes coalesce for ~0.1 s and the change is announced
+    after the write that stores it. :meth:`announce` stores at once (joining a write already
+    under way where it can) and returns once announced: the engine awaits it before work the
+    stored state must cover — a step's work begins only once it is stored ``running``, and its
+    dependents only once its end is stored."""
 
     def __init__(
         self, ctx: TaskContext, states: list[StepState], boots: list[BootRecord] | None = None
@@ -76,6 +84,12 @@ class Journal:
         self.current_step: str | None = None
         #: Running steps in the order they started (a dict keeps insertion order).
         self._running: dict[tuple[int, str], None] = {}
+        #: Step events whose states are not stored yet, in the order of the changes.
+        self._unannounced: list[tuple[str, dict[str, Any]]] = []
+        #: Changes made, and changes stored (the count when the last write began).
+        self._made = 0
+        self._stored = 0
+        self._writing = asyncio.Lock()
 
     def start(self) -> None:
         self._writer = asyncio.create_task(self._write_loop())
@@ -94,31 +108,61 @@ class Journal:
         elif state.status in SETTLED:
             self._running.pop(key, None)
         self.current_step = next(reversed(self._running))[1] if self._running else state.id
-        self._dirty.set()
-        self.ctx.emit(
-            "step",
-            f"step {state.id} {WIRE_STEP_STATUS.get(state.status, state.status)}"
-            + (f" (batch {state.batch + 1})" if state.batch else ""),
-            {
-                "step_id": state.id,
-                "status": WIRE_STEP_STATUS.get(state.status, state.status),
-                "result": WIRE_STEP_RESULT.get(state.status),
-                "batch": state.batch,
-                **({"task_id": state.task_id} if state.task_id else {}),
-                **({"error": state.error} if state.error else {}),
-            },
+        status = WIRE_STEP_STATUS.get(state.status, state.status)
+        self._unannounced.append(
+            (
+                f"step {state.id} {status}"
+                + (f" (batch {state.batch + 1})" if state.batch else ""),
+                {
+                    "step_id": state.id,
+                    "status": status,
+                    "result": WIRE_STEP_RESULT.get(state.status),
+                    "batch": state.batch,
+                    **({"task_id": state.task_id} if state.task_id else {}),
+                    **({"error": state.error} if state.error else {}),
+                },
+            )
         )
+        self._made += 1
+        self._dirty.set()
+
+    async def announce(self, state: StepState) -> None:
+        """``state``'s change, stored and then announced, before this returns."""
+        self.changed(state)
+        await self.stored()
+
+    async def stored(self) -> None:
+        """Every change so far, stored and announced (at no cost when they are)."""
+        await self._store(self._made)
 
     async def flush(self) -> None:
-        self._dirty.clear()
-        await self.ctx.save_result(
-            steps=[msgspec.to_builtins(s) for s in self.states],
-            current_step=self.current_step,
-            boot_ids=[msgspec.to_builtins(b) for b in self.boots],
-        )
+        """Everything, stored now (boot ids included), and what it covers announced."""
+        await self._store(None)
 
     def boots_changed(self) -> None:
         self._dirty.set()
+
+    async def _store(self, upto: int | None) -> None:
+        async with self._writing:
+            if upto is not None and self._stored >= upto:
+                return  # a write that began after the change stored it (and announced it)
+            self._dirty.clear()
+            made = self._made
+            events, self._unannounced = self._unannounced, []
+            try:
+                await self.ctx.save_result(
+                    steps=[msgspec.to_builtins(s) for s in self.states],
+                    current_step=self.current_step,
+                    boot_ids=[msgspec.to_builtins(b) for b in self.boots],
+                )
+            except BaseException:
+                # Not stored: not announced either; the next write carries them.
+                self._unannounced[:0] = events
+                self._dirty.set()
+                raise
+            self._stored = made
+            for message, data in events:
+                self.ctx.emit("step", message, data)
 
     async def _write_loop(self) -> None:
         while True:
@@ -240,6 +284,8 @@ class BatchRunner:
                 self.states[step_id].status = "skipped"
                 self.states[step_id].error = "dependencies never settled"
                 self.journal.changed(self.states[step_id])
+        # The batch's step states are stored before its nodes' results are.
+        await self.journal.stored()
 
     async def _guarded(self, step_id: str, slots: asyncio.Semaphore) -> None:
         async with slots:
@@ -285,7 +331,7 @@ class BatchRunner:
         if not nodes:
             state.status = "skipped"
             state.error = "no target nodes in this batch"
-            self.journal.changed(state)
+            await self.journal.announce(state)
             return
         if (
             self.keep_failed_cordoned
@@ -294,14 +340,18 @@ class BatchRunner:
         ):
             state.status = "skipped"
             state.error = "kept cordoned: the request asked for keep_failed_cordoned"
-            self.journal.changed(state)
+            await self.journal.announce(state)
             return
         # An ``always`` step still runs after a cancel, so it gets a signal of its own.
         cancel = asyncio.Event() if common.when == "always" else self.cancelled
-        state.status = "running"
         state.start_time = now()
         started = time.monotonic()
-        self.journal.changed(state)
+        if not step_type.waits_for_client:
+            # Stored before the step's work begins: a worker that dies during it leaves the
+            # step ``running`` to the one that recovers the run (which fails it and runs the
+            # finalizers), never ``pending`` as if it had not started.
+            state.status = "running"
+            await self.journal.announce(state)
         outcome = StepOutcome(status="failed", message="not run")
         delay = common.retry.delay
         for attempt in range(1, common.retry.max_attempts + 1):
@@ -354,7 +404,8 @@ class BatchRunner:
                     reason = "step_failed"
                     message = f"step {common.id} {state.status}: {outcome.message}"
                 self.failed_nodes.setdefault(node, (reason, message))
-        self.journal.changed(state)
+        # Stored before it is announced and before any step that depends on it starts.
+        await self.journal.announce(state)
 
     async def _lock(self, nodes: list[TargetNode]) -> locks.Refusal | None:
         """A disruptive step's nodes are locked for the workflow (released after the batch), and
@@ -430,6 +481,12 @@ class BatchRunner:
                 username=self.ctx.task.username,
                 on_task=lambda task_id: self._child_started(common.id, task_id),
             )
+            await step_type.open(self.knm, run)
+            if step_type.waits_for_client:
+                # Announced (again, on a retry) only now that what the client acts on exists.
+                state = self.states[common.id]
+                state.status = "running"
+                await self.journal.announce(state)
             work = step_type.run(self.knm, run, cancel)
             if common.timeout and not hasattr(step_type, "executor"):
                 outcome = await asyncio.wait_for(work, timeout=common.timeout)

@@ -4,6 +4,7 @@ resume — without SSH or Kubernetes."""
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 
 import pytest
@@ -559,3 +560,94 @@ async def test_step_targets_narrow_the_nodes_by_name_or_by_selector(
     assert steps["nobody"]["status"] == "skipped"
     assert steps["nobody"]["error"] == "no target nodes in this batch"
     assert status["status"] == "completed"
+
+
+# --- what a client may act on is stored before the event that announces it -------------------
+
+#: Rolls the tests below repeat (each over three one-node batches), within ``ANNOUNCED_SECONDS``.
+ANNOUNCED_ROLLS = 8
+ANNOUNCED_SECONDS = 90.0
+
+
+async def _stored_step(
+    client: ApiClient, headers: dict[str, str], task_id: str, step_id: str, batch: int = 0
+) -> dict[str, Any]:
+    """The step as the task's stored status shows it (read once, right now)."""
+    data = assert_envelope(await client.get(f"/tasks/{task_id}", headers=headers), 200)["data"]
+    return steps_by_id(data, batch).get(step_id, {"status": "not stored"})
+
+
+def _step_with_child(step_id: str) -> Any:
+    running = event_of("step", step_id=step_id, status="running")
+    return lambda event: running(event) and "task_id" in (event.data or {})
+
+
+async def test_an_approval_can_be_decided_on_the_very_event_that_announces_it(
+    knm_client: ApiClient, admin_headers: dict[str, str]
+) -> None:
+    # A rolling canary: one approval per batch, each approved the moment its step is announced
+    # running. The pending approval and the step's state are stored before that event, so the
+    # stored status shows the step running and no approve ever gets 404.
+    wf = await create(
+        knm_client,
+        admin_headers,
+        "approved-at-once",
+        [
+            {"id": "gate", "type": "approval", "message": "next batch?"},
+            {"id": "work", "type": "test", "depends_on": ["gate"]},
+        ],
+        strategy={"mode": "rolling", "batch_size": 1},
+    )
+    end = time.monotonic() + ANNOUNCED_SECONDS
+    decided = 0
+    for _ in range(ANNOUNCED_ROLLS):
+        if time.monotonic() > end:
+            break
+        task_id = (await run(knm_client, admin_headers, wf))["task_id"]
+        for batch in range(len(NODES)):
+            announced = event_of("step", step_id="gate", status="running", batch=batch)
+            await wait_for_event(knm_client, admin_headers, task_id, announced)
+            response = await knm_client.post(
+                f"/automation/workflows/approve/{task_id}",
+                json={"step_id": "gate"},
+                headers=admin_headers,
+            )
+            assert assert_envelope(response, 200)["data"]["batch"] == batch
+            step = await _stored_step(knm_client, admin_headers, task_id, "gate", batch)
+            assert step["status"] in ("running", "completed"), step
+            decided += 1
+        assert (await wait_for_task(knm_client, admin_headers, task_id))["status"] == "completed"
+    assert decided >= len(NODES)
+
+
+async def test_a_step_announced_running_or_ended_is_stored_so_when_the_event_comes(
+    knm_client: ApiClient, admin_headers: dict[str, str]
+) -> None:
+    # What a status read right after a step event shows is at least what the event said: a
+    # client (or a worker recovering the run) never finds an announced step still pending.
+    wf = await create(
+        knm_client,
+        admin_headers,
+        "announced",
+        [
+            {"id": "first", "type": "test"},
+            {"id": "held", "type": "test", "depends_on": ["first"], "hang_nodes": ["n1"]},
+        ],
+    )
+    end = time.monotonic() + ANNOUNCED_SECONDS
+    for _ in range(ANNOUNCED_ROLLS):
+        if time.monotonic() > end:
+            break
+        task_id = (await run(knm_client, admin_headers, wf))["task_id"]
+        for step_id, status in (("first", "running"), ("first", "completed"), ("held", "running")):
+            announced = event_of("step", step_id=step_id, status=status)
+            await wait_for_event(knm_client, admin_headers, task_id, announced)
+            step = await _stored_step(knm_client, admin_headers, task_id, step_id)
+            assert step["status"] in (status, "completed"), (step_id, status, step)
+        # The child task's id, announced once the child exists, is stored by then too.
+        event = await wait_for_event(knm_client, admin_headers, task_id, _step_with_child("held"))
+        step = await _stored_step(knm_client, admin_headers, task_id, "held")
+        assert (step["status"], step["task_id"]) == ("running", (event.data or {})["task_id"])
+        cancel = f"/automation/workflows/cancel/{task_id}"
+        assert_envelope(await knm_client.post(cancel, headers=admin_headers), 200)
+        assert (await wait_for_task(knm_client, admin_headers, task_id))["status"] == "cancelled"
