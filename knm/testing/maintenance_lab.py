@@ -12,7 +12,8 @@ down, as a real ``systemctl reboot`` does; an upgrade may fail or reboot the nod
 
 :class:`MaintenanceMachine` (hypothesis ``RuleBasedStateMachine``) interleaves starting rolls
 over 3–6 nodes, cancel, SIGKILL and restart of the worker, resume, rerun, hand cordons, reboots
-at arbitrary moments, upgrades that fail or reboot, and budgets tightened and relaxed. After
+at arbitrary moments, upgrades that fail or reboot (and a failed upgrade whose roll is resumed
+at once), and budgets tightened and relaxed. After
 every rule its invariants are checked against the stand-in's complete recorded history
 (:meth:`Lab.check`), not against snapshots: knm-cordoned nodes never more than
 ``max_unavailable``; no budget broken; no reboot knm asked for on a node that was schedulable
@@ -155,6 +156,8 @@ class Lab:
     counters: Counters = field(default_factory=Counters)
     #: Tasks this lab started.
     tasks: list[str] = field(default_factory=list)
+    #: Tasks it asked to resume.
+    resumed: set[str] = field(default_factory=set)
     #: Index in the stand-in's history up to which every entry was checked.
     checked: int = 0
     #: Replayed state of the history: knm cordons, reboots knm asked for not yet confirmed.
@@ -274,10 +277,43 @@ class Lab:
 
     def resume(self, task: str) -> None:
         response = self.call("POST", f"/automation/workflows/resume/{task}")
+        self.resumed.add(task)
         if response.status_code == 200:
             self.tasks.append(response.json()["data"]["task_id"])
             self.counters.runs += 1
             self.counters.resumes += 1
+
+    def fail_upgrade_then_resume(self, task: str, deadline: float = AGAIN_WAIT) -> None:
+        """Finding 2's setting, made likely: the next upgrade on one of ``task``'s nodes fails
+        (after that batch's cordon and drain, so its finalizer gives the node back, where a
+        budget-guarded pod may land), and the roll it failed is resumed as soon as it ended.
+        The resumed run must cordon and drain that node again before it upgrades and reboots
+        it. Waits up to ``deadline`` seconds, less once ``task`` ended with no upgrade failed."""
+        nodes = set(self.data("GET", f"/tasks/{task}")["target_nodes"])
+        self.agent.fail_next_upgrade(nodes)
+        end = time.monotonic() + deadline
+        try:
+            while time.monotonic() < end:
+                node = self.agent.failed_on
+                statuses = self.statuses()
+                if node is None:
+                    if statuses[task]["status"] in TERMINAL:
+                        return  # it ended without reaching an upgrade
+                else:
+                    for failed, status in statuses.items():
+                        upgrade_failed = any(
+                            step["id"] == "upgrade"
+                            and step["status"] == "failed"
+                            and node in step.get("nodes", [])
+                            for step in status.get("steps", [])
+                        )
+                        if status["status"] == "failed" and upgrade_failed:
+                            if failed not in self.resumed:
+                                self.resume(failed)
+                            return
+                time.sleep(0.3)
+        finally:
+            self.agent.fail_next_upgrade(set())
 
     def rerun(self, task: str) -> None:
         response = self.call("POST", f"/automation/workflows/rerun/{task}")
@@ -335,6 +371,7 @@ class Lab:
 
     def forget_tasks(self) -> None:
         self.tasks.clear()
+        self.resumed.clear()
 
     # --- the invariants, over the whole recorded history -----------------------------------
 
@@ -471,7 +508,7 @@ class MaintenanceMachine(RuleBasedStateMachine):
             )
         self.lab.forget_tasks()
         # What the last example asked of upgrades that never ran is not this one's.
-        self.lab.agent.next_upgrade.clear()
+        self.lab.agent.forget_upgrades()
         with self.lab.timed("start_roll"):
             self.lab.start_roll([self.lab.nodes[i] for i in nodes])
 
@@ -506,6 +543,18 @@ class MaintenanceMachine(RuleBasedStateMachine):
             finished = self.lab.finished()
             if finished:
                 self.lab.resume(finished[pick % len(finished)])
+
+    # Finding 2 needs a resume of a roll that failed after its cordon and drain on a node given
+    # back since: upgrade_fails, then a resume of that very roll once it ended, rarely come in
+    # that order by chance (the machine found it once in 50 examples at best), so one rule
+    # does both. It keeps upgrade_fails and resume, for every other interleaving.
+    @precondition(lambda self: bool(self.lab.tasks))
+    @rule(pick=st.integers(0, 1000))
+    def fail_upgrade_then_resume(self, pick: int) -> None:
+        with self.lab.timed("fail_upgrade_then_resume"):
+            active = self.lab.active()
+            if active:
+                self.lab.fail_upgrade_then_resume(active[pick % len(active)])
 
     @precondition(lambda self: bool(self.lab.tasks))
     @rule(pick=st.integers(0, 1000))

@@ -39,6 +39,10 @@ class NodeAgent:
         self.addresses = addresses
         #: What each node's next upgrade does (once); ``ok`` when absent.
         self.next_upgrade: dict[str, Upgrade] = {}
+        #: The next upgrade on any of these nodes fails (once; a node's own entry above first).
+        self.fail_next_on: set[str] = set()
+        #: The node whose upgrade that made fail, until :meth:`fail_next_upgrade` again.
+        self.failed_on: str | None = None
         #: Reboots asked for and not yet begun (the node is still up).
         self.pending: dict[str, threading.Timer] = {}
         #: Counts of what the commands did, for the soak's report.
@@ -78,6 +82,18 @@ class NodeAgent:
         encoded = base64.b64encode(code.encode()).decode()
         return f"python3 -c 'import base64; exec(base64.b64decode(\"{encoded}\"))'"
 
+    def fail_next_upgrade(self, nodes: set[str]) -> None:
+        """The next upgrade on any of ``nodes`` fails (wherever it comes first)."""
+        with self.lock:
+            self.fail_next_on = set(nodes)
+            self.failed_on = None
+
+    def forget_upgrades(self) -> None:
+        """Nothing asked of upgrades still to come holds any more."""
+        with self.lock:
+            self.next_upgrade.clear()
+            self.fail_next_on = set()
+
     def settled(self) -> bool:
         """No reboot asked for is still to begin."""
         with self.lock:
@@ -113,6 +129,10 @@ class NodeAgent:
         with self.lock:
             if self._down(node):
                 return 503, f"ssh: node {node} is down"
+            if node not in self.next_upgrade and node in self.fail_next_on:
+                self.next_upgrade[node] = "fail"
+                self.fail_next_on = set()
+                self.failed_on = node
             what = self.next_upgrade.pop(node, "ok")
             self._count(f"upgrade {what}")
             if what == "fail":
