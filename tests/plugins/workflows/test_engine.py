@@ -565,7 +565,7 @@ async def test_step_targets_narrow_the_nodes_by_name_or_by_selector(
 # --- what a client may act on is stored before the event that announces it -------------------
 
 #: Rolls the tests below repeat (each over three one-node batches), within ``ANNOUNCED_SECONDS``.
-ANNOUNCED_ROLLS = 8
+ANNOUNCED_ROLLS = 5
 ANNOUNCED_SECONDS = 90.0
 
 
