@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 import tree_sitter_bash
 from tree_sitter import Language, Node, Parser, Tree
 
-from knm.core.shell.split import RESERVED
+from knm.core.shell.split import RESERVED, ShellSyntaxError
 from knm.core.shell.split import split as split_statements
 
 #: An unknown part of a word's value.
@@ -47,6 +47,9 @@ MAX_STEPS = 100_000
 MAX_NESTING = 120
 #: Alternatives kept per word (brace expansion, defaults, for lists).
 MAX_ALTS = 32
+#: Text with a syntax error the splitter sees (``knm.core.shell.split.ShellSyntaxError``) is
+#: parsed whole up to this size, as any text with an error is; past it, it is refused unparsed.
+MAX_ERROR_PARSE = 4096
 
 SHELLS = frozenset({"sh", "bash", "zsh", "dash", "ksh", "mksh", "ash", "rbash", "fish", "yash",
                     "posh", "tcsh", "csh"})  # fmt: skip
@@ -300,7 +303,14 @@ class _Walker:
         if depth > MAX_DEPTH:
             self.finding("nesting-too-deep", "nested shell code")
             return UNKNOWN_STREAM
-        plan = self.plan(text) if self.split else None
+        try:
+            plan = self.plan(text) if self.split else None
+        except ShellSyntaxError as error:
+            if len(text) > MAX_ERROR_PARSE:
+                self.finding("too-complex", f"a syntax error in a command of {len(text)} "
+                             f"characters ({error}): too long to check around it")  # fmt: skip
+                return UNKNOWN_STREAM
+            plan = None
         if plan is None:
             tree = _parse(text)
             return self.statements(list(tree.root_node.named_children), env, depth, stdin)

@@ -74,6 +74,18 @@ class _GiveUp(Exception):
     pass
 
 
+class ShellSyntaxError(Exception):
+    """Text bash itself refuses to run, at ``position``: an arithmetic command ``((`` where no
+    command can start (``((1)) ((1))``, ``echo ((1))``). The parser's error recovery reads
+    such text in quadratic time (seconds for 64 KiB), so the checker decides about it without
+    a parse of the whole text."""
+
+    def __init__(self, position: int, what: str) -> None:
+        super().__init__(f"{what} at byte {position}")
+        self.position = position
+        self.what = what
+
+
 @dataclass(slots=True)
 class Pipeline:
     #: ``(start, end)`` of each stage in the text (trimmed).
@@ -96,7 +108,8 @@ class Item:
 
 
 def split(text: str) -> list[Item] | None:
-    """The top-level statements of ``text``, or ``None`` if it cannot be split here."""
+    """The top-level statements of ``text``, or ``None`` if it cannot be split here.
+    Raises ``ShellSyntaxError`` for the syntax errors it recognises (see there)."""
     try:
         return _Lexer(text).run()
     except _GiveUp:
@@ -118,6 +131,8 @@ class _Lexer:
         self.function_name = False
         #: Constructs open around this lexer (``$( )`` is scanned by a lexer of its own).
         self.outer = 0
+        #: The last word was ``for``/``select`` (``for ((i = 0; ...))``).
+        self.after_for = False
         #: The end of the run of plain characters last looked at (``_plain_run``).
         self.plain_end = -1
         self.plain_until = 0
@@ -136,7 +151,8 @@ class _Lexer:
 
         def close_stage() -> None:
             if stage[0] < 0:
-                raise _GiveUp  # ``| b``, ``a | | b``, ``a && ;``
+                # ``| b``, ``a | | b``, ``a && ;``
+                raise ShellSyntaxError(pos, "an operator with no command before it")
             pipeline.stages.append((stage[0], stage[1]))
             stage[0] = stage[1] = -1
 
@@ -144,7 +160,8 @@ class _Lexer:
             nonlocal item, pipeline
             if stage[0] < 0 and not pipeline.stages and not item.pipelines:
                 if operator:
-                    raise _GiveUp  # ``;`` or ``&`` with no statement before it
+                    # ``;`` or ``&`` with no statement before it
+                    raise ShellSyntaxError(pos, "an operator with no command before it")
                 return
             close_stage()
             item.pipelines.append(pipeline)
@@ -199,9 +216,11 @@ class _Lexer:
                 op = match.group()
                 cmdpos = True
                 if not top:
-                    self._op_inside(op)
+                    self._op_inside(op, start)
                     continue
-                if op in (";;", ";;&", ";&") or (self.heredocs and op in (";", "&")):
+                if op in (";;", ";;&", ";&"):
+                    raise ShellSyntaxError(start, f"'{op}' outside a case")
+                if self.heredocs and op in (";", "&"):
                     raise _GiveUp  # a here-doc's body would follow a later statement
                 if op in ("|", "|&"):
                     # tree-sitter-bash reads ``a |& b | c <newline> d`` as ``c d``: left whole,
@@ -229,8 +248,10 @@ class _Lexer:
             )
             if not self.stack:
                 stage[1] = item.end = pos
-        if self.stack or self.heredocs or continuation:
-            raise _GiveUp
+        if self.heredocs:
+            raise _GiveUp  # bash reads a here-doc the text ends in to the end: not an error
+        if self.stack or continuation:
+            raise ShellSyntaxError(self.n, "the text ends inside a construct or after | && ||")
         close_item(False, operator=False)
         return self.items
 
@@ -241,6 +262,7 @@ class _Lexer:
         """One token that is not a blank, newline, operator or comment: follow what it opens
         or closes. Returns the position after it, whether a command starts next and whether
         a redirection's target does. ``item`` is given at the top level."""
+        after_for, self.after_for = self.after_for, False
         if kind == "word":
             word = match.group()
             if self.function_name:
@@ -249,6 +271,7 @@ class _Lexer:
             if cmdpos and not after_redirect:
                 cmdpos = self._command_word(word, item, pos)
                 self.function_name = word == "function" and cmdpos is False
+                self.after_for = word in ("for", "select")
                 return pos, cmdpos, False
             if word == "]]" and self.stack and self.stack[-1] == "]]":
                 self.stack.pop()
@@ -269,6 +292,8 @@ class _Lexer:
         if kind == "dq":
             return self._dq(pos), False, False
         if kind == "arith":
+            if match.group() == "((" and not cmdpos and not after_for:
+                self._arith_command_misplaced(start)
             return self._arith(pos), False, False
         if kind == "param":
             return self._param(pos), False, False
@@ -281,7 +306,7 @@ class _Lexer:
             if self.case_state and self.case_state[-1] == "pattern" and stack[-1] == "esac":
                 self.case_state[-1] = "code"
             elif not stack or stack[-1] != ")":
-                raise _GiveUp
+                raise ShellSyntaxError(start, "')' with no '(' open")
             else:
                 stack.pop()
             return pos, True, False
@@ -329,7 +354,8 @@ class _Lexer:
             if op == "\n" and (pending or not stages):
                 continue  # a newline after | && ||, or a blank line
             if pending or not stages:
-                raise _GiveUp  # ``a | ;``, ``; ;``, ``&& b``
+                # ``a | ;``, ``; ;``, ``&& b``
+                raise ShellSyntaxError(offset - len(op), "an operator with no command before it")
             if op == "|":
                 pending = True
                 continue
@@ -360,6 +386,16 @@ class _Lexer:
             return clean  # the last statement goes on past the run: scanned token by token
         return cut
 
+    def _arith_command_misplaced(self, start: int) -> None:
+        """``((`` after a word, written apart from it, where no command starts: bash refuses
+        the text (``((1)) ((1))``, ``echo ((1))``). Not inside ``[[ ]]`` or a ``case`` (their
+        own grammar), nor glued to a word (``a=((...``, ``@((...``: left to the parser)."""
+        if start > 0 and self.text[start - 1] not in " \t":
+            return
+        if self.stack and self.stack[-1] in ("]]", "esac"):
+            return
+        raise ShellSyntaxError(start, "'((' where no command can start")
+
     def _deeper(self) -> None:
         if self.outer + len(self.stack) > MAX_OPEN:
             raise _GiveUp
@@ -379,13 +415,13 @@ class _Lexer:
                 stack.append("fi")
                 self._deeper()
             elif word in ("then", "else", "elif") and (not stack or stack[-1] != "fi"):
-                raise _GiveUp
+                raise ShellSyntaxError(pos - len(word), f"'{word}' outside an if")
             if item is not None and word in ("!", "time", "coproc"):
                 item.whole = True
             return True
         if word == "do":
             if not stack or stack[-1] != "done":
-                raise _GiveUp
+                raise ShellSyntaxError(pos - 2, "'do' outside a loop")
             return True
         if word in ("while", "until"):
             stack.append("done")
@@ -393,7 +429,9 @@ class _Lexer:
             return True
         if word in ("fi", "done", "esac", "}", "]]"):
             if not stack or stack[-1] != word:
-                raise _GiveUp
+                if word == "]]":
+                    raise _GiveUp
+                raise ShellSyntaxError(pos - len(word), f"'{word}' closing nothing open")
             stack.pop()
             if word == "esac":
                 self.case_state.pop()
@@ -418,10 +456,10 @@ class _Lexer:
             return False
         return bool(_NAME_ASSIGN.match(word))
 
-    def _op_inside(self, op: str) -> None:
+    def _op_inside(self, op: str, start: int) -> None:
         if op in (";;", ";;&", ";&"):
             if not self.case_state or self.stack[-1] != "esac":
-                raise _GiveUp
+                raise ShellSyntaxError(start, f"'{op}' outside a case")
             self.case_state[-1] = "pattern"
 
     # --- nested constructs -----------------------------------------------------------------
@@ -460,7 +498,7 @@ class _Lexer:
                 pos = self.n if end < 0 else end
                 continue
             if kind == "op":
-                self._op_inside(match.group())
+                self._op_inside(match.group(), start)
                 cmdpos = True
                 continue
             if len(self.stack) == 1 and (
@@ -470,7 +508,7 @@ class _Lexer:
             pos, cmdpos, after_redirect = self._token(
                 match, kind, start, pos, cmdpos, after_redirect, None
             )
-        raise _GiveUp
+        raise ShellSyntaxError(self.n, f"the text ends inside {'`' if closer == '`' else '$('}")
 
     def _dq(self, pos: int) -> int:
         """Past the ``"`` closing a double-quoted string opened just before ``pos``."""
@@ -503,7 +541,8 @@ class _Lexer:
                     pos = self._param(pos)
                 elif token == "`":
                     pos = self._code(pos, "`")
-            raise _GiveUp
+            opened = "${" if closer == "}" else '"'
+            raise ShellSyntaxError(self.n, f"the text ends inside {opened}")
         finally:
             self.outer -= 1
 
