@@ -294,6 +294,24 @@ def test_a_long_text_with_a_misplaced_arithmetic_command_is_refused_unparsed(tex
 @pytest.mark.parametrize(
     "text",
     [
+        ") " + '"a"|' * 16000,  # each of these took tree-sitter-bash 8-13 s whole
+        '"a"|' * 16000 + ")",
+        ";; " + '"a"|' * 16000,
+        '"a"|' * 16000 + ";;",
+        "\n esac )) " * 6000,
+        "&& ]] " * 10000,
+        "[[ 1 ]]; f(){ " + "f" * 65000,
+    ],
+)
+def test_a_long_text_with_a_syntax_error_bash_refuses_is_refused_unparsed(text: str) -> None:
+    violations = check_command(text)
+    assert [v.rule for v in violations] == ["too-complex"]
+    assert "syntax error" in violations[0].matched
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
         "rm -rf /etc\n" + _ARITH,
         _ARITH + "\nrm -rf /etc",
         "mkfs.ext4 /dev/sda; " + _ARITH,
