@@ -255,6 +255,12 @@ def test_text_the_splitter_cannot_follow_goes_to_the_parser_whole(text: str) -> 
         ("a )", "')'"),
         ("fi", "'fi'"),
         ("then a", "'then'"),
+        ("f() f()", "function's body"),
+        ("f() ls", "function's body"),
+        ("f() ;", "function's body"),
+        ("echo (a)", "not closed at once"),
+        ("[ ( a ) ]", "not closed at once"),
+        ("echo a (b)", "'(' where no command"),
     ],
 )
 def test_the_splitter_names_syntax_errors_bash_refuses(text: str, what: str) -> None:
@@ -272,9 +278,13 @@ def test_the_splitter_names_syntax_errors_bash_refuses(text: str, what: str) -> 
         "[[ a ]] && ((1))",
         "case $x in a) ((n++));; esac",
         "time ((1)); ! ((0))",
+        "f () { a; }; g() ( b ); h()\n# body\n{ c; }; k() if a; then b; fi",
+        "function f () { :; }; x=( a b ); declare -a y=(1 2); ls @(a|b) *.+(c|h)",
+        "[[ ( a ) ]] && (b) | (c); time (d); ! (e); coproc (f)",
+        "case x in (a) b;; esac; echo $(f() { :; }; f)",
     ],
 )
-def test_arithmetic_commands_where_a_command_starts_are_no_syntax_error(text: str) -> None:
+def test_parentheses_where_bash_takes_them_are_no_syntax_error(text: str) -> None:
     assert split(text) is not None
 
 
@@ -301,6 +311,8 @@ def test_a_long_text_with_a_misplaced_arithmetic_command_is_refused_unparsed(tex
         "\n esac )) " * 6000,
         "&& ]] " * 10000,
         "[[ 1 ]]; f(){ " + "f" * 65000,
+        "f() " * 16000,  # these took tree-sitter-bash seconds whole
+        "echo (a) " * 7000,
     ],
 )
 def test_a_long_text_with_a_syntax_error_bash_refuses_is_refused_unparsed(text: str) -> None:

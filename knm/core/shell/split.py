@@ -28,6 +28,9 @@ RESERVED = frozenset({"!", "case", "coproc", "do", "done", "elif", "else", "esac
                       "function", "if", "in", "select", "then", "time", "until", "while", "{",
                       "}", "[[", "]]"})  # fmt: skip
 
+#: Words that start a compound command: a function's body (after ``NAME ( )``) is one.
+_BODIES = frozenset({"{", "if", "while", "until", "for", "select", "case", "[["})
+
 #: Constructs open at once beyond which the text goes to the parser whole (the checker's own
 #: nesting limit, ``shellparse.MAX_NESTING``, then refuses it quickly).
 MAX_OPEN = 100
@@ -133,6 +136,9 @@ class _Lexer:
         self.outer = 0
         #: The last word was ``for``/``select`` (``for ((i = 0; ...))``).
         self.after_for = False
+        #: A function definition ``NAME ( )`` so far: 1 after a word that may be its name, 2
+        #: after its ``(``, 3 after its ``)``: its body, a compound command, comes next.
+        self.fn_state = 0
         #: The end of the run of plain characters last looked at (``_plain_run``).
         self.plain_end = -1
         self.plain_until = 0
@@ -200,6 +206,8 @@ class _Lexer:
                 continue
             top = not self.stack
             if kind == "nl":
+                if self.fn_state != 3:
+                    self.fn_state = 0
                 if self.heredocs:
                     pos = self._heredoc_bodies(pos)
                     if top:  # the statement ends with its here-doc's delimiter line
@@ -215,6 +223,7 @@ class _Lexer:
             if kind == "op":
                 op = match.group()
                 cmdpos = True
+                self._not_a_body(start)
                 if not top:
                     self._op_inside(op, start)
                     continue
@@ -263,6 +272,13 @@ class _Lexer:
         or closes. Returns the position after it, whether a command starts next and whether
         a redirection's target does. ``item`` is given at the top level."""
         after_for, self.after_for = self.after_for, False
+        fn_state, self.fn_state = self.fn_state, 0
+        if fn_state == 2 and kind != "rparen":  # ``echo (a)``, ``f (x)``, ``[ ( a ) ]``
+            raise ShellSyntaxError(start, "'(' after a command's first word, not closed at once")
+        if fn_state == 3 and not (
+            kind in ("lparen", "arith") or (kind == "word" and match.group() in _BODIES)
+        ):
+            raise ShellSyntaxError(start, "a function's body that is not a compound command")
         if kind == "word":
             word = match.group()
             if self.function_name:
@@ -272,6 +288,8 @@ class _Lexer:
                 cmdpos = self._command_word(word, item, pos)
                 self.function_name = word == "function" and cmdpos is False
                 self.after_for = word in ("for", "select")
+                if cmdpos is False and word not in RESERVED and "=" not in word:
+                    self.fn_state = 1
                 return pos, cmdpos, False
             if word == "]]" and self.stack and self.stack[-1] == "]]":
                 self.stack.pop()
@@ -293,13 +311,17 @@ class _Lexer:
             return self._dq(pos), False, False
         if kind == "arith":
             if match.group() == "((" and not cmdpos and not after_for:
-                self._arith_command_misplaced(start)
+                self._misplaced(start, "'(('")
             return self._arith(pos), False, False
         if kind == "param":
             return self._param(pos), False, False
         if kind == "lparen":
+            if not cmdpos and fn_state != 1:
+                self._misplaced(start, "'('")
             self.stack.append(")")
             self._deeper()
+            extglob = start > 0 and self.text[start - 1] in "@!*+?"  # ``ls *.+(c|h)``
+            self.fn_state = 2 if fn_state == 1 and not extglob else 0
             return pos, True, False
         if kind == "rparen":
             stack = self.stack
@@ -309,6 +331,7 @@ class _Lexer:
                 raise ShellSyntaxError(start, "')' with no '(' open")
             else:
                 stack.pop()
+                self.fn_state = 3 if fn_state == 2 else 0
             return pos, True, False
         # sq, ansi, esc: part of a word
         return pos, False, False
@@ -386,15 +409,23 @@ class _Lexer:
             return clean  # the last statement goes on past the run: scanned token by token
         return cut
 
-    def _arith_command_misplaced(self, start: int) -> None:
-        """``((`` after a word, written apart from it, where no command starts: bash refuses
-        the text (``((1)) ((1))``, ``echo ((1))``). Not inside ``[[ ]]`` or a ``case`` (their
-        own grammar), nor glued to a word (``a=((...``, ``@((...``: left to the parser)."""
+    def _not_a_body(self, start: int) -> None:
+        """An operator: no function's body (``f() ;``); a possible ``NAME (`` ends."""
+        if self.fn_state == 3:
+            raise ShellSyntaxError(start, "a function's body that is not a compound command")
+        self.fn_state = 0
+
+    def _misplaced(self, start: int, what: str) -> None:
+        """``(`` or ``((`` written apart from the word before it where no command starts
+        (and, for ``(``, not after a function's name): bash refuses the text (``((1))
+        ((1))``, ``echo ((1))``, ``echo (a)``, ``[ ( a ) ]``). Not inside ``[[ ]]`` or a
+        ``case`` (their own grammar), nor glued to a word (``a=(1 2)``, ``@(a|b)``: left to
+        the parser)."""
         if start > 0 and self.text[start - 1] not in " \t":
             return
         if self.stack and self.stack[-1] in ("]]", "esac"):
             return
-        raise ShellSyntaxError(start, "'((' where no command can start")
+        raise ShellSyntaxError(start, f"{what} where no command can start")
 
     def _deeper(self) -> None:
         if self.outer + len(self.stack) > MAX_OPEN:
@@ -489,6 +520,8 @@ class _Lexer:
             if kind == "ws":
                 continue
             if kind == "nl":
+                if self.fn_state != 3:
+                    self.fn_state = 0
                 if self.heredocs:
                     pos = self._heredoc_bodies(pos)
                 cmdpos = True
@@ -498,6 +531,7 @@ class _Lexer:
                 pos = self.n if end < 0 else end
                 continue
             if kind == "op":
+                self._not_a_body(start)
                 self._op_inside(match.group(), start)
                 cmdpos = True
                 continue
