@@ -291,6 +291,8 @@ class _Walker:
         self.plain_words: dict[str, Word] = {}
         #: Whether the last ``memoized`` recorded all its ``times`` at once.
         self.bulk = False
+        #: Plain commands ``inert`` declined (it is not asked again).
+        self.not_inert: set[str] = set()
         #: Top-level statements already walked in an unchanged state (see ``memo_statement``).
         self.memo: dict[tuple[object, ...], tuple[int, list[Cmd], Stream, _Env]] = {}
 
@@ -318,10 +320,12 @@ class _Walker:
         for key, pipelines, background, count in plan:
             if count == 1 and len(pipelines) == 1 and len(pipelines[0][0]) == 1:
                 unit = pipelines[0][0][0]
-                fast = self.inert(unit, env, stdin, background) if isinstance(unit, str) else None
-                if fast is not None:
-                    out = fast
-                    continue
+                if unit.__class__ is str and unit not in self.not_inert:
+                    fast = self.inert(unit, env, stdin, background)
+                    if fast is not None:
+                        out = fast
+                        continue
+                    self.not_inert.add(unit)  # the usual path, always right, from now on
             out = self.memo_statement(key, pipelines, background, env, depth, stdin)
             while count > 1:  # ``a; a; a``: the same statement again, in the state it left
                 count -= 1
@@ -337,8 +341,7 @@ class _Walker:
         command is not such, or a limit is near: the walk then takes the usual path."""
         if self.steps + 2 > MAX_STEPS or self.level >= MAX_NESTING:
             return None
-        parts = text.split()
-        program = parts[0]
+        program = text.split(None, 1)[0]
         name = program_name(program)
         if (
             "=" in program
@@ -352,7 +355,7 @@ class _Walker:
         self.steps += 2  # ``enter`` and ``run``
         cache = self.plain_words
         words = []
-        for part in parts:
+        for part in text.split():
             word = cache.get(part)
             if word is None:
                 word = cache[part] = Word.plain(part)
