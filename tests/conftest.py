@@ -43,6 +43,9 @@ SLOW_TESTS = {
     "core/test_schema_ui.py::test_the_document_is_valid_openapi": (
         "full OpenAPI validation of the whole document"
     ),
+    "testing/test_k8s_standin.py::test_runs_as_a_separate_process": (
+        "starts the stand-in as a Python process of its own"
+    ),
     "core/test_bad_input.py::test_random_json_bodies_never_make_a_500": "API fuzzing over every route",
     "core/test_bad_input.py::test_raw_bytes_never_make_a_500": "API fuzzing over every route",
     "core/test_bad_input.py::test_random_paths_and_query_strings_never_make_a_500": (
