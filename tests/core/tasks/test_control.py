@@ -133,30 +133,61 @@ async def test_a_node_that_outlives_its_timeout_fails_with_reason_timeout(
 async def test_nodes_waiting_for_a_slot_do_not_time_out(
     knm_client: ApiClient, admin_headers: dict[str, str]
 ) -> None:
-    # Four nodes of 0.6 s, one at a time: 2.4 s in all, but each node's own 2 s is enough.
-    data = await start(knm_client, admin_headers, sleep=0.6, batch_size=1, timeout=2)
+    # One slot, held by n1 until its own timeout ends it: n2..n4 wait for the slot at least
+    # as long as a node's timeout, and still have the whole of theirs once they get it.
+    data = await start(knm_client, admin_headers, hang_nodes=["n1"], batch_size=1, timeout=2)
     status = await wait_for_task(knm_client, admin_headers, data["task_id"])
-    assert status["status"] == "completed"
+    nodes = by_node(status)
+    assert (nodes["n1"]["status"], nodes["n1"]["reason"]) == ("failed", "timeout")
+    assert [nodes[n]["status"] for n in NODES[1:]] == ["success"] * 3
+    entries = await node_events(knm_client, admin_headers, data["task_id"])
+    first_end = next(e["seq"] for e in entries if e["node"] == "n1" and e["status"] != "running")
+    assert all(
+        e["seq"] > first_end for e in entries if e["node"] != "n1" and e["status"] == "running"
+    )
+
+
+async def node_events(
+    client: ApiClient, headers: dict[str, str], task_id: str
+) -> list[dict[str, Any]]:
+    """The task's node events in the order they were logged: seq, node, status."""
+    response = await client.get(f"/tasks/{task_id}/events", headers=headers)
+    entries = sorted(assert_envelope(response, 200)["data"]["entries"], key=lambda e: e["seq"])
+    return [
+        {"seq": e["seq"], "node": e["data"]["node"], "status": e["data"]["status"]}
+        for e in entries
+        if e["type"] == "node"
+    ]
 
 
 async def test_batch_size_keeps_at_most_n_nodes_in_flight(
     knm_client: ApiClient, admin_headers: dict[str, str]
 ) -> None:
-    data = await start(knm_client, admin_headers, sleep=0.2, batch_size=2)
-    status = await wait_for_task(knm_client, admin_headers, data["task_id"])
-    spans = sorted((r["start_time"], r["end_time"]) for r in status["results"])
-    events = (
-        await knm_client.get(f"/tasks/{data['task_id']}/events", headers=admin_headers)
-    ).json()["data"]
-    in_flight = peak = 0
-    for event in events["entries"]:
-        if event["type"] == "node" and event["data"]["status"] == "running":
-            in_flight += 1
-        elif event["type"] == "node":
-            in_flight -= 1
-        peak = max(peak, in_flight)
-    assert peak == 2
-    assert len(spans) == 4
+    # n1 hangs in one of the two slots for the whole task, so the other nodes share the second
+    # one: two in flight at every start after n1's, never three, whatever the machine's speed.
+    data = await start(knm_client, admin_headers, hang_nodes=["n1"], batch_size=2)
+    task_id = data["task_id"]
+    done: set[str] = set()
+
+    def others_done(event: BaseEvent) -> bool:
+        if event.type == "node" and (event.data or {}).get("status") == "success":
+            done.add(event.data["node"])
+        return done == set(NODES[1:])
+
+    await wait_for_event(knm_client, admin_headers, task_id, others_done)
+    assert_envelope(
+        await knm_client.post(f"/automation/test/cancel/{task_id}", headers=admin_headers), 200
+    )
+    await wait_for_task(knm_client, admin_headers, task_id)
+    in_flight: set[str] = set()
+    sizes = []
+    for event in await node_events(knm_client, admin_headers, task_id):
+        if event["status"] == "running":
+            in_flight.add(event["node"])
+            sizes.append(len(in_flight))
+        else:
+            in_flight.discard(event["node"])
+    assert sizes == [1, 2, 2, 2]
 
 
 async def test_after_max_failures_the_remaining_nodes_are_skipped(
