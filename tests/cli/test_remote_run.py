@@ -87,8 +87,8 @@ def test_workflow_run_approve_and_watch(server: KnmProcess, admin: Client) -> No
     assert started.returncode == 0, started.stderr
     task_id = json.loads(started.stdout)["task_id"]
     assert task_id.startswith("workflow-exec-")
-    # The stored step state, not the step event: the engine announces the step before the
-    # approval it waits for is recorded, and only then can it be approved.
+    # Once the stored step state says running, the approval it waits for is recorded (the
+    # engine records it, then stores and announces the step), so it can be approved.
     deadline = time.monotonic() + 30
     while not any(
         s["id"] == "gate" and s["status"] == "running"

@@ -195,8 +195,8 @@ def test_workflows_wait_for_approval_and_resume(admin: Client, lab: str) -> None
         (admin.workflows.reject, "failed"),
     ):
         task = admin.workflows.execute(flow.id, lab, target_nodes=["n1"])
-        # The stored step state, not the step event: the engine announces the step before the
-        # approval it waits for is recorded, and only then can it be decided.
+        # Once the stored step state says running, the approval it waits for is recorded (the
+        # engine records it, then stores and announces the step), so it can be decided.
         for _ in range(300):
             steps = admin.workflows.status(task.task_id).steps or []
             if any(s["id"] == "gate" and s["status"] == "running" for s in steps):
