@@ -39,11 +39,11 @@ python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ig
 # Deterministic, bounded property tests unless asked otherwise (knm.testing.plugin).
 export KNM_HYPOTHESIS_PROFILE="${KNM_HYPOTHESIS_PROFILE:-ci}"
 
-# The maintenance lab's tests (the state machine and its mutant hunts, ~25 of the suite's
-# ~50 minutes) spend their time waiting on simulated reboots and leases, not on the CPU. When
-# the whole suite runs (no arguments but output options), they run in a pytest of their own
-# beside the rest: every fixture they share with it (database, sshd fleet, ports) is made per
-# process. KNM_TEST_SERIAL=1 runs everything in one pytest.
+# The maintenance lab's tests (the state machine, ~25 minutes, and its mutant hunts, ~15) spend
+# their time waiting on simulated reboots and leases, not on the CPU. When the whole suite runs
+# (no arguments but output options), each file runs in a pytest of its own beside the rest:
+# every fixture they share with it (database, sshd fleet, ports) is made per process.
+# KNM_TEST_SERIAL=1 runs everything in one pytest.
 LAB=(tests/plugins/workflows/test_maintenance_machine.py tests/plugins/workflows/test_maintenance_mutants.py)
 whole=1
 for arg in "$@"; do
@@ -56,19 +56,30 @@ if [ "$whole" = 0 ] || [ "${KNM_TEST_SERIAL:-0}" = 1 ]; then
     exec python3 -m pytest "$@"
 fi
 
-lab_log="$(mktemp "${TMPDIR:-/tmp}/knm-lab-tests.XXXXXX")"
-python3 -m pytest "$@" "${LAB[@]}" >"$lab_log" 2>&1 &
-lab=$!
-trap 'kill "$lab" 2>/dev/null; rm -f "$lab_log"' INT TERM
+logs=()
+pids=()
+cleanup() {
+    kill "${pids[@]}" 2>/dev/null || true
+    rm -f "${logs[@]}"
+}
+trap 'cleanup; exit 130' INT TERM
+for path in "${LAB[@]}"; do
+    log="$(mktemp "${TMPDIR:-/tmp}/knm-lab-tests.XXXXXX")"
+    logs+=("$log")
+    python3 -m pytest "$@" "$path" >"$log" 2>&1 &
+    pids+=("$!")
+done
 ignore=()
 for path in "${LAB[@]}"; do ignore+=("--ignore=$path"); done
 status=0
 python3 -m pytest "$@" "${ignore[@]}" || status=$?
-lab_status=0
-wait "$lab" || lab_status=$?
-echo
-echo "=== the maintenance lab's tests (${LAB[*]}), run beside the rest: exit $lab_status ==="
-cat "$lab_log"
-rm -f "$lab_log"
-[ "$status" -ne 0 ] || status=$lab_status
+for i in "${!LAB[@]}"; do
+    lab_status=0
+    wait "${pids[$i]}" || lab_status=$?
+    echo
+    echo "=== ${LAB[$i]}, run beside the rest: exit $lab_status ==="
+    cat "${logs[$i]}"
+    [ "$status" -ne 0 ] || status=$lab_status
+done
+rm -f "${logs[@]}"
 exit "$status"
