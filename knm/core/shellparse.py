@@ -353,13 +353,7 @@ class _Walker:
         ):
             return None
         self.steps += 2  # ``enter`` and ``run``
-        cache = self.plain_words
-        words = []
-        for part in text.split():
-            word = cache.get(part)
-            if word is None:
-                word = cache[part] = Word.plain(part)
-            words.append(word)
+        words = self.plain_split(text)
         self.emit(Cmd(words, text, [], stdin, env.cwd, background), env)
         return Stream(tainted=True) if stdin.tainted else OPAQUE_STREAM
 
@@ -884,6 +878,11 @@ class _Walker:
     ) -> Stream:  # fmt: skip
         """A command with no quoting, expansion, glob or redirection: its words are the text
         split on blanks (most of any long input; walking its tree costs several times more)."""
+        words = self.plain_split(text)
+        return self.run(words, text, env, depth, stdin, background, list(redirects))
+
+    def plain_split(self, text: str) -> list[Word]:
+        """``text`` split on blanks, each word made once per walk (plain commands repeat)."""
         cache = self.plain_words
         words = []
         for part in text.split():
@@ -891,7 +890,7 @@ class _Walker:
             if word is None:
                 word = cache[part] = Word.plain(part)
             words.append(word)
-        return self.run(words, text, env, depth, stdin, background, list(redirects))
+        return words
 
     def run(
         self, words: list[Word], written: str | Node, env: _Env, depth: int, stdin: Stream,
