@@ -403,7 +403,8 @@ class Lab:
 
     def _check_entry(self, entry: HistoryEntry) -> None:
         node = entry.node or ""
-        if entry.kind == "reboot" and entry.by == "node":
+        knm_reboot = entry.kind == "reboot" and entry.by == "node"
+        if knm_reboot:
             # Before the budget: a reboot of a node knm never made safe breaks the budget too,
             # and the cause is the better report (a CI hunt was reported by its effect).
             assert entry.unschedulable and entry.cordoned_by, (
@@ -411,7 +412,7 @@ class Lab:
             )
             assert not entry.pods, f"knm rebooted {node} with pods on it: {entry}"
         assert not entry.violations, f"budget broken: {entry}"
-        if entry.kind == "reboot" and entry.by == "node":
+        if knm_reboot:
             self.awaiting_boot.add(node)
         elif entry.kind == "boot":
             self.awaiting_boot.discard(node)

@@ -48,12 +48,18 @@ def still_drawing() -> list[threading.Thread]:
     return refresh_threads()
 
 
-@pytest.mark.timeout(30)
-def test_a_ctrl_c_while_the_live_view_starts_leaves_nothing_drawing(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
+@pytest.fixture
+def terminal(monkeypatch: pytest.MonkeyPatch) -> Console:
+    """The live view's console, taken for a terminal (the view draws only on one)."""
     console = Console(file=io.StringIO(), force_terminal=True, width=80)
     monkeypatch.setattr(render, "err", lambda: console)
+    return console
+
+
+@pytest.mark.timeout(30)
+def test_a_ctrl_c_while_the_live_view_starts_leaves_nothing_drawing(
+    monkeypatch: pytest.MonkeyPatch, terminal: Console
+) -> None:
     started = live_module._RefreshThread.start
 
     def start_then_ctrl_c(thread: threading.Thread) -> None:
@@ -68,16 +74,14 @@ def test_a_ctrl_c_while_the_live_view_starts_leaves_nothing_drawing(
     assert view.live is None
     assert still_drawing() == []
     # The console is free for the Ctrl-C prompt: no live display is registered on it.
-    assert console.set_live(Live(console=console))
-    console.clear_live()
+    assert terminal.set_live(Live(console=terminal))
+    terminal.clear_live()
 
 
 @pytest.mark.timeout(30)
 def test_a_ctrl_c_while_the_live_view_stops_still_stops_it(
-    monkeypatch: pytest.MonkeyPatch,
+    monkeypatch: pytest.MonkeyPatch, terminal: Console
 ) -> None:
-    console = Console(file=io.StringIO(), force_terminal=True, width=80)
-    monkeypatch.setattr(render, "err", lambda: console)
     stop = Live.stop
 
     def ctrl_c_then_stop(live: Live) -> None:
