@@ -39,7 +39,7 @@ python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ig
 # Deterministic, bounded property tests unless asked otherwise (knm.testing.plugin).
 export KNM_HYPOTHESIS_PROFILE="${KNM_HYPOTHESIS_PROFILE:-ci}"
 
-# The maintenance lab's tests (the state machine, ~25 minutes, and its mutant hunts, ~15) spend
+# The maintenance lab's tests (the state machine, ~25 minutes, and the mutants' replays, ~3) spend
 # their time waiting on simulated reboots and leases, not on the CPU. When the whole suite runs
 # (no arguments but output options), each file runs in a pytest of its own beside the rest:
 # every fixture they share with it (database, sshd fleet, ports) is made per process.

@@ -41,7 +41,7 @@ import contextlib
 import os
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -57,6 +57,7 @@ from knm.testing.database import TEST_ADMIN_PASSWORD
 from knm.testing.k8s.cluster import HistoryEntry
 from knm.testing.k8s_standin import KubeStandin
 from knm.testing.kube import standin
+from knm.testing.maintenance_mutants import Move
 from knm.testing.maintenance_nodes import NodeAgent
 from knm.testing.process import KnmProcess
 
@@ -642,6 +643,28 @@ def machine_settings(
         derandomize=derandomize,
         report_multiple_bugs=False,
     )
+
+
+def replay(lab: Lab, moves: Iterable[Move]) -> Failure | None:
+    """Make ``moves`` through the machine, checking its invariants after each as a run of it
+    does, then its teardown (every task ends, no knm cordon left); the first invariant broken,
+    or None. What is not an invariant (a request the lab makes failing) is raised."""
+    MaintenanceMachine.lab = lab
+    lab.started = time.monotonic()
+    machine = MaintenanceMachine()
+    try:
+        for name, arguments in moves:
+            if name == "settle":
+                with lab.timed("settle"):
+                    lab.settle()
+            else:
+                getattr(machine, name)(**arguments)
+            machine.safe()
+        machine.teardown()
+    except AssertionError:
+        if lab.first_failure is None:
+            raise
+    return lab.first_failure
 
 
 def hunt(lab: Lab, *, examples: int, steps: int = 8, minutes: float = 0.0) -> Failure | None:

@@ -22,6 +22,11 @@ from typing import Any
 ENV = "MAINTENANCE_LAB_MUTANT"
 
 
+#: One move of the maintenance machine: a rule's name and its arguments, or ``("settle", {})``
+#: (wait until every task the example started has ended).
+Move = tuple[str, dict[str, Any]]
+
+
 @dataclass(frozen=True)
 class Mutant:
     name: str
@@ -31,6 +36,10 @@ class Mutant:
     #: Pieces of the messages of the invariants the machine is expected to break (any one).
     breaks: tuple[str, ...]
     apply: Callable[[], None]
+    #: The finding's setting as moves of the machine: on the mutant, its invariants break every
+    #: time; on the engine as it is, nothing breaks (:func:`~knm.testing.maintenance_lab.replay`).
+    #: The random hunts (``python -m bench.maintenance_mutants``) find the same settings by chance.
+    shown_by: tuple[Move, ...]
 
 
 # --- finding 1: boot ids recorded once, when the batch starts -----------------------------
@@ -143,6 +152,12 @@ MUTANTS: dict[str, Mutant] = {
                 "before its reboot was confirmed",
             ),
             apply=_boot_ids_at_batch_start,
+            # Every node's upgrade reboots it: the first batch's wait_ready then sees a new boot
+            # id before the reboot step's own reboot has happened.
+            shown_by=(
+                ("begin", {"nodes": [0, 1, 2]}),
+                *(("upgrade_reboots", {"node": n}) for n in (0, 1, 2)),
+            ),
         ),
         Mutant(
             name="resume_trusts_cordon",
@@ -154,6 +169,12 @@ MUTANTS: dict[str, Mutant] = {
             ),
             breaks=("which was schedulable or not cordoned by knm", "with pods on it"),
             apply=_resume_trusts_cordon_and_drain,
+            # The first batch's upgrade fails, its finalizer gives the node back, the roll is
+            # resumed: the resumed run must cordon and drain it again before its reboot.
+            shown_by=(
+                ("begin", {"nodes": [0, 1, 2]}),
+                ("fail_upgrade_then_resume", {"pick": 0}),
+            ),
         ),
         Mutant(
             name="resume_skips_finalizers",
@@ -164,6 +185,15 @@ MUTANTS: dict[str, Mutant] = {
             ),
             breaks=("knm cordons left after every task ended",),
             apply=_resume_skips_finalizers,
+            # The first batch's upgrade fails (its finalizer ran), and fails again in the resumed
+            # run after that re-cordoned the node: only the finalizer can give it back.
+            shown_by=(
+                ("begin", {"nodes": [0, 1, 2]}),
+                *(("upgrade_fails", {"node": n}) for n in (0, 1, 2)),
+                ("settle", {}),
+                *(("upgrade_fails", {"node": n}) for n in (0, 1, 2)),
+                ("resume", {"pick": 0}),
+            ),
         ),
     )
 }
