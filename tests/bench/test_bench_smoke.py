@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.slow
 
 
-def run_smoke(module: str) -> subprocess.CompletedProcess[str]:
+def run_smoke(module: str, *more: str) -> subprocess.CompletedProcess[str]:
     env = {
         k: v
         for k, v in os.environ.items()
@@ -25,7 +25,7 @@ def run_smoke(module: str) -> subprocess.CompletedProcess[str]:
     }
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH")) if p)
     return subprocess.run(
-        [sys.executable, "-m", module, "--smoke"],
+        [sys.executable, "-m", module, "--smoke", *more],
         cwd=ROOT,
         env=env,
         capture_output=True,
@@ -113,11 +113,15 @@ def test_the_policy_benchmark_prints_every_class_the_everyday_share_and_the_timi
 
 
 @pytest.mark.timeout(300)
-def test_the_maintenance_soak_runs_its_machine_and_prints_its_table() -> None:
+def test_the_maintenance_soak_runs_its_labs_side_by_side_and_prints_their_table() -> None:
     if os.geteuid() != 0:
         pytest.skip("the SSH fleet needs root")
-    done = run_smoke("bench.maintenance_soak")
+    done = run_smoke("bench.maintenance_soak", "--labs", "2")
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "| examples | runs | steps" in done.stdout
+    assert "| lab | examples | runs | steps" in done.stdout
+    rows = {line.split("|")[1].strip(): line for line in done.stdout.splitlines() if "|" in line}
+    assert {"1", "2", "all"} <= set(rows), done.stdout
+    # Each lab ran the smoke's two examples, and the total counts both labs.
+    assert [rows[lab].split("|")[2].strip() for lab in ("1", "2", "all")] == ["2", "2", "4"]
     # The result column is padded to its header's width: "| ok     |".
     assert re.search(r"\|\s*ok\s*\|\s*$", done.stdout, re.MULTILINE), done.stdout
