@@ -185,6 +185,7 @@ class SshTransport:
             raw = await open_connection(
                 address=node.address, port=port, credential=credential, check=check(),
                 connect_timeout=settings.connect_timeout, tunnel=tunnel, via=via,
+                cache=getattr(ctx, "cache", None),
             )  # fmt: skip
             self.stats.connects += 1
             return raw

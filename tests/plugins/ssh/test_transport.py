@@ -16,7 +16,7 @@ import pytest
 from knm.core.credentials import DecryptedCredential
 from knm.core.tasks import TargetNode
 from knm.core.transport import TransportError
-from knm.plugins.ssh.connect import KEEPALIVE_INTERVAL
+from knm.plugins.ssh.connect import KEEPALIVE_INTERVAL, SKIPS_CONSTRUCT
 from knm.plugins.ssh.limiter import StartRamp
 from knm.plugins.ssh.schemas import SshSettings
 from knm.plugins.ssh.transport import TRANSPORT, SshTransport, name_local_user
@@ -246,6 +246,29 @@ async def test_a_pooled_connection_sends_keepalives_only_while_it_is_checked_out
         assert again.raw is raw and again.reused
         assert raw._keepalive_interval == KEEPALIVE_INTERVAL
         assert (await transport.run(again, "true")).exit_code == 0
+
+
+async def test_a_task_builds_its_login_options_once_and_each_node_gets_its_own_connection(
+    direct: Any, fleet: FleetCluster
+) -> None:
+    transport, context, credential = direct
+    context.cache = {}
+    transport.ramp = StartRamp(start=8)
+    nodes = [node(fleet, index) for index in range(3)]
+
+    async def where(target: TargetNode) -> tuple[str, str]:
+        async with transport.session(context, target, credential) as conn:
+            out: list[str] = []
+            await transport.run(conn, "echo $SSH_CONNECTION", on_stdout=out.append)
+            return conn.raw.get_extra_info("peername")[0], "".join(out).split()[2]
+
+    seen = await asyncio.gather(*(where(target) for target in nodes))
+    # Every node was reached at its own address, though the three logins shared one options
+    # object: the per-connection copy carries the address and the login's waiter.
+    assert seen == [(target.address, target.address) for target in nodes]
+    built = [key for key in context.cache if key[0] == "ssh.options"]
+    assert len(built) == 1
+    assert SKIPS_CONSTRUCT, "this asyncssh no longer opens connections the way connect._login does"
 
 
 async def test_a_name_that_does_not_resolve_is_unreachable_saying_so(direct: Any) -> None:
