@@ -312,7 +312,9 @@ class SshTransport:
         # command on the same session is not ramped.
         start, conn.start = conn.start, None
         try:
-            process, replaced = await open_process(conn, command, pty=pty, env=env)
+            chan, session, replaced = await open_process(
+                conn, command, pty=pty, env=env, on_stdout=on_stdout, on_stderr=on_stderr
+            )
         except BaseException:
             if start is not None:
                 start.release(completed=False)
@@ -321,9 +323,7 @@ class SshTransport:
             start.release(completed=True)
         if replaced:
             self.stats.dead_replaced += 1
-        return await run_process(
-            conn, process, stdin=stdin, on_stdout=on_stdout, on_stderr=on_stderr, timeout=timeout
-        )
+        return await run_process(conn, chan, session, stdin=stdin, timeout=timeout)
 
 
 def name_local_user() -> None:

@@ -173,6 +173,49 @@ async def test_run_sends_a_script_on_stdin_and_streams_output(
     assert "".join(out) == "one\n" and "".join(err) == "two\n"
 
 
+async def test_run_sends_a_stdin_larger_than_the_window_and_closes_it(
+    direct: Any, fleet: FleetCluster
+) -> None:
+    transport, context, credential = direct
+    out: list[str] = []
+    big = "x" * 3_000_000  # far beyond the channel's window: writing pauses and resumes
+    async with transport.session(context, node(fleet), credential) as conn:
+        result = await transport.run(conn, "wc -c", stdin=big, on_stdout=out.append)
+    assert result.exit_code == 0
+    assert "".join(out).strip() == "3000000"
+
+
+async def test_awaitable_output_callbacks_get_every_piece_in_order(
+    direct: Any, fleet: FleetCluster
+) -> None:
+    transport, context, credential = direct
+    out: list[str] = []
+
+    async def slow(text: str) -> None:
+        await asyncio.sleep(0)
+        out.append(text)
+
+    async with transport.session(context, node(fleet, 1), credential) as conn:
+        result = await transport.run(conn, "seq 1 50000", on_stdout=slow)
+    assert result.exit_code == 0
+    assert "".join(out) == "".join(f"{n}\n" for n in range(1, 50001))
+
+
+async def test_a_failing_output_callback_stops_the_command_and_raises_its_error(
+    direct: Any, fleet: FleetCluster
+) -> None:
+    transport, context, credential = direct
+
+    def broken(text: str) -> None:
+        raise RuntimeError("callback broke")
+
+    async with transport.session(context, node(fleet, 2), credential) as conn:
+        with pytest.raises(RuntimeError, match="callback broke"):
+            await transport.run(conn, "echo hello; sleep 3600", on_stdout=broken, timeout=60)
+        again = await transport.run(conn, "true")
+    assert again.exit_code == 0
+
+
 async def test_run_times_out_and_the_command_is_stopped(direct: Any, fleet: FleetCluster) -> None:
     transport, context, credential = direct
     async with transport.session(context, node(fleet, 2), credential) as conn:
