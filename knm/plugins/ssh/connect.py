@@ -267,7 +267,8 @@ async def _login(
     def factory() -> asyncssh.SSHClientConnection:
         return asyncssh.SSHClientConnection(loop, options, wait="auth")
 
-    async def login() -> asyncssh.SSHClientConnection:
+    # ``asyncio.timeout``, not ``wait_for``: no extra task per connection.
+    async with asyncio.timeout(connect_timeout):
         try:
             if tunnel is not None:
                 _, conn = await tunnel.create_connection(factory, address, port)  # type: ignore[arg-type]
@@ -284,5 +285,3 @@ async def _login(
             await conn.wait_closed()
             raise
         return conn
-
-    return await asyncio.wait_for(login(), timeout=connect_timeout)
