@@ -201,14 +201,20 @@ async def test_awaitable_output_callbacks_get_every_piece_in_order(
     assert "".join(out) == "".join(f"{n}\n" for n in range(1, 50001))
 
 
+def _broken(text: str) -> None:
+    raise RuntimeError("callback broke")
+
+
+async def _broken_later(text: str) -> None:
+    await asyncio.sleep(0)
+    raise RuntimeError("callback broke")
+
+
+@pytest.mark.parametrize("broken", [_broken, _broken_later], ids=["plain", "awaitable"])
 async def test_a_failing_output_callback_stops_the_command_and_raises_its_error(
-    direct: Any, fleet: FleetCluster
+    direct: Any, fleet: FleetCluster, broken: Callable[[str], Any]
 ) -> None:
     transport, context, credential = direct
-
-    def broken(text: str) -> None:
-        raise RuntimeError("callback broke")
-
     async with transport.session(context, node(fleet, 2), credential) as conn:
         with pytest.raises(RuntimeError, match="callback broke"):
             await transport.run(conn, "echo hello; sleep 3600", on_stdout=broken, timeout=60)
