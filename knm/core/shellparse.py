@@ -24,7 +24,9 @@ findings too, never a hang.
 
 from __future__ import annotations
 
+import bisect
 import functools
+import itertools
 import posixpath
 import re
 import threading
@@ -298,6 +300,8 @@ class _Walker:
         #: Split text at its top-level boundaries first (``knm.core.shell.split``); off, the
         #: whole text goes to the parser (the reference the split walk is compared with).
         self.split = split
+        #: The chunk marks of the text ``plan`` split last (``split``), by position.
+        self.marks: list[tuple[int, int]] = []
         #: Each distinct piece parsed once per analysis: its statement, or None (an error).
         self.pieces: dict[str, Node | None] = {}
         #: Bumped whenever the walk changes what a later statement may see (a variable, the
@@ -422,9 +426,11 @@ class _Walker:
         """``text`` as top-level statements, each a list of pipelines joined by ``&&``/``||``
         (a pipeline: its stages and its text), or None when the whole text must be parsed:
         the splitter cannot follow it, or the parser finds an error in a piece."""
-        items = split_statements(text, self.counts)
+        marks: list[tuple[int, int]] = []
+        items = split_statements(text, self.counts, marks)
         if items is None:
             return None
+        self.marks = sorted(marks)
         plan = []
         for item in items:
             pipelines = item.pipelines
@@ -438,7 +444,7 @@ class _Walker:
                 # builds that nesting faster than the pieces would be prepared.
                 or len(pipelines) > MAX_NESTING
             ):
-                unit = self.piece(text[item.start : item.end], True, item.start, item.cuts)
+                unit = self.piece(text[item.start : item.end], True, item.start)
                 if unit is None:
                     return self._error_in_piece(text, item.start)
                 key = text[item.start : item.end]
@@ -448,7 +454,7 @@ class _Walker:
             for pipeline in item.pipelines:
                 stages = []
                 for start, end in pipeline.stages:
-                    unit = self.piece(text[start:end], False, start, item.cuts)
+                    unit = self.piece(text[start:end], False, start)
                     if unit is None:
                         return self._error_in_piece(text, start)
                     stages.append(unit)
@@ -466,14 +472,12 @@ class _Walker:
             raise ShellSyntaxError(start, "a statement the parser finds a syntax error in")
         return None
 
-    def piece(
-        self, text: str, ended: bool = False, offset: int = 0, cuts: Sequence[int] = ()
-    ) -> Unit | None:
+    def piece(self, text: str, ended: bool = False, offset: int = 0) -> Unit | None:
         """A plain command stays text; anything else is parsed (once per distinct text).
         A whole statement is parsed ``ended`` by ``;``: tree-sitter-bash reads a long
         pipeline in an and-or list differently at the end of the text. A piece longer than
-        ``MAX_ERROR_PARSE`` that the lexer could cut (``cuts``: positions in the text that
-        starts at ``offset``) is first parsed chunk by chunk (``_chunks_parse``)."""
+        ``MAX_ERROR_PARSE`` (at ``offset`` in the text ``plan`` split) is first parsed chunk
+        by chunk where the lexer marked it (``_chunks_parse``)."""
         if _PLAIN_COMMAND.fullmatch(text) and text.split(None, 1)[0] not in _NOT_PLAIN:
             return text
         source = f"{text};" if ended and "<<" not in text else text
@@ -484,7 +488,7 @@ class _Walker:
             # A long statement of plain words the lexer cut in C without reading them one by
             # one (``= a a ...``, ``export a b ...``) is still parsed and walked word by word.
             self.counts.expansion(len(text.split()))
-        if len(text) > MAX_ERROR_PARSE and not _chunks_parse(text, offset, cuts):
+        if len(text) > MAX_ERROR_PARSE and not _chunks_parse(text, offset, self.marks):
             self.pieces[source] = None
             return None
         root = _parse(source).root_node
@@ -2002,20 +2006,25 @@ def _unknown_command_position(text: str) -> bool:
 # --- structure helpers --------------------------------------------------------------------
 
 
-def _chunks_parse(text: str, offset: int, cuts: Sequence[int]) -> bool:
-    """Whether each chunk of a long statement between the lexer's ``cuts`` (blanks between
-    arguments) parses without an error on its own (the first as it is, the others as the
-    arguments of ``:``). tree-sitter-bash's error recovery can be quadratic in the length of
-    the text after the error (its scanner reads ahead to the next quote, ``}`` or ``$name``
-    at every token), so a long statement with an error is found in chunks, each in linear
-    time, before the whole is parsed; the whole is parsed only when every chunk is clean."""
-    bounds = [0, *(c - offset for c in cuts if 0 < c - offset < len(text)), len(text)]
-    if len(bounds) == 2:
-        return True  # no cut: parsed whole, as before
-    for i in range(len(bounds) - 1):
-        chunk = text[bounds[i] : bounds[i + 1]]
-        if _parse(chunk if i == 0 else f": {chunk}").root_node.has_error:
-            return False
+def _chunks_parse(text: str, offset: int, marks: Sequence[tuple[int, int]]) -> bool:
+    """Whether each chunk of a long piece (``text``, at ``offset``) between two of the lexer's
+    marks of the same command (``split``: blanks between whole arguments, at any depth)
+    parses without an error alone, as the arguments of ``:``. tree-sitter-bash's error
+    recovery can be quadratic in the length of the text after the error (its scanner reads
+    ahead to the next quote, ``}`` or ``$name`` at every token), so an error in a long
+    command is found in chunks, each in linear time, before the whole is parsed; the whole
+    is parsed only when every chunk is clean (or there is none)."""
+    end = offset + len(text)
+    first = bisect.bisect_left(marks, (offset, -1))
+    last = bisect.bisect_right(marks, (end, 1 << 62))
+    commands: dict[int, list[int]] = {}
+    for position, key in marks[first:last]:
+        commands.setdefault(key, []).append(position - offset)
+    for positions in commands.values():
+        positions.sort()
+        for a, b in itertools.pairwise(positions):
+            if _parse(f": {text[a:b]}").root_node.has_error:
+                return False
     return True
 
 

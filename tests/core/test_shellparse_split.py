@@ -543,17 +543,48 @@ def test_a_long_text_with_an_error_tree_sitter_recovers_from_slowly_is_refused_u
     assert "syntax error" in violation.matched
 
 
-@pytest.mark.parametrize("unit", ["@(a) ", "x=1 @(a) ", "a @(a) * ", "| function "])
-def test_a_long_statement_the_parser_finds_an_error_in_is_refused_after_a_parse_in_chunks(
-    unit: str,
+@pytest.mark.parametrize("unit", ["@(a) ", "x=1 @(a) ", "a @(a) * ", "@(a) $((1)) "])
+@pytest.mark.parametrize(
+    "around", ["echo {}", "if true; then echo {}; fi", "{{ echo {}; }}", "echo $(echo {})",
+               "for x in a; do (echo {}); done", "ls; echo {} | cat"],
+)  # fmt: skip
+def test_a_long_command_the_parser_finds_an_error_in_is_refused_after_a_parse_in_chunks(
+    unit: str, around: str
 ) -> None:
     # The lexer follows these; tree-sitter-bash finds an error. Parsed in chunks of about
-    # 512 bytes (each in linear time), the error is found without the quadratic whole.
-    text = "echo " + unit * (2000 // len(unit))
+    # 512 bytes between whole arguments (each in linear time, at any depth), the error is
+    # found without the quadratic parse of the whole.
+    text = around.format(unit * (2000 // len(unit)))
     (violation,) = check_command(text)
     assert violation.rule == "too-complex"
     assert "a statement the parser finds a syntax error in" in violation.matched
     assert check_command("rm -rf /etc; " + text)  # refused, whatever else it holds
+
+
+_ARGS = "".join(f"--opt{i}=v{i} 'q {i}' \"$x{i}\" ${{y{i}:-d}} $(echo {i}) " for i in range(100))
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "echo " + _ARGS,
+        "if true; then echo " + _ARGS + "; fi",
+        "while read -r l; do printf '%s' " + _ARGS + "; done < /etc/hosts",
+        "{ echo " + _ARGS + "; } > /tmp/out",
+        "x=$(echo " + _ARGS + ")",
+        "local a=(" + _ARGS + ") 2>/dev/null",
+        "case $1 in a) echo " + _ARGS + ";; esac",
+        "[[ -n $x ]] && echo " + _ARGS + " | cat",
+        "cat <<EOF | sh\necho "
+        + " ".join(f"--opt{i}=v{i} 'q {i}'" for i in range(300))
+        + "\nEOF\n",
+        "f() { echo " + _ARGS + "; }; f",
+    ],
+)
+def test_a_long_valid_command_is_checked_not_refused_by_the_chunk_parse(text: str) -> None:
+    assert len(text) > 4 * MAX_ERROR_PARSE
+    assert {v.rule for v in check_command(text)} <= {"remote-code"}, check_command(text)
+    assert "system-paths" in {v.rule for v in check_command(text + "\nrm -rf /etc")}
 
 
 @pytest.mark.parametrize("text", [_fill("a=("), _fill("${a "), _fill("$("), _fill("((")])

@@ -230,18 +230,24 @@ class Item:
     whole: bool = False
     #: How many times in a row the statement is written (``a; a; a``: one item, 3).
     count: int = 1
-    #: Where a long statement may be cut into chunks for ``probe`` (a blank between two
-    #: arguments at the top level, at least ``CHUNK`` bytes apart).
-    cuts: list[int] = field(default_factory=list)
 
 
-def split(text: str, counts: Counts | None = None) -> list[Item] | None:
+def split(
+    text: str, counts: Counts | None = None, marks: list[tuple[int, int]] | None = None
+) -> list[Item] | None:
     """The top-level statements of ``text``, or ``None`` if it cannot be split here.
     Raises ``ShellSyntaxError`` for the syntax errors it recognises (see there), and
     ``TooComplex`` as soon as ``counts`` (what this text holds added to them) passes its
-    limits; text that cannot be split keeps what was counted up to where the lexer stopped."""
+    limits; text that cannot be split keeps what was counted up to where the lexer stopped.
+
+    ``marks`` receives where a long command may be cut into chunks that parse alone as the
+    arguments of ``:`` (``(position, command)``: between two marks of the same command, at
+    least ``CHUNK`` bytes apart, lie only whole arguments; at any depth of nesting)."""
     try:
-        return _Lexer(text, Counts(_NO_LIMITS) if counts is None else counts).run()
+        lexer = _Lexer(text, Counts(_NO_LIMITS) if counts is None else counts)
+        if marks is not None:
+            lexer.marks = marks
+        return lexer.run()
     except _GiveUp:
         return None
 
@@ -251,6 +257,17 @@ class _Lexer:
         self.text = text
         self.n = len(text)
         self.counts = counts
+        #: Chunk marks (``split``), shared with the lexers of nested code; ``keys`` numbers
+        #: the commands they belong to. The command being read: its key (-1: none yet), the
+        #: depth it is at, where its text starts, its last mark (-1: none), and the depth at
+        #: its start.
+        self.marks: list[tuple[int, int]] = []
+        self.keys = [0]
+        self.cut_key = -1
+        self.cut_depth = 0
+        self.cut_from = 0
+        self.cut_last = -1
+        self.cut_base = 0
         #: Open constructs: ")" (``( )``, ``$( )``), "}" (a group), "`", "fi", "done",
         #: "esac", "]]".
         self.stack: list[str] = []
@@ -332,21 +349,14 @@ class _Lexer:
             kind = match.lastgroup
             start, pos = pos, match.end()
             if kind == "ws":
-                if (
-                    stage[0] >= 0
-                    and start - (item.cuts[-1] if item.cuts else item.start) >= CHUNK
-                    and not self.stack
-                    and not self.heredocs
-                    and not self.fn_state
-                    and not self.function_name
-                    and not after_redirect
-                    and (not cmdpos or text[start - 1] == ")")
-                ):
-                    item.cuts.append(start)
+                if start - self.cut_from >= CHUNK:
+                    self._blank(start, cmdpos, after_redirect)
                 continue
             top = not self.stack
-            if kind in ("nl", "op") and after_redirect:
-                raise ShellSyntaxError(start, "a redirection with no target")
+            if kind in ("nl", "op"):
+                if after_redirect:
+                    raise ShellSyntaxError(start, "a redirection with no target")
+                self._boundary(start, pos)
             if kind == "nl":
                 if self.fn_state != 3:
                     self.fn_state = 0
@@ -411,7 +421,40 @@ class _Lexer:
         if self.stack or continuation:
             raise ShellSyntaxError(self.n, "the text ends inside a construct or after | && ||")
         close_item(False, operator=False)
+        self._boundary(self.n, self.n)
         return self.items
+
+    def _blank(self, start: int, cmdpos: bool, after_redirect: bool) -> None:
+        """A blank at ``start``, at least ``CHUNK`` bytes into a command: a chunk mark if
+        only whole arguments lie between it and the command's last mark (or its start)."""
+        depth = len(self.stack)
+        if self.cut_key < 0 or depth != self.cut_depth:
+            if self.cut_key >= 0 or depth != self.cut_base:
+                self.cut_from = start  # a construct opened since: the chunk starts here
+            self.keys[0] += 1
+            self.cut_key, self.cut_depth, self.cut_last = self.keys[0], depth, -1
+        if (
+            start - (self.cut_last if self.cut_last >= 0 else self.cut_from) < CHUNK
+            or self.heredocs
+            or self.fn_state
+            or self.function_name
+            or after_redirect
+            or (cmdpos and self.text[start - 1] != ")")
+            or (self.stack and self.stack[-1] in ("]]", "esac"))  # their own grammar
+        ):
+            return
+        if self.cut_last < 0:
+            self.marks.append((self.cut_from, self.cut_key))
+        self.marks.append((start, self.cut_key))
+        self.cut_last = start
+
+    def _boundary(self, start: int, end: int) -> None:
+        """An operator or newline from ``start`` to ``end``: the command before it ends (its
+        last chunk with it, if it is at the depth it started at); the next starts after."""
+        if self.cut_last >= 0 and len(self.stack) == self.cut_depth:
+            self.marks.append((start, self.cut_key))
+        self.cut_key, self.cut_last = -1, -1
+        self.cut_from, self.cut_base = end, len(self.stack)
 
     def _token(
         self, match: re.Match[str], kind: str | None, start: int, pos: int, cmdpos: bool,
@@ -680,6 +723,7 @@ class _Lexer:
         """Code up to ``closer`` (the ``)`` of ``$( )``/``<( )``, or a back-quote), scanned
         with the same rules; returns the position after the closer."""
         sub = _Lexer(self.text, self.counts)
+        sub.marks, sub.keys, sub.cut_from, sub.cut_base = self.marks, self.keys, pos, 1
         sub.stack = [closer]
         sub.heredocs = self.heredocs
         sub.outer = self.outer + len(self.stack) + 1
@@ -699,9 +743,13 @@ class _Lexer:
             kind = match.lastgroup
             start, pos = pos, match.end()
             if kind == "ws":
+                if start - self.cut_from >= CHUNK:
+                    self._blank(start, cmdpos, after_redirect)
                 continue
-            if kind in ("nl", "op") and after_redirect:
-                raise ShellSyntaxError(start, "a redirection with no target")
+            if kind in ("nl", "op"):
+                if after_redirect:
+                    raise ShellSyntaxError(start, "a redirection with no target")
+                self._boundary(start, pos)
             if kind == "nl":
                 if self.fn_state != 3:
                     self.fn_state = 0
@@ -723,6 +771,7 @@ class _Lexer:
             if len(self.stack) == 1 and (
                 (kind == "bt" and closer == "`") or (kind == "rparen" and closer == ")")
             ):
+                self._boundary(start, pos)
                 return pos
             pos, cmdpos, after_redirect = self._token(
                 match, kind, start, pos, cmdpos, after_redirect, None
