@@ -609,3 +609,9 @@ def test_text_nested_past_the_lexer_limit_is_refused_unparsed(text: str) -> None
 )
 def test_what_bash_takes_is_no_syntax_error(text: str) -> None:
     assert split(text) is not None
+
+
+def test_a_site_that_allows_too_complex_has_the_text_walked_past_the_limits() -> None:
+    text = _commands(COMMAND_LIMITS.commands + 1) + "rm -rf /etc\n"
+    assert {v.rule for v in check_command(text)} == {"too-complex"}
+    assert {v.rule for v in check_command(text, allowed=["too-complex"])} == {"system-paths"}

@@ -16,6 +16,13 @@ whole, as the parser would see it. Text it cannot follow at all gives ``None``: 
 parses the whole text as before. A piece the parser finds an error in also sends the caller back
 to the whole text (error recovery depends on context), so the result never differs from the
 parse of the whole text (``tests/core/test_shellparse_split.py`` compares the two).
+
+As it goes it also counts what costs the checker most (``Limits``, ``Counts``: commands, word
+parts, functions) and refuses text past a limit at once (``TooComplex``), recognises syntax
+errors bash refuses (``ShellSyntaxError``) -- tree-sitter-bash's error recovery can be
+quadratic in the length of such text -- and marks where a long command may be cut into chunks
+that parse alone (``split``'s ``marks``), so that an error only the parser sees is found chunk
+by chunk, in linear time, before the whole is parsed.
 """
 
 from __future__ import annotations
@@ -89,9 +96,10 @@ class Limits:
     """How much of each thing that costs the checker most one check may hold, counted by the
     lexer as it goes -- before any parse or walk -- so that text far beyond anything written
     by hand is refused in the time it takes to count up to the limit. Each unit costs the walk
-    5-40 us of Python (and the lexer 2-5 us), so a text at every limit at once is checked
-    in well under 50 ms; the largest count in the everyday corpus and the builtins is far
-    below each (``tests/core/test_shellparse_split.py``)."""
+    2-40 us of Python (and the lexer 1-5 us), so text at any one limit is checked in well
+    under 50 ms (text at every limit at once costs about the sum: ``bench/README.md``); the
+    largest count in the everyday corpus and the builtins is 20-50 times below each
+    (``tests/core/test_shellparse_split.py``)."""
 
     #: Commands: statements and pipeline stages, a repeated one each time (each is cut,
     #: planned and looked up or walked: 2-10 us).
@@ -130,7 +138,8 @@ _WHAT = {
 COMMAND_LIMITS = Limits()
 
 
-_NO_LIMITS = Limits(*(1 << 62,) * 4)
+#: No limits: what a site that allows ``too-complex`` gets (the whole text is walked).
+NO_LIMITS = Limits(*(1 << 62,) * 4)
 
 
 class TooComplex(Exception):
@@ -244,7 +253,7 @@ def split(
     arguments of ``:`` (``(position, command)``: between two marks of the same command, at
     least ``CHUNK`` bytes apart, lie only whole arguments; at any depth of nesting)."""
     try:
-        lexer = _Lexer(text, Counts(_NO_LIMITS) if counts is None else counts)
+        lexer = _Lexer(text, Counts(NO_LIMITS) if counts is None else counts)
         if marks is not None:
             lexer.marks = marks
         return lexer.run()
