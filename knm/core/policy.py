@@ -42,6 +42,7 @@ from typing import TYPE_CHECKING
 import msgspec
 
 from knm.core.patterns import compile_pattern
+from knm.core.shell.split import COMMAND_LIMITS, NO_LIMITS
 from knm.core.shellparse import Cmd, U, Word, analyze, matches_everything, normalize
 
 if TYPE_CHECKING:
@@ -822,7 +823,15 @@ def check_command(
     text = command.replace("\r\n", "\n").replace("\r", "\n")
     deny = [(rule, compile_pattern(rule.pattern)) for rule in extra_rules if rule.name not in skip]
     allow = [compile_pattern(rule.pattern) for rule in allow_patterns if rule.name not in skip]
-    analysis = analyze(text, dict(variables or {}), tuple(deferred))
+    if "too-complex" in skip:
+        limits = NO_LIMITS  # a site that allows it has every text walked to its end
+    elif limit <= MAX_COMMAND_BYTES:
+        limits = COMMAND_LIMITS
+    else:
+        limits = COMMAND_LIMITS.scaled(
+            limit / MAX_COMMAND_BYTES, "script", "split it into smaller scripts"
+        )
+    analysis = analyze(text, dict(variables or {}), tuple(deferred), limits=limits)
     found: list[Violation] = []
     sited = bool(deny or allow)
     for cmd in analysis.commands:

@@ -24,7 +24,9 @@ findings too, never a hang.
 
 from __future__ import annotations
 
+import bisect
 import functools
+import itertools
 import posixpath
 import re
 import threading
@@ -34,7 +36,14 @@ from dataclasses import dataclass, field
 import tree_sitter_bash
 from tree_sitter import Language, Node, Parser, Tree
 
-from knm.core.shell.split import RESERVED, ShellSyntaxError
+from knm.core.shell.split import (
+    COMMAND_LIMITS,
+    RESERVED,
+    Counts,
+    Limits,
+    ShellSyntaxError,
+    TooComplex,
+)
 from knm.core.shell.split import split as split_statements
 
 #: An unknown part of a word's value.
@@ -47,9 +56,11 @@ MAX_STEPS = 100_000
 MAX_NESTING = 120
 #: Alternatives kept per word (brace expansion, defaults, for lists).
 MAX_ALTS = 32
-#: Text with a syntax error the splitter sees (``knm.core.shell.split.ShellSyntaxError``) is
-#: parsed whole up to this size, as any text with an error is; past it, it is refused unparsed.
-MAX_ERROR_PARSE = 4096
+#: Text with a syntax error the splitter sees (``knm.core.shell.split.ShellSyntaxError``), or
+#: with a statement the parser finds an error in, is parsed whole up to this size, as any text
+#: with an error is; past it, it is refused unparsed (tree-sitter-bash's error recovery can be
+#: quadratic: ~15 ms for 1 KiB of the worst text, seconds for 64 KiB).
+MAX_ERROR_PARSE = 1024
 
 SHELLS = frozenset({"sh", "bash", "zsh", "dash", "ksh", "mksh", "ash", "rbash", "fish", "yash",
                     "posh", "tcsh", "csh"})  # fmt: skip
@@ -72,6 +83,8 @@ _ASSIGNMENT = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)(?:\[[^\]]*\])?\+?=(.*)$", r
 _EXPANSION = re.compile(r"^\$\{(#?)([A-Za-z_][A-Za-z0-9_]*|[0-9]+|[@*#?$!-])(.*)\}$", re.S)
 _BRACES = re.compile(r"\{([^{}]*,[^{}]*)\}")
 _SPECIAL_WORD = re.compile(r"[\\~{$`]")
+#: Text the lexer cuts in C, reading no word of it (``split._PLAIN_RUN``).
+_LEXED_IN_C = re.compile(r"[A-Za-z0-9_./:,+@%^=\- \t\n;&|]+")
 _PLAIN_COMMAND = re.compile(r"[A-Za-z0-9_./:,+@%^-]+(?:[ \t]+[A-Za-z0-9_./:,+@%^=-]+)*")
 
 
@@ -214,12 +227,15 @@ def analyze(
     deferred: Sequence[str] = (),
     *,
     split: bool = True,
+    limits: Limits = COMMAND_LIMITS,
 ) -> Analysis:
     """Every command ``text`` would run and every structural finding.
 
     ``variables`` are values known for this run (a script's parameters); ``deferred`` names
-    variables whose value is checked later, so they count as harmless placeholders now."""
-    walker = _Walker(split)
+    variables whose value is checked later, so they count as harmless placeholders now.
+    Text holding more than ``limits`` allow is a ``too-complex`` finding, found before it is
+    parsed (the whole-parse reference walk, ``split=False``, counts nothing)."""
+    walker = _Walker(split, limits)
     env = _Env()
     for name in deferred:
         env.vars[name] = (f"knm-deferred-{name}",)
@@ -269,8 +285,12 @@ Unit = Node | str
 
 
 class _Walker:
-    def __init__(self, split: bool = True) -> None:
+    def __init__(self, split: bool = True, limits: Limits = COMMAND_LIMITS) -> None:
         self.analysis = Analysis()
+        #: What the lexer counted in every text split so far, against ``limits``.
+        self.counts = Counts(limits)
+        #: A limit was passed: nothing more is parsed or walked.
+        self.refused = False
         self.steps = 0
         self.exhausted = False
         self.level = 0
@@ -280,6 +300,8 @@ class _Walker:
         #: Split text at its top-level boundaries first (``knm.core.shell.split``); off, the
         #: whole text goes to the parser (the reference the split walk is compared with).
         self.split = split
+        #: The chunk marks of the text ``plan`` split last (``split``), by position.
+        self.marks: list[tuple[int, int]] = []
         #: Each distinct piece parsed once per analysis: its statement, or None (an error).
         self.pieces: dict[str, Node | None] = {}
         #: Bumped whenever the walk changes what a later statement may see (a variable, the
@@ -305,8 +327,14 @@ class _Walker:
         if depth > MAX_DEPTH:
             self.finding("nesting-too-deep", "nested shell code")
             return UNKNOWN_STREAM
+        if self.refused:
+            return UNKNOWN_STREAM
         try:
             plan = self.plan(text) if self.split else None
+        except TooComplex as error:
+            self.refused = self.exhausted = True
+            self.finding(error.rule, str(error))
+            return UNKNOWN_STREAM
         except ShellSyntaxError as error:
             if len(text) > MAX_ERROR_PARSE:
                 self.finding("too-complex", f"a syntax error in a command of {len(text)} "
@@ -398,9 +426,11 @@ class _Walker:
         """``text`` as top-level statements, each a list of pipelines joined by ``&&``/``||``
         (a pipeline: its stages and its text), or None when the whole text must be parsed:
         the splitter cannot follow it, or the parser finds an error in a piece."""
-        items = split_statements(text)
+        marks: list[tuple[int, int]] = []
+        items = split_statements(text, self.counts, marks)
         if items is None:
             return None
+        self.marks = sorted(marks)
         plan = []
         for item in items:
             pipelines = item.pipelines
@@ -414,9 +444,9 @@ class _Walker:
                 # builds that nesting faster than the pieces would be prepared.
                 or len(pipelines) > MAX_NESTING
             ):
-                unit = self.piece(text[item.start : item.end], ended=True)
+                unit = self.piece(text[item.start : item.end], True, item.start)
                 if unit is None:
-                    return None
+                    return self._error_in_piece(text, item.start)
                 key = text[item.start : item.end]
                 plan.append((key, [([unit], "")], item.background, item.count))
                 continue
@@ -424,24 +454,43 @@ class _Walker:
             for pipeline in item.pipelines:
                 stages = []
                 for start, end in pipeline.stages:
-                    unit = self.piece(text[start:end])
+                    unit = self.piece(text[start:end], False, start)
                     if unit is None:
-                        return None
+                        return self._error_in_piece(text, start)
                     stages.append(unit)
                 span = text[pipeline.stages[0][0] : pipeline.stages[-1][1]]
                 pipelines.append((stages, span))
             plan.append((text[item.start : item.end], pipelines, item.background, item.count))
         return plan
 
-    def piece(self, text: str, ended: bool = False) -> Unit | None:
+    @staticmethod
+    def _error_in_piece(text: str, start: int) -> None:
+        """A piece the parser finds an error in: the whole text is parsed and walked instead
+        (error recovery depends on context) if it is short; a long one is refused as for the
+        errors the lexer sees (the parser's error recovery can be quadratic in its length)."""
+        if len(text) > MAX_ERROR_PARSE:
+            raise ShellSyntaxError(start, "a statement the parser finds a syntax error in")
+        return None
+
+    def piece(self, text: str, ended: bool = False, offset: int = 0) -> Unit | None:
         """A plain command stays text; anything else is parsed (once per distinct text).
         A whole statement is parsed ``ended`` by ``;``: tree-sitter-bash reads a long
-        pipeline in an and-or list differently at the end of the text."""
+        pipeline in an and-or list differently at the end of the text. A piece longer than
+        ``MAX_ERROR_PARSE`` (at ``offset`` in the text ``plan`` split) is first parsed chunk
+        by chunk where the lexer marked it (``_chunks_parse``)."""
         if _PLAIN_COMMAND.fullmatch(text) and text.split(None, 1)[0] not in _NOT_PLAIN:
             return text
         source = f"{text};" if ended and "<<" not in text else text
         if source in self.pieces:
             return self.pieces[source]
+        self.counts.parse()
+        if len(text) > MAX_ERROR_PARSE and _LEXED_IN_C.fullmatch(text):
+            # A long statement of plain words the lexer cut in C without reading them one by
+            # one (``= a a ...``, ``export a b ...``) is still parsed and walked word by word.
+            self.counts.expansion(len(text.split()))
+        if len(text) > MAX_ERROR_PARSE and not _chunks_parse(text, offset, self.marks):
+            self.pieces[source] = None
+            return None
         root = _parse(source).root_node
         nodes = [c for c in root.named_children if c.type != "comment"]
         node = nodes[0] if len(nodes) == 1 and not root.has_error else None
@@ -1955,6 +2004,28 @@ def _unknown_command_position(text: str) -> bool:
 
 
 # --- structure helpers --------------------------------------------------------------------
+
+
+def _chunks_parse(text: str, offset: int, marks: Sequence[tuple[int, int]]) -> bool:
+    """Whether each chunk of a long piece (``text``, at ``offset``) between two of the lexer's
+    marks of the same command (``split``: blanks between whole arguments, at any depth)
+    parses without an error alone, as the arguments of ``:``. tree-sitter-bash's error
+    recovery can be quadratic in the length of the text after the error (its scanner reads
+    ahead to the next quote, ``}`` or ``$name`` at every token), so an error in a long
+    command is found in chunks, each in linear time, before the whole is parsed; the whole
+    is parsed only when every chunk is clean (or there is none)."""
+    end = offset + len(text)
+    first = bisect.bisect_left(marks, (offset, -1))
+    last = bisect.bisect_right(marks, (end, 1 << 62))
+    commands: dict[int, list[int]] = {}
+    for position, key in marks[first:last]:
+        commands.setdefault(key, []).append(position - offset)
+    for positions in commands.values():
+        positions.sort()
+        for a, b in itertools.pairwise(positions):
+            if _parse(f": {text[a:b]}").root_node.has_error:
+                return False
+    return True
 
 
 def _followed_by_amp(node: Node) -> bool:

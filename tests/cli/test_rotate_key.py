@@ -26,19 +26,20 @@ NEW = "the-new-secret-after-rotation"
 NEWER = "an-even-newer-secret"
 
 
-@pytest.fixture(scope="module")
-async def pool(knm_database_url: str) -> AsyncIterator[asyncpg.Pool]:
-    pool = await db.connect(knm_database_url, min_size=1, max_size=4)
+@pytest.fixture
+async def pool(knm_fresh_database_url: str) -> AsyncIterator[asyncpg.Pool]:
+    """Each test's own database, set up under ``OLD`` (no test relies on another's rotation)."""
+    pool = await db.connect(knm_fresh_database_url, min_size=1, max_size=4)
     yield pool
     await pool.close()
 
 
 @pytest.fixture
-def knm_env(monkeypatch: pytest.MonkeyPatch, knm_database_url: str) -> pytest.MonkeyPatch:
+def knm_env(monkeypatch: pytest.MonkeyPatch, knm_fresh_database_url: str) -> pytest.MonkeyPatch:
     for name in list(os.environ):
         if name.startswith("KNM_"):
             monkeypatch.delenv(name)
-    monkeypatch.setenv("KNM_DATABASE_URL", knm_database_url)
+    monkeypatch.setenv("KNM_DATABASE_URL", knm_fresh_database_url)
     monkeypatch.setenv("KNM_DATA_DIR", data_dir_for_tests())
     monkeypatch.setenv("KNM_LOAD_ENTRYPOINTS", "false")
     monkeypatch.setenv("KNM_DB_POOL_MIN", "1")
@@ -84,6 +85,12 @@ async def restart_a_server(pool: asyncpg.Pool, current: str, previous: list[str]
     """What a process started with ``current`` and ``previous`` secrets does to the fingerprint."""
     async with pool.acquire() as conn:
         await keys.check_fingerprint(conn, current, previous)
+
+
+async def rotated_to(pool: asyncpg.Pool, secret: str) -> None:
+    """The deployment as it is once its processes restarted with ``secret`` (``OLD`` as the
+    previous one), before the command ran."""
+    await restart_a_server(pool, secret, [OLD])
 
 
 async def key_ids(pool: asyncpg.Pool) -> set[str]:
@@ -136,6 +143,8 @@ async def test_a_second_run_finds_nothing_left_to_do(
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
+    await add_credential(pool, Keyring(NEW), "already-new", "resealed")
+    await rotated_to(pool, NEW)
     knm_env.setenv("KNM_SECRET_KEY", NEW)
     assert await run_cli("--new-secret-file", secret_file(tmp_path, NEW)) == 0
     assert "re-encrypted 0 secret(s)" in capsys.readouterr().out
@@ -145,6 +154,7 @@ async def test_the_command_also_works_from_the_old_environment_with_the_secret_o
     pool: asyncpg.Pool, knm_env: pytest.MonkeyPatch
 ) -> None:
     cid = await add_credential(pool, Keyring(NEW), "stdin-rot", "via-stdin")
+    await rotated_to(pool, NEW)
     await restart_a_server(pool, NEWER, [NEW])
     knm_env.setenv("KNM_SECRET_KEY", NEW)
     knm_env.setattr("sys.stdin", io.StringIO(NEWER + "\n"))
@@ -160,12 +170,12 @@ async def test_a_secret_under_a_key_nobody_configured_fails_the_command_clearly(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     lost = await add_credential(pool, Keyring("forgotten-secret"), "lost", "gone")
+    await rotated_to(pool, NEWER)
     knm_env.setenv("KNM_SECRET_KEY", NEWER)
     assert await run_cli("--new-secret-file", secret_file(tmp_path, NEWER)) == 1
     err = capsys.readouterr().err
     assert f"credentials {lost}:" in err and key_id_of("forgotten-secret") in err
     assert "KNM_PREVIOUS_SECRET_KEYS" in err and "gone" not in err
-    await pool.execute("DELETE FROM credentials WHERE id = $1", lost)
 
 
 @pytest.mark.parametrize("value", ["", "   "])
@@ -194,8 +204,9 @@ async def test_a_missing_secret_file_is_an_error_not_a_traceback(
 async def test_a_stopped_deployment_rotates_without_restarting_servers_first(
     pool: asyncpg.Pool, knm_env: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    final = "final-secret-of-this-module"
+    final = "the-final-secret"
     cid = await add_credential(pool, Keyring(NEWER), "stopped", "offline")
+    await rotated_to(pool, NEWER)
     knm_env.setenv("KNM_SECRET_KEY", NEWER)
     assert await run_cli("--new-secret-file", secret_file(tmp_path, final)) == 0
     assert (await store.load(pool, Keyring(final), cid)).password == "offline"

@@ -17,8 +17,8 @@ from hypothesis import strategies as st
 from bench.policy import LARGE, destructive, everyday
 from knm.core import policy
 from knm.core.policy import check_command, check_script
-from knm.core.shell.split import ShellSyntaxError, split
-from knm.core.shellparse import MAX_ERROR_PARSE, _Walker, analyze
+from knm.core.shell.split import COMMAND_LIMITS, Limits, ShellSyntaxError, TooComplex, split
+from knm.core.shellparse import MAX_ERROR_PARSE, _Env, _Walker, analyze
 
 
 def _full_walk(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -34,7 +34,7 @@ def _explicit(text: str) -> str:
         items = split(text)
         if items is None or _Walker().plan(text) is None:
             return text  # the split walk falls back to the whole text itself
-    except ShellSyntaxError:
+    except (ShellSyntaxError, TooComplex):
         return text  # so it does for a syntax error (in text up to MAX_ERROR_PARSE)
     out = []
     last = 0
@@ -120,9 +120,22 @@ def test_repeated_statements_in_changing_states_run_the_same_commands_as_in_the_
 _QUADRATIC = {"quoted words pipeline", "arithmetic commands"}
 
 
+#: The 64 KiB shapes that hold more than ``COMMAND_LIMITS`` allow: refused, counted, unparsed.
+_BEYOND_LIMITS = {
+    "plain script", "pipes", "short statements", "distinct short statements", "one huge pipeline",
+    "quoted words pipeline", "and-or chain", "nested to the limit", "here-doc into sh",
+    "quoted expansions", "sh -c script", "many assignments", "many functions",
+    "functions calling functions", "many words with $", "many redirections",
+}  # fmt: skip
+#: Nested past ``split.MAX_OPEN``: refused as too deep, unparsed.
+_TOO_DEEP = {"nested subshells", "nested groups", "nested $( )", "nested if"}
+
+
 @pytest.mark.parametrize("name", sorted(LARGE))
 def test_each_64_kib_shape_runs_the_same_commands_as_in_the_full_walk(name: str) -> None:
     text = LARGE[name]
+    if name in _BEYOND_LIMITS | _TOO_DEEP:
+        pytest.skip("refused before the parse (test_a_64_kib_shape_beyond_the_limits_...)")
     if _split(text) is None and _syntax_error(text):
         # Bash refuses the text; past MAX_ERROR_PARSE the split walk refuses it unparsed
         # (``arithmetic commands``, ``fork-bomb shape``: the parse of the whole takes seconds).
@@ -186,13 +199,15 @@ def _syntax_error(text: str) -> bool:
         split(text)
     except ShellSyntaxError:
         return len(text) > MAX_ERROR_PARSE
+    except TooComplex:
+        return False
     return False
 
 
 def _split(text: str) -> list[object] | None:
     try:
         return split(text)  # type: ignore[return-value]
-    except ShellSyntaxError:
+    except (ShellSyntaxError, TooComplex):
         return None
 
 
@@ -231,7 +246,7 @@ def test_a_statement_with_a_top_level_redirection_or_here_doc_is_left_whole() ->
     assert [item.whole for item in items] == [True, True, False]
 
 
-@pytest.mark.parametrize("text", ["(" * 200 + "a", "cat <<E; echo\nx\nE", "]]"])
+@pytest.mark.parametrize("text", ["cat <<E; echo\nx\nE", "cat <<E & echo\nx\nE"])
 def test_text_the_splitter_cannot_follow_goes_to_the_parser_whole(text: str) -> None:
     assert split(text) is None
 
@@ -305,9 +320,9 @@ def test_a_long_text_with_a_misplaced_arithmetic_command_is_refused_unparsed(tex
     "text",
     [
         ") " + '"a"|' * 16000,  # each of these took tree-sitter-bash 8-13 s whole
-        '"a"|' * 16000 + ")",
+        '"a"|' * 1000 + ")",  # (1,000 stages: under the limit of commands)
         ";; " + '"a"|' * 16000,
-        '"a"|' * 16000 + ";;",
+        '"a"|' * 1000 + ";;",
         "\n esac )) " * 6000,
         "&& ]] " * 10000,
         "[[ 1 ]]; f(){ " + "f" * 65000,
@@ -347,7 +362,7 @@ def test_a_short_text_with_a_syntax_error_gets_the_verdict_of_the_full_walk(
 
 # --- plain commands recorded without the walk's layers ----------------------------------------
 
-_DISTINCT = "".join(f"job{i} --run {i}\n" for i in range(2000))
+_DISTINCT = "".join(f"job{i} --run {i}\n" for i in range(1500))  # under the limit of 2,000
 
 
 @pytest.mark.parametrize(
@@ -367,3 +382,236 @@ def test_a_destructive_command_among_many_distinct_plain_ones_is_refused(text: s
 def test_many_distinct_plain_commands_run_the_same_commands_as_in_the_full_walk() -> None:
     text = _DISTINCT.replace("\n", " &\n", 50) + "cat /etc/hosts | job3 --run 3 && job4\n"
     assert _signature(text, True) == _signature(text, False)
+
+
+# --- limits: text far beyond anything written by hand is refused before the parse -------------
+
+#: The verdict of each 64 KiB shape (``bench.policy.LARGE``).
+_VERDICTS = {
+    "plain script": {"too-complex"},
+    "fork-bomb shape": {"too-complex"},
+    "nested subshells": {"nesting-too-deep"},
+    "one long word list": set(),
+    "pipes": {"too-complex"},
+    "short statements": {"too-complex"},
+    "distinct short statements": {"too-complex"},
+    "one huge pipeline": {"too-complex"},
+    "quoted words pipeline": {"too-complex"},
+    "and-or chain": {"too-complex"},
+    "nested groups": {"nesting-too-deep"},
+    "nested $( )": {"nesting-too-deep"},
+    "nested if": {"nesting-too-deep"},
+    "nested to the limit": {"too-complex"},
+    "long here-doc": set(),
+    "here-doc into sh": {"too-complex"},
+    "long quoted string": set(),
+    "quoted expansions": {"too-complex"},
+    "sh -c script": {"too-complex"},
+    "many assignments": {"too-complex"},
+    "many functions": {"too-complex"},
+    "functions calling functions": {"too-complex"},
+    "many words with $": {"too-complex"},
+    "many redirections": {"too-complex"},
+    "arithmetic commands": {"too-complex"},
+}
+
+
+def test_every_64_kib_shape_has_an_expected_verdict() -> None:
+    assert set(_VERDICTS) == set(LARGE)
+
+
+@pytest.mark.parametrize("name", sorted(LARGE))
+def test_each_64_kib_shape_gets_its_verdict(name: str) -> None:
+    assert {v.rule for v in check_command(LARGE[name])} == _VERDICTS[name]
+
+
+@pytest.mark.parametrize("name", sorted(_BEYOND_LIMITS | _TOO_DEEP))
+def test_a_64_kib_shape_beyond_the_limits_is_refused_with_the_limit_and_what_to_do(
+    name: str,
+) -> None:
+    (violation,) = check_command(LARGE[name])
+    assert violation.matched.startswith("more than ")
+    if name in _TOO_DEEP:
+        assert "open at once" in violation.matched
+    else:
+        assert "in one command, too many to check: split it into smaller commands" in (
+            violation.matched
+        )
+
+
+def _commands(n: int) -> str:
+    return "".join(f"job{i} --run\n" for i in range(n))
+
+
+@pytest.mark.parametrize(
+    ("text", "what"),
+    [
+        (_commands(COMMAND_LIMITS.commands + 1), "2,000 commands (statements and pipeline"),
+        ("a | " * COMMAND_LIMITS.commands + "b", "2,000 commands"),
+        ("if true; then " + "ls; " * COMMAND_LIMITS.commands + "fi", "2,000 commands"),
+        ("".join(f"echo a{i} > /tmp/{i}\n" for i in range(301)), "300 distinct statements"),
+        ("".join(f"f{i}() {{ :; }}\n" for i in range(101)), "100 function definitions"),
+        ("echo " + "$x " * (COMMAND_LIMITS.expansions + 1), "5,000 words and word parts"),
+        ("echo " + "'a' " * (COMMAND_LIMITS.expansions + 1), "5,000 words and word parts"),
+        ("echo " + "]" * (COMMAND_LIMITS.expansions + 1), "5,000 words and word parts"),
+        ("sh -c '" + "ls\n" * COMMAND_LIMITS.commands + "'", "2,000 commands"),
+    ],
+)
+def test_text_past_a_limit_is_refused_naming_the_limit(text: str, what: str) -> None:
+    (violation,) = check_command(text)
+    assert violation.rule == "too-complex"
+    assert f"more than {what}" in violation.matched
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        _commands(COMMAND_LIMITS.commands - 10),
+        "".join(f"echo a{i} > /tmp/{i}\n" for i in range(290)),
+        "".join(f"f{i}() {{ :; }}\n" for i in range(95)),
+        "echo " + "$x " * (COMMAND_LIMITS.expansions // 2 - 100),  # '$' and 'x': two tokens
+        "echo " + "'a' " * (COMMAND_LIMITS.expansions - 100),
+    ],
+)
+def test_text_under_the_limits_is_walked_to_its_end(text: str) -> None:
+    assert check_command(text) == []
+    assert {v.rule for v in check_command(text + "\nrm -rf /etc\n")} == {"system-paths"}
+    assert {v.rule for v in check_command("rm -rf /etc\n" + text)} == {"system-paths"}
+
+
+def test_a_script_may_hold_more_than_a_command() -> None:
+    # Stored scripts (up to 1 MiB) have limits 16 times as high: the message says so.
+    text = LARGE["distinct short statements"]
+    assert check_script(text) == []
+    assert {v.rule for v in check_script(text + "\nrm -rf /etc")} == {"system-paths"}
+    (violation,) = check_script(_commands(COMMAND_LIMITS.commands * 16 + 1))
+    assert "in one script, too many to check: split it into smaller scripts" in violation.matched
+
+
+def _counts(text: str, **variables: str) -> dict[str, int]:
+    walker = _Walker(True, Limits(*(10**9,) * 4))
+    analysis_env = _Env()
+    for name, value in variables.items():
+        analysis_env.vars[name] = (value,)
+    walker.run_code(text.replace("\r\n", "\n"), analysis_env, depth=0)
+    c = walker.counts
+    return {"commands": c.commands, "parses": c.parses, "functions": c.functions,
+            "expansions": c.expansions}  # fmt: skip
+
+
+def test_the_limits_sit_far_above_every_everyday_command_and_builtin() -> None:
+    # The largest counts (a builtin script): 62 commands, 18 parsed statements, 2 functions,
+    # 239 words and parts; each limit is at least 20 times the largest.
+    largest = {"commands": 0, "parses": 0, "functions": 0, "expansions": 0}
+    for case in everyday():
+        for key, value in _counts(case.text, **case.variables).items():
+            largest[key] = max(largest[key], value)
+    for key, value in largest.items():
+        assert value * 10 <= getattr(COMMAND_LIMITS, key), (key, value)
+
+
+# --- the parser's quadratic error recovery ------------------------------------------------------
+
+
+def _fill(unit: str, size: int = 65536) -> str:
+    return (unit * (size // len(unit) + 1))[:size]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        _fill("'a' f() "),  # '(' glued to an argument
+        _fill("echo f(x) "),
+        _fill("a << | b "),  # '<<' with no delimiter
+        _fill("x << |"),
+        _fill("cat <<;"),
+        _fill("<"),  # a redirection with no target
+        _fill("echo > ; "),
+        _fill("a >\n"),
+        _fill("]] a=(\n"),  # ']]' closing nothing
+        _fill("<< \\ $((1)) = "),  # a here-doc delimiter tree-sitter-bash reads otherwise
+        _fill("\n << `a` \n\n"),
+        "cat <<EOF\n" + "line\n" * 3000,  # a here-doc never ended
+        "echo $((" + "1+" * 3000,  # the text ends inside '(('
+    ],
+)
+def test_a_long_text_with_an_error_tree_sitter_recovers_from_slowly_is_refused_unparsed(
+    text: str,
+) -> None:
+    (violation,) = check_command(text)
+    assert violation.rule == "too-complex"
+    assert "syntax error" in violation.matched
+
+
+@pytest.mark.parametrize("unit", ["@(a) ", "x=1 @(a) ", "a @(a) * ", "@(a) $((1)) "])
+@pytest.mark.parametrize(
+    "around", ["echo {}", "if true; then echo {}; fi", "{{ echo {}; }}", "echo $(echo {})",
+               "for x in a; do (echo {}); done", "ls; echo {} | cat"],
+)  # fmt: skip
+def test_a_long_command_the_parser_finds_an_error_in_is_refused_after_a_parse_in_chunks(
+    unit: str, around: str
+) -> None:
+    # The lexer follows these; tree-sitter-bash finds an error. Parsed in chunks of about
+    # 512 bytes between whole arguments (each in linear time, at any depth), the error is
+    # found without the quadratic parse of the whole.
+    text = around.format(unit * (2000 // len(unit)))
+    (violation,) = check_command(text)
+    assert violation.rule == "too-complex"
+    assert "a statement the parser finds a syntax error in" in violation.matched
+    assert check_command("rm -rf /etc; " + text)  # refused, whatever else it holds
+
+
+_ARGS = "".join(f"--opt{i}=v{i} 'q {i}' \"$x{i}\" ${{y{i}:-d}} $(echo {i}) " for i in range(100))
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "echo " + _ARGS,
+        "if true; then echo " + _ARGS + "; fi",
+        "while read -r l; do printf '%s' " + _ARGS + "; done < /etc/hosts",
+        "{ echo " + _ARGS + "; } > /tmp/out",
+        "x=$(echo " + _ARGS + ")",
+        "local a=(" + _ARGS + ") 2>/dev/null",
+        "case $1 in a) echo " + _ARGS + ";; esac",
+        "[[ -n $x ]] && echo " + _ARGS + " | cat",
+        "cat <<EOF | sh\necho "
+        + " ".join(f"--opt{i}=v{i} 'q {i}'" for i in range(300))
+        + "\nEOF\n",
+        "f() { echo " + _ARGS + "; }; f",
+    ],
+)
+def test_a_long_valid_command_is_checked_not_refused_by_the_chunk_parse(text: str) -> None:
+    assert len(text) > 4 * MAX_ERROR_PARSE
+    assert {v.rule for v in check_command(text)} <= {"remote-code"}, check_command(text)
+    assert "system-paths" in {v.rule for v in check_command(text + "\nrm -rf /etc")}
+
+
+@pytest.mark.parametrize("text", [_fill("a=("), _fill("${a "), _fill("$("), _fill("((")])
+def test_text_nested_past_the_lexer_limit_is_refused_unparsed(text: str) -> None:
+    (violation,) = check_command(text)
+    assert violation.rule == "nesting-too-deep"
+    assert "open at once" in violation.matched
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "ls *.@(c|h) !(x) +(a) ?(b) *(c)",
+        "local a=(1 2); a+=(3); declare -A m=([k]=v)",
+        "[[ $x =~ ^(a|b)$ ]]",
+        "case $x in (a) echo a;; b) echo b;; esac",
+        "f() { :; }; function g() { :; }",
+        "cat <<EOF > /tmp/x\nline\nEOF\n",
+        "cmd 2>&1 >/dev/null </dev/null",
+        "# comment\n\n# another\nls  # trailing\n" * 3,
+    ],
+)
+def test_what_bash_takes_is_no_syntax_error(text: str) -> None:
+    assert split(text) is not None
+
+
+def test_a_site_that_allows_too_complex_has_the_text_walked_past_the_limits() -> None:
+    text = _commands(COMMAND_LIMITS.commands + 1) + "rm -rf /etc\n"
+    assert {v.rule for v in check_command(text)} == {"too-complex"}
+    assert {v.rule for v in check_command(text, allowed=["too-complex"])} == {"system-paths"}

@@ -16,6 +16,13 @@ whole, as the parser would see it. Text it cannot follow at all gives ``None``: 
 parses the whole text as before. A piece the parser finds an error in also sends the caller back
 to the whole text (error recovery depends on context), so the result never differs from the
 parse of the whole text (``tests/core/test_shellparse_split.py`` compares the two).
+
+As it goes it also counts what costs the checker most (``Limits``, ``Counts``: commands, word
+parts, functions) and refuses text past a limit at once (``TooComplex``), recognises syntax
+errors bash refuses (``ShellSyntaxError``) -- tree-sitter-bash's error recovery can be
+quadratic in the length of such text -- and marks where a long command may be cut into chunks
+that parse alone (``split``'s ``marks``), so that an error only the parser sees is found chunk
+by chunk, in linear time, before the whole is parsed.
 """
 
 from __future__ import annotations
@@ -31,9 +38,12 @@ RESERVED = frozenset({"!", "case", "coproc", "do", "done", "elif", "else", "esac
 #: Words that start a compound command: a function's body (after ``NAME ( )``) is one.
 _BODIES = frozenset({"{", "if", "while", "until", "for", "select", "case", "[["})
 
+#: The least length of a chunk of a long statement checked alone (``probe``).
+CHUNK = 512
 #: Constructs open at once beyond which the text goes to the parser whole (the checker's own
-#: nesting limit, ``shellparse.MAX_NESTING``, then refuses it quickly).
-MAX_OPEN = 100
+#: nesting limit, ``shellparse.MAX_NESTING``, then refuses it quickly). Above that limit, so
+#: that text nested up to it is still counted (``Limits``).
+MAX_OPEN = 128
 
 _TOKEN = re.compile(
     r"""
@@ -70,11 +80,132 @@ _RESERVED_WORD = re.compile(
     r"select|then|time|until|while)(?=[ \t\n;&|]|$)"
 )
 _DELIMITER = re.compile(r"[^\s;&|()<>]+")
+#: What may come right before a ``(`` glued to an argument: an extended glob (``*.@(c|h)``,
+#: ``!(x)``) or an array assignment (``local a=(1 2)``, ``a+=(3)``).
+_GLUED_PAREN = frozenset("@!*+?=")
+_COMMENT_LINES = re.compile(r"(?:[ \t]*(?:#[^\n]*)?\n)+")
 _NAME_ASSIGN = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(?:\[[^\]]*\])?\+?=")
 
 
 class _GiveUp(Exception):
     pass
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """How much of each thing that costs the checker most one check may hold, counted by the
+    lexer as it goes -- before any parse or walk -- so that text far beyond anything written
+    by hand is refused in the time it takes to count up to the limit. Each unit costs the walk
+    2-40 us of Python (and the lexer 1-5 us), so text at any one limit is checked in well
+    under 50 ms (text at every limit at once costs about the sum: ``bench/README.md``); the
+    largest count in the everyday corpus and the builtins is 20-50 times below each
+    (``tests/core/test_shellparse_split.py``)."""
+
+    #: Commands: statements and pipeline stages, a repeated one each time (each is cut,
+    #: planned and looked up or walked: 2-10 us).
+    commands: int = 2000
+    #: Distinct statements or stages that are no plain command (quoting, an expansion, a
+    #: redirection, a compound command ...): each is parsed alone and walked (20-40 us).
+    #: Counted by the walk as it plans the pieces, after the lexer.
+    parses: int = 300
+    #: Function definitions (each body is walked at its definition and at each call).
+    functions: int = 100
+    #: Words the lexer reads one by one (outside runs of plain commands, which are cut in C)
+    #: and word parts: quoted strings, escapes, braces and brackets, ``$`` expansions and
+    #: substitutions (``'a'``, ``"a"``, ``\ ``, ``{``, ``]``, ``$x``, ``${x}``, ``$( )``,
+    #: back-quotes, ``$(( ))``): each is a token to read and a node to parse and walk (3-10 us).
+    expansions: int = 5000
+    #: What the text is, and what to do instead: said in the refusal.
+    subject: str = "command"
+    advice: str = "split it into smaller commands, or put it in a script"
+
+    def scaled(self, factor: float, subject: str, advice: str) -> Limits:
+        """Limits for text ``factor`` times as long as a command may be (a stored script)."""
+        return Limits(
+            int(self.commands * factor), int(self.parses * factor),
+            int(self.functions * factor), int(self.expansions * factor), subject, advice,
+        )  # fmt: skip
+
+
+_WHAT = {
+    "commands": "commands (statements and pipeline stages)",
+    "parses": "distinct statements that are not plain commands",
+    "functions": "function definitions",
+    "expansions": "words and word parts (quoted strings, escapes, braces, brackets, $ "
+    "expansions and substitutions) outside plain commands",
+}
+#: The limits of one command (at most ``policy.MAX_COMMAND_BYTES``).
+COMMAND_LIMITS = Limits()
+
+
+#: No limits: what a site that allows ``too-complex`` gets (the whole text is walked).
+NO_LIMITS = Limits(*(1 << 62,) * 4)
+
+
+class TooComplex(Exception):
+    """The text holds more of something than ``Limits`` allow: it is refused uncounted past
+    that point, unparsed and unwalked."""
+
+    #: The policy rule the refusal is reported as.
+    rule = "too-complex"
+
+    def __init__(self, what: str, limits: Limits) -> None:
+        limit = getattr(limits, what)
+        super().__init__(
+            f"more than {limit:,} {_WHAT[what]} in one {limits.subject}, too many to check: "
+            f"{limits.advice}"
+        )
+        self.what = what
+        self.limit = limit
+
+
+class TooDeep(TooComplex):
+    """More than ``MAX_OPEN`` constructs open at once: refused unparsed (the walk would stop
+    at its own nesting limit; the parse of such text, when it has an error, is quadratic)."""
+
+    rule = "nesting-too-deep"
+
+    def __init__(self, position: int | None = None) -> None:
+        where = "" if position is None else f" (at byte {position})"
+        Exception.__init__(
+            self,
+            f"more than {MAX_OPEN} quotes, substitutions, groups or compound commands open at "
+            f"once{where}: too deep to check",
+        )
+        self.what = "nesting"
+        self.limit = MAX_OPEN
+
+
+@dataclass(slots=True)
+class Counts:
+    """The running totals of one check (every text it splits: nested code too), against
+    ``limits``."""
+
+    limits: Limits = COMMAND_LIMITS
+    commands: int = 0
+    parses: int = 0
+    functions: int = 0
+    expansions: int = 0
+
+    def command(self) -> None:
+        self.commands += 1
+        if self.commands > self.limits.commands:
+            raise TooComplex("commands", self.limits)
+
+    def parse(self) -> None:
+        self.parses += 1
+        if self.parses > self.limits.parses:
+            raise TooComplex("parses", self.limits)
+
+    def function(self) -> None:
+        self.functions += 1
+        if self.functions > self.limits.functions:
+            raise TooComplex("functions", self.limits)
+
+    def expansion(self, n: int = 1) -> None:
+        self.expansions += n
+        if self.expansions > self.limits.expansions:
+            raise TooComplex("expansions", self.limits)
 
 
 class ShellSyntaxError(Exception):
@@ -110,19 +241,42 @@ class Item:
     count: int = 1
 
 
-def split(text: str) -> list[Item] | None:
+def split(
+    text: str, counts: Counts | None = None, marks: list[tuple[int, int]] | None = None
+) -> list[Item] | None:
     """The top-level statements of ``text``, or ``None`` if it cannot be split here.
-    Raises ``ShellSyntaxError`` for the syntax errors it recognises (see there)."""
+    Raises ``ShellSyntaxError`` for the syntax errors it recognises (see there), and
+    ``TooComplex`` as soon as ``counts`` (what this text holds added to them) passes its
+    limits; text that cannot be split keeps what was counted up to where the lexer stopped.
+
+    ``marks`` receives where a long command may be cut into chunks that parse alone as the
+    arguments of ``:`` (``(position, command)``: between two marks of the same command, at
+    least ``CHUNK`` bytes apart, lie only whole arguments; at any depth of nesting)."""
     try:
-        return _Lexer(text).run()
+        lexer = _Lexer(text, Counts(NO_LIMITS) if counts is None else counts)
+        if marks is not None:
+            lexer.marks = marks
+        return lexer.run()
     except _GiveUp:
         return None
 
 
 class _Lexer:
-    def __init__(self, text: str) -> None:
+    def __init__(self, text: str, counts: Counts) -> None:
         self.text = text
         self.n = len(text)
+        self.counts = counts
+        #: Chunk marks (``split``), shared with the lexers of nested code; ``keys`` numbers
+        #: the commands they belong to. The command being read: its key (-1: none yet), the
+        #: depth it is at, where its text starts, its last mark (-1: none), and the depth at
+        #: its start.
+        self.marks: list[tuple[int, int]] = []
+        self.keys = [0]
+        self.cut_key = -1
+        self.cut_depth = 0
+        self.cut_from = 0
+        self.cut_last = -1
+        self.cut_base = 0
         #: Open constructs: ")" (``( )``, ``$( )``), "}" (a group), "`", "fi", "done",
         #: "esac", "]]".
         self.stack: list[str] = []
@@ -161,6 +315,7 @@ class _Lexer:
                 raise ShellSyntaxError(pos, "an operator with no command before it")
             pipeline.stages.append((stage[0], stage[1]))
             stage[0] = stage[1] = -1
+            self.counts.command()
 
         def close_item(background: bool, operator: bool = True) -> None:
             nonlocal item, pipeline
@@ -203,11 +358,19 @@ class _Lexer:
             kind = match.lastgroup
             start, pos = pos, match.end()
             if kind == "ws":
+                if start - self.cut_from >= CHUNK:
+                    self._blank(start, cmdpos, after_redirect)
                 continue
             top = not self.stack
+            if kind in ("nl", "op"):
+                if after_redirect:
+                    raise ShellSyntaxError(start, "a redirection with no target")
+                self._boundary(start, pos)
             if kind == "nl":
                 if self.fn_state != 3:
                     self.fn_state = 0
+                if not top and not cmdpos:
+                    self.counts.command()  # a command inside a compound command ends
                 if self.heredocs:
                     pos = self._heredoc_bodies(pos)
                     if top:  # the statement ends with its here-doc's delimiter line
@@ -217,8 +380,7 @@ class _Lexer:
                 cmdpos = True
                 continue
             if kind == "word" and match.group()[0] == "#" and self._word_start(start):
-                end = text.find("\n", start)
-                pos = self.n if end < 0 else end
+                pos = self._comment(start)
                 continue
             if kind == "op":
                 op = match.group()
@@ -226,6 +388,7 @@ class _Lexer:
                 self._not_a_body(start)
                 if not top:
                     self._op_inside(op, start)
+                    self.counts.command()
                     continue
                 if op in (";;", ";;&", ";&"):
                     raise ShellSyntaxError(start, f"'{op}' outside a case")
@@ -258,11 +421,49 @@ class _Lexer:
             if not self.stack:
                 stage[1] = item.end = pos
         if self.heredocs:
-            raise _GiveUp  # bash reads a here-doc the text ends in to the end: not an error
+            # Bash reads a here-doc the text ends in to the end (with a warning); the parse
+            # of such text, when it holds an error too, is quadratic: short text is parsed
+            # whole, long text refused (``shellparse.MAX_ERROR_PARSE``).
+            raise ShellSyntaxError(self.n, "a here-doc never ended")
+        if after_redirect:
+            raise ShellSyntaxError(self.n, "a redirection with no target")
         if self.stack or continuation:
             raise ShellSyntaxError(self.n, "the text ends inside a construct or after | && ||")
         close_item(False, operator=False)
+        self._boundary(self.n, self.n)
         return self.items
+
+    def _blank(self, start: int, cmdpos: bool, after_redirect: bool) -> None:
+        """A blank at ``start``, at least ``CHUNK`` bytes into a command: a chunk mark if
+        only whole arguments lie between it and the command's last mark (or its start)."""
+        depth = len(self.stack)
+        if self.cut_key < 0 or depth != self.cut_depth:
+            if self.cut_key >= 0 or depth != self.cut_base:
+                self.cut_from = start  # a construct opened since: the chunk starts here
+            self.keys[0] += 1
+            self.cut_key, self.cut_depth, self.cut_last = self.keys[0], depth, -1
+        if (
+            start - (self.cut_last if self.cut_last >= 0 else self.cut_from) < CHUNK
+            or self.heredocs
+            or self.fn_state
+            or self.function_name
+            or after_redirect
+            or (cmdpos and self.text[start - 1] != ")")
+            or (self.stack and self.stack[-1] in ("]]", "esac"))  # their own grammar
+        ):
+            return
+        if self.cut_last < 0:
+            self.marks.append((self.cut_from, self.cut_key))
+        self.marks.append((start, self.cut_key))
+        self.cut_last = start
+
+    def _boundary(self, start: int, end: int) -> None:
+        """An operator or newline from ``start`` to ``end``: the command before it ends (its
+        last chunk with it, if it is at the depth it started at); the next starts after."""
+        if self.cut_last >= 0 and len(self.stack) == self.cut_depth:
+            self.marks.append((start, self.cut_key))
+        self.cut_key, self.cut_last = -1, -1
+        self.cut_from, self.cut_base = end, len(self.stack)
 
     def _token(
         self, match: re.Match[str], kind: str | None, start: int, pos: int, cmdpos: bool,
@@ -271,6 +472,8 @@ class _Lexer:
         """One token that is not a blank, newline, operator or comment: follow what it opens
         or closes. Returns the position after it, whether a command starts next and whether
         a redirection's target does. ``item`` is given at the top level."""
+        if after_redirect and kind in ("redir", "heredoc", "lparen", "rparen"):
+            raise ShellSyntaxError(start, "a redirection with no target")  # ``< <``, ``> (``
         after_for, self.after_for = self.after_for, False
         fn_state, self.fn_state = self.fn_state, 0
         if fn_state == 2 and kind != "rparen":  # ``echo (a)``, ``f (x)``, ``[ ( a ) ]``
@@ -281,12 +484,18 @@ class _Lexer:
             raise ShellSyntaxError(start, "a function's body that is not a compound command")
         if kind == "word":
             word = match.group()
+            self.counts.expansion()
+            for bracket in "{}[]":  # each a node of its own in tree-sitter-bash's word
+                if bracket in word:
+                    self.counts.expansion(word.count(bracket))
             if self.function_name:
                 self.function_name = False
                 return pos, True, False  # ``function NAME {``
             if cmdpos and not after_redirect:
                 cmdpos = self._command_word(word, item, pos)
                 self.function_name = word == "function" and cmdpos is False
+                if self.function_name:
+                    self.counts.function()
                 self.after_for = word in ("for", "select")
                 if cmdpos is False and word not in RESERVED and "=" not in word:
                     self.fn_state = 1
@@ -304,16 +513,21 @@ class _Lexer:
         if kind == "heredoc":
             return self._heredoc_start(pos), cmdpos, False
         if kind in ("procsub", "cmdsub"):
+            self.counts.expansion()
             return self._code(pos, ")"), cmdpos and kind == "procsub", False
         if kind == "bt":
+            self.counts.expansion()
             return self._code(pos, "`"), False, False
         if kind == "dq":
+            self.counts.expansion()
             return self._dq(pos), False, False
         if kind == "arith":
             if match.group() == "((" and not cmdpos and not after_for:
                 self._misplaced(start, "'(('")
+            self.counts.expansion()
             return self._arith(pos), False, False
         if kind == "param":
+            self.counts.expansion()
             return self._param(pos), False, False
         if kind == "lparen":
             if not cmdpos and fn_state != 1:
@@ -332,8 +546,11 @@ class _Lexer:
             else:
                 stack.pop()
                 self.fn_state = 3 if fn_state == 2 else 0
+                if fn_state == 2:
+                    self.counts.function()
             return pos, True, False
         # sq, ansi, esc: part of a word
+        self.counts.expansion()
         return pos, False, False
 
     def _plain_run(self, pos: int) -> int:
@@ -355,6 +572,7 @@ class _Lexer:
             return pos
         self.plain_until = cut
         items = self.items
+        counts = self.counts
         parts = _PLAIN_SPLIT.split(text[pos:cut])
         offset = pos
         stages: list[tuple[int, int]] = []
@@ -368,6 +586,7 @@ class _Lexer:
                 if stripped:
                     lead = offset + len(part) - len(part.lstrip())
                     stages.append((lead, lead + len(stripped)))
+                    counts.command()
                     start = lead if start < 0 else start
                     pending = False
                 offset += len(part)
@@ -421,15 +640,31 @@ class _Lexer:
         ((1))``, ``echo ((1))``, ``echo (a)``, ``[ ( a ) ]``). Not inside ``[[ ]]`` or a
         ``case`` (their own grammar), nor glued to a word (``a=(1 2)``, ``@(a|b)``: left to
         the parser)."""
-        if start > 0 and self.text[start - 1] not in " \t":
-            return
         if self.stack and self.stack[-1] in ("]]", "esac"):
+            return
+        if start > 0 and self.text[start - 1] not in " \t":
+            if what == "'('" and self.text[start - 1] not in _GLUED_PAREN:
+                # ``echo f(x)``, ``'a' f()``: bash refuses it, and tree-sitter-bash's error
+                # recovery reads such text in quadratic time.
+                raise ShellSyntaxError(start, "'(' glued to an argument")
             return
         raise ShellSyntaxError(start, f"{what} where no command can start")
 
     def _deeper(self) -> None:
         if self.outer + len(self.stack) > MAX_OPEN:
-            raise _GiveUp
+            raise TooDeep()
+
+    def _comment(self, start: int) -> int:
+        """Past a comment, to its newline; the blank and comment lines after it are skipped
+        in C (a text of thousands of comment lines is not scanned token by token)."""
+        end = self.text.find("\n", start)
+        if end < 0:
+            return self.n
+        if not self.heredocs:  # a newline starts the bodies of pending here-docs
+            more = _COMMENT_LINES.match(self.text, end + 1)
+            if more is not None:
+                return more.end() - 1
+        return end
 
     def _word_start(self, start: int) -> bool:
         return start == 0 or self.text[start - 1] in " \t\n;&|()<>"
@@ -460,8 +695,6 @@ class _Lexer:
             return True
         if word in ("fi", "done", "esac", "}", "]]"):
             if not stack or stack[-1] != word:
-                if word == "]]":
-                    raise _GiveUp
                 raise ShellSyntaxError(pos - len(word), f"'{word}' closing nothing open")
             stack.pop()
             if word == "esac":
@@ -498,12 +731,13 @@ class _Lexer:
     def _code(self, pos: int, closer: str) -> int:
         """Code up to ``closer`` (the ``)`` of ``$( )``/``<( )``, or a back-quote), scanned
         with the same rules; returns the position after the closer."""
-        sub = _Lexer(self.text)
+        sub = _Lexer(self.text, self.counts)
+        sub.marks, sub.keys, sub.cut_from, sub.cut_base = self.marks, self.keys, pos, 1
         sub.stack = [closer]
         sub.heredocs = self.heredocs
         sub.outer = self.outer + len(self.stack) + 1
         if sub.outer > MAX_OPEN:
-            raise _GiveUp
+            raise TooDeep(pos)
         return sub._nested(pos)
 
     def _nested(self, pos: int) -> int:
@@ -518,26 +752,35 @@ class _Lexer:
             kind = match.lastgroup
             start, pos = pos, match.end()
             if kind == "ws":
+                if start - self.cut_from >= CHUNK:
+                    self._blank(start, cmdpos, after_redirect)
                 continue
+            if kind in ("nl", "op"):
+                if after_redirect:
+                    raise ShellSyntaxError(start, "a redirection with no target")
+                self._boundary(start, pos)
             if kind == "nl":
                 if self.fn_state != 3:
                     self.fn_state = 0
+                if not cmdpos:
+                    self.counts.command()
                 if self.heredocs:
                     pos = self._heredoc_bodies(pos)
                 cmdpos = True
                 continue
             if kind == "word" and match.group()[0] == "#" and self._word_start(start):
-                end = text.find("\n", start)
-                pos = self.n if end < 0 else end
+                pos = self._comment(start)
                 continue
             if kind == "op":
                 self._not_a_body(start)
                 self._op_inside(match.group(), start)
+                self.counts.command()
                 cmdpos = True
                 continue
             if len(self.stack) == 1 and (
                 (kind == "bt" and closer == "`") or (kind == "rparen" and closer == ")")
             ):
+                self._boundary(start, pos)
                 return pos
             pos, cmdpos, after_redirect = self._token(
                 match, kind, start, pos, cmdpos, after_redirect, None
@@ -555,7 +798,7 @@ class _Lexer:
     def _quoted(self, pos: int, tokens: re.Pattern[str], closer: str) -> int:
         self.outer += 1
         if self.outer + len(self.stack) > MAX_OPEN:
-            raise _GiveUp
+            raise TooDeep(pos)
         text = self.text
         try:
             while pos < self.n:
@@ -565,6 +808,8 @@ class _Lexer:
                 token, pos = match.group(), match.end()
                 if token == closer:
                     return pos
+                if token[0] in "$`":
+                    self.counts.expansion()
                 if token == '"':
                     pos = self._dq(pos)
                 elif token == "$((":
@@ -589,16 +834,16 @@ class _Lexer:
                 (i for i in (text.find("(", pos), text.find(")", pos)) if i >= 0), default=-1
             )
             if index < 0:
-                raise _GiveUp
+                raise ShellSyntaxError(self.n, "the text ends inside '(('")
             if text[pos:index].find("\n") >= 0 and self.heredocs:
                 raise _GiveUp
             depth += 1 if text[index] == "(" else -1
             if depth > MAX_OPEN:
-                raise _GiveUp
+                raise TooDeep(index)
             pos = index + 1
             if depth == 0:
                 return pos
-        raise _GiveUp
+        raise ShellSyntaxError(self.n, "the text ends inside '(('")
 
     # --- here-documents ----------------------------------------------------------------------
 
@@ -609,14 +854,14 @@ class _Lexer:
         while pos < self.n and text[pos] in " \t":
             pos += 1
         match = _DELIMITER.match(text, pos)
-        if match is None:
-            raise _GiveUp
+        if match is None:  # ``cat << | a``, ``a <<;``: tree-sitter-bash's recovery is quadratic
+            raise ShellSyntaxError(pos, "'<<' with no delimiter word after it")
         word = match.group()
-        if "$" in word or "`" in word:
-            raise _GiveUp
         delimiter = word.replace("'", "").replace('"', "").replace("\\", "")
-        if not delimiter:
-            raise _GiveUp
+        if "$" in word or "`" in word or not delimiter:
+            # Bash takes such a delimiter literally; tree-sitter-bash may not: short text is
+            # parsed whole, long text refused (``shellparse.MAX_ERROR_PARSE``).
+            raise ShellSyntaxError(pos, "a here-doc delimiter with '$' or '`' in it, or empty")
         self.heredocs.append((delimiter, strip))
         return match.end()
 
@@ -627,7 +872,7 @@ class _Lexer:
         for delimiter, strip in self.heredocs:
             while True:
                 if pos >= self.n:
-                    raise _GiveUp
+                    raise ShellSyntaxError(self.n, "a here-doc never ended")
                 end = text.find("\n", pos)
                 line = text[pos:] if end < 0 else text[pos:end]
                 pos = self.n if end < 0 else end + 1

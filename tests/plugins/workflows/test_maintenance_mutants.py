@@ -10,12 +10,10 @@ bounded in time, so CI replays the settings instead (bench/README.md, "maintenan
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
-from knm.testing import database
 from knm.testing.maintenance_lab import maintenance_lab, replay
 from knm.testing.maintenance_mutants import MUTANTS
 
@@ -23,15 +21,9 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 
 
 @pytest.fixture
-async def fresh_database_url(knm_server_url: str, knm_template_db: str) -> AsyncIterator[str]:
-    """A database of its own per lab: each lab creates the same cluster and workflow."""
-    name = await database.clone_database(knm_server_url, knm_template_db)
-    yield database.with_database(knm_server_url, name)
-    await database.drop_database(knm_server_url, name)
-
-
-@pytest.fixture
 def lab_dir(tmp_path: Path) -> Path:
+    """The lab's directory; each lab gets a database of its own (``knm_fresh_database_url``):
+    each creates the same cluster and workflow."""
     if os.geteuid() != 0:
         pytest.skip("the SSH fleet needs root (it starts sshd and creates a user)")
     tmp_path.chmod(0o755)
@@ -40,9 +32,9 @@ def lab_dir(tmp_path: Path) -> Path:
 
 @pytest.mark.parametrize("mutant", sorted(MUTANTS, key=lambda name: MUTANTS[name].finding))
 def test_the_machine_catches_the_engine_before_the_fix_of_finding(
-    lab_dir: Path, fresh_database_url: str, mutant: str
+    lab_dir: Path, knm_fresh_database_url: str, mutant: str
 ) -> None:
-    with maintenance_lab(lab_dir, fresh_database_url, mutant) as lab:
+    with maintenance_lab(lab_dir, knm_fresh_database_url, mutant) as lab:
         found = replay(lab, MUTANTS[mutant].shown_by)
         ran = lab.counters.summary()
     assert found is not None, f"{mutant} went unnoticed: {ran}"
@@ -51,9 +43,9 @@ def test_the_machine_catches_the_engine_before_the_fix_of_finding(
 
 
 def test_the_same_moves_break_nothing_on_the_engine_as_it_is(
-    lab_dir: Path, fresh_database_url: str
+    lab_dir: Path, knm_fresh_database_url: str
 ) -> None:
-    with maintenance_lab(lab_dir, fresh_database_url) as lab:
+    with maintenance_lab(lab_dir, knm_fresh_database_url) as lab:
         for mutant in sorted(MUTANTS, key=lambda name: MUTANTS[name].finding):
             found = replay(lab, MUTANTS[mutant].shown_by)
             assert found is None, f"the moves showing {mutant} broke the engine as it is: {found}"
