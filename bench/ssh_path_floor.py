@@ -136,5 +136,6 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--nodes", type=int, default=500)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--smoke", action="store_true", help="20 nodes, one round")
     args = parser.parse_args()
-    asyncio.run(main(args.nodes, args.repeat))
+    asyncio.run(main(20, 1) if args.smoke else main(args.nodes, args.repeat))

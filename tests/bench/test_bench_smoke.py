@@ -85,6 +85,13 @@ def test_the_ssh_fanout_benchmark_runs_knm_beside_the_floor_and_prints_its_table
         )
 
 
+def test_the_ssh_path_floor_benchmark_runs_every_variant_and_prints_its_table() -> None:
+    done = run_smoke("bench.ssh_path_floor")
+    assert done.returncode == 0, done.stdout + done.stderr
+    rows = [line for line in done.stdout.splitlines() if line.startswith("| ")]
+    assert {row.split("|")[1].strip() for row in rows[1:]} >= {"floor", "knm-path"}, done.stdout
+
+
 @pytest.mark.timeout(300)
 def test_the_channels_benchmark_delivers_every_announcement_and_prints_its_table() -> None:
     done = run_smoke("bench.channels")
