@@ -84,7 +84,7 @@ def main() -> None:
                 break
         minutes = max(1e-9, (time.monotonic() - started) / 60)
         c = lab.counters
-        print(f"machine: {machine()}; {load_average()}", file=sys.stderr)
+        print(f"machine: {machine()}", file=sys.stderr)
         print(f"{c.summary()}; on the nodes: {lab.agent.done}", file=sys.stderr)
         counts = Counts(c.examples, c.runs, c.steps, c.rules, c.checks, c.kills, minutes, failed)
         if args.counters:
@@ -151,7 +151,7 @@ def side_by_side(args: argparse.Namespace) -> int:
         minutes=wall, failed=any(codes) or len(done) < len(labs),
     )  # fmt: skip
     rows.append(total.row("all"))
-    print(f"machine: {machine()}; {load_average()}", file=sys.stderr)
+    print(f"machine: {machine()}", file=sys.stderr)
     print(table(HEADERS, rows))
     return 1 if total.failed else 0
 
