@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -40,7 +41,12 @@ def run_one(
         lab.progress = True
         found = hunt(lab, examples=examples, steps=steps, minutes=minutes)
         print(f"{mutant or CONTROL}: {lab.counters.summary()}", file=sys.stderr)
-        return found, lab.counters.examples, time.monotonic() - started, load_average()
+        ran = lab.counters.examples
+    if (found is None) == (mutant is None):  # as expected: nothing to look into
+        shutil.rmtree(workdir, ignore_errors=True)
+    else:
+        print(f"the lab's files (knm logs, fleet) are kept in {workdir}", file=sys.stderr)
+    return found, ran, time.monotonic() - started, load_average()
 
 
 def main() -> None:

@@ -22,6 +22,7 @@ import argparse
 import json
 import math
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -90,6 +91,10 @@ def main() -> None:
         if args.counters:
             args.counters.write_text(json.dumps(counts.__dict__))
         print(table(HEADERS, [counts.row()]))
+    if failed:
+        print(f"the lab's files (knm logs, fleet, database) are kept in {workdir}", file=sys.stderr)
+    else:
+        shutil.rmtree(workdir, ignore_errors=True)
     sys.exit(1 if failed else 0)
 
 
@@ -141,6 +146,7 @@ def side_by_side(args: argparse.Namespace) -> int:
     labs = [
         Counts(**json.loads(path.read_text())) if path.exists() else None for path, _ in children
     ]
+    shutil.rmtree(workdir, ignore_errors=True)  # the counters only; each lab keeps its own
     rows = []
     for i, (counts, code) in enumerate(zip(labs, codes, strict=True), start=1):
         rows.append(counts.row(str(i)) if counts else [str(i), *["-"] * 11, f"exit {code}"])

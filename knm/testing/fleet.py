@@ -13,6 +13,7 @@ and :func:`create_fleet_cluster` (any name, nodes and bastion).
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -55,8 +56,11 @@ def ssh_fleet() -> Iterator[sshfleet.SshFleet]:
     except sshfleet.SshdNotInstalledError as exc:
         pytest.skip(str(exc))
     base = Path(tempfile.mkdtemp(prefix="knm-sshfleet-"))
-    with sshfleet.ssh_fleet(base, nodes=FLEET_NODES) as fleet:
-        yield fleet
+    try:
+        with sshfleet.ssh_fleet(base, nodes=FLEET_NODES) as fleet:
+            yield fleet
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
 
 
 async def create_fleet_credential(
