@@ -50,8 +50,8 @@ class _Command(asyncssh.SSHClientSession[str]):
     """One command's channel, handled by asyncssh's callbacks: output goes to the caller's
     callbacks as it arrives, with no stream readers, reader tasks or process object between
     (``create_process`` and three pumping tasks cost ~0.3 ms more CPU per command, a third of
-    what a command on a pooled connection costs in a bare loop). Pieces that arrive in one pass of the event loop are
-    passed on together, as a stream reader would have returned them."""
+    what a command on a pooled connection costs in a bare loop). Pieces that arrive in one pass
+    of the event loop are passed on together, as a stream reader would have returned them."""
 
     def __init__(
         self, on_stdout: Callable[[str], Any] | None, on_stderr: Callable[[str], Any] | None
