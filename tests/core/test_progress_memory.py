@@ -2,10 +2,13 @@
 cost does not pile up from one task to the next (issue #16: every sent event was kept until
 50,000 piled up, +77 MB per 36 MB streamed, and stayed after the subscriber left).
 
-What the allocator keeps after the first full-rate task is its high-water mark, not a leak:
+What the allocator keeps after the first full-rate tasks is its high-water mark, not a leak:
 glibc does not hand fragmented heap back to the kernel (a CI machine kept +60 MB after one
-32 MB task; on another it rose for four tasks, then stayed). So the baseline is taken after a few
-tasks, and as many again must not raise it: a leak of what was sent grows with every task."""
+32 MB task; on another it rose for four tasks, then stayed; on a third it was still +35 MB over
+the three tasks after the warm-up). So no fixed number of megabytes separates the two. What does:
+a kept copy of what was sent grows by about twice what each task streams, with every task, while
+the high-water mark levels off. So the baseline is taken after a few tasks, twice as many follow,
+and the growth is compared with what was streamed, overall and over the second half."""
 
 from __future__ import annotations
 
@@ -105,7 +108,7 @@ async def settled_rss(pid: int) -> int:
     return min(samples)
 
 
-@pytest.mark.timeout(180)
+@pytest.mark.timeout(300)
 async def test_a_fast_star_subscriber_keeps_memory_flat_from_task_to_task(server: Any) -> None:
     proc, token = server
     assert proc.proc is not None
@@ -124,23 +127,32 @@ async def test_a_fast_star_subscriber_keeps_memory_flat_from_task_to_task(server
             peak = max(peak, rss(pid))
             await asyncio.sleep(0.1)
 
-    sampler = asyncio.create_task(sample())
-    try:
+    async def stream_tasks() -> int:
         streamed = 0
         for _ in range(TASKS):
             streamed += await stream_one_task(proc, token, SECONDS)
+        return streamed
+
+    sampler = asyncio.create_task(sample())
+    try:
+        first_half = await stream_tasks()
+        middle = await settled_rss(pid)
+        second_half = await stream_tasks()
     finally:
         stop.set()
         await sampler
     after = await settled_rss(pid)
+    streamed = first_half + second_half
     report = (
-        f"RSS before {before / MB:.0f} MB, peak {peak / MB:.0f} MB, after {after / MB:.0f} MB; "
-        f"{streamed / MB:.0f} MB streamed"
+        f"RSS before {before / MB:.0f} MB, peak {peak / MB:.0f} MB, middle {middle / MB:.0f} MB, "
+        f"after {after / MB:.0f} MB; {first_half / MB:.0f} + {second_half / MB:.0f} MB streamed"
     )
     print(report)
-    assert streamed > 2 * TASKS * MB, report  # the tasks did stream at full rate
-    # Generous bounds. The peak includes the full-rate task itself, run by this same process
-    # (its event and output batches, socket buffers): ~+60-120 MB here, not the subscriber's.
+    # The tasks did stream at full rate, each half.
+    assert min(first_half, second_half) > TASKS * MB, report
+    # Generous: the peak includes the full-rate task itself, run by this same process (its event
+    # and output batches, socket buffers): ~+60-120 MB here, not the subscriber's.
     assert peak - before < 200 * MB, report
-    # A kept copy of what was sent would add twice what was streamed (~+70 MB here).
-    assert after - before < 30 * MB, report
+    # A kept copy of what was sent adds about twice what was streamed, half after half.
+    assert after - before < streamed, report
+    assert after - middle < second_half / 2, report
