@@ -22,11 +22,12 @@ MIDNIGHT = datetime(2026, 11, 20, tzinfo=UTC)
 
 
 @pytest.fixture
-async def conn(knm_client: ApiClient, knm_database_url: str) -> Any:
-    connection = await asyncpg.connect(knm_database_url)
+async def conn(knm_fresh_database_url: str) -> Any:
+    """A database of the test's own, with no server on it: every task in it is the test's, and
+    only the test folds the counts."""
+    connection = await asyncpg.connect(knm_fresh_database_url)
     try:
         yield connection
-        await connection.execute("DELETE FROM tasks WHERE task_id LIKE 'cnt-%'")
     finally:
         await connection.close()
 
@@ -127,9 +128,9 @@ async def test_totals_equal_a_real_count_through_inserts_status_changes_deletes_
 
 
 async def test_a_fold_skips_its_turn_while_another_process_folds(
-    conn: asyncpg.Connection, knm_database_url: str
+    conn: asyncpg.Connection, knm_fresh_database_url: str
 ) -> None:
-    other = await asyncpg.connect(knm_database_url)
+    other = await asyncpg.connect(knm_fresh_database_url)
     try:
         async with other.transaction():
             await other.execute("SELECT pg_advisory_xact_lock($1)", counts.FOLD_LOCK)
@@ -140,7 +141,7 @@ async def test_a_fold_skips_its_turn_while_another_process_folds(
 
 
 async def test_the_history_route_reports_the_same_total_as_a_count(
-    knm_client: ApiClient, admin_headers: dict[str, str], conn: asyncpg.Connection
+    knm_client: ApiClient, admin_headers: dict[str, str]
 ) -> None:
     data = await start_task(knm_client, admin_headers, cluster_name="tally", target_nodes=["n1"])
     await wait_for_task(knm_client, admin_headers, data["task_id"])

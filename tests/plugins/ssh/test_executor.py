@@ -245,6 +245,13 @@ async def test_an_unknown_node_is_422_and_an_unknown_credential_404(
 async def test_sudo_with_a_password_runs_as_root_and_never_shows_the_password(
     run_ssh: Runner, fleet: FleetCluster, knm_database_url: str
 ) -> None:
+    # Only what this test wrote is read: another test may store the password on purpose (as a
+    # command whose output must be masked).
+    conn = await asyncpg.connect(knm_database_url)
+    try:
+        audit_before = await conn.fetchval("SELECT coalesce(max(id), 0) FROM audit_log")
+    finally:
+        await conn.close()
     status = await run_ssh(command="id -u", sudo=True, target_nodes=["node1"])
     (result,) = status["results"]
     assert result["status"] == "success", result
@@ -252,11 +259,20 @@ async def test_sudo_with_a_password_runs_as_root_and_never_shows_the_password(
     assert status["sudo"] is True
     conn = await asyncpg.connect(knm_database_url)
     try:
-        stored = await conn.fetchval("SELECT string_agg(data, '') FROM task_output")
-        audit = await conn.fetchval("SELECT string_agg(detail::text || target, ' ') FROM audit_log")
-        requests = await conn.fetchval("SELECT string_agg(request::text, ' ') FROM tasks")
+        task_id = status["task_id"]
+        stored = await conn.fetchval(
+            "SELECT string_agg(data, '') FROM task_output WHERE task_id = $1", task_id
+        )
+        audit = await conn.fetchval(
+            "SELECT string_agg(detail::text || target, ' ') FROM audit_log WHERE id > $1",
+            audit_before,
+        )
+        requests = await conn.fetchval(
+            "SELECT request::text FROM tasks WHERE task_id = $1", task_id
+        )
     finally:
         await conn.close()
+    assert stored and requests and audit, "the checks below read this test's rows"
     for text in (stored, audit, requests, str(status)):
         assert fleet.fleet.password not in (text or "")
 
