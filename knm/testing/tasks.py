@@ -19,13 +19,16 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import msgspec
 
 from knm.testing.client import ApiClient, assert_envelope
 from knm.wire import BaseEvent, Event
+
+if TYPE_CHECKING:
+    from knm.core.state import Knm
 
 #: Seconds a wait gives a task (or an event) before failing the test: generous, because the
 #: machine may be loaded; a wait returns as soon as what it waits for happens.
@@ -215,7 +218,7 @@ async def _follow_socket(
                 return found
 
 
-async def _follow_hub(knm: Any, task_id: str, match: EventMatch, deadline: float) -> BaseEvent:
+async def _follow_hub(knm: Knm, task_id: str, match: EventMatch, deadline: float) -> BaseEvent:
     """On the app's loop: the task's events from its progress hub, replayed from the log first
     (as a WebSocket subscription with ``since=0`` is)."""
     from knm.core.progress import Subscriber
