@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
@@ -41,8 +41,10 @@ FAILING_UPGRADE = """\
 """
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def kube(ssh_fleet: sshfleet.SshFleet) -> Iterator[KubeStandin]:
+    """A cluster of its own for each test, starting as the first roll needs it: whatever an
+    earlier test drained, evicted or rebooted stays in that test's stand-in."""
     kube = standin(populate=False)
     for name, node in zip(NODES, ssh_fleet.nodes, strict=False):
         kube.add_node(name, labels={WORKER: ""}, addresses={"InternalIP": node.address})
@@ -78,11 +80,8 @@ def reboot_command(kube: KubeStandin, fleet: sshfleet.SshFleet) -> str:
 
 
 @pytest.fixture(scope="module")
-async def setup(
-    knm_client: ApiClient,
-    admin_headers: dict[str, str],
-    kube: KubeStandin,
-    ssh_fleet: sshfleet.SshFleet,
+async def library(
+    knm_client: ApiClient, admin_headers: dict[str, str], ssh_fleet: sshfleet.SshFleet
 ) -> dict[str, Any]:
     # Kubernetes nodes carry no SSH port: the credential's applies.
     created = await knm_client.post(
@@ -97,17 +96,6 @@ async def setup(
         headers=admin_headers,
     )
     credential = assert_envelope(created, 201)["data"]["id"]
-    response = await knm_client.post(
-        "/clusters",
-        json={
-            "name": "prod",
-            "kind": "kubernetes",
-            "kubeconfig": kube.kubeconfig(),
-            "max_unavailable": 1,
-        },
-        headers=admin_headers,
-    )
-    assert_envelope(response, 201)
     playbook = await knm_client.post(
         "/automation/ansible/playbooks",
         json={"name": "pretend upgrade", "content": UPGRADE, "category": "test"},
@@ -132,6 +120,31 @@ async def setup(
     return {"credential_id": credential, "workflow_id": workflow["id"]}
 
 
+@pytest.fixture
+async def setup(
+    knm_client: ApiClient,
+    admin_headers: dict[str, str],
+    library: dict[str, Any],
+    kube: KubeStandin,
+    request: pytest.FixtureRequest,
+) -> AsyncIterator[dict[str, Any]]:
+    """The library and a cluster registered for this test's stand-in."""
+    name = f"prod-{request.node.name.removeprefix('test_')[:40].replace('_', '-').strip('-')}"
+    response = await knm_client.post(
+        "/clusters",
+        json={
+            "name": name,
+            "kind": "kubernetes",
+            "kubeconfig": kube.kubeconfig(),
+            "max_unavailable": 1,
+        },
+        headers=admin_headers,
+    )
+    assert_envelope(response, 201)
+    yield {**library, "cluster_name": name}
+    assert_envelope(await knm_client.delete(f"/clusters/{name}", headers=admin_headers), 200)
+
+
 async def maintain(
     client: ApiClient,
     headers: dict[str, str],
@@ -152,7 +165,7 @@ async def maintain(
         "/automation/workflows/execute",
         json={
             "workflow_id": setup["workflow_id"],
-            "cluster_name": "prod",
+            "cluster_name": setup["cluster_name"],
             "target_nodes": nodes,
             "credential_id": setup["credential_id"],
             "parameters": given,
