@@ -14,6 +14,7 @@ import asyncpg
 import msgspec
 from asyncpg.exceptions._base import DataError as ArgumentOutOfRange
 from litestar import Request, Response
+from litestar.enums import MediaType
 from litestar.exceptions import (
     HTTPException,
     NotAuthorizedException,
@@ -22,6 +23,7 @@ from litestar.exceptions import (
 )
 from litestar.params import Parameter
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
+from litestar.types import Receive, Scope, Send
 
 from knm.core.errors import KnmError
 from knm.wire.errors import ErrorDetail
@@ -70,6 +72,54 @@ def ok(data: Any = msgspec.UNSET, message: str = "ok") -> Envelope[Any]:
 
 def created(data: Any, message: str = "created") -> Envelope[Any]:
     return Envelope(code=201, message=message, data=data)
+
+
+_encoder = msgspec.json.Encoder()
+
+
+def ok_bytes(data: bytes, message: str = "ok") -> bytes:
+    """``ok(data)`` encoded, byte for byte as Litestar sends it, around ``data`` already
+    encoded."""
+    return _encoder.encode(Envelope(code=200, message=message, data=msgspec.Raw(data)))
+
+
+class AnswerResponse(Response[bytes]):
+    """A 200 whose envelope is already encoded (:func:`ok_bytes`), sent straight through ASGI.
+
+    Litestar's pipeline would build a second response object, copy and encode its headers and
+    run the envelope through its serializer again: a sizeable share of an answer kept in memory
+    (a task's status, the API's most polled request). What goes out is the same: status 200,
+    ``content-type: application/json`` and ``content-length``, in that order. When a layer adds
+    anything (headers, cookies, a background task, a HEAD), Litestar's own path sends it.
+    """
+
+    def __init__(self, body: bytes) -> None:
+        super().__init__(body, media_type=MediaType.JSON, status_code=200)
+
+    def to_asgi_response(  # type: ignore[override]
+        self, app: Any, request: Request[Any, Any, Any], **kwargs: Any
+    ) -> Any:
+        if any(kwargs.get(key) for key in _ADDED) or self.headers or self.cookies:
+            return super().to_asgi_response(app, request, **kwargs)
+        return self
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        body = self.content
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode()),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": body, "more_body": False})
+
+
+#: What a layer may add to a response (``Response.to_asgi_response``'s arguments).
+_ADDED = ("background", "cookies", "encoded_headers", "headers", "is_head_response")
 
 
 def error_response(

@@ -154,11 +154,15 @@ class Knm:
         from knm.core.progress import ProgressHub
         from knm.core.tasks.events import EventLog
         from knm.core.tasks.runner import Runner
-        from knm.core.tasks.status_cache import StatusCache
+        from knm.core.tasks.status_cache import StatusCache, VersionChecks
+        from knm.core.tasks.store import versions_of
 
         self.listener = Listener(self.connect_one)
         self.auth_cache = PrincipalCache(self.config.auth_cache_seconds, self.listener)
-        self.status_cache = StatusCache(self.listener)
+        pool = self.pool
+        self.status_cache = StatusCache(
+            self.listener, VersionChecks(lambda task_ids: versions_of(pool, task_ids))
+        )
         await self.listener.start()
         self.progress = ProgressHub(self.pool, self.listener)
         await self.progress.start()

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
+import httpx
 import msgspec
 import pytest
-from litestar import Request, get, post
+from litestar import Litestar, Request, get, post
+from litestar.testing import AsyncTestClient
 
+from knm.core.envelope import AnswerResponse, Envelope, ok, ok_bytes
 from knm.core.errors import Invalid
 from knm.core.hookspecs import hookimpl
 from knm.testing.client import ApiClient, assert_envelope
@@ -125,3 +128,47 @@ async def test_nul_in_a_body_value_is_422_and_in_a_query_parameter_400(
     assert "NUL" in assert_envelope(body, 422)["error"]
     query = await knm_client.get("/test/lookup", params={"text": "a\x00b"})
     assert "NUL" in assert_envelope(query, 400)["error"]
+
+
+# --- AnswerResponse: an envelope encoded once, sent as Litestar would send it ---------------
+
+_ANSWER = {"task_id": "test-exec-1-abc123", "status": "running", "duration": 3, "results": []}
+
+
+async def _both(**app_config: Any) -> tuple[httpx.Response, httpx.Response]:
+    """The same answer from a route built as usual and from one sent as kept bytes."""
+
+    # Made per app: Litestar keeps what a handler resolved from its first app's layers.
+    @get("/rebuilt")
+    async def rebuilt() -> Envelope[dict[str, Any]]:
+        return ok(msgspec.Raw(msgspec.json.encode(_ANSWER)))
+
+    @get("/kept")
+    async def kept() -> Envelope[dict[str, Any]]:
+        return AnswerResponse(ok_bytes(msgspec.json.encode(_ANSWER)))  # type: ignore[return-value]
+
+    async with AsyncTestClient(Litestar([rebuilt, kept], **app_config)) as client:
+        return await client.get("/rebuilt"), await client.get("/kept")
+
+
+async def test_an_answer_response_sends_what_litestar_would_byte_for_byte() -> None:
+    before, after = await _both()
+    assert after.status_code == before.status_code == 200
+    assert after.headers.raw == before.headers.raw
+    assert after.content == before.content
+    assert msgspec.json.decode(after.content) == {"code": 200, "message": "ok", "data": _ANSWER}
+
+
+async def test_an_answer_response_keeps_what_a_layer_adds_to_it() -> None:
+    before, after = await _both(response_headers={"X-Host": "kept"})
+    assert after.headers["x-host"] == "kept"
+    assert sorted(after.headers.raw) == sorted(before.headers.raw)
+    assert after.content == before.content
+
+
+def test_ok_bytes_equal_a_fresh_encode_of_the_envelope() -> None:
+    data = msgspec.json.encode(_ANSWER)
+    assert ok_bytes(data) == msgspec.json.encode(ok(msgspec.Raw(data)))
+    assert ok_bytes(data, "fine") == msgspec.json.encode(
+        {"code": 200, "message": "fine", "data": _ANSWER}
+    )

@@ -14,7 +14,7 @@ from litestar.params import Body
 from litestar.response import Stream
 
 from knm.core.auth.guards import OPERATOR, VIEWER, Guard, check_role, principal_of
-from knm.core.envelope import Envelope, PageNo, PageSize, offset, ok
+from knm.core.envelope import AnswerResponse, Envelope, PageNo, PageSize, offset, ok
 from knm.core.errors import BadRequest, Invalid, NotFound
 from knm.core.tasks import events, output, service, store
 from knm.core.tasks.executor import Executor
@@ -99,7 +99,7 @@ def executor_routes(executor: Executor) -> list[Any]:
         check_role(request, "viewer")
         knm = _knm(request)
         await knm.features.require(executor.feature)
-        return ok(await service.status_of(knm, task_id, kind))
+        return AnswerResponse(await service.status_answer(knm, task_id, kind))
 
     status.__annotations__ = {
         "request": Request[Any, Any, Any],
@@ -228,7 +228,7 @@ _, AnyTaskStatus = answer_shapes("AnyTask", {})
 async def get_task(request: Request[Any, Any, Any], task_id: str) -> Envelope[AnyTaskStatus]:  # type: ignore[valid-type]
     check_role(request, "viewer")  # not a guard: see ``status`` in executor_routes
     knm = _knm(request)
-    return ok(await service.status_of(knm, task_id))
+    return AnswerResponse(await service.status_answer(knm, task_id))
 
 
 @get("/tasks/{task_id:str}/events", guards=[VIEWER], summary="A task's event log")

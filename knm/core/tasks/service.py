@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 import asyncpg
 import msgspec
 
+from knm.core.envelope import ok_bytes
 from knm.core.errors import BadRequest, Conflict, Invalid, NotFound
 from knm.core.tasks import output, store
 from knm.core.tasks.executor import Executor
@@ -161,10 +162,10 @@ async def cancel_task(knm: Knm, task: TaskRow, reason: str = "cancelled by user"
     return updated
 
 
-async def status_of(knm: Knm, task_id: str, kind: str | None = None) -> msgspec.Raw:
-    """The status answer, encoded (``knm.wire.TaskStatus`` as sent): the contract's common
-    fields, the executor's, and ``results`` — or 404, also when the id belongs to another kind
-    than the URL's."""
+async def status_answer(knm: Knm, task_id: str, kind: str | None = None) -> bytes:
+    """The status answer's envelope, encoded (``ok(TaskStatus)`` as sent: see
+    ``envelope.AnswerResponse``): the contract's common fields, the executor's, and ``results``
+    — or 404, also when the id belongs to another kind than the URL's."""
     if kind is not None and kind_of(task_id) != kind:
         raise NotFound(f"Task {task_id} not found")
     cache = knm.status_cache
@@ -174,8 +175,13 @@ async def status_of(knm: Knm, task_id: str, kind: str | None = None) -> msgspec.
             return known
         generation = cache.generation
         live = cache.get_live(task_id)
+        checks = cache.checks
         # An unfinished task: its last answer, if nothing it was read from changed since.
-        if live is not None and await store.version_of(knm.pool, task_id) == live.version:
+        if (
+            live is not None
+            and checks is not None
+            and await checks.version(task_id) == live.version
+        ):
             cache.live_hits += 1
             return live.encode()
     # Ids start with their executor's kind, so the executor is known before the read.
@@ -217,14 +223,15 @@ async def status_of(knm: Knm, task_id: str, kind: str | None = None) -> msgspec.
         if executor.task_output_in_status:
             answer.output = await output.read_output(knm.pool, task.task_id, "", "log")
     data = answer.to_wire()
-    encoded = msgspec.Raw(_encoder.encode(data))
-    if cache is not None:
-        if task.status in TERMINAL:
-            cache.drop_live(task_id)
-            cache.put(task_id, encoded, text_size(answer), generation)
-        else:
-            live = LiveAnswer(found.version, data, task.start_time, task.end_time)
+    if task.status not in TERMINAL:
+        live = LiveAnswer(found.version, data, task.start_time, task.end_time)
+        if cache is not None:
             cache.put_live(task_id, live, text_size(answer))
+        return live.encode()
+    encoded = ok_bytes(_encoder.encode(data))
+    if cache is not None:
+        cache.drop_live(task_id)
+        cache.put(task_id, encoded, text_size(answer), generation)
     return encoded
 
 

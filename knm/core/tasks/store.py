@@ -478,6 +478,19 @@ async def version_of(conn: asyncpg.Connection | asyncpg.Pool, task_id: str) -> V
     return None if record is None else (record[0], record[1])
 
 
+async def versions_of(
+    conn: asyncpg.Connection | asyncpg.Pool, task_ids: Sequence[str]
+) -> dict[str, Version]:
+    """:func:`version_of` for many tasks in one statement (a task not there is left out): the
+    status polls of many clients, checked in one round trip (``status_cache.VersionChecks``)."""
+    records = await conn.fetch(
+        """SELECT t.task_id, t.xmin::text, r.rev FROM tasks t
+           LEFT JOIN task_revisions r ON r.task_id = t.task_id WHERE t.task_id = ANY($1::text[])""",
+        task_ids,
+    )
+    return {record[0]: (record[1], record[2]) for record in records}
+
+
 class HistoryFilter(msgspec.Struct, kw_only=True):
     kind: str | None = None
     cluster_name: str | None = None

@@ -3,12 +3,15 @@ cheap check that nothing they show changed; pruned ones never do."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import msgspec
+import pytest
 
 from knm.core.db import connect_one
+from knm.core.envelope import ok
 from knm.core.tasks import output, status_cache, store
 from knm.core.tasks.retention import prune, prune_with
 from knm.testing.client import ApiClient
@@ -122,9 +125,143 @@ def test_a_kept_running_answer_shows_the_duration_as_of_now() -> None:
     live = status_cache.LiveAnswer(
         ("1", 1), {"task_id": "t", "duration": 0, "results": []}, started, None
     )
-    assert msgspec.json.decode(live.encode())["duration"] >= 90
+    assert msgspec.json.decode(live.encode())["data"]["duration"] >= 90
     pending = status_cache.LiveAnswer(("1", 1), {"task_id": "t", "duration": None}, None, None)
-    assert msgspec.json.decode(pending.encode())["duration"] is None
+    assert msgspec.json.decode(pending.encode())["data"]["duration"] is None
+
+
+def test_a_kept_running_answers_bytes_equal_a_fresh_encode() -> None:
+    started = datetime(2026, 1, 1, 12, 0, 0, tzinfo=UTC)
+    data = {"task_id": "t", "status": "running", "duration": 0, "results": [{"node": "n1"}]}
+    # An end time fixes the duration (7 s), whatever the clock says.
+    live = status_cache.LiveAnswer(("1", 1), data, started, started + timedelta(seconds=7))
+    first = live.encode()
+    fresh = ok(msgspec.Raw(msgspec.json.encode(data | {"duration": 7})))
+    assert first == msgspec.json.encode(fresh)
+    # While the duration stays the same, the same bytes go out again: no new encode.
+    assert live.encode() is first
+    assert data["duration"] == 0  # the kept answer itself is never changed
+
+
+def test_a_kept_running_answer_is_encoded_again_once_its_duration_grew() -> None:
+    started = datetime.now(UTC) - timedelta(seconds=5)
+    live = status_cache.LiveAnswer(("1", 1), {"task_id": "t", "duration": 0}, started, None)
+    live.encode()
+    # As if the last encode had been a minute ago.
+    live.duration = -60
+    assert msgspec.json.decode(live.encode())["data"]["duration"] >= 5
+    assert live.duration is not None and live.duration >= 5
+
+
+class FakeVersions:
+    """``store.versions_of`` held open until the test lets each statement return."""
+
+    def __init__(self, versions: dict[str, store.Version]) -> None:
+        self.versions = versions
+        self.sent: list[set[str]] = []
+        self.release = asyncio.Event()
+        self.failure: Exception | None = None
+
+    async def __call__(self, task_ids: list[str]) -> dict[str, store.Version]:
+        self.sent.append(set(task_ids))
+        # What the statement's snapshot sees: the versions as they are when it is sent.
+        seen = {i: self.versions[i] for i in task_ids if i in self.versions}
+        await self.release.wait()
+        self.release.clear()
+        if self.failure is not None:
+            raise self.failure
+        return seen
+
+    async def sent_count(self, count: int) -> None:
+        async def sent() -> bool:
+            return len(self.sent) >= count
+
+        await eventually(sent)
+
+
+async def test_concurrent_version_checks_share_one_statement() -> None:
+    fake = FakeVersions({"a": ("1", 1), "b": ("2", None)})
+    checks = status_cache.VersionChecks(fake)
+    polls = [asyncio.create_task(checks.version(i)) for i in ("a", "b", "a", "gone")]
+    await fake.sent_count(1)
+    fake.release.set()
+    assert await asyncio.gather(*polls) == [("1", 1), ("2", None), ("1", 1), None]
+    assert fake.sent == [{"a", "b", "gone"}]
+    assert checks.statements == 1
+
+
+async def test_a_version_check_arriving_during_a_statement_waits_for_the_next() -> None:
+    fake = FakeVersions({"a": ("1", 1)})
+    checks = status_cache.VersionChecks(fake)
+    first = asyncio.create_task(checks.version("a"))
+    await fake.sent_count(1)
+    # The task changes after the first statement was sent, then a poll comes in.
+    fake.versions["a"] = ("1", 2)
+    later = [asyncio.create_task(checks.version("a")) for _ in range(3)]
+    await asyncio.sleep(0)
+    assert len(fake.sent) == 1  # nothing joins the statement in flight
+    fake.release.set()
+    assert await first == ("1", 1)
+    await fake.sent_count(2)
+    fake.release.set()
+    assert await asyncio.gather(*later) == [("1", 2)] * 3
+    assert checks.statements == 2
+
+
+async def test_a_version_check_whose_poll_went_away_leaves_the_others_theirs() -> None:
+    fake = FakeVersions({"a": ("1", 1)})
+    checks = status_cache.VersionChecks(fake)
+    gone = asyncio.create_task(checks.version("a"))
+    stays = asyncio.create_task(checks.version("a"))
+    await fake.sent_count(1)
+    gone.cancel()
+    fake.release.set()
+    assert await stays == ("1", 1)
+    assert gone.cancelled()
+
+
+async def test_a_failed_version_statement_fails_its_checks_and_the_next_check_asks_again() -> None:
+    fake = FakeVersions({"a": ("1", 1)})
+    checks = status_cache.VersionChecks(fake)
+    fake.failure = ConnectionError("database went away")
+    failing = asyncio.create_task(checks.version("a"))
+    await fake.sent_count(1)
+    fake.release.set()
+    with pytest.raises(ConnectionError):
+        await failing
+    fake.failure = None
+    again = asyncio.create_task(checks.version("a"))
+    await fake.sent_count(2)
+    fake.release.set()
+    assert await again == ("1", 1)
+
+
+async def test_many_running_tasks_are_checked_in_one_statement_against_the_database(
+    knm_client: ApiClient, admin_headers: dict[str, str], knm_database_url: str
+) -> None:
+    started = [
+        await start_task(
+            knm_client, admin_headers, cluster_name="lab", target_nodes=["n1"], hang_nodes=["n1"]
+        )
+        for _ in range(2)
+    ]
+    ids = [data["task_id"] for data in started]
+    conn = await connect_one(knm_database_url)
+    try:
+        found = await store.versions_of(conn, [*ids, "test-no-such-task"])
+        assert set(found) == set(ids)
+        for task_id in ids:
+            assert found[task_id] == await store.version_of(conn, task_id)
+        await conn.execute("UPDATE tasks SET message = 'changed' WHERE task_id = $1", ids[0])
+        checks = status_cache.VersionChecks(lambda task_ids: store.versions_of(conn, task_ids))
+        now = await asyncio.gather(*(checks.version(task_id) for task_id in ids))
+        assert now[0] != found[ids[0]]  # the changed task is seen
+        assert now[1] == found[ids[1]]
+    finally:
+        await conn.close()
+    for task_id in ids:
+        await knm_client.post(f"/automation/test/cancel/{task_id}", headers=admin_headers)
+        await wait_for_task(knm_client, admin_headers, task_id)
 
 
 async def test_a_prune_in_this_process_empties_the_cache(
@@ -176,8 +313,8 @@ def test_answers_with_much_output_are_not_kept() -> None:
         def on_reset(self, *_: Any) -> None: ...
 
     cache = status_cache.StatusCache(Live())  # type: ignore[arg-type]
-    big = msgspec.Raw(b'{"results": []}')
-    small = msgspec.Raw(b'{"results": []}')
+    big = b'{"results": []}'
+    small = b'{"results": [], "small": true}'
     cache.put("big", big, status_cache.MAX_TEXT + 1, cache.generation)
     cache.put("small", small, 1, cache.generation)
     assert cache.get("big") is None
