@@ -49,9 +49,10 @@ _TOKEN = re.compile(
     r"""
     (?P<ws>[ \t]+)
     |(?P<nl>\n)
-    |(?P<esc>\\.)
+    |(?P<esc>\\.|\\\Z)
     |(?P<sq>'[^']*')
     |(?P<ansi>\$'(?:[^'\\]|\\.)*')
+    |(?P<unclosed>\$?')
     |(?P<dq>")
     |(?P<arith>\$\(\(|\(\()
     |(?P<cmdsub>\$\()
@@ -63,7 +64,7 @@ _TOKEN = re.compile(
     |(?P<op>\|\||&&|;;&|;;|;&|\|&|[;&|])
     |(?P<lparen>\()
     |(?P<rparen>\))
-    |(?P<word>[^\s'"\\`$()<>;&|]+|\$)
+    |(?P<word>[^ \t\n'"\\`$()<>;&|]+|\$)
     """,
     re.X | re.S,
 )
@@ -79,7 +80,9 @@ _RESERVED_WORD = re.compile(
     r"(?:^|(?<=[;&|\n]))[ \t]*(?:case|coproc|do|done|elif|else|esac|fi|for|function|if|in|"
     r"select|then|time|until|while)(?=[ \t\n;&|]|$)"
 )
-_DELIMITER = re.compile(r"[^\s;&|()<>]+")
+#: Bash's blanks are only space, tab and newline: a vertical tab, form feed or no-break space
+#: is part of a word (``echo a<VT># b; rm -rf /etc`` runs ``rm``), as here.
+_DELIMITER = re.compile(r"[^ \t\n;&|()<>]+")
 #: What may come right before a ``(`` glued to an argument: an extended glob (``*.@(c|h)``,
 #: ``!(x)``) or an array assignment (``local a=(1 2)``, ``a+=(3)``).
 _GLUED_PAREN = frozenset("@!*+?=")
@@ -97,9 +100,10 @@ class Limits:
     lexer as it goes -- before any parse or walk -- so that text far beyond anything written
     by hand is refused in the time it takes to count up to the limit. Each unit costs the walk
     2-40 us of Python (and the lexer 1-5 us), so text at any one limit is checked in well
-    under 50 ms (text at every limit at once costs about the sum: ``bench/README.md``); the
-    largest count in the everyday corpus and the builtins is 20-50 times below each
-    (``tests/core/test_shellparse_split.py``)."""
+    under 50 ms. Text near every limit at once would cost about the sum of the four; the
+    ``budget`` bounds that sum: each unit counted above is weighed by what it costs and the
+    total is limited too. The largest count in the everyday corpus and the builtins is at
+    least 10 times below each (``tests/core/test_shellparse_split.py``)."""
 
     #: Commands: statements and pipeline stages, a repeated one each time (each is cut,
     #: planned and looked up or walked: 2-10 us).
@@ -113,8 +117,13 @@ class Limits:
     #: Words the lexer reads one by one (outside runs of plain commands, which are cut in C)
     #: and word parts: quoted strings, escapes, braces and brackets, ``$`` expansions and
     #: substitutions (``'a'``, ``"a"``, ``\ ``, ``{``, ``]``, ``$x``, ``${x}``, ``$( )``,
-    #: back-quotes, ``$(( ))``): each is a token to read and a node to parse and walk (3-10 us).
-    expansions: int = 5000
+    #: back-quotes, ``$(( ))``), and redirections: each is a token to read and a node to parse
+    #: and walk (3-10 us).
+    expansions: int = 4000
+    #: All of the above at once, weighed by cost: a command or word 1 unit, a parsed
+    #: statement 5, a function 2 (a text near every limit at once took ~60 ms; under this
+    #: budget, ~15).
+    budget: int = 4500
     #: What the text is, and what to do instead: said in the refusal.
     subject: str = "command"
     advice: str = "split it into smaller commands, or put it in a script"
@@ -123,7 +132,8 @@ class Limits:
         """Limits for text ``factor`` times as long as a command may be (a stored script)."""
         return Limits(
             int(self.commands * factor), int(self.parses * factor),
-            int(self.functions * factor), int(self.expansions * factor), subject, advice,
+            int(self.functions * factor), int(self.expansions * factor),
+            int(self.budget * factor), subject, advice,
         )  # fmt: skip
 
 
@@ -132,14 +142,16 @@ _WHAT = {
     "parses": "distinct statements that are not plain commands",
     "functions": "function definitions",
     "expansions": "words and word parts (quoted strings, escapes, braces, brackets, $ "
-    "expansions and substitutions) outside plain commands",
+    "expansions and substitutions, redirections) outside plain commands",
+    "budget": "units of work (a command or word 1, a statement parsed alone 5, a function 2)",
 }
+
 #: The limits of one command (at most ``policy.MAX_COMMAND_BYTES``).
 COMMAND_LIMITS = Limits()
 
 
 #: No limits: what a site that allows ``too-complex`` gets (the whole text is walked).
-NO_LIMITS = Limits(*(1 << 62,) * 4)
+NO_LIMITS = Limits(*(1 << 62,) * 5)
 
 
 class TooComplex(Exception):
@@ -157,6 +169,21 @@ class TooComplex(Exception):
         )
         self.what = what
         self.limit = limit
+
+
+class Unfollowed(TooComplex):
+    """Long text in a shape the lexer does not follow (a here-doc's body inside ``(( ))``, a
+    statement going on after the here-doc bodies of an earlier one on its line): refused
+    unparsed, as the parse of the whole of it may take seconds."""
+
+    def __init__(self, length: int, limits: Limits) -> None:
+        Exception.__init__(
+            self,
+            f"a {limits.subject} of {length} characters in a shape too tangled to check in "
+            f"parts (here-docs): {limits.advice}",
+        )
+        self.what = "shape"
+        self.limit = 0
 
 
 class TooDeep(TooComplex):
@@ -186,26 +213,40 @@ class Counts:
     parses: int = 0
     functions: int = 0
     expansions: int = 0
+    #: The weighed sum of the four (``Limits.budget``).
+    units: int = 0
 
     def command(self) -> None:
         self.commands += 1
+        self.units += 1
         if self.commands > self.limits.commands:
             raise TooComplex("commands", self.limits)
+        if self.units > self.limits.budget:
+            raise TooComplex("budget", self.limits)
 
     def parse(self) -> None:
         self.parses += 1
+        self.units += 5
         if self.parses > self.limits.parses:
             raise TooComplex("parses", self.limits)
+        if self.units > self.limits.budget:
+            raise TooComplex("budget", self.limits)
 
     def function(self) -> None:
         self.functions += 1
+        self.units += 2
         if self.functions > self.limits.functions:
             raise TooComplex("functions", self.limits)
+        if self.units > self.limits.budget:
+            raise TooComplex("budget", self.limits)
 
     def expansion(self, n: int = 1) -> None:
         self.expansions += n
+        self.units += n
         if self.expansions > self.limits.expansions:
             raise TooComplex("expansions", self.limits)
+        if self.units > self.limits.budget:
+            raise TooComplex("budget", self.limits)
 
 
 class ShellSyntaxError(Exception):
@@ -239,6 +280,16 @@ class Item:
     whole: bool = False
     #: How many times in a row the statement is written (``a; a; a``: one item, 3).
     count: int = 1
+    #: ``(start, end)`` of the bodies of its here-docs when they do not follow its text (``cat
+    #: <<E; rm x`` newline ``body`` newline ``E``: the statement is its text, a newline and
+    #: these).
+    tail: tuple[int, int] | None = None
+
+    def source(self, text: str) -> str:
+        """The statement's text in ``text``, with its here-docs' bodies."""
+        if self.tail is None:
+            return text[self.start : self.end]
+        return f"{text[self.start : self.end]}\n{text[self.tail[0] : self.tail[1]]}"
 
 
 def split(
@@ -308,6 +359,10 @@ class _Lexer:
         item = Item()
         pipeline = Pipeline()
         stage = [-1, -1]
+        #: Statements ended on the line of their here-docs' operator (``cat <<E; rm x``), with
+        #: how many of the pending here-docs are theirs: their bodies follow the line.
+        waiting: list[tuple[Item, int]] = []
+        owned = 0  # of the pending here-docs, how many such statements hold
 
         def close_stage() -> None:
             if stage[0] < 0:
@@ -333,12 +388,39 @@ class _Lexer:
                 and last.background == background
                 and last.end - last.start == item.end - item.start
                 and text[last.start : last.end] == text[item.start : item.end]
+                and last.tail is None
+                and all(done is not last for done, _ in waiting)
             ):
                 last.count += 1
             else:
                 self.items.append(item)
             item = Item()
             pipeline = Pipeline()
+
+        def bodies(pos: int) -> int:
+            """The bodies of the pending here-docs, after a newline at the top level: each
+            statement that ended on this line gets its own (``Item.tail``); the one going on
+            gets the rest."""
+            nonlocal owned
+            ends = self._heredoc_bodies(pos)
+            after, first = ends[-1], pos
+            for done, count in waiting:
+                if count:
+                    done.tail = (first, ends[count - 1] - (text[ends[count - 1] - 1] == "\n"))
+                    first = ends[count - 1]
+                ends = ends[count:]
+            if not waiting:
+                # The statement goes on after its bodies, or ends with its delimiter line.
+                stage[1] = item.end = ends[-1] - (text[ends[-1] - 1] == "\n")
+            elif ends:
+                if continuation:
+                    # ``cat <<A; cat <<B |`` newline bodies ``sh``: not followed here.
+                    raise _GiveUp
+                item.whole = True
+                item.tail = (first, ends[-1] - (text[ends[-1] - 1] == "\n"))
+            waiting.clear()
+            owned = 0
+            return after
 
         while pos < self.n:
             if (
@@ -348,6 +430,7 @@ class _Lexer:
                 and not continuation
                 and not pipeline.stages
                 and not item.pipelines
+                and not self.heredocs  # their bodies follow the line
             ):
                 pos = self._plain_run(pos)
                 if pos >= self.n:
@@ -372,9 +455,7 @@ class _Lexer:
                 if not top and not cmdpos:
                     self.counts.command()  # a command inside a compound command ends
                 if self.heredocs:
-                    pos = self._heredoc_bodies(pos)
-                    if top:  # the statement ends with its here-doc's delimiter line
-                        stage[1] = item.end = pos - 1 if text[pos - 1] == "\n" else pos
+                    pos = bodies(pos) if top else self._heredoc_bodies(pos)[-1]
                 if top and not continuation:
                     close_item(False, operator=False)
                 cmdpos = True
@@ -392,8 +473,11 @@ class _Lexer:
                     continue
                 if op in (";;", ";;&", ";&"):
                     raise ShellSyntaxError(start, f"'{op}' outside a case")
-                if self.heredocs and op in (";", "&"):
-                    raise _GiveUp  # a here-doc's body would follow a later statement
+                if len(self.heredocs) > owned and op in (";", "&"):
+                    # Its here-docs' bodies follow the line: it is parsed with them, whole.
+                    item.whole = True
+                    waiting.append((item, len(self.heredocs) - owned))
+                    owned = len(self.heredocs)
                 if op in ("|", "|&"):
                     # tree-sitter-bash reads ``a |& b | c <newline> d`` as ``c d``: left whole,
                     # it is walked as the parser reads it, as before.
@@ -474,6 +558,8 @@ class _Lexer:
         a redirection's target does. ``item`` is given at the top level."""
         if after_redirect and kind in ("redir", "heredoc", "lparen", "rparen"):
             raise ShellSyntaxError(start, "a redirection with no target")  # ``< <``, ``> (``
+        if kind == "unclosed":
+            raise ShellSyntaxError(start, "the text ends inside '")
         after_for, self.after_for = self.after_for, False
         fn_state, self.fn_state = self.fn_state, 0
         if fn_state == 2 and kind != "rparen":  # ``echo (a)``, ``f (x)``, ``[ ( a ) ]``
@@ -509,8 +595,10 @@ class _Lexer:
         if kind in ("redir", "heredoc", "procsub") and item is not None:
             item.whole = True
         if kind == "redir":
+            self.counts.expansion()  # a node of its own to parse and walk
             return pos, cmdpos, True
         if kind == "heredoc":
+            self.counts.expansion()
             return self._heredoc_start(pos), cmdpos, False
         if kind in ("procsub", "cmdsub"):
             self.counts.expansion()
@@ -765,7 +853,7 @@ class _Lexer:
                 if not cmdpos:
                     self.counts.command()
                 if self.heredocs:
-                    pos = self._heredoc_bodies(pos)
+                    pos = self._heredoc_bodies(pos)[-1]
                 cmdpos = True
                 continue
             if kind == "word" and match.group()[0] == "#" and self._word_start(start):
@@ -803,8 +891,8 @@ class _Lexer:
         try:
             while pos < self.n:
                 match = tokens.match(text, pos)
-                if match is None:
-                    raise _GiveUp
+                if match is None:  # a lone ``\`` or an unclosed ``'`` at the end
+                    break
                 token, pos = match.group(), match.end()
                 if token == closer:
                     return pos
@@ -865,10 +953,11 @@ class _Lexer:
         self.heredocs.append((delimiter, strip))
         return match.end()
 
-    def _heredoc_bodies(self, pos: int) -> int:
+    def _heredoc_bodies(self, pos: int) -> list[int]:
         """The bodies of the pending here-docs, which start at ``pos`` (after a newline);
-        returns the position after the last delimiter line's newline."""
+        returns the position after each one's delimiter line (and its newline)."""
         text = self.text
+        ends = []
         for delimiter, strip in self.heredocs:
             while True:
                 if pos >= self.n:
@@ -878,5 +967,6 @@ class _Lexer:
                 pos = self.n if end < 0 else end + 1
                 if (line.lstrip("\t") if strip else line) == delimiter:
                     break
+            ends.append(pos)
         self.heredocs.clear()
-        return pos
+        return ends
