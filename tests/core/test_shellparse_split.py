@@ -14,7 +14,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bench.policy import LARGE, destructive, everyday
+from bench.policy import LARGE, Case, destructive, everyday
 from knm.core import policy
 from knm.core.policy import check_command, check_script
 from knm.core.shell.split import COMMAND_LIMITS, Limits, ShellSyntaxError, TooComplex, split
@@ -62,10 +62,26 @@ def _signature(text: str, split_text: bool) -> tuple[list[object], list[object]]
 # --- the same verdicts as the full walk -------------------------------------------------------
 
 
+def _misread_whole(text: str) -> bool:
+    """A statement ends on its here-doc's line (``cat <<E; rm x``): tree-sitter-bash reads the
+    rest of the line into the here-doc when it parses the whole, so the full walk is no
+    reference there (``test_text_the_splitter_used_to_leave_to_the_parser_is_refused``), at
+    the top level or in nested code (``eval '...'``)."""
+    return _HEREDOC_THEN_STATEMENT.search(text) is not None
+
+
+_HEREDOC_THEN_STATEMENT = re.compile(r"<<[^\n]*?(?<![;&])[;&](?![;&])")
+
+
+def _corpora() -> list[Case]:
+    cases = [c for cases in destructive().values() for c in cases] + everyday()
+    return [c for c in cases if not _misread_whole(c.text)]
+
+
 def test_every_corpus_command_gets_the_verdict_of_the_full_walk(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    cases = [c for cases in destructive().values() for c in cases] + everyday()
+    cases = _corpora()
     fast = [check_script(c.text, variables=c.variables, deferred=c.deferred) for c in cases]
     _full_walk(monkeypatch)
     full = [check_script(c.text, variables=c.variables, deferred=c.deferred) for c in cases]
@@ -74,7 +90,7 @@ def test_every_corpus_command_gets_the_verdict_of_the_full_walk(
 
 
 def test_every_corpus_command_runs_the_same_commands_as_in_the_full_walk() -> None:
-    cases = [c for cases in destructive().values() for c in cases] + everyday()
+    cases = _corpora()
     for case in cases:
         assert _signature(case.text, True) == _signature(case.text, False), case.text
 
@@ -92,6 +108,8 @@ _SHELLISH = ["rm", "-rf", "/", "$(", ")", "`", "'", '"', "${", "}", "{", "(", ";
 @given(tokens=st.lists(st.sampled_from(_SHELLISH), max_size=40))
 def test_generated_shell_runs_the_same_commands_as_in_the_full_walk(tokens: list[str]) -> None:
     text = " ".join(tokens)
+    if _misread_whole(text):
+        return
     assert _signature(text, True) == _signature(text, False)
 
 
@@ -126,7 +144,13 @@ _BEYOND_LIMITS = {
     "quoted words pipeline", "and-or chain", "nested to the limit", "here-doc into sh",
     "quoted expansions", "sh -c script", "many assignments", "many functions",
     "functions calling functions", "many words with $", "many redirections",
+    "every limit at once", "here-docs before ;",
 }  # fmt: skip
+#: Shapes tree-sitter-bash misreads whole: the rest of a here-doc's line goes into its body.
+_MISREAD_WHOLE = {"here-doc before ; then rm"}
+#: A statement tree-sitter-bash finds an error in (a trailing ``\``), refused past
+#: ``MAX_ERROR_PARSE`` after its chunks parse.
+_PIECE_ERROR = {"trailing backslash"}
 #: Nested past ``split.MAX_OPEN``: refused as too deep, unparsed.
 _TOO_DEEP = {"nested subshells", "nested groups", "nested $( )", "nested if"}
 
@@ -143,6 +167,13 @@ def test_each_64_kib_shape_runs_the_same_commands_as_in_the_full_walk(name: str)
         return
     if name in _QUADRATIC:
         pytest.skip("the parse of the whole of this shape takes seconds")
+    if name in _MISREAD_WHOLE:
+        assert {c.program for c in analyze(text).commands} == {"cat", "rm"}
+        return
+    if name in _PIECE_ERROR:
+        (finding,) = analyze(text).findings
+        assert finding.rule == "too-complex" and "syntax error" in finding.matched
+        return
     assert _signature(text, True) == _signature(text, False)
 
 
@@ -182,7 +213,8 @@ def test_a_destructive_command_anywhere_in_a_64_kib_shape_is_refused(name: str) 
             found = {v.rule for v in check_script(candidate)}  # a few bytes over 64 KiB
             assert found & {"system-paths", "nesting-too-deep", "too-complex"}, (name, start)
     tail = text + "\nrm -rf /etc\n"
-    if _split(tail) is not None:  # the text ends a statement there (not inside a here-doc)
+    if _split(tail) is not None and not text.endswith("\\"):
+        # the text ends a statement there (not inside a here-doc, nor before ``\`` newline)
         assert {v.rule for v in check_script(tail)} & {"system-paths", "too-complex"}, name
 
 
@@ -458,6 +490,13 @@ _VERDICTS = {
     "many words with $": {"too-complex"},
     "many redirections": {"too-complex"},
     "arithmetic commands": {"too-complex"},
+    "every limit at once": {"too-complex"},
+    "under the budget": set(),
+    "here-docs before ;": {"too-complex"},
+    "here-doc before ; then rm": {"system-paths"},
+    "vertical tab in words": {"system-paths"},
+    "trailing backslash": {"too-complex"},
+    "unclosed quote": {"too-complex"},
 }
 
 
