@@ -2025,22 +2025,25 @@ def _unknown_command_position(text: str) -> bool:
 
 def _chunks_parse(text: str, offset: int, marks: Sequence[tuple[int, int]]) -> bool:
     """Whether each chunk of a long piece (``text``, at ``offset``) between two of the lexer's
-    marks of the same command (``split``: blanks between whole arguments, at any depth)
-    parses without an error alone, as the arguments of ``:``. tree-sitter-bash's error
+    marks of the same key (``split``: blanks between whole arguments, at any depth, or ends of
+    statements in a body) parses without an error alone, as the arguments of ``:`` (or as it
+    is, for statements). tree-sitter-bash's error
     recovery can be quadratic in the length of the text after the error (its scanner reads
     ahead to the next quote, ``}`` or ``$name`` at every token), so an error in a long
     command is found in chunks, each in linear time, before the whole is parsed; the whole
     is parsed only when every chunk is clean (or there is none)."""
     end = offset + len(text)
-    first = bisect.bisect_left(marks, (offset, -1))
+    first = bisect.bisect_left(marks, (offset, -(1 << 62)))
     last = bisect.bisect_right(marks, (end, 1 << 62))
     commands: dict[int, list[int]] = {}
     for position, key in marks[first:last]:
         commands.setdefault(key, []).append(position - offset)
-    for positions in commands.values():
+    for key, positions in commands.items():
         positions.sort()
         for a, b in itertools.pairwise(positions):
-            if _parse(f": {text[a:b]}").root_node.has_error:
+            # a negative key: a run of whole statements in a body, parsed as it is
+            chunk = text[a:b] if key < 0 else f": {text[a:b]}"
+            if _parse(chunk).root_node.has_error:
                 return False
     return True
 

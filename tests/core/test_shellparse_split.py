@@ -15,9 +15,16 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bench.policy import LARGE, Case, destructive, everyday
-from knm.core import policy
+from knm.core import policy, shellparse
 from knm.core.policy import check_command, check_script
-from knm.core.shell.split import COMMAND_LIMITS, Limits, ShellSyntaxError, TooComplex, split
+from knm.core.shell.split import (
+    COMMAND_LIMITS,
+    NO_LIMITS,
+    Limits,
+    ShellSyntaxError,
+    TooComplex,
+    split,
+)
 from knm.core.shellparse import MAX_ERROR_PARSE, _Env, _Walker, analyze
 
 
@@ -649,6 +656,61 @@ def test_a_long_command_the_parser_finds_an_error_in_is_refused_after_a_parse_in
     assert violation.rule == "too-complex"
     assert "a statement the parser finds a syntax error in" in violation.matched
     assert check_command("rm -rf /etc; " + text)  # refused, whatever else it holds
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "f() { " + "echo @(a); " * 300 + "}; f",
+        "f() {\n" + "  echo @(a)\n" * 300 + "}\nf\n",
+        "if true; then " + "echo @(a); " * 300 + "fi",
+        "while true; do " + "echo @(a) | cat; " * 300 + "done",
+        "case x in a) " + "echo @(a); " * 300 + ";; esac",
+        "case x in a) echo " + "@(a) " * 300 + ";; esac",
+    ],
+)
+def test_an_error_in_a_long_body_or_case_arm_is_found_chunk_by_chunk(
+    text: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Runs of statements in bodies and a case arm's commands are cut into chunks that parse
+    # alone: the error is found in one, and the whole (the quadratic parse) is never parsed.
+    parsed: list[int] = []
+    parse = shellparse._parse
+    monkeypatch.setattr(shellparse, "_parse", lambda t: parsed.append(len(t)) or parse(t))
+    (violation,) = check_command(text)
+    assert "a statement the parser finds a syntax error in" in violation.matched
+    assert max(parsed) < MAX_ERROR_PARSE
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "f() { " + "echo a; " * 300 + "}; f; rm -rf /etc",
+        "case x in a) " + "echo a\n" * 300 + ";; b) rm -rf /etc;; esac",
+        "if true; then " + "cat <<E | wc -l\nx\nE\necho a; " * 100 + "rm -rf /etc; fi",
+    ],
+)
+def test_a_long_valid_body_is_checked_not_refused_by_the_chunk_parse(text: str) -> None:
+    assert {v.rule for v in check_command(text)} == {"system-paths"}
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "if true; then cat <<E; rm -rf /etc\nx\nE\nfi",
+        "{ cat <<E & rm -rf /etc\nx\nE\n}",
+        "echo $(cat <<E; rm -rf /etc\nx\nE\n)",
+    ],
+)
+def test_a_here_doc_before_a_statement_inside_a_body_is_refused(text: str) -> None:
+    # tree-sitter-bash reads ``rm`` into the here-doc (the text would be allowed): refused,
+    # saying how to write it instead; a site that allows too-complex has it walked whole.
+    (violation,) = check_command(text)
+    assert violation.rule == "too-complex"
+    assert "put that statement on a line of its own" in violation.matched
+    walked = analyze(text, limits=NO_LIMITS)
+    assert walked.commands
+    assert all(f.rule != "too-complex" for f in walked.findings)
 
 
 _ARGS = "".join(f"--opt{i}=v{i} 'q {i}' \"$x{i}\" ${{y{i}:-d}} $(echo {i}) " for i in range(100))

@@ -10,10 +10,13 @@ once), and runs plain commands (no quoting, expansion or redirection) with no pa
 
 It only has to be right where it splits: quotes, escapes, comments, ``$( )``, ``( )``,
 ``${ }``, back-quotes, ``$(( ))``, ``{ }`` groups, ``if``/``case``/``do`` blocks, ``[[ ]]`` and
-here-documents are followed, and a piece that holds anything it does not follow exactly (a
-redirection or here-doc at the top level, ``!``/``time``/``coproc`` before a pipeline) is left
-whole, as the parser would see it. Text it cannot follow at all gives ``None``: the caller then
-parses the whole text as before. A piece the parser finds an error in also sends the caller back
+here-documents are followed (a statement ended on its here-doc's line, ``cat <<E; rm x``, is
+given its bodies from the lines after: ``Item.tail``), and a piece that holds anything it does
+not follow exactly (a redirection or here-doc at the top level, ``!``/``time``/``coproc``
+before a pipeline) is left whole, as the parser would see it. Blanks are only space, tab and
+newline, as in bash (a vertical tab is part of a word). What it cannot follow -- a here-doc's
+body inside ``(( ))``, a statement going on after the bodies of an earlier one's here-docs --
+gives ``None``: the caller then parses the whole text if it is short (and refuses it if not). A piece the parser finds an error in also sends the caller back
 to the whole text (error recovery depends on context), so the result never differs from the
 parse of the whole text (``tests/core/test_shellparse_split.py`` compares the two).
 
@@ -176,14 +179,24 @@ class Unfollowed(TooComplex):
     statement going on after the here-doc bodies of an earlier one on its line): refused
     unparsed, as the parse of the whole of it may take seconds."""
 
-    def __init__(self, length: int, limits: Limits) -> None:
+    def __init__(
+        self, length: int, limits: Limits, shape: str = "a shape too tangled to check in "
+        "parts (here-docs)", advice: str = "",
+    ) -> None:  # fmt: skip
         Exception.__init__(
-            self,
-            f"a {limits.subject} of {length} characters in a shape too tangled to check in "
-            f"parts (here-docs): {limits.advice}",
-        )
+            self, f"a {limits.subject} of {length} characters in {shape}: "
+            f"{advice or limits.advice}",
+        )  # fmt: skip
         self.what = "shape"
         self.limit = 0
+
+
+class Misread(Exception):
+    """A here-doc followed by ``;`` or ``&`` on its line inside a compound command or ``$(
+    )`` (``{ cat <<E; rm -rf /etc`` newline ``x`` newline ``E`` newline ``}``): bash runs the
+    statement after it, tree-sitter-bash reads it into the here-doc, and such a statement is
+    parsed with what is around it. The checker refuses it (``shellparse``) unless the site
+    allows ``too-complex``; it is not written so in the everyday corpus."""
 
 
 class TooDeep(TooComplex):
@@ -300,9 +313,11 @@ def split(
     ``TooComplex`` as soon as ``counts`` (what this text holds added to them) passes its
     limits; text that cannot be split keeps what was counted up to where the lexer stopped.
 
-    ``marks`` receives where a long command may be cut into chunks that parse alone as the
-    arguments of ``:`` (``(position, command)``: between two marks of the same command, at
-    least ``CHUNK`` bytes apart, lie only whole arguments; at any depth of nesting)."""
+    ``marks`` receives where a long command may be cut into chunks that parse alone
+    (``(position, key)``, at least ``CHUNK`` bytes apart, at any depth of nesting): between
+    two marks of the same positive key lie only whole arguments of one command (parsed as the
+    arguments of ``:``); of the same negative key, whole statements of one run in a body
+    (``{ }``, ``then``, ``else``, ``do``, a ``case`` arm; parsed as they are)."""
     try:
         lexer = _Lexer(text, Counts(NO_LIMITS) if counts is None else counts)
         if marks is not None:
@@ -310,6 +325,16 @@ def split(
         return lexer.run()
     except _GiveUp:
         return None
+    except Misread:
+        if lexer.counts.limits is NO_LIMITS:
+            return None  # the parse of the whole text, walked as it reads it
+        raise Unfollowed(
+            len(text),
+            lexer.counts.limits,
+            "a here-doc followed by another statement on its "
+            "line inside a compound command or $( ), which the parser misreads",
+            "put that statement on a line of its own",
+        ) from None
 
 
 class _Lexer:
@@ -347,6 +372,12 @@ class _Lexer:
         #: The end of the run of plain characters last looked at (``_plain_run``).
         self.plain_end = -1
         self.plain_until = 0
+        #: Runs of statements in the bodies open at each depth (``{ }``, ``then``, ``else``,
+        #: ``do``, a ``case`` arm): their chunk key, where the run starts, its last mark and
+        #: whether it has one (``_statement_end``).
+        self.runs: dict[int, list[int]] = {}
+        #: The last token was ``|``, ``|&``, ``&&`` or ``||``: a newline ends no statement.
+        self.joined = False
 
     # --- the top level ---------------------------------------------------------------------
 
@@ -456,6 +487,8 @@ class _Lexer:
                     self.counts.command()  # a command inside a compound command ends
                 if self.heredocs:
                     pos = bodies(pos) if top else self._heredoc_bodies(pos)[-1]
+                if not top:
+                    self._statement_end(pos)
                 if top and not continuation:
                     close_item(False, operator=False)
                 cmdpos = True
@@ -468,7 +501,7 @@ class _Lexer:
                 cmdpos = True
                 self._not_a_body(start)
                 if not top:
-                    self._op_inside(op, start)
+                    self._op_inside(op, start, pos)
                     self.counts.command()
                     continue
                 if op in (";;", ";;&", ";&"):
@@ -533,7 +566,9 @@ class _Lexer:
             or self.function_name
             or after_redirect
             or (cmdpos and self.text[start - 1] != ")")
-            or (self.stack and self.stack[-1] in ("]]", "esac"))  # their own grammar
+            # their own grammar (a case arm's commands are commands)
+            or (self.stack and self.stack[-1] == "]]")
+            or (self.stack and self.stack[-1] == "esac" and self.case_state[-1] != "code")
         ):
             return
         if self.cut_last < 0:
@@ -560,6 +595,7 @@ class _Lexer:
             raise ShellSyntaxError(start, "a redirection with no target")  # ``< <``, ``> (``
         if kind == "unclosed":
             raise ShellSyntaxError(start, "the text ends inside '")
+        self.joined = False
         after_for, self.after_for = self.after_for, False
         fn_state, self.fn_state = self.fn_state, 0
         if fn_state == 2 and kind != "rparen":  # ``echo (a)``, ``f (x)``, ``[ ( a ) ]``
@@ -629,6 +665,7 @@ class _Lexer:
             stack = self.stack
             if self.case_state and self.case_state[-1] == "pattern" and stack[-1] == "esac":
                 self.case_state[-1] = "code"
+                self._body(pos)
             elif not stack or stack[-1] != ")":
                 raise ShellSyntaxError(start, "')' with no '(' open")
             else:
@@ -768,22 +805,30 @@ class _Lexer:
             if word == "if":
                 stack.append("fi")
                 self._deeper()
+                self._no_body()
             elif word in ("then", "else", "elif") and (not stack or stack[-1] != "fi"):
                 raise ShellSyntaxError(pos - len(word), f"'{word}' outside an if")
+            elif word == "elif":
+                self._no_body()
+            elif word in ("then", "else"):
+                self._body(pos)
             if item is not None and word in ("!", "time", "coproc"):
                 item.whole = True
             return True
         if word == "do":
             if not stack or stack[-1] != "done":
                 raise ShellSyntaxError(pos - 2, "'do' outside a loop")
+            self._body(pos)
             return True
         if word in ("while", "until"):
             stack.append("done")
             self._deeper()
+            self._no_body()
             return True
         if word in ("fi", "done", "esac", "}", "]]"):
             if not stack or stack[-1] != word:
                 raise ShellSyntaxError(pos - len(word), f"'{word}' closing nothing open")
+            self._no_body()
             stack.pop()
             if word == "esac":
                 self.case_state.pop()
@@ -791,6 +836,7 @@ class _Lexer:
         if word == "{":
             stack.append("}")
             self._deeper()
+            self._body(pos)
             return True
         if word == "[[":
             stack.append("]]")
@@ -798,21 +844,55 @@ class _Lexer:
         if word == "case":
             stack.append("esac")
             self._deeper()
+            self._no_body()
             self.case_state.append("head")
             return False
         if word in ("for", "select"):
             stack.append("done")
             self._deeper()
+            self._no_body()
             return False
         if word in ("function", "in"):
             return False
         return bool(_NAME_ASSIGN.match(word))
 
-    def _op_inside(self, op: str, start: int) -> None:
+    def _op_inside(self, op: str, start: int, end: int) -> None:
+        self.joined = op in ("|", "|&", "&&", "||")
+        if self.heredocs and op in (";", "&"):
+            raise Misread
         if op in (";;", ";;&", ";&"):
             if not self.case_state or self.stack[-1] != "esac":
                 raise ShellSyntaxError(start, f"'{op}' outside a case")
             self.case_state[-1] = "pattern"
+            self._no_body()
+        elif op in (";", "&"):
+            self._statement_end(end)
+
+    # --- chunks of statements in bodies --------------------------------------------------
+
+    def _body(self, pos: int) -> None:
+        """A body of statements starts at ``pos``, at the current depth: ``{``, ``then``,
+        ``else``, ``do``, a ``case`` arm's ``)``."""
+        self.keys[0] += 1
+        self.runs[len(self.stack)] = [-self.keys[0], pos, pos, 0]
+
+    def _no_body(self) -> None:
+        """What follows at the current depth is no run of statements that parses alone (a
+        condition, a ``case`` pattern, the text after the construct closes)."""
+        self.runs.pop(len(self.stack), None)
+
+    def _statement_end(self, end: int) -> None:
+        """A statement inside a body ends before ``end``: a chunk mark (a negative key: the
+        chunk is parsed as it is, not as arguments) when its run has grown ``CHUNK`` bytes
+        since its last one. Between two marks of a run lie whole statements at that depth."""
+        run = self.runs.get(len(self.stack))
+        if run is None or self.joined or self.heredocs or end - run[2] < CHUNK:
+            return
+        if not run[3]:
+            self.marks.append((run[1], run[0]))
+            run[3] = 1
+        self.marks.append((end, run[0]))
+        run[2] = end
 
     # --- nested constructs -----------------------------------------------------------------
 
@@ -854,6 +934,7 @@ class _Lexer:
                     self.counts.command()
                 if self.heredocs:
                     pos = self._heredoc_bodies(pos)[-1]
+                self._statement_end(pos)
                 cmdpos = True
                 continue
             if kind == "word" and match.group()[0] == "#" and self._word_start(start):
@@ -861,7 +942,7 @@ class _Lexer:
                 continue
             if kind == "op":
                 self._not_a_body(start)
-                self._op_inside(match.group(), start)
+                self._op_inside(match.group(), start, pos)
                 self.counts.command()
                 cmdpos = True
                 continue
