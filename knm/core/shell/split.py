@@ -419,8 +419,7 @@ class _Lexer:
                 and last.background == background
                 and last.end - last.start == item.end - item.start
                 and text[last.start : last.end] == text[item.start : item.end]
-                and last.tail is None
-                and all(done is not last for done, _ in waiting)
+                and last.tail is None  # nor waiting for its bodies
             ):
                 last.count += 1
             else:
@@ -434,24 +433,25 @@ class _Lexer:
             gets the rest."""
             nonlocal owned
             ends = self._heredoc_bodies(pos)
-            after, first = ends[-1], pos
-            for done, count in waiting:
-                if count:
-                    done.tail = (first, ends[count - 1] - (text[ends[count - 1] - 1] == "\n"))
-                    first = ends[count - 1]
-                ends = ends[count:]
+            # each body ends before its delimiter line's newline
+            last = [end - (text[end - 1] == "\n") for end in ends]
+            first, index = pos, 0
+            for done, count in waiting:  # each holds one here-doc or more
+                index += count
+                done.tail = (first, last[index - 1])
+                first = ends[index - 1]
             if not waiting:
                 # The statement goes on after its bodies, or ends with its delimiter line.
-                stage[1] = item.end = ends[-1] - (text[ends[-1] - 1] == "\n")
-            elif ends:
+                stage[1] = item.end = last[-1]
+            elif index < len(ends):
                 if continuation:
                     # ``cat <<A; cat <<B |`` newline bodies ``sh``: not followed here.
                     raise _GiveUp
                 item.whole = True
-                item.tail = (first, ends[-1] - (text[ends[-1] - 1] == "\n"))
+                item.tail = (first, last[-1])
             waiting.clear()
             owned = 0
-            return after
+            return ends[-1]
 
         while pos < self.n:
             if (
@@ -509,6 +509,7 @@ class _Lexer:
                 if len(self.heredocs) > owned and op in (";", "&"):
                     # Its here-docs' bodies follow the line: it is parsed with them, whole.
                     item.whole = True
+                    item.tail = (-1, -1)  # its bodies' place: not known yet
                     waiting.append((item, len(self.heredocs) - owned))
                     owned = len(self.heredocs)
                 if op in ("|", "|&"):
