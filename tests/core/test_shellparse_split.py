@@ -700,6 +700,7 @@ def test_a_long_valid_body_is_checked_not_refused_by_the_chunk_parse(text: str) 
         "if true; then cat <<E; rm -rf /etc\nx\nE\nfi",
         "{ cat <<E & rm -rf /etc\nx\nE\n}",
         "echo $(cat <<E; rm -rf /etc\nx\nE\n)",
+        "cat <<A; cat <<B |\nx\nA\nrm -rf /etc\nB\nsh\n",
     ],
 )
 def test_a_here_doc_before_a_statement_inside_a_body_is_refused(text: str) -> None:

@@ -15,8 +15,7 @@ given its bodies from the lines after: ``Item.tail``), and a piece that holds an
 not follow exactly (a redirection or here-doc at the top level, ``!``/``time``/``coproc``
 before a pipeline) is left whole, as the parser would see it. Blanks are only space, tab and
 newline, as in bash (a vertical tab is part of a word). What it cannot follow -- a here-doc's
-body inside ``(( ))``, a statement going on after the bodies of an earlier one's here-docs --
-gives ``None``: the caller then parses the whole text if it is short (and refuses it if not). A piece the parser finds an error in also sends the caller back
+body inside ``(( ))`` -- gives ``None``: the caller then parses the whole text if it is short (and refuses it if not). A piece the parser finds an error in also sends the caller back
 to the whole text (error recovery depends on context), so the result never differs from the
 parse of the whole text (``tests/core/test_shellparse_split.py`` compares the two).
 
@@ -175,9 +174,9 @@ class TooComplex(Exception):
 
 
 class Unfollowed(TooComplex):
-    """Long text in a shape the lexer does not follow (a here-doc's body inside ``(( ))``, a
-    statement going on after the here-doc bodies of an earlier one on its line): refused
-    unparsed, as the parse of the whole of it may take seconds."""
+    """Long text in a shape the lexer does not follow (a here-doc's body inside ``(( ))``),
+    refused unparsed as the parse of the whole of it may take seconds; or text the parser
+    misreads (``Misread``)."""
 
     def __init__(
         self, length: int, limits: Limits, shape: str = "a shape too tangled to check in "
@@ -193,9 +192,10 @@ class Unfollowed(TooComplex):
 
 class Misread(Exception):
     """A here-doc followed by ``;`` or ``&`` on its line inside a compound command or ``$(
-    )`` (``{ cat <<E; rm -rf /etc`` newline ``x`` newline ``E`` newline ``}``): bash runs the
-    statement after it, tree-sitter-bash reads it into the here-doc, and such a statement is
-    parsed with what is around it. The checker refuses it (``shellparse``) unless the site
+    )`` (``{ cat <<E; rm -rf /etc`` newline ``x`` newline ``E`` newline ``}``), or a statement
+    going on after the bodies of an earlier one's here-docs (``cat <<A; cat <<B |`` newline
+    bodies ``sh``): bash runs the statement after it, tree-sitter-bash reads it into the
+    here-doc, and such a statement is parsed with what is around it. The checker refuses it (``shellparse``) unless the site
     allows ``too-complex``; it is not written so in the everyday corpus."""
 
 
@@ -445,8 +445,8 @@ class _Lexer:
                 stage[1] = item.end = last[-1]
             elif index < len(ends):
                 if continuation:
-                    # ``cat <<A; cat <<B |`` newline bodies ``sh``: not followed here.
-                    raise _GiveUp
+                    # ``cat <<A; cat <<B |`` newline bodies ``sh``: the parser misreads it too.
+                    raise Misread
                 item.whole = True
                 item.tail = (first, last[-1])
             waiting.clear()
@@ -467,7 +467,7 @@ class _Lexer:
                 if pos >= self.n:
                     break
             match = _TOKEN.match(text, pos)
-            if match is None:
+            if match is None:  # not reached: every character starts a token
                 raise _GiveUp
             kind = match.lastgroup
             start, pos = pos, match.end()
@@ -916,7 +916,7 @@ class _Lexer:
         after_redirect = False
         while pos < self.n:
             match = _TOKEN.match(text, pos)
-            if match is None:
+            if match is None:  # not reached: every character starts a token
                 raise _GiveUp
             kind = match.lastgroup
             start, pos = pos, match.end()
