@@ -259,6 +259,7 @@ LARGE: dict[str, str] = {
     # 12 KB, just under the budget (4,467 units: 291 parsed statements, 95 functions).
     "under the budget": _near_every_limit(95, 195, 100, 500),
     "here-docs before ;": _repeat("", "cat <<E; echo a\nsome body text\nE\n"),
+    "here-doc before ; then quoted pipeline": _repeat("cat <<E; ", '"a"|', '"b"\nx\nE\n'),
     "here-doc before ; then rm": _repeat("cat <<E; rm -rf /etc\n", "some body text\n", "E\n"),
     "vertical tab in words": _repeat(
         "echo", " abcdefghijklmnop\v#bcdefghijklmnop", "; rm -rf /etc"

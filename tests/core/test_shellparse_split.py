@@ -151,7 +151,7 @@ _BEYOND_LIMITS = {
     "quoted words pipeline", "and-or chain", "nested to the limit", "here-doc into sh",
     "quoted expansions", "sh -c script", "many assignments", "many functions",
     "functions calling functions", "many words with $", "many redirections",
-    "every limit at once", "here-docs before ;",
+    "every limit at once", "here-docs before ;", "here-doc before ; then quoted pipeline",
 }  # fmt: skip
 #: Shapes tree-sitter-bash misreads whole: the rest of a here-doc's line goes into its body.
 _MISREAD_WHOLE = {"here-doc before ; then rm"}
@@ -500,6 +500,7 @@ _VERDICTS = {
     "every limit at once": {"too-complex"},
     "under the budget": set(),
     "here-docs before ;": {"too-complex"},
+    "here-doc before ; then quoted pipeline": {"too-complex"},
     "here-doc before ; then rm": {"system-paths"},
     "vertical tab in words": {"system-paths"},
     "trailing backslash": {"too-complex"},
