@@ -155,9 +155,7 @@ _BEYOND_LIMITS = {
 }  # fmt: skip
 #: Shapes tree-sitter-bash misreads whole: the rest of a here-doc's line goes into its body.
 _MISREAD_WHOLE = {"here-doc before ; then rm"}
-#: A statement tree-sitter-bash finds an error in (a trailing ``\``), refused past
-#: ``MAX_ERROR_PARSE`` after its chunks parse.
-_PIECE_ERROR = {"trailing backslash"}
+
 #: Nested past ``split.MAX_OPEN``: refused as too deep, unparsed.
 _TOO_DEEP = {"nested subshells", "nested groups", "nested $( )", "nested if"}
 
@@ -176,10 +174,6 @@ def test_each_64_kib_shape_runs_the_same_commands_as_in_the_full_walk(name: str)
         pytest.skip("the parse of the whole of this shape takes seconds")
     if name in _MISREAD_WHOLE:
         assert {c.program for c in analyze(text).commands} == {"cat", "rm"}
-        return
-    if name in _PIECE_ERROR:
-        (finding,) = analyze(text).findings
-        assert finding.rule == "too-complex" and "syntax error" in finding.matched
         return
     assert _signature(text, True) == _signature(text, False)
 
@@ -503,7 +497,7 @@ _VERDICTS = {
     "here-doc before ; then quoted pipeline": {"too-complex"},
     "here-doc before ; then rm": {"system-paths"},
     "vertical tab in words": {"system-paths"},
-    "trailing backslash": {"too-complex"},
+    "trailing backslash": set(),
     "unclosed quote": {"too-complex"},
 }
 

@@ -15,7 +15,8 @@ given its bodies from the lines after: ``Item.tail``), and a piece that holds an
 not follow exactly (a redirection or here-doc at the top level, ``!``/``time``/``coproc``
 before a pipeline) is left whole, as the parser would see it. Blanks are only space, tab and
 newline, as in bash (a vertical tab is part of a word). What it cannot follow -- a here-doc's
-body inside ``(( ))`` -- gives ``None``: the caller then parses the whole text if it is short (and refuses it if not). A piece the parser finds an error in also sends the caller back
+body inside ``(( ))`` -- gives ``None``: the caller then parses the whole text if it is short
+(and refuses it if not). A piece the parser finds an error in also sends the caller back
 to the whole text (error recovery depends on context), so the result never differs from the
 parse of the whole text (``tests/core/test_shellparse_split.py`` compares the two).
 
@@ -195,8 +196,9 @@ class Misread(Exception):
     )`` (``{ cat <<E; rm -rf /etc`` newline ``x`` newline ``E`` newline ``}``), or a statement
     going on after the bodies of an earlier one's here-docs (``cat <<A; cat <<B |`` newline
     bodies ``sh``): bash runs the statement after it, tree-sitter-bash reads it into the
-    here-doc, and such a statement is parsed with what is around it. The checker refuses it (``shellparse``) unless the site
-    allows ``too-complex``; it is not written so in the everyday corpus."""
+    here-doc, and such a statement is parsed with what is around it. The checker refuses it
+    (``shellparse``) unless the site allows ``too-complex``; it is not written so in the
+    everyday corpus."""
 
 
 class TooDeep(TooComplex):
@@ -536,7 +538,11 @@ class _Lexer:
             pos, cmdpos, after_redirect = self._token(
                 match, kind, start, pos, cmdpos, after_redirect, item if top else None
             )
-            if not self.stack:
+            if not self.stack and not (
+                # A lone ``\`` ending the text: bash drops it (a script) or takes it as an
+                # argument (``bash -c``); tree-sitter-bash finds an error. Left out.
+                pos == self.n and match.group() == "\\" and stage[0] < start
+            ):
                 stage[1] = item.end = pos
         if self.heredocs:
             # Bash reads a here-doc the text ends in to the end (with a warning); the parse
