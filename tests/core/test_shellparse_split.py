@@ -290,6 +290,10 @@ def test_a_statement_with_a_top_level_redirection_or_here_doc_is_left_whole() ->
         ),
         ("cat <<A | sh; cat <<B\na\nA\nb\nB\nls", ["cat <<A | sh\na\nA", "cat <<B\nb\nB", "ls"]),
         ("cat <<E; cat <<E; \na\nE\nb\nE", ["cat <<E\na\nE", "cat <<E\nb\nE"]),
+        (
+            "cat <<E; { echo a; } & echo $(date; id)\nb\nE",
+            ["cat <<E\nb\nE", "{ echo a; }", "echo $(date; id)"],
+        ),
     ],
 )
 def test_a_statement_ended_on_its_here_docs_line_is_parsed_with_their_bodies(
@@ -300,7 +304,8 @@ def test_a_statement_ended_on_its_here_docs_line_is_parsed_with_their_bodies(
     assert [item.source(text) for item in items] == sources
     assert [item.count for item in items] == [1] * len(sources)
     # tree-sitter-bash misreads such text whole (the rest of the line goes into the here-doc)
-    assert {s.split()[0] for s in sources} <= {c.program for c in analyze(text).commands}
+    programs = {s.split()[0] for s in sources if s[0].isalpha()}
+    assert programs <= {c.program for c in analyze(text).commands}
 
 
 @pytest.mark.parametrize(

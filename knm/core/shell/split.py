@@ -361,6 +361,9 @@ class _Lexer:
         #: ``case``: between ``case`` and ``in`` ("head"), in a pattern ("pattern"), in code.
         self.case_state: list[str] = []
         self.heredocs: list[tuple[str, bool]] = []
+        #: Of the pending here-docs, how many belong to statements already ended on their
+        #: line at the top level (``cat <<E; ...``): their bodies are theirs.
+        self.owned = 0
         self.items: list[Item] = []
         #: After ``function``: the next word is the name, and a command (``{``) follows it.
         self.function_name = False
@@ -395,7 +398,6 @@ class _Lexer:
         #: Statements ended on the line of their here-docs' operator (``cat <<E; rm x``), with
         #: how many of the pending here-docs are theirs: their bodies follow the line.
         waiting: list[tuple[Item, int]] = []
-        owned = 0  # of the pending here-docs, how many such statements hold
 
         def close_stage() -> None:
             if stage[0] < 0:
@@ -433,7 +435,6 @@ class _Lexer:
             """The bodies of the pending here-docs, after a newline at the top level: each
             statement that ended on this line gets its own (``Item.tail``); the one going on
             gets the rest."""
-            nonlocal owned
             ends = self._heredoc_bodies(pos)
             # each body ends before its delimiter line's newline
             last = [end - (text[end - 1] == "\n") for end in ends]
@@ -452,7 +453,7 @@ class _Lexer:
                 item.whole = True
                 item.tail = (first, last[-1])
             waiting.clear()
-            owned = 0
+            self.owned = 0
             return ends[-1]
 
         while pos < self.n:
@@ -508,12 +509,12 @@ class _Lexer:
                     continue
                 if op in (";;", ";;&", ";&"):
                     raise ShellSyntaxError(start, f"'{op}' outside a case")
-                if len(self.heredocs) > owned and op in (";", "&"):
+                if len(self.heredocs) > self.owned and op in (";", "&"):
                     # Its here-docs' bodies follow the line: it is parsed with them, whole.
                     item.whole = True
                     item.tail = (-1, -1)  # its bodies' place: not known yet
-                    waiting.append((item, len(self.heredocs) - owned))
-                    owned = len(self.heredocs)
+                    waiting.append((item, len(self.heredocs) - self.owned))
+                    self.owned = len(self.heredocs)
                 if op in ("|", "|&"):
                     # tree-sitter-bash reads ``a |& b | c <newline> d`` as ``c d``: left whole,
                     # it is walked as the parser reads it, as before.
@@ -865,7 +866,7 @@ class _Lexer:
 
     def _op_inside(self, op: str, start: int, end: int) -> None:
         self.joined = op in ("|", "|&", "&&", "||")
-        if self.heredocs and op in (";", "&"):
+        if len(self.heredocs) > self.owned and op in (";", "&"):
             raise Misread
         if op in (";;", ";;&", ";&"):
             if not self.case_state or self.stack[-1] != "esac":
@@ -909,7 +910,7 @@ class _Lexer:
         sub = _Lexer(self.text, self.counts)
         sub.marks, sub.keys, sub.cut_from, sub.cut_base = self.marks, self.keys, pos, 1
         sub.stack = [closer]
-        sub.heredocs = self.heredocs
+        sub.heredocs, sub.owned = self.heredocs, self.owned
         sub.outer = self.outer + len(self.stack) + 1
         if sub.outer > MAX_OPEN:
             raise TooDeep(pos)
