@@ -264,6 +264,7 @@ LARGE: dict[str, str] = {
     "vertical tab in words": _repeat(
         "echo", " abcdefghijklmnop\v#bcdefghijklmnop", "; rm -rf /etc"
     ),
+    "case arm with errors": _repeat("case x in a) ", "echo " + "a" * 80 + " @(a); ", ";; esac"),
     "trailing backslash": _repeat("echo", " abcdefghijklmnopqrstuvw", " \\"),
     "unclosed quote": _repeat("echo", " abcdefghijklmnopqrstuvw", " '"),
 }
