@@ -2027,11 +2027,11 @@ def _chunks_parse(text: str, offset: int, marks: Sequence[tuple[int, int]]) -> b
     """Whether each chunk of a long piece (``text``, at ``offset``) between two of the lexer's
     marks of the same key (``split``: blanks between whole arguments, at any depth, or ends of
     statements in a body) parses without an error alone, as the arguments of ``:`` (or as it
-    is, for statements). tree-sitter-bash's error
-    recovery can be quadratic in the length of the text after the error (its scanner reads
-    ahead to the next quote, ``}`` or ``$name`` at every token), so an error in a long
-    command is found in chunks, each in linear time, before the whole is parsed; the whole
-    is parsed only when every chunk is clean (or there is none)."""
+    is, for statements). tree-sitter-bash's error recovery can be quadratic in the length of
+    the text after the error (its scanner reads ahead to the next quote, ``}`` or ``$name`` at
+    every token), so an error in a long command is found in chunks, each in linear time,
+    before the whole is parsed; the whole is parsed only when every chunk is clean (or there
+    is none)."""
     end = offset + len(text)
     first = bisect.bisect_left(marks, (offset, -(1 << 62)))
     last = bisect.bisect_right(marks, (end, 1 << 62))
