@@ -2038,13 +2038,18 @@ def _chunks_parse(text: str, offset: int, marks: Sequence[tuple[int, int]]) -> b
     commands: dict[int, list[int]] = {}
     for position, key in marks[first:last]:
         commands.setdefault(key, []).append(position - offset)
-    for key, positions in commands.items():
-        positions.sort()
-        for a, b in itertools.pairwise(positions):
-            # a negative key: a run of whole statements in a body, parsed as it is
-            chunk = text[a:b] if key < 0 else f": {text[a:b]}"
-            if _parse(chunk).root_node.has_error:
-                return False
+    chunks = [
+        (b - a, a, b, key)
+        for key, positions in commands.items()
+        for a, b in itertools.pairwise(sorted(positions))
+    ]
+    # The shortest first: a chunk of arguments may hold a whole ``<( )`` whose statements are
+    # chunks of their own (an error is then found in one of those, not in the long one).
+    for _, a, b, key in sorted(chunks):
+        # a negative key: a run of whole statements in a body, parsed as it is
+        chunk = text[a:b] if key < 0 else f": {text[a:b]}"
+        if _parse(chunk).root_node.has_error:
+            return False
     return True
 
 

@@ -674,6 +674,9 @@ def test_a_long_command_the_parser_finds_an_error_in_is_refused_after_a_parse_in
         "while true; do " + "echo @(a) | cat; " * 300 + "done",
         "case x in a) " + "echo @(a); " * 300 + ";; esac",
         "case x in a) echo " + "@(a) " * 300 + ";; esac",
+        "( " + "echo @(a); " * 300 + ")",
+        "x=$(" + "echo @(a)\n" * 300 + ")",
+        "diff <(" + "echo @(a); " * 300 + ") /dev/null",
     ],
 )
 def test_an_error_in_a_long_body_or_case_arm_is_found_chunk_by_chunk(
@@ -694,6 +697,8 @@ def test_an_error_in_a_long_body_or_case_arm_is_found_chunk_by_chunk(
     [
         "f() { " + "echo a; " * 300 + "}; f; rm -rf /etc",
         "case x in a) " + "echo a\n" * 300 + ";; b) rm -rf /etc;; esac",
+        "x=$(" + "echo a; " * 300 + "); ( " + "ls; " * 300 + "); a=(" + "x\n" * 600 + ")\n"
+        "rm -rf /etc",
         "if true; then " + "cat <<E | wc -l\nx\nE\necho a; " * 100 + "rm -rf /etc; fi",
     ],
 )

@@ -664,8 +664,16 @@ class _Lexer:
         if kind == "lparen":
             if not cmdpos and fn_state != 1:
                 self._misplaced(start, "'('")
+            subshell = (
+                cmdpos
+                and fn_state != 1
+                and (start == 0 or self.text[start - 1] in " \t\n;&|(")
+                and not (self.stack and self.stack[-1] in ("esac", "]]"))
+            )
             self.stack.append(")")
             self._deeper()
+            if subshell:  # ``( a; b )``: not ``f ( )``, ``a=(1 2)``, ``@(a)`` or a pattern
+                self._body(pos)
             extglob = start > 0 and self.text[start - 1] in "@!*+?"  # ``ls *.+(c|h)``
             self.fn_state = 2 if fn_state == 1 and not extglob else 0
             return pos, True, False
@@ -914,6 +922,8 @@ class _Lexer:
         sub.outer = self.outer + len(self.stack) + 1
         if sub.outer > MAX_OPEN:
             raise TooDeep(pos)
+        if closer == ")":  # ``$( )``, ``<( )``: statements (a back-quote's body has escapes)
+            sub._body(pos)
         return sub._nested(pos)
 
     def _nested(self, pos: int) -> int:
