@@ -206,10 +206,25 @@ def _repeat(head: str, unit: str, tail: str = "") -> str:
     return head + unit * ((65536 - len(head) - len(tail)) // len(unit)) + tail
 
 
+def _near_every_limit(functions: int, redirected: int, plain: int, words: int) -> str:
+    """Functions, distinct redirected statements with quotes and expansions, distinct plain
+    commands and one command of many quoted words: each limit's costliest unit at once."""
+    return (
+        "".join(f"f{i}() {{ ls /tmp/d{i}; }}\n" for i in range(functions))
+        + "".join(f'echo "a{i}" $x{i} > /tmp/r{i}\n' for i in range(redirected))
+        + "".join(f"job{i} --run\n" for i in range(plain))
+        + "echo"
+        + " 'a'" * words
+        + "\n"
+    )
+
+
 #: 64 KiB commands in the shapes that cost a checker most: many statements, long pipelines and
 #: and-or lists, deep nesting (to the checker's limit and past it), long here-docs, strings and
-#: word lists, many assignments, functions, redirections, and what tree-sitter-bash parses in
-#: quadratic time.
+#: word lists, many assignments, functions, redirections, what tree-sitter-bash parses in
+#: quadratic time, text near every limit at once, and the shapes the lexer once left to the
+#: parse of the whole text (here-docs before ``;``, a vertical tab in a word, a trailing ``\``
+#: or an unclosed ``'``).
 LARGE: dict[str, str] = {
     "plain script": _fit("echo hello world; ls -la /tmp | grep x && rm -rf /tmp/a\n" * 1200),
     "fork-bomb shape": _fit("[[ 1 ]]; f(){ " + "f" * 70000),
@@ -238,6 +253,20 @@ LARGE: dict[str, str] = {
     "many words with $": _fit("echo " + "$x " * 30000),
     "many redirections": _fit("echo a > /tmp/x; " * 6000),
     "arithmetic commands": _fit("((1)) " * 12000),
+    # 37 KB, just under each of the four limits of #18's first round (1,881 commands, 286
+    # parsed, 95 functions, 4,306 words and parts): ~60 ms then, the budget refuses it now.
+    "every limit at once": _near_every_limit(95, 190, 1500, 2500),
+    # 12 KB, just under the budget (4,467 units: 291 parsed statements, 95 functions).
+    "under the budget": _near_every_limit(95, 195, 100, 500),
+    "here-docs before ;": _repeat("", "cat <<E; echo a\nsome body text\nE\n"),
+    "here-doc before ; then quoted pipeline": _repeat("cat <<E; ", '"a"|', '"b"\nx\nE\n'),
+    "here-doc before ; then rm": _repeat("cat <<E; rm -rf /etc\n", "some body text\n", "E\n"),
+    "vertical tab in words": _repeat(
+        "echo", " abcdefghijklmnop\v#bcdefghijklmnop", "; rm -rf /etc"
+    ),
+    "case arm with errors": _repeat("case x in a) ", "echo " + "a" * 80 + " @(a); ", ";; esac"),
+    "trailing backslash": _repeat("echo", " abcdefghijklmnopqrstuvw", " \\"),
+    "unclosed quote": _repeat("echo", " abcdefghijklmnopqrstuvw", " '"),
 }
 
 

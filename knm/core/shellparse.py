@@ -38,11 +38,13 @@ from tree_sitter import Language, Node, Parser, Tree
 
 from knm.core.shell.split import (
     COMMAND_LIMITS,
+    NO_LIMITS,
     RESERVED,
     Counts,
     Limits,
     ShellSyntaxError,
     TooComplex,
+    Unfollowed,
 )
 from knm.core.shell.split import split as split_statements
 
@@ -92,6 +94,10 @@ _LOCAL = threading.local()
 # tree-sitter-bash's scanner can crash the process on some characters outside the Basic
 # Multilingual Plane (found by fuzzing); no command, path or option the checks look at holds one.
 _ASTRAL = re.compile("[\U00010000-\U0010ffff]")
+#: tree-sitter-bash takes a vertical tab or form feed for a blank, bash for part of a word
+#: (``echo a<VT># b; rm -rf /etc`` runs ``rm``; tree-sitter-bash read a comment): the parser
+#: gets another character that is part of a word to it, of the same length.
+_NOT_BLANKS = str.maketrans("\v\f", "\x01\x01")
 
 
 @functools.cache
@@ -110,6 +116,8 @@ def _parser() -> Parser:
 def _parse(text: str) -> Tree:
     if not text.isascii():
         text = _ASTRAL.sub("\ufffd", text)
+    if "\v" in text or "\f" in text:
+        text = text.translate(_NOT_BLANKS)
     return _parser().parse(text.encode("utf-8", "surrogatepass"))
 
 
@@ -429,6 +437,10 @@ class _Walker:
         marks: list[tuple[int, int]] = []
         items = split_statements(text, self.counts, marks)
         if items is None:
+            if len(text) > MAX_ERROR_PARSE and self.counts.limits is not NO_LIMITS:
+                # Only text the lexer does not follow (a here-doc's body inside ``(( ))``
+                # ...): the parse of the whole may be quadratic when it holds an error.
+                raise Unfollowed(len(text), self.counts.limits)
             return None
         self.marks = sorted(marks)
         plan = []
@@ -444,10 +456,10 @@ class _Walker:
                 # builds that nesting faster than the pieces would be prepared.
                 or len(pipelines) > MAX_NESTING
             ):
-                unit = self.piece(text[item.start : item.end], True, item.start)
+                key = item.source(text)
+                unit = self.piece(key, True, item.start, item.end - item.start)
                 if unit is None:
                     return self._error_in_piece(text, item.start)
-                key = text[item.start : item.end]
                 plan.append((key, [([unit], "")], item.background, item.count))
                 continue
             pipelines = []
@@ -472,12 +484,15 @@ class _Walker:
             raise ShellSyntaxError(start, "a statement the parser finds a syntax error in")
         return None
 
-    def piece(self, text: str, ended: bool = False, offset: int = 0) -> Unit | None:
+    def piece(
+        self, text: str, ended: bool = False, offset: int = 0, span: int | None = None
+    ) -> Unit | None:
         """A plain command stays text; anything else is parsed (once per distinct text).
         A whole statement is parsed ``ended`` by ``;``: tree-sitter-bash reads a long
         pipeline in an and-or list differently at the end of the text. A piece longer than
-        ``MAX_ERROR_PARSE`` (at ``offset`` in the text ``plan`` split) is first parsed chunk
-        by chunk where the lexer marked it (``_chunks_parse``)."""
+        ``MAX_ERROR_PARSE`` (at ``offset`` in the text ``plan`` split; its first ``span``
+        characters there, the rest being its here-docs' bodies from further on) is first parsed
+        chunk by chunk where the lexer marked it (``_chunks_parse``)."""
         if _PLAIN_COMMAND.fullmatch(text) and text.split(None, 1)[0] not in _NOT_PLAIN:
             return text
         source = f"{text};" if ended and "<<" not in text else text
@@ -488,7 +503,9 @@ class _Walker:
             # A long statement of plain words the lexer cut in C without reading them one by
             # one (``= a a ...``, ``export a b ...``) is still parsed and walked word by word.
             self.counts.expansion(len(text.split()))
-        if len(text) > MAX_ERROR_PARSE and not _chunks_parse(text, offset, self.marks):
+        if len(text) > MAX_ERROR_PARSE and not _chunks_parse(
+            text[: len(text) if span is None else span], offset, self.marks
+        ):
             self.pieces[source] = None
             return None
         root = _parse(source).root_node
@@ -2008,23 +2025,31 @@ def _unknown_command_position(text: str) -> bool:
 
 def _chunks_parse(text: str, offset: int, marks: Sequence[tuple[int, int]]) -> bool:
     """Whether each chunk of a long piece (``text``, at ``offset``) between two of the lexer's
-    marks of the same command (``split``: blanks between whole arguments, at any depth)
-    parses without an error alone, as the arguments of ``:``. tree-sitter-bash's error
-    recovery can be quadratic in the length of the text after the error (its scanner reads
-    ahead to the next quote, ``}`` or ``$name`` at every token), so an error in a long
-    command is found in chunks, each in linear time, before the whole is parsed; the whole
-    is parsed only when every chunk is clean (or there is none)."""
+    marks of the same key (``split``: blanks between whole arguments, at any depth, or ends of
+    statements in a body) parses without an error alone, as the arguments of ``:`` (or as it
+    is, for statements). tree-sitter-bash's error recovery can be quadratic in the length of
+    the text after the error (its scanner reads ahead to the next quote, ``}`` or ``$name`` at
+    every token), so an error in a long command is found in chunks, each in linear time,
+    before the whole is parsed; the whole is parsed only when every chunk is clean (or there
+    is none)."""
     end = offset + len(text)
-    first = bisect.bisect_left(marks, (offset, -1))
+    first = bisect.bisect_left(marks, (offset, -(1 << 62)))
     last = bisect.bisect_right(marks, (end, 1 << 62))
     commands: dict[int, list[int]] = {}
     for position, key in marks[first:last]:
         commands.setdefault(key, []).append(position - offset)
-    for positions in commands.values():
-        positions.sort()
-        for a, b in itertools.pairwise(positions):
-            if _parse(f": {text[a:b]}").root_node.has_error:
-                return False
+    chunks = [
+        (b - a, a, b, key)
+        for key, positions in commands.items()
+        for a, b in itertools.pairwise(sorted(positions))
+    ]
+    # The shortest first: a chunk of arguments may hold a whole ``<( )`` whose statements are
+    # chunks of their own (an error is then found in one of those, not in the long one).
+    for _, a, b, key in sorted(chunks):
+        # a negative key: a run of whole statements in a body, parsed as it is
+        chunk = text[a:b] if key < 0 else f": {text[a:b]}"
+        if _parse(chunk).root_node.has_error:
+            return False
     return True
 
 

@@ -10,10 +10,13 @@ once), and runs plain commands (no quoting, expansion or redirection) with no pa
 
 It only has to be right where it splits: quotes, escapes, comments, ``$( )``, ``( )``,
 ``${ }``, back-quotes, ``$(( ))``, ``{ }`` groups, ``if``/``case``/``do`` blocks, ``[[ ]]`` and
-here-documents are followed, and a piece that holds anything it does not follow exactly (a
-redirection or here-doc at the top level, ``!``/``time``/``coproc`` before a pipeline) is left
-whole, as the parser would see it. Text it cannot follow at all gives ``None``: the caller then
-parses the whole text as before. A piece the parser finds an error in also sends the caller back
+here-documents are followed (a statement ended on its here-doc's line, ``cat <<E; rm x``, is
+given its bodies from the lines after: ``Item.tail``), and a piece that holds anything it does
+not follow exactly (a redirection or here-doc at the top level, ``!``/``time``/``coproc``
+before a pipeline) is left whole, as the parser would see it. Blanks are only space, tab and
+newline, as in bash (a vertical tab is part of a word). What it cannot follow -- a here-doc's
+body inside ``(( ))`` -- gives ``None``: the caller then parses the whole text if it is short
+(and refuses it if not). A piece the parser finds an error in also sends the caller back
 to the whole text (error recovery depends on context), so the result never differs from the
 parse of the whole text (``tests/core/test_shellparse_split.py`` compares the two).
 
@@ -49,9 +52,10 @@ _TOKEN = re.compile(
     r"""
     (?P<ws>[ \t]+)
     |(?P<nl>\n)
-    |(?P<esc>\\.)
+    |(?P<esc>\\.|\\\Z)
     |(?P<sq>'[^']*')
     |(?P<ansi>\$'(?:[^'\\]|\\.)*')
+    |(?P<unclosed>\$?')
     |(?P<dq>")
     |(?P<arith>\$\(\(|\(\()
     |(?P<cmdsub>\$\()
@@ -63,7 +67,7 @@ _TOKEN = re.compile(
     |(?P<op>\|\||&&|;;&|;;|;&|\|&|[;&|])
     |(?P<lparen>\()
     |(?P<rparen>\))
-    |(?P<word>[^\s'"\\`$()<>;&|]+|\$)
+    |(?P<word>[^ \t\n'"\\`$()<>;&|]+|\$)
     """,
     re.X | re.S,
 )
@@ -79,7 +83,9 @@ _RESERVED_WORD = re.compile(
     r"(?:^|(?<=[;&|\n]))[ \t]*(?:case|coproc|do|done|elif|else|esac|fi|for|function|if|in|"
     r"select|then|time|until|while)(?=[ \t\n;&|]|$)"
 )
-_DELIMITER = re.compile(r"[^\s;&|()<>]+")
+#: Bash's blanks are only space, tab and newline: a vertical tab, form feed or no-break space
+#: is part of a word (``echo a<VT># b; rm -rf /etc`` runs ``rm``), as here.
+_DELIMITER = re.compile(r"[^ \t\n;&|()<>]+")
 #: What may come right before a ``(`` glued to an argument: an extended glob (``*.@(c|h)``,
 #: ``!(x)``) or an array assignment (``local a=(1 2)``, ``a+=(3)``).
 _GLUED_PAREN = frozenset("@!*+?=")
@@ -97,9 +103,10 @@ class Limits:
     lexer as it goes -- before any parse or walk -- so that text far beyond anything written
     by hand is refused in the time it takes to count up to the limit. Each unit costs the walk
     2-40 us of Python (and the lexer 1-5 us), so text at any one limit is checked in well
-    under 50 ms (text at every limit at once costs about the sum: ``bench/README.md``); the
-    largest count in the everyday corpus and the builtins is 20-50 times below each
-    (``tests/core/test_shellparse_split.py``)."""
+    under 50 ms. Text near every limit at once would cost about the sum of the four; the
+    ``budget`` bounds that sum: each unit counted above is weighed by what it costs and the
+    total is limited too. The largest count in the everyday corpus and the builtins is at
+    least 10 times below each (``tests/core/test_shellparse_split.py``)."""
 
     #: Commands: statements and pipeline stages, a repeated one each time (each is cut,
     #: planned and looked up or walked: 2-10 us).
@@ -113,8 +120,13 @@ class Limits:
     #: Words the lexer reads one by one (outside runs of plain commands, which are cut in C)
     #: and word parts: quoted strings, escapes, braces and brackets, ``$`` expansions and
     #: substitutions (``'a'``, ``"a"``, ``\ ``, ``{``, ``]``, ``$x``, ``${x}``, ``$( )``,
-    #: back-quotes, ``$(( ))``): each is a token to read and a node to parse and walk (3-10 us).
-    expansions: int = 5000
+    #: back-quotes, ``$(( ))``), and redirections: each is a token to read and a node to parse
+    #: and walk (3-10 us).
+    expansions: int = 4000
+    #: All of the above at once, weighed by cost: a command or word 1 unit, a parsed
+    #: statement 5, a function 2 (a text near every limit at once took ~60 ms; under this
+    #: budget, ~15).
+    budget: int = 4500
     #: What the text is, and what to do instead: said in the refusal.
     subject: str = "command"
     advice: str = "split it into smaller commands, or put it in a script"
@@ -123,7 +135,8 @@ class Limits:
         """Limits for text ``factor`` times as long as a command may be (a stored script)."""
         return Limits(
             int(self.commands * factor), int(self.parses * factor),
-            int(self.functions * factor), int(self.expansions * factor), subject, advice,
+            int(self.functions * factor), int(self.expansions * factor),
+            int(self.budget * factor), subject, advice,
         )  # fmt: skip
 
 
@@ -132,14 +145,16 @@ _WHAT = {
     "parses": "distinct statements that are not plain commands",
     "functions": "function definitions",
     "expansions": "words and word parts (quoted strings, escapes, braces, brackets, $ "
-    "expansions and substitutions) outside plain commands",
+    "expansions and substitutions, redirections) outside plain commands",
+    "budget": "units of work (a command or word 1, a statement parsed alone 5, a function 2)",
 }
+
 #: The limits of one command (at most ``policy.MAX_COMMAND_BYTES``).
 COMMAND_LIMITS = Limits()
 
 
 #: No limits: what a site that allows ``too-complex`` gets (the whole text is walked).
-NO_LIMITS = Limits(*(1 << 62,) * 4)
+NO_LIMITS = Limits(*(1 << 62,) * 5)
 
 
 class TooComplex(Exception):
@@ -157,6 +172,33 @@ class TooComplex(Exception):
         )
         self.what = what
         self.limit = limit
+
+
+class Unfollowed(TooComplex):
+    """Long text in a shape the lexer does not follow (a here-doc's body inside ``(( ))``),
+    refused unparsed as the parse of the whole of it may take seconds; or text the parser
+    misreads (``Misread``)."""
+
+    def __init__(
+        self, length: int, limits: Limits, shape: str = "a shape too tangled to check in "
+        "parts (here-docs)", advice: str = "",
+    ) -> None:  # fmt: skip
+        Exception.__init__(
+            self, f"a {limits.subject} of {length} characters in {shape}: "
+            f"{advice or limits.advice}",
+        )  # fmt: skip
+        self.what = "shape"
+        self.limit = 0
+
+
+class Misread(Exception):
+    """A here-doc followed by ``;`` or ``&`` on its line inside a compound command or ``$(
+    )`` (``{ cat <<E; rm -rf /etc`` newline ``x`` newline ``E`` newline ``}``), or a statement
+    going on after the bodies of an earlier one's here-docs (``cat <<A; cat <<B |`` newline
+    bodies ``sh``): bash runs the statement after it, tree-sitter-bash reads it into the
+    here-doc, and such a statement is parsed with what is around it. The checker refuses it
+    (``shellparse``) unless the site allows ``too-complex``; it is not written so in the
+    everyday corpus."""
 
 
 class TooDeep(TooComplex):
@@ -186,26 +228,40 @@ class Counts:
     parses: int = 0
     functions: int = 0
     expansions: int = 0
+    #: The weighed sum of the four (``Limits.budget``).
+    units: int = 0
 
     def command(self) -> None:
         self.commands += 1
+        self.units += 1
         if self.commands > self.limits.commands:
             raise TooComplex("commands", self.limits)
+        if self.units > self.limits.budget:
+            raise TooComplex("budget", self.limits)
 
     def parse(self) -> None:
         self.parses += 1
+        self.units += 5
         if self.parses > self.limits.parses:
             raise TooComplex("parses", self.limits)
+        if self.units > self.limits.budget:
+            raise TooComplex("budget", self.limits)
 
     def function(self) -> None:
         self.functions += 1
+        self.units += 2
         if self.functions > self.limits.functions:
             raise TooComplex("functions", self.limits)
+        if self.units > self.limits.budget:
+            raise TooComplex("budget", self.limits)
 
     def expansion(self, n: int = 1) -> None:
         self.expansions += n
+        self.units += n
         if self.expansions > self.limits.expansions:
             raise TooComplex("expansions", self.limits)
+        if self.units > self.limits.budget:
+            raise TooComplex("budget", self.limits)
 
 
 class ShellSyntaxError(Exception):
@@ -239,6 +295,16 @@ class Item:
     whole: bool = False
     #: How many times in a row the statement is written (``a; a; a``: one item, 3).
     count: int = 1
+    #: ``(start, end)`` of the bodies of its here-docs when they do not follow its text (``cat
+    #: <<E; rm x`` newline ``body`` newline ``E``: the statement is its text, a newline and
+    #: these).
+    tail: tuple[int, int] | None = None
+
+    def source(self, text: str) -> str:
+        """The statement's text in ``text``, with its here-docs' bodies."""
+        if self.tail is None:
+            return text[self.start : self.end]
+        return f"{text[self.start : self.end]}\n{text[self.tail[0] : self.tail[1]]}"
 
 
 def split(
@@ -249,9 +315,11 @@ def split(
     ``TooComplex`` as soon as ``counts`` (what this text holds added to them) passes its
     limits; text that cannot be split keeps what was counted up to where the lexer stopped.
 
-    ``marks`` receives where a long command may be cut into chunks that parse alone as the
-    arguments of ``:`` (``(position, command)``: between two marks of the same command, at
-    least ``CHUNK`` bytes apart, lie only whole arguments; at any depth of nesting)."""
+    ``marks`` receives where a long command may be cut into chunks that parse alone
+    (``(position, key)``, at least ``CHUNK`` bytes apart, at any depth of nesting): between
+    two marks of the same positive key lie only whole arguments of one command (parsed as the
+    arguments of ``:``); of the same negative key, whole statements of one run in a body
+    (``{ }``, ``then``, ``else``, ``do``, a ``case`` arm; parsed as they are)."""
     try:
         lexer = _Lexer(text, Counts(NO_LIMITS) if counts is None else counts)
         if marks is not None:
@@ -259,6 +327,16 @@ def split(
         return lexer.run()
     except _GiveUp:
         return None
+    except Misread:
+        if lexer.counts.limits is NO_LIMITS:
+            return None  # the parse of the whole text, walked as it reads it
+        raise Unfollowed(
+            len(text),
+            lexer.counts.limits,
+            "a here-doc followed by another statement on its "
+            "line inside a compound command or $( ), which the parser misreads",
+            "put that statement on a line of its own",
+        ) from None
 
 
 class _Lexer:
@@ -283,6 +361,9 @@ class _Lexer:
         #: ``case``: between ``case`` and ``in`` ("head"), in a pattern ("pattern"), in code.
         self.case_state: list[str] = []
         self.heredocs: list[tuple[str, bool]] = []
+        #: Of the pending here-docs, how many belong to statements already ended on their
+        #: line at the top level (``cat <<E; ...``): their bodies are theirs.
+        self.owned = 0
         self.items: list[Item] = []
         #: After ``function``: the next word is the name, and a command (``{``) follows it.
         self.function_name = False
@@ -296,6 +377,12 @@ class _Lexer:
         #: The end of the run of plain characters last looked at (``_plain_run``).
         self.plain_end = -1
         self.plain_until = 0
+        #: Runs of statements in the bodies open at each depth (``{ }``, ``then``, ``else``,
+        #: ``do``, a ``case`` arm): their chunk key, where the run starts, its last mark and
+        #: whether it has one (``_statement_end``).
+        self.runs: dict[int, list[int]] = {}
+        #: The last token was ``|``, ``|&``, ``&&`` or ``||``: a newline ends no statement.
+        self.joined = False
 
     # --- the top level ---------------------------------------------------------------------
 
@@ -308,6 +395,9 @@ class _Lexer:
         item = Item()
         pipeline = Pipeline()
         stage = [-1, -1]
+        #: Statements ended on the line of their here-docs' operator (``cat <<E; rm x``), with
+        #: how many of the pending here-docs are theirs: their bodies follow the line.
+        waiting: list[tuple[Item, int]] = []
 
         def close_stage() -> None:
             if stage[0] < 0:
@@ -333,12 +423,38 @@ class _Lexer:
                 and last.background == background
                 and last.end - last.start == item.end - item.start
                 and text[last.start : last.end] == text[item.start : item.end]
+                and last.tail is None  # nor waiting for its bodies
             ):
                 last.count += 1
             else:
                 self.items.append(item)
             item = Item()
             pipeline = Pipeline()
+
+        def bodies(pos: int) -> int:
+            """The bodies of the pending here-docs, after a newline at the top level: each
+            statement that ended on this line gets its own (``Item.tail``); the one going on
+            gets the rest."""
+            ends = self._heredoc_bodies(pos)
+            # each body ends before its delimiter line's newline
+            last = [end - (text[end - 1] == "\n") for end in ends]
+            first, index = pos, 0
+            for done, count in waiting:  # each holds one here-doc or more
+                index += count
+                done.tail = (first, last[index - 1])
+                first = ends[index - 1]
+            if not waiting:
+                # The statement goes on after its bodies, or ends with its delimiter line.
+                stage[1] = item.end = last[-1]
+            elif index < len(ends):
+                if continuation:
+                    # ``cat <<A; cat <<B |`` newline bodies ``sh``: the parser misreads it too.
+                    raise Misread
+                item.whole = True
+                item.tail = (first, last[-1])
+            waiting.clear()
+            self.owned = 0
+            return ends[-1]
 
         while pos < self.n:
             if (
@@ -348,12 +464,13 @@ class _Lexer:
                 and not continuation
                 and not pipeline.stages
                 and not item.pipelines
+                and not self.heredocs  # their bodies follow the line
             ):
                 pos = self._plain_run(pos)
                 if pos >= self.n:
                     break
             match = _TOKEN.match(text, pos)
-            if match is None:
+            if match is None:  # not reached: every character starts a token
                 raise _GiveUp
             kind = match.lastgroup
             start, pos = pos, match.end()
@@ -372,9 +489,9 @@ class _Lexer:
                 if not top and not cmdpos:
                     self.counts.command()  # a command inside a compound command ends
                 if self.heredocs:
-                    pos = self._heredoc_bodies(pos)
-                    if top:  # the statement ends with its here-doc's delimiter line
-                        stage[1] = item.end = pos - 1 if text[pos - 1] == "\n" else pos
+                    pos = bodies(pos) if top else self._heredoc_bodies(pos)[-1]
+                if not top:
+                    self._statement_end(pos)
                 if top and not continuation:
                     close_item(False, operator=False)
                 cmdpos = True
@@ -387,13 +504,17 @@ class _Lexer:
                 cmdpos = True
                 self._not_a_body(start)
                 if not top:
-                    self._op_inside(op, start)
+                    self._op_inside(op, start, pos)
                     self.counts.command()
                     continue
                 if op in (";;", ";;&", ";&"):
                     raise ShellSyntaxError(start, f"'{op}' outside a case")
-                if self.heredocs and op in (";", "&"):
-                    raise _GiveUp  # a here-doc's body would follow a later statement
+                if len(self.heredocs) > self.owned and op in (";", "&"):
+                    # Its here-docs' bodies follow the line: it is parsed with them, whole.
+                    item.whole = True
+                    item.tail = (-1, -1)  # its bodies' place: not known yet
+                    waiting.append((item, len(self.heredocs) - self.owned))
+                    self.owned = len(self.heredocs)
                 if op in ("|", "|&"):
                     # tree-sitter-bash reads ``a |& b | c <newline> d`` as ``c d``: left whole,
                     # it is walked as the parser reads it, as before.
@@ -418,7 +539,11 @@ class _Lexer:
             pos, cmdpos, after_redirect = self._token(
                 match, kind, start, pos, cmdpos, after_redirect, item if top else None
             )
-            if not self.stack:
+            if not self.stack and not (
+                # A lone ``\`` ending the text: bash drops it (a script) or takes it as an
+                # argument (``bash -c``); tree-sitter-bash finds an error. Left out.
+                pos == self.n and match.group() == "\\" and stage[0] < start
+            ):
                 stage[1] = item.end = pos
         if self.heredocs:
             # Bash reads a here-doc the text ends in to the end (with a warning); the parse
@@ -449,7 +574,9 @@ class _Lexer:
             or self.function_name
             or after_redirect
             or (cmdpos and self.text[start - 1] != ")")
-            or (self.stack and self.stack[-1] in ("]]", "esac"))  # their own grammar
+            # their own grammar (a case arm's commands are commands)
+            or (self.stack and self.stack[-1] == "]]")
+            or (self.stack and self.stack[-1] == "esac" and self.case_state[-1] != "code")
         ):
             return
         if self.cut_last < 0:
@@ -474,6 +601,9 @@ class _Lexer:
         a redirection's target does. ``item`` is given at the top level."""
         if after_redirect and kind in ("redir", "heredoc", "lparen", "rparen"):
             raise ShellSyntaxError(start, "a redirection with no target")  # ``< <``, ``> (``
+        if kind == "unclosed":
+            raise ShellSyntaxError(start, "the text ends inside '")
+        self.joined = False
         after_for, self.after_for = self.after_for, False
         fn_state, self.fn_state = self.fn_state, 0
         if fn_state == 2 and kind != "rparen":  # ``echo (a)``, ``f (x)``, ``[ ( a ) ]``
@@ -509,8 +639,10 @@ class _Lexer:
         if kind in ("redir", "heredoc", "procsub") and item is not None:
             item.whole = True
         if kind == "redir":
+            self.counts.expansion()  # a node of its own to parse and walk
             return pos, cmdpos, True
         if kind == "heredoc":
+            self.counts.expansion()
             return self._heredoc_start(pos), cmdpos, False
         if kind in ("procsub", "cmdsub"):
             self.counts.expansion()
@@ -532,8 +664,16 @@ class _Lexer:
         if kind == "lparen":
             if not cmdpos and fn_state != 1:
                 self._misplaced(start, "'('")
+            subshell = (
+                cmdpos
+                and fn_state != 1
+                and (start == 0 or self.text[start - 1] in " \t\n;&|(")
+                and not (self.stack and self.stack[-1] in ("esac", "]]"))
+            )
             self.stack.append(")")
             self._deeper()
+            if subshell:  # ``( a; b )``: not ``f ( )``, ``a=(1 2)``, ``@(a)`` or a pattern
+                self._body(pos)
             extglob = start > 0 and self.text[start - 1] in "@!*+?"  # ``ls *.+(c|h)``
             self.fn_state = 2 if fn_state == 1 and not extglob else 0
             return pos, True, False
@@ -541,6 +681,7 @@ class _Lexer:
             stack = self.stack
             if self.case_state and self.case_state[-1] == "pattern" and stack[-1] == "esac":
                 self.case_state[-1] = "code"
+                self._body(pos)
             elif not stack or stack[-1] != ")":
                 raise ShellSyntaxError(start, "')' with no '(' open")
             else:
@@ -680,22 +821,30 @@ class _Lexer:
             if word == "if":
                 stack.append("fi")
                 self._deeper()
+                self._no_body()
             elif word in ("then", "else", "elif") and (not stack or stack[-1] != "fi"):
                 raise ShellSyntaxError(pos - len(word), f"'{word}' outside an if")
+            elif word == "elif":
+                self._no_body()
+            elif word in ("then", "else"):
+                self._body(pos)
             if item is not None and word in ("!", "time", "coproc"):
                 item.whole = True
             return True
         if word == "do":
             if not stack or stack[-1] != "done":
                 raise ShellSyntaxError(pos - 2, "'do' outside a loop")
+            self._body(pos)
             return True
         if word in ("while", "until"):
             stack.append("done")
             self._deeper()
+            self._no_body()
             return True
         if word in ("fi", "done", "esac", "}", "]]"):
             if not stack or stack[-1] != word:
                 raise ShellSyntaxError(pos - len(word), f"'{word}' closing nothing open")
+            self._no_body()
             stack.pop()
             if word == "esac":
                 self.case_state.pop()
@@ -703,6 +852,7 @@ class _Lexer:
         if word == "{":
             stack.append("}")
             self._deeper()
+            self._body(pos)
             return True
         if word == "[[":
             stack.append("]]")
@@ -710,21 +860,55 @@ class _Lexer:
         if word == "case":
             stack.append("esac")
             self._deeper()
+            self._no_body()
             self.case_state.append("head")
             return False
         if word in ("for", "select"):
             stack.append("done")
             self._deeper()
+            self._no_body()
             return False
         if word in ("function", "in"):
             return False
         return bool(_NAME_ASSIGN.match(word))
 
-    def _op_inside(self, op: str, start: int) -> None:
+    def _op_inside(self, op: str, start: int, end: int) -> None:
+        self.joined = op in ("|", "|&", "&&", "||")
+        if len(self.heredocs) > self.owned and op in (";", "&"):
+            raise Misread
         if op in (";;", ";;&", ";&"):
             if not self.case_state or self.stack[-1] != "esac":
                 raise ShellSyntaxError(start, f"'{op}' outside a case")
             self.case_state[-1] = "pattern"
+            self._no_body()
+        elif op in (";", "&"):
+            self._statement_end(end)
+
+    # --- chunks of statements in bodies --------------------------------------------------
+
+    def _body(self, pos: int) -> None:
+        """A body of statements starts at ``pos``, at the current depth: ``{``, ``then``,
+        ``else``, ``do``, a ``case`` arm's ``)``."""
+        self.keys[0] += 1
+        self.runs[len(self.stack)] = [-self.keys[0], pos, pos, 0]
+
+    def _no_body(self) -> None:
+        """What follows at the current depth is no run of statements that parses alone (a
+        condition, a ``case`` pattern, the text after the construct closes)."""
+        self.runs.pop(len(self.stack), None)
+
+    def _statement_end(self, end: int) -> None:
+        """A statement inside a body ends before ``end``: a chunk mark (a negative key: the
+        chunk is parsed as it is, not as arguments) when its run has grown ``CHUNK`` bytes
+        since its last one. Between two marks of a run lie whole statements at that depth."""
+        run = self.runs.get(len(self.stack))
+        if run is None or self.joined or self.heredocs or end - run[2] < CHUNK:
+            return
+        if not run[3]:
+            self.marks.append((run[1], run[0]))
+            run[3] = 1
+        self.marks.append((end, run[0]))
+        run[2] = end
 
     # --- nested constructs -----------------------------------------------------------------
 
@@ -734,10 +918,12 @@ class _Lexer:
         sub = _Lexer(self.text, self.counts)
         sub.marks, sub.keys, sub.cut_from, sub.cut_base = self.marks, self.keys, pos, 1
         sub.stack = [closer]
-        sub.heredocs = self.heredocs
+        sub.heredocs, sub.owned = self.heredocs, self.owned
         sub.outer = self.outer + len(self.stack) + 1
         if sub.outer > MAX_OPEN:
             raise TooDeep(pos)
+        if closer == ")":  # ``$( )``, ``<( )``: statements (a back-quote's body has escapes)
+            sub._body(pos)
         return sub._nested(pos)
 
     def _nested(self, pos: int) -> int:
@@ -747,7 +933,7 @@ class _Lexer:
         after_redirect = False
         while pos < self.n:
             match = _TOKEN.match(text, pos)
-            if match is None:
+            if match is None:  # not reached: every character starts a token
                 raise _GiveUp
             kind = match.lastgroup
             start, pos = pos, match.end()
@@ -765,7 +951,8 @@ class _Lexer:
                 if not cmdpos:
                     self.counts.command()
                 if self.heredocs:
-                    pos = self._heredoc_bodies(pos)
+                    pos = self._heredoc_bodies(pos)[-1]
+                self._statement_end(pos)
                 cmdpos = True
                 continue
             if kind == "word" and match.group()[0] == "#" and self._word_start(start):
@@ -773,7 +960,7 @@ class _Lexer:
                 continue
             if kind == "op":
                 self._not_a_body(start)
-                self._op_inside(match.group(), start)
+                self._op_inside(match.group(), start, pos)
                 self.counts.command()
                 cmdpos = True
                 continue
@@ -803,8 +990,8 @@ class _Lexer:
         try:
             while pos < self.n:
                 match = tokens.match(text, pos)
-                if match is None:
-                    raise _GiveUp
+                if match is None:  # a lone ``\`` or an unclosed ``'`` at the end
+                    break
                 token, pos = match.group(), match.end()
                 if token == closer:
                     return pos
@@ -865,10 +1052,11 @@ class _Lexer:
         self.heredocs.append((delimiter, strip))
         return match.end()
 
-    def _heredoc_bodies(self, pos: int) -> int:
+    def _heredoc_bodies(self, pos: int) -> list[int]:
         """The bodies of the pending here-docs, which start at ``pos`` (after a newline);
-        returns the position after the last delimiter line's newline."""
+        returns the position after each one's delimiter line (and its newline)."""
         text = self.text
+        ends = []
         for delimiter, strip in self.heredocs:
             while True:
                 if pos >= self.n:
@@ -878,5 +1066,6 @@ class _Lexer:
                 pos = self.n if end < 0 else end + 1
                 if (line.lstrip("\t") if strip else line) == delimiter:
                     break
+            ends.append(pos)
         self.heredocs.clear()
-        return pos
+        return ends
