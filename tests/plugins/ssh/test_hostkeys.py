@@ -36,6 +36,16 @@ async def policy(
     await set_policy("tofu")
 
 
+@pytest.fixture(autouse=True)
+async def no_pins(db: asyncpg.Connection, fleet: FleetCluster) -> AsyncIterator[None]:
+    """Each test starts with the shared fleet cluster unpinned and leaves it so: tests here pin
+    other keys on purpose, which any later test reaching those nodes would meet."""
+    forget = "DELETE FROM ssh_host_keys WHERE cluster_name = $1"
+    await db.execute(forget, fleet.cluster_name)
+    yield
+    await db.execute(forget, fleet.cluster_name)
+
+
 def by_node(status: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {result["node"]: result for result in status["results"]}
 
