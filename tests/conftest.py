@@ -4,6 +4,9 @@ runs all of it; the quick run is meant to take under 3 minutes on an idle 2-core
 
 from __future__ import annotations
 
+import shutil
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -77,3 +80,15 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if slow_reason(item) is not None:
             item.add_marker(pytest.mark.slow)
+
+
+@pytest.fixture
+def ansible_temp_dir() -> Iterator[str]:
+    """A ``temp_dir`` for Ansible's settings that knm may make its own, removed afterwards:
+    the contract's example (``/tmp/ansible-runs``) would be made, and left, in the machine's
+    /tmp."""
+    path = tempfile.mkdtemp(prefix="knm-test-ansible-runs-")
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)

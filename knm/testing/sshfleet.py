@@ -21,7 +21,8 @@ What the fleet sets up, and removes again on :meth:`SshFleet.stop`:
 
 * host keys, an ``sshd_config`` and logs under a private directory in ``base_dir``; the
   authorized keys file under ``/run/knm-sshfleet/`` (sshd reads it *as the test user*, who
-  cannot enter pytest's 0700 temporary directories);
+  cannot enter pytest's 0700 temporary directories), and beside it the ``TMPDIR`` of the
+  test user's sessions, so that a command killed mid-run leaves nothing in ``/tmp``;
 * one ``sshd -D`` process per 16 addresses (sshd's limit of listen sockets);
 * a plain OS user (``knmtest``, shell ``/bin/sh``, empty home) with a known password and two
   ed25519 client keys, one of them encrypted.  The user is kept between runs and reused;
@@ -478,6 +479,7 @@ class SshFleet:
 
         self.dir = Path()
         self.public_dir = Path()
+        self.session_tmp = Path()
         self.private_key_path = Path()
         self.encrypted_private_key_path = Path()
         self.encrypted_private_key_pkcs8_path = Path()
@@ -638,7 +640,14 @@ class SshFleet:
         )
         self.authorized_keys_path.chmod(0o644)
 
-        self.uid = ensure_test_user(self.username, self.password).pw_uid
+        user = ensure_test_user(self.username, self.password)
+        self.uid = user.pw_uid
+        # The test user's sessions keep their temp files here, removed with the fleet: a
+        # command killed mid-run (Ansible's module payloads, cancelled scripts) would
+        # otherwise leave its temp dir in the machine's /tmp.
+        self.session_tmp = self.public_dir / "tmp"
+        self.session_tmp.mkdir(mode=0o700)
+        os.chown(self.session_tmp, user.pw_uid, user.pw_gid)
         with _registry_lock():
             self._write_sudoers()
 
@@ -743,6 +752,7 @@ class SshFleet:
             "UseDNS no",
             "LogLevel ERROR",
             "AcceptEnv LANG LC_*",
+            f"SetEnv TMPDIR={self.session_tmp}",
             "PrintMotd no",
             "PrintLastLog no",
             "X11Forwarding no",

@@ -208,12 +208,14 @@ def test_features_show_every_switch_without_auth(api: Api) -> None:
         assert automation[switch] is True
 
 
-def test_admins_change_switches_and_executor_settings(api: Api, production: dict[str, Any]) -> None:
+def test_admins_change_switches_and_executor_settings(
+    api: Api, production: dict[str, Any], ansible_temp_dir: str
+) -> None:
     envelope(api.put("/features/automation/enabled", json={"enabled": True}), 200)
     ssh = {"timeout": 300, "max_concurrent": 50, "connection_pool_size": 20}
     envelope(api.put("/features/automation/ssh", json=ssh), 200)
     before = data(api.get("/features/automation"))["ansible"]
-    example = {"binary_path": "/usr/bin/ansible-playbook", "temp_dir": "/tmp/ansible-runs",
+    example = {"binary_path": "/usr/bin/ansible-playbook", "temp_dir": ansible_temp_dir,
                "timeout": 3600, "max_concurrent": 10}  # fmt: skip
     response = api.put("/features/automation/ansible", json=example)
     if os.access(example["binary_path"], os.X_OK):

@@ -132,7 +132,7 @@ async def test_a_body_that_is_not_json_is_400(
 
 
 async def test_ansible_settings_take_the_specs_fields(
-    knm_client: ApiClient, admin_headers: dict[str, str]
+    knm_client: ApiClient, admin_headers: dict[str, str], ansible_temp_dir: str
 ) -> None:
     import shutil
 
@@ -141,7 +141,7 @@ async def test_ansible_settings_take_the_specs_fields(
         "/features/automation/ansible",
         json={
             "binary_path": binary,
-            "temp_dir": "/tmp/ansible-runs",
+            "temp_dir": ansible_temp_dir,
             "timeout": 3600,
             "max_concurrent": 10,
         },

@@ -150,6 +150,17 @@ async def test_only_stock_accept_env(fleet: SshFleet) -> None:
     assert result.stdout == "C.UTF-8 lc unset\n"
 
 
+async def test_sessions_keep_temp_files_in_the_fleets_own_dir(fleet: SshFleet) -> None:
+    async with _connect(fleet, fleet.nodes[0], password=fleet.password) as conn:
+        result = await conn.run(
+            "python3 -c 'import tempfile; print(tempfile.mkdtemp(prefix=\"left-\"))'", check=True
+        )
+    made = Path(result.stdout.strip())
+    # What a command killed mid-run leaves goes with the fleet, not into the machine's /tmp.
+    assert made.parent == fleet.session_tmp
+    assert fleet.session_tmp.is_relative_to(fleet.public_dir)
+
+
 async def test_hanging_command_is_cut_by_client_timeout(fleet: SshFleet) -> None:
     async with _connect(fleet, fleet.nodes[1], password=fleet.password) as conn:
         with pytest.raises(asyncio.TimeoutError):
@@ -198,6 +209,7 @@ async def test_stop_leaves_no_process_behind(tmp_path: Path) -> None:
     # Shared with the other fleets still running (the module's): the last one removes it.
     assert fleet.sudoers_path.exists() == bool(active_fleet_dirs())
     assert not fleet.public_dir.exists()
+    assert not fleet.session_tmp.exists()
     leftovers = []
     for proc in psutil.process_iter(["cmdline"]):
         if any(str(fleet.dir) in arg for arg in proc.info["cmdline"] or []) and not process_gone(

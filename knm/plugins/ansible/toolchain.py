@@ -94,7 +94,8 @@ def resolve(settings: AnsibleSettings, data_dir: Path) -> Toolchain:
     except (runner.RunUserError, OSError, subprocess.SubprocessError) as exc:
         raise Unavailable(f"ansible unavailable: {exc}") from None
     runs = runs_dir(settings, data_dir, user)
-    return msgspec.structs.replace(_interpreter(settings, data_dir, user), runs=runs)
+    chain = _interpreter(settings, data_dir, user, Path(runs))
+    return msgspec.structs.replace(chain, runs=runs)
 
 
 def runs_dir(settings: AnsibleSettings, data_dir: Path, user: runner.RunUser) -> str:
@@ -128,9 +129,11 @@ def runs_dir(settings: AnsibleSettings, data_dir: Path, user: runner.RunUser) ->
     return str(path)
 
 
-def _interpreter(settings: AnsibleSettings, data_dir: Path, user: runner.RunUser) -> Toolchain:
+def _interpreter(
+    settings: AnsibleSettings, data_dir: Path, user: runner.RunUser, scratch: Path
+) -> Toolchain:
     own = direct(settings, user)
-    problem = problem_with(own, user)
+    problem = problem_with(own, user, scratch)
     if problem is None:
         reach.prune(data_dir / "runtime", "", mirror.PREFIX)
         return own
@@ -153,7 +156,7 @@ def _interpreter(settings: AnsibleSettings, data_dir: Path, user: runner.RunUser
             f"ansible unavailable: {problem}; and knm could not mirror its Python into "
             f"{runtime}: {exc}"
         ) from None
-    still = problem_with(chain, user)
+    still = problem_with(chain, user, scratch)
     if still is not None:
         raise Unavailable(
             f"ansible unavailable: {problem}; the mirror in {chain.mirror} does not work "
@@ -164,8 +167,9 @@ def _interpreter(settings: AnsibleSettings, data_dir: Path, user: runner.RunUser
     return chain
 
 
-def problem_with(chain: Toolchain, user: runner.RunUser) -> str | None:
-    """Why ``user`` cannot run ``chain`` (None when it can)."""
+def problem_with(chain: Toolchain, user: runner.RunUser, scratch: Path) -> str | None:
+    """Why ``user`` cannot run ``chain`` (None when it can). ``scratch``: a directory of knm's
+    own the user can pass through (the runs directory), for the import check's home."""
     for program in (chain.python, chain.playbook):
         problem = problem_with_binary(program, user)
         if problem is not None:
@@ -175,7 +179,7 @@ def problem_with(chain: Toolchain, user: runner.RunUser) -> str | None:
     if shebang is not None and shebang != chain.python and "python" in Path(shebang).name:
         interpreters.append(shebang)
     for python in interpreters:
-        problem = _import_problem(python, chain, user)
+        problem = _import_problem(python, chain, user, scratch)
         if problem is not None:
             return problem
     return None
@@ -206,12 +210,22 @@ def _shebang(path: str) -> str | None:
     return None
 
 
-def _import_problem(python: str, chain: Toolchain, user: runner.RunUser) -> str | None:
+#: The import check's scratch homes: a process killed during a check leaves its home behind,
+#: which the next check removes once it is older than any check can last.
+PROBE_PREFIX = "probe-"
+PROBE_STALE = 600.0
+
+
+def _import_problem(
+    python: str, chain: Toolchain, user: runner.RunUser, scratch: Path
+) -> str | None:
     if not user.switched and python == sys.executable:
         missing = [n for n in ("ansible", "ansible_runner") if importlib.util.find_spec(n) is None]
         return f"{', '.join(missing)} not installed for {python}" if missing else None
-    # Importing ansible's CLI makes its local temp dir in HOME: a scratch one of the user's.
-    home = Path(tempfile.mkdtemp(prefix="knm-ansible-probe-"))
+    # Importing ansible's CLI makes its local temp dir in HOME: a scratch one of the user's, in
+    # knm's own runs directory (not the system's /tmp, where a killed check would leave it).
+    _prune_probes(scratch)
+    home = Path(tempfile.mkdtemp(prefix=PROBE_PREFIX, dir=scratch))
     try:
         if user.switched:
             os.chown(home, user.uid, user.gid)
@@ -228,6 +242,15 @@ def _import_problem(python: str, chain: Toolchain, user: runner.RunUser) -> str 
         return None
     lines = [line for line in completed.stderr.splitlines() if line.strip()]
     return f"{user.name} cannot import Ansible with {python}: {' '.join(lines[-2:])[-300:]}"
+
+
+def _prune_probes(scratch: Path) -> None:
+    cutoff = time.time() - PROBE_STALE
+    with contextlib.suppress(OSError):
+        for entry in scratch.iterdir():
+            with contextlib.suppress(OSError):
+                if entry.name.startswith(PROBE_PREFIX) and entry.stat().st_mtime < cutoff:
+                    shutil.rmtree(entry, ignore_errors=True)
 
 
 class Tools:

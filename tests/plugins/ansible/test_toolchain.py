@@ -8,6 +8,8 @@ import pwd
 import stat
 import subprocess
 import sys
+import tempfile
+import time
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -76,6 +78,28 @@ def test_a_matching_mirror_is_reused_and_older_ones_are_removed(
     again = toolchain.resolve(AnsibleSettings(), data_dir)
     assert again.mirror == tools.mirror and os.stat(again.mirror).st_ino == inode
     assert not stale.exists()
+
+
+def test_the_import_check_keeps_its_scratch_home_in_the_runs_dir_and_clears_a_killed_ones(
+    tools: Toolchain, data_dir: Path
+) -> None:
+    require_private_root()
+    runs = Path(tools.runs)
+    killed = runs / f"{toolchain.PROBE_PREFIX}killed"
+    (killed / ".ansible" / "tmp").mkdir(parents=True)
+    long_ago = time.time() - toolchain.PROBE_STALE - 60
+    os.utime(killed, (long_ago, long_ago))
+    live = runs / f"{toolchain.PROBE_PREFIX}another-process"  # a check still going elsewhere
+    live.mkdir()
+    before = set(Path(tempfile.gettempdir()).iterdir())
+    toolchain.resolve(AnsibleSettings(), data_dir)
+    assert not killed.exists()
+    assert [p.name for p in runs.iterdir() if p.name.startswith(toolchain.PROBE_PREFIX)] == [
+        live.name
+    ]
+    made = set(Path(tempfile.gettempdir()).iterdir()) - before
+    assert not [p for p in made if p.name.startswith("knm-ansible-probe-")]
+    live.rmdir()
 
 
 def test_without_switching_users_knms_own_install_runs_as_it_is(
