@@ -18,6 +18,7 @@ from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
+import psutil
 
 from knm.core.config import KnmConfig
 from knm.core.embedded_pg import EmbeddedPostgres
@@ -54,7 +55,13 @@ def server_for_tests(base_dir: Path) -> Iterator[str]:
 def data_dir_for_tests() -> str:
     """A data dir for this test process, removed at exit: a knm under test keeps what it
     writes (Ansible's mirrored runtime, say) out of the machine's ``/var/lib/knm``."""
-    path = tempfile.mkdtemp(prefix="knm-test-data-")
+    prefix = "knm-test-data-"
+    # A run stopped by a signal skips atexit: its dir (named for its pid) goes with the next.
+    for stale in Path(tempfile.gettempdir()).glob(f"{prefix}*-*"):
+        pid = stale.name.removeprefix(prefix).split("-", 1)[0]
+        if pid.isdigit() and not psutil.pid_exists(int(pid)):
+            shutil.rmtree(stale, ignore_errors=True)
+    path = tempfile.mkdtemp(prefix=f"{prefix}{os.getpid()}-")
     atexit.register(shutil.rmtree, path, True)
     return path
 

@@ -217,14 +217,16 @@ def test_admins_change_switches_and_executor_settings(
     before = data(api.get("/features/automation"))["ansible"]
     example = {"binary_path": "/usr/bin/ansible-playbook", "temp_dir": ansible_temp_dir,
                "timeout": 3600, "max_concurrent": 10}  # fmt: skip
-    response = api.put("/features/automation/ansible", json=example)
-    if os.access(example["binary_path"], os.X_OK):
-        envelope(response, 200)
-    else:
-        # Ansible is switched on, and a binary_path that cannot run would leave it broken.
-        assert "binary_path" in envelope(response, 422)["error"]
     restore = {k: before[k] for k in ("binary_path", "temp_dir", "timeout", "max_concurrent")}
-    envelope(api.put("/features/automation/ansible", json=restore), 200)
+    try:
+        response = api.put("/features/automation/ansible", json=example)
+        if os.access(example["binary_path"], os.X_OK):
+            envelope(response, 200)
+        else:
+            # Ansible is switched on, and a binary_path that cannot run would leave it broken.
+            assert "binary_path" in envelope(response, 422)["error"]
+    finally:
+        envelope(api.put("/features/automation/ansible", json=restore), 200)
 
 
 def test_a_switch_that_is_off_answers_403_feature_disabled(

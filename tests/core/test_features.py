@@ -137,17 +137,29 @@ async def test_ansible_settings_take_the_specs_fields(
     import shutil
 
     binary = shutil.which("ansible-playbook") or "/bin/true"
-    response = await knm_client.put(
-        "/features/automation/ansible",
-        json={
-            "binary_path": binary,
-            "temp_dir": ansible_temp_dir,
-            "timeout": 3600,
-            "max_concurrent": 10,
-        },
-        headers=admin_headers,
+    fields = ("binary_path", "temp_dir", "timeout", "max_concurrent")
+    before = assert_envelope(
+        await knm_client.get("/features/automation", headers=admin_headers), 200
     )
-    assert assert_envelope(response, 200)["data"]["binary_path"] == binary
+    restore = {name: before["data"]["ansible"][name] for name in fields}
+    try:
+        response = await knm_client.put(
+            "/features/automation/ansible",
+            json={
+                "binary_path": binary,
+                "temp_dir": ansible_temp_dir,
+                "timeout": 3600,
+                "max_concurrent": 10,
+            },
+            headers=admin_headers,
+        )
+        assert assert_envelope(response, 200)["data"]["binary_path"] == binary
+    finally:
+        # Later tests on this app run Ansible, which would make the removed temp_dir again.
+        restored = await knm_client.put(
+            "/features/automation/ansible", json=restore, headers=admin_headers
+        )
+        assert_envelope(restored, 200)
 
 
 @pytest.mark.timeout(180)
