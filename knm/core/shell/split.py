@@ -139,8 +139,8 @@ class Limits:
     #: The CPU time all the parses of one check may take together (``shellparse``'s
     #: ``ParseClock``), a backstop for the counts above: they count units, not time, and a
     #: shape costlier per unit than those measured could take longer. The costliest everyday
-    #: or builtin text parses in about 1 ms and the costliest 64 KiB shapes under the limits
-    #: in 5-15 ms (``bench/README.md``).
+    #: or builtin text (a builtin script) parses in 0.3 ms, the costliest 64 KiB shape of the
+    #: benchmark in 4.4 ms (``bench/README.md``).
     parse_seconds: float = 0.05
 
     def scaled(self, factor: float, subject: str, advice: str) -> Limits:
@@ -918,7 +918,7 @@ class _Lexer:
         elif op in (";", "&"):
             self._statement_end(end)
 
-    # --- chunks of statements in bodies --------------------------------------------------
+    # --- chunks of statements in bodies and conditions, of terms in [[ ]] ------------------
 
     def _body(self, pos: int, form: int = STATEMENTS) -> None:
         """A body of statements starts at ``pos``, at the current depth: ``{``, ``then``,
@@ -933,8 +933,8 @@ class _Lexer:
         self.runs.pop(len(self.stack), None)
 
     def _statement_end(self, end: int) -> None:
-        """A statement inside a body ends before ``end``: a chunk mark (a negative key: the
-        chunk is parsed as it is, not as arguments) when its run has grown ``CHUNK`` bytes
+        """A statement inside a body or condition ends before ``end``: a chunk mark
+        (``STATEMENTS``: the chunk is parsed as it is) when its run has grown ``CHUNK`` bytes
         since its last one. Between two marks of a run lie whole statements at that depth."""
         run = self.runs.get(len(self.stack))
         if run is None or run[4] != STATEMENTS or self.joined:
