@@ -335,7 +335,8 @@ def analyze(
     Text holding more than ``limits`` allow is a ``too-complex`` finding, found before it is
     parsed, and so is text whose parses take more CPU time than they allow (the whole-parse
     reference walk, ``split=False``, counts and times nothing)."""
-    walker = _Walker(split, limits, _stand_ins(text))
+    # stand-ins held by no text the walk may parse: the text and the values it is given
+    walker = _Walker(split, limits, _stand_ins("".join((text, *(variables or {}).values()))))
     env = _Env()
     for name in deferred:
         env.vars[name] = (f"knm-deferred-{name}",)

@@ -353,3 +353,8 @@ def test_recursive_removal_under_tmp_is_allowed(parts: list[str], wrappers: list
 def test_a_vertical_tab_or_form_feed_in_a_word_is_shown_escaped(command: str, shown: str) -> None:
     # Part of a word to bash; the parser is given a stand-in, never shown in the report.
     assert check_command(command) == [Violation("system-paths", shown)]
+
+
+def test_a_vertical_tab_in_a_value_given_for_the_run_is_shown_escaped_too() -> None:
+    violations = check_command('sh -c "rm -rf /etc $x"', variables={"x": "a\vb\x01"})
+    assert Violation("system-paths", "rm -rf /etc a\\vb\x01") in violations
