@@ -267,6 +267,13 @@ LARGE: dict[str, str] = {
     "case arm with errors": _repeat("case x in a) ", "echo " + "a" * 80 + " @(a); ", ";; esac"),
     "trailing backslash": _repeat("echo", " abcdefghijklmnopqrstuvw", " \\"),
     "unclosed quote": _repeat("echo", " abcdefghijklmnopqrstuvw", " '"),
+    # Errors only tree-sitter-bash sees (``@(a)`` outside a word) in constructs parsed whole
+    # until 2026-12-04 evening: 250-480 ms for 64 KiB.
+    "long [[ ]] with errors": _repeat("[[ ", "-n " + "a" * 80 + " && @(a) && ", "-n b ]]"),
+    "long if condition with errors": _repeat(
+        "if ", "echo " + "a" * 80 + " @(a); ", "true; then :; fi"
+    ),
+    "long back-quote with errors": _repeat("echo `", "echo " + "a" * 80 + " @(a); ", "`"),
 }
 
 

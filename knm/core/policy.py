@@ -861,6 +861,8 @@ def check_command(
         rule = _FINDING_CLASS.get(finding.rule, finding.rule)
         if rule not in skip:
             found.append(Violation(rule, finding.matched))
+    if analysis.stand_ins:  # a vertical tab or form feed: shown escaped
+        found = [Violation(v.rule, analysis.shown(v.matched)) for v in found]
     return list(dict.fromkeys(found))
 
 

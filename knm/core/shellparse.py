@@ -27,9 +27,11 @@ from __future__ import annotations
 import bisect
 import functools
 import itertools
+import math
 import posixpath
 import re
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
@@ -37,13 +39,16 @@ import tree_sitter_bash
 from tree_sitter import Language, Node, Parser, Tree
 
 from knm.core.shell.split import (
+    ARGUMENTS,
     COMMAND_LIMITS,
     NO_LIMITS,
     RESERVED,
+    TERMS,
     Counts,
     Limits,
     ShellSyntaxError,
     TooComplex,
+    TooSlow,
     Unfollowed,
 )
 from knm.core.shell.split import split as split_statements
@@ -96,8 +101,18 @@ _LOCAL = threading.local()
 _ASTRAL = re.compile("[\U00010000-\U0010ffff]")
 #: tree-sitter-bash takes a vertical tab or form feed for a blank, bash for part of a word
 #: (``echo a<VT># b; rm -rf /etc`` runs ``rm``; tree-sitter-bash read a comment): the parser
-#: gets another character that is part of a word to it, of the same length.
-_NOT_BLANKS = str.maketrans("\v\f", "\x01\x01")
+#: gets a stand-in for each, a control character that is part of a word to it, of the same
+#: length, and one the text does not hold (``_stand_ins``), so that the report can show which
+#: it stood for (``Analysis.shown``).
+_STAND_INS = "".join(map(chr, (*range(1, 9), *range(14, 32))))
+
+
+def _stand_ins(text: str) -> dict[str, str]:
+    """Stand-ins for the vertical tabs and form feeds of ``text``: ``{stand-in: real}``."""
+    if "\v" not in text and "\f" not in text:
+        return {}
+    free = [c for c in _STAND_INS if c not in text] + ["\x01", "\x02"]
+    return {free[0]: "\v", free[1]: "\f"}
 
 
 @functools.cache
@@ -113,12 +128,76 @@ def _parser() -> Parser:
     return parser
 
 
-def _parse(text: str) -> Tree:
+def _parse(
+    text: str, cancel: Callable[[], bool] | None = None, stand_ins: dict[int, int] | None = None
+) -> Tree | None:
+    """The tree of ``text``; with ``cancel``, asked as the parse goes, None if it answered
+    True. py-tree-sitter 0.25 dropped ``timeout_micros``: a parse is cancelled by its progress
+    callback returning True, which it calls every few hundred steps, and only when it reads
+    the text through a read callback. A tree read so holds no text (``Node.text`` crashed the
+    process), so the text is parsed again with it as the old tree: nothing changed, every
+    node is reused (2-10 us for 64 KiB). ``stand_ins`` (a ``str.translate`` table) replaces
+    each vertical tab and form feed (``_stand_ins``)."""
     if not text.isascii():
         text = _ASTRAL.sub("\ufffd", text)
     if "\v" in text or "\f" in text:
-        text = text.translate(_NOT_BLANKS)
-    return _parser().parse(text.encode("utf-8", "surrogatepass"))
+        text = text.translate(stand_ins or _DEFAULT_STAND_INS)
+    data = text.encode("utf-8", "surrogatepass")
+    parser = _parser()
+    if cancel is None:
+        return parser.parse(data)
+    view = memoryview(data)
+    try:
+        textless = parser.parse(
+            lambda offset, _point: view[offset:], progress_callback=lambda _o, _e: cancel()
+        )
+    except ValueError:  # "Parsing failed": cancelled
+        parser.reset()  # or the next parse would go on with this one
+        return None
+    return parser.parse(data, old_tree=textless)
+
+
+_DEFAULT_STAND_INS = {ord("\v"): 1, ord("\f"): 2}
+
+#: Text shorter than this is parsed without a progress callback (it costs ~4 us a parse and
+#: such text parses in well under a millisecond); its time still counts.
+CANCELLABLE = 512
+#: The clock parse time is measured with: the CPU time of the checking thread (a check runs in
+#: a pool thread; waiting for a core on a busy machine is no cost of the check). Tests swap it.
+CLOCK: Callable[[], float] = time.thread_time
+
+
+class ParseClock:
+    """All the parse time of one check, against ``Limits.parse_seconds``: a parse is
+    cancelled when the total would pass it, and ``TooSlow`` raised (as after any parse that
+    brought the total past it). The limits on counts keep every text measured well under the
+    budget; this is the backstop for a shape costlier per unit than any measured."""
+
+    __slots__ = ("clock", "limits", "spent", "stand_ins")
+
+    def __init__(self, limits: Limits, stand_ins: dict[str, str] | None = None) -> None:
+        self.limits = limits
+        self.clock = CLOCK
+        #: CPU seconds parsing so far.
+        self.spent = 0.0
+        #: What the parser is given for a vertical tab or form feed (``_stand_ins``).
+        self.stand_ins = {ord(real): ord(c) for c, real in (stand_ins or {}).items()} or None
+
+    def parse(self, text: str) -> Tree:
+        budget = self.limits.parse_seconds
+        if budget == math.inf:
+            return _parse(text, None, self.stand_ins)  # type: ignore[return-value]
+        clock = self.clock
+        start = clock()
+        deadline = start + budget - self.spent
+        try:
+            cancel = None if len(text) < CANCELLABLE else lambda: clock() > deadline
+            tree = _parse(text, cancel, self.stand_ins)
+        finally:
+            self.spent += clock() - start
+        if tree is None or self.spent > budget:
+            raise TooSlow(self.spent, self.limits)
+        return tree
 
 
 # --- values -------------------------------------------------------------------------------
@@ -227,6 +306,18 @@ class Finding:
 class Analysis:
     commands: list[Cmd] = field(default_factory=list)
     findings: list[Finding] = field(default_factory=list)
+    #: The characters the parser was given for vertical tabs and form feeds (``_stand_ins``):
+    #: words hold them in their place.
+    stand_ins: dict[str, str] = field(default_factory=dict)
+
+    def shown(self, text: str) -> str:
+        """``text`` from this analysis (a command, a word) for a report: a vertical tab or
+        form feed shown escaped, ``\\v`` or ``\\f`` (the parser was given a stand-in)."""
+        if not self.stand_ins:
+            return text
+        for stand_in, real in self.stand_ins.items():
+            text = text.replace(stand_in, real)
+        return text.replace("\v", "\\v").replace("\f", "\\f")
 
 
 def analyze(
@@ -242,14 +333,20 @@ def analyze(
     ``variables`` are values known for this run (a script's parameters); ``deferred`` names
     variables whose value is checked later, so they count as harmless placeholders now.
     Text holding more than ``limits`` allow is a ``too-complex`` finding, found before it is
-    parsed (the whole-parse reference walk, ``split=False``, counts nothing)."""
-    walker = _Walker(split, limits)
+    parsed, and so is text whose parses take more CPU time than they allow (the whole-parse
+    reference walk, ``split=False``, counts and times nothing)."""
+    # stand-ins held by no text the walk may parse: the text and the values it is given
+    walker = _Walker(split, limits, _stand_ins("".join((text, *(variables or {}).values()))))
     env = _Env()
     for name in deferred:
         env.vars[name] = (f"knm-deferred-{name}",)
     for name, value in (variables or {}).items():
         env.vars[name] = (value,)
-    walker.run_code(text, env, depth=0)
+    try:
+        walker.run_code(text, env, depth=0)
+    except TooSlow as error:  # from any parse, at any depth of the walk: nothing more is walked
+        walker.refused = walker.exhausted = True
+        walker.finding(error.rule, str(error))
     return walker.analysis
 
 
@@ -293,12 +390,18 @@ Unit = Node | str
 
 
 class _Walker:
-    def __init__(self, split: bool = True, limits: Limits = COMMAND_LIMITS) -> None:
-        self.analysis = Analysis()
+    def __init__(
+        self, split: bool = True, limits: Limits = COMMAND_LIMITS,
+        stand_ins: dict[str, str] | None = None,
+    ) -> None:  # fmt: skip
+        self.analysis = Analysis(stand_ins=stand_ins or {})
         #: What the lexer counted in every text split so far, against ``limits``.
         self.counts = Counts(limits)
         #: A limit was passed: nothing more is parsed or walked.
         self.refused = False
+        #: Every parse of this check, timed against ``limits.parse_seconds`` (untimed in the
+        #: reference walk).
+        self.clock = ParseClock(limits if split else NO_LIMITS, stand_ins)
         self.steps = 0
         self.exhausted = False
         self.level = 0
@@ -309,7 +412,7 @@ class _Walker:
         #: whole text goes to the parser (the reference the split walk is compared with).
         self.split = split
         #: The chunk marks of the text ``plan`` split last (``split``), by position.
-        self.marks: list[tuple[int, int]] = []
+        self.marks: list[tuple[int, int, int]] = []
         #: Each distinct piece parsed once per analysis: its statement, or None (an error).
         self.pieces: dict[str, Node | None] = {}
         #: Bumped whenever the walk changes what a later statement may see (a variable, the
@@ -350,7 +453,7 @@ class _Walker:
                 return UNKNOWN_STREAM
             plan = None
         if plan is None:
-            tree = _parse(text)
+            tree = self.clock.parse(text)
             return self.statements(list(tree.root_node.named_children), env, depth, stdin)
         out = UNKNOWN_STREAM
         for key, pipelines, background, count in plan:
@@ -434,7 +537,7 @@ class _Walker:
         """``text`` as top-level statements, each a list of pipelines joined by ``&&``/``||``
         (a pipeline: its stages and its text), or None when the whole text must be parsed:
         the splitter cannot follow it, or the parser finds an error in a piece."""
-        marks: list[tuple[int, int]] = []
+        marks: list[tuple[int, int, int]] = []
         items = split_statements(text, self.counts, marks)
         if items is None:
             if len(text) > MAX_ERROR_PARSE and self.counts.limits is not NO_LIMITS:
@@ -504,11 +607,11 @@ class _Walker:
             # one (``= a a ...``, ``export a b ...``) is still parsed and walked word by word.
             self.counts.expansion(len(text.split()))
         if len(text) > MAX_ERROR_PARSE and not _chunks_parse(
-            text[: len(text) if span is None else span], offset, self.marks
+            text[: len(text) if span is None else span], offset, self.marks, self.clock.parse
         ):
             self.pieces[source] = None
             return None
-        root = _parse(source).root_node
+        root = self.clock.parse(source).root_node
         nodes = [c for c in root.named_children if c.type != "comment"]
         node = nodes[0] if len(nodes) == 1 and not root.has_error else None
         self.pieces[source] = node
@@ -1133,7 +1236,7 @@ class _Walker:
         child.functions = dict(env.functions)
         for alt in code.alts:
             text = alt.replace(U, "$__knm_unknown")
-            if alt.strip() == U or (U in alt and _unknown_command_position(text)):
+            if alt.strip() == U or (U in alt and _unknown_command_position(self.clock.parse(text))):
                 self.finding("remote-code", cmd.written)
                 continue
             self.run_code(text, child, depth + 1, stdin)
@@ -2011,9 +2114,8 @@ def _eval_of_env_setup(code: Word) -> bool:
     )
 
 
-def _unknown_command_position(text: str) -> bool:
-    """Whether an unknown value (``$__knm_unknown``) would be run as a command in ``text``."""
-    tree = _parse(text)
+def _unknown_command_position(tree: Tree) -> bool:
+    """Whether an unknown value (``$__knm_unknown``) would be run as a command in ``tree``."""
     for node in _walk(tree.root_node):
         if node.type == "command_name" and "$__knm_unknown" in _text(node):
             return True
@@ -2023,32 +2125,39 @@ def _unknown_command_position(text: str) -> bool:
 # --- structure helpers --------------------------------------------------------------------
 
 
-def _chunks_parse(text: str, offset: int, marks: Sequence[tuple[int, int]]) -> bool:
+def _chunks_parse(
+    text: str, offset: int, marks: Sequence[tuple[int, int, int]], parse: Callable[[str], Tree]
+) -> bool:
     """Whether each chunk of a long piece (``text``, at ``offset``) between two of the lexer's
-    marks of the same key (``split``: blanks between whole arguments, at any depth, or ends of
-    statements in a body) parses without an error alone, as the arguments of ``:`` (or as it
-    is, for statements). tree-sitter-bash's error recovery can be quadratic in the length of
+    marks of the same key (``split``: blanks between whole arguments, at any depth, ends of
+    statements in a body or condition, ``&&``/``||`` between terms of a ``[[ ]]``) parses
+    without an error alone: as the arguments of ``:``, as it is (statements) or inside ``[[
+    ]]`` (terms). tree-sitter-bash's error recovery can be quadratic in the length of
     the text after the error (its scanner reads ahead to the next quote, ``}`` or ``$name`` at
     every token), so an error in a long command is found in chunks, each in linear time,
     before the whole is parsed; the whole is parsed only when every chunk is clean (or there
     is none)."""
     end = offset + len(text)
-    first = bisect.bisect_left(marks, (offset, -(1 << 62)))
-    last = bisect.bisect_right(marks, (end, 1 << 62))
-    commands: dict[int, list[int]] = {}
-    for position, key in marks[first:last]:
-        commands.setdefault(key, []).append(position - offset)
+    first = bisect.bisect_left(marks, (offset, -1, -1))
+    last = bisect.bisect_right(marks, (end, 1 << 62, 1 << 62))
+    commands: dict[tuple[int, int], list[int]] = {}
+    for position, key, form in marks[first:last]:
+        commands.setdefault((key, form), []).append(position - offset)
     chunks = [
-        (b - a, a, b, key)
-        for key, positions in commands.items()
+        (b - a, a, b, form)
+        for (_, form), positions in commands.items()
         for a, b in itertools.pairwise(sorted(positions))
     ]
     # The shortest first: a chunk of arguments may hold a whole ``<( )`` whose statements are
     # chunks of their own (an error is then found in one of those, not in the long one).
-    for _, a, b, key in sorted(chunks):
-        # a negative key: a run of whole statements in a body, parsed as it is
-        chunk = text[a:b] if key < 0 else f": {text[a:b]}"
-        if _parse(chunk).root_node.has_error:
+    for _, a, b, form in sorted(chunks):
+        chunk = text[a:b]
+        if form == ARGUMENTS:
+            chunk = f": {chunk}"
+        elif form == TERMS:
+            terms = chunk.lstrip(" \t\n")
+            chunk = f"[[ {terms[2:] if terms[:2] in ('&&', '||') else terms} ]]"
+        if parse(chunk).root_node.has_error:
             return False
     return True
 

@@ -338,3 +338,23 @@ def test_recursive_removal_of_a_critical_path_is_refused_in_every_spelling(
 def test_recursive_removal_under_tmp_is_allowed(parts: list[str], wrappers: list[str]) -> None:
     command = f"{''.join(wrappers)}rm -rf {shlex.quote('/tmp/' + '/'.join(parts))}"
     assert check_command(command) == [], command
+
+
+@pytest.mark.parametrize(
+    ("command", "shown"),
+    [
+        ('x="a\vb"; rm -rf /etc $x', "rm -rf /etc a\\vb"),
+        ('x="a\fb"; rm -rf /etc $x', "rm -rf /etc a\\fb"),
+        # a control character the text holds is no stand-in: it is shown as it is
+        ('x="a\vb\x01\x02"; rm -rf /etc $x', "rm -rf /etc a\\vb\x01\x02"),
+        ('rm -rf /etc "\f"', "rm -rf /etc \\f"),
+    ],
+)
+def test_a_vertical_tab_or_form_feed_in_a_word_is_shown_escaped(command: str, shown: str) -> None:
+    # Part of a word to bash; the parser is given a stand-in, never shown in the report.
+    assert check_command(command) == [Violation("system-paths", shown)]
+
+
+def test_a_vertical_tab_in_a_value_given_for_the_run_is_shown_escaped_too() -> None:
+    violations = check_command('sh -c "rm -rf /etc $x"', variables={"x": "a\vb\x01"})
+    assert Violation("system-paths", "rm -rf /etc a\\vb\x01") in violations

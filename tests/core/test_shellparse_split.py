@@ -156,7 +156,10 @@ _BEYOND_LIMITS = {
 #: Shapes tree-sitter-bash misreads whole: the rest of a here-doc's line goes into its body.
 _MISREAD_WHOLE = {"here-doc before ; then rm"}
 #: An error only tree-sitter-bash sees, found chunk by chunk: refused without the whole parse.
-_CHUNK_ERROR = {"case arm with errors"}
+_CHUNK_ERROR = {
+    "case arm with errors", "long [[ ]] with errors", "long if condition with errors",
+    "long back-quote with errors",
+}  # fmt: skip
 
 #: Nested past ``split.MAX_OPEN``: refused as too deep, unparsed.
 _TOO_DEEP = {"nested subshells", "nested groups", "nested $( )", "nested if"}
@@ -511,6 +514,9 @@ _VERDICTS = {
     "case arm with errors": {"too-complex"},
     "trailing backslash": set(),
     "unclosed quote": {"too-complex"},
+    "long [[ ]] with errors": {"too-complex"},
+    "long if condition with errors": {"too-complex"},
+    "long back-quote with errors": {"too-complex"},
 }
 
 
@@ -686,10 +692,42 @@ def test_an_error_in_a_long_body_or_case_arm_is_found_chunk_by_chunk(
     # alone: the error is found in one, and the whole (the quadratic parse) is never parsed.
     parsed: list[int] = []
     parse = shellparse._parse
-    monkeypatch.setattr(shellparse, "_parse", lambda t: parsed.append(len(t)) or parse(t))
+    monkeypatch.setattr(
+        shellparse, "_parse", lambda t, *cancel: parsed.append(len(t)) or parse(t, *cancel)
+    )
     (violation,) = check_command(text)
     assert "a statement the parser finds a syntax error in" in violation.matched
     assert max(parsed) < MAX_ERROR_PARSE
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "[[ " + ("-n " + "a" * 40 + " && @(a) && ") * 100 + "-n b ]]",
+        "[[ -n a ]] && [[ " + ("@(a) || -f " + "a" * 40 + " || ") * 100 + "-n b ]] && ls",
+        "if [[ -n a && " + "@(a) && " * 200 + "-n b ]]; then :; fi",
+        "if " + ("echo " + "a" * 40 + " @(a); ") * 100 + "true; then :; fi",
+        "if false; then :; elif " + "echo @(a)\n" * 200 + "then :; fi",
+        "while " + ("echo " + "a" * 40 + " @(a) | cat; ") * 100 + "false; do :; done",
+        "until " + "echo @(a); " * 200 + "true; do :; done",
+        "echo `" + ("echo " + "a" * 40 + " @(a); ") * 100 + "`",
+        'x="`' + "echo @(a)\n" * 200 + '`"',
+    ],
+)
+def test_an_error_in_a_long_test_condition_or_back_quote_is_found_parsing_one_chunk(
+    text: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Terms of a ``[[ ]]`` are cut at ``&&``/``||``, conditions and back-quoted bodies at the
+    # ends of their statements; every chunk holds the error, and the shortest is parsed first.
+    parsed: list[str] = []
+    parse = shellparse._parse
+    monkeypatch.setattr(
+        shellparse, "_parse", lambda t, *cancel: parsed.append(t) or parse(t, *cancel)
+    )
+    (violation,) = check_command(text)
+    assert "a statement the parser finds a syntax error in" in violation.matched
+    (chunk,) = [t for t in parsed if "@(a)" in t]  # what else is parsed holds no error
+    assert max(map(len, parsed)) == len(chunk) < MAX_ERROR_PARSE
 
 
 @pytest.mark.parametrize(
@@ -700,6 +738,13 @@ def test_an_error_in_a_long_body_or_case_arm_is_found_chunk_by_chunk(
         "x=$(" + "echo a; " * 300 + "); ( " + "ls; " * 300 + "); a=(" + "x\n" * 600 + ")\n"
         "rm -rf /etc",
         "if true; then " + "cat <<E | wc -l\nx\nE\necho a; " * 100 + "rm -rf /etc; fi",
+        "[[ "
+        + " && ".join(["-n $a", "-f /tmp/x", "$x == y*", "! -d /b", "( a < b )"] * 60)
+        + " ]] && rm -rf /etc",
+        "if [[ -n $a ]] && " + "test -f /tmp/x; " * 100 + "then rm -rf /etc; fi",
+        "while " + "read -r a\n" * 150 + "do rm -rf /etc; done",
+        "echo `" + 'echo "$(date)" \\`uname\\`; ' * 60 + "`; rm -rf /etc",
+        'x="`' + "echo a 'b' \\$c\n" * 100 + '`"; rm -rf /etc',
     ],
 )
 def test_a_long_valid_body_is_checked_not_refused_by_the_chunk_parse(text: str) -> None:

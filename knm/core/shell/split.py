@@ -30,6 +30,7 @@ by chunk, in linear time, before the whole is parsed.
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, field
 
@@ -43,6 +44,11 @@ _BODIES = frozenset({"{", "if", "while", "until", "for", "select", "case", "[["}
 
 #: The least length of a chunk of a long statement checked alone (``probe``).
 CHUNK = 512
+#: How the text between two chunk marks of one key is parsed alone (``split``'s ``marks``):
+#: whole arguments of one command, as the arguments of ``:``; whole statements of a body or a
+#: condition, as they are; whole terms of a ``[[ ]]`` joined by ``&&``/``||`` (each chunk but
+#: the first starting with its operator, which is dropped), inside ``[[ ]]``.
+ARGUMENTS, STATEMENTS, TERMS = 0, 1, 2
 #: Constructs open at once beyond which the text goes to the parser whole (the checker's own
 #: nesting limit, ``shellparse.MAX_NESTING``, then refuses it quickly). Above that limit, so
 #: that text nested up to it is still counted (``Limits``).
@@ -130,13 +136,19 @@ class Limits:
     #: What the text is, and what to do instead: said in the refusal.
     subject: str = "command"
     advice: str = "split it into smaller commands, or put it in a script"
+    #: The CPU time all the parses of one check may take together (``shellparse``'s
+    #: ``ParseClock``), a backstop for the counts above: they count units, not time, and a
+    #: shape costlier per unit than those measured could take longer. The costliest everyday
+    #: or builtin text (a builtin script) parses in 0.3 ms, the costliest 64 KiB shape of the
+    #: benchmark in 4.4 ms (``bench/README.md``).
+    parse_seconds: float = 0.05
 
     def scaled(self, factor: float, subject: str, advice: str) -> Limits:
         """Limits for text ``factor`` times as long as a command may be (a stored script)."""
         return Limits(
             int(self.commands * factor), int(self.parses * factor),
             int(self.functions * factor), int(self.expansions * factor),
-            int(self.budget * factor), subject, advice,
+            int(self.budget * factor), subject, advice, self.parse_seconds * factor,
         )  # fmt: skip
 
 
@@ -154,7 +166,7 @@ COMMAND_LIMITS = Limits()
 
 
 #: No limits: what a site that allows ``too-complex`` gets (the whole text is walked).
-NO_LIMITS = Limits(*(1 << 62,) * 5)
+NO_LIMITS = Limits(*(1 << 62,) * 5, parse_seconds=math.inf)
 
 
 class TooComplex(Exception):
@@ -172,6 +184,21 @@ class TooComplex(Exception):
         )
         self.what = what
         self.limit = limit
+
+
+class TooSlow(TooComplex):
+    """The parses of one check took more CPU time than ``Limits.parse_seconds``: refused,
+    the parse under way cancelled and nothing more parsed or walked."""
+
+    def __init__(self, spent: float, limits: Limits) -> None:
+        Exception.__init__(
+            self,
+            f"parsing it took more than {limits.parse_seconds * 1000:,.0f} ms of CPU time "
+            f"(the most one {limits.subject} may take; {spent * 1000:,.0f} ms when stopped), too "
+            f"long to check: {limits.advice}",
+        )
+        self.what = "parse_seconds"
+        self.limit = limits.parse_seconds
 
 
 class Unfollowed(TooComplex):
@@ -308,7 +335,7 @@ class Item:
 
 
 def split(
-    text: str, counts: Counts | None = None, marks: list[tuple[int, int]] | None = None
+    text: str, counts: Counts | None = None, marks: list[tuple[int, int, int]] | None = None
 ) -> list[Item] | None:
     """The top-level statements of ``text``, or ``None`` if it cannot be split here.
     Raises ``ShellSyntaxError`` for the syntax errors it recognises (see there), and
@@ -316,10 +343,11 @@ def split(
     limits; text that cannot be split keeps what was counted up to where the lexer stopped.
 
     ``marks`` receives where a long command may be cut into chunks that parse alone
-    (``(position, key)``, at least ``CHUNK`` bytes apart, at any depth of nesting): between
-    two marks of the same positive key lie only whole arguments of one command (parsed as the
-    arguments of ``:``); of the same negative key, whole statements of one run in a body
-    (``{ }``, ``then``, ``else``, ``do``, a ``case`` arm; parsed as they are)."""
+    (``(position, key, form)``, at least ``CHUNK`` bytes apart, at any depth of nesting):
+    between two marks of the same key lie only whole arguments of one command (``ARGUMENTS``),
+    whole statements of one run in a body or condition (``STATEMENTS``: ``{ }``, ``then``,
+    ``else``, ``do``, a ``case`` arm, ``( )``, ``$( )``, back-quotes, ``if``/``elif``/``while``/
+    ``until`` conditions), or whole terms of one ``[[ ]]`` (``TERMS``)."""
     try:
         lexer = _Lexer(text, Counts(NO_LIMITS) if counts is None else counts)
         if marks is not None:
@@ -348,7 +376,7 @@ class _Lexer:
         #: the commands they belong to. The command being read: its key (-1: none yet), the
         #: depth it is at, where its text starts, its last mark (-1: none), and the depth at
         #: its start.
-        self.marks: list[tuple[int, int]] = []
+        self.marks: list[tuple[int, int, int]] = []
         self.keys = [0]
         self.cut_key = -1
         self.cut_depth = 0
@@ -377,9 +405,10 @@ class _Lexer:
         #: The end of the run of plain characters last looked at (``_plain_run``).
         self.plain_end = -1
         self.plain_until = 0
-        #: Runs of statements in the bodies open at each depth (``{ }``, ``then``, ``else``,
-        #: ``do``, a ``case`` arm): their chunk key, where the run starts, its last mark and
-        #: whether it has one (``_statement_end``).
+        #: Runs of statements in the bodies and conditions open at each depth (``{ }``,
+        #: ``then``, ``else``, ``do``, a ``case`` arm, ``if`` ...), or of terms in a ``[[ ]]``:
+        #: their chunk key, where the run starts, its last mark, whether it has one and its
+        #: form (``_statement_end``, ``_term_end``).
         self.runs: dict[int, list[int]] = {}
         #: The last token was ``|``, ``|&``, ``&&`` or ``||``: a newline ends no statement.
         self.joined = False
@@ -580,15 +609,15 @@ class _Lexer:
         ):
             return
         if self.cut_last < 0:
-            self.marks.append((self.cut_from, self.cut_key))
-        self.marks.append((start, self.cut_key))
+            self.marks.append((self.cut_from, self.cut_key, ARGUMENTS))
+        self.marks.append((start, self.cut_key, ARGUMENTS))
         self.cut_last = start
 
     def _boundary(self, start: int, end: int) -> None:
         """An operator or newline from ``start`` to ``end``: the command before it ends (its
         last chunk with it, if it is at the depth it started at); the next starts after."""
         if self.cut_last >= 0 and len(self.stack) == self.cut_depth:
-            self.marks.append((start, self.cut_key))
+            self.marks.append((start, self.cut_key, ARGUMENTS))
         self.cut_key, self.cut_last = -1, -1
         self.cut_from, self.cut_base = end, len(self.stack)
 
@@ -631,6 +660,8 @@ class _Lexer:
                     self.fn_state = 1
                 return pos, cmdpos, False
             if word == "]]" and self.stack and self.stack[-1] == "]]":
+                self._term_end(pos - 2)
+                self._no_body()
                 self.stack.pop()
             elif word == "in" and self.case_state and self.case_state[-1] == "head":
                 self.case_state[-1] = "pattern"
@@ -821,12 +852,10 @@ class _Lexer:
             if word == "if":
                 stack.append("fi")
                 self._deeper()
-                self._no_body()
+                self._body(pos)  # its condition: statements too
             elif word in ("then", "else", "elif") and (not stack or stack[-1] != "fi"):
                 raise ShellSyntaxError(pos - len(word), f"'{word}' outside an if")
-            elif word == "elif":
-                self._no_body()
-            elif word in ("then", "else"):
+            elif word in ("then", "else", "elif"):
                 self._body(pos)
             if item is not None and word in ("!", "time", "coproc"):
                 item.whole = True
@@ -839,11 +868,13 @@ class _Lexer:
         if word in ("while", "until"):
             stack.append("done")
             self._deeper()
-            self._no_body()
+            self._body(pos)  # its condition
             return True
         if word in ("fi", "done", "esac", "}", "]]"):
             if not stack or stack[-1] != word:
                 raise ShellSyntaxError(pos - len(word), f"'{word}' closing nothing open")
+            if word == "]]":
+                self._term_end(pos - 2)
             self._no_body()
             stack.pop()
             if word == "esac":
@@ -856,6 +887,7 @@ class _Lexer:
             return True
         if word == "[[":
             stack.append("]]")
+            self._body(pos, TERMS)
             return False
         if word == "case":
             stack.append("esac")
@@ -874,6 +906,8 @@ class _Lexer:
 
     def _op_inside(self, op: str, start: int, end: int) -> None:
         self.joined = op in ("|", "|&", "&&", "||")
+        if op in ("&&", "||"):
+            self._term_end(start)
         if len(self.heredocs) > self.owned and op in (";", "&"):
             raise Misread
         if op in (";;", ";;&", ";&"):
@@ -884,13 +918,14 @@ class _Lexer:
         elif op in (";", "&"):
             self._statement_end(end)
 
-    # --- chunks of statements in bodies --------------------------------------------------
+    # --- chunks of statements in bodies and conditions, of terms in [[ ]] ------------------
 
-    def _body(self, pos: int) -> None:
+    def _body(self, pos: int, form: int = STATEMENTS) -> None:
         """A body of statements starts at ``pos``, at the current depth: ``{``, ``then``,
-        ``else``, ``do``, a ``case`` arm's ``)``."""
+        ``else``, ``do``, a ``case`` arm's ``)``, a condition after ``if``, ``elif``,
+        ``while``, ``until``; or the terms of a ``[[`` (``TERMS``)."""
         self.keys[0] += 1
-        self.runs[len(self.stack)] = [-self.keys[0], pos, pos, 0]
+        self.runs[len(self.stack)] = [self.keys[0], pos, pos, 0, form]
 
     def _no_body(self) -> None:
         """What follows at the current depth is no run of statements that parses alone (a
@@ -898,16 +933,34 @@ class _Lexer:
         self.runs.pop(len(self.stack), None)
 
     def _statement_end(self, end: int) -> None:
-        """A statement inside a body ends before ``end``: a chunk mark (a negative key: the
-        chunk is parsed as it is, not as arguments) when its run has grown ``CHUNK`` bytes
+        """A statement inside a body or condition ends before ``end``: a chunk mark
+        (``STATEMENTS``: the chunk is parsed as it is) when its run has grown ``CHUNK`` bytes
         since its last one. Between two marks of a run lie whole statements at that depth."""
         run = self.runs.get(len(self.stack))
-        if run is None or self.joined or self.heredocs or end - run[2] < CHUNK:
+        if run is None or run[4] != STATEMENTS or self.joined:
+            return
+        self._mark(run, end)
+
+    def _term_end(self, start: int) -> None:
+        """A ``&&``/``||`` (or the ``]]``) at ``start`` inside a ``[[ ]]``, at its depth: the
+        terms before it are whole. A chunk mark when the run of terms has grown ``CHUNK``
+        bytes since its last one; the ``]]`` closes a run that has marks."""
+        run = self.runs.get(len(self.stack))
+        if run is None or run[4] != TERMS:
+            return
+        if self.text.startswith("]]", start):
+            if run[3] and start > run[2]:
+                self.marks.append((start, run[0], TERMS))
+            return
+        self._mark(run, start)
+
+    def _mark(self, run: list[int], end: int) -> None:
+        if self.heredocs or end - run[2] < CHUNK:
             return
         if not run[3]:
-            self.marks.append((run[1], run[0]))
+            self.marks.append((run[1], run[0], run[4]))
             run[3] = 1
-        self.marks.append((end, run[0]))
+        self.marks.append((end, run[0], run[4]))
         run[2] = end
 
     # --- nested constructs -----------------------------------------------------------------
@@ -922,8 +975,7 @@ class _Lexer:
         sub.outer = self.outer + len(self.stack) + 1
         if sub.outer > MAX_OPEN:
             raise TooDeep(pos)
-        if closer == ")":  # ``$( )``, ``<( )``: statements (a back-quote's body has escapes)
-            sub._body(pos)
+        sub._body(pos)  # statements (a back-quote's escapes are words to the parser as well)
         return sub._nested(pos)
 
     def _nested(self, pos: int) -> int:
