@@ -671,6 +671,15 @@ def test_a_long_command_the_parser_finds_an_error_in_is_refused_after_a_parse_in
     assert check_command("rm -rf /etc; " + text)  # refused, whatever else it holds
 
 
+@pytest.fixture
+def parsed(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Every text the check gives the parser, in order."""
+    texts: list[str] = []
+    parse = shellparse._parse
+    monkeypatch.setattr(shellparse, "_parse", lambda t, *rest: texts.append(t) or parse(t, *rest))
+    return texts
+
+
 @pytest.mark.parametrize(
     "text",
     [
@@ -686,18 +695,13 @@ def test_a_long_command_the_parser_finds_an_error_in_is_refused_after_a_parse_in
     ],
 )
 def test_an_error_in_a_long_body_or_case_arm_is_found_chunk_by_chunk(
-    text: str, monkeypatch: pytest.MonkeyPatch
+    text: str, parsed: list[str]
 ) -> None:
     # Runs of statements in bodies and a case arm's commands are cut into chunks that parse
     # alone: the error is found in one, and the whole (the quadratic parse) is never parsed.
-    parsed: list[int] = []
-    parse = shellparse._parse
-    monkeypatch.setattr(
-        shellparse, "_parse", lambda t, *cancel: parsed.append(len(t)) or parse(t, *cancel)
-    )
     (violation,) = check_command(text)
     assert "a statement the parser finds a syntax error in" in violation.matched
-    assert max(parsed) < MAX_ERROR_PARSE
+    assert max(map(len, parsed)) < MAX_ERROR_PARSE
 
 
 @pytest.mark.parametrize(
@@ -715,15 +719,10 @@ def test_an_error_in_a_long_body_or_case_arm_is_found_chunk_by_chunk(
     ],
 )
 def test_an_error_in_a_long_test_condition_or_back_quote_is_found_parsing_one_chunk(
-    text: str, monkeypatch: pytest.MonkeyPatch
+    text: str, parsed: list[str]
 ) -> None:
     # Terms of a ``[[ ]]`` are cut at ``&&``/``||``, conditions and back-quoted bodies at the
     # ends of their statements; every chunk holds the error, and the shortest is parsed first.
-    parsed: list[str] = []
-    parse = shellparse._parse
-    monkeypatch.setattr(
-        shellparse, "_parse", lambda t, *cancel: parsed.append(t) or parse(t, *cancel)
-    )
     (violation,) = check_command(text)
     assert "a statement the parser finds a syntax error in" in violation.matched
     (chunk,) = [t for t in parsed if "@(a)" in t]  # what else is parsed holds no error
