@@ -551,7 +551,7 @@ _HISTORY_FIELDS = {
 _HISTORY_NAMES = tuple(f.name for f in msgspec.structs.fields(HistoryItem) if f.name != "extra")
 _ODD_TIMES = tuple(_TIMES)
 #: A row: the fields, the summary (the kind's display fields), then each timestamp of
-#: :data:`_ODD_TIMES` when it could not be written as text (else NULL).
+#: :data:`_ODD_TIMES` when it could not be written as text (else NULL); the total follows.
 _HISTORY_ROW = ", ".join(
     [_HISTORY_FIELDS.get(name, name) for name in _HISTORY_NAMES]
     # As text, decoded below: the same values whatever codecs the connection has.
@@ -566,8 +566,9 @@ async def history(
     """The total ``where`` matches and one page of its rows, newest first, each as sent (a
     ``TaskSummary``'s fields in order, its kind's display fields after them).
 
-    One statement, one row: the total (``counts.total_sql``) and the page as an array, in one
-    round trip, on one pooled connection and one snapshot. The rows become dictionaries
+    One statement: the page, each row carrying the total (``counts.total_sql``, computed once),
+    in one round trip on one pooled connection and one snapshot; only a page without rows (past
+    the end, or nothing matches) asks for the total on its own. The rows become dictionaries
     straight from the records, not through ``TaskSummary`` (``to_wire`` gives the same keys and
     values at several times the cost)."""
     # Day arithmetic in SQL: PostgreSQL's dates reach far past Python's (9999-12-31 + 1 day).
@@ -576,17 +577,17 @@ async def history(
         since="created_at >= ?::date",
         until="created_at < ?::date + 1",
     )
-    record = await conn.fetchrow(
-        f"""SELECT ({counts.total_sql(where, sql_where)}),
-                   ARRAY(SELECT ROW({_HISTORY_ROW}) FROM tasks {sql_where}
-                         ORDER BY created_at DESC, id DESC
-                         LIMIT {int(limit)} OFFSET {int(offset)})""",
+    total_sql = counts.total_sql(where, sql_where)
+    records = await conn.fetch(
+        f"""SELECT {_HISTORY_ROW}, ({total_sql})::bigint FROM tasks {sql_where}
+            ORDER BY created_at DESC, id DESC LIMIT {int(limit)} OFFSET {int(offset)}""",
         *args,
     )
-    total, found = record
+    if not records:
+        return int(await conn.fetchval(total_sql, *args)), []
     fields = len(_HISTORY_NAMES)
     rows = []
-    for values in found:
+    for values in records:
         row = dict(zip(_HISTORY_NAMES, values, strict=False))
         for at, name in enumerate(_ODD_TIMES, fields + 1):
             if values[at] is not None:
@@ -598,7 +599,10 @@ async def history(
             for key, value in _decode(summary).items():
                 row.setdefault(key, value)
         rows.append(row)
-    return int(total), rows
+    return records[0][_TOTAL_AT], rows
 
+
+#: Where a history record holds the total: after the fields, the summary and the timestamps.
+_TOTAL_AT = len(_HISTORY_NAMES) + 1 + len(_ODD_TIMES)
 
 _decode = msgspec.json.Decoder().decode
