@@ -558,6 +558,9 @@ _HISTORY_ROW = ", ".join(
     + ["summary::text"]
     + [f"CASE WHEN NOT ({_IN_RANGE.format(sql)}) THEN {sql} END" for sql in _TIMES.values()]
 )
+#: Where a history record holds the total: after the fields, the summary and the timestamps.
+_TOTAL_AT = len(_HISTORY_NAMES) + 1 + len(_ODD_TIMES)
+_decode = msgspec.json.Decoder().decode
 
 
 async def history(
@@ -600,9 +603,3 @@ async def history(
                 row.setdefault(key, value)
         rows.append(row)
     return records[0][_TOTAL_AT], rows
-
-
-#: Where a history record holds the total: after the fields, the summary and the timestamps.
-_TOTAL_AT = len(_HISTORY_NAMES) + 1 + len(_ODD_TIMES)
-
-_decode = msgspec.json.Decoder().decode
