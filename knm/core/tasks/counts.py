@@ -32,23 +32,25 @@ async def total(
 ) -> int:
     """How many tasks ``where`` matches (``sql_where``/``args``: the same filter on ``tasks``,
     for the one case counted directly)."""
+    return int(await conn.fetchval(total_sql(where, sql_where), *args))
+
+
+def total_sql(where: HistoryFilter, sql_where: str) -> str:
+    """:func:`total` as a statement of one row and column, taking the arguments of
+    ``sql_where`` (``where`` on ``tasks``: :meth:`HistoryFilter.sql` numbers them the same way
+    for both tables) — to be sent alone or inside the statement of a history page."""
     if where.parent_task_id is not None:
-        return int(await conn.fetchval(f"SELECT count(*) FROM tasks {sql_where}", *args))
-    condition, values = where.sql(not_child="NOT is_child", since="day >= ?", until="day <= ?")
+        return f"SELECT count(*) FROM tasks {sql_where}"
+    condition, _ = where.sql(not_child="NOT is_child", since="day >= ?", until="day <= ?")
     # Without dates, the day-less totals: a few hundred rows whatever the history's length.
     folded = "task_counts" if where.start_date or where.end_date else "task_totals"
     day = "day" if folded == "task_counts" else "NULL::date AS day"
     # One statement, one snapshot: a fold running meanwhile is seen entirely or not at all.
-    return int(
-        await conn.fetchval(
-            f"""SELECT coalesce(sum(n), 0) FROM (
-                    SELECT n, {day}, kind, cluster_name, status, is_child FROM {folded}
-                    UNION ALL
-                    SELECT n, day, kind, cluster_name, status, is_child FROM task_count_changes
-                ) c {condition}""",
-            *values,
-        )
-    )
+    return f"""SELECT coalesce(sum(n), 0) FROM (
+                   SELECT n, {day}, kind, cluster_name, status, is_child FROM {folded}
+                   UNION ALL
+                   SELECT n, day, kind, cluster_name, status, is_child FROM task_count_changes
+               ) c {condition}"""
 
 
 async def fold(conn: asyncpg.Connection) -> bool:
