@@ -37,9 +37,10 @@ import asyncssh
 import msgspec
 
 from knm.core.transport import HostKeys, RunResult, TransportError
-from knm.plugins.ssh import known_hosts
+from knm.plugins.ssh import known_hosts, libssh2
 from knm.plugins.ssh.connect import open_connection, secret_digest
 from knm.plugins.ssh.hostkeys import BASTION, HostKeyCheck, PinCache
+from knm.plugins.ssh.libssh2 import Libssh2Connection
 from knm.plugins.ssh.limiter import FairLimiter, StartRamp
 from knm.plugins.ssh.pool import ConnectionPool, PoolKey
 from knm.plugins.ssh.process import SshConnection, open_process, run_process
@@ -177,7 +178,7 @@ class SshTransport:
         def check() -> HostKeyCheck:
             return HostKeyCheck(knm.pool, settings, cluster, node.name, node.address, port, pins)
 
-        async def connect() -> asyncssh.SSHClientConnection:
+        async def connect_asyncssh() -> asyncssh.SSHClientConnection:
             tunnel, via = None, ""
             if bastion is not None:
                 tunnel = await self._bastion(ctx, settings, bastion, credential)
@@ -189,6 +190,22 @@ class SshTransport:
             )  # fmt: skip
             self.stats.connects += 1
             return raw
+
+        async def connect_libssh2() -> Libssh2Connection:
+            raw = await libssh2.open_connection(
+                address=node.address, port=port, credential=credential, check=check(),
+                connect_timeout=settings.connect_timeout,
+            )  # fmt: skip
+            self.stats.connects += 1
+            return raw
+
+        connect: Callable[[], Any] = connect_asyncssh
+        if getattr(settings, "client", "asyncssh") == "libssh2":
+            why = libssh2.fallback(settings, cluster, bastion)
+            if why is None:
+                connect = connect_libssh2
+            else:
+                log.debug("%s: the asyncssh client opens this connection: %s", node.name, why)
 
         if bastion is None:
             while (idle := self.pool.take(key)) is not None:
@@ -204,7 +221,9 @@ class SshTransport:
                     idle.close()
                     continue
                 self.stats.reuses += 1
-                return SshConnection(idle, node=node, reused=True, reconnect=connect, pool_key=key)
+                # A dead one is replaced by the same client (the command code is the client's).
+                again = connect_libssh2 if isinstance(idle, Libssh2Connection) else connect_asyncssh
+                return SshConnection(idle, node=node, reused=True, reconnect=again, pool_key=key)
         return SshConnection(
             await connect(), node=node, reused=False, reconnect=connect, pool_key=key
         )
@@ -311,10 +330,14 @@ class SshTransport:
         # The session's place in the start ramp ends once its first command runs; a second
         # command on the same session is not ramped.
         start, conn.start = conn.start, None
+        native = isinstance(conn.raw, Libssh2Connection)
         try:
-            chan, session, replaced = await open_process(
-                conn, command, pty=pty, env=env, on_stdout=on_stdout, on_stderr=on_stderr
-            )
+            if native:
+                chan, replaced = await libssh2.open_channel(conn, command, pty=pty, env=env)
+            else:
+                chan, session, replaced = await open_process(
+                    conn, command, pty=pty, env=env, on_stdout=on_stdout, on_stderr=on_stderr
+                )
         except BaseException:
             if start is not None:
                 start.release(completed=False)
@@ -323,6 +346,10 @@ class SshTransport:
             start.release(completed=True)
         if replaced:
             self.stats.dead_replaced += 1
+        if native:
+            return await libssh2.run_channel(
+                conn, chan, stdin=stdin, on_stdout=on_stdout, on_stderr=on_stderr, timeout=timeout
+            )
         return await run_process(conn, chan, session, stdin=stdin, timeout=timeout)
 
 

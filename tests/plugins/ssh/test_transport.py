@@ -17,6 +17,7 @@ from knm.core.credentials import DecryptedCredential
 from knm.core.tasks import TargetNode
 from knm.core.transport import TransportError
 from knm.plugins.ssh.connect import KEEPALIVE_INTERVAL, SKIPS_CONSTRUCT
+from knm.plugins.ssh.libssh2 import Libssh2Connection
 from knm.plugins.ssh.limiter import StartRamp
 from knm.plugins.ssh.schemas import SshSettings
 from knm.plugins.ssh.transport import TRANSPORT, SshTransport, name_local_user
@@ -25,6 +26,12 @@ from knm.testing.fleet import FleetCluster, create_fleet_cluster
 from knm.testing.tasks import eventually
 
 Runner = Callable[..., Awaitable[dict[str, Any]]]
+
+
+@pytest.fixture(scope="module", params=["asyncssh", "libssh2"])
+def ssh_client(request: pytest.FixtureRequest) -> str:
+    """Every test here runs with each SSH client (the settings' ``client``)."""
+    return str(request.param)
 
 
 def by_node(status: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -61,10 +68,10 @@ class _Knm:
 
 @pytest.fixture
 async def direct(
-    fleet: FleetCluster,
+    fleet: FleetCluster, ssh_client: str
 ) -> AsyncIterator[tuple[SshTransport, Any, DecryptedCredential]]:
     """A transport of its own, used directly (no task), with host key checking off."""
-    knm = _Knm(SshSettings(host_key_policy="off"))
+    knm = _Knm(SshSettings(host_key_policy="off", client=ssh_client))
     context = SimpleNamespace(
         knm=knm, task_id="ssh-exec-direct", task=SimpleNamespace(cluster_name="direct"), mask=None
     )
@@ -286,19 +293,24 @@ async def test_a_pooled_connection_sends_keepalives_only_while_it_is_checked_out
     direct: Any, fleet: FleetCluster
 ) -> None:
     transport, context, credential = direct
-    # asyncssh has no getter for the keepalive interval: its attribute is read.
+
+    def interval(raw: Any) -> float:
+        if isinstance(raw, Libssh2Connection):
+            return raw.keepalive_interval
+        return raw._keepalive_interval  # type: ignore[no-any-return]  # asyncssh has no getter
+
     async with transport.session(context, node(fleet, 2), credential) as conn:
         raw = conn.raw
-        assert raw._keepalive_interval == KEEPALIVE_INTERVAL
-    assert raw._keepalive_interval == 0
+        assert interval(raw) == KEEPALIVE_INTERVAL
+    assert interval(raw) == 0
     async with transport.session(context, node(fleet, 2), credential) as again:
         assert again.raw is raw and again.reused
-        assert raw._keepalive_interval == KEEPALIVE_INTERVAL
+        assert interval(raw) == KEEPALIVE_INTERVAL
         assert (await transport.run(again, "true")).exit_code == 0
 
 
 async def test_a_task_builds_its_login_options_once_and_each_node_gets_its_own_connection(
-    direct: Any, fleet: FleetCluster
+    direct: Any, fleet: FleetCluster, ssh_client: str
 ) -> None:
     transport, context, credential = direct
     context.cache = {}
@@ -315,6 +327,8 @@ async def test_a_task_builds_its_login_options_once_and_each_node_gets_its_own_c
     # Every node was reached at its own address, though the three logins shared one options
     # object: the per-connection copy carries the address and the login's waiter.
     assert seen == [(target.address, target.address) for target in nodes]
+    if ssh_client == "libssh2":
+        return  # libssh2 logins build no asyncssh options
     built = [key for key in context.cache if key[0] == "ssh.options"]
     assert len(built) == 1
     assert SKIPS_CONSTRUCT, "this asyncssh no longer opens connections the way connect._login does"
@@ -330,8 +344,10 @@ async def test_a_name_that_does_not_resolve_is_unreachable_saying_so(direct: Any
     assert caught.value.message.startswith("cannot resolve no-such-host.invalid")
 
 
-async def test_connections_of_a_stopped_app_are_not_pooled(fleet: FleetCluster) -> None:
-    knm = _Knm(SshSettings(host_key_policy="off"))
+async def test_connections_of_a_stopped_app_are_not_pooled(
+    fleet: FleetCluster, ssh_client: str
+) -> None:
+    knm = _Knm(SshSettings(host_key_policy="off", client=ssh_client))
     context = SimpleNamespace(
         knm=knm, task_id="t", task=SimpleNamespace(cluster_name="c"), mask=None
     )
@@ -351,9 +367,13 @@ async def test_connections_of_a_stopped_app_are_not_pooled(fleet: FleetCluster) 
 
 
 async def test_idle_connections_close_after_their_ttl_and_the_pool_keeps_its_size(
-    fleet: FleetCluster,
+    fleet: FleetCluster, ssh_client: str
 ) -> None:
-    knm = _Knm(SshSettings(host_key_policy="off", pool_idle_ttl=1, connection_pool_size=2))
+    knm = _Knm(
+        SshSettings(
+            host_key_policy="off", pool_idle_ttl=1, connection_pool_size=2, client=ssh_client
+        )
+    )
     context = SimpleNamespace(
         knm=knm, task_id="t", task=SimpleNamespace(cluster_name="c"), mask=None
     )
