@@ -561,7 +561,8 @@ async def _pump(
                 if callback is not None:
                     await _deliver(callback, decoder.decode(b"", final=True))
             return
-        if not moved:
+        if not moved and not chan.eof():
+            # (A read may have taken in the end of file: then drain once more, not wait.)
             await raw.wait()
 
 

@@ -15,6 +15,12 @@ from knm.testing.fleet import FleetCluster, create_fleet_cluster, fleet_nodes
 Runner = Callable[..., Awaitable[dict[str, Any]]]
 
 
+@pytest.fixture(scope="module", params=["asyncssh", "libssh2"])
+def ssh_client(request: pytest.FixtureRequest) -> str:
+    """Every test here runs with each SSH client (the settings' ``client``)."""
+    return str(request.param)
+
+
 @pytest.fixture
 async def db(knm_database_url: str) -> AsyncIterator[asyncpg.Connection]:
     conn = await asyncpg.connect(knm_database_url)
@@ -134,13 +140,13 @@ async def test_forgetting_needs_an_admin_and_an_existing_pin(
 
 async def test_strict_refuses_unpinned_nodes_until_an_admin_pins_them(
     run_ssh: Runner, fleet: FleetCluster, policy: Callable[[str], Awaitable[None]],
-    knm_client: ApiClient, admin_headers: dict[str, str],
+    knm_client: ApiClient, admin_headers: dict[str, str], ssh_client: str,
 ) -> None:  # fmt: skip
     cluster = await create_fleet_cluster(
         knm_client,
         admin_headers,
         fleet.fleet,
-        "strict-lab",
+        f"strict-lab-{ssh_client}",
         nodes=fleet_nodes(fleet.fleet, faults=False),
     )
     await policy("strict")
@@ -201,7 +207,7 @@ async def test_strict_accepts_a_host_certificate_signed_by_a_trusted_ca(
             {"name": "unsigned", "address": "127.0.0.10", "port": ports[1]},
         ]
         cluster = await create_fleet_cluster(
-            knm_client, admin_headers, fleet.fleet, "ca-lab", nodes=nodes
+            knm_client, admin_headers, fleet.fleet, f"ca-lab-{ssh_client}", nodes=nodes
         )
         authority = {"public_key": ca.export_public_key().decode(), "clusters": [cluster]}
         response = await knm_client.put(

@@ -128,12 +128,13 @@ async def test_a_dead_pooled_connection_is_replaced_transparently(
 
 
 async def test_nodes_behind_a_bastion_are_reached_through_one_bastion_connection(
-    run_ssh: Runner, fleet: FleetCluster, knm_client: ApiClient, admin_headers: dict[str, str]
-) -> None:
+    run_ssh: Runner, fleet: FleetCluster, knm_client: ApiClient, admin_headers: dict[str, str],
+    ssh_client: str,
+) -> None:  # fmt: skip
     first = fleet.fleet.nodes[0]
     nodes = [{"name": n.name, "address": n.address, "port": n.port} for n in fleet.fleet.nodes[1:]]
     cluster = await create_fleet_cluster(
-        knm_client, admin_headers, fleet.fleet, "behind-bastion", nodes=nodes,
+        knm_client, admin_headers, fleet.fleet, f"behind-bastion-{ssh_client}", nodes=nodes,
         bastion={"address": first.address, "port": first.port},
     )  # fmt: skip
     await alone(knm_client)
@@ -151,12 +152,13 @@ async def test_nodes_behind_a_bastion_are_reached_through_one_bastion_connection
 
 
 async def test_an_unreachable_bastion_fails_every_node_saying_so(
-    run_ssh: Runner, fleet: FleetCluster, knm_client: ApiClient, admin_headers: dict[str, str]
-) -> None:
+    run_ssh: Runner, fleet: FleetCluster, knm_client: ApiClient, admin_headers: dict[str, str],
+    ssh_client: str,
+) -> None:  # fmt: skip
     refused = fleet.fleet.refused_node()
     nodes = [{"name": n.name, "address": n.address, "port": n.port} for n in fleet.fleet.nodes]
     cluster = await create_fleet_cluster(
-        knm_client, admin_headers, fleet.fleet, "dead-bastion", nodes=nodes,
+        knm_client, admin_headers, fleet.fleet, f"dead-bastion-{ssh_client}", nodes=nodes,
         bastion={"address": refused.address, "port": refused.port},
     )  # fmt: skip
     status = await run_ssh(command="true", cluster_name=cluster)
