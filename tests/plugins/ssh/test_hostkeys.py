@@ -126,9 +126,9 @@ async def test_forgetting_the_pin_lets_the_node_in_again_and_pins_anew(
 
 
 async def test_forgetting_needs_an_admin_and_an_existing_pin(
-    knm_client: ApiClient, admin_headers: dict[str, str], fleet: FleetCluster
+    knm_client: ApiClient, admin_headers: dict[str, str], fleet: FleetCluster, ssh_client: str
 ) -> None:
-    viewer = await knm_client.create_user(admin_headers, "hostkey-viewer", "viewer")
+    viewer = await knm_client.create_user(admin_headers, f"hostkey-viewer-{ssh_client}", "viewer")
     path = f"/automation/ssh/host-keys/{fleet.cluster_name}/node1"
     assert_envelope(await knm_client.delete(path, headers=viewer), 403)
     assert_envelope(await knm_client.get("/automation/ssh/host-keys", headers=viewer), 200)
@@ -171,7 +171,7 @@ async def test_strict_refuses_unpinned_nodes_until_an_admin_pins_them(
 
 async def test_strict_accepts_a_host_certificate_signed_by_a_trusted_ca(
     fleet: FleetCluster, policy: Callable[[str], Awaitable[None]],
-    knm_client: ApiClient, admin_headers: dict[str, str], tmp_path: Any,
+    knm_client: ApiClient, admin_headers: dict[str, str], tmp_path: Any, ssh_client: str,
 ) -> None:  # fmt: skip
     ca = asyncssh.generate_private_key("ssh-ed25519")
     host_key = asyncssh.generate_private_key("ssh-ed25519")
@@ -294,6 +294,8 @@ async def test_a_task_reads_its_clusters_pins_once_and_sees_the_pins_it_makes(
     from knm.plugins.ssh.hostkeys import HostKeyCheck, PinCache, key_line, set_pin
     from knm.plugins.ssh.schemas import SshSettings
 
+    # The module runs once per SSH client: start from no pins.
+    await db.execute("DELETE FROM ssh_host_keys WHERE cluster_name = 'pin-cache'")
     known = asyncssh.generate_private_key("ssh-ed25519")
     await set_pin(db, "pin-cache", "a", known)
     pool = CountingPool(db)
