@@ -168,11 +168,6 @@ class SshTransport:
         knm = ctx.knm
         cluster = ctx.task.cluster_name
         port = node.port or credential.port or 22
-        key = PoolKey(
-            self._owner(knm), node.address, port, credential.username, credential.id,
-            self._secret_digest(ctx, credential),
-        )  # fmt: skip
-
         pins = self._pins(ctx, cluster)
 
         def check() -> HostKeyCheck:
@@ -200,12 +195,17 @@ class SshTransport:
             return raw
 
         connect: Callable[[], Any] = connect_asyncssh
-        if getattr(settings, "client", "asyncssh") == "libssh2":
+        client = "asyncssh"
+        if settings.client == "libssh2":
             why = libssh2.fallback(settings, cluster, bastion)
             if why is None:
-                connect = connect_libssh2
+                connect, client = connect_libssh2, "libssh2"
             else:
                 log.debug("%s: the asyncssh client opens this connection: %s", node.name, why)
+        key = PoolKey(
+            self._owner(knm), node.address, port, credential.username, credential.id,
+            self._secret_digest(ctx, credential), client,
+        )  # fmt: skip
 
         if bastion is None:
             while (idle := self.pool.take(key)) is not None:
@@ -221,9 +221,7 @@ class SshTransport:
                     idle.close()
                     continue
                 self.stats.reuses += 1
-                # A dead one is replaced by the same client (the command code is the client's).
-                again = connect_libssh2 if isinstance(idle, Libssh2Connection) else connect_asyncssh
-                return SshConnection(idle, node=node, reused=True, reconnect=again, pool_key=key)
+                return SshConnection(idle, node=node, reused=True, reconnect=connect, pool_key=key)
         return SshConnection(
             await connect(), node=node, reused=False, reconnect=connect, pool_key=key
         )

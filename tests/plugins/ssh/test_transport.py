@@ -414,3 +414,34 @@ def test_a_login_variable_already_set_is_left_alone(monkeypatch: pytest.MonkeyPa
     monkeypatch.setenv("USER", "someone-else")
     name_local_user()
     assert "LOGNAME" not in os.environ and os.environ["USER"] == "someone-else"
+
+
+async def test_the_settings_client_opens_the_connections(
+    direct: Any, fleet: FleetCluster, ssh_client: str
+) -> None:
+    transport, context, credential = direct
+    async with transport.session(context, node(fleet), credential) as conn:
+        assert isinstance(conn.raw, Libssh2Connection) is (ssh_client == "libssh2")
+        assert (await transport.run(conn, "true")).exit_code == 0
+
+
+async def test_a_tasks_connections_are_the_clients_and_a_bastion_goes_through_asyncssh(
+    run_ssh: Runner, fleet: FleetCluster, knm_client: ApiClient, admin_headers: dict[str, str],
+    ssh_client: str, caplog: pytest.LogCaptureFixture,
+) -> None:  # fmt: skip
+    await run_ssh(command="true", target_nodes=["node3"])
+    await alone(knm_client)
+    kinds = {type(idle.conn) for items in TRANSPORT.pool._idle.values() for idle in items}
+    assert (Libssh2Connection in kinds) is (ssh_client == "libssh2")
+    first = fleet.fleet.nodes[0]
+    nodes = [{"name": n.name, "address": n.address, "port": n.port} for n in fleet.fleet.nodes[1:]]
+    cluster = await create_fleet_cluster(
+        knm_client, admin_headers, fleet.fleet, f"fallback-{ssh_client}", nodes=nodes,
+        bastion={"address": first.address, "port": first.port},
+    )  # fmt: skip
+    with caplog.at_level("DEBUG", logger="knm.ssh"):
+        status = await run_ssh(command="echo via", cluster_name=cluster, target_nodes=["node2"])
+    assert status["status"] == "completed", status
+    said = [r.getMessage() for r in caplog.records if "asyncssh client opens" in r.getMessage()]
+    assert bool(said) is (ssh_client == "libssh2")
+    assert all("bastion" in message for message in said)
