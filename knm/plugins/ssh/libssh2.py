@@ -98,6 +98,11 @@ def _host_key_algs(pinned: str | None) -> str:
     return ",".join(dict.fromkeys([*(a for a in first if a in plain), *plain]))
 
 
+class UseAsyncssh(Exception):
+    """Raised by ``open_connection`` when only the asyncssh client can log in to the node; the
+    message says why (no secret in it)."""
+
+
 def fallback(settings: Any, cluster: str, bastion: Any) -> str | None:
     """Why a connection must be opened with asyncssh instead, or None when libssh2 can."""
     if _native() is None:
@@ -311,7 +316,7 @@ async def open_connection(
                 raise check.rejected()
             stage = "login"
             await _login(conn, credential, key, where)
-    except TransportError:
+    except (TransportError, UseAsyncssh):
         if conn is not None:
             conn.abort()
         raise
@@ -336,15 +341,34 @@ async def _login(conn: Libssh2Connection, credential: Any, key: bytes | None, wh
         "auth_failed",
         f"authentication failed for user {user} on {where} (credential {credential.name})",
     )
+    if key is None and not credential.password:
+        raise denied
     try:
         if key is not None:
             await conn.call(session.userauth_publickey_frommemory, user, key)
-        elif credential.password:
-            await conn.call(session.userauth_password, user, credential.password)
         else:
-            raise denied
+            await conn.call(session.userauth_password, user, credential.password)
+        return
     except _AUTH_FAILED:
-        raise denied from None
+        if key is not None:
+            raise denied from None
+    # asyncssh answers a keyboard-interactive prompt with the password, libssh2 here does not:
+    # a node that takes passwords only that way is logged in to with asyncssh.
+    methods = await _methods(conn, user)
+    if methods is not None and "password" not in methods and "keyboard-interactive" in methods:
+        raise UseAsyncssh("the node takes passwords only through keyboard-interactive")
+    raise denied
+
+
+async def _methods(conn: Libssh2Connection, user: str) -> list[str] | None:
+    """The login methods the node offers ``user`` (None when it does not say)."""
+    while True:
+        methods = conn.session.userauth_list(user)
+        if methods is not None:
+            return [str(method) for method in methods]
+        if conn.session.last_errno() != EAGAIN:
+            return None
+        await conn.wait()
 
 
 def _failure(
@@ -463,7 +487,7 @@ async def open_channel(
     # A pooled connection that died while idle: nothing ran yet, so a new one is safe.
     await conn.replace()
     if not isinstance(conn.raw, Libssh2Connection):
-        raise TypeError("a libssh2 connection was replaced by another client's")
+        raise UseAsyncssh("its replacement was opened with asyncssh")
     try:
         return await _start(conn.raw, command, pty, env), True
     except _GONE as exc:

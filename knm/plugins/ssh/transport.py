@@ -186,11 +186,15 @@ class SshTransport:
             self.stats.connects += 1
             return raw
 
-        async def connect_libssh2() -> Libssh2Connection:
-            raw = await libssh2.open_connection(
-                address=node.address, port=port, credential=credential, check=check(),
-                connect_timeout=settings.connect_timeout,
-            )  # fmt: skip
+        async def connect_libssh2() -> Any:
+            try:
+                raw = await libssh2.open_connection(
+                    address=node.address, port=port, credential=credential, check=check(),
+                    connect_timeout=settings.connect_timeout,
+                )  # fmt: skip
+            except libssh2.UseAsyncssh as why:
+                log.debug("%s: the asyncssh client opens this connection: %s", node.name, why)
+                return await connect_asyncssh()
             self.stats.connects += 1
             return raw
 
@@ -331,7 +335,13 @@ class SshTransport:
         native = isinstance(conn.raw, Libssh2Connection)
         try:
             if native:
-                chan, replaced = await libssh2.open_channel(conn, command, pty=pty, env=env)
+                try:
+                    chan, replaced = await libssh2.open_channel(conn, command, pty=pty, env=env)
+                except libssh2.UseAsyncssh:
+                    native, replaced = False, True
+                    chan, session, _ = await open_process(
+                        conn, command, pty=pty, env=env, on_stdout=on_stdout, on_stderr=on_stderr
+                    )
             else:
                 chan, session, replaced = await open_process(
                     conn, command, pty=pty, env=env, on_stdout=on_stdout, on_stderr=on_stderr

@@ -10,12 +10,14 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from types import SimpleNamespace
 from typing import Any
 
+import msgspec
 import psutil
 import pytest
 
 from knm.core.credentials import DecryptedCredential
 from knm.core.tasks import TargetNode
 from knm.core.transport import TransportError
+from knm.plugins.ssh import libssh2
 from knm.plugins.ssh.connect import KEEPALIVE_INTERVAL, SKIPS_CONSTRUCT
 from knm.plugins.ssh.libssh2 import Libssh2Connection
 from knm.plugins.ssh.limiter import StartRamp
@@ -445,3 +447,35 @@ async def test_a_tasks_connections_are_the_clients_and_a_bastion_goes_through_as
     said = [r.getMessage() for r in caplog.records if "asyncssh client opens" in r.getMessage()]
     assert bool(said) is (ssh_client == "libssh2")
     assert all("bastion" in message for message in said)
+
+
+async def test_a_node_taking_passwords_only_by_keyboard_interactive_is_left_to_asyncssh(
+    direct: Any, fleet: FleetCluster, ssh_client: str, monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:  # fmt: skip
+    if ssh_client != "libssh2":
+        pytest.skip("a libssh2 fallback")
+    transport, context, credential = direct
+    wrong = msgspec.structs.replace(credential, password="not-it-at-all")
+
+    async def login_fails() -> None:
+        with pytest.raises(TransportError) as caught:
+            async with transport.session(context, node(fleet), wrong):
+                pass
+        assert caught.value.reason == "auth_failed"
+        assert "not-it-at-all" not in caught.value.message
+
+    # The fleet offers "password": a refused password is auth_failed, asyncssh left out.
+    with caplog.at_level("DEBUG", logger="knm.ssh"):
+        await login_fails()
+    assert not [r for r in caplog.records if "keyboard-interactive" in r.getMessage()]
+
+    async def keyboard_only(conn: Any, user: str) -> list[str]:
+        return ["publickey", "keyboard-interactive"]
+
+    monkeypatch.setattr(libssh2, "_methods", keyboard_only)
+    connects = transport.stats.connects
+    with caplog.at_level("DEBUG", logger="knm.ssh"):
+        await login_fails()  # asyncssh tried too, and refused as well
+    assert [r for r in caplog.records if "keyboard-interactive" in r.getMessage()]
+    assert transport.stats.connects == connects
