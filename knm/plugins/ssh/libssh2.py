@@ -157,9 +157,12 @@ class Libssh2Connection:
         self.abort()
 
     def abort(self) -> None:
+        """Shuts the socket down; its descriptor is closed with the last object holding it
+        (``_Socket``), after libssh2 freed the session: a channel freed later may still try to
+        send its close, which must fail, not reach another connection that reused the number."""
         self._closed = True
         with contextlib.suppress(OSError):
-            self.sock.close()
+            self.sock.shutdown(socket.SHUT_RDWR)
 
     def set_keepalive(self, interval: float, count_max: int | None = None) -> None:
         self.keepalive_interval = interval
@@ -259,6 +262,15 @@ async def _key_bytes(credential: Any) -> bytes:
     return held[1]
 
 
+class _Socket(socket.socket):
+    """A socket whose descriptor closes quietly once nothing holds it (the session does until
+    libssh2 freed it; see ``Libssh2Connection.abort``)."""
+
+    def __del__(self) -> None:
+        with contextlib.suppress(OSError):
+            self.close()
+
+
 async def _socket(address: str, port: int) -> socket.socket:
     loop = asyncio.get_running_loop()
     try:
@@ -269,7 +281,7 @@ async def _socket(address: str, port: int) -> socket.socket:
         targets = [(family, sockaddr) for family, _, _, _, sockaddr in infos]
     failure: OSError | None = None
     for family, sockaddr in targets:
-        sock = socket.socket(family, socket.SOCK_STREAM)
+        sock = _Socket(family, socket.SOCK_STREAM)
         sock.setblocking(False)
         try:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
