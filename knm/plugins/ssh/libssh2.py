@@ -338,7 +338,8 @@ async def open_connection(
         if isinstance(exc, Exception):
             raise _failure(exc, stage, conn, where, address, connect_timeout) from None
         raise
-    session.keepalive_config(True, KEEPALIVE_INTERVAL)
+    # libssh2 sends a keepalive only when asked (``wait``) and at most once a second.
+    session.keepalive_config(True, 1)
     try:
         await check.accept(conn._host_key)
     except BaseException:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import getpass
 import os
 import pwd
@@ -479,3 +480,42 @@ async def test_a_node_taking_passwords_only_by_keyboard_interactive_is_left_to_a
         await login_fails()  # asyncssh tried too, and refused as well
     assert [r for r in caplog.records if "keyboard-interactive" in r.getMessage()]
     assert transport.stats.connects == connects
+
+
+def _session_processes(fleet: FleetCluster, local: tuple[str, int]) -> list[psutil.Process]:
+    """The node's processes holding the TCP connection whose client end is ``local``."""
+    found = []
+    for pid in fleet.fleet.sshd_pids():
+        for child in psutil.Process(pid).children(recursive=True):
+            try:
+                ends = [c.raddr for c in child.net_connections(kind="tcp") if c.raddr]
+            except psutil.Error:
+                continue
+            if any((end.ip, end.port) == local for end in ends):
+                found.append(child)
+    return found
+
+
+async def test_keepalives_keep_a_silent_command_alive_and_find_a_frozen_node(
+    direct: Any, fleet: FleetCluster, ssh_client: str
+) -> None:
+    if ssh_client != "libssh2":
+        pytest.skip("asyncssh's own keepalives are asyncssh's to test")
+    transport, context, credential = direct
+    async with transport.session(context, node(fleet, 1), credential) as conn:
+        conn.raw.set_keepalive(1, 2)
+        # Silent for several intervals: the node answers each keepalive.
+        assert (await transport.run(conn, "sleep 4")).exit_code == 0
+        frozen = _session_processes(fleet, conn.raw.sock.getsockname()[:2])
+        assert frozen
+        for process in frozen:
+            process.suspend()
+        try:
+            with pytest.raises(TransportError) as caught:
+                await transport.run(conn, "sleep 30", timeout=60)
+        finally:
+            for process in frozen:
+                with contextlib.suppress(psutil.Error):
+                    process.resume()
+        assert caught.value.reason == "connection_lost"
+        assert conn.raw.is_closed()  # never pooled again
