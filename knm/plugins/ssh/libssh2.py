@@ -246,6 +246,10 @@ def _peek_key(session: Session) -> asyncssh.SSHKey:
 
 
 _exported: dict[int, tuple[asyncssh.SSHKey, bytes]] = {}
+#: Key types libssh2 logs in with (others, such as security keys, go to asyncssh).
+_KEY_TYPES = frozenset(
+    {"ssh-ed25519", "ssh-rsa", "ecdsa-sha2-nistp256", "ecdsa-sha2-nistp384", "ecdsa-sha2-nistp521"}
+)
 
 
 async def _key_bytes(credential: Any) -> bytes:
@@ -254,6 +258,8 @@ async def _key_bytes(credential: Any) -> bytes:
     memory. libssh2 reads the fleet's three key formats itself, but it would run an encrypted
     key's bcrypt KDF again for every connection."""
     key = await private_key(credential)
+    if key.get_algorithm() not in _KEY_TYPES:
+        raise UseAsyncssh(f"libssh2 here takes no {key.get_algorithm()} keys")
     held = _exported.get(id(key))
     if held is None or held[0] is not key:
         if len(_exported) >= 256:
@@ -356,15 +362,19 @@ async def _login(conn: Libssh2Connection, credential: Any, key: bytes | None, wh
     )
     if key is None and not credential.password:
         raise denied
-    try:
-        if key is not None:
+    if key is not None:
+        try:
             await conn.call(session.userauth_publickey_frommemory, user, key)
-        else:
-            await conn.call(session.userauth_password, user, credential.password)
+            return
+        except _AUTH_FAILED:
+            if not credential.password:
+                raise denied from None
+        # As asyncssh does with a key and a password: the password next.
+    try:
+        await conn.call(session.userauth_password, user, credential.password)
         return
     except _AUTH_FAILED:
-        if key is not None:
-            raise denied from None
+        pass
     # asyncssh answers a keyboard-interactive prompt with the password, libssh2 here does not:
     # a node that takes passwords only that way is logged in to with asyncssh.
     methods = await _methods(conn, user)

@@ -519,3 +519,27 @@ async def test_keepalives_keep_a_silent_command_alive_and_find_a_frozen_node(
                     process.resume()
         assert caught.value.reason == "connection_lost"
         assert conn.raw.is_closed()  # never pooled again
+
+
+async def test_a_key_type_libssh2_does_not_take_is_left_to_asyncssh(
+    direct: Any, fleet: FleetCluster, ssh_client: str, monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:  # fmt: skip
+    if ssh_client != "libssh2":
+        pytest.skip("a libssh2 fallback")
+    transport, context, credential = direct
+    keyed = msgspec.structs.replace(
+        credential, id=2, auth_type="private_key", password=None,
+        private_key=fleet.fleet.encrypted_private_key_pkcs8_pem,
+        passphrase=fleet.fleet.key_passphrase,
+    )  # fmt: skip
+    async with transport.session(context, node(fleet), keyed) as conn:
+        assert isinstance(conn.raw, Libssh2Connection)  # an ed25519 key: libssh2's
+        assert (await transport.run(conn, "true")).exit_code == 0
+    monkeypatch.setattr(libssh2, "_KEY_TYPES", frozenset())
+    keyed = msgspec.structs.replace(keyed, id=3)  # not the pooled login
+    with caplog.at_level("DEBUG", logger="knm.ssh"):
+        async with transport.session(context, node(fleet), keyed) as conn:
+            assert not isinstance(conn.raw, Libssh2Connection)
+            assert (await transport.run(conn, "true")).exit_code == 0
+    assert [r for r in caplog.records if "takes no ssh-ed25519 keys" in r.getMessage()]
