@@ -29,6 +29,7 @@ import logging
 import os
 import pwd
 import resource
+import sys
 import weakref
 from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING, Any
@@ -37,16 +38,32 @@ import asyncssh
 import msgspec
 
 from knm.core.transport import HostKeys, RunResult, TransportError
-from knm.plugins.ssh import known_hosts, libssh2
+from knm.plugins.ssh import known_hosts
 from knm.plugins.ssh.connect import open_connection, secret_digest
 from knm.plugins.ssh.hostkeys import BASTION, HostKeyCheck, PinCache
-from knm.plugins.ssh.libssh2 import Libssh2Connection
 from knm.plugins.ssh.limiter import FairLimiter, StartRamp
 from knm.plugins.ssh.pool import ConnectionPool, PoolKey
 from knm.plugins.ssh.process import SshConnection, open_process, run_process
 
 if TYPE_CHECKING:
     from knm.core.state import Knm
+
+
+def _libssh2() -> Any:
+    """``knm.plugins.ssh.libssh2``, imported the first time the settings ask for it (ssh2-python
+    stays out of a process that never uses it); None when ssh2-python is not installed."""
+    try:
+        from knm.plugins.ssh import libssh2
+    except ImportError:
+        return None
+    return libssh2
+
+
+def _native(raw: Any) -> bool:
+    """Whether ``raw`` is a libssh2 connection (none exists before the module is imported)."""
+    module = sys.modules.get("knm.plugins.ssh.libssh2")
+    return module is not None and isinstance(raw, module.Libssh2Connection)
+
 
 __all__ = ["TRANSPORT", "SshConnection", "SshTransport"]
 
@@ -187,6 +204,7 @@ class SshTransport:
             return raw
 
         async def connect_libssh2() -> Any:
+            libssh2 = _libssh2()
             try:
                 raw = await libssh2.open_connection(
                     address=node.address, port=port, credential=credential, check=check(),
@@ -201,7 +219,12 @@ class SshTransport:
         connect: Callable[[], Any] = connect_asyncssh
         client = "asyncssh"
         if settings.client == "libssh2":
-            why = libssh2.fallback(settings, cluster, bastion)
+            libssh2 = _libssh2()
+            why = (
+                "ssh2-python is not installed"
+                if libssh2 is None
+                else libssh2.fallback(settings, cluster, bastion)
+            )
             if why is None:
                 connect, client = connect_libssh2, "libssh2"
             else:
@@ -332,7 +355,8 @@ class SshTransport:
         # The session's place in the start ramp ends once its first command runs; a second
         # command on the same session is not ramped.
         start, conn.start = conn.start, None
-        native = isinstance(conn.raw, Libssh2Connection)
+        native = _native(conn.raw)
+        libssh2 = _libssh2() if native else None
         try:
             if native:
                 try:

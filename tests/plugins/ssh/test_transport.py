@@ -543,3 +543,20 @@ async def test_a_key_type_libssh2_does_not_take_is_left_to_asyncssh(
             assert not isinstance(conn.raw, Libssh2Connection)
             assert (await transport.run(conn, "true")).exit_code == 0
     assert [r for r in caplog.records if "takes no ssh-ed25519 keys" in r.getMessage()]
+
+
+async def test_without_ssh2_python_the_libssh2_setting_falls_back_to_asyncssh(
+    direct: Any, fleet: FleetCluster, ssh_client: str, monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:  # fmt: skip
+    if ssh_client != "libssh2":
+        pytest.skip("a libssh2 fallback")
+    from knm.plugins.ssh import transport as module
+
+    monkeypatch.setattr(module, "_libssh2", lambda: None)
+    transport, context, credential = direct
+    with caplog.at_level("DEBUG", logger="knm.ssh"):
+        async with transport.session(context, node(fleet), credential) as conn:
+            assert not isinstance(conn.raw, Libssh2Connection)
+            assert (await transport.run(conn, "true")).exit_code == 0
+    assert [r for r in caplog.records if "ssh2-python is not installed" in r.getMessage()]
