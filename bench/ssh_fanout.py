@@ -10,6 +10,8 @@ what differs is the client side. Runners, all at concurrency 200 (Ansible: ``--a
   all inside the timed window; every node must succeed.
   ``knm warm``: the same task again, each node reusing its pooled connection. knm is restarted
   before each repeat, so that every cold round really connects.
+  ``knm-libssh2 cold`` / ``knm-libssh2 warm`` (``--runners ...,knm-libssh2``): the same two
+  rounds with the SSH settings' ``client: libssh2``, set before the cold round.
 * ``floor``: a bare asyncssh ``gather`` under a semaphore (connect, run, close), in-process;
   ``floor knm-algs``: the same with knm's algorithm choice (AES-GCM first, no SHA-1 key
   exchange), as a control: how much of a difference is the algorithms alone.
@@ -100,6 +102,8 @@ KNM_ALGS: dict[str, Any] = {
 
 
 NAN = float("nan")
+#: The knm rounds with the libssh2 client (``--runners ...,knm-libssh2``).
+LIBSSH2_ROUNDS = ("knm-libssh2 cold", "knm-libssh2 warm")
 
 
 @dataclass
@@ -438,28 +442,31 @@ def knm_server(workdir: Path, database_url: str) -> Iterator[tuple[KnmProcess, h
 
 def run_knm(
     workdir: Path, database_url: str, n: int, concurrency: int, credential_id: int, command: str,
-    wait: str = "ws", profile: Path | None = None,
+    wait: str = "ws", profile: Path | None = None, client: str = "asyncssh",
 ) -> tuple[Round, Round]:  # fmt: skip
-    """A fresh ``knm serve`` (empty pool): the cold round, then the warm one."""
-    with knm_server(workdir, database_url) as (knm, client):
+    """A fresh ``knm serve`` (empty pool): the cold round, then the warm one, with ``client``
+    (the SSH settings' SSH client library)."""
+    with knm_server(workdir, database_url) as (knm, http):
         settings = {
             "max_concurrent": concurrency,
             "host_key_policy": "off",
             "connection_pool_size": n,
             "pool_idle_ttl": 600,
             "connect_timeout": 60,
+            "client": client,
         }
-        _api(client, "PUT", "/features/automation/ssh", json=settings)
+        _api(http, "PUT", "/features/automation/ssh", json=settings)
         assert knm.proc is not None
         pid = knm.proc.pid
         stamp = time.strftime("%H%M%S")
+        label = "knm" if client == "asyncssh" else f"knm-{client}"
         cold = knm_round(
-            client, knm, n, credential_id, command, wait,
-            Profiler(profile, pid, f"knm-cold-{n}-{stamp}"),
+            http, knm, n, credential_id, command, wait,
+            Profiler(profile, pid, f"{label}-cold-{n}-{stamp}"),
         )  # fmt: skip
         warm = knm_round(
-            client, knm, n, credential_id, command, wait,
-            Profiler(profile, pid, f"knm-warm-{n}-{stamp}"),
+            http, knm, n, credential_id, command, wait,
+            Profiler(profile, pid, f"{label}-warm-{n}-{stamp}"),
         )  # fmt: skip
         return cold, warm
 
@@ -670,14 +677,15 @@ def one_repeat(
         )
     if "parallel-ssh" in runners:
         record(runners["parallel-ssh"], run_pssh(fleet, n, args.concurrency, args.command, workdir))
-    if "knm" not in chosen:
-        return
-    cold, warm = run_knm(
-        workdir / "knm", database_url, n, args.concurrency, credential_id, args.command,
-        args.wait, profile,
-    )  # fmt: skip
-    record(runners["knm cold"], cold)
-    record(runners["knm warm"], warm)
+    for runner, client in (("knm", "asyncssh"), ("knm-libssh2", "libssh2")):
+        if runner not in chosen:
+            continue
+        cold, warm = run_knm(
+            workdir / "knm", database_url, n, args.concurrency, credential_id, args.command,
+            args.wait, profile, client,
+        )  # fmt: skip
+        record(runners[f"{runner} cold"], cold)
+        record(runners[f"{runner} warm"], warm)
     if "ansible" in runners:
         record(runners["ansible"], run_ansible(fleet, n, args.ansible_forks, args.command, workdir))
 
@@ -701,7 +709,7 @@ def bench(args: argparse.Namespace, sizes: list[int], repeat: int) -> int:
             with knm_server(workdir / "knm", database_url) as (_, client):
                 credential_id = prepare_knm(client, fleet, sizes)
             for n in sizes:
-                names = ("knm cold", "knm warm", "floor", FLOOR_GCM, *peers)
+                names = ("knm cold", "knm warm", *LIBSSH2_ROUNDS, "floor", FLOOR_GCM, *peers)
                 results[n] = {name: Runner(name) for name in names}
                 for index in range(repeat):
                     say(f"{n} nodes, repeat {index + 1}/{repeat}")
@@ -713,7 +721,7 @@ def bench(args: argparse.Namespace, sizes: list[int], repeat: int) -> int:
     incomplete = [
         f"{name} at {n}"
         for n, runners in results.items()
-        for name in ("knm cold", "knm warm", "floor", FLOOR_GCM)
+        for name in ("knm cold", "knm warm", *LIBSSH2_ROUNDS, "floor", FLOOR_GCM)
         if runners[name].rounds and runners[name].succeeded != n
     ]
     if incomplete:
@@ -741,8 +749,10 @@ def report(
                 runner.peak_rss_mb, runner.first_result, f"{runner.succeeded}/{n}",
             ])  # fmt: skip
         cold = runners["knm cold"]
-        targets.append([n, f"knm cold ≤ {FLOOR_RATIO:g}× floor", f"{cold.seconds / floor:.2f}×",
-                        mark(cold.seconds <= FLOOR_RATIO * floor)])  # fmt: skip
+        if cold.rounds:
+            targets.append([n, f"knm cold ≤ {FLOOR_RATIO:g}× floor",
+                            f"{cold.seconds / floor:.2f}×",
+                            mark(cold.seconds <= FLOOR_RATIO * floor)])  # fmt: skip
         gcm = runners[FLOOR_GCM].seconds
         if gcm == gcm:
             targets.append([n, f"(knm cold ≤ {FLOOR_RATIO:g}× {FLOOR_GCM})",
@@ -755,25 +765,32 @@ def report(
             speedup = runners["ansible"].seconds / cold.seconds
             targets.append([n, f"knm cold ≥ {ANSIBLE_SPEEDUP:g}× faster than ansible",
                             f"{speedup:.1f}×", mark(speedup >= ANSIBLE_SPEEDUP)])  # fmt: skip
-        # Issue #17's speed targets.
-        warm = runners["knm warm"]
+        # Issue #17's speed targets, for each client measured.
         floor_cpu = runners["floor"].cpu_seconds
-        if cold.rounds and floor == floor:
-            cpu_ratio = cold.cpu_seconds / floor_cpu
-            targets.append([n, f"knm cold CPU ≤ {CPU_RATIO:g}× floor's", f"{cpu_ratio:.2f}×",
+        for knm in ("knm", "knm-libssh2"):
+            cold_, warm = runners[f"{knm} cold"], runners[f"{knm} warm"]
+            if not cold_.rounds or floor != floor:
+                continue
+            cpu_ratio = cold_.cpu_seconds / floor_cpu
+            targets.append([n, f"{knm} cold CPU ≤ {CPU_RATIO:g}× floor's", f"{cpu_ratio:.2f}×",
                             mark(cpu_ratio <= CPU_RATIO)])  # fmt: skip
-            targets.append([n, f"knm cold ≤ {COLD_RATIO:g}× floor", f"{cold.seconds / floor:.2f}×",
-                            mark(cold.seconds <= COLD_RATIO * floor)])  # fmt: skip
-            targets.append([n, f"knm warm ≤ {WARM_RATIO:g}× floor", f"{warm.seconds / floor:.2f}×",
+            targets.append([n, f"{knm} cold ≤ {COLD_RATIO:g}× floor",
+                            f"{cold_.seconds / floor:.2f}×",
+                            mark(cold_.seconds <= COLD_RATIO * floor)])  # fmt: skip
+            targets.append([n, f"{knm} warm ≤ {WARM_RATIO:g}× floor",
+                            f"{warm.seconds / floor:.2f}×",
                             mark(warm.seconds <= WARM_RATIO * floor)])  # fmt: skip
+        warm = runners["knm warm"]
         if cold.rounds:
             targets.append([n, f"first result ≤ {FIRST_RESULT:g} s (cold)",
                             f"{cold.first_result:.2f} s", mark(cold.first_result <= FIRST_RESULT)])  # fmt: skip
-        if n == RSS_NODES_17 and cold.rounds:
-            peak = max(cold.peak_rss_mb, warm.peak_rss_mb)
-            targets.append([n, f"knm peak RSS ≤ {RSS_LIMIT_17_MB:g} MB", f"{peak:.0f} MB",
-                            mark(peak <= RSS_LIMIT_17_MB)])  # fmt: skip
-        if n == RSS_NODES:
+        for knm in ("knm", "knm-libssh2"):
+            cold_, warm = runners[f"{knm} cold"], runners[f"{knm} warm"]
+            if n == RSS_NODES_17 and cold_.rounds:
+                peak = max(cold_.peak_rss_mb, warm.peak_rss_mb)
+                targets.append([n, f"{knm} peak RSS ≤ {RSS_LIMIT_17_MB:g} MB",
+                                f"{peak:.0f} MB", mark(peak <= RSS_LIMIT_17_MB)])  # fmt: skip
+        if n == RSS_NODES and cold.rounds:
             peak = max(cold.peak_rss_mb, runners["knm warm"].peak_rss_mb)
             targets.append([n, f"knm peak RSS ≤ {RSS_LIMIT_MB:g} MB", f"{peak:.0f} MB",
                             mark(peak <= RSS_LIMIT_MB)])  # fmt: skip
@@ -832,7 +849,8 @@ def main(argv: list[str] | None = None) -> int:
     )  # fmt: skip
     parser.add_argument(
         "--runners", default="",
-        help="comma-separated subset of floor,floor-knm-algs,knm (default: all)",
+        help="comma-separated subset of floor,floor-knm-algs,knm,knm-libssh2 (default: all but "
+        "knm-libssh2)",
     )  # fmt: skip
     args = parser.parse_args(argv)
     if args.profile is not None:

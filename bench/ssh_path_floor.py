@@ -10,7 +10,11 @@ once), running ``true`` and closing:
 * ``knm-path``: what knm does now — options built once, ``connect._login`` per connection, the
   command through ``process.open_process``/``run_process`` (an ``SSHClientSession``);
 * ``knm-path-x25519``: the same with ``curve25519-sha256`` as the only key exchange (knm keeps
-  the post-quantum hybrid first: this row only says what that costs).
+  the post-quantum hybrid first: this row only says what that costs);
+* ``knm-libssh2``: knm's libssh2 client (the SSH settings' ``client: libssh2``) —
+  ``libssh2.open_connection`` with host key checking off, the command through
+  ``libssh2.open_channel``/``run_channel``, then ``close``: libssh2 in C, non-blocking, knm
+  waiting on the socket under asyncio.
 
 It reports the process's CPU seconds (user + system, ``getrusage``) per 1,000 nodes, the median
 of ``--repeat`` rounds, and the ratio to ``floor``: what knm's SSH work costs before any
@@ -33,11 +37,25 @@ from typing import Any
 import asyncssh
 
 from bench.common import load_average
-from knm.plugins.ssh import process
+from knm.plugins.ssh import libssh2, process
 from knm.plugins.ssh.connect import _login, _option_values
 from knm.testing.fleet_server import FleetServer, raise_nofile_limit
 
-VARIANTS = ("floor", "knm-opts", "knm-path", "knm-path-x25519")
+VARIANTS = ("floor", "knm-opts", "knm-path", "knm-path-x25519", "knm-libssh2")
+#: A host key check that accepts any key (the ``off`` policy), for the libssh2 variant.
+_NO_CHECK = SimpleNamespace(policy="off", pinned=None)
+
+
+async def _no_pins() -> None:
+    return None
+
+
+async def _accept_any(key: Any) -> None:
+    return None
+
+
+_NO_CHECK.known_hosts = _no_pins
+_NO_CHECK.accept = _accept_any
 
 
 def cpu_seconds() -> float:
@@ -74,6 +92,9 @@ async def one(
         ) as conn:
             await conn.run("true")
         return
+    if variant == "knm-libssh2":
+        await one_libssh2(node, server)
+        return
     raw = await _login(base, node.address, node.port, None, None, 30.0)
     held = SimpleNamespace(raw=raw, reused=False, node=node, dirty=False)
     chan, session, _ = await process.open_process(
@@ -87,6 +108,24 @@ async def one(
     assert result.exit_code == 0
     raw.close()
     await raw.wait_closed()
+
+
+async def one_libssh2(node: Any, server: FleetServer) -> None:
+    credential = SimpleNamespace(
+        username=server.username, password=server.password, auth_type="password",
+        private_key=None, name="bench",
+    )  # fmt: skip
+    raw = await libssh2.open_connection(
+        address=node.address, port=node.port, credential=credential, check=_NO_CHECK,  # type: ignore[arg-type]
+        connect_timeout=30.0,
+    )  # fmt: skip
+    held = SimpleNamespace(raw=raw, reused=False, node=node, dirty=False)
+    chan, _ = await libssh2.open_channel(held, "true", pty=False, env=None)
+    result = await libssh2.run_channel(
+        held, chan, stdin=None, on_stdout=lambda text: None, on_stderr=None, timeout=None
+    )
+    assert result.exit_code == 0
+    raw.close()
 
 
 async def main(nodes: int, repeat: int) -> None:
@@ -109,7 +148,7 @@ async def main(nodes: int, repeat: int) -> None:
 
         async def bounded(variant: str, node: Any) -> None:
             async with slots:
-                await one(variant, node, server, values[variant], bases.get(variant))
+                await one(variant, node, server, values.get(variant, {}), bases.get(variant))
 
         for variant in VARIANTS:  # imports and first-use caches, outside the measure
             await asyncio.gather(*(bounded(variant, node) for node in server.nodes[:5]))

@@ -68,7 +68,7 @@ async def create_fleet_credential(
     headers: dict[str, str],
     fleet: sshfleet.SshFleet,
     *,
-    auth: Literal["password", "key", "encrypted_key"] = "password",
+    auth: Literal["password", "key", "encrypted_key", "encrypted_key_pkcs8"] = "password",
     name: str | None = None,
     password: str | None = None,
 ) -> int:
@@ -79,9 +79,12 @@ async def create_fleet_credential(
     elif auth == "key":
         body |= {"auth_type": "private_key", "private_key": fleet.private_key_pem}
     else:
+        pem = fleet.encrypted_private_key_pem
+        if auth == "encrypted_key_pkcs8":
+            pem = fleet.encrypted_private_key_pkcs8_pem
         body |= {
             "auth_type": "private_key",
-            "private_key": fleet.encrypted_private_key_pem,
+            "private_key": pem,
             "passphrase": fleet.key_passphrase,
         }
     response = await client.post("/credentials", json=body, headers=headers)

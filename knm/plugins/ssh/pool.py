@@ -1,6 +1,7 @@
 """Idle SSH connections kept for reuse, keyed by everything that makes a login the same.
 
-The key is (app, address, port, user, credential id, digest of the credential's secrets) —
+The key is (app, address, port, user, credential id, digest of the credential's secrets, SSH
+client library) —
 never host:port alone, so a connection is only reused for the very login that opened it. Each
 idle connection lives at most ``pool_idle_ttl`` seconds; the pool holds at most
 ``connection_pool_size`` of them (the oldest goes first).
@@ -33,6 +34,9 @@ class PoolKey(msgspec.Struct, frozen=True):
     username: str
     credential_id: int
     secret: str
+    #: The SSH client library that opened it (the settings' ``client``): switching clients
+    #: never reuses the other one's connections.
+    client: str = "asyncssh"
 
 
 class _Idle(msgspec.Struct):

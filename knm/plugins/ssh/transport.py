@@ -29,6 +29,7 @@ import logging
 import os
 import pwd
 import resource
+import sys
 import weakref
 from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING, Any
@@ -46,6 +47,23 @@ from knm.plugins.ssh.process import SshConnection, open_process, run_process
 
 if TYPE_CHECKING:
     from knm.core.state import Knm
+
+
+def _libssh2() -> Any:
+    """``knm.plugins.ssh.libssh2``, imported the first time the settings ask for it (ssh2-python
+    stays out of a process that never uses it); None when ssh2-python is not installed."""
+    try:
+        from knm.plugins.ssh import libssh2
+    except ImportError:
+        return None
+    return libssh2
+
+
+def _native(raw: Any) -> bool:
+    """Whether ``raw`` is a libssh2 connection (none exists before the module is imported)."""
+    module = sys.modules.get("knm.plugins.ssh.libssh2")
+    return module is not None and isinstance(raw, module.Libssh2Connection)
+
 
 __all__ = ["TRANSPORT", "SshConnection", "SshTransport"]
 
@@ -167,17 +185,12 @@ class SshTransport:
         knm = ctx.knm
         cluster = ctx.task.cluster_name
         port = node.port or credential.port or 22
-        key = PoolKey(
-            self._owner(knm), node.address, port, credential.username, credential.id,
-            self._secret_digest(ctx, credential),
-        )  # fmt: skip
-
         pins = self._pins(ctx, cluster)
 
         def check() -> HostKeyCheck:
             return HostKeyCheck(knm.pool, settings, cluster, node.name, node.address, port, pins)
 
-        async def connect() -> asyncssh.SSHClientConnection:
+        async def connect_asyncssh() -> asyncssh.SSHClientConnection:
             tunnel, via = None, ""
             if bastion is not None:
                 tunnel = await self._bastion(ctx, settings, bastion, credential)
@@ -189,6 +202,37 @@ class SshTransport:
             )  # fmt: skip
             self.stats.connects += 1
             return raw
+
+        async def connect_libssh2() -> Any:
+            libssh2 = _libssh2()
+            try:
+                raw = await libssh2.open_connection(
+                    address=node.address, port=port, credential=credential, check=check(),
+                    connect_timeout=settings.connect_timeout,
+                )  # fmt: skip
+            except libssh2.UseAsyncssh as why:
+                log.debug("%s: the asyncssh client opens this connection: %s", node.name, why)
+                return await connect_asyncssh()
+            self.stats.connects += 1
+            return raw
+
+        connect: Callable[[], Any] = connect_asyncssh
+        client = "asyncssh"
+        if settings.client == "libssh2":
+            libssh2 = _libssh2()
+            why = (
+                "ssh2-python is not installed"
+                if libssh2 is None
+                else libssh2.fallback(settings, cluster, bastion)
+            )
+            if why is None:
+                connect, client = connect_libssh2, "libssh2"
+            else:
+                log.debug("%s: the asyncssh client opens this connection: %s", node.name, why)
+        key = PoolKey(
+            self._owner(knm), node.address, port, credential.username, credential.id,
+            self._secret_digest(ctx, credential), client,
+        )  # fmt: skip
 
         if bastion is None:
             while (idle := self.pool.take(key)) is not None:
@@ -311,10 +355,21 @@ class SshTransport:
         # The session's place in the start ramp ends once its first command runs; a second
         # command on the same session is not ramped.
         start, conn.start = conn.start, None
+        native = _native(conn.raw)
+        libssh2 = _libssh2() if native else None
         try:
-            chan, session, replaced = await open_process(
-                conn, command, pty=pty, env=env, on_stdout=on_stdout, on_stderr=on_stderr
-            )
+            if native:
+                try:
+                    chan, replaced = await libssh2.open_channel(conn, command, pty=pty, env=env)
+                except libssh2.UseAsyncssh:
+                    native, replaced = False, True
+                    chan, session, _ = await open_process(
+                        conn, command, pty=pty, env=env, on_stdout=on_stdout, on_stderr=on_stderr
+                    )
+            else:
+                chan, session, replaced = await open_process(
+                    conn, command, pty=pty, env=env, on_stdout=on_stdout, on_stderr=on_stderr
+                )
         except BaseException:
             if start is not None:
                 start.release(completed=False)
@@ -323,6 +378,10 @@ class SshTransport:
             start.release(completed=True)
         if replaced:
             self.stats.dead_replaced += 1
+        if native:
+            return await libssh2.run_channel(
+                conn, chan, stdin=stdin, on_stdout=on_stdout, on_stderr=on_stderr, timeout=timeout
+            )
         return await run_process(conn, chan, session, stdin=stdin, timeout=timeout)
 
 

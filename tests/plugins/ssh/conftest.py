@@ -15,6 +15,15 @@ Runner = Callable[..., Awaitable[dict[str, Any]]]
 
 #: Short enough that a silent node fails fast, long enough for a loaded 2-core machine.
 FAST_SETTINGS = {"connect_timeout": 3}
+#: The SSH settings' ``client`` values: transport-level tests run with each.
+CLIENTS = ["asyncssh", "libssh2"]
+
+
+@pytest.fixture(scope="module")
+def ssh_client() -> str:
+    """The SSH client a module's tasks use; a module holding both clients to the same
+    assertions overrides it with one parametrized over ``CLIENTS``."""
+    return "asyncssh"
 
 
 @pytest.fixture(scope="module")
@@ -22,10 +31,14 @@ async def fleet(
     ssh_fleet_cluster: FleetCluster,
     knm_client: ApiClient,
     admin_headers: dict[str, str],
+    ssh_client: str,
 ) -> FleetCluster:
-    """The fleet's cluster, with SSH settings that fail unreachable nodes quickly."""
+    """The fleet's cluster, with SSH settings that fail unreachable nodes quickly, and the
+    module's SSH client."""
     response = await knm_client.put(
-        "/features/automation/ssh", json=FAST_SETTINGS, headers=admin_headers
+        "/features/automation/ssh",
+        json={**FAST_SETTINGS, "client": ssh_client},
+        headers=admin_headers,
     )
     assert_envelope(response, 200)
     return ssh_fleet_cluster

@@ -16,6 +16,12 @@ from knm.testing.tasks import eventually, wait_for_task
 Runner = Callable[..., Awaitable[dict[str, Any]]]
 
 
+@pytest.fixture(scope="module", params=["asyncssh", "libssh2"])
+def ssh_client(request: pytest.FixtureRequest) -> str:
+    """Every test here runs with each SSH client (the settings' ``client``)."""
+    return str(request.param)
+
+
 @pytest.fixture(scope="module")
 def knm_config_overrides() -> dict[str, Any]:
     # A small cap keeps the 50 MB output test about draining, not about storing.
@@ -87,10 +93,15 @@ async def test_every_fault_fails_only_its_node_with_a_reason(
 
 
 async def test_a_wrong_password_fails_with_auth_failed(
-    run_ssh: Runner, fleet: FleetCluster, knm_client: ApiClient, admin_headers: dict[str, str]
-) -> None:
+    run_ssh: Runner, fleet: FleetCluster, knm_client: ApiClient, admin_headers: dict[str, str],
+    ssh_client: str,
+) -> None:  # fmt: skip
     wrong = await create_fleet_credential(
-        knm_client, admin_headers, fleet.fleet, name="wrong-password", password="not-it-at-all"
+        knm_client,
+        admin_headers,
+        fleet.fleet,
+        name=f"wrong-password-{ssh_client}",
+        password="not-it-at-all",
     )
     status = await run_ssh(command="true", credential_id=wrong, target_nodes=["node1"])
     (result,) = status["results"]
@@ -294,25 +305,33 @@ async def test_a_password_the_command_prints_is_masked_in_stored_output(
     assert status["results"][0]["stdout"] == "x********y\n"
 
 
-@pytest.mark.parametrize("auth", ["key", "encrypted_key"])
+@pytest.mark.parametrize("auth", ["key", "encrypted_key", "encrypted_key_pkcs8"])
 async def test_key_auth_with_and_without_a_passphrase(
     auth: str,
     run_ssh: Runner,
     fleet: FleetCluster,
     knm_client: ApiClient,
     admin_headers: dict[str, str],
+    ssh_client: str,
 ) -> None:
-    credential = await create_fleet_credential(knm_client, admin_headers, fleet.fleet, auth=auth)  # type: ignore[arg-type]
+    credential = await create_fleet_credential(
+        knm_client,
+        admin_headers,
+        fleet.fleet,
+        auth=auth,
+        name=f"fleet-{auth}-{ssh_client}",  # type: ignore[arg-type]
+    )
     status = await run_ssh(command="whoami", credential_id=credential)
     assert status["status"] == "completed"
     assert {r["stdout"] for r in status["results"]} == {f"{fleet.fleet.username}\n"}
 
 
 async def test_sudo_with_key_auth_uses_sudo_n_and_fails_without_a_password(
-    run_ssh: Runner, fleet: FleetCluster, knm_client: ApiClient, admin_headers: dict[str, str]
-) -> None:
+    run_ssh: Runner, fleet: FleetCluster, knm_client: ApiClient, admin_headers: dict[str, str],
+    ssh_client: str,
+) -> None:  # fmt: skip
     credential = await create_fleet_credential(
-        knm_client, admin_headers, fleet.fleet, auth="key", name="key-for-sudo"
+        knm_client, admin_headers, fleet.fleet, auth="key", name=f"key-for-sudo-{ssh_client}"
     )
     status = await run_ssh(
         command="id -u", sudo=True, credential_id=credential, target_nodes=["node1"]

@@ -15,6 +15,12 @@ from knm.testing.fleet import FleetCluster, create_fleet_cluster, fleet_nodes
 Runner = Callable[..., Awaitable[dict[str, Any]]]
 
 
+@pytest.fixture(scope="module", params=["asyncssh", "libssh2"])
+def ssh_client(request: pytest.FixtureRequest) -> str:
+    """Every test here runs with each SSH client (the settings' ``client``)."""
+    return str(request.param)
+
+
 @pytest.fixture
 async def db(knm_database_url: str) -> AsyncIterator[asyncpg.Connection]:
     conn = await asyncpg.connect(knm_database_url)
@@ -120,9 +126,9 @@ async def test_forgetting_the_pin_lets_the_node_in_again_and_pins_anew(
 
 
 async def test_forgetting_needs_an_admin_and_an_existing_pin(
-    knm_client: ApiClient, admin_headers: dict[str, str], fleet: FleetCluster
+    knm_client: ApiClient, admin_headers: dict[str, str], fleet: FleetCluster, ssh_client: str
 ) -> None:
-    viewer = await knm_client.create_user(admin_headers, "hostkey-viewer", "viewer")
+    viewer = await knm_client.create_user(admin_headers, f"hostkey-viewer-{ssh_client}", "viewer")
     path = f"/automation/ssh/host-keys/{fleet.cluster_name}/node1"
     assert_envelope(await knm_client.delete(path, headers=viewer), 403)
     assert_envelope(await knm_client.get("/automation/ssh/host-keys", headers=viewer), 200)
@@ -134,13 +140,13 @@ async def test_forgetting_needs_an_admin_and_an_existing_pin(
 
 async def test_strict_refuses_unpinned_nodes_until_an_admin_pins_them(
     run_ssh: Runner, fleet: FleetCluster, policy: Callable[[str], Awaitable[None]],
-    knm_client: ApiClient, admin_headers: dict[str, str],
+    knm_client: ApiClient, admin_headers: dict[str, str], ssh_client: str,
 ) -> None:  # fmt: skip
     cluster = await create_fleet_cluster(
         knm_client,
         admin_headers,
         fleet.fleet,
-        "strict-lab",
+        f"strict-lab-{ssh_client}",
         nodes=fleet_nodes(fleet.fleet, faults=False),
     )
     await policy("strict")
@@ -165,7 +171,7 @@ async def test_strict_refuses_unpinned_nodes_until_an_admin_pins_them(
 
 async def test_strict_accepts_a_host_certificate_signed_by_a_trusted_ca(
     fleet: FleetCluster, policy: Callable[[str], Awaitable[None]],
-    knm_client: ApiClient, admin_headers: dict[str, str], tmp_path: Any,
+    knm_client: ApiClient, admin_headers: dict[str, str], tmp_path: Any, ssh_client: str,
 ) -> None:  # fmt: skip
     ca = asyncssh.generate_private_key("ssh-ed25519")
     host_key = asyncssh.generate_private_key("ssh-ed25519")
@@ -201,7 +207,7 @@ async def test_strict_accepts_a_host_certificate_signed_by_a_trusted_ca(
             {"name": "unsigned", "address": "127.0.0.10", "port": ports[1]},
         ]
         cluster = await create_fleet_cluster(
-            knm_client, admin_headers, fleet.fleet, "ca-lab", nodes=nodes
+            knm_client, admin_headers, fleet.fleet, f"ca-lab-{ssh_client}", nodes=nodes
         )
         authority = {"public_key": ca.export_public_key().decode(), "clusters": [cluster]}
         response = await knm_client.put(
@@ -288,6 +294,8 @@ async def test_a_task_reads_its_clusters_pins_once_and_sees_the_pins_it_makes(
     from knm.plugins.ssh.hostkeys import HostKeyCheck, PinCache, key_line, set_pin
     from knm.plugins.ssh.schemas import SshSettings
 
+    # The module runs once per SSH client: start from no pins.
+    await db.execute("DELETE FROM ssh_host_keys WHERE cluster_name = 'pin-cache'")
     known = asyncssh.generate_private_key("ssh-ed25519")
     await set_pin(db, "pin-cache", "a", known)
     pool = CountingPool(db)

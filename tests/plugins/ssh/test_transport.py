@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import getpass
 import os
 import pwd
@@ -10,13 +11,16 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from types import SimpleNamespace
 from typing import Any
 
+import msgspec
 import psutil
 import pytest
 
 from knm.core.credentials import DecryptedCredential
 from knm.core.tasks import TargetNode
 from knm.core.transport import TransportError
+from knm.plugins.ssh import libssh2
 from knm.plugins.ssh.connect import KEEPALIVE_INTERVAL, SKIPS_CONSTRUCT
+from knm.plugins.ssh.libssh2 import Libssh2Connection
 from knm.plugins.ssh.limiter import StartRamp
 from knm.plugins.ssh.schemas import SshSettings
 from knm.plugins.ssh.transport import TRANSPORT, SshTransport, name_local_user
@@ -25,6 +29,12 @@ from knm.testing.fleet import FleetCluster, create_fleet_cluster
 from knm.testing.tasks import eventually
 
 Runner = Callable[..., Awaitable[dict[str, Any]]]
+
+
+@pytest.fixture(scope="module", params=["asyncssh", "libssh2"])
+def ssh_client(request: pytest.FixtureRequest) -> str:
+    """Every test here runs with each SSH client (the settings' ``client``)."""
+    return str(request.param)
 
 
 def by_node(status: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -61,10 +71,10 @@ class _Knm:
 
 @pytest.fixture
 async def direct(
-    fleet: FleetCluster,
+    fleet: FleetCluster, ssh_client: str
 ) -> AsyncIterator[tuple[SshTransport, Any, DecryptedCredential]]:
     """A transport of its own, used directly (no task), with host key checking off."""
-    knm = _Knm(SshSettings(host_key_policy="off"))
+    knm = _Knm(SshSettings(host_key_policy="off", client=ssh_client))
     context = SimpleNamespace(
         knm=knm, task_id="ssh-exec-direct", task=SimpleNamespace(cluster_name="direct"), mask=None
     )
@@ -121,12 +131,13 @@ async def test_a_dead_pooled_connection_is_replaced_transparently(
 
 
 async def test_nodes_behind_a_bastion_are_reached_through_one_bastion_connection(
-    run_ssh: Runner, fleet: FleetCluster, knm_client: ApiClient, admin_headers: dict[str, str]
-) -> None:
+    run_ssh: Runner, fleet: FleetCluster, knm_client: ApiClient, admin_headers: dict[str, str],
+    ssh_client: str,
+) -> None:  # fmt: skip
     first = fleet.fleet.nodes[0]
     nodes = [{"name": n.name, "address": n.address, "port": n.port} for n in fleet.fleet.nodes[1:]]
     cluster = await create_fleet_cluster(
-        knm_client, admin_headers, fleet.fleet, "behind-bastion", nodes=nodes,
+        knm_client, admin_headers, fleet.fleet, f"behind-bastion-{ssh_client}", nodes=nodes,
         bastion={"address": first.address, "port": first.port},
     )  # fmt: skip
     await alone(knm_client)
@@ -144,12 +155,13 @@ async def test_nodes_behind_a_bastion_are_reached_through_one_bastion_connection
 
 
 async def test_an_unreachable_bastion_fails_every_node_saying_so(
-    run_ssh: Runner, fleet: FleetCluster, knm_client: ApiClient, admin_headers: dict[str, str]
-) -> None:
+    run_ssh: Runner, fleet: FleetCluster, knm_client: ApiClient, admin_headers: dict[str, str],
+    ssh_client: str,
+) -> None:  # fmt: skip
     refused = fleet.fleet.refused_node()
     nodes = [{"name": n.name, "address": n.address, "port": n.port} for n in fleet.fleet.nodes]
     cluster = await create_fleet_cluster(
-        knm_client, admin_headers, fleet.fleet, "dead-bastion", nodes=nodes,
+        knm_client, admin_headers, fleet.fleet, f"dead-bastion-{ssh_client}", nodes=nodes,
         bastion={"address": refused.address, "port": refused.port},
     )  # fmt: skip
     status = await run_ssh(command="true", cluster_name=cluster)
@@ -286,19 +298,24 @@ async def test_a_pooled_connection_sends_keepalives_only_while_it_is_checked_out
     direct: Any, fleet: FleetCluster
 ) -> None:
     transport, context, credential = direct
-    # asyncssh has no getter for the keepalive interval: its attribute is read.
+
+    def interval(raw: Any) -> float:
+        if isinstance(raw, Libssh2Connection):
+            return raw.keepalive_interval
+        return raw._keepalive_interval  # type: ignore[no-any-return]  # asyncssh has no getter
+
     async with transport.session(context, node(fleet, 2), credential) as conn:
         raw = conn.raw
-        assert raw._keepalive_interval == KEEPALIVE_INTERVAL
-    assert raw._keepalive_interval == 0
+        assert interval(raw) == KEEPALIVE_INTERVAL
+    assert interval(raw) == 0
     async with transport.session(context, node(fleet, 2), credential) as again:
         assert again.raw is raw and again.reused
-        assert raw._keepalive_interval == KEEPALIVE_INTERVAL
+        assert interval(raw) == KEEPALIVE_INTERVAL
         assert (await transport.run(again, "true")).exit_code == 0
 
 
 async def test_a_task_builds_its_login_options_once_and_each_node_gets_its_own_connection(
-    direct: Any, fleet: FleetCluster
+    direct: Any, fleet: FleetCluster, ssh_client: str
 ) -> None:
     transport, context, credential = direct
     context.cache = {}
@@ -315,6 +332,8 @@ async def test_a_task_builds_its_login_options_once_and_each_node_gets_its_own_c
     # Every node was reached at its own address, though the three logins shared one options
     # object: the per-connection copy carries the address and the login's waiter.
     assert seen == [(target.address, target.address) for target in nodes]
+    if ssh_client == "libssh2":
+        return  # libssh2 logins build no asyncssh options
     built = [key for key in context.cache if key[0] == "ssh.options"]
     assert len(built) == 1
     assert SKIPS_CONSTRUCT, "this asyncssh no longer opens connections the way connect._login does"
@@ -330,8 +349,10 @@ async def test_a_name_that_does_not_resolve_is_unreachable_saying_so(direct: Any
     assert caught.value.message.startswith("cannot resolve no-such-host.invalid")
 
 
-async def test_connections_of_a_stopped_app_are_not_pooled(fleet: FleetCluster) -> None:
-    knm = _Knm(SshSettings(host_key_policy="off"))
+async def test_connections_of_a_stopped_app_are_not_pooled(
+    fleet: FleetCluster, ssh_client: str
+) -> None:
+    knm = _Knm(SshSettings(host_key_policy="off", client=ssh_client))
     context = SimpleNamespace(
         knm=knm, task_id="t", task=SimpleNamespace(cluster_name="c"), mask=None
     )
@@ -351,9 +372,13 @@ async def test_connections_of_a_stopped_app_are_not_pooled(fleet: FleetCluster) 
 
 
 async def test_idle_connections_close_after_their_ttl_and_the_pool_keeps_its_size(
-    fleet: FleetCluster,
+    fleet: FleetCluster, ssh_client: str
 ) -> None:
-    knm = _Knm(SshSettings(host_key_policy="off", pool_idle_ttl=1, connection_pool_size=2))
+    knm = _Knm(
+        SshSettings(
+            host_key_policy="off", pool_idle_ttl=1, connection_pool_size=2, client=ssh_client
+        )
+    )
     context = SimpleNamespace(
         knm=knm, task_id="t", task=SimpleNamespace(cluster_name="c"), mask=None
     )
@@ -392,3 +417,146 @@ def test_a_login_variable_already_set_is_left_alone(monkeypatch: pytest.MonkeyPa
     monkeypatch.setenv("USER", "someone-else")
     name_local_user()
     assert "LOGNAME" not in os.environ and os.environ["USER"] == "someone-else"
+
+
+async def test_the_settings_client_opens_the_connections(
+    direct: Any, fleet: FleetCluster, ssh_client: str
+) -> None:
+    transport, context, credential = direct
+    async with transport.session(context, node(fleet), credential) as conn:
+        assert isinstance(conn.raw, Libssh2Connection) is (ssh_client == "libssh2")
+        assert (await transport.run(conn, "true")).exit_code == 0
+
+
+async def test_a_tasks_connections_are_the_clients_and_a_bastion_goes_through_asyncssh(
+    run_ssh: Runner, fleet: FleetCluster, knm_client: ApiClient, admin_headers: dict[str, str],
+    ssh_client: str, caplog: pytest.LogCaptureFixture,
+) -> None:  # fmt: skip
+    await run_ssh(command="true", target_nodes=["node3"])
+    await alone(knm_client)
+    kinds = {type(idle.conn) for items in TRANSPORT.pool._idle.values() for idle in items}
+    assert (Libssh2Connection in kinds) is (ssh_client == "libssh2")
+    first = fleet.fleet.nodes[0]
+    nodes = [{"name": n.name, "address": n.address, "port": n.port} for n in fleet.fleet.nodes[1:]]
+    cluster = await create_fleet_cluster(
+        knm_client, admin_headers, fleet.fleet, f"fallback-{ssh_client}", nodes=nodes,
+        bastion={"address": first.address, "port": first.port},
+    )  # fmt: skip
+    with caplog.at_level("DEBUG", logger="knm.ssh"):
+        status = await run_ssh(command="echo via", cluster_name=cluster, target_nodes=["node2"])
+    assert status["status"] == "completed", status
+    said = [r.getMessage() for r in caplog.records if "asyncssh client opens" in r.getMessage()]
+    assert bool(said) is (ssh_client == "libssh2")
+    assert all("bastion" in message for message in said)
+
+
+async def test_a_node_taking_passwords_only_by_keyboard_interactive_is_left_to_asyncssh(
+    direct: Any, fleet: FleetCluster, ssh_client: str, monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:  # fmt: skip
+    if ssh_client != "libssh2":
+        pytest.skip("a libssh2 fallback")
+    transport, context, credential = direct
+    wrong = msgspec.structs.replace(credential, password="not-it-at-all")
+
+    async def login_fails() -> None:
+        with pytest.raises(TransportError) as caught:
+            async with transport.session(context, node(fleet), wrong):
+                pass
+        assert caught.value.reason == "auth_failed"
+        assert "not-it-at-all" not in caught.value.message
+
+    # The fleet offers "password": a refused password is auth_failed, asyncssh left out.
+    with caplog.at_level("DEBUG", logger="knm.ssh"):
+        await login_fails()
+    assert not [r for r in caplog.records if "keyboard-interactive" in r.getMessage()]
+
+    async def keyboard_only(conn: Any, user: str) -> list[str]:
+        return ["publickey", "keyboard-interactive"]
+
+    monkeypatch.setattr(libssh2, "_methods", keyboard_only)
+    connects = transport.stats.connects
+    with caplog.at_level("DEBUG", logger="knm.ssh"):
+        await login_fails()  # asyncssh tried too, and refused as well
+    assert [r for r in caplog.records if "keyboard-interactive" in r.getMessage()]
+    assert transport.stats.connects == connects
+
+
+def _session_processes(fleet: FleetCluster, local: tuple[str, int]) -> list[psutil.Process]:
+    """The node's processes holding the TCP connection whose client end is ``local``."""
+    found = []
+    for pid in fleet.fleet.sshd_pids():
+        for child in psutil.Process(pid).children(recursive=True):
+            try:
+                ends = [c.raddr for c in child.net_connections(kind="tcp") if c.raddr]
+            except psutil.Error:
+                continue
+            if any((end.ip, end.port) == local for end in ends):
+                found.append(child)
+    return found
+
+
+async def test_keepalives_keep_a_silent_command_alive_and_find_a_frozen_node(
+    direct: Any, fleet: FleetCluster, ssh_client: str
+) -> None:
+    if ssh_client != "libssh2":
+        pytest.skip("asyncssh's own keepalives are asyncssh's to test")
+    transport, context, credential = direct
+    async with transport.session(context, node(fleet, 1), credential) as conn:
+        conn.raw.set_keepalive(1, 2)
+        # Silent for several intervals: the node answers each keepalive.
+        assert (await transport.run(conn, "sleep 4")).exit_code == 0
+        frozen = _session_processes(fleet, conn.raw.sock.getsockname()[:2])
+        assert frozen
+        for process in frozen:
+            process.suspend()
+        try:
+            with pytest.raises(TransportError) as caught:
+                await transport.run(conn, "sleep 30", timeout=60)
+        finally:
+            for process in frozen:
+                with contextlib.suppress(psutil.Error):
+                    process.resume()
+        assert caught.value.reason == "connection_lost"
+        assert conn.raw.is_closed()  # never pooled again
+
+
+async def test_a_key_type_libssh2_does_not_take_is_left_to_asyncssh(
+    direct: Any, fleet: FleetCluster, ssh_client: str, monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:  # fmt: skip
+    if ssh_client != "libssh2":
+        pytest.skip("a libssh2 fallback")
+    transport, context, credential = direct
+    keyed = msgspec.structs.replace(
+        credential, id=2, auth_type="private_key", password=None,
+        private_key=fleet.fleet.encrypted_private_key_pkcs8_pem,
+        passphrase=fleet.fleet.key_passphrase,
+    )  # fmt: skip
+    async with transport.session(context, node(fleet), keyed) as conn:
+        assert isinstance(conn.raw, Libssh2Connection)  # an ed25519 key: libssh2's
+        assert (await transport.run(conn, "true")).exit_code == 0
+    monkeypatch.setattr(libssh2, "_KEY_TYPES", frozenset())
+    keyed = msgspec.structs.replace(keyed, id=3)  # not the pooled login
+    with caplog.at_level("DEBUG", logger="knm.ssh"):
+        async with transport.session(context, node(fleet), keyed) as conn:
+            assert not isinstance(conn.raw, Libssh2Connection)
+            assert (await transport.run(conn, "true")).exit_code == 0
+    assert [r for r in caplog.records if "takes no ssh-ed25519 keys" in r.getMessage()]
+
+
+async def test_without_ssh2_python_the_libssh2_setting_falls_back_to_asyncssh(
+    direct: Any, fleet: FleetCluster, ssh_client: str, monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:  # fmt: skip
+    if ssh_client != "libssh2":
+        pytest.skip("a libssh2 fallback")
+    from knm.plugins.ssh import transport as module
+
+    monkeypatch.setattr(module, "_libssh2", lambda: None)
+    transport, context, credential = direct
+    with caplog.at_level("DEBUG", logger="knm.ssh"):
+        async with transport.session(context, node(fleet), credential) as conn:
+            assert not isinstance(conn.raw, Libssh2Connection)
+            assert (await transport.run(conn, "true")).exit_code == 0
+    assert [r for r in caplog.records if "ssh2-python is not installed" in r.getMessage()]
