@@ -133,7 +133,9 @@ async def history(
                FROM generate_series(1, 60) g"""
         )
         # Timestamps at the edges of what is sent as text: fractions of a second either side
-        # of 2000 (whole seconds, rounded down), year 5, infinity (sent as Python's largest).
+        # of 2000 (whole seconds, rounded down), year 5, infinity (sent as Python's largest),
+        # and a recent run shorter than a second — older than the real tasks above however
+        # long they took, so that those stay the newest.
         await conn.execute(
             """INSERT INTO tasks (task_id, kind, status, cluster_name, created_at, start_time,
                                   end_time)
@@ -141,8 +143,8 @@ async def history(
                        '1999-12-31 23:59:59.7Z', '2000-01-01 00:00:00.2Z'),
                       ('enc-edge-2', 'ssh', 'cancelled', 'gamma', '0005-03-01 12:00:00.5Z',
                        NULL, 'infinity'),
-                      ('enc-edge-3', 'ssh', 'failed', 'gamma', now() - interval '0.4 s',
-                       now() - interval '0.3 s', now() - interval '0.1 s')"""
+                      ('enc-edge-3', 'ssh', 'failed', 'gamma', now() - interval '1 h 0.4 s',
+                       now() - interval '1 h 0.3 s', now() - interval '1 h 0.1 s')"""
         )
     finally:
         await conn.close()
