@@ -143,20 +143,31 @@ class EventLog:
             (e.task_id, e.seq, e.type, e.progress, e.message, e.data, e.timestamp) for e in batch
         ]
         try:
-            async with self.pool.acquire() as conn:
-                await conn.copy_records_to_table(
-                    "task_events",
-                    records=records,
-                    columns=["task_id", "seq", "type", "progress", "message", "data", "created_at"],
-                )
-        except asyncpg.IntegrityConstraintViolationError:
-            # A task deleted meanwhile (pruned): its events have nowhere to go.
-            log.warning("dropped %d events of deleted tasks", len(batch))
-            return
+            try:
+                async with self.pool.acquire() as conn:
+                    await conn.copy_records_to_table(
+                        "task_events",
+                        records=records,
+                        columns=[
+                            "task_id", "seq", "type", "progress", "message", "data", "created_at"
+                        ],
+                    )  # fmt: skip
+            except asyncpg.IntegrityConstraintViolationError:
+                # Part of the batch is stored already (a COPY that committed as the database
+                # went down, its answer lost with the connection, then retried), a seq was
+                # taken by another writer (a lost task failed elsewhere), or a task was deleted
+                # (pruned). Dropping the whole batch lost a task's last events, "complete"
+                # among them: row by row instead, and what the log then holds goes out.
+                stored = await self._write_rows(batch, records)
+            else:
+                stored = batch
         except Exception:
             # Put the batch back (its seqs are assigned, so order holds) and let the loop retry.
             self._pending[:0] = batch
             raise
+        batch = stored
+        if not batch:
+            return
         by_task: dict[str, list[Event]] = {}
         for event in batch:
             by_task.setdefault(event.task_id, []).append(event)
@@ -170,6 +181,39 @@ class EventLog:
             CHANNEL,
             [f"{task_id}:{events[-1].seq}" for task_id, events in by_task.items()],
         )
+
+    async def _write_rows(self, batch: list[Event], records: list[tuple[Any, ...]]) -> list[Event]:
+        """Each event stored unless its seq is taken or its task gone; returns the batch's
+        events as the log holds them, in the batch's order."""
+        async with self.pool.acquire() as conn:
+            async with conn.transaction():
+                await conn.executemany(
+                    """INSERT INTO task_events
+                           (task_id, seq, type, progress, message, data, created_at)
+                       SELECT $1, $2, $3, $4, $5, $6, $7
+                       WHERE EXISTS (SELECT 1 FROM tasks WHERE task_id = $1)
+                       ON CONFLICT (task_id, seq) DO NOTHING""",
+                    records,
+                )
+            stored = await conn.fetch(
+                """SELECT e.task_id, e.seq, e.type, e.progress, e.message, e.data,
+                          e.created_at AS timestamp
+                   FROM task_events e
+                   JOIN unnest($1::text[], $2::int[]) AS b (task_id, seq)
+                     ON e.task_id = b.task_id AND e.seq = b.seq""",
+                [event.task_id for event in batch],
+                [event.seq for event in batch],
+            )
+        held = {(r["task_id"], r["seq"]): r for r in stored}
+        kept = []
+        for event in batch:
+            record = held.get((event.task_id, event.seq))
+            if record is not None:
+                fields = dict(record)
+                kept.append(make_event(fields.pop("type"), **fields))
+        if len(kept) < len(batch):
+            log.warning("dropped %d events of deleted tasks", len(batch) - len(kept))
+        return kept
 
 
 async def read_events(

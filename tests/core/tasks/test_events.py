@@ -1,0 +1,92 @@
+"""The event log: a batch whose write meets rows already there (a COPY that committed as the
+database went down, then retried; a seq another writer took) or a deleted task still stores and
+hands out every event it can, as the log holds it."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+
+import asyncpg
+import pytest
+
+from knm.core import db
+from knm.core.tasks.events import Event, EventLog, read_events
+
+
+@pytest.fixture
+async def pool(knm_database_url: str) -> AsyncIterator[asyncpg.Pool]:
+    pool = await db.connect(knm_database_url, min_size=1, max_size=2)
+    try:
+        yield pool
+    finally:
+        await pool.close()
+
+
+async def _task(pool: asyncpg.Pool) -> str:
+    task_id = f"test-events-{uuid.uuid4().hex[:8]}"
+    await pool.execute(
+        "INSERT INTO tasks (task_id, kind, status, cluster_name) VALUES ($1, 'ssh', 'running', 'x')",
+        task_id,
+    )
+    return task_id
+
+
+async def test_a_batch_retried_after_its_commit_was_lost_still_delivers_its_last_events(
+    pool: asyncpg.Pool,
+) -> None:
+    task_id = await _task(pool)
+    delivered: list[Event] = []
+    log = EventLog(pool, lambda _task_id, events: delivered.extend(events))
+    await log.open_task(task_id)
+    log.emit(task_id, "node", 50, data={"node": "n1"})
+    first = list(log._pending)
+    await log._write(first)  # stored, as a COPY whose answer was lost would be
+    delivered.clear()
+    log._pending.clear()
+    # The retry carries the stored event again, with the task's end behind it.
+    log._pending.extend(first)
+    log.emit(task_id, "complete", 100, "failed: worker lost")
+    batch, log._pending = log._pending, []
+    await log._write(batch)
+    assert [(e.seq, e.type) for e in delivered] == [(1, "node"), (2, "complete")]
+    stored = await read_events(pool, task_id)
+    assert [(e.seq, e.type, e.message) for e in stored] == [
+        (1, "node", ""),
+        (2, "complete", "failed: worker lost"),
+    ]
+
+
+async def test_a_seq_another_writer_took_goes_out_as_the_log_holds_it(pool: asyncpg.Pool) -> None:
+    task_id = await _task(pool)
+    other = EventLog(pool, lambda *_: None)
+    await other.open_task(task_id)
+    other.emit(task_id, "complete", 100, "failed elsewhere")
+    await other._write(list(other._pending))
+    delivered: list[Event] = []
+    log = EventLog(pool, lambda _task_id, events: delivered.extend(events))
+    log.emit(task_id, "output", 10, data={"node": "n1", "stream": "stdout", "text": "late"})
+    log.emit(task_id, "node", 20, data={"node": "n1"})
+    batch, log._pending = log._pending, []
+    await log._write(batch)
+    # seq 1 is the other writer's: subscribers get that one, then this log's seq 2.
+    assert [(e.seq, e.type, e.message) for e in delivered] == [
+        (1, "complete", "failed elsewhere"),
+        (2, "node", ""),
+    ]
+
+
+async def test_events_of_a_deleted_task_are_dropped_and_the_others_of_the_batch_kept(
+    pool: asyncpg.Pool,
+) -> None:
+    kept, deleted = await _task(pool), await _task(pool)
+    log = EventLog(pool, lambda *_: None)
+    for task_id in (kept, deleted):
+        log.emit(task_id, "node", 50, data={"node": "n1"})
+    await pool.execute("DELETE FROM tasks WHERE task_id = $1", deleted)
+    batch, log._pending = log._pending, []
+    delivered: list[Event] = []
+    log.deliver = lambda _task_id, events: delivered.extend(events)  # type: ignore[method-assign]
+    await log._write(batch)
+    assert [e.task_id for e in delivered] == [kept]
+    assert len(await read_events(pool, kept)) == 1
