@@ -27,6 +27,10 @@ MAX_ATTEMPTS = 8
 #: Seconds without a message after which the event log is read over HTTP, in case a
 #: notification went missing; also bounds how long a vanished server goes unnoticed.
 IDLE = 10.0
+#: Seconds a finished task's log may still lack its ``complete`` before the watch ends on a
+#: stand-in: the server commits the end, then writes the event, and on a loaded machine the
+#: second can trail the first by more than a few polls.
+COMPLETE_GRACE = 10.0
 #: The close code the server uses for a missing, expired or revoked token.
 CLOSE_UNAUTHORIZED = 4401
 
@@ -61,6 +65,9 @@ class WatchState:
         self.failures = 0
         self.max_attempts = max_attempts
         self.empty_polls = 0
+        #: When a poll first found the task finished with no ``complete`` in its log.
+        self.finished_at: float | None = None
+        self.clock: Callable[[], float] = time.monotonic
 
     def subscribe_message(self) -> str:
         return msgspec.json.encode(
@@ -100,9 +107,10 @@ class WatchState:
         self.failures = 0
 
     def polled(self, events: list[Event], status: Callable[[], TaskStatus] | None) -> list[Event]:
-        """The new events of one poll; after empty polls of a finished task whose log lacks
-        ``complete`` (it never should), a stand-in ``complete`` built from its status ends the
-        watch."""
+        """The new events of one poll. A finished task's ``complete`` follows its end into the
+        log; when the log still lacks it ``COMPLETE_GRACE`` seconds after a poll found the
+        task finished (it never should), a stand-in built from its status, with the next seq,
+        ends the watch."""
         fresh = [e for e in events if self.accept(e)]
         if fresh:
             self.empty_polls = 0
@@ -111,8 +119,12 @@ class WatchState:
         if status is not None and self.empty_polls >= 3:
             found = status()
             if found.finished:
-                self.done = True
-                return [complete_of(found, self.last_seq)]
+                moment = self.clock()
+                if self.finished_at is None:
+                    self.finished_at = moment
+                elif moment - self.finished_at >= COMPLETE_GRACE:
+                    self.done = True
+                    return [complete_of(found, self.last_seq + 1)]
         return []
 
 

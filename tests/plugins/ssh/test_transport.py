@@ -434,8 +434,16 @@ async def test_a_tasks_connections_are_the_clients_and_a_bastion_goes_through_as
 ) -> None:  # fmt: skip
     await run_ssh(command="true", target_nodes=["node3"])
     await alone(knm_client)
-    kinds = {type(idle.conn) for items in TRANSPORT.pool._idle.values() for idle in items}
-    assert (Libssh2Connection in kinds) is (ssh_client == "libssh2")
+    # This run's connections: the pool is the process's, and holds other tests' too.
+    third = next(n for n in fleet.fleet.nodes if n.name == "node3")
+    mine = [
+        idle.conn
+        for key, items in TRANSPORT.pool._idle.items()
+        if key.address == third.address and key.client == ssh_client
+        for idle in items
+    ]
+    assert mine
+    assert all(isinstance(conn, Libssh2Connection) is (ssh_client == "libssh2") for conn in mine)
     first = fleet.fleet.nodes[0]
     nodes = [{"name": n.name, "address": n.address, "port": n.port} for n in fleet.fleet.nodes[1:]]
     cluster = await create_fleet_cluster(
