@@ -45,6 +45,8 @@ class EventLog:
         self._closing = False
         #: A batch is being written (taken off ``_pending``, not yet stored and handed out).
         self._writing = False
+        #: That batch.
+        self._batch: list[Event] = []
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="knm-event-log")
@@ -61,7 +63,12 @@ class EventLog:
         last = await self.pool.fetchval(
             "SELECT coalesce(max(seq), 0) FROM task_events WHERE task_id = $1", task_id
         )
-        self._seq[task_id] = max(self._seq.get(task_id, 0), last)
+        # And what this log holds unwritten (a task that ended here while the database was
+        # down, then reaped here): the log's max alone would give a seq already taken.
+        unwritten = max(
+            (e.seq for e in (*self._batch, *self._pending) if e.task_id == task_id), default=0
+        )
+        self._seq[task_id] = max(self._seq.get(task_id, 0), last, unwritten)
 
     def close_task(self, task_id: str) -> None:
         self._seq.pop(task_id, None)
@@ -127,11 +134,11 @@ class EventLog:
                 self._flushed.notify_all()
             return
         batch, self._pending = self._pending, []
-        self._writing = True
+        self._writing, self._batch = True, batch
         try:
             await self._write(batch)
         finally:
-            self._writing = False
+            self._writing, self._batch = False, []
         async with self._flushed:
             self._flushed.notify_all()
 
@@ -207,12 +214,15 @@ class EventLog:
         held = {(r["task_id"], r["seq"]): r for r in stored}
         kept = []
         for event in batch:
-            record = held.get((event.task_id, event.seq))
+            # Each stored event goes out once, however many of the batch's claimed its seq.
+            record = held.pop((event.task_id, event.seq), None)
             if record is not None:
                 fields = dict(record)
                 kept.append(make_event(fields.pop("type"), **fields))
         if len(kept) < len(batch):
-            log.warning("dropped %d events of deleted tasks", len(batch) - len(kept))
+            log.warning(
+                "dropped %d events of deleted tasks or of seqs taken", len(batch) - len(kept)
+            )
         return kept
 
 

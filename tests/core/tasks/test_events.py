@@ -90,3 +90,35 @@ async def test_events_of_a_deleted_task_are_dropped_and_the_others_of_the_batch_
     await log._write(batch)
     assert [e.task_id for e in delivered] == [kept]
     assert len(await read_events(pool, kept)) == 1
+
+
+async def test_a_task_reaped_here_while_its_events_are_unwritten_ends_after_them(
+    pool: asyncpg.Pool,
+) -> None:
+    # The run ended while the database was down (its events unwritten, its sequence closed),
+    # then this process reaped the task: the reaper's complete follows those events.
+    task_id = await _task(pool)
+    delivered: list[Event] = []
+    log = EventLog(pool, lambda _task_id, events: delivered.extend(events))
+    await log.open_task(task_id)
+    log.emit(task_id, "node", 50, data={"node": "n1"})
+    log.emit(task_id, "node", 100, data={"node": "n2"})
+    log.close_task(task_id)
+    await log.open_task(task_id)
+    log.emit(task_id, "complete", 100, "worker lost")
+    batch, log._pending = log._pending, []
+    await log._write(batch)
+    assert [(e.seq, e.type) for e in delivered] == [(1, "node"), (2, "node"), (3, "complete")]
+    assert [e.seq for e in await read_events(pool, task_id)] == [1, 2, 3]
+
+
+async def test_events_claiming_one_seq_go_out_once_as_the_log_holds_it(pool: asyncpg.Pool) -> None:
+    task_id = await _task(pool)
+    delivered: list[Event] = []
+    log = EventLog(pool, lambda _task_id, events: delivered.extend(events))
+    log.emit(task_id, "node", 50, data={"node": "n1"})
+    log.close_task(task_id)  # a sequence started again without open_task: seq 1 twice
+    log.emit(task_id, "node", 60, data={"node": "n2"})
+    batch, log._pending = log._pending, []
+    await log._write(batch)
+    assert [(e.seq, e.data["node"]) for e in delivered] == [(1, "n1")]
