@@ -24,6 +24,8 @@ log = logging.getLogger("knm.events")
 CHANNEL = "knm_events"
 FLUSH_INTERVAL = 0.05
 MAX_BATCH = 5000
+#: How often an event is moved past seqs other writers take meanwhile before it is dropped.
+MAX_RESEQUENCE = 5
 
 
 #: The stream's messages are ``knm.wire`` events (a tagged union on ``type``); this is their base.
@@ -190,40 +192,70 @@ class EventLog:
         )
 
     async def _write_rows(self, batch: list[Event], records: list[tuple[Any, ...]]) -> list[Event]:
-        """Each event stored unless its seq is taken or its task gone; returns the batch's
-        events as the log holds them, in the batch's order."""
+        """Each event stored one by one; returns those the log now holds, in order.
+
+        An event whose row is already there with the same content is this log's own (a COPY
+        that committed as its answer was lost). Another writer's event at that seq (a worker
+        that lost its lease still writing while this process failed the task, or the other way
+        round) does not cost this one its place: it and the task's later events, unwritten
+        ones included, move after the log's last seq. A task's log ends at its ``complete``:
+        what comes after one is dropped, as are the events of a deleted task."""
+        kept: list[Event] = []
+        shifts: dict[str, int] = {}
         async with self.pool.acquire() as conn:
-            async with conn.transaction():
-                await conn.executemany(
-                    """INSERT INTO task_events
-                           (task_id, seq, type, progress, message, data, created_at)
-                       SELECT $1, $2, $3, $4, $5, $6, $7
-                       WHERE EXISTS (SELECT 1 FROM tasks WHERE task_id = $1)
-                       ON CONFLICT (task_id, seq) DO NOTHING""",
-                    records,
-                )
-            stored = await conn.fetch(
-                """SELECT e.task_id, e.seq, e.type, e.progress, e.message, e.data,
-                          e.created_at AS timestamp
-                   FROM task_events e
-                   JOIN unnest($1::text[], $2::int[]) AS b (task_id, seq)
-                     ON e.task_id = b.task_id AND e.seq = b.seq""",
-                [event.task_id for event in batch],
-                [event.seq for event in batch],
-            )
-        held = {(r["task_id"], r["seq"]): r for r in stored}
-        kept = []
-        for event in batch:
-            # Each stored event goes out once, however many of the batch's claimed its seq.
-            record = held.pop((event.task_id, event.seq), None)
-            if record is not None:
-                fields = dict(record)
-                kept.append(make_event(fields.pop("type"), **fields))
+            for event, record in zip(batch, records, strict=True):
+                original = event.seq
+                event.seq += shifts.get(event.task_id, 0)
+                if await self._store_row(conn, event, (record[0], event.seq, *record[2:])):
+                    kept.append(event)
+                if event.seq != original:
+                    shifts[event.task_id] = event.seq - original
+        for task_id, shift in shifts.items():
+            # No await from here on: an event emitted meanwhile took its seq from ``_seq``.
+            for event in self._pending:
+                if event.task_id == task_id:
+                    event.seq += shift
+            if task_id in self._seq:
+                self._seq[task_id] += shift
         if len(kept) < len(batch):
-            log.warning(
-                "dropped %d events of deleted tasks or of seqs taken", len(batch) - len(kept)
-            )
+            log.warning("dropped %d events of deleted or ended tasks", len(batch) - len(kept))
         return kept
+
+    async def _store_row(
+        self, conn: asyncpg.Connection, event: Event, record: tuple[Any, ...]
+    ) -> bool:
+        """Stores one event (moving it past another writer's seq); whether the log holds it."""
+        for _ in range(MAX_RESEQUENCE):
+            inserted = await conn.fetchval(
+                """INSERT INTO task_events
+                       (task_id, seq, type, progress, message, data, created_at)
+                   SELECT $1, $2, $3, $4, $5, $6, $7
+                   WHERE EXISTS (SELECT 1 FROM tasks WHERE task_id = $1)
+                     AND NOT EXISTS (SELECT 1 FROM task_events
+                                     WHERE task_id = $1 AND type = 'complete')
+                   ON CONFLICT (task_id, seq) DO NOTHING
+                   RETURNING true""",
+                *record,
+            )
+            if inserted:
+                return True
+            row = await conn.fetchrow(
+                """SELECT (SELECT row(type, progress, message, data, created_at)
+                           = row($3::text, $4::int, $5::text, $6::jsonb, $7::timestamptz)
+                           FROM task_events WHERE task_id = $1 AND seq = $2) AS same,
+                          EXISTS (SELECT 1 FROM tasks WHERE task_id = $1) AS task,
+                          EXISTS (SELECT 1 FROM task_events
+                                  WHERE task_id = $1 AND type = 'complete') AS ended,
+                          (SELECT max(seq) FROM task_events WHERE task_id = $1) AS last""",
+                *record,
+            )
+            if row["same"]:
+                return True
+            if not row["task"] or row["ended"]:
+                return False
+            event.seq = (row["last"] or event.seq) + 1
+            record = (record[0], event.seq, *record[2:])
+        return False
 
 
 async def read_events(

@@ -57,7 +57,9 @@ async def test_a_batch_retried_after_its_commit_was_lost_still_delivers_its_last
     ]
 
 
-async def test_a_seq_another_writer_took_goes_out_as_the_log_holds_it(pool: asyncpg.Pool) -> None:
+async def test_events_after_another_writers_complete_are_dropped_for_the_log_ends_there(
+    pool: asyncpg.Pool,
+) -> None:
     task_id = await _task(pool)
     other = EventLog(pool, lambda *_: None)
     await other.open_task(task_id)
@@ -69,11 +71,45 @@ async def test_a_seq_another_writer_took_goes_out_as_the_log_holds_it(pool: asyn
     log.emit(task_id, "node", 20, data={"node": "n1"})
     batch, log._pending = log._pending, []
     await log._write(batch)
-    # seq 1 is the other writer's: subscribers get that one, then this log's seq 2.
-    assert [(e.seq, e.type, e.message) for e in delivered] == [
-        (1, "complete", "failed elsewhere"),
-        (2, "node", ""),
+    assert delivered == []
+    stored = await read_events(pool, task_id)
+    assert [(e.seq, e.type, e.message) for e in stored] == [(1, "complete", "failed elsewhere")]
+
+
+async def test_a_complete_whose_seq_a_lost_worker_took_moves_after_that_workers_events(
+    pool: asyncpg.Pool,
+) -> None:
+    # The reaper (this log) fails a task as "worker lost" while the worker, alive but past its
+    # lease, still writes: both took seq 2 on. The reaper's complete must not be the one lost.
+    task_id = await _task(pool)
+    worker = EventLog(pool, lambda *_: None)
+    await worker.open_task(task_id)
+    worker.emit(task_id, "node", 10, data={"node": "n1"})
+    await worker._write(list(worker._pending))
+    worker._pending.clear()
+    delivered: list[Event] = []
+    reaper = EventLog(pool, lambda _task_id, events: delivered.extend(events))
+    await reaper.open_task(task_id)
+    reaper.emit(task_id, "node", 100, data={"node": "n2"})
+    reaper.emit(task_id, "complete", 100, "failed: worker lost")
+    worker.emit(task_id, "output", 20, data={"node": "n1", "stream": "stdout", "text": "still"})
+    worker.emit(task_id, "node", 30, data={"node": "n1", "status": "success"})
+    await worker._write(list(worker._pending))
+    batch, reaper._pending = reaper._pending, []
+    reaper.emit(task_id, "output", 100, data={"node": "n2", "stream": "stderr", "text": "x"})
+    await reaper._write(batch)
+    assert [(e.seq, e.type) for e in delivered] == [(4, "node"), (5, "complete")]
+    # What this log emitted meanwhile, and what it emits next, follow its moved events.
+    assert [e.seq for e in reaper._pending] == [6]
+    stored = await read_events(pool, task_id)
+    assert [(e.seq, e.type) for e in stored] == [
+        (1, "node"),
+        (2, "output"),
+        (3, "node"),
+        (4, "node"),
+        (5, "complete"),
     ]
+    assert stored[-1].message == "failed: worker lost"
 
 
 async def test_events_of_a_deleted_task_are_dropped_and_the_others_of_the_batch_kept(
@@ -112,7 +148,9 @@ async def test_a_task_reaped_here_while_its_events_are_unwritten_ends_after_them
     assert [e.seq for e in await read_events(pool, task_id)] == [1, 2, 3]
 
 
-async def test_events_claiming_one_seq_go_out_once_as_the_log_holds_it(pool: asyncpg.Pool) -> None:
+async def test_events_claiming_one_seq_are_all_kept_in_the_order_they_were_emitted(
+    pool: asyncpg.Pool,
+) -> None:
     task_id = await _task(pool)
     delivered: list[Event] = []
     log = EventLog(pool, lambda _task_id, events: delivered.extend(events))
@@ -121,4 +159,5 @@ async def test_events_claiming_one_seq_go_out_once_as_the_log_holds_it(pool: asy
     log.emit(task_id, "node", 60, data={"node": "n2"})
     batch, log._pending = log._pending, []
     await log._write(batch)
-    assert [(e.seq, e.data["node"]) for e in delivered] == [(1, "n1")]
+    assert [(e.seq, e.data["node"]) for e in delivered] == [(1, "n1"), (2, "n2")]
+    assert [e.seq for e in await read_events(pool, task_id)] == [1, 2]
