@@ -32,12 +32,17 @@ async def _task(pool: asyncpg.Pool) -> str:
     return task_id
 
 
+def _delivering_log(pool: asyncpg.Pool) -> tuple[EventLog, list[Event]]:
+    """A log and the list of what it hands to this process's subscribers."""
+    delivered: list[Event] = []
+    return EventLog(pool, lambda _task_id, events: delivered.extend(events)), delivered
+
+
 async def test_a_batch_retried_after_its_commit_was_lost_still_delivers_its_last_events(
     pool: asyncpg.Pool,
 ) -> None:
     task_id = await _task(pool)
-    delivered: list[Event] = []
-    log = EventLog(pool, lambda _task_id, events: delivered.extend(events))
+    log, delivered = _delivering_log(pool)
     await log.open_task(task_id)
     log.emit(task_id, "node", 50, data={"node": "n1"})
     first = list(log._pending)
@@ -65,8 +70,7 @@ async def test_events_after_another_writers_complete_are_dropped_for_the_log_end
     await other.open_task(task_id)
     other.emit(task_id, "complete", 100, "failed elsewhere")
     await other._write(list(other._pending))
-    delivered: list[Event] = []
-    log = EventLog(pool, lambda _task_id, events: delivered.extend(events))
+    log, delivered = _delivering_log(pool)
     log.emit(task_id, "output", 10, data={"node": "n1", "stream": "stdout", "text": "late"})
     log.emit(task_id, "node", 20, data={"node": "n1"})
     batch, log._pending = log._pending, []
@@ -87,8 +91,7 @@ async def test_a_complete_whose_seq_a_lost_worker_took_moves_after_that_workers_
     worker.emit(task_id, "node", 10, data={"node": "n1"})
     await worker._write(list(worker._pending))
     worker._pending.clear()
-    delivered: list[Event] = []
-    reaper = EventLog(pool, lambda _task_id, events: delivered.extend(events))
+    reaper, delivered = _delivering_log(pool)
     await reaper.open_task(task_id)
     reaper.emit(task_id, "node", 100, data={"node": "n2"})
     reaper.emit(task_id, "complete", 100, "failed: worker lost")
@@ -116,13 +119,11 @@ async def test_events_of_a_deleted_task_are_dropped_and_the_others_of_the_batch_
     pool: asyncpg.Pool,
 ) -> None:
     kept, deleted = await _task(pool), await _task(pool)
-    log = EventLog(pool, lambda *_: None)
+    log, delivered = _delivering_log(pool)
     for task_id in (kept, deleted):
         log.emit(task_id, "node", 50, data={"node": "n1"})
     await pool.execute("DELETE FROM tasks WHERE task_id = $1", deleted)
     batch, log._pending = log._pending, []
-    delivered: list[Event] = []
-    log.deliver = lambda _task_id, events: delivered.extend(events)  # type: ignore[method-assign]
     await log._write(batch)
     assert [e.task_id for e in delivered] == [kept]
     assert len(await read_events(pool, kept)) == 1
@@ -134,8 +135,7 @@ async def test_a_task_reaped_here_while_its_events_are_unwritten_ends_after_them
     # The run ended while the database was down (its events unwritten, its sequence closed),
     # then this process reaped the task: the reaper's complete follows those events.
     task_id = await _task(pool)
-    delivered: list[Event] = []
-    log = EventLog(pool, lambda _task_id, events: delivered.extend(events))
+    log, delivered = _delivering_log(pool)
     await log.open_task(task_id)
     log.emit(task_id, "node", 50, data={"node": "n1"})
     log.emit(task_id, "node", 100, data={"node": "n2"})
@@ -152,8 +152,7 @@ async def test_events_claiming_one_seq_are_all_kept_in_the_order_they_were_emitt
     pool: asyncpg.Pool,
 ) -> None:
     task_id = await _task(pool)
-    delivered: list[Event] = []
-    log = EventLog(pool, lambda _task_id, events: delivered.extend(events))
+    log, delivered = _delivering_log(pool)
     log.emit(task_id, "node", 50, data={"node": "n1"})
     log.close_task(task_id)  # a sequence started again without open_task: seq 1 twice
     log.emit(task_id, "node", 60, data={"node": "n2"})
