@@ -584,8 +584,11 @@ async def _pump(
         if not eof_sent:
             try:
                 if sent < len(data):
-                    rc, written = chan.write(bytes(data[sent : sent + _CHUNK]))
-                    if rc != EAGAIN and written > 0:
+                    # ssh2-python loops over libssh2's writes: it may report bytes taken
+                    # beside an EAGAIN that stopped it. They are sent; writing them again
+                    # duplicated them on the node's stdin.
+                    _, written = chan.write(bytes(data[sent : sent + _CHUNK]))
+                    if written > 0:
                         sent += written
                         moved = True
                 elif chan.send_eof() != EAGAIN:
