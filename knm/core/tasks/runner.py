@@ -41,6 +41,8 @@ CLAIM_POLL = 1.0
 
 #: Tries at writing a task's end while the database is unavailable (about a minute).
 FINISH_ATTEMPTS = 15
+#: Why a task stops here when its lease turns out to be another worker's.
+LEASE_LOST = "lease lost: another worker holds the task"
 
 
 def _database_down(doing: str, exc: BaseException) -> None:
@@ -333,6 +335,7 @@ class Runner:
                             error=None if cancelled else error,
                             message=(ctx.cancel_reason if cancelled and ctx else ""),
                             result=ctx.result if ctx else None,
+                            worker_id=self.worker_id,
                         )
                     break
                 except UNAVAILABLE as exc:
@@ -374,13 +377,19 @@ class Runner:
             if not self.running:
                 continue
             try:
+                held = list(self.running)
                 async with self.knm.pool.acquire() as conn:
-                    cancels = await store.renew(
-                        conn, self.worker_id, self.lease, list(self.running)
-                    )
-                for task_id, wanted in cancels.items():
+                    cancels = await store.renew(conn, self.worker_id, self.lease, held)
+                for task_id in held:
                     running = self.running.get(task_id)
-                    if wanted and running is not None:
+                    if running is None:
+                        continue
+                    if task_id not in cancels:
+                        # Not ours any more (a stall outlived the lease: another process failed
+                        # the task or took it over): stop acting on its nodes at once.
+                        log.warning("task %s: lease lost to another worker; stopping", task_id)
+                        self._cancel_local(running.ctx, LEASE_LOST)
+                    elif cancels[task_id]:
                         self._cancel_local(running.ctx, "cancelled by user")
             except UNAVAILABLE as exc:
                 _database_down("renewing leases", exc)
@@ -424,6 +433,9 @@ class Runner:
                 final = await store.finish(
                     conn,
                     task.task_id,
+                    # Unless the worker came back and renewed its lease since it was read.
+                    worker_id=task.worker_id,
+                    expired=True,
                     open_reason="worker_lost",
                     open_message=f"worker {task.worker_id} lost",
                     error="worker lost",

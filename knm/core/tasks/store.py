@@ -268,15 +268,24 @@ async def finish(
     error: str | None = None,
     message: str = "",
     result: dict[str, Any] | None = None,
+    worker_id: str | None = None,
+    expired: bool = False,
 ) -> TaskRow | None:
     """Write the terminal state: unfinished nodes fail with ``open_reason``; the task is
     ``cancelled``, else ``completed`` when every node succeeded, else ``failed``. None when the
-    task had already finished."""
+    task had already finished, is no longer ``worker_id``'s (another worker took it over), or,
+    with ``expired``, its lease was renewed since the caller saw it run out."""
     async with conn.transaction():
         current = await conn.fetchrow(
-            "SELECT status FROM tasks WHERE task_id = $1 FOR UPDATE", task_id
+            """SELECT status, worker_id, coalesce(lease_until < now(), true) AS expired
+               FROM tasks WHERE task_id = $1 FOR UPDATE""",
+            task_id,
         )
         if current is None or current["status"] in TERMINAL:
+            return None
+        if worker_id is not None and current["worker_id"] != worker_id:
+            return None
+        if expired and not current["expired"]:
             return None
         await conn.execute(
             """UPDATE task_nodes SET status = 'failed', reason = $2, message = $3,
