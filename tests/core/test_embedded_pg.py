@@ -25,7 +25,7 @@ from websockets.sync.client import connect
 
 from knm.core.config import default_data_dir
 from knm.core.embedded_pg import running_postmaster_pid
-from knm.testing.process import free_port
+from knm.testing.process import hold_port
 from knm.testing.sshfleet import SshFleet
 
 pytestmark = pytest.mark.timeout(240)
@@ -54,6 +54,7 @@ def _stop_servers() -> Iterator[None]:
     yield
     while _STARTED:
         server = _STARTED.pop()
+        server._hold.close()
         if server.proc.poll() is None:
             server.kill()
         server.log.unlink(missing_ok=True)
@@ -62,7 +63,9 @@ def _stop_servers() -> Iterator[None]:
 class Serve:
     def __init__(self, data_dir: Path, **env: str) -> None:
         _STARTED.append(self)
-        self.port = free_port()
+        # Held until the server listens, so no other suite's server can take it meanwhile.
+        self._hold = hold_port()
+        self.port = self._hold.getsockname()[1]
         self.log = data_dir.parent / f"{data_dir.name}-{self.port}.log"
         environment = {k: v for k, v in os.environ.items() if not k.startswith("KNM_")}
         environment.update(KNM_DATA_DIR=str(data_dir), KNM_PORT=str(self.port), **env)
@@ -89,6 +92,7 @@ class Serve:
                 raise AssertionError(f"knm exited:\n{self.output()}")
             try:
                 if httpx.get(f"{self.api}/features", timeout=2).status_code == 200:
+                    self._hold.close()
                     return
             except httpx.HTTPError:
                 pass
@@ -96,10 +100,12 @@ class Serve:
         raise AssertionError(f"knm never answered:\n{self.output()}")
 
     def stop(self) -> int:
+        self._hold.close()
         self.proc.send_signal(signal.SIGTERM)
         return self.proc.wait(60)
 
     def kill(self) -> None:
+        self._hold.close()
         self.proc.kill()
         self.proc.wait(10)
 

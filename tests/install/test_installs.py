@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import os
 import pwd
 import shutil
@@ -29,7 +30,7 @@ import asyncpg
 import httpx
 import pytest
 
-from knm.testing.process import free_port
+from knm.testing.process import hold_port
 from knm.testing.sshfleet import SshFleet
 
 REPO = Path(__file__).resolve().parents[2]
@@ -117,7 +118,9 @@ def _user_env(user: pwd.struct_passwd) -> dict[str, str]:
 class Server:
     def __init__(self, install: Install) -> None:
         self.install = install
-        self.port = free_port()
+        # Held until the server listens, so no other suite's server can take it meanwhile.
+        self._hold = hold_port()
+        self.port = self._hold.getsockname()[1]
         self.log = Path(tempfile.mkstemp(prefix="knm-install-", suffix=".log")[1])
         if install.user is None:
             env = {k: v for k, v in os.environ.items() if not k.startswith("KNM_")}
@@ -154,11 +157,13 @@ class Server:
                 raise AssertionError(f"knm serve exited:\n{self.output()}")
             with contextlib.suppress(httpx.HTTPError):
                 if httpx.get(f"{self.base}/readyz", timeout=5).status_code == 200:
+                    self._hold.close()
                     return
             time.sleep(0.3)
         raise AssertionError(f"knm serve never became ready:\n{self.output()}")
 
     def stop(self) -> None:
+        self._hold.close()
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
             try:
@@ -287,10 +292,16 @@ def install_user() -> Iterator[pwd.struct_passwd]:
     home = Path(user.pw_dir)
     if not home.is_dir() or not SYSTEM_PYTHON.exists():
         pytest.skip(f"{INSTALL_USER} has no home, or there is no /usr/bin/python3")
-    yield user
-    _stop_leftover_postgres(home / ".local/share/knm")
-    for leftover in ("venv", ".local", ".cache", ".config", ".ansible"):
-        shutil.rmtree(home / leftover, ignore_errors=True)
+    # One user, one home, one default data dir: a second copy of the suite on this machine
+    # waits here instead of installing into the same venv and talking to the same database.
+    with (home / ".knm-tests.lock").open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield user
+        finally:
+            _stop_leftover_postgres(home / ".local/share/knm")
+            for leftover in ("venv", ".local", ".cache", ".config", ".ansible"):
+                shutil.rmtree(home / leftover, ignore_errors=True)
 
 
 def test_a_user_installs_into_a_venv_in_their_own_private_home(
