@@ -32,6 +32,7 @@ from ssh2.session import (
     LIBSSH2_METHOD_CRYPT_SC,
     LIBSSH2_METHOD_HOSTKEY,
     LIBSSH2_METHOD_KEX,
+    LIBSSH2_SESSION_BLOCK_INBOUND,
     LIBSSH2_SESSION_BLOCK_OUTBOUND,
     Session,
 )
@@ -136,8 +137,11 @@ class Libssh2Connection:
         self._closed = False
         #: The loop the socket's reader is registered with (None: not registered).
         self._reader_loop: asyncio.AbstractEventLoop | None = None
-        #: The current ``wait``'s future (None between waits).
+        #: The current ``wait``'s future (None between waits), and whether it waits to read.
         self._waiter: asyncio.Future[None] | None = None
+        self._inbound = False
+        #: Whether the loop may call the reader for data already read (``_register``).
+        self._recheck = False
         #: When the current wait began, and whether its keepalive interval ran out.
         self._wait_began = 0.0
         self._silent = False
@@ -180,6 +184,10 @@ class Libssh2Connection:
         self._unregister()
         with contextlib.suppress(OSError):
             self.sock.shutdown(socket.SHUT_RDWR)
+        # A wait under way (its reader just went) tries libssh2 again, which fails.
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
 
     def set_keepalive(self, interval: float, count_max: int | None = None) -> None:
         self.keepalive_interval = interval
@@ -204,17 +212,17 @@ class Libssh2Connection:
 
         The socket's reader stays registered from one wait to the next (a connection waits
         10–20 times per command, and registering costs more than libssh2's read): it goes
-        when the socket turns readable with no wait pending (``_readable``), or with
-        ``abort``. A wait may end early (readable while libssh2 waits to write): the caller
-        asks libssh2 again, which then waits again. The keepalive timer, likewise, is one per
-        connection, moved on when it fires early instead of made and cancelled per wait."""
+        when the socket turns readable with no wait for reading pending (``_readable``), or
+        with ``abort``. The keepalive timer, likewise, is one per connection, moved on when it
+        fires early instead of made and cancelled per wait."""
         loop = asyncio.get_running_loop()
         misses = 0
         while True:
             directions = self.session.block_directions()
             if not directions:
                 return  # libssh2 has data buffered: try again at once
-            if self._reader_loop is not loop:
+            inbound = self._inbound = bool(directions & LIBSSH2_SESSION_BLOCK_INBOUND)
+            if inbound and self._reader_loop is not loop:
                 self._register(loop)
             ready = self._waiter = loop.create_future()
             outbound = directions & LIBSSH2_SESSION_BLOCK_OUTBOUND
@@ -249,6 +257,19 @@ class Libssh2Connection:
         self._unregister()
         loop.add_reader(self._fd, self._readable)
         self._reader_loop = loop
+        # asyncio's own (selector) loop polls before it runs what its last turn scheduled, so
+        # it may call the reader for data the woken task has read since: there the socket is
+        # looked at before a wake. uvloop runs the scheduled callbacks first.
+        self._recheck = not type(loop).__module__.startswith("uvloop")
+
+    def _has_data(self) -> bool:
+        try:
+            self.sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT)
+        except (BlockingIOError, InterruptedError):
+            return False
+        except OSError:
+            pass
+        return True  # data, end of file or an error: libssh2 has something to find
 
     def _unregister(self) -> None:
         loop, self._reader_loop = self._reader_loop, None
@@ -260,9 +281,11 @@ class Libssh2Connection:
 
     def _readable(self) -> None:
         waiter = self._waiter
-        if waiter is None:
-            # Nobody waits (idle, or between commands): the reader goes until the next wait,
-            # so unread data cannot wake the loop again and again.
+        if self._recheck and not self._has_data():
+            return  # a stale report: what it was about has been read
+        if waiter is None or not self._inbound:
+            # Nobody waits to read (idle, between commands, or libssh2 waits to write): the
+            # reader goes until a wait to read, so unread data cannot spin the loop.
             loop, self._reader_loop = self._reader_loop, None
             if loop is not None:
                 loop.remove_reader(self._fd)
