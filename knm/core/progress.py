@@ -30,6 +30,8 @@ QUEUE_LIMIT = 2000
 #: Seconds back a ``*`` subscriber's catch-up looks for events after LISTEN was lost: the
 #: database was down or the connection was being made again, rarely longer than this.
 RESYNC_WINDOW = 300.0
+#: Ended tasks whose last seq the hub remembers (``ProgressHub._ended``).
+ENDED_KEPT = 4096
 _DATABASE_DOWN = UNAVAILABLE
 #: Bytes of JSON a subscriber may have queued (events of a fast task are ~25 KB each).
 QUEUE_BYTES = 16 << 20
@@ -198,6 +200,11 @@ class ProgressHub:
         self._delivered: dict[str, int] = {}
         self._fetching: set[str] = set()
         self._notified: dict[str, int] = {}
+        #: The last seq of the tasks whose ``complete`` went out here (the latest ones): the
+        #: NOTIFY of that last batch comes after it was handed out, and used to send the hub
+        #: reading the task's whole log back (3,000 events after a 1,000-node task) only to
+        #: find nothing new.
+        self._ended: dict[str, int] = {}
         self.published = 0
         self.delivered = 0
         self.dropped = 0
@@ -273,8 +280,10 @@ class ProgressHub:
                 for event, text in zip(events, texts, strict=True):
                     subscriber.offer(event, text)
         if events[-1].type == "complete":
-            self._delivered.pop(task_id, None)
+            self._ended[task_id] = self._delivered.pop(task_id)
             self._notified.pop(task_id, None)
+            if len(self._ended) > ENDED_KEPT:
+                del self._ended[next(iter(self._ended))]
 
     def _on_payload(self, payload: str) -> None:
         task_id, _, seq_text = payload.rpartition(":")
@@ -288,6 +297,8 @@ class ProgressHub:
             if task_id in self._delivered:
                 self._delivered[task_id] = max(self._delivered[task_id], seq)
             return
+        if seq <= self._ended.get(task_id, 0):
+            return  # handed out here up to its end already
         self._notified[task_id] = max(self._notified.get(task_id, 0), seq)
         if seq <= self._delivered.get(task_id, 0) or task_id in self._fetching:
             return

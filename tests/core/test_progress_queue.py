@@ -154,3 +154,30 @@ async def test_a_replay_waits_for_room_instead_of_overflowing(monkeypatch: Any) 
             assert subscriber.queue.qsize() <= 10
     assert [e.seq for e in received] == list(range(1, 52))
     assert "lagged" not in {e.type for e in received}
+
+
+async def test_the_announcement_of_a_task_end_handed_out_here_reads_nothing_back(
+    monkeypatch: Any,
+) -> None:
+    # The event log hands a batch to this process's hub before its NOTIFY: the NOTIFY of the
+    # batch holding ``complete`` used to make the hub read the task's whole log back.
+    hub = ProgressHub(pool=None)  # type: ignore[arg-type]
+    subscriber = Subscriber(hub)
+    hub.subscribe("t", subscriber)
+    reads: list[int] = []
+
+    async def read_events(pool: Any, task_id: str, since: int = 0) -> list[Event]:
+        reads.append(since)
+        return [event(4, "output")]
+
+    monkeypatch.setattr("knm.core.progress.read_events", read_events)
+    hub.deliver("t", [event(1, "node"), event(2, "node"), event(3, "complete")])
+    hub._on_payload("t:3")
+    await asyncio.sleep(0)
+    assert reads == []
+    # Events after the end (another process's) are still read.
+    hub._on_payload("t:4")
+    for _ in range(3):
+        await asyncio.sleep(0)
+    assert reads == [0]
+    assert [e.seq for e in queued(subscriber)] == [1, 2, 3, 4]

@@ -113,11 +113,15 @@ class Masker:
                     earliest = at
                     break
                 at = text.find(head, at + 1, earliest + len(head) - 1)
-            # The last few positions, where less than the head is left.
-            for at in range(max(start, end - len(head) + 1), earliest):
+            # The last few positions, where less than the head is left: only where the
+            # secret's first character is (found in C, not by a slice at every position).
+            first = secret[0]
+            at = text.find(first, max(start, end - len(head) + 1), earliest)
+            while at != -1:
                 if secret.startswith(text[at:]):
                     earliest = at
                     break
+                at = text.find(first, at + 1, earliest)
         return earliest
 
 

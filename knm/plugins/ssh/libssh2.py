@@ -16,6 +16,7 @@ import asyncio
 import codecs
 import contextlib
 import ctypes
+import functools
 import ipaddress
 import logging
 import socket
@@ -74,12 +75,14 @@ def _supported(method: int) -> list[str]:
     return _SUPPORTED[method]
 
 
+@functools.cache
 def _kex() -> str:
     """libssh2's key exchanges in its order, without SHA-1; its strict-kex and ext-info markers
     stay (strict kex closes the Terrapin prefix attack)."""
     return ",".join(alg for alg in _supported(LIBSSH2_METHOD_KEX) if "sha1" not in alg)
 
 
+@functools.cache
 def _ciphers() -> str:
     """``connect.ENCRYPTION_ALGS``, the ones libssh2 has, in that order (AES-GCM first)."""
     have = set(_supported(LIBSSH2_METHOD_CRYPT_CS))
@@ -90,10 +93,15 @@ def _host_key_algs(pinned: str | None) -> str:
     """The pinned key's algorithms first, then every other plain key algorithm (no certificate:
     none can be verified here). As with asyncssh, a node rebuilt with another key type is then
     ``host_key_changed``, not an ``unreachable`` key exchange failure."""
+    return _host_key_algs_for(pinned.split()[0] if pinned else None)
+
+
+@functools.cache
+def _host_key_algs_for(key_type: str | None) -> str:
+    """``_host_key_algs`` by the pinned key's type (a handful of them: built once each)."""
     plain = [alg for alg in _supported(LIBSSH2_METHOD_HOSTKEY) if "-cert-" not in alg]
     first: list[str] = []
-    if pinned:
-        key_type = pinned.split()[0]
+    if key_type:
         first = ["rsa-sha2-512", "rsa-sha2-256", "ssh-rsa"] if key_type == "ssh-rsa" else [key_type]
     return ",".join(dict.fromkeys([*(a for a in first if a in plain), *plain]))
 
@@ -127,6 +135,18 @@ class Libssh2Connection:
         self.port = port
         self._fd = sock.fileno()
         self._closed = False
+        #: The loop the socket's reader is registered with (None: not registered).
+        self._reader_loop: asyncio.AbstractEventLoop | None = None
+        #: The current ``wait``'s future (None between waits), and whether it waits to read.
+        self._waiter: asyncio.Future[None] | None = None
+        self._inbound = False
+        #: Whether the loop may call the reader for data already read (``_register``).
+        self._recheck = False
+        #: When the current wait began, and whether its keepalive interval ran out.
+        self._wait_began = 0.0
+        self._silent = False
+        #: The keepalive timer: at most one per connection, moved on lazily (``_tick``).
+        self._timer: asyncio.TimerHandle | None = None
         self._host_key: asyncssh.SSHKey | None = None
         #: Seconds without a packet from the node before a keepalive is sent (0: none, idle).
         self.keepalive_interval: float = KEEPALIVE_INTERVAL
@@ -161,8 +181,13 @@ class Libssh2Connection:
         (``_Socket``), after libssh2 freed the session: a channel freed later may still try to
         send its close, which must fail, not reach another connection that reused the number."""
         self._closed = True
+        self._unregister()
         with contextlib.suppress(OSError):
             self.sock.shutdown(socket.SHUT_RDWR)
+        # A wait under way (its reader just went) tries libssh2 again, which fails.
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
 
     def set_keepalive(self, interval: float, count_max: int | None = None) -> None:
         self.keepalive_interval = interval
@@ -183,44 +208,42 @@ class Libssh2Connection:
     async def wait(self) -> None:
         """Until the socket is ready the way libssh2 last blocked on. While a command runs, a
         node silent for ``keepalive_interval`` seconds is sent a keepalive; after
-        ``keepalive_count_max`` of them unanswered, the connection is lost."""
+        ``keepalive_count_max`` of them unanswered, the connection is lost.
+
+        The socket's reader stays registered from one wait to the next (a connection waits
+        10–20 times per command, and registering costs more than libssh2's read): it goes
+        when the socket turns readable with no wait for reading pending (``_readable``), or
+        with ``abort``. The keepalive timer, likewise, is one per connection, moved on when it
+        fires early instead of made and cancelled per wait."""
         loop = asyncio.get_running_loop()
         misses = 0
         while True:
             directions = self.session.block_directions()
             if not directions:
                 return  # libssh2 has data buffered: try again at once
-            ready = loop.create_future()
-
-            def wake(ready: asyncio.Future[None] = ready) -> None:
-                if not ready.done():
-                    ready.set_result(None)
-
-            inbound = directions & LIBSSH2_SESSION_BLOCK_INBOUND
+            inbound = self._inbound = bool(directions & LIBSSH2_SESSION_BLOCK_INBOUND)
+            if inbound and self._reader_loop is not loop:
+                self._register(loop)
+            ready = self._waiter = loop.create_future()
             outbound = directions & LIBSSH2_SESSION_BLOCK_OUTBOUND
-            if inbound:
-                loop.add_reader(self._fd, wake)
             if outbound:
-                loop.add_writer(self._fd, wake)
-            fired: list[bool] = []
-            timer = None
+                loop.add_writer(self._fd, self._writable)
+            self._silent = False
             if self.keepalive_interval > 0:
-
-                def silent(wake: Callable[[], None] = wake, fired: list[bool] = fired) -> None:
-                    fired.append(True)
-                    wake()
-
-                timer = loop.call_later(self.keepalive_interval, silent)
+                self._wait_began = loop.time()
+                due = self._wait_began + self.keepalive_interval
+                timer = self._timer
+                if timer is None or timer.when() > due:  # none yet, or set for a longer interval
+                    if timer is not None:
+                        timer.cancel()
+                    self._timer = loop.call_at(due, self._tick)
             try:
                 await ready
             finally:
-                if inbound:
-                    loop.remove_reader(self._fd)
+                self._waiter = None
                 if outbound:
                     loop.remove_writer(self._fd)
-                if timer is not None:
-                    timer.cancel()
-            if not fired:
+            if not self._silent:
                 return
             # Nothing came from the node for a keepalive interval.
             misses += 1
@@ -229,6 +252,65 @@ class Libssh2Connection:
                 raise errors.SocketTimeout("no answer to keepalives")
             with contextlib.suppress(*_GONE):
                 self.session.keepalive_send()
+
+    def _register(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._unregister()
+        loop.add_reader(self._fd, self._readable)
+        self._reader_loop = loop
+        # asyncio's own (selector) loop polls before it runs what its last turn scheduled, so
+        # it may call the reader for data the woken task has read since: there the socket is
+        # looked at before a wake. uvloop runs the scheduled callbacks first.
+        self._recheck = not type(loop).__module__.startswith("uvloop")
+
+    def _has_data(self) -> bool:
+        try:
+            self.sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT)
+        except (BlockingIOError, InterruptedError):
+            return False
+        except OSError:
+            pass
+        return True  # data, end of file or an error: libssh2 has something to find
+
+    def _unregister(self) -> None:
+        loop, self._reader_loop = self._reader_loop, None
+        if loop is not None and not loop.is_closed():
+            loop.remove_reader(self._fd)
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _readable(self) -> None:
+        waiter = self._waiter
+        if self._recheck and not self._has_data():
+            return  # a stale report: what it was about has been read
+        if waiter is None or not self._inbound:
+            # Nobody waits to read (idle, between commands, or libssh2 waits to write): the
+            # reader goes until a wait to read, so unread data cannot spin the loop.
+            loop, self._reader_loop = self._reader_loop, None
+            if loop is not None:
+                loop.remove_reader(self._fd)
+        elif not waiter.done():
+            waiter.set_result(None)
+
+    def _writable(self) -> None:
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def _tick(self) -> None:
+        """The keepalive timer: ends the current wait once it has lasted an interval, else
+        moves on to the moment it will have."""
+        self._timer = None
+        waiter = self._waiter
+        if waiter is None or waiter.done() or self.keepalive_interval <= 0:
+            return  # not waiting: the next wait sets the timer again
+        loop = waiter.get_loop()
+        due = self._wait_began + self.keepalive_interval
+        if loop.time() >= due:
+            self._silent = True
+            waiter.set_result(None)
+        else:
+            self._timer = loop.call_at(due, self._tick)
 
     async def call(self, fn: Callable[..., Any], *args: Any) -> Any:
         """``fn(*args)`` repeated until libssh2 stops answering "would block"."""
@@ -277,11 +359,20 @@ class _Socket(socket.socket):
             self.close()
 
 
+def _family(address: str) -> int:
+    """The address family of an IP address; ``ValueError`` for a name. A dotted IPv4 address
+    in its canonical form is told by ``inet_pton`` (C); anything else by ``ipaddress``, as
+    before (which refuses, say, leading zeros that a resolver would read as octal)."""
+    with contextlib.suppress(OSError):
+        if socket.inet_ntop(socket.AF_INET, socket.inet_pton(socket.AF_INET, address)) == address:
+            return socket.AF_INET
+    return socket.AF_INET6 if ipaddress.ip_address(address).version == 6 else socket.AF_INET
+
+
 async def _socket(address: str, port: int) -> socket.socket:
     loop = asyncio.get_running_loop()
     try:
-        ip = ipaddress.ip_address(address)
-        targets = [(socket.AF_INET6 if ip.version == 6 else socket.AF_INET, (address, port))]
+        targets = [(_family(address), (address, port))]
     except ValueError:
         infos = await loop.getaddrinfo(address, port, type=socket.SOCK_STREAM)
         targets = [(family, sockaddr) for family, _, _, _, sockaddr in infos]
