@@ -124,7 +124,7 @@ class TaskContext:
         self.output_cap: int = getattr(knm.config, "output_cap", 1024 * 1024)
         #: Per node, per stream.
         self._streams: dict[str, dict[str, StreamBuffer]] = {}
-        self._writer = NodeWriter(knm.pool, task.task_id)
+        self._writer = NodeWriter(knm.pool, task.task_id, task.worker_id)
         #: Nodes started and not yet finished.
         self._working: set[str] = set()
         self._finished: set[str] = set()

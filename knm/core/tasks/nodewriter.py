@@ -51,9 +51,11 @@ def _retrieve(future: asyncio.Future[set[str]]) -> None:
 class NodeWriter:
     """The pending writes of one task, and the one job that writes them."""
 
-    def __init__(self, pool: asyncpg.Pool, task_id: str) -> None:
+    def __init__(self, pool: asyncpg.Pool, task_id: str, worker_id: str | None = None) -> None:
         self.pool = pool
         self.task_id = task_id
+        #: The worker whose lease the writes are fenced by (``store.write_nodes``).
+        self.worker_id = worker_id
         self._loop = asyncio.get_running_loop()
         self._pending = _Batch(self._loop)
         self._writing: _Batch | None = None
@@ -127,7 +129,7 @@ class NodeWriter:
                     async with self.pool.acquire() as conn:
                         recorded = await store.write_nodes(
                             conn, self.task_id, started=batch.started, chunks=batch.chunks,
-                            ended=list(batch.ended.values()),
+                            ended=list(batch.ended.values()), worker_id=self.worker_id,
                         )  # fmt: skip
                 except Exception as exc:
                     if not batch.ended:

@@ -213,13 +213,25 @@ async def write_nodes(
     started: Sequence[str] = (),
     chunks: Sequence[tuple[str, str, str, int, str]] = (),
     ended: Sequence[NodeEnd] = (),
+    worker_id: str | None = None,
 ) -> set[str]:
     """Many nodes' starts, output chunks and ends in one transaction (the task context's group
     commit); returns the nodes whose end was recorded now (not ended before).
 
     Only a pending node starts, a node ends once, and starts are written first, so one started
-    and ended within the same batch ends with its start time set."""
+    and ended within the same batch ends with its start time set. With ``worker_id``, nothing is
+    written unless the task is running on that worker (a worker that lost its lease must not
+    write over what the new owner records)."""
     async with conn.transaction():
+        if worker_id is not None:
+            held = await conn.fetchval(
+                """SELECT worker_id = $2 AND status = 'running' FROM tasks
+                   WHERE task_id = $1 FOR SHARE""",
+                task_id,
+                worker_id,
+            )
+            if not held:
+                return set()
         if started:
             await conn.execute(
                 "UPDATE task_nodes SET status = 'running', start_time = coalesce(start_time, now()) "

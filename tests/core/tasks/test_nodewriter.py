@@ -31,7 +31,7 @@ def batches(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
     write = store.write_nodes
 
     async def counting(conn: Any, task_id: str, **parts: Any) -> set[str]:
-        seen.append({name: len(rows) for name, rows in parts.items()})
+        seen.append({name: len(rows) for name, rows in parts.items() if name != "worker_id"})
         return await write(conn, task_id, **parts)
 
     monkeypatch.setattr(store, "write_nodes", counting)
@@ -130,3 +130,22 @@ async def test_a_failed_write_fails_its_ends_and_the_next_flush(
     with pytest.raises(asyncpg.PostgresConnectionError):
         await writer.flush()
     await writer.flush()  # the error is reported once
+
+
+async def test_a_writer_whose_worker_no_longer_holds_the_task_writes_nothing(
+    pool: asyncpg.Pool,
+) -> None:
+    task_id = await new_task(pool, 2)
+    await pool.execute(
+        "UPDATE tasks SET status = 'running', worker_id = 'worker-b' WHERE task_id = $1", task_id
+    )
+    lost = NodeWriter(pool, task_id, "worker-a")  # its lease went to worker-b meanwhile
+    lost.start("n0")
+    lost.chunks([(task_id, "n0", "stdout", 0, "late\n")])
+    cancelled = NodeResult.failure("cancelled", "lease lost")
+    assert await lost.end("n0", cancelled, {}, urgent=True) is False
+    holder = NodeWriter(pool, task_id, "worker-b")
+    assert await holder.end("n1", NodeResult.success("ok"), {}, urgent=True) is True
+    stored = await rows(pool, task_id)
+    assert (stored["n0"]["status"], stored["n1"]["status"]) == ("pending", "success")
+    assert await pool.fetchval("SELECT count(*) FROM task_output WHERE task_id = $1", task_id) == 0
