@@ -6,10 +6,13 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import contextlib
+import fcntl
 import functools
 import os
 import secrets
 import shutil
+import signal
 import tempfile
 import uuid
 from collections.abc import Iterator
@@ -21,7 +24,7 @@ import asyncpg
 import psutil
 
 from knm.core.config import KnmConfig
-from knm.core.embedded_pg import EmbeddedPostgres
+from knm.core.embedded_pg import EmbeddedPostgres, running_postmaster_pid
 
 #: This test session's own token secret and admin password (every knm it starts uses them):
 #: a test that reaches another session's server by mistake (a port taken over meanwhile) is
@@ -29,6 +32,8 @@ from knm.core.embedded_pg import EmbeddedPostgres
 TEST_SECRET = f"knm-test-secret-{secrets.token_hex(16)}"
 TEST_ADMIN_PASSWORD = f"admin-{secrets.token_urlsafe(12)}"
 TEST_DATABASE_ENV = "KNM_TEST_DATABASE_URL"
+#: The temp dir name each session's own PostgreSQL server lives in (``knm_server_url``).
+SERVER_PREFIX = "knm-test-pg-"
 
 
 def with_database(url: str, name: str) -> str:
@@ -49,6 +54,55 @@ def server_for_tests(base_dir: Path) -> Iterator[str]:
         yield server.start()
     finally:
         server.stop()
+
+
+def sweep_stale_servers(prefix: str = SERVER_PREFIX) -> list[Path]:
+    """Stops and removes the test servers of sessions that died without their teardown (a
+    pytest stopped by a signal or a timeout): their PostgreSQL ran on, orphaned, and kept its
+    directory in the machine's temp dir. Returns what was removed.
+
+    A server is stale when the process that started it is gone and no process holds it in use;
+    one without an owner (being started by a concurrent session) is left alone."""
+    removed = []
+    for base in Path(tempfile.gettempdir()).glob(f"{prefix}*"):
+        try:
+            owner = int((base / "pg.owner").read_text().split()[0])
+        except (OSError, ValueError, IndexError):
+            continue
+        if psutil.pid_exists(owner) or _in_use(base):
+            continue
+        pid = running_postmaster_pid(base)
+        if pid is not None:
+            _stop_postmaster(pid)
+        shutil.rmtree(base, ignore_errors=True)
+        removed.append(base)
+    return removed
+
+
+def _in_use(base: Path) -> bool:
+    """Whether a process holds the server's use lock (``EmbeddedPostgres`` takes it shared)."""
+    try:
+        fd = os.open(base / "pg.users", os.O_RDWR | os.O_CLOEXEC)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+    return False
+
+
+def _stop_postmaster(pid: int) -> None:
+    """PostgreSQL's fast shutdown (SIGINT), then SIGKILL if it has not ended in 15 s."""
+    with contextlib.suppress(psutil.Error):
+        postmaster = psutil.Process(pid)
+        postmaster.send_signal(signal.SIGINT)
+        _, alive = psutil.wait_procs([postmaster], timeout=15)
+        for process in alive:
+            process.kill()
+        psutil.wait_procs(alive, timeout=5)
 
 
 @functools.cache

@@ -98,7 +98,8 @@ def pytest_configure(config: pytest.Config) -> None:
 def knm_server_url() -> Iterator[str]:
     # Not under pytest's tmp_path: pytest prunes old base directories, and a concurrent session
     # would delete this server's data directory under it.
-    base = Path(tempfile.mkdtemp(prefix="knm-test-pg-"))
+    database.sweep_stale_servers()
+    base = Path(tempfile.mkdtemp(prefix=database.SERVER_PREFIX))
     try:
         with database.server_for_tests(base) as url:
             yield url
