@@ -489,6 +489,7 @@ class _Walker:
             or name in _EFFECTS
             or name in _FOLLOWED
             or name in env.functions
+            or ("/" in program and env.files)  # a file this text wrote may be run
         ):
             return None
         self.steps += 2  # ``enter`` and ``run``
@@ -802,19 +803,21 @@ class _Walker:
                 op, target = self.redirect(child, env, depth)
                 if target is not None:
                     redirects.append((op, target))
-                    if op in ("<", "<&") and target.literal is not None:
+                    if op == "<" and target.tainted:  # ``sh < <(curl ..)``
+                        stdin = Stream(tainted=True)
+                    elif op in ("<", "<&") and target.literal is not None:
                         stdin = self.read_file(target, env)
                     elif op == "<" and (target.tainted or target.unknown):
                         stdin = Stream(tainted=target.tainted)
             elif child.type == "heredoc_redirect":
                 text, rest = _heredoc(child)
-                stdin = Stream(text=text)
+                stdin = Stream(text=text, tainted=self.heredoc_expands(child, env, depth))
                 trailing.extend(rest)
             elif child.type == "herestring_redirect":
                 value = next((c for c in child.named_children), None)
                 if value is not None:
                     word = self.word(value, env, depth)
-                    stdin = Stream(text=word.literal, tainted=word.tainted)
+                    stdin = Stream(text=word.literal, tainted=word.tainted or word.unknown)
         if body is None:  # ``> /dev/sda`` alone truncates its target
             if redirects:
                 self.emit(Cmd([lit(":")], _text(node), redirects, stdin, env.cwd), env)
@@ -830,6 +833,19 @@ class _Walker:
                     out = self.statement(extra, env, depth, UNKNOWN_STREAM, background)
             return out
         return self.statement_with(body, env, depth, stdin, background, redirects)
+
+    def heredoc_expands(self, node: Node, env: _Env, depth: int) -> bool:
+        """An unquoted here-doc's body holds an expansion whose value is not known here (or
+        fetched): fed to a shell, that is code not known here, as ``sh -c "$X"``."""
+        unknown = False
+        for child in node.named_children:
+            if child.type != "heredoc_body":
+                continue
+            for part in child.named_children:
+                if part.type in ("simple_expansion", "expansion", "command_substitution"):
+                    word = self.word(part, env, depth)
+                    unknown = unknown or word.unknown or word.tainted
+        return unknown
 
     def statement_with(
         self, body: Node, env: _Env, depth: int, stdin: Stream, background: bool,
@@ -1019,14 +1035,14 @@ class _Walker:
                     if op == "<":
                         stdin = (
                             self.read_file(target, env)
-                            if target.literal
+                            if target.literal and not target.tainted
                             else Stream(tainted=target.tainted)
                         )
             elif kind == "herestring_redirect":
                 value = next(iter(child.named_children), None)
                 if value is not None:
                     word = self.word(value, env, depth)
-                    stdin = Stream(text=word.literal, tainted=word.tainted)
+                    stdin = Stream(text=word.literal, tainted=word.tainted or word.unknown)
             elif kind == "comment":
                 continue
             else:
@@ -1075,6 +1091,8 @@ class _Walker:
         cmd = Cmd(words, written, redirects, stdin, cwd, background)
         if words:
             self.emit(cmd, env)
+            if words[0].tainted:  # ``$(curl ..)``, ``read -r l`` of fetched text, then ``$l``
+                self.finding("remote-code", cmd.written)
         program = cmd.program
         if background:
             operands = [w for w in words[1:] if not w.value.startswith("-") or w.value == "-"]
@@ -1082,8 +1100,15 @@ class _Walker:
                               and operands[0].text.strip('"') in ("$0", "${0}")):  # fmt: skip
                 self.finding("fork-bomb", cmd.written)  # the script starts copies of itself
         for code, positional in unwrapped.code:
-            self.nested_code(code, env, depth, stdin if unwrapped.stdin_code else UNKNOWN_STREAM,
-                             cmd, positional)  # fmt: skip
+            # ``sh -c CODE``, ``eval CODE``: CODE reads the command's stdin (``| sh -c 'cat|sh'``)
+            self.nested_code(code, env, depth, stdin, cmd, positional)
+        if stdin.tainted and _runs_its_input(program, cmd.words[1:]):
+            # ``curl .. | python3 -c 'exec(sys.stdin.read())'``, ``| awk '{system($0)}'``
+            self.finding("remote-code", self.pipe_text(cmd))
+        if words and words[0].literal is not None and "/" in words[0].literal:
+            stored = env.files.get(_normalize(words[0].literal, cwd))
+            if stored is not None and stored.tainted:  # ``curl -o x.sh ..; ./x.sh``
+                self.finding("remote-code", cmd.written)
         if unwrapped.stdin_code and not unwrapped.code:
             if stdin.tainted or stdin.opaque:
                 # Code fetched or decoded, or another program's output: not known here.
@@ -1236,7 +1261,7 @@ class _Walker:
         child.functions = dict(env.functions)
         for alt in code.alts:
             text = alt.replace(U, "$__knm_unknown")
-            if alt.strip() == U or (U in alt and _unknown_command_position(self.clock.parse(text))):
+            if U in alt:  # re-read as code: a value not known here may be any command
                 self.finding("remote-code", cmd.written)
                 continue
             self.run_code(text, child, depth + 1, stdin)
@@ -1271,10 +1296,15 @@ class _Walker:
             for word in args:
                 if _NAME.fullmatch(word.value):
                     env.vars[word.value] = (U,)
+                    if cmd.stdin.tainted:  # a line of fetched or decoded text
+                        env.files[f"$var:{word.value}"] = Stream(tainted=True)
+                    else:
+                        env.files.pop(f"$var:{word.value}", None)
             return UNKNOWN_STREAM
         if program in ("echo", "printf"):
             text = _echo_output(words)
-            tainted = any(w.tainted for w in args)
+            # Text with a value not known here, fed to a shell, is ``sh -c "$X"``.
+            tainted = any(w.tainted or w.unknown for w in args)
             pids = any(w.pids for w in args)
             return Stream(text=text, tainted=tainted, pids=pids)
         if program == "cat" and len(args) == 0:
@@ -1283,6 +1313,15 @@ class _Walker:
                        "awk", "sed", "grep", "egrep", "fgrep", "xargs", "tac", "column",
                        "jq", "yq", "dd", "pv", "stdbuf", "cat", "busybox"):  # fmt: skip
             files = [w for w in args if w.literal and not w.value.startswith("-")]
+            if program == "tee" and cmd.stdin.tainted:
+                for w in files:  # ``curl .. | tee x.sh``: x.sh holds fetched code
+                    env.files[_normalize(w.value, env.cwd)] = Stream(tainted=True)
+            if (
+                program in ("sed", "awk")
+                and files
+                and not any(w.value in ("-e", "-f", "--expression", "--file") for w in args)
+            ):
+                files = files[1:]  # ``sed s/a/b/ file``: the script is no file
             tainted = cmd.stdin.tainted or any(w.tainted for w in args)
             if (
                 program == "cat"
@@ -1978,23 +2017,29 @@ def _produces_taint(cmd: Cmd) -> bool:
     return (program in FETCHERS and _fetch_to_stdout(program, args)) or _is_decoder(program, args)
 
 
+_STDOUT = ("-", "/dev/stdout", "/dev/fd/1", "/proc/self/fd/1")
+
+
 def _fetch_to_stdout(program: str, args: Sequence[Word]) -> bool:
     values = [w.value for w in args]
     if program == "curl":
+        for i, v in enumerate(values[:-1]):
+            if v in ("-o", "--output") and values[i + 1] in _STDOUT:
+                return True
         return not any(v in ("-o", "-O", "--output", "--remote-name", "--remote-name-all")
                        or (v.startswith("-") and not v.startswith("--") and ("o" in v or "O" in v))
                        or v.startswith("--output=") for v in values)  # fmt: skip
     if program == "wget":
         for i, v in enumerate(values):
             if v in ("-O", "--output-document") and i + 1 < len(values):
-                return values[i + 1] == "-"
+                return values[i + 1] in ("-", "/dev/stdout", "/dev/fd/1", "/proc/self/fd/1")
             if v.startswith("--output-document="):
-                return v.endswith("=-")
+                return v.partition("=")[2] in _STDOUT
             if v.startswith("-") and not v.startswith("--") and "O" in v:
                 if v.endswith("O-"):
                     return True
                 if v.endswith("O") and i + 1 < len(values):
-                    return values[i + 1] == "-"
+                    return values[i + 1] in _STDOUT
         return False
     if program in ("scp", "rsync", "ftp", "tftp", "aria2c"):
         return False
@@ -2005,6 +2050,20 @@ def _fetch_to_stdout(program: str, args: Sequence[Word]) -> bool:
 
 def _fetch_output_file(program: str, args: Sequence[Word]) -> str | None:
     values = [w.value for w in args]
+    urls = [v for v in values if "://" in v or (not v.startswith("-") and "." in v)]
+    remote = posixpath.basename(urls[-1].split("?", 1)[0].rstrip("/")) if urls else ""
+    if program == "curl" and any(
+        v in ("-O", "--remote-name", "--remote-name-all")
+        or (v.startswith("-") and not v.startswith("--") and "O" in v)
+        for v in values
+    ):
+        return remote or None
+    if program == "wget" and not any(
+        v in ("-O", "--output-document") or v.startswith("--output-document=")
+        or (v.startswith("-") and not v.startswith("--") and "O" in v)
+        for v in values
+    ):  # fmt: skip
+        return remote or "index.html"
     for i, v in enumerate(values):
         if program == "curl" and v in ("-o", "--output") and i + 1 < len(values):
             return values[i + 1]
@@ -2013,6 +2072,19 @@ def _fetch_output_file(program: str, args: Sequence[Word]) -> str | None:
         if program == "wget" and v.startswith("-") and v.endswith("O") and i + 1 < len(values):
             return values[i + 1]
     return None
+
+
+_RUNS_INPUT = re.compile(
+    r"\b(?:exec|eval|system|compile|popen|spawn|subprocess|qx|fork)\b|`|\|\s*\""
+)
+
+
+def _runs_its_input(program: str, args: Sequence[Word]) -> bool:
+    """An interpreter or awk whose inline code runs text as code (``exec(sys.stdin.read())``,
+    ``system($0)``, ``print | "sh"``): fed fetched data, that is fetched code run."""
+    if program not in INTERPRETERS and program not in ("awk", "gawk", "mawk", "nawk"):
+        return False
+    return any(_RUNS_INPUT.search(w.value) for w in args if not w.value.startswith("-"))
 
 
 def _is_decoder(program: str, args: Sequence[Word]) -> bool:
