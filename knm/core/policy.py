@@ -162,6 +162,31 @@ CRITICAL_FILES: tuple[str, ...] = (
     "/lib/aarch64-linux-gnu/libc.so*", "/usr/lib/aarch64-linux-gnu/libc.so*",
     "/root/.ssh/authorized_keys", "/etc/ssh/sshd_config", "/etc/pam.d/*",
 )  # fmt: skip
+#: Critical files replaced whole as the way to change them (``cp new.yaml
+#: /var/lib/kubelet/config.yaml``, a restore from a backup): a copy or move of a regular file
+#: onto one is no destruction; truncating or emptying one is.
+REPLACEABLE_FILES: tuple[str, ...] = (
+    "/etc/fstab", "/etc/crypttab", "/etc/hostname", "/etc/kubernetes/*.conf",
+    "/etc/kubernetes/pki/ca.*", "/etc/kubernetes/pki/etcd/ca.*", "/etc/kubernetes/pki/sa.*",
+    "/var/lib/kubelet/config.yaml", "/var/lib/kubelet/kubeconfig", "/etc/ssh/sshd_config",
+    "/etc/pam.d/*", "/boot/grub/grub.cfg", "/boot/grub2/grub.cfg",
+)  # fmt: skip
+#: Critical files holding one value, written whole by ``echo VALUE > FILE``.
+VALUE_FILES: tuple[str, ...] = ("/etc/hostname",)
+#: Directories every non-root program needs to read and search: taking that away from others
+#: (``chmod 700 /usr``, ``chmod 000 /``) stops a node even without ``-R``.
+PUBLIC_DIRS: frozenset[str] = frozenset(
+    {"/", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/usr", "/usr/bin",
+     "/usr/sbin", "/usr/lib", "/usr/lib64", "/usr/libexec", "/usr/share", "/usr/local",
+     "/usr/local/bin", "/etc", "/var", "/var/lib", "/dev", "/run", "/opt", "/usr/lib/systemd",
+     "/lib/systemd"}
+)  # fmt: skip
+#: Trees root owns whole on a node: ``chown -R root:root`` or taking group/other access away
+#: there is hardening (the CIS benchmark's steps for the PKI, kubeconfigs, etcd's data).
+ROOT_TREES: tuple[str, ...] = (
+    "/etc/kubernetes", "/var/lib/etcd", "/var/lib/kubelet", "/etc/cni", "/opt/cni",
+    "/etc/containerd", "/root",
+)  # fmt: skip
 _DIR_PARTS = tuple(tuple(d.strip("/").split("/")) for d in CRITICAL_DIRS)
 _FILE_PARTS = tuple(tuple(f.strip("/").split("/")) for f in CRITICAL_FILES)
 _GLOB = re.compile(r"[*?\[]")
@@ -235,6 +260,35 @@ def critical_file(path: str) -> str | None:
         if _match(parts, crit):
             return "/" + "/".join(crit)
     return None
+
+
+_REPLACEABLE_PARTS = tuple(tuple(f.strip("/").split("/")) for f in REPLACEABLE_FILES)
+
+
+@functools.lru_cache(maxsize=4096)
+def _replaceable(path: str) -> bool:
+    parts = _parts(path)
+    return not _GLOB.search(path) and any(_match(parts, crit) for crit in _REPLACEABLE_PARTS)
+
+
+def _critical_executable(path: str) -> bool:
+    """A critical file programs are run or loaded from (a shell, init, the loader, libc)."""
+    crit = critical_file(path)
+    return crit is not None and (
+        "/bin/" in crit or "/sbin/" in crit or "/lib" in crit or crit.endswith("/init")
+    )
+
+
+def _in_root_tree(path: str) -> bool:
+    return any(path == t or path.startswith(t + "/") for t in ROOT_TREES)
+
+
+def _regular_source(word: Word, cwd: str) -> bool:
+    """A copy's source that is a known regular file: not a device, not a pipe, not unknown."""
+    if word.unknown or word.tainted or _GLOB.search(word.value):
+        return False
+    path = normalize(word.value if word.value.startswith("/") else f"{cwd}/{word.value}", cwd)
+    return not path.startswith(("/dev/", "/proc/", "/sys/")) and path != "/dev"
 
 
 _DEVICE = re.compile(
@@ -360,6 +414,14 @@ _WRITES = frozenset({">", ">>", ">|", "&>", "&>>", "<>", ">&", "&>|"})
 _TRUNCATES = frozenset({">", ">|", "&>", ">&", "&>|"})
 
 
+def _writes_a_value(cmd: Cmd) -> bool:
+    """``echo node1``, ``printf '%s\\n' node1``: a known, non-empty line."""
+    if cmd.program not in ("echo", "printf") or len(cmd.words) < 2:
+        return False
+    words = [w for w in cmd.words[1:] if not (cmd.program == "echo" and w.value in ("-n", "-e"))]
+    return bool(words) and all(w.literal is not None and w.literal.strip() for w in words)
+
+
 def _system_paths(cmd: Cmd) -> bool:
     program, cwd = cmd.program, cmd.cwd
     args = cmd.words[1:]
@@ -370,6 +432,8 @@ def _system_paths(cmd: Cmd) -> bool:
             and target.value != "-"
             and _any(target, cwd, critical_file)
         ):
+            if _writes_a_value(cmd) and all(p in VALUE_FILES for p in probes(target, cwd)):
+                continue
             return True
     if program in ("rm", "unlink") or (
         cmd.words and cmd.words[0].unknown and not cmd.words[0].value
@@ -396,6 +460,10 @@ def _system_paths(cmd: Cmd) -> bool:
         if not any(opt.startswith("delete") or opt in ("del", "remove-source-files")
                    for opt in parsed.long) or len(parsed.operands) < 2:  # fmt: skip
             return False
+        if "remove-source-files" in parsed.long and any(
+            _any(w, cwd, critical_dir) or _any(w, cwd, critical_file) for w in parsed.operands[:-1]
+        ):
+            return True  # moves the files out of /etc
         dest = parsed.operands[-1]
         if ":" in dest.value:
             return False
@@ -418,8 +486,12 @@ def _system_paths(cmd: Cmd) -> bool:
         operands = parsed.operands
         dest = [] if target_dir else operands[-1:]
         sources = operands if target_dir else operands[:-1]
-        if any(_any(w, cwd, critical_file) for w in dest):
-            return True
+        replaced = bool(sources) and all(_regular_source(w, cwd) for w in sources)
+        for w in dest:
+            if _any(w, cwd, critical_file) and not (
+                replaced and program != "ln" and all(_replaceable(p) for p in probes(w, cwd))
+            ):
+                return True
         if program == "mv":
             return any(_any(w, cwd, critical_dir) or _any(w, cwd, critical_file) for w in sources)
         return False
@@ -430,16 +502,37 @@ def _system_paths(cmd: Cmd) -> bool:
         if program == "chmod" and parsed.options and not parsed.operands[1:]:
             operands = parsed.operands  # ``chmod -x file``: the mode was an option
         recursive = parsed.has("R", "recursive")
+        mode = parsed.operands[0].value if parsed.operands and program == "chmod" else ""
         # ``chmod 000 /bin/*`` breaks a node; ``chmod +x /usr/local/bin/*`` does not.
         takes_away = program in ("setfacl", "chattr") or (
-            program == "chmod"
-            and _removes_access(parsed.operands[0].value if parsed.operands else "")
+            program == "chmod" and _removes_access(mode)
+        )
+        hardening = (program == "chmod" and _only_hardens(mode)) or (
+            program in ("chown", "chgrp")
+            and bool(parsed.operands)
+            and _to_root(parsed.operands[0].value)
         )
         for word in operands:
-            if recursive and _any(word, cwd, critical_dir):
+            if (
+                recursive
+                and _any(word, cwd, critical_dir)
+                and not (
+                    hardening
+                    and not word.unknown
+                    and all(
+                        _in_root_tree(p) or (program == "chmod" and _only_removes_write(mode))
+                        for p in probes(word, cwd)
+                    )
+                )
+            ):
                 return True
             if takes_away and _any(word, cwd, critical_children):
                 return True
+            if program == "chmod" and not recursive:
+                if _hides_from_others(mode) and _any(word, cwd, lambda p: p in PUBLIC_DIRS):
+                    return True  # ``chmod 000 /``, ``chmod 700 /usr``
+                if _removes_exec(mode) and _any(word, cwd, _critical_executable):
+                    return True  # ``chmod -x /bin/sh``, ``chmod 644 /lib64/ld-linux*``
         return False
     if program == "tar":
         parsed = _Args(args, "fCTX", ("file", "directory", "files-from", "exclude-from"))
@@ -456,6 +549,79 @@ def _system_paths(cmd: Cmd) -> bool:
             return False
         return any(_any(w, cwd, critical_file) for w in parsed.operands)
     return False
+
+
+_CLAUSE = re.compile(r"^([ugoa]*)([-+=])([rwxXst]*)$")
+
+
+def _clauses(mode: str) -> list[tuple[str, str, str]] | None:
+    out = []
+    for clause in mode.split(","):
+        match = _CLAUSE.match(clause)
+        if match is None:
+            return None
+        who, op, perms = match.groups()
+        out.append((who or "a", op, perms))
+    return out
+
+
+def _digits(mode: str) -> str | None:
+    return (
+        mode[-3:].rjust(3, "0") if mode.isdigit() and all(c in "01234567" for c in mode) else None
+    )
+
+
+def _hides_from_others(mode: str) -> bool:
+    """The mode takes read or search access away from others."""
+    digits = _digits(mode)
+    if digits is not None:
+        return int(digits[2], 8) & 5 != 5
+    clauses = _clauses(mode)
+    if clauses is None:
+        return bool(mode)
+    return any(
+        ("o" in who or "a" in who)
+        and ((op == "-" and ("r" in perms or "x" in perms)) or (op == "=" and not (
+            "r" in perms and ("x" in perms or "X" in perms))))
+        for who, op, perms in clauses
+    )  # fmt: skip
+
+
+def _removes_exec(mode: str) -> bool:
+    """The mode takes execute access away from someone."""
+    digits = _digits(mode)
+    if digits is not None:
+        return any(int(d, 8) & 1 == 0 for d in digits)
+    clauses = _clauses(mode)
+    if clauses is None:
+        return bool(mode)
+    return any((op == "-" and "x" in perms) or (op == "=" and "x" not in perms)
+               for _, op, perms in clauses)  # fmt: skip
+
+
+def _only_removes_write(mode: str) -> bool:
+    """``go-w``: write access taken from group and others, nothing else."""
+    clauses = _clauses(mode)
+    return bool(clauses) and all(
+        op == "-" and who and set(who) <= {"g", "o"} and set(perms) <= {"w"}
+        for who, op, perms in clauses or ()
+    )
+
+
+def _only_hardens(mode: str) -> bool:
+    """The owner keeps read and write: ``600``, ``644``, ``go-rwx``, ``o-r``."""
+    digits = _digits(mode)
+    if digits is not None:
+        return int(digits[0], 8) & 6 == 6
+    clauses = _clauses(mode)
+    return bool(clauses) and all(
+        op == "-" and set(who) <= {"g", "o"} for who, op, _ in clauses or ()
+    )
+
+
+def _to_root(owner: str) -> bool:
+    user, _, group = owner.partition(":") if ":" in owner else owner.partition(".")
+    return user in ("root", "0", "") and group in ("root", "0", "") and bool(user or group)
 
 
 def _removes_access(mode: str) -> bool:
@@ -540,6 +706,8 @@ def _block_devices(cmd: Cmd) -> bool:
         return any(w.value.startswith("of=") and _device_target(_strip(w, 3), cwd) for w in args)
     if program == "tee":
         return any(_any(w, cwd, block_device) for w in _Args(args).operands)
+    if program == "socat":
+        return any(_any(w, cwd, block_device) for w in _socat_files(cmd))
     if program in ("cp", "install", "ddrescue", "rsync", "ln"):
         operands = _Args(args, "tmogS").operands
         if program == "ln":
@@ -745,11 +913,30 @@ def _kill_all(cmd: Cmd) -> bool:
     return False
 
 
+_SOCAT_FILES = re.compile(r"^(?:(?:FILE|OPEN|CREATE|CREAT|GOPEN):)?(/[^,]*)", re.I)
+
+
+def _socat_files(cmd: Cmd) -> list[Word]:
+    """The files ``socat`` opens (both addresses are written to by default)."""
+    if cmd.program != "socat":
+        return []
+    out = []
+    for word in _Args(cmd.words[1:], "", ()).operands:
+        match = _SOCAT_FILES.match(word.value)
+        if match is not None and not word.unknown:
+            out.append(Word((match.group(1),), word.text))
+        elif word.unknown and "/" in word.value:
+            out.append(word)
+    return out
+
+
 def _sysrq(cmd: Cmd) -> bool:
     cwd = cmd.cwd
     for op, target in cmd.redirects:
         if op in _WRITES and _any(target, cwd, _is_sysrq):
             return True
+    if any(_any(w, cwd, _is_sysrq) for w in _socat_files(cmd)):
+        return True
     args = cmd.words[1:]
     if cmd.program == "dd":
         return any(w.value.startswith("of=") and _any(_strip(w, 3), cwd, _is_sysrq) for w in args)
@@ -778,7 +965,7 @@ _RELEVANT = frozenset(
      "wipefs", "sg_format", "sg_sanitize", "badblocks", "sgdisk", "sfdisk", "parted", "fdisk",
      "gdisk", "cfdisk", "cgdisk", "fixparts", "nvme", "hdparm", "cryptsetup", "mdadm", "lvm",
      "lvresize", "lvextend", "zpool", "zfs", "debugfs", "dmsetup", "kill", "killall5", "pkill",
-     "skill", "killall", "slay", ":"}
+     "skill", "killall", "slay", ":", "socat"}
 ) | _DISK_WRITERS | _LVM_WRITES  # fmt: skip
 
 

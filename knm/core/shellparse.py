@@ -490,6 +490,8 @@ class _Walker:
             or name in _FOLLOWED
             or name in env.functions
             or ("/" in program and env.files)  # a file this text wrote may be run
+            or name == "alias"
+            or f"alias {name}" in env.vars
         ):
             return None
         self.steps += 2  # ``enter`` and ``run``
@@ -772,6 +774,13 @@ class _Walker:
                     body = [c for c in item.named_children if _is_statement(c)]
                     out = self.statements(body, env, depth, stdin, background)
             return out
+        if kind == "test_command" and node.has_error and depth <= MAX_DEPTH:
+            # tree-sitter-bash reads a bare ``/`` in ``[ -d / ]`` as division and folds the
+            # rest of the text (``&& rm -rf /``) into the test; bash runs ``[`` as a command.
+            text = _text(node)
+            if text.startswith("["):
+                self.run_code("\\" + text, env, depth, stdin)
+                return UNKNOWN_STREAM
         if kind in ("test_command", "unset_command"):
             for sub in _walk(node):
                 if sub.type in ("command_substitution", "process_substitution"):
@@ -970,6 +979,12 @@ class _Walker:
             return
         word = self.word(value_node, env, depth)
         env.vars[name] = word.alts
+        if value_node.type == "array":
+            elements = [self.word(c, env, depth) for c in value_node.named_children][:MAX_ALTS]
+            env.vars[f"array {name}"] = tuple(w.alts[0] for w in elements)
+            env.vars[name] = elements[0].alts if elements else ("",)
+        else:
+            env.vars.pop(f"array {name}", None)
         if word.tainted:
             env.vars[name] = (U,)
             env.files[f"$var:{name}"] = Stream(tainted=True)
@@ -1084,6 +1099,20 @@ class _Walker:
         """The command ``words`` runs: peel wrappers, follow nested code, record it."""
         if not self.step():
             return UNKNOWN_STREAM
+        if words and words[0].literal is not None and f"alias {words[0].literal}" in env.vars:
+            # An alias's text replaces the command's first word, read again as code.
+            value = env.vars.pop(f"alias {words[0].literal}")[0]
+            try:
+                rest = " ".join(_quoted(w) for w in words[1:])
+                return self.run_code(f"{value} {rest}", env, depth + 1, stdin)
+            finally:
+                env.vars[f"alias {words[0].literal}"] = (value,)
+        if words and program_name(words[0].value) == "alias":
+            for word in words[1:]:
+                name, eq, value = word.value.partition("=")
+                if eq and _NAME.fullmatch(name.replace("-", "_")):
+                    self.version += 1
+                    env.vars[f"alias {name}"] = (value if not word.unknown else "$__knm_unknown",)
         self_spawn = bool(words) and words[0].text.strip('"') in ("$0", "${0}")
         unwrapped = unwrap(_strip_assignments(words))
         words = unwrapped.words
@@ -1175,7 +1204,7 @@ class _Walker:
     def xargs(self, cmd: Cmd, env: _Env, depth: int) -> None:
         """``... | xargs CMD``: CMD runs with words read from stdin."""
         args = cmd.words[1:]
-        inner = _skip_options(args, "adEILnPsei", frozenset({"arg-file", "delimiter",
+        inner = _skip_options(args, "adEILnPs", frozenset({"arg-file", "delimiter",
                               "max-args", "max-procs", "max-chars", "process-slot-var",
                               "eof", "replace", "max-lines"}))  # fmt: skip
         if not inner:
@@ -1377,6 +1406,9 @@ class _Walker:
         text = _text(node)
         if text in ('"$@"', "$@", '"$*"', "$*", "${@}", '"${@}"') and env.positional is not None:
             return list(env.positional)
+        array = _ARRAY_ALL.fullmatch(text)
+        if array and f"array {array.group(1)}" in env.vars:  # ``"${a[@]}"``: one word each
+            return [Word((v,), text) for v in env.vars[f"array {array.group(1)}"]]
         word = self.word(node, env, depth)
         if node.type in ("simple_expansion", "expansion") and word.literal is not None:
             parts = word.literal.split()
@@ -1506,6 +1538,13 @@ class _Walker:
         length, name, rest = match.groups()
         if length:
             return Word(("1",), text)
+        index = re.fullmatch(r"\[(\d+)\]", rest)
+        if index and f"array {name}" in env.vars:
+            elements = env.vars[f"array {name}"]
+            i = int(index.group(1))
+            return Word((elements[i] if i < len(elements) else "",), text)
+        if rest in ("[@]", "[*]") and f"array {name}" in env.vars:
+            return Word((" ".join(env.vars[f"array {name}"]),), text)
         value = self.lookup(name, env)
         taint = self.taint_of(name, env)
         if not rest:
@@ -1671,8 +1710,9 @@ _WRAPPERS: dict[str, tuple[str, frozenset[str], int]] = {
     "command": ("", frozenset(), 0),
     "builtin": ("", frozenset(), 0),
     "time": ("fo", frozenset({"format", "output"}), 0),
-    "nsenter": ("tSGrw", _NAMESPACE_OPTIONS | {"target"}, 0),
-    "unshare": ("RwSGl", _NAMESPACE_OPTIONS | _UNSHARE_OPTIONS, 0),
+    # ``--mount[=FILE]``: a namespace option's value is attached with ``=`` or absent.
+    "nsenter": ("tSG", frozenset({"target", "setuid", "setgid"}), 0),
+    "unshare": ("RwSG", frozenset({"setuid", "setgid", "root", "wd"}) | _UNSHARE_OPTIONS, 0),
     "chroot": ("", frozenset({"userspec", "groups"}), 1),
     "systemd-run": (
         "uMHpEsG",
@@ -1764,6 +1804,7 @@ _WRAPPERS: dict[str, tuple[str, frozenset[str], int]] = {
         0,
     ),
     "busybox": ("", frozenset(), 0),
+    "toybox": ("", frozenset(), 0),
     "faketime": ("f", frozenset(), 1),
     "proxychains": ("f", frozenset(), 0),
     "proxychains4": ("f", frozenset(), 0),
@@ -1784,7 +1825,7 @@ _WRAPPERS: dict[str, tuple[str, frozenset[str], int]] = {
 
 _UNWRAPS = frozenset(_WRAPPERS) | SHELLS | frozenset(
     {"eval", "su", "runuser", "watch", "script", "flock", "at", "batch", "parallel", "trap",
-     "command", "sudo", "env", "busybox"}
+     "command", "sudo", "env", "busybox", "toybox", "coproc"}
 )  # fmt: skip
 
 
@@ -1803,8 +1844,10 @@ def unwrap(words: list[Word]) -> Unwrapped:
             return result
         args = rest[1:]
         values = [w.value for w in args]
-        if program in SHELLS or (program in ("busybox",) and values[:1] and values[0] in SHELLS):
-            if program == "busybox":
+        if program in SHELLS or (
+            program in ("busybox", "toybox") and values[:1] and values[0] in SHELLS
+        ):
+            if program in ("busybox", "toybox"):
                 args, values = args[1:], values[1:]
             code, after = _shell_code(args)
             if code is not None:
@@ -1819,9 +1862,17 @@ def unwrap(words: list[Word]) -> Unwrapped:
             if args:
                 result.code.append((_join(args), None))
             return result
-        if (program in ("su", "runuser") and "-c" in values) or any(
-            v.startswith(("--command", "--session-command")) for v in values
-        ):
+        if program == "coproc":  # ``coproc CMD``, ``coproc NAME { ...; }``
+            body = args[1:] if len(args) > 1 and values[1] in ("{", "(", "((") else args
+            if body:
+                result.code.append((_join(body), None))
+            return result
+        if (
+            program in ("su", "runuser")
+            and any(
+                v.startswith("-c") or (v[:1] == "-" and v[1:2] != "-" and "c" in v) for v in values
+            )
+        ) or any(v.startswith(("--command", "--session-command")) for v in values):
             code = _option_word(args, "c", ("command", "session-command"))
             if code is not None:
                 result.code.append((code, []))
@@ -1971,8 +2022,15 @@ def _parallel_code(args: Sequence[Word]) -> list[Word]:
     if not template:
         return inputs if inputs else [Word((U,), "parallel")]
     joined = _join(template)
-    if not inputs:
-        return [joined.with_alts(tuple(a.replace("{}", U) for a in joined.alts))]
+    if not inputs:  # lines of stdin, each put in for ``{}`` or appended (quoted by parallel)
+        unknown = '"${__knm_unknown}"'
+        return [
+            joined.with_alts(
+                tuple(
+                    a.replace("{}", unknown) if "{}" in a else f"{a} {unknown}" for a in joined.alts
+                )
+            )
+        ]
     out = []
     for arg in inputs[:MAX_ALTS]:
         out.append(
@@ -1985,6 +2043,14 @@ def _parallel_code(args: Sequence[Word]) -> list[Word]:
             )
         )
     return out
+
+
+def _quoted(word: Word) -> str:
+    """A word written back as shell text: its first value quoted, unknown parts as an
+    unknown expansion."""
+    value = word.alts[0] if word.alts else ""
+    parts = value.split(U)
+    return '"${__knm_unknown}"'.join("'" + p.replace("'", "'\\''") + "'" for p in parts)
 
 
 def _join(words: Sequence[Word]) -> Word:
@@ -2363,9 +2429,14 @@ def _ansi_c(body: str) -> str:
 def _tilde(value: str, env: _Env) -> str:
     if value == "~" or value.startswith("~/"):
         return env.vars.get("HOME", ("/root",))[0] + value[1:]
+    if value == "~+" or value.startswith("~+/"):
+        return env.cwd + value[2:]
+    if value == "~-" or value.startswith("~-/"):
+        return env.vars.get("OLDPWD", (U,))[0] + value[2:]
     match = re.match(r"^~([A-Za-z_][\w.-]*)(/.*)?$", value)
     if match:
-        return f"/home/{match.group(1)}{match.group(2) or ''}"
+        home = "/root" if match.group(1) == "root" else f"/home/{match.group(1)}"
+        return f"{home}{match.group(2) or ''}"
     return value
 
 
@@ -2378,16 +2449,39 @@ def _brace_expand(word: str, limit: int = MAX_ALTS) -> list[str]:
         changed = False
         for item in results:
             match = _BRACES.search(item)
-            if match is None:
+            sequence = _SEQUENCE.search(item) if match is None else None
+            if match is None and sequence is None:
                 expanded.append(item)
                 continue
             changed = True
+            if sequence is not None:
+                head, tail = item[: sequence.start()], item[sequence.end() :]
+                expanded.extend(head + v + tail for v in _sequence(*sequence.groups(), limit))
+                continue
             head, tail = item[: match.start()], item[match.end() :]
             expanded.extend(head + option + tail for option in match.group(1).split(","))
         results = list(dict.fromkeys(expanded))[:limit]
         if not changed:
             break
     return results
+
+
+_ARRAY_ALL = re.compile(r'"?\$\{([A-Za-z_][A-Za-z0-9_]*)\[[@*]\]\}"?')
+_SEQUENCE = re.compile(r"\{(-?\d+|[A-Za-z])\.\.(-?\d+|[A-Za-z])(?:\.\.-?\d+)?\}")
+
+
+def _sequence(start: str, end: str, limit: int) -> list[str]:
+    """``{a..z}``, ``{1..10}``: the first ``limit`` values (a sequence of letters covers every
+    first letter a path may have)."""
+    if start.lstrip("-").isdigit() and end.lstrip("-").isdigit():
+        a, b = int(start), int(end)
+        step = 1 if b >= a else -1
+        return [str(v) for v in range(a, b + step, step)[:limit]]
+    if start.isalpha() and end.isalpha():
+        a, b = ord(start), ord(end)
+        step = 1 if b >= a else -1
+        return [chr(v) for v in range(a, b + step, step)][: max(limit, 52)]
+    return [f"{{{start}..{end}}}"]
 
 
 def _split_unquoted(text: str) -> list[str]:
@@ -2409,6 +2503,8 @@ def _normalize(path: str, cwd: str) -> str:
                 parts.pop()
             continue
         parts.append(part)
+    while len(parts) >= 3 and parts[0] == "proc" and parts[2] == "root":
+        parts = parts[3:]  # ``/proc/1/root/etc``, ``/proc/self/root/``: the root directory
     return "/" + "/".join(parts)
 
 
