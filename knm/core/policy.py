@@ -453,6 +453,15 @@ def _system_paths(cmd: Cmd) -> bool:
         if "-delete" in values and not _find_narrowed(values):
             starts = [w for w in args if w.value in _find_starts(values)][:8]
             return any(_any(w, cwd, critical_dir) for w in starts)
+        if "-delete" in values:  # ``find /etc -name passwd -delete``
+            from knm.core.shellparse import _find_names
+
+            for start in _find_starts(values)[:8]:
+                for name in _find_names(values):
+                    base = normalize(start, cwd)
+                    mids = ("",) if _GLOB.search(name) else ("", "*/")
+                    if any(critical_file(normalize(f"{base}/{mid}{name}", cwd)) for mid in mids):
+                        return True
         return False
     if program == "rsync":
         parsed = _Args(args, "efT", ("rsh", "exclude", "include", "filter", "temp-dir",
@@ -635,6 +644,18 @@ def _strip(word: Word, n: int) -> Word:
     return Word(tuple(a[n:] for a in word.alts), word.text[n:], word.tainted)
 
 
+_DD_LIKE = frozenset({"dd", "dcfldd", "dc3dd", "sg_dd", "ddpt", "sdd"})
+_SYS_REMOVALS = ("/sys/block/*/device/delete", "/sys/class/block/*/device/delete",
+                 "/sys/class/scsi_device/*/device/delete", "/sys/bus/*/devices/*/remove",
+                 "/sys/bus/scsi/devices/*/delete", "/sys/class/nvme/*/delete_controller",
+                 "/sys/bus/pci/devices/*/remove")  # fmt: skip
+
+
+def _sys_removal(path: str) -> bool:
+    parts = _parts(path)
+    return any(_match(parts, _parts(pattern)) for pattern in _SYS_REMOVALS)
+
+
 _DISK_WRITERS = frozenset({"shred", "wipe", "scrub", "zerofree", "blkdiscard", "sg_sanitize",
                            "sg_unmap", "sg_write_same"})  # fmt: skip
 _PARTED_WRITES = frozenset({"mklabel", "mktable", "mkpart", "mkpartfs", "rm", "resize",
@@ -678,6 +699,7 @@ _HDPARM_WRITES = (
     "dco-setmax",
 )
 _CRYPT_WRITES = frozenset({"luksformat", "erase", "lukserase", "lukskillslot", "luksremovekey",
+                           "luksheaderrestore",
                            "reencrypt", "luksconvertkey", "convert", "repair", "tcryptdump"}
                           - {"tcryptdump"})  # fmt: skip
 _MDADM_WRITES = ("zero-superblock", "create", "build", "fail", "remove", "set-faulty", "grow")
@@ -699,11 +721,23 @@ def _block_devices(cmd: Cmd) -> bool:
             and _any(target, cwd, block_device)
         ):
             return True
+        if op in _WRITES and _any(target, cwd, _sys_removal):
+            return True  # ``echo 1 > /sys/block/sda/device/delete``: the disk is gone
     if not program:
         return False
     values = [w.value for w in args]
-    if program == "dd":
-        return any(w.value.startswith("of=") and _device_target(_strip(w, 3), cwd) for w in args)
+    if program in _DD_LIKE or (program == "qemu-img" and values[:1] == ["dd"]):
+        return any(
+            w.value.startswith(prefix) and _device_target(_strip(w, len(prefix)), cwd)
+            for w in args
+            for prefix in ("of=", "wipe=", "hwipe=", "hof=")
+        )
+    if program == "qemu-img":
+        return values[:1] == ["convert"] and _any(args[-1], cwd, block_device)
+    if program == "pv":
+        target = _Args(args, "LBsNiwHdRo", ("output",)).values
+        out = target.get("output") or target.get("o")
+        return out is not None and block_device(normalize(out, cwd))
     if program == "tee":
         return any(_any(w, cwd, block_device) for w in _Args(args).operands)
     if program == "socat":
@@ -735,10 +769,17 @@ def _block_devices(cmd: Cmd) -> bool:
             return False
         return any(_device_target(w, cwd) for w in parsed.operands) or not parsed.operands
     if program in _DISK_WRITERS:
-        parsed = _Args(args, "nsoN", ("iterations", "size", "offset", "length", "step"))
+        parsed = _Args(
+            args,
+            {"shred": "ns", "blkdiscard": "olp", "scrub": "pbsSr"}.get(program, ""),
+            ("iterations", "size", "offset", "length", "step", "pattern", "random-source"),
+        )
         if parsed.has("", "help", "version") or (program == "shred" and not parsed.operands):
             return False
-        return any(_device_target(w, cwd) for w in parsed.operands)
+        # A device named anywhere, even where an option's value is read, is the target.
+        return any(_device_target(w, cwd) for w in parsed.operands) or any(
+            _any(w, cwd, block_device) for w in args
+        )
     if program in ("sg_format", "sg_sanitize"):
         return any(v.startswith(("--format", "-F", "--crypto", "--block", "--overwrite"))
                    for v in values)  # fmt: skip
@@ -746,11 +787,13 @@ def _block_devices(cmd: Cmd) -> bool:
         parsed = _Args(args, "bcdeiopt")
         return "w" in parsed.short and any(_device_target(w, cwd) for w in parsed.operands)
     if program == "sgdisk":
-        parsed = _Args(args, "ibBcdnrtuATxlGUsaEF", ("info", "backup", "load-backup"))
+        parsed = _Args(args, "aAbBcdhijlmnNrRtTuU", ("info", "backup", "load-backup"))
         names = parsed.short | parsed.long
         if not names or names <= _SGDISK_READ or "P" in names or "pretend" in names:
             return False
-        return any(_device_target(w, cwd) for w in parsed.operands)
+        return any(_device_target(w, cwd) for w in parsed.operands) or any(
+            _any(w, cwd, block_device) for w in args
+        )
     if program == "sfdisk":
         parsed = _Args(
             args,
@@ -797,20 +840,49 @@ def _block_devices(cmd: Cmd) -> bool:
         return any(name in parsed.long for name in _HDPARM_WRITES) or "N" in parsed.short
     if program == "cryptsetup":
         return any(v.lower() in _CRYPT_WRITES for v in values)
+    if program in ("integritysetup", "veritysetup"):
+        return bool(values) and any(v == "format" for v in values)
     if program == "mdadm":
         parsed = _Args(args)
-        return parsed.has("CBG", *_MDADM_WRITES)
+        if parsed.has("CBG", *_MDADM_WRITES):
+            return True
+        # ``mdadm /dev/md0 -f DEV -r DEV``: manage mode's short --fail and --remove
+        return bool(parsed.short & {"f", "r"}) and not parsed.has(
+            "AIDEQXC", "assemble", "incremental", "detail", "examine", "query", "create"
+        )
     if program in _LVM_WRITES or (program == "lvm" and values and values[0] in _LVM_WRITES):
         parsed = _Args(args)
         return not parsed.has("th", "test", "help", "version")
-    if program in ("lvresize", "lvextend") and any(v.startswith("-L-") or v.startswith("--size=-")
-                                                   for v in values):  # fmt: skip
-        return True
+    if program == "lvm" and values:
+        program, args, values = values[0], args[1:], values[1:]
+    if program in ("lvresize", "lvextend"):
+        parsed = _Args(args, "Ll", ("size", "extents"))
+        sizes = [parsed.values.get(k, "") for k in ("L", "l", "size", "extents")]
+        return any(v.startswith("-") for v in sizes)  # a shrink under the filesystem
+    if program in ("pvcreate", "vgcreate", "vgextend"):
+        parsed = _Args(args, "sMp", ("physicalextentsize", "metadatatype", "maxphysicalvolumes"))
+        return parsed.has("fy", "force", "yes") and not parsed.has("t", "test")
     if program == "zpool":
         return bool(values) and (values[0] in ("destroy", "labelclear")
-                                 or (values[0] == "create" and "-f" in values))  # fmt: skip
+                                 or (values[0] in ("create", "add", "replace", "attach")
+                                     and "-f" in values))  # fmt: skip
     if program == "zfs":
+        if values[:1] in (["rollback"], ["receive"], ["recv"]):
+            # rollback throws away what was written since; receive -F rolls back to take it
+            return (
+                values[0] == "rollback"
+                or "-F" in values
+                or any(v.startswith("-") and "F" in v for v in values[1:])
+            )
         return bool(values) and values[0] == "destroy" and "-n" not in values
+    if program == "btrfs":
+        return _btrfs_destroys(values)
+    if program == "xfs_repair":
+        return "-L" in values
+    if program == "flashrom":
+        parsed = _Args(args, "pcrvlio", ("programmer", "chip", "read", "verify", "layout",
+                                         "image", "output"))  # fmt: skip
+        return parsed.has("wE", "write", "erase")
     if program == "debugfs":
         parsed = _Args(args, "bsfRdDcz", ("request",))
         return "w" in parsed.short and any(_device_target(w, cwd) for w in parsed.operands)
@@ -818,6 +890,31 @@ def _block_devices(cmd: Cmd) -> bool:
         return bool(values) and values[0] in ("remove_all", "wipe_table")
     if program == "blockdev":
         return False
+    return False
+
+
+_BTRFS_GROUPS = {"filesystem": "filesystem", "device": "device", "replace": "replace",
+                 "check": "check", "rescue": "rescue", "subvolume": "subvolume"}  # fmt: skip
+
+
+def _btrfs_destroys(values: Sequence[str]) -> bool:
+    """``btrfs`` subcommands that overwrite a device or throw data away (prefixes allowed, as
+    btrfs takes ``btrfs dev add``)."""
+    words = [v for v in values if not v.startswith("-")]
+    flags = [v for v in values if v.startswith("-")]
+    force = any(v in ("-f", "--force") for v in flags)
+
+    def group(i: int, name: str) -> bool:
+        return len(words) > i and len(words[i]) >= 2 and name.startswith(words[i])
+
+    if group(0, "check"):
+        return any(v in ("--repair", "--init-csum-tree", "--init-extent-tree") for v in flags)
+    if group(0, "rescue"):
+        return group(1, "zero-log") or group(1, "chunk-recover") or group(1, "clear-uuid-tree")
+    if group(0, "replace"):
+        return group(1, "start") and force
+    if group(0, "device"):
+        return group(1, "add") and force
     return False
 
 
@@ -965,8 +1062,9 @@ _RELEVANT = frozenset(
      "wipefs", "sg_format", "sg_sanitize", "badblocks", "sgdisk", "sfdisk", "parted", "fdisk",
      "gdisk", "cfdisk", "cgdisk", "fixparts", "nvme", "hdparm", "cryptsetup", "mdadm", "lvm",
      "lvresize", "lvextend", "zpool", "zfs", "debugfs", "dmsetup", "kill", "killall5", "pkill",
-     "skill", "killall", "slay", ":", "socat"}
-) | _DISK_WRITERS | _LVM_WRITES  # fmt: skip
+     "skill", "killall", "slay", ":", "socat", "qemu-img", "pv", "integritysetup",
+     "veritysetup", "pvcreate", "vgcreate", "vgextend", "btrfs", "xfs_repair", "flashrom"}
+) | _DISK_WRITERS | _LVM_WRITES | _DD_LIKE  # fmt: skip
 
 
 def _matched(cmd: Cmd) -> str:

@@ -1216,7 +1216,8 @@ class _Walker:
         if stdin.text is not None:
             fed = [lit(v) for v in stdin.text.split()] or [lit("")]
         elif stdin.paths:
-            fed = [lit(posixpath.join(p, "*")) for p in stdin.paths]
+            # what ``ls DIR`` or ``find`` lists: the entries named (``ls /dev/sd*``) or inside
+            fed = [Word((p, posixpath.join(p, "*")), "<stdin>") for p in stdin.paths]
         elif stdin.pids:
             fed = [Word((U,), "$(ps)", pids=True)]
         else:
@@ -1234,8 +1235,22 @@ class _Walker:
         values = [w.value for w in cmd.words[1:]]
         starts = _find_starts(values)
         narrowed = _find_narrowed(values)
+        names = _find_names(values)
         matched = (
-            lit("/knm-found/file")
+            Word(
+                tuple(
+                    dict.fromkeys(
+                        posixpath.join(_normalize(s, cmd.cwd), *middle, name)
+                        for s in starts
+                        for name in names
+                        # a plain name may be deeper down (``-name passwd``); a pattern stays put
+                        for middle in (((),) if _GLOB_CHARS.search(name) else ((), ("*",)))
+                    )
+                )[:MAX_ALTS],
+                "{}",
+            )
+            if narrowed and names
+            else lit("/knm-found/file")
             if narrowed
             else Word(
                 tuple(dict.fromkeys(posixpath.join(_normalize(s, cmd.cwd), "*") for s in starts)),
@@ -2382,6 +2397,22 @@ def _self_spawning(name: str, body: Node) -> bool:
                 return True
             current = parent
     return False
+
+
+_GLOB_CHARS = re.compile(r"[*?\[]")
+
+
+def _find_names(values: Sequence[str]) -> list[str]:
+    """The patterns of ``-name``/``-iname`` tests (what ``{}`` ends in), when every narrowing
+    test is one of them."""
+    names = []
+    for i, value in enumerate(values[:-1]):
+        if value in ("-name", "-iname"):
+            names.append(values[i + 1])
+        elif value in ("-path", "-ipath", "-wholename", "-iwholename", "-regex", "-iregex",
+                       "-lname", "-ilname", "-newer", "-samefile", "-inum"):  # fmt: skip
+            return []
+    return names if all("/" not in n for n in names) else []
 
 
 def _find_starts(values: Sequence[str]) -> list[str]:
