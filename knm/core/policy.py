@@ -1007,6 +1007,19 @@ def _kill_all(cmd: Cmd) -> bool:
         return not names and user in ("root", "0")
     if program == "slay":
         return "root" in values
+    if program == "systemctl":
+        # ``systemctl kill '*'``, ``systemctl stop '*'``: every unit, sshd and the kubelet too
+        operands = [v for v in values if not v.startswith("-")]
+        return (
+            bool(operands)
+            and operands[0] in ("kill", "stop")
+            and any(
+                _GLOB.search(unit)
+                and fnmatch.fnmatchcase("sshd.service", unit)
+                and fnmatch.fnmatchcase("systemd-journald.service", unit)
+                for unit in operands[1:]
+            )
+        )
     return False
 
 
@@ -1063,7 +1076,8 @@ _RELEVANT = frozenset(
      "gdisk", "cfdisk", "cgdisk", "fixparts", "nvme", "hdparm", "cryptsetup", "mdadm", "lvm",
      "lvresize", "lvextend", "zpool", "zfs", "debugfs", "dmsetup", "kill", "killall5", "pkill",
      "skill", "killall", "slay", ":", "socat", "qemu-img", "pv", "integritysetup",
-     "veritysetup", "pvcreate", "vgcreate", "vgextend", "btrfs", "xfs_repair", "flashrom"}
+     "veritysetup", "pvcreate", "vgcreate", "vgextend", "btrfs", "xfs_repair", "flashrom",
+     "systemctl"}
 ) | _DISK_WRITERS | _LVM_WRITES | _DD_LIKE  # fmt: skip
 
 

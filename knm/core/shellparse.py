@@ -908,7 +908,10 @@ class _Walker:
         conditions = [c for c in node.named_children if c != body]
         for cond in conditions:
             self.statement(cond, env, depth, stdin, background)
-        forever = _always(conditions, node.type == "until_statement", stdin)
+        until = node.type == "until_statement" or (
+            bool(node.children) and node.children[0].type == "until"
+        )  # tree-sitter-bash gives ``until`` loops the type ``while_statement``
+        forever = _always(conditions, until, stdin)
         if body is not None:
             self.loop_body(node, body, env, depth, forever, background)
         return UNKNOWN_STREAM
@@ -945,12 +948,18 @@ class _Walker:
         variable = node.child_by_field_name("variable")
         body = node.child_by_field_name("body")
         values: list[str] = []
-        tainted = False
+        tainted = pids = False
         has_values = False
         for child in node.children_by_field_name("value"):
             has_values = True
             word = self.word(child, env, depth)
             tainted = tainted or word.tainted
+            # ``$(ps -e -o pid=)``, ``/proc/[0-9]*``: every process id, one at a time
+            pids = (
+                pids
+                or word.pids
+                or any(re.fullmatch(r"/proc/(?:\[0-9\]|\*)\*?", a) for a in word.alts)
+            )
             for alt in word.alts:
                 values.extend(_split_unquoted(alt) if child.type not in ("string", "raw_string")
                               else [alt])  # fmt: skip
@@ -961,6 +970,10 @@ class _Walker:
                 env.vars[name] = tuple(w.alts[0] for w in env.positional or []) or (U,)
             else:
                 env.vars[name] = tuple(dict.fromkeys(values))[:MAX_ALTS] or ("",)
+            if pids:
+                env.files[f"$pids:{name}"] = Stream(pids=True)
+            else:
+                env.files.pop(f"$pids:{name}", None)
         if body is not None:
             # ``for i in {1..100000}`` or ``$(seq 1 100000)`` starting jobs is a fork loop too.
             many = any(_many_values(_text(c)) for c in node.children_by_field_name("value"))
@@ -1116,6 +1129,7 @@ class _Walker:
         self_spawn = bool(words) and words[0].text.strip('"') in ("$0", "${0}")
         unwrapped = unwrap(_strip_assignments(words))
         words = unwrapped.words
+        self_spawn = self_spawn or (bool(words) and words[0].text.strip('"') in ("$0", "${0}"))
         cwd = env.cwd if unwrapped.cwd is None else _normalize(unwrapped.cwd, env.cwd)
         cmd = Cmd(words, written, redirects, stdin, cwd, background)
         if words:
@@ -1146,6 +1160,8 @@ class _Walker:
                 self.run_code(stdin.text, env.child(), depth + 1)
         if program in INTERPRETERS or program in ("source", "."):
             self.interpreter(cmd, env, depth, unwrapped)
+        if program == "parallel" and stdin.endless and _unlimited_jobs(words[1:], "jP", "jobs"):
+            self.finding("fork-bomb", self.pipe_text(cmd))  # ``yes | parallel -j0 ...``
         if program == "xargs":
             self.xargs(cmd, env, depth)
         elif program == "find":
@@ -1204,6 +1220,8 @@ class _Walker:
     def xargs(self, cmd: Cmd, env: _Env, depth: int) -> None:
         """``... | xargs CMD``: CMD runs with words read from stdin."""
         args = cmd.words[1:]
+        if cmd.stdin.endless and _unlimited_jobs(args, "P", "max-procs"):
+            self.finding("fork-bomb", self.pipe_text(cmd))  # ``yes | xargs -P0 ...``
         inner = _skip_options(args, "adEILnPs", frozenset({"arg-file", "delimiter",
                               "max-args", "max-procs", "max-chars", "process-slot-var",
                               "eof", "replace", "max-lines"}))  # fmt: skip
@@ -1281,6 +1299,13 @@ class _Walker:
                 elif cmd.program in ("echo", "printf") and op in (">", ">|"):
                     text = _echo_output(cmd.words)
                     stored = Stream(text=text) if text is not None else UNKNOWN_STREAM
+                elif (
+                    cmd.program == "cat"
+                    and len(cmd.words) == 1
+                    and op in (">", ">|")
+                    and cmd.stdin.text is not None
+                ):
+                    stored = Stream(text=cmd.stdin.text)  # ``cat > x.sh <<E``
                 else:
                     continue
                 if env.files.get(path) != stored:
@@ -1541,6 +1566,8 @@ class _Walker:
         return env.vars.get(name, (U,))
 
     def taint_of(self, name: str, env: _Env) -> dict[str, bool]:
+        if f"$pids:{name}" in env.files:
+            return {"pids": True}
         return {"tainted": True} if f"$var:{name}" in env.files else {}
 
     def expansion(self, node: Node, env: _Env, depth: int, text: str) -> Word:
@@ -1602,7 +1629,7 @@ class _Walker:
                 elif strip.group(1).startswith("#") and v.startswith(pattern):
                     v = v[len(pattern) :]
                 out.append(v)
-            return Word(tuple(out), text)
+            return Word(tuple(out), text, **taint)
         return Word((U,), text, **taint)
 
 
@@ -1646,6 +1673,8 @@ _MANY = 1000
 def _many_values(text: str) -> bool:
     braces = re.search(r"\{(-?\d+)\.\.(-?\d+)(?:\.\.\d+)?\}", text)
     if braces and abs(int(braces.group(2)) - int(braces.group(1))) > _MANY:
+        return True
+    if re.search(r"\bseq\b[^)`]*\binf(?:inity)?\b", text, re.I):
         return True
     seq = re.search(r"\bseq\b[^)`]*?(\d+)\s*[)`]", text)
     return bool(seq and int(seq.group(1)) > _MANY)
@@ -2201,7 +2230,38 @@ def _lists_every_process(program: str, args: Sequence[Word]) -> bool:
     if program == "pidof":
         return any(v in ("systemd", "init", "/sbin/init", "/lib/systemd/systemd") for v in values)
     if program == "pgrep":
-        operands = [v for v in values if not v.startswith("-")]
+        operands, users, i = [], set(), 0
+        while i < len(values):  # option values (``-u root``) are no patterns
+            v = values[i]
+            if v in (
+                "-u",
+                "-U",
+                "-g",
+                "-G",
+                "-P",
+                "-s",
+                "-t",
+                "-F",
+                "--euid",
+                "--uid",
+                "--group",
+                "--pgroup",
+                "--parent",
+                "--session",
+                "--terminal",
+                "--pidfile",
+            ):
+                if v in ("-u", "-U", "--euid", "--uid") and i + 1 < len(values):
+                    users.update(values[i + 1].split(","))
+                i += 2
+                continue
+            if v.startswith(("-u", "-U")) and len(v) > 2:
+                users.update(v[2:].split(","))
+            elif not v.startswith("-"):
+                operands.append(v)
+            i += 1
+        if not operands and users & {"root", "0"}:
+            return True
         return (
             not operands
             or any(matches_everything(v) for v in operands)
@@ -2355,10 +2415,36 @@ _ALWAYS_TRUE = re.compile(r"^(?:true|:|/bin/true|/usr/bin/true|\[\s*\S+\s*\]|\[\
 _ALWAYS_FALSE = re.compile(r"^(?:false|/bin/false|/usr/bin/false|!\s*true|!\s*:)$")
 
 
+_CONSTANT_TEST = re.compile(
+    r"^(?:\[|test|\[\[)\s+([\w.:/+-]+)\s+(=|==|!=|-eq|-ne|-lt|-le|-gt|-ge)\s+([\w.:/+-]+)"
+    r"\s*(?:\]|\]\])?$"
+)
+
+
+def _constant(text: str) -> bool | None:
+    """The value of a test of two literal words (``[ 1 = 2 ]``, ``[ a != b ]``), else None."""
+    match = _CONSTANT_TEST.match(text)
+    if match is None:
+        return None
+    a, op, b = match.groups()
+    if op in ("=", "=="):
+        return a == b
+    if op == "!=":
+        return a != b
+    if not (a.lstrip("-").isdigit() and b.lstrip("-").isdigit()):
+        return None
+    x, y = int(a), int(b)
+    return {"-eq": x == y, "-ne": x != y, "-lt": x < y, "-le": x <= y, "-gt": x > y,
+            "-ge": x >= y}[op]  # fmt: skip
+
+
 def _always(conditions: list[Node], until: bool, stdin: Stream) -> bool:
     if not conditions:
         return False
     text = _text(conditions[-1]).strip().rstrip(";").strip()
+    constant = _constant(text)
+    if constant is not None:
+        return constant != until
     if until:
         return bool(_ALWAYS_FALSE.match(text))
     if _ALWAYS_TRUE.match(text) and not re.match(r"^\[\s*-", text):
@@ -2381,11 +2467,17 @@ def _throttled(body: Node) -> bool:
 def _self_spawning(name: str, body: Node) -> bool:
     """A function that starts itself asynchronously (``f(){ f|f& }``, ``f(){ f & f; }``):
     a fork bomb whatever it is called. Plain recursion (tree walks) is fine."""
+    selves = {name, "$FUNCNAME", "${FUNCNAME}", "${FUNCNAME[0]}"}
     for node in _walk(body):
         if node.type != "command":
             continue
         head = node.child_by_field_name("name")
-        if head is None or _text(head) != name:
+        if head is None:
+            continue
+        words = [_text(head).strip("\"'")]
+        if program_name(words[0]) in _UNWRAPS:  # ``nohup f &``, ``setsid f``
+            words += [_text(a).strip("\"'") for a in node.children_by_field_name("argument")]
+        if not selves & set(words):
             continue
         parent = node.parent
         current = node
@@ -2400,6 +2492,22 @@ def _self_spawning(name: str, body: Node) -> bool:
 
 
 _GLOB_CHARS = re.compile(r"[*?\[]")
+
+
+def _unlimited_jobs(args: Sequence[Word], short: str, long: str) -> bool:
+    """``-P0``, ``-P 0``, ``--max-procs=0``, ``-j0``: as many jobs at once as there is input."""
+    values = [w.value for w in args]
+    for i, v in enumerate(values):
+        for flag in short:
+            if v == f"-{flag}" and i + 1 < len(values) and values[i + 1] in ("0", "0%"):
+                return True
+            if v in (f"-{flag}0", f"-{flag}0%"):
+                return True
+        if v in (f"--{long}=0", f"--{long}=0%") or (
+            v == f"--{long}" and i + 1 < len(values) and values[i + 1] == "0"
+        ):
+            return True
+    return False
 
 
 def _find_names(values: Sequence[str]) -> list[str]:
