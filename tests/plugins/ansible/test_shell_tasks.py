@@ -137,12 +137,12 @@ async def test_a_playbook_is_checked_again_at_run_with_its_extra_vars(
 # schedule a command (cron, at) were never checked, and a script fetched by one task and run by
 # the next was two harmless tasks.
 _BYPASSES = {
-    "jinja if": "shell: \"{% if true %}rm -rf /{% endif %}\"",
-    "jinja raw": "shell: \"{% raw %}rm -rf /{% endraw %}\"",
-    "jinja comment": "shell: \"echo {# x #}; rm -rf /etc\"",
-    "jinja whitespace control": "shell: \"r{%- if 1 -%}m{%- endif %} -rf /\"",
+    "jinja if": 'shell: "{% if true %}rm -rf /{% endif %}"',
+    "jinja raw": 'shell: "{% raw %}rm -rf /{% endraw %}"',
+    "jinja comment": 'shell: "echo {# x #}; rm -rf /etc"',
+    "jinja whitespace control": 'shell: "r{%- if 1 -%}m{%- endif %} -rf /"',
     "whole command from a loop": "shell: \"{{ item }}\"\n      loop: ['rm -rf /']",
-    "command after ; from jinja": "shell: \"uptime; {{ cmd }}\"",
+    "command after ; from jinja": 'shell: "uptime; {{ cmd }}"',
     "file absent": "ansible.builtin.file:\n        path: /etc\n        state: absent",
     "file absent free form": "file: path=/var/lib/etcd state=absent",
     "copy empty content": "copy:\n        dest: /etc/passwd\n        content: ''",
@@ -191,7 +191,7 @@ def test_a_script_fetched_by_one_task_and_run_by_the_next_is_refused() -> None:
         "community.general.parted:\n        device: /dev/sdb\n        state: info",
         "community.general.lvol:\n        vg: vg0\n        lv: data\n        size: +5G",
         "ansible.builtin.cron:\n        name: backup\n        job: /usr/local/bin/etcd-backup.sh",
-        "shell: \"kubectl drain {{ inventory_hostname }} --ignore-daemonsets\"",
+        'shell: "kubectl drain {{ inventory_hostname }} --ignore-daemonsets"',
         "shell: \"{% if ansible_os_family == 'Debian' %}apt-get update{% endif %}\"",
         "get_url: url=https://dl.k8s.io/kubectl dest=/usr/local/bin/kubectl mode=0755",
     ],
