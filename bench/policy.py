@@ -78,14 +78,15 @@ def _wrap(command: str, index: int) -> str:
     wrapper = wrappers[index % len(wrappers)]
     if wrapper.startswith("xargs"):  # xargs needs input to run its command at all
         return f"echo x | xargs -I{{}} sh -c {shlex.quote(command)}"
-    return (
-        wrapper.replace("{q}", shlex.quote(command))
-        .replace("{{", "\0")
-        .replace("}}", "\1")
-        .replace("{}", command)
-        .replace("\0", "{")
-        .replace("\1", "}")
-    )
+    # The wrapper's own placeholders first: a command holding ``{}`` (``find -exec``) is put
+    # in whole, never substituted into.
+    template = wrapper.replace("{{", "\0").replace("}}", "\1")
+    pieces = re.split(r"(\{q\}|\{\})", template)
+    return "".join(
+        shlex.quote(command) if p == "{q}" else command if p == "{}" else
+        p.replace("\0", "{").replace("\1", "}")
+        for p in pieces
+    )  # fmt: skip
 
 
 def destructive() -> dict[str, list[Case]]:

@@ -450,6 +450,9 @@ def _system_paths(cmd: Cmd) -> bool:
         values = [w.value for w in args]
         from knm.core.shellparse import _find_narrowed, _find_starts
 
+        if any(_any(w, cwd, critical_file) for w in _find_outputs(args)):
+            return True
+
         if "-delete" in values and not _find_narrowed(values):
             starts = [w for w in args if w.value in _find_starts(values)][:8]
             return any(_any(w, cwd, critical_dir) for w in starts)
@@ -651,6 +654,15 @@ _SYS_REMOVALS = ("/sys/block/*/device/delete", "/sys/class/block/*/device/delete
                  "/sys/bus/pci/devices/*/remove")  # fmt: skip
 
 
+def _find_outputs(args: Sequence[Word]) -> list[Word]:
+    """The files ``find -fprint FILE`` (``-fprint0``, ``-fprintf``, ``-fls``) truncates."""
+    return [
+        args[i + 1]
+        for i, w in enumerate(args[:-1])
+        if w.value in ("-fprint", "-fprint0", "-fprintf", "-fls")
+    ]
+
+
 def _sys_removal(path: str) -> bool:
     parts = _parts(path)
     return any(_match(parts, _parts(pattern)) for pattern in _SYS_REMOVALS)
@@ -726,6 +738,8 @@ def _block_devices(cmd: Cmd) -> bool:
     if not program:
         return False
     values = [w.value for w in args]
+    if program == "find":
+        return any(_any(w, cwd, block_device) for w in _find_outputs(args))
     if program in _DD_LIKE or (program == "qemu-img" and values[:1] == ["dd"]):
         return any(
             w.value.startswith(prefix) and _device_target(_strip(w, len(prefix)), cwd)

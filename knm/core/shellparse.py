@@ -435,6 +435,10 @@ class _Walker:
     # --- entry points -----------------------------------------------------------------
 
     def run_code(self, text: str, env: _Env, depth: int, stdin: Stream = UNKNOWN_STREAM) -> Stream:
+        if "(" in text and _EXTGLOB.search(text):
+            # ``/@(etc|usr)``, ``/!(tmp)``: tree-sitter-bash reads a subshell; bash (extglob)
+            # a pattern. Read as ``*`` of the same length, anything in that place.
+            text = _EXTGLOB.sub(lambda m: "*" * len(m.group()), text)
         if depth > MAX_DEPTH:
             self.finding("nesting-too-deep", "nested shell code")
             return UNKNOWN_STREAM
@@ -1849,6 +1853,27 @@ _WRAPPERS: dict[str, tuple[str, frozenset[str], int]] = {
     ),
     "busybox": ("", frozenset(), 0),
     "toybox": ("", frozenset(), 0),
+    "systemd-nspawn": (
+        "DMuEiSpZ",
+        frozenset(
+            {
+                "directory",
+                "machine",
+                "user",
+                "setenv",
+                "image",
+                "slice",
+                "property",
+                "bind",
+                "bind-ro",
+                "chdir",
+                "uuid",
+                "network-bridge",
+                "network-zone",
+            }
+        ),
+        0,
+    ),
     "faketime": ("f", frozenset(), 1),
     "proxychains": ("f", frozenset(), 0),
     "proxychains4": ("f", frozenset(), 0),
@@ -1869,7 +1894,8 @@ _WRAPPERS: dict[str, tuple[str, frozenset[str], int]] = {
 
 _UNWRAPS = frozenset(_WRAPPERS) | SHELLS | frozenset(
     {"eval", "su", "runuser", "watch", "script", "flock", "at", "batch", "parallel", "trap",
-     "command", "sudo", "env", "busybox", "toybox", "coproc"}
+     "command", "sudo", "env", "busybox", "toybox", "coproc", "perf", "gdb", "sg", "newgrp",
+     "ssh"}
 )  # fmt: skip
 
 
@@ -1905,6 +1931,37 @@ def unwrap(words: list[Word]) -> Unwrapped:
         if program == "eval":
             if args:
                 result.code.append((_join(args), None))
+            return result
+        if (
+            program == "perf"
+            and values[:1]
+            and values[0] in ("stat", "record", "trace", "sched", "mem", "c2c", "kvm", "lock")
+        ):
+            inner = args[1:]
+            if "--" in values[1:]:
+                inner = args[values.index("--", 1) + 1 :]
+            else:
+                inner = _skip_options(inner, "eopCGtFcjrxIuTm", frozenset({"event", "output",
+                                      "pid", "tid", "cpu", "cgroup", "freq", "count"}))  # fmt: skip
+            if not inner:
+                return result
+            result.words = inner
+            continue
+        if program == "gdb" and "--args" in values:
+            result.words = args[values.index("--args") + 1 :]
+            continue
+        if program == "sg" and len(args) >= 2:  # ``sg GROUP -c CMD``, ``sg GROUP CMD``
+            rest = args[2:] if values[1] == "-c" else args[1:]
+            if rest:
+                result.code.append((_join(rest), []))
+            return result
+        if program == "newgrp":
+            result.stdin_code = True
+            return result
+        if program == "ssh":  # the command runs on a node too: read as code there
+            inner = _skip_options(args, "BbcDEeFIiJLlmOoPpQRSWw", frozenset())
+            if len(inner) > 1:
+                result.code.append((_join(inner[1:]), []))
             return result
         if program == "coproc":  # ``coproc CMD``, ``coproc NAME { ...; }``
             body = args[1:] if len(args) > 1 and values[1] in ("{", "(", "((") else args
@@ -2605,6 +2662,7 @@ def _brace_expand(word: str, limit: int = MAX_ALTS) -> list[str]:
     return results
 
 
+_EXTGLOB = re.compile(r"(?:(?<=[^\s$=(])[@!]|(?<=/)[*+?])\([^()\s]*\)")
 _ARRAY_ALL = re.compile(r'"?\$\{([A-Za-z_][A-Za-z0-9_]*)\[[@*]\]\}"?')
 _SEQUENCE = re.compile(r"\{(-?\d+|[A-Za-z])\.\.(-?\d+|[A-Za-z])(?:\.\.-?\d+)?\}")
 
