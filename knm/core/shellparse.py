@@ -830,7 +830,7 @@ class _Walker:
                 value = next((c for c in child.named_children), None)
                 if value is not None:
                     word = self.word(value, env, depth)
-                    stdin = Stream(text=word.literal, tainted=word.tainted or word.unknown)
+                    stdin = _herestring(word)
         if body is None:  # ``> /dev/sda`` alone truncates its target
             if redirects:
                 self.emit(Cmd([lit(":")], _text(node), redirects, stdin, env.cwd), env)
@@ -850,15 +850,25 @@ class _Walker:
     def heredoc_expands(self, node: Node, env: _Env, depth: int) -> bool:
         """An unquoted here-doc's body holds an expansion whose value is not known here (or
         fetched): fed to a shell, that is code not known here, as ``sh -c "$X"``."""
-        unknown = False
         for child in node.named_children:
             if child.type != "heredoc_body":
                 continue
             for part in child.named_children:
                 if part.type in ("simple_expansion", "expansion", "command_substitution"):
                     word = self.word(part, env, depth)
-                    unknown = unknown or word.unknown or word.tainted
-        return unknown
+                    if word.tainted:
+                        return True
+                    if word.unknown:
+                        names = [n for n in _walk(self.clock.parse(_text(child)).root_node)
+                                 if n.type == "command_name"]  # fmt: skip
+                        return any(self.word(n, env, depth).unknown for n in names)
+        return False
+
+    def unknown_code(self, text: str) -> bool:
+        """Text to be read as code holding a value not known here where a command goes."""
+        return _PLACEHOLDER in text and (
+            text.strip() == _PLACEHOLDER or _unknown_command_position(self.clock.parse(text))
+        )
 
     def statement_with(
         self, body: Node, env: _Env, depth: int, stdin: Stream, background: bool,
@@ -1074,7 +1084,7 @@ class _Walker:
                 value = next(iter(child.named_children), None)
                 if value is not None:
                     word = self.word(value, env, depth)
-                    stdin = Stream(text=word.literal, tainted=word.tainted or word.unknown)
+                    stdin = _herestring(word)
             elif kind == "comment":
                 continue
             else:
@@ -1161,7 +1171,10 @@ class _Walker:
                 # Code fetched or decoded, or another program's output: not known here.
                 self.finding("remote-code", self.pipe_text(cmd))
             elif stdin.text is not None:
-                self.run_code(stdin.text, env.child(), depth + 1)
+                if self.unknown_code(stdin.text):
+                    self.finding("remote-code", self.pipe_text(cmd))
+                else:
+                    self.run_code(stdin.text, env.child(), depth + 1)
         if program in INTERPRETERS or program in ("source", "."):
             self.interpreter(cmd, env, depth, unwrapped)
         if program == "parallel" and stdin.endless and _unlimited_jobs(words[1:], "jP", "jobs"):
@@ -1199,7 +1212,10 @@ class _Walker:
                 and (program in SHELLS or program in (".", "source"))
                 and script is not None  # ``bash /dev/stdin``; ``sh`` alone is handled by unwrap
             ):
-                self.run_code(cmd.stdin.text, env.child(), depth + 1)
+                if self.unknown_code(cmd.stdin.text):
+                    self.finding("remote-code", self.pipe_text(cmd))
+                else:
+                    self.run_code(cmd.stdin.text, env.child(), depth + 1)
             return
         if script.tainted:
             self.finding("remote-code", cmd.written)
@@ -1209,7 +1225,7 @@ class _Walker:
         stored = env.files.get(_normalize(script.literal, cmd.cwd))
         if stored is None:
             return
-        if stored.tainted:
+        if stored.tainted or (stored.text is not None and self.unknown_code(stored.text)):
             self.finding("remote-code", cmd.written)
         elif stored.text is not None and (program in SHELLS or program in (".", "source")):
             child = env.child() if program not in (".", "source") else env
@@ -1236,7 +1252,7 @@ class _Walker:
             replace_str = lit("{}")
         stdin = cmd.stdin
         if stdin.text is not None:
-            fed = [lit(v) for v in stdin.text.split()] or [lit("")]
+            fed = [Word((v.replace(_PLACEHOLDER, U),), v) for v in stdin.text.split()] or [lit("")]
         elif stdin.paths:
             # what ``ls DIR`` or ``find`` lists: the entries named (``ls /dev/sd*``) or inside
             fed = [Word((p, posixpath.join(p, "*")), "<stdin>") for p in stdin.paths]
@@ -1334,7 +1350,11 @@ class _Walker:
         child.functions = dict(env.functions)
         for alt in code.alts:
             text = alt.replace(U, "$__knm_unknown")
-            if U in alt:  # re-read as code: a value not known here may be any command
+            if U in alt and (
+                cmd.program == "eval"  # eval of text not known here: any code
+                or alt.strip() == U
+                or _unknown_command_position(self.clock.parse(text))
+            ):
                 self.finding("remote-code", cmd.written)
                 continue
             self.run_code(text, child, depth + 1, stdin)
@@ -1375,9 +1395,13 @@ class _Walker:
                         env.files.pop(f"$var:{word.value}", None)
             return UNKNOWN_STREAM
         if program in ("echo", "printf"):
-            text = _echo_output(words)
-            # Text with a value not known here, fed to a shell, is ``sh -c "$X"``.
-            tainted = any(w.tainted or w.unknown for w in args)
+            tainted = any(w.tainted for w in args)
+            # Unknown parts stay in the text as ``$__knm_unknown``: fed to a shell, one at a
+            # command position is ``sh -c "$X"`` (``_unknown_code``).
+            text = _echo_output(
+                [words[0], *(w if not w.unknown else lit(w.alts[0].replace(U, _PLACEHOLDER))
+                             for w in args)]
+            ) if not tainted else None  # fmt: skip
             pids = any(w.pids for w in args)
             return Stream(text=text, tainted=tainted, pids=pids)
         if program == "cat" and len(args) == 0:
@@ -1507,12 +1531,14 @@ class _Walker:
                 self.watching -= 1
             producers = tuple(c.program for c in self.analysis.commands[before:])
             if out.text is not None and not out.tainted:
-                return Word((out.text.rstrip("\n"),), text, producers=producers)
+                value = out.text.rstrip("\n").replace(_PLACEHOLDER, U)
+                return Word((value,), text, producers=producers)
             return Word((U,), text, tainted=out.tainted, pids=out.pids, producers=producers)
         if kind == "process_substitution":
             body = [c for c in node.named_children if _is_statement(c)]
             out = self.statements(body, _sub_env(env), depth, UNKNOWN_STREAM)
-            return Word(("/dev/fd/63",), text, tainted=out.tainted)
+            unknown = out.text is not None and self.unknown_code(out.text)
+            return Word(("/dev/fd/63",), text, tainted=out.tainted or unknown)
         if kind in ("array", "brace_expression"):
             parts = [self.word(c, env, depth) for c in node.named_children]
             alts = tuple(a for p in parts for a in p.alts)[:MAX_ALTS] or ("",)
@@ -2384,6 +2410,13 @@ def _eval_of_env_setup(code: Word) -> bool:
     )
 
 
+def _herestring(word: Word) -> Stream:
+    if word.tainted:
+        return Stream(tainted=True)
+    value = word.alts[0] if word.alts else ""
+    return Stream(text=value.replace(U, _PLACEHOLDER) + "\n")
+
+
 def _unknown_command_position(tree: Tree) -> bool:
     """Whether an unknown value (``$__knm_unknown``) would be run as a command in ``tree``."""
     for node in _walk(tree.root_node):
@@ -2663,6 +2696,7 @@ def _brace_expand(word: str, limit: int = MAX_ALTS) -> list[str]:
 
 
 _EXTGLOB = re.compile(r"(?:(?<=[^\s$=(])[@!]|(?<=/)[*+?])\([^()\s]*\)")
+_PLACEHOLDER = "$__knm_unknown"
 _ARRAY_ALL = re.compile(r'"?\$\{([A-Za-z_][A-Za-z0-9_]*)\[[@*]\]\}"?')
 _SEQUENCE = re.compile(r"\{(-?\d+|[A-Za-z])\.\.(-?\d+|[A-Za-z])(?:\.\.-?\d+)?\}")
 
