@@ -435,7 +435,9 @@ class _Walker:
     # --- entry points -----------------------------------------------------------------
 
     def run_code(self, text: str, env: _Env, depth: int, stdin: Stream = UNKNOWN_STREAM) -> Stream:
-        if "(" in text and _EXTGLOB.search(text):
+        if ("@(" in text or "!(" in text or "/*(" in text or "/+(" in text or "/?(" in text) and (
+            _EXTGLOB.search(text)
+        ):
             # ``/@(etc|usr)``, ``/!(tmp)``: tree-sitter-bash reads a subshell; bash (extglob)
             # a pattern. Read as ``*`` of the same length, anything in that place.
             text = _EXTGLOB.sub(lambda m: "*" * len(m.group()), text)
