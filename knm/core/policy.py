@@ -1095,6 +1095,20 @@ _RELEVANT = frozenset(
 ) | _DISK_WRITERS | _LVM_WRITES | _DD_LIKE  # fmt: skip
 
 
+def _glob_programs(cmd: Cmd) -> list[Cmd]:
+    """A command whose name is a glob, as each program it may name that some class judges
+    (and as it is)."""
+    out = [cmd]
+    for name in sorted(_RELEVANT):
+        if len(out) > 16:
+            break
+        if fnmatch.fnmatchcase(name, cmd.program):
+            words = [Word((name,), cmd.words[0].text), *cmd.words[1:]]
+            out.append(Cmd(words, cmd.written, cmd.redirects, cmd.stdin, cmd.cwd,
+                           cmd.asynchronous))  # fmt: skip
+    return out
+
+
 def _matched(cmd: Cmd) -> str:
     text = cmd.text
     written = cmd.written.strip()
@@ -1147,7 +1161,13 @@ def check_command(
     analysis = analyze(text, dict(variables or {}), tuple(deferred), limits=limits)
     found: list[Violation] = []
     sited = bool(deny or allow)
+    commands: list[Cmd] = []
     for cmd in analysis.commands:
+        if _GLOB.search(cmd.program):  # ``/usr/bin/r? -rf /``: any program the glob names
+            commands.extend(_glob_programs(cmd))
+        else:
+            commands.append(cmd)
+    for cmd in commands:
         relevant = (
             cmd.program in _RELEVANT
             or bool(cmd.redirects)

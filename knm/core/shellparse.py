@@ -1168,6 +1168,11 @@ class _Walker:
             stored = env.files.get(_normalize(words[0].literal, cwd))
             if stored is not None and stored.tainted:  # ``curl -o x.sh ..; ./x.sh``
                 self.finding("remote-code", cmd.written)
+            elif stored is not None and stored.text is not None:  # ``echo .. > x.sh; ./x.sh``
+                if self.unknown_code(stored.text):
+                    self.finding("remote-code", cmd.written)
+                else:
+                    self.run_code(stored.text, env.child(), depth + 1)
         if unwrapped.stdin_code and not unwrapped.code:
             if stdin.tainted or stdin.opaque:
                 # Code fetched or decoded, or another program's output: not known here.
@@ -1412,9 +1417,14 @@ class _Walker:
                        "awk", "sed", "grep", "egrep", "fgrep", "xargs", "tac", "column",
                        "jq", "yq", "dd", "pv", "stdbuf", "cat", "busybox"):  # fmt: skip
             files = [w for w in args if w.literal and not w.value.startswith("-")]
-            if program == "tee" and cmd.stdin.tainted:
-                for w in files:  # ``curl .. | tee x.sh``: x.sh holds fetched code
-                    env.files[_normalize(w.value, env.cwd)] = Stream(tainted=True)
+            if program == "tee" and (cmd.stdin.tainted or cmd.stdin.text is not None):
+                for w in files:  # ``curl .. | tee x.sh``, ``tee x.sh <<< CODE``: x.sh holds it
+                    stored = (
+                        Stream(tainted=True) if cmd.stdin.tainted else Stream(text=cmd.stdin.text)
+                    )
+                    if env.files.get(_normalize(w.value, env.cwd)) != stored:
+                        self.version += 1
+                        env.files[_normalize(w.value, env.cwd)] = stored
             if (
                 program in ("sed", "awk")
                 and files
@@ -1540,6 +1550,8 @@ class _Walker:
             body = [c for c in node.named_children if _is_statement(c)]
             out = self.statements(body, _sub_env(env), depth, UNKNOWN_STREAM)
             unknown = out.text is not None and self.unknown_code(out.text)
+            if out.text is not None and not unknown:  # ``. <(echo ...)``: that text is read
+                env.files["/dev/fd/63"] = Stream(text=out.text)
             return Word(("/dev/fd/63",), text, tainted=out.tainted or unknown)
         if kind in ("array", "brace_expression"):
             parts = [self.word(c, env, depth) for c in node.named_children]
