@@ -153,6 +153,9 @@ _BYPASSES = {
     "lvg absent": "community.general.lvg:\n        vg: vg0\n        state: absent",
     "zfs absent": "community.general.zfs:\n        name: tank/data\n        state: absent",
     "cron job": "ansible.builtin.cron:\n        name: x\n        job: rm -rf /",
+    "file absent from a loop": 'file:\n        path: "{{ item }}"\n        state: absent\n'
+    "      loop: [/etc]",
+    "file absent free form with jinja": "file: path={{ d }} state=absent",
     "at command": "ansible.posix.at:\n        command: kill -9 -1\n        count: 1\n        units: minutes",
 }
 
