@@ -162,15 +162,19 @@ def _params(value: Any, args: Any) -> dict[str, str]:
     params: dict[str, Any] = dict(args) if isinstance(args, dict) else {}
     if isinstance(value, dict):
         params.update(value)
-    elif isinstance(value, str):  # ``file: path=/etc state=absent``
+    elif isinstance(value, str):  # ``file: path=/etc state=absent``, ``path={{ d }}``
+        exprs = _JINJA.findall(value)
+        masked = _JINJA.sub(lambda m: f"\x00{len(exprs) and exprs.index(m.group(1))}\x00", value)
         try:
-            words = shlex.split(value)
+            words = shlex.split(masked)
         except ValueError:
-            words = value.split()
+            words = masked.split()
         for word in words:
             key, eq, rest = word.partition("=")
             if eq:
-                params[key] = rest
+                params[key] = re.sub(
+                    "\x00(\\d+)\x00", lambda m: "{{ " + exprs[int(m.group(1))] + " }}", rest
+                )
     return {
         str(k): str(v)
         for k, v in params.items()
@@ -178,11 +182,16 @@ def _params(value: Any, args: Any) -> dict[str, str]:
     }
 
 
+def _dq(value: str) -> str:
+    """``value`` in double quotes, ``$`` left live (``{{ item }}`` renders as an expansion)."""
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"').replace("`", "\\`") + '"'
+
+
 def _effect_of(module: str, value: Any, args: Any) -> str | None:
     """The shell command a module's task amounts to, for the guard-rail (None: nothing it
     judges)."""
     p = _params(value, args)
-    q = shlex.quote
+    q = _dq  # double quotes: a Jinja value rendered into it stays an unknown value
     state = p.get("state", "")
     if module == "file":
         path = p.get("path") or p.get("dest") or p.get("name")
