@@ -434,6 +434,13 @@ def _system_paths(cmd: Cmd) -> bool:
         ):
             if _writes_a_value(cmd) and all(p in VALUE_FILES for p in probes(target, cwd)):
                 continue
+            if (
+                program == "cat"
+                and len(args) >= 1
+                and all(_regular_source(w, cwd) for w in args)
+                and all(_replaceable(p) for p in probes(target, cwd))
+            ):
+                continue  # ``cat fstab.new > /etc/fstab``: replaced whole, as ``cp``
             return True
     if program in ("rm", "unlink") or (
         cmd.words and cmd.words[0].unknown and not cmd.words[0].value
@@ -517,12 +524,11 @@ def _system_paths(cmd: Cmd) -> bool:
         mode = parsed.operands[0].value if parsed.operands and program == "chmod" else ""
         # ``chmod 000 /bin/*`` breaks a node; ``chmod +x /usr/local/bin/*`` does not.
         takes_away = program in ("setfacl", "chattr") or (
-            program == "chmod" and _removes_access(mode)
+            program == "chmod" and _removes_access(mode) and not _only_removes_write(mode)
         )
+        owner = parsed.operands[0].value if parsed.operands else ""
         hardening = (program == "chmod" and _only_hardens(mode)) or (
-            program in ("chown", "chgrp")
-            and bool(parsed.operands)
-            and _to_root(parsed.operands[0].value)
+            program in ("chown", "chgrp") and (_to_root(owner) or _to_service(owner, operands))
         )
         for word in operands:
             if (
@@ -532,7 +538,9 @@ def _system_paths(cmd: Cmd) -> bool:
                     hardening
                     and not word.unknown
                     and all(
-                        _in_root_tree(p) or (program == "chmod" and _only_removes_write(mode))
+                        _in_root_tree(p)
+                        or (program == "chmod" and _only_removes_write(mode))
+                        or (program != "chmod" and _to_service(owner, [word]))
                         for p in probes(word, cwd)
                     )
                 )
@@ -628,6 +636,20 @@ def _only_hardens(mode: str) -> bool:
     clauses = _clauses(mode)
     return bool(clauses) and all(
         op == "-" and set(who) <= {"g", "o"} for who, op, _ in clauses or ()
+    )
+
+
+#: A service's data directory and the user it runs as (``chown -R etcd:etcd /var/lib/etcd`` is
+#: the CIS benchmark's step for an etcd run as ``etcd``).
+_SERVICE_DIRS = {"/var/lib/etcd": "etcd", "/var/lib/postgresql": "postgres",
+                 "/var/lib/mysql": "mysql"}  # fmt: skip
+
+
+def _to_service(owner: str, operands: Sequence[Word]) -> bool:
+    user = owner.partition(":")[0] if ":" in owner else owner.partition(".")[0]
+    return bool(operands) and all(
+        w.literal is not None and _SERVICE_DIRS.get(normalize(w.literal, "/")) == user
+        for w in operands
     )
 
 
@@ -881,6 +903,8 @@ def _block_devices(cmd: Cmd) -> bool:
                                  or (values[0] in ("create", "add", "replace", "attach")
                                      and "-f" in values))  # fmt: skip
     if program == "zfs":
+        if any(v in ("-h", "--help", "-?") for v in values):
+            return False
         if values[:1] in (["rollback"], ["receive"], ["recv"]):
             # rollback throws away what was written since; receive -F rolls back to take it
             return (
