@@ -1015,9 +1015,9 @@ def _kill_all(cmd: Cmd) -> bool:
         for pid in pids:
             if pid.pids:
                 return True
-            if pid.literal == "-1" and signal not in ("0", "SIG0"):
+            if "-1" in pid.alts and signal not in ("0", "SIG0"):  # ``-${X:-1}`` too
                 return True
-            if pid.literal == "1" and signal.upper() not in _BENIGN_SIGNALS:
+            if "1" in pid.alts and signal.upper() not in _BENIGN_SIGNALS:
                 return True
         return False
     if program == "killall5":
@@ -1033,6 +1033,9 @@ def _kill_all(cmd: Cmd) -> bool:
             return True
         if program == "pkill" and parsed.has("v", "inverse"):
             return True  # everything but what the pattern matches
+        parent = parsed.values.get("P") or parsed.values.get("parent")
+        if program == "pkill" and parent in ("1", "0") and not patterns:
+            return True  # every service: the children of init
         return not patterns and bool(users & {"root", "0"})
     if program == "killall":
         parsed = _Args(args, "usoyn", ("user", "signal", "older-than", "younger-than", "ns"))
@@ -1088,7 +1091,7 @@ def _sysrq(cmd: Cmd) -> bool:
     args = cmd.words[1:]
     if cmd.program == "dd":
         return any(w.value.startswith("of=") and _any(_strip(w, 3), cwd, _is_sysrq) for w in args)
-    if cmd.program in ("tee", "cp", "install", "dd", "ln"):
+    if cmd.program in ("tee", "cp", "install", "dd", "ln", "mv", "rsync"):
         operands = _Args(args).operands
         if cmd.program == "tee":
             return any(_any(w, cwd, _is_sysrq) for w in operands)

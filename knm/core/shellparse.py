@@ -1407,6 +1407,10 @@ class _Walker:
                         env.files[f"$var:{word.value}"] = Stream(tainted=True)
                     else:
                         env.files.pop(f"$var:{word.value}", None)
+                    if cmd.stdin.pids:  # ``ps -e -o pid= | while read p``: every pid in turn
+                        env.files[f"$pids:{word.value}"] = Stream(pids=True)
+                    else:
+                        env.files.pop(f"$pids:{word.value}", None)
             return UNKNOWN_STREAM
         if program in ("echo", "printf"):
             tainted = any(w.tainted for w in args)
@@ -1539,7 +1543,8 @@ class _Walker:
             for sub in _walk(node):
                 if sub.type == "command_substitution" and sub != node:
                     self.word(sub, env, depth)
-            return Word(("0",), text)
+            value = _arithmetic(text[3:-2])  # literal arithmetic; else a number, say 0
+            return Word((value if value is not None else "0",), text)
         if kind == "command_substitution":
             body = [c for c in node.named_children if _is_statement(c)]
             before = len(self.analysis.commands)
@@ -2475,6 +2480,21 @@ def _eval_of_env_setup(code: Word) -> bool:
             code.producers[0] in ENV_SETUP or "completion" in code.text
         )  # ``kubectl get cm -o jsonpath=..`` is data from the cluster, not set-up
     )
+
+
+_ARITH = re.compile(r"[\d\s+\-*/%()]{1,64}")
+
+
+def _arithmetic(expression: str) -> str | None:
+    """The value of ``$(( ))`` over integer literals (``-1``, ``3 * (4 + 1)``), else None."""
+    if not _ARITH.fullmatch(expression) or "**" in expression or not expression.strip():
+        return None
+    try:
+        # Safe: at most 64 characters of digits, + - * / % ( ) and blanks, no ``**``.
+        value = eval(expression.replace("/", "//"), {"__builtins__": {}}, {})
+    except Exception:  # ZeroDivisionError, SyntaxError ...
+        return None
+    return str(value) if isinstance(value, int) and abs(value) < 10**18 else None
 
 
 def _herestring(word: Word) -> Stream:
