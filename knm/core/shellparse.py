@@ -906,6 +906,8 @@ class _Walker:
         path = target.literal or ""
         if path.startswith(("/dev/tcp/", "/dev/udp/")):
             return Stream(tainted=True)
+        if path in _ENDLESS_FILES:
+            return Stream(endless=True)
         return env.files.get(_normalize(path, env.cwd), UNKNOWN_STREAM)
 
     def pipeline(
@@ -1047,6 +1049,9 @@ class _Walker:
         background: bool,
     ) -> Stream:  # fmt: skip
         if name in env.active or env.calls.get(name, 0) >= 8:
+            if name in env.active and background and len(env.active) > 1:
+                # ``g(){ h & }; h(){ g & g; }``: functions starting each other in the background
+                self.finding("fork-bomb", f"{' -> '.join(env.active)} -> {name} &")
             return UNKNOWN_STREAM
         self.version += 1
         env.calls[name] = env.calls.get(name, 0) + 1
@@ -1412,6 +1417,10 @@ class _Walker:
                     else:
                         env.files.pop(f"$pids:{word.value}", None)
             return UNKNOWN_STREAM
+        if (program == "seq" and _many_values(f"$({cmd.text})")) or (
+            program == "cat" and any(w.value in _ENDLESS_FILES for w in args)
+        ):
+            return Stream(endless=True)  # ``seq 1000000``, ``cat /dev/zero``: no end to a loop
         if program in ("echo", "printf"):
             tainted = any(w.tainted for w in args)
             # Unknown parts stay in the text as ``$__knm_unknown``: fed to a shell, one at a
@@ -1696,7 +1705,7 @@ _EFFECTS = frozenset(
     {"cd", "pushd", "chdir", "set", "read", "mapfile", "readarray", "echo", "printf", "cat",
      "tee", "head", "tail", "less", "more", "sort", "uniq", "cut", "awk", "sed", "grep", "egrep",
      "fgrep", "xargs", "tac", "column", "jq", "yq", "dd", "pv", "stdbuf", "busybox", "yes", "ps",
-     "pgrep", "pidof", "ls", "find"}
+     "pgrep", "pidof", "ls", "find", "seq"}
 ) | FETCHERS | DECODERS  # fmt: skip
 
 
@@ -2658,6 +2667,13 @@ def _self_spawning(name: str, body: Node) -> bool:
             continue
         parent = node.parent
         current = node
+        first = _text(head).strip("\"'")
+        args = [_text(a) for a in node.children_by_field_name("argument")]
+        if (first == "setsid" and any(a in ("-f", "--fork") for a in args)) or first in (
+            "daemonize",
+            "systemd-run",
+        ):
+            return True  # they start the command and return at once
         while current is not None and current != body:
             if _followed_by_amp(current):
                 return True
@@ -2784,6 +2800,7 @@ def _brace_expand(word: str, limit: int = MAX_ALTS) -> list[str]:
 
 _EXTGLOB = re.compile(r"(?:(?<=[^\s$=(])[@!]|(?<=/)[*+?])\([^()\s]*\)")
 _PLACEHOLDER = "$__knm_unknown"
+_ENDLESS_FILES = frozenset({"/dev/zero", "/dev/urandom", "/dev/random", "/dev/full"})
 _ARRAY_ALL = re.compile(r'"?\$\{([A-Za-z_][A-Za-z0-9_]*)\[[@*]\]\}"?')
 _SEQUENCE = re.compile(r"\{(-?\d+|[A-Za-z])\.\.(-?\d+|[A-Za-z])(?:\.\.-?\d+)?\}")
 
