@@ -1611,6 +1611,8 @@ class _Walker:
         return Word(alts, text, tainted=tainted, pids=pids, producers=producers)
 
     def lookup(self, name: str, env: _Env) -> tuple[str, ...]:
+        if name.startswith("__knm_"):  # the walk's own placeholders: unknown, whatever is set
+            return (U,)
         if name.isdigit() and name != "0":
             index = int(name) - 1
             if env.positional is not None:
