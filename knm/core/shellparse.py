@@ -1511,7 +1511,11 @@ class _Walker:
             return [Word((v,), text) for v in env.vars[f"array {array.group(1)}"]]
         word = self.word(node, env, depth)
         if node.type in ("simple_expansion", "expansion") and word.literal is not None:
-            parts = word.literal.split()
+            ifs = env.vars.get("IFS", (" \t\n",))[0]
+            if U in ifs:
+                ifs = " \t\n,:;/=."  # an IFS not known here: split where one may
+            # Unquoted, the value splits on IFS (``IFS=,; x=rm,-rf,/; $x``).
+            parts = [p for p in re.split("[" + re.escape(ifs) + "]", word.literal) if p]
             if len(parts) > 1:
                 return [Word((p,), p) for p in parts]
         return [word]
