@@ -190,6 +190,8 @@ def test_a_script_fetched_by_one_task_and_run_by_the_next_is_refused() -> None:
         "ansible.builtin.file:\n        path: /etc/kubernetes/manifests\n        state: directory",
         "copy:\n        src: files/kubelet.yaml\n        dest: /var/lib/kubelet/config.yaml",
         "copy:\n        dest: /etc/hostname\n        content: node1",
+        "template:\n        src: sudoers.j2\n        dest: /etc/sudoers\n"
+        "        validate: visudo -cf %s",
         "community.general.filesystem:\n        dev: /tmp/disk.img\n        fstype: ext4",
         "community.general.parted:\n        device: /dev/sdb\n        state: info",
         "community.general.lvol:\n        vg: vg0\n        lv: data\n        size: +5G",
