@@ -198,8 +198,8 @@ def _effect_of(module: str, value: Any, args: Any) -> str | None:
         return f"rm -rf -- {q(path)}" if path and state == "absent" else None
     if module in ("copy", "template"):
         dest = p.get("dest")
-        if not dest:
-            return None
+        if not dest or p.get("validate"):
+            return None  # ``validate: visudo -cf %s``: the new file is checked before it lands
         if "content" in p:
             return f"printf '%s\\n' {q(p['content'])} > {q(dest)}"
         return f"cp -- {q(p.get('src') or 'knm-file')} {q(dest)}"
