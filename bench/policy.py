@@ -78,14 +78,15 @@ def _wrap(command: str, index: int) -> str:
     wrapper = wrappers[index % len(wrappers)]
     if wrapper.startswith("xargs"):  # xargs needs input to run its command at all
         return f"echo x | xargs -I{{}} sh -c {shlex.quote(command)}"
-    return (
-        wrapper.replace("{q}", shlex.quote(command))
-        .replace("{{", "\0")
-        .replace("}}", "\1")
-        .replace("{}", command)
-        .replace("\0", "{")
-        .replace("\1", "}")
-    )
+    # The wrapper's own placeholders first: a command holding ``{}`` (``find -exec``) is put
+    # in whole, never substituted into.
+    template = wrapper.replace("{{", "\0").replace("}}", "\1")
+    pieces = re.split(r"(\{q\}|\{\})", template)
+    return "".join(
+        shlex.quote(command) if p == "{q}" else command if p == "{}" else
+        p.replace("\0", "{").replace("\1", "}")
+        for p in pieces
+    )  # fmt: skip
 
 
 def destructive() -> dict[str, list[Case]]:
@@ -124,7 +125,7 @@ def builtin_cases() -> list[Case]:
     """Every builtin script (as at save and as at run), playbook command line and workflow
     command (rendered with the parameters' defaults, quoted as the engine quotes them)."""
     from knm.plugins.ansible.library import BUILTINS, builtin_text
-    from knm.plugins.ansible.shell_tasks import shell_tasks
+    from knm.plugins.ansible.shell_tasks import play_scripts, shell_tasks
     from knm.plugins.scripts.library import builtin_text as script_text
     from knm.plugins.scripts.library import manifest
     from knm.plugins.workflows.builtins import builtin_workflows
@@ -143,6 +144,9 @@ def builtin_cases() -> list[Case]:
     for shipped in BUILTINS:
         for task in shell_tasks(builtin_text(shipped.file)):
             cases.append(Case(task.command, source=f"playbook {shipped.name}: {task.where}",
+                              builtin=True))  # fmt: skip
+        for i, script in enumerate(play_scripts(builtin_text(shipped.file)), start=1):
+            cases.append(Case(script, source=f"playbook {shipped.name}: play {i}, all tasks",
                               builtin=True))  # fmt: skip
     for workflow in builtin_workflows():
         body = workflow.body

@@ -162,6 +162,31 @@ CRITICAL_FILES: tuple[str, ...] = (
     "/lib/aarch64-linux-gnu/libc.so*", "/usr/lib/aarch64-linux-gnu/libc.so*",
     "/root/.ssh/authorized_keys", "/etc/ssh/sshd_config", "/etc/pam.d/*",
 )  # fmt: skip
+#: Critical files replaced whole as the way to change them (``cp new.yaml
+#: /var/lib/kubelet/config.yaml``, a restore from a backup): a copy or move of a regular file
+#: onto one is no destruction; truncating or emptying one is.
+REPLACEABLE_FILES: tuple[str, ...] = (
+    "/etc/fstab", "/etc/crypttab", "/etc/hostname", "/etc/kubernetes/*.conf",
+    "/etc/kubernetes/pki/ca.*", "/etc/kubernetes/pki/etcd/ca.*", "/etc/kubernetes/pki/sa.*",
+    "/var/lib/kubelet/config.yaml", "/var/lib/kubelet/kubeconfig", "/etc/ssh/sshd_config",
+    "/etc/pam.d/*", "/boot/grub/grub.cfg", "/boot/grub2/grub.cfg",
+)  # fmt: skip
+#: Critical files holding one value, written whole by ``echo VALUE > FILE``.
+VALUE_FILES: tuple[str, ...] = ("/etc/hostname",)
+#: Directories every non-root program needs to read and search: taking that away from others
+#: (``chmod 700 /usr``, ``chmod 000 /``) stops a node even without ``-R``.
+PUBLIC_DIRS: frozenset[str] = frozenset(
+    {"/", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/usr", "/usr/bin",
+     "/usr/sbin", "/usr/lib", "/usr/lib64", "/usr/libexec", "/usr/share", "/usr/local",
+     "/usr/local/bin", "/etc", "/var", "/var/lib", "/dev", "/run", "/opt", "/usr/lib/systemd",
+     "/lib/systemd"}
+)  # fmt: skip
+#: Trees root owns whole on a node: ``chown -R root:root`` or taking group/other access away
+#: there is hardening (the CIS benchmark's steps for the PKI, kubeconfigs, etcd's data).
+ROOT_TREES: tuple[str, ...] = (
+    "/etc/kubernetes", "/var/lib/etcd", "/var/lib/kubelet", "/etc/cni", "/opt/cni",
+    "/etc/containerd", "/root",
+)  # fmt: skip
 _DIR_PARTS = tuple(tuple(d.strip("/").split("/")) for d in CRITICAL_DIRS)
 _FILE_PARTS = tuple(tuple(f.strip("/").split("/")) for f in CRITICAL_FILES)
 _GLOB = re.compile(r"[*?\[]")
@@ -235,6 +260,35 @@ def critical_file(path: str) -> str | None:
         if _match(parts, crit):
             return "/" + "/".join(crit)
     return None
+
+
+_REPLACEABLE_PARTS = tuple(tuple(f.strip("/").split("/")) for f in REPLACEABLE_FILES)
+
+
+@functools.lru_cache(maxsize=4096)
+def _replaceable(path: str) -> bool:
+    parts = _parts(path)
+    return not _GLOB.search(path) and any(_match(parts, crit) for crit in _REPLACEABLE_PARTS)
+
+
+def _critical_executable(path: str) -> bool:
+    """A critical file programs are run or loaded from (a shell, init, the loader, libc)."""
+    crit = critical_file(path)
+    return crit is not None and (
+        "/bin/" in crit or "/sbin/" in crit or "/lib" in crit or crit.endswith("/init")
+    )
+
+
+def _in_root_tree(path: str) -> bool:
+    return any(path == t or path.startswith(t + "/") for t in ROOT_TREES)
+
+
+def _regular_source(word: Word, cwd: str) -> bool:
+    """A copy's source that is a known regular file: not a device, not a pipe, not unknown."""
+    if word.unknown or word.tainted or _GLOB.search(word.value):
+        return False
+    path = normalize(word.value if word.value.startswith("/") else f"{cwd}/{word.value}", cwd)
+    return not path.startswith(("/dev/", "/proc/", "/sys/")) and path != "/dev"
 
 
 _DEVICE = re.compile(
@@ -360,6 +414,14 @@ _WRITES = frozenset({">", ">>", ">|", "&>", "&>>", "<>", ">&", "&>|"})
 _TRUNCATES = frozenset({">", ">|", "&>", ">&", "&>|"})
 
 
+def _writes_a_value(cmd: Cmd) -> bool:
+    """``echo node1``, ``printf '%s\\n' node1``: a known, non-empty line."""
+    if cmd.program not in ("echo", "printf") or len(cmd.words) < 2:
+        return False
+    words = [w for w in cmd.words[1:] if not (cmd.program == "echo" and w.value in ("-n", "-e"))]
+    return bool(words) and all(w.literal is not None and w.literal.strip() for w in words)
+
+
 def _system_paths(cmd: Cmd) -> bool:
     program, cwd = cmd.program, cmd.cwd
     args = cmd.words[1:]
@@ -370,6 +432,15 @@ def _system_paths(cmd: Cmd) -> bool:
             and target.value != "-"
             and _any(target, cwd, critical_file)
         ):
+            if _writes_a_value(cmd) and all(p in VALUE_FILES for p in probes(target, cwd)):
+                continue
+            if (
+                program == "cat"
+                and len(args) >= 1
+                and all(_regular_source(w, cwd) for w in args)
+                and all(_replaceable(p) for p in probes(target, cwd))
+            ):
+                continue  # ``cat fstab.new > /etc/fstab``: replaced whole, as ``cp``
             return True
     if program in ("rm", "unlink") or (
         cmd.words and cmd.words[0].unknown and not cmd.words[0].value
@@ -386,9 +457,21 @@ def _system_paths(cmd: Cmd) -> bool:
         values = [w.value for w in args]
         from knm.core.shellparse import _find_narrowed, _find_starts
 
+        if any(_any(w, cwd, critical_file) for w in _find_outputs(args)):
+            return True
+
         if "-delete" in values and not _find_narrowed(values):
             starts = [w for w in args if w.value in _find_starts(values)][:8]
             return any(_any(w, cwd, critical_dir) for w in starts)
+        if "-delete" in values:  # ``find /etc -name passwd -delete``
+            from knm.core.shellparse import _find_names
+
+            for start in _find_starts(values)[:8]:
+                for name in _find_names(values):
+                    base = normalize(start, cwd)
+                    mids = ("",) if _GLOB.search(name) else ("", "*/")
+                    if any(critical_file(normalize(f"{base}/{mid}{name}", cwd)) for mid in mids):
+                        return True
         return False
     if program == "rsync":
         parsed = _Args(args, "efT", ("rsh", "exclude", "include", "filter", "temp-dir",
@@ -396,6 +479,10 @@ def _system_paths(cmd: Cmd) -> bool:
         if not any(opt.startswith("delete") or opt in ("del", "remove-source-files")
                    for opt in parsed.long) or len(parsed.operands) < 2:  # fmt: skip
             return False
+        if "remove-source-files" in parsed.long and any(
+            _any(w, cwd, critical_dir) or _any(w, cwd, critical_file) for w in parsed.operands[:-1]
+        ):
+            return True  # moves the files out of /etc
         dest = parsed.operands[-1]
         if ":" in dest.value:
             return False
@@ -418,8 +505,12 @@ def _system_paths(cmd: Cmd) -> bool:
         operands = parsed.operands
         dest = [] if target_dir else operands[-1:]
         sources = operands if target_dir else operands[:-1]
-        if any(_any(w, cwd, critical_file) for w in dest):
-            return True
+        replaced = bool(sources) and all(_regular_source(w, cwd) for w in sources)
+        for w in dest:
+            if _any(w, cwd, critical_file) and not (
+                replaced and program != "ln" and all(_replaceable(p) for p in probes(w, cwd))
+            ):
+                return True
         if program == "mv":
             return any(_any(w, cwd, critical_dir) or _any(w, cwd, critical_file) for w in sources)
         return False
@@ -430,16 +521,38 @@ def _system_paths(cmd: Cmd) -> bool:
         if program == "chmod" and parsed.options and not parsed.operands[1:]:
             operands = parsed.operands  # ``chmod -x file``: the mode was an option
         recursive = parsed.has("R", "recursive")
+        mode = parsed.operands[0].value if parsed.operands and program == "chmod" else ""
         # ``chmod 000 /bin/*`` breaks a node; ``chmod +x /usr/local/bin/*`` does not.
         takes_away = program in ("setfacl", "chattr") or (
-            program == "chmod"
-            and _removes_access(parsed.operands[0].value if parsed.operands else "")
+            program == "chmod" and _removes_access(mode) and not _only_removes_write(mode)
+        )
+        owner = parsed.operands[0].value if parsed.operands else ""
+        hardening = (program == "chmod" and _only_hardens(mode)) or (
+            program in ("chown", "chgrp") and (_to_root(owner) or _to_service(owner, operands))
         )
         for word in operands:
-            if recursive and _any(word, cwd, critical_dir):
+            if (
+                recursive
+                and _any(word, cwd, critical_dir)
+                and not (
+                    hardening
+                    and not word.unknown
+                    and all(
+                        _in_root_tree(p)
+                        or (program == "chmod" and _only_removes_write(mode))
+                        or (program != "chmod" and _to_service(owner, [word]))
+                        for p in probes(word, cwd)
+                    )
+                )
+            ):
                 return True
             if takes_away and _any(word, cwd, critical_children):
                 return True
+            if program == "chmod" and not recursive:
+                if _hides_from_others(mode) and _any(word, cwd, lambda p: p in PUBLIC_DIRS):
+                    return True  # ``chmod 000 /``, ``chmod 700 /usr``
+                if _removes_exec(mode) and _any(word, cwd, _critical_executable):
+                    return True  # ``chmod -x /bin/sh``, ``chmod 644 /lib64/ld-linux*``
         return False
     if program == "tar":
         parsed = _Args(args, "fCTX", ("file", "directory", "files-from", "exclude-from"))
@@ -458,6 +571,93 @@ def _system_paths(cmd: Cmd) -> bool:
     return False
 
 
+_CLAUSE = re.compile(r"^([ugoa]*)([-+=])([rwxXst]*)$")
+
+
+def _clauses(mode: str) -> list[tuple[str, str, str]] | None:
+    out = []
+    for clause in mode.split(","):
+        match = _CLAUSE.match(clause)
+        if match is None:
+            return None
+        who, op, perms = match.groups()
+        out.append((who or "a", op, perms))
+    return out
+
+
+def _digits(mode: str) -> str | None:
+    return (
+        mode[-3:].rjust(3, "0") if mode.isdigit() and all(c in "01234567" for c in mode) else None
+    )
+
+
+def _hides_from_others(mode: str) -> bool:
+    """The mode takes read or search access away from others."""
+    digits = _digits(mode)
+    if digits is not None:
+        return int(digits[2], 8) & 5 != 5
+    clauses = _clauses(mode)
+    if clauses is None:
+        return bool(mode)
+    return any(
+        ("o" in who or "a" in who)
+        and ((op == "-" and ("r" in perms or "x" in perms)) or (op == "=" and not (
+            "r" in perms and ("x" in perms or "X" in perms))))
+        for who, op, perms in clauses
+    )  # fmt: skip
+
+
+def _removes_exec(mode: str) -> bool:
+    """The mode takes execute access away from someone."""
+    digits = _digits(mode)
+    if digits is not None:
+        return any(int(d, 8) & 1 == 0 for d in digits)
+    clauses = _clauses(mode)
+    if clauses is None:
+        return bool(mode)
+    return any((op == "-" and "x" in perms) or (op == "=" and "x" not in perms)
+               for _, op, perms in clauses)  # fmt: skip
+
+
+def _only_removes_write(mode: str) -> bool:
+    """``go-w``: write access taken from group and others, nothing else."""
+    clauses = _clauses(mode)
+    return bool(clauses) and all(
+        op == "-" and who and set(who) <= {"g", "o"} and set(perms) <= {"w"}
+        for who, op, perms in clauses or ()
+    )
+
+
+def _only_hardens(mode: str) -> bool:
+    """The owner keeps read and write: ``600``, ``644``, ``go-rwx``, ``o-r``."""
+    digits = _digits(mode)
+    if digits is not None:
+        return int(digits[0], 8) & 6 == 6
+    clauses = _clauses(mode)
+    return bool(clauses) and all(
+        op == "-" and set(who) <= {"g", "o"} for who, op, _ in clauses or ()
+    )
+
+
+#: A service's data directory and the user it runs as (``chown -R etcd:etcd /var/lib/etcd`` is
+#: the CIS benchmark's step for an etcd run as ``etcd``).
+_SERVICE_DIRS = {"/var/lib/etcd": "etcd", "/var/lib/postgresql": "postgres",
+                 "/var/lib/mysql": "mysql"}  # fmt: skip
+
+
+def _to_service(owner: str, operands: Sequence[Word]) -> bool:
+    user = owner.partition(":")[0] if ":" in owner else owner.partition(".")[0]
+    return bool(operands) and all(
+        w.literal is not None and _SERVICE_DIRS.get(normalize(w.literal, "/")) == user
+        for w in operands
+    )
+
+
+def _to_root(owner: str) -> bool:
+    user, _, group = owner.partition(":") if ":" in owner else owner.partition(".")
+    return user in ("root", "0", "") and group in ("root", "0", "") and bool(user or group)
+
+
 def _removes_access(mode: str) -> bool:
     """Whether a chmod mode can take read or execute access away from the owner."""
     if mode.isdigit():
@@ -467,6 +667,27 @@ def _removes_access(mode: str) -> bool:
 
 def _strip(word: Word, n: int) -> Word:
     return Word(tuple(a[n:] for a in word.alts), word.text[n:], word.tainted)
+
+
+_DD_LIKE = frozenset({"dd", "dcfldd", "dc3dd", "sg_dd", "ddpt", "sdd"})
+_SYS_REMOVALS = ("/sys/block/*/device/delete", "/sys/class/block/*/device/delete",
+                 "/sys/class/scsi_device/*/device/delete", "/sys/bus/*/devices/*/remove",
+                 "/sys/bus/scsi/devices/*/delete", "/sys/class/nvme/*/delete_controller",
+                 "/sys/bus/pci/devices/*/remove")  # fmt: skip
+
+
+def _find_outputs(args: Sequence[Word]) -> list[Word]:
+    """The files ``find -fprint FILE`` (``-fprint0``, ``-fprintf``, ``-fls``) truncates."""
+    return [
+        args[i + 1]
+        for i, w in enumerate(args[:-1])
+        if w.value in ("-fprint", "-fprint0", "-fprintf", "-fls")
+    ]
+
+
+def _sys_removal(path: str) -> bool:
+    parts = _parts(path)
+    return any(_match(parts, _parts(pattern)) for pattern in _SYS_REMOVALS)
 
 
 _DISK_WRITERS = frozenset({"shred", "wipe", "scrub", "zerofree", "blkdiscard", "sg_sanitize",
@@ -512,6 +733,7 @@ _HDPARM_WRITES = (
     "dco-setmax",
 )
 _CRYPT_WRITES = frozenset({"luksformat", "erase", "lukserase", "lukskillslot", "luksremovekey",
+                           "luksheaderrestore",
                            "reencrypt", "luksconvertkey", "convert", "repair", "tcryptdump"}
                           - {"tcryptdump"})  # fmt: skip
 _MDADM_WRITES = ("zero-superblock", "create", "build", "fail", "remove", "set-faulty", "grow")
@@ -533,13 +755,29 @@ def _block_devices(cmd: Cmd) -> bool:
             and _any(target, cwd, block_device)
         ):
             return True
+        if op in _WRITES and _any(target, cwd, _sys_removal):
+            return True  # ``echo 1 > /sys/block/sda/device/delete``: the disk is gone
     if not program:
         return False
     values = [w.value for w in args]
-    if program == "dd":
-        return any(w.value.startswith("of=") and _device_target(_strip(w, 3), cwd) for w in args)
+    if program == "find":
+        return any(_any(w, cwd, block_device) for w in _find_outputs(args))
+    if program in _DD_LIKE or (program == "qemu-img" and values[:1] == ["dd"]):
+        return any(
+            w.value.startswith(prefix) and _device_target(_strip(w, len(prefix)), cwd)
+            for w in args
+            for prefix in ("of=", "wipe=", "hwipe=", "hof=")
+        )
+    if program == "qemu-img":
+        return values[:1] == ["convert"] and _any(args[-1], cwd, block_device)
+    if program == "pv":
+        target = _Args(args, "LBsNiwHdRo", ("output",)).values
+        out = target.get("output") or target.get("o")
+        return out is not None and block_device(normalize(out, cwd))
     if program == "tee":
         return any(_any(w, cwd, block_device) for w in _Args(args).operands)
+    if program == "socat":
+        return any(_any(w, cwd, block_device) for w in _socat_files(cmd))
     if program in ("cp", "install", "ddrescue", "rsync", "ln"):
         operands = _Args(args, "tmogS").operands
         if program == "ln":
@@ -567,10 +805,17 @@ def _block_devices(cmd: Cmd) -> bool:
             return False
         return any(_device_target(w, cwd) for w in parsed.operands) or not parsed.operands
     if program in _DISK_WRITERS:
-        parsed = _Args(args, "nsoN", ("iterations", "size", "offset", "length", "step"))
+        parsed = _Args(
+            args,
+            {"shred": "ns", "blkdiscard": "olp", "scrub": "pbsSr"}.get(program, ""),
+            ("iterations", "size", "offset", "length", "step", "pattern", "random-source"),
+        )
         if parsed.has("", "help", "version") or (program == "shred" and not parsed.operands):
             return False
-        return any(_device_target(w, cwd) for w in parsed.operands)
+        # A device named anywhere, even where an option's value is read, is the target.
+        return any(_device_target(w, cwd) for w in parsed.operands) or any(
+            _any(w, cwd, block_device) for w in args
+        )
     if program in ("sg_format", "sg_sanitize"):
         return any(v.startswith(("--format", "-F", "--crypto", "--block", "--overwrite"))
                    for v in values)  # fmt: skip
@@ -578,11 +823,13 @@ def _block_devices(cmd: Cmd) -> bool:
         parsed = _Args(args, "bcdeiopt")
         return "w" in parsed.short and any(_device_target(w, cwd) for w in parsed.operands)
     if program == "sgdisk":
-        parsed = _Args(args, "ibBcdnrtuATxlGUsaEF", ("info", "backup", "load-backup"))
+        parsed = _Args(args, "aAbBcdhijlmnNrRtTuU", ("info", "backup", "load-backup"))
         names = parsed.short | parsed.long
         if not names or names <= _SGDISK_READ or "P" in names or "pretend" in names:
             return False
-        return any(_device_target(w, cwd) for w in parsed.operands)
+        return any(_device_target(w, cwd) for w in parsed.operands) or any(
+            _any(w, cwd, block_device) for w in args
+        )
     if program == "sfdisk":
         parsed = _Args(
             args,
@@ -629,20 +876,51 @@ def _block_devices(cmd: Cmd) -> bool:
         return any(name in parsed.long for name in _HDPARM_WRITES) or "N" in parsed.short
     if program == "cryptsetup":
         return any(v.lower() in _CRYPT_WRITES for v in values)
+    if program in ("integritysetup", "veritysetup"):
+        return bool(values) and any(v == "format" for v in values)
     if program == "mdadm":
         parsed = _Args(args)
-        return parsed.has("CBG", *_MDADM_WRITES)
+        if parsed.has("CBG", *_MDADM_WRITES):
+            return True
+        # ``mdadm /dev/md0 -f DEV -r DEV``: manage mode's short --fail and --remove
+        return bool(parsed.short & {"f", "r"}) and not parsed.has(
+            "AIDEQXC", "assemble", "incremental", "detail", "examine", "query", "create"
+        )
     if program in _LVM_WRITES or (program == "lvm" and values and values[0] in _LVM_WRITES):
         parsed = _Args(args)
         return not parsed.has("th", "test", "help", "version")
-    if program in ("lvresize", "lvextend") and any(v.startswith("-L-") or v.startswith("--size=-")
-                                                   for v in values):  # fmt: skip
-        return True
+    if program == "lvm" and values:
+        program, args, values = values[0], args[1:], values[1:]
+    if program in ("lvresize", "lvextend"):
+        parsed = _Args(args, "Ll", ("size", "extents"))
+        sizes = [parsed.values.get(k, "") for k in ("L", "l", "size", "extents")]
+        return any(v.startswith("-") for v in sizes)  # a shrink under the filesystem
+    if program in ("pvcreate", "vgcreate", "vgextend"):
+        parsed = _Args(args, "sMp", ("physicalextentsize", "metadatatype", "maxphysicalvolumes"))
+        return parsed.has("fy", "force", "yes") and not parsed.has("t", "test")
     if program == "zpool":
         return bool(values) and (values[0] in ("destroy", "labelclear")
-                                 or (values[0] == "create" and "-f" in values))  # fmt: skip
+                                 or (values[0] in ("create", "add", "replace", "attach")
+                                     and "-f" in values))  # fmt: skip
     if program == "zfs":
+        if any(v in ("-h", "--help", "-?") for v in values):
+            return False
+        if values[:1] in (["rollback"], ["receive"], ["recv"]):
+            # rollback throws away what was written since; receive -F rolls back to take it
+            return (
+                values[0] == "rollback"
+                or "-F" in values
+                or any(v.startswith("-") and "F" in v for v in values[1:])
+            )
         return bool(values) and values[0] == "destroy" and "-n" not in values
+    if program == "btrfs":
+        return _btrfs_destroys(values)
+    if program == "xfs_repair":
+        return "-L" in values
+    if program == "flashrom":
+        parsed = _Args(args, "pcrvlio", ("programmer", "chip", "read", "verify", "layout",
+                                         "image", "output"))  # fmt: skip
+        return parsed.has("wE", "write", "erase")
     if program == "debugfs":
         parsed = _Args(args, "bsfRdDcz", ("request",))
         return "w" in parsed.short and any(_device_target(w, cwd) for w in parsed.operands)
@@ -650,6 +928,31 @@ def _block_devices(cmd: Cmd) -> bool:
         return bool(values) and values[0] in ("remove_all", "wipe_table")
     if program == "blockdev":
         return False
+    return False
+
+
+_BTRFS_GROUPS = {"filesystem": "filesystem", "device": "device", "replace": "replace",
+                 "check": "check", "rescue": "rescue", "subvolume": "subvolume"}  # fmt: skip
+
+
+def _btrfs_destroys(values: Sequence[str]) -> bool:
+    """``btrfs`` subcommands that overwrite a device or throw data away (prefixes allowed, as
+    btrfs takes ``btrfs dev add``)."""
+    words = [v for v in values if not v.startswith("-")]
+    flags = [v for v in values if v.startswith("-")]
+    force = any(v in ("-f", "--force") for v in flags)
+
+    def group(i: int, name: str) -> bool:
+        return len(words) > i and len(words[i]) >= 2 and name.startswith(words[i])
+
+    if group(0, "check"):
+        return any(v in ("--repair", "--init-csum-tree", "--init-extent-tree") for v in flags)
+    if group(0, "rescue"):
+        return group(1, "zero-log") or group(1, "chunk-recover") or group(1, "clear-uuid-tree")
+    if group(0, "replace"):
+        return group(1, "start") and force
+    if group(0, "device"):
+        return group(1, "add") and force
     return False
 
 
@@ -712,9 +1015,9 @@ def _kill_all(cmd: Cmd) -> bool:
         for pid in pids:
             if pid.pids:
                 return True
-            if pid.literal == "-1" and signal not in ("0", "SIG0"):
+            if "-1" in pid.alts and signal not in ("0", "SIG0"):  # ``-${X:-1}`` too
                 return True
-            if pid.literal == "1" and signal.upper() not in _BENIGN_SIGNALS:
+            if "1" in pid.alts and signal.upper() not in _BENIGN_SIGNALS:
                 return True
         return False
     if program == "killall5":
@@ -730,6 +1033,9 @@ def _kill_all(cmd: Cmd) -> bool:
             return True
         if program == "pkill" and parsed.has("v", "inverse"):
             return True  # everything but what the pattern matches
+        parent = parsed.values.get("P") or parsed.values.get("parent")
+        if program == "pkill" and parent in ("1", "0") and not patterns:
+            return True  # every service: the children of init
         return not patterns and bool(users & {"root", "0"})
     if program == "killall":
         parsed = _Args(args, "usoyn", ("user", "signal", "older-than", "younger-than", "ns"))
@@ -742,7 +1048,37 @@ def _kill_all(cmd: Cmd) -> bool:
         return not names and user in ("root", "0")
     if program == "slay":
         return "root" in values
+    if program == "systemctl":
+        # ``systemctl kill '*'``, ``systemctl stop '*'``: every unit, sshd and the kubelet too
+        operands = [v for v in values if not v.startswith("-")]
+        return (
+            bool(operands)
+            and operands[0] in ("kill", "stop")
+            and any(
+                _GLOB.search(unit)
+                and fnmatch.fnmatchcase("sshd.service", unit)
+                and fnmatch.fnmatchcase("systemd-journald.service", unit)
+                for unit in operands[1:]
+            )
+        )
     return False
+
+
+_SOCAT_FILES = re.compile(r"^(?:(?:FILE|OPEN|CREATE|CREAT|GOPEN):)?(/[^,]*)", re.I)
+
+
+def _socat_files(cmd: Cmd) -> list[Word]:
+    """The files ``socat`` opens (both addresses are written to by default)."""
+    if cmd.program != "socat":
+        return []
+    out = []
+    for word in _Args(cmd.words[1:], "", ()).operands:
+        match = _SOCAT_FILES.match(word.value)
+        if match is not None and not word.unknown:
+            out.append(Word((match.group(1),), word.text))
+        elif word.unknown and "/" in word.value:
+            out.append(word)
+    return out
 
 
 def _sysrq(cmd: Cmd) -> bool:
@@ -750,10 +1086,12 @@ def _sysrq(cmd: Cmd) -> bool:
     for op, target in cmd.redirects:
         if op in _WRITES and _any(target, cwd, _is_sysrq):
             return True
+    if any(_any(w, cwd, _is_sysrq) for w in _socat_files(cmd)):
+        return True
     args = cmd.words[1:]
     if cmd.program == "dd":
         return any(w.value.startswith("of=") and _any(_strip(w, 3), cwd, _is_sysrq) for w in args)
-    if cmd.program in ("tee", "cp", "install", "dd", "ln"):
+    if cmd.program in ("tee", "cp", "install", "dd", "ln", "mv", "rsync"):
         operands = _Args(args).operands
         if cmd.program == "tee":
             return any(_any(w, cwd, _is_sysrq) for w in operands)
@@ -778,8 +1116,24 @@ _RELEVANT = frozenset(
      "wipefs", "sg_format", "sg_sanitize", "badblocks", "sgdisk", "sfdisk", "parted", "fdisk",
      "gdisk", "cfdisk", "cgdisk", "fixparts", "nvme", "hdparm", "cryptsetup", "mdadm", "lvm",
      "lvresize", "lvextend", "zpool", "zfs", "debugfs", "dmsetup", "kill", "killall5", "pkill",
-     "skill", "killall", "slay", ":"}
-) | _DISK_WRITERS | _LVM_WRITES  # fmt: skip
+     "skill", "killall", "slay", ":", "socat", "qemu-img", "pv", "integritysetup",
+     "veritysetup", "pvcreate", "vgcreate", "vgextend", "btrfs", "xfs_repair", "flashrom",
+     "systemctl"}
+) | _DISK_WRITERS | _LVM_WRITES | _DD_LIKE  # fmt: skip
+
+
+def _glob_programs(cmd: Cmd) -> list[Cmd]:
+    """A command whose name is a glob, as each program it may name that some class judges
+    (and as it is)."""
+    out = [cmd]
+    for name in sorted(_RELEVANT):
+        if len(out) > 16:
+            break
+        if fnmatch.fnmatchcase(name, cmd.program):
+            words = [Word((name,), cmd.words[0].text), *cmd.words[1:]]
+            out.append(Cmd(words, cmd.written, cmd.redirects, cmd.stdin, cmd.cwd,
+                           cmd.asynchronous))  # fmt: skip
+    return out
 
 
 def _matched(cmd: Cmd) -> str:
@@ -834,7 +1188,13 @@ def check_command(
     analysis = analyze(text, dict(variables or {}), tuple(deferred), limits=limits)
     found: list[Violation] = []
     sited = bool(deny or allow)
+    commands: list[Cmd] = []
     for cmd in analysis.commands:
+        if _GLOB.search(cmd.program):  # ``/usr/bin/r? -rf /``: any program the glob names
+            commands.extend(_glob_programs(cmd))
+        else:
+            commands.append(cmd)
+    for cmd in commands:
         relevant = (
             cmd.program in _RELEVANT
             or bool(cmd.redirects)

@@ -435,6 +435,12 @@ class _Walker:
     # --- entry points -----------------------------------------------------------------
 
     def run_code(self, text: str, env: _Env, depth: int, stdin: Stream = UNKNOWN_STREAM) -> Stream:
+        if ("@(" in text or "!(" in text or "/*(" in text or "/+(" in text or "/?(" in text) and (
+            _EXTGLOB.search(text)
+        ):
+            # ``/@(etc|usr)``, ``/!(tmp)``: tree-sitter-bash reads a subshell; bash (extglob)
+            # a pattern. Read as ``*`` of the same length, anything in that place.
+            text = _EXTGLOB.sub(lambda m: "*" * len(m.group()), text)
         if depth > MAX_DEPTH:
             self.finding("nesting-too-deep", "nested shell code")
             return UNKNOWN_STREAM
@@ -489,6 +495,9 @@ class _Walker:
             or name in _EFFECTS
             or name in _FOLLOWED
             or name in env.functions
+            or ("/" in program and env.files)  # a file this text wrote may be run
+            or name == "alias"
+            or f"alias {name}" in env.vars
         ):
             return None
         self.steps += 2  # ``enter`` and ``run``
@@ -771,6 +780,13 @@ class _Walker:
                     body = [c for c in item.named_children if _is_statement(c)]
                     out = self.statements(body, env, depth, stdin, background)
             return out
+        if kind == "test_command" and node.has_error and depth <= MAX_DEPTH:
+            # tree-sitter-bash reads a bare ``/`` in ``[ -d / ]`` as division and folds the
+            # rest of the text (``&& rm -rf /``) into the test; bash runs ``[`` as a command.
+            text = _text(node)
+            if text.startswith("["):
+                self.run_code("\\" + text, env, depth, stdin)
+                return UNKNOWN_STREAM
         if kind in ("test_command", "unset_command"):
             for sub in _walk(node):
                 if sub.type in ("command_substitution", "process_substitution"):
@@ -802,19 +818,21 @@ class _Walker:
                 op, target = self.redirect(child, env, depth)
                 if target is not None:
                     redirects.append((op, target))
-                    if op in ("<", "<&") and target.literal is not None:
+                    if op == "<" and target.tainted:  # ``sh < <(curl ..)``
+                        stdin = Stream(tainted=True)
+                    elif op in ("<", "<&") and target.literal is not None:
                         stdin = self.read_file(target, env)
                     elif op == "<" and (target.tainted or target.unknown):
                         stdin = Stream(tainted=target.tainted)
             elif child.type == "heredoc_redirect":
                 text, rest = _heredoc(child)
-                stdin = Stream(text=text)
+                stdin = Stream(text=text, tainted=self.heredoc_expands(child, env, depth))
                 trailing.extend(rest)
             elif child.type == "herestring_redirect":
                 value = next((c for c in child.named_children), None)
                 if value is not None:
                     word = self.word(value, env, depth)
-                    stdin = Stream(text=word.literal, tainted=word.tainted)
+                    stdin = _herestring(word)
         if body is None:  # ``> /dev/sda`` alone truncates its target
             if redirects:
                 self.emit(Cmd([lit(":")], _text(node), redirects, stdin, env.cwd), env)
@@ -831,15 +849,43 @@ class _Walker:
             return out
         return self.statement_with(body, env, depth, stdin, background, redirects)
 
+    def heredoc_expands(self, node: Node, env: _Env, depth: int) -> bool:
+        """An unquoted here-doc's body holds an expansion whose value is not known here (or
+        fetched): fed to a shell, that is code not known here, as ``sh -c "$X"``."""
+        for child in node.named_children:
+            if child.type != "heredoc_body":
+                continue
+            for part in child.named_children:
+                if part.type in ("simple_expansion", "expansion", "command_substitution"):
+                    word = self.word(part, env, depth)
+                    if word.tainted:
+                        return True
+                    if word.unknown:
+                        names = [n for n in _walk(self.clock.parse(_text(child)).root_node)
+                                 if n.type == "command_name"]  # fmt: skip
+                        return any(self.word(n, env, depth).unknown for n in names)
+        return False
+
+    def unknown_code(self, text: str) -> bool:
+        """Text to be read as code holding a value not known here where a command goes."""
+        return _PLACEHOLDER in text and (
+            text.strip() == _PLACEHOLDER or _unknown_command_position(self.clock.parse(text))
+        )
+
     def statement_with(
         self, body: Node, env: _Env, depth: int, stdin: Stream, background: bool,
         redirects: list[tuple[str, Word]],
     ) -> Stream:  # fmt: skip
         if body.type == "command":
             return self.command(body, env, depth, stdin, background, redirects)
+        before = len(self.analysis.commands)
         out = self.statement(body, env, depth, stdin, background)
         if redirects:  # ``{ ...; } > /dev/sda``: the group's output lands there
-            self.emit(Cmd([lit(":")], _text(body)[:200], redirects, stdin, env.cwd), env)
+            if any(t.value.startswith(("/dev/tcp/", "/dev/udp/")) for _, t in redirects) and any(
+                c.program in SHELLS for c in self.analysis.commands[before:]
+            ):  # ``true && bash -i >& /dev/tcp/h/p 0>&1``: a shell on the network
+                self.finding("remote-code", _text(body)[:200])
+            self.emit(Cmd([lit(":")], _text(body)[:200], redirects, out, env.cwd), env)
         return out
 
     def redirect(self, node: Node, env: _Env, depth: int) -> tuple[str, Word | None]:
@@ -860,6 +906,8 @@ class _Walker:
         path = target.literal or ""
         if path.startswith(("/dev/tcp/", "/dev/udp/")):
             return Stream(tainted=True)
+        if path in _ENDLESS_FILES:
+            return Stream(endless=True)
         return env.files.get(_normalize(path, env.cwd), UNKNOWN_STREAM)
 
     def pipeline(
@@ -883,7 +931,10 @@ class _Walker:
         conditions = [c for c in node.named_children if c != body]
         for cond in conditions:
             self.statement(cond, env, depth, stdin, background)
-        forever = _always(conditions, node.type == "until_statement", stdin)
+        until = node.type == "until_statement" or (
+            bool(node.children) and node.children[0].type == "until"
+        )  # tree-sitter-bash gives ``until`` loops the type ``while_statement``
+        forever = _always(conditions, until, stdin)
         if body is not None:
             self.loop_body(node, body, env, depth, forever, background)
         return UNKNOWN_STREAM
@@ -920,12 +971,18 @@ class _Walker:
         variable = node.child_by_field_name("variable")
         body = node.child_by_field_name("body")
         values: list[str] = []
-        tainted = False
+        tainted = pids = False
         has_values = False
         for child in node.children_by_field_name("value"):
             has_values = True
             word = self.word(child, env, depth)
             tainted = tainted or word.tainted
+            # ``$(ps -e -o pid=)``, ``/proc/[0-9]*``: every process id, one at a time
+            pids = (
+                pids
+                or word.pids
+                or any(re.fullmatch(r"/proc/(?:\[0-9\]|\*)\*?", a) for a in word.alts)
+            )
             for alt in word.alts:
                 values.extend(_split_unquoted(alt) if child.type not in ("string", "raw_string")
                               else [alt])  # fmt: skip
@@ -936,6 +993,10 @@ class _Walker:
                 env.vars[name] = tuple(w.alts[0] for w in env.positional or []) or (U,)
             else:
                 env.vars[name] = tuple(dict.fromkeys(values))[:MAX_ALTS] or ("",)
+            if pids:
+                env.files[f"$pids:{name}"] = Stream(pids=True)
+            else:
+                env.files.pop(f"$pids:{name}", None)
         if body is not None:
             # ``for i in {1..100000}`` or ``$(seq 1 100000)`` starting jobs is a fork loop too.
             many = any(_many_values(_text(c)) for c in node.children_by_field_name("value"))
@@ -954,6 +1015,12 @@ class _Walker:
             return
         word = self.word(value_node, env, depth)
         env.vars[name] = word.alts
+        if value_node.type == "array":
+            elements = [self.word(c, env, depth) for c in value_node.named_children][:MAX_ALTS]
+            env.vars[f"array {name}"] = tuple(w.alts[0] for w in elements)
+            env.vars[name] = elements[0].alts if elements else ("",)
+        else:
+            env.vars.pop(f"array {name}", None)
         if word.tainted:
             env.vars[name] = (U,)
             env.files[f"$var:{name}"] = Stream(tainted=True)
@@ -982,6 +1049,9 @@ class _Walker:
         background: bool,
     ) -> Stream:  # fmt: skip
         if name in env.active or env.calls.get(name, 0) >= 8:
+            if name in env.active and background and len(env.active) > 1:
+                # ``g(){ h & }; h(){ g & g; }``: functions starting each other in the background
+                self.finding("fork-bomb", f"{' -> '.join(env.active)} -> {name} &")
             return UNKNOWN_STREAM
         self.version += 1
         env.calls[name] = env.calls.get(name, 0) + 1
@@ -1019,14 +1089,14 @@ class _Walker:
                     if op == "<":
                         stdin = (
                             self.read_file(target, env)
-                            if target.literal
+                            if target.literal and not target.tainted
                             else Stream(tainted=target.tainted)
                         )
             elif kind == "herestring_redirect":
                 value = next(iter(child.named_children), None)
                 if value is not None:
                     word = self.word(value, env, depth)
-                    stdin = Stream(text=word.literal, tainted=word.tainted)
+                    stdin = _herestring(word)
             elif kind == "comment":
                 continue
             else:
@@ -1068,13 +1138,30 @@ class _Walker:
         """The command ``words`` runs: peel wrappers, follow nested code, record it."""
         if not self.step():
             return UNKNOWN_STREAM
+        if words and words[0].literal is not None and f"alias {words[0].literal}" in env.vars:
+            # An alias's text replaces the command's first word, read again as code.
+            value = env.vars.pop(f"alias {words[0].literal}")[0]
+            try:
+                rest = " ".join(_quoted(w) for w in words[1:])
+                return self.run_code(f"{value} {rest}", env, depth + 1, stdin)
+            finally:
+                env.vars[f"alias {words[0].literal}"] = (value,)
+        if words and program_name(words[0].value) == "alias":
+            for word in words[1:]:
+                name, eq, value = word.value.partition("=")
+                if eq and _NAME.fullmatch(name.replace("-", "_")):
+                    self.version += 1
+                    env.vars[f"alias {name}"] = (value if not word.unknown else "$__knm_unknown",)
         self_spawn = bool(words) and words[0].text.strip('"') in ("$0", "${0}")
         unwrapped = unwrap(_strip_assignments(words))
         words = unwrapped.words
+        self_spawn = self_spawn or (bool(words) and words[0].text.strip('"') in ("$0", "${0}"))
         cwd = env.cwd if unwrapped.cwd is None else _normalize(unwrapped.cwd, env.cwd)
         cmd = Cmd(words, written, redirects, stdin, cwd, background)
         if words:
             self.emit(cmd, env)
+            if words[0].tainted:  # ``$(curl ..)``, ``read -r l`` of fetched text, then ``$l``
+                self.finding("remote-code", cmd.written)
         program = cmd.program
         if background:
             operands = [w for w in words[1:] if not w.value.startswith("-") or w.value == "-"]
@@ -1082,16 +1169,35 @@ class _Walker:
                               and operands[0].text.strip('"') in ("$0", "${0}")):  # fmt: skip
                 self.finding("fork-bomb", cmd.written)  # the script starts copies of itself
         for code, positional in unwrapped.code:
-            self.nested_code(code, env, depth, stdin if unwrapped.stdin_code else UNKNOWN_STREAM,
-                             cmd, positional)  # fmt: skip
+            # ``sh -c CODE``, ``eval CODE``: CODE reads the command's stdin (``| sh -c 'cat|sh'``)
+            self.nested_code(code, env, depth, stdin, cmd, positional)
+        if _reverse_shell(cmd):  # a shell whose input is the network
+            self.finding("remote-code", cmd.written)
+        if stdin.tainted and _runs_its_input(program, cmd.words[1:]):
+            # ``curl .. | python3 -c 'exec(sys.stdin.read())'``, ``| awk '{system($0)}'``
+            self.finding("remote-code", self.pipe_text(cmd))
+        if words and words[0].literal is not None and "/" in words[0].literal:
+            stored = env.files.get(_normalize(words[0].literal, cwd))
+            if stored is not None and stored.tainted:  # ``curl -o x.sh ..; ./x.sh``
+                self.finding("remote-code", cmd.written)
+            elif stored is not None and stored.text is not None:  # ``echo .. > x.sh; ./x.sh``
+                if self.unknown_code(stored.text):
+                    self.finding("remote-code", cmd.written)
+                else:
+                    self.run_code(stored.text, env.child(), depth + 1)
         if unwrapped.stdin_code and not unwrapped.code:
             if stdin.tainted or stdin.opaque:
                 # Code fetched or decoded, or another program's output: not known here.
                 self.finding("remote-code", self.pipe_text(cmd))
             elif stdin.text is not None:
-                self.run_code(stdin.text, env.child(), depth + 1)
+                if self.unknown_code(stdin.text):
+                    self.finding("remote-code", self.pipe_text(cmd))
+                else:
+                    self.run_code(stdin.text, env.child(), depth + 1)
         if program in INTERPRETERS or program in ("source", "."):
             self.interpreter(cmd, env, depth, unwrapped)
+        if program == "parallel" and stdin.endless and _unlimited_jobs(words[1:], "jP", "jobs"):
+            self.finding("fork-bomb", self.pipe_text(cmd))  # ``yes | parallel -j0 ...``
         if program == "xargs":
             self.xargs(cmd, env, depth)
         elif program == "find":
@@ -1125,7 +1231,10 @@ class _Walker:
                 and (program in SHELLS or program in (".", "source"))
                 and script is not None  # ``bash /dev/stdin``; ``sh`` alone is handled by unwrap
             ):
-                self.run_code(cmd.stdin.text, env.child(), depth + 1)
+                if self.unknown_code(cmd.stdin.text):
+                    self.finding("remote-code", self.pipe_text(cmd))
+                else:
+                    self.run_code(cmd.stdin.text, env.child(), depth + 1)
             return
         if script.tainted:
             self.finding("remote-code", cmd.written)
@@ -1135,7 +1244,7 @@ class _Walker:
         stored = env.files.get(_normalize(script.literal, cmd.cwd))
         if stored is None:
             return
-        if stored.tainted:
+        if stored.tainted or (stored.text is not None and self.unknown_code(stored.text)):
             self.finding("remote-code", cmd.written)
         elif stored.text is not None and (program in SHELLS or program in (".", "source")):
             child = env.child() if program not in (".", "source") else env
@@ -1150,7 +1259,9 @@ class _Walker:
     def xargs(self, cmd: Cmd, env: _Env, depth: int) -> None:
         """``... | xargs CMD``: CMD runs with words read from stdin."""
         args = cmd.words[1:]
-        inner = _skip_options(args, "adEILnPsei", frozenset({"arg-file", "delimiter",
+        if cmd.stdin.endless and _unlimited_jobs(args, "P", "max-procs"):
+            self.finding("fork-bomb", self.pipe_text(cmd))  # ``yes | xargs -P0 ...``
+        inner = _skip_options(args, "adEILnPs", frozenset({"arg-file", "delimiter",
                               "max-args", "max-procs", "max-chars", "process-slot-var",
                               "eof", "replace", "max-lines"}))  # fmt: skip
         if not inner:
@@ -1160,9 +1271,10 @@ class _Walker:
             replace_str = lit("{}")
         stdin = cmd.stdin
         if stdin.text is not None:
-            fed = [lit(v) for v in stdin.text.split()] or [lit("")]
+            fed = [Word((v.replace(_PLACEHOLDER, U),), v) for v in stdin.text.split()] or [lit("")]
         elif stdin.paths:
-            fed = [lit(posixpath.join(p, "*")) for p in stdin.paths]
+            # what ``ls DIR`` or ``find`` lists: the entries named (``ls /dev/sd*``) or inside
+            fed = [Word((p, posixpath.join(p, "*")), "<stdin>") for p in stdin.paths]
         elif stdin.pids:
             fed = [Word((U,), "$(ps)", pids=True)]
         else:
@@ -1180,8 +1292,22 @@ class _Walker:
         values = [w.value for w in cmd.words[1:]]
         starts = _find_starts(values)
         narrowed = _find_narrowed(values)
+        names = _find_names(values)
         matched = (
-            lit("/knm-found/file")
+            Word(
+                tuple(
+                    dict.fromkeys(
+                        posixpath.join(_normalize(s, cmd.cwd), *middle, name)
+                        for s in starts
+                        for name in names
+                        # a plain name may be deeper down (``-name passwd``); a pattern stays put
+                        for middle in (((),) if _GLOB_CHARS.search(name) else ((), ("*",)))
+                    )
+                )[:MAX_ALTS],
+                "{}",
+            )
+            if narrowed and names
+            else lit("/knm-found/file")
             if narrowed
             else Word(
                 tuple(dict.fromkeys(posixpath.join(_normalize(s, cmd.cwd), "*") for s in starts)),
@@ -1212,6 +1338,13 @@ class _Walker:
                 elif cmd.program in ("echo", "printf") and op in (">", ">|"):
                     text = _echo_output(cmd.words)
                     stored = Stream(text=text) if text is not None else UNKNOWN_STREAM
+                elif (
+                    cmd.program in ("cat", ":")
+                    and len(cmd.words) == 1
+                    and op in (">", ">|")
+                    and cmd.stdin.text is not None
+                ):
+                    stored = Stream(text=cmd.stdin.text)  # ``cat > x.sh <<E``
                 else:
                     continue
                 if env.files.get(path) != stored:
@@ -1236,7 +1369,11 @@ class _Walker:
         child.functions = dict(env.functions)
         for alt in code.alts:
             text = alt.replace(U, "$__knm_unknown")
-            if alt.strip() == U or (U in alt and _unknown_command_position(self.clock.parse(text))):
+            if U in alt and (
+                cmd.program == "eval"  # eval of text not known here: any code
+                or alt.strip() == U
+                or _unknown_command_position(self.clock.parse(text))
+            ):
                 self.finding("remote-code", cmd.written)
                 continue
             self.run_code(text, child, depth + 1, stdin)
@@ -1271,10 +1408,27 @@ class _Walker:
             for word in args:
                 if _NAME.fullmatch(word.value):
                     env.vars[word.value] = (U,)
+                    if cmd.stdin.tainted:  # a line of fetched or decoded text
+                        env.files[f"$var:{word.value}"] = Stream(tainted=True)
+                    else:
+                        env.files.pop(f"$var:{word.value}", None)
+                    if cmd.stdin.pids:  # ``ps -e -o pid= | while read p``: every pid in turn
+                        env.files[f"$pids:{word.value}"] = Stream(pids=True)
+                    else:
+                        env.files.pop(f"$pids:{word.value}", None)
             return UNKNOWN_STREAM
+        if (program == "seq" and _many_values(f"$({cmd.text})")) or (
+            program == "cat" and any(w.value in _ENDLESS_FILES for w in args)
+        ):
+            return Stream(endless=True)  # ``seq 1000000``, ``cat /dev/zero``: no end to a loop
         if program in ("echo", "printf"):
-            text = _echo_output(words)
             tainted = any(w.tainted for w in args)
+            # Unknown parts stay in the text as ``$__knm_unknown``: fed to a shell, one at a
+            # command position is ``sh -c "$X"`` (``_unknown_code``).
+            text = _echo_output(
+                [words[0], *(w if not w.unknown else lit(w.alts[0].replace(U, _PLACEHOLDER))
+                             for w in args)]
+            ) if not tainted else None  # fmt: skip
             pids = any(w.pids for w in args)
             return Stream(text=text, tainted=tainted, pids=pids)
         if program == "cat" and len(args) == 0:
@@ -1283,6 +1437,20 @@ class _Walker:
                        "awk", "sed", "grep", "egrep", "fgrep", "xargs", "tac", "column",
                        "jq", "yq", "dd", "pv", "stdbuf", "cat", "busybox"):  # fmt: skip
             files = [w for w in args if w.literal and not w.value.startswith("-")]
+            if program == "tee" and (cmd.stdin.tainted or cmd.stdin.text is not None):
+                for w in files:  # ``curl .. | tee x.sh``, ``tee x.sh <<< CODE``: x.sh holds it
+                    stored = (
+                        Stream(tainted=True) if cmd.stdin.tainted else Stream(text=cmd.stdin.text)
+                    )
+                    if env.files.get(_normalize(w.value, env.cwd)) != stored:
+                        self.version += 1
+                        env.files[_normalize(w.value, env.cwd)] = stored
+            if (
+                program in ("sed", "awk")
+                and files
+                and not any(w.value in ("-e", "-f", "--expression", "--file") for w in args)
+            ):
+                files = files[1:]  # ``sed s/a/b/ file``: the script is no file
             tainted = cmd.stdin.tainted or any(w.tainted for w in args)
             if (
                 program == "cat"
@@ -1338,9 +1506,16 @@ class _Walker:
         text = _text(node)
         if text in ('"$@"', "$@", '"$*"', "$*", "${@}", '"${@}"') and env.positional is not None:
             return list(env.positional)
+        array = _ARRAY_ALL.fullmatch(text)
+        if array and f"array {array.group(1)}" in env.vars:  # ``"${a[@]}"``: one word each
+            return [Word((v,), text) for v in env.vars[f"array {array.group(1)}"]]
         word = self.word(node, env, depth)
         if node.type in ("simple_expansion", "expansion") and word.literal is not None:
-            parts = word.literal.split()
+            ifs = env.vars.get("IFS", (" \t\n",))[0]
+            if U in ifs:
+                ifs = " \t\n,:;/=."  # an IFS not known here: split where one may
+            # Unquoted, the value splits on IFS (``IFS=,; x=rm,-rf,/; $x``).
+            parts = [p for p in re.split("[" + re.escape(ifs) + "]", word.literal) if p]
             if len(parts) > 1:
                 return [Word((p,), p) for p in parts]
         return [word]
@@ -1381,7 +1556,8 @@ class _Walker:
             for sub in _walk(node):
                 if sub.type == "command_substitution" and sub != node:
                     self.word(sub, env, depth)
-            return Word(("0",), text)
+            value = _arithmetic(text[3:-2])  # literal arithmetic; else a number, say 0
+            return Word((value if value is not None else "0",), text)
         if kind == "command_substitution":
             body = [c for c in node.named_children if _is_statement(c)]
             before = len(self.analysis.commands)
@@ -1392,12 +1568,16 @@ class _Walker:
                 self.watching -= 1
             producers = tuple(c.program for c in self.analysis.commands[before:])
             if out.text is not None and not out.tainted:
-                return Word((out.text.rstrip("\n"),), text, producers=producers)
+                value = out.text.rstrip("\n").replace(_PLACEHOLDER, U)
+                return Word((value,), text, producers=producers)
             return Word((U,), text, tainted=out.tainted, pids=out.pids, producers=producers)
         if kind == "process_substitution":
             body = [c for c in node.named_children if _is_statement(c)]
             out = self.statements(body, _sub_env(env), depth, UNKNOWN_STREAM)
-            return Word(("/dev/fd/63",), text, tainted=out.tainted)
+            unknown = out.text is not None and self.unknown_code(out.text)
+            if out.text is not None and not unknown:  # ``. <(echo ...)``: that text is read
+                env.files["/dev/fd/63"] = Stream(text=out.text)
+            return Word(("/dev/fd/63",), text, tainted=out.tainted or unknown)
         if kind in ("array", "brace_expression"):
             parts = [self.word(c, env, depth) for c in node.named_children]
             alts = tuple(a for p in parts for a in p.alts)[:MAX_ALTS] or ("",)
@@ -1435,6 +1615,8 @@ class _Walker:
         return Word(alts, text, tainted=tainted, pids=pids, producers=producers)
 
     def lookup(self, name: str, env: _Env) -> tuple[str, ...]:
+        if name.startswith("__knm_"):  # the walk's own placeholders: unknown, whatever is set
+            return (U,)
         if name.isdigit() and name != "0":
             index = int(name) - 1
             if env.positional is not None:
@@ -1455,6 +1637,8 @@ class _Walker:
         return env.vars.get(name, (U,))
 
     def taint_of(self, name: str, env: _Env) -> dict[str, bool]:
+        if f"$pids:{name}" in env.files:
+            return {"pids": True}
         return {"tainted": True} if f"$var:{name}" in env.files else {}
 
     def expansion(self, node: Node, env: _Env, depth: int, text: str) -> Word:
@@ -1467,6 +1651,13 @@ class _Walker:
         length, name, rest = match.groups()
         if length:
             return Word(("1",), text)
+        index = re.fullmatch(r"\[(\d+)\]", rest)
+        if index and f"array {name}" in env.vars:
+            elements = env.vars[f"array {name}"]
+            i = int(index.group(1))
+            return Word((elements[i] if i < len(elements) else "",), text)
+        if rest in ("[@]", "[*]") and f"array {name}" in env.vars:
+            return Word((" ".join(env.vars[f"array {name}"]),), text)
         value = self.lookup(name, env)
         taint = self.taint_of(name, env)
         if not rest:
@@ -1509,7 +1700,7 @@ class _Walker:
                 elif strip.group(1).startswith("#") and v.startswith(pattern):
                     v = v[len(pattern) :]
                 out.append(v)
-            return Word(tuple(out), text)
+            return Word(tuple(out), text, **taint)
         return Word((U,), text, **taint)
 
 
@@ -1520,7 +1711,7 @@ _EFFECTS = frozenset(
     {"cd", "pushd", "chdir", "set", "read", "mapfile", "readarray", "echo", "printf", "cat",
      "tee", "head", "tail", "less", "more", "sort", "uniq", "cut", "awk", "sed", "grep", "egrep",
      "fgrep", "xargs", "tac", "column", "jq", "yq", "dd", "pv", "stdbuf", "busybox", "yes", "ps",
-     "pgrep", "pidof", "ls", "find"}
+     "pgrep", "pidof", "ls", "find", "seq"}
 ) | FETCHERS | DECODERS  # fmt: skip
 
 
@@ -1553,6 +1744,8 @@ _MANY = 1000
 def _many_values(text: str) -> bool:
     braces = re.search(r"\{(-?\d+)\.\.(-?\d+)(?:\.\.\d+)?\}", text)
     if braces and abs(int(braces.group(2)) - int(braces.group(1))) > _MANY:
+        return True
+    if re.search(r"\bseq\b[^)`]*\binf(?:inity)?\b", text, re.I):
         return True
     seq = re.search(r"\bseq\b[^)`]*?(\d+)\s*[)`]", text)
     return bool(seq and int(seq.group(1)) > _MANY)
@@ -1632,8 +1825,9 @@ _WRAPPERS: dict[str, tuple[str, frozenset[str], int]] = {
     "command": ("", frozenset(), 0),
     "builtin": ("", frozenset(), 0),
     "time": ("fo", frozenset({"format", "output"}), 0),
-    "nsenter": ("tSGrw", _NAMESPACE_OPTIONS | {"target"}, 0),
-    "unshare": ("RwSGl", _NAMESPACE_OPTIONS | _UNSHARE_OPTIONS, 0),
+    # ``--mount[=FILE]``: a namespace option's value is attached with ``=`` or absent.
+    "nsenter": ("tSG", frozenset({"target", "setuid", "setgid"}), 0),
+    "unshare": ("RwSG", frozenset({"setuid", "setgid", "root", "wd"}) | _UNSHARE_OPTIONS, 0),
     "chroot": ("", frozenset({"userspec", "groups"}), 1),
     "systemd-run": (
         "uMHpEsG",
@@ -1725,6 +1919,28 @@ _WRAPPERS: dict[str, tuple[str, frozenset[str], int]] = {
         0,
     ),
     "busybox": ("", frozenset(), 0),
+    "toybox": ("", frozenset(), 0),
+    "systemd-nspawn": (
+        "DMuEiSpZ",
+        frozenset(
+            {
+                "directory",
+                "machine",
+                "user",
+                "setenv",
+                "image",
+                "slice",
+                "property",
+                "bind",
+                "bind-ro",
+                "chdir",
+                "uuid",
+                "network-bridge",
+                "network-zone",
+            }
+        ),
+        0,
+    ),
     "faketime": ("f", frozenset(), 1),
     "proxychains": ("f", frozenset(), 0),
     "proxychains4": ("f", frozenset(), 0),
@@ -1745,7 +1961,8 @@ _WRAPPERS: dict[str, tuple[str, frozenset[str], int]] = {
 
 _UNWRAPS = frozenset(_WRAPPERS) | SHELLS | frozenset(
     {"eval", "su", "runuser", "watch", "script", "flock", "at", "batch", "parallel", "trap",
-     "command", "sudo", "env", "busybox"}
+     "command", "sudo", "env", "busybox", "toybox", "coproc", "perf", "gdb", "sg", "newgrp",
+     "ssh"}
 )  # fmt: skip
 
 
@@ -1764,8 +1981,10 @@ def unwrap(words: list[Word]) -> Unwrapped:
             return result
         args = rest[1:]
         values = [w.value for w in args]
-        if program in SHELLS or (program in ("busybox",) and values[:1] and values[0] in SHELLS):
-            if program == "busybox":
+        if program in SHELLS or (
+            program in ("busybox", "toybox") and values[:1] and values[0] in SHELLS
+        ):
+            if program in ("busybox", "toybox"):
                 args, values = args[1:], values[1:]
             code, after = _shell_code(args)
             if code is not None:
@@ -1780,9 +1999,48 @@ def unwrap(words: list[Word]) -> Unwrapped:
             if args:
                 result.code.append((_join(args), None))
             return result
-        if (program in ("su", "runuser") and "-c" in values) or any(
-            v.startswith(("--command", "--session-command")) for v in values
+        if (
+            program == "perf"
+            and values[:1]
+            and values[0] in ("stat", "record", "trace", "sched", "mem", "c2c", "kvm", "lock")
         ):
+            inner = args[1:]
+            if "--" in values[1:]:
+                inner = args[values.index("--", 1) + 1 :]
+            else:
+                inner = _skip_options(inner, "eopCGtFcjrxIuTm", frozenset({"event", "output",
+                                      "pid", "tid", "cpu", "cgroup", "freq", "count"}))  # fmt: skip
+            if not inner:
+                return result
+            result.words = inner
+            continue
+        if program == "gdb" and "--args" in values:
+            result.words = args[values.index("--args") + 1 :]
+            continue
+        if program == "sg" and len(args) >= 2:  # ``sg GROUP -c CMD``, ``sg GROUP CMD``
+            rest = args[2:] if values[1] == "-c" else args[1:]
+            if rest:
+                result.code.append((_join(rest), []))
+            return result
+        if program == "newgrp":
+            result.stdin_code = True
+            return result
+        if program == "ssh":  # the command runs on a node too: read as code there
+            inner = _skip_options(args, "BbcDEeFIiJLlmOoPpQRSWw", frozenset())
+            if len(inner) > 1:
+                result.code.append((_join(inner[1:]), []))
+            return result
+        if program == "coproc":  # ``coproc CMD``, ``coproc NAME { ...; }``
+            body = args[1:] if len(args) > 1 and values[1] in ("{", "(", "((") else args
+            if body:
+                result.code.append((_join(body), None))
+            return result
+        if (
+            program in ("su", "runuser")
+            and any(
+                v.startswith("-c") or (v[:1] == "-" and v[1:2] != "-" and "c" in v) for v in values
+            )
+        ) or any(v.startswith(("--command", "--session-command")) for v in values):
             code = _option_word(args, "c", ("command", "session-command"))
             if code is not None:
                 result.code.append((code, []))
@@ -1932,8 +2190,15 @@ def _parallel_code(args: Sequence[Word]) -> list[Word]:
     if not template:
         return inputs if inputs else [Word((U,), "parallel")]
     joined = _join(template)
-    if not inputs:
-        return [joined.with_alts(tuple(a.replace("{}", U) for a in joined.alts))]
+    if not inputs:  # lines of stdin, each put in for ``{}`` or appended (quoted by parallel)
+        unknown = '"${__knm_unknown}"'
+        return [
+            joined.with_alts(
+                tuple(
+                    a.replace("{}", unknown) if "{}" in a else f"{a} {unknown}" for a in joined.alts
+                )
+            )
+        ]
     out = []
     for arg in inputs[:MAX_ALTS]:
         out.append(
@@ -1946,6 +2211,14 @@ def _parallel_code(args: Sequence[Word]) -> list[Word]:
             )
         )
     return out
+
+
+def _quoted(word: Word) -> str:
+    """A word written back as shell text: its first value quoted, unknown parts as an
+    unknown expansion."""
+    value = word.alts[0] if word.alts else ""
+    parts = value.split(U)
+    return '"${__knm_unknown}"'.join("'" + p.replace("'", "'\\''") + "'" for p in parts)
 
 
 def _join(words: Sequence[Word]) -> Word:
@@ -1978,23 +2251,29 @@ def _produces_taint(cmd: Cmd) -> bool:
     return (program in FETCHERS and _fetch_to_stdout(program, args)) or _is_decoder(program, args)
 
 
+_STDOUT = ("-", "/dev/stdout", "/dev/fd/1", "/proc/self/fd/1")
+
+
 def _fetch_to_stdout(program: str, args: Sequence[Word]) -> bool:
     values = [w.value for w in args]
     if program == "curl":
+        out = _curl_output(values)
+        if out is not None:
+            return out in _STDOUT
         return not any(v in ("-o", "-O", "--output", "--remote-name", "--remote-name-all")
                        or (v.startswith("-") and not v.startswith("--") and ("o" in v or "O" in v))
                        or v.startswith("--output=") for v in values)  # fmt: skip
     if program == "wget":
         for i, v in enumerate(values):
             if v in ("-O", "--output-document") and i + 1 < len(values):
-                return values[i + 1] == "-"
+                return values[i + 1] in ("-", "/dev/stdout", "/dev/fd/1", "/proc/self/fd/1")
             if v.startswith("--output-document="):
-                return v.endswith("=-")
+                return v.partition("=")[2] in _STDOUT
             if v.startswith("-") and not v.startswith("--") and "O" in v:
                 if v.endswith("O-"):
                     return True
                 if v.endswith("O") and i + 1 < len(values):
-                    return values[i + 1] == "-"
+                    return values[i + 1] in _STDOUT
         return False
     if program in ("scp", "rsync", "ftp", "tftp", "aria2c"):
         return False
@@ -2003,8 +2282,39 @@ def _fetch_to_stdout(program: str, args: Sequence[Word]) -> bool:
     return True
 
 
+def _curl_output(values: Sequence[str]) -> str | None:
+    """curl's ``-o FILE`` in any spelling (``-o-``, ``-so -``, ``-fsSLo FILE``, ``--output=``)."""
+    for i, v in enumerate(values):
+        if v in ("-o", "--output") and i + 1 < len(values):
+            return values[i + 1]
+        if v.startswith("--output="):
+            return v.partition("=")[2]
+        if v.startswith("-") and not v.startswith("--") and "o" in v[1:]:
+            rest = v[v.index("o", 1) + 1 :]
+            if rest:
+                return rest
+            return values[i + 1] if i + 1 < len(values) else None
+    return None
+
+
 def _fetch_output_file(program: str, args: Sequence[Word]) -> str | None:
     values = [w.value for w in args]
+    if program == "curl" and _curl_output(values) not in (None, *_STDOUT):
+        return _curl_output(values)
+    urls = [v for v in values if "://" in v or (not v.startswith("-") and "." in v)]
+    remote = posixpath.basename(urls[-1].split("?", 1)[0].rstrip("/")) if urls else ""
+    if program == "curl" and any(
+        v in ("-O", "--remote-name", "--remote-name-all")
+        or (v.startswith("-") and not v.startswith("--") and "O" in v)
+        for v in values
+    ):
+        return remote or None
+    if program == "wget" and not any(
+        v in ("-O", "--output-document") or v.startswith("--output-document=")
+        or (v.startswith("-") and not v.startswith("--") and "O" in v)
+        for v in values
+    ):  # fmt: skip
+        return remote or "index.html"
     for i, v in enumerate(values):
         if program == "curl" and v in ("-o", "--output") and i + 1 < len(values):
             return values[i + 1]
@@ -2013,6 +2323,37 @@ def _fetch_output_file(program: str, args: Sequence[Word]) -> str | None:
         if program == "wget" and v.startswith("-") and v.endswith("O") and i + 1 < len(values):
             return values[i + 1]
     return None
+
+
+_RUNS_INPUT = re.compile(
+    r"\b(?:exec|eval|system|compile|popen|spawn|subprocess|qx|fork)\b|`|\|\s*\""
+)
+
+
+def _reverse_shell(cmd: Cmd) -> bool:
+    """``bash -i >& /dev/tcp/h/p 0>&1``, ``nc -e /bin/sh h p``, ``ncat --sh-exec``,
+    ``socat TCP:h:p EXEC:sh``: a shell reading commands from the network."""
+    program = cmd.program
+    values = [w.value for w in cmd.words[1:]]
+    if program in SHELLS:
+        return any(t.value.startswith(("/dev/tcp/", "/dev/udp/")) for _, t in cmd.redirects)
+    if program in ("nc", "ncat", "netcat"):
+        return any(
+            v in ("-e", "-c", "--exec", "--sh-exec", "--lua-exec")
+            or v.startswith(("--exec=", "--sh-exec=", "--lua-exec="))
+            for v in values
+        )
+    if program == "socat":
+        return any(v.upper().startswith(("EXEC:", "SYSTEM:")) for v in values)
+    return False
+
+
+def _runs_its_input(program: str, args: Sequence[Word]) -> bool:
+    """An interpreter or awk whose inline code runs text as code (``exec(sys.stdin.read())``,
+    ``system($0)``, ``print | "sh"``): fed fetched data, that is fetched code run."""
+    if program not in INTERPRETERS and program not in ("awk", "gawk", "mawk", "nawk"):
+        return False
+    return any(_RUNS_INPUT.search(w.value) for w in args if not w.value.startswith("-"))
 
 
 def _is_decoder(program: str, args: Sequence[Word]) -> bool:
@@ -2048,7 +2389,38 @@ def _lists_every_process(program: str, args: Sequence[Word]) -> bool:
     if program == "pidof":
         return any(v in ("systemd", "init", "/sbin/init", "/lib/systemd/systemd") for v in values)
     if program == "pgrep":
-        operands = [v for v in values if not v.startswith("-")]
+        operands, users, i = [], set(), 0
+        while i < len(values):  # option values (``-u root``) are no patterns
+            v = values[i]
+            if v in (
+                "-u",
+                "-U",
+                "-g",
+                "-G",
+                "-P",
+                "-s",
+                "-t",
+                "-F",
+                "--euid",
+                "--uid",
+                "--group",
+                "--pgroup",
+                "--parent",
+                "--session",
+                "--terminal",
+                "--pidfile",
+            ):
+                if v in ("-u", "-U", "--euid", "--uid") and i + 1 < len(values):
+                    users.update(values[i + 1].split(","))
+                i += 2
+                continue
+            if v.startswith(("-u", "-U")) and len(v) > 2:
+                users.update(v[2:].split(","))
+            elif not v.startswith("-"):
+                operands.append(v)
+            i += 1
+        if not operands and users & {"root", "0"}:
+            return True
         return (
             not operands
             or any(matches_everything(v) for v in operands)
@@ -2065,7 +2437,8 @@ def matches_everything(pattern: str) -> bool:
         regex = compile_pattern(pattern)
     except ValueError:
         return False
-    names = ("systemd", "sshd", "bash", "kworker/0:1", "containerd", "kubelet", "x")
+    # Every process a node needs (a pattern sparing only some odd name still kills these).
+    names = ("systemd", "sshd", "bash", "containerd", "kubelet", "dbus-daemon", "journald")
     return all(regex.search(name) for name in names)
 
 
@@ -2086,18 +2459,26 @@ def _echo_output(words: Sequence[Word]) -> str | None:
             newline = newline and "n" not in values[0]
             values = values[1:]
         text = " ".join(values)
+        if escapes:  # echo -e reads ``\0NNN`` as octal (``$'..'`` reads ``\NNN``)
+            text = re.sub(r"\\0([0-7]{1,3})", lambda m: chr(int(m.group(1), 8)), text)
         return (_ansi_c(text) if escapes else text) + ("\n" if newline else "")
     if not values:
         return None
     fmt, rest = values[0], values[1:]
     if "%" in fmt.replace("%%", ""):
-        pieces = re.split(r"%[-0-9.]*[sbdq]", fmt)
+        split = re.split(r"%[-0-9.]*([sbdq])", fmt)
+        pieces, kinds = split[0::2], split[1::2]
         if len(pieces) - 1 >= 1 and rest:
             out = []
             for i, piece in enumerate(pieces):
                 out.append(_ansi_c(piece))
-                if i < len(pieces) - 1:
-                    out.append(_ansi_c(rest[i]) if i < len(rest) else "")
+                if i < len(pieces) - 1 and i < len(rest):
+                    # %b reads escapes in its argument (``\0NNN`` octal too); %s takes it as is
+                    arg = rest[i]
+                    if kinds[i] == "b":
+                        arg = _ansi_c(re.sub(r"\\0([0-7]{1,3})",
+                                             lambda m: chr(int(m.group(1), 8)), arg))  # fmt: skip
+                    out.append(arg)
             return "".join(out)
         return _ansi_c(re.sub(r"%[-0-9.]*[sbdq]", "", fmt))
     return _ansi_c(fmt.replace("%%", "%"))
@@ -2111,7 +2492,32 @@ def _eval_of_env_setup(code: Word) -> bool:
         )
         and not code.tainted
         and code.producers[0] in ENV_SETUP | {"kubectl", "helm"}
+        and (
+            code.producers[0] in ENV_SETUP or "completion" in code.text
+        )  # ``kubectl get cm -o jsonpath=..`` is data from the cluster, not set-up
     )
+
+
+_ARITH = re.compile(r"[\d\s+\-*/%()]{1,64}")
+
+
+def _arithmetic(expression: str) -> str | None:
+    """The value of ``$(( ))`` over integer literals (``-1``, ``3 * (4 + 1)``), else None."""
+    if not _ARITH.fullmatch(expression) or "**" in expression or not expression.strip():
+        return None
+    try:
+        # Safe: at most 64 characters of digits, + - * / % ( ) and blanks, no ``**``.
+        value = eval(expression.replace("/", "//"), {"__builtins__": {}}, {})
+    except Exception:  # ZeroDivisionError, SyntaxError ...
+        return None
+    return str(value) if isinstance(value, int) and abs(value) < 10**18 else None
+
+
+def _herestring(word: Word) -> Stream:
+    if word.tainted:
+        return Stream(tainted=True)
+    value = word.alts[0] if word.alts else ""
+    return Stream(text=value.replace(U, _PLACEHOLDER) + "\n")
 
 
 def _unknown_command_position(tree: Tree) -> bool:
@@ -2202,10 +2608,36 @@ _ALWAYS_TRUE = re.compile(r"^(?:true|:|/bin/true|/usr/bin/true|\[\s*\S+\s*\]|\[\
 _ALWAYS_FALSE = re.compile(r"^(?:false|/bin/false|/usr/bin/false|!\s*true|!\s*:)$")
 
 
+_CONSTANT_TEST = re.compile(
+    r"^(?:\[|test|\[\[)\s+([\w.:/+-]+)\s+(=|==|!=|-eq|-ne|-lt|-le|-gt|-ge)\s+([\w.:/+-]+)"
+    r"\s*(?:\]|\]\])?$"
+)
+
+
+def _constant(text: str) -> bool | None:
+    """The value of a test of two literal words (``[ 1 = 2 ]``, ``[ a != b ]``), else None."""
+    match = _CONSTANT_TEST.match(text)
+    if match is None:
+        return None
+    a, op, b = match.groups()
+    if op in ("=", "=="):
+        return a == b
+    if op == "!=":
+        return a != b
+    if not (a.lstrip("-").isdigit() and b.lstrip("-").isdigit()):
+        return None
+    x, y = int(a), int(b)
+    return {"-eq": x == y, "-ne": x != y, "-lt": x < y, "-le": x <= y, "-gt": x > y,
+            "-ge": x >= y}[op]  # fmt: skip
+
+
 def _always(conditions: list[Node], until: bool, stdin: Stream) -> bool:
     if not conditions:
         return False
     text = _text(conditions[-1]).strip().rstrip(";").strip()
+    constant = _constant(text)
+    if constant is not None:
+        return constant != until
     if until:
         return bool(_ALWAYS_FALSE.match(text))
     if _ALWAYS_TRUE.match(text) and not re.match(r"^\[\s*-", text):
@@ -2228,14 +2660,27 @@ def _throttled(body: Node) -> bool:
 def _self_spawning(name: str, body: Node) -> bool:
     """A function that starts itself asynchronously (``f(){ f|f& }``, ``f(){ f & f; }``):
     a fork bomb whatever it is called. Plain recursion (tree walks) is fine."""
+    selves = {name, "$FUNCNAME", "${FUNCNAME}", "${FUNCNAME[0]}"}
     for node in _walk(body):
         if node.type != "command":
             continue
         head = node.child_by_field_name("name")
-        if head is None or _text(head) != name:
+        if head is None:
+            continue
+        words = [_text(head).strip("\"'")]
+        if program_name(words[0]) in _UNWRAPS:  # ``nohup f &``, ``setsid f``
+            words += [_text(a).strip("\"'") for a in node.children_by_field_name("argument")]
+        if not selves & set(words):
             continue
         parent = node.parent
         current = node
+        first = _text(head).strip("\"'")
+        args = [_text(a) for a in node.children_by_field_name("argument")]
+        if (first == "setsid" and any(a in ("-f", "--fork") for a in args)) or first in (
+            "daemonize",
+            "systemd-run",
+        ):
+            return True  # they start the command and return at once
         while current is not None and current != body:
             if _followed_by_amp(current):
                 return True
@@ -2244,6 +2689,38 @@ def _self_spawning(name: str, body: Node) -> bool:
                 return True
             current = parent
     return False
+
+
+_GLOB_CHARS = re.compile(r"[*?\[]")
+
+
+def _unlimited_jobs(args: Sequence[Word], short: str, long: str) -> bool:
+    """``-P0``, ``-P 0``, ``--max-procs=0``, ``-j0``: as many jobs at once as there is input."""
+    values = [w.value for w in args]
+    for i, v in enumerate(values):
+        for flag in short:
+            if v == f"-{flag}" and i + 1 < len(values) and values[i + 1] in ("0", "0%"):
+                return True
+            if v in (f"-{flag}0", f"-{flag}0%"):
+                return True
+        if v in (f"--{long}=0", f"--{long}=0%") or (
+            v == f"--{long}" and i + 1 < len(values) and values[i + 1] == "0"
+        ):
+            return True
+    return False
+
+
+def _find_names(values: Sequence[str]) -> list[str]:
+    """The patterns of ``-name``/``-iname`` tests (what ``{}`` ends in), when every narrowing
+    test is one of them."""
+    names = []
+    for i, value in enumerate(values[:-1]):
+        if value in ("-name", "-iname"):
+            names.append(values[i + 1])
+        elif value in ("-path", "-ipath", "-wholename", "-iwholename", "-regex", "-iregex",
+                       "-lname", "-ilname", "-newer", "-samefile", "-inum"):  # fmt: skip
+            return []
+    return names if all("/" not in n for n in names) else []
 
 
 def _find_starts(values: Sequence[str]) -> list[str]:
@@ -2291,9 +2768,14 @@ def _ansi_c(body: str) -> str:
 def _tilde(value: str, env: _Env) -> str:
     if value == "~" or value.startswith("~/"):
         return env.vars.get("HOME", ("/root",))[0] + value[1:]
+    if value == "~+" or value.startswith("~+/"):
+        return env.cwd + value[2:]
+    if value == "~-" or value.startswith("~-/"):
+        return env.vars.get("OLDPWD", (U,))[0] + value[2:]
     match = re.match(r"^~([A-Za-z_][\w.-]*)(/.*)?$", value)
     if match:
-        return f"/home/{match.group(1)}{match.group(2) or ''}"
+        home = "/root" if match.group(1) == "root" else f"/home/{match.group(1)}"
+        return f"{home}{match.group(2) or ''}"
     return value
 
 
@@ -2306,16 +2788,42 @@ def _brace_expand(word: str, limit: int = MAX_ALTS) -> list[str]:
         changed = False
         for item in results:
             match = _BRACES.search(item)
-            if match is None:
+            sequence = _SEQUENCE.search(item) if match is None else None
+            if match is None and sequence is None:
                 expanded.append(item)
                 continue
             changed = True
+            if sequence is not None:
+                head, tail = item[: sequence.start()], item[sequence.end() :]
+                expanded.extend(head + v + tail for v in _sequence(*sequence.groups(), limit))
+                continue
             head, tail = item[: match.start()], item[match.end() :]
             expanded.extend(head + option + tail for option in match.group(1).split(","))
         results = list(dict.fromkeys(expanded))[:limit]
         if not changed:
             break
     return results
+
+
+_EXTGLOB = re.compile(r"(?:(?<=[^\s$=(])[@!]|(?<=/)[*+?])\([^()\s]*\)")
+_PLACEHOLDER = "$__knm_unknown"
+_ENDLESS_FILES = frozenset({"/dev/zero", "/dev/urandom", "/dev/random", "/dev/full"})
+_ARRAY_ALL = re.compile(r'"?\$\{([A-Za-z_][A-Za-z0-9_]*)\[[@*]\]\}"?')
+_SEQUENCE = re.compile(r"\{(-?\d+|[A-Za-z])\.\.(-?\d+|[A-Za-z])(?:\.\.-?\d+)?\}")
+
+
+def _sequence(start: str, end: str, limit: int) -> list[str]:
+    """``{a..z}``, ``{1..10}``: the first ``limit`` values (a sequence of letters covers every
+    first letter a path may have)."""
+    if start.lstrip("-").isdigit() and end.lstrip("-").isdigit():
+        a, b = int(start), int(end)
+        step = 1 if b >= a else -1
+        return [str(v) for v in range(a, b + step, step)[:limit]]
+    if start.isalpha() and end.isalpha():
+        a, b = ord(start), ord(end)
+        step = 1 if b >= a else -1
+        return [chr(v) for v in range(a, b + step, step)][: max(limit, 52)]
+    return [f"{{{start}..{end}}}"]
 
 
 def _split_unquoted(text: str) -> list[str]:
@@ -2337,6 +2845,8 @@ def _normalize(path: str, cwd: str) -> str:
                 parts.pop()
             continue
         parts.append(part)
+    while len(parts) >= 3 and parts[0] == "proc" and parts[2] == "root":
+        parts = parts[3:]  # ``/proc/1/root/etc``, ``/proc/self/root/``: the root directory
     return "/" + "/".join(parts)
 
 

@@ -24,7 +24,7 @@ from knm.core.errors import ErrorDetail, FeatureUnavailable
 from knm.core.policy import CommandContext
 from knm.plugins.ansible import runner, targets_host, toolchain
 from knm.plugins.ansible.schemas import AnsibleSettings
-from knm.plugins.ansible.shell_tasks import shell_tasks
+from knm.plugins.ansible.shell_tasks import play_scripts, shell_tasks
 from knm.plugins.ansible.toolchain import Toolchain
 
 if TYPE_CHECKING:
@@ -145,6 +145,15 @@ async def shell_problems(
             line, column = _place_of(content, task.command.splitlines()[0] if task.command else "")
             message = f"{violation.message} ({task.module} task, {task.where})"
             found.append(ErrorDetail(field="content", line=line, column=column, message=message))
+    if found:
+        return found
+    for script in play_scripts(content, extra_vars):  # what one task leaves for the next
+        found.extend(
+            ErrorDetail(field="content", message=f"{violation.message} (across the play's tasks)")
+            for violation in (
+                await policy.violations(knm, script, context, limit=policy.MAX_SCRIPT_BYTES)
+            )[:1]
+        )
     return found
 
 

@@ -5,7 +5,16 @@ any spelling (``ansible.builtin.shell``, ``ansible.legacy.command``, ``community
 ``action:``/``local_action:``) -- in ``tasks``, ``pre_tasks``, ``post_tasks`` and ``handlers``,
 inside ``block``/``rescue``/``always`` at any depth and in roles written inline in the play. Jinja
 expressions become the value of a play or extra variable when that is a plain scalar, and an
-unknown value otherwise (the guard-rail treats unknown values pessimistically).
+unknown value otherwise (the guard-rail treats unknown values pessimistically); one that stands
+for a whole command is any command. Jinja statements and comments are dropped (what they wrap
+is judged as if it were rendered).
+
+Modules that do what a destructive command does without a shell are judged as that command:
+``file state=absent`` as ``rm -rf``, ``copy`` as ``cp`` or a write of its ``content``,
+``filesystem`` as ``mkfs``/``wipefs``, ``parted``, ``lvol``/``lvg``/``zfs state=absent`` as
+``lvremove``/``vgremove``/``zfs destroy``; ``cron`` jobs and ``at`` commands are command lines.
+``play_scripts`` gives each play's tasks as one script, so a file one task fetches
+(``get_url``, ``curl -o``) and a later one runs is seen.
 """
 
 from __future__ import annotations
@@ -96,6 +105,11 @@ def _commands(task: dict[str, Any]) -> Iterator[tuple[str, str]]:
         if key in ("action", "local_action"):
             yield from _action(value, task.get("args"))
             continue
+        if name in EFFECT_MODULES:
+            command = _effect_of(name, value, task.get("args"))
+            if command is not None:
+                yield name, command
+            continue
         if name not in SHELL_MODULES:
             continue
         command = _command_of(name, value, task.get("args"))
@@ -139,14 +153,131 @@ def _command_of(module: str, value: Any, args: Any) -> str | None:
     return None
 
 
+#: Modules judged as the command they amount to (``_effect_of``).
+EFFECT_MODULES = frozenset({"file", "copy", "template", "filesystem", "parted", "lvol", "lvg",
+                            "zfs", "cron", "at", "get_url"})  # fmt: skip
+
+
+def _params(value: Any, args: Any) -> dict[str, str]:
+    params: dict[str, Any] = dict(args) if isinstance(args, dict) else {}
+    if isinstance(value, dict):
+        params.update(value)
+    elif isinstance(value, str):  # ``file: path=/etc state=absent``, ``path={{ d }}``
+        exprs = _JINJA.findall(value)
+        masked = _JINJA.sub(lambda m: f"\x00{len(exprs) and exprs.index(m.group(1))}\x00", value)
+        try:
+            words = shlex.split(masked)
+        except ValueError:
+            words = masked.split()
+        for word in words:
+            key, eq, rest = word.partition("=")
+            if eq:
+                params[key] = re.sub(
+                    "\x00(\\d+)\x00", lambda m: "{{ " + exprs[int(m.group(1))] + " }}", rest
+                )
+    return {
+        str(k): str(v)
+        for k, v in params.items()
+        if v is not None and not isinstance(v, dict | list)
+    }
+
+
+def _dq(value: str) -> str:
+    """``value`` in double quotes, ``$`` left live (``{{ item }}`` renders as an expansion)."""
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"').replace("`", "\\`") + '"'
+
+
+def _effect_of(module: str, value: Any, args: Any) -> str | None:
+    """The shell command a module's task amounts to, for the guard-rail (None: nothing it
+    judges)."""
+    p = _params(value, args)
+    q = _dq  # double quotes: a Jinja value rendered into it stays an unknown value
+    state = p.get("state", "")
+    if module == "file":
+        path = p.get("path") or p.get("dest") or p.get("name")
+        return f"rm -rf -- {q(path)}" if path and state == "absent" else None
+    if module in ("copy", "template"):
+        dest = p.get("dest")
+        if not dest or p.get("validate"):
+            return None  # ``validate: visudo -cf %s``: the new file is checked before it lands
+        if "content" in p:
+            return f"printf '%s\\n' {q(p['content'])} > {q(dest)}"
+        return f"cp -- {q(p.get('src') or 'knm-file')} {q(dest)}"
+    if module == "filesystem":
+        dev = p.get("dev")
+        if not dev:
+            return None
+        if state == "absent":
+            return f"wipefs -a {q(dev)}"
+        return f"mkfs -t {q(p.get('fstype') or 'ext4')} {q(dev)}"
+    if module == "parted":
+        device = p.get("device")
+        return f"parted -s {q(device)} rm 1" if device and state != "info" else None
+    if module == "lvol":
+        target = f"{p.get('vg', '')}/{p.get('lv', '')}"
+        if state == "absent":
+            return f"lvremove -f {q(target)}"
+        if p.get("size", "").startswith("-"):
+            return f"lvreduce -L {q(p['size'])} {q(target)}"
+        return None
+    if module == "lvg":
+        return f"vgremove -f {q(p.get('vg', ''))}" if state == "absent" else None
+    if module == "zfs":
+        return f"zfs destroy {q(p.get('name', ''))}" if state == "absent" else None
+    if module == "cron":
+        return p.get("job") if state != "absent" else None
+    if module == "at":
+        return p.get("command") if state != "absent" else None
+    if module == "get_url" and p.get("url") and p.get("dest"):
+        return f"curl -fsSL -o {q(p['dest'])} {q(p['url'])}"
+    return None
+
+
+def play_scripts(content: str, extra_vars: Mapping[str, Any] | None = None) -> list[str]:
+    """Each play's commands in the order they run, one subshell per task, as one script: what
+    one task leaves for the next (a file it fetched) is seen. Plays of one task are left out
+    (``shell_tasks`` has them)."""
+    try:
+        plays = yaml.safe_load(content)
+    except yaml.YAMLError:
+        return []
+    if not isinstance(plays, list):
+        return []
+    scripts = []
+    for play in plays:
+        if not isinstance(play, dict):
+            continue
+        single = shell_tasks(yaml.safe_dump([play]), extra_vars)
+        if len(single) > 1:
+            scripts.append("\n".join(f"(\n{task.command}\n)" for task in single))
+    return scripts
+
+
+_STATEMENT = re.compile(r"\{%-?\s*(.*?)\s*-?%\}", re.S)
+_COMMENT = re.compile(r"\{#.*?#\}", re.S)
+#: Where a command begins: the start, or after ``;``, ``&``, ``|``, ``(``, a newline ...
+_COMMAND_START = re.compile(r"(?:^|[;&|(\n`]|\$\(|\b(?:then|do|else)\s)\s*$")
+_COMMAND_END = re.compile(r"^\s*(?:$|[;&|)\n`])")
+
+
 def render(command: str, variables: Mapping[str, str]) -> str:
     """Jinja expressions replaced by plain values where they are known, else by an unknown
-    shell value (``$__knm_jinja``: anything, as far as the guard-rail is concerned)."""
-
-    def value(match: re.Match[str]) -> str:
+    shell value (``$__knm_jinja``: anything, as far as the guard-rail is concerned); one that is
+    a whole command by itself becomes ``eval`` of that unknown text. Statements
+    (``{% if %}``, ``{% raw %}``) and comments are dropped: what they hold is judged as text."""
+    command = _COMMENT.sub("", command)
+    command = _STATEMENT.sub("", command)
+    out: list[str] = []
+    last = 0
+    for match in _JINJA.finditer(command):
+        out.append(command[last : match.start()])
+        last = match.end()
         expression = match.group(1)
         if _SIMPLE.match(expression) and expression in variables:
-            return variables[expression]
-        return "${__knm_jinja}"
-
-    return _JINJA.sub(value, command)
+            out.append(variables[expression])
+        elif _COMMAND_START.search("".join(out)) and _COMMAND_END.match(command[last:]):
+            out.append('eval "${__knm_jinja}"')
+        else:
+            out.append("${__knm_jinja}")
+    out.append(command[last:])
+    return "".join(out)

