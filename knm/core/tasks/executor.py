@@ -120,6 +120,9 @@ class TaskContext:
         self.carried: dict[str, Any] = carried or {}
         self.cancelled = asyncio.Event()
         self.cancel_reason = ""
+        #: Another worker holds the task now (this one stalled past its lease): what the task
+        #: holds (its node locks) and its end are that worker's, not to be released here.
+        self.lease_lost = False
         self.progress_value = 0
         self.output_cap: int = getattr(knm.config, "output_cap", 1024 * 1024)
         #: Per node, per stream.

@@ -287,6 +287,7 @@ class Runner:
             if placeholder is not None:
                 if placeholder.ctx.cancelled.is_set():
                     self._cancel_local(ctx, placeholder.ctx.cancel_reason)
+                ctx.lease_lost = placeholder.ctx.lease_lost
                 placeholder.ctx = ctx
             if task.cancel_requested:
                 self._cancel_local(ctx, task.cancel_reason or "cancelled by user")
@@ -307,7 +308,8 @@ class Runner:
             log.exception("task %s failed", task.task_id)
             error = f"internal error: {type(exc).__name__}"
         finally:
-            if ctx is not None and self.executors[task.kind].disruptive:
+            # A lost lease leaves the task's locks to the worker that holds it now.
+            if ctx is not None and self.executors[task.kind].disruptive and not ctx.lease_lost:
                 root = task.parent_task_id or task.task_id
                 if root == task.task_id:  # a workflow releases its own after each batch
                     with contextlib.suppress(Exception):
@@ -388,6 +390,7 @@ class Runner:
                         # Not ours any more (a stall outlived the lease: another process failed
                         # the task or took it over): stop acting on its nodes at once.
                         log.warning("task %s: lease lost to another worker; stopping", task_id)
+                        running.ctx.lease_lost = True
                         self._cancel_local(running.ctx, LEASE_LOST)
                     elif cancels[task_id]:
                         self._cancel_local(running.ctx, "cancelled by user")
@@ -462,3 +465,4 @@ class _Placeholder:
         self.task = task
         self.cancelled = asyncio.Event()
         self.cancel_reason = ""
+        self.lease_lost = False

@@ -134,7 +134,7 @@ class K8sExecutor(Executor):
             await ctx.fan_out(work, concurrency=ctx.settings.max_concurrent)
         finally:
             hub.forget_nodes(cluster)
-            if request.action in DISRUPTIVE and root == ctx.task_id:
+            if request.action in DISRUPTIVE and root == ctx.task_id and not ctx.lease_lost:
                 with contextlib.suppress(Exception):
                     await asyncio.shield(locks.release_all(ctx.knm.pool, root))
 

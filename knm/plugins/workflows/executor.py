@@ -501,7 +501,10 @@ async def _end_children(ctx: TaskContext) -> None:
 async def _release_node_locks(ctx: TaskContext, nodes: list[TargetNode] | None) -> None:
     """Node locks taken for this workflow's steps (its disruptive steps, its k8s actions) are
     held for their batch only, so ``max_unavailable`` lets the next batch proceed (a node left
-    cordoned still counts)."""
+    cordoned still counts). Not by a worker that lost the workflow's lease: they are the new
+    owner's."""
+    if ctx.lease_lost:
+        return
     if nodes is None:
         await locks.release_all(ctx.knm.pool, ctx.task_id)
         return

@@ -13,8 +13,17 @@ from knm.core import db
 from knm.core.tasks import store
 from knm.core.tasks.events import read_events
 from knm.core.tasks.runner import LEASE_LOST
-from knm.testing.client import ApiClient
+from knm.testing.client import ApiClient, assert_envelope
+from knm.testing.executor import TestExecutorPlugin
 from knm.testing.tasks import event_of, eventually, start_task, wait_for_event
+
+
+@pytest.fixture(scope="module")
+def test_plugin() -> TestExecutorPlugin:
+    # Disruptive: its tasks hold their nodes' locks, which a lost lease must not release.
+    plugin = TestExecutorPlugin()
+    plugin.executor.disruptive = True  # type: ignore[misc]
+    return plugin
 
 
 @pytest.fixture
@@ -43,6 +52,9 @@ async def test_a_task_another_worker_took_is_stopped_here_and_its_end_left_to_th
     knm_app: Any, knm_client: ApiClient, admin_headers: dict[str, str], pool: asyncpg.Pool
 ) -> None:
     knm = knm_app.state["knm"]
+    nodes = [{"name": name, "address": "127.0.0.1"} for name in ("n1", "n2")]
+    cluster = {"name": "lab", "kind": "static", "nodes": nodes}
+    assert_envelope(await knm_client.post("/clusters", json=cluster, headers=admin_headers), 201)
     data = await start_task(
         knm_client, admin_headers, cluster_name="lab", target_nodes=["n1", "n2"], hang_nodes=["n2"]
     )
@@ -60,6 +72,9 @@ async def test_a_task_another_worker_took_is_stopped_here_and_its_end_left_to_th
     row = await pool.fetchrow("SELECT status, worker_id FROM tasks WHERE task_id = $1", task_id)
     assert (row["status"], row["worker_id"]) == ("running", "another-worker")
     assert "complete" not in [e.type for e in await read_events(pool, task_id)]
+    # The task's node locks are the new owner's: still held by the task.
+    held = await pool.fetch("SELECT node FROM k8s_node_locks WHERE holder = $1", task_id)
+    assert sorted(r["node"] for r in held) == ["n1", "n2"]
     async with pool.acquire() as conn:
         assert await store.finish(conn, task_id, worker_id="another-worker") is not None
 
