@@ -262,14 +262,7 @@ class EmbeddedPostgres:
             self._users_fd = None
 
     def _others_use_it(self) -> bool:
-        fd = os.open(self.data_dir / "pg.users", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return True
-        finally:
-            os.close(fd)
-        return False
+        return in_use(self.data_dir)
 
     def _owner_alive(self) -> bool:
         """Whether the process that started the running server lives (and is not this one)."""
@@ -404,6 +397,22 @@ class EmbeddedPostgres:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def in_use(data_dir: Path) -> bool:
+    """Whether a process holds the server of ``data_dir`` in use (each user holds ``pg.users``
+    with a shared lock while it does)."""
+    try:
+        fd = os.open(Path(data_dir) / "pg.users", os.O_RDWR | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+    return False
 
 
 def running_postmaster_pid(data_dir: Path) -> int | None:

@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import atexit
 import contextlib
-import fcntl
 import functools
 import os
 import secrets
@@ -24,7 +23,7 @@ import asyncpg
 import psutil
 
 from knm.core.config import KnmConfig
-from knm.core.embedded_pg import EmbeddedPostgres, running_postmaster_pid
+from knm.core.embedded_pg import EmbeddedPostgres, in_use, running_postmaster_pid
 
 #: This test session's own token secret and admin password (every knm it starts uses them):
 #: a test that reaches another session's server by mistake (a port taken over meanwhile) is
@@ -69,7 +68,7 @@ def sweep_stale_servers(prefix: str = SERVER_PREFIX) -> list[Path]:
             owner = int((base / "pg.owner").read_text().split()[0])
         except (OSError, ValueError, IndexError):
             continue
-        if psutil.pid_exists(owner) or _in_use(base):
+        if psutil.pid_exists(owner) or in_use(base):
             continue
         pid = running_postmaster_pid(base)
         if pid is not None:
@@ -77,21 +76,6 @@ def sweep_stale_servers(prefix: str = SERVER_PREFIX) -> list[Path]:
         shutil.rmtree(base, ignore_errors=True)
         removed.append(base)
     return removed
-
-
-def _in_use(base: Path) -> bool:
-    """Whether a process holds the server's use lock (``EmbeddedPostgres`` takes it shared)."""
-    try:
-        fd = os.open(base / "pg.users", os.O_RDWR | os.O_CLOEXEC)
-    except OSError:
-        return False
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return True
-    finally:
-        os.close(fd)
-    return False
 
 
 def _stop_postmaster(pid: int) -> None:

@@ -5,22 +5,10 @@ hands out every event it can, as the log holds it."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
 
 import asyncpg
-import pytest
 
-from knm.core import db
 from knm.core.tasks.events import Event, EventLog, read_events
-
-
-@pytest.fixture
-async def pool(knm_database_url: str) -> AsyncIterator[asyncpg.Pool]:
-    pool = await db.connect(knm_database_url, min_size=1, max_size=2)
-    try:
-        yield pool
-    finally:
-        await pool.close()
 
 
 async def _task(pool: asyncpg.Pool) -> str:

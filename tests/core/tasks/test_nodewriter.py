@@ -4,24 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
 from typing import Any
 
 import asyncpg
 import pytest
 
 from knm.core.clusters.provider import Node
-from knm.core.db import connect
 from knm.core.tasks import nodewriter, store
 from knm.core.tasks.nodewriter import NodeWriter
 from knm.core.tasks.schemas import NodeResult
-
-
-@pytest.fixture
-async def pool(knm_database_url: str) -> AsyncIterator[asyncpg.Pool]:
-    pool = await connect(knm_database_url, min_size=1, max_size=4)
-    yield pool
-    await pool.close()
 
 
 @pytest.fixture

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
 from typing import Any
 
 import asyncpg
 import pytest
 
-from knm.core import db
 from knm.core.tasks import store
 from knm.core.tasks.events import read_events
 from knm.core.tasks.runner import LEASE_LOST
@@ -24,16 +22,6 @@ def test_plugin() -> TestExecutorPlugin:
     plugin = TestExecutorPlugin()
     plugin.executor.disruptive = True  # type: ignore[misc]
     return plugin
-
-
-@pytest.fixture
-async def pool(knm_database_url: str) -> AsyncIterator[asyncpg.Pool]:
-    """A pool on the test's own loop (the app's serves it from another thread)."""
-    pool = await db.connect(knm_database_url, min_size=1, max_size=2)
-    try:
-        yield pool
-    finally:
-        await pool.close()
 
 
 async def _running_task(pool: asyncpg.Pool, worker_id: str, lease: float) -> str:
