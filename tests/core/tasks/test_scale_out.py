@@ -156,7 +156,11 @@ def test_five_hundred_tasks_on_three_workers_each_run_exactly_once(
     try:
         headers = login(apis[0])
         ids = []
-        with httpx.Client(timeout=30) as client:
+        # A connection per request: the server closes one idle for 5 s (uvicorn's keep-alive),
+        # and under load a request to the other API took that long, so the next POST went out
+        # on a connection being closed ("Server disconnected without sending a response").
+        fresh = httpx.Limits(max_keepalive_connections=0)
+        with httpx.Client(timeout=30, limits=fresh) as client:
             for i in range(500):
                 response = client.post(
                     f"{apis[i % 2].api}/automation/test/execute",
