@@ -50,26 +50,36 @@ class ShellTask(msgspec.Struct, frozen=True):
 def shell_tasks(content: str, extra_vars: Mapping[str, Any] | None = None) -> list[ShellTask]:
     """Every command line the playbook ``content`` runs through a shell-like module ([] when it
     is not YAML or not a list of plays: the structure check reports that)."""
+    found: list[ShellTask] = []
+    for index, play in enumerate(_plays(content), start=1):
+        found.extend(_play_tasks(play, index, extra_vars))
+    return found
+
+
+def _plays(content: str) -> list[Any]:
+    """The playbook's plays as YAML gives them; [] when it is not YAML or not a list."""
     try:
         plays = yaml.safe_load(content)
     except yaml.YAMLError:
         return []
-    if not isinstance(plays, list):
+    return plays if isinstance(plays, list) else []
+
+
+def _play_tasks(play: Any, index: int, extra_vars: Mapping[str, Any] | None) -> list[ShellTask]:
+    """The shell-like tasks of one play (its sections and its roles')."""
+    if not isinstance(play, dict):
         return []
     found: list[ShellTask] = []
-    for index, play in enumerate(plays, start=1):
-        if not isinstance(play, dict):
-            continue
-        variables = {**_scalars(play.get("vars")), **_scalars(extra_vars)}
-        for section in _SECTIONS:
-            found.extend(_tasks(play.get(section), f"play {index}, {section}", variables))
-        for r, role in enumerate(play.get("roles") or []):
-            if isinstance(role, dict):
-                role_vars = {**variables, **_scalars(role.get("vars"))}
-                for section in _SECTIONS:
-                    found.extend(
-                        _tasks(role.get(section), f"play {index}, roles[{r}] {section}", role_vars)
-                    )
+    variables = {**_scalars(play.get("vars")), **_scalars(extra_vars)}
+    for section in _SECTIONS:
+        found.extend(_tasks(play.get(section), f"play {index}, {section}", variables))
+    for r, role in enumerate(play.get("roles") or []):
+        if isinstance(role, dict):
+            role_vars = {**variables, **_scalars(role.get("vars"))}
+            for section in _SECTIONS:
+                found.extend(
+                    _tasks(role.get(section), f"play {index}, roles[{r}] {section}", role_vars)
+                )
     return found
 
 
@@ -237,17 +247,9 @@ def play_scripts(content: str, extra_vars: Mapping[str, Any] | None = None) -> l
     """Each play's commands in the order they run, one subshell per task, as one script: what
     one task leaves for the next (a file it fetched) is seen. Plays of one task are left out
     (``shell_tasks`` has them)."""
-    try:
-        plays = yaml.safe_load(content)
-    except yaml.YAMLError:
-        return []
-    if not isinstance(plays, list):
-        return []
     scripts = []
-    for play in plays:
-        if not isinstance(play, dict):
-            continue
-        single = shell_tasks(yaml.safe_dump([play]), extra_vars)
+    for index, play in enumerate(_plays(content), start=1):
+        single = _play_tasks(play, index, extra_vars)
         if len(single) > 1:
             scripts.append("\n".join(f"(\n{task.command}\n)" for task in single))
     return scripts
