@@ -17,6 +17,10 @@ if TYPE_CHECKING:
     from knm.core.config import KnmConfig
     from knm.core.state import Knm
 
+#: Seconds ``knm serve`` keeps an idle keep-alive connection open: longer than the usual load
+#: balancer's idle timeout (60 s), so the server is never the side that closes one.
+KEEP_ALIVE = 65
+
 
 def _config(args: argparse.Namespace) -> KnmConfig:
     from knm.core.config import KnmConfig
@@ -72,6 +76,10 @@ def serve(args: argparse.Namespace) -> int:
             access_log=False,
             ws_per_message_deflate=config.ws_compression,
             timeout_graceful_shutdown=30,
+            # Idle keep-alive connections are let go by the client (knm's SDKs and httpx after
+            # 5 s; load balancers after 60 s), never by the server as a request goes out on one:
+            # uvicorn's own 5 s met httpx's 5 s and lost a request now and then.
+            timeout_keep_alive=KEEP_ALIVE,
             # The same proxies knm's own client address believes (none by default).
             **uvicorn_options(config.forwarded_allow_ips),
         )

@@ -16,10 +16,13 @@ from knm.client.base import Endpoints
 from knm.client.calls import DEFAULT_PREFIX, DEFAULT_URL, Call, check_raw, parse
 from knm.client.errors import TransportError
 from knm.client.families import Families
+from knm.client.http import IDEMPOTENT
 from knm.client.sync import normalize_prefix
 from knm.client.watch import watch_async
 
 T = TypeVar("T")
+#: httpx's errors for a connection closed under a request: an idempotent one is sent once more.
+CLOSED = (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError)
 
 
 class AsyncClient(Endpoints, Families):
@@ -73,12 +76,22 @@ class AsyncClient(Endpoints, Families):
         if call.json is not None:
             content = msgspec.json.encode(call.json)
             headers["Content-Type"] = "application/json"
-        try:
-            response = await self._http.request(
-                call.method, self._path(call), params=call.params, content=content, headers=headers
-            )
-        except httpx.HTTPError as exc:
-            raise TransportError(str(exc) or type(exc).__name__) from exc
+        for attempt in (1, 2):
+            try:
+                response = await self._http.request(
+                    call.method,
+                    self._path(call),
+                    params=call.params,
+                    content=content,
+                    headers=headers,
+                )
+                break
+            except CLOSED as exc:
+                if attempt == 1 and call.method in IDEMPOTENT:
+                    continue  # a kept-alive connection the server closed as it was reused
+                raise TransportError(str(exc) or type(exc).__name__) from exc
+            except httpx.HTTPError as exc:
+                raise TransportError(str(exc) or type(exc).__name__) from exc
         retry_after = response.headers.get("retry-after")
         if call.raw:
             check_raw(response.status_code, response.content, response.reason_phrase, retry_after)

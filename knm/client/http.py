@@ -19,6 +19,7 @@ import base64
 import http.client
 import re
 import select
+import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, Protocol
@@ -36,6 +37,10 @@ if TYPE_CHECKING:
 USER_AGENT = f"knm-client/{__version__}"
 #: Methods repeated once on a fresh connection when a reused one turns out closed mid-request.
 IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
+#: Seconds a kept-alive connection may idle before it is dropped rather than reused (httpx's
+#: default): well inside the server's keep-alive (``knm serve`` keeps 65 s), so the client is the
+#: side that lets an idle connection go, not a server closing it as a request goes out.
+KEEPALIVE_EXPIRY = 5.0
 #: What a connection error looks like when the server closed a kept-alive connection.
 CLOSED = (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError)
 CHUNK = 64 * 1024
@@ -136,6 +141,8 @@ class HttpSession:
         self.verify = verify
         self._context: ssl.SSLContext | None = None
         self._conn: http.client.HTTPConnection | None = None
+        #: When the kept connection's last answer ended (``time.monotonic``).
+        self._idle_since = 0.0
         #: The proxy's ``scheme://host:port`` when requests go through it as absolute URLs
         #: (plain http through a proxy); tunnelled and direct connections leave it empty.
         self._absolute = ""
@@ -174,6 +181,7 @@ class HttpSession:
             raise transport_error(exc) from exc
         if answer.will_close:
             self.close()
+        self._idle_since = time.monotonic()
         return Response(answer.status, answer.reason, answer.headers, body)
 
     @contextmanager
@@ -201,6 +209,7 @@ class HttpSession:
             # A body left unread leaves the connection mid-answer: start afresh next time.
             if not answer.isclosed() or answer.will_close:
                 self.close()
+            self._idle_since = time.monotonic()
 
     def _send(
         self,
@@ -233,7 +242,7 @@ class HttpSession:
         """Whether a kept connection can carry the next request: one the server has closed (or
         that has bytes nobody asked for) reads as ready, so it is dropped, as httpcore does."""
         sock = conn.sock
-        if sock is None:
+        if sock is None or time.monotonic() - self._idle_since > KEEPALIVE_EXPIRY:
             self.close()
             return False
         try:

@@ -3,6 +3,7 @@ third-party plugin authors.
 
 - ``knm_server_url``: a PostgreSQL server for the session (embedded, or ``KNM_TEST_DATABASE_URL``).
 - ``knm_database_url``: a fresh migrated database per test module.
+- ``knm_pool``: an asyncpg pool of that database on the test's own event loop.
 - ``knm_config``: settings for a knm under test on that database.
 - ``knm_app`` / ``knm_client``: the app, and an HTTP client that runs its lifespan.
 - ``admin_token``/``admin_headers``: logged in as the bootstrap admin.
@@ -128,6 +129,19 @@ async def knm_fresh_database_url(knm_server_url: str, knm_template_db: str) -> A
     name = await database.clone_database(knm_server_url, knm_template_db)
     yield database.with_database(knm_server_url, name)
     await database.drop_database(knm_server_url, name)
+
+
+@pytest.fixture
+async def knm_pool(knm_database_url: str) -> AsyncIterator[Any]:
+    """A pool of the module's database on the test's own event loop (``knm_app`` runs its own
+    pool on another): for reading or arranging the stored state a test asserts on."""
+    from knm.core import db
+
+    pool = await db.connect(knm_database_url, min_size=1, max_size=4)
+    try:
+        yield pool
+    finally:
+        await pool.close()
 
 
 @pytest.fixture(scope="module")

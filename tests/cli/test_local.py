@@ -99,3 +99,28 @@ def test_no_command_prints_help_and_exits_2() -> None:
         [sys.executable, "-m", "knm.cli.main"], capture_output=True, text=True, timeout=60
     )
     assert result.returncode == 2 and "serve" in result.stdout
+
+
+@pytest.mark.slow
+def test_serve_keeps_an_idle_connection_open_past_the_clients_keepalive_expiry(
+    knm_process: ProcessFactory,
+) -> None:
+    import http.client
+    import select
+
+    from knm.client.http import KEEPALIVE_EXPIRY
+
+    server = knm_process()
+    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
+    try:
+        conn.request("GET", "/healthz")
+        conn.getresponse().read()
+        sock = conn.sock
+        # A server closing an idle connection as a client reuses it loses that request: knm's
+        # SDKs and httpx let theirs go after KEEPALIVE_EXPIRY, so the server must hold on longer.
+        closed = select.select([sock], [], [], KEEPALIVE_EXPIRY + 1)[0]
+        assert not closed
+        conn.request("GET", "/healthz")
+        assert conn.getresponse().status == 200 and conn.sock is sock
+    finally:
+        conn.close()

@@ -85,3 +85,39 @@ def test_the_sync_client_works_under_the_prefix_too(embedded: str) -> None:
         assert list(client.watch(task.task_id))[-1].type == "complete"
     with Client(embedded) as unprefixed, pytest.raises(NotFound):
         unprefixed.features()
+
+
+async def test_an_idempotent_call_is_sent_again_on_a_connection_closed_under_it() -> None:
+    import httpx
+
+    sent: list[str] = []
+
+    def closing_first(request: httpx.Request) -> httpx.Response:
+        sent.append(request.method)
+        if len(sent) == 1:
+            raise httpx.RemoteProtocolError("Server disconnected without sending a response.")
+        return httpx.Response(200, json={"data": {"ssh": True}})
+
+    async with AsyncClient(
+        "http://127.0.0.1:9", transport=httpx.MockTransport(closing_first)
+    ) as client:
+        assert await client.features() == {"ssh": True}
+    assert sent == ["GET", "GET"]
+
+
+async def test_a_post_on_a_connection_closed_under_it_is_not_sent_twice() -> None:
+    import httpx
+
+    from knm.client import TransportError
+    from knm.client.calls import Call, same
+
+    sent: list[str] = []
+
+    def closing(request: httpx.Request) -> httpx.Response:
+        sent.append(request.method)
+        raise httpx.RemoteProtocolError("Server disconnected without sending a response.")
+
+    async with AsyncClient("http://127.0.0.1:9", transport=httpx.MockTransport(closing)) as client:
+        with pytest.raises(TransportError, match="disconnected"):
+            await client._perform(Call("POST", "/things", same, json={}))
+    assert sent == ["POST"]

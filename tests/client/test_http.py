@@ -190,6 +190,18 @@ def test_a_connection_the_server_closed_while_idle_is_replaced_even_for_a_post(
     assert posted["body"] == '{"name":"a"}'
 
 
+def test_a_connection_idle_past_the_keepalive_expiry_is_let_go_not_reused(
+    api: Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Reusing it would race the server's own idle timeout; 0 s makes every pause too long.
+    monkeypatch.setattr("knm.client.http.KEEPALIVE_EXPIRY", 0.0)
+    with Client(f"http://127.0.0.1:{api.port}") as client:
+        client.features()
+        client._do(call("POST", "/things", json={"name": "a"}))
+    assert api.connections == 2
+    assert [r["method"] for r in api.requests] == ["GET", "POST"]
+
+
 def test_names_in_paths_and_query_values_are_percent_encoded(api: Server) -> None:
     with Client(f"http://127.0.0.1:{api.port}", prefix="/knm/api/v1") as client:
         client._do(call("GET", "/clusters/a b?#c%/nodes", params={"selector": "rack in (a,b)"}))

@@ -179,6 +179,8 @@ class TaskContext:
     # --- reporting ------------------------------------------------------------------------
 
     def emit(self, type: str, message: str = "", data: dict[str, Any] | None = None) -> None:
+        if self.lease_lost:
+            return  # the task's story is told by the worker that holds it now
         self.knm.events.emit(self.task_id, type, self.progress_value, message, data)
 
     async def progress(self, percent: float, message: str = "", **data: Any) -> None:
@@ -245,12 +247,13 @@ class TaskContext:
     def finished(self, node: str) -> bool:
         return node in self._finished
 
-    async def save_result(self, **fields: Any) -> None:
-        """Task-level results beyond nodes (workflow steps …), shown in status answers."""
+    async def save_result(self, **fields: Any) -> bool:
+        """Task-level results beyond nodes (workflow steps …), shown in status answers; False
+        when not stored (the task ended, or another worker holds it now)."""
         from knm.core.tasks import store
 
         self.result.update(fields)
-        await store.set_result(self.knm.pool, self.task_id, self.result)
+        return await store.set_result(self.knm.pool, self.task_id, self.result, self.task.worker_id)
 
     def check_cancelled(self) -> None:
         if self.cancelled.is_set():

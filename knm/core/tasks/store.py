@@ -352,13 +352,22 @@ async def request_cancel(conn: asyncpg.Connection, task_id: str, reason: str) ->
 
 
 async def set_result(
-    conn: asyncpg.Connection | asyncpg.Pool, task_id: str, result: dict[str, Any]
-) -> None:
-    await conn.execute(
-        "UPDATE tasks SET result = $2 WHERE task_id = $1 AND status IN ('pending', 'running')",
+    conn: asyncpg.Connection | asyncpg.Pool,
+    task_id: str,
+    result: dict[str, Any],
+    worker_id: str | None = None,
+) -> bool:
+    """Whether it was written: only to an open task and, with ``worker_id``, only while that
+    worker holds it (a worker past its lease must not write over the new owner's result)."""
+    status = await conn.execute(
+        """UPDATE tasks SET result = $2
+           WHERE task_id = $1 AND status IN ('pending', 'running')
+             AND ($3::text IS NULL OR (worker_id = $3 AND status = 'running'))""",
         task_id,
         result,
+        worker_id,
     )
+    return status != "UPDATE 0"
 
 
 async def nodes_of(conn: asyncpg.Connection | asyncpg.Pool, task_id: str) -> list[tuple[Node, str]]:

@@ -185,8 +185,10 @@ async def uncordon(job: Job, params: UncordonParams) -> NodeResult:
         _, changed = await uncordon_node(job, params.force)
     except Refused as exc:
         return NodeResult.failure("refused", str(exc))
-    # Back in service: the node no longer counts against max_unavailable for this holder.
-    await locks.release(job.ctx.knm.pool, job.cluster.name, job.node, job.root)
+    # Back in service: the node no longer counts against max_unavailable for this holder
+    # (unless this worker lost the task's lease: the lock is the new owner's to release).
+    if not job.ctx.lease_lost:
+        await locks.release(job.ctx.knm.pool, job.cluster.name, job.node, job.root)
     if not before.spec.unschedulable:
         return NodeResult.success("not cordoned", changed=changed)
     by = before.metadata.annotations.get(CORDONED_BY)

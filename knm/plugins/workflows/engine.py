@@ -150,7 +150,7 @@ class Journal:
             made = self._made
             events, self._unannounced = self._unannounced, []
             try:
-                await self.ctx.save_result(
+                saved = await self.ctx.save_result(
                     steps=[msgspec.to_builtins(s) for s in self.states],
                     current_step=self.current_step,
                     boot_ids=[msgspec.to_builtins(b) for b in self.boots],
@@ -161,6 +161,8 @@ class Journal:
                 self._dirty.set()
                 raise
             self._stored = made
+            if not saved:
+                return  # the task ended, or another worker holds it: its states are not these
             for message, data in events:
                 self.ctx.emit("step", message, data)
 
@@ -215,6 +217,9 @@ class BatchRunner:
         deps = [self.states[d] for d in step.common.depends_on]
         if any(d.status not in SETTLED for d in deps):
             return None
+        if self.ctx.lease_lost:
+            # Another worker holds the workflow: its recovery runs the finalizers, once.
+            return "skipped"
         if self.cancelled.is_set() and step.common.when != "always":
             return "skipped"
         ok = all(

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
 import asyncpg
 import pytest
 
-from knm.core import db
 from knm.testing.executor import TestExecutorPlugin
 
 
@@ -23,10 +21,6 @@ def knm_extra_plugins(test_plugin: TestExecutorPlugin) -> list[Any]:
 
 
 @pytest.fixture
-async def pool(knm_database_url: str) -> AsyncIterator[asyncpg.Pool]:
-    """A pool of the module's database on the test's own loop (the app's runs on another)."""
-    pool = await db.connect(knm_database_url, min_size=1, max_size=4)
-    try:
-        yield pool
-    finally:
-        await pool.close()
+def pool(knm_pool: asyncpg.Pool) -> asyncpg.Pool:
+    """The kit's pool of the module's database, on the test's own loop, by a shorter name."""
+    return knm_pool

@@ -75,6 +75,14 @@ async def test_only_the_worker_holding_a_task_writes_its_end(pool: asyncpg.Pool)
     assert final is not None and final.status == "completed"
 
 
+async def test_only_the_worker_holding_a_task_writes_its_result(pool: asyncpg.Pool) -> None:
+    task_id = await _running_task(pool, "worker-b", 3600)
+    assert await store.set_result(pool, task_id, {"steps": ["late"]}, "worker-a") is False
+    assert await store.set_result(pool, task_id, {"steps": ["held"]}, "worker-b") is True
+    stored = await pool.fetchval("SELECT result FROM tasks WHERE task_id = $1", task_id)
+    assert stored == {"steps": ["held"]}
+
+
 async def test_a_reaper_leaves_a_task_whose_worker_renewed_its_lease_since_it_was_read(
     pool: asyncpg.Pool,
 ) -> None:

@@ -9,6 +9,8 @@ from typing import Any
 
 import pytest
 
+from knm.core.tasks import store
+from knm.core.tasks.events import read_events
 from knm.testing.client import ApiClient, assert_envelope
 from knm.testing.executor import TestExecutorPlugin
 from knm.testing.tasks import event_of, eventually, wait_for_event, wait_for_task
@@ -651,3 +653,38 @@ async def test_a_step_announced_running_or_ended_is_stored_so_when_the_event_com
         cancel = f"/automation/workflows/cancel/{task_id}"
         assert_envelope(await knm_client.post(cancel, headers=admin_headers), 200)
         assert (await wait_for_task(knm_client, admin_headers, task_id))["status"] == "cancelled"
+
+
+async def test_a_worker_that_lost_the_workflows_lease_runs_no_finalizer_and_stores_no_step(
+    knm_app: Any, knm_client: ApiClient, admin_headers: dict[str, str], knm_pool: Any
+) -> None:
+    knm = knm_app.state["knm"]
+    wf = await create(
+        knm_client,
+        admin_headers,
+        "lease-lost",
+        [
+            {"id": "long", "type": "test", "hang_nodes": NODES},
+            {"id": "finally", "type": "test", "depends_on": ["long"], "when": "always"},
+        ],
+    )
+    task_id = (await run(knm_client, admin_headers, wf))["task_id"]
+    await eventually(lambda: _step_running(knm_client, admin_headers, task_id, "long"))
+    stored = await knm_pool.fetchval("SELECT result FROM tasks WHERE task_id = $1", task_id)
+    # As if this worker had stalled past its lease and another had taken the workflow over:
+    # that worker's recovery runs the finalizer, and the step states are its to write.
+    await knm_pool.execute(
+        "UPDATE tasks SET worker_id = 'another-worker' WHERE task_id = $1", task_id
+    )
+
+    async def stopped() -> bool:
+        return task_id not in knm.runner.running
+
+    await eventually(stopped, deadline=10 * knm.config.lease_seconds)
+    assert await knm_pool.fetchval("SELECT result FROM tasks WHERE task_id = $1", task_id) == stored
+    children = await knm_pool.fetch("SELECT task_id FROM tasks WHERE parent_task_id = $1", task_id)
+    assert len(children) == 1  # the long step's; none for the finalizer
+    steps = [e.data.get("step_id") for e in await read_events(knm_pool, task_id)]
+    assert "finally" not in steps
+    async with knm_pool.acquire() as conn:
+        assert await store.finish(conn, task_id, worker_id="another-worker") is not None
