@@ -30,6 +30,15 @@ def clean_environ() -> dict[str, str]:
 SHORT_LEASE = {"KNM_LEASE_SECONDS": "2"}
 
 
+def as_from_a_terminal() -> None:
+    """A ``preexec_fn`` for a child a test interrupts as a user at a terminal would: Ctrl-C
+    (SIGINT) and Ctrl-\\ (SIGQUIT) at their defaults. A suite started in the background of a
+    script (``pytest … &``) passes them on ignored, and an ignored SIGINT never reaches the
+    command under test."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.signal(signal.SIGQUIT, signal.SIG_DFL)
+
+
 def hold_port(host: str = "127.0.0.1") -> socket.socket:
     """A socket bound (not listening) to a free port, with ``SO_REUSEADDR``: while it is open no
     other process gets that port, yet a server that binds it with ``SO_REUSEADDR`` too (uvicorn

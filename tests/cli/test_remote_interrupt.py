@@ -12,7 +12,7 @@ import pexpect
 import pytest
 
 from knm.client import Client
-from knm.testing.process import KnmProcess
+from knm.testing.process import KnmProcess, as_from_a_terminal
 from knm.testing.tasks import event_of, wait_for_event_sync
 
 PROMPT = r"\[c\]ancel the task, \[d\]etach, or keep \[w\]atching\? "
@@ -38,6 +38,7 @@ def spawn(server: KnmProcess, admin: Client, *args: str) -> pexpect.spawn:
         encoding="utf-8",
         timeout=60,
         dimensions=(40, 160),
+        preexec_fn=as_from_a_terminal,
     )
 
 

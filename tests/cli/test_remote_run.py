@@ -13,7 +13,7 @@ import time
 import pytest
 
 from knm.client import Client
-from knm.testing.process import KnmProcess
+from knm.testing.process import KnmProcess, as_from_a_terminal
 from knm.testing.tasks import event_of, wait_for_event_sync
 
 
@@ -114,6 +114,7 @@ def interrupted(
         stderr=subprocess.PIPE,
         stdin=subprocess.DEVNULL,
         text=True,
+        preexec_fn=as_from_a_terminal,
     )  # fmt: skip
     assert proc.stderr is not None
     # The command prints "started <id>" and then follows the task: once its watch is connected
