@@ -77,6 +77,9 @@ async def private_key(credential: Any) -> asyncssh.SSHKey:
         f"{credential.private_key}\x00{credential.passphrase or ''}".encode()
     ).hexdigest()
     future = _keys.get(digest)
+    if future is not None and future.done() and not future.cancelled() and not future.exception():
+        # Opened already: every node after the first (no shield, which costs a future each).
+        return future.result()
     if future is None or future.get_loop() is not asyncio.get_running_loop():
         if len(_keys) >= _MAX_CACHED_KEYS:
             _keys.clear()

@@ -229,6 +229,10 @@ class HostKeyCheck:
             "cert authority (strict host key policy)",
         )
 
+    def wants_key(self) -> bool:
+        """Whether ``accept`` looks at the key: only to pin a first-seen one (tofu)."""
+        return self.policy == "tofu" and self.pinned is None
+
     async def accept(self, key: asyncssh.SSHKey | None) -> None:
         """After connecting: pin a first-seen key (tofu), or fail if the pin moved meanwhile."""
         if self.policy == "off" or key is None:

@@ -13,6 +13,7 @@ no post-quantum hybrid key exchange (curve25519-sha256 first): see ``docs/design
 from __future__ import annotations
 
 import asyncio
+import binascii
 import codecs
 import contextlib
 import ctypes
@@ -21,7 +22,7 @@ import ipaddress
 import logging
 import socket
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 import asyncssh
 from asyncssh.public_key import decode_ssh_public_key
@@ -44,7 +45,7 @@ from knm.plugins.ssh.connect import (
     KEEPALIVE_INTERVAL,
     private_key,
 )
-from knm.plugins.ssh.hostkeys import HostKeyCheck, key_line
+from knm.plugins.ssh.hostkeys import HostKeyCheck
 
 log = logging.getLogger("knm.ssh")
 
@@ -147,6 +148,9 @@ class Libssh2Connection:
         self._silent = False
         #: The keepalive timer: at most one per connection, moved on lazily (``_tick``).
         self._timer: asyncio.TimerHandle | None = None
+        #: The node's host key as the key exchange gave it (SSH wire format), decoded only
+        #: when asked for (``get_server_host_key``): most connections only compare it.
+        self._host_key_blob = b""
         self._host_key: asyncssh.SSHKey | None = None
         #: Seconds without a packet from the node before a keepalive is sent (0: none, idle).
         self.keepalive_interval: float = KEEPALIVE_INTERVAL
@@ -195,6 +199,8 @@ class Libssh2Connection:
             self.keepalive_count_max = count_max
 
     def get_server_host_key(self) -> asyncssh.SSHKey | None:
+        if self._host_key is None and self._host_key_blob:
+            self._host_key = decode_ssh_public_key(self._host_key_blob)
         return self._host_key
 
     def get_extra_info(self, name: str, default: Any = None) -> Any:
@@ -322,23 +328,34 @@ class Libssh2Connection:
             return result
 
 
-def _peek_key(session: Session) -> asyncssh.SSHKey:
-    blob, _ = session.hostkey()
-    return decode_ssh_public_key(bytes(blob))
+def _key_line(blob: bytes) -> str:
+    """``hostkeys.key_line`` of a host key in SSH wire format, without decoding the key: its
+    type (the blob's first string) and the blob in base64."""
+    size = int.from_bytes(blob[:4], "big")
+    key_type = blob[4 : 4 + size].decode("ascii", "replace")
+    return f"{key_type} {binascii.b2a_base64(blob, newline=False).decode()}"
 
 
-_exported: dict[int, tuple[asyncssh.SSHKey, bytes]] = {}
+_exported: dict[int, tuple[asyncssh.SSHKey, _KeyFiles]] = {}
 #: Key types libssh2 logs in with (others, such as security keys, go to asyncssh).
 _KEY_TYPES = frozenset(
     {"ssh-ed25519", "ssh-rsa", "ecdsa-sha2-nistp256", "ecdsa-sha2-nistp384", "ecdsa-sha2-nistp521"}
 )
 
 
-async def _key_bytes(credential: Any) -> bytes:
+class _KeyFiles(NamedTuple):
+    """A key as libssh2 reads it from memory: its private and its public key file."""
+
+    private: bytes
+    public: bytes
+
+
+async def _key_bytes(credential: Any) -> _KeyFiles:
     """The credential's key for libssh2: opened once per process by ``connect.private_key``
     (asyncssh: any format, its KDF run once), handed over as an unencrypted OpenSSH key in
     memory. libssh2 reads the fleet's three key formats itself, but it would run an encrypted
-    key's bcrypt KDF again for every connection."""
+    key's bcrypt KDF again for every connection. The public key goes with it: without one,
+    libssh2 works it out from the private key at every login."""
     key = await private_key(credential)
     if key.get_algorithm() not in _KEY_TYPES:
         raise UseAsyncssh(f"libssh2 here takes no {key.get_algorithm()} keys")
@@ -346,7 +363,8 @@ async def _key_bytes(credential: Any) -> bytes:
     if held is None or held[0] is not key:
         if len(_exported) >= 256:
             _exported.clear()
-        held = _exported[id(key)] = (key, key.export_private_key("openssh"))
+        files = _KeyFiles(key.export_private_key("openssh"), key.export_public_key("openssh"))
+        held = _exported[id(key)] = (key, files)
     return held[1]
 
 
@@ -420,8 +438,9 @@ async def open_connection(
             conn = Libssh2Connection(session, sock, address, port)
             stage = "handshake"
             await conn.call(session.handshake, sock)
-            conn._host_key = _peek_key(session)
-            if check.policy != "off" and pinned is not None and pinned != key_line(conn._host_key):
+            conn._host_key_blob = bytes(session.hostkey()[0])
+            shown = conn._host_key_blob
+            if check.policy != "off" and pinned is not None and pinned != _key_line(shown):
                 raise check.rejected()
             stage = "login"
             await _login(conn, credential, key, where)
@@ -438,14 +457,17 @@ async def open_connection(
     # libssh2 sends a keepalive only when asked (``wait``) and at most once a second.
     session.keepalive_config(True, 1)
     try:
-        await check.accept(conn._host_key)
+        if check.wants_key():
+            await check.accept(conn.get_server_host_key())
     except BaseException:
         conn.abort()
         raise
     return conn
 
 
-async def _login(conn: Libssh2Connection, credential: Any, key: bytes | None, where: str) -> None:
+async def _login(
+    conn: Libssh2Connection, credential: Any, key: _KeyFiles | None, where: str
+) -> None:
     session, user = conn.session, credential.username
     denied = TransportError(
         "auth_failed",
@@ -455,7 +477,9 @@ async def _login(conn: Libssh2Connection, credential: Any, key: bytes | None, wh
         raise denied
     if key is not None:
         try:
-            await conn.call(session.userauth_publickey_frommemory, user, key)
+            await conn.call(
+                session.userauth_publickey_frommemory, user, key.private, "", key.public
+            )
             return
         except _AUTH_FAILED:
             if not credential.password:
@@ -612,7 +636,9 @@ async def open_channel(
 async def _start(
     raw: Libssh2Connection, command: str, pty: bool, env: dict[str, str] | None
 ) -> Any:
-    if raw.is_closed():
+    # Closed here, not peeked at: a pooled connection was peeked at as it was taken, a new one
+    # is new, and one the node closed since fails this call with ``_GONE`` all the same.
+    if raw._closed:
         raise errors.SocketDisconnectError("closed")
     chan = await raw.call(raw.session.open_session)
     if pty:

@@ -62,7 +62,9 @@ class ConnectionPool:
         return self._count
 
     def take(self, key: PoolKey) -> asyncssh.SSHClientConnection | None:
-        """The most recently used idle connection for ``key`` (alive or not: check it)."""
+        """The most recently used idle connection for ``key``, alive or not: the caller checks
+        it (``is_closed``: one peek at the socket for a libssh2 connection) and, if it is kept,
+        turns its keepalives back on (``wake``)."""
         items = self._idle.get(key)
         if not items:
             return None
@@ -70,9 +72,13 @@ class ConnectionPool:
         self._count -= 1
         if not items:
             del self._idle[key]
-        if not idle.conn.is_closed():
-            idle.conn.set_keepalive(KEEPALIVE_INTERVAL, KEEPALIVE_COUNT_MAX)
         return idle.conn
+
+    @staticmethod
+    def wake(conn: asyncssh.SSHClientConnection) -> None:
+        """A connection taken from the pool back at work: keepalives on again (``put`` turned
+        them off while it idled)."""
+        conn.set_keepalive(KEEPALIVE_INTERVAL, KEEPALIVE_COUNT_MAX)
 
     def put(self, key: PoolKey, conn: asyncssh.SSHClientConnection, size: int, ttl: float) -> None:
         if size <= 0:

@@ -239,6 +239,7 @@ class SshTransport:
                 if idle.is_closed():
                     self.stats.dead_replaced += 1
                     continue
+                self.pool.wake(idle)
                 try:
                     usable = await check().matches(idle.get_server_host_key())
                 except BaseException:

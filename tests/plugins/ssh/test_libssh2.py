@@ -6,7 +6,10 @@ import pytest
 
 pytest.importorskip("ssh2")
 
-from knm.plugins.ssh.libssh2 import EAGAIN, _pump
+import asyncssh
+
+from knm.plugins.ssh.hostkeys import key_line
+from knm.plugins.ssh.libssh2 import EAGAIN, _key_line, _pump
 
 
 class PartialChannel:
@@ -49,3 +52,18 @@ async def test_bytes_reported_beside_eagain_are_sent_once() -> None:
     await _pump(Raw(), chan, stdin, None, None)  # type: ignore[arg-type]
     assert chan.received.decode() == stdin
     assert chan.eof_sent
+
+
+@pytest.mark.parametrize(
+    "algorithm",
+    ["ssh-ed25519", "ssh-rsa", "ecdsa-sha2-nistp256", "ecdsa-sha2-nistp384", "ecdsa-sha2-nistp521"],
+)
+def test_a_host_key_read_from_the_wire_compares_with_its_pin_as_the_decoded_key_would(
+    algorithm: str,
+) -> None:
+    size = {"key_size": 2048} if algorithm == "ssh-rsa" else {}
+    key = asyncssh.generate_private_key(algorithm, **size)
+    blob = key.public_data
+    assert _key_line(blob) == key_line(asyncssh.import_public_key(key.export_public_key()))
+    other = asyncssh.generate_private_key("ssh-ed25519").public_data
+    assert _key_line(other) != _key_line(blob)

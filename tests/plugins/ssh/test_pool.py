@@ -50,12 +50,14 @@ def test_the_pool_counts_what_it_holds_through_put_take_evict_and_expire() -> No
     assert len(pool) == 0 and conns[3].closed
 
 
-def test_an_idle_connection_sends_no_keepalives_until_it_is_taken_again() -> None:
+def test_an_idle_connection_sends_no_keepalives_until_it_is_woken_at_work_again() -> None:
     pool = ConnectionPool()
     conn = FakeConn()
     pool.put(key("10.0.0.1"), conn, size=3, ttl=60)  # type: ignore[arg-type]
     assert conn.keepalive[0] == 0
     assert pool.take(key("10.0.0.1")) is conn
+    assert conn.keepalive[0] == 0  # the caller checks it first: a dead one is not woken
+    pool.wake(conn)  # type: ignore[arg-type]
     assert conn.keepalive == (KEEPALIVE_INTERVAL, KEEPALIVE_COUNT_MAX)
 
 
