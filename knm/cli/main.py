@@ -23,9 +23,16 @@ if TYPE_CHECKING:
 # parsers (or, for a plugin's command, the plugins) load exits 130 without a traceback.
 
 EPILOG = (
-    "Plugins may add commands: `knm <command>` loads them when knm does not know <command> "
+    "Plugins may add commands: `knm <command>` loads them when knm does not know <command>\n"
     "itself (KNM_BLOCKED_PLUGINS keeps a plugin out)."
 )
+
+
+def _epilog() -> str:
+    from knm.cli.remote.session import EXIT_CODES
+
+    codes = "\n".join(f"  {code}  {meaning}" for code, meaning in EXIT_CODES.items())
+    return f"exit codes:\n{codes}\n\n{EPILOG}"
 
 
 def build_parser(*, plugins: bool = False) -> argparse.ArgumentParser:
@@ -37,7 +44,9 @@ def build_parser(*, plugins: bool = False) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="knm",
         description="Kube Node Manager: automation for the nodes of Kubernetes clusters",
-        epilog=EPILOG,
+        epilog=_epilog(),
+        # The epilog's exit code table keeps its lines.
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"knm {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")

@@ -136,3 +136,16 @@ def test_ctrl_c_while_the_parsers_load_exits_130_without_a_traceback() -> None:
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert done.returncode == 130
     assert "Traceback" not in done.stderr
+
+
+def test_help_and_the_readme_list_every_exit_code_with_its_meaning() -> None:
+    from knm.cli.main import build_parser
+    from knm.cli.remote.session import EXIT_CODES
+
+    help_text = build_parser().format_help()
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    table = readme.split("Exit codes (also in `knm --help`):", 1)[1]
+    for code, meaning in EXIT_CODES.items():
+        assert f"  {code}  {meaning}" in help_text
+        assert f"\n| {code} | " in table
+    assert "| 5 | detached" in table

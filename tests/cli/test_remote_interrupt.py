@@ -89,7 +89,7 @@ def test_ctrl_c_asks_and_cancel_cancels_the_task_and_exits_3(
     assert admin.task(task_id).status == "cancelled"
 
 
-def test_ctrl_c_asks_and_detach_leaves_the_task_running_and_exits_0(
+def test_ctrl_c_asks_and_detach_leaves_the_task_running_and_exits_5(
     server: KnmProcess, admin: Client, lab: str
 ) -> None:
     child = spawn(server, admin, *LONG_TASK)
@@ -98,7 +98,7 @@ def test_ctrl_c_asks_and_detach_leaves_the_task_running_and_exits_0(
     child.expect(PROMPT)
     child.sendline("d")
     code, output = ended(child)
-    assert code == 0, output
+    assert code == 5, output
     assert f"knm task watch {task_id}" in output
     assert admin.task(task_id).status == "running"
     admin.cancel(task_id)
@@ -114,7 +114,7 @@ def test_ctrl_c_in_task_watch_detaches_without_asking(
     in_live_view(child, task_id)
     child.sendintr()
     code, output = ended(child)
-    assert code == 0, output
+    assert code == 5, output
     assert "detached" in output and "[c]ancel" not in output
     assert admin.task(task_id).status == "running"
     admin.cancel(task_id)

@@ -84,7 +84,7 @@ def test_workflow_run_approve_and_watch(server: KnmProcess, admin: Client) -> No
     )
     started = knm(server, admin, "workflow", "run", str(flow.id), "-c", "lab", "-n", "n1",
                   "--detach", "--json")  # fmt: skip
-    assert started.returncode == 0, started.stderr
+    assert started.returncode == 5, started.stderr
     task_id = json.loads(started.stdout)["task_id"]
     assert task_id.startswith("workflow-exec-")
     # Once the stored step state says running, the approval it waits for is recorded (the
@@ -144,7 +144,7 @@ def test_ctrl_c_without_a_terminal_detaches_and_the_task_keeps_running(
     # Not --json: that waits by polling, and nothing tells the test it got that far.
     proc, task_id = interrupted(server, admin)
     _, err = proc.communicate(timeout=60)
-    assert proc.returncode == 0, err
+    assert proc.returncode == 5, err
     assert f"detached; {task_id} keeps running" in err
     assert admin.task(task_id).status == "running"
     admin.cancel(task_id)

@@ -146,7 +146,11 @@ def register(nouns: dict[str, Any], parent: argparse.ArgumentParser) -> None:
     )
     p.add_argument("task_id")
     p.add_argument("-p", "--param", action="append", metavar="KEY=VALUE")
-    p.add_argument("--detach", action="store_true", help="print the task id and return at once")
+    p.add_argument(
+        "--detach",
+        action="store_true",
+        help="print the task id and return at once (exit code 5: still running)",
+    )
     p.add_argument("--follow", action="store_true")
     p.add_argument("--on-interrupt", choices=["ask", "cancel", "detach"], default="ask")
     p.set_defaults(func=workflow_resume)

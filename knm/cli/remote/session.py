@@ -5,9 +5,12 @@ The server and token come from ``KNM_URL``/``KNM_TOKEN`` (automation), else from
 never the password). A URL with a path (``https://host/knm``) means knm is mounted there: the
 API is then under ``/knm/api/v1``.
 
-Exit codes: 0 done (a task: every node succeeded), 1 the task failed or some node failed,
-2 usage error (bad arguments, not logged in), 3 the task was cancelled, 4 an API or network
-error (any error answer: 401, 403, 404, 409, 422, 429, 5xx — or no answer).
+Exit codes (``EXIT_CODES``, shown by ``knm --help`` and the README): 0 done (a task: every
+node succeeded), 1 the task failed or some node failed, 2 usage error (bad arguments, not logged
+in), 3 the task was cancelled, 4 an API or network error (any error answer: 401, 403, 404, 409,
+422, 429, 5xx — or no answer), 5 detached: the task is still running (``--detach``, or Ctrl-C
+answered with detach). A script that detaches tells "started, not finished" from "every node
+succeeded" by the code alone.
 """
 
 from __future__ import annotations
@@ -30,7 +33,16 @@ from knm.client import KnmError, RateLimited
 if TYPE_CHECKING:
     from knm.client.sync import Client
 
-OK, FAILED, USAGE, CANCELLED, API_ERROR = 0, 1, 2, 3, 4
+OK, FAILED, USAGE, CANCELLED, API_ERROR, DETACHED = 0, 1, 2, 3, 4, 5
+#: Every exit code of a remote command and what it means, in order.
+EXIT_CODES = {
+    OK: "done (a task: every node succeeded)",
+    FAILED: "the task failed or some node failed",
+    USAGE: "usage error (bad arguments, not logged in)",
+    CANCELLED: "the task was cancelled",
+    API_ERROR: "API or network error (any error answer, or no answer)",
+    DETACHED: "detached: the task is still running (--detach, or Ctrl-C then detach)",
+}
 #: A stored JWT closer than this to expiring is exchanged for a fresh one before use.
 REFRESH_BEFORE = timedelta(minutes=10)
 

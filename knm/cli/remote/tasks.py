@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 from knm.cli.remote import render
 from knm.cli.remote.session import (
     CANCELLED,
+    DETACHED,
     FAILED,
     OK,
     UsageError,
@@ -72,7 +73,7 @@ def follow(args: argparse.Namespace, client: Client, task_id: str) -> int:
                 error(f"detached; {task_id} keeps running (follow it: knm task watch {task_id})")
                 if args.json:
                     emit_json(client.task(task_id))
-                return OK
+                return DETACHED
             try:
                 client.cancel(task_id)
                 error(f"cancelling {task_id}")
@@ -94,7 +95,7 @@ def started(args: argparse.Namespace, client: Client, task: TaskStarted) -> int:
             emit_json(task)
         else:
             print(task.task_id)
-        return OK
+        return DETACHED
     if not args.json:
         render.err().print(f"started {task.task_id} ({task.status})", highlight=False)
     return follow(args, client, task.task_id)
@@ -216,7 +217,9 @@ def add_target_options(parser: argparse.ArgumentParser, *, credential: bool = Tr
     parser.add_argument("--max-failures", type=int, help="stop starting nodes after this many fail")
     parser.add_argument("--idempotency-key", help="a repeated key returns the first task")
     parser.add_argument(
-        "--detach", action="store_true", help="print the task id and return at once"
+        "--detach",
+        action="store_true",
+        help="print the task id and return at once (exit code 5: still running)",
     )
     add_follow_options(parser)
 
@@ -249,7 +252,11 @@ def register(nouns: dict[str, Any], parent: argparse.ArgumentParser) -> None:
     p = sub.add_parser("rerun", parents=[parent], help="run a finished task's failed nodes again")
     p.add_argument("task_id")
     p.add_argument("--all-nodes", action="store_true", help="every node, not only failed ones")
-    p.add_argument("--detach", action="store_true", help="print the task id and return at once")
+    p.add_argument(
+        "--detach",
+        action="store_true",
+        help="print the task id and return at once (exit code 5: still running)",
+    )
     add_follow_options(p)
     p.set_defaults(func=rerun)
 
