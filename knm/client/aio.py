@@ -14,9 +14,8 @@ import msgspec
 from knm.client import models as m
 from knm.client.base import Endpoints
 from knm.client.calls import DEFAULT_PREFIX, DEFAULT_URL, Call, check_raw, parse
-from knm.client.errors import TransportError
 from knm.client.families import Families
-from knm.client.http import IDEMPOTENT
+from knm.client.http import IDEMPOTENT, transport_error
 from knm.client.sync import normalize_prefix
 from knm.client.watch import watch_async
 
@@ -89,9 +88,9 @@ class AsyncClient(Endpoints, Families):
             except CLOSED as exc:
                 if attempt == 1 and call.method in IDEMPOTENT:
                     continue  # a kept-alive connection the server closed as it was reused
-                raise TransportError(str(exc) or type(exc).__name__) from exc
+                raise transport_error(exc, self.url) from exc
             except httpx.HTTPError as exc:
-                raise TransportError(str(exc) or type(exc).__name__) from exc
+                raise transport_error(exc, self.url) from exc
         retry_after = response.headers.get("retry-after")
         if call.raw:
             check_raw(response.status_code, response.content, response.reason_phrase, retry_after)
@@ -119,7 +118,7 @@ class AsyncClient(Endpoints, Families):
                 async for chunk in response.aiter_bytes():
                     yield chunk
         except httpx.HTTPError as exc:
-            raise TransportError(str(exc) or type(exc).__name__) from exc
+            raise transport_error(exc, self.url) from exc
 
     async def wait(
         self, task_id: str, *, timeout: float | None = None, interval: float = 0.5

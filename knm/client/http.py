@@ -178,7 +178,7 @@ class HttpSession:
             body = answer.read()
         except (OSError, http.client.HTTPException) as exc:
             self.close()
-            raise transport_error(exc) from exc
+            raise transport_error(exc, self._origin) from exc
         if answer.will_close:
             self.close()
         self._idle_since = time.monotonic()
@@ -201,7 +201,7 @@ class HttpSession:
                     yield chunk
             except (OSError, http.client.HTTPException) as exc:
                 self.close()
-                raise transport_error(exc) from exc
+                raise transport_error(exc, self._origin) from exc
 
         try:
             yield Streamed(answer.status, answer.reason, answer.headers, chunks())
@@ -232,10 +232,10 @@ class HttpSession:
                 self.close()
                 if reused and attempt == 1 and method in IDEMPOTENT:
                     continue  # the server closed the idle connection as we reused it
-                raise transport_error(exc) from exc
+                raise transport_error(exc, self._origin) from exc
             except (OSError, http.client.HTTPException) as exc:
                 self.close()
-                raise transport_error(exc) from exc
+                raise transport_error(exc, self._origin) from exc
         raise AssertionError("unreachable")
 
     def _usable(self, conn: http.client.HTTPConnection) -> bool:
@@ -298,8 +298,10 @@ class HttpSession:
         return http.client.HTTPConnection(host, port, timeout=self.timeout)
 
 
-def transport_error(exc: BaseException) -> TransportError:
-    return TransportError(str(exc) or type(exc).__name__)
+def transport_error(exc: BaseException, server: str) -> TransportError:
+    """No answer from ``server``: the error names it, since "connection refused" alone does
+    not say which URL (a stale ``KNM_URL``, a login to another server) was tried."""
+    return TransportError(f"no answer from {server}: {exc or type(exc).__name__}")
 
 
 # --- through httpx, for a caller's own transport ----------------------------------------------
@@ -320,6 +322,7 @@ class HttpxSession:
         import httpx
 
         self._httpx = httpx
+        self._server = base_url
         self._client = httpx.Client(
             base_url=base_url, transport=transport, timeout=timeout, verify=verify
         )
@@ -341,7 +344,7 @@ class HttpxSession:
                 method, path, params=params, content=content, headers=headers
             )
         except self._httpx.HTTPError as exc:
-            raise transport_error(exc) from exc
+            raise transport_error(exc, self._server) from exc
         return Response(answer.status_code, answer.reason_phrase, answer.headers, answer.content)
 
     @contextmanager
@@ -357,7 +360,7 @@ class HttpxSession:
             try:
                 yield from answer.iter_bytes()
             except self._httpx.HTTPError as exc:
-                raise transport_error(exc) from exc
+                raise transport_error(exc, self._server) from exc
 
         try:
             with self._client.stream(method, path, params=params, headers=headers) as answer:
@@ -365,4 +368,4 @@ class HttpxSession:
                     answer.status_code, answer.reason_phrase, answer.headers, chunks(answer)
                 )
         except self._httpx.HTTPError as exc:
-            raise transport_error(exc) from exc
+            raise transport_error(exc, self._server) from exc

@@ -72,6 +72,28 @@ def test_a_refused_command_exits_4_with_the_servers_reason(
     assert "dangerous command blocked" in result.stderr
 
 
+def test_a_run_without_a_credential_names_the_option_to_give_when_there_is_no_default(
+    server: KnmProcess, admin: Client
+) -> None:
+    result = knm(server, admin, "ssh", "run", "-c", "lab", "-n", "n1", "--", "uptime")
+    assert result.returncode == 4
+    assert "--credential: required (cluster lab has no default_credential_id)" in result.stderr
+    assert "credential_id:" not in result.stderr
+
+
+def test_a_server_that_does_not_answer_is_named_with_a_hint(
+    server: KnmProcess, admin: Client
+) -> None:
+    env = env_for(server, admin) | {"KNM_URL": "http://127.0.0.1:9"}
+    result = subprocess.run(
+        [sys.executable, "-m", "knm.cli.main", "task", "list"],
+        env=env, capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=60,
+    )  # fmt: skip
+    assert result.returncode == 4
+    assert "no answer from http://127.0.0.1:9" in result.stderr
+    assert "KNM_URL" in result.stderr and "Traceback" not in result.stderr
+
+
 def test_workflow_run_approve_and_watch(server: KnmProcess, admin: Client) -> None:
     flow = admin.workflows.create(
         "gated",

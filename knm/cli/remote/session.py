@@ -28,7 +28,7 @@ from urllib.parse import urlsplit
 
 import msgspec
 
-from knm.client import KnmError, RateLimited
+from knm.client import KnmError, RateLimited, TransportError
 
 if TYPE_CHECKING:
     from knm.client.sync import Client
@@ -159,10 +159,44 @@ def error(text: str) -> None:
     print(f"knm: {text}", file=sys.stderr)
 
 
-def describe(exc: KnmError) -> str:
+#: Request fields the run commands set, by the option that sets each (its ``dest`` and how the
+#: user typed it): an error about ``credential_id`` is about ``--credential``.
+OPTION_OF = {
+    "credential_id": ("credential", "--credential"),
+    "cluster_name": ("cluster", "--cluster (-c)"),
+    "target_nodes": ("nodes", "--nodes (-n)"),
+    "target_selector": ("selector", "--selector"),
+    "timeout": ("timeout", "--timeout"),
+    "deadline": ("deadline", "--deadline"),
+    "batch_size": ("batch_size", "--batch-size"),
+    "max_failures": ("max_failures", "--max-failures"),
+    "parameters": ("param", "--param (-p)"),
+    "params": ("param", "--param (-p)"),
+    "extra_vars": ("extra_var", "--extra-var (-e)"),
+    "extra_args": ("extra_args", "--extra-args"),
+}
+
+
+def in_options(text: str, args: argparse.Namespace | None) -> str:
+    """An error's "field: problem" parts with each request field this command has an option
+    for named as that option (``params.grace: …`` → ``--param (-p) grace: …``)."""
+    if args is None:
+        return text
+    parts = []
+    for part in text.split("; "):
+        field, sep, rest = part.partition(":")
+        name, dot, key = field.partition(".")
+        found = OPTION_OF.get(name) if sep and " " not in field else None
+        if found is not None and hasattr(args, found[0]):
+            part = f"{found[1]}{' ' + key if dot else ''}:{rest}"
+        parts.append(part)
+    return "; ".join(parts)
+
+
+def describe(exc: KnmError, args: argparse.Namespace | None = None) -> str:
     text = exc.message
     if exc.error and exc.error != exc.message:
-        text = f"{exc.message}: {exc.error}"
+        text = f"{exc.message}: {in_options(exc.error, args)}"
     if isinstance(exc, RateLimited) and exc.retry_after:
         text += f" (retry in {exc.retry_after} s)"
     return text
@@ -185,9 +219,11 @@ def command(fn: Handler) -> Callable[[argparse.Namespace], int]:
         except KnmError as exc:
             if getattr(args, "json", False):
                 emit_json({"code": exc.code, "message": exc.message, "error": exc.error})
-            error(describe(exc))
+            error(describe(exc, args))
             if exc.code == 401:
                 error("log in again with `knm login`")
+            elif isinstance(exc, TransportError):
+                error("is the server running at that URL? it comes from KNM_URL or `knm login`")
             return API_ERROR
         except KeyboardInterrupt:
             error("interrupted")

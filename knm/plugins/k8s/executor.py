@@ -57,7 +57,12 @@ def parse_params(request: K8sRequest) -> Params:
     try:
         params = msgspec.convert(request.params, PARAMS[request.action], strict=True)
     except msgspec.ValidationError as exc:
-        raise BadRequest(field_message(str(exc), under="params")) from None
+        text = field_message(str(exc), under="params")
+        if text.startswith("params: Object contains unknown field"):
+            # Name what the action does take, so the caller fixes the key without the docs.
+            valid = ", ".join(PARAMS[request.action].__struct_fields__) or "none"
+            text += f"; {request.action} takes: {valid}"
+        raise BadRequest(text) from None
     if problems := params.problems():
         raise Invalid("; ".join(problems))
     return params

@@ -219,7 +219,10 @@ async def test_actions_and_params_are_checked_before_a_task_exists(
 
     assert_envelope(await execute(action="reboot"), 400)
     unknown = await execute(action="uncordon", params={"forse": True})
-    assert "forse" in assert_envelope(unknown, 400)["error"]
+    assert assert_envelope(unknown, 400)["error"].endswith("`forse`; uncordon takes: force")
+    drain_typo = await execute(action="drain", params={"grace": 30})
+    takes = assert_envelope(drain_typo, 400)["error"].partition("; drain takes: ")[2]
+    assert "grace_period" in takes.split(", ")
     typed = await execute(action="uncordon", params={"force": "yes"})
     assert "params.force" in assert_envelope(typed, 400)["error"]
     missing = await execute(action="label", params={})
