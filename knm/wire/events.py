@@ -9,7 +9,8 @@ every field always present (``message`` a short human-readable line, ``data`` an
   ``exit_code``);
 - ``output``: text a node wrote (``node``, ``stream``, ``text``; ``message``: "output from
   node1 (stdout)");
-- ``step``: a workflow step changed (``step_id``, ``status``, ``batch``, ``task_id``, ``error``);
+- ``step``: a workflow step changed (``step_id``, ``step_type``, ``status``, ``batch``,
+  ``task_id``, ``error``);
 - ``complete``: the task finished (``status``, ``success_count``, ``failed_count``, ``error``);
   the last message of a task;
 - ``lagged``: this subscriber was too slow and events were dropped (``since``: resubscribe

@@ -125,6 +125,46 @@ def test_workflow_run_approve_and_watch(server: KnmProcess, admin: Client) -> No
     assert "completed" in watched.stdout and "gate" in watched.stdout
 
 
+def test_a_workflow_run_says_what_it_waits_for_and_how_to_answer_it(
+    server: KnmProcess, admin: Client
+) -> None:
+    flow = admin.workflows.create(
+        "gated-and-told",
+        {
+            "steps": [
+                {"id": "gate", "type": "approval"},
+                {"id": "go", "type": "test", "depends_on": ["gate"], "echo": "hello"},
+            ]
+        },
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "knm.cli.main", "workflow", "run", str(flow.id), "-c", "lab",
+         "-n", "n1"],
+        env=env_for(server, admin), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        stdin=subprocess.DEVNULL, text=True,
+    )  # fmt: skip
+    try:
+        assert proc.stderr is not None
+        deadline = time.monotonic() + 60
+        seen: list[str] = []
+        while time.monotonic() < deadline:
+            line = proc.stderr.readline()
+            assert line, f"knm ended before asking: {seen}"
+            seen.append(line)
+            if "waiting for approval" in line:
+                break
+        task_id = seen[0].split()[1]  # "started <task id> (pending)"
+        assert f"waiting for approval — knm workflow approve {task_id} gate" in seen[-1]
+        admin.workflows.approve(task_id, "gate", "seen on the terminal")
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 0, err
+    assert "step gate completed" in err and "step go completed" in err
+
+
 def interrupted(
     server: KnmProcess, admin: Client, *extra: str
 ) -> tuple[subprocess.Popen[str], str]:

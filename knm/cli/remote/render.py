@@ -1,5 +1,6 @@
 """What remote commands print: tables, a task's per-node summary, and the live view of a
-running task (a progress bar and nodes as they finish, with their output under ``--follow``).
+running task (a progress bar counting running, done and failed nodes, node output as it comes
+unless ``--quiet``, a workflow's steps and the approvals it waits for, nodes as they finish).
 
 Results go to stdout; the live view goes to stderr, and only when stderr is a terminal. rich
 is imported when something is printed, not when a command's parser is built.
@@ -191,6 +192,13 @@ class LiveView:
         self.message = Text("")
         self.live: Live | None = None
         self._partial: dict[tuple[str, str], str] = {}
+        self.task_id = task_id
+        #: Nodes started and not yet finished, and those finished each way, from the first
+        #: ``node`` event: the bar's percentage moves only as nodes end.
+        self.running: set[str] = set()
+        self.done = 0
+        self.failed = 0
+        self._asked: set[tuple[str, int]] = set()
 
     def __enter__(self) -> LiveView:
         if self.interactive:
@@ -233,14 +241,64 @@ class LiveView:
                     event.data.get("text", ""),
                 )
             return
-        if event.type in ("progress", "step") and event.message:
+        if event.type == "step":
+            self.step(event)
+        elif event.type == "progress" and event.message:
             self.message.plain = event.message
-        if event.type == "node" and event.data.get("status") in ("success", "failed"):
-            node, state = event.data.get("node", ""), event.data["status"]
+            if event.data.get("node"):
+                # A node's own news (a drain's evictions, the budget that blocks one): kept
+                # in the scrollback, not only shown until the next message.
+                self.note(event.message)
+        if event.type == "node":
+            self.count(event)
+
+    def count(self, event: Event) -> None:
+        node, state = event.data.get("node", ""), event.data.get("status")
+        if state == "running":
+            self.running.add(node)
+        elif state in ("success", "failed"):
+            self.running.discard(node)
+            if state == "success":
+                self.done += 1
+            else:
+                self.failed += 1
             reason = event.data.get("reason") or ""
             self.nodes.add_row(node, styled(state), reason, event.message)
             if not self.interactive:
                 print(f"{node}: {state}{f' ({reason})' if reason else ''}", file=sys.stderr)
+        else:
+            return
+        self.progress.update(
+            self.bar,
+            description=f"{self.task_id}  {len(self.running)} running · {self.done} done · "
+            f"{self.failed} failed",
+        )
+
+    def step(self, event: Event) -> None:
+        """A workflow step moved: a line per change, and the command that answers an approval
+        the workflow waits for."""
+        data = event.data
+        step_id, batch = str(data.get("step_id", "")), int(data.get("batch") or 0)
+        if data.get("step_type") == "approval" and data.get("status") == "running":
+            if (step_id, batch) not in self._asked:
+                self._asked.add((step_id, batch))
+                self.message.plain = f"waiting for approval of step {step_id}"
+                self.note(
+                    f"waiting for approval — knm workflow approve {self.task_id} {step_id}"
+                    f" (or: knm workflow reject {self.task_id} {step_id} --comment WHY)"
+                )
+            return
+        if event.message:
+            self.message.plain = event.message
+            error = data.get("error")
+            self.note(f"{event.message}{f': {error}' if error else ''}")
+
+    def note(self, line: str) -> None:
+        """A line above the live view (on stderr): what happened, kept in the scrollback."""
+        if self.live is not None:
+            self.live.console.print(line, markup=False, highlight=False)
+        else:
+            print(line, file=sys.stderr, flush=True)
 
     def output(self, node: str, stream: str, text: str) -> None:
         # Whole lines only, each prefixed with its node; a partial line waits for the rest.

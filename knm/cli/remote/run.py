@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 from knm.cli.remote import content
 from knm.cli.remote.credentials import resolve_credential
 from knm.cli.remote.session import OK, command, emit_json, key_values
-from knm.cli.remote.tasks import add_target_options, started, targets
+from knm.cli.remote.tasks import add_follow_options, add_target_options, started, targets
 
 if TYPE_CHECKING:
     from knm.client.sync import Client
@@ -151,8 +151,7 @@ def register(nouns: dict[str, Any], parent: argparse.ArgumentParser) -> None:
         action="store_true",
         help="print the task id and return at once (exit code 5: still running)",
     )
-    p.add_argument("--follow", action="store_true")
-    p.add_argument("--on-interrupt", choices=["ask", "cancel", "detach"], default="ask")
+    add_follow_options(p)
     p.set_defaults(func=workflow_resume)
 
     for action in ("drain", "cordon", "uncordon"):

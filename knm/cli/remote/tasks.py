@@ -59,7 +59,7 @@ def follow(args: argparse.Namespace, client: Client, task_id: str) -> int:
             if args.json:
                 status = client.wait(task_id)
             else:
-                with render.LiveView(task_id, getattr(args, "follow", False)) as view:
+                with render.LiveView(task_id, not getattr(args, "quiet", False)) as view:
                     for event in client.watch(task_id, since=last):
                         last = event.seq
                         view.update(event)
@@ -102,7 +102,11 @@ def started(args: argparse.Namespace, client: Client, task: TaskStarted) -> int:
 
 
 def add_follow_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--follow", action="store_true", help="print node output as it comes")
+    parser.add_argument(
+        "-q", "--quiet", action="store_true", help="do not print node output as it comes"
+    )
+    # Node output streams by default now; ``--follow`` stays accepted for scripts that say it.
+    parser.add_argument("--follow", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument(
         "--on-interrupt",
         choices=["ask", "cancel", "detach"],

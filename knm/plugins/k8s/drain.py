@@ -101,6 +101,7 @@ async def evict_all(
     blocked: dict[str, str] = {}
     gone: list[str] = []
     backoff, next_try, reported, reported_at = POLL, 0.0, "", 0.0
+    announced = 0
     while True:
         job.ctx.check_cancelled()
         if pending and time.monotonic() >= next_try:
@@ -129,6 +130,10 @@ async def evict_all(
             present = {p.metadata.uid for p in await job.kube.pods_on(job.node)}
             for uid in [uid for uid in leaving if uid not in present]:
                 gone.append(leaving.pop(uid).ref)
+        if len(gone) > announced:
+            # Which pods left, as they leave: a long drain shows its way, not only its end.
+            await job.say(f"evicted {', '.join(gone[announced:])}", evicted=gone[announced:])
+            announced = len(gone)
         if not pending and not leaving:
             return gone, []
         report = ", ".join(f"{pod} by budget {budget}" for pod, budget in sorted(blocked.items()))

@@ -115,6 +115,8 @@ class Journal:
                 + (f" (batch {state.batch + 1})" if state.batch else ""),
                 {
                     "step_id": state.id,
+                    # A client tells an approval it may answer from another running step.
+                    "step_type": state.type,
                     "status": status,
                     "result": WIRE_STEP_RESULT.get(state.status),
                     "batch": state.batch,

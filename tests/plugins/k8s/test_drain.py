@@ -75,6 +75,10 @@ async def test_drain_waits_for_a_budget_and_never_violates_it(
     blocked = [e for e in events.json()["data"]["entries"] if "blocked" in e.get("data", {})]
     assert blocked and blocked[0]["data"]["blocked"][0]["budget"] == "default/web-pdb"
     assert "web-pdb" in blocked[0]["message"]
+    # Each pod is announced as it leaves (the budget let one go at a time: two announcements).
+    evicted = [e for e in events.json()["data"]["entries"] if "evicted" in e.get("data", {})]
+    assert [pod for e in evicted for pod in e["data"]["evicted"]] == result["evicted"]
+    assert len(evicted) == 2 and evicted[0]["message"].startswith("w1: evicted default/web-")
 
 
 async def test_a_drain_that_times_out_fails_and_leaves_the_node_cordoned(

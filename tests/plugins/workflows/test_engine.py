@@ -368,6 +368,14 @@ async def test_an_approval_step_waits_for_approve_and_reject_fails_the_workflow(
         assert_envelope(response, 200)
         status = await wait_for_task(knm_client, admin_headers, task_id)
         assert status["status"] == expected
+        # Each step event says its step's type: a client tells the approval it may answer.
+        events = (await knm_client.get(f"/tasks/{task_id}/events", headers=admin_headers)).json()[
+            "data"
+        ]["entries"]
+        types = {
+            e["data"]["step_id"]: e["data"]["step_type"] for e in events if e["type"] == "step"
+        }
+        assert types["gate"] == "approval"
 
 
 async def test_cancel_stops_running_steps_and_still_runs_the_finalizer(

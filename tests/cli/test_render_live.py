@@ -1,0 +1,80 @@
+"""The live view of a running task (``render.LiveView``) fed the events a server sends, on a
+console that is not a terminal: what an operator reads in a CI log."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from knm.cli.remote import render
+from knm.wire.events import NodeEvent, OutputEvent, ProgressEvent, StepEvent
+
+TASK = "workflow-exec-7-abcdef"
+_seq = iter(range(1, 10_000))
+
+
+def event(cls: type[Any], message: str = "", progress: int = 0, **data: Any) -> Any:
+    return cls(
+        task_id=TASK, seq=next(_seq), progress=progress, message=message, data=data,
+        timestamp=datetime.now(UTC),
+    )  # fmt: skip
+
+
+def description(view: render.LiveView) -> str:
+    return str(view.progress.tasks[0].description)
+
+
+def test_the_bar_counts_running_done_and_failed_nodes_from_the_first_event() -> None:
+    view = render.LiveView(TASK, follow=True)
+    view.update(event(NodeEvent, node="n1", status="running"))
+    view.update(event(NodeEvent, node="n2", status="running"))
+    assert description(view) == f"{TASK}  2 running · 0 done · 0 failed"
+    view.update(event(NodeEvent, progress=50, node="n1", status="success"))
+    view.update(event(NodeEvent, progress=100, node="n2", status="failed", reason="timeout"))
+    assert description(view) == f"{TASK}  0 running · 1 done · 1 failed"
+
+
+def test_node_output_is_printed_by_default_prefixed_by_its_node_and_quiet_hides_it(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with render.LiveView(TASK, follow=True) as view:
+        view.update(event(OutputEvent, node="n1", stream="stdout", text="up 3 days\npartial"))
+    assert capsys.readouterr().out == "[n1] up 3 days\n[n1] partial\n"
+    with render.LiveView(TASK, follow=False) as view:
+        view.update(event(OutputEvent, node="n1", stream="stdout", text="up 3 days\n"))
+    assert capsys.readouterr().out == ""
+
+
+def test_a_workflow_waiting_for_approval_says_which_command_answers_it(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    view = render.LiveView(TASK, follow=True)
+    gate = {"step_id": "gate", "step_type": "approval", "status": "running", "batch": 1}
+    view.update(event(StepEvent, "step gate running (batch 2)", **gate))
+    view.update(event(StepEvent, "step gate running (batch 2)", **gate))  # a repeat: said once
+    err = capsys.readouterr().err
+    assert err.count(f"waiting for approval — knm workflow approve {TASK} gate") == 1
+    assert f"knm workflow reject {TASK} gate" in err
+    view.update(event(StepEvent, "step drain completed", step_id="drain", step_type="k8s",
+                      status="completed", batch=0))  # fmt: skip
+    view.update(event(StepEvent, "step upgrade failed", step_id="upgrade", step_type="ssh",
+                      status="failed", batch=0, error="exit code 1 on node3"))  # fmt: skip
+    lines = capsys.readouterr().err.splitlines()
+    assert lines == ["step drain completed", "step upgrade failed: exit code 1 on node3"]
+
+
+def test_a_nodes_progress_such_as_a_drains_evictions_is_kept_as_a_line(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    view = render.LiveView(TASK, follow=True)
+    view.update(event(ProgressEvent, "w1: evicted default/web-1", node="w1",
+                      evicted=["default/web-1"]))  # fmt: skip
+    view.update(event(ProgressEvent, "w1: eviction blocked: default/web-2 by budget "
+                      "default/web-pdb; retrying", node="w1"))  # fmt: skip
+    view.update(event(ProgressEvent, "40% of the batch", progress=40))  # the task's: not kept
+    assert capsys.readouterr().err.splitlines() == [
+        "w1: evicted default/web-1",
+        "w1: eviction blocked: default/web-2 by budget default/web-pdb; retrying",
+    ]
