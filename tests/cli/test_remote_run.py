@@ -156,7 +156,7 @@ def test_a_workflow_run_says_what_it_waits_for_and_how_to_answer_it(
         task_id = seen[0].split()[1]  # "started <task id> (pending)"
         assert f"waiting for approval — knm workflow approve {task_id} gate" in seen[-1]
         admin.workflows.approve(task_id, "gate", "seen on the terminal")
-        out, err = proc.communicate(timeout=60)
+        _, err = proc.communicate(timeout=60)
     finally:
         if proc.poll() is None:
             proc.kill()
