@@ -114,6 +114,9 @@ def register(subparsers: Any, parent: argparse.ArgumentParser) -> None:
         "login",
         parents=[parent],
         help="log in to a knm server, into a context that becomes the current one",
+        description="Log in and keep the token in a context, which becomes the current one: "
+        "--context NAME, else the context named after URL's host[:port]. Without a URL, log "
+        "into the context --context, KNM_CONTEXT or the current context names, again.",
         allow_abbrev=False,
     )
     p.add_argument(

@@ -84,8 +84,9 @@ def client_for(args: argparse.Namespace) -> Client:
         or (context.server if context else None)
     )
     if not url and saved.contexts:
+        known = ", ".join(sorted(saved.contexts))
         raise UsageError(f"no current context: pick one with `knm config use-context NAME` "
-                         f"({', '.join(sorted(saved.contexts))}), or log in with `knm login URL`")  # fmt: skip
+                         f"({known}), or log in with `knm login URL`")  # fmt: skip
     if not url:
         raise UsageError("no server: run `knm login URL --user NAME`, or set KNM_URL")
     token = os.environ.get("KNM_TOKEN")
