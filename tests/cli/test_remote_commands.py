@@ -91,7 +91,8 @@ def test_login_stores_a_private_token_that_later_commands_use(
     stored = tmp_path / "knm" / "credentials.json"
     assert stat.S_IMODE(stored.stat().st_mode) == 0o600
     saved = json.loads(stored.read_text())
-    assert saved["url"] == server.base_url and saved["token"]
+    context = saved["contexts"][saved["current_context"]]
+    assert context["server"] == server.base_url and context["token"]
     assert TEST_ADMIN_PASSWORD not in stored.read_text()
     listed = subprocess_knm(env, "task", "list", "--json")
     assert listed.returncode == 0, listed.stderr
@@ -100,7 +101,7 @@ def test_login_stores_a_private_token_that_later_commands_use(
     assert missing.returncode == 4
     assert "not found" in missing.stderr and "Traceback" not in missing.stderr
     assert subprocess_knm(env, "logout").returncode == 0
-    assert not stored.exists()
+    assert context["token"] not in stored.read_text()
     after = subprocess_knm(env, "task", "list")
     assert after.returncode == 2 and "knm login" in after.stderr
 

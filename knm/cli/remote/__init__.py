@@ -1,6 +1,7 @@
 """Remote commands: they speak HTTP to a knm server through ``knm.client``.
 
-``register(subparsers)`` adds ``login``, ``logout`` and the nouns ``ssh``, ``ansible``,
+``register(subparsers)`` adds ``login``, ``logout`` and the nouns ``config`` (contexts: which
+server and login to use, kept on this machine), ``ssh``, ``ansible``,
 ``script``, ``workflow``, ``k8s``, ``task``, ``playbook``, ``cluster``, ``credential``, ``user``,
 ``token`` and ``audit``.
 Exit codes are listed in ``knm.cli.remote.session``.
@@ -15,6 +16,7 @@ from knm.cli.remote import (
     audit,
     auth,
     clusters,
+    config,
     content,
     credentials,
     run,
@@ -37,6 +39,7 @@ NOUNS = {
     "user": "users and their roles",
     "token": "API tokens",
     "audit": "the audit log",
+    "config": "contexts: the servers and logins to use",
 }
 
 
@@ -49,6 +52,7 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
         nouns[name] = parser.add_subparsers(
             dest=f"{name}_command", metavar="COMMAND", required=True, parser_class=session.Parser
         )
+    config.register(nouns, parent)
     run.register(nouns, parent)
     content.register(nouns, parent)
     tasks.register(nouns, parent)

@@ -1,9 +1,20 @@
 """Where remote commands find their server and token, and how they end.
 
-The server and token come from ``KNM_URL``/``KNM_TOKEN`` (automation), else from what
-``knm login`` stored in ``<user config dir>/knm/credentials.json`` (mode 0600; url and token,
-never the password). A URL with a path (``https://host/knm``) means knm is mounted there: the
-API is then under ``/knm/api/v1``.
+The server and token come from, first to last:
+
+1. ``--url`` and ``KNM_URL``/``KNM_TOKEN`` (automation);
+2. the context named by ``--context NAME``;
+3. the context named by ``KNM_CONTEXT``;
+4. the current context (``knm config use-context``, or the last ``knm login``).
+
+Contexts are what ``knm login`` stored in ``<user config dir>/knm/credentials.json`` (mode 0600;
+server, user and token, never the password): see ``knm.cli.remote.contexts``. A context's
+token is used only for its own server, so ``KNM_URL`` naming another server sends no token. A
+context named by ``--context`` or ``KNM_CONTEXT`` that does not exist is an error even when
+``KNM_URL`` and ``KNM_TOKEN`` make it unneeded: a misspelt name is never ignored.
+
+A URL with a path (``https://host/knm``) means knm is mounted there: the API is then under
+``/knm/api/v1``.
 
 Exit codes (``EXIT_CODES``, shown by ``knm --help`` and the README): 0 done (a task: every
 node succeeded), 1 the task failed or some node failed, 2 usage error (bad arguments, not logged
@@ -22,12 +33,12 @@ import os
 import sys
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import msgspec
 
+from knm.cli.remote import contexts
 from knm.client import KnmError, RateLimited, TransportError
 
 if TYPE_CHECKING:
@@ -51,47 +62,6 @@ class UsageError(Exception):
     """A command used wrongly (exit code 2)."""
 
 
-class Stored(msgspec.Struct, kw_only=True):
-    url: str
-    token: str
-    username: str = ""
-    expires_at: datetime | None = None
-
-
-def credentials_path() -> Path:
-    import platformdirs
-
-    return Path(platformdirs.user_config_dir("knm")) / "credentials.json"
-
-
-def load_stored() -> Stored | None:
-    try:
-        return msgspec.json.decode(credentials_path().read_bytes(), type=Stored)
-    except (OSError, msgspec.DecodeError, msgspec.ValidationError):
-        return None
-
-
-def save_stored(stored: Stored) -> Path:
-    path = credentials_path()
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    temp = path.with_suffix(".tmp")
-    # Created 0600 from the start: the token is never readable by others, not even briefly.
-    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as out:
-        out.write(msgspec.json.format(msgspec.json.encode(stored)))
-    os.chmod(temp, 0o600)
-    os.replace(temp, path)
-    return path
-
-
-def forget_stored() -> bool:
-    try:
-        credentials_path().unlink()
-        return True
-    except FileNotFoundError:
-        return False
-
-
 def split_url(url: str) -> tuple[str, str]:
     """``(server, api prefix)`` of a URL that may carry the mount path."""
     parts = urlsplit(url.rstrip("/"))
@@ -102,33 +72,66 @@ def split_url(url: str) -> tuple[str, str]:
     return f"{parts.scheme}://{parts.netloc}", prefix
 
 
+def chosen_context(
+    args: argparse.Namespace, saved: contexts.Contexts
+) -> tuple[str, contexts.Context | None]:
+    """The name and context this invocation uses: ``--context``, else ``KNM_CONTEXT``, else the
+    current context (``("", None)`` when there is none)."""
+    named = getattr(args, "context", None) or os.environ.get("KNM_CONTEXT")
+    if named:
+        if named not in saved.contexts:
+            raise UsageError(saved.unknown(named))
+        return named, saved.contexts[named]
+    current = saved.current_context
+    return current, saved.contexts.get(current)
+
+
 def client_for(args: argparse.Namespace) -> Client:
     """A client for the server and token of this invocation (see the module docstring)."""
-    stored = load_stored()
-    url = getattr(args, "url", None) or os.environ.get("KNM_URL") or (stored and stored.url)
+    saved = contexts.load()
+    name, context = chosen_context(args, saved)
+    url = (
+        getattr(args, "url", None)
+        or os.environ.get("KNM_URL")
+        or (context.server if context else None)
+    )
+    if not url and saved.contexts:
+        known = ", ".join(sorted(saved.contexts))
+        raise UsageError(f"no current context: pick one with `knm config use-context NAME` "
+                         f"({known}), or log in with `knm login URL`")  # fmt: skip
     if not url:
-        raise UsageError("no server: run `knm login --url URL --user NAME`, or set KNM_URL")
+        raise UsageError("no server: run `knm login URL --user NAME`, or set KNM_URL")
     token = os.environ.get("KNM_TOKEN")
     refreshable = False
-    if not token and stored is not None and stored.url.rstrip("/") == url.rstrip("/"):
-        token = stored.token
+    if not token and context is not None and contexts.same_server(context.server, url):
+        if not context.token:
+            raise UsageError(f"not logged in to {context.server} (context {name}): run "
+                             f"`knm login --context {name}`")  # fmt: skip
+        token = context.token
         refreshable = True
     server, prefix = split_url(url)
     from knm.client.sync import Client
 
     client = Client(server, token, prefix=prefix)
-    if refreshable and stored is not None and stored.expires_at is not None:
-        left = stored.expires_at - datetime.now(UTC)
+    if refreshable and context is not None and context.expires_at is not None:
+        left = context.expires_at - datetime.now(UTC)
         if timedelta(0) < left < REFRESH_BEFORE:
             try:
                 fresh = client.refresh()
-                save_stored(
-                    Stored(url=stored.url, token=fresh.token, username=stored.username,
-                           expires_at=fresh.expires_at)
-                )  # fmt: skip
+                _keep_refreshed(name, context.token, fresh.token, fresh.expires_at)
             except KnmError:
                 pass  # the old token still works for a while; the command says so if not
     return client
+
+
+def _keep_refreshed(name: str, old: str, token: str, expires_at: datetime) -> None:
+    # Read again: another knm may have changed the file since this one read it; a context
+    # renamed, deleted or logged into again meanwhile is left as it now is.
+    saved = contexts.load()
+    context = saved.contexts.get(name)
+    if context is not None and context.token == old:
+        context.token, context.expires_at = token, expires_at
+        contexts.save(saved)
 
 
 def as_sent(value: Any) -> Any:
@@ -223,7 +226,10 @@ def command(fn: Handler) -> Callable[[argparse.Namespace], int]:
             if exc.code == 401:
                 error("log in again with `knm login`")
             elif isinstance(exc, TransportError):
-                error("is the server running at that URL? it comes from KNM_URL or `knm login`")
+                error(
+                    "is the server running at that URL? it comes from --url, KNM_URL or the "
+                    "context (knm config get-contexts)"
+                )
             return API_ERROR
         except KeyboardInterrupt:
             error("interrupted")
@@ -268,5 +274,13 @@ def common_parent() -> argparse.ArgumentParser:
     """Options every remote command takes."""
     parent = argparse.ArgumentParser(add_help=False)
     parent.add_argument("--json", action="store_true", help="print one JSON document on stdout")
-    parent.add_argument("--url", default=None, help="server URL (default: KNM_URL, or the login)")
+    parent.add_argument(
+        "--url", default=None, help="server URL (default: KNM_URL, or the context's server)"
+    )
+    parent.add_argument(
+        "--context",
+        default=None,
+        metavar="NAME",
+        help="the context to use (default: KNM_CONTEXT, or the current one; see `knm config`)",
+    )
     return parent
