@@ -1,10 +1,12 @@
-"""``knm playbook|script|workflow list|show|create|edit|delete|versions``.
+"""``knm playbook|script|workflow list|show|create|edit|delete|versions|diff|rollback``.
 
 ``create -f FILE`` and ``edit -f FILE`` read YAML or JSON: either a whole item (a mapping with
 ``name``, ``description``, ``category``, ``tags``, and ``content`` or ``definition``), or just
 the body (a playbook's YAML, a script's text, a workflow's definition) with ``--name`` and the
 other fields as options. ``edit`` without ``-f`` opens the body in ``$EDITOR`` and saves it only
-if it changed, conditionally on the version it started from.
+if it changed, conditionally on the version it started from; a body the server refuses reopens
+with the errors on top. ``diff V1 [V2]`` shows what changed between versions, ``rollback V``
+makes version V's body the current one (as a new version).
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from knm.cli.remote import render
 from knm.cli.remote.session import OK, UsageError, command, emit_json
-from knm.client import NotFound
+from knm.client import BadRequest, KnmError, NotFound, ValidationFailed
 from knm.client.families import ContentApi
 
 if TYPE_CHECKING:
@@ -155,20 +157,82 @@ def _yaml_load(text: str) -> Any:
     return yaml.safe_load(text)
 
 
-def _edit_in_editor(body: Any) -> Any | None:
-    """The body after the user's editor, or None when it did not change."""
-    as_text = body if isinstance(body, str) else _yaml_dump(body)
+#: The first line of the note ``edit`` puts above the body when the server refused it; the note
+#: (this line and the ``#`` lines after it) is taken off again before the body is sent.
+ERROR_NOTE = "# knm: the server refused this edit; fix it and save, or save unchanged to give up."
+
+
+def _run_editor(text: str) -> str:
+    """``text`` after the user's ``$VISUAL``/``$EDITOR`` (vi), as they saved it."""
     editor = os.environ.get("VISUAL") or os.environ.get("EDITOR") or "vi"
     with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False) as handle:
-        handle.write(as_text)
+        handle.write(text)
     try:
         subprocess.run([*shlex.split(editor), handle.name], check=True)
-        edited = Path(handle.name).read_text()
+        return Path(handle.name).read_text()
     finally:
         os.unlink(handle.name)
-    if edited == as_text:
-        return None
-    return edited if isinstance(body, str) else _yaml_load(edited)
+
+
+def _with_note(text: str, problems: list[str]) -> str:
+    lines = [ERROR_NOTE, *(f"#   {line}" for p in problems for line in p.splitlines())]
+    return "\n".join([*lines, "#", text])
+
+
+def _without_note(text: str) -> str:
+    if not text.startswith(ERROR_NOTE):
+        return text
+    lines = text.split("\n")
+    end = 1
+    while end < len(lines) and lines[end].startswith("#"):
+        end += 1
+    return "\n".join(lines[end:])
+
+
+def _problems(exc: KnmError) -> list[str]:
+    """What was wrong, one line each, at its line and column when the server says where."""
+    found = [
+        f"line {d.line}{f', column {d.column}' if d.column else ''}: {d.message}"
+        if d.line
+        else f"{d.field}: {d.message}"
+        for d in exc.details or []
+    ]
+    return found or [exc.error or exc.message]
+
+
+def _edit_body(api: ContentApi, item: Any) -> Any | None:
+    """The body edited in the user's editor and saved (the updated item), or None when the user
+    changed nothing. A body the server refuses (bad YAML, a shell syntax error, an invalid
+    workflow) reopens with the errors on top, as ``kubectl edit`` does; saving it unchanged
+    gives up, keeping the edit in a file."""
+    body = item.body if item.body is not None else ""
+    original = body if isinstance(body, str) else _yaml_dump(body)
+    shown = original
+    while True:
+        edited = _run_editor(shown)
+        if edited == shown and shown != original:
+            kept = Path(tempfile.mkstemp(prefix=f"knm-{item.name}-", suffix=".yaml")[1])
+            kept.write_text(_without_note(edited))
+            raise UsageError(f"edit not saved; what you wrote is in {kept}")
+        text = _without_note(edited)
+        if text == original:
+            return None
+        try:
+            new_body = text if isinstance(body, str) else _yaml_load(text)
+            if not isinstance(body, str) and not isinstance(new_body, dict):
+                raise ValidationFailed("a workflow definition must be a YAML mapping")
+            # Conditional on the version read: another change meanwhile is a 409, not lost.
+            return api.update(item.id, version=item.version, **{api.body_field: new_body})
+        except (ValidationFailed, BadRequest) as exc:
+            shown = _with_note(text, _problems(exc))
+        except yaml_error() as exc:
+            shown = _with_note(text, [f"not valid YAML: {exc}"])
+
+
+def yaml_error() -> type[Exception]:
+    import yaml
+
+    return yaml.YAMLError
 
 
 @command
@@ -185,18 +249,79 @@ def edit(args: argparse.Namespace, client: Client) -> int:
         }
         if args.tag:
             fields["tags"] = args.tag
-        if not fields:
-            new_body = _edit_in_editor(item.body if item.body is not None else "")
-            if new_body is None:
-                print("no changes")
-                return OK
-            fields[api.body_field] = new_body
-    # Conditional on the version read: someone else's change meanwhile is a 409, not lost.
-    updated = api.update(item.id, version=item.version, **fields)
+    if fields:
+        # Conditional on the version read: someone else's change meanwhile is a 409, not lost.
+        updated = api.update(item.id, version=item.version, **fields)
+    else:
+        updated = _edit_body(api, item)
+        if updated is None:
+            print("no changes")
+            return OK
     if args.json:
         emit_json(updated)
     else:
         print(f"updated {args.noun} {updated.id} ({updated.name}), version {updated.version}")
+    return OK
+
+
+def _version_text(api: ContentApi, item_id: int, version: int | None) -> tuple[str, int]:
+    """A version's body as text (the item's current one for None), and its number."""
+    if version is None:
+        current = api.get(item_id)
+        body, version = current.body, current.version
+    else:
+        found = api.version(item_id, version)
+        body = found.definition if found.definition is not None else found.content
+    text = "" if body is None else body if isinstance(body, str) else _yaml_dump(body)
+    return text, version
+
+
+@command
+def diff(args: argparse.Namespace, client: Client) -> int:
+    import difflib
+
+    api = api_of(client, args.noun)
+    item_id = resolve(api, args.item)
+    old, old_version = _version_text(api, item_id, args.old)
+    new, new_version = _version_text(api, item_id, args.new)
+    lines = difflib.unified_diff(
+        old.splitlines(keepends=True),
+        new.splitlines(keepends=True),
+        fromfile=f"{args.noun} {args.item} version {old_version}",
+        tofile=f"{args.noun} {args.item} version {new_version}",
+    )
+    sys.stdout.writelines(line if line.endswith("\n") else line + "\n" for line in lines)
+    return OK
+
+
+@command
+def rollback(args: argparse.Namespace, client: Client) -> int:
+    api = api_of(client, args.noun)
+    item = api.get(resolve(api, args.item))
+    old = api.version(item.id, args.version)
+    fields: dict[str, Any] = {
+        api.body_field: old.definition if old.definition is not None else old.content
+    }
+    if old.language is not None:
+        fields["language"] = old.language
+    if old.parameters is not None:
+        fields["parameters"] = old.parameters
+    if all(getattr(item, name) == value for name, value in fields.items()):
+        # Every successful PUT is a new version (the contract): an identical one is noise.
+        if args.json:
+            emit_json(item)
+        else:
+            print(f"{args.noun} {item.id} ({item.name}) already has version {old.version}'s body")
+        return OK
+    # Conditional on the version read, like edit: a change meanwhile is a 409, not undone.
+    updated = api.update(item.id, version=item.version, **fields)
+    if args.json:
+        emit_json(updated)
+    else:
+        print(
+            f"rolled {args.noun} {updated.id} ({updated.name}) back to version {old.version}'s "
+            f"body, as version {updated.version}"
+        )
     return OK
 
 
@@ -277,3 +402,20 @@ def register(nouns: dict[str, Any], parent: argparse.ArgumentParser) -> None:
         p.add_argument("item", help="id or name")
         p.add_argument("--show", type=int, metavar="N", help="print version N's body")
         p.set_defaults(func=versions, noun=noun)
+
+        p = sub.add_parser(
+            "diff", parents=[parent], help=f"what changed between two versions of a {noun}"
+        )
+        p.add_argument("item", help="id or name")
+        p.add_argument("old", type=int, metavar="V1", help="the older version")
+        p.add_argument(
+            "new", type=int, nargs="?", metavar="V2", help="the newer version (default: current)"
+        )
+        p.set_defaults(func=diff, noun=noun)
+
+        p = sub.add_parser(
+            "rollback", parents=[parent], help=f"make an earlier version's body the {noun}'s"
+        )
+        p.add_argument("item", help="id or name")
+        p.add_argument("version", type=int, metavar="V", help="the version to go back to")
+        p.set_defaults(func=rollback, noun=noun)
