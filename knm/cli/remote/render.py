@@ -121,13 +121,25 @@ def table(rows: Iterable[Any], columns: Sequence[str], title: str | None = None)
     return grid
 
 
+def plain_cell(value: Any) -> str:
+    """A value in a plain column, as kubectl prints it: lists and mappings joined by bare commas
+    (``a=1,b=2``) and an empty value as ``<none>``, so that ``awk`` finds the same number of
+    fields on every line; a newline would split its row in two, so it becomes a space."""
+    if isinstance(value, list | tuple):
+        text = ",".join(cell(item) for item in value)
+    elif isinstance(value, dict):
+        text = ",".join(f"{key}={cell(item)}" for key, item in value.items())
+    else:
+        text = cell(value)
+    return " ".join(text.splitlines()) or "<none>"
+
+
 def plain_table(rows: Iterable[Any], columns: Sequence[str]) -> str:
     """``rows`` as kubectl prints them into a pipe: upper-case headers, columns padded to their
     widest value and ``GAP`` apart, one line per row, nothing cut or wrapped."""
     lines = [[name.upper().replace("_", " ") for name in columns]]
     for row in rows:
-        # A newline inside a value would split its row in two for line-reading tools.
-        lines.append([" ".join(cell(field(row, c)).splitlines()) for c in columns])
+        lines.append([plain_cell(field(row, c)) for c in columns])
     widths = [max(len(line[i]) for line in lines) for i in range(len(columns))]
     return "".join(
         GAP.join(value.ljust(width) for value, width in zip(line, widths, strict=True)).rstrip()
