@@ -115,6 +115,19 @@ def test_o_name_prints_one_kind_slash_key_per_listed_item(
     assert all(re.fullmatch(rf"{kind}/[^/\s]+", line) for line in lines)
 
 
+@pytest.mark.parametrize(
+    "noun", ["task", "playbook", "script", "workflow", "cluster", "credential", "user"]
+)
+def test_each_o_name_line_is_taken_by_the_show_command_as_xargs_would_pass_it(
+    knm: Knm, made: dict[str, str], noun: str
+) -> None:
+    lines = run(knm, noun, "list", "-o", "name").split()
+    assert lines
+    for line in lines:
+        shown = knm(noun, "show", line, "-o", "name")
+        assert shown.code == 0 and shown.out == f"{line}\n", shown.err
+
+
 @pytest.mark.parametrize("command", SHOWS)
 def test_o_name_of_a_show_command_is_its_one_line(
     knm: Knm, made: dict[str, str], command: str

@@ -259,6 +259,19 @@ def output_parent() -> argparse.ArgumentParser:
     return parent
 
 
+def reference(kind: str) -> Callable[[str], str]:
+    """The ``type`` of a positional naming one ``kind``: it takes the ``kind/KEY`` lines of
+    ``-o name`` as well as a bare KEY, so ``knm task list -o name | xargs -n1 knm task show``
+    works as it does with kubectl."""
+    prefix = f"{kind}/"
+
+    def key(text: str) -> str:
+        return text.removeprefix(prefix)
+
+    key.__name__ = kind  # argparse names the type in its errors
+    return key
+
+
 def output_format(args: argparse.Namespace) -> str | None:
     """The format asked for (``--json`` is ``json``), or None for the command's own view."""
     if getattr(args, "json", False):

@@ -18,6 +18,7 @@ from knm.cli.remote.session import (
     error,
     key_values,
     output_parent,
+    reference,
 )
 from knm.client import Conflict
 from knm.client.models import TaskStarted, TaskStatus
@@ -244,28 +245,28 @@ def register(nouns: dict[str, Any], parent: argparse.ArgumentParser) -> None:
     p.set_defaults(func=list_tasks)
 
     p = sub.add_parser("show", parents=listing, help="a task's status and per-node results")
-    p.add_argument("task_id")
+    p.add_argument("task_id", type=reference("task"))
     p.add_argument("--with-output", action="store_true", help="also print each node's output")
     p.set_defaults(func=show)
 
     p = sub.add_parser("watch", parents=[parent], help="follow a task live until it ends")
-    p.add_argument("task_id")
+    p.add_argument("task_id", type=reference("task"))
     add_follow_options(p)
     p.set_defaults(func=watch, on_interrupt="detach")
 
     p = sub.add_parser("cancel", parents=[parent], help="cancel a pending or running task")
-    p.add_argument("task_id")
+    p.add_argument("task_id", type=reference("task"))
     p.set_defaults(func=cancel)
 
     p = sub.add_parser("rerun", parents=[parent], help="run a finished task's failed nodes again")
-    p.add_argument("task_id")
+    p.add_argument("task_id", type=reference("task"))
     p.add_argument("--all-nodes", action="store_true", help="every node, not only failed ones")
     p.add_argument("--detach", action="store_true", help="print the task id and return at once")
     add_follow_options(p)
     p.set_defaults(func=rerun)
 
     p = sub.add_parser("output", parents=[parent], help="download a node's stored output")
-    p.add_argument("task_id")
+    p.add_argument("task_id", type=reference("task"))
     p.add_argument("--node", help="the node (default: every node, one after another)")
     p.add_argument("--stream", choices=["stdout", "stderr"], default="stdout")
     p.add_argument("-o", "--output-file", help="save to this file (continues a partial download)")

@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from knm.cli.remote import render
-from knm.cli.remote.session import OK, UsageError, command, emit_json, output_parent
+from knm.cli.remote.session import OK, UsageError, command, emit_json, output_parent, reference
 from knm.cli.remote.users import ROLES
 from knm.client import NotFound
 from knm.client.models import ApiToken
@@ -116,5 +116,5 @@ def register(nouns: dict[str, Any], parent: argparse.ArgumentParser) -> None:
     p.set_defaults(func=create)
 
     p = sub.add_parser("revoke", parents=[parent], help="revoke an API token")
-    p.add_argument("token", help="id or name")
+    p.add_argument("token", type=reference("token"), help="id or name")
     p.set_defaults(func=revoke)

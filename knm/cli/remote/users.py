@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from knm.cli.remote import render
-from knm.cli.remote.session import OK, UsageError, command, emit_json, output_parent
+from knm.cli.remote.session import OK, UsageError, command, emit_json, output_parent, reference
 from knm.client import NotFound
 from knm.client.models import User
 
@@ -146,7 +146,7 @@ def register(nouns: dict[str, Any], parent: argparse.ArgumentParser) -> None:
     p.set_defaults(func=list_users)
 
     p = sub.add_parser("show", parents=listing, help="one user (admin)")
-    p.add_argument("user", help="id or name")
+    p.add_argument("user", type=reference("user"), help="id or name")
     p.set_defaults(func=show)
 
     p = sub.add_parser("me", parents=listing, help="who you are logged in as")
@@ -159,7 +159,7 @@ def register(nouns: dict[str, Any], parent: argparse.ArgumentParser) -> None:
     p.set_defaults(func=create)
 
     p = sub.add_parser("update", parents=[parent], help="change a user's role, or disable them")
-    p.add_argument("user", help="id or name")
+    p.add_argument("user", type=reference("user"), help="id or name")
     p.add_argument("--role", choices=ROLES)
     state = p.add_mutually_exclusive_group()
     state.add_argument(
@@ -169,7 +169,7 @@ def register(nouns: dict[str, Any], parent: argparse.ArgumentParser) -> None:
     p.set_defaults(func=update, disabled=None)
 
     p = sub.add_parser("reset-password", parents=[parent], help="set a user's password (admin)")
-    p.add_argument("user", help="id or name")
+    p.add_argument("user", type=reference("user"), help="id or name")
     p.add_argument("--password-file", help="file holding the new password ('-': stdin)")
     p.set_defaults(func=reset_password)
 
