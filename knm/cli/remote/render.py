@@ -168,7 +168,7 @@ def print_table(rows: Iterable[Any], columns: Sequence[str], total: int | None =
 
 def print_fields(values: dict[str, Any]) -> None:
     width = max((len(k) for k in values), default=0)
-    lines = [f"{key.ljust(width)}  {cell(value)}" for key, value in values.items()]
+    lines = [f"{key.ljust(width)}  {cell(value)}".rstrip() for key, value in values.items()]
     if not terminal():
         print("\n".join(lines), flush=True)
         return
