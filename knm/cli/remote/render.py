@@ -393,7 +393,7 @@ class LiveView:
         self._partial.clear()
 
     def write(self, line: str, target: Any) -> None:
-        if self.live is not None and (target is sys.stderr or sys.stdout.isatty()):
+        if self.live is not None and (target is sys.stderr or terminal()):
             self.live.console.print(line, markup=False, highlight=False)
         else:
             print(line, file=target, flush=True)
