@@ -222,17 +222,15 @@ def print_list(
 
 
 def print_object(
-    args: argparse.Namespace,
-    kind: Kind,
-    item: Any,
-    view: Callable[[bool], None],
-    document: Any = None,
+    args: argparse.Namespace, kind: Kind, item: Any, view: Callable[[bool], None]
 ) -> None:
-    """A show command's answer: ``document`` (default: ``item``) for json and yaml, its
-    ``kind/key`` line for name, else the command's ``view`` (told whether ``-o wide`` asked)."""
+    """A show command's answer: ``item`` as the API sent it for json and yaml, its ``kind/key``
+    line for name, else the command's own ``view`` (told whether ``-o wide`` asked)."""
     chosen = output_format(args)
-    if chosen in ("json", "yaml"):
-        (emit_json if chosen == "json" else emit_yaml)(item if document is None else document)
+    if chosen == "json":
+        emit_json(item)
+    elif chosen == "yaml":
+        emit_yaml(item)
     elif chosen == "name":
         print_names(kind, [item])
     else:
