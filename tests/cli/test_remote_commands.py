@@ -220,7 +220,7 @@ def test_task_commands(knm: Any, tmp_path: Path) -> None:
     assert status["status"] == "failed" and status["failed_count"] == 1
     task_id = status["task_id"]
     assert task_id in knm("task", "list").out
-    shown = knm("task", "show", task_id, "--output")
+    shown = knm("task", "show", task_id, "--with-output")
     assert "n2" in shown.out and "exit_code" in shown.out and "hi n1" in shown.out
     assert knm("task", "output", task_id, "--node", "n1").out == "hi n1\n"
     both = knm("task", "output", task_id).out

@@ -9,12 +9,17 @@ from datetime import date
 from typing import TYPE_CHECKING, Any
 
 from knm.cli.remote import render
-from knm.cli.remote.session import OK, command, emit_json
+from knm.cli.remote.session import OK, command, output_parent
 
 if TYPE_CHECKING:
     from knm.client.sync import Client
 
-COLUMNS = ["id", "at", "username", "role", "action", "target", "outcome", "client", "detail"]
+# The table already shows every field an entry has: ``-o wide`` adds nothing.
+ENTRY = render.Kind(
+    "audit",
+    "id",
+    ("id", "at", "username", "role", "action", "target", "outcome", "client", "detail"),
+)
 
 
 def _day(text: str) -> date:
@@ -35,15 +40,15 @@ def list_entries(args: argparse.Namespace, client: Client) -> int:
         page=args.page,
         page_size=args.page_size,
     )
-    if args.json:
-        emit_json({"total": found.total, "entries": found.items})
-    else:
-        render.print_table(found.items, COLUMNS, found.total)
+    document = {"total": found.total, "entries": found.items}
+    render.print_list(args, ENTRY, found.items, document, found.total)
     return OK
 
 
 def register(nouns: dict[str, Any], parent: argparse.ArgumentParser) -> None:
-    p = nouns["audit"].add_parser("list", parents=[parent], help="the audit log, newest first")
+    p = nouns["audit"].add_parser(
+        "list", parents=[parent, output_parent()], help="the audit log, newest first"
+    )
     p.add_argument("--user", help="the user's name")
     p.add_argument("--action", help="an action (user.create) or a family (user)")
     p.add_argument("--target", help="the target, exactly (a name, an id)")

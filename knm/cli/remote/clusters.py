@@ -8,10 +8,26 @@ from typing import TYPE_CHECKING, Any
 
 from knm.cli.remote import render
 from knm.cli.remote.content import read_document
-from knm.cli.remote.session import OK, UsageError, command, emit_json
+from knm.cli.remote.session import OK, UsageError, command, emit_json, output_parent, reference
 
 if TYPE_CHECKING:
     from knm.client.sync import Client
+
+
+CLUSTER = render.Kind(
+    "cluster",
+    "name",
+    ("name", "kind", "description", "updated_at"),
+    wide=("id", "created_at", "bastion"),
+)
+NODE = render.Kind(
+    "node",
+    "name",
+    ("name", "address", "port", "ready", "schedulable", "roles", "labels"),
+    wide=("info",),
+)
+#: The nodes in a cluster's own spec (``cluster show``), not the live ones of ``cluster nodes``.
+SPEC_NODE_COLUMNS = ("name", "address", "port", "labels")
 
 
 def _flat(cluster: Any) -> dict[str, Any]:
@@ -23,23 +39,24 @@ def _flat(cluster: Any) -> dict[str, Any]:
 @command
 def list_clusters(args: argparse.Namespace, client: Client) -> int:
     found = client.clusters(page=args.page, page_size=args.page_size)
-    if args.json:
-        emit_json({"total": found.total, "clusters": [_flat(c) for c in found.items]})
-        return OK
-    render.print_table(found.items, ["name", "kind", "description", "updated_at"], found.total)
+    clusters = [_flat(c) for c in found.items]
+    document = {"total": found.total, "clusters": clusters}
+    render.print_list(args, CLUSTER, clusters, document, found.total)
     return OK
 
 
 @command
 def show(args: argparse.Namespace, client: Client) -> int:
     cluster = _flat(client.cluster(args.name))
-    if args.json:
-        emit_json(cluster)
-        return OK
-    nodes = cluster.pop("nodes", None)
-    render.print_fields(cluster)
-    if isinstance(nodes, list):
-        render.print_table(nodes, ["name", "address", "port", "labels"])
+
+    def view(wide: bool) -> None:
+        fields = dict(cluster)
+        nodes = fields.pop("nodes", None)
+        render.print_fields(fields)
+        if isinstance(nodes, list):
+            render.print_table(nodes, SPEC_NODE_COLUMNS)
+
+    render.print_object(args, CLUSTER, cluster, view)
     return OK
 
 
@@ -48,11 +65,8 @@ def nodes(args: argparse.Namespace, client: Client) -> int:
     found = client.nodes(
         args.name, selector=args.selector, page=args.page, page_size=args.page_size
     )
-    if args.json:
-        emit_json({"total": found.total, "nodes": found.items})
-        return OK
-    columns = ["name", "address", "port", "ready", "schedulable", "roles", "labels"]
-    render.print_table(found.items, columns, found.total)
+    document = {"total": found.total, "nodes": found.items}
+    render.print_list(args, NODE, found.items, document, found.total)
     return OK
 
 
@@ -86,15 +100,16 @@ def delete(args: argparse.Namespace, client: Client) -> int:
 
 def register(nouns: dict[str, Any], parent: argparse.ArgumentParser) -> None:
     sub = nouns["cluster"]
-    p = sub.add_parser("list", parents=[parent], help="list clusters")
+    listing = [parent, output_parent()]
+    p = sub.add_parser("list", parents=listing, help="list clusters")
     p.add_argument("--page", type=int, default=1)
     p.add_argument("--page-size", type=int, default=20)
     p.set_defaults(func=list_clusters)
-    p = sub.add_parser("show", parents=[parent], help="one cluster")
-    p.add_argument("name")
+    p = sub.add_parser("show", parents=listing, help="one cluster")
+    p.add_argument("name", type=reference("cluster"))
     p.set_defaults(func=show)
-    p = sub.add_parser("nodes", parents=[parent], help="a cluster's nodes")
-    p.add_argument("name")
+    p = sub.add_parser("nodes", parents=listing, help="a cluster's nodes")
+    p.add_argument("name", type=reference("cluster"))
     p.add_argument("--selector", help="only nodes matching this label selector")
     p.add_argument("--page", type=int, default=1)
     p.add_argument("--page-size", type=int, default=100)
@@ -103,6 +118,6 @@ def register(nouns: dict[str, Any], parent: argparse.ArgumentParser) -> None:
     p.add_argument("-f", "--file", required=True, help="YAML or JSON file ('-': stdin)")
     p.set_defaults(func=create)
     p = sub.add_parser("delete", parents=[parent], help="remove a cluster")
-    p.add_argument("name")
+    p.add_argument("name", type=reference("cluster"))
     p.add_argument("-y", "--yes", action="store_true", help="do not ask")
     p.set_defaults(func=delete)

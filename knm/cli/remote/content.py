@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from knm.cli.remote import render
-from knm.cli.remote.session import OK, UsageError, command, emit_json
+from knm.cli.remote.session import OK, UsageError, command, emit_json, output_parent, reference
 from knm.client import BadRequest, KnmError, NotFound, ValidationFailed
 from knm.client.families import ContentApi
 
@@ -33,6 +33,15 @@ ITEM_FIELDS = frozenset(
     | {"language", "parameters"}
 )
 NOUNS = {"playbook": "playbooks", "script": "scripts", "workflow": "workflows"}
+COLUMNS = ("id", "name", "category", "version", "is_builtin", "updated_at", "description")
+WIDE = ("tags", "is_active", "updated_by", "created_at")
+#: Each noun's kind, with what ``-o wide`` adds for it alone.
+KINDS = {
+    "playbook": render.Kind("playbook", "id", COLUMNS, WIDE),
+    "script": render.Kind("script", "id", COLUMNS, (*WIDE, "language")),
+    "workflow": render.Kind("workflow", "id", COLUMNS, (*WIDE, "step_count")),
+}
+VERSION = render.Kind("version", "version", ("version", "created_at", "created_by"))
 
 
 def api_of(client: Client, noun: str) -> ContentApi:
@@ -104,7 +113,7 @@ def _print_item(item: Any, noun: str) -> None:
     body = item.body
     if body is not None:
         text = body if isinstance(body, str) else _yaml_dump(body)
-        render.out().rule(style="dim")
+        render.rule()
         print(text.rstrip("\n"))
 
 
@@ -113,11 +122,8 @@ def list_items(args: argparse.Namespace, client: Client) -> int:
     found = api_of(client, args.noun).list(
         q=args.q, category=args.category, page=args.page, page_size=args.page_size
     )
-    if args.json:
-        emit_json({"total": found.total, NOUNS[args.noun]: found.items})
-        return OK
-    columns = ["id", "name", "category", "version", "is_builtin", "updated_at", "description"]
-    render.print_table(found.items, columns, found.total)
+    document = {"total": found.total, NOUNS[args.noun]: found.items}
+    render.print_list(args, KINDS[args.noun], found.items, document, found.total)
     return OK
 
 
@@ -125,10 +131,7 @@ def list_items(args: argparse.Namespace, client: Client) -> int:
 def show(args: argparse.Namespace, client: Client) -> int:
     api = api_of(client, args.noun)
     item = api.get(resolve(api, args.item))
-    if args.json:
-        emit_json(item)
-    else:
-        _print_item(item, args.noun)
+    render.print_object(args, KINDS[args.noun], item, lambda wide: _print_item(item, args.noun))
     return OK
 
 
@@ -348,40 +351,40 @@ def versions(args: argparse.Namespace, client: Client) -> int:
     item_id = resolve(api, args.item)
     if args.show is not None:
         version = api.version(item_id, args.show)
-        if args.json:
-            emit_json(version)
-        else:
-            body = version.definition if version.definition is not None else version.content
-            text = body if isinstance(body, str) else _yaml_dump(body)
+
+        def body(wide: bool) -> None:
+            text = version.definition if version.definition is not None else version.content
+            text = text if isinstance(text, str) else _yaml_dump(text)
             print(text.rstrip("\n"))
+
+        render.print_object(args, VERSION, version, body)
         return OK
     found = api.versions(item_id, page_size=100)
-    if args.json:
-        emit_json({"total": found.total, "versions": found.items})
-    else:
-        render.print_table(found.items, ["version", "created_at", "created_by"], found.total)
+    document = {"total": found.total, "versions": found.items}
+    render.print_list(args, VERSION, found.items, document, found.total)
     return OK
 
 
 def register(nouns: dict[str, Any], parent: argparse.ArgumentParser) -> None:
+    listing = [parent, output_parent()]
     for noun in NOUNS:
         sub = nouns[noun]
-        p = sub.add_parser("list", parents=[parent], help=f"list {NOUNS[noun]}")
+        p = sub.add_parser("list", parents=listing, help=f"list {NOUNS[noun]}")
         p.add_argument("-q", help="search in names and descriptions")
         p.add_argument("--category")
         p.add_argument("--page", type=int, default=1)
         p.add_argument("--page-size", type=int, default=20)
         p.set_defaults(func=list_items, noun=noun)
 
-        p = sub.add_parser("show", parents=[parent], help=f"one {noun}, with its body")
-        p.add_argument("item", help="id or name")
+        p = sub.add_parser("show", parents=listing, help=f"one {noun}, with its body")
+        p.add_argument("item", type=reference(noun), help="id or name")
         p.set_defaults(func=show, noun=noun)
 
         for name, func in (("create", create), ("edit", edit)):
             text = f"create a {noun} from a file" if name == "create" else f"change a {noun}"
             p = sub.add_parser(name, parents=[parent], help=text)
             if name == "edit":
-                p.add_argument("item", help="id or name")
+                p.add_argument("item", type=reference(noun), help="id or name")
             p.add_argument(
                 "-f", "--file", required=name == "create", help="YAML or JSON file ('-': stdin)"
             )
@@ -394,19 +397,19 @@ def register(nouns: dict[str, Any], parent: argparse.ArgumentParser) -> None:
             p.set_defaults(func=func, noun=noun)
 
         p = sub.add_parser("delete", parents=[parent], help=f"delete a {noun}")
-        p.add_argument("item", help="id or name")
+        p.add_argument("item", type=reference(noun), help="id or name")
         p.add_argument("-y", "--yes", action="store_true", help="do not ask")
         p.set_defaults(func=delete, noun=noun)
 
-        p = sub.add_parser("versions", parents=[parent], help=f"a {noun}'s versions")
-        p.add_argument("item", help="id or name")
+        p = sub.add_parser("versions", parents=listing, help=f"a {noun}'s versions")
+        p.add_argument("item", type=reference(noun), help="id or name")
         p.add_argument("--show", type=int, metavar="N", help="print version N's body")
         p.set_defaults(func=versions, noun=noun)
 
         p = sub.add_parser(
             "diff", parents=[parent], help=f"what changed between two versions of a {noun}"
         )
-        p.add_argument("item", help="id or name")
+        p.add_argument("item", type=reference(noun), help="id or name")
         p.add_argument("old", type=int, metavar="V1", help="the older version")
         p.add_argument(
             "new", type=int, nargs="?", metavar="V2", help="the newer version (default: current)"
@@ -416,6 +419,6 @@ def register(nouns: dict[str, Any], parent: argparse.ArgumentParser) -> None:
         p = sub.add_parser(
             "rollback", parents=[parent], help=f"make an earlier version's body the {noun}'s"
         )
-        p.add_argument("item", help="id or name")
+        p.add_argument("item", type=reference(noun), help="id or name")
         p.add_argument("version", type=int, metavar="V", help="the version to go back to")
         p.set_defaults(func=rollback, noun=noun)

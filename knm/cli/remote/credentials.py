@@ -11,13 +11,21 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from knm.cli.remote import render
-from knm.cli.remote.session import OK, UsageError, command, emit_json
+from knm.cli.remote.session import OK, UsageError, command, emit_json, output_parent, reference
 from knm.client import NotFound
 
 if TYPE_CHECKING:
     from knm.client.sync import Client
 
-COLUMNS = ["id", "name", "username", "auth_type", "port", "has_password", "has_private_key"]
+CREDENTIAL = render.Kind(
+    "credential",
+    "id",
+    ("id", "name", "username", "auth_type", "port", "has_password", "has_private_key"),
+    wide=(
+        *("has_passphrase", "description", "allowed_roles", "allowed_users"),
+        *("allowed_clusters", "updated_at"),
+    ),
+)
 
 
 def resolve_credential(client: Client, ref: str) -> int:
@@ -45,20 +53,16 @@ def _secret_file(path: str | None) -> str | None:
 @command
 def list_credentials(args: argparse.Namespace, client: Client) -> int:
     found = client.credentials(page=args.page, page_size=args.page_size)
-    if args.json:
-        emit_json({"total": found.total, "credentials": found.items})
-    else:
-        render.print_table(found.items, COLUMNS, found.total)
+    document = {"total": found.total, "credentials": found.items}
+    render.print_list(args, CREDENTIAL, found.items, document, found.total)
     return OK
 
 
 @command
 def show(args: argparse.Namespace, client: Client) -> int:
     credential = client.credential(resolve_credential(client, args.credential))
-    if args.json:
-        emit_json(credential)
-    else:
-        render.print_fields({k: getattr(credential, k) for k in credential.__struct_fields__})
+    fields = {k: getattr(credential, k) for k in credential.__struct_fields__}
+    render.print_object(args, CREDENTIAL, credential, lambda wide: render.print_fields(fields))
     return OK
 
 
@@ -103,12 +107,13 @@ def delete(args: argparse.Namespace, client: Client) -> int:
 
 def register(nouns: dict[str, Any], parent: argparse.ArgumentParser) -> None:
     sub = nouns["credential"]
-    p = sub.add_parser("list", parents=[parent], help="list credentials (never their secrets)")
+    listing = [parent, output_parent()]
+    p = sub.add_parser("list", parents=listing, help="list credentials (never their secrets)")
     p.add_argument("--page", type=int, default=1)
     p.add_argument("--page-size", type=int, default=20)
     p.set_defaults(func=list_credentials)
-    p = sub.add_parser("show", parents=[parent], help="one credential")
-    p.add_argument("credential", help="id or name")
+    p = sub.add_parser("show", parents=listing, help="one credential")
+    p.add_argument("credential", type=reference("credential"), help="id or name")
     p.set_defaults(func=show)
     p = sub.add_parser("create", parents=[parent], help="store an SSH credential")
     p.add_argument("--name", required=True)
@@ -121,5 +126,5 @@ def register(nouns: dict[str, Any], parent: argparse.ArgumentParser) -> None:
     p.add_argument("--description", default="")
     p.set_defaults(func=create)
     p = sub.add_parser("delete", parents=[parent], help="delete a credential")
-    p.add_argument("credential", help="id or name")
+    p.add_argument("credential", type=reference("credential"), help="id or name")
     p.set_defaults(func=delete)

@@ -1,9 +1,12 @@
-"""What remote commands print: tables, a task's per-node summary, and the live view of a
-running task (a progress bar counting running, done and failed nodes, node output as it comes
-unless ``--quiet``, a workflow's steps and the approvals it waits for, nodes as they finish).
+"""What remote commands print: lists and objects in the format ``-o`` asks for, tables, a
+task's per-node summary, and the live view of a running task (a progress bar counting running,
+done and failed nodes, node output as it comes unless ``--quiet``, a workflow's steps and the
+approvals it waits for, nodes as they finish).
 
-Results go to stdout; the live view goes to stderr, and only when stderr is a terminal. rich
-is imported when something is printed, not when a command's parser is built.
+Results go to stdout: on a terminal as rich tables, elsewhere (a pipe, a file) as plain columns
+kubectl-style, for ``awk`` and ``cut``; ``terminal()`` is the one place that tells them apart.
+The live view goes to stderr, and only when stderr is a terminal. rich and PyYAML are imported
+when something is printed, not when a command's parser is built.
 """
 
 from __future__ import annotations
@@ -12,17 +15,23 @@ import contextlib
 import signal
 import sys
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+import msgspec
+
+from knm.cli.remote.session import as_sent, emit_json, output_format
+
 if TYPE_CHECKING:
+    import argparse
+
     from rich.console import Console
     from rich.live import Live
     from rich.table import Table
     from rich.text import Text
 
-    from knm.client.models import Event, NodeResult, TaskStatus
+    from knm.client.models import Event, TaskStatus
 
 STATE_STYLE = {
     "completed": "green",
@@ -34,11 +43,33 @@ STATE_STYLE = {
 }
 
 
+#: Between plain columns, as kubectl: a value with a single space inside stays one column.
+GAP = "   "
+NODE_COLUMNS = ("node", "status", "reason", "exit_code", "duration", "message")
+#: What ``-o wide`` adds to a task's node table.
+NODE_WIDE = ("address", "start_time", "end_time")
+
+
+class Kind(msgspec.Struct, frozen=True):
+    """How one noun prints: ``-o name`` lines are ``name/<key field>`` (``task/<task_id>``), the
+    table has ``columns``, and ``-o wide`` adds ``wide`` to them."""
+
+    name: str
+    key: str
+    columns: tuple[str, ...]
+    wide: tuple[str, ...] = ()
+
+
+def terminal() -> bool:
+    """Whether results go to a terminal (rich tables) or elsewhere (plain columns)."""
+    return sys.stdout.isatty()
+
+
 def out() -> Console:
     from rich.console import Console
 
     # Not a terminal (a pipe, a file): wide, so tables are not squeezed into 80 columns.
-    tty = sys.stdout.isatty()
+    tty = terminal()
     return Console(width=None if tty else 200, highlight=False, soft_wrap=not tty)
 
 
@@ -62,6 +93,11 @@ def cell(value: Any) -> str:
     return str(value)
 
 
+def field(row: Any, name: str) -> Any:
+    """A field of a struct or a dict."""
+    return row.get(name) if isinstance(row, dict) else getattr(row, name, None)
+
+
 def styled(state: str) -> Text:
     from rich.text import Text
 
@@ -76,7 +112,7 @@ def table(rows: Iterable[Any], columns: Sequence[str], title: str | None = None)
     for name in columns:
         grid.add_column(name.upper().replace("_", " "))
     for row in rows:
-        values = [row.get(c) if isinstance(row, dict) else getattr(row, c, None) for c in columns]
+        values = [field(row, c) for c in columns]
         grid.add_row(
             *[
                 styled(v) if c == "status" and isinstance(v, str) else cell(v)
@@ -86,8 +122,44 @@ def table(rows: Iterable[Any], columns: Sequence[str], title: str | None = None)
     return grid
 
 
+def plain_cell(value: Any) -> str:
+    """A value in a plain column, as kubectl prints it: lists and mappings joined by bare commas
+    (``a=1,b=2``) and an empty value as ``<none>``, so that ``awk`` finds the same number of
+    fields on every line; a newline would split its row in two, so it becomes a space."""
+    if isinstance(value, list | tuple):
+        text = ",".join(cell(item) for item in value)
+    elif isinstance(value, dict):
+        text = ",".join(f"{key}={cell(item)}" for key, item in value.items())
+    else:
+        text = cell(value)
+    return " ".join(text.splitlines()) or "<none>"
+
+
+def plain_table(rows: Iterable[Any], columns: Sequence[str]) -> str:
+    """``rows`` as kubectl prints them into a pipe: upper-case headers, columns padded to their
+    widest value and ``GAP`` apart, one line per row, nothing cut or wrapped."""
+    lines = [[name.upper().replace("_", " ") for name in columns]]
+    for row in rows:
+        lines.append([plain_cell(field(row, c)) for c in columns])
+    widths = [max(len(line[i]) for line in lines) for i in range(len(columns))]
+    return "".join(
+        GAP.join(value.ljust(width) for value, width in zip(line, widths, strict=True)).rstrip()
+        + "\n"
+        for line in lines
+    )
+
+
 def print_table(rows: Iterable[Any], columns: Sequence[str], total: int | None = None) -> None:
+    """A table on stdout (none when there are no rows), then ``N of TOTAL``: on stdout on a
+    terminal, on stderr otherwise, where it would read as one more row."""
     rows = list(rows)
+    if not terminal():
+        if rows:
+            sys.stdout.write(plain_table(rows, columns))
+            sys.stdout.flush()
+        if total is not None:
+            print(f"{len(rows)} of {total}", file=sys.stderr)
+        return
     console = out()
     if rows:
         console.print(table(rows, columns))
@@ -96,15 +168,74 @@ def print_table(rows: Iterable[Any], columns: Sequence[str], total: int | None =
 
 
 def print_fields(values: dict[str, Any]) -> None:
-    console = out()
     width = max((len(k) for k in values), default=0)
-    for key, value in values.items():
-        console.print(f"{key.ljust(width)}  {cell(value)}", markup=False)
+    lines = [f"{key.ljust(width)}  {cell(value)}".rstrip() for key, value in values.items()]
+    if not terminal():
+        print("\n".join(lines), flush=True)
+        return
+    console = out()
+    for line in lines:
+        console.print(line, markup=False)
 
 
-def node_table(results: Sequence[NodeResult]) -> Table:
-    grid = table(results, ["node", "status", "reason", "exit_code", "duration", "message"])
-    return grid
+def rule(title: str = "") -> None:
+    """A line between parts of an object's view; ``---`` (a title in it) when not a terminal."""
+    if terminal():
+        out().rule(title, style="dim")
+    else:
+        print(f"--- {title} ---" if title else "---", flush=True)
+
+
+def emit_yaml(value: Any) -> None:
+    """One YAML document on stdout: the data ``--json`` prints, keys in the API's order."""
+    import yaml
+
+    data = msgspec.to_builtins(as_sent(value))
+    sys.stdout.write(yaml.safe_dump(data, sort_keys=False, allow_unicode=True))
+    sys.stdout.flush()
+
+
+def print_names(kind: Kind, items: Iterable[Any]) -> None:
+    """One ``kind/key`` line per item, for ``xargs``."""
+    sys.stdout.write("".join(f"{kind.name}/{field(item, kind.key)}\n" for item in items))
+    sys.stdout.flush()
+
+
+def print_list(
+    args: argparse.Namespace,
+    kind: Kind,
+    items: Sequence[Any],
+    document: Any,
+    total: int | None = None,
+) -> None:
+    """A list command's answer in the format asked for: ``document`` (the API's page, as
+    ``--json`` has always printed it) for json and yaml, ``items`` for the others."""
+    chosen = output_format(args)
+    if chosen == "json":
+        emit_json(document)
+    elif chosen == "yaml":
+        emit_yaml(document)
+    elif chosen == "name":
+        print_names(kind, items)
+    else:
+        wide = kind.wide if chosen == "wide" else ()
+        print_table(items, [*kind.columns, *wide], total)
+
+
+def print_object(
+    args: argparse.Namespace, kind: Kind, item: Any, view: Callable[[bool], None]
+) -> None:
+    """A show command's answer: ``item`` as the API sent it for json and yaml, its ``kind/key``
+    line for name, else the command's own ``view`` (told whether ``-o wide`` asked)."""
+    chosen = output_format(args)
+    if chosen == "json":
+        emit_json(item)
+    elif chosen == "yaml":
+        emit_yaml(item)
+    elif chosen == "name":
+        print_names(kind, [item])
+    else:
+        view(chosen == "wide")
 
 
 def _skipped(status: TaskStatus) -> int:
@@ -112,8 +243,9 @@ def _skipped(status: TaskStatus) -> int:
     return sum(1 for r in status.results or [] if r.status == "failed" and r.reason == "skipped")
 
 
-def print_task(status: TaskStatus, *, with_output: bool = False) -> None:
-    """A finished (or running) task: its summary line and one row per node."""
+def print_task(status: TaskStatus, *, with_output: bool = False, wide: bool = False) -> None:
+    """A finished (or running) task: its summary line and one row per node (``wide``: with
+    each node's address and times)."""
     from rich.text import Text
 
     console = out()
@@ -129,16 +261,16 @@ def print_task(status: TaskStatus, *, with_output: bool = False) -> None:
     if status.error:
         console.print(f"error: {status.error}", style="red", markup=False)
     if status.steps:
-        console.print(table(status.steps, ["id", "name", "status", "duration"]))
+        print_table(status.steps, ["id", "name", "status", "duration"])
     if status.results:
-        console.print(node_table(status.results))
+        print_table(status.results, [*NODE_COLUMNS, *(NODE_WIDE if wide else ())])
     if with_output:
         for result in status.results:
             for stream in ("stdout", "stderr"):
                 text = getattr(result, stream)
                 if text:
-                    console.rule(f"{result.node} {stream}", style="dim")
-                    console.print(text.rstrip("\n"), markup=False, highlight=False)
+                    rule(f"{result.node} {stream}")
+                    out().print(text.rstrip("\n"), markup=False, highlight=False)
 
 
 @contextlib.contextmanager
@@ -317,7 +449,7 @@ class LiveView:
         self._partial.clear()
 
     def write(self, line: str, target: Any) -> None:
-        if self.live is not None and (target is sys.stderr or sys.stdout.isatty()):
+        if self.live is not None and (target is sys.stderr or terminal()):
             self.live.console.print(line, markup=False, highlight=False)
         else:
             print(line, file=target, flush=True)

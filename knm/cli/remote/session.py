@@ -284,3 +284,58 @@ def common_parent() -> argparse.ArgumentParser:
         help="the context to use (default: KNM_CONTEXT, or the current one; see `knm config`)",
     )
     return parent
+
+
+#: What ``-o``/``--output`` may ask of a command that prints a list or an object.
+FORMATS = ("json", "yaml", "wide", "name")
+
+
+class _OutputFormat(argparse.Action):
+    """``-o json`` is ``--json`` (error answers are JSON too); the last of the two given wins."""
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: Any,
+        option_string: str | None = None,
+    ) -> None:
+        namespace.output = values
+        namespace.json = values == "json"
+
+
+@functools.cache
+def output_parent() -> argparse.ArgumentParser:
+    """``-o``/``--output``, beside the common options, for every command that prints a list or
+    an object (``render.print_list``, ``render.print_object``)."""
+    parent = argparse.ArgumentParser(add_help=False)
+    parent.add_argument(
+        "-o",
+        "--output",
+        choices=FORMATS,
+        action=_OutputFormat,
+        metavar="FORMAT",
+        help=f"{'|'.join(FORMATS)}: as JSON (--json), as YAML, a table with more columns, "
+        "or one kind/name per line (default: a table)",
+    )
+    return parent
+
+
+def reference(kind: str) -> Callable[[str], str]:
+    """The ``type`` of a positional naming one ``kind``: it takes the ``kind/KEY`` lines of
+    ``-o name`` as well as a bare KEY, so ``knm task list -o name | xargs -n1 knm task show``
+    works as it does with kubectl."""
+    prefix = f"{kind}/"
+
+    def key(text: str) -> str:
+        return text.removeprefix(prefix)
+
+    key.__name__ = kind  # argparse names the type in its errors
+    return key
+
+
+def output_format(args: argparse.Namespace) -> str | None:
+    """The format asked for (``--json`` is ``json``), or None for the command's own view."""
+    if getattr(args, "json", False):
+        return "json"
+    return getattr(args, "output", None)

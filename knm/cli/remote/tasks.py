@@ -18,6 +18,8 @@ from knm.cli.remote.session import (
     emit_json,
     error,
     key_values,
+    output_parent,
+    reference,
 )
 from knm.client import Conflict
 from knm.client.models import TaskStarted, TaskStatus
@@ -25,6 +27,17 @@ from knm.wire import TASK_STATES
 
 if TYPE_CHECKING:
     from knm.client.sync import Client
+
+
+TASK = render.Kind(
+    "task",
+    "task_id",
+    columns=(
+        *("task_id", "status", "cluster_name", "success_count", "failed_count"),
+        *("start_time", "duration", "username"),
+    ),
+    wide=("kind", "created_at", "end_time", "parent_task_id", "target_nodes"),
+)
 
 
 def exit_code(status: TaskStatus) -> int:
@@ -125,21 +138,19 @@ def list_tasks(args: argparse.Namespace, client: Client) -> int:
         page=args.page,
         page_size=args.page_size,
     )
-    if args.json:
-        emit_json({"total": found.total, "executions": found.items})
-        return OK
-    columns = ["task_id", "status", "cluster_name", "success_count", "failed_count"]
-    render.print_table(found.items, [*columns, "start_time", "duration", "username"], found.total)
+    document = {"total": found.total, "executions": found.items}
+    render.print_list(args, TASK, found.items, document, found.total)
     return OK
 
 
 @command
 def show(args: argparse.Namespace, client: Client) -> int:
     status = client.task(args.task_id)
-    if args.json:
-        emit_json(status)
-    else:
-        render.print_task(status, with_output=args.output)
+
+    def view(wide: bool) -> None:
+        render.print_task(status, with_output=args.with_output, wide=wide)
+
+    render.print_object(args, TASK, status, view)
     return OK
 
 
@@ -230,7 +241,8 @@ def add_target_options(parser: argparse.ArgumentParser, *, credential: bool = Tr
 
 def register(nouns: dict[str, Any], parent: argparse.ArgumentParser) -> None:
     sub = nouns["task"]
-    p = sub.add_parser("list", parents=[parent], help="tasks of every kind, newest first")
+    listing = [parent, output_parent()]
+    p = sub.add_parser("list", parents=listing, help="tasks of every kind, newest first")
     p.add_argument("--kind")
     p.add_argument("--cluster")
     p.add_argument("--status", choices=TASK_STATES)
@@ -239,22 +251,22 @@ def register(nouns: dict[str, Any], parent: argparse.ArgumentParser) -> None:
     p.add_argument("--page-size", type=int, default=20)
     p.set_defaults(func=list_tasks)
 
-    p = sub.add_parser("show", parents=[parent], help="a task's status and per-node results")
-    p.add_argument("task_id")
-    p.add_argument("--output", action="store_true", help="also print each node's output")
+    p = sub.add_parser("show", parents=listing, help="a task's status and per-node results")
+    p.add_argument("task_id", type=reference("task"))
+    p.add_argument("--with-output", action="store_true", help="also print each node's output")
     p.set_defaults(func=show)
 
     p = sub.add_parser("watch", parents=[parent], help="follow a task live until it ends")
-    p.add_argument("task_id")
+    p.add_argument("task_id", type=reference("task"))
     add_follow_options(p)
     p.set_defaults(func=watch, on_interrupt="detach")
 
     p = sub.add_parser("cancel", parents=[parent], help="cancel a pending or running task")
-    p.add_argument("task_id")
+    p.add_argument("task_id", type=reference("task"))
     p.set_defaults(func=cancel)
 
     p = sub.add_parser("rerun", parents=[parent], help="run a finished task's failed nodes again")
-    p.add_argument("task_id")
+    p.add_argument("task_id", type=reference("task"))
     p.add_argument("--all-nodes", action="store_true", help="every node, not only failed ones")
     p.add_argument(
         "--detach",
@@ -265,7 +277,7 @@ def register(nouns: dict[str, Any], parent: argparse.ArgumentParser) -> None:
     p.set_defaults(func=rerun)
 
     p = sub.add_parser("output", parents=[parent], help="download a node's stored output")
-    p.add_argument("task_id")
+    p.add_argument("task_id", type=reference("task"))
     p.add_argument("--node", help="the node (default: every node, one after another)")
     p.add_argument("--stream", choices=["stdout", "stderr"], default="stdout")
     p.add_argument("-o", "--output-file", help="save to this file (continues a partial download)")

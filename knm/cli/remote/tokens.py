@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from knm.cli.remote import render
-from knm.cli.remote.session import OK, UsageError, command, emit_json
+from knm.cli.remote.session import OK, UsageError, command, emit_json, output_parent, reference
 from knm.cli.remote.users import ROLES
 from knm.client import NotFound
 from knm.client.models import ApiToken
@@ -18,7 +18,13 @@ from knm.client.models import ApiToken
 if TYPE_CHECKING:
     from knm.client.sync import Client
 
-COLUMNS = ["id", "name", "role", "user_id", "prefix", "expires_at", "last_used_at", "revoked_at"]
+# Names are not unique (they outlive revocations): ``-o name`` gives ids.
+TOKEN = render.Kind(
+    "token",
+    "id",
+    ("id", "name", "role", "user_id", "prefix", "expires_at", "last_used_at", "revoked_at"),
+    wide=("created_at",),
+)
 
 
 def _all_tokens(client: Client) -> list[ApiToken]:
@@ -56,10 +62,8 @@ def _timestamp(text: str) -> datetime:
 @command
 def list_tokens(args: argparse.Namespace, client: Client) -> int:
     found = client.tokens(page=args.page, page_size=args.page_size)
-    if args.json:
-        emit_json({"total": found.total, "tokens": found.items})
-    else:
-        render.print_table(found.items, COLUMNS, found.total)
+    document = {"total": found.total, "tokens": found.items}
+    render.print_list(args, TOKEN, found.items, document, found.total)
     return OK
 
 
@@ -96,7 +100,9 @@ def revoke(args: argparse.Namespace, client: Client) -> int:
 
 def register(nouns: dict[str, Any], parent: argparse.ArgumentParser) -> None:
     sub = nouns["token"]
-    p = sub.add_parser("list", parents=[parent], help="your API tokens (admins: everyone's)")
+    p = sub.add_parser(
+        "list", parents=[parent, output_parent()], help="your API tokens (admins: everyone's)"
+    )
     p.add_argument("--page", type=int, default=1)
     p.add_argument("--page-size", type=int, default=20)
     p.set_defaults(func=list_tokens)
@@ -110,5 +116,5 @@ def register(nouns: dict[str, Any], parent: argparse.ArgumentParser) -> None:
     p.set_defaults(func=create)
 
     p = sub.add_parser("revoke", parents=[parent], help="revoke an API token")
-    p.add_argument("token", help="id or name")
+    p.add_argument("token", type=reference("token"), help="id or name")
     p.set_defaults(func=revoke)

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from knm.cli.remote import render
-from knm.cli.remote.session import OK, UsageError, command, emit_json
+from knm.cli.remote.session import OK, UsageError, command, emit_json, output_parent, reference
 from knm.client import NotFound
 from knm.client.models import User
 
@@ -23,7 +23,8 @@ if TYPE_CHECKING:
     from knm.client.sync import Client
 
 ROLES = ["viewer", "operator", "admin"]
-COLUMNS = ["id", "username", "role", "disabled", "created_at", "updated_at"]
+# The table already shows every field a user has: ``-o wide`` adds nothing.
+USER = render.Kind("user", "id", ("id", "username", "role", "disabled", "created_at", "updated_at"))
 
 
 def read_password(path: str | None, prompt: str, *, confirm: bool = True) -> str:
@@ -55,35 +56,37 @@ def resolve_user(client: Client, ref: str) -> int:
         page += 1
 
 
-def _print_user(args: argparse.Namespace, user: User, done: str | None = None) -> None:
+def _print_user(args: argparse.Namespace, user: User, done: str) -> None:
+    """A user just changed: the user as JSON, or a line saying what was ``done``."""
     if args.json:
         emit_json(user)
-    elif done:
+    else:
         state = ", disabled" if user.disabled else ""
         print(f"{done} user {user.id} ({user.username}, {user.role}{state})")
-    else:
-        render.print_fields({k: getattr(user, k) for k in user.__struct_fields__})
+
+
+def _show_user(args: argparse.Namespace, user: User) -> None:
+    fields = {k: getattr(user, k) for k in user.__struct_fields__}
+    render.print_object(args, USER, user, lambda wide: render.print_fields(fields))
 
 
 @command
 def list_users(args: argparse.Namespace, client: Client) -> int:
     found = client.users(page=args.page, page_size=args.page_size)
-    if args.json:
-        emit_json({"total": found.total, "users": found.items})
-    else:
-        render.print_table(found.items, COLUMNS, found.total)
+    document = {"total": found.total, "users": found.items}
+    render.print_list(args, USER, found.items, document, found.total)
     return OK
 
 
 @command
 def show(args: argparse.Namespace, client: Client) -> int:
-    _print_user(args, client.user(resolve_user(client, args.user)))
+    _show_user(args, client.user(resolve_user(client, args.user)))
     return OK
 
 
 @command
 def me(args: argparse.Namespace, client: Client) -> int:
-    _print_user(args, client.me())
+    _show_user(args, client.me())
     return OK
 
 
@@ -136,16 +139,17 @@ def change_password(args: argparse.Namespace, client: Client) -> int:
 
 def register(nouns: dict[str, Any], parent: argparse.ArgumentParser) -> None:
     sub = nouns["user"]
-    p = sub.add_parser("list", parents=[parent], help="list users (admin)")
+    listing = [parent, output_parent()]
+    p = sub.add_parser("list", parents=listing, help="list users (admin)")
     p.add_argument("--page", type=int, default=1)
     p.add_argument("--page-size", type=int, default=20)
     p.set_defaults(func=list_users)
 
-    p = sub.add_parser("show", parents=[parent], help="one user (admin)")
-    p.add_argument("user", help="id or name")
+    p = sub.add_parser("show", parents=listing, help="one user (admin)")
+    p.add_argument("user", type=reference("user"), help="id or name")
     p.set_defaults(func=show)
 
-    p = sub.add_parser("me", parents=[parent], help="who you are logged in as")
+    p = sub.add_parser("me", parents=listing, help="who you are logged in as")
     p.set_defaults(func=me)
 
     p = sub.add_parser("create", parents=[parent], help="create a user (admin)")
@@ -155,7 +159,7 @@ def register(nouns: dict[str, Any], parent: argparse.ArgumentParser) -> None:
     p.set_defaults(func=create)
 
     p = sub.add_parser("update", parents=[parent], help="change a user's role, or disable them")
-    p.add_argument("user", help="id or name")
+    p.add_argument("user", type=reference("user"), help="id or name")
     p.add_argument("--role", choices=ROLES)
     state = p.add_mutually_exclusive_group()
     state.add_argument(
@@ -165,7 +169,7 @@ def register(nouns: dict[str, Any], parent: argparse.ArgumentParser) -> None:
     p.set_defaults(func=update, disabled=None)
 
     p = sub.add_parser("reset-password", parents=[parent], help="set a user's password (admin)")
-    p.add_argument("user", help="id or name")
+    p.add_argument("user", type=reference("user"), help="id or name")
     p.add_argument("--password-file", help="file holding the new password ('-': stdin)")
     p.set_defaults(func=reset_password)
 
