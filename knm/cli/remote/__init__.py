@@ -2,7 +2,7 @@
 
 ``register(subparsers)`` adds ``login``, ``logout`` and the nouns ``ssh``, ``ansible``,
 ``script``, ``workflow``, ``k8s``, ``task``, ``playbook``, ``cluster``, ``credential``, ``user``,
-``token`` and ``audit``.
+``token``, ``audit`` and ``hostkey``.
 Exit codes are listed in ``knm.cli.remote.session``.
 """
 
@@ -17,6 +17,7 @@ from knm.cli.remote import (
     clusters,
     content,
     credentials,
+    hostkeys,
     run,
     session,
     tasks,
@@ -37,6 +38,7 @@ NOUNS = {
     "user": "users and their roles",
     "token": "API tokens",
     "audit": "the audit log",
+    "hostkey": "pinned SSH host keys of nodes",
 }
 
 
@@ -57,3 +59,4 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     users.register(nouns, parent)
     tokens.register(nouns, parent)
     audit.register(nouns, parent)
+    hostkeys.register(nouns, parent)
