@@ -18,6 +18,7 @@ from knm.cli.remote import (
     content,
     credentials,
     hostkeys,
+    node_changes,
     run,
     session,
     tasks,
@@ -52,6 +53,7 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
             dest=f"{name}_command", metavar="COMMAND", required=True, parser_class=session.Parser
         )
     run.register(nouns, parent)
+    node_changes.register(nouns, parent)
     content.register(nouns, parent)
     tasks.register(nouns, parent)
     clusters.register(nouns, parent)

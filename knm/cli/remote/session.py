@@ -17,7 +17,7 @@ import functools
 import json
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -209,11 +209,26 @@ def key_values(pairs: list[str] | None, *, typed: bool = False) -> dict[str, Any
 
 class Parser(argparse.ArgumentParser):
     """A parser that takes options only by their full names: with abbreviations, a mistyped
-    ``--password SECRET`` would be taken for ``--password-file`` and the secret for a path."""
+    ``--password SECRET`` would be taken for ``--password-file`` and the secret for a path.
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    ``words``: the destination of a ``nargs="*"`` positional that may also follow options
+    (``knm k8s label w1 -c C env=prod``). argparse fills such a positional once, from its first
+    run of words, and leaves later words unrecognized; here they join it, in order."""
+
+    def __init__(self, *args: Any, words: str | None = None, **kwargs: Any) -> None:
         kwargs.setdefault("allow_abbrev", False)
         super().__init__(*args, **kwargs)
+        self.words = words
+
+    def parse_known_args(  # type: ignore[override]
+        self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
+    ) -> tuple[argparse.Namespace, list[str]]:
+        parsed, extras = super().parse_known_args(args, namespace)
+        if self.words is None:
+            return parsed, extras
+        loose = [arg for arg in extras if not arg.startswith("-")]
+        setattr(parsed, self.words, [*(getattr(parsed, self.words, None) or []), *loose])
+        return parsed, [arg for arg in extras if arg.startswith("-")]
 
 
 def common_parent() -> argparse.ArgumentParser:
