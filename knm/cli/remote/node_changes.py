@@ -179,11 +179,12 @@ def run_changes(args: argparse.Namespace, client: Client, changes: list[Change])
             if code != OK:
                 return code
             continue
-        if code != OK or client.task(task.task_id).status not in TERMINAL:
-            # Failed, cancelled, or detached from with Ctrl-C: nothing more is started.
-            words = " ".join(c.words for c in rest)
-            error(f"not started: {words} (task {task.task_id} did not succeed)")
-            return code
+        if code == OK and client.task(task.task_id).status in TERMINAL:
+            continue
+        # Failed, cancelled, or detached from with Ctrl-C: nothing more is started.
+        why = "did not succeed" if code != OK else "is still running"
+        error(f"not started: {' '.join(c.words for c in rest)} (task {task.task_id} {why})")
+        return code
     return OK
 
 
