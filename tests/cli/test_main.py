@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -25,6 +26,7 @@ sys.exit(main(sys.argv[1:]))
 PLUGIN = """
 import os
 from pathlib import Path
+from typing import Any
 
 from knm import hookimpl
 
@@ -149,3 +151,27 @@ def test_help_and_the_readme_list_every_exit_code_with_its_meaning() -> None:
         assert f"  {code}  {meaning}" in help_text
         assert f"\n| {code} | " in table
     assert "| 5 | detached" in table
+
+
+def test_every_remote_command_takes_the_knm_context_but_cluster_create_a_kubeconfigs() -> None:
+    import argparse
+
+    from knm.cli.main import build_parser
+
+    def commands(parser: argparse.ArgumentParser, path: tuple[str, ...] = ()) -> Any:
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for name, sub in action.choices.items():
+                    yield from commands(sub, (*path, name))
+                return
+        yield path, parser
+
+    seen = 0
+    for path, parser in commands(build_parser()):
+        dests = {s: a.dest for a in parser._actions for s in a.option_strings}
+        if "--url" not in dests:
+            continue  # a local command (serve, migrate, …)
+        seen += 1
+        expected = "kube_context" if path == ("cluster", "create") else "context"
+        assert dests.get("--context") == expected, path
+    assert seen > 40

@@ -3,7 +3,7 @@
 ``register(subparsers)`` adds ``login``, ``logout`` and the nouns ``config`` (contexts: which
 server and login to use, kept on this machine), ``ssh``, ``ansible``,
 ``script``, ``workflow``, ``k8s``, ``task``, ``playbook``, ``cluster``, ``credential``, ``user``,
-``token`` and ``audit``.
+``token``, ``audit`` and ``hostkey``.
 Exit codes are listed in ``knm.cli.remote.session``.
 """
 
@@ -19,6 +19,8 @@ from knm.cli.remote import (
     config,
     content,
     credentials,
+    hostkeys,
+    node_changes,
     run,
     session,
     tasks,
@@ -40,6 +42,7 @@ NOUNS = {
     "token": "API tokens",
     "audit": "the audit log",
     "config": "contexts: the servers and logins to use",
+    "hostkey": "pinned SSH host keys of nodes",
 }
 
 
@@ -54,6 +57,7 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
         )
     config.register(nouns, parent)
     run.register(nouns, parent)
+    node_changes.register(nouns, parent)
     content.register(nouns, parent)
     tasks.register(nouns, parent)
     clusters.register(nouns, parent)
@@ -61,3 +65,4 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     users.register(nouns, parent)
     tokens.register(nouns, parent)
     audit.register(nouns, parent)
+    hostkeys.register(nouns, parent)

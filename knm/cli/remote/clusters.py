@@ -1,4 +1,5 @@
-"""``knm cluster list|show|nodes|create -f FILE|delete``."""
+"""``knm cluster list|show|nodes|create|delete``: ``create -f FILE`` registers a cluster of any
+kind, ``create NAME --kubeconfig FILE [--context C]`` a Kubernetes one from a kubeconfig file."""
 
 from __future__ import annotations
 
@@ -6,9 +7,17 @@ import argparse
 import sys
 from typing import TYPE_CHECKING, Any
 
-from knm.cli.remote import render
+from knm.cli.remote import kubeconfig, render
 from knm.cli.remote.content import read_document
-from knm.cli.remote.session import OK, UsageError, command, emit_json, output_parent, reference
+from knm.cli.remote.session import (
+    OK,
+    UsageError,
+    command,
+    common_parent,
+    emit_json,
+    output_parent,
+    reference,
+)
 
 if TYPE_CHECKING:
     from knm.client.sync import Client
@@ -70,12 +79,49 @@ def nodes(args: argparse.Namespace, client: Client) -> int:
     return OK
 
 
+def _body(args: argparse.Namespace) -> dict[str, Any]:
+    """The new cluster's fields: the file's (``-f``), then the options'."""
+    if args.file == "-" and args.kubeconfig == "-":
+        raise UsageError("-f and --kubeconfig cannot both read stdin")
+    body: dict[str, Any] = {}
+    if args.file is not None:
+        _, parsed = read_document(args.file)
+        if not isinstance(parsed, dict):
+            raise UsageError(f"{args.file}: expected a mapping with name, kind and its fields")
+        body = dict(parsed)
+    if args.name is not None:
+        body["name"] = args.name
+    if args.description is not None:
+        body["description"] = args.description
+    if args.kube_context is not None:
+        body["context"] = args.kube_context
+    if args.kubeconfig is not None:
+        kind = body.setdefault("kind", "kubernetes")
+        if kind != "kubernetes":
+            raise UsageError(
+                f"--kubeconfig is for kubernetes clusters; {args.file} has kind {kind}"
+            )
+        if "kubeconfig" in body or body.get("in_cluster"):
+            raise UsageError(f"{args.file} has its own kubeconfig or in_cluster: drop --kubeconfig")
+        body["kubeconfig"] = kubeconfig.read(args.kubeconfig, body.get("context"))
+    if args.file is None and args.kubeconfig is None:
+        raise UsageError(
+            "give -f FILE (a cluster of any kind) or NAME --kubeconfig FILE (a kubernetes cluster)"
+        )
+    if "name" not in body:
+        raise UsageError("give the cluster's name: knm cluster create NAME ...")
+    if "kind" not in body:
+        raise UsageError(f"{args.file}: expected a mapping with name, kind and its fields")
+    if body["kind"] == "kubernetes":
+        problem = kubeconfig.path_problem(body.get("kubeconfig"), args.file or "-f")
+        if problem:
+            raise UsageError(problem)
+    return body
+
+
 @command
 def create(args: argparse.Namespace, client: Client) -> int:
-    _, body = read_document(args.file)
-    if not isinstance(body, dict) or "name" not in body or "kind" not in body:
-        raise UsageError(f"{args.file}: expected a mapping with name, kind and its fields")
-    body = dict(body)
+    body = _body(args)
     cluster = client.create_cluster(body.pop("name"), body.pop("kind"), **body)
     if args.json:
         emit_json(_flat(cluster))
@@ -114,8 +160,28 @@ def register(nouns: dict[str, Any], parent: argparse.ArgumentParser) -> None:
     p.add_argument("--page", type=int, default=1)
     p.add_argument("--page-size", type=int, default=100)
     p.set_defaults(func=nodes)
-    p = sub.add_parser("create", parents=[parent], help="register a cluster from a YAML/JSON file")
-    p.add_argument("-f", "--file", required=True, help="YAML or JSON file ('-': stdin)")
+    p = sub.add_parser(
+        "create",
+        # Here ``--context`` names the kubeconfig's context, as it does for kubectl reading
+        # that file, not the knm context (KNM_CONTEXT still picks that one).
+        parents=[common_parent(knm_context=False)],
+        usage="%(prog)s (-f FILE | NAME --kubeconfig FILE [--context C]) [options]",
+        help="register a cluster: -f FILE, or NAME --kubeconfig FILE for a Kubernetes cluster",
+    )
+    p.add_argument("name", nargs="?", help="the cluster's name (default: the file's)")
+    p.add_argument("-f", "--file", help="the cluster's fields, YAML or JSON ('-': stdin)")
+    p.add_argument(
+        "--kubeconfig", help="a kubernetes cluster's kubeconfig file, sent as its text ('-': stdin)"
+    )
+    p.add_argument(
+        "--context",
+        "--kube-context",
+        dest="kube_context",
+        metavar="C",
+        help="the kubeconfig's context to use (default: its current-context); the knm context "
+        "for this command comes from KNM_CONTEXT",
+    )
+    p.add_argument("--description")
     p.set_defaults(func=create)
     p = sub.add_parser("delete", parents=[parent], help="remove a cluster")
     p.add_argument("name", type=reference("cluster"))

@@ -1,5 +1,6 @@
 """Commands that start tasks: ``knm ssh run``, ``knm ansible run``, ``knm script run``,
-``knm workflow run|approve|reject|resume`` and ``knm k8s drain|cordon|uncordon``.
+``knm workflow run|approve|reject|resume`` and ``knm k8s drain|cordon|uncordon`` (``label``,
+``taint`` and ``wait-ready`` are in ``node_changes``).
 
 Each follows its task to the end (see ``tasks.follow``) unless ``--detach``.
 """

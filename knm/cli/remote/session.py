@@ -31,7 +31,7 @@ import functools
 import json
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -263,26 +263,43 @@ def key_values(pairs: list[str] | None, *, typed: bool = False) -> dict[str, Any
 
 class Parser(argparse.ArgumentParser):
     """A parser that takes options only by their full names: with abbreviations, a mistyped
-    ``--password SECRET`` would be taken for ``--password-file`` and the secret for a path."""
+    ``--password SECRET`` would be taken for ``--password-file`` and the secret for a path.
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    ``words``: the destination of a ``nargs="*"`` positional that may also follow options
+    (``knm k8s label w1 -c C env=prod``). argparse fills such a positional once, from its first
+    run of words, and leaves later words unrecognized; here they join it, in order."""
+
+    def __init__(self, *args: Any, words: str | None = None, **kwargs: Any) -> None:
         kwargs.setdefault("allow_abbrev", False)
         super().__init__(*args, **kwargs)
+        self.words = words
+
+    def parse_known_args(  # type: ignore[override]
+        self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
+    ) -> tuple[argparse.Namespace, list[str]]:
+        parsed, extras = super().parse_known_args(args, namespace)
+        if self.words is None:
+            return parsed, extras
+        loose = [arg for arg in extras if not arg.startswith("-")]
+        setattr(parsed, self.words, [*(getattr(parsed, self.words, None) or []), *loose])
+        return parsed, [arg for arg in extras if arg.startswith("-")]
 
 
-def common_parent() -> argparse.ArgumentParser:
-    """Options every remote command takes."""
+def common_parent(*, knm_context: bool = True) -> argparse.ArgumentParser:
+    """Options every remote command takes; without ``knm_context`` for a command whose own
+    ``--context`` means something else (a kubeconfig's), where KNM_CONTEXT picks the context."""
     parent = argparse.ArgumentParser(add_help=False)
     parent.add_argument("--json", action="store_true", help="print one JSON document on stdout")
     parent.add_argument(
         "--url", default=None, help="server URL (default: KNM_URL, or the context's server)"
     )
-    parent.add_argument(
-        "--context",
-        default=None,
-        metavar="NAME",
-        help="the context to use (default: KNM_CONTEXT, or the current one; see `knm config`)",
-    )
+    if knm_context:
+        parent.add_argument(
+            "--context",
+            default=None,
+            metavar="NAME",
+            help="the context to use (default: KNM_CONTEXT, or the current one; see `knm config`)",
+        )
     return parent
 
 

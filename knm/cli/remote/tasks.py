@@ -218,16 +218,32 @@ def targets(args: argparse.Namespace) -> dict[str, Any]:
     return fields
 
 
-def add_target_options(parser: argparse.ArgumentParser, *, credential: bool = True) -> None:
-    parser.add_argument("-c", "--cluster", required=True, help="the cluster's name")
+#: Seconds per unit of a duration (``90s``, ``10m``, ``2h``, ``1d``).
+UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86_400}
+
+
+def duration(text: str) -> int:
+    """Seconds, from a number of seconds (``600``) or a duration as kubectl writes it (``10m``)."""
+    number, unit = (text[:-1], text[-1]) if text[-1:] in UNITS else (text, "s")
+    if not number.isdigit():
+        raise argparse.ArgumentTypeError(
+            f"expected seconds or a duration such as 90s, 10m, 2h, 1d; got {text!r}"
+        )
+    return int(number) * UNITS[unit]
+
+
+def add_target_options(
+    parser: argparse.ArgumentParser, *, credential: bool = True, cluster_required: bool = True
+) -> None:
+    parser.add_argument("-c", "--cluster", required=cluster_required, help="the cluster's name")
     parser.add_argument(
         "-n", "--nodes", action="append", metavar="NODES", help="node names, comma-separated"
     )
     parser.add_argument("--selector", help="a label selector instead of names (role=worker)")
     if credential:
         parser.add_argument("--credential", help="credential id or name")
-    parser.add_argument("--timeout", type=int, help="seconds per node")
-    parser.add_argument("--deadline", type=int, help="seconds for the whole task")
+    parser.add_argument("--timeout", type=duration, help="per node: seconds, or 90s, 10m, 2h")
+    parser.add_argument("--deadline", type=duration, help="for the whole task: seconds, or 30m")
     parser.add_argument("--batch-size", type=int, help="nodes in flight at once")
     parser.add_argument("--max-failures", type=int, help="stop starting nodes after this many fail")
     parser.add_argument("--idempotency-key", help="a repeated key returns the first task")

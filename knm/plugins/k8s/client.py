@@ -76,6 +76,12 @@ def parse_kubeconfig(text: str) -> dict[str, Any]:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark is not None else ""
         raise ValueError(f"kubeconfig is not valid YAML{where}") from None
+    if isinstance(doc, str) and "\n" not in text.strip():
+        # A path where the file's text belongs: the path means nothing on this server.
+        raise ValueError(
+            "kubeconfig must be a YAML mapping (the kubeconfig file's text, not its path; "
+            "the knm command reads the file: knm cluster create NAME --kubeconfig FILE)"
+        )
     if not isinstance(doc, dict):
         raise ValueError("kubeconfig must be a YAML mapping")
     return doc
