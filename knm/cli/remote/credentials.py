@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from knm.cli.completion.names import live
 from knm.cli.remote import render
 from knm.cli.remote.session import OK, UsageError, command, emit_json
 from knm.client import NotFound
@@ -108,7 +109,7 @@ def register(nouns: dict[str, Any], parent: argparse.ArgumentParser) -> None:
     p.add_argument("--page-size", type=int, default=20)
     p.set_defaults(func=list_credentials)
     p = sub.add_parser("show", parents=[parent], help="one credential")
-    p.add_argument("credential", help="id or name")
+    live(p.add_argument("credential", help="id or name"), "credential")
     p.set_defaults(func=show)
     p = sub.add_parser("create", parents=[parent], help="store an SSH credential")
     p.add_argument("--name", required=True)
@@ -121,5 +122,5 @@ def register(nouns: dict[str, Any], parent: argparse.ArgumentParser) -> None:
     p.add_argument("--description", default="")
     p.set_defaults(func=create)
     p = sub.add_parser("delete", parents=[parent], help="delete a credential")
-    p.add_argument("credential", help="id or name")
+    live(p.add_argument("credential", help="id or name"), "credential")
     p.set_defaults(func=delete)

@@ -90,8 +90,9 @@ def split_url(url: str) -> tuple[str, str]:
     return f"{parts.scheme}://{parts.netloc}", prefix
 
 
-def client_for(args: argparse.Namespace) -> Client:
-    """A client for the server and token of this invocation (see the module docstring)."""
+def client_for(args: argparse.Namespace, *, timeout: float = 30) -> Client:
+    """A client for the server and token of this invocation (see the module docstring);
+    ``timeout`` bounds the connection and each answer (seconds)."""
     stored = load_stored()
     url = getattr(args, "url", None) or os.environ.get("KNM_URL") or (stored and stored.url)
     if not url:
@@ -104,7 +105,7 @@ def client_for(args: argparse.Namespace) -> Client:
     server, prefix = split_url(url)
     from knm.client.sync import Client
 
-    client = Client(server, token, prefix=prefix)
+    client = Client(server, token, prefix=prefix, timeout=timeout)
     if refreshable and stored is not None and stored.expires_at is not None:
         left = stored.expires_at - datetime.now(UTC)
         if timedelta(0) < left < REFRESH_BEFORE:
