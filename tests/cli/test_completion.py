@@ -239,6 +239,7 @@ def library(admin: Client) -> None:
     admin.playbooks.create("comp-ping", PLAYBOOK)
     admin.scripts.create("comp-hello", "echo hello", language="shell")
     admin.workflows.create("comp-flow", {"steps": [{"id": "one", "type": "test"}]})
+    admin.create_credential("comp-root", "root", "password", password="not-used")
 
 
 def test_cluster_names_complete_live(knm: Knm, library: None) -> None:
@@ -249,12 +250,14 @@ def test_cluster_names_complete_live(knm: Knm, library: None) -> None:
     assert asked(knm, "task", "list", "--cluster=comp-l") == ["--cluster=comp-lab"]
 
 
-def test_library_names_complete_live(knm: Knm, library: None) -> None:
+def test_library_and_credential_names_complete_live(knm: Knm, library: None) -> None:
     assert asked(knm, "ansible", "run", "comp-") == ["comp-ping"]
     assert asked(knm, "playbook", "show", "comp-") == ["comp-ping"]
     assert asked(knm, "script", "run", "comp-") == ["comp-hello"]
     assert asked(knm, "script", "versions", "comp-h") == ["comp-hello"]
     assert asked(knm, "workflow", "run", "comp-") == ["comp-flow"]
+    assert asked(knm, "credential", "show", "comp-") == ["comp-root"]
+    assert asked(knm, "script", "run", "x", "--credential", "comp-") == ["comp-root"]
 
 
 def test_task_ids_complete_live(knm: Knm, library: None) -> None:

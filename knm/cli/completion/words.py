@@ -38,6 +38,11 @@ class Walk:
     #: A word the parser does not know: nothing sensible can follow.
     lost: bool = False
 
+    @property
+    def awaiting(self) -> argparse.Action | None:
+        """The option whose value the next word is, if any."""
+        return self.pending if self.left else None
+
 
 def _positionals(parser: argparse.ArgumentParser) -> list[argparse.Action]:
     return [action for action in parser._actions if not action.option_strings]
@@ -63,17 +68,16 @@ def _option(parser: argparse.ArgumentParser, word: str) -> tuple[argparse.Action
     return found.get(word[:2]), True
 
 
-def _note_value(walk: Walk, action: argparse.Action, value: str) -> None:
+def _note_value(state: Walk, action: argparse.Action, value: str) -> None:
     if action.dest == "url":
-        walk.url = value
+        state.url = value
 
 
 def walk(parser: argparse.ArgumentParser, before: Sequence[str]) -> Walk:
     state = Walk(parser, _positionals(parser))
     for word in before:
-        if state.left:
-            assert state.pending is not None
-            _note_value(state, state.pending, word)
+        if (awaited := state.awaiting) is not None:
+            _note_value(state, awaited, word)
             state.left -= 1
             continue
         if word == "--" and not state.no_options:
@@ -136,11 +140,10 @@ def candidates(parser: argparse.ArgumentParser, words: Sequence[str], cword: int
     if split:
         before, current = (before, "") if current == "=" else (before[:-1], current)
     state = walk(parser, before)
-    if state.lost or (split and not state.left):
+    if state.lost or (split and state.awaiting is None):
         return []
-    if state.left:
-        assert state.pending is not None
-        return _values(state.pending, current, state.url)
+    if (awaited := state.awaiting) is not None:
+        return _values(awaited, current, state.url)
     if current.startswith("-") and not state.no_options:
         if current.startswith("--") and "=" in current:
             name, _, value = current.partition("=")
