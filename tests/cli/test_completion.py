@@ -8,6 +8,7 @@ import argparse
 import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import time
@@ -287,6 +288,30 @@ def test_live_names_are_silent_when_the_server_is_down(
     assert main(["__complete", "3", "knm", "cluster", "show", ""]) == 0
     assert time.monotonic() - began < 2
     assert capsys.readouterr() == ("", "")
+
+
+def test_live_names_give_up_on_a_server_that_never_answers(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with socket.create_server(("127.0.0.1", 0)) as mute:  # connects, never answers
+        monkeypatch.setenv("KNM_URL", f"http://127.0.0.1:{mute.getsockname()[1]}")
+        monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path))
+        began = time.monotonic()
+        assert main(["__complete", "3", "knm", "task", "watch", ""]) == 0
+        assert time.monotonic() - began < names.DEADLINE + 0.5
+    assert capsys.readouterr() == ("", "")
+
+
+def test_live_names_give_up_at_the_deadline_whatever_is_slow(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # A slow name lookup or a token refresh first: no single timeout sees the whole wait.
+    monkeypatch.setenv("KNM_URL", NOWHERE)
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path))
+    monkeypatch.setitem(names.FETCH, "cluster", lambda client, prefix: time.sleep(5) or ["x"])
+    began = time.monotonic()
+    assert names.fetch("cluster", "") == []
+    assert time.monotonic() - began < names.DEADLINE + 0.5
 
 
 def test_live_names_are_silent_when_not_logged_in(

@@ -8,6 +8,7 @@ argparse): every parser module uses it while ``knm`` starts.
 from __future__ import annotations
 
 import argparse
+import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Literal
 
@@ -18,6 +19,8 @@ if TYPE_CHECKING:
 MARK = "knm_live_names"
 #: Seconds for the connection and for the answer: a shell waiting on a TAB must not hang.
 TIMEOUT = 1.0
+#: Seconds for everything the names take: past it, the shell gets none.
+DEADLINE = 1.5
 #: Names asked for at once (the API's largest page).
 PAGE = 100
 
@@ -74,9 +77,21 @@ def fetch(kind: str, prefix: str, url: str | None = None) -> list[str]:
     from knm.cli.remote.session import UsageError, client_for
     from knm.client import KnmError
 
-    try:
-        with client_for(argparse.Namespace(url=url), timeout=TIMEOUT) as client:
-            found = FETCH[kind](client, prefix)
-    except (KnmError, UsageError, OSError):
-        return []  # not logged in, server down or slow: no names, and no message in the shell
+    found: list[str] = []
+
+    def ask() -> None:
+        try:
+            with client_for(argparse.Namespace(url=url), timeout=TIMEOUT) as client:
+                found.extend(FETCH[kind](client, prefix))
+        except (KnmError, UsageError, OSError):
+            pass  # not logged in, server down or slow: no names, and no message in the shell
+
+    # The timeout bounds each step (name lookup aside), and a stored login about to expire
+    # costs a refresh first: the deadline bounds them all. A late answer is left behind; the
+    # process exits without waiting for it (a daemon thread).
+    asking = threading.Thread(target=ask, name="knm-complete", daemon=True)
+    asking.start()
+    asking.join(DEADLINE)
+    if asking.is_alive():
+        return []
     return [name for name in found if name.startswith(prefix)]
