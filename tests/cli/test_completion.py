@@ -7,11 +7,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import pty
+import select
 import shutil
 import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -413,6 +416,56 @@ def test_bash_completes_live_names_from_the_server(
 def test_bash_completion_is_silent_when_the_server_is_down(shell_env: dict[str, str]) -> None:
     out = bash({**shell_env, "KNM_URL": NOWHERE}, "3 knm task watch ''")
     assert out[1:] == ["[]"]
+
+
+class Terminal:
+    """An interactive bash on a pseudo-terminal: keys in, what the screen shows out."""
+
+    def __init__(self, env: dict[str, str]) -> None:
+        self.fd, tty = pty.openpty()
+        env = {**env, "TERM": "dumb", "PS1": "$ ", "INPUTRC": "/dev/null"}
+        self.bash = subprocess.Popen(
+            ["bash", "--norc", "--noprofile", "-i"], stdin=tty, stdout=tty, stderr=tty,
+            env=env, start_new_session=True,
+        )  # fmt: skip
+        os.close(tty)
+        self.screen = ""
+
+    def type(self, keys: str, until: str, timeout: float = 30) -> str:
+        """Type ``keys``, then read until ``until`` shows (what showed since the keys)."""
+        start = len(self.screen)
+        os.write(self.fd, keys.encode())
+        end = time.monotonic() + timeout
+        while until not in self.screen[start:] and time.monotonic() < end:
+            ready, _, _ = select.select([self.fd], [], [], 0.1)
+            if ready:
+                self.screen += os.read(self.fd, 4096).decode(errors="replace")
+        return self.screen[start:]
+
+    def close(self) -> None:
+        self.bash.kill()
+        self.bash.wait()
+        os.close(self.fd)
+
+
+@pytest.fixture
+def terminal(shell_env: dict[str, str]) -> Iterator[Terminal]:
+    term = Terminal(shell_env)
+    term.type("", "$ ")  # the first prompt: keys typed before it would race with bash's start
+    yield term
+    term.close()
+
+
+def test_tab_in_an_interactive_bash_finishes_the_word(
+    terminal: Terminal, server: KnmProcess, admin: Client, library: None
+) -> None:
+    terminal.type(f"export KNM_URL={server.base_url} KNM_TOKEN={admin.token}\n", "\n$ ")
+    terminal.type("source <(knm completion bash)\n", "\n$ ")
+    assert "knm task " in terminal.type("knm ta\t", "task ")
+    # Readline breaks the word at "=" as bash's COMP_WORDS does: the value alone is replaced.
+    assert "--status=running " in terminal.type("list --status=ru\t", "running ")
+    terminal.type("\x15", "")  # Ctrl-U: the line is dropped, not run
+    assert "comp-lab " in terminal.type("knm cluster show comp-l\t", "comp-lab ")
 
 
 @pytest.mark.parametrize("shell", ["zsh", "fish"])
