@@ -67,14 +67,16 @@ def parsers(parser: argparse.ArgumentParser) -> list[argparse.ArgumentParser]:
 
 
 def marked(parser: argparse.ArgumentParser) -> dict[tuple[str, str], str]:
-    """``(command, argument) → kind`` of every argument marked with live names."""
-    return {
-        (p.prog.removeprefix("knm "), action.option_strings[-1] if action.option_strings
-         else action.dest): kind
-        for p in parsers(parser)
-        for action in p._actions
-        if (kind := names.kind_of(action)) is not None
-    }  # fmt: skip
+    """``(command, argument) → kind`` of every argument marked with live names; an option is
+    named by its long form, a positional by its dest."""
+    found = {}
+    for p in parsers(parser):
+        for action in p._actions:
+            kind = names.kind_of(action)
+            if kind is not None:
+                label = action.option_strings[-1] if action.option_strings else action.dest
+                found[(p.prog.removeprefix("knm "), label)] = kind
+    return found
 
 
 # --- static words: the parser alone -------------------------------------------------------
