@@ -39,7 +39,7 @@ def build_parser(*, plugins: bool = False) -> argparse.ArgumentParser:
     """The ``knm`` parser; with ``plugins``, also the commands plugins add (``knm_cli``)."""
     import argparse
 
-    from knm.cli import local, remote
+    from knm.cli import completion, local, remote
 
     parser = argparse.ArgumentParser(
         prog="knm",
@@ -52,6 +52,7 @@ def build_parser(*, plugins: bool = False) -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     local.register(subparsers)
     remote.register(subparsers)
+    completion.register(subparsers)
     if plugins:
         # The server's own settings choose the plugins, so the CLI offers what the server runs.
         from knm.core.config import KnmConfig
@@ -97,6 +98,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _main(argv: list[str]) -> int:
+    if argv[:1] == ["__complete"]:
+        # The shell scripts' question (``knm completion``): not a command, so never in --help.
+        from knm.cli.completion import words
+
+        return words.main(argv[1:])
     parser = build_parser()
     command = _command_of(parser, argv)
     if command is not None and command not in _known(parser):

@@ -7,6 +7,7 @@ import argparse
 import sys
 from typing import TYPE_CHECKING, Any
 
+from knm.cli.completion.names import live
 from knm.cli.remote import kubeconfig, render
 from knm.cli.remote.content import read_document
 from knm.cli.remote.session import (
@@ -152,10 +153,10 @@ def register(nouns: dict[str, Any], parent: argparse.ArgumentParser) -> None:
     p.add_argument("--page-size", type=int, default=20)
     p.set_defaults(func=list_clusters)
     p = sub.add_parser("show", parents=listing, help="one cluster")
-    p.add_argument("name", type=reference("cluster"))
+    live(p.add_argument("name", type=reference("cluster")), "cluster")
     p.set_defaults(func=show)
     p = sub.add_parser("nodes", parents=listing, help="a cluster's nodes")
-    p.add_argument("name", type=reference("cluster"))
+    live(p.add_argument("name", type=reference("cluster")), "cluster")
     p.add_argument("--selector", help="only nodes matching this label selector")
     p.add_argument("--page", type=int, default=1)
     p.add_argument("--page-size", type=int, default=100)
@@ -184,6 +185,6 @@ def register(nouns: dict[str, Any], parent: argparse.ArgumentParser) -> None:
     p.add_argument("--description")
     p.set_defaults(func=create)
     p = sub.add_parser("delete", parents=[parent], help="remove a cluster")
-    p.add_argument("name", type=reference("cluster"))
+    live(p.add_argument("name", type=reference("cluster")), "cluster")
     p.add_argument("-y", "--yes", action="store_true", help="do not ask")
     p.set_defaults(func=delete)

@@ -20,6 +20,7 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from knm.cli.completion.names import live
 from knm.cli.remote import render
 from knm.cli.remote.session import OK, UsageError, command, emit_json, output_parent, reference
 from knm.client import BadRequest, KnmError, NotFound, ValidationFailed
@@ -377,14 +378,14 @@ def register(nouns: dict[str, Any], parent: argparse.ArgumentParser) -> None:
         p.set_defaults(func=list_items, noun=noun)
 
         p = sub.add_parser("show", parents=listing, help=f"one {noun}, with its body")
-        p.add_argument("item", type=reference(noun), help="id or name")
+        live(p.add_argument("item", type=reference(noun), help="id or name"), noun)
         p.set_defaults(func=show, noun=noun)
 
         for name, func in (("create", create), ("edit", edit)):
             text = f"create a {noun} from a file" if name == "create" else f"change a {noun}"
             p = sub.add_parser(name, parents=[parent], help=text)
             if name == "edit":
-                p.add_argument("item", type=reference(noun), help="id or name")
+                live(p.add_argument("item", type=reference(noun), help="id or name"), noun)
             p.add_argument(
                 "-f", "--file", required=name == "create", help="YAML or JSON file ('-': stdin)"
             )
@@ -397,12 +398,12 @@ def register(nouns: dict[str, Any], parent: argparse.ArgumentParser) -> None:
             p.set_defaults(func=func, noun=noun)
 
         p = sub.add_parser("delete", parents=[parent], help=f"delete a {noun}")
-        p.add_argument("item", type=reference(noun), help="id or name")
+        live(p.add_argument("item", type=reference(noun), help="id or name"), noun)
         p.add_argument("-y", "--yes", action="store_true", help="do not ask")
         p.set_defaults(func=delete, noun=noun)
 
         p = sub.add_parser("versions", parents=listing, help=f"a {noun}'s versions")
-        p.add_argument("item", type=reference(noun), help="id or name")
+        live(p.add_argument("item", type=reference(noun), help="id or name"), noun)
         p.add_argument("--show", type=int, metavar="N", help="print version N's body")
         p.set_defaults(func=versions, noun=noun)
 

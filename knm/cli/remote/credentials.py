@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from knm.cli.completion.names import live
 from knm.cli.remote import render
 from knm.cli.remote.session import OK, UsageError, command, emit_json, output_parent, reference
 from knm.client import NotFound
@@ -113,7 +114,9 @@ def register(nouns: dict[str, Any], parent: argparse.ArgumentParser) -> None:
     p.add_argument("--page-size", type=int, default=20)
     p.set_defaults(func=list_credentials)
     p = sub.add_parser("show", parents=listing, help="one credential")
-    p.add_argument("credential", type=reference("credential"), help="id or name")
+    live(
+        p.add_argument("credential", type=reference("credential"), help="id or name"), "credential"
+    )
     p.set_defaults(func=show)
     p = sub.add_parser("create", parents=[parent], help="store an SSH credential")
     p.add_argument("--name", required=True)
@@ -126,5 +129,7 @@ def register(nouns: dict[str, Any], parent: argparse.ArgumentParser) -> None:
     p.add_argument("--description", default="")
     p.set_defaults(func=create)
     p = sub.add_parser("delete", parents=[parent], help="delete a credential")
-    p.add_argument("credential", type=reference("credential"), help="id or name")
+    live(
+        p.add_argument("credential", type=reference("credential"), help="id or name"), "credential"
+    )
     p.set_defaults(func=delete)

@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from knm.cli.completion.names import live
 from knm.cli.remote import render
 from knm.cli.remote.session import OK, UsageError, command, emit_json, output_parent
 
@@ -125,14 +126,14 @@ def forget(args: argparse.Namespace, client: Client) -> int:
 def register(nouns: dict[str, Any], parent: argparse.ArgumentParser) -> None:
     sub = nouns["hostkey"]
     p = sub.add_parser("list", parents=[parent, output_parent()], help="pinned SSH host keys")
-    p.add_argument("--cluster", help="only this cluster's pins")
+    live(p.add_argument("--cluster", help="only this cluster's pins"), "cluster")
     p.add_argument("--node", help="only this node's pins (@bastion: the jump host's)")
     p.add_argument("--page", type=int, default=1)
     p.add_argument("--page-size", type=int, default=20)
     p.set_defaults(func=list_pins)
 
     p = sub.add_parser("pin", parents=[parent], help="pin a node's host key (replacing any pin)")
-    p.add_argument("cluster")
+    live(p.add_argument("cluster"), "cluster")
     p.add_argument("node", help="the node's name (@bastion: the cluster's jump host)")
     p.add_argument("--key", help='the public key line: "ssh-ed25519 AAAA... [comment]"')
     p.add_argument("--key-file", help="a file holding the public key line ('-': stdin)")
@@ -141,6 +142,6 @@ def register(nouns: dict[str, Any], parent: argparse.ArgumentParser) -> None:
     p = sub.add_parser(
         "forget", parents=[parent], help="forget a node's pinned host key (accept a rebuilt node)"
     )
-    p.add_argument("cluster")
+    live(p.add_argument("cluster"), "cluster")
     p.add_argument("node", help="the node's name (@bastion: the cluster's jump host)")
     p.set_defaults(func=forget)

@@ -86,8 +86,9 @@ def chosen_context(
     return current, saved.contexts.get(current)
 
 
-def client_for(args: argparse.Namespace) -> Client:
-    """A client for the server and token of this invocation (see the module docstring)."""
+def client_for(args: argparse.Namespace, *, timeout: float = 30) -> Client:
+    """A client for the server and token of this invocation (see the module docstring);
+    ``timeout`` bounds the connection and each answer (seconds)."""
     saved = contexts.load()
     name, context = chosen_context(args, saved)
     url = (
@@ -112,7 +113,7 @@ def client_for(args: argparse.Namespace) -> Client:
     server, prefix = split_url(url)
     from knm.client.sync import Client
 
-    client = Client(server, token, prefix=prefix)
+    client = Client(server, token, prefix=prefix, timeout=timeout)
     if refreshable and context is not None and context.expires_at is not None:
         left = context.expires_at - datetime.now(UTC)
         if timedelta(0) < left < REFRESH_BEFORE:

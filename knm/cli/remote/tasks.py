@@ -7,6 +7,7 @@ import argparse
 import sys
 from typing import TYPE_CHECKING, Any
 
+from knm.cli.completion.names import live
 from knm.cli.remote import render
 from knm.cli.remote.session import (
     CANCELLED,
@@ -235,13 +236,18 @@ def duration(text: str) -> int:
 def add_target_options(
     parser: argparse.ArgumentParser, *, credential: bool = True, cluster_required: bool = True
 ) -> None:
-    parser.add_argument("-c", "--cluster", required=cluster_required, help="the cluster's name")
+    live(
+        parser.add_argument(
+            "-c", "--cluster", required=cluster_required, help="the cluster's name"
+        ),
+        "cluster",
+    )
     parser.add_argument(
         "-n", "--nodes", action="append", metavar="NODES", help="node names, comma-separated"
     )
     parser.add_argument("--selector", help="a label selector instead of names (role=worker)")
     if credential:
-        parser.add_argument("--credential", help="credential id or name")
+        live(parser.add_argument("--credential", help="credential id or name"), "credential")
     parser.add_argument("--timeout", type=duration, help="per node: seconds, or 90s, 10m, 2h")
     parser.add_argument("--deadline", type=duration, help="for the whole task: seconds, or 30m")
     parser.add_argument("--batch-size", type=int, help="nodes in flight at once")
@@ -260,7 +266,7 @@ def register(nouns: dict[str, Any], parent: argparse.ArgumentParser) -> None:
     listing = [parent, output_parent()]
     p = sub.add_parser("list", parents=listing, help="tasks of every kind, newest first")
     p.add_argument("--kind")
-    p.add_argument("--cluster")
+    live(p.add_argument("--cluster"), "cluster")
     p.add_argument("--status", choices=TASK_STATES)
     p.add_argument("--all", action="store_true", help="include workflow steps' child tasks")
     p.add_argument("--page", type=int, default=1)
@@ -268,21 +274,21 @@ def register(nouns: dict[str, Any], parent: argparse.ArgumentParser) -> None:
     p.set_defaults(func=list_tasks)
 
     p = sub.add_parser("show", parents=listing, help="a task's status and per-node results")
-    p.add_argument("task_id", type=reference("task"))
+    live(p.add_argument("task_id", type=reference("task")), "task")
     p.add_argument("--with-output", action="store_true", help="also print each node's output")
     p.set_defaults(func=show)
 
     p = sub.add_parser("watch", parents=[parent], help="follow a task live until it ends")
-    p.add_argument("task_id", type=reference("task"))
+    live(p.add_argument("task_id", type=reference("task")), "task")
     add_follow_options(p)
     p.set_defaults(func=watch, on_interrupt="detach")
 
     p = sub.add_parser("cancel", parents=[parent], help="cancel a pending or running task")
-    p.add_argument("task_id", type=reference("task"))
+    live(p.add_argument("task_id", type=reference("task")), "task")
     p.set_defaults(func=cancel)
 
     p = sub.add_parser("rerun", parents=[parent], help="run a finished task's failed nodes again")
-    p.add_argument("task_id", type=reference("task"))
+    live(p.add_argument("task_id", type=reference("task")), "task")
     p.add_argument("--all-nodes", action="store_true", help="every node, not only failed ones")
     p.add_argument(
         "--detach",
@@ -293,7 +299,7 @@ def register(nouns: dict[str, Any], parent: argparse.ArgumentParser) -> None:
     p.set_defaults(func=rerun)
 
     p = sub.add_parser("output", parents=[parent], help="download a node's stored output")
-    p.add_argument("task_id", type=reference("task"))
+    live(p.add_argument("task_id", type=reference("task")), "task")
     p.add_argument("--node", help="the node (default: every node, one after another)")
     p.add_argument("--stream", choices=["stdout", "stderr"], default="stdout")
     p.add_argument("-o", "--output-file", help="save to this file (continues a partial download)")
