@@ -247,3 +247,18 @@ def test_a_kubeconfig_is_write_only_never_printed_and_sent_only_with_changes(
     for output in outputs:
         assert token not in output.out + output.err
         assert "kubeconfig:" not in output.out.replace("kubeconfig: write-only", "")
+
+
+def test_the_same_item_twice_is_refused_before_anything_is_sent(knm: Knm, tmp_path: Path) -> None:
+    twice = "kind: script\nname: tw-a\ncontent: 'true'\n---\nkind: Script\nname: tw-a\n"
+    path = write(tmp_path, "twice.yaml", twice)
+    result = knm("apply", "-f", path)
+    assert result.code == 2 and result.out == ""
+    assert f"{path}, document 2: script/tw-a is also in {path}, document 1" in result.err
+
+
+def test_apply_stops_with_exit_4_when_no_server_answers(knm: Knm, tmp_path: Path) -> None:
+    path = write(tmp_path, "lib.yaml", LIBRARY.replace("ap-", "ns-"))
+    result = knm("apply", "-f", path, "--url", "http://127.0.0.1:9")
+    assert result.code == 4 and result.out == ""
+    assert result.err.count("knm: ") >= 1 and "ns-disk" not in result.err

@@ -16,7 +16,8 @@ write wins. Builtin items are read-only: one that differs fails, the others stil
 
 Write-only fields (a kubernetes cluster's ``kubeconfig``: the API never shows secrets) cannot be
 compared: they are sent with the item's other changes, or alone with ``--send-write-only``, and
-never printed. Every item is tried; the exit code is 1 when any failed.
+never printed. Every item is tried (the exit code is 1 when any failed), unless the server
+cannot be reached or refuses the token (exit code 4).
 """
 
 from __future__ import annotations
@@ -140,7 +141,7 @@ def apply_item(client: Client, document: Document, dry_run: bool) -> tuple[Outco
         outcome.action = "unchanged"
         return outcome, ""
     if item.is_builtin:
-        outcome.error = "builtin items are read-only; clone it to make an editable copy"
+        outcome.error = "builtin items are read-only; apply a copy under another name"
         return outcome, change.diff
     if not dry_run:
         # Conditional on the version read: someone else's change meanwhile is a 409, not lost.
@@ -209,7 +210,7 @@ def _report(outcome: Outcome, diff: str, dry_run: bool, send_write_only: bool) -
 @command
 def apply(args: argparse.Namespace, client: Client) -> int:
     from knm.cli.remote import documents
-    from knm.client import KnmError
+    from knm.client import KnmError, TransportError
 
     found = documents.read(args.file, args.recursive)
     outcomes: list[Outcome] = []
@@ -220,6 +221,8 @@ def apply(args: argparse.Namespace, client: Client) -> int:
             else:
                 outcome, diff = apply_item(client, document, args.dry_run)
         except KnmError as exc:
+            if isinstance(exc, TransportError) or exc.code == 401:
+                raise  # no server, or not logged in: every other item would fail the same way
             outcome, diff = Outcome(kind=document.kind, name=document.name), ""
             outcome.error = describe(exc)
         if outcome.error is not None:
