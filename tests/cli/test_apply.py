@@ -262,3 +262,15 @@ def test_apply_stops_with_exit_4_when_no_server_answers(knm: Knm, tmp_path: Path
     result = knm("apply", "-f", path, "--url", "http://127.0.0.1:9")
     assert result.code == 4 and result.out == ""
     assert result.err.count("knm: ") >= 1 and "ns-disk" not in result.err
+
+
+def test_a_kubeconfig_path_instead_of_its_text_is_refused_before_it_is_sent(
+    knm: Knm, tmp_path: Path
+) -> None:
+    spec = "kind: cluster\nname: ap-path\nprovider: kubernetes\nkubeconfig: ~/.kube/config\n"
+    path = write(tmp_path, "kube.yaml", spec)
+    result = knm("apply", "-f", path)
+    assert result.code == 1 and result.out == ""
+    assert f"cluster/ap-path ({path}, document 1): kubeconfig must hold the kubeconfig's text" in (
+        result.err
+    )

@@ -150,11 +150,20 @@ def apply_item(client: Client, document: Document, dry_run: bool) -> tuple[Outco
     return outcome, change.diff
 
 
+def _path_problem(provider: str, fields: dict[str, Any], document: Document) -> str | None:
+    """Why a kubernetes cluster's ``kubeconfig`` looks like a path where its text belongs."""
+    from knm.cli.remote import kubeconfig
+
+    value = fields.get("kubeconfig")
+    if provider != "kubernetes" or kubeconfig.path_problem(value, document.where) is None:
+        return None
+    return f"kubeconfig must hold the kubeconfig's text, and {value!r} looks like a path"
+
+
 def apply_cluster(
     client: Client, document: Document, dry_run: bool, send_write_only: bool
 ) -> tuple[Outcome, str]:
     """Apply one cluster document: its outcome and the diff of a change."""
-    from knm.cli.remote import kubeconfig
     from knm.cli.remote.documents import of_cluster
     from knm.client import NotFound
 
@@ -167,11 +176,9 @@ def apply_cluster(
         if not provider:
             outcome.error = "a new cluster needs its provider (static, kubernetes, ...)"
             return outcome, ""
-        if provider == "kubernetes":
-            problem = kubeconfig.path_problem(fields.get("kubeconfig"), document.where)
-            if problem:
-                outcome.error = problem
-                return outcome, ""
+        outcome.error = _path_problem(provider, fields, document)
+        if outcome.error is not None:
+            return outcome, ""
         if not dry_run:
             client.create_cluster(document.name, provider, **fields)
         outcome.action = "created"
@@ -187,6 +194,9 @@ def apply_cluster(
         return outcome, ""
     if "provider" in send:
         send["kind"] = send.pop("provider")  # the server refuses it, saying why
+    outcome.error = _path_problem(cluster.kind, send, document)
+    if outcome.error is not None:
+        return outcome, ""
     if not dry_run:
         client.update_cluster(document.name, **send)
     outcome.action = "configured"

@@ -10,6 +10,7 @@ are ignored, so a document that carries them still applies.
 from __future__ import annotations
 
 import functools
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -110,15 +111,13 @@ def parse(path: str, index: int, value: Any) -> Document:
     return Document(path=path, index=index, kind=kind, name=name, fields=fields)
 
 
-def read(paths: list[str], recursive: bool, stdin: Any = None) -> list[Document]:
-    """Every document of the files ``-f`` names, in order; ``-`` reads ``stdin``. A file that
+def read(paths: list[str], recursive: bool) -> list[Document]:
+    """Every document of the files ``-f`` names, in order; ``-`` reads stdin. A file that
     cannot be read or parsed is a UsageError before anything is applied."""
     documents: list[Document] = []
     for given in paths:
         if given == "-":
-            import sys
-
-            named = [("-", (stdin or sys.stdin).read())]
+            named = [("-", sys.stdin.read())]
         else:
             files = files_of(given, recursive)
             if not files:

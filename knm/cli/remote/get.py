@@ -14,7 +14,15 @@ import argparse
 import sys
 from typing import TYPE_CHECKING, Any
 
-from knm.cli.remote.session import OK, UsageError, command, emit_json, output_format, output_parent
+from knm.cli.remote.session import (
+    OK,
+    UsageError,
+    as_sent,
+    command,
+    emit_json,
+    output_format,
+    output_parent,
+)
 
 if TYPE_CHECKING:
     from knm.client.sync import Client
@@ -67,7 +75,7 @@ def get(args: argparse.Namespace, client: Client) -> int:
     if kind == "cluster":
         found = _clusters(client, name)
         docs = [documents.of_cluster(c) for c in found]
-        table_kind, rows = clusters.CLUSTER, [clusters._flat(c) for c in found]
+        table_kind, rows = clusters.CLUSTER, [as_sent(c) for c in found]
     else:
         found = _items(client, kind, name, bodies=chosen in ("json", "yaml"))
         docs = (
