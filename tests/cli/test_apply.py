@@ -74,6 +74,13 @@ def test_a_multi_document_file_creates_each_item_then_leaves_them_unchanged(
     after = [version_of(admin, p, n) for p, n in (("playbooks", "ap-ntp"),
              ("scripts", "ap-disk"), ("workflows", "ap-roll"))]  # fmt: skip
     assert after == before == [1, 1, 1]
+    as_json = knm("apply", "-f", lib, "--dry-run", "--json").json()
+    assert as_json["dry_run"] is True
+    assert [(i["kind"], i["action"]) for i in as_json["items"]] == [
+        ("playbook", "unchanged"),
+        ("script", "unchanged"),
+        ("workflow", "unchanged"),
+    ]
 
 
 def test_a_changed_field_is_configured_with_a_diff_and_a_new_version(
