@@ -1,6 +1,6 @@
 """Remote commands: they speak HTTP to a knm server through ``knm.client``.
 
-``register(subparsers)`` adds ``login``, ``logout`` and the nouns ``config`` (contexts: which
+``register(subparsers)`` adds ``login``, ``logout``, ``apply``, ``get`` and the nouns ``config`` (contexts: which
 server and login to use, kept on this machine), ``ssh``, ``ansible``,
 ``script``, ``workflow``, ``k8s``, ``task``, ``playbook``, ``cluster``, ``credential``, ``user``,
 ``token``, ``audit`` and ``hostkey``.
@@ -13,12 +13,14 @@ import argparse
 from typing import Any
 
 from knm.cli.remote import (
+    apply,
     audit,
     auth,
     clusters,
     config,
     content,
     credentials,
+    get,
     hostkeys,
     node_changes,
     run,
@@ -49,6 +51,8 @@ NOUNS = {
 def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     parent = session.common_parent()
     auth.register(subparsers, parent)
+    apply.register(subparsers, parent)
+    get.register(subparsers, parent)
     nouns = {}
     for name, text in NOUNS.items():
         parser = subparsers.add_parser(name, help=text)
