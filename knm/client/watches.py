@@ -1,0 +1,200 @@
+"""Following several tasks on one progress WebSocket: the server takes any number of
+``subscribe`` actions on a connection, so a workflow and each of its steps' child tasks need one
+socket, not one each, and no thread.
+
+``Watches`` holds one ``WatchState`` per task (the same rules as ``watch``: every event once, in
+``seq`` order per task, resumed with ``since`` after a drop, by polling when no WebSocket can be
+had); tasks may be added while it is being iterated.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Generator, Iterable, Iterator
+from typing import TYPE_CHECKING
+
+import msgspec
+from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
+
+from knm.client.errors import TransportError
+from knm.client.models import Event
+from knm.client.watch import (
+    IDLE,
+    WatchState,
+    _closed_unauthorized,
+    token_subprotocols,
+    ws_url,
+)
+
+if TYPE_CHECKING:
+    from knm.client.sync import Client
+
+
+class Watches:
+    """The events of several tasks, interleaved as the server sends them, each task's in ``seq``
+    order and each event once; iteration ends once every task followed has sent its
+    ``complete``. ``add`` follows one more task, also from inside the ``for`` loop (it is
+    subscribed before the next event is read). Iterating again after an interruption (a
+    ``KeyboardInterrupt``, a ``break``) carries on where each task stopped.
+
+    Use it as a context manager, or call ``close``, so that a loop left early closes its
+    connection at once rather than when the garbage collector finds it."""
+
+    def __init__(
+        self,
+        client: Client,
+        task_ids: Iterable[str] = (),
+        *,
+        since: int = 0,
+        interval: float = 0.5,
+        websocket: bool = True,
+    ) -> None:
+        self.client = client
+        self.interval = interval
+        self.websocket = websocket
+        self.states: dict[str, WatchState] = {}
+        #: Tasks added since the connection last subscribed them.
+        self._unsent: list[str] = []
+        #: Finished tasks the server still sends to this connection.
+        self._finished: list[str] = []
+        self._running: Generator[Event, None, None] | None = None
+        for task_id in task_ids:
+            self.add(task_id, since=since)
+
+    def add(self, task_id: str, *, since: int = 0) -> None:
+        """Follow ``task_id`` too, from the event after ``since``; a task already followed is
+        left as it is."""
+        if task_id not in self.states:
+            self.states[task_id] = WatchState(task_id, since)
+            self._unsent.append(task_id)
+
+    def last_seq(self, task_id: str) -> int:
+        """The ``seq`` of the last event of ``task_id`` yielded (``since`` before any)."""
+        return self.states[task_id].last_seq
+
+    @property
+    def done(self) -> bool:
+        """Whether every task followed has sent its ``complete``."""
+        return all(state.done for state in self.states.values())
+
+    def __iter__(self) -> Iterator[Event]:
+        self.close()
+        self._running = self._events()
+        return self._running
+
+    def __enter__(self) -> Watches:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Stop the iteration in progress, if any, and close its connection."""
+        running, self._running = self._running, None
+        if running is not None:
+            running.close()
+
+    def _open(self) -> list[WatchState]:
+        return [state for state in self.states.values() if not state.done]
+
+    def _events(self) -> Generator[Event, None, None]:
+        from websockets.sync.client import connect
+
+        client = self.client
+        url = ws_url(client.url, client.prefix)
+        protocols = token_subprotocols(client.token)
+        tls = getattr(client._http, "ssl_context", None) if url.startswith("wss:") else None
+        #: Reconnects back off as ``watch``'s do; one counter for the connection, not per task.
+        link = WatchState("", 0)
+        while self.websocket and not self.done:
+            # A new connection knows no subscription: every open task is subscribed again.
+            self._unsent = [state.task_id for state in self._open()]
+            self._finished.clear()
+            try:
+                with connect(
+                    url, ssl=tls, subprotocols=protocols, open_timeout=10, close_timeout=1,
+                    max_size=None,
+                ) as socket:  # fmt: skip
+                    while not self.done:
+                        for message in self._messages():
+                            socket.send(message)
+                        try:
+                            text = socket.recv(timeout=IDLE)
+                        except TimeoutError:
+                            # Quiet for a while: read the logs, in case a notification was lost.
+                            for state in self._open():
+                                events = client.events(state.task_id, since=state.last_seq)
+                                yield from self._noted(state.polled(events, None))
+                            continue
+                        link.connected()
+                        yield from self._received(text)
+                return
+            except (InvalidHandshake, InvalidURI):
+                break  # no WebSocket here: poll instead
+            except ConnectionClosed as exc:
+                if (refused := _closed_unauthorized(exc)) is not None:
+                    raise refused from None
+                delay = link.failed()
+            except (OSError, TransportError):
+                delay = link.failed()
+            if delay is None:
+                break
+            time.sleep(delay)
+        yield from self._poll(link)
+
+    def _messages(self) -> list[str]:
+        """What to send before the next read: new subscriptions, then goodbyes to finished
+        tasks (the server would otherwise keep sending a long workflow's old steps nothing, but
+        keep them in its books)."""
+        sent = [self.states[task_id].subscribe_message() for task_id in self._unsent]
+        sent += [
+            msgspec.json.encode({"action": "unsubscribe", "task_id": task_id}).decode()
+            for task_id in self._finished
+        ]
+        self._unsent.clear()
+        self._finished.clear()
+        return sent
+
+    def _received(self, text: str | bytes) -> Iterator[Event]:
+        task_id = msgspec.json.decode(text, type=_Addressed).task_id
+        state = self.states.get(task_id)
+        if state is None or state.done:
+            return
+        event, resubscribe = state.on_message(text)
+        if resubscribe:
+            self._unsent.append(task_id)
+        elif event is not None:
+            yield from self._noted([event])
+
+    def _noted(self, events: list[Event]) -> Iterator[Event]:
+        for event in events:
+            if event.type == "complete":
+                self._finished.append(event.task_id)
+            yield event
+
+    def _poll(self, link: WatchState) -> Iterator[Event]:
+        client = self.client
+        link.failures = 0
+        while not self.done:
+            moved = False
+            try:
+                for state in self._open():
+                    events = client.events(state.task_id, since=state.last_seq)
+                    fresh = state.polled(events, lambda s=state: client.task(s.task_id))
+                    moved = moved or bool(fresh)
+                    yield from fresh
+            except TransportError:
+                delay = link.failed()
+                if delay is None:
+                    raise
+                time.sleep(delay)
+                continue
+            link.connected()
+            if not moved and not self.done:
+                time.sleep(self.interval)
+
+
+class _Addressed(msgspec.Struct):
+    """Just the task a message is about, to pick whose state reads it."""
+
+    task_id: str = ""
