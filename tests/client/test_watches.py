@@ -1,6 +1,6 @@
-"""``Client.watch_many`` on a real server: several tasks on one connection, each task's events
-whole and in order, tasks added while iterating (a workflow's steps), polling without a
-WebSocket, and carrying on after the loop was left."""
+"""``Client.watch_many`` (and ``AsyncClient``'s) on a real server: several tasks on one
+connection, each task's events whole and in order, tasks added while iterating (a workflow's
+steps), polling without a WebSocket, and carrying on after the loop was left."""
 
 from __future__ import annotations
 
@@ -9,7 +9,9 @@ from typing import Any
 
 import pytest
 
-from knm.client import Client, Event
+from knm.client import AsyncClient, Client, Event
+from knm.testing.database import TEST_ADMIN_PASSWORD
+from knm.testing.process import KnmProcess
 
 
 def start(client: Client, **body: object) -> str:
@@ -91,3 +93,25 @@ def test_iterating_again_after_leaving_the_loop_carries_on_where_each_task_stopp
         seen += [event.seq for event in watches]
     assert seen == list(range(1, len(seen) + 1))
     assert watches.done
+
+
+@pytest.mark.parametrize("websocket", [True, False], ids=["websocket", "polling"])
+async def test_the_async_client_follows_tasks_added_while_iterating_too(
+    server: KnmProcess, lab: str, websocket: bool
+) -> None:
+    async with AsyncClient(server.base_url) as client:
+        await client.login("admin", TEST_ADMIN_PASSWORD)
+        tester = client.executor("test")
+        first = (await tester.start({"cluster_name": "lab", "target_nodes": ["n1"],
+                                     "events": 2, "sleep": 0.3})).task_id  # fmt: skip
+        second = (await tester.start({"cluster_name": "lab", "target_nodes": ["n2"],
+                                      "echo": "two {node}"})).task_id  # fmt: skip
+        events = []
+        async with client.watch_many([first], websocket=websocket, interval=0.1) as watches:
+            async for event in watches:
+                events.append(event)
+                watches.add(second)
+    found = by_task(events)
+    assert set(found) == {first, second}
+    for task_events in found.values():
+        assert_whole(task_events)
