@@ -54,6 +54,21 @@ class WatchBook:
             self.states[task_id] = WatchState(task_id, since)
             self._unsent.append(task_id)
 
+    def discard(self, task_id: str) -> None:
+        """Stop following ``task_id`` before its ``complete`` (nothing when it is not
+        followed); the iteration ends without waiting for it."""
+        state = self.states.pop(task_id, None)
+        if state is None:
+            return
+        if task_id in self._unsent:
+            self._unsent.remove(task_id)
+        else:
+            self._finished.append(task_id)
+
+    def following(self) -> list[str]:
+        """The tasks followed that have not sent their ``complete`` yet."""
+        return [state.task_id for state in self.open()]
+
     def last_seq(self, task_id: str) -> int:
         """The ``seq`` of the last event of ``task_id`` yielded (``since`` before any)."""
         return self.states[task_id].last_seq

@@ -95,6 +95,17 @@ def test_iterating_again_after_leaving_the_loop_carries_on_where_each_task_stopp
     assert watches.done
 
 
+def test_a_discarded_task_is_no_longer_waited_for(admin: Client, lab: str) -> None:
+    slow = start(admin, sleep=60)
+    quick = start(admin, events=2)
+    with admin.watch_many([slow, quick]) as watches:
+        assert watches.following() == [slow, quick]
+        watches.discard(slow)
+        events = list(watches)
+    assert {e.task_id for e in events} == {quick} and watches.done
+    admin.cancel(slow)
+
+
 @pytest.mark.parametrize("websocket", [True, False], ids=["websocket", "polling"])
 async def test_the_async_client_follows_tasks_added_while_iterating_too(
     server: KnmProcess, lab: str, websocket: bool

@@ -82,7 +82,7 @@ def follow(args: argparse.Namespace, client: Client, task_id: str) -> int:
                         for event in watches:
                             view.update(event)
                             if show_output:
-                                _follow_step(watches, task_id, event)
+                                _follow_steps(client, watches, task_id, event)
                     status = client.task(task_id)
                 break
             except KeyboardInterrupt:
@@ -112,13 +112,20 @@ def follow(args: argparse.Namespace, client: Client, task_id: str) -> int:
     return exit_code(status)
 
 
-def _follow_step(watches: Watches, task_id: str, event: Event) -> None:
-    """Follow the child task a step of ``task_id`` runs, from its first event: its output
-    is written and its ``complete`` sent before the step ends, so the watch, which ends once
-    every task it follows has ended, reads it all."""
+def _follow_steps(client: Client, watches: Watches, task_id: str, event: Event) -> None:
+    """Follow the child task a step of ``task_id`` runs, from its first event. A step ends
+    after its task, so the watch, which ends once every task it follows has, reads all their
+    output; once the workflow has ended, a step task not ended yet (it never should be) is let
+    go rather than waited for."""
+    if event.task_id != task_id:
+        return
     child = event.data.get("task_id") if event.type == "step" else None
-    if child and event.task_id == task_id:
+    if child:
         watches.add(str(child))
+    elif event.type == "complete":
+        for other in watches.following():
+            if not client.task(other).finished:
+                watches.discard(other)
 
 
 def started(args: argparse.Namespace, client: Client, task: TaskStarted) -> int:
