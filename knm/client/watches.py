@@ -23,7 +23,7 @@ from knm.client.models import Event
 from knm.client.watch import (
     IDLE,
     WatchState,
-    _closed_unauthorized,
+    closed_unauthorized,
     token_subprotocols,
     ws_url,
 )
@@ -187,7 +187,7 @@ class Watches(WatchBook):
             except (InvalidHandshake, InvalidURI):
                 break  # no WebSocket here: poll instead
             except ConnectionClosed as exc:
-                if (refused := _closed_unauthorized(exc)) is not None:
+                if (refused := closed_unauthorized(exc)) is not None:
                     raise refused from None
                 delay = self.link.failed()
             except (OSError, TransportError):
@@ -283,7 +283,7 @@ class AsyncWatches(WatchBook):
             except (InvalidHandshake, InvalidURI):
                 break
             except ConnectionClosed as exc:
-                if (refused := _closed_unauthorized(exc)) is not None:
+                if (refused := closed_unauthorized(exc)) is not None:
                     raise refused from None
                 delay = self.link.failed()
             except (OSError, TransportError):
