@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterator, Awaitable, Iterable
 from typing import Any, TypeVar
 
 import httpx
@@ -18,6 +18,7 @@ from knm.client.families import Families
 from knm.client.http import IDEMPOTENT, transport_error
 from knm.client.sync import normalize_prefix
 from knm.client.watch import watch_async
+from knm.client.watches import AsyncWatches
 
 T = TypeVar("T")
 #: httpx's errors for a connection closed under a request: an idempotent one is sent once more.
@@ -138,6 +139,18 @@ class AsyncClient(Endpoints, Families):
     ) -> AsyncIterator[m.Event]:
         """The task's events after ``since``, live, ending with ``complete``."""
         return watch_async(self, task_id, since, interval, websocket)
+
+    def watch_many(
+        self,
+        task_ids: Iterable[str] = (),
+        *,
+        since: int = 0,
+        interval: float = 0.5,
+        websocket: bool = True,
+    ) -> AsyncWatches:
+        """``Client.watch_many``: several tasks' events on one connection, with ``add`` while
+        iterating; ``async with`` it, and ``async for`` over it."""
+        return AsyncWatches(self, task_ids, since=since, interval=interval, websocket=websocket)
 
     @staticmethod
     async def _awaited(value: Awaitable[T] | T) -> T:

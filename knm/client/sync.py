@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, TypeVar
 
@@ -19,6 +19,8 @@ if TYPE_CHECKING:
     import ssl
 
     import httpx
+
+    from knm.client.watches import Watches
 
 T = TypeVar("T")
 
@@ -149,3 +151,25 @@ class Client(Endpoints, Families):
         from knm.client.watch import watch_sync  # websockets: only when watching
 
         return watch_sync(self, task_id, since, interval, websocket)
+
+    def watch_many(
+        self,
+        task_ids: Iterable[str] = (),
+        *,
+        since: int = 0,
+        interval: float = 0.5,
+        websocket: bool = True,
+    ) -> Watches:
+        """Several tasks' events on one connection, interleaved as they come (each task's in
+        ``seq`` order, each once); ``add`` follows more tasks while iterating, such as a
+        workflow's step tasks as its ``step`` events name them. Iteration ends once every task
+        followed has sent its ``complete``. See ``knm.client.watches``.
+
+            with knm.watch_many([workflow_id]) as watches:
+                for event in watches:
+                    if event.type == "step" and event.data.get("task_id"):
+                        watches.add(event.data["task_id"])
+        """
+        from knm.client.watches import Watches  # websockets: only when watching
+
+        return Watches(self, task_ids, since=since, interval=interval, websocket=websocket)

@@ -143,7 +143,8 @@ def complete_of(status: TaskStatus, seq: int) -> Event:
     )
 
 
-def _closed_unauthorized(exc: ConnectionClosed) -> Unauthorized | None:
+def closed_unauthorized(exc: ConnectionClosed) -> Unauthorized | None:
+    """The refusal a close with code 4401 means (the token), or None for any other close."""
     received = exc.rcvd
     if received is not None and received.code == CLOSE_UNAUTHORIZED:
         return Unauthorized(received.reason or "token refused")
@@ -183,7 +184,7 @@ def watch_sync(
         except (InvalidHandshake, InvalidURI):
             break  # no WebSocket here: poll instead
         except ConnectionClosed as exc:
-            if (refused := _closed_unauthorized(exc)) is not None:
+            if (refused := closed_unauthorized(exc)) is not None:
                 raise refused from None
             delay = state.failed()
         except (OSError, TransportError):
@@ -246,7 +247,7 @@ async def watch_async(
         except (InvalidHandshake, InvalidURI):
             break
         except ConnectionClosed as exc:
-            if (refused := _closed_unauthorized(exc)) is not None:
+            if (refused := closed_unauthorized(exc)) is not None:
                 raise refused from None
             delay = state.failed()
         except (OSError, TransportError):

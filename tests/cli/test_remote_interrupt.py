@@ -5,6 +5,7 @@ Without a terminal nothing is asked: see ``test_remote_run``."""
 
 from __future__ import annotations
 
+import io
 import os
 import sys
 
@@ -118,3 +119,35 @@ def test_ctrl_c_in_task_watch_detaches_without_asking(
     assert "detached" in output and "[c]ancel" not in output
     assert admin.task(task_id).status == "running"
     admin.cancel(task_id)
+
+
+def test_ctrl_c_while_a_workflow_streams_its_steps_output_keeps_watching_without_repeats(
+    server: KnmProcess, admin: Client, lab: str
+) -> None:
+    flow = admin.workflows.create(
+        "speaks-then-waits",
+        {
+            "steps": [
+                {"id": "hello", "type": "test", "echo": "hello from {node}"},
+                {"id": "long", "type": "test", "depends_on": ["hello"], "sleep": 60},
+            ]
+        },
+    )
+    child = spawn(server, admin, "workflow", "run", str(flow.id), "-c", lab, "-n", "n1")
+    child.logfile_read = seen = io.StringIO()
+    child.expect(r"started (workflow-exec-[0-9]+-[a-z0-9]{6})")
+    task_id = child.match.group(1)
+    child.expect(r"\[hello/n1\] hello from n1")
+    child.expect("step long running")
+    in_live_view(child, task_id)
+    child.sendintr()
+    child.expect(PROMPT)
+    child.sendline("w")  # keep watching: each task carries on where it was, nothing repeated
+    in_live_view(child, task_id)
+    child.sendintr()
+    child.expect(PROMPT)
+    child.sendline("c")
+    code, output = ended(child)
+    assert code == 3, output
+    assert seen.getvalue().count("[hello/n1] hello from n1") == 1
+    assert admin.task(task_id).status == "cancelled"

@@ -165,6 +165,41 @@ def test_a_workflow_run_says_what_it_waits_for_and_how_to_answer_it(
     assert "step gate completed" in err and "step go completed" in err
 
 
+def test_a_workflow_run_prints_each_steps_node_output_under_step_and_node_once_and_in_order(
+    server: KnmProcess, admin: Client
+) -> None:
+    flow = admin.workflows.create(
+        "steps-speak",
+        {
+            "steps": [
+                {"id": "prepare", "type": "test", "output_lines": 3},
+                # Two steps at once: their lines interleave, each whole, each under its step.
+                {"id": "upgrade", "type": "test", "depends_on": ["prepare"],
+                 "echo": "upgrade on {node}", "output_lines": 2, "sleep": 0.2},
+                {"id": "check", "type": "test", "depends_on": ["prepare"],
+                 "echo": "check on {node}", "output_lines": 2},
+            ]
+        },
+    )  # fmt: skip
+    result = knm(server, admin, "workflow", "run", str(flow.id), "-c", "lab", "-n", "n1,n2")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    for node in ("n1", "n2"):
+        assert [line for line in lines if line.startswith(f"[prepare/{node}] ")] == [
+            f"[prepare/{node}] {node} line {i}" for i in range(3)
+        ]
+        for step in ("upgrade", "check"):
+            assert [line for line in lines if line.startswith(f"[{step}/{node}] ")] == [
+                f"[{step}/{node}] {step} on {node}",
+                *(f"[{step}/{node}] {node} line {i}" for i in range(2)),
+            ]
+    assert "completed" in result.stdout
+
+    quiet = knm(server, admin, "workflow", "run", str(flow.id), "-c", "lab", "-n", "n1", "-q")
+    assert quiet.returncode == 0, quiet.stderr
+    assert "[prepare/" not in quiet.stdout and "[upgrade/" not in quiet.stdout
+
+
 def interrupted(
     server: KnmProcess, admin: Client, *extra: str
 ) -> tuple[subprocess.Popen[str], str]:

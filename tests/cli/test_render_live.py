@@ -78,3 +78,48 @@ def test_a_nodes_progress_such_as_a_drains_evictions_is_kept_as_a_line(
         "w1: evicted default/web-1",
         "w1: eviction blocked: default/web-2 by budget default/web-pdb; retrying",
     ]
+
+
+def child(task_id: str, **data: Any) -> OutputEvent:
+    return OutputEvent(
+        task_id=task_id, seq=next(_seq), progress=0, message="", data=data,
+        timestamp=datetime.now(UTC),
+    )  # fmt: skip
+
+
+def test_a_steps_node_output_is_prefixed_by_step_and_node_and_steps_interleave_by_whole_lines(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    steps: dict[str, str] = {}
+    with render.LiveView(TASK, follow=True, steps=steps) as view:
+        for step_id, child_id in (("upgrade", "ssh-exec-1"), ("check", "script-exec-2")):
+            view.update(event(StepEvent, f"step {step_id} running", step_id=step_id,
+                              step_type="ssh", status="running", batch=0, task_id=child_id))  # fmt: skip
+        # Two steps running at once, their chunks cut mid-line: each line comes out whole,
+        # once its end has come, under its own step and node.
+        view.update(child("ssh-exec-1", node="node3", stream="stdout", text="Reading pack"))
+        view.update(child("script-exec-2", node="node3", stream="stdout", text="port 22 open\n"))
+        view.update(child("ssh-exec-1", node="node3", stream="stdout", text="age lists...\nDone"))
+        view.update(child("ssh-exec-1", node="node4", stream="stdout", text="Reading\n"))
+        view.update(child("ssh-exec-1", node="node3", stream="stderr", text="W: no key\n"))
+    captured = capsys.readouterr()
+    assert captured.out.splitlines() == [
+        "[check/node3] port 22 open",
+        "[upgrade/node3] Reading package lists...",
+        "[upgrade/node4] Reading",
+        "[upgrade/node3] Done",  # the partial line, flushed as the view ends
+    ]
+    assert "[upgrade/node3] W: no key" in captured.err
+    assert steps == {"ssh-exec-1": "upgrade", "script-exec-2": "check"}
+
+
+def test_a_steps_own_progress_and_end_leave_the_workflows_bar_alone_and_quiet_hides_its_output(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with render.LiveView(TASK, follow=False, steps={"ssh-exec-1": "upgrade"}) as view:
+        view.update(event(ProgressEvent, "a third", progress=33))
+        view.update(NodeEvent(task_id="ssh-exec-1", seq=1, progress=100, data={"node": "n1",
+                              "status": "success"}, timestamp=datetime.now(UTC)))  # fmt: skip
+        view.update(child("ssh-exec-1", node="n1", stream="stdout", text="hidden\n"))
+        assert view.progress.tasks[0].completed == 33 and view.done == 0
+    assert capsys.readouterr().out == ""

@@ -82,6 +82,29 @@ def test_watch_resumes_after_the_api_process_restarts(client: Client, api: KnmPr
     assert_whole(events, task_id, "failed")
 
 
+def test_watch_many_resubscribes_every_task_with_since_after_the_api_process_restarts(
+    client: Client, api: KnmProcess
+) -> None:
+    first = start(client, sleep=4, events=3, output_lines=3)
+    second = start(client, sleep=4, events=2, output_lines=2, fail_nodes=["n1"])
+    events = []
+    restarted = threading.Event()
+
+    def restart() -> None:
+        api.start()
+        restarted.set()
+
+    with client.watch_many([first, second]) as watches:
+        for event in watches:
+            events.append(event)
+            if len(events) == 3:
+                api.kill()
+                threading.Thread(target=restart).start()
+    assert restarted.wait(60)
+    assert_whole([e for e in events if e.task_id == first], first)
+    assert_whole([e for e in events if e.task_id == second], second, "failed")
+
+
 def test_watch_polls_the_event_log_when_the_websocket_is_refused(
     client: Client, monkeypatch: pytest.MonkeyPatch
 ) -> None:

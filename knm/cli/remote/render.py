@@ -1,7 +1,8 @@
 """What remote commands print: lists and objects in the format ``-o`` asks for, tables, a
 task's per-node summary, and the live view of a running task (a progress bar counting running,
-done and failed nodes, node output as it comes unless ``--quiet``, a workflow's steps and the
-approvals it waits for, nodes as they finish).
+done and failed nodes, node output as it comes unless ``--quiet`` (a workflow's steps' output
+prefixed ``[step/node]``), a workflow's steps and the approvals it waits for, nodes as they
+finish).
 
 Results go to stdout: on a terminal as rich tables, elsewhere (a pipe, a file) as plain columns
 kubectl-style, for ``awk`` and ``cut``; ``terminal()`` is the one place that tells them apart.
@@ -296,7 +297,7 @@ def interrupts_deferred() -> Iterator[None]:
 class LiveView:
     """The view of a running task, fed one event at a time."""
 
-    def __init__(self, task_id: str, follow: bool) -> None:
+    def __init__(self, task_id: str, follow: bool, steps: dict[str, str] | None = None) -> None:
         from rich.progress import (
             BarColumn,
             Progress,
@@ -331,6 +332,10 @@ class LiveView:
         self.done = 0
         self.failed = 0
         self._asked: set[tuple[str, int]] = set()
+        #: A workflow's step tasks, by task id, to the step each runs: their output is
+        #: prefixed ``[step/node]``. Given by the caller so that a view made again after a
+        #: Ctrl-C ("keep watching") still knows the steps already announced.
+        self.steps: dict[str, str] = {} if steps is None else steps
 
     def __enter__(self) -> LiveView:
         if self.interactive:
@@ -364,6 +369,9 @@ class LiveView:
                 self.live = None
 
     def update(self, event: Event) -> None:
+        if event.task_id != self.task_id:
+            self.step_event(event)
+            return
         self.progress.update(self.bar, completed=event.progress)
         if event.type == "output":
             if self.follow:
@@ -411,6 +419,8 @@ class LiveView:
         the workflow waits for."""
         data = event.data
         step_id, batch = str(data.get("step_id", "")), int(data.get("batch") or 0)
+        if data.get("task_id"):
+            self.steps[str(data["task_id"])] = step_id
         if data.get("step_type") == "approval" and data.get("status") == "running":
             if (step_id, batch) not in self._asked:
                 self._asked.add((step_id, batch))
@@ -424,6 +434,15 @@ class LiveView:
             self.message.plain = event.message
             error = data.get("error")
             self.note(f"{event.message}{f': {error}' if error else ''}")
+
+    def step_event(self, event: Event) -> None:
+        """An event of a workflow step's task: only its node output shows, as
+        ``[step/node] line``; its bar, nodes and end belong to the step's own lines."""
+        if event.type != "output" or not self.follow:
+            return
+        step = self.steps.get(event.task_id, event.task_id)
+        node = event.data.get("node", "")
+        self.output(f"{step}/{node}", event.data.get("stream", ""), event.data.get("text", ""))
 
     def note(self, line: str) -> None:
         """A line above the live view (on stderr): what happened, kept in the scrollback."""

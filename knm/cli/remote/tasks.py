@@ -27,7 +27,9 @@ from knm.client.models import TaskStarted, TaskStatus
 from knm.wire import TASK_STATES
 
 if TYPE_CHECKING:
+    from knm.client.models import Event
     from knm.client.sync import Client
+    from knm.client.watches import Watches
 
 
 TASK = render.Kind(
@@ -66,40 +68,65 @@ def _interrupt_choice(args: argparse.Namespace) -> str:
 
 
 def follow(args: argparse.Namespace, client: Client, task_id: str) -> int:
-    """Watch ``task_id`` to its end and answer with the exit code its outcome means."""
-    last = 0
-    while True:
-        try:
-            if args.json:
-                status = client.wait(task_id)
-            else:
-                with render.LiveView(task_id, not getattr(args, "quiet", False)) as view:
-                    for event in client.watch(task_id, since=last):
-                        last = event.seq
-                        view.update(event)
-                status = client.task(task_id)
-            break
-        except KeyboardInterrupt:
-            choice = _interrupt_choice(args)
-            if choice == "watch":
-                continue
-            if choice == "detach":
-                error(f"detached; {task_id} keeps running (follow it: knm task watch {task_id})")
-                if args.json:
-                    emit_json(client.task(task_id))
-                return DETACHED
+    """Watch ``task_id`` to its end and answer with the exit code its outcome means. A
+    workflow's step tasks are followed on the same connection as its ``step`` events name
+    them, so their node output shows as ``[step/node] line`` (unless ``--quiet``)."""
+    show_output = not getattr(args, "quiet", False)
+    steps: dict[str, str] = {}
+    with client.watch_many([task_id]) as watches:
+        while True:
             try:
-                client.cancel(task_id)
-                error(f"cancelling {task_id}")
-            except Conflict:
-                pass  # it finished meanwhile
-            status = client.wait(task_id, timeout=120)
-            break
+                if args.json:
+                    status = client.wait(task_id)
+                else:
+                    with render.LiveView(task_id, show_output, steps) as view:
+                        for event in watches:
+                            view.update(event)
+                            if show_output:
+                                _follow_steps(client, watches, task_id, event)
+                    status = client.task(task_id)
+                break
+            except KeyboardInterrupt:
+                # Not left open behind the prompt: "keep watching" reconnects where it was.
+                watches.close()
+                choice = _interrupt_choice(args)
+                if choice == "watch":
+                    continue
+                if choice == "detach":
+                    error(
+                        f"detached; {task_id} keeps running (follow it: knm task watch {task_id})"
+                    )
+                    if args.json:
+                        emit_json(client.task(task_id))
+                    return DETACHED
+                try:
+                    client.cancel(task_id)
+                    error(f"cancelling {task_id}")
+                except Conflict:
+                    pass  # it finished meanwhile
+                status = client.wait(task_id, timeout=120)
+                break
     if args.json:
         emit_json(status)
     else:
         render.print_task(status)
     return exit_code(status)
+
+
+def _follow_steps(client: Client, watches: Watches, task_id: str, event: Event) -> None:
+    """Follow the child task a step of ``task_id`` runs, from its first event. A step ends
+    after its task, so the watch, which ends once every task it follows has, reads all their
+    output; once the workflow has ended, a step task not ended yet (it never should be) is let
+    go rather than waited for."""
+    if event.task_id != task_id:
+        return
+    child = event.data.get("task_id") if event.type == "step" else None
+    if child:
+        watches.add(str(child))
+    elif event.type == "complete":
+        for other in watches.following():
+            if not client.task(other).finished:
+                watches.discard(other)
 
 
 def started(args: argparse.Namespace, client: Client, task: TaskStarted) -> int:
