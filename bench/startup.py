@@ -6,7 +6,10 @@
 - ``knm --help``: every parser, no plugin, no server module;
 - ``knm task list (nothing listens)``: a remote command against port 9: the time to fail and exit;
 - ``knm task list``: against a running ``knm serve`` (a throwaway database, logged in as admin):
-  a first page of tasks printed as a table.
+  a first page of tasks printed as a table;
+- beside them, when it is on ``PATH``, the command-line tool operators compare ``knm`` with:
+  ``kubectl version --client`` and ``kubectl --help`` (a compiled Go program: no interpreter to
+  start), with each knm command's ratio to ``kubectl version --client``.
 
 Each is a fresh process (``-X frozen_modules=on`` is the default); the figure is the median wall
 time of ``--repeat`` runs, interleaved so a load change hits all alike. Bytecode is cached (in a
@@ -19,6 +22,7 @@ from __future__ import annotations
 import argparse
 import os
 import resource
+import shutil
 import statistics
 import subprocess
 import sys
@@ -26,17 +30,25 @@ import tempfile
 import time
 from pathlib import Path
 
-#: name, arguments to python, whether it talks to the running server.
+PY = sys.executable
+#: name, command, whether it talks to the running server.
 CASES: list[tuple[str, list[str], bool]] = [
-    ("python -c pass", ["-c", "pass"], False),
+    ("python -c pass", [PY, "-c", "pass"], False),
     # The floor of anything that decodes the wire: msgspec (which imports typing_extensions).
-    ("import msgspec", ["-c", "import msgspec"], False),
-    ("import knm.client", ["-c", "import knm.client"], False),
-    ("from knm.client import Client", ["-c", "from knm.client import Client"], False),
-    ("knm --help", ["-m", "knm.cli.main", "--help"], False),
-    ("knm task list (nothing listens)", ["-m", "knm.cli.main", "task", "list"], False),
-    ("knm task list", ["-m", "knm.cli.main", "task", "list"], True),
+    ("import msgspec", [PY, "-c", "import msgspec"], False),
+    ("import knm.client", [PY, "-c", "import knm.client"], False),
+    ("from knm.client import Client", [PY, "-c", "from knm.client import Client"], False),
+    ("knm --help", [PY, "-m", "knm.cli.main", "--help"], False),
+    ("knm task list (nothing listens)", [PY, "-m", "knm.cli.main", "task", "list"], False),
+    ("knm task list", [PY, "-m", "knm.cli.main", "task", "list"], True),
 ]
+#: The peer: kubectl, when installed (its client-only commands: no cluster needed).
+PEER = "kubectl version --client"
+if kubectl := shutil.which("kubectl"):
+    CASES += [
+        (PEER, [kubectl, "version", "--client"], False),
+        ("kubectl --help", [kubectl, "--help"], False),
+    ]
 TARGETS = {"import knm.client": 0.100, "knm --help": 0.300, "knm task list": 0.300}
 
 
@@ -45,7 +57,7 @@ def once(args: list[str], env: dict[str, str], *, check: bool = False) -> tuple[
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     done = subprocess.run(
-        [sys.executable, *args],
+        args,
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE if check else subprocess.DEVNULL,
@@ -108,16 +120,21 @@ def report(times: dict[str, list[tuple[float, float]]]) -> None:
     """Wall time (what the targets are about) and CPU time: on a loaded machine the wall time
     grows with the queue for a CPU, the CPU time far less."""
     base = statistics.median(wall for wall, _ in times["python -c pass"])
-    print("| case | median ms | min ms | × python -c pass | CPU median ms | target |")
-    print("|---|---:|---:|---:|---:|---|")
+    peer = statistics.median(wall for wall, _ in times[PEER]) if PEER in times else None
+    print(
+        "| case | median ms | min ms | × python -c pass | × kubectl version --client "
+        "| CPU median ms | target |"
+    )
+    print("|---|---:|---:|---:|---:|---:|---|")
     for name, _, _ in CASES:
         walls = [wall for wall, _ in times[name]]
         median = statistics.median(walls)
         cpu = statistics.median(c for _, c in times[name])
         target = TARGETS.get(name)
+        versus = f"{median / peer:.1f}" if peer else "-"
         print(
             f"| {name} | {median * 1000:.0f} | {min(walls) * 1000:.0f} | {median / base:.1f} "
-            f"| {cpu * 1000:.0f} | {f'≤ {target * 1000:.0f} ms' if target else ''} |"
+            f"| {versus} | {cpu * 1000:.0f} | {f'≤ {target * 1000:.0f} ms' if target else ''} |"
         )
 
 
