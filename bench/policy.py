@@ -160,18 +160,23 @@ def builtin_cases() -> list[Case]:
     return cases
 
 
-_FENCE = re.compile(r"```(?:sh|bash|shell|console)\n(.*?)```", re.S)
+_FENCE = re.compile(r"```(sh|bash|shell|console)\n(.*?)```", re.S)
 _JSON_COMMAND = re.compile(r'"command":\s*"((?:[^"\\]|\\.)*)"')
 
 
 def doc_cases() -> list[Case]:
-    """Every shell example in README.md and docs/: fenced blocks whole, the node commands of
+    """Every shell example in README.md and docs/: fenced blocks whole (a ``console`` block's
+    commands, its ``$ `` lines: the rest is what they printed, not shell), the node commands of
     ``knm ssh run ... -- CMD`` lines and the ``"command"`` of JSON examples (except those the
     text shows being refused with 422)."""
     cases: list[Case] = []
     for path in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]:
         text = path.read_text()
-        for block in _FENCE.findall(text):
+        for lang, block in _FENCE.findall(text):
+            if lang == "console":
+                block = "".join(
+                    line[2:] + "\n" for line in block.splitlines() if line.startswith("$ ")
+                )
             cases.append(Case(block, source=f"{path.name} example"))
             for line in block.splitlines():
                 if re.match(r"^\s*knm ssh run .* -- ", line):
