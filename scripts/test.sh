@@ -14,6 +14,9 @@ command -v wrk >/dev/null 2>&1 || need+=(wrk)
 command -v sshpass >/dev/null 2>&1 || need+=(sshpass)
 # The README's first session, which tests/test_readme.py runs as written.
 command -v curl >/dev/null 2>&1 || need+=(curl)
+# The completion scripts are checked by their own shells (tests/cli/test_completion.py).
+command -v zsh >/dev/null 2>&1 || need+=(zsh)
+command -v fish >/dev/null 2>&1 || need+=(fish)
 if [ ${#need[@]} -gt 0 ]; then
     if [ "$(id -u)" = 0 ]; then
         export DEBIAN_FRONTEND=noninteractive

@@ -1,6 +1,7 @@
 """Shell completion: the candidates (static words from the real parser, live names from a real
 server), the hidden ``knm __complete`` the scripts call, and the bash script driven in a real
-bash; zsh's and fish's scripts are checked by their shells when those are installed."""
+bash; fish's script is driven through fish's own ``complete -C`` and zsh's is checked by zsh
+(scripts/test.sh installs both; without them those tests skip or check less)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import json
 import os
 import pty
 import select
+import shlex
 import shutil
 import socket
 import subprocess
@@ -506,3 +508,28 @@ def test_completion_help_and_the_docs_give_the_install_lines(
     ):
         assert line in shown and line in docs
     assert set(SCRIPTS) == {"bash", "zsh", "fish"}
+
+
+@pytest.mark.skipif(shutil.which("fish") is None, reason="fish is not installed")
+def test_fish_completes_commands_and_choices_through_its_own_complete(
+    shell_env: dict[str, str], tmp_path: Path
+) -> None:
+    script = tmp_path / "knm.fish"
+    script.write_text(
+        subprocess.run(
+            ["knm", "completion", "fish"], capture_output=True, text=True, env=shell_env,
+            timeout=60, check=True,
+        ).stdout
+    )  # fmt: skip
+
+    def fish(line: str) -> list[str]:
+        done = subprocess.run(
+            ["fish", "--no-config", "-c", f"source {script}; complete -C {shlex.quote(line)}"],
+            capture_output=True, text=True, env=shell_env, timeout=60,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        return [candidate.split("\t")[0] for candidate in done.stdout.splitlines()]
+
+    assert fish("knm ta") == ["task"]
+    assert "list" in fish("knm task ")
+    assert fish("knm task list --status r") == ["running"]
