@@ -20,10 +20,10 @@ DOCS = [ROOT / "docs" / "cli.md", ROOT / "README.md"]
 ENDS = re.compile(r"\s*(?:\|\||&&|\||;|\)|\s\d?[<>]|$)")
 
 
-def examples() -> list[tuple[str, str, bool]]:
-    """``(where, command, shown failing with a usage error)`` for each ``knm`` invocation in
-    the docs' ``sh``/``console`` blocks (a ``console`` block's commands are its ``$ `` lines;
-    the lines after one, to the next, are its output)."""
+def examples() -> list[tuple[str, str, str | None]]:
+    """``(where, command, the usage error shown for it or None)`` for each ``knm`` invocation
+    in the docs' ``sh``/``console`` blocks (a ``console`` block's commands are its ``$ ``
+    lines; the lines after one, to the next, are its output)."""
     found = []
     for doc in DOCS:
         text = doc.read_text()
@@ -41,9 +41,10 @@ def examples() -> list[tuple[str, str, bool]]:
                         if after.startswith("$ "):
                             break
                         output.append(after)
-                    refused = any(": error: " in out for out in output)
+                    shown = "\n".join(output).strip()
+                    refused = shown if ": error: " in shown else None
                 else:
-                    refused = False
+                    refused = None
                 for invocation in invocations(line):
                     found.append((f"{doc.name}:{start + index}", invocation, refused))
     return found
@@ -84,14 +85,21 @@ def test_the_docs_show_knm_commands_to_check() -> None:
     ("where", "command", "refused"), CASES, ids=[f"{w} {c[:50]}" for w, c, _ in CASES]
 )
 def test_a_knm_command_in_the_docs_is_one_knm_takes(
-    where: str, command: str, refused: bool
+    where: str,
+    command: str,
+    refused: str | None,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    monkeypatch.setenv("COLUMNS", "80")  # argparse wraps its usage lines to the terminal
     argv = argv_of(command)
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
     except SystemExit as exc:
         assert refused, f"{where}: `{command}` is refused by knm (exit {exc.code})"
+        # What the docs show is what knm prints, word for word (at 80 columns).
+        assert capsys.readouterr().err.strip() == refused, where
         return
     assert not refused, f"{where}: `{command}` is shown failing, but knm takes it"
     assert getattr(args, "func", None) is not None, f"{where}: `{command}` names no command"
