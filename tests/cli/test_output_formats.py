@@ -208,3 +208,23 @@ def test_a_bogus_format_is_a_usage_error_naming_the_valid_ones(
 def test_task_show_with_output_prints_each_nodes_output(knm: Knm, made: dict[str, str]) -> None:
     shown = run(knm, "task", "show", made["task"], "--with-output")
     assert "--- n1 stdout ---\nhi n1\n" in shown
+
+
+@pytest.mark.parametrize(
+    ("argv", "dest", "value"),
+    [
+        (["ansible", "run", "playbook/7", "-c", "lab", "-n", "n1"], "playbook", "7"),
+        (["script", "run", "script/ports", "-c", "lab", "-n", "n1"], "script", "ports"),
+        (["workflow", "run", "workflow/3", "-c", "lab", "-n", "n1"], "workflow", "3"),
+        (
+            ["workflow", "approve", "task/workflow-exec-9-ab", "gate"],
+            "task_id",
+            "workflow-exec-9-ab",
+        ),
+        (["workflow", "resume", "task/workflow-exec-9-ab"], "task_id", "workflow-exec-9-ab"),
+    ],
+)
+def test_the_run_commands_take_o_name_lines_too(argv: list[str], dest: str, value: str) -> None:
+    from knm.cli.main import build_parser
+
+    assert getattr(build_parser().parse_args(argv), dest) == value

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from knm.cli.completion.names import live
 from knm.cli.remote import content
 from knm.cli.remote.credentials import resolve_credential
-from knm.cli.remote.session import OK, command, emit_json, key_values
+from knm.cli.remote.session import OK, command, emit_json, key_values, reference
 from knm.cli.remote.tasks import add_follow_options, add_target_options, started, targets
 
 if TYPE_CHECKING:
@@ -119,34 +119,40 @@ def register(nouns: dict[str, Any], parent: argparse.ArgumentParser) -> None:
     p.set_defaults(func=ssh_run)
 
     p = nouns["ansible"].add_parser("run", parents=[parent], help="run a stored playbook")
-    live(p.add_argument("playbook", help="playbook id or name"), "playbook")
+    live(
+        p.add_argument("playbook", type=reference("playbook"), help="playbook id or name"),
+        "playbook",
+    )
     add_target_options(p)
     p.add_argument("-e", "--extra-var", action="append", metavar="KEY=VALUE")
     p.add_argument("--extra-args", help="extra ansible-playbook arguments, as --extra-args=--check")
     p.set_defaults(func=ansible_run)
 
     p = nouns["script"].add_parser("run", parents=[parent], help="run a stored script")
-    live(p.add_argument("script", help="script id or name"), "script")
+    live(p.add_argument("script", type=reference("script"), help="script id or name"), "script")
     add_target_options(p)
     p.add_argument("-p", "--param", action="append", metavar="KEY=VALUE")
     p.set_defaults(func=script_run)
 
     wf = nouns["workflow"]
     p = wf.add_parser("run", parents=[parent], help="run a workflow")
-    live(p.add_argument("workflow", help="workflow id or name"), "workflow")
+    live(
+        p.add_argument("workflow", type=reference("workflow"), help="workflow id or name"),
+        "workflow",
+    )
     add_target_options(p)
     p.add_argument("-p", "--param", action="append", metavar="KEY=VALUE")
     p.set_defaults(func=workflow_run)
     for decision in ("approve", "reject"):
         p = wf.add_parser(decision, parents=[parent], help=f"{decision} a waiting approval step")
-        live(p.add_argument("task_id"), "task")
+        live(p.add_argument("task_id", type=reference("task")), "task")
         p.add_argument("step_id")
         p.add_argument("--comment", default="")
         p.set_defaults(func=workflow_decide, decision=decision)
     p = wf.add_parser(
         "resume", parents=[parent], help="run a failed workflow again from where it stopped"
     )
-    live(p.add_argument("task_id"), "task")
+    live(p.add_argument("task_id", type=reference("task")), "task")
     p.add_argument("-p", "--param", action="append", metavar="KEY=VALUE")
     p.add_argument(
         "--detach",
