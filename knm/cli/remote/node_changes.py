@@ -221,46 +221,48 @@ def wait_ready(args: argparse.Namespace, client: Client) -> int:
     return run_changes(args, client, [Change("wait_ready", params, "wait-ready")])
 
 
+def _words_parser(
+    sub: Any,
+    parent: argparse.ArgumentParser,
+    name: str,
+    syntax: str,
+    text: str,
+    *,
+    metavar: str,
+    words_help: str | None = None,
+    func: Any,
+) -> argparse.ArgumentParser:
+    """A ``knm k8s`` command whose cluster, nodes and changes are loose words (kubectl's way),
+    with the run commands' target options."""
+    p: argparse.ArgumentParser = sub.add_parser(
+        name, parents=[parent], usage=f"%(prog)s {syntax} [options]", words="words", help=text
+    )
+    p.add_argument("words", nargs="*", metavar=metavar, help=words_help)
+    add_target_options(p, credential=False, cluster_required=False)
+    p.set_defaults(func=func, syntax=syntax, prog=p.prog)
+    return p
+
+
 def register(nouns: dict[str, Any], parent: argparse.ArgumentParser) -> None:
     sub = nouns["k8s"]
-    syntax = "[CLUSTER] NODE... KEY=VALUE... KEY-..."
-    p = sub.add_parser(
-        "label",
-        parents=[parent],
-        usage=f"%(prog)s {syntax} [options]",
-        words="words",
-        help="set or remove node labels: knm k8s label C N env=prod tier-",
-    )
-    p.add_argument("words", nargs="*", metavar="CLUSTER NODE... LABEL", help=LABEL_SYNTAX)
-    add_target_options(p, credential=False, cluster_required=False)
-    p.set_defaults(func=label, syntax=syntax, prog=p.prog)
-
-    syntax = "[CLUSTER] NODE... KEY[=VALUE]:EFFECT... KEY-..."
-    p = sub.add_parser(
-        "taint",
-        parents=[parent],
-        usage=f"%(prog)s {syntax} [options]",
-        words="words",
-        help="add or remove node taints: knm k8s taint C N dedicated=gpu:NoSchedule",
-    )
-    p.add_argument("words", nargs="*", metavar="CLUSTER NODE... TAINT", help=TAINT_SYNTAX)
-    add_target_options(p, credential=False, cluster_required=False)
-    p.set_defaults(func=taint, syntax=syntax, prog=p.prog)
-
-    syntax = "[CLUSTER] NODE... [--timeout 10m]"
-    p = sub.add_parser(
-        "wait-ready",
-        parents=[parent],
-        usage=f"%(prog)s {syntax} [options]",
-        words="words",
-        help="wait until nodes are Ready (--after-reboot: rebooted)",
-    )
-    p.add_argument("words", nargs="*", metavar="CLUSTER NODE...")
-    add_target_options(p, credential=False, cluster_required=False)
+    _words_parser(
+        sub, parent, "label", "[CLUSTER] NODE... KEY=VALUE... KEY-...",
+        "set or remove node labels: knm k8s label C N env=prod tier-",
+        metavar="CLUSTER NODE... LABEL", words_help=LABEL_SYNTAX, func=label,
+    )  # fmt: skip
+    _words_parser(
+        sub, parent, "taint", "[CLUSTER] NODE... KEY[=VALUE]:EFFECT... KEY-...",
+        "add or remove node taints: knm k8s taint C N dedicated=gpu:NoSchedule",
+        metavar="CLUSTER NODE... TAINT", words_help=TAINT_SYNTAX, func=taint,
+    )  # fmt: skip
+    p = _words_parser(
+        sub, parent, "wait-ready", "[CLUSTER] NODE... [--timeout 10m]",
+        "wait until nodes are Ready (--after-reboot: rebooted)",
+        metavar="CLUSTER NODE...", func=wait_ready,
+    )  # fmt: skip
     p.add_argument(
         "--after-reboot",
         action="store_true",
         help="also wait for a new boot id (the one record_boot_id stored, or --boot-id)",
     )
     p.add_argument("--boot-id", help="the boot id the node had before its reboot")
-    p.set_defaults(func=wait_ready, syntax=syntax, prog=p.prog)
