@@ -17,7 +17,6 @@ from knm.client.calls import DEFAULT_PREFIX, DEFAULT_URL, Call, check_raw, parse
 from knm.client.families import Families
 from knm.client.http import IDEMPOTENT, transport_error
 from knm.client.sync import normalize_prefix
-from knm.client.watch import watch_async
 from knm.client.watches import AsyncWatches
 
 T = TypeVar("T")
@@ -137,8 +136,10 @@ class AsyncClient(Endpoints, Families):
     def watch(
         self, task_id: str, *, since: int = 0, interval: float = 0.5, websocket: bool = True
     ) -> AsyncIterator[m.Event]:
-        """The task's events after ``since``, live, ending with ``complete``."""
-        return watch_async(self, task_id, since, interval, websocket)
+        """The task's events after ``since``, live, ending with ``complete``: ``watch_many`` of
+        one task."""
+        watches = self.watch_many([task_id], since=since, interval=interval, websocket=websocket)
+        return aiter(watches)
 
     def watch_many(
         self,

@@ -147,10 +147,10 @@ class Client(Endpoints, Families):
         self, task_id: str, *, since: int = 0, interval: float = 0.5, websocket: bool = True
     ) -> Iterator[m.Event]:
         """The task's events after ``since``, live, ending with ``complete`` (see
-        ``knm.client.watch``); ``websocket=False`` polls the event log instead."""
-        from knm.client.watch import watch_sync  # websockets: only when watching
-
-        return watch_sync(self, task_id, since, interval, websocket)
+        ``knm.client.watches``: ``watch_many`` of one task); ``websocket=False`` polls the event
+        log instead."""
+        watches = self.watch_many([task_id], since=since, interval=interval, websocket=websocket)
+        return iter(watches)
 
     def watch_many(
         self,
