@@ -8,8 +8,7 @@ import sys
 from typing import TYPE_CHECKING, Any
 
 from knm.cli.completion.names import live
-from knm.cli.remote import kubeconfig, render
-from knm.cli.remote.content import read_document
+from knm.cli.remote import kubeconfig, render, yaml_input
 from knm.cli.remote.session import (
     OK,
     UsageError,
@@ -86,7 +85,7 @@ def _body(args: argparse.Namespace) -> dict[str, Any]:
         raise UsageError("-f and --kubeconfig cannot both read stdin")
     body: dict[str, Any] = {}
     if args.file is not None:
-        _, parsed = read_document(args.file)
+        parsed = yaml_input.load(yaml_input.read_text(args.file), args.file)
         if not isinstance(parsed, dict):
             raise UsageError(f"{args.file}: expected a mapping with name, kind and its fields")
         body = dict(parsed)

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from knm.cli.completion.names import live
-from knm.cli.remote import render
+from knm.cli.remote import render, yaml_input
 from knm.cli.remote.session import OK, UsageError, command, emit_json, output_parent, reference
 from knm.client import BadRequest, KnmError, NotFound, ValidationFailed
 from knm.client.families import ContentApi
@@ -60,19 +60,14 @@ def resolve(api: ContentApi, ref: str) -> int:
     raise NotFound(f"{label} {ref!r} not found")
 
 
-def read_document(path: str) -> tuple[str, Any]:
-    """The file's text and its parsed value (None when it is not YAML or JSON)."""
-    import yaml
-
-    text = sys.stdin.read() if path == "-" else Path(path).read_text()
-    try:
-        return text, yaml.safe_load(text)
-    except yaml.YAMLError:
-        return text, None
-
-
 def _fields_from(args: argparse.Namespace, noun: str, path: str, creating: bool) -> dict[str, Any]:
-    text, parsed = read_document(path)
+    text = yaml_input.read_text(path)
+    try:
+        parsed = yaml_input.load(text, path)
+    except yaml_input.NotYaml:
+        if noun == "workflow":
+            raise
+        parsed = None  # a playbook's or a script's body, which the server checks as it is
     body_field = "definition" if noun == "workflow" else "content"
     if isinstance(parsed, dict) and ITEM_FIELDS & parsed.keys() and "steps" not in parsed:
         fields = dict(parsed)
@@ -155,12 +150,6 @@ def _yaml_dump(body: Any) -> str:
     return yaml.safe_dump(body, sort_keys=False)
 
 
-def _yaml_load(text: str) -> Any:
-    import yaml
-
-    return yaml.safe_load(text)
-
-
 #: The first line of the note ``edit`` puts above the body when the server refused it; the note
 #: (this line and the ``#`` lines after it) is taken off again before the body is sent.
 ERROR_NOTE = "# knm: the server refused this edit; fix it and save, or save unchanged to give up."
@@ -222,21 +211,15 @@ def _edit_body(api: ContentApi, item: Any) -> Any | None:
         if text == original:
             return None
         try:
-            new_body = text if isinstance(body, str) else _yaml_load(text)
+            new_body = text if isinstance(body, str) else yaml_input.load(text, "the definition")
             if not isinstance(body, str) and not isinstance(new_body, dict):
                 raise ValidationFailed("a workflow definition must be a YAML mapping")
             # Conditional on the version read: another change meanwhile is a 409, not lost.
             return api.update(item.id, version=item.version, **{api.body_field: new_body})
         except (ValidationFailed, BadRequest) as exc:
             shown = _with_note(text, _problems(exc))
-        except yaml_error() as exc:
-            shown = _with_note(text, [f"not valid YAML: {exc}"])
-
-
-def yaml_error() -> type[Exception]:
-    import yaml
-
-    return yaml.YAMLError
+        except yaml_input.NotYaml as exc:
+            shown = _with_note(text, [exc.note])
 
 
 @command
