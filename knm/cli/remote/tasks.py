@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from knm.cli.completion.names import live
 from knm.cli.remote import render
+from knm.cli.remote.live import LiveView
 from knm.cli.remote.session import (
     CANCELLED,
     DETACHED,
@@ -79,7 +80,7 @@ def follow(args: argparse.Namespace, client: Client, task_id: str) -> int:
                 if args.json:
                     status = client.wait(task_id)
                 else:
-                    with render.LiveView(task_id, show_output, steps) as view:
+                    with LiveView(task_id, show_output, steps) as view:
                         for event in watches:
                             view.update(event)
                             if show_output:
