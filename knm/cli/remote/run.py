@@ -163,8 +163,11 @@ def register(nouns: dict[str, Any], parent: argparse.ArgumentParser) -> None:
     p.set_defaults(func=workflow_resume)
 
     for action in ("drain", "cordon", "uncordon"):
-        p = nouns["k8s"].add_parser(action, parents=[parent], help=f"{action} nodes")
-        p.add_argument("node_names", nargs="*", metavar="NODE")
+        # ``words``: node names before, between and after the options, as kubectl takes them.
+        p = nouns["k8s"].add_parser(
+            action, parents=[parent], words="node_names", help=f"{action} nodes"
+        )
+        p.add_argument("node_names", nargs="*", metavar="NODE", help="node names, anywhere")
         add_target_options(p, credential=False)
         p.add_argument("--param", action="append", metavar="KEY=VALUE", help="action parameter")
         p.set_defaults(func=k8s_action, action=action)
