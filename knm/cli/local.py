@@ -95,7 +95,6 @@ def worker(args: argparse.Namespace) -> int:
     import asyncio
 
     from knm.core.config import KnmConfig
-    from knm.core.errors import KnmError
     from knm.core.runtime import Knm
 
     config = KnmConfig.from_env(runner=True)
@@ -113,11 +112,31 @@ def worker(args: argparse.Namespace) -> int:
         await knm.stop()
         return 0
 
+    return run_reporting(run)
+
+
+def run_reporting(main: Callable[[], Awaitable[int]]) -> int:
+    """A local command's ``main`` run to its exit code; a ``KnmError`` (a database that does not
+    answer, migrations refused) is one line on stderr and exit 1, not a traceback."""
+    import asyncio
+
+    from knm.core.errors import KnmError
+
     try:
-        return asyncio.run(run())
+        return asyncio.run(main())
     except KnmError as exc:
         print(f"knm: {exc.message}: {exc.error}", file=sys.stderr)
         return 1
+
+
+async def audited(
+    knm: Knm, conn: Any, action: str, target: str, detail: dict[str, Any] | None = None
+) -> None:
+    """An audit entry for a change made from this machine's shell: no principal, and ``(cli)``
+    where the API's entries name the user."""
+    await knm.audit_record(
+        conn, principal=None, username="(cli)", action=action, target=target, detail=detail
+    )
 
 
 def _raise_open_files_limit() -> None:
@@ -133,9 +152,6 @@ def _raise_open_files_limit() -> None:
 
 
 def _with_db(args: argparse.Namespace, action: Callable[[Knm], Awaitable[int]]) -> int:
-    import asyncio
-
-    from knm.core.errors import KnmError
     from knm.core.runtime import Knm
 
     async def run() -> int:
@@ -146,11 +162,7 @@ def _with_db(args: argparse.Namespace, action: Callable[[Knm], Awaitable[int]]) 
         finally:
             await knm.stop()
 
-    try:
-        return asyncio.run(run())
-    except KnmError as exc:
-        print(f"knm: {exc.message}: {exc.error}", file=sys.stderr)
-        return 1
+    return run_reporting(run)
 
 
 def migrate(args: argparse.Namespace) -> int:
@@ -183,9 +195,7 @@ def user_create(args: argparse.Namespace) -> int:
         passwords.check_password_rules(password)
         async with knm.pool.acquire() as conn:
             user = await users.create(conn, args.username, knm.hasher.hash(password), args.role)
-            await knm.audit_record(
-                conn, principal=None, username="(cli)", action="user.create", target=user.username
-            )
+            await audited(knm, conn, "user.create", user.username)
         print(f"created user {user.username} ({user.role}), id {user.id}")
         return 0
 
@@ -211,13 +221,7 @@ def user_reset_password(args: argparse.Namespace) -> int:
             await conn.execute(
                 "DELETE FROM login_failures WHERE username = lower($1)", args.username
             )
-            await knm.audit_record(
-                conn,
-                principal=None,
-                username="(cli)",
-                action="user.reset_password",
-                target=row.username,
-            )
+            await audited(knm, conn, "user.reset_password", row.username)
         print(f"password of {row.username} reset; its existing tokens no longer work")
         return 0
 
@@ -249,13 +253,7 @@ def user_set(args: argparse.Namespace) -> int:
                 return 1
             disabled = {"disable": True, "enable": False}.get(args.user_command)
             await users.update(conn, row.id, role=getattr(args, "role", None), disabled=disabled)
-            await knm.audit_record(
-                conn,
-                principal=None,
-                username="(cli)",
-                action=f"user.{args.user_command}",
-                target=row.username,
-            )
+            await audited(knm, conn, f"user.{args.user_command}", row.username)
         print(f"{args.username}: {args.user_command} done")
         return 0
 

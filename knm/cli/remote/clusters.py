@@ -14,7 +14,7 @@ from knm.cli.remote.session import (
     UsageError,
     command,
     common_parent,
-    emit_json,
+    done,
     output_parent,
     reference,
 )
@@ -123,11 +123,7 @@ def _body(args: argparse.Namespace) -> dict[str, Any]:
 def create(args: argparse.Namespace, client: Client) -> int:
     body = _body(args)
     cluster = client.create_cluster(body.pop("name"), body.pop("kind"), **body)
-    if args.json:
-        emit_json(_flat(cluster))
-    else:
-        print(f"created cluster {cluster.name} ({cluster.kind})")
-    return OK
+    return done(args, _flat(cluster), f"created cluster {cluster.name} ({cluster.kind})")
 
 
 @command
@@ -137,11 +133,7 @@ def delete(args: argparse.Namespace, client: Client) -> int:
         print("not deleted")
         return OK
     client.delete_cluster(args.name)
-    if args.json:
-        emit_json({"deleted": args.name})
-    else:
-        print(f"deleted cluster {args.name}")
-    return OK
+    return done(args, {"deleted": args.name}, f"deleted cluster {args.name}")
 
 
 def register(nouns: dict[str, Any], parent: argparse.ArgumentParser) -> None:

@@ -22,7 +22,14 @@ from typing import TYPE_CHECKING, Any
 
 from knm.cli.completion.names import live
 from knm.cli.remote import render, yaml_input
-from knm.cli.remote.session import OK, UsageError, command, emit_json, output_parent, reference
+from knm.cli.remote.session import (
+    OK,
+    UsageError,
+    command,
+    done,
+    output_parent,
+    reference,
+)
 from knm.client import BadRequest, KnmError, NotFound, ValidationFailed
 from knm.client.families import ContentApi
 
@@ -137,11 +144,7 @@ def create(args: argparse.Namespace, client: Client) -> int:
     name = fields.pop("name")
     api = api_of(client, args.noun)
     item = api.create(name, fields.pop(api.body_field, None), **fields)
-    if args.json:
-        emit_json(item)
-    else:
-        print(f"created {args.noun} {item.id} ({item.name}), version {item.version}")
-    return OK
+    return done(args, item, f"created {args.noun} {item.id} ({item.name}), version {item.version}")
 
 
 def _yaml_dump(body: Any) -> str:
@@ -244,11 +247,11 @@ def edit(args: argparse.Namespace, client: Client) -> int:
         if updated is None:
             print("no changes")
             return OK
-    if args.json:
-        emit_json(updated)
-    else:
-        print(f"updated {args.noun} {updated.id} ({updated.name}), version {updated.version}")
-    return OK
+    return done(
+        args,
+        updated,
+        f"updated {args.noun} {updated.id} ({updated.name}), version {updated.version}",
+    )
 
 
 def _version_text(api: ContentApi, item_id: int, version: int | None) -> tuple[str, int]:
@@ -295,21 +298,19 @@ def rollback(args: argparse.Namespace, client: Client) -> int:
         fields["parameters"] = old.parameters
     if all(getattr(item, name) == value for name, value in fields.items()):
         # Every successful PUT is a new version (the contract): an identical one is noise.
-        if args.json:
-            emit_json(item)
-        else:
-            print(f"{args.noun} {item.id} ({item.name}) already has version {old.version}'s body")
-        return OK
+        return done(
+            args,
+            item,
+            f"{args.noun} {item.id} ({item.name}) already has version {old.version}'s body",
+        )
     # Conditional on the version read, like edit: a change meanwhile is a 409, not undone.
     updated = api.update(item.id, version=item.version, **fields)
-    if args.json:
-        emit_json(updated)
-    else:
-        print(
-            f"rolled {args.noun} {updated.id} ({updated.name}) back to version {old.version}'s "
-            f"body, as version {updated.version}"
-        )
-    return OK
+    return done(
+        args,
+        updated,
+        f"rolled {args.noun} {updated.id} ({updated.name}) back to version {old.version}'s "
+        f"body, as version {updated.version}",
+    )
 
 
 @command
@@ -322,11 +323,7 @@ def delete(args: argparse.Namespace, client: Client) -> int:
             print("not deleted")
             return OK
     api.delete(item_id)
-    if args.json:
-        emit_json({"deleted": item_id})
-    else:
-        print(f"deleted {args.noun} {item_id}")
-    return OK
+    return done(args, {"deleted": item_id}, f"deleted {args.noun} {item_id}")
 
 
 @command

@@ -17,6 +17,7 @@ from knm.cli.remote.session import (
     OK,
     UsageError,
     command,
+    done,
     emit_json,
     error,
     key_values,
@@ -191,11 +192,7 @@ def watch(args: argparse.Namespace, client: Client) -> int:
 @command
 def cancel(args: argparse.Namespace, client: Client) -> int:
     result = client.cancel(args.task_id)
-    if args.json:
-        emit_json(result)
-    else:
-        print(f"{result.task_id}: cancel requested ({result.status})")
-    return OK
+    return done(args, result, f"{result.task_id}: cancel requested ({result.status})")
 
 
 @command
@@ -261,6 +258,16 @@ def duration(text: str) -> int:
     return int(number) * UNITS[unit]
 
 
+def add_start_options(parser: argparse.ArgumentParser) -> None:
+    """A command that starts a task: ``--detach``, or how to follow it (``add_follow_options``)."""
+    parser.add_argument(
+        "--detach",
+        action="store_true",
+        help="print the task id and return at once (exit code 5: still running)",
+    )
+    add_follow_options(parser)
+
+
 def add_target_options(
     parser: argparse.ArgumentParser, *, credential: bool = True, cluster_required: bool = True
 ) -> None:
@@ -281,12 +288,7 @@ def add_target_options(
     parser.add_argument("--batch-size", type=int, help="nodes in flight at once")
     parser.add_argument("--max-failures", type=int, help="stop starting nodes after this many fail")
     parser.add_argument("--idempotency-key", help="a repeated key returns the first task")
-    parser.add_argument(
-        "--detach",
-        action="store_true",
-        help="print the task id and return at once (exit code 5: still running)",
-    )
-    add_follow_options(parser)
+    add_start_options(parser)
 
 
 def register(nouns: dict[str, Any], parent: argparse.ArgumentParser) -> None:
@@ -318,12 +320,7 @@ def register(nouns: dict[str, Any], parent: argparse.ArgumentParser) -> None:
     p = sub.add_parser("rerun", parents=[parent], help="run a finished task's failed nodes again")
     live(p.add_argument("task_id", type=reference("task")), "task")
     p.add_argument("--all-nodes", action="store_true", help="every node, not only failed ones")
-    p.add_argument(
-        "--detach",
-        action="store_true",
-        help="print the task id and return at once (exit code 5: still running)",
-    )
-    add_follow_options(p)
+    add_start_options(p)
     p.set_defaults(func=rerun)
 
     p = sub.add_parser("output", parents=[parent], help="download a node's stored output")
