@@ -9,7 +9,6 @@ from typing import TYPE_CHECKING, Any
 
 from knm.cli.completion.names import live
 from knm.cli.remote import render
-from knm.cli.remote.live import LiveView
 from knm.cli.remote.session import (
     CANCELLED,
     DETACHED,
@@ -73,6 +72,8 @@ def follow(args: argparse.Namespace, client: Client, task_id: str) -> int:
     """Watch ``task_id`` to its end and answer with the exit code its outcome means. A
     workflow's step tasks are followed on the same connection as its ``step`` events name
     them, so their node output shows as ``[step/node] line`` (unless ``--quiet``)."""
+    from knm.cli.remote.live import LiveView  # only a command that follows a task draws one
+
     show_output = not getattr(args, "quiet", False)
     steps: dict[str, str] = {}
     with client.watch_many([task_id]) as watches:
