@@ -235,6 +235,8 @@ class Scene:
     swap: Callable[[World], Mapping[str, str]] = lambda world: {}
     #: Shell run before the block: what the docs' prose says happened since the last one.
     before: str = ""
+    #: Shell run before a command (by index): what a person does between two commands.
+    pause: Mapping[int, str] = field(default_factory=dict)
     #: The exit code of a command (by index) the docs show failing without ``echo $?``.
     exits: Mapping[int, int] = field(default_factory=dict)
     #: With the admin's ``KNM_URL``/``KNM_TOKEN`` (as automation runs knm), or on the
@@ -286,6 +288,27 @@ def a_running_task(world: World) -> None:
     """Something for the example to cancel: a sleep on lab's node1."""
     body = {"cluster_name": "lab", "target_nodes": ["node1"], "command": "sleep 60"}
     world.call("POST", "/automation/ssh/execute", json=body)
+
+
+def new_lab(world: World) -> None:
+    world.only_clusters()
+
+
+def no_disk_check(world: World) -> None:
+    world.delete_content("script", "disk check")
+
+
+def safe_roll(world: World) -> None:
+    world.kube_cluster("production")
+    world.delete_content("workflow", "safe roll")
+
+
+#: Someone approves once the workflow waits for it (knm task watch says so on a terminal).
+UNTIL_THE_GATE_WAITS = (
+    'for _ in $(seq 600); do knm task show "$id" -o json'
+    """ | jq -e '.steps[] | select(.id == "gate" and .status == "running")' >/dev/null"""
+    " && break; sleep 0.1; done"
+)
 
 
 def ntp_versions(world: World) -> None:
@@ -396,6 +419,18 @@ SCENES: dict[str, Scene] = {
         exits={0: 4},
         as_admin=False,
     ),
+    "Formats / Cluster files: knm cluster create -f lab.yaml": Scene(
+        setup=new_lab, swap=fleet_addresses
+    ),
+    "Formats / Scripts and their parameters: knm script create -f disk-check.yaml": Scene(
+        setup=no_disk_check, exits={3: 4}
+    ),
+    "Formats / Workflow definitions: knm workflow create -f safe-roll.yaml": Scene(
+        setup=safe_roll, pause={3: UNTIL_THE_GATE_WAITS}
+    ),
+    "Formats / Kubernetes actions' parameters: knm k8s drain w1 -c production -p dry_run=true": (
+        Scene(setup=k8s_production)
+    ),
     "Contexts / Logging in: knm login https://knm.example.com --user alice": Scene(
         swap=contexts_swap, as_admin=False
     ),
@@ -493,6 +528,7 @@ VOLATILE = [
     (r"SHA256:[A-Za-z0-9+/]{43}", r"SHA256:[A-Za-z0-9+/]{43}"),
     (r"AAAA[A-Za-z0-9+/]{20,}=*", r"AAAA[A-Za-z0-9+/]+=*"),
     (r"\bid: \d+", r"id: \d+"),
+    (r"\b(?:playbook|script|workflow) \d+ \(", r"(?:playbook|script|workflow) \d+ \("),
     # The state a task was in when the answer to its start came is a race.
     (r"\((?:pending|running)\)", r"\((?:pending|running)\)"),
 ]
@@ -621,6 +657,7 @@ def run_block(world: World, block: Block, scene: Scene, shim: Path) -> list[Ran]
     for index, command in enumerate(commands):
         # The command before's own $? (for `echo $?`), then its output and exit code.
         script += [
+            scene.pause.get(index, ""),
             "(exit $__rc)",
             f"{{ {command}\n}} >{runs}/{index}.out 2>&1 </dev/null",
             f"__rc=$?; echo $__rc >{runs}/{index}.rc",
