@@ -20,10 +20,16 @@ blocks, and ``swap``: the few words of the docs replaced before running — addr
 URLs and paths of the docs' servers and nodes by the test's. Every block must have a scene
 (:func:`test_every_example_in_the_docs_has_a_scene`), so a new example cannot go unrun.
 
-Nothing here changes the machine (the SSH nodes are this machine): the maintenance workflow's
-example runs a workflow of the same shape whose upgrade step only prints what an upgrade
-prints (see ``HARMLESS_MAINTENANCE``), its cordon and drain reach only the stand-in, and no
-example reboots anything (``wait-ready --after-reboot`` only reads the stand-in's boot id).
+Nothing here changes the machine (the SSH nodes are this machine, and every file is under the
+temporary ``HOME``):
+
+- the maintenance workflow's example runs a workflow of the same shape whose upgrade step only
+  prints what an upgrade prints (see ``HARMLESS_MAINTENANCE``); no example reboots anything;
+- every cordon, drain, label, taint and readiness wait reaches only the Kubernetes stand-in
+  (``wait-ready --after-reboot`` only reads a boot id there);
+- what runs on the sshd nodes only reads: ``uptime``, ``df`` (the scripts' and workflows'
+  examples), ``true`` (to pin host keys), and a ``sleep`` the ``xargs`` example cancels;
+- host keys are pinned and forgotten in knm's database, ``ssh-keyscan`` only asks the fleet.
 """
 
 from __future__ import annotations

@@ -166,5 +166,7 @@ def register(nouns: dict[str, Any], parent: argparse.ArgumentParser) -> None:
         p = nouns["k8s"].add_parser(action, parents=[parent], help=f"{action} nodes")
         p.add_argument("node_names", nargs="*", metavar="NODE")
         add_target_options(p, credential=False)
-        p.add_argument("-p", "--param", action="append", metavar="KEY=VALUE", help="action parameter")
+        p.add_argument(
+            "-p", "--param", action="append", metavar="KEY=VALUE", help="action parameter"
+        )
         p.set_defaults(func=k8s_action, action=action)
