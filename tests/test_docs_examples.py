@@ -845,3 +845,50 @@ def test_every_example_in_the_docs_runs_and_prints_what_the_docs_show(
         ran = run_block(world, block, scene, shim)
         found += problems(world, block, scene, ran)
     assert not found, "\n\n".join(found)
+
+
+def edit_note_shown() -> str:
+    """The editor's view of a refused edit, as docs/cli.md shows it."""
+    text = (ROOT / "docs" / "cli.md").read_text()
+    section = text.split("## Editing, versions, diffs and rollbacks", 1)[1]
+    return section.split("```yaml\n", 1)[1].split("```", 1)[0]
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(120)
+def test_the_editor_reopens_with_the_note_the_docs_show(
+    world: World, shim: Path, tmp_path: Path
+) -> None:
+    shown = edit_note_shown()
+    body = "".join(line for line in shown.splitlines(keepends=True) if not line.startswith("#"))
+    world.delete_content("playbook", "edit-note")
+    world.call("POST", CONTENT["playbook"], json={"name": "edit-note", "content": NTP_V1})
+    # The first time, the editor writes the docs' body; the second, it keeps what it was
+    # shown and saves nothing, which gives up.
+    editor = tmp_path / "editor"
+    editor.write_text(
+        "#!/bin/sh\n"
+        f'if [ -e {tmp_path}/opened ]; then cp "$1" {tmp_path}/seen\n'
+        f'else touch {tmp_path}/opened; printf %s "$BODY" > "$1"; fi\n'
+    )
+    editor.chmod(0o755)
+    env = {
+        "PATH": f"{shim}:{os.environ['PATH']}",
+        "HOME": str(world.home),
+        "LANG": "C.UTF-8",
+        "KNM_URL": world.server.base_url,
+        "KNM_TOKEN": world.token,
+        "EDITOR": str(editor),
+        "BODY": body,
+    }
+    done = subprocess.run(
+        ["knm", "playbook", "edit", "edit-note"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=90,
+        check=False,
+    )
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert (tmp_path / "seen").read_text() == shown
+    assert world.content("playbook", "edit-note")["content"] == NTP_V1  # type: ignore[index]
