@@ -171,7 +171,8 @@ def _run_editor(text: str) -> str:
 
 
 def _with_note(text: str, problems: list[str]) -> str:
-    lines = [ERROR_NOTE, *(f"#   {line}" for p in problems for line in p.splitlines())]
+    # No trailing blanks: a YAML parser's caret line under an empty source line is all spaces.
+    lines = [ERROR_NOTE, *(f"#   {line}".rstrip() for p in problems for line in p.splitlines())]
     return "\n".join([*lines, "#", text])
 
 

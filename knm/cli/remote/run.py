@@ -142,5 +142,7 @@ def register(nouns: dict[str, Any], parent: argparse.ArgumentParser) -> None:
         )
         p.add_argument("node_names", nargs="*", metavar="NODE", help="node names, anywhere")
         add_target_options(p, credential=False)
-        p.add_argument("--param", action="append", metavar="KEY=VALUE", help="action parameter")
+        p.add_argument(
+            "-p", "--param", action="append", metavar="KEY=VALUE", help="action parameter"
+        )
         p.set_defaults(func=k8s_action, action=action)
