@@ -38,7 +38,7 @@ if [ "$(id -u)" = 0 ] && [ -x /usr/bin/python3 ] && ! /usr/bin/python3 -c 'impor
     apt-get install -y -qq --no-install-recommends python3-venv >/dev/null
 fi
 
-python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore -e '.[dev]'
+python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore -e ./client -e '.[dev]'
 # Deterministic, bounded property tests unless asked otherwise (knm.testing.plugin).
 export KNM_HYPOTHESIS_PROFILE="${KNM_HYPOTHESIS_PROFILE:-ci}"
 
