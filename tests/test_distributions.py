@@ -10,9 +10,9 @@ import ast
 import importlib.metadata
 import os
 import shutil
+import site
 import subprocess
 import sys
-import sysconfig
 import tomllib
 from pathlib import Path
 
@@ -154,9 +154,8 @@ def client_tree(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def run_client(tree: Path, *args: str) -> subprocess.CompletedProcess[str]:
     # -S: no .pth files, so no installed knm (an editable one maps knm.core back in); the
     # dependencies come from site-packages, named on PYTHONPATH after the tree.
-    paths = dict.fromkeys(
-        [str(tree), sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]]
-    )
+    sites = [*site.getsitepackages(), site.getusersitepackages()]
+    paths = dict.fromkeys([str(tree), *(path for path in sites if Path(path).is_dir())])
     env = {key: value for key, value in os.environ.items() if not key.startswith("KNM_")}
     env.update(PYTHONPATH=os.pathsep.join(paths), HOME=str(tree), KNM_URL="http://127.0.0.1:9")
     return subprocess.run([sys.executable, "-S", *args], capture_output=True, text=True,
