@@ -38,7 +38,15 @@ if [ "$(id -u)" = 0 ] && [ -x /usr/bin/python3 ] && ! /usr/bin/python3 -c 'impor
     apt-get install -y -qq --no-install-recommends python3-venv >/dev/null
 fi
 
-python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore -e '.[dev]'
+# An install of knm from before the client became a distribution of its own (client/) owns the
+# knm command and the client's modules: replacing it after installing the client, pip would
+# remove them again. It goes first.
+if ! python3 -c 'import importlib.metadata as m, sys
+sys.exit(not any(r.startswith("kube-node-manager-client") for r in m.requires("kube-node-manager") or []))' 2>/dev/null; then
+    python3 -m pip uninstall --quiet --yes --disable-pip-version-check --root-user-action=ignore \
+        kube-node-manager >/dev/null 2>&1 || true
+fi
+python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore -e ./client -e '.[dev]'
 # Deterministic, bounded property tests unless asked otherwise (knm.testing.plugin).
 export KNM_HYPOTHESIS_PROFILE="${KNM_HYPOTHESIS_PROFILE:-ci}"
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import gc
 import getpass
 import os
@@ -11,6 +12,7 @@ import sys
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
+from knm import SERVER_MISSING
 from knm.cli import rotate_key
 
 if TYPE_CHECKING:
@@ -20,6 +22,31 @@ if TYPE_CHECKING:
 #: Seconds ``knm serve`` keeps an idle keep-alive connection open: longer than the usual load
 #: balancer's idle timeout (60 s), so the server is never the side that closes one.
 KEEP_ALIVE = 65
+
+
+#: Exit code of a local command in a client-only install (session.USAGE: this install cannot run it).
+NO_SERVER = 2
+
+
+def server_installed() -> bool:
+    """Whether the server's modules are here (not in a client-only install)."""
+    import importlib.util
+
+    return importlib.util.find_spec("knm.core") is not None
+
+
+def needs_server(func: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+    """``func``, or in a client-only install one line saying what to install and exit 2."""
+
+    @functools.wraps(func)
+    def run(args: argparse.Namespace) -> int:
+        if not server_installed():
+            command = " ".join(w for w in (args.command, getattr(args, "admin_command", None)) if w)
+            print(f"knm {command}: {SERVER_MISSING}", file=sys.stderr)
+            return NO_SERVER
+        return func(args)
+
+    return run
 
 
 def _config(args: argparse.Namespace) -> KnmConfig:
@@ -281,21 +308,21 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     p.add_argument(
         "--no-runner", action="store_true", help="serve the API only; tasks run in `knm worker`"
     )
-    p.set_defaults(func=serve)
+    p.set_defaults(func=needs_server(serve))
 
     p = subparsers.add_parser(
         "worker", help="run tasks only (no HTTP); see `knm serve --no-runner`"
     )
-    p.set_defaults(func=worker)
+    p.set_defaults(func=needs_server(worker))
 
     p = subparsers.add_parser("migrate", help="apply database migrations and exit")
-    p.set_defaults(func=migrate)
+    p.set_defaults(func=needs_server(migrate))
 
     admin = subparsers.add_parser("admin", help="administer the server's database directly")
     admin_sub = admin.add_subparsers(dest="admin_command", metavar="COMMAND", required=True)
     rotate_key.register(admin_sub)
     p = admin_sub.add_parser("prune", help="delete tasks, events and output past their retention")
-    p.set_defaults(func=prune)
+    p.set_defaults(func=needs_server(prune))
     user = admin_sub.add_parser("user", help="manage users")
     user_sub = user.add_subparsers(dest="user_command", metavar="COMMAND", required=True)
 
@@ -303,21 +330,21 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     p.add_argument("username")
     p.add_argument("--role", choices=["admin", "operator", "viewer"], default="viewer")
     p.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
-    p.set_defaults(func=user_create)
+    p.set_defaults(func=needs_server(user_create))
 
     p = user_sub.add_parser("reset-password", help="set a user's password and re-enable them")
     p.add_argument("username")
     p.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
-    p.set_defaults(func=user_reset_password)
+    p.set_defaults(func=needs_server(user_reset_password))
 
     p = user_sub.add_parser("list", help="list users")
-    p.set_defaults(func=user_list)
+    p.set_defaults(func=needs_server(user_list))
 
     for name, text in (("disable", "disable a user"), ("enable", "enable a user")):
         p = user_sub.add_parser(name, help=text)
         p.add_argument("username")
-        p.set_defaults(func=user_set)
+        p.set_defaults(func=needs_server(user_set))
     p = user_sub.add_parser("set-role", help="change a user's role")
     p.add_argument("username")
     p.add_argument("role", choices=["admin", "operator", "viewer"])
-    p.set_defaults(func=user_set)
+    p.set_defaults(func=needs_server(user_set))

@@ -57,7 +57,9 @@ def register(admin_subparsers: argparse._SubParsersAction[Any]) -> None:
         default=None,
         help="read the new secret from FILE (default: stdin, or a prompt on a terminal)",
     )
-    p.set_defaults(func=rotate_key)
+    from knm.cli.local import needs_server
+
+    p.set_defaults(func=needs_server(rotate_key))
 
 
 def read_new_secret(path: str | None, stdin: IO[str] | None = None) -> str:

@@ -132,3 +132,12 @@ def test_the_maintenance_soak_runs_its_labs_side_by_side_and_prints_their_table(
     assert [rows[lab].split("|")[2].strip() for lab in ("1", "2", "all")] == ["2", "2", "4"]
     # The result column is padded to its header's width: "| ok     |".
     assert re.search(r"\|\s*ok\s*\|\s*$", done.stdout, re.MULTILINE), done.stdout
+
+
+@pytest.mark.timeout(600)
+def test_the_client_size_benchmark_installs_the_client_and_prints_what_each_part_costs() -> None:
+    done = run_smoke("bench.client_size")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "| kube_node_manager_client 0.1.0 |" in done.stdout
+    assert "| **the venv grew by** |" in done.stdout
+    assert "litestar" not in done.stdout
