@@ -17,6 +17,8 @@ command -v curl >/dev/null 2>&1 || need+=(curl)
 # The completion scripts are checked by their own shells (tests/cli/test_completion.py).
 command -v zsh >/dev/null 2>&1 || need+=(zsh)
 command -v fish >/dev/null 2>&1 || need+=(fish)
+# The docs' examples, which tests/test_docs_examples.py runs as written, pipe JSON through jq.
+command -v jq >/dev/null 2>&1 || need+=(jq)
 if [ ${#need[@]} -gt 0 ]; then
     if [ "$(id -u)" = 0 ]; then
         export DEBIAN_FRONTEND=noninteractive
