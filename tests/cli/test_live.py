@@ -191,3 +191,22 @@ def test_a_ctrl_c_while_the_live_view_stops_still_stops_it(
         assert refresh_threads()
     assert view.live is None
     assert still_drawing() == []
+
+
+def test_a_step_said_running_twice_by_the_engine_is_one_line_and_its_end_another(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with LiveView(TASK, follow=True) as view:
+        view.update(event(StepEvent, "step upgrade running", step_id="upgrade", step_type="ssh",
+                          status="running", batch=0))  # fmt: skip
+        view.update(event(StepEvent, "step upgrade running", step_id="upgrade", step_type="ssh",
+                          status="running", batch=0, task_id="ssh-exec-1"))  # fmt: skip
+        view.update(event(StepEvent, "step upgrade running", step_id="upgrade", step_type="ssh",
+                          status="running", batch=1))  # fmt: skip
+        view.update(event(StepEvent, "step upgrade succeeded", step_id="upgrade",
+                          step_type="ssh", status="success", batch=1))  # fmt: skip
+    assert capsys.readouterr().err.splitlines() == [
+        "step upgrade running",
+        "step upgrade running",
+        "step upgrade succeeded",
+    ]

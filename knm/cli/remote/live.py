@@ -80,6 +80,7 @@ class LiveView:
         self.done = 0
         self.failed = 0
         self._asked: set[tuple[str, int]] = set()
+        self._step_said: dict[tuple[str, int, str], str] = {}
         #: A workflow's step tasks, by task id, to the step each runs: their output is
         #: prefixed ``[step/node]``. Given by the caller so that a view made again after a
         #: Ctrl-C ("keep watching") still knows the steps already announced.
@@ -178,6 +179,12 @@ class LiveView:
                     f" (or: knm workflow reject {self.task_id} {step_id} --comment WHY)"
                 )
             return
+        # The engine says a step runs twice (the second time with its task's id): one line.
+        said = (step_id, batch, str(data.get("node", "")))
+        status = str(data.get("status", ""))
+        if status and self._step_said.get(said) == status:
+            return
+        self._step_said[said] = status
         if event.message:
             self.message.plain = event.message
             error = data.get("error")
