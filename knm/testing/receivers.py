@@ -1,0 +1,197 @@
+"""Real notification receivers on loopback for tests: an HTTP server that checks webhook
+signatures and answers as told (fails, hangs), and an SMTP server (aiosmtpd).
+
+Both run in threads of their own, so they answer whichever event loop the sender runs on.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import socket
+import threading
+import warnings
+from collections.abc import Iterator
+from email import message_from_bytes
+from email.message import Message
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import msgspec
+
+
+class Received(msgspec.Struct):
+    """One request as the receiver saw it."""
+
+    path: str
+    headers: dict[str, str]
+    body: bytes
+    #: Whether ``X-Knm-Signature`` verified under the receiver's secret (None: no secret set).
+    signature_ok: bool | None
+    #: The status the receiver answered with (None: it hung and never answered).
+    answered: int | None
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+def verify(secret: str, headers: dict[str, str], body: bytes) -> bool:
+    """The recipe of docs/notifications.md, written independently of knm's signing module."""
+    timestamp = headers.get("x-knm-timestamp", "")
+    signature = headers.get("x-knm-signature", "")
+    expected = hmac.new(secret.encode(), timestamp.encode() + b"." + body, hashlib.sha256)
+    return hmac.compare_digest("sha256=" + expected.hexdigest(), signature)
+
+
+class WebhookReceiver:
+    """Answers each request with the next of ``plan`` (an HTTP status, or ``"hang"``: no
+    answer until the receiver stops), then with ``then`` for the rest."""
+
+    def __init__(
+        self, secret: str = "", plan: list[int | str] | None = None, then: int | str = 200
+    ) -> None:
+        self.secret = secret
+        self.plan = list(plan or [])
+        self.then = then
+        self.received: list[Received] = []
+        self._lock = threading.Lock()
+        self._stopping = threading.Event()
+        self._server: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        assert self._server is not None
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}/hook"
+
+    def start(self) -> WebhookReceiver:
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                headers = {k.lower(): v for k, v in self.headers.items()}
+                with receiver._lock:
+                    answer = receiver.plan.pop(0) if receiver.plan else receiver.then
+                    signed = verify(receiver.secret, headers, body) if receiver.secret else None
+                    seen = Received(
+                        path=self.path,
+                        headers=headers,
+                        body=body,
+                        signature_ok=signed,
+                        answered=None if answer == "hang" else int(answer),
+                    )
+                    receiver.received.append(seen)
+                if answer == "hang":
+                    receiver._stopping.wait(60)
+                    return
+                # A bad signature is refused, as a real receiver would.
+                status = 401 if signed is False else int(answer)
+                seen.answered = status
+                self.send_response(status)
+                self.send_header("Content-Length", "2")
+                self.end_headers()
+                self.wfile.write(b"ok")
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stopping.set()
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+        if self._thread is not None:
+            self._thread.join(10)
+
+    def __enter__(self) -> WebhookReceiver:
+        return self.start()
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop()
+
+    def snapshot(self) -> list[Received]:
+        with self._lock:
+            return list(self.received)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class SmtpReceiver:
+    """An SMTP server (aiosmtpd) on loopback, plain, that keeps every mail it accepts; with
+    ``username``/``password`` it requires that login (over the plain connection: a test)."""
+
+    def __init__(self, username: str = "", password: str = "") -> None:
+        self.username = username
+        self.password = password
+        self.mails: list[Message] = []
+        self.logins: list[str] = []
+        self._controller: Any = None
+        self.port = 0
+
+    def start(self) -> SmtpReceiver:
+        from aiosmtpd.controller import Controller
+        from aiosmtpd.smtp import AuthResult, LoginPassword
+
+        receiver = self
+
+        class Handler:
+            async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+                receiver.mails.append(message_from_bytes(envelope.original_content))
+                return "250 OK"
+
+        def authenticate(
+            server: Any, session: Any, envelope: Any, mechanism: str, data: Any
+        ) -> Any:
+            if not isinstance(data, LoginPassword):
+                return AuthResult(success=False, handled=False)
+            login = data.login.decode()
+            ok = login == receiver.username and data.password.decode() == receiver.password
+            if ok:
+                receiver.logins.append(login)
+            return AuthResult(success=ok)
+
+        self.port = free_port()
+        options: dict[str, Any] = {}
+        if self.username:
+            options = {"authenticator": authenticate, "auth_require_tls": False}
+        with warnings.catch_warnings():
+            # aiosmtpd warns that AUTH without TLS is unsafe: true, and the point of a test.
+            warnings.simplefilter("ignore")
+            self._controller = Controller(
+                Handler(),
+                hostname="127.0.0.1",
+                port=self.port,
+                server_hostname="knm-test-smtp",
+                **options,
+            )
+            self._controller.start()
+        return self
+
+    def stop(self) -> None:
+        if self._controller is not None:
+            self._controller.stop()
+            self._controller = None
+
+    def __enter__(self) -> SmtpReceiver:
+        return self.start()
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop()
+
+
+def received_keys(receiver: WebhookReceiver) -> Iterator[str]:
+    for seen in receiver.snapshot():
+        yield seen.headers.get("idempotency-key", "")
