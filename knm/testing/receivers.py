@@ -161,7 +161,7 @@ class SmtpReceiver:
             ok = login == receiver.username and data.password.decode() == receiver.password
             if ok:
                 receiver.logins.append(login)
-            return AuthResult(success=ok)
+            return AuthResult(success=ok, handled=False)
 
         self.port = free_port()
         options: dict[str, Any] = {}

@@ -26,7 +26,7 @@ import msgspec
 
 from knm.core.crypto import DecryptionError, Keyring
 from knm.core.db import UNAVAILABLE
-from knm.core.notifications import outbox, store
+from knm.core.notifications import outbox, redact, store
 from knm.core.notifications.email import EmailSender
 from knm.core.notifications.targets import Message, Outcome, Sender
 from knm.core.notifications.webhook import SlackSender, WebhookSender
@@ -88,6 +88,7 @@ class DeliveryWorker:
         self._last_prune = 0.0
 
     async def start(self) -> None:
+        redact.install()
         self._client = httpx.AsyncClient(
             timeout=httpx.Timeout(self.settings.timeout),
             limits=httpx.Limits(max_connections=self.settings.concurrency),

@@ -8,7 +8,7 @@ from typing import Any
 import httpx
 import msgspec
 
-from knm.core.notifications import signing
+from knm.core.notifications import redact, signing
 from knm.core.notifications.targets import Message, Outcome, summary
 
 USER_AGENT = "knm-notifications"
@@ -66,4 +66,10 @@ class SlackSender:
 
     async def __call__(self, target: dict[str, Any], secret: str, message: Message) -> Outcome:
         body = msgspec.json.encode({"text": summary(message)})
-        return await _post(self.client, secret, body, _headers(message))
+        redact.register(secret)
+        outcome = await _post(self.client, secret, body, _headers(message))
+        if outcome.error:
+            return Outcome(
+                ok=False, status_code=outcome.status_code, error=redact.scrub(outcome.error)
+            )
+        return outcome
