@@ -55,7 +55,7 @@ async def emit(
 async def enqueue_test(conn: asyncpg.Connection, subscription_id: int, data: dict[str, Any]) -> int:
     """A ``notification.test`` delivery for one subscription (enabled or not); its id."""
     return await conn.fetchval(
-        """WITH e AS (SELECT gen_random_uuid()::text || '.' || $1 AS key)
+        """WITH e AS (SELECT gen_random_uuid()::text || '.' || $1::bigint AS key)
            INSERT INTO notification_outbox (subscription_id, event, idempotency_key, payload)
            SELECT s.id, 'notification.test', e.key, jsonb_build_object(
                    'id', e.key, 'event', 'notification.test',
@@ -63,7 +63,7 @@ async def enqueue_test(conn: asyncpg.Connection, subscription_id: int, data: dic
                                           'YYYY-MM-DD"T"HH24:MI:SS"Z"'),
                    'subscription', jsonb_build_object('id', s.id, 'name', s.name),
                    'data', $2::jsonb)
-           FROM notification_subscriptions s, e WHERE s.id = $1
+           FROM notification_subscriptions s, e WHERE s.id = $1::bigint
            RETURNING id""",
         subscription_id,
         data,
