@@ -77,7 +77,7 @@ BEGIN
                'subscription', jsonb_build_object('id', s.id, 'name', s.name),
                'data', p_data)
     FROM notification_subscriptions s
-    WHERE s.enabled AND p_event = ANY (s.events)
+    WHERE s.enabled AND s.events @> ARRAY[p_event]
       AND (cardinality(s.kinds) = 0 OR p_kind IS NULL OR p_kind = ANY (s.kinds))
       AND (cardinality(s.clusters) = 0 OR p_cluster IS NULL OR p_cluster = ANY (s.clusters))
       AND (cardinality(s.statuses) = 0 OR p_status IS NULL OR p_status = ANY (s.statuses));
@@ -95,6 +95,11 @@ END $$;
 -- workflow's business: only top-level tasks notify.
 CREATE FUNCTION knm_tasks_notify() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
+    -- The common case, no one listening, costs one index probe.
+    IF NOT EXISTS (SELECT 1 FROM notification_subscriptions
+                   WHERE enabled AND events @> ARRAY['task.' || NEW.status]) THEN
+        RETURN NULL;
+    END IF;
     PERFORM knm_notify(
         'task.' || NEW.status, NEW.kind, NEW.cluster_name, NEW.status,
         jsonb_build_object(

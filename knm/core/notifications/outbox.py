@@ -157,10 +157,12 @@ async def record_attempt(
     claimed meanwhile (this one's lease ran out) keeps that worker's claim, only the log
     gains this attempt (at-least-once: both sent it)."""
     async with _transaction(conn) as tx:
+        # A subscription deleted meanwhile took its deliveries along: nothing left to log.
         await tx.execute(
             """INSERT INTO notification_attempts (outbox_id, attempt, worker_id, ok, status_code,
                    latency_ms, error)
-               VALUES ($1, $2, $3, $4, $5, $6, $7)""",
+               SELECT id, $2, $3, $4, $5, $6, $7 FROM notification_outbox WHERE id = $1
+               FOR SHARE""",
             item.id,
             item.attempt,
             worker_id,

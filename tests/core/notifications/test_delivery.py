@@ -301,3 +301,27 @@ async def test_a_wrong_smtp_password_is_a_failed_attempt_with_the_servers_answer
 
 def _fields(settings: Settings) -> dict[str, Any]:
     return {name: getattr(settings, name) for name in settings.__struct_fields__}
+
+
+async def test_a_subscription_deleted_mid_delivery_ends_that_delivery_quietly(
+    pool: asyncpg.Pool,
+    subscribe: Any,
+    workers: MakeWorker,
+    receiver: Any,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    hook = receiver(plan=["hang"])
+    sub = await subscribe(target={"url": hook.url})
+    await workers(Settings(**{**_fields(FAST), "timeout": 0.5}))
+    await fire(pool)
+    for _ in range(600):
+        if hook.snapshot():
+            break
+        await asyncio.sleep(0.05)
+    await pool.execute("DELETE FROM notification_subscriptions WHERE id = $1", sub.id)
+    # The hung attempt times out and finds nothing to record, without an error.
+    for _ in range(100):
+        await asyncio.sleep(0.05)
+    assert await pool.fetchval("SELECT count(*) FROM notification_outbox") == 0
+    assert await pool.fetchval("SELECT count(*) FROM notification_attempts") == 0
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
