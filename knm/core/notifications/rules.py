@@ -18,7 +18,7 @@ from knm.wire.notifications import EVENT_NAMES, EmailTarget, SlackTarget, Webhoo
 #: Events a subscription may name (``notification.test`` is sent only by the test route).
 SUBSCRIBABLE = tuple(e for e in EVENT_NAMES if e != "notification.test")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-_ADDRESS = re.compile(r"[^@\s<>,;\"]+@[^@\s<>,;\"]+")
+_ADDRESS = re.compile(r"[^@\s<>,;\"\x00-\x1f\x7f]+@[^@\s<>,;\"\x00-\x1f\x7f]+")
 _HOST = re.compile(r"[A-Za-z0-9._:\[\]-]+")
 
 
