@@ -6,16 +6,20 @@ Both run in threads of their own, so they answer whichever event loop the sender
 
 from __future__ import annotations
 
+import datetime
 import hashlib
 import hmac
+import ipaddress
 import json
 import socket
+import ssl
 import threading
 import warnings
 from collections.abc import Iterator
 from email import message_from_bytes
 from email.message import Message
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import msgspec
@@ -123,6 +127,47 @@ class WebhookReceiver:
             return list(self.received)
 
 
+def self_signed(directory: Path) -> tuple[Path, ssl.SSLContext]:
+    """A certificate for 127.0.0.1 (its own CA) written to ``directory``, and a server context
+    serving it; point ``SSL_CERT_FILE`` at the file for clients to trust it."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "knm test receiver")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_file = directory / "receiver.pem"
+    key_file = directory / "receiver.key"
+    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert_file, key_file)
+    return cert_file, context
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -133,9 +178,19 @@ class SmtpReceiver:
     """An SMTP server (aiosmtpd) on loopback, plain, that keeps every mail it accepts; with
     ``username``/``password`` it requires that login (over the plain connection: a test)."""
 
-    def __init__(self, username: str = "", password: str = "") -> None:
+    def __init__(
+        self,
+        username: str = "",
+        password: str = "",
+        *,
+        tls: ssl.SSLContext | None = None,
+        implicit_tls: bool = False,
+    ) -> None:
         self.username = username
         self.password = password
+        #: With ``tls``: STARTTLS required before anything else, or TLS from the first byte.
+        self.tls = tls
+        self.implicit_tls = implicit_tls
         self.mails: list[Message] = []
         self.logins: list[str] = []
         self._controller: Any = None
@@ -166,7 +221,13 @@ class SmtpReceiver:
         self.port = free_port()
         options: dict[str, Any] = {}
         if self.username:
-            options = {"authenticator": authenticate, "auth_require_tls": False}
+            # aiosmtpd knows a connection is encrypted only after its own STARTTLS.
+            require_tls = self.tls is not None and not self.implicit_tls
+            options = {"authenticator": authenticate, "auth_require_tls": require_tls}
+        if self.tls is not None and self.implicit_tls:
+            options["ssl_context"] = self.tls
+        elif self.tls is not None:
+            options.update(tls_context=self.tls, require_starttls=True)
         with warnings.catch_warnings():
             # aiosmtpd warns that AUTH without TLS is unsafe: true, and the point of a test.
             warnings.simplefilter("ignore")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -15,7 +16,7 @@ from knm.core import db
 from knm.core.listen import Listener
 from knm.core.notifications import emit, outbox
 from knm.core.notifications.delivery import DeliveryWorker, Settings
-from knm.testing.receivers import SmtpReceiver, WebhookReceiver
+from knm.testing.receivers import SmtpReceiver, WebhookReceiver, self_signed
 
 SECRET = "whsec-4f1c0ffee"
 FAST = Settings(
@@ -325,3 +326,54 @@ async def test_a_subscription_deleted_mid_delivery_ends_that_delivery_quietly(
     assert await pool.fetchval("SELECT count(*) FROM notification_outbox") == 0
     assert await pool.fetchval("SELECT count(*) FROM notification_attempts") == 0
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+
+
+@pytest.mark.parametrize("security", ["starttls", "tls"])
+async def test_mail_goes_over_starttls_or_implicit_tls_to_a_server_it_trusts(
+    pool: asyncpg.Pool,
+    subscribe: Any,
+    workers: MakeWorker,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    security: str,
+) -> None:
+    cert_file, context = self_signed(tmp_path)
+    # The client trusts what the system trusts; the test's system trusts this receiver.
+    monkeypatch.setenv("SSL_CERT_FILE", str(cert_file))
+    with SmtpReceiver("knm", "tls-pass-5", tls=context, implicit_tls=security == "tls") as smtp:
+        target = {
+            "host": "127.0.0.1",
+            "port": smtp.port,
+            "security": security,
+            "username": "knm",
+            "from_addr": "knm@example.com",
+            "to": ["ops@example.com"],
+        }
+        sub = await subscribe(target_type="email", target=target, secret="tls-pass-5")
+        await workers()
+        await fire(pool)
+        delivery = await settled(pool, sub.id)
+    assert delivery.state == "delivered", delivery.attempt_log
+    assert smtp.logins == ["knm"] and len(smtp.mails) == 1
+
+
+async def test_mail_to_a_server_whose_certificate_is_not_trusted_is_refused(
+    pool: asyncpg.Pool, subscribe: Any, workers: MakeWorker, tmp_path: Path
+) -> None:
+    _, context = self_signed(tmp_path)
+    with SmtpReceiver("knm", "tls-pass-5", tls=context) as smtp:
+        target = {
+            "host": "127.0.0.1",
+            "port": smtp.port,
+            "security": "starttls",
+            "username": "knm",
+            "from_addr": "knm@example.com",
+            "to": ["ops@example.com"],
+        }
+        sub = await subscribe(target_type="email", target=target, secret="tls-pass-5")
+        await workers(Settings(**{**_fields(FAST), "max_attempts": 1}))
+        await fire(pool)
+        delivery = await settled(pool, sub.id)
+    assert delivery.state == "dead"
+    assert "CERTIFICATE_VERIFY_FAILED" in (delivery.attempt_log[0].error or "")
+    assert smtp.mails == [] and smtp.logins == []
