@@ -128,6 +128,8 @@ class DeliveryWorker:
 
     async def _run(self) -> None:
         while True:
+            # Cleared before the claim, so a NOTIFY that arrives during it is not lost.
+            self._wake.clear()
             try:
                 claimed = await self.claim_once()
             except UNAVAILABLE as exc:
@@ -140,7 +142,6 @@ class DeliveryWorker:
             if claimed:
                 # More may be due: look again as soon as a slot frees up.
                 continue
-            self._wake.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=self.settings.poll)
 
