@@ -142,7 +142,7 @@ def backoff(attempt: int, base: float, cap: float) -> float:
 
 
 async def record_attempt(
-    conn: asyncpg.Connection | asyncpg.Pool,
+    pool: asyncpg.Pool,
     item: Claimed,
     *,
     worker_id: str,
@@ -156,9 +156,9 @@ async def record_attempt(
     or ``dead`` (``retry_in`` None). Returns the state written; a delivery another worker
     claimed meanwhile (this one's lease ran out) keeps that worker's claim, only the log
     gains this attempt (at-least-once: both sent it)."""
-    async with _transaction(conn) as tx:
+    async with pool.acquire() as conn, conn.transaction():
         # A subscription deleted meanwhile took its deliveries along: nothing left to log.
-        await tx.execute(
+        await conn.execute(
             """INSERT INTO notification_attempts (outbox_id, attempt, worker_id, ok, status_code,
                    latency_ms, error)
                SELECT id, $2, $3, $4, $5, $6, $7 FROM notification_outbox WHERE id = $1
@@ -173,7 +173,7 @@ async def record_attempt(
         )
         if ok:
             state = "delivered"
-            await tx.execute(
+            await conn.execute(
                 """UPDATE notification_outbox SET state = 'delivered', delivered_at = now(),
                           last_error = NULL, claimed_by = NULL
                    WHERE id = $1 AND state = 'pending'""",
@@ -181,7 +181,7 @@ async def record_attempt(
             )
         else:
             state = "pending" if retry_in is not None else "dead"
-            await tx.execute(
+            await conn.execute(
                 """UPDATE notification_outbox SET state = $3, last_error = $4, claimed_by = NULL,
                           next_attempt_at = now() + make_interval(secs => $5)
                    WHERE id = $1 AND state = 'pending' AND claimed_by = $2""",
@@ -192,31 +192,6 @@ async def record_attempt(
                 retry_in or 0.0,
             )
     return state
-
-
-class _transaction:
-    """A transaction on a connection, or on one taken from a pool for it."""
-
-    def __init__(self, conn: asyncpg.Connection | asyncpg.Pool) -> None:
-        self._conn = conn
-        self._held: Any = None
-        self._tx: Any = None
-
-    async def __aenter__(self) -> asyncpg.Connection:
-        conn = self._conn
-        if isinstance(conn, asyncpg.Pool):
-            self._held = conn.acquire()
-            conn = await self._held.__aenter__()
-        self._tx = conn.transaction()
-        await self._tx.__aenter__()
-        return conn
-
-    async def __aexit__(self, *exc: Any) -> None:
-        try:
-            await self._tx.__aexit__(*exc)
-        finally:
-            if self._held is not None:
-                await self._held.__aexit__(*exc)
 
 
 async def prune(conn: asyncpg.Connection | asyncpg.Pool, days: int) -> int:

@@ -259,3 +259,22 @@ async def test_a_claimed_row_is_hidden_from_other_workers_until_its_lease_runs_o
         first.idempotency_key,
         2,
     )
+
+
+async def test_pruning_drops_old_finished_deliveries_and_keeps_pending_ones(
+    pool: asyncpg.Pool, subscribe
+) -> None:
+    await subscribe(events=["roll.paused"])
+    async with pool.acquire() as conn, conn.transaction():
+        for n in range(3):
+            await emit(conn, "roll.paused", {"n": n})
+    await pool.execute(
+        """UPDATE notification_outbox SET created_at = now() - interval '40 days',
+                  state = CASE WHEN payload->'data'->>'n' = '0' THEN 'pending'
+                               WHEN payload->'data'->>'n' = '1' THEN 'delivered'
+                               ELSE 'dead' END"""
+    )
+    assert await outbox.prune(pool, 30) == 2
+    [left] = await rows(pool)
+    assert left["state"] == "pending"
+    assert await outbox.prune(pool, 30) == 0
