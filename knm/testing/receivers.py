@@ -48,6 +48,12 @@ def verify(secret: str, headers: dict[str, str], body: bytes) -> bool:
     return hmac.compare_digest("sha256=" + expected.hexdigest(), signature)
 
 
+class _Server(ThreadingHTTPServer):
+    # The default backlog of 5 drops connections a concurrent sender opens at once (their SYN
+    # is retried a second later): a receiver that looks slow when it is not.
+    request_queue_size = 128
+
+
 class WebhookReceiver:
     """Answers each request with the next of ``plan`` (an HTTP status, or ``"hang"``: no
     answer until the receiver stops), then with ``then`` for the rest."""
@@ -102,7 +108,7 @@ class WebhookReceiver:
                 self.end_headers()
                 self.wfile.write(b"ok")
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server = _Server(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
         self._thread.start()
