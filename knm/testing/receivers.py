@@ -14,6 +14,7 @@ import json
 import socket
 import ssl
 import threading
+import time
 import warnings
 from collections.abc import Iterator
 from email import message_from_bytes
@@ -35,6 +36,8 @@ class Received(msgspec.Struct):
     signature_ok: bool | None
     #: The status the receiver answered with (None: it hung and never answered).
     answered: int | None
+    #: ``time.time()`` when the request's body was read.
+    at: float = 0.0
 
     def json(self) -> Any:
         return json.loads(self.body)
@@ -85,6 +88,7 @@ class WebhookReceiver:
 
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                at = time.time()
                 headers = {k.lower(): v for k, v in self.headers.items()}
                 with receiver._lock:
                     answer = receiver.plan.pop(0) if receiver.plan else receiver.then
@@ -95,6 +99,7 @@ class WebhookReceiver:
                         body=body,
                         signature_ok=signed,
                         answered=None if answer == "hang" else int(answer),
+                        at=at,
                     )
                     receiver.received.append(seen)
                 if answer == "hang":

@@ -132,3 +132,11 @@ def test_the_maintenance_soak_runs_its_labs_side_by_side_and_prints_their_table(
     assert [rows[lab].split("|")[2].strip() for lab in ("1", "2", "all")] == ["2", "2", "4"]
     # The result column is padded to its header's width: "| ok     |".
     assert re.search(r"\|\s*ok\s*\|\s*$", done.stdout, re.MULTILINE), done.stdout
+
+
+@pytest.mark.timeout(300)
+def test_the_notifications_benchmark_loses_nothing_across_a_killed_worker() -> None:
+    done = run_smoke("bench.notifications")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "| processes | rate/s" in done.stdout
+    assert "killed one worker" in done.stderr
