@@ -57,6 +57,9 @@ def check_url(field: str, url: str, *, secret: bool = False) -> None:
         raise Invalid(f"{field} must be an http:// or https:// URL{shown}")
     if not parts.hostname:
         raise Invalid(f"{field} must name a host{shown}")
+    if not secret and (parts.username or parts.password):
+        # A webhook's URL is shown to every viewer; credentials in it would be too.
+        raise Invalid(f"{field} must not carry a user or password (user:password@host)")
 
 
 def check_address(field: str, address: str) -> None:

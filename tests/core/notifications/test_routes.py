@@ -125,6 +125,12 @@ async def test_a_subscription_keeps_its_secret_write_only_and_sealed_at_rest(
             ["target.url", "http"],
         ),
         ({"target": {"type": "webhook", "url": "http:///nohost"}}, 422, ["target.url"]),
+        (
+            {"target": {"type": "webhook", "url": "https://u:pw@127.0.0.1:9/h"}},
+            422,
+            ["target.url", "password"],
+        ),
+        ({"target": {"type": "webhook", "url": "https://127.0.0.1:99999/h"}}, 422, ["target.url"]),
         ({"events": ["task.exploded"]}, 422, ["events", "task.failed", "approval.requested"]),
         ({"events": []}, 400, ["events"]),
         ({"kinds": ["no-such-kind"]}, 422, ["kinds", "test"]),
