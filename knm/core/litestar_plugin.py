@@ -32,6 +32,7 @@ from knm.core.config import KnmConfig
 from knm.core.credentials import routes as credential_routes
 from knm.core.envelope import EXCEPTION_HANDLERS, ErrorEnvelope
 from knm.core.manager import collect
+from knm.core.notifications import routes as notification_routes
 from knm.core.runtime import Knm
 from knm.core.tasks import routes as task_routes
 
@@ -121,6 +122,7 @@ class KnmPlugin(InitPlugin):
             *credential_routes.ROUTES,
             *cluster_routes.ROUTES,
             *task_routes.ROUTES,
+            *notification_routes.ROUTES,
             *progress_route.ROUTES,
             *(r for ex in self.knm.executors.values() for r in task_routes.executor_routes(ex)),
             *_content_routes(self.knm.registry),

@@ -30,6 +30,7 @@ from knm.core.registry import Registry, StartupError
 from knm.core.telemetry import Telemetry
 
 if TYPE_CHECKING:
+    from knm.core.notifications.delivery import DeliveryWorker
     from knm.core.progress import ProgressHub
     from knm.core.tasks.events import EventLog
     from knm.core.tasks.runner import Runner
@@ -76,6 +77,8 @@ class Knm:
         self.auth_cache: PrincipalCache | None = None
         self.status_cache: StatusCache | None = None
         self.runner: Runner = None  # type: ignore[assignment]
+        #: Sends queued notifications; in the processes that run tasks (``config.runner``).
+        self.notifications: DeliveryWorker | None = None
         self.telemetry = Telemetry()
         self._url = ""
         self._supervisor: asyncio.Task[None] | None = None
@@ -170,6 +173,14 @@ class Knm:
         await self.events.start()
         self.runner = Runner(self, claim=self.config.runner)
         await self.runner.start()
+        if self.config.runner:
+            from knm.core.crypto import keyring_of
+            from knm.core.notifications.delivery import DeliveryWorker, settings_of
+
+            self.notifications = DeliveryWorker(
+                self.pool, keyring_of(self), settings_of(self.config), listener=self.listener
+            )
+            await self.notifications.start()
 
     async def _supervise_database(self, embedded: EmbeddedPostgres) -> None:
         """Starts the embedded PostgreSQL again when it dies, with bounded backoff. The pool
@@ -235,6 +246,9 @@ class Knm:
             # Tasks first: plugins' lifespans (SSH connections …) serve them until they end.
             if self.runner is not None:
                 await self.runner.stop(grace=self.config.shutdown_grace)
+            if self.notifications is not None:
+                await _bounded("the notification delivery", self.notifications.stop())
+                self.notifications = None
             await _bounded("the plugins' lifespans", self._stack.aclose())
             if self.events is not None:
                 await _bounded("the event log", self.events.stop())

@@ -141,3 +141,11 @@ def test_the_client_size_benchmark_installs_the_client_and_prints_what_each_part
     assert "| kube_node_manager_client 0.1.0 |" in done.stdout
     assert "| **the venv grew by** |" in done.stdout
     assert "litestar" not in done.stdout
+
+
+@pytest.mark.timeout(300)
+def test_the_notifications_benchmark_loses_nothing_across_a_killed_worker() -> None:
+    done = run_smoke("bench.notifications")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "| processes | rate/s" in done.stdout
+    assert "killed one worker" in done.stderr
