@@ -12,6 +12,7 @@ from typing import Any
 import asyncpg
 import pytest
 
+from knm.core.schedules import firing, store
 from knm.core.schedules.firing import MISFIRE_GRACE, fire_one
 from knm.testing.client import ApiClient, assert_envelope
 from knm.testing.tasks import wait_for_task
@@ -230,3 +231,38 @@ async def test_fire_times_missed_during_downtime_follow_the_misfire_policy(
         "SELECT next_fire_at FROM schedules WHERE id = $1", data["id"]
     )
     assert next_fire > now
+
+
+async def test_a_fire_whose_process_dies_before_its_commit_is_made_again_once(
+    knm_client: ApiClient, operator_headers: dict[str, str], knm_pool: asyncpg.Pool, knm_app: Any
+) -> None:
+    data = await create(knm_client, operator_headers, name="dies-mid-fire")
+    knm = knm_app.state["knm"]
+
+    async def die_mid_fire() -> tuple[str, Any]:
+        # This process's loop is held off, so the fire below is the one that claims it.
+        await knm.firing.stop()
+        try:
+            await make_due(knm.pool, data["id"], "now() - interval '1 second'")
+            conn = await knm.connect_one()
+            await conn.execute("BEGIN")
+            row = await store.claim_due(conn)
+            assert row is not None and row.id == data["id"]
+            started = await firing._fire(knm, conn, row, await conn.fetchval("SELECT now()"))
+            assert started is not None
+            # The process dies: run row, task and audit entry were never committed.
+            await knm.pool.execute("SELECT pg_terminate_backend($1)", conn.get_server_pid())
+            conn.terminate()
+            return started[0].task_id, row.next_fire_at
+        finally:
+            await knm.firing.start()
+
+    lost_task, fire_time = await knm_client.on_app(die_mid_fire)
+    await knm_pool.execute("SELECT pg_notify('knm_schedules', '')")
+    runs = await runs_until(knm_pool, data["id"], lambda rows: len(rows) >= 1)
+    await asyncio.sleep(0.5)
+    runs = await knm_pool.fetch("SELECT * FROM schedule_runs WHERE schedule_id = $1", data["id"])
+    assert [(r["fire_time"], r["status"]) for r in runs] == [(fire_time, "started")]
+    assert runs[0]["task_id"] != lost_task
+    assert await knm_pool.fetchval("SELECT count(*) FROM tasks WHERE task_id = $1", lost_task) == 0
+    assert len(await tasks_of(knm_pool, runs)) == 1
