@@ -121,7 +121,10 @@ async def fire_due(knm: Knm) -> int:
             handled += 1
         return handled
 
-    return sum(await asyncio.gather(*(worker() for _ in range(CONCURRENCY))))
+    # Each fire holds a pooled connection while its checks take another: never so many that
+    # the fires alone could empty a small pool.
+    lanes = max(1, min(CONCURRENCY, knm.config.db_pool_max // 4))
+    return sum(await asyncio.gather(*(worker() for _ in range(lanes))))
 
 
 async def fire_one(knm: Knm) -> bool:
@@ -188,6 +191,16 @@ async def _fire(
         request, prepared = await stored.validate(knm, executor, stored.body_of(knm, row), owner)
     except KnmError as exc:
         await fire_not_started(conn, row, fire_time, "failed", exc.error or str(exc))
+        return None
+    except UNAVAILABLE:
+        raise  # the database: the whole fire rolls back and is made again
+    except Exception as exc:
+        # A plugin's prepare that breaks fails this fire only, never the loop (or the
+        # schedules due after it).
+        log.exception("schedule %s (%d): checking its request failed", row.name, row.id)
+        await fire_not_started(
+            conn, row, fire_time, "failed", f"internal error: {type(exc).__name__}: {exc}"
+        )
         return None
     task = await service.record(conn, knm, executor, request, prepared, owner)
     await conn.execute(

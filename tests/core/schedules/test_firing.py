@@ -266,3 +266,35 @@ async def test_a_fire_whose_process_dies_before_its_commit_is_made_again_once(
     assert runs[0]["task_id"] != lost_task
     assert await knm_pool.fetchval("SELECT count(*) FROM tasks WHERE task_id = $1", lost_task) == 0
     assert len(await tasks_of(knm_pool, runs)) == 1
+
+
+async def test_an_executor_that_breaks_at_fire_time_fails_that_fire_only(
+    knm_client: ApiClient,
+    operator_headers: dict[str, str],
+    knm_pool: asyncpg.Pool,
+    knm_app: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    broken = await create(knm_client, operator_headers, name="breaks")
+    fine = await create(knm_client, operator_headers, name="after-the-broken-one")
+    executor = knm_app.state["knm"].executors["test"]
+    real_prepare = executor.prepare
+
+    async def prepare(knm: Any, request: Any, principal: Any) -> Any:
+        if request.target_nodes == ["boom"]:
+            raise RuntimeError("boom")
+        return await real_prepare(knm, request, principal)
+
+    monkeypatch.setattr(executor, "prepare", prepare)
+    await knm_pool.execute(
+        'UPDATE schedules SET request = request || \'{"target_nodes": ["boom"]}\', '
+        "key_id = NULL, nonce = NULL, ciphertext = NULL WHERE id = $1",
+        broken["id"],
+    )
+    await make_due(knm_pool, broken["id"], "now() - interval '2 seconds'")
+    await make_due(knm_pool, fine["id"], "now() - interval '1 second'")
+    failed = await runs_until(knm_pool, broken["id"], lambda rows: len(rows) >= 1)
+    assert failed[0]["status"] == "failed"
+    assert failed[0]["reason"] == "internal error: RuntimeError: boom"
+    started = await runs_until(knm_pool, fine["id"], lambda rows: len(rows) >= 1)
+    assert started[0]["status"] == "started"
