@@ -51,6 +51,8 @@ log = logging.getLogger("knm.schedules")
 MISFIRE_GRACE = 60.0
 #: Seconds the loop sleeps at most without a change announced (a missed NOTIFY costs this).
 POLL = 30.0
+#: Seconds before looking again at a due schedule another process holds.
+BUSY_RETRY = 0.2
 #: Fires one process makes at once (each holds one schedule's row lock and a connection).
 CONCURRENCY = 4
 #: Missed fire times counted one by one at most (a reason says "at least" beyond).
@@ -89,8 +91,13 @@ class Firing:
         while True:
             self._wake.clear()
             try:
-                self.fired += await fire_due(self.knm)
+                fired = await fire_due(self.knm)
+                self.fired += fired
                 wait = await _seconds_to_next(self.knm.pool)
+                if not fired and wait == 0:
+                    # Due, but held by another process's fire (or a change being saved):
+                    # look again shortly rather than spin.
+                    wait = BUSY_RETRY
             except UNAVAILABLE as exc:
                 log.warning("schedules: the database is unavailable (%s)", exc)
                 wait = 2.0
