@@ -298,3 +298,21 @@ async def test_an_executor_that_breaks_at_fire_time_fails_that_fire_only(
     assert failed[0]["reason"] == "internal error: RuntimeError: boom"
     started = await runs_until(knm_pool, fine["id"], lambda rows: len(rows) >= 1)
     assert started[0]["status"] == "started"
+
+
+async def test_a_secret_in_the_stored_request_is_sealed_shown_blank_and_fired_whole(
+    knm_client: ApiClient, operator_headers: dict[str, str], knm_pool: asyncpg.Pool
+) -> None:
+    data = await create(
+        knm_client, operator_headers, name="with-secret",
+        request={"secret": "hunter2-sealed", "echo": "x{secret}x"},
+    )  # fmt: skip
+    assert data["request"]["secret"] == ""
+    row = await knm_pool.fetchrow("SELECT * FROM schedules WHERE id = $1", data["id"])
+    assert "hunter2-sealed" not in str(dict(row)["request"]) and row["ciphertext"] is not None
+    assert b"hunter2-sealed" not in row["ciphertext"]
+    await make_due(knm_pool, data["id"])
+    runs = await runs_until(knm_pool, data["id"], lambda rows: len(rows) >= 1)
+    task = await wait_for_task(knm_client, operator_headers, runs[0]["task_id"])
+    # The task got the secret (the executor printed it, and its output masks it).
+    assert task["results"][0]["stdout"] == "x********x\n"
