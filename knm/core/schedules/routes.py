@@ -52,6 +52,15 @@ def _changeable(principal: Principal, row: ScheduleRow) -> ScheduleRow:
     return row
 
 
+def _whole_seconds(fields: dict[str, Any]) -> None:
+    """``start_at``/``end_at`` as the API speaks times: UTC, whole seconds (so the fire times
+    counted from them are whole seconds too)."""
+    for name in ("start_at", "end_at"):
+        value = fields.get(name)
+        if isinstance(value, datetime) and value.tzinfo is not None:
+            fields[name] = value.astimezone(UTC).replace(microsecond=0)
+
+
 def _timing(fields: dict[str, Any], anchor: datetime) -> cron.Timing:
     """The fields' fire times, after checking them: 422 naming the field."""
     expression, interval = fields["cron"], fields["interval_seconds"]
@@ -87,8 +96,9 @@ async def create_schedule(
 ) -> Envelope[Schedule]:
     knm = _knm(request)
     principal = principal_of(request)
-    now = datetime.now(UTC)
+    now = datetime.now(UTC).replace(microsecond=0)
     fields = {f: getattr(data, f) for f in _TIMING}
+    _whole_seconds(fields)
     timing = _timing(fields, now)
     executor = stored.executor_of(knm, data.kind)
     exec_request, prepared = await stored.validate(knm, executor, data.request, principal)
@@ -149,6 +159,7 @@ async def _update(
         sent.setdefault("interval_seconds", None)
     if sent.get("interval_seconds") is not None:
         sent.setdefault("cron", None)
+    _whole_seconds(sent)
     now = datetime.now(UTC)
     async with knm.pool.acquire() as conn, conn.transaction():
         row = _changeable(principal, await store.for_update(conn, _id(schedule_id)))

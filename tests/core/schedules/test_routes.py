@@ -246,3 +246,14 @@ async def test_every_change_is_audited(
 async def test_unknown_ids_are_404(knm_client: ApiClient, admin_headers: dict[str, str]) -> None:
     for path in ("/schedules/999999", "/schedules/99999999999999999999", "/schedules/999/runs"):
         assert (await knm_client.get(path, headers=admin_headers)).status_code == 404
+
+
+async def test_times_are_whole_seconds_in_utc(
+    knm_client: ApiClient, operator_headers: dict[str, str]
+) -> None:
+    data = await created(
+        knm_client, operator_headers, "whole-seconds", cron=None, interval_seconds=90,
+        start_at="2030-06-01T12:00:00.750+02:00",
+    )  # fmt: skip
+    assert data["start_at"] == "2030-06-01T10:00:00Z"
+    assert data["next_fire_times"][:2] == ["2030-06-01T10:00:00Z", "2030-06-01T10:01:30Z"]
