@@ -132,3 +132,11 @@ def test_the_maintenance_soak_runs_its_labs_side_by_side_and_prints_their_table(
     assert [rows[lab].split("|")[2].strip() for lab in ("1", "2", "all")] == ["2", "2", "4"]
     # The result column is padded to its header's width: "| ok     |".
     assert re.search(r"\|\s*ok\s*\|\s*$", done.stdout, re.MULTILINE), done.stdout
+
+
+@pytest.mark.timeout(300)
+def test_the_schedules_benchmark_fires_each_time_once_across_a_kill_and_prints_its_table() -> None:
+    done = run_smoke("bench.schedules")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "| schedules | processes" in done.stdout
+    assert "| pass " in done.stdout
