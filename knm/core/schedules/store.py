@@ -270,3 +270,10 @@ async def unfinished_runs(conn: asyncpg.Connection, schedule_id: int, besides: d
         schedule_id,
         besides,
     )
+
+
+#: For retention (``knm.core.tasks.retention``): settled runs older than the tasks kept, a
+#: batch at a time (``$1`` days, ``$2`` rows). A run whose task is still unfinished stays.
+PRUNE_RUNS = """DELETE FROM schedule_runs WHERE id IN (
+    SELECT id FROM schedule_runs WHERE settled
+      AND fire_time < now() - make_interval(days => $1) LIMIT $2)"""

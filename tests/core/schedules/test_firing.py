@@ -12,8 +12,10 @@ from typing import Any
 import asyncpg
 import pytest
 
+from knm.core.db import connect_one
 from knm.core.schedules import firing, store
 from knm.core.schedules.firing import MISFIRE_GRACE, fire_one
+from knm.core.tasks.retention import prune
 from knm.testing.client import ApiClient, assert_envelope
 from knm.testing.tasks import wait_for_task
 
@@ -316,3 +318,29 @@ async def test_a_secret_in_the_stored_request_is_sealed_shown_blank_and_fired_wh
     task = await wait_for_task(knm_client, operator_headers, runs[0]["task_id"])
     # The task got the secret (the executor printed it, and its output masks it).
     assert task["results"][0]["stdout"] == "x********x\n"
+
+
+async def test_retention_prunes_settled_runs_older_than_the_tasks_kept(
+    knm_client: ApiClient, operator_headers: dict[str, str], knm_database_url: str
+) -> None:
+    data = await create(knm_client, operator_headers, name="pruned-runs")
+    conn = await connect_one(knm_database_url)
+    try:
+        await conn.execute(
+            "INSERT INTO schedule_runs (schedule_id, fire_time, status, reason, settled, task_id) "
+            "VALUES ($1, now() - interval '100 days', 'skipped', 'old', true, NULL), "
+            "($1, now() - interval '100 days' + interval '1 second', 'started', '', false, "
+            "'test-exec-1-unfinished'), ($1, now() - interval '1 day', 'failed', 'new', true, "
+            "NULL)",
+            data["id"],
+        )
+        report = await prune(conn, task_days=90, event_days=30, output_max_bytes=1 << 40)
+        assert report.schedule_runs == 1
+        left = await conn.fetch(
+            "SELECT reason, settled FROM schedule_runs WHERE schedule_id = $1 ORDER BY fire_time",
+            data["id"],
+        )
+        # The old run whose task is not seen finished yet stays, as does the recent one.
+        assert [(r["reason"], r["settled"]) for r in left] == [("", False), ("new", True)]
+    finally:
+        await conn.close()
