@@ -3,12 +3,16 @@ times, pause and resume, and an audit entry for every change."""
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import pytest
 
+from knm.core.crypto import Keyring, Sealed, rotate
+from knm.core.schedules.store import REQUEST
 from knm.testing.client import ApiClient, assert_envelope
+from knm.testing.database import TEST_SECRET
 
 
 async def create(client: ApiClient, headers: dict[str, str], body: dict[str, Any]) -> Any:
@@ -257,3 +261,23 @@ async def test_times_are_whole_seconds_in_utc(
     )  # fmt: skip
     assert data["start_at"] == "2030-06-01T10:00:00Z"
     assert data["next_fire_times"][:2] == ["2030-06-01T10:00:00Z", "2030-06-01T10:01:30Z"]
+
+
+async def test_a_key_rotation_reseals_the_stored_request(
+    knm_client: ApiClient, operator_headers: dict[str, str], knm_pool: Any
+) -> None:
+    data = await created(
+        knm_client, operator_headers, "rotated",
+        request={"cluster_name": "lab", "target_nodes": ["n1"], "secret": "s3-rotated"},
+    )  # fmt: skip
+    new_secret = "a-brand-new-secret-key-for-rotation"
+    new = Keyring(new_secret, [TEST_SECRET])
+    report = await rotate(knm_pool, new, [REQUEST])
+    assert report.failed == [] and report.rotated >= 1
+    row = await knm_pool.fetchrow("SELECT * FROM schedules WHERE id = $1", data["id"])
+    assert row["key_id"] == new.current_id
+    opened = REQUEST.open(new, Sealed(row["key_id"], row["nonce"], row["ciphertext"]), row["id"])
+    assert json.loads(opened)["secret"] == "s3-rotated"
+    # Back to the app's own key, for the module's other tests.
+    back = await rotate(knm_pool, Keyring(TEST_SECRET, [new_secret]), [REQUEST])
+    assert back.failed == []
