@@ -67,6 +67,8 @@ class Firing:
         self.knm = knm
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        #: Fired tasks being handed to this process's runner, off the firing lanes.
+        self._handovers: set[asyncio.Task[None]] = set()
         self.fired = 0
 
     async def start(self) -> None:
@@ -83,6 +85,9 @@ class Firing:
         with contextlib.suppress(BaseException):
             await asyncio.wait_for(self._task, 15)
         self._task = None
+        if self._handovers:
+            # Each is a committed pending task: unclaimed here, any runner takes it.
+            await asyncio.wait(self._handovers, timeout=15)
 
     def wake(self) -> None:
         self._wake.set()
@@ -91,7 +96,7 @@ class Firing:
         while True:
             self._wake.clear()
             try:
-                fired = await fire_due(self.knm)
+                fired = await fire_due(self.knm, self._handovers)
                 self.fired += fired
                 wait = await _seconds_to_next(self.knm.pool)
                 if not fired and wait == 0:
@@ -118,13 +123,14 @@ async def _seconds_to_next(pool: asyncpg.Pool) -> float:
     return min(max(float(seconds), 0.0), POLL)
 
 
-async def fire_due(knm: Knm) -> int:
+async def fire_due(knm: Knm, handovers: set[asyncio.Task[None]] | None = None) -> int:
     """Fire every schedule due now (``CONCURRENCY`` at once); how many fire times were
-    handled."""
+    handled. With ``handovers``, started tasks go to the runner in tasks kept there, so a
+    lane moves on to the next fire at once (the next one's lateness is this one's claim)."""
 
     async def worker() -> int:
         handled = 0
-        while await fire_one(knm):
+        while await fire_one(knm, handovers):
             handled += 1
         return handled
 
@@ -134,8 +140,10 @@ async def fire_due(knm: Knm) -> int:
     return sum(await asyncio.gather(*(worker() for _ in range(lanes))))
 
 
-async def fire_one(knm: Knm) -> bool:
-    """Handle the most overdue fire time no other process holds; False when none is due."""
+async def fire_one(knm: Knm, handovers: set[asyncio.Task[None]] | None = None) -> bool:
+    """Handle the most overdue fire time no other process holds; False when none is due.
+    The task it started is handed to the runner before it returns, or (``handovers``) in a
+    task added there."""
     started: tuple[TaskRow, Prepared] | None = None
     async with knm.pool.acquire() as conn, conn.transaction():
         row = await store.claim_due(conn)
@@ -144,12 +152,21 @@ async def fire_one(knm: Knm) -> bool:
         now: datetime = await conn.fetchval("SELECT now()")
         started = await _fire(knm, conn, row, now)
     if started is not None:
-        try:
-            await service.hand_over(knm, *started)
-        except Exception as exc:
-            # Committed, it is a pending task: any runner claims it (it heard the NOTIFY).
-            log.warning("schedules: handing over %s failed: %s", started[0].task_id, exc)
+        if handovers is None:
+            await _hand_over(knm, *started)
+        else:
+            job = asyncio.create_task(_hand_over(knm, *started))
+            handovers.add(job)
+            job.add_done_callback(handovers.discard)
     return True
+
+
+async def _hand_over(knm: Knm, task: TaskRow, prepared: Prepared) -> None:
+    try:
+        await service.hand_over(knm, task, prepared)
+    except Exception as exc:
+        # Committed, it is a pending task: any runner claims it (it heard the NOTIFY).
+        log.warning("schedules: handing over %s failed: %s", task.task_id, exc)
 
 
 async def _fire(
