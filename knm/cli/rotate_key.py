@@ -37,7 +37,12 @@ if TYPE_CHECKING:
 
 #: Core modules owning encrypted columns; importing one registers its columns for rotation.
 #: Plugins register theirs when the plugin manager loads them.
-_STORES = ("knm.core.credentials", "knm.core.clusters", "knm.core.notifications.store")
+_STORES = (
+    "knm.core.credentials",
+    "knm.core.clusters",
+    "knm.core.notifications.store",
+    "knm.core.schedules.store",
+)
 
 
 class RotationError(KnmError):

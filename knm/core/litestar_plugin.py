@@ -34,6 +34,7 @@ from knm.core.envelope import EXCEPTION_HANDLERS, ErrorEnvelope
 from knm.core.manager import collect
 from knm.core.notifications import routes as notification_routes
 from knm.core.runtime import Knm
+from knm.core.schedules import routes as schedule_routes
 from knm.core.tasks import routes as task_routes
 
 if TYPE_CHECKING:
@@ -123,6 +124,7 @@ class KnmPlugin(InitPlugin):
             *cluster_routes.ROUTES,
             *task_routes.ROUTES,
             *notification_routes.ROUTES,
+            *schedule_routes.ROUTES,
             *progress_route.ROUTES,
             *(r for ex in self.knm.executors.values() for r in task_routes.executor_routes(ex)),
             *_content_routes(self.knm.registry),

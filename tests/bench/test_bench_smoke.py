@@ -149,3 +149,11 @@ def test_the_notifications_benchmark_loses_nothing_across_a_killed_worker() -> N
     assert done.returncode == 0, done.stdout + done.stderr
     assert "| processes | rate/s" in done.stdout
     assert "killed one worker" in done.stderr
+
+
+@pytest.mark.timeout(300)
+def test_the_schedules_benchmark_fires_each_time_once_across_a_kill_and_prints_its_table() -> None:
+    done = run_smoke("bench.schedules")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "| schedules | processes" in done.stdout
+    assert "| pass " in done.stdout
