@@ -29,13 +29,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 import asyncpg
 
 from knm.core.db import UNAVAILABLE
 from knm.core.errors import KnmError
+from knm.core.notifications import emit
 from knm.core.schedules import store, stored
 from knm.core.schedules.store import ScheduleRow
 from knm.core.tasks import service
@@ -277,3 +278,22 @@ async def fire_not_started(
         reason,
     )
     log.info("schedule %s (%d): fire time %s %s: %s", row.name, row.id, fire_time, status, reason)
+    cluster = row.request.get("cluster_name")
+    cluster = cluster if isinstance(cluster, str) else None
+    await emit(
+        conn,
+        "schedule.misfired",
+        {
+            "schedule_id": row.id,
+            "schedule": row.name,
+            "owner": row.owner_name,
+            "kind": row.kind,
+            "cluster_name": cluster,
+            "fire_time": fire_time.astimezone(UTC).isoformat().replace("+00:00", "Z"),
+            "status": status,
+            "reason": reason,
+        },
+        kind=row.kind,
+        cluster=cluster,
+        status=status,
+    )

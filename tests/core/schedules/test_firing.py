@@ -146,6 +146,46 @@ async def test_a_fire_whose_owner_is_disabled_fails_with_the_reason_and_stays_en
     assert assert_envelope(shown, 200)["data"]["enabled"] is True
 
 
+async def test_a_fire_that_starts_no_task_queues_a_schedule_misfired_notification(
+    knm_client: ApiClient, admin_headers: dict[str, str], knm_pool: asyncpg.Pool
+) -> None:
+    subscription = {
+        "name": "misfires",
+        "events": ["schedule.misfired"],
+        "clusters": ["lab"],
+        # Nothing listens there: the row stays queued, which is what this test reads.
+        "target": {"type": "webhook", "url": "http://127.0.0.1:9/hook", "secret": "s3cret"},
+    }
+    response = await knm_client.post(
+        "/notifications/subscriptions", json=subscription, headers=admin_headers
+    )
+    subscription_id = assert_envelope(response, 201)["data"]["id"]
+    headers = await knm_client.create_user(admin_headers, "mona", "operator")
+    data = await create(knm_client, headers, name="misfires-once")
+    response = await knm_client.put(
+        f"/users/{data['owner_id']}", json={"disabled": True}, headers=admin_headers
+    )
+    assert response.status_code == 200, response.text
+    await make_due(knm_pool, data["id"])
+    runs = await runs_until(knm_pool, data["id"], lambda rows: len(rows) >= 1)
+    queued = await knm_pool.fetch(
+        "SELECT payload FROM notification_outbox WHERE subscription_id = $1", subscription_id
+    )
+    assert len(queued) == 1
+    sent = queued[0]["payload"]
+    assert sent["event"] == "schedule.misfired"
+    assert {k: sent["data"][k] for k in ("schedule_id", "schedule", "status", "reason")} == {
+        "schedule_id": data["id"],
+        "schedule": "misfires-once",
+        "status": "failed",
+        "reason": runs[0]["reason"],
+    }
+    assert sent["data"]["cluster_name"] == "lab"
+    await knm_client.delete(
+        f"/notifications/subscriptions/{subscription_id}", headers=admin_headers
+    )
+
+
 async def test_a_fire_whose_owner_became_a_viewer_fails_with_the_reason(
     knm_client: ApiClient, admin_headers: dict[str, str], knm_pool: asyncpg.Pool
 ) -> None:
