@@ -13,8 +13,7 @@ import sys
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from knm.cli.remote import render
-from knm.cli.remote.content import read_document
+from knm.cli.remote import render, yaml_input
 from knm.cli.remote.session import OK, UsageError, command, emit_json, output_parent, reference
 from knm.client import NotFound
 
@@ -51,7 +50,7 @@ def resolve_schedule(client: Client, ref: str) -> int:
 
 
 def _request(path: str) -> dict[str, Any]:
-    _, parsed = read_document(path)
+    parsed = yaml_input.load(yaml_input.read_text(path), path)
     if not isinstance(parsed, dict):
         raise UsageError(f"{path}: expected a mapping: the body of the kind's execute request")
     return parsed

@@ -142,18 +142,29 @@ async def test_viewers_read_but_do_not_create(
     assert response.status_code == 403
 
 
-async def test_operators_see_and_change_only_their_own_admins_all(
+async def test_operators_read_every_schedule_and_change_only_their_own_admins_all(
     knm_client: ApiClient,
     admin_headers: dict[str, str],
     operator_headers: dict[str, str],
     other_operator_headers: dict[str, str],
 ) -> None:
     theirs = await created(knm_client, other_operator_headers, "ophelias")
+    await created(knm_client, operator_headers, "ottos-own")
     path = f"/schedules/{theirs['id']}"
-    assert (await knm_client.get(path, headers=operator_headers)).status_code == 404
-    assert (await knm_client.delete(path, headers=operator_headers)).status_code == 404
-    listed = assert_envelope(await knm_client.get("/schedules", headers=operator_headers), 200)
-    assert all(s["owner_name"] == "otto" for s in listed["data"]["schedules"])
+    assert_envelope(await knm_client.get(path, headers=operator_headers), 200)
+    assert_envelope(await knm_client.get(f"{path}/runs", headers=operator_headers), 200)
+    assert (await knm_client.delete(path, headers=operator_headers)).status_code == 403
+    assert (await knm_client.post(f"{path}/pause", headers=operator_headers)).status_code == 403
+    listed = assert_envelope(
+        await knm_client.get("/schedules?page_size=100", headers=operator_headers), 200
+    )
+    assert "ophelias" in {s["name"] for s in listed["data"]["schedules"]}
+    mine = assert_envelope(
+        await knm_client.get("/schedules?mine=true&page_size=100", headers=operator_headers), 200
+    )
+    assert mine["data"]["schedules"] and all(
+        s["owner_name"] == "otto" for s in mine["data"]["schedules"]
+    )
     everything = assert_envelope(
         await knm_client.get("/schedules?page_size=100", headers=admin_headers), 200
     )["data"]
