@@ -17,6 +17,9 @@ command -v curl >/dev/null 2>&1 || need+=(curl)
 # The completion scripts are checked by their own shells (tests/cli/test_completion.py).
 command -v zsh >/dev/null 2>&1 || need+=(zsh)
 command -v fish >/dev/null 2>&1 || need+=(fish)
+# The web console's browser tests (tests/plugins/console): Chromium and its driver, from the OS.
+command -v chromium >/dev/null 2>&1 || need+=(chromium)
+[ -x /usr/bin/chromedriver ] || need+=(chromium-driver)
 if [ ${#need[@]} -gt 0 ]; then
     if [ "$(id -u)" = 0 ]; then
         export DEBIAN_FRONTEND=noninteractive

@@ -1,0 +1,378 @@
+"""The console in a real browser (the OS's Chromium, driven by Selenium through the OS's
+chromedriver, headless, nothing downloaded) against a real ``knm serve`` and sshd nodes.
+
+Each test saves a screenshot of the pages it visits in its temporary directory."""
+
+from __future__ import annotations
+
+import shutil
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from knm.testing.database import TEST_ADMIN_PASSWORD
+from knm.testing.process import KnmProcess
+from knm.testing.sshfleet import SshFleet
+
+pytestmark = pytest.mark.slow
+
+CHROMEDRIVER = Path("/usr/bin/chromedriver")
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+CLUSTER = "fleet"
+VIEWER = ("watcher", "watcher-passw0rd")
+WAIT = 60
+
+webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed")
+from selenium.common.exceptions import NoAlertPresentException  # noqa: E402
+from selenium.webdriver.common.by import By  # noqa: E402
+from selenium.webdriver.support.ui import Select, WebDriverWait  # noqa: E402
+
+
+def _api(server: KnmProcess, token: str | None = None) -> httpx.Client:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    return httpx.Client(base_url=server.api, headers=headers, timeout=30)
+
+
+def _login(server: KnmProcess, username: str, password: str) -> str:
+    with _api(server) as client:
+        answer = client.post("/auth/login", json={"username": username, "password": password})
+    assert answer.status_code == 200, answer.text
+    return answer.json()["data"]["token"]
+
+
+@pytest.fixture(scope="module")
+def server(
+    tmp_path_factory: pytest.TempPathFactory, knm_database_url: str, ssh_fleet: SshFleet
+) -> Iterator[KnmProcess]:
+    """``knm serve`` with the plugins a plain install has, a cluster of three sshd nodes (its
+    default credential the fleet's user) and a viewer."""
+    proc = KnmProcess(tmp_path_factory.mktemp("console"), knm_database_url, ["serve"], {})
+    proc.start()
+    try:
+        with _api(proc, _login(proc, "admin", TEST_ADMIN_PASSWORD)) as admin:
+            credential = admin.post(
+                "/credentials",
+                json={
+                    "name": "console-fleet",
+                    "username": ssh_fleet.username,
+                    "auth_type": "password",
+                    "password": ssh_fleet.password,
+                },
+            )
+            assert credential.status_code == 201, credential.text
+            nodes = [
+                {"name": n.name, "address": n.address, "port": n.port} for n in ssh_fleet.nodes
+            ]
+            cluster = admin.post(
+                "/clusters",
+                json={
+                    "name": CLUSTER,
+                    "kind": "static",
+                    "nodes": nodes,
+                    "default_credential_id": credential.json()["data"]["id"],
+                },
+            )
+            assert cluster.status_code == 201, cluster.text
+            viewer = admin.post(
+                "/users", json={"username": VIEWER[0], "password": VIEWER[1], "role": "viewer"}
+            )
+            assert viewer.status_code == 201, viewer.text
+        yield proc
+    finally:
+        proc.stop()
+
+
+@pytest.fixture(scope="module")
+def admin(server: KnmProcess) -> Iterator[httpx.Client]:
+    with _api(server, _login(server, "admin", TEST_ADMIN_PASSWORD)) as client:
+        yield client
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    if CHROMIUM is None or not CHROMEDRIVER.exists():
+        pytest.skip(
+            "chromium and chromium-driver are not installed (scripts/test.sh installs them)"
+        )
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for argument in (
+        "--headless=new",
+        "--no-sandbox",  # root in a container has no user namespaces for the sandbox
+        "--disable-dev-shm-usage",
+        "--disable-gpu",
+        "--window-size=1280,900",
+        "--no-first-run",
+        "--disable-extensions",
+    ):
+        options.add_argument(argument)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    # The driver's path given: Selenium Manager never looks for (or downloads) one.
+    driver = webdriver.Chrome(service=Service(executable_path=str(CHROMEDRIVER)), options=options)
+    driver.set_page_load_timeout(WAIT)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+
+
+class Console:
+    """The browser on the console of ``server``, with the waits the tests share."""
+
+    def __init__(self, driver: Any, server: KnmProcess, shots: Path) -> None:
+        self.driver = driver
+        self.server = server
+        self.shots = shots
+
+    def open(self, fragment: str = "") -> None:
+        self.driver.get(f"{self.server.base_url}/{fragment}")
+
+    def wait(self, until: Callable[[Any], Any], timeout: float = WAIT) -> Any:
+        return WebDriverWait(self.driver, timeout, poll_frequency=0.1).until(until)
+
+    def find(self, css: str) -> Any:
+        return self.wait(lambda d: d.find_element(By.CSS_SELECTOR, css))
+
+    def all(self, css: str) -> list[Any]:
+        return self.driver.find_elements(By.CSS_SELECTOR, css)
+
+    def login(self, username: str, password: str) -> None:
+        self.open()
+        # A fresh page with no session: the one of an earlier test is forgotten.
+        self.driver.execute_script("sessionStorage.clear()")
+        self.driver.refresh()
+        self.find("#username").send_keys(username)
+        self.find("#password").send_keys(password)
+        self.find("#login").click()
+        self.wait(lambda d: username in d.find_element(By.ID, "who").text)
+
+    def shot(self, name: str) -> Path:
+        path = self.shots / f"{name}.png"
+        self.driver.save_screenshot(str(path))
+        return path
+
+    def cells(self, state: str) -> list[Any]:
+        return self.all(f"#grid .cell.n-{state}")
+
+    def severe_logs(self) -> list[dict[str, Any]]:
+        """Errors since the last call: a CSP violation or a script error shows here (a request
+        the API answered with an error is the test's own business)."""
+        return [
+            entry
+            for entry in self.driver.get_log("browser")
+            if entry["level"] == "SEVERE" and entry.get("source") != "network"
+        ]
+
+
+@pytest.fixture
+def console(browser: Any, server: KnmProcess, tmp_path: Path) -> Console:
+    shots = tmp_path / "screenshots"
+    shots.mkdir()
+    page = Console(browser, server, shots)
+    page.severe_logs()  # an earlier test's are its own
+    return page
+
+
+def _execute(admin: httpx.Client, command: str, nodes: list[str] | None = None) -> str:
+    body = {"cluster_name": CLUSTER, "target_nodes": nodes or ["node1"], "command": command}
+    answer = admin.post("/automation/ssh/execute", json=body)
+    assert answer.status_code == 200, answer.text
+    return answer.json()["data"]["task_id"]
+
+
+def _wait_status(admin: httpx.Client, task_id: str, wanted: set[str]) -> dict[str, Any]:
+    end = time.monotonic() + WAIT
+    while True:
+        data = admin.get(f"/tasks/{task_id}").json()["data"]
+        if data["status"] in wanted:
+            return data
+        assert time.monotonic() < end, data
+        time.sleep(0.2)
+
+
+@pytest.mark.timeout(240)
+def test_an_operator_runs_a_command_on_three_nodes_and_watches_them_finish(
+    console: Console, ssh_fleet: SshFleet
+) -> None:
+    console.login("admin", TEST_ADMIN_PASSWORD)
+    console.find("#clusters tr[data-cluster='fleet']")
+    console.wait(lambda d: console.find("#clusters tr[data-cluster='fleet'] td.num").text == "3")
+    console.shot("dashboard")
+    console.find("#nav-run").click()
+    Select(console.find("#run-cluster")).select_by_value(CLUSTER)
+    console.wait(lambda d: "3 nodes" in console.find("#node-note").text)
+    console.find("#run-command").send_keys("sleep 1; echo console-says-hello")
+    console.shot("run")
+    console.find("#run-submit").click()
+    console.wait(lambda d: "#/tasks/ssh-exec-" in d.current_url)
+    console.wait(lambda d: len(console.cells("success")) == 3)
+    assert console.wait(lambda d: "completed" in console.find("#task-status").text)
+    assert "3 succeeded, 0 failed" in console.find("#task-counts").text
+    assert console.find("#task-progress").get_attribute("value") == "100"
+    console.find("#grid .cell[data-node='node2']").click()
+    console.wait(lambda d: "console-says-hello" in console.find("#output-stdout").text)
+    assert console.find("#node-state").text == "success"
+    shot = console.shot("task")
+    assert shot.stat().st_size > 0
+    assert console.severe_logs() == []
+
+
+@pytest.mark.timeout(240)
+def test_the_guard_rails_refusal_is_shown_in_the_run_form(console: Console) -> None:
+    console.login("admin", TEST_ADMIN_PASSWORD)
+    console.open("#/run")
+    console.wait(lambda d: "3 nodes" in console.find("#node-note").text)
+    console.find("#run-command").send_keys("rm -rf /")
+    console.find("#run-submit").click()
+    problem = console.find("#run-problem .problem")
+    assert "422" in problem.text and "dangerous command blocked" in problem.text
+    assert console.driver.current_url.endswith("#/run")
+    console.shot("run-refused")
+
+
+@pytest.mark.timeout(240)
+def test_a_running_task_is_cancelled_from_its_page(console: Console, admin: httpx.Client) -> None:
+    console.login("admin", TEST_ADMIN_PASSWORD)
+    task_id = _execute(admin, "sleep 30", ["node1", "node2"])
+    console.open(f"#/tasks/{task_id}")
+    console.wait(lambda d: len(console.cells("running")) == 2)
+    console.shot("task-running")
+    console.find("#cancel").click()
+    console.wait(lambda d: d.switch_to.alert).accept()
+    console.wait(lambda d: "cancelled" in console.find("#task-status").text)
+    console.wait(lambda d: len(console.cells("failed")) == 2)
+    assert "cancelled" in console.find("#failures").text
+    assert console.all("#cancel") == []
+    assert _wait_status(admin, task_id, {"cancelled"})["status"] == "cancelled"
+    console.shot("task-cancelled")
+
+
+@pytest.mark.timeout(240)
+def test_failed_nodes_show_their_reasons_and_can_be_rerun(
+    console: Console, admin: httpx.Client
+) -> None:
+    console.login("admin", TEST_ADMIN_PASSWORD)
+    task_id = _execute(admin, "echo bad >&2; exit 3", ["node1", "node3"])
+    _wait_status(admin, task_id, {"failed"})
+    console.open(f"#/tasks/{task_id}")
+    console.wait(lambda d: len(console.cells("failed")) == 2)
+    reasons = console.find("#failures").text
+    assert "exit_code" in reasons and "node3" in reasons
+    console.find("#grid .cell[data-node='node3']").click()
+    console.wait(lambda d: "bad" in console.find("#output-stderr").text)
+    assert console.find("#node-reason").text == "exit_code"
+    console.find("#rerun-failed").click()
+    console.wait(lambda d: "#/tasks/" in d.current_url and task_id not in d.current_url)
+    console.wait(lambda d: len(console.cells("failed")) == 2)
+    assert task_id in console.find(".facts").text  # "rerun of"
+
+
+XSS = "<script>window.__owned=1</script><img src=x onerror=window.__owned=2>"
+
+
+@pytest.mark.timeout(240)
+def test_markup_in_node_output_is_shown_as_text(console: Console, admin: httpx.Client) -> None:
+    console.login("admin", TEST_ADMIN_PASSWORD)
+    task_id = _execute(admin, f"printf '%s\\n' '{XSS}'; printf '%s' '{XSS}' >&2; exit 1")
+    _wait_status(admin, task_id, {"failed"})
+    console.open(f"#/tasks/{task_id}")
+    console.find("#grid .cell[data-node='node1']").click()
+    console.wait(lambda d: XSS in console.find("#output-stdout").text)
+    console.wait(lambda d: XSS in console.find("#output-stderr").text)
+    with pytest.raises(NoAlertPresentException):
+        console.driver.switch_to.alert.text  # noqa: B018
+    assert console.driver.execute_script("return window.__owned") is None
+    for pre in ("#output-stdout", "#output-stderr"):
+        assert console.all(f"{pre} script") == [] and console.all(f"{pre} img") == []
+    assert console.all("main img") == []
+    console.shot("task-markup")
+
+
+@pytest.mark.timeout(240)
+def test_a_viewer_sees_no_run_or_cancel_buttons(console: Console, admin: httpx.Client) -> None:
+    task_id = _execute(admin, "sleep 30")
+    try:
+        console.login(*VIEWER)
+        assert "watcher (viewer)" in console.find("#whoami").text
+        console.find("#nav-history")
+        assert console.all("#nav-run") == []
+        console.open(f"#/tasks/{task_id}")
+        console.wait(lambda d: len(console.cells("running")) == 1)
+        assert console.all("#task-actions button") == []
+        console.shot("viewer-task")
+        console.open("#/run")
+        console.wait(lambda d: "Not found" in console.find("main h1").text)
+        assert console.all("#run-form") == []
+    finally:
+        admin.post(f"/automation/ssh/cancel/{task_id}")
+    _wait_status(admin, task_id, {"cancelled", "completed", "failed"})
+
+
+@pytest.mark.timeout(240)
+def test_history_filters_and_pages_through_the_api(console: Console, admin: httpx.Client) -> None:
+    for _ in range(3):
+        _execute(admin, "true")
+    failed = _execute(admin, "exit 2")
+    _wait_status(admin, failed, {"failed"})
+    console.login("admin", TEST_ADMIN_PASSWORD)
+    console.open("#/history")
+    Select(console.find("#status")).select_by_value("failed")
+    Select(console.find("#page_size")).select_by_value("10")
+    console.find("#history-apply").click()
+    console.wait(lambda d: "status=failed" in d.current_url)
+    console.find(f"#history-results tr[data-task='{failed}']")
+    rows = console.all("#history-results tbody tr")
+    assert rows and all("failed" in row.text for row in rows)
+    console.shot("history")
+    total = admin.get("/tasks", params={"page_size": 1}).json()["data"]["total"]
+    assert total > 2
+    console.open("#/history?page_size=2")
+    console.wait(lambda d: f"page 1 of {(total + 1) // 2}" in console.find("#page-info").text)
+    first = [r.get_attribute("data-task") for r in console.all("#history-results tbody tr")]
+    console.find("#page-next").click()
+    console.wait(lambda d: "page 2 of" in console.find("#page-info").text)
+    second = [r.get_attribute("data-task") for r in console.all("#history-results tbody tr")]
+    assert len(first) == 2 and second and not set(first) & set(second)
+    assert console.severe_logs() == []
+
+
+@pytest.mark.timeout(120)
+def test_logging_out_forgets_the_token(console: Console) -> None:
+    console.login("admin", TEST_ADMIN_PASSWORD)
+    assert "knm.console.session" in console.driver.execute_script(
+        "return Object.keys(sessionStorage).join(',')"
+    )
+    assert "token" not in console.driver.current_url
+    console.find("#logout").click()
+    console.find("#login-form")
+    assert (
+        console.driver.execute_script("return sessionStorage.getItem('knm.console.session')")
+        is None
+    )
+    console.open("#/history")
+    console.find("#login-form")
+
+
+@pytest.mark.timeout(120)
+def test_the_console_is_absent_when_its_plugin_is_blocked(
+    tmp_path: Path, knm_database_url: str
+) -> None:
+    proc = KnmProcess(
+        tmp_path / "blocked", knm_database_url, ["serve"], {"KNM_BLOCKED_PLUGINS": "console"}
+    )
+    proc.start()
+    try:
+        page = httpx.get(f"{proc.base_url}/", timeout=30)
+        asset = httpx.get(f"{proc.base_url}/console/app.js", timeout=30)
+        features = httpx.get(f"{proc.api}/features", timeout=30)
+    finally:
+        proc.stop()
+    assert page.status_code == 404 and page.json()["code"] == 404
+    assert asset.status_code == 404
+    assert features.status_code == 200
