@@ -5,9 +5,8 @@ Each test saves a screenshot of the pages it visits in its temporary directory."
 
 from __future__ import annotations
 
-import shutil
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,30 +17,12 @@ from knm.testing.database import TEST_ADMIN_PASSWORD
 from knm.testing.process import KnmProcess
 from knm.testing.sshfleet import SshFleet
 
+from .conftest import WAIT, Console, api, login_token
+
 pytestmark = pytest.mark.slow
 
-CHROMEDRIVER = Path("/usr/bin/chromedriver")
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 CLUSTER = "fleet"
 VIEWER = ("watcher", "watcher-passw0rd")
-WAIT = 60
-
-webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed")
-from selenium.common.exceptions import NoAlertPresentException  # noqa: E402
-from selenium.webdriver.common.by import By  # noqa: E402
-from selenium.webdriver.support.ui import Select, WebDriverWait  # noqa: E402
-
-
-def _api(server: KnmProcess, token: str | None = None) -> httpx.Client:
-    headers = {"Authorization": f"Bearer {token}"} if token else {}
-    return httpx.Client(base_url=server.api, headers=headers, timeout=30)
-
-
-def _login(server: KnmProcess, username: str, password: str) -> str:
-    with _api(server) as client:
-        answer = client.post("/auth/login", json={"username": username, "password": password})
-    assert answer.status_code == 200, answer.text
-    return answer.json()["data"]["token"]
 
 
 @pytest.fixture(scope="module")
@@ -53,7 +34,7 @@ def server(
     proc = KnmProcess(tmp_path_factory.mktemp("console"), knm_database_url, ["serve"], {})
     proc.start()
     try:
-        with _api(proc, _login(proc, "admin", TEST_ADMIN_PASSWORD)) as admin:
+        with api(proc, login_token(proc, "admin", TEST_ADMIN_PASSWORD)) as admin:
             credential = admin.post(
                 "/credentials",
                 json={
@@ -88,95 +69,8 @@ def server(
 
 @pytest.fixture(scope="module")
 def admin(server: KnmProcess) -> Iterator[httpx.Client]:
-    with _api(server, _login(server, "admin", TEST_ADMIN_PASSWORD)) as client:
+    with api(server, login_token(server, "admin", TEST_ADMIN_PASSWORD)) as client:
         yield client
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    if CHROMIUM is None or not CHROMEDRIVER.exists():
-        pytest.skip(
-            "chromium and chromium-driver are not installed (scripts/test.sh installs them)"
-        )
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for argument in (
-        "--headless=new",
-        "--no-sandbox",  # root in a container has no user namespaces for the sandbox
-        "--disable-dev-shm-usage",
-        "--disable-gpu",
-        "--window-size=1280,900",
-        "--no-first-run",
-        "--disable-extensions",
-    ):
-        options.add_argument(argument)
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    # The driver's path given: Selenium Manager never looks for (or downloads) one.
-    driver = webdriver.Chrome(service=Service(executable_path=str(CHROMEDRIVER)), options=options)
-    driver.set_page_load_timeout(WAIT)
-    try:
-        yield driver
-    finally:
-        driver.quit()
-
-
-class Console:
-    """The browser on the console of ``server``, with the waits the tests share."""
-
-    def __init__(self, driver: Any, server: KnmProcess, shots: Path) -> None:
-        self.driver = driver
-        self.server = server
-        self.shots = shots
-
-    def open(self, fragment: str = "") -> None:
-        self.driver.get(f"{self.server.base_url}/{fragment}")
-
-    def wait(self, until: Callable[[Any], Any], timeout: float = WAIT) -> Any:
-        return WebDriverWait(self.driver, timeout, poll_frequency=0.1).until(until)
-
-    def find(self, css: str) -> Any:
-        return self.wait(lambda d: d.find_element(By.CSS_SELECTOR, css))
-
-    def all(self, css: str) -> list[Any]:
-        return self.driver.find_elements(By.CSS_SELECTOR, css)
-
-    def login(self, username: str, password: str) -> None:
-        self.open()
-        # A fresh page with no session: the one of an earlier test is forgotten.
-        self.driver.execute_script("sessionStorage.clear()")
-        self.driver.refresh()
-        self.find("#username").send_keys(username)
-        self.find("#password").send_keys(password)
-        self.find("#login").click()
-        self.wait(lambda d: username in d.find_element(By.ID, "who").text)
-
-    def shot(self, name: str) -> Path:
-        path = self.shots / f"{name}.png"
-        self.driver.save_screenshot(str(path))
-        return path
-
-    def cells(self, state: str) -> list[Any]:
-        return self.all(f"#grid .cell.n-{state}")
-
-    def severe_logs(self) -> list[dict[str, Any]]:
-        """Errors since the last call: a CSP violation or a script error shows here (a request
-        the API answered with an error is the test's own business)."""
-        return [
-            entry
-            for entry in self.driver.get_log("browser")
-            if entry["level"] == "SEVERE" and entry.get("source") != "network"
-        ]
-
-
-@pytest.fixture
-def console(browser: Any, server: KnmProcess, tmp_path: Path) -> Console:
-    shots = tmp_path / "screenshots"
-    shots.mkdir()
-    page = Console(browser, server, shots)
-    page.severe_logs()  # an earlier test's are its own
-    return page
 
 
 def _execute(admin: httpx.Client, command: str, nodes: list[str] | None = None) -> str:
@@ -205,7 +99,7 @@ def test_an_operator_runs_a_command_on_three_nodes_and_watches_them_finish(
     console.wait(lambda d: console.find("#clusters tr[data-cluster='fleet'] td.num").text == "3")
     console.shot("dashboard")
     console.find("#nav-run").click()
-    Select(console.find("#run-cluster")).select_by_value(CLUSTER)
+    console.choose("#run-cluster", CLUSTER)
     console.wait(lambda d: "3 nodes" in console.find("#node-note").text)
     console.find("#run-command").send_keys("sleep 1; echo console-says-hello")
     console.shot("run")
@@ -224,7 +118,9 @@ def test_an_operator_runs_a_command_on_three_nodes_and_watches_them_finish(
 
 
 @pytest.mark.timeout(240)
-def test_the_guard_rails_refusal_is_shown_in_the_run_form(console: Console) -> None:
+def test_the_guard_rails_refusal_is_shown_in_the_run_form_and_a_node_picked_by_name_runs(
+    console: Console,
+) -> None:
     console.login("admin", TEST_ADMIN_PASSWORD)
     console.open("#/run")
     console.wait(lambda d: "3 nodes" in console.find("#node-note").text)
@@ -234,6 +130,15 @@ def test_the_guard_rails_refusal_is_shown_in_the_run_form(console: Console) -> N
     assert "422" in problem.text and "dangerous command blocked" in problem.text
     assert console.driver.current_url.endswith("#/run")
     console.shot("run-refused")
+    # Corrected, on one node picked by name, it runs.
+    console.find("#scope-some").click()
+    console.choose("#run-nodes", "node2")
+    console.find("#run-command").clear()
+    console.find("#run-command").send_keys("echo picked")
+    console.find("#run-submit").click()
+    console.wait(lambda d: "#/tasks/ssh-exec-" in d.current_url)
+    console.wait(lambda d: len(console.cells("success")) == 1)
+    assert [c.get_attribute("data-node") for c in console.all("#grid .cell")] == ["node2"]
 
 
 @pytest.mark.timeout(240)
@@ -285,6 +190,8 @@ def test_markup_in_node_output_is_shown_as_text(console: Console, admin: httpx.C
     console.find("#grid .cell[data-node='node1']").click()
     console.wait(lambda d: XSS in console.find("#output-stdout").text)
     console.wait(lambda d: XSS in console.find("#output-stderr").text)
+    from selenium.common.exceptions import NoAlertPresentException
+
     with pytest.raises(NoAlertPresentException):
         console.driver.switch_to.alert.text  # noqa: B018
     assert console.driver.execute_script("return window.__owned") is None
@@ -315,15 +222,15 @@ def test_a_viewer_sees_no_run_or_cancel_buttons(console: Console, admin: httpx.C
 
 
 @pytest.mark.timeout(240)
-def test_history_filters_and_pages_through_the_api(console: Console, admin: httpx.Client) -> None:
+def test_history_filters_and_pages_through_theapi(console: Console, admin: httpx.Client) -> None:
     for _ in range(3):
         _execute(admin, "true")
     failed = _execute(admin, "exit 2")
     _wait_status(admin, failed, {"failed"})
     console.login("admin", TEST_ADMIN_PASSWORD)
     console.open("#/history")
-    Select(console.find("#status")).select_by_value("failed")
-    Select(console.find("#page_size")).select_by_value("10")
+    console.choose("#status", "failed")
+    console.choose("#page_size", "10")
     console.find("#history-apply").click()
     console.wait(lambda d: "status=failed" in d.current_url)
     console.find(f"#history-results tr[data-task='{failed}']")

@@ -35,6 +35,9 @@ class TaskView {
     this.info = new Map(); // node -> {reason, message, exit_code}
     this.counts = { pending: this.names.length, running: 0, success: 0, failed: 0 };
     this.dirty = new Set();
+    // Nodes whose end came as an event (not from a status answer): the page missed none of
+    // them when this reaches the node count (#grid's data-live-ends, read by the tests).
+    this.endedLive = new Set();
     this.failuresChanged = true;
     this.headerChanged = true;
     this.frame = 0;
@@ -144,6 +147,7 @@ class TaskView {
     const data = event.data || {};
     if (event.type === "node" && data.node) {
       const state = STATES.includes(data.status) ? data.status : "failed";
+      if (state !== "running" && this.index.has(data.node)) this.endedLive.add(data.node);
       const info = state === "running" ? null : { reason: data.reason, message: event.message, exit_code: data.exit_code };
       this.setNode(data.node, state, info);
       if (data.node === this.selected && state !== "running") this.fetchOutput();
@@ -200,6 +204,7 @@ class TaskView {
       cell.title = `${this.names[i]}: ${state}${info && info.reason ? ` (${info.reason})` : ""}`;
     }
     this.dirty.clear();
+    this.grid.dataset.liveEnds = String(this.endedLive.size);
     if (this.headerChanged) this.drawHeader();
     if (this.failuresChanged) this.drawFailures();
     if (this.detailChanged) this.drawDetail();
@@ -226,6 +231,7 @@ class TaskView {
       return;
     }
     const shown = failed.slice(0, 200);
+    const more = failed.length - shown.length;
     this.failures.replaceChildren(
       h("h2", {}, `Failed nodes (${failed.length})`),
       h(
@@ -248,7 +254,7 @@ class TaskView {
           }),
         ),
       ),
-      failed.length > shown.length ? h("p", { class: "muted" }, `and ${failed.length - shown.length} more`) : null,
+      h("p", { class: "muted" }, more > 0 ? `and ${more} more` : ""),
     );
   }
 
