@@ -283,3 +283,42 @@ def test_the_console_is_absent_when_its_plugin_is_blocked(
     assert page.status_code == 404 and page.json()["code"] == 404
     assert asset.status_code == 404
     assert features.status_code == 200
+
+
+@pytest.mark.timeout(120)
+def test_a_wrong_password_is_refused_in_the_form(console: Console) -> None:
+    console.open()
+    console.driver.execute_script("sessionStorage.clear()")
+    console.driver.refresh()
+    console.find("#username").send_keys("admin")
+    console.find("#password").send_keys("not-the-password")
+    console.find("#login").click()
+    problem = console.find("#login-form .problem")
+    assert "401" in problem.text and "invalid username or password" in problem.text
+    assert console.all("#nav-dashboard") == []
+
+
+@pytest.mark.timeout(240)
+def test_the_dashboard_shows_running_tasks_and_failures_first(
+    console: Console, admin: httpx.Client
+) -> None:
+    failed = _execute(admin, "exit 4")
+    _wait_status(admin, failed, {"failed"})
+    completed = _execute(admin, "true")
+    _wait_status(admin, completed, {"completed"})
+    running = _execute(admin, "sleep 30")
+    try:
+        console.login("admin", TEST_ADMIN_PASSWORD)
+        console.find(f"#running tr[data-task='{running}']")
+        order = [r.get_attribute("data-task") for r in console.all("#recent tbody tr")]
+        assert order.index(failed) < order.index(completed)
+        statuses = [
+            r.find_element("css selector", ".badge").text for r in console.all("#recent tbody tr")
+        ]
+        assert statuses == sorted(statuses, key=lambda s: {"failed": 0, "cancelled": 1}.get(s, 2))
+        console.shot("dashboard-busy")
+    finally:
+        admin.post(f"/automation/ssh/cancel/{running}")
+    _wait_status(admin, running, {"cancelled", "completed", "failed"})
+    # The page follows along: the cancelled task leaves the running list by itself.
+    console.wait(lambda d: console.all(f"#running tr[data-task='{running}']") == [])

@@ -19,6 +19,7 @@ pytestmark = pytest.mark.slow
 
 NODES = [f"n{i:04d}" for i in range(1000)]
 FAILING = NODES[::50]
+HANGING = NODES[7]
 
 #: Records the page's longest Long Task (ms) from its first moment, in ``window.__longest``.
 WATCH_LONG_TASKS = """
@@ -59,12 +60,15 @@ def test_a_thousand_node_task_reaches_the_grid_event_by_event(
 
 
 def watch_a_thousand_nodes(console: Console, server: KnmProcess) -> None:
+    # One node hangs until cancelled: the task is still running when the page subscribes, so
+    # every node's end reaches it as an event (replayed or live), the last one live.
     body = {
         "cluster_name": "lab",
         "target_nodes": NODES,
         "sleep": 1.0,
         "output_lines": 20,
         "fail_nodes": FAILING,
+        "hang_nodes": [HANGING],
     }
     with api(server, login_token(server, "admin", TEST_ADMIN_PASSWORD)) as admin:
         started = admin.post("/automation/test/execute", json=body)
@@ -73,15 +77,21 @@ def watch_a_thousand_nodes(console: Console, server: KnmProcess) -> None:
         console.open(f"#/tasks/{task_id}")
         assert len(console.wait(lambda d: console.all("#grid .cell"))) == len(NODES)
         console.find(f"#grid .cell[data-node='{NODES[-1]}']").click()
-        console.wait(
-            lambda d: console.find("#grid").get_attribute("data-live-ends") == str(len(NODES))
+        console.wait(lambda d: live_ends(console) == len(NODES) - 1)
+        assert console.all("#grid .cell.n-running") == console.all(
+            f"#grid .cell[data-node='{HANGING}']"
         )
+        cancelled = admin.post(f"/automation/test/cancel/{task_id}")
+        assert cancelled.status_code == 200, cancelled.text
+        console.wait(lambda d: live_ends(console) == len(NODES))
         end = time.monotonic() + WAIT
         while (task := admin.get(f"/tasks/{task_id}").json()["data"])["status"] == "running":
             assert time.monotonic() < end
             time.sleep(0.2)
-    assert task["success_count"] == len(NODES) - len(FAILING)
-    console.wait(lambda d: len(console.cells("failed")) == task["failed_count"])
+    assert task["status"] == "cancelled"
+    assert task["success_count"] == len(NODES) - len(FAILING) - 1
+    console.wait(lambda d: "cancelled" in console.find("#task-status").text)
+    assert len(console.cells("failed")) == task["failed_count"]
     assert len(console.cells("success")) == task["success_count"]
     assert console.all("#grid .cell.n-running, #grid .cell.n-pending") == []
     counts = console.find("#task-counts").text
@@ -93,3 +103,7 @@ def watch_a_thousand_nodes(console: Console, server: KnmProcess) -> None:
     # The Long Tasks API reports only tasks of 50 ms and more.
     print(f"1,000 nodes: longest main-thread task {longest:.0f} ms (0: none reached 50 ms)")
     assert console.severe_logs() == []
+
+
+def live_ends(console: Console) -> int:
+    return int(console.find("#grid").get_attribute("data-live-ends") or 0)

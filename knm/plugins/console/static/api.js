@@ -39,23 +39,50 @@ export function can(role) {
   return mine !== undefined && mine >= RANKS[role];
 }
 
+let refreshTimer = 0;
+
 function save(next) {
   session = next;
-  if (next) sessionStorage.setItem(KEY, JSON.stringify(next));
-  else sessionStorage.removeItem(KEY);
+  clearTimeout(refreshTimer);
+  if (next) {
+    sessionStorage.setItem(KEY, JSON.stringify(next));
+    keepFresh();
+  } else {
+    sessionStorage.removeItem(KEY);
+  }
+}
+
+// A JWT lives KNM_TOKEN_TTL: swap it for a fresh one (POST /auth/refresh) when most of its
+// life is spent, while the tab is open. Past the session's maximum age the server says 401
+// and the user logs in again.
+function keepFresh() {
+  const expires = Date.parse(session.expires_at || "");
+  if (Number.isNaN(expires)) return;
+  const wait = Math.max(5_000, (expires - Date.now()) * 0.8);
+  refreshTimer = setTimeout(async () => {
+    try {
+      const data = await request("POST", "auth/refresh");
+      save({ ...session, token: data.token, expires_at: data.expires_at });
+    } catch {
+      // A 401 has logged the user out already; anything else tries again later.
+      if (session) refreshTimer = setTimeout(keepFresh, 30_000);
+    }
+  }, Math.min(wait, 2 ** 31 - 1));
 }
 
 export async function login(username, password) {
   const data = await request("POST", "auth/login", { body: { username, password }, anonymous: true });
-  save({ token: data.token, user: data.user });
-  // The role as the server sees it now (the login answer's user may be all there is).
-  save({ token: data.token, user: await request("GET", "auth/me") });
+  save({ token: data.token, expires_at: data.expires_at, user: data.user });
+  // The role as the server sees it now.
+  save({ ...session, user: await request("GET", "auth/me") });
   return session.user;
 }
 
 export function logout() {
   save(null);
 }
+
+if (session) keepFresh();
 
 function url(path, query) {
   const target = new URL(path, API);

@@ -5,6 +5,7 @@ import { h, link, problem } from "./dom.js";
 import { taskTable } from "./tasks.js";
 
 const RECENT = 30;
+const REFRESH_MS = 5_000;
 
 export async function dashboardView(main) {
   const running = h("section", { id: "running" }, h("h2", {}, "Running"), h("p", { class: "muted" }, "Loading…"));
@@ -12,6 +13,20 @@ export async function dashboardView(main) {
   const clusters = h("section", { id: "clusters" }, h("h2", {}, "Clusters"), h("p", { class: "muted" }, "Loading…"));
   main.append(h("h1", {}, "Dashboard"), running, recent, clusters);
   await Promise.all([showTasks(running, recent), showClusters(clusters)]);
+  // The task lists follow along while the page is shown (a few small reads every few seconds).
+  let timer = 0;
+  let stopped = false;
+  const again = () => {
+    timer = setTimeout(async () => {
+      await showTasks(running, recent);
+      if (!stopped) again();
+    }, REFRESH_MS);
+  };
+  again();
+  return () => {
+    stopped = true;
+    clearTimeout(timer);
+  };
 }
 
 async function showTasks(running, recent) {

@@ -36,9 +36,9 @@ export class Live {
     target.protocol = target.protocol === "https:" ? "wss:" : "ws:";
     const socket = new WebSocket(target);
     this.socket = socket;
+    const sent = token() || "";
     socket.addEventListener("open", () => {
-      this.retry = 500;
-      socket.send(JSON.stringify({ action: "auth", token: token() || "" }));
+      socket.send(JSON.stringify({ action: "auth", token: sent }));
       for (const taskId of this.last.keys()) this.#send(taskId);
       this.onState("open");
     });
@@ -47,7 +47,9 @@ export class Live {
       if (this.socket !== socket) return;
       this.socket = null;
       if (this.closed) return;
-      if (event.code === 4401) {
+      // 4401 for a token since refreshed (it expired on this connection): come back with the
+      // new one. For the current token it is final.
+      if (event.code === 4401 && (!token() || token() === sent)) {
         this.onState("unauthorized", event.reason);
         return;
       }
@@ -58,6 +60,7 @@ export class Live {
   }
 
   #receive(text) {
+    this.retry = 500; // a server that talks is back: the next drop retries quickly again
     let event;
     try {
       event = JSON.parse(text);

@@ -50,7 +50,9 @@ class TaskView {
       (event) => this.onEvent(event),
       (state, reason) => this.onSocket(state, reason),
     );
-    this.live.subscribe(this.id);
+    // A finished task's status answer is the whole story; a running one's events replay from
+    // the first (which nodes started) and then go on live.
+    if (!TERMINAL.has(task.status)) this.live.subscribe(this.id);
   }
 
   close() {
@@ -181,7 +183,10 @@ class TaskView {
       return;
     }
     this.applyResults(this.task.results || []);
-    if (TERMINAL.has(this.task.status)) this.socketLine.textContent = "";
+    if (TERMINAL.has(this.task.status)) {
+      this.socketLine.textContent = "";
+      this.live.close();
+    }
     this.headerChanged = true;
     this.renderActions();
     if (this.selected) this.fetchOutput();
