@@ -132,3 +132,15 @@ def test_the_maintenance_soak_runs_its_labs_side_by_side_and_prints_their_table(
     assert [rows[lab].split("|")[2].strip() for lab in ("1", "2", "all")] == ["2", "2", "4"]
     # The result column is padded to its header's width: "| ok     |".
     assert re.search(r"\|\s*ok\s*\|\s*$", done.stdout, re.MULTILINE), done.stdout
+
+
+@pytest.mark.timeout(300)
+@pytest.mark.skipif(
+    shutil.which("chromium") is None or not Path("/usr/bin/chromedriver").exists(),
+    reason="chromium and chromium-driver are not installed (scripts/test.sh installs them)",
+)
+def test_the_console_benchmark_streams_into_a_browser_without_loss_and_prints_its_table() -> None:
+    done = run_smoke("bench.console")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "| nodes | events/s | events | received | lagged | counts |" in done.stdout
+    assert "| equal |" in done.stdout and "lossless pass" in done.stdout

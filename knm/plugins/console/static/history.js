@@ -6,7 +6,7 @@ import { h, problem } from "./dom.js";
 import { taskTable } from "./tasks.js";
 
 const STATUSES = ["", "pending", "running", "completed", "failed", "cancelled"];
-const KINDS = ["", "ssh", "ansible", "script", "k8s", "workflow"];
+const KINDS = ["ssh", "ansible", "script", "k8s", "workflow"];
 const FIELDS = ["kind", "cluster_name", "status", "start_date", "end_date", "include_children", "page", "page_size"];
 
 export async function historyView(main, params) {
@@ -24,9 +24,10 @@ export async function historyView(main, params) {
     clusters = [];
   }
   if (query.cluster_name && !clusters.includes(query.cluster_name)) clusters.push(query.cluster_name);
-  const kinds = KINDS.includes(query.kind || "") ? KINDS : [...KINDS, query.kind];
+  // Any kind a plugin adds can be typed; knm's own are offered.
+  const kind = h("input", { id: "kind", name: "kind", list: "kinds", value: query.kind || "", placeholder: "any", size: "10" });
   const inputs = {
-    kind: choose("kind", kinds, query.kind),
+    kind,
     cluster_name: choose("cluster_name", ["", ...clusters], query.cluster_name),
     status: choose("status", STATUSES, query.status),
     start_date: h("input", { id: "start_date", type: "date", value: query.start_date || "" }),
@@ -39,6 +40,7 @@ export async function historyView(main, params) {
     { class: "filters", id: "history-filters" },
     Object.entries(inputs).map(([name, input]) => h("label", {}, name.replace("_", " "), " ", input)),
     h("button", { type: "submit", id: "history-apply" }, "Apply"),
+    h("datalist", { id: "kinds" }, KINDS.map((k) => h("option", { value: k }))),
   );
   form.addEventListener("submit", (event) => {
     event.preventDefault();

@@ -13,6 +13,10 @@ const STATES = ["pending", "running", "success", "failed"];
 // A grid this small shows node names in its cells; a larger one, squares with tooltips.
 const NAMED_CELLS = 60;
 
+function sameInfo(a, b) {
+  return a.reason === b.reason && a.message === b.message && a.exit_code === b.exit_code;
+}
+
 export async function taskView(main, taskId) {
   let task;
   try {
@@ -123,6 +127,9 @@ class TaskView {
     const old = this.states[i];
     // A replayed "started" never undoes an end already known from the status answer.
     if (state === "running" && (old === "success" || old === "failed")) return;
+    const known = this.info.get(name);
+    // The final status answer repeats what events said: nothing to redraw then.
+    if (old === state && (!info || (known && sameInfo(known, info)))) return;
     if (info) this.info.set(name, info);
     if (old !== state) {
       this.counts[old] -= 1;
