@@ -92,3 +92,12 @@ def test_a_blocked_console_serves_nothing(knm_config: Any) -> None:
         assert client.get("/").status_code == 404
         assert client.get("/console/app.js").status_code == 404
         assert client.get("/api/v1/features").status_code == 200
+
+
+@pytest.mark.parametrize("method", ["POST", "PUT", "DELETE"])
+def test_a_write_to_the_page_is_405_in_the_envelope(app: Litestar, method: str) -> None:
+    with TestClient(app) as client:
+        for path in ("/", "/console/app.js"):
+            response = client.request(method, path)
+            assert response.status_code == 405, path
+            assert response.json()["code"] == 405
