@@ -142,5 +142,5 @@ def test_the_maintenance_soak_runs_its_labs_side_by_side_and_prints_their_table(
 def test_the_console_benchmark_streams_into_a_browser_without_loss_and_prints_its_table() -> None:
     done = run_smoke("bench.console")
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "| nodes | events/s | events | received | lagged | counts |" in done.stdout
-    assert "| equal |" in done.stdout and "lossless pass" in done.stdout
+    assert re.search(r"\|\s*nodes\s*\|\s*events/s\s*\|\s*events\s*\|\s*received", done.stdout)
+    assert re.search(r"\|\s*equal\s*\|", done.stdout) and "lossless pass" in done.stdout
