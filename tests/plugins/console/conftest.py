@@ -4,6 +4,7 @@ and ``Console``, the waits and finds the tests share."""
 
 from __future__ import annotations
 
+import json
 import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -60,7 +61,8 @@ def browser() -> Iterator[Any]:
         "--disable-extensions",
     ):
         options.add_argument(argument)
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    # "performance": the DevTools network events, to see every URL the page asks for.
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL", "performance": "ALL"})
     driver = webdriver.Chrome(service=Service(executable_path=str(CHROMEDRIVER)), options=options)
     driver.set_page_load_timeout(WAIT)
     driver.set_script_timeout(WAIT)
@@ -112,6 +114,18 @@ class Console:
     def cells(self, state: str) -> list[Any]:
         return self.all(f"#grid .cell.n-{state}")
 
+    def urls(self) -> list[str]:
+        """Every URL the page requested (HTTP and WebSocket) since the last call."""
+        found = []
+        for entry in self.driver.get_log("performance"):
+            message = json.loads(entry["message"])["message"]
+            params = message.get("params", {})
+            if message.get("method") == "Network.requestWillBeSent":
+                found.append(params["request"]["url"])
+            elif message.get("method") == "Network.webSocketCreated":
+                found.append(params["url"])
+        return found
+
     def severe_logs(self) -> list[dict[str, Any]]:
         """Errors since the last call: a CSP violation or a script error shows here (a request
         the API answered with an error is the test's own business)."""
@@ -130,4 +144,5 @@ def console(browser: Any, server: KnmProcess, tmp_path: Path) -> Console:
     shots.mkdir()
     page = Console(browser, server, shots)
     page.severe_logs()  # an earlier test's are its own
+    page.urls()
     return page

@@ -202,7 +202,11 @@ def test_markup_in_node_output_is_shown_as_text(console: Console, admin: httpx.C
 
 
 @pytest.mark.timeout(240)
-def test_a_viewer_sees_no_run_or_cancel_buttons(console: Console, admin: httpx.Client) -> None:
+def test_a_viewer_sees_no_run_cancel_or_rerun_buttons(
+    console: Console, admin: httpx.Client
+) -> None:
+    failed = _execute(admin, "exit 1")
+    _wait_status(admin, failed, {"failed"})
     task_id = _execute(admin, "sleep 30")
     try:
         console.login(*VIEWER)
@@ -213,6 +217,9 @@ def test_a_viewer_sees_no_run_or_cancel_buttons(console: Console, admin: httpx.C
         console.wait(lambda d: len(console.cells("running")) == 1)
         assert console.all("#task-actions button") == []
         console.shot("viewer-task")
+        console.open(f"#/tasks/{failed}")
+        console.wait(lambda d: len(console.cells("failed")) == 1)
+        assert console.all("#task-actions button") == []
         console.open("#/run")
         console.wait(lambda d: "Not found" in console.find("main h1").text)
         assert console.all("#run-form") == []
@@ -251,12 +258,25 @@ def test_history_filters_and_pages_through_theapi(console: Console, admin: httpx
 
 
 @pytest.mark.timeout(120)
-def test_logging_out_forgets_the_token(console: Console) -> None:
+def test_the_token_stays_out_of_urls_and_logging_out_forgets_it(
+    console: Console, admin: httpx.Client
+) -> None:
     console.login("admin", TEST_ADMIN_PASSWORD)
     assert "knm.console.session" in console.driver.execute_script(
         "return Object.keys(sessionStorage).join(',')"
     )
     assert "token" not in console.driver.current_url
+    token = console.driver.execute_script(
+        "return JSON.parse(sessionStorage.getItem('knm.console.session')).token"
+    )
+    # A running task's page opens the WebSocket: the token goes in its first message.
+    task_id = _execute(admin, "sleep 3")
+    console.open(f"#/tasks/{task_id}")
+    console.wait(lambda d: len(console.cells("success")) == 1)
+    urls = console.urls()
+    assert any(url.endswith("/api/v1/progress/ws") for url in urls), urls
+    assert any("/api/v1/tasks/" in url for url in urls), urls
+    assert not [url for url in urls if token in url or "token=" in url]
     console.find("#logout").click()
     console.find("#login-form")
     assert (

@@ -75,11 +75,11 @@ class TaskView {
     this.actions = h("div", { class: "actions", id: "task-actions" });
     this.actionProblem = h("div", { class: "slot" });
     this.message = h("p", { id: "task-message", class: "muted" });
-    this.grid = h("div", { id: "grid", class: "grid", role: "list" });
+    this.grid = h("div", { id: "grid", class: "grid", role: "group", "aria-label": "nodes" });
     this.cells = this.names.map((name) =>
       h(
         "button",
-        { type: "button", class: "cell n-pending", title: `${name}: pending`, role: "listitem", dataset: { node: name } },
+        { type: "button", class: "cell n-pending", title: `${name}: pending`, dataset: { node: name } },
         this.names.length <= NAMED_CELLS ? name : "",
       ),
     );
