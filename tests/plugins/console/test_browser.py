@@ -182,9 +182,12 @@ XSS = "<script>window.__owned=1</script><img src=x onerror=window.__owned=2>"
 
 
 @pytest.mark.timeout(240)
-def test_markup_in_node_output_is_shown_as_text(console: Console, admin: httpx.Client) -> None:
+def test_markup_in_node_output_is_shown_as_text_and_terminal_colors_as_colors(
+    console: Console, admin: httpx.Client
+) -> None:
     console.login("admin", TEST_ADMIN_PASSWORD)
-    task_id = _execute(admin, f"printf '%s\\n' '{XSS}'; printf '%s' '{XSS}' >&2; exit 1")
+    colored = "printf '\\033[1;31m%s\\033[0m plain\\n' '<b>red</b>'"
+    task_id = _execute(admin, f"printf '%s\\n' '{XSS}'; printf '%s' '{XSS}' >&2; {colored}; exit 1")
     _wait_status(admin, task_id, {"failed"})
     console.open(f"#/tasks/{task_id}")
     console.find("#grid .cell[data-node='node1']").click()
@@ -198,6 +201,12 @@ def test_markup_in_node_output_is_shown_as_text(console: Console, admin: httpx.C
     for pre in ("#output-stdout", "#output-stderr"):
         assert console.all(f"{pre} script") == [] and console.all(f"{pre} img") == []
     assert console.all("main img") == []
+    # Terminal colors become a span of fixed classes around the text; the markup stays text.
+    red = console.find("#output-stdout span.fg-1.ansi-bold")
+    assert red.text == "<b>red</b>"
+    assert console.all("#output-stdout b") == []
+    assert "\x1b" not in console.find("#output-stdout").text
+    assert "<b>red</b> plain" in console.find("#output-stdout").text
     console.shot("task-markup")
 
 
@@ -343,3 +352,32 @@ def test_the_dashboard_shows_running_tasks_and_failures_first(
     _wait_status(admin, running, {"cancelled", "completed", "failed"})
     # The page follows along: the cancelled task leaves the running list by itself.
     console.wait(lambda d: console.all(f"#running tr[data-task='{running}']") == [])
+
+
+SPLIT_COLORS = """
+const done = arguments[arguments.length - 1];
+import(new URL("console/ansi.js", document.baseURI).href).then(({ AnsiWriter }) => {
+  const pre = document.createElement("pre");
+  const writer = new AnsiWriter(pre);
+  // Escapes cut between chunks (a color, a title), 256 colors and a reset.
+  for (const chunk of ["a \\u001b[3", "2mgreen\\u001b", "[0m b \\u001b]0;", "t\\u0007", "\\u001b[38;5;4m<i>x</i>\\u001b[m"]) {
+    writer.write(chunk);
+  }
+  done([...pre.childNodes].map((n) => [n.nodeName, n.className || "", n.textContent]));
+});
+"""
+
+
+@pytest.mark.timeout(120)
+def test_terminal_colors_cut_between_chunks_still_color_and_other_escapes_vanish(
+    console: Console,
+) -> None:
+    console.open()
+    console.find("#view")
+    nodes = console.driver.execute_async_script(SPLIT_COLORS)
+    assert nodes == [
+        ["#text", "", "a "],
+        ["SPAN", "fg-2", "green"],
+        ["#text", "", " b "],
+        ["SPAN", "fg-4", "<i>x</i>"],
+    ]

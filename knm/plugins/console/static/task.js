@@ -3,6 +3,7 @@
 // per animation frame, touching only the cells that changed, so thousands of events a second
 // over a thousand nodes cost one small DOM update per frame.
 
+import { AnsiWriter } from "./ansi.js";
 import { ApiError, bytes, can, request, routeOf } from "./api.js";
 import { h, link, problem, route, seconds, when } from "./dom.js";
 import { Live } from "./live.js";
@@ -279,7 +280,8 @@ class TaskView {
     this.dirty.add(this.index.get(name));
     this.streams = {};
     for (const stream of ["stdout", "stderr"]) {
-      this.streams[stream] = { have: 0, decoder: new TextDecoder(), pre: h("pre", { class: `output ${stream}`, id: `output-${stream}` }) };
+      const pre = h("pre", { class: `output ${stream}`, id: `output-${stream}` });
+      this.streams[stream] = { have: 0, decoder: new TextDecoder(), pre, writer: new AnsiWriter(pre) };
     }
     this.detailInfo = h("div", { id: "node-info" });
     this.outputProblem = h("div", { class: "slot" });
@@ -336,8 +338,9 @@ class TaskView {
         if (this.selected !== name) return;
         s.have += chunk.length;
         const text = s.decoder.decode(chunk, { stream: true });
-        // Server text only ever becomes a text node: markup in output stays visible as text.
-        if (text) s.pre.append(document.createTextNode(text));
+        // Server text only ever becomes text nodes (colors: spans of fixed classes), so
+        // markup in output stays visible as text.
+        if (text) s.writer.write(text);
       }
       this.outputProblem.replaceChildren();
     } catch (error) {
