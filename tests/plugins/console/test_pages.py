@@ -3,6 +3,7 @@ knm's own files, the page under a prefix, and nothing else reachable."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import msgspec
@@ -15,16 +16,16 @@ from knm.core.litestar_plugin import KnmPlugin
 from knm.plugins.console.pages import ASSETS, CSP
 
 
-@pytest.fixture
-def app(knm_config: Any) -> Litestar:
-    return create_app(knm_config)
+@pytest.fixture(scope="module")
+def client(knm_config: Any) -> Iterator[TestClient[Litestar]]:
+    with TestClient(create_app(knm_config)) as started:
+        yield started
 
 
 def test_the_page_has_a_csp_without_unsafe_inline_and_loads_only_its_own_assets(
-    app: Litestar,
+    client: TestClient[Litestar],
 ) -> None:
-    with TestClient(app) as client:
-        page = client.get("/")
+    page = client.get("/")
     assert page.status_code == 200
     assert page.headers["content-type"].startswith("text/html")
     csp = page.headers["content-security-policy"]
@@ -37,17 +38,18 @@ def test_the_page_has_a_csp_without_unsafe_inline_and_loads_only_its_own_assets(
     assert "<style" not in page.text and " style=" not in page.text and "onclick" not in page.text
 
 
-def test_every_asset_is_served_with_its_type_and_the_same_headers(app: Litestar) -> None:
-    with TestClient(app) as client:
-        for name, asset in ASSETS.items():
-            response = client.get(f"/console/{name}")
-            assert response.status_code == 200, name
-            assert response.content == asset.body
-            assert response.headers["content-type"].split(";")[0] == asset.media_type
-            assert response.headers["content-security-policy"] == CSP
-            assert response.headers["x-content-type-options"] == "nosniff"
-            again = client.get(f"/console/{name}", headers={"If-None-Match": asset.etag})
-            assert again.status_code == 304
+def test_every_asset_is_served_with_its_type_and_the_same_headers(
+    client: TestClient[Litestar],
+) -> None:
+    for name, asset in ASSETS.items():
+        response = client.get(f"/console/{name}")
+        assert response.status_code == 200, name
+        assert response.content == asset.body
+        assert response.headers["content-type"].split(";")[0] == asset.media_type
+        assert response.headers["content-security-policy"] == CSP
+        assert response.headers["x-content-type-options"] == "nosniff"
+        again = client.get(f"/console/{name}", headers={"If-None-Match": asset.etag})
+        assert again.status_code == 304
 
 
 def test_no_script_of_the_console_parses_server_text_as_html() -> None:
@@ -59,9 +61,10 @@ def test_no_script_of_the_console_parses_server_text_as_html() -> None:
 
 
 @pytest.mark.parametrize("name", ["nope.js", "..%2Fpages.py", "index.html", "__init__.py"])
-def test_a_name_that_is_not_an_asset_is_404_in_the_envelope(app: Litestar, name: str) -> None:
-    with TestClient(app) as client:
-        response = client.get(f"/console/{name}")
+def test_a_name_that_is_not_an_asset_is_404_in_the_envelope(
+    client: TestClient[Litestar], name: str
+) -> None:
+    response = client.get(f"/console/{name}")
     assert response.status_code == 404
     assert response.json()["code"] == 404
 
@@ -95,9 +98,10 @@ def test_a_blocked_console_serves_nothing(knm_config: Any) -> None:
 
 
 @pytest.mark.parametrize("method", ["POST", "PUT", "DELETE"])
-def test_a_write_to_the_page_is_405_in_the_envelope(app: Litestar, method: str) -> None:
-    with TestClient(app) as client:
-        for path in ("/", "/console/app.js"):
-            response = client.request(method, path)
-            assert response.status_code == 405, path
-            assert response.json()["code"] == 405
+def test_a_write_to_the_page_is_405_in_the_envelope(
+    client: TestClient[Litestar], method: str
+) -> None:
+    for path in ("/", "/console/app.js"):
+        response = client.request(method, path)
+        assert response.status_code == 405, path
+        assert response.json()["code"] == 405
