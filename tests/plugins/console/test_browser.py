@@ -381,3 +381,30 @@ def test_terminal_colors_cut_between_chunks_still_color_and_other_escapes_vanish
         ["#text", "", " b "],
         ["SPAN", "fg-4", "<i>x</i>"],
     ]
+
+
+@pytest.mark.timeout(180)
+def test_a_revoked_session_returns_to_the_login_and_then_to_the_same_page(
+    console: Console, admin: httpx.Client
+) -> None:
+    users = admin.get("/users", params={"page_size": 100}).json()["data"]["users"]
+    viewer_id = next(u["id"] for u in users if u["username"] == VIEWER[0])
+    console.login(*VIEWER)
+    console.open("#/history?status=failed")
+    console.find("#history-results")
+    # An admin resets the viewer's password: every session of theirs is revoked.
+    new_password = "watcher-new-passw0rd"
+    reset = admin.put(f"/users/{viewer_id}/password", json={"password": new_password})
+    assert reset.status_code == 200, reset.text
+    try:
+        console.choose("#status", "completed")
+        console.find("#history-apply").click()
+        console.find("#login-form")
+        console.find("#username").send_keys(VIEWER[0])
+        console.find("#password").send_keys(new_password)
+        console.find("#login").click()
+        console.wait(lambda d: d.current_url.endswith("#/history?status=completed"))
+        console.find("#history-results table, #history-results p")
+    finally:
+        restored = admin.put(f"/users/{viewer_id}/password", json={"password": VIEWER[1]})
+        assert restored.status_code == 200, restored.text

@@ -88,8 +88,13 @@ async function render() {
 }
 
 window.addEventListener("hashchange", render);
+// A 401 anywhere (the session expired or was revoked): log in again, then come back here.
 window.addEventListener("knm:logged-out", () => {
-  if (window.location.hash !== "#/login") window.location.hash = "#/login";
-  else render();
+  if (window.location.hash === "#/login") {
+    render();
+    return;
+  }
+  sessionStorage.setItem("knm.console.next", window.location.hash);
+  window.location.hash = "#/login";
 });
 render();
