@@ -64,6 +64,17 @@ def knm_routes() -> list[Any]:
 
 
 @hookspec
+def knm_pages() -> list[Any]:
+    """Return Litestar route handlers to mount under knm's path prefix itself, beside
+    ``/api/v1`` rather than under it: web pages and their assets (the console serves ``/``).
+
+    Called once when the app is built. They get knm's error envelope but no authentication:
+    a page holds no data of its own and calls the API, with its user's token, for everything
+    it shows. Blocking the plugin (``KNM_BLOCKED_PLUGINS``) removes its pages.
+    """
+
+
+@hookspec
 def knm_executors() -> list[Executor]:
     """Return ``list[Executor]``: the execution kinds the plugin adds (``ssh``, ``ansible``...).
 

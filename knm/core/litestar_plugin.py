@@ -159,6 +159,17 @@ class KnmPlugin(InitPlugin):
                 exception_handlers=dict(EXCEPTION_HANDLERS),
             )
         )
+        pages = collect(knm.pm.hook.knm_pages())
+        if pages:
+            app_config.route_handlers.append(
+                Router(
+                    path=self.config.path_prefix.rstrip("/") or "/",
+                    route_handlers=pages,
+                    middleware=[knm.telemetry.middleware()],
+                    exception_handlers=dict(EXCEPTION_HANDLERS),
+                    include_in_schema=False,
+                )
+            )
         app_config.state["knm"] = knm
         for exc_type, handler in EXCEPTION_HANDLERS.items():
             if exc_type is not HTTPException or exc_type in app_config.exception_handlers:

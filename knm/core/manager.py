@@ -23,6 +23,7 @@ DEFAULT_PLUGINS: tuple[tuple[str, str], ...] = (
     ("scripts", "knm.plugins.scripts"),
     ("k8s", "knm.plugins.k8s"),
     ("workflows", "knm.plugins.workflows"),
+    ("console", "knm.plugins.console"),
 )
 
 

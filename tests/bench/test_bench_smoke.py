@@ -157,3 +157,15 @@ def test_the_schedules_benchmark_fires_each_time_once_across_a_kill_and_prints_i
     assert done.returncode == 0, done.stdout + done.stderr
     assert "| schedules | processes" in done.stdout
     assert "| pass " in done.stdout
+
+
+@pytest.mark.timeout(300)
+@pytest.mark.skipif(
+    shutil.which("chromium") is None or not Path("/usr/bin/chromedriver").exists(),
+    reason="chromium and chromium-driver are not installed (scripts/test.sh installs them)",
+)
+def test_the_console_benchmark_streams_into_a_browser_without_loss_and_prints_its_table() -> None:
+    done = run_smoke("bench.console")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert re.search(r"\|\s*nodes\s*\|\s*events/s\s*\|\s*events\s*\|\s*received", done.stdout)
+    assert re.search(r"\|\s*equal\s*\|", done.stdout) and "lossless pass" in done.stdout
