@@ -280,6 +280,15 @@ def maintenance(world: World) -> None:
         world.call("POST", CONTENT["workflow"], json=body)
 
 
+def batch_pool(world: World) -> None:
+    """lab's nodes of the pool the schedule's request selects (pool=batch)."""
+    nodes = [
+        {"name": f"node{i + 1}", "address": world.address(i), "labels": {"pool": "batch"}}
+        for i in range(2)
+    ]
+    world.static_cluster("lab", "", nodes, default_credential_id=world.credential_id)
+
+
 def lab_for_detach(world: World) -> None:
     world.fleet_cluster("lab")
     world.call(
@@ -475,6 +484,13 @@ SCENES: dict[str, Scene] = {
     "Output formats / Examples: knm cluster nodes prod -o json": Scene(),
     "Output formats / Examples: knm cluster nodes prod -o yaml": Scene(),
     "Output formats / Examples: knm cluster show cluster/prod -o yaml": Scene(),
+    "Schedules: knm schedule create kubelet-weekly --kind ssh --request-file restart-kubelet.yaml"
+    " --cron '0 2 * * 0' --timezone Europe/Berlin": Scene(
+        setup=batch_pool,
+        # Created, changed and deleted within seconds, it never fires; were it to, it would
+        # restart nothing on this machine.
+        swap=lambda world: {"sudo systemctl restart kubelet": "echo restarted kubelet"},
+    ),
     "Host keys: knm hostkey list --cluster production": Scene(
         setup=pinned_fleet, swap=fleet_addresses
     ),
