@@ -181,7 +181,13 @@ class KnmPlugin(InitPlugin):
             app_config.exception_handlers[exc_type] = handler
         if app_config.openapi_config is not None:
             _add_security_scheme(app_config.openapi_config)
-        if self.config.path_prefix and app_config.openapi_config is not None:
+        own_schema = f"{self.config.path_prefix.rstrip('/')}/schema"
+        if (
+            self.config.path_prefix
+            and app_config.openapi_config is not None
+            # knm's standalone app (create_app) serves its whole schema there already.
+            and (app_config.openapi_config.path or "").rstrip("/") != own_schema
+        ):
             app_config.route_handlers.append(_schema_router(self.config.path_prefix))
 
         @asynccontextmanager
