@@ -34,6 +34,7 @@ from knm.core.envelope import EXCEPTION_HANDLERS, ErrorEnvelope
 from knm.core.manager import collect
 from knm.core.runtime import Knm
 from knm.core.tasks import routes as task_routes
+from knm.core.windows import routes as window_routes
 
 if TYPE_CHECKING:
     from knm.core.state import Knm
@@ -121,6 +122,7 @@ class KnmPlugin(InitPlugin):
             *credential_routes.ROUTES,
             *cluster_routes.ROUTES,
             *task_routes.ROUTES,
+            *window_routes.ROUTES,
             *progress_route.ROUTES,
             *(r for ex in self.knm.executors.values() for r in task_routes.executor_routes(ex)),
             *_content_routes(self.knm.registry),
