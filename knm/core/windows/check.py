@@ -65,15 +65,23 @@ class Requirement(msgspec.Struct, frozen=True):
         return min(ends) if ends else None
 
     def describe(self) -> str:
-        return " and ".join(repr(name) for name in self.names)
+        """``maintenance window 'a'`` or ``maintenance windows 'a' and 'b'``."""
+        plural = "s" if len(self.windows) > 1 else ""
+        return f"maintenance window{plural} " + " and ".join(repr(n) for n in self.names)
 
     def closed_message(self, at: datetime) -> str:
-        disabled = [w.name for w in self.windows if not w.enabled]
+        disabled = [repr(w.name) for w in self.windows if not w.enabled]
         if disabled:
-            return f"maintenance window {', '.join(map(repr, disabled))} is disabled"
+            return f"maintenance window {' and '.join(disabled)} is disabled"
+        one = len(self.windows) == 1
         opening = self.next_opening(at)
-        when = f"; it next opens at {rfc3339(opening)}" if opening else "; it does not open again"
-        return f"maintenance window {self.describe()} is closed{when}"
+        if opening is None:
+            when = "; it does not open again" if one else "; they do not open together again"
+        else:
+            when = (
+                f"; {'it next opens' if one else 'they next open together'} at {rfc3339(opening)}"
+            )
+        return f"{self.describe()} {'is' if one else 'are'} closed{when}"
 
 
 class WindowClosed(KnmError):

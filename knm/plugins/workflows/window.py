@@ -82,4 +82,4 @@ async def stop_roll(ctx: TaskContext, needed: Requirement, at: datetime) -> str:
         then = f"a resume starts at {check.rfc3339(resume_at)}"
     else:
         then = "it does not open again: resume by hand"
-    return f"not started: maintenance window {needed.describe()} closed; {then}"
+    return f"not started: {needed.describe()} closed; {then}"
