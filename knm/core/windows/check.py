@@ -133,9 +133,13 @@ def refusal(required: Requirement, disruptive: bool, at: datetime | None = None)
 def refuse_start(required: Requirement, disruptive: bool, wait: bool) -> None:
     """At start: 422 naming the window and its next opening when it is closed, unless the
     request waits for it (``wait_for_window``)."""
-    if wait:
-        return
     why = refusal(required, disruptive)
+    if why and wait:
+        at = now()
+        if all(w.enabled for w in required.windows) and required.next_opening(at) is None:
+            # Waiting would never end (a disabled window may be enabled again: that one waits).
+            raise Invalid(why, message="maintenance window closed")
+        return
     if why:
         raise Invalid(
             f"{why} (start inside the window, or set wait_for_window: true to wait for it)",

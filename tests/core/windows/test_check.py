@@ -56,3 +56,13 @@ def test_a_start_outside_the_window_is_a_422_unless_it_waits_for_it() -> None:
     assert "wait_for_window: true" in raised.value.error
     refuse_start(closed, True, wait=True)
     refuse_start(closed, False, wait=False)
+
+
+def test_waiting_for_windows_that_never_open_together_is_a_422() -> None:
+    noon = window("noon", "0 12 * * *", 60)
+    night = window("night", "0 0 * * *", 60)
+    with pytest.raises(Invalid) as raised:
+        refuse_start(Requirement((noon, night)), True, wait=True)
+    assert "they do not open together again" in raised.value.error
+    # A disabled window may be enabled again: waiting for it is allowed.
+    refuse_start(Requirement((window("frozen", "0 12 * * *", 60, enabled=False),)), True, wait=True)

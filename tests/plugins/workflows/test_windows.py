@@ -5,6 +5,7 @@ flight and its finalizers, and resumes, once, at the next opening unless that wa
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -14,6 +15,7 @@ from knm.core.windows import resumes
 from knm.core.windows.cron import Schedule
 from knm.testing.client import ApiClient, assert_envelope
 from knm.testing.executor import TestExecutorPlugin
+from knm.testing.plugin import TEST_EXECUTOR
 from knm.testing.tasks import eventually, wait_for_task
 
 NODES = [f"n{i}" for i in range(1, 7)]
@@ -277,3 +279,50 @@ async def test_a_due_resume_starts_exactly_once_however_many_loops_reach_it(
     await eventually(recorded)
     assert (await resume_of(knm_client, admin_headers, original))["resume_task_id"] == resume_id
     assert await knm_client.on_app(resumes_started_of, knm, original) == 1
+
+
+@pytest.mark.timeout(180)
+async def test_a_due_resume_starts_once_across_three_knm_processes(
+    knm_client: ApiClient,
+    knm_app: Any,
+    admin_headers: dict[str, str],
+    knm_process: Callable[..., Any],
+) -> None:
+    knm = knm_app.state["knm"]
+    for _ in range(2):
+        knm_process("worker", KNM_PLUGINS=TEST_EXECUTOR)
+    await make_cluster(knm_client, admin_headers, "win-procs")
+    always = await make_window(
+        knm_client, admin_headers, "always-procs", ["win-procs"], cron="* * * * *",
+        time_zone="UTC", duration=600,
+    )  # fmt: skip
+    steps = [{"id": "work", "type": "test", "fail_nodes": ["n1"], "reboots": True}]
+    body = {"name": "win-procs", "definition": {"steps": steps}}
+    wf = assert_envelope(
+        await knm_client.post("/automation/workflows", json=body, headers=admin_headers), 201
+    )["data"]["id"]
+    originals = []
+    for _ in range(3):
+        started = await execute(knm_client, admin_headers, wf, "win-procs", target_nodes=["n1"])
+        originals.append(assert_envelope(started, 200)["data"]["task_id"])
+    for task_id in originals:
+        assert (await wait_for_task(knm_client, admin_headers, task_id))["status"] == "failed"
+
+    async def due_soon() -> None:
+        from knm.core.windows.check import by_names
+
+        required = await by_names(knm, [always["name"]])
+        # Due in a moment, so every process's loop is looking when it comes.
+        due = datetime.now(UTC) + timedelta(seconds=2)
+        for task_id in originals:
+            await resumes.schedule(knm, task_id, required, due)
+
+    await knm_client.on_app(due_soon)
+
+    async def all_started() -> bool:
+        rows = [await resume_of(knm_client, admin_headers, t) for t in originals]
+        return all(row["state"] == "started" for row in rows)
+
+    await eventually(all_started, deadline=60)
+    for task_id in originals:
+        assert await knm_client.on_app(resumes_started_of, knm, task_id) == 1
