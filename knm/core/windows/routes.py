@@ -93,7 +93,8 @@ def _detail(window: Window) -> WindowDetail:
         **msgspec.structs.asdict(window),
         open_now=current is not None,
         current=current,
-        next_openings=schedule.next_openings(at, SHOWN_OPENINGS),
+        # A disabled window does not open: it has no openings to show until it is enabled.
+        next_openings=schedule.next_openings(at, SHOWN_OPENINGS) if window.enabled else [],
     )
 
 

@@ -115,6 +115,8 @@ async def resume(
     body = {**original.request, "resumed_from": task_id}
     if data is not None and data.parameters is not None:
         body["parameters"] = data.parameters
+    if data is not None and data.wait_for_window is not None:
+        body["wait_for_window"] = data.wait_for_window
     again = msgspec.convert(body, executor.request_type, strict=False)
     task = await service.start_task(knm, executor, again, principal_of(request))
     # Resumed by hand: a pending automatic resume (the roll stopped at its window's end) is

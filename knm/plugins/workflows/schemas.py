@@ -119,6 +119,8 @@ class Decision(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
 
 class ResumeRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     parameters: dict[str, str] | None = None
+    #: Outside the required maintenance window, wait for it (the original's choice otherwise).
+    wait_for_window: bool | None = None
 
 
 #: A step's status as the contract shows it (status answers and ``step`` events): knm keeps

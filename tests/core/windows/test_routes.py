@@ -142,7 +142,7 @@ async def test_clusters_require_a_window_and_a_required_window_cannot_be_deleted
     )
     data = assert_envelope(changed, 200)["data"]
     assert data["clusters"] == ["win-b"] and data["enabled"] is False
-    assert data["open_now"] is False and data["current"] is None
+    assert data["open_now"] is False and data["current"] is None and data["next_openings"] == []
     bad = await knm_client.put(path, json={"time_zone": "Nowhere/Land"}, headers=admin_headers)
     assert assert_envelope(bad, 422)["error"].startswith("time_zone: ")
     assert_envelope(await knm_client.put(path, json={"clusters": []}, headers=admin_headers), 200)

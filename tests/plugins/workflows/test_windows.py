@@ -326,3 +326,35 @@ async def test_a_due_resume_starts_once_across_three_knm_processes(
     await eventually(all_started, deadline=60)
     for task_id in originals:
         assert await knm_client.on_app(resumes_started_of, knm, task_id) == 1
+
+
+async def test_resuming_a_stopped_roll_by_hand_takes_the_place_of_its_automatic_resume(
+    knm_client: ApiClient, knm_app: Any, admin_headers: dict[str, str]
+) -> None:
+    knm = knm_app.state["knm"]
+    await make_cluster(knm_client, admin_headers, "win-hand")
+    await make_window(knm_client, admin_headers, "hand-leap-night", ["win-hand"], **FAR_OFF)
+    steps = [{"id": "work", "type": "test", "fail_nodes": ["n1"]}]
+    body = {"name": "win-hand", "definition": {"steps": steps}}
+    wf = assert_envelope(
+        await knm_client.post("/automation/workflows", json=body, headers=admin_headers), 201
+    )["data"]["id"]
+    original = assert_envelope(
+        await execute(knm_client, admin_headers, wf, "win-hand", target_nodes=["n1"]), 200
+    )["data"]["task_id"]
+    assert (await wait_for_task(knm_client, admin_headers, original))["status"] == "failed"
+
+    async def pending() -> None:
+        from knm.core.windows.check import by_names
+
+        required = await by_names(knm, ["hand-leap-night"])
+        await resumes.schedule(knm, original, required, datetime.now(UTC) + timedelta(days=9))
+
+    await knm_client.on_app(pending)
+    resumed = await knm_client.post(
+        f"/automation/workflows/resume/{original}", json={}, headers=admin_headers
+    )
+    by_hand = assert_envelope(resumed, 200)["data"]["task_id"]
+    row = await resume_of(knm_client, admin_headers, original)
+    assert row["state"] == "started" and row["resume_task_id"] == by_hand
+    assert (await wait_for_task(knm_client, admin_headers, by_hand))["resumed_from"] == original
