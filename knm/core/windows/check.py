@@ -54,16 +54,6 @@ class Requirement(msgspec.Struct, frozen=True):
             return None
         return cron.next_joint_opening([w.schedule for w in self.windows], after)
 
-    def closes_at(self, at: datetime) -> datetime | None:
-        """When the first of the windows open at ``at`` closes (None when one is closed)."""
-        ends = []
-        for window in self.windows:
-            opening = window.schedule.opening_at(at) if window.enabled else None
-            if opening is None:
-                return None
-            ends.append(opening.end)
-        return min(ends) if ends else None
-
     def describe(self) -> str:
         """``maintenance window 'a'`` or ``maintenance windows 'a' and 'b'``."""
         plural = "s" if len(self.windows) > 1 else ""
