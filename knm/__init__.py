@@ -10,6 +10,12 @@ from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
+#: What a client-only install says when asked for the server (``knm serve``, ``knm.create_app``).
+SERVER_MISSING = (
+    "the knm server is not installed (this is the client-only kube-node-manager-client); "
+    "install kube-node-manager (from knm's source tree: pip install .)"
+)
+
 __all__ = [
     "CommandContext",
     "ExecRequest",
@@ -87,4 +93,12 @@ def __getattr__(name: str) -> Any:
         raise AttributeError(f"module 'knm' has no attribute {name!r}")
     import importlib
 
-    return getattr(importlib.import_module(module), name)
+    try:
+        found = importlib.import_module(module)
+    except ModuleNotFoundError as exc:
+        # The client-only distribution (kube-node-manager-client) ships this module without
+        # the server's: say which install has it rather than "No module named 'knm.core'".
+        if exc.name == "knm.core":
+            raise ModuleNotFoundError(f"knm.{name}: {SERVER_MISSING}", name=exc.name) from None
+        raise
+    return getattr(found, name)

@@ -17,6 +17,8 @@ command -v curl >/dev/null 2>&1 || need+=(curl)
 # The completion scripts are checked by their own shells (tests/cli/test_completion.py).
 command -v zsh >/dev/null 2>&1 || need+=(zsh)
 command -v fish >/dev/null 2>&1 || need+=(fish)
+# The docs' examples, which tests/test_docs_examples.py runs as written, pipe JSON through jq.
+command -v jq >/dev/null 2>&1 || need+=(jq)
 if [ ${#need[@]} -gt 0 ]; then
     if [ "$(id -u)" = 0 ]; then
         export DEBIAN_FRONTEND=noninteractive
@@ -38,7 +40,15 @@ if [ "$(id -u)" = 0 ] && [ -x /usr/bin/python3 ] && ! /usr/bin/python3 -c 'impor
     apt-get install -y -qq --no-install-recommends python3-venv >/dev/null
 fi
 
-python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore -e '.[dev]'
+# An install of knm from before the client became a distribution of its own (client/) owns the
+# knm command and the client's modules: replacing it after installing the client, pip would
+# remove them again. It goes first.
+if ! python3 -c 'import importlib.metadata as m, sys
+sys.exit(not any(r.startswith("kube-node-manager-client") for r in m.requires("kube-node-manager") or []))' 2>/dev/null; then
+    python3 -m pip uninstall --quiet --yes --disable-pip-version-check --root-user-action=ignore \
+        kube-node-manager >/dev/null 2>&1 || true
+fi
+python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore -e ./client -e '.[dev]'
 # Deterministic, bounded property tests unless asked otherwise (knm.testing.plugin).
 export KNM_HYPOTHESIS_PROFILE="${KNM_HYPOTHESIS_PROFILE:-ci}"
 

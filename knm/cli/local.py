@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import gc
 import getpass
 import os
@@ -11,6 +12,7 @@ import sys
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
+from knm import SERVER_MISSING
 from knm.cli import rotate_key
 
 if TYPE_CHECKING:
@@ -20,6 +22,31 @@ if TYPE_CHECKING:
 #: Seconds ``knm serve`` keeps an idle keep-alive connection open: longer than the usual load
 #: balancer's idle timeout (60 s), so the server is never the side that closes one.
 KEEP_ALIVE = 65
+
+
+#: Exit code of a local command in a client-only install (session.USAGE: this install cannot run it).
+NO_SERVER = 2
+
+
+def server_installed() -> bool:
+    """Whether the server's modules are here (not in a client-only install)."""
+    import importlib.util
+
+    return importlib.util.find_spec("knm.core") is not None
+
+
+def needs_server(func: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+    """``func``, or in a client-only install one line saying what to install and exit 2."""
+
+    @functools.wraps(func)
+    def run(args: argparse.Namespace) -> int:
+        if not server_installed():
+            command = " ".join(w for w in (args.command, getattr(args, "admin_command", None)) if w)
+            print(f"knm {command}: {SERVER_MISSING}", file=sys.stderr)
+            return NO_SERVER
+        return func(args)
+
+    return run
 
 
 def _config(args: argparse.Namespace) -> KnmConfig:
@@ -95,7 +122,6 @@ def worker(args: argparse.Namespace) -> int:
     import asyncio
 
     from knm.core.config import KnmConfig
-    from knm.core.errors import KnmError
     from knm.core.runtime import Knm
 
     config = KnmConfig.from_env(runner=True)
@@ -113,11 +139,31 @@ def worker(args: argparse.Namespace) -> int:
         await knm.stop()
         return 0
 
+    return run_reporting(run)
+
+
+def run_reporting(main: Callable[[], Awaitable[int]]) -> int:
+    """A local command's ``main`` run to its exit code; a ``KnmError`` (a database that does not
+    answer, migrations refused) is one line on stderr and exit 1, not a traceback."""
+    import asyncio
+
+    from knm.core.errors import KnmError
+
     try:
-        return asyncio.run(run())
+        return asyncio.run(main())
     except KnmError as exc:
         print(f"knm: {exc.message}: {exc.error}", file=sys.stderr)
         return 1
+
+
+async def audited(
+    knm: Knm, conn: Any, action: str, target: str, detail: dict[str, Any] | None = None
+) -> None:
+    """An audit entry for a change made from this machine's shell: no principal, and ``(cli)``
+    where the API's entries name the user."""
+    await knm.audit_record(
+        conn, principal=None, username="(cli)", action=action, target=target, detail=detail
+    )
 
 
 def _raise_open_files_limit() -> None:
@@ -133,9 +179,6 @@ def _raise_open_files_limit() -> None:
 
 
 def _with_db(args: argparse.Namespace, action: Callable[[Knm], Awaitable[int]]) -> int:
-    import asyncio
-
-    from knm.core.errors import KnmError
     from knm.core.runtime import Knm
 
     async def run() -> int:
@@ -146,11 +189,7 @@ def _with_db(args: argparse.Namespace, action: Callable[[Knm], Awaitable[int]]) 
         finally:
             await knm.stop()
 
-    try:
-        return asyncio.run(run())
-    except KnmError as exc:
-        print(f"knm: {exc.message}: {exc.error}", file=sys.stderr)
-        return 1
+    return run_reporting(run)
 
 
 def migrate(args: argparse.Namespace) -> int:
@@ -183,9 +222,7 @@ def user_create(args: argparse.Namespace) -> int:
         passwords.check_password_rules(password)
         async with knm.pool.acquire() as conn:
             user = await users.create(conn, args.username, knm.hasher.hash(password), args.role)
-            await knm.audit_record(
-                conn, principal=None, username="(cli)", action="user.create", target=user.username
-            )
+            await audited(knm, conn, "user.create", user.username)
         print(f"created user {user.username} ({user.role}), id {user.id}")
         return 0
 
@@ -211,13 +248,7 @@ def user_reset_password(args: argparse.Namespace) -> int:
             await conn.execute(
                 "DELETE FROM login_failures WHERE username = lower($1)", args.username
             )
-            await knm.audit_record(
-                conn,
-                principal=None,
-                username="(cli)",
-                action="user.reset_password",
-                target=row.username,
-            )
+            await audited(knm, conn, "user.reset_password", row.username)
         print(f"password of {row.username} reset; its existing tokens no longer work")
         return 0
 
@@ -249,13 +280,7 @@ def user_set(args: argparse.Namespace) -> int:
                 return 1
             disabled = {"disable": True, "enable": False}.get(args.user_command)
             await users.update(conn, row.id, role=getattr(args, "role", None), disabled=disabled)
-            await knm.audit_record(
-                conn,
-                principal=None,
-                username="(cli)",
-                action=f"user.{args.user_command}",
-                target=row.username,
-            )
+            await audited(knm, conn, f"user.{args.user_command}", row.username)
         print(f"{args.username}: {args.user_command} done")
         return 0
 
@@ -283,21 +308,21 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     p.add_argument(
         "--no-runner", action="store_true", help="serve the API only; tasks run in `knm worker`"
     )
-    p.set_defaults(func=serve)
+    p.set_defaults(func=needs_server(serve))
 
     p = subparsers.add_parser(
         "worker", help="run tasks only (no HTTP); see `knm serve --no-runner`"
     )
-    p.set_defaults(func=worker)
+    p.set_defaults(func=needs_server(worker))
 
     p = subparsers.add_parser("migrate", help="apply database migrations and exit")
-    p.set_defaults(func=migrate)
+    p.set_defaults(func=needs_server(migrate))
 
     admin = subparsers.add_parser("admin", help="administer the server's database directly")
     admin_sub = admin.add_subparsers(dest="admin_command", metavar="COMMAND", required=True)
     rotate_key.register(admin_sub)
     p = admin_sub.add_parser("prune", help="delete tasks, events and output past their retention")
-    p.set_defaults(func=prune)
+    p.set_defaults(func=needs_server(prune))
     user = admin_sub.add_parser("user", help="manage users")
     user_sub = user.add_subparsers(dest="user_command", metavar="COMMAND", required=True)
 
@@ -305,21 +330,21 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     p.add_argument("username")
     p.add_argument("--role", choices=["admin", "operator", "viewer"], default="viewer")
     p.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
-    p.set_defaults(func=user_create)
+    p.set_defaults(func=needs_server(user_create))
 
     p = user_sub.add_parser("reset-password", help="set a user's password and re-enable them")
     p.add_argument("username")
     p.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
-    p.set_defaults(func=user_reset_password)
+    p.set_defaults(func=needs_server(user_reset_password))
 
     p = user_sub.add_parser("list", help="list users")
-    p.set_defaults(func=user_list)
+    p.set_defaults(func=needs_server(user_list))
 
     for name, text in (("disable", "disable a user"), ("enable", "enable a user")):
         p = user_sub.add_parser(name, help=text)
         p.add_argument("username")
-        p.set_defaults(func=user_set)
+        p.set_defaults(func=needs_server(user_set))
     p = user_sub.add_parser("set-role", help="change a user's role")
     p.add_argument("username")
     p.add_argument("role", choices=["admin", "operator", "viewer"])
-    p.set_defaults(func=user_set)
+    p.set_defaults(func=needs_server(user_set))

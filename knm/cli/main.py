@@ -53,7 +53,8 @@ def build_parser(*, plugins: bool = False) -> argparse.ArgumentParser:
     local.register(subparsers)
     remote.register(subparsers)
     completion.register(subparsers)
-    if plugins:
+    # A client-only install has no plugins to ask (nor the settings that choose them).
+    if plugins and local.server_installed():
         # The server's own settings choose the plugins, so the CLI offers what the server runs.
         from knm.core.config import KnmConfig
         from knm.core.manager import make_plugin_manager

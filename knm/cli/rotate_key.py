@@ -37,7 +37,12 @@ if TYPE_CHECKING:
 
 #: Core modules owning encrypted columns; importing one registers its columns for rotation.
 #: Plugins register theirs when the plugin manager loads them.
-_STORES = ("knm.core.credentials", "knm.core.clusters")
+_STORES = (
+    "knm.core.credentials",
+    "knm.core.clusters",
+    "knm.core.notifications.store",
+    "knm.core.schedules.store",
+)
 
 
 class RotationError(KnmError):
@@ -57,7 +62,9 @@ def register(admin_subparsers: argparse._SubParsersAction[Any]) -> None:
         default=None,
         help="read the new secret from FILE (default: stdin, or a prompt on a terminal)",
     )
-    p.set_defaults(func=rotate_key)
+    from knm.cli.local import needs_server
+
+    p.set_defaults(func=needs_server(rotate_key))
 
 
 def read_new_secret(path: str | None, stdin: IO[str] | None = None) -> str:
@@ -120,20 +127,15 @@ def _register_stores() -> None:
 
 async def rotate_database(knm: Knm, out: IO[str] | None = None) -> crypto.RotationReport:
     """Re-seal every registered encrypted column of ``knm``'s database under its current key."""
+    from knm.cli.local import audited  # local imports this module as it loads
     from knm.core import crypto
 
     _register_stores()
     out = out or sys.stdout
     keyring = crypto.keyring_of(knm)
     report = await crypto.rotate(knm.pool, keyring)
-    await knm.audit_record(
-        knm.pool,
-        principal=None,
-        username="(cli)",
-        action="secret.rotate",
-        target=keyring.current_id,
-        detail={"rotated": report.rotated, "failed": len(report.failed)},
-    )
+    detail = {"rotated": report.rotated, "failed": len(report.failed)}
+    await audited(knm, knm.pool, "secret.rotate", keyring.current_id, detail)
     print(
         f"re-encrypted {report.rotated} secret(s) under key {keyring.current_id}; "
         f"{report.already_current} already were",
@@ -143,8 +145,7 @@ async def rotate_database(knm: Knm, out: IO[str] | None = None) -> crypto.Rotati
 
 
 def rotate_key(args: argparse.Namespace) -> int:
-    import asyncio
-
+    from knm.cli.local import run_reporting  # local imports this module as it loads
     from knm.core.config import KnmConfig
     from knm.core.runtime import Knm
 
@@ -175,8 +176,4 @@ def rotate_key(args: argparse.Namespace) -> int:
             print("done: remove the old secret from KNM_PREVIOUS_SECRET_KEYS and restart knm")
         return 0
 
-    try:
-        return asyncio.run(run())
-    except KnmError as exc:
-        print(f"knm: {exc.message}: {exc.error}", file=sys.stderr)
-        return 1
+    return run_reporting(run)

@@ -9,15 +9,12 @@ from collections.abc import AsyncIterator, Awaitable, Iterable
 from typing import Any, TypeVar
 
 import httpx
-import msgspec
 
 from knm.client import models as m
 from knm.client.base import Endpoints
-from knm.client.calls import DEFAULT_PREFIX, DEFAULT_URL, Call, check_raw, parse
+from knm.client.calls import DEFAULT_PREFIX, DEFAULT_URL, Call, check_raw
 from knm.client.families import Families
 from knm.client.http import IDEMPOTENT, transport_error
-from knm.client.sync import normalize_prefix
-from knm.client.watch import watch_async
 from knm.client.watches import AsyncWatches
 
 T = TypeVar("T")
@@ -38,9 +35,7 @@ class AsyncClient(Endpoints, Families):
         transport: httpx.AsyncBaseTransport | None = None,
         verify: bool | str = True,
     ) -> None:
-        self.url = url.rstrip("/")
-        self.prefix = normalize_prefix(prefix)
-        self.token = token
+        self._address(url, token, prefix)
         kwargs: dict[str, Any] = {"timeout": timeout, "verify": verify}
         if transport is not None:
             kwargs["transport"] = transport
@@ -56,34 +51,16 @@ class AsyncClient(Endpoints, Families):
     async def close(self) -> None:
         await self._http.aclose()
 
-    def _path(self, call: Call[Any]) -> str:
-        root = self.prefix.removesuffix("/api/v1") if call.outside_api else self.prefix
-        return root + call.path
-
-    def _headers(self, extra: dict[str, str]) -> dict[str, str]:
-        headers = {"Accept": "application/json", **extra}
-        if self.token:
-            headers["Authorization"] = f"Bearer {self.token}"
-        return headers
-
     def _do(self, call: Call[T]) -> T:
         # Endpoints are written once for both clients; here each returns an awaitable.
         return self._perform(call)  # type: ignore[return-value]
 
     async def _perform(self, call: Call[T]) -> T:
-        headers = self._headers(call.headers)
-        content = None
-        if call.json is not None:
-            content = msgspec.json.encode(call.json)
-            headers["Content-Type"] = "application/json"
+        path, headers, content = self._request(call)
         for attempt in (1, 2):
             try:
                 response = await self._http.request(
-                    call.method,
-                    self._path(call),
-                    params=call.params,
-                    content=content,
-                    headers=headers,
+                    call.method, path, params=call.params, content=content, headers=headers
                 )
                 break
             except CLOSED as exc:
@@ -92,20 +69,16 @@ class AsyncClient(Endpoints, Families):
                 raise transport_error(exc, self.url) from exc
             except httpx.HTTPError as exc:
                 raise transport_error(exc, self.url) from exc
-        retry_after = response.headers.get("retry-after")
-        if call.raw:
-            check_raw(response.status_code, response.content, response.reason_phrase, retry_after)
-            return call.decode(response.text)
-        data = parse(response.status_code, response.content, response.reason_phrase, retry_after)
-        return call.decode(data)
+        return self._result(
+            call, response.status_code, response.reason_phrase, response.headers,
+            response.content, lambda: response.text,
+        )  # fmt: skip
 
     async def stream_output(
         self, task_id: str, node: str, stream: str = "stdout", *, start: int = 0
     ) -> AsyncIterator[bytes]:
         """A node's stored output in chunks, from byte ``start`` (a ``Range`` request)."""
-        headers = self._headers({"Range": f"bytes={start}-"} if start else {})
-        params = {"node": node, "stream": stream}
-        path = f"{self.prefix}/tasks/{task_id}/output"
+        path, params, headers = self._output_request(task_id, node, stream, start)
         try:
             async with self._http.stream("GET", path, params=params, headers=headers) as response:
                 if response.status_code >= 400:
@@ -137,8 +110,10 @@ class AsyncClient(Endpoints, Families):
     def watch(
         self, task_id: str, *, since: int = 0, interval: float = 0.5, websocket: bool = True
     ) -> AsyncIterator[m.Event]:
-        """The task's events after ``since``, live, ending with ``complete``."""
-        return watch_async(self, task_id, since, interval, websocket)
+        """The task's events after ``since``, live, ending with ``complete``: ``watch_many`` of
+        one task."""
+        watches = self.watch_many([task_id], since=since, interval=interval, websocket=websocket)
+        return aiter(watches)
 
     def watch_many(
         self,

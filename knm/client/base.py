@@ -9,6 +9,7 @@ async one awaits to it).
 from __future__ import annotations
 
 import abc
+from collections.abc import Callable, Mapping
 from datetime import date, datetime
 from typing import Any, TypeVar
 
@@ -18,11 +19,14 @@ from knm.client import models as m
 from knm.client.calls import (
     Call,
     body,
+    check_raw,
     cluster,
     history_page,
+    idempotency,
     nothing,
     one,
     paged,
+    parse,
     query,
     route_of,
     same,
@@ -33,14 +37,70 @@ from knm.client.calls import (
 T = TypeVar("T")
 
 
-class Endpoints(abc.ABC):
-    """Every endpoint that is one request and one answer (see the module docstring)."""
+def normalize_prefix(prefix: str) -> str:
+    return "/" + prefix.strip("/") if prefix.strip("/") else ""
 
+
+class Endpoints(abc.ABC):
+    """Every endpoint that is one request and one answer (see the module docstring), and what
+    both clients do around sending one: where it goes, with which headers and body, and what
+    the answer means. Only the sending differs between them."""
+
+    url: str
+    prefix: str
     token: str | None
+
+    def _address(self, url: str, token: str | None, prefix: str) -> None:
+        self.url = url.rstrip("/")
+        self.prefix = normalize_prefix(prefix)
+        self.token = token
 
     @abc.abstractmethod
     def _do(self, call: Call[T]) -> T:
         """Send one request: the sync client returns the result, the async one an awaitable."""
+
+    def _path(self, call: Call[Any]) -> str:
+        root = self.prefix.removesuffix("/api/v1") if call.outside_api else self.prefix
+        return root + call.path
+
+    def _headers(self, extra: dict[str, str]) -> dict[str, str]:
+        headers = {"Accept": "application/json", **extra}
+        if self.token:
+            headers["Authorization"] = f"Bearer {self.token}"
+        return headers
+
+    def _request(self, call: Call[Any]) -> tuple[str, dict[str, str], bytes | None]:
+        """The path, headers and body ``call`` is sent with."""
+        headers = self._headers(call.headers)
+        content = None
+        if call.json is not None:
+            content = msgspec.json.encode(call.json)
+            headers["Content-Type"] = "application/json"
+        return self._path(call), headers, content
+
+    @staticmethod
+    def _result(
+        call: Call[T],
+        status: int,
+        reason: str,
+        headers: Mapping[str, str],
+        content: bytes,
+        text: Callable[[], str],
+    ) -> T:
+        """What the answer to ``call`` means: its result, or the ``KnmError`` it carries.
+        ``text`` decodes the body as the sending library reads its charset."""
+        retry_after = headers.get("retry-after")
+        if call.raw:
+            check_raw(status, content, reason, retry_after)
+            return call.decode(text())
+        return call.decode(parse(status, content, reason, retry_after))
+
+    def _output_request(
+        self, task_id: str, node: str, stream: str, start: int
+    ) -> tuple[str, dict[str, str], dict[str, str]]:
+        """The path, query and headers of a node's stored output from byte ``start``."""
+        headers = self._headers({"Range": f"bytes={start}-"} if start else {})
+        return f"{self.prefix}/tasks/{task_id}/output", {"node": node, "stream": stream}, headers
 
     # --- auth -----------------------------------------------------------------------------
 
@@ -277,9 +337,84 @@ class Endpoints(abc.ABC):
     ) -> m.TaskStarted:
         """A new task over the failed nodes (``only_failed``) or every node of a finished one."""
         path = f"/automation/{route_of(task_id)}/rerun/{task_id}"
-        headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
         payload = {"only_failed": only_failed}
+        headers = idempotency(idempotency_key)
         return self._do(Call("POST", path, started, json=payload, headers=headers))
+
+    # --- schedules ------------------------------------------------------------------------
+
+    def schedules(self, *, page: int = 1, page_size: int = 20) -> m.Page[m.Schedule]:
+        """Schedules by id (an operator gets their own)."""
+        params = query(page=page, page_size=page_size)
+        return self._do(Call("GET", "/schedules", paged(m.Schedule, "schedules"), params=params))
+
+    def schedule(self, schedule_id: int) -> m.Schedule:
+        """One schedule, with its next five fire times."""
+        return self._do(Call("GET", f"/schedules/{schedule_id}", one(m.Schedule)))
+
+    def create_schedule(
+        self,
+        name: str,
+        kind: str,
+        request: dict[str, Any],
+        *,
+        cron: str | None = None,
+        timezone: str | None = None,
+        interval_seconds: int | None = None,
+        description: str | None = None,
+        enabled: bool | None = None,
+        misfire_policy: str | None = None,
+        max_concurrent_runs: int | None = None,
+        start_at: datetime | None = None,
+        end_at: datetime | None = None,
+    ) -> m.Schedule:
+        """A schedule firing ``request`` (the body ``kind``'s execute route takes) as you, at
+        ``cron`` times in ``timezone`` or every ``interval_seconds``."""
+        payload = body(
+            name=name,
+            kind=kind,
+            request=request,
+            cron=cron,
+            timezone=timezone,
+            interval_seconds=interval_seconds,
+            description=description,
+            enabled=enabled,
+            misfire_policy=misfire_policy,
+            max_concurrent_runs=max_concurrent_runs,
+            start_at=start_at and start_at.isoformat(),
+            end_at=end_at and end_at.isoformat(),
+        )
+        return self._do(Call("POST", "/schedules", one(m.Schedule), json=payload))
+
+    def update_schedule(self, schedule_id: int, **fields: Any) -> m.Schedule:
+        """Change what is given (None lifts ``start_at``/``end_at``); a new ``cron`` clears
+        ``interval_seconds`` and the other way round."""
+        payload = {k: v.isoformat() if isinstance(v, datetime) else v for k, v in fields.items()}
+        return self._do(Call("PATCH", f"/schedules/{schedule_id}", one(m.Schedule), json=payload))
+
+    def pause_schedule(self, schedule_id: int) -> m.Schedule:
+        return self._do(Call("POST", f"/schedules/{schedule_id}/pause", one(m.Schedule)))
+
+    def resume_schedule(self, schedule_id: int) -> m.Schedule:
+        """Fires again from the next fire time after now (paused ones are not made up)."""
+        return self._do(Call("POST", f"/schedules/{schedule_id}/resume", one(m.Schedule)))
+
+    def delete_schedule(self, schedule_id: int) -> None:
+        return self._do(Call("DELETE", f"/schedules/{schedule_id}", nothing))
+
+    def schedule_runs(
+        self, schedule_id: int, *, page: int = 1, page_size: int = 20
+    ) -> m.Page[m.ScheduleRun]:
+        """Its fire times and what came of each, newest first (``task_id`` when one started)."""
+        params = query(page=page, page_size=page_size)
+        return self._do(
+            Call(
+                "GET",
+                f"/schedules/{schedule_id}/runs",
+                paged(m.ScheduleRun, "runs"),
+                params=params,
+            )
+        )
 
     # --- administration -------------------------------------------------------------------
 

@@ -68,6 +68,11 @@ def body(**fields: Any) -> dict[str, Any]:
     return {k: v for k, v in fields.items() if v is not None}
 
 
+def idempotency(key: str | None) -> dict[str, str]:
+    """The header that makes a start sent again answer with the task the first one started."""
+    return {"Idempotency-Key": key} if key else {}
+
+
 def _details(value: Any) -> list[ErrorDetail] | None:
     try:
         return None if value is None else msgspec.convert(value, list[ErrorDetail])

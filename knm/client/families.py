@@ -15,6 +15,7 @@ from knm.client.calls import (
     Call,
     body,
     history_page,
+    idempotency,
     nothing,
     one,
     paged,
@@ -28,10 +29,6 @@ T = TypeVar("T")
 
 class _Doer(Protocol):
     def _do(self, call: Call[T]) -> T: ...
-
-
-def _headers(idempotency_key: str | None) -> dict[str, str]:
-    return {"Idempotency-Key": idempotency_key} if idempotency_key else {}
 
 
 def _targets(
@@ -146,7 +143,7 @@ class ExecutorApi:
                 f"{self.base}/{self.start_path}",
                 started,
                 json=payload,
-                headers=_headers(idempotency_key),
+                headers=idempotency(idempotency_key),
             )
         )
 

@@ -23,6 +23,7 @@ from knm.wire import (
     TaskSummary,
 )
 from knm.wire import split_extra as with_extra
+from knm.wire.schedules import Schedule, ScheduleRun
 
 T = TypeVar("T")
 
@@ -209,6 +210,8 @@ __all__ = [
     "NodeResult",
     "Page",
     "PluginInfo",
+    "Schedule",
+    "ScheduleRun",
     "TaskStarted",
     "TaskStatus",
     "TaskSummary",

@@ -7,11 +7,9 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, TypeVar
 
-import msgspec
-
 from knm.client import models as m
 from knm.client.base import Endpoints
-from knm.client.calls import DEFAULT_PREFIX, DEFAULT_URL, Call, check_raw, parse
+from knm.client.calls import DEFAULT_PREFIX, DEFAULT_URL, Call, check_raw
 from knm.client.families import Families
 from knm.client.http import HttpSession, HttpxSession, Session
 
@@ -23,10 +21,6 @@ if TYPE_CHECKING:
     from knm.client.watches import Watches
 
 T = TypeVar("T")
-
-
-def normalize_prefix(prefix: str) -> str:
-    return "/" + prefix.strip("/") if prefix.strip("/") else ""
 
 
 class Client(Endpoints, Families):
@@ -49,9 +43,7 @@ class Client(Endpoints, Families):
         transport: httpx.BaseTransport | None = None,
         verify: bool | str | ssl.SSLContext = True,
     ) -> None:
-        self.url = url.rstrip("/")
-        self.prefix = normalize_prefix(prefix)
-        self.token = token
+        self._address(url, token, prefix)
         self._http: Session
         if transport is None:
             self._http = HttpSession(self.url, timeout=timeout, verify=verify)
@@ -68,31 +60,15 @@ class Client(Endpoints, Families):
     def close(self) -> None:
         self._http.close()
 
-    def _path(self, call: Call[Any]) -> str:
-        root = self.prefix.removesuffix("/api/v1") if call.outside_api else self.prefix
-        return root + call.path
-
-    def _headers(self, extra: dict[str, str]) -> dict[str, str]:
-        headers = {"Accept": "application/json", **extra}
-        if self.token:
-            headers["Authorization"] = f"Bearer {self.token}"
-        return headers
-
     def _do(self, call: Call[T]) -> T:
-        headers = self._headers(call.headers)
-        content = None
-        if call.json is not None:
-            content = msgspec.json.encode(call.json)
-            headers["Content-Type"] = "application/json"
+        path, headers, content = self._request(call)
         response = self._http.request(
-            call.method, self._path(call), params=call.params, content=content, headers=headers
+            call.method, path, params=call.params, content=content, headers=headers
         )
-        retry_after = response.headers.get("retry-after")
-        if call.raw:
-            check_raw(response.status, response.content, response.reason, retry_after)
-            return call.decode(response.text)
-        data = parse(response.status, response.content, response.reason, retry_after)
-        return call.decode(data)
+        return self._result(
+            call, response.status, response.reason, response.headers, response.content,
+            lambda: response.text,
+        )  # fmt: skip
 
     # --- streams and long waits -----------------------------------------------------------
 
@@ -100,9 +76,7 @@ class Client(Endpoints, Families):
         self, task_id: str, node: str, stream: str = "stdout", *, start: int = 0
     ) -> Iterator[bytes]:
         """A node's stored output in chunks, from byte ``start`` (a ``Range`` request)."""
-        headers = self._headers({"Range": f"bytes={start}-"} if start else {})
-        params = {"node": node, "stream": stream}
-        path = f"{self.prefix}/tasks/{task_id}/output"
+        path, params, headers = self._output_request(task_id, node, stream, start)
         with self._http.stream("GET", path, params=params, headers=headers) as response:
             if response.status >= 400:
                 check_raw(
@@ -147,10 +121,10 @@ class Client(Endpoints, Families):
         self, task_id: str, *, since: int = 0, interval: float = 0.5, websocket: bool = True
     ) -> Iterator[m.Event]:
         """The task's events after ``since``, live, ending with ``complete`` (see
-        ``knm.client.watch``); ``websocket=False`` polls the event log instead."""
-        from knm.client.watch import watch_sync  # websockets: only when watching
-
-        return watch_sync(self, task_id, since, interval, websocket)
+        ``knm.client.watches``: ``watch_many`` of one task); ``websocket=False`` polls the event
+        log instead."""
+        watches = self.watch_many([task_id], since=since, interval=interval, websocket=websocket)
+        return iter(watches)
 
     def watch_many(
         self,

@@ -3,7 +3,10 @@ dropped connection (reconnects back off and are bounded), and by polling
 ``/tasks/{id}/events?since=`` when no WebSocket can be had (a proxy that refuses the upgrade).
 Either way every event is yielded once, in ``seq`` order, and the watch ends after ``complete``.
 
-The bookkeeping is ``WatchState``; ``watch_sync`` and ``watch_async`` are the two loops over it.
+Here are the pieces: the WebSocket's address and token (``endpoint``), one task's bookkeeping
+(``WatchState``), and what a dropped connection means (``reconnect_delay``). The loops over
+them are ``knm.client.watches``'s, where watching one task (``Client.watch``) is following a
+list of one (``Client.watch_many``).
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ from __future__ import annotations
 import base64
 import random
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import quote
 
@@ -44,6 +47,11 @@ def ws_url(http_url: str, prefix: str, token: str | None = None) -> str:
     ws_scheme = {"https": "wss", "http": "ws"}.get(scheme, scheme)
     url = f"{ws_scheme}{sep}{rest}{prefix}/progress/ws"
     return url if token is None else f"{url}?token={quote(token, safe='')}"
+
+
+def endpoint(client: Any) -> tuple[str, list[Any] | None]:
+    """The progress WebSocket of ``client``'s server, and the subprotocols carrying its token."""
+    return ws_url(client.url, client.prefix), token_subprotocols(client.token)
 
 
 def token_subprotocols(token: str | None) -> list[Any] | None:
@@ -151,124 +159,18 @@ def closed_unauthorized(exc: ConnectionClosed) -> Unauthorized | None:
     return None
 
 
-def watch_sync(
-    client: Any, task_id: str, since: int, interval: float, websocket: bool = True
-) -> Iterator[Event]:
-    from websockets.sync.client import connect
-
-    state = WatchState(task_id, since)
-    url = ws_url(client.url, client.prefix)
-    protocols = token_subprotocols(client.token)
-    # wss: the client's own TLS settings (``verify``), not websockets' defaults.
-    tls = getattr(client._http, "ssl_context", None) if url.startswith("wss:") else None
-    while websocket and not state.done:
-        try:
-            with connect(
-                url, ssl=tls, subprotocols=protocols, open_timeout=10, close_timeout=1,
-                max_size=None,
-            ) as socket:  # fmt: skip
-                socket.send(state.subscribe_message())
-                while not state.done:
-                    try:
-                        text = socket.recv(timeout=IDLE)
-                    except TimeoutError:
-                        yield from state.polled(client.events(task_id, since=state.last_seq), None)
-                        continue
-                    state.connected()
-                    event, resubscribe = state.on_message(text)
-                    if resubscribe:
-                        socket.send(state.subscribe_message())
-                    elif event is not None:
-                        yield event
-            return
-        except (InvalidHandshake, InvalidURI):
-            break  # no WebSocket here: poll instead
-        except ConnectionClosed as exc:
-            if (refused := closed_unauthorized(exc)) is not None:
-                raise refused from None
-            delay = state.failed()
-        except (OSError, TransportError):
-            delay = state.failed()
-        if delay is None:
-            break
-        time.sleep(delay)
-    yield from _poll_sync(client, state, interval)
+#: What ends a connection attempt, or a connection, without ending the watch: see
+#: ``reconnect_delay``.
+DROPPED = (InvalidHandshake, InvalidURI, ConnectionClosed, OSError, TransportError)
 
 
-def _poll_sync(client: Any, state: WatchState, interval: float) -> Iterator[Event]:
-    state.failures = 0
-    while not state.done:
-        try:
-            events = client.events(state.task_id, since=state.last_seq)
-            fresh = state.polled(events, lambda: client.task(state.task_id))
-        except TransportError:
-            delay = state.failed()
-            if delay is None:
-                raise
-            time.sleep(delay)
-            continue
-        state.connected()
-        yield from fresh
-        if not fresh and not state.done:
-            time.sleep(interval)
-
-
-async def watch_async(
-    client: Any, task_id: str, since: int, interval: float, websocket: bool = True
-) -> AsyncIterator[Event]:
-    import asyncio
-
-    from websockets.asyncio.client import connect
-
-    state = WatchState(task_id, since)
-    url = ws_url(client.url, client.prefix)
-    protocols = token_subprotocols(client.token)
-    while websocket and not state.done:
-        try:
-            async with connect(
-                url, subprotocols=protocols, open_timeout=10, close_timeout=1, max_size=None
-            ) as socket:
-                await socket.send(state.subscribe_message())
-                while not state.done:
-                    try:
-                        text = await asyncio.wait_for(socket.recv(), IDLE)
-                    except TimeoutError:
-                        events = await client.events(task_id, since=state.last_seq)
-                        for event in state.polled(events, None):
-                            yield event
-                        continue
-                    state.connected()
-                    event, resubscribe = state.on_message(text)
-                    if resubscribe:
-                        await socket.send(state.subscribe_message())
-                    elif event is not None:
-                        yield event
-            return
-        except (InvalidHandshake, InvalidURI):
-            break
-        except ConnectionClosed as exc:
-            if (refused := closed_unauthorized(exc)) is not None:
-                raise refused from None
-            delay = state.failed()
-        except (OSError, TransportError):
-            delay = state.failed()
-        if delay is None:
-            break
-        await asyncio.sleep(delay)
-    state.failures = 0
-    while not state.done:
-        try:
-            events = await client.events(task_id, since=state.last_seq)
-            status = await client.task(task_id) if not events and state.empty_polls >= 2 else None
-            fresh = state.polled(events, None if status is None else lambda found=status: found)
-        except TransportError:
-            delay = state.failed()
-            if delay is None:
-                raise
-            await asyncio.sleep(delay)
-            continue
-        state.connected()
-        for event in fresh:
-            yield event
-        if not fresh and not state.done:
-            await asyncio.sleep(interval)
+def reconnect_delay(link: WatchState, exc: Exception) -> float | None:
+    """After ``exc`` (one of ``DROPPED``) ended a connection or an attempt at one: seconds to
+    wait before the next attempt, or None to poll the event log instead (no WebSocket at this
+    address, or ``link``'s attempts are spent). A close that refuses the token raises
+    ``Unauthorized``: polling with the same token would be refused too."""
+    if isinstance(exc, InvalidHandshake | InvalidURI):
+        return None
+    if isinstance(exc, ConnectionClosed) and (refused := closed_unauthorized(exc)) is not None:
+        raise refused from None
+    return link.failed()

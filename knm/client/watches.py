@@ -1,11 +1,12 @@
-"""Following several tasks on one progress WebSocket: the server takes any number of
-``subscribe`` actions on a connection, so a workflow and each of its steps' child tasks need one
-socket, not one each, and no thread.
+"""Following tasks' events live, one task or several on one progress WebSocket: the server
+takes any number of ``subscribe`` actions on a connection, so a workflow and each of its steps'
+child tasks need one socket, not one each, and no thread.
 
-``WatchBook`` holds one ``WatchState`` per task (the same rules as ``watch``: every event once,
-in ``seq`` order per task, resumed with ``since`` after a drop, by polling when no WebSocket can
+``WatchBook`` holds one ``WatchState`` per task (``knm.client.watch``: every event once, in
+``seq`` order per task, resumed with ``since`` after a drop, by polling when no WebSocket can
 be had); tasks may be added while it is being iterated. ``Watches`` (``Client.watch_many``) and
-``AsyncWatches`` (``AsyncClient.watch_many``) are the two loops over it.
+``AsyncWatches`` (``AsyncClient.watch_many``) are the two loops over it, and watching one task
+(``Client.watch``, ``AsyncClient.watch``) is following a list of one.
 """
 
 from __future__ import annotations
@@ -13,20 +14,13 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncGenerator, Generator, Iterable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import msgspec
-from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 
 from knm.client.errors import TransportError
 from knm.client.models import Event
-from knm.client.watch import (
-    IDLE,
-    WatchState,
-    closed_unauthorized,
-    token_subprotocols,
-    ws_url,
-)
+from knm.client.watch import DROPPED, IDLE, WatchState, endpoint, reconnect_delay
 
 if TYPE_CHECKING:
     from knm.client.aio import AsyncClient
@@ -34,15 +28,28 @@ if TYPE_CHECKING:
 
 
 class WatchBook:
-    """What the tasks followed have yielded so far, and what the connection must send next."""
+    """The tasks followed through ``client``: what each has yielded so far, and what the
+    connection must send next. ``interval`` is the pause between polls of the event logs when
+    no WebSocket can be had; ``websocket=False`` polls from the start."""
 
-    def __init__(self, task_ids: Iterable[str], since: int) -> None:
+    def __init__(
+        self,
+        client: Any,
+        task_ids: Iterable[str] = (),
+        *,
+        since: int = 0,
+        interval: float = 0.5,
+        websocket: bool = True,
+    ) -> None:
+        self.client = client
+        self.interval = interval
+        self.websocket = websocket
         self.states: dict[str, WatchState] = {}
         #: Tasks added since the connection last subscribed them.
         self._unsent: list[str] = []
         #: Finished tasks the server still counts among this connection's subscriptions.
         self._finished: list[str] = []
-        #: Reconnects back off as ``watch``'s do: one count for the connection, not per task.
+        #: The connection's reconnects, counted and backed off once for all tasks followed.
         self.link = WatchState("", 0)
         for task_id in task_ids:
             self.add(task_id, since=since)
@@ -125,20 +132,8 @@ class Watches(WatchBook):
     Use it as a context manager, or call ``close``, so that a loop left early closes its
     connection at once rather than when the garbage collector finds it."""
 
-    def __init__(
-        self,
-        client: Client,
-        task_ids: Iterable[str] = (),
-        *,
-        since: int = 0,
-        interval: float = 0.5,
-        websocket: bool = True,
-    ) -> None:
-        super().__init__(task_ids, since)
-        self.client = client
-        self.interval = interval
-        self.websocket = websocket
-        self._running: Generator[Event, None, None] | None = None
+    client: Client
+    _running: Generator[Event, None, None] | None = None
 
     def __iter__(self) -> Generator[Event, None, None]:
         self.close()
@@ -161,8 +156,8 @@ class Watches(WatchBook):
         from websockets.sync.client import connect
 
         client = self.client
-        url = ws_url(client.url, client.prefix)
-        protocols = token_subprotocols(client.token)
+        url, protocols = endpoint(client)
+        # wss: the client's own TLS settings (``verify``), not websockets' defaults.
         tls = getattr(client._http, "ssl_context", None) if url.startswith("wss:") else None
         while self.websocket and not self.done:
             self.connecting()
@@ -184,16 +179,10 @@ class Watches(WatchBook):
                             continue
                         yield from self.received(text)
                 return
-            except (InvalidHandshake, InvalidURI):
-                break  # no WebSocket here: poll instead
-            except ConnectionClosed as exc:
-                if (refused := closed_unauthorized(exc)) is not None:
-                    raise refused from None
-                delay = self.link.failed()
-            except (OSError, TransportError):
-                delay = self.link.failed()
+            except DROPPED as exc:
+                delay = reconnect_delay(self.link, exc)
             if delay is None:
-                break
+                break  # no WebSocket here, or no more attempts: poll instead
             time.sleep(delay)
         yield from self._poll()
 
@@ -222,20 +211,8 @@ class Watches(WatchBook):
 class AsyncWatches(WatchBook):
     """``Watches`` for ``AsyncClient``: ``async for``, ``async with``, ``aclose``."""
 
-    def __init__(
-        self,
-        client: AsyncClient,
-        task_ids: Iterable[str] = (),
-        *,
-        since: int = 0,
-        interval: float = 0.5,
-        websocket: bool = True,
-    ) -> None:
-        super().__init__(task_ids, since)
-        self.client = client
-        self.interval = interval
-        self.websocket = websocket
-        self._running: AsyncGenerator[Event, None] | None = None
+    client: AsyncClient
+    _running: AsyncGenerator[Event, None] | None = None
 
     def __aiter__(self) -> AsyncGenerator[Event, None]:
         # The one left, if any, closes when collected: ``aclose`` first to close it at once.
@@ -258,8 +235,7 @@ class AsyncWatches(WatchBook):
         from websockets.asyncio.client import connect
 
         client = self.client
-        url = ws_url(client.url, client.prefix)
-        protocols = token_subprotocols(client.token)
+        url, protocols = endpoint(client)
         while self.websocket and not self.done:
             self.connecting()
             try:
@@ -280,14 +256,8 @@ class AsyncWatches(WatchBook):
                         for event in self.received(text):
                             yield event
                 return
-            except (InvalidHandshake, InvalidURI):
-                break
-            except ConnectionClosed as exc:
-                if (refused := closed_unauthorized(exc)) is not None:
-                    raise refused from None
-                delay = self.link.failed()
-            except (OSError, TransportError):
-                delay = self.link.failed()
+            except DROPPED as exc:
+                delay = reconnect_delay(self.link, exc)
             if delay is None:
                 break
             await asyncio.sleep(delay)

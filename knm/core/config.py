@@ -92,6 +92,19 @@ class KnmConfig(msgspec.Struct, kw_only=True):
     #: the users query; changes to a user and token revocations reach every process at once
     #: through PostgreSQL NOTIFY, and this bounds the rest. 0 turns the cache off.
     auth_cache_seconds: float = 5.0
+    #: Notifications (docs/notifications.md): seconds a receiver gets per attempt; seconds a
+    #: process's claim on a delivery lasts (past it another process sends it again); seconds
+    #: between looks at the outbox besides NOTIFY; backoff after the first failure, doubling
+    #: up to the cap; attempts before a delivery is dead; sends in flight per process; days
+    #: finished deliveries are kept.
+    notify_timeout: float = 10.0
+    notify_lease: float = 60.0
+    notify_poll: float = 2.0
+    notify_backoff_base: float = 5.0
+    notify_backoff_cap: float = 600.0
+    notify_max_attempts: int = 10
+    notify_concurrency: int = 32
+    notify_retention_days: int = 30
 
     def resolved_data_dir(self) -> Path:
         return Path(self.data_dir) if self.data_dir else default_data_dir()

@@ -32,7 +32,9 @@ from knm.core.config import KnmConfig
 from knm.core.credentials import routes as credential_routes
 from knm.core.envelope import EXCEPTION_HANDLERS, ErrorEnvelope
 from knm.core.manager import collect
+from knm.core.notifications import routes as notification_routes
 from knm.core.runtime import Knm
+from knm.core.schedules import routes as schedule_routes
 from knm.core.tasks import routes as task_routes
 from knm.core.windows import routes as window_routes
 
@@ -122,6 +124,8 @@ class KnmPlugin(InitPlugin):
             *credential_routes.ROUTES,
             *cluster_routes.ROUTES,
             *task_routes.ROUTES,
+            *notification_routes.ROUTES,
+            *schedule_routes.ROUTES,
             *window_routes.ROUTES,
             *progress_route.ROUTES,
             *(r for ex in self.knm.executors.values() for r in task_routes.executor_routes(ex)),

@@ -30,7 +30,9 @@ from knm.core.registry import Registry, StartupError
 from knm.core.telemetry import Telemetry
 
 if TYPE_CHECKING:
+    from knm.core.notifications.delivery import DeliveryWorker
     from knm.core.progress import ProgressHub
+    from knm.core.schedules.firing import Firing
     from knm.core.tasks.events import EventLog
     from knm.core.tasks.runner import Runner
     from knm.core.tasks.status_cache import StatusCache
@@ -76,6 +78,10 @@ class Knm:
         self.auth_cache: PrincipalCache | None = None
         self.status_cache: StatusCache | None = None
         self.runner: Runner = None  # type: ignore[assignment]
+        #: Sends queued notifications; in the processes that run tasks (``config.runner``).
+        self.notifications: DeliveryWorker | None = None
+        #: The schedules' firing loop, in a process that runs tasks (``config.runner``).
+        self.firing: Firing | None = None
         self.telemetry = Telemetry()
         self._url = ""
         self._supervisor: asyncio.Task[None] | None = None
@@ -152,6 +158,7 @@ class Knm:
 
     async def _start_engine(self) -> None:
         from knm.core.progress import ProgressHub
+        from knm.core.schedules.firing import Firing
         from knm.core.tasks.events import EventLog
         from knm.core.tasks.runner import Runner
         from knm.core.tasks.status_cache import StatusCache, VersionChecks
@@ -170,6 +177,17 @@ class Knm:
         await self.events.start()
         self.runner = Runner(self, claim=self.config.runner)
         await self.runner.start()
+        if self.config.runner:
+            from knm.core.crypto import keyring_of
+            from knm.core.notifications.delivery import DeliveryWorker, settings_of
+
+            self.notifications = DeliveryWorker(
+                self.pool, keyring_of(self), settings_of(self.config), listener=self.listener
+            )
+            await self.notifications.start()
+            # Schedules fire where tasks run; any number of such processes fire each once.
+            self.firing = Firing(self)
+            await self.firing.start()
 
     async def _supervise_database(self, embedded: EmbeddedPostgres) -> None:
         """Starts the embedded PostgreSQL again when it dies, with bounded backoff. The pool
@@ -232,9 +250,16 @@ class Knm:
                 with contextlib.suppress(BaseException):
                     await _bounded("the supervisor", self._supervisor)
                 self._supervisor = None
+            # No new fires while the runner winds down.
+            if self.firing is not None:
+                await _bounded("the schedules' firing loop", self.firing.stop())
+                self.firing = None
             # Tasks first: plugins' lifespans (SSH connections …) serve them until they end.
             if self.runner is not None:
                 await self.runner.stop(grace=self.config.shutdown_grace)
+            if self.notifications is not None:
+                await _bounded("the notification delivery", self.notifications.stop())
+                self.notifications = None
             await _bounded("the plugins' lifespans", self._stack.aclose())
             if self.events is not None:
                 await _bounded("the event log", self.events.stop())

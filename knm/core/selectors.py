@@ -18,51 +18,22 @@ sorted and unique; parsing it gives an equal selector.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from typing import Literal
 
 import msgspec
 
 from knm.core.errors import Invalid
+from knm.wire.labels import label_key_problem, label_value_problem
 
 Operator = Literal["=", "!=", "exists", "!", "in", "notin"]
 
 MAX_SELECTOR_LENGTH = 4096
-_NAME = re.compile(r"[A-Za-z0-9]([A-Za-z0-9._-]{0,61}[A-Za-z0-9])?")
-_DNS_LABEL = r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?"
-_DNS_SUBDOMAIN = re.compile(rf"{_DNS_LABEL}(\.{_DNS_LABEL})*")
 #: Characters that end a key or a value in selector text.
 _SPECIAL = frozenset("=!(),")
 
 
 # --- labels ------------------------------------------------------------------------------------
-
-
-def label_key_problem(key: str) -> str | None:
-    """Why ``key`` is not a valid label key, or None."""
-    prefix, slash, name = key.rpartition("/")
-    if slash and (not prefix or len(prefix) > 253 or not _DNS_SUBDOMAIN.fullmatch(prefix)):
-        return (
-            f"label key {key!r}: the prefix must be a lowercase DNS subdomain "
-            "of at most 253 characters"
-        )
-    if not _NAME.fullmatch(name):
-        return (
-            f"label key {key!r}: the name must be 1-63 characters of letters, digits, '-', '_' "
-            "or '.', starting and ending with a letter or digit"
-        )
-    return None
-
-
-def label_value_problem(value: str) -> str | None:
-    """Why ``value`` is not a valid label value (the empty value is valid), or None."""
-    if value and not _NAME.fullmatch(value):
-        return (
-            f"label value {value!r}: must be empty or 1-63 characters of letters, digits, '-', "
-            "'_' or '.', starting and ending with a letter or digit"
-        )
-    return None
 
 
 def label_problems(labels: Mapping[str, str], where: str = "") -> list[str]:

@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from knm.core.listen import Listener
     from knm.core.progress import ProgressHub
     from knm.core.registry import Registry
+    from knm.core.schedules.firing import Firing
     from knm.core.tasks.events import EventLog
     from knm.core.tasks.executor import Executor
     from knm.core.tasks.runner import Runner
@@ -54,6 +55,8 @@ class Knm(Protocol):
     events: EventLog
     progress: ProgressHub
     runner: Runner
+    #: The schedules' firing loop, in a process that runs tasks.
+    firing: Firing | None
     listener: Listener | None
     auth_cache: PrincipalCache | None
     status_cache: StatusCache | None

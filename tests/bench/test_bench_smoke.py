@@ -132,3 +132,28 @@ def test_the_maintenance_soak_runs_its_labs_side_by_side_and_prints_their_table(
     assert [rows[lab].split("|")[2].strip() for lab in ("1", "2", "all")] == ["2", "2", "4"]
     # The result column is padded to its header's width: "| ok     |".
     assert re.search(r"\|\s*ok\s*\|\s*$", done.stdout, re.MULTILINE), done.stdout
+
+
+@pytest.mark.timeout(600)
+def test_the_client_size_benchmark_installs_the_client_and_prints_what_each_part_costs() -> None:
+    done = run_smoke("bench.client_size")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "| kube_node_manager_client 0.1.0 |" in done.stdout
+    assert "| **the venv grew by** |" in done.stdout
+    assert "litestar" not in done.stdout
+
+
+@pytest.mark.timeout(300)
+def test_the_notifications_benchmark_loses_nothing_across_a_killed_worker() -> None:
+    done = run_smoke("bench.notifications")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "| processes | rate/s" in done.stdout
+    assert "killed one worker" in done.stderr
+
+
+@pytest.mark.timeout(300)
+def test_the_schedules_benchmark_fires_each_time_once_across_a_kill_and_prints_its_table() -> None:
+    done = run_smoke("bench.schedules")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "| schedules | processes" in done.stdout
+    assert "| pass " in done.stdout

@@ -281,3 +281,13 @@ def test_a_kubeconfig_path_instead_of_its_text_is_refused_before_it_is_sent(
     assert f"cluster/ap-path ({path}, document 1): kubeconfig must hold the kubeconfig's text" in (
         result.err
     )
+
+
+def test_a_file_that_is_not_yaml_is_refused_at_its_line_before_anything_is_sent(
+    knm: Knm, tmp_path: Path
+) -> None:
+    broken = "kind: script\nname: nl-a\ncontent: 'true'\n---\nkind: script\nname: [nl-b\n"
+    path = write(tmp_path, "broken.yaml", broken)
+    result = knm("apply", "-f", path)
+    assert result.code == 2 and result.out == ""
+    assert f"{path}, line 7, column 1: not valid YAML or JSON: expected ',' or ']'" in result.err

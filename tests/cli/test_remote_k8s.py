@@ -58,6 +58,19 @@ def test_cordon_and_uncordon_by_name_and_by_selector(
     assert not kube_standin.node("w3").unschedulable and kube_standin.node("w2").unschedulable
 
 
+def test_cordon_takes_node_names_before_between_and_after_its_options(
+    knm: Knm, admin: Client, kube_standin: KubeStandin
+) -> None:
+    cluster = register(admin, kube_standin)
+    cordoned = knm("k8s", "cordon", "w1", "-c", cluster, "w2", "--json", "w3")
+    assert cordoned.code == 0, cordoned.err
+    assert cordoned.json()["target_nodes"] == ["w1", "w2", "w3"]
+    back = knm("k8s", "uncordon", "-c", cluster, "--json", "w1", "--timeout", "60", "w2", "w3")
+    assert back.code == 0, back.err
+    assert back.json()["target_nodes"] == ["w1", "w2", "w3"]
+    assert not any(kube_standin.node(node).unschedulable for node in ("w1", "w2", "w3"))
+
+
 def test_drain_evicts_pods_and_takes_action_parameters(
     knm: Knm, admin: Client, kube_standin: KubeStandin
 ) -> None:

@@ -77,8 +77,15 @@ def wheelhouse() -> Iterator[Path]:
             source / "knm",
             ignore=shutil.ignore_patterns(".git", "build", "*.egg-info", "__pycache__", "tests"),
         )
+        # The client's wheel, then the server's as its sdist builds it (client/ holds only the
+        # build backend there): built in a checkout, the server's wheel would require the
+        # checkout's client/ by path (client/build_backend.py); this one requires it by name and
+        # version, which the wheelhouse holds.
         _run([sys.executable, "-m", "pip", "wheel", "--quiet", "-w", str(house),
-              str(source / "knm")])  # fmt: skip
+              str(source / "knm" / "client")])  # fmt: skip
+        (source / "knm" / "client" / "pyproject.toml").unlink()
+        _run([sys.executable, "-m", "pip", "wheel", "--quiet", "-w", str(house), "--find-links",
+              str(house), str(source / "knm")])  # fmt: skip
         for path in [house, *house.iterdir()]:
             path.chmod(0o755 if path.is_dir() else 0o644)
         yield house

@@ -3,7 +3,7 @@
 ``register(subparsers)`` adds ``login``, ``logout``, ``apply``, ``get`` and the nouns ``config`` (contexts: which
 server and login to use, kept on this machine), ``ssh``, ``ansible``,
 ``script``, ``workflow``, ``k8s``, ``task``, ``playbook``, ``cluster``, ``credential``, ``user``,
-``token``, ``audit`` and ``hostkey``.
+``token``, ``audit``, ``hostkey`` and ``schedule``.
 Exit codes are listed in ``knm.cli.remote.session``.
 """
 
@@ -24,6 +24,7 @@ from knm.cli.remote import (
     hostkeys,
     node_changes,
     run,
+    schedules,
     session,
     tasks,
     tokens,
@@ -45,6 +46,7 @@ NOUNS = {
     "audit": "the audit log",
     "config": "contexts: the servers and logins to use",
     "hostkey": "pinned SSH host keys of nodes",
+    "schedule": "requests started at cron times or intervals",
 }
 
 
@@ -70,3 +72,4 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     tokens.register(nouns, parent)
     audit.register(nouns, parent)
     hostkeys.register(nouns, parent)
+    schedules.register(nouns, parent)

@@ -13,11 +13,11 @@ from typing import Any
 from knm.cli.remote import contexts
 from knm.cli.remote.session import (
     API_ERROR,
-    OK,
     USAGE,
     UsageError,
     chosen_context,
     describe,
+    done,
     emit_json,
     error,
     split_url,
@@ -80,13 +80,12 @@ def login(args: argparse.Namespace) -> int:
     )
     saved.current_context = name
     path = contexts.save(saved)
-    if args.json:
-        emit_json({"context": name, "url": url, "user": answer.user,
-                   "expires_at": answer.expires_at})  # fmt: skip
-    else:
-        print(f"logged in to {url} as {answer.user.username} ({answer.user.role}); "
-              f"context {name} is current, its token in {path}")  # fmt: skip
-    return OK
+    return done(
+        args,
+        {"context": name, "url": url, "user": answer.user, "expires_at": answer.expires_at},
+        f"logged in to {url} as {answer.user.username} ({answer.user.role}); "
+        f"context {name} is current, its token in {path}",
+    )
 
 
 def logout(args: argparse.Namespace) -> int:
@@ -101,12 +100,8 @@ def logout(args: argparse.Namespace) -> int:
         # The context stays (server, user): `knm login` alone logs into it again.
         context.token, context.expires_at = "", None
         contexts.save(saved)
-    if args.json:
-        emit_json({"logged_out": removed, "context": name or None})
-    else:
-        print(f"logged out of {context.server} (context {name})" if context and removed
-              else "not logged in")  # fmt: skip
-    return OK
+    left = f"logged out of {context.server} (context {name})" if context and removed else ""
+    return done(args, {"logged_out": removed, "context": name or None}, left or "not logged in")
 
 
 def register(subparsers: Any, parent: argparse.ArgumentParser) -> None:

@@ -8,14 +8,13 @@ import sys
 from typing import TYPE_CHECKING, Any
 
 from knm.cli.completion.names import live
-from knm.cli.remote import kubeconfig, render
-from knm.cli.remote.content import read_document
+from knm.cli.remote import kubeconfig, render, yaml_input
 from knm.cli.remote.session import (
     OK,
     UsageError,
     command,
     common_parent,
-    emit_json,
+    done,
     output_parent,
     reference,
 )
@@ -86,7 +85,7 @@ def _body(args: argparse.Namespace) -> dict[str, Any]:
         raise UsageError("-f and --kubeconfig cannot both read stdin")
     body: dict[str, Any] = {}
     if args.file is not None:
-        _, parsed = read_document(args.file)
+        parsed = yaml_input.load(yaml_input.read_text(args.file), args.file)
         if not isinstance(parsed, dict):
             raise UsageError(f"{args.file}: expected a mapping with name, kind and its fields")
         body = dict(parsed)
@@ -124,11 +123,7 @@ def _body(args: argparse.Namespace) -> dict[str, Any]:
 def create(args: argparse.Namespace, client: Client) -> int:
     body = _body(args)
     cluster = client.create_cluster(body.pop("name"), body.pop("kind"), **body)
-    if args.json:
-        emit_json(_flat(cluster))
-    else:
-        print(f"created cluster {cluster.name} ({cluster.kind})")
-    return OK
+    return done(args, _flat(cluster), f"created cluster {cluster.name} ({cluster.kind})")
 
 
 @command
@@ -138,11 +133,7 @@ def delete(args: argparse.Namespace, client: Client) -> int:
         print("not deleted")
         return OK
     client.delete_cluster(args.name)
-    if args.json:
-        emit_json({"deleted": args.name})
-    else:
-        print(f"deleted cluster {args.name}")
-    return OK
+    return done(args, {"deleted": args.name}, f"deleted cluster {args.name}")
 
 
 def register(nouns: dict[str, Any], parent: argparse.ArgumentParser) -> None:

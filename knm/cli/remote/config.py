@@ -14,7 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 from knm.cli.remote import contexts, render
-from knm.cli.remote.session import OK, USAGE, UsageError, emit_json, error, split_url
+from knm.cli.remote.session import OK, USAGE, UsageError, done, emit_json, error, split_url
 
 Handler = Callable[[argparse.Namespace, contexts.Contexts], int]
 
@@ -112,9 +112,9 @@ def set_context(args: argparse.Namespace, saved: contexts.Contexts) -> int:
             raise UsageError(f"a new context needs its server: --server URL (context {args.name})")
         context = contexts.Context(server=args.server, user=args.user or "")
         saved.contexts[args.name] = context
-        done = "created"
+        verb = "created"
     else:
-        done = "changed"
+        verb = "changed"
         server = context.server if args.server is None else args.server
         user = context.user if args.user is None else args.user
         if not contexts.same_server(server, context.server) or user != context.user:
@@ -122,13 +122,10 @@ def set_context(args: argparse.Namespace, saved: contexts.Contexts) -> int:
             context.token, context.expires_at = "", None
         context.server, context.user = server, user
     contexts.save(saved)
-    if args.json:
-        emit_json({"context": args.name, "server": context.server, "user": context.user,
-                   "logged_in": bool(context.token)})  # fmt: skip
-    else:
-        login = "" if context.token else f"; log in with `knm login --context {args.name}`"
-        print(f"{done} context {args.name} ({context.server}){login}")
-    return OK
+    document = {"context": args.name, "server": context.server, "user": context.user,
+                "logged_in": bool(context.token)}  # fmt: skip
+    login = "" if context.token else f"; log in with `knm login --context {args.name}`"
+    return done(args, document, f"{verb} context {args.name} ({context.server}){login}")
 
 
 @edits
@@ -162,11 +159,9 @@ def rename_context(args: argparse.Namespace, saved: contexts.Contexts) -> int:
     if saved.current_context == args.old:
         saved.current_context = args.new
     contexts.save(saved)
-    if args.json:
-        emit_json({"renamed": args.old, "to": args.new})
-    else:
-        print(f"renamed context {args.old} to {args.new}")
-    return OK
+    return done(
+        args, {"renamed": args.old, "to": args.new}, f"renamed context {args.old} to {args.new}"
+    )
 
 
 def register(nouns: dict[str, Any], parent: argparse.ArgumentParser) -> None:

@@ -21,8 +21,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from knm.cli.completion.names import live
-from knm.cli.remote import render
-from knm.cli.remote.session import OK, UsageError, command, emit_json, output_parent, reference
+from knm.cli.remote import render, yaml_input
+from knm.cli.remote.session import (
+    OK,
+    UsageError,
+    command,
+    done,
+    output_parent,
+    reference,
+)
 from knm.client import BadRequest, KnmError, NotFound, ValidationFailed
 from knm.client.families import ContentApi
 
@@ -60,19 +67,14 @@ def resolve(api: ContentApi, ref: str) -> int:
     raise NotFound(f"{label} {ref!r} not found")
 
 
-def read_document(path: str) -> tuple[str, Any]:
-    """The file's text and its parsed value (None when it is not YAML or JSON)."""
-    import yaml
-
-    text = sys.stdin.read() if path == "-" else Path(path).read_text()
-    try:
-        return text, yaml.safe_load(text)
-    except yaml.YAMLError:
-        return text, None
-
-
 def _fields_from(args: argparse.Namespace, noun: str, path: str, creating: bool) -> dict[str, Any]:
-    text, parsed = read_document(path)
+    text = yaml_input.read_text(path)
+    try:
+        parsed = yaml_input.load(text, path)
+    except yaml_input.NotYaml:
+        if noun == "workflow":
+            raise
+        parsed = None  # a playbook's or a script's body, which the server checks as it is
     body_field = "definition" if noun == "workflow" else "content"
     if isinstance(parsed, dict) and ITEM_FIELDS & parsed.keys() and "steps" not in parsed:
         fields = dict(parsed)
@@ -142,23 +144,13 @@ def create(args: argparse.Namespace, client: Client) -> int:
     name = fields.pop("name")
     api = api_of(client, args.noun)
     item = api.create(name, fields.pop(api.body_field, None), **fields)
-    if args.json:
-        emit_json(item)
-    else:
-        print(f"created {args.noun} {item.id} ({item.name}), version {item.version}")
-    return OK
+    return done(args, item, f"created {args.noun} {item.id} ({item.name}), version {item.version}")
 
 
 def _yaml_dump(body: Any) -> str:
     import yaml
 
     return yaml.safe_dump(body, sort_keys=False)
-
-
-def _yaml_load(text: str) -> Any:
-    import yaml
-
-    return yaml.safe_load(text)
 
 
 #: The first line of the note ``edit`` puts above the body when the server refused it; the note
@@ -179,7 +171,8 @@ def _run_editor(text: str) -> str:
 
 
 def _with_note(text: str, problems: list[str]) -> str:
-    lines = [ERROR_NOTE, *(f"#   {line}" for p in problems for line in p.splitlines())]
+    # No trailing blanks: a YAML parser's caret line under an empty source line is all spaces.
+    lines = [ERROR_NOTE, *(f"#   {line}".rstrip() for p in problems for line in p.splitlines())]
     return "\n".join([*lines, "#", text])
 
 
@@ -222,21 +215,15 @@ def _edit_body(api: ContentApi, item: Any) -> Any | None:
         if text == original:
             return None
         try:
-            new_body = text if isinstance(body, str) else _yaml_load(text)
+            new_body = text if isinstance(body, str) else yaml_input.load(text, "the definition")
             if not isinstance(body, str) and not isinstance(new_body, dict):
                 raise ValidationFailed("a workflow definition must be a YAML mapping")
             # Conditional on the version read: another change meanwhile is a 409, not lost.
             return api.update(item.id, version=item.version, **{api.body_field: new_body})
         except (ValidationFailed, BadRequest) as exc:
             shown = _with_note(text, _problems(exc))
-        except yaml_error() as exc:
-            shown = _with_note(text, [f"not valid YAML: {exc}"])
-
-
-def yaml_error() -> type[Exception]:
-    import yaml
-
-    return yaml.YAMLError
+        except yaml_input.NotYaml as exc:
+            shown = _with_note(text, [exc.note])
 
 
 @command
@@ -261,11 +248,11 @@ def edit(args: argparse.Namespace, client: Client) -> int:
         if updated is None:
             print("no changes")
             return OK
-    if args.json:
-        emit_json(updated)
-    else:
-        print(f"updated {args.noun} {updated.id} ({updated.name}), version {updated.version}")
-    return OK
+    return done(
+        args,
+        updated,
+        f"updated {args.noun} {updated.id} ({updated.name}), version {updated.version}",
+    )
 
 
 def _version_text(api: ContentApi, item_id: int, version: int | None) -> tuple[str, int]:
@@ -312,21 +299,19 @@ def rollback(args: argparse.Namespace, client: Client) -> int:
         fields["parameters"] = old.parameters
     if all(getattr(item, name) == value for name, value in fields.items()):
         # Every successful PUT is a new version (the contract): an identical one is noise.
-        if args.json:
-            emit_json(item)
-        else:
-            print(f"{args.noun} {item.id} ({item.name}) already has version {old.version}'s body")
-        return OK
+        return done(
+            args,
+            item,
+            f"{args.noun} {item.id} ({item.name}) already has version {old.version}'s body",
+        )
     # Conditional on the version read, like edit: a change meanwhile is a 409, not undone.
     updated = api.update(item.id, version=item.version, **fields)
-    if args.json:
-        emit_json(updated)
-    else:
-        print(
-            f"rolled {args.noun} {updated.id} ({updated.name}) back to version {old.version}'s "
-            f"body, as version {updated.version}"
-        )
-    return OK
+    return done(
+        args,
+        updated,
+        f"rolled {args.noun} {updated.id} ({updated.name}) back to version {old.version}'s "
+        f"body, as version {updated.version}",
+    )
 
 
 @command
@@ -339,11 +324,7 @@ def delete(args: argparse.Namespace, client: Client) -> int:
             print("not deleted")
             return OK
     api.delete(item_id)
-    if args.json:
-        emit_json({"deleted": item_id})
-    else:
-        print(f"deleted {args.noun} {item_id}")
-    return OK
+    return done(args, {"deleted": item_id}, f"deleted {args.noun} {item_id}")
 
 
 @command

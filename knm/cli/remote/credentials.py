@@ -12,7 +12,14 @@ from typing import TYPE_CHECKING, Any
 
 from knm.cli.completion.names import live
 from knm.cli.remote import render
-from knm.cli.remote.session import OK, UsageError, command, emit_json, output_parent, reference
+from knm.cli.remote.session import (
+    OK,
+    UsageError,
+    command,
+    done,
+    output_parent,
+    reference,
+)
 from knm.client import NotFound
 
 if TYPE_CHECKING:
@@ -88,22 +95,14 @@ def create(args: argparse.Namespace, client: Client) -> int:
         port=args.port,
         description=args.description,
     )
-    if args.json:
-        emit_json(credential)
-    else:
-        print(f"created credential {credential.id} ({credential.name})")
-    return OK
+    return done(args, credential, f"created credential {credential.id} ({credential.name})")
 
 
 @command
 def delete(args: argparse.Namespace, client: Client) -> int:
     credential_id = resolve_credential(client, args.credential)
     client.delete_credential(credential_id)
-    if args.json:
-        emit_json({"deleted": credential_id})
-    else:
-        print(f"deleted credential {credential_id}")
-    return OK
+    return done(args, {"deleted": credential_id}, f"deleted credential {credential_id}")
 
 
 def register(nouns: dict[str, Any], parent: argparse.ArgumentParser) -> None:

@@ -10,12 +10,12 @@ are ignored, so a document that carries them still applies.
 from __future__ import annotations
 
 import functools
-import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import msgspec
 
+from knm.cli.remote import yaml_input
 from knm.cli.remote.session import UsageError, as_sent
 
 if TYPE_CHECKING:
@@ -76,12 +76,7 @@ def files_of(path: str, recursive: bool) -> list[Path]:
 
 
 def _loaded(path: str, text: str) -> list[Any]:
-    import yaml
-
-    try:
-        values = list(yaml.safe_load_all(text))
-    except yaml.YAMLError as exc:
-        raise UsageError(f"{path}: not valid YAML or JSON: {exc}") from None
+    values = yaml_input.load_all(text, path)
     # A top-level list (``knm get -o json`` of several items) holds one document per entry.
     flat: list[Any] = []
     for value in values:
@@ -117,7 +112,7 @@ def read(paths: list[str], recursive: bool) -> list[Document]:
     documents: list[Document] = []
     for given in paths:
         if given == "-":
-            named = [("-", sys.stdin.read())]
+            named = [("-", yaml_input.read_text("-"))]
         else:
             files = files_of(given, recursive)
             if not files:

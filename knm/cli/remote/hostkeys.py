@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from knm.cli.completion.names import live
 from knm.cli.remote import render
-from knm.cli.remote.session import OK, UsageError, command, emit_json, output_parent
+from knm.cli.remote.session import OK, UsageError, command, done, output_parent
 
 if TYPE_CHECKING:
     from knm.client.models import HostKey
@@ -103,24 +103,22 @@ def list_pins(args: argparse.Namespace, client: Client) -> int:
 @command
 def pin(args: argparse.Namespace, client: Client) -> int:
     pinned = client.ssh.pin_host_key(args.cluster, args.node, _key_from(args))
-    if args.json:
-        emit_json(pinned)
-    else:
-        print(f"pinned {pinned.key_type} {pinned.fingerprint} for {args.node} of {args.cluster}")
-    return OK
+    return done(
+        args,
+        pinned,
+        f"pinned {pinned.key_type} {pinned.fingerprint} for {args.node} of {args.cluster}",
+    )
 
 
 @command
 def forget(args: argparse.Namespace, client: Client) -> int:
     client.ssh.forget_host_key(args.cluster, args.node)
-    if args.json:
-        emit_json({"forgotten": {"cluster_name": args.cluster, "node": args.node}})
-    else:
-        print(
-            f"forgot the host key of {args.node} of {args.cluster}; "
-            "its next connection pins the key it shows (under host_key_policy tofu)"
-        )
-    return OK
+    return done(
+        args,
+        {"forgotten": {"cluster_name": args.cluster, "node": args.node}},
+        f"forgot the host key of {args.node} of {args.cluster}; "
+        "its next connection pins the key it shows (under host_key_policy tofu)",
+    )
 
 
 def register(nouns: dict[str, Any], parent: argparse.ArgumentParser) -> None:

@@ -8,10 +8,9 @@ text belongs, and refused with the option that reads the file.
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
 from typing import Any
 
+from knm.cli.remote import yaml_input
 from knm.cli.remote.session import UsageError
 
 #: Longest value quoted back in a message: a path, never a kubeconfig's secrets.
@@ -29,17 +28,12 @@ def _contexts(doc: dict[str, Any]) -> list[str]:
 def read(path: str, context: str | None) -> str:
     """The text of the kubeconfig at ``path`` (``-``: stdin), checked to be a kubeconfig with
     ``context`` (or a current-context when None)."""
-    import yaml
-
     if "\n" in path:
         # Never echoed: it is the kubeconfig's text, with its credentials.
         raise UsageError("--kubeconfig takes the kubeconfig file's path ('-': stdin), not its text")
     where = "stdin" if path == "-" else path
-    text = sys.stdin.read() if path == "-" else Path(path).expanduser().read_text()
-    try:
-        doc = yaml.safe_load(text)
-    except yaml.YAMLError:
-        raise UsageError(f"--kubeconfig {where}: not valid YAML") from None
+    text = yaml_input.read_text(path)
+    doc = yaml_input.load(text, f"--kubeconfig {where}")
     if not isinstance(doc, dict) or not isinstance(doc.get("contexts"), list):
         raise UsageError(f"--kubeconfig {where}: not a kubeconfig (it has no contexts list)")
     known = _contexts(doc)

@@ -60,13 +60,13 @@ def split_words(
 
 
 def _key_problem(key: str) -> str | None:
-    from knm.core.selectors import label_key_problem
+    from knm.wire.labels import label_key_problem
 
     return label_key_problem(key)
 
 
 def _value_problem(value: str) -> str | None:
-    from knm.core.selectors import label_value_problem
+    from knm.wire.labels import label_value_problem
 
     return label_value_problem(value)
 

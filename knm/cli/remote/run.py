@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING, Any
 from knm.cli.completion.names import live
 from knm.cli.remote import content
 from knm.cli.remote.credentials import resolve_credential
-from knm.cli.remote.session import OK, command, emit_json, key_values, reference
-from knm.cli.remote.tasks import add_follow_options, add_target_options, started, targets
+from knm.cli.remote.session import command, done, key_values, reference
+from knm.cli.remote.tasks import add_start_options, add_target_options, started, targets
 
 if TYPE_CHECKING:
     from knm.client.sync import Client
@@ -54,23 +54,12 @@ def ansible_run(args: argparse.Namespace, client: Client) -> int:
 
 
 @command
-def script_run(args: argparse.Namespace, client: Client) -> int:
-    script_id = content.resolve(client.scripts, args.script)
-    task = client.scripts.execute(
-        script_id,
-        args.cluster,
-        parameters=key_values(args.param) or None,
-        idempotency_key=args.idempotency_key,
-        **_common(args, client),
-    )
-    return started(args, client, task)
-
-
-@command
-def workflow_run(args: argparse.Namespace, client: Client) -> int:
-    workflow_id = content.resolve(client.workflows, args.workflow)
-    task = client.workflows.execute(
-        workflow_id,
+def stored_run(args: argparse.Namespace, client: Client) -> int:
+    """``knm script run`` and ``knm workflow run``: a stored item of ``args.noun`` run with its
+    ``-p`` parameters."""
+    api = client.scripts if args.noun == "script" else client.workflows
+    task = api.execute(
+        content.resolve(api, getattr(args, args.noun)),
         args.cluster,
         parameters=key_values(args.param) or None,
         idempotency_key=args.idempotency_key,
@@ -83,11 +72,7 @@ def workflow_run(args: argparse.Namespace, client: Client) -> int:
 def workflow_decide(args: argparse.Namespace, client: Client) -> int:
     decide = client.workflows.approve if args.decision == "approve" else client.workflows.reject
     decision = decide(args.task_id, args.step_id, args.comment)
-    if args.json:
-        emit_json(decision)
-    else:
-        print(f"{decision.task_id}: step {decision.step_id} {decision.decision}")
-    return OK
+    return done(args, decision, f"{decision.task_id}: step {decision.step_id} {decision.decision}")
 
 
 @command
@@ -128,21 +113,14 @@ def register(nouns: dict[str, Any], parent: argparse.ArgumentParser) -> None:
     p.add_argument("--extra-args", help="extra ansible-playbook arguments, as --extra-args=--check")
     p.set_defaults(func=ansible_run)
 
-    p = nouns["script"].add_parser("run", parents=[parent], help="run a stored script")
-    live(p.add_argument("script", type=reference("script"), help="script id or name"), "script")
-    add_target_options(p)
-    p.add_argument("-p", "--param", action="append", metavar="KEY=VALUE")
-    p.set_defaults(func=script_run)
+    for noun, text in (("script", "run a stored script"), ("workflow", "run a workflow")):
+        p = nouns[noun].add_parser("run", parents=[parent], help=text)
+        live(p.add_argument(noun, type=reference(noun), help=f"{noun} id or name"), noun)
+        add_target_options(p)
+        p.add_argument("-p", "--param", action="append", metavar="KEY=VALUE")
+        p.set_defaults(func=stored_run, noun=noun)
 
     wf = nouns["workflow"]
-    p = wf.add_parser("run", parents=[parent], help="run a workflow")
-    live(
-        p.add_argument("workflow", type=reference("workflow"), help="workflow id or name"),
-        "workflow",
-    )
-    add_target_options(p)
-    p.add_argument("-p", "--param", action="append", metavar="KEY=VALUE")
-    p.set_defaults(func=workflow_run)
     for decision in ("approve", "reject"):
         p = wf.add_parser(decision, parents=[parent], help=f"{decision} a waiting approval step")
         live(p.add_argument("task_id", type=reference("task")), "task")
@@ -154,17 +132,17 @@ def register(nouns: dict[str, Any], parent: argparse.ArgumentParser) -> None:
     )
     live(p.add_argument("task_id", type=reference("task")), "task")
     p.add_argument("-p", "--param", action="append", metavar="KEY=VALUE")
-    p.add_argument(
-        "--detach",
-        action="store_true",
-        help="print the task id and return at once (exit code 5: still running)",
-    )
-    add_follow_options(p)
+    add_start_options(p)
     p.set_defaults(func=workflow_resume)
 
     for action in ("drain", "cordon", "uncordon"):
-        p = nouns["k8s"].add_parser(action, parents=[parent], help=f"{action} nodes")
-        p.add_argument("node_names", nargs="*", metavar="NODE")
+        # ``words``: node names before, between and after the options, as kubectl takes them.
+        p = nouns["k8s"].add_parser(
+            action, parents=[parent], words="node_names", help=f"{action} nodes"
+        )
+        p.add_argument("node_names", nargs="*", metavar="NODE", help="node names, anywhere")
         add_target_options(p, credential=False)
-        p.add_argument("--param", action="append", metavar="KEY=VALUE", help="action parameter")
+        p.add_argument(
+            "-p", "--param", action="append", metavar="KEY=VALUE", help="action parameter"
+        )
         p.set_defaults(func=k8s_action, action=action)

@@ -159,6 +159,16 @@ def emit_json(value: Any) -> None:
     sys.stdout.flush()
 
 
+def done(args: argparse.Namespace, document: Any, line: str) -> int:
+    """What a command that did one thing answers: ``document`` on stdout with ``--json``, else
+    ``line`` for a reader; exit code ``OK``."""
+    if args.json:
+        emit_json(document)
+    else:
+        print(line)
+    return OK
+
+
 def error(text: str) -> None:
     print(f"knm: {text}", file=sys.stderr)
 

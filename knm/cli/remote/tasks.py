@@ -16,6 +16,7 @@ from knm.cli.remote.session import (
     OK,
     UsageError,
     command,
+    done,
     emit_json,
     error,
     key_values,
@@ -71,6 +72,8 @@ def follow(args: argparse.Namespace, client: Client, task_id: str) -> int:
     """Watch ``task_id`` to its end and answer with the exit code its outcome means. A
     workflow's step tasks are followed on the same connection as its ``step`` events name
     them, so their node output shows as ``[step/node] line`` (unless ``--quiet``)."""
+    from knm.cli.remote.live import LiveView  # only a command that follows a task draws one
+
     show_output = not getattr(args, "quiet", False)
     steps: dict[str, str] = {}
     with client.watch_many([task_id]) as watches:
@@ -79,7 +82,7 @@ def follow(args: argparse.Namespace, client: Client, task_id: str) -> int:
                 if args.json:
                     status = client.wait(task_id)
                 else:
-                    with render.LiveView(task_id, show_output, steps) as view:
+                    with LiveView(task_id, show_output, steps) as view:
                         for event in watches:
                             view.update(event)
                             if show_output:
@@ -190,11 +193,7 @@ def watch(args: argparse.Namespace, client: Client) -> int:
 @command
 def cancel(args: argparse.Namespace, client: Client) -> int:
     result = client.cancel(args.task_id)
-    if args.json:
-        emit_json(result)
-    else:
-        print(f"{result.task_id}: cancel requested ({result.status})")
-    return OK
+    return done(args, result, f"{result.task_id}: cancel requested ({result.status})")
 
 
 @command
@@ -260,6 +259,16 @@ def duration(text: str) -> int:
     return int(number) * UNITS[unit]
 
 
+def add_start_options(parser: argparse.ArgumentParser) -> None:
+    """A command that starts a task: ``--detach``, or how to follow it (``add_follow_options``)."""
+    parser.add_argument(
+        "--detach",
+        action="store_true",
+        help="print the task id and return at once (exit code 5: still running)",
+    )
+    add_follow_options(parser)
+
+
 def add_target_options(
     parser: argparse.ArgumentParser, *, credential: bool = True, cluster_required: bool = True
 ) -> None:
@@ -280,12 +289,7 @@ def add_target_options(
     parser.add_argument("--batch-size", type=int, help="nodes in flight at once")
     parser.add_argument("--max-failures", type=int, help="stop starting nodes after this many fail")
     parser.add_argument("--idempotency-key", help="a repeated key returns the first task")
-    parser.add_argument(
-        "--detach",
-        action="store_true",
-        help="print the task id and return at once (exit code 5: still running)",
-    )
-    add_follow_options(parser)
+    add_start_options(parser)
 
 
 def register(nouns: dict[str, Any], parent: argparse.ArgumentParser) -> None:
@@ -317,12 +321,7 @@ def register(nouns: dict[str, Any], parent: argparse.ArgumentParser) -> None:
     p = sub.add_parser("rerun", parents=[parent], help="run a finished task's failed nodes again")
     live(p.add_argument("task_id", type=reference("task")), "task")
     p.add_argument("--all-nodes", action="store_true", help="every node, not only failed ones")
-    p.add_argument(
-        "--detach",
-        action="store_true",
-        help="print the task id and return at once (exit code 5: still running)",
-    )
-    add_follow_options(p)
+    add_start_options(p)
     p.set_defaults(func=rerun)
 
     p = sub.add_parser("output", parents=[parent], help="download a node's stored output")

@@ -10,7 +10,15 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from knm.cli.remote import render
-from knm.cli.remote.session import OK, UsageError, command, emit_json, output_parent, reference
+from knm.cli.remote.session import (
+    OK,
+    UsageError,
+    command,
+    done,
+    emit_json,
+    output_parent,
+    reference,
+)
 from knm.cli.remote.users import ROLES
 from knm.client import NotFound
 from knm.client.models import ApiToken
@@ -91,11 +99,7 @@ def create(args: argparse.Namespace, client: Client) -> int:
 def revoke(args: argparse.Namespace, client: Client) -> int:
     token_id = resolve_token(client, args.token)
     client.revoke_token(token_id)
-    if args.json:
-        emit_json({"revoked": token_id})
-    else:
-        print(f"revoked API token {token_id}")
-    return OK
+    return done(args, {"revoked": token_id}, f"revoked API token {token_id}")
 
 
 def register(nouns: dict[str, Any], parent: argparse.ArgumentParser) -> None:

@@ -1,4 +1,5 @@
-"""Retention: finished tasks, their events and their output are pruned by age and total size."""
+"""Retention: finished tasks, their events and their output are pruned by age and total size;
+schedules' runs by the tasks' age."""
 
 from __future__ import annotations
 
@@ -25,6 +26,7 @@ class PruneReport(msgspec.Struct):
     tasks: int = 0
     events: int = 0
     output_tasks: int = 0
+    schedule_runs: int = 0
 
 
 #: Rows deleted per transaction: small enough that no statement holds locks, WAL or I/O for
@@ -77,6 +79,13 @@ async def prune(
     if events is None:
         return report
     report.events = events
+    from knm.core.schedules.store import PRUNE_RUNS
+
+    # A schedule's runs go with the tasks they started (and the skipped and failed ones as old).
+    runs = await rounds(PRUNE_RUNS, task_days)
+    if runs is None:
+        return report
+    report.schedule_runs = runs
     # Beyond the size budget, the output of the oldest finished tasks goes first.
     async with conn.transaction():
         if not await conn.fetchval("SELECT pg_try_advisory_xact_lock($1)", PRUNE_LOCK):

@@ -14,6 +14,7 @@ from knm.core.tasks.executor import Executor
 from knm.core.tasks.ids import kind_of, new_task_id
 from knm.core.tasks.schemas import ExecRequest, TaskRow
 from knm.core.tasks.status_cache import LiveAnswer
+from knm.core.tasks.targets import Prepared
 from knm.wire import TERMINAL, TaskStarted, TaskStatus, flatten
 
 if TYPE_CHECKING:
@@ -32,6 +33,46 @@ async def start_task(
     rerun_of: str | None = None,
 ) -> TaskRow:
     """Check, prepare and record a task, then hand it to a runner. Returns it as stored."""
+    await check(knm, executor, request, principal)
+    user_id = principal.user_id if principal else None
+    if idempotency_key and user_id is not None:
+        if len(idempotency_key) > 200:
+            raise Invalid("Idempotency-Key must be at most 200 characters")
+        existing = await store.by_idempotency_key(knm.pool, user_id, executor.kind, idempotency_key)
+        if existing is not None:
+            return existing
+    prepared = await prepare(knm, executor, request, principal)
+    async with knm.pool.acquire() as conn:
+        try:
+            async with conn.transaction():
+                task = await record(
+                    conn,
+                    knm,
+                    executor,
+                    request,
+                    prepared,
+                    principal,
+                    parent_task_id=parent_task_id,
+                    rerun_of=rerun_of,
+                    idempotency_key=idempotency_key if user_id is not None else None,
+                )
+        except asyncpg.UniqueViolationError:
+            if idempotency_key and user_id is not None:
+                existing = await store.by_idempotency_key(
+                    conn, user_id, executor.kind, idempotency_key
+                )
+                if existing is not None:
+                    return existing
+            raise
+    return await hand_over(knm, task, prepared)
+
+
+async def check(
+    knm: Knm, executor: Executor, request: ExecRequest, principal: Principal | None
+) -> None:
+    """The request's own rules and who may use its credential: 400/422/403/404 before
+    anything is prepared. Fills in the cluster's default credential when the request names
+    none."""
     shape = request.shape_problems()
     if shape:
         raise BadRequest("; ".join(shape))
@@ -48,13 +89,14 @@ async def start_task(
         # Who may use the credential (the cluster's default too), and where: 403 before
         # anything is prepared or stored.
         await use.require(knm, request.credential_id, principal, request.cluster_name)
-    user_id = principal.user_id if principal else None
-    if idempotency_key and user_id is not None:
-        if len(idempotency_key) > 200:
-            raise Invalid("Idempotency-Key must be at most 200 characters")
-        existing = await store.by_idempotency_key(knm.pool, user_id, executor.kind, idempotency_key)
-        if existing is not None:
-            return existing
+
+
+async def prepare(
+    knm: Knm, executor: Executor, request: ExecRequest, principal: Principal | None
+) -> Prepared:
+    """The executor's ``prepare`` (its checks, the policy guard-rail among them) and the
+    credential the task will use: everything a task needs except the task. Nothing is
+    stored, so a schedule validates its stored request with ``check`` and this."""
     prepared = await executor.prepare(knm, request, principal)
     if not prepared.nodes:
         raise Invalid("no target nodes")
@@ -63,6 +105,23 @@ async def start_task(
 
         # 404 when it does not exist; decrypted once, here, for the whole task.
         prepared.credential = await load_credential(knm, request.credential_id)
+    return prepared
+
+
+async def record(
+    conn: asyncpg.Connection,
+    knm: Knm,
+    executor: Executor,
+    request: ExecRequest,
+    prepared: Prepared,
+    principal: Principal | None,
+    *,
+    parent_task_id: str | None = None,
+    rerun_of: str | None = None,
+    idempotency_key: str | None = None,
+) -> TaskRow:
+    """Insert the prepared task, pending, on ``conn`` (inside the caller's transaction, so a
+    caller can record more in the same one); ``hand_over`` it once committed."""
     stored = prepared.stored_request or msgspec.to_builtins(request)
     task_id = new_task_id(executor.kind)
     sealed = None
@@ -72,42 +131,35 @@ async def start_task(
         sealed = store.SECRETS.seal(
             keyring_of(knm), msgspec.json.encode(prepared.secrets).decode(), task_id
         )
-    async with knm.pool.acquire() as conn:
-        try:
-            async with conn.transaction():
-                task = await store.insert_task(
-                    conn,
-                    task_id=task_id,
-                    kind=executor.kind,
-                    cluster_name=request.cluster_name,
-                    nodes=prepared.nodes,
-                    request=stored,
-                    summary=prepared.summary,
-                    credential_id=request.credential_id,
-                    user_id=user_id,
-                    username=principal.username if principal else None,
-                    parent_task_id=parent_task_id,
-                    rerun_of=rerun_of,
-                    idempotency_key=idempotency_key if user_id is not None else None,
-                    timeout=request.timeout,
-                    deadline=request.deadline,
-                    sealed=sealed,
-                )
-        except asyncpg.UniqueViolationError:
-            if idempotency_key and user_id is not None:
-                existing = await store.by_idempotency_key(
-                    conn, user_id, executor.kind, idempotency_key
-                )
-                if existing is not None:
-                    return existing
-            raise
+    return await store.insert_task(
+        conn,
+        task_id=task_id,
+        kind=executor.kind,
+        cluster_name=request.cluster_name,
+        nodes=prepared.nodes,
+        request=stored,
+        summary=prepared.summary,
+        credential_id=request.credential_id,
+        user_id=principal.user_id if principal else None,
+        username=principal.username if principal else None,
+        parent_task_id=parent_task_id,
+        rerun_of=rerun_of,
+        idempotency_key=idempotency_key,
+        timeout=request.timeout,
+        deadline=request.deadline,
+        sealed=sealed,
+    )
+
+
+async def hand_over(knm: Knm, task: TaskRow, prepared: Prepared) -> TaskRow:
+    """A committed pending task to this process's runner, else to whichever worker hears."""
     # Claimed here, the task runs with what ``prepare`` loaded (nodes, credential, cluster).
-    claimed = await knm.runner.try_claim(task_id, prepared) if knm.runner is not None else None
+    claimed = await knm.runner.try_claim(task.task_id, prepared) if knm.runner is not None else None
     if claimed is not None:
         return claimed
     # Behind a limit, or no runner here: a worker elsewhere (or later) claims it.
-    await knm.pool.execute("SELECT pg_notify('knm_tasks', $1)", task_id)
-    return await store.get_task(knm.pool, task_id) or task
+    await knm.pool.execute("SELECT pg_notify('knm_tasks', $1)", task.task_id)
+    return await store.get_task(knm.pool, task.task_id) or task
 
 
 async def default_credential(knm: Knm, cluster_name: str) -> int | None:

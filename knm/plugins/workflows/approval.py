@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 import msgspec
 
+from knm.core.notifications import emit
 from knm.core.tasks.steps import StepOutcome, StepRun, StepType
 
 if TYPE_CHECKING:
@@ -37,16 +38,37 @@ class ApprovalStep(StepType):
     async def open(self, knm: Knm, run: StepRun) -> None:
         """The pending request, stored before the engine announces the step: an operator who
         approves on that announcement finds it."""
-        await knm.pool.execute(
-            """INSERT INTO workflow_approvals (task_id, step_id, batch, message) VALUES ($1, $2, $3, $4)
-               ON CONFLICT (task_id, step_id, batch) DO UPDATE SET status = 'pending',
-                   message = EXCLUDED.message,
-                   requested_at = now(), decided_at = NULL, decided_by = NULL, comment = ''""",
-            run.workflow_task_id,
-            run.step_id,
-            run.batch,
-            str(run.params.get("message", "")),
-        )
+        message = str(run.params.get("message", ""))
+        # The request and its notification commit together (the notification outbox).
+        async with knm.pool.acquire() as conn, conn.transaction():
+            await conn.execute(
+                """INSERT INTO workflow_approvals (task_id, step_id, batch, message)
+                   VALUES ($1, $2, $3, $4)
+                   ON CONFLICT (task_id, step_id, batch) DO UPDATE SET status = 'pending',
+                       message = EXCLUDED.message,
+                       requested_at = now(), decided_at = NULL, decided_by = NULL, comment = ''""",
+                run.workflow_task_id,
+                run.step_id,
+                run.batch,
+                message,
+            )
+            task = await conn.fetchrow(
+                "SELECT kind, cluster_name FROM tasks WHERE task_id = $1", run.workflow_task_id
+            )
+            await emit(
+                conn,
+                "approval.requested",
+                {
+                    "task_id": run.workflow_task_id,
+                    "kind": task["kind"] if task else None,
+                    "cluster_name": task["cluster_name"] if task else None,
+                    "step_id": run.step_id,
+                    "batch": run.batch,
+                    "message": message,
+                },
+                kind=task["kind"] if task else None,
+                cluster=task["cluster_name"] if task else None,
+            )
 
     async def run(self, knm: Knm, run: StepRun, cancelled: asyncio.Event) -> StepOutcome:
         batch = run.batch
