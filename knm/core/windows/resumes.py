@@ -21,7 +21,7 @@ import msgspec
 from knm.core.db import UNAVAILABLE
 from knm.core.errors import Conflict, KnmError, NotFound
 from knm.core.tasks import store as task_store
-from knm.core.windows.check import Requirement, by_names
+from knm.core.windows.check import Requirement, by_names, rfc3339
 
 if TYPE_CHECKING:
     from knm.core.state import Knm
@@ -56,15 +56,46 @@ def idempotency_key(task_id: str) -> str:
     return f"window-resume:{task_id}"
 
 
-async def schedule(knm: Knm, task_id: str, required: Requirement, due_at: datetime) -> None:
+async def schedule(conn: Any, task_id: str, required: Requirement, due_at: datetime) -> None:
     """A pending resume of ``task_id`` at ``due_at`` (written once per task)."""
-    await knm.pool.execute(
+    await conn.execute(
         """INSERT INTO window_resumes (task_id, windows, due_at) VALUES ($1, $2, $3)
            ON CONFLICT (task_id) DO NOTHING""",
         task_id,
         required.names,
         due_at,
     )
+
+
+async def paused(
+    knm: Knm,
+    task: Any,
+    required: Requirement,
+    stopped_at: datetime,
+    resume_at: datetime | None,
+) -> None:
+    """A roll stopped at its windows' end: its resume (when they open again) and the
+    ``roll.paused`` notification, in one transaction, so a subscriber hears of every pause
+    that will resume and of none that did not happen."""
+    from knm.core.notifications import emit
+
+    async with knm.pool.acquire() as conn, conn.transaction():
+        if resume_at is not None:
+            await schedule(conn, task.task_id, required, resume_at)
+        await emit(
+            conn,
+            "roll.paused",
+            {
+                "task_id": task.task_id,
+                "kind": task.kind,
+                "cluster_name": task.cluster_name,
+                "windows": required.names,
+                "stopped_at": rfc3339(stopped_at),
+                "resume_at": rfc3339(resume_at) if resume_at else None,
+            },
+            kind=task.kind,
+            cluster=task.cluster_name,
+        )
 
 
 async def list_resumes(

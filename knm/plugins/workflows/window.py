@@ -77,8 +77,8 @@ async def stop_roll(ctx: TaskContext, needed: Requirement, at: datetime) -> str:
     next opening; returns the message for its unreached nodes."""
     resume_at = needed.next_opening(at)
     await ctx.save_result(window_closed=check.detail(needed, at, resume_at))
+    await resumes.paused(ctx.knm, ctx.task, needed, at, resume_at)
     if resume_at is not None:
-        await resumes.schedule(ctx.knm, ctx.task_id, needed, resume_at)
         then = f"a resume starts at {check.rfc3339(resume_at)}"
     else:
         then = "it does not open again: resume by hand"

@@ -187,7 +187,7 @@ async def test_operators_see_and_cancel_a_pending_automatic_resume(
                VALUES ($1, 'workflow', 'failed', 'win-a', now())""",
             task_id,
         )
-        await resumes.schedule(knm, task_id, Requirement((window,)), due)
+        await resumes.schedule(knm.pool, task_id, Requirement((window,)), due)
 
     await knm_client.on_app(prepare)
     listed = await knm_client.get("/windows/resumes?state=pending", headers=viewer)

@@ -162,6 +162,16 @@ async def test_a_roll_stops_at_the_window_end_after_its_batch_and_resumes_at_the
     wf = await make_workflow(
         knm_client, admin_headers, "win-rolling", sleep=8, strategy={"mode": "rolling"}
     )
+    # Someone hears of every pause (a receiver nothing listens on: the outbox keeps it).
+    subscription = await knm_client.post(
+        "/notifications/subscriptions",
+        json={
+            "name": "pauses", "events": ["roll.paused"], "clusters": ["win-roll"],
+            "target": {"type": "webhook", "url": "http://127.0.0.1:9/pauses"},
+        },
+        headers=admin_headers,
+    )  # fmt: skip
+    subscription_id = assert_envelope(subscription, 201)["data"]["id"]
     await until_window_closed(Schedule(**EVERY_MINUTE))
     kept = ["n1", "n2", "n3"]
     dropped = ["n4", "n5", "n6"]
@@ -222,6 +232,20 @@ async def test_a_roll_stops_at_the_window_end_after_its_batch_and_resumes_at_the
     cancelled = await resume_of(knm_client, admin_headers, other)
     assert cancelled["state"] == "cancelled" and cancelled["resume_task_id"] is None
     assert await knm_client.on_app(resumes_started_of, knm_app.state["knm"], other) == 0
+    listed = await knm_client.get(
+        f"/notifications/subscriptions/{subscription_id}/deliveries?page_size=100",
+        headers=admin_headers,
+    )
+    paused = {
+        d["payload"]["data"]["task_id"]: d["payload"]["data"]
+        for d in assert_envelope(listed, 200)["data"]["deliveries"]
+        if d["event"] == "roll.paused"
+    }
+    for stopped in [*(s["task_id"] for s in chain[:-1]), other]:
+        assert paused[stopped]["windows"] == ["minutely"]
+        assert paused[stopped]["cluster_name"] == "win-roll"
+        assert paused[stopped]["resume_at"].endswith("Z")
+    assert chain[-1]["task_id"] not in paused
 
 
 async def test_a_due_resume_starts_exactly_once_however_many_loops_reach_it(
@@ -248,7 +272,9 @@ async def test_a_due_resume_starts_exactly_once_however_many_loops_reach_it(
         from knm.core.windows.check import by_names
 
         required = await by_names(knm, [always["name"]])
-        await resumes.schedule(knm, original, required, datetime.now(UTC) - timedelta(seconds=1))
+        await resumes.schedule(
+            knm.pool, original, required, datetime.now(UTC) - timedelta(seconds=1)
+        )
 
     async def loops() -> list[list[str]]:
         # Four loops at once, besides the app's own.
@@ -315,7 +341,7 @@ async def test_a_due_resume_starts_once_across_three_knm_processes(
         # Due in a moment, so every process's loop is looking when it comes.
         due = datetime.now(UTC) + timedelta(seconds=2)
         for task_id in originals:
-            await resumes.schedule(knm, task_id, required, due)
+            await resumes.schedule(knm.pool, task_id, required, due)
 
     await knm_client.on_app(due_soon)
 
@@ -348,7 +374,7 @@ async def test_resuming_a_stopped_roll_by_hand_takes_the_place_of_its_automatic_
         from knm.core.windows.check import by_names
 
         required = await by_names(knm, ["hand-leap-night"])
-        await resumes.schedule(knm, original, required, datetime.now(UTC) + timedelta(days=9))
+        await resumes.schedule(knm.pool, original, required, datetime.now(UTC) + timedelta(days=9))
 
     await knm_client.on_app(pending)
     resumed = await knm_client.post(
