@@ -5,7 +5,7 @@ CREATE TABLE maintenance_windows (
     id bigserial PRIMARY KEY,
     name text NOT NULL UNIQUE,
     cron text NOT NULL,
-    time_zone text NOT NULL,
+    timezone text NOT NULL,
     duration integer NOT NULL CHECK (duration > 0),
     -- A disabled window does not open (a change freeze): what requires it waits.
     enabled boolean NOT NULL DEFAULT true,

@@ -58,9 +58,9 @@ def cron_problem(expression: str) -> str | None:
     return None
 
 
-def time_zone_problem(name: str) -> str | None:
+def timezone_problem(name: str) -> str | None:
     if name not in _zones():
-        return f"time_zone: {name!r} is not an IANA time zone (e.g. Europe/Berlin, UTC)"
+        return f"timezone: {name!r} is not an IANA time zone (e.g. Europe/Berlin, UTC)"
     return None
 
 
@@ -70,18 +70,18 @@ def duration_problem(seconds: int) -> str | None:
     return None
 
 
-def problems(expression: str, time_zone: str, duration: int) -> list[str]:
+def problems(expression: str, timezone: str, duration: int) -> list[str]:
     """Every problem of a window's timing, each naming its field, for one 422."""
-    found = [cron_problem(expression), time_zone_problem(time_zone), duration_problem(duration)]
+    found = [cron_problem(expression), timezone_problem(timezone), duration_problem(duration)]
     return [p for p in found if p]
 
 
 class Schedule(msgspec.Struct, frozen=True):
-    """A window's timing: ``cron`` in ``time_zone``, each opening ``duration`` seconds long.
+    """A window's timing: ``cron`` in ``timezone``, each opening ``duration`` seconds long.
     Built only from values :func:`problems` accepted."""
 
     cron: str
-    time_zone: str
+    timezone: str
     duration: int
 
     @property
@@ -93,7 +93,7 @@ class Schedule(msgspec.Struct, frozen=True):
 
         cronsim reads a fixed-time expression in wall time, so around a clock change it may
         hand back a time on the wrong side of ``at``; those are passed over."""
-        zone = ZoneInfo(self.time_zone)
+        zone = ZoneInfo(self.timezone)
         base = at.astimezone(UTC).replace(microsecond=0)
         start = base + timedelta(seconds=1) if reverse else base
         limit = base - HORIZON if reverse else base + HORIZON

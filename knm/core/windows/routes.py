@@ -24,12 +24,12 @@ SHOWN_OPENINGS = 5
 
 
 class WindowBody(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
-    """A window: ``cron`` (five fields) read in ``time_zone`` (IANA) opens it at each fire time
+    """A window: ``cron`` (five fields) read in ``timezone`` (IANA) opens it at each fire time
     for ``duration`` seconds; ``clusters`` require it."""
 
     name: str
     cron: str
-    time_zone: str
+    timezone: str
     duration: int
     enabled: bool = True
     description: str = ""
@@ -41,7 +41,7 @@ class WindowChanges(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
 
     name: str | msgspec.UnsetType = msgspec.UNSET
     cron: str | msgspec.UnsetType = msgspec.UNSET
-    time_zone: str | msgspec.UnsetType = msgspec.UNSET
+    timezone: str | msgspec.UnsetType = msgspec.UNSET
     duration: int | msgspec.UnsetType = msgspec.UNSET
     enabled: bool | msgspec.UnsetType = msgspec.UNSET
     description: str | msgspec.UnsetType = msgspec.UNSET
@@ -76,7 +76,7 @@ def _problems(window: Window) -> list[str]:
         )
     if len(window.description) > MAX_DESCRIPTION or "\x00" in window.description:
         found.append(f"description: at most {MAX_DESCRIPTION} characters, no NUL")
-    found.extend(cron.problems(window.cron, window.time_zone, window.duration))
+    found.extend(cron.problems(window.cron, window.timezone, window.duration))
     return found
 
 
@@ -117,7 +117,7 @@ async def create_window(
 ) -> Envelope[WindowDetail]:
     knm = _knm(request)
     window = Window(
-        id=0, name=data.name, cron=data.cron, time_zone=data.time_zone, duration=data.duration,
+        id=0, name=data.name, cron=data.cron, timezone=data.timezone, duration=data.duration,
         enabled=data.enabled, description=data.description,
     )  # fmt: skip
     _refuse(_problems(window))

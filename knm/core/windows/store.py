@@ -11,14 +11,14 @@ import msgspec
 from knm.core.errors import Conflict, Invalid, NotFound
 from knm.core.windows.cron import Schedule
 
-_COLUMNS = "id, name, cron, time_zone, duration, enabled, description, created_at, updated_at"
+_COLUMNS = "id, name, cron, timezone, duration, enabled, description, created_at, updated_at"
 
 
 class Window(msgspec.Struct, kw_only=True):
     id: int
     name: str
     cron: str
-    time_zone: str
+    timezone: str
     #: Seconds each opening lasts.
     duration: int
     enabled: bool
@@ -30,7 +30,7 @@ class Window(msgspec.Struct, kw_only=True):
 
     @property
     def schedule(self) -> Schedule:
-        return Schedule(self.cron, self.time_zone, self.duration)
+        return Schedule(self.cron, self.timezone, self.duration)
 
 
 def not_found(ref: int | str) -> NotFound:
@@ -107,11 +107,11 @@ async def name_taken(conn: Any, name: str, but: int | None = None) -> bool:
 async def insert(conn: Any, window: Window) -> int:
     try:
         return await conn.fetchval(
-            """INSERT INTO maintenance_windows (name, cron, time_zone, duration, enabled, description)
+            """INSERT INTO maintenance_windows (name, cron, timezone, duration, enabled, description)
                VALUES ($1, $2, $3, $4, $5, $6) RETURNING id""",
             window.name,
             window.cron,
-            window.time_zone,
+            window.timezone,
             window.duration,
             window.enabled,
             window.description,
@@ -123,13 +123,13 @@ async def insert(conn: Any, window: Window) -> int:
 async def update(conn: Any, window: Window) -> None:
     try:
         await conn.execute(
-            """UPDATE maintenance_windows SET name = $2, cron = $3, time_zone = $4, duration = $5,
+            """UPDATE maintenance_windows SET name = $2, cron = $3, timezone = $4, duration = $5,
                       enabled = $6, description = $7, updated_at = now()
                WHERE id = $1""",
             window.id,
             window.name,
             window.cron,
-            window.time_zone,
+            window.timezone,
             window.duration,
             window.enabled,
             window.description,

@@ -13,7 +13,7 @@ from knm.core.windows.store import Window
 
 def window(name: str, cron: str, duration: int, *, enabled: bool = True) -> Window:
     return Window(
-        id=1, name=name, cron=cron, time_zone="UTC", duration=duration, enabled=enabled,
+        id=1, name=name, cron=cron, timezone="UTC", duration=duration, enabled=enabled,
         description="",
     )  # fmt: skip
 

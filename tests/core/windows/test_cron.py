@@ -110,12 +110,12 @@ def test_several_windows_open_together_when_the_last_of_them_opens() -> None:
     assert next_joint_opening([nightly, disjoint], at) is None
 
 
-def test_invalid_cron_time_zone_and_duration_each_name_their_field() -> None:
+def test_invalid_cron_timezone_and_duration_each_name_their_field() -> None:
     assert problems("0 2 * * 0", "Europe/Berlin", 3600) == []
     found = problems("61 2 * * *", "Mars/Olympus", 0)
-    assert [p.split(":")[0] for p in found] == ["cron", "time_zone", "duration"]
+    assert [p.split(":")[0] for p in found] == ["cron", "timezone", "duration"]
     for bad in ("0 2 * *", "0 0 2 * * *", "@daily", "0 0 30 2 *", "a b c d e", ""):
         assert problems(bad, "UTC", 60)[0].startswith("cron: "), bad
     for zone in ("Europe", "../etc/passwd", "", "utc+1"):
-        assert problems("0 2 * * *", zone, 60)[0].startswith("time_zone: "), zone
+        assert problems("0 2 * * *", zone, 60)[0].startswith("timezone: "), zone
     assert problems("0 2 * * *", "UTC", 31 * 86_400 + 1)[0].startswith("duration: ")

@@ -14,7 +14,7 @@ from knm.core.windows.check import Requirement
 from knm.core.windows.store import Window
 from knm.testing.client import ApiClient, assert_envelope
 
-NIGHTLY = {"cron": "0 22 * * *", "time_zone": "Europe/Berlin", "duration": 6 * 3600}
+NIGHTLY = {"cron": "0 22 * * *", "timezone": "Europe/Berlin", "duration": 6 * 3600}
 
 
 @pytest.fixture(scope="module")
@@ -51,7 +51,7 @@ async def test_a_window_shows_whether_it_is_open_and_its_next_five_openings(
     assert made["name"] == "nightly" and made["enabled"] is True and made["clusters"] == []
     shown = assert_envelope(await knm_client.get(f"/windows/{made['id']}", headers=viewer), 200)
     data = shown["data"]
-    assert data["cron"] == "0 22 * * *" and data["time_zone"] == "Europe/Berlin"
+    assert data["cron"] == "0 22 * * *" and data["timezone"] == "Europe/Berlin"
     openings = data["next_openings"]
     assert len(openings) == 5
     starts = [datetime.fromisoformat(o["start"]) for o in openings]
@@ -72,8 +72,8 @@ async def test_a_window_shows_whether_it_is_open_and_its_next_five_openings(
         ({"cron": "61 2 * * *"}, "cron"),
         ({"cron": "0 2 * *"}, "cron"),
         ({"cron": "0 0 30 2 *"}, "cron"),
-        ({"time_zone": "Mars/Olympus"}, "time_zone"),
-        ({"time_zone": "Europe"}, "time_zone"),
+        ({"timezone": "Mars/Olympus"}, "timezone"),
+        ({"timezone": "Europe"}, "timezone"),
         ({"duration": 0}, "duration"),
         ({"duration": 40 * 86_400}, "duration"),
         ({"name": "no spaces allowed"}, "name"),
@@ -94,7 +94,7 @@ async def test_malformed_bodies_are_400_naming_the_field(
 ) -> None:
     for body, field in (
         ({"name": "x", **NIGHTLY, "duration": "60"}, "duration"),
-        ({"name": "x", "cron": "0 2 * * *", "time_zone": "UTC"}, "duration"),
+        ({"name": "x", "cron": "0 2 * * *", "timezone": "UTC"}, "duration"),
         ({"name": "x", **NIGHTLY, "colour": "red"}, "colour"),
     ):
         response = await knm_client.post("/windows", json=body, headers=admin_headers)
@@ -143,8 +143,8 @@ async def test_clusters_require_a_window_and_a_required_window_cannot_be_deleted
     data = assert_envelope(changed, 200)["data"]
     assert data["clusters"] == ["win-b"] and data["enabled"] is False
     assert data["open_now"] is False and data["current"] is None and data["next_openings"] == []
-    bad = await knm_client.put(path, json={"time_zone": "Nowhere/Land"}, headers=admin_headers)
-    assert assert_envelope(bad, 422)["error"].startswith("time_zone: ")
+    bad = await knm_client.put(path, json={"timezone": "Nowhere/Land"}, headers=admin_headers)
+    assert assert_envelope(bad, 422)["error"].startswith("timezone: ")
     assert_envelope(await knm_client.put(path, json={"clusters": []}, headers=admin_headers), 200)
     assert_envelope(await knm_client.delete(path, headers=admin_headers), 200)
     assert_envelope(await knm_client.get(path, headers=admin_headers), 404)

@@ -20,8 +20,8 @@ from knm.testing.tasks import eventually, wait_for_task
 
 NODES = [f"n{i}" for i in range(1, 7)]
 #: Every minute, open for 12 s: a batch of 8 s that starts inside runs past its end.
-EVERY_MINUTE = {"cron": "* * * * *", "time_zone": "UTC", "duration": 12}
-FAR_OFF = {"cron": "0 3 29 2 *", "time_zone": "Europe/Berlin", "duration": 60}
+EVERY_MINUTE = {"cron": "* * * * *", "timezone": "UTC", "duration": 12}
+FAR_OFF = {"cron": "0 3 29 2 *", "timezone": "Europe/Berlin", "duration": 60}
 
 
 @pytest.fixture(scope="module")
@@ -256,7 +256,7 @@ async def test_a_due_resume_starts_exactly_once_however_many_loops_reach_it(
     # Open all the time (each opening outlasts the next fire), so a due resume may start.
     always = await make_window(
         knm_client, admin_headers, "always", ["win-once"], cron="* * * * *",
-        time_zone="UTC", duration=600,
+        timezone="UTC", duration=600,
     )  # fmt: skip
     steps = [{"id": "work", "type": "test", "fail_nodes": ["n1"], "reboots": True}]
     body = {"name": "win-once", "definition": {"steps": steps}}
@@ -320,7 +320,7 @@ async def test_a_due_resume_starts_once_across_three_knm_processes(
     await make_cluster(knm_client, admin_headers, "win-procs")
     always = await make_window(
         knm_client, admin_headers, "always-procs", ["win-procs"], cron="* * * * *",
-        time_zone="UTC", duration=600,
+        timezone="UTC", duration=600,
     )  # fmt: skip
     steps = [{"id": "work", "type": "test", "fail_nodes": ["n1"], "reboots": True}]
     body = {"name": "win-procs", "definition": {"steps": steps}}

@@ -21,7 +21,7 @@ from knm.testing.tasks import eventually, wait_for_task
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(480)]
 NODES = ["node1", "node2", "node3"]
 #: Every minute, open for 12 s: a batch of ~10 s fits, the third does not.
-WINDOW = {"cron": "* * * * *", "time_zone": "UTC", "duration": 12}
+WINDOW = {"cron": "* * * * *", "timezone": "UTC", "duration": 12}
 STEPS = [
     {"id": "cordon", "type": "k8s", "action": "cordon"},
     {"id": "work", "type": "ssh", "command": "sleep 8", "depends_on": ["cordon"],
