@@ -36,6 +36,7 @@ from knm.core.notifications import routes as notification_routes
 from knm.core.runtime import Knm
 from knm.core.schedules import routes as schedule_routes
 from knm.core.tasks import routes as task_routes
+from knm.core.windows import routes as window_routes
 
 if TYPE_CHECKING:
     from knm.core.state import Knm
@@ -125,6 +126,7 @@ class KnmPlugin(InitPlugin):
             *task_routes.ROUTES,
             *notification_routes.ROUTES,
             *schedule_routes.ROUTES,
+            *window_routes.ROUTES,
             *progress_route.ROUTES,
             *(r for ex in self.knm.executors.values() for r in task_routes.executor_routes(ex)),
             *_content_routes(self.knm.registry),

@@ -109,6 +109,10 @@ class Runner:
         self._tasks.append(
             asyncio.create_task(counts.fold_loop(self.knm.pool), name="knm-fold-counts")
         )
+        from knm.core.windows.resumes import resume_loop
+
+        # Rolls stopped at a window's end start again at its next opening, once across processes.
+        self._tasks.append(asyncio.create_task(resume_loop(self.knm), name="knm-window-resumes"))
 
     async def stop(self, grace: float = 10.0) -> None:
         """Stop claiming; let running tasks finish within ``grace``, then cancel them."""

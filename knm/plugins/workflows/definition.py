@@ -152,10 +152,21 @@ async def problems(knm: Knm, definition: WorkflowDefinition) -> list[str]:
                 found.append(f"step {step.common.id}: uses undeclared parameter {name!r}")
             if namespace == "steps" and name.split(".")[0] not in known:
                 found.append(f"step {step.common.id}: refers to no step {name.split('.')[0]!r}")
+    if definition.maintenance_window is not None:
+        found.extend(await _window_problems(knm, definition.maintenance_window))
     from knm.plugins.workflows.checks import safety_problems
 
     found.extend(await safety_problems(knm, definition, steps))
     return found
+
+
+async def _window_problems(knm: Knm, name: str) -> list[str]:
+    from knm.core.windows.store import by_names
+
+    async with knm.pool.acquire() as conn:
+        if not await by_names(conn, [name]):
+            return [f"maintenance_window: no maintenance window named {name!r}"]
+    return []
 
 
 async def _reference_problems(knm: Knm, where: str, fields: dict[str, Any]) -> list[str]:

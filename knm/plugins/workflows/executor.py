@@ -17,6 +17,8 @@ from knm.core.tasks import Executor, NodeResult, Prepared, TargetNode, TaskConte
 from knm.core.tasks import store as task_store
 from knm.core.tasks.service import missing_credential
 from knm.core.tasks.targets import prepare_targets
+from knm.core.windows import check
+from knm.plugins.workflows import window
 from knm.plugins.workflows.conditions import establishes, touches_cordons
 from knm.plugins.workflows.definition import Step, problems, steps_of, used_parameters
 from knm.plugins.workflows.engine import BatchRunner, Journal, StepState
@@ -166,6 +168,8 @@ class WorkflowExecutor(Executor):
                 raise missing_credential(
                     request.cluster_name, f" by step {step.common.id} ({step.common.type})"
                 )
+        needed = await window.required(knm, request.cluster_name, definition, steps)
+        check.refuse_start(needed, bool(needed), request.wait_for_window)
         prepared = await prepare_targets(knm, request)
         resumed: dict[str, Any] = {}
         if request.resumed_from:
@@ -327,6 +331,9 @@ class WorkflowExecutor(Executor):
         types = {p.name: p.type for p in definition.parameters}
         failed_batches = 0
         limit = ctx.settings.max_concurrent
+        #: Set when the roll stopped at its window's end: the unreached nodes' message.
+        closed: str | None = None
+        ran = False
         try:
             gate = await self._gate(ctx, steps, journal)
             for index, nodes in enumerate(batches):
@@ -340,10 +347,23 @@ class WorkflowExecutor(Executor):
                         await asyncio.wait_for(
                             ctx.cancelled.wait(), definition.strategy.pause_between
                         )
-                for node in nodes:
-                    await ctx.node_started(node.name)
                 done = completed.get(index, set())
                 batch_done = bool(steps) and all(s.common.id in done for s in steps)
+                if not batch_done:
+                    # Re-read each batch: an admin may have changed the window meanwhile.
+                    needed = await window.required(
+                        ctx.knm, ctx.task.cluster_name, definition, steps
+                    )
+                    at = check.now()
+                    if needed and not needed.is_open(at):
+                        if ran or not ctx.request.wait_for_window:
+                            closed = await window.stop_roll(ctx, needed, at)
+                            break
+                        if not await window.wait_for_opening(ctx, definition, steps):
+                            break
+                    ran = True
+                for node in nodes:
+                    await ctx.node_started(node.name)
                 going, refused = (
                     (nodes, False)
                     if batch_done
@@ -389,7 +409,11 @@ class WorkflowExecutor(Executor):
                         "cancelled" if ctx.cancelled.is_set() else "not reached: the roll stopped"
                     )
                     reason = "cancelled" if ctx.cancelled.is_set() else "skipped"
+                    if closed is not None and not ctx.cancelled.is_set():
+                        reason, message = check.WINDOW_CLOSED, closed
                     await ctx.node_finished(node.name, NodeResult.failure(reason, message))
+        if closed is not None:
+            raise check.WindowClosed()
 
     async def _settle(self, ctx: TaskContext, runner: BatchRunner, nodes: list[TargetNode]) -> None:
         for node in nodes:

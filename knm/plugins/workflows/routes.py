@@ -11,6 +11,7 @@ from knm.core.auth.guards import OPERATOR, principal_of
 from knm.core.envelope import Envelope, ok
 from knm.core.errors import Conflict, NotFound
 from knm.core.tasks import service
+from knm.core.windows import resumes
 from knm.plugins.workflows.executor import WorkflowExecutor
 from knm.plugins.workflows.schemas import Decision, ResumeRequest
 from knm.wire.tasks import answer_shapes
@@ -114,8 +115,13 @@ async def resume(
     body = {**original.request, "resumed_from": task_id}
     if data is not None and data.parameters is not None:
         body["parameters"] = data.parameters
+    if data is not None and data.wait_for_window is not None:
+        body["wait_for_window"] = data.wait_for_window
     again = msgspec.convert(body, executor.request_type, strict=False)
     task = await service.start_task(knm, executor, again, principal_of(request))
+    # Resumed by hand: a pending automatic resume (the roll stopped at its window's end) is
+    # this one, not a second.
+    await resumes.superseded(knm.pool, task_id, task.task_id)
     await knm.audit(request, "task.resume", task.task_id, detail={"resumed_from": task_id})
     return ok(service.start_answer(task) | {"resumed_from": task_id}, "workflow resumed")
 

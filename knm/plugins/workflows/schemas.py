@@ -91,6 +91,10 @@ class WorkflowDefinition(msgspec.Struct, kw_only=True, forbid_unknown_fields=Tru
     strategy: Strategy = msgspec.field(default_factory=Strategy)
     #: Take knm's per-node disruption locks for each batch, whatever the step types.
     disruptive: bool = False
+    #: The name of a maintenance window (``/windows``) this workflow's disruptive work must be
+    #: inside, besides the one its cluster requires: a batch with disruptive or rebooting steps
+    #: starts only while every required window is open.
+    maintenance_window: str | None = None
 
 
 class StepCount(msgspec.Struct):
@@ -104,6 +108,8 @@ class WorkflowRequest(ExecRequest, kw_only=True, forbid_unknown_fields=True):
     resumed_from: str | None = None
     #: Leave nodes of a failed batch cordoned: ``uncordon`` finalizers skip them.
     keep_failed_cordoned: bool = False
+    #: Outside the required maintenance window, wait for its next opening instead of the 422.
+    wait_for_window: bool = False
 
 
 class Decision(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -113,6 +119,8 @@ class Decision(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
 
 class ResumeRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     parameters: dict[str, str] | None = None
+    #: Outside the required maintenance window, wait for it (the original's choice otherwise).
+    wait_for_window: bool | None = None
 
 
 #: A step's status as the contract shows it (status answers and ``step`` events): knm keeps
