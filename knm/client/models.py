@@ -24,6 +24,8 @@ from knm.wire import (
 )
 from knm.wire import split_extra as with_extra
 from knm.wire.schedules import Schedule, ScheduleRun
+from knm.wire.windows import Opening, Window, WindowDetail
+from knm.wire.windows import Resume as WindowResume
 
 T = TypeVar("T")
 
@@ -208,6 +210,7 @@ __all__ = [
     "NewApiToken",
     "Node",
     "NodeResult",
+    "Opening",
     "Page",
     "PluginInfo",
     "Schedule",
@@ -217,5 +220,8 @@ __all__ = [
     "TaskSummary",
     "User",
     "UserRef",
+    "Window",
+    "WindowDetail",
+    "WindowResume",
     "with_extra",
 ]

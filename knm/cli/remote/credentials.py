@@ -17,10 +17,10 @@ from knm.cli.remote.session import (
     UsageError,
     command,
     done,
+    id_by_name,
     output_parent,
     reference,
 )
-from knm.client import NotFound
 
 if TYPE_CHECKING:
     from knm.client.sync import Client
@@ -37,17 +37,7 @@ CREDENTIAL = render.Kind(
 
 
 def resolve_credential(client: Client, ref: str) -> int:
-    if ref.isdigit():
-        return int(ref)
-    page = 1
-    while True:
-        found = client.credentials(page=page, page_size=100)
-        for credential in found.items:
-            if credential.name == ref:
-                return credential.id
-        if page * 100 >= found.total:
-            raise NotFound(f"Credential {ref!r} not found")
-        page += 1
+    return id_by_name(ref, client.credentials, "Credential")
 
 
 def _secret_file(path: str | None) -> str | None:

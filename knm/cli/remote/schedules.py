@@ -14,8 +14,15 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from knm.cli.remote import render, yaml_input
-from knm.cli.remote.session import OK, UsageError, command, emit_json, output_parent, reference
-from knm.client import NotFound
+from knm.cli.remote.session import (
+    OK,
+    UsageError,
+    command,
+    emit_json,
+    id_by_name,
+    output_parent,
+    reference,
+)
 
 if TYPE_CHECKING:
     from knm.client.sync import Client
@@ -36,17 +43,7 @@ RUN = render.Kind(
 
 def resolve_schedule(client: Client, ref: str) -> int:
     """A schedule's id from its id or name."""
-    if ref.isdigit():
-        return int(ref)
-    page = 1
-    while True:
-        found = client.schedules(page=page, page_size=100)
-        for schedule in found.items:
-            if schedule.name == ref:
-                return schedule.id
-        if page * 100 >= found.total:
-            raise NotFound(f"Schedule {ref!r} not found")
-        page += 1
+    return id_by_name(ref, client.schedules, "Schedule")
 
 
 def _request(path: str) -> dict[str, Any]:

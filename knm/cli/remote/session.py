@@ -39,7 +39,7 @@ from urllib.parse import urlsplit
 import msgspec
 
 from knm.cli.remote import contexts
-from knm.client import KnmError, RateLimited, TransportError
+from knm.client import KnmError, NotFound, RateLimited, TransportError
 
 if TYPE_CHECKING:
     from knm.client.sync import Client
@@ -188,6 +188,13 @@ OPTION_OF = {
     "params": ("param", "--param (-p)"),
     "extra_vars": ("extra_var", "--extra-var (-e)"),
     "extra_args": ("extra_args", "--extra-args"),
+    "cron": ("cron", "--cron"),
+    "timezone": ("timezone", "--timezone"),
+    "duration": ("duration", "--duration"),
+    "clusters": ("cluster", "--cluster"),
+    "interval_seconds": ("interval_seconds", "--interval-seconds"),
+    "start_at": ("start_at", "--start-at"),
+    "end_at": ("end_at", "--end-at"),
 }
 
 
@@ -360,6 +367,22 @@ def reference(kind: str) -> Callable[[str], str]:
 
     key.__name__ = kind  # argparse names the type in its errors
     return key
+
+
+def id_by_name(ref: str, listing: Callable[..., Any], label: str, *, key: str = "name") -> int:
+    """The id of what ``ref`` names: an id (digits), or an exact ``key`` looked for through
+    every page of ``listing`` (a client method taking ``page`` and ``page_size``)."""
+    if ref.isdigit():
+        return int(ref)
+    page = 1
+    while True:
+        found = listing(page=page, page_size=100)
+        for item in found.items:
+            if getattr(item, key) == ref:
+                return int(item.id)
+        if page * 100 >= found.total:
+            raise NotFound(f"{label} {ref!r} not found")
+        page += 1
 
 
 def output_format(args: argparse.Namespace) -> str | None:

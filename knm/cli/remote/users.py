@@ -15,8 +15,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from knm.cli.remote import render
-from knm.cli.remote.session import OK, UsageError, command, emit_json, output_parent, reference
-from knm.client import NotFound
+from knm.cli.remote.session import (
+    OK,
+    UsageError,
+    command,
+    emit_json,
+    id_by_name,
+    output_parent,
+    reference,
+)
 from knm.client.models import User
 
 if TYPE_CHECKING:
@@ -43,17 +50,7 @@ def read_password(path: str | None, prompt: str, *, confirm: bool = True) -> str
 
 def resolve_user(client: Client, ref: str) -> int:
     """The id of a user given by id or by name."""
-    if ref.isdigit():
-        return int(ref)
-    page = 1
-    while True:
-        found = client.users(page=page, page_size=100)
-        for user in found.items:
-            if user.username == ref:
-                return user.id
-        if page * 100 >= found.total:
-            raise NotFound(f"User {ref!r} not found")
-        page += 1
+    return id_by_name(ref, client.users, "User", key="username")
 
 
 def _print_user(args: argparse.Namespace, user: User, done: str) -> None:

@@ -1,47 +1,19 @@
-"""When a schedule fires: cron expressions in a time zone (``cronsim``) or fixed intervals.
-
-Cron times follow Debian cron's rules for daylight saving time (cronsim implements them):
-a job at a fixed time that falls in the hour skipped by a spring-forward change (02:30 on the
-day clocks jump from 02:00 to 03:00) runs once, at 03:00, the first minute after the gap; a
-job at a time that occurs twice on a fall-back day runs once, at the first occurrence.
-Expressions with ``*`` in the minute or hour field, and 6-field ones (seconds first), simply
-follow the real clock: nothing is run twice nor made up. Every time is returned in UTC.
-"""
+"""When a schedule fires: a cron expression in a time zone (five fields, or six with seconds
+first; daylight saving time as :mod:`knm.core.cron` describes) or a fixed interval, between
+optional start and end times. Every time is in UTC."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from cronsim import CronSim, CronSimError
-
-from knm.core.errors import Invalid
-
-
-def zone(name: str) -> ZoneInfo:
-    """The IANA time zone, or 422 naming ``timezone``."""
-    if not name or name.startswith(("/", ".")) or ".." in name:
-        raise Invalid(f"timezone: {name!r} is not an IANA time zone (such as Europe/Berlin)")
-    try:
-        return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError, OSError):
-        raise Invalid(
-            f"timezone: {name!r} is not an IANA time zone (such as Europe/Berlin)"
-        ) from None
+from knm.core import cron as cron_times
+from knm.core.cron import zone
 
 
 def check_cron(expression: str, timezone: str) -> None:
-    """422 naming ``cron`` (or ``timezone``) when the expression cannot fire."""
-    tz = zone(timezone)
-    try:
-        next(CronSim(expression, datetime.now(tz)))
-    except CronSimError as exc:
-        raise Invalid(f"cron: {expression!r} is not a cron expression: {exc}") from None
-    except StopIteration:
-        raise Invalid(f"cron: {expression!r} never fires") from None
-    except (ValueError, IndexError, KeyError) as exc:
-        raise Invalid(f"cron: {expression!r} is not a cron expression: {exc}") from None
+    """422 naming ``timezone`` or ``cron`` unless the schedule's expression can fire."""
+    cron_times.check(expression, timezone, seconds=True)
 
 
 class Timing:
@@ -96,11 +68,7 @@ class Timing:
                     yield fire.astimezone(UTC)
                 n += 1
         assert self.cron is not None
-        tz = zone(self.timezone)
-        # cronsim works in whole seconds and returns times after the one it starts from.
-        start = moment.astimezone(tz).replace(microsecond=0)
-        try:
-            for fire in CronSim(self.cron, start):
-                yield fire.astimezone(UTC)
-        except StopIteration:
-            return
+        yield from cron_times.fires(self.cron, self.timezone, moment)
+
+
+__all__ = ["Timing", "check_cron", "zone"]

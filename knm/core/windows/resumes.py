@@ -22,6 +22,7 @@ from knm.core.db import UNAVAILABLE
 from knm.core.errors import Conflict, KnmError, NotFound
 from knm.core.tasks import store as task_store
 from knm.core.windows.check import Requirement, by_names, rfc3339
+from knm.wire.windows import Resume
 
 if TYPE_CHECKING:
     from knm.core.state import Knm
@@ -35,21 +36,6 @@ BATCH = 20
 _COLUMNS = (
     "task_id, windows, due_at, state, resume_task_id, error, cancelled_by, created_at, updated_at"
 )
-
-
-class Resume(msgspec.Struct, kw_only=True):
-    """A stopped roll's automatic resume: ``pending`` until ``due_at``, then ``started`` (its
-    task: ``resume_task_id``), or ``cancelled`` by an operator, or ``failed`` (``error``)."""
-
-    task_id: str
-    windows: list[str]
-    due_at: datetime
-    state: str
-    resume_task_id: str | None
-    error: str | None
-    cancelled_by: str | None
-    created_at: datetime
-    updated_at: datetime
 
 
 def idempotency_key(task_id: str) -> str:

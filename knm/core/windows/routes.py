@@ -16,6 +16,7 @@ from knm.core.errors import Invalid
 from knm.core.windows import cron, resumes, store
 from knm.core.windows.check import now
 from knm.core.windows.store import Window
+from knm.wire.windows import Resume, ResumeList, WindowDetail, WindowList
 
 _NAME = re.compile(r"[A-Za-z0-9]([A-Za-z0-9._-]{0,62}[A-Za-z0-9])?")
 MAX_DESCRIPTION = 1024
@@ -46,25 +47,6 @@ class WindowChanges(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     enabled: bool | msgspec.UnsetType = msgspec.UNSET
     description: str | msgspec.UnsetType = msgspec.UNSET
     clusters: list[str] | msgspec.UnsetType = msgspec.UNSET
-
-
-class WindowList(msgspec.Struct):
-    total: int
-    windows: list[Window]
-
-
-class WindowDetail(Window, kw_only=True):
-    """A window with what it will do: whether it is open now, the opening it is in, and its
-    next openings (RFC 3339 UTC)."""
-
-    open_now: bool
-    current: cron.Opening | None
-    next_openings: list[cron.Opening]
-
-
-class ResumeList(msgspec.Struct):
-    total: int
-    resumes: list[resumes.Resume]
 
 
 def _problems(window: Window) -> list[str]:
@@ -211,7 +193,7 @@ async def list_resumes(
     status_code=200,
     summary="Cancel a stopped roll's automatic resume",
 )
-async def cancel_resume(request: Request[Any, Any, Any], task_id: str) -> Envelope[resumes.Resume]:
+async def cancel_resume(request: Request[Any, Any, Any], task_id: str) -> Envelope[Resume]:
     knm = _knm(request)
     async with knm.pool.acquire() as conn, conn.transaction():
         cancelled = await resumes.cancel(conn, task_id, principal_of(request).username)

@@ -2,31 +2,19 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
 import asyncpg
-import msgspec
 
 from knm.core.errors import Conflict, Invalid, NotFound
 from knm.core.windows.cron import Schedule
+from knm.wire import windows as wire
 
 _COLUMNS = "id, name, cron, timezone, duration, enabled, description, created_at, updated_at"
 
 
-class Window(msgspec.Struct, kw_only=True):
-    id: int
-    name: str
-    cron: str
-    timezone: str
-    #: Seconds each opening lasts.
-    duration: int
-    enabled: bool
-    description: str
-    #: Names of the clusters that require this window.
-    clusters: list[str] = msgspec.field(default_factory=list)
-    created_at: datetime | None = None
-    updated_at: datetime | None = None
+class Window(wire.Window, kw_only=True):
+    """A stored window, with its timing for the checks."""
 
     @property
     def schedule(self) -> Schedule:
