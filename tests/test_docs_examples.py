@@ -491,6 +491,8 @@ SCENES: dict[str, Scene] = {
         # restart nothing on this machine.
         swap=lambda world: {"sudo systemctl restart kubelet": "echo restarted kubelet"},
     ),
+    "Maintenance windows: knm window create sunday-night --cron '0 2 * * 0' --timezone"
+    " Europe/Berlin --duration 3h --cluster lab": Scene(setup=batch_pool, exits={4: 4, 6: 4}),
     "Host keys: knm hostkey list --cluster production": Scene(
         setup=pinned_fleet, swap=fleet_addresses
     ),
@@ -555,7 +557,10 @@ VOLATILE = [
     (r"SHA256:[A-Za-z0-9+/]{43}", r"SHA256:[A-Za-z0-9+/]{43}"),
     (r"AAAA[A-Za-z0-9+/]{20,}=*", r"AAAA[A-Za-z0-9+/]+=*"),
     (r"\bid: \d+", r"id: \d+"),
-    (r"\b(?:playbook|script|workflow) \d+ \(", r"(?:playbook|script|workflow) \d+ \("),
+    (
+        r"\b(?:playbook|script|workflow|window) \d+ \(",
+        r"(?:playbook|script|workflow|window) \d+ \(",
+    ),
     # The state a task was in when the answer to its start came is a race.
     (r"\((?:pending|running)\)", r"\((?:pending|running)\)"),
 ]

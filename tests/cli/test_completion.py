@@ -196,6 +196,9 @@ def test_arguments_naming_server_things_are_marked_where_they_are_defined() -> N
     assert found[("workflow edit", "item")] == "workflow"
     assert found[("task watch", "task_id")] == "task"
     assert found[("workflow approve", "task_id")] == "task"
+    assert found[("window show", "window")] == "window"
+    assert found[("window create", "--cluster")] == "cluster"
+    assert found[("window cancel-resume", "task")] == "task"
     assert set(found.values()) == set(names.FETCH)
 
 
@@ -248,6 +251,7 @@ def library(admin: Client) -> None:
     admin.scripts.create("comp-hello", "echo hello", language="shell")
     admin.workflows.create("comp-flow", {"steps": [{"id": "one", "type": "test"}]})
     admin.create_credential("comp-root", "root", "password", password="not-used")
+    admin.create_window("comp-nightly", "0 22 * * *", 3600)
 
 
 def test_cluster_names_complete_live(knm: Knm, library: None) -> None:
@@ -266,6 +270,8 @@ def test_library_and_credential_names_complete_live(knm: Knm, library: None) -> 
     assert asked(knm, "workflow", "run", "comp-") == ["comp-flow"]
     assert asked(knm, "credential", "show", "comp-") == ["comp-root"]
     assert asked(knm, "script", "run", "x", "--credential", "comp-") == ["comp-root"]
+    assert asked(knm, "window", "show", "comp-") == ["comp-nightly"]
+    assert asked(knm, "window", "create", "w", "--cluster", "comp-l") == ["comp-lab"]
 
 
 def test_task_ids_complete_live(knm: Knm, library: None) -> None:
