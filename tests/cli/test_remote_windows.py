@@ -3,12 +3,13 @@ delete; automatic resumes listed and cancelled; errors name the option to fix.""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 import pytest
 
 from knm.client import Client
+from knm.testing.windows import stop_roll
 
 from .conftest import Knm
 
@@ -23,19 +24,7 @@ def lab(admin: Client) -> str:
 
 @pytest.fixture
 async def stopped_roll(knm_pool: Any) -> str:
-    """A roll stopped at a window's end, its automatic resume pending for a day from now."""
-    await knm_pool.execute(
-        """INSERT INTO tasks (task_id, kind, status, cluster_name, end_time)
-           VALUES ($1, 'workflow', 'failed', 'win-lab', now())""",
-        TASK,
-    )
-    await knm_pool.execute(
-        "INSERT INTO window_resumes (task_id, windows, due_at) VALUES ($1, $2, $3)",
-        TASK,
-        ["cli-sundays"],
-        datetime.now(UTC) + timedelta(days=1),
-    )
-    return TASK
+    return await stop_roll(knm_pool, TASK, "win-lab", ["cli-sundays"])
 
 
 def test_a_window_is_created_listed_shown_edited_and_deleted(knm: Knm, lab: str) -> None:

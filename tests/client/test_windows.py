@@ -4,7 +4,7 @@ the next openings, change, delete; automatic resumes listed and cancelled; the s
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -13,6 +13,7 @@ import pytest
 from knm.client import AsyncClient, Client
 from knm.client.errors import Conflict, Forbidden, Invalid, NotFound
 from knm.testing.process import KnmProcess
+from knm.testing.windows import stop_roll
 
 TASK = "workflow-exec-1700000000-sdkwin"
 BERLIN = ZoneInfo("Europe/Berlin")
@@ -20,19 +21,7 @@ BERLIN = ZoneInfo("Europe/Berlin")
 
 @pytest.fixture
 async def stopped_roll(knm_pool: Any) -> str:
-    """A roll stopped at a window's end, its automatic resume pending for a day from now."""
-    await knm_pool.execute(
-        """INSERT INTO tasks (task_id, kind, status, cluster_name, end_time)
-           VALUES ($1, 'workflow', 'failed', 'lab', now())""",
-        TASK,
-    )
-    await knm_pool.execute(
-        "INSERT INTO window_resumes (task_id, windows, due_at) VALUES ($1, $2, $3)",
-        TASK,
-        ["sdk-nightly"],
-        datetime.now(UTC) + timedelta(days=1),
-    )
-    return TASK
+    return await stop_roll(knm_pool, TASK, "lab", ["sdk-nightly"])
 
 
 def test_a_window_is_created_shown_with_its_openings_changed_and_deleted(

@@ -4,7 +4,6 @@ kind, ``create NAME --kubeconfig FILE [--context C]`` a Kubernetes one from a ku
 from __future__ import annotations
 
 import argparse
-import sys
 from typing import TYPE_CHECKING, Any
 
 from knm.cli.completion.names import live
@@ -14,6 +13,7 @@ from knm.cli.remote.session import (
     UsageError,
     command,
     common_parent,
+    delete_asked,
     done,
     output_parent,
     reference,
@@ -128,12 +128,9 @@ def create(args: argparse.Namespace, client: Client) -> int:
 
 @command
 def delete(args: argparse.Namespace, client: Client) -> int:
-    asked = not args.yes and sys.stdin.isatty()
-    if asked and input(f"delete cluster {args.name}? [y/N] ").strip().lower() not in ("y", "yes"):
-        print("not deleted")
-        return OK
-    client.delete_cluster(args.name)
-    return done(args, {"deleted": args.name}, f"deleted cluster {args.name}")
+    return delete_asked(
+        args, "cluster", args.name, args.name, lambda: client.delete_cluster(args.name)
+    )
 
 
 def register(nouns: dict[str, Any], parent: argparse.ArgumentParser) -> None:

@@ -26,6 +26,7 @@ from knm.cli.remote.session import (
     OK,
     UsageError,
     command,
+    delete_asked,
     done,
     output_parent,
     reference,
@@ -318,13 +319,7 @@ def rollback(args: argparse.Namespace, client: Client) -> int:
 def delete(args: argparse.Namespace, client: Client) -> int:
     api = api_of(client, args.noun)
     item_id = resolve(api, args.item)
-    if not args.yes and sys.stdin.isatty():
-        answer = input(f"delete {args.noun} {args.item}? [y/N] ")
-        if answer.strip().lower() not in ("y", "yes"):
-            print("not deleted")
-            return OK
-    api.delete(item_id)
-    return done(args, {"deleted": item_id}, f"deleted {args.noun} {item_id}")
+    return delete_asked(args, args.noun, args.item, item_id, lambda: api.delete(item_id))
 
 
 @command

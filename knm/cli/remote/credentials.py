@@ -50,9 +50,12 @@ def _secret_file(path: str | None) -> str | None:
 
 @command
 def list_credentials(args: argparse.Namespace, client: Client) -> int:
-    found = client.credentials(page=args.page, page_size=args.page_size)
-    document = {"total": found.total, "credentials": found.items}
-    render.print_list(args, CREDENTIAL, found.items, document, found.total)
+    render.print_page(
+        args,
+        CREDENTIAL,
+        client.credentials(page=args.page, page_size=args.page_size),
+        "credentials",
+    )
     return OK
 
 

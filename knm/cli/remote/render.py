@@ -215,6 +215,12 @@ def print_list(
         print_table(items, [*kind.columns, *wide], total)
 
 
+def print_page(args: argparse.Namespace, kind: Kind, page: Any, noun: str) -> None:
+    """A list command's answer from one page of the API, whose items ``--json`` shows under
+    ``noun`` (the API's own key)."""
+    print_list(args, kind, page.items, {"total": page.total, noun: page.items}, page.total)
+
+
 def print_object(
     args: argparse.Namespace, kind: Kind, item: Any, view: Callable[[bool], None]
 ) -> None:

@@ -9,7 +9,6 @@ about ``--cron``."""
 from __future__ import annotations
 
 import argparse
-import sys
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -18,6 +17,7 @@ from knm.cli.remote.session import (
     OK,
     UsageError,
     command,
+    delete_asked,
     emit_json,
     id_by_name,
     output_parent,
@@ -75,9 +75,9 @@ def _said(args: argparse.Namespace, schedule: Any, what: str) -> int:
 
 @command
 def list_schedules(args: argparse.Namespace, client: Client) -> int:
-    found = client.schedules(page=args.page, page_size=args.page_size)
-    document = {"total": found.total, "schedules": found.items}
-    render.print_list(args, SCHEDULE, found.items, document, found.total)
+    render.print_page(
+        args, SCHEDULE, client.schedules(page=args.page, page_size=args.page_size), "schedules"
+    )
     return OK
 
 
@@ -157,27 +157,16 @@ def resume(args: argparse.Namespace, client: Client) -> int:
 @command
 def delete(args: argparse.Namespace, client: Client) -> int:
     schedule_id = resolve_schedule(client, args.schedule)
-    asked = not args.yes and sys.stdin.isatty()
-    if asked and input(f"delete schedule {args.schedule}? [y/N] ").strip().lower() not in (
-        "y",
-        "yes",
-    ):
-        print("not deleted")
-        return OK
-    client.delete_schedule(schedule_id)
-    if args.json:
-        emit_json({"deleted": schedule_id})
-    else:
-        print(f"deleted schedule {schedule_id}")
-    return OK
+    return delete_asked(
+        args, "schedule", args.schedule, schedule_id, lambda: client.delete_schedule(schedule_id)
+    )
 
 
 @command
 def runs(args: argparse.Namespace, client: Client) -> int:
     schedule_id = resolve_schedule(client, args.schedule)
     found = client.schedule_runs(schedule_id, page=args.page, page_size=args.page_size)
-    document = {"total": found.total, "runs": found.items}
-    render.print_list(args, RUN, found.items, document, found.total)
+    render.print_page(args, RUN, found, "runs")
     return OK
 
 

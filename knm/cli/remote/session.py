@@ -169,6 +169,20 @@ def done(args: argparse.Namespace, document: Any, line: str) -> int:
     return OK
 
 
+def delete_asked(
+    args: argparse.Namespace, what: str, ref: str, key: Any, remove: Callable[[], None]
+) -> int:
+    """Delete the ``what`` the user named ``ref`` (its id or name: ``key``) with ``remove``,
+    after asking on a terminal unless ``--yes``; answers as :func:`done` does, or says "not
+    deleted"."""
+    asked = not args.yes and sys.stdin.isatty()
+    if asked and input(f"delete {what} {ref}? [y/N] ").strip().lower() not in ("y", "yes"):
+        print("not deleted")
+        return OK
+    remove()
+    return done(args, {"deleted": key}, f"deleted {what} {key}")
+
+
 def error(text: str) -> None:
     print(f"knm: {text}", file=sys.stderr)
 

@@ -69,9 +69,9 @@ def _timestamp(text: str) -> datetime:
 
 @command
 def list_tokens(args: argparse.Namespace, client: Client) -> int:
-    found = client.tokens(page=args.page, page_size=args.page_size)
-    document = {"total": found.total, "tokens": found.items}
-    render.print_list(args, TOKEN, found.items, document, found.total)
+    render.print_page(
+        args, TOKEN, client.tokens(page=args.page, page_size=args.page_size), "tokens"
+    )
     return OK
 
 

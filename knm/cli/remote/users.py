@@ -69,9 +69,7 @@ def _show_user(args: argparse.Namespace, user: User) -> None:
 
 @command
 def list_users(args: argparse.Namespace, client: Client) -> int:
-    found = client.users(page=args.page, page_size=args.page_size)
-    document = {"total": found.total, "users": found.items}
-    render.print_list(args, USER, found.items, document, found.total)
+    render.print_page(args, USER, client.users(page=args.page, page_size=args.page_size), "users")
     return OK
 
 

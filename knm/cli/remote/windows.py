@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import re
-import sys
 from typing import TYPE_CHECKING, Any
 
 from knm.cli.completion.names import live
@@ -19,8 +18,8 @@ from knm.cli.remote.session import (
     OK,
     UsageError,
     command,
+    delete_asked,
     done,
-    emit_json,
     id_by_name,
     output_parent,
     reference,
@@ -66,9 +65,9 @@ def resolve_window(client: Client, ref: str) -> int:
 
 @command
 def list_windows(args: argparse.Namespace, client: Client) -> int:
-    found = client.windows(page=args.page, page_size=args.page_size)
-    document = {"total": found.total, "windows": found.items}
-    render.print_list(args, WINDOW, found.items, document, found.total)
+    render.print_page(
+        args, WINDOW, client.windows(page=args.page, page_size=args.page_size), "windows"
+    )
     return OK
 
 
@@ -131,24 +130,15 @@ def edit(args: argparse.Namespace, client: Client) -> int:
 @command
 def delete(args: argparse.Namespace, client: Client) -> int:
     window_id = resolve_window(client, args.window)
-    asked = not args.yes and sys.stdin.isatty()
-    answer = input(f"delete window {args.window}? [y/N] ") if asked else "y"
-    if answer.strip().lower() not in ("y", "yes"):
-        print("not deleted")
-        return OK
-    client.delete_window(window_id)
-    if args.json:
-        emit_json({"deleted": window_id})
-    else:
-        print(f"deleted window {window_id}")
-    return OK
+    return delete_asked(
+        args, "window", args.window, window_id, lambda: client.delete_window(window_id)
+    )
 
 
 @command
 def resumes(args: argparse.Namespace, client: Client) -> int:
     found = client.window_resumes(state=args.state, page=args.page, page_size=args.page_size)
-    document = {"total": found.total, "resumes": found.items}
-    render.print_list(args, RESUME, found.items, document, found.total)
+    render.print_page(args, RESUME, found, "resumes")
     return OK
 
 
