@@ -156,7 +156,7 @@ def test_a_new_command_completes_without_an_edit() -> None:
     widget = sub.add_parser("widget").add_subparsers(dest="widget_command")
     spin = widget.add_parser("spin")
     spin.add_argument("--speed", choices=["slow", "fast"])
-    assert candidates(parser, ["knm", "wi"], 1) == ["widget"]
+    assert candidates(parser, ["knm", "wid"], 1) == ["widget"]  # "wi": window too
     assert candidates(parser, ["knm", "widget", ""], 2) == ["spin"]
     assert candidates(parser, ["knm", "widget", "spin", "--speed", "f"], 4) == ["fast"]
 

@@ -12,6 +12,8 @@ import argparse
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+import msgspec
+
 from knm.cli.remote import render, yaml_input
 from knm.cli.remote.session import (
     OK,
@@ -86,7 +88,7 @@ def show(args: argparse.Namespace, client: Client) -> int:
     schedule = client.schedule(resolve_schedule(client, args.schedule))
 
     def view(wide: bool) -> None:
-        fields = {k: getattr(schedule, k) for k in schedule.__struct_fields__}
+        fields = msgspec.structs.asdict(schedule)
         upcoming = fields.pop("next_fire_times")
         render.print_fields(fields)
         if upcoming:

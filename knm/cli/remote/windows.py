@@ -12,6 +12,8 @@ import argparse
 import re
 from typing import TYPE_CHECKING, Any
 
+import msgspec
+
 from knm.cli.completion.names import live
 from knm.cli.remote import render
 from knm.cli.remote.session import (
@@ -76,7 +78,7 @@ def show(args: argparse.Namespace, client: Client) -> int:
     window = client.window(resolve_window(client, args.window))
 
     def view(wide: bool) -> None:
-        fields = {k: getattr(window, k) for k in window.__struct_fields__}
+        fields = msgspec.structs.asdict(window)
         upcoming = fields.pop("next_openings")
         current = fields.pop("current")
         fields["open_until"] = current.end if current is not None else None
