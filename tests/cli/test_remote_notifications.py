@@ -237,3 +237,28 @@ def test_server_fields_are_named_as_the_options_that_set_them() -> None:
         "--secret-file or --secret-env: required"
     )
     assert in_options("name: too long", "webhook") == "name: too long"
+
+
+def asked(knm: Knm, *words: str) -> list[str]:
+    """What ``knm __complete`` prints for the last of ``knm words...``."""
+    result = knm("__complete", str(len(words)), "knm", *words)
+    assert result.code == 0 and result.err == ""
+    return result.out.splitlines()
+
+
+def test_the_commands_events_and_subscription_names_complete(knm: Knm) -> None:
+    assert {"list", "create", "test", "deliveries", "redeliver", "events"} <= set(
+        asked(knm, "notification", "")
+    )
+    assert asked(knm, "notific") == ["notification"]
+    assert asked(knm, "notification", "create", "x", "--event", "task.f") == ["task.failed"]
+    assert asked(knm, "notification", "deliveries", "x", "--state", "d") == [
+        "delivered",
+        "dead",
+    ]
+    made = knm("notification", "create", "cli-complete-me", "--event", "task.failed",
+               "--webhook-url", "http://127.0.0.1:9/")  # fmt: skip
+    assert made.code == 0, made.err
+    assert asked(knm, "notification", "show", "cli-complete") == ["cli-complete-me"]
+    assert asked(knm, "notification", "test", "cli-complete") == ["cli-complete-me"]
+    knm("notification", "delete", "cli-complete-me", "-y")
