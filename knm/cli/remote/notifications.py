@@ -65,6 +65,7 @@ DELIVERY = render.Kind(
     ("id", "event", "state", "attempts", "created_at", "last_error"),
     wide=("idempotency_key", "next_attempt_at", "delivered_at"),
 )
+TARGET_ORDER = ("url", "host", "port", "security", "username", "from_addr", "to")
 ATTEMPT_COLUMNS = ("attempt", "at", "ok", "status_code", "latency_ms", "error")
 
 
@@ -253,7 +254,15 @@ def list_subscriptions(args: argparse.Namespace, client: Client) -> int:
 @command
 def show(args: argparse.Namespace, client: Client) -> int:
     subscription = client.subscription(resolve_subscription(client, args.subscription))
-    fields = {k: getattr(subscription, k) for k in subscription.__struct_fields__}
+    fields: dict[str, Any] = {}
+    for name in subscription.__struct_fields__:
+        if name == "target":
+            # One line per setting, in the order a reader fills them in.
+            order = {key: i for i, key in enumerate(TARGET_ORDER)}
+            for key in sorted(subscription.target, key=lambda k: order.get(k, len(order))):
+                fields[f"target.{key}"] = subscription.target[key]
+        else:
+            fields[name] = getattr(subscription, name)
     render.print_object(args, SUBSCRIPTION, subscription, lambda wide: render.print_fields(fields))
     return OK
 
