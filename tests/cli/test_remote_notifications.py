@@ -194,6 +194,10 @@ def test_bad_input_is_refused_naming_the_option(knm: Knm, tmp_path: Path) -> Non
     unset = knm("notification", "create", "cli-bad", "--event", "task.failed",
                 "--webhook-url", "http://127.0.0.1:9/", "--secret-env", "KNM_NO_SUCH_VAR")  # fmt: skip
     assert unset.code == 2 and "--secret-env" in unset.err and "KNM_NO_SUCH_VAR" in unset.err
+    two = knm("notification", "create", "cli-bad", "--event", "task.failed",
+              "--webhook-url", "http://127.0.0.1:9/", "--secret-file", "-",
+              "--secret-env", "HOME")  # fmt: skip
+    assert two.code == 2 and "--secret-env: not allowed with argument --secret-file" in two.err
     empty = tmp_path / "empty"
     empty.write_text("\n")
     blank = knm("notification", "create", "cli-bad", "--event", "task.failed",

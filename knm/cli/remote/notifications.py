@@ -218,20 +218,11 @@ def target_of(args: argparse.Namespace, current: m.Subscription | None = None) -
 
 
 def target_given(args: argparse.Namespace) -> bool:
-    names = (
-        "type",
-        "webhook_url",
-        "host",
-        "port",
-        "security",
-        "username",
-        "from_addr",
-        "secret_file",
-    )
-    return (
-        any(getattr(args, n) is not None for n in (*names, "secret_env"))
-        or bool(args.to)
-        or args.no_secret
+    """Whether an edit names anything of the target (then the whole target is sent)."""
+    options = ("type", "webhook_url", "host", "port", "security", "username", "from_addr")
+    secret = ("secret_file", "secret_env")
+    return any(getattr(args, n) is not None for n in (*options, *secret)) or bool(
+        args.to or args.no_secret
     )
 
 
@@ -428,7 +419,8 @@ def _filters(p: argparse.ArgumentParser, creating: bool) -> None:
     )  # fmt: skip
 
 
-def _target(p: argparse.ArgumentParser, creating: bool) -> None:
+def _target(p: argparse.ArgumentParser, creating: bool) -> argparse._MutuallyExclusiveGroup:
+    """The target's options; returns the group of the secret's, which exclude each other."""
     p.add_argument(
         "--type",
         choices=TARGET_TYPES,
@@ -447,12 +439,16 @@ def _target(p: argparse.ArgumentParser, creating: bool) -> None:
         metavar="ADDRESS",
         help="email: a recipient (again for more)",
     )
-    p.add_argument(
+    secret = p.add_mutually_exclusive_group()
+    secret.add_argument(
         "--secret-file",
         metavar="FILE",
         help="file holding the secret ('-': stdin): webhook signing secret, Slack URL, SMTP password",
     )
-    p.add_argument("--secret-env", metavar="VAR", help="environment variable holding the secret")
+    secret.add_argument(
+        "--secret-env", metavar="VAR", help="environment variable holding the secret"
+    )
+    return secret
 
 
 def register(nouns: dict[str, Any], parent: argparse.ArgumentParser) -> None:
@@ -505,8 +501,8 @@ def register(nouns: dict[str, Any], parent: argparse.ArgumentParser) -> None:
     _filters(p, creating=False)
     for noun in ("kind", "cluster", "status"):
         p.add_argument(f"--any-{noun}", action="store_true", help=f"drop the {noun} filter")
-    _target(p, creating=False)
-    p.add_argument("--no-secret", action="store_true", help="remove the stored secret")
+    secret = _target(p, creating=False)
+    secret.add_argument("--no-secret", action="store_true", help="remove the stored secret")
     enabled = p.add_mutually_exclusive_group()
     enabled.add_argument("--enable", action="store_true", help="send again")
     enabled.add_argument("--disable", action="store_true", help="stop sending (tests still go)")
