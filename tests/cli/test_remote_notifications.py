@@ -64,6 +64,8 @@ def test_a_webhook_subscription_is_made_tested_listed_edited_and_deleted(
     assert f"subscription/{subscription['id']}" in names
     shown = knm("notification", "show", f"subscription/{subscription['id']}", "-o", "yaml")
     assert shown.code == 0 and "has_secret: true" in shown.out
+    for said in (made, listed, shown, knm("notification", "list", "-o", "wide")):
+        assert SECRET not in said.out + said.err
 
     tested = knm("notification", "test", "cli-hook", "--wait")
     assert tested.code == 0, tested.out + tested.err
