@@ -52,6 +52,7 @@ from knm.testing.database import TEST_ADMIN_PASSWORD
 from knm.testing.k8s_standin import KubeStandin
 from knm.testing.kube import KUBE_TOKEN, standin
 from knm.testing.process import KnmProcess, hold_port
+from knm.testing.receivers import WebhookReceiver
 from knm.testing.sshfleet import SshFleet
 from knm.testing.tasks import wait_for_task_sync
 
@@ -147,6 +148,8 @@ class World:
     credential_id: int = 0
     #: A port nothing listens on (held, so no other process takes it meanwhile).
     closed_url: str = ""
+    #: The docs' webhook receiver (hooks.example.com), on loopback.
+    hooks: WebhookReceiver | None = None
 
     def call(self, method: str, path: str, ok: tuple[int, ...] = (), **kwargs: Any) -> Any:
         response = self.http.request(method, f"{self.server.api}{path}", **kwargs)
@@ -408,6 +411,18 @@ def apply_library(world: World) -> None:
     world.delete_content("workflow", "roll")
 
 
+def no_subscriptions(world: World) -> None:
+    """The docs' ids and "1 of 1" count on a server with no subscriptions yet."""
+    found = world.call("GET", "/notifications/subscriptions?page_size=100")["subscriptions"]
+    for subscription in found:
+        world.call("DELETE", f"/notifications/subscriptions/{subscription['id']}")
+
+
+def hooks_url(world: World) -> dict[str, str]:
+    assert world.hooks is not None
+    return {"https://hooks.example.com/knm": world.hooks.url}
+
+
 def contexts_swap(world: World) -> dict[str, str]:
     """The docs' two servers are this one, under two names (so two contexts); the contexts
     keep the docs' names (see ``login_as_the_docs_name_it``)."""
@@ -491,6 +506,17 @@ SCENES: dict[str, Scene] = {
         # restart nothing on this machine.
         swap=lambda world: {"sudo systemctl restart kubelet": "echo restarted kubelet"},
     ),
+    "Notifications: knm notification create ops-failures --event task.failed --event node.failed"
+    " --cluster lab --webhook-url https://hooks.example.com/knm --secret-file hook-secret": Scene(
+        setup=no_subscriptions, swap=hooks_url
+    ),
+    "Notifications: knm notification create team-chat --type slack --event approval.requested"
+    " --secret-env SLACK_WEBHOOK_URL": Scene(
+        env=lambda w: {
+            "SLACK_WEBHOOK_URL": "https://hooks.slack.example.com/services/T0/B0/doc-example",
+            "SMTP_PASSWORD": "doc-example-smtp-password",
+        }
+    ),
     "Host keys: knm hostkey list --cluster production": Scene(
         setup=pinned_fleet, swap=fleet_addresses
     ),
@@ -555,7 +581,10 @@ VOLATILE = [
     (r"SHA256:[A-Za-z0-9+/]{43}", r"SHA256:[A-Za-z0-9+/]{43}"),
     (r"AAAA[A-Za-z0-9+/]{20,}=*", r"AAAA[A-Za-z0-9+/]+=*"),
     (r"\bid: \d+", r"id: \d+"),
-    (r"\b(?:playbook|script|workflow) \d+ \(", r"(?:playbook|script|workflow) \d+ \("),
+    (
+        r"\b(?:playbook|script|workflow|subscription|delivery) \d+ \(",
+        r"(?:playbook|script|workflow|subscription|delivery) \d+ \(",
+    ),
     # The state a task was in when the answer to its start came is a race.
     (r"\((?:pending|running)\)", r"\((?:pending|running)\)"),
 ]
@@ -819,12 +848,14 @@ def world(
     # The maintenance example's node3: a stand-in node whose address is an sshd of the fleet.
     kube.add_node("node3", addresses={"InternalIP": ssh_fleet.nodes[2].address})
     closed = hold_port()
+    hooks = WebhookReceiver().start()
     server.start()
     try:
         token = login_token(server.api, "admin", TEST_ADMIN_PASSWORD)
         with httpx.Client(headers={"Authorization": f"Bearer {token}"}, timeout=60) as http:
             world = World(server, ssh_fleet, kube, home, token, http)
             world.closed_url = f"http://127.0.0.1:{closed.getsockname()[1]}"
+            world.hooks = hooks
             for user, role in (("alice", "operator"), ("ops-bot", "operator"), ("bob", "viewer")):
                 body = {"username": user, "password": USER_PASSWORD, "role": role}
                 world.call("POST", "/users", json=body)
@@ -839,6 +870,7 @@ def world(
         server.stop()
         kube.stop()
         closed.close()
+        hooks.stop()
 
 
 @pytest.fixture(scope="module")

@@ -23,9 +23,20 @@ from knm.wire import (
     TaskSummary,
 )
 from knm.wire import split_extra as with_extra
+from knm.wire.notifications import (
+    Attempt,
+    Delivery,
+    EmailTarget,
+    EventList,
+    SlackTarget,
+    Subscription,
+    WebhookTarget,
+)
 from knm.wire.schedules import Schedule, ScheduleRun
 
 T = TypeVar("T")
+#: A notification subscription's target, tagged by ``type``.
+Target = WebhookTarget | SlackTarget | EmailTarget
 
 
 class UserRef(msgspec.Struct):
@@ -195,6 +206,7 @@ class PluginInfo(msgspec.Struct, kw_only=True):
 __all__ = [
     "TERMINAL",
     "ApiToken",
+    "Attempt",
     "AuditEntry",
     "CancelResult",
     "Cluster",
@@ -202,7 +214,10 @@ __all__ = [
     "ContentVersion",
     "Credential",
     "Decision",
+    "Delivery",
+    "EmailTarget",
     "Event",
+    "EventList",
     "HostKey",
     "Login",
     "NewApiToken",
@@ -212,10 +227,14 @@ __all__ = [
     "PluginInfo",
     "Schedule",
     "ScheduleRun",
+    "SlackTarget",
+    "Subscription",
+    "Target",
     "TaskStarted",
     "TaskStatus",
     "TaskSummary",
     "User",
     "UserRef",
+    "WebhookTarget",
     "with_extra",
 ]

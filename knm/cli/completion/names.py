@@ -52,6 +52,10 @@ def _credentials(client: Client, prefix: str) -> list[str]:
     return [credential.name for credential in client.credentials(page_size=PAGE).items]
 
 
+def _subscriptions(client: Client, prefix: str) -> list[str]:
+    return [subscription.name for subscription in client.subscriptions(page_size=PAGE).items]
+
+
 def _library(plural: Literal["playbooks", "scripts", "workflows"]) -> Fetch:
     def names(client: Client, prefix: str) -> list[str]:
         # The search narrows a large library to the names holding the prefix.
@@ -68,6 +72,7 @@ FETCH: dict[str, Fetch] = {
     "workflow": _library("workflows"),
     "task": _tasks,
     "credential": _credentials,
+    "subscription": _subscriptions,
 }
 
 

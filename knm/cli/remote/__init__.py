@@ -3,7 +3,7 @@
 ``register(subparsers)`` adds ``login``, ``logout``, ``apply``, ``get`` and the nouns ``config`` (contexts: which
 server and login to use, kept on this machine), ``ssh``, ``ansible``,
 ``script``, ``workflow``, ``k8s``, ``task``, ``playbook``, ``cluster``, ``credential``, ``user``,
-``token``, ``audit``, ``hostkey`` and ``schedule``.
+``token``, ``audit``, ``hostkey``, ``schedule`` and ``notification``.
 Exit codes are listed in ``knm.cli.remote.session``.
 """
 
@@ -23,6 +23,7 @@ from knm.cli.remote import (
     get,
     hostkeys,
     node_changes,
+    notifications,
     run,
     schedules,
     session,
@@ -47,6 +48,7 @@ NOUNS = {
     "config": "contexts: the servers and logins to use",
     "hostkey": "pinned SSH host keys of nodes",
     "schedule": "requests started at cron times or intervals",
+    "notification": "webhook, Slack and email notifications of events",
 }
 
 
@@ -73,3 +75,4 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     audit.register(nouns, parent)
     hostkeys.register(nouns, parent)
     schedules.register(nouns, parent)
+    notifications.register(nouns, parent)
