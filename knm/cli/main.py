@@ -31,7 +31,7 @@ EPILOG = (
 def _epilog() -> str:
     from knm.cli.remote.session import EXIT_CODES
 
-    codes = "\n".join(f"  {code}  {meaning}" for code, meaning in EXIT_CODES.items())
+    codes = "\n".join(f"  {code:>3}  {meaning}" for code, meaning in EXIT_CODES.items())
     return f"exit codes:\n{codes}\n\n{EPILOG}"
 
 

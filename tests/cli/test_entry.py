@@ -6,10 +6,11 @@ The program is run as installed: the console script pip writes for client/pyproj
 ``PYTHONPATH`` instead): ``.pth`` files of this machine's environment (an editable install's
 finder, a certificate bundle's loader) run before the script and are the interpreter's start,
 not knm's. Python ends a process itself on SIGINT until it installs its handler, which a shell
-reports as 130 too. The script's own first lines (``import re``, importing ``knm.cli.entry``)
-come before knm can install anything: an interrupt there may show their frames, and nothing
-else (``allowed_traceback``); what that import loads is pinned by
-``test_the_entry_module_imports_nothing_but_the_signal_module``.
+reports as 130 too; interrupted while it initializes itself (its standard streams, the
+script's path), Python prints its own traceback before any script runs. The script's own first
+lines (``import re``, importing ``knm.cli.entry``) come before knm can install anything: an
+interrupt there may show their frames, and nothing else (``allowed_traceback``); what that
+import loads is pinned by ``test_the_entry_module_imports_nothing_but_the_signal_module``.
 """
 
 from __future__ import annotations
@@ -73,11 +74,10 @@ def environment(tmp_path: Path) -> dict[str, str]:
 
 
 def allowed_traceback(stderr: str, script: Path) -> bool:
-    """A traceback from the script's lines before its call of ``main``: frames of the script
-    there, of the standard library and of the entry module's own package files only."""
+    """A traceback of the interpreter's start or of the script's lines before its call of
+    ``main``: every frame is Python's own (frozen or the standard library's), the entry
+    module's package files, or the script's up to that call."""
     frames = re.findall(r'File "([^"]+)", line (\d+)', stderr)
-    if not frames or frames[0][0] != str(script):
-        return False
     call_line = script.read_text().splitlines().index("if __name__ == '__main__':") + 1
     stdlib = Path(sysconfig.get_paths()["stdlib"])
     for path, line in frames:
@@ -85,12 +85,12 @@ def allowed_traceback(stderr: str, script: Path) -> bool:
             if int(line) >= call_line:
                 return False
         elif not (
-            path.startswith("<frozen ")
+            path.startswith("<")  # frozen modules, code the standard library compiles
             or Path(path) in ENTRY_FILES
             or (Path(path).is_relative_to(stdlib) and "site-packages" not in path)
         ):
             return False
-    return True
+    return bool(frames)
 
 
 @pytest.mark.timeout(300)
@@ -116,7 +116,9 @@ def test_ctrl_c_at_any_moment_ends_knm_with_130_and_no_traceback(
         _, stderr = child.communicate(timeout=60)
         if "Traceback" in stderr:
             assert allowed_traceback(stderr, script), f"Ctrl-C after {moment:.3f} s:\n{stderr}"
-            assert child.returncode == -signal.SIGINT
+            # Python's own ends: killed by the signal it re-raises, a failed initialization
+            # (1), or, when the interrupt hit a callback that ignores it, the command's own.
+            assert child.returncode in (-signal.SIGINT, 1, finished), stderr
         else:
             assert child.returncode in (130, -signal.SIGINT, finished), stderr
             assert "KeyboardInterrupt" not in stderr
