@@ -38,6 +38,7 @@ import json
 import os
 import re
 import shlex
+import shutil
 import subprocess
 import sys
 from collections.abc import Callable, Iterator, Mapping
@@ -58,6 +59,7 @@ from knm.testing.tasks import wait_for_task_sync
 
 ROOT = Path(__file__).parents[1]
 DOCS = sorted((ROOT / "docs").glob("*.md"))
+README = ROOT / "README.md"
 #: The password of every user the docs log in as (alice, ops-bot, bob).
 USER_PASSWORD = "doc-examples-pw"
 
@@ -87,7 +89,9 @@ class Block:
 
     @property
     def where(self) -> str:
-        return f"docs/{self.doc}:{self.line}"
+        return (
+            f"{self.doc}:{self.line}" if self.doc == README.name else f"docs/{self.doc}:{self.line}"
+        )
 
 
 def heading_at(text: str, offset: int) -> str:
@@ -100,12 +104,12 @@ def heading_at(text: str, offset: int) -> str:
     return f"{section} / {sub}" if sub else section
 
 
-def blocks() -> list[Block]:
+def blocks(docs: list[Path] = DOCS) -> list[Block]:
     """Every ``console`` and ``sh`` block of docs/*.md, in the docs' order. A console block's
     commands are its ``$ `` lines, the lines after one its output; a sh block's commands are
     its lines (a trailing backslash continues one)."""
     found = []
-    for doc in DOCS:
+    for doc in docs:
         text = doc.read_text()
         for match in re.finditer(r"^ *```(console|sh)\n(.*?)^ *```", text, re.S | re.M):
             lang, body = match.groups()
@@ -262,17 +266,20 @@ class Scene:
 #: prints what an upgrade prints, then uncordon. No step reboots.
 HARMLESS_MAINTENANCE = "Node maintenance (harmless)"
 HARMLESS_DEFINITION = {
+    # The builtin's parameter the README's example gives (it only shows in the output here).
+    "parameters": [{"name": "upgrade_args", "default": ""}],
     "steps": [
         {"id": "cordon", "type": "k8s", "action": "cordon"},
         {"id": "drain", "type": "k8s", "action": "drain", "depends_on": ["cordon"]},
         {
             "id": "upgrade",
             "type": "ssh",
-            "command": "echo 'Reading package lists...'; echo 'Building dependency tree...'",
+            "command": "echo 'Reading package lists...'; echo 'Building dependency tree...';"
+            " echo 'ansible-playbook {{ params.upgrade_args }}'",
             "depends_on": ["drain"],
         },
         {"id": "uncordon", "type": "k8s", "action": "uncordon", "depends_on": ["upgrade"]},
-    ]
+    ],
 }
 
 
@@ -567,6 +574,44 @@ SCENES: dict[str, Scene] = {
 }
 
 
+def readme_world(world: World) -> None:
+    """The README's production: the stand-in, whose node1 and node2 (rack=a) and node3 are the
+    fleet's sshd nodes; a credential ops; ~/.kube/config's prod-admin; no lab or prod yet; the
+    harmless maintenance (see ``HARMLESS_MAINTENANCE``); none of the playbooks, workflows,
+    users and tokens the README makes, and a lib/ of the README's files alone (docs/cli.md's
+    apply examples keep theirs there)."""
+    shutil.rmtree(world.home / "lib", ignore_errors=True)
+    kubeconfig_files(world)
+    for index, name in enumerate(("node1", "node2")):
+        if name not in {node.name for node in world.kube.cluster.nodes()}:
+            address = {"InternalIP": world.address(index)}
+            world.kube.add_node(name, labels={"rack": "a"}, addresses=address)
+    maintenance(world)
+    body = {"name": "ops", "username": world.fleet.username, "auth_type": "password",
+            "password": world.fleet.password, "port": world.fleet.port}  # fmt: skip
+    world.call("POST", "/credentials", json=body, ok=(409,))
+    world.delete_content("playbook", "ntp")
+    world.delete_content("workflow", "canary")
+
+
+README_SCENES: dict[str, Scene] = {
+    "Remote use: the `knm` command and the Python SDK: knm login --url https://knm.example.com"
+    " --user alice        # prompts; or --password-stdin": Scene(
+        setup=readme_world,
+        swap=lambda w: {
+            **contexts_swap(w),
+            '"Node maintenance"': json.dumps(HARMLESS_MAINTENANCE),
+            # Where the README's Slack webhook is: a loopback port nothing listens on.
+            "https://hooks.slack.com/services/T0/B0/XYZ": w.closed_url,
+        },
+        exits={8: 5},  # id=$(knm workflow run canary ... --detach): detached, still running
+        pause={9: UNTIL_THE_GATE_WAITS},
+        # The reader's editor makes the playbook's hosts web.
+        env=lambda w: {"EDITOR": "sed -i s/all/web/"},
+    ),
+}
+
+
 # ---------------------------------------------------------------------- running and checking
 
 
@@ -684,6 +729,8 @@ def login_as_the_docs_name_it(command: str) -> str:
     swapped URL would not."""
     if not command.startswith("knm login"):
         return command
+    # What is added goes before a comment the docs end the line with.
+    command = re.sub(r"\s+#.*$", "", command)
     words = shlex.split(command, comments=True)
     given = next((w for w in words[2:] if "://" in w), None)
     if given is not None and "--context" not in words:
@@ -776,6 +823,8 @@ def problems(world: World, block: Block, scene: Scene, ran: list[Ran]) -> list[s
 
 
 BLOCKS = blocks()
+#: The README's remote-use session (its other blocks install and start a server).
+README_BLOCKS = [b for b in blocks([README]) if b.heading.startswith("Remote use")]
 
 
 def test_every_example_in_the_docs_has_a_scene() -> None:
@@ -786,6 +835,19 @@ def test_every_example_in_the_docs_has_a_scene() -> None:
     stale = sorted(set(SCENES) - set(keys))
     assert not stale, f"scenes of examples the docs no longer show: {stale}"
     assert sum(block.lang == "console" for block in BLOCKS) >= 40  # docs/cli.md's, today
+    readme = [block.key for block in README_BLOCKS]
+    assert readme and sorted(readme) == sorted(README_SCENES)
+
+
+def test_the_readmes_remote_use_is_one_session_with_every_command_it_names() -> None:
+    [block] = README_BLOCKS
+    commands = " ".join(step.command for step in block.steps)
+    for verb in ("login", "ssh run", "ansible run", "workflow run", "workflow approve",
+                 "task watch", "playbook edit", "playbook diff", "playbook rollback",
+                 "apply -f", "get playbook", "k8s drain", "k8s label", "task rerun",
+                 "hostkey forget", "notification create", "config use-context",
+                 "user create", "token create", "audit list"):  # fmt: skip
+        assert f"knm {verb}" in commands, verb
 
 
 def test_a_terminal_table_shown_is_the_plain_columns_printed_into_a_pipe() -> None:
@@ -835,6 +897,9 @@ def test_a_login_reads_stdin_and_keeps_the_context_name_of_the_docs_host() -> No
         'lab --password-stdin <<<"$KNM_DOC_PASSWORD"'
     )
     assert login_as_the_docs_name_it("knm logout") == "knm logout"
+    assert login_as_the_docs_name_it("knm login --context lab   # a comment").endswith(
+        'lab --password-stdin <<<"$KNM_DOC_PASSWORD"'
+    )
 
 
 @pytest.fixture(scope="module")
@@ -897,6 +962,17 @@ def test_every_example_in_the_docs_runs_and_prints_what_the_docs_show(
         scene.setup(world)
         ran = run_block(world, block, scene, shim)
         found += problems(world, block, scene, ran)
+    assert not found, "\n\n".join(found)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_the_readmes_remote_use_runs_as_one_session(world: World, shim: Path) -> None:
+    found: list[str] = []
+    for block in README_BLOCKS:
+        scene = README_SCENES[block.key]
+        scene.setup(world)
+        found += problems(world, block, scene, run_block(world, block, scene, shim))
     assert not found, "\n\n".join(found)
 
 
