@@ -6,7 +6,9 @@ The public API: build an app (``create_app``), mount knm in your own Litestar ap
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+# Not ``typing``: this runs before the ``knm`` program's Ctrl-C guard (``knm.cli.entry``), so
+# it imports nothing at all; type checkers know the name.
+TYPE_CHECKING = False
 
 __version__ = "0.1.0"
 
@@ -74,6 +76,8 @@ _LAZY = {
 }
 
 if TYPE_CHECKING:
+    from typing import Any
+
     from knm.core.app import create_app
     from knm.core.config import KnmConfig
     from knm.core.db import MigrationSet

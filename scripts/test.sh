@@ -19,6 +19,8 @@ command -v zsh >/dev/null 2>&1 || need+=(zsh)
 command -v fish >/dev/null 2>&1 || need+=(fish)
 # The docs' examples, which tests/test_docs_examples.py runs as written, pipe JSON through jq.
 command -v jq >/dev/null 2>&1 || need+=(jq)
+# The README's first session makes its webhook secret with openssl rand.
+command -v openssl >/dev/null 2>&1 || need+=(openssl)
 # The web console's browser tests (tests/plugins/console): Chromium and its driver, from the OS.
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
 [ -x /usr/bin/chromedriver ] || need+=(chromium-driver)

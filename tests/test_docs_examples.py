@@ -38,6 +38,7 @@ import json
 import os
 import re
 import shlex
+import shutil
 import subprocess
 import sys
 from collections.abc import Callable, Iterator, Mapping
@@ -52,11 +53,13 @@ from knm.testing.database import TEST_ADMIN_PASSWORD
 from knm.testing.k8s_standin import KubeStandin
 from knm.testing.kube import KUBE_TOKEN, standin
 from knm.testing.process import KnmProcess, hold_port
+from knm.testing.receivers import WebhookReceiver
 from knm.testing.sshfleet import SshFleet
 from knm.testing.tasks import wait_for_task_sync
 
 ROOT = Path(__file__).parents[1]
 DOCS = sorted((ROOT / "docs").glob("*.md"))
+README = ROOT / "README.md"
 #: The password of every user the docs log in as (alice, ops-bot, bob).
 USER_PASSWORD = "doc-examples-pw"
 
@@ -86,7 +89,9 @@ class Block:
 
     @property
     def where(self) -> str:
-        return f"docs/{self.doc}:{self.line}"
+        return (
+            f"{self.doc}:{self.line}" if self.doc == README.name else f"docs/{self.doc}:{self.line}"
+        )
 
 
 def heading_at(text: str, offset: int) -> str:
@@ -99,12 +104,12 @@ def heading_at(text: str, offset: int) -> str:
     return f"{section} / {sub}" if sub else section
 
 
-def blocks() -> list[Block]:
+def blocks(docs: list[Path] = DOCS) -> list[Block]:
     """Every ``console`` and ``sh`` block of docs/*.md, in the docs' order. A console block's
     commands are its ``$ `` lines, the lines after one its output; a sh block's commands are
     its lines (a trailing backslash continues one)."""
     found = []
-    for doc in DOCS:
+    for doc in docs:
         text = doc.read_text()
         for match in re.finditer(r"^ *```(console|sh)\n(.*?)^ *```", text, re.S | re.M):
             lang, body = match.groups()
@@ -147,6 +152,8 @@ class World:
     credential_id: int = 0
     #: A port nothing listens on (held, so no other process takes it meanwhile).
     closed_url: str = ""
+    #: The docs' webhook receiver (hooks.example.com), on loopback.
+    hooks: WebhookReceiver | None = None
 
     def call(self, method: str, path: str, ok: tuple[int, ...] = (), **kwargs: Any) -> Any:
         response = self.http.request(method, f"{self.server.api}{path}", **kwargs)
@@ -259,17 +266,20 @@ class Scene:
 #: prints what an upgrade prints, then uncordon. No step reboots.
 HARMLESS_MAINTENANCE = "Node maintenance (harmless)"
 HARMLESS_DEFINITION = {
+    # The builtin's parameter the README's example gives (it only shows in the output here).
+    "parameters": [{"name": "upgrade_args", "default": ""}],
     "steps": [
         {"id": "cordon", "type": "k8s", "action": "cordon"},
         {"id": "drain", "type": "k8s", "action": "drain", "depends_on": ["cordon"]},
         {
             "id": "upgrade",
             "type": "ssh",
-            "command": "echo 'Reading package lists...'; echo 'Building dependency tree...'",
+            "command": "echo 'Reading package lists...'; echo 'Building dependency tree...';"
+            " echo 'ansible-playbook {{ params.upgrade_args }}'",
             "depends_on": ["drain"],
         },
         {"id": "uncordon", "type": "k8s", "action": "uncordon", "depends_on": ["upgrade"]},
-    ]
+    ],
 }
 
 
@@ -408,6 +418,18 @@ def apply_library(world: World) -> None:
     world.delete_content("workflow", "roll")
 
 
+def no_subscriptions(world: World) -> None:
+    """The docs' ids and "1 of 1" count on a server with no subscriptions yet."""
+    found = world.call("GET", "/notifications/subscriptions?page_size=100")["subscriptions"]
+    for subscription in found:
+        world.call("DELETE", f"/notifications/subscriptions/{subscription['id']}")
+
+
+def hooks_url(world: World) -> dict[str, str]:
+    assert world.hooks is not None
+    return {"https://hooks.example.com/knm": world.hooks.url}
+
+
 def contexts_swap(world: World) -> dict[str, str]:
     """The docs' two servers are this one, under two names (so two contexts); the contexts
     keep the docs' names (see ``login_as_the_docs_name_it``)."""
@@ -491,6 +513,17 @@ SCENES: dict[str, Scene] = {
         # restart nothing on this machine.
         swap=lambda world: {"sudo systemctl restart kubelet": "echo restarted kubelet"},
     ),
+    "Notifications: knm notification create ops-failures --event task.failed --event node.failed"
+    " --cluster lab --webhook-url https://hooks.example.com/knm --secret-file hook-secret": Scene(
+        setup=no_subscriptions, swap=hooks_url
+    ),
+    "Notifications: knm notification create team-chat --type slack --event approval.requested"
+    " --secret-env SLACK_WEBHOOK_URL": Scene(
+        env=lambda w: {
+            "SLACK_WEBHOOK_URL": "https://hooks.slack.example.com/services/T0/B0/doc-example",
+            "SMTP_PASSWORD": "doc-example-smtp-password",
+        }
+    ),
     "Maintenance windows: knm window create sunday-night --cron '0 2 * * 0' --timezone"
     " Europe/Berlin --duration 3h --cluster lab": Scene(setup=batch_pool, exits={4: 4, 6: 4}),
     "Host keys: knm hostkey list --cluster production": Scene(
@@ -543,6 +576,44 @@ SCENES: dict[str, Scene] = {
 }
 
 
+def readme_world(world: World) -> None:
+    """The README's production: the stand-in, whose node1 and node2 (rack=a) and node3 are the
+    fleet's sshd nodes; a credential ops; ~/.kube/config's prod-admin; no lab or prod yet; the
+    harmless maintenance (see ``HARMLESS_MAINTENANCE``); none of the playbooks, workflows,
+    users and tokens the README makes, and a lib/ of the README's files alone (docs/cli.md's
+    apply examples keep theirs there)."""
+    shutil.rmtree(world.home / "lib", ignore_errors=True)
+    kubeconfig_files(world)
+    for index, name in enumerate(("node1", "node2")):
+        if name not in {node.name for node in world.kube.cluster.nodes()}:
+            address = {"InternalIP": world.address(index)}
+            world.kube.add_node(name, labels={"rack": "a"}, addresses=address)
+    maintenance(world)
+    body = {"name": "ops", "username": world.fleet.username, "auth_type": "password",
+            "password": world.fleet.password, "port": world.fleet.port}  # fmt: skip
+    world.call("POST", "/credentials", json=body, ok=(409,))
+    world.delete_content("playbook", "ntp")
+    world.delete_content("workflow", "canary")
+
+
+README_SCENES: dict[str, Scene] = {
+    "Remote use: the `knm` command and the Python SDK: knm login --url https://knm.example.com"
+    " --user alice        # prompts; or --password-stdin": Scene(
+        setup=readme_world,
+        swap=lambda w: {
+            **contexts_swap(w),
+            '"Node maintenance"': json.dumps(HARMLESS_MAINTENANCE),
+            # Where the README's Slack webhook is: a loopback port nothing listens on.
+            "https://hooks.slack.com/services/T0/B0/XYZ": w.closed_url,
+        },
+        exits={8: 5},  # id=$(knm workflow run canary ... --detach): detached, still running
+        pause={9: UNTIL_THE_GATE_WAITS},
+        # The reader's editor makes the playbook's hosts web.
+        env=lambda w: {"EDITOR": "sed -i s/all/web/"},
+    ),
+}
+
+
 # ---------------------------------------------------------------------- running and checking
 
 
@@ -558,8 +629,8 @@ VOLATILE = [
     (r"AAAA[A-Za-z0-9+/]{20,}=*", r"AAAA[A-Za-z0-9+/]+=*"),
     (r"\bid: \d+", r"id: \d+"),
     (
-        r"\b(?:playbook|script|workflow|window) \d+ \(",
-        r"(?:playbook|script|workflow|window) \d+ \(",
+        r"\b(?:playbook|script|workflow|subscription|delivery|window) \d+ \(",
+        r"(?:playbook|script|workflow|subscription|delivery|window) \d+ \(",
     ),
     # The state a task was in when the answer to its start came is a race.
     (r"\((?:pending|running)\)", r"\((?:pending|running)\)"),
@@ -660,6 +731,8 @@ def login_as_the_docs_name_it(command: str) -> str:
     swapped URL would not."""
     if not command.startswith("knm login"):
         return command
+    # What is added goes before a comment the docs end the line with.
+    command = re.sub(r"\s+#.*$", "", command)
     words = shlex.split(command, comments=True)
     given = next((w for w in words[2:] if "://" in w), None)
     if given is not None and "--context" not in words:
@@ -752,6 +825,8 @@ def problems(world: World, block: Block, scene: Scene, ran: list[Ran]) -> list[s
 
 
 BLOCKS = blocks()
+#: The README's remote-use session (its other blocks install and start a server).
+README_BLOCKS = [b for b in blocks([README]) if b.heading.startswith("Remote use")]
 
 
 def test_every_example_in_the_docs_has_a_scene() -> None:
@@ -762,6 +837,19 @@ def test_every_example_in_the_docs_has_a_scene() -> None:
     stale = sorted(set(SCENES) - set(keys))
     assert not stale, f"scenes of examples the docs no longer show: {stale}"
     assert sum(block.lang == "console" for block in BLOCKS) >= 40  # docs/cli.md's, today
+    readme = [block.key for block in README_BLOCKS]
+    assert readme and sorted(readme) == sorted(README_SCENES)
+
+
+def test_the_readmes_remote_use_is_one_session_with_every_command_it_names() -> None:
+    [block] = README_BLOCKS
+    commands = " ".join(step.command for step in block.steps)
+    for verb in ("login", "ssh run", "ansible run", "workflow run", "workflow approve",
+                 "task watch", "playbook edit", "playbook diff", "playbook rollback",
+                 "apply -f", "get playbook", "k8s drain", "k8s label", "task rerun",
+                 "hostkey forget", "notification create", "config use-context",
+                 "user create", "token create", "audit list"):  # fmt: skip
+        assert f"knm {verb}" in commands, verb
 
 
 def test_a_terminal_table_shown_is_the_plain_columns_printed_into_a_pipe() -> None:
@@ -811,6 +899,9 @@ def test_a_login_reads_stdin_and_keeps_the_context_name_of_the_docs_host() -> No
         'lab --password-stdin <<<"$KNM_DOC_PASSWORD"'
     )
     assert login_as_the_docs_name_it("knm logout") == "knm logout"
+    assert login_as_the_docs_name_it("knm login --context lab   # a comment").endswith(
+        'lab --password-stdin <<<"$KNM_DOC_PASSWORD"'
+    )
 
 
 @pytest.fixture(scope="module")
@@ -824,12 +915,14 @@ def world(
     # The maintenance example's node3: a stand-in node whose address is an sshd of the fleet.
     kube.add_node("node3", addresses={"InternalIP": ssh_fleet.nodes[2].address})
     closed = hold_port()
+    hooks = WebhookReceiver().start()
     server.start()
     try:
         token = login_token(server.api, "admin", TEST_ADMIN_PASSWORD)
         with httpx.Client(headers={"Authorization": f"Bearer {token}"}, timeout=60) as http:
             world = World(server, ssh_fleet, kube, home, token, http)
             world.closed_url = f"http://127.0.0.1:{closed.getsockname()[1]}"
+            world.hooks = hooks
             for user, role in (("alice", "operator"), ("ops-bot", "operator"), ("bob", "viewer")):
                 body = {"username": user, "password": USER_PASSWORD, "role": role}
                 world.call("POST", "/users", json=body)
@@ -844,6 +937,7 @@ def world(
         server.stop()
         kube.stop()
         closed.close()
+        hooks.stop()
 
 
 @pytest.fixture(scope="module")
@@ -870,6 +964,17 @@ def test_every_example_in_the_docs_runs_and_prints_what_the_docs_show(
         scene.setup(world)
         ran = run_block(world, block, scene, shim)
         found += problems(world, block, scene, ran)
+    assert not found, "\n\n".join(found)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_the_readmes_remote_use_runs_as_one_session(world: World, shim: Path) -> None:
+    found: list[str] = []
+    for block in README_BLOCKS:
+        scene = README_SCENES[block.key]
+        scene.setup(world)
+        found += problems(world, block, scene, run_block(world, block, scene, shim))
     assert not found, "\n\n".join(found)
 
 

@@ -1,12 +1,16 @@
-"""The README's first session, pasted into bash as written, against a real ``knm serve`` and
-two sshd nodes: only the addresses, the port and the SSH user change, as the README says."""
+"""The README's first session, pasted into bash as written, against a real ``knm serve``, two
+sshd nodes and a webhook receiver on loopback: only the addresses, the port, the SSH user and
+the webhook's URL change, as the README says. ``knm`` is this tree's."""
 
 from __future__ import annotations
 
 import json
 import os
+import shlex
 import shutil
 import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,9 +18,11 @@ import pytest
 
 from knm.testing.database import TEST_ADMIN_PASSWORD
 from knm.testing.process import KnmProcess
+from knm.testing.receivers import WebhookReceiver, verify
 from knm.testing.sshfleet import SshFleet
 
-README = Path(__file__).parents[1] / "README.md"
+ROOT = Path(__file__).parents[1]
+README = ROOT / "README.md"
 
 
 def first_session() -> str:
@@ -33,8 +39,30 @@ def server(tmp_path_factory: pytest.TempPathFactory, knm_database_url: str) -> I
     proc.stop()
 
 
+@pytest.fixture
+def hooks() -> Iterator[WebhookReceiver]:
+    # It answers 200 to anything; the test checks each signature itself, once it knows the
+    # secret the session made.
+    with WebhookReceiver() as receiver:
+        yield receiver
+
+
+@pytest.fixture
+def shim(tmp_path: Path) -> Path:
+    """A ``knm`` on PATH that is this tree's (the installed one may be another checkout's)."""
+    knm = tmp_path / "knm"
+    knm.write_text(
+        f"#!/bin/sh\nPYTHONPATH={shlex.quote(str(ROOT))} exec {shlex.quote(sys.executable)}"
+        ' -m knm.cli.main "$@"\n'
+    )
+    knm.chmod(0o755)
+    return tmp_path
+
+
 @pytest.mark.timeout(180)
-def test_the_first_session_runs_as_written(ssh_fleet: SshFleet, server: KnmProcess) -> None:
+def test_the_first_session_runs_as_written(
+    ssh_fleet: SshFleet, server: KnmProcess, hooks: WebhookReceiver, shim: Path
+) -> None:
     if shutil.which("curl") is None:
         pytest.skip("curl is not installed (scripts/test.sh installs it)")
     script = first_session()
@@ -46,10 +74,11 @@ def test_the_first_session_runs_as_written(ssh_fleet: SshFleet, server: KnmProce
         '"port": 22': f'"port": {ssh_fleet.port}',
         '"10.0.0.5"': json.dumps(first),
         '"10.0.0.6"': json.dumps(second),
+        "https://hooks.example.com/knm": hooks.url,
     }.items():
         assert old in script, f"the README no longer says {old}"
         script = script.replace(old, new)
-    env = {"PATH": os.environ["PATH"], "HOME": str(server.workdir)}
+    env = {"PATH": f"{shim}:{os.environ['PATH']}", "HOME": str(server.workdir)}
     done = subprocess.run(
         ["bash", "-eu", "-o", "pipefail", "-c", script],
         env={**env, "ADMIN_PASSWORD": TEST_ADMIN_PASSWORD},
@@ -57,6 +86,7 @@ def test_the_first_session_runs_as_written(ssh_fleet: SshFleet, server: KnmProce
         text=True,
         timeout=150,
         check=False,
+        cwd=server.workdir,
     )
     assert done.returncode == 0, done.stdout + done.stderr
     # The status, pretty-printed by json.tool; curl's one-line answers end without a newline.
@@ -66,3 +96,17 @@ def test_the_first_session_runs_as_written(ssh_fleet: SshFleet, server: KnmProce
     assert sorted(r["node"] for r in data["results"]) == ["node1", "node2"]
     assert all(r["exit_code"] == 0 and "load average" in r["stdout"] for r in data["results"])
     assert '"dangerous command blocked: rm -rf /"' in done.stdout
+    # The task the knm command ran reached the webhook, signed with the secret the session made.
+    secret = (server.workdir / ".knm-hook-secret").read_text().strip()
+    assert len(secret) == 64
+    end = time.monotonic() + 60
+    while not (ended := [r for r in hooks.snapshot() if r.json()["data"].get("kind") == "ssh"]):
+        assert time.monotonic() < end, "no task.completed delivery arrived"
+        time.sleep(0.1)
+    seen = ended[0]
+    assert seen.json()["event"] == "task.completed" and seen.path == "/hook"
+    assert verify(secret, seen.headers, seen.body)
+    assert seen.headers["idempotency-key"] == seen.json()["id"]
+    assert sorted(seen.json()["data"]["target_nodes"]) == ["node1", "node2"]
+    assert "created subscription" in done.stdout and "ops-hook" in done.stdout
+    assert secret not in done.stdout + done.stderr

@@ -9,12 +9,12 @@ blocked plugin is never imported; ``knm --help`` and ``knm task list`` stay fast
 
 from __future__ import annotations
 
-import signal
 import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from knm import __version__
+from knm.cli import entry
 
 if TYPE_CHECKING:
     import argparse
@@ -31,7 +31,7 @@ EPILOG = (
 def _epilog() -> str:
     from knm.cli.remote.session import EXIT_CODES
 
-    codes = "\n".join(f"  {code}  {meaning}" for code, meaning in EXIT_CODES.items())
+    codes = "\n".join(f"  {code:>3}  {meaning}" for code, meaning in EXIT_CODES.items())
     return f"exit codes:\n{codes}\n\n{EPILOG}"
 
 
@@ -90,12 +90,19 @@ def _known(parser: argparse.ArgumentParser) -> set[str]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     # Ctrl-C while starting (or in a command that does not handle it): no traceback, 130.
+    # Outside this guard ``entry`` ends the program quietly on a Ctrl-C; inside it the
+    # commands get their KeyboardInterrupt (the live view's cancel/detach/keep-watching).
     try:
-        return _main(sys.argv[1:] if argv is None else list(argv))
+        try:
+            entry.raise_interrupts(True)
+            return _main(sys.argv[1:] if argv is None else list(argv))
+        finally:
+            entry.raise_interrupts(False)
     except KeyboardInterrupt:
-        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        # Again, in case the interrupt cut the ``finally`` short.
+        entry.raise_interrupts(False)
         print(file=sys.stderr)
-        return 130
+        return entry.INTERRUPTED
 
 
 def _main(argv: list[str]) -> int:
@@ -117,4 +124,7 @@ def _main(argv: list[str]) -> int:
 
 
 if __name__ == "__main__":
+    # ``python -m knm.cli.main``: what the console script does (``entry.main``), without
+    # importing this module a second time.
+    entry.quiet_interrupts()
     sys.exit(main())

@@ -23,11 +23,22 @@ from knm.wire import (
     TaskSummary,
 )
 from knm.wire import split_extra as with_extra
+from knm.wire.notifications import (
+    Attempt,
+    Delivery,
+    EmailTarget,
+    EventList,
+    SlackTarget,
+    Subscription,
+    WebhookTarget,
+)
 from knm.wire.schedules import Schedule, ScheduleRun
 from knm.wire.windows import Opening, Window, WindowDetail
 from knm.wire.windows import Resume as WindowResume
 
 T = TypeVar("T")
+#: A notification subscription's target, tagged by ``type``.
+Target = WebhookTarget | SlackTarget | EmailTarget
 
 
 class UserRef(msgspec.Struct):
@@ -197,6 +208,7 @@ class PluginInfo(msgspec.Struct, kw_only=True):
 __all__ = [
     "TERMINAL",
     "ApiToken",
+    "Attempt",
     "AuditEntry",
     "CancelResult",
     "Cluster",
@@ -204,7 +216,10 @@ __all__ = [
     "ContentVersion",
     "Credential",
     "Decision",
+    "Delivery",
+    "EmailTarget",
     "Event",
+    "EventList",
     "HostKey",
     "Login",
     "NewApiToken",
@@ -215,11 +230,15 @@ __all__ = [
     "PluginInfo",
     "Schedule",
     "ScheduleRun",
+    "SlackTarget",
+    "Subscription",
+    "Target",
     "TaskStarted",
     "TaskStatus",
     "TaskSummary",
     "User",
     "UserRef",
+    "WebhookTarget",
     "Window",
     "WindowDetail",
     "WindowResume",

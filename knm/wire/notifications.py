@@ -29,6 +29,8 @@ EVENT_NAMES: tuple[str, ...] = get_args(EventName)
 TargetType = Literal["webhook", "slack", "email"]
 TARGET_TYPES: tuple[str, ...] = get_args(TargetType)
 DeliveryState = Literal["pending", "delivered", "dead"]
+#: The delivery states, in the order a delivery goes through them.
+DELIVERY_STATES: tuple[str, ...] = get_args(DeliveryState)
 SmtpSecurity = Literal["starttls", "tls", "none"]
 
 Name = Annotated[str, msgspec.Meta(min_length=1, max_length=128)]

@@ -40,20 +40,17 @@ def kind_of(action: argparse.Action) -> str | None:
 Fetch = Callable[["Client", str], list[str]]
 
 
-def _clusters(client: Client, prefix: str) -> list[str]:
-    return [cluster.name for cluster in client.clusters(page_size=PAGE).items]
+def _named(listing: str) -> Fetch:
+    """The names of the first page of ``client.<listing>()``."""
+
+    def names(client: Client, prefix: str) -> list[str]:
+        return [item.name for item in getattr(client, listing)(page_size=PAGE).items]
+
+    return names
 
 
 def _tasks(client: Client, prefix: str) -> list[str]:
     return [task.task_id for task in client.tasks(page_size=PAGE).items]
-
-
-def _credentials(client: Client, prefix: str) -> list[str]:
-    return [credential.name for credential in client.credentials(page_size=PAGE).items]
-
-
-def _windows(client: Client, prefix: str) -> list[str]:
-    return [window.name for window in client.windows(page_size=PAGE).items]
 
 
 def _library(plural: Literal["playbooks", "scripts", "workflows"]) -> Fetch:
@@ -66,13 +63,14 @@ def _library(plural: Literal["playbooks", "scripts", "workflows"]) -> Fetch:
 
 
 FETCH: dict[str, Fetch] = {
-    "cluster": _clusters,
+    "cluster": _named("clusters"),
     "playbook": _library("playbooks"),
     "script": _library("scripts"),
     "workflow": _library("workflows"),
     "task": _tasks,
-    "credential": _credentials,
-    "window": _windows,
+    "credential": _named("credentials"),
+    "window": _named("windows"),
+    "subscription": _named("subscriptions"),
 }
 
 

@@ -3,7 +3,7 @@
 ``register(subparsers)`` adds ``login``, ``logout``, ``apply``, ``get`` and the nouns ``config`` (contexts: which
 server and login to use, kept on this machine), ``ssh``, ``ansible``,
 ``script``, ``workflow``, ``k8s``, ``task``, ``playbook``, ``cluster``, ``credential``, ``user``,
-``token``, ``audit``, ``hostkey``, ``schedule`` and ``window``.
+``token``, ``audit``, ``hostkey``, ``schedule``, ``notification`` and ``window``.
 Exit codes are listed in ``knm.cli.remote.session``.
 """
 
@@ -23,6 +23,7 @@ from knm.cli.remote import (
     get,
     hostkeys,
     node_changes,
+    notifications,
     run,
     schedules,
     session,
@@ -48,6 +49,7 @@ NOUNS = {
     "config": "contexts: the servers and logins to use",
     "hostkey": "pinned SSH host keys of nodes",
     "schedule": "requests started at cron times or intervals",
+    "notification": "webhook, Slack and email notifications of events",
     "window": "maintenance windows: when disruptive rolls may run",
 }
 
@@ -75,4 +77,5 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     audit.register(nouns, parent)
     hostkeys.register(nouns, parent)
     schedules.register(nouns, parent)
+    notifications.register(nouns, parent)
     windows.register(nouns, parent)

@@ -20,8 +20,8 @@ Exit codes (``EXIT_CODES``, shown by ``knm --help`` and the README): 0 done (a t
 node succeeded), 1 the task failed or some node failed, 2 usage error (bad arguments, not logged
 in), 3 the task was cancelled, 4 an API or network error (any error answer: 401, 403, 404, 409,
 422, 429, 5xx — or no answer), 5 detached: the task is still running (``--detach``, or Ctrl-C
-answered with detach). A script that detaches tells "started, not finished" from "every node
-succeeded" by the code alone.
+answered with detach), 130 interrupted by Ctrl-C. A script that detaches tells "started, not
+finished" from "every node succeeded" by the code alone.
 """
 
 from __future__ import annotations
@@ -38,6 +38,7 @@ from urllib.parse import urlsplit
 
 import msgspec
 
+from knm.cli.entry import INTERRUPTED
 from knm.cli.remote import contexts
 from knm.client import KnmError, NotFound, RateLimited, TransportError
 
@@ -53,6 +54,7 @@ EXIT_CODES = {
     CANCELLED: "the task was cancelled",
     API_ERROR: "API or network error (any error answer, or no answer)",
     DETACHED: "detached: the task is still running (--detach, or Ctrl-C then detach)",
+    INTERRUPTED: "interrupted by Ctrl-C (where no question is asked)",
 }
 #: A stored JWT closer than this to expiring is exchanged for a fresh one before use.
 REFRESH_BEFORE = timedelta(minutes=10)
@@ -265,7 +267,7 @@ def command(fn: Handler) -> Callable[[argparse.Namespace], int]:
             return API_ERROR
         except KeyboardInterrupt:
             error("interrupted")
-            return 130
+            return INTERRUPTED
         except OSError as exc:
             if exc.filename is None:
                 raise

@@ -16,12 +16,12 @@ from litestar.params import Parameter
 from knm.core.auth.guards import OPERATOR, VIEWER, principal_of
 from knm.core.crypto import keyring_of
 from knm.core.envelope import Done, Envelope, PageNo, PageSize, created, offset, ok
-from knm.core.errors import Forbidden
+from knm.core.errors import BadRequest, Forbidden
 from knm.core.notifications import outbox, rules, store
 from knm.wire.notifications import (
+    DELIVERY_STATES,
     Delivery,
     DeliveryList,
-    DeliveryState,
     EventList,
     Subscription,
     SubscriptionCreate,
@@ -226,11 +226,19 @@ async def list_deliveries(
     subscription_id: int,
     # ``state`` is a name Litestar reserves for the app's state.
     delivery_state: Annotated[
-        DeliveryState | None, Parameter(query="state", description="only deliveries in it")
+        str | None,
+        Parameter(query="state", description="only deliveries in it: pending, delivered or dead"),
     ] = None,
     page: PageNo = 1,
     page_size: PageSize = 20,
 ) -> Envelope[DeliveryList]:
+    # Checked here rather than typed as the Literal: Litestar's refusal would name the
+    # handler's parameter (``delivery_state``), not the query's ``state``.
+    if delivery_state is not None and delivery_state not in DELIVERY_STATES:
+        raise BadRequest(
+            f"state: {delivery_state!r} is not a delivery state; "
+            f"valid: {', '.join(DELIVERY_STATES)}"
+        )
     pool = _knm(request).pool
     await store.owner_of(pool, subscription_id)
     total, found = await outbox.list_deliveries(
