@@ -89,7 +89,7 @@ def test_a_pending_resume_is_listed_and_cancelled(knm: Knm, stopped_roll: str) -
     listed = knm("window", "resumes", "--state", "pending")
     assert listed.code == 0 and stopped_roll in listed.out and "pending" in listed.out
     assert knm("window", "resumes", "-o", "name").out.splitlines() == [f"resume/{stopped_roll}"]
-    cancelled = knm("window", "cancel-resume", stopped_roll)
+    cancelled = knm("window", "cancel-resume", f"resume/{stopped_roll}")  # as -o name printed
     assert cancelled.code == 0, cancelled.err
     assert cancelled.out.strip() == f"cancelled the automatic resume of {stopped_roll}"
     assert knm("window", "resumes", "--state", "pending", "--json").json()["total"] == 0

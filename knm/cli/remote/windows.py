@@ -242,5 +242,7 @@ def register(nouns: dict[str, Any], parent: argparse.ArgumentParser) -> None:
         parents=[parent],
         help="do not resume a stopped roll at the window's next opening (operator)",
     )
-    live(p.add_argument("task", type=reference("task"), help="the stopped roll's task id"), "task")
+    # ``resume/TASK``, as ``knm window resumes -o name`` prints it, or the bare task id.
+    task = p.add_argument("task", type=reference("resume"), help="the stopped roll's task id")
+    live(task, "task")
     p.set_defaults(func=cancel_resume)
