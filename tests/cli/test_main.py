@@ -175,3 +175,15 @@ def test_every_remote_command_takes_the_knm_context_but_cluster_create_a_kubecon
         expected = "kube_context" if path == ("cluster", "create") else "context"
         assert dests.get("--context") == expected, path
     assert seen > 40
+
+
+@pytest.mark.parametrize("argv", [["task", "watch", ""], ["task", "show", "task/"]])
+def test_an_empty_id_is_a_usage_error_naming_the_argument(
+    argv: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    from knm.cli.main import main
+
+    with pytest.raises(SystemExit) as exit_:
+        main([*argv, "--url", "http://127.0.0.1:9"])
+    assert exit_.value.code == 2
+    assert "argument task_id: " in capsys.readouterr().err

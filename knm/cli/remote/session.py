@@ -379,7 +379,12 @@ def reference(kind: str) -> Callable[[str], str]:
     prefix = f"{kind}/"
 
     def key(text: str) -> str:
-        return text.removeprefix(prefix)
+        found = text.removeprefix(prefix)
+        if not found.strip():
+            # An empty id (a shell variable that was never set) would reach the server as a
+            # path or a subscription it cannot make sense of.
+            raise argparse.ArgumentTypeError(f"{text!r}: an empty {kind} name or id")
+        return found
 
     key.__name__ = kind  # argparse names the type in its errors
     return key
