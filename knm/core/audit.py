@@ -61,6 +61,19 @@ async def record(
     )
 
 
+async def record_many(
+    conn: asyncpg.Connection,
+    entries: list[tuple[int | None, str | None, str | None, str, str, str, str, dict[str, Any]]],
+) -> None:
+    """``record`` for several entries in one pipelined round trip: (user id, username, role,
+    action, target, outcome, client, detail)."""
+    await conn.executemany(
+        "INSERT INTO audit_log (user_id, username, role, action, target, outcome, client, detail) "
+        "VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        entries,
+    )
+
+
 @get("/audit", guards=[ADMIN], summary="The audit log, newest first")
 async def list_audit(
     request: Request[Any, Any, Any],

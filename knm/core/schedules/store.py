@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -196,11 +197,32 @@ async def announce(conn: asyncpg.Connection | asyncpg.Pool, schedule_id: int) ->
 async def claim_due(conn: asyncpg.Connection) -> ScheduleRow | None:
     """The most overdue enabled schedule no other process is firing, locked until the
     caller's transaction ends (``SKIP LOCKED``: the others take the next one)."""
-    record = await conn.fetchrow(
-        "SELECT * FROM schedules WHERE enabled AND next_fire_at <= now() "
-        "ORDER BY next_fire_at LIMIT 1 FOR UPDATE SKIP LOCKED"
+    rows, _ = await claim_due_batch(conn, 1)
+    return rows[0] if rows else None
+
+
+async def claim_due_batch(
+    conn: asyncpg.Connection, limit: int, ids: Sequence[int] | None = None
+) -> tuple[list[ScheduleRow], datetime | None]:
+    """Up to ``limit`` enabled schedules due now, most overdue first, that no other process
+    is firing (``SKIP LOCKED``: they take the next ones), locked until the caller's
+    transaction ends; with ``ids``, only those. Also the transaction's ``now()``."""
+    records = await conn.fetch(
+        "SELECT *, now() AS claimed_at FROM schedules WHERE enabled AND next_fire_at <= now() "
+        "AND ($2::bigint[] IS NULL OR id = ANY($2::bigint[])) "
+        "ORDER BY next_fire_at, id LIMIT $1 FOR UPDATE SKIP LOCKED",
+        limit,
+        None if ids is None else list(ids),
     )
-    return None if record is None else _row(record)
+    if not records:
+        return [], None
+    now = records[0]["claimed_at"]
+    rows = []
+    for record in records:
+        fields = dict(record)
+        del fields["claimed_at"]
+        rows.append(ScheduleRow(**fields))
+    return rows, now
 
 
 async def next_due(conn: asyncpg.Connection | asyncpg.Pool) -> datetime | None:
@@ -218,6 +240,55 @@ async def moved_on(
         schedule_id,
         next_fire_at,
         fired,
+    )
+
+
+async def moved_on_many(
+    conn: asyncpg.Connection, moves: Sequence[tuple[int, datetime | None, datetime | None]]
+) -> None:
+    """``moved_on`` for several schedules in one statement: (id, next_fire_at, fired)."""
+    await conn.execute(
+        "UPDATE schedules s SET next_fire_at = m.next_fire_at, last_fired_at = m.fired "
+        "FROM unnest($1::bigint[], $2::timestamptz[], $3::timestamptz[]) "
+        "AS m(id, next_fire_at, fired) WHERE s.id = m.id",
+        [m[0] for m in moves],
+        [m[1] for m in moves],
+        [m[2] for m in moves],
+    )
+
+
+async def insert_runs(
+    conn: asyncpg.Connection, runs: Sequence[tuple[int, datetime, str, str]]
+) -> set[int]:
+    """``insert_run`` for several schedules' fire times in one statement: (schedule id, fire
+    time, status, reason). The ids of the schedules whose run was recorded now — not those
+    whose fire time was recorded before (the unique key)."""
+    records = await conn.fetch(
+        "INSERT INTO schedule_runs (schedule_id, fire_time, status, reason, settled) "
+        "SELECT r.schedule_id, r.fire_time, r.status, r.reason, r.status <> 'started' "
+        "FROM unnest($1::bigint[], $2::timestamptz[], $3::text[], $4::text[]) "
+        "AS r(schedule_id, fire_time, status, reason) "
+        "ON CONFLICT (schedule_id, fire_time) DO NOTHING RETURNING schedule_id",
+        [r[0] for r in runs],
+        [r[1] for r in runs],
+        [r[2] for r in runs],
+        [r[3] for r in runs],
+    )
+    return {r["schedule_id"] for r in records}
+
+
+async def set_run_tasks(
+    conn: asyncpg.Connection, started: Sequence[tuple[int, datetime, str]]
+) -> None:
+    """Name the task each run started: (schedule id, fire time, task id)."""
+    await conn.execute(
+        "UPDATE schedule_runs r SET task_id = u.task_id "
+        "FROM unnest($1::bigint[], $2::timestamptz[], $3::text[]) "
+        "AS u(schedule_id, fire_time, task_id) "
+        "WHERE r.schedule_id = u.schedule_id AND r.fire_time = u.fire_time",
+        [s[0] for s in started],
+        [s[1] for s in started],
+        [s[2] for s in started],
     )
 
 
@@ -270,6 +341,31 @@ async def unfinished_runs(conn: asyncpg.Connection, schedule_id: int, besides: d
         schedule_id,
         besides,
     )
+
+
+async def unfinished_runs_many(
+    conn: asyncpg.Connection, fires: Sequence[tuple[int, datetime]]
+) -> dict[int, int]:
+    """``unfinished_runs`` for several schedules in one statement: (schedule id, the fire
+    time being fired) → its unfinished tasks. Runs whose task finished are settled on the
+    way; the count leaves them out (the statement's snapshot still sees them unsettled)."""
+    records = await conn.fetch(
+        """WITH f(schedule_id, fire_time) AS (
+               SELECT * FROM unnest($1::bigint[], $2::timestamptz[])),
+           settled AS (
+               UPDATE schedule_runs r SET settled = true FROM f
+               WHERE r.schedule_id = f.schedule_id AND NOT r.settled
+                 AND r.fire_time <> f.fire_time AND NOT EXISTS (SELECT 1 FROM tasks t
+                     WHERE t.task_id = r.task_id AND t.status IN ('pending', 'running'))
+               RETURNING r.id)
+           SELECT f.schedule_id, count(r.id) AS n FROM f
+           LEFT JOIN schedule_runs r ON r.schedule_id = f.schedule_id AND NOT r.settled
+                AND r.fire_time <> f.fire_time AND r.id NOT IN (SELECT id FROM settled)
+           GROUP BY f.schedule_id""",
+        [f[0] for f in fires],
+        [f[1] for f in fires],
+    )
+    return {r["schedule_id"]: r["n"] for r in records}
 
 
 #: For retention (``knm.core.tasks.retention``): settled runs older than the tasks kept, a

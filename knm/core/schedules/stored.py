@@ -116,6 +116,16 @@ def body_of(knm: Knm, row: Any) -> dict[str, Any]:
 async def owner(conn: asyncpg.Connection | asyncpg.Pool, owner_id: int) -> Principal | str:
     """The owner as a principal as of now, or why they may not start tasks any more."""
     row = await users.auth_row(conn, owner_id)  # type: ignore[arg-type]
+    return owner_of(owner_id, row)
+
+
+async def owners(conn: asyncpg.Connection, owner_ids: set[int]) -> dict[int, Principal | str]:
+    """``owner`` for several owners in one statement (a batch of fires reads each once)."""
+    rows = await users.auth_rows(conn, sorted(owner_ids))
+    return {owner_id: owner_of(owner_id, rows.get(owner_id)) for owner_id in owner_ids}
+
+
+def owner_of(owner_id: int, row: users.UserRow | None) -> Principal | str:
     if row is None:
         return f"owner (user id {owner_id}) no longer exists"
     if row.disabled:

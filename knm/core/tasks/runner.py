@@ -16,7 +16,7 @@ import os
 import socket
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import msgspec
@@ -195,6 +195,26 @@ class Runner:
         for task in claimed:
             self._launch(task, prepared=prepared)
         return claimed[0] if claimed else None
+
+    async def try_claim_many(self, started: Sequence[tuple[TaskRow, Prepared]]) -> list[TaskRow]:
+        """``try_claim`` for several just-created tasks in one claim (a batch of schedule
+        fires); the ones not claimed here stay pending for any runner."""
+        if not started or not self.claim_enabled or self._stopping:
+            return []
+        prepared = {task.task_id: p for task, p in started}
+        limits = await self._limits()
+        async with self.knm.pool.acquire() as conn:
+            claimed = await store.claim(
+                conn,
+                worker_id=self.worker_id,
+                lease=self.lease,
+                limits=limits,
+                task_ids=list(prepared),
+                max_claims=len(prepared),
+            )
+        for task in claimed:
+            self._launch(task, prepared=prepared[task.task_id])
+        return claimed
 
     async def _claim_loop(self) -> None:
         while not self._stopping:

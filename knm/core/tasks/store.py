@@ -117,9 +117,12 @@ async def claim(
     limits: dict[str, int],
     task_id: str | None = None,
     max_claims: int = 20,
+    task_ids: Sequence[str] | None = None,
 ) -> list[TaskRow]:
     """Move pending tasks this worker may run to ``running``, oldest first, within each kind's
-    ``max_tasks`` across all workers."""
+    ``max_tasks`` across all workers; with ``task_id`` or ``task_ids``, only those."""
+    if task_id is not None:
+        task_ids = [*(task_ids or ()), task_id]
     claimed: list[TaskRow] = []
     async with conn.transaction():
         # Serialises claims so two workers cannot both take the last free slot of a kind.
@@ -141,14 +144,14 @@ async def claim(
                     WHERE id IN (
                         SELECT id FROM tasks
                         WHERE status = 'pending' AND kind = $3 AND NOT cancel_requested
-                          AND ($5::text IS NULL OR task_id = $5)
+                          AND ($5::text[] IS NULL OR task_id = ANY($5::text[]))
                         ORDER BY id LIMIT $4 FOR UPDATE SKIP LOCKED)
                     RETURNING {_TASK_COLUMNS}""",
                 worker_id,
                 lease,
                 kind,
                 free,
-                task_id,
+                None if task_ids is None else list(task_ids),
             )
             claimed.extend(_row(r) for r in records)
     claimed.sort(key=lambda t: t.id)

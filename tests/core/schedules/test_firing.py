@@ -290,12 +290,14 @@ async def test_a_fire_whose_process_dies_before_its_commit_is_made_again_once(
             await conn.execute("BEGIN")
             row = await store.claim_due(conn)
             assert row is not None and row.id == data["id"]
-            started = await firing._fire(knm, conn, row, await conn.fetchval("SELECT now()"))
-            assert started is not None
+            started = await firing._fire_batch(
+                knm, conn, [row], await conn.fetchval("SELECT now()")
+            )
+            assert len(started) == 1
             # The process dies: run row, task and audit entry were never committed.
             await knm.pool.execute("SELECT pg_terminate_backend($1)", conn.get_server_pid())
             conn.terminate()
-            return started[0].task_id, row.next_fire_at
+            return started[0][0].task_id, row.next_fire_at
         finally:
             await knm.firing.start()
 
