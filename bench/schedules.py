@@ -9,7 +9,10 @@ Afterwards, from the database: per schedule, the fire times it should have had i
 (from its first fire time to the last one that passed before the stop, less ``MISFIRE_GRACE``
 of slack so a fire still being made is not counted), the runs it recorded, the tasks they
 started; ``lost`` (a fire time without a run), ``doubled`` (a task no run names, or two runs
-naming one) and lateness (the task's ``created_at`` − its fire time: p50, p99, max).
+naming one) and lateness (the task's ``created_at`` − its fire time: p50, p99, max). A task's
+``created_at`` is its transaction's start, and fires are made in batches (one transaction
+each), so ``claimed p99`` also shows when the tasks were visibly there: the runner's claim
+(``start_time`` − fire time), after the batch's commit.
 """
 
 from __future__ import annotations
@@ -66,7 +69,8 @@ async def measure(database_url: str, stopped: datetime, grace: float) -> dict[st
     runs = await query(
         database_url,
         "SELECT r.schedule_id, r.fire_time, r.status, r.task_id, "
-        "extract(epoch FROM t.created_at - r.fire_time)::float8 AS late "
+        "extract(epoch FROM t.created_at - r.fire_time)::float8 AS late, "
+        "extract(epoch FROM t.start_time - r.fire_time)::float8 AS claimed "
         "FROM schedule_runs r LEFT JOIN tasks t ON t.task_id = r.task_id",
     )
     audited = await query(
@@ -96,6 +100,7 @@ async def measure(database_url: str, stopped: datetime, grace: float) -> dict[st
         {a["target"] for a in audited} - started_tasks
     )
     late = [run["late"] for run in runs if run["late"] is not None]
+    claimed = [run["claimed"] for run in runs if run["claimed"] is not None]
     statuses: dict[str, int] = {}
     for run in runs:
         statuses[run["status"]] = statuses.get(run["status"], 0) + 1
@@ -109,6 +114,7 @@ async def measure(database_url: str, stopped: datetime, grace: float) -> dict[st
         "p50": percentile(late, 50),
         "p99": percentile(late, 99),
         "max": max(late) if late else float("nan"),
+        "claimed p99": percentile(claimed, 99),
     }
 
 
@@ -157,13 +163,15 @@ def main(argv: list[str] | None = None) -> int:
     ok = result["lost"] == 0 and result["doubled"] == 0 and result["expected"] > 0
     headers = [
         *("schedules", "processes", "cron", "minutes", "kill", "fire times", "runs", "tasks"),
-        *("lost", "doubled", "late p50 s", "late p99 s", "late max s", "exactly once"),
+        *("lost", "doubled", "late p50 s", "late p99 s", "late max s", "claimed p99 s"),
+        "exactly once",
         f"p99 <= {TARGET_P99:g} s",
     ]
     row = [
         *(args.schedules, args.processes, args.cron, args.minutes, "yes" if args.kill else "no"),
         *(result["expected"], result["runs"], result["tasks"], result["lost"], result["doubled"]),
-        *(result["p50"], result["p99"], result["max"], mark(ok), mark(result["p99"] <= TARGET_P99)),
+        *(result["p50"], result["p99"], result["max"], result["claimed p99"], mark(ok)),
+        mark(result["p99"] <= TARGET_P99),
     ]
     print(table(headers, [row]))
     say(f"  run statuses: {result['statuses']}")

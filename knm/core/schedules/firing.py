@@ -14,8 +14,8 @@ one transaction:
    request (``stored.validate``: the execute route's checks, policy and credential use rules
    included) — a refusal is recorded on its run, ``failed`` or ``skipped`` with the reason,
    the schedule stays enabled, and the batch's other fires go on;
-4. insert each task (pending), then the runs' task ids, the audit entries and the NOTIFYs
-   for the whole batch.
+4. insert the tasks (pending), the runs' task ids, the audit entries and the NOTIFYs: a
+   statement (pipelined) each for the whole batch.
 
 A process that dies anywhere before the commit leaves nothing: its transaction rolls back,
 PostgreSQL releases the row locks, and another process fires the same times. After the
@@ -50,7 +50,7 @@ from knm.core.notifications import emit
 from knm.core.schedules import store, stored
 from knm.core.schedules.store import ScheduleRow
 from knm.core.tasks import service
-from knm.core.tasks.schemas import TaskRow
+from knm.core.tasks import store as tasks_store
 from knm.core.tasks.targets import Prepared
 
 if TYPE_CHECKING:
@@ -211,7 +211,8 @@ async def _claim_and_fire(
             return 0
         assert now is not None
         claimed.extend(row.id for row in rows)
-        started = await _fire_batch(knm, conn, rows, now)
+        with service.default_credentials_read_once():
+            started = await _fire_batch(knm, conn, rows, now)
     if started:
         if handovers is None:
             await _hand_over(knm, started)
@@ -222,7 +223,7 @@ async def _claim_and_fire(
     return len(rows)
 
 
-async def _hand_over(knm: Knm, started: list[tuple[TaskRow, Prepared]]) -> None:
+async def _hand_over(knm: Knm, started: list[tuple[str, Prepared]]) -> None:
     """The batch's committed tasks to this process's runner, claimed in one go; those it
     does not take (behind a limit, no runner here) any runner claims: it heard the NOTIFY
     sent with the commit."""
@@ -265,7 +266,7 @@ def _plan(row: ScheduleRow, now: datetime) -> _Fire:
 
 async def _fire_batch(
     knm: Knm, conn: asyncpg.Connection, rows: list[ScheduleRow], now: datetime
-) -> list[tuple[TaskRow, Prepared]]:
+) -> list[tuple[str, Prepared]]:
     """Fire each of ``rows`` (claimed and locked by the caller's transaction) once, at its
     due fire time; the tasks started. The database work is a few statements for the whole
     batch; what a fire checks (owner, limit, stored request) is checked for each fire."""
@@ -303,7 +304,8 @@ async def _fire_batch(
     running = await store.unfinished_runs_many(
         conn, [(fire.row.id, fire.fire_time) for fire, _ in checked]
     )
-    started: list[tuple[TaskRow, Prepared]] = []
+    started: list[tuple[str, Prepared]] = []
+    tasks: list[tasks_store.NewTask] = []
     audit_entries: list[tuple[Any, ...]] = []
     runs: list[tuple[int, datetime, str]] = []
     for fire, owner in checked:
@@ -320,8 +322,9 @@ async def _fire_batch(
         if checked_request is None:
             continue
         executor, request, prepared = checked_request
-        task = await service.record(conn, knm, executor, request, prepared, owner)
-        started.append((task, prepared))
+        task = service.new_task(knm, executor, request, prepared, owner)
+        tasks.append(task)
+        started.append((task.task_id, prepared))
         runs.append((row.id, fire.fire_time, task.task_id))
         audit_entries.append(
             (
@@ -330,12 +333,13 @@ async def _fire_batch(
             )
         )  # fmt: skip
     if started:
+        await tasks_store.insert_tasks(conn, tasks)
         await store.set_run_tasks(conn, runs)
         await audit.record_many(conn, audit_entries)
         # Delivered with the commit: whichever runner hears first claims each task.
         await conn.execute(
             "SELECT pg_notify('knm_tasks', t) FROM unnest($1::text[]) AS t",
-            [task.task_id for task, _ in started],
+            [task_id for task_id, _ in started],
         )
     return started
 

@@ -196,12 +196,12 @@ class Runner:
             self._launch(task, prepared=prepared)
         return claimed[0] if claimed else None
 
-    async def try_claim_many(self, started: Sequence[tuple[TaskRow, Prepared]]) -> list[TaskRow]:
+    async def try_claim_many(self, started: Sequence[tuple[str, Prepared]]) -> list[TaskRow]:
         """``try_claim`` for several just-created tasks in one claim (a batch of schedule
         fires); the ones not claimed here stay pending for any runner."""
         if not started or not self.claim_enabled or self._stopping:
             return []
-        prepared = {task.task_id: p for task, p in started}
+        prepared = dict(started)
         limits = await self._limits()
         async with self.knm.pool.acquire() as conn:
             claimed = await store.claim(

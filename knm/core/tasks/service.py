@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 
 import asyncpg
@@ -122,6 +125,26 @@ async def record(
 ) -> TaskRow:
     """Insert the prepared task, pending, on ``conn`` (inside the caller's transaction, so a
     caller can record more in the same one); ``hand_over`` it once committed."""
+    task = new_task(
+        knm, executor, request, prepared, principal,
+        parent_task_id=parent_task_id, rerun_of=rerun_of, idempotency_key=idempotency_key,
+    )  # fmt: skip
+    return await store.insert_task(conn, **msgspec.structs.asdict(task))
+
+
+def new_task(
+    knm: Knm,
+    executor: Executor,
+    request: ExecRequest,
+    prepared: Prepared,
+    principal: Principal | None,
+    *,
+    parent_task_id: str | None = None,
+    rerun_of: str | None = None,
+    idempotency_key: str | None = None,
+) -> store.NewTask:
+    """The prepared task as ``record`` inserts it (its secrets sealed); ``store.insert_tasks``
+    inserts several at once."""
     stored = prepared.stored_request or msgspec.to_builtins(request)
     task_id = new_task_id(executor.kind)
     sealed = None
@@ -131,8 +154,7 @@ async def record(
         sealed = store.SECRETS.seal(
             keyring_of(knm), msgspec.json.encode(prepared.secrets).decode(), task_id
         )
-    return await store.insert_task(
-        conn,
+    return store.NewTask(
         task_id=task_id,
         kind=executor.kind,
         cluster_name=request.cluster_name,
@@ -162,12 +184,34 @@ async def hand_over(knm: Knm, task: TaskRow, prepared: Prepared) -> TaskRow:
     return await store.get_task(knm.pool, task.task_id) or task
 
 
+#: Within one batch of schedule fires (``default_credentials_read_once``): each cluster's
+#: default credential as read for the batch's first fire on it.
+_DEFAULTS: ContextVar[dict[str, int | None] | None] = ContextVar("knm_defaults", default=None)
+
+
+@contextlib.contextmanager
+def default_credentials_read_once() -> Iterator[None]:
+    """Inside, ``default_credential`` reads each cluster's once: a batch of fires checks its
+    requests as of one moment, as one request would."""
+    token = _DEFAULTS.set({})
+    try:
+        yield
+    finally:
+        _DEFAULTS.reset(token)
+
+
 async def default_credential(knm: Knm, cluster_name: str) -> int | None:
     """The cluster's ``default_credential_id``; None also for an unknown cluster (``prepare``
     says 404 about that when it needs the cluster)."""
     from knm.core.clusters.store import default_credential_id
 
-    return await default_credential_id(knm.pool, cluster_name)
+    read = _DEFAULTS.get()
+    if read is not None and cluster_name in read:
+        return read[cluster_name]
+    found = await default_credential_id(knm.pool, cluster_name)
+    if read is not None:
+        read[cluster_name] = found
+    return found
 
 
 def missing_credential(cluster_name: str, needed_by: str = "") -> BadRequest:

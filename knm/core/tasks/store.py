@@ -25,63 +25,71 @@ def _row(record: asyncpg.Record) -> TaskRow:
     return TaskRow(**dict(record))
 
 
-async def insert_task(
-    conn: asyncpg.Connection,
-    *,
-    task_id: str,
-    kind: str,
-    cluster_name: str,
-    nodes: Sequence[Node],
-    request: dict[str, Any],
-    summary: dict[str, Any],
-    credential_id: int | None,
-    user_id: int | None,
-    username: str | None,
-    parent_task_id: str | None = None,
-    rerun_of: str | None = None,
-    idempotency_key: str | None = None,
-    timeout: int | None = None,
-    deadline: int | None = None,
-    sealed: Sealed | None = None,
-) -> TaskRow:
-    record = await conn.fetchrow(
-        f"""INSERT INTO tasks (task_id, kind, cluster_name, target_nodes, request, summary,
-                credential_id, user_id, username, parent_task_id, rerun_of, idempotency_key,
-                timeout, deadline_at, key_id, nonce, ciphertext)
-            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13,
-                    CASE WHEN $14::int IS NULL THEN NULL ELSE now() + make_interval(secs => $14) END,
-                    $15, $16, $17)
-            RETURNING {_TASK_COLUMNS}""",
-        task_id,
-        kind,
-        cluster_name,
-        [node.name for node in nodes],
-        request,
-        summary,
-        credential_id,
-        user_id,
-        username,
-        parent_task_id,
-        rerun_of,
-        idempotency_key,
-        timeout,
-        deadline,
-        sealed.key_id if sealed else None,
-        sealed.nonce if sealed else None,
-        sealed.ciphertext if sealed else None,
-    )
-    await conn.execute(
-        """INSERT INTO task_nodes (task_id, node, position, address, port, data)
-           SELECT $1, n.name, n.position - 1, n.address, n.port, jsonb_build_object('labels', n.labels)
-           FROM unnest($2::text[], $3::text[], $4::int[], $5::jsonb[])
-                WITH ORDINALITY AS n(name, address, port, labels, position)""",
-        task_id,
-        [n.name for n in nodes],
-        [n.address for n in nodes],
-        [n.port for n in nodes],
-        [n.labels for n in nodes],
-    )
+_INSERT_TASK = """INSERT INTO tasks (task_id, kind, cluster_name, target_nodes, request, summary,
+        credential_id, user_id, username, parent_task_id, rerun_of, idempotency_key,
+        timeout, deadline_at, key_id, nonce, ciphertext)
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13,
+            CASE WHEN $14::int IS NULL THEN NULL ELSE now() + make_interval(secs => $14) END,
+            $15, $16, $17)"""
+
+_INSERT_NODES = """INSERT INTO task_nodes (task_id, node, position, address, port, data)
+    SELECT $1, n.name, n.position - 1, n.address, n.port, jsonb_build_object('labels', n.labels)
+    FROM unnest($2::text[], $3::text[], $4::int[], $5::jsonb[])
+         WITH ORDINALITY AS n(name, address, port, labels, position)"""
+
+
+class NewTask(msgspec.Struct, kw_only=True):
+    """A task to insert, pending."""
+
+    task_id: str
+    kind: str
+    cluster_name: str
+    nodes: Sequence[Node]
+    request: dict[str, Any]
+    summary: dict[str, Any]
+    credential_id: int | None
+    user_id: int | None
+    username: str | None
+    parent_task_id: str | None = None
+    rerun_of: str | None = None
+    idempotency_key: str | None = None
+    timeout: int | None = None
+    deadline: int | None = None
+    sealed: Sealed | None = None
+
+    def task_args(self) -> tuple[Any, ...]:
+        sealed = self.sealed
+        return (
+            *(self.task_id, self.kind, self.cluster_name, [node.name for node in self.nodes]),
+            *(self.request, self.summary, self.credential_id, self.user_id, self.username),
+            *(self.parent_task_id, self.rerun_of, self.idempotency_key, self.timeout),
+            self.deadline,
+            *((sealed.key_id, sealed.nonce, sealed.ciphertext) if sealed else (None,) * 3),
+        )
+
+    def node_args(self) -> tuple[Any, ...]:
+        return (
+            self.task_id,
+            [n.name for n in self.nodes],
+            [n.address for n in self.nodes],
+            [n.port for n in self.nodes],
+            [n.labels for n in self.nodes],
+        )
+
+
+async def insert_task(conn: asyncpg.Connection, **fields: Any) -> TaskRow:
+    """Insert one task (``NewTask``'s fields); the row as stored."""
+    task = NewTask(**fields)
+    record = await conn.fetchrow(f"{_INSERT_TASK} RETURNING {_TASK_COLUMNS}", *task.task_args())
+    await conn.execute(_INSERT_NODES, *task.node_args())
     return _row(record)
+
+
+async def insert_tasks(conn: asyncpg.Connection, tasks: Sequence[NewTask]) -> None:
+    """Insert several tasks, a pipelined round trip for their rows and one for their nodes
+    (a batch of schedule fires)."""
+    await conn.executemany(_INSERT_TASK, [task.task_args() for task in tasks])
+    await conn.executemany(_INSERT_NODES, [task.node_args() for task in tasks])
 
 
 async def get_task(conn: asyncpg.Connection | asyncpg.Pool, task_id: str) -> TaskRow | None:

@@ -13,6 +13,7 @@ import asyncpg
 import pytest
 
 from knm.core.db import connect_one
+from knm.core.errors import Invalid
 from knm.core.schedules import firing, store
 from knm.core.schedules.firing import MISFIRE_GRACE, fire_one
 from knm.core.tasks.retention import prune
@@ -297,7 +298,7 @@ async def test_a_fire_whose_process_dies_before_its_commit_is_made_again_once(
             # The process dies: run row, task and audit entry were never committed.
             await knm.pool.execute("SELECT pg_terminate_backend($1)", conn.get_server_pid())
             conn.terminate()
-            return started[0][0].task_id, row.next_fire_at
+            return started[0][0], row.next_fire_at
         finally:
             await knm.firing.start()
 
@@ -386,3 +387,175 @@ async def test_retention_prunes_settled_runs_older_than_the_tasks_kept(
         assert [(r["reason"], r["settled"]) for r in left] == [("", False), ("new", True)]
     finally:
         await conn.close()
+
+
+async def test_a_batch_with_refused_fires_among_good_ones_starts_the_good_ones(
+    knm_client: ApiClient,
+    admin_headers: dict[str, str],
+    operator_headers: dict[str, str],
+    knm_pool: asyncpg.Pool,
+    knm_app: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    good = [await create(knm_client, operator_headers, name=f"batch-good-{i}") for i in range(4)]
+    refused = await create(
+        knm_client, operator_headers, name="batch-refused", request={"echo": "refuse"}
+    )
+    bert = await knm_client.create_user(admin_headers, "bert", "operator")
+    gone = await create(knm_client, bert, name="batch-owner-gone")
+    response = await knm_client.put(
+        f"/users/{gone['owner_id']}", json={"disabled": True}, headers=admin_headers
+    )
+    assert response.status_code == 200, response.text
+    knm = knm_app.state["knm"]
+    executor = knm.executors["test"]
+    real_prepare = executor.prepare
+
+    async def prepare(knm: Any, request: Any, principal: Any) -> Any:
+        # A rule that changed since the schedule was saved: its request no longer holds.
+        if request.echo == "refuse":
+            raise Invalid("echo: refused here")
+        return await real_prepare(knm, request, principal)
+
+    monkeypatch.setattr(executor, "prepare", prepare)
+    ids = [s["id"] for s in [*good[:2], refused, gone, *good[2:]]]
+
+    async def one_batch() -> int:
+        await knm.firing.stop()  # this test's batch is the one that claims them
+        try:
+            # Longer overdue than anything else: the batch's first claims.
+            await knm.pool.execute(
+                "UPDATE schedules SET next_fire_at = date_trunc('second', now()) "
+                "- interval '30 seconds' WHERE id = ANY($1)",
+                ids,
+            )
+            return await firing.fire_batch(knm, limit=len(ids))
+        finally:
+            await knm.firing.start()
+
+    assert await knm_client.on_app(one_batch) == len(ids)
+    runs = await knm_pool.fetch("SELECT * FROM schedule_runs WHERE schedule_id = ANY($1)", ids)
+    by_schedule = {r["schedule_id"]: r for r in runs}
+    assert len(runs) == len(by_schedule) == len(ids)
+    assert by_schedule[refused["id"]]["status"] == "failed"
+    assert by_schedule[refused["id"]]["reason"] == "request.echo: refused here"
+    assert by_schedule[gone["id"]]["status"] == "failed"
+    assert by_schedule[gone["id"]]["reason"] == "owner 'bert' is disabled"
+    started = [by_schedule[s["id"]] for s in good]
+    assert {r["status"] for r in started} == {"started"}
+    tasks = await tasks_of(knm_pool, started)
+    assert len(tasks) == len(good) and {t["username"] for t in tasks} == {"otto"}
+    audited = await knm_pool.fetch(
+        "SELECT target, username FROM audit_log WHERE action = 'task.start' "
+        "AND client = 'schedule' AND target = ANY($1::text[])",
+        [r["task_id"] for r in started],
+    )
+    assert sorted(a["target"] for a in audited) == sorted(r["task_id"] for r in started)
+    for task in tasks:
+        assert (await wait_for_task(knm_client, operator_headers, task["task_id"]))[
+            "status"
+        ] == "completed"
+
+
+async def test_a_batch_the_database_refuses_is_fired_again_one_schedule_at_a_time(
+    knm_client: ApiClient,
+    operator_headers: dict[str, str],
+    knm_pool: asyncpg.Pool,
+    knm_app: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    fine = [await create(knm_client, operator_headers, name=f"beside-poison-{i}") for i in range(3)]
+    poison = await create(knm_client, operator_headers, name="poison", request={"echo": "poison"})
+    knm = knm_app.state["knm"]
+    real_new_task = firing.service.new_task
+
+    def new_task(knm: Any, executor: Any, request: Any, *args: Any, **kwargs: Any) -> Any:
+        task = real_new_task(knm, executor, request, *args, **kwargs)
+        if request.echo == "poison":
+            # PostgreSQL's text holds no NUL: the batch's insert fails, its transaction with it.
+            task.cluster_name = "lab\x00"
+        return task
+
+    monkeypatch.setattr(firing.service, "new_task", new_task)
+    ids = [s["id"] for s in [fine[0], poison, *fine[1:]]]
+
+    async def one_batch() -> tuple[Exception | None, Any]:
+        await knm.firing.stop()
+        try:
+            await knm.pool.execute(
+                "UPDATE schedules SET next_fire_at = date_trunc('second', now()) "
+                "- interval '30 seconds' WHERE id = ANY($1)",
+                ids,
+            )
+            try:
+                await firing.fire_batch(knm, limit=len(ids))
+            except asyncpg.PostgresError as exc:
+                raised: Exception | None = exc
+            else:
+                raised = None
+            # Left due: paused, so the restarted loop does not try it again.
+            due = await knm.pool.fetchval(
+                "UPDATE schedules SET enabled = false WHERE id = $1 "
+                "RETURNING next_fire_at <= now()",
+                poison["id"],
+            )
+            return raised, due
+        finally:
+            await knm.firing.start()
+
+    raised, due = await knm_client.on_app(one_batch)
+    # The loop hears of the failure (and waits before it looks again) …
+    assert isinstance(raised, asyncpg.PostgresError)
+    assert due is True
+    # … and the batch's other schedules fired once each, in transactions of their own.
+    runs = await knm_pool.fetch("SELECT * FROM schedule_runs WHERE schedule_id = ANY($1)", ids)
+    assert sorted(r["schedule_id"] for r in runs) == sorted(s["id"] for s in fine)
+    assert {r["status"] for r in runs} == {"started"}
+    assert len(await tasks_of(knm_pool, runs)) == len(fine)
+
+
+async def test_overlapping_batches_never_fire_a_schedule_twice(
+    knm_client: ApiClient,
+    operator_headers: dict[str, str],
+    knm_pool: asyncpg.Pool,
+    knm_app: Any,
+    knm_database_url: str,
+) -> None:
+    schedules = [await create(knm_client, operator_headers, name=f"overlap-{i}") for i in range(12)]
+    ids = [s["id"] for s in schedules]
+    knm = knm_app.state["knm"]
+
+    async def make_due_now() -> None:
+        await knm.pool.execute(
+            "UPDATE schedules SET next_fire_at = date_trunc('second', now()) "
+            "- interval '30 seconds' WHERE id = ANY($1)",
+            ids,
+        )
+
+    async def claims_and_race() -> tuple[list[int], list[int], list[int]]:
+        await knm.firing.stop()
+        try:
+            await make_due_now()
+            # Two claimers at once: the second skips what the first holds.
+            first, second = await connect_one(knm_database_url), await connect_one(knm_database_url)
+            try:
+                async with first.transaction(), second.transaction():
+                    a, _ = await store.claim_due_batch(first, 8, ids)
+                    b, _ = await store.claim_due_batch(second, 8, ids)
+            finally:
+                await first.close()
+                await second.close()
+            # Many lanes, overlapping batches, the same schedules: each fires once.
+            fired = await asyncio.gather(*(firing.fire_batch(knm, limit=5) for _ in range(6)))
+            return [r.id for r in a], [r.id for r in b], fired
+        finally:
+            await knm.firing.start()
+
+    a, b, fired = await knm_client.on_app(claims_and_race)
+    assert len(a) == 8 and len(b) == 4 and not set(a) & set(b) and set(a) | set(b) == set(ids)
+    assert sum(fired) >= len(ids)
+    runs = await knm_pool.fetch("SELECT * FROM schedule_runs WHERE schedule_id = ANY($1)", ids)
+    assert sorted(r["schedule_id"] for r in runs) == sorted(ids)
+    assert {r["status"] for r in runs} == {"started"}
+    tasks = await tasks_of(knm_pool, runs)
+    assert len(tasks) == len(ids) == len({t["task_id"] for t in tasks})
