@@ -1011,6 +1011,8 @@ def test_the_editor_reopens_with_the_note_the_docs_show(
         "KNM_TOKEN": world.token,
         "EDITOR": str(editor),
         "BODY": body,
+        # Where knm keeps an edit it gave up on: this test's, not the machine's temp dir.
+        "TMPDIR": str(tmp_path),
     }
     done = subprocess.run(
         ["knm", "playbook", "edit", "edit-note"],

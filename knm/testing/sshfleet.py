@@ -339,10 +339,15 @@ OWNER_FILE = "owner"
 
 
 def _owner_token(pid: int) -> str:
-    # pid plus start time: a pid reused by an unrelated process does not look like the owner.
+    """The pid plus its start time, so a pid reused by an unrelated process does not look like
+    the owner. The start time is the kernel's, in clock ticks since boot (``/proc/PID/stat``'s
+    22nd field): psutil's ``create_time()`` adds the boot time as the wall clock has it now, which
+    moves when the clock is stepped, and a live owner would then look dead to another run's
+    fleet — which removed its public dir (its authorized_keys) and the shared sudoers file."""
     try:
-        return f"{pid} {psutil.Process(pid).create_time()}"
-    except psutil.Error:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        return f"{pid} {stat.rsplit(')', 1)[1].split()[19]}"
+    except (OSError, IndexError):
         return f"{pid} 0"
 
 

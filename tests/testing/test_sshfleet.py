@@ -14,6 +14,7 @@ import psutil
 import pytest
 
 from knm.core.processes import process_gone
+from knm.testing import sshfleet
 from knm.testing.sshfleet import (
     FleetNode,
     SshdNotInstalledError,
@@ -224,3 +225,16 @@ def test_missing_sshd_fails_clearly(tmp_path: Path) -> None:
     with pytest.raises(SshdNotInstalledError, match="openssh-server"):
         fleet.start()
     fleet.stop()
+
+
+def test_a_live_owner_stays_live_when_the_wall_clock_is_stepped(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Another run's fleet asks whether this one's owner lives before it removes the shared
+    sudoers file; a clock stepped meanwhile (NTP on a VM: the boot time the kernel reports
+    moves with it) must not make the owner look dead."""
+    written = sshfleet._owner_token(os.getpid())
+    stepped = psutil.boot_time() + 1.5
+    monkeypatch.setattr(psutil._pslinux, "boot_time", lambda: stepped)
+    assert sshfleet._owner_token(os.getpid()) == written
+    assert sshfleet._owner_token(2**22 + 7) == f"{2**22 + 7} 0"  # no such process
