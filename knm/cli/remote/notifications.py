@@ -30,10 +30,11 @@ from knm.cli.remote.session import (
     command,
     done,
     emit_json,
+    id_by_name,
     output_parent,
     reference,
 )
-from knm.client import KnmError, NotFound
+from knm.client import KnmError
 from knm.wire import TASK_STATES
 from knm.wire.notifications import EVENT_NAMES, TARGET_TYPES
 
@@ -128,17 +129,7 @@ def worded(fn: Handler) -> Handler:
 
 def resolve_subscription(client: Client, ref: str) -> int:
     """A subscription's id from its id or name."""
-    if ref.isdigit():
-        return int(ref)
-    page = 1
-    while True:
-        found = client.subscriptions(page=page, page_size=100)
-        for subscription in found.items:
-            if subscription.name == ref:
-                return subscription.id
-        if page * 100 >= found.total:
-            raise NotFound(f"Subscription {ref!r} not found")
-        page += 1
+    return id_by_name(ref, client.subscriptions, "Subscription")
 
 
 def delivery_id(text: str) -> int:
