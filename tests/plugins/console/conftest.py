@@ -5,6 +5,7 @@ and ``Console``, the waits and finds the tests share."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -138,10 +139,12 @@ class Console:
 
 @pytest.fixture
 def console(browser: Any, server: KnmProcess, tmp_path: Path) -> Console:
-    """The browser on ``server`` (each test module defines it); screenshots go to the test's
-    temporary directory."""
-    shots = tmp_path / "screenshots"
-    shots.mkdir()
+    """The browser on ``server`` (each test module defines it). Screenshots go to the test's
+    temporary directory, or to ``KNM_CONSOLE_SCREENSHOTS`` when set (to look at every page
+    after a run: ``KNM_CONSOLE_SCREENSHOTS=/tmp/shots bash scripts/test.sh tests/plugins/console``)."""
+    chosen = os.environ.get("KNM_CONSOLE_SCREENSHOTS")
+    shots = Path(chosen) if chosen else tmp_path / "screenshots"
+    shots.mkdir(parents=True, exist_ok=True)
     page = Console(browser, server, shots)
     page.severe_logs()  # an earlier test's are its own
     page.urls()

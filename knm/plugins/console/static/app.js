@@ -1,5 +1,6 @@
-// The console's router: #/ (dashboard), #/run, #/history, #/tasks/<id>, #/login. Views are
-// plain functions that fill <main> and may return a cleanup (closing their WebSocket).
+// The console's router. Views are plain functions that fill their page and may return a
+// cleanup (closing their WebSocket). PAGES is the one list of them: a page is added by a line
+// there, which also gives it its link in the top bar.
 
 import { can, logout, user } from "./api.js";
 import { dashboardView } from "./dashboard.js";
@@ -21,15 +22,29 @@ function parse() {
   return { parts, params: new URLSearchParams(query) };
 }
 
+// path: the hash's first part ("" for #/); role: the least role that sees the page (others get
+// "Not found" and no link); nav: the top bar's label, if the page has a link there; view:
+// (page, rest of the path, query) => cleanup, or NOT_FOUND for a path the page does not know.
+const NOT_FOUND = Symbol("not found");
+const PAGES = [
+  { path: "", nav: "Dashboard", view: (page) => dashboardView(page) },
+  { path: "run", nav: "Run", role: "operator", view: (page) => runView(page) },
+  { path: "history", nav: "History", view: (page, _rest, params) => historyView(page, params) },
+  { path: "tasks", view: (page, rest) => (rest[0] ? taskView(page, rest[0]) : NOT_FOUND) },
+];
+
+function pageOf(parts) {
+  const path = parts[0] === "login" ? "" : parts[0] || "";
+  return PAGES.find((p) => p.path === path && (!p.role || can(p.role)));
+}
+
 function chrome() {
   const me = user();
   nav.replaceChildren(
     ...(me
-      ? [
-          h("a", { href: "#/", id: "nav-dashboard" }, "Dashboard"),
-          can("operator") ? h("a", { href: "#/run", id: "nav-run" }, "Run") : null,
-          h("a", { href: "#/history", id: "nav-history" }, "History"),
-        ].filter(Boolean)
+      ? PAGES.filter((p) => p.nav && (!p.role || can(p.role))).map((p) =>
+          h("a", { href: `#/${p.path}`, id: `nav-${p.path || "dashboard"}` }, p.nav),
+        )
       : []),
   );
   who.replaceChildren(
@@ -72,12 +87,11 @@ async function render() {
     return;
   }
   try {
-    let done;
-    if (parts.length === 0 || parts[0] === "login") done = await dashboardView(page);
-    else if (parts[0] === "tasks" && parts[1]) done = await taskView(page, parts[1]);
-    else if (parts[0] === "history") done = await historyView(page, params);
-    else if (parts[0] === "run" && can("operator")) done = await runView(page);
-    else page.append(h("h1", {}, "Not found"), h("p", {}, "No such page in the console."));
+    const found = pageOf(parts);
+    const done = found ? await found.view(page, parts.slice(1), params) : NOT_FOUND;
+    if (done === NOT_FOUND) {
+      page.append(h("h1", {}, "Not found"), h("p", {}, "No such page in the console."));
+    }
     if (typeof done === "function") {
       if (mine === generation) cleanup = done;
       else done();
