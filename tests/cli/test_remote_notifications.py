@@ -5,13 +5,15 @@ redelivered; bad input refused naming the option, and the secret never in argv o
 
 from __future__ import annotations
 
+import argparse
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from knm.cli.remote.notifications import in_options
+from knm.cli.remote.notifications import fields_of
+from knm.cli.remote.session import in_options
 from knm.testing.plugin import TEST_EXECUTOR
 from knm.testing.receivers import SmtpReceiver, WebhookReceiver
 
@@ -236,13 +238,17 @@ def test_events_lists_the_names_a_subscription_may_use(knm: Knm) -> None:
 
 
 def test_server_fields_are_named_as_the_options_that_set_them() -> None:
+    def named(text: str, target_type: str) -> str:
+        return in_options(text, argparse.Namespace(type=target_type), fields_of(target_type))
+
     text = "events: unknown event 'x'; valid events: task.failed"
-    assert in_options(text, "webhook") == "--event: unknown event 'x'; valid events: task.failed"
-    assert in_options("target.to entries must be a plain e-mail", "email").startswith("--to must")
-    assert in_options("target.url: required for a slack target", "slack").startswith(
+    assert named(text, "webhook") == "--event: unknown event 'x'; valid events: task.failed"
+    assert named("target.to entries must be a plain e-mail", "email").startswith("--to must")
+    assert named("target.url: required for a slack target", "slack").startswith(
         "--secret-file or --secret-env: required"
     )
-    assert in_options("name: too long", "webhook") == "name: too long"
+    assert named("target.url: required", "webhook") == "--webhook-url: required"
+    assert named("name: too long", "webhook") == "name: too long"
 
 
 def asked(knm: Knm, *words: str) -> list[str]:

@@ -31,6 +31,7 @@ from knm.cli.remote.session import (
     done,
     emit_json,
     id_by_name,
+    in_options,
     output_parent,
     reference,
 )
@@ -72,8 +73,7 @@ ATTEMPT_COLUMNS = ("attempt", "at", "ok", "status_code", "latency_ms", "error")
 
 # ----------------------------------------------------------------------- errors, in options
 
-#: Request fields, by the option that sets each; the longest first, so ``target.to entries``
-#: is not read as ``target.to``.
+#: Request fields, by the option that sets each (session.in_options matches the longest first).
 OPTION_OF_FIELD = {
     "target.to entries": "--to",
     "target.from_addr": "--from-addr",
@@ -92,19 +92,11 @@ OPTION_OF_FIELD = {
 }
 
 
-def in_options(text: str, target_type: str | None) -> str:
-    """The server's "field: problem" parts with each field named as the option that sets it
-    (a Slack target's ``target.url`` is its secret, so it names the secret options)."""
-    fields = dict(OPTION_OF_FIELD)
-    fields["target.url"] = SECRET_OPTIONS if target_type == "slack" else "--webhook-url"
-    parts = []
-    for part in text.split("; "):
-        for name in sorted(fields, key=len, reverse=True):
-            if part.startswith(name) and part[len(name) : len(name) + 1] in (":", " "):
-                part = fields[name] + part[len(name) :]
-                break
-        parts.append(part)
-    return "; ".join(parts)
+def fields_of(target_type: str | None) -> dict[str, str]:
+    """This command's options by request field (a Slack target's ``target.url`` is its secret,
+    so it names the secret options)."""
+    url = SECRET_OPTIONS if target_type == "slack" else "--webhook-url"
+    return {**OPTION_OF_FIELD, "target.url": url}
 
 
 Handler = Callable[[argparse.Namespace, "Client"], int]
@@ -118,7 +110,7 @@ def worded(fn: Handler) -> Handler:
         try:
             return fn(args, client)
         except KnmError as exc:
-            exc.error = in_options(exc.error, getattr(args, "type", None))
+            exc.error = in_options(exc.error, args, fields_of(getattr(args, "type", None)))
             raise
 
     return run

@@ -31,7 +31,7 @@ import functools
 import json
 import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -214,18 +214,28 @@ OPTION_OF = {
 }
 
 
-def in_options(text: str, args: argparse.Namespace | None) -> str:
+def in_options(
+    text: str, args: argparse.Namespace | None, fields: Mapping[str, str] | None = None
+) -> str:
     """An error's "field: problem" parts with each request field this command has an option
-    for named as that option (``params.grace: …`` → ``--param (-p) grace: …``)."""
-    if args is None:
+    for named as that option (``params.grace: …`` → ``--param (-p) grace: …``). ``fields`` is
+    a command's own table, by field path (``target.host`` → ``--host``), tried first and
+    longest first, so ``target.to entries`` is not read as ``target.to``."""
+    if args is None and not fields:
         return text
+    own = sorted(fields or {}, key=len, reverse=True)
     parts = []
     for part in text.split("; "):
-        field, sep, rest = part.partition(":")
-        name, dot, key = field.partition(".")
-        found = OPTION_OF.get(name) if sep and " " not in field else None
-        if found is not None and hasattr(args, found[0]):
-            part = f"{found[1]}{' ' + key if dot else ''}:{rest}"
+        for name in own:
+            if part.startswith(name) and part[len(name) : len(name) + 1] in (":", " "):
+                part = fields[name] + part[len(name) :]  # type: ignore[index]
+                break
+        else:
+            field, sep, rest = part.partition(":")
+            name, dot, key = field.partition(".")
+            found = OPTION_OF.get(name) if sep and " " not in field else None
+            if found is not None and hasattr(args, found[0]):
+                part = f"{found[1]}{' ' + key if dot else ''}:{rest}"
         parts.append(part)
     return "; ".join(parts)
 
