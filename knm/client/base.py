@@ -8,7 +8,6 @@ async one awaits to it).
 
 from __future__ import annotations
 
-import abc
 from collections.abc import Callable, Mapping
 from datetime import date, datetime
 from typing import Any, TypeVar
@@ -33,6 +32,9 @@ from knm.client.calls import (
     started,
     task_status,
 )
+from knm.client.notifications import NotificationCalls
+from knm.client.schedules import ScheduleCalls
+from knm.client.windows import WindowCalls
 
 T = TypeVar("T")
 
@@ -41,7 +43,7 @@ def normalize_prefix(prefix: str) -> str:
     return "/" + prefix.strip("/") if prefix.strip("/") else ""
 
 
-class Endpoints(abc.ABC):
+class Endpoints(WindowCalls, ScheduleCalls, NotificationCalls):
     """Every endpoint that is one request and one answer (see the module docstring), and what
     both clients do around sending one: where it goes, with which headers and body, and what
     the answer means. Only the sending differs between them."""
@@ -54,10 +56,6 @@ class Endpoints(abc.ABC):
         self.url = url.rstrip("/")
         self.prefix = normalize_prefix(prefix)
         self.token = token
-
-    @abc.abstractmethod
-    def _do(self, call: Call[T]) -> T:
-        """Send one request: the sync client returns the result, the async one an awaitable."""
 
     def _path(self, call: Call[Any]) -> str:
         root = self.prefix.removesuffix("/api/v1") if call.outside_api else self.prefix
@@ -340,228 +338,6 @@ class Endpoints(abc.ABC):
         payload = {"only_failed": only_failed}
         headers = idempotency(idempotency_key)
         return self._do(Call("POST", path, started, json=payload, headers=headers))
-
-    # --- maintenance windows --------------------------------------------------------------
-
-    def windows(self, *, page: int = 1, page_size: int = 20) -> m.Page[m.Window]:
-        params = query(page=page, page_size=page_size)
-        return self._do(Call("GET", "/windows", paged(m.Window, "windows"), params=params))
-
-    def window(self, window_id: int) -> m.WindowDetail:
-        """One window: open now or not, the opening it is in, and its next five openings."""
-        return self._do(Call("GET", f"/windows/{window_id}", one(m.WindowDetail)))
-
-    def create_window(
-        self,
-        name: str,
-        cron: str,
-        duration: int,
-        *,
-        timezone: str = "UTC",
-        enabled: bool | None = None,
-        description: str | None = None,
-        clusters: list[str] | None = None,
-    ) -> m.WindowDetail:
-        """A window (admin) opening at each ``cron`` time (five fields, read in ``timezone``)
-        for ``duration`` seconds, required by ``clusters``."""
-        payload = body(
-            name=name,
-            cron=cron,
-            timezone=timezone,
-            duration=duration,
-            enabled=enabled,
-            description=description,
-            clusters=clusters,
-        )
-        return self._do(Call("POST", "/windows", one(m.WindowDetail), json=payload))
-
-    def update_window(self, window_id: int, **fields: Any) -> m.WindowDetail:
-        """Change what is given (admin); ``clusters`` replaces the list."""
-        return self._do(Call("PUT", f"/windows/{window_id}", one(m.WindowDetail), json=fields))
-
-    def delete_window(self, window_id: int) -> None:
-        """Remove a window (admin); ``Conflict`` while a cluster requires it."""
-        return self._do(Call("DELETE", f"/windows/{window_id}", nothing))
-
-    def window_resumes(
-        self, *, state: str | None = None, page: int = 1, page_size: int = 20
-    ) -> m.Page[m.WindowResume]:
-        """Rolls stopped at a window's end and their automatic resumes (``state``: pending,
-        started, cancelled or failed)."""
-        params = query(state=state, page=page, page_size=page_size)
-        return self._do(
-            Call("GET", "/windows/resumes", paged(m.WindowResume, "resumes"), params=params)
-        )
-
-    def cancel_window_resume(self, task_id: str) -> m.WindowResume:
-        """The stopped roll ``task_id`` will not be resumed automatically (operator)."""
-        path = f"/windows/resumes/{task_id}/cancel"
-        return self._do(Call("POST", path, one(m.WindowResume)))
-
-    # --- schedules ------------------------------------------------------------------------
-
-    def schedules(self, *, page: int = 1, page_size: int = 20) -> m.Page[m.Schedule]:
-        """Schedules by id (an operator gets their own)."""
-        params = query(page=page, page_size=page_size)
-        return self._do(Call("GET", "/schedules", paged(m.Schedule, "schedules"), params=params))
-
-    def schedule(self, schedule_id: int) -> m.Schedule:
-        """One schedule, with its next five fire times."""
-        return self._do(Call("GET", f"/schedules/{schedule_id}", one(m.Schedule)))
-
-    def create_schedule(
-        self,
-        name: str,
-        kind: str,
-        request: dict[str, Any],
-        *,
-        cron: str | None = None,
-        timezone: str | None = None,
-        interval_seconds: int | None = None,
-        description: str | None = None,
-        enabled: bool | None = None,
-        misfire_policy: str | None = None,
-        max_concurrent_runs: int | None = None,
-        start_at: datetime | None = None,
-        end_at: datetime | None = None,
-    ) -> m.Schedule:
-        """A schedule firing ``request`` (the body ``kind``'s execute route takes) as you, at
-        ``cron`` times in ``timezone`` or every ``interval_seconds``."""
-        payload = body(
-            name=name,
-            kind=kind,
-            request=request,
-            cron=cron,
-            timezone=timezone,
-            interval_seconds=interval_seconds,
-            description=description,
-            enabled=enabled,
-            misfire_policy=misfire_policy,
-            max_concurrent_runs=max_concurrent_runs,
-            start_at=start_at and start_at.isoformat(),
-            end_at=end_at and end_at.isoformat(),
-        )
-        return self._do(Call("POST", "/schedules", one(m.Schedule), json=payload))
-
-    def update_schedule(self, schedule_id: int, **fields: Any) -> m.Schedule:
-        """Change what is given (None lifts ``start_at``/``end_at``); a new ``cron`` clears
-        ``interval_seconds`` and the other way round."""
-        payload = {k: v.isoformat() if isinstance(v, datetime) else v for k, v in fields.items()}
-        return self._do(Call("PATCH", f"/schedules/{schedule_id}", one(m.Schedule), json=payload))
-
-    def pause_schedule(self, schedule_id: int) -> m.Schedule:
-        return self._do(Call("POST", f"/schedules/{schedule_id}/pause", one(m.Schedule)))
-
-    def resume_schedule(self, schedule_id: int) -> m.Schedule:
-        """Fires again from the next fire time after now (paused ones are not made up)."""
-        return self._do(Call("POST", f"/schedules/{schedule_id}/resume", one(m.Schedule)))
-
-    def delete_schedule(self, schedule_id: int) -> None:
-        return self._do(Call("DELETE", f"/schedules/{schedule_id}", nothing))
-
-    def schedule_runs(
-        self, schedule_id: int, *, page: int = 1, page_size: int = 20
-    ) -> m.Page[m.ScheduleRun]:
-        """Its fire times and what came of each, newest first (``task_id`` when one started)."""
-        params = query(page=page, page_size=page_size)
-        return self._do(
-            Call(
-                "GET",
-                f"/schedules/{schedule_id}/runs",
-                paged(m.ScheduleRun, "runs"),
-                params=params,
-            )
-        )
-
-    # --- notifications --------------------------------------------------------------------
-
-    def notification_events(self) -> list[str]:
-        """The event names a subscription may name."""
-
-        def decode(data: Any) -> list[str]:
-            return msgspec.convert(data, m.EventList).events
-
-        return self._do(Call("GET", "/notifications/events", decode))
-
-    def subscriptions(self, *, page: int = 1, page_size: int = 20) -> m.Page[m.Subscription]:
-        """Notification subscriptions by id (never their secrets: ``has_secret``)."""
-        params = query(page=page, page_size=page_size)
-        return self._do(
-            Call(
-                "GET",
-                "/notifications/subscriptions",
-                paged(m.Subscription, "subscriptions"),
-                params=params,
-            )
-        )
-
-    def subscription(self, subscription_id: int) -> m.Subscription:
-        path = f"/notifications/subscriptions/{subscription_id}"
-        return self._do(Call("GET", path, one(m.Subscription)))
-
-    def create_subscription(
-        self,
-        name: str,
-        events: list[str],
-        target: m.Target | dict[str, Any],
-        *,
-        kinds: list[str] | None = None,
-        clusters: list[str] | None = None,
-        statuses: list[str] | None = None,
-        enabled: bool | None = None,
-    ) -> m.Subscription:
-        """Notify ``target`` (``WebhookTarget``, ``SlackTarget``, ``EmailTarget``, or the same
-        as a dict tagged by ``type``) of ``events``; empty filters let every event through."""
-        payload = body(
-            name=name,
-            events=events,
-            target=target,
-            kinds=kinds,
-            clusters=clusters,
-            statuses=statuses,
-            enabled=enabled,
-        )
-        path = "/notifications/subscriptions"
-        return self._do(Call("POST", path, one(m.Subscription), json=payload))
-
-    def update_subscription(self, subscription_id: int, **fields: Any) -> m.Subscription:
-        """Change what is given. A ``target`` replaces the stored one; its secret left out
-        (None) keeps the stored secret when the type stays, ``""`` removes it."""
-        path = f"/notifications/subscriptions/{subscription_id}"
-        return self._do(Call("PUT", path, one(m.Subscription), json=fields))
-
-    def delete_subscription(self, subscription_id: int) -> None:
-        """Delete it and its deliveries."""
-        path = f"/notifications/subscriptions/{subscription_id}"
-        return self._do(Call("DELETE", path, nothing))
-
-    def test_subscription(self, subscription_id: int) -> m.Delivery:
-        """Queue a ``notification.test`` to its target (even when it is disabled)."""
-        path = f"/notifications/subscriptions/{subscription_id}/test"
-        return self._do(Call("POST", path, one(m.Delivery)))
-
-    def deliveries(
-        self,
-        subscription_id: int,
-        *,
-        state: str | None = None,
-        page: int = 1,
-        page_size: int = 20,
-    ) -> m.Page[m.Delivery]:
-        """A subscription's deliveries, newest first; ``state``: pending, delivered or dead."""
-        params = query(state=state, page=page, page_size=page_size)
-        path = f"/notifications/subscriptions/{subscription_id}/deliveries"
-        return self._do(Call("GET", path, paged(m.Delivery, "deliveries"), params=params))
-
-    def delivery(self, delivery_id: int) -> m.Delivery:
-        """One delivery with every attempt (status code, latency, error)."""
-        path = f"/notifications/deliveries/{delivery_id}"
-        return self._do(Call("GET", path, one(m.Delivery)))
-
-    def redeliver(self, delivery_id: int) -> m.Delivery:
-        """Send a delivery again: the same idempotency key, fresh attempts."""
-        path = f"/notifications/deliveries/{delivery_id}/redeliver"
-        return self._do(Call("POST", path, one(m.Delivery)))
 
     # --- administration -------------------------------------------------------------------
 

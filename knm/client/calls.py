@@ -4,6 +4,7 @@ endpoints are written with these (``knm.client.base``, ``knm.client.families``).
 
 from __future__ import annotations
 
+import abc
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -140,3 +141,11 @@ def task_status(data: Any) -> m.TaskStatus:
 
 def started(data: Any) -> m.TaskStarted:
     return m.with_extra(data, m.TaskStarted)
+
+
+class Doer(abc.ABC):
+    """What an endpoint mixin needs of its client: ``_do``, which sends one request (the sync
+    client returns the result, the async one an awaitable of it)."""
+
+    @abc.abstractmethod
+    def _do(self, call: Call[T]) -> T: ...
