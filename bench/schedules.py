@@ -10,8 +10,8 @@ Afterwards, from the database: per schedule, the fire times it should have had i
 of slack so a fire still being made is not counted), the runs it recorded, the tasks they
 started; ``lost`` (a fire time without a run), ``doubled`` (a task no run names, or two runs
 naming one) and lateness (the task's ``created_at`` − its fire time: p50, p99, max). A task's
-``created_at`` is its transaction's start, and fires are made in batches (one transaction
-each), two more: ``visible p99``, when a listener here heard each task's NOTIFY (sent with
+``created_at`` is when its row was written, and fires are made in batches (one transaction
+each, visible at its commit), two more: ``visible p99``, when a listener here heard each task's NOTIFY (sent with
 its batch's commit) − its fire time, and ``claimed p99``, the runner's claim (``start_time``
 − fire time).
 """

@@ -68,7 +68,7 @@ def _decode_timestamptz(value: tuple[int]) -> datetime:
     return _PG_EPOCH + timedelta(seconds=micros // 1_000_000)
 
 
-async def _init_connection(conn: asyncpg.Connection) -> None:
+async def init_connection(conn: asyncpg.Connection) -> None:
     # Binary codecs, so that COPY (which speaks only binary) works with these types too.
     await conn.set_type_codec(
         "timestamptz",
@@ -103,7 +103,7 @@ async def connect(url: str, *, min_size: int = 2, max_size: int = 20) -> asyncpg
         reset=_no_reset,
         min_size=min_size,
         max_size=max_size,
-        init=_init_connection,
+        init=init_connection,
         command_timeout=60,
         server_settings={"timezone": "UTC", "application_name": "knm"},
     )
@@ -115,7 +115,7 @@ async def connect_one(url: str) -> asyncpg.Connection:
     conn = await asyncpg.connect(
         url, server_settings={"timezone": "UTC", "application_name": "knm"}
     )
-    await _init_connection(conn)
+    await init_connection(conn)
     return conn
 
 

@@ -71,8 +71,8 @@ BUSY_RETRY = 0.2
 #: row locks).
 CONCURRENCY = 4
 #: Fire times one transaction handles at most. Larger batches cost fewer round trips per
-#: fire, but every task of a batch is created (``now()``) when the batch starts and becomes
-#: visible only when it commits, and a batch that fails is made again one fire at a time.
+#: fire, but every task of a batch becomes visible only when the batch commits, and a batch
+#: that fails is made again one fire at a time.
 BATCH = 25
 #: Missed fire times counted one by one at most (a reason says "at least" beyond).
 MAX_COUNTED = 100_000

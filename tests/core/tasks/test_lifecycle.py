@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import re
+import uuid
 
 import asyncpg
+import msgspec
 import pytest
 
+from knm.core.clusters.provider import Node
+from knm.core.db import init_connection
+from knm.core.tasks.store import NewTask, insert_task
 from knm.testing.client import ApiClient, assert_envelope
 from knm.testing.tasks import eventually, start_task, wait_for_task
 
@@ -195,3 +200,47 @@ async def test_the_finished_hook_fires_once_and_a_failing_hook_changes_nothing(
 
 async def _true(value: object) -> bool:
     return bool(value)
+
+
+async def test_tasks_made_in_one_transaction_are_created_when_each_is_written(
+    knm_database_url: str,
+) -> None:
+    # A schedule fires up to 25 tasks in one transaction: each one's created_at is its own.
+    tasks = [
+        NewTask(
+            task_id=f"created-clock-{i}-{uuid.uuid4().hex[:8]}",
+            kind="test",
+            cluster_name="lab",
+            nodes=[Node(name="n1", address="127.0.0.2", port=22, labels={})],
+            request={},
+            summary={},
+            credential_id=None,
+            user_id=None,
+            username=None,
+        )
+        for i in range(2)
+    ]
+    conn = await asyncpg.connect(knm_database_url)
+    await init_connection(conn)
+    try:
+        async with conn.transaction():
+            await insert_task(conn, **msgspec.structs.asdict(tasks[0]))
+            await conn.execute("SELECT pg_sleep(0.05)")
+            await insert_task(conn, **msgspec.structs.asdict(tasks[1]))
+            # The API speaks whole seconds: compare in the database, to the microsecond.
+            after_start = await conn.fetch(
+                "SELECT extract(epoch FROM created_at - now())::float8 AS s FROM tasks "
+                "WHERE task_id = ANY($1::text[]) ORDER BY created_at",
+                [task.task_id for task in tasks],
+            )
+            raise Rollback
+    except Rollback:
+        pass
+    finally:
+        await conn.close()
+    first, second = (row["s"] for row in after_start)
+    assert first > 0 and second - first >= 0.05
+
+
+class Rollback(Exception):
+    """Leaves the test's tasks out of the shared database."""
