@@ -186,6 +186,18 @@ def _finished(admin: httpx.Client, task_id: str) -> dict[str, Any]:
         time.sleep(0.3)
 
 
+def _shot(console: Console, name: str) -> None:
+    """A screenshot of the whole page, however long the form."""
+    driver = console.driver
+    size = driver.get_window_size()
+    height = driver.execute_script("return document.documentElement.scrollHeight")
+    driver.set_window_size(size["width"], max(size["height"], height + 140))
+    try:
+        console.shot(name)
+    finally:
+        driver.set_window_size(size["width"], size["height"])
+
+
 def _task_id(console: Console) -> str:
     console.wait(lambda d: "#/tasks/" in d.current_url)
     return console.driver.current_url.split("#/tasks/")[1]
@@ -216,7 +228,11 @@ def _preview(console: Console) -> list[str]:
         return state in ("ready", "error") and preview.get_attribute("data-selector") == typed
 
     console.wait(answered)
-    return [li.get_attribute("data-node") for li in console.all("#selector-preview li[data-node]")]
+    names = [li.get_attribute("data-node") for li in console.all("#selector-preview li[data-node]")]
+    # Each line of the list is a node, and its text starts with the node's name.
+    lines = console.find("#selector-preview").text.splitlines() if names else []
+    assert [line.split(" ")[0] for line in lines] == names
+    return names
 
 
 def _type_selector(console: Console, text: str) -> None:
@@ -249,13 +265,13 @@ def test_a_label_selector_previews_exactly_the_matching_nodes_and_runs_on_them(
     field.send_keys("tier=")
     field.send_keys("db")
     assert _preview(console) == ["node2"]
-    console.shot("run-selector")
+    _shot(console, "run-selector")
     # A selector the parser refuses shows its words, not an empty list.
     _type_selector(console, "zone in (z1")
     assert _preview(console) == []
     refusal = console.find("#selector-problem .problem").text
     assert "422" in refusal and "selector" in refusal.lower()
-    console.shot("run-selector-invalid")
+    _shot(console, "run-selector-invalid")
     # One that matches nothing says so.
     _type_selector(console, "zone=nowhere")
     assert _preview(console) == []
@@ -297,10 +313,11 @@ def test_a_script_with_a_secret_parameter_runs_and_the_secret_is_kept_out_of_pag
     assert "REGION does not match" in refusal
     assert "422" in console.find("#run-problem .problem").text
     assert _task_count(admin) == before
-    console.shot("run-script-refused")
+    assert SECRET not in console.driver.page_source  # typed, yet never an attribute or text
+    _shot(console, "run-script-refused")
     region.clear()
     region.send_keys("us")
-    console.shot("run-script")
+    _shot(console, "run-script")
     console.find("#run-submit").click()
     task_id = _task_id(console)
     task = _finished(admin, task_id)
@@ -343,7 +360,7 @@ def test_a_playbook_runs_with_extra_vars_written_as_yaml(
     console.find("#run-extra-vars").send_keys(
         "# what to say\ngreeting: from the console\ncount: 3\ncolors:\n  - teal\n  - red\n"
     )
-    console.shot("run-playbook")
+    _shot(console, "run-playbook")
     console.find("#run-submit").click()
     task_id = _task_id(console)
     assert task_id.startswith("ansible-exec-")
@@ -367,7 +384,7 @@ def test_extra_vars_that_cannot_be_read_or_are_refused_show_an_error_at_the_fiel
     shown = console.find("#extra-vars-problem .problem").text
     assert "line 2" in shown and "JSON" in shown
     assert field.get_attribute("aria-invalid") == "true"
-    console.shot("run-playbook-bad-vars")
+    _shot(console, "run-playbook-bad-vars")
     # Broken JSON names its line too, as the user types (no submit).
     field.clear()
     field.send_keys('{"greeting": "hi",\n "count": }')
@@ -394,14 +411,15 @@ def test_a_kubernetes_action_cordons_a_node_of_the_stand_in(
     console.choose("#run-action", "drain")
     for name in ("dry_run", "force", "grace_period", "on_timeout", "wait_for_lock"):
         console.find(f"#k8s-{name}")
-    console.shot("run-k8s-drain")
+    assert console.find("#k8s-dry_run").is_selected()  # a drain starts as a dry run
+    _shot(console, "run-k8s-drain")
     console.choose("#run-action", "cordon")
     console.find("#scope-selector").click()
     _type_selector(console, "pool=a")
     assert _preview(console) == ["w1", "w2"]
     console.find("#scope-some").click()
     console.choose("#run-nodes", "w2")
-    console.shot("run-k8s")
+    _shot(console, "run-k8s")
     console.find("#run-submit").click()
     task_id = _task_id(console)
     assert task_id.startswith("k8s-exec-")
@@ -441,12 +459,14 @@ def test_a_workflow_shows_its_parameters_and_rolling_strategy_and_runs_with_them
     console.find("#scope-selector").click()
     _type_selector(console, "node-role.kubernetes.io/worker")
     assert _preview(console) == ["w1", "w2", "w3"]
-    console.find("#param-spare").send_keys("x")
+    console.find("#param-spare").send_keys("1.5")
     console.find("#run-submit").click()
     assert "is required" in console.find("#param-note-problem .problem").text
+    assert "must be a whole number" in console.find("#param-spare-problem .problem").text
+    console.find("#param-spare").clear()
     console.find("#param-note").send_keys("from-console")
     console.choose("#run-credential", str(world.ids["credential"]))
-    console.shot("run-workflow")
+    _shot(console, "run-workflow")
     console.find("#run-submit").click()
     task_id = _task_id(console)
     assert task_id.startswith("workflow-exec-")
@@ -465,7 +485,7 @@ def test_the_command_form_and_a_viewer_who_cannot_reach_the_page(
     _open_run(console)
     console.find("#run-command").send_keys("uptime")
     console.find("#run-options summary").click()
-    console.shot("run-command")
+    _shot(console, "run-command")
     # A limit the server refuses is shown at the limits, and nothing runs.
     before = _task_count(admin)
     console.find("#run-timeout").send_keys("-1")
@@ -478,4 +498,4 @@ def test_the_command_form_and_a_viewer_who_cannot_reach_the_page(
     console.open("#/run")
     console.wait(lambda d: "Not found" in console.find("main h1").text)
     assert console.all("#run-form") == [] and console.all("#run-submit") == []
-    console.shot("run-viewer")
+    _shot(console, "run-viewer")

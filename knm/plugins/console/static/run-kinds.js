@@ -315,7 +315,8 @@ const ACTIONS = {
   cordon: [["wait_for_lock", "bool", "wait for another task's lock or a free max_unavailable slot"]],
   uncordon: [["force", "bool", "also uncordon a node cordoned by hand (not by knm)"]],
   drain: [
-    ["dry_run", "bool", "only list what would be evicted and which budgets block, changing nothing"],
+    // A drain starts as a dry run: what would be evicted, and which budgets block.
+    ["dry_run", "bool", "only list what would be evicted and which budgets block, changing nothing", false, true],
     ["force", "bool", "evict pods no controller manages (they are gone for good)"],
     ["delete_emptydir_data", "bool", "evict pods with emptyDir volumes (their data is lost)"],
     ["grace_period", "int", "seconds each evicted pod gets to stop (the pod's own when empty)"],
@@ -341,10 +342,10 @@ const ACTIONS = {
   record_boot_id: [],
 };
 
-function k8sField([name, type, help, required]) {
+function k8sField([name, type, help, required, checked]) {
   const id = `k8s-${name}`;
   let input;
-  if (type === "bool") input = h("input", { type: "checkbox", id });
+  if (type === "bool") input = h("input", { type: "checkbox", id, checked: Boolean(checked) });
   else if (type === "int") input = h("input", { type: "number", id, min: "0", step: "1" });
   else if (Array.isArray(type)) input = h("select", { id }, type.map((v) => h("option", { value: v }, v || "(any)")));
   else if (type === "map" || type === "list") input = h("textarea", { id, rows: "3", spellcheck: "false", placeholder: type === "map" ? "pool=blue\nteam=ops" : "pool\nteam" });

@@ -70,12 +70,11 @@ export function targetPicker(initial = {}) {
     try {
       const found = await all(`clusters/${encodeURIComponent(cluster)}/nodes`, "nodes", { selector: text });
       if (mine !== asked) return;
-      preview.replaceChildren(
-        ...found.slice(0, SHOWN).map((node) => h("li", { dataset: { node: node.name } }, node.name, labelsOf(node))),
-        found.length > SHOWN ? h("li", { class: "muted" }, `and ${found.length - SHOWN} more`) : null,
-      );
+      const items = found.slice(0, SHOWN).map((node) => h("li", { dataset: { node: node.name } }, node.name, labelsOf(node, text)));
+      if (found.length > SHOWN) items.push(h("li", { class: "muted" }, `and ${found.length - SHOWN} more`));
+      preview.replaceChildren(...items);
       selectorNote.textContent = found.length
-        ? `${found.length} node${found.length === 1 ? "" : "s"} match ${text}`
+        ? `${found.length} node${found.length === 1 ? " matches" : "s match"} ${text}`
         : `No node of ${cluster} matches ${text}: a run with it would be refused.`;
       preview.dataset.state = "ready";
       preview.dataset.selector = text;
@@ -89,8 +88,9 @@ export function targetPicker(initial = {}) {
     }
   }
 
-  function labelsOf(node) {
-    const labels = Object.entries(node.labels || {});
+  // The node's labels the selector names: why it matched.
+  function labelsOf(node, text) {
+    const labels = Object.entries(node.labels || {}).filter(([key]) => text.includes(key));
     if (!labels.length) return null;
     return h("span", { class: "muted small" }, " ", labels.map(([k, v]) => (v ? `${k}=${v}` : k)).join(", "));
   }
@@ -105,6 +105,7 @@ export function targetPicker(initial = {}) {
       names = (await all(`clusters/${encodeURIComponent(name)}/nodes`, "nodes")).map((n) => n.name);
       if (name !== cluster) return;
       nodes.append(...names.map((n) => h("option", { value: n }, n)));
+      nodes.size = Math.min(8, Math.max(3, names.length));
       nodeNote.textContent = `${names.length} nodes`;
     } catch (error) {
       nodeNote.textContent = "";
