@@ -465,6 +465,15 @@ def test_a_workflow_shows_its_parameters_and_rolling_strategy_and_runs_with_them
     assert "must be a whole number" in console.find("#param-spare-problem .problem").text
     console.find("#param-spare").clear()
     console.find("#param-note").send_keys("from-console")
+    assert console.all("#param-note-problem .problem") == []  # gone once the field changed
+    # Another cluster: the strategy shows that cluster's budget; what was typed stays.
+    console.choose("#run-cluster", FLEET)
+    console.wait(lambda d: "out at once" not in console.find("#workflow-strategy").text)
+    assert _preview(console) == []
+    console.choose("#run-cluster", KUBE)
+    console.wait(lambda d: "3 node(s) out at once" in console.find("#workflow-strategy").text)
+    assert _preview(console) == ["w1", "w2", "w3"]
+    assert console.find("#param-note").get_attribute("value") == "from-console"
     console.choose("#run-credential", str(world.ids["credential"]))
     _shot(console, "run-workflow")
     console.find("#run-submit").click()

@@ -240,29 +240,37 @@ const workflow = {
     const wait = h("input", { type: "checkbox", id: "run-wait-window" });
     const slot = fieldProblem("workflow-problem");
     let form = parameterForm([]);
+    let definition = null;
+    // The roll as the workflow declares it, and the chosen cluster's budget beside it.
+    function drawStrategy() {
+      strategy.replaceChildren();
+      if (!definition) return;
+      const chosen = { mode: "all", batch_size: 1, max_failed_batches: 0, pause_between: 0, on_hand_cordoned: "skip", ...(definition.strategy || {}) };
+      const rows = [];
+      for (const [key, label, shown] of STRATEGY) {
+        if (key !== "mode" && chosen.mode !== "rolling" && key !== "on_hand_cordoned") continue;
+        rows.push(h("dt", {}, label), h("dd", { dataset: { key } }, shown(chosen[key])));
+      }
+      const cluster = ctx.cluster();
+      if (cluster && cluster.max_unavailable !== undefined && cluster.max_unavailable !== null) {
+        rows.push(h("dt", {}, "cluster's max unavailable"), h("dd", { dataset: { key: "max_unavailable" } }, `${cluster.max_unavailable} node(s) out at once (${cluster.name})`));
+      }
+      if (definition.maintenance_window) rows.push(h("dt", {}, "maintenance window"), h("dd", { dataset: { key: "maintenance_window" } }, definition.maintenance_window));
+      if (definition.disruptive) rows.push(h("dt", {}, "disruptive"), h("dd", { dataset: { key: "disruptive" } }, "takes knm's node locks"));
+      strategy.append(...rows);
+    }
     async function show() {
       holder.replaceChildren(h("p", { class: "muted" }, "loading the workflow…"));
+      definition = null;
       strategy.replaceChildren();
       slot.replaceChildren();
       try {
         const item = await request("GET", `automation/workflows/${encodeURIComponent(select.value)}`);
         if (String(item.id) !== select.value) return;
-        const definition = item.definition || {};
+        definition = item.definition || {};
         const steps = definition.steps || [];
         about.replaceChildren(`${steps.length} step(s): ${steps.map((s) => s.id).join(" → ")}. `, item.description || "");
-        const chosen = { mode: "all", batch_size: 1, max_failed_batches: 0, pause_between: 0, on_hand_cordoned: "skip", ...(definition.strategy || {}) };
-        const rows = [];
-        for (const [key, label, show] of STRATEGY) {
-          if (key !== "mode" && chosen.mode !== "rolling" && key !== "on_hand_cordoned") continue;
-          rows.push(h("dt", {}, label), h("dd", { dataset: { key } }, show(chosen[key])));
-        }
-        const cluster = ctx.cluster();
-        if (cluster && cluster.max_unavailable !== undefined && cluster.max_unavailable !== null) {
-          rows.push(h("dt", {}, "cluster's max unavailable"), h("dd", { dataset: { key: "max_unavailable" } }, `${cluster.max_unavailable} node(s) out at once (${cluster.name})`));
-        }
-        if (definition.maintenance_window) rows.push(h("dt", {}, "maintenance window"), h("dd", { dataset: { key: "maintenance_window" } }, definition.maintenance_window));
-        if (definition.disruptive) rows.push(h("dt", {}, "disruptive"), h("dd", { dataset: { key: "disruptive" } }, "takes knm's node locks"));
-        strategy.append(...rows);
+        drawStrategy();
         form = parameterForm(definition.parameters || []);
         holder.replaceChildren(h("h3", {}, "Parameters"), form.el);
       } catch (error) {
@@ -303,6 +311,7 @@ const workflow = {
         return false;
       },
       clearSecrets: () => form.clearSecrets(),
+      onCluster: drawStrategy,
     };
   },
 };
@@ -405,11 +414,15 @@ const k8s = {
     }
     action.addEventListener("change", show);
     show();
-    const cluster = ctx.cluster();
-    const note = cluster && cluster.kind !== "kubernetes"
-      ? h("p", { class: "muted", id: "k8s-note" }, `${cluster.name} is a ${cluster.kind} cluster: Kubernetes actions need a kubernetes one.`)
-      : null;
+    const note = h("p", { class: "muted", id: "k8s-note" });
+    function checkCluster() {
+      const cluster = ctx.cluster();
+      note.hidden = !cluster || cluster.kind === "kubernetes";
+      note.textContent = note.hidden ? "" : `${cluster.name} is a ${cluster.kind} cluster: Kubernetes actions need a kubernetes one.`;
+    }
+    checkCluster();
     return {
+      onCluster: checkCluster,
       el: h("div", {}, note, h("label", { for: "run-action" }, "Action"), action, h("h3", {}, "Parameters"), holder, slot),
       read() {
         slot.replaceChildren();

@@ -35,6 +35,8 @@ export function parameterForm(parameters) {
     }
     input.dataset.param = param.name;
     const slot = h("div", { class: "slot field-problem", id: `${id}-problem` });
+    // A problem shown at a field goes once the field changes.
+    input.addEventListener("input", () => slot.replaceChildren());
     const marks = [
       param.required ? h("span", { class: "req", title: "required" }, " *") : null,
       type !== "string" ? h("span", { class: "tag" }, type) : null,

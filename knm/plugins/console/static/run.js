@@ -97,7 +97,7 @@ export async function runView(main, params = new URLSearchParams()) {
     targets.load(cluster.value);
     credential.refresh();
     // The workflow's strategy shows the cluster's budget; a k8s action says if it cannot apply.
-    if (kind.key === "workflow" || kind.key === "k8s") showKind();
+    if (panel && panel.onCluster) panel.onCluster();
   });
 
   function numberOf(input, name, problems) {
