@@ -13,6 +13,7 @@ from typing import Any
 import asyncpg
 import httpx
 import pytest
+import yaml
 
 from knm.testing.database import TEST_ADMIN_PASSWORD
 from knm.testing.k8s import KubeStandin, standin
@@ -508,3 +509,67 @@ def test_the_command_form_and_a_viewer_who_cannot_reach_the_page(
     console.wait(lambda d: "Not found" in console.find("main h1").text)
     assert console.all("#run-form") == [] and console.all("#run-submit") == []
     _shot(console, "run-viewer")
+
+
+READ_VARS = """
+const [texts, done] = [arguments[0], arguments[arguments.length - 1]];
+import(new URL("console/run-vars.js", document.baseURI).href).then(({ parseVars }) => {
+  done(texts.map((text) => {
+    try {
+      return { value: parseVars(text) };
+    } catch (error) {
+      return { line: error.line, message: error.message };
+    }
+  }));
+});
+"""
+
+#: Extra vars as written, and what Ansible's YAML reads in them.
+READABLE = [
+    (
+        "# comment\nserver: pool.ntp.org  # trailing\nretries: 3\nratio: 0.5\nenabled: no\n"
+        "empty:\nmode: '0644'\nquoted: \"a\\tb\"\nurl: http://x.example/a#b\n",
+        {
+            "server": "pool.ntp.org",
+            "retries": 3,
+            "ratio": 0.5,
+            "enabled": False,
+            "empty": None,
+            "mode": "0644",
+            "quoted": "a\tb",
+            "url": "http://x.example/a#b",
+        },
+    ),
+    (
+        "nested:\n  a: 1\n  b:\n    - x\n    - name: y\n      v: [1, 2]\ncompact:\n- p\n- q\n",
+        {"nested": {"a": 1, "b": ["x", {"name": "y", "v": [1, 2]}]}, "compact": ["p", "q"]},
+    ),
+    ('{"a": {"b": [1, "two"]}}', {"a": {"b": [1, "two"]}}),
+    ("", {}),
+]
+#: Text the reader refuses, and the line it names.
+REFUSED = [
+    ('{"a": 1,\n "b": }', 2, "JSON"),
+    ("a: 1\n  b: 2", 2, "indentation"),
+    ("a: 1\na: 2", 2, "duplicate key a"),
+    ("- a\n- b", 1, "mapping"),
+    ("a: b: c", 1, "quoted"),
+    ("text: |\n  many\n  lines", 1, "block scalars"),
+    ("base: &b 1", 1, "anchors"),
+    ("mode: 0644", 1, "different number"),
+    ("list: [a, b]", 1, "JSON"),
+    ("a: 1\n\tb: 2", 2, "tabs"),
+]
+
+
+@pytest.mark.timeout(120)
+def test_extra_vars_are_read_as_ansible_would_or_refused_at_their_line(console: Console) -> None:
+    console.open()
+    console.find("#view")
+    texts = [text for text, _ in READABLE] + [text for text, _, _ in REFUSED]
+    answers = console.driver.execute_async_script(READ_VARS, texts)
+    for (text, expected), answer in zip(READABLE, answers, strict=False):
+        assert answer == {"value": expected}, text
+        assert (yaml.safe_load(text) or {}) == expected, text  # what Ansible's loader reads
+    for (text, line, words), answer in zip(REFUSED, answers[len(READABLE) :], strict=True):
+        assert answer["line"] == line and words in answer["message"], (text, answer)

@@ -266,8 +266,13 @@ function scalar(text, number) {
   if (c === "!") throw new VarsError("tags are not supported here", number);
   if (c === "@" || c === "`" || c === "%") throw new VarsError(`a plain value cannot start with ${c}: quote it`, number);
   if (/:\s/.test(value) || value.endsWith(":")) throw new VarsError("a value cannot hold \": \" unless it is quoted", number);
-  if (/^(true|True|TRUE)$/.test(value)) return true;
-  if (/^(false|False|FALSE)$/.test(value)) return false;
+  // Booleans and numbers as Ansible's YAML (1.1) reads them, so `enabled: no` is false there and
+  // here; forms that YAML 1.1 reads in a way people do not expect are refused, not guessed.
+  if (/^(true|True|TRUE|yes|Yes|YES|on|On|ON)$/.test(value)) return true;
+  if (/^(false|False|FALSE|no|No|NO|off|Off|OFF)$/.test(value)) return false;
+  if (/^[-+]?(0[0-9]+|0[xXoObB][0-9a-fA-F_]+|[0-9][0-9_]*_[0-9_]*|\.(inf|Inf|INF|nan|NaN|NAN))$/.test(value)) {
+    throw new VarsError(`${value} means a different number to YAML than it seems: quote it for text, or write it plainly`, number);
+  }
   if (/^(null|Null|NULL|~)$/.test(value)) return null;
   if (/^[-+]?\d+$/.test(value)) {
     const n = Number(value);
