@@ -222,11 +222,15 @@ def _open_run(console: Console, kind: str = "command", cluster: str = FLEET) -> 
 def _preview(console: Console) -> list[str]:
     """The preview's node names once it answered for what the field holds now."""
     typed = console.find("#run-selector").get_attribute("value").strip()
+    cluster = console.find("#run-cluster").get_attribute("value")
 
     def answered(_: Any) -> bool:
         preview = console.find("#selector-preview")
-        state = preview.get_attribute("data-state")
-        return state in ("ready", "error") and preview.get_attribute("data-selector") == typed
+        return (
+            preview.get_attribute("data-state") in ("ready", "error")
+            and preview.get_attribute("data-selector") == typed
+            and preview.get_attribute("data-cluster") == cluster
+        )
 
     console.wait(answered)
     names = [li.get_attribute("data-node") for li in console.all("#selector-preview li[data-node]")]
@@ -573,3 +577,22 @@ def test_extra_vars_are_read_as_ansible_would_or_refused_at_their_line(console: 
         assert (yaml.safe_load(text) or {}) == expected, text  # what Ansible's loader reads
     for (text, line, words), answer in zip(REFUSED, answers[len(READABLE) :], strict=True):
         assert answer["line"] == line and words in answer["message"], (text, answer)
+
+
+@pytest.mark.timeout(180)
+def test_a_kind_whose_executor_is_switched_off_cannot_be_picked(
+    console: Console, admin: httpx.Client
+) -> None:
+    off = admin.put("/features/automation/k8s", json={"enabled": False})
+    assert off.status_code == 200, off.text
+    try:
+        assert admin.get("/features").json()["data"]["automation"]["k8s_enabled"] is False
+        _open_run(console)
+        choice = console.find("#kind-k8s")
+        assert not choice.is_enabled()
+        assert "(off)" in choice.find_element("xpath", "..").text
+        assert console.find("#kind-script").is_enabled()
+    finally:
+        on = admin.put("/features/automation/k8s", json={"enabled": True})
+        assert on.status_code == 200, on.text
+    assert console.severe_logs() == []

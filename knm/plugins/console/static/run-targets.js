@@ -78,6 +78,7 @@ export function targetPicker(initial = {}) {
         : `No node of ${cluster} matches ${text}: a run with it would be refused.`;
       preview.dataset.state = "ready";
       preview.dataset.selector = text;
+      preview.dataset.cluster = cluster;
     } catch (error) {
       if (mine !== asked) return;
       preview.replaceChildren();
@@ -85,6 +86,7 @@ export function targetPicker(initial = {}) {
       selectorProblem.replaceChildren(problem(error));
       preview.dataset.state = "error";
       preview.dataset.selector = text;
+      preview.dataset.cluster = cluster;
     }
   }
 
@@ -97,6 +99,9 @@ export function targetPicker(initial = {}) {
 
   async function load(name) {
     cluster = name;
+    // The preview shown is the last cluster's until this one's answers.
+    asked += 1;
+    preview.dataset.state = "typing";
     nodes.replaceChildren();
     names = [];
     nodeNote.textContent = "loading nodes…";

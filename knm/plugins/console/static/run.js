@@ -43,9 +43,11 @@ export async function runView(main, params = new URLSearchParams()) {
   const clusterOf = () => clusters.find((c) => c.name === cluster.value);
   const targets = targetPicker({ selector: params.get("selector") || "" });
 
-  const initialKind = KINDS.some((k) => k.key === params.get("kind")) ? params.get("kind") : "command";
+  const isOff = (kind) => features.enabled === false || features[kind.feature] === false;
+  const asked = KINDS.find((k) => k.key === params.get("kind") && !isOff(k));
+  const initialKind = (asked || KINDS.find((k) => !isOff(k)) || KINDS[0]).key;
   const kindRadios = KINDS.map((kind) => {
-    const off = features.enabled === false || features[kind.feature] === false;
+    const off = isOff(kind);
     const radio = h("input", { type: "radio", name: "kind", id: `kind-${kind.key}`, value: kind.key, checked: kind.key === initialKind, disabled: off });
     return h("label", { class: off ? "kind off" : "kind", title: off ? `${kind.feature} is off` : null }, radio, ` ${kind.label}`, off ? " (off)" : "");
   });
