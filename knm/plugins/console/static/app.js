@@ -28,7 +28,7 @@ function parse() {
 const NOT_FOUND = Symbol("not found");
 const PAGES = [
   { path: "", nav: "Dashboard", view: (page) => dashboardView(page) },
-  { path: "run", nav: "Run", role: "operator", view: (page) => runView(page) },
+  { path: "run", nav: "Run", role: "operator", view: (page, _rest, params) => runView(page, params) },
   { path: "history", nav: "History", view: (page, _rest, params) => historyView(page, params) },
   { path: "tasks", view: (page, rest) => (rest[0] ? taskView(page, rest[0]) : NOT_FOUND) },
 ];
