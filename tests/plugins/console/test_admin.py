@@ -304,6 +304,9 @@ def test_a_credentials_secret_typed_in_the_form_is_kept_by_the_server_and_never_
     console.find("#credential-saved")
     changed = admin.get(f"/credentials/{made['id']}").json()["data"]
     assert changed["description"] == "made in the console" and changed["has_password"] is True
+    # Only what changed was sent: the audit entry names that one field.
+    audited = admin.get("/audit", params={"action": "credential.update", "target": "browser-made"})
+    assert [e["detail"]["fields"] for e in audited.json()["data"]["entries"]] == [["description"]]
     assert secret not in _everything_the_page_holds(console)
 
     delete = "#credentials tr[data-credential='browser-made'] .credential-delete"
@@ -440,3 +443,44 @@ def test_an_operator_sees_only_what_the_api_lets_an_operator_do(
     console.open("#/admin/audit")
     console.wait(lambda d: _text(console, "main h1") == "Not found")
     assert console.severe_logs() == []
+
+
+#: The page's fetch answering 404 for schedules and notifications, as a build without those
+#: routes would (this build has both), installed before the console's scripts run.
+WITHOUT_SCHEDULES_AND_NOTIFICATIONS = """
+const real = window.fetch;
+window.fetch = (input, init) => {
+  const url = String(input instanceof Request ? input.url : input);
+  if (/\\/api\\/v1\\/(schedules|notifications)(\\/|\\?|$)/.test(url)) {
+    const body = JSON.stringify({code: 404, message: "not found", error: "no such route"});
+    return Promise.resolve(
+      new Response(body, {status: 404, headers: {"Content-Type": "application/json"}}));
+  }
+  return real(input, init);
+};
+"""
+
+
+@pytest.mark.timeout(240)
+def test_sections_whose_routes_answer_404_are_not_shown(console: Console) -> None:
+    added = console.driver.execute_cdp_cmd(
+        "Page.addScriptToEvaluateOnNewDocument", {"source": WITHOUT_SCHEDULES_AND_NOTIFICATIONS}
+    )
+    try:
+        console.login("admin", TEST_ADMIN_PASSWORD)
+        console.open("#/admin")
+        console.find("#admin-users #users")
+        sections = [a.get_attribute("id") for a in console.all("#admin-nav a")]
+        assert sections == [
+            "admin-nav-users",
+            "admin-nav-tokens",
+            "admin-nav-credentials",
+            "admin-nav-audit",
+        ]
+        console.open("#/admin/schedules")
+        console.wait(lambda d: _text(console, "main h1") == "Not found")
+        assert console.severe_logs() == []
+    finally:
+        console.driver.execute_cdp_cmd(
+            "Page.removeScriptToEvaluateOnNewDocument", {"identifier": added["identifier"]}
+        )

@@ -59,7 +59,7 @@ export async function auditView(main, _rest, params) {
             h("td", {}, e.target),
             h("td", {}, e.outcome),
             h("td", {}, e.client),
-            h("td", { class: "what" }, Object.keys(e.detail || {}).length ? JSON.stringify(e.detail) : ""),
+            detail(e.detail),
           ),
         ),
         "No entries match.",
@@ -69,4 +69,9 @@ export async function auditView(main, _rest, params) {
   } catch (error) {
     results.replaceChildren(problem(error));
   }
+}
+
+function detail(value) {
+  const text = value && Object.keys(value).length ? JSON.stringify(value) : "";
+  return h("td", { class: "what", title: text }, text);
 }

@@ -167,10 +167,17 @@ function edit(editor, c, reload) {
       body.allowed_roles = null;
       body.allowed_users = null;
     }
+    // An edit sends what changed (and any secret typed or removed), so the audit says so.
+    if (c) {
+      for (const key of Object.keys(body)) {
+        if (!SECRETS.includes(key) && JSON.stringify(body[key]) === JSON.stringify(c[key] ?? null)) delete body[key];
+      }
+    }
+    const label = body.name || (c && c.name);
     try {
       if (c) await request("PUT", `credentials/${c.id}`, { body });
       else await request("POST", "credentials", { body });
-      editor.replaceChildren(h("p", { class: "note", id: "credential-saved", role: "status" }, `Credential ${body.name} saved.`));
+      editor.replaceChildren(h("p", { class: "note", id: "credential-saved", role: "status" }, `Credential ${label} saved.`));
       await reload();
     } catch (error) {
       showError(form, error, { 409: "name" });

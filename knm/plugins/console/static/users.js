@@ -9,7 +9,13 @@ const ROLES = ["viewer", "operator", "admin"];
 
 export async function usersView(main) {
   const list = h("div", { id: "users-list" }, h("p", { class: "muted" }, "Loading…"));
-  main.append(h("h1", {}, "Users"), createForm(() => load(list)), h("h2", {}, "Everyone"), list);
+  main.append(
+    h("h1", {}, "Users"),
+    createForm(() => load(list)),
+    h("h2", {}, "Everyone"),
+    h("p", { class: "muted" }, "The API deletes no user: disabling one revokes every session and API token of theirs at once."),
+    list,
+  );
   await load(list);
 }
 
