@@ -113,6 +113,14 @@ def _text(console: Console, css: str) -> str:
     )
 
 
+def _click(console: Console, css: str, times: int = 1) -> None:
+    """Clicks ``css`` ``times`` times in a row (a second click confirms what cannot be undone),
+    found afresh in the page: a list drawn again meanwhile does not matter."""
+    script = "const e = document.querySelector(arguments[0]); if (!e) return false;"
+    script += " for (let i = 0; i < arguments[1]; i++) e.click(); return true;"
+    console.wait(lambda d: d.execute_script(script, css, times))
+
+
 def _everything_the_page_holds(console: Console) -> str:
     """The DOM as markup, every field's current value and both storages: where a secret could
     still be after it was sent."""
@@ -177,7 +185,7 @@ def test_an_admin_changes_a_role_and_disables_a_user_and_the_api_agrees(
     row = "#users tr[data-user='shifter']"
     console.choose(f"{row} select.user-role", "operator")
     _eventually(lambda: admin.get(f"/users/{user_id}").json()["data"]["role"] == "operator")
-    console.find(f"{row} button.user-disable").click()
+    _click(console, f"{row} button.user-disable")
     console.wait(lambda d: _text(console, f"{row} .user-state") == "disabled")
     assert admin.get(f"/users/{user_id}").json()["data"]["disabled"] is True
     refused = httpx.post(
@@ -185,7 +193,7 @@ def test_an_admin_changes_a_role_and_disables_a_user_and_the_api_agrees(
         json={"username": "shifter", "password": "shifter-pass1"},
     )
     assert refused.status_code == 401
-    console.find(f"{row} button.user-enable").click()
+    _click(console, f"{row} button.user-enable")
     console.wait(lambda d: _text(console, f"{row} .user-state") == "active")
     assert admin.get(f"/users/{user_id}").json()["data"]["disabled"] is False
     # The last admin cannot be demoted: the server's refusal shows in the row, the role stays.
@@ -226,6 +234,37 @@ def test_bad_input_shows_the_servers_error_at_its_field(
     console.find("#cred-submit").click()
     at_secret = console.find("#credential-form .field-error[data-for='password'] .problem")
     assert "400" in at_secret.text and "password" in at_secret.text
+    # The password typed is emptied once sent, so it is typed again.
+    console.find("#cred-password").send_keys("now-given-1")
+    console.find("#cred-port").clear()
+    console.find("#cred-port").send_keys("twenty-two")
+    console.find("#cred-submit").click()
+    at_port = console.find("#credential-form .field-error[data-for='port'] .problem")
+    assert "400" in at_port.text and "port: Expected `int`" in at_port.text
+    # A port that is no number, a token without a name, a webhook without a URL or events.
+    console.open("#/admin/tokens")
+    console.find("#token-create").click()
+    at_token = console.find("#token-form .field-error[data-for='name'] .problem")
+    assert "name: Expected `str` of length >= 1" in at_token.text
+    console.open("#/admin/notifications")
+    console.find("#hook-name").send_keys("no-url")
+    console.find("#hook-create").click()
+    at_url = console.find("#hook-form .field-error[data-for='target.url'] .problem")
+    assert "422" in at_url.text and "must be an http:// or https:// URL" in at_url.text
+    console.find("#hook-url").send_keys("http://127.0.0.1:9/x")
+    console.find("#hook-events input[value='task.failed']").click()
+    console.find("#hook-create").click()
+    at_events = console.find("#hook-form .field-error[data-for='events'] .problem")
+    assert "events: Expected `array` of length >= 1" in at_events.text
+    assert console.all("#hook-form .field-error[data-for='target.url'] .problem") == []
+    console.shot("admin-notifications-error")
+    # Nothing refused was made.
+    credentials = admin.get("/credentials", params={"page_size": 100}).json()["data"]
+    assert "no-secret" not in [c["name"] for c in credentials["credentials"]]
+    tokens = admin.get("/tokens", params={"page_size": 100}).json()["data"]["tokens"]
+    assert "" not in [t["name"] for t in tokens]
+    subscriptions = admin.get("/notifications/subscriptions").json()["data"]["subscriptions"]
+    assert "no-url" not in [s["name"] for s in subscriptions]
     assert console.severe_logs() == []
 
 
@@ -257,8 +296,7 @@ def test_a_new_token_is_shown_once_works_and_is_revoked(console: Console) -> Non
     console.shot("admin-tokens")
 
     revoke = "#tokens tr[data-token='ci-reader'] .token-revoke"
-    console.find(revoke).click()
-    console.find(revoke).click()  # the second click confirms
+    _click(console, revoke, times=2)  # the second click confirms
     console.wait(
         lambda d: _text(console, "#tokens tr[data-token='ci-reader'] .token-state") == "revoked"
     )
@@ -294,7 +332,7 @@ def test_a_credentials_secret_typed_in_the_form_is_kept_by_the_server_and_never_
         assert secret not in answer.text and "password" not in answer.json()["data"]
 
     # Editing shows every field but the secrets; a change without one keeps the stored one.
-    console.find("#credentials tr[data-credential='browser-made'] .credential-edit").click()
+    _click(console, "#credentials tr[data-credential='browser-made'] .credential-edit")
     assert console.find("#cred-name").get_attribute("value") == "browser-made"
     assert console.find("#cred-password").get_attribute("value") == ""
     assert "stored" in console.find("#cred-password").get_attribute("placeholder")
@@ -310,8 +348,7 @@ def test_a_credentials_secret_typed_in_the_form_is_kept_by_the_server_and_never_
     assert secret not in _everything_the_page_holds(console)
 
     delete = "#credentials tr[data-credential='browser-made'] .credential-delete"
-    console.find(delete).click()
-    console.find(delete).click()
+    _click(console, delete, times=2)  # the second click confirms
     console.wait(lambda d: not console.all("#credentials tr[data-credential='browser-made']"))
     assert admin.get(f"/credentials/{made['id']}").status_code == 404
     assert console.severe_logs() == []
@@ -325,17 +362,17 @@ def test_pausing_a_schedule_shows_in_the_api_and_its_next_fires_go(
     console.login("admin", TEST_ADMIN_PASSWORD)
     console.open("#/admin/schedules")
     row = f"#schedules tr[data-schedule='{SCHEDULE}']"
-    console.find(f"{row} .schedule-show").click()
+    _click(console, f"{row} .schedule-show")
     console.wait(lambda d: len(console.all("#schedule-next li")) == 5)
     assert "No runs yet" in _text(console, "#schedule-runs-empty")
     console.shot("admin-schedules")
-    console.find(f"{row} .schedule-pause").click()
+    _click(console, f"{row} .schedule-pause")
     console.wait(lambda d: _text(console, f"{row} .schedule-state") == "paused")
     shown = admin.get(f"/schedules/{schedule['id']}").json()["data"]
     assert shown["enabled"] is False and shown["next_fire_times"] == []
     console.wait(lambda d: "None while paused" in _text(console, "#schedule-next"))
     console.shot("admin-schedules-paused")
-    console.find(f"{row} .schedule-resume").click()
+    _click(console, f"{row} .schedule-resume")
     console.wait(lambda d: _text(console, f"{row} .schedule-state") == "active")
     assert admin.get(f"/schedules/{schedule['id']}").json()["data"]["enabled"] is True
     assert console.severe_logs() == []
@@ -362,7 +399,7 @@ def test_a_webhooks_test_delivery_arrives_signed_and_shows_in_its_deliveries(
             assert HOOK_SECRET not in answer.text
 
         row = "#subscriptions tr[data-subscription='browser-hook']"
-        console.find(f"{row} .subscription-test").click()
+        _click(console, f"{row} .subscription-test")
         delivered = "#deliveries-table tr[data-event='notification.test'][data-state='delivered']"
         console.find(delivered)
         got = _eventually(receiver.snapshot)
@@ -370,7 +407,7 @@ def test_a_webhooks_test_delivery_arrives_signed_and_shows_in_its_deliveries(
         assert got[0].signature_ok is True and got[0].json()["event"] == "notification.test"
         console.shot("admin-notifications")
 
-        console.find(f"{delivered} .delivery-redeliver").click()
+        _click(console, f"{delivered} .delivery-redeliver")
         _eventually(lambda: len(receiver.snapshot()) == 2)
         console.find(delivered)
         deliveries = admin.get(f"/notifications/subscriptions/{made['id']}/deliveries")
@@ -398,11 +435,12 @@ def test_the_audit_log_shows_a_user_creation_with_its_filters_and_pages(
     console.wait(lambda d: len(console.all("#audit tbody tr")) == 1)
     assert "admin" in console.find("#audit tr[data-action='user.create'] td:nth-child(2)").text
     assert "(1 entries)" in _text(console, "#audit-pager-info")
-    # Pages of ten: the first and the next hold different entries.
-    console.open("#/admin/audit?page_size=10")
+    # Pages of five: the first and the next hold different entries.
+    console.open("#/admin/audit?page_size=5")
     total = admin.get("/audit").json()["data"]["total"]
     console.wait(lambda d: f"({total} entries)" in _text(console, "#audit-pager-info"))
     first = [tr.text for tr in console.all("#audit tbody tr")]
+    assert len(first) == 5 and console.find("#audit-page_size").get_attribute("value") == "5"
     console.find("#audit-pager-next").click()
     console.wait(lambda d: "page 2 of" in _text(console, "#audit-pager-info"))
     assert [tr.text for tr in console.all("#audit tbody tr")] != first
@@ -425,23 +463,52 @@ def test_a_viewer_sees_no_admin_link_and_the_admin_url_is_not_found(console: Con
 def test_an_operator_sees_only_what_the_api_lets_an_operator_do(
     console: Console, admin: httpx.Client
 ) -> None:
+    hook = {"name": "admins-hook", "events": ["task.failed"]}
+    hook["target"] = {"type": "webhook", "url": "http://127.0.0.1:9/hook"}
+    assert admin.post("/notifications/subscriptions", json=hook).status_code == 201
+    with api(console.server, login_token(console.server, *OPERATOR)) as operator:
+        theirs = operator.post(
+            "/schedules",
+            json={
+                "name": "doers-echo",
+                "kind": "ssh",
+                "request": {"cluster_name": "lab", "target_nodes": ["n1"], "command": "echo op"},
+                "interval_seconds": 86400,
+            },
+        )
+        assert theirs.status_code == 201, theirs.text
     console.login(*OPERATOR)
     console.open("#/admin/users")
+    console.wait(lambda d: _text(console, "main h1") == "Not found")
+    console.open("#/admin/audit")
     console.wait(lambda d: _text(console, "main h1") == "Not found")
     console.open("#/admin/credentials")
     console.find("#credentials tr[data-credential='lab-login']")
     assert console.all("#credential-new") == [] and console.all(".credential-edit") == []
+    assert console.all(".credential-delete") == []
+    # Their own schedule they pause; the admin's they only read.
     console.open("#/admin/schedules")
-    console.find(f"#schedules tr[data-schedule='{SCHEDULE}']")
-    assert console.all(".schedule-pause") == []  # the admin's schedule is not theirs
+    _click(console, "#schedules tr[data-schedule='doers-echo'] .schedule-pause")
+    console.wait(
+        lambda d: (
+            _text(console, "#schedules tr[data-schedule='doers-echo'] .schedule-state") == "paused"
+        )
+    )
+    assert admin.get(f"/schedules/{theirs.json()['data']['id']}").json()["data"]["enabled"] is False
+    admins = f"#schedules tr[data-schedule='{SCHEDULE}']"
+    assert [b.text for b in console.all(f"{admins} button")] == ["Runs and next fires"]
+    console.shot("admin-operator-schedules")
     console.open("#/admin/tokens")
+    console.find("#token-form")
     roles = [o.get_attribute("value") for o in console.all("#token-role option")]
     assert roles == ["viewer", "operator"]
+    # They create webhooks; the admin's they may only read, with its deliveries.
     console.open("#/admin/notifications")
     console.find("#hook-form")
+    row = "#subscriptions tr[data-subscription='admins-hook']"
+    console.find(row)
+    assert [b.text for b in console.all(f"{row} button")] == ["Deliveries"]
     console.shot("admin-operator-notifications")
-    console.open("#/admin/audit")
-    console.wait(lambda d: _text(console, "main h1") == "Not found")
     assert console.severe_logs() == []
 
 

@@ -19,7 +19,7 @@ export async function auditView(main, _rest, params) {
     target: h("input", { id: "audit-target", name: "target", value: query.target || "", size: "16" }),
     start_date: h("input", { id: "audit-start_date", name: "start_date", type: "date", value: query.start_date || "" }),
     end_date: h("input", { id: "audit-end_date", name: "end_date", type: "date", value: query.end_date || "" }),
-    page_size: h("select", { id: "audit-page_size", name: "page_size" }, ["10", "20", "50", "100"].map((n) => h("option", { value: n, selected: n === String(size) }, n))),
+    page_size: h("select", { id: "audit-page_size", name: "page_size" }, sizes(size).map((n) => h("option", { value: n, selected: n === String(size) }, n))),
   };
   const form = h(
     "form",
@@ -74,4 +74,9 @@ export async function auditView(main, _rest, params) {
 function detail(value) {
   const text = value && Object.keys(value).length ? JSON.stringify(value) : "";
   return h("td", { class: "what", title: text }, text);
+}
+
+// The page sizes offered, with the one in the URL among them.
+function sizes(size) {
+  return [...new Set([10, 20, 50, 100, size])].sort((a, b) => a - b).map(String);
 }

@@ -177,8 +177,9 @@ function edit(editor, c, reload) {
     try {
       if (c) await request("PUT", `credentials/${c.id}`, { body });
       else await request("POST", "credentials", { body });
-      editor.replaceChildren(h("p", { class: "note", id: "credential-saved", role: "status" }, `Credential ${label} saved.`));
+      editor.replaceChildren();
       await reload();
+      editor.replaceChildren(h("p", { class: "note", id: "credential-saved", role: "status" }, `Credential ${label} saved.`));
     } catch (error) {
       showError(form, error, { 409: "name" });
     } finally {

@@ -75,8 +75,8 @@ function createForm(events, reload) {
       const made = await request("POST", "notifications/subscriptions", { body });
       form.querySelectorAll(".field-error, .form-error").forEach((s) => s.replaceChildren());
       name.value = "";
-      done.append(`Subscription ${made.name} created.`);
       await reload();
+      done.append(`Subscription ${made.name} created.`);
     } catch (error) {
       showError(form, error, { 409: "name" });
     } finally {

@@ -48,8 +48,8 @@ function createForm(shown, reload) {
       const made = await request("POST", "tokens", { body });
       form.querySelectorAll(".field-error, .form-error").forEach((s) => s.replaceChildren());
       name.value = "";
-      shown.append(onceBox(made, shown));
       await reload();
+      shown.append(onceBox(made, shown));
     } catch (error) {
       showError(form, error, { 409: "name" });
     } finally {

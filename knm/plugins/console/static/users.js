@@ -45,8 +45,8 @@ function createForm(reload) {
       const made = await request("POST", "users", { body });
       form.querySelectorAll(".field-error, .form-error").forEach((s) => s.replaceChildren());
       username.value = "";
-      done.append(`User ${made.username} (${made.role}) created.`);
       await reload();
+      done.append(`User ${made.username} (${made.role}) created.`);
     } catch (error) {
       showError(form, error, { 409: "username" });
     } finally {
