@@ -216,6 +216,8 @@ def test_bad_input_shows_the_servers_error_at_its_field(
     at_name = console.find("#user-form .field-error[data-for='username'] .problem")
     assert "409" in at_name.text and "already exists" in at_name.text
     assert console.find("#user-username").get_attribute("aria-invalid") == "true"
+    # The password is emptied once sent, refused or not.
+    assert "whatever-pass1" not in _everything_the_page_holds(console)
     console.shot("admin-users-duplicate")
     # The name made unique, the password left empty: now the password is what is wrong.
     console.find("#user-username").send_keys("-two")
@@ -241,6 +243,7 @@ def test_bad_input_shows_the_servers_error_at_its_field(
     console.find("#cred-submit").click()
     at_port = console.find("#credential-form .field-error[data-for='port'] .problem")
     assert "400" in at_port.text and "port: Expected `int`" in at_port.text
+    assert "now-given-1" not in _everything_the_page_holds(console)
     # A port that is no number, a token without a name, a webhook without a URL or events.
     console.open("#/admin/tokens")
     console.find("#token-create").click()
@@ -248,9 +251,11 @@ def test_bad_input_shows_the_servers_error_at_its_field(
     assert "name: Expected `str` of length >= 1" in at_token.text
     console.open("#/admin/notifications")
     console.find("#hook-name").send_keys("no-url")
+    console.find("#hook-secret").send_keys("refused-hook-secret")
     console.find("#hook-create").click()
     at_url = console.find("#hook-form .field-error[data-for='target.url'] .problem")
     assert "422" in at_url.text and "must be an http:// or https:// URL" in at_url.text
+    assert "refused-hook-secret" not in _everything_the_page_holds(console)
     console.find("#hook-url").send_keys("http://127.0.0.1:9/x")
     console.find("#hook-events input[value='task.failed']").click()
     console.find("#hook-create").click()
@@ -379,6 +384,46 @@ def test_pausing_a_schedule_shows_in_the_api_and_its_next_fires_go(
 
 
 @pytest.mark.timeout(240)
+def test_a_schedules_runs_show_the_tasks_it_started_until_it_is_paused(
+    console: Console, admin: httpx.Client
+) -> None:
+    # Every two seconds, at a node nothing listens on (each task fails at once, harmlessly).
+    made = admin.post(
+        "/schedules",
+        json={
+            "name": "every-two-seconds",
+            "kind": "ssh",
+            "request": {"cluster_name": "lab", "target_nodes": ["n1"], "command": "echo tick"},
+            "interval_seconds": 2,
+        },
+    )
+    assert made.status_code == 201, made.text
+    schedule_id = made.json()["data"]["id"]
+    try:
+        console.login("admin", TEST_ADMIN_PASSWORD)
+        console.open("#/admin/schedules")
+        row = "#schedules tr[data-schedule='every-two-seconds']"
+        _click(console, f"{row} .schedule-show")
+        # The open schedule's runs are read again as it fires.
+        link = console.find("#schedule-runs tbody tr a[href^='#/tasks/ssh-exec-']")
+        task_id = link.text
+        runs = admin.get(f"/schedules/{schedule_id}/runs").json()["data"]["runs"]
+        assert task_id in [r["task_id"] for r in runs]
+        assert "started" in _text(console, "#schedule-runs tbody")
+        console.shot("admin-schedules-runs")
+        _click(console, f"{row} .schedule-pause")
+        console.wait(lambda d: _text(console, f"{row} .schedule-state") == "paused")
+        assert admin.get(f"/schedules/{schedule_id}").json()["data"]["enabled"] is False
+        # Paused, it starts nothing more.
+        fired = admin.get(f"/schedules/{schedule_id}/runs").json()["data"]["total"]
+        time.sleep(5)
+        assert admin.get(f"/schedules/{schedule_id}/runs").json()["data"]["total"] == fired
+        assert console.severe_logs() == []
+    finally:
+        admin.post(f"/schedules/{schedule_id}/pause")
+
+
+@pytest.mark.timeout(240)
 def test_a_webhooks_test_delivery_arrives_signed_and_shows_in_its_deliveries(
     console: Console, admin: httpx.Client
 ) -> None:
@@ -388,12 +433,15 @@ def test_a_webhooks_test_delivery_arrives_signed_and_shows_in_its_deliveries(
         console.find("#hook-name").send_keys("browser-hook")
         console.find("#hook-url").send_keys(receiver.url)
         console.find("#hook-secret").send_keys(HOOK_SECRET)
+        # Not task.failed (checked at first): another test's schedule fails tasks.
+        console.find("#hook-events input[value='task.failed']").click()
+        console.find("#hook-events input[value='approval.requested']").click()
         console.find("#hook-create").click()
         console.wait(lambda d: "browser-hook created" in _text(console, "#hook-created"))
         assert HOOK_SECRET not in _everything_the_page_holds(console)
         listed = admin.get("/notifications/subscriptions")
         made = _named(listed.json()["data"]["subscriptions"], "browser-hook")
-        assert made["has_secret"] is True and made["events"] == ["task.failed"]
+        assert made["has_secret"] is True and made["events"] == ["approval.requested"]
         one = admin.get(f"/notifications/subscriptions/{made['id']}")
         for answer in (listed, one):
             assert HOOK_SECRET not in answer.text

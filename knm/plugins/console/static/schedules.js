@@ -6,11 +6,18 @@ import { act, confirmButton, pager, table } from "./adminkit.js";
 import { h, link, problem, when } from "./dom.js";
 import { statusBadge } from "./tasks.js";
 
+const REFRESH_MS = 5000;
+
 export async function schedulesView(main) {
   const detail = h("div", { id: "schedule-detail" });
   const list = h("div", { id: "schedules-list" }, h("p", { class: "muted" }, "Loading…"));
   main.append(h("h1", {}, "Schedules"), list, detail);
   await load(list, detail);
+  // The open schedule's runs are read again every few seconds, until the page is left.
+  return () => {
+    clearTimeout(Number(detail.dataset.timer));
+    delete detail.dataset.schedule;
+  };
 }
 
 function mayChange(s) {
@@ -52,7 +59,11 @@ async function load(list, detail) {
           const remove = confirmButton("Delete", { class: "danger schedule-delete" }, (button) =>
             act(button, slot, async () => {
               await request("DELETE", `schedules/${s.id}`);
-              if (detail.dataset.schedule === String(s.id)) detail.replaceChildren();
+              if (detail.dataset.schedule === String(s.id)) {
+                clearTimeout(Number(detail.dataset.timer));
+                delete detail.dataset.schedule;
+                detail.replaceChildren();
+              }
               await reload();
             }),
           );
@@ -77,12 +88,15 @@ async function load(list, detail) {
 }
 
 async function open(detail, id, page = 1) {
+  clearTimeout(Number(detail.dataset.timer));
   detail.dataset.schedule = String(id);
   try {
     const [s, runs] = await Promise.all([
       request("GET", `schedules/${id}`),
       request("GET", `schedules/${id}/runs`, { query: { page, page_size: 20 } }),
     ]);
+    // Another schedule was opened (or this one deleted) while these were read.
+    if (detail.dataset.schedule !== String(id)) return;
     detail.replaceChildren(
       h("h2", {}, `${s.name}`),
       h(
@@ -115,6 +129,9 @@ async function open(detail, id, page = 1) {
       pager("runs-pager", page, 20, runs.total, "runs", (n) => () => open(detail, id, n)),
     );
   } catch (error) {
-    detail.replaceChildren(problem(error));
+    if (detail.dataset.schedule === String(id)) detail.replaceChildren(problem(error));
+  }
+  if (detail.isConnected && detail.dataset.schedule === String(id)) {
+    detail.dataset.timer = String(setTimeout(() => open(detail, id, page), REFRESH_MS));
   }
 }
