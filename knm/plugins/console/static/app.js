@@ -2,6 +2,7 @@
 // cleanup (closing their WebSocket). PAGES is the one list of them: a page is added by a line
 // there, which also gives it its link in the top bar.
 
+import { adminView } from "./admin.js";
 import { can, logout, user } from "./api.js";
 import { dashboardView } from "./dashboard.js";
 import { h, problem } from "./dom.js";
@@ -30,6 +31,7 @@ const PAGES = [
   { path: "", nav: "Dashboard", view: (page) => dashboardView(page) },
   { path: "run", nav: "Run", role: "operator", view: (page, _rest, params) => runView(page, params) },
   { path: "history", nav: "History", view: (page, _rest, params) => historyView(page, params) },
+  { path: "admin", nav: "Admin", role: "operator", view: (page, rest, params) => adminView(page, rest, params) },
   { path: "tasks", view: (page, rest) => (rest[0] ? taskView(page, rest[0]) : NOT_FOUND) },
 ];
 
