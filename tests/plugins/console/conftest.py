@@ -18,6 +18,7 @@ from knm.testing.process import KnmProcess
 
 try:
     from selenium import webdriver
+    from selenium.common.exceptions import StaleElementReferenceException
     from selenium.webdriver.chrome.service import Service
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import Select, WebDriverWait
@@ -85,7 +86,13 @@ class Console:
         self.driver.get(f"{self.server.base_url}/{fragment}")
 
     def wait(self, until: Callable[[Any], Any], timeout: float = WAIT) -> Any:
-        return WebDriverWait(self.driver, timeout, poll_frequency=0.1).until(until)
+        # An element the page replaced while a test held it is looked for again, not an error.
+        return WebDriverWait(
+            self.driver,
+            timeout,
+            poll_frequency=0.1,
+            ignored_exceptions=(StaleElementReferenceException,),
+        ).until(until)
 
     def find(self, css: str) -> Any:
         return self.wait(lambda d: d.find_element(By.CSS_SELECTOR, css))
@@ -94,8 +101,15 @@ class Console:
         return self.driver.find_elements(By.CSS_SELECTOR, css)
 
     def choose(self, css: str, value: str) -> None:
-        """Picks the option of value ``value`` in the select ``css``."""
-        Select(self.find(css)).select_by_value(value)
+        """Picks the option of value ``value`` in the select ``css`` (found again if the page
+        redrew it in between)."""
+        self.wait(
+            lambda d: Select(d.find_element(By.CSS_SELECTOR, css)).select_by_value(value) or True
+        )
+
+    def click(self, css: str) -> None:
+        """Clicks ``css`` (found again if the page redrew it in between)."""
+        self.wait(lambda d: d.find_element(By.CSS_SELECTOR, css).click() or True)
 
     def login(self, username: str, password: str) -> None:
         self.open()

@@ -398,7 +398,7 @@ def test_a_revoked_session_returns_to_the_login_and_then_to_the_same_page(
     assert reset.status_code == 200, reset.text
     try:
         console.choose("#status", "completed")
-        console.find("#history-apply").click()
+        console.click("#history-apply")
         console.find("#login-form")
         console.find("#username").send_keys(VIEWER[0])
         console.find("#password").send_keys(new_password)
