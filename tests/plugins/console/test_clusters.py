@@ -165,10 +165,11 @@ def test_a_clusters_nodes_show_labels_taints_and_ready_as_the_stand_in_has_them(
     assert _cell(console, "cp1", "td.roles") == "control-plane"
     # Cordoned on the cluster by someone else, not by knm: the page says so.
     assert _cell(console, "hand1", "td.schedulable") == "cordoned"
-    assert _cell(console, "hand1", "td.who") == "by hand"
-    assert _cell(console, "w2", "td.who") == "no"
+    assert _cell(console, "hand1", "td.cordoned-by") == "by hand"
+    assert _cell(console, "w2", "td.cordoned-by") == "no"
     assert (
-        "6 nodes, 5 Ready, 1 NotReady, 1 (1 by hand) cordoned" in console.find("#node-summary").text
+        "6 nodes, 5 Ready, 1 NotReady, 1 cordoned (1 by hand), 0 locked"
+        in console.find("#node-summary").text
     )
     console.shot("cluster-nodes")
     # Filtering: by label selector (the API's), then by part of a name.
@@ -221,7 +222,9 @@ def test_cordon_runs_as_a_dry_run_first_and_changes_the_node_only_after_confirm(
         assert kube.node("w2").annotations[CORDONED_BY] == task_id
         assert CORDONED_BY not in kube.node("hand1").annotations
         # The table follows: cordoned by knm, by which task and user.
-        console.wait(lambda d: _cell(console, "w2", "td.who") == f"by knm: {task_id} (oper)")
+        console.wait(
+            lambda d: _cell(console, "w2", "td.cordoned-by") == f"by knm: {task_id} (oper)"
+        )
         console.wait(lambda d: "cordon done" in _cell(console, "w2", "td.outcome"))
         console.shot("cordon-done")
 
@@ -237,7 +240,7 @@ def test_cordon_runs_as_a_dry_run_first_and_changes_the_node_only_after_confirm(
         assert not kube.node("w2").unschedulable
         assert kube.node("hand1").unschedulable
         console.wait(lambda d: "refused" in _cell(console, "hand1", "td.outcome"))
-        console.wait(lambda d: _cell(console, "w2", "td.who") == "no")
+        console.wait(lambda d: _cell(console, "w2", "td.cordoned-by") == "no")
         assert console.severe_logs() == []
     finally:
         if kube.node("w2").unschedulable:
@@ -322,7 +325,7 @@ def test_drains_dry_run_lists_the_pods_and_a_budgets_refusal_is_the_nodes_reason
 def test_a_viewer_sees_the_nodes_but_no_action_buttons(console: Console) -> None:
     console.login(*VIEWER)
     console.open(f"#/clusters/{CLUSTER}")
-    assert "by hand" in _cell(console, "hand1", "td.who")
+    assert "by hand" in _cell(console, "hand1", "td.cordoned-by")
     assert _cell(console, "sick1", "td.ready") == "NotReady"
     assert console.all("#node-actions") == [] and console.all("#node-actions button") == []
     assert console.all("#node-table input.pick") == [] and console.all("#pick-all") == []
@@ -358,7 +361,7 @@ def test_the_dashboard_shows_each_clusters_nodes_cordons_and_locks(
         # The cluster's page names the holder of the lock and of the cordon.
         lock = _cell(console, "w1", "td.lock")
         assert lock == f"{draining} (k8s, admin)"
-        assert _cell(console, "w1", "td.who") == f"by knm: {draining} (admin)"
+        assert _cell(console, "w1", "td.cordoned-by") == f"by knm: {draining} (admin)"
     finally:
         admin.post(f"/automation/k8s/cancel/{draining}")
         _finished(admin, draining)

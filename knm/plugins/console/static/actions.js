@@ -150,8 +150,9 @@ export class NodeAction {
       if (this.closed) return;
       this.dry.replaceChildren(
         h("h3", {}, "Dry run: ", link(task.task_id, "tasks", task.task_id), " ", statusBadge(task.status)),
-        resultsTable(task, "dry-run-results", this.nodes),
+        resultsTable(task, "dry-run-results", this.nodes, true),
       );
+      this.dry.scrollIntoView({ block: "nearest" });
       const refused = (task.results || []).filter((r) => r.status === "failed");
       const blocked = (task.results || []).filter((r) => (r.blocking_budgets || []).length);
       const notes = ["Nothing has changed yet."];
@@ -195,8 +196,9 @@ export class NodeAction {
           if (event.type === "progress" && event.message) log.append(h("li", {}, event.message));
         }
         while (log.childElementCount > 20) log.firstElementChild.remove();
-        results.replaceChildren(resultsTable(now, "action-results-table", this.nodes));
+        results.replaceChildren(resultsTable(now, "action-results-table", this.nodes, false));
       });
+      this.progress.scrollIntoView({ block: "nearest" });
       if (this.closed) return;
       this.note.textContent = `${title(this.action)} ${task.status}: ${task.success_count} succeeded, ${task.failed_count} failed.`;
       if (this.onFinished) this.onFinished(task);
@@ -225,7 +227,8 @@ export class NodeAction {
   }
 }
 
-function resultsTable(task, id, nodes) {
+// Each node's result; in a dry run a success is "ok" and a failure what would fail.
+function resultsTable(task, id, nodes, dry) {
   const byNode = new Map((task.results || []).map((r) => [r.node, r]));
   return h(
     "table",
@@ -241,7 +244,7 @@ function resultsTable(task, id, nodes) {
           "tr",
           { dataset: { node }, class: `r-${result.status}` },
           h("td", {}, node),
-          h("td", {}, h("span", { class: `badge ${result.status === "success" ? "s-completed" : "s-failed"}` }, result.status)),
+          h("td", {}, h("span", { class: `badge ${result.status === "success" ? "s-completed" : "s-failed"}` }, dry ? (result.status === "success" ? "ok" : "would fail") : result.status)),
           h("td", { class: "reason" }, result.reason || ""),
           h(
             "td",

@@ -162,7 +162,7 @@ class NodesView {
       `${counts.nodes} node${counts.nodes === 1 ? "" : "s"}` +
       (shown.length !== nodes.length || this.selector ? " shown" : "") +
       (known ? `, ${counts.ready} Ready, ${counts.notReady} NotReady` : "") +
-      `, ${cordonedText(counts)} cordoned, ${locks.length} locked`;
+      `, ${cordonedText(counts).replace(/^(\d+)/, "$1 cordoned")}, ${locks.length} locked`;
     await this.lookUpCordons(shown);
     const lockOf = new Map(locks.map((lock) => [lock.node, lock]));
     const names = new Set(shown.map((n) => n.name));
@@ -209,7 +209,7 @@ class NodesView {
       h("td", { class: "name" }, node.name, node.address ? h("div", { class: "muted" }, node.address) : null),
       h("td", { class: "ready" }, yesNo(node.ready, "Ready", "NotReady")),
       h("td", { class: "schedulable" }, yesNo(node.schedulable, "yes", "cordoned")),
-      h("td", { class: "who" }, who),
+      h("td", { class: "cordoned-by" }, who),
       h("td", { class: "lock" }, lock ? [link(lock.holder, "tasks", lock.holder), ` (${lock.kind}${lock.username ? `, ${lock.username}` : ""})`] : ""),
       h("td", { class: "roles" }, (node.roles || []).join(", ")),
       h("td", { class: "labels" }, chips(labels, "label")),
