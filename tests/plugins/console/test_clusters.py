@@ -127,6 +127,18 @@ def _taints(kube: KubeStandin, node: str) -> list[str]:
     return [f"{t['key']}{'=' + t['value'] if t.get('value') else ''}:{t['effect']}" for t in taints]
 
 
+def _set_unschedulable(kube: KubeStandin, node: str, value: bool) -> None:
+    """A change made on the cluster by hand, not through knm."""
+    doc = kube.cluster.node_doc(node)
+    doc["spec"]["unschedulable"] = value
+    kube.cluster.write_node(node, doc, require_rv=False)
+
+
+def _schedulable(admin: httpx.Client, node: str) -> bool:
+    nodes = admin.get(f"/clusters/{CLUSTER}/nodes", params={"page_size": 100}).json()["data"]
+    return next(n for n in nodes["nodes"] if n["name"] == node)["schedulable"]
+
+
 def _pick(console: Console, *nodes: str) -> None:
     for node in nodes:
         _row(console, node, "input.pick").click()
@@ -282,6 +294,7 @@ def test_drains_dry_run_lists_the_pods_and_a_budgets_refusal_is_the_nodes_reason
     console: Console, kube: KubeStandin, admin: httpx.Client
 ) -> None:
     kube.add_pdb("default", "web-pdb", {"app": "web"}, min_available=1)
+    kube.cluster.clear_requests()
     try:
         console.login("admin", TEST_ADMIN_PASSWORD)
         console.open(f"#/clusters/{CLUSTER}")
@@ -322,10 +335,29 @@ def test_drains_dry_run_lists_the_pods_and_a_budgets_refusal_is_the_nodes_reason
 
 
 @pytest.mark.timeout(240)
-def test_a_viewer_sees_the_nodes_but_no_action_buttons(console: Console) -> None:
+def test_a_viewer_sees_the_nodes_but_no_action_buttons(
+    console: Console, kube: KubeStandin, admin: httpx.Client
+) -> None:
     console.login(*VIEWER)
     console.open(f"#/clusters/{CLUSTER}")
     assert "by hand" in _cell(console, "hand1", "td.cordoned-by")
+    # w3 cordoned on the cluster itself (as kubectl cordon does) while the page is open.
+    _set_unschedulable(kube, "w3", True)
+    try:
+        end = time.monotonic() + WAIT
+        while _cell(console, "w3", "td.cordoned-by") != "by hand":
+            assert time.monotonic() < end
+            time.sleep(1)
+            console.driver.refresh()
+        assert _cell(console, "w3", "td.schedulable") == "cordoned"
+        assert "2 cordoned (2 by hand)" in console.find("#node-summary").text
+    finally:
+        _set_unschedulable(kube, "w3", False)
+        # knm keeps a cluster's nodes a few seconds: the next test sees them as they are now.
+        end = time.monotonic() + WAIT
+        while not _schedulable(admin, "w3"):
+            assert time.monotonic() < end
+            time.sleep(0.5)
     assert _cell(console, "sick1", "td.ready") == "NotReady"
     assert console.all("#node-actions") == [] and console.all("#node-actions button") == []
     assert console.all("#node-table input.pick") == [] and console.all("#pick-all") == []
