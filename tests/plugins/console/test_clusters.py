@@ -25,6 +25,9 @@ CLUSTER = "kube"
 CORDONED_BY = "knm.io/cordoned-by"
 OPERATOR = ("oper", "oper-passw0rd")
 VIEWER = ("looker", "looker-passw0rd")
+#: A static inventory (never contacted here): knm cannot tell its nodes' Ready or cordons.
+STATIC = "racks"
+_STATIC_NODE = {"name": "r1", "address": "192.0.2.99", "labels": {"rack": "7"}}
 
 
 @pytest.fixture(scope="module")
@@ -61,6 +64,9 @@ def server(
                 "max_unavailable": 5,
             }
             created = admin.post("/clusters", json=body)
+            assert created.status_code == 201, created.text
+            static = {"name": STATIC, "kind": "static", "nodes": [_STATIC_NODE]}
+            created = admin.post("/clusters", json=static)
             assert created.status_code == 201, created.text
             for username, password, role in ((*OPERATOR, "operator"), (*VIEWER, "viewer")):
                 user = admin.post(
@@ -399,4 +405,25 @@ def test_the_dashboard_shows_each_clusters_nodes_cordons_and_locks(
         _finished(admin, draining)
         kube.cluster.remove_pdb("default", "web-pdb")
         _give_back(admin, kube, "w1")
+    assert console.severe_logs() == []
+
+
+@pytest.mark.timeout(240)
+def test_a_static_clusters_nodes_show_no_ready_state_and_offer_no_k8s_actions(
+    console: Console,
+) -> None:
+    console.login(*OPERATOR)
+    console.open("#/clusters")
+    row = f"#cluster-list tr[data-cluster='{STATIC}']"
+    console.wait(lambda d: _text(console, f"{row} td.nodes") == "1")
+    assert _text(console, f"{row} td.ready") == "—" and _text(console, f"{row} td.cordoned") == "0"
+    console.find(f"{row} a").click()
+    assert _cell(console, "r1", "td.ready") == "—"
+    assert _cell(console, "r1", "td.cordoned-by") == "—"
+    assert _cell(console, "r1", "td.labels") == "rack=7"
+    assert "need a kubernetes cluster" in console.find("#no-actions").text
+    assert console.all("#node-actions") == [] and console.all("#node-table input.pick") == []
+    # A cluster that does not exist is the API's 404, not a blank page.
+    console.open("#/clusters/no-such-cluster")
+    assert "404" in console.find("main .problem").text
     assert console.severe_logs() == []

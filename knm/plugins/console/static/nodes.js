@@ -145,7 +145,8 @@ class NodesView {
       const query = this.selector ? { selector: this.selector } : {};
       [nodes, locks] = await Promise.all([
         all(`clusters/${encodeURIComponent(this.name)}/nodes`, "nodes", query),
-        locksByCluster(this.name).then((found) => found.get(this.name) || []),
+        // Without the locks (an older server) the nodes are still worth showing.
+        locksByCluster(this.name).then((found) => found.get(this.name) || [], () => null),
       ]);
     } catch (error) {
       this.slot.replaceChildren(problem(error));
@@ -162,9 +163,9 @@ class NodesView {
       `${counts.nodes} node${counts.nodes === 1 ? "" : "s"}` +
       (shown.length !== nodes.length || this.selector ? " shown" : "") +
       (known ? `, ${counts.ready} Ready, ${counts.notReady} NotReady` : "") +
-      `, ${cordonedText(counts).replace(/^(\d+)/, "$1 cordoned")}, ${locks.length} locked`;
+      `, ${cordonedText(counts).replace(/^(\d+)/, "$1 cordoned")}, ${locks ? locks.length : "?"} locked`;
     await this.lookUpCordons(shown);
-    const lockOf = new Map(locks.map((lock) => [lock.node, lock]));
+    const lockOf = new Map((locks || []).map((lock) => [lock.node, lock]));
     const names = new Set(shown.map((n) => n.name));
     for (const name of [...this.picked]) if (!names.has(name)) this.picked.delete(name);
     this.body.replaceChildren(...shown.map((node) => this.row(node, lockOf.get(node.name))));
