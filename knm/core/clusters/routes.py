@@ -23,6 +23,7 @@ from knm.core.clusters.provider import Bastion, Cluster, ClusterProvider, Node, 
 from knm.core.envelope import Done, Envelope, PageNo, PageSize, created, offset, ok
 from knm.core.errors import BadRequest, Conflict, Invalid, KnmError, NotFound
 from knm.core.selectors import parse_selector
+from knm.core.tasks import locks
 from knm.wire.errors import field_message
 
 if TYPE_CHECKING:
@@ -101,6 +102,11 @@ class ClusterList(msgspec.Struct):
 class NodeList(msgspec.Struct):
     total: int
     nodes: list[Node]
+
+
+class LockList(msgspec.Struct):
+    total: int
+    locks: list[locks.HeldLock]
 
 
 _COMMON = frozenset(f.encode_name for f in msgspec.structs.fields(ClusterFields))
@@ -363,4 +369,26 @@ async def list_nodes(
     return ok(NodeList(len(nodes), nodes[start : start + page_size]))
 
 
-ROUTES = [list_clusters, get_cluster, create_cluster, update_cluster, delete_cluster, list_nodes]
+@get("/locks", guards=[VIEWER], summary="Node locks held by pending and running tasks")
+async def list_locks(
+    request: Request[Any, Any, Any],
+    cluster_name: str | None = None,
+    page: PageNo = 1,
+    page_size: PageSize = 20,
+) -> Envelope[LockList]:
+    """The per-node locks of disruptive work (cordon, drain, disruptive workflow steps) that
+    active tasks hold now, by cluster and node, with the holding task's kind and user."""
+    knm = _knm(request)
+    total, found = await locks.held(knm.pool, cluster_name, page_size, offset(page, page_size))
+    return ok(LockList(total, found))
+
+
+ROUTES = [
+    list_clusters,
+    get_cluster,
+    create_cluster,
+    update_cluster,
+    delete_cluster,
+    list_nodes,
+    list_locks,
+]

@@ -14,6 +14,7 @@ worker that died leaves no lock behind once the engine has reaped its task.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from datetime import datetime
 from typing import Any
 
 import msgspec
@@ -60,21 +61,11 @@ async def acquire(
             "SELECT node, holder FROM k8s_node_locks WHERE cluster_name = $1", cluster
         )
         held = {row["node"]: row["holder"] for row in rows}
-        current = held.get(node)
-        if current == holder:
+        if held.get(node) == holder:
             return None
-        if current is not None:
-            return Refusal(reason="locked", message=f"node {node} is locked by task {current}")
-        cordoned = await cordoned_by_knm() if cordoned_by_knm is not None else set()
-        busy = (set(held) | cordoned) - {node}
-        if max_unavailable is not None and len(busy) >= max_unavailable:
-            return Refusal(
-                reason="max_unavailable",
-                message=(
-                    f"cluster {cluster} allows {max_unavailable} node(s) out of service at "
-                    f"once (max_unavailable) and knm already has: {', '.join(sorted(busy))}"
-                ),
-            )
+        refusal = await _refusal(cluster, node, held, max_unavailable, cordoned_by_knm)
+        if refusal is not None:
+            return refusal
         await conn.execute(
             "INSERT INTO k8s_node_locks (cluster_name, node, holder, task_id) "
             "VALUES ($1, $2, $3, $4)",
@@ -84,6 +75,82 @@ async def acquire(
             task_id,
         )
         return None
+
+
+async def _refusal(
+    cluster: str,
+    node: str,
+    held: dict[str, str],
+    max_unavailable: int | None,
+    cordoned_by_knm: Callable[[], Awaitable[set[str]]] | None,
+) -> Refusal | None:
+    """Why ``node``'s lock cannot be given now, with ``held`` the cluster's locks (node → holder)
+    other than the asker's own."""
+    current = held.get(node)
+    if current is not None:
+        return Refusal(reason="locked", message=f"node {node} is locked by task {current}")
+    cordoned = await cordoned_by_knm() if cordoned_by_knm is not None else set()
+    busy = (set(held) | cordoned) - {node}
+    if max_unavailable is not None and len(busy) >= max_unavailable:
+        return Refusal(
+            reason="max_unavailable",
+            message=(
+                f"cluster {cluster} allows {max_unavailable} node(s) out of service at "
+                f"once (max_unavailable) and knm already has: {', '.join(sorted(busy))}"
+            ),
+        )
+    return None
+
+
+async def check(
+    pool: Any,
+    *,
+    cluster: str,
+    node: str,
+    holder: str,
+    max_unavailable: int | None,
+    cordoned_by_knm: Callable[[], Awaitable[set[str]]] | None = None,
+) -> Refusal | None:
+    """What :func:`acquire` would answer now, taking nothing (a dry run asks it)."""
+    rows = await pool.fetch(
+        "SELECT l.node, l.holder FROM k8s_node_locks l JOIN tasks t ON t.task_id = l.holder "
+        f"WHERE l.cluster_name = $1 AND t.status IN {_ACTIVE}",
+        cluster,
+    )
+    held = {row["node"]: row["holder"] for row in rows}
+    if held.get(node) == holder:
+        return None
+    return await _refusal(cluster, node, held, max_unavailable, cordoned_by_knm)
+
+
+class HeldLock(msgspec.Struct, kw_only=True):
+    """A lock as ``GET /locks`` shows it: the node, the task holding it (the root task: a
+    workflow for its steps) with its kind and user, and the task that took it."""
+
+    cluster_name: str
+    node: str
+    holder: str
+    task_id: str
+    kind: str
+    username: str | None
+    acquired_at: datetime
+
+
+async def held(
+    pool: Any, cluster: str | None, limit: int, offset: int
+) -> tuple[int, list[HeldLock]]:
+    """Locks of active holders, by cluster and node; their number and one page of them."""
+    where = f"t.status IN {_ACTIVE} AND ($1::text IS NULL OR l.cluster_name = $1)"
+    join = "FROM k8s_node_locks l JOIN tasks t ON t.task_id = l.holder"
+    total = await pool.fetchval(f"SELECT count(*) {join} WHERE {where}", cluster)
+    rows = await pool.fetch(
+        "SELECT l.cluster_name, l.node, l.holder, l.task_id, l.acquired_at, t.kind, t.username "
+        f"{join} WHERE {where} ORDER BY l.cluster_name, l.node LIMIT $2 OFFSET $3",
+        cluster,
+        limit,
+        offset,
+    )
+    return total, [HeldLock(**dict(row)) for row in rows]
 
 
 async def holder_of(pool: Any, cluster: str, node: str) -> str | None:

@@ -152,6 +152,15 @@ def cordon_message(doc: objects.NodeDoc, changed: bool) -> str:
 
 async def cordon(job: Job, params: Any) -> NodeResult:
     adopted = await _finished_holder(job)
+    if params.dry_run:
+        doc = await job.kube.node(job.node)
+        if not doc.spec.unschedulable:
+            return NodeResult.success("dry run: would cordon", changed=False, would_change=True)
+        if adopted:
+            what = f"already cordoned by knm (task {adopted}, which has ended); would take it over"
+        else:
+            what = cordon_message(doc, False)
+        return NodeResult.success(f"dry run: {what}", changed=False, would_change=False)
     doc, changed = await cordon_node(job)
     if adopted and doc.metadata.annotations.get(CORDONED_BY) == job.root:
         message = f"already cordoned by knm (task {adopted}, which has ended); now this task's"
@@ -177,10 +186,13 @@ async def uncordon_node(job: Job, force: bool) -> tuple[objects.NodeDoc, bool]:
 async def uncordon(job: Job, params: UncordonParams) -> NodeResult:
     holder = await locks.holder_of(job.ctx.knm.pool, job.cluster.name, job.node)
     if holder is not None and holder != job.root:
+        dry = "dry run: " if params.dry_run else ""
         return NodeResult.failure(
-            "locked", f"node {job.node} is locked by task {holder}; not uncordoning it"
+            "locked", f"{dry}node {job.node} is locked by task {holder}; not uncordoning it"
         )
     before = await job.kube.node(job.node)
+    if params.dry_run:
+        return _would_uncordon(job, before, params.force)
     try:
         _, changed = await uncordon_node(job, params.force)
     except Refused as exc:
@@ -194,6 +206,20 @@ async def uncordon(job: Job, params: UncordonParams) -> NodeResult:
     by = before.metadata.annotations.get(CORDONED_BY)
     how = f"cordoned by knm task {by}" if by else "cordoned by hand; forced"
     return NodeResult.success(f"uncordoned ({how})", changed=changed)
+
+
+def _would_uncordon(job: Job, doc: objects.NodeDoc, force: bool) -> NodeResult:
+    if not doc.spec.unschedulable:
+        return NodeResult.success("dry run: not cordoned", changed=False, would_change=False)
+    by = doc.metadata.annotations.get(CORDONED_BY)
+    if not by and not force:
+        return NodeResult.failure(
+            "refused",
+            f"dry run: node {job.node} was cordoned by hand (it has no {CORDONED_BY} "
+            "annotation); knm would leave it cordoned: give params.force=true to uncordon it",
+        )
+    how = f"cordoned by knm task {by}" if by else "cordoned by hand; forced"
+    return NodeResult.success(f"dry run: would uncordon ({how})", changed=False, would_change=True)
 
 
 # --- labels and taints --------------------------------------------------------------------------

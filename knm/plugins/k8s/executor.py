@@ -164,9 +164,12 @@ class K8sExecutor(Executor):
     async def _one(self, job: Job, action: str, params: Params) -> NodeResult:
         try:
             dry = getattr(params, "dry_run", False)
-            if action in DISRUPTIVE and not dry:
+            if action in DISRUPTIVE:
                 assert isinstance(params, LockParams)
-                refusal = await self._lock(job, params.wait_for_lock)
+                if dry:
+                    refusal = await self._would_lock(job, params.wait_for_lock)
+                else:
+                    refusal = await self._lock(job, params.wait_for_lock)
                 if refusal is not None:
                     return refusal
             result = await ACTIONS[action](job, params)
@@ -179,15 +182,35 @@ class K8sExecutor(Executor):
                 return NodeResult.failure(reason, f"node {job.node} not found in the cluster")
             return NodeResult.failure(reason, f"{job.node}: {exc.message}")
 
-    async def _lock(self, job: Job, wait: bool) -> NodeResult | None:
-        ctx, cluster = job.ctx, job.cluster
-
+    @staticmethod
+    def _cordoned_by_knm(job: Job) -> Callable[[], Awaitable[set[str]]]:
         async def cordoned_by_knm() -> set[str]:
             return {
                 doc.name
                 for doc in await job.kube.list_nodes()
                 if doc.spec.unschedulable and CORDONED_BY in doc.metadata.annotations
             }
+
+        return cordoned_by_knm
+
+    async def _would_lock(self, job: Job, wait: bool) -> NodeResult | None:
+        """A dry run's answer when the node's lock would be refused now (nothing is taken)."""
+        refusal = await locks.check(
+            job.ctx.knm.pool,
+            cluster=job.cluster.name,
+            node=job.node,
+            holder=job.root,
+            max_unavailable=job.cluster.config.max_unavailable,
+            cordoned_by_knm=self._cordoned_by_knm(job),
+        )
+        if refusal is None:
+            return None
+        then = "the task would wait for it (wait_for_lock)" if wait else "the task would fail"
+        return NodeResult.failure(refusal.reason, f"dry run: {refusal.message}; {then}")
+
+    async def _lock(self, job: Job, wait: bool) -> NodeResult | None:
+        ctx, cluster = job.ctx, job.cluster
+        cordoned_by_knm = self._cordoned_by_knm(job)
 
         backoff, said = 0.2, ""
         started = time.monotonic()

@@ -70,12 +70,15 @@ class LockParams(Params, kw_only=True, forbid_unknown_fields=True):
 
 
 class CordonParams(LockParams, kw_only=True, forbid_unknown_fields=True):
-    pass
+    #: Say what would happen (cordon, leave as it is, or the lock's refusal), changing nothing.
+    dry_run: bool = False
 
 
 class UncordonParams(Params, kw_only=True, forbid_unknown_fields=True):
     #: Also uncordon a node that was cordoned by hand (not by knm).
     force: bool = False
+    #: Say what would happen (uncordon, nothing to do, or the refusal), changing nothing.
+    dry_run: bool = False
 
 
 class DrainParams(LockParams, kw_only=True, forbid_unknown_fields=True):

@@ -219,7 +219,9 @@ async def test_actions_and_params_are_checked_before_a_task_exists(
 
     assert_envelope(await execute(action="reboot"), 400)
     unknown = await execute(action="uncordon", params={"forse": True})
-    assert assert_envelope(unknown, 400)["error"].endswith("`forse`; uncordon takes: force")
+    assert assert_envelope(unknown, 400)["error"].endswith(
+        "`forse`; uncordon takes: force, dry_run"
+    )
     drain_typo = await execute(action="drain", params={"grace": 30})
     takes = assert_envelope(drain_typo, 400)["error"].partition("; drain takes: ")[2]
     assert "grace_period" in takes.split(", ")
@@ -268,3 +270,31 @@ async def test_an_unreachable_api_server_fails_every_node_and_the_task_ends(
         headers=admin_headers,
     )
     assert_envelope(selector, 503)
+
+
+async def test_cordon_and_uncordon_dry_runs_say_what_would_happen_and_change_nothing(
+    cluster: KubeCluster, run_k8s: Run
+) -> None:
+    cordon_by_hand(cluster.kube, "w3")
+    before = cluster.kube.cluster.resource_version
+    cluster.kube.cluster.clear_requests()
+    dry = by_node(await run_k8s("cordon", ["w2", "w3"], params={"dry_run": True}))
+    assert dry["w2"]["message"] == "dry run: would cordon" and dry["w2"]["would_change"]
+    assert dry["w3"]["message"] == "dry run: already cordoned by hand; left as it is"
+    undo = await run_k8s("uncordon", ["w2", "w3"], params={"dry_run": True})
+    assert by_node(undo)["w2"]["message"] == "dry run: not cordoned"
+    w3 = by_node(undo)["w3"]
+    assert (w3["status"], w3["reason"]) == ("failed", "refused")
+    assert "cordoned by hand" in w3["message"] and "force" in w3["message"]
+    forced = await run_k8s("uncordon", ["w3"], params={"dry_run": True, "force": True})
+    assert by_node(forced)["w3"]["message"] == "dry run: would uncordon (cordoned by hand; forced)"
+    assert {r.method for r in cluster.kube.requests} == {"GET"}
+    assert cluster.kube.cluster.resource_version == before
+    assert not cluster.kube.node("w2").unschedulable and cluster.kube.node("w3").unschedulable
+
+    done = await run_k8s("cordon", ["w2"])
+    knm_mark = by_node(await run_k8s("uncordon", ["w2"], params={"dry_run": True}))["w2"]
+    assert (
+        knm_mark["message"] == f"dry run: would uncordon (cordoned by knm task {done['task_id']})"
+    )
+    assert cluster.kube.node("w2").unschedulable

@@ -124,3 +124,57 @@ async def test_locks_of_finished_tasks_are_reaped_when_contested(
     status = await run_k8s("cordon", ["w3"])
     assert by_node(status)["w3"]["status"] == "success"
     assert await lock_holder(knm_client, cluster.name, "w3") is None
+
+
+async def test_the_locks_active_tasks_hold_are_listed_with_their_holder(
+    cluster: KubeCluster, start_k8s: Run, knm_client: ApiClient, admin_headers: dict[str, str]
+) -> None:
+    cluster.kube.add_pdb(NS, "web-pdb", {"app": "web"}, min_available=1)
+    first = await start_k8s("drain", ["w1"], timeout=30, params={"drain_timeout": 2})
+
+    async def locked() -> bool:
+        return await lock_holder(knm_client, cluster.name, "w1") == first["task_id"]
+
+    await eventually(locked)
+    listed = await knm_client.get(
+        "/locks", params={"cluster_name": cluster.name}, headers=admin_headers
+    )
+    data = listed.json()["data"]
+    assert listed.status_code == 200 and data["total"] == 1
+    (lock,) = data["locks"]
+    assert {k: lock[k] for k in ("cluster_name", "node", "holder", "task_id", "kind")} == {
+        "cluster_name": cluster.name,
+        "node": "w1",
+        "holder": first["task_id"],
+        "task_id": first["task_id"],
+        "kind": "k8s",
+    }
+    assert lock["username"] == "admin" and lock["acquired_at"].endswith("Z")
+    other = await knm_client.get(
+        "/locks", params={"cluster_name": "elsewhere"}, headers=admin_headers
+    )
+    assert other.json()["data"] == {"total": 0, "locks": []}
+    await wait_for_task(knm_client, admin_headers, first["task_id"])
+    # A finished holder's lock is no longer shown, even before anything reaps it.
+    after = await knm_client.get("/locks", headers=admin_headers)
+    assert cluster.name not in {lock["cluster_name"] for lock in after.json()["data"]["locks"]}
+
+
+async def test_a_dry_run_names_the_lock_it_would_be_refused_and_takes_none(
+    cluster: KubeCluster, start_k8s: Run, run_k8s: Run, knm_client: ApiClient
+) -> None:
+    cluster.kube.add_pdb(NS, "web-pdb", {"app": "web"}, min_available=1)
+    first = await start_k8s("drain", ["w1"], timeout=30, params={"drain_timeout": 2})
+
+    async def locked() -> bool:
+        return await lock_holder(knm_client, cluster.name, "w1") == first["task_id"]
+
+    await eventually(locked)
+    for action in ("cordon", "drain"):
+        dry = await run_k8s(action, ["w1", "w2"], params={"dry_run": True})
+        w1, w2 = by_node(dry)["w1"], by_node(dry)["w2"]
+        assert (w1["status"], w1["reason"]) == ("failed", "locked")
+        assert w1["message"].startswith("dry run: node w1 is locked by task " + first["task_id"])
+        assert w2["status"] == "success" and w2["message"].startswith("dry run: would")
+        assert await lock_holder(knm_client, cluster.name, "w2") is None
+    assert not cluster.kube.node("w2").unschedulable

@@ -4,10 +4,12 @@
 
 import { adminView } from "./admin.js";
 import { can, logout, user } from "./api.js";
+import { clustersView } from "./clusters.js";
 import { dashboardView } from "./dashboard.js";
 import { h, problem } from "./dom.js";
 import { historyView } from "./history.js";
 import { loginView } from "./login.js";
+import { clusterView } from "./nodes.js";
 import { runView } from "./run.js";
 import { taskView } from "./task.js";
 
@@ -33,6 +35,7 @@ const PAGES = [
   { path: "history", nav: "History", view: (page, _rest, params) => historyView(page, params) },
   { path: "admin", nav: "Admin", role: "operator", view: (page, rest, params) => adminView(page, rest, params) },
   { path: "tasks", view: (page, rest) => (rest[0] ? taskView(page, rest[0]) : NOT_FOUND) },
+  { path: "clusters", nav: "Clusters", view: (page, rest, params) => (rest[0] ? clusterView(page, rest[0], params) : clustersView(page)) },
 ];
 
 function pageOf(parts) {

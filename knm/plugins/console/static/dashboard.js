@@ -1,11 +1,14 @@
-// Running tasks, then recent ones with failures first, then the clusters and their node counts.
+// Running tasks, then recent ones with failures first, then the clusters: node counts, Ready and
+// NotReady, cordoned nodes (by knm or by hand) and the node locks tasks hold.
 
-import { request } from "./api.js";
+import { all, request } from "./api.js";
+import { clusterTable } from "./clusters.js";
 import { h, link, problem } from "./dom.js";
 import { taskTable } from "./tasks.js";
 
 const RECENT = 30;
 const REFRESH_MS = 5_000;
+const CLUSTER_EVERY = 2;
 
 export async function dashboardView(main) {
   const running = h("section", { id: "running" }, h("h2", {}, "Running"), h("p", { class: "muted" }, "Loading…"));
@@ -13,12 +16,15 @@ export async function dashboardView(main) {
   const clusters = h("section", { id: "clusters" }, h("h2", {}, "Clusters"), h("p", { class: "muted" }, "Loading…"));
   main.append(h("h1", {}, "Dashboard"), running, recent, clusters);
   await Promise.all([showTasks(running, recent), showClusters(clusters)]);
-  // The task lists follow along while the page is shown (a few small reads every few seconds).
+  // The task lists follow along while the page is shown (a few small reads every few seconds),
+  // and the clusters (a read of every node) every CLUSTER_EVERY of those.
   let timer = 0;
   let stopped = false;
+  let ticks = 0;
   const again = () => {
     timer = setTimeout(async () => {
-      await showTasks(running, recent);
+      ticks += 1;
+      await Promise.all([showTasks(running, recent), ticks % CLUSTER_EVERY ? null : showClusters(clusters, true)]);
       if (!stopped) again();
     }, REFRESH_MS);
   };
@@ -58,32 +64,22 @@ async function showTasks(running, recent) {
   }
 }
 
-async function showClusters(section) {
+async function showClusters(section, again = false) {
   let list;
   try {
-    list = await request("GET", "clusters", { query: { page_size: 100 } });
+    list = await all("clusters", "clusters");
   } catch (error) {
     section.replaceChildren(h("h2", {}, "Clusters"), problem(error));
     return;
   }
-  const body = h("tbody");
-  section.replaceChildren(
-    h("h2", {}, `Clusters (${list.total})`),
-    list.clusters.length
-      ? h("table", { class: "clusters" }, h("thead", {}, h("tr", {}, ["cluster", "kind", "nodes", "description"].map((t) => h("th", {}, t)))), body)
-      : h("p", { class: "muted" }, "No clusters registered yet."),
-  );
-  await Promise.all(
-    list.clusters.map(async (cluster) => {
-      const count = h("td", { class: "num" }, "…");
-      body.append(h("tr", { dataset: { cluster: cluster.name } }, h("td", {}, cluster.name), h("td", {}, cluster.kind), count, h("td", {}, cluster.description || "")));
-      try {
-        const nodes = await request("GET", `clusters/${encodeURIComponent(cluster.name)}/nodes`, { query: { page_size: 1 } });
-        count.textContent = String(nodes.total);
-      } catch (error) {
-        count.textContent = "?";
-        count.title = error.detail || error.message;
-      }
-    }),
-  );
+  if (!list.length) {
+    section.replaceChildren(h("h2", {}, "Clusters (0)"), h("p", { class: "muted" }, "No clusters registered yet."));
+    return;
+  }
+  // Node counts, Ready / NotReady, cordoned (by knm or by hand) and locks held, per cluster:
+  // filled in as they arrive the first time, swapped in whole when read again.
+  const { table, filled } = await clusterTable(list, "dashboard-clusters");
+  if (!again) section.replaceChildren(h("h2", {}, `Clusters (${list.length})`), table);
+  await filled;
+  if (again) section.replaceChildren(h("h2", {}, `Clusters (${list.length})`), table);
 }
