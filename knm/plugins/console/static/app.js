@@ -6,6 +6,7 @@ import { can, logout, user } from "./api.js";
 import { dashboardView } from "./dashboard.js";
 import { h, problem } from "./dom.js";
 import { historyView } from "./history.js";
+import { libraryView } from "./library.js";
 import { loginView } from "./login.js";
 import { runView } from "./run.js";
 import { taskView } from "./task.js";
@@ -30,6 +31,7 @@ const PAGES = [
   { path: "", nav: "Dashboard", view: (page) => dashboardView(page) },
   { path: "run", nav: "Run", role: "operator", view: (page) => runView(page) },
   { path: "history", nav: "History", view: (page, _rest, params) => historyView(page, params) },
+  { path: "library", nav: "Library", view: (page, rest, params) => libraryView(page, rest, params) },
   { path: "tasks", view: (page, rest) => (rest[0] ? taskView(page, rest[0]) : NOT_FOUND) },
 ];
 
