@@ -6,7 +6,7 @@
 
 import { all, can, request } from "./api.js";
 import { unifiedDiff } from "./diff.js";
-import { h, problem, route, when } from "./dom.js";
+import { append, clear, h, problem, route, when } from "./dom.js";
 import { editor, JsonProblem, parseLocated, placeOf } from "./editor.js";
 
 export const KINDS = {
@@ -77,7 +77,7 @@ async function listView(page, params) {
     ),
   );
   const body = h("section", { id: "library-list" }, h("p", { class: "muted" }, "Loading…"));
-  page.append(
+  append(page, [
     h("h1", {}, "Library"),
     tabs,
     h(
@@ -88,7 +88,7 @@ async function listView(page, params) {
       can("operator") ? h("a", { href: route("library", plural, "new"), id: "library-new", class: "button" }, `New ${kind.noun}`) : null,
     ),
     body,
-  );
+  ]);
 
   let items;
   try {
@@ -214,7 +214,7 @@ async function itemView(page, plural, id, params) {
   const shown = editor({ id: "item-body", value: bodyText(kind, item[kind.body]), readOnly: true, label: `${kind.noun} body` });
   const versions = h("section", { id: "item-versions" }, h("h2", {}, "Versions"), h("p", { class: "muted" }, "Loading…"));
 
-  page.append(
+  append(page, [
     h("p", { class: "crumbs" }, h("a", { href: `#/library?kind=${plural}` }, `${kind.label}s`), " / "),
     h("h1", { id: "item-title" }, `${kind.label}: `, h("span", { id: "item-name" }, item.name), " ", badges(item)),
     notice,
@@ -227,7 +227,7 @@ async function itemView(page, plural, id, params) {
     h("h2", {}, `Body `, h("span", { class: "muted" }, `(${syntaxOf(plural, item)})`)),
     shown.el,
     versions,
-  );
+  ]);
 
   function askClone() {
     const name = h("input", { id: "clone-name", value: `${item.name} (copy)`, size: "40", "aria-label": "name of the copy" });
@@ -330,14 +330,14 @@ async function versionsOf(box, plural, item, outcome, confirmBox) {
       out.replaceChildren(problem(error));
     }
   };
-  box.replaceChildren(
+  append(clear(box), [
     h("h2", {}, "Versions"),
     table,
     list.length < (item.version || 0) ? h("p", { class: "muted" }, `Showing ${list.length} versions.`) : null,
     h("h3", {}, "Compare"),
     h("div", { class: "bar", id: "diff-pick" }, h("label", {}, "from ", from), h("label", {}, "to ", to), h("button", { type: "button", id: "diff-show", onclick: show }, "Show diff")),
     out,
-  );
+  ]);
 
   function askRollback(version) {
     const go = async () => {
@@ -431,11 +431,11 @@ async function editView(page, plural, id) {
     h("div", { class: "actions" }, save, h("a", { href: item ? route("library", plural, item.id) : `#/library?kind=${plural}`, id: "edit-cancel" }, "Cancel")),
   );
   if (language) language.addEventListener("change", () => (document.getElementById("edit-syntax").textContent = `(${language.value === "python" ? "Python" : "shell"})`));
-  page.append(
+  append(page, [
     h("p", { class: "crumbs" }, h("a", { href: `#/library?kind=${plural}` }, `${kind.label}s`), " / ", item ? h("a", { href: route("library", plural, item.id) }, item.name) : null),
     h("h1", {}, item ? `Edit ${kind.noun}: ` : `New ${kind.noun}`, item ? h("span", { id: "item-name" }, item.name) : null, item ? h("span", { class: "muted" }, ` (from version ${item.version})`) : null),
     form,
-  );
+  ]);
 
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
