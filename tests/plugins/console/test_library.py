@@ -166,6 +166,7 @@ def test_a_playbook_saved_with_an_error_shows_it_at_its_line_and_saves_once_fixe
     assert f"line {line}" in listed.text and "YAML" in listed.text
     assert _caret_line(console, "#edit-body-text") == line
     assert "422" in console.find("#edit-problem .problem").text
+    assert "1 problem in the body" in console.find("#edit-problem .problem").text
     console.shot("library-editor-error")
     current = admin.get(f"{PLAYBOOKS}/{item['id']}").json()["data"]
     assert current["version"] == item["version"] and current["content"] == GOOD
@@ -343,6 +344,12 @@ def test_a_concurrent_edit_is_refused_with_a_message_and_nothing_is_overwritten(
     assert "Nothing was overwritten" in conflict.text
     # What the user typed is still there to keep.
     assert "whoami" in console.find("#edit-body-text").get_attribute("value")
+    console.find("#conflict-diff").click()
+    console.find("#conflict-diff-out .d-del")
+    assert [d.text for d in console.all("#conflict-diff-out .d-del")] == [
+        "-    - name: uptime",
+        "-      ansible.builtin.command: hostname",
+    ]
     console.shot("library-conflict")
     current = admin.get(f"{PLAYBOOKS}/{item['id']}").json()["data"]
     assert current["content"] == FIXED and current["version"] == item["version"] + 1

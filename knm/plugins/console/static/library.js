@@ -326,6 +326,7 @@ async function versionsOf(box, plural, item, outcome, confirmBox) {
       const [a, b] = [Number(from.value), Number(to.value)];
       const [older, newer] = await Promise.all([fetchVersion(a), fetchVersion(b)]);
       out.replaceChildren(unifiedDiff(older.text, newer.text, `${kind.noun} ${item.id} version ${a}`, `${kind.noun} ${item.id} version ${b}`));
+      out.scrollIntoView({ block: "nearest" });
     } catch (error) {
       out.replaceChildren(problem(error));
     }
@@ -477,15 +478,43 @@ async function editView(page, plural, id) {
         window.location.hash = `${route("library", plural, made.id)}?saved=created`;
       }
     } catch (error) {
-      outcome.replaceChildren(conflictOr(error, kind, item || { version: 0 }));
-      const located = (error.details || [])
-        .filter((d) => d.field === kind.body || String(d.field || "").startsWith(`${kind.body}.`) || String(d.field || "").startsWith(`${kind.body}[`))
-        .map((d) => {
-          if (d.line || !places) return d;
-          const path = String(d.field).slice(kind.body.length).replace(/^\./, "");
-          return { ...d, line: placeOf(places, path) };
-        });
-      if (located.length) body.mark(located);
+      const inBody = (d) => d.field === kind.body || String(d.field || "").startsWith(`${kind.body}.`) || String(d.field || "").startsWith(`${kind.body}[`);
+      const located = (error.details || []).filter(inBody).map((d) => {
+        if (d.line || !places) return d;
+        const path = String(d.field).slice(kind.body.length).replace(/^\./, "");
+        return { ...d, line: placeOf(places, path) };
+      });
+      if (located.length) {
+        // The body's problems are beside their lines; the box says so and lists the others.
+        const others = error.details.filter((d) => !inBody(d));
+        const count = located.length === 1 ? "1 problem" : `${located.length} problems`;
+        outcome.replaceChildren(
+          h(
+            "div",
+            { class: "problem", role: "alert" },
+            h("strong", {}, `${error.status} ${error.message}`),
+            ` — not saved: ${count} in the body, marked at ${located.some((d) => d.line) ? "their lines" : "the side"}.`,
+            others.length ? problem({ status: error.status, message: "", detail: "", details: others }).querySelector("ul") : null,
+          ),
+        );
+        body.mark(located);
+      } else {
+        outcome.replaceChildren(conflictOr(error, kind, item || { version: 0 }));
+        if (item && outcome.querySelector("#conflict")) {
+          // What the other change did, against what this editor holds: the user decides.
+          const mine = body.value;
+          const compare = h("button", { type: "button", id: "conflict-diff", class: "linkish" }, "Compare their version with your text");
+          compare.addEventListener("click", async () => {
+            try {
+              const theirs = await request("GET", `${kind.route}/${item.id}`);
+              compare.replaceWith(unifiedDiff(bodyText(kind, theirs[kind.body]), mine, `their version ${theirs.version}`, "your text", "conflict-diff-out"));
+            } catch (failure) {
+              compare.replaceWith(problem(failure));
+            }
+          });
+          outcome.append(compare);
+        }
+      }
     } finally {
       save.disabled = false;
     }
