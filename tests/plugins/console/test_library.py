@@ -205,6 +205,24 @@ def test_an_operator_creates_a_script_with_a_parameter_and_a_workflow(
     assert [(p["name"], p["default"]) for p in stored["parameters"]] == [("WHO", "world")]
     assert console.find("#item-parameters tr[data-parameter='WHO']").is_displayed()
 
+    # A shell syntax error far down the script: marked at bash's line, scrolled into view.
+    long = "".join(f"echo line {n}\n" for n in range(1, 45)) + "fi\n" + "echo end\n" * 10
+    refused = admin.put(f"{SCRIPTS}/{script_id}", json={"content": long})
+    assert refused.status_code == 422, refused.text
+    line = next(d["line"] for d in refused.json()["details"] if d["line"])
+    assert line == 45
+    console.find("#item-edit").click()
+    _type(console, "#edit-body-text", long)
+    console.find("#edit-save").click()
+    assert console.find("#edit-body .ln.err").get_attribute("data-line") == str(line)
+    assert _caret_line(console, "#edit-body-text") == line
+    assert (
+        console.driver.execute_script("return document.getElementById('edit-body-text').scrollTop")
+        > 0
+    )
+    console.shot("library-script-error")
+    assert admin.get(f"{SCRIPTS}/{script_id}").json()["data"]["version"] == stored["version"]
+
     console.open("#/library?kind=workflows")
     console.find("#library-new").click()
     console.find("#edit-name").send_keys("two-steps")

@@ -105,6 +105,7 @@ export function editor({ id, value = "", readOnly = false, label = "body", place
     let start = 0;
     for (let i = 0; i < index; i += 1) start += all[i].length + 1;
     const at = start + Math.min(Math.max((column || 1) - 1, 0), all[index].length);
+    el.scrollIntoView({ block: "nearest" });
     text.focus({ preventScroll: true });
     text.setSelectionRange(at, at);
     text.scrollTop = Math.max(0, index * lineHeight() - text.clientHeight / 3);

@@ -15,9 +15,9 @@ export const KINDS = {
   workflows: { noun: "workflow", label: "Workflow", route: "automation/workflows", body: "definition", syntax: "JSON" },
 };
 const STARTERS = {
-  playbooks: "- name: \n  hosts: all\n  gather_facts: false\n  tasks:\n    - name: \n      ansible.builtin.command: uptime\n",
+  playbooks: "- name: Describe the play\n  hosts: all\n  gather_facts: false\n  tasks:\n    - name: Show uptime\n      ansible.builtin.command: uptime\n",
   scripts: "#!/bin/bash\nset -euo pipefail\n\n",
-  workflows: '{\n  "steps": [\n    {"id": "step1", "name": "", "type": "ssh", "command": "uptime"}\n  ]\n}\n',
+  workflows: '{\n  "steps": [\n    {"id": "step1", "name": "Show uptime", "type": "ssh", "command": "uptime"}\n  ]\n}\n',
 };
 
 export async function libraryView(page, rest, params) {
