@@ -262,6 +262,8 @@ def test_an_operator_creates_a_script_with_a_parameter_and_a_workflow(
     stored = admin.get(f"{WORKFLOWS}/{workflow_id}").json()["data"]
     assert stored["name"] == "two-steps"
     assert [s["id"] for s in stored["definition"]["steps"]] == ["one", "two"]
+    assert '"no-such-type"' not in console.find("#item-body-text").get_attribute("value")
+    console.shot("library-workflow")
     assert console.severe_logs() == []
 
 
