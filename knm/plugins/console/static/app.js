@@ -8,6 +8,7 @@ import { clustersView } from "./clusters.js";
 import { dashboardView } from "./dashboard.js";
 import { h, problem } from "./dom.js";
 import { historyView } from "./history.js";
+import { libraryView } from "./library.js";
 import { loginView } from "./login.js";
 import { clusterView } from "./nodes.js";
 import { runView } from "./run.js";
@@ -33,9 +34,10 @@ const PAGES = [
   { path: "", nav: "Dashboard", view: (page) => dashboardView(page) },
   { path: "run", nav: "Run", role: "operator", view: (page, _rest, params) => runView(page, params) },
   { path: "history", nav: "History", view: (page, _rest, params) => historyView(page, params) },
+  { path: "library", nav: "Library", view: (page, rest, params) => libraryView(page, rest, params) },
+  { path: "clusters", nav: "Clusters", view: (page, rest, params) => (rest[0] ? clusterView(page, rest[0], params) : clustersView(page)) },
   { path: "admin", nav: "Admin", role: "operator", view: (page, rest, params) => adminView(page, rest, params) },
   { path: "tasks", view: (page, rest) => (rest[0] ? taskView(page, rest[0]) : NOT_FOUND) },
-  { path: "clusters", nav: "Clusters", view: (page, rest, params) => (rest[0] ? clusterView(page, rest[0], params) : clustersView(page)) },
 ];
 
 function pageOf(parts) {
