@@ -408,3 +408,44 @@ def test_a_revoked_session_returns_to_the_login_and_then_to_the_same_page(
     finally:
         restored = admin.put(f"/users/{viewer_id}/password", json={"password": VIEWER[1]})
         assert restored.status_code == 200, restored.text
+
+
+LATE_401 = """
+const [username, password, done] = arguments;
+import(new URL("console/api.js", document.baseURI).href).then(async (api) => {
+  // The answers to /tasks arrive late, as a slow page's would.
+  const fetchNow = window.fetch;
+  window.fetch = async (url, options) => {
+    const answer = await fetchNow(url, options);
+    if (String(url).includes("/api/v1/tasks")) await new Promise((r) => setTimeout(r, 1500));
+    return answer;
+  };
+  try {
+    const late = api.request("GET", "tasks").then(() => "answered", (e) => e.status);
+    await api.login(username, password);
+    const status = await late;
+    done({ status, user: api.user() && api.user().username, kept: !!sessionStorage.getItem("knm.console.session") });
+  } finally {
+    window.fetch = fetchNow;
+  }
+});
+"""
+
+
+@pytest.mark.timeout(180)
+def test_a_late_401_for_a_revoked_session_does_not_log_out_the_session_made_since(
+    console: Console, admin: httpx.Client
+) -> None:
+    users = admin.get("/users", params={"page_size": 100}).json()["data"]["users"]
+    viewer_id = next(u["id"] for u in users if u["username"] == VIEWER[0])
+    console.login(*VIEWER)
+    new_password = "watcher-later-passw0rd"
+    reset = admin.put(f"/users/{viewer_id}/password", json={"password": new_password})
+    assert reset.status_code == 200, reset.text
+    try:
+        seen = console.driver.execute_async_script(LATE_401, VIEWER[0], new_password)
+    finally:
+        restored = admin.put(f"/users/{viewer_id}/password", json={"password": VIEWER[1]})
+        assert restored.status_code == 200, restored.text
+    # The old session's request was refused, and the new session stays.
+    assert seen == {"status": 401, "user": VIEWER[0], "kept": True}

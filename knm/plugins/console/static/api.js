@@ -95,7 +95,8 @@ function url(path, query) {
 async function send(method, path, { body, query, anonymous, headers } = {}) {
   const all = { Accept: "application/json", ...(headers || {}) };
   if (body !== undefined) all["Content-Type"] = "application/json";
-  if (!anonymous && session) all.Authorization = `Bearer ${session.token}`;
+  const sent = anonymous ? null : session;
+  if (sent) all.Authorization = `Bearer ${sent.token}`;
   const response = await fetch(url(path, query), {
     method,
     headers: all,
@@ -103,7 +104,9 @@ async function send(method, path, { body, query, anonymous, headers } = {}) {
     credentials: "omit",
     cache: "no-store",
   });
-  if (response.status === 401 && !anonymous) {
+  // Only the session this request carried is over: a view still loading after the first 401
+  // gets more of them, and by then the user may have logged in again.
+  if (response.status === 401 && sent && session === sent) {
     save(null);
     window.dispatchEvent(new CustomEvent("knm:logged-out"));
   }
