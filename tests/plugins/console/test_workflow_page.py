@@ -540,3 +540,72 @@ def test_a_match_cut_between_chunks_and_colors_is_one_match(console: Console) ->
         ["SPAN", "f"],
         ["PRE", "abcdef"],
     ]
+
+
+# A roll stopped at its window's end, and one waiting for its window to open, as the status
+# answer tells them (docs/api.md, "Maintenance windows"): the page's timeline names the reason.
+STOPPED_ROLLS = """
+const [workflowId, done] = [arguments[0], arguments[arguments.length - 1]];
+import(new URL("console/workflow.js", document.baseURI).href).then(async ({ WorkflowPanel }) => {
+  const ids = ["cordon", "drain", "approve", "upgrade", "reboot", "wait_ready", "uncordon", "give_back"];
+  const at = (s) => `2026-12-05T09:00:${String(s).padStart(2, "0")}Z`;
+  const steps = (batch, status) => ids.map((id, i) => ({
+    id, name: id, type: id === "approve" ? "approval" : "k8s", batch, status,
+    result: status === "completed" ? "success" : null, attempts: status === "pending" ? 0 : 1,
+    error: null, task_id: null, nodes: status === "pending" ? [] : [`node${batch + 1}`], outputs: {},
+    start_time: status === "pending" ? null : at(i * 2), end_time: status === "pending" ? null : at(i * 2 + 1),
+  }));
+  const base = {
+    kind: "workflow", workflow_id: workflowId, workflow_version: 1, target_nodes: ["node1", "node2"],
+    start_time: at(0), steps: [...steps(0, "completed"), ...steps(1, "pending")],
+  };
+  const closed = "not started: window sunday-night closed; a resume starts at 2026-12-06T01:00:00Z";
+  const stopped = new WorkflowPanel({
+    ...base, task_id: "workflow-exec-stopped", status: "failed", error: "window_closed", end_time: at(20),
+    results: [
+      { node: "node1", status: "success", reason: null, message: "all steps done" },
+      { node: "node2", status: "failed", reason: "window_closed", message: closed },
+    ],
+  }, { refresh() {} });
+  const waiting = new WorkflowPanel({
+    ...base, task_id: "workflow-exec-waiting", status: "running", end_time: null,
+    message: "waiting: window sunday-night is closed until 2026-12-06T01:00:00Z",
+    results: [{ node: "node1", status: "success", reason: null, message: "all steps done" }],
+  }, { refresh() {} });
+  const box = document.createElement("div");
+  box.id = "stopped-rolls";
+  box.append(stopped.element, waiting.element);
+  document.getElementById("view").replaceChildren(box);
+  const rows = (panel) => [...panel.element.querySelectorAll(".tl-row")].map((row) => [
+    row.dataset.state, (row.querySelector(".tl-reason") || { textContent: "" }).textContent,
+  ]);
+  await new Promise((resolve) => setTimeout(resolve, 1500));
+  done({ stopped: rows(stopped), waiting: rows(waiting), gates: box.querySelectorAll(".gate").length });
+  stopped.close();
+  waiting.close();
+});
+"""
+
+
+@pytest.mark.timeout(120)
+def test_a_roll_stopped_or_paused_by_its_window_shows_the_reason_in_the_timeline(
+    console: Console, server: KnmProcess
+) -> None:
+    console.login(*VIEWER)
+    found = console.driver.execute_async_script(
+        STOPPED_ROLLS,
+        server.setup["workflow_id"],  # type: ignore[attr-defined]
+    )
+    closed = "not started: window sunday-night closed; a resume starts at 2026-12-06T01:00:00Z"
+    assert found["stopped"] == [["completed", ""], ["window_closed", closed]]
+    assert found["waiting"] == [
+        ["completed", ""],
+        ["paused", "waiting: window sunday-night is closed until 2026-12-06T01:00:00Z"],
+    ]
+    assert found["gates"] == 0
+    assert console.find("#stopped-rolls .tl-row[data-state='window_closed'] .badge").text == (
+        "window closed"
+    )
+    show(console, "#stopped-rolls .timeline")
+    console.shot("workflow-timeline-window-closed")
+    assert console.severe_logs() == []

@@ -11,7 +11,7 @@ import { h, link, problem, seconds, when } from "./dom.js";
 const SVG = "http://www.w3.org/2000/svg";
 const SETTLED = new Set(["completed", "failed", "skipped", "cancelled"]);
 const RANK = { pending: 0, running: 1 };
-const BOX = { width: 168, height: 50, gapX: 44, gapY: 16, pad: 8 };
+const BOX = { width: 150, height: 50, gapX: 30, gapY: 16, pad: 8 };
 const TERMINAL_TASK = new Set(["completed", "failed", "cancelled"]);
 
 function svg(tag, attributes = {}, ...children) {
@@ -281,7 +281,7 @@ export class WorkflowPanel {
         { class: "step st-pending", tabindex: "0", role: "button", "data-step": step.id, "data-state": "pending", "aria-label": `step ${step.id}` },
         title,
         svg("rect", { x, y, width: BOX.width, height: BOX.height, rx: 7, ry: 7 }),
-        svg("text", { x: x + 10, y: y + 20, class: "step-name" }, clip(step.name, 22)),
+        svg("text", { x: x + 10, y: y + 20, class: "step-name" }, clip(step.name, 16)),
         state,
       );
       group.addEventListener("click", () => this.selectStep(step.id));
@@ -315,7 +315,7 @@ export class WorkflowPanel {
     if (this.batchPick.options.length !== count + 1) {
       this.batchPick.replaceChildren(
         h("option", { value: "" }, "latest batch"),
-        Array.from({ length: count }, (_, b) => h("option", { value: String(b) }, `batch ${b + 1}`)),
+        ...Array.from({ length: count }, (_, b) => h("option", { value: String(b) }, `batch ${b + 1}`)),
       );
     }
     this.batchPick.value = value;
@@ -332,9 +332,10 @@ export class WorkflowPanel {
       const cls = `step st-${shown}${this.selectedStep === id ? " selected" : ""}`;
       if (box.group.getAttribute("class") !== cls) box.group.setAttribute("class", cls);
       box.group.dataset.state = shown;
-      let label = `${box.step.type} · ${shown === "waiting" ? "waiting for approval" : shown}`;
+      let label = `${box.step.type} · ${shown}`;
       if (state && state.attempts > 1) label += ` · try ${state.attempts}`;
-      if (box.state.textContent !== label) box.state.textContent = clip(label, 28);
+      label = clip(label, 22);
+      if (box.state.textContent !== label) box.state.textContent = label;
     }
   }
 
@@ -475,7 +476,7 @@ export class WorkflowPanel {
         outputs.map(([key, value]) => [h("dt", {}, key), h("dd", { class: "message" }, typeof value === "string" ? value : JSON.stringify(value))]),
         state.task_id ? [h("dt", {}, "step task"), h("dd", {}, link(state.task_id, "tasks", state.task_id))] : null,
       ),
-      state.task_id ? grid : null,
+      ...(state.task_id ? [grid] : []),
     );
     if (state.task_id) this.drawChild(grid, state.task_id);
   }
@@ -506,11 +507,20 @@ export class WorkflowPanel {
 
   // --- the timeline of batches -----------------------------------------------------------------
 
-  nodesOf(batch) {
-    const named = new Set();
+  // The step states of each batch (a roll of 1,000 one-node batches has 1,000 of them: each is
+  // looked at once per drawing, not once per batch).
+  byBatch() {
+    const found = new Map();
     for (const state of this.states.values()) {
-      if (state.batch === batch) for (const node of state.nodes || []) named.add(node);
+      if (!found.has(state.batch)) found.set(state.batch, []);
+      found.get(state.batch).push(state);
     }
+    return found;
+  }
+
+  nodesOf(batch, states = this.byBatch().get(batch) || []) {
+    const named = new Set();
+    for (const state of states) for (const node of state.nodes || []) named.add(node);
     if (named.size) return [...named];
     const all = this.task.target_nodes || [];
     const strategy = (this.definition && this.definition.strategy) || {};
@@ -519,12 +529,13 @@ export class WorkflowPanel {
     return all.slice(batch * size, batch * size + size);
   }
 
-  batchSummary(batch) {
-    const states = [...this.states.values()].filter((s) => s.batch === batch);
-    const nodes = this.nodesOf(batch);
+  // batch: its number; states: its steps' states; next: whether it is the first not begun;
+  // results: the task's node results by node.
+  batchSummary(batch, states, next, results) {
+    const nodes = this.nodesOf(batch, states);
     const starts = states.map((s) => Date.parse(s.start_time || "")).filter((t) => !Number.isNaN(t));
     const ends = states.map((s) => Date.parse(s.end_time || "")).filter((t) => !Number.isNaN(t));
-    const results = new Map((this.task.results || []).map((r) => [r.node, r]));
+    const terminal = TERMINAL_TASK.has(this.task.status);
     let state;
     let reason = "";
     if (states.some((s) => s.type === "approval" && s.status === "running")) {
@@ -535,13 +546,15 @@ export class WorkflowPanel {
     } else if (!states.length || states.every((s) => s.status === "pending")) {
       const closed = nodes.map((n) => results.get(n)).find((r) => r && r.reason === "window_closed");
       if (closed) {
+        // The roll stopped at its window's end; the node's message says when it resumes.
         state = "window_closed";
         reason = closed.message || "the maintenance window closed";
-      } else if (!TERMINAL_TASK.has(this.task.status) && (this.task.message || "").startsWith("waiting:") && this.isNext(batch)) {
+      } else if (!terminal && next && (this.task.message || "").startsWith("waiting:")) {
+        // Waiting for its window to open (wait_for_window).
         state = "paused";
         reason = this.task.message;
       } else {
-        state = TERMINAL_TASK.has(this.task.status) ? "not_reached" : "pending";
+        state = terminal ? "not_reached" : "pending";
         const other = nodes.map((n) => results.get(n)).find((r) => r && r.status !== "success" && r.message);
         if (other) reason = other.message;
       }
@@ -561,59 +574,70 @@ export class WorkflowPanel {
       state = "running"; // between two of its steps
     }
     const start = starts.length ? Math.min(...starts) : null;
-    const end = SETTLED.has(state) || state === "completed" ? (ends.length ? Math.max(...ends) : null) : null;
+    const end = SETTLED.has(state) ? (ends.length ? Math.max(...ends) : null) : null;
     return { batch, nodes, state, reason, start, end };
-  }
-
-  // The first batch not begun while every one before it has.
-  isNext(batch) {
-    for (let b = 0; b < batch; b += 1) {
-      const states = [...this.states.values()].filter((s) => s.batch === b);
-      if (!states.length || states.every((s) => s.status === "pending")) return false;
-    }
-    return true;
   }
 
   drawTimeline() {
     const count = this.batchCount();
-    const summaries = Array.from({ length: count }, (_, b) => this.batchSummary(b));
+    const grouped = this.byBatch();
+    const results = new Map((this.task.results || []).map((r) => [r.node, r]));
+    const summaries = [];
+    let begun = true; // every batch before this one has begun
+    for (let b = 0; b < count; b += 1) {
+      const states = grouped.get(b) || [];
+      summaries.push(this.batchSummary(b, states, begun, results));
+      if (!states.length || states.every((s) => s.status === "pending")) begun = false;
+    }
+    const shown = this.batchShown();
     const now = Date.now();
-    const first = Math.min(...summaries.map((s) => s.start ?? Infinity), Date.parse(this.task.start_time || "") || Infinity);
-    const last = Math.max(...summaries.map((s) => s.end ?? (s.start !== null ? now : -Infinity)), Date.parse(this.task.end_time || "") || -Infinity);
+    let first = Date.parse(this.task.start_time || "") || Infinity;
+    let last = Date.parse(this.task.end_time || "") || -Infinity;
+    for (const s of summaries) {
+      if (s.start !== null) {
+        first = Math.min(first, s.start);
+        last = Math.max(last, s.end ?? now);
+      }
+    }
     const span = Number.isFinite(first) && Number.isFinite(last) && last > first ? last - first : 0;
     if (!this.rows || this.rows.length !== count) {
       this.rows = summaries.map(() => null);
-      this.timeline.replaceChildren();
-      this.timeline.append(h("div", { class: "tl-head" }, h("span", {}, "batch"), h("span", {}, "nodes"), h("span", {}, "state"), h("span", {}, "time"), h("span", {}, "")));
+      this.timeline.replaceChildren(h("div", { class: "tl-head" }, h("span", {}, "batch"), h("span", {}, "nodes"), h("span", {}, "state"), h("span", {}, "time"), h("span", {}, "")));
     }
     summaries.forEach((summary, b) => {
-      const shownBatch = this.batchShown() === b;
-      const signature = JSON.stringify([summary, span, first, shownBatch]);
-      const row = this.rows[b];
-      if (row && row.signature === signature) return;
-      const bar = h("div", { class: `tl-bar b-${summary.state}` });
-      if (span && summary.start !== null) {
-        const end = summary.end ?? now;
-        bar.style.left = `${(100 * (summary.start - first)) / span}%`;
-        bar.style.width = `${Math.max(0.8, (100 * (end - summary.start)) / span)}%`;
-      } else {
-        bar.hidden = true;
+      const signature = JSON.stringify([summary, shown === b]);
+      let row = this.rows[b];
+      if (!row || row.signature !== signature) {
+        const bar = h("div", { class: `tl-bar b-${summary.state}` });
+        const label = summary.state.replace("_", " ");
+        const time =
+          summary.start === null
+            ? ""
+            : `${new Date(summary.start).toLocaleTimeString()}${summary.end !== null ? ` – ${new Date(summary.end).toLocaleTimeString()} (${seconds(Math.round((summary.end - summary.start) / 1000))})` : " – …"}`;
+        const el = h(
+          "div",
+          { class: `tl-row${shown === b ? " shown" : ""}`, dataset: { batch: String(b), state: summary.state } },
+          h("button", { type: "button", class: "linkish", title: "show this batch's steps", onclick: () => this.pickBatch(String(b)) }, `batch ${b + 1}`),
+          h("span", { class: "tl-nodes" }, summary.nodes.join(", ")),
+          h("span", {}, h("span", { class: `badge b-${summary.state}` }, label)),
+          h("span", { class: "tl-time" }, time),
+          h("div", { class: "tl-track" }, bar),
+          summary.reason ? h("div", { class: "tl-reason" }, summary.reason) : null,
+        );
+        if (row) row.el.replaceWith(el);
+        else this.timeline.append(el);
+        row = this.rows[b] = { el, bar, signature };
       }
-      const label = summary.state.replace("_", " ");
-      const time = summary.start === null ? "" : `${new Date(summary.start).toLocaleTimeString()}${summary.end !== null ? ` – ${new Date(summary.end).toLocaleTimeString()} (${seconds(Math.round((summary.end - summary.start) / 1000))})` : " – …"}`;
-      const el = h(
-        "div",
-        { class: `tl-row${shownBatch ? " shown" : ""}`, dataset: { batch: String(b), state: summary.state } },
-        h("button", { type: "button", class: "linkish", title: "show this batch's steps", onclick: () => this.pickBatch(String(b)) }, `batch ${b + 1}`),
-        h("span", { class: "tl-nodes" }, summary.nodes.join(", ")),
-        h("span", {}, h("span", { class: `badge b-${summary.state}` }, label)),
-        h("span", { class: "tl-time" }, time),
-        h("div", { class: "tl-track" }, bar),
-        summary.reason ? h("div", { class: "tl-reason" }, summary.reason) : null,
-      );
-      if (row) row.el.replaceWith(el);
-      else this.timeline.append(el);
-      this.rows[b] = { el, signature };
+      // Where the bar sits on the shared time axis (it moves as the roll goes on).
+      if (span && summary.start !== null) {
+        const left = `${(100 * (summary.start - first)) / span}%`;
+        const width = `${Math.max(0.8, (100 * ((summary.end ?? now) - summary.start)) / span)}%`;
+        if (row.bar.style.left !== left) row.bar.style.left = left;
+        if (row.bar.style.width !== width) row.bar.style.width = width;
+        row.bar.hidden = false;
+      } else {
+        row.bar.hidden = true;
+      }
     });
   }
 }
