@@ -459,6 +459,9 @@ def test_searching_output_highlights_matches_as_text_even_while_it_streams_in(
     console.open(f"#/tasks/{task_id}")
     console.find("#grid .cell[data-node='node1']").click()
     console.wait(lambda d: XSS in console.find("#output-stdout").text)
+    # A task of another kind has no workflow parts (and no stray text where they would be).
+    assert console.all("#workflow") == []
+    assert "null" not in console.find("main").text.split("\n")
     search = console.find("#output-search")
     search.send_keys("needle")
     count = console.find("#search-count")
@@ -509,6 +512,11 @@ Promise.all([
   const writer = new AnsiWriter(pre);
   const search = new OutputSearch([pre]);
   search.search("abcdef");
+  const many = document.createElement("pre");
+  const wide = new OutputSearch([many]);
+  new AnsiWriter(many).write("x ".repeat(6000));
+  wide.search("x");
+  const capped = [wide.count.textContent, many.querySelectorAll("mark.hit").length];
   const frame = () => new Promise((resolve) => requestAnimationFrame(() => requestAnimationFrame(resolve)));
   // A match cut between chunks (each searched as it came) and across a color, then another.
   const chunks = ["xx ab", "c\\u001b[32mde", "f\\u001b[0m yy abcdef"];
@@ -519,7 +527,7 @@ Promise.all([
       await frame();
     }
     const marks = [...pre.querySelectorAll("mark.hit")].map((m) => [m.parentNode.nodeName, m.textContent]);
-    done({ marks, count: search.count.textContent, text: pre.textContent });
+    done({ marks, count: search.count.textContent, text: pre.textContent, capped });
     pre.remove();
   })();
 });
@@ -527,7 +535,9 @@ Promise.all([
 
 
 @pytest.mark.timeout(120)
-def test_a_match_cut_between_chunks_and_colors_is_one_match(console: Console) -> None:
+def test_a_match_cut_between_chunks_and_colors_is_one_match_and_marks_are_capped(
+    console: Console,
+) -> None:
     console.open()
     console.find("#view")
     found = console.driver.execute_async_script(SPLIT_MATCH)
@@ -540,6 +550,8 @@ def test_a_match_cut_between_chunks_and_colors_is_one_match(console: Console) ->
         ["SPAN", "f"],
         ["PRE", "abcdef"],
     ]
+    # A query matching everywhere marks the first 5,000 and says there are more.
+    assert found["capped"] == ["1 of 5000+", 5000]
 
 
 # A roll stopped at its window's end, and one waiting for its window to open, as the status

@@ -5,6 +5,10 @@
 
 import { h } from "./dom.js";
 
+// Marks beyond this many would make a one-letter query over a megabyte of output slow: the
+// count then says "N+".
+const MOST = 5000;
+
 function escape(text) {
   return text.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
 }
@@ -16,6 +20,7 @@ export class OutputSearch {
     this.query = "";
     this.pattern = null;
     this.current = -1;
+    this.total = 0;
     this.frame = 0;
     this.pending = new Set();
     this.input = h("input", {
@@ -29,11 +34,20 @@ export class OutputSearch {
     this.count = h("span", { id: "search-count", class: "muted", "aria-live": "polite" });
     this.previous = h("button", { type: "button", id: "search-prev", title: "previous match (Shift+Enter)", onclick: () => this.step(-1) }, "↑");
     this.next = h("button", { type: "button", id: "search-next", title: "next match (Enter)", onclick: () => this.step(1) }, "↓");
-    this.input.addEventListener("input", () => this.search(this.input.value));
+    // Typing settles before the output is searched again.
+    this.input.addEventListener("input", () => {
+      clearTimeout(this.typing);
+      this.typing = setTimeout(() => this.search(this.input.value), 120);
+    });
     this.input.addEventListener("keydown", (event) => {
       if (event.key === "Enter") {
         event.preventDefault();
-        this.step(event.shiftKey ? -1 : 1);
+        if (this.input.value !== this.query) {
+          clearTimeout(this.typing);
+          this.search(this.input.value);
+        } else {
+          this.step(event.shiftKey ? -1 : 1);
+        }
       } else if (event.key === "Escape") {
         this.input.value = "";
         this.search("");
@@ -58,6 +72,7 @@ export class OutputSearch {
     this.query = query;
     this.pattern = query ? new RegExp(escape(query), "giu") : null;
     this.current = -1;
+    this.total = 0;
     for (const target of this.targets) this.scan(target);
     if (this.matches.length) this.show(0);
     this.drawCount();
@@ -84,11 +99,12 @@ export class OutputSearch {
 
   close() {
     cancelAnimationFrame(this.frame);
+    clearTimeout(this.typing);
   }
 
   // Finds the matches in target's text from `target.from` on and wraps each in marks.
   scan(target) {
-    if (!this.pattern) return;
+    if (!this.pattern || this.total >= MOST) return;
     const pieces = [];
     let text = "";
     const walker = document.createTreeWalker(target.el, NodeFilter.SHOW_TEXT);
@@ -104,7 +120,9 @@ export class OutputSearch {
         continue;
       }
       found.push([match.index, match.index + match[0].length]);
+      if (this.total + found.length >= MOST) break;
     }
+    this.total += found.length;
     // A match may begin in the text still to come: the next scan starts where one could.
     const lastEnd = found.length ? found[found.length - 1][1] : target.from;
     target.from = Math.max(lastEnd, text.length - this.query.length + 1, 0);
@@ -156,7 +174,8 @@ export class OutputSearch {
 
   drawCount() {
     const total = this.matches.length;
-    this.count.textContent = !this.query ? "" : total ? `${this.current + 1} of ${total}` : "no match";
+    const more = total >= MOST ? "+" : "";
+    this.count.textContent = !this.query ? "" : total ? `${this.current + 1} of ${total}${more}` : "no match";
     this.count.dataset.total = String(total);
     this.previous.disabled = this.next.disabled = total === 0;
   }

@@ -119,7 +119,7 @@ class TaskView {
       this.message,
       this.actions,
       this.actionProblem,
-      this.workflow ? this.workflow.element : null,
+      ...(this.workflow ? [this.workflow.element] : []),
       this.grid,
       h("div", { class: "split" }, this.failures, this.detail),
     );
