@@ -1,8 +1,8 @@
 // A workflow task's own views, beside its node grid (task.js): its steps as a DAG (inline SVG,
 // each step colored by its state in the batch shown), a timeline of its rolling batches, and
 // its approval gates (Approve / Reject with a comment, for operators). States come from the
-// status answer and then from the `step` events of the progress WebSocket; every step event
-// asks for the status once more shortly after (debounced) for what events do not carry: times,
+// status answer and then from the `step` events of the progress WebSocket; step events ask for
+// the status once more shortly after (at most twice a second) for what they do not carry: times,
 // nodes and a step's outputs.
 
 import { ApiError, can, request } from "./api.js";
@@ -136,10 +136,13 @@ export class WorkflowPanel {
       task_id: data.task_id || known.task_id,
     });
     this.schedule();
-    clearTimeout(this.refreshTimer);
-    this.refreshTimer = setTimeout(() => {
-      if (!this.closed) this.hooks.refresh();
-    }, 300);
+    // At most one status read per half second, however fast the events come.
+    if (!this.refreshTimer) {
+      this.refreshTimer = setTimeout(() => {
+        this.refreshTimer = 0;
+        if (!this.closed) this.hooks.refresh();
+      }, 500);
+    }
   }
 
   steps() {
