@@ -433,6 +433,67 @@ def test_a_viewer_sees_the_gate_but_no_buttons_and_the_page_follows_the_decision
     assert console.severe_logs() == []
 
 
+# A WebSocket that never connects (injected before the page's own scripts run).
+DEAF_SOCKET = """
+window.__deafSocket = true;
+window.WebSocket = class extends EventTarget {
+  constructor() { super(); this.readyState = 0; }
+  send() {}
+  close() {}
+};
+window.WebSocket.OPEN = 1;
+"""
+
+
+@pytest.mark.timeout(400)
+def test_an_answer_the_api_refuses_is_shown_in_the_gate_and_the_buttons_come_back(
+    console: Console,
+    admin: httpx.Client,
+    server: KnmProcess,
+    cluster: str,
+    kube: KubeStandin,
+    ssh_fleet: SshFleet,
+) -> None:
+    """The page cannot hear the WebSocket (a socket that never connects stands in for it), so it
+    still shows a gate an admin has already answered elsewhere: approving it then is refused by
+    the API, and the page says why."""
+    task_id = maintain(admin, server, cluster, kube, ssh_fleet, ["node1"])
+    driver = console.driver
+    deaf = driver.execute_cdp_cmd(
+        "Page.addScriptToEvaluateOnNewDocument",
+        {"source": DEAF_SOCKET},
+    )
+    try:
+        waiting_gate(admin, task_id, 0)
+        console.login(*OPERATOR)
+        console.open(f"#/tasks/{task_id}")
+        driver.refresh()
+        gate = console.find("#gates .gate[data-gate='approve']")
+        assert driver.execute_script("return window.__deafSocket") is True
+        decided = admin.post(
+            f"/automation/workflows/reject/{task_id}",
+            json={"step_id": "approve", "comment": "first answer wins"},
+        )
+        assert decided.status_code == 200, decided.text
+        gate.find_element("css selector", ".gate-approve").click()
+        # The API's refusal: the step no longer waits (404), or the roll has already ended (409).
+        shown = console.find("#gates .gate .problem").text
+        assert (
+            shown.startswith("404") and f"step approve of {task_id} is not waiting" in shown
+        ) or (shown.startswith("409") and f"workflow {task_id} is already failed" in shown), shown
+        assert gate.find_element("css selector", ".gate-approve").is_enabled()
+        console.shot("workflow-gate-refused")
+        # The rejection elsewhere ended the roll, as the API says.
+        ended = wait_status(admin, task_id, {"completed", "failed", "cancelled"})
+        assert ended["status"] == "failed"
+    finally:
+        driver.execute_cdp_cmd(
+            "Page.removeScriptToEvaluateOnNewDocument", {"identifier": deaf["identifier"]}
+        )
+        admin.post(f"/automation/workflows/cancel/{task_id}")  # 409 once it ended
+        wait_status(admin, task_id, {"completed", "failed", "cancelled"})
+
+
 def _execute(admin: httpx.Client, command: str) -> str:
     body = {"cluster_name": "fleet", "target_nodes": ["node1"], "command": command}
     answer = admin.post("/automation/ssh/execute", json=body)
