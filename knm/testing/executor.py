@@ -34,6 +34,8 @@ class TestRequest(ExecRequest, kw_only=True, forbid_unknown_fields=True):
     hang_nodes: list[str] = msgspec.field(default_factory=list)
     #: A secret; ``{secret}`` in ``echo`` prints it, and it must come out masked.
     secret: str = ""
+    #: Seconds each node stays running after its output (output of a running node).
+    linger: float = 0.0
 
 
 class TestSettings(ExecutorSettings, kw_only=True, forbid_unknown_fields=True):
@@ -83,6 +85,8 @@ class TestExecutor(Executor):
                 ctx.output(node.name, "stdout", text + "\n")
             for line in range(request.output_lines):
                 ctx.output(node.name, "stdout", f"{node.name} line {line}\n")
+            if request.linger:
+                await asyncio.sleep(request.linger)
             if node.name in request.fail_nodes:
                 ctx.output(node.name, "stderr", "failing as asked\n")
                 return NodeResult.failure("exit_code", "exit code 1", exit_code=1)

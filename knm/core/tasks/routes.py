@@ -269,11 +269,24 @@ async def task_output(
 ) -> Response[Any]:
     knm = _knm(request)
     await service.find_task(knm, task_id)
-    total = await knm.pool.fetchval(
-        f"SELECT {stream}_bytes FROM task_nodes WHERE task_id = $1 AND node = $2", task_id, node
+    row = await knm.pool.fetchrow(
+        f"SELECT status, {stream}_bytes AS total FROM task_nodes WHERE task_id = $1 AND node = $2",
+        task_id,
+        node,
     )
-    if total is None:
+    if row is None:
         raise NotFound(f"node {node} is not part of task {task_id}")
+    total = row["total"]
+    if row["status"] in ("pending", "running"):
+        # The size is recorded when the node ends; until then it is what is stored so far, so a
+        # running node's output can be read as it grows (a Range from where the reader got to).
+        total = await knm.pool.fetchval(
+            """SELECT coalesce(sum(octet_length(data)), 0) FROM task_output
+               WHERE task_id = $1 AND node = $2 AND stream = $3""",
+            task_id,
+            node,
+            stream,
+        )
     start, end = _range(request.headers.get("range"), total)
     headers = {
         "Accept-Ranges": "bytes",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
@@ -71,3 +72,32 @@ async def test_output_downloads_whole_or_in_ranges(
         f"/tasks/{status['task_id']}/output?node=zz", headers=admin_headers
     )
     assert_envelope(missing, 404)
+
+
+async def test_a_running_nodes_output_reads_as_far_as_it_is_stored(
+    knm_client: ApiClient, admin_headers: dict[str, str]
+) -> None:
+    """The node's size is recorded at its end; before that the stored part is served, so a
+    reader following a running node (the console) gets it as it grows, by Range."""
+    data = await start_task(
+        knm_client, admin_headers, cluster_name="lab", target_nodes=["n1"], echo="first", linger=30
+    )
+    url = f"/tasks/{data['task_id']}/output?node=n1&stream=stdout"
+    try:
+        for _ in range(200):
+            whole = await knm_client.get(url, headers=admin_headers)
+            if whole.text:
+                break
+            await asyncio.sleep(0.05)
+        status = await knm_client.get(f"/tasks/{data['task_id']}", headers=admin_headers)
+        assert assert_envelope(status, 200)["data"]["status"] == "running"
+        assert whole.status_code == 200 and whole.text == "first\n"
+        part = await knm_client.get(url, headers={**admin_headers, "Range": "bytes=2-"})
+        assert part.status_code == 206 and part.text == "rst\n"
+        assert part.headers["content-range"] == "bytes 2-5/6"
+        after = await knm_client.get(url, headers={**admin_headers, "Range": "bytes=6-"})
+        assert after.status_code == 206 and after.text == ""
+    finally:
+        await knm_client.post(f"/automation/test/cancel/{data['task_id']}", headers=admin_headers)
+    ended = await wait_for_task(knm_client, admin_headers, data["task_id"])
+    assert ended["status"] == "cancelled"

@@ -7,7 +7,9 @@ import { AnsiWriter } from "./ansi.js";
 import { ApiError, bytes, can, request, routeOf } from "./api.js";
 import { h, link, problem, route, seconds, when } from "./dom.js";
 import { Live } from "./live.js";
+import { OutputSearch } from "./search.js";
 import { statusBadge, what } from "./tasks.js";
+import { WorkflowPanel } from "./workflow.js";
 
 const TERMINAL = new Set(["completed", "failed", "cancelled"]);
 const STATES = ["pending", "running", "success", "failed"];
@@ -65,6 +67,8 @@ class TaskView {
     this.live.close();
     cancelAnimationFrame(this.frame);
     clearTimeout(this.outputTimer);
+    if (this.workflow) this.workflow.close();
+    if (this.search) this.search.close();
   }
 
   build(main) {
@@ -92,6 +96,8 @@ class TaskView {
     });
     this.failures = h("div", { id: "failures" });
     this.detail = h("section", { id: "node-detail", class: "detail" }, h("p", { class: "muted" }, "Click a node for its output."));
+    // A workflow's steps, batches and approval gates (workflow.js).
+    this.workflow = task.kind === "workflow" ? new WorkflowPanel(task, { refresh: () => this.refresh() }) : null;
     main.append(
       h("h1", {}, "Task ", h("code", { id: "task-id" }, this.id), " ", this.badge),
       h(
@@ -113,6 +119,7 @@ class TaskView {
       this.message,
       this.actions,
       this.actionProblem,
+      ...(this.workflow ? [this.workflow.element] : []),
       this.grid,
       h("div", { class: "split" }, this.failures, this.detail),
     );
@@ -164,6 +171,8 @@ class TaskView {
       this.fetchOutput();
     } else if (event.type === "progress" && event.message) {
       this.message.textContent = event.message;
+    } else if (event.type === "step" && this.workflow) {
+      this.workflow.onStep(event);
     } else if (event.type === "complete") {
       this.refresh();
     } else if (event.type === "error") {
@@ -190,6 +199,7 @@ class TaskView {
       return;
     }
     this.applyResults(this.task.results || []);
+    if (this.workflow) this.workflow.update(this.task);
     if (TERMINAL.has(this.task.status)) {
       this.socketLine.textContent = "";
       this.live.close();
@@ -285,10 +295,17 @@ class TaskView {
     }
     this.detailInfo = h("div", { id: "node-info" });
     this.outputProblem = h("div", { class: "slot" });
+    // The search box keeps its query from one node to the next (search.js).
+    const query = this.search ? this.search.query : "";
+    if (this.search) this.search.close();
+    this.search = new OutputSearch([this.streams.stdout.pre, this.streams.stderr.pre]);
+    this.search.input.value = query;
+    this.search.search(query);
     this.detail.replaceChildren(
       h("h2", {}, "Node ", h("code", { id: "node-name" }, name)),
       this.detailInfo,
       this.outputProblem,
+      this.search.element,
       h("h3", {}, "stdout"),
       this.streams.stdout.pre,
       h("h3", {}, "stderr"),
@@ -340,7 +357,10 @@ class TaskView {
         const text = s.decoder.decode(chunk, { stream: true });
         // Server text only ever becomes text nodes (colors: spans of fixed classes), so
         // markup in output stays visible as text.
-        if (text) s.writer.write(text);
+        if (text) {
+          s.writer.write(text);
+          this.search.appended(s.pre);
+        }
       }
       this.outputProblem.replaceChildren();
     } catch (error) {
