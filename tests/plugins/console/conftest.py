@@ -14,6 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
+from knm.testing.database import TEST_ADMIN_PASSWORD
 from knm.testing.process import KnmProcess
 
 try:
@@ -149,6 +150,13 @@ class Console:
             for entry in self.driver.get_log("browser")
             if entry["level"] == "SEVERE" and entry.get("source") != "network"
         ]
+
+
+@pytest.fixture(scope="module")
+def admin(server: KnmProcess) -> Iterator[httpx.Client]:
+    """The API as knm's first admin, on ``server`` (each test module defines it)."""
+    with api(server, login_token(server, "admin", TEST_ADMIN_PASSWORD)) as client:
+        yield client
 
 
 @pytest.fixture

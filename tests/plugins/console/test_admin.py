@@ -85,12 +85,6 @@ def server(tmp_path_factory: pytest.TempPathFactory, knm_database_url: str) -> I
         proc.stop()
 
 
-@pytest.fixture(scope="module")
-def admin(server: KnmProcess) -> Iterator[httpx.Client]:
-    with api(server, login_token(server, "admin", TEST_ADMIN_PASSWORD)) as client:
-        yield client
-
-
 def _eventually(check: Callable[[], Any], timeout: float = WAIT) -> Any:
     end = time.monotonic() + timeout
     while True:

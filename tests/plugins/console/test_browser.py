@@ -67,12 +67,6 @@ def server(
         proc.stop()
 
 
-@pytest.fixture(scope="module")
-def admin(server: KnmProcess) -> Iterator[httpx.Client]:
-    with api(server, login_token(server, "admin", TEST_ADMIN_PASSWORD)) as client:
-        yield client
-
-
 def _execute(admin: httpx.Client, command: str, nodes: list[str] | None = None) -> str:
     body = {"cluster_name": CLUSTER, "target_nodes": nodes or ["node1"], "command": command}
     answer = admin.post("/automation/ssh/execute", json=body)

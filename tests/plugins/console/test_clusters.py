@@ -78,12 +78,6 @@ def server(
         proc.stop()
 
 
-@pytest.fixture(scope="module")
-def admin(server: KnmProcess) -> Iterator[httpx.Client]:
-    with api(server, login_token(server, "admin", TEST_ADMIN_PASSWORD)) as client:
-        yield client
-
-
 def _row(console: Console, node: str, cell: str = "") -> Any:
     return console.find(f"#node-table tr[data-node='{node}'] {cell}".strip())
 

@@ -60,12 +60,6 @@ def server(tmp_path_factory: pytest.TempPathFactory, knm_database_url: str) -> I
         proc.stop()
 
 
-@pytest.fixture(scope="module")
-def admin(server: KnmProcess) -> Iterator[httpx.Client]:
-    with api(server, login_token(server, "admin", TEST_ADMIN_PASSWORD)) as client:
-        yield client
-
-
 def _playbook(admin: httpx.Client, name: str, content: str = GOOD) -> dict[str, Any]:
     answer = admin.post(PLAYBOOKS, json={"name": name, "content": content})
     assert answer.status_code == 201, answer.text

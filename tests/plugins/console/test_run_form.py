@@ -171,12 +171,6 @@ def server(world: World) -> KnmProcess:
     return world.server
 
 
-@pytest.fixture(scope="module")
-def admin(server: KnmProcess) -> Iterator[httpx.Client]:
-    with api(server, login_token(server, "admin", TEST_ADMIN_PASSWORD)) as client:
-        yield client
-
-
 def _finished(admin: httpx.Client, task_id: str) -> dict[str, Any]:
     end = time.monotonic() + 2 * WAIT
     while True:

@@ -132,12 +132,6 @@ def server(
         proc.stop()
 
 
-@pytest.fixture(scope="module")
-def admin(server: KnmProcess) -> Iterator[httpx.Client]:
-    with api(server, login_token(server, "admin", TEST_ADMIN_PASSWORD)) as client:
-        yield client
-
-
 @pytest.fixture
 def kube(ssh_fleet: SshFleet) -> Iterator[KubeStandin]:
     """A cluster of its own for each test: the fleet's nodes as Kubernetes workers, one web
