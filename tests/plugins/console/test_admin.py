@@ -15,7 +15,7 @@ import pytest
 
 from knm.testing.database import TEST_ADMIN_PASSWORD
 from knm.testing.process import KnmProcess
-from knm.testing.receivers import WebhookReceiver
+from knm.testing.receivers import SmtpReceiver, WebhookReceiver
 
 from .conftest import WAIT, Console, api, login_token
 
@@ -454,6 +454,80 @@ def test_a_webhooks_test_delivery_arrives_signed_and_shows_in_its_deliveries(
         console.find(delivered)
         deliveries = admin.get(f"/notifications/subscriptions/{made['id']}/deliveries")
         assert [d["state"] for d in deliveries.json()["data"]["deliveries"]] == ["delivered"]
+    assert console.severe_logs() == []
+
+
+SMTP_PASSWORD = "smtp-password-typed-in-the-browser-52"
+SLACK_URL = "https://hooks.slack.example/services/T000/B000/typed-in-the-browser-9f"
+
+
+@pytest.mark.timeout(240)
+def test_a_mailbox_subscription_made_in_the_form_mails_its_test_and_a_slack_url_stays_unseen(
+    console: Console, admin: httpx.Client
+) -> None:
+    with SmtpReceiver(username="knm", password=SMTP_PASSWORD) as smtp:
+        console.login("admin", TEST_ADMIN_PASSWORD)
+        console.open("#/admin/notifications")
+        console.find("#hook-name").send_keys("browser-mail")
+        console.choose("#hook-type", "email")
+        assert console.all("#hook-url") == []  # only the chosen type's fields are in the form
+        console.find("#hook-host").send_keys("127.0.0.1")
+        console.find("#hook-port").clear()
+        console.find("#hook-port").send_keys(str(smtp.port))
+        console.choose("#hook-security", "none")
+        console.find("#hook-username").send_keys("knm")
+        console.find("#hook-password").send_keys(SMTP_PASSWORD)
+        console.find("#hook-from").send_keys("knm@example.com")
+        console.find("#hook-to").send_keys("ops@example.com, oncall@example.com")
+        console.find("#hook-events input[value='task.failed']").click()
+        console.find("#hook-events input[value='approval.requested']").click()
+        console.shot("admin-notifications-email")
+        console.find("#hook-create").click()
+        console.wait(lambda d: "browser-mail created" in _text(console, "#hook-created"))
+        assert SMTP_PASSWORD not in _everything_the_page_holds(console)
+        made = _named(
+            admin.get("/notifications/subscriptions").json()["data"]["subscriptions"],
+            "browser-mail",
+        )
+        assert made["target_type"] == "email" and made["has_secret"] is True
+        assert made["target"]["to"] == ["ops@example.com", "oncall@example.com"]
+        assert made["target"]["port"] == smtp.port
+
+        _click(console, "#subscriptions tr[data-subscription='browser-mail'] .subscription-test")
+        _eventually(lambda: smtp.mails)
+        # The password typed in the form is the one the server logs in with.
+        assert (
+            smtp.logins == ["knm"] and smtp.mails[0]["To"] == "ops@example.com, oncall@example.com"
+        )
+
+    # A Slack target's URL is its credential: a password field, never shown back.
+    console.find("#hook-name").send_keys("browser-slack")
+    console.choose("#hook-type", "slack")
+    assert console.find("#hook-slack-url").get_attribute("type") == "password"
+    console.find("#hook-slack-url").send_keys(SLACK_URL)
+    console.find("#hook-events input[value='task.failed']").click()
+    console.find("#hook-events input[value='approval.requested']").click()
+    console.find("#hook-create").click()
+    console.wait(lambda d: "browser-slack created" in _text(console, "#hook-created"))
+    assert SLACK_URL not in _everything_the_page_holds(console)
+    listed = admin.get("/notifications/subscriptions")
+    assert _named(listed.json()["data"]["subscriptions"], "browser-slack")["has_secret"] is True
+    assert SLACK_URL not in listed.text
+
+    # A port that is not a number is the server's refusal at the port's field.
+    console.find("#hook-name").send_keys("browser-bad-port")
+    console.choose("#hook-type", "email")
+    console.find("#hook-host").send_keys("127.0.0.1")
+    console.find("#hook-port").clear()
+    console.find("#hook-port").send_keys("smtp")
+    console.find("#hook-from").send_keys("knm@example.com")
+    console.find("#hook-to").send_keys("ops@example.com")
+    console.find("#hook-create").click()
+    console.find("#hook-form .field-error[data-for='target.port'] .problem")
+    names = [
+        s["name"] for s in admin.get("/notifications/subscriptions").json()["data"]["subscriptions"]
+    ]
+    assert "browser-bad-port" not in names
     assert console.severe_logs() == []
 
 

@@ -1,5 +1,5 @@
 // Notification subscriptions: every role reads them and their deliveries; operators create
-// webhooks (which they own) and test, enable, disable, delete and redeliver their own; admins
+// subscriptions to a webhook, a Slack-compatible channel or a mailbox (which they own) and test, enable, disable, delete and redeliver their own; admins
 // all. The webhook's secret is write-only: never shown, emptied once the form is sent.
 
 import { all, can, request, user } from "./api.js";
@@ -34,22 +34,87 @@ function mayChange(s) {
   return can("admin") || (can("operator") && me && me.username.toLowerCase() === String(s.owner).toLowerCase());
 }
 
+// The fields of each target type. Only the chosen type's are in the form, so the server's error
+// about `target.url` lands beside the one URL field shown. Secrets (a webhook's signing secret,
+// a Slack URL, which is its credential, an SMTP password) are password inputs, emptied once sent.
+const TARGETS = {
+  webhook: () => {
+    const url = h("input", { name: "target.url", id: "hook-url", type: "url", size: "48", placeholder: "https://hooks.example.com/knm" });
+    const secret = h("input", { name: "target.secret", id: "hook-secret", type: "password", autocomplete: "new-password" });
+    return {
+      fields: [field("URL", url), field("Secret", secret, "signs each body (HMAC-SHA256); write-only")],
+      secrets: [secret],
+      target: () => ({ type: "webhook", url: url.value, ...(secret.value ? { secret: secret.value } : {}) }),
+    };
+  },
+  slack: () => {
+    const url = h("input", { name: "target.url", id: "hook-slack-url", type: "password", size: "48", autocomplete: "new-password", placeholder: "https://hooks.slack.com/services/…" });
+    return {
+      fields: [field("Incoming webhook URL", url, "the URL is its credential: write-only")],
+      secrets: [url],
+      target: () => ({ type: "slack", url: url.value }),
+    };
+  },
+  email: () => {
+    const input = (name, id, props = {}) => h("input", { name: `target.${name}`, id: `hook-${id}`, autocomplete: "off", ...props });
+    const host = input("host", "host", { placeholder: "smtp.example.com" });
+    const port = input("port", "port", { inputmode: "numeric", size: "6", value: "587" });
+    const security = h(
+      "select",
+      { name: "target.security", id: "hook-security" },
+      ["starttls", "tls", "none"].map((v) => h("option", { value: v }, v)),
+    );
+    const username = input("username", "username");
+    const password = input("password", "password", { type: "password", autocomplete: "new-password" });
+    const from = input("from_addr", "from", { placeholder: "knm@example.com" });
+    const to = input("to", "to", { size: "40", placeholder: "ops@example.com, oncall@example.com" });
+    return {
+      fields: [
+        field("SMTP host", host),
+        field("Port", port),
+        field("Security", security, "tls: implicit TLS; none: a trusted relay"),
+        field("Username", username, "empty: no login"),
+        field("Password", password, "write-only"),
+        field("From", from),
+        field("To", to, "comma-separated"),
+      ],
+      secrets: [password],
+      target: () => {
+        const target = { type: "email", host: host.value, security: security.value, from_addr: from.value, to: names(to.value) || [] };
+        // A port that is not a number goes as typed: the server names the field.
+        if (port.value.trim()) target.port = /^\d+$/.test(port.value.trim()) ? Number(port.value.trim()) : port.value;
+        if (username.value) target.username = username.value;
+        if (password.value) target.password = password.value;
+        return target;
+      },
+    };
+  },
+};
+
 function createForm(events, reload) {
   const name = h("input", { name: "name", id: "hook-name", autocomplete: "off" });
-  const url = h("input", { name: "target.url", id: "hook-url", type: "url", size: "48", placeholder: "https://hooks.example.com/knm" });
-  const secret = h("input", { name: "target.secret", id: "hook-secret", type: "password", autocomplete: "new-password" });
+  const type = h("select", { name: "target.type", id: "hook-type" }, Object.keys(TARGETS).map((t) => h("option", { value: t }, t)));
+  const targetRow = h("div", { class: "row", id: "hook-target" });
+  let target = null;
+  const drawTarget = () => {
+    target = TARGETS[type.value]();
+    targetRow.replaceChildren(...target.fields);
+  };
+  type.addEventListener("change", drawTarget);
+  drawTarget();
   const kinds = h("input", { name: "kinds", id: "hook-kinds", placeholder: "any" });
   const clusters = h("input", { name: "clusters", id: "hook-clusters", placeholder: "any" });
   const boxes = events.map((e) =>
     h("input", { type: "checkbox", name: "events", value: e, class: "hook-event", checked: e === "task.failed" }),
   );
   const done = h("p", { class: "note", id: "hook-created", role: "status" });
-  const button = h("button", { type: "submit", id: "hook-create" }, "Create webhook");
+  const button = h("button", { type: "submit", id: "hook-create" }, "Create subscription");
   const form = h(
     "form",
     { class: "card", id: "hook-form", autocomplete: "off", novalidate: true },
-    h("h2", {}, "New webhook"),
-    h("div", { class: "row" }, field("Name", name), field("URL", url), field("Secret", secret, "signs each body (HMAC-SHA256); write-only")),
+    h("h2", {}, "New subscription"),
+    h("div", { class: "row" }, field("Name", name), field("Sends to", type)),
+    targetRow,
     h("fieldset", { id: "hook-events" }, h("legend", {}, "Events"), h("div", { class: "row" }, boxes.map((b) => h("label", { class: "inline" }, b, ` ${b.value}`))), errorSlot("events")),
     h("div", { class: "row" }, field("Kinds", kinds, "comma-separated; empty: any"), field("Clusters", clusters, "comma-separated; empty: any")),
     h("div", { class: "form-error" }),
@@ -60,17 +125,15 @@ function createForm(events, reload) {
     event.preventDefault();
     button.disabled = true;
     done.replaceChildren();
-    const target = { type: "webhook", url: url.value };
-    if (secret.value) target.secret = secret.value;
-    // The secret leaves the page with this request, whatever its answer.
-    secret.value = "";
     const body = {
       name: name.value,
       events: boxes.filter((b) => b.checked).map((b) => b.value),
-      target,
+      target: target.target(),
       kinds: names(kinds.value) || [],
       clusters: names(clusters.value) || [],
     };
+    // The secrets leave the page with this request, whatever its answer.
+    for (const secret of target.secrets) secret.value = "";
     try {
       const made = await request("POST", "notifications/subscriptions", { body });
       form.querySelectorAll(".field-error, .form-error").forEach((s) => s.replaceChildren());
