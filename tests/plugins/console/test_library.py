@@ -540,6 +540,16 @@ def test_a_workflow_is_written_in_yaml_its_errors_marked_at_their_line_and_store
     assert _caret_line(console, "#edit-body-text") == bad_line
     console.shot("library-workflow-yaml-syntax-error")
     assert [r for r in _requests(console) if r[0] in {"POST", "PUT"}] == []
+    # YAML that JSON cannot carry (infinity) is refused the same way, at its line.
+    infinite = WORKFLOW_YAML.replace("batch_size: 2", "batch_size: .inf")
+    _type(console, "#edit-body-text", infinite)
+    console.find("#edit-save").click()
+    line = _line_of(infinite, "  batch_size: .inf")
+    console.wait(
+        lambda d: console.find("#edit-body-problems li").get_attribute("data-line") == str(line)
+    )
+    assert "strategy.batch_size: .inf" in console.find("#edit-body-problems").text
+    assert [r for r in _requests(console) if r[0] in {"POST", "PUT"}] == []
 
     # A step the server refuses: the server names definition.steps[2], the editor marks the
     # line of that step's `- id: three` in the YAML.

@@ -37,7 +37,8 @@ export function toYaml(value) {
 // time the user never wrote) and read `<<` as a merge; YAML 1.1's reading (PyYAML's) would
 // silently make `yes`, `no`, `on` and `off` booleans, so a `command: on` or a parameter's
 // `default: no` would be changed under the user's feet. With this schema a word stays the
-// word; where a boolean was meant, the server's validation refuses the string at its line.
+// word; where a boolean was meant, the server's validation refuses the string (a step's problem
+// at that step's line).
 export function loadLocated(source) {
   const text = String(source);
   // Every node js-yaml composes opens and closes in document order, children inside their
@@ -113,7 +114,8 @@ function locate(node, path, places) {
 // `.inf` and `.nan` are refused here, at their line.
 function finite(value, path, places) {
   if (typeof value === "number" && !Number.isFinite(value)) {
-    throw new YamlProblem(`${path || "the definition"}: ${value} cannot be sent as JSON (write a number or a quoted string)`, placeOf(places, path), null);
+    const word = Number.isNaN(value) ? ".nan" : ".inf";
+    throw new YamlProblem(`${path || "the definition"}: ${word} is not a number JSON can carry (write a number, or quote it as a string)`, placeOf(places, path), null);
   }
   if (Array.isArray(value)) value.forEach((item, index) => finite(item, `${path}[${index}]`, places));
   else if (value && typeof value === "object") for (const [key, item] of Object.entries(value)) finite(item, join(path, key), places);
