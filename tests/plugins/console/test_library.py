@@ -549,6 +549,7 @@ def test_a_workflow_is_written_in_yaml_its_errors_marked_at_their_line_and_store
         lambda d: console.find("#edit-body-problems li").get_attribute("data-line") == str(line)
     )
     assert "strategy.batch_size: .inf" in console.find("#edit-body-problems").text
+    assert "not a definition JSON can carry" in console.find("#edit-syntax-problem").text
     assert [r for r in _requests(console) if r[0] in {"POST", "PUT"}] == []
 
     # A step the server refuses: the server names definition.steps[2], the editor marks the

@@ -462,8 +462,9 @@ async function editView(page, plural, id) {
       } catch (error) {
         if (!(error instanceof YamlProblem)) throw error;
         const at = error.line ? ` (line ${error.line}${error.column ? `, column ${error.column}` : ""})` : "";
-        const where = { field: "definition", line: error.line, column: error.column, message: `not valid YAML: ${error.message}` };
-        outcome.replaceChildren(h("div", { class: "problem", role: "alert", id: "edit-syntax-problem" }, `Not saved: the definition is not valid YAML${at}: ${error.message}`));
+        const what = error.syntax ? "not valid YAML" : "not a definition JSON can carry";
+        const where = { field: "definition", line: error.line, column: error.column, message: `${what}: ${error.message}` };
+        outcome.replaceChildren(h("div", { class: "problem", role: "alert", id: "edit-syntax-problem" }, `Not saved: the definition is ${what}${at}: ${error.message}`));
         body.mark([where]);
         return;
       }

@@ -7,12 +7,14 @@
 import { DEFAULT_SCHEMA, dump, JSON_SCHEMA, load } from "./js-yaml.mjs";
 
 // A text that is not a definition the browser can send: its message at its line (1-based;
-// null when the parser gave no place).
+// null when the parser gave no place); `syntax` false when the YAML is valid but JSON cannot
+// carry what it says.
 export class YamlProblem extends Error {
-  constructor(message, line, column) {
+  constructor(message, line, column, syntax = true) {
     super(message);
     this.line = line;
     this.column = column;
+    this.syntax = syntax;
   }
 }
 
@@ -115,7 +117,7 @@ function locate(node, path, places) {
 function finite(value, path, places) {
   if (typeof value === "number" && !Number.isFinite(value)) {
     const word = Number.isNaN(value) ? ".nan" : ".inf";
-    throw new YamlProblem(`${path || "the definition"}: ${word} is not a number JSON can carry (write a number, or quote it as a string)`, placeOf(places, path), null);
+    throw new YamlProblem(`${path || "the definition"}: ${word} is not a number JSON can carry (write a number, or quote it as a string)`, placeOf(places, path), null, false);
   }
   if (Array.isArray(value)) value.forEach((item, index) => finite(item, `${path}[${index}]`, places));
   else if (value && typeof value === "object") for (const [key, item] of Object.entries(value)) finite(item, join(path, key), places);
