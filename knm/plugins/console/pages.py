@@ -42,6 +42,8 @@ SECURITY_HEADERS = {
 #: Litestar adds ``; charset=utf-8`` to the text types.
 _TYPES = {
     ".js": "text/javascript",
+    # Vendored ES modules keep their upstream name (js-yaml.mjs; see THIRD_PARTY.md).
+    ".mjs": "text/javascript",
     ".css": "text/css",
     ".html": "text/html",
     ".png": "image/png",

@@ -1,7 +1,8 @@
 """The console's library pages in a real browser against a real ``knm serve``: playbooks,
 scripts and workflows listed, read, created, edited with the server's errors at their line,
 cloned, compared across versions, rolled back and deleted, builtins read-only and a viewer
-without a button.
+without a button. Workflows are written, shown and compared as YAML (JSON still loads), a
+syntax error marked by the browser without a request, a refused step at its line.
 
 Each test saves screenshots of the states it visits (``KNM_CONSOLE_SCREENSHOTS`` keeps them)."""
 
@@ -13,6 +14,7 @@ from typing import Any
 
 import httpx
 import pytest
+import yaml
 
 from knm.testing.database import TEST_ADMIN_PASSWORD
 from knm.testing.process import KnmProcess
@@ -220,8 +222,8 @@ def test_an_operator_creates_a_script_with_a_parameter_and_a_workflow(
     console.open("#/library?kind=workflows")
     console.find("#library-new").click()
     console.find("#edit-name").send_keys("two-steps")
-    # The second step's type is unknown: the server names definition.steps[1], shown at its
-    # line in the text.
+    # A definition pasted as JSON (JSON is YAML). The second step's type is unknown: the server
+    # names definition.steps[1], shown at its line in the text.
     broken = (
         '{\n  "steps": [\n    {"id": "one", "name": "first", "type": "ssh", "command": "uptime"},\n'
         '    {"id": "two", "name": "second", "type": "no-such-type", "depends_on": ["one"]}\n'
@@ -237,9 +239,10 @@ def test_an_operator_creates_a_script_with_a_parameter_and_a_workflow(
         for w in admin.get(WORKFLOWS, params={"page_size": 100}).json()["data"]["workflows"]
     }
     assert "two-steps" not in names
-    # JSON the browser cannot parse is shown at its line without asking the server.
+    # JSON the browser cannot parse (a comma missed) is shown at its line without asking the
+    # server.
     _requests(console)
-    _type(console, "#edit-body-text", '{\n  "steps": [\n    {"id": "one",}\n  ]\n}\n')
+    _type(console, "#edit-body-text", '{\n  "steps": [\n    {"id": "one" "type": "ssh"}\n  ]\n}\n')
     console.find("#edit-save").click()
     console.wait(lambda d: console.find("#edit-body .ln.err").get_attribute("data-line") == "3")
     assert not [r for r in _requests(console) if r[0] == "POST"]
@@ -256,7 +259,10 @@ def test_an_operator_creates_a_script_with_a_parameter_and_a_workflow(
     stored = admin.get(f"{WORKFLOWS}/{workflow_id}").json()["data"]
     assert stored["name"] == "two-steps"
     assert [s["id"] for s in stored["definition"]["steps"]] == ["one", "two"]
-    assert '"no-such-type"' not in console.find("#item-body-text").get_attribute("value")
+    # Stored, it reads back as YAML: what the server keeps is the definition, not the text.
+    shown = console.find("#item-body-text").get_attribute("value")
+    assert "no-such-type" not in shown and "  - id: two\n" in shown
+    assert yaml.safe_load(shown) == stored["definition"]
     console.shot("library-workflow")
     assert console.severe_logs() == []
 
@@ -439,4 +445,208 @@ def test_markup_in_a_playbook_shows_as_text(console: Console, admin: httpx.Clien
         console.driver.switch_to.alert.text  # noqa: B018
     assert console.all("img") == []
     assert console.driver.execute_script("return window.__owned") is None
+    assert console.severe_logs() == []
+
+
+# A workflow as an operator writes it for `knm apply -f`: comments, plain words, a block scalar.
+# `default: no` (Norway) and `name: on` stay the words written (YAML 1.1 would make them
+# booleans); `batch_size: 2` stays a number.
+WORKFLOW_YAML = """# Look around, then say where.
+parameters:
+  - name: COUNTRY
+    description: an ISO code
+    default: no
+strategy:
+  mode: rolling
+  batch_size: 2
+steps:
+  - id: one
+    name: on
+    type: ssh
+    command: uptime
+
+  # The second step runs after the first.
+  - id: two
+    name: second
+    type: ssh
+    depends_on: [one]
+    command: |
+      hostname
+      echo done
+"""
+WORKFLOW_STEPS = [
+    {"id": "one", "name": "on", "type": "ssh", "command": "uptime"},
+    {
+        "id": "two",
+        "name": "second",
+        "type": "ssh",
+        "depends_on": ["one"],
+        "command": "hostname\necho done\n",
+    },
+]
+# A key indented under a plain value: YAML cannot read that line (PyYAML refuses it too).
+WORKFLOW_UNPARSABLE = WORKFLOW_YAML.replace("    command: uptime", "      command: uptime")
+# The server refuses the third step (its type is unknown) and names it: definition.steps[2].
+WORKFLOW_REFUSED = (
+    WORKFLOW_YAML
+    + """
+  - id: three
+    name: third
+    type: no-such-type
+    depends_on: [two]
+"""
+)
+
+
+def _line_of(text: str, line: str) -> int:
+    return text.split("\n").index(line) + 1
+
+
+def _made_id(console: Console, plural: str) -> int:
+    return int(console.driver.current_url.split(f"/library/{plural}/")[1].split("?")[0])
+
+
+@pytest.mark.timeout(300)
+def test_a_workflow_is_written_in_yaml_its_errors_marked_at_their_line_and_stored_as_its_definition(
+    console: Console, admin: httpx.Client
+) -> None:
+    console.login("admin", TEST_ADMIN_PASSWORD)
+    console.open("#/library?kind=workflows")
+    console.find("#library-new").click()
+    assert console.find("#edit-syntax").text == "(YAML)"
+    assert console.find("#edit-body-text").get_attribute("value").startswith("steps:\n  - id: ")
+    console.find("#edit-name").send_keys("yaml-written")
+
+    # A syntax error: marked at its line by the browser, and nothing is sent.
+    with pytest.raises(yaml.YAMLError):
+        yaml.safe_load(WORKFLOW_UNPARSABLE)
+    bad_line = _line_of(WORKFLOW_UNPARSABLE, "      command: uptime")
+    _requests(console)
+    _type(console, "#edit-body-text", WORKFLOW_UNPARSABLE)
+    console.find("#edit-save").click()
+    marked = console.find("#edit-body .ln.err")
+    assert marked.get_attribute("data-line") == str(bad_line)
+    listed = console.find("#edit-body-problems li")
+    assert listed.get_attribute("data-line") == str(bad_line)
+    assert f"line {bad_line}" in listed.text and "not valid YAML" in listed.text
+    assert "bad indentation" in listed.text
+    assert "not valid YAML" in console.find("#edit-syntax-problem").text
+    assert _caret_line(console, "#edit-body-text") == bad_line
+    console.shot("library-workflow-yaml-syntax-error")
+    assert [r for r in _requests(console) if r[0] in {"POST", "PUT"}] == []
+    # YAML that JSON cannot carry (infinity) is refused the same way, at its line.
+    infinite = WORKFLOW_YAML.replace("batch_size: 2", "batch_size: .inf")
+    _type(console, "#edit-body-text", infinite)
+    console.find("#edit-save").click()
+    line = _line_of(infinite, "  batch_size: .inf")
+    console.wait(
+        lambda d: console.find("#edit-body-problems li").get_attribute("data-line") == str(line)
+    )
+    assert "strategy.batch_size: .inf" in console.find("#edit-body-problems").text
+    assert "not a definition JSON can carry" in console.find("#edit-syntax-problem").text
+    assert [r for r in _requests(console) if r[0] in {"POST", "PUT"}] == []
+
+    # A step the server refuses: the server names definition.steps[2], the editor marks the
+    # line of that step's `- id: three` in the YAML.
+    third = {"id": "three", "name": "third", "type": "no-such-type", "depends_on": ["two"]}
+    refused = admin.post(
+        WORKFLOWS,
+        json={"name": "yaml-written", "definition": {"steps": [*WORKFLOW_STEPS, third]}},
+    )
+    assert refused.status_code == 422, refused.text
+    assert [d["field"] for d in refused.json()["details"]] == ["definition.steps[2]"]
+    step_line = _line_of(WORKFLOW_REFUSED, "  - id: three")
+    _type(console, "#edit-body-text", WORKFLOW_REFUSED)
+    console.find("#edit-save").click()
+    console.wait(
+        lambda d: (
+            console.all("#edit-body .ln.err")
+            and console.find("#edit-body .ln.err").get_attribute("data-line") == str(step_line)
+        )
+    )
+    assert [int(b.get_attribute("data-line")) for b in console.all("#edit-body .ed-band")] == [
+        step_line
+    ]
+    assert "no-such-type" in console.find("#edit-body-problems").text
+    assert "422" in console.find("#edit-problem .problem").text
+    assert _caret_line(console, "#edit-body-text") == step_line
+    console.shot("library-workflow-yaml-step-error")
+    names = {
+        w["name"]
+        for w in admin.get(WORKFLOWS, params={"page_size": 100}).json()["data"]["workflows"]
+    }
+    assert "yaml-written" not in names
+
+    # Fixed, it is created: the server holds the definition the YAML says, words as words.
+    _requests(console)
+    _type(console, "#edit-body-text", WORKFLOW_YAML)
+    console.find("#edit-save").click()
+    console.find("#library-notice")
+    workflow_id = _made_id(console, "workflows")
+    sent = [r for r in _requests(console) if r[0] == "POST" and r[1].endswith(WORKFLOWS)]
+    assert len(sent) == 1
+    stored = admin.get(f"{WORKFLOWS}/{workflow_id}").json()["data"]
+    definition = stored["definition"]
+    assert definition["steps"] == WORKFLOW_STEPS
+    assert [(p["name"], p["default"]) for p in definition["parameters"]] == [("COUNTRY", "no")]
+    assert definition["strategy"]["mode"] == "rolling" and definition["strategy"]["batch_size"] == 2
+
+    # Read back as YAML, with the words another reader could take for booleans quoted: the
+    # text means the same to PyYAML (`knm apply -f`) as to the console.
+    assert (
+        console.find("#item-body").find_element("xpath", "preceding-sibling::h2[1]").text
+        == "Body (YAML)"
+    )
+    shown = console.find("#item-body-text").get_attribute("value")
+    assert "    name: 'on'\n" in shown and "    default: 'no'\n" in shown
+    assert "    command: |\n      hostname\n      echo done\n" in shown
+    assert yaml.safe_load(shown) == definition
+    console.shot("library-workflow-yaml")
+    assert console.severe_logs() == []
+
+
+@pytest.mark.timeout(300)
+def test_a_workflow_edited_as_yaml_saves_a_version_and_its_diff_compares_the_yaml(
+    console: Console, admin: httpx.Client
+) -> None:
+    made = admin.post(
+        WORKFLOWS,
+        json={"name": "yaml-diff", "definition": {"steps": [dict(s) for s in WORKFLOW_STEPS]}},
+    )
+    assert made.status_code == 201, made.text
+    item = made.json()["data"]
+    console.login("admin", TEST_ADMIN_PASSWORD)
+    console.open(f"#/library/workflows/{item['id']}/edit")
+    text = console.find("#edit-body-text").get_attribute("value")
+    assert "  - id: one\n" in text and "    command: uptime\n" in text
+    _type(console, "#edit-body-text", text.replace("command: uptime", "command: whoami"))
+    console.find("#edit-save").click()
+    console.wait(
+        lambda d: f"Saved as version {item['version'] + 1}" in console.find("#library-notice").text
+    )
+    steps = admin.get(f"{WORKFLOWS}/{item['id']}").json()["data"]["definition"]["steps"]
+    assert steps[0]["command"] == "whoami" and steps[1] == WORKFLOW_STEPS[1]
+
+    console.choose("#diff-from", str(item["version"]))
+    console.choose("#diff-to", str(item["version"] + 1))
+    console.find("#diff-show").click()
+    console.find("#diff .d-add")
+    assert [d.text for d in console.all("#diff .d-del")] == ["-    command: uptime"]
+    assert [d.text for d in console.all("#diff .d-add")] == ["+    command: whoami"]
+    console.shot("library-workflow-yaml-diff")
+    assert console.severe_logs() == []
+
+
+@pytest.mark.timeout(240)
+def test_a_builtin_workflow_shows_as_yaml(console: Console, admin: httpx.Client) -> None:
+    builtin = admin.get(f"{WORKFLOWS}/1").json()["data"]
+    assert builtin["is_builtin"] and builtin["definition"]["steps"]
+    console.login("admin", TEST_ADMIN_PASSWORD)
+    console.open("#/library/workflows/1")
+    shown = console.find("#item-body-text").get_attribute("value")
+    assert not shown.lstrip().startswith("{")
+    for step in builtin["definition"]["steps"]:
+        assert f"  - id: {step['id']}\n" in shown, step
+    assert yaml.safe_load(shown) == builtin["definition"]
+    console.shot("library-builtin-workflow-yaml")
     assert console.severe_logs() == []

@@ -3,7 +3,11 @@ knm's own files, the page under a prefix, and nothing else reachable."""
 
 from __future__ import annotations
 
+import hashlib
+import re
+import tomllib
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import msgspec
@@ -13,7 +17,10 @@ from litestar.testing import TestClient
 
 from knm.core.app import create_app
 from knm.core.litestar_plugin import KnmPlugin
-from knm.plugins.console.pages import ASSETS, CSP
+from knm.plugins.console.pages import ASSETS, CSP, STATIC
+
+ROOT = Path(__file__).resolve().parents[3]
+CONSOLE = STATIC.parent
 
 
 @pytest.fixture(scope="module")
@@ -54,7 +61,7 @@ def test_every_asset_is_served_with_its_type_and_the_same_headers(
 
 def test_no_script_of_the_console_parses_server_text_as_html() -> None:
     for name, asset in ASSETS.items():
-        if name.endswith(".js"):
+        if name.endswith((".js", ".mjs")):
             text = asset.body.decode()
             for sink in ("innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", "eval("):
                 assert sink not in text, f"{name} uses {sink}"
@@ -105,3 +112,48 @@ def test_a_write_to_the_page_is_405_in_the_envelope(
         response = client.request(method, path)
         assert response.status_code == 405, path
         assert response.json()["code"] == 405
+
+
+def _vendored() -> dict[str, str]:
+    """THIRD_PARTY.md's table: each vendored file (relative to the console's package) and the
+    sha256 recorded for it."""
+    rows = re.findall(
+        r"^\| `(static/[^`]+)` \|.*\| `([0-9a-f]{64})` \|$",
+        (CONSOLE / "THIRD_PARTY.md").read_text(),
+        re.M,
+    )
+    return dict(rows)
+
+
+def test_the_vendored_js_yaml_is_the_release_recorded_unmodified_with_its_license() -> None:
+    vendored = _vendored()
+    assert "static/js-yaml.mjs" in vendored
+    for path, recorded in vendored.items():
+        assert hashlib.sha256((CONSOLE / path).read_bytes()).hexdigest() == recorded, path
+    assert "4.3.2" in (CONSOLE / "THIRD_PARTY.md").read_text()
+    license_text = (STATIC / "js-yaml.LICENSE.txt").read_text()
+    assert "The MIT License" in license_text and "Vitaly Puzrin" in license_text
+
+
+def test_the_vendored_es_module_is_served_as_javascript(client: TestClient[Litestar]) -> None:
+    response = client.get("/console/js-yaml.mjs")
+    assert response.status_code == 200
+    assert response.headers["content-type"].split(";")[0] == "text/javascript"
+    assert response.content == (STATIC / "js-yaml.mjs").read_bytes()
+    assert "export {" in response.text
+
+
+def test_every_file_of_the_console_is_shipped_as_package_data() -> None:
+    """The server's wheel carries what the console serves, vendors and credits: each file of
+    the package that is not Python matches one of pyproject.toml's package-data globs."""
+    globs = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"][
+        "package-data"
+    ]["*"]
+    shipped = {path for pattern in globs for path in CONSOLE.glob(pattern)}
+    files = {
+        path
+        for path in CONSOLE.rglob("*")
+        if path.is_file() and path.suffix not in {".py", ".pyc"} and "__pycache__" not in path.parts
+    }
+    assert {STATIC / "js-yaml.mjs", STATIC / "js-yaml.LICENSE.txt"} <= files
+    assert files - shipped == set()

@@ -7,17 +7,18 @@
 import { all, can, request } from "./api.js";
 import { unifiedDiff } from "./diff.js";
 import { append, clear, h, problem, route, when } from "./dom.js";
-import { editor, JsonProblem, parseLocated, placeOf } from "./editor.js";
+import { editor } from "./editor.js";
+import { loadLocated, placeOf, toYaml, YamlProblem } from "./yaml-text.js";
 
 export const KINDS = {
   playbooks: { noun: "playbook", label: "Playbook", route: "automation/ansible/playbooks", body: "content", syntax: "YAML" },
   scripts: { noun: "script", label: "Script", route: "automation/scripts", body: "content", syntax: "shell" },
-  workflows: { noun: "workflow", label: "Workflow", route: "automation/workflows", body: "definition", syntax: "JSON" },
+  workflows: { noun: "workflow", label: "Workflow", route: "automation/workflows", body: "definition", syntax: "YAML" },
 };
 const STARTERS = {
   playbooks: "- name: Describe the play\n  hosts: all\n  gather_facts: false\n  tasks:\n    - name: Show uptime\n      ansible.builtin.command: uptime\n",
   scripts: "#!/bin/bash\nset -euo pipefail\n\n",
-  workflows: '{\n  "steps": [\n    {"id": "step1", "name": "Show uptime", "type": "ssh", "command": "uptime"}\n  ]\n}\n',
+  workflows: "steps:\n  - id: step1\n    name: Show uptime\n    type: ssh\n    command: uptime\n",
 };
 
 export async function libraryView(page, rest, params) {
@@ -38,9 +39,11 @@ function denied(page) {
   page.append(h("h1", {}, "Not found"), h("p", {}, "No such page in the console."));
 }
 
+// A body as the editor and the diff show it: a playbook's or script's text, a workflow's
+// definition (a JSON object on the wire) as YAML.
 function bodyText(kind, body) {
   if (body === null || body === undefined) return "";
-  return typeof body === "string" ? body : JSON.stringify(body, null, 2);
+  return typeof body === "string" ? body : toYaml(body);
 }
 
 function syntaxOf(plural, item) {
@@ -450,14 +453,18 @@ async function editView(page, plural, id) {
     };
     let places = null;
     if (plural === "workflows") {
+      // YAML (or JSON, which is YAML) read here: a syntax error is shown at its line and
+      // nothing is sent; the definition goes to the server as the JSON object the API takes.
       try {
-        const parsed = parseLocated(body.value);
+        const parsed = loadLocated(body.value);
         data.definition = parsed.value;
         places = parsed.places;
       } catch (error) {
-        if (!(error instanceof JsonProblem)) throw error;
-        const where = { field: "definition", line: error.line, column: error.column, message: `not valid JSON: ${error.message}` };
-        outcome.replaceChildren(h("div", { class: "problem", role: "alert" }, `The definition is not valid JSON (line ${error.line}, column ${error.column}): ${error.message}`));
+        if (!(error instanceof YamlProblem)) throw error;
+        const at = error.line ? ` (line ${error.line}${error.column ? `, column ${error.column}` : ""})` : "";
+        const what = error.syntax ? "not valid YAML" : "not a definition JSON can carry";
+        const where = { field: "definition", line: error.line, column: error.column, message: `${what}: ${error.message}` };
+        outcome.replaceChildren(h("div", { class: "problem", role: "alert", id: "edit-syntax-problem" }, `Not saved: the definition is ${what}${at}: ${error.message}`));
         body.mark([where]);
         return;
       }
