@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import os
 import shutil
 import tempfile
 import time
@@ -156,7 +157,8 @@ class ConsoleBenchPlugin:
         return [FeatureSpec("stream", StreamSettings, description="the console benchmark")]
 
 
-def browser() -> Any:
+def browser(workdir: Path) -> Any:
+    """Chromium with its profile and temp files (org.chromium.Chromium.*) in ``workdir``."""
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
@@ -171,7 +173,11 @@ def browser() -> Any:
         "--enable-precise-memory-info",
     ):
         options.add_argument(argument)
-    driver = webdriver.Chrome(service=Service(executable_path=str(CHROMEDRIVER)), options=options)
+    options.add_argument(f"--user-data-dir={workdir / 'chromium-profile'}")
+    env = {**os.environ, "TMPDIR": str(workdir)}
+    driver = webdriver.Chrome(
+        service=Service(executable_path=str(CHROMEDRIVER), env=env), options=options
+    )
     driver.set_page_load_timeout(60)
     return driver
 
@@ -190,8 +196,10 @@ def page(driver: Any, script: str) -> Any:
     return driver.execute_script(script)
 
 
-def one_run(args: argparse.Namespace, base: str, api: str, database_url: str) -> dict[str, Any]:
-    driver = browser()
+def one_run(
+    args: argparse.Namespace, base: str, api: str, database_url: str, workdir: Path
+) -> dict[str, Any]:
+    driver = browser(workdir)
     try:
         driver.execute_cdp_cmd("Page.addScriptToEvaluateOnNewDocument", {"source": WATCH})
         driver.get(f"{base}/#/login")
@@ -320,7 +328,7 @@ def main(argv: list[str] | None = None) -> int:
             proc = start_knm(workdir / "serve", database_url, ["serve"], process_env([PLUGIN]))
             try:
                 login(proc)
-                run = one_run(args, proc.base_url, proc.api, database_url)
+                run = one_run(args, proc.base_url, proc.api, database_url, workdir)
             finally:
                 stop_all([proc])
     say(f"bench.console: done; {load_average()}")

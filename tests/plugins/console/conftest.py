@@ -45,7 +45,7 @@ def login_token(server: KnmProcess, username: str, password: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
+def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     if webdriver is None:
         pytest.skip("selenium is not installed (the dev extra installs it)")
     if CHROMIUM is None or not CHROMEDRIVER.exists():
@@ -66,7 +66,12 @@ def browser() -> Iterator[Any]:
         options.add_argument(argument)
     # "performance": the DevTools network events, to see every URL the page asks for.
     options.set_capability("goog:loggingPrefs", {"browser": "ALL", "performance": "ALL"})
-    driver = webdriver.Chrome(service=Service(executable_path=str(CHROMEDRIVER)), options=options)
+    # Chromium keeps its profile and shared memory in TMPDIR (org.chromium.Chromium.*) and
+    # leaves them there: in the test's own temp dir, not the machine's.
+    own = tmp_path_factory.mktemp("chromium")
+    options.add_argument(f"--user-data-dir={own / 'profile'}")
+    service = Service(executable_path=str(CHROMEDRIVER), env={**os.environ, "TMPDIR": str(own)})
+    driver = webdriver.Chrome(service=service, options=options)
     driver.set_page_load_timeout(WAIT)
     driver.set_script_timeout(WAIT)
     try:
