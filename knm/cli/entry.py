@@ -21,12 +21,30 @@ INTERRUPTED = 130
 _raising = False
 
 
+class _Interrupted(SystemExit):
+    """The quiet exit of a Ctrl-C, told apart from a command's own ``SystemExit``."""
+
+
 def _on_interrupt(signum: int, frame: FrameType | None) -> None:
     if _raising:
         raise KeyboardInterrupt
     # A SystemExit, not ``os._exit``: ``finally`` blocks still run and output is flushed.
     sys.stderr.write("\n")
-    raise SystemExit(INTERRUPTED)
+    raise _Interrupted(INTERRUPTED)
+
+
+def caused_by_interrupt(error: BaseException) -> bool:
+    """Whether ``error`` is Python's wrapping of a Ctrl-C: an exception raised inside a
+    descriptor's ``__set_name__`` (a class body being built, as importing ``ipaddress`` does)
+    comes out as a ``RuntimeError`` caused by it, which no ``except KeyboardInterrupt`` sees."""
+    cause = error.__cause__
+    for _ in range(16):  # a chain is short; a cycle must not hang the exit
+        if cause is None:
+            return False
+        if isinstance(cause, (KeyboardInterrupt, _Interrupted)):
+            return True
+        cause = cause.__cause__
+    return False
 
 
 def quiet_interrupts() -> None:
@@ -45,6 +63,11 @@ def raise_interrupts(on: bool) -> None:
 
 def main() -> int:
     quiet_interrupts()
-    from knm.cli.main import main as run
+    try:
+        from knm.cli.main import main as run
 
-    return run()
+        return run()
+    except Exception as error:
+        if not caused_by_interrupt(error):
+            raise
+        return INTERRUPTED

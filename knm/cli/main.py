@@ -99,10 +99,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         finally:
             entry.raise_interrupts(False)
     except KeyboardInterrupt:
-        # Again, in case the interrupt cut the ``finally`` short.
-        entry.raise_interrupts(False)
-        print(file=sys.stderr)
-        return entry.INTERRUPTED
+        return _interrupted()
+    except Exception as error:
+        if not entry.caused_by_interrupt(error):
+            raise
+        return _interrupted()
+
+
+def _interrupted() -> int:
+    # Again, in case the interrupt cut the ``finally`` short.
+    entry.raise_interrupts(False)
+    print(file=sys.stderr)
+    return entry.INTERRUPTED
 
 
 def _main(argv: list[str]) -> int:

@@ -146,3 +146,68 @@ def test_the_entry_module_imports_nothing_but_the_signal_module(tmp_path: Path) 
     )
     added = set(json.loads(done.stdout))
     assert added <= {"knm", "knm.cli", "knm.cli.entry", "__future__", "signal", "_signal"}, added
+
+
+#: A module whose class body takes a Ctrl-C in a descriptor's ``__set_name__``, where Python
+#: (3.11) turns whatever is raised into a ``RuntimeError`` caused by it: importing
+#: ``ipaddress`` while the key is pressed does that (the stop-35 CI run's flake).
+INTERRUPTED_CLASS = """
+import os, signal, time
+
+class Named:
+    def __set_name__(self, owner, name):
+        os.kill(os.getpid(), signal.SIGINT)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:  # the handler runs between two bytecodes
+            pass
+
+def interrupted(*args, **kwargs):
+    class Interrupted:
+        field = Named()
+    return 0
+"""
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize(
+    ("replaced", "raising"),
+    [("_main", "a KeyboardInterrupt"), ("main", "the quiet exit")],
+    ids=["inside-the-guard", "outside-the-guard"],
+)
+def test_a_ctrl_c_python_wraps_in_a_class_body_still_ends_with_130_and_no_traceback(
+    tmp_path: Path, replaced: str, raising: str
+) -> None:
+    (tmp_path / "interrupting.py").write_text(INTERRUPTED_CLASS)
+    code = (
+        "import sys\n"
+        f"sys.path.insert(0, {str(tmp_path)!r})\n"
+        "import interrupting\n"
+        "import knm.cli.main\n"
+        f"knm.cli.main.{replaced} = interrupting.interrupted\n"
+        "from knm.cli.entry import main\n"
+        "sys.exit(main())\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-S", "-c", code],
+        env=environment(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert (done.returncode, done.stderr.strip()) == (130, ""), f"{raising}: {done.stderr}"
+
+
+def test_an_error_caused_by_something_else_is_not_taken_for_an_interrupt() -> None:
+    from knm.cli.entry import caused_by_interrupt
+
+    try:
+        try:
+            raise ValueError("bad")
+        except ValueError as cause:
+            raise RuntimeError("wrapped") from cause
+    except RuntimeError as error:
+        assert not caused_by_interrupt(error)
+    try:
+        raise RuntimeError("wrapped") from KeyboardInterrupt()
+    except RuntimeError as error:
+        assert caused_by_interrupt(error)
