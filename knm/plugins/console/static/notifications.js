@@ -3,7 +3,7 @@
 // all. The webhook's secret is write-only: never shown, emptied once the form is sent.
 
 import { all, can, request, user } from "./api.js";
-import { act, confirmButton, errorSlot, field, names, pager, showError, table } from "./adminkit.js";
+import { act, clearErrors, confirmButton, errorSlot, field, names, pager, showError, table } from "./adminkit.js";
 import { h, problem, when } from "./dom.js";
 
 const STATES = ["", "pending", "delivered", "dead"];
@@ -136,7 +136,7 @@ function createForm(events, reload) {
     for (const secret of target.secrets) secret.value = "";
     try {
       const made = await request("POST", "notifications/subscriptions", { body });
-      form.querySelectorAll(".field-error, .form-error").forEach((s) => s.replaceChildren());
+      clearErrors(form);
       name.value = "";
       await reload();
       done.append(`Subscription ${made.name} created.`);

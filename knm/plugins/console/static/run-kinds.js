@@ -18,7 +18,7 @@ function says(error, ...fields) {
   return fields.some((f) => text.startsWith(f) || named.some((n) => n.startsWith(f)));
 }
 
-// A library list as a <select>, and its chosen item read in full (GET …/{id}).
+// A library list as a <select> (followPicked reads the chosen item in full).
 async function libraryPicker({ id, path, plural, chosen, empty }) {
   const items = await all(path, plural);
   const select = h(
@@ -28,6 +28,27 @@ async function libraryPicker({ id, path, plural, chosen, empty }) {
   );
   if (chosen && items.some((item) => String(item.id) === String(chosen))) select.value = String(chosen);
   return { select, items, empty: items.length ? null : h("p", { class: "muted" }, empty) };
+}
+
+// Reads the picker's chosen item in full (GET …/{id}) now and whenever the choice changes, and
+// hands it to `shown`; an answer for an item no longer chosen is dropped, a failure shows in
+// `slot`. `reset` runs before each read.
+async function followPicked({ select, path, noun, holder, slot, shown, reset = () => {} }) {
+  async function show() {
+    holder.replaceChildren(h("p", { class: "muted" }, `loading the ${noun}…`));
+    reset();
+    slot.replaceChildren();
+    try {
+      const item = await request("GET", `${path}/${encodeURIComponent(select.value)}`);
+      if (String(item.id) !== select.value) return;
+      shown(item);
+    } catch (error) {
+      holder.replaceChildren();
+      slot.replaceChildren(problem(error));
+    }
+  }
+  select.addEventListener("change", show);
+  await show();
 }
 
 // --- command ------------------------------------------------------------------------------------
@@ -84,22 +105,18 @@ const script = {
     const sudo = h("input", { type: "checkbox", id: "run-sudo" });
     const slot = fieldProblem("script-problem");
     let form = parameterForm([]);
-    async function show() {
-      holder.replaceChildren(h("p", { class: "muted" }, "loading the script…"));
-      slot.replaceChildren();
-      try {
-        const item = await request("GET", `automation/scripts/${encodeURIComponent(select.value)}`);
-        if (String(item.id) !== select.value) return;
+    await followPicked({
+      select,
+      path: "automation/scripts",
+      noun: "script",
+      holder,
+      slot,
+      shown: (item) => {
         about.replaceChildren(`${item.language || "shell"}, version ${item.version}. `, item.description || "");
         form = parameterForm(item.parameters || []);
         holder.replaceChildren(h("h3", {}, "Parameters"), form.el);
-      } catch (error) {
-        holder.replaceChildren();
-        slot.replaceChildren(problem(error));
-      }
-    }
-    select.addEventListener("change", show);
-    await show();
+      },
+    });
     return {
       el: h("div", {}, h("label", { for: "run-script" }, "Script"), select, about, holder, h("label", {}, sudo, " run as root (sudo)"), slot),
       read() {
@@ -259,27 +276,25 @@ const workflow = {
       if (definition.disruptive) rows.push(h("dt", {}, "disruptive"), h("dd", { dataset: { key: "disruptive" } }, "takes knm's node locks"));
       strategy.append(...rows);
     }
-    async function show() {
-      holder.replaceChildren(h("p", { class: "muted" }, "loading the workflow…"));
-      definition = null;
-      strategy.replaceChildren();
-      slot.replaceChildren();
-      try {
-        const item = await request("GET", `automation/workflows/${encodeURIComponent(select.value)}`);
-        if (String(item.id) !== select.value) return;
+    await followPicked({
+      select,
+      path: "automation/workflows",
+      noun: "workflow",
+      holder,
+      slot,
+      reset: () => {
+        definition = null;
+        strategy.replaceChildren();
+      },
+      shown: (item) => {
         definition = item.definition || {};
         const steps = definition.steps || [];
         about.replaceChildren(`${steps.length} step(s): ${steps.map((s) => s.id).join(" → ")}. `, item.description || "");
         drawStrategy();
         form = parameterForm(definition.parameters || []);
         holder.replaceChildren(h("h3", {}, "Parameters"), form.el);
-      } catch (error) {
-        holder.replaceChildren();
-        slot.replaceChildren(problem(error));
-      }
-    }
-    select.addEventListener("change", show);
-    await show();
+      },
+    });
     return {
       el: h(
         "div",

@@ -2,7 +2,7 @@
 // token lives only in the box that shows it: never stored, gone when the box or page goes.
 
 import { all, can, request, user } from "./api.js";
-import { act, confirmButton, field, showError, table } from "./adminkit.js";
+import { act, clearErrors, confirmButton, field, showError, table } from "./adminkit.js";
 import { h, problem, when } from "./dom.js";
 
 const ROLES = ["viewer", "operator", "admin"];
@@ -46,7 +46,7 @@ function createForm(shown, reload) {
     }
     try {
       const made = await request("POST", "tokens", { body });
-      form.querySelectorAll(".field-error, .form-error").forEach((s) => s.replaceChildren());
+      clearErrors(form);
       name.value = "";
       await reload();
       shown.append(onceBox(made, shown));

@@ -2,7 +2,7 @@
 // reset a password. The API deletes no user: disabling one revokes every session and token.
 
 import { all, request, user } from "./api.js";
-import { act, errorSlot, field, showError, table } from "./adminkit.js";
+import { act, clearErrors, errorSlot, field, showError, table } from "./adminkit.js";
 import { h, problem, when } from "./dom.js";
 
 const ROLES = ["viewer", "operator", "admin"];
@@ -43,7 +43,7 @@ function createForm(reload) {
     password.value = "";
     try {
       const made = await request("POST", "users", { body });
-      form.querySelectorAll(".field-error, .form-error").forEach((s) => s.replaceChildren());
+      clearErrors(form);
       username.value = "";
       await reload();
       done.append(`User ${made.username} (${made.role}) created.`);
@@ -126,7 +126,7 @@ function resetForm(u) {
     password.value = "";
     try {
       await request("PUT", `users/${u.id}/password`, { body });
-      form.querySelectorAll(".field-error, .form-error").forEach((s) => s.replaceChildren());
+      clearErrors(form);
       note.append("Password reset; their sessions and tokens are revoked.");
     } catch (error) {
       showError(form, error);
