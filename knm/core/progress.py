@@ -72,6 +72,8 @@ class Subscriber:
         self.bytes = 0
         self.last_seq: dict[str, int] = {}
         self.lagged: set[str] = set()
+        #: Send what is queued together, as one JSON array (the client asked: ``batch``).
+        self.batch = False
         #: Tasks being replayed from the log, and the highest live seq seen meanwhile.
         self.replaying: dict[str, int] = {}
         self._replays: dict[str, asyncio.Task[None]] = {}

@@ -1,6 +1,7 @@
 // The progress WebSocket. The token goes in the first message ({"action": "auth"}), never in
 // the URL. A dropped connection comes back and resubscribes from the last event seen; a
-// `lagged` notice resubscribes from where events were dropped, so no event is missed.
+// `lagged` notice resubscribes from where events were dropped, so no event is missed. The page
+// subscribes with `batch`: a message may be one event or an array of them.
 
 import { ROOT, token } from "./api.js";
 
@@ -28,7 +29,9 @@ export class Live {
   }
 
   #send(taskId) {
-    this.socket.send(JSON.stringify({ action: "subscribe", task_id: taskId, since: this.last.get(taskId) }));
+    // batch: the server may send what it has queued as one array of events, so a task
+    // streaming thousands of events a second costs the page a few messages a frame.
+    this.socket.send(JSON.stringify({ action: "subscribe", task_id: taskId, since: this.last.get(taskId), batch: true }));
   }
 
   #open() {
@@ -61,12 +64,18 @@ export class Live {
 
   #receive(text) {
     this.retry = 500; // a server that talks is back: the next drop retries quickly again
-    let event;
+    let parsed;
     try {
-      event = JSON.parse(text);
+      parsed = JSON.parse(text);
     } catch {
       return;
     }
+    if (Array.isArray(parsed)) for (const event of parsed) this.#take(event);
+    else this.#take(parsed);
+  }
+
+  #take(event) {
+    if (!event || typeof event !== "object") return;
     const seen = this.last.get(event.task_id);
     if (event.type === "lagged") {
       const since = Number(event.data && event.data.since) || 0;

@@ -15,6 +15,7 @@ const TERMINAL = new Set(["completed", "failed", "cancelled"]);
 const STATES = ["pending", "running", "success", "failed"];
 // A grid this small shows node names in its cells; a larger one, squares with tooltips.
 const NAMED_CELLS = 60;
+const CELLS_PER_FRAME = 250;
 
 function sameInfo(a, b) {
   return a.reason === b.reason && a.message === b.message && a.exit_code === b.exit_code;
@@ -218,14 +219,19 @@ class TaskView {
 
   draw() {
     this.frame = 0;
+    // At most CELLS_PER_FRAME cells a frame: when every node of a large task starts or ends at
+    // once, restyling a thousand cells in one frame blocks the page for longer than 50 ms.
+    let budget = CELLS_PER_FRAME;
     for (const i of this.dirty) {
+      if (budget-- === 0) break;
+      this.dirty.delete(i);
       const state = this.states[i];
       const cell = this.cells[i];
       cell.className = `cell n-${state}${this.names[i] === this.selected ? " selected" : ""}`;
       const info = this.info.get(this.names[i]);
       cell.title = `${this.names[i]}: ${state}${info && info.reason ? ` (${info.reason})` : ""}`;
     }
-    this.dirty.clear();
+    if (this.dirty.size) this.schedule();
     this.grid.dataset.liveEnds = String(this.endedLive.size);
     if (this.headerChanged) this.drawHeader();
     if (this.failuresChanged) this.drawFailures();
