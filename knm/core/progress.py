@@ -21,12 +21,18 @@ import msgspec
 
 from knm.core.db import UNAVAILABLE
 from knm.core.listen import Listener
-from knm.core.tasks.events import CHANNEL, Event, now, read_events
+from knm.core.tasks.events import CHANNEL, MAX_BATCH, Event, now, read_events
 from knm.wire import LaggedEvent
 
 log = logging.getLogger("knm.progress")
 
-QUEUE_LIMIT = 2000
+#: Events a subscriber may have queued: two seconds of a task streaming 20,000 a second. The
+#: event log hands the hub what it wrote in one go (up to ``MAX_BATCH`` events), all offered
+#: before the sender runs, and the sender shares its process with the tasks producing them: at
+#: 2,000 a page that kept up on average was told it lagged within a second, and its replays
+#: then fell behind the live stream again (measured: ``bench/console.py``). The memory is
+#: bounded by ``QUEUE_BYTES`` too (the texts are the hub's, shared by every subscriber).
+QUEUE_LIMIT = 8 * MAX_BATCH
 #: Seconds back a ``*`` subscriber's catch-up looks for events after LISTEN was lost: the
 #: database was down or the connection was being made again, rarely longer than this.
 RESYNC_WINDOW = 300.0

@@ -11,6 +11,7 @@ import httpx
 import pytest
 import websockets
 
+from knm.core.progress_route import BATCH_EVENTS
 from knm.testing.database import TEST_ADMIN_PASSWORD
 from knm.testing.process import KnmProcess
 from knm.testing.tasks import eventually, wait_for_task_sync
@@ -103,6 +104,49 @@ async def test_since_skips_what_the_client_already_has(server: KnmProcess, token
     assert [m["seq"] for m in rest] == [m["seq"] for m in everything if m["seq"] > 3]
 
 
+async def test_a_batch_subscriber_gets_every_event_once_in_order_in_arrays(
+    server: KnmProcess, token: str
+) -> None:
+    # Finished first: its replay queues events faster than they are sent, so arrays fill.
+    task_id = await start(server, token, events=300, echo="hi {node}")
+    headers = {"Authorization": f"Bearer {token}"}
+    await asyncio.to_thread(wait_for_task_sync, server.api, task_id, headers)
+    arrays: list[list[dict[str, Any]]] = []
+    async with websockets.connect(ws_url(server, token)) as socket:
+        await socket.send(json.dumps({"action": "subscribe", "task_id": task_id, "batch": True}))
+        async with asyncio.timeout(30):
+            while not arrays or arrays[-1][-1]["type"] != "complete":
+                message = json.loads(await socket.recv())
+                assert isinstance(message, list), message
+                arrays.append(message)
+        # An answer to a bad message is still one object, not an array.
+        await socket.send(json.dumps({"action": "dance"}))
+        assert json.loads(await asyncio.wait_for(socket.recv(), 10))["type"] == "error"
+    events = [event for array in arrays for event in array]
+    assert [event["seq"] for event in events] == list(range(1, len(events) + 1))
+    assert len(events) > 300
+    assert [event["type"] for event in events].count("complete") == 1
+    assert all(1 <= len(array) <= BATCH_EVENTS for array in arrays)
+    assert max(len(array) for array in arrays) > 1
+
+
+async def test_batch_false_goes_back_to_one_event_a_message(server: KnmProcess, token: str) -> None:
+    first, second = await start(server, token, events=5), await start(server, token, events=5)
+    headers = {"Authorization": f"Bearer {token}"}
+    for task_id in (first, second):
+        await asyncio.to_thread(wait_for_task_sync, server.api, task_id, headers)
+    async with websockets.connect(ws_url(server, token)) as socket:
+        subscribe = {"action": "subscribe", "task_id": first, "batch": True}
+        await socket.send(json.dumps(subscribe))
+        async with asyncio.timeout(30):
+            while (message := json.loads(await socket.recv()))[-1]["type"] != "complete":
+                assert isinstance(message, list)
+        await socket.send(json.dumps({"action": "subscribe", "task_id": second, "batch": False}))
+        messages = await collect(socket, second)
+    assert all(isinstance(message, dict) for message in messages)
+    assert [m["seq"] for m in messages] == list(range(1, len(messages) + 1))
+
+
 @pytest.mark.parametrize(
     "message",
     [
@@ -113,6 +157,7 @@ async def test_since_skips_what_the_client_already_has(server: KnmProcess, token
         json.dumps({"action": "subscribe", "task_id": "test-exec-1-zzzzzz", "since": 2**63}),
         json.dumps({"action": "subscribe", "task_id": "*", "since": 10**30}),
         json.dumps([1, 2]),
+        json.dumps({"action": "subscribe", "task_id": "*", "batch": "yes"}),
     ],
 )
 async def test_bad_messages_get_an_error_and_the_connection_stays_open(

@@ -10,7 +10,7 @@ from typing import Any
 
 from knm.core import progress_route
 from knm.core.progress import ProgressHub, Subscriber
-from knm.core.tasks.events import Event
+from knm.core.tasks.events import MAX_BATCH, Event
 from knm.wire import OutputEvent, make_event
 
 
@@ -34,6 +34,18 @@ def test_an_overflowing_subscriber_is_told_lagged_once_and_still_gets_the_end() 
     assert lagged.data["since"] == 5
     assert types[-1] == "complete"
     assert len(received) == 7
+
+
+def test_a_subscriber_is_not_told_lagged_for_bursts_the_event_log_itself_makes() -> None:
+    # The log hands the hub a whole write at once (up to MAX_BATCH events), offered before the
+    # sender can run; a consumer keeping up may meet several such writes back to back.
+    hub = ProgressHub(pool=None)  # type: ignore[arg-type]
+    subscriber = Subscriber(hub)
+    hub.subscribe("t", subscriber)
+    for write in range(4):
+        hub.deliver("t", [event(write * MAX_BATCH + i) for i in range(1, MAX_BATCH + 1)])
+    assert hub.lagged == 0
+    assert subscriber.queue.qsize() == 4 * MAX_BATCH
 
 
 def test_a_subscriber_with_too_many_bytes_queued_is_told_lagged() -> None:

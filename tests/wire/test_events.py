@@ -60,3 +60,20 @@ def test_make_event_builds_the_struct_of_its_type_and_refuses_unknown_types() ->
     assert isinstance(event, CompleteEvent)
     with pytest.raises(ValueError, match="unknown event type"):
         make_event("gossip", task_id="t", seq=1, progress=0, timestamp=AT)
+
+
+def test_event_time_is_this_utc_second_whatever_second_it_is(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import time
+
+    from knm.wire import events
+
+    for at in (1_796_475_311.9, 1_796_475_312.0, 1_796_475_312.5, 1_796_475_399.2):
+        monkeypatch.setattr(time, "time", lambda at=at: at)
+        stamp = events.now()
+        assert stamp == datetime.fromtimestamp(int(at), UTC)
+        assert stamp.tzinfo is UTC and stamp.microsecond == 0
+    monkeypatch.undo()
+    before = datetime.now(UTC).replace(microsecond=0)
+    assert before <= events.now() <= datetime.now(UTC)

@@ -82,15 +82,11 @@ class TaskView {
     this.actionProblem = h("div", { class: "slot" });
     this.message = h("p", { id: "task-message", class: "muted" });
     this.grid = h("div", { id: "grid", class: "grid", role: "group", "aria-label": "nodes" });
-    this.cells = this.names.map((name) =>
-      h(
-        "button",
-        { type: "button", class: "cell n-pending", title: `${name}: pending`, dataset: { node: name } },
-        this.names.length <= NAMED_CELLS ? name : "",
-      ),
-    );
+    // Cells are made a frame's worth at a time (buildCells, from draw): a thousand buttons put
+    // into the page at once block it for longer than 50 ms on a small machine.
+    this.cells = [];
     if (this.names.length > NAMED_CELLS) this.grid.classList.add("dense");
-    this.grid.append(...this.cells);
+    this.buildCells();
     this.grid.addEventListener("click", (event) => {
       const cell = event.target.closest(".cell");
       if (cell) this.select(cell.dataset.node);
@@ -168,8 +164,11 @@ class TaskView {
       const info = state === "running" ? null : { reason: data.reason, message: event.message, exit_code: data.exit_code };
       this.setNode(data.node, state, info);
       if (data.node === this.selected && state !== "running") this.fetchOutput();
-    } else if (event.type === "output" && data.node === this.selected) {
-      this.fetchOutput();
+    } else if (event.type === "output") {
+      // Most of a busy task's events: output of nodes nobody is looking at. They change
+      // nothing on the page, so they ask for no frame.
+      if (data.node === this.selected) this.fetchOutput();
+      return;
     } else if (event.type === "progress" && event.message) {
       this.message.textContent = event.message;
     } else if (event.type === "step" && this.workflow) {
@@ -217,22 +216,49 @@ class TaskView {
     if (!this.frame && !this.closed) this.frame = requestAnimationFrame(() => this.draw());
   }
 
+  // The next CELLS_PER_FRAME cells of the grid, drawn as their nodes are now.
+  buildCells() {
+    const from = this.cells.length;
+    const to = Math.min(this.names.length, from + CELLS_PER_FRAME);
+    const named = this.names.length <= NAMED_CELLS;
+    const made = [];
+    for (let i = from; i < to; i += 1) {
+      const name = this.names[i];
+      const cell = h("button", { type: "button", dataset: { node: name } }, named ? name : "");
+      this.paintCell(i, cell);
+      made.push(cell);
+    }
+    this.cells.push(...made);
+    this.grid.append(...made);
+  }
+
+  paintCell(i, cell) {
+    const state = this.states[i];
+    cell.className = `cell n-${state}${this.names[i] === this.selected ? " selected" : ""}`;
+    const info = this.info.get(this.names[i]);
+    cell.title = `${this.names[i]}: ${state}${info && info.reason ? ` (${info.reason})` : ""}`;
+  }
+
   draw() {
     this.frame = 0;
-    // At most CELLS_PER_FRAME cells a frame: when every node of a large task starts or ends at
-    // once, restyling a thousand cells in one frame blocks the page for longer than 50 ms.
+    // At most CELLS_PER_FRAME cells made or restyled a frame: when every node of a large task
+    // starts or ends at once, restyling a thousand cells in one frame blocks the page for
+    // longer than 50 ms. A cell not made yet is made as its node is then.
     let budget = CELLS_PER_FRAME;
-    for (const i of this.dirty) {
-      if (budget-- === 0) break;
-      this.dirty.delete(i);
-      const state = this.states[i];
-      const cell = this.cells[i];
-      cell.className = `cell n-${state}${this.names[i] === this.selected ? " selected" : ""}`;
-      const info = this.info.get(this.names[i]);
-      cell.title = `${this.names[i]}: ${state}${info && info.reason ? ` (${info.reason})` : ""}`;
+    if (this.cells.length < this.names.length) {
+      this.buildCells();
+      budget = 0;
     }
-    if (this.dirty.size) this.schedule();
-    this.grid.dataset.liveEnds = String(this.endedLive.size);
+    for (const i of this.dirty) {
+      if (budget <= 0) break;
+      this.dirty.delete(i);
+      if (i >= this.cells.length) continue;
+      budget -= 1;
+      this.paintCell(i, this.cells[i]);
+    }
+    if (this.dirty.size || this.cells.length < this.names.length) this.schedule();
+    const ends = String(this.endedLive.size);
+    if (this.grid.dataset.liveEnds !== ends) this.grid.dataset.liveEnds = ends;
     if (this.headerChanged) this.drawHeader();
     if (this.failuresChanged) this.drawFailures();
     if (this.detailChanged) this.drawDetail();

@@ -6,7 +6,7 @@
 // nodes and a step's outputs.
 
 import { ApiError, can, request } from "./api.js";
-import { h, link, problem, seconds, when } from "./dom.js";
+import { clock, h, link, problem, seconds, when } from "./dom.js";
 
 const SVG = "http://www.w3.org/2000/svg";
 const SETTLED = new Set(["completed", "failed", "skipped", "cancelled"]);
@@ -409,7 +409,7 @@ export class WorkflowPanel {
   drawDecisions() {
     const decided = [...this.states.values()]
       .filter((s) => s.type === "approval" && SETTLED.has(s.status) && s.outputs && s.outputs.decision)
-      .sort((a, b) => a.batch - b.batch || a.id.localeCompare(b.id));
+      .sort((a, b) => a.batch - b.batch || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
     const signature = JSON.stringify(decided.map((s) => [s.batch, s.id, s.outputs]));
     if (signature === this.decisionsDrawn) return;
     this.decisionsDrawn = signature;
@@ -616,7 +616,7 @@ export class WorkflowPanel {
         const time =
           summary.start === null
             ? ""
-            : `${new Date(summary.start).toLocaleTimeString()}${summary.end !== null ? ` – ${new Date(summary.end).toLocaleTimeString()} (${seconds(Math.round((summary.end - summary.start) / 1000))})` : " – …"}`;
+            : `${clock(new Date(summary.start))}${summary.end !== null ? ` – ${clock(new Date(summary.end))} (${seconds(Math.round((summary.end - summary.start) / 1000))})` : " – …"}`;
         const el = h(
           "div",
           { class: `tl-row${shown === b ? " shown" : ""}`, dataset: { batch: String(b), state: summary.state } },
