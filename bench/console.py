@@ -60,7 +60,7 @@ CHROMEDRIVER = Path("/usr/bin/chromedriver")
 #: Installed before the page's scripts (CDP): counts what the WebSocket receives and records
 #: Long Tasks, so the figures do not depend on the console's own code.
 WATCH = """
-window.__bench = { received: 0, lagged: 0, messages: 0, longest: 0, longTasks: 0, at: [] };
+window.__bench = { received: 0, lagged: 0, messages: 0, longest: 0, longTasks: 0, at: [], lags: [] };
 const NativeWebSocket = window.WebSocket;
 window.WebSocket = class extends NativeWebSocket {
   constructor(...args) {
@@ -78,6 +78,7 @@ window.WebSocket = class extends NativeWebSocket {
       const lagged = count('"type":"lagged"');
       window.__bench.messages += 1;
       window.__bench.lagged += lagged;
+      if (lagged) window.__bench.lags.push(Math.round(performance.now()));
       window.__bench.received += count('"seq":') - lagged - count('"type":"error"');
     });
   }
@@ -292,6 +293,7 @@ def one_run(
             "longest": float(seen["longest"]),
             "long_tasks": int(seen["longTasks"]),
             "long_at": [(int(start), int(length)) for start, length in seen["at"]],
+            "lagged_at": [int(at) for at in seen["lags"]],
             "heap_before": heap_before,
             "heap_after": heap_after,
             "first_paint": float(first_paint) if first_paint is not None else float("nan"),
@@ -370,6 +372,9 @@ def main(argv: list[str] | None = None) -> int:
         # Where to look: a long task at the page's start is its drawing, one later the stream.
         at = ", ".join(f"{length} ms at {start} ms" for start, length in run["long_at"])
         say(f"bench.console: long tasks (after the task page's navigation): {at}")
+    if run["lagged_at"]:
+        at = ", ".join(f"{moment} ms" for moment in run["lagged_at"])
+        say(f"bench.console: lagged notices at (after the task page's navigation): {at}")
     return 0 if lossless else 1
 
 

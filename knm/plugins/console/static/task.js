@@ -82,11 +82,11 @@ class TaskView {
     this.actionProblem = h("div", { class: "slot" });
     this.message = h("p", { id: "task-message", class: "muted" });
     this.grid = h("div", { id: "grid", class: "grid", role: "group", "aria-label": "nodes" });
-    // Cells are made a frame's worth at a time (buildCells, from draw): a thousand buttons put
-    // into the page at once block it for longer than 50 ms on a small machine.
+    // Cells are made a frame's worth at a time from the first frame on (buildCells, from
+    // draw): a thousand buttons put into the page at once, or the first frame's layout of the
+    // whole page with a part of them, block it for longer than 50 ms on a small machine.
     this.cells = [];
     if (this.names.length > NAMED_CELLS) this.grid.classList.add("dense");
-    this.buildCells();
     this.grid.addEventListener("click", (event) => {
       const cell = event.target.closest(".cell");
       if (cell) this.select(cell.dataset.node);
