@@ -1,7 +1,8 @@
 // The progress WebSocket. The token goes in the first message ({"action": "auth"}), never in
 // the URL. A dropped connection comes back and resubscribes from the last event seen; a
 // `lagged` notice resubscribes from where events were dropped, so no event is missed. The page
-// subscribes with `batch`: a message may be one event or an array of them.
+// subscribes with `batch`: events come as arrays of them; an error answering a message of the
+// page is still one object.
 
 import { ROOT, token } from "./api.js";
 
@@ -29,8 +30,8 @@ export class Live {
   }
 
   #send(taskId) {
-    // batch: the server may send what it has queued as one array of events, so a task
-    // streaming thousands of events a second costs the page a few messages a frame.
+    // batch: the server sends what it has queued as one array of events, so a task streaming
+    // thousands of events a second costs the page a few messages a frame.
     this.socket.send(JSON.stringify({ action: "subscribe", task_id: taskId, since: this.last.get(taskId), batch: true }));
   }
 
