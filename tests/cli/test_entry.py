@@ -73,6 +73,17 @@ def environment(tmp_path: Path) -> dict[str, str]:
     }
 
 
+def run_without_site(tmp_path: Path, code: str) -> subprocess.CompletedProcess[str]:
+    """``code`` in ``python -S``, with the console script's environment."""
+    return subprocess.run(
+        [sys.executable, "-S", "-c", code],
+        env=environment(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
 def allowed_traceback(stderr: str, script: Path) -> bool:
     """A traceback of the interpreter's start or of the script's lines before its call of
     ``main``: every frame is Python's own (frozen or the standard library's), the entry
@@ -136,14 +147,8 @@ def test_the_entry_module_imports_nothing_but_the_signal_module(tmp_path: Path) 
         "from knm.cli.entry import main\n"
         "print(json.dumps(sorted(set(sys.modules) - before)))\n"
     )
-    done = subprocess.run(
-        [sys.executable, "-S", "-c", code],
-        env=environment(tmp_path),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    )
+    done = run_without_site(tmp_path, code)
+    assert done.returncode == 0, done.stderr
     added = set(json.loads(done.stdout))
     assert added <= {"knm", "knm.cli", "knm.cli.entry", "__future__", "signal", "_signal"}, added
 
@@ -187,13 +192,7 @@ def test_a_ctrl_c_python_wraps_in_a_class_body_still_ends_with_130_and_no_traceb
         "from knm.cli.entry import main\n"
         "sys.exit(main())\n"
     )
-    done = subprocess.run(
-        [sys.executable, "-S", "-c", code],
-        env=environment(tmp_path),
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
+    done = run_without_site(tmp_path, code)
     assert (done.returncode, done.stderr.strip()) == (130, ""), f"{raising}: {done.stderr}"
 
 
