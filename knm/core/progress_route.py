@@ -144,13 +144,16 @@ async def progress_ws(socket: WebSocket[Any, Any, Any]) -> None:
                 await socket.send_text(_error("bad message: expected {action, task_id}"))
                 continue
             if message.action == "subscribe" and message.task_id:
-                if message.batch is not None:
-                    subscriber.batch = message.batch
                 if message.since is not None and not 0 <= message.since <= BIGINT_MAX:
                     await socket.send_text(
                         _error(f"since must be 0 to {BIGINT_MAX}", message.task_id)
                     )
                     continue
+                # Set before the replay starts so its first events go out in the asked form;
+                # a refused subscribe leaves the connection's mode as it was.
+                was = subscriber.batch
+                if message.batch is not None:
+                    subscriber.batch = message.batch
                 try:
                     problem = await _subscribe(knm, subscriber, message.task_id, message.since)
                 except _DATABASE_DOWN as exc:
@@ -158,6 +161,7 @@ async def progress_ws(socket: WebSocket[Any, Any, Any]) -> None:
                     log.warning("subscribing to %s failed: %s", message.task_id, exc)
                     problem = "the database is unavailable; subscribe again shortly"
                 if problem:
+                    subscriber.batch = was
                     await socket.send_text(_error(problem, message.task_id))
             elif message.action == "unsubscribe" and message.task_id:
                 knm.progress.unsubscribe(message.task_id, subscriber)

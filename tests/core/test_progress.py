@@ -147,6 +147,26 @@ async def test_batch_false_goes_back_to_one_event_a_message(server: KnmProcess, 
     assert [m["seq"] for m in messages] == list(range(1, len(messages) + 1))
 
 
+async def test_a_refused_batch_subscribe_leaves_the_connection_sending_single_events(
+    server: KnmProcess, token: str
+) -> None:
+    task_id = await start(server, token, events=5)
+    headers = {"Authorization": f"Bearer {token}"}
+    await asyncio.to_thread(wait_for_task_sync, server.api, task_id, headers)
+    async with websockets.connect(ws_url(server, token)) as socket:
+        for refused in (
+            {"action": "subscribe", "task_id": "test-exec-1-zzzzzz", "batch": True},
+            {"action": "subscribe", "task_id": task_id, "since": -1, "batch": True},
+        ):
+            await socket.send(json.dumps(refused))
+            reply = json.loads(await asyncio.wait_for(socket.recv(), 10))
+            assert isinstance(reply, dict) and reply["type"] == "error", reply
+        await socket.send(json.dumps({"action": "subscribe", "task_id": task_id}))
+        messages = await collect(socket, task_id)
+    assert all(isinstance(message, dict) for message in messages)
+    assert messages[-1]["type"] == "complete"
+
+
 @pytest.mark.parametrize(
     "message",
     [
