@@ -57,12 +57,17 @@ python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ig
 # Deterministic, bounded property tests unless asked otherwise (knm.testing.plugin).
 export KNM_HYPOTHESIS_PROFILE="${KNM_HYPOTHESIS_PROFILE:-ci}"
 
-# The maintenance lab's tests (the state machine, ~25 minutes, and the mutants' replays, ~3) spend
-# their time waiting on simulated reboots and leases, not on the CPU. When the whole suite runs
-# (no arguments but output options), each file runs in a pytest of its own beside the rest:
-# every fixture they share with it (database, sshd fleet, ports) is made per process.
-# KNM_TEST_SERIAL=1 runs everything in one pytest.
-LAB=(tests/plugins/workflows/test_maintenance_machine.py tests/plugins/workflows/test_maintenance_mutants.py)
+# Tests that spend their time waiting, not on the CPU: the maintenance lab's (the state machine,
+# ~25 minutes, and the mutants' replays, ~3, waiting on simulated reboots and leases), and the
+# ones that wait on the wall clock for cron times and maintenance windows (~4 minutes). When the
+# whole suite runs (no arguments but output options), each lane below (files separated by
+# spaces) runs in a pytest of its own beside the rest: every fixture they share with it
+# (database, sshd fleet, ports) is made per process. KNM_TEST_SERIAL=1 runs everything in one.
+LAB=(
+    "tests/plugins/workflows/test_maintenance_machine.py"
+    "tests/plugins/workflows/test_maintenance_mutants.py tests/plugins/workflows/test_windows.py
+     tests/plugins/workflows/test_windows_kube.py tests/core/schedules/test_exactly_once.py"
+)
 whole=1
 for arg in "$@"; do
     case "$arg" in
@@ -81,21 +86,23 @@ cleanup() {
     rm -f "${logs[@]}"
 }
 trap 'cleanup; exit 130' INT TERM
-for path in "${LAB[@]}"; do
+ignore=()
+for lane in "${LAB[@]}"; do
+    read -r -d '' -a paths <<<"$lane" || true
+    for path in "${paths[@]}"; do ignore+=("--ignore=$path"); done
     log="$(mktemp "${TMPDIR:-/tmp}/knm-lab-tests.XXXXXX")"
     logs+=("$log")
-    python3 -m pytest "$@" "$path" >"$log" 2>&1 &
+    python3 -m pytest "$@" "${paths[@]}" >"$log" 2>&1 &
     pids+=("$!")
 done
-ignore=()
-for path in "${LAB[@]}"; do ignore+=("--ignore=$path"); done
 status=0
 python3 -m pytest "$@" "${ignore[@]}" || status=$?
 for i in "${!LAB[@]}"; do
     lab_status=0
     wait "${pids[$i]}" || lab_status=$?
     echo
-    echo "=== ${LAB[$i]}, run beside the rest: exit $lab_status ==="
+    read -r -d '' -a paths <<<"${LAB[$i]}" || true
+    echo "=== ${paths[*]}, run beside the rest: exit $lab_status ==="
     cat "${logs[$i]}"
     [ "$status" -ne 0 ] || status=$lab_status
 done
