@@ -25,6 +25,7 @@ findings too, never a hang.
 from __future__ import annotations
 
 import bisect
+import fnmatch
 import functools
 import itertools
 import math
@@ -894,6 +895,10 @@ class _Walker:
             for c in node.children
             if not c.is_named or c.type == "ERROR"
         )
+        if op == "<>":  # ``1<> FILE`` writes over FILE's bytes in place; ``<> FILE`` reads it
+            fd = next((c for c in node.named_children if c.type == "file_descriptor"), None)
+            if fd is not None and fd.text not in (b"0", None):
+                op = fd.text.decode(errors="replace") + op
         target = node.child_by_field_name("destination")
         if target is None:
             named = [c for c in node.named_children if c.type not in ("file_descriptor", "ERROR")]
@@ -1213,6 +1218,17 @@ class _Walker:
         args = cmd.words[1:]
         if unwrapped.code:
             return
+        inline = (
+            ("-c",)
+            if program in ("python", "python2", "python3")
+            else ("-e", "-E", "-r", "--eval", "-p", "--print")
+            if program in ("perl", "ruby", "node", "nodejs", "php")
+            else ()
+        )
+        for flag, code in itertools.pairwise(args):
+            if flag.value in inline and code.tainted:  # ``python3 -c "$(curl ..)"``
+                self.finding("remote-code", cmd.written)
+                return
         if program in ("python", "python2", "python3") and any(
             w.value in ("-c", "-m") for w in args
         ):
@@ -1293,15 +1309,30 @@ class _Walker:
         starts = _find_starts(values)
         narrowed = _find_narrowed(values)
         names = _find_names(values)
+        # find acts on each start itself too (``find /etc/passwd -exec rm {} ;``), unless
+        # ``-mindepth`` skips it
+        itself = _find_itself(values)
         matched = (
             Word(
                 tuple(
                     dict.fromkeys(
-                        posixpath.join(_normalize(s, cmd.cwd), *middle, name)
-                        for s in starts
-                        for name in names
-                        # a plain name may be deeper down (``-name passwd``); a pattern stays put
-                        for middle in (((),) if _GLOB_CHARS.search(name) else ((), ("*",)))
+                        [
+                            posixpath.join(_normalize(s, cmd.cwd), *middle, name)
+                            for s in starts
+                            for name in names
+                            # a plain name may be deeper down (``-name passwd``); a pattern
+                            # stays put
+                            for middle in (((),) if _GLOB_CHARS.search(name) else ((), ("*",)))
+                        ]
+                        + [
+                            _normalize(s, cmd.cwd)
+                            for s in starts
+                            for name in names
+                            if itself
+                            and fnmatch.fnmatchcase(
+                                posixpath.basename(_normalize(s, cmd.cwd)), name
+                            )
+                        ]
                     )
                 )[:MAX_ALTS],
                 "{}",
@@ -1310,7 +1341,12 @@ class _Walker:
             else lit("/knm-found/file")
             if narrowed
             else Word(
-                tuple(dict.fromkeys(posixpath.join(_normalize(s, cmd.cwd), "*") for s in starts)),
+                tuple(
+                    dict.fromkeys(
+                        [posixpath.join(_normalize(s, cmd.cwd), "*") for s in starts]
+                        + [_normalize(s, cmd.cwd) for s in starts if itself]
+                    )
+                )[:MAX_ALTS],
                 "{}",
             )
         )
@@ -2721,6 +2757,13 @@ def _find_names(values: Sequence[str]) -> list[str]:
                        "-lname", "-ilname", "-newer", "-samefile", "-inum"):  # fmt: skip
             return []
     return names if all("/" not in n for n in names) else []
+
+
+def _find_itself(values: Sequence[str]) -> bool:
+    """find acts on each start itself too, unless ``-mindepth`` skips it."""
+    return not any(
+        v == "-mindepth" and n.isdigit() and int(n) >= 1 for v, n in itertools.pairwise(values)
+    )
 
 
 def _find_starts(values: Sequence[str]) -> list[str]:
