@@ -207,10 +207,22 @@ def _match(pattern: Sequence[str], name: Sequence[str]) -> bool:
             continue
         if _GLOB.search(p) and fnmatch.fnmatchcase(n, p):
             continue
-        if _GLOB.search(n) and (fnmatch.fnmatchcase(p, n) or _GLOB.search(p)):
+        if _GLOB.search(n) and (fnmatch.fnmatchcase(p, n) or _globs_overlap(p, n)):
             continue
         return False
     return True
+
+
+def _globs_overlap(a: str, b: str) -> bool:
+    """Whether two globs may name one file: their literal starts and ends agree (``*.bak`` and
+    ``*.conf`` cannot; ``ca.*`` and ``*.key`` may)."""
+    if not _GLOB.search(a) or not _GLOB.search(b):
+        return False
+    head_a, head_b = _GLOB.split(a, 1)[0], _GLOB.split(b, 1)[0]
+    tail_a, tail_b = re.split(r"[*?\]]", a)[-1], re.split(r"[*?\]]", b)[-1]
+    return (head_a.startswith(head_b) or head_b.startswith(head_a)) and (
+        tail_a.endswith(tail_b) or tail_b.endswith(tail_a)
+    )
 
 
 def _matches_all(component: str) -> bool:
@@ -303,6 +315,12 @@ def _into(directory: Word, source: Word) -> Word | None:
         return None
     alts = tuple(f"{d.rstrip('/')}/{n}" for d in directory.alts for n in sorted(names))
     return directory.with_alts(alts[:32])
+
+
+def _into_each(directory: Word) -> Callable[[Word], Word]:
+    """``_into`` for ``map``: a source whose name is unknown lands nowhere known (the
+    directory itself stands in)."""
+    return lambda source: _into(directory, source) or directory
 
 
 def _overwrites(targets: Sequence[Word], sources: Sequence[Word], cwd: str) -> bool:
@@ -872,10 +890,24 @@ def _block_devices(cmd: Cmd) -> bool:
     if program == "socat":
         return any(_any(w, cwd, block_device) for w in _socat_files(cmd))
     if program in ("cp", "install", "ddrescue", "rsync", "ln"):
-        operands = _Args(args, "tmogS").operands
+        if program == "rsync":  # its -t keeps times, -e names the remote shell
+            parsed = _Args(args, "efT", ("rsh", "exclude", "include", "filter", "temp-dir",
+                                         "files-from", "password-file", "log-file"))  # fmt: skip
+        else:
+            parsed = _Args(args, "tmogS", ("target-directory", "mode", "owner", "group", "suffix"))
         if program == "ln":
             return False
-        return len(operands) >= 2 and _any(operands[-1], cwd, block_device)
+        operands = parsed.operands
+        target_dir = parsed.values.get("t") or parsed.values.get("target-directory")
+        if target_dir:  # ``cp -t /dev sda``: onto /dev/sda
+            directory = Word((target_dir,), target_dir)
+            return any(_any(w, cwd, block_device) for w in map(_into_each(directory), operands))
+        if len(operands) < 2:
+            return False
+        landed = [operands[-1]]
+        if program != "ddrescue":  # ``cp sda /dev/``: onto /dev/sda
+            landed.extend(map(_into_each(operands[-1]), operands[:-1]))
+        return any(_any(w, cwd, block_device) for w in landed)
     if _MKFS.match(program):
         # Option values (a type, a label) are not devices, so reading them as operands is safe.
         parsed = _Args(args)
