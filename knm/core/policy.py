@@ -248,6 +248,9 @@ def critical_dir(path: str) -> str | None:
     for crit in _DIR_PARTS:
         if _match(parts, crit):
             return "/" + "/".join(crit)
+    for crit in _FILE_PARTS:  # a directory holding a critical file (``/lib/x86_64-linux-gnu``)
+        if len(parts) < len(crit) and _match(parts, crit[: len(parts)]):
+            return "/" + "/".join(crit[: len(parts)])
     return critical_children(path)
 
 
@@ -378,8 +381,34 @@ def block_device(path: str) -> bool:
     if len(parts) >= 2 and parts[1] in _NOT_DEVICE_DIRS:
         return False
     if _GLOB.search(path):
-        return any(_match(parts, _parts(sample)) for sample in _DEVICE_SAMPLES)
+        return any(_match(parts, _parts(sample)) for sample in _DEVICE_SAMPLES) or any(
+            _DEVICE.match(name) for name in _glob_instances(path)
+        )
     return bool(_DEVICE.match(path))
+
+
+_GLOB_PART = re.compile(r"\[!?\^?\]?[^\]]*\]|[*?]")
+
+
+def _glob_instances(path: str) -> list[str]:
+    """A few names a glob matches, each glob part filled in with a letter, a digit, both, or
+    nothing (``/dev/vdb?``: ``/dev/vdba``, ``/dev/vdb1``; ``/dev/sd[b]``: ``/dev/sdb``)."""
+    out = [""]
+    last = 0
+    for match in _GLOB_PART.finditer(path):
+        literal = path[last : match.start()]
+        part = match.group()
+        if part == "*":
+            fills = ["", "a", "1", "a1"]
+        elif part == "?":
+            fills = ["a", "1"]
+        else:
+            fills = [c for c in ("a", "b", "1", "0") if fnmatch.fnmatchcase(c, part)]
+            body = part[1:-1].lstrip("!^")
+            fills += [body[:1]] if body[:1] and fnmatch.fnmatchcase(body[:1], part) else []
+        out = [o + literal + f for o in out for f in dict.fromkeys(fills)][:64]
+        last = match.end()
+    return [o + path[last:] for o in out]
 
 
 def _is_sysrq(path: str) -> bool:

@@ -2746,7 +2746,10 @@ def _heredoc(node: Node) -> tuple[str, list[Node]]:
 
 
 _ALWAYS_TRUE = re.compile(r"^(?:true|:|/bin/true|/usr/bin/true|\[\s*\S+\s*\]|\[\[\s*\S+\s*\]\]|"
-                          r"\(\(\s*[1-9][0-9]*\s*\)\)|test\s+\S+|let\s+1)$")  # fmt: skip
+                          r"\(\(\s*[1-9][0-9]*\s*\)\)|test\s+\S+|let\s+1|"
+                          r"sleep\s+0*(?:\.0*)?[smhd]?)$")  # fmt: skip
+#: ``sleep 0``: succeeds at once, so it neither ends nor paces a loop.
+_NO_WAIT = re.compile(r"^sleep\s+0*(?:\.0*)?[smhd]?\s*(?:$|[;&|])")
 _ALWAYS_FALSE = re.compile(r"^(?:false|/bin/false|/usr/bin/false|!\s*true|!\s*:)$")
 
 
@@ -2794,7 +2797,9 @@ def _throttled(body: Node) -> bool:
         if node.type == "command" and _followed_by_amp(node):
             continue
         text = _text(node).lstrip()
-        if re.match(r"^(?:sleep|wait|read|break|exit|return|timeout\s+\S+\s+sleep)\b", text):
+        if re.match(r"^(?:sleep|wait|read|break|exit|return|timeout\s+\S+\s+sleep)\b", text) and (
+            not _NO_WAIT.match(text)
+        ):
             return True
     return False
 

@@ -512,3 +512,21 @@ def test_a_fetched_file_is_followed_wherever_it_is_saved_or_copied_before_it_run
     command: str,
 ) -> None:
     assert rules(command) == {"remote-code"}
+
+
+def test_a_directory_holding_a_critical_file_is_as_critical_as_the_file() -> None:
+    assert rules("rm -rf /lib/x86_64-linux-gnu") == {"system-paths"}  # libc is inside
+    assert rules("rm -rf /var/lib/kubelet/pki") == rules("rm -f /var/lib/kubelet/pki/x.pem")
+    assert check_command("rm -rf /var/lib/kubelet/pods/x") == []
+
+
+@pytest.mark.parametrize("device", ["/dev/sd[b]", "/dev/vdb?", "/dev/xvd[f]", "/dev/nvme1n?"])
+def test_a_device_named_by_any_glob_is_a_device(device: str) -> None:
+    assert rules(f"wipefs -a {device}") == rules("wipefs -a /dev/sdb") == {"block-devices"}
+    assert check_command("echo hi > /dev/tty?") == []
+
+
+def test_sleep_0_neither_ends_nor_paces_a_loop() -> None:
+    assert rules("while sleep 0; do sleep 1 & done") == rules("while true; do sleep 1 & done")
+    assert rules("while true; do sleep 0; bash & done") == {"fork-bombs"}
+    assert check_command("while sleep 5; do date & done") == []
