@@ -699,7 +699,7 @@ def _system_paths(cmd: Cmd) -> bool:
         return any(
             w.value.startswith("of=") and _any(_strip(w, 3), cwd, critical_file) for w in args
         )
-    if program == "tee":
+    if program in ("tee", "sponge"):  # ``sponge`` (moreutils) is ``tee`` to one file
         parsed = _Args(args)
         if parsed.has("a", "append"):
             return False
@@ -914,7 +914,7 @@ def _block_devices(cmd: Cmd) -> bool:
         target = _Args(args, "LBsNiwHdRo", ("output",)).values
         out = target.get("output") or target.get("o")
         return out is not None and block_device(normalize(out, cwd))
-    if program == "tee":
+    if program in ("tee", "sponge"):
         return any(_any(w, cwd, block_device) for w in _Args(args).operands)
     if program == "socat":
         return any(_any(w, cwd, block_device) for w in _socat_files(cmd))
@@ -1304,7 +1304,7 @@ def _written_files(cmd: Cmd) -> list[Word]:
     args = cmd.words[1:]
     if cmd.program in _DD_LIKE:
         out.extend(_strip(w, 3) for w in args if w.value.startswith("of="))
-    elif cmd.program == "tee":
+    elif cmd.program in ("tee", "sponge"):
         out.extend(_Args(args).operands)
     elif cmd.program in ("cp", "install", "ln", "mv", "rsync"):
         operands = _Args(args).operands
@@ -1336,7 +1336,7 @@ _RELEVANT = frozenset(
      "lvresize", "lvextend", "zpool", "zfs", "debugfs", "dmsetup", "kill", "killall5", "pkill",
      "skill", "killall", "slay", ":", "socat", "qemu-img", "pv", "integritysetup",
      "veritysetup", "pvcreate", "vgcreate", "vgextend", "btrfs", "xfs_repair", "flashrom",
-     "systemctl", "curl", "wget", "sort", "shuf", "openssl", "fallocate", "zstd", "lz4"}
+     "systemctl", "sponge", "curl", "wget", "sort", "shuf", "openssl", "fallocate", "zstd", "lz4"}
 ) | _COMPRESSORS | _DISK_WRITERS | _LVM_WRITES | _DD_LIKE  # fmt: skip
 
 

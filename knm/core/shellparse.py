@@ -2517,6 +2517,10 @@ def _lists_every_process(program: str, args: Sequence[Word]) -> bool:
     if program == "pidof":
         return any(v in ("systemd", "init", "/sbin/init", "/lib/systemd/systemd") for v in values)
     if program == "pgrep":
+        if "--inverse" in values or any(
+            v.startswith("-") and not v.startswith("--") and "v" in v for v in values
+        ):
+            return True  # every process but the ones matched, as ``pkill -v``
         operands, users, i = [], set(), 0
         while i < len(values):  # option values (``-u root``) are no patterns
             v = values[i]

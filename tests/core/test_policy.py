@@ -530,3 +530,14 @@ def test_sleep_0_neither_ends_nor_paces_a_loop() -> None:
     assert rules("while sleep 0; do sleep 1 & done") == rules("while true; do sleep 1 & done")
     assert rules("while true; do sleep 0; bash & done") == {"fork-bombs"}
     assert check_command("while sleep 5; do date & done") == []
+
+
+def test_sponge_writes_its_file_as_tee_does() -> None:
+    assert rules("echo | sponge /etc/passwd") == rules("echo | tee /etc/passwd")
+    assert rules("cat /dev/zero | sponge /dev/sda") == {"block-devices"}
+    assert check_command("sort /etc/hosts | sponge /etc/hosts") == []
+
+
+def test_pgrep_v_lists_every_process_as_pkill_v_signals_them() -> None:
+    assert rules("kill -9 $(pgrep -v xyz)") == rules("pkill -9 -v xyz") == {"kill-all"}
+    assert check_command("pgrep -f kubelet | xargs kill -HUP") == []
