@@ -1466,9 +1466,14 @@ class _Walker:
             env.positional = list(args[1:])
             return UNKNOWN_STREAM
         if program in ("read", "mapfile", "readarray"):
+            names = [w.value for w in args if _NAME.fullmatch(w.value)]
+            lines = [line.strip() for line in (cmd.stdin.text or "").splitlines() if line.strip()]
             for word in args:
                 if _NAME.fullmatch(word.value):
                     env.vars[word.value] = (U,)
+                    if program == "read" and len(names) == 1 and 0 < len(lines) <= MAX_ALTS:
+                        # ``printf '%s\n' /etc/passwd | while read f``: each line in turn
+                        env.vars[word.value] = tuple(dict.fromkeys(lines))
                     if cmd.stdin.tainted:  # a line of fetched or decoded text
                         env.files[f"$var:{word.value}"] = Stream(tainted=True)
                     else:

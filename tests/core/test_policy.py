@@ -541,3 +541,9 @@ def test_sponge_writes_its_file_as_tee_does() -> None:
 def test_pgrep_v_lists_every_process_as_pkill_v_signals_them() -> None:
     assert rules("kill -9 $(pgrep -v xyz)") == rules("pkill -9 -v xyz") == {"kill-all"}
     assert check_command("pgrep -f kubelet | xargs kill -HUP") == []
+
+
+def test_a_line_read_from_known_text_is_that_text_as_an_assignment_is() -> None:
+    read = "printf '%s\\n' /etc/passwd | while read f; do : > \"$f\"; done"
+    assert rules(read) == rules('f=/etc/passwd; : > "$f"') == {"system-paths"}
+    assert check_command('echo /tmp/build | while read d; do rm -rf "$d"; done') == []
