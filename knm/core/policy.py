@@ -34,6 +34,7 @@ from __future__ import annotations
 import asyncio
 import fnmatch
 import functools
+import posixpath
 import re
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -206,10 +207,22 @@ def _match(pattern: Sequence[str], name: Sequence[str]) -> bool:
             continue
         if _GLOB.search(p) and fnmatch.fnmatchcase(n, p):
             continue
-        if _GLOB.search(n) and (fnmatch.fnmatchcase(p, n) or _GLOB.search(p)):
+        if _GLOB.search(n) and (fnmatch.fnmatchcase(p, n) or _globs_overlap(p, n)):
             continue
         return False
     return True
+
+
+def _globs_overlap(a: str, b: str) -> bool:
+    """Whether two globs may name one file: their literal starts and ends agree (``*.bak`` and
+    ``*.conf`` cannot; ``ca.*`` and ``*.key`` may)."""
+    if not _GLOB.search(a) or not _GLOB.search(b):
+        return False
+    head_a, head_b = _GLOB.split(a, 1)[0], _GLOB.split(b, 1)[0]
+    tail_a, tail_b = re.split(r"[*?\]]", a)[-1], re.split(r"[*?\]]", b)[-1]
+    return (head_a.startswith(head_b) or head_b.startswith(head_a)) and (
+        tail_a.endswith(tail_b) or tail_b.endswith(tail_a)
+    )
 
 
 def _matches_all(component: str) -> bool:
@@ -235,6 +248,9 @@ def critical_dir(path: str) -> str | None:
     for crit in _DIR_PARTS:
         if _match(parts, crit):
             return "/" + "/".join(crit)
+    for crit in _FILE_PARTS:  # a directory holding a critical file (``/lib/x86_64-linux-gnu``)
+        if len(parts) < len(crit) and _match(parts, crit[: len(parts)]):
+            return "/" + "/".join(crit[: len(parts)])
     return critical_children(path)
 
 
@@ -254,7 +270,7 @@ def critical_children(path: str) -> str | None:
 
 
 @functools.lru_cache(maxsize=4096)
-def critical_file(path: str) -> str | None:
+def _listed_file(path: str) -> str | None:
     parts = _parts(path)
     for crit in _FILE_PARTS:
         if _match(parts, crit):
@@ -262,18 +278,68 @@ def critical_file(path: str) -> str | None:
     return None
 
 
+def _in_critical_tree(path: str) -> str | None:
+    """The critical tree ``path`` lies inside (``/var/lib/etcd/member/snap/db``), as a glob."""
+    parts = _parts(path)
+    for tree in _TREE_PARTS:
+        if len(parts) > len(tree) and _match(parts[: len(tree)], tree):
+            return "/" + "/".join(tree) + "/*"
+    return None
+
+
+@functools.lru_cache(maxsize=4096)
+def critical_file(path: str) -> str | None:
+    """The critical file ``path`` names: one listed in ``CRITICAL_FILES``, or any file inside a
+    critical tree (emptying etcd's ``member/snap/db`` stops the node as surely as ``rm -rf``
+    of its directory does)."""
+    return _listed_file(path) or _in_critical_tree(path)
+
+
 _REPLACEABLE_PARTS = tuple(tuple(f.strip("/").split("/")) for f in REPLACEABLE_FILES)
 
 
 @functools.lru_cache(maxsize=4096)
 def _replaceable(path: str) -> bool:
+    """A critical file a copy of a regular file may replace whole: a listed config, or a file
+    inside a critical tree (a restore from a backup; not its emptying or deletion)."""
     parts = _parts(path)
-    return not _GLOB.search(path) and any(_match(parts, crit) for crit in _REPLACEABLE_PARTS)
+    if _GLOB.search(path):
+        return False
+    if _in_critical_tree(path) and not _listed_file(path):
+        return True
+    return any(_match(parts, crit) for crit in _REPLACEABLE_PARTS)
+
+
+def _into(directory: Word, source: Word) -> Word | None:
+    """Where a copy, move or link of ``source`` into ``directory`` lands (``DIR/NAME``), when
+    the source's name is known."""
+    names = {posixpath.basename(alt.rstrip("/")) for alt in source.alts}
+    if not names or any(not n or U in n or n in (".", "..") for n in names):
+        return None
+    alts = tuple(f"{d.rstrip('/')}/{n}" for d in directory.alts for n in sorted(names))
+    return directory.with_alts(alts[:32])
+
+
+def _into_each(directory: Word) -> Callable[[Word], Word]:
+    """``_into`` for ``map``: a source whose name is unknown lands nowhere known (the
+    directory itself stands in)."""
+    return lambda source: _into(directory, source) or directory
+
+
+def _overwrites(targets: Sequence[Word], sources: Sequence[Word], cwd: str) -> bool:
+    """Writing ``targets`` whole from ``sources`` destroys a critical file: one not replaced
+    whole from known regular files (no sources: the content is unknown or empty)."""
+    replaced = bool(sources) and all(_regular_source(w, cwd) for w in sources)
+    return any(
+        _any(w, cwd, critical_file)
+        and not (replaced and all(_replaceable(p) for p in probes(w, cwd)))
+        for w in targets
+    )
 
 
 def _critical_executable(path: str) -> bool:
     """A critical file programs are run or loaded from (a shell, init, the loader, libc)."""
-    crit = critical_file(path)
+    crit = _listed_file(path)
     return crit is not None and (
         "/bin/" in crit or "/sbin/" in crit or "/lib" in crit or crit.endswith("/init")
     )
@@ -315,8 +381,34 @@ def block_device(path: str) -> bool:
     if len(parts) >= 2 and parts[1] in _NOT_DEVICE_DIRS:
         return False
     if _GLOB.search(path):
-        return any(_match(parts, _parts(sample)) for sample in _DEVICE_SAMPLES)
+        return any(_match(parts, _parts(sample)) for sample in _DEVICE_SAMPLES) or any(
+            _DEVICE.match(name) for name in _glob_instances(path)
+        )
     return bool(_DEVICE.match(path))
+
+
+_GLOB_PART = re.compile(r"\[!?\^?\]?[^\]]*\]|[*?]")
+
+
+def _glob_instances(path: str) -> list[str]:
+    """A few names a glob matches, each glob part filled in with a letter, a digit, both, or
+    nothing (``/dev/vdb?``: ``/dev/vdba``, ``/dev/vdb1``; ``/dev/sd[b]``: ``/dev/sdb``)."""
+    out = [""]
+    last = 0
+    for match in _GLOB_PART.finditer(path):
+        literal = path[last : match.start()]
+        part = match.group()
+        if part == "*":
+            fills = ["", "a", "1", "a1"]
+        elif part == "?":
+            fills = ["a", "1"]
+        else:
+            fills = [c for c in ("a", "b", "1", "0") if fnmatch.fnmatchcase(c, part)]
+            body = part[1:-1].lstrip("!^")
+            fills += [body[:1]] if body[:1] and fnmatch.fnmatchcase(body[:1], part) else []
+        out = [o + literal + f for o in out for f in dict.fromkeys(fills)][:64]
+        last = match.end()
+    return [o + path[last:] for o in out]
 
 
 def _is_sysrq(path: str) -> bool:
@@ -412,6 +504,12 @@ class _Args:
 
 _WRITES = frozenset({">", ">>", ">|", "&>", "&>>", "<>", ">&", "&>|"})
 _TRUNCATES = frozenset({">", ">|", "&>", ">&", "&>|"})
+#: ``N<>`` with N an output descriptor: opened for writing, not truncated (``1<>``).
+_OVERWRITES = re.compile(r"^[0-9]+<>$")
+
+
+def _writes(op: str) -> bool:
+    return op in _WRITES or _OVERWRITES.match(op) is not None
 
 
 def _writes_a_value(cmd: Cmd) -> bool:
@@ -427,7 +525,7 @@ def _system_paths(cmd: Cmd) -> bool:
     args = cmd.words[1:]
     for op, target in cmd.redirects:
         if (
-            op in _TRUNCATES
+            (op in _TRUNCATES or (_OVERWRITES.match(op) and program not in ("", ":", "true")))
             and not target.value.isdigit()
             and target.value != "-"
             and _any(target, cwd, critical_file)
@@ -455,11 +553,19 @@ def _system_paths(cmd: Cmd) -> bool:
         return False
     if program == "find":
         values = [w.value for w in args]
-        from knm.core.shellparse import _find_narrowed, _find_starts
+        from knm.core.shellparse import _find_itself, _find_narrowed, _find_starts
 
         if any(_any(w, cwd, critical_file) for w in _find_outputs(args)):
             return True
 
+        if (
+            "-delete" in values
+            and _find_itself(values)
+            and any(  # each start is deleted too, if it is a file
+                _any(w, cwd, critical_file) for w in args if w.value in _find_starts(values)[:8]
+            )
+        ):
+            return True
         if "-delete" in values and not _find_narrowed(values):
             starts = [w for w in args if w.value in _find_starts(values)][:8]
             return any(_any(w, cwd, critical_dir) for w in starts)
@@ -476,6 +582,11 @@ def _system_paths(cmd: Cmd) -> bool:
     if program == "rsync":
         parsed = _Args(args, "efT", ("rsh", "exclude", "include", "filter", "temp-dir",
                                      "files-from", "password-file", "log-file"))  # fmt: skip
+        if len(parsed.operands) >= 2 and ":" not in parsed.operands[-1].value:
+            *sources, into = parsed.operands  # as ``cp``: onto a file, or into a directory
+            landed = [into, *filter(None, (_into(into, w) for w in sources))]
+            if _overwrites(landed, sources, cwd):
+                return True
         if not any(opt.startswith("delete") or opt in ("del", "remove-source-files")
                    for opt in parsed.long) or len(parsed.operands) < 2:  # fmt: skip
             return False
@@ -505,12 +616,16 @@ def _system_paths(cmd: Cmd) -> bool:
         operands = parsed.operands
         dest = [] if target_dir else operands[-1:]
         sources = operands if target_dir else operands[:-1]
-        replaced = bool(sources) and all(_regular_source(w, cwd) for w in sources)
-        for w in dest:
-            if _any(w, cwd, critical_file) and not (
-                replaced and program != "ln" and all(_replaceable(p) for p in probes(w, cwd))
-            ):
-                return True
+        if not parsed.has("T", "no-target-directory") and not (
+            program == "install" and parsed.has("d", "directory")
+        ):
+            # ``cp passwd /etc/``, ``mv -t /etc shadow``: the file lands at DIR/NAME
+            directory = Word((target_dir,), target_dir) if target_dir else dest[0] if dest else None
+            if directory is not None:
+                dest.extend(_into(directory, w) for w in sources if _into(directory, w))
+        replaced = program != "ln" and bool(sources)
+        if _overwrites(dest, sources if replaced else [], cwd):
+            return True
         if program == "mv":
             return any(_any(w, cwd, critical_dir) or _any(w, cwd, critical_file) for w in sources)
         return False
@@ -554,6 +669,27 @@ def _system_paths(cmd: Cmd) -> bool:
                 if _removes_exec(mode) and _any(word, cwd, _critical_executable):
                     return True  # ``chmod -x /bin/sh``, ``chmod 644 /lib64/ld-linux*``
         return False
+    if program == "btrfs":
+        return _btrfs_deletes_tree(args, cwd)
+    if _overwrites(_output_files(cmd), [], cwd):
+        return True  # ``sort -o /etc/passwd``, ``curl -o /etc/shadow URL``
+    if program in _COMPRESSORS or program in ("zstd", "lz4"):
+        # ``gzip /etc/passwd`` leaves ``/etc/passwd.gz``: the file is gone, as with ``rm``
+        parsed = _Args(args, "SbpTFMCL", ("suffix", "threads", "format", "memlimit", "check"))
+        if program in ("zstd", "lz4"):
+            removes = "rm" in parsed.long
+        else:
+            removes = not parsed.has("cklt", "stdout", "to-stdout", "keep", "list", "test")
+        recursive = parsed.has("r", "recursive")
+        return removes and any(
+            _any(w, cwd, critical_file) or (recursive and _any(w, cwd, critical_dir))
+            for w in parsed.operands
+        )
+    if program == "fallocate":
+        parsed = _Args(args, "lo", ("length", "offset"))
+        if parsed.has("pzc", "punch-hole", "zero-range", "collapse-range"):
+            return any(_any(w, cwd, critical_file) for w in parsed.operands)  # zeroes content
+        return False
     if program == "tar":
         parsed = _Args(args, "fCTX", ("file", "directory", "files-from", "exclude-from"))
         if "remove-files" in parsed.long:
@@ -563,7 +699,7 @@ def _system_paths(cmd: Cmd) -> bool:
         return any(
             w.value.startswith("of=") and _any(_strip(w, 3), cwd, critical_file) for w in args
         )
-    if program == "tee":
+    if program in ("tee", "sponge"):  # ``sponge`` (moreutils) is ``tee`` to one file
         parsed = _Args(args)
         if parsed.has("a", "append"):
             return False
@@ -629,10 +765,12 @@ def _only_removes_write(mode: str) -> bool:
 
 
 def _only_hardens(mode: str) -> bool:
-    """The owner keeps read and write: ``600``, ``644``, ``go-rwx``, ``o-r``."""
+    """The owner keeps read and write and no one else is given write: ``600``, ``644``,
+    ``go-rwx``, ``o-r`` (not ``777`` or ``666``: keys and kubeconfigs writable by anyone, which
+    sshd and sudo refuse to use)."""
     digits = _digits(mode)
     if digits is not None:
-        return int(digits[0], 8) & 6 == 6
+        return int(digits[0], 8) & 6 == 6 and not (int(digits[1], 8) | int(digits[2], 8)) & 2
     clauses = _clauses(mode)
     return bool(clauses) and all(
         op == "-" and set(who) <= {"g", "o"} for who, op, _ in clauses or ()
@@ -749,14 +887,16 @@ def _block_devices(cmd: Cmd) -> bool:
     args = cmd.words[1:]
     for op, target in cmd.redirects:
         if (
-            op in _WRITES
+            _writes(op)
             and not target.value.isdigit()
             and target.value != "-"
             and _any(target, cwd, block_device)
         ):
             return True
-        if op in _WRITES and _any(target, cwd, _sys_removal):
-            return True  # ``echo 1 > /sys/block/sda/device/delete``: the disk is gone
+    if any(_any(w, cwd, _sys_removal) for w in _written_files(cmd)):
+        return True  # ``echo 1 > /sys/block/sda/device/delete``, ``| tee ...``: the disk is gone
+    if any(_any(w, cwd, block_device) for w in _output_files(cmd)):
+        return True  # ``curl -o /dev/sda URL``
     if not program:
         return False
     values = [w.value for w in args]
@@ -774,15 +914,29 @@ def _block_devices(cmd: Cmd) -> bool:
         target = _Args(args, "LBsNiwHdRo", ("output",)).values
         out = target.get("output") or target.get("o")
         return out is not None and block_device(normalize(out, cwd))
-    if program == "tee":
+    if program in ("tee", "sponge"):
         return any(_any(w, cwd, block_device) for w in _Args(args).operands)
     if program == "socat":
         return any(_any(w, cwd, block_device) for w in _socat_files(cmd))
     if program in ("cp", "install", "ddrescue", "rsync", "ln"):
-        operands = _Args(args, "tmogS").operands
+        if program == "rsync":  # its -t keeps times, -e names the remote shell
+            parsed = _Args(args, "efT", ("rsh", "exclude", "include", "filter", "temp-dir",
+                                         "files-from", "password-file", "log-file"))  # fmt: skip
+        else:
+            parsed = _Args(args, "tmogS", ("target-directory", "mode", "owner", "group", "suffix"))
         if program == "ln":
             return False
-        return len(operands) >= 2 and _any(operands[-1], cwd, block_device)
+        operands = parsed.operands
+        target_dir = parsed.values.get("t") or parsed.values.get("target-directory")
+        if target_dir:  # ``cp -t /dev sda``: onto /dev/sda
+            directory = Word((target_dir,), target_dir)
+            return any(_any(w, cwd, block_device) for w in map(_into_each(directory), operands))
+        if len(operands) < 2:
+            return False
+        landed = [operands[-1]]
+        if program != "ddrescue":  # ``cp sda /dev/``: onto /dev/sda
+            landed.extend(map(_into_each(operands[-1]), operands[:-1]))
+        return any(_any(w, cwd, block_device) for w in landed)
     if _MKFS.match(program):
         # Option values (a type, a label) are not devices, so reading them as operands is safe.
         parsed = _Args(args)
@@ -956,6 +1110,17 @@ def _btrfs_destroys(values: Sequence[str]) -> bool:
     return False
 
 
+def _btrfs_deletes_tree(args: Sequence[Word], cwd: str) -> bool:
+    """``btrfs subvolume delete PATH`` (``btrfs sub del``) deletes the whole tree at PATH, as
+    ``rm -rf PATH`` does: refused where ``rm -rf`` is (``/``, a system directory)."""
+    words = [w for w in args if not w.value.startswith("-")]
+    if len(words) < 3 or len(words[0].value) < 2 or len(words[1].value) < 2:
+        return False
+    if not ("subvolume".startswith(words[0].value) and "delete".startswith(words[1].value)):
+        return False
+    return any(_any(w, cwd, critical_dir) for w in words[2:])
+
+
 _BENIGN_SIGNALS = frozenset(
     {
         "0",
@@ -978,6 +1143,14 @@ _BENIGN_SIGNALS = frozenset(
 )
 
 
+_NUMBER = re.compile(r"^[+-]?[0-9]+$")
+
+
+def _pid(value: str) -> int | None:
+    """The number ``kill`` reads from a pid operand (``-001`` is -1, ``+1`` and ``01`` are 1)."""
+    return int(value) if _NUMBER.match(value.strip()) else None
+
+
 def _kill_all(cmd: Cmd) -> bool:
     program = cmd.program
     args = cmd.words[1:]
@@ -997,7 +1170,7 @@ def _kill_all(cmd: Cmd) -> bool:
             if value == "--":
                 pids.extend(args[i + 1 :])
                 break
-            if (not pids and signal == "TERM" and value.startswith("-") and value != "-1") or (
+            if (not pids and signal == "TERM" and value.startswith("-") and _pid(value) != -1) or (
                 not pids and value.startswith("-") and value[1:].isalpha()
             ):
                 signal = value[1:].upper()
@@ -1015,9 +1188,10 @@ def _kill_all(cmd: Cmd) -> bool:
         for pid in pids:
             if pid.pids:
                 return True
-            if "-1" in pid.alts and signal not in ("0", "SIG0"):  # ``-${X:-1}`` too
+            numbers = {_pid(alt) for alt in pid.alts}  # ``-001`` is -1, ``01`` is init
+            if -1 in numbers and signal not in ("0", "SIG0"):  # ``-${X:-1}`` too
                 return True
-            if "1" in pid.alts and signal.upper() not in _BENIGN_SIGNALS:
+            if 1 in numbers and signal.upper() not in _BENIGN_SIGNALS:
                 return True
         return False
     if program == "killall5":
@@ -1081,22 +1255,66 @@ def _socat_files(cmd: Cmd) -> list[Word]:
     return out
 
 
-def _sysrq(cmd: Cmd) -> bool:
-    cwd = cmd.cwd
-    for op, target in cmd.redirects:
-        if op in _WRITES and _any(target, cwd, _is_sysrq):
-            return True
-    if any(_any(w, cwd, _is_sysrq) for w in _socat_files(cmd)):
-        return True
+#: Programs that write a file named by an option: (short option letters, long options).
+_OUTPUT_OPTIONS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "curl": ("o", ("--output",)), "wget": ("O", ("--output-document",)),
+    "sort": ("o", ("--output",)), "shuf": ("o", ("--output",)), "openssl": ("", ("-out",)),
+}  # fmt: skip
+#: Compressors that replace each file they are given by the compressed one (deleting it).
+_COMPRESSORS = frozenset({"gzip", "gunzip", "bzip2", "bunzip2", "xz", "unxz", "lzma", "unlzma",
+                          "lzip", "pigz", "unpigz", "compress", "uncompress"})  # fmt: skip
+
+
+def _output_files(cmd: Cmd) -> list[Word]:
+    """The files a program writes whole where an option names them (``sort -o FILE``,
+    ``curl -o FILE``, ``wget -O FILE``, ``openssl ... -out FILE``)."""
+    options = _OUTPUT_OPTIONS.get(cmd.program)
+    if options is None:
+        return []
+    short, long = options
     args = cmd.words[1:]
-    if cmd.program == "dd":
-        return any(w.value.startswith("of=") and _any(_strip(w, 3), cwd, _is_sysrq) for w in args)
-    if cmd.program in ("tee", "cp", "install", "dd", "ln", "mv", "rsync"):
+    out: list[Word] = []
+    for i, word in enumerate(args):
+        value = word.value
+        following = args[i + 1] if i + 1 < len(args) else None
+        if value == "--":
+            break
+        if value in long:
+            if following is not None:
+                out.append(following)
+            continue
+        name = next((n for n in long if value.startswith(n + "=")), None)
+        if name is not None:
+            out.append(_strip(word, len(name) + 1))
+        elif short and value.startswith("-") and not value.startswith("--"):
+            at = next((j for j, c in enumerate(value[1:], start=1) if c in short), None)
+            if at is not None and at + 1 < len(value):
+                out.append(_strip(word, at + 1))  # ``-o/etc/passwd``, ``-sSLo FILE``
+            elif at is not None and following is not None:
+                out.append(following)
+    return out
+
+
+def _written_files(cmd: Cmd) -> list[Word]:
+    """The files a command writes to, however it is spelled: its redirections, ``tee``'s files,
+    ``dd of=``, a copy's or link's destination, ``socat``'s addresses."""
+    out = [target for op, target in cmd.redirects if _writes(op)]
+    out.extend(_socat_files(cmd))
+    out.extend(_output_files(cmd))
+    args = cmd.words[1:]
+    if cmd.program in _DD_LIKE:
+        out.extend(_strip(w, 3) for w in args if w.value.startswith("of="))
+    elif cmd.program in ("tee", "sponge"):
+        out.extend(_Args(args).operands)
+    elif cmd.program in ("cp", "install", "ln", "mv", "rsync"):
         operands = _Args(args).operands
-        if cmd.program == "tee":
-            return any(_any(w, cwd, _is_sysrq) for w in operands)
-        return len(operands) >= 2 and _any(operands[-1], cwd, _is_sysrq)
-    return False
+        if len(operands) >= 2:
+            out.append(operands[-1])
+    return out
+
+
+def _sysrq(cmd: Cmd) -> bool:
+    return any(_any(w, cmd.cwd, _is_sysrq) for w in _written_files(cmd))
 
 
 _COMMAND_CLASSES: tuple[tuple[str, Callable[[Cmd], bool]], ...] = (
@@ -1118,8 +1336,8 @@ _RELEVANT = frozenset(
      "lvresize", "lvextend", "zpool", "zfs", "debugfs", "dmsetup", "kill", "killall5", "pkill",
      "skill", "killall", "slay", ":", "socat", "qemu-img", "pv", "integritysetup",
      "veritysetup", "pvcreate", "vgcreate", "vgextend", "btrfs", "xfs_repair", "flashrom",
-     "systemctl"}
-) | _DISK_WRITERS | _LVM_WRITES | _DD_LIKE  # fmt: skip
+     "systemctl", "sponge", "curl", "wget", "sort", "shuf", "openssl", "fallocate", "zstd", "lz4"}
+) | _COMPRESSORS | _DISK_WRITERS | _LVM_WRITES | _DD_LIKE  # fmt: skip
 
 
 def _glob_programs(cmd: Cmd) -> list[Cmd]:
@@ -1208,7 +1426,7 @@ def check_command(
         if relevant and not excepted:
             for name, test in _COMMAND_CLASSES:
                 if name not in skip and test(cmd):
-                    redirected = any(op in _WRITES for op, _ in cmd.redirects)
+                    redirected = any(_writes(op) for op, _ in cmd.redirects)
                     matched = (
                         _redirect_text(cmd) if redirected and name != "kill-all" else _matched(cmd)
                     )

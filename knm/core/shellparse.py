@@ -25,6 +25,7 @@ findings too, never a hang.
 from __future__ import annotations
 
 import bisect
+import fnmatch
 import functools
 import itertools
 import math
@@ -894,6 +895,10 @@ class _Walker:
             for c in node.children
             if not c.is_named or c.type == "ERROR"
         )
+        if op == "<>":  # ``1<> FILE`` writes over FILE's bytes in place; ``<> FILE`` reads it
+            fd = next((c for c in node.named_children if c.type == "file_descriptor"), None)
+            if fd is not None and fd.text not in (b"0", None):
+                op = fd.text.decode(errors="replace") + op
         target = node.child_by_field_name("destination")
         if target is None:
             named = [c for c in node.named_children if c.type not in ("file_descriptor", "ERROR")]
@@ -1213,6 +1218,17 @@ class _Walker:
         args = cmd.words[1:]
         if unwrapped.code:
             return
+        inline = (
+            ("-c",)
+            if program in ("python", "python2", "python3")
+            else ("-e", "-E", "-r", "--eval", "-p", "--print")
+            if program in ("perl", "ruby", "node", "nodejs", "php")
+            else ()
+        )
+        for flag, code in itertools.pairwise(args):
+            if flag.value in inline and code.tainted:  # ``python3 -c "$(curl ..)"``
+                self.finding("remote-code", cmd.written)
+                return
         if program in ("python", "python2", "python3") and any(
             w.value in ("-c", "-m") for w in args
         ):
@@ -1274,7 +1290,9 @@ class _Walker:
             fed = [Word((v.replace(_PLACEHOLDER, U),), v) for v in stdin.text.split()] or [lit("")]
         elif stdin.paths:
             # what ``ls DIR`` or ``find`` lists: the entries named (``ls /dev/sd*``) or inside
-            fed = [Word((p, posixpath.join(p, "*")), "<stdin>") for p in stdin.paths]
+            fed = [
+                Word((p, posixpath.join(p, "*")), "<stdin>", pids=stdin.pids) for p in stdin.paths
+            ]
         elif stdin.pids:
             fed = [Word((U,), "$(ps)", pids=True)]
         else:
@@ -1293,15 +1311,30 @@ class _Walker:
         starts = _find_starts(values)
         narrowed = _find_narrowed(values)
         names = _find_names(values)
+        # find acts on each start itself too (``find /etc/passwd -exec rm {} ;``), unless
+        # ``-mindepth`` skips it
+        itself = _find_itself(values)
         matched = (
             Word(
                 tuple(
                     dict.fromkeys(
-                        posixpath.join(_normalize(s, cmd.cwd), *middle, name)
-                        for s in starts
-                        for name in names
-                        # a plain name may be deeper down (``-name passwd``); a pattern stays put
-                        for middle in (((),) if _GLOB_CHARS.search(name) else ((), ("*",)))
+                        [
+                            posixpath.join(_normalize(s, cmd.cwd), *middle, name)
+                            for s in starts
+                            for name in names
+                            # a plain name may be deeper down (``-name passwd``); a pattern
+                            # stays put
+                            for middle in (((),) if _GLOB_CHARS.search(name) else ((), ("*",)))
+                        ]
+                        + [
+                            _normalize(s, cmd.cwd)
+                            for s in starts
+                            for name in names
+                            if itself
+                            and fnmatch.fnmatchcase(
+                                posixpath.basename(_normalize(s, cmd.cwd)), name
+                            )
+                        ]
                     )
                 )[:MAX_ALTS],
                 "{}",
@@ -1310,7 +1343,12 @@ class _Walker:
             else lit("/knm-found/file")
             if narrowed
             else Word(
-                tuple(dict.fromkeys(posixpath.join(_normalize(s, cmd.cwd), "*") for s in starts)),
+                tuple(
+                    dict.fromkeys(
+                        [posixpath.join(_normalize(s, cmd.cwd), "*") for s in starts]
+                        + [_normalize(s, cmd.cwd) for s in starts if itself]
+                    )
+                )[:MAX_ALTS],
                 "{}",
             )
         )
@@ -1378,6 +1416,29 @@ class _Walker:
                 continue
             self.run_code(text, child, depth + 1, stdin)
 
+    def copy_files(self, args: Sequence[Word], env: _Env) -> None:
+        """``cp x.sh y.sh``, ``mv``, ``install``, ``ln``: what the walk knows of a file this text
+        wrote (fetched code, a script) goes with it, onto the destination or into it."""
+        if not env.files:
+            return
+        operands = [w for w in args if not w.value.startswith("-")]
+        if any(w.value.startswith(("-t", "--target-directory")) for w in args):
+            return  # ``-t DIR``: leave it unknown
+        if len(operands) < 2 or operands[-1].literal is None:
+            return
+        dest = _normalize(operands[-1].literal, env.cwd)
+        for source in operands[:-1]:
+            if source.literal is None:
+                continue
+            stored = env.files.get(_normalize(source.literal, env.cwd))
+            if stored is None:
+                continue
+            name = posixpath.basename(_normalize(source.literal, env.cwd))
+            for path in (dest, posixpath.join(dest, name)):
+                if env.files.get(path) != stored:
+                    self.version += 1
+                    env.files[path] = stored
+
     def effects(self, cmd: Cmd, env: _Env, depth: int, unwrapped: Unwrapped) -> Stream:
         """Follow what the command does to the walk's state and to its output."""
         program = cmd.program
@@ -1405,9 +1466,14 @@ class _Walker:
             env.positional = list(args[1:])
             return UNKNOWN_STREAM
         if program in ("read", "mapfile", "readarray"):
+            names = [w.value for w in args if _NAME.fullmatch(w.value)]
+            lines = [line.strip() for line in (cmd.stdin.text or "").splitlines() if line.strip()]
             for word in args:
                 if _NAME.fullmatch(word.value):
                     env.vars[word.value] = (U,)
+                    if program == "read" and len(names) == 1 and 0 < len(lines) <= MAX_ALTS:
+                        # ``printf '%s\n' /etc/passwd | while read f``: each line in turn
+                        env.vars[word.value] = tuple(dict.fromkeys(lines))
                     if cmd.stdin.tainted:  # a line of fetched or decoded text
                         env.files[f"$var:{word.value}"] = Stream(tainted=True)
                     else:
@@ -1433,6 +1499,9 @@ class _Walker:
             return Stream(text=text, tainted=tainted, pids=pids)
         if program == "cat" and len(args) == 0:
             return cmd.stdin
+        if program in ("cp", "mv", "install", "ln"):
+            self.copy_files(args, env)
+            return Stream(tainted=True) if cmd.stdin.tainted else OPAQUE_STREAM
         if program in ("cat", "tee", "head", "tail", "less", "more", "sort", "uniq", "cut",
                        "awk", "sed", "grep", "egrep", "fgrep", "xargs", "tac", "column",
                        "jq", "yq", "dd", "pv", "stdbuf", "cat", "busybox"):  # fmt: skip
@@ -1467,7 +1536,9 @@ class _Walker:
                 if len(streams) == 1 and streams[0] is not None and streams[0].text is not None:
                     return streams[0]
             pids = cmd.stdin.pids and not (
-                program in ("grep", "egrep", "fgrep") and "-v" not in [w.value for w in args]
+                program in ("grep", "egrep", "fgrep")
+                and "-v" not in [w.value for w in args]
+                and not _matches_every_pid(args)  # ``grep -E '^[0-9]+$'`` keeps them all
             )
             opaque = cmd.stdin.opaque or (program in ("awk", "sed") and not files)
             return Stream(tainted=tainted, pids=pids, paths=cmd.stdin.paths, opaque=opaque)
@@ -1477,6 +1548,8 @@ class _Walker:
             target = _fetch_output_file(program, args)
             if target is not None:
                 env.files[_normalize(target, env.cwd)] = Stream(tainted=True)
+            for copied in _copied_here(program, args):  # ``scp h:/x.sh /tmp/``, ``aria2c``
+                env.files[_normalize(copied, env.cwd)] = Stream(tainted=True)
             return UNKNOWN_STREAM
         if _is_decoder(program, args):
             return Stream(tainted=True)
@@ -1484,14 +1557,17 @@ class _Walker:
             return Stream(endless=True)
         if program in ("ps", "pgrep", "pidof") and _lists_every_process(program, args):
             return Stream(pids=True)
-        if program in ("ls", "find") and args:
-            starts = [w.alts[0] for w in args if not w.value.startswith("-")][:1]
+        if (program in ("ls", "find") and args) or (program == "ls" and env.cwd == "/proc"):
+            starts = [w.alts[0] for w in args if not w.value.startswith("-")][:1] or ["."]
             if program == "find":
                 values = [w.value for w in args]
                 starts = _find_starts(values)[:1]
                 if _find_narrowed(values):
                     starts = [posixpath.join(s, "knm-found") for s in starts]
-            return Stream(paths=tuple(_normalize(s, env.cwd) for s in starts))
+            paths = tuple(_normalize(s, env.cwd) for s in starts)
+            # ``ls /proc``: a directory per process, named by its pid
+            every = program == "ls" and paths == ("/proc",) and "-d" not in [w.value for w in args]
+            return Stream(paths=paths, pids=every)
         if cmd.stdin.tainted:
             return Stream(tainted=True)
         return OPAQUE_STREAM
@@ -1711,7 +1787,7 @@ _EFFECTS = frozenset(
     {"cd", "pushd", "chdir", "set", "read", "mapfile", "readarray", "echo", "printf", "cat",
      "tee", "head", "tail", "less", "more", "sort", "uniq", "cut", "awk", "sed", "grep", "egrep",
      "fgrep", "xargs", "tac", "column", "jq", "yq", "dd", "pv", "stdbuf", "busybox", "yes", "ps",
-     "pgrep", "pidof", "ls", "find", "seq"}
+     "pgrep", "pidof", "ls", "find", "seq", "cp", "mv", "install", "ln"}
 ) | FETCHERS | DECODERS  # fmt: skip
 
 
@@ -2298,6 +2374,24 @@ def _curl_output(values: Sequence[str]) -> str | None:
 
 
 def _fetch_output_file(program: str, args: Sequence[Word]) -> str | None:
+    """Where curl or wget saves what it fetched, in the directory ``wget -P`` and
+    ``curl --output-dir`` name."""
+    name = _fetch_output_name(program, args)
+    if name is None:
+        return None
+    folder = (
+        _option_word(args, "P", ("directory-prefix",))
+        if program == "wget"
+        else _option_word(args, "", ("output-dir",))
+        if program == "curl"
+        else None
+    )
+    if folder is None or name.startswith("/") or name in _STDOUT:
+        return name
+    return posixpath.join(folder.value, name)
+
+
+def _fetch_output_name(program: str, args: Sequence[Word]) -> str | None:
     values = [w.value for w in args]
     if program == "curl" and _curl_output(values) not in (None, *_STDOUT):
         return _curl_output(values)
@@ -2323,6 +2417,45 @@ def _fetch_output_file(program: str, args: Sequence[Word]) -> str | None:
         if program == "wget" and v.startswith("-") and v.endswith("O") and i + 1 < len(values):
             return values[i + 1]
     return None
+
+
+def _copied_here(program: str, args: Sequence[Word]) -> list[str]:
+    """The local files ``scp``/``rsync`` copy from another host and ``aria2c`` downloads: the
+    destination, or the source's name inside it (it may be a directory)."""
+    values = [w.value for w in args]
+    if program == "aria2c":
+        name = _option_word(args, "o", ("out",))
+        folder = _option_word(args, "d", ("dir",))
+        urls = [v for v in values if "://" in v]
+        remote = posixpath.basename(urls[-1].split("?", 1)[0].rstrip("/")) if urls else ""
+        base = name.value if name is not None else remote
+        if not base:
+            return []
+        return [posixpath.join(folder.value, base) if folder is not None else base]
+    if program not in ("scp", "rsync"):
+        return []
+    with_value = "cFiJlPoS" if program == "scp" else "efT"
+    operands = _skip_options_all(args, with_value)
+    if len(operands) < 2 or ":" in operands[-1] or not any(":" in v for v in operands[:-1]):
+        return []
+    dest = operands[-1]
+    names = [posixpath.basename(v.split(":", 1)[1].rstrip("/")) for v in operands[:-1] if ":" in v]
+    return [dest, *(posixpath.join(dest, n) for n in names if n)]
+
+
+def _skip_options_all(args: Sequence[Word], with_value: str) -> list[str]:
+    """The operands among ``args``, options (and the values of ``with_value``'s) left out."""
+    out: list[str] = []
+    skip = False
+    for word in args:
+        value = word.value
+        if skip:
+            skip = False
+        elif value.startswith("-") and len(value) > 1 and not value.startswith("--"):
+            skip = value[-1] in with_value
+        elif not value.startswith("--"):
+            out.append(value)
+    return out
 
 
 _RUNS_INPUT = re.compile(
@@ -2389,6 +2522,10 @@ def _lists_every_process(program: str, args: Sequence[Word]) -> bool:
     if program == "pidof":
         return any(v in ("systemd", "init", "/sbin/init", "/lib/systemd/systemd") for v in values)
     if program == "pgrep":
+        if "--inverse" in values or any(
+            v.startswith("-") and not v.startswith("--") and "v" in v for v in values
+        ):
+            return True  # every process but the ones matched, as ``pkill -v``
         operands, users, i = [], set(), 0
         while i < len(values):  # option values (``-u root``) are no patterns
             v = values[i]
@@ -2426,6 +2563,20 @@ def _lists_every_process(program: str, args: Sequence[Word]) -> bool:
             or any(matches_everything(v) for v in operands)
             or any(v in ("systemd", "init") for v in operands)
         )
+    return False
+
+
+def _matches_every_pid(args: Sequence[Word]) -> bool:
+    """``grep PATTERN`` lets every line that is a pid through (``^[0-9]+$``, ``[0-9]``)."""
+    from knm.core.patterns import compile_pattern
+
+    patterns = [w.value for w in args if not w.value.startswith("-")][:1]
+    for pattern in patterns:
+        try:
+            regex = compile_pattern(pattern)
+        except ValueError:
+            return False
+        return all(regex.search(pid) for pid in ("1", "42", "4096", "31337"))
     return False
 
 
@@ -2604,7 +2755,10 @@ def _heredoc(node: Node) -> tuple[str, list[Node]]:
 
 
 _ALWAYS_TRUE = re.compile(r"^(?:true|:|/bin/true|/usr/bin/true|\[\s*\S+\s*\]|\[\[\s*\S+\s*\]\]|"
-                          r"\(\(\s*[1-9][0-9]*\s*\)\)|test\s+\S+|let\s+1)$")  # fmt: skip
+                          r"\(\(\s*[1-9][0-9]*\s*\)\)|test\s+\S+|let\s+1|"
+                          r"sleep\s+0*(?:\.0*)?[smhd]?)$")  # fmt: skip
+#: ``sleep 0``: succeeds at once, so it neither ends nor paces a loop.
+_NO_WAIT = re.compile(r"^sleep\s+0*(?:\.0*)?[smhd]?\s*(?:$|[;&|])")
 _ALWAYS_FALSE = re.compile(r"^(?:false|/bin/false|/usr/bin/false|!\s*true|!\s*:)$")
 
 
@@ -2652,7 +2806,9 @@ def _throttled(body: Node) -> bool:
         if node.type == "command" and _followed_by_amp(node):
             continue
         text = _text(node).lstrip()
-        if re.match(r"^(?:sleep|wait|read|break|exit|return|timeout\s+\S+\s+sleep)\b", text):
+        if re.match(r"^(?:sleep|wait|read|break|exit|return|timeout\s+\S+\s+sleep)\b", text) and (
+            not _NO_WAIT.match(text)
+        ):
             return True
     return False
 
@@ -2721,6 +2877,13 @@ def _find_names(values: Sequence[str]) -> list[str]:
                        "-lname", "-ilname", "-newer", "-samefile", "-inum"):  # fmt: skip
             return []
     return names if all("/" not in n for n in names) else []
+
+
+def _find_itself(values: Sequence[str]) -> bool:
+    """find acts on each start itself too, unless ``-mindepth`` skips it."""
+    return not any(
+        v == "-mindepth" and n.isdigit() and int(n) >= 1 for v, n in itertools.pairwise(values)
+    )
 
 
 def _find_starts(values: Sequence[str]) -> list[str]:

