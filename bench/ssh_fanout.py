@@ -1,8 +1,11 @@
 """SSH fan-out benchmark: one command on N nodes through knm's API, beside its peers.
 
-The nodes are :class:`knm.testing.fleet_server.FleetServer` addresses (one asyncssh server
-process on N loopback addresses, key auth), so every runner faces the same cheap server and
-what differs is the client side. Runners, all at concurrency 200 (Ansible: ``--ansible-forks``):
+The nodes are :class:`knm.testing.fleet_server.FleetServer` addresses (asyncssh server
+processes on N loopback addresses, key auth; ``--fleet-processes`` workers, 4 by default, each
+serving every n-th address), so every runner faces the same cheap server and what differs is
+the client side.  One server process for 5,000 addresses made every warm round wait on it: a
+real fleet answers from one sshd per node, in parallel, and each command a single process
+spawned copied a descriptor table as large as all the connections it held. Runners, all at concurrency 200 (Ansible: ``--ansible-forks``):
 
 * ``knm cold``: a real ``knm serve``; ``POST /automation/ssh/execute`` on a static cluster of the
   N addresses, watched on the progress WebSocket until its ``complete`` event (as ``knm``'s
@@ -699,7 +702,9 @@ def bench(args: argparse.Namespace, sizes: list[int], repeat: int) -> int:
     results: dict[int, dict[str, Runner]] = {}
     try:
         with (
-            FleetServer(workdir / "fleet", nodes=max(sizes)) as server,
+            FleetServer(
+                workdir / "fleet", nodes=max(sizes), processes=args.fleet_processes
+            ) as server,
             throwaway_database(workdir) as database_url,
         ):
             key_path = workdir / "client_key"
@@ -795,7 +800,8 @@ def report(
             targets.append([n, f"knm peak RSS ≤ {RSS_LIMIT_MB:g} MB", f"{peak:.0f} MB",
                             mark(peak <= RSS_LIMIT_MB)])  # fmt: skip
     header = (
-        f"`{args.command}` on N fleet-server nodes, key auth, concurrency {args.concurrency} "
+        f"`{args.command}` on N fleet-server nodes ({args.fleet_processes} server processes), "
+        f"key auth, concurrency {args.concurrency} "
         f"(ansible -f {args.ansible_forks}); knm waits by {args.wait}; median of {repeat}"
     )
     parts = [
@@ -831,6 +837,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--concurrency", type=int, default=200)
     parser.add_argument("--ansible-forks", type=int, default=100)
     parser.add_argument("--command", default="uname -n")
+    parser.add_argument(
+        "--fleet-processes",
+        type=int,
+        default=4,
+        help="fleet server worker processes, each serving every n-th node (default: 4)",
+    )
     parser.add_argument(
         "--peers", default="parallel-ssh,ansible", help="comma-separated: parallel-ssh,ansible"
     )

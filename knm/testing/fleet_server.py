@@ -2,9 +2,10 @@
 
 Real ``sshd`` (:mod:`knm.testing.sshfleet`) costs a few processes per connection; a 1,000
 node benchmark on a 2-core machine needs something lighter.  This server is one Python
-process with one listener per address, all on one port, that runs every exec request
-through ``/bin/sh -c`` as the server's own user (root under tests: run harmless commands
-only), forwarding stdin (with EOF), stdout, stderr and the exit status, and serves SFTP.
+process (or ``--processes`` workers, each serving every n-th address) with one listener per
+address, all on one port, that runs every exec request through ``/bin/sh -c`` as the
+server's own user (root under tests: run harmless commands only), forwarding stdin (with
+EOF), stdout, stderr and the exit status, and serves SFTP.
 
 Command line (addresses: single addresses or inclusive ranges, comma-separated or
 repeated; only 127.0.0.0/8 is accepted)::
@@ -39,6 +40,7 @@ import socket
 import subprocess
 import sys
 import time
+import traceback
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -293,10 +295,25 @@ def _listening_socket(address: str, port: int, backlog: int) -> socket.socket:
     return sock
 
 
-async def serve(args: argparse.Namespace) -> int:
-    raise_nofile_limit()
+def _listen_all(addresses: Sequence[str], port: int, backlog: int) -> list[socket.socket]:
+    sockets: list[socket.socket] = []
+    for address in addresses:
+        try:
+            sockets.append(_listening_socket(address, port, backlog))
+        except OSError as error:
+            for sock in sockets:
+                sock.close()
+            raise ListenError(f"cannot listen on {address}:{port}: {error}") from error
+    return sockets
+
+
+class ListenError(Exception):
+    pass
+
+
+async def serve(args: argparse.Namespace, sockets: Sequence[socket.socket]) -> int:
+    """Serves SSH on ``sockets`` (bound and listening) until SIGTERM or SIGINT."""
     _use_pidfd_child_watcher()
-    addresses = parse_addresses(args.addresses)
     authorized = (
         load_authorized_keys(Path(args.authorized_keys)) if args.authorized_keys else frozenset()
     )
@@ -320,14 +337,7 @@ async def serve(args: argparse.Namespace) -> int:
         login_timeout=args.login_timeout,
         keepalive_interval=0,
     )
-    acceptors: list[asyncssh.SSHAcceptor] = []
-    for address in addresses:
-        try:
-            sock = _listening_socket(address, args.port, args.backlog)
-        except OSError as error:
-            print(f"fleet server: cannot listen on {address}:{args.port}: {error}", file=sys.stderr)
-            return 3
-        acceptors.append(await asyncssh.listen(sock=sock, options=options))
+    acceptors = [await asyncssh.listen(sock=sock, options=options) for sock in sockets]
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -342,7 +352,11 @@ async def serve(args: argparse.Namespace) -> int:
         stop.set()
 
     watcher = asyncio.create_task(watch_parent()) if args.exit_with_parent else None
-    print(READY_LINE, flush=True)
+    if args.ready_fd is None:
+        print(READY_LINE, flush=True)
+    else:
+        os.write(args.ready_fd, b"r")
+        os.close(args.ready_fd)
     await stop.wait()
     if watcher is not None:
         watcher.cancel()
@@ -375,6 +389,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--backlog", type=int, default=1024)
     parser.add_argument("--login-timeout", type=float, default=60.0)
     parser.add_argument(
+        "--processes",
+        type=int,
+        default=1,
+        help="worker processes, each serving every n-th address (default: 1)",
+    )
+    parser.add_argument(
         "--exit-with-parent",
         action="store_true",
         help="exit when the parent process dies (used by FleetServer)",
@@ -384,11 +404,95 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    args.ready_fd = None
     try:
-        return asyncio.run(serve(args))
+        addresses = parse_addresses(args.addresses)
     except ValueError as error:
         print(f"fleet server: {error}", file=sys.stderr)
         return 2
+    if args.processes < 1:
+        print("fleet server: --processes must be at least 1", file=sys.stderr)
+        return 2
+    raise_nofile_limit()
+    try:
+        # Bound before any worker starts, so that a taken address fails the whole server.
+        sockets = _listen_all(addresses, args.port, args.backlog)
+    except ListenError as error:
+        print(f"fleet server: {error}", file=sys.stderr)
+        return 3
+    processes = min(args.processes, len(sockets))
+    if processes == 1:
+        return asyncio.run(serve(args, sockets))
+    return _serve_in_processes(args, sockets, processes)
+
+
+def _serve_in_processes(
+    args: argparse.Namespace, sockets: list[socket.socket], processes: int
+) -> int:
+    # A fleet of real nodes answers from one sshd per machine, in parallel; one Python process
+    # answering for thousands of addresses is one core's worth of server, and each command it
+    # spawns copies a descriptor table as large as all the connections it holds.  Workers
+    # forked before any event loop exists each serve every n-th address.
+    reader, writer = os.pipe()
+    workers: list[int] = []
+    for index in range(processes):
+        pid = os.fork()
+        if pid == 0:
+            os.close(reader)
+            mine = sockets[index::processes]
+            for position, sock in enumerate(sockets):
+                if position % processes != index:
+                    sock.close()
+            args.ready_fd = writer
+            args.exit_with_parent = True
+            try:
+                code = asyncio.run(serve(args, mine))
+            except BaseException:
+                traceback.print_exc()
+                code = 1
+            # Never back into the caller's frames: this is a forked copy of it.
+            os._exit(code)
+        workers.append(pid)
+    os.close(writer)
+    for sock in sockets:
+        sock.close()
+    stop_signals = {signal.SIGTERM, signal.SIGINT, signal.SIGCHLD}
+    signal.pthread_sigmask(signal.SIG_BLOCK, stop_signals)
+    parent = os.getppid()
+    ready = b""
+    with os.fdopen(reader, "rb", buffering=0) as ready_pipe:
+        # Each worker writes one byte when it is ready; end of file means one of them died.
+        while len(ready) < processes:
+            data = ready_pipe.read(processes - len(ready))
+            if not data:
+                break
+            ready += data
+    if len(ready) == processes:
+        print(READY_LINE, flush=True)
+        while True:
+            received = signal.sigtimedwait(stop_signals, 1.0)
+            if received is not None and received.si_signo != signal.SIGCHLD:
+                break
+            if any(os.waitpid(pid, os.WNOHANG)[0] for pid in workers):
+                break
+            if args.exit_with_parent and os.getppid() != parent:
+                break
+    for pid in workers:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + 10.0
+    for pid in workers:
+        while time.monotonic() < deadline:
+            with contextlib.suppress(ChildProcessError):
+                if os.waitpid(pid, os.WNOHANG)[0] == 0:
+                    time.sleep(0.05)
+                    continue
+            break
+        else:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+    sys.stdout.flush()
+    return 0 if len(ready) == processes else 1
 
 
 class FleetServer:
@@ -396,7 +500,9 @@ class FleetServer:
 
     Addresses start at ``first_address`` (127.0.1.1: away from :class:`SshFleet`'s
     127.0.0.x, although a different port would suffice).  Keys are generated in
-    ``base_dir``; the client key is exposed as :attr:`private_key_pem`.
+    ``base_dir``; the client key is exposed as :attr:`private_key_pem`.  With ``processes``
+    above one, that many workers share the addresses (every n-th each), closer to a fleet
+    whose nodes answer in parallel.
     """
 
     def __init__(
@@ -409,9 +515,13 @@ class FleetServer:
         password: str = DEFAULT_PASSWORD,
         sftp_root: Path | str | None = None,
         ready_timeout: float = 120.0,
+        processes: int = 1,
     ) -> None:
         if nodes < 1:
             raise ValueError(f"a fleet needs at least one node, got {nodes}")
+        if processes < 1:
+            raise ValueError(f"a fleet server needs at least one process, got {processes}")
+        self.processes = processes
         start = loopback_index(first_address)
         self.addresses = [loopback_address(start + i) for i in range(nodes)]
         self.base_dir = Path(base_dir)
@@ -481,6 +591,8 @@ class FleetServer:
                 "--username",
                 self.username,
                 "--exit-with-parent",
+                "--processes",
+                str(self.processes),
             ]
             if self.sftp_root is not None:
                 args += ["--sftp-root", str(self.sftp_root)]

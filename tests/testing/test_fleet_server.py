@@ -13,7 +13,7 @@ import asyncssh
 import psutil
 import pytest
 
-from knm.core.processes import process_gone
+from knm.core.processes import process_gone, wait_until_gone
 from knm.testing.fleet_server import FleetServer, parse_addresses
 from knm.testing.sshfleet import FleetNode
 
@@ -131,3 +131,60 @@ async def test_stop_leaves_no_process(tmp_path: Path) -> None:
     server.stop()  # twice is harmless
     assert server.pid is None
     assert all(process_gone(proc) for proc in started)
+
+
+async def test_workers_share_the_addresses_and_stop_with_the_server(tmp_path: Path) -> None:
+    server = FleetServer(tmp_path, nodes=4, first_address="127.0.9.11", processes=2)
+    server.start()
+    try:
+        assert server.pid is not None
+        main = psutil.Process(server.pid)
+        shells: dict[str, int] = {}
+        for node in server.nodes:
+            async with _connect(server, node, password=server.password) as conn:
+                result = await conn.run("echo $PPID", check=True)
+            shells[node.address] = int(str(result.stdout))
+        workers = {child.pid for child in main.children()}
+        # Every n-th address to each worker: two workers, two nodes each.
+        assert len(workers) == 2
+        assert set(shells.values()) == workers
+        assert shells[server.nodes[0].address] == shells[server.nodes[2].address]
+        async with _connect(server, server.nodes[1], password=server.password) as conn:
+            await conn.create_process("sleep 3600")
+            deadline = asyncio.get_running_loop().time() + EVENTUALLY
+            while not any(p.name() == "sleep" for p in main.children(recursive=True)):
+                assert asyncio.get_running_loop().time() < deadline, "command never started"
+                await asyncio.sleep(0.05)
+            started = [main, *main.children(recursive=True)]
+            server.stop()
+    finally:
+        server.stop()
+    assert all(process_gone(proc) for proc in started)
+
+
+async def test_a_worker_that_dies_takes_the_server_down(tmp_path: Path) -> None:
+    server = FleetServer(tmp_path, nodes=2, first_address="127.0.9.21", processes=2)
+    server.start()
+    try:
+        assert server.pid is not None
+        main = psutil.Process(server.pid)
+        first, second = main.children()
+        first.kill()
+        # Half a fleet answering would fail nodes for a reason outside the code under test.
+        assert wait_until_gone([main, second], timeout=EVENTUALLY) == []
+    finally:
+        server.stop()
+
+
+async def test_workers_follow_a_server_killed_outright(tmp_path: Path) -> None:
+    server = FleetServer(tmp_path, nodes=2, first_address="127.0.9.31", processes=2)
+    server.start()
+    try:
+        assert server.pid is not None
+        main = psutil.Process(server.pid)
+        workers = main.children()
+        assert len(workers) == 2
+        main.kill()
+        assert wait_until_gone(workers, timeout=EVENTUALLY) == []
+    finally:
+        server.stop()
