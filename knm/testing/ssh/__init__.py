@@ -6,8 +6,9 @@
   not root or without sshd) and ``ssh_fleet_cluster`` (module; a credential and a static
   cluster of the fleet through the API, a ``FleetCluster``); helpers ``create_fleet_credential``
   (password, key, passphrase-protected key) and ``create_fleet_cluster`` (any nodes, bastion).
-- ``FleetServer``: one asyncssh process answering on many loopback addresses, for fan-out
-  tests and benchmarks too big for real sshd (``python -m knm.testing.fleet_server``).
+- ``FleetServer``: asyncssh (one process, or workers) answering on many loopback addresses,
+  for fan-out tests and benchmarks too big for real sshd (``python -m
+  knm.testing.fleet_server``).
 
 The modules behind it (``knm.testing.sshfleet``, ``knm.testing.fleet``,
 ``knm.testing.fleet_server``) stay importable; ``knm.testing.sshfleet`` is what older plugin
