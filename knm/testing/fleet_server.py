@@ -343,7 +343,8 @@ async def serve(args: argparse.Namespace, sockets: Sequence[socket.socket]) -> i
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
-    parent = os.getppid()
+    # A worker is told whose child it is: its parent may already be gone by now.
+    parent = args.parent_pid or os.getppid()
 
     async def watch_parent() -> None:
         # A test run killed with SIGKILL cannot stop us: notice its death ourselves.
@@ -405,6 +406,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     args.ready_fd = None
+    args.parent_pid = None
     try:
         addresses = parse_addresses(args.addresses)
     except ValueError as error:
@@ -434,6 +436,7 @@ def _serve_in_processes(
     # spawns copies a descriptor table as large as all the connections it holds.  Workers
     # forked before any event loop exists each serve every n-th address.
     reader, writer = os.pipe()
+    first = os.getpid()
     workers: list[int] = []
     for index in range(processes):
         pid = os.fork()
@@ -445,6 +448,7 @@ def _serve_in_processes(
                     sock.close()
             args.ready_fd = writer
             args.exit_with_parent = True
+            args.parent_pid = first
             try:
                 code = asyncio.run(serve(args, mine))
             except BaseException:
