@@ -5,7 +5,8 @@ processes on N loopback addresses, key auth; ``--fleet-processes`` workers, 4 by
 serving every n-th address), so every runner faces the same cheap server and what differs is
 the client side.  One server process for 5,000 addresses made every warm round wait on it: a
 real fleet answers from one sshd per node, in parallel, and each command a single process
-spawned copied a descriptor table as large as all the connections it held. Runners, all at concurrency 200 (Ansible: ``--ansible-forks``):
+spawned copied a descriptor table as large as all the connections it held.  Runners, all at
+concurrency 200 (Ansible: ``--ansible-forks``):
 
 * ``knm cold``: a real ``knm serve``; ``POST /automation/ssh/execute`` on a static cluster of the
   N addresses, watched on the progress WebSocket until its ``complete`` event (as ``knm``'s

@@ -49,6 +49,7 @@ from types import TracebackType
 import asyncssh
 import psutil
 
+from knm.core.processes import process_gone, wait_until_gone
 from knm.testing.sshfleet import (
     DEFAULT_PASSWORD,
     DEFAULT_USERNAME,
@@ -57,7 +58,6 @@ from knm.testing.sshfleet import (
     find_free_port,
     loopback_address,
     loopback_index,
-    wait_until_gone,
 )
 
 READY_LINE = "ready"
@@ -295,6 +295,10 @@ def _listening_socket(address: str, port: int, backlog: int) -> socket.socket:
     return sock
 
 
+class ListenError(Exception):
+    pass
+
+
 def _listen_all(addresses: Sequence[str], port: int, backlog: int) -> list[socket.socket]:
     sockets: list[socket.socket] = []
     for address in addresses:
@@ -305,10 +309,6 @@ def _listen_all(addresses: Sequence[str], port: int, backlog: int) -> list[socke
                 sock.close()
             raise ListenError(f"cannot listen on {address}:{port}: {error}") from error
     return sockets
-
-
-class ListenError(Exception):
-    pass
 
 
 async def serve(args: argparse.Namespace, sockets: Sequence[socket.socket]) -> int:
@@ -437,7 +437,7 @@ def _serve_in_processes(
     # forked before any event loop exists each serve every n-th address.
     reader, writer = os.pipe()
     first = os.getpid()
-    workers: list[int] = []
+    workers: list[psutil.Process] = []
     for index in range(processes):
         pid = os.fork()
         if pid == 0:
@@ -456,7 +456,7 @@ def _serve_in_processes(
                 code = 1
             # Never back into the caller's frames: this is a forked copy of it.
             os._exit(code)
-        workers.append(pid)
+        workers.append(psutil.Process(pid))
     os.close(writer)
     for sock in sockets:
         sock.close()
@@ -477,24 +477,17 @@ def _serve_in_processes(
             received = signal.sigtimedwait(stop_signals, 1.0)
             if received is not None and received.si_signo != signal.SIGCHLD:
                 break
-            if any(os.waitpid(pid, os.WNOHANG)[0] for pid in workers):
+            if any(process_gone(worker) for worker in workers):
                 break
             if args.exit_with_parent and os.getppid() != parent:
                 break
-    for pid in workers:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGTERM)
-    deadline = time.monotonic() + 10.0
-    for pid in workers:
-        while time.monotonic() < deadline:
-            with contextlib.suppress(ChildProcessError):
-                if os.waitpid(pid, os.WNOHANG)[0] == 0:
-                    time.sleep(0.05)
-                    continue
-            break
-        else:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
+    for worker in workers:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            worker.terminate()
+    for worker in wait_until_gone(workers, timeout=10.0):
+        with contextlib.suppress(psutil.NoSuchProcess):
+            worker.kill()
+    # Zombies left are reaped with this process.
     sys.stdout.flush()
     return 0 if len(ready) == processes else 1
 

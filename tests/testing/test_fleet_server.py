@@ -40,6 +40,21 @@ def _connect(
     return asyncssh.connect(node.address, port=node.port, **options)
 
 
+async def _stop_while_a_command_runs(
+    server: FleetServer, main: psutil.Process
+) -> list[psutil.Process]:
+    """Stops ``server`` while a command runs on a node; returns every process it had then."""
+    async with _connect(server, server.nodes[1], password=server.password) as conn:
+        await conn.create_process("sleep 3600")
+        deadline = asyncio.get_running_loop().time() + EVENTUALLY
+        while not any(p.name() == "sleep" for p in main.children(recursive=True)):
+            assert asyncio.get_running_loop().time() < deadline, "command never started"
+            await asyncio.sleep(0.05)
+        started = [main, *main.children(recursive=True)]
+        server.stop()
+    return started
+
+
 def test_parse_addresses() -> None:
     assert parse_addresses(["127.0.1.253-127.0.2.2,127.0.0.9", "127.0.0.9"]) == [
         "127.0.1.253",
@@ -118,14 +133,7 @@ async def test_stop_leaves_no_process(tmp_path: Path) -> None:
     try:
         assert server.pid is not None
         main = psutil.Process(server.pid)
-        async with _connect(server, server.nodes[1], password=server.password) as conn:
-            await conn.create_process("sleep 3600")
-            deadline = asyncio.get_running_loop().time() + EVENTUALLY
-            while not any(p.name() == "sleep" for p in main.children(recursive=True)):
-                assert asyncio.get_running_loop().time() < deadline, "command never started"
-                await asyncio.sleep(0.05)
-            started = [main, *main.children(recursive=True)]
-            server.stop()
+        started = await _stop_while_a_command_runs(server, main)
     finally:
         server.stop()
     server.stop()  # twice is harmless
@@ -149,14 +157,7 @@ async def test_workers_share_the_addresses_and_stop_with_the_server(tmp_path: Pa
         assert len(workers) == 2
         assert set(shells.values()) == workers
         assert shells[server.nodes[0].address] == shells[server.nodes[2].address]
-        async with _connect(server, server.nodes[1], password=server.password) as conn:
-            await conn.create_process("sleep 3600")
-            deadline = asyncio.get_running_loop().time() + EVENTUALLY
-            while not any(p.name() == "sleep" for p in main.children(recursive=True)):
-                assert asyncio.get_running_loop().time() < deadline, "command never started"
-                await asyncio.sleep(0.05)
-            started = [main, *main.children(recursive=True)]
-            server.stop()
+        started = await _stop_while_a_command_runs(server, main)
     finally:
         server.stop()
     assert all(process_gone(proc) for proc in started)
