@@ -4,6 +4,7 @@ take more CPU time than the budget. Time is never measured here: a fake clock st
 
 from __future__ import annotations
 
+import gc
 import itertools
 import math
 
@@ -79,6 +80,31 @@ def test_the_parser_parses_the_next_text_from_its_start_after_a_cancelled_parse(
     assert not tree.root_node.has_error
     assert tree.root_node.text == _LONG.encode()
     assert {v.rule for v in check_command('x="/etc"; rm -rf "$x"')} == {"system-paths"}
+
+
+@pytest.mark.parametrize("text", ['echo "$a"; ls -l "$b"', _LONG], ids=["short", "64 KiB"])
+def test_a_garbage_collection_during_a_parse_is_no_cost_of_the_text(
+    text: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    now = [0.0]
+    monkeypatch.setattr(shellparse, "CLOCK", lambda: now[0])
+    parse = shellparse._parse
+
+    def parse_beside_a_collection(text: str, *rest: object) -> object:
+        gc.collect()  # a whole heap's worth: a second of the thread's CPU time
+        return parse(text, *rest)  # type: ignore[arg-type]
+
+    def one_second(phase: str, _info: object) -> None:
+        now[0] += phase == "start"
+
+    monkeypatch.setattr(shellparse, "_parse", parse_beside_a_collection)
+    gc.callbacks.append(one_second)  # after knm's: it reads the clock before it moves
+    try:
+        tree = ParseClock(COMMAND_LIMITS).parse(text)  # not TooSlow
+    finally:
+        gc.callbacks.remove(one_second)
+    assert now[0] >= 1  # the clock did move by the collection
+    assert tree.root_node.text == text.encode()
 
 
 def test_plain_commands_need_no_parse_and_so_no_parse_time(
