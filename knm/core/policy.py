@@ -44,7 +44,8 @@ import msgspec
 
 from knm.core.patterns import compile_pattern
 from knm.core.shell.split import COMMAND_LIMITS, NO_LIMITS
-from knm.core.shellparse import Cmd, U, Word, analyze, matches_everything, normalize
+from knm.core.shell.values import Cmd, U, Word, normalize
+from knm.core.shellparse import analyze, matches_everything
 
 if TYPE_CHECKING:
     from knm.core.state import Knm

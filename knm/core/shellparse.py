@@ -20,6 +20,10 @@ The result, ``Analysis``, lists every command that would run (``Cmd``) and the f
 only the structure shows (fork bombs, code fetched into an interpreter, eval of unknown text).
 The work is bounded: nesting deeper than ``MAX_DEPTH`` and walks longer than ``MAX_STEPS`` are
 findings too, never a hang.
+
+Beside it in ``knm.core.shell``: ``split`` (the lexer that cuts text into statements and counts
+it against the limits), ``values`` (``Word``, ``Cmd``, ``Stream``), ``unwrap`` (the wrappers),
+``quoting`` and ``programs`` (the program names the walk knows).
 """
 
 from __future__ import annotations
@@ -40,6 +44,15 @@ from dataclasses import dataclass, field
 import tree_sitter_bash
 from tree_sitter import Language, Node, Parser, Tree
 
+from knm.core.shell.programs import (
+    DECODERS,
+    ENV_SETUP,
+    FETCHERS,
+    INTERPRETERS,
+    SHELLS,
+    program_name,
+)
+from knm.core.shell.quoting import ansi_c, brace_expand, unescape, unescape_dq
 from knm.core.shell.split import (
     ARGUMENTS,
     COMMAND_LIMITS,
@@ -54,43 +67,43 @@ from knm.core.shell.split import (
     Unfollowed,
 )
 from knm.core.shell.split import split as split_statements
+from knm.core.shell.unwrap import (
+    UNWRAPS,
+    Unwrapped,
+    option_word,
+    quoted,
+    skip_options,
+    strip_assignments,
+    unwrap,
+)
+from knm.core.shell.values import (
+    MAX_ALTS,
+    OPAQUE_STREAM,
+    UNKNOWN_STREAM,
+    Cmd,
+    Stream,
+    U,
+    Word,
+    lit,
+    node_text,
+    normalize,
+    split_unquoted,
+)
 
-#: An unknown part of a word's value.
-U = "\x00"
 #: Nested code (``sh -c`` inside ``eval`` inside ...) deeper than this is a finding.
 MAX_DEPTH = 8
 #: Tree nodes one analysis may visit (function bodies count once per call).
 MAX_STEPS = 100_000
 #: Statements nested deeper than this (``((((...))))``) are a finding, not a deep recursion.
 MAX_NESTING = 120
-#: Alternatives kept per word (brace expansion, defaults, for lists).
-MAX_ALTS = 32
 #: Text with a syntax error the splitter sees (``knm.core.shell.split.ShellSyntaxError``), or
 #: with a statement the parser finds an error in, is parsed whole up to this size, as any text
 #: with an error is; past it, it is refused unparsed (tree-sitter-bash's error recovery can be
 #: quadratic: ~15 ms for 1 KiB of the worst text, seconds for 64 KiB).
 MAX_ERROR_PARSE = 1024
 
-SHELLS = frozenset({"sh", "bash", "zsh", "dash", "ksh", "mksh", "ash", "rbash", "fish", "yash",
-                    "posh", "tcsh", "csh"})  # fmt: skip
-INTERPRETERS = SHELLS | frozenset(
-    {"python", "python2", "python3", "perl", "ruby", "node", "nodejs", "php", "lua", "Rscript",
-     "tclsh", "pwsh", "irb", "jshell", "osascript"}
-)  # fmt: skip
-FETCHERS = frozenset({"curl", "wget", "fetch", "nc", "ncat", "netcat", "socat", "http", "https",
-                      "aria2c", "lynx", "links", "w3m", "ftp", "tftp", "scp", "rsync"})  # fmt: skip
-DECODERS = frozenset({"base64", "base32", "basenc", "xxd", "openssl", "gzip", "gunzip", "zcat",
-                      "bzcat", "bunzip2", "bzip2", "xz", "unxz", "xzcat", "zstd", "zstdcat",
-                      "unzstd", "lz4", "lz4cat", "uudecode", "tr", "rev", "gpg", "age",
-                      "unzip", "funzip"})  # fmt: skip
-#: Programs whose output is routinely ``eval``-ed to set up a shell's environment.
-ENV_SETUP = frozenset({"ssh-agent", "gpg-agent", "dircolors", "direnv", "pyenv", "rbenv",
-                       "nodenv", "brew", "opam", "keychain", "locale", "resize", "starship",
-                       "zoxide", "conda", "mise", "rtx", "minikube", "docker-machine"})  # fmt: skip
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-_ASSIGNMENT = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)(?:\[[^\]]*\])?\+?=(.*)$", re.S)
 _EXPANSION = re.compile(r"^\$\{(#?)([A-Za-z_][A-Za-z0-9_]*|[0-9]+|[@*#?$!-])(.*)\}$", re.S)
-_BRACES = re.compile(r"\{([^{}]*,[^{}]*)\}")
 _SPECIAL_WORD = re.compile(r"[\\~{$`]")
 #: Text the lexer cuts in C, reading no word of it (``split._PLAIN_RUN``).
 _LEXED_IN_C = re.compile(r"[A-Za-z0-9_./:,+@%^=\- \t\n;&|]+")
@@ -225,100 +238,7 @@ class ParseClock:
         return tree
 
 
-# --- values -------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class Stream:
-    """What flows out of a command (or into one): known text, fetched or decoded data, a list
-    of every process id, a listing of paths."""
-
-    text: str | None = None
-    tainted: bool = False
-    pids: bool = False
-    paths: tuple[str, ...] = ()
-    #: Never ends (``yes``): a ``while read`` loop fed by it runs forever.
-    endless: bool = False
-    #: Some program's output, not known here (as opposed to a local file or nothing).
-    opaque: bool = False
-
-
-UNKNOWN_STREAM = Stream()
-OPAQUE_STREAM = Stream(opaque=True)
-
-
-class Word:
-    """One word of a command: every value it may take (``U`` marks an unknown part)."""
-
-    __slots__ = ("alts", "literal", "pids", "producers", "tainted", "text", "unknown", "value")
-
-    def __init__(
-        self, alts: tuple[str, ...], text: str, tainted: bool = False, pids: bool = False,
-        producers: tuple[str, ...] = (),
-    ) -> None:  # fmt: skip
-        self.alts = alts
-        self.text = text
-        #: Holds fetched or decoded data (``"$(curl ...)"``, ``<(base64 -d ...)``).
-        self.tainted = tainted
-        #: Holds a list of every process id (``$(ps -e -o pid=)``).
-        self.pids = pids
-        #: The programs of a command substitution, for ``eval "$(ssh-agent -s)"``.
-        self.producers = producers
-        first = alts[0] if alts else ""
-        self.unknown = U in first if len(alts) == 1 else any(U in alt for alt in alts)
-        #: The value, if it is known and single.
-        self.literal = first if len(alts) == 1 and not self.unknown else None
-        #: The first alternative with unknown parts blanked, for matching options.
-        self.value = first.replace(U, "") if self.unknown else first
-
-    @classmethod
-    def plain(cls, text: str) -> Word:
-        """A word written with no quoting or expansion: its one value is its text."""
-        word = object.__new__(cls)
-        word.alts = (text,)
-        word.text = word.literal = word.value = text
-        word.tainted = word.pids = word.unknown = False
-        word.producers = ()
-        return word
-
-    def with_alts(self, alts: tuple[str, ...]) -> Word:
-        return Word(alts, self.text, self.tainted, self.pids, self.producers)
-
-    def __repr__(self) -> str:
-        return f"Word({self.alts!r})"
-
-
-def lit(value: str) -> Word:
-    return Word((value,), value)
-
-
-class Cmd:
-    """One program that would run, wrappers peeled off (``words[0]`` is the program)."""
-
-    __slots__ = ("_written", "asynchronous", "cwd", "program", "redirects", "stdin", "words")
-
-    def __init__(
-        self, words: list[Word], written: str | Node, redirects: list[tuple[str, Word]] | None = None,
-        stdin: Stream = UNKNOWN_STREAM, cwd: str = "/root", asynchronous: bool = False,
-    ) -> None:  # fmt: skip
-        self.words = words
-        #: The command as written (wrappers included): text, or the node it is read from.
-        self._written = written
-        self.redirects = redirects or []
-        self.stdin = stdin
-        self.cwd = cwd
-        self.asynchronous = asynchronous
-        self.program = program_name(words[0].value) if words else ""
-
-    @property
-    def written(self) -> str:
-        if not isinstance(self._written, str):
-            self._written = _text(self._written)
-        return self._written
-
-    @property
-    def text(self) -> str:
-        return " ".join(w.alts[0].replace(U, "$?") if w.alts else "" for w in self.words)
+# --- the result ---------------------------------------------------------------------------
 
 
 @dataclass(slots=True)
@@ -373,12 +293,6 @@ def analyze(
         walker.refused = walker.exhausted = True
         walker.finding(error.rule, str(error))
     return walker.analysis
-
-
-def program_name(word: str) -> str:
-    if word[:1] == "\\":
-        word = word.lstrip("\\")
-    return (word.rsplit("/", 1)[-1] or word) if "/" in word else word
 
 
 # --- the walk -----------------------------------------------------------------------------
@@ -515,7 +429,7 @@ class _Walker:
         name = program_name(program)
         if (
             "=" in program
-            or name in _UNWRAPS
+            or name in UNWRAPS
             or name in INTERPRETERS
             or name in _EFFECTS
             or name in _FOLLOWED
@@ -713,7 +627,7 @@ class _Walker:
     def pipe_text(self, cmd: Cmd) -> str:
         if self.pipe is None:
             return cmd.written
-        return self.pipe if isinstance(self.pipe, str) else _text(self.pipe)
+        return self.pipe if isinstance(self.pipe, str) else node_text(self.pipe)
 
     def step(self) -> bool:
         self.steps += 1
@@ -808,7 +722,7 @@ class _Walker:
         if kind == "test_command" and node.has_error and depth <= MAX_DEPTH:
             # tree-sitter-bash reads a bare ``/`` in ``[ -d / ]`` as division and folds the
             # rest of the text (``&& rm -rf /``) into the test; bash runs ``[`` as a command.
-            text = _text(node)
+            text = node_text(node)
             if text.startswith("["):
                 self.run_code("\\" + text, env, depth, stdin)
                 return UNKNOWN_STREAM
@@ -860,7 +774,7 @@ class _Walker:
                     stdin = _herestring(word)
         if body is None:  # ``> /dev/sda`` alone truncates its target
             if redirects:
-                self.emit(Cmd([lit(":")], _text(node), redirects, stdin, env.cwd), env)
+                self.emit(Cmd([lit(":")], node_text(node), redirects, stdin, env.cwd), env)
             return UNKNOWN_STREAM
         if trailing:
             # ``cat <<EOF | sh``: tree-sitter keeps the rest of the pipeline in the here-doc.
@@ -886,7 +800,7 @@ class _Walker:
                     if word.tainted:
                         return True
                     if word.unknown:
-                        names = [n for n in _walk(self.clock.parse(_text(child)).root_node)
+                        names = [n for n in _walk(self.clock.parse(node_text(child)).root_node)
                                  if n.type == "command_name"]  # fmt: skip
                         return any(self.word(n, env, depth).unknown for n in names)
         return False
@@ -909,8 +823,8 @@ class _Walker:
             if any(t.value.startswith(("/dev/tcp/", "/dev/udp/")) for _, t in redirects) and any(
                 c.program in SHELLS for c in self.analysis.commands[before:]
             ):  # ``true && bash -i >& /dev/tcp/h/p 0>&1``: a shell on the network
-                self.finding("remote-code", _text(body)[:200])
-            self.emit(Cmd([lit(":")], _text(body)[:200], redirects, out, env.cwd), env)
+                self.finding("remote-code", node_text(body)[:200])
+            self.emit(Cmd([lit(":")], node_text(body)[:200], redirects, out, env.cwd), env)
         return out
 
     def redirect(self, node: Node, env: _Env, depth: int) -> tuple[str, Word | None]:
@@ -937,7 +851,7 @@ class _Walker:
             return Stream(tainted=True)
         if path in _ENDLESS_FILES:
             return Stream(endless=True)
-        return env.files.get(_normalize(path, env.cwd), UNKNOWN_STREAM)
+        return env.files.get(normalize(path, env.cwd), UNKNOWN_STREAM)
 
     def pipeline(
         self, stages: list[Node], env: _Env, depth: int, stdin: Stream, background: bool
@@ -981,12 +895,12 @@ class _Walker:
             return
         spawned = [c for c in self.analysis.commands[before:] if c.asynchronous]
         if spawned and not _throttled(body):
-            self.finding("fork-bomb", _text(loop))
+            self.finding("fork-bomb", node_text(loop))
 
     def c_for(self, node: Node, env: _Env, depth: int, stdin: Stream, background: bool) -> Stream:
         body = node.child_by_field_name("body")
         condition = node.child_by_field_name("condition")
-        text = _text(node)
+        text = node_text(node)
         header = text[: text.find("))") + 2] if "))" in text else text
         parts = header.strip()[len("for") :].strip().strip("()").split(";")
         forever = condition is None and len(parts) >= 2 and not parts[1].strip()
@@ -1013,11 +927,11 @@ class _Walker:
                 or any(re.fullmatch(r"/proc/(?:\[0-9\]|\*)\*?", a) for a in word.alts)
             )
             for alt in word.alts:
-                values.extend(_split_unquoted(alt) if child.type not in ("string", "raw_string")
+                values.extend(split_unquoted(alt) if child.type not in ("string", "raw_string")
                               else [alt])  # fmt: skip
         if variable is not None:
             self.version += 1
-            name = _text(variable)
+            name = node_text(variable)
             if not has_values:
                 env.vars[name] = tuple(w.alts[0] for w in env.positional or []) or (U,)
             else:
@@ -1028,7 +942,7 @@ class _Walker:
                 env.files.pop(f"$pids:{name}", None)
         if body is not None:
             # ``for i in {1..100000}`` or ``$(seq 1 100000)`` starting jobs is a fork loop too.
-            many = any(_many_values(_text(c)) for c in node.children_by_field_name("value"))
+            many = any(_many_values(node_text(c)) for c in node.children_by_field_name("value"))
             self.loop_body(node, body, env, depth, many, background)
         return UNKNOWN_STREAM
 
@@ -1038,7 +952,7 @@ class _Walker:
         if name_node is None:
             return
         self.version += 1
-        name = _text(name_node)
+        name = node_text(name_node)
         if value_node is None:
             env.vars[name] = ("",)
             return
@@ -1061,11 +975,11 @@ class _Walker:
         body = node.child_by_field_name("body")
         if name_node is None or body is None:
             return
-        name = _text(name_node)
+        name = node_text(name_node)
         self.version += 1
         env.functions[name] = body
         if _self_spawning(name, body):
-            self.finding("fork-bomb", _text(node))
+            self.finding("fork-bomb", node_text(node))
         # The body runs only when called; walk it once now with unknown arguments so that
         # code in a function nobody calls here (or that a later script calls) is seen too.
         saved = env.positional
@@ -1098,7 +1012,7 @@ class _Walker:
         self, node: Node, env: _Env, depth: int, stdin: Stream, background: bool,
         redirects: list[tuple[str, Word]],
     ) -> Stream:  # fmt: skip
-        text = _text(node)
+        text = node_text(node)
         if _PLAIN_COMMAND.fullmatch(text):
             return self.plain(text, env, depth, stdin, background, redirects)
         words: list[Word] = []
@@ -1134,7 +1048,7 @@ class _Walker:
             for child in assignments:
                 self.assign(child, env, depth)
             for op, target in redirects:  # ``> /dev/sda`` alone truncates the target
-                self.emit(Cmd([lit(":")], _text(node), [(op, target)], stdin, env.cwd), env)
+                self.emit(Cmd([lit(":")], node_text(node), [(op, target)], stdin, env.cwd), env)
             return UNKNOWN_STREAM
         for child in assignments:  # ``FOO=1 cmd``: visible to cmd only, but walk the values
             self.word(child.child_by_field_name("value") or child, env, depth)
@@ -1171,7 +1085,7 @@ class _Walker:
             # An alias's text replaces the command's first word, read again as code.
             value = env.vars.pop(f"alias {words[0].literal}")[0]
             try:
-                rest = " ".join(_quoted(w) for w in words[1:])
+                rest = " ".join(quoted(w) for w in words[1:])
                 return self.run_code(f"{value} {rest}", env, depth + 1, stdin)
             finally:
                 env.vars[f"alias {words[0].literal}"] = (value,)
@@ -1182,10 +1096,10 @@ class _Walker:
                     self.version += 1
                     env.vars[f"alias {name}"] = (value if not word.unknown else "$__knm_unknown",)
         self_spawn = bool(words) and words[0].text.strip('"') in ("$0", "${0}")
-        unwrapped = unwrap(_strip_assignments(words))
+        unwrapped = unwrap(strip_assignments(words))
         words = unwrapped.words
         self_spawn = self_spawn or (bool(words) and words[0].text.strip('"') in ("$0", "${0}"))
-        cwd = env.cwd if unwrapped.cwd is None else _normalize(unwrapped.cwd, env.cwd)
+        cwd = env.cwd if unwrapped.cwd is None else normalize(unwrapped.cwd, env.cwd)
         cmd = Cmd(words, written, redirects, stdin, cwd, background)
         if words:
             self.emit(cmd, env)
@@ -1206,7 +1120,7 @@ class _Walker:
             # ``curl .. | python3 -c 'exec(sys.stdin.read())'``, ``| awk '{system($0)}'``
             self.finding("remote-code", self.pipe_text(cmd))
         if words and words[0].literal is not None and "/" in words[0].literal:
-            stored = env.files.get(_normalize(words[0].literal, cwd))
+            stored = env.files.get(normalize(words[0].literal, cwd))
             if stored is not None and stored.tainted:  # ``curl -o x.sh ..; ./x.sh``
                 self.finding("remote-code", cmd.written)
             elif stored is not None and stored.text is not None:  # ``echo .. > x.sh; ./x.sh``
@@ -1281,7 +1195,7 @@ class _Walker:
             return
         if script.literal is None:
             return
-        stored = env.files.get(_normalize(script.literal, cmd.cwd))
+        stored = env.files.get(normalize(script.literal, cmd.cwd))
         if stored is None:
             return
         if stored.tainted or (stored.text is not None and self.unknown_code(stored.text)):
@@ -1301,12 +1215,12 @@ class _Walker:
         args = cmd.words[1:]
         if cmd.stdin.endless and _unlimited_jobs(args, "P", "max-procs"):
             self.finding("fork-bomb", self.pipe_text(cmd))  # ``yes | xargs -P0 ...``
-        inner = _skip_options(args, "adEILnPs", frozenset({"arg-file", "delimiter",
+        inner = skip_options(args, "adEILnPs", frozenset({"arg-file", "delimiter",
                               "max-args", "max-procs", "max-chars", "process-slot-var",
                               "eof", "replace", "max-lines"}))  # fmt: skip
         if not inner:
             inner = [lit("echo")]
-        replace_str = _option_word(args, "I", ("replace",))
+        replace_str = option_word(args, "I", ("replace",))
         if replace_str is None and any(w.value.startswith("-i") for w in args):
             replace_str = lit("{}")
         stdin = cmd.stdin
@@ -1343,7 +1257,7 @@ class _Walker:
                 tuple(
                     dict.fromkeys(
                         [
-                            posixpath.join(_normalize(s, cmd.cwd), *middle, name)
+                            posixpath.join(normalize(s, cmd.cwd), *middle, name)
                             for s in starts
                             for name in names
                             # a plain name may be deeper down (``-name passwd``); a pattern
@@ -1351,13 +1265,11 @@ class _Walker:
                             for middle in (((),) if _GLOB_CHARS.search(name) else ((), ("*",)))
                         ]
                         + [
-                            _normalize(s, cmd.cwd)
+                            normalize(s, cmd.cwd)
                             for s in starts
                             for name in names
                             if itself
-                            and fnmatch.fnmatchcase(
-                                posixpath.basename(_normalize(s, cmd.cwd)), name
-                            )
+                            and fnmatch.fnmatchcase(posixpath.basename(normalize(s, cmd.cwd)), name)
                         ]
                     )
                 )[:MAX_ALTS],
@@ -1369,8 +1281,8 @@ class _Walker:
             else Word(
                 tuple(
                     dict.fromkeys(
-                        [posixpath.join(_normalize(s, cmd.cwd), "*") for s in starts]
-                        + [_normalize(s, cmd.cwd) for s in starts if itself]
+                        [posixpath.join(normalize(s, cmd.cwd), "*") for s in starts]
+                        + [normalize(s, cmd.cwd) for s in starts if itself]
                     )
                 )[:MAX_ALTS],
                 "{}",
@@ -1394,7 +1306,7 @@ class _Walker:
         self.analysis.commands.append(cmd)
         for op, target in cmd.redirects:
             if op in (">", ">|", "&>", ">>", "&>>") and target.literal is not None:
-                path = _normalize(target.literal, env.cwd)
+                path = normalize(target.literal, env.cwd)
                 if cmd.stdin.tainted or _produces_taint(cmd):
                     stored = Stream(tainted=True)
                 elif cmd.program in ("echo", "printf") and op in (">", ">|"):
@@ -1450,14 +1362,14 @@ class _Walker:
             return  # ``-t DIR``: leave it unknown
         if len(operands) < 2 or operands[-1].literal is None:
             return
-        dest = _normalize(operands[-1].literal, env.cwd)
+        dest = normalize(operands[-1].literal, env.cwd)
         for source in operands[:-1]:
             if source.literal is None:
                 continue
-            stored = env.files.get(_normalize(source.literal, env.cwd))
+            stored = env.files.get(normalize(source.literal, env.cwd))
             if stored is None:
                 continue
-            name = posixpath.basename(_normalize(source.literal, env.cwd))
+            name = posixpath.basename(normalize(source.literal, env.cwd))
             for path in (dest, posixpath.join(dest, name)):
                 if env.files.get(path) != stored:
                     self.version += 1
@@ -1484,7 +1396,7 @@ class _Walker:
                 env.cwd = env.vars.get("HOME", ("/root",))[0]
             else:
                 target = operands[0]
-                env.cwd = _normalize(target.alts[0], env.cwd) if target.value != "-" else U
+                env.cwd = normalize(target.alts[0], env.cwd) if target.value != "-" else U
             return UNKNOWN_STREAM
         if program == "set" and args and args[0].value == "--":
             env.positional = list(args[1:])
@@ -1535,9 +1447,9 @@ class _Walker:
                     stored = (
                         Stream(tainted=True) if cmd.stdin.tainted else Stream(text=cmd.stdin.text)
                     )
-                    if env.files.get(_normalize(w.value, env.cwd)) != stored:
+                    if env.files.get(normalize(w.value, env.cwd)) != stored:
                         self.version += 1
-                        env.files[_normalize(w.value, env.cwd)] = stored
+                        env.files[normalize(w.value, env.cwd)] = stored
             if (
                 program in ("sed", "awk")
                 and files
@@ -1552,7 +1464,7 @@ class _Walker:
                     env.files or any(w.value.startswith(("/dev/tcp/", "/dev/udp/")) for w in files)
                 )
             ):
-                streams = [env.files.get(_normalize(w.value, env.cwd)) for w in files]
+                streams = [env.files.get(normalize(w.value, env.cwd)) for w in files]
                 if any(s is not None and s.tainted for s in streams) or any(
                     w.value.startswith(("/dev/tcp/", "/dev/udp/")) for w in files
                 ):
@@ -1571,9 +1483,9 @@ class _Walker:
                 return Stream(tainted=True)
             target = _fetch_output_file(program, args)
             if target is not None:
-                env.files[_normalize(target, env.cwd)] = Stream(tainted=True)
+                env.files[normalize(target, env.cwd)] = Stream(tainted=True)
             for copied in _copied_here(program, args):  # ``scp h:/x.sh /tmp/``, ``aria2c``
-                env.files[_normalize(copied, env.cwd)] = Stream(tainted=True)
+                env.files[normalize(copied, env.cwd)] = Stream(tainted=True)
             return UNKNOWN_STREAM
         if _is_decoder(program, args):
             return Stream(tainted=True)
@@ -1588,7 +1500,7 @@ class _Walker:
                 starts = _find_starts(values)[:1]
                 if _find_narrowed(values):
                     starts = [posixpath.join(s, "knm-found") for s in starts]
-            paths = tuple(_normalize(s, env.cwd) for s in starts)
+            paths = tuple(normalize(s, env.cwd) for s in starts)
             # ``ls /proc``: a directory per process, named by its pid
             every = program == "ls" and paths == ("/proc",) and "-d" not in [w.value for w in args]
             return Stream(paths=paths, pids=every)
@@ -1603,7 +1515,7 @@ class _Walker:
         kind = node.type
         if kind == "word":
             return [self.word(node, env, depth)]
-        text = _text(node)
+        text = node_text(node)
         if text in ('"$@"', "$@", '"$*"', "$*", "${@}", '"${@}"') and env.positional is not None:
             return list(env.positional)
         array = _ARRAY_ALL.fullmatch(text)
@@ -1624,28 +1536,28 @@ class _Walker:
         if not self.step():
             return Word((U,), "")
         kind = node.type
-        text = _text(node)
+        text = node_text(node)
         if kind == "word" and not _SPECIAL_WORD.search(text):
             return Word((text,), text)
         if kind in ("word", "number", "regex", "extglob_pattern", "test_operator",
                     "special_variable_name", "variable_name", "file_descriptor"):  # fmt: skip
-            value = _unescape(text)
+            value = unescape(text)
             if kind == "word":
                 if value[:1] == "~":
                     value = _tilde(value, env)
-                return Word(tuple(_brace_expand(value)) if "{" in value else (value,), text)
+                return Word(tuple(brace_expand(value)) if "{" in value else (value,), text)
             return Word((value,), text)
         if kind == "raw_string":
             return Word((text[1:-1],), text)
         if kind == "ansi_c_string":
-            return Word((_ansi_c(text[2:-1]),), text)
+            return Word((ansi_c(text[2:-1]),), text)
         if kind in ("string", "translated_string"):
             return self.concat([c for c in node.named_children], env, depth, text, quoted=True)
         if kind == "string_content":
-            return Word((_unescape_dq(text),), text)
+            return Word((unescape_dq(text),), text)
         if kind == "concatenation":
             word = self.concat(list(node.named_children), env, depth, text, quoted=False)
-            alts = tuple(dict.fromkeys(a for alt in word.alts for a in _brace_expand(alt)))
+            alts = tuple(dict.fromkeys(a for alt in word.alts for a in brace_expand(alt)))
             return word.with_alts(alts[:MAX_ALTS])
         if kind == "simple_expansion":
             name = text[1:]
@@ -1686,7 +1598,7 @@ class _Walker:
         for sub in node.named_children:
             if sub.type in ("command_substitution", "process_substitution"):
                 self.word(sub, env, depth)
-        return Word((_unescape(text),) if "$" not in text and "`" not in text else (U,), text)
+        return Word((unescape(text),) if "$" not in text and "`" not in text else (U,), text)
 
     def concat(self, nodes: list[Node], env: _Env, depth: int, text: str, quoted: bool) -> Word:
         # Runs of single-valued parts are joined once; only parts with alternatives multiply
@@ -1857,491 +1769,6 @@ def _sub_env(env: _Env) -> _Env:
                 functions=env.functions, files=env.files, calls=env.calls, active=env.active)  # fmt: skip
 
 
-# --- unwrapping ---------------------------------------------------------------------------
-
-
-@dataclass(slots=True)
-class Unwrapped:
-    words: list[Word]
-    #: Shell code the command runs (``sh -c CODE``, ``eval``, ``watch``, ``su -c`` ...), with
-    #: the words that become ``$0 $1 ...`` in it (None: the caller's).
-    code: list[tuple[Word, list[Word] | None]] = field(default_factory=list)
-    #: The command runs shell code read from its stdin (``sh``, ``bash -s``, ``at``).
-    stdin_code: bool = False
-    cwd: str | None = None
-
-
-#: Options of ``nsenter`` and ``unshare`` that take a value (a namespace file, an id, a path).
-_NAMESPACE_OPTIONS = frozenset({"setuid", "setgid", "root", "wd", "mount", "uts", "ipc", "net",
-                                "pid", "user", "cgroup", "time"})  # fmt: skip
-_UNSHARE_OPTIONS = frozenset({"propagation", "setgroups", "map-user", "map-group", "map-users",
-                              "map-groups", "load-interp", "monotonic", "boottime"})  # fmt: skip
-
-# Wrapper -> (short options taking a value, long options taking a value, leading operands).
-_WRAPPERS: dict[str, tuple[str, frozenset[str], int]] = {
-    "sudo": (
-        "ugCDprtUThRc",
-        frozenset(
-            {
-                "user",
-                "group",
-                "chdir",
-                "prompt",
-                "role",
-                "type",
-                "other-user",
-                "close-from",
-                "host",
-                "command-timeout",
-                "chroot",
-                "login-class",
-            }
-        ),
-        0,
-    ),
-    "doas": ("uC", frozenset(), 0),
-    "pkexec": ("", frozenset({"user"}), 0),
-    "env": (
-        "uCS",
-        frozenset(
-            {"unset", "chdir", "split-string", "block-signal", "default-signal", "ignore-signal"}
-        ),
-        0,
-    ),
-    "nohup": ("", frozenset(), 0),
-    "setsid": ("", frozenset(), 0),
-    "nice": ("n", frozenset({"adjustment"}), 0),
-    "ionice": ("cnpPut", frozenset({"class", "classdata", "pid", "pgid", "uid"}), 0),
-    "timeout": ("sk", frozenset({"signal", "kill-after"}), 1),
-    "stdbuf": ("ioe", frozenset({"input", "output", "error"}), 0),
-    "chrt": ("T", frozenset({"sched-runtime", "sched-deadline", "sched-period"}), 1),
-    "taskset": ("", frozenset(), 1),
-    "numactl": (
-        "mNCipPw",
-        frozenset({"membind", "cpunodebind", "physcpubind", "interleave", "preferred", "cpubind"}),
-        0,
-    ),
-    "exec": ("a", frozenset(), 0),
-    "command": ("", frozenset(), 0),
-    "builtin": ("", frozenset(), 0),
-    "time": ("fo", frozenset({"format", "output"}), 0),
-    # ``--mount[=FILE]``: a namespace option's value is attached with ``=`` or absent.
-    "nsenter": ("tSG", frozenset({"target", "setuid", "setgid"}), 0),
-    "unshare": ("RwSG", frozenset({"setuid", "setgid", "root", "wd"}) | _UNSHARE_OPTIONS, 0),
-    "chroot": ("", frozenset({"userspec", "groups"}), 1),
-    "systemd-run": (
-        "uMHpEsG",
-        frozenset(
-            {
-                "unit",
-                "property",
-                "description",
-                "slice",
-                "setenv",
-                "uid",
-                "gid",
-                "nice",
-                "working-directory",
-                "on-active",
-                "on-boot",
-                "on-startup",
-                "on-unit-active",
-                "on-unit-inactive",
-                "on-calendar",
-                "on-clock-change",
-                "on-timezone-change",
-                "timer-property",
-                "path-property",
-                "socket-property",
-                "service-type",
-                "machine",
-                "host",
-                "expand-environment",
-                "slice-inherit",
-                "json",
-            }
-        ),
-        0,
-    ),
-    "systemd-inhibit": ("", frozenset({"what", "who", "why", "mode"}), 0),
-    "strace": (
-        "oeEpPsuaIbXSO",
-        frozenset(
-            {
-                "output",
-                "expr",
-                "env",
-                "attach",
-                "path",
-                "string-limit",
-                "user",
-                "columns",
-                "trace",
-                "signal",
-                "status",
-                "trace-path",
-                "summary-sort-by",
-                "decode-fds",
-                "quiet",
-                "seccomp-bpf",
-            }
-        ),
-        0,
-    ),
-    "ltrace": ("oeEpsuaAnlS", frozenset({"output", "library"}), 0),
-    "flock": ("wEc", frozenset({"timeout", "wait", "conflict-exit-code", "command"}), 1),
-    "setpriv": (
-        "",
-        frozenset(
-            {
-                "reuid",
-                "regid",
-                "groups",
-                "inh-caps",
-                "ambient-caps",
-                "bounding-set",
-                "securebits",
-                "pdeathsig",
-                "selinux-label",
-                "apparmor-profile",
-                "landlock-access",
-                "landlock-rule",
-                "reset-env",
-            }
-        ),
-        0,
-    ),
-    "cgexec": ("g", frozenset(), 0),
-    "sg": ("", frozenset(), 1),
-    "runuser": (
-        "ugGsw",
-        frozenset({"user", "group", "supp-group", "shell", "whitelist-environment"}),
-        0,
-    ),
-    "busybox": ("", frozenset(), 0),
-    "toybox": ("", frozenset(), 0),
-    "systemd-nspawn": (
-        "DMuEiSpZ",
-        frozenset(
-            {
-                "directory",
-                "machine",
-                "user",
-                "setenv",
-                "image",
-                "slice",
-                "property",
-                "bind",
-                "bind-ro",
-                "chdir",
-                "uuid",
-                "network-bridge",
-                "network-zone",
-            }
-        ),
-        0,
-    ),
-    "faketime": ("f", frozenset(), 1),
-    "proxychains": ("f", frozenset(), 0),
-    "proxychains4": ("f", frozenset(), 0),
-    "torsocks": ("uapi", frozenset(), 0),
-    "catchsegv": ("", frozenset(), 0),
-    "valgrind": ("", frozenset(), 0),
-    "firejail": ("", frozenset(), 0),
-    "xvfb-run": ("nsfe", frozenset(), 0),
-    "dbus-run-session": ("", frozenset(), 0),
-    "then": ("", frozenset(), 0),
-    "do": ("", frozenset(), 0),
-    "else": ("", frozenset(), 0),
-    "!": ("", frozenset(), 0),
-    "caffeinate": ("t", frozenset(), 0),
-    "daemonize": ("acEeopluv", frozenset(), 0),
-}
-
-
-_UNWRAPS = frozenset(_WRAPPERS) | SHELLS | frozenset(
-    {"eval", "su", "runuser", "watch", "script", "flock", "at", "batch", "parallel", "trap",
-     "command", "sudo", "env", "busybox", "toybox", "coproc", "perf", "gdb", "sg", "newgrp",
-     "ssh"}
-)  # fmt: skip
-
-
-def unwrap(words: list[Word]) -> Unwrapped:
-    """Peel wrappers off ``words`` until the program that really runs is first."""
-    result = Unwrapped(words=list(words))
-    for _ in range(64):
-        rest = _strip_assignments(result.words)
-        result.words = rest
-        if not rest:
-            return result
-        program = program_name(rest[0].value)
-        if rest[0].unknown and rest[0].value == "":
-            return result
-        if program not in _UNWRAPS:
-            return result
-        args = rest[1:]
-        values = [w.value for w in args]
-        if program in SHELLS or (
-            program in ("busybox", "toybox") and values[:1] and values[0] in SHELLS
-        ):
-            if program in ("busybox", "toybox"):
-                args, values = args[1:], values[1:]
-            code, after = _shell_code(args)
-            if code is not None:
-                result.code.append((code, after))
-                result.words = [rest[0], *args]
-                return result
-            operands = [w for w in args if not w.value.startswith(("-", "+"))]
-            if not operands or "-s" in values:
-                result.stdin_code = True
-            return result
-        if program == "eval":
-            if args:
-                result.code.append((_join(args), None))
-            return result
-        if (
-            program == "perf"
-            and values[:1]
-            and values[0] in ("stat", "record", "trace", "sched", "mem", "c2c", "kvm", "lock")
-        ):
-            inner = args[1:]
-            if "--" in values[1:]:
-                inner = args[values.index("--", 1) + 1 :]
-            else:
-                inner = _skip_options(inner, "eopCGtFcjrxIuTm", frozenset({"event", "output",
-                                      "pid", "tid", "cpu", "cgroup", "freq", "count"}))  # fmt: skip
-            if not inner:
-                return result
-            result.words = inner
-            continue
-        if program == "gdb" and "--args" in values:
-            result.words = args[values.index("--args") + 1 :]
-            continue
-        if program == "sg" and len(args) >= 2:  # ``sg GROUP -c CMD``, ``sg GROUP CMD``
-            rest = args[2:] if values[1] == "-c" else args[1:]
-            if rest:
-                result.code.append((_join(rest), []))
-            return result
-        if program == "newgrp":
-            result.stdin_code = True
-            return result
-        if program == "ssh":  # the command runs on a node too: read as code there
-            inner = _skip_options(args, "BbcDEeFIiJLlmOoPpQRSWw", frozenset())
-            if len(inner) > 1:
-                result.code.append((_join(inner[1:]), []))
-            return result
-        if program == "coproc":  # ``coproc CMD``, ``coproc NAME { ...; }``
-            body = args[1:] if len(args) > 1 and values[1] in ("{", "(", "((") else args
-            if body:
-                result.code.append((_join(body), None))
-            return result
-        if (
-            program in ("su", "runuser")
-            and any(
-                v.startswith("-c") or (v[:1] == "-" and v[1:2] != "-" and "c" in v) for v in values
-            )
-        ) or any(v.startswith(("--command", "--session-command")) for v in values):
-            code = _option_word(args, "c", ("command", "session-command"))
-            if code is not None:
-                result.code.append((code, []))
-                return result
-        if program in ("watch",):
-            inner = _skip_options(args, "ndgqp", frozenset({"interval", "differences"}))
-            if "-x" in values or "--exec" in values:
-                result.words = inner
-                continue
-            if inner:
-                result.code.append((_join(inner), []))
-            return result
-        if program == "script":
-            code = _option_word(args, "c", ("command",))
-            if code is not None:
-                result.code.append((code, []))
-            return result
-        if program == "flock":
-            code = _option_word(args, "c", ("command",))
-            if code is not None:
-                result.code.append((code, []))
-                return result
-        if program in ("at", "batch"):
-            if "-f" not in values and not any(v in ("-l", "-c", "-r", "-d") for v in values):
-                result.stdin_code = True
-            return result
-        if program == "parallel":
-            result.code.extend((c, []) for c in _parallel_code(args))
-            return result
-        if program == "trap" and args:
-            if values[0] not in ("-l", "-p", "--", "-"):
-                result.code.append((args[0], None))
-            return result
-        if program == "command" and any(v.startswith("-") and ("v" in v or "V" in v)
-                                        for v in values[:1]):  # fmt: skip
-            return result
-        if program == "sudo" and any(v in ("-e", "-l", "-v", "-k", "-K", "-V", "--list",
-                                           "--edit", "--validate") for v in values):  # fmt: skip
-            return result
-        own = values[: len(values) - len(_skip_options(args, *_WRAPPERS["sudo"][:2]))]
-        if program == "sudo" and any(v in ("-s", "-i", "--shell", "--login") for v in own):
-            inner = _skip_options(args, *_WRAPPERS["sudo"][:2])
-            if inner:
-                result.code.append((_join(inner), []))
-            return result
-        if program == "env":
-            split = _option_word(args, "S", ("split-string",))
-            chdir = _option_word(args, "C", ("chdir",))
-            if chdir is not None:
-                result.cwd = chdir.alts[0]
-            if split is not None:
-                inner = _skip_options(args, "uCS", _WRAPPERS["env"][1], assignments=True)
-                result.words = [*(lit(p) for p in _split_unquoted(split.value)), *inner]
-                continue
-        if program == "su" or (program == "runuser" and "-u" not in values):
-            return result  # an interactive shell as another user: nothing to follow
-        spec = _WRAPPERS.get(program)
-        if spec is None:
-            return result
-        if program == "flock" and values and values[0].isdigit():
-            return result
-        inner = _skip_options(args, spec[0], spec[1], assignments=program == "env")[spec[2] :]
-        if program == "chroot" and inner and inner[0].value.startswith("-"):
-            inner = inner[1:]
-        if not inner:
-            return result
-        result.words = inner
-    return result
-
-
-def _shell_code(args: Sequence[Word]) -> tuple[Word | None, list[Word]]:
-    """A shell's ``-c`` code, and the words after it (``$0``, ``$1`` ...)."""
-    has_c = False
-    i = 0
-    while i < len(args):
-        value = args[i].value
-        if value == "--":
-            i += 1
-            break
-        if value in ("-o", "+o", "--rcfile", "--init-file", "-O", "+O"):
-            i += 2
-            continue
-        if value[:1] in "-+" and len(value) > 1:
-            has_c = has_c or (not value.startswith("--") and "c" in value) or value == "--command"
-            i += 1
-            continue
-        break
-    if has_c and i < len(args):
-        return args[i], list(args[i + 1 :])
-    return None, []
-
-
-def _option_word(args: Sequence[Word], short: str, long: tuple[str, ...]) -> Word | None:
-    for i, word in enumerate(args):
-        value = word.value
-        if value == "--":
-            return None
-        for name in long:
-            if value.startswith(f"--{name}="):
-                return Word((value.partition("=")[2],), word.text, tainted=word.tainted)
-            if value == f"--{name}":
-                return args[i + 1] if i + 1 < len(args) else None
-        if value.startswith("-") and not value.startswith("--") and short:
-            flags = value[1:]
-            pos = flags.find(short)
-            if pos >= 0 and all(c.isalpha() for c in flags[:pos]):
-                rest = flags[pos + 1 :]
-                if rest:
-                    return Word((rest,), word.text)
-                return args[i + 1] if i + 1 < len(args) else None
-    return None
-
-
-def _skip_options(
-    args: Sequence[Word], short_with_arg: str, long_with_arg: frozenset[str],
-    assignments: bool = False,
-) -> list[Word]:  # fmt: skip
-    i = 0
-    while i < len(args):
-        value = args[i].value
-        if value == "--":
-            return list(args[i + 1 :])
-        if value.startswith("--"):
-            name, eq, _ = value[2:].partition("=")
-            i += 2 if (not eq and name in long_with_arg) else 1
-        elif value.startswith("-") and len(value) > 1:
-            i += 1
-            for j, flag in enumerate(value[1:], start=1):
-                if flag in short_with_arg:
-                    i += j == len(value) - 1
-                    break
-        elif assignments and _ASSIGNMENT.match(value):
-            i += 1  # env NAME=value
-        else:
-            break
-    return list(args[i:])
-
-
-def _parallel_code(args: Sequence[Word]) -> list[Word]:
-    values = [w.value for w in args]
-    separators = [i for i, v in enumerate(values) if v in (":::", "::::", ":::+", "::::+")]
-    head = list(args[: separators[0]]) if separators else list(args)
-    inputs = list(args[separators[0] + 1 :]) if separators else []
-    template = _skip_options(
-        head, "jSNnLlXsIeaE", frozenset({"jobs", "sshlogin", "halt", "results", "joblog", "delay"})
-    )
-    if not template:
-        return inputs if inputs else [Word((U,), "parallel")]
-    joined = _join(template)
-    if not inputs:  # lines of stdin, each put in for ``{}`` or appended (quoted by parallel)
-        unknown = '"${__knm_unknown}"'
-        return [
-            joined.with_alts(
-                tuple(
-                    a.replace("{}", unknown) if "{}" in a else f"{a} {unknown}" for a in joined.alts
-                )
-            )
-        ]
-    out = []
-    for arg in inputs[:MAX_ALTS]:
-        out.append(
-            Word(
-                tuple(
-                    a.replace("{}", arg.alts[0]) if "{}" in a else f"{a} {arg.alts[0]}"
-                    for a in joined.alts
-                ),
-                joined.text,
-            )
-        )
-    return out
-
-
-def _quoted(word: Word) -> str:
-    """A word written back as shell text: its first value quoted, unknown parts as an
-    unknown expansion."""
-    value = word.alts[0] if word.alts else ""
-    parts = value.split(U)
-    return '"${__knm_unknown}"'.join("'" + p.replace("'", "'\\''") + "'" for p in parts)
-
-
-def _join(words: Sequence[Word]) -> Word:
-    alts: tuple[str, ...] = ("",)
-    for i, word in enumerate(words):
-        sep = " " if i else ""
-        alts = tuple(dict.fromkeys(a + sep + b for a in alts for b in word.alts))[:MAX_ALTS]
-    return Word(alts, " ".join(w.text for w in words), tainted=any(w.tainted for w in words),
-                producers=tuple(p for w in words for p in w.producers))  # fmt: skip
-
-
-def _strip_assignments(words: list[Word]) -> list[Word]:
-    i = 0
-    while (
-        i < len(words)
-        and "=" in words[i].value
-        and _ASSIGNMENT.match(words[i].value)
-        and words[i].text[:1] not in "\"'"
-    ):
-        i += 1
-    return words[i:] if i else words
-
-
 # --- stream helpers -----------------------------------------------------------------------
 
 
@@ -2404,9 +1831,9 @@ def _fetch_output_file(program: str, args: Sequence[Word]) -> str | None:
     if name is None:
         return None
     folder = (
-        _option_word(args, "P", ("directory-prefix",))
+        option_word(args, "P", ("directory-prefix",))
         if program == "wget"
-        else _option_word(args, "", ("output-dir",))
+        else option_word(args, "", ("output-dir",))
         if program == "curl"
         else None
     )
@@ -2448,8 +1875,8 @@ def _copied_here(program: str, args: Sequence[Word]) -> list[str]:
     destination, or the source's name inside it (it may be a directory)."""
     values = [w.value for w in args]
     if program == "aria2c":
-        name = _option_word(args, "o", ("out",))
-        folder = _option_word(args, "d", ("dir",))
+        name = option_word(args, "o", ("out",))
+        folder = option_word(args, "d", ("dir",))
         urls = [v for v in values if "://" in v]
         remote = posixpath.basename(urls[-1].split("?", 1)[0].rstrip("/")) if urls else ""
         base = name.value if name is not None else remote
@@ -2636,7 +2063,7 @@ def _echo_output(words: Sequence[Word]) -> str | None:
         text = " ".join(values)
         if escapes:  # echo -e reads ``\0NNN`` as octal (``$'..'`` reads ``\NNN``)
             text = re.sub(r"\\0([0-7]{1,3})", lambda m: chr(int(m.group(1), 8)), text)
-        return (_ansi_c(text) if escapes else text) + ("\n" if newline else "")
+        return (ansi_c(text) if escapes else text) + ("\n" if newline else "")
     if not values:
         return None
     fmt, rest = values[0], values[1:]
@@ -2646,17 +2073,17 @@ def _echo_output(words: Sequence[Word]) -> str | None:
         if len(pieces) - 1 >= 1 and rest:
             out = []
             for i, piece in enumerate(pieces):
-                out.append(_ansi_c(piece))
+                out.append(ansi_c(piece))
                 if i < len(pieces) - 1 and i < len(rest):
                     # %b reads escapes in its argument (``\0NNN`` octal too); %s takes it as is
                     arg = rest[i]
                     if kinds[i] == "b":
-                        arg = _ansi_c(re.sub(r"\\0([0-7]{1,3})",
+                        arg = ansi_c(re.sub(r"\\0([0-7]{1,3})",
                                              lambda m: chr(int(m.group(1), 8)), arg))  # fmt: skip
                     out.append(arg)
             return "".join(out)
-        return _ansi_c(re.sub(r"%[-0-9.]*[sbdq]", "", fmt))
-    return _ansi_c(fmt.replace("%%", "%"))
+        return ansi_c(re.sub(r"%[-0-9.]*[sbdq]", "", fmt))
+    return ansi_c(fmt.replace("%%", "%"))
 
 
 def _eval_of_env_setup(code: Word) -> bool:
@@ -2698,7 +2125,7 @@ def _herestring(word: Word) -> Stream:
 def _unknown_command_position(tree: Tree) -> bool:
     """Whether an unknown value (``$__knm_unknown``) would be run as a command in ``tree``."""
     for node in _walk(tree.root_node):
-        if node.type == "command_name" and "$__knm_unknown" in _text(node):
+        if node.type == "command_name" and "$__knm_unknown" in node_text(node):
             return True
     return False
 
@@ -2761,10 +2188,6 @@ def _walk(node: Node) -> Iterator[Node]:
         stack.extend(reversed(current.children))
 
 
-def _text(node: Node) -> str:
-    return node.text.decode("utf-8", "replace") if node.text is not None else ""
-
-
 def _heredoc(node: Node) -> tuple[str, list[Node]]:
     """A here-doc's body (as written: an unquoted one's ``$X`` stays an unknown value when the
     body is walked as code) and what tree-sitter nests after it (``cat <<EOF | sh``)."""
@@ -2772,7 +2195,7 @@ def _heredoc(node: Node) -> tuple[str, list[Node]]:
     rest: list[Node] = []
     for child in node.named_children:
         if child.type == "heredoc_body":
-            body = _text(child)
+            body = node_text(child)
         elif child.type not in ("heredoc_start", "heredoc_end"):
             rest.append(child)
     return body, rest
@@ -2812,7 +2235,7 @@ def _constant(text: str) -> bool | None:
 def _always(conditions: list[Node], until: bool, stdin: Stream) -> bool:
     if not conditions:
         return False
-    text = _text(conditions[-1]).strip().rstrip(";").strip()
+    text = node_text(conditions[-1]).strip().rstrip(";").strip()
     constant = _constant(text)
     if constant is not None:
         return constant != until
@@ -2829,7 +2252,7 @@ def _throttled(body: Node) -> bool:
         node = child
         if node.type == "command" and _followed_by_amp(node):
             continue
-        text = _text(node).lstrip()
+        text = node_text(node).lstrip()
         if re.match(r"^(?:sleep|wait|read|break|exit|return|timeout\s+\S+\s+sleep)\b", text) and (
             not _NO_WAIT.match(text)
         ):
@@ -2847,15 +2270,15 @@ def _self_spawning(name: str, body: Node) -> bool:
         head = node.child_by_field_name("name")
         if head is None:
             continue
-        words = [_text(head).strip("\"'")]
-        if program_name(words[0]) in _UNWRAPS:  # ``nohup f &``, ``setsid f``
-            words += [_text(a).strip("\"'") for a in node.children_by_field_name("argument")]
+        words = [node_text(head).strip("\"'")]
+        if program_name(words[0]) in UNWRAPS:  # ``nohup f &``, ``setsid f``
+            words += [node_text(a).strip("\"'") for a in node.children_by_field_name("argument")]
         if not selves & set(words):
             continue
         parent = node.parent
         current = node
-        first = _text(head).strip("\"'")
-        args = [_text(a) for a in node.children_by_field_name("argument")]
+        first = node_text(head).strip("\"'")
+        args = [node_text(a) for a in node.children_by_field_name("argument")]
         if (first == "setsid" and any(a in ("-f", "--fork") for a in args)) or first in (
             "daemonize",
             "systemd-run",
@@ -2925,33 +2348,6 @@ def _find_starts(values: Sequence[str]) -> list[str]:
 # --- quoting helpers ----------------------------------------------------------------------
 
 
-def _unescape(text: str) -> str:
-    if "\\" not in text:
-        return text
-    out = []
-    i = 0
-    while i < len(text):
-        if text[i] == "\\" and i + 1 < len(text):
-            if text[i + 1] != "\n":
-                out.append(text[i + 1])
-            i += 2
-        else:
-            out.append(text[i])
-            i += 1
-    return "".join(out)
-
-
-def _unescape_dq(text: str) -> str:
-    return re.sub(r'\\([\\"$`\n])', lambda m: "" if m.group(1) == "\n" else m.group(1), text)
-
-
-def _ansi_c(body: str) -> str:
-    try:
-        return body.encode("latin-1", "backslashreplace").decode("unicode_escape")
-    except UnicodeDecodeError:
-        return body
-
-
 def _tilde(value: str, env: _Env) -> str:
     if value == "~" or value.startswith("~/"):
         return env.vars.get("HOME", ("/root",))[0] + value[1:]
@@ -2966,75 +2362,7 @@ def _tilde(value: str, env: _Env) -> str:
     return value
 
 
-def _brace_expand(word: str, limit: int = MAX_ALTS) -> list[str]:
-    """Bash's ``{a,b}`` expansion, at most ``limit`` results and 8 brace groups deep (the rest
-    stays as written)."""
-    results = [word]
-    for _ in range(8):
-        expanded: list[str] = []
-        changed = False
-        for item in results:
-            match = _BRACES.search(item)
-            sequence = _SEQUENCE.search(item) if match is None else None
-            if match is None and sequence is None:
-                expanded.append(item)
-                continue
-            changed = True
-            if sequence is not None:
-                head, tail = item[: sequence.start()], item[sequence.end() :]
-                expanded.extend(head + v + tail for v in _sequence(*sequence.groups(), limit))
-                continue
-            head, tail = item[: match.start()], item[match.end() :]
-            expanded.extend(head + option + tail for option in match.group(1).split(","))
-        results = list(dict.fromkeys(expanded))[:limit]
-        if not changed:
-            break
-    return results
-
-
 _EXTGLOB = re.compile(r"(?:(?<=[^\s$=(])[@!]|(?<=/)[*+?])\([^()\s]*\)")
 _PLACEHOLDER = "$__knm_unknown"
 _ENDLESS_FILES = frozenset({"/dev/zero", "/dev/urandom", "/dev/random", "/dev/full"})
 _ARRAY_ALL = re.compile(r'"?\$\{([A-Za-z_][A-Za-z0-9_]*)\[[@*]\]\}"?')
-_SEQUENCE = re.compile(r"\{(-?\d+|[A-Za-z])\.\.(-?\d+|[A-Za-z])(?:\.\.-?\d+)?\}")
-
-
-def _sequence(start: str, end: str, limit: int) -> list[str]:
-    """``{a..z}``, ``{1..10}``: the first ``limit`` values (a sequence of letters covers every
-    first letter a path may have)."""
-    if start.lstrip("-").isdigit() and end.lstrip("-").isdigit():
-        a, b = int(start), int(end)
-        step = 1 if b >= a else -1
-        return [str(v) for v in range(a, b + step, step)[:limit]]
-    if start.isalpha() and end.isalpha():
-        a, b = ord(start), ord(end)
-        step = 1 if b >= a else -1
-        return [chr(v) for v in range(a, b + step, step)][: max(limit, 52)]
-    return [f"{{{start}..{end}}}"]
-
-
-def _split_unquoted(text: str) -> list[str]:
-    return text.split() or [""]
-
-
-def _normalize(path: str, cwd: str) -> str:
-    """``path`` made absolute against ``cwd`` and lexically normalised (unknown parts kept)."""
-    if not path.startswith("/") and not path.startswith(U):
-        path = f"{cwd}/{path}" if path else cwd
-    if path.startswith(U):
-        return path
-    parts: list[str] = []
-    for part in path.split("/"):
-        if part in ("", "."):
-            continue
-        if part == "..":
-            if parts:
-                parts.pop()
-            continue
-        parts.append(part)
-    while len(parts) >= 3 and parts[0] == "proc" and parts[2] == "root":
-        parts = parts[3:]  # ``/proc/1/root/etc``, ``/proc/self/root/``: the root directory
-    return "/" + "/".join(parts)
-
-
-normalize = _normalize
