@@ -1,10 +1,28 @@
-"""The transport's algorithm choice: the cheap strong ciphers first, nothing weak offered."""
+"""Opening an asyncssh connection: the cheap strong ciphers first and nothing weak offered, the
+password sent as such where the node takes it, and each turn of the loop's packets in one
+write."""
 
 from __future__ import annotations
 
-from asyncssh.kex import get_default_kex_algs
+import asyncio
+from collections.abc import AsyncIterator
+from types import SimpleNamespace
+from typing import Any
 
-from knm.plugins.ssh.connect import ENCRYPTION_ALGS, KEX_ALGS
+import asyncssh
+import pytest
+from asyncssh.constants import MSG_IGNORE
+from asyncssh.kex import get_default_kex_algs
+from asyncssh.packet import String
+
+from knm.plugins.ssh.connect import (
+    BATCHES_WRITES,
+    ENCRYPTION_ALGS,
+    KEX_ALGS,
+    PREFERRED_AUTH,
+    BatchedConnection,
+    open_connection,
+)
 
 
 def test_the_key_exchange_keeps_asyncssh_order_with_the_post_quantum_hybrid_first() -> None:
@@ -20,3 +38,148 @@ def test_no_sha1_key_exchange_and_no_gss_are_offered() -> None:
 def test_the_ciphers_are_aead_first_and_never_cbc_or_rc4() -> None:
     assert ENCRYPTION_ALGS[0] == "aes256-gcm@openssh.com"
     assert not [alg for alg in ENCRYPTION_ALGS if "cbc" in alg or "arcfour" in alg]
+
+
+# --- logins against a node in this process ---------------------------------------------------
+
+_PASSWORD = "a-node-password"
+
+
+class _Node(asyncssh.SSHServer):
+    """A node taking the password by the ``password`` method and by keyboard-interactive, or
+    by keyboard-interactive only; it notes how each login came in and how it ended."""
+
+    def __init__(self, methods: set[str], logins: list[str], endings: list[object]) -> None:
+        self.methods, self.logins, self.endings = methods, logins, endings
+
+    def begin_auth(self, username: str) -> bool:
+        return True
+
+    def password_auth_supported(self) -> bool:
+        return "password" in self.methods
+
+    def validate_password(self, username: str, password: str) -> bool:
+        self.logins.append("password")
+        return password == _PASSWORD
+
+    def kbdint_auth_supported(self) -> bool:
+        return "keyboard-interactive" in self.methods
+
+    def get_kbdint_challenge(self, username: str, lang: str, submethods: str) -> Any:
+        return "", "", "", [("Password: ", False)]
+
+    def validate_kbdint_response(self, username: str, responses: Any) -> bool:
+        self.logins.append("keyboard-interactive")
+        return list(responses) == [_PASSWORD]
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.endings.append(exc)
+
+
+class _Lab:
+    def __init__(self) -> None:
+        self.logins: list[str] = []
+        self.endings: list[object] = []
+        self.port = 0
+
+
+@pytest.fixture
+async def node_lab(request: pytest.FixtureRequest) -> AsyncIterator[_Lab]:
+    """A node on 127.0.0.1 taking the password both ways, or the ways the test gives it
+    (``indirect`` parametrization)."""
+    methods = set(getattr(request, "param", ("password", "keyboard-interactive")))
+    lab = _Lab()
+
+    async def handle(process: asyncssh.SSHServerProcess[str]) -> None:
+        process.stdout.write("ran\n")
+        process.exit(0)
+
+    server = await asyncssh.create_server(
+        lambda: _Node(methods, lab.logins, lab.endings), "127.0.0.1", 0,
+        server_host_keys=[asyncssh.generate_private_key("ssh-ed25519")], process_factory=handle,
+    )  # fmt: skip
+    lab.port = server.sockets[0].getsockname()[1]
+    try:
+        yield lab
+    finally:
+        server.close()
+        await server.wait_closed()
+
+
+async def _login(lab: _Lab) -> asyncssh.SSHClientConnection:
+    credential = SimpleNamespace(
+        username="ops", password=_PASSWORD, auth_type="password", private_key=None, name="lab"
+    )
+    check = SimpleNamespace(policy="off", algorithms=None)
+    check.known_hosts = _nothing
+    check.accept = _accept
+    return await open_connection(
+        address="127.0.0.1", port=lab.port, credential=credential, check=check,  # type: ignore[arg-type]
+        connect_timeout=30.0,
+    )  # fmt: skip
+
+
+async def _nothing() -> None:
+    return None
+
+
+async def _accept(key: object) -> None:
+    return None
+
+
+async def test_a_password_login_sends_the_password_as_such_where_the_node_takes_it(
+    node_lab: _Lab,
+) -> None:
+    conn = await _login(node_lab)
+    conn.close()
+    await conn.wait_closed()
+    # Not keyboard-interactive, asyncssh's first choice: a round trip and two packets more.
+    assert node_lab.logins == ["password"]
+    assert PREFERRED_AUTH.index("password") < PREFERRED_AUTH.index("keyboard-interactive")
+
+
+@pytest.mark.parametrize("node_lab", [("keyboard-interactive",)], indirect=True)
+async def test_a_node_taking_passwords_only_by_keyboard_interactive_still_logs_in(
+    node_lab: _Lab,
+) -> None:
+    conn = await _login(node_lab)
+    result = await conn.run("anything")
+    conn.close()
+    await conn.wait_closed()
+    assert node_lab.logins == ["keyboard-interactive"] and result.stdout == "ran\n"
+
+
+async def test_the_packets_of_one_turn_of_the_loop_leave_in_one_write_and_in_order(
+    node_lab: _Lab, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert BATCHES_WRITES, "this asyncssh no longer writes its packets through _send"
+    conn = await _login(node_lab)
+    assert isinstance(conn, BatchedConnection)
+    writes: list[int] = []
+    transport = conn._transport  # type: ignore[attr-defined]
+    write = transport.write
+    monkeypatch.setattr(transport, "write", lambda data: writes.append(len(data)) or write(data))
+    for _ in range(3):  # each encrypted packet goes with the IGNORE asyncssh puts before it
+        conn.send_packet(MSG_IGNORE, String(b"x" * 100))
+    assert writes == []  # nothing yet: the batch leaves once this turn of the loop ends
+    await asyncio.sleep(0)
+    assert len(writes) == 1 and writes[0] > 300
+    # Out of order or lost, the node would refuse the next packet's MAC and drop us.
+    result = await conn.run("anything")
+    assert result.stdout == "ran\n"
+    conn.close()
+    await conn.wait_closed()
+
+
+async def test_the_goodbye_written_as_the_connection_closes_reaches_the_node(
+    node_lab: _Lab,
+) -> None:
+    conn = await _login(node_lab)
+    conn.close()  # writes DISCONNECT, then asyncssh aborts the transport on the next turn
+    await conn.wait_closed()
+    for _ in range(100):
+        if node_lab.endings:
+            break
+        await asyncio.sleep(0.05)
+    # A lost DISCONNECT would end the node's side with "connection lost", not cleanly.
+    assert node_lab.endings == [None]
