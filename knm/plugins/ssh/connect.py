@@ -128,7 +128,7 @@ SKIPS_CONSTRUCT = _can_skip_construct()
 
 def _can_batch_writes() -> bool:
     """Whether this asyncssh writes every packet through ``_send(data)`` (2.14 to 2.24 at
-    least), which ``BatchedConnection`` takes over."""
+    least), which ``Connection`` takes over."""
     send = getattr(asyncssh.SSHClientConnection, "_send", None)
     try:
         return send is not None and list(inspect.signature(send).parameters) == ["self", "data"]
@@ -140,14 +140,28 @@ def _can_batch_writes() -> bool:
 BATCHES_WRITES = _can_batch_writes()
 
 
-class BatchedConnection(asyncssh.SSHClientConnection):
-    """A client connection whose packets written in one turn of the event loop leave in one
-    socket write. asyncssh writes each packet on its own, and puts an empty IGNORE packet before
-    every encrypted one: a login and one command made 21 writes, each a system call that, on
-    loopback and in the kernel's TCP path, costs more than the packet's encryption. Batched, the
-    same connection makes 12 (~7 % less CPU per node in a fan-out, ``bench/ssh_path_floor.py``).
-    The order of packets is kept, and they leave before anything the loop runs next, the
-    transport's close or abort included (asyncssh schedules those with ``call_soon`` too)."""
+class Connection(asyncssh.SSHClientConnection):
+    """knm's asyncssh client connection: two departures from asyncssh, each worth a few per
+    cent of the CPU a fan-out spends per node (``bench/ssh_path_floor.py``).
+
+    - The packets written in one turn of the event loop leave in one socket write. asyncssh
+      writes each packet on its own, and puts an empty IGNORE packet before every encrypted one:
+      a login and one command made 21 writes, each a system call that, on loopback and in the
+      kernel's TCP path, costs more than the packet's encryption; batched, 12. The order is
+      kept, and the batch leaves before anything the loop runs next, the transport's close or
+      abort included (asyncssh schedules those with ``call_soon`` too).
+    - A login with a key and no password starts with the key: asyncssh first asks for the
+      ``none`` method to learn what the node takes, a round trip and two packets each way that a
+      key login does not need (a node that refuses the key answers with the methods it takes,
+      as it would have). A login with a password keeps the ``none`` request: asyncssh hands the
+      password out once, so trying the ``password`` method on a node that takes only
+      keyboard-interactive would leave nothing to answer its prompt with."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        key_only = getattr(self, "_password", "") is None and getattr(self, "_client_keys", None)
+        if key_only and getattr(self, "_auth_methods", None) == [b"none"]:
+            self._auth_methods = [b"publickey"]
 
     _batch: list[bytes] | None = None
 
@@ -319,7 +333,7 @@ async def _login(
     options.tunnel = tunnel
     waiter = options.waiter = loop.create_future()
 
-    connection = BatchedConnection if BATCHES_WRITES else asyncssh.SSHClientConnection
+    connection = Connection if BATCHES_WRITES else asyncssh.SSHClientConnection
 
     def factory() -> asyncssh.SSHClientConnection:
         return connection(loop, options, wait="auth")

@@ -11,16 +11,17 @@ from typing import Any
 
 import asyncssh
 import pytest
-from asyncssh.constants import MSG_IGNORE
+from asyncssh.constants import MSG_IGNORE, MSG_USERAUTH_REQUEST
 from asyncssh.kex import get_default_kex_algs
-from asyncssh.packet import String
+from asyncssh.packet import SSHPacket, String
 
+from knm.core.transport import TransportError
 from knm.plugins.ssh.connect import (
     BATCHES_WRITES,
     ENCRYPTION_ALGS,
     KEX_ALGS,
     PREFERRED_AUTH,
-    BatchedConnection,
+    Connection,
     open_connection,
 )
 
@@ -43,6 +44,7 @@ def test_the_ciphers_are_aead_first_and_never_cbc_or_rc4() -> None:
 # --- logins against a node in this process ---------------------------------------------------
 
 _PASSWORD = "a-node-password"
+_KEY = asyncssh.generate_private_key("ssh-ed25519")
 
 
 class _Node(asyncssh.SSHServer):
@@ -61,6 +63,13 @@ class _Node(asyncssh.SSHServer):
     def validate_password(self, username: str, password: str) -> bool:
         self.logins.append("password")
         return password == _PASSWORD
+
+    def public_key_auth_supported(self) -> bool:
+        return "publickey" in self.methods
+
+    def validate_public_key(self, username: str, key: asyncssh.SSHKey) -> bool:
+        self.logins.append("publickey")
+        return key.public_data == _KEY.public_data
 
     def kbdint_auth_supported(self) -> bool:
         return "keyboard-interactive" in self.methods
@@ -106,10 +115,12 @@ async def node_lab(request: pytest.FixtureRequest) -> AsyncIterator[_Lab]:
         await server.wait_closed()
 
 
-async def _login(lab: _Lab) -> asyncssh.SSHClientConnection:
+async def _login(lab: _Lab, *, key: bool = False) -> asyncssh.SSHClientConnection:
     credential = SimpleNamespace(
-        username="ops", password=_PASSWORD, auth_type="password", private_key=None, name="lab"
-    )
+        username="ops", password=None if key else _PASSWORD, name="lab", passphrase=None,
+        auth_type="private_key" if key else "password",
+        private_key=_KEY.export_private_key().decode() if key else None,
+    )  # fmt: skip
     check = SimpleNamespace(policy="off", algorithms=None)
     check.known_hosts = _nothing
     check.accept = _accept
@@ -154,7 +165,7 @@ async def test_the_packets_of_one_turn_of_the_loop_leave_in_one_write_and_in_ord
 ) -> None:
     assert BATCHES_WRITES, "this asyncssh no longer writes its packets through _send"
     conn = await _login(node_lab)
-    assert isinstance(conn, BatchedConnection)
+    assert isinstance(conn, Connection)
     writes: list[int] = []
     transport = conn._transport  # type: ignore[attr-defined]
     write = transport.write
@@ -183,3 +194,53 @@ async def test_the_goodbye_written_as_the_connection_closes_reaches_the_node(
         await asyncio.sleep(0.05)
     # A lost DISCONNECT would end the node's side with "connection lost", not cleanly.
     assert node_lab.endings == [None]
+
+
+def _methods_asked(monkeypatch: pytest.MonkeyPatch) -> list[bytes]:
+    """The method of every login request knm's connections send from now on."""
+    asked: list[bytes] = []
+    send = Connection.send_packet
+
+    def recorded(self: Connection, pkttype: int, *args: bytes, **kwargs: Any) -> None:
+        if pkttype == MSG_USERAUTH_REQUEST:
+            packet = SSHPacket(b"".join(args))
+            packet.get_string(), packet.get_string()  # the user and the service
+            asked.append(packet.get_string())
+        send(self, pkttype, *args, **kwargs)
+
+    monkeypatch.setattr(Connection, "send_packet", recorded)
+    return asked
+
+
+@pytest.mark.parametrize("node_lab", [("publickey", "password")], indirect=True)
+async def test_a_key_login_starts_with_the_key_without_asking_what_the_node_takes(
+    node_lab: _Lab, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    asked = _methods_asked(monkeypatch)
+    conn = await _login(node_lab, key=True)
+    result = await conn.run("anything")
+    conn.close()
+    await conn.wait_closed()
+    assert result.stdout == "ran\n"
+    assert b"none" not in asked and asked[0] == b"publickey"
+
+
+@pytest.mark.parametrize("node_lab", [("password", "keyboard-interactive")], indirect=True)
+async def test_a_node_refusing_keys_refuses_a_key_login_as_before(
+    node_lab: _Lab, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    asked = _methods_asked(monkeypatch)
+    with pytest.raises(TransportError) as caught:
+        await _login(node_lab, key=True)
+    assert caught.value.reason == "auth_failed"
+    assert asked[0] == b"publickey" and node_lab.logins == []
+
+
+async def test_a_password_login_still_asks_what_the_node_takes_first(
+    node_lab: _Lab, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    asked = _methods_asked(monkeypatch)
+    conn = await _login(node_lab)
+    conn.close()
+    await conn.wait_closed()
+    assert asked == [b"none", b"password"]
