@@ -7,6 +7,7 @@ import contextlib
 import copy
 import hashlib
 import inspect
+import logging
 import socket
 from collections.abc import MutableMapping
 from typing import Any
@@ -155,7 +156,11 @@ class Connection(asyncssh.SSHClientConnection):
       key login does not need (a node that refuses the key answers with the methods it takes,
       as it would have). A login with a password keeps the ``none`` request: asyncssh hands the
       password out once, so trying the ``password`` method on a node that takes only
-      keyboard-interactive would leave nothing to answer its prompt with."""
+      keyboard-interactive would leave nothing to answer its prompt with.
+
+    And its own packets are described for the log only when the log would take them: asyncssh
+    formats each packet's name and size before its logger drops them (3 % of a cold fan-out's
+    samples)."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -164,6 +169,16 @@ class Connection(asyncssh.SSHClientConnection):
             self._auth_methods = [b"publickey"]
 
     _batch: list[bytes] | None = None
+
+    def log_sent_packet(self, pkttype: int, pktid: int | None, packet: Any, note: str = "") -> None:
+        if self.logger.isEnabledFor(logging.DEBUG):
+            super().log_sent_packet(pkttype, pktid, packet, note)
+
+    def log_received_packet(
+        self, pkttype: int, pktid: int | None, packet: Any, note: str = ""
+    ) -> None:
+        if self.logger.isEnabledFor(logging.DEBUG):
+            super().log_received_packet(pkttype, pktid, packet, note)
 
     def _send(self, data: bytes) -> None:
         transport = self._transport

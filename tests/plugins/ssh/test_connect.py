@@ -244,3 +244,19 @@ async def test_a_password_login_still_asks_what_the_node_takes_first(
     conn.close()
     await conn.wait_closed()
     assert asked == [b"none", b"password"]
+
+
+async def test_packets_are_still_logged_when_asyncssh_is_asked_to(
+    node_lab: _Lab, caplog: pytest.LogCaptureFixture
+) -> None:
+    asyncssh.set_debug_level(3)
+    try:
+        with caplog.at_level("DEBUG", logger="asyncssh"):
+            conn = await _login(node_lab)
+            conn.close()
+            await conn.wait_closed()
+    finally:
+        asyncssh.set_debug_level(1)
+    said = [r.getMessage() for r in caplog.records]
+    assert any("Sent MSG_USERAUTH_REQUEST" in m for m in said), said[:20]
+    assert any("Received MSG_USERAUTH_SUCCESS" in m for m in said)
