@@ -110,7 +110,20 @@ _LEXED_IN_C = re.compile(r"[A-Za-z0-9_./:,+@%^=\- \t\n;&|]+")
 _PLAIN_COMMAND = re.compile(r"[A-Za-z0-9_./:,+@%^-]+(?:[ \t]+[A-Za-z0-9_./:,+@%^=-]+)*")
 
 
-_LOCAL = threading.local()
+class _ThreadState(threading.local):
+    """Each thread's own (a check runs in a pool thread); the class attributes are every
+    thread's starting values."""
+
+    #: tree-sitter's parser: one per thread, never shared.
+    parser: Parser | None = None
+    #: The clock of the parse this thread is timing, if any (``ParseClock``).
+    timing: Callable[[], float] | None = None
+    #: CPU seconds this thread has spent in garbage collections while timing parses.
+    collected = 0.0
+    collection_start = 0.0
+
+
+_LOCAL = _ThreadState()
 # tree-sitter-bash's scanner can crash the process on some characters outside the Basic
 # Multilingual Plane (found by fuzzing); no command, path or option the checks look at holds one.
 _ASTRAL = re.compile("[\U00010000-\U0010ffff]")
@@ -137,7 +150,7 @@ def _language() -> Language:
 
 def _parser() -> Parser:
     """One parser per thread: a tree-sitter parser is not safe to share between threads."""
-    parser = getattr(_LOCAL, "parser", None)
+    parser = _LOCAL.parser
     if parser is None:
         parser = _LOCAL.parser = Parser(_language())
     return parser
@@ -188,7 +201,7 @@ def _collecting(phase: str, _info: dict[str, int]) -> None:
     walks the whole heap, so in a large process one full collection can take longer than the
     whole budget (a test suite late in its run: a 12 KB text refused as too slow); the heap
     is no cost of the text."""
-    clock = getattr(_LOCAL, "timing", None)
+    clock = _LOCAL.timing
     if clock is not None:
         if phase == "start":
             _LOCAL.collection_start = clock()
@@ -220,8 +233,6 @@ class ParseClock:
         if budget == math.inf:
             return _parse(text, None, self.stand_ins)  # type: ignore[return-value]
         clock = self.clock
-        if not hasattr(_LOCAL, "collected"):
-            _LOCAL.collected = 0.0
         _LOCAL.timing = clock
         start = clock() - _LOCAL.collected
         deadline = start + budget - self.spent

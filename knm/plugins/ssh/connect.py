@@ -142,7 +142,7 @@ BATCHES_WRITES = _can_batch_writes()
 
 
 class Connection(asyncssh.SSHClientConnection):
-    """knm's asyncssh client connection: two departures from asyncssh, each worth a few per
+    """knm's asyncssh client connection: three departures from asyncssh, each worth a few per
     cent of the CPU a fan-out spends per node (``bench/ssh_path_floor.py``).
 
     - The packets written in one turn of the event loop leave in one socket write. asyncssh
@@ -157,18 +157,17 @@ class Connection(asyncssh.SSHClientConnection):
       as it would have). A login with a password keeps the ``none`` request: asyncssh hands the
       password out once, so trying the ``password`` method on a node that takes only
       keyboard-interactive would leave nothing to answer its prompt with.
+    - Its own packets are described for the log only when the log would take them: asyncssh
+      formats each packet's name and size before its logger drops them (3 % of a cold
+      fan-out's samples)."""
 
-    And its own packets are described for the log only when the log would take them: asyncssh
-    formats each packet's name and size before its logger drops them (3 % of a cold fan-out's
-    samples)."""
+    _batch: list[bytes] | None = None
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         key_only = getattr(self, "_password", "") is None and getattr(self, "_client_keys", None)
         if key_only and getattr(self, "_auth_methods", None) == [b"none"]:
             self._auth_methods = [b"publickey"]
-
-    _batch: list[bytes] | None = None
 
     def log_sent_packet(self, pkttype: int, pktid: int | None, packet: Any, note: str = "") -> None:
         if self.logger.isEnabledFor(logging.DEBUG):

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from types import SimpleNamespace
 from typing import Any
 
 import asyncssh
@@ -15,6 +14,7 @@ from asyncssh.constants import MSG_IGNORE, MSG_USERAUTH_REQUEST
 from asyncssh.kex import get_default_kex_algs
 from asyncssh.packet import SSHPacket, String
 
+from knm.core.credentials import DecryptedCredential
 from knm.core.transport import TransportError
 from knm.plugins.ssh.connect import (
     BATCHES_WRITES,
@@ -24,6 +24,8 @@ from knm.plugins.ssh.connect import (
     Connection,
     open_connection,
 )
+from knm.plugins.ssh.hostkeys import HostKeyCheck
+from knm.plugins.ssh.schemas import SshSettings
 
 
 def test_the_key_exchange_keeps_asyncssh_order_with_the_post_quantum_hybrid_first() -> None:
@@ -116,26 +118,19 @@ async def node_lab(request: pytest.FixtureRequest) -> AsyncIterator[_Lab]:
 
 
 async def _login(lab: _Lab, *, key: bool = False) -> asyncssh.SSHClientConnection:
-    credential = SimpleNamespace(
-        username="ops", password=None if key else _PASSWORD, name="lab", passphrase=None,
-        auth_type="private_key" if key else "password",
+    credential = DecryptedCredential(
+        id=1, name="lab", username="ops", port=lab.port,
+        auth_type="private_key" if key else "password", password=None if key else _PASSWORD,
         private_key=_KEY.export_private_key().decode() if key else None,
     )  # fmt: skip
-    check = SimpleNamespace(policy="off", algorithms=None)
-    check.known_hosts = _nothing
-    check.accept = _accept
+    # The "off" policy reads no pin: the check needs no database.
+    check = HostKeyCheck(
+        None, SshSettings(host_key_policy="off"), "lab", "n", "127.0.0.1", lab.port
+    )
     return await open_connection(
-        address="127.0.0.1", port=lab.port, credential=credential, check=check,  # type: ignore[arg-type]
+        address="127.0.0.1", port=lab.port, credential=credential, check=check,
         connect_timeout=30.0,
     )  # fmt: skip
-
-
-async def _nothing() -> None:
-    return None
-
-
-async def _accept(key: object) -> None:
-    return None
 
 
 async def test_a_password_login_sends_the_password_as_such_where_the_node_takes_it(
