@@ -13,6 +13,7 @@ from collections.abc import MutableMapping
 from typing import Any
 
 import asyncssh
+from asyncssh.logging import SSHLogger
 
 from knm.core.transport import TransportError
 from knm.plugins.ssh.hostkeys import HostKeyCheck
@@ -141,8 +142,19 @@ def _can_batch_writes() -> bool:
 BATCHES_WRITES = _can_batch_writes()
 
 
+class QuietLogger(SSHLogger):
+    """asyncssh's logger adapter, asking whether a message is wanted before turning its
+    arguments into text (asyncssh's converts them first, then the logger drops the message:
+    ~2 % of a cold fan-out's samples). Its children (the channels', the logins') are of this
+    class too: asyncssh makes them with ``type(self)``."""
+
+    def log(self, level: int, msg: object, *args: Any, **kwargs: Any) -> None:
+        if self.isEnabledFor(level):
+            super().log(level, msg, *args, **kwargs)
+
+
 class Connection(asyncssh.SSHClientConnection):
-    """knm's asyncssh client connection: three departures from asyncssh, each worth a few per
+    """knm's asyncssh client connection: four departures from asyncssh, each worth a few per
     cent of the CPU a fan-out spends per node (``bench/ssh_path_floor.py``).
 
     - The packets written in one turn of the event loop leave in one socket write. asyncssh
@@ -159,12 +171,17 @@ class Connection(asyncssh.SSHClientConnection):
       keyboard-interactive would leave nothing to answer its prompt with.
     - Its own packets are described for the log only when the log would take them: asyncssh
       formats each packet's name and size before its logger drops them (3 % of a cold
-      fan-out's samples)."""
+      fan-out's samples).
+    - Its log messages, and its channels' and logins', go through ``QuietLogger``, which asks
+      whether the log would take a message before formatting its arguments."""
 
     _batch: list[bytes] | None = None
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        if type(self.logger) is SSHLogger:
+            # The same adapter (its logger and context), asking first.
+            self.logger.__class__ = QuietLogger
         key_only = getattr(self, "_password", "") is None and getattr(self, "_client_keys", None)
         if key_only and getattr(self, "_auth_methods", None) == [b"none"]:
             self._auth_methods = [b"publickey"]

@@ -255,3 +255,49 @@ async def test_packets_are_still_logged_when_asyncssh_is_asked_to(
     said = [r.getMessage() for r in caplog.records]
     assert any("Sent MSG_USERAUTH_REQUEST" in m for m in said), said[:20]
     assert any("Received MSG_USERAUTH_SUCCESS" in m for m in said)
+
+
+class _Counted:
+    """A log argument that counts how often it is turned into text."""
+
+    def __init__(self) -> None:
+        self.times = 0
+
+    def __str__(self) -> str:
+        self.times += 1
+        return "counted"
+
+
+async def test_a_log_message_nobody_takes_is_not_formatted(
+    node_lab: _Lab, caplog: pytest.LogCaptureFixture
+) -> None:
+    conn = await _login(node_lab)
+    try:
+        argument = _Counted()
+        # asyncssh turns a list argument into text as it logs (its algorithms, its methods).
+        with caplog.at_level("WARNING", logger="asyncssh"):
+            conn.logger.info("a message with %s", [argument])
+            conn.logger.get_child("chan").info("a channel's message with %s", [argument])
+        assert argument.times == 0
+        with caplog.at_level("INFO", logger="asyncssh"):
+            conn.logger.info("a message with %s", [argument])
+        assert argument.times == 1
+        assert "a message with counted" in caplog.text
+        assert f"[{conn.logger._context}]" in caplog.text  # the connection's context kept
+    finally:
+        conn.close()
+        await conn.wait_closed()
+
+
+async def test_the_logins_and_channels_messages_still_reach_an_info_log(
+    node_lab: _Lab, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level("INFO", logger="asyncssh"):
+        conn = await _login(node_lab)
+        result = await conn.run("true")
+        conn.close()
+        await conn.wait_closed()
+    assert result.stdout == "ran\n"
+    said = [r.getMessage() for r in caplog.records]
+    assert any("Auth for user ops succeeded" in m for m in said), said
+    assert any("Requesting new SSH session" in m for m in said), said
