@@ -31,32 +31,33 @@ import statistics
 import tempfile
 import time
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import asyncssh
 
 from bench.common import load_average
+from knm.core.credentials import DecryptedCredential
 from knm.plugins.ssh import libssh2, process
 from knm.plugins.ssh.connect import _login, _option_values
+from knm.plugins.ssh.hostkeys import HostKeyCheck
+from knm.plugins.ssh.schemas import SshSettings
 from knm.testing.fleet_server import FleetServer, raise_nofile_limit
 
 VARIANTS = ("floor", "knm-opts", "knm-path", "knm-path-x25519", "knm-libssh2")
-#: A host key check that accepts any key (the ``off`` policy), for the libssh2 variant.
-_NO_CHECK = SimpleNamespace(policy="off", pinned=None)
 
 
-async def _no_pins() -> None:
-    return None
+def credential_of(server: FleetServer) -> DecryptedCredential:
+    """The fleet's password login, as knm holds it once decrypted."""
+    return DecryptedCredential(
+        id=1, name="bench", username=server.username, port=22, auth_type="password",
+        password=server.password,
+    )  # fmt: skip
 
 
-async def _accept_any(key: Any) -> None:
-    return None
-
-
-_NO_CHECK.known_hosts = _no_pins
-_NO_CHECK.accept = _accept_any
-_NO_CHECK.wants_key = lambda: False
+def no_check(node: Any) -> HostKeyCheck:
+    """The ``off`` host key policy for ``node``: any key accepted, no pin read (no database)."""
+    return HostKeyCheck(None, SshSettings(host_key_policy="off"), "bench", node.address,
+                        node.address, node.port)  # fmt: skip
 
 
 def cpu_seconds() -> float:
@@ -64,13 +65,17 @@ def cpu_seconds() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
+def checked_out(raw: Any, node: Any) -> process.SshConnection:
+    """``raw`` as the transport hands a new connection to a command."""
+
+    def reconnect() -> Any:
+        raise AssertionError("a new connection is never found dead")
+
+    return process.SshConnection(raw, node=node, reused=False, reconnect=reconnect)
+
+
 async def knm_values(server: FleetServer, kex: list[str] | None = None) -> dict[str, Any]:
-    credential = SimpleNamespace(
-        username=server.username, password=server.password, auth_type="password",
-        private_key=None,
-    )  # fmt: skip
-    check = SimpleNamespace(algorithms=None)
-    values = await _option_values(credential, 22, check, 30.0)  # type: ignore[arg-type]
+    values = await _option_values(credential_of(server), 22, no_check(server.nodes[0]), 30.0)
     values.pop("port")
     if kex:
         values["kex_algs"] = kex
@@ -97,7 +102,7 @@ async def one(
         await one_libssh2(node, server)
         return
     raw = await _login(base, node.address, node.port, None, None, 30.0)
-    held = SimpleNamespace(raw=raw, reused=False, node=node, dirty=False)
+    held = checked_out(raw, node)
     chan, session, _ = await process.open_process(
         held,
         "true",
@@ -112,15 +117,11 @@ async def one(
 
 
 async def one_libssh2(node: Any, server: FleetServer) -> None:
-    credential = SimpleNamespace(
-        username=server.username, password=server.password, auth_type="password",
-        private_key=None, name="bench",
-    )  # fmt: skip
     raw = await libssh2.open_connection(
-        address=node.address, port=node.port, credential=credential, check=_NO_CHECK,  # type: ignore[arg-type]
-        connect_timeout=30.0,
+        address=node.address, port=node.port, credential=credential_of(server),
+        check=no_check(node), connect_timeout=30.0,
     )  # fmt: skip
-    held = SimpleNamespace(raw=raw, reused=False, node=node, dirty=False)
+    held = checked_out(raw, node)
     chan, _ = await libssh2.open_channel(held, "true", pty=False, env=None)
     result = await libssh2.run_channel(
         held, chan, stdin=None, on_stdout=lambda text: None, on_stderr=None, timeout=None

@@ -22,7 +22,8 @@ import sys
 from typing import Any
 
 PAGE = mmap.PAGESIZE
-_ZERO = bytes(PAGE)
+#: A page of zeros the pages are compared with (``memcmp``: no copy of each page made).
+_ZERO = ctypes.create_string_buffer(PAGE)
 _MADV_DONTNEED = 4
 #: Allocations outside this range are not what the callers hand in: left alone.
 _SMALLEST, _LARGEST = 2 * PAGE, 16 * 1024 * 1024
@@ -41,9 +42,11 @@ def _load_libc() -> Any:
         return None
     try:
         libc = ctypes.CDLL(None, use_errno=True)
-        usable, madvise = libc.malloc_usable_size, libc.madvise
+        usable, madvise, compare = libc.malloc_usable_size, libc.madvise, libc.memcmp
     except (OSError, AttributeError):
         return None
+    compare.restype = ctypes.c_int
+    compare.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_size_t]
     usable.restype, usable.argtypes = ctypes.c_size_t, [ctypes.c_void_p]
     madvise.restype = ctypes.c_int
     madvise.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
@@ -65,7 +68,7 @@ def release_zero_pages(address: int | None) -> int:
     run_start = run_end = first
     # Neighbouring zero pages go back in one call.
     for page in range(first, end, PAGE):
-        if ctypes.string_at(page, PAGE) == _ZERO:
+        if libc.memcmp(page, _ZERO, PAGE) == 0:
             if page != run_end:
                 released += _give_back(libc, run_start, run_end)
                 run_start = page
