@@ -89,7 +89,10 @@ def allowed_traceback(stderr: str, script: Path) -> bool:
     ``main``: every frame is Python's own (frozen or the standard library's), the entry
     module's package files, or the script's up to that call."""
     frames = re.findall(r'File "([^"]+)", line (\d+)', stderr)
-    call_line = script.read_text().splitlines().index("if __name__ == '__main__':") + 1
+    # The line that calls ``main``: a Ctrl-C on the lines before it (``sys.argv[0] = re.sub(``
+    # compiling its pattern) interrupts Python and pip's script, not knm.
+    lines = script.read_text().splitlines()
+    call_line = next(n for n, text in enumerate(lines, 1) if text.lstrip().startswith("sys.exit("))
     stdlib = Path(sysconfig.get_paths()["stdlib"])
     for path, line in frames:
         if path == str(script):
