@@ -165,7 +165,7 @@ async def test_the_packets_of_one_turn_of_the_loop_leave_in_one_write_and_in_ord
     transport = conn._transport  # type: ignore[attr-defined]
     write = transport.write
     monkeypatch.setattr(transport, "write", lambda data: writes.append(len(data)) or write(data))
-    for _ in range(3):  # each encrypted packet goes with the IGNORE asyncssh puts before it
+    for _ in range(3):
         conn.send_packet(MSG_IGNORE, String(b"x" * 100))
     assert writes == []  # nothing yet: the batch leaves once this turn of the loop ends
     await asyncio.sleep(0)
@@ -301,3 +301,57 @@ async def test_the_logins_and_channels_messages_still_reach_an_info_log(
     said = [r.getMessage() for r in caplog.records]
     assert any("Auth for user ops succeeded" in m for m in said), said
     assert any("Requesting new SSH session" in m for m in said), said
+
+
+def _packets_sent(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The type of every packet knm's connections send for themselves from now on (a channel's
+    are logged by the channel)."""
+    sent: list[int] = []
+    log = Connection.log_sent_packet
+
+    def recorded(self: Connection, pkttype: int, *args: Any, **kwargs: Any) -> None:
+        sent.append(pkttype)
+        log(self, pkttype, *args, **kwargs)
+
+    monkeypatch.setattr(Connection, "log_sent_packet", recorded)
+    return sent
+
+
+async def test_no_ignore_packet_goes_before_each_packet_of_a_login_and_a_command(
+    node_lab: _Lab, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sent = _packets_sent(monkeypatch)
+    conn = await _login(node_lab)
+    result = await conn.run("anything")
+    conn.close()
+    await conn.wait_closed()
+    assert result.stdout == "ran\n"
+    assert MSG_USERAUTH_REQUEST in sent
+    assert MSG_IGNORE not in sent
+
+
+async def test_an_ignore_packet_the_caller_sends_goes_out(
+    node_lab: _Lab, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sent = _packets_sent(monkeypatch)
+    conn = await _login(node_lab)
+    conn.send_packet(MSG_IGNORE, String(b""))
+    result = await conn.run("anything")
+    conn.close()
+    await conn.wait_closed()
+    assert sent.count(MSG_IGNORE) == 1 and result.stdout == "ran\n"
+
+
+async def test_under_a_cbc_cipher_asyncssh_still_puts_an_ignore_before_each_packet(
+    node_lab: _Lab, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sent = _packets_sent(monkeypatch)
+    conn = await _login(node_lab)
+    assert sent.count(MSG_IGNORE) == 0
+    # knm offers no CBC cipher: what the connection would do had one been negotiated.
+    conn._enc_alg_cs = b"aes256-cbc"  # type: ignore[attr-defined]
+    result = await conn.run("anything")
+    conn.close()
+    await conn.wait_closed()
+    assert result.stdout == "ran\n"
+    assert sent.count(MSG_IGNORE) >= 2  # at least the session's open and its exec request
