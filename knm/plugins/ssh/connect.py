@@ -155,8 +155,8 @@ class QuietLogger(SSHLogger):
 
 
 class Connection(asyncssh.SSHClientConnection):
-    """knm's asyncssh client connection: five departures from asyncssh, each worth a few per
-    cent of the CPU a fan-out spends per node (``bench/ssh_path_floor.py``).
+    """knm's asyncssh client connection: five departures from asyncssh, for the CPU a fan-out
+    spends per node (``bench/ssh_path_floor.py``) and the packets it costs the nodes.
 
     - The packets written in one turn of the event loop leave in one socket write. asyncssh
       writes each packet on its own, and puts an empty IGNORE packet before every encrypted one:
