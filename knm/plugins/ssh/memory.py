@@ -17,6 +17,7 @@ is done.
 from __future__ import annotations
 
 import ctypes
+import functools
 import mmap
 import sys
 from typing import Any
@@ -28,16 +29,10 @@ _MADV_DONTNEED = 4
 #: Allocations outside this range are not what the callers hand in: left alone.
 _SMALLEST, _LARGEST = 2 * PAGE, 16 * 1024 * 1024
 
-_LIBC: list[Any] = []
 
-
+@functools.cache
 def _libc() -> Any:
-    if not _LIBC:
-        _LIBC.append(_load_libc())
-    return _LIBC[0]
-
-
-def _load_libc() -> Any:
+    """The C library with the three calls typed, or None where they are not to be had."""
     if not sys.platform.startswith("linux"):
         return None
     try:
