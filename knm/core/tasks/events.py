@@ -1,6 +1,7 @@
 """The per-task event log, written in batches and published to subscribers.
 
-Events are produced by the process that runs a task. They are buffered for a short interval,
+Events are produced by the process that runs a task. The first event after a quiet interval
+is written at once; while events keep coming they are buffered for a short interval,
 coalesced (consecutive output of one node and stream becomes one event), written to
 ``task_events`` with one COPY, handed to this process's subscribers, and announced to other
 processes with one ``NOTIFY`` per task carrying only ``task_id:last_seq`` (payloads are limited
@@ -12,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -49,6 +51,8 @@ class EventLog:
         self._writing = False
         #: That batch.
         self._batch: list[Event] = []
+        #: When the last batch was taken (``time.monotonic``).
+        self._last = -FLUSH_INTERVAL
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="knm-event-log")
@@ -82,7 +86,13 @@ class EventLog:
         progress: int,
         message: str = "",
         data: dict[str, Any] | None = None,
+        *,
+        urgent: bool = False,
     ) -> None:
+        """Adds an event. It is written at once when ``urgent`` (someone waits for exactly this
+        one: a task's end, its first node result), or when the log has been quiet for an
+        interval (a small task's events are not held back by a batch of one); otherwise with
+        the next batch."""
         data = data or {}
         if type == "output" and self._pending:
             last = self._pending[-1]
@@ -108,7 +118,12 @@ class EventLog:
                 timestamp=now(),
             )
         )
-        if type == "complete" or len(self._pending) >= MAX_BATCH:
+        if (
+            urgent
+            or type == "complete"
+            or len(self._pending) >= MAX_BATCH
+            or (not self._writing and time.monotonic() - self._last >= FLUSH_INTERVAL)
+        ):
             self._wakeup.set()
 
     async def flush(self) -> None:
@@ -137,6 +152,7 @@ class EventLog:
             return
         batch, self._pending = self._pending, []
         self._writing, self._batch = True, batch
+        self._last = time.monotonic()
         try:
             await self._write(batch)
         finally:

@@ -132,6 +132,8 @@ class TaskContext:
         self._working: set[str] = set()
         self._finished: set[str] = set()
         self._finished_count = 0
+        #: A node's end has been handed to the writer (the task's first is written at once).
+        self._any_ended = False
         self.result: dict[str, Any] = dict(task.result)
         #: Whatever plugins keep for the length of the task (the SSH transport's host key pins),
         #: under keys they own; dropped with the context.
@@ -178,10 +180,19 @@ class TaskContext:
 
     # --- reporting ------------------------------------------------------------------------
 
-    def emit(self, type: str, message: str = "", data: dict[str, Any] | None = None) -> None:
+    def emit(
+        self,
+        type: str,
+        message: str = "",
+        data: dict[str, Any] | None = None,
+        *,
+        urgent: bool = False,
+    ) -> None:
+        """Adds an event to the task's log; ``urgent``: written without waiting for the log's
+        next interval (someone is waiting for exactly this one)."""
         if self.lease_lost:
             return  # the task's story is told by the worker that holds it now
-        self.knm.events.emit(self.task_id, type, self.progress_value, message, data)
+        self.knm.events.emit(self.task_id, type, self.progress_value, message, data, urgent=urgent)
 
     async def progress(self, percent: float, message: str = "", **data: Any) -> None:
         self.progress_value = max(0, min(100, int(percent)))
@@ -230,8 +241,11 @@ class TaskContext:
         result.message = self.mask(result.message)
         self._working.discard(node)
         # No other node is working: nothing will join this batch, so waiting for one would only
-        # delay the end of a small task or of a batch_size wave.
-        if not await self._writer.end(node, result, sizes, urgent=not self._working):
+        # delay the end of a small task or of a batch_size wave. The task's first end: a
+        # dashboard is waiting for a first result, and one batch more per task costs nothing.
+        urgent = not self._working or not self._any_ended
+        self._any_ended = True
+        if not await self._writer.end(node, result, sizes, urgent=urgent):
             return
         self._finished.add(node)
         self._finished_count += 1
@@ -242,7 +256,10 @@ class TaskContext:
             data["reason"] = result.reason
         if result.exit_code is not None:
             data["exit_code"] = result.exit_code
-        self.emit("node", result.message or f"{node} {result.status}", data)
+        self.emit(
+            "node", result.message or f"{node} {result.status}", data,
+            urgent=self._finished_count == 1,
+        )  # fmt: skip
 
     def finished(self, node: str) -> bool:
         return node in self._finished

@@ -1,14 +1,19 @@
 """The event log: a batch whose write meets rows already there (a COPY that committed as the
 database went down, then retried; a seq another writer took) or a deleted task still stores and
-hands out every event it can, as the log holds it."""
+hands out every event it can, as the log holds it. An event after a quiet interval, or one
+someone waits for, is not held for the next batch."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 
 import asyncpg
+import pytest
 
+from knm.core.tasks import events
 from knm.core.tasks.events import Event, EventLog, read_events
+from knm.testing.tasks import eventually
 
 
 async def _task(pool: asyncpg.Pool) -> str:
@@ -148,3 +153,28 @@ async def test_events_claiming_one_seq_are_all_kept_in_the_order_they_were_emitt
     await log._write(batch)
     assert [(e.seq, e.data["node"]) for e in delivered] == [(1, "n1"), (2, "n2")]
     assert [e.seq for e in await read_events(pool, task_id)] == [1, 2]
+
+
+async def test_an_event_after_a_quiet_interval_goes_at_once_the_next_waits_unless_urgent(
+    pool: asyncpg.Pool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(events, "FLUSH_INTERVAL", 60.0)
+    task_id = await _task(pool)
+    log, delivered = _delivering_log(pool)
+    await log.open_task(task_id)
+    await log.start()
+
+    async def delivered_count(n: int) -> bool:
+        return len(delivered) == n
+
+    try:
+        log.emit(task_id, "progress", 0, "first after a quiet minute")
+        await eventually(lambda: delivered_count(1), 20)
+        log.emit(task_id, "progress", 10, "second, within the interval")
+        await asyncio.sleep(0.3)
+        assert len(delivered) == 1  # held for the next batch, a minute away
+        log.emit(task_id, "node", 20, data={"node": "n1", "status": "success"}, urgent=True)
+        await eventually(lambda: delivered_count(3), 20)
+        assert [e.seq for e in delivered] == [1, 2, 3]
+    finally:
+        await log.stop()
