@@ -2,7 +2,7 @@
 
 A fan-out over 1,000 nodes used to cost three writes per node (start, output, end), each with
 its own pool checkout, on the CPUs that also do the SSH work. Here they are gathered and
-written together in one transaction (``store.write_nodes``): the first write goes at once,
+written together by one statement (``store.write_nodes``): the first write goes at once,
 and while writes keep coming, at most one batch per ``INTERVAL``. A start and output are
 written behind the caller's back; an end is awaited, so once ``end`` returns the node's row
 and output are stored (and ``end`` says whether this call recorded it — a node ends once).

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 import urllib.parse
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable
 
 import asyncpg
 
@@ -177,16 +177,6 @@ class StreamBuffer:
             encoded = text.encode()
         self.stored += len(encoded)
         return text
-
-
-async def append_chunks(
-    conn: asyncpg.Connection | asyncpg.Pool,
-    rows: Sequence[tuple[str, str, str, int, str]],
-) -> None:
-    if rows:
-        await conn.copy_records_to_table(
-            "task_output", records=rows, columns=["task_id", "node", "stream", "seq", "data"]
-        )
 
 
 async def read_output(

@@ -11,7 +11,7 @@ import msgspec
 
 from knm.core.clusters.provider import Node
 from knm.core.crypto import EncryptedColumn, Sealed, register_encrypted_column
-from knm.core.tasks import counts, output
+from knm.core.tasks import counts
 from knm.core.tasks.schemas import HistoryItem, NodeOut, NodeResult, TaskRow
 from knm.wire import TERMINAL
 
@@ -217,6 +217,46 @@ class NodeEnd(msgspec.Struct, frozen=True):
     output: dict[str, tuple[int, bool]]
 
 
+#: Whether the task is one this batch may write to: any task without a worker to fence by,
+#: else only while it runs on that worker (locked against a takeover until the batch commits).
+_HELD_ANY = "SELECT 1 FROM tasks WHERE task_id = $1 AND $2::text IS NULL"
+_HELD_BY_WORKER = """SELECT 1 FROM tasks WHERE task_id = $1 AND worker_id = $2 AND status = 'running'
+                     FOR SHARE"""
+
+#: Starts, output chunks and ends in one statement: one round trip instead of seven (BEGIN, the
+#: fence, the starts, the COPY's three messages, the ends, COMMIT), each of which waits a turn of
+#: an event loop busy with hundreds of handshakes. A node started and ended in the same batch is
+#: only ended (the end sets its start time): one statement may not update a row twice.
+_WRITE_NODES = """
+WITH held AS ({held}),
+started AS (
+    UPDATE task_nodes SET status = 'running', start_time = coalesce(start_time, now())
+    WHERE task_id = $1 AND node = ANY($3::text[]) AND NOT node = ANY($8::text[])
+      AND status = 'pending' AND EXISTS (SELECT FROM held)
+),
+chunks AS (
+    INSERT INTO task_output (task_id, node, stream, seq, data)
+    SELECT $1, c.node, c.stream, c.seq, c.data
+    FROM unnest($4::text[], $5::text[], $6::int[], $7::text[]) AS c(node, stream, seq, data)
+    WHERE EXISTS (SELECT FROM held)
+)
+UPDATE task_nodes AS t SET status = e.status, reason = e.reason,
+       message = e.message, exit_code = e.exit_code, data = e.data,
+       stdout_bytes = e.stdout_bytes, stdout_truncated = e.stdout_truncated,
+       stderr_bytes = e.stderr_bytes, stderr_truncated = e.stderr_truncated,
+       start_time = coalesce(t.start_time, now()), end_time = now()
+FROM unnest($8::text[], $9::text[], $10::text[], $11::text[], $12::int[],
+            $13::jsonb[], $14::bigint[], $15::bool[], $16::bigint[], $17::bool[])
+     AS e(node, status, reason, message, exit_code, data, stdout_bytes,
+          stdout_truncated, stderr_bytes, stderr_truncated)
+WHERE t.task_id = $1 AND t.node = e.node AND t.status IN ('pending', 'running')
+  AND EXISTS (SELECT FROM held)
+RETURNING t.node
+"""
+_WRITE_NODES_ANY = _WRITE_NODES.format(held=_HELD_ANY)
+_WRITE_NODES_FENCED = _WRITE_NODES.format(held=_HELD_BY_WORKER)
+
+
 async def write_nodes(
     conn: asyncpg.Connection,
     task_id: str,
@@ -226,59 +266,36 @@ async def write_nodes(
     ended: Sequence[NodeEnd] = (),
     worker_id: str | None = None,
 ) -> set[str]:
-    """Many nodes' starts, output chunks and ends in one transaction (the task context's group
-    commit); returns the nodes whose end was recorded now (not ended before).
+    """Many nodes' starts, output chunks (``(task_id, node, stream, seq, text)``, of this task)
+    and ends in one statement (the task context's group commit); returns the nodes whose end
+    was recorded now (not ended before).
 
-    Only a pending node starts, a node ends once, and starts are written first, so one started
-    and ended within the same batch ends with its start time set. With ``worker_id``, nothing is
-    written unless the task is running on that worker (a worker that lost its lease must not
-    write over what the new owner records)."""
-    async with conn.transaction():
-        if worker_id is not None:
-            held = await conn.fetchval(
-                """SELECT worker_id = $2 AND status = 'running' FROM tasks
-                   WHERE task_id = $1 FOR SHARE""",
-                task_id,
-                worker_id,
-            )
-            if not held:
-                return set()
-        if started:
-            await conn.execute(
-                "UPDATE task_nodes SET status = 'running', start_time = coalesce(start_time, now()) "
-                "WHERE task_id = $1 AND node = ANY($2::text[]) AND status = 'pending'",
-                task_id,
-                list(started),
-            )
-        await output.append_chunks(conn, chunks)
-        if not ended:
-            return set()
-        empty = (0, False)
-        records = await conn.fetch(
-            """UPDATE task_nodes AS t SET status = e.status, reason = e.reason,
-                      message = e.message, exit_code = e.exit_code, data = e.data,
-                      stdout_bytes = e.stdout_bytes, stdout_truncated = e.stdout_truncated,
-                      stderr_bytes = e.stderr_bytes, stderr_truncated = e.stderr_truncated,
-                      start_time = coalesce(t.start_time, now()), end_time = now()
-               FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::int[],
-                           $7::jsonb[], $8::bigint[], $9::bool[], $10::bigint[], $11::bool[])
-                    AS e(node, status, reason, message, exit_code, data, stdout_bytes,
-                         stdout_truncated, stderr_bytes, stderr_truncated)
-               WHERE t.task_id = $1 AND t.node = e.node AND t.status IN ('pending', 'running')
-               RETURNING t.node""",
-            task_id,
-            [e.node for e in ended],
-            [e.result.status for e in ended],
-            [e.result.reason for e in ended],
-            [e.result.message for e in ended],
-            [e.result.exit_code for e in ended],
-            [e.result.data for e in ended],
-            [e.output.get("stdout", empty)[0] for e in ended],
-            [e.output.get("stdout", empty)[1] for e in ended],
-            [e.output.get("stderr", empty)[0] for e in ended],
-            [e.output.get("stderr", empty)[1] for e in ended],
-        )
-        return {r["node"] for r in records}
+    Only a pending node starts and a node ends once; one started and ended within the same
+    batch ends with its start time set. With ``worker_id``, nothing is written unless the task
+    is running on that worker (a worker that lost its lease must not write over what the new
+    owner records)."""
+    empty = (0, False)
+    records = await conn.fetch(
+        _WRITE_NODES_ANY if worker_id is None else _WRITE_NODES_FENCED,
+        task_id,
+        worker_id,
+        list(started),
+        [c[1] for c in chunks],
+        [c[2] for c in chunks],
+        [c[3] for c in chunks],
+        [c[4] for c in chunks],
+        [e.node for e in ended],
+        [e.result.status for e in ended],
+        [e.result.reason for e in ended],
+        [e.result.message for e in ended],
+        [e.result.exit_code for e in ended],
+        [e.result.data for e in ended],
+        [e.output.get("stdout", empty)[0] for e in ended],
+        [e.output.get("stdout", empty)[1] for e in ended],
+        [e.output.get("stderr", empty)[0] for e in ended],
+        [e.output.get("stderr", empty)[1] for e in ended],
+    )
+    return {r["node"] for r in records}
 
 
 async def finish(

@@ -555,17 +555,10 @@ def _detail(conn: Libssh2Connection | None, exc: Exception) -> str:
 # layout is checked by the objects' sizes; another layout makes ``fallback`` send every
 # connection through asyncssh instead.
 
-_NATIVE: list[Any] = []
 
-
+@functools.cache
 def _native() -> Any:
     """The loaded libssh2 (ctypes), or None when it or the objects' layout is not the known one."""
-    if not _NATIVE:
-        _NATIVE.append(_load_native())
-    return _NATIVE[0]
-
-
-def _load_native() -> Any:
     from ssh2.channel import Channel
 
     header = object.__basicsize__

@@ -140,3 +140,31 @@ async def test_a_writer_whose_worker_no_longer_holds_the_task_writes_nothing(
     stored = await rows(pool, task_id)
     assert (stored["n0"]["status"], stored["n1"]["status"]) == ("pending", "success")
     assert await pool.fetchval("SELECT count(*) FROM task_output WHERE task_id = $1", task_id) == 0
+
+
+async def test_one_batch_stores_starts_output_and_ends_together_a_node_in_both_ending_started(
+    pool: asyncpg.Pool,
+) -> None:
+    task_id = await new_task(pool, 3)
+    async with pool.acquire() as conn:
+        await store.write_nodes(conn, task_id, started=["n2"])
+        before = await store.version_of(conn, task_id)
+        recorded = await store.write_nodes(
+            conn, task_id, started=["n0", "n1"],
+            chunks=[(task_id, "n0", "stdout", 0, "zero\n"), (task_id, "n1", "stderr", 0, "one\n")],
+            ended=[store.NodeEnd("n1", NodeResult.failure("exit_code", "exit 1", exit_code=1),
+                                 {"stderr": (4, False)}),
+                   store.NodeEnd("n2", NodeResult.success("ok"), {})],
+        )  # fmt: skip
+        after = await store.version_of(conn, task_id)
+    assert recorded == {"n1", "n2"}
+    stored = await rows(pool, task_id)
+    assert stored["n0"]["status"] == "running" and stored["n0"]["end_time"] is None
+    assert (stored["n1"]["status"], stored["n1"]["exit_code"]) == ("failed", 1)
+    assert stored["n1"]["start_time"] is not None and stored["n1"]["stderr_bytes"] == 4
+    assert stored["n2"]["status"] == "success"
+    output = await pool.fetch(
+        "SELECT node, stream, data FROM task_output WHERE task_id = $1 ORDER BY node", task_id
+    )
+    assert [tuple(r) for r in output] == [("n0", "stdout", "zero\n"), ("n1", "stderr", "one\n")]
+    assert before is not None and after is not None and after[1] > before[1]

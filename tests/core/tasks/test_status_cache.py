@@ -12,7 +12,7 @@ import pytest
 
 from knm.core.db import connect_one
 from knm.core.envelope import ok
-from knm.core.tasks import output, status_cache, store
+from knm.core.tasks import status_cache, store
 from knm.core.tasks.retention import prune, prune_with
 from knm.testing.client import ApiClient
 from knm.testing.tasks import eventually, start_task, wait_for_task
@@ -78,7 +78,9 @@ async def test_a_running_tasks_status_is_answered_again_only_while_nothing_it_sh
         )
         found = (await _status(knm_client, admin_headers, task_id)).json()["data"]
         assert found["results"][0]["message"] == "node note"
-        await output.append_chunks(conn, [(task_id, "n1", "stdout", 1_000_000, "\nappended")])
+        await store.write_nodes(
+            conn, task_id, chunks=[(task_id, "n1", "stdout", 1_000_000, "\nappended")]
+        )
         found = (await _status(knm_client, admin_headers, task_id)).json()["data"]
         assert found["results"][0]["stdout"].endswith("\nappended")
         await conn.execute("UPDATE tasks SET message = 'task note' WHERE task_id = $1", task_id)
@@ -110,8 +112,8 @@ async def test_every_statement_on_a_tasks_nodes_or_output_bumps_its_revision(
         await conn.execute("UPDATE task_nodes SET message = 'x' WHERE task_id = $1", task_id)
         after_update = await store.version_of(conn, task_id)
         assert after_update is not None and after_update[1] > before[1]
-        await output.append_chunks(
-            conn, [(task_id, "n2", "stderr", 1_000_000 + i, "x") for i in range(3)]
+        await store.write_nodes(
+            conn, task_id, chunks=[(task_id, "n2", "stderr", 1_000_000 + i, "x") for i in range(3)]
         )
         after_copy = await store.version_of(conn, task_id)
         assert after_copy is not None and after_copy[1] > after_update[1]
