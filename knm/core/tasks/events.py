@@ -3,10 +3,9 @@
 Events are produced by the process that runs a task. The first event after a quiet interval
 is written at once; while events keep coming they are buffered for a short interval,
 coalesced (consecutive output of one node and stream becomes one event), written to
-``task_events`` (a small batch by one statement that also announces it, a large one by COPY),
-handed to this process's subscribers, and announced to other processes with one ``NOTIFY`` per
-task carrying only ``task_id:last_seq`` (payloads are limited to 8000 bytes, so subscribers
-elsewhere read the events themselves from the log).
+``task_events`` with one COPY, handed to this process's subscribers, and announced to other
+processes with one ``NOTIFY`` per task carrying only ``task_id:last_seq`` (payloads are limited
+to 8000 bytes, so subscribers elsewhere read the events themselves from the log).
 """
 
 from __future__ import annotations
@@ -29,34 +28,6 @@ FLUSH_INTERVAL = 0.05
 MAX_BATCH = 5000
 #: How often an event is moved past seqs other writers take meanwhile before it is dropped.
 MAX_RESEQUENCE = 5
-
-
-_COLUMNS = ("task_id", "seq", "type", "progress", "message", "data", "created_at")
-
-#: Up to this many events, a batch is stored and announced by one statement: one round trip
-#: where a COPY and a NOTIFY take three, each waiting a turn of an event loop busy with the
-#: task's nodes (a task's first results, a small task's events). A larger batch goes by COPY,
-#: then NOTIFY: per row, INSERT ... unnest costs the client about twice the CPU of a COPY
-#: (measured: 9.9 against 4.6 ms per 1,000 events; even at 50-100).
-ONE_STATEMENT_MAX = 64
-
-#: A batch of events stored, and each of its tasks announced as ``task_id:last_seq``.
-_STORE_AND_ANNOUNCE = """
-WITH stored AS (
-    INSERT INTO task_events (task_id, seq, type, progress, message, data, created_at)
-    SELECT * FROM unnest($1::text[], $2::int[], $3::text[], $4::int[], $5::text[], $6::jsonb[],
-                         $7::timestamptz[])
-)
-SELECT pg_notify($8, x) FROM unnest($9::text[]) AS x
-"""
-
-
-def _announcements(events: list[BaseEvent]) -> list[str]:
-    """``task_id:last_seq`` for each task of ``events`` (in seq order per task)."""
-    last: dict[str, int] = {}
-    for event in events:
-        last[event.task_id] = event.seq
-    return [f"{task_id}:{seq}" for task_id, seq in last.items()]
 
 
 #: The stream's messages are ``knm.wire`` events (a tagged union on ``type``); this is their base.
@@ -191,59 +162,55 @@ class EventLog:
 
     async def _write(self, batch: list[Event]) -> None:
         # Only this job writes (one batch at a time, seqs in order), and a batch is announced
-        # after it committed, so a reader of "everything after seq N" never meets a gap that a
-        # later commit fills.
+        # after its COPY committed, so a reader of "everything after seq N" never meets a gap
+        # that a later commit fills.
         records = [
             (e.task_id, e.seq, e.type, e.progress, e.message, e.data, e.timestamp) for e in batch
         ]
-        one_statement = len(batch) <= ONE_STATEMENT_MAX
         try:
             try:
                 async with self.pool.acquire() as conn:
-                    if one_statement:
-                        await conn.execute(
-                            _STORE_AND_ANNOUNCE, *zip(*records, strict=True), CHANNEL,
-                            _announcements(batch),
-                        )  # fmt: skip
-                    else:
-                        await conn.copy_records_to_table(
-                            "task_events", records=records, columns=list(_COLUMNS)
-                        )
+                    await conn.copy_records_to_table(
+                        "task_events",
+                        records=records,
+                        columns=[
+                            "task_id", "seq", "type", "progress", "message", "data", "created_at"
+                        ],
+                    )  # fmt: skip
             except asyncpg.IntegrityConstraintViolationError:
-                # Part of the batch is stored already (a batch that committed as the database
+                # Part of the batch is stored already (a COPY that committed as the database
                 # went down, its answer lost with the connection, then retried), a seq was
                 # taken by another writer (a lost task failed elsewhere), or a task was deleted
                 # (pruned). Dropping the whole batch lost a task's last events, "complete"
                 # among them: row by row instead, and what the log then holds goes out.
                 stored = await self._write_rows(batch, records)
-                announced = False
             else:
-                stored, announced = batch, one_statement
+                stored = batch
         except Exception:
             # Put the batch back (its seqs are assigned, so order holds) and let the loop retry.
             self._pending[:0] = batch
             raise
-        if not stored:
+        batch = stored
+        if not batch:
             return
         by_task: dict[str, list[Event]] = {}
-        for event in stored:
+        for event in batch:
             by_task.setdefault(event.task_id, []).append(event)
-        # Stored: hand the batch to this process's subscribers before announcing it (unless its
-        # statement did), so a failed announcement cannot leave them a gap, and this process's
-        # hub does not read back from the log what it already has.
+        # Stored: hand the batch to this process's subscribers before announcing it, so a
+        # failed announcement cannot leave them a gap, and this process's hub does not read
+        # back from the log what it already has.
         for task_id, events in by_task.items():
             self.deliver(task_id, events)
-        if not announced:
-            await self.pool.execute(
-                "SELECT pg_notify($1, x) FROM unnest($2::text[]) AS x",
-                CHANNEL,
-                _announcements(stored),
-            )
+        await self.pool.execute(
+            "SELECT pg_notify($1, x) FROM unnest($2::text[]) AS x",
+            CHANNEL,
+            [f"{task_id}:{events[-1].seq}" for task_id, events in by_task.items()],
+        )
 
     async def _write_rows(self, batch: list[Event], records: list[tuple[Any, ...]]) -> list[Event]:
         """Each event stored one by one; returns those the log now holds, in order.
 
-        An event whose row is already there with the same content is this log's own (a batch
+        An event whose row is already there with the same content is this log's own (a COPY
         that committed as its answer was lost). Another writer's event at that seq (a worker
         that lost its lease still writing while this process failed the task, or the other way
         round) does not cost this one its place: it and the task's later events, unwritten

@@ -25,14 +25,6 @@ async def _task(pool: asyncpg.Pool) -> str:
     return task_id
 
 
-@pytest.fixture(autouse=True, params=["one statement", "copy"])
-def batch_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
-    """Every case twice: small batches go by one statement, large ones by COPY then NOTIFY."""
-    if request.param == "copy":
-        monkeypatch.setattr(events, "ONE_STATEMENT_MAX", 0)
-    return str(request.param)
-
-
 def _delivering_log(pool: asyncpg.Pool) -> tuple[EventLog, list[Event]]:
     """A log and the list of what it hands to this process's subscribers."""
     delivered: list[Event] = []
@@ -186,33 +178,3 @@ async def test_an_event_after_a_quiet_interval_goes_at_once_the_next_waits_unles
         assert [e.seq for e in delivered] == [1, 2, 3]
     finally:
         await log.stop()
-
-
-async def test_a_batch_is_stored_delivered_and_announced_once_whichever_way_it_goes(
-    pool: asyncpg.Pool, knm_database_url: str
-) -> None:
-    task_id = await _task(pool)
-    log, delivered = _delivering_log(pool)
-    await log.open_task(task_id)
-    heard: list[str] = []
-    listener = await asyncpg.connect(knm_database_url)
-    await listener.add_listener(events.CHANNEL, lambda *args: heard.append(args[3]))
-    try:
-        for i in range(50):  # within ONE_STATEMENT_MAX: the fixture's "copy" sets it to 0
-            log.emit(task_id, "progress", i, f"step {i}")
-        await log._flush()
-
-        async def announced() -> bool:
-            return f"{task_id}:50" in heard
-
-        await eventually(announced, 20)
-        # A round trip: anything else announced before it has reached the listener too, its
-        # callback scheduled (asyncpg calls listeners soon, not at once).
-        await listener.execute("SELECT 1")
-        for _ in range(3):
-            await asyncio.sleep(0)
-    finally:
-        await listener.close()
-    assert [e.seq for e in delivered] == list(range(1, 51))
-    assert [e.seq for e in await read_events(pool, task_id)] == list(range(1, 51))
-    assert heard.count(f"{task_id}:50") == 1
