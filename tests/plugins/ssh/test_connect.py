@@ -10,14 +10,20 @@ from typing import Any
 
 import asyncssh
 import pytest
-from asyncssh.constants import MSG_IGNORE, MSG_USERAUTH_REQUEST
+from asyncssh.connection import SSHConnection
+from asyncssh.constants import (
+    MSG_GLOBAL_REQUEST,
+    MSG_IGNORE,
+    MSG_USERAUTH_REQUEST,
+)
 from asyncssh.kex import get_default_kex_algs
-from asyncssh.packet import SSHPacket, String
+from asyncssh.packet import SSHPacket, SSHPacketLogger, String
 
 from knm.core.credentials import DecryptedCredential
 from knm.core.transport import TransportError
 from knm.plugins.ssh.connect import (
     BATCHES_WRITES,
+    DEFERS_KEEPALIVES,
     ENCRYPTION_ALGS,
     KEX_ALGS,
     PREFERRED_AUTH,
@@ -53,8 +59,9 @@ class _Node(asyncssh.SSHServer):
     """A node taking the password by the ``password`` method and by keyboard-interactive, or
     by keyboard-interactive only; it notes how each login came in and how it ended."""
 
-    def __init__(self, methods: set[str], logins: list[str], endings: list[object]) -> None:
-        self.methods, self.logins, self.endings = methods, logins, endings
+    def __init__(self, methods: set[str], lab: _Lab) -> None:
+        self.methods, self.logins, self.endings = methods, lab.logins, lab.endings
+        self.connections = lab.connections
 
     def begin_auth(self, username: str) -> bool:
         return True
@@ -83,6 +90,9 @@ class _Node(asyncssh.SSHServer):
         self.logins.append("keyboard-interactive")
         return list(responses) == [_PASSWORD]
 
+    def connection_made(self, conn: asyncssh.SSHServerConnection) -> None:
+        self.connections.append(conn)
+
     def connection_lost(self, exc: Exception | None) -> None:
         self.endings.append(exc)
 
@@ -91,6 +101,7 @@ class _Lab:
     def __init__(self) -> None:
         self.logins: list[str] = []
         self.endings: list[object] = []
+        self.connections: list[asyncssh.SSHServerConnection] = []
         self.port = 0
 
 
@@ -102,11 +113,18 @@ async def node_lab(request: pytest.FixtureRequest) -> AsyncIterator[_Lab]:
     lab = _Lab()
 
     async def handle(process: asyncssh.SSHServerProcess[str]) -> None:
+        verb, _, count = (process.command or "").partition(" ")
+        if verb == "sleep":  # silent for that many seconds
+            await asyncio.sleep(float(count))
+        elif verb == "tick":  # a line every 50 ms, that many times
+            for _ in range(int(count)):
+                process.stdout.write(".\n")
+                await asyncio.sleep(0.05)
         process.stdout.write("ran\n")
         process.exit(0)
 
     server = await asyncssh.create_server(
-        lambda: _Node(methods, lab.logins, lab.endings), "127.0.0.1", 0,
+        lambda: _Node(methods, lab), "127.0.0.1", 0,
         server_host_keys=[asyncssh.generate_private_key("ssh-ed25519")], process_factory=handle,
     )  # fmt: skip
     lab.port = server.sockets[0].getsockname()[1]
@@ -248,6 +266,7 @@ async def test_packets_are_still_logged_when_asyncssh_is_asked_to(
     try:
         with caplog.at_level("DEBUG", logger="asyncssh"):
             conn = await _login(node_lab)
+            await conn.run("anything")
             conn.close()
             await conn.wait_closed()
     finally:
@@ -255,6 +274,31 @@ async def test_packets_are_still_logged_when_asyncssh_is_asked_to(
     said = [r.getMessage() for r in caplog.records]
     assert any("Sent MSG_USERAUTH_REQUEST" in m for m in said), said[:20]
     assert any("Received MSG_USERAUTH_SUCCESS" in m for m in said)
+    # A channel's packets under the channel's name, as asyncssh logs them.
+    assert any("chan=" in m and "Sent MSG_CHANNEL_REQUEST" in m for m in said), said[-20:]
+
+
+async def test_no_packet_is_described_for_a_log_that_takes_none(
+    node_lab: _Lab, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    described: list[tuple[str, int]] = []
+    describe = SSHPacketLogger._log_packet
+
+    def counted(self: SSHPacketLogger, msg: str, pkttype: int, *args: Any) -> None:
+        # The client's connection, its channels and its login (the node is in this process).
+        if isinstance(self if isinstance(self, SSHConnection) else self._conn, Connection):  # type: ignore[attr-defined]
+            described.append((msg, pkttype))
+        describe(self, msg, pkttype, *args)
+
+    monkeypatch.setattr(SSHPacketLogger, "_log_packet", counted)
+    conn = await _login(node_lab)
+    result = await conn.run("anything")
+    conn.close()
+    await conn.wait_closed()
+    assert result.stdout == "ran\n"
+    # Nothing sent; what the channel and the login receive is still described by asyncssh
+    # (a packet received goes through asyncssh's own handler classes).
+    assert described and not [t for msg, t in described if msg == "Sent"], described
 
 
 class _Counted:
@@ -304,8 +348,8 @@ async def test_the_logins_and_channels_messages_still_reach_an_info_log(
 
 
 def _packets_sent(monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    """The type of every packet knm's connections send for themselves from now on (a channel's
-    are logged by the channel)."""
+    """The type of every packet knm's connections send from now on (a channel's and the
+    login's too: with packet logging off they are logged, or not, by the connection)."""
     sent: list[int] = []
     log = Connection.log_sent_packet
 
@@ -355,3 +399,80 @@ async def test_under_a_cbc_cipher_asyncssh_still_puts_an_ignore_before_each_pack
     await conn.wait_closed()
     assert result.stdout == "ran\n"
     assert sent.count(MSG_IGNORE) >= 2  # at least the session's open and its exec request
+
+
+# --- keepalives -------------------------------------------------------------------------------
+
+
+async def test_a_silent_node_gets_a_keepalive_each_interval_and_answers_them(
+    node_lab: _Lab, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert DEFERS_KEEPALIVES, "this asyncssh no longer keeps its keepalive timer as Connection does"
+    sent = _packets_sent(monkeypatch)
+    conn = await _login(node_lab)
+    conn.set_keepalive(0.2, 2)
+    result = await conn.run("sleep 1.1")
+    conn.close()
+    await conn.wait_closed()
+    assert result.stdout == "ran\n"  # three unanswered ones would have dropped it
+    assert 3 <= sent.count(MSG_GLOBAL_REQUEST) <= 6
+
+
+async def test_a_node_sending_data_more_often_than_the_interval_gets_no_keepalive(
+    node_lab: _Lab, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sent = _packets_sent(monkeypatch)
+    conn = await _login(node_lab)
+    conn.set_keepalive(0.3, 2)
+    result = await conn.run("tick 24")  # 1.2 s, a line every 50 ms
+    assert result.stdout.count(".") == 24
+    assert sent.count(MSG_GLOBAL_REQUEST) == 0
+    # Once the node falls silent, the keepalives start an interval after its last line.
+    await asyncio.sleep(0.45)
+    conn.close()
+    await conn.wait_closed()
+    assert sent.count(MSG_GLOBAL_REQUEST) == 1
+
+
+async def test_a_node_that_stops_answering_is_lost_after_its_unanswered_keepalives(
+    node_lab: _Lab,
+) -> None:
+    conn = await _login(node_lab)
+    conn.set_keepalive(0.2, 2)
+    process = await conn.create_process("sleep 30")
+    node_lab.connections[-1]._transport.pause_reading()  # type: ignore[attr-defined]
+    started = asyncio.get_running_loop().time()
+    await asyncio.wait_for(conn.wait_closed(), 10)
+    waited = asyncio.get_running_loop().time() - started
+    assert 0.5 <= waited < 5  # three intervals: two keepalives unanswered, then the third
+    assert process.exit_status is None
+    node_lab.connections[-1]._transport.resume_reading()  # type: ignore[attr-defined]
+
+
+async def test_turning_keepalives_off_and_on_again_counts_the_interval_from_then(
+    node_lab: _Lab, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sent = _packets_sent(monkeypatch)
+    conn = await _login(node_lab)
+    conn.set_keepalive(0)  # as the pool does for an idle connection
+    await asyncio.sleep(0.3)
+    assert sent.count(MSG_GLOBAL_REQUEST) == 0
+    conn.set_keepalive(0.2, 2)  # checked out again
+    await asyncio.sleep(0.1)
+    assert sent.count(MSG_GLOBAL_REQUEST) == 0
+    await asyncio.sleep(0.25)
+    conn.close()
+    await conn.wait_closed()
+    assert sent.count(MSG_GLOBAL_REQUEST) == 1
+
+
+async def test_data_from_the_node_leaves_the_keepalive_timer_as_it_is(node_lab: _Lab) -> None:
+    conn = await _login(node_lab)
+    conn.set_keepalive(10, 2)
+    timer = conn._keepalive_timer  # type: ignore[attr-defined]
+    result = await conn.run("tick 10")
+    # asyncssh cancelled it and made another for every packet received.
+    assert conn._keepalive_timer is timer and not timer.cancelled()  # type: ignore[attr-defined]
+    conn.close()
+    await conn.wait_closed()
+    assert result.stdout.count(".") == 10
