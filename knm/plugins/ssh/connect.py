@@ -148,10 +148,17 @@ def _can_defer_keepalives() -> bool:
     to 2.24 at least): one ``TimerHandle`` in ``_keepalive_timer``, reset by
     ``_reset_keepalive_timer`` on every receive, firing ``_keepalive_timer_callback``."""
     cls = asyncssh.SSHClientConnection
-    return all(
-        callable(getattr(cls, name, None))
-        for name in ("_reset_keepalive_timer", "_keepalive_timer_callback", "_set_keepalive_timer")
-    ) and "_keepalive_timer" in inspect.getsource(cls._reset_keepalive_timer)
+
+    def names(method: str) -> set[str]:
+        # The attributes a method's code reads: no source files needed.
+        code = getattr(getattr(cls, method, None), "__code__", None)
+        return set(code.co_names) if code is not None else set()
+
+    return callable(getattr(cls, "_keepalive_timer_callback", None)) and (
+        {"_keepalive_timer", "_keepalive_interval", "_keepalive_timer_callback"}
+        <= names("_set_keepalive_timer")
+        and {"_auth_complete", "_set_keepalive_timer"} <= names("_reset_keepalive_timer")
+    )
 
 
 #: See ``_can_defer_keepalives``; tests assert it holds for the installed asyncssh.

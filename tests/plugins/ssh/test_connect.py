@@ -21,6 +21,7 @@ from asyncssh.packet import SSHPacket, SSHPacketLogger, String
 
 from knm.core.credentials import DecryptedCredential
 from knm.core.transport import TransportError
+from knm.plugins.ssh import connect
 from knm.plugins.ssh.connect import (
     BATCHES_WRITES,
     DEFERS_KEEPALIVES,
@@ -404,6 +405,18 @@ async def test_under_a_cbc_cipher_asyncssh_still_puts_an_ignore_before_each_pack
 # --- keepalives -------------------------------------------------------------------------------
 # The node is in this process, on the same event loop: a stall of the loop delays both ends, so
 # each test leaves several intervals of room rather than timing one.
+
+
+def test_an_asyncssh_keeping_its_keepalive_timer_another_way_keeps_its_own(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    assert connect._can_defer_keepalives()
+
+    def another_timer(self: asyncssh.SSHClientConnection) -> None:
+        self._timers = []  # type: ignore[attr-defined]
+
+    monkeypatch.setattr(asyncssh.SSHClientConnection, "_set_keepalive_timer", another_timer)
+    assert not connect._can_defer_keepalives()
 
 
 async def test_a_silent_node_gets_a_keepalive_each_interval_and_answers_them(
